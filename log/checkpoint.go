@@ -1,0 +1,207 @@
+package log
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// A checkpoint file holds one small value that must survive a crash whole
+// or not at all: the recovery point, the log start offset, and (for the
+// replica package) the high watermark and the leader-epoch cache.
+//
+// Layout, big-endian:
+//
+//	off  size  field
+//	  0     4  magic "SLCP"
+//	  4     2  version (CheckpointVersion)
+//	  6     4  payload length n (at most MaxCheckpointBytes)
+//	 10     n  payload
+//	10+n    4  CRC-32C of bytes 0..10+n
+//
+// Writes follow R4: write a temp file, fsync it, rename it over the old
+// file, fsync the directory. A reader therefore sees the old value or the
+// new one; a torn or bit-flipped file fails the CRC and reads as
+// ErrCorruptCheckpoint, never as a wrong value.
+
+// CheckpointVersion is the checkpoint file format version written and read.
+const CheckpointVersion = 1
+
+// MaxCheckpointBytes bounds a checkpoint payload; Read refuses bigger files
+// before allocating.
+const MaxCheckpointBytes = 1 << 20
+
+const (
+	checkpointMagic  = "SLCP"
+	checkpointHeader = 10
+	checkpointTemp   = ".tmp"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorruptCheckpoint matches (errors.Is) the error of reading a checkpoint
+// file that is short, has a bad magic, version, length or CRC.
+var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
+
+// Checkpoint is one checkpoint file. Its methods are safe for concurrent
+// use: writes are serialized so two writers never share the temp file.
+type Checkpoint struct {
+	path string
+	mu   sync.Mutex
+	buf  []byte
+}
+
+// NewCheckpoint returns the checkpoint stored at path. Nothing is read or
+// created until Read or Write.
+func NewCheckpoint(path string) *Checkpoint { return &Checkpoint{path: path} }
+
+// Path is the checkpoint file's path.
+func (c *Checkpoint) Path() string { return c.path }
+
+// Write replaces the checkpoint's payload durably (R4).
+func (c *Checkpoint) Write(payload []byte) error {
+	if len(payload) > MaxCheckpointBytes {
+		return fmt.Errorf("checkpoint %s: payload of %d bytes over %d", c.path, len(payload), MaxCheckpointBytes)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := append(c.buf[:0], checkpointMagic...)
+	b = binary.BigEndian.AppendUint16(b, CheckpointVersion)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	b = append(b, payload...)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	c.buf = b
+	if err := writeFileSync(c.path+checkpointTemp, b); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	if err := os.Rename(c.path+checkpointTemp, c.path); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	if err := syncDir(filepath.Dir(c.path)); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	return nil
+}
+
+// Read returns the checkpoint's payload, appended to dst[:0]. A missing file
+// is an error matching os.ErrNotExist; a damaged one matches
+// ErrCorruptCheckpoint.
+func (c *Checkpoint) Read(dst []byte) ([]byte, error) {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return dst[:0], fmt.Errorf("checkpoint: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	size := st.Size()
+	if size < checkpointHeader+4 || size > checkpointHeader+4+MaxCheckpointBytes {
+		return dst[:0], fmt.Errorf("checkpoint %s: %w: file of %d bytes", c.path, ErrCorruptCheckpoint, size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	payload, err := decodeCheckpoint(b)
+	if err != nil {
+		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	return append(dst[:0], payload...), nil
+}
+
+// decodeCheckpoint checks a whole checkpoint file's bytes and returns its
+// payload (aliasing b).
+func decodeCheckpoint(b []byte) ([]byte, error) {
+	if len(b) < checkpointHeader+4 {
+		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrCorruptCheckpoint, len(b), checkpointHeader+4)
+	}
+	if string(b[:4]) != checkpointMagic {
+		return nil, fmt.Errorf("%w: bad magic %q", ErrCorruptCheckpoint, b[:4])
+	}
+	if v := binary.BigEndian.Uint16(b[4:]); v != CheckpointVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrCorruptCheckpoint, v, CheckpointVersion)
+	}
+	n := int64(binary.BigEndian.Uint32(b[6:]))
+	if n > MaxCheckpointBytes || int64(len(b)) != checkpointHeader+n+4 {
+		return nil, fmt.Errorf("%w: payload length %d in a file of %d bytes", ErrCorruptCheckpoint, n, len(b))
+	}
+	end := checkpointHeader + int(n)
+	if got, want := crc32.Checksum(b[:end], castagnoli), binary.BigEndian.Uint32(b[end:]); got != want {
+		return nil, fmt.Errorf("%w: crc %#08x, stored %#08x", ErrCorruptCheckpoint, got, want)
+	}
+	return b[checkpointHeader:end], nil
+}
+
+// WriteOffset stores one int64 (an offset) as the payload.
+func (c *Checkpoint) WriteOffset(o int64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(o))
+	return c.Write(b[:])
+}
+
+// ReadOffset reads a payload written by WriteOffset.
+func (c *Checkpoint) ReadOffset() (int64, error) {
+	var buf [8]byte
+	b, err := c.Read(buf[:0])
+	if err != nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("checkpoint %s: %w: payload of %d bytes, want 8", c.path, ErrCorruptCheckpoint, len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// Remove deletes the checkpoint file (and a leftover temp file) and syncs
+// the directory. A missing file is not an error.
+func (c *Checkpoint) Remove() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range []string{c.path, c.path + checkpointTemp} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("checkpoint %s: %w", c.path, err)
+		}
+	}
+	return syncDir(filepath.Dir(c.path))
+}
+
+// writeFileSync creates or replaces path with b and fsyncs it.
+func writeFileSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs a directory so that creates, renames and removes in it are
+// durable (R4).
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

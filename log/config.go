@@ -1,0 +1,184 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/record"
+)
+
+// FsyncPolicy says when appended batches are made durable (R2).
+type FsyncPolicy uint8
+
+const (
+	// FsyncInterval syncs in the background every FlushInterval or every
+	// FlushBytes of appended data, whichever comes first; Append returns
+	// before its batch is durable and durability comes from replication.
+	FsyncInterval FsyncPolicy = iota
+	// FsyncAlways makes Append return only after an fsync covering its batch
+	// returned success. Concurrent Appends share one fsync (group commit).
+	FsyncAlways
+)
+
+// String returns the policy as configs spell it: "interval" or "always".
+func (p FsyncPolicy) String() string {
+	switch p {
+	case FsyncInterval:
+		return "interval"
+	case FsyncAlways:
+		return "always"
+	}
+	return fmt.Sprintf("fsync(%d)", uint8(p))
+}
+
+// ParseFsyncPolicy parses "always" or "interval".
+func ParseFsyncPolicy(s string) (FsyncPolicy, error) {
+	switch s {
+	case "always":
+		return FsyncAlways, nil
+	case "interval":
+		return FsyncInterval, nil
+	}
+	return 0, fmt.Errorf("fsync policy %q: want always or interval", s)
+}
+
+// Defaults applied by WithDefaults to zero fields.
+const (
+	DefaultSegmentBytes       = 1 << 30
+	DefaultSegmentAge         = 7 * 24 * time.Hour
+	DefaultRetentionAge       = 7 * 24 * time.Hour
+	DefaultFlushInterval      = time.Second
+	DefaultFlushBytes         = 64 << 20
+	DefaultMaxBatchBytes      = 1<<20 + record.HeaderSize // 1 MiB of records plus the batch header
+	DefaultIndexIntervalBytes = 4096
+	DefaultMaxIndexBytes      = 10 << 20
+)
+
+// Config is the configuration of one partition log. The zero value of a
+// field means its default (WithDefaults); -1 means unlimited where the field
+// says so.
+type Config struct {
+	// SegmentBytes rolls the active segment when an append would take it
+	// past this size. Default 1 GiB.
+	SegmentBytes int64
+	// SegmentAge rolls the active segment when now minus the max timestamp
+	// of its first batch passes it. Default 7 days; -1 = never.
+	SegmentAge time.Duration
+	// RetentionBytes deletes the oldest closed segments while the log stays
+	// at least this big without them. Default -1 = unlimited (0 also means
+	// the default, so "keep nothing" is not expressible; use
+	// DeleteRecordsBefore for that).
+	RetentionBytes int64
+	// RetentionAge deletes closed segments whose newest batch is older than
+	// this. Default 7 days; -1 = unlimited.
+	RetentionAge time.Duration
+	// Fsync is the durability policy. Default FsyncInterval.
+	Fsync FsyncPolicy
+	// FlushInterval is the period of the background flush (FsyncInterval)
+	// and of recovery-point checkpoints (both policies). Default 1 s.
+	FlushInterval time.Duration
+	// FlushBytes starts a background flush once this many bytes were
+	// appended since the last one (FsyncInterval). Default 64 MiB.
+	FlushBytes int64
+	// MaxBatchBytes bounds a whole batch, framing included; Append refuses
+	// bigger ones. Default 1 MiB plus the batch framing.
+	MaxBatchBytes int
+	// IndexIntervalBytes is the log bytes between two offset-index entries.
+	// Default 4096.
+	IndexIntervalBytes int
+	// MaxIndexBytes is the preallocated size of each index file; a full
+	// index rolls the segment. Default 10 MiB.
+	MaxIndexBytes int
+	// Logger receives lifecycle and recovery events. Default zap.NewNop().
+	Logger *zap.Logger
+	// Now is the clock for segment age and retention age. Default time.Now.
+	Now func() time.Time
+
+	// syncHook, when set (tests only), replaces each segment fsync: it gets
+	// the real sync and returns what the log must treat as its result.
+	syncHook func(sync func() error) error
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SegmentAge == 0 {
+		c.SegmentAge = DefaultSegmentAge
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = -1
+	}
+	if c.RetentionAge == 0 {
+		c.RetentionAge = DefaultRetentionAge
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = DefaultFlushBytes
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.IndexIntervalBytes == 0 {
+		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.MaxIndexBytes == 0 {
+		c.MaxIndexBytes = DefaultMaxIndexBytes
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// minSegmentBytes keeps a segment able to hold at least one header.
+const minSegmentBytes = 1024
+
+// Validate checks c after defaults are applied and names the first bad field.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	switch {
+	case c.SegmentBytes < minSegmentBytes:
+		return fieldError("SegmentBytes", c.SegmentBytes, fmt.Sprintf("below %d", minSegmentBytes))
+	case c.SegmentBytes > 1<<32-1:
+		// Index positions are u32.
+		return fieldError("SegmentBytes", c.SegmentBytes, "over 4 GiB - 1")
+	case c.SegmentAge < 0 && c.SegmentAge != -1:
+		return fieldError("SegmentAge", c.SegmentAge, "negative (use -1 for never)")
+	case c.RetentionBytes < -1:
+		return fieldError("RetentionBytes", c.RetentionBytes, "below -1")
+	case c.RetentionAge < 0 && c.RetentionAge != -1:
+		return fieldError("RetentionAge", c.RetentionAge, "negative (use -1 for unlimited)")
+	case c.Fsync != FsyncInterval && c.Fsync != FsyncAlways:
+		return fieldError("Fsync", c.Fsync, "unknown policy")
+	case c.FlushInterval < time.Millisecond:
+		return fieldError("FlushInterval", c.FlushInterval, "below 1ms")
+	case c.FlushBytes < 0:
+		return fieldError("FlushBytes", c.FlushBytes, "negative")
+	case c.MaxBatchBytes < record.HeaderSize:
+		return fieldError("MaxBatchBytes", c.MaxBatchBytes, "below a batch header")
+	case int64(c.MaxBatchBytes) > c.SegmentBytes:
+		return fieldError("MaxBatchBytes", c.MaxBatchBytes, "over SegmentBytes")
+	case c.IndexIntervalBytes < 0:
+		return fieldError("IndexIntervalBytes", c.IndexIntervalBytes, "negative")
+	case c.MaxIndexBytes < 12:
+		return fieldError("MaxIndexBytes", c.MaxIndexBytes, "below one index entry")
+	}
+	return nil
+}
+
+// ErrConfig matches (errors.Is) every error returned by Config.Validate.
+var ErrConfig = errors.New("invalid log config")
+
+func fieldError(field string, v any, why string) error {
+	return fmt.Errorf("%w: %s = %v: %s", ErrConfig, field, v, why)
+}
