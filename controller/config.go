@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// Topic config keys. The names are shared by the CLI (--config key=value),
+// the protocol and the docs.
+const (
+	ConfigRetentionMs      = "retention.ms"
+	ConfigRetentionBytes   = "retention.bytes"
+	ConfigSegmentBytes     = "segment.bytes"
+	ConfigSegmentMs        = "segment.ms"
+	ConfigFsync            = "fsync"
+	ConfigFsyncIntervalMs  = "fsync.interval.ms"
+	ConfigMaxMessageBytes  = "max.message.bytes"
+	ConfigMinInsyncReplica = "min.insync.replicas"
+	ConfigUncleanElection  = "unclean.leader.election"
+)
+
+// Values of ConfigFsync.
+const (
+	FsyncAlways   = "always"
+	FsyncInterval = "interval"
+)
+
+type configKind uint8
+
+const (
+	kindInt configKind = iota + 1
+	kindBool
+	kindEnum
+)
+
+// ConfigDef describes one topic config key.
+type ConfigDef struct {
+	Key     string
+	Default string
+	Doc     string
+	kind    configKind
+	min     int64 // kindInt: smallest allowed value
+	enum    []string
+}
+
+var topicConfigDefs = map[string]ConfigDef{
+	ConfigRetentionMs:      {Key: ConfigRetentionMs, Default: "604800000", Doc: "delete closed segments whose newest record is older than this (ms); -1 keeps forever", kind: kindInt, min: -1},
+	ConfigRetentionBytes:   {Key: ConfigRetentionBytes, Default: "-1", Doc: "delete the oldest closed segments while a partition is larger than this (bytes); -1 keeps all", kind: kindInt, min: -1},
+	ConfigSegmentBytes:     {Key: ConfigSegmentBytes, Default: "1073741824", Doc: "roll to a new segment at this size (bytes)", kind: kindInt, min: 4096},
+	ConfigSegmentMs:        {Key: ConfigSegmentMs, Default: "604800000", Doc: "roll to a new segment when the active one's first record is older than this (ms)", kind: kindInt, min: 1},
+	ConfigFsync:            {Key: ConfigFsync, Default: FsyncInterval, Doc: "always: acknowledge only after fsync (group commit); interval: fsync in the background and rely on replication", kind: kindEnum, enum: []string{FsyncAlways, FsyncInterval}},
+	ConfigFsyncIntervalMs:  {Key: ConfigFsyncIntervalMs, Default: "1000", Doc: "with fsync=interval, fsync at least this often (ms)", kind: kindInt, min: 1},
+	ConfigMaxMessageBytes:  {Key: ConfigMaxMessageBytes, Default: "1048588", Doc: "largest record batch accepted (bytes, after compression)", kind: kindInt, min: 128},
+	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync", kind: kindInt, min: 1},
+	ConfigUncleanElection:  {Key: ConfigUncleanElection, Default: "false", Doc: "allow a replica outside the ISR to become leader (may lose acknowledged records)", kind: kindBool},
+}
+
+// TopicConfigDefs returns every topic config key with its default and doc,
+// sorted by key.
+func TopicConfigDefs() []ConfigDef {
+	defs := make([]ConfigDef, 0, len(topicConfigDefs))
+	for _, d := range topicConfigDefs {
+		defs = append(defs, d)
+	}
+	sort.Slice(defs, func(i, j int) bool { return defs[i].Key < defs[j].Key })
+	return defs
+}
+
+// ErrInvalidConfig matches every config validation error.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// ValidateConfig checks one key and value.
+func ValidateConfig(key, value string) error {
+	d, ok := topicConfigDefs[key]
+	if !ok {
+		return fmt.Errorf("%w: unknown key %q", ErrInvalidConfig, key)
+	}
+	switch d.kind {
+	case kindInt:
+		n, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: %s=%q: not an integer", ErrInvalidConfig, key, value)
+		}
+		if n < d.min {
+			return fmt.Errorf("%w: %s=%d: below the minimum %d", ErrInvalidConfig, key, n, d.min)
+		}
+	case kindBool:
+		if _, err := strconv.ParseBool(value); err != nil {
+			return fmt.Errorf("%w: %s=%q: want true or false", ErrInvalidConfig, key, value)
+		}
+	case kindEnum:
+		for _, v := range d.enum {
+			if v == value {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: %s=%q: want one of %v", ErrInvalidConfig, key, value, d.enum)
+	}
+	return nil
+}
+
+// ValidateConfigs checks every key and value, in key order so the error is
+// deterministic.
+func ValidateConfigs(cfg map[string]string) error {
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := ValidateConfig(k, cfg[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxTopicNameLen is the longest topic name accepted.
+const MaxTopicNameLen = 249
+
+// ErrInvalidTopic matches every topic name validation error.
+var ErrInvalidTopic = errors.New("invalid topic name")
+
+// ValidateTopicName checks a topic name: 1 to 249 characters from
+// [a-zA-Z0-9._-], not "." or "..". Names are also directory names on disk,
+// which is why the alphabet is this small.
+func ValidateTopicName(name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidTopic)
+	}
+	if len(name) > MaxTopicNameLen {
+		return fmt.Errorf("%w: %d characters, at most %d", ErrInvalidTopic, len(name), MaxTopicNameLen)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q: character %q at %d; allowed: letters, digits, '.', '_', '-'", ErrInvalidTopic, name, c, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package controller
+
+import (
+	"fmt"
+	"sort"
+)
+
+// BrokerState is a broker's membership state.
+type BrokerState uint8
+
+// Broker states.
+const (
+	BrokerAlive BrokerState = iota + 1
+	BrokerOffline
+)
+
+func (s BrokerState) String() string {
+	switch s {
+	case BrokerAlive:
+		return "alive"
+	case BrokerOffline:
+		return "offline"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Broker is one registered broker.
+type Broker struct {
+	ID    int32       `json:"id"`
+	Addr  string      `json:"addr"` // client address, host:port
+	Rack  string      `json:"rack,omitempty"`
+	Epoch int64       `json:"epoch"` // new on every registration (R10)
+	State BrokerState `json:"state"`
+}
+
+// Partition is one partition's replication state.
+type Partition struct {
+	Index          int32   `json:"index"`
+	Replicas       []int32 `json:"replicas"` // preferred leader first
+	ISR            []int32 `json:"isr"`
+	Leader         int32   `json:"leader"` // -1 when none
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"` // bumped on every change
+}
+
+// Topic is one topic.
+type Topic struct {
+	ID         uint64            `json:"id"`
+	Name       string            `json:"name"`
+	Configs    map[string]string `json:"configs,omitempty"` // explicit overrides only
+	Partitions []Partition       `json:"partitions"`
+}
+
+// Config returns the topic's value for key, or the default.
+func (t *Topic) Config(key string) string {
+	if v, ok := t.Configs[key]; ok {
+		return v
+	}
+	return topicConfigDefs[key].Default
+}
+
+// Metadata is an immutable snapshot of the cluster metadata. Never modify a
+// Metadata obtained from a store; Clone it.
+type Metadata struct {
+	// Version increases with every change applied.
+	Version      uint64            `json:"version"`
+	ControllerID int32             `json:"controller_id"`
+	Brokers      map[int32]*Broker `json:"brokers"`
+	Topics       map[string]*Topic `json:"topics"`
+	NextTopicID  uint64            `json:"next_topic_id"`
+}
+
+// NewMetadata returns an empty snapshot.
+func NewMetadata() *Metadata {
+	return &Metadata{Brokers: map[int32]*Broker{}, Topics: map[string]*Topic{}, NextTopicID: 1, ControllerID: -1}
+}
+
+// Clone returns a deep copy.
+func (m *Metadata) Clone() *Metadata {
+	c := *m
+	c.Brokers = make(map[int32]*Broker, len(m.Brokers))
+	for id, b := range m.Brokers {
+		bb := *b
+		c.Brokers[id] = &bb
+	}
+	c.Topics = make(map[string]*Topic, len(m.Topics))
+	for name, t := range m.Topics {
+		c.Topics[name] = t.clone()
+	}
+	return &c
+}
+
+func (t *Topic) clone() *Topic {
+	c := *t
+	if t.Configs != nil {
+		c.Configs = make(map[string]string, len(t.Configs))
+		for k, v := range t.Configs {
+			c.Configs[k] = v
+		}
+	}
+	c.Partitions = make([]Partition, len(t.Partitions))
+	for i, p := range t.Partitions {
+		p.Replicas = append([]int32(nil), p.Replicas...)
+		p.ISR = append([]int32(nil), p.ISR...)
+		c.Partitions[i] = p
+	}
+	return &c
+}
+
+// TopicNames returns the topic names, sorted.
+func (m *Metadata) TopicNames() []string {
+	names := make([]string, 0, len(m.Topics))
+	for n := range m.Topics {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// AliveBrokers returns the alive brokers' ids, sorted.
+func (m *Metadata) AliveBrokers() []int32 {
+	ids := make([]int32, 0, len(m.Brokers))
+	for id, b := range m.Brokers {
+		if b.State == BrokerAlive {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
