@@ -1,0 +1,210 @@
+package segment
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"github.com/tysonmote/gommap"
+)
+
+// Entry widths of the two index files.
+const (
+	offsetEntrySize = 8  // relative offset u32, position u32
+	timeEntrySize   = 12 // max timestamp i64, relative offset u32
+)
+
+var be = binary.BigEndian
+
+// index is one memory-mapped, preallocated index file of fixed-width
+// entries. The mapping has room for cap() entries and never moves while the
+// segment is open; the file may be shorter than the mapping (trimmed by Seal
+// or Close, or reset), so the writer extends the file before it writes past
+// fileLen, and nobody reads past n entries, which are always inside the file.
+//
+// Only the writer appends, truncates or resets; readers read entries [0, n)
+// after loading n, and the writer never rewrites an entry below a reader's n
+// while that reader can run (TruncateTo waits for readers first).
+type index struct {
+	path    string
+	f       *os.File
+	mm      gommap.MMap
+	width   int64
+	n       atomic.Int64 // published entries
+	fileLen int64        // writer: current file size
+}
+
+// openIndex opens (or creates, and then preallocates) an index file and maps
+// it with room for maxBytes of entries, or the whole file if it is larger.
+func openIndex(path string, width int64, maxBytes int, create bool) (*index, error) {
+	flag := os.O_RDWR | os.O_CREATE
+	if create {
+		flag |= os.O_EXCL
+	}
+	f, err := os.OpenFile(path, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	length := int64(maxBytes) / width * width
+	if fl := (st.Size() + width - 1) / width * width; fl > length {
+		length = fl
+	}
+	mm, err := gommap.MapRegion(f.Fd(), 0, length, gommap.PROT_READ|gommap.PROT_WRITE, gommap.MAP_SHARED)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	ix := &index{path: path, f: f, mm: mm, width: width, fileLen: st.Size()}
+	if create {
+		if err := ix.extend(); err != nil {
+			ix.close()
+			return nil, err
+		}
+	}
+	return ix, nil
+}
+
+// cap is the number of entries the mapping has room for.
+func (ix *index) cap() int64 { return int64(len(ix.mm)) / ix.width }
+
+// full reports whether no entry can be appended.
+func (ix *index) full() bool { return ix.n.Load() >= ix.cap() }
+
+// extend grows the file to the whole mapping (sparse), so entries can be
+// written anywhere in it.
+func (ix *index) extend() error {
+	if err := ix.f.Truncate(int64(len(ix.mm))); err != nil {
+		return fmt.Errorf("extend %s: %w", ix.path, err)
+	}
+	ix.fileLen = int64(len(ix.mm))
+	return nil
+}
+
+// reserve makes sure the next entry lies inside the file.
+func (ix *index) reserve() error {
+	if (ix.n.Load()+1)*ix.width > ix.fileLen {
+		return ix.extend()
+	}
+	return nil
+}
+
+// slot returns the bytes of the next entry, or nil if the index is full or
+// the file could not be extended (an index is a hint: a missing entry only
+// makes lookups scan further).
+func (ix *index) slot() []byte {
+	n := ix.n.Load()
+	if n >= ix.cap() || ix.reserve() != nil {
+		return nil
+	}
+	return ix.mm[n*ix.width : (n+1)*ix.width]
+}
+
+// publish makes the entry written into slot visible to readers.
+func (ix *index) publish() { ix.n.Add(1) }
+
+func (ix *index) appendOffset(rel, pos uint32) {
+	if e := ix.slot(); e != nil {
+		be.PutUint32(e, rel)
+		be.PutUint32(e[4:], pos)
+		ix.publish()
+	}
+}
+
+func (ix *index) appendTime(ts int64, rel uint32) {
+	if e := ix.slot(); e != nil {
+		be.PutUint64(e, uint64(ts))
+		be.PutUint32(e[8:], rel)
+		ix.publish()
+	}
+}
+
+// offsetAt returns offset-index entry i.
+func (ix *index) offsetAt(i int64) (rel, pos uint32) {
+	e := ix.mm[i*offsetEntrySize:]
+	return be.Uint32(e), be.Uint32(e[4:])
+}
+
+// timeAt returns time-index entry i.
+func (ix *index) timeAt(i int64) (ts int64, rel uint32) {
+	e := ix.mm[i*timeEntrySize:]
+	return int64(be.Uint64(e)), be.Uint32(e[8:])
+}
+
+// truncate drops entries [n, current). The caller has made sure no reader
+// can still look at them.
+func (ix *index) truncate(n int64) {
+	old := ix.n.Load()
+	if n >= old {
+		return
+	}
+	ix.n.Store(n)
+	clear(ix.mm[n*ix.width : old*ix.width])
+}
+
+// reset empties the index, garbage included: the file is cut to zero and
+// grows again (zero-filled) at the next entry. No reader may be looking.
+func (ix *index) reset() error {
+	ix.n.Store(0)
+	if err := ix.f.Truncate(0); err != nil {
+		return fmt.Errorf("reset %s: %w", ix.path, err)
+	}
+	ix.fileLen = 0
+	return nil
+}
+
+// trim cuts the file to its used size.
+func (ix *index) trim() error {
+	used := ix.n.Load() * ix.width
+	if ix.fileLen == used {
+		return nil
+	}
+	if err := ix.f.Truncate(used); err != nil {
+		return fmt.Errorf("trim %s: %w", ix.path, err)
+	}
+	ix.fileLen = used
+	return nil
+}
+
+// countEntries loads n from the file after open: entries up to the first
+// all-zero one (the end of a preallocated index) or the end of the file. It
+// reports false when the file is not a whole number of entries.
+func (ix *index) countEntries() bool {
+	if ix.fileLen%ix.width != 0 {
+		return false
+	}
+	limit := ix.fileLen / ix.width
+	var n int64
+	for ; n < limit; n++ {
+		if isZero(ix.mm[n*ix.width : (n+1)*ix.width]) {
+			break
+		}
+	}
+	ix.n.Store(n)
+	return true
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (ix *index) close() error {
+	err := ix.mm.UnsafeUnmap()
+	if cerr := ix.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close %s: %w", ix.path, err)
+	}
+	return nil
+}
