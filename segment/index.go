@@ -33,6 +33,7 @@ type index struct {
 	width   int64
 	n       atomic.Int64 // published entries
 	fileLen int64        // writer: current file size
+	missing bool         // Open found no file and created it
 }
 
 // openIndex opens (or creates, and then preallocates) an index file and maps
@@ -42,6 +43,7 @@ func openIndex(path string, width int64, maxBytes int, create bool) (*index, err
 	if create {
 		flag |= os.O_EXCL
 	}
+	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func openIndex(path string, width int64, maxBytes int, create bool) (*index, err
 		f.Close()
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	ix := &index{path: path, f: f, mm: mm, width: width, fileLen: st.Size()}
+	ix := &index{path: path, f: f, mm: mm, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
 	if create {
 		if err := ix.extend(); err != nil {
 			ix.close()

@@ -172,7 +172,7 @@ func (s *Segment) resume(mm []byte, end int64) (int64, int64, error) {
 // then the tail scanned.
 func (s *Segment) load(m *mapping) error {
 	end := s.logFileLen
-	if !(s.idx.countEntries() && s.tidx.countEntries() && s.indexesSane(m.mm, end)) {
+	if s.idx.missing || s.tidx.missing || !(s.idx.countEntries() && s.tidx.countEntries() && s.indexesSane(m.mm, end)) {
 		if err := s.idx.reset(); err != nil {
 			return err
 		}
