@@ -346,9 +346,9 @@ func TestRecover(t *testing.T) {
 		name     string
 		damage   func(t *testing.T, dir string, m *model)
 		minEpoch int32
-		keep     int                 // batches kept, of 30
+		keep     int                  // batches kept, of 30
 		reason   func(err error) bool // nil: a clean scan
-		dirty    bool                // Open notices (damage after the last index entry)
+		dirty    bool                 // Open notices (damage after the last index entry)
 	}{
 		{"clean", func(*testing.T, string, *model) {}, 0, 30, nil, false},
 		{"flipped payload bit", flip(record.HeaderSize + 20), 0, k, crc, false},
