@@ -1,0 +1,184 @@
+// Package protocol is the wire format between sluice clients and brokers:
+// frames, request and response headers, the request and response types of
+// every API, and the table of error codes.
+//
+// The format is sluice's own — Kafka-like in spirit, not Kafka-compatible.
+// Everything is big-endian. A frame is an i32 length followed by that many
+// bytes. A request frame holds api key i16, api version i16, correlation id
+// i32, client id (i16 length, -1 = null) and the body; a response frame
+// holds the correlation id i32 and the body. Requests on one connection are
+// answered in order.
+//
+// The uniform error rule: every response body of every API and version
+// begins with an i16 top-level error code, and a body that is exactly that
+// code (non-zero) is a valid response to any request. A broker that cannot
+// serve a request at all — unknown key, unsupported version — answers with
+// such a body (AppendErrorResponse), and the client's decoder for the API
+// it called recognises it without knowing anything else about the failure.
+//
+// Record sets travel as opaque bytes: the protocol never looks inside them.
+// Decoded record bytes alias the frame buffer (zero copy), and a Fetch
+// response can be encoded with holes where the broker writes each
+// partition's records straight from the segment (FetchResponse.AppendSplitFrame).
+//
+// Each message type has Append (encode the body into a reusable buffer) and
+// Decode (parse a body, reusing the struct's slices and strings, with every
+// length checked against the bytes remaining before anything is allocated).
+// Messages are not safe for concurrent use; neither is a Decoder or a
+// FrameReader. Everything else in the package is stateless.
+package protocol
+
+import (
+	"fmt"
+	"strings"
+)
+
+// APIKey identifies a request type. The numbers are Kafka's for the same
+// API, which costs nothing and keeps traces readable.
+type APIKey int16
+
+// The APIs sluice speaks.
+const (
+	Produce         APIKey = 0
+	Fetch           APIKey = 1
+	ListOffsets     APIKey = 2
+	Metadata        APIKey = 3
+	APIVersions     APIKey = 18
+	CreateTopics    APIKey = 19
+	DeleteTopics    APIKey = 20
+	DescribeConfigs APIKey = 32
+	AlterConfigs    APIKey = 33
+)
+
+// apiInfo is one row of the API table. The "what" strings name the message
+// in decode errors; keeping them here avoids building them per decode.
+type apiInfo struct {
+	name        string
+	min, max    int16
+	reqWhat     string
+	respWhat    string
+	newRequest  func() Message
+	newResponse func() Message
+}
+
+// apiTable is the one table of APIs: key, name, supported versions and the
+// message types. Indexed by key; rows with an empty name are unused keys.
+var apiTable = [...]apiInfo{
+	Produce:         row("Produce", 0, 0, func() Message { return new(ProduceRequest) }, func() Message { return new(ProduceResponse) }),
+	Fetch:           row("Fetch", 0, 0, func() Message { return new(FetchRequest) }, func() Message { return new(FetchResponse) }),
+	ListOffsets:     row("ListOffsets", 0, 0, func() Message { return new(ListOffsetsRequest) }, func() Message { return new(ListOffsetsResponse) }),
+	Metadata:        row("Metadata", 0, 0, func() Message { return new(MetadataRequest) }, func() Message { return new(MetadataResponse) }),
+	APIVersions:     row("ApiVersions", 0, 0, func() Message { return new(APIVersionsRequest) }, func() Message { return new(APIVersionsResponse) }),
+	CreateTopics:    row("CreateTopics", 0, 0, func() Message { return new(CreateTopicsRequest) }, func() Message { return new(CreateTopicsResponse) }),
+	DeleteTopics:    row("DeleteTopics", 0, 0, func() Message { return new(DeleteTopicsRequest) }, func() Message { return new(DeleteTopicsResponse) }),
+	DescribeConfigs: row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
+	AlterConfigs:    row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
+}
+
+func row(name string, min, max int16, req, resp func() Message) apiInfo {
+	what := strings.ToLower(name) // error strings start in lower case
+	return apiInfo{name: name, min: min, max: max, reqWhat: what + " request", respWhat: what + " response",
+		newRequest: req, newResponse: resp}
+}
+
+func (k APIKey) info() *apiInfo {
+	if k < 0 || int(k) >= len(apiTable) || apiTable[k].name == "" {
+		return nil
+	}
+	return &apiTable[k]
+}
+
+// String returns the API's name (Fetch), or ApiKey(n) for an unknown key.
+func (k APIKey) String() string {
+	if a := k.info(); a != nil {
+		return a.name
+	}
+	return fmt.Sprintf("ApiKey(%d)", int16(k))
+}
+
+// Versions returns the range of versions this build supports for k; ok is
+// false for an unknown key.
+func (k APIKey) Versions() (min, max int16, ok bool) {
+	if a := k.info(); a != nil {
+		return a.min, a.max, true
+	}
+	return 0, 0, false
+}
+
+// Supports reports whether this build can decode and encode version v of k.
+func (k APIKey) Supports(v int16) bool {
+	a := k.info()
+	return a != nil && v >= a.min && v <= a.max
+}
+
+// SupportedAPIs lists every API with its version range, in key order: the
+// body of an ApiVersions response.
+func SupportedAPIs() []APIVersionRange {
+	var out []APIVersionRange
+	for k := range apiTable {
+		if a := &apiTable[k]; a.name != "" {
+			out = append(out, APIVersionRange{Key: APIKey(k), Min: a.min, Max: a.max})
+		}
+	}
+	return out
+}
+
+// NewRequest returns a zero request of type k, or nil for an unknown key.
+func NewRequest(k APIKey) Message {
+	if a := k.info(); a != nil {
+		return a.newRequest()
+	}
+	return nil
+}
+
+// NewResponse returns a zero response of type k, or nil for an unknown key.
+func NewResponse(k APIKey) Message {
+	if a := k.info(); a != nil {
+		return a.newResponse()
+	}
+	return nil
+}
+
+// Message is implemented by every request and response type.
+type Message interface {
+	// Key is the API the message belongs to.
+	Key() APIKey
+	// Append encodes the body at the given version onto dst. The version
+	// must be one Key supports (AppendRequest and AppendResponse check).
+	Append(dst []byte, version int16) []byte
+	// Decode parses the body held by d at the given version into the
+	// message, reusing its slices and strings. Bytes fields alias d's input.
+	Decode(d *Decoder, version int16) error
+}
+
+// Decode parses body into m at the given version with a fresh Decoder. A
+// connection decoding many messages keeps its own Decoder and calls
+// m.Decode to avoid the allocation.
+func Decode(m Message, body []byte, version int16) error {
+	var d Decoder
+	d.Reset(body)
+	return m.Decode(&d, version)
+}
+
+// begin names the message for errors and checks the version.
+func (d *Decoder) beginMessage(k APIKey, response bool, version int16) error {
+	a := k.info()
+	d.what = a.reqWhat
+	if response {
+		d.what = a.respWhat
+	}
+	d.depth = 0
+	if version < a.min || version > a.max {
+		d.err = fmt.Errorf("%s v%d: %w", d.what, version, ErrUnsupportedVersion)
+	}
+	return d.err
+}
+
+// errorOnly implements the uniform error rule for response decoders: it
+// reads the top-level error code and reports whether the body is nothing
+// but a non-zero code, in which case the decoder clears the rest of the
+// response and stops.
+func (d *Decoder) errorOnly(code *ErrorCode) bool {
+	*code = ErrorCode(d.int16("error_code"))
+	return d.err == nil && d.Remaining() == 0 && *code != NoError
+}

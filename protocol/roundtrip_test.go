@@ -1,0 +1,100 @@
+package protocol
+
+import (
+	"bytes"
+	"math/rand"
+	"reflect"
+	"testing"
+)
+
+// TestRoundTripRandom checks Decode(Append(x)) == x for random values of
+// every request and response type, and that decoding into a struct that
+// held another message leaves nothing of it behind.
+func TestRoundTripRandom(t *testing.T) {
+	iters := 60
+	if testing.Short() {
+		iters = 10
+	}
+	for _, k := range allKeys() {
+		for _, isResp := range []bool{false, true} {
+			newMsg := NewRequest
+			if isResp {
+				newMsg = NewResponse
+			}
+			t.Run(reflect.TypeOf(newMsg(k)).Elem().Name(), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(int64(k)*2 + map[bool]int64{false: 0, true: 1}[isResp]))
+				reused := newMsg(k)
+				for range iters {
+					x := randomMessage(t, newMsg(k), rng)
+					checkRoundTrip(t, x, newMsg(k))
+					checkRoundTrip(t, x, reused)
+				}
+			})
+		}
+	}
+}
+
+// checkRoundTrip encodes x, decodes it into into (fresh or reused) and
+// checks that the result equals x and re-encodes to the same bytes.
+func checkRoundTrip(t *testing.T, x, into Message) {
+	t.Helper()
+	enc := x.Append(nil, 0)
+	if err := Decode(into, enc, 0); err != nil {
+		t.Fatalf("%T: decode: %v", x, err)
+	}
+	if !same(x, into) {
+		t.Fatalf("%T: round trip differs:\n in  %+v\n out %+v", x, x, into)
+	}
+	if re := into.Append(nil, 0); !bytes.Equal(re, enc) {
+		t.Fatalf("%T: re-encoding differs", x)
+	}
+}
+
+// TestRoundTripSamples covers the hand-written samples, whose values (null
+// vs empty record sets, AllTopics) random values rarely hit exactly.
+func TestRoundTripSamples(t *testing.T) {
+	for _, ms := range [][]Message{sampleRequests(), sampleResponses()} {
+		for _, x := range ms {
+			checkRoundTrip(t, x, fresh(x))
+		}
+	}
+}
+
+func TestNullAndEmptyRecords(t *testing.T) {
+	in := &ProduceRequest{Topics: []ProduceTopic{{Name: "t", Partitions: []ProducePartition{
+		{Partition: 0, Records: nil}, {Partition: 1, Records: []byte{}}, {Partition: 2, Records: []byte{9}}}}}}
+	var out ProduceRequest
+	if err := Decode(&out, in.Append(nil, 0), 0); err != nil {
+		t.Fatal(err)
+	}
+	ps := out.Topics[0].Partitions
+	if ps[0].Records != nil || ps[1].Records == nil || len(ps[1].Records) != 0 || !bytes.Equal(ps[2].Records, []byte{9}) {
+		t.Fatalf("null/empty records not preserved: %#v", ps)
+	}
+}
+
+// TestDecodeAliases checks that decoded record sets point into the input
+// rather than at copies, and cannot be appended into the bytes after them.
+func TestDecodeAliases(t *testing.T) {
+	for _, m := range []Message{sampleRequests()[0], sampleResponses()[1]} {
+		enc := m.Append(nil, 0)
+		got := fresh(m)
+		if err := Decode(got, enc, 0); err != nil {
+			t.Fatal(err)
+		}
+		var recs []byte
+		switch g := got.(type) {
+		case *ProduceRequest:
+			recs = g.Topics[0].Partitions[0].Records
+		case *FetchResponse:
+			recs = g.Topics[0].Partitions[0].Records
+		}
+		i := bytes.Index(enc, recs)
+		if i < 0 || &enc[i] != &recs[0] {
+			t.Errorf("%T: records do not alias the input", m)
+		}
+		if cap(recs) != len(recs) {
+			t.Errorf("%T: records cap %d > len %d: an append would overwrite the next field", m, cap(recs), len(recs))
+		}
+	}
+}

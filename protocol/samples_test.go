@@ -1,0 +1,127 @@
+package protocol
+
+import (
+	"bytes"
+	"math/rand"
+	"reflect"
+	"testing"
+	"testing/quick"
+)
+
+// sampleRequests and sampleResponses hold one filled-in message per API:
+// fuzz seeds and fixtures for the frame tests.
+func sampleRequests() []Message {
+	return []Message{
+		&ProduceRequest{Acks: AcksAll, TimeoutMs: 30000, Topics: []ProduceTopic{
+			{Name: "orders", Partitions: []ProducePartition{{Partition: 0, Records: []byte("batch-0")}, {Partition: 3, Records: nil}}},
+			{Name: "audit", Partitions: []ProducePartition{{Partition: 1, Records: []byte{}}}},
+		}},
+		&FetchRequest{ReplicaID: -1, ReplicaEpoch: -1, MaxWaitMs: 500, MinBytes: 1, MaxBytes: 50 << 20, Isolation: ReadCommitted,
+			Topics: []FetchTopic{{Name: "orders", Partitions: []FetchPartition{{Partition: 2, CurrentLeaderEpoch: 7, FetchOffset: 1234, LogStartOffset: -1, PartitionMaxBytes: 1 << 20}}}}},
+		&ListOffsetsRequest{ReplicaID: -1, Topics: []ListOffsetsTopic{{Name: "orders", Partitions: []ListOffsetsPartition{
+			{Partition: 0, CurrentLeaderEpoch: 3, Timestamp: LatestTimestamp}, {Partition: 1, CurrentLeaderEpoch: -1, Timestamp: EarliestTimestamp}}}}},
+		&MetadataRequest{Topics: []string{"orders", "audit"}},
+		&MetadataRequest{AllTopics: true},
+		&APIVersionsRequest{},
+		&CreateTopicsRequest{Topics: []CreatableTopic{{Name: "orders", Partitions: 12, ReplicationFactor: 3,
+			Configs: []Config{{"retention.ms", "86400000"}, {"min.insync.replicas", "2"}}}}, TimeoutMs: 5000, ValidateOnly: true},
+		&DeleteTopicsRequest{Topics: []string{"old"}, TimeoutMs: 5000},
+		&DescribeConfigsRequest{Resources: []DescribeConfigsResource{{Type: ResourceTopic, Name: "orders", ConfigNames: []string{"retention.ms"}}}},
+		&AlterConfigsRequest{Resources: []AlterConfigsResource{{Type: ResourceTopic, Name: "orders",
+			Configs: []AlterableConfig{{Name: "retention.ms", Op: ConfigSet, Value: "1000"}, {Name: "cleanup.policy", Op: ConfigDelete}}}}},
+	}
+}
+
+func sampleResponses() []Message {
+	return []Message{
+		&ProduceResponse{ThrottleMs: 5, Topics: []ProduceTopicResponse{{Name: "orders", Partitions: []ProducePartitionResponse{
+			{Partition: 0, BaseOffset: 100, LogAppendTime: -1, LogStartOffset: 0},
+			{Partition: 3, ErrorCode: ErrNotLeaderOrFollower, ErrorMessage: "leader is 2", BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}}}}},
+		&FetchResponse{Topics: []FetchTopicResponse{{Name: "orders", Partitions: []FetchPartitionResponse{
+			{Partition: 2, HighWatermark: 2000, LastStableOffset: 2000, LogStartOffset: 0, Records: []byte("some batches")},
+			{Partition: 5, ErrorCode: ErrOffsetOutOfRange, HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}}}}},
+		&ListOffsetsResponse{Topics: []ListOffsetsTopicResponse{{Name: "orders", Partitions: []ListOffsetsPartitionResponse{
+			{Partition: 0, Timestamp: -1, Offset: 2000, LeaderEpoch: 3}}}}},
+		&MetadataResponse{Brokers: []BrokerMetadata{{ID: 1, Host: "b1", Port: 9092, Rack: "r1"}, {ID: 2, Host: "b2", Port: 9092}},
+			ClusterID: "c-1", ControllerID: 1, Topics: []TopicMetadata{{Name: "orders", Partitions: []PartitionMetadata{
+				{Partition: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2}, ISR: []int32{1}, OfflineReplicas: []int32{2}}}}}},
+		&APIVersionsResponse{APIs: SupportedAPIs()},
+		&CreateTopicsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "dup", ErrorCode: ErrTopicAlreadyExists, ErrorMessage: "exists"}}},
+		&DeleteTopicsResponse{Topics: []TopicError{{Name: "old", ErrorCode: ErrUnknownTopicOrPartition}}},
+		&DescribeConfigsResponse{Resources: []DescribeConfigsResult{{Type: ResourceTopic, Name: "orders",
+			Configs: []ConfigEntry{{Name: "retention.ms", Value: "86400000", IsDefault: true}, {Name: "secret", Sensitive: true, ReadOnly: true}}}}},
+		&AlterConfigsResponse{Resources: []ResourceError{{ErrorCode: ErrInvalidConfig, ErrorMessage: "bad value", Type: ResourceTopic, Name: "orders"}}},
+	}
+}
+
+// allKeys lists every API in the table.
+func allKeys() []APIKey {
+	var ks []APIKey
+	for _, r := range SupportedAPIs() {
+		ks = append(ks, r.Key)
+	}
+	return ks
+}
+
+// randomMessage fills a message of m's type with random values. Fields
+// whose random values have no encoding of their own are fixed up.
+func randomMessage(t *testing.T, m Message, rng *rand.Rand) Message {
+	v, ok := quick.Value(reflect.TypeOf(m).Elem(), rng)
+	if !ok {
+		t.Fatalf("quick.Value cannot fill %T", m)
+	}
+	p := reflect.New(v.Type())
+	p.Elem().Set(v)
+	out := p.Interface().(Message)
+	if r, ok := out.(*MetadataRequest); ok && r.AllTopics {
+		r.Topics = nil // a null array has no elements
+	}
+	return out
+}
+
+// sameValue compares like reflect.DeepEqual but treats nil and empty
+// slices as equal: a decoded zero-count array is nil, or a reused empty
+// slice.
+func sameValue(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Pointer:
+		return sameValue(a.Elem(), b.Elem())
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !sameValue(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Slice:
+		if a.Len() != b.Len() {
+			return false
+		}
+		if a.Type().Elem().Kind() == reflect.Uint8 {
+			return bytes.Equal(a.Bytes(), b.Bytes())
+		}
+		for i := range a.Len() {
+			if !sameValue(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	default:
+		return a.Interface() == b.Interface()
+	}
+}
+
+func same(a, b Message) bool { return sameValue(reflect.ValueOf(a), reflect.ValueOf(b)) }
+
+// errorCodeOf and setErrorCode reach the top-level ErrorCode every
+// response type has.
+func errorCodeOf(m Message) ErrorCode {
+	return ErrorCode(reflect.ValueOf(m).Elem().FieldByName("ErrorCode").Int())
+}
+
+func setErrorCode(m Message, c ErrorCode) {
+	reflect.ValueOf(m).Elem().FieldByName("ErrorCode").SetInt(int64(c))
+}
+
+// fresh returns a zero message of m's type.
+func fresh(m Message) Message { return reflect.New(reflect.TypeOf(m).Elem()).Interface().(Message) }
