@@ -115,25 +115,79 @@ func zstdEncoder() (*zstd.Encoder, error) {
 	return zstdEnc, zstdEncErr
 }
 
-// zstdDecoders holds one DecodeAll-only decoder per output limit in use
-// (there are a few: the default and the configured ones). The limit is a
-// decoder option, checked after each block of at most 128 KiB, and such a
-// decoder starts no goroutines, so nothing needs closing.
+// zstdWindowFloor is the smallest bound a zstd decoder is given. A zstd
+// decoder refuses frames whose window exceeds its bound, and a streamed
+// frame (no content size, as Kafka's Java producer writes) declares its
+// encoder's window — up to 8 MiB at the usual levels — however little it
+// holds. The caller's smaller limit is enforced on the output instead.
+const zstdWindowFloor = 8 << 20
+
+// zstdDecoders holds one DecodeAll-only decoder per bound in use (a few:
+// the default and the configured limits). DecodeAll is safe for concurrent
+// use, and such a decoder starts no goroutines, so nothing needs closing.
 var zstdDecoders sync.Map // int -> *zstd.Decoder
 
-func zstdDecoder(limit int) (*zstd.Decoder, error) {
-	if d, ok := zstdDecoders.Load(limit); ok {
+func zstdDecoder(bound int) (*zstd.Decoder, error) {
+	if d, ok := zstdDecoders.Load(bound); ok {
 		return d.(*zstd.Decoder), nil
 	}
 	d, err := zstd.NewReader(nil,
-		zstd.WithDecoderMaxMemory(uint64(limit)),
-		zstd.WithDecoderMaxWindow(max(uint64(limit), zstd.MinWindowSize)),
+		zstd.WithDecoderMaxMemory(uint64(bound)),
+		zstd.WithDecodeAllCapLimit(true),
 		zstd.WithDecoderConcurrency(0))
 	if err != nil {
 		return nil, err
 	}
-	actual, _ := zstdDecoders.LoadOrStore(limit, d)
+	actual, _ := zstdDecoders.LoadOrStore(bound, d)
 	return actual.(*zstd.Decoder), nil
+}
+
+// decodeZstd decodes src into dst[:0]. A frame that declares its content
+// size (EncodeAll writes one, so sluice's producers do) is refused at once
+// if over the limit, else decoded in one DecodeAll into a buffer of that
+// size. Anything else — a stream without content size, a size that lied —
+// is decoded as a stream into a buffer capped at the limit.
+func (d *decompressor) decodeZstd(dst, src []byte, limit int) ([]byte, error) {
+	bound := max(limit, zstdWindowFloor)
+	var h zstd.Header
+	if h.Decode(src) == nil && h.HasFCS {
+		if h.FrameContentSize > uint64(limit) {
+			return dst[:0], errOverLimit
+		}
+		dec, err := zstdDecoder(bound)
+		if err != nil {
+			return dst[:0], err
+		}
+		if c := capStep(int(h.FrameContentSize), limit+1); cap(dst) < c {
+			dst = make([]byte, 0, c)
+		}
+		out, err := dec.DecodeAll(src, dst[:0])
+		switch {
+		case err == nil && len(out) > limit:
+			return out[:0], errOverLimit
+		case err == nil:
+			return out, nil
+		case !errors.Is(err, zstd.ErrDecoderSizeExceeded) && !errors.Is(err, zstd.ErrFrameSizeExceeded):
+			return out[:0], err
+		}
+		dst = out[:0] // possibly grown past the limit by one block: reuse it
+	}
+	if d.zs == nil || d.zsBound != bound {
+		// Concurrency 1 decodes synchronously, with no goroutines.
+		zs, err := zstd.NewReader(nil,
+			zstd.WithDecoderMaxMemory(uint64(bound)),
+			zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true))
+		if err != nil {
+			return dst[:0], err
+		}
+		d.zs, d.zsBound = zs, bound
+	}
+	d.src.Reset(src)
+	if err := d.zs.Reset(&d.src); err != nil {
+		return dst[:0], err
+	}
+	return readCapped(d.zs, dst, len(src), limit)
 }
 
 // decompressor holds the stream decoders one Reader reuses.
@@ -141,6 +195,9 @@ type decompressor struct {
 	src bytes.Reader
 	gz  *gzip.Reader
 	lz  *lz4.Reader
+	zs  *zstd.Decoder // streaming, for frames without a content size
+	// zsBound is the bound zs was made with.
+	zsBound int
 }
 
 // decompress decodes src into dst[:0], refusing output past limit bytes.
@@ -168,15 +225,7 @@ func (d *decompressor) decompress(c Codec, dst, src []byte, limit int) ([]byte, 
 		}
 		return readCapped(d.lz, dst, len(src), limit)
 	case Zstd:
-		dec, err := zstdDecoder(limit)
-		if err != nil {
-			return dst[:0], err
-		}
-		out, err := dec.DecodeAll(src, dst[:0])
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
-			err = errOverLimit
-		}
-		return out, err
+		return d.decodeZstd(dst, src, limit)
 	}
 	return dst[:0], fmt.Errorf("unknown codec %d", c)
 }
@@ -186,14 +235,14 @@ func (d *decompressor) decompress(c Codec, dst, src []byte, limit int) ([]byte, 
 func readCapped(r io.Reader, dst []byte, srcLen, limit int) ([]byte, error) {
 	dst = dst[:0]
 	if cap(dst) == 0 {
-		dst = make([]byte, 0, min(max(4*srcLen, 4<<10), limit+1))
+		dst = make([]byte, 0, capStep(4*srcLen, limit+1))
 	}
 	for stalls := 0; ; {
 		if len(dst) == cap(dst) {
 			if len(dst) > limit {
 				return dst, errOverLimit
 			}
-			dst = grow(dst, min(max(cap(dst), 4<<10), limit+1-len(dst)))
+			dst = grow(dst, capStep(2*cap(dst), limit+1)-len(dst))
 		}
 		n, err := r.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -213,6 +262,19 @@ func readCapped(r io.Reader, dst []byte, srcLen, limit int) ([]byte, error) {
 			stalls = 0
 		}
 	}
+}
+
+// capStep is the capacity to grow a buffer to when it needs want bytes and
+// may never exceed max: the smallest of max, max/2, max/4, ... (down to 4
+// KiB) that holds want. Growing through these sizes, rather than doubling
+// from wherever the buffer started, allocates less than 2*max in total on
+// the way up to max.
+func capStep(want, max int) int {
+	c := max
+	for c/2 >= want && c/2 >= 4<<10 {
+		c /= 2
+	}
+	return c
 }
 
 // grow returns dst with room for n more bytes, allocating exactly that much
@@ -271,8 +333,7 @@ func snappyBlock(dst, block []byte, limit int) ([]byte, error) {
 	}
 	start := len(dst)
 	if cap(dst)-start < n {
-		// Double like append, but never past the limit.
-		dst = grow(dst, max(n, min(cap(dst), limit-start)))
+		dst = grow(dst, capStep(max(start+n, 2*cap(dst)), limit)-start)
 	}
 	dst = dst[:start+n]
 	out, err := snappy.Decode(dst[start:], block)
