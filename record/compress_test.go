@@ -4,7 +4,7 @@ import (
 	"bytes"
 	stdgzip "compress/gzip"
 	"encoding/binary"
-		"io"
+	"io"
 	"runtime"
 	"sync"
 	"testing"
