@@ -53,7 +53,9 @@ func NewFrameReader(r io.Reader, maxFrameSize int) *FrameReader {
 // Next reads the next frame and returns its bytes after the length prefix.
 // The slice is valid until the next call to Next; record sets decoded from
 // it alias it. At a clean end of stream between frames Next returns io.EOF;
-// a stream that ends inside a frame gives io.ErrUnexpectedEOF.
+// a stream that ends inside a frame gives io.ErrUnexpectedEOF. After any
+// error but io.EOF the position in the stream is lost (a read deadline that
+// fires mid-frame included): close the connection.
 func (fr *FrameReader) Next() ([]byte, error) {
 	if _, err := io.ReadFull(fr.r, fr.len[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
