@@ -86,7 +86,8 @@ func (t *TopicError) decode(d *Decoder) {
 }
 
 // topicErrorsResponse is the body shared by CreateTopics and DeleteTopics
-// responses: a top-level code and one TopicError per topic.
+// responses: a top-level code and one TopicError per topic. Both response
+// types have its fields, so each converts to it to share the codec.
 type topicErrorsResponse struct {
 	ErrorCode ErrorCode
 	Topics    []TopicError
@@ -107,7 +108,10 @@ func (r *topicErrorsResponse) decode(d *Decoder, k APIKey, version int16) error 
 }
 
 // CreateTopicsResponse reports the outcome per topic.
-type CreateTopicsResponse topicErrorsResponse
+type CreateTopicsResponse struct {
+	ErrorCode ErrorCode
+	Topics    []TopicError
+}
 
 // Key returns CreateTopics.
 func (*CreateTopicsResponse) Key() APIKey { return CreateTopics }
@@ -147,7 +151,10 @@ func (r *DeleteTopicsRequest) Decode(d *Decoder, version int16) error {
 }
 
 // DeleteTopicsResponse reports the outcome per topic.
-type DeleteTopicsResponse topicErrorsResponse
+type DeleteTopicsResponse struct {
+	ErrorCode ErrorCode
+	Topics    []TopicError
+}
 
 // Key returns DeleteTopics.
 func (*DeleteTopicsResponse) Key() APIKey { return DeleteTopics }
