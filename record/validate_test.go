@@ -14,18 +14,23 @@ func withBody(rest ...[]byte) []byte {
 	return framed(append([][]byte{{0}, vi(0), vi(0)}, rest...)...)
 }
 
-func TestValidateChecks(t *testing.T) {
+// checkCase is a batch and the check Validate must report for it.
+type checkCase struct {
+	name  string
+	batch Batch
+	lim   Limits
+	want  Check // 0: valid
+}
+
+// checkCases has a crafted batch for every check, and valid edge cases;
+// the fuzz targets start from them too.
+func checkCases(t testing.TB) []checkCase {
 	valid := mustBuild(t, None, 3)
 	mutate := func(f func(b []byte) []byte) Batch {
 		return Batch(f(bytes.Clone(valid)))
 	}
 	overlong := []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x00} // 0 in 6 bytes
-	cases := []struct {
-		name  string
-		batch Batch
-		lim   Limits
-		want  Check // 0: valid
-	}{
+	return []checkCase{
 		{"valid", valid, Limits{Contiguous: true}, 0},
 		{"valid gapped without Contiguous", rawBatch(t, None, 3, 9, cat(plainRecord(0, "a", ""), plainRecord(4, "b", ""), plainRecord(7, "", ""))), Limits{}, 0},
 		{"valid empty without Contiguous", rawBatch(t, None, 0, 5, nil), Limits{}, 0},
@@ -96,6 +101,19 @@ func TestValidateChecks(t *testing.T) {
 		{"snappy truncated", truncBlock(rawBatch(t, Snappy, 3, 2, threeRecords)), Limits{}, CheckCompression},
 		{"zstd framing bad in the block", rawBatch(t, Zstd, 4, 3, cat(threeRecords, plainRecord(2, "", ""))), Limits{}, CheckOffsetDelta},
 	}
+}
+
+func TestValidateChecks(t *testing.T) {
+	cases := checkCases(t)
+	seen := map[Check]bool{}
+	for _, tc := range cases {
+		seen[tc.want] = true
+	}
+	for c := CheckShort; c <= CheckCompression; c++ {
+		if !seen[c] {
+			t.Errorf("no case for check %s", c)
+		}
+	}
 	// Checks the Reader leaves to Validate.
 	validateOnly := map[string]bool{"bytes after the batch": true, "crc": true, "crc of a header field": true}
 	for _, tc := range cases {
@@ -136,48 +154,4 @@ func resealCodec(b Batch, c Codec) Batch {
 	be.PutUint16(b[offAttributes:], uint16(c))
 	b.SetCRC()
 	return b
-}
-
-// TestReaderStopsAtFirstBadRecord checks that records before the bad one
-// come out and the iteration then ends with the error, not a panic.
-func TestReaderStopsAtFirstBadRecord(t *testing.T) {
-	b := rawBatch(t, None, 3, 2, cat(plainRecord(0, "a", "1"), plainRecord(1, "b", "2"), withBody(vi(-3), vi(0), vi(0))))
-	r := NewReader(Limits{})
-	if err := r.Reset(b); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for r.Next() {
-		keys = append(keys, string(r.Record().Key))
-	}
-	if len(keys) != 2 || keys[0] != "a" || keys[1] != "b" {
-		t.Fatalf("records before the bad one: %q", keys)
-	}
-	wantCheck(t, r.Err(), CheckRecord)
-	if r.Next() {
-		t.Fatal("Next after an error returned true")
-	}
-}
-
-func TestReaderLogAppendTime(t *testing.T) {
-	bld := NewBuilder(None)
-	bld.Append(10, nil, nil, nil)
-	bld.Append(30, nil, nil, nil)
-	b, err := bld.AppendBatch(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be.PutUint16(b[offAttributes:], attrTimestampType)
-	be.PutUint64(b[offMaxTimestamp:], 99)
-	Batch(b).SetCRC()
-	r := NewReader(Limits{})
-	if err := r.Validate(b); err != nil {
-		t.Fatal(err)
-	}
-	r.Reset(b)
-	for r.Next() {
-		if r.Record().Timestamp != 99 {
-			t.Fatalf("LogAppendTime batch: record timestamp %d, want maxTimestamp 99", r.Record().Timestamp)
-		}
-	}
 }
