@@ -27,8 +27,16 @@
 // records.
 //
 // Batch is a []byte with accessors; the accessors assume the slice holds at
-// least HeaderSize bytes (check with Validate or CheckHeader first). None of
+// least HeaderSize bytes (check with ParseHeader or Validate first). None of
 // them allocate.
+//
+// Producers encode with a Builder; consumers iterate with a Reader;
+// untrusted bytes are checked with Validate, whose every refusal is a
+// *CorruptError naming the check (R1). Every decoder here checks a length
+// before allocating anything sized by it, and decompression never grows
+// past Limits.MaxDecompressedBytes. Builder and Reader are reusable and
+// allocate nothing in steady state, and neither is safe for concurrent use;
+// Validate and the Batch accessors are.
 package record
 
 import (
