@@ -93,6 +93,8 @@ type recordFrame struct {
 	key      []byte
 	value    []byte
 	headers  []Header
+	// maxHeaders bounds len(headers): see Limits.MaxHeaders.
+	maxHeaders int
 }
 
 // read decodes the record at the start of b and returns its encoded size.
@@ -131,6 +133,9 @@ func (f *recordFrame) read(b []byte) (size int, c Check, why string) {
 	p += n
 	if count < 0 || int(count) > (len(body)-p)/minHeaderSize {
 		return 0, CheckRecord, "header count out of range"
+	}
+	if int(count) > f.maxHeaders {
+		return 0, CheckRecord, "header count over the limit"
 	}
 	if cap(f.headers) < int(count) {
 		f.headers = make([]Header, count)

@@ -49,7 +49,7 @@ func (r *Reader) SetLimits(lim Limits) { r.lim = lim }
 // the codec, lastOffsetDelta and recordCount against the bytes present, and
 // decompresses the records block; the error, if any, is also Err's.
 func (r *Reader) Reset(b Batch) error {
-	*r = Reader{lim: r.lim, frame: recordFrame{headers: r.frame.headers[:0]}, buf: r.buf, dec: r.dec}
+	*r = Reader{lim: r.lim, frame: recordFrame{headers: r.frame.headers[:0], maxHeaders: r.lim.maxHeaders()}, buf: r.buf, dec: r.dec}
 	batch, err := ParseHeader(b, r.lim.MaxBatchBytes)
 	if err != nil {
 		return r.fail(err)

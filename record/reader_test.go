@@ -1,6 +1,7 @@
 package record
 
 import (
+	"runtime"
 	"testing"
 )
 
@@ -140,5 +141,26 @@ func TestZeroAllocs(t *testing.T) {
 		if !raceEnabled && validate > wantMax {
 			t.Errorf("%s: validate %.0f allocs per batch, want at most %.0f", codec, validate, wantMax)
 		}
+	}
+}
+
+// TestHeaderBomb: a record of 400,000 empty headers (2 bytes each) would
+// cost 19 MB as []Header; it is refused before the slice is made.
+func TestHeaderBomb(t *testing.T) {
+	const n = 400_000
+	b := rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(n), make([]byte, 2*n)))
+	var r Reader
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := r.Validate(b)
+	runtime.ReadMemStats(&after)
+	wantCheck(t, err, CheckRecord)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Fatalf("refusing the header bomb allocated %d bytes", got)
+	}
+	// Under a limit that admits them, the same record reads.
+	r.SetLimits(Limits{MaxHeaders: n})
+	if err := r.Validate(b); err != nil {
+		t.Fatal(err)
 	}
 }

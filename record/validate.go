@@ -2,9 +2,11 @@ package record
 
 import "sync"
 
-// DefaultMaxDecompressedBytes is the decompression limit when
-// Limits.MaxDecompressedBytes is 0.
-const DefaultMaxDecompressedBytes = 64 << 20
+// Defaults for the zero fields of Limits.
+const (
+	DefaultMaxDecompressedBytes = 64 << 20
+	DefaultMaxHeaders           = 4096
+)
 
 // Limits bound what a Reader or Validate accepts from untrusted bytes.
 type Limits struct {
@@ -14,11 +16,23 @@ type Limits struct {
 	// MaxDecompressedBytes bounds the decompressed records block of one
 	// batch; 0 means DefaultMaxDecompressedBytes.
 	MaxDecompressedBytes int
+	// MaxHeaders bounds the headers of one record; 0 means
+	// DefaultMaxHeaders. A Reader holds a record's headers as a []Header,
+	// 48 bytes for each header of as little as 2 encoded bytes, so without
+	// this bound a 64 MiB block of empty headers would cost 1.5 GiB.
+	MaxHeaders int
 	// Contiguous requires the shape a producer writes: at least one record,
 	// offset deltas 0, 1, 2, ... and lastOffsetDelta = recordCount-1. The
 	// broker sets it for produce requests; batches from a log may have been
 	// compacted, leaving gaps, and are read without it.
 	Contiguous bool
+}
+
+func (l Limits) maxHeaders() int {
+	if l.MaxHeaders > 0 {
+		return l.MaxHeaders
+	}
+	return DefaultMaxHeaders
 }
 
 func (l Limits) maxDecompressed() int {

@@ -84,6 +84,8 @@ func checkCases(t testing.TB) []checkCase {
 		{"header count missing", rawBatch(t, None, 1, 0, framed([]byte{0}, vi(0), vi(0), vi(0), vi(2), []byte("ab"))), Limits{}, CheckVarint},
 		{"header count negative", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(-1))), Limits{}, CheckRecord},
 		{"header count bomb", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(1<<30), vi(0), vi(0))), Limits{}, CheckRecord},
+		{"header count over MaxHeaders", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(3), vi(0), vi(0), vi(0), vi(0), vi(0), vi(0))), Limits{MaxHeaders: 2}, CheckRecord},
+		{"header count at MaxHeaders", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(2), vi(0), vi(0), vi(0), vi(0))), Limits{MaxHeaders: 2}, 0},
 		{"header key null", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(1), vi(-1), vi(0))), Limits{}, CheckRecord},
 		{"header value -2", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(1), vi(0), vi(-2))), Limits{}, CheckRecord},
 		{"header value past the record", rawBatch(t, None, 1, 0, withBody(vi(0), vi(0), vi(1), vi(0), vi(3), []byte("ab"))), Limits{}, CheckRecord},
