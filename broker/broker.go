@@ -1,0 +1,301 @@
+// Package broker is sluice's broker: the TCP server that speaks the
+// protocol package's frames, the request handlers, and the partition
+// manager that keeps one log (package log) open per partition this broker
+// holds.
+//
+// Request flow: each connection has a reader, a handler and a writer
+// goroutine (conn.go). Requests on a connection are handled one at a time
+// in arrival order and answered in that order; a long-poll Fetch completes
+// its response later from its own goroutine without holding up the
+// handler. Memory is bounded before it is used: a frame's length prefix is
+// checked against MaxFrameBytes, then its bytes are taken from the
+// connection's bound and the broker-wide MemoryBudget (waiting if need
+// be), and only then read, into a buffer that grows as bytes arrive.
+//
+// Metadata comes from a MetadataStore (controller.Local on a single node);
+// the partition manager (partitions.go) follows its changes: it opens the
+// log of each partition assigned to this broker in <data-dir>/<topic>-<n>,
+// deletes the data of deleted topics and applies altered configs.
+//
+// Durability and visibility (R2, R12): a produce is acknowledged once
+// log.Append returned, which for fsync=always topics means synced; Fetch
+// and ListOffsets never expose records above the high watermark, which on
+// a single node is the log end offset, or the synced offset for
+// fsync=always topics.
+//
+// Lifecycle: Start listens and starts every goroutine; cancelling its
+// context or calling Close stops accepting, lets each connection finish
+// the requests it has read, writes their responses, closes the logs
+// cleanly and returns. Every goroutine is owned and waited for.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// Broker is a single sluice broker. Create it with New, run it with Start
+// or Serve, stop it with Close or by cancelling the context.
+type Broker struct {
+	cfg        Config
+	logger     *zap.Logger
+	budget     *budget
+	fetchWrite fetchWriteMode
+	// testHook, when set (tests only), runs before each request's handler.
+	testHook func(protocol.APIKey)
+
+	// Set by Start.
+	store      MetadataStore
+	ownStore   *controller.Local // opened by Start, closed by Close
+	parts      *partitions
+	ln         net.Listener
+	addr       string
+	dirLock    *os.File
+	connCtx    context.Context // cancelled at shutdown: connections stop reading
+	connCancel context.CancelFunc
+	bgCancel   context.CancelFunc
+	stopAfter  func() bool // unregisters the Start context's hook
+	bg         sync.WaitGroup
+	connWG     sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	closing bool
+	conns   map[*conn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg and returns a broker that Start will run.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	return &Broker{
+		cfg:        cfg,
+		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
+		budget:     newBudget(cfg.MemoryBudget),
+		fetchWrite: defaultFetchWrite,
+		conns:      map[*conn]struct{}{},
+	}, nil
+}
+
+// ErrStarted is returned by Start on a broker already started (or closed).
+var ErrStarted = errors.New("broker already started")
+
+// Start opens the data directory, the metadata store and the partition
+// logs, listens, and serves in the background until ctx is cancelled or
+// Close is called.
+func (b *Broker) Start(ctx context.Context) (err error) {
+	b.mu.Lock()
+	if b.started || b.closing {
+		b.mu.Unlock()
+		return ErrStarted
+	}
+	b.started = true
+	b.mu.Unlock()
+	defer func() {
+		if err != nil {
+			b.Close()
+		}
+	}()
+
+	if err := os.MkdirAll(b.cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("broker: data dir: %w", err)
+	}
+	if b.dirLock, err = lockDir(b.cfg.DataDir); err != nil {
+		return err
+	}
+	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("broker: listen: %w", err)
+	}
+	b.addr = b.ln.Addr().String()
+	advertised := b.cfg.AdvertisedAddr
+	if advertised == "" {
+		advertised = b.addr
+	}
+	b.store = b.cfg.Metadata
+	if b.store == nil {
+		local, err := controller.OpenLocal(b.cfg.DataDir, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		b.store, b.ownStore = local, local
+	}
+	b.parts = newPartitions(b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger)
+	md := b.store.Metadata()
+	if err := b.parts.removeOrphans(md); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	b.parts.reconcile(md)
+
+	b.connCtx, b.connCancel = context.WithCancel(context.Background())
+	bgCtx, bgCancel := context.WithCancel(context.Background())
+	b.bgCancel = bgCancel
+	b.bg.Add(3)
+	go func() { defer b.bg.Done(); b.acceptLoop() }()
+	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
+	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
+	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
+	b.logger.Info("broker listening", zap.String("addr", b.addr), zap.String("advertised", advertised),
+		zap.String("data_dir", b.cfg.DataDir), zap.Int("topics", len(md.Topics)))
+	return nil
+}
+
+// Serve is Start, then waits for ctx to be cancelled and shuts down. It
+// returns Start's error or Close's.
+func (b *Broker) Serve(ctx context.Context) error {
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return b.Close()
+}
+
+// Addr is the address the broker listens on (useful with port 0), or ""
+// before Start.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close shuts the broker down: it stops accepting connections, lets every
+// connection finish the requests it has read and write their responses,
+// stops the background goroutines, and closes every log cleanly (sync,
+// recovery point, clean-shutdown marker). It is idempotent and returns
+// once everything the broker started has stopped.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closing = true
+		b.mu.Unlock()
+		if b.stopAfter != nil {
+			b.stopAfter()
+		}
+		if b.ln != nil {
+			b.ln.Close()
+		}
+		if b.connCancel != nil {
+			b.connCancel()
+		}
+		b.connWG.Wait()
+		if b.bgCancel != nil {
+			b.bgCancel()
+		}
+		b.bg.Wait()
+		var errs []error
+		if b.parts != nil {
+			errs = append(errs, b.parts.closeAll())
+		}
+		if b.ownStore != nil {
+			errs = append(errs, b.ownStore.Close())
+		}
+		if b.dirLock != nil {
+			errs = append(errs, b.dirLock.Close())
+		}
+		b.closeErr = errors.Join(errs...)
+		if b.ln != nil {
+			b.logger.Info("broker stopped", zap.String("addr", b.addr), zap.NamedError("close_error", b.closeErr))
+		}
+	})
+	return b.closeErr
+}
+
+// lockDir takes an exclusive lock on the data directory so two brokers
+// never share it. The lock lives as long as the returned file is open.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("broker: lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("broker: data dir %s is in use by another broker: %w", dir, err)
+	}
+	return f, nil
+}
+
+// acceptLoop accepts connections until the listener is closed.
+func (b *Broker) acceptLoop() {
+	var backoff time.Duration
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			b.logger.Warn("accept", zap.Error(err), zap.Duration("retry_in", backoff))
+			select {
+			case <-time.After(backoff):
+			case <-b.connCtx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		b.mu.Lock()
+		if b.closing {
+			b.mu.Unlock()
+			nc.Close()
+			return
+		}
+		if len(b.conns) >= b.cfg.MaxConnections {
+			b.mu.Unlock()
+			b.logger.Debug("connection refused: MaxConnections reached", zap.String("remote", nc.RemoteAddr().String()),
+				zap.Int("max_connections", b.cfg.MaxConnections))
+			nc.Close()
+			continue
+		}
+		c := newConn(b, nc)
+		b.conns[c] = struct{}{}
+		b.connWG.Add(1)
+		b.mu.Unlock()
+		go func() {
+			defer b.connWG.Done()
+			c.serve()
+			b.mu.Lock()
+			delete(b.conns, c)
+			b.mu.Unlock()
+		}()
+	}
+}
+
+// watchMetadata applies every metadata change to the partitions.
+func (b *Broker) watchMetadata(ctx context.Context) {
+	for {
+		ch := b.store.Changed() // before reading, so no change is missed
+		b.parts.reconcile(b.store.Metadata())
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retentionLoop runs retention every RetentionCheckInterval.
+func (b *Broker) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			b.parts.enforceRetention()
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+)
+
+// Defaults applied by Config.WithDefaults to zero fields.
+const (
+	DefaultListenAddr           = "127.0.0.1:7092"
+	DefaultDataDir              = "./data"
+	DefaultBrokerID             = 1
+	DefaultMaxFrameBytes        = 100 << 20
+	DefaultMaxConnections       = 10000
+	DefaultMaxInflightPerConn   = 100
+	DefaultMemoryBudget         = 512 << 20
+	DefaultFrameReadTimeout     = 30 * time.Second
+	DefaultIdleTimeout          = 10 * time.Minute
+	DefaultWriteTimeout         = 30 * time.Second
+	DefaultRetentionCheck       = 5 * time.Minute
+	DefaultMaxFetchWait         = 5 * time.Minute
+	DefaultPartitions           = 1
+	DefaultReplicationFactor    = 1
+	DefaultClusterID            = "sluice"
+	minFrameBytes               = 1 << 10
+	defaultShutdownWriteTimeout = 5 * time.Second
+)
+
+// Config configures a Broker. The zero value of every field means its
+// default (WithDefaults); Validate names the first bad field. Flags and
+// environment variables of cmd/sluice use the same names.
+type Config struct {
+	// ListenAddr is the TCP address the broker listens on. Default
+	// 127.0.0.1:7092; port 0 picks a free port (see Broker.Addr).
+	ListenAddr string
+	// AdvertisedAddr is the host:port clients are told to connect to in
+	// Metadata responses. Default: the address the listener bound.
+	AdvertisedAddr string
+	// DataDir holds the metadata file and one directory per partition,
+	// <topic>-<partition>. Default ./data.
+	DataDir string
+	// BrokerID is this broker's id in the cluster metadata. Default 1.
+	BrokerID int32
+	// ClusterID is reported in Metadata responses. Default "sluice".
+	ClusterID string
+
+	// MaxFrameBytes refuses (and closes the connection on) a request frame
+	// whose length prefix is larger. Default 100 MiB.
+	MaxFrameBytes int
+	// MaxConnections bounds open client connections; a connection past it
+	// is closed as soon as it is accepted. Default 10000.
+	MaxConnections int
+	// MaxInflightPerConn bounds the requests of one connection that have
+	// been read but not yet answered; the broker stops reading the
+	// connection at the bound (TCP pushes back). Default 100.
+	MaxInflightPerConn int
+	// MaxInflightBytesPerConn bounds the request bytes of one connection
+	// held in memory at once. Default MaxFrameBytes; at least MaxFrameBytes.
+	MaxInflightBytesPerConn int64
+	// MemoryBudget bounds the request bytes held by the whole broker:
+	// reading a frame waits until its length is available in the budget,
+	// so the broker never holds more request bytes than this. Default
+	// 512 MiB, and at least MaxFrameBytes.
+	MemoryBudget int64
+
+	// FrameReadTimeout is how long a client has to deliver a frame once its
+	// first byte arrived (once for the length prefix, once for the rest):
+	// a slow-loris client is disconnected. Default 30 s.
+	FrameReadTimeout time.Duration
+	// IdleTimeout closes a connection that sent nothing and has nothing in
+	// flight for this long. Default 10 min.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing one response; a client that stops
+	// reading is disconnected. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxFetchWait caps a Fetch's max wait. Default 5 min.
+	MaxFetchWait time.Duration
+	// RetentionCheckInterval is how often retention runs over every
+	// partition. Default 5 min.
+	RetentionCheckInterval time.Duration
+
+	// DefaultPartitions and DefaultReplicationFactor are used by
+	// CreateTopics for a topic asking for -1. Defaults 1 and 1.
+	DefaultPartitions        int32
+	DefaultReplicationFactor int16
+	// TopicDefaults overrides the built-in default of topic config keys
+	// (controller.TopicConfigDefs) for topics that do not set them, as
+	// Kafka's broker-level log.* settings do. Each entry is validated.
+	TopicDefaults map[string]string
+
+	// Metadata is the metadata store. Default: a controller.Local in
+	// DataDir, opened by Start and closed by Close.
+	Metadata MetadataStore
+	// Logger receives structured logs. Default zap.NewNop().
+	Logger *zap.Logger
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.BrokerID == 0 {
+		c.BrokerID = DefaultBrokerID
+	}
+	if c.ClusterID == "" {
+		c.ClusterID = DefaultClusterID
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.MaxInflightPerConn == 0 {
+		c.MaxInflightPerConn = DefaultMaxInflightPerConn
+	}
+	if c.MaxInflightBytesPerConn == 0 {
+		c.MaxInflightBytesPerConn = int64(c.MaxFrameBytes)
+	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = max(DefaultMemoryBudget, int64(c.MaxFrameBytes))
+	}
+	if c.FrameReadTimeout == 0 {
+		c.FrameReadTimeout = DefaultFrameReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxFetchWait == 0 {
+		c.MaxFetchWait = DefaultMaxFetchWait
+	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = DefaultRetentionCheck
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = DefaultPartitions
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = DefaultReplicationFactor
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// ErrConfig matches (errors.Is) every error returned by Config.Validate.
+var ErrConfig = errors.New("invalid broker config")
+
+func fieldError(field string, v any, why string) error {
+	return fmt.Errorf("%w: %s = %v: %s", ErrConfig, field, v, why)
+}
+
+// Validate checks c after defaults are applied and names the first bad
+// field.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fieldError("ListenAddr", c.ListenAddr, err.Error())
+	}
+	if c.AdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
+			return fieldError("AdvertisedAddr", c.AdvertisedAddr, err.Error())
+		}
+	}
+	switch {
+	case c.BrokerID < 0:
+		return fieldError("BrokerID", c.BrokerID, "negative")
+	case c.MaxFrameBytes < minFrameBytes:
+		return fieldError("MaxFrameBytes", c.MaxFrameBytes, fmt.Sprintf("below %d", minFrameBytes))
+	case c.MaxConnections < 1:
+		return fieldError("MaxConnections", c.MaxConnections, "below 1")
+	case c.MaxInflightPerConn < 1:
+		return fieldError("MaxInflightPerConn", c.MaxInflightPerConn, "below 1")
+	case c.MaxInflightBytesPerConn < int64(c.MaxFrameBytes):
+		return fieldError("MaxInflightBytesPerConn", c.MaxInflightBytesPerConn, "below MaxFrameBytes: one frame must fit")
+	case c.MemoryBudget < int64(c.MaxFrameBytes):
+		return fieldError("MemoryBudget", c.MemoryBudget, "below MaxFrameBytes: one frame must fit")
+	case c.FrameReadTimeout < 0:
+		return fieldError("FrameReadTimeout", c.FrameReadTimeout, "negative")
+	case c.IdleTimeout < 0:
+		return fieldError("IdleTimeout", c.IdleTimeout, "negative")
+	case c.WriteTimeout < 0:
+		return fieldError("WriteTimeout", c.WriteTimeout, "negative")
+	case c.MaxFetchWait < 0:
+		return fieldError("MaxFetchWait", c.MaxFetchWait, "negative")
+	case c.RetentionCheckInterval < time.Millisecond:
+		return fieldError("RetentionCheckInterval", c.RetentionCheckInterval, "below 1ms")
+	case c.DefaultPartitions < 1 || c.DefaultPartitions > controller.MaxPartitions:
+		return fieldError("DefaultPartitions", c.DefaultPartitions, fmt.Sprintf("want 1 to %d", controller.MaxPartitions))
+	case c.DefaultReplicationFactor < 1:
+		return fieldError("DefaultReplicationFactor", c.DefaultReplicationFactor, "below 1")
+	}
+	if err := controller.ValidateConfigs(c.TopicDefaults); err != nil {
+		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)
+	}
+	if _, err := logConfig(topicValues(nil, c.TopicDefaults)); err != nil {
+		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)
+	}
+	return nil
+}

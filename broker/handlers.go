@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"net"
+	"slices"
+	"strconv"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// handlerScratch holds the request and response structs a connection's
+// handler decodes into and encodes from, reused request after request so
+// the produce path does not allocate in steady state.
+type handlerScratch struct {
+	produceReq  protocol.ProduceRequest
+	produceResp protocol.ProduceResponse
+	batches     []record.Batch
+	listReq     protocol.ListOffsetsRequest
+	listResp    protocol.ListOffsetsResponse
+}
+
+// errMalformed wraps a request body that failed to decode: the broker
+// answers INVALID_REQUEST and closes the connection.
+type errMalformed struct{ err error }
+
+func (e errMalformed) Error() string { return e.err.Error() }
+
+// handle decodes the header of req, answers it (or arranges for a
+// long-poll to answer it) and returns the response to queue. It never
+// panics: a panic in a handler is recovered, logged with its stack and
+// answered with UNKNOWN_SERVER_ERROR.
+func (c *conn) handle(req *request) (resp *response) {
+	resp = responsePool.Get().(*response)
+	body, err := c.hdr.Decode(*req.frame)
+	if err != nil {
+		c.release(req)
+		c.logger.Debug("malformed request header; closing connection", zap.Error(err))
+		resp.none, resp.closeAfter = true, true
+		return resp
+	}
+	h := &c.hdr
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.Error("panic in request handler", zap.Stringer("api", h.Key),
+				zap.Int32("correlation_id", h.CorrelationID), zap.Any("panic", r), zap.Stack("stack"))
+			c.release(req)
+			if resp.ready != nil {
+				return // handed to a long-poll, which owns it now
+			}
+			if resp.fetch != nil {
+				resp.fetch.releaseViews()
+				putFetchState(resp.fetch)
+			}
+			putBuf(resp.frame)
+			*resp = response{}
+			c.errorResponse(resp, h, protocol.ErrUnknownServerError)
+		}
+	}()
+	if !h.Key.Supports(h.Version) {
+		c.release(req)
+		c.logger.Debug("unsupported api", zap.Stringer("api", h.Key), zap.Int16("version", h.Version))
+		c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
+		return resp
+	}
+	if hook := c.b.testHook; hook != nil {
+		hook(h.Key)
+	}
+	err = c.dispatch(h, body, resp)
+	c.release(req)
+	if err != nil {
+		c.logger.Debug("malformed request; answering INVALID_REQUEST and closing", zap.Stringer("api", h.Key), zap.Error(err))
+		if resp.ready == nil {
+			c.errorResponse(resp, h, protocol.ErrInvalidRequest)
+		}
+		resp.closeAfter = true
+	}
+	return resp
+}
+
+// dispatch runs the API's handler. It returns an error only for a body
+// that does not decode.
+func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) error {
+	c.dec.Reset(body)
+	switch h.Key {
+	case protocol.Produce:
+		return c.handleProduce(h, resp)
+	case protocol.Fetch:
+		return c.handleFetch(h, resp)
+	case protocol.ListOffsets:
+		return c.handleListOffsets(h, resp)
+	case protocol.Metadata:
+		return c.handleMetadata(h, resp)
+	case protocol.APIVersions:
+		var req protocol.APIVersionsRequest
+		if err := req.Decode(&c.dec, h.Version); err != nil {
+			return errMalformed{err}
+		}
+		c.encode(resp, h, &protocol.APIVersionsResponse{APIs: protocol.SupportedAPIs()})
+		return nil
+	case protocol.CreateTopics:
+		return c.handleCreateTopics(h, resp)
+	case protocol.DeleteTopics:
+		return c.handleDeleteTopics(h, resp)
+	case protocol.DescribeConfigs:
+		return c.handleDescribeConfigs(h, resp)
+	case protocol.AlterConfigs:
+		return c.handleAlterConfigs(h, resp)
+	}
+	// Supported by the protocol package but not served by this broker.
+	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
+	return nil
+}
+
+// encode sets resp to the frame answering h with msg.
+func (c *conn) encode(resp *response, h *protocol.RequestHeader, msg protocol.Message) {
+	buf := getBuf()
+	out, err := protocol.AppendResponse((*buf)[:0], h.CorrelationID, h.Version, msg)
+	if err != nil {
+		c.logger.Error("encode response", zap.Stringer("api", h.Key), zap.Error(err))
+		out = protocol.AppendErrorResponse(out[:0], h, protocol.ErrUnknownServerError)
+	}
+	*buf = out
+	resp.frame = buf
+}
+
+// errorResponse sets resp to the uniform error response (the body is the
+// code alone), which every client decoder reads whatever the API.
+func (c *conn) errorResponse(resp *response, h *protocol.RequestHeader, code protocol.ErrorCode) {
+	buf := getBuf()
+	*buf = protocol.AppendErrorResponse((*buf)[:0], h, code)
+	resp.frame = buf
+}
+
+// handleMetadata answers with this broker's view of the cluster.
+func (c *conn) handleMetadata(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.MetadataRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	md := c.b.store.Metadata()
+	out := protocol.MetadataResponse{ClusterID: c.b.cfg.ClusterID, ControllerID: md.ControllerID}
+	for _, id := range md.AliveBrokers() {
+		out.Brokers = append(out.Brokers, brokerMetadata(md.Brokers[id]))
+	}
+	names := req.Topics
+	if req.AllTopics {
+		names = md.TopicNames()
+	}
+	for _, name := range names {
+		t, ok := md.Topics[name]
+		if !ok {
+			code := protocol.ErrUnknownTopicOrPartition
+			if controller.ValidateTopicName(name) != nil {
+				code = protocol.ErrInvalidTopic
+			}
+			out.Topics = append(out.Topics, protocol.TopicMetadata{ErrorCode: code, Name: name})
+			continue
+		}
+		out.Topics = append(out.Topics, topicMetadata(md, t))
+	}
+	c.encode(resp, h, &out)
+	return nil
+}
+
+func brokerMetadata(b *controller.Broker) protocol.BrokerMetadata {
+	host, portStr, err := net.SplitHostPort(b.Addr)
+	port, perr := strconv.Atoi(portStr)
+	if err != nil || perr != nil {
+		host, port = b.Addr, 0
+	}
+	return protocol.BrokerMetadata{ID: b.ID, Host: host, Port: int32(port), Rack: b.Rack}
+}
+
+func topicMetadata(md *controller.Metadata, t *controller.Topic) protocol.TopicMetadata {
+	tm := protocol.TopicMetadata{Name: t.Name, Partitions: make([]protocol.PartitionMetadata, len(t.Partitions))}
+	for i, p := range t.Partitions {
+		pm := protocol.PartitionMetadata{
+			Partition:       p.Index,
+			Leader:          p.Leader,
+			LeaderEpoch:     p.LeaderEpoch,
+			Replicas:        slices.Clone(p.Replicas),
+			ISR:             slices.Clone(p.ISR),
+			OfflineReplicas: []int32{},
+		}
+		for _, r := range p.Replicas {
+			if b, ok := md.Brokers[r]; !ok || b.State != controller.BrokerAlive {
+				pm.OfflineReplicas = append(pm.OfflineReplicas, r)
+			}
+		}
+		if p.Leader < 0 {
+			pm.ErrorCode = protocol.ErrLeaderNotAvailable
+		}
+		tm.Partitions[i] = pm
+	}
+	return tm
+}
+
+// lookup returns the partition if this broker leads it, else the error
+// code to answer with.
+func (c *conn) lookup(topic string, index int32) (*partition, protocol.ErrorCode) {
+	if p := c.b.parts.get(topic, index); p != nil {
+		return p, protocol.NoError
+	}
+	md := c.b.store.Metadata()
+	t, ok := md.Topics[topic]
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return nil, protocol.ErrUnknownTopicOrPartition
+	}
+	if t.Partitions[index].Leader != c.b.cfg.BrokerID {
+		return nil, protocol.ErrNotLeaderOrFollower
+	}
+	// Ours, but its log is not open (yet, or it failed to open): a
+	// definite, retriable refusal.
+	return nil, protocol.ErrLeaderNotAvailable
+}
+
+// resize returns s with length n, reusing its storage.
+func resize[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s[:n]
+	}
+	return append(s[:cap(s)], make([]T, n-cap(s))...)
+}

@@ -1,0 +1,424 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/log"
+)
+
+// partition is one partition this broker holds, with its open log.
+//
+// mu guards the log pointer: produce and fetch use the log under the read
+// lock; applying an altered config reopens the log under the write lock,
+// so no request sees a closed log because of a reconfiguration.
+type partition struct {
+	topic string
+	index int32
+	dir   string
+
+	mu     sync.RWMutex
+	log    *log.Log
+	cfg    partitionConfig
+	epoch  int32 // leader epoch from the metadata
+	closed bool  // deleted or shut down: requests get UNKNOWN_TOPIC_OR_PARTITION
+
+	// waiters are the long-poll fetches watching this partition; notify
+	// wakes them after an append became visible. The broker notifies
+	// rather than relying on log.Changed alone because, with fsync=always,
+	// what becomes visible is the synced offset, which moves after Append's
+	// fsync and not at the append itself.
+	wmu     sync.Mutex
+	waiters map[chan<- struct{}]struct{}
+}
+
+// highWatermark is the offset below which consumers may read (R12). On a
+// single node it is the log end offset, or, for fsync=always topics, the
+// synced offset: consumers see only what an acknowledgement promised.
+// Call with p.mu held.
+func (p *partition) highWatermark() int64 {
+	if p.cfg.log.Fsync == log.FsyncAlways {
+		return min(p.log.SyncedOffset(), p.log.EndOffset())
+	}
+	return p.log.EndOffset()
+}
+
+func (p *partition) isClosed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
+// watch registers ch to be signalled (non-blocking send) at every change.
+func (p *partition) watch(ch chan<- struct{}) {
+	p.wmu.Lock()
+	if p.waiters == nil {
+		p.waiters = make(map[chan<- struct{}]struct{})
+	}
+	p.waiters[ch] = struct{}{}
+	p.wmu.Unlock()
+}
+
+func (p *partition) unwatch(ch chan<- struct{}) {
+	p.wmu.Lock()
+	delete(p.waiters, ch)
+	p.wmu.Unlock()
+}
+
+// notify wakes every watcher.
+func (p *partition) notify() {
+	p.wmu.Lock()
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	p.wmu.Unlock()
+}
+
+// topicParts is one topic's partitions on this broker; nil entries are
+// partitions held elsewhere or whose log failed to open.
+type topicParts struct {
+	id    uint64
+	parts []*partition
+}
+
+// partitions is the partition manager: it opens a log for every partition
+// the metadata assigns to this broker, closes and deletes those of deleted
+// topics, reopens logs whose topic configs changed, and runs retention.
+type partitions struct {
+	dataDir  string
+	self     int32
+	defaults map[string]string
+	logger   *zap.Logger
+
+	mu     sync.RWMutex
+	topics map[string]*topicParts
+
+	reconcileMu sync.Mutex // one reconcile at a time
+}
+
+func newPartitions(dataDir string, self int32, defaults map[string]string, logger *zap.Logger) *partitions {
+	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, topics: map[string]*topicParts{}}
+}
+
+// get returns the partition, or nil if this broker does not hold it.
+func (m *partitions) get(topic string, index int32) *partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	tp := m.topics[topic]
+	if tp == nil || index < 0 || int(index) >= len(tp.parts) {
+		return nil
+	}
+	return tp.parts[index]
+}
+
+// all returns every open partition.
+func (m *partitions) all() []*partition {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*partition
+	for _, tp := range m.topics {
+		for _, p := range tp.parts {
+			if p != nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// partitionDir is <data-dir>/<topic>-<partition>.
+func (m *partitions) partitionDir(topic string, index int32) string {
+	return filepath.Join(m.dataDir, topic+"-"+strconv.Itoa(int(index)))
+}
+
+// topicIDFile marks a partition directory with the id of the topic that
+// owns it, so the data of a deleted topic is never served as the data of
+// a new topic with the same name (after a crash between the deletion in
+// the metadata and the removal of the directory).
+const topicIDFile = "topic-id"
+
+// reconcile brings the open partitions in line with md. It is idempotent;
+// the metadata watcher and the admin handlers both call it.
+func (m *partitions) reconcile(md *controller.Metadata) {
+	m.reconcileMu.Lock()
+	defer m.reconcileMu.Unlock()
+
+	// Deleted topics (or deleted and re-created under the same name) first,
+	// so a re-created topic's directories are free.
+	m.mu.Lock()
+	var gone []*topicParts
+	var goneNames []string
+	for name, tp := range m.topics {
+		if t, ok := md.Topics[name]; !ok || t.ID != tp.id {
+			gone = append(gone, tp)
+			goneNames = append(goneNames, name)
+			delete(m.topics, name)
+		}
+	}
+	m.mu.Unlock()
+	for i, tp := range gone {
+		m.deleteTopic(goneNames[i], tp)
+	}
+
+	for _, name := range md.TopicNames() {
+		t := md.Topics[name]
+		pc, err := logConfig(topicValues(t, m.defaults))
+		if err != nil {
+			m.logger.Error("topic config unusable; partitions stay closed", zap.String("topic", name), zap.Error(err))
+			continue
+		}
+		pc.log.Logger = m.logger
+		m.mu.RLock()
+		tp := m.topics[name]
+		m.mu.RUnlock()
+		created := tp == nil
+		if created {
+			tp = &topicParts{id: t.ID}
+		}
+		parts := slices.Clone(tp.parts)
+		for len(parts) < len(t.Partitions) {
+			parts = append(parts, nil)
+		}
+		for i := range t.Partitions {
+			mp := &t.Partitions[i]
+			if !slices.Contains(mp.Replicas, m.self) {
+				continue
+			}
+			if parts[i] == nil || parts[i].isClosed() {
+				// New, or closed by a failed reconfiguration: (re)open.
+				parts[i] = m.openPartition(t, mp, pc)
+				continue
+			}
+			m.applyConfig(parts[i], pc, mp.LeaderEpoch)
+		}
+		m.mu.Lock()
+		m.topics[name] = &topicParts{id: t.ID, parts: parts}
+		m.mu.Unlock()
+		if created {
+			m.logger.Info("topic opened", zap.String("topic", name), zap.Int("partitions", len(t.Partitions)))
+		}
+	}
+}
+
+// openPartition opens one partition's log, or returns nil (logged) if it
+// cannot.
+func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition, pc partitionConfig) *partition {
+	dir := m.partitionDir(t.Name, mp.Index)
+	lg := m.logger.With(zap.String("topic", t.Name), zap.Int32("partition", mp.Index))
+	if err := claimDir(dir, t.ID); err != nil {
+		lg.Error("partition directory unusable", zap.Error(err))
+		return nil
+	}
+	pc.log.Logger = lg
+	l, err := log.Open(dir, pc.log)
+	if err != nil {
+		lg.Error("open partition log", zap.Error(err))
+		return nil
+	}
+	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
+	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()))
+	return &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: mp.LeaderEpoch}
+}
+
+// claimDir makes dir belong to the topic with the given id: a directory
+// left by another topic of the same name (or by a crash before its id was
+// written) is removed first.
+func claimDir(dir string, id uint64) error {
+	want := []byte(strconv.FormatUint(id, 10) + "\n")
+	got, err := os.ReadFile(filepath.Join(dir, topicIDFile))
+	switch {
+	case err == nil && bytes.Equal(got, want):
+		return nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFileDurable(filepath.Join(dir, topicIDFile), want); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// applyConfig reopens p's log when its topic config changed. The log has
+// no way to change an open log's config yet (requested), so this closes it
+// cleanly and opens it again, under p's write lock.
+func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.epoch = epoch
+	if p.closed {
+		return
+	}
+	if p.log != nil {
+		p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
+	}
+	pc.log.Logger = p.cfg.log.Logger
+	if sameLogConfig(p.cfg.log, pc.log) {
+		p.cfg.maxMessageBytes = pc.maxMessageBytes
+		return
+	}
+	lg := m.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index))
+	if err := p.log.Close(); err != nil {
+		lg.Error("close log to apply config", zap.Error(err))
+	}
+	l, err := log.Open(p.dir, pc.log)
+	if err != nil {
+		// Keep the old config's log closed: requests get a storage error
+		// rather than data from a log in an unknown state.
+		lg.Error("reopen log with new config", zap.Error(err))
+		p.closed = true
+		p.notify()
+		return
+	}
+	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))
+	p.log, p.cfg = l, pc
+	lg.Info("topic config applied")
+	p.notify()
+}
+
+// deleteTopic closes a deleted topic's logs and removes their data.
+func (m *partitions) deleteTopic(name string, tp *topicParts) {
+	for _, p := range tp.parts {
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		if !p.closed {
+			p.closed = true
+			if err := p.log.Delete(); err != nil {
+				m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
+			}
+		}
+		p.mu.Unlock()
+		p.notify()
+	}
+	m.logger.Info("topic deleted", zap.String("topic", name))
+}
+
+// removeOrphans deletes partition directories of topics the metadata does
+// not have (deleted while the broker was down, or before a crash finished
+// removing them).
+func (m *partitions) removeOrphans(md *controller.Metadata) error {
+	entries, err := os.ReadDir(m.dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		i := strings.LastIndexByte(e.Name(), '-')
+		if i <= 0 {
+			continue
+		}
+		topic, num := e.Name()[:i], e.Name()[i+1:]
+		n, err := strconv.ParseInt(num, 10, 32)
+		if err != nil || n < 0 || controller.ValidateTopicName(topic) != nil {
+			continue
+		}
+		if t, ok := md.Topics[topic]; ok && int(n) < len(t.Partitions) {
+			continue
+		}
+		dir := filepath.Join(m.dataDir, e.Name())
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove orphan %s: %w", dir, err)
+		}
+		m.logger.Info("removed data of a deleted topic", zap.String("topic", topic), zap.Int64("partition", n))
+	}
+	return nil
+}
+
+// enforceRetention runs retention over every partition.
+func (m *partitions) enforceRetention() {
+	for _, p := range m.all() {
+		p.mu.RLock()
+		if !p.closed {
+			n, err := p.log.EnforceRetention()
+			switch {
+			case err != nil && !errors.Is(err, log.ErrClosed):
+				m.logger.Warn("retention", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
+			case n > 0:
+				m.logger.Debug("retention deleted segments", zap.String("topic", p.topic), zap.Int32("partition", p.index),
+					zap.Int("segments", n), zap.Int64("offset", p.log.StartOffset()))
+			}
+		}
+		p.mu.RUnlock()
+	}
+}
+
+// closeAll closes every log (sync, recovery point, clean-shutdown marker).
+func (m *partitions) closeAll() error {
+	m.mu.Lock()
+	topics := m.topics
+	m.topics = map[string]*topicParts{}
+	m.mu.Unlock()
+	var errs []error
+	for name, tp := range topics {
+		for _, p := range tp.parts {
+			if p == nil {
+				continue
+			}
+			p.mu.Lock()
+			if !p.closed {
+				p.closed = true
+				if err := p.log.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
+				}
+			}
+			p.mu.Unlock()
+			p.notify()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeFileDurable replaces path atomically and durably (R4).
+func writeFileDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

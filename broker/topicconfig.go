@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/log"
+)
+
+// configSource says where a topic config value came from.
+type configSource uint8
+
+const (
+	fromBuiltin configSource = iota // controller's default
+	fromBroker                      // Config.TopicDefaults
+	fromTopic                       // the topic's own override
+)
+
+// topicValue returns a topic config key's effective value: the topic's
+// override, else the broker's default, else the built-in default. t may be
+// nil (the broker defaults alone).
+func topicValue(t *controller.Topic, defaults map[string]string, key string) (string, configSource) {
+	if t != nil {
+		if v, ok := t.Configs[key]; ok {
+			return v, fromTopic
+		}
+	}
+	if v, ok := defaults[key]; ok {
+		return v, fromBroker
+	}
+	var empty controller.Topic
+	return empty.Config(key), fromBuiltin
+}
+
+// topicValues binds topicValue to one topic.
+func topicValues(t *controller.Topic, defaults map[string]string) func(string) string {
+	return func(key string) string {
+		v, _ := topicValue(t, defaults, key)
+		return v
+	}
+}
+
+// partitionConfig is what the broker derives from a topic's configs.
+type partitionConfig struct {
+	log             log.Config
+	maxMessageBytes int
+}
+
+// logConfig maps the topic config keys onto a log.Config and checks the
+// combination (a valid key can still make an invalid log, e.g.
+// max.message.bytes above segment.bytes).
+func logConfig(get func(string) string) (partitionConfig, error) {
+	var pc partitionConfig
+	var err error
+	num := func(key string) int64 {
+		if err != nil {
+			return 0
+		}
+		n, e := strconv.ParseInt(get(key), 10, 64)
+		if e != nil {
+			err = fmt.Errorf("%w: %s=%q: not an integer", controller.ErrInvalidConfig, key, get(key))
+		}
+		return n
+	}
+	ms := func(key string) time.Duration {
+		n := num(key)
+		if n < 0 {
+			return -1
+		}
+		return time.Duration(n) * time.Millisecond
+	}
+	pc.log.SegmentBytes = num(controller.ConfigSegmentBytes)
+	pc.log.SegmentAge = ms(controller.ConfigSegmentMs)
+	pc.log.RetentionAge = ms(controller.ConfigRetentionMs)
+	pc.log.RetentionBytes = num(controller.ConfigRetentionBytes)
+	if pc.log.RetentionBytes == 0 {
+		// The log reads 0 as "default"; retention.bytes=0 means keep as
+		// little as possible, which 1 byte expresses: every closed segment.
+		pc.log.RetentionBytes = 1
+	}
+	pc.log.FlushInterval = ms(controller.ConfigFsyncIntervalMs)
+	maxMsg := num(controller.ConfigMaxMessageBytes)
+	if err != nil {
+		return pc, err
+	}
+	pol, e := log.ParseFsyncPolicy(get(controller.ConfigFsync))
+	if e != nil {
+		return pc, fmt.Errorf("%w: %s: %w", controller.ErrInvalidConfig, controller.ConfigFsync, e)
+	}
+	pc.log.Fsync = pol
+	if maxMsg > 1<<31-1 {
+		return pc, fmt.Errorf("%w: %s=%d: above 2 GiB", controller.ErrInvalidConfig, controller.ConfigMaxMessageBytes, maxMsg)
+	}
+	pc.maxMessageBytes = int(maxMsg)
+	pc.log.MaxBatchBytes = int(maxMsg)
+	if e := pc.log.Validate(); e != nil {
+		return pc, fmt.Errorf("%w: %w", controller.ErrInvalidConfig, e)
+	}
+	return pc, nil
+}
+
+// sameLogConfig reports whether two configs ask for the same log
+// behaviour (Logger and clock aside).
+func sameLogConfig(a, b log.Config) bool {
+	return a.SegmentBytes == b.SegmentBytes && a.SegmentAge == b.SegmentAge &&
+		a.RetentionBytes == b.RetentionBytes && a.RetentionAge == b.RetentionAge &&
+		a.Fsync == b.Fsync && a.FlushInterval == b.FlushInterval && a.FlushBytes == b.FlushBytes &&
+		a.MaxBatchBytes == b.MaxBatchBytes && a.IndexIntervalBytes == b.IndexIntervalBytes &&
+		a.MaxIndexBytes == b.MaxIndexBytes
+}
