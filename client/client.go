@@ -1,0 +1,373 @@
+// Package client is the Go library for sluice: a producer, a consumer and
+// an admin API behind one Client.
+//
+// New bootstraps from any of the seed brokers, learns the cluster from its
+// metadata (topics → partitions → leader broker) and from then on sends
+// each request straight to the broker that can serve it. Metadata is
+// refreshed in the background, at once when a broker answers
+// NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE
+// or the like, and when a connection fails.
+//
+// # Connections
+//
+// There is one TCP connection per broker, shared by producer, consumer and
+// admin calls. Requests on it are pipelined: a writer goroutine sends them
+// as they come, a reader goroutine matches responses by correlation id (a
+// broker answers in order). A request that gets no response within
+// RequestTimeout closes its connection, failing what else was in flight on
+// it; the next request dials again.
+//
+// # Producing
+//
+// Produce buffers a record into its partition's batch and returns; the
+// callback runs once the batch is acknowledged or has failed. Batches are
+// sent when they reach BatchMaxBytes, when their first record has waited
+// Linger, or on Flush. Ordering: at most one batch per partition is in
+// flight at a time, and a batch failing with a retriable, definite error is
+// retried before any later batch of its partition is sent, so records of a
+// partition are written in Produce order. (Several in-flight batches per
+// partition need idempotence to stay ordered across retries; it comes with
+// producer ids, R13.) Without idempotence a batch whose outcome is unknown
+// (timeout, connection lost after sending) is never resent — its records
+// fail with an indeterminate *ProduceError (R14).
+//
+// Every record accepted by Produce gets its callback exactly once: Flush
+// waits for all of them, and Close sends what is buffered before it returns
+// (without retrying: a batch that fails during Close fails).
+//
+// # Consuming
+//
+// Assign partitions with a start Offset; background fetchers, one per
+// leader broker, long-poll (FetchMinBytes / FetchMaxWait) and decode ahead
+// of the application into a buffer bounded by MaxBufferedFetchBytes, and
+// Poll hands over what has arrived. Each batch's CRC is checked; a corrupt
+// batch is reported by Poll as a *FetchError, never a panic.
+//
+// Records returned by Poll belong to the caller and are never touched by
+// the client again. To avoid a copy per record, their Key, Value and
+// header bytes share memory with other records of the same fetch response:
+// keeping one record alive keeps its whole response alive, and the caller
+// must not append to those slices (they may share capacity with the next
+// record's bytes). Copy a record's bytes to retain a few records from a
+// large fetch for a long time.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use. Close stops every goroutine it
+// started and closes every connection; it is idempotent.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// Record is one record, produced or consumed.
+//
+// To produce, set Topic, Value and optionally Key, Headers, Timestamp
+// (default: the time of Produce) and Partition (used only by
+// ManualPartitioner). The producer owns the Record from Produce until the
+// callback, and fills in Partition and Offset (-1 with acks=0).
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Timestamp time.Time
+	Key       []byte
+	Value     []byte
+	Headers   []record.Header
+}
+
+// TopicPartition names one partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Client is a connection to a sluice cluster: producer, consumer and admin.
+type Client struct {
+	cfg    config
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu      sync.Mutex
+	brokers map[int32]*broker // from metadata
+	seeds   []*broker
+	rr      int // round robin over brokers for "any broker" requests
+
+	meta metadata
+	prod producer
+	cons consumer
+}
+
+// broker is one broker's address and its connection, dialled lazily and
+// again after it fails. mu serialises dialling only.
+type broker struct {
+	id   int32 // -1 for a seed not yet matched to an id
+	addr string
+	mu   sync.Mutex
+	cn   *conn
+}
+
+// New returns a Client bootstrapped from the seed brokers: it has fetched
+// cluster metadata from one of them before it returns. ctx bounds the
+// bootstrap only.
+func New(ctx context.Context, opts ...Opt) (*Client, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, brokers: map[int32]*broker{}}
+	for _, a := range cfg.seeds {
+		c.seeds = append(c.seeds, &broker{id: -1, addr: a})
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.meta.init()
+	c.prod.init(c)
+	c.cons.init(c)
+	if err := c.refreshMetadata(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client: bootstrap: %w", err)
+	}
+	c.wg.Add(1)
+	go c.metadataLoop()
+	return c, nil
+}
+
+// Close sends what the producer has buffered (see the package comment),
+// then stops every goroutine and closes every connection. It is idempotent
+// and safe to call concurrently with other methods, which fail with
+// ErrClosed afterwards.
+func (c *Client) Close() {
+	c.once.Do(func() {
+		c.prod.close()
+		c.cons.close()
+		c.cancel()
+		c.wg.Wait()
+		c.mu.Lock()
+		all := append([]*broker(nil), c.seeds...)
+		for _, b := range c.brokers {
+			all = append(all, b)
+		}
+		c.mu.Unlock()
+		for _, b := range all {
+			b.mu.Lock()
+			if b.cn != nil {
+				b.cn.close()
+			}
+			b.mu.Unlock()
+		}
+	})
+}
+
+// closed reports whether Close has begun.
+func (c *Client) closed() bool { return c.ctx.Err() != nil }
+
+// conn returns b's connection, dialling if it has none or it died.
+func (c *Client) connTo(ctx context.Context, b *broker) (*conn, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cn != nil && b.cn.alive() {
+		return b.cn, nil
+	}
+	if c.closed() {
+		return nil, ErrClosed
+	}
+	if b.cn != nil {
+		b.cn.close()
+		b.cn = nil
+	}
+	cn, err := dialConn(ctx, &c.cfg, b.addr)
+	if err != nil {
+		return nil, err
+	}
+	b.cn = cn
+	return cn, nil
+}
+
+// brokerConn returns the connection to broker id.
+func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {
+	c.mu.Lock()
+	b := c.brokers[id]
+	c.mu.Unlock()
+	if b == nil {
+		c.meta.requestRefresh()
+		return nil, &connError{addr: fmt.Sprintf("id %d", id), err: errors.New("broker not in metadata")}
+	}
+	return c.connTo(ctx, b)
+}
+
+// anyConn returns a connection to some broker, trying the known brokers and
+// then the seeds in turn, starting after the last one used.
+func (c *Client) anyConn(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	cands := make([]*broker, 0, len(c.brokers)+len(c.seeds))
+	for _, b := range c.brokers {
+		cands = append(cands, b)
+	}
+	cands = append(cands, c.seeds...)
+	c.rr++
+	start := c.rr
+	c.mu.Unlock()
+	var errs []error
+	for i := range cands {
+		b := cands[(start+i)%len(cands)]
+		cn, err := c.connTo(ctx, b)
+		if err == nil {
+			return cn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil || c.closed() {
+			break
+		}
+	}
+	return nil, fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
+}
+
+// anyBroker is the target of requests any broker can serve.
+const anyBroker int32 = -1
+
+// roundTrip sends req to broker id (or any broker) and decodes the answer
+// into resp, retrying retriable failures up to RequestRetries times with
+// backoff. idempotent says whether a request that may have been applied
+// can be sent again (see classify). The response's top-level error code
+// becomes the error.
+func (c *Client) roundTrip(ctx context.Context, id int32, req protocol.Message, newResp func() protocol.Message, idempotent bool) (protocol.Message, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := c.roundTripOnce(ctx, id, req, newResp())
+		if err == nil {
+			return resp, nil
+		}
+		cl := classify(err, idempotent)
+		if cl.refresh {
+			c.meta.requestRefresh()
+		}
+		if !cl.retry || attempt >= c.cfg.requestRetries || ctx.Err() != nil {
+			return nil, err
+		}
+		if err := c.sleep(ctx, c.backoff(attempt+1)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (c *Client) roundTripOnce(ctx context.Context, id int32, req, resp protocol.Message) (protocol.Message, error) {
+	var cn *conn
+	var err error
+	if id == anyBroker {
+		cn, err = c.anyConn(ctx)
+	} else {
+		cn, err = c.brokerConn(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.do(ctx, req, resp, c.cfg.requestTimeout, false); err != nil {
+		return nil, err
+	}
+	if code := topCode(resp); code != protocol.NoError {
+		return nil, fmt.Errorf("broker %s: %v: %w", cn.addr, req.Key(), code.Err())
+	}
+	return resp, nil
+}
+
+// topCode is a response's top-level error code (the uniform error rule:
+// every response body starts with one).
+func topCode(m protocol.Message) protocol.ErrorCode {
+	switch r := m.(type) {
+	case *protocol.MetadataResponse:
+		return r.ErrorCode
+	case *protocol.ProduceResponse:
+		return r.ErrorCode
+	case *protocol.FetchResponse:
+		return r.ErrorCode
+	case *protocol.ListOffsetsResponse:
+		return r.ErrorCode
+	case *protocol.CreateTopicsResponse:
+		return r.ErrorCode
+	case *protocol.DeleteTopicsResponse:
+		return r.ErrorCode
+	case *protocol.DescribeConfigsResponse:
+		return r.ErrorCode
+	case *protocol.AlterConfigsResponse:
+		return r.ErrorCode
+	case *protocol.APIVersionsResponse:
+		return r.ErrorCode
+	}
+	return protocol.NoError
+}
+
+// backoff is the wait before retry number attempt (1-based): RetryBackoff's
+// min doubled per attempt, capped at its max, minus up to 20% jitter so
+// clients that failed together do not retry together.
+func (c *Client) backoff(attempt int) time.Duration {
+	return backoff(c.cfg.retryBackoff[0], c.cfg.retryBackoff[1], attempt, rand.Float64())
+}
+
+func backoff(lo, hi time.Duration, attempt int, jitter float64) time.Duration {
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d - time.Duration(float64(d)*0.2*jitter)
+}
+
+// sleep waits d, or less if ctx ends or the Client closes.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// notifier wakes every waiter at once: wait returns a channel that the
+// next notify closes.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+func (n *notifier) notify() {
+	n.mu.Lock()
+	if n.ch != nil {
+		close(n.ch)
+		n.ch = nil
+	}
+	n.mu.Unlock()
+}
+
+// kick does a non-blocking send on a wake-up channel of capacity 1.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,307 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// conn is one TCP connection to one broker, shared by every request to it.
+// Requests are pipelined: a writer goroutine encodes and writes them in the
+// order they are handed over, a reader goroutine reads the responses, which
+// a broker sends in request order, and matches each to the oldest
+// outstanding request by correlation id. A mismatch means the stream can no
+// longer be trusted, so the connection is closed.
+//
+// Once a conn fails (I/O error, bad frame, a request timeout, Close) it is
+// dead for good: every request outstanding on it fails with a *connError
+// saying whether it was sent, and the owner dials a new one.
+type conn struct {
+	addr     string
+	nc       net.Conn
+	clientID string
+	maxFrame int
+
+	versions [64]int16 // negotiated version per API key; -1 unsupported
+
+	calls    chan *call    // to the writer; unbuffered so a dead conn takes no more
+	inflight chan *call    // writer → reader, in wire order
+	die      chan struct{} // closed when the conn fails
+	dieOnce  sync.Once
+	err      error // why it died; written before die is closed
+	done     chan struct{}
+}
+
+// call is one request and, once it completes, its outcome.
+type call struct {
+	req     protocol.Message
+	resp    protocol.Message // nil: no response expected (acks=0)
+	version int16
+	corr    int32
+	// ownBody makes the reader decode from a private copy of the frame, so
+	// byte slices in resp (a Fetch's record sets) outlive the reader's
+	// buffer and can be handed to the user without a per-record copy.
+	ownBody bool
+	sent    atomic.Bool
+	done    chan error // buffered: the reader never blocks on an abandoned call
+}
+
+// maxPipelined bounds the requests written but not yet answered on one
+// connection; the writer waits when it is reached.
+const maxPipelined = 256
+
+// dialConn connects to addr and negotiates API versions. The conn's
+// goroutines stop when it fails or is closed; close waits for them.
+func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
+	defer cancel()
+	nc, err := cfg.dial(dctx, "tcp", addr)
+	if err != nil {
+		return nil, &connError{addr: addr, err: err}
+	}
+	c := &conn{
+		addr: addr, nc: nc, clientID: cfg.clientID, maxFrame: cfg.maxFrameBytes,
+		calls:    make(chan *call),
+		inflight: make(chan *call, maxPipelined),
+		die:      make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	writerDone := make(chan struct{})
+	go c.writeLoop(writerDone)
+	go c.readLoop(writerDone)
+	if err := c.negotiate(dctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// negotiate asks ApiVersions (v0, which every broker reads) and picks, per
+// API, the highest version both sides support.
+func (c *conn) negotiate(ctx context.Context) error {
+	for i := range c.versions {
+		c.versions[i] = -1
+	}
+	c.versions[protocol.APIVersions] = 0
+	var resp protocol.APIVersionsResponse
+	if err := c.do(ctx, &protocol.APIVersionsRequest{}, &resp, time.Hour, false); err != nil {
+		return fmt.Errorf("broker %s: api versions: %w", c.addr, err)
+	}
+	if resp.ErrorCode != protocol.NoError && resp.ErrorCode != protocol.ErrUnsupportedVersion {
+		return fmt.Errorf("broker %s: api versions: %w", c.addr, resp.ErrorCode.Err())
+	}
+	for _, r := range resp.APIs {
+		lo, hi, ok := r.Key.Versions()
+		if !ok || int(r.Key) >= len(c.versions) {
+			continue
+		}
+		v := min(hi, r.Max)
+		if v >= max(lo, r.Min) {
+			c.versions[r.Key] = v
+		}
+	}
+	return nil
+}
+
+// alive reports whether the conn can still take requests.
+func (c *conn) alive() bool {
+	select {
+	case <-c.die:
+		return false
+	default:
+		return true
+	}
+}
+
+// fail kills the conn with err (the first cause wins).
+func (c *conn) fail(err error) {
+	c.dieOnce.Do(func() {
+		c.err = err
+		close(c.die)
+		c.nc.Close()
+	})
+}
+
+// close kills the conn and waits for its goroutines.
+func (c *conn) close() {
+	c.fail(ErrClosed)
+	<-c.done
+}
+
+// do sends req and waits for its response, decoded into resp (nil for a
+// request the broker does not answer: do returns once it is written).
+// timeout bounds the wait after sending; on expiry the conn is closed, as a
+// late response would otherwise be read as the answer to nothing. ctx ends
+// the wait but not the conn: the request may still be sent and answered,
+// so the caller must not reuse resp after an error. ownBody: see call.
+func (c *conn) do(ctx context.Context, req, resp protocol.Message, timeout time.Duration, ownBody bool) error {
+	v := int16(-1)
+	if k := int(req.Key()); k < len(c.versions) {
+		v = c.versions[k]
+	}
+	if v < 0 {
+		return fmt.Errorf("broker %s: %v: %w", c.addr, req.Key(), protocol.ErrUnsupportedVersion)
+	}
+	cl := &call{req: req, resp: resp, version: v, ownBody: ownBody, done: make(chan error, 1)}
+	select {
+	case c.calls <- cl:
+	case <-c.die:
+		return &connError{addr: c.addr, err: c.err}
+	case <-ctx.Done():
+		return &connError{addr: c.addr, err: ctx.Err()}
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-cl.done:
+		return err
+	case <-t.C:
+		c.fail(fmt.Errorf("%v request timed out after %v", req.Key(), timeout))
+		return &connError{addr: c.addr, sent: true, timeout: true, err: context.DeadlineExceeded}
+	case <-ctx.Done():
+		return &connError{addr: c.addr, sent: cl.sent.Load(), err: ctx.Err()}
+	}
+}
+
+// writeLoop encodes requests into one reused buffer and writes them,
+// coalescing calls that are already waiting into a single write.
+func (c *conn) writeLoop(done chan<- struct{}) {
+	defer close(done)
+	var (
+		buf   []byte
+		corr  int32
+		batch []*call
+		hdr   = protocol.RequestHeader{ClientID: c.clientID}
+	)
+	for {
+		var first *call
+		select {
+		case first = <-c.calls:
+		case <-c.die:
+			return
+		}
+		buf, batch = buf[:0], append(batch[:0], first)
+		if !c.alive() {
+			// Taken as the conn died: nothing of it was written.
+			first.done <- &connError{addr: c.addr, err: c.err}
+			return
+		}
+	more:
+		for len(buf) < 1<<20 && len(batch) < maxPipelined {
+			select {
+			case cl := <-c.calls:
+				batch = append(batch, cl)
+			default:
+				break more
+			}
+		}
+		queued := batch[:0]
+		for _, cl := range batch {
+			corr++
+			cl.corr = corr
+			hdr.Key, hdr.Version, hdr.CorrelationID = cl.req.Key(), cl.version, corr
+			var err error
+			if buf, err = protocol.AppendRequest(buf, &hdr, cl.req); err != nil {
+				cl.done <- fmt.Errorf("broker %s: encode: %w", c.addr, err)
+				continue
+			}
+			queued = append(queued, cl)
+		}
+		for _, cl := range queued {
+			cl.sent.Store(true)
+			if cl.resp == nil {
+				continue
+			}
+			select {
+			case c.inflight <- cl:
+			case <-c.die:
+				// The reader drains inflight after this loop ends; calls not
+				// queued yet are failed here, with sent=true as they are
+				// marked: their bytes were about to go out with the rest.
+				cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
+			}
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			c.fail(fmt.Errorf("write: %w", err))
+			for _, cl := range queued {
+				if cl.resp == nil {
+					cl.done <- &connError{addr: c.addr, sent: true, err: err}
+				}
+			}
+			return
+		}
+		for _, cl := range queued {
+			if cl.resp == nil {
+				cl.done <- nil
+			}
+		}
+		if cap(buf) > 4<<20 {
+			buf = nil // do not pin a buffer grown for one huge request
+		}
+	}
+}
+
+// readLoop reads responses and completes calls in order. When the conn
+// dies it waits for the writer to stop, then fails every call still
+// waiting for a response.
+func (c *conn) readLoop(writerDone <-chan struct{}) {
+	defer close(c.done)
+	fr := protocol.NewFrameReader(c.nc, c.maxFrame)
+	var d protocol.Decoder
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			c.fail(fmt.Errorf("read: %w", err))
+			break
+		}
+		corr, body, err := protocol.ParseResponse(frame)
+		if err != nil {
+			c.fail(err)
+			break
+		}
+		var cl *call
+		select {
+		case cl = <-c.inflight:
+		default:
+		}
+		if cl == nil || cl.corr != corr {
+			c.fail(fmt.Errorf("response with correlation id %d does not match the oldest request", corr))
+			if cl != nil {
+				cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
+			}
+			break
+		}
+		if cl.ownBody {
+			body = append([]byte(nil), body...)
+		}
+		d.Reset(body)
+		if err := cl.resp.Decode(&d, cl.version); err != nil {
+			// The frame boundary is intact, so the conn survives; the
+			// request's outcome is unknown to us.
+			cl.done <- fmt.Errorf("broker %s: %w", c.addr, err)
+			continue
+		}
+		cl.done <- nil
+	}
+	<-writerDone
+	for {
+		select {
+		case cl := <-c.inflight:
+			cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
+		default:
+			return
+		}
+	}
+}
+
+// isConnErr reports whether err came from the connection layer.
+func isConnErr(err error) bool {
+	var ce *connError
+	return errors.As(err, &ce)
+}

@@ -1,0 +1,262 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// Offset is where consumption of a partition starts: an exact offset, the
+// start or end of the log, or the first record at or after a time.
+type Offset struct {
+	kind offsetKind
+	at   int64 // the offset (offsetExact) or Unix milliseconds (offsetTime)
+}
+
+type offsetKind uint8
+
+const (
+	offsetExact offsetKind = iota
+	offsetStart
+	offsetEnd
+	offsetTime
+)
+
+// At starts at offset o.
+func At(o int64) Offset { return Offset{kind: offsetExact, at: o} }
+
+// AtStart starts at the partition's log start offset (the earliest record
+// retention kept).
+func AtStart() Offset { return Offset{kind: offsetStart} }
+
+// AtEnd starts at the end of the partition: only records produced from
+// now on (the high watermark at the time the offset is resolved).
+func AtEnd() Offset { return Offset{kind: offsetEnd} }
+
+// AtTime starts at the first record whose timestamp is at or after t, or
+// at the end if there is none.
+func AtTime(t time.Time) Offset { return Offset{kind: offsetTime, at: t.UnixMilli()} }
+
+// listTimestamp is the ListOffsets query for o.
+func (o Offset) listTimestamp() int64 {
+	switch o.kind {
+	case offsetStart:
+		return protocol.EarliestTimestamp
+	case offsetEnd:
+		return protocol.LatestTimestamp
+	}
+	return o.at
+}
+
+func (o Offset) String() string {
+	switch o.kind {
+	case offsetStart:
+		return "start"
+	case offsetEnd:
+		return "end"
+	case offsetTime:
+		return "time " + time.UnixMilli(o.at).UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(o.at)
+}
+
+// consumer holds the assigned partitions, the buffer of fetched records
+// and the per-broker fetchers that fill it.
+type consumer struct {
+	c *Client
+
+	mu       sync.Mutex
+	parts    map[TopicPartition]*cpart
+	buffered []chunk
+	bufBytes int
+	errs     []*FetchError
+	fetchers map[int32]bool
+	closed   bool
+
+	ready   notifier // Poll waits: records or errors arrived
+	changed notifier // fetchers wait: assignment, buffer space or metadata changed
+}
+
+// cpart is one assigned partition. gen changes on every Seek or Assign,
+// so results of requests sent before are recognised and dropped.
+type cpart struct {
+	tp          TopicPartition
+	offset      int64 // next offset to fetch
+	start       Offset
+	needsOffset bool // start must be resolved with ListOffsets first
+	paused      bool // after a FetchError, until Seek or Assign
+	busy        bool // in a request now
+	gen         uint64
+}
+
+// chunk is one partition's records from one fetch response.
+type chunk struct {
+	part  *cpart
+	gen   uint64
+	recs  []*Record
+	bytes int
+}
+
+// Fetches is what Poll returns: the records that arrived, in offset order
+// within each partition, and partition errors.
+type Fetches struct {
+	Records []*Record
+	Errors  []*FetchError
+}
+
+func (cs *consumer) init(c *Client) {
+	cs.c = c
+	cs.parts = map[TopicPartition]*cpart{}
+	cs.fetchers = map[int32]bool{}
+}
+
+// Assign adds partitions to consume (or restarts ones already assigned)
+// from the given offsets. Fetching starts in the background at once.
+func (c *Client) Assign(parts map[TopicPartition]Offset) {
+	cs := &c.cons
+	topics := make([]string, 0, len(parts))
+	cs.mu.Lock()
+	for tp, off := range parts {
+		p := cs.parts[tp]
+		if p == nil {
+			p = &cpart{tp: tp}
+			cs.parts[tp] = p
+			topics = append(topics, tp.Topic)
+		}
+		cs.reset(p)
+		p.start = off
+		p.needsOffset = off.kind != offsetExact
+		p.offset = off.at
+	}
+	cs.mu.Unlock()
+	c.meta.want(topics...)
+	if len(topics) > 0 {
+		c.meta.requestRefresh()
+	}
+	cs.metadataChanged()
+}
+
+// Unassign stops consuming partitions and drops their buffered records.
+func (c *Client) Unassign(parts ...TopicPartition) {
+	cs := &c.cons
+	cs.mu.Lock()
+	for _, tp := range parts {
+		if p := cs.parts[tp]; p != nil {
+			cs.reset(p)
+			delete(cs.parts, tp)
+		}
+	}
+	cs.mu.Unlock()
+}
+
+// Seek makes the next records of an assigned partition start at offset,
+// dropping what was fetched for it and not yet polled.
+func (c *Client) Seek(topic string, partition int32, offset int64) error {
+	cs := &c.cons
+	cs.mu.Lock()
+	p := cs.parts[TopicPartition{topic, partition}]
+	if p == nil {
+		cs.mu.Unlock()
+		return fmt.Errorf("client: seek %s[%d]: partition not assigned", topic, partition)
+	}
+	cs.reset(p)
+	p.offset, p.needsOffset = offset, false
+	cs.mu.Unlock()
+	cs.changed.notify()
+	return nil
+}
+
+// reset invalidates in-flight results and buffered records of p and
+// unpauses it. cs.mu is held.
+func (cs *consumer) reset(p *cpart) {
+	p.gen++
+	p.paused = false
+	kept := cs.buffered[:0]
+	for _, ch := range cs.buffered {
+		if ch.part == p {
+			cs.bufBytes -= ch.bytes
+			continue
+		}
+		kept = append(kept, ch)
+	}
+	clear(cs.buffered[len(kept):])
+	cs.buffered = kept
+}
+
+// Poll returns the records and partition errors that have arrived since
+// the last Poll, waiting until there is at least one or ctx ends. The
+// error is ctx's or ErrClosed; partition errors are in Fetches.Errors.
+func (c *Client) Poll(ctx context.Context) (Fetches, error) {
+	cs := &c.cons
+	for {
+		cs.mu.Lock()
+		if c.closed() {
+			cs.mu.Unlock()
+			return Fetches{}, ErrClosed
+		}
+		if len(cs.buffered) > 0 || len(cs.errs) > 0 {
+			f := cs.take()
+			cs.mu.Unlock()
+			cs.changed.notify() // buffer space freed
+			return f, nil
+		}
+		ch := cs.ready.wait()
+		cs.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Fetches{}, ctx.Err()
+		case <-c.ctx.Done():
+			return Fetches{}, ErrClosed
+		}
+	}
+}
+
+// take empties the buffer into a Fetches. cs.mu is held.
+func (cs *consumer) take() Fetches {
+	n := 0
+	for _, ch := range cs.buffered {
+		n += len(ch.recs)
+	}
+	f := Fetches{Records: make([]*Record, 0, n), Errors: cs.errs}
+	for _, ch := range cs.buffered {
+		f.Records = append(f.Records, ch.recs...)
+	}
+	clear(cs.buffered)
+	cs.buffered, cs.bufBytes, cs.errs = cs.buffered[:0], 0, nil
+	return f
+}
+
+// metadataChanged starts a fetcher for every leader of an assigned
+// partition that has none, and wakes the fetchers to look again.
+func (cs *consumer) metadataChanged() {
+	c := cs.c
+	cs.mu.Lock()
+	if !cs.closed {
+		for tp := range cs.parts {
+			id, _, ok := c.meta.leader(tp.Topic, tp.Partition)
+			if !ok {
+				c.meta.requestRefresh()
+				continue
+			}
+			if !cs.fetchers[id] {
+				cs.fetchers[id] = true
+				c.wg.Add(1)
+				go cs.fetchLoop(id)
+			}
+		}
+	}
+	cs.mu.Unlock()
+	cs.changed.notify()
+}
+
+// close stops new fetchers from starting; the running ones stop with the
+// Client's context.
+func (cs *consumer) close() {
+	cs.mu.Lock()
+	cs.closed = true
+	cs.mu.Unlock()
+}

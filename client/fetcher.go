@@ -1,0 +1,390 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// work is one partition taken by a fetcher for one request, with the
+// generation and offset it was taken at.
+type work struct {
+	p      *cpart
+	gen    uint64
+	offset int64
+	epoch  int32
+	start  Offset
+}
+
+// fetchLoop is broker id's fetcher: it resolves start offsets and fetches
+// for every assigned partition that id leads, while the buffer has room,
+// and waits for a change when there is nothing to do. It stops with the
+// Client.
+func (cs *consumer) fetchLoop(id int32) {
+	c := cs.c
+	defer c.wg.Done()
+	var rd record.Reader
+	failures := 0
+	for c.ctx.Err() == nil {
+		ch := cs.changed.wait()
+		list, fetch := cs.collect(id)
+		if len(list)+len(fetch) == 0 {
+			select {
+			case <-ch:
+			case <-c.ctx.Done():
+			}
+			continue
+		}
+		var err error
+		if len(list) > 0 {
+			err = cs.listOffsets(id, list)
+		}
+		if len(fetch) > 0 {
+			if ferr := cs.fetch(id, fetch, &rd); ferr != nil {
+				err = ferr
+			}
+		}
+		cs.release(list)
+		cs.release(fetch)
+		if err == nil {
+			failures = 0
+			continue
+		}
+		failures++
+		if c.sleep(c.ctx, c.backoff(failures)) != nil {
+			return
+		}
+	}
+}
+
+// collect takes the partitions broker id should serve now: those needing a
+// start offset, and those to fetch while the buffer has room.
+func (cs *consumer) collect(id int32) (list, fetch []work) {
+	c := cs.c
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	room := cs.bufBytes < c.cfg.maxBufferedFetchBytes
+	for _, p := range cs.parts {
+		if p.paused || p.busy {
+			continue
+		}
+		leader, epoch, ok := c.meta.leader(p.tp.Topic, p.tp.Partition)
+		if !ok {
+			c.meta.requestRefresh()
+			continue
+		}
+		if leader != id {
+			continue
+		}
+		w := work{p: p, gen: p.gen, offset: p.offset, epoch: epoch, start: p.start}
+		switch {
+		case p.needsOffset:
+			list = append(list, w)
+		case room:
+			fetch = append(fetch, w)
+		default:
+			continue
+		}
+		p.busy = true
+	}
+	return list, fetch
+}
+
+func (cs *consumer) release(ws []work) {
+	if len(ws) == 0 {
+		return
+	}
+	cs.mu.Lock()
+	for _, w := range ws {
+		w.p.busy = false
+	}
+	cs.mu.Unlock()
+}
+
+// current reports whether w's result still applies. cs.mu is held.
+func (cs *consumer) current(w *work) bool {
+	return cs.parts[w.p.tp] == w.p && w.p.gen == w.gen
+}
+
+// fail reports a partition error to Poll and pauses the partition. cs.mu
+// is held.
+func (cs *consumer) fail(w *work, err error) {
+	if !cs.current(w) {
+		return
+	}
+	w.p.paused = true
+	cs.errs = append(cs.errs, &FetchError{Topic: w.p.tp.Topic, Partition: w.p.tp.Partition, Err: err})
+	cs.ready.notify()
+}
+
+// partitionCode handles a partition's error code: stale metadata refreshes
+// it and retries (reported as a soft error for backoff), anything else
+// fails the partition. It returns nil for NoError.
+func (cs *consumer) partitionCode(w *work, code protocol.ErrorCode) error {
+	if code == protocol.NoError {
+		return nil
+	}
+	err := code.Err()
+	if code.Retriable() {
+		if staleMetadata(code) {
+			cs.c.meta.requestRefresh()
+		}
+		return err
+	}
+	cs.mu.Lock()
+	cs.fail(w, err)
+	cs.mu.Unlock()
+	return nil
+}
+
+// listOffsets resolves start offsets with one ListOffsets request.
+func (cs *consumer) listOffsets(id int32, ws []work) error {
+	c := cs.c
+	req := &protocol.ListOffsetsRequest{ReplicaID: -1, Isolation: c.cfg.isolation}
+	for _, w := range ws {
+		t := topicEntry(&req.Topics, w.p.tp.Topic, func(t *protocol.ListOffsetsTopic) *string { return &t.Name })
+		t.Partitions = append(t.Partitions, protocol.ListOffsetsPartition{
+			Partition: w.p.tp.Partition, CurrentLeaderEpoch: w.epoch, Timestamp: w.start.listTimestamp()})
+	}
+	m, err := c.roundTripOnce(c.ctx, id, req, new(protocol.ListOffsetsResponse))
+	if err != nil {
+		if classify(err, true).refresh {
+			c.meta.requestRefresh()
+		}
+		return err
+	}
+	resp := m.(*protocol.ListOffsetsResponse)
+	var soft error
+	for i := range ws {
+		w := &ws[i]
+		r := findListOffsets(resp, w.p.tp)
+		if r == nil {
+			soft = fmt.Errorf("%s[%d] missing from the list offsets response", w.p.tp.Topic, w.p.tp.Partition)
+			continue
+		}
+		if err := cs.partitionCode(w, r.ErrorCode); err != nil {
+			soft = err
+			continue
+		}
+		if r.ErrorCode != protocol.NoError {
+			continue
+		}
+		cs.mu.Lock()
+		if cs.current(w) && w.p.needsOffset {
+			if r.Offset < 0 {
+				// No record at or after the time: start at the end.
+				w.p.start = AtEnd()
+			} else {
+				w.p.offset, w.p.needsOffset = r.Offset, false
+			}
+		}
+		cs.mu.Unlock()
+	}
+	return soft
+}
+
+// fetch sends one long-poll Fetch for ws and buffers what it returns.
+func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
+	c := cs.c
+	cfg := &c.cfg
+	req := &protocol.FetchRequest{ReplicaID: -1, ReplicaEpoch: -1,
+		MaxWaitMs: int32(cfg.fetchMaxWait.Milliseconds()), MinBytes: cfg.fetchMinBytes,
+		MaxBytes: cfg.fetchMaxBytes, Isolation: cfg.isolation}
+	for _, w := range ws {
+		t := topicEntry(&req.Topics, w.p.tp.Topic, func(t *protocol.FetchTopic) *string { return &t.Name })
+		t.Partitions = append(t.Partitions, protocol.FetchPartition{Partition: w.p.tp.Partition,
+			CurrentLeaderEpoch: w.epoch, FetchOffset: w.offset, LogStartOffset: -1, PartitionMaxBytes: cfg.fetchMaxPartBytes})
+	}
+	cn, err := c.brokerConn(c.ctx, id)
+	if err != nil {
+		return err
+	}
+	resp := new(protocol.FetchResponse)
+	if err := cn.do(c.ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true); err != nil {
+		c.meta.requestRefresh()
+		return err
+	}
+	if resp.ErrorCode != protocol.NoError {
+		return fmt.Errorf("broker %s: fetch: %w", cn.addr, resp.ErrorCode.Err())
+	}
+	var soft error
+	for i := range ws {
+		w := &ws[i]
+		pr := findFetch(resp, w.p.tp)
+		if pr == nil {
+			continue // the broker may leave partitions out; fetch them again
+		}
+		if err := cs.partitionCode(w, pr.ErrorCode); err != nil {
+			soft = err
+			continue
+		}
+		if pr.ErrorCode != protocol.NoError {
+			continue
+		}
+		recs, next, derr := decodeRecords(rd, pr.Records, w.offset, w.p.tp, cfg.fetchMaxPartBytes)
+		cs.mu.Lock()
+		if cs.current(w) {
+			w.p.offset = next
+			if len(recs) > 0 {
+				cs.buffered = append(cs.buffered, chunk{part: w.p, gen: w.gen, recs: recs, bytes: len(pr.Records)})
+				cs.bufBytes += len(pr.Records)
+				cs.ready.notify()
+			}
+			if derr != nil {
+				cs.fail(w, derr)
+			}
+		}
+		cs.mu.Unlock()
+	}
+	return soft
+}
+
+// topicEntry returns the element of *ts named name, appending one if there
+// is none; name gives access to an element's name.
+func topicEntry[T any](ts *[]T, topic string, name func(*T) *string) *T {
+	for i := range *ts {
+		if *name(&(*ts)[i]) == topic {
+			return &(*ts)[i]
+		}
+	}
+	var t T
+	*name(&t) = topic
+	*ts = append(*ts, t)
+	return &(*ts)[len(*ts)-1]
+}
+
+// findPartition returns the partition entry for tp in a response's topics,
+// or nil; parts gives a topic entry's name and partitions, id a partition
+// entry's id.
+func findPartition[T, P any](ts []T, tp TopicPartition, parts func(*T) (string, []P), id func(*P) int32) *P {
+	for i := range ts {
+		name, ps := parts(&ts[i])
+		if name != tp.Topic {
+			continue
+		}
+		for j := range ps {
+			if id(&ps[j]) == tp.Partition {
+				return &ps[j]
+			}
+		}
+	}
+	return nil
+}
+
+func findFetch(resp *protocol.FetchResponse, tp TopicPartition) *protocol.FetchPartitionResponse {
+	return findPartition(resp.Topics, tp,
+		func(t *protocol.FetchTopicResponse) (string, []protocol.FetchPartitionResponse) {
+			return t.Name, t.Partitions
+		},
+		func(p *protocol.FetchPartitionResponse) int32 { return p.Partition })
+}
+
+func findListOffsets(resp *protocol.ListOffsetsResponse, tp TopicPartition) *protocol.ListOffsetsPartitionResponse {
+	return findPartition(resp.Topics, tp,
+		func(t *protocol.ListOffsetsTopicResponse) (string, []protocol.ListOffsetsPartitionResponse) {
+			return t.Name, t.Partitions
+		},
+		func(p *protocol.ListOffsetsPartitionResponse) int32 { return p.Partition })
+}
+
+func findProduce(resp *protocol.ProduceResponse, tp TopicPartition) *protocol.ProducePartitionResponse {
+	return findPartition(resp.Topics, tp,
+		func(t *protocol.ProduceTopicResponse) (string, []protocol.ProducePartitionResponse) {
+			return t.Name, t.Partitions
+		},
+		func(p *protocol.ProducePartitionResponse) int32 { return p.Partition })
+}
+
+// errBatchTooLarge is a fetch that returned only part of a batch: the
+// partition cannot progress until FetchMaxBytes' per-partition limit is
+// raised.
+var errBatchTooLarge = errors.New("record batch larger than the per-partition fetch limit")
+
+// decodeRecords turns a partition's record set into Records from offset
+// on, checking each batch's CRC and framing. data must be owned by the
+// caller (the conn hands Fetch bodies over): uncompressed records alias
+// it; compressed ones are copied out of the reader's buffer into a shared
+// arena. A partial batch at the end (cut by the size limit) is ignored. On
+// a corrupt batch it returns the records before it and the error. next is
+// the offset to fetch from next.
+func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartition, maxPart int32) (recs []*Record, next int64, err error) {
+	next = offset
+	var ar arena
+	for len(data) > 0 {
+		batch, rest, err := record.NextBatch(data, 0)
+		if err != nil {
+			var ce *record.CorruptError
+			if errors.As(err, &ce) && ce.Check == record.CheckShort {
+				if len(recs) == 0 && next == offset && len(data) >= int(maxPart) {
+					return recs, next, fmt.Errorf("%w (%d bytes received)", errBatchTooLarge, len(data))
+				}
+				break
+			}
+			return recs, next, fmt.Errorf("offset %d: %w", next, err)
+		}
+		data = rest
+		if err := batch.VerifyCRC(); err != nil {
+			return recs, next, fmt.Errorf("batch at offset %d: %w", batch.BaseOffset(), err)
+		}
+		if batch.NextOffset() <= next {
+			continue // wholly before the requested offset
+		}
+		if batch.Attributes().Control() {
+			next = batch.NextOffset()
+			continue
+		}
+		if err := rd.Reset(batch); err != nil {
+			return recs, next, fmt.Errorf("batch at offset %d: %w", batch.BaseOffset(), err)
+		}
+		compressed := batch.Attributes().Codec() != record.None
+		slab := make([]Record, 0, batch.RecordCount())
+		for rd.Next() {
+			r := rd.Record()
+			if r.Offset < next {
+				continue // records of the batch before the requested offset
+			}
+			out := Record{Topic: tp.Topic, Partition: tp.Partition, Offset: r.Offset,
+				Timestamp: time.UnixMilli(r.Timestamp), Key: ar.own(r.Key, compressed), Value: ar.own(r.Value, compressed)}
+			if len(r.Headers) > 0 {
+				hs := make([]record.Header, len(r.Headers))
+				for i, h := range r.Headers {
+					hs[i] = record.Header{Key: ar.own(h.Key, compressed), Value: ar.own(h.Value, compressed)}
+				}
+				out.Headers = hs
+			}
+			slab = append(slab, out)
+			recs = append(recs, &slab[len(slab)-1])
+		}
+		if err := rd.Err(); err != nil {
+			return recs, next, fmt.Errorf("batch at offset %d: %w", batch.BaseOffset(), err)
+		}
+		next = batch.NextOffset()
+	}
+	return recs, next, nil
+}
+
+// arena copies byte slices out of a reused buffer into chunks that belong
+// to the records from then on.
+type arena struct{ buf []byte }
+
+const arenaChunk = 64 << 10
+
+// own returns b capped at its length (so appending to it cannot overwrite
+// a neighbour), copied into the arena if copy is set. nil stays nil.
+func (a *arena) own(b []byte, copyIt bool) []byte {
+	if b == nil {
+		return nil
+	}
+	if !copyIt {
+		return b[:len(b):len(b)]
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(arenaChunk, len(b)))
+	}
+	s := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[s:len(a.buf):len(a.buf)]
+}

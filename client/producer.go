@@ -1,0 +1,396 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// producer is the Client's record accumulator and sender. Records are
+// appended under mu into their partition's open batch (a reused
+// record.Builder); the send loop takes batches that are full, lingered or
+// flushed, one per partition at a time, and sends each leader's share as
+// one Produce request.
+type producer struct {
+	c   *Client
+	cfg *config
+
+	mu          sync.Mutex
+	topics      map[string]*ptopic
+	active      map[*ppart]struct{} // partitions holding an open or queued batch
+	free        []*batch            // recycled batches with their builders
+	flushing    int
+	closing     bool
+	outstanding int // records accepted and not yet called back
+	idle        notifier
+
+	mem     memLimit
+	wake    chan struct{}      // capacity 1: something for the send loop to do
+	started bool               // the send loop runs; guarded by mu
+	reqs    map[int32][]*batch // drain's scratch, owned by the send loop
+}
+
+// ptopic is a topic's partitions and its sticky placement.
+type ptopic struct {
+	name        string
+	parts       []*ppart
+	sticky      int32
+	stickyBatch *batch // the batch keyless records stick to while it is open
+}
+
+// ppart is one partition's batches: open accepts records, queued are full
+// or awaiting a retry, in order; inflight is set while a batch is sent.
+type ppart struct {
+	t         *ptopic
+	partition int32
+	open      *batch
+	queued    []*batch
+	inflight  bool
+}
+
+// batch is a partition's records being built or sent. It is recycled with
+// its builder and slices once its callbacks have run.
+type batch struct {
+	part     *ppart
+	bld      *record.Builder
+	recs     []pendingRecord
+	bytes    int64     // counted against MaxBufferedBytes
+	created  time.Time // first record: linger runs from here
+	deadline time.Time // DeliveryTimeout from the first record
+	retryAt  time.Time
+	attempts int
+	lastErr  error
+	data     record.Batch // sealed bytes, built at the first send
+}
+
+type pendingRecord struct {
+	rec *Record
+	cb  func(*Record, error)
+}
+
+// recordOverhead bounds the framing the builder adds per record (length,
+// attributes, timestamp and offset deltas, key and value lengths, header
+// count, all varints) and per header (two lengths).
+const (
+	recordOverhead = 40
+	headerOverhead = 10
+)
+
+func recordSize(r *Record) int64 {
+	n := int64(len(r.Key) + len(r.Value) + recordOverhead)
+	for _, h := range r.Headers {
+		n += int64(len(h.Key) + len(h.Value) + headerOverhead)
+	}
+	return n
+}
+
+func (p *producer) init(c *Client) {
+	p.c, p.cfg = c, &c.cfg
+	p.topics = map[string]*ptopic{}
+	p.active = map[*ppart]struct{}{}
+	p.wake = make(chan struct{}, 1)
+	p.reqs = map[int32][]*batch{}
+	p.mem.limit = c.cfg.maxBufferedBytes
+}
+
+// Produce buffers rec for sending to rec.Topic and returns; cb (which may
+// be nil) is called exactly once with rec when the record is acknowledged
+// — rec.Partition and rec.Offset set — or has failed with a *ProduceError.
+// Callbacks of one partition run in order, on a goroutine of the client, so
+// they must not block for long; they may run on the caller's goroutine if
+// Produce fails before buffering.
+//
+// Produce blocks while the topic's metadata is unknown and while
+// MaxBufferedBytes are buffered, until ctx ends (the record then fails
+// with ctx's error, not written). ctx has no effect once rec is buffered.
+// The client owns rec until cb; rec's byte slices are copied and may be
+// reused as soon as Produce returns.
+func (c *Client) Produce(ctx context.Context, rec *Record, cb func(*Record, error)) {
+	p := &c.prod
+	if cb == nil {
+		cb = func(*Record, error) {}
+	}
+	fail := func(part int32, err error) {
+		cl := classify(err, false)
+		cb(rec, &ProduceError{Topic: rec.Topic, Partition: part, Code: cl.code, Indeterminate: false, Err: err})
+	}
+	if c.closed() {
+		fail(-1, ErrClosed)
+		return
+	}
+	if rec.Topic == "" {
+		fail(-1, errors.New("record has no topic"))
+		return
+	}
+	size := recordSize(rec)
+	if size+record.HeaderSize > int64(p.cfg.batchMaxBytes) {
+		fail(-1, fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, size))
+		return
+	}
+	ti, err := c.topicInfo(ctx, rec.Topic)
+	if err != nil {
+		fail(-1, err)
+		return
+	}
+	n := int32(len(ti.partitions))
+	part := p.cfg.partitioner.Partition(rec, n)
+	if part != StickyPartition && (part < 0 || part >= n) {
+		fail(part, fmt.Errorf("partition %d out of range: topic has %d: %w", part, n, protocol.ErrUnknownTopicOrPartition))
+		return
+	}
+	if err := p.mem.acquire(ctx, size); err != nil {
+		fail(part, err)
+		return
+	}
+	now := time.Now()
+	if rec.Timestamp.IsZero() {
+		rec.Timestamp = now
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		p.mem.release(size)
+		fail(part, ErrClosed)
+		return
+	}
+	if !p.started {
+		// Started under mu after the closing check, so Close (which sets
+		// closing under mu before waiting for goroutines) cannot miss it.
+		p.started = true
+		c.wg.Add(1)
+		go p.sendLoop()
+	}
+	kickNow := p.append(rec, cb, part, n, size, now)
+	p.mu.Unlock()
+	if kickNow {
+		kick(p.wake)
+	}
+}
+
+// ProduceSync produces recs and waits for all of their callbacks,
+// returning their errors joined (nil if every record was acknowledged).
+func (c *Client) ProduceSync(ctx context.Context, recs ...*Record) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	wg.Add(len(recs))
+	for _, r := range recs {
+		c.Produce(ctx, r, func(_ *Record, err error) {
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// append adds a record to its partition's open batch, starting a batch
+// when there is none or the record would overflow it. It reports whether
+// the send loop should look now: a batch became full, or a first record
+// arrived with no linger to wait. p.mu is held.
+func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, size int64, now time.Time) bool {
+	t := p.topics[rec.Topic]
+	if t == nil {
+		t = &ptopic{name: rec.Topic, sticky: -1}
+		p.topics[rec.Topic] = t
+	}
+	for int32(len(t.parts)) < n {
+		t.parts = append(t.parts, &ppart{t: t, partition: int32(len(t.parts))})
+	}
+	sticky := part == StickyPartition
+	if sticky {
+		part = t.stickyPartition(n)
+	}
+	pp := t.parts[part]
+	wake := false
+	if p.overflows(pp, size) {
+		p.seal(pp)
+		wake = true
+		if sticky {
+			// The sticky batch is done: move on instead of starting the
+			// partition's next batch (Kafka's onNewBatch).
+			part = t.stickyPartition(n)
+			if pp = t.parts[part]; p.overflows(pp, size) {
+				p.seal(pp)
+			}
+		}
+	}
+	b := pp.open
+	if b == nil {
+		b = p.newBatch(pp, now)
+		pp.open = b
+		p.active[pp] = struct{}{}
+		wake = wake || p.cfg.linger == 0 || p.flushing > 0
+	}
+	b.bld.Append(rec.Timestamp.UnixMilli(), rec.Key, rec.Value, rec.Headers)
+	b.recs = append(b.recs, pendingRecord{rec: rec, cb: cb})
+	b.bytes += size
+	rec.Partition = part
+	p.outstanding++
+	if b.bld.EstimatedSize() >= p.cfg.batchMaxBytes {
+		p.seal(pp)
+		wake = true
+	}
+	if sticky {
+		t.stickyBatch = pp.open
+	}
+	return wake
+}
+
+// overflows reports whether a record of size would push pp's open batch
+// over BatchMaxBytes.
+func (p *producer) overflows(pp *ppart, size int64) bool {
+	return pp.open != nil && int64(pp.open.bld.EstimatedSize())+size > int64(p.cfg.batchMaxBytes)
+}
+
+// stickyPartition is the partition for a keyless record: the current
+// sticky one while its batch is open, else a new one at random — a
+// different one when there is a choice, so load moves on with each batch.
+func (t *ptopic) stickyPartition(n int32) int32 {
+	if t.sticky >= 0 && t.sticky < n && t.stickyBatch != nil && t.parts[t.sticky].open == t.stickyBatch {
+		return t.sticky
+	}
+	next := rand.Int32N(n)
+	if n > 1 && next == t.sticky {
+		next = (next + 1 + rand.Int32N(n-1)) % n
+	}
+	t.sticky, t.stickyBatch = next, nil
+	return next
+}
+
+// seal moves the open batch to the send queue. p.mu is held.
+func (p *producer) seal(pp *ppart) {
+	pp.queued = append(pp.queued, pp.open)
+	pp.open = nil
+}
+
+func (p *producer) newBatch(pp *ppart, now time.Time) *batch {
+	var b *batch
+	if n := len(p.free); n > 0 {
+		b, p.free = p.free[n-1], p.free[:n-1]
+	} else {
+		b = &batch{bld: record.NewBuilder(p.cfg.codec)}
+	}
+	b.part, b.created, b.deadline = pp, now, now.Add(p.cfg.deliveryTimeout)
+	return b
+}
+
+// maxFreeBatches bounds the recycled batches kept; each holds a builder
+// whose buffers may have grown to BatchMaxBytes.
+const maxFreeBatches = 64
+
+// recycle returns a finished batch to the free list. p.mu is held.
+func (p *producer) recycle(b *batch) {
+	clear(b.recs)
+	b.bld.Reset()
+	*b = batch{bld: b.bld, recs: b.recs[:0]}
+	if len(p.free) < maxFreeBatches {
+		p.free = append(p.free, b)
+	}
+}
+
+// Flush sends every buffered record without waiting for linger and waits
+// until all records produced so far — and any produced while it waits —
+// have had their callbacks, or ctx ends.
+func (c *Client) Flush(ctx context.Context) error {
+	p := &c.prod
+	p.mu.Lock()
+	p.flushing++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.flushing--
+		p.mu.Unlock()
+	}()
+	kick(p.wake)
+	return p.waitIdle(ctx)
+}
+
+// waitIdle waits until no record is outstanding.
+func (p *producer) waitIdle(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if p.outstanding == 0 {
+			p.mu.Unlock()
+			return nil
+		}
+		ch := p.idle.wait()
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// close refuses new records, sends what is buffered once (no retries) and
+// waits for every callback. It is bounded by the request timeouts.
+func (p *producer) close() {
+	p.mu.Lock()
+	p.closing = true
+	p.mu.Unlock()
+	p.mem.close()
+	kick(p.wake)
+	_ = p.waitIdle(context.Background())
+}
+
+// memLimit counts buffered record bytes against MaxBufferedBytes.
+type memLimit struct {
+	mu     sync.Mutex
+	used   int64
+	limit  int64
+	closed bool
+	freed  notifier
+}
+
+// acquire takes n bytes, waiting for space until ctx ends or the limit is
+// closed. A request larger than the whole limit cannot happen: records are
+// capped at BatchMaxBytes, and the limit is at least that.
+func (m *memLimit) acquire(ctx context.Context, n int64) error {
+	for {
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			return ErrClosed
+		}
+		if m.used+n <= m.limit {
+			m.used += n
+			m.mu.Unlock()
+			return nil
+		}
+		ch := m.freed.wait()
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *memLimit) release(n int64) {
+	m.mu.Lock()
+	m.used -= n
+	m.mu.Unlock()
+	m.freed.notify()
+}
+
+func (m *memLimit) close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.freed.notify()
+}
