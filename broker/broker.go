@@ -61,12 +61,12 @@ type Broker struct {
 	ownStore   *controller.Local // opened by Start, closed by Close
 	parts      *partitions
 	ln         net.Listener
-	addr       string
+	addr       string // guarded by mu
 	dirLock    *os.File
 	connCtx    context.Context // cancelled at shutdown: connections stop reading
 	connCancel context.CancelFunc
 	bgCancel   context.CancelFunc
-	stopAfter  func() bool // unregisters the Start context's hook
+	stopAfter  func() bool // unregisters the Start context's hook; guarded by mu
 	bg         sync.WaitGroup
 	connWG     sync.WaitGroup
 
@@ -123,7 +123,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
+	b.mu.Lock()
 	b.addr = b.ln.Addr().String()
+	b.mu.Unlock()
 	advertised := b.cfg.AdvertisedAddr
 	if advertised == "" {
 		advertised = b.addr
@@ -150,7 +152,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	go func() { defer b.bg.Done(); b.acceptLoop() }()
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
+	b.mu.Lock()
 	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
+	b.mu.Unlock()
 	b.logger.Info("broker listening", zap.String("addr", b.addr), zap.String("advertised", advertised),
 		zap.String("data_dir", b.cfg.DataDir), zap.Int("topics", len(md.Topics)))
 	return nil
@@ -168,7 +172,11 @@ func (b *Broker) Serve(ctx context.Context) error {
 
 // Addr is the address the broker listens on (useful with port 0), or ""
 // before Start.
-func (b *Broker) Addr() string { return b.addr }
+func (b *Broker) Addr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addr
+}
 
 // Close shuts the broker down: it stops accepting connections, lets every
 // connection finish the requests it has read and write their responses,
@@ -179,9 +187,10 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closing = true
+		stopAfter := b.stopAfter
 		b.mu.Unlock()
-		if b.stopAfter != nil {
-			b.stopAfter()
+		if stopAfter != nil {
+			stopAfter()
 		}
 		if b.ln != nil {
 			b.ln.Close()
