@@ -15,7 +15,7 @@ export CGO_ENABLED ?= 1
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/sluice 2>/dev/null || $(GO) build ./...
+	$(GO) build -o $(BIN) ./cmd/sluice
 
 # The tests, with the race detector on: every package's tests must be
 # race-clean, so there is one way to run them.
@@ -46,8 +46,13 @@ crash:
 
 ci: lint test fuzz-short
 
-run:
-	@echo "make run: the broker arrives with the single-node broker issue (#3)"; exit 1
+# A single-node broker on 127.0.0.1:7092 with its data in ./data.
+run: build
+	@echo "sluice: starting a broker on 127.0.0.1:7092, data in ./data (Ctrl-C stops it)"
+	@echo "  try, in another terminal:"
+	@echo "    echo hello | $(BIN) produce demo"
+	@echo "    $(BIN) consume demo --from-beginning"
+	@exec $(BIN) broker --listen 127.0.0.1:7092 --data-dir ./data
 
 clean:
 	rm -rf bin

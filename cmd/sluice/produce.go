@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// maxLineBytes bounds one input line (one record).
+const maxLineBytes = 16 << 20
+
+func parseAcks(s string) (int16, error) {
+	switch strings.ToLower(s) {
+	case "0", "none":
+		return protocol.AcksNone, nil
+	case "1", "leader":
+		return protocol.AcksLeader, nil
+	case "all", "-1":
+		return protocol.AcksAll, nil
+	}
+	return 0, fmt.Errorf("--acks %q: want 0, 1 or all", s)
+}
+
+func parseCodec(s string) (record.Codec, error) {
+	for _, c := range []record.Codec{record.None, record.Gzip, record.Snappy, record.LZ4, record.Zstd} {
+		if strings.EqualFold(s, c.String()) {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("--compression %q: want none, gzip, snappy, lz4 or zstd", s)
+}
+
+func newProduceCmd(g *globals) *cobra.Command {
+	var (
+		keySep      string
+		acks        string
+		compression string
+		partition   int32
+	)
+	cmd := &cobra.Command{
+		Use:   "produce TOPIC",
+		Short: "Produce records read from stdin, one per line",
+		Long: `Produce records read from stdin, one per line (the newline is not part of
+the record). With --key-separator, the text before the first separator is the
+key and the rest the value. Exits non-zero if any record failed, after naming
+each failed line.`,
+		Example: `  echo hello | sluice produce orders
+  printf 'user1:login\nuser2:logout\n' | sluice produce events --key-separator :
+  sluice produce logs --compression zstd --acks 1 < app.log`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ack, err := parseAcks(acks)
+			if err != nil {
+				return err
+			}
+			codec, err := parseCodec(compression)
+			if err != nil {
+				return err
+			}
+			opts := []client.Opt{client.Acks(ack), client.Compression(codec)}
+			if partition >= 0 {
+				opts = append(opts, client.RecordPartitioner(client.ManualPartitioner()))
+			}
+			cl, err := dial(cmd, g, opts...)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			return produceLines(cmd, cl, args[0], cmd.InOrStdin(), keySep, partition)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&keySep, "key-separator", "", "split each line into key and value at the first occurrence of this string")
+	f.StringVar(&acks, "acks", "all", "acknowledgement: 0 (none), 1 (leader) or all (in-sync replicas)")
+	f.StringVar(&compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
+	f.Int32Var(&partition, "partition", -1, "produce every record to this partition (default: by key hash, or sticky batches without a key)")
+	return cmd
+}
+
+func produceLines(cmd *cobra.Command, cl *client.Client, topic string, in io.Reader, keySep string, partition int32) error {
+	ctx := cmd.Context()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+	)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Bytes()
+		rec := &client.Record{Topic: topic}
+		if partition >= 0 {
+			rec.Partition = partition
+		}
+		if keySep != "" {
+			if k, v, ok := bytes.Cut(text, []byte(keySep)); ok {
+				rec.Key = bytes.Clone(k)
+				text = v
+			}
+		}
+		rec.Value = bytes.Clone(text)
+		n := line
+		wg.Add(1)
+		cl.Produce(ctx, rec, func(_ *client.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("line %d: %v", n, err))
+				mu.Unlock()
+			}
+		})
+	}
+	readErr := sc.Err()
+	flushErr := cl.Flush(ctx)
+	wg.Wait()
+	for _, f := range failed {
+		fmt.Fprintln(cmd.ErrOrStderr(), "sluice: produce:", f)
+	}
+	switch {
+	case readErr != nil:
+		return fmt.Errorf("read stdin at line %d: %w", line+1, readErr)
+	case len(failed) > 0:
+		return &exitError{code: 1, msg: fmt.Sprintf("%d of %d records failed", len(failed), line)}
+	case flushErr != nil:
+		return fmt.Errorf("flush: %w", flushErr)
+	}
+	return nil
+}
