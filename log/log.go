@@ -1,0 +1,562 @@
+// Package log is one partition's log: an ordered list of segments (package
+// segment) holding record batches back to back, with offsets assigned at
+// append.
+//
+// Offsets: the log start offset (StartOffset) is the first offset a reader
+// may ask for; it moves forward with retention and DeleteRecordsBefore and
+// is kept in a checkpoint. The log end offset (EndOffset) is the offset the
+// next appended record gets. Append stamps baseOffset and
+// partitionLeaderEpoch into the batch — both outside its CRC — so the bytes
+// the producer sealed are the bytes on disk and on the wire.
+//
+// Segments: the last segment is active and takes appends; it is rolled
+// (sealed, and a new one created at the end offset) when the next batch
+// would pass SegmentBytes, its index is full, or its first batch is older
+// than SegmentAge. Retention deletes whole closed segments from the front,
+// never the active one.
+//
+// Durability (R2, R5): with FsyncAlways an Append returns only after an
+// fsync covering its batch succeeded; concurrent Appends share fsyncs
+// through a group commit that runs outside the append lock. With
+// FsyncInterval a goroutine owned by the Log syncs every FlushInterval or
+// FlushBytes. Either way the first fsync error takes the log offline for
+// good: Append then fails with ErrOffline, and nothing is acknowledged on
+// the strength of a retried fsync.
+//
+// Recovery (R6, R7): Close syncs, writes the recovery point and a
+// clean-shutdown marker; Open without the marker rescans every segment from
+// the one holding the recovery point on, batch by batch (segment.Recover),
+// truncates at the first bad batch, drops the segments after it and rebuilds
+// the indexes of what it kept. docs/storage.md states the rules.
+//
+// Concurrency: one writer at a time (Append, TruncateTo, retention, Close
+// serialize on the append lock) and any number of concurrent readers. Read
+// returns a segment.View that holds a reference on its segment, so a reader
+// racing retention or truncation keeps valid bytes until it releases the
+// View (R8); a reader never sees part of a batch.
+//
+// The package name shadows the standard library's log inside it; nothing
+// here needs that one (logging goes through zap).
+package log
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/segment"
+)
+
+// ErrOffsetOutOfRange is returned for an offset below StartOffset or above
+// EndOffset. It is segment's sentinel, so errors.Is works on both layers.
+var ErrOffsetOutOfRange = segment.ErrOffsetOutOfRange
+
+// File names in a log directory besides the segments.
+const (
+	recoveryPointFile = "recovery-point.checkpoint"
+	startOffsetFile   = "log-start-offset.checkpoint"
+	cleanShutdownFile = ".clean-shutdown"
+	directoryPerm     = 0o755
+)
+
+// Log is one partition's log. Create it with Open; it is safe for
+// concurrent use.
+type Log struct {
+	dir    string
+	cfg    Config
+	segCfg segment.Config
+	logger *zap.Logger
+
+	// mu is the append lock: it serializes Append, roll, TruncateTo,
+	// retention and Close. Never held across an fsync by Append.
+	mu        sync.Mutex
+	closed    bool
+	lastEpoch int32 // leader epoch of the last batch, -1 if none
+	unflushed int64 // bytes appended since the last flush kick
+
+	// segMu guards segs for readers. Writers hold mu as well when they
+	// change segs, so holders of mu may read segs without segMu.
+	segMu sync.RWMutex
+	segs  []*segment.Segment // oldest first; the last one is active
+
+	// dirtyMu guards what the next sync must cover: the active segment and
+	// rolled segments not yet synced and sealed. The syncer takes only this
+	// lock, so an fsync can start while mu is held (TruncateTo, Close).
+	dirtyMu  sync.Mutex
+	active   *segment.Segment
+	unsynced []*segment.Segment
+	syncBuf  []*segment.Segment // scratch of the syncer
+
+	start      atomic.Int64 // log start offset
+	end        atomic.Int64 // log end offset
+	epoch      atomic.Int32 // leader epoch stamped by Append
+	closedFlag atomic.Bool
+	changed    atomic.Pointer[chan struct{}]
+
+	commit *groupCommit
+
+	// rpMu orders recovery-point checkpoint writes: the flusher's raises
+	// and TruncateTo's lowering.
+	rpMu      sync.Mutex
+	rpWritten int64
+	rpFile    *Checkpoint
+	startFile *Checkpoint
+
+	kick chan struct{} // wakes the flusher early (FlushBytes)
+	stop chan struct{} // closed by Close to stop the flusher
+	wg   sync.WaitGroup
+}
+
+// Open opens the log in dir, creating dir if needed, and recovers it as
+// the package comment describes.
+func Open(dir string, cfg Config) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := makeDir(dir); err != nil {
+		return nil, fmt.Errorf("log %s: %w", dir, err)
+	}
+	l := &Log{
+		dir:    dir,
+		cfg:    cfg,
+		logger: cfg.Logger.With(zap.String("dir", dir)),
+		segCfg: segment.Config{
+			MaxLogBytes:        cfg.SegmentBytes,
+			IndexIntervalBytes: cfg.IndexIntervalBytes,
+			MaxIndexBytes:      cfg.MaxIndexBytes,
+		}.WithDefaults(),
+		rpFile:    NewCheckpoint(filepath.Join(dir, recoveryPointFile)),
+		startFile: NewCheckpoint(filepath.Join(dir, startOffsetFile)),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	if err := l.load(); err != nil {
+		for _, s := range l.segs {
+			s.Close()
+		}
+		return nil, fmt.Errorf("log %s: open: %w", dir, err)
+	}
+	l.commit = newGroupCommit(l.end.Load(), l.syncDirty)
+	l.wg.Add(1)
+	go l.runFlusher()
+	return l, nil
+}
+
+// makeDir creates dir if it does not exist and makes the creation durable.
+func makeDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, directoryPerm); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(filepath.Clean(dir)))
+}
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// StartOffset is the log start offset: the first offset Read accepts.
+func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// EndOffset is the log end offset: the offset the next record gets.
+func (l *Log) EndOffset() int64 { return l.end.Load() }
+
+// SyncedOffset is the offset below which every batch is durable (R2).
+func (l *Log) SyncedOffset() int64 { return l.commit.synced() }
+
+// SetLeaderEpoch sets the partition leader epoch Append stamps into
+// batches. Epochs never decrease in a log: while e is below the epoch of
+// the last batch, Append fails with ErrStaleEpoch.
+func (l *Log) SetLeaderEpoch(e int32) { l.epoch.Store(e) }
+
+// LeaderEpoch is the epoch Append stamps: the last SetLeaderEpoch, or at
+// Open the epoch of the last batch in the log (0 for an empty log).
+func (l *Log) LeaderEpoch() int32 { return l.epoch.Load() }
+
+// Append appends one batch, stamping its base offset (the end offset) and
+// the leader epoch into b, and returns the base offset. b must be a whole
+// batch, exactly as long as its header says and at most MaxBatchBytes; the
+// caller has validated its records (record.Validate). With FsyncAlways it
+// returns only once b is durable. b may be reused when Append returns.
+func (l *Log) Append(b record.Batch) (int64, error) {
+	hb, err := record.ParseHeader(b, l.cfg.MaxBatchBytes)
+	if err != nil {
+		return -1, fmt.Errorf("log %s: append: %w", l.dir, err)
+	}
+	if len(hb) != len(b) {
+		return -1, fmt.Errorf("log %s: append: %w: %d bytes after a batch of %d", l.dir, record.ErrCorrupt, len(b)-len(hb), len(hb))
+	}
+	delta := int64(b.LastOffsetDelta())
+	if delta < 0 {
+		return -1, fmt.Errorf("log %s: append: %w: lastOffsetDelta %d", l.dir, record.ErrCorrupt, delta)
+	}
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return -1, ErrClosed
+	}
+	if err := l.commit.failed(); err != nil {
+		l.mu.Unlock()
+		return -1, err
+	}
+	epoch := l.epoch.Load()
+	if epoch < l.lastEpoch {
+		l.mu.Unlock()
+		return -1, fmt.Errorf("log %s: append: %w: epoch %d, last batch has %d", l.dir, ErrStaleEpoch, epoch, l.lastEpoch)
+	}
+	base := l.end.Load()
+	if base > math.MaxInt64-1-delta {
+		l.mu.Unlock()
+		return -1, fmt.Errorf("log %s: append at %d: %w", l.dir, base, ErrBatchOffsets)
+	}
+	b.SetBaseOffset(base)
+	b.SetLeaderEpoch(epoch)
+	if err := l.appendLocked(b); err != nil {
+		l.mu.Unlock()
+		return -1, err
+	}
+	next := base + delta + 1
+	l.end.Store(next)
+	l.lastEpoch = epoch
+	gen := l.commit.gen.Load()
+	if l.cfg.Fsync == FsyncInterval {
+		l.unflushed += int64(len(b))
+		if l.unflushed >= l.cfg.FlushBytes {
+			l.unflushed = 0
+			select {
+			case l.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+	l.notify()
+	l.mu.Unlock()
+
+	if l.cfg.Fsync == FsyncAlways {
+		if err := l.commit.wait(next, gen); err != nil {
+			return -1, fmt.Errorf("log %s: append at %d: %w", l.dir, base, err)
+		}
+	}
+	return base, nil
+}
+
+// appendLocked writes b to the active segment, rolling first when needed.
+// A failed write leaves the segment in an unknown state, so it takes the
+// log offline.
+func (l *Log) appendLocked(b record.Batch) error {
+	if l.shouldRoll(len(b)) {
+		if err := l.roll(); err != nil {
+			return err
+		}
+	}
+	err := l.active.Append(b)
+	if errors.Is(err, segment.ErrFull) && l.active.NextOffset() > l.active.Base() {
+		// The offsets overflow the segment's relative offsets: roll and retry.
+		if err = l.roll(); err != nil {
+			return err
+		}
+		err = l.active.Append(b)
+	}
+	if err != nil {
+		return l.commit.fail(fmt.Errorf("log %s: append at %d: segment %d: %w", l.dir, b.BaseOffset(), l.active.Base(), err))
+	}
+	return nil
+}
+
+// shouldRoll reports whether the active segment must be rolled before a
+// batch of n bytes. An empty segment is never rolled: it takes any batch.
+func (l *Log) shouldRoll(n int) bool {
+	a := l.active
+	if a.NextOffset() == a.Base() {
+		return false
+	}
+	if a.Full(n) {
+		return true
+	}
+	if l.cfg.SegmentAge > 0 {
+		if first := a.FirstTimestamp(); first >= 0 && l.cfg.Now().UnixMilli()-first > l.cfg.SegmentAge.Milliseconds() {
+			return true
+		}
+	}
+	return false
+}
+
+// roll creates a new active segment at the end offset. The old one is
+// synced and sealed by the next sync (syncDirty), outside the append lock.
+func (l *Log) roll() error {
+	old := l.active
+	base := l.end.Load()
+	seg, err := segment.Create(l.dir, base, l.segCfg)
+	if err != nil {
+		return l.commit.fail(fmt.Errorf("log %s: roll at %d: %w", l.dir, base, err))
+	}
+	l.segMu.Lock()
+	l.segs = append(l.segs, seg)
+	l.segMu.Unlock()
+	l.dirtyMu.Lock()
+	l.unsynced = append(l.unsynced, old)
+	l.active = seg
+	l.dirtyMu.Unlock()
+	l.logger.Info("segment rolled",
+		zap.Int64("segment", old.Base()), zap.Int64("size", old.Size()), zap.Int64("offset", base))
+	return nil
+}
+
+// syncDirty is the group commit's sync: it makes every batch appended so
+// far durable and seals the segments rolled since the last sync. It runs in
+// at most one goroutine at a time (groupCommit.busy) and never under mu.
+func (l *Log) syncDirty() (int64, error) {
+	l.dirtyMu.Lock()
+	covered := l.end.Load()
+	segs := append(l.syncBuf[:0], l.unsynced...)
+	segs = append(segs, l.active)
+	clear(l.unsynced)
+	l.unsynced = l.unsynced[:0]
+	l.dirtyMu.Unlock()
+	defer func() {
+		clear(segs)
+		l.syncBuf = segs[:0]
+	}()
+	for _, s := range segs {
+		if err := l.syncSegment(s); err != nil {
+			return 0, fmt.Errorf("log %s: segment %d: sync: %w", l.dir, s.Base(), err)
+		}
+	}
+	for _, s := range segs[:len(segs)-1] {
+		if err := s.Seal(); err != nil {
+			return 0, fmt.Errorf("log %s: segment %d: seal: %w", l.dir, s.Base(), err)
+		}
+	}
+	return covered, nil
+}
+
+// syncSegment fsyncs one segment's log file, through the test hook if set.
+func (l *Log) syncSegment(s *segment.Segment) error {
+	if h := l.cfg.syncHook; h != nil {
+		return h(s.Sync)
+	}
+	return s.Sync()
+}
+
+// Sync makes every batch appended so far durable.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	end, gen := l.end.Load(), l.commit.gen.Load()
+	l.mu.Unlock()
+	if err := l.commit.wait(end, gen); err != nil {
+		return fmt.Errorf("log %s: sync: %w", l.dir, err)
+	}
+	return nil
+}
+
+// Read returns whole batches from the one holding offset on, up to the end
+// offset and about maxBytes (at least one batch if any). The View must be
+// released; its bytes can go to a socket unchanged.
+func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
+	return l.ReadUpTo(offset, math.MaxInt64, maxBytes)
+}
+
+// ReadUpTo is Read that never returns a batch whose base offset is at or
+// after maxOffset (the high watermark). It reads from one segment per
+// call: an empty View at a segment's end means "ask again at NextOffset".
+// An offset below StartOffset or above EndOffset is ErrOffsetOutOfRange.
+func (l *Log) ReadUpTo(offset, maxOffset int64, maxBytes int) (segment.View, error) {
+	if l.closedFlag.Load() {
+		return segment.View{}, ErrClosed
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	start, end := l.start.Load(), l.end.Load()
+	if offset < start || offset > end {
+		return segment.View{}, fmt.Errorf("log %s: read at %d (log %d-%d): %w", l.dir, offset, start, end, ErrOffsetOutOfRange)
+	}
+	maxOffset = min(maxOffset, end)
+	segs := l.segs
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1
+	if i < 0 {
+		return segment.View{}, fmt.Errorf("log %s: read at %d: %w", l.dir, offset, ErrOffsetOutOfRange)
+	}
+	v, err := segs[i].Read(offset, maxOffset, maxBytes)
+	if err != nil {
+		return segment.View{}, fmt.Errorf("log %s: read at %d: %w", l.dir, offset, err)
+	}
+	return v, nil
+}
+
+// OffsetForTimestamp returns the first offset of the first batch whose max
+// timestamp is at least ts (never below StartOffset), or EndOffset if none.
+func (l *Log) OffsetForTimestamp(ts int64) (int64, error) {
+	if l.closedFlag.Load() {
+		return -1, ErrClosed
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	start := l.start.Load()
+	for _, s := range l.segs {
+		if s.MaxTimestamp() < ts {
+			continue
+		}
+		if off, ok := s.FindTimestamp(ts); ok {
+			return max(off, start), nil
+		}
+	}
+	return l.end.Load(), nil
+}
+
+// Changed returns a channel closed at the next Append, truncation or Close.
+// Take it before checking the condition you wait for, so a change between
+// the check and the wait is not missed.
+func (l *Log) Changed() <-chan struct{} {
+	for {
+		if p := l.changed.Load(); p != nil {
+			return *p
+		}
+		ch := make(chan struct{})
+		if l.changed.CompareAndSwap(nil, &ch) {
+			if l.closedFlag.Load() {
+				l.notify()
+			}
+			return ch
+		}
+	}
+}
+
+// notify closes the channel handed out by Changed, if any.
+func (l *Log) notify() {
+	if p := l.changed.Swap(nil); p != nil {
+		close(*p)
+	}
+}
+
+// runFlusher is the Log's background goroutine: the FsyncInterval flush
+// and, for both policies, the recovery-point checkpoint.
+func (l *Log) runFlusher() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		case <-l.kick:
+		}
+		if l.cfg.Fsync == FsyncInterval {
+			if err := l.commit.wait(l.end.Load(), l.commit.gen.Load()); err != nil {
+				l.logger.Error("background flush failed: log offline", zap.Error(err))
+				return
+			}
+		}
+		l.checkpointRecoveryPoint()
+	}
+}
+
+// checkpointRecoveryPoint writes the synced offset as the recovery point
+// if it moved. A failed write only warns: the old, lower recovery point
+// stays valid (it makes recovery scan more).
+func (l *Log) checkpointRecoveryPoint() {
+	l.rpMu.Lock()
+	defer l.rpMu.Unlock()
+	if l.commit.failed() != nil {
+		return
+	}
+	rp := l.commit.synced()
+	if rp == l.rpWritten {
+		return
+	}
+	if err := l.rpFile.WriteOffset(rp); err != nil {
+		l.logger.Warn("recovery point checkpoint failed", zap.Int64("offset", rp), zap.Error(err))
+		return
+	}
+	l.rpWritten = rp
+}
+
+// lowerRecoveryPoint makes the recovery point at most offset before the
+// log below it changes (TruncateTo). Failure is fatal: a stale high
+// recovery point could make recovery skip unsynced batches.
+func (l *Log) lowerRecoveryPoint(offset int64) error {
+	l.rpMu.Lock()
+	defer l.rpMu.Unlock()
+	if l.rpWritten <= offset {
+		return nil
+	}
+	if err := l.rpFile.WriteOffset(offset); err != nil {
+		return l.commit.fail(fmt.Errorf("log %s: recovery point: %w", l.dir, err))
+	}
+	l.rpWritten = offset
+	return nil
+}
+
+// Close syncs the log, writes the recovery point and the clean-shutdown
+// marker, stops the flusher and closes the segments (waiting for Views
+// still held). It is idempotent. A log that went offline is closed without
+// the marker, so the next Open recovers it.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	l.closedFlag.Store(true)
+	close(l.stop)
+	l.wg.Wait()
+
+	err := l.commit.wait(l.end.Load(), l.commit.gen.Load())
+	if err == nil {
+		l.checkpointRecoveryPoint()
+		if l.rpWritten != l.end.Load() {
+			err = fmt.Errorf("log %s: close: recovery point not written", l.dir)
+		}
+	}
+	l.segMu.Lock()
+	segs := l.segs
+	l.segs = nil
+	l.segMu.Unlock()
+	for _, s := range segs {
+		if cerr := s.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("log %s: close segment %d: %w", l.dir, s.Base(), cerr)
+		}
+	}
+	if err == nil {
+		err = writeMarker(filepath.Join(l.dir, cleanShutdownFile))
+	}
+	l.notify()
+	return err
+}
+
+// writeMarker creates an empty file durably.
+func writeMarker(path string) error {
+	if err := writeFileSync(path, nil); err != nil {
+		return fmt.Errorf("clean-shutdown marker: %w", err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// Delete closes the log and removes its directory.
+func (l *Log) Delete() error {
+	cerr := l.Close()
+	if err := os.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("log %s: delete: %w", l.dir, err)
+	}
+	if cerr != nil && !errors.Is(cerr, ErrOffline) {
+		return cerr
+	}
+	return syncDir(filepath.Dir(filepath.Clean(l.dir)))
+}

@@ -1,0 +1,206 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/segment"
+)
+
+// load opens the segments in l.dir and recovers them (R6, R7): after a
+// clean shutdown every segment is opened as is; otherwise every segment
+// from the one holding the recovery point on is rescanned batch by batch.
+// The first bad batch, or a segment that does not start where the one
+// before it ends, ends the log: what follows is truncated or removed and a
+// warning says what was dropped. It sets segs, active, start, end, epochs
+// and the recovery point, and removes the clean-shutdown marker.
+func (l *Log) load() error {
+	bases, err := listSegments(l.dir)
+	if err != nil {
+		return err
+	}
+	markerPath := filepath.Join(l.dir, cleanShutdownFile)
+	_, statErr := os.Stat(markerPath)
+	clean := statErr == nil
+
+	start := l.readCheckpoint(l.startFile, "log start offset")
+	scanFrom := int64(math.MaxInt64)
+	if !clean {
+		scanFrom = 0
+		if rp := l.readCheckpoint(l.rpFile, "recovery point"); rp >= 0 {
+			// The segment holding the recovery point and all after it.
+			for _, b := range bases {
+				if b <= rp {
+					scanFrom = b
+				}
+			}
+		}
+		l.logger.Info("recovering log after an unclean shutdown",
+			zap.Int("segments", len(bases)), zap.Int64("scan_from", scanFrom))
+	}
+
+	lastEpoch := int32(-1)
+	var recovered []*segment.Segment
+	for i, base := range bases {
+		if n := len(l.segs); n > 0 && l.segs[n-1].NextOffset() != base {
+			prev := l.segs[n-1]
+			l.dropSegments(bases[i:], fmt.Errorf("segment %d starts at %d but the previous one ends at %d", base, base, prev.NextOffset()))
+			break
+		}
+		seg, err := segment.Open(l.dir, base, l.segCfg)
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", base, err)
+		}
+		l.segs = append(l.segs, seg)
+		if base < scanFrom && !l.tornTail(seg) {
+			if e, err := segmentLastEpoch(seg); err != nil {
+				return err
+			} else if e >= 0 {
+				lastEpoch = e
+			}
+			continue
+		}
+		recovered = append(recovered, seg)
+		res, err := seg.Recover(lastEpoch)
+		if err != nil {
+			return fmt.Errorf("segment %d: recover: %w", base, err)
+		}
+		if res.LastEpoch >= 0 {
+			lastEpoch = res.LastEpoch
+		}
+		if err := l.syncSegment(seg); err != nil {
+			return fmt.Errorf("segment %d: sync: %w", base, err)
+		}
+		if res.TruncatedBytes > 0 || res.Reason != nil {
+			l.logger.Warn("log truncated at a bad batch",
+				zap.Int64("segment", base), zap.Int64("offset", res.NextOffset),
+				zap.Int64("valid_bytes", res.ValidBytes), zap.Int64("truncated_bytes", res.TruncatedBytes),
+				zap.NamedError("reason", res.Reason))
+			if i+1 < len(bases) {
+				l.dropSegments(bases[i+1:], fmt.Errorf("after the bad batch at offset %d", res.NextOffset))
+			}
+			break
+		}
+	}
+
+	// Rolled segments a crash left unsealed, and those Recover rebuilt
+	// indexes for, are sealed (indexes trimmed and synced).
+	for _, s := range recovered {
+		if s != l.segs[len(l.segs)-1] {
+			if err := s.Seal(); err != nil {
+				return fmt.Errorf("segment %d: seal: %w", s.Base(), err)
+			}
+		}
+	}
+	if len(l.segs) == 0 {
+		seg, err := segment.Create(l.dir, max(start, 0), l.segCfg)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, seg)
+	}
+	// A segment wholly below the start offset survives when a crash lost
+	// its unlink; it is deleted now.
+	for len(l.segs) > 1 && l.segs[0].NextOffset() <= start {
+		if err := l.segs[0].Delete(); err != nil {
+			return fmt.Errorf("segment %d: delete below the start offset: %w", l.segs[0].Base(), err)
+		}
+		l.segs = l.segs[1:]
+	}
+	l.active = l.segs[len(l.segs)-1]
+	end := l.active.NextOffset()
+	first := l.segs[0].Base()
+	switch {
+	case start < first:
+		start = first
+	case start > end:
+		l.logger.Warn("log start offset past the recovered end", zap.Int64("start", start), zap.Int64("end", end))
+		start = end
+	}
+	if err := l.setStart(start); err != nil {
+		return err
+	}
+	l.end.Store(end)
+	l.lastEpoch = lastEpoch
+	l.epoch.Store(max(lastEpoch, 0))
+
+	// Everything is synced now (scanned segments above, the rest before
+	// the recovery point), so the recovery point moves to the end.
+	if err := l.rpFile.WriteOffset(end); err != nil {
+		return err
+	}
+	l.rpWritten = end
+	if clean {
+		if err := os.Remove(markerPath); err != nil {
+			return fmt.Errorf("clean-shutdown marker: %w", err)
+		}
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tornTail reports whether a segment opened without a scan has bytes past
+// its last whole batch, which only an unclean stop leaves: it is then
+// scanned even though the recovery point or the marker said otherwise.
+func (l *Log) tornTail(s *segment.Segment) bool {
+	st, err := os.Stat(segment.LogPath(l.dir, s.Base()))
+	return err != nil || st.Size() != s.Size()
+}
+
+// readCheckpoint reads an offset checkpoint, -1 when it is missing or
+// damaged (with a warning: recovery then assumes the worst).
+func (l *Log) readCheckpoint(c *Checkpoint, what string) int64 {
+	v, err := c.ReadOffset()
+	switch {
+	case err == nil && v >= 0:
+		return v
+	case errors.Is(err, os.ErrNotExist):
+		return -1
+	}
+	l.logger.Warn("checkpoint unreadable, ignored", zap.String("checkpoint", what), zap.Int64("value", v), zap.Error(err))
+	return -1
+}
+
+// dropSegments removes the files of segments recovery cannot keep.
+func (l *Log) dropSegments(bases []int64, why error) {
+	for _, b := range bases {
+		l.logger.Warn("segment dropped by recovery", zap.Int64("segment", b), zap.NamedError("reason", why))
+		for _, p := range []string{segment.LogPath(l.dir, b), segment.IndexPath(l.dir, b), segment.TimeIndexPath(l.dir, b)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				l.logger.Warn("remove segment file", zap.String("path", p), zap.Error(err))
+			}
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		l.logger.Warn("sync dir after dropping segments", zap.Error(err))
+	}
+}
+
+// listSegments returns the base offsets of the segment log files in dir,
+// in order.
+func listSegments(dir string) ([]int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bases []int64
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".log") {
+			continue
+		}
+		if b, ok := segment.ParseBase(e.Name()); ok {
+			bases = append(bases, b)
+		}
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
