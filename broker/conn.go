@@ -42,11 +42,12 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection must stop
 	cancel context.CancelFunc
 
-	br    *bufio.Reader
-	reqs  chan *request  // reader → handler
-	resps chan *response // handler → writer
-	slots chan struct{}  // one per request read and not yet answered
-	bytes *budget        // request bytes held by this connection
+	br     *bufio.Reader
+	prefix [frameHeaderLen]byte // reader-owned: a local would escape to the heap
+	reqs   chan *request        // reader → handler
+	resps  chan *response       // handler → writer
+	slots  chan struct{}        // one per request read and not yet answered
+	bytes  *budget              // request bytes held by this connection
 
 	polls sync.WaitGroup // long-poll fetch goroutines
 
@@ -82,7 +83,10 @@ type response struct {
 	closeAfter bool
 }
 
-var responsePool = sync.Pool{New: func() any { return new(response) }}
+var (
+	requestPool  = sync.Pool{New: func() any { return new(request) }}
+	responsePool = sync.Pool{New: func() any { return new(response) }}
+)
 
 // bufPool recycles frame buffers. Buffers above maxPooledBuf are dropped so
 // one large request does not pin its buffer.
@@ -207,8 +211,8 @@ func (c *conn) readFrame() (*request, error) {
 	if err := c.setReadDeadline(cfg.FrameReadTimeout); err != nil {
 		return nil, err
 	}
-	var prefix [frameHeaderLen]byte
-	if _, err := io.ReadFull(c.br, prefix[:]); err != nil {
+	prefix := c.prefix[:]
+	if _, err := io.ReadFull(c.br, prefix); err != nil {
 		return nil, err
 	}
 	n := int64(int32(uint32(prefix[0])<<24 | uint32(prefix[1])<<16 | uint32(prefix[2])<<8 | uint32(prefix[3])))
@@ -222,7 +226,8 @@ func (c *conn) readFrame() (*request, error) {
 		c.bytes.release(n)
 		return nil, err
 	}
-	req := &request{frame: getBuf(), size: n}
+	req := requestPool.Get().(*request)
+	req.frame, req.size = getBuf(), n
 	err := c.setReadDeadline(cfg.FrameReadTimeout)
 	if err == nil {
 		err = readBody(c.br, req.frame, int(n))
@@ -280,6 +285,7 @@ func (c *conn) release(req *request) {
 	req.frame = nil
 	c.b.budget.release(req.size)
 	c.bytes.release(req.size)
+	requestPool.Put(req)
 }
 
 // handleLoop answers requests in arrival order.

@@ -35,9 +35,11 @@ func (e errMalformed) Error() string { return e.err.Error() }
 // answered with UNKNOWN_SERVER_ERROR.
 func (c *conn) handle(req *request) (resp *response) {
 	resp = responsePool.Get().(*response)
+	// The frame is released once, when the request has been handled:
+	// nothing of the response refers to it.
+	defer c.release(req)
 	body, err := c.hdr.Decode(*req.frame)
 	if err != nil {
-		c.release(req)
 		c.logger.Debug("malformed request header; closing connection", zap.Error(err))
 		resp.none, resp.closeAfter = true, true
 		return resp
@@ -47,7 +49,6 @@ func (c *conn) handle(req *request) (resp *response) {
 		if r := recover(); r != nil {
 			c.logger.Error("panic in request handler", zap.Stringer("api", h.Key),
 				zap.Int32("correlation_id", h.CorrelationID), zap.Any("panic", r), zap.Stack("stack"))
-			c.release(req)
 			if resp.ready != nil {
 				return // handed to a long-poll, which owns it now
 			}
@@ -61,7 +62,6 @@ func (c *conn) handle(req *request) (resp *response) {
 		}
 	}()
 	if !h.Key.Supports(h.Version) {
-		c.release(req)
 		c.logger.Debug("unsupported api", zap.Stringer("api", h.Key), zap.Int16("version", h.Version))
 		c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
 		return resp
@@ -70,7 +70,6 @@ func (c *conn) handle(req *request) (resp *response) {
 		hook(h.Key)
 	}
 	err = c.dispatch(h, body, resp)
-	c.release(req)
 	if err != nil {
 		c.logger.Debug("malformed request; answering INVALID_REQUEST and closing", zap.Stringer("api", h.Key), zap.Error(err))
 		if resp.ready == nil {

@@ -88,4 +88,4 @@ func (c *conn) writeAll(b []byte) error {
 
 // defaultFetchWrite is the mode that won BenchmarkFetchWrite on loopback
 // (see docs/broker.md).
-const defaultFetchWrite = writeSendfile
+const defaultFetchWrite = writeMapped
