@@ -33,6 +33,17 @@ var listeningRE = regexp.MustCompile(`listening on (\S+),`)
 // address; the broker is stopped with SIGTERM at cleanup and must exit 0.
 func startBroker(t *testing.T, bin, dataDir string) (addr string, stop func()) {
 	t.Helper()
+	return startBrokerSignal(t, bin, dataDir, syscall.SIGTERM)
+}
+
+// startBrokerKillable is startBroker whose stop sends SIGKILL.
+func startBrokerKillable(t *testing.T, bin, dataDir string) (addr string, kill func()) {
+	t.Helper()
+	return startBrokerSignal(t, bin, dataDir, syscall.SIGKILL)
+}
+
+func startBrokerSignal(t *testing.T, bin, dataDir string, sig syscall.Signal) (addr string, stop func()) {
+	t.Helper()
 	cmd := exec.Command(bin, "broker", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -71,9 +82,9 @@ func startBroker(t *testing.T, bin, dataDir string) (addr string, stop func()) {
 			return
 		}
 		stopped = true
-		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Process.Signal(sig)
 		<-done
-		if err := cmd.Wait(); err != nil {
+		if err := cmd.Wait(); err != nil && sig != syscall.SIGKILL {
 			t.Errorf("broker exit after SIGTERM: %v\n%s", err, logs.String())
 		}
 	}
