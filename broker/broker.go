@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,8 @@ type Broker struct {
 	fetchWrite fetchWriteMode
 	// testHook, when set (tests only), runs before each request's handler.
 	testHook func(protocol.APIKey)
+	// panics counts handler panics recovered (the fuzz target asserts none).
+	panics atomic.Int64
 
 	// Set by Start.
 	store      MetadataStore

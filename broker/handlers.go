@@ -47,6 +47,7 @@ func (c *conn) handle(req *request) (resp *response) {
 	h := &c.hdr
 	defer func() {
 		if r := recover(); r != nil {
+			c.b.panics.Add(1)
 			c.logger.Error("panic in request handler", zap.Stringer("api", h.Key),
 				zap.Int32("correlation_id", h.CorrelationID), zap.Any("panic", r), zap.Stack("stack"))
 			if resp.ready != nil {

@@ -204,6 +204,7 @@ func (c *conn) longPoll(st *fetchState, resp *response, deadline time.Time) {
 			}
 		}
 		if r := recover(); r != nil {
+			c.b.panics.Add(1)
 			c.logger.Error("panic in fetch long-poll", zap.Any("panic", r), zap.Stack("stack"))
 			st.releaseViews()
 			st.split.Head = protocol.AppendErrorResponse(st.split.Head[:0], &st.hdr, protocol.ErrUnknownServerError)
