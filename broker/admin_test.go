@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
@@ -222,5 +223,47 @@ func TestDescribeAndAlterConfigs(t *testing.T) {
 	c.call(&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "missing"}}}, &aresp)
 	if aresp.Resources[0].ErrorCode != protocol.ErrUnknownTopicOrPartition {
 		t.Fatalf("alter missing topic: %+v", aresp.Resources)
+	}
+}
+
+// Deleting a topic while a connection has a long-poll on it and, queued
+// behind that, a fetch holding Views of its log: the delete must not wait
+// on the Views while blocking the long-poll that has to answer first.
+func TestDeleteTopicWithFetchesInFlight(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.MaxFetchWait = time.Minute })
+	admin, consumer := dial(t, b.Addr()), dial(t, b.Addr())
+	admin.createTopic("busy", 1)
+	batch := makeBatch(t, record.None, "b", 3, 0)
+	admin.produce("busy", 0, protocol.AcksLeader, batch)
+	pollCorr := consumer.send(fetchRequest("busy", 0, 3, 60000, 1))
+	fetchCorr := consumer.send(fetchRequest("busy", 0, 0, 0, 0))
+	waitFor(t, "the long-poll", func() bool {
+		p := b.parts.get("busy", 0)
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		return len(p.waiters) == 1
+	})
+	for _, alter := range []bool{true, false} {
+		if alter {
+			// Reopening the log to apply a config has the same shape.
+			var resp protocol.AlterConfigsResponse
+			admin.call(&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "busy",
+				Configs: []protocol.AlterableConfig{{Name: "retention.ms", Value: "123456"}}}}}, &resp)
+			if resp.Resources[0].ErrorCode != protocol.NoError {
+				t.Fatalf("alter: %+v", resp.Resources)
+			}
+			continue
+		}
+		var resp protocol.DeleteTopicsResponse
+		admin.call(&protocol.DeleteTopicsRequest{Topics: []string{"busy"}}, &resp)
+		if resp.Topics[0].ErrorCode != protocol.NoError {
+			t.Fatalf("delete: %+v", resp.Topics)
+		}
+	}
+	var fr protocol.FetchResponse
+	consumer.recv(pollCorr, &fr)
+	consumer.recv(fetchCorr, &fr)
+	if p := onlyFetchPartition(t, &fr); p.ErrorCode != protocol.NoError {
+		t.Fatalf("fetch queued behind the long-poll: %+v", p)
 	}
 }

@@ -60,6 +60,7 @@ type conn struct {
 	// Writer-owned.
 	wbuf    []byte
 	bufs    net.Buffers
+	wr      net.Buffers
 	records [][]byte
 }
 

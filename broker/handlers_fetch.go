@@ -149,8 +149,8 @@ func (c *conn) readFetch(st *fetchState) bool {
 func (c *conn) readPartition(p *partition, offset int64, limit int, pr *protocol.FetchPartitionResponse) (segment.View, protocol.ErrorCode) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.closed {
-		return segment.View{}, protocol.ErrUnknownTopicOrPartition
+	if code := p.unavailable(); code != protocol.NoError {
+		return segment.View{}, code
 	}
 	hw := p.highWatermark()
 	start, end := p.log.StartOffset(), p.log.EndOffset()
@@ -274,8 +274,11 @@ func (c *conn) writeFetch(st *fetchState) error {
 	}
 	bufs = append(bufs, head[prev:])
 	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
-	wr := bufs // WriteTo consumes the slice it is called on
-	_, err := wr.WriteTo(c.nc)
+	// WriteTo consumes the slice it is called on; a field, unlike a
+	// local, does not escape to the heap.
+	c.wr = bufs
+	_, err := c.wr.WriteTo(c.nc)
+	c.wr = nil
 	clear(bufs)
 	c.bufs = bufs[:0]
 	c.wbuf = c.wbuf[:0]

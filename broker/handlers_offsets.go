@@ -39,8 +39,7 @@ func (c *conn) listOffset(topic string, q *protocol.ListOffsetsPartition) protoc
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.closed {
-		r.ErrorCode = protocol.ErrUnknownTopicOrPartition
+	if r.ErrorCode = p.unavailable(); r.ErrorCode != protocol.NoError {
 		return r
 	}
 	r.LeaderEpoch = p.epoch

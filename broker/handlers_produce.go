@@ -66,8 +66,7 @@ func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, op 
 	}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.closed {
-		op.ErrorCode = protocol.ErrUnknownTopicOrPartition
+	if op.ErrorCode = p.unavailable(); op.ErrorCode != protocol.NoError {
 		return
 	}
 	batches, code, err := c.splitBatches(pp.Records, p.cfg.maxMessageBytes)

@@ -15,23 +15,36 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// partitionState says whether requests may use a partition's log.
+type partitionState uint8
+
+const (
+	stateOpen      partitionState = iota
+	stateReopening                // closing and reopening to apply a config
+	stateClosed                   // deleted, failed, or the broker is stopping
 )
 
 // partition is one partition this broker holds, with its open log.
 //
-// mu guards the log pointer: produce and fetch use the log under the read
-// lock; applying an altered config reopens the log under the write lock,
-// so no request sees a closed log because of a reconfiguration.
+// mu guards the log pointer and the state: produce and fetch use the log
+// under the read lock after checking the state. A log is never closed
+// under the write lock: closing waits for the Views of fetches still being
+// written, and a writer waiting behind a long-poll that needs the read
+// lock would deadlock. So the state changes under the lock, and the log
+// is closed after it is released.
 type partition struct {
 	topic string
 	index int32
 	dir   string
 
-	mu     sync.RWMutex
-	log    *log.Log
-	cfg    partitionConfig
-	epoch  int32 // leader epoch from the metadata
-	closed bool  // deleted or shut down: requests get UNKNOWN_TOPIC_OR_PARTITION
+	mu    sync.RWMutex
+	log   *log.Log
+	cfg   partitionConfig
+	epoch int32 // leader epoch from the metadata
+	state partitionState
 
 	// waiters are the long-poll fetches watching this partition; notify
 	// wakes them after an append became visible. The broker notifies
@@ -56,7 +69,31 @@ func (p *partition) highWatermark() int64 {
 func (p *partition) isClosed() bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.closed
+	return p.state == stateClosed
+}
+
+// unavailable is the error code for a request that finds the partition
+// not open, or NoError. Call with p.mu held.
+func (p *partition) unavailable() protocol.ErrorCode {
+	switch p.state {
+	case stateReopening:
+		return protocol.ErrLeaderNotAvailable // retriable, and nothing was written
+	case stateClosed:
+		return protocol.ErrUnknownTopicOrPartition
+	}
+	return protocol.NoError
+}
+
+// shut moves p to state and returns its log for the caller to close once
+// the lock is released, or nil if p was not open.
+func (p *partition) shut(state partitionState) *log.Log {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != stateOpen {
+		return nil
+	}
+	p.state = state
+	return p.log
 }
 
 // watch registers ch to be signalled (non-blocking send) at every change.
@@ -259,39 +296,43 @@ func claimDir(dir string, id uint64) error {
 
 // applyConfig reopens p's log when its topic config changed. The log has
 // no way to change an open log's config yet (requested), so this closes it
-// cleanly and opens it again, under p's write lock.
+// cleanly and opens it again; meanwhile requests get LEADER_NOT_AVAILABLE.
 func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.epoch = epoch
-	if p.closed {
+	if p.state != stateOpen {
+		p.mu.Unlock()
 		return
 	}
-	if p.log != nil {
-		p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
-	}
+	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
 	pc.log.Logger = p.cfg.log.Logger
 	if sameLogConfig(p.cfg.log, pc.log) {
 		p.cfg.maxMessageBytes = pc.maxMessageBytes
+		p.mu.Unlock()
 		return
 	}
+	p.state = stateReopening
+	old := p.log
+	p.mu.Unlock()
+	p.notify() // long-polls answer now rather than wait for the reopen
+
 	lg := m.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index))
-	if err := p.log.Close(); err != nil {
+	if err := old.Close(); err != nil {
 		lg.Error("close log to apply config", zap.Error(err))
 	}
 	l, err := log.Open(p.dir, pc.log)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err != nil {
-		// Keep the old config's log closed: requests get a storage error
-		// rather than data from a log in an unknown state.
+		// Requests get an error rather than data from a log in an
+		// unknown state; the next reconcile tries to open it again.
 		lg.Error("reopen log with new config", zap.Error(err))
-		p.closed = true
-		p.notify()
+		p.state = stateClosed
 		return
 	}
 	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))
-	p.log, p.cfg = l, pc
+	p.log, p.cfg, p.state = l, pc, stateOpen
 	lg.Info("topic config applied")
-	p.notify()
 }
 
 // deleteTopic closes a deleted topic's logs and removes their data.
@@ -300,15 +341,18 @@ func (m *partitions) deleteTopic(name string, tp *topicParts) {
 		if p == nil {
 			continue
 		}
-		p.mu.Lock()
-		if !p.closed {
-			p.closed = true
-			if err := p.log.Delete(); err != nil {
+		l := p.shut(stateClosed)
+		p.notify()
+		if l == nil {
+			// Never opened, or closed by a failed reopen: remove the data.
+			if err := os.RemoveAll(p.dir); err != nil {
 				m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
 			}
+			continue
 		}
-		p.mu.Unlock()
-		p.notify()
+		if err := l.Delete(); err != nil {
+			m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
+		}
 	}
 	m.logger.Info("topic deleted", zap.String("topic", name))
 }
@@ -350,7 +394,7 @@ func (m *partitions) removeOrphans(md *controller.Metadata) error {
 func (m *partitions) enforceRetention() {
 	for _, p := range m.all() {
 		p.mu.RLock()
-		if !p.closed {
+		if p.state == stateOpen {
 			n, err := p.log.EnforceRetention()
 			switch {
 			case err != nil && !errors.Is(err, log.ErrClosed):
@@ -376,15 +420,14 @@ func (m *partitions) closeAll() error {
 			if p == nil {
 				continue
 			}
-			p.mu.Lock()
-			if !p.closed {
-				p.closed = true
-				if err := p.log.Close(); err != nil {
-					errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
-				}
-			}
-			p.mu.Unlock()
+			l := p.shut(stateClosed)
 			p.notify()
+			if l == nil {
+				continue
+			}
+			if err := l.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
