@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/protocol"
-	"github.com/sluicemq/sluice/record"
 )
 
 // A connection runs three goroutines, as Kafka's network layer does:
@@ -52,16 +51,14 @@ type conn struct {
 	polls sync.WaitGroup // long-poll fetch goroutines
 
 	// Handler-owned scratch, reused request after request.
-	hdr      protocol.RequestHeader
-	dec      protocol.Decoder
-	validate *record.Reader
-	scratch  handlerScratch
+	hdr     protocol.RequestHeader
+	dec     protocol.Decoder
+	scratch handlerScratch
 
 	// Writer-owned.
-	wbuf    []byte
-	bufs    net.Buffers
-	wr      net.Buffers
-	records [][]byte
+	wbuf []byte
+	bufs net.Buffers
+	wr   net.Buffers
 }
 
 // request is one frame read from the connection.
