@@ -3,11 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -33,7 +30,7 @@ exits 0. A second signal exits at once.`,
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logFormat, logLevel)
+			logger, err := broker.NewLogger(logFormat, logLevel)
 			if err != nil {
 				return err
 			}
@@ -73,41 +70,4 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// newLogger builds the broker's logger: human-readable on a terminal, JSON
-// otherwise or when asked.
-func newLogger(format, level string) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	var enc zapcore.Encoder
-	switch strings.ToLower(format) {
-	case "auto":
-		if isTerminal(os.Stderr) {
-			enc = consoleEncoder()
-		} else {
-			enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-		}
-	case "console":
-		enc = consoleEncoder()
-	case "json":
-		enc = zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
-	default:
-		return nil, fmt.Errorf("--log-format %q: want auto, console or json", format)
-	}
-	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
-	return zap.New(core), nil
-}
-
-func consoleEncoder() zapcore.Encoder {
-	ec := zap.NewDevelopmentEncoderConfig()
-	ec.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
-	return zapcore.NewConsoleEncoder(ec)
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
