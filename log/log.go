@@ -45,6 +45,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -318,6 +319,7 @@ func (l *Log) roll() error {
 // far durable and seals the segments rolled since the last sync. It runs in
 // at most one goroutine at a time (groupCommit.busy) and never under mu.
 func (l *Log) syncDirty() (int64, error) {
+	l.settle()
 	l.dirtyMu.Lock()
 	covered := l.end.Load()
 	segs := append(l.syncBuf[:0], l.unsynced...)
@@ -341,6 +343,26 @@ func (l *Log) syncDirty() (int64, error) {
 	}
 	return covered, nil
 }
+
+// settle lets appenders that are about to append join the coming sync:
+// it yields while the end offset keeps moving, at most settleRounds times.
+// Without it the appenders acknowledged by one fsync re-append only after
+// the next one started, and fsyncs cover half as much as they could
+// (BenchmarkAppendAlways64K: ~50% of the baseline without, ~80% with).
+// A lone appender pays one yield.
+func (l *Log) settle() {
+	end := l.end.Load()
+	for range settleRounds {
+		runtime.Gosched()
+		e := l.end.Load()
+		if e == end {
+			return
+		}
+		end = e
+	}
+}
+
+const settleRounds = 128
 
 // syncSegment fsyncs one segment's log file, through the test hook if set.
 func (l *Log) syncSegment(s *segment.Segment) error {
