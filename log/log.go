@@ -396,8 +396,10 @@ func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
 
 // ReadUpTo is Read that never returns a batch whose base offset is at or
 // after maxOffset (the high watermark). It reads from one segment per
-// call: an empty View at a segment's end means "ask again at NextOffset".
-// An offset below StartOffset or above EndOffset is ErrOffsetOutOfRange.
+// call, so a View may end at a segment boundary before maxBytes; the next
+// Read continues in the next segment. An empty View means nothing below
+// min(maxOffset, EndOffset) from offset on. An offset below StartOffset or
+// above EndOffset is ErrOffsetOutOfRange.
 func (l *Log) ReadUpTo(offset, maxOffset int64, maxBytes int) (segment.View, error) {
 	if l.closedFlag.Load() {
 		return segment.View{}, ErrClosed
