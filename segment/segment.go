@@ -20,10 +20,15 @@
 // when T has grown.
 //
 // Appends go through write(2) at the tail of the log file (pwrite); reads
-// come from the mapping. Both were chosen by measurement (BenchmarkAppend*,
-// BenchmarkRead* and BENCHMARKS.md). The active segment's log is mapped once
-// at MaxLogBytes; a batch that does not fit (only the first batch of a
-// segment may exceed MaxLogBytes) gets a new, larger mapping.
+// come from the mapping. Both were chosen by measurement with 64 KiB
+// batches (bench_test.go; 2 vCPU EPYC, ext4): pwrite appends ran at about
+// 3.3 GB/s against 1.8 GB/s for copying into a writable mapping of a
+// preallocated file (page faults and block allocation on every new page),
+// with raw sequential write(2) at 3.4-3.8 GB/s; reads through the mapping
+// ran at about 15 GB/s against 8.7 GB/s for pread into a buffer. The
+// active segment's log is mapped once at MaxLogBytes; a batch that does
+// not fit (only the first batch of a segment may exceed MaxLogBytes) gets
+// a new, larger mapping, and the old one stays until its readers are done.
 //
 // Concurrency: one writer (Append, Sync, TruncateTo, Seal, Recover, Close,
 // Delete — never concurrently with each other) and any number of readers
@@ -76,7 +81,7 @@ type Config struct {
 
 	// mmapAppend appends by copying into a writable mapping of a
 	// preallocated log file instead of pwrite. It lost the measurement
-	// (BENCHMARKS.md) and stays for the benchmark and its tests.
+	// (package comment) and stays, tested, for BenchmarkAppendMmap.
 	mmapAppend bool
 }
 

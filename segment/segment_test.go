@@ -132,21 +132,29 @@ func TestAppend(t *testing.T) {
 
 func TestFull(t *testing.T) {
 	cfg := Config{MaxLogBytes: 4096, IndexIntervalBytes: 1, MaxIndexBytes: 24}
-	s := mustCreate(t, t.TempDir(), 0, cfg)
-	defer s.Close()
-	m := &model{}
-	// An empty segment takes any one batch, even one past MaxLogBytes: the
-	// mapping has to grow for it.
-	if s.Full(10000) {
-		t.Fatal("empty segment full")
-	}
-	fill(t, s, m, spec{count: 1, maxTS: 5, payload: 10000})
-	check(t, s, m)
-	if !s.Full(1) {
-		t.Fatal("segment past MaxLogBytes not full")
-	}
-	if err := s.Append(makeBatch(m.next(), spec{count: 1, payload: 1})); !errors.Is(err, ErrFull) {
-		t.Fatalf("Append past MaxLogBytes: %v", err)
+	for _, mode := range modes {
+		cfg := cfg
+		cfg.mmapAppend = mode.mmap
+		s := mustCreate(t, t.TempDir(), 0, cfg)
+		defer s.Close()
+		m := &model{}
+		// An empty segment takes any one batch, even one past MaxLogBytes:
+		// the mapping has to grow for it.
+		if s.Full(10000) {
+			t.Fatal("empty segment full")
+		}
+		fill(t, s, m, spec{count: 1, maxTS: 5, payload: 10000})
+		check(t, s, m)
+		if !s.Full(1) {
+			t.Fatal("segment past MaxLogBytes not full")
+		}
+		if err := s.Append(makeBatch(m.next(), spec{count: 1, payload: 1})); !errors.Is(err, ErrFull) {
+			t.Fatalf("Append past MaxLogBytes: %v", err)
+		}
+		if err := s.Seal(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, m)
 	}
 
 	// The index fills up: MaxIndexBytes 24 holds 3 offset and 2 time entries.
