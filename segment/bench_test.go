@@ -94,9 +94,9 @@ func BenchmarkRawWrite(b *testing.B) {
 	f.Close()
 }
 
-// benchReadSegment fills one segment with 64 KiB batches and returns their
-// base offsets.
-func benchReadSegment(b *testing.B) (*Segment, []int64) {
+// benchRead fills one segment with 64 KiB batches, then runs read(s,
+// offset, buf) b.N times over their base offsets, cycling.
+func benchRead(b *testing.B, read func(s *Segment, offset int64, buf []byte)) {
 	s := mustCreate(b, b.TempDir(), 0, Config{MaxLogBytes: benchSegBytes})
 	batch := benchBatch()
 	var offsets []int64
@@ -107,44 +107,39 @@ func benchReadSegment(b *testing.B) (*Segment, []int64) {
 			b.Fatal(err)
 		}
 	}
-	return s, offsets
+	defer s.Close()
+	buf := make([]byte, benchBatchBytes)
+	b.SetBytes(benchBatchBytes)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		read(s, offsets[i%len(offsets)], buf)
+	}
 }
 
 // BenchmarkReadMmap reads one batch at a time through Read (index lookup,
 // reference, View from the mapping) and copies it out, as a socket write
 // from the View would.
 func BenchmarkReadMmap(b *testing.B) {
-	s, offsets := benchReadSegment(b)
-	defer s.Close()
-	buf := make([]byte, benchBatchBytes)
-	b.SetBytes(benchBatchBytes)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		v, err := s.Read(offsets[i%len(offsets)], math.MaxInt64, benchBatchBytes)
+	benchRead(b, func(s *Segment, offset int64, buf []byte) {
+		v, err := s.Read(offset, math.MaxInt64, benchBatchBytes)
 		if err != nil || v.Len() != benchBatchBytes {
 			b.Fatalf("Read: %d bytes, %v", v.Len(), err)
 		}
 		copy(buf, v.Bytes())
 		v.Release()
-	}
+	})
 }
 
 // BenchmarkReadPread finds the same ranges as Read, then preads them into a
 // buffer instead of using the mapping.
 func BenchmarkReadPread(b *testing.B) {
-	s, offsets := benchReadSegment(b)
-	defer s.Close()
-	buf := make([]byte, benchBatchBytes)
-	b.SetBytes(benchBatchBytes)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
+	benchRead(b, func(s *Segment, offset int64, buf []byte) {
 		m, err := s.acquire()
 		if err != nil {
 			b.Fatal(err)
 		}
-		pos, n, err := s.readRange(m.mm, offsets[i%len(offsets)], math.MaxInt64, benchBatchBytes)
+		pos, n, err := s.readRange(m.mm, offset, math.MaxInt64, benchBatchBytes)
 		m.release()
 		if err != nil || n != benchBatchBytes {
 			b.Fatalf("readRange: %d bytes, %v", n, err)
@@ -152,5 +147,5 @@ func BenchmarkReadPread(b *testing.B) {
 		if _, err := s.log.ReadAt(buf[:n], pos); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
