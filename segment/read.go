@@ -174,7 +174,8 @@ func (s *Segment) corruptAt(pos int64, err error) error {
 // TruncateTo removes every batch whose last offset is >= offset, so that
 // NextOffset() <= offset afterwards, with their index entries, and syncs the
 // log file. It waits until no View made before it is still held (R8), never
-// truncating under a reader. A sealed segment becomes appendable again.
+// truncating under a reader. A sealed segment becomes appendable again, and
+// so does one whose torn tail Open found (the tail is cut with the rest).
 func (s *Segment) TruncateTo(offset int64) error {
 	m := s.cur.Load()
 	if m == nil {
@@ -208,9 +209,14 @@ func (s *Segment) TruncateTo(offset int64) error {
 	}
 	m = s.cur.Load()
 	end, next2, err := s.resume(m.mm, pos)
-	if err != nil || end != pos || next2 != next {
-		return fmt.Errorf("segment %d: truncate to %d: rescan ended at %d/%d, want %d/%d: %v", s.base, offset, end, next2, pos, next, err)
+	if err != nil {
+		return fmt.Errorf("segment %d: truncate to %d: rescan: %w", s.base, offset, err)
 	}
+	if end != pos || next2 != next {
+		return fmt.Errorf("segment %d: truncate to %d: rescan ended at position %d, offset %d; want %d, %d", s.base, offset, end, next2, pos, next)
+	}
+	// Whatever Open found past the old end is gone with the file's tail.
+	s.tailErr = nil
 	s.sealed = false
 	return nil
 }

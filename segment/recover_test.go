@@ -521,3 +521,36 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTruncateTornTail: a TruncateTo below the end Open found cuts the torn
+// tail with the rest, so the segment takes appends again without Recover.
+func TestTruncateTornTail(t *testing.T) {
+	dir, cfg := t.TempDir(), testConfig(false)
+	s := mustCreate(t, dir, 0, cfg)
+	m := &model{}
+	fill(t, s, m, specsN(20)...)
+	mustClose(t, s)
+	appendFile(t, LogPath(dir, 0), []byte("torn"))
+	s = mustOpen(t, dir, 0, cfg)
+	defer s.Close()
+	check(t, s, m)
+	if err := s.Append(makeBatch(m.next(), spec{count: 1})); !errors.Is(err, ErrNeedsRecovery) {
+		t.Fatalf("Append on a torn tail: %v", err)
+	}
+	if err := s.TruncateTo(m.next()); err != nil { // at the end: nothing to cut
+		t.Fatal(err)
+	}
+	if err := s.Append(makeBatch(m.next(), spec{count: 1})); !errors.Is(err, ErrNeedsRecovery) {
+		t.Fatalf("Append on a torn tail after a no-op TruncateTo: %v", err)
+	}
+	cut := m.batches[15].BaseOffset()
+	if err := s.TruncateTo(cut); err != nil {
+		t.Fatal(err)
+	}
+	m.truncate(cut)
+	if got := fileSize(t, LogPath(dir, 0)); got != m.size() {
+		t.Fatalf("log file %d bytes, want %d", got, m.size())
+	}
+	fill(t, s, m, specsN(5)...)
+	check(t, s, m)
+}
