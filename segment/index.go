@@ -138,17 +138,6 @@ func (ix *index) timeAt(i int64) (ts int64, rel uint32) {
 	return int64(be.Uint64(e)), be.Uint32(e[8:])
 }
 
-// truncate drops entries [n, current). The caller has made sure no reader
-// can still look at them.
-func (ix *index) truncate(n int64) {
-	old := ix.n.Load()
-	if n >= old {
-		return
-	}
-	ix.n.Store(n)
-	clear(ix.mm[n*ix.width : old*ix.width])
-}
-
 // reset empties the index, garbage included: the file is cut to zero and
 // grows again (zero-filled) at the next entry. No reader may be looking.
 func (ix *index) reset() error {
