@@ -15,8 +15,8 @@ import (
 )
 
 func closingStarted(s *Segment) bool {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	return s.closing
 }
 
@@ -169,9 +169,9 @@ func TestTruncateWaitsForViews(t *testing.T) {
 	check(t, s, m)
 }
 
-// TestReadersRace runs readers that read and check Views without pause
-// while the writer appends, truncates, and finally closes or deletes the
-// segment. Run under -race; a View on an unmapped or truncated page would
+// TestReadersRace runs readers that read and check Views without pause,
+// and a syncer, while the writer appends, truncates, and finally closes or
+// deletes the segment. Run under -race; a View on an unmapped or truncated page would
 // kill the process with SIGSEGV or SIGBUS.
 func TestReadersRace(t *testing.T) {
 	rounds := 300
@@ -195,6 +195,21 @@ func TestReadersRace(t *testing.T) {
 						}
 					}()
 				}
+				wg.Add(1)
+				go func() { // a group-commit syncer beside the writer
+					defer wg.Done()
+					for {
+						err := s.Sync()
+						if errors.Is(err, ErrClosed) {
+							return
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+						runtime.Gosched()
+					}
+				}()
 				rng := rand.New(rand.NewPCG(1, 2))
 				for i := range rounds {
 					fill(t, s, m, spec{count: int32(1 + i%4), epoch: 1, maxTS: int64(i), payload: 50 + rng.IntN(3000)})
@@ -204,11 +219,6 @@ func TestReadersRace(t *testing.T) {
 							t.Fatal(err)
 						}
 						m.truncate(cut)
-					}
-					if i%50 == 0 {
-						if err := s.Sync(); err != nil {
-							t.Fatal(err)
-						}
 					}
 				}
 				var err error

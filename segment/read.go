@@ -177,6 +177,8 @@ func (s *Segment) corruptAt(pos int64, err error) error {
 // truncating under a reader. A sealed segment becomes appendable again, and
 // so does one whose torn tail Open found (the tail is cut with the rest).
 func (s *Segment) TruncateTo(offset int64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	m := s.cur.Load()
 	if m == nil {
 		return fmt.Errorf("segment %d: truncate: %w", s.base, ErrClosed)

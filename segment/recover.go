@@ -28,6 +28,8 @@ type RecoverResult struct {
 // indexes are rebuilt, and the returned error is for I/O failures only.
 // Views made before Recover are waited for, as by TruncateTo.
 func (s *Segment) Recover(minEpoch int32) (RecoverResult, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	fail := func(err error) (RecoverResult, error) {
 		return RecoverResult{}, fmt.Errorf("segment %d: recover: %w", s.base, err)
 	}

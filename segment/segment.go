@@ -30,10 +30,10 @@
 // not fit (only the first batch of a segment may exceed MaxLogBytes) gets
 // a new, larger mapping, and the old one stays until its readers are done.
 //
-// Concurrency: one writer (Append, Sync, TruncateTo, Seal, Recover, Close,
-// Delete — never concurrently with each other) and any number of readers
-// (Read, FindOffset, FindTimestamp, Size, NextOffset, FirstTimestamp,
-// MaxTimestamp). A reader sees only whole batches: the readable size is
+// Concurrency: one writer at a time (Append, TruncateTo, Seal, Recover,
+// Close, Delete are serialized by a mutex that readers never take), Sync
+// alongside it, and any number of readers (Read, FindOffset, FindTimestamp,
+// Size, NextOffset, FirstTimestamp, MaxTimestamp, Full). A reader sees only whole batches: the readable size is
 // published after the bytes of an append are in place. Readers take no lock:
 // each lookup and each View holds a reference on the log mapping (an atomic
 // count), and nothing is unmapped, truncated or closed while a reference is
@@ -144,7 +144,11 @@ type Segment struct {
 	tailErr    error // why Open's scan stopped before EOF; Recover clears it
 	fdatasync  func(fd int) error
 
-	closeMu  sync.Mutex
+	// wmu serializes the writer's operations (Append, TruncateTo, Seal,
+	// Recover, Close, Delete), so a log that seals or closes from another
+	// goroutine cannot interleave with an append. Readers and Sync never
+	// take it.
+	wmu      sync.Mutex
 	closing  bool // Close or Delete has started
 	deleted  bool
 	finished chan struct{} // closed by finalize
@@ -333,6 +337,8 @@ func (s *Segment) Full(batchSize int) bool {
 // but bytes may have been written past its end, which the next Append
 // overwrites and Recover drops.
 func (s *Segment) Append(b record.Batch) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	m := s.cur.Load()
 	switch {
 	case m == nil:
@@ -432,17 +438,23 @@ func (s *Segment) lastTimeEntry() int64 {
 
 // Sync flushes the log file's data to disk with fdatasync (R2). Its error is
 // returned as the system call gave it: the log treats any error as fatal
-// (R5) and must not retry.
+// (R5) and must not retry. Sync may run concurrently with Append (group
+// commit) and with readers; it holds a reference so that Close or Delete
+// cannot close the file under it.
 func (s *Segment) Sync() error {
-	if s.cur.Load() == nil {
-		return fmt.Errorf("segment %d: sync: %w", s.base, ErrClosed)
+	m, err := s.acquire()
+	if err != nil {
+		return err
 	}
+	defer m.release()
 	return s.fdatasync(int(s.logFd))
 }
 
 // Seal ends appends (until a TruncateTo): it trims both index files to
 // their used size and syncs them.
 func (s *Segment) Seal() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.cur.Load() == nil {
 		return fmt.Errorf("segment %d: seal: %w", s.base, ErrClosed)
 	}
@@ -484,7 +496,7 @@ func (s *Segment) trim(sync bool) error {
 // released, then unmaps and closes everything. It is idempotent; after a
 // Delete it only waits for the Views.
 func (s *Segment) Close() error {
-	s.closeMu.Lock()
+	s.wmu.Lock()
 	first := !s.closing
 	var err error
 	if first {
@@ -492,7 +504,7 @@ func (s *Segment) Close() error {
 		err = s.trim(true)
 		s.swap(nil)
 	}
-	s.closeMu.Unlock()
+	s.wmu.Unlock()
 	<-s.finished
 	if !first {
 		return nil
@@ -510,8 +522,8 @@ func (s *Segment) Close() error {
 // unlinked file's pages while it is open or mapped), and the last Release
 // unmaps and closes them. A second Delete is a no-op.
 func (s *Segment) Delete() error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if s.deleted {
 		return nil
 	}
