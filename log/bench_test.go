@@ -1,12 +1,14 @@
 package log
 
 import (
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/record"
 )
@@ -28,8 +30,8 @@ func benchConfig(p FsyncPolicy) Config {
 // the same bytes. Run with a fixed -benchtime=Nx: every op writes 64 KiB.
 func BenchmarkAppend64K(b *testing.B) {
 	batch := makeBatch(nil, 16, benchBatch, 1, rand.New(rand.NewPCG(1, 1)))
-	b.Run("log-interval", func(b *testing.B) {
-		l, err := Open(filepath.Join(b.TempDir(), "log"), benchConfig(FsyncInterval))
+	run := func(b *testing.B, cfg Config) {
+		l, err := Open(filepath.Join(b.TempDir(), "log"), cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -43,6 +45,14 @@ func BenchmarkAppend64K(b *testing.B) {
 			}
 		}
 		b.StopTimer() // Close's final fsync is not part of Append
+	}
+	b.Run("log-interval", func(b *testing.B) { run(b, benchConfig(FsyncInterval)) })
+	// The same without the background fdatasyncs (every 64 MiB): the cost
+	// of the log's code alone, apart from the flush's I/O.
+	b.Run("log-interval-noflush", func(b *testing.B) {
+		cfg := benchConfig(FsyncInterval)
+		cfg.FlushBytes, cfg.FlushInterval = math.MaxInt64, time.Duration(math.MaxInt64)
+		run(b, cfg)
 	})
 	b.Run("write(2)", func(b *testing.B) {
 		f, err := os.Create(filepath.Join(b.TempDir(), "raw"))
