@@ -175,7 +175,18 @@ func (c *Client) Produce(ctx context.Context, rec *Record, cb func(*Record, erro
 
 // ProduceSync produces recs and waits for all of their callbacks,
 // returning their errors joined (nil if every record was acknowledged).
+// Batches are sent without waiting for Linger while it runs: the caller is
+// waiting already.
 func (c *Client) ProduceSync(ctx context.Context, recs ...*Record) error {
+	p := &c.prod
+	p.mu.Lock()
+	p.flushing++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.flushing--
+		p.mu.Unlock()
+	}()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -192,6 +203,7 @@ func (c *Client) ProduceSync(ctx context.Context, recs ...*Record) error {
 			wg.Done()
 		})
 	}
+	kick(p.wake)
 	wg.Wait()
 	return errors.Join(errs...)
 }

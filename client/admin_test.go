@@ -1,0 +1,89 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+func TestAdminTopicsAndConfigs(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	c := newTestClient(t, fc)
+	ctx := context.Background()
+	err := c.CreateTopics(ctx,
+		TopicSpec{Name: "a", Partitions: 3, ReplicationFactor: 1, Configs: map[string]string{"retention.ms": "1000"}},
+		TopicSpec{Name: "b", Partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CreateTopics(ctx, TopicSpec{Name: "a", Partitions: 1}, TopicSpec{Name: "c", Partitions: 1})
+	var te *TopicError
+	if !errors.Is(err, protocol.ErrTopicAlreadyExists) || !errors.As(err, &te) || te.Topic != "a" {
+		t.Fatalf("re-create: %v, want TOPIC_ALREADY_EXISTS for a", err)
+	}
+	names, err := c.ListTopics(ctx)
+	if err != nil || len(names) != 3 || names[0] != "a" || names[2] != "c" {
+		t.Fatalf("ListTopics: %v %v", names, err)
+	}
+	d, err := c.DescribeTopic(ctx, "a")
+	if err != nil || len(d.Partitions) != 3 || d.Partitions[1].Leader != 2 || len(d.Partitions[1].ISR) != 1 {
+		t.Fatalf("DescribeTopic: %+v %v", d, err)
+	}
+	if _, err := c.DescribeTopic(ctx, "nope"); !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		t.Errorf("describe a missing topic: %v", err)
+	}
+	if err := c.AlterConfigs(ctx, "a", SetConfig("segment.bytes", "4096"), DeleteConfig("retention.ms")); err != nil {
+		t.Fatal(err)
+	}
+	cfgs, err := c.DescribeConfigs(ctx, "a")
+	if err != nil || len(cfgs) != 1 || cfgs[0].Key != "segment.bytes" || cfgs[0].Value != "4096" {
+		t.Fatalf("DescribeConfigs after alter: %+v %v", cfgs, err)
+	}
+	if err := c.AlterConfigs(ctx, "nope", SetConfig("x", "y")); !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		t.Errorf("alter a missing topic: %v", err)
+	}
+	if err := c.DeleteTopics(ctx, "b", "nope"); !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		t.Errorf("delete: %v", err)
+	}
+	if names, _ := c.ListTopics(ctx); len(names) != 2 {
+		t.Errorf("after delete: %v", names)
+	}
+}
+
+func TestAdminListOffsets(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	fc.addTopic("t", 1, 2)
+	c := newTestClient(t, fc, RecordPartitioner(ManualPartitioner()))
+	ctx := context.Background()
+	for i := range 4 {
+		rec := &Record{Topic: "t", Partition: int32(i % 2), Value: []byte{byte(i)}, Timestamp: time.UnixMilli(int64(100 * (i + 1)))}
+		if err := c.ProduceSync(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		at   Offset
+		want []int64
+	}{
+		{AtStart(), []int64{0, 0}},
+		{AtEnd(), []int64{2, 2}},
+		{AtTime(time.UnixMilli(250)), []int64{1, 1}}, // p0 has ts 100, 300; p1 200, 400
+		{AtTime(time.UnixMilli(1000)), []int64{-1, -1}},
+	} {
+		got, err := c.ListOffsets(ctx, "t", tc.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, p := range got {
+			if p.Err != nil || p.Offset != tc.want[i] {
+				t.Errorf("%v partition %d: offset %d err %v, want %d", tc.at, i, p.Offset, p.Err, tc.want[i])
+			}
+		}
+	}
+	if _, err := c.ListOffsets(ctx, "t", At(3)); err == nil {
+		t.Error("ListOffsets with an exact offset succeeded")
+	}
+}

@@ -1,0 +1,104 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// Produce asynchronously, then wait for every callback with Flush.
+func ExampleClient_Produce() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"),
+		client.Linger(10*time.Millisecond), client.Compression(record.Zstd))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for i := range 1000 {
+		rec := &client.Record{Topic: "events", Key: []byte(fmt.Sprint(i % 10)), Value: []byte("hello")}
+		c.Produce(ctx, rec, func(r *client.Record, err error) {
+			if err != nil {
+				if client.IsIndeterminate(err) {
+					log.Printf("maybe written: %v", err) // R14: do not assume it is absent
+				} else {
+					log.Printf("not written: %v", err)
+				}
+				return
+			}
+			_ = r.Offset // acknowledged at r.Partition, r.Offset
+		})
+	}
+	if err := c.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// ProduceSync waits for the records to be acknowledged.
+func ExampleClient_ProduceSync() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"), client.Acks(protocol.AcksAll))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.ProduceSync(ctx, &client.Record{Topic: "events", Value: []byte("one")},
+		&client.Record{Topic: "events", Value: []byte("two")})
+	if errors.Is(err, protocol.ErrNotEnoughReplicas) {
+		log.Print("too few in-sync replicas; nothing was written")
+	}
+}
+
+// Consume one partition from the start.
+func ExampleClient_Poll() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	c.Assign(map[client.TopicPartition]client.Offset{{Topic: "events", Partition: 0}: client.AtStart()})
+	for {
+		f, err := c.Poll(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, e := range f.Errors {
+			log.Printf("partition paused: %v", e)
+		}
+		for _, r := range f.Records {
+			fmt.Printf("%d: %s\n", r.Offset, r.Value)
+		}
+	}
+}
+
+// Create a topic with configs, then change one.
+func ExampleClient_CreateTopics() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	err = c.CreateTopics(ctx, client.TopicSpec{Name: "events", Partitions: 6, ReplicationFactor: 3,
+		Configs: map[string]string{"retention.ms": "86400000"}})
+	if err != nil && !errors.Is(err, protocol.ErrTopicAlreadyExists) {
+		log.Fatal(err)
+	}
+	if err := c.AlterConfigs(ctx, "events", client.SetConfig("min.insync.replicas", "2")); err != nil {
+		log.Fatal(err)
+	}
+	d, err := c.DescribeTopic(ctx, "events")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range d.Partitions {
+		fmt.Println(p.Partition, p.Leader, p.ISR)
+	}
+}
