@@ -210,8 +210,8 @@ func (c *Client) ProduceSync(ctx context.Context, recs ...*Record) error {
 
 // append adds a record to its partition's open batch, starting a batch
 // when there is none or the record would overflow it. It reports whether
-// the send loop should look now: a batch became full, or a first record
-// arrived with no linger to wait. p.mu is held.
+// the send loop should look now: a batch became full or a new batch began
+// (whose linger deadline the loop must arm). p.mu is held.
 func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, size int64, now time.Time) bool {
 	t := p.topics[rec.Topic]
 	if t == nil {
@@ -244,7 +244,9 @@ func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, s
 		b = p.newBatch(pp, now)
 		pp.open = b
 		p.active[pp] = struct{}{}
-		wake = wake || p.cfg.linger == 0 || p.flushing > 0
+		// Always wake the send loop for a new batch: it may be asleep with
+		// no deadline at all, and only it can arm the linger timer.
+		wake = true
 	}
 	b.bld.Append(rec.Timestamp.UnixMilli(), rec.Key, rec.Value, rec.Headers)
 	b.recs = append(b.recs, pendingRecord{rec: rec, cb: cb})

@@ -70,8 +70,10 @@ func TestLingerHoldsBatchUntilDeadline(t *testing.T) {
 	p := &c.prod
 	t0 := time.Unix(1000, 0)
 	for i := range 3 {
-		if wake := p.appendAt(&Record{Topic: "t", Value: []byte{byte(i)}}, 0, t0); wake {
-			t.Fatalf("record %d woke the sender before the linger expired", i)
+		// The first record starts a batch and must wake the sender so it
+		// arms the linger timer; the others must not.
+		if wake := p.appendAt(&Record{Topic: "t", Value: []byte{byte(i)}}, 0, t0); wake != (i == 0) {
+			t.Fatalf("record %d: wake=%v", i, wake)
 		}
 	}
 	reqs, next, _ := p.drainAt(t0.Add(4 * time.Millisecond))
@@ -84,6 +86,28 @@ func TestLingerHoldsBatchUntilDeadline(t *testing.T) {
 	reqs, _, _ = p.drainAt(t0.Add(5 * time.Millisecond))
 	if len(reqs[1]) != 1 || len(reqs[1][0].recs) != 3 {
 		t.Fatalf("at the linger deadline: %v, want one batch of 3 for broker 1", reqs)
+	}
+}
+
+// A lingering batch is sent when its linger expires, with no Flush and
+// no later record to wake the sender (a regression: the sender slept with
+// no timer armed and the batch waited forever).
+func TestLingerExpirySendsWithoutFlush(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addTopic("t", 1)
+	c := newTestClient(t, fc, Linger(5*time.Millisecond))
+	// The second record finds the sender idle, asleep with nothing armed.
+	for i := range 3 {
+		done := make(chan error, 1)
+		c.Produce(context.Background(), &Record{Topic: "t", Value: []byte("v")}, func(_ *Record, err error) { done <- err })
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record %d not acknowledged 10 s after a 5 ms linger", i)
+		}
 	}
 }
 
