@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -298,10 +297,4 @@ func (c *conn) readLoop(writerDone <-chan struct{}) {
 			return
 		}
 	}
-}
-
-// isConnErr reports whether err came from the connection layer.
-func isConnErr(err error) bool {
-	var ce *connError
-	return errors.As(err, &ce)
 }

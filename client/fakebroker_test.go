@@ -151,15 +151,6 @@ func (b *fakeBroker) stop() {
 	b.wg.Wait()
 }
 
-// dropConns closes every connection the broker has, as a network fault.
-func (b *fakeBroker) dropConns() {
-	b.mu.Lock()
-	for c := range b.cns {
-		c.Close()
-	}
-	b.mu.Unlock()
-}
-
 func (b *fakeBroker) accept() {
 	defer b.wg.Done()
 	for {
