@@ -19,7 +19,7 @@
 // fsync covering its batch succeeded; concurrent Appends share fsyncs
 // through a group commit that runs outside the append lock. With
 // FsyncInterval a goroutine owned by the Log syncs every FlushInterval or
-// FlushBytes. Either way the first fsync error takes the log offline for
+// FlushBytes when set. Either way the first fsync error takes the log offline for
 // good: Append then fails with ErrOffline, and nothing is acknowledged on
 // the strength of a retried fsync.
 //
@@ -235,7 +235,7 @@ func (l *Log) Append(b record.Batch) (int64, error) {
 	l.end.Store(next)
 	l.lastEpoch = epoch
 	gen := l.commit.gen.Load()
-	if l.cfg.Fsync == FsyncInterval {
+	if l.cfg.Fsync == FsyncInterval && l.cfg.FlushBytes > 0 {
 		l.unflushed += int64(len(b))
 		if l.unflushed >= l.cfg.FlushBytes {
 			l.unflushed = 0
