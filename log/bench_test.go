@@ -137,7 +137,7 @@ func BenchmarkAppendAlways64K(b *testing.B) {
 // BenchmarkReadSequential reads a 256 MiB log (page cache) from start to
 // end in 1 MiB Reads, copying the bytes out as a socket write would.
 func BenchmarkReadSequential(b *testing.B) {
-	const total = 256 << 20
+	const total = 1 << 30 // the 1 GiB log
 	l, err := Open(filepath.Join(b.TempDir(), "log"), benchConfig(FsyncInterval))
 	if err != nil {
 		b.Fatal(err)
