@@ -28,7 +28,9 @@ func (l *Log) load() error {
 	}
 	markerPath := filepath.Join(l.dir, cleanShutdownFile)
 	_, statErr := os.Stat(markerPath)
-	clean := statErr == nil
+	// A directory with no segments is a new log: nothing to recover.
+	marker := statErr == nil
+	clean := marker || len(bases) == 0
 
 	start := l.readCheckpoint(l.startFile, "log start offset")
 	scanFrom := int64(math.MaxInt64)
@@ -137,7 +139,7 @@ func (l *Log) load() error {
 		return err
 	}
 	l.rpWritten = end
-	if clean {
+	if marker {
 		if err := os.Remove(markerPath); err != nil {
 			return fmt.Errorf("clean-shutdown marker: %w", err)
 		}
