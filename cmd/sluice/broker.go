@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +19,7 @@ func newBrokerCmd() *cobra.Command {
 		cfg       broker.Config
 		logFormat string
 		logLevel  string
+		pprofAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -44,6 +50,15 @@ exits 0. A second signal exits at once.`,
 			if err := b.Start(ctx); err != nil {
 				return err
 			}
+			if pprofAddr != "" {
+				stop, addr, err := servePprof(pprofAddr)
+				if err != nil {
+					b.Close()
+					return err
+				}
+				defer stop()
+				fmt.Fprintf(os.Stderr, "sluice broker pprof on http://%s/debug/pprof/\n", addr)
+			}
 			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, data in %s\n", cfg.BrokerID, b.Addr(), cfg.DataDir)
 			<-ctx.Done()
 			// The first signal cancelled ctx; from here on a second one gets
@@ -61,8 +76,33 @@ exits 0. A second signal exits at once.`,
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
 	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
 	return cmd
+}
+
+// servePprof serves the runtime profiles on their own listener, never the
+// client port, and returns a stop that closes it and waits for the server.
+func servePprof(addr string) (stop func(), bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "sluice broker: pprof:", err)
+		}
+	}()
+	return func() { srv.Close(); <-done }, ln.Addr().String(), nil
 }
 
 func envOr(key, def string) string {

@@ -51,6 +51,7 @@ Start a broker, create a topic, produce and consume:
 		newTopicCmd(g),
 		newProduceCmd(g),
 		newConsumeCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,321 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Outcome is what a producer learned about one record it sent.
+type Outcome uint8
+
+// Outcomes of a Send. R14: a failure is definite (not written) or
+// indeterminate (maybe written); the checker holds a record failed for
+// sure to "never present", and an unknown one to nothing.
+const (
+	Acked   Outcome = iota + 1 // acknowledged at Partition, Offset
+	Failed                     // failed for sure: not written
+	Unknown                    // timeout, connection lost after sending: maybe written
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Acked:
+		return "acked"
+	case Failed:
+		return "failed"
+	case Unknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("outcome(%d)", uint8(o))
+}
+
+// MarshalText names the outcome in JSON.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Send is one record a verify producer sent, and what came of it. Value
+// is unique across the run; Seq counts up from 0 per producer in the order
+// the producer sent.
+type Send struct {
+	Producer  int     `json:"producer"`
+	Seq       int64   `json:"seq"`
+	Value     string  `json:"value"`
+	Outcome   Outcome `json:"outcome"`
+	Partition int32   `json:"partition"` // when Acked
+	Offset    int64   `json:"offset"`    // when Acked
+}
+
+// Read is one record as a consumer read it.
+type Read struct {
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Value     string `json:"value"`
+}
+
+// History is everything a verify run observed: every send with its
+// outcome, what each consumer read while the producers ran (in the order
+// read), and a final read of every partition from its log start once the
+// producers were done.
+type History struct {
+	Sends []Send   `json:"sends"`
+	Live  [][]Read `json:"live"`
+	Final []Read   `json:"final"`
+}
+
+// Result is the verdict of Check: counts of what happened and of every
+// anomaly, and a few examples of the anomalies found.
+type Result struct {
+	Sent           int64 `json:"sent"`
+	Acked          int64 `json:"acked"`
+	Failed         int64 `json:"failed"`
+	Unknown        int64 `json:"unknown"`
+	UnknownPresent int64 `json:"unknown_present"` // unknown outcomes the final read found
+	LiveReads      int64 `json:"live_reads"`
+	FinalReads     int64 `json:"final_reads"`
+
+	// Lost: acknowledged, absent from the final read.
+	Lost int64 `json:"lost"`
+	// Unexpected: read (live or final) but never sent.
+	Unexpected int64 `json:"unexpected"`
+	// FailedPresent: failed for sure, yet read (a definite error that
+	// was not; R14).
+	FailedPresent int64 `json:"failed_present"`
+	// Duplicates: extra offsets a value was read at, beyond its first.
+	// Reported, not failed: without an idempotent producer (R13) a retried
+	// batch may be written twice.
+	Duplicates int64 `json:"duplicates"`
+	// Inconsistent: offsets seen holding two values across the
+	// acknowledgement, live reads and the final read, plus acknowledged
+	// records the final read has only at another offset.
+	Inconsistent int64 `json:"inconsistent"`
+	// Vanished: live reads the final read does not have at that offset.
+	Vanished int64 `json:"vanished"`
+	// Reordered: a producer's records in one partition out of its send
+	// order, in the final read or in the acknowledged offsets.
+	Reordered int64 `json:"reordered"`
+	// NonMonotonic: a consumer's offsets in a partition not strictly
+	// increasing (the final read counts as a consumer).
+	NonMonotonic int64 `json:"non_monotonic"`
+
+	Examples []string `json:"examples,omitempty"`
+}
+
+// maxExamples bounds Result.Examples.
+const maxExamples = 20
+
+// OK reports whether every check holds. Duplicates do not count (see
+// Result.Duplicates).
+func (r *Result) OK() bool {
+	return r.Lost+r.Unexpected+r.FailedPresent+r.Inconsistent+r.Vanished+r.Reordered+r.NonMonotonic == 0
+}
+
+func (r *Result) example(format string, args ...any) {
+	if len(r.Examples) < maxExamples {
+		r.Examples = append(r.Examples, fmt.Sprintf(format, args...))
+	}
+}
+
+// pos is one offset of one partition.
+type pos struct {
+	p int32
+	o int64
+}
+
+func (p pos) String() string { return fmt.Sprintf("%d@%d", p.p, p.o) }
+
+// Check judges a History. It is a pure function of h.
+func Check(h History) Result {
+	var r Result
+	sends := make(map[string]*Send, len(h.Sends))
+	for i := range h.Sends {
+		s := &h.Sends[i]
+		sends[s.Value] = s
+		r.Sent++
+		switch s.Outcome {
+		case Acked:
+			r.Acked++
+		case Failed:
+			r.Failed++
+		default:
+			r.Unknown++
+		}
+	}
+	r.FinalReads = int64(len(h.Final))
+	for _, l := range h.Live {
+		r.LiveReads += int64(len(l))
+	}
+
+	// One value per offset, across acknowledgements and every read.
+	at := map[pos]string{}
+	conflicted := map[pos]bool{}
+	observe := func(p pos, v, source string) {
+		prev, ok := at[p]
+		switch {
+		case !ok:
+			at[p] = v
+		case prev != v && !conflicted[p]:
+			conflicted[p] = true
+			r.Inconsistent++
+			r.example("inconsistent: offset %v holds %q and %q (%s)", p, prev, v, source)
+		}
+	}
+	for _, s := range h.Sends {
+		if s.Outcome == Acked {
+			observe(pos{s.Partition, s.Offset}, s.Value, "ack")
+		}
+	}
+	final := make(map[pos]string, len(h.Final))
+	for _, rd := range h.Final {
+		p := pos{rd.Partition, rd.Offset}
+		final[p] = rd.Value
+		observe(p, rd.Value, "final read")
+	}
+	for i, l := range h.Live {
+		for _, rd := range l {
+			observe(pos{rd.Partition, rd.Offset}, rd.Value, fmt.Sprintf("live read %d", i))
+		}
+	}
+
+	// Where each value was read, and reads of values never sent.
+	where := map[string][]pos{}
+	unexpected := map[string]bool{}
+	noteRead := func(rd Read) {
+		p := pos{rd.Partition, rd.Offset}
+		if _, ok := sends[rd.Value]; !ok {
+			if !unexpected[rd.Value] {
+				unexpected[rd.Value] = true
+				r.Unexpected++
+				r.example("unexpected: %q at %v was never sent", rd.Value, p)
+			}
+			return
+		}
+		for _, q := range where[rd.Value] {
+			if q == p {
+				return
+			}
+		}
+		where[rd.Value] = append(where[rd.Value], p)
+	}
+	for _, rd := range h.Final {
+		noteRead(rd)
+	}
+	for _, l := range h.Live {
+		for _, rd := range l {
+			noteRead(rd)
+		}
+	}
+	inFinal := make(map[string]bool, len(h.Final))
+	for _, rd := range h.Final {
+		inFinal[rd.Value] = true
+	}
+	for v, ps := range where {
+		if len(ps) > 1 {
+			r.Duplicates += int64(len(ps) - 1)
+			r.example("duplicate: %q read at %v", v, ps)
+		}
+		if s := sends[v]; s.Outcome == Failed {
+			r.FailedPresent++
+			r.example("failed present: %q failed for sure but was read at %v", v, ps)
+		}
+	}
+
+	for _, s := range h.Sends {
+		switch {
+		case s.Outcome == Unknown && inFinal[s.Value]:
+			r.UnknownPresent++
+		case s.Outcome != Acked:
+		case !inFinal[s.Value]:
+			r.Lost++
+			r.example("lost: %q acknowledged at %v, not in the final read", s.Value, pos{s.Partition, s.Offset})
+		default:
+			ack := pos{s.Partition, s.Offset}
+			if _, ok := final[ack]; !ok {
+				r.Inconsistent++
+				r.example("inconsistent: %q acknowledged at %v, read only at %v", s.Value, ack, where[s.Value])
+			}
+		}
+	}
+
+	for i, l := range h.Live {
+		for _, rd := range l {
+			p := pos{rd.Partition, rd.Offset}
+			if v, ok := final[p]; !ok || v != rd.Value {
+				r.Vanished++
+				r.example("vanished: live read %d saw %q at %v, the final read has %q", i, rd.Value, p, v)
+			}
+		}
+	}
+
+	r.checkOrder(h, sends)
+	for i, l := range h.Live {
+		r.checkMonotonic(fmt.Sprintf("live read %d", i), l)
+	}
+	r.checkMonotonic("final read", h.Final)
+	return r
+}
+
+// checkOrder checks that each producer's records of a partition are in
+// its send order, in the final read and in the acknowledged offsets.
+func (r *Result) checkOrder(h History, sends map[string]*Send) {
+	type pp struct {
+		producer  int
+		partition int32
+	}
+	final := append([]Read(nil), h.Final...)
+	sort.SliceStable(final, func(i, j int) bool {
+		if final[i].Partition != final[j].Partition {
+			return final[i].Partition < final[j].Partition
+		}
+		return final[i].Offset < final[j].Offset
+	})
+	lastSeq := map[pp]*Send{}
+	for _, rd := range final {
+		s := sends[rd.Value]
+		if s == nil {
+			continue
+		}
+		k := pp{s.Producer, rd.Partition}
+		if prev := lastSeq[k]; prev != nil && s.Seq < prev.Seq {
+			r.Reordered++
+			r.example("reordered: producer %d's seq %d after seq %d in partition %d (offset %d)",
+				s.Producer, s.Seq, prev.Seq, rd.Partition, rd.Offset)
+			continue
+		}
+		lastSeq[k] = s
+	}
+	// Sends of a producer are in its send order only if sorted by Seq.
+	acked := make([]*Send, 0, len(h.Sends))
+	for i := range h.Sends {
+		if h.Sends[i].Outcome == Acked {
+			acked = append(acked, &h.Sends[i])
+		}
+	}
+	sort.SliceStable(acked, func(i, j int) bool {
+		if acked[i].Producer != acked[j].Producer {
+			return acked[i].Producer < acked[j].Producer
+		}
+		return acked[i].Seq < acked[j].Seq
+	})
+	lastAck := map[pp]*Send{}
+	for _, s := range acked {
+		k := pp{s.Producer, s.Partition}
+		if prev := lastAck[k]; prev != nil && s.Offset < prev.Offset {
+			r.Reordered++
+			r.example("reordered: producer %d's seq %d acknowledged at offset %d, before seq %d at %d in partition %d",
+				s.Producer, s.Seq, s.Offset, prev.Seq, prev.Offset, s.Partition)
+		}
+		lastAck[k] = s
+	}
+}
+
+// checkMonotonic checks that reads, in the order one consumer made them,
+// have strictly increasing offsets in each partition.
+func (r *Result) checkMonotonic(who string, reads []Read) {
+	last := map[int32]int64{}
+	for _, rd := range reads {
+		if prev, ok := last[rd.Partition]; ok && rd.Offset <= prev {
+			r.NonMonotonic++
+			r.example("non-monotonic: %s read offset %d after %d in partition %d", who, rd.Offset, prev, rd.Partition)
+		}
+		last[rd.Partition] = rd.Offset
+	}
+}

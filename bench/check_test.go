@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"fmt"
+	"testing"
+)
+
+// cleanHistory is a run where everything went right: two producers, four
+// sends each over two partitions, all acknowledged; the final read has all
+// of them, one live consumer read everything and another half of it.
+func cleanHistory() History {
+	var h History
+	next := map[int32]int64{}
+	for seq := int64(0); seq < 4; seq++ {
+		for p := 0; p < 2; p++ {
+			part := int32(seq % 2)
+			s := Send{Producer: p, Seq: seq, Value: fmt.Sprintf("r-p%d-s%d", p, seq), Outcome: Acked,
+				Partition: part, Offset: next[part]}
+			next[part]++
+			h.Sends = append(h.Sends, s)
+		}
+	}
+	for part := int32(0); part < 2; part++ {
+		for _, s := range h.Sends {
+			if s.Partition == part {
+				h.Final = append(h.Final, Read{Partition: part, Offset: s.Offset, Value: s.Value})
+			}
+		}
+	}
+	h.Live = [][]Read{append([]Read(nil), h.Final...), append([]Read(nil), h.Final[:4]...)}
+	return h
+}
+
+// anomalies are Result's failure counters by name, and Duplicates.
+func anomalies(r Result) map[string]int64 {
+	m := map[string]int64{
+		"lost": r.Lost, "unexpected": r.Unexpected, "failed_present": r.FailedPresent,
+		"duplicates": r.Duplicates, "inconsistent": r.Inconsistent, "vanished": r.Vanished,
+		"reordered": r.Reordered, "non_monotonic": r.NonMonotonic,
+	}
+	for k, v := range m {
+		if v == 0 {
+			delete(m, k)
+		}
+	}
+	return m
+}
+
+func TestCheckClean(t *testing.T) {
+	r := Check(cleanHistory())
+	if !r.OK() || len(anomalies(r)) != 0 || len(r.Examples) != 0 {
+		t.Fatalf("clean history: %+v", r)
+	}
+	if r.Sent != 8 || r.Acked != 8 || r.FinalReads != 8 || r.LiveReads != 12 {
+		t.Errorf("counts %+v, want 8 sent, 8 acked, 8 final reads, 12 live reads", r)
+	}
+}
+
+func TestCheckAnomalies(t *testing.T) {
+	find := func(h *History, value string) int {
+		for i, rd := range h.Final {
+			if rd.Value == value {
+				return i
+			}
+		}
+		panic("no final read of " + value)
+	}
+	without := func(rs []Read, value string) []Read {
+		var out []Read
+		for _, rd := range rs {
+			if rd.Value != value {
+				out = append(out, rd)
+			}
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name   string
+		mutate func(h *History)
+		want   map[string]int64
+		ok     bool // duplicates only: reported, not failed
+	}{
+		{"lost", func(h *History) {
+			// Acknowledged, then gone: not in any read. The offset it
+			// held is simply missing from the final read.
+			h.Final = without(h.Final, "r-p1-s2")
+			h.Live[0] = without(h.Live[0], "r-p1-s2")
+			h.Live[1] = without(h.Live[1], "r-p1-s2")
+		}, map[string]int64{"lost": 1}, false},
+		{"unexpected", func(h *History) {
+			h.Final = append(h.Final, Read{Partition: 1, Offset: 4, Value: "never-sent"})
+		}, map[string]int64{"unexpected": 1}, false},
+		{"unexpected in a live read only", func(h *History) {
+			h.Live[1] = append(h.Live[1], Read{Partition: 0, Offset: 9, Value: "garbage"})
+		}, map[string]int64{"unexpected": 1, "vanished": 1}, false},
+		{"failed but present", func(h *History) {
+			h.Sends[3].Outcome = Failed
+		}, map[string]int64{"failed_present": 1}, false},
+		{"duplicate", func(h *History) {
+			// A retried batch written twice: same value at a new offset.
+			h.Final = append(h.Final, Read{Partition: 0, Offset: 4, Value: "r-p1-s2"})
+		}, map[string]int64{"duplicates": 1}, true},
+		{"inconsistent: two values at one offset", func(h *History) {
+			// The acknowledgement of r-p1-s0 names the offset r-p0-s0 holds.
+			h.Sends[1].Offset = h.Sends[0].Offset
+		}, map[string]int64{"inconsistent": 1}, false},
+		{"inconsistent: acknowledged offset missing", func(h *History) {
+			h.Sends[7].Offset = 40 // r-p1-s3, read at its real offset
+		}, map[string]int64{"inconsistent": 1}, false},
+		{"inconsistent: live and final disagree", func(h *History) {
+			// The final read has another value (a send of unknown
+			// outcome) at the offset a live read and the acknowledgement
+			// gave r-p0-s3: the log changed under the reader.
+			h.Sends = append(h.Sends, Send{Producer: 0, Seq: 9, Value: "r-p0-s9", Outcome: Unknown})
+			h.Final[find(h, "r-p0-s3")].Value = "r-p0-s9"
+		}, map[string]int64{"inconsistent": 1, "vanished": 1, "lost": 1}, false},
+		{"vanished", func(h *History) {
+			// An unknown outcome a live consumer read, then gone.
+			h.Sends = append(h.Sends, Send{Producer: 0, Seq: 4, Value: "r-p0-s4", Outcome: Unknown})
+			h.Live[0] = append(h.Live[0], Read{Partition: 1, Offset: 4, Value: "r-p0-s4"})
+		}, map[string]int64{"vanished": 1}, false},
+		{"reordered", func(h *History) {
+			// Producer 0's seq 0 and seq 2 (partition 0) swapped in the
+			// log, acknowledgements matching the log.
+			a, b := find(h, "r-p0-s0"), find(h, "r-p0-s2")
+			h.Final[a].Value, h.Final[b].Value = h.Final[b].Value, h.Final[a].Value
+			h.Sends[0].Offset, h.Sends[4].Offset = h.Sends[4].Offset, h.Sends[0].Offset
+			h.Live = nil
+		}, map[string]int64{"reordered": 2}, false},
+		{"non-monotonic live read", func(h *History) {
+			l := h.Live[1]
+			l[0], l[1] = l[1], l[0]
+		}, map[string]int64{"non_monotonic": 1}, false},
+		{"non-monotonic final read", func(h *History) {
+			h.Final = append(h.Final, h.Final[0])
+			h.Final[0] = h.Final[1]
+		}, map[string]int64{"non_monotonic": 2}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := cleanHistory()
+			c.mutate(&h)
+			r := Check(h)
+			got := anomalies(r)
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("anomalies %v, want %v\nexamples: %q", got, c.want, r.Examples)
+			}
+			if r.OK() != c.ok {
+				t.Errorf("OK() = %v, want %v", r.OK(), c.ok)
+			}
+			if len(r.Examples) == 0 {
+				t.Errorf("no examples for %v", got)
+			}
+		})
+	}
+}
+
+func TestCheckUnknownOutcomes(t *testing.T) {
+	h := cleanHistory()
+	h.Sends[2].Outcome = Unknown                                                             // present in the log: fine
+	h.Sends = append(h.Sends, Send{Producer: 1, Seq: 4, Value: "r-p1-s4", Outcome: Unknown}) // absent: fine
+	r := Check(h)
+	if !r.OK() || r.Unknown != 2 || r.UnknownPresent != 1 || r.Acked != 7 {
+		t.Fatalf("unknown outcomes: %+v", r)
+	}
+}
+
+func TestCheckExamplesBounded(t *testing.T) {
+	h := cleanHistory()
+	for i := range 100 {
+		h.Final = append(h.Final, Read{Partition: 5, Offset: int64(i), Value: fmt.Sprint("bogus", i)})
+	}
+	r := Check(h)
+	if r.Unexpected != 100 || len(r.Examples) != maxExamples {
+		t.Fatalf("unexpected %d, %d examples; want 100 and %d", r.Unexpected, len(r.Examples), maxExamples)
+	}
+}

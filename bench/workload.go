@@ -1,0 +1,467 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+)
+
+// progressInterval is how often the progress line is rewritten.
+const progressInterval = time.Second
+
+// Produce runs cfg.Producers producers, each its own client, until they
+// have sent cfg.Records between them or cfg.Duration has passed. Latency
+// is from Produce (or the record's scheduled time with cfg.Rate) to the
+// acknowledgement.
+func Produce(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Records == 0 && cfg.Duration == 0 {
+		cfg.Records = DefaultRecords
+	}
+	prods, err := openProducers(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(prods)
+	t := newTally(len(prods))
+	start := time.Now()
+	prog := startProgress(cfg.Progress, "produce", t, start, progressInterval)
+	lat := runProducers(ctx, &cfg, prods, t, start, false)
+	elapsed := time.Since(start)
+	prog.stop()
+	return t.report("produce", elapsed, lat), nil
+}
+
+// Consume reads the topic from the start of every partition to the end
+// each had when it began, with cfg.Consumers consumers sharing the
+// partitions; cfg.Records and cfg.Duration end it sooner. It measures
+// throughput only.
+func Consume(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cons, nparts, err := openConsumers(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(cons)
+	starts, err := listOffsets(ctx, cons[0], cfg.Topic, nparts, client.AtStart())
+	if err != nil {
+		return nil, err
+	}
+	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	t := newTally(len(cons))
+	start := time.Now()
+	prog := startProgress(cfg.Progress, "consume", t, start, progressInterval)
+	last, err := runConsumers(ctx, cfg.Topic, cons, starts, ends, t, nil, func() bool {
+		n, _, _ := t.sum()
+		return cfg.Records > 0 && n >= cfg.Records
+	})
+	prog.stop()
+	return t.report("consume", sinceOr(start, last), nil), err
+}
+
+// E2E runs producers and consumers together: consumers start at the end
+// of every partition, producers send as Produce does, and consumers read
+// until they have seen as many records as were acknowledged (at most
+// DrainTimeout after the producers finish). Latency is from the produce
+// time each record carries in its first 8 value bytes to the Poll that
+// returned it. Records, bytes and throughput are the consumers'.
+func E2E(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Records == 0 && cfg.Duration == 0 {
+		cfg.Records = DefaultRecords
+	}
+	if cfg.RecordSize < e2eHeader {
+		return nil, fmt.Errorf("bench: e2e record size %d: must be at least %d (the produce time)", cfg.RecordSize, e2eHeader)
+	}
+	prods, err := openProducers(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(prods)
+	cons, nparts, err := openConsumers(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(cons)
+	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts)
+	if err != nil {
+		return nil, err
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ct := newTally(len(cons))
+	var target atomic.Int64 // records the consumers must see; set when producers finish
+	target.Store(1<<63 - 1)
+	lat := NewHistogram()
+	var last time.Time
+	var cerr error
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		last, cerr = runConsumers(cctx, cfg.Topic, cons, ends, nil, ct, lat, func() bool {
+			n, _, _ := ct.sum()
+			return n >= target.Load()
+		})
+	}()
+
+	pt := newTally(len(prods))
+	start := time.Now()
+	prog := startProgress(cfg.Progress, "e2e (consumed)", ct, start, progressInterval)
+	runProducers(ctx, &cfg, prods, pt, start, true)
+	acked, _, perrs := pt.sum()
+	target.Store(acked)
+	drain := time.AfterFunc(DrainTimeout, cancel)
+	if n, _, _ := ct.sum(); n >= acked {
+		cancel()
+	}
+	<-consumed
+	drain.Stop()
+	prog.stop()
+	r := ct.report("e2e", sinceOr(start, last), lat)
+	r.Errors += perrs
+	if r.FirstError == "" {
+		if s, ok := pt.firstErr.Load().(string); ok {
+			r.FirstError = s
+		}
+	}
+	err = cerr
+	if r.Records < acked && ctx.Err() == nil {
+		err = errors.Join(err, fmt.Errorf("bench: e2e: consumed %d of %d acknowledged records within %v of the last acknowledgement",
+			r.Records, acked, DrainTimeout))
+	}
+	return r, err
+}
+
+// runConsumers runs one consumer loop per client until ctx ends, stop
+// (checked after every Poll that returned records) reports true, or —
+// with ends — every consumer has read its partitions to their ends.
+// Partition p goes to client p mod len(cls), starting at from[p]. It
+// returns when the last record was consumed (zero if none was).
+func runConsumers(ctx context.Context, topic string, cls []*client.Client, from, ends []int64, t *tally, lat *Histogram,
+	stop func() bool) (time.Time, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var last atomic.Int64 // UnixNano
+	errs := make([]error, len(cls))
+	var wg sync.WaitGroup
+	for i, cl := range cls {
+		w := &consumer{cl: cl, idx: i, t: t}
+		if lat != nil {
+			w.lat = NewHistogram()
+		}
+		if ends != nil {
+			w.ends, w.next = map[int32]int64{}, map[int32]int64{}
+		}
+		parts := map[client.TopicPartition]client.Offset{}
+		for p := i; p < len(from); p += len(cls) {
+			parts[client.TopicPartition{Topic: topic, Partition: int32(p)}] = client.At(from[p])
+			if ends != nil {
+				w.ends[int32(p)], w.next[int32(p)] = ends[p], from[p]
+			}
+		}
+		cl.Assign(parts)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.loop(ctx, func() bool {
+				last.Store(time.Now().UnixNano())
+				if stop() {
+					cancel()
+					return true
+				}
+				return w.ends != nil && w.reachedEnds()
+			})
+			if lat != nil {
+				lat.Merge(w.lat)
+			}
+		}()
+	}
+	wg.Wait()
+	var at time.Time
+	if ns := last.Load(); ns != 0 {
+		at = time.Unix(0, ns)
+	}
+	return at, errors.Join(errs...)
+}
+
+// sinceOr is the time from start to end, or to now if end is zero.
+func sinceOr(start, end time.Time) time.Duration {
+	if end.IsZero() {
+		return time.Since(start)
+	}
+	return end.Sub(start)
+}
+
+// openProducers connects cfg.Producers producing clients, creating the
+// topic first if asked to.
+func openProducers(ctx context.Context, cfg *Config) ([]*client.Client, error) {
+	var cls []*client.Client
+	for i := range cfg.Producers {
+		cl, err := cfg.newClient(ctx, fmt.Sprintf("sluice-bench-producer-%d", i), cfg.Producer)
+		if err != nil {
+			closeAll(cls)
+			return nil, err
+		}
+		cls = append(cls, cl)
+		if i == 0 {
+			if _, err := cfg.prepareTopic(ctx, cl); err != nil {
+				closeAll(cls)
+				return nil, err
+			}
+		}
+	}
+	return cls, nil
+}
+
+// openConsumers connects min(cfg.Consumers, partitions) consuming clients
+// and returns them with the topic's partition count.
+func openConsumers(ctx context.Context, cfg *Config) ([]*client.Client, int32, error) {
+	var cls []*client.Client
+	var nparts int32
+	for i := 0; i < cfg.Consumers && (i == 0 || int32(i) < nparts); i++ {
+		cl, err := cfg.newClient(ctx, fmt.Sprintf("sluice-bench-consumer-%d", i), cfg.Consumer)
+		if err != nil {
+			closeAll(cls)
+			return nil, 0, err
+		}
+		cls = append(cls, cl)
+		if i == 0 {
+			if nparts, err = cfg.prepareTopic(ctx, cl); err != nil {
+				closeAll(cls)
+				return nil, 0, err
+			}
+		}
+	}
+	return cls, nparts, nil
+}
+
+func closeAll(cls []*client.Client) {
+	for _, cl := range cls {
+		cl.Close()
+	}
+}
+
+// endOffsets returns every partition's end offset (its high watermark).
+func endOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32) ([]int64, error) {
+	return listOffsets(ctx, cl, topic, nparts, client.AtEnd())
+}
+
+func listOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset) ([]int64, error) {
+	offs, err := cl.ListOffsets(ctx, topic, at)
+	if err != nil {
+		return nil, fmt.Errorf("bench: list %s offsets of %s: %w", at, topic, err)
+	}
+	if int32(len(offs)) != nparts {
+		return nil, fmt.Errorf("bench: topic %s has %d partitions, expected %d", topic, len(offs), nparts)
+	}
+	out := make([]int64, nparts)
+	for _, o := range offs {
+		if o.Err != nil {
+			return nil, fmt.Errorf("bench: list %s offset of %s[%d]: %w", at, topic, o.Partition, o.Err)
+		}
+		out[o.Partition] = o.Offset
+	}
+	return out, nil
+}
+
+// runProducers runs one producer loop per client and waits for every
+// acknowledgement; it returns their merged latencies.
+func runProducers(ctx context.Context, cfg *Config, cls []*client.Client, t *tally, start time.Time, e2e bool) *Histogram {
+	var deadline time.Time
+	if cfg.Duration > 0 {
+		deadline = start.Add(cfg.Duration)
+	}
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(len(cls)) / cfg.Rate)
+	}
+	lat := NewHistogram()
+	var wg sync.WaitGroup
+	for i, cl := range cls {
+		p := &producer{cfg: cfg, cl: cl, idx: i, t: t, lat: NewHistogram(),
+			count: share(cfg.Records, i, len(cls)), deadline: deadline, interval: interval, e2e: e2e}
+		if cfg.Records == 0 {
+			p.count = -1
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(ctx, start)
+			lat.Merge(p.lat)
+		}()
+	}
+	wg.Wait()
+	return lat
+}
+
+// Record structs are reused from a ring of ringChunks chunks; before a
+// chunk is refilled, its previous round's callbacks must all have run, so
+// the client can have up to ringChunks-1 chunks of records buffered.
+const ringChunk, ringChunks = 1 << 14, 4
+
+// producer is one producing client's loop.
+type producer struct {
+	cfg      *Config
+	cl       *client.Client
+	idx      int
+	t        *tally
+	lat      *Histogram
+	count    int64         // records to send; -1: until the deadline
+	deadline time.Time     // zero: none
+	interval time.Duration // between scheduled sends; 0: as fast as possible
+	e2e      bool          // write the produce time into each value
+}
+
+func (p *producer) run(ctx context.Context, start time.Time) {
+	value := make([]byte, p.cfg.RecordSize)
+	rng := rand.New(rand.NewPCG(uint64(p.idx), uint64(start.UnixNano())))
+	for i := range value {
+		value[i] = 'A' + byte(rng.IntN(26))
+	}
+	var key []byte
+	recs := make([]client.Record, ringChunk*ringChunks)
+	var wgs [ringChunks]sync.WaitGroup
+	var cbs [ringChunks]func(*client.Record, error)
+	c := &p.t.workers[p.idx]
+	for i := range cbs {
+		wg := &wgs[i]
+		cbs[i] = func(r *client.Record, err error) {
+			if err != nil {
+				p.t.fail(p.idx, err)
+			} else {
+				c.records.Add(1)
+				c.bytes.Add(int64(len(r.Key) + len(r.Value)))
+				p.lat.Record(time.Since(r.Timestamp))
+			}
+			wg.Done()
+		}
+	}
+	for i := int64(0); p.count < 0 || i < p.count; i++ {
+		slot := int(i % int64(len(recs)))
+		chunk := slot / ringChunk
+		if slot%ringChunk == 0 {
+			wgs[chunk].Wait()
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		now := time.Now()
+		ts := now
+		if p.interval > 0 {
+			ts = start.Add(time.Duration(i) * p.interval)
+			if d := ts.Sub(now); d > 0 {
+				time.Sleep(d) // at most one interval: never ahead of schedule by more
+				now = time.Now()
+			}
+		}
+		if !p.deadline.IsZero() && !now.Before(p.deadline) {
+			break
+		}
+		if p.cfg.KeyCount > 0 {
+			key = strconv.AppendInt(append(key[:0], "key-"...), i%int64(p.cfg.KeyCount), 10)
+		}
+		if p.e2e {
+			binary.BigEndian.PutUint64(value, uint64(ts.UnixNano()))
+		}
+		r := &recs[slot]
+		*r = client.Record{Topic: p.cfg.Topic, Key: key, Value: value, Timestamp: ts}
+		wgs[chunk].Add(1)
+		p.cl.Produce(ctx, r, cbs[chunk])
+	}
+	// Wait for every callback even when ctx has ended: the Records belong
+	// to the client until then. Flush is bounded by the delivery timeout.
+	_ = p.cl.Flush(context.Background())
+	for i := range wgs {
+		wgs[i].Wait()
+	}
+}
+
+// consumer is one consuming client's loop.
+type consumer struct {
+	cl   *client.Client
+	idx  int
+	t    *tally
+	lat  *Histogram             // e2e latency; nil: not measured
+	ends map[int32]int64        // partition → offset to read up to; nil: no end
+	next map[int32]int64        // partition → next offset; set with ends
+	seen func(r *client.Record) // called for every record, if set (Verify)
+}
+
+// loop polls until ctx ends or done, called after every Poll that returned
+// records, reports true. A partition fetch error ends it with that error.
+func (w *consumer) loop(ctx context.Context, done func() bool) error {
+	if w.ends != nil && w.reachedEnds() {
+		return nil
+	}
+	c := &w.t.workers[w.idx]
+	for {
+		fs, err := w.cl.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if len(fs.Errors) > 0 {
+			for _, fe := range fs.Errors {
+				w.t.fail(w.idx, fe)
+			}
+			return fs.Errors[0]
+		}
+		now := time.Now().UnixNano()
+		var nbytes int64
+		for _, r := range fs.Records {
+			nbytes += int64(len(r.Key) + len(r.Value))
+			if w.lat != nil && len(r.Value) >= e2eHeader {
+				w.lat.Record(time.Duration(now - int64(binary.BigEndian.Uint64(r.Value))))
+			}
+			if w.ends != nil {
+				w.next[r.Partition] = r.Offset + 1
+			}
+			if w.seen != nil {
+				w.seen(r)
+			}
+		}
+		c.records.Add(int64(len(fs.Records)))
+		c.bytes.Add(nbytes)
+		if len(fs.Records) > 0 && done() {
+			return nil
+		}
+	}
+}
+
+// reachedEnds reports whether every partition has been read to its end.
+func (w *consumer) reachedEnds() bool {
+	for p, end := range w.ends {
+		if w.next[p] < end {
+			return false
+		}
+	}
+	return true
+}

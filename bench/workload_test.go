@@ -1,0 +1,132 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
+)
+
+// startBroker runs a single in-process broker on a free loopback port.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	b, err := broker.New(broker.Config{ListenAddr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b.Addr()
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestProduceConsumeE2E(t *testing.T) {
+	addr := startBroker(t)
+	ctx := testCtx(t)
+	base := Config{Client: []client.Opt{client.SeedBrokers(addr)}, Topic: "bench", Create: true,
+		Partitions: 3, RecordSize: 64, KeyCount: 10, Producers: 2, Consumers: 2,
+		Producer: []client.Opt{client.Linger(time.Millisecond)}}
+
+	cfg := base
+	cfg.Records = 5000
+	pr, err := Produce(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Records != 5000 || pr.Errors != 0 || pr.Bytes < 5000*64 || pr.Latency == nil || pr.Latency.Count != 5000 {
+		t.Fatalf("produce report %+v latency %+v", pr, pr.Latency)
+	}
+	if pr.RecordsPerSec <= 0 || pr.Latency.P50Ms <= 0 || pr.Latency.MaxMs < pr.Latency.P99Ms {
+		t.Errorf("produce figures %+v latency %+v", pr, pr.Latency)
+	}
+
+	// Consume reads what is there and stops at the end.
+	cr, err := Consume(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.Records != 5000 || cr.Bytes != pr.Bytes || cr.Latency != nil {
+		t.Fatalf("consume report %+v, want 5000 records and %d bytes", cr, pr.Bytes)
+	}
+	cfg = base
+	cfg.Records = 1000
+	if cr, err = Consume(ctx, cfg); err != nil || cr.Records < 1000 || cr.Records >= 5000 {
+		t.Fatalf("consume --records 1000: %+v, %v", cr, err)
+	}
+
+	// E2E at a fixed rate: consumers see everything acknowledged.
+	cfg = base
+	cfg.Records, cfg.Rate = 2000, 20000
+	start := time.Now()
+	er, err := E2E(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if er.Records != 2000 || er.Latency == nil || er.Latency.Count != 2000 || er.Errors != 0 {
+		t.Fatalf("e2e report %+v latency %+v", er, er.Latency)
+	}
+	if el := time.Since(start); el < 90*time.Millisecond {
+		t.Errorf("2000 records at 20000/s took %v, want about 100ms: the rate is not kept", el)
+	}
+	if er.Latency.P50Ms <= 0 || er.Latency.MaxMs > 10_000 {
+		t.Errorf("e2e latency %+v", er.Latency)
+	}
+
+	// A duration ends a produce run.
+	cfg = base
+	cfg.Duration = 200 * time.Millisecond
+	if dr, err := Produce(ctx, cfg); err != nil || dr.Records == 0 || dr.Seconds > 5 {
+		t.Fatalf("produce for 200ms: %+v, %v", dr, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ctx := testCtx(t)
+	seeds := []client.Opt{client.SeedBrokers("127.0.0.1:1")}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		run  func(context.Context, Config) (*Report, error)
+	}{
+		{"no brokers", Config{Topic: "t"}, Produce},
+		{"no topic", Config{Client: seeds}, Consume},
+		{"negative records", Config{Client: seeds, Topic: "t", Records: -1}, Produce},
+		{"negative rate", Config{Client: seeds, Topic: "t", Rate: -1}, Produce},
+		{"e2e record too small", Config{Client: seeds, Topic: "t", RecordSize: 4}, E2E},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := c.run(ctx, c.cfg); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
+
+func TestVerifySingleBroker(t *testing.T) {
+	addr := startBroker(t)
+	ctx := testCtx(t)
+	cfg := Config{Client: []client.Opt{client.SeedBrokers(addr)}, Topic: "verify", Create: true,
+		Partitions: 3, Records: 3000, RecordSize: 40, Producers: 2, Consumers: 2}
+	h, err := Verify(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Check(h)
+	if !r.OK() || r.Acked != 3000 || r.Duplicates != 0 || r.FinalReads != 3000 || r.LiveReads != 6000 {
+		t.Fatalf("verify on a healthy broker: %+v", r)
+	}
+	// The topic now holds this run's records: a second run must refuse it
+	// rather than call them unexpected.
+	if _, err := Verify(ctx, cfg); err == nil {
+		t.Fatal("verify of a non-empty topic: no error")
+	}
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/client"
+)
+
+func newBenchCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure throughput and latency, verify that nothing acknowledged is lost",
+		Long: `Benchmarks of a running cluster through the client library, and a checker.
+
+produce, consume and e2e print records/s, MB/s (10^6 bytes of keys and values),
+errors and latency percentiles (produce: Produce to acknowledgement; e2e: the
+produce time carried in each record to its consumption). On a terminal a
+progress line is rewritten every second; --json prints only the final report.
+verify writes records with unique values and checks what the cluster kept.
+See docs/bench.md.`,
+		Example: `  sluice bench produce --topic bench --create --records 5000000 --acks 1
+  sluice bench consume --topic bench
+  sluice bench e2e --topic lat --create --rate 50000 --duration 30s --acks all
+  sluice bench verify --producers 4 --records 200000`,
+	}
+	cmd.AddCommand(newBenchWorkloadCmd(g, "produce"), newBenchWorkloadCmd(g, "consume"),
+		newBenchWorkloadCmd(g, "e2e"), newBenchVerifyCmd(g))
+	return cmd
+}
+
+// benchFlags are the flags of the bench commands; each command registers
+// the ones it uses.
+type benchFlags struct {
+	topic       string
+	create      bool
+	partitions  int32
+	rf          int16
+	configs     []string
+	records     int64
+	duration    time.Duration
+	recordSize  int
+	keyCount    int
+	acks        string
+	compression string
+	linger      time.Duration
+	batchBytes  int
+	producers   int
+	consumers   int
+	rate        float64
+	json        bool
+	cpuprofile  string
+}
+
+func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
+	f.StringVar(&b.topic, "topic", topic, "topic to use")
+	f.BoolVar(&b.create, "create", false, "create the topic if it does not exist")
+	f.Int32Var(&b.partitions, "partitions", 1, "with --create: number of partitions")
+	f.Int16Var(&b.rf, "replication-factor", 1, "with --create: replicas of each partition")
+	f.StringArrayVar(&b.configs, "config", nil, "with --create: topic config key=value (repeatable), e.g. fsync=always")
+	f.Int64Var(&b.records, "records", 0, "records to produce (or at most to consume)")
+	f.DurationVar(&b.duration, "duration", 0, "run for this long instead of --records")
+	f.BoolVar(&b.json, "json", false, "print the final report as JSON, and no progress line")
+	f.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file")
+}
+
+func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
+	f.IntVar(&b.recordSize, "record-size", bench.DefaultRecordSize, "bytes of each record's value")
+	f.IntVar(&b.producers, "producers", 1, "producers, each its own client and connections")
+	f.StringVar(&b.compression, "compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")
+	f.DurationVar(&b.linger, "linger", client.DefaultLinger, "how long a batch waits for more records")
+	f.IntVar(&b.batchBytes, "batch-bytes", client.DefaultBatchMaxBytes, "largest batch in bytes")
+	f.Float64Var(&b.rate, "rate", 0, "total records/s to send at, on a fixed schedule (0: as fast as possible)")
+	if acks {
+		f.StringVar(&b.acks, "acks", "all", "acknowledgement: 0 (none), 1 (leader) or all (in-sync replicas)")
+		f.IntVar(&b.keyCount, "key-count", 0, "distinct keys to cycle through (0: no keys, sticky batches)")
+	}
+}
+
+// config turns the flags into a bench.Config.
+func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) {
+	brokers := g.brokerList()
+	if len(brokers) == 0 {
+		return bench.Config{}, errors.New("--brokers is empty")
+	}
+	topicConfigs, err := parseKV("config", b.configs)
+	if err != nil {
+		return bench.Config{}, err
+	}
+	cfg := bench.Config{
+		Client: []client.Opt{client.SeedBrokers(brokers...)},
+		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
+		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
+		Producers: b.producers, Consumers: b.consumers, Rate: b.rate,
+	}
+	if b.compression != "" {
+		codec, err := parseCodec(b.compression)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Producer = append(cfg.Producer, client.Compression(codec), client.Linger(b.linger), client.BatchMaxBytes(b.batchBytes))
+		// Room for a few batches in flight per partition at any batch size.
+		cfg.Producer = append(cfg.Producer, client.MaxBufferedBytes(max(client.DefaultMaxBufferedBytes, 8*int64(b.batchBytes))))
+	}
+	if b.acks != "" {
+		ack, err := parseAcks(b.acks)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Producer = append(cfg.Producer, client.Acks(ack))
+	}
+	if !b.json && isTerminal(stderr) {
+		cfg.Progress = stderr
+	}
+	return cfg, nil
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// withCPUProfile runs fn while writing a CPU profile to path, if set.
+func withCPUProfile(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	runErr := fn()
+	pprof.StopCPUProfile()
+	if err := f.Close(); err != nil && runErr == nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return runErr
+}
+
+var benchWorkloads = map[string]struct {
+	short, long, example string
+	run                  func(context.Context, bench.Config) (*bench.Report, error)
+}{
+	"produce": {
+		short: "Produce as fast as possible (or at --rate) and report throughput and latency",
+		long: `Produce --records records (default 1,000,000) or for --duration, with
+--producers producers, each its own client. Latency is from Produce to the
+acknowledgement; with --rate it is from each record's scheduled send time, so a
+stalled cluster shows as latency rather than as a slower schedule. Values are
+--record-size random letters; --key-count adds keys. Exits 1 if any record
+failed.`,
+		example: `  sluice bench produce --topic bench --create --records 5000000 --record-size 100 --acks 1
+  sluice bench produce --topic big --create --partitions 4 --record-size 1024 --producers 2 --duration 30s
+  sluice bench produce --topic synced --create --config fsync=always --producers 8 --acks 1`,
+		run: bench.Produce,
+	},
+	"consume": {
+		short: "Read a topic from its start and report throughput",
+		long: `Read every partition of --topic from its start to the end it had when the
+run began (or --records records, or for --duration), with --consumers
+consumers sharing the partitions. Fill the topic first with bench produce.`,
+		example: `  sluice bench produce --topic bench --create --records 5000000 --acks 1
+  sluice bench consume --topic bench
+  sluice bench consume --topic bench --consumers 2 --json`,
+		run: bench.Consume,
+	},
+	"e2e": {
+		short: "Produce and consume together and report end-to-end latency",
+		long: `Consumers start at the end of every partition, producers send as bench produce
+does, and each record carries its produce time in its first 8 value bytes;
+latency is from that time to the Poll that returned the record. Use --rate for
+a fixed load. The run ends when the consumers have seen every acknowledged
+record.`,
+		example: `  sluice bench e2e --topic lat --create --rate 50000 --duration 30s --acks all
+  sluice bench e2e --topic lat --records 200000 --producers 2 --consumers 2 --json`,
+		run: bench.E2E,
+	},
+}
+
+func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
+	w := benchWorkloads[name]
+	var b benchFlags
+	cmd := &cobra.Command{
+		Use:     name,
+		Short:   w.short,
+		Long:    w.long,
+		Example: w.example,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := b.config(g, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			var r *bench.Report
+			err = withCPUProfile(b.cpuprofile, func() error {
+				r, err = w.run(cmd.Context(), cfg)
+				return err
+			})
+			if r == nil {
+				return err
+			}
+			if werr := writeBenchReport(cmd.OutOrStdout(), b.json, r); werr != nil {
+				return werr
+			}
+			switch {
+			case err != nil:
+				return err
+			case r.Errors > 0:
+				return &exitError{code: 1, msg: fmt.Sprintf("%s: %d errors, the first: %s", name, r.Errors, r.FirstError)}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	b.addCommon(f, "sluice-bench")
+	if name != "consume" {
+		b.addProducer(f, true)
+	}
+	if name != "produce" {
+		f.IntVar(&b.consumers, "consumers", 1, "consumers sharing the partitions, each its own client")
+	}
+	return cmd
+}
+
+func writeBenchReport(w io.Writer, asJSON bool, r *bench.Report) error {
+	if asJSON {
+		return writeJSON(w, r)
+	}
+	return r.WriteText(w)
+}
