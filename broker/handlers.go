@@ -19,6 +19,7 @@ type handlerScratch struct {
 	produceReq  protocol.ProduceRequest
 	produceResp protocol.ProduceResponse
 	batches     []record.Batch
+	durable     []durableWait // fsync=always partitions of the current produce
 	listReq     protocol.ListOffsetsRequest
 	listResp    protocol.ListOffsetsResponse
 }

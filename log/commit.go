@@ -24,6 +24,8 @@ type groupCommit struct {
 	// with busy set, so never concurrently with itself or an exclusive
 	// section.
 	sync func() (int64, error)
+	// onSync, if set, runs after a sync moved the durable offset.
+	onSync func()
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -69,6 +71,9 @@ func (g *groupCommit) wait(target int64, gen uint64) error {
 			} else if covered > g.done {
 				g.done = covered
 				g.syncedOff.Store(covered)
+				if g.onSync != nil {
+					g.onSync()
+				}
 			}
 			g.cond.Broadcast()
 			continue

@@ -149,6 +149,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, fmt.Errorf("log %s: open: %w", dir, err)
 	}
 	l.commit = newGroupCommit(l.end.Load(), l.syncDirty)
+	l.commit.onSync = l.notify // SyncedOffset moved: wake Changed waiters
 	l.wg.Add(1)
 	go l.runFlusher()
 	return l, nil
@@ -192,16 +193,41 @@ func (l *Log) LeaderEpoch() int32 { return l.epoch.Load() }
 // caller has validated its records (record.Validate). With FsyncAlways it
 // returns only once b is durable. b may be reused when Append returns.
 func (l *Log) Append(b record.Batch) (int64, error) {
+	a, err := l.AppendNoWait(b)
+	if err != nil {
+		return -1, err
+	}
+	if l.cfg.Fsync == FsyncAlways {
+		if err := l.WaitDurable(a); err != nil {
+			return -1, err
+		}
+	}
+	return a.Base, nil
+}
+
+// Appended identifies a batch appended by AppendNoWait, for WaitDurable.
+type Appended struct {
+	Base int64 // the batch's base offset
+	Next int64 // the offset after the batch
+	gen  uint64
+}
+
+// AppendNoWait is Append without the wait for durability, whatever the
+// fsync policy: the batch is in the log (readers may see it below their
+// high watermark) but may not be on disk. Pass the result to WaitDurable
+// before acknowledging the batch under FsyncAlways. It lets one goroutine
+// append in order and hand the waits to others.
+func (l *Log) AppendNoWait(b record.Batch) (Appended, error) {
 	hb, err := record.ParseHeader(b, l.cfg.MaxBatchBytes)
 	if err != nil {
-		return -1, fmt.Errorf("log %s: append: %w", l.dir, err)
+		return Appended{}, fmt.Errorf("log %s: append: %w", l.dir, err)
 	}
 	if len(hb) != len(b) {
-		return -1, fmt.Errorf("log %s: append: %w: %d bytes after a batch of %d", l.dir, record.ErrCorrupt, len(b)-len(hb), len(hb))
+		return Appended{}, fmt.Errorf("log %s: append: %w: %d bytes after a batch of %d", l.dir, record.ErrCorrupt, len(b)-len(hb), len(hb))
 	}
 	delta := int64(b.LastOffsetDelta())
 	if delta < 0 {
-		return -1, fmt.Errorf("log %s: append: %w: lastOffsetDelta %d", l.dir, record.ErrCorrupt, delta)
+		return Appended{}, fmt.Errorf("log %s: append: %w: lastOffsetDelta %d", l.dir, record.ErrCorrupt, delta)
 	}
 
 	l.pending.Add(1)
@@ -209,27 +235,27 @@ func (l *Log) Append(b record.Batch) (int64, error) {
 	l.pending.Add(-1)
 	if l.closed {
 		l.mu.Unlock()
-		return -1, ErrClosed
+		return Appended{}, ErrClosed
 	}
 	if err := l.commit.failed(); err != nil {
 		l.mu.Unlock()
-		return -1, err
+		return Appended{}, err
 	}
 	epoch := l.epoch.Load()
 	if epoch < l.lastEpoch {
 		l.mu.Unlock()
-		return -1, fmt.Errorf("log %s: append: %w: epoch %d, last batch has %d", l.dir, ErrStaleEpoch, epoch, l.lastEpoch)
+		return Appended{}, fmt.Errorf("log %s: append: %w: epoch %d, last batch has %d", l.dir, ErrStaleEpoch, epoch, l.lastEpoch)
 	}
 	base := l.end.Load()
 	if base > math.MaxInt64-1-delta {
 		l.mu.Unlock()
-		return -1, fmt.Errorf("log %s: append at %d: %w", l.dir, base, ErrBatchOffsets)
+		return Appended{}, fmt.Errorf("log %s: append at %d: %w", l.dir, base, ErrBatchOffsets)
 	}
 	b.SetBaseOffset(base)
 	b.SetLeaderEpoch(epoch)
 	if err := l.appendLocked(b); err != nil {
 		l.mu.Unlock()
-		return -1, err
+		return Appended{}, err
 	}
 	next := base + delta + 1
 	l.end.Store(next)
@@ -247,13 +273,18 @@ func (l *Log) Append(b record.Batch) (int64, error) {
 	}
 	l.notify()
 	l.mu.Unlock()
+	return Appended{Base: base, Next: next, gen: gen}, nil
+}
 
-	if l.cfg.Fsync == FsyncAlways {
-		if err := l.commit.wait(next, gen); err != nil {
-			return -1, fmt.Errorf("log %s: append at %d: %w", l.dir, base, err)
-		}
+// WaitDurable returns once the batch a is durable (R2) — covered by a
+// group-commit fsync, which it starts if none is running — or with the
+// error that took the log offline (R5). A truncation that removed a's
+// batch also ends the wait (the log synced before truncating).
+func (l *Log) WaitDurable(a Appended) error {
+	if err := l.commit.wait(a.Next, a.gen); err != nil {
+		return fmt.Errorf("log %s: append at %d: %w", l.dir, a.Base, err)
 	}
-	return base, nil
+	return nil
 }
 
 // appendLocked writes b to the active segment, rolling first when needed.
@@ -447,7 +478,8 @@ func (l *Log) OffsetForTimestamp(ts int64) (int64, error) {
 	return l.end.Load(), nil
 }
 
-// Changed returns a channel closed at the next Append, truncation or Close.
+// Changed returns a channel closed at the next Append, truncation, Close or
+// advance of SyncedOffset.
 // Take it before checking the condition you wait for, so a change between
 // the check and the wait is not missed.
 func (l *Log) Changed() <-chan struct{} {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -554,3 +555,42 @@ func TestCloseIdempotent(t *testing.T) {
 }
 
 var _ = segment.LogPath
+
+// AppendNoWait leaves the batch unsynced until WaitDurable, and a sync
+// closes Changed so that waiters on SyncedOffset wake.
+func TestAppendNoWaitAndSyncNotifies(t *testing.T) {
+	cfg := Config{Fsync: FsyncAlways, FlushInterval: time.Hour}
+	var syncs atomic.Int32
+	cfg.syncHook = func(sync func() error) error { syncs.Add(1); return sync() }
+	l, err := Open(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before := syncs.Load()
+	a, err := l.AppendNoWait(makeBatch(nil, 3, 200, 1, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Base != 0 || a.Next != 3 || l.EndOffset() != 3 {
+		t.Fatalf("appended %+v, end %d; want base 0 next 3", a, l.EndOffset())
+	}
+	if got := l.SyncedOffset(); got != 0 {
+		t.Fatalf("SyncedOffset %d before WaitDurable, want 0", got)
+	}
+	if syncs.Load() != before {
+		t.Fatal("AppendNoWait synced")
+	}
+	changed := l.Changed()
+	if err := l.WaitDurable(a); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.SyncedOffset(); got != 3 {
+		t.Fatalf("SyncedOffset %d after WaitDurable, want 3", got)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed when SyncedOffset advanced")
+	}
+}
