@@ -1,14 +1,20 @@
 // Package controller owns sluice's cluster metadata: brokers, topics,
-// partitions (replicas, leader, leader epoch, in-sync replicas) and topic
-// configs, with the rules that validate changes to them.
+// partitions (replicas, leader, leader epoch, ISR, partition epoch) and
+// topic configs, with the rules that validate changes to them.
 //
 // Metadata is an immutable snapshot: a writer builds a new one and publishes
 // it, readers hold whichever snapshot they loaded and never see a partial
-// change. The broker reads metadata and asks for changes through its own
-// interface; this package provides the implementations.
+// change. Every change is a Command, applied by Apply, a pure function of
+// (metadata, command): the single-node store (Local) and the Raft state
+// machine (FSM) both change metadata only through it, so a single node and
+// a cluster follow the same rules.
 //
-// Today the package holds the metadata model, its validation, and Local: the
-// single-node store, persisted in one file in the data directory. The
-// Raft-replicated controller (quorum of voters, serf membership) replaces
-// Local behind the same broker-side interface.
+// Node runs the Raft-replicated controller (hashicorp/raft, with
+// raft-boltdb for the log and stable store and file snapshots): a
+// configured set of voters, every other broker a non-voter, all applying
+// the same log to their FSM and serving metadata from it. Writes are
+// proposed on the Raft leader; other nodes forward them through a
+// Forwarder. The broker reads metadata and asks for changes through its own
+// interface (broker.MetadataStore), which Local implements today and Node
+// is built to implement.
 package controller

@@ -67,15 +67,18 @@ func OpenLocal(dir string, self Broker) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	m = m.Clone()
-	var epoch int64 = 1
+	// This node is the whole cluster: forget other brokers, keep only the
+	// epoch history of self.
+	brokers := map[int32]*Broker{}
 	if old, ok := m.Brokers[self.ID]; ok {
-		epoch = old.Epoch + 1
+		brokers[self.ID] = old
 	}
-	self.Epoch, self.State = epoch, BrokerAlive
-	m.Brokers = map[int32]*Broker{self.ID: &self}
+	m.Brokers = brokers
+	m, _, err = Apply(m, RegisterBroker{ID: self.ID, Addr: self.Addr, Rack: self.Rack, RaftAddr: self.RaftAddr})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
 	m.ControllerID = self.ID
-	m.Version++
 	if err := writeMetadata(l.path, m); err != nil {
 		return nil, err
 	}
@@ -93,105 +96,59 @@ func (l *Local) Changed() <-chan struct{} {
 	return l.changed
 }
 
-// update applies fn to a copy of the metadata, persists and publishes it.
-func (l *Local) update(ctx context.Context, fn func(m *Metadata) error) error {
+// update builds a command from the current metadata, applies it with the
+// same Apply the Raft FSM uses, persists and publishes the result.
+// It returns the metadata after the command.
+func (l *Local) update(ctx context.Context, plan func(m *Metadata) (Command, error)) (*Metadata, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	m := l.cur.Load().Clone()
-	if err := fn(m); err != nil {
-		return err
+	cur := l.cur.Load()
+	c, err := plan(cur)
+	if err != nil {
+		return nil, err
 	}
-	m.Version++
+	m, _, err := Apply(cur, c)
+	if err != nil || m == cur {
+		return m, err
+	}
 	if err := writeMetadata(l.path, m); err != nil {
-		return err
+		return nil, err
 	}
 	l.cur.Store(m)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return nil
+	wake(&l.changed)
+	return m, nil
 }
 
 // CreateTopic validates spec, places its replicas and adds it.
 func (l *Local) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) {
-	if err := spec.Validate(); err != nil {
+	m, err := l.update(ctx, func(m *Metadata) (Command, error) { return PlanCreateTopic(m, spec) })
+	if err != nil {
 		return nil, err
 	}
-	var created *Topic
-	err := l.update(ctx, func(m *Metadata) error {
-		if _, ok := m.Topics[spec.Name]; ok {
-			return fmt.Errorf("%w: %q", ErrTopicExists, spec.Name)
-		}
-		placed, err := Place(m.AliveBrokers(), spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
-		if err != nil {
-			return err
-		}
-		t := &Topic{ID: m.NextTopicID, Name: spec.Name, Partitions: make([]Partition, len(placed))}
-		if len(spec.Configs) > 0 {
-			t.Configs = make(map[string]string, len(spec.Configs))
-			for k, v := range spec.Configs {
-				t.Configs[k] = v
-			}
-		}
-		for i, replicas := range placed {
-			t.Partitions[i] = Partition{
-				Index:       int32(i),
-				Replicas:    replicas,
-				ISR:         append([]int32(nil), replicas...),
-				Leader:      replicas[0],
-				LeaderEpoch: 0,
-			}
-		}
-		m.NextTopicID++
-		m.Topics[t.Name] = t
-		created = t.clone()
-		return nil
-	})
-	return created, err
+	return m.Topics[spec.Name].clone(), nil
 }
 
 // DeleteTopic removes a topic.
 func (l *Local) DeleteTopic(ctx context.Context, name string) error {
-	return l.update(ctx, func(m *Metadata) error {
-		if _, ok := m.Topics[name]; !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-		}
-		delete(m.Topics, name)
-		return nil
-	})
+	_, err := l.update(ctx, func(*Metadata) (Command, error) { return DeleteTopic{Name: name}, nil })
+	return err
 }
 
 // AlterConfigs sets and removes (back to the default) topic config keys.
 func (l *Local) AlterConfigs(ctx context.Context, name string, set map[string]string, remove []string) error {
-	if err := ValidateConfigs(set); err != nil {
+	if err := validateAlter(set, remove); err != nil {
 		return err
 	}
-	for _, k := range remove {
-		if _, ok := topicConfigDefs[k]; !ok {
-			return fmt.Errorf("%w: unknown key %q", ErrInvalidConfig, k)
-		}
-	}
-	return l.update(ctx, func(m *Metadata) error {
-		t, ok := m.Topics[name]
-		if !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-		}
-		if t.Configs == nil {
-			t.Configs = map[string]string{}
-		}
-		for k, v := range set {
-			t.Configs[k] = v
-		}
-		for _, k := range remove {
-			delete(t.Configs, k)
-		}
-		return nil
+	_, err := l.update(ctx, func(*Metadata) (Command, error) {
+		return AlterConfigs{Name: name, Set: set, Remove: remove}, nil
 	})
+	return err
 }
 
 // Close stops further changes. Idempotent.

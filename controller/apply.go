@@ -1,0 +1,318 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+)
+
+// Errors that commands are refused with; callers branch on them.
+var (
+	ErrUnknownBroker       = errors.New("unknown broker")
+	ErrStaleBrokerEpoch    = errors.New("stale broker epoch")
+	ErrUnknownPartition    = errors.New("unknown partition")
+	ErrStalePartitionEpoch = errors.New("stale partition epoch")
+	ErrInvalidPartition    = errors.New("invalid partition change")
+	ErrInvalidBroker       = errors.New("invalid broker registration")
+)
+
+// Result is what an applied command reports besides its error.
+type Result struct {
+	// Index is the Raft log index the command was applied at (0 in Local).
+	Index uint64
+	// BrokerEpoch is the new epoch from RegisterBroker.
+	BrokerEpoch int64
+	// TopicID is the new topic's id from CreateTopic.
+	TopicID uint64
+}
+
+// Apply applies c to m and returns the new metadata. It is a pure function:
+// m is not modified, and the same m and c give the same result on every
+// replica. A refused command returns m itself and an error; it never
+// panics, whatever the command holds. A command that changes nothing (a
+// broker already offline) returns m and no error.
+func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
+	var res Result
+	var next *Metadata
+	var err error
+	switch c := c.(type) {
+	case RegisterBroker:
+		next, res.BrokerEpoch, err = applyRegisterBroker(m, c)
+	case FenceBroker:
+		next, err = applyFenceBroker(m, c)
+	case CreateTopic:
+		next, res.TopicID, err = applyCreateTopic(m, c)
+	case DeleteTopic:
+		next, err = applyDeleteTopic(m, c)
+	case AlterConfigs:
+		next, err = applyAlterConfigs(m, c)
+	case AlterPartition:
+		next, err = applyAlterPartition(m, c)
+	default:
+		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
+	}
+	if err != nil {
+		return m, Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
+	}
+	return next, res, nil
+}
+
+// edit starts a change: a copy of m whose maps may be modified. Brokers and
+// topics are still shared with m; replace one (cloneBroker, cloneTopic)
+// before changing it.
+func edit(m *Metadata) *Metadata {
+	n := *m
+	n.Brokers = maps.Clone(m.Brokers)
+	if n.Brokers == nil {
+		n.Brokers = map[int32]*Broker{}
+	}
+	n.Topics = maps.Clone(m.Topics)
+	if n.Topics == nil {
+		n.Topics = map[string]*Topic{}
+	}
+	n.Version++
+	return &n
+}
+
+func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error) {
+	if c.ID < 0 {
+		return nil, 0, fmt.Errorf("%w: id %d", ErrInvalidBroker, c.ID)
+	}
+	if c.Addr == "" {
+		return nil, 0, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
+	}
+	var epoch int64 = 1
+	if old, ok := m.Brokers[c.ID]; ok {
+		epoch = old.Epoch + 1
+	}
+	n := edit(m)
+	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, Epoch: epoch, State: BrokerAlive}
+	return n, epoch, nil
+}
+
+func applyFenceBroker(m *Metadata, c FenceBroker) (*Metadata, error) {
+	b, ok := m.Brokers[c.ID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+	}
+	if b.Epoch != c.Epoch {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d, not %d", ErrStaleBrokerEpoch, c.ID, b.Epoch, c.Epoch)
+	}
+	if b.State == BrokerOffline {
+		return m, nil
+	}
+	n := edit(m)
+	nb := *b
+	nb.State = BrokerOffline
+	n.Brokers[c.ID] = &nb
+	// The replication layer elects new leaders from the ISR; until then the
+	// partitions have none, which clients see as LEADER_NOT_AVAILABLE.
+	for name, t := range m.Topics {
+		var nt *Topic
+		for i := range t.Partitions {
+			if t.Partitions[i].Leader != c.ID {
+				continue
+			}
+			if nt == nil {
+				nt = t.clone()
+				n.Topics[name] = nt
+			}
+			p := &nt.Partitions[i]
+			p.Leader = -1
+			p.LeaderEpoch++
+			p.PartitionEpoch++
+		}
+	}
+	return n, nil
+}
+
+func applyCreateTopic(m *Metadata, c CreateTopic) (*Metadata, uint64, error) {
+	if err := ValidateTopicName(c.Name); err != nil {
+		return nil, 0, err
+	}
+	if err := ValidateConfigs(c.Configs); err != nil {
+		return nil, 0, err
+	}
+	if _, ok := m.Topics[c.Name]; ok {
+		return nil, 0, fmt.Errorf("%w: %q", ErrTopicExists, c.Name)
+	}
+	if len(c.Replicas) < 1 || len(c.Replicas) > MaxPartitions {
+		return nil, 0, fmt.Errorf("%w: %d, want 1 to %d", ErrInvalidPartitions, len(c.Replicas), MaxPartitions)
+	}
+	rf := len(c.Replicas[0])
+	if rf < 1 {
+		return nil, 0, fmt.Errorf("%w: %d, want at least 1", ErrInvalidReplicationFactor, rf)
+	}
+	t := &Topic{ID: m.NextTopicID, Name: c.Name, Partitions: make([]Partition, len(c.Replicas))}
+	if len(c.Configs) > 0 {
+		t.Configs = maps.Clone(c.Configs)
+	}
+	for i, replicas := range c.Replicas {
+		if len(replicas) != rf {
+			return nil, 0, fmt.Errorf("%w: partition %d has %d replicas, partition 0 has %d", ErrInvalidReplicationFactor, i, len(replicas), rf)
+		}
+		if err := checkReplicas(m, replicas); err != nil {
+			return nil, 0, fmt.Errorf("partition %d: %w", i, err)
+		}
+		p := Partition{Index: int32(i), Replicas: append([]int32(nil), replicas...), Leader: -1}
+		for _, r := range replicas {
+			if m.Brokers[r].State == BrokerAlive {
+				p.ISR = append(p.ISR, r)
+			}
+		}
+		if len(p.ISR) > 0 {
+			p.Leader = p.ISR[0]
+		} else {
+			p.ISR = append([]int32(nil), replicas...)
+		}
+		t.Partitions[i] = p
+	}
+	n := edit(m)
+	n.NextTopicID++
+	n.Topics[t.Name] = t
+	return n, t.ID, nil
+}
+
+// checkReplicas checks that a replica list names registered brokers, each
+// once.
+func checkReplicas(m *Metadata, replicas []int32) error {
+	for i, r := range replicas {
+		if _, ok := m.Brokers[r]; !ok {
+			return fmt.Errorf("%w: replica %d is not registered", ErrUnknownBroker, r)
+		}
+		for _, o := range replicas[:i] {
+			if o == r {
+				return fmt.Errorf("%w: broker %d twice in %v", ErrInvalidReplicationFactor, r, replicas)
+			}
+		}
+	}
+	return nil
+}
+
+func applyDeleteTopic(m *Metadata, c DeleteTopic) (*Metadata, error) {
+	if _, ok := m.Topics[c.Name]; !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+	}
+	n := edit(m)
+	delete(n.Topics, c.Name)
+	return n, nil
+}
+
+func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, error) {
+	if err := validateAlter(c.Set, c.Remove); err != nil {
+		return nil, err
+	}
+	t, ok := m.Topics[c.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+	}
+	n := edit(m)
+	nt := t.clone()
+	if nt.Configs == nil {
+		nt.Configs = map[string]string{}
+	}
+	maps.Copy(nt.Configs, c.Set)
+	for _, k := range c.Remove {
+		delete(nt.Configs, k)
+	}
+	if len(nt.Configs) == 0 {
+		nt.Configs = nil // one representation of "no overrides"
+	}
+	n.Topics[c.Name] = nt
+	return n, nil
+}
+
+// validateAlter checks the keys and values of a config change.
+func validateAlter(set map[string]string, remove []string) error {
+	if err := ValidateConfigs(set); err != nil {
+		return err
+	}
+	for _, k := range remove {
+		if _, ok := topicConfigDefs[k]; !ok {
+			return fmt.Errorf("%w: unknown key %q", ErrInvalidConfig, k)
+		}
+	}
+	return nil
+}
+
+func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
+	t, ok := m.Topics[c.Topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
+	}
+	if c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, c.Topic, c.Partition)
+	}
+	p := &t.Partitions[c.Partition]
+	if c.PartitionEpoch != p.PartitionEpoch {
+		return nil, fmt.Errorf("%w: %s-%d is at partition epoch %d, not %d", ErrStalePartitionEpoch, c.Topic, c.Partition, p.PartitionEpoch, c.PartitionEpoch)
+	}
+	if err := checkPartitionChange(m, p, c); err != nil {
+		return nil, fmt.Errorf("%s-%d: %w", c.Topic, c.Partition, err)
+	}
+	n := edit(m)
+	nt := t.clone()
+	np := &nt.Partitions[c.Partition]
+	if np.Leader != c.Leader {
+		np.LeaderEpoch++
+	}
+	np.Leader = c.Leader
+	np.ISR = append([]int32(nil), c.ISR...)
+	np.PartitionEpoch++
+	n.Topics[c.Topic] = nt
+	return n, nil
+}
+
+// checkPartitionChange enforces what must hold of every leader and ISR: the
+// ISR is a non-empty subset of the replicas without duplicates, and a
+// leader is an ISR member (R11; unclean election, when a topic allows it,
+// names the new leader in the ISR it proposes) on an alive broker.
+func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
+	if len(c.ISR) == 0 {
+		return fmt.Errorf("%w: empty ISR", ErrInvalidPartition)
+	}
+	for i, r := range c.ISR {
+		if !contains(p.Replicas, r) {
+			return fmt.Errorf("%w: ISR member %d is not a replica %v", ErrInvalidPartition, r, p.Replicas)
+		}
+		if contains(c.ISR[:i], r) {
+			return fmt.Errorf("%w: broker %d twice in ISR %v", ErrInvalidPartition, r, c.ISR)
+		}
+	}
+	if c.Leader == -1 {
+		return nil
+	}
+	if !contains(c.ISR, c.Leader) {
+		return fmt.Errorf("%w: leader %d not in ISR %v", ErrInvalidPartition, c.Leader, c.ISR)
+	}
+	if b, ok := m.Brokers[c.Leader]; !ok || b.State != BrokerAlive {
+		return fmt.Errorf("%w: leader %d is not an alive broker", ErrInvalidPartition, c.Leader)
+	}
+	return nil
+}
+
+func contains(s []int32, x int32) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// PlanCreateTopic validates spec against m and turns it into a command with
+// the replicas placed over m's alive brokers. The controller leader plans,
+// so placement is decided once and the log carries the decision.
+func PlanCreateTopic(m *Metadata, spec TopicSpec) (CreateTopic, error) {
+	if err := spec.Validate(); err != nil {
+		return CreateTopic{}, err
+	}
+	if _, ok := m.Topics[spec.Name]; ok {
+		return CreateTopic{}, fmt.Errorf("%w: %q", ErrTopicExists, spec.Name)
+	}
+	placed, err := Place(m.AliveBrokers(), spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
+	if err != nil {
+		return CreateTopic{}, err
+	}
+	return CreateTopic{Name: spec.Name, Configs: maps.Clone(spec.Configs), Replicas: placed}, nil
+}

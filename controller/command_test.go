@@ -1,0 +1,341 @@
+package controller
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+)
+
+// sampleCommands has one command of every kind, with every field set.
+func sampleCommands() []Command {
+	return []Command{
+		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093"},
+		FenceBroker{ID: 3, Epoch: 7},
+		CreateTopic{Name: "orders", Configs: map[string]string{ConfigFsync: FsyncAlways, ConfigRetentionMs: "-1"}, Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}}},
+		DeleteTopic{Name: "orders"},
+		AlterConfigs{Name: "orders", Set: map[string]string{ConfigSegmentBytes: "1048576"}, Remove: []string{ConfigRetentionMs, ConfigFsync}},
+		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3}},
+	}
+}
+
+func TestCommandRoundTrip(t *testing.T) {
+	for _, c := range sampleCommands() {
+		t.Run(c.Kind().String(), func(t *testing.T) {
+			b := AppendCommand(nil, c)
+			if b[0] != CommandVersion || CommandKind(b[1]) != c.Kind() {
+				t.Fatalf("header % x", b[:2])
+			}
+			got, err := DecodeCommand(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := c
+			if a, ok := c.(AlterConfigs); ok {
+				// Remove is a set: encoded sorted.
+				a.Remove = []string{ConfigFsync, ConfigRetentionMs}
+				want = a
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("decoded %#v, want %#v", got, want)
+			}
+			// One encoding per value: encoding again gives the same bytes.
+			if again := AppendCommand(nil, got); !bytes.Equal(again, b) {
+				t.Fatalf("re-encoding differs:\n% x\n% x", again, b)
+			}
+			// Every truncation is refused, never a panic.
+			for i := range b {
+				if _, err := DecodeCommand(b[:i]); !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("truncated to %d bytes: %v, want ErrCorrupt", i, err)
+				}
+			}
+			if _, err := DecodeCommand(append(b, 0)); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("trailing byte: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+func TestCommandEncodingIsDeterministic(t *testing.T) {
+	// Maps with the same contents, built in different orders, encode the
+	// same: the encoding never depends on map iteration.
+	keys := []string{ConfigRetentionMs, ConfigRetentionBytes, ConfigSegmentBytes, ConfigSegmentMs, ConfigFsync, ConfigMaxMessageBytes}
+	var first []byte
+	for i := range 20 {
+		m := map[string]string{}
+		for _, j := range rand.New(rand.NewPCG(uint64(i), 1)).Perm(len(keys)) {
+			m[keys[j]] = fmt.Sprint(j)
+		}
+		b := AppendCommand(nil, AlterConfigs{Name: "t", Set: m, Remove: []string{"b", "a", "b"}})
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Fatalf("encoding %d differs", i)
+		}
+	}
+}
+
+func TestDecodeCommandRefuses(t *testing.T) {
+	valid := AppendCommand(nil, DeleteTopic{Name: "t"})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"version 0", append([]byte{0}, valid[1:]...)},
+		{"version 2", append([]byte{2}, valid[1:]...)},
+		{"unknown kind", []byte{CommandVersion, 200}},
+		{"kind 0", []byte{CommandVersion, 0}},
+		{"huge string length", []byte{CommandVersion, byte(KindDeleteTopic), 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"huge replica count", []byte{CommandVersion, byte(KindCreateTopic), 1, 'a', 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"unsorted configs", []byte{CommandVersion, byte(KindAlterConfigs), 1, 't', 2, 1, 'b', 0, 1, 'a', 0, 0}},
+		{"duplicate configs", []byte{CommandVersion, byte(KindAlterConfigs), 1, 't', 2, 1, 'a', 0, 1, 'a', 0, 0}},
+		{"duplicate removes", []byte{CommandVersion, byte(KindAlterConfigs), 1, 't', 0, 2, 1, 'a', 1, 'a'}},
+		{"int32 overflow", binary.AppendVarint([]byte{CommandVersion, byte(KindFenceBroker)}, 1<<33)},
+	} {
+		if c, err := DecodeCommand(tc.b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: decoded %#v, %v; want ErrCorrupt", tc.name, c, err)
+		}
+	}
+}
+
+// twoBrokers returns metadata with brokers 1 and 2 alive and topic "t" of
+// two partitions replicated on both.
+func twoBrokers(t testing.TB) *Metadata {
+	t.Helper()
+	m := NewMetadata()
+	for _, c := range []Command{
+		RegisterBroker{ID: 1, Addr: "a:1"},
+		RegisterBroker{ID: 2, Addr: "b:1"},
+		CreateTopic{Name: "t", Replicas: [][]int32{{1, 2}, {2, 1}}},
+	} {
+		var err error
+		if m, _, err = Apply(m, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func TestApply(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cmd   Command
+		err   error
+		check func(t *testing.T, m *Metadata, res Result)
+	}{
+		{"register new", RegisterBroker{ID: 3, Addr: "c:1", Rack: "r", RaftAddr: "c:2"}, nil, func(t *testing.T, m *Metadata, res Result) {
+			if b := m.Brokers[3]; res.BrokerEpoch != 1 || b.Epoch != 1 || b.State != BrokerAlive || b.RaftAddr != "c:2" {
+				t.Errorf("broker %+v, result %+v", b, res)
+			}
+		}},
+		{"re-register bumps epoch", RegisterBroker{ID: 1, Addr: "a:2"}, nil, func(t *testing.T, m *Metadata, res Result) {
+			if b := m.Brokers[1]; res.BrokerEpoch != 2 || b.Epoch != 2 || b.Addr != "a:2" {
+				t.Errorf("broker %+v, result %+v", b, res)
+			}
+		}},
+		{"register negative id", RegisterBroker{ID: -1, Addr: "x:1"}, ErrInvalidBroker, nil},
+		{"register no address", RegisterBroker{ID: 4}, ErrInvalidBroker, nil},
+		{"fence", FenceBroker{ID: 1, Epoch: 1}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if m.Brokers[1].State != BrokerOffline {
+				t.Error("broker 1 still alive")
+			}
+			p0, p1 := m.Topics["t"].Partitions[0], m.Topics["t"].Partitions[1]
+			if p0.Leader != -1 || p0.LeaderEpoch != 1 || p0.PartitionEpoch != 1 {
+				t.Errorf("partition led by the fenced broker: %+v", p0)
+			}
+			if p1.Leader != 2 || p1.PartitionEpoch != 0 {
+				t.Errorf("partition led by another broker changed: %+v", p1)
+			}
+		}},
+		{"fence stale epoch", FenceBroker{ID: 1, Epoch: 0}, ErrStaleBrokerEpoch, nil},
+		{"fence unknown", FenceBroker{ID: 9, Epoch: 1}, ErrUnknownBroker, nil},
+		{"create", CreateTopic{Name: "u", Configs: map[string]string{ConfigFsync: FsyncAlways}, Replicas: [][]int32{{2}}}, nil, func(t *testing.T, m *Metadata, res Result) {
+			u := m.Topics["u"]
+			if u.ID != 2 || res.TopicID != 2 || m.NextTopicID != 3 || u.Partitions[0].Leader != 2 || u.Config(ConfigFsync) != FsyncAlways {
+				t.Errorf("topic %+v, result %+v", u, res)
+			}
+		}},
+		{"create existing", CreateTopic{Name: "t", Replicas: [][]int32{{1}}}, ErrTopicExists, nil},
+		{"create bad name", CreateTopic{Name: "a b", Replicas: [][]int32{{1}}}, ErrInvalidTopic, nil},
+		{"create bad config", CreateTopic{Name: "u", Configs: map[string]string{ConfigFsync: "never"}, Replicas: [][]int32{{1}}}, ErrInvalidConfig, nil},
+		{"create no partitions", CreateTopic{Name: "u"}, ErrInvalidPartitions, nil},
+		{"create empty replicas", CreateTopic{Name: "u", Replicas: [][]int32{{}}}, ErrInvalidReplicationFactor, nil},
+		{"create uneven rf", CreateTopic{Name: "u", Replicas: [][]int32{{1, 2}, {1}}}, ErrInvalidReplicationFactor, nil},
+		{"create duplicate replica", CreateTopic{Name: "u", Replicas: [][]int32{{1, 1}}}, ErrInvalidReplicationFactor, nil},
+		{"create unknown broker", CreateTopic{Name: "u", Replicas: [][]int32{{1, 5}}}, ErrUnknownBroker, nil},
+		{"delete", DeleteTopic{Name: "t"}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if len(m.Topics) != 0 {
+				t.Errorf("topics %v", m.TopicNames())
+			}
+		}},
+		{"delete unknown", DeleteTopic{Name: "nope"}, ErrUnknownTopic, nil},
+		{"alter", AlterConfigs{Name: "t", Set: map[string]string{ConfigRetentionMs: "5"}}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if got := m.Topics["t"].Config(ConfigRetentionMs); got != "5" {
+				t.Errorf("retention.ms %q", got)
+			}
+		}},
+		{"alter remove all", AlterConfigs{Name: "t", Remove: []string{ConfigRetentionMs}}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if m.Topics["t"].Configs != nil {
+				t.Errorf("configs %v, want nil", m.Topics["t"].Configs)
+			}
+		}},
+		{"alter unknown topic", AlterConfigs{Name: "nope", Set: map[string]string{ConfigRetentionMs: "5"}}, ErrUnknownTopic, nil},
+		{"alter bad value", AlterConfigs{Name: "t", Set: map[string]string{ConfigRetentionMs: "x"}}, ErrInvalidConfig, nil},
+		{"alter bad remove", AlterConfigs{Name: "t", Remove: []string{"nope"}}, ErrInvalidConfig, nil},
+		{"shrink isr", AlterPartition{Topic: "t", Partition: 0, PartitionEpoch: 0, Leader: 1, ISR: []int32{1}}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			p := m.Topics["t"].Partitions[0]
+			if p.Leader != 1 || p.LeaderEpoch != 0 || p.PartitionEpoch != 1 || !reflect.DeepEqual(p.ISR, []int32{1}) {
+				t.Errorf("partition %+v", p)
+			}
+		}},
+		{"new leader", AlterPartition{Topic: "t", Partition: 0, PartitionEpoch: 0, Leader: 2, ISR: []int32{2, 1}}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if p := m.Topics["t"].Partitions[0]; p.Leader != 2 || p.LeaderEpoch != 1 || p.PartitionEpoch != 1 {
+				t.Errorf("partition %+v", p)
+			}
+		}},
+		{"stale partition epoch", AlterPartition{Topic: "t", Partition: 0, PartitionEpoch: 1, Leader: 1, ISR: []int32{1}}, ErrStalePartitionEpoch, nil},
+		{"unknown partition", AlterPartition{Topic: "t", Partition: 2, Leader: 1, ISR: []int32{1}}, ErrUnknownPartition, nil},
+		{"negative partition", AlterPartition{Topic: "t", Partition: -1, Leader: 1, ISR: []int32{1}}, ErrUnknownPartition, nil},
+		{"partition of unknown topic", AlterPartition{Topic: "u", Leader: 1, ISR: []int32{1}}, ErrUnknownTopic, nil},
+		{"empty isr", AlterPartition{Topic: "t", Leader: -1}, ErrInvalidPartition, nil},
+		{"isr outside replicas", AlterPartition{Topic: "t", Leader: 1, ISR: []int32{1, 3}}, ErrInvalidPartition, nil},
+		{"isr duplicate", AlterPartition{Topic: "t", Leader: 1, ISR: []int32{1, 1}}, ErrInvalidPartition, nil},
+		{"leader outside isr", AlterPartition{Topic: "t", Leader: 2, ISR: []int32{1}}, ErrInvalidPartition, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := twoBrokers(t)
+			before := appendMetadata(nil, m)
+			next, res, err := Apply(m, tc.cmd)
+			if !bytes.Equal(appendMetadata(nil, m), before) {
+				t.Fatal("Apply modified its input")
+			}
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("error %v, want %v", err, tc.err)
+				}
+				if next != m {
+					t.Fatal("a refused command returned new metadata")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Version != m.Version+1 {
+				t.Errorf("version %d after %d", next.Version, m.Version)
+			}
+			tc.check(t, next, res)
+		})
+	}
+}
+
+func TestApplyLeaderMustBeAlive(t *testing.T) {
+	m := twoBrokers(t)
+	m, _, err := Apply(m, FenceBroker{ID: 2, Epoch: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Topics["t"].Partitions[1]
+	if _, _, err := Apply(m, AlterPartition{Topic: "t", Partition: 1, PartitionEpoch: p.PartitionEpoch, Leader: 2, ISR: []int32{2, 1}}); !errors.Is(err, ErrInvalidPartition) {
+		t.Fatalf("offline leader: %v, want ErrInvalidPartition", err)
+	}
+	// Fencing again is a no-op, not an error.
+	if next, _, err := Apply(m, FenceBroker{ID: 2, Epoch: 1}); err != nil || next != m {
+		t.Fatalf("second fence: %v, changed=%v", err, next != m)
+	}
+	// A topic created while a replica is offline leaves it out of the ISR.
+	m, _, err = Apply(m, CreateTopic{Name: "u", Replicas: [][]int32{{2, 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := m.Topics["u"].Partitions[0]; p.Leader != 1 || !reflect.DeepEqual(p.ISR, []int32{1}) {
+		t.Fatalf("partition %+v, want leader 1 and ISR [1]", p)
+	}
+}
+
+// randomCommand returns a command, valid or not, over a small name space
+// so that sequences hit existing topics and brokers.
+func randomCommand(r *rand.Rand) Command {
+	name := fmt.Sprintf("t%d", r.IntN(4))
+	id := int32(r.IntN(4))
+	switch r.IntN(6) {
+	case 0:
+		return RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2))}
+	case 1:
+		return FenceBroker{ID: id, Epoch: int64(r.IntN(3))}
+	case 2:
+		n := 1 + r.IntN(3)
+		replicas := make([][]int32, n)
+		for i := range replicas {
+			replicas[i] = []int32{int32(r.IntN(4)), int32(4 + r.IntN(2))}[:1+r.IntN(2)]
+		}
+		return CreateTopic{Name: name, Replicas: replicas}
+	case 3:
+		return DeleteTopic{Name: name}
+	case 4:
+		return AlterConfigs{Name: name, Set: map[string]string{ConfigRetentionMs: fmt.Sprint(r.IntN(3) - 2)}}
+	}
+	return AlterPartition{Topic: name, Partition: int32(r.IntN(3)), PartitionEpoch: int32(r.IntN(3)), Leader: int32(r.IntN(3)) - 1, ISR: []int32{int32(r.IntN(4))}}
+}
+
+// TestApplyDeterministic runs random command sequences twice, once through
+// the encoding as a replica would receive them, and checks both replicas
+// end byte-identical, through refused commands too.
+func TestApplyDeterministic(t *testing.T) {
+	for seed := range uint64(50) {
+		r := rand.New(rand.NewPCG(seed, 2))
+		a, b := NewMetadata(), NewMetadata()
+		applied := 0
+		for range 200 {
+			c := randomCommand(r)
+			var errA, errB error
+			a, _, errA = Apply(a, c)
+			dc, err := DecodeCommand(AppendCommand(nil, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _, errB = Apply(b, dc)
+			if (errA == nil) != (errB == nil) {
+				t.Fatalf("seed %d: %v applied %v and %v", seed, c, errA, errB)
+			}
+			if errA == nil {
+				applied++
+			}
+		}
+		if applied < 20 {
+			t.Fatalf("seed %d: only %d of 200 commands applied; the test exercises too little", seed, applied)
+		}
+		if !bytes.Equal(appendMetadata(nil, a), appendMetadata(nil, b)) {
+			t.Fatalf("seed %d: replicas diverged", seed)
+		}
+	}
+}
+
+func FuzzDecodeCommand(f *testing.F) {
+	for _, c := range sampleCommands() {
+		f.Add(AppendCommand(nil, c))
+	}
+	f.Add([]byte{CommandVersion, byte(KindCreateTopic), 1, 'a', 0, 0xff, 0xff, 0x03})
+	base := twoBrokers(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCommand(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error %v does not match ErrCorrupt", err)
+			}
+			return
+		}
+		if again := AppendCommand(nil, c); !bytes.Equal(again, b) {
+			t.Fatalf("decoded bytes have another encoding:\n% x\n% x", b, again)
+		}
+		before := appendMetadata(nil, base)
+		Apply(base, c) // must not panic
+		if !bytes.Equal(appendMetadata(nil, base), before) {
+			t.Fatal("Apply modified its input")
+		}
+	})
+}

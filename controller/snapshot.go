@@ -1,0 +1,163 @@
+package controller
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sort"
+)
+
+// A snapshot is the whole metadata plus the log index it reflects:
+//
+//	magic "SLMS" | version u8 | body length u32 | body | crc32c u32
+//
+// The CRC-32C covers version, length and body. The body is the index as a
+// uvarint followed by the metadata (appendMetadata). ControllerID is not in
+// it: who leads is Raft's state, not the log's.
+const (
+	snapshotMagic   = "SLMS"
+	snapshotVersion = 1
+	snapshotHeader  = len(snapshotMagic) + 1 + 4
+	// maxSnapshot bounds what Restore reads; metadata for 100k partitions
+	// is a few MiB.
+	maxSnapshot = 1 << 30
+)
+
+// appendMetadata appends m's canonical encoding: brokers by id, topics by
+// name, configs by key. Equal metadata has equal bytes, which tests use to
+// compare replicas.
+func appendMetadata(b []byte, m *Metadata) []byte {
+	b = binary.AppendUvarint(b, m.Version)
+	b = binary.AppendUvarint(b, m.NextTopicID)
+	ids := make([]int32, 0, len(m.Brokers))
+	for id := range m.Brokers {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		br := m.Brokers[id]
+		b = binary.AppendVarint(b, int64(br.ID))
+		b = appendString(b, br.Addr)
+		b = appendString(b, br.Rack)
+		b = appendString(b, br.RaftAddr)
+		b = binary.AppendVarint(b, br.Epoch)
+		b = append(b, byte(br.State))
+	}
+	names := m.TopicNames()
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, name := range names {
+		t := m.Topics[name]
+		b = binary.AppendUvarint(b, t.ID)
+		b = appendString(b, t.Name)
+		b = appendConfigs(b, t.Configs)
+		b = binary.AppendUvarint(b, uint64(len(t.Partitions)))
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			b = binary.AppendVarint(b, int64(p.Index))
+			b = appendInt32s(b, p.Replicas)
+			b = appendInt32s(b, p.ISR)
+			b = binary.AppendVarint(b, int64(p.Leader))
+			b = binary.AppendVarint(b, int64(p.LeaderEpoch))
+			b = binary.AppendVarint(b, int64(p.PartitionEpoch))
+		}
+	}
+	return b
+}
+
+// decodeMetadata reads what appendMetadata wrote, refusing duplicates and
+// out-of-order entries so one metadata has one encoding.
+func decodeMetadata(d *decoder) *Metadata {
+	m := NewMetadata()
+	m.Version = d.uvarint()
+	m.NextTopicID = d.uvarint()
+	nb := d.count(6)
+	for i := 0; i < nb && d.err == nil; i++ {
+		b := &Broker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), Epoch: d.varint(), State: BrokerState(d.byte())}
+		if d.err != nil {
+			break
+		}
+		if _, dup := m.Brokers[b.ID]; dup {
+			d.fail("broker %d twice", b.ID)
+		}
+		if b.State != BrokerAlive && b.State != BrokerOffline {
+			d.fail("broker %d: state %d", b.ID, b.State)
+		}
+		m.Brokers[b.ID] = b
+	}
+	nt := d.count(4)
+	prev := ""
+	for i := 0; i < nt && d.err == nil; i++ {
+		t := &Topic{ID: d.uvarint(), Name: d.string(), Configs: d.configs()}
+		np := d.count(6)
+		if d.err != nil {
+			break
+		}
+		if i > 0 && t.Name <= prev {
+			d.fail("topic %q not after %q", t.Name, prev)
+			break
+		}
+		prev = t.Name
+		t.Partitions = make([]Partition, np)
+		for j := range t.Partitions {
+			t.Partitions[j] = Partition{Index: d.int32(), Replicas: d.int32s(), ISR: d.int32s(), Leader: d.int32(), LeaderEpoch: d.int32(), PartitionEpoch: d.int32()}
+			if d.err == nil && t.Partitions[j].Index != int32(j) {
+				d.fail("topic %q: partition %d at position %d", t.Name, t.Partitions[j].Index, j)
+			}
+		}
+		m.Topics[t.Name] = t
+	}
+	if d.err != nil {
+		return nil
+	}
+	return m
+}
+
+// encodeSnapshot returns the snapshot of m at log index.
+func encodeSnapshot(m *Metadata, index uint64) []byte {
+	b := make([]byte, snapshotHeader, snapshotHeader+256)
+	copy(b, snapshotMagic)
+	b[len(snapshotMagic)] = snapshotVersion
+	b = binary.AppendUvarint(b, index)
+	b = appendMetadata(b, m)
+	binary.BigEndian.PutUint32(b[len(snapshotMagic)+1:], uint32(len(b)-snapshotHeader))
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[len(snapshotMagic):], crcTable))
+}
+
+// decodeSnapshot checks and decodes a snapshot. Errors match ErrCorrupt.
+func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
+	if len(b) < snapshotHeader+4 || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, 0, fmt.Errorf("%w: snapshot: bad header", ErrCorrupt)
+	}
+	if v := b[len(snapshotMagic)]; v != snapshotVersion {
+		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d", ErrCorrupt, v, snapshotVersion)
+	}
+	n := binary.BigEndian.Uint32(b[len(snapshotMagic)+1:])
+	if uint64(n) != uint64(len(b)-snapshotHeader-4) {
+		return nil, 0, fmt.Errorf("%w: snapshot: body of %d bytes, header says %d", ErrCorrupt, len(b)-snapshotHeader-4, n)
+	}
+	end := len(b) - 4
+	if got, want := crc32.Checksum(b[len(snapshotMagic):end], crcTable), binary.BigEndian.Uint32(b[end:]); got != want {
+		return nil, 0, fmt.Errorf("%w: snapshot: crc %08x, stored %08x", ErrCorrupt, got, want)
+	}
+	d := &decoder{b: b[snapshotHeader:end]}
+	index := d.uvarint()
+	m := decodeMetadata(d)
+	if err := d.end(); err != nil {
+		return nil, 0, fmt.Errorf("snapshot: %w", err)
+	}
+	return m, index, nil
+}
+
+// readSnapshot reads a whole snapshot from r, at most maxSnapshot bytes.
+func readSnapshot(r io.Reader) (*Metadata, uint64, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxSnapshot+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("snapshot: read: %w", err)
+	}
+	if len(b) > maxSnapshot {
+		return nil, 0, fmt.Errorf("%w: snapshot larger than %d bytes", ErrCorrupt, maxSnapshot)
+	}
+	return decodeSnapshot(b)
+}
