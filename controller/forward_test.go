@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+)
+
+func sampleRequests() []request {
+	return []request{
+		{op: opCommand, command: FenceBroker{ID: 2, Epoch: 3}},
+		{op: opCreateTopic, spec: TopicSpec{Name: "t", Partitions: 6, ReplicationFactor: 3, Configs: map[string]string{ConfigFsync: FsyncAlways}}},
+		{op: opAddVoter, server: Server{ID: 4, Addr: "h:4", Voter: true}},
+		{op: opAddNonvoter, server: Server{ID: 5, Addr: "h:5"}},
+	}
+}
+
+func TestRequestRoundTrip(t *testing.T) {
+	for _, r := range sampleRequests() {
+		b := appendRequest(nil, r)
+		got, err := decodeRequest(b)
+		if err != nil {
+			t.Fatalf("op %d: %v", r.op, err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Fatalf("decoded %+v, want %+v", got, r)
+		}
+		for i := range b {
+			if _, err := decodeRequest(b[:i]); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("op %d truncated to %d: %v", r.op, i, err)
+			}
+		}
+	}
+	if _, err := decodeRequest([]byte{forwardVersion, 99}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unknown op: %v", err)
+	}
+}
+
+func TestResponseCarriesErrors(t *testing.T) {
+	for _, sentinel := range errorCodes[1:] {
+		err := fmt.Errorf("CreateTopic: %w: %q", sentinel, "t")
+		b := appendResponse(nil, response{res: Result{Index: 9}, err: err, leader: Server{ID: 2, Addr: "h:2", Voter: true}})
+		got, derr := decodeResponse(b)
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		if !errors.Is(got.err, sentinel) || got.err.Error() != err.Error() {
+			t.Errorf("sent %v, received %v", err, got.err)
+		}
+		if got.leader.ID != 2 || got.leader.Addr != "h:2" || got.res.Index != 9 {
+			t.Errorf("received %+v", got)
+		}
+	}
+	other := errors.New("disk on fire")
+	got, err := decodeResponse(appendResponse(nil, response{err: other}))
+	if err != nil || got.err == nil || got.err.Error() != other.Error() {
+		t.Fatalf("unlisted error: %v, %v", got.err, err)
+	}
+	for _, sentinel := range errorCodes[1:] {
+		if errors.Is(got.err, sentinel) {
+			t.Fatalf("unlisted error matches %v", sentinel)
+		}
+	}
+	ok, err := decodeResponse(appendResponse(nil, response{res: Result{Index: 4, BrokerEpoch: 2, TopicID: 3}}))
+	if err != nil || ok.err != nil || ok.res != (Result{Index: 4, BrokerEpoch: 2, TopicID: 3}) {
+		t.Fatalf("success response: %+v, %v", ok, err)
+	}
+}
+
+func TestHandleForwardRefusesGarbage(t *testing.T) {
+	n := &Node{} // decode fails before the node is used
+	resp, err := decodeResponse(n.HandleForward(context.Background(), []byte{forwardVersion, 1, 0xff}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(resp.err, ErrCorrupt) {
+		t.Fatalf("garbage request answered with %v, want ErrCorrupt", resp.err)
+	}
+}
+
+func FuzzDecodeForward(f *testing.F) {
+	for _, r := range sampleRequests() {
+		f.Add(appendRequest(nil, r))
+	}
+	f.Add(appendResponse(nil, response{res: Result{Index: 1}, err: ErrNotLeader, leader: Server{ID: 1, Addr: "x:1"}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if r, err := decodeRequest(b); err == nil {
+			if again := appendRequest(nil, r); !bytes.Equal(again, b) {
+				t.Fatalf("request has another encoding")
+			}
+		} else if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("request error %v does not match ErrCorrupt", err)
+		}
+		if _, err := decodeResponse(b); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("response error %v does not match ErrCorrupt", err)
+		}
+	})
+}

@@ -1,0 +1,301 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// The write path. A write is a request (a command, or a topic spec the
+// leader places, or a membership change). On the leader it is turned into a
+// command and proposed to Raft; the caller gets the result once the command
+// is committed and applied. On any other node it is forwarded to the leader,
+// and the caller gets the result once its own FSM has applied the same
+// index, so a node reads its own writes.
+
+// CreateTopic validates spec; the leader places its replicas and adds it.
+func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	res, err := n.write(ctx, request{op: opCreateTopic, spec: spec})
+	if err != nil {
+		return nil, err
+	}
+	if t, ok := n.Metadata().Topics[spec.Name]; ok && t.ID == res.TopicID {
+		return t.clone(), nil
+	}
+	// Deleted again since: report what was created.
+	return &Topic{ID: res.TopicID, Name: spec.Name}, nil
+}
+
+// DeleteTopic removes a topic.
+func (n *Node) DeleteTopic(ctx context.Context, name string) error {
+	_, err := n.Propose(ctx, DeleteTopic{Name: name})
+	return err
+}
+
+// AlterConfigs sets keys and reverts others to their defaults.
+func (n *Node) AlterConfigs(ctx context.Context, name string, set map[string]string, remove []string) error {
+	if err := validateAlter(set, remove); err != nil {
+		return err
+	}
+	_, err := n.Propose(ctx, AlterConfigs{Name: name, Set: set, Remove: remove})
+	return err
+}
+
+// RegisterBroker registers b (ID, Addr, Rack, RaftAddr) and returns its new
+// broker epoch.
+func (n *Node) RegisterBroker(ctx context.Context, b Broker) (int64, error) {
+	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr})
+	return res.BrokerEpoch, err
+}
+
+// Propose applies c through the leader and returns its result.
+func (n *Node) Propose(ctx context.Context, c Command) (Result, error) {
+	if c == nil {
+		return Result{}, fmt.Errorf("%w: nil command", ErrCorrupt)
+	}
+	return n.write(ctx, request{op: opCommand, command: c})
+}
+
+// AddVoter adds a voter to the Raft group (or promotes a non-voter).
+func (n *Node) AddVoter(ctx context.Context, id int32, raftAddr string) error {
+	_, err := n.write(ctx, request{op: opAddVoter, server: Server{ID: id, Addr: raftAddr, Voter: true}})
+	return err
+}
+
+// AddNonvoter adds a non-voter to the Raft group: it receives the log but
+// does not vote or count for commits.
+func (n *Node) AddNonvoter(ctx context.Context, id int32, raftAddr string) error {
+	_, err := n.write(ctx, request{op: opAddNonvoter, server: Server{ID: id, Addr: raftAddr}})
+	return err
+}
+
+// Join makes this node a member: a node already in the Raft configuration
+// returns at once; any other asks the leader, through the configured
+// voters, to add it as a non-voter.
+func (n *Node) Join(ctx context.Context) error {
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == n.self.ID {
+			return nil
+		}
+	}
+	return n.AddNonvoter(ctx, n.self.ID, n.self.Addr)
+}
+
+// write runs r on the leader: here when this node leads, else through the
+// Forwarder. It retries while the leader is unknown or a node answers that
+// it does not lead (both mean nothing was proposed), until ctx ends.
+func (n *Node) write(ctx context.Context, r request) (Result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	var req []byte
+	var hint Server
+	next := 0 // voter to ask when no leader is known
+	for {
+		if n.isClosed() {
+			return Result{}, ErrClosed
+		}
+		changed := n.leaderChange()
+		if n.IsLeader() {
+			res, err := n.execute(ctx, r)
+			if !errors.Is(err, raft.ErrNotLeader) {
+				return res, err
+			}
+		} else if to, ok := n.target(&hint, &next); ok && n.cfg.Forwarder != nil {
+			if req == nil {
+				req = appendRequest(nil, r)
+			}
+			resp, err := n.forward(ctx, to, req)
+			if err != nil {
+				return Result{}, err
+			}
+			if !errors.Is(resp.err, ErrNotLeader) {
+				if resp.err == nil && (r.op == opCommand || r.op == opCreateTopic) {
+					// Read your writes: the caller sees the change here.
+					// (A membership change is not an FSM command.)
+					if err := n.fsm.WaitApplied(ctx, resp.res.Index); err != nil {
+						return resp.res, err
+					}
+				}
+				return resp.res, resp.err
+			}
+			if resp.leader.Addr != "" && resp.leader.ID != to.ID {
+				hint = resp.leader
+				continue
+			}
+		} else if n.cfg.Forwarder == nil {
+			if _, known := n.Leader(); known {
+				return Result{}, ErrNotLeader
+			}
+		}
+		// Nothing was proposed. Wait for news of a leader, briefly.
+		t := time.NewTimer(n.cfg.HeartbeatTimeout / 4)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, fmt.Errorf("controller write: %w: %w", ErrNoLeader, ctx.Err())
+		}
+		t.Stop()
+	}
+}
+
+// target picks the node to forward to: the known leader, else the last
+// hint, else the configured voters in turn.
+func (n *Node) target(hint *Server, next *int) (Server, bool) {
+	if s, ok := n.Leader(); ok && s.ID != n.self.ID {
+		return s, true
+	}
+	if hint.Addr != "" {
+		s := *hint
+		*hint = Server{}
+		return s, true
+	}
+	for range n.cfg.Voters {
+		v := n.cfg.Voters[*next%len(n.cfg.Voters)]
+		*next++
+		if v.ID != n.self.ID {
+			return v, true
+		}
+	}
+	return Server{}, false
+}
+
+func (n *Node) forward(ctx context.Context, to Server, req []byte) (response, error) {
+	b, err := n.cfg.Forwarder.Forward(ctx, to, req)
+	if err != nil {
+		return response{}, fmt.Errorf("forward to controller %d at %s: %w", to.ID, to.Addr, err)
+	}
+	resp, err := decodeResponse(b)
+	if err != nil {
+		return response{}, fmt.Errorf("forward to controller %d at %s: %w", to.ID, to.Addr, err)
+	}
+	return resp, nil
+}
+
+// HandleForward runs a request forwarded by another node and returns the
+// encoded response. Any failure, including a request that does not decode
+// or this node not leading, is reported inside the response.
+func (n *Node) HandleForward(ctx context.Context, req []byte) []byte {
+	var resp response
+	r, err := decodeRequest(req)
+	switch {
+	case err != nil:
+		resp.err = err
+	case n.isClosed():
+		resp.err = ErrClosed
+	case !n.IsLeader():
+		resp.err = fmt.Errorf("%w: broker %d", ErrNotLeader, n.self.ID)
+	default:
+		resp.res, resp.err = n.execute(ctx, r)
+		if errors.Is(resp.err, raft.ErrNotLeader) {
+			resp.err = fmt.Errorf("%w: broker %d: %w", ErrNotLeader, n.self.ID, resp.err)
+		}
+	}
+	if errors.Is(resp.err, ErrNotLeader) {
+		resp.leader, _ = n.Leader()
+	}
+	return appendResponse(nil, resp)
+}
+
+// execute runs r on this node as leader. raft.ErrNotLeader means it was not
+// proposed.
+func (n *Node) execute(ctx context.Context, r request) (Result, error) {
+	switch r.op {
+	case opCreateTopic:
+		c, err := PlanCreateTopic(n.fsm.Metadata(), r.spec)
+		if err != nil {
+			return Result{}, fmt.Errorf("%v: %w", KindCreateTopic, err)
+		}
+		return n.apply(ctx, c)
+	case opCommand:
+		return n.apply(ctx, r.command)
+	case opAddVoter, opAddNonvoter:
+		return n.addServer(ctx, r.server)
+	}
+	return Result{}, fmt.Errorf("%w: request op %d", ErrCorrupt, r.op)
+}
+
+func (n *Node) apply(ctx context.Context, c Command) (Result, error) {
+	f := n.raft.Apply(AppendCommand(nil, c), n.timeout(ctx))
+	if err := n.wait(ctx, f); err != nil {
+		return Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
+	}
+	resp, ok := f.Response().(ApplyResponse)
+	if !ok {
+		return Result{}, fmt.Errorf("%v: unexpected FSM response %T", c.Kind(), f.Response())
+	}
+	if resp.Err == nil {
+		n.log.Debug("metadata applied", zap.Stringer("command", c.Kind()), zap.Uint64("index", resp.Result.Index))
+	}
+	return resp.Result, resp.Err
+}
+
+func (n *Node) addServer(ctx context.Context, s Server) (Result, error) {
+	id := raft.ServerID(strconv.Itoa(int(s.ID)))
+	var f raft.IndexFuture
+	if s.Voter {
+		f = n.raft.AddVoter(id, raft.ServerAddress(s.Addr), 0, n.timeout(ctx))
+	} else {
+		f = n.raft.AddNonvoter(id, raft.ServerAddress(s.Addr), 0, n.timeout(ctx))
+	}
+	if err := n.wait(ctx, f); err != nil {
+		return Result{}, fmt.Errorf("add server %d at %s: %w", s.ID, s.Addr, err)
+	}
+	n.log.Info("controller member added", zap.Int32("broker", s.ID), zap.String("raft_addr", s.Addr), zap.Bool("voter", s.Voter))
+	return Result{Index: f.Index()}, nil
+}
+
+// timeout is how long Raft may take to enqueue a command.
+func (n *Node) timeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return n.cfg.ApplyTimeout
+}
+
+// wait waits for f or ctx. A goroutine owned by the node waits for f so a
+// cancelled caller does not leave it behind: Close's Raft shutdown resolves
+// every future, and Close waits for the goroutine.
+func (n *Node) wait(ctx context.Context, f raft.Future) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return ErrClosed
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		defer n.wg.Done()
+		done <- f.Error()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// The command may still commit: the outcome is unknown (R14).
+		return ctx.Err()
+	}
+}
+
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
