@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/hashicorp/raft"
 )
 
 // Errors of the Raft controller.
@@ -15,6 +17,10 @@ var (
 	// ErrNoLeader: no controller leader is known (an election is running,
 	// or this node cannot reach a quorum).
 	ErrNoLeader = errors.New("no controller leader")
+	// ErrLeaderUnreachable: a Forwarder could not send the request (the
+	// connection failed before it was written). Nothing was proposed; the
+	// node retries until its context ends.
+	ErrLeaderUnreachable = errors.New("controller leader unreachable")
 )
 
 // Forwarder carries a write from a node that is not the Raft leader to the
@@ -23,7 +29,9 @@ var (
 // protocol between brokers, or a direct call inside one process.
 //
 // An error from Forward means the outcome is unknown (the request may have
-// been applied); a refusal by the leader comes back inside the response.
+// been applied), unless it matches ErrLeaderUnreachable: then the request
+// was surely not sent. A refusal by the leader comes back inside the
+// response.
 type Forwarder interface {
 	Forward(ctx context.Context, to Server, req []byte) ([]byte, error)
 }
@@ -114,6 +122,7 @@ var errorCodes = []error{
 	ErrStaleBrokerEpoch, ErrUnknownPartition, ErrStalePartitionEpoch,
 	ErrInvalidPartition, ErrInvalidBroker, ErrCorrupt, ErrNotLeader,
 	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
+	ErrLeaderUnreachable, raft.ErrLeadershipLost,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

@@ -104,7 +104,8 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 	}
 	var req []byte
 	var hint Server
-	next := 0 // voter to ask when no leader is known
+	next := 0          // voter to ask when no leader is known
+	why := ErrNoLeader // why the last try proposed nothing
 	for {
 		if n.isClosed() {
 			return Result{}, ErrClosed
@@ -115,15 +116,22 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 			if !errors.Is(err, raft.ErrNotLeader) {
 				return res, err
 			}
-		} else if to, ok := n.target(&hint, &next); ok && n.cfg.Forwarder != nil {
+			why = ErrNoLeader
+		} else if n.cfg.Forwarder == nil {
+			if _, known := n.Leader(); known {
+				return Result{}, ErrNotLeader
+			}
+		} else if to, ok := n.target(&hint, &next); ok {
 			if req == nil {
 				req = appendRequest(nil, r)
 			}
 			resp, err := n.forward(ctx, to, req)
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrLeaderUnreachable):
+				why = err // not sent
+			case err != nil:
 				return Result{}, err
-			}
-			if !errors.Is(resp.err, ErrNotLeader) {
+			case !errors.Is(resp.err, ErrNotLeader):
 				if resp.err == nil && (r.op == opCommand || r.op == opCreateTopic) {
 					// Read your writes: the caller sees the change here.
 					// (A membership change is not an FSM command.)
@@ -132,14 +140,11 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 					}
 				}
 				return resp.res, resp.err
-			}
-			if resp.leader.Addr != "" && resp.leader.ID != to.ID {
+			case resp.leader.Addr != "" && resp.leader.ID != to.ID:
 				hint = resp.leader
 				continue
-			}
-		} else if n.cfg.Forwarder == nil {
-			if _, known := n.Leader(); known {
-				return Result{}, ErrNotLeader
+			default:
+				why = ErrNoLeader
 			}
 		}
 		// Nothing was proposed. Wait for news of a leader, briefly.
@@ -149,7 +154,7 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Result{}, fmt.Errorf("controller write: %w: %w", ErrNoLeader, ctx.Err())
+			return Result{}, fmt.Errorf("controller write: %w: %w", why, ctx.Err())
 		}
 		t.Stop()
 	}
@@ -218,6 +223,11 @@ func (n *Node) HandleForward(ctx context.Context, req []byte) []byte {
 func (n *Node) execute(ctx context.Context, r request) (Result, error) {
 	switch r.op {
 	case opCreateTopic:
+		// Place on metadata that holds every committed command: a new
+		// leader's FSM may still lag the log it committed.
+		if err := n.wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
+			return Result{}, fmt.Errorf("%v: %w", KindCreateTopic, err)
+		}
 		c, err := PlanCreateTopic(n.fsm.Metadata(), r.spec)
 		if err != nil {
 			return Result{}, fmt.Errorf("%v: %w", KindCreateTopic, err)
