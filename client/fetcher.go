@@ -313,6 +313,13 @@ var errBatchTooLarge = errors.New("record batch larger than the per-partition fe
 func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartition, maxPart int32) (recs []*Record, next int64, err error) {
 	next = offset
 	var ar arena
+	// One slab and one slice for the whole fetch rather than per batch:
+	// the count comes from the batch headers, bounded by what the bytes can
+	// hold (a record takes at least minRecordBytes), since the headers are
+	// not yet checked.
+	n := min(countRecords(data), len(data)/minRecordBytes)
+	slab := make([]Record, 0, n)
+	recs = make([]*Record, 0, n)
 	for len(data) > 0 {
 		batch, rest, err := record.NextBatch(data, 0)
 		if err != nil {
@@ -340,7 +347,6 @@ func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartiti
 			return recs, next, fmt.Errorf("batch at offset %d: %w", batch.BaseOffset(), err)
 		}
 		compressed := batch.Attributes().Codec() != record.None
-		slab := make([]Record, 0, batch.RecordCount())
 		for rd.Next() {
 			r := rd.Record()
 			if r.Offset < next {
@@ -355,6 +361,11 @@ func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartiti
 				}
 				out.Headers = hs
 			}
+			if len(slab) == cap(slab) {
+				// More records than the headers said: a new slab, so the
+				// pointers already handed out stay valid.
+				slab = make([]Record, 0, max(64, cap(slab)/2))
+			}
 			slab = append(slab, out)
 			recs = append(recs, &slab[len(slab)-1])
 		}
@@ -364,6 +375,28 @@ func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartiti
 		next = batch.NextOffset()
 	}
 	return recs, next, nil
+}
+
+// minRecordBytes is the smallest encoding of a record: length, attributes,
+// timestamp delta, offset delta, key length, value length and header count,
+// one byte each.
+const minRecordBytes = 7
+
+// countRecords sums the record counts of the whole batches at the start of
+// data, reading headers only.
+func countRecords(data []byte) int {
+	n := 0
+	for len(data) >= record.HeaderSize {
+		size := int(record.Batch(data).Size())
+		if size < record.HeaderSize || size > len(data) {
+			break
+		}
+		if c := record.Batch(data).RecordCount(); c > 0 {
+			n += int(c)
+		}
+		data = data[size:]
+	}
+	return n
 }
 
 // arena copies byte slices out of a reused buffer into chunks that belong
