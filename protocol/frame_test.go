@@ -253,10 +253,13 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 9 {
-		t.Errorf("%d APIs, want 9", len(seen))
+	if len(seen) != 11 {
+		t.Errorf("%d APIs, want 11", len(seen))
 	}
-	for _, k := range []APIKey{-1, 4, 17, 34, 1000} {
+	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" {
+		t.Error("internal APIs are not in the table")
+	}
+	for _, k := range []APIKey{-1, 4, 17, 34, 999, 1002, 0x7fff} {
 		if NewRequest(k) != nil || NewResponse(k) != nil || k.Supports(0) {
 			t.Errorf("unknown key %d is known", k)
 		}

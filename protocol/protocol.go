@@ -50,6 +50,21 @@ const (
 	AlterConfigs    APIKey = 33
 )
 
+// Internal APIs, spoken between brokers and by admin tools. Their keys
+// start at InternalKeyBase, far above any key Kafka has assigned, so they
+// can never collide with a Kafka API sluice adopts later.
+const (
+	// ControllerForward carries a metadata write from a broker that is not
+	// the controller leader to the one that is (controller.Forwarder).
+	ControllerForward APIKey = 1000
+	// DescribeCluster reports the controller leader, the Raft voters and
+	// non-voters, and every registered broker.
+	DescribeCluster APIKey = 1001
+)
+
+// InternalKeyBase is the first key of the internal APIs.
+const InternalKeyBase APIKey = 1000
+
 // apiInfo is one row of the API table. The "what" strings name the message
 // in decode errors; keeping them here avoids building them per decode.
 type apiInfo struct {
@@ -75,6 +90,13 @@ var apiTable = [...]apiInfo{
 	AlterConfigs:    row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
 }
 
+// internalTable is the API table of the internal keys, indexed by key
+// minus InternalKeyBase.
+var internalTable = [...]apiInfo{
+	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
+	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 0, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
+}
+
 func row(name string, min, max int16, req, resp func() Message) apiInfo {
 	what := strings.ToLower(name) // error strings start in lower case
 	return apiInfo{name: name, min: min, max: max, reqWhat: what + " request", respWhat: what + " response",
@@ -82,10 +104,19 @@ func row(name string, min, max int16, req, resp func() Message) apiInfo {
 }
 
 func (k APIKey) info() *apiInfo {
-	if k < 0 || int(k) >= len(apiTable) || apiTable[k].name == "" {
+	var a *apiInfo
+	switch {
+	case k >= 0 && int(k) < len(apiTable):
+		a = &apiTable[k]
+	case k >= InternalKeyBase && int(k-InternalKeyBase) < len(internalTable):
+		a = &internalTable[k-InternalKeyBase]
+	default:
 		return nil
 	}
-	return &apiTable[k]
+	if a.name == "" {
+		return nil
+	}
+	return a
 }
 
 // String returns the API's name (Fetch), or ApiKey(n) for an unknown key.
@@ -118,6 +149,11 @@ func SupportedAPIs() []APIVersionRange {
 	for k := range apiTable {
 		if a := &apiTable[k]; a.name != "" {
 			out = append(out, APIVersionRange{Key: APIKey(k), Min: a.min, Max: a.max})
+		}
+	}
+	for k := range internalTable {
+		if a := &internalTable[k]; a.name != "" {
+			out = append(out, APIVersionRange{Key: InternalKeyBase + APIKey(k), Min: a.min, Max: a.max})
 		}
 	}
 	return out

@@ -29,6 +29,8 @@ func sampleRequests() []Message {
 		&DescribeConfigsRequest{Resources: []DescribeConfigsResource{{Type: ResourceTopic, Name: "orders", ConfigNames: []string{"retention.ms"}}}},
 		&AlterConfigsRequest{Resources: []AlterConfigsResource{{Type: ResourceTopic, Name: "orders",
 			Configs: []AlterableConfig{{Name: "retention.ms", Op: ConfigSet, Value: "1000"}, {Name: "cleanup.policy", Op: ConfigDelete}}}}},
+		&ControllerForwardRequest{Payload: []byte{1, 2, 0, 5}},
+		&DescribeClusterRequest{},
 	}
 }
 
@@ -51,6 +53,11 @@ func sampleResponses() []Message {
 		&DescribeConfigsResponse{Resources: []DescribeConfigsResult{{Type: ResourceTopic, Name: "orders",
 			Configs: []ConfigEntry{{Name: "retention.ms", Value: "86400000", IsDefault: true}, {Name: "secret", Sensitive: true, ReadOnly: true}}}}},
 		&AlterConfigsResponse{Resources: []ResourceError{{ErrorCode: ErrInvalidConfig, ErrorMessage: "bad value", Type: ResourceTopic, Name: "orders"}}},
+		&ControllerForwardResponse{Payload: []byte{1, 0, 0, 0, 0, 0, 2}},
+		&DescribeClusterResponse{ClusterID: "c-1", ControllerID: 2,
+			Servers: []RaftServer{{ID: 1, RaftAddr: "b1:7093", Voter: true}, {ID: 4, RaftAddr: "b4:7093"}},
+			Brokers: []ClusterBroker{{ID: 1, Addr: "b1:7092", Rack: "r1", RaftAddr: "b1:7093", Epoch: 3, State: BrokerStateAlive},
+				{ID: 4, Addr: "b4:7092", RaftAddr: "b4:7093", Epoch: 1, State: BrokerStateOffline}}},
 	}
 }
 

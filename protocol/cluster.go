@@ -1,0 +1,159 @@
+package protocol
+
+// ControllerForwardRequest carries a metadata write to the controller
+// leader. Payload is opaque to the protocol: the bytes of the controller's
+// forward request, answered by the bytes its HandleForward returns.
+type ControllerForwardRequest struct {
+	Payload []byte
+}
+
+// Key returns ControllerForward.
+func (*ControllerForwardRequest) Key() APIKey { return ControllerForward }
+
+// Append encodes the body.
+func (r *ControllerForwardRequest) Append(dst []byte, version int16) []byte {
+	return appendBytes(dst, r.Payload)
+}
+
+// Decode parses the body. Payload aliases the input.
+func (r *ControllerForwardRequest) Decode(d *Decoder, version int16) error {
+	if err := d.beginMessage(ControllerForward, false, version); err != nil {
+		return err
+	}
+	r.Payload = d.bytes("payload")
+	return d.finish()
+}
+
+// ControllerForwardResponse is the leader's answer. A non-zero ErrorCode
+// means the request never reached the controller (the broker could not
+// serve the API), so nothing was proposed; a refusal by the controller
+// travels inside Payload.
+type ControllerForwardResponse struct {
+	ErrorCode ErrorCode
+	Payload   []byte
+}
+
+// Key returns ControllerForward.
+func (*ControllerForwardResponse) Key() APIKey { return ControllerForward }
+
+// Append encodes the body.
+func (r *ControllerForwardResponse) Append(dst []byte, version int16) []byte {
+	dst = appendInt16(dst, int16(r.ErrorCode))
+	return appendBytes(dst, r.Payload)
+}
+
+// Decode parses the body. Payload aliases the input.
+func (r *ControllerForwardResponse) Decode(d *Decoder, version int16) error {
+	if d.beginMessage(ControllerForward, true, version) != nil || d.errorOnly(&r.ErrorCode) {
+		r.Payload = nil
+		return d.err
+	}
+	r.Payload = d.bytes("payload")
+	return d.finish()
+}
+
+// DescribeClusterRequest asks a broker for the cluster as it knows it.
+type DescribeClusterRequest struct{}
+
+// Key returns DescribeCluster.
+func (*DescribeClusterRequest) Key() APIKey { return DescribeCluster }
+
+// Append encodes the (empty) body.
+func (*DescribeClusterRequest) Append(dst []byte, version int16) []byte { return dst }
+
+// Decode checks the body is empty.
+func (*DescribeClusterRequest) Decode(d *Decoder, version int16) error {
+	if err := d.beginMessage(DescribeCluster, false, version); err != nil {
+		return err
+	}
+	return d.finish()
+}
+
+// Broker states in DescribeCluster, as the controller records them.
+const (
+	BrokerStateAlive   int8 = 1
+	BrokerStateOffline int8 = 2
+)
+
+// DescribeClusterResponse is the answering broker's view of the cluster:
+// the controller leader, the members of the Raft group and every
+// registered broker.
+type DescribeClusterResponse struct {
+	ErrorCode    ErrorCode
+	ClusterID    string
+	ControllerID int32 // the Raft leader's broker id; -1 when none is known
+	Servers      []RaftServer
+	Brokers      []ClusterBroker
+}
+
+// RaftServer is one member of the controller's Raft group.
+type RaftServer struct {
+	ID       int32
+	RaftAddr string
+	Voter    bool
+}
+
+// ClusterBroker is one registered broker.
+type ClusterBroker struct {
+	ID       int32
+	Addr     string // client address, host:port
+	Rack     string
+	RaftAddr string
+	Epoch    int64
+	State    int8 // BrokerStateAlive or BrokerStateOffline
+}
+
+// Key returns DescribeCluster.
+func (*DescribeClusterResponse) Key() APIKey { return DescribeCluster }
+
+// Append encodes the body.
+func (r *DescribeClusterResponse) Append(dst []byte, version int16) []byte {
+	dst = appendInt16(dst, int16(r.ErrorCode))
+	dst = appendString(dst, r.ClusterID)
+	dst = appendInt32(dst, r.ControllerID)
+	dst = appendArray(dst, r.Servers, (*RaftServer).append)
+	return appendArray(dst, r.Brokers, (*ClusterBroker).append)
+}
+
+// Decode parses the body.
+func (r *DescribeClusterResponse) Decode(d *Decoder, version int16) error {
+	if d.beginMessage(DescribeCluster, true, version) != nil || d.errorOnly(&r.ErrorCode) {
+		*r = DescribeClusterResponse{ErrorCode: r.ErrorCode, Servers: r.Servers[:0], Brokers: r.Brokers[:0]}
+		return d.err
+	}
+	r.ClusterID = d.string("cluster_id", r.ClusterID)
+	r.ControllerID = d.int32("controller_id")
+	r.Servers = decodeArray(d, "servers", 7, r.Servers, (*RaftServer).decode)
+	r.Brokers = decodeArray(d, "brokers", 21, r.Brokers, (*ClusterBroker).decode)
+	return d.finish()
+}
+
+func (s *RaftServer) append(dst []byte) []byte {
+	dst = appendInt32(dst, s.ID)
+	dst = appendString(dst, s.RaftAddr)
+	return appendBool(dst, s.Voter)
+}
+
+func (s *RaftServer) decode(d *Decoder) {
+	s.ID = d.int32("id")
+	s.RaftAddr = d.string("raft_addr", s.RaftAddr)
+	s.Voter = d.bool("voter")
+}
+
+func (b *ClusterBroker) append(dst []byte) []byte {
+	dst = appendInt32(dst, b.ID)
+	dst = appendString(dst, b.Addr)
+	dst = appendString(dst, b.Rack)
+	dst = appendString(dst, b.RaftAddr)
+	dst = appendInt64(dst, b.Epoch)
+	return appendInt8(dst, b.State)
+}
+
+func (b *ClusterBroker) decode(d *Decoder) {
+	b.ID = d.int32("id")
+	b.Addr = d.string("addr", b.Addr)
+	b.Rack = d.string("rack", b.Rack)
+	b.RaftAddr = d.string("raft_addr", b.RaftAddr)
+	b.Epoch = d.int64("epoch")
+	b.State = d.int8("state")
+}
