@@ -105,6 +105,7 @@ type Log struct {
 	changed    atomic.Pointer[chan struct{}]
 
 	commit *groupCommit
+	epochs epochCache // leader epoch → first offset; guarded by mu
 
 	// rpMu orders recovery-point checkpoint writes: the flusher's raises
 	// and TruncateTo's lowering.
@@ -218,6 +219,18 @@ type Appended struct {
 // before acknowledging the batch under FsyncAlways. It lets one goroutine
 // append in order and hand the waits to others.
 func (l *Log) AppendNoWait(b record.Batch) (Appended, error) {
+	return l.appendBatch(b, false)
+}
+
+// AppendReplica appends a batch copied from the leader (a follower's
+// append): its base offset must be the end offset and its leader epoch, as
+// the leader stamped it, at least the last batch's. Nothing is stamped.
+// Like AppendNoWait it does not wait for durability.
+func (l *Log) AppendReplica(b record.Batch) (Appended, error) {
+	return l.appendBatch(b, true)
+}
+
+func (l *Log) appendBatch(b record.Batch, replica bool) (Appended, error) {
 	hb, err := record.ParseHeader(b, l.cfg.MaxBatchBytes)
 	if err != nil {
 		return Appended{}, fmt.Errorf("log %s: append: %w", l.dir, err)
@@ -242,17 +255,26 @@ func (l *Log) AppendNoWait(b record.Batch) (Appended, error) {
 		return Appended{}, err
 	}
 	epoch := l.epoch.Load()
+	if replica {
+		epoch = b.LeaderEpoch()
+	}
 	if epoch < l.lastEpoch {
 		l.mu.Unlock()
 		return Appended{}, fmt.Errorf("log %s: append: %w: epoch %d, last batch has %d", l.dir, ErrStaleEpoch, epoch, l.lastEpoch)
 	}
 	base := l.end.Load()
+	if replica && b.BaseOffset() != base {
+		l.mu.Unlock()
+		return Appended{}, fmt.Errorf("log %s: append replica batch at %d: %w: the log ends at %d", l.dir, b.BaseOffset(), ErrBatchOffsets, base)
+	}
 	if base > math.MaxInt64-1-delta {
 		l.mu.Unlock()
 		return Appended{}, fmt.Errorf("log %s: append at %d: %w", l.dir, base, ErrBatchOffsets)
 	}
-	b.SetBaseOffset(base)
-	b.SetLeaderEpoch(epoch)
+	if !replica {
+		b.SetBaseOffset(base)
+		b.SetLeaderEpoch(epoch)
+	}
 	if err := l.appendLocked(b); err != nil {
 		l.mu.Unlock()
 		return Appended{}, err
@@ -260,6 +282,10 @@ func (l *Log) AppendNoWait(b record.Batch) (Appended, error) {
 	next := base + delta + 1
 	l.end.Store(next)
 	l.lastEpoch = epoch
+	if err := l.noteEpoch(epoch, base); err != nil {
+		l.mu.Unlock()
+		return Appended{}, l.commit.fail(fmt.Errorf("log %s: append at %d: %w", l.dir, base, err))
+	}
 	gen := l.commit.gen.Load()
 	if l.cfg.Fsync == FsyncInterval && l.cfg.FlushBytes > 0 {
 		l.unflushed += int64(len(b))

@@ -132,6 +132,9 @@ func (l *Log) load() error {
 	l.end.Store(end)
 	l.lastEpoch = lastEpoch
 	l.epoch.Store(max(lastEpoch, 0))
+	if err := l.loadEpochs(); err != nil {
+		return err
+	}
 
 	// Everything is synced now (scanned segments above, the rest before
 	// the recovery point), so the recovery point moves to the end.

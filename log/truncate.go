@@ -100,6 +100,9 @@ func (l *Log) truncateTail(offset int64) error {
 		return err
 	}
 	l.lastEpoch = epoch
+	if err := l.cutEpochs(newEnd); err != nil {
+		return err
+	}
 	l.commit.cut(newEnd)
 	return nil
 }
@@ -132,6 +135,9 @@ func (l *Log) truncateFully(offset int64) error {
 		return err
 	}
 	l.lastEpoch = -1
+	if err := l.cutEpochs(-1); err != nil { // every epoch goes with the data
+		return err
+	}
 	l.commit.reset(offset)
 	return nil
 }
