@@ -1,0 +1,317 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Errors a waiting produce can end with. Both come after the batch was
+// appended, so the produce is indeterminate (R14).
+var (
+	// ErrNotLeader: leadership moved while the produce waited.
+	ErrNotLeader = errors.New("replica: no longer the leader")
+	// ErrNotEnoughReplicas: the ISR fell below min.insync.replicas while
+	// the produce waited.
+	ErrNotEnoughReplicas = errors.New("replica: in-sync replicas below the minimum after append")
+)
+
+// DefaultMaxLag is how long a follower may go without catching up before
+// it leaves the ISR.
+const DefaultMaxLag = 10 * time.Second
+
+// Log is what the leader state reads of the local log.
+type Log interface {
+	EndOffset() int64
+	SyncedOffset() int64
+}
+
+// LeaderConfig configures a Leader.
+type LeaderConfig struct {
+	ID             int32         // this broker
+	Epoch          int32         // the leader epoch this leadership is for
+	Replicas       []int32       // every replica, this broker included
+	ISR            []int32       // the ISR the controller committed
+	HighWatermark  int64         // the last known high watermark (checkpoint)
+	MinInsync      int           // min.insync.replicas (at least 1)
+	SyncedPosition bool          // fsync=always: positions are synced offsets (R3)
+	MaxLag         time.Duration // default DefaultMaxLag
+	Now            func() time.Time
+}
+
+type follower struct {
+	pos         int64     // last reported position (fetch offset or synced offset)
+	epoch       int32     // leader epoch of that report; -1 before any
+	caughtUp    time.Time // last time its fetch reached the leader's end offset
+	brokerEpoch int64
+}
+
+type waiter struct {
+	offset int64
+	done   chan error
+}
+
+// Leader is the leader's replication state for one partition.
+type Leader struct {
+	cfg LeaderConfig
+	log Log
+
+	mu        sync.Mutex
+	isr       []int32
+	followers map[int32]*follower
+	hw        int64
+	waiters   []waiter // by offset, ascending
+	resigned  error
+}
+
+// NewLeader starts the leader state of an epoch. The high watermark starts
+// at cfg.HighWatermark clamped to the log's end: never higher than what
+// this leader holds, and raised only by positions reported in this epoch
+// (R12).
+func NewLeader(cfg LeaderConfig, log Log) (*Leader, error) {
+	if !slices.Contains(cfg.Replicas, cfg.ID) {
+		return nil, fmt.Errorf("replica: leader %d is not among the replicas %v", cfg.ID, cfg.Replicas)
+	}
+	if cfg.MinInsync < 1 {
+		cfg.MinInsync = 1
+	}
+	if cfg.MaxLag <= 0 {
+		cfg.MaxLag = DefaultMaxLag
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	l := &Leader{cfg: cfg, log: log, isr: slices.Clone(cfg.ISR), followers: map[int32]*follower{}}
+	now := cfg.Now()
+	for _, id := range cfg.Replicas {
+		if id != cfg.ID {
+			// A follower starts its lag clock with the leadership: it has
+			// MaxLag to catch up before it is a shrink candidate.
+			l.followers[id] = &follower{pos: -1, epoch: -1, caughtUp: now}
+		}
+	}
+	l.hw = min(max(cfg.HighWatermark, 0), log.EndOffset())
+	l.advanceLocked()
+	return l, nil
+}
+
+// HighWatermark is the offset below which consumers may read.
+func (l *Leader) HighWatermark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hw
+}
+
+// ISR returns the in-sync replicas as the controller last committed them.
+func (l *Leader) ISR() []int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.isr)
+}
+
+// CanAppend reports whether an acks=all produce may be appended: the ISR
+// has at least min.insync.replicas members.
+func (l *Leader) CanAppend() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned != nil {
+		return l.resigned
+	}
+	if len(l.isr) < l.cfg.MinInsync {
+		return fmt.Errorf("replica: %d in-sync replicas, min.insync.replicas is %d", len(l.isr), l.cfg.MinInsync)
+	}
+	return nil
+}
+
+// Appended tells the leader its own log moved (an append or a sync); it
+// returns whether the high watermark moved.
+func (l *Leader) Appended() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.advanceLocked()
+}
+
+// Fetched records a follower's fetch: its position (the fetch offset, or
+// with SyncedPosition its synced offset) in leader epoch epoch, from a
+// broker with brokerEpoch. A fetch in another epoch does not count (R12);
+// the caller answers it with FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH.
+// It returns whether the high watermark moved.
+func (l *Leader) Fetched(id int32, fetchOffset, synced int64, epoch int32, brokerEpoch int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.followers[id]
+	if f == nil {
+		return false, fmt.Errorf("replica: broker %d is not a follower of this partition", id)
+	}
+	if epoch != l.cfg.Epoch {
+		return false, fmt.Errorf("replica: fetch from %d in leader epoch %d, leader is in %d", id, epoch, l.cfg.Epoch)
+	}
+	if brokerEpoch < f.brokerEpoch {
+		return false, fmt.Errorf("replica: fetch from %d with stale broker epoch %d (have %d)", id, brokerEpoch, f.brokerEpoch)
+	}
+	// A newer broker epoch is a restarted broker (R10): its report below
+	// replaces the old position outright, which may be lower.
+	f.brokerEpoch = brokerEpoch
+	pos := fetchOffset
+	if l.cfg.SyncedPosition {
+		pos = min(synced, fetchOffset)
+	}
+	f.pos, f.epoch = pos, epoch
+	if fetchOffset >= l.log.EndOffset() {
+		f.caughtUp = l.cfg.Now()
+	}
+	return l.advanceLocked(), nil
+}
+
+// position of an ISR member in this epoch, or -1 when unknown.
+func (l *Leader) positionLocked(id int32) int64 {
+	if id == l.cfg.ID {
+		if l.cfg.SyncedPosition {
+			return min(l.log.SyncedOffset(), l.log.EndOffset())
+		}
+		return l.log.EndOffset()
+	}
+	f := l.followers[id]
+	if f == nil || f.epoch != l.cfg.Epoch {
+		return -1
+	}
+	return f.pos
+}
+
+// advanceLocked raises the high watermark to the minimum ISR position and
+// releases the waiters it covers.
+func (l *Leader) advanceLocked() bool {
+	if len(l.isr) == 0 || l.resigned != nil {
+		return false
+	}
+	hw := int64(-1)
+	for _, id := range l.isr {
+		p := l.positionLocked(id)
+		if p < 0 {
+			return false // a member with no position in this epoch holds it
+		}
+		if hw < 0 || p < hw {
+			hw = p
+		}
+	}
+	if hw <= l.hw {
+		return false
+	}
+	l.hw = hw
+	i := 0
+	for ; i < len(l.waiters) && l.waiters[i].offset <= hw; i++ {
+		l.waiters[i].done <- nil
+	}
+	l.waiters = slices.Delete(l.waiters, 0, i)
+	return true
+}
+
+// WaitFor returns once the high watermark reaches offset (the end of an
+// acks=all batch), or with ErrNotLeader / ErrNotEnoughReplicas, or ctx's
+// error (the produce timed out: indeterminate).
+func (l *Leader) WaitFor(ctx context.Context, offset int64) error {
+	l.mu.Lock()
+	if l.resigned != nil {
+		l.mu.Unlock()
+		return l.resigned
+	}
+	if l.hw >= offset {
+		l.mu.Unlock()
+		return nil
+	}
+	w := waiter{offset: offset, done: make(chan error, 1)}
+	i, _ := slices.BinarySearchFunc(l.waiters, offset, func(w waiter, o int64) int {
+		switch {
+		case w.offset < o:
+			return -1
+		case w.offset > o:
+			return 1
+		}
+		return 0
+	})
+	l.waiters = slices.Insert(l.waiters, i, w)
+	l.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		l.mu.Lock()
+		for j := range l.waiters {
+			if l.waiters[j].done == w.done {
+				l.waiters = slices.Delete(l.waiters, j, j+1)
+				break
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case err := <-w.done: // answered meanwhile
+			return err
+		default:
+		}
+		return ctx.Err()
+	}
+}
+
+// ShrinkCandidates returns the ISR followers not caught up for MaxLag.
+func (l *Leader) ShrinkCandidates() []int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	var out []int32
+	for _, id := range l.isr {
+		if f := l.followers[id]; f != nil && now.Sub(f.caughtUp) > l.cfg.MaxLag {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ExpandCandidates returns the followers outside the ISR whose position in
+// this epoch reached the high watermark.
+func (l *Leader) ExpandCandidates() []int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int32
+	for id, f := range l.followers {
+		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SetISR applies the ISR the controller committed. Waiters fail with
+// ErrNotEnoughReplicas if it is below min.insync.replicas; otherwise a
+// smaller ISR may raise the high watermark.
+func (l *Leader) SetISR(isr []int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.isr = slices.Clone(isr)
+	if len(l.isr) < l.cfg.MinInsync {
+		l.failWaitersLocked(ErrNotEnoughReplicas)
+		return
+	}
+	l.advanceLocked()
+}
+
+// Resign ends the leadership: every waiter and every later WaitFor gets
+// ErrNotLeader.
+func (l *Leader) Resign() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned == nil {
+		l.resigned = ErrNotLeader
+	}
+	l.failWaitersLocked(ErrNotLeader)
+}
+
+func (l *Leader) failWaitersLocked(err error) {
+	for _, w := range l.waiters {
+		w.done <- err
+	}
+	l.waiters = l.waiters[:0]
+}

@@ -1,0 +1,219 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fakeLog struct{ end, synced atomic.Int64 }
+
+func (f *fakeLog) EndOffset() int64    { return f.end.Load() }
+func (f *fakeLog) SyncedOffset() int64 { return f.synced.Load() }
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+func newLeader(t *testing.T, lg *fakeLog, c *clock, mod func(*LeaderConfig)) *Leader {
+	t.Helper()
+	cfg := LeaderConfig{ID: 1, Epoch: 5, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2, 3}, MinInsync: 2, Now: c.Now}
+	if mod != nil {
+		mod(&cfg)
+	}
+	l, err := NewLeader(cfg, lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func mustFetch(t *testing.T, l *Leader, id int32, off int64, epoch int32) {
+	t.Helper()
+	if _, err := l.Fetched(id, off, off, epoch, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHighWatermarkIsMinimumOverISRInThisEpoch(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	c := &clock{now: time.Unix(0, 0)}
+	l := newLeader(t, lg, c, func(cfg *LeaderConfig) { cfg.HighWatermark = 500 })
+	if got := l.HighWatermark(); got != 100 {
+		t.Fatalf("initial HW %d, want the checkpoint clamped to the log end (100)", got)
+	}
+	lg.end.Store(150)
+	if l.Appended() {
+		t.Fatal("HW moved with no follower position in this epoch")
+	}
+	if _, err := l.Fetched(2, 150, 150, 4, 1); err == nil {
+		t.Fatal("a fetch in an older leader epoch was accepted")
+	}
+	mustFetch(t, l, 2, 120, 5)
+	if got := l.HighWatermark(); got != 100 {
+		t.Fatalf("HW %d with follower 3 unknown, want 100", got)
+	}
+	mustFetch(t, l, 3, 110, 5)
+	if got := l.HighWatermark(); got != 110 {
+		t.Fatalf("HW %d, want min(150, 120, 110) = 110", got)
+	}
+	mustFetch(t, l, 3, 150, 5)
+	mustFetch(t, l, 2, 150, 5)
+	if got := l.HighWatermark(); got != 150 {
+		t.Fatalf("HW %d, want 150", got)
+	}
+	// Positions never pull it back.
+	mustFetch(t, l, 2, 130, 5)
+	if got := l.HighWatermark(); got != 150 {
+		t.Fatalf("HW went back to %d", got)
+	}
+}
+
+func TestSyncedPositions(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	lg.synced.Store(80)
+	l := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.SyncedPosition = true; cfg.ISR = []int32{1, 2} })
+	if _, err := l.Fetched(2, 100, 90, 5, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.HighWatermark(); got != 80 {
+		t.Fatalf("HW %d, want min(leader synced 80, follower synced 90) = 80", got)
+	}
+	lg.synced.Store(100)
+	l.Appended()
+	if got := l.HighWatermark(); got != 90 {
+		t.Fatalf("HW %d, want 90 (the follower's synced offset)", got)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(10)
+	l := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.ISR = []int32{1, 2} })
+	done := make(chan error, 2)
+	go func() { done <- l.WaitFor(context.Background(), 10) }()
+	go func() { done <- l.WaitFor(context.Background(), 20) }()
+	waitWaiters(t, l, 2)
+	mustFetch(t, l, 2, 10, 5)
+	if err := <-done; err != nil {
+		t.Fatalf("first waiter: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("second waiter returned early: %v", err)
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- l.WaitFor(ctx, 30) }()
+	waitWaiters(t, l, 2)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	// Leadership moves: the waiter still parked fails.
+	l.Resign()
+	if err := <-done; !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("waiter after Resign: %v, want ErrNotLeader", err)
+	}
+	if err := l.WaitFor(context.Background(), 1); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("WaitFor after Resign: %v", err)
+	}
+}
+
+func TestISRBelowMinimumFailsWaiters(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(10)
+	l := newLeader(t, lg, &clock{}, nil) // ISR {1,2,3}, min 2
+	done := make(chan error, 1)
+	go func() { done <- l.WaitFor(context.Background(), 10) }()
+	waitWaiters(t, l, 1)
+	l.SetISR([]int32{1, 2}) // still enough: 3 left, HW waits for 2
+	select {
+	case err := <-done:
+		t.Fatalf("waiter ended at ISR {1,2}: %v", err)
+	default:
+	}
+	l.SetISR([]int32{1})
+	if err := <-done; !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("waiter: %v, want ErrNotEnoughReplicas", err)
+	}
+	if err := l.CanAppend(); err == nil {
+		t.Fatal("CanAppend with 1 in-sync replica and min 2")
+	}
+}
+
+func TestShrinkAndExpandCandidates(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(50)
+	c := &clock{now: time.Unix(100, 0)}
+	l := newLeader(t, lg, c, func(cfg *LeaderConfig) { cfg.MaxLag = 10 * time.Second })
+	if got := l.ShrinkCandidates(); len(got) != 0 {
+		t.Fatalf("shrink candidates at start: %v", got)
+	}
+	c.now = c.now.Add(5 * time.Second)
+	mustFetch(t, l, 2, 50, 5) // caught up
+	mustFetch(t, l, 3, 20, 5) // behind
+	c.now = c.now.Add(6 * time.Second)
+	if got := l.ShrinkCandidates(); !slices.Equal(got, []int32{3}) {
+		t.Fatalf("shrink candidates %v, want [3]", got)
+	}
+	l.SetISR([]int32{1, 2})
+	if got := l.HighWatermark(); got != 50 {
+		t.Fatalf("HW %d after dropping the laggard, want 50", got)
+	}
+	if got := l.ExpandCandidates(); len(got) != 0 {
+		t.Fatalf("expand candidates %v before 3 caught up", got)
+	}
+	mustFetch(t, l, 3, 50, 5)
+	if got := l.ExpandCandidates(); !slices.Equal(got, []int32{3}) {
+		t.Fatalf("expand candidates %v, want [3]", got)
+	}
+}
+
+func TestStaleBrokerEpochRefused(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(50)
+	l := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.ISR = []int32{1, 2} })
+	if _, err := l.Fetched(2, 40, 40, 5, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Fetched(2, 50, 50, 5, 6); err == nil {
+		t.Fatal("a fetch with an older broker epoch was accepted (R10)")
+	}
+	if got := l.HighWatermark(); got != 40 {
+		t.Fatalf("HW %d, want 40", got)
+	}
+	if _, err := l.Fetched(2, 45, 45, 5, 8); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.HighWatermark(); got != 45 {
+		t.Fatalf("HW %d after the restarted broker fetched, want 45", got)
+	}
+}
+
+// waitWaiters waits until n produces are parked in WaitFor.
+func waitWaiters(t *testing.T, l *Leader, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.mu.Lock()
+		got := len(l.waiters)
+		l.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

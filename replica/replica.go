@@ -1,0 +1,30 @@
+// Package replica is one partition replica's replication state: on the
+// leader, where each follower is, which replicas are in sync, and the high
+// watermark; on a follower (to come), the fetcher that copies the leader's
+// log.
+//
+// The leader side (Leader) is a state machine over the facts the broker
+// feeds it — the local log's end and synced offsets, each follower's fetch
+// position, the ISR the controller committed — with time injected, so every
+// rule is testable without a network:
+//
+//   - The high watermark is the minimum position over the ISR (R12): the
+//     leader's own log end offset (or, with fsync=always, its synced
+//     offset: R3), and each follower's last fetch offset (or synced
+//     offset), counted only when the follower fetched in the current
+//     leader epoch. It never moves backwards, and a new leader starts from
+//     a conservative value and raises it only from positions reported in
+//     its own epoch.
+//   - A produce with acks=all waits (WaitFor) until the high watermark
+//     covers its batch; it fails when leadership is lost or the ISR falls
+//     below min.insync.replicas while it waits (the batch may be written:
+//     the caller answers with an indeterminate error, R14).
+//   - A follower is caught up when it fetched from the leader's end offset
+//     of that moment; one that has not been caught up for MaxLag is a
+//     shrink candidate, and a replica outside the ISR whose position
+//     reached the high watermark in this epoch is an expand candidate. The
+//     broker proposes those changes to the controller (AlterPartition) and
+//     applies the ISR the controller commits (SetISR).
+//
+// A Leader is safe for concurrent use.
+package replica
