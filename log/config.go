@@ -63,8 +63,9 @@ type Config struct {
 	// SegmentBytes rolls the active segment when an append would take it
 	// past this size. Default 1 GiB.
 	SegmentBytes int64
-	// SegmentAge rolls the active segment when now minus the max timestamp
-	// of its first batch passes it. Default 7 days; -1 = never.
+	// SegmentAge rolls the active segment once this much wall-clock time
+	// has passed since its first batch was appended (not since that batch's
+	// timestamp, which a producer sets). Default 7 days; -1 = never.
 	SegmentAge time.Duration
 	// RetentionBytes deletes the oldest closed segments while the log stays
 	// at least this big without them. Default -1 = unlimited (0 also means

@@ -182,6 +182,17 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 	return l.epochs.endOffsetFor(epoch, l.end.Load())
 }
 
+// LatestEpoch is the leader epoch of the log's last batch as the cache
+// holds it, -1 for an empty log.
+func (l *Log) LatestEpoch() int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.epochs.entries); n > 0 {
+		return l.epochs.entries[n-1].Epoch
+	}
+	return -1
+}
+
 // Epochs returns a copy of the leader-epoch cache, oldest first.
 func (l *Log) Epochs() []EpochStart {
 	l.mu.Lock()

@@ -82,7 +82,11 @@ type Log struct {
 	mu        sync.Mutex
 	closed    bool
 	lastEpoch int32 // leader epoch of the last batch, -1 if none
-	unflushed int64 // bytes appended since the last flush kick
+	// activeSince is when the active segment got its first batch (or, for
+	// one that had batches when opened or truncated into, that moment):
+	// the start of its SegmentAge.
+	activeSince time.Time
+	unflushed   int64 // bytes appended since the last flush kick
 
 	// segMu guards segs for readers. Writers hold mu as well when they
 	// change segs, so holders of mu may read segs without segMu.
@@ -322,6 +326,9 @@ func (l *Log) appendLocked(b record.Batch) error {
 			return err
 		}
 	}
+	if l.active.NextOffset() == l.active.Base() {
+		l.activeSince = l.cfg.Now()
+	}
 	err := l.active.Append(b)
 	if errors.Is(err, segment.ErrFull) && l.active.NextOffset() > l.active.Base() {
 		// The offsets overflow the segment's relative offsets: roll and retry.
@@ -346,10 +353,11 @@ func (l *Log) shouldRoll(n int) bool {
 	if a.Full(n) {
 		return true
 	}
-	if l.cfg.SegmentAge > 0 {
-		if first := a.FirstTimestamp(); first >= 0 && l.cfg.Now().UnixMilli()-first > l.cfg.SegmentAge.Milliseconds() {
-			return true
-		}
+	// Age is wall-clock time since the segment's first batch arrived, not
+	// the batch's own timestamp: a producer replaying old records must
+	// not get a segment per batch.
+	if l.cfg.SegmentAge > 0 && l.cfg.Now().Sub(l.activeSince) > l.cfg.SegmentAge {
+		return true
 	}
 	return false
 }

@@ -594,3 +594,18 @@ func TestAppendNoWaitAndSyncNotifies(t *testing.T) {
 		t.Fatal("Changed not closed when SyncedOffset advanced")
 	}
 }
+
+// Records with old timestamps (a producer replaying history) do not make
+// every batch roll a segment: the age is wall-clock time in the segment.
+func TestSegmentAgeIgnoresRecordTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Config{SegmentAge: time.Hour})
+	for range 5 {
+		if _, err := l.Append(makeBatch(nil, 1, 200, 1, nil)); err != nil { // 1970
+			t.Fatal(err)
+		}
+	}
+	if got := segmentFiles(t, dir); len(got) != 1 {
+		t.Fatalf("segments %v, want one", got)
+	}
+}

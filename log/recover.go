@@ -117,6 +117,7 @@ func (l *Log) load() error {
 		l.segs = l.segs[1:]
 	}
 	l.active = l.segs[len(l.segs)-1]
+	l.activeSince = l.cfg.Now()
 	end := l.active.NextOffset()
 	first := l.segs[0].Base()
 	switch {

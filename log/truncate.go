@@ -64,6 +64,7 @@ func (l *Log) truncateTail(offset int64) error {
 	l.segMu.Lock()
 	l.segs = slices.Clone(l.segs[:k+1])
 	l.segMu.Unlock()
+	l.activeSince = l.cfg.Now()
 	l.dirtyMu.Lock()
 	l.active = seg
 	clear(l.unsynced) // synced and sealed by the sync TruncateTo started with

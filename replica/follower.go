@@ -1,0 +1,122 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/record"
+)
+
+// FollowerLog is what a follower needs of its local log; *log.Log has it.
+type FollowerLog interface {
+	EndOffset() int64
+	LatestEpoch() int32
+	EndOffsetForEpoch(epoch int32) (int32, int64)
+	TruncateTo(offset int64) error
+	AppendReplica(b record.Batch) (log.Appended, error)
+}
+
+// EpochSource answers OffsetForLeaderEpoch for the partition on its
+// leader: the largest epoch at or below epoch that the leader holds and
+// where it ends, (-1, -1) when it holds none.
+type EpochSource interface {
+	EndOffsetForEpoch(ctx context.Context, epoch int32) (int32, int64, error)
+}
+
+// Follower is a follower replica's state for one partition: where to
+// fetch from and the high watermark it learned from the leader. The
+// per-broker fetcher that batches many partitions into one Fetch drives
+// it: Truncate once after each leadership change, then Apply each fetched
+// record set. It is not safe for concurrent use; one fetcher owns it.
+type Follower struct {
+	log FollowerLog
+	hw  int64
+}
+
+// NewFollower starts a follower over its local log with the high
+// watermark it last checkpointed.
+func NewFollower(l FollowerLog, hw int64) *Follower {
+	return &Follower{log: l, hw: min(max(hw, 0), l.EndOffset())}
+}
+
+// FetchOffset is the offset the next Fetch asks for: the local log end.
+func (f *Follower) FetchOffset() int64 { return f.log.EndOffset() }
+
+// HighWatermark is the follower's high watermark: the leader's, as of the
+// last fetch, capped by what this replica holds.
+func (f *Follower) HighWatermark() int64 { return f.hw }
+
+// Truncate cuts the local log where it diverges from the new leader's
+// (R9): it asks the leader where the local log's latest epoch ends and
+// truncates there — never by high watermark alone. When the leader's
+// answer is an older epoch (it never had ours), the local log is cut at
+// the end of that epoch as both logs hold it. It returns the new end.
+func (f *Follower) Truncate(ctx context.Context, leader EpochSource) (int64, error) {
+	epoch := f.log.LatestEpoch()
+	if epoch < 0 {
+		return f.log.EndOffset(), nil // nothing written, nothing to cut
+	}
+	lEpoch, lEnd, err := leader.EndOffsetForEpoch(ctx, epoch)
+	if err != nil {
+		return -1, fmt.Errorf("replica: offset for leader epoch %d: %w", epoch, err)
+	}
+	target := f.log.EndOffset()
+	switch {
+	case lEpoch < 0:
+		// The leader holds no epoch at or below ours: nothing here is
+		// known to match it.
+		target = 0
+	case lEpoch == epoch:
+		target = min(target, lEnd)
+	default:
+		// Our epochs after lEpoch never reached the leader.
+		_, ourEnd := f.log.EndOffsetForEpoch(lEpoch)
+		target = min(target, lEnd, ourEnd)
+	}
+	if target < f.log.EndOffset() {
+		if err := f.log.TruncateTo(max(target, 0)); err != nil {
+			return -1, err
+		}
+	}
+	f.hw = min(f.hw, f.log.EndOffset())
+	return f.log.EndOffset(), nil
+}
+
+// ErrNotContiguous says a fetched record set does not start at the
+// follower's fetch offset.
+var ErrNotContiguous = errors.New("replica: fetched batches do not continue the log")
+
+// Apply appends the whole batches of a fetched record set (a partial batch
+// at the end, cut by the fetch size, is left for the next fetch), each
+// checked for framing and CRC first (R1), and takes the leader's high
+// watermark. It returns the number of batches appended.
+func (f *Follower) Apply(records []byte, leaderHW int64) (int, error) {
+	n := 0
+	for len(records) > 0 {
+		b, rest, err := record.NextBatch(records, 0)
+		if err != nil {
+			var ce *record.CorruptError
+			if errors.As(err, &ce) && ce.Check == record.CheckShort {
+				break // the fetch cut the last batch
+			}
+			return n, fmt.Errorf("replica: fetched batch at %d: %w", f.log.EndOffset(), err)
+		}
+		if err := b.VerifyCRC(); err != nil {
+			return n, fmt.Errorf("replica: fetched batch at %d: %w", b.BaseOffset(), err)
+		}
+		if b.BaseOffset() != f.log.EndOffset() {
+			return n, fmt.Errorf("%w: batch at %d, log ends at %d", ErrNotContiguous, b.BaseOffset(), f.log.EndOffset())
+		}
+		if _, err := f.log.AppendReplica(b); err != nil {
+			return n, err
+		}
+		n++
+		records = rest
+	}
+	if hw := min(leaderHW, f.log.EndOffset()); hw > f.hw {
+		f.hw = hw
+	}
+	return n, nil
+}
