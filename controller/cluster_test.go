@@ -65,6 +65,22 @@ func listenLoopback(t *testing.T, addr string) net.Listener {
 // nNonvoters non-voters that join, and registers every node as a broker.
 func newTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 	t.Helper()
+	c := startTestCluster(t, nVoters, nNonvoters)
+	ctx := testContext(t)
+	for _, id := range c.ids {
+		n := c.node(id)
+		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id), RaftAddr: n.RaftAddr()}); err != nil {
+			t.Fatalf("register %d: %v", id, err)
+		}
+	}
+	c.waitConverged()
+	return c
+}
+
+// startTestCluster starts the nodes as newTestCluster does, without
+// registering any broker.
+func startTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, fwd: &testForwarder{nodes: map[int32]*Node{}}, cfgs: map[int32]NodeConfig{}}
 	lns := map[int32]net.Listener{}
 	for i := 1; i <= nVoters+nNonvoters; i++ {
@@ -89,13 +105,6 @@ func newTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 			t.Fatalf("join %d: %v", id, err)
 		}
 	}
-	for _, id := range c.ids {
-		n := c.node(id)
-		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id), RaftAddr: n.RaftAddr()}); err != nil {
-			t.Fatalf("register %d: %v", id, err)
-		}
-	}
-	c.waitConverged()
 	return c
 }
 

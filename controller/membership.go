@@ -1,0 +1,470 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/serf/serf"
+	"go.uber.org/zap"
+)
+
+// Membership is a broker's serf agent: gossip membership and failure
+// detection on the broker's gossip address, its tags carrying the broker's
+// id, client address, Raft address and rack.
+//
+// Every broker runs one; the one whose Node leads the Raft group acts on
+// what serf reports. A member that joins (or whose tags change) is
+// registered with a new broker epoch unless it is already registered and
+// alive with the same tags, and is added to Raft as a non-voter when it is
+// not a member yet. A member that fails or leaves is fenced with the epoch
+// currently registered for it, so news about an earlier incarnation of a
+// restarted broker cannot fence the current one (R10). On becoming leader,
+// and every ReconcileInterval while leading, the leader reconciles serf's
+// whole member list, so no event is lost across a leader change or a
+// failed proposal.
+//
+// Serf's events are read by one goroutine into a queue and handled in
+// order by another, so a slow Raft write never blocks serf's gossip. Close
+// stops both and shuts serf down.
+type Membership struct {
+	cfg  MembershipConfig
+	log  *zap.Logger
+	node *Node
+	serf *serf.Serf
+
+	events chan serf.Event // serf writes here; pump reads
+
+	qmu      sync.Mutex
+	queue    []serf.MemberEvent
+	overflow bool          // events were dropped: reconcile the whole list
+	queued   chan struct{} // capacity 1: a wake-up for run
+
+	// Warned about already, so each refusal is logged once; run only.
+	refused     map[int32]string // id → member client address
+	refusedRaft map[int32]string // id → member Raft address
+	passes      atomic.Uint64    // whole-list reconciles done, for tests
+
+	ctx    context.Context // cancelled by Close: ends in-flight writes
+	cancel context.CancelFunc
+	stop   chan struct{} // closed by Close: run and the joiner return
+	pumpCh chan struct{} // closed by Close after serf is shut down
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// maxQueued bounds the event queue. Beyond it events are dropped and the
+// next pass reconciles serf's whole member list instead.
+const maxQueued = 4096
+
+// StartMembership starts serf on cfg.BindAddr, starts handling its events
+// and, in the background, joins cfg.Join until one seed answers.
+func StartMembership(cfg MembershipConfig) (*Membership, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	sc, err := cfg.serfConfig()
+	if err != nil {
+		return nil, err
+	}
+	m := &Membership{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		node:        cfg.Node,
+		events:      make(chan serf.Event, 256),
+		queued:      make(chan struct{}, 1),
+		refused:     map[int32]string{},
+		refusedRaft: map[int32]string{},
+		stop:        make(chan struct{}),
+		pumpCh:      make(chan struct{}),
+	}
+	sc.EventCh = m.events
+	m.serf, err = serf.Create(sc)
+	if err != nil {
+		return nil, fmt.Errorf("membership: start serf on %s: %w", cfg.BindAddr, err)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.wg.Add(2)
+	go m.pump()
+	go m.run()
+	if len(cfg.Join) > 0 {
+		m.wg.Add(1)
+		go m.joinSeeds()
+	}
+	m.log.Info("membership started", zap.Int32("broker", cfg.ID), zap.String("gossip_addr", m.Addr()),
+		zap.Strings("join", cfg.Join))
+	return m, nil
+}
+
+// Addr returns the gossip address serf listens on (with the port it picked
+// when BindAddr's port is 0).
+func (m *Membership) Addr() string {
+	n := m.serf.Memberlist().LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Member is one serf member as this broker sees it.
+type Member struct {
+	ID         int32  `json:"id"`
+	Addr       string `json:"addr"`
+	RaftAddr   string `json:"raft_addr,omitempty"`
+	Rack       string `json:"rack,omitempty"`
+	GossipAddr string `json:"gossip_addr"`
+	Status     string `json:"status"` // serf's: alive, leaving, left, failed
+}
+
+// Members returns serf's member list, including this broker. Members
+// whose tags do not name a broker are left out.
+func (m *Membership) Members() []Member {
+	var out []Member
+	for _, sm := range m.serf.Members() {
+		if mb, err := parseMember(sm); err == nil {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+// Leave tells the cluster this broker is leaving and waits for the news to
+// spread (serf's broadcast timeout at most), so the leader fences it at
+// once rather than after failure detection. Call Close afterwards.
+func (m *Membership) Leave() error {
+	if err := m.serf.Leave(); err != nil {
+		return fmt.Errorf("membership: leave: %w", err)
+	}
+	return nil
+}
+
+// Close stops handling events and shuts serf down without leaving (the
+// others detect a failure; call Leave first to leave gracefully).
+// Idempotent.
+//
+// Serf and memberlist offer no way to wait for their own background
+// goroutines: once Shutdown has returned they only wait on its shutdown
+// channel, and exit within moments. Their event forwarder (serf's
+// serfQueries.stream) sends to our channel without watching shutdown, so
+// that channel is buffered and drained once more after Shutdown: it never
+// blocks there.
+func (m *Membership) Close() error {
+	m.closeOnce.Do(func() {
+		m.cancel()
+		close(m.stop)
+		if err := m.serf.Shutdown(); err != nil {
+			m.closeErr = fmt.Errorf("membership: shutdown serf: %w", err)
+		}
+		close(m.pumpCh)
+		m.wg.Wait()
+		m.log.Info("membership stopped", zap.Int32("broker", m.cfg.ID))
+	})
+	return m.closeErr
+}
+
+// pump moves serf's member events to the queue without ever blocking on
+// their handling.
+func (m *Membership) pump() {
+	defer m.wg.Done()
+	for {
+		select {
+		case e := <-m.events:
+			m.enqueue(e)
+		case <-m.pumpCh:
+			for {
+				select {
+				case <-m.events:
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (m *Membership) enqueue(e serf.Event) {
+	me, ok := e.(serf.MemberEvent)
+	if !ok {
+		return // user events and queries: not used
+	}
+	m.qmu.Lock()
+	if len(m.queue) < maxQueued {
+		m.queue = append(m.queue, me)
+	} else {
+		m.overflow = true
+	}
+	m.qmu.Unlock()
+	select {
+	case m.queued <- struct{}{}:
+	default:
+	}
+}
+
+// takeQueue returns the queued events and whether any were dropped, and
+// empties the queue.
+func (m *Membership) takeQueue() ([]serf.MemberEvent, bool) {
+	m.qmu.Lock()
+	defer m.qmu.Unlock()
+	q, over := m.queue, m.overflow
+	m.queue, m.overflow = nil, false
+	return q, over
+}
+
+// run handles events while this node leads, and reconciles the whole
+// member list when it becomes leader and every ReconcileInterval.
+func (m *Membership) run() {
+	defer m.wg.Done()
+	tick := time.NewTicker(m.cfg.ReconcileInterval)
+	defer tick.Stop()
+	wasLeader := false
+	for {
+		changed := m.node.Changed()
+		leader := m.node.IsLeader()
+		switch {
+		case !leader:
+			// The next leader reconciles what these events told.
+			m.takeQueue()
+		case !wasLeader:
+			// Events queued so far are older than the member list read
+			// now: drop them, or a stale "failed" could fence a broker
+			// that has come back since.
+			m.takeQueue()
+			m.log.Info("membership: controller leader reconciles members", zap.Int32("broker", m.cfg.ID))
+			m.reconcile(true)
+		default:
+			q, over := m.takeQueue()
+			if over {
+				m.reconcile(false)
+			} else {
+				for _, e := range q {
+					m.handleEvent(e)
+				}
+			}
+		}
+		wasLeader = leader
+		select {
+		case <-m.stop:
+			return
+		case <-changed:
+		case <-m.queued:
+		case <-tick.C:
+			if leader && m.node.IsLeader() {
+				m.reconcile(false)
+			}
+		}
+	}
+}
+
+func (m *Membership) handleEvent(e serf.MemberEvent) {
+	for _, sm := range e.Members {
+		mb, err := parseMember(sm)
+		if err != nil {
+			m.log.Debug("membership: not a broker", zap.String("member", sm.Name), zap.Error(err))
+			continue
+		}
+		m.log.Debug("membership event", zap.Stringer("event", e.Type), zap.Int32("member", mb.ID), zap.String("addr", mb.Addr))
+		switch e.Type {
+		case serf.EventMemberJoin, serf.EventMemberUpdate:
+			m.ensureRegistered(mb)
+		case serf.EventMemberFailed, serf.EventMemberLeave:
+			m.fence(mb)
+		}
+	}
+}
+
+// reconcile makes the metadata agree with serf's member list. barrier
+// first waits until this leader's FSM holds every committed command, as a
+// new leader's may lag the log it committed.
+func (m *Membership) reconcile(barrier bool) {
+	if barrier {
+		ctx, cancel := m.writeContext()
+		err := m.node.wait(ctx, m.node.raft.Barrier(m.cfg.WriteTimeout))
+		cancel()
+		if err != nil {
+			m.log.Debug("membership: barrier failed; reconcile later", zap.Error(err))
+			return
+		}
+	}
+	for _, sm := range m.serf.Members() {
+		mb, err := parseMember(sm)
+		if err != nil {
+			continue
+		}
+		switch sm.Status {
+		case serf.StatusAlive:
+			m.ensureRegistered(mb)
+		case serf.StatusFailed, serf.StatusLeft:
+			m.fence(mb)
+		}
+	}
+	m.passes.Add(1)
+}
+
+func (m *Membership) writeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(m.ctx, m.cfg.WriteTimeout)
+}
+
+// ensureRegistered registers an alive member unless it is registered and
+// alive with the same tags, and adds it to Raft as a non-voter unless it
+// is a member. A different broker registered and alive under its id is
+// never replaced.
+func (m *Membership) ensureRegistered(mb Member) {
+	b, ok := m.node.Metadata().Brokers[mb.ID]
+	if ok && b.State == BrokerAlive && b.Addr != mb.Addr {
+		if m.refused[mb.ID] != mb.Addr {
+			m.refused[mb.ID] = mb.Addr
+			m.log.Warn("membership: broker id already registered and alive at another address; refused",
+				zap.Int32("broker", mb.ID), zap.String("registered_addr", b.Addr), zap.String("member_addr", mb.Addr),
+				zap.Int64("epoch", b.Epoch))
+		}
+		return
+	}
+	delete(m.refused, mb.ID)
+	if !ok || b.State != BrokerAlive || b.RaftAddr != mb.RaftAddr || b.Rack != mb.Rack {
+		ctx, cancel := m.writeContext()
+		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr})
+		cancel()
+		if err != nil {
+			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("broker", mb.ID), zap.Error(err))
+			return
+		}
+		m.log.Info("broker registered", zap.Int32("broker", mb.ID), zap.String("addr", mb.Addr),
+			zap.String("raft_addr", mb.RaftAddr), zap.String("rack", mb.Rack), zap.Int64("epoch", epoch))
+	}
+	m.ensureRaftMember(mb)
+}
+
+// ensureRaftMember adds a broker with a Raft address to the Raft group as
+// a non-voter, or updates a non-voter's address. Voters are configured,
+// never moved by gossip.
+func (m *Membership) ensureRaftMember(mb Member) {
+	if mb.RaftAddr == "" {
+		return
+	}
+	servers, err := m.node.Servers()
+	if err != nil {
+		m.log.Debug("membership: read Raft configuration; retry at the next reconcile", zap.Error(err))
+		return
+	}
+	for _, s := range servers {
+		if s.ID != mb.ID {
+			continue
+		}
+		if s.Addr == mb.RaftAddr {
+			delete(m.refusedRaft, mb.ID)
+			return
+		}
+		if s.Voter {
+			if m.refusedRaft[mb.ID] != mb.RaftAddr {
+				m.refusedRaft[mb.ID] = mb.RaftAddr
+				m.log.Warn("membership: voter gossips another Raft address; configuration kept",
+					zap.Int32("broker", mb.ID), zap.String("raft_addr", s.Addr), zap.String("member_raft_addr", mb.RaftAddr))
+			}
+			return
+		}
+	}
+	ctx, cancel := m.writeContext()
+	err = m.node.AddNonvoter(ctx, mb.ID, mb.RaftAddr)
+	cancel()
+	if err != nil {
+		m.log.Debug("membership: add non-voter failed; retry at the next reconcile", zap.Int32("broker", mb.ID), zap.Error(err))
+	}
+}
+
+// fence marks a failed or departed member's registration offline, with
+// the epoch registered now. A registration at another address belongs to
+// another process (see ensureRegistered) and is left alone.
+func (m *Membership) fence(mb Member) {
+	b, ok := m.node.Metadata().Brokers[mb.ID]
+	if !ok || b.State != BrokerAlive || b.Addr != mb.Addr {
+		return
+	}
+	ctx, cancel := m.writeContext()
+	_, err := m.node.Propose(ctx, FenceBroker{ID: mb.ID, Epoch: b.Epoch})
+	cancel()
+	switch {
+	case errors.Is(err, ErrStaleBrokerEpoch):
+		m.log.Debug("membership: broker re-registered before the fence", zap.Int32("broker", mb.ID), zap.Int64("epoch", b.Epoch))
+	case err != nil:
+		m.log.Debug("membership: fence failed; retry at the next reconcile", zap.Int32("broker", mb.ID), zap.Error(err))
+	default:
+		m.log.Info("broker fenced", zap.Int32("broker", mb.ID), zap.String("addr", mb.Addr), zap.Int64("epoch", b.Epoch),
+			zap.String("status", mb.Status))
+	}
+}
+
+// joinSeeds joins the seeds, retrying every RetryJoinInterval until one
+// answers: brokers started together may come up in any order.
+func (m *Membership) joinSeeds() {
+	defer m.wg.Done()
+	for {
+		n, err := m.serf.Join(m.cfg.Join, false)
+		if n > 0 {
+			m.log.Info("membership joined", zap.Int32("broker", m.cfg.ID), zap.Int("seeds_answered", n))
+			return
+		}
+		m.log.Debug("membership: no seed answered; retrying", zap.Strings("join", m.cfg.Join), zap.Error(err))
+		t := time.NewTimer(m.cfg.RetryJoinInterval)
+		select {
+		case <-m.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tag keys carried by every broker's serf member.
+const (
+	tagID       = "id"
+	tagAddr     = "addr"
+	tagRaftAddr = "raft_addr"
+	tagRack     = "rack"
+)
+
+func parseMember(sm serf.Member) (Member, error) {
+	idStr, ok := sm.Tags[tagID]
+	if !ok {
+		return Member{}, errors.New("no id tag")
+	}
+	id, err := strconv.ParseInt(idStr, 10, 32)
+	if err != nil || id < 0 {
+		return Member{}, fmt.Errorf("id tag %q: want a broker id", idStr)
+	}
+	if sm.Name != idStr {
+		return Member{}, fmt.Errorf("name %q differs from id tag %q", sm.Name, idStr)
+	}
+	if sm.Tags[tagAddr] == "" {
+		return Member{}, errors.New("no addr tag")
+	}
+	return Member{
+		ID:         int32(id),
+		Addr:       sm.Tags[tagAddr],
+		RaftAddr:   sm.Tags[tagRaftAddr],
+		Rack:       sm.Tags[tagRack],
+		GossipAddr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
+		Status:     sm.Status.String(),
+	}, nil
+}
+
+// ParseSeeds parses a seed list "host:port[,host:port...]".
+func ParseSeeds(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if _, _, err := net.SplitHostPort(part); err != nil {
+			return nil, fmt.Errorf("join: %q: %w", part, err)
+		}
+		out = append(out, part)
+	}
+	return out, nil
+}

@@ -1,0 +1,421 @@
+package controller
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/serf/serf"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// testGossip makes serf detect a failure within a second or two on
+// loopback; memberlist's LAN defaults take tens of seconds.
+var testGossip = GossipTimings{
+	ProbeInterval:    100 * time.Millisecond,
+	ProbeTimeout:     80 * time.Millisecond,
+	GossipInterval:   20 * time.Millisecond,
+	PushPullInterval: time.Second,
+	TCPTimeout:       time.Second,
+	SuspicionMult:    4,
+}
+
+// memberCluster is a testCluster whose brokers each run a Membership.
+type memberCluster struct {
+	*testCluster
+	logs    *observer.ObservedLogs
+	logger  *zap.Logger
+	members map[int32]*Membership
+	gossip  map[int32]string // gossip address of each broker once started
+	seed    string
+	// reconcile is the members' ReconcileInterval.
+	reconcile time.Duration
+}
+
+func newMemberCluster(t *testing.T, nVoters int, reconcile time.Duration) *memberCluster {
+	t.Helper()
+	core, logs := observer.New(zapcore.InfoLevel)
+	mc := &memberCluster{
+		testCluster: startTestCluster(t, nVoters, 0),
+		logs:        logs,
+		logger:      zap.New(core),
+		members:     map[int32]*Membership{},
+		gossip:      map[int32]string{},
+		reconcile:   reconcile,
+	}
+	t.Cleanup(func() {
+		for _, m := range mc.members {
+			m.Close()
+		}
+		if t.Failed() {
+			for _, e := range logs.All() {
+				t.Logf("%s %s %v", e.Level, e.Message, e.ContextMap())
+			}
+		}
+	})
+	for _, id := range mc.ids {
+		mc.startMember(id, fmt.Sprintf("127.0.0.1:%d", 9000+id))
+	}
+	return mc
+}
+
+// startMember starts broker id's Membership on its node, on its earlier
+// gossip address if it had one, joining the first broker's.
+func (mc *memberCluster) startMember(id int32, addr string) *Membership {
+	mc.t.Helper()
+	return mc.startMemberOn(mc.node(id), id, addr)
+}
+
+func (mc *memberCluster) startMemberOn(n *Node, id int32, addr string) *Membership {
+	mc.t.Helper()
+	bind := mc.gossip[id]
+	if bind == "" {
+		bind = "127.0.0.1:0"
+	}
+	cfg := MembershipConfig{
+		ID: id, BindAddr: bind, Addr: addr, RaftAddr: n.RaftAddr(), Node: n,
+		Logger:            mc.logger.With(zap.Int32("on", id)),
+		ReconcileInterval: mc.reconcile,
+		WriteTimeout:      time.Second,
+		RetryJoinInterval: 50 * time.Millisecond,
+		Gossip:            testGossip,
+	}
+	if mc.seed != "" {
+		cfg.Join = []string{mc.seed}
+	}
+	var m *Membership
+	// The port may still be held for a moment after a restart.
+	waitFor(mc.t, 5*time.Second, func() bool {
+		var err error
+		m, err = StartMembership(cfg)
+		return err == nil
+	}, "membership started on "+bind)
+	mc.members[id] = m
+	mc.gossip[id] = m.Addr()
+	if mc.seed == "" {
+		mc.seed = m.Addr()
+	}
+	return m
+}
+
+// stopMember closes a broker's Membership without leaving.
+func (mc *memberCluster) stopMember(id int32) {
+	mc.t.Helper()
+	if err := mc.members[id].Close(); err != nil {
+		mc.t.Fatalf("close membership %d: %v", id, err)
+	}
+	delete(mc.members, id)
+}
+
+// addNode starts a node that is not in the Raft configuration: it waits
+// for the leader to add it. An untracked node is left out of running(),
+// so waits for convergence do not count on it.
+func (mc *memberCluster) addNode(id int32, tracked bool) *Node {
+	mc.t.Helper()
+	ln := listenLoopback(mc.t, "127.0.0.1:0")
+	cfg := NodeConfig{ID: id, Dir: mc.t.TempDir(), RaftAddr: ln.Addr().String(), Voters: mc.voters, Forwarder: mc.fwd}
+	testRaftTimings(&cfg)
+	cfg.Listener = ln
+	if !tracked {
+		n, err := StartNode(cfg)
+		if err != nil {
+			mc.t.Fatal(err)
+		}
+		mc.t.Cleanup(func() { n.Close() })
+		return n
+	}
+	mc.cfgs[id] = cfg
+	mc.ids = append(mc.ids, id)
+	return mc.startWith(cfg)
+}
+
+// waitBroker waits until every running node sees broker id as cond says.
+func (mc *memberCluster) waitBroker(id int32, what string, cond func(b *Broker) bool) *Broker {
+	mc.t.Helper()
+	var got *Broker
+	waitFor(mc.t, 15*time.Second, func() bool {
+		for _, n := range mc.running() {
+			b := n.Metadata().Brokers[id]
+			if b == nil || !cond(b) {
+				return false
+			}
+			got = b
+		}
+		return true
+	}, fmt.Sprintf("broker %d %s", id, what))
+	return got
+}
+
+func alive(addr string) func(*Broker) bool {
+	return func(b *Broker) bool { return b.State == BrokerAlive && b.Addr == addr }
+}
+
+func isNonvoter(n *Node, id int32) bool {
+	servers, err := n.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID == id {
+			return !s.Voter
+		}
+	}
+	return false
+}
+
+func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
+	mc := newMemberCluster(t, 3, 200*time.Millisecond)
+	for _, id := range []int32{1, 2, 3} {
+		b := mc.waitBroker(id, "alive", alive(fmt.Sprintf("127.0.0.1:%d", 9000+id)))
+		if b.Epoch < 1 || b.RaftAddr != mc.node(id).RaftAddr() {
+			t.Fatalf("broker %d registered as %+v", id, b)
+		}
+	}
+
+	// A broker outside the Raft group is registered and added as a
+	// non-voter, so its node receives the metadata log.
+	n4 := mc.addNode(4, true)
+	mc.startMember(4, "127.0.0.1:9004")
+	first := mc.waitBroker(4, "alive", alive("127.0.0.1:9004")).Epoch
+	waitFor(t, 10*time.Second, func() bool { return isNonvoter(mc.leader(), 4) }, "broker 4 a non-voter")
+	mc.waitConverged()
+	if n4.Metadata().Brokers[4] == nil {
+		t.Fatal("non-voter 4 does not hold the metadata")
+	}
+	if got := len(mc.members[1].Members()); got != 4 {
+		t.Errorf("broker 1 sees %d members, want 4", got)
+	}
+
+	// Spread leaders over the four brokers, so broker 4 leads a partition.
+	ctx := testContext(t)
+	top, err := mc.node(1).CreateTopic(ctx, TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := -1
+	for i, p := range top.Partitions {
+		if p.Leader == 4 {
+			led = i
+		}
+	}
+	if led < 0 {
+		t.Fatalf("no partition led by broker 4: %+v", top.Partitions)
+	}
+
+	// Its serf stops without leaving: once serf declares it failed, the
+	// leader fences the epoch it holds and takes its leadership away.
+	start := time.Now()
+	mc.stopMember(4)
+	mc.waitBroker(4, "offline", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch == first })
+	t.Logf("failure fenced after %v", time.Since(start))
+	if p := mc.leader().Metadata().Topics["t"].Partitions[led]; p.Leader != -1 {
+		t.Errorf("partition %d still led by %d after its leader was fenced", led, p.Leader)
+	}
+
+	// Restarted with the same id on the same gossip address: a new epoch.
+	mc.startMember(4, "127.0.0.1:9004")
+	second := mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > first }).Epoch
+	t.Logf("restarted broker 4: epoch %d -> %d", first, second)
+
+	// A graceful leave is fenced too, without waiting for failure
+	// detection.
+	if err := mc.members[4].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	mc.stopMember(4)
+	mc.waitBroker(4, "offline after leaving", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch == second })
+}
+
+func TestMembershipNewLeaderReconciles(t *testing.T) {
+	// A reconcile interval longer than the test: only the reconcile on
+	// becoming leader can register what the events missed.
+	mc := newMemberCluster(t, 3, time.Minute)
+	for _, id := range []int32{1, 2, 3} {
+		mc.waitBroker(id, "alive", alive(fmt.Sprintf("127.0.0.1:%d", 9000+id)))
+	}
+	// Leave node 1 alone: no quorum, no leader.
+	for _, id := range []int32{2, 3} {
+		mc.stopMember(id)
+		mc.stop(id)
+	}
+	waitFor(t, 10*time.Second, func() bool { _, ok := mc.node(1).Leader(); return !ok && !mc.node(1).IsLeader() }, "node 1 without a leader")
+
+	// Broker 9 joins while there is no leader: broker 1's serf sees it,
+	// nobody can act on it.
+	mc.addNode(9, true)
+	mc.startMember(9, "127.0.0.1:9009")
+	waitFor(t, 10*time.Second, func() bool {
+		for _, m := range mc.members[1].Members() {
+			if m.ID == 9 && m.Status == serf.StatusAlive.String() {
+				return true
+			}
+		}
+		return false
+	}, "broker 1's serf sees broker 9")
+	if b := mc.node(1).Metadata().Brokers[9]; b != nil {
+		t.Fatalf("broker 9 registered without a leader: %+v", b)
+	}
+
+	// Node 2 comes back without a Membership; leadership goes to node 1,
+	// whose Membership must reconcile.
+	mc.restart(2)
+	waitFor(t, 15*time.Second, func() bool {
+		if mc.node(1).IsLeader() {
+			return true
+		}
+		if n2 := mc.node(2); n2.IsLeader() {
+			// Best effort: the transfer may fail while the cluster
+			// settles, and the loop tries again.
+			n2.raft.LeadershipTransferToServer(raft.ServerID("1"), raft.ServerAddress(mc.node(1).RaftAddr()))
+		}
+		return false
+	}, "node 1 leads")
+	mc.waitBroker(9, "registered by the new leader", alive("127.0.0.1:9009"))
+	waitFor(t, 10*time.Second, func() bool { return isNonvoter(mc.node(1), 9) }, "broker 9 a non-voter")
+	// Serf saw 2 and 3 fail while nobody led: the reconcile fenced them.
+	for _, id := range []int32{2, 3} {
+		mc.waitBroker(id, "offline", func(b *Broker) bool { return b.State == BrokerOffline })
+	}
+	if mc.logs.FilterMessage("membership: controller leader reconciles members").FilterField(zap.Int32("on", 1)).Len() == 0 {
+		t.Error("node 1 did not log its reconcile on becoming leader")
+	}
+}
+
+func TestMembershipRefusesIDClash(t *testing.T) {
+	mc := newMemberCluster(t, 3, 100*time.Millisecond)
+	for _, id := range []int32{1, 2, 3} {
+		mc.waitBroker(id, "alive", alive(fmt.Sprintf("127.0.0.1:%d", 9000+id)))
+	}
+	// Broker 7 is registered and alive at one address (as a broker that
+	// registered itself would be)...
+	ctx := testContext(t)
+	epoch, err := mc.node(1).RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9007"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ...when a member claiming id 7 gossips another one.
+	n7 := mc.addNode(7, false)
+	mc.startMemberOn(n7, 7, "127.0.0.1:9999")
+	refused := func() bool {
+		return mc.logs.FilterLevelExact(zapcore.WarnLevel).
+			FilterMessage("membership: broker id already registered and alive at another address; refused").
+			FilterField(zap.Int32("broker", 7)).
+			FilterField(zap.String("registered_addr", "127.0.0.1:9007")).
+			FilterField(zap.String("member_addr", "127.0.0.1:9999")).Len() > 0
+	}
+	waitFor(t, 10*time.Second, refused, "the clash logged")
+	// Several reconciles later the registration is still the first one's.
+	lm := mc.members[mc.leader().ID()]
+	from := lm.passes.Load()
+	waitFor(t, 10*time.Second, func() bool { return lm.passes.Load() >= from+3 }, "three reconciles")
+	mc.waitConverged()
+	for _, n := range mc.running() {
+		if b := n.Metadata().Brokers[7]; b.Addr != "127.0.0.1:9007" || b.Epoch != epoch || b.State != BrokerAlive {
+			t.Fatalf("node %d: broker 7 is %+v after the clash, want the first registration", n.ID(), b)
+		}
+	}
+	if isNonvoter(mc.leader(), 7) {
+		t.Error("refused member added to Raft")
+	}
+	if n := mc.logs.FilterMessage("membership: broker id already registered and alive at another address; refused").Len(); n != 1 {
+		t.Errorf("clash logged %d times, want once", n)
+	}
+
+	// Once the first broker 7 is fenced, the member takes the id over.
+	if _, err := mc.node(1).Propose(ctx, FenceBroker{ID: 7, Epoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	mc.waitBroker(7, "registered at the member's address", func(b *Broker) bool {
+		return b.State == BrokerAlive && b.Addr == "127.0.0.1:9999" && b.Epoch == epoch+1
+	})
+}
+
+func TestParseMember(t *testing.T) {
+	ok := serf.Member{Name: "3", Addr: net.IPv4(127, 0, 0, 1), Port: 7946, Status: serf.StatusFailed,
+		Tags: map[string]string{tagID: "3", tagAddr: "h:9092", tagRaftAddr: "h:9093", tagRack: "r1"}}
+	got, err := parseMember(ok)
+	want := Member{ID: 3, Addr: "h:9092", RaftAddr: "h:9093", Rack: "r1", GossipAddr: "127.0.0.1:7946", Status: "failed"}
+	if err != nil || got != want {
+		t.Fatalf("parseMember = %+v, %v; want %+v", got, err, want)
+	}
+	for _, tc := range []struct {
+		name string
+		tags map[string]string
+		want string
+	}{
+		{"3", map[string]string{tagAddr: "h:1"}, "no id tag"},
+		{"x", map[string]string{tagID: "x", tagAddr: "h:1"}, "want a broker id"},
+		{"-1", map[string]string{tagID: "-1", tagAddr: "h:1"}, "want a broker id"},
+		{"4", map[string]string{tagID: "3", tagAddr: "h:1"}, "differs"},
+		{"3", map[string]string{tagID: "3"}, "no addr tag"},
+	} {
+		_, err := parseMember(serf.Member{Name: tc.name, Addr: net.IPv4(127, 0, 0, 1), Tags: tc.tags})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseMember(%s, %v) = %v, want an error with %q", tc.name, tc.tags, err, tc.want)
+		}
+	}
+}
+
+func TestParseSeedsAndValidate(t *testing.T) {
+	seeds, err := ParseSeeds(" a:1, b:2 ")
+	if err != nil || len(seeds) != 2 || seeds[0] != "a:1" || seeds[1] != "b:2" {
+		t.Fatalf("ParseSeeds = %v, %v", seeds, err)
+	}
+	if s, err := ParseSeeds(""); s != nil || err != nil {
+		t.Errorf("ParseSeeds(\"\") = %v, %v", s, err)
+	}
+	if _, err := ParseSeeds("a:1,nohost"); err == nil {
+		t.Error("ParseSeeds accepted an address without a port")
+	}
+	good := MembershipConfig{ID: 1, BindAddr: "127.0.0.1:0", Addr: "h:1", Node: &Node{}}
+	for _, tc := range []struct {
+		edit func(*MembershipConfig)
+		want string
+	}{
+		{func(c *MembershipConfig) {}, ""},
+		{func(c *MembershipConfig) { c.ID = -1 }, "ID"},
+		{func(c *MembershipConfig) { c.Node = nil }, "Node"},
+		{func(c *MembershipConfig) { c.Addr = "" }, "Addr"},
+		{func(c *MembershipConfig) { c.BindAddr = "nope" }, "BindAddr"},
+		{func(c *MembershipConfig) { c.BindAddr = "h:99999" }, "BindAddr"},
+		{func(c *MembershipConfig) { c.AdvertiseAddr = "x" }, "AdvertiseAddr"},
+		{func(c *MembershipConfig) { c.Join = []string{"x"} }, "Join"},
+		{func(c *MembershipConfig) { c.WriteTimeout = -1 }, "negative"},
+	} {
+		c := good
+		tc.edit(&c)
+		err := c.Validate()
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("Validate(%+v) = %v", c, err)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate = %v, want an error naming %s", err, tc.want)
+		}
+	}
+}
+
+// Close is idempotent and leaves none of serf's or memberlist's
+// goroutines behind. Serf offers no way to wait for them, so some are
+// still exiting when Close returns; goleak retries until they are gone.
+func TestMembershipCloseIdempotent(t *testing.T) {
+	mc := &memberCluster{testCluster: startTestCluster(t, 1, 0), logger: zap.NewNop(),
+		members: map[int32]*Membership{}, gossip: map[int32]string{}, reconcile: 100 * time.Millisecond}
+	mc.leader()
+	before := goleak.IgnoreCurrent()
+	m := mc.startMember(1, "127.0.0.1:9001")
+	mc.waitBroker(1, "alive", alive("127.0.0.1:9001"))
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	goleak.VerifyNone(t, before)
+}
