@@ -212,7 +212,9 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	// leader fences the epoch it holds and takes its leadership away.
 	start := time.Now()
 	mc.stopMember(4)
-	mc.waitBroker(4, "offline", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch == first })
+	// (A spurious failure under load may have re-registered it since:
+	// the epoch is first or later, never earlier.)
+	fenced := mc.waitBroker(4, "offline", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch >= first }).Epoch
 	t.Logf("failure fenced after %v", time.Since(start))
 	if p := mc.leader().Metadata().Topics["t"].Partitions[led]; p.Leader != -1 {
 		t.Errorf("partition %d still led by %d after its leader was fenced", led, p.Leader)
@@ -220,8 +222,8 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 
 	// Restarted with the same id on the same gossip address: a new epoch.
 	mc.startMember(4, "127.0.0.1:9004")
-	second := mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > first }).Epoch
-	t.Logf("restarted broker 4: epoch %d -> %d", first, second)
+	second := mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > fenced }).Epoch
+	t.Logf("restarted broker 4: epoch %d -> %d", fenced, second)
 
 	// A graceful leave is fenced too, without waiting for failure
 	// detection.
@@ -229,7 +231,7 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	mc.stopMember(4)
-	mc.waitBroker(4, "offline after leaving", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch == second })
+	mc.waitBroker(4, "offline after leaving", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch >= second })
 }
 
 func TestMembershipNewLeaderReconciles(t *testing.T) {
@@ -323,8 +325,9 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 	if isNonvoter(mc.leader(), 7) {
 		t.Error("refused member added to Raft")
 	}
-	if n := mc.logs.FilterMessage("membership: broker id already registered and alive at another address; refused").Len(); n != 1 {
-		t.Errorf("clash logged %d times, want once", n)
+	if n := mc.logs.FilterMessage("membership: broker id already registered and alive at another address; refused").
+		FilterField(zap.Int32("on", lm.cfg.ID)).Len(); n != 1 {
+		t.Errorf("clash logged %d times by the leader, want once", n)
 	}
 
 	// Once the first broker 7 is fenced, the member takes the id over.
