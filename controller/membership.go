@@ -222,10 +222,11 @@ func (m *Membership) run() {
 	defer m.wg.Done()
 	tick := time.NewTicker(m.cfg.ReconcileInterval)
 	defer tick.Stop()
-	wasLeader := false
+	wasLeader := false // and has reconciled since it became leader
 	for {
 		changed := m.node.Changed()
 		leader := m.node.IsLeader()
+		var retry <-chan time.Time
 		switch {
 		case !leader:
 			// The next leader reconciles what these events told.
@@ -236,7 +237,11 @@ func (m *Membership) run() {
 			// that has come back since.
 			m.takeQueue()
 			m.log.Info("membership: controller leader reconciles members", zap.Int32("broker", m.cfg.ID))
-			m.reconcile(true)
+			if !m.reconcile(true) {
+				// Take over again shortly (or on the next wake-up).
+				leader = false
+				retry = time.After(m.cfg.WriteTimeout / 10)
+			}
 		default:
 			q, over := m.takeQueue()
 			if over {
@@ -253,6 +258,7 @@ func (m *Membership) run() {
 			return
 		case <-changed:
 		case <-m.queued:
+		case <-retry:
 		case <-tick.C:
 			if leader && m.node.IsLeader() {
 				m.reconcile(false)
@@ -280,15 +286,16 @@ func (m *Membership) handleEvent(e serf.MemberEvent) {
 
 // reconcile makes the metadata agree with serf's member list. barrier
 // first waits until this leader's FSM holds every committed command, as a
-// new leader's may lag the log it committed.
-func (m *Membership) reconcile(barrier bool) {
+// new leader's may lag the log it committed; false means that failed and
+// nothing was done.
+func (m *Membership) reconcile(barrier bool) bool {
 	if barrier {
 		ctx, cancel := m.writeContext()
 		err := m.node.wait(ctx, m.node.raft.Barrier(m.cfg.WriteTimeout))
 		cancel()
 		if err != nil {
 			m.log.Debug("membership: barrier failed; reconcile later", zap.Error(err))
-			return
+			return false
 		}
 	}
 	for _, sm := range m.serf.Members() {
@@ -304,6 +311,7 @@ func (m *Membership) reconcile(barrier bool) {
 		}
 	}
 	m.passes.Add(1)
+	return true
 }
 
 func (m *Membership) writeContext() (context.Context, context.CancelFunc) {
