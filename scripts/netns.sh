@@ -20,10 +20,10 @@
 #
 # Addresses: 10.77.0.1/24 on the bridge in the root namespace, where the
 # clients run; host I is 10.77.0.(10+I) on eth0 inside its namespace. No
-# other address range is used, and up refuses to run if 10.77.0.0/24 is
-# already in use on the machine. Every iptables rule carries a comment that
-# starts with "sluice-netns", so heal, rejoin and down find them even after a
-# crash. iptables (the Debian package) is installed with apt-get when missing.
+# other address range is used (IPv6 is disabled on every interface made
+# here), and up refuses to run if 10.77.0.0/24 is already in use on the
+# machine. Every iptables rule carries a comment that starts with
+# "sluice-netns", so heal, rejoin and down find them even after a crash. iptables (the Debian package) is installed with apt-get when missing.
 set -euo pipefail
 
 NS_PREFIX=sluice-h
@@ -114,6 +114,9 @@ cmd_up() {
 		die "a route to $NET.0/24 exists already; refusing to touch it"
 	fi
 	ip link add "$BRIDGE" type bridge 2>/dev/null || die "cannot create bridge $BRIDGE (kernel without bridge support?)"
+	# IPv4 only: no IPv6 link-local addresses, which the IPv4 cuts would
+	# not cover.
+	[ ! -w /proc/sys/net/ipv6/conf/$BRIDGE/disable_ipv6 ] || echo 1 >/proc/sys/net/ipv6/conf/$BRIDGE/disable_ipv6
 	ip addr add "$NET.1/24" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
 	# With br_netfilter loaded, bridged frames traverse the root namespace's
@@ -123,11 +126,18 @@ cmd_up() {
 		need_iptables
 		ipt "" -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -m comment --comment "$TAG:bridge" -j ACCEPT
 	fi
-	local i
+	local i f
 	for i in $(seq 1 "$n"); do
 		ip netns add "$(ns "$i")"
+		# /proc/sys/net is the namespace's own when read from inside it.
+		ip netns exec "$(ns "$i")" sh -c 'for d in all default; do
+			f=/proc/sys/net/ipv6/conf/$d/disable_ipv6
+			[ ! -w "$f" ] || echo 1 >"$f"
+		done'
 		ip link add "$VETH_PREFIX$i" type veth peer name eth0 netns "$(ns "$i")" 2>/dev/null ||
 			die "cannot create veth pair for host $i (kernel without veth support?)"
+		f=/proc/sys/net/ipv6/conf/$VETH_PREFIX$i/disable_ipv6
+		[ ! -w "$f" ] || echo 1 >"$f"
 		ip link set "$VETH_PREFIX$i" master "$BRIDGE"
 		ip link set "$VETH_PREFIX$i" up
 		ip -n "$(ns "$i")" link set lo up

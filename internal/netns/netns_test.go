@@ -56,6 +56,14 @@ func TestCutHealIsolate(t *testing.T) {
 	ctx := t.Context()
 	startServers(t, h)
 
+	t.Log("IPv4 only: no IPv6 address the IPv4 cuts would miss")
+	for i := 1; i <= h.N; i++ {
+		out, err := h.Command(ctx, i, "ip", "-6", "addr", "show").CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+			t.Errorf("host %d has IPv6 (%v): %s", i, err, out)
+		}
+	}
+
 	t.Log("all hosts reach each other")
 	expect(t, h, 1, both("2", true, both("3", true, nil)))
 	expect(t, h, 2, both("1", true, both("3", true, nil)))
