@@ -23,7 +23,8 @@
 # other address range is used (IPv6 is disabled on every interface made
 # here), and up refuses to run if 10.77.0.0/24 is already in use on the
 # machine. Every iptables rule carries a comment that starts with
-# "sluice-netns", so heal, rejoin and down find them even after a crash. iptables (the Debian package) is installed with apt-get when missing.
+# "sluice-netns", so heal, rejoin and down find them even after a crash.
+# iptables (the Debian package) is installed with apt-get when missing.
 set -euo pipefail
 
 NS_PREFIX=sluice-h
