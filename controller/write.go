@@ -79,18 +79,33 @@ func (n *Node) AddNonvoter(ctx context.Context, id int32, raftAddr string) error
 
 // Join makes this node a member: a node already in the Raft configuration
 // returns at once; any other asks the leader, through the configured
-// voters, to add it as a non-voter.
+// voters, to add it as a non-voter. Adding a server is idempotent, so a
+// leader lost while committing the change (the outcome unknown) is simply
+// asked again, until ctx ends.
 func (n *Node) Join(ctx context.Context) error {
-	servers, err := n.Servers()
-	if err != nil {
-		return err
-	}
-	for _, s := range servers {
-		if s.ID == n.self.ID {
-			return nil
+	for {
+		servers, err := n.Servers()
+		if err != nil {
+			return err
+		}
+		for _, s := range servers {
+			if s.ID == n.self.ID {
+				return nil
+			}
+		}
+		err = n.AddNonvoter(ctx, n.self.ID, n.self.Addr)
+		if err == nil || !errors.Is(err, raft.ErrLeadershipLost) {
+			return err
+		}
+		n.log.Debug("join: leadership lost while adding this node; asking again", zap.Error(err))
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
 		}
 	}
-	return n.AddNonvoter(ctx, n.self.ID, n.self.Addr)
 }
 
 // write runs r on the leader: here when this node leads, else through the
