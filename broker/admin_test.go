@@ -243,6 +243,19 @@ func TestDeleteTopicWithFetchesInFlight(t *testing.T) {
 		defer p.wmu.Unlock()
 		return len(p.waiters) == 1
 	})
+	// And the fetch behind it handled (its response, holding Views, queued
+	// while the writer waits for the long-poll): the scenario needs both
+	// before the topic changes.
+	waitFor(t, "the queued fetch", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for c := range b.conns {
+			if len(c.resps) > 0 {
+				return true
+			}
+		}
+		return false
+	})
 	for _, alter := range []bool{true, false} {
 		if alter {
 			// Reopening the log to apply a config has the same shape.

@@ -12,10 +12,17 @@
 // connection's bound and the broker-wide MemoryBudget (waiting if need
 // be), and only then read, into a buffer that grows as bytes arrive.
 //
-// Metadata comes from a MetadataStore (controller.Local on a single node);
-// the partition manager (partitions.go) follows its changes: it opens the
-// log of each partition assigned to this broker in <data-dir>/<topic>-<n>,
-// deletes the data of deleted topics and applies altered configs.
+// Metadata comes from the controller: every broker runs a controller.Node,
+// a voter or non-voter of the Raft group that replicates the cluster
+// metadata (one voter alone when no voters are configured), and serves
+// Metadata and the config APIs from its local copy. Metadata writes go to
+// the Raft leader; a broker that does not lead forwards them to the
+// leader broker over the protocol (ControllerForward, forward.go). The
+// partition manager (partitions.go) follows the metadata: it opens the log
+// of each partition this broker leads in <data-dir>/<topic>-<n>, closes
+// those it no longer leads, deletes the data of deleted topics and applies
+// altered configs. Without replication (yet), a broker serves produce and
+// fetch only for the partitions it leads.
 //
 // Durability and visibility (R2, R12): a produce is acknowledged once
 // log.Append returned, which for fsync=always topics means synced; Fetch
@@ -60,8 +67,11 @@ type Broker struct {
 	panics atomic.Int64
 
 	// Set by Start.
-	store      MetadataStore
-	ownStore   *controller.Local // opened by Start, closed by Close
+	node       *controller.Node // the controller; Start opens it, Close closes it
+	store      MetadataStore    // the node, as the handlers use it
+	fwd        *forwarder
+	epoch      atomic.Int64 // broker epoch from the last registration
+	ready      atomic.Bool  // registered and partitions reconciled: serve clients
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu
@@ -123,6 +133,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if b.dirLock, err = lockDir(b.cfg.DataDir); err != nil {
 		return err
 	}
+	if err := checkLegacyMetadata(b.cfg.DataDir); err != nil {
+		return err
+	}
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
@@ -133,32 +146,40 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if advertised == "" {
 		advertised = b.addr
 	}
-	b.store = b.cfg.Metadata
-	if b.store == nil {
-		local, err := controller.OpenLocal(b.cfg.DataDir, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised})
-		if err != nil {
-			return fmt.Errorf("broker: %w", err)
-		}
-		b.store, b.ownStore = local, local
+	regCtx, cancel := context.WithTimeout(ctx, b.cfg.RegisterTimeout)
+	defer cancel()
+	if err := b.startController(regCtx); err != nil {
+		return err
 	}
 	b.parts = newPartitions(b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger)
+
+	// Serve before registering: a leader broker must answer the forwarded
+	// registrations of the others while it registers itself.
+	b.connCtx, b.connCancel = context.WithCancel(context.Background())
+	b.bg.Add(1)
+	go func() { defer b.bg.Done(); b.acceptLoop() }()
+	if err := b.register(regCtx, advertised); err != nil {
+		return err
+	}
+
+	// The node's FSM now holds every change up to our registration, so the
+	// metadata is current enough to tell orphaned data from live data.
 	md := b.store.Metadata()
 	if err := b.parts.removeOrphans(md); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	b.parts.reconcile(md)
-
-	b.connCtx, b.connCancel = context.WithCancel(context.Background())
+	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(3)
-	go func() { defer b.bg.Done(); b.acceptLoop() }()
+	b.bg.Add(2)
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
 	b.mu.Lock()
 	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
 	b.mu.Unlock()
 	b.logger.Info("broker listening", zap.String("addr", b.addr), zap.String("advertised", advertised),
+		zap.String("raft_addr", b.node.RaftAddr()), zap.Int64("epoch", b.epoch.Load()),
 		zap.String("data_dir", b.cfg.DataDir), zap.Int("topics", len(md.Topics)))
 	return nil
 }
@@ -173,9 +194,32 @@ func (b *Broker) Serve(ctx context.Context) error {
 	return b.Close()
 }
 
+// Epoch is this broker's epoch from its registration at Start (R10): a
+// restarted broker gets a new one.
+func (b *Broker) Epoch() int64 { return b.epoch.Load() }
+
+// RaftAddr is the address of this broker's Raft transport, or "" before
+// Start.
+func (b *Broker) RaftAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.node == nil {
+		return ""
+	}
+	return b.node.RaftAddr()
+}
+
 // Addr is the address the broker listens on (useful with port 0), or ""
-// before Start.
+// until Start has registered the broker and it serves clients.
 func (b *Broker) Addr() string {
+	if !b.ready.Load() {
+		return ""
+	}
+	return b.listenAddr()
+}
+
+// listenAddr is the bound address as soon as the listener is open.
+func (b *Broker) listenAddr() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.addr
@@ -210,8 +254,8 @@ func (b *Broker) Close() error {
 		if b.parts != nil {
 			errs = append(errs, b.parts.closeAll())
 		}
-		if b.ownStore != nil {
-			errs = append(errs, b.ownStore.Close())
+		if b.node != nil {
+			errs = append(errs, b.node.Close())
 		}
 		if b.dirLock != nil {
 			errs = append(errs, b.dirLock.Close())

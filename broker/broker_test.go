@@ -26,6 +26,11 @@ func TestConfigValidate(t *testing.T) {
 		{"connections", func(c *Config) { c.MaxConnections = -1 }, "MaxConnections"},
 		{"inflight", func(c *Config) { c.MaxInflightPerConn = -3 }, "MaxInflightPerConn"},
 		{"timeout", func(c *Config) { c.FrameReadTimeout = -time.Second }, "FrameReadTimeout"},
+		{"raft addr", func(c *Config) { c.RaftAddr = "nope" }, "RaftAddr"},
+		{"voters", func(c *Config) { c.Voters = "1@a:1,x" }, "Voters"},
+		{"join", func(c *Config) { c.Join = "nope" }, "Join"},
+		{"non-voter without join", func(c *Config) { c.Voters = "2@h:1"; c.BrokerID = 1 }, "Join"},
+		{"raft timeout", func(c *Config) { c.RaftHeartbeatTimeout = -1 }, "RaftHeartbeatTimeout"},
 		{"topic default key", func(c *Config) { c.TopicDefaults = map[string]string{"nope": "1"} }, "TopicDefaults"},
 		{"topic default combo", func(c *Config) {
 			c.TopicDefaults = map[string]string{"segment.bytes": "4096", "max.message.bytes": "8192"}

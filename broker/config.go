@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,23 +15,30 @@ import (
 
 // Defaults applied by Config.WithDefaults to zero fields.
 const (
-	DefaultListenAddr           = "127.0.0.1:7092"
-	DefaultDataDir              = "./data"
-	DefaultBrokerID             = 1
-	DefaultMaxFrameBytes        = 100 << 20
-	DefaultMaxConnections       = 10000
-	DefaultMaxInflightPerConn   = 100
-	DefaultMemoryBudget         = 512 << 20
-	DefaultFrameReadTimeout     = 30 * time.Second
-	DefaultIdleTimeout          = 10 * time.Minute
-	DefaultWriteTimeout         = 30 * time.Second
-	DefaultRetentionCheck       = 5 * time.Minute
-	DefaultMaxFetchWait         = 5 * time.Minute
-	DefaultPartitions           = 1
-	DefaultReplicationFactor    = 1
-	DefaultClusterID            = "sluice"
-	minFrameBytes               = 1 << 10
-	defaultShutdownWriteTimeout = 5 * time.Second
+	DefaultListenAddr         = "127.0.0.1:7092"
+	DefaultDataDir            = "./data"
+	DefaultBrokerID           = 1
+	DefaultMaxFrameBytes      = 100 << 20
+	DefaultMaxConnections     = 10000
+	DefaultMaxInflightPerConn = 100
+	DefaultMemoryBudget       = 512 << 20
+	DefaultFrameReadTimeout   = 30 * time.Second
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultWriteTimeout       = 30 * time.Second
+	DefaultRetentionCheck     = 5 * time.Minute
+	DefaultMaxFetchWait       = 5 * time.Minute
+	DefaultPartitions         = 1
+	DefaultReplicationFactor  = 1
+	DefaultClusterID          = "sluice"
+	DefaultRegisterTimeout    = 60 * time.Second
+	// DefaultRaftTimeout is the Raft heartbeat and election timeout of a
+	// broker in a cluster of several voters; a single voter (no Voters,
+	// no Join) uses DefaultSingleVoterRaftTimeout, so a lone broker elects
+	// itself in a fraction of a second.
+	DefaultRaftTimeout            = time.Second
+	DefaultSingleVoterRaftTimeout = 100 * time.Millisecond
+	minFrameBytes                 = 1 << 10
+	defaultShutdownWriteTimeout   = 5 * time.Second
 )
 
 // Config configures a Broker. The zero value of every field means its
@@ -42,8 +51,8 @@ type Config struct {
 	// AdvertisedAddr is the host:port clients are told to connect to in
 	// Metadata responses. Default: the address the listener bound.
 	AdvertisedAddr string
-	// DataDir holds the metadata file and one directory per partition,
-	// <topic>-<partition>. Default ./data.
+	// DataDir holds the controller's Raft state (raft/) and one directory
+	// per partition, <topic>-<partition>. Default ./data.
 	DataDir string
 	// BrokerID is this broker's id in the cluster metadata. Default 1.
 	BrokerID int32
@@ -94,9 +103,35 @@ type Config struct {
 	// Kafka's broker-level log.* settings do. Each entry is validated.
 	TopicDefaults map[string]string
 
-	// Metadata is the metadata store. Default: a controller.Local in
-	// DataDir, opened by Start and closed by Close.
-	Metadata MetadataStore
+	// RaftAddr is the address of the controller's Raft transport,
+	// host:port. Default: ListenAddr's host with its port + 1
+	// (127.0.0.1:7093 beside the default 127.0.0.1:7092; port 0 when the
+	// listen port is 0). The Raft log and snapshots live in <DataDir>/raft.
+	RaftAddr string
+	// RaftListener, when set, is used instead of listening on RaftAddr
+	// (tests bind every broker's Raft port before they know the voter
+	// list). The broker closes it.
+	RaftListener net.Listener
+	// Voters is the Raft voter set, "id@host:port,..." (Raft addresses;
+	// controller.ParseVoters). Empty: this broker alone is a one-voter
+	// cluster, unless Join is set. A broker not in the list is a non-voter.
+	Voters string
+	// Join is the client address of any broker of an existing cluster.
+	// A broker started with Join and without Voters asks that broker for
+	// the voter set and joins the Raft group as a non-voter.
+	Join string
+	// Rack is this broker's rack, used by placement. Default none.
+	Rack string
+	// RaftHeartbeatTimeout and RaftElectionTimeout are Raft's timeouts.
+	// Default DefaultRaftTimeout, or DefaultSingleVoterRaftTimeout for a
+	// one-voter cluster.
+	RaftHeartbeatTimeout time.Duration
+	RaftElectionTimeout  time.Duration
+	// RegisterTimeout bounds how long Start waits for a controller leader
+	// to register this broker (every voter of a new cluster must be
+	// started within it). Default 60 s.
+	RegisterTimeout time.Duration
+
 	// Logger receives structured logs. Default zap.NewNop().
 	Logger *zap.Logger
 }
@@ -108,6 +143,22 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = defaultRaftAddr(c.ListenAddr)
+	}
+	raftTimeout := DefaultRaftTimeout
+	if c.Voters == "" && c.Join == "" {
+		raftTimeout = DefaultSingleVoterRaftTimeout
+	}
+	if c.RaftHeartbeatTimeout == 0 {
+		c.RaftHeartbeatTimeout = raftTimeout
+	}
+	if c.RaftElectionTimeout == 0 {
+		c.RaftElectionTimeout = raftTimeout
+	}
+	if c.RegisterTimeout == 0 {
+		c.RegisterTimeout = DefaultRegisterTimeout
 	}
 	if c.BrokerID == 0 {
 		c.BrokerID = DefaultBrokerID
@@ -157,6 +208,20 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
+// defaultRaftAddr is listen's host with the next port, or port 0 when
+// listen's port is 0 (or not a number: Validate reports that).
+func defaultRaftAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n <= 0 || n >= 65535 {
+		n = -1
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n+1))
+}
+
 // ErrConfig matches (errors.Is) every error returned by Config.Validate.
 var ErrConfig = errors.New("invalid broker config")
 
@@ -174,6 +239,23 @@ func (c Config) Validate() error {
 	if c.AdvertisedAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
 			return fieldError("AdvertisedAddr", c.AdvertisedAddr, err.Error())
+		}
+	}
+	if c.RaftListener == nil {
+		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+			return fieldError("RaftAddr", c.RaftAddr, err.Error())
+		}
+	}
+	voters, err := controller.ParseVoters(c.Voters)
+	if err != nil {
+		return fieldError("Voters", c.Voters, err.Error())
+	}
+	if len(voters) > 0 && c.Join == "" && !slices.ContainsFunc(voters, func(s controller.Server) bool { return s.ID == c.BrokerID }) {
+		return fieldError("Join", `""`, fmt.Sprintf("broker %d is not among Voters: a non-voter needs Join, the client address of a broker to join through", c.BrokerID))
+	}
+	if c.Join != "" {
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			return fieldError("Join", c.Join, err.Error())
 		}
 	}
 	switch {
@@ -201,6 +283,12 @@ func (c Config) Validate() error {
 		return fieldError("RetentionCheckInterval", c.RetentionCheckInterval, "below 1ms")
 	case c.DefaultPartitions < 1 || c.DefaultPartitions > controller.MaxPartitions:
 		return fieldError("DefaultPartitions", c.DefaultPartitions, fmt.Sprintf("want 1 to %d", controller.MaxPartitions))
+	case c.RaftHeartbeatTimeout < time.Millisecond:
+		return fieldError("RaftHeartbeatTimeout", c.RaftHeartbeatTimeout, "below 1ms")
+	case c.RaftElectionTimeout < time.Millisecond:
+		return fieldError("RaftElectionTimeout", c.RaftElectionTimeout, "below 1ms")
+	case c.RegisterTimeout < 0:
+		return fieldError("RegisterTimeout", c.RegisterTimeout, "negative")
 	case c.DefaultReplicationFactor < 1:
 		return fieldError("DefaultReplicationFactor", c.DefaultReplicationFactor, "below 1")
 	}

@@ -86,6 +86,14 @@ func (c *conn) handle(req *request) (resp *response) {
 // that does not decode.
 func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) error {
 	c.dec.Reset(body)
+	if !c.b.ready.Load() && h.Key != protocol.APIVersions && h.Key != protocol.ControllerForward {
+		// Starting: the controller's metadata may lag until this broker is
+		// registered, and an answer from it would be wrong (a topic
+		// reported unknown). Only other brokers' forwarded writes, which
+		// this broker may be the leader for, are served meanwhile.
+		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
+		return nil
+	}
 	switch h.Key {
 	case protocol.Produce:
 		return c.handleProduce(h, resp)
@@ -110,6 +118,10 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleDescribeConfigs(h, resp)
 	case protocol.AlterConfigs:
 		return c.handleAlterConfigs(h, resp)
+	case protocol.ControllerForward:
+		return c.handleControllerForward(h, resp)
+	case protocol.DescribeCluster:
+		return c.handleDescribeCluster(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
@@ -211,7 +223,13 @@ func (c *conn) lookup(topic string, index int32) (*partition, protocol.ErrorCode
 	if !ok || index < 0 || int(index) >= len(t.Partitions) {
 		return nil, protocol.ErrUnknownTopicOrPartition
 	}
-	if t.Partitions[index].Leader != c.b.cfg.BrokerID {
+	switch leader := t.Partitions[index].Leader; {
+	case leader < 0:
+		return nil, protocol.ErrLeaderNotAvailable // offline: no leader yet
+	case leader != c.b.cfg.BrokerID:
+		if b, ok := md.Brokers[leader]; !ok || b.State != controller.BrokerAlive {
+			return nil, protocol.ErrLeaderNotAvailable
+		}
 		return nil, protocol.ErrNotLeaderOrFollower
 	}
 	// Ours, but its log is not open (yet, or it failed to open): a

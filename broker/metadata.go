@@ -11,8 +11,7 @@ import (
 // MetadataStore is everything the broker needs from the cluster metadata:
 // the current snapshot, a signal when it changes, and the topic changes
 // clients ask for. No handler touches metadata storage except through it.
-// controller.Local implements it for a single node; the Raft controller
-// replaces it behind the same interface.
+// controller.Node implements it, on a single broker as in a cluster.
 type MetadataStore interface {
 	// Metadata returns the current immutable snapshot.
 	Metadata() *controller.Metadata
@@ -26,7 +25,7 @@ type MetadataStore interface {
 	AlterConfigs(ctx context.Context, name string, set map[string]string, remove []string) error
 }
 
-var _ MetadataStore = (*controller.Local)(nil)
+var _ MetadataStore = (*controller.Node)(nil)
 
 // adminErrorCode maps a metadata store error to the protocol code a client
 // can act on, and the message to send with it.

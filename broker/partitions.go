@@ -132,7 +132,7 @@ type topicParts struct {
 }
 
 // partitions is the partition manager: it opens a log for every partition
-// the metadata assigns to this broker, closes and deletes those of deleted
+// this broker leads, closes those it no longer leads, closes and deletes those of deleted
 // topics, reopens logs whose topic configs changed, and runs retention.
 type partitions struct {
 	dataDir  string
@@ -229,9 +229,16 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		for len(parts) < len(t.Partitions) {
 			parts = append(parts, nil)
 		}
+		var closing []*partition
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
-			if !slices.Contains(mp.Replicas, m.self) {
+			if mp.Leader != m.self {
+				// Without replication a broker holds only what it leads:
+				// close a log it no longer leads (its data stays).
+				if parts[i] != nil {
+					closing = append(closing, parts[i])
+					parts[i] = nil
+				}
 				continue
 			}
 			if parts[i] == nil || parts[i].isClosed() {
@@ -244,6 +251,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		m.mu.Lock()
 		m.topics[name] = &topicParts{id: t.ID, parts: parts}
 		m.mu.Unlock()
+		m.closeLeft(closing)
 		if created {
 			m.logger.Info("topic opened", zap.String("topic", name), zap.Int("partitions", len(t.Partitions)))
 		}
@@ -333,6 +341,23 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))
 	p.log, p.cfg, p.state = l, pc, stateOpen
 	lg.Info("topic config applied")
+}
+
+// closeLeft closes the logs of partitions this broker no longer leads,
+// once they are out of the table so no new request finds them.
+func (m *partitions) closeLeft(parts []*partition) {
+	for _, p := range parts {
+		l := p.shut(stateClosed)
+		p.notify()
+		if l == nil {
+			continue
+		}
+		if err := l.Close(); err != nil {
+			m.logger.Error("close partition no longer led", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
+			continue
+		}
+		m.logger.Info("partition no longer led; closed", zap.String("topic", p.topic), zap.Int32("partition", p.index))
+	}
 }
 
 // deleteTopic closes a deleted topic's logs and removes their data.

@@ -1,0 +1,162 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// raftDir is the controller's directory under the data directory.
+const raftDir = "raft"
+
+// legacyMetadataFile is the single-node metadata store of earlier builds.
+const legacyMetadataFile = "metadata.json"
+
+// checkLegacyMetadata refuses a data directory written by the single-node
+// metadata store of earlier builds: its topics are not in the Raft log, so
+// starting would treat every partition directory as an orphan and delete
+// it.
+func checkLegacyMetadata(dataDir string) error {
+	_, err := os.Stat(filepath.Join(dataDir, legacyMetadataFile))
+	if err != nil {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, raftDir)); err == nil {
+		return nil
+	}
+	return fmt.Errorf("broker: data dir %s was written by an earlier single-node build (%s, no %s/): its topics would be lost; start with an empty data dir",
+		dataDir, legacyMetadataFile, raftDir)
+}
+
+// startController starts this broker's controller node: a voter when
+// Voters names it or is empty (and no Join), else a non-voter that joins.
+func (b *Broker) startController(ctx context.Context) error {
+	voters, err := controller.ParseVoters(b.cfg.Voters)
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	b.fwd = &forwarder{clientID: "broker-" + strconv.Itoa(int(b.cfg.BrokerID)), timeout: defaultAdminTimeout}
+	if b.cfg.Join != "" {
+		// Described every start: the cluster's brokers' addresses are
+		// what this broker forwards to before it holds metadata.
+		described, err := b.describeJoin(ctx)
+		if err != nil {
+			return err
+		}
+		if len(voters) == 0 {
+			voters = described
+		}
+	}
+	hb := b.cfg.RaftHeartbeatTimeout
+	node, err := controller.StartNode(controller.NodeConfig{
+		ID:                 b.cfg.BrokerID,
+		Dir:                filepath.Join(b.cfg.DataDir, raftDir),
+		RaftAddr:           b.cfg.RaftAddr,
+		Listener:           b.cfg.RaftListener,
+		Voters:             voters,
+		Forwarder:          b.fwd,
+		Logger:             b.logger.Named("controller"),
+		HeartbeatTimeout:   hb,
+		ElectionTimeout:    b.cfg.RaftElectionTimeout,
+		LeaderLeaseTimeout: hb / 2,
+		CommitTimeout:      10 * time.Millisecond,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	b.mu.Lock()
+	b.node = node
+	b.mu.Unlock()
+	b.store = node
+	b.fwd.store = node
+	return nil
+}
+
+// describeJoin asks the broker at Join for the cluster, retrying until ctx
+// ends: it returns the voters and remembers every broker's client address
+// so this broker can forward before it holds any metadata.
+func (b *Broker) describeJoin(ctx context.Context) ([]controller.Server, error) {
+	for {
+		var resp protocol.DescribeClusterResponse
+		err := call(ctx, b.cfg.Join, b.fwd.clientID, defaultAdminTimeout, &protocol.DescribeClusterRequest{}, &resp)
+		if err == nil && resp.ErrorCode != protocol.NoError {
+			err = resp.ErrorCode.Err()
+		}
+		var voters []controller.Server
+		for _, s := range resp.Servers {
+			if s.Voter {
+				voters = append(voters, controller.Server{ID: s.ID, Addr: s.RaftAddr, Voter: true})
+			}
+		}
+		if err == nil && len(voters) == 0 {
+			err = errors.New("no voters reported")
+		}
+		if err == nil {
+			for _, br := range resp.Brokers {
+				b.fwd.hint(br.ID, br.Addr)
+			}
+			return voters, nil
+		}
+		b.logger.Warn("join: describe cluster", zap.String("join", b.cfg.Join), zap.Error(err))
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("broker: join %s: %w (last error: %w)", b.cfg.Join, ctx.Err(), err)
+		}
+	}
+}
+
+// register makes this broker a member of the Raft group (a joining
+// non-voter asks the leader to add it), keeps its Raft address current in
+// the group, and registers it as a broker with a new epoch (R10).
+func (b *Broker) register(ctx context.Context, advertised string) error {
+	if err := b.node.Join(ctx); err != nil {
+		return fmt.Errorf("broker: join the controller group: %w", err)
+	}
+	epoch, err := b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
+		RaftAddr: b.node.RaftAddr()})
+	if err != nil {
+		return fmt.Errorf("broker: register with the controller: %w", err)
+	}
+	b.epoch.Store(epoch)
+	if err := b.updateRaftAddr(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// updateRaftAddr corrects this broker's Raft address in the group when it
+// changed since the group last saw it (a broker on port 0 restarted).
+func (b *Broker) updateRaftAddr(ctx context.Context) error {
+	servers, err := b.node.Servers()
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	self := b.node.RaftAddr()
+	for _, s := range servers {
+		if s.ID != b.cfg.BrokerID || s.Addr == self {
+			continue
+		}
+		b.logger.Info("controller: Raft address changed", zap.String("was", s.Addr), zap.String("raft_addr", self))
+		if s.Voter {
+			err = b.node.AddVoter(ctx, s.ID, self)
+		} else {
+			err = b.node.AddNonvoter(ctx, s.ID, self)
+		}
+		if err != nil {
+			return fmt.Errorf("broker: update Raft address: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// forwarder carries controller writes to the controller leader over the
+// sluice protocol (controller.Forwarder): it dials the leader broker's
+// client address and sends one ControllerForward request. The Raft server
+// id is the broker id; the address comes from the registered brokers in
+// the metadata, or, before this broker has any metadata (joining), from
+// the brokers the cluster described at join.
+//
+// A connection per write: metadata writes are rare, and a fresh dial
+// makes "not sent" exact — a dial failure proves the request was never
+// written, which is what lets the controller retry it safely.
+type forwarder struct {
+	store interface{ Metadata() *controller.Metadata }
+	// clientID names this broker in the leader's request logs.
+	clientID string
+	timeout  time.Duration // dial and exchange bound when ctx has none
+
+	mu    sync.Mutex
+	hints map[int32]string // broker id → client address, from Join
+}
+
+var _ controller.Forwarder = (*forwarder)(nil)
+
+// hint records a broker's client address learned outside the metadata.
+func (f *forwarder) hint(id int32, addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hints == nil {
+		f.hints = map[int32]string{}
+	}
+	f.hints[id] = addr
+}
+
+func (f *forwarder) addr(id int32) string {
+	if f.store != nil {
+		if md := f.store.Metadata(); md != nil {
+			if b, ok := md.Brokers[id]; ok && b.Addr != "" {
+				return b.Addr
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hints[id]
+}
+
+// Forward sends req to broker to.ID and returns the controller's answer.
+func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byte) ([]byte, error) {
+	addr := f.addr(to.ID)
+	if addr == "" {
+		return nil, fmt.Errorf("broker %d: client address unknown: %w", to.ID, controller.ErrLeaderUnreachable)
+	}
+	var resp protocol.ControllerForwardResponse
+	err := call(ctx, addr, f.clientID, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
+	var ue *unsentError
+	switch {
+	case errors.As(err, &ue):
+		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, err)
+	case err != nil:
+		return nil, fmt.Errorf("broker %d at %s: %w", to.ID, addr, err)
+	case resp.ErrorCode != protocol.NoError:
+		// By the uniform error rule the broker did not run the request
+		// (it cannot serve the API): nothing was proposed.
+		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, resp.ErrorCode.Err())
+	}
+	return resp.Payload, nil
+}
+
+// unsentError is a failure before any byte of the request was written.
+type unsentError struct{ err error }
+
+func (e *unsentError) Error() string { return e.err.Error() }
+func (e *unsentError) Unwrap() error { return e.err }
+
+// call sends one request to addr on a new connection and decodes the
+// answer into resp. A failure to connect is an *unsentError.
+func call(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(timeout)
+	}
+	d := net.Dialer{Deadline: deadline}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return &unsentError{err: fmt.Errorf("dial: %w", err)}
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	if err := nc.SetDeadline(deadline); err != nil {
+		return &unsentError{err: err}
+	}
+	h := protocol.RequestHeader{Key: req.Key(), CorrelationID: 1, ClientID: clientID}
+	frame, err := protocol.AppendRequest(nil, &h, req)
+	if err != nil {
+		return &unsentError{err: fmt.Errorf("encode %v: %w", req.Key(), err)}
+	}
+	if _, err := nc.Write(frame); err != nil {
+		return fmt.Errorf("send %v: %w", req.Key(), err)
+	}
+	fr := protocol.NewFrameReader(nc, protocol.DefaultMaxFrameSize)
+	got, err := fr.Next()
+	if err != nil {
+		return fmt.Errorf("read %v response: %w", req.Key(), err)
+	}
+	corr, body, err := protocol.ParseResponse(got)
+	if err != nil {
+		return err
+	}
+	if corr != h.CorrelationID {
+		return fmt.Errorf("%v response: correlation id %d, want %d", req.Key(), corr, h.CorrelationID)
+	}
+	if err := protocol.Decode(resp, body, 0); err != nil {
+		return fmt.Errorf("%v response: %w", req.Key(), err)
+	}
+	return nil
+}
