@@ -27,7 +27,7 @@ type conn struct {
 	clientID string
 	maxFrame int
 
-	versions [64]int16 // negotiated version per API key; -1 unsupported
+	versions [versionSlots]int16 // negotiated version per API (versionSlot); -1 unsupported
 
 	calls    chan *call    // to the writer; unbuffered so a dead conn takes no more
 	inflight chan *call    // writer → reader, in wire order
@@ -54,6 +54,26 @@ type call struct {
 // maxPipelined bounds the requests written but not yet answered on one
 // connection; the writer waits when it is reached.
 const maxPipelined = 256
+
+// versionSlots holds the Kafka-range keys below 64 and, after them, the
+// first few internal keys (protocol.InternalKeyBase and up).
+const (
+	kafkaSlots    = 64
+	internalSlots = 8
+	versionSlots  = kafkaSlots + internalSlots
+)
+
+// versionSlot is k's index in conn.versions, or -1 for a key this client
+// never sends.
+func versionSlot(k protocol.APIKey) int {
+	switch {
+	case k >= 0 && k < kafkaSlots:
+		return int(k)
+	case k >= protocol.InternalKeyBase && k < protocol.InternalKeyBase+internalSlots:
+		return kafkaSlots + int(k-protocol.InternalKeyBase)
+	}
+	return -1
+}
 
 // dialConn connects to addr and negotiates API versions. The conn's
 // goroutines stop when it fails or is closed; close waits for them.
@@ -87,7 +107,7 @@ func (c *conn) negotiate(ctx context.Context) error {
 	for i := range c.versions {
 		c.versions[i] = -1
 	}
-	c.versions[protocol.APIVersions] = 0
+	c.versions[versionSlot(protocol.APIVersions)] = 0
 	var resp protocol.APIVersionsResponse
 	if err := c.do(ctx, &protocol.APIVersionsRequest{}, &resp, time.Hour, false); err != nil {
 		return fmt.Errorf("broker %s: api versions: %w", c.addr, err)
@@ -97,12 +117,13 @@ func (c *conn) negotiate(ctx context.Context) error {
 	}
 	for _, r := range resp.APIs {
 		lo, hi, ok := r.Key.Versions()
-		if !ok || int(r.Key) >= len(c.versions) {
+		slot := versionSlot(r.Key)
+		if !ok || slot < 0 {
 			continue
 		}
 		v := min(hi, r.Max)
 		if v >= max(lo, r.Min) {
-			c.versions[r.Key] = v
+			c.versions[slot] = v
 		}
 	}
 	return nil
@@ -141,8 +162,8 @@ func (c *conn) close() {
 // so the caller must not reuse resp after an error. ownBody: see call.
 func (c *conn) do(ctx context.Context, req, resp protocol.Message, timeout time.Duration, ownBody bool) error {
 	v := int16(-1)
-	if k := int(req.Key()); k < len(c.versions) {
-		v = c.versions[k]
+	if slot := versionSlot(req.Key()); slot >= 0 {
+		v = c.versions[slot]
 	}
 	if v < 0 {
 		return fmt.Errorf("broker %s: %v: %w", c.addr, req.Key(), protocol.ErrUnsupportedVersion)

@@ -26,11 +26,27 @@ func newBrokerCmd() *cobra.Command {
 		Short: "Run a broker",
 		Long: `Run a broker: listen for clients, keep partitions under the data directory.
 
+Every broker runs the controller: a member of the Raft group that holds the
+cluster metadata, with its state in <data-dir>/raft. With no --voters (and
+no --join) the broker is a one-voter cluster of its own. Brokers named in
+--voters bootstrap the group together (start them all within a minute);
+a broker started with --join asks that broker for the voters and joins as
+a non-voter.
+
 SIGTERM or SIGINT shuts it down gracefully: it stops accepting, finishes the
 requests in flight, flushes every log and writes clean-shutdown markers, then
 exits 0. A second signal exits at once.`,
-		Example: `  # a single-node broker on 127.0.0.1:7092 with data in ./data
+		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
+
+  # three voters on one machine
+  V=1@127.0.0.1:7093,2@127.0.0.1:7193,3@127.0.0.1:7293
+  sluice broker --broker-id 1 --listen 127.0.0.1:7092 --data-dir d1 --voters $V
+  sluice broker --broker-id 2 --listen 127.0.0.1:7192 --data-dir d2 --voters $V
+  sluice broker --broker-id 3 --listen 127.0.0.1:7292 --data-dir d3 --voters $V
+
+  # a fourth broker joining as a non-voter
+  sluice broker --broker-id 4 --listen 127.0.0.1:7392 --data-dir d4 --join 127.0.0.1:7092
 
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
@@ -59,7 +75,7 @@ exits 0. A second signal exits at once.`,
 				defer stop()
 				fmt.Fprintf(os.Stderr, "sluice broker pprof on http://%s/debug/pprof/\n", addr)
 			}
-			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, data in %s\n", cfg.BrokerID, b.Addr(), cfg.DataDir)
+			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, raft on %s, data in %s\n", cfg.BrokerID, b.Addr(), b.RaftAddr(), cfg.DataDir)
 			<-ctx.Done()
 			// The first signal cancelled ctx; from here on a second one gets
 			// the default action and ends the process at once.
@@ -72,6 +88,10 @@ exits 0. A second signal exits at once.`,
 	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", os.Getenv("SLUICE_ADVERTISED_ADDR"), "address clients are told to connect to; default: the listen address (env SLUICE_ADVERTISED_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", broker.DefaultDataDir), "directory for partition logs and metadata (env SLUICE_DATA_DIR)")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", os.Getenv("SLUICE_RAFT_ADDR"), "address of the controller's Raft transport; default: the listen port + 1 (env SLUICE_RAFT_ADDR)")
+	f.StringVar(&cfg.Voters, "voters", os.Getenv("SLUICE_VOTERS"), "Raft voters, id@raft-host:port,...; empty: this broker alone (env SLUICE_VOTERS)")
+	f.StringVar(&cfg.Join, "join", os.Getenv("SLUICE_JOIN"), "client address of a broker of an existing cluster to join as a non-voter (env SLUICE_JOIN)")
+	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")

@@ -52,6 +52,7 @@ Start a broker, create a topic, produce and consume:
 		newProduceCmd(g),
 		newConsumeCmd(g),
 		newBenchCmd(g),
+		newClusterCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/sluicemq/sluice/client"
+)
+
+// `sluice cluster status --json` and `cluster brokers` against a single
+// broker: it is the controller, its only voter and its only broker, alive
+// at epoch 1, and a topic's partitions all have a leader.
+func TestCLIClusterStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	addr, _ := startBroker(t, bin, t.TempDir())
+	sluice(t, bin, addr, "", "topic", "create", "st", "--partitions", "2")
+
+	var st clusterStatusJSON
+	out := sluice(t, bin, addr, "", "cluster", "status", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if !st.ControllerKnown || st.ControllerID != 1 || len(st.Voters) != 1 || st.Voters[0].ID != 1 || len(st.NonVoters) != 0 {
+		t.Fatalf("controller and voters: %+v", st)
+	}
+	if len(st.Brokers) != 1 || st.Brokers[0].Addr != addr || st.Brokers[0].State != "alive" || st.Brokers[0].Epoch != 1 ||
+		st.Brokers[0].RaftAddr != st.Voters[0].RaftAddr {
+		t.Fatalf("brokers: %+v", st.Brokers)
+	}
+	if st.TopicCount != 1 || st.PartitionCount != 2 || len(st.Offline) != 0 || len(st.UnderReplicated) != 0 {
+		t.Fatalf("partitions: %+v", st)
+	}
+	if out := sluice(t, bin, addr, "", "cluster", "status"); !strings.Contains(out, "controller: broker 1") ||
+		!strings.Contains(out, "without a leader: 0") {
+		t.Fatalf("status:\n%s", out)
+	}
+	out = sluice(t, bin, addr, "", "cluster", "brokers", "--json")
+	var brokers []map[string]any
+	if err := json.Unmarshal([]byte(out), &brokers); err != nil || len(brokers) != 1 || brokers[0]["state"] != "alive" {
+		t.Fatalf("brokers --json: %v\n%s", err, out)
+	}
+}
+
+func TestClusterStatusFindsUnhealthyPartitions(t *testing.T) {
+	var st clusterStatusJSON
+	st.addPartitions("t", []client.PartitionDescription{
+		{Partition: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}},
+		{Partition: 1, Leader: -1, Replicas: []int32{2}, ISR: []int32{2}},
+		{Partition: 2, Leader: 1, Replicas: []int32{1, 3}, ISR: []int32{1}},
+	})
+	if st.PartitionCount != 3 || len(st.Offline) != 1 || st.Offline[0].Partition != 1 ||
+		len(st.UnderReplicated) != 1 || st.UnderReplicated[0].Partition != 2 {
+		t.Fatalf("status: %+v", st)
+	}
+}
