@@ -40,11 +40,13 @@ type testCluster struct {
 	ids    []int32
 }
 
-// testRaftTimings are short so elections take a fraction of a second.
+// testRaftTimings are short so elections take well under a second, but
+// not so short that a leader under -race on a loaded 2-core CI machine
+// loses its lease while committing (150/100 ms did, now and then).
 func testRaftTimings(c *NodeConfig) {
-	c.HeartbeatTimeout = 150 * time.Millisecond
-	c.ElectionTimeout = 150 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatTimeout = 400 * time.Millisecond
+	c.ElectionTimeout = 400 * time.Millisecond
+	c.LeaderLeaseTimeout = 300 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	c.TrailingLogs = 4
 	c.ApplyTimeout = 5 * time.Second
