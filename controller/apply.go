@@ -18,7 +18,7 @@ var (
 
 // Result is what an applied command reports besides its error.
 type Result struct {
-	// Index is the Raft log index the command was applied at (0 in Local).
+	// Index is the Raft log index the command was applied at.
 	Index uint64
 	// BrokerEpoch is the new epoch from RegisterBroker.
 	BrokerEpoch int64

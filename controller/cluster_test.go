@@ -509,7 +509,7 @@ func TestNodeWithoutForwarderRefusesWrites(t *testing.T) {
 }
 
 // metadataStore is broker.MetadataStore, restated here (the broker imports
-// this package): Node must drop in where Local is used today.
+// this package): Node is what the broker uses.
 type metadataStore interface {
 	Metadata() *Metadata
 	Changed() <-chan struct{}
@@ -518,10 +518,7 @@ type metadataStore interface {
 	AlterConfigs(ctx context.Context, name string, set map[string]string, remove []string) error
 }
 
-var (
-	_ metadataStore = (*Node)(nil)
-	_ metadataStore = (*Local)(nil)
-)
+var _ metadataStore = (*Node)(nil)
 
 func TestClusterMinorityCannotCommit(t *testing.T) {
 	c := newTestCluster(t, 3, 1)
