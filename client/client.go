@@ -137,13 +137,29 @@ func New(ctx context.Context, opts ...Opt) (*Client, error) {
 	c.meta.init()
 	c.prod.init(c)
 	c.cons.init(c)
-	if err := c.refreshMetadata(ctx); err != nil {
+	if err := c.bootstrap(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("client: bootstrap: %w", err)
 	}
 	c.wg.Add(1)
 	go c.metadataLoop()
 	return c, nil
+}
+
+// bootstrap fetches the first metadata. A seed that is down or answers
+// with an error (BROKER_NOT_AVAILABLE while it starts, say) is not the end:
+// each try asks the next seed, up to RequestRetries more tries with
+// backoff, within ctx.
+func (c *Client) bootstrap(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := c.refreshMetadata(ctx)
+		if err == nil || attempt >= c.cfg.requestRetries || ctx.Err() != nil {
+			return err
+		}
+		if serr := c.sleep(ctx, c.backoff(attempt+1)); serr != nil {
+			return err
+		}
+	}
 }
 
 // Close sends what the producer has buffered (see the package comment),

@@ -237,3 +237,25 @@ func TestBootstrapFromAnySeed(t *testing.T) {
 		t.Fatal("bootstrap from no reachable broker succeeded")
 	}
 }
+
+// A seed that answers BROKER_NOT_AVAILABLE (a broker still starting) does
+// not fail the bootstrap while another seed can answer.
+func TestBootstrapPastUnavailableSeed(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if key == protocol.Metadata && b == fc.brokers[1] { // the seed tried first
+			return action{resp: &protocol.MetadataResponse{ErrorCode: protocol.ErrBrokerNotAvailable}}
+		}
+		return action{}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs := fc.addrs()
+	for range 4 { // the seed order rotates: each start may hit the bad one first
+		c, err := New(ctx, SeedBrokers(addrs...), RetryBackoff(time.Millisecond, 5*time.Millisecond))
+		if err != nil {
+			t.Fatalf("bootstrap with one unavailable seed: %v", err)
+		}
+		c.Close()
+	}
+}
