@@ -310,7 +310,8 @@ func PlanCreateTopic(m *Metadata, spec TopicSpec) (CreateTopic, error) {
 	if _, ok := m.Topics[spec.Name]; ok {
 		return CreateTopic{}, fmt.Errorf("%w: %q", ErrTopicExists, spec.Name)
 	}
-	placed, err := Place(m.AliveBrokers(), spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
+	brokers := RackOrder(m.AliveBrokers(), func(id int32) string { return m.Brokers[id].Rack })
+	placed, err := Place(brokers, spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
 	if err != nil {
 		return CreateTopic{}, err
 	}

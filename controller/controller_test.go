@@ -2,6 +2,8 @@ package controller
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -102,6 +104,66 @@ func TestPlace(t *testing.T) {
 	} {
 		if _, err := Place(brokers, tc.n, tc.rf, 0); !errors.Is(err, tc.err) {
 			t.Errorf("Place(n=%d, rf=%d) = %v, want %v", tc.n, tc.rf, err, tc.err)
+		}
+	}
+}
+
+func TestRackAwarePlacement(t *testing.T) {
+	racks := map[int32]string{1: "a", 2: "a", 3: "b", 4: "b", 5: "c", 6: "c"}
+	order := RackOrder([]int32{1, 2, 3, 4, 5, 6}, func(id int32) string { return racks[id] })
+	if want := []int32{1, 3, 5, 2, 4, 6}; !slices.Equal(order, want) {
+		t.Fatalf("RackOrder = %v, want %v", order, want)
+	}
+	placed, err := Place(order, 12, 3, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]int{}
+	for p, replicas := range placed {
+		seen := map[string]bool{}
+		for _, b := range replicas {
+			if seen[racks[b]] {
+				t.Fatalf("partition %d: replicas %v put two on rack %s", p, replicas, racks[b])
+			}
+			seen[racks[b]] = true
+		}
+		leaders[replicas[0]]++
+	}
+	for id := range racks {
+		if leaders[id] != 2 {
+			t.Errorf("broker %d leads %d partitions, want 2", id, leaders[id])
+		}
+	}
+	// Without racks the order is the brokers' own.
+	plain := []int32{1, 2, 3}
+	if got := RackOrder(plain, func(int32) string { return "" }); !slices.Equal(got, plain) {
+		t.Fatalf("RackOrder without racks = %v", got)
+	}
+	// Uneven racks: every broker appears once.
+	uneven := map[int32]string{1: "a", 2: "a", 3: "a", 4: "b"}
+	got := RackOrder([]int32{1, 2, 3, 4}, func(id int32) string { return uneven[id] })
+	if want := []int32{1, 4, 2, 3}; !slices.Equal(got, want) {
+		t.Fatalf("RackOrder uneven = %v, want %v", got, want)
+	}
+}
+
+// CreateTopic's plan spreads each partition's replicas over the brokers'
+// racks.
+func TestPlanCreateTopicUsesRacks(t *testing.T) {
+	m := NewMetadata()
+	for id, rack := range map[int32]string{1: "a", 2: "a", 3: "b", 4: "b"} {
+		var err error
+		if m, _, err = Apply(m, RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", id), Rack: rack, RaftAddr: fmt.Sprintf("h:%d", id+100)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := PlanCreateTopic(m, TopicSpec{Name: "t", Partitions: 8, ReplicationFactor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, replicas := range plan.Replicas {
+		if r0, r1 := m.Brokers[replicas[0]].Rack, m.Brokers[replicas[1]].Rack; r0 == r1 {
+			t.Fatalf("partition %d: replicas %v both on rack %s", p, replicas, r0)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"sort"
 )
 
 // Placement errors.
@@ -41,4 +42,36 @@ func Place(brokers []int32, n int32, rf int16, start int) ([][]int32, error) {
 		out[p] = r
 	}
 	return out, nil
+}
+
+// RackOrder orders brokers (sorted ids) so that consecutive entries are on
+// different racks wherever the racks allow: one broker from each rack in
+// turn (racks by name, brokers by id within a rack). Place over this order
+// puts the rf replicas of a partition on rf different racks whenever there
+// are at least rf racks, as Kafka's rack-aware assignment does. Brokers
+// with no rack form one rack named ""; with no racks at all the order is
+// unchanged.
+func RackOrder(brokers []int32, rackOf func(int32) string) []int32 {
+	byRack := map[string][]int32{}
+	var racks []string
+	for _, id := range brokers {
+		r := rackOf(id)
+		if _, ok := byRack[r]; !ok {
+			racks = append(racks, r)
+		}
+		byRack[r] = append(byRack[r], id)
+	}
+	if len(racks) <= 1 {
+		return brokers
+	}
+	sort.Strings(racks)
+	out := make([]int32, 0, len(brokers))
+	for i := 0; len(out) < len(brokers); i++ {
+		for _, r := range racks {
+			if ids := byRack[r]; i < len(ids) {
+				out = append(out, ids[i])
+			}
+		}
+	}
+	return out
 }
