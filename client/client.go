@@ -62,6 +62,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -321,6 +322,21 @@ func topCode(m protocol.Message) protocol.ErrorCode {
 		return r.ErrorCode
 	case *protocol.APIVersionsResponse:
 		return r.ErrorCode
+	case *protocol.DescribeClusterResponse:
+		return r.ErrorCode
+	case *protocol.ControllerForwardResponse:
+		return r.ErrorCode
+	}
+	// Every response has a top-level error code (the protocol's uniform
+	// rule); a type added without a case above is still read, by name.
+	v := reflect.ValueOf(m)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() == reflect.Struct {
+		if f := v.FieldByName("ErrorCode"); f.IsValid() && f.Type() == reflect.TypeFor[protocol.ErrorCode]() {
+			return protocol.ErrorCode(f.Int())
+		}
 	}
 	return protocol.NoError
 }
