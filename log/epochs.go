@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"go.uber.org/zap"
+
 	"github.com/sluicemq/sluice/record"
 )
 
@@ -44,6 +46,14 @@ func (c *epochCache) assign(epoch int32, offset int64) bool {
 	}
 	c.entries = append(c.entries, EpochStart{Epoch: epoch, StartOffset: offset})
 	return true
+}
+
+// latest is the newest epoch in the cache, -1 when it is empty.
+func (c *epochCache) latest() int32 {
+	if n := len(c.entries); n > 0 {
+		return c.entries[n-1].Epoch
+	}
+	return -1
 }
 
 // truncateFrom drops the entries of epochs starting at or after offset.
@@ -125,16 +135,16 @@ func (l *Log) loadEpochs() error {
 	err := c.load()
 	if err == nil {
 		changed := c.truncateFrom(end)
-		if n := len(c.entries); (n == 0) != (l.lastEpoch < 0) || (n > 0 && c.entries[n-1].Epoch != l.lastEpoch) {
-			err = errEpochCacheStale
-		} else if changed {
-			return c.save()
-		} else {
+		if c.latest() == l.lastEpoch {
+			if changed {
+				return c.save()
+			}
 			return nil
 		}
+		err = errEpochCacheStale
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		l.logger.Warn("rebuilding the leader-epoch cache from the log")
+		l.logger.Warn("rebuilding the leader-epoch cache from the log", zap.Error(err))
 	}
 	if err := l.rebuildEpochs(); err != nil {
 		return err
@@ -187,10 +197,7 @@ func (l *Log) EndOffsetForEpoch(epoch int32) (int32, int64) {
 func (l *Log) LatestEpoch() int32 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n := len(l.epochs.entries); n > 0 {
-		return l.epochs.entries[n-1].Epoch
-	}
-	return -1
+	return l.epochs.latest()
 }
 
 // Epochs returns a copy of the leader-epoch cache, oldest first.
