@@ -64,7 +64,9 @@ const (
 	ErrUnsupportedCompressionType   ErrorCode = 76
 	ErrStaleBrokerEpoch             ErrorCode = 77
 	ErrOffsetNotAvailable           ErrorCode = 78
+	ErrPreferredLeaderNotAvailable  ErrorCode = 80
 	ErrEligibleLeadersNotAvailable  ErrorCode = 83
+	ErrElectionNotNeeded            ErrorCode = 84
 	ErrInvalidRecord                ErrorCode = 87
 	ErrThrottlingQuotaExceeded      ErrorCode = 89
 	ErrProducerFenced               ErrorCode = 90
@@ -134,7 +136,9 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrUnsupportedCompressionType:   {"UNSUPPORTED_COMPRESSION_TYPE", false, false, "the compression codec is not supported"},
 	ErrStaleBrokerEpoch:             {"STALE_BROKER_EPOCH", false, false, "the broker epoch is stale"},
 	ErrOffsetNotAvailable:           {"OFFSET_NOT_AVAILABLE", true, false, "the offset is not available yet (leader catching up)"},
+	ErrPreferredLeaderNotAvailable:  {"PREFERRED_LEADER_NOT_AVAILABLE", true, false, "the preferred leader is not alive or not in the ISR"},
 	ErrEligibleLeadersNotAvailable:  {"ELIGIBLE_LEADERS_NOT_AVAILABLE", true, false, "no replica eligible for leadership is available"},
+	ErrElectionNotNeeded:            {"ELECTION_NOT_NEEDED", false, false, "the preferred replica already leads the partition"},
 	ErrInvalidRecord:                {"INVALID_RECORD", false, false, "a record failed validation"},
 	ErrThrottlingQuotaExceeded:      {"THROTTLING_QUOTA_EXCEEDED", true, false, "a quota was exceeded"},
 	ErrProducerFenced:               {"PRODUCER_FENCED", false, false, "a newer producer with the same id is active"},

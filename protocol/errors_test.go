@@ -62,7 +62,8 @@ func TestErrorCodeProperties(t *testing.T) {
 	}
 	// Wire numbers that clients in the field depend on: Kafka's.
 	wire := map[ErrorCode]int16{ErrUnknownServerError: -1, ErrOffsetOutOfRange: 1, ErrNotLeaderOrFollower: 6,
-		ErrNotEnoughReplicasAfterAppend: 20, ErrUnsupportedVersion: 35, ErrNotController: 41, ErrFencedLeaderEpoch: 74}
+		ErrNotEnoughReplicasAfterAppend: 20, ErrUnsupportedVersion: 35, ErrNotController: 41, ErrFencedLeaderEpoch: 74,
+		ErrPreferredLeaderNotAvailable: 80, ErrEligibleLeadersNotAvailable: 83, ErrElectionNotNeeded: 84}
 	for c, n := range wire {
 		if int16(c) != n {
 			t.Errorf("%v is %d, want %d", c, int16(c), n)

@@ -253,13 +253,19 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 11 {
-		t.Errorf("%d APIs, want 11", len(seen))
+	if len(seen) != 14 {
+		t.Errorf("%d APIs, want 14", len(seen))
 	}
-	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" {
+	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" ||
+		DescribeReplicas.String() != "DescribeReplicas" {
 		t.Error("internal APIs are not in the table")
 	}
-	for _, k := range []APIKey{-1, 4, 17, 34, 999, 1002, 0x7fff} {
+	// Kafka's numbers, which traces and the docs rely on.
+	if OffsetForLeaderEpoch != 23 || ElectLeaders != 43 || DescribeReplicas != 1002 ||
+		OffsetForLeaderEpoch.String() != "OffsetForLeaderEpoch" || ElectLeaders.String() != "ElectLeaders" {
+		t.Error("replication APIs: wrong keys or names")
+	}
+	for _, k := range []APIKey{-1, 4, 17, 34, 42, 44, 999, 1003, 0x7fff} {
 		if NewRequest(k) != nil || NewResponse(k) != nil || k.Supports(0) {
 			t.Errorf("unknown key %d is known", k)
 		}

@@ -39,15 +39,17 @@ type APIKey int16
 
 // The APIs sluice speaks.
 const (
-	Produce         APIKey = 0
-	Fetch           APIKey = 1
-	ListOffsets     APIKey = 2
-	Metadata        APIKey = 3
-	APIVersions     APIKey = 18
-	CreateTopics    APIKey = 19
-	DeleteTopics    APIKey = 20
-	DescribeConfigs APIKey = 32
-	AlterConfigs    APIKey = 33
+	Produce              APIKey = 0
+	Fetch                APIKey = 1
+	ListOffsets          APIKey = 2
+	Metadata             APIKey = 3
+	APIVersions          APIKey = 18
+	CreateTopics         APIKey = 19
+	DeleteTopics         APIKey = 20
+	OffsetForLeaderEpoch APIKey = 23 // where an epoch ended in the leader's log: a follower's truncation point (R9)
+	DescribeConfigs      APIKey = 32
+	AlterConfigs         APIKey = 33
+	ElectLeaders         APIKey = 43 // preferred-leader election
 )
 
 // Internal APIs, spoken between brokers and by admin tools. Their keys
@@ -60,6 +62,9 @@ const (
 	// DescribeCluster reports the controller leader, the Raft voters and
 	// non-voters, and every registered broker.
 	DescribeCluster APIKey = 1001
+	// DescribeReplicas reports the replicas one broker holds, with their
+	// offsets and optionally a checksum of their logs.
+	DescribeReplicas APIKey = 1002
 )
 
 // InternalKeyBase is the first key of the internal APIs.
@@ -79,15 +84,17 @@ type apiInfo struct {
 // apiTable is the one table of APIs: key, name, supported versions and the
 // message types. Indexed by key; rows with an empty name are unused keys.
 var apiTable = [...]apiInfo{
-	Produce:         row("Produce", 0, 0, func() Message { return new(ProduceRequest) }, func() Message { return new(ProduceResponse) }),
-	Fetch:           row("Fetch", 0, 0, func() Message { return new(FetchRequest) }, func() Message { return new(FetchResponse) }),
-	ListOffsets:     row("ListOffsets", 0, 0, func() Message { return new(ListOffsetsRequest) }, func() Message { return new(ListOffsetsResponse) }),
-	Metadata:        row("Metadata", 0, 0, func() Message { return new(MetadataRequest) }, func() Message { return new(MetadataResponse) }),
-	APIVersions:     row("ApiVersions", 0, 0, func() Message { return new(APIVersionsRequest) }, func() Message { return new(APIVersionsResponse) }),
-	CreateTopics:    row("CreateTopics", 0, 0, func() Message { return new(CreateTopicsRequest) }, func() Message { return new(CreateTopicsResponse) }),
-	DeleteTopics:    row("DeleteTopics", 0, 0, func() Message { return new(DeleteTopicsRequest) }, func() Message { return new(DeleteTopicsResponse) }),
-	DescribeConfigs: row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
-	AlterConfigs:    row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
+	Produce:              row("Produce", 0, 0, func() Message { return new(ProduceRequest) }, func() Message { return new(ProduceResponse) }),
+	Fetch:                row("Fetch", 0, 0, func() Message { return new(FetchRequest) }, func() Message { return new(FetchResponse) }),
+	ListOffsets:          row("ListOffsets", 0, 0, func() Message { return new(ListOffsetsRequest) }, func() Message { return new(ListOffsetsResponse) }),
+	Metadata:             row("Metadata", 0, 0, func() Message { return new(MetadataRequest) }, func() Message { return new(MetadataResponse) }),
+	APIVersions:          row("ApiVersions", 0, 0, func() Message { return new(APIVersionsRequest) }, func() Message { return new(APIVersionsResponse) }),
+	CreateTopics:         row("CreateTopics", 0, 0, func() Message { return new(CreateTopicsRequest) }, func() Message { return new(CreateTopicsResponse) }),
+	DeleteTopics:         row("DeleteTopics", 0, 0, func() Message { return new(DeleteTopicsRequest) }, func() Message { return new(DeleteTopicsResponse) }),
+	OffsetForLeaderEpoch: row("OffsetForLeaderEpoch", 0, 0, func() Message { return new(OffsetForLeaderEpochRequest) }, func() Message { return new(OffsetForLeaderEpochResponse) }),
+	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
+	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
+	ElectLeaders:         row("ElectLeaders", 0, 0, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
 }
 
 // internalTable is the API table of the internal keys, indexed by key
@@ -95,6 +102,7 @@ var apiTable = [...]apiInfo{
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
 	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 0, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
+	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 0, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

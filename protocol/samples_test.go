@@ -31,6 +31,12 @@ func sampleRequests() []Message {
 			Configs: []AlterableConfig{{Name: "retention.ms", Op: ConfigSet, Value: "1000"}, {Name: "cleanup.policy", Op: ConfigDelete}}}}},
 		&ControllerForwardRequest{Payload: []byte{1, 2, 0, 5}},
 		&DescribeClusterRequest{},
+		&OffsetForLeaderEpochRequest{ReplicaID: 2, Topics: []OffsetForLeaderEpochTopic{{Name: "orders", Partitions: []OffsetForLeaderEpochPartition{
+			{Partition: 0, CurrentLeaderEpoch: 5, LeaderEpoch: 4}, {Partition: 3, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}},
+		&DescribeReplicasRequest{Topics: []string{"orders"}, ChecksumUpTo: 2000},
+		&DescribeReplicasRequest{ChecksumUpTo: -1},
+		&ElectLeadersRequest{Topics: []string{"orders", "audit"}, TimeoutMs: 5000},
+		&ElectLeadersRequest{TimeoutMs: 5000},
 	}
 }
 
@@ -58,6 +64,17 @@ func sampleResponses() []Message {
 			Servers: []RaftServer{{ID: 1, RaftAddr: "b1:7093", Voter: true}, {ID: 4, RaftAddr: "b4:7093"}},
 			Brokers: []ClusterBroker{{ID: 1, Addr: "b1:7092", Rack: "r1", RaftAddr: "b1:7093", Epoch: 3, State: BrokerStateAlive},
 				{ID: 4, Addr: "b4:7092", RaftAddr: "b4:7093", Epoch: 1, State: BrokerStateOffline}}},
+		&OffsetForLeaderEpochResponse{ThrottleMs: 1, Topics: []OffsetForLeaderEpochTopicResult{{Name: "orders", Partitions: []EpochEndOffset{
+			{Partition: 0, LeaderEpoch: 4, EndOffset: 1500},
+			{Partition: 3, ErrorCode: ErrFencedLeaderEpoch, LeaderEpoch: -1, EndOffset: -1}}}}},
+		&DescribeReplicasResponse{BrokerID: 3, Replicas: []ReplicaInfo{
+			{Topic: "orders", Partition: 0, Leader: true, LeaderEpoch: 4, StartOffset: 0, EndOffset: 2000, HighWatermark: 1990,
+				SyncedOffset: 2000, Checksum: 0xdeadbeef, ChecksumEnd: 1990},
+			{Topic: "orders", Partition: 1, ErrorCode: ErrStorageError, StartOffset: -1, EndOffset: -1, HighWatermark: -1,
+				SyncedOffset: -1, ChecksumEnd: -1}}},
+		&ElectLeadersResponse{Results: []ElectionResult{{Topic: "orders", Partition: 0, Leader: 1},
+			{Topic: "orders", Partition: 1, ErrorCode: ErrElectionNotNeeded, Leader: 2},
+			{Topic: "orders", Partition: 2, ErrorCode: ErrPreferredLeaderNotAvailable, Message: "broker 3 not in the ISR", Leader: 1}}},
 	}
 }
 

@@ -1,0 +1,200 @@
+package protocol
+
+// DescribeReplicasRequest asks one broker what it holds of each partition
+// replica: role, epoch and offsets as that broker's own log sees them, and
+// optionally a checksum of the log so that replicas on different brokers
+// can be compared byte for byte. An admin tool asks every broker; the
+// metadata (Metadata API) says what the controller believes, this says what
+// each broker has.
+type DescribeReplicasRequest struct {
+	Topics []string // empty: every replica the broker holds
+	// ChecksumUpTo asks for a checksum of each log from its start up to
+	// this offset (whole batches only); -1 asks for none, which is cheap.
+	ChecksumUpTo int64
+}
+
+// Key returns DescribeReplicas.
+func (*DescribeReplicasRequest) Key() APIKey { return DescribeReplicas }
+
+// Append encodes the body.
+func (r *DescribeReplicasRequest) Append(dst []byte, version int16) []byte {
+	dst = appendStrings(dst, r.Topics)
+	return appendInt64(dst, r.ChecksumUpTo)
+}
+
+// Decode parses the body.
+func (r *DescribeReplicasRequest) Decode(d *Decoder, version int16) error {
+	if err := d.beginMessage(DescribeReplicas, false, version); err != nil {
+		return err
+	}
+	r.Topics = d.strings("topics", r.Topics)
+	r.ChecksumUpTo = d.int64("checksum_up_to")
+	return d.finish()
+}
+
+// DescribeReplicasResponse is one broker's replicas.
+type DescribeReplicasResponse struct {
+	ErrorCode ErrorCode
+	BrokerID  int32
+	Replicas  []ReplicaInfo
+}
+
+// ReplicaInfo is one partition replica as its broker sees it. ErrorCode is
+// the replica's own failure (a storage error, say); the other fields are
+// then meaningless.
+//
+// Checksum is the CRC-32C (Castagnoli) of the bytes of the log's whole
+// batches from StartOffset up to the request's ChecksumUpTo, a batch that
+// straddles it excluded; ChecksumEnd is the offset after the last batch
+// hashed, -1 when nothing was hashed (no checksum asked, or no batch below
+// the limit). Two replicas with the same StartOffset and ChecksumEnd have
+// identical logs up to ChecksumEnd exactly when their checksums are equal
+// (barring a CRC collision): the batches carry their leader epochs and are
+// copied by followers unchanged.
+type ReplicaInfo struct {
+	Topic         string
+	Partition     int32
+	ErrorCode     ErrorCode
+	Leader        bool // this broker leads the partition
+	LeaderEpoch   int32
+	StartOffset   int64
+	EndOffset     int64
+	HighWatermark int64
+	SyncedOffset  int64 // offsets below it are fsynced (R2)
+	Checksum      uint32
+	ChecksumEnd   int64
+}
+
+// Key returns DescribeReplicas.
+func (*DescribeReplicasResponse) Key() APIKey { return DescribeReplicas }
+
+// Append encodes the body.
+func (r *DescribeReplicasResponse) Append(dst []byte, version int16) []byte {
+	dst = appendInt16(dst, int16(r.ErrorCode))
+	dst = appendInt32(dst, r.BrokerID)
+	return appendArray(dst, r.Replicas, (*ReplicaInfo).append)
+}
+
+// Decode parses the body.
+func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
+	if d.beginMessage(DescribeReplicas, true, version) != nil || d.errorOnly(&r.ErrorCode) {
+		r.BrokerID, r.Replicas = 0, r.Replicas[:0]
+		return d.err
+	}
+	r.BrokerID = d.int32("broker_id")
+	r.Replicas = decodeArray(d, "replicas", 57, r.Replicas, (*ReplicaInfo).decode)
+	return d.finish()
+}
+
+func (ri *ReplicaInfo) append(dst []byte) []byte {
+	dst = appendString(dst, ri.Topic)
+	dst = appendInt32(dst, ri.Partition)
+	dst = appendInt16(dst, int16(ri.ErrorCode))
+	dst = appendBool(dst, ri.Leader)
+	dst = appendInt32(dst, ri.LeaderEpoch)
+	dst = appendInt64(dst, ri.StartOffset)
+	dst = appendInt64(dst, ri.EndOffset)
+	dst = appendInt64(dst, ri.HighWatermark)
+	dst = appendInt64(dst, ri.SyncedOffset)
+	dst = appendInt32(dst, int32(ri.Checksum))
+	return appendInt64(dst, ri.ChecksumEnd)
+}
+
+func (ri *ReplicaInfo) decode(d *Decoder) {
+	ri.Topic = d.string("topic", ri.Topic)
+	ri.Partition = d.int32("partition")
+	ri.ErrorCode = ErrorCode(d.int16("error_code"))
+	ri.Leader = d.bool("leader")
+	ri.LeaderEpoch = d.int32("leader_epoch")
+	ri.StartOffset = d.int64("start_offset")
+	ri.EndOffset = d.int64("end_offset")
+	ri.HighWatermark = d.int64("high_watermark")
+	ri.SyncedOffset = d.int64("synced_offset")
+	ri.Checksum = uint32(d.int32("checksum"))
+	ri.ChecksumEnd = d.int64("checksum_end")
+}
+
+// ElectLeadersRequest asks for a preferred-leader election: every partition
+// of the named topics whose first replica (the preferred leader) is alive
+// and in the ISR but is not the leader gets it back as leader. Any broker
+// takes it and forwards it to the controller.
+type ElectLeadersRequest struct {
+	Topics    []string // empty: every topic
+	TimeoutMs int32
+}
+
+// Key returns ElectLeaders.
+func (*ElectLeadersRequest) Key() APIKey { return ElectLeaders }
+
+// Append encodes the body.
+func (r *ElectLeadersRequest) Append(dst []byte, version int16) []byte {
+	dst = appendStrings(dst, r.Topics)
+	return appendInt32(dst, r.TimeoutMs)
+}
+
+// Decode parses the body.
+func (r *ElectLeadersRequest) Decode(d *Decoder, version int16) error {
+	if err := d.beginMessage(ElectLeaders, false, version); err != nil {
+		return err
+	}
+	r.Topics = d.strings("topics", r.Topics)
+	r.TimeoutMs = d.int32("timeout_ms")
+	return d.finish()
+}
+
+// ElectLeadersResponse reports the outcome per partition considered.
+type ElectLeadersResponse struct {
+	ErrorCode  ErrorCode
+	ThrottleMs int32
+	Results    []ElectionResult
+}
+
+// ElectionResult is one partition's election. Leader is the leader after
+// it (-1 when the partition has none). ErrorCode is NONE when the preferred
+// replica became leader, ELECTION_NOT_NEEDED when it already was, and
+// PREFERRED_LEADER_NOT_AVAILABLE when it is not alive or not in the ISR;
+// Message may say more.
+type ElectionResult struct {
+	Topic     string
+	Partition int32
+	ErrorCode ErrorCode
+	Message   string
+	Leader    int32
+}
+
+// Key returns ElectLeaders.
+func (*ElectLeadersResponse) Key() APIKey { return ElectLeaders }
+
+// Append encodes the body.
+func (r *ElectLeadersResponse) Append(dst []byte, version int16) []byte {
+	dst = appendInt16(dst, int16(r.ErrorCode))
+	dst = appendInt32(dst, r.ThrottleMs)
+	return appendArray(dst, r.Results, (*ElectionResult).append)
+}
+
+// Decode parses the body.
+func (r *ElectLeadersResponse) Decode(d *Decoder, version int16) error {
+	if d.beginMessage(ElectLeaders, true, version) != nil || d.errorOnly(&r.ErrorCode) {
+		r.ThrottleMs, r.Results = 0, r.Results[:0]
+		return d.err
+	}
+	r.ThrottleMs = d.int32("throttle_ms")
+	r.Results = decodeArray(d, "results", 14, r.Results, (*ElectionResult).decode)
+	return d.finish()
+}
+
+func (e *ElectionResult) append(dst []byte) []byte {
+	dst = appendString(dst, e.Topic)
+	dst = appendInt32(dst, e.Partition)
+	dst = appendInt16(dst, int16(e.ErrorCode))
+	dst = appendString(dst, e.Message)
+	return appendInt32(dst, e.Leader)
+}
+
+func (e *ElectionResult) decode(d *Decoder) {
+	e.Topic = d.string("topic", e.Topic)
+	e.Partition = d.int32("partition")
+	e.ErrorCode = ErrorCode(d.int16("error_code"))
+	e.Message = d.string("message", e.Message)
+	e.Leader = d.int32("leader")
+}
