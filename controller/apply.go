@@ -81,12 +81,22 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error
 	if c.Addr == "" {
 		return nil, 0, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
 	}
+	if c.PreviousEpoch < PreviousEpochEmpty {
+		return nil, 0, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
+	}
+	old, ok := m.Brokers[c.ID]
 	var epoch int64 = 1
-	if old, ok := m.Brokers[c.ID]; ok {
+	if ok {
 		epoch = old.Epoch + 1
 	}
 	n := edit(m)
 	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, Epoch: epoch, State: BrokerAlive}
+	if ok {
+		// A restart: the old incarnation leaves every ISR it is not the
+		// last member of and leads nothing; it is added back once it has
+		// caught up in its new epoch (R10).
+		fenceAll(n, c.ID, &restart{oldEpoch: old.Epoch, previousEpoch: c.PreviousEpoch})
+	}
 	return n, epoch, nil
 }
 
@@ -105,24 +115,7 @@ func applyFenceBroker(m *Metadata, c FenceBroker) (*Metadata, error) {
 	nb := *b
 	nb.State = BrokerOffline
 	n.Brokers[c.ID] = &nb
-	// The replication layer elects new leaders from the ISR; until then the
-	// partitions have none, which clients see as LEADER_NOT_AVAILABLE.
-	for name, t := range m.Topics {
-		var nt *Topic
-		for i := range t.Partitions {
-			if t.Partitions[i].Leader != c.ID {
-				continue
-			}
-			if nt == nil {
-				nt = t.clone()
-				n.Topics[name] = nt
-			}
-			p := &nt.Partitions[i]
-			p.Leader = -1
-			p.LeaderEpoch++
-			p.PartitionEpoch++
-		}
-	}
+	fenceAll(n, c.ID, nil)
 	return n, nil
 }
 
@@ -264,9 +257,11 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 }
 
 // checkPartitionChange enforces what must hold of every leader and ISR: the
-// ISR is a non-empty subset of the replicas without duplicates, and a
-// leader is an ISR member (R11; unclean election, when a topic allows it,
-// names the new leader in the ISR it proposes) on an alive broker.
+// ISR is a non-empty subset of the replicas without duplicates, a leader
+// is an ISR member (R11; unclean election, when a topic allows it, names
+// the new leader in the ISR it proposes) on an alive broker, and every
+// broker added to the ISR is alive and named with its current broker
+// epoch (R10).
 func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
 	if len(c.ISR) == 0 {
 		return fmt.Errorf("%w: empty ISR", ErrInvalidPartition)
@@ -279,14 +274,28 @@ func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
 			return fmt.Errorf("%w: broker %d twice in ISR %v", ErrInvalidPartition, r, c.ISR)
 		}
 	}
-	if c.Leader == -1 {
-		return nil
+	if len(c.BrokerEpochs) != 0 && len(c.BrokerEpochs) != len(c.ISR) {
+		return fmt.Errorf("%w: %d broker epochs for ISR %v", ErrInvalidPartition, len(c.BrokerEpochs), c.ISR)
 	}
-	if !contains(c.ISR, c.Leader) {
-		return fmt.Errorf("%w: leader %d not in ISR %v", ErrInvalidPartition, c.Leader, c.ISR)
+	if c.Leader != -1 {
+		if !contains(c.ISR, c.Leader) {
+			return fmt.Errorf("%w: leader %d not in ISR %v", ErrInvalidPartition, c.Leader, c.ISR)
+		}
+		if !m.isAlive(c.Leader) {
+			return fmt.Errorf("%w: leader %d is not an alive broker", ErrInvalidPartition, c.Leader)
+		}
 	}
-	if b, ok := m.Brokers[c.Leader]; !ok || b.State != BrokerAlive {
-		return fmt.Errorf("%w: leader %d is not an alive broker", ErrInvalidPartition, c.Leader)
+	for i, r := range c.ISR {
+		if contains(p.ISR, r) {
+			continue
+		}
+		if len(c.BrokerEpochs) == 0 {
+			return fmt.Errorf("%w: broker %d added to ISR %v without its broker epoch", ErrStaleBrokerEpoch, r, c.ISR)
+		}
+		b, ok := m.Brokers[r]
+		if !ok || b.State != BrokerAlive || b.Epoch != c.BrokerEpochs[i] {
+			return fmt.Errorf("%w: broker %d added to the ISR at epoch %d, not its current alive one", ErrStaleBrokerEpoch, r, c.BrokerEpochs[i])
+		}
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func newTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 	ctx := testContext(t)
 	for _, id := range c.ids {
 		n := c.node(id)
-		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id), RaftAddr: n.RaftAddr()}); err != nil {
+		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 9000+id), RaftAddr: n.RaftAddr()}, PreviousEpochEmpty); err != nil {
 			t.Fatalf("register %d: %v", id, err)
 		}
 	}
@@ -378,7 +378,7 @@ func TestClusterRestartedBrokerGetsNewEpoch(t *testing.T) {
 	first := c.node(4).Metadata().Brokers[4].Epoch
 	c.stop(4)
 	n := c.restart(4)
-	epoch, err := n.RegisterBroker(ctx, Broker{ID: 4, Addr: "127.0.0.1:9104", RaftAddr: n.RaftAddr()})
+	epoch, err := n.RegisterBroker(ctx, Broker{ID: 4, Addr: "127.0.0.1:9104", RaftAddr: n.RaftAddr()}, PreviousEpochEmpty)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestSingleNode(t *testing.T) {
 	}
 	defer n.Close()
 	changed := n.Changed()
-	if _, err := n.RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9092", RaftAddr: addr}); err != nil {
+	if _, err := n.RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9092", RaftAddr: addr}, PreviousEpochEmpty); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -545,6 +545,75 @@ func TestClusterMinorityCannotCommit(t *testing.T) {
 	c.restart(2)
 	if _, err := c.node(4).CreateTopic(testContext(t), TopicSpec{Name: "healed", Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatalf("write after the quorum is back: %v", err)
+	}
+	c.waitConverged()
+}
+
+func TestClusterElectPreferredLeadersThroughFollower(t *testing.T) {
+	c := newTestCluster(t, 3, 0)
+	ctx := testContext(t)
+	leader := c.leader()
+	var follower *Node
+	for _, n := range c.running() {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	if _, err := follower.CreateTopic(ctx, TopicSpec{Name: "p", Partitions: 6, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// Broker 1 fails and comes back: it leads nothing and is in no ISR.
+	epoch := follower.Metadata().Brokers[1].Epoch
+	if _, err := follower.Propose(ctx, FenceBroker{ID: 1, Epoch: epoch}); err != nil {
+		t.Fatal(err)
+	}
+	newEpoch, err := follower.RegisterBroker(ctx, Broker{ID: 1, Addr: "127.0.0.1:9001"}, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var preferred []int32 // partitions whose preferred replica is 1
+	for _, p := range follower.Metadata().Topics["p"].Partitions {
+		if p.Leader == 1 || contains(p.ISR, 1) {
+			t.Fatalf("restarted broker still leads or is in sync: %+v", p)
+		}
+		if p.Replicas[0] == 1 {
+			preferred = append(preferred, p.Index)
+		}
+	}
+	if len(preferred) == 0 {
+		t.Fatal("placement made broker 1 preferred nowhere; the test checks nothing")
+	}
+	if got, err := follower.ElectPreferredLeaders(ctx, nil); err != nil || len(got) != 0 {
+		t.Fatalf("broker 1 out of every ISR: elections %+v, %v; want none", got, err)
+	}
+	// It catches up in its new epoch and rejoins every ISR.
+	for _, p := range follower.Metadata().Topics["p"].Partitions {
+		isr := append(append([]int32(nil), p.ISR...), 1)
+		epochs := make([]int64, len(isr))
+		epochs[len(isr)-1] = newEpoch
+		if _, err := follower.Propose(ctx, AlterPartition{Topic: "p", Partition: p.Index, PartitionEpoch: p.PartitionEpoch, Leader: p.Leader, ISR: isr, BrokerEpochs: epochs}); err != nil {
+			t.Fatalf("partition %d: rejoin ISR: %v", p.Index, err)
+		}
+	}
+	got, err := follower.ElectPreferredLeaders(ctx, []string{"p", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(preferred) {
+		t.Fatalf("elections %+v, want one for each of partitions %v", got, preferred)
+	}
+	for i, e := range got {
+		if e.Err != nil || e.Topic != "p" || e.Partition != preferred[i] || e.Leader != 1 {
+			t.Errorf("election %+v, want partition %d led by 1", e, preferred[i])
+		}
+		// Read your writes: the follower that asked sees the change.
+		if p := follower.Metadata().Topics["p"].Partitions[e.Partition]; p.Leader != 1 {
+			t.Errorf("follower sees partition %d led by %d", e.Partition, p.Leader)
+		}
+	}
+	if again, err := follower.ElectPreferredLeaders(ctx, nil); err != nil || len(again) != 0 {
+		t.Fatalf("second run: %+v, %v; want nothing to do", again, err)
 	}
 	c.waitConverged()
 }

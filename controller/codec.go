@@ -35,6 +35,14 @@ func appendInt32s(b []byte, v []int32) []byte {
 	return b
 }
 
+func appendInt64s(b []byte, v []int64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	for _, x := range v {
+		b = binary.AppendVarint(b, x)
+	}
+	return b
+}
+
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -166,14 +174,20 @@ func (d *decoder) string() string {
 	return s
 }
 
-func (d *decoder) int32s() []int32 {
+func (d *decoder) int32s() []int32 { return decodeList(d, d.int32) }
+
+func (d *decoder) int64s() []int64 { return decodeList(d, d.varint) }
+
+// decodeList reads a count-prefixed list of varints (at least a byte
+// each).
+func decodeList[T any](d *decoder, read func() T) []T {
 	n := d.count(1)
 	if n == 0 || d.err != nil {
 		return nil
 	}
-	v := make([]int32, n)
+	v := make([]T, n)
 	for i := range v {
-		v[i] = d.int32()
+		v[i] = read()
 	}
 	return v
 }

@@ -58,13 +58,27 @@ func (k CommandKind) String() string {
 const CommandVersion = 1
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
-// new broker epoch (R10).
+// new broker epoch (R10). A re-registration fences the old incarnation from
+// every ISR, and PreviousEpoch decides whether the broker may lead again the
+// partitions whose last in-sync replica it was (R11; see Apply).
 type RegisterBroker struct {
 	ID       int32
 	Addr     string // client address, host:port
 	Rack     string
 	RaftAddr string // host:port of its Raft transport
+	// PreviousEpoch says what the broker's data is worth:
+	//   >= 1: the epoch it had when it last shut down cleanly (every log
+	//         closed cleanly), or its current epoch when it never stopped;
+	//   PreviousEpochUnclean (0): it stopped uncleanly, its data dir is there;
+	//   PreviousEpochEmpty (-1): its data dir was empty (new or wiped).
+	PreviousEpoch int64
 }
+
+// Values of RegisterBroker.PreviousEpoch below 1.
+const (
+	PreviousEpochUnclean int64 = 0
+	PreviousEpochEmpty   int64 = -1
+)
 
 // FenceBroker marks a broker offline and takes leadership away from it.
 // Epoch must be the broker's current epoch, so news about an earlier
@@ -98,12 +112,19 @@ type AlterConfigs struct {
 // epoch the proposer saw; if the partition changed since, the command is
 // refused with ErrStalePartitionEpoch. A change of leader bumps the leader
 // epoch; every change bumps the partition epoch.
+//
+// BrokerEpochs runs parallel to ISR (or is empty): every broker the change
+// adds to the ISR must be named with the broker epoch it caught up in,
+// which must still be its registered epoch, or the change is refused with
+// ErrStaleBrokerEpoch (R10, as Kafka's KIP-903): a replica that restarted
+// since it caught up may have lost what it had.
 type AlterPartition struct {
 	Topic          string
 	Partition      int32
 	PartitionEpoch int32
 	Leader         int32 // -1 for none
 	ISR            []int32
+	BrokerEpochs   []int64
 }
 
 // Kind implements Command.
@@ -128,7 +149,8 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
 	b = appendString(b, c.Addr)
 	b = appendString(b, c.Rack)
-	return appendString(b, c.RaftAddr)
+	b = appendString(b, c.RaftAddr)
+	return binary.AppendVarint(b, c.PreviousEpoch)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -159,7 +181,8 @@ func (c AlterPartition) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.Partition))
 	b = binary.AppendVarint(b, int64(c.PartitionEpoch))
 	b = binary.AppendVarint(b, int64(c.Leader))
-	return appendInt32s(b, c.ISR)
+	b = appendInt32s(b, c.ISR)
+	return appendInt64s(b, c.BrokerEpochs)
 }
 
 // AppendCommand appends c's encoding to dst: the version byte, the kind
@@ -189,7 +212,7 @@ func decodeCommand(d *decoder) Command {
 	}
 	switch kind {
 	case KindRegisterBroker:
-		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string()}
+		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint()}
 	case KindFenceBroker:
 		return FenceBroker{ID: d.int32(), Epoch: d.varint()}
 	case KindCreateTopic:
@@ -206,7 +229,7 @@ func decodeCommand(d *decoder) Command {
 	case KindAlterConfigs:
 		return AlterConfigs{Name: d.string(), Set: d.configs(), Remove: d.stringSet()}
 	case KindAlterPartition:
-		return AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s()}
+		return AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s(), BrokerEpochs: d.int64s()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

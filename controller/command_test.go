@@ -13,12 +13,12 @@ import (
 // sampleCommands has one command of every kind, with every field set.
 func sampleCommands() []Command {
 	return []Command{
-		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093"},
+		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093", PreviousEpoch: 6},
 		FenceBroker{ID: 3, Epoch: 7},
 		CreateTopic{Name: "orders", Configs: map[string]string{ConfigFsync: FsyncAlways, ConfigRetentionMs: "-1"}, Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}}},
 		DeleteTopic{Name: "orders"},
 		AlterConfigs{Name: "orders", Set: map[string]string{ConfigSegmentBytes: "1048576"}, Remove: []string{ConfigRetentionMs, ConfigFsync}},
-		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3}},
+		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}},
 	}
 }
 
@@ -138,17 +138,20 @@ func TestApply(t *testing.T) {
 			}
 		}},
 		{"register negative id", RegisterBroker{ID: -1, Addr: "x:1"}, ErrInvalidBroker, nil},
+		{"register bad previous epoch", RegisterBroker{ID: 3, Addr: "x:1", PreviousEpoch: -2}, ErrInvalidBroker, nil},
 		{"register no address", RegisterBroker{ID: 4}, ErrInvalidBroker, nil},
 		{"fence", FenceBroker{ID: 1, Epoch: 1}, nil, func(t *testing.T, m *Metadata, _ Result) {
 			if m.Brokers[1].State != BrokerOffline {
 				t.Error("broker 1 still alive")
 			}
+			// Broker 1 leaves both ISRs; broker 2 takes over the
+			// partition 1 led.
 			p0, p1 := m.Topics["t"].Partitions[0], m.Topics["t"].Partitions[1]
-			if p0.Leader != -1 || p0.LeaderEpoch != 1 || p0.PartitionEpoch != 1 {
+			if p0.Leader != 2 || p0.LeaderEpoch != 1 || p0.PartitionEpoch != 1 || !reflect.DeepEqual(p0.ISR, []int32{2}) {
 				t.Errorf("partition led by the fenced broker: %+v", p0)
 			}
-			if p1.Leader != 2 || p1.PartitionEpoch != 0 {
-				t.Errorf("partition led by another broker changed: %+v", p1)
+			if p1.Leader != 2 || p1.LeaderEpoch != 0 || p1.PartitionEpoch != 1 || !reflect.DeepEqual(p1.ISR, []int32{2}) {
+				t.Errorf("partition led by another broker: %+v", p1)
 			}
 		}},
 		{"fence stale epoch", FenceBroker{ID: 1, Epoch: 0}, ErrStaleBrokerEpoch, nil},
@@ -240,7 +243,7 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := m.Topics["t"].Partitions[1]
-	if _, _, err := Apply(m, AlterPartition{Topic: "t", Partition: 1, PartitionEpoch: p.PartitionEpoch, Leader: 2, ISR: []int32{2, 1}}); !errors.Is(err, ErrInvalidPartition) {
+	if _, _, err := Apply(m, AlterPartition{Topic: "t", Partition: 1, PartitionEpoch: p.PartitionEpoch, Leader: 2, ISR: []int32{2, 1}, BrokerEpochs: []int64{1, 1}}); !errors.Is(err, ErrInvalidPartition) {
 		t.Fatalf("offline leader: %v, want ErrInvalidPartition", err)
 	}
 	// Fencing again is a no-op, not an error.
@@ -264,7 +267,7 @@ func randomCommand(r *rand.Rand) Command {
 	id := int32(r.IntN(4))
 	switch r.IntN(6) {
 	case 0:
-		return RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2))}
+		return RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2)), PreviousEpoch: int64(r.IntN(4)) - 1}
 	case 1:
 		return FenceBroker{ID: id, Epoch: int64(r.IntN(3))}
 	case 2:
@@ -277,9 +280,19 @@ func randomCommand(r *rand.Rand) Command {
 	case 3:
 		return DeleteTopic{Name: name}
 	case 4:
+		switch r.IntN(3) {
+		case 0:
+			return AlterConfigs{Name: name, Set: map[string]string{ConfigUncleanElection: fmt.Sprint(r.IntN(2) == 0)}}
+		case 1:
+			return AlterConfigs{Name: name, Set: map[string]string{ConfigFsync: []string{FsyncAlways, FsyncInterval}[r.IntN(2)]}}
+		}
 		return AlterConfigs{Name: name, Set: map[string]string{ConfigRetentionMs: fmt.Sprint(r.IntN(3) - 2)}}
 	}
-	return AlterPartition{Topic: name, Partition: int32(r.IntN(3)), PartitionEpoch: int32(r.IntN(3)), Leader: int32(r.IntN(3)) - 1, ISR: []int32{int32(r.IntN(4))}}
+	c := AlterPartition{Topic: name, Partition: int32(r.IntN(3)), PartitionEpoch: int32(r.IntN(3)), Leader: int32(r.IntN(3)) - 1, ISR: []int32{int32(r.IntN(4))}}
+	if r.IntN(2) == 0 {
+		c.BrokerEpochs = []int64{int64(r.IntN(3))}
+	}
+	return c
 }
 
 // TestApplyDeterministic runs random command sequences twice, once through
@@ -294,6 +307,9 @@ func TestApplyDeterministic(t *testing.T) {
 			c := randomCommand(r)
 			var errA, errB error
 			a, _, errA = Apply(a, c)
+			if err := checkInvariants(a); err != nil {
+				t.Fatalf("seed %d: after %#v: %v", seed, c, err)
+			}
 			dc, err := DecodeCommand(AppendCommand(nil, c))
 			if err != nil {
 				t.Fatal(err)
@@ -333,9 +349,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			t.Fatalf("decoded bytes have another encoding:\n% x\n% x", b, again)
 		}
 		before := appendMetadata(nil, base)
-		Apply(base, c) // must not panic
+		next, _, _ := Apply(base, c) // must not panic
 		if !bytes.Equal(appendMetadata(nil, base), before) {
 			t.Fatal("Apply modified its input")
+		}
+		if err := checkInvariants(next); err != nil {
+			t.Fatalf("after %#v: %v", c, err)
 		}
 	})
 }

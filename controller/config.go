@@ -37,7 +37,11 @@ const (
 
 // ConfigDef describes one topic config key.
 type ConfigDef struct {
-	Key     string
+	Key string
+	// Default is the value of a topic that does not set the key, except
+	// where Doc says it depends on the topic (min.insync.replicas: then
+	// it is the value for a replication factor below 3, and Topic.Config
+	// gives a topic's own).
 	Default string
 	Doc     string
 	kind    configKind
@@ -53,7 +57,7 @@ var topicConfigDefs = map[string]ConfigDef{
 	ConfigFsync:            {Key: ConfigFsync, Default: FsyncInterval, Doc: "always: acknowledge only after fsync (group commit); interval: fsync in the background and rely on replication", kind: kindEnum, enum: []string{FsyncAlways, FsyncInterval}},
 	ConfigFsyncIntervalMs:  {Key: ConfigFsyncIntervalMs, Default: "1000", Doc: "with fsync=interval, fsync at least this often (ms)", kind: kindInt, min: 1},
 	ConfigMaxMessageBytes:  {Key: ConfigMaxMessageBytes, Default: "1048588", Doc: "largest record batch accepted (bytes, after compression)", kind: kindInt, min: 128},
-	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync", kind: kindInt, min: 1},
+	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync; default 2 when the replication factor is 3 or more, else 1; never above the replication factor", kind: kindInt, min: 1},
 	ConfigUncleanElection:  {Key: ConfigUncleanElection, Default: "false", Doc: "allow a replica outside the ISR to become leader (may lose acknowledged records)", kind: kindBool},
 }
 

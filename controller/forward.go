@@ -37,13 +37,15 @@ type Forwarder interface {
 }
 
 // A request is a write as a client asks for it, before the leader turns it
-// into a command: CreateTopic is forwarded as its spec, because the leader
-// places the replicas.
+// into commands: CreateTopic is forwarded as its spec, because the leader
+// places the replicas; a preferred-leader election as its topics, because
+// the leader plans it on metadata that holds every committed command.
 type request struct {
 	op      requestOp
 	command Command   // opCommand
 	spec    TopicSpec // opCreateTopic
 	server  Server    // opAddVoter, opAddNonvoter
+	topics  []string  // opElectPreferred; empty: all
 }
 
 type requestOp uint8
@@ -53,6 +55,8 @@ const (
 	opCreateTopic requestOp = 2
 	opAddVoter    requestOp = 3
 	opAddNonvoter requestOp = 4
+	// opElectPreferred: PlanPreferredLeaders, then each change.
+	opElectPreferred requestOp = 5
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -71,6 +75,8 @@ func appendRequest(b []byte, r request) []byte {
 	case opAddVoter, opAddNonvoter:
 		b = binary.AppendVarint(b, int64(r.server.ID))
 		b = appendString(b, r.server.Addr)
+	case opElectPreferred:
+		b = appendStringSet(b, r.topics)
 	}
 	return b
 }
@@ -96,6 +102,8 @@ func decodeRequest(b []byte) (request, error) {
 			r.spec.Configs = d.configs()
 		case opAddVoter, opAddNonvoter:
 			r.server = Server{ID: d.int32(), Addr: d.string(), Voter: r.op == opAddVoter}
+		case opElectPreferred:
+			r.topics = d.stringSet()
 		default:
 			d.fail("unknown request op %d", r.op)
 		}
@@ -108,9 +116,10 @@ func decodeRequest(b []byte) (request, error) {
 
 // response is the leader's answer to a forwarded request.
 type response struct {
-	res    Result
-	err    error
-	leader Server // the leader as the answering node knows it, with ErrNotLeader
+	res       Result
+	err       error
+	leader    Server     // the leader as the answering node knows it, with ErrNotLeader
+	elections []Election // opElectPreferred
 }
 
 // errorCodes lists the errors a response can carry so the caller can still
@@ -155,14 +164,39 @@ func appendResponse(b []byte, r response) []byte {
 	b = binary.AppendUvarint(b, r.res.Index)
 	b = binary.AppendVarint(b, r.res.BrokerEpoch)
 	b = binary.AppendUvarint(b, r.res.TopicID)
-	b = append(b, errorCode(r.err))
-	msg := ""
-	if r.err != nil {
-		msg = r.err.Error()
-	}
-	b = appendString(b, msg)
+	b = appendError(b, r.err)
 	b = binary.AppendVarint(b, int64(r.leader.ID))
-	return appendString(b, r.leader.Addr)
+	b = appendString(b, r.leader.Addr)
+	b = binary.AppendUvarint(b, uint64(len(r.elections)))
+	for _, e := range r.elections {
+		b = appendString(b, e.Topic)
+		b = binary.AppendVarint(b, int64(e.Partition))
+		b = binary.AppendVarint(b, int64(e.Leader))
+		b = appendError(b, e.Err)
+	}
+	return b
+}
+
+// appendError writes err as its code and message.
+func appendError(b []byte, err error) []byte {
+	b = append(b, errorCode(err))
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	return appendString(b, msg)
+}
+
+// error reads what appendError wrote.
+func (d *decoder) error() error {
+	code, msg := d.byte(), d.string()
+	switch {
+	case d.err != nil || code == 0:
+		return nil
+	case int(code) < len(errorCodes):
+		return &remoteError{msg: msg, kind: errorCodes[code]}
+	}
+	return errors.New(msg)
 }
 
 func decodeResponse(b []byte) (response, error) {
@@ -172,17 +206,18 @@ func decodeResponse(b []byte) (response, error) {
 	}
 	var r response
 	r.res = Result{Index: d.uvarint(), BrokerEpoch: d.varint(), TopicID: d.uvarint()}
-	code, msg := d.byte(), d.string()
+	r.err = d.error()
 	r.leader = Server{ID: d.int32(), Addr: d.string(), Voter: true}
+	// An election is at least 4 bytes: topic length, partition, leader,
+	// error code.
+	if n := d.count(4); n > 0 {
+		r.elections = make([]Election, n)
+		for i := range r.elections {
+			r.elections[i] = Election{Topic: d.string(), Partition: d.int32(), Leader: d.int32(), Err: d.error()}
+		}
+	}
 	if err := d.end(); err != nil {
 		return response{}, fmt.Errorf("decode forwarded response: %w", err)
-	}
-	switch {
-	case code == 0:
-	case int(code) < len(errorCodes):
-		r.err = &remoteError{msg: msg, kind: errorCodes[code]}
-	default:
-		r.err = errors.New(msg)
 	}
 	return r, nil
 }

@@ -15,6 +15,8 @@ func sampleRequests() []request {
 		{op: opCreateTopic, spec: TopicSpec{Name: "t", Partitions: 6, ReplicationFactor: 3, Configs: map[string]string{ConfigFsync: FsyncAlways}}},
 		{op: opAddVoter, server: Server{ID: 4, Addr: "h:4", Voter: true}},
 		{op: opAddNonvoter, server: Server{ID: 5, Addr: "h:5"}},
+		{op: opElectPreferred, topics: []string{"a", "orders"}},
+		{op: opElectPreferred},
 	}
 }
 
@@ -70,6 +72,45 @@ func TestResponseCarriesErrors(t *testing.T) {
 	}
 }
 
+func sampleElectionResponse() response {
+	return response{res: Result{Index: 12}, elections: []Election{
+		{Topic: "t", Partition: 0, Leader: 1},
+		{Topic: "t", Partition: 3, Leader: 2, Err: fmt.Errorf("AlterPartition: %w: t-3", ErrStalePartitionEpoch)},
+	}}
+}
+
+func TestResponseCarriesElections(t *testing.T) {
+	want := sampleElectionResponse()
+	b := appendResponse(nil, want)
+	got, err := decodeResponse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.res != want.res || got.err != nil || len(got.elections) != 2 {
+		t.Fatalf("received %+v", got)
+	}
+	for i, e := range got.elections {
+		w := want.elections[i]
+		if e.Topic != w.Topic || e.Partition != w.Partition || e.Leader != w.Leader || (e.Err == nil) != (w.Err == nil) {
+			t.Errorf("election %d: %+v, want %+v", i, e, w)
+		}
+	}
+	if e := got.elections[1].Err; !errors.Is(e, ErrStalePartitionEpoch) || e.Error() != want.elections[1].Err.Error() {
+		t.Errorf("election error %v", e)
+	}
+	for i := range b {
+		if _, err := decodeResponse(b[:i]); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncated to %d: %v", i, err)
+		}
+	}
+	// A count the bytes cannot hold is refused before allocating.
+	huge := appendResponse(nil, response{})
+	huge = append(huge[:len(huge)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
+	if _, err := decodeResponse(huge); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("huge election count: %v", err)
+	}
+}
+
 func TestHandleForwardRefusesGarbage(t *testing.T) {
 	n := &Node{} // decode fails before the node is used
 	resp, err := decodeResponse(n.HandleForward(context.Background(), []byte{forwardVersion, 1, 0xff}))
@@ -86,6 +127,7 @@ func FuzzDecodeForward(f *testing.F) {
 		f.Add(appendRequest(nil, r))
 	}
 	f.Add(appendResponse(nil, response{res: Result{Index: 1}, err: ErrNotLeader, leader: Server{ID: 1, Addr: "x:1"}}))
+	f.Add(appendResponse(nil, sampleElectionResponse()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := decodeRequest(b); err == nil {
 			if again := appendRequest(nil, r); !bytes.Equal(again, b) {

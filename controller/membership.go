@@ -335,8 +335,16 @@ func (m *Membership) ensureRegistered(mb Member) {
 	}
 	delete(m.refused, mb.ID)
 	if !ok || b.State != BrokerAlive || b.RaftAddr != mb.RaftAddr || b.Rack != mb.Rack {
+		// The member is running: the process and its data did not go
+		// away (a flap, or new tags), so its data is as good as under
+		// its current epoch. A broker that really restarted registers
+		// itself, with what it knows of its data, before it gossips.
+		prev := PreviousEpochEmpty
+		if ok {
+			prev = b.Epoch
+		}
 		ctx, cancel := m.writeContext()
-		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr})
+		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr}, prev)
 		cancel()
 		if err != nil {
 			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("broker", mb.ID), zap.Error(err))

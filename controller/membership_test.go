@@ -297,7 +297,7 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 	// Broker 7 is registered and alive at one address (as a broker that
 	// registered itself would be)...
 	ctx := testContext(t)
-	epoch, err := mc.node(1).RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9007"})
+	epoch, err := mc.node(1).RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9007"}, PreviousEpochEmpty)
 	if err != nil {
 		t.Fatal(err)
 	}

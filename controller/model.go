@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"sort"
+	"strconv"
 )
 
 // BrokerState is a broker's membership state.
@@ -52,10 +53,14 @@ type Topic struct {
 	Partitions []Partition       `json:"partitions"`
 }
 
-// Config returns the topic's value for key, or the default.
+// Config returns the topic's value for key, or the default. The default
+// of min.insync.replicas depends on the replication factor (MinInsync).
 func (t *Topic) Config(key string) string {
 	if v, ok := t.Configs[key]; ok {
 		return v
+	}
+	if key == ConfigMinInsyncReplica {
+		return strconv.Itoa(MinInsync(t))
 	}
 	return topicConfigDefs[key].Default
 }

@@ -23,7 +23,7 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) 
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	res, err := n.write(ctx, request{op: opCreateTopic, spec: spec})
+	res, _, err := n.write(ctx, request{op: opCreateTopic, spec: spec})
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +50,12 @@ func (n *Node) AlterConfigs(ctx context.Context, name string, set map[string]str
 }
 
 // RegisterBroker registers b (ID, Addr, Rack, RaftAddr) and returns its new
-// broker epoch.
-func (n *Node) RegisterBroker(ctx context.Context, b Broker) (int64, error) {
-	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr})
+// broker epoch. previousEpoch is RegisterBroker.PreviousEpoch: the epoch
+// the broker had when it last shut down cleanly, PreviousEpochUnclean
+// after a crash with its data dir in place, PreviousEpochEmpty when the
+// data dir was empty.
+func (n *Node) RegisterBroker(ctx context.Context, b Broker, previousEpoch int64) (int64, error) {
+	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr, PreviousEpoch: previousEpoch})
 	return res.BrokerEpoch, err
 }
 
@@ -61,19 +64,48 @@ func (n *Node) Propose(ctx context.Context, c Command) (Result, error) {
 	if c == nil {
 		return Result{}, fmt.Errorf("%w: nil command", ErrCorrupt)
 	}
-	return n.write(ctx, request{op: opCommand, command: c})
+	res, _, err := n.write(ctx, request{op: opCommand, command: c})
+	return res, err
+}
+
+// Election is the outcome of moving one partition's leadership to its
+// preferred replica.
+type Election struct {
+	Topic     string
+	Partition int32
+	// Leader is the preferred replica leadership moved to, or was to move
+	// to when Err is set.
+	Leader int32
+	// Err is why the change was refused (ErrStalePartitionEpoch: the
+	// partition changed between planning and applying; ErrInvalidPartition:
+	// the replica is no longer an alive ISR member). Nil: it leads.
+	Err error
+}
+
+// ElectPreferredLeaders gives leadership back to the preferred replica (the
+// first of the replica list) of every partition of the named topics (all
+// when topics is empty) where that replica is alive and in the ISR but does
+// not lead. The leader plans on metadata that holds every committed
+// command (PlanPreferredLeaders) and applies one AlterPartition per
+// partition; a refusal is reported in that partition's Election, not as
+// the error. The error is for the request as a whole (no leader, timeout,
+// leadership lost: some partitions may have moved, and running it again
+// moves the rest).
+func (n *Node) ElectPreferredLeaders(ctx context.Context, topics []string) ([]Election, error) {
+	_, elections, err := n.write(ctx, request{op: opElectPreferred, topics: topics})
+	return elections, err
 }
 
 // AddVoter adds a voter to the Raft group (or promotes a non-voter).
 func (n *Node) AddVoter(ctx context.Context, id int32, raftAddr string) error {
-	_, err := n.write(ctx, request{op: opAddVoter, server: Server{ID: id, Addr: raftAddr, Voter: true}})
+	_, _, err := n.write(ctx, request{op: opAddVoter, server: Server{ID: id, Addr: raftAddr, Voter: true}})
 	return err
 }
 
 // AddNonvoter adds a non-voter to the Raft group: it receives the log but
 // does not vote or count for commits.
 func (n *Node) AddNonvoter(ctx context.Context, id int32, raftAddr string) error {
-	_, err := n.write(ctx, request{op: opAddNonvoter, server: Server{ID: id, Addr: raftAddr}})
+	_, _, err := n.write(ctx, request{op: opAddNonvoter, server: Server{ID: id, Addr: raftAddr}})
 	return err
 }
 
@@ -111,7 +143,7 @@ func (n *Node) Join(ctx context.Context) error {
 // write runs r on the leader: here when this node leads, else through the
 // Forwarder. It retries while the leader is unknown or a node answers that
 // it does not lead (both mean nothing was proposed), until ctx ends.
-func (n *Node) write(ctx context.Context, r request) (Result, error) {
+func (n *Node) write(ctx context.Context, r request) (Result, []Election, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
@@ -123,18 +155,18 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 	why := ErrNoLeader // why the last try proposed nothing
 	for {
 		if n.isClosed() {
-			return Result{}, ErrClosed
+			return Result{}, nil, ErrClosed
 		}
 		changed := n.leaderChange()
 		if n.IsLeader() {
-			res, err := n.execute(ctx, r)
+			res, elections, err := n.execute(ctx, r)
 			if !errors.Is(err, raft.ErrNotLeader) {
-				return res, err
+				return res, elections, err
 			}
 			why = ErrNoLeader
 		} else if n.cfg.Forwarder == nil {
 			if _, known := n.Leader(); known {
-				return Result{}, ErrNotLeader
+				return Result{}, nil, ErrNotLeader
 			}
 		} else if to, ok := n.target(&hint, &next); ok {
 			if req == nil {
@@ -145,16 +177,16 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 			case errors.Is(err, ErrLeaderUnreachable):
 				why = err // not sent
 			case err != nil:
-				return Result{}, err
+				return Result{}, nil, err
 			case !errors.Is(resp.err, ErrNotLeader):
-				if resp.err == nil && (r.op == opCommand || r.op == opCreateTopic) {
+				if resp.err == nil && r.op != opAddVoter && r.op != opAddNonvoter {
 					// Read your writes: the caller sees the change here.
 					// (A membership change is not an FSM command.)
 					if err := n.fsm.WaitApplied(ctx, resp.res.Index); err != nil {
-						return resp.res, err
+						return resp.res, resp.elections, err
 					}
 				}
-				return resp.res, resp.err
+				return resp.res, resp.elections, resp.err
 			case resp.leader.Addr != "" && resp.leader.ID != to.ID:
 				hint = resp.leader
 				continue
@@ -169,7 +201,7 @@ func (n *Node) write(ctx context.Context, r request) (Result, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Result{}, fmt.Errorf("controller write: %w: %w", why, ctx.Err())
+			return Result{}, nil, fmt.Errorf("controller write: %w: %w", why, ctx.Err())
 		}
 		t.Stop()
 	}
@@ -222,7 +254,7 @@ func (n *Node) HandleForward(ctx context.Context, req []byte) []byte {
 	case !n.IsLeader():
 		resp.err = fmt.Errorf("%w: broker %d", ErrNotLeader, n.self.ID)
 	default:
-		resp.res, resp.err = n.execute(ctx, r)
+		resp.res, resp.elections, resp.err = n.execute(ctx, r)
 		if errors.Is(resp.err, raft.ErrNotLeader) {
 			resp.err = fmt.Errorf("%w: broker %d: %w", ErrNotLeader, n.self.ID, resp.err)
 		}
@@ -235,40 +267,84 @@ func (n *Node) HandleForward(ctx context.Context, req []byte) []byte {
 
 // execute runs r on this node as leader. raft.ErrNotLeader means it was not
 // proposed.
-func (n *Node) execute(ctx context.Context, r request) (Result, error) {
+func (n *Node) execute(ctx context.Context, r request) (Result, []Election, error) {
 	switch r.op {
 	case opCreateTopic:
-		// Place on metadata that holds every committed command: a new
-		// leader's FSM may still lag the log it committed.
-		if err := n.wait(ctx, n.raft.Barrier(n.timeout(ctx))); err != nil {
-			return Result{}, fmt.Errorf("%v: %w", KindCreateTopic, err)
+		if err := n.barrier(ctx); err != nil {
+			return Result{}, nil, fmt.Errorf("%v: %w", KindCreateTopic, err)
 		}
 		c, err := PlanCreateTopic(n.fsm.Metadata(), r.spec)
 		if err != nil {
-			return Result{}, fmt.Errorf("%v: %w", KindCreateTopic, err)
+			return Result{}, nil, fmt.Errorf("%v: %w", KindCreateTopic, err)
 		}
-		return n.apply(ctx, c)
+		res, err := n.apply(ctx, c)
+		return res, nil, err
 	case opCommand:
-		return n.apply(ctx, r.command)
+		res, err := n.apply(ctx, r.command)
+		return res, nil, err
+	case opElectPreferred:
+		return n.electPreferred(ctx, r.topics)
 	case opAddVoter, opAddNonvoter:
-		return n.addServer(ctx, r.server)
+		res, err := n.addServer(ctx, r.server)
+		return res, nil, err
 	}
-	return Result{}, fmt.Errorf("%w: request op %d", ErrCorrupt, r.op)
+	return Result{}, nil, fmt.Errorf("%w: request op %d", ErrCorrupt, r.op)
+}
+
+// barrier waits until this leader's FSM holds every committed command: a
+// new leader's FSM may still lag the log it committed, and plans made on
+// it would be stale.
+func (n *Node) barrier(ctx context.Context) error {
+	return n.wait(ctx, n.raft.Barrier(n.timeout(ctx)))
+}
+
+// electPreferred plans and applies preferred-leader elections. The
+// Result's index is the last one applied, so a forwarding node can wait
+// for every change.
+func (n *Node) electPreferred(ctx context.Context, topics []string) (Result, []Election, error) {
+	if err := n.barrier(ctx); err != nil {
+		return Result{}, nil, fmt.Errorf("elect preferred leaders: %w", err)
+	}
+	var res Result
+	var out []Election
+	for _, c := range PlanPreferredLeaders(n.fsm.Metadata(), topics) {
+		resp, err := n.propose(ctx, c)
+		if err != nil {
+			return res, out, fmt.Errorf("elect preferred leaders: %w", err)
+		}
+		res.Index = max(res.Index, resp.Result.Index)
+		out = append(out, Election{Topic: c.Topic, Partition: c.Partition, Leader: c.Leader, Err: resp.Err})
+		if resp.Err == nil {
+			n.log.Info("preferred leader elected", zap.String("topic", c.Topic), zap.Int32("partition", c.Partition),
+				zap.Int32("leader", c.Leader))
+		}
+	}
+	return res, out, nil
 }
 
 func (n *Node) apply(ctx context.Context, c Command) (Result, error) {
+	resp, err := n.propose(ctx, c)
+	if err != nil {
+		return Result{}, err
+	}
+	return resp.Result, resp.Err
+}
+
+// propose commits c and returns the FSM's answer. An error is Raft's (not
+// leader, leadership lost, timeout); a refusal by Apply is in the answer.
+func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
 	f := n.raft.Apply(AppendCommand(nil, c), n.timeout(ctx))
 	if err := n.wait(ctx, f); err != nil {
-		return Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
+		return ApplyResponse{}, fmt.Errorf("%v: %w", c.Kind(), err)
 	}
 	resp, ok := f.Response().(ApplyResponse)
 	if !ok {
-		return Result{}, fmt.Errorf("%v: unexpected FSM response %T", c.Kind(), f.Response())
+		return ApplyResponse{}, fmt.Errorf("%v: unexpected FSM response %T", c.Kind(), f.Response())
 	}
 	if resp.Err == nil {
 		n.log.Debug("metadata applied", zap.Stringer("command", c.Kind()), zap.Uint64("index", resp.Result.Index))
 	}
-	return resp.Result, resp.Err
+	return resp, nil
 }
 
 func (n *Node) addServer(ctx context.Context, s Server) (Result, error) {

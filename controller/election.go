@@ -1,0 +1,209 @@
+package controller
+
+import (
+	"slices"
+	"strconv"
+)
+
+// Leader election and ISR rules, applied inside Apply so that every
+// replica of the metadata elects the same leaders. The rules:
+//
+//   - A broker that fails, shuts down (FenceBroker) or restarts
+//     (RegisterBroker of a registered id: its old incarnation is gone, R10)
+//     leaves every ISR it is in, except where it is the last member: that
+//     ISR is kept as the "last known ISR", the only replica known to hold
+//     every committed record.
+//   - A partition it led, or one without a leader, gets the first replica
+//     in replica order that is in the ISR and on an alive broker.
+//   - A restarted broker that is the whole last known ISR of a partition
+//     without a leader leads it again only if it cannot have lost committed
+//     data (R11): it stopped cleanly (PreviousEpoch is its last registered
+//     epoch), or it stopped uncleanly but the topic syncs every write
+//     (fsync=always, R2) or has a single replica. A wiped broker never does.
+//   - With unclean.leader.election=true and no ISR member alive, the first
+//     alive replica leads, alone in the ISR (it may lack acknowledged
+//     records).
+//   - Otherwise the partition stays without a leader (-1) and says so.
+
+// restart is what a RegisterBroker of a registered broker tells the
+// elections: the epoch its old incarnation had, and what it says of its
+// data.
+type restart struct {
+	oldEpoch      int64
+	previousEpoch int64
+}
+
+// mayLead reports whether the restarted broker, the last known ISR of p,
+// cannot have lost a committed record of p (R11).
+func (r restart) mayLead(t *Topic, p *Partition) bool {
+	switch {
+	case r.previousEpoch == r.oldEpoch:
+		return true // clean stop, or the same process re-registered
+	case r.previousEpoch == PreviousEpochUnclean:
+		return t.Config(ConfigFsync) == FsyncAlways || len(p.Replicas) == 1
+	}
+	return false // wiped, or an epoch that is not its last one
+}
+
+// fenceAll applies the loss of broker id's current incarnation to every
+// partition of n (in topic name order), replacing each topic it changes.
+// back is set when the broker is registering again; then only partitions
+// it is a replica of are considered.
+func fenceAll(n *Metadata, id int32, back *restart) {
+	for _, name := range n.TopicNames() {
+		t := n.Topics[name]
+		var nt *Topic
+		for i := range t.Partitions {
+			p := t.Partitions[i] // its slices are only ever replaced, never written
+			if back != nil && !contains(p.Replicas, id) {
+				continue
+			}
+			if !fencePartition(n, t, &p, id, back) {
+				continue
+			}
+			if nt == nil {
+				nt = t.clone()
+				n.Topics[name] = nt
+			}
+			nt.Partitions[i] = p
+		}
+	}
+}
+
+// fencePartition applies the loss of broker id's incarnation to p, a copy
+// the caller owns, and reports whether p changed. Broker states in m are
+// the new ones; id's old incarnation is never a candidate, its new one
+// (back set) only as described in the package rules above.
+func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart) bool {
+	changed := false
+	if len(p.ISR) > 1 && contains(p.ISR, id) {
+		p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+		changed = true
+	}
+	old := p.Leader
+	if p.Leader == id {
+		p.Leader = -1
+	}
+	if p.Leader == -1 {
+		p.Leader = cleanLeader(m, p, id)
+		if p.Leader == -1 && back != nil && len(p.ISR) == 1 && p.ISR[0] == id && back.mayLead(t, p) {
+			p.Leader = id
+		}
+		if p.Leader == -1 && uncleanElection(t) && !anyAlive(m, p.ISR, id) {
+			if l := firstAlive(m, p.Replicas); l >= 0 {
+				p.Leader, p.ISR = l, []int32{l}
+			}
+		}
+	}
+	// A new incarnation leading again is a new leader: its epoch is new.
+	if p.Leader != old || old == id {
+		p.LeaderEpoch++
+		changed = true
+	}
+	if changed {
+		p.PartitionEpoch++
+	}
+	return changed
+}
+
+// cleanLeader returns the first replica, in replica order, that is in the
+// ISR, alive and not except; -1 when there is none.
+func cleanLeader(m *Metadata, p *Partition, except int32) int32 {
+	for _, r := range p.Replicas {
+		if r != except && contains(p.ISR, r) && m.isAlive(r) {
+			return r
+		}
+	}
+	return -1
+}
+
+func anyAlive(m *Metadata, ids []int32, except int32) bool {
+	return slices.ContainsFunc(ids, func(r int32) bool { return r != except && m.isAlive(r) })
+}
+
+func firstAlive(m *Metadata, ids []int32) int32 {
+	for _, r := range ids {
+		if m.isAlive(r) {
+			return r
+		}
+	}
+	return -1
+}
+
+func (m *Metadata) isAlive(id int32) bool {
+	b, ok := m.Brokers[id]
+	return ok && b.State == BrokerAlive
+}
+
+// uncleanElection reports whether the topic lets a replica outside the
+// ISR lead. Values were validated on the way in; anything else is false.
+func uncleanElection(t *Topic) bool {
+	v, err := strconv.ParseBool(t.Config(ConfigUncleanElection))
+	return err == nil && v
+}
+
+// ReplicationFactor returns the topic's number of replicas per partition
+// (0 for a topic without partitions, which Apply never creates).
+func (t *Topic) ReplicationFactor() int {
+	if t == nil || len(t.Partitions) == 0 {
+		return 0
+	}
+	return len(t.Partitions[0].Replicas)
+}
+
+// MinInsync returns the topic's min.insync.replicas: the explicit setting,
+// else 2 when the replication factor is 3 or more and 1 below that; never
+// above the replication factor (a topic must be writable with acks=all
+// while every replica is in sync) and never below 1.
+func MinInsync(t *Topic) int {
+	rf := t.ReplicationFactor()
+	n := 1
+	if rf >= 3 {
+		n = 2
+	}
+	if t != nil {
+		if v, ok := t.Configs[ConfigMinInsyncReplica]; ok {
+			if x, err := strconv.ParseInt(v, 10, 32); err == nil && x >= 1 {
+				n = int(x)
+			}
+		}
+	}
+	return max(1, min(n, rf))
+}
+
+// PlanPreferredLeaders returns the changes that give leadership back to
+// preferred replicas (the first of each replica list) in the named topics,
+// or in all when topics is empty: one AlterPartition for each partition
+// whose preferred replica is alive and in the ISR but does not lead, with
+// the ISR unchanged. Unknown topics are skipped. The order is by topic
+// name, then partition.
+func PlanPreferredLeaders(m *Metadata, topics []string) []AlterPartition {
+	names := m.TopicNames()
+	if len(topics) > 0 {
+		names = slices.Clone(topics)
+		slices.Sort(names)
+		names = slices.Compact(names)
+	}
+	var out []AlterPartition
+	for _, name := range names {
+		t, ok := m.Topics[name]
+		if !ok {
+			continue
+		}
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if len(p.Replicas) == 0 {
+				continue
+			}
+			pref := p.Replicas[0]
+			if p.Leader == pref || !contains(p.ISR, pref) || !m.isAlive(pref) {
+				continue
+			}
+			out = append(out, AlterPartition{
+				Topic: name, Partition: p.Index, PartitionEpoch: p.PartitionEpoch,
+				Leader: pref, ISR: slices.Clone(p.ISR),
+			})
+		}
+	}
+	return out
+}
