@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,16 +10,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions",
+		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions; rebalance leaders",
 		Example: `  sluice cluster status
-  sluice cluster brokers --json`,
+  sluice cluster brokers --json
+  sluice cluster rebalance-leaders --topic orders`,
 	}
-	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g))
+	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g))
 	return cmd
 }
 
@@ -190,4 +193,112 @@ func newClusterBrokersCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// Outcomes of one preferred-leader election, as rebalance-leaders names
+// them.
+const (
+	electionElected   = "elected"    // leadership moved to the preferred replica
+	electionNotNeeded = "not_needed" // the preferred replica already led
+	electionFailed    = "failed"     // see the error
+)
+
+// electionJSON is the --json shape of one election in rebalance-leaders.
+type electionJSON struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Leader    int32  `json:"leader"`
+	Result    string `json:"result"`
+	Error     string `json:"error,omitempty"`
+}
+
+func newClusterRebalanceLeadersCmd(g *globals) *cobra.Command {
+	var (
+		topics []string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rebalance-leaders",
+		Short: "Move each partition's leadership back to its preferred replica",
+		Long: `Run a preferred-leader election: every partition whose preferred replica
+(the first of its replica list) is alive and in the ISR, but does not lead
+it, gets it back as leader. After a broker restarts, other replicas lead
+its partitions; this gives leadership back to the preferred replicas, which
+the controller spreads evenly over the brokers, and with it the load.
+
+Prints one line per partition: elected, not_needed (the preferred replica
+already leads), or failed with the reason (PREFERRED_LEADER_NOT_AVAILABLE
+while it is down or catching up). Exits with status 1 when any failed.`,
+		Example: `  sluice cluster rebalance-leaders
+  sluice cluster rebalance-leaders --topic orders --topic audit
+  sluice cluster rebalance-leaders --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			results, err := cl.ElectPreferredLeaders(cmd.Context(), topics...)
+			if err != nil {
+				return err
+			}
+			elections := electionsView(results)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				err = writeJSON(out, elections)
+			} else {
+				err = printElections(out, elections)
+			}
+			if err != nil {
+				return err
+			}
+			if n := countResult(elections, electionFailed); n > 0 {
+				return fmt.Errorf("%d of %d elections failed", n, len(elections))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&topics, "topic", nil, "only this topic's partitions (repeatable; default: every topic)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func electionsView(results []client.ElectionResult) []electionJSON {
+	out := make([]electionJSON, 0, len(results))
+	for _, r := range results {
+		e := electionJSON{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, Result: electionElected}
+		switch {
+		case errors.Is(r.Err, protocol.ErrElectionNotNeeded):
+			e.Result = electionNotNeeded
+		case r.Err != nil:
+			e.Result, e.Error = electionFailed, r.Err.Error()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func countResult(elections []electionJSON, result string) int {
+	n := 0
+	for _, e := range elections {
+		if e.Result == result {
+			n++
+		}
+	}
+	return n
+}
+
+func printElections(w io.Writer, elections []electionJSON) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tRESULT\tERROR")
+	for _, e := range elections {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", e.Topic, e.Partition, e.Leader, e.Result, e.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%d partitions: %d elected, %d not needed, %d failed\n", len(elections),
+		countResult(elections, electionElected), countResult(elections, electionNotNeeded), countResult(elections, electionFailed))
+	return err
 }

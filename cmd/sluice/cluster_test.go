@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // `sluice cluster status --json` and `cluster brokers` against a single
@@ -55,5 +57,50 @@ func TestClusterStatusFindsUnhealthyPartitions(t *testing.T) {
 	if st.PartitionCount != 3 || len(st.Offline) != 1 || st.Offline[0].Partition != 1 ||
 		len(st.UnderReplicated) != 1 || st.UnderReplicated[0].Partition != 2 {
 		t.Fatalf("status: %+v", st)
+	}
+}
+
+func TestElectionsView(t *testing.T) {
+	results := []client.ElectionResult{
+		{Topic: "a", Partition: 0, Leader: 1},
+		{Topic: "a", Partition: 1, Leader: 2, Err: protocol.ErrElectionNotNeeded.Err()},
+		{Topic: "b", Partition: 0, Leader: 3, Err: protocol.ErrPreferredLeaderNotAvailable.ErrWithDetail("broker 1 is not in the ISR")},
+	}
+	es := electionsView(results)
+	want := []electionJSON{
+		{Topic: "a", Partition: 0, Leader: 1, Result: electionElected},
+		{Topic: "a", Partition: 1, Leader: 2, Result: electionNotNeeded},
+		{Topic: "b", Partition: 0, Leader: 3, Result: electionFailed, Error: results[2].Err.Error()},
+	}
+	if len(es) != len(want) {
+		t.Fatalf("%+v", es)
+	}
+	for i := range want {
+		if es[i] != want[i] {
+			t.Errorf("election %d: %+v, want %+v", i, es[i], want[i])
+		}
+	}
+	var out bytes.Buffer
+	if err := printElections(&out, es); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, w := range [][]string{
+		{"TOPIC", "PARTITION", "LEADER", "RESULT", "ERROR"},
+		{"a", "0", "1", "elected"},
+		{"a", "1", "2", "not_needed"},
+		{"b", "0", "3", "failed", "PREFERRED_LEADER_NOT_AVAILABLE", "broker 1 is not in the ISR"},
+		{"3 partitions: 1 elected, 1 not needed, 1 failed"},
+	} {
+		if !hasLine(lines, w) {
+			t.Errorf("no line with %q:\n%s", w, out.String())
+		}
+	}
+	b, err := json.Marshal(es[2])
+	if err != nil || string(b) != `{"topic":"b","partition":0,"leader":3,"result":"failed","error":"`+results[2].Err.Error()+`"}` {
+		t.Errorf("json %s %v", b, err)
+	}
+	if empty, _ := json.Marshal(electionsView(nil)); string(empty) != "[]" {
+		t.Errorf("no elections: %s, want []", empty)
 	}
 }

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 func newTopicCmd(g *globals) *cobra.Command {
@@ -121,24 +124,72 @@ type topicJSON struct {
 	Configs    map[string]string `json:"configs"`
 }
 
+// partitionJSON is one partition: the controller's view (leader, epoch,
+// replica sets), the leader's offsets, and each replica as its own broker
+// reports it.
 type partitionJSON struct {
-	Partition   int32   `json:"partition"`
-	Leader      int32   `json:"leader"`
-	LeaderEpoch int32   `json:"leader_epoch"`
-	Replicas    []int32 `json:"replicas"`
-	ISR         []int32 `json:"isr"`
-	StartOffset int64   `json:"start_offset"`
-	EndOffset   int64   `json:"end_offset"`
-	Error       string  `json:"error,omitempty"`
+	Partition       int32         `json:"partition"`
+	Leader          int32         `json:"leader"`
+	LeaderEpoch     int32         `json:"leader_epoch"`
+	Replicas        []int32       `json:"replicas"`
+	ISR             []int32       `json:"isr"`
+	OfflineReplicas []int32       `json:"offline_replicas"`
+	StartOffset     int64         `json:"start_offset"`
+	EndOffset       int64         `json:"end_offset"`
+	ReplicaStatus   []replicaJSON `json:"replica_status"`
+	Error           string        `json:"error,omitempty"`
 }
 
+// Roles of a replica in topic describe. Leader and follower are what the
+// replica's broker says it is; the others say why there is nothing to show.
+const (
+	roleLeader      = "leader"
+	roleFollower    = "follower"
+	roleUnreachable = "unreachable" // the broker did not answer, or is not alive
+	roleUnknown     = "unknown"     // the broker answered with an error (an older broker, say)
+	roleMissing     = "missing"     // the broker answered but does not hold the replica
+	roleError       = "error"       // the broker holds the replica, which has failed
+)
+
+// replicaJSON is one replica as its broker reports it (DescribeReplicas).
+// Offsets and the epoch are -1 unless Role is leader or follower.
+type replicaJSON struct {
+	Broker        int32  `json:"broker"`
+	Role          string `json:"role"`
+	LeaderEpoch   int32  `json:"leader_epoch"`
+	StartOffset   int64  `json:"start_offset"`
+	EndOffset     int64  `json:"end_offset"`
+	HighWatermark int64  `json:"high_watermark"`
+	SyncedOffset  int64  `json:"synced_offset"`
+	Error         string `json:"error,omitempty"`
+}
+
+// defaultReplicaTimeout bounds the wait for brokers' DescribeReplicas answers, so
+// one stopped broker does not stall describe.
+const defaultReplicaTimeout = 5 * time.Second
+
 func newTopicDescribeCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON         bool
+		replicaTimeout time.Duration
+	)
 	cmd := &cobra.Command{
-		Use:     "describe NAME",
-		Short:   "Show a topic's partitions, leaders, replicas, offsets and configs",
-		Example: `  sluice topic describe orders`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "describe NAME",
+		Short: "Show a topic's partitions, leaders, replicas with their offsets, and configs",
+		Long: `Show a topic's partitions and configs.
+
+Per partition: the leader, its leader epoch, the replicas, the in-sync
+replicas (ISR) and the offline replicas as the controller records them, and
+the log start and end offsets as the leader reports them.
+
+Per replica, as the broker holding it reports it: its role (leader or
+follower), leader epoch, log start and end offsets, high watermark (HW) and
+synced offset (below it the log is fsynced). Every alive broker is asked;
+a broker that does not answer within --replica-timeout shows "unreachable",
+one that answers without holding the replica "missing".`,
+		Example: `  sluice topic describe orders
+  sluice topic describe orders --json | jq '.partitions[].replica_status'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := dial(cmd, g)
 			if err != nil {
@@ -162,53 +213,155 @@ func newTopicDescribeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tj := topicJSON{Name: d.Name, Configs: map[string]string{}}
-			for _, p := range d.Partitions {
-				pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
-					Replicas: p.Replicas, ISR: p.ISR, StartOffset: -1, EndOffset: -1}
-				if p.Err != nil {
-					pj.Error = p.Err.Error()
-				}
-				for _, o := range starts {
-					if o.Partition == p.Partition && o.Err == nil {
-						pj.StartOffset = o.Offset
-					}
-				}
-				for _, o := range ends {
-					if o.Partition == p.Partition && o.Err == nil {
-						pj.EndOffset = o.Offset
-					}
-				}
-				tj.Partitions = append(tj.Partitions, pj)
-			}
-			for _, e := range entries {
-				tj.Configs[e.Key] = e.Value
-			}
+			rctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+			brokers, rerr := cl.DescribeReplicas(rctx, args[0])
+			cancel()
+			tj := topicView(d, starts, ends, replicaStatus(brokers, rerr), entries)
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return writeJSON(out, tj)
 			}
-			fmt.Fprintf(out, "topic %s: %d partitions\n", tj.Name, len(tj.Partitions))
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tSTART\tEND\tERROR")
-			for _, p := range tj.Partitions {
-				fmt.Fprintf(tw, "%d\t%d\t%d\t%v\t%v\t%d\t%d\t%s\n", p.Partition, p.Leader, p.LeaderEpoch,
-					p.Replicas, p.ISR, p.StartOffset, p.EndOffset, p.Error)
-			}
-			tw.Flush()
-			fmt.Fprintln(out, "configs:")
-			for _, e := range entries {
-				suffix := ""
-				if e.IsDefault {
-					suffix = " (default)"
-				}
-				fmt.Fprintf(out, "  %s=%s%s\n", e.Key, e.Value, suffix)
-			}
-			return nil
+			return printTopic(out, tj, entries)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&replicaTimeout, "replica-timeout", defaultReplicaTimeout,
+		"how long to wait for each broker's report of its replicas")
 	return cmd
+}
+
+// replicaLookup finds the report of one replica from the brokers'
+// DescribeReplicas answers.
+type replicaLookup func(topic string, partition, broker int32) replicaJSON
+
+// replicaStatus indexes the brokers' answers. err is DescribeReplicas'
+// own failure: then no broker could be asked, and every replica is
+// unreachable for that reason.
+func replicaStatus(brokers []client.BrokerReplicas, err error) replicaLookup {
+	byBroker := make(map[int32]*client.BrokerReplicas, len(brokers))
+	for i := range brokers {
+		byBroker[brokers[i].Broker] = &brokers[i]
+	}
+	return func(topic string, partition, broker int32) replicaJSON {
+		rj := replicaJSON{Broker: broker, LeaderEpoch: -1, StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1}
+		br := byBroker[broker]
+		switch {
+		case err != nil:
+			rj.Role, rj.Error = roleUnreachable, err.Error()
+		case br == nil:
+			rj.Role, rj.Error = roleUnreachable, "not among the alive brokers"
+		case answered(br.Err):
+			rj.Role, rj.Error = roleUnknown, br.Err.Error()
+		case br.Err != nil:
+			rj.Role, rj.Error = roleUnreachable, br.Err.Error()
+		default:
+			rj.Role = roleMissing
+			for _, ri := range br.Replicas {
+				if ri.Topic != topic || ri.Partition != partition {
+					continue
+				}
+				if ri.Err != nil {
+					rj.Role, rj.Error = roleError, ri.Err.Error()
+					break
+				}
+				rj.Role = roleFollower
+				if ri.Leader {
+					rj.Role = roleLeader
+				}
+				rj.LeaderEpoch, rj.StartOffset, rj.EndOffset = ri.LeaderEpoch, ri.StartOffset, ri.EndOffset
+				rj.HighWatermark, rj.SyncedOffset = ri.HighWatermark, ri.SyncedOffset
+				break
+			}
+		}
+		return rj
+	}
+}
+
+// answered reports whether err is a broker's refusal rather than a
+// failure to reach it: an error code in its response, or an API version
+// its ApiVersions answer did not offer.
+func answered(err error) bool {
+	var perr *protocol.Error
+	return errors.As(err, &perr) || errors.Is(err, protocol.ErrUnsupportedVersion)
+}
+
+// topicView puts together what topic describe shows.
+func topicView(d client.TopicDescription, starts, ends []client.PartitionOffset, replicas replicaLookup,
+	entries []client.ConfigEntry) topicJSON {
+	tj := topicJSON{Name: d.Name, Partitions: []partitionJSON{}, Configs: map[string]string{}}
+	for _, p := range d.Partitions {
+		pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
+			Replicas: orEmpty(p.Replicas), ISR: orEmpty(p.ISR), OfflineReplicas: orEmpty(p.OfflineReplicas),
+			StartOffset: offsetOf(starts, p.Partition), EndOffset: offsetOf(ends, p.Partition),
+			ReplicaStatus: []replicaJSON{}}
+		if p.Err != nil {
+			pj.Error = p.Err.Error()
+		}
+		for _, id := range p.Replicas {
+			pj.ReplicaStatus = append(pj.ReplicaStatus, replicas(d.Name, p.Partition, id))
+		}
+		tj.Partitions = append(tj.Partitions, pj)
+	}
+	for _, e := range entries {
+		tj.Configs[e.Key] = e.Value
+	}
+	return tj
+}
+
+// offsetOf is partition's offset in a ListOffsets answer, -1 when it has
+// none.
+func offsetOf(offsets []client.PartitionOffset, partition int32) int64 {
+	for _, o := range offsets {
+		if o.Partition == partition && o.Err == nil {
+			return o.Offset
+		}
+	}
+	return -1
+}
+
+// orEmpty makes a nil list print as [] in JSON.
+func orEmpty(s []int32) []int32 {
+	if s == nil {
+		return []int32{}
+	}
+	return s
+}
+
+func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
+	fmt.Fprintf(w, "topic %s: %d partitions\n", tj.Name, len(tj.Partitions))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tOFFLINE\tSTART\tEND\tERROR")
+	for _, p := range tj.Partitions {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%v\t%v\t%v\t%d\t%d\t%s\n", p.Partition, p.Leader, p.LeaderEpoch,
+			p.Replicas, p.ISR, p.OfflineReplicas, p.StartOffset, p.EndOffset, p.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "replicas:")
+	fmt.Fprintln(tw, "  PARTITION\tBROKER\tROLE\tEPOCH\tSTART\tEND\tHW\tSYNCED\tERROR")
+	for _, p := range tj.Partitions {
+		for _, r := range p.ReplicaStatus {
+			if r.Role == roleLeader || r.Role == roleFollower {
+				fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Partition, r.Broker, r.Role,
+					r.LeaderEpoch, r.StartOffset, r.EndOffset, r.HighWatermark, r.SyncedOffset, r.Error)
+			} else {
+				fmt.Fprintf(tw, "  %d\t%d\t%s\t-\t-\t-\t-\t-\t%s\n", p.Partition, r.Broker, r.Role, r.Error)
+			}
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "configs:")
+	for _, e := range entries {
+		suffix := ""
+		if e.IsDefault {
+			suffix = " (default)"
+		}
+		fmt.Fprintf(w, "  %s=%s%s\n", e.Key, e.Value, suffix)
+	}
+	return nil
 }
 
 func newTopicDeleteCmd(g *globals) *cobra.Command {

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// describeFixture is a topic of two partitions on brokers 1..4: broker 1
+// answers for its replicas, broker 2 answers without holding p1, broker 3
+// is down, broker 4 does not serve DescribeReplicas, and broker 5 is not
+// alive at all (absent from the answers).
+func describeFixture() (client.TopicDescription, []client.PartitionOffset, []client.PartitionOffset, []client.BrokerReplicas) {
+	d := client.TopicDescription{Name: "orders", Partitions: []client.PartitionDescription{
+		{Partition: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}, OfflineReplicas: []int32{3}},
+		{Partition: 1, Leader: -1, LeaderEpoch: 2, Replicas: []int32{2, 4, 5}, ISR: []int32{2},
+			Err: protocol.ErrLeaderNotAvailable.Err()},
+	}}
+	starts := []client.PartitionOffset{{Partition: 0, Offset: 10}, {Partition: 1, Offset: -1, Err: protocol.ErrLeaderNotAvailable.Err()}}
+	ends := []client.PartitionOffset{{Partition: 0, Offset: 2000}, {Partition: 1, Offset: -1, Err: protocol.ErrLeaderNotAvailable.Err()}}
+	brokers := []client.BrokerReplicas{
+		{Broker: 1, Replicas: []client.ReplicaInfo{
+			{Topic: "orders", Partition: 0, Leader: true, LeaderEpoch: 4, StartOffset: 10, EndOffset: 2000, HighWatermark: 1990, SyncedOffset: 1995},
+			{Topic: "other", Partition: 1, LeaderEpoch: 9, EndOffset: 7},
+		}},
+		{Broker: 2, Replicas: []client.ReplicaInfo{
+			{Topic: "orders", Partition: 0, LeaderEpoch: 4, StartOffset: 10, EndOffset: 1990, HighWatermark: 1990, SyncedOffset: 1990},
+		}},
+		{Broker: 3, Err: errors.New("broker 3: describe replicas: dial tcp: connection refused")},
+		{Broker: 4, Err: fmt.Errorf("broker 4: %w", protocol.ErrUnsupportedVersion.Err())},
+	}
+	return d, starts, ends, brokers
+}
+
+func TestTopicViewReplicaStatus(t *testing.T) {
+	d, starts, ends, brokers := describeFixture()
+	tj := topicView(d, starts, ends, replicaStatus(brokers, nil), []client.ConfigEntry{{Key: "retention.ms", Value: "1000"}})
+	if len(tj.Partitions) != 2 || tj.Configs["retention.ms"] != "1000" {
+		t.Fatalf("view: %+v", tj)
+	}
+	p0, p1 := tj.Partitions[0], tj.Partitions[1]
+	if p0.StartOffset != 10 || p0.EndOffset != 2000 || fmt.Sprint(p0.OfflineReplicas) != "[3]" || p0.Error != "" {
+		t.Errorf("p0: %+v", p0)
+	}
+	if p1.StartOffset != -1 || p1.EndOffset != -1 || p1.OfflineReplicas == nil || !strings.Contains(p1.Error, "LEADER_NOT_AVAILABLE") {
+		t.Errorf("p1: %+v", p1)
+	}
+	want := [][]replicaJSON{
+		{
+			{Broker: 1, Role: roleLeader, LeaderEpoch: 4, StartOffset: 10, EndOffset: 2000, HighWatermark: 1990, SyncedOffset: 1995},
+			{Broker: 2, Role: roleFollower, LeaderEpoch: 4, StartOffset: 10, EndOffset: 1990, HighWatermark: 1990, SyncedOffset: 1990},
+			{Broker: 3, Role: roleUnreachable, LeaderEpoch: -1, StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1,
+				Error: "broker 3: describe replicas: dial tcp: connection refused"},
+		},
+		{
+			{Broker: 2, Role: roleMissing, LeaderEpoch: -1, StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1},
+			{Broker: 4, Role: roleUnknown, LeaderEpoch: -1, StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1,
+				Error: brokers[3].Err.Error()},
+			{Broker: 5, Role: roleUnreachable, LeaderEpoch: -1, StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1,
+				Error: "not among the alive brokers"},
+		},
+	}
+	for i, p := range tj.Partitions {
+		if fmt.Sprint(p.ReplicaStatus) != fmt.Sprint(want[i]) {
+			t.Errorf("partition %d replicas:\n got %+v\nwant %+v", i, p.ReplicaStatus, want[i])
+		}
+	}
+}
+
+// A replica its broker reports as failed shows its error, and a failure
+// of DescribeReplicas as a whole makes every replica unreachable with it.
+func TestReplicaStatusErrors(t *testing.T) {
+	brokers := []client.BrokerReplicas{{Broker: 1, Replicas: []client.ReplicaInfo{
+		{Topic: "t", Partition: 0, Err: protocol.ErrStorageError.Err()}}}}
+	if r := replicaStatus(brokers, nil)("t", 0, 1); r.Role != roleError || !strings.Contains(r.Error, "STORAGE_ERROR") || r.EndOffset != -1 {
+		t.Errorf("failed replica: %+v", r)
+	}
+	all := errors.New("describe replicas: metadata: no broker reachable")
+	if r := replicaStatus(brokers, all)("t", 0, 1); r.Role != roleUnreachable || r.Error != all.Error() {
+		t.Errorf("DescribeReplicas failed: %+v", r)
+	}
+}
+
+func TestPrintTopic(t *testing.T) {
+	d, starts, ends, brokers := describeFixture()
+	entries := []client.ConfigEntry{{Key: "retention.ms", Value: "1000", IsDefault: true}}
+	var out bytes.Buffer
+	if err := printTopic(&out, topicView(d, starts, ends, replicaStatus(brokers, nil), entries), entries); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range [][]string{
+		{"topic orders: 2 partitions"},
+		{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "OFFLINE", "START", "END", "ERROR"},
+		{"0", "1", "4", "[1 2 3]", "[1 2]", "[3]", "10", "2000"},
+		{"1", "-1", "2", "[2 4 5]", "[2]", "[]", "-1", "-1", "LEADER_NOT_AVAILABLE"},
+		{"replicas:"},
+		{"PARTITION", "BROKER", "ROLE", "EPOCH", "START", "END", "HW", "SYNCED", "ERROR"},
+		{"0", "1", "leader", "4", "10", "2000", "1990", "1995"},
+		{"0", "2", "follower", "4", "10", "1990", "1990", "1990"},
+		{"0", "3", "unreachable", "-", "-", "-", "-", "-", "connection refused"},
+		{"1", "2", "missing", "-", "-", "-", "-", "-"},
+		{"1", "4", "unknown", "-", "-", "-", "-", "-", "UNSUPPORTED_VERSION"},
+		{"1", "5", "unreachable", "-", "-", "-", "-", "-", "not among the alive brokers"},
+		{"configs:"},
+		{"retention.ms=1000 (default)"},
+	} {
+		if !hasLine(lines, want) {
+			t.Errorf("no line with %q in order:\n%s", want, out.String())
+		}
+	}
+}
+
+// hasLine reports whether a line holds the fields in order, each starting
+// a whitespace-separated field (the table's columns).
+func hasLine(lines []string, fields []string) bool {
+	for _, l := range lines {
+		rest := " " + l
+		ok := true
+		for _, f := range fields {
+			i := strings.Index(rest, " "+f)
+			if i < 0 {
+				ok = false
+				break
+			}
+			rest = rest[i+1+len(f):]
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// The --json shape keeps its names: scripts read them.
+func TestTopicJSONNames(t *testing.T) {
+	d, starts, ends, brokers := describeFixture()
+	b, err := json.Marshal(topicView(d, starts, ends, replicaStatus(brokers, nil), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Partitions []map[string]any `json:"partitions"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"partition", "leader", "leader_epoch", "replicas", "isr", "offline_replicas", "start_offset",
+		"end_offset", "replica_status"} {
+		if _, ok := got.Partitions[0][k]; !ok {
+			t.Errorf("partition lacks %q: %s", k, b)
+		}
+	}
+	rs := got.Partitions[0]["replica_status"].([]any)[0].(map[string]any)
+	for _, k := range []string{"broker", "role", "leader_epoch", "start_offset", "end_offset", "high_watermark", "synced_offset"} {
+		if _, ok := rs[k]; !ok {
+			t.Errorf("replica lacks %q: %v", k, rs)
+		}
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	for _, args := range [][]string{{"topic", "describe", "--help"}, {"cluster", "rebalance-leaders", "--help"}} {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.Contains(out.String(), "Examples:") || !strings.Contains(out.String(), "sluice "+args[0]+" "+args[1]) {
+			t.Errorf("%v lacks examples:\n%s", args, out.String())
+		}
+	}
+}
