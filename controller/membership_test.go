@@ -207,6 +207,14 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	if led < 0 {
 		t.Fatalf("no partition led by broker 4: %+v", top.Partitions)
 	}
+	// And it is the last in-sync replica of a two-replica partition, whose
+	// data is only as good as the process that holds it (fsync=interval).
+	if _, err := mc.node(1).Propose(ctx, CreateTopic{Name: "u", Replicas: [][]int32{{4, 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.node(1).Propose(ctx, AlterPartition{Topic: "u", Leader: 4, ISR: []int32{4}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Its serf stops without leaving: once serf declares it failed, the
 	// leader fences the epoch it holds and takes its leadership away.
@@ -219,11 +227,21 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	if p := mc.leader().Metadata().Topics["t"].Partitions[led]; p.Leader != -1 {
 		t.Errorf("partition %d still led by %d after its leader was fenced", led, p.Leader)
 	}
+	if p := mc.leader().Metadata().Topics["u"].Partitions[0]; p.Leader != -1 || len(p.ISR) != 1 || p.ISR[0] != 4 {
+		t.Errorf("u-0 after its last in-sync replica was fenced: %+v, want no leader and ISR [4]", p)
+	}
 
-	// Restarted with the same id on the same gossip address: a new epoch.
+	// Its serf back with the same id on the same gossip address (the
+	// process never stopped): a new epoch, and since the membership
+	// registers a running broker as continuing its epoch, it leads again
+	// what it was the last in-sync replica of.
 	mc.startMember(4, "127.0.0.1:9004")
 	second := mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > fenced }).Epoch
 	t.Logf("restarted broker 4: epoch %d -> %d", fenced, second)
+	waitFor(t, 10*time.Second, func() bool {
+		m := mc.leader().Metadata()
+		return m.Topics["t"].Partitions[led].Leader == 4 && m.Topics["u"].Partitions[0].Leader == 4
+	}, "broker 4 leading t and u again")
 
 	// A graceful leave is fenced too, without waiting for failure
 	// detection.
