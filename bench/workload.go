@@ -272,7 +272,28 @@ func endOffsets(ctx context.Context, cl *client.Client, topic string, nparts int
 	return listOffsets(ctx, cl, topic, nparts, client.AtEnd())
 }
 
+// listOffsets lists every partition's offset, retrying partitions that
+// fail with a retriable error (a leader moving, a broker still applying
+// metadata) for up to listRetryFor.
 func listOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset) ([]int64, error) {
+	deadline := time.Now().Add(listRetryFor)
+	for {
+		out, err := listOffsetsOnce(ctx, cl, topic, nparts, at)
+		if err == nil || !client.IsRetriable(err) || time.Now().After(deadline) {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// listRetryFor bounds the retries of listOffsets.
+const listRetryFor = 30 * time.Second
+
+func listOffsetsOnce(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset) ([]int64, error) {
 	offs, err := cl.ListOffsets(ctx, topic, at)
 	if err != nil {
 		return nil, fmt.Errorf("bench: list %s offsets of %s: %w", at, topic, err)

@@ -43,6 +43,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,8 +68,10 @@ type Broker struct {
 	panics atomic.Int64
 
 	// Set by Start.
-	node       *controller.Node // the controller; Start opens it, Close closes it
-	store      MetadataStore    // the node, as the handlers use it
+	node       *controller.Node       // the controller; Start opens it, Close closes it
+	members    *controller.Membership // serf; guarded by mu
+	abandon    bool                   // Abandon: stop like a crash; guarded by mu
+	store      MetadataStore          // the node, as the handlers use it
 	fwd        *forwarder
 	epoch      atomic.Int64 // broker epoch from the last registration
 	ready      atomic.Bool  // registered and partitions reconciled: serve clients
@@ -136,6 +139,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := checkLegacyMetadata(b.cfg.DataDir); err != nil {
 		return err
 	}
+	prevEpoch, err := previousEpoch(b.cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
@@ -151,14 +158,20 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := b.startController(regCtx); err != nil {
 		return err
 	}
-	b.parts = newPartitions(b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger)
+	b.parts = newPartitions(b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger, &replication{
+		addr:        b.brokerAddr,
+		brokerEpoch: b.epoch.Load,
+		maxLag:      b.cfg.ReplicaMaxLag,
+		fetchWait:   b.cfg.ReplicaFetchWait,
+		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
+	})
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.
 	b.connCtx, b.connCancel = context.WithCancel(context.Background())
 	b.bg.Add(1)
 	go func() { defer b.bg.Done(); b.acceptLoop() }()
-	if err := b.register(regCtx, advertised); err != nil {
+	if err := b.register(regCtx, advertised, prevEpoch); err != nil {
 		return err
 	}
 
@@ -169,12 +182,17 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: %w", err)
 	}
 	b.parts.reconcile(md)
+	if err := b.startMembership(advertised); err != nil {
+		return err
+	}
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(2)
+	b.bg.Add(4)
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
+	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()
+	go func() { defer b.bg.Done(); b.rebalanceLoop(bgCtx) }()
 	b.mu.Lock()
 	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
 	b.mu.Unlock()
@@ -234,10 +252,21 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closing = true
-		stopAfter := b.stopAfter
+		stopAfter, members, abandon := b.stopAfter, b.members, b.abandon
 		b.mu.Unlock()
 		if stopAfter != nil {
 			stopAfter()
+		}
+		if b.ready.Load() && !abandon {
+			b.controlledShutdown()
+		}
+		if members != nil {
+			if !abandon {
+				if err := members.Leave(); err != nil {
+					b.logger.Debug("leave gossip", zap.Error(err))
+				}
+			}
+			members.Close()
 		}
 		if b.ln != nil {
 			b.ln.Close()
@@ -257,10 +286,18 @@ func (b *Broker) Close() error {
 		if b.node != nil {
 			errs = append(errs, b.node.Close())
 		}
-		if b.dirLock != nil {
-			errs = append(errs, b.dirLock.Close())
-		}
 		b.closeErr = errors.Join(errs...)
+		if b.closeErr == nil && !abandon && b.ready.Load() {
+			// Every log closed cleanly: the next start may lead again
+			// what only this broker held.
+			if err := writeFileDurable(filepath.Join(b.cfg.DataDir, cleanShutdownFile),
+				[]byte(strconv.FormatInt(b.epoch.Load(), 10)+"\n")); err != nil {
+				b.closeErr = fmt.Errorf("broker: record clean shutdown: %w", err)
+			}
+		}
+		if b.dirLock != nil {
+			b.closeErr = errors.Join(b.closeErr, b.dirLock.Close())
+		}
 		if b.ln != nil {
 			b.logger.Info("broker stopped", zap.String("addr", b.addr), zap.NamedError("close_error", b.closeErr))
 		}
@@ -333,13 +370,28 @@ func (b *Broker) acceptLoop() {
 func (b *Broker) watchMetadata(ctx context.Context) {
 	for {
 		ch := b.store.Changed() // before reading, so no change is missed
-		b.parts.reconcile(b.store.Metadata())
+		md := b.store.Metadata()
+		if me, ok := md.Brokers[b.cfg.BrokerID]; ok && me.Epoch > b.epoch.Load() {
+			// Registered again (serf saw this broker come back after a
+			// failure): fetches go out with the new epoch.
+			b.epoch.Store(me.Epoch)
+		}
+		b.parts.reconcile(md)
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// brokerAddr is the client address of an alive broker, from the metadata.
+func (b *Broker) brokerAddr(id int32) (string, bool) {
+	br, ok := b.store.Metadata().Brokers[id]
+	if !ok || br.State != controller.BrokerAlive {
+		return "", false
+	}
+	return br.Addr, true
 }
 
 // retentionLoop runs retention every RetentionCheckInterval.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/replica"
 )
 
 // Defaults applied by Config.WithDefaults to zero fields.
@@ -122,6 +123,32 @@ type Config struct {
 	Join string
 	// Rack is this broker's rack, used by placement. Default none.
 	Rack string
+	// GossipAddr is this broker's serf address (UDP and TCP), host:port:
+	// membership and failure detection. Default: ListenAddr's host with
+	// its port + 2 (port 0 when the listen port is 0).
+	GossipAddr string
+	// GossipSeeds lists other brokers' gossip addresses, comma-separated,
+	// to join at start (retried until one answers). Empty: wait to be
+	// joined.
+	GossipSeeds string
+	// Gossip holds serf's failure-detection timings; zero fields keep
+	// memberlist's LAN defaults (a failed broker is noticed within about
+	// 5 to 30 s). Tests shorten them.
+	Gossip controller.GossipTimings
+
+	// ReplicaMaxLag is how long a follower may go without catching up to
+	// the leader's end before the leader removes it from the ISR. Default
+	// replica.DefaultMaxLag (10 s).
+	ReplicaMaxLag time.Duration
+	// ReplicaFetchWait is a follower's fetch long-poll. Default 500 ms.
+	ReplicaFetchWait time.Duration
+	// ControlledShutdownTimeout bounds how long Close waits for the
+	// controller to move this broker's leaderships away. Default 10 s.
+	ControlledShutdownTimeout time.Duration
+	// LeaderRebalanceInterval is how often the controller leader returns
+	// leadership to preferred replicas that are back in sync. Default
+	// 30 s; negative disables it.
+	LeaderRebalanceInterval time.Duration
 	// RaftHeartbeatTimeout and RaftElectionTimeout are Raft's timeouts.
 	// Default DefaultRaftTimeout, or DefaultSingleVoterRaftTimeout for a
 	// one-voter cluster.
@@ -145,7 +172,22 @@ func (c Config) WithDefaults() Config {
 		c.DataDir = DefaultDataDir
 	}
 	if c.RaftAddr == "" {
-		c.RaftAddr = defaultRaftAddr(c.ListenAddr)
+		c.RaftAddr = nextAddr(c.ListenAddr, 1)
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = nextAddr(c.ListenAddr, 2)
+	}
+	if c.ReplicaMaxLag == 0 {
+		c.ReplicaMaxLag = replica.DefaultMaxLag
+	}
+	if c.ReplicaFetchWait == 0 {
+		c.ReplicaFetchWait = 500 * time.Millisecond
+	}
+	if c.ControlledShutdownTimeout == 0 {
+		c.ControlledShutdownTimeout = 10 * time.Second
+	}
+	if c.LeaderRebalanceInterval == 0 {
+		c.LeaderRebalanceInterval = 30 * time.Second
 	}
 	raftTimeout := DefaultRaftTimeout
 	if c.Voters == "" && c.Join == "" {
@@ -208,18 +250,18 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// defaultRaftAddr is listen's host with the next port, or port 0 when
-// listen's port is 0 (or not a number: Validate reports that).
-func defaultRaftAddr(listen string) string {
+// nextAddr is listen's host with its port + k, or port 0 when listen's
+// port is 0 (or not a number: Validate reports that).
+func nextAddr(listen string, k int) string {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return ""
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n <= 0 || n >= 65535 {
-		n = -1
+	if err != nil || n <= 0 || n+k > 65535 {
+		return net.JoinHostPort(host, "0")
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n+1))
+	return net.JoinHostPort(host, strconv.Itoa(n+k))
 }
 
 // ErrConfig matches (errors.Is) every error returned by Config.Validate.

@@ -120,12 +120,12 @@ func (b *Broker) describeJoin(ctx context.Context) ([]controller.Server, error) 
 // register makes this broker a member of the Raft group (a joining
 // non-voter asks the leader to add it), keeps its Raft address current in
 // the group, and registers it as a broker with a new epoch (R10).
-func (b *Broker) register(ctx context.Context, advertised string) error {
+func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int64) error {
 	if err := b.node.Join(ctx); err != nil {
 		return fmt.Errorf("broker: join the controller group: %w", err)
 	}
 	epoch, err := b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
-		RaftAddr: b.node.RaftAddr()})
+		RaftAddr: b.node.RaftAddr()}, prevEpoch)
 	if err != nil {
 		return fmt.Errorf("broker: register with the controller: %w", err)
 	}

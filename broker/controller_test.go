@@ -23,12 +23,12 @@ func TestDefaultRaftAddr(t *testing.T) {
 		{"h:65535", "h:0"},
 		{"nope", ""},
 	} {
-		if got := defaultRaftAddr(tc.listen); got != tc.want {
-			t.Errorf("defaultRaftAddr(%q) = %q, want %q", tc.listen, got, tc.want)
+		if got := nextAddr(tc.listen, 1); got != tc.want {
+			t.Errorf("nextAddr(%q, 1) = %q, want %q", tc.listen, got, tc.want)
 		}
 	}
-	if c := (Config{}).WithDefaults(); c.RaftAddr != "127.0.0.1:7093" || c.RaftElectionTimeout != DefaultSingleVoterRaftTimeout {
-		t.Errorf("defaults: RaftAddr %q, election timeout %v", c.RaftAddr, c.RaftElectionTimeout)
+	if c := (Config{}).WithDefaults(); c.RaftAddr != "127.0.0.1:7093" || c.GossipAddr != "127.0.0.1:7094" || c.RaftElectionTimeout != DefaultSingleVoterRaftTimeout {
+		t.Errorf("defaults: RaftAddr %q, GossipAddr %q, election timeout %v", c.RaftAddr, c.GossipAddr, c.RaftElectionTimeout)
 	}
 	if c := (Config{Voters: "1@h:1"}).WithDefaults(); c.RaftHeartbeatTimeout != DefaultRaftTimeout {
 		t.Errorf("voters: heartbeat timeout %v, want %v", c.RaftHeartbeatTimeout, DefaultRaftTimeout)

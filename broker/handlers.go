@@ -19,7 +19,7 @@ type handlerScratch struct {
 	produceReq  protocol.ProduceRequest
 	produceResp protocol.ProduceResponse
 	batches     []record.Batch
-	durable     []durableWait // fsync=always partitions of the current produce
+	acks        []ackWait // partitions of the current produce whose answer waits
 	listReq     protocol.ListOffsetsRequest
 	listResp    protocol.ListOffsetsResponse
 }
@@ -122,6 +122,12 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleControllerForward(h, resp)
 	case protocol.DescribeCluster:
 		return c.handleDescribeCluster(h, resp)
+	case protocol.OffsetForLeaderEpoch:
+		return c.handleOffsetForLeaderEpoch(h, resp)
+	case protocol.DescribeReplicas:
+		return c.handleDescribeReplicas(h, resp)
+	case protocol.ElectLeaders:
+		return c.handleElectLeaders(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)

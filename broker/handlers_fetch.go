@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/replica"
 	"github.com/sluicemq/sluice/segment"
 )
 
@@ -128,7 +129,7 @@ func (c *conn) readFetch(st *fetchState) bool {
 				if fp.PartitionMaxBytes > 0 && (remaining > 0 || total == 0) {
 					limit = max(1, min(int(fp.PartitionMaxBytes), remaining))
 				}
-				st.views[k], pr.ErrorCode = c.readPartition(p, fp.FetchOffset, limit, pr)
+				st.views[k], pr.ErrorCode = c.readPartition(p, st, fp, limit, pr)
 				n := st.views[k].Len()
 				st.sizes[k] = int32(n)
 				total += n
@@ -145,23 +146,36 @@ func (c *conn) readFetch(st *fetchState) bool {
 }
 
 // readPartition reads up to limit bytes (at least one batch when limit >
-// 0) from offset, below the high watermark, and fills pr's offsets.
-func (c *conn) readPartition(p *partition, offset int64, limit int, pr *protocol.FetchPartitionResponse) (segment.View, protocol.ErrorCode) {
+// 0) from offset and fills pr's offsets. A consumer reads below the high
+// watermark (R12); a follower (replica >= 0) reads up to the log end, and
+// its fetch offset is its position for the ISR and the high watermark.
+func (c *conn) readPartition(p *partition, st *fetchState, fp *protocol.FetchPartition, limit int, pr *protocol.FetchPartitionResponse) (segment.View, protocol.ErrorCode) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if code := p.unavailable(); code != protocol.NoError {
 		return segment.View{}, code
 	}
+	offset := fp.FetchOffset
+	maxOffset := int64(-1)
+	if replicaID := st.req.ReplicaID; replicaID >= 0 {
+		if code := c.followerFetched(p, replicaID, st.req.ReplicaEpoch, fp); code != protocol.NoError {
+			return segment.View{}, code
+		}
+		maxOffset = p.log.EndOffset()
+	}
 	hw := p.highWatermark()
+	if maxOffset < 0 {
+		maxOffset = hw
+	}
 	start, end := p.log.StartOffset(), p.log.EndOffset()
 	pr.HighWatermark, pr.LastStableOffset, pr.LogStartOffset = hw, hw, start
 	if offset < start || offset > end {
 		return segment.View{}, protocol.ErrOffsetOutOfRange
 	}
-	if offset >= hw || limit <= 0 {
+	if offset >= maxOffset || limit <= 0 {
 		return segment.View{}, protocol.NoError
 	}
-	v, err := p.log.ReadUpTo(offset, hw, limit)
+	v, err := p.log.ReadUpTo(offset, maxOffset, limit)
 	switch {
 	case err == nil:
 		return v, protocol.NoError
@@ -172,6 +186,33 @@ func (c *conn) readPartition(p *partition, offset int64, limit int, pr *protocol
 	}
 	c.logger.Warn("fetch read", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int64("offset", offset), zap.Error(err))
 	return segment.View{}, protocol.ErrUnknownServerError
+}
+
+// followerFetched records a follower's fetch with the leader state: the
+// fetch must be in the current leader epoch and from a follower's current
+// broker epoch (R10). A position that moves the high watermark wakes the
+// partition's waiters. Call with p.mu held and p leading.
+func (c *conn) followerFetched(p *partition, id int32, brokerEpoch int64, fp *protocol.FetchPartition) protocol.ErrorCode {
+	ld := p.leader
+	switch e := fp.CurrentLeaderEpoch; {
+	case e < ld.Epoch():
+		return protocol.ErrFencedLeaderEpoch
+	case e > ld.Epoch():
+		return protocol.ErrUnknownLeaderEpoch
+	}
+	moved, err := ld.Fetched(id, fp.FetchOffset, fp.FetchOffset, fp.CurrentLeaderEpoch, brokerEpoch)
+	if err != nil {
+		c.logger.Debug("follower fetch refused", zap.String("topic", p.topic), zap.Int32("partition", p.index),
+			zap.Int32("replica", id), zap.Error(err))
+		if errors.Is(err, replica.ErrStaleBrokerEpoch) {
+			return protocol.ErrStaleBrokerEpoch
+		}
+		return protocol.ErrNotLeaderOrFollower
+	}
+	if moved {
+		p.notify()
+	}
+	return protocol.NoError
 }
 
 // encodeFetch encodes the response head with a hole per record set.

@@ -1,15 +1,18 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/replica"
 )
 
 // handleProduce validates and appends each partition's record set. The
@@ -17,10 +20,11 @@ import (
 // leader epoch; outside the CRC) and copies into the segment, so the frame
 // is released as soon as this returns.
 //
-// Appends happen here, in the connection's request order. For fsync=always
-// partitions the wait for the fsync does not: a goroutine waits for the
-// group commit and completes the response, so the handler goes on with the
-// connection's next request (whose response still follows this one).
+// Appends happen here, in the connection's request order. The waits do
+// not (the fsync of fsync=always partitions, the high watermark of acks=all
+// produces): a goroutine waits and completes the response, so the handler
+// goes on with the connection's next request (whose response still
+// follows this one).
 func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	s := &c.scratch
 	req := &s.produceReq
@@ -31,7 +35,7 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	out.ErrorCode, out.ThrottleMs = protocol.NoError, 0
 	out.Topics = resize(out.Topics, len(req.Topics))
 	validAcks := req.Acks == protocol.AcksNone || req.Acks == protocol.AcksLeader || req.Acks == protocol.AcksAll
-	s.durable = s.durable[:0]
+	s.acks = s.acks[:0]
 	for i := range req.Topics {
 		t, ot := &req.Topics[i], &out.Topics[i]
 		ot.Name = t.Name
@@ -43,7 +47,7 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 				op.ErrorCode = protocol.ErrInvalidRequiredAcks
 				continue
 			}
-			c.producePartition(t.Name, pp, op, i, j)
+			c.producePartition(t.Name, pp, req.Acks, op, i, j)
 		}
 	}
 	// Drop the aliases into the frame, which is about to be reused.
@@ -56,15 +60,15 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	// As Kafka: acks=0 gets no response at all; the client learns of
 	// failures only by their absence from what it later reads.
 	resp.none = req.Acks == protocol.AcksNone
-	if len(s.durable) > 0 {
+	if len(s.acks) > 0 {
 		// The scratch is reused by the next request: the goroutine gets
 		// copies of what it needs.
-		waits := slices.Clone(s.durable)
-		s.durable = s.durable[:0]
+		waits := slices.Clone(s.acks)
+		s.acks = s.acks[:0]
 		hdr := *h
 		resp.ready = make(chan struct{})
 		c.polls.Add(1)
-		go c.awaitDurable(hdr, resp, cloneProduceResponse(out), waits)
+		go c.awaitAcks(hdr, resp, cloneProduceResponse(out), waits, produceTimeout(req.TimeoutMs))
 		return nil
 	}
 	if !resp.none {
@@ -73,35 +77,70 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	return nil
 }
 
-// durableWait is an fsync=always partition of a produce whose last batch
-// must be durable before the produce is answered.
-type durableWait struct {
+// produceTimeout is how long a produce may wait for its acknowledgement:
+// the request's timeout, or 30 s when it names none, at most 5 minutes.
+func produceTimeout(ms int32) time.Duration {
+	if ms <= 0 {
+		return 30 * time.Second
+	}
+	return min(time.Duration(ms)*time.Millisecond, 5*time.Minute)
+}
+
+// ackWait is a partition of a produce whose answer waits: for the fsync
+// covering its last batch (fsync=always, R2), then, with acks=all, for the
+// high watermark to cover it.
+type ackWait struct {
 	p        *partition
 	log      *log.Log
+	leader   *replica.Leader
 	appended log.Appended
+	durable  bool
+	all      bool
 	topic    int // index in the response
 	part     int
 }
 
-// awaitDurable waits until every fsync=always partition's batches are
-// durable (R2), wakes that partition's fetches (its high watermark is the
-// synced offset), and completes resp. A failed fsync took the log offline
-// after the batch was appended, so the answer is indeterminate (R14).
-func (c *conn) awaitDurable(h protocol.RequestHeader, resp *response, out *protocol.ProduceResponse, waits []durableWait) {
+// awaitAcks waits for each partition's acknowledgement and completes resp.
+// Every failure here comes after the append, so its code is indeterminate
+// (R14): a failed fsync took the log offline, leadership moved, the ISR
+// fell below min.insync.replicas, or the wait timed out.
+func (c *conn) awaitAcks(h protocol.RequestHeader, resp *response, out *protocol.ProduceResponse, waits []ackWait, timeout time.Duration) {
 	defer c.polls.Done()
 	defer close(resp.ready)
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
 	for _, w := range waits {
-		err := w.log.WaitDurable(w.appended)
-		w.p.notify()
+		var err error
+		if w.durable {
+			err = w.log.WaitDurable(w.appended)
+			if err == nil && w.leader.Appended() {
+				w.p.notify() // the high watermark moved: wake consumers
+			}
+		}
+		if err == nil && w.all {
+			err = w.leader.WaitFor(ctx, w.appended.Next)
+		}
 		if err != nil {
 			op := &out.Topics[w.topic].Partitions[w.part]
-			op.ErrorCode, op.ErrorMessage, op.BaseOffset = appendErrorCode(err, true), err.Error(), -1
-			c.logger.Warn("produce not durable", zap.String("topic", w.p.topic), zap.Int32("partition", w.p.index), zap.Error(err))
+			op.ErrorCode, op.ErrorMessage, op.BaseOffset = ackErrorCode(err), err.Error(), -1
+			c.logger.Debug("produce not acknowledged", zap.String("topic", w.p.topic), zap.Int32("partition", w.p.index),
+				zap.Stringer("code", op.ErrorCode), zap.Error(err))
 		}
 	}
 	if !resp.none {
 		c.encode(resp, &h, out)
 	}
+}
+
+// ackErrorCode maps a failed wait to an indeterminate code.
+func ackErrorCode(err error) protocol.ErrorCode {
+	switch {
+	case errors.Is(err, replica.ErrNotEnoughReplicas), errors.Is(err, replica.ErrNotLeader):
+		return protocol.ErrNotEnoughReplicasAfterAppend
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return protocol.ErrRequestTimedOut
+	}
+	return appendErrorCode(err, true)
 }
 
 func cloneProduceResponse(r *protocol.ProduceResponse) *protocol.ProduceResponse {
@@ -113,11 +152,13 @@ func cloneProduceResponse(r *protocol.ProduceResponse) *protocol.ProduceResponse
 	return &c
 }
 
-// producePartition appends one partition's record set: every batch is
-// validated first (R1), so a bad batch leaves the partition untouched.
-// For an fsync=always partition it queues the wait for durability in
-// c.scratch.durable instead of waiting; ti and pi locate op in the response.
-func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, op *protocol.ProducePartitionResponse, ti, pi int) {
+// producePartition appends one partition's record set on its leader:
+// every batch is validated first (R1), so a bad batch leaves the
+// partition untouched, and an acks=all produce is refused before anything
+// is appended while the ISR is below min.insync.replicas. A produce that
+// must wait (fsync=always, acks=all) is queued in c.scratch.acks; ti and
+// pi locate op in the response.
+func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, acks int16, op *protocol.ProducePartitionResponse, ti, pi int) {
 	p, code := c.lookup(topic, pp.Partition)
 	if p == nil {
 		op.ErrorCode = code
@@ -127,6 +168,17 @@ func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, op 
 	defer p.mu.RUnlock()
 	if op.ErrorCode = p.unavailable(); op.ErrorCode != protocol.NoError {
 		return
+	}
+	ld := p.leader
+	all := acks == protocol.AcksAll
+	if all {
+		if err := ld.CanAppend(); err != nil {
+			op.ErrorCode, op.ErrorMessage = protocol.ErrNotEnoughReplicas, err.Error()
+			if errors.Is(err, replica.ErrNotLeader) {
+				op.ErrorCode = protocol.ErrNotLeaderOrFollower
+			}
+			return
+		}
 	}
 	batches, code, err := c.splitBatches(pp.Records, p.cfg.maxMessageBytes)
 	if err != nil {
@@ -154,11 +206,15 @@ func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, op 
 	if base < 0 {
 		return
 	}
-	if p.cfg.log.Fsync == log.FsyncAlways {
-		c.scratch.durable = append(c.scratch.durable, durableWait{p: p, log: p.log, appended: last, topic: ti, part: pi})
-		return
+	durable := p.cfg.log.Fsync == log.FsyncAlways
+	if !durable {
+		ld.Appended() // a leader alone in its ISR moves its high watermark
 	}
-	p.notify()
+	p.notify() // followers' long-polls, and consumers if the high watermark moved
+	if durable || all {
+		c.scratch.acks = append(c.scratch.acks, ackWait{p: p, log: p.log, leader: ld, appended: last,
+			durable: durable, all: all, topic: ti, part: pi})
+	}
 }
 
 // splitBatches cuts a record set into batches and validates each fully.

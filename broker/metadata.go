@@ -47,6 +47,10 @@ func adminErrorCode(err error) (protocol.ErrorCode, string) {
 		code = protocol.ErrInvalidReplicationFactor
 	case errors.Is(err, controller.ErrInvalidConfig):
 		code = protocol.ErrInvalidConfig
+	case errors.Is(err, controller.ErrStalePartitionEpoch), errors.Is(err, controller.ErrStaleBrokerEpoch):
+		code = protocol.ErrStaleBrokerEpoch
+	case errors.Is(err, controller.ErrInvalidPartition):
+		code = protocol.ErrEligibleLeadersNotAvailable
 	case errors.Is(err, context.DeadlineExceeded):
 		code = protocol.ErrRequestTimedOut
 	case errors.Is(err, controller.ErrClosed), errors.Is(err, context.Canceled):

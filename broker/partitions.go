@@ -10,12 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/replica"
 )
 
 // partitionState says whether requests may use a partition's log.
@@ -46,6 +48,20 @@ type partition struct {
 	epoch int32 // leader epoch from the metadata
 	state partitionState
 
+	// Replication state, under mu (replication.go). The metadata says
+	// who leads (leaderID, epoch); role says what this broker does.
+	role      role
+	leader    *replica.Leader   // roleLeader: ISR, high watermark, acks=all waits
+	follower  *replica.Follower // roleFollower: truncation and fetched appends
+	leaderID  int32             // -1 when the partition has no leader
+	partEpoch int32             // the partition epoch, for AlterPartition
+	isr       []int32
+	replicas  []int32
+	minInsync int
+	fetchFrom int32 // the broker whose fetcher copies this partition, -1 none
+	hw        int64 // the high watermark while not leading
+	cur       atomic.Pointer[log.Log]
+
 	// waiters are the long-poll fetches watching this partition; notify
 	// wakes them after an append became visible. The broker notifies
 	// rather than relying on log.Changed alone because, with fsync=always,
@@ -55,15 +71,18 @@ type partition struct {
 	waiters map[chan<- struct{}]struct{}
 }
 
-// highWatermark is the offset below which consumers may read (R12). On a
-// single node it is the log end offset, or, for fsync=always topics, the
-// synced offset: consumers see only what an acknowledgement promised.
-// Call with p.mu held.
+// highWatermark is the offset below which consumers may read (R12): the
+// leader's, from the ISR's positions (for fsync=always topics, their
+// synced offsets), or, on a follower, the leader's as last fetched. Call
+// with p.mu held.
 func (p *partition) highWatermark() int64 {
-	if p.cfg.log.Fsync == log.FsyncAlways {
-		return min(p.log.SyncedOffset(), p.log.EndOffset())
+	switch {
+	case p.role == roleLeader:
+		return p.leader.HighWatermark()
+	case p.follower != nil:
+		return p.follower.HighWatermark()
 	}
-	return p.log.EndOffset()
+	return min(p.hw, p.log.EndOffset())
 }
 
 func (p *partition) isClosed() bool {
@@ -72,8 +91,9 @@ func (p *partition) isClosed() bool {
 	return p.state == stateClosed
 }
 
-// unavailable is the error code for a request that finds the partition
-// not open, or NoError. Call with p.mu held.
+// unavailable is the error code for a client request (produce, consume,
+// offsets) that finds the partition not open or not led here, or NoError.
+// Call with p.mu held.
 func (p *partition) unavailable() protocol.ErrorCode {
 	switch p.state {
 	case stateReopening:
@@ -81,12 +101,20 @@ func (p *partition) unavailable() protocol.ErrorCode {
 	case stateClosed:
 		return protocol.ErrUnknownTopicOrPartition
 	}
-	return protocol.NoError
+	switch {
+	case p.role == roleLeader:
+		return protocol.NoError
+	case p.leaderID < 0:
+		return protocol.ErrLeaderNotAvailable // no leader: an election is due
+	}
+	return protocol.ErrNotLeaderOrFollower // clients refresh their metadata
 }
 
-// shut moves p to state and returns its log for the caller to close once
-// the lock is released, or nil if p was not open.
-func (p *partition) shut(state partitionState) *log.Log {
+// shut moves p to state, ends its replication role and returns its log
+// for the caller to close once the lock is released, or nil if p was not
+// open.
+func (m *partitions) shut(p *partition, state partitionState) *log.Log {
+	m.stopReplication(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != stateOpen {
@@ -132,13 +160,16 @@ type topicParts struct {
 }
 
 // partitions is the partition manager: it opens a log for every partition
-// this broker leads, closes those it no longer leads, closes and deletes those of deleted
-// topics, reopens logs whose topic configs changed, and runs retention.
+// this broker holds a replica of, makes it lead or follow as the metadata
+// says (replication.go), closes those it no longer holds, closes and
+// deletes those of deleted topics, reopens logs whose topic configs
+// changed, and runs retention.
 type partitions struct {
 	dataDir  string
 	self     int32
 	defaults map[string]string
 	logger   *zap.Logger
+	repl     *replication
 
 	mu     sync.RWMutex
 	topics map[string]*topicParts
@@ -146,8 +177,10 @@ type partitions struct {
 	reconcileMu sync.Mutex // one reconcile at a time
 }
 
-func newPartitions(dataDir string, self int32, defaults map[string]string, logger *zap.Logger) *partitions {
-	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, topics: map[string]*topicParts{}}
+func newPartitions(dataDir string, self int32, defaults map[string]string, logger *zap.Logger, repl *replication) *partitions {
+	repl.self, repl.logger = self, logger
+	repl.fetchers = map[int32]*replica.Fetcher{}
+	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{}}
 }
 
 // get returns the partition, or nil if this broker does not hold it.
@@ -232,9 +265,9 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		var closing []*partition
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
-			if mp.Leader != m.self {
-				// Without replication a broker holds only what it leads:
-				// close a log it no longer leads (its data stays).
+			if !slices.Contains(mp.Replicas, m.self) {
+				// Not a replica here (any more): close the log; its
+				// data stays.
 				if parts[i] != nil {
 					closing = append(closing, parts[i])
 					parts[i] = nil
@@ -243,6 +276,9 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			}
 			if parts[i] == nil || parts[i].isClosed() {
 				// New, or closed by a failed reconfiguration: (re)open.
+				if parts[i] != nil {
+					m.stopReplication(parts[i])
+				}
 				parts[i] = m.openPartition(t, mp, pc)
 				continue
 			}
@@ -252,6 +288,11 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		m.topics[name] = &topicParts{id: t.ID, parts: parts}
 		m.mu.Unlock()
 		m.closeLeft(closing)
+		for i := range t.Partitions {
+			if parts[i] != nil {
+				m.applyRole(parts[i], t, &t.Partitions[i], pc)
+			}
+		}
 		if created {
 			m.logger.Info("topic opened", zap.String("topic", name), zap.Int("partitions", len(t.Partitions)))
 		}
@@ -275,7 +316,9 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
 	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()))
-	return &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: mp.LeaderEpoch}
+	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1}
+	p.cur.Store(l)
+	return p
 }
 
 // claimDir makes dir belong to the topic with the given id: a directory
@@ -307,7 +350,6 @@ func claimDir(dir string, id uint64) error {
 // cleanly and opens it again; meanwhile requests get LEADER_NOT_AVAILABLE.
 func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) {
 	p.mu.Lock()
-	p.epoch = epoch
 	if p.state != stateOpen {
 		p.mu.Unlock()
 		return
@@ -340,6 +382,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	}
 	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))
 	p.log, p.cfg, p.state = l, pc, stateOpen
+	p.cur.Store(l)
 	lg.Info("topic config applied")
 }
 
@@ -347,7 +390,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 // once they are out of the table so no new request finds them.
 func (m *partitions) closeLeft(parts []*partition) {
 	for _, p := range parts {
-		l := p.shut(stateClosed)
+		l := m.shut(p, stateClosed)
 		p.notify()
 		if l == nil {
 			continue
@@ -366,7 +409,7 @@ func (m *partitions) deleteTopic(name string, tp *topicParts) {
 		if p == nil {
 			continue
 		}
-		l := p.shut(stateClosed)
+		l := m.shut(p, stateClosed)
 		p.notify()
 		if l == nil {
 			// Never opened, or closed by a failed reopen: remove the data.
@@ -435,6 +478,7 @@ func (m *partitions) enforceRetention() {
 
 // closeAll closes every log (sync, recovery point, clean-shutdown marker).
 func (m *partitions) closeAll() error {
+	m.repl.close()
 	m.mu.Lock()
 	topics := m.topics
 	m.topics = map[string]*topicParts{}
@@ -445,7 +489,7 @@ func (m *partitions) closeAll() error {
 			if p == nil {
 				continue
 			}
-			l := p.shut(stateClosed)
+			l := m.shut(p, stateClosed)
 			p.notify()
 			if l == nil {
 				continue

@@ -214,7 +214,8 @@ func (c *Client) connTo(ctx context.Context, b *broker) (*conn, error) {
 	return cn, nil
 }
 
-// brokerConn returns the connection to broker id.
+// brokerConn returns the connection to broker id. A failure to connect
+// asks for fresh metadata.
 func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {
 	c.mu.Lock()
 	b := c.brokers[id]
@@ -223,7 +224,13 @@ func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {
 		c.meta.requestRefresh()
 		return nil, &connError{addr: fmt.Sprintf("id %d", id), err: errors.New("broker not in metadata")}
 	}
-	return c.connTo(ctx, b)
+	cn, err := c.connTo(ctx, b)
+	if err != nil {
+		// A broker that restarted may listen elsewhere now; only fresh
+		// metadata can say.
+		c.meta.requestRefresh()
+	}
+	return cn, err
 }
 
 // anyConn returns a connection to some broker, trying the known brokers and

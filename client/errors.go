@@ -74,6 +74,25 @@ func IsIndeterminate(err error) bool {
 	return false
 }
 
+// IsRetriable reports whether err is a failure that may pass when tried
+// again: a retriable protocol code (a leader moving, a broker starting) or
+// a lost connection. nil is not retriable.
+func IsRetriable(err error) bool {
+	var ce *connError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var code protocol.ErrorCode
+	if errors.As(err, &code) {
+		return code.Retriable()
+	}
+	var perr *protocol.Error
+	if errors.As(err, &perr) {
+		return perr.Code.Retriable()
+	}
+	return false
+}
+
 // FetchError is a partition's fetch failure reported by Poll. The partition
 // is paused after it (no more fetches) until Seek or a new Assign.
 type FetchError struct {

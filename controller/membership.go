@@ -323,6 +323,13 @@ func (m *Membership) writeContext() (context.Context, context.CancelFunc) {
 // is a member. A different broker registered and alive under its id is
 // never replaced.
 func (m *Membership) ensureRegistered(mb Member) {
+	if mb.ID == m.cfg.ID {
+		// A broker registers itself, with what it knows of its data
+		// (PreviousEpoch), before it gossips. A restarted voter may lead
+		// the Raft group before it has registered: registering it from
+		// here would vouch for data it may have lost (R11).
+		return
+	}
 	b, ok := m.node.Metadata().Brokers[mb.ID]
 	if ok && b.State == BrokerAlive && b.Addr != mb.Addr {
 		if m.refused[mb.ID] != mb.Addr {
@@ -397,6 +404,9 @@ func (m *Membership) ensureRaftMember(mb Member) {
 // the epoch registered now. A registration at another address belongs to
 // another process (see ensureRegistered) and is left alone.
 func (m *Membership) fence(mb Member) {
+	if mb.ID == m.cfg.ID {
+		return // a broker's own shutdown fences it (controlled shutdown)
+	}
 	b, ok := m.node.Metadata().Brokers[mb.ID]
 	if !ok || b.State != BrokerAlive || b.Addr != mb.Addr {
 		return
@@ -417,6 +427,16 @@ func (m *Membership) fence(mb Member) {
 
 // joinSeeds joins the seeds, retrying every RetryJoinInterval until one
 // answers: brokers started together may come up in any order.
+// Join asks serf to join the given gossip addresses now; it returns how
+// many answered.
+func (m *Membership) Join(seeds []string) (int, error) {
+	n, err := m.serf.Join(seeds, false)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("membership: join %v: %w", seeds, err)
+	}
+	return n, nil
+}
+
 func (m *Membership) joinSeeds() {
 	defer m.wg.Done()
 	for {

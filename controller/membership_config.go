@@ -70,6 +70,9 @@ type GossipTimings struct {
 	// gossip address takes its name back. Zero: never (it must restart on
 	// the same address, or leave first).
 	DeadNodeReclaimTime time.Duration
+	// LeavePropagateDelay is how long a graceful Leave waits for the
+	// news to spread before serf stops; serf's default 1s.
+	LeavePropagateDelay time.Duration
 }
 
 func (c *MembershipConfig) applyDefaults() {
@@ -154,6 +157,9 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 		sc.Tags[tagRack] = c.Rack
 	}
 	sc.MemberlistConfig = mc
+	if c.Gossip.LeavePropagateDelay > 0 {
+		sc.LeavePropagateDelay = c.Gossip.LeavePropagateDelay
+	}
 	sc.Logger = logger
 	sc.LogOutput = nil
 	return sc, nil

@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,20 @@ func (mc *memberCluster) startMemberOn(n *Node, id int32, addr string) *Membersh
 	}
 	if mc.seed != "" {
 		cfg.Join = []string{mc.seed}
+	}
+	// As a broker does: register itself before it gossips (the
+	// membership never registers its own broker). A node not yet in the
+	// Raft group cannot; the leader's membership registers it.
+	if servers, err := n.Servers(); err == nil && slices.ContainsFunc(servers, func(s Server) bool { return s.ID == id }) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		prev := PreviousEpochEmpty
+		if b, ok := n.Metadata().Brokers[id]; ok {
+			prev = b.Epoch
+		}
+		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: addr, RaftAddr: n.RaftAddr()}, prev); err != nil {
+			mc.t.Logf("broker %d registers itself: %v", id, err)
+		}
+		cancel()
 	}
 	var m *Membership
 	// The port may still be held for a moment after a restart.
@@ -429,6 +445,12 @@ func TestMembershipCloseIdempotent(t *testing.T) {
 	mc := &memberCluster{testCluster: startTestCluster(t, 1, 0), logger: zap.NewNop(),
 		members: map[int32]*Membership{}, gossip: map[int32]string{}, reconcile: 100 * time.Millisecond}
 	mc.leader()
+	// A first write, so the leader's own goroutines have all started.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := mc.node(1).RegisterBroker(ctx, Broker{ID: 1, Addr: "127.0.0.1:9001", RaftAddr: mc.node(1).RaftAddr()}, PreviousEpochEmpty); err != nil {
+		t.Fatal(err)
+	}
 	before := goleak.IgnoreCurrent()
 	m := mc.startMember(1, "127.0.0.1:9001")
 	mc.waitBroker(1, "alive", alive("127.0.0.1:9001"))

@@ -17,6 +17,9 @@ var (
 	// ErrNotEnoughReplicas: the ISR fell below min.insync.replicas while
 	// the produce waited.
 	ErrNotEnoughReplicas = errors.New("replica: in-sync replicas below the minimum after append")
+	// ErrStaleBrokerEpoch: a fetch from an earlier incarnation of a
+	// restarted follower (R10).
+	ErrStaleBrokerEpoch = errors.New("replica: stale broker epoch")
 )
 
 // DefaultMaxLag is how long a follower may go without catching up before
@@ -150,7 +153,7 @@ func (l *Leader) Fetched(id int32, fetchOffset, synced int64, epoch int32, broke
 		return false, fmt.Errorf("replica: fetch from %d in leader epoch %d, leader is in %d", id, epoch, l.cfg.Epoch)
 	}
 	if brokerEpoch < f.brokerEpoch {
-		return false, fmt.Errorf("replica: fetch from %d with stale broker epoch %d (have %d)", id, brokerEpoch, f.brokerEpoch)
+		return false, fmt.Errorf("%w: fetch from %d with broker epoch %d (have %d)", ErrStaleBrokerEpoch, id, brokerEpoch, f.brokerEpoch)
 	}
 	// A newer broker epoch is a restarted broker (R10): its report below
 	// replaces the old position outright, which may be lower.
@@ -269,20 +272,32 @@ func (l *Leader) ShrinkCandidates() []int32 {
 	return out
 }
 
+// Member is a replica named with the broker epoch it fetched in, as an ISR
+// expansion must carry it (R10: the controller refuses to add back an
+// earlier incarnation of a restarted broker).
+type Member struct {
+	ID          int32
+	BrokerEpoch int64
+}
+
 // ExpandCandidates returns the followers outside the ISR whose position in
-// this epoch reached the high watermark.
-func (l *Leader) ExpandCandidates() []int32 {
+// this epoch reached the high watermark, with the broker epoch of their
+// fetches.
+func (l *Leader) ExpandCandidates() []Member {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []int32
+	var out []Member
 	for id, f := range l.followers {
 		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw {
-			out = append(out, id)
+			out = append(out, Member{ID: id, BrokerEpoch: f.brokerEpoch})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b Member) int { return int(a.ID) - int(b.ID) })
 	return out
 }
+
+// Epoch is the leader epoch of this leadership.
+func (l *Leader) Epoch() int32 { return l.cfg.Epoch }
 
 // SetISR applies the ISR the controller committed. Waiters fail with
 // ErrNotEnoughReplicas if it is below min.insync.replicas; otherwise a

@@ -174,8 +174,8 @@ func TestShrinkAndExpandCandidates(t *testing.T) {
 		t.Fatalf("expand candidates %v before 3 caught up", got)
 	}
 	mustFetch(t, l, 3, 50, 5)
-	if got := l.ExpandCandidates(); !slices.Equal(got, []int32{3}) {
-		t.Fatalf("expand candidates %v, want [3]", got)
+	if got := l.ExpandCandidates(); !slices.Equal(got, []Member{{ID: 3, BrokerEpoch: 1}}) {
+		t.Fatalf("expand candidates %v, want [3 at broker epoch 1]", got)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 )
 
 // testCluster runs brokers 1..n in this process; the first nVoters are the
@@ -29,6 +30,20 @@ type testCluster struct {
 	brokers  map[int32]*broker.Broker
 	nVoters  int
 	joinAddr string
+	maxLag   time.Duration // brokers' ReplicaMaxLag; 0: the default
+}
+
+// testGossip detects a failed broker within about a second; a restarted
+// broker takes its name back on a new gossip port at once.
+var testGossip = controller.GossipTimings{
+	ProbeInterval:       100 * time.Millisecond,
+	ProbeTimeout:        80 * time.Millisecond,
+	GossipInterval:      20 * time.Millisecond,
+	PushPullInterval:    time.Second,
+	TCPTimeout:          time.Second,
+	SuspicionMult:       3,
+	DeadNodeReclaimTime: time.Millisecond,
+	LeavePropagateDelay: 100 * time.Millisecond,
 }
 
 // raftTimeout is short so elections take well under a second, not so short
@@ -53,9 +68,12 @@ func listen(t *testing.T, addr string) net.Listener {
 
 // newCluster starts n brokers, the first nVoters of them voters that
 // bootstrap together; the others join through broker 1 as non-voters.
-func newCluster(t *testing.T, n, nVoters int) *testCluster {
+func newCluster(t *testing.T, n, nVoters int, opts ...func(*testCluster)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, dirs: map[int32]string{}, raft: map[int32]string{}, brokers: map[int32]*broker.Broker{}, nVoters: nVoters}
+	for _, o := range opts {
+		o(c)
+	}
 	lns := map[int32]net.Listener{}
 	var voters []string
 	for i := 1; i <= n; i++ {
@@ -97,14 +115,18 @@ func newCluster(t *testing.T, n, nVoters int) *testCluster {
 
 func (c *testCluster) config(id int32, ln net.Listener) broker.Config {
 	cfg := broker.Config{
-		ListenAddr:           "127.0.0.1:0",
-		DataDir:              c.dirs[id],
-		BrokerID:             id,
-		RaftListener:         ln,
-		RaftHeartbeatTimeout: raftTimeout,
-		RaftElectionTimeout:  raftTimeout,
-		RegisterTimeout:      20 * time.Second,
-		Logger:               zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)).With(zap.Int32("test_broker", id)),
+		ListenAddr:                "127.0.0.1:0",
+		DataDir:                   c.dirs[id],
+		BrokerID:                  id,
+		RaftListener:              ln,
+		RaftHeartbeatTimeout:      raftTimeout,
+		RaftElectionTimeout:       raftTimeout,
+		RegisterTimeout:           20 * time.Second,
+		Gossip:                    testGossip,
+		ReplicaFetchWait:          200 * time.Millisecond,
+		ReplicaMaxLag:             c.maxLag,
+		ControlledShutdownTimeout: 2 * time.Second,
+		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)).With(zap.Int32("test_broker", id)),
 	}
 	if int(id) <= c.nVoters {
 		cfg.Voters = c.voters
@@ -124,9 +146,31 @@ func (c *testCluster) startWith(id int32, ln net.Listener) error {
 		return fmt.Errorf("start broker %d: %w", id, err)
 	}
 	c.mu.Lock()
+	var seeds []string
+	for _, o := range c.brokers {
+		seeds = append(seeds, o.GossipAddr())
+	}
 	c.brokers[id] = b
 	c.mu.Unlock()
+	if len(seeds) > 0 {
+		if err := b.JoinGossip(seeds...); err != nil {
+			return fmt.Errorf("broker %d: join gossip: %w", id, err)
+		}
+	}
 	return nil
+}
+
+// kill stops broker id the way a crash would: no controlled shutdown, no
+// graceful leave; the others notice through serf.
+func (c *testCluster) kill(id int32) {
+	c.t.Helper()
+	b := c.take(id)
+	if b == nil {
+		return
+	}
+	if err := b.Abandon(); err != nil {
+		c.t.Errorf("abandon broker %d: %v", id, err)
+	}
 }
 
 // broker returns broker id, or nil while it is stopped.
@@ -136,13 +180,19 @@ func (c *testCluster) broker(id int32) *broker.Broker {
 	return c.brokers[id]
 }
 
+// take removes broker id from the running ones and returns it, or nil.
+func (c *testCluster) take(id int32) *broker.Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.brokers[id]
+	delete(c.brokers, id)
+	return b
+}
+
 // stop closes broker id.
 func (c *testCluster) stop(id int32) {
 	c.t.Helper()
-	c.mu.Lock()
-	b := c.brokers[id]
-	delete(c.brokers, id)
-	c.mu.Unlock()
+	b := c.take(id)
 	if b == nil {
 		return
 	}

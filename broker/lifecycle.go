@@ -1,0 +1,234 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+)
+
+// cleanShutdownFile records, in the data directory, the broker epoch of a
+// clean shutdown: every log closed cleanly after leadership moved away.
+// Start reads and removes it, and registers with it as the previous epoch,
+// which the controller uses to decide whether this broker, as the last
+// in-sync replica of a partition, may lead it again (R11).
+const cleanShutdownFile = "broker-clean-shutdown"
+
+// previousEpoch reads what the last run left: the epoch of a clean
+// shutdown, 0 after an unclean stop, -1 for an empty data directory (new,
+// or wiped: whatever this broker held is gone). The marker is removed
+// durably before the broker registers, so a crash from now on is unclean.
+func previousEpoch(dataDir string) (int64, error) {
+	path := filepath.Join(dataDir, cleanShutdownFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		epoch, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+		if err := os.Remove(path); err != nil {
+			return 0, fmt.Errorf("broker: remove %s: %w", path, err)
+		}
+		if err := syncDir(dataDir); err != nil {
+			return 0, fmt.Errorf("broker: %w", err)
+		}
+		if perr != nil || epoch < 1 {
+			return 0, nil // damaged: treat as unclean
+		}
+		return epoch, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return 0, fmt.Errorf("broker: read %s: %w", path, err)
+	}
+	entries, err := os.ReadDir(dataDir)
+	if err != nil {
+		return 0, fmt.Errorf("broker: data dir: %w", err)
+	}
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			return 0, nil
+		}
+	}
+	return -1, nil
+}
+
+// controlledShutdown moves this broker's leaderships to other in-sync
+// replicas before it stops: it fences itself through the controller,
+// which elects new leaders from the ISRs at once, and applies the result
+// so its own leader states resign. Producers see retriable errors and
+// move to the new leaders; nothing is left waiting on a dying broker.
+// Without a controller leader (a cluster losing its quorum) it gives up
+// at once: the others detect the failure.
+func (b *Broker) controlledShutdown() {
+	if _, ok := b.node.Leader(); !ok {
+		b.logger.Info("controlled shutdown skipped: no controller leader")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)
+	defer cancel()
+	epoch := b.epoch.Load()
+	_, err := b.node.Propose(ctx, controller.FenceBroker{ID: b.cfg.BrokerID, Epoch: epoch})
+	if err != nil {
+		b.logger.Warn("controlled shutdown: leaderships not moved", zap.Error(err))
+		return
+	}
+	b.parts.reconcile(b.store.Metadata())
+	b.logger.Info("controlled shutdown: leaderships moved", zap.Int64("epoch", epoch))
+}
+
+// isrLoop proposes ISR changes for the partitions this broker leads: a
+// follower not caught up for ReplicaMaxLag leaves the ISR, one that
+// reached the high watermark in this epoch comes back (with the broker
+// epoch it fetched in, R10).
+func (b *Broker) isrLoop(ctx context.Context) {
+	t := time.NewTicker(min(b.cfg.ReplicaMaxLag/4, 250*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		for _, p := range b.parts.all() {
+			if ctx.Err() != nil {
+				return
+			}
+			b.maintainISR(ctx, p)
+		}
+	}
+}
+
+// maintainISR proposes p's ISR change, if it needs one.
+func (b *Broker) maintainISR(ctx context.Context, p *partition) {
+	p.mu.RLock()
+	if p.role != roleLeader || p.state != stateOpen {
+		p.mu.RUnlock()
+		return
+	}
+	ld := p.leader
+	shrink, expand := ld.ShrinkCandidates(), ld.ExpandCandidates()
+	isr, partEpoch := slices.Clone(p.isr), p.partEpoch
+	p.mu.RUnlock()
+	if len(shrink) == 0 && len(expand) == 0 {
+		return
+	}
+	next := slices.DeleteFunc(slices.Clone(isr), func(id int32) bool { return slices.Contains(shrink, id) })
+	epochs := make([]int64, len(next))
+	for _, m := range expand {
+		if !slices.Contains(next, m.ID) {
+			next = append(next, m.ID)
+			epochs = append(epochs, m.BrokerEpoch)
+		}
+	}
+	if slices.Equal(next, isr) {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := b.node.Propose(wctx, controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
+		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs})
+	lg := b.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int32s("isr", isr), zap.Int32s("new_isr", next))
+	if err != nil {
+		// A stale partition epoch means the metadata moved on (the
+		// watcher applies it); the next pass decides again.
+		lg.Debug("ISR change refused", zap.Error(err))
+		return
+	}
+	lg.Info("ISR changed", zap.Int32s("removed", shrink))
+}
+
+// rebalanceLoop returns leadership to preferred replicas, while this
+// broker's controller node leads the Raft group.
+func (b *Broker) rebalanceLoop(ctx context.Context) {
+	if b.cfg.LeaderRebalanceInterval < 0 {
+		return
+	}
+	t := time.NewTicker(b.cfg.LeaderRebalanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		if !b.node.IsLeader() {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		elections, err := b.node.ElectPreferredLeaders(wctx, nil)
+		cancel()
+		if err != nil {
+			b.logger.Debug("preferred leader election", zap.Error(err))
+			continue
+		}
+		for _, e := range elections {
+			if e.Err == nil {
+				b.logger.Info("leadership returned to the preferred replica", zap.String("topic", e.Topic),
+					zap.Int32("partition", e.Partition), zap.Int32("leader", e.Leader))
+			}
+		}
+	}
+}
+
+// startMembership starts this broker's serf agent.
+func (b *Broker) startMembership(advertised string) error {
+	var seeds []string
+	if b.cfg.GossipSeeds != "" {
+		var err error
+		if seeds, err = controller.ParseSeeds(b.cfg.GossipSeeds); err != nil {
+			return fmt.Errorf("broker: gossip seeds: %w", err)
+		}
+	}
+	m, err := controller.StartMembership(controller.MembershipConfig{
+		ID: b.cfg.BrokerID, BindAddr: b.cfg.GossipAddr, Addr: advertised, RaftAddr: b.node.RaftAddr(), Rack: b.cfg.Rack,
+		Join: seeds, Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
+	})
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	b.mu.Lock()
+	b.members = m
+	b.mu.Unlock()
+	return nil
+}
+
+// GossipAddr is the address serf listens on, or "" before Start.
+func (b *Broker) GossipAddr() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.members == nil {
+		return ""
+	}
+	return b.members.Addr()
+}
+
+// Abandon stops the broker the way a crash would, for tests of failure:
+// no controlled shutdown, no graceful leave from serf (the others detect a
+// failure), no clean-shutdown record. Its logs are still closed, as the
+// kernel keeps written data when a process dies.
+func (b *Broker) Abandon() error {
+	b.mu.Lock()
+	b.abandon = true
+	b.mu.Unlock()
+	return b.Close()
+}
+
+// JoinGossip makes this broker's serf agent join the given gossip
+// addresses now (GossipSeeds does it at start): for a cluster whose
+// gossip ports are only known once its brokers have started.
+func (b *Broker) JoinGossip(seeds ...string) error {
+	b.mu.Lock()
+	m := b.members
+	b.mu.Unlock()
+	if m == nil {
+		return errors.New("broker: not started")
+	}
+	_, err := m.Join(seeds)
+	return err
+}

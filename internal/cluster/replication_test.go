@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/client"
+)
+
+// describe returns the topic as the cluster's metadata has it now.
+func (c *testCluster) describe(ctx context.Context, cl *client.Client, topic string) (client.TopicDescription, error) {
+	return cl.DescribeTopic(ctx, topic)
+}
+
+// waitLeader waits until partition p of topic has a leader other than
+// not, and returns it.
+func (c *testCluster) waitLeader(cl *client.Client, topic string, p int32, not int32) int32 {
+	c.t.Helper()
+	var leader int32 = -1
+	waitFor(c.t, 15*time.Second, fmt.Sprintf("a new leader of %s-%d", topic, p), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		d, err := c.describe(ctx, cl, topic)
+		if err != nil {
+			return err
+		}
+		leader = d.Partitions[p].Leader
+		if leader < 0 || leader == not {
+			return fmt.Errorf("leader %d", leader)
+		}
+		return nil
+	})
+	return leader
+}
+
+// waitFullISR waits until every partition of topic has every replica in
+// its ISR.
+func (c *testCluster) waitFullISR(cl *client.Client, topic string, d time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, d, "every replica in sync", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		td, err := c.describe(ctx, cl, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range td.Partitions {
+			if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
+				return fmt.Errorf("partition %d: leader %d, ISR %v of %v", p.Partition, p.Leader, p.ISR, p.Replicas)
+			}
+		}
+		return nil
+	})
+}
+
+// waitIdentical waits until every replica of every partition of topic
+// holds the same batches, byte for byte, up to the same end offset, which
+// is the leader's high watermark.
+func (c *testCluster) waitIdentical(cl *client.Client, topic string) {
+	c.t.Helper()
+	waitFor(c.t, 20*time.Second, "identical replicas", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		brs, err := cl.DescribeReplicaChecksums(ctx, 1<<62, topic)
+		if err != nil {
+			return err
+		}
+		type state struct {
+			end, hw, sumEnd int64
+			sum             uint32
+			broker          int32
+		}
+		seen := map[int32][]state{}
+		for _, br := range brs {
+			if br.Err != nil {
+				return fmt.Errorf("broker %d: %w", br.Broker, br.Err)
+			}
+			for _, r := range br.Replicas {
+				if r.Err != nil {
+					return fmt.Errorf("broker %d, partition %d: %w", br.Broker, r.Partition, r.Err)
+				}
+				seen[r.Partition] = append(seen[r.Partition], state{r.EndOffset, r.HighWatermark, r.ChecksumEnd, r.Checksum, br.Broker})
+			}
+		}
+		for p, ss := range seen {
+			if len(ss) != 3 {
+				return fmt.Errorf("partition %d: %d replicas answered", p, len(ss))
+			}
+			for _, s := range ss {
+				if s.end != ss[0].end || s.sum != ss[0].sum || s.sumEnd != s.end || s.hw != s.end {
+					return fmt.Errorf("partition %d differs: %+v", p, ss)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// RF 3, acks=all, min.insync.replicas 2: producers write while the leader
+// of a partition is killed (no controlled shutdown) and restarted, twice.
+// Afterwards the checker finds every acknowledged record exactly where
+// its acknowledgement said, in order, nothing vanished that a consumer
+// saw, and the replicas are byte-identical.
+func TestReplicationSurvivesLeaderKills(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	cl := c.client()
+	ctx := testContext(t)
+	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "repl", Partitions: 3, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFullISR(cl, "repl", 10*time.Second)
+
+	type verified struct {
+		h   bench.History
+		err error
+	}
+	done := make(chan verified, 1)
+	vctx, vcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer vcancel()
+	go func() {
+		h, err := bench.Verify(vctx, bench.Config{
+			Client:    []client.Opt{client.SeedBrokers(c.addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+			Topic:     "repl",
+			Duration:  10 * time.Second,
+			Producers: 2, Consumers: 1, RecordSize: 64, Rate: 3000,
+		})
+		done <- verified{h, err}
+	}()
+
+	for round := range 2 {
+		time.Sleep(time.Second)
+		leader := c.waitLeader(cl, "repl", 0, -1)
+		t.Logf("%s round %d: killing broker %d, the leader of repl-0", time.Now().Format("05.000"), round, leader)
+		c.kill(leader)
+		next := c.waitLeader(cl, "repl", 0, leader)
+		t.Logf("%s round %d: broker %d leads repl-0", time.Now().Format("05.000"), round, next)
+		time.Sleep(500 * time.Millisecond)
+		c.restart(leader)
+		t.Logf("%s restarted", time.Now().Format("05.000"))
+		c.waitFullISR(cl, "repl", 20*time.Second)
+		t.Logf("%s full ISR", time.Now().Format("05.000"))
+	}
+
+	v := <-done
+	t.Logf("%s verified", time.Now().Format("05.000"))
+	if v.err != nil {
+		t.Fatalf("verify: %v", v.err)
+	}
+	res := bench.Check(v.h)
+	t.Logf("checked: sent %d, acked %d, failed %d, unknown %d, duplicates %d", res.Sent, res.Acked, res.Failed, res.Unknown, res.Duplicates)
+	if !res.OK() || res.Acked == 0 {
+		t.Fatalf("history fails the checks: %+v", res)
+	}
+	c.waitIdentical(cl, "repl")
+}

@@ -1,0 +1,463 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// Followed is a partition a Fetcher copies, as the broker holds it. The
+// broker hands the fetcher a new Followed for every leadership it follows
+// (leader and leader epoch), and each method refuses with an error once
+// that leadership is over, so a fetch answered after a change is never
+// applied to the log.
+type Followed interface {
+	// Truncate cuts the local log where it diverges from the leader's
+	// (Follower.Truncate, R9). It runs before the first fetch of a
+	// leadership and again when a fetch says the logs do not line up.
+	Truncate(ctx context.Context, leader EpochSource) error
+	// FetchOffset is where the next fetch starts: the local log end.
+	FetchOffset() (int64, error)
+	// Apply appends fetched batches (and, for fsync=always, syncs them,
+	// so the next fetch offset is a synced position: R3) and takes the
+	// leader's high watermark.
+	Apply(records []byte, leaderHW int64) error
+}
+
+// FetcherConfig configures a Fetcher.
+type FetcherConfig struct {
+	// Leader is the broker fetched from; Self is this broker.
+	Leader, Self int32
+	// BrokerEpoch is this broker's current epoch, sent with every fetch
+	// so the leader can fence an earlier incarnation (R10).
+	BrokerEpoch func() int64
+	// Addr is the leader's current client address, from the metadata;
+	// false while unknown.
+	Addr func() (string, bool)
+	// ClientID names this fetcher in the leader's logs.
+	ClientID string
+	// MaxWait is the fetch long-poll; default 500ms.
+	MaxWait time.Duration
+	// MaxBytes bounds a response; default 16 MiB. PartitionMaxBytes bounds
+	// each partition's records; default 4 MiB.
+	MaxBytes, PartitionMaxBytes int32
+	// Backoff is the wait after a failure; default 100ms.
+	Backoff time.Duration
+	// Timeout bounds a dial and, beyond MaxWait, a request; default 5s.
+	Timeout time.Duration
+	// MaxFrameBytes bounds a response frame; default protocol's.
+	MaxFrameBytes int
+	// Logger; default no-op.
+	Logger *zap.Logger
+}
+
+func (c *FetcherConfig) applyDefaults() {
+	if c.MaxWait <= 0 {
+		c.MaxWait = 500 * time.Millisecond
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 16 << 20
+	}
+	if c.PartitionMaxBytes <= 0 {
+		c.PartitionMaxBytes = 4 << 20
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 100 * time.Millisecond
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// fetchEntry is one followed partition. truncated is set once Truncate
+// succeeded for this entry; a replaced entry is a new pointer, so a round
+// that started with the old one never marks the new one.
+type fetchEntry struct {
+	p         Followed
+	epoch     int32
+	truncated bool
+}
+
+// Fetcher copies every partition this broker follows from one leader
+// broker: one connection, one Fetch at a time carrying all of them (the
+// leader long-polls it), each partition first truncated where its log
+// diverges from the leader's. It owns one goroutine, stopped by Close.
+type Fetcher struct {
+	cfg FetcherConfig
+	log *zap.Logger
+
+	mu    sync.Mutex
+	parts map[TopicPartition]*fetchEntry
+	wake  chan struct{} // capacity 1
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// Owned by the goroutine.
+	nc   net.Conn
+	fr   *protocol.FrameReader
+	corr int32
+	wbuf []byte
+	req  protocol.FetchRequest
+}
+
+// StartFetcher starts a fetcher with no partitions.
+func StartFetcher(cfg FetcherConfig) *Fetcher {
+	cfg.applyDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &Fetcher{
+		cfg:    cfg,
+		log:    cfg.Logger.With(zap.Int32("fetch_from", cfg.Leader)),
+		parts:  map[TopicPartition]*fetchEntry{},
+		wake:   make(chan struct{}, 1),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	go f.run()
+	return f
+}
+
+// Set makes the fetcher copy tp for the leadership of epoch through p,
+// replacing what it had for tp (which is truncated again first).
+func (f *Fetcher) Set(tp TopicPartition, epoch int32, p Followed) {
+	f.mu.Lock()
+	f.parts[tp] = &fetchEntry{p: p, epoch: epoch}
+	f.mu.Unlock()
+	f.kick()
+}
+
+// Remove stops copying tp.
+func (f *Fetcher) Remove(tp TopicPartition) {
+	f.mu.Lock()
+	delete(f.parts, tp)
+	f.mu.Unlock()
+}
+
+// Len is the number of partitions copied.
+func (f *Fetcher) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.parts)
+}
+
+// Close stops the fetcher and waits for its goroutine. Idempotent.
+func (f *Fetcher) Close() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *Fetcher) kick() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sleep waits d, or less when woken; false once the fetcher is closing.
+func (f *Fetcher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-f.wake:
+	case <-f.ctx.Done():
+		return false
+	}
+	return true
+}
+
+type snapshotEntry struct {
+	tp TopicPartition
+	e  *fetchEntry
+}
+
+func (f *Fetcher) snapshot() []snapshotEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]snapshotEntry, 0, len(f.parts))
+	for tp, e := range f.parts {
+		out = append(out, snapshotEntry{tp, e})
+	}
+	return out
+}
+
+// current reports whether e is still the entry for tp.
+func (f *Fetcher) current(tp TopicPartition, e *fetchEntry) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.parts[tp] == e
+}
+
+func (f *Fetcher) run() {
+	defer close(f.done)
+	defer f.closeConn()
+	for f.ctx.Err() == nil {
+		entries := f.snapshot()
+		if len(entries) == 0 {
+			f.closeConn()
+			select {
+			case <-f.wake:
+			case <-f.ctx.Done():
+			}
+			continue
+		}
+		if err := f.round(entries); err != nil {
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.log.Debug("replica fetch", zap.Error(err))
+			f.closeConn()
+			f.sleep(f.cfg.Backoff)
+		}
+	}
+}
+
+// round truncates what needs it and runs one Fetch. An error means the
+// connection is unusable.
+func (f *Fetcher) round(entries []snapshotEntry) error {
+	if err := f.dial(); err != nil {
+		return err
+	}
+	failed := false
+	ready := entries[:0]
+	for _, se := range entries {
+		if !se.e.truncated {
+			err := se.e.p.Truncate(f.ctx, epochSource{f: f, tp: se.tp, epoch: se.e.epoch})
+			if err != nil {
+				var ce connError
+				if errors.As(err, &ce) {
+					return err
+				}
+				f.log.Info("replica truncation", zap.String("topic", se.tp.Topic), zap.Int32("partition", se.tp.Partition), zap.Error(err))
+				failed = true
+				continue
+			}
+			f.mu.Lock()
+			se.e.truncated = f.parts[se.tp] == se.e
+			f.mu.Unlock()
+			if !se.e.truncated {
+				continue
+			}
+		}
+		ready = append(ready, se)
+	}
+	if len(ready) > 0 {
+		bad, err := f.fetch(ready)
+		if err != nil {
+			return err
+		}
+		failed = failed || bad
+	}
+	if failed {
+		f.sleep(f.cfg.Backoff)
+	}
+	return nil
+}
+
+// fetch sends one Fetch for ready and applies the answer. It reports
+// whether some partition failed (the caller backs off).
+func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
+	req := &f.req
+	*req = protocol.FetchRequest{
+		ReplicaID: f.cfg.Self, ReplicaEpoch: f.cfg.BrokerEpoch(),
+		MaxWaitMs: int32(f.cfg.MaxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.cfg.MaxBytes,
+		Topics: req.Topics[:0],
+	}
+	byTP := make(map[TopicPartition]*fetchEntry, len(ready))
+	failed := false
+	for _, se := range ready {
+		off, err := se.e.p.FetchOffset()
+		if err != nil {
+			failed = true
+			continue
+		}
+		byTP[se.tp] = se.e
+		var t *protocol.FetchTopic
+		for i := range req.Topics {
+			if req.Topics[i].Name == se.tp.Topic {
+				t = &req.Topics[i]
+			}
+		}
+		if t == nil {
+			req.Topics = append(req.Topics, protocol.FetchTopic{Name: se.tp.Topic})
+			t = &req.Topics[len(req.Topics)-1]
+		}
+		t.Partitions = append(t.Partitions, protocol.FetchPartition{Partition: se.tp.Partition,
+			CurrentLeaderEpoch: se.e.epoch, FetchOffset: off, LogStartOffset: -1, PartitionMaxBytes: f.cfg.PartitionMaxBytes})
+	}
+	if len(byTP) == 0 {
+		return true, nil
+	}
+	var resp protocol.FetchResponse
+	if err := f.do(req, &resp, f.cfg.MaxWait+f.cfg.Timeout); err != nil {
+		return false, err
+	}
+	if resp.ErrorCode != protocol.NoError {
+		return false, connError{fmt.Errorf("fetch from broker %d: %w", f.cfg.Leader, resp.ErrorCode.Err())}
+	}
+	for i := range resp.Topics {
+		rt := &resp.Topics[i]
+		for j := range rt.Partitions {
+			pr := &rt.Partitions[j]
+			tp := TopicPartition{rt.Name, pr.Partition}
+			e := byTP[tp]
+			if e == nil || !f.current(tp, e) {
+				continue
+			}
+			if !f.applyPartition(tp, e, pr) {
+				failed = true
+			}
+		}
+	}
+	return failed, nil
+}
+
+// applyPartition handles one partition of a Fetch response; false when it
+// failed.
+func (f *Fetcher) applyPartition(tp TopicPartition, e *fetchEntry, pr *protocol.FetchPartitionResponse) bool {
+	switch pr.ErrorCode {
+	case protocol.NoError:
+		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
+			f.log.Warn("apply fetched records", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
+			if errors.Is(err, ErrNotContiguous) {
+				e.truncated = false
+			}
+			return false
+		}
+		return true
+	case protocol.ErrOffsetOutOfRange:
+		// The leader holds less than this replica: truncation did not see
+		// the whole divergence (the leader changed its log since). Ask
+		// again.
+		f.log.Info("fetch offset out of range on the leader; truncating again", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
+			zap.Int64("leader_log_start", pr.LogStartOffset), zap.Int64("leader_hw", pr.HighWatermark))
+		e.truncated = false
+	default:
+		// Stale or early metadata (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
+		// NOT_LEADER_OR_FOLLOWER): the broker's metadata watcher moves the
+		// partition when the controller says so; until then, back off.
+		f.log.Debug("replica fetch refused", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Stringer("code", pr.ErrorCode))
+	}
+	return false
+}
+
+// epochSource answers OffsetForLeaderEpoch for one partition over the
+// fetcher's connection.
+type epochSource struct {
+	f     *Fetcher
+	tp    TopicPartition
+	epoch int32 // the leader epoch followed, for fencing
+}
+
+// EndOffsetForEpoch implements EpochSource.
+func (s epochSource) EndOffsetForEpoch(ctx context.Context, epoch int32) (int32, int64, error) {
+	req := &protocol.OffsetForLeaderEpochRequest{ReplicaID: s.f.cfg.Self, Topics: []protocol.OffsetForLeaderEpochTopic{{
+		Name: s.tp.Topic, Partitions: []protocol.OffsetForLeaderEpochPartition{{Partition: s.tp.Partition, CurrentLeaderEpoch: s.epoch, LeaderEpoch: epoch}},
+	}}}
+	var resp protocol.OffsetForLeaderEpochResponse
+	if err := s.f.do(req, &resp, s.f.cfg.Timeout); err != nil {
+		return -1, -1, err
+	}
+	if resp.ErrorCode != protocol.NoError {
+		return -1, -1, resp.ErrorCode.Err()
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if t.Name == s.tp.Topic && p.Partition == s.tp.Partition {
+				if p.ErrorCode != protocol.NoError {
+					return -1, -1, p.ErrorCode.Err()
+				}
+				return p.LeaderEpoch, p.EndOffset, nil
+			}
+		}
+	}
+	return -1, -1, fmt.Errorf("offset for leader epoch: %s-%d missing from the response", s.tp.Topic, s.tp.Partition)
+}
+
+// connError is a failure of the connection to the leader (the fetcher
+// reconnects), as opposed to a partition's refusal.
+type connError struct{ err error }
+
+func (e connError) Error() string { return e.err.Error() }
+func (e connError) Unwrap() error { return e.err }
+
+func (f *Fetcher) dial() error {
+	if f.nc != nil {
+		return nil
+	}
+	addr, ok := f.cfg.Addr()
+	if !ok {
+		return connError{fmt.Errorf("broker %d: address unknown", f.cfg.Leader)}
+	}
+	d := net.Dialer{Timeout: f.cfg.Timeout}
+	nc, err := d.DialContext(f.ctx, "tcp", addr)
+	if err != nil {
+		return connError{fmt.Errorf("dial broker %d at %s: %w", f.cfg.Leader, addr, err)}
+	}
+	f.nc = nc
+	f.fr = protocol.NewFrameReader(nc, f.cfg.MaxFrameBytes)
+	return nil
+}
+
+func (f *Fetcher) closeConn() {
+	if f.nc != nil {
+		f.nc.Close()
+		f.nc, f.fr = nil, nil
+	}
+}
+
+// do sends req and decodes the answer into resp, within timeout; any
+// failure is a connError and leaves the connection closed.
+func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration) error {
+	if err := f.dial(); err != nil {
+		return err
+	}
+	f.corr++
+	h := protocol.RequestHeader{Key: req.Key(), CorrelationID: f.corr, ClientID: f.cfg.ClientID}
+	var err error
+	if f.wbuf, err = protocol.AppendRequest(f.wbuf[:0], &h, req); err != nil {
+		return fmt.Errorf("encode %v: %w", req.Key(), err) // a bug, not the connection
+	}
+	stop := context.AfterFunc(f.ctx, func() { f.nc.SetDeadline(time.Now()) })
+	defer stop()
+	f.nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := f.nc.Write(f.wbuf); err != nil {
+		f.closeConn()
+		return connError{fmt.Errorf("send %v to broker %d: %w", req.Key(), f.cfg.Leader, err)}
+	}
+	frame, err := f.fr.Next()
+	if err != nil {
+		f.closeConn()
+		return connError{fmt.Errorf("read %v response from broker %d: %w", req.Key(), f.cfg.Leader, err)}
+	}
+	corr, body, err := protocol.ParseResponse(frame)
+	if err == nil && corr != h.CorrelationID {
+		err = fmt.Errorf("correlation id %d, want %d", corr, h.CorrelationID)
+	}
+	if err == nil {
+		err = protocol.Decode(resp, body, 0)
+	}
+	if err != nil {
+		f.closeConn()
+		return connError{fmt.Errorf("%v response from broker %d: %w", req.Key(), f.cfg.Leader, err)}
+	}
+	return nil
+}
