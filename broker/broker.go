@@ -75,6 +75,7 @@ type Broker struct {
 	fwd        *forwarder
 	epoch      atomic.Int64 // broker epoch from the last registration
 	ready      atomic.Bool  // registered and partitions reconciled: serve clients
+	draining   atomic.Bool  // shutting down: produce refused, leaderships moving away
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu
@@ -394,16 +395,24 @@ func (b *Broker) brokerAddr(id int32) (string, bool) {
 	return br.Addr, true
 }
 
-// retentionLoop runs retention every RetentionCheckInterval.
+// retentionLoop runs retention every RetentionCheckInterval and writes the
+// high-watermark checkpoint every hwCheckpointInterval.
 func (b *Broker) retentionLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
 	defer t.Stop()
+	hw := time.NewTicker(hwCheckpointInterval)
+	defer hw.Stop()
 	for {
 		select {
 		case <-t.C:
 			b.parts.enforceRetention()
+		case <-hw.C:
+			b.parts.checkpointHighWatermarks()
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// hwCheckpointInterval is how often the high watermarks are checkpointed.
+const hwCheckpointInterval = 5 * time.Second

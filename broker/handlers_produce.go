@@ -159,6 +159,12 @@ func cloneProduceResponse(r *protocol.ProduceResponse) *protocol.ProduceResponse
 // must wait (fsync=always, acks=all) is queued in c.scratch.acks; ti and
 // pi locate op in the response.
 func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, acks int16, op *protocol.ProducePartitionResponse, ti, pi int) {
+	if c.b.draining.Load() {
+		// Controlled shutdown: the leadership is about to move; the
+		// client retries on the new leader (definite: nothing appended).
+		op.ErrorCode, op.ErrorMessage = protocol.ErrNotLeaderOrFollower, "broker shutting down; leadership moving"
+		return
+	}
 	p, code := c.lookup(topic, pp.Partition)
 	if p == nil {
 		op.ErrorCode = code

@@ -59,16 +59,23 @@ func previousEpoch(dataDir string) (int64, error) {
 }
 
 // controlledShutdown moves this broker's leaderships to other in-sync
-// replicas before it stops: it fences itself through the controller,
-// which elects new leaders from the ISRs at once, and applies the result
-// so its own leader states resign. Producers see retriable errors and
-// move to the new leaders; nothing is left waiting on a dying broker.
+// replicas before it stops. It refuses new produces (a definite,
+// retriable NOT_LEADER_OR_FOLLOWER), lets the followers catch up so the
+// acks=all produces already appended are acknowledged rather than failed,
+// then fences itself through the controller, which elects new leaders
+// from the ISRs at once, and applies the result so its own leader states
+// resign. Producers see retried requests, not failures.
 // Without a controller leader (a cluster losing its quorum) it gives up
 // at once: the others detect the failure.
 func (b *Broker) controlledShutdown() {
 	if _, ok := b.node.Leader(); !ok {
 		b.logger.Info("controlled shutdown skipped: no controller leader")
 		return
+	}
+	b.draining.Store(true)
+	drainUntil := time.Now().Add(b.cfg.ControlledShutdownTimeout / 2)
+	for !b.parts.replicated() && time.Now().Before(drainUntil) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)
 	defer cancel()

@@ -171,6 +171,9 @@ type partitions struct {
 	logger   *zap.Logger
 	repl     *replication
 
+	hwCheckpoint *log.Checkpoint
+	savedHW      map[hwKey]int64 // from the checkpoint at start
+
 	mu     sync.RWMutex
 	topics map[string]*topicParts
 
@@ -180,7 +183,8 @@ type partitions struct {
 func newPartitions(dataDir string, self int32, defaults map[string]string, logger *zap.Logger, repl *replication) *partitions {
 	repl.self, repl.logger = self, logger
 	repl.fetchers = map[int32]*replica.Fetcher{}
-	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{}}
+	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
+		hwCheckpoint: log.NewCheckpoint(filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(dataDir, logger)}
 }
 
 // get returns the partition, or nil if this broker does not hold it.
@@ -316,7 +320,8 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
 	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()))
-	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1}
+	hw := min(m.savedHW[hwKey{t.Name, t.ID, mp.Index}], l.EndOffset())
+	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
 	p.cur.Store(l)
 	return p
 }
@@ -479,6 +484,7 @@ func (m *partitions) enforceRetention() {
 // closeAll closes every log (sync, recovery point, clean-shutdown marker).
 func (m *partitions) closeAll() error {
 	m.repl.close()
+	m.checkpointHighWatermarks()
 	m.mu.Lock()
 	topics := m.topics
 	m.topics = map[string]*topicParts{}

@@ -95,6 +95,7 @@ func (v logView) SyncedOffset() int64                                { return v.
 func (v logView) LatestEpoch() int32                                 { return v.l().LatestEpoch() }
 func (v logView) EndOffsetForEpoch(e int32) (int32, int64)           { return v.l().EndOffsetForEpoch(e) }
 func (v logView) TruncateTo(offset int64) error                      { return v.l().TruncateTo(offset) }
+func (v logView) ResetTo(offset int64) error                         { return v.l().ResetTo(offset) }
 func (v logView) AppendReplica(b record.Batch) (log.Appended, error) { return v.l().AppendReplica(b) }
 
 // applyRole makes p lead or follow as mp says. Call without p.mu.
@@ -209,6 +210,21 @@ func (m *partitions) stopReplication(p *partition) {
 	m.repl.unassign(from, replica.TopicPartition{Topic: p.topic, Partition: p.index})
 }
 
+// replicated reports whether every partition this broker leads has its
+// high watermark at its log end: nothing appended is still waiting for
+// the followers.
+func (m *partitions) replicated() bool {
+	for _, p := range m.all() {
+		p.mu.RLock()
+		behind := p.state == stateOpen && p.role == roleLeader && p.leader.HighWatermark() < p.log.EndOffset()
+		p.mu.RUnlock()
+		if behind {
+			return false
+		}
+	}
+	return true
+}
+
 // errNotFollowing says a fetcher's view of a partition is out of date: the
 // partition has a new leader or epoch, or was closed.
 var errNotFollowing = errors.New("partition no longer follows this leadership")
@@ -290,6 +306,16 @@ func (f *followed) FetchOffset() (int64, error) {
 		return -1, err
 	}
 	return f.p.follower.FetchOffset(), nil
+}
+
+// ResetTo implements replica.Followed.
+func (f *followed) ResetTo(leaderStart int64) error {
+	f.p.mu.RLock()
+	defer f.p.mu.RUnlock()
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.p.follower.ResetTo(leaderStart)
 }
 
 // Apply implements replica.Followed.

@@ -30,8 +30,12 @@ func topicValue(t *controller.Topic, defaults map[string]string, key string) (st
 	if v, ok := defaults[key]; ok {
 		return v, fromBroker
 	}
-	var empty controller.Topic
-	return empty.Config(key), fromBuiltin
+	if t == nil {
+		t = &controller.Topic{}
+	}
+	// The topic's own default: some depend on it (min.insync.replicas on
+	// the replication factor).
+	return t.Config(key), fromBuiltin
 }
 
 // topicValues binds topicValue to one topic.

@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -214,5 +215,35 @@ func TestEpochTruncationConverges(t *testing.T) {
 	defer fv.Release()
 	if string(lv.Bytes()) != string(fv.Bytes()) {
 		t.Fatal("logs differ after truncation by epoch")
+	}
+}
+
+// A follower whose log lies wholly below the leader's log start restarts
+// its log there: empty, at the new offset, across a reopen too.
+func TestResetTo(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Config{})
+	appendN(t, l, rand.New(rand.NewPCG(1, 2)), 3, 300, 1)
+	if err := l.ResetTo(100); err != nil {
+		t.Fatal(err)
+	}
+	if l.StartOffset() != 100 || l.EndOffset() != 100 || l.LatestEpoch() != -1 {
+		t.Fatalf("after reset: start %d end %d epoch %d, want 100 100 -1", l.StartOffset(), l.EndOffset(), l.LatestEpoch())
+	}
+	b := makeBatch(nil, 2, 300, 1, nil)
+	b.SetBaseOffset(100)
+	b.SetLeaderEpoch(4)
+	if _, err := l.AppendReplica(b); err != nil {
+		t.Fatalf("append at the new start: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, Config{})
+	if l.StartOffset() != 100 || l.EndOffset() != 102 {
+		t.Fatalf("reopened: start %d end %d, want 100 102", l.StartOffset(), l.EndOffset())
+	}
+	if err := l.ResetTo(-1); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("reset to -1: %v", err)
 	}
 }

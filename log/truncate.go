@@ -52,6 +52,36 @@ func (l *Log) TruncateTo(offset int64) error {
 	return nil
 }
 
+// ResetTo empties the log and restarts it at offset, whatever its end: a
+// follower whose whole log lies below the leader's log start (retention
+// deleted what it would fetch next) starts again where the leader's log
+// starts. It waits for readers holding Views, as TruncateTo does.
+func (l *Log) ResetTo(offset int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if offset < 0 {
+		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, ErrOffsetOutOfRange)
+	}
+	end := l.end.Load()
+	if err := l.commit.wait(end, l.commit.gen.Load()); err != nil {
+		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, err)
+	}
+	l.commit.lock()
+	defer l.commit.unlock()
+	if err := l.lowerRecoveryPoint(min(offset, end)); err != nil {
+		return err
+	}
+	if err := l.truncateFully(offset); err != nil {
+		return l.commit.fail(fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, err))
+	}
+	l.logger.Info("log reset", zap.Int64("offset", offset), zap.Int64("previous_end", end))
+	l.notify()
+	return nil
+}
+
 // truncateTail truncates inside the log: the segment holding offset becomes
 // the active one and the later ones are deleted.
 func (l *Log) truncateTail(offset int64) error {

@@ -35,6 +35,9 @@ type Followed interface {
 	// so the next fetch offset is a synced position: R3) and takes the
 	// leader's high watermark.
 	Apply(records []byte, leaderHW int64) error
+	// ResetTo restarts the local log at the leader's log start when the
+	// whole local log lies below it (Follower.ResetTo).
+	ResetTo(leaderStart int64) error
 }
 
 // FetcherConfig configures a Fetcher.
@@ -281,7 +284,7 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 		MaxWaitMs: int32(f.cfg.MaxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.cfg.MaxBytes,
 		Topics: req.Topics[:0],
 	}
-	byTP := make(map[TopicPartition]*fetchEntry, len(ready))
+	byTP := make(map[TopicPartition]sent, len(ready))
 	failed := false
 	for _, se := range ready {
 		off, err := se.e.p.FetchOffset()
@@ -289,7 +292,7 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 			failed = true
 			continue
 		}
-		byTP[se.tp] = se.e
+		byTP[se.tp] = sent{se.e, off}
 		var t *protocol.FetchTopic
 		for i := range req.Topics {
 			if req.Topics[i].Name == se.tp.Topic {
@@ -318,11 +321,11 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 		for j := range rt.Partitions {
 			pr := &rt.Partitions[j]
 			tp := TopicPartition{rt.Name, pr.Partition}
-			e := byTP[tp]
-			if e == nil || !f.current(tp, e) {
+			s, ok := byTP[tp]
+			if !ok || !f.current(tp, s.e) {
 				continue
 			}
-			if !f.applyPartition(tp, e, pr) {
+			if !f.applyPartition(tp, s, pr) {
 				failed = true
 			}
 		}
@@ -330,9 +333,16 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 	return failed, nil
 }
 
+// sent is a partition of a Fetch: its entry and the offset asked for.
+type sent struct {
+	e      *fetchEntry
+	offset int64
+}
+
 // applyPartition handles one partition of a Fetch response; false when it
 // failed.
-func (f *Fetcher) applyPartition(tp TopicPartition, e *fetchEntry, pr *protocol.FetchPartitionResponse) bool {
+func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPartitionResponse) bool {
+	e := s.e
 	switch pr.ErrorCode {
 	case protocol.NoError:
 		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
@@ -344,6 +354,17 @@ func (f *Fetcher) applyPartition(tp TopicPartition, e *fetchEntry, pr *protocol.
 		}
 		return true
 	case protocol.ErrOffsetOutOfRange:
+		if pr.LogStartOffset > s.offset {
+			// Retention on the leader deleted what this replica would
+			// fetch next: start again where the leader's log starts.
+			if err := e.p.ResetTo(pr.LogStartOffset); err != nil {
+				f.log.Warn("reset to the leader's log start", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
+				return false
+			}
+			f.log.Info("replica behind the leader's log start; restarted there", zap.String("topic", tp.Topic),
+				zap.Int32("partition", tp.Partition), zap.Int64("from", s.offset), zap.Int64("to", pr.LogStartOffset))
+			return true
+		}
 		// The leader holds less than this replica: truncation did not see
 		// the whole divergence (the leader changed its log since). Ask
 		// again.

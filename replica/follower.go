@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/record"
@@ -15,6 +16,7 @@ type FollowerLog interface {
 	LatestEpoch() int32
 	EndOffsetForEpoch(epoch int32) (int32, int64)
 	TruncateTo(offset int64) error
+	ResetTo(offset int64) error
 	AppendReplica(b record.Batch) (log.Appended, error)
 }
 
@@ -29,16 +31,19 @@ type EpochSource interface {
 // fetch from and the high watermark it learned from the leader. The
 // per-broker fetcher that batches many partitions into one Fetch drives
 // it: Truncate once after each leadership change, then Apply each fetched
-// record set. It is not safe for concurrent use; one fetcher owns it.
+// record set. One fetcher owns it; only HighWatermark may be called
+// concurrently with the others.
 type Follower struct {
 	log FollowerLog
-	hw  int64
+	hw  atomic.Int64 // read by others (HighWatermark) while the fetcher writes
 }
 
 // NewFollower starts a follower over its local log with the high
 // watermark it last checkpointed.
 func NewFollower(l FollowerLog, hw int64) *Follower {
-	return &Follower{log: l, hw: min(max(hw, 0), l.EndOffset())}
+	f := &Follower{log: l}
+	f.hw.Store(min(max(hw, 0), l.EndOffset()))
+	return f
 }
 
 // FetchOffset is the offset the next Fetch asks for: the local log end.
@@ -46,7 +51,7 @@ func (f *Follower) FetchOffset() int64 { return f.log.EndOffset() }
 
 // HighWatermark is the follower's high watermark: the leader's, as of the
 // last fetch, capped by what this replica holds.
-func (f *Follower) HighWatermark() int64 { return f.hw }
+func (f *Follower) HighWatermark() int64 { return f.hw.Load() }
 
 // Truncate cuts the local log where it diverges from the new leader's
 // (R9): it asks the leader where the local log's latest epoch ends and
@@ -80,8 +85,22 @@ func (f *Follower) Truncate(ctx context.Context, leader EpochSource) (int64, err
 			return -1, err
 		}
 	}
-	f.hw = min(f.hw, f.log.EndOffset())
+	f.hw.Store(min(f.hw.Load(), f.log.EndOffset()))
 	return f.log.EndOffset(), nil
+}
+
+// ResetTo restarts the local log at the leader's log start when all of it
+// lies below (the leader's retention deleted what this replica would fetch
+// next): nothing it holds can be fetched onto.
+func (f *Follower) ResetTo(leaderStart int64) error {
+	if leaderStart <= f.log.EndOffset() {
+		return nil
+	}
+	if err := f.log.ResetTo(leaderStart); err != nil {
+		return err
+	}
+	f.hw.Store(leaderStart)
+	return nil
 }
 
 // ErrNotContiguous says a fetched record set does not start at the
@@ -115,8 +134,8 @@ func (f *Follower) Apply(records []byte, leaderHW int64) (int, error) {
 		n++
 		records = rest
 	}
-	if hw := min(leaderHW, f.log.EndOffset()); hw > f.hw {
-		f.hw = hw
+	if hw := min(leaderHW, f.log.EndOffset()); hw > f.hw.Load() {
+		f.hw.Store(hw)
 	}
 	return n, nil
 }

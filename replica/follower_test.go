@@ -183,3 +183,31 @@ func TestFollowerApplyRefusesBadBatches(t *testing.T) {
 		t.Fatalf("HW %d after a lower leader HW, want 3 (err %v)", f.HighWatermark(), err)
 	}
 }
+
+// A follower whose whole log lies below the leader's log start (retention
+// on the leader) restarts its log there and copies on from it.
+func TestFollowerResetToLeaderStart(t *testing.T) {
+	leader := openLog(t)
+	appendEpoch(t, leader, 1, 10, "a")
+	if err := leader.DeleteRecordsBefore(6); err != nil {
+		t.Fatal(err)
+	}
+	fl := openLog(t)
+	appendEpoch(t, fl, 1, 3, "a")
+	f := NewFollower(fl, 3)
+	if err := f.ResetTo(2); err != nil || fl.EndOffset() != 3 {
+		t.Fatalf("reset below the end: %v, end %d: want no change", err, fl.EndOffset())
+	}
+	if err := f.ResetTo(leader.StartOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if fl.StartOffset() != 6 || f.FetchOffset() != 6 || f.HighWatermark() != 6 {
+		t.Fatalf("after reset: start %d, fetch offset %d, HW %d; want 6", fl.StartOffset(), f.FetchOffset(), f.HighWatermark())
+	}
+	if _, err := f.Apply(leaderLog{leader}.fetch(t, 6, 1<<20), leader.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if fl.EndOffset() != leader.EndOffset() {
+		t.Fatalf("follower ends at %d, leader at %d", fl.EndOffset(), leader.EndOffset())
+	}
+}
