@@ -19,16 +19,18 @@
 // the Raft leader; a broker that does not lead forwards them to the
 // leader broker over the protocol (ControllerForward, forward.go). The
 // partition manager (partitions.go) follows the metadata: it opens the log
-// of each partition this broker leads in <data-dir>/<topic>-<n>, closes
-// those it no longer leads, deletes the data of deleted topics and applies
-// altered configs. Without replication (yet), a broker serves produce and
-// fetch only for the partitions it leads.
+// of each partition this broker holds a replica of in
+// <data-dir>/<topic>-<n>, makes it lead or follow (replication.go: a
+// replica.Leader, or a replica.Fetcher per leader broker), closes those it
+// no longer holds, deletes the data of deleted topics and applies altered
+// configs. Clients produce to and consume from leaders only.
 //
-// Durability and visibility (R2, R12): a produce is acknowledged once
-// log.Append returned, which for fsync=always topics means synced; Fetch
-// and ListOffsets never expose records above the high watermark, which on
-// a single node is the log end offset, or the synced offset for
-// fsync=always topics.
+// Durability and visibility (R2, R3, R12): a produce is acknowledged once
+// appended (acks=1; for fsync=always topics, synced) or once the high
+// watermark covers it (acks=all); Fetch and ListOffsets never expose
+// records above the high watermark, the minimum position over the ISR.
+// docs/replication.md has the rules. Lifecycle details (controlled
+// shutdown, the clean-shutdown record, serf) are in lifecycle.go.
 //
 // Lifecycle: Start listens and starts every goroutine; cancelling its
 // context or calling Close stops accepting, lets each connection finish
