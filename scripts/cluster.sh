@@ -2,19 +2,28 @@
 # cluster.sh: run a local multi-broker sluice cluster on 127.0.0.1, one
 # process per broker, each with its own data dir, ports and log file.
 #
-#   scripts/cluster.sh up N [DIR]    start N brokers, wait until healthy; the
-#                                    last line printed is the comma-separated
-#                                    client addresses (also in DIR/brokers)
-#   scripts/cluster.sh down [DIR]    stop every broker (SIGTERM, then SIGKILL)
-#   scripts/cluster.sh status [DIR]  sluice cluster status against the cluster
-#   scripts/cluster.sh kill I [DIR]  SIGKILL broker I
-#   scripts/cluster.sh start I [DIR] start broker I again, as it was started
+#   scripts/cluster.sh up N [DIR]     start N brokers, wait until healthy; the
+#                                     last line printed is the comma-separated
+#                                     client addresses (also in DIR/brokers)
+#   scripts/cluster.sh down [DIR]     stop every broker (SIGCONT to paused
+#                                     ones, SIGTERM, then SIGKILL)
+#   scripts/cluster.sh status [DIR]   sluice cluster status against the cluster
+#   scripts/cluster.sh kill I [DIR]   SIGKILL broker I
+#   scripts/cluster.sh start I [DIR]  start broker I again, as it was started
+#   scripts/cluster.sh pause I [DIR]  SIGSTOP broker I (a hung process)
+#   scripts/cluster.sh resume I [DIR] SIGCONT broker I
+#   scripts/cluster.sh wipe I [DIR]   empty broker I's data dir (it must not be
+#                                     running): it restarts as a new disk
 #
 # DIR defaults to ./cluster. Broker I (1-based) listens on 127.0.0.1 ports
-# BASE+10*I+1 (clients), +2 (raft); BASE is $SLUICE_CLUSTER_PORT (19000).
-# The first 3 brokers (or all, when N < 3) are Raft voters; the others join
-# as non-voters through broker 1. The binary is $SLUICE_BIN, or is built
-# into DIR/sluice.
+# BASE+10*I+1 (clients), +2 (raft), +3 (gossip, UDP and TCP); BASE is
+# $SLUICE_CLUSTER_PORT (19000). Each broker's --gossip-seeds name every
+# other broker's gossip address. The first 3 brokers (or all, when N < 3)
+# are Raft voters; the others join as non-voters through broker 1.
+# $SLUICE_BROKER_ARGS, read by up, is appended to every broker's command
+# line (e.g. "--replica-max-lag 2s"); start reuses the command line up
+# wrote to DIR/I/cmd. The binary is $SLUICE_BIN, or is built into
+# DIR/sluice. Each broker's output goes to DIR/I/broker.log.
 set -euo pipefail
 
 base=${SLUICE_CLUSTER_PORT:-19000}
@@ -23,6 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 client_addr() { echo "127.0.0.1:$((base + 10 * $1 + 1))"; }
 raft_addr() { echo "127.0.0.1:$((base + 10 * $1 + 2))"; }
+gossip_addr() { echo "127.0.0.1:$((base + 10 * $1 + 3))"; }
 
 binary() {
 	local dir=$1
@@ -68,10 +78,13 @@ cmd_up() {
 	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")"; done
 	echo "$addrs" >"$dir/brokers"
 	for ((i = 1; i <= n; i++)); do
-		local b="$dir/$i"
+		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
-		local cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --data-dir $b/data --log-format json"
+		for ((j = 1; j <= n; j++)); do ((j == i)) || seeds+="${seeds:+,}$(gossip_addr "$j")"; done
+		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --data-dir $b/data --log-format json"
 		if ((i <= nvoters)); then cmd+=" --voters $voters"; else cmd+=" --join $(client_addr 1)"; fi
+		if [ -n "$seeds" ]; then cmd+=" --gossip-seeds $seeds"; fi
+		if [ -n "${SLUICE_BROKER_ARGS:-}" ]; then cmd+=" $SLUICE_BROKER_ARGS"; fi
 		echo "$cmd" >"$b/cmd"
 		start_broker "$dir" "$i"
 	done
@@ -85,9 +98,13 @@ cmd_up() {
 cmd_down() {
 	local dir=${1:-./cluster} p i
 	[ -d "$dir" ] || return 0
+	# A paused broker would hold SIGTERM pending forever: resume it first.
 	for p in "$dir"/*/pid; do
 		[ -f "$p" ] || continue
-		pid_alive "$p" && kill -TERM "$(cat "$p")" 2>/dev/null || true
+		if pid_alive "$p"; then
+			kill -CONT "$(cat "$p")" 2>/dev/null || true
+			kill -TERM "$(cat "$p")" 2>/dev/null || true
+		fi
 	done
 	for ((i = 0; i < 100; i++)); do
 		local any=0
@@ -97,7 +114,7 @@ cmd_down() {
 	done
 	for p in "$dir"/*/pid; do
 		[ -f "$p" ] || continue
-		pid_alive "$p" && kill -KILL "$(cat "$p")" 2>/dev/null || true
+		if pid_alive "$p"; then kill -KILL "$(cat "$p")" 2>/dev/null || true; fi
 		rm -f "$p"
 	done
 }
@@ -120,11 +137,33 @@ cmd_start() {
 	start_broker "$dir" "$i"
 }
 
+cmd_pause() {
+	local i=${1:?usage: cluster.sh pause I [DIR]} dir=${2:-./cluster}
+	pid_alive "$dir/$i/pid" || die "broker $i is not running"
+	kill -STOP "$(cat "$dir/$i/pid")"
+}
+
+cmd_resume() {
+	local i=${1:?usage: cluster.sh resume I [DIR]} dir=${2:-./cluster}
+	pid_alive "$dir/$i/pid" || die "broker $i is not running"
+	kill -CONT "$(cat "$dir/$i/pid")"
+}
+
+cmd_wipe() {
+	local i=${1:?usage: cluster.sh wipe I [DIR]} dir=${2:-./cluster}
+	[ -f "$dir/$i/cmd" ] || die "broker $i was never started in $dir (run up first)"
+	if pid_alive "$dir/$i/pid"; then die "broker $i is running (pid $(cat "$dir/$i/pid")): kill or stop it first"; fi
+	if [ -d "$dir/$i/data" ]; then find "$dir/$i/data" -mindepth 1 -delete; fi
+}
+
 case "${1:-}" in
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 kill) shift; cmd_kill "$@" ;;
 start) shift; cmd_start "$@" ;;
-*) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+pause) shift; cmd_pause "$@" ;;
+resume) shift; cmd_resume "$@" ;;
+wipe) shift; cmd_wipe "$@" ;;
+*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac

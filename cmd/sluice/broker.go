@@ -33,20 +33,35 @@ no --join) the broker is a one-voter cluster of its own. Brokers named in
 a broker started with --join asks that broker for the voters and joins as
 a non-voter.
 
-SIGTERM or SIGINT shuts it down gracefully: it stops accepting, finishes the
-requests in flight, flushes every log and writes clean-shutdown markers, then
-exits 0. A second signal exits at once.`,
+Brokers find each other and notice failures by gossip (serf) on
+--gossip-addr, UDP and TCP; give each broker the gossip addresses of the
+others in --gossip-seeds (any one that answers is enough). A failed broker's
+partitions get new leaders from their in-sync replicas; a follower that has
+not caught up for --replica-max-lag leaves the ISR until it catches up.
+
+SIGTERM or SIGINT shuts it down gracefully: it moves the leadership of its
+partitions to other in-sync replicas (waiting at most
+--controlled-shutdown-timeout), stops accepting, finishes the requests in
+flight, flushes every log and writes clean-shutdown markers, then exits 0.
+A second signal exits at once.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
-  # three voters on one machine
+  # three voters on one machine (Raft on listen port + 1, gossip on + 2)
   V=1@127.0.0.1:7093,2@127.0.0.1:7193,3@127.0.0.1:7293
-  sluice broker --broker-id 1 --listen 127.0.0.1:7092 --data-dir d1 --voters $V
-  sluice broker --broker-id 2 --listen 127.0.0.1:7192 --data-dir d2 --voters $V
-  sluice broker --broker-id 3 --listen 127.0.0.1:7292 --data-dir d3 --voters $V
+  sluice broker --broker-id 1 --listen 127.0.0.1:7092 --data-dir d1 --voters $V \
+    --gossip-seeds 127.0.0.1:7194,127.0.0.1:7294
+  sluice broker --broker-id 2 --listen 127.0.0.1:7192 --data-dir d2 --voters $V \
+    --gossip-seeds 127.0.0.1:7094,127.0.0.1:7294
+  sluice broker --broker-id 3 --listen 127.0.0.1:7292 --data-dir d3 --voters $V \
+    --gossip-seeds 127.0.0.1:7094,127.0.0.1:7194
 
   # a fourth broker joining as a non-voter
-  sluice broker --broker-id 4 --listen 127.0.0.1:7392 --data-dir d4 --join 127.0.0.1:7092
+  sluice broker --broker-id 4 --listen 127.0.0.1:7392 --data-dir d4 --join 127.0.0.1:7092 \
+    --gossip-seeds 127.0.0.1:7094,127.0.0.1:7194,127.0.0.1:7294
+
+  # followers out of the ISR after 2 s behind instead of 10 s
+  sluice broker --replica-max-lag 2s
 
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
@@ -75,7 +90,7 @@ exits 0. A second signal exits at once.`,
 				defer stop()
 				fmt.Fprintf(os.Stderr, "sluice broker pprof on http://%s/debug/pprof/\n", addr)
 			}
-			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, raft on %s, data in %s\n", cfg.BrokerID, b.Addr(), b.RaftAddr(), cfg.DataDir)
+			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, raft on %s, gossip on %s, data in %s\n", cfg.BrokerID, b.Addr(), b.RaftAddr(), b.GossipAddr(), cfg.DataDir)
 			<-ctx.Done()
 			// The first signal cancelled ctx; from here on a second one gets
 			// the default action and ends the process at once.
@@ -84,6 +99,7 @@ exits 0. A second signal exits at once.`,
 		},
 	}
 	f := cmd.Flags()
+	def := broker.Config{}.WithDefaults() // the library's defaults, shown in --help
 	f.StringVar(&cfg.ListenAddr, "listen", envOr("SLUICE_LISTEN", broker.DefaultListenAddr), "address to listen on for clients (env SLUICE_LISTEN)")
 	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", os.Getenv("SLUICE_ADVERTISED_ADDR"), "address clients are told to connect to; default: the listen address (env SLUICE_ADVERTISED_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", broker.DefaultDataDir), "directory for partition logs and metadata (env SLUICE_DATA_DIR)")
@@ -91,6 +107,12 @@ exits 0. A second signal exits at once.`,
 	f.StringVar(&cfg.RaftAddr, "raft-addr", os.Getenv("SLUICE_RAFT_ADDR"), "address of the controller's Raft transport; default: the listen port + 1 (env SLUICE_RAFT_ADDR)")
 	f.StringVar(&cfg.Voters, "voters", os.Getenv("SLUICE_VOTERS"), "Raft voters, id@raft-host:port,...; empty: this broker alone (env SLUICE_VOTERS)")
 	f.StringVar(&cfg.Join, "join", os.Getenv("SLUICE_JOIN"), "client address of a broker of an existing cluster to join as a non-voter (env SLUICE_JOIN)")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", os.Getenv("SLUICE_GOSSIP_ADDR"), "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2 (env SLUICE_GOSSIP_ADDR)")
+	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", os.Getenv("SLUICE_GOSSIP_SEEDS"), "other brokers' gossip addresses, host:port,...; joined at start, retried until one answers (env SLUICE_GOSSIP_SEEDS)")
+	f.DurationVar(&cfg.ReplicaMaxLag, "replica-max-lag", def.ReplicaMaxLag, "how long a follower may go without catching up to the leader before it leaves the ISR")
+	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
+	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
+	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
 	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")

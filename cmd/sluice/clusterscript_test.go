@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,26 +13,37 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicemq/sluice/client"
 )
 
-// freeBase finds a base port for scripts/cluster.sh whose client and raft
-// ports (base+10*i+1, +2) are free for n brokers.
+// freeBase finds a base port for scripts/cluster.sh whose client, raft
+// and gossip ports (base+10*i+1, +2, +3; gossip over TCP and UDP) are
+// free for n brokers.
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(2000)*10
-		ok := true
-		for i := 1; i <= n && ok; i++ {
-			for _, p := range []int{base + 10*i + 1, base + 10*i + 2} {
-				ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	free := func(base int) bool {
+		for i := 1; i <= n; i++ {
+			for k := 1; k <= 3; k++ {
+				addr := fmt.Sprintf("127.0.0.1:%d", base+10*i+k)
+				ln, err := net.Listen("tcp", addr)
 				if err != nil {
-					ok = false
-					break
+					return false
 				}
 				ln.Close()
+				if k == 3 {
+					pc, err := net.ListenPacket("udp", addr)
+					if err != nil {
+						return false
+					}
+					pc.Close()
+				}
 			}
 		}
-		if ok {
+		return true
+	}
+	for range 50 {
+		if base := 20000 + rand.IntN(2000)*10; free(base) {
 			return base
 		}
 	}
@@ -39,45 +51,118 @@ func freeBase(t *testing.T, n int) int {
 	return 0
 }
 
+// scriptCluster is a cluster of `sluice broker` processes run by
+// scripts/cluster.sh in a directory of the test's own, on a port base of
+// its own, so tests cannot collide. Cleanup runs `down` (and, when the
+// test failed, logs the tail of every broker's log first).
+type scriptCluster struct {
+	t      *testing.T
+	script string
+	dir    string
+	env    []string
+	n      int
+	addrs  []string // client addresses, broker i at addrs[i-1]
+}
+
+// newScriptCluster prepares a cluster of n brokers of bin; brokerArgs is
+// passed as SLUICE_BROKER_ARGS. It starts nothing: call up.
+func newScriptCluster(t *testing.T, bin string, n int, brokerArgs string) *scriptCluster {
+	t.Helper()
+	script, err := filepath.Abs("../../scripts/cluster.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &scriptCluster{t: t, script: script, dir: t.TempDir(), n: n,
+		env: append(os.Environ(), "SLUICE_BIN="+bin, fmt.Sprintf("SLUICE_CLUSTER_PORT=%d", freeBase(t, n)),
+			"SLUICE_BROKER_ARGS="+brokerArgs)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.logTails(30)
+		}
+		cmd := exec.Command(script, "down", c.dir)
+		cmd.Env = c.env
+		cmd.Run()
+	})
+	return c
+}
+
+// run runs cluster.sh with args and DIR; a failure fails the test.
+func (c *scriptCluster) run(args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.script, append(args, c.dir)...)
+	cmd.Env = c.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		c.t.Fatalf("cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// up starts the brokers and returns what up printed.
+func (c *scriptCluster) up() string {
+	c.t.Helper()
+	out := strings.TrimSpace(c.run("up", fmt.Sprint(c.n)))
+	lines := strings.Split(out, "\n")
+	c.addrs = strings.Split(lines[len(lines)-1], ",")
+	return out
+}
+
+// client returns a client of the test process bootstrapped from every
+// broker, closed at cleanup.
+func (c *scriptCluster) client(opts ...client.Opt) *client.Client {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, append([]client.Opt{client.SeedBrokers(c.addrs...),
+		client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)}, opts...)...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// logTails logs the last lines of every broker's log.
+func (c *scriptCluster) logTails(lines int) {
+	for i := 1; i <= c.n; i++ {
+		data, err := os.ReadFile(filepath.Join(c.dir, fmt.Sprint(i), "broker.log"))
+		if err != nil {
+			continue
+		}
+		ls := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+		c.t.Logf("broker %d, last %d log lines:\n%s", i, lines, bytes.Join(ls[max(0, len(ls)-lines):], []byte("\n")))
+	}
+}
+
 // TestClusterScript runs scripts/cluster.sh with the built binary: up 3,
 // a topic through the cluster, kill and start a broker (a new epoch),
-// status, down.
+// pause and resume, wipe refused while running, status, down (which must
+// also end a paused broker).
 func TestClusterScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-process cluster")
 	}
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	script, err := filepath.Abs("../../scripts/cluster.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := append(os.Environ(), "SLUICE_BIN="+bin, fmt.Sprintf("SLUICE_CLUSTER_PORT=%d", freeBase(t, 3)))
-	run := func(args ...string) string {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, script, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	t.Cleanup(func() {
-		cmd := exec.Command(script, "down", dir)
-		cmd.Env = env
-		cmd.Run()
-	})
-	out := strings.TrimSpace(run("up", "3", dir))
+	c := newScriptCluster(t, bin, 3, "--replica-fetch-wait 200ms")
+	out := c.up()
 	lines := strings.Split(out, "\n")
 	addrs := lines[len(lines)-1]
 	if got := strings.Count(addrs, ",") + 1; got != 3 {
 		t.Fatalf("up printed %q as its last line, want 3 addresses", addrs)
 	}
-	if saved, err := os.ReadFile(filepath.Join(dir, "brokers")); err != nil || strings.TrimSpace(string(saved)) != addrs {
+	if saved, err := os.ReadFile(filepath.Join(c.dir, "brokers")); err != nil || strings.TrimSpace(string(saved)) != addrs {
 		t.Fatalf("DIR/brokers = %q (%v), want %q", saved, err, addrs)
+	}
+	cmdLine, err := os.ReadFile(filepath.Join(c.dir, "2", "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--gossip-addr ", "--gossip-seeds ", "--replica-fetch-wait 200ms"} {
+		if !strings.Contains(string(cmdLine), want) {
+			t.Errorf("broker 2's command line lacks %q: %s", want, cmdLine)
+		}
 	}
 	sluice(t, bin, addrs, "", "topic", "create", "spread", "--partitions", "3")
 	sluice(t, bin, addrs, "a\nb\nc\n", "produce", "spread")
@@ -101,8 +186,8 @@ func TestClusterScript(t *testing.T) {
 		return 0
 	}
 	before := epochOf(2)
-	run("kill", "2", dir)
-	run("start", "2", dir)
+	c.run("kill", "2")
+	c.run("start", "2")
 	deadline := time.Now().Add(30 * time.Second)
 	for epochOf(2) <= before {
 		if time.Now().After(deadline) {
@@ -113,13 +198,27 @@ func TestClusterScript(t *testing.T) {
 	if got := sluice(t, bin, addrs, "", "consume", "spread", "--from-beginning", "--max-messages", "3", "--timeout", "10s"); len(strings.Fields(got)) != 3 {
 		t.Fatalf("consumed %q after the restart, want 3 records", got)
 	}
-	if st := run("status", dir); !strings.Contains(st, "3 alive of 3") {
+	if st := c.run("status"); !strings.Contains(st, "3 alive of 3") {
 		t.Fatalf("status:\n%s", st)
 	}
-	run("down", dir)
+
+	// wipe refuses a running broker; pause and resume keep it running.
+	cmd := exec.Command(c.script, "wipe", "3", c.dir)
+	cmd.Env = c.env
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "running") {
+		t.Fatalf("wipe of a running broker: %v, %s; want a refusal", err, out)
+	}
+	c.run("pause", "3")
+	c.run("resume", "3")
+	c.run("pause", "3") // down must end it although it is stopped
+	c.run("down")
 	for i := 1; i <= 3; i++ {
-		if _, err := os.Stat(filepath.Join(dir, fmt.Sprint(i), "pid")); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(c.dir, fmt.Sprint(i), "pid")); !os.IsNotExist(err) {
 			t.Errorf("broker %d pid file left after down", i)
 		}
+	}
+	c.run("wipe", "3")
+	if left, err := os.ReadDir(filepath.Join(c.dir, "3", "data")); err != nil || len(left) != 0 {
+		t.Errorf("broker 3's data dir after wipe: %d entries (%v), want none", len(left), err)
 	}
 }
