@@ -174,9 +174,16 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.connCtx, b.connCancel = context.WithCancel(context.Background())
 	b.bg.Add(1)
 	go func() { defer b.bg.Done(); b.acceptLoop() }()
+	// Serf starts before the registration, which carries its address, but
+	// joins the others only after it: the controller learns of this
+	// incarnation from the broker itself, with what it knows of its data.
+	if err := b.startMembership(advertised); err != nil {
+		return err
+	}
 	if err := b.register(regCtx, advertised, prevEpoch); err != nil {
 		return err
 	}
+	b.joinGossip()
 
 	// The node's FSM now holds every change up to our registration, so the
 	// metadata is current enough to tell orphaned data from live data.
@@ -185,9 +192,6 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: %w", err)
 	}
 	b.parts.reconcile(md)
-	if err := b.startMembership(advertised); err != nil {
-		return err
-	}
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel

@@ -128,8 +128,10 @@ type Config struct {
 	// its port + 2 (port 0 when the listen port is 0).
 	GossipAddr string
 	// GossipSeeds lists other brokers' gossip addresses, comma-separated,
-	// to join at start (retried until one answers). Empty: wait to be
-	// joined.
+	// to join at start (retried until one answers). Optional: a broker
+	// also joins the gossip address every registered broker recorded with
+	// the controller, so seeds matter only for a broker that cannot reach
+	// the controller group otherwise.
 	GossipSeeds string
 	// Gossip holds serf's failure-detection timings; zero fields keep
 	// memberlist's LAN defaults (a failed broker is noticed within about
@@ -287,6 +289,12 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 			return fieldError("RaftAddr", c.RaftAddr, err.Error())
 		}
+	}
+	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+		return fieldError("GossipAddr", c.GossipAddr, err.Error())
+	}
+	if _, err := controller.ParseSeeds(c.GossipSeeds); err != nil {
+		return fieldError("GossipSeeds", c.GossipSeeds, err.Error())
 	}
 	voters, err := controller.ParseVoters(c.Voters)
 	if err != nil {

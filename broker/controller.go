@@ -125,7 +125,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		return fmt.Errorf("broker: join the controller group: %w", err)
 	}
 	epoch, err := b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
-		RaftAddr: b.node.RaftAddr()}, prevEpoch)
+		RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr()}, prevEpoch)
 	if err != nil {
 		return fmt.Errorf("broker: register with the controller: %w", err)
 	}

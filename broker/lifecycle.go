@@ -183,18 +183,12 @@ func (b *Broker) rebalanceLoop(ctx context.Context) {
 	}
 }
 
-// startMembership starts this broker's serf agent.
+// startMembership starts this broker's serf agent, joining no one yet
+// (joinGossip does, once the broker is registered).
 func (b *Broker) startMembership(advertised string) error {
-	var seeds []string
-	if b.cfg.GossipSeeds != "" {
-		var err error
-		if seeds, err = controller.ParseSeeds(b.cfg.GossipSeeds); err != nil {
-			return fmt.Errorf("broker: gossip seeds: %w", err)
-		}
-	}
 	m, err := controller.StartMembership(controller.MembershipConfig{
 		ID: b.cfg.BrokerID, BindAddr: b.cfg.GossipAddr, Addr: advertised, RaftAddr: b.node.RaftAddr(), Rack: b.cfg.Rack,
-		Join: seeds, Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
+		Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
@@ -203,6 +197,25 @@ func (b *Broker) startMembership(advertised string) error {
 	b.members = m
 	b.mu.Unlock()
 	return nil
+}
+
+// joinGossip joins, in the background, the configured seeds and the
+// gossip address of every other registered broker: a broker needs no
+// seed list when the controller group already knows its peers.
+func (b *Broker) joinGossip() {
+	seeds, err := controller.ParseSeeds(b.cfg.GossipSeeds)
+	if err != nil {
+		seeds = nil // Validate checked them
+	}
+	for id, br := range b.store.Metadata().Brokers {
+		if id != b.cfg.BrokerID && br.GossipAddr != "" && !slices.Contains(seeds, br.GossipAddr) {
+			seeds = append(seeds, br.GossipAddr)
+		}
+	}
+	b.mu.Lock()
+	m := b.members
+	b.mu.Unlock()
+	m.JoinInBackground(seeds)
 }
 
 // GossipAddr is the address serf listens on, or "" before Start.
@@ -224,18 +237,4 @@ func (b *Broker) Abandon() error {
 	b.abandon = true
 	b.mu.Unlock()
 	return b.Close()
-}
-
-// JoinGossip makes this broker's serf agent join the given gossip
-// addresses now (GossipSeeds does it at start): for a cluster whose
-// gossip ports are only known once its brokers have started.
-func (b *Broker) JoinGossip(seeds ...string) error {
-	b.mu.Lock()
-	m := b.members
-	b.mu.Unlock()
-	if m == nil {
-		return errors.New("broker: not started")
-	}
-	_, err := m.Join(seeds)
-	return err
 }

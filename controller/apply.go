@@ -90,7 +90,7 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error
 		epoch = old.Epoch + 1
 	}
 	n := edit(m)
-	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, Epoch: epoch, State: BrokerAlive}
+	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, GossipAddr: c.GossipAddr, Epoch: epoch, State: BrokerAlive}
 	if ok {
 		// A restart: the old incarnation leaves every ISR it is not the
 		// last member of and leads nothing; it is added back once it has

@@ -72,6 +72,9 @@ type RegisterBroker struct {
 	//   PreviousEpochUnclean (0): it stopped uncleanly, its data dir is there;
 	//   PreviousEpochEmpty (-1): its data dir was empty (new or wiped).
 	PreviousEpoch int64
+	// GossipAddr is its serf address; brokers join the gossip addresses of
+	// the registered brokers, so no seed list is needed.
+	GossipAddr string
 }
 
 // Values of RegisterBroker.PreviousEpoch below 1.
@@ -150,7 +153,8 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = appendString(b, c.Addr)
 	b = appendString(b, c.Rack)
 	b = appendString(b, c.RaftAddr)
-	return binary.AppendVarint(b, c.PreviousEpoch)
+	b = binary.AppendVarint(b, c.PreviousEpoch)
+	return appendString(b, c.GossipAddr)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -212,7 +216,7 @@ func decodeCommand(d *decoder) Command {
 	}
 	switch kind {
 	case KindRegisterBroker:
-		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint()}
+		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string()}
 	case KindFenceBroker:
 		return FenceBroker{ID: d.int32(), Epoch: d.varint()}
 	case KindCreateTopic:

@@ -41,6 +41,8 @@ type Membership struct {
 
 	events chan serf.Event // serf writes here; pump reads
 
+	jmu      sync.Mutex // guards stopped against JoinInBackground's wg.Add
+	stopped  bool
 	qmu      sync.Mutex
 	queue    []serf.MemberEvent
 	overflow bool          // events were dropped: reconcile the whole list
@@ -98,7 +100,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	go m.run()
 	if len(cfg.Join) > 0 {
 		m.wg.Add(1)
-		go m.joinSeeds()
+		go m.joinSeeds(cfg.Join)
 	}
 	m.log.Info("membership started", zap.Int32("broker", cfg.ID), zap.String("gossip_addr", m.Addr()),
 		zap.Strings("join", cfg.Join))
@@ -156,6 +158,9 @@ func (m *Membership) Leave() error {
 // blocks there.
 func (m *Membership) Close() error {
 	m.closeOnce.Do(func() {
+		m.jmu.Lock()
+		m.stopped = true
+		m.jmu.Unlock()
 		m.cancel()
 		close(m.stop)
 		if err := m.serf.Shutdown(); err != nil {
@@ -351,7 +356,7 @@ func (m *Membership) ensureRegistered(mb Member) {
 			prev = b.Epoch
 		}
 		ctx, cancel := m.writeContext()
-		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr}, prev)
+		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr}, prev)
 		cancel()
 		if err != nil {
 			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("broker", mb.ID), zap.Error(err))
@@ -427,25 +432,30 @@ func (m *Membership) fence(mb Member) {
 
 // joinSeeds joins the seeds, retrying every RetryJoinInterval until one
 // answers: brokers started together may come up in any order.
-// Join asks serf to join the given gossip addresses now; it returns how
-// many answered.
-func (m *Membership) Join(seeds []string) (int, error) {
-	n, err := m.serf.Join(seeds, false)
-	if err != nil && n == 0 {
-		return 0, fmt.Errorf("membership: join %v: %w", seeds, err)
+// JoinInBackground joins seeds in the background, retrying every
+// RetryJoinInterval until one answers or the membership closes.
+func (m *Membership) JoinInBackground(seeds []string) {
+	if len(seeds) == 0 {
+		return
 	}
-	return n, nil
+	m.jmu.Lock()
+	defer m.jmu.Unlock()
+	if m.stopped {
+		return
+	}
+	m.wg.Add(1)
+	go m.joinSeeds(seeds)
 }
 
-func (m *Membership) joinSeeds() {
+func (m *Membership) joinSeeds(seeds []string) {
 	defer m.wg.Done()
 	for {
-		n, err := m.serf.Join(m.cfg.Join, false)
+		n, err := m.serf.Join(seeds, false)
 		if n > 0 {
 			m.log.Info("membership joined", zap.Int32("broker", m.cfg.ID), zap.Int("seeds_answered", n))
 			return
 		}
-		m.log.Debug("membership: no seed answered; retrying", zap.Strings("join", m.cfg.Join), zap.Error(err))
+		m.log.Debug("membership: no seed answered; retrying", zap.Strings("join", seeds), zap.Error(err))
 		t := time.NewTimer(m.cfg.RetryJoinInterval)
 		select {
 		case <-m.stop:

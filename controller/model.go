@@ -27,12 +27,14 @@ func (s BrokerState) String() string {
 
 // Broker is one registered broker.
 type Broker struct {
-	ID       int32       `json:"id"`
-	Addr     string      `json:"addr"` // client address, host:port
-	Rack     string      `json:"rack,omitempty"`
-	RaftAddr string      `json:"raft_addr,omitempty"` // host:port of its Raft transport
-	Epoch    int64       `json:"epoch"`               // new on every registration (R10)
-	State    BrokerState `json:"state"`
+	ID       int32  `json:"id"`
+	Addr     string `json:"addr"` // client address, host:port
+	Rack     string `json:"rack,omitempty"`
+	RaftAddr string `json:"raft_addr,omitempty"` // host:port of its Raft transport
+	// GossipAddr is its serf address, host:port.
+	GossipAddr string      `json:"gossip_addr,omitempty"`
+	Epoch      int64       `json:"epoch"` // new on every registration (R10)
+	State      BrokerState `json:"state"`
 }
 
 // Partition is one partition's replication state.

@@ -49,13 +49,13 @@ func (n *Node) AlterConfigs(ctx context.Context, name string, set map[string]str
 	return err
 }
 
-// RegisterBroker registers b (ID, Addr, Rack, RaftAddr) and returns its new
+// RegisterBroker registers b (ID, Addr, Rack, RaftAddr, GossipAddr) and returns its new
 // broker epoch. previousEpoch is RegisterBroker.PreviousEpoch: the epoch
 // the broker had when it last shut down cleanly, PreviousEpochUnclean
 // after a crash with its data dir in place, PreviousEpochEmpty when the
 // data dir was empty.
 func (n *Node) RegisterBroker(ctx context.Context, b Broker, previousEpoch int64) (int64, error) {
-	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr, PreviousEpoch: previousEpoch})
+	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr, GossipAddr: b.GossipAddr, PreviousEpoch: previousEpoch})
 	return res.BrokerEpoch, err
 }
 

@@ -146,17 +146,8 @@ func (c *testCluster) startWith(id int32, ln net.Listener) error {
 		return fmt.Errorf("start broker %d: %w", id, err)
 	}
 	c.mu.Lock()
-	var seeds []string
-	for _, o := range c.brokers {
-		seeds = append(seeds, o.GossipAddr())
-	}
 	c.brokers[id] = b
 	c.mu.Unlock()
-	if len(seeds) > 0 {
-		if err := b.JoinGossip(seeds...); err != nil {
-			return fmt.Errorf("broker %d: join gossip: %w", id, err)
-		}
-	}
 	return nil
 }
 
