@@ -53,9 +53,24 @@ func (l *zapHclog) Log(level hclog.Level, msg string, args ...interface{}) {
 	if level == hclog.Off {
 		return
 	}
+	if level == hclog.Warn && msg == "heartbeat timeout reached, starting election" && noLastLeader(args) {
+		// Every start of a node that has not heard of a leader yet: the
+		// normal way a cluster (or a lone broker) elects its first one.
+		level = hclog.Info
+	}
 	if ce := l.z.Check(zapLevel(level), msg); ce != nil {
 		ce.Write(l.fields(args)...)
 	}
+}
+
+// noLastLeader reports whether args name an empty "last-leader-id".
+func noLastLeader(args []interface{}) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "last-leader-id" {
+			return fmt.Sprint(args[i+1]) == ""
+		}
+	}
+	return false
 }
 
 func (l *zapHclog) Trace(msg string, args ...interface{}) { l.Log(hclog.Trace, msg, args...) }

@@ -18,6 +18,8 @@ func TestZapHclog(t *testing.T) {
 	l.Warn("slow")
 	l.Error("failed", "odd")
 	l.StandardLogger(nil).Print("[WARN] from std")
+	l.Warn("heartbeat timeout reached, starting election", "last-leader-addr", "", "last-leader-id", "")
+	l.Warn("heartbeat timeout reached, starting election", "last-leader-addr", "h:1", "last-leader-id", "2")
 	if l.IsDebug() || !l.IsInfo() || l.GetLevel() != hclog.Info {
 		t.Errorf("levels: debug=%v info=%v get=%v", l.IsDebug(), l.IsInfo(), l.GetLevel())
 	}
@@ -29,6 +31,8 @@ func TestZapHclog(t *testing.T) {
 		{zapcore.WarnLevel, "slow"},
 		{zapcore.ErrorLevel, "failed"},
 		{zapcore.WarnLevel, "from std"},
+		{zapcore.InfoLevel, "heartbeat timeout reached, starting election"}, // no leader yet: a first election
+		{zapcore.WarnLevel, "heartbeat timeout reached, starting election"}, // a leader was lost
 	}
 	got := logs.All()
 	if len(got) != len(want) {
