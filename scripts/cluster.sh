@@ -24,6 +24,9 @@
 # line (e.g. "--replica-max-lag 2s"); start reuses the command line up
 # wrote to DIR/I/cmd. The binary is $SLUICE_BIN, or is built into
 # DIR/sluice. Each broker's output goes to DIR/I/broker.log.
+# With $SLUICE_CLUSTER_OWNER set to a process id, up also starts a watchdog
+# that runs down once that process has exited: a test killed before its
+# cleanup leaves no brokers behind. down stops the watchdog.
 set -euo pipefail
 
 base=${SLUICE_CLUSTER_PORT:-19000}
@@ -67,6 +70,20 @@ wait_healthy() {
 	return 1
 }
 
+# start_watchdog runs down on dir once process owner has gone. Its output
+# goes nowhere, so that it holds no pipe of whoever ran up.
+start_watchdog() {
+	local dir=$1 owner=$2
+	[[ $owner =~ ^[1-9][0-9]*$ ]] || die "SLUICE_CLUSTER_OWNER must be a process id, got '$owner'"
+	if pid_alive "$dir/watchdog.pid"; then return 0; fi
+	(
+		while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+		rm -f "$dir/watchdog.pid"
+		cmd_down "$dir"
+	) </dev/null >/dev/null 2>&1 &
+	echo $! >"$dir/watchdog.pid"
+}
+
 cmd_up() {
 	local n=${1:?usage: cluster.sh up N [DIR]} dir=${2:-./cluster}
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, got '$n'"
@@ -77,6 +94,7 @@ cmd_up() {
 	for ((i = 1; i <= nvoters; i++)); do voters+="${voters:+,}$i@$(raft_addr "$i")"; done
 	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")"; done
 	echo "$addrs" >"$dir/brokers"
+	if [ -n "${SLUICE_CLUSTER_OWNER:-}" ]; then start_watchdog "$dir" "$SLUICE_CLUSTER_OWNER"; fi
 	for ((i = 1; i <= n; i++)); do
 		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
@@ -98,6 +116,8 @@ cmd_up() {
 cmd_down() {
 	local dir=${1:-./cluster} p i
 	[ -d "$dir" ] || return 0
+	if pid_alive "$dir/watchdog.pid"; then kill "$(cat "$dir/watchdog.pid")" 2>/dev/null || true; fi
+	rm -f "$dir/watchdog.pid"
 	# A paused broker would hold SIGTERM pending forever: resume it first.
 	for p in "$dir"/*/pid; do
 		[ -f "$p" ] || continue

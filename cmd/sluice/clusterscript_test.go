@@ -72,9 +72,11 @@ func newScriptCluster(t *testing.T, bin string, n int, brokerArgs string) *scrip
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The watchdog (SLUICE_CLUSTER_OWNER) stops the brokers should this
+	// process die before its cleanup, on a -timeout panic say.
 	c := &scriptCluster{t: t, script: script, dir: t.TempDir(), n: n,
 		env: append(os.Environ(), "SLUICE_BIN="+bin, fmt.Sprintf("SLUICE_CLUSTER_PORT=%d", freeBase(t, n)),
-			"SLUICE_BROKER_ARGS="+brokerArgs)}
+			"SLUICE_BROKER_ARGS="+brokerArgs, fmt.Sprintf("SLUICE_CLUSTER_OWNER=%d", os.Getpid()))}
 	t.Cleanup(func() {
 		if t.Failed() {
 			c.logTails(30)
@@ -220,5 +222,42 @@ func TestClusterScript(t *testing.T) {
 	c.run("wipe", "3")
 	if left, err := os.ReadDir(filepath.Join(c.dir, "3", "data")); err != nil || len(left) != 0 {
 		t.Errorf("broker 3's data dir after wipe: %d entries (%v), want none", len(left), err)
+	}
+}
+
+// TestClusterScriptWatchdog: with SLUICE_CLUSTER_OWNER set, the brokers
+// are stopped once the owner process has exited, without a down.
+func TestClusterScriptWatchdog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker process")
+	}
+	owner := exec.Command("sleep", "120")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { owner.Process.Kill(); owner.Wait() })
+	c := newScriptCluster(t, buildBinary(t), 1, "")
+	c.env = append(c.env, fmt.Sprintf("SLUICE_CLUSTER_OWNER=%d", owner.Process.Pid)) // the last one wins
+	c.up()
+	pidFile := filepath.Join(c.dir, "1", "pid")
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("broker 1 has no pid file: %v", err)
+	}
+	owner.Process.Kill()
+	owner.Wait()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, statErr := os.Stat(pidFile)
+		conn, dialErr := net.DialTimeout("tcp", c.addrs[0], time.Second)
+		if dialErr == nil {
+			conn.Close()
+		}
+		if os.IsNotExist(statErr) && dialErr != nil {
+			return // down ran, and the broker no longer listens
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after the owner exited: pid file %v, dial %v; want the broker stopped", statErr, dialErr)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
