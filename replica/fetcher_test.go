@@ -1,0 +1,250 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// fakeLeader serves OffsetForLeaderEpoch and Fetch for one partition from
+// a real log over TCP, as a leader broker would (a stand-in inside this
+// unit test only). dropFirst closes the first connection after its first
+// fetch, so the fetcher must reconnect.
+type fakeLeader struct {
+	t         *testing.T
+	l         *log.Log
+	epoch     int32 // the leader epoch it leads in
+	ln        net.Listener
+	dropFirst bool
+	conns     atomic.Int32
+	fetches   atomic.Int32
+	wg        sync.WaitGroup
+}
+
+func startFakeLeader(t *testing.T, l *log.Log, epoch int32, dropFirst bool) *fakeLeader {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeLeader{t: t, l: l, epoch: epoch, ln: ln, dropFirst: dropFirst}
+	s.wg.Add(1)
+	go s.accept()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+func (s *fakeLeader) accept() {
+	defer s.wg.Done()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		n := s.conns.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer nc.Close()
+			s.serve(nc, s.dropFirst && n == 1)
+		}()
+	}
+}
+
+func (s *fakeLeader) serve(nc net.Conn, drop bool) {
+	fr := protocol.NewFrameReader(nc, 0)
+	for {
+		frame, err := fr.Next()
+		if err != nil {
+			return
+		}
+		var h protocol.RequestHeader
+		body, err := h.Decode(frame)
+		if err != nil {
+			return
+		}
+		var resp protocol.Message
+		switch h.Key {
+		case protocol.OffsetForLeaderEpoch:
+			var req protocol.OffsetForLeaderEpochRequest
+			if protocol.Decode(&req, body, h.Version) != nil {
+				return
+			}
+			q := req.Topics[0].Partitions[0]
+			e, end := s.l.EndOffsetForEpoch(q.LeaderEpoch)
+			resp = &protocol.OffsetForLeaderEpochResponse{Topics: []protocol.OffsetForLeaderEpochTopicResult{{
+				Name: req.Topics[0].Name, Partitions: []protocol.EpochEndOffset{{Partition: q.Partition, LeaderEpoch: e, EndOffset: end}}}}}
+		case protocol.Fetch:
+			var req protocol.FetchRequest
+			if protocol.Decode(&req, body, h.Version) != nil {
+				return
+			}
+			s.fetches.Add(1)
+			fp := req.Topics[0].Partitions[0]
+			pr := protocol.FetchPartitionResponse{Partition: fp.Partition, HighWatermark: s.l.EndOffset(), LogStartOffset: s.l.StartOffset()}
+			switch {
+			case fp.CurrentLeaderEpoch != s.epoch:
+				pr.ErrorCode = protocol.ErrFencedLeaderEpoch
+			case fp.FetchOffset > s.l.EndOffset():
+				pr.ErrorCode = protocol.ErrOffsetOutOfRange
+			case fp.FetchOffset < s.l.EndOffset():
+				v, err := s.l.Read(fp.FetchOffset, int(fp.PartitionMaxBytes))
+				if err != nil {
+					return
+				}
+				pr.Records = bytes.Clone(v.Bytes())
+				v.Release()
+			default:
+				time.Sleep(5 * time.Millisecond) // a short long-poll
+			}
+			resp = &protocol.FetchResponse{Topics: []protocol.FetchTopicResponse{{Name: req.Topics[0].Name, Partitions: []protocol.FetchPartitionResponse{pr}}}}
+		default:
+			return
+		}
+		out, err := protocol.AppendResponse(nil, h.CorrelationID, h.Version, resp)
+		if err != nil {
+			s.t.Error(err)
+			return
+		}
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		if drop && h.Key == protocol.Fetch {
+			return // the connection dies after its first fetch
+		}
+	}
+}
+
+// localFollowed is the broker's side of a followed partition, reduced to
+// a Follower over a real log.
+type localFollowed struct {
+	mu sync.Mutex
+	f  *Follower
+}
+
+func (p *localFollowed) Truncate(ctx context.Context, src EpochSource) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.f.Truncate(ctx, src)
+	return err
+}
+
+func (p *localFollowed) FetchOffset() (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.f.FetchOffset(), nil
+}
+
+func (p *localFollowed) Apply(records []byte, hw int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.f.Apply(records, hw)
+	return err
+}
+
+func (p *localFollowed) ResetTo(start int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.f.ResetTo(start)
+}
+
+// The fetcher truncates a diverged follower where its log parts from the
+// leader's (KIP-101: never by high watermark), copies the rest, survives a
+// dropped connection, and stops on Close.
+func TestFetcherTruncatesThenCopies(t *testing.T) {
+	leader := openLog(t)
+	appendEpoch(t, leader, 1, 5, "a")
+	appendEpoch(t, leader, 2, 3, "b")
+	fl := openLog(t)
+	appendEpoch(t, fl, 1, 5, "a")
+	appendEpoch(t, fl, 1, 2, "x") // written in epoch 1, never replicated
+	srv := startFakeLeader(t, leader, 2, true)
+
+	ft := StartFetcher(FetcherConfig{
+		Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
+		Addr:    func() (string, bool) { return srv.ln.Addr().String(), true },
+		MaxWait: 10 * time.Millisecond, PartitionMaxBytes: 200, Backoff: 5 * time.Millisecond,
+	})
+	defer ft.Close()
+	p := &localFollowed{f: NewFollower(fl, 0)}
+	ft.Set(TopicPartition{"t", 0}, 2, p)
+	if ft.Len() != 1 {
+		t.Fatalf("Len %d, want 1", ft.Len())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		done := fl.EndOffset() == leader.EndOffset() && p.f.HighWatermark() == leader.EndOffset()
+		p.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("follower at %d (HW %d), leader at %d", fl.EndOffset(), p.f.HighWatermark(), leader.EndOffset())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !bytes.Equal(logBytes(t, fl), logBytes(t, leader)) {
+		t.Fatal("follower's log differs from the leader's")
+	}
+	if srv.conns.Load() < 2 {
+		t.Fatalf("%d connections: the dropped one was not replaced", srv.conns.Load())
+	}
+	ft.Remove(TopicPartition{"t", 0})
+	if ft.Len() != 0 {
+		t.Fatalf("Len %d after Remove", ft.Len())
+	}
+}
+
+// A fetch refused for a stale leader epoch is not applied and is retried
+// after a backoff, not in a busy loop.
+func TestFetcherBacksOffOnRefusal(t *testing.T) {
+	leader := openLog(t)
+	appendEpoch(t, leader, 3, 2, "a")
+	srv := startFakeLeader(t, leader, 3, false)
+	fl := openLog(t)
+	ft := StartFetcher(FetcherConfig{
+		Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
+		Addr:    func() (string, bool) { return srv.ln.Addr().String(), true },
+		MaxWait: 10 * time.Millisecond, Backoff: 50 * time.Millisecond,
+	})
+	defer ft.Close()
+	p := &localFollowed{f: NewFollower(fl, 0)}
+	ft.Set(TopicPartition{"t", 0}, 2, p) // the leader is in epoch 3
+	time.Sleep(300 * time.Millisecond)
+	if n := srv.fetches.Load(); n > 10 {
+		t.Fatalf("%d fetches in 300 ms with a 50 ms backoff", n)
+	}
+	if fl.EndOffset() != 0 {
+		t.Fatalf("a refused fetch appended: end %d", fl.EndOffset())
+	}
+	ft.Set(TopicPartition{"t", 0}, 3, p) // the metadata caught up
+	deadline := time.Now().Add(5 * time.Second)
+	for fl.EndOffset() != leader.EndOffset() {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower at %d, leader at %d", fl.EndOffset(), leader.EndOffset())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An unknown leader address is retried, and Close returns promptly.
+func TestFetcherCloseWhileUnreachable(t *testing.T) {
+	ft := StartFetcher(FetcherConfig{Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
+		Addr: func() (string, bool) { return "", false }, Backoff: 10 * time.Millisecond})
+	ft.Set(TopicPartition{"t", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0)})
+	time.Sleep(50 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { ft.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
