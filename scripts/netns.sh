@@ -14,6 +14,12 @@
 #   scripts/netns.sh isolate A    cut A from every other host; the root
 #                                 namespace (the clients) still reaches A
 #   scripts/netns.sh rejoin A     undo isolate A
+#   scripts/netns.sh cutclients A drop, in the root namespace, everything
+#                                 from host A: the clients lose A (their
+#                                 packets reach it, its answers are lost),
+#                                 the hosts keep each other
+#   scripts/netns.sh healclients A
+#                                 undo cutclients A
 #   scripts/netns.sh exec A CMD.. run CMD in host A's namespace
 #   scripts/netns.sh addr A       print host A's address
 #   scripts/netns.sh status       list the hosts and the rules in force
@@ -217,6 +223,24 @@ cmd_rejoin() {
 	done
 }
 
+# Clients run in the root namespace: a drop there of what A sends cuts them
+# off A silently (connects and requests time out) and leaves the hosts'
+# links, which do not pass through the root namespace's INPUT, alone.
+cmd_cutclients() {
+	local a=${1:-}
+	check_host "$a"
+	need_iptables
+	cmd_healclients "$a"
+	add_drop "" "$TAG:clients:$a" "$(host_addr "$a")"
+}
+
+cmd_healclients() {
+	local a=${1:-}
+	check_host "$a"
+	command -v iptables >/dev/null || return 0
+	drop_tagged "" "$TAG:clients:$a"
+}
+
 cmd_status() {
 	local i
 	for i in $(hosts); do
@@ -225,6 +249,9 @@ cmd_status() {
 			ipt "$(ns "$i")" -S | grep -F -- "$TAG" | sed 's/^/  /' || true
 		fi
 	done
+	if command -v iptables >/dev/null; then
+		ipt "" -S | grep -F -- "$TAG:clients" | sed 's/^/  root: /' || true
+	fi
 }
 
 case "${1:-}" in
@@ -234,6 +261,8 @@ cut) shift; cmd_cut "$@" ;;
 heal) shift; cmd_heal "$@" ;;
 isolate) shift; cmd_isolate "$@" ;;
 rejoin) shift; cmd_rejoin "$@" ;;
+cutclients) shift; cmd_cutclients "$@" ;;
+healclients) shift; cmd_healclients "$@" ;;
 exec)
 	shift
 	a=${1:-}

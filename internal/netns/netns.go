@@ -139,6 +139,18 @@ func (h *Hosts) Rejoin(ctx context.Context, a int) error {
 	return h.run(ctx, "rejoin", strconv.Itoa(a))
 }
 
+// CutClients drops, in the root namespace, everything host a sends there:
+// the clients (this process) lose a, silently, while the hosts keep their
+// links to each other.
+func (h *Hosts) CutClients(ctx context.Context, a int) error {
+	return h.run(ctx, "cutclients", strconv.Itoa(a))
+}
+
+// HealClients undoes CutClients(a).
+func (h *Hosts) HealClients(ctx context.Context, a int) error {
+	return h.run(ctx, "healclients", strconv.Itoa(a))
+}
+
 // Down removes every host, the processes in them, the bridge and every
 // tagged rule. It is idempotent.
 func (h *Hosts) Down(ctx context.Context) error { return h.run(ctx, "down") }

@@ -98,7 +98,24 @@ func TestCutHealIsolate(t *testing.T) {
 	}
 	expect(t, h, 1, both("2", true, both("3", true, nil)))
 
-	t.Log("down leaves nothing behind, even with a rule in force")
+	t.Log("cutclients 2: the root namespace loses 2, the hosts keep it")
+	if err := h.CutClients(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 0, both("2", false, both("1", true, nil)))
+	expect(t, h, 1, both("2", true, nil))
+
+	t.Log("healclients 2")
+	if err := h.HealClients(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 0, both("2", true, nil))
+
+	t.Log("down leaves nothing behind, even with rules in force")
+	if err := h.CutClients(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := h.Cut(ctx, 2, 3); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,344 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/netns"
+)
+
+// Ports of every broker, on its host's address. Hosts have addresses of
+// their own, so every broker can use the same ones.
+const (
+	ClientPort = 7092
+	RaftPort   = 7093
+	GossipPort = 7094
+)
+
+// Broker is one `sluice broker` process, broker id ID on host ID. It is
+// started again with the same command line and data dir after a kill.
+type Broker struct {
+	ID   int
+	Addr string // client address, host:ClientPort
+	// DataDir is the broker's --data-dir; LogPath its stdout and stderr,
+	// appended to across restarts.
+	DataDir string
+	LogPath string
+
+	args  []string
+	hosts *netns.Hosts
+	bin   string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when cmd has exited
+	paused bool
+	starts int
+}
+
+// Cluster is brokers 1..n on hosts 1..n: Raft voters all, each gossiping
+// with the others.
+type Cluster struct {
+	Hosts   *netns.Hosts
+	Bin     string
+	Dir     string
+	Brokers []*Broker // Brokers[i-1] is broker i
+
+	closeOnce sync.Once
+}
+
+// RepoRoot is the root of this source tree.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// BuildBinary builds cmd/sluice into out, statically (CGO_ENABLED=0), so
+// it runs in any namespace whatever the libraries there.
+func BuildBinary(ctx context.Context, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/sluice")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("chaos: build sluice: %w: %s", err, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// StartCluster starts one broker on each of hosts' hosts, with data dirs
+// and logs under dir, extra appended to every command line, and waits
+// until every broker is registered and alive. The caller must Close it on
+// every path, an error included.
+func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, extra []string) (*Cluster, error) {
+	c := &Cluster{Hosts: hosts, Bin: bin, Dir: dir}
+	voters := make([]string, 0, hosts.N)
+	for i := 1; i <= hosts.N; i++ {
+		voters = append(voters, fmt.Sprintf("%d@%s:%d", i, hosts.Addr(i), RaftPort))
+	}
+	for i := 1; i <= hosts.N; i++ {
+		var seeds []string
+		for j := 1; j <= hosts.N; j++ {
+			if j != i {
+				seeds = append(seeds, fmt.Sprintf("%s:%d", hosts.Addr(j), GossipPort))
+			}
+		}
+		bdir := filepath.Join(dir, "broker"+strconv.Itoa(i))
+		if err := os.MkdirAll(bdir, 0o755); err != nil {
+			return c, fmt.Errorf("chaos: %w", err)
+		}
+		b := &Broker{ID: i, Addr: fmt.Sprintf("%s:%d", hosts.Addr(i), ClientPort),
+			DataDir: filepath.Join(bdir, "data"), LogPath: filepath.Join(bdir, "broker.log"),
+			hosts: hosts, bin: bin}
+		b.args = append([]string{"broker",
+			"--broker-id", strconv.Itoa(i),
+			"--listen", b.Addr,
+			"--raft-addr", fmt.Sprintf("%s:%d", hosts.Addr(i), RaftPort),
+			"--gossip-addr", fmt.Sprintf("%s:%d", hosts.Addr(i), GossipPort),
+			"--gossip-seeds", strings.Join(seeds, ","),
+			"--voters", strings.Join(voters, ","),
+			"--data-dir", b.DataDir,
+			"--log-format", "json",
+		}, extra...)
+		c.Brokers = append(c.Brokers, b)
+	}
+	for _, b := range c.Brokers {
+		if err := b.Start(); err != nil {
+			return c, err
+		}
+	}
+	return c, c.WaitHealthy(ctx, time.Minute)
+}
+
+// Broker returns broker id.
+func (c *Cluster) Broker(id int) *Broker { return c.Brokers[id-1] }
+
+// Seeds is every broker's client address.
+func (c *Cluster) Seeds() []string {
+	s := make([]string, len(c.Brokers))
+	for i, b := range c.Brokers {
+		s[i] = b.Addr
+	}
+	return s
+}
+
+// Client connects a client to the cluster, with timeouts short enough for
+// a test to notice a dead or cut-off broker in seconds.
+func (c *Cluster) Client(ctx context.Context, id string, extra ...client.Opt) (*client.Client, error) {
+	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...), client.ClientID(id)}, ClientOpts()...)
+	return client.New(ctx, append(opts, extra...)...)
+}
+
+// ClientVia connects a client whose every connection goes to broker id,
+// whatever address metadata names: it sees the cluster as broker id does
+// and sends every request, produce included, to it.
+func (c *Cluster) ClientVia(ctx context.Context, id int, clientID string, extra ...client.Opt) (*client.Client, error) {
+	addr := c.Broker(id).Addr
+	var d net.Dialer
+	opts := append([]client.Opt{client.SeedBrokers(addr), client.ClientID(clientID)}, ClientOpts()...)
+	opts = append(opts, client.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
+	}))
+	return client.New(ctx, append(opts, extra...)...)
+}
+
+// ClientOpts are the timeouts every client of the suite uses: a request to
+// a dead or cut-off broker fails within seconds, and the producer retries
+// for a bounded time.
+func ClientOpts() []client.Opt {
+	return []client.Opt{
+		client.DialTimeout(2 * time.Second),
+		client.RequestTimeout(5 * time.Second),
+		client.ProduceTimeout(5 * time.Second),
+		client.DeliveryTimeout(30 * time.Second),
+		client.RetryBackoff(20*time.Millisecond, 500*time.Millisecond),
+		client.MetadataMaxAge(5 * time.Second),
+	}
+}
+
+// WaitHealthy waits until every broker of the cluster is registered and
+// alive and a controller leader is known.
+func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
+	var cl *client.Client
+	defer func() {
+		if cl != nil {
+			cl.Close()
+		}
+	}()
+	return Poll(ctx, d, "every broker alive", func(ctx context.Context) error {
+		if cl == nil {
+			// Bootstrap fails until some broker answers.
+			var err error
+			if cl, err = c.Client(ctx, "chaos-health"); err != nil {
+				return err
+			}
+		}
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		alive := 0
+		for _, b := range cd.Brokers {
+			if b.State == "alive" {
+				alive++
+			}
+		}
+		if alive < len(c.Brokers) || cd.ControllerID < 0 {
+			return fmt.Errorf("%d of %d brokers alive, controller %d", alive, len(c.Brokers), cd.ControllerID)
+		}
+		return nil
+	})
+}
+
+// Close kills every broker (SIGCONT first, for paused ones) and waits for
+// them to exit. Idempotent; the hosts are the caller's.
+func (c *Cluster) Close() {
+	c.closeOnce.Do(func() {
+		for _, b := range c.Brokers {
+			_ = b.Kill()
+		}
+	})
+}
+
+// Start starts the broker process in its host. It fails if it runs.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd != nil {
+		return fmt.Errorf("chaos: broker %d is running (pid %d)", b.ID, b.cmd.Process.Pid)
+	}
+	logf, err := os.OpenFile(b.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("chaos: broker %d: %w", b.ID, err)
+	}
+	b.starts++
+	fmt.Fprintf(logf, "=== chaos: start %d of broker %d at %s: %s %s\n", b.starts, b.ID,
+		time.Now().UTC().Format(time.RFC3339Nano), b.bin, strings.Join(b.args, " "))
+	// Not tied to a context: the broker lives until Kill, whatever the
+	// caller's context; `ip netns exec` execs it, so the pid is the
+	// broker's own.
+	cmd := b.hosts.Command(context.Background(), b.ID, b.bin, b.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return fmt.Errorf("chaos: start broker %d: %w", b.ID, err)
+	}
+	done := make(chan struct{})
+	b.cmd, b.done, b.paused = cmd, done, false
+	go func() {
+		_ = cmd.Wait()
+		_ = logf.Close()
+		close(done)
+	}()
+	return nil
+}
+
+// Running reports whether the process is alive (paused counts).
+func (b *Broker) Running() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cmd != nil
+}
+
+// Paused reports whether the process is stopped by SIGSTOP.
+func (b *Broker) Paused() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.paused
+}
+
+// Kill sends SIGKILL and waits for the process to exit. Killing a broker
+// that is not running does nothing.
+func (b *Broker) Kill() error {
+	b.mu.Lock()
+	cmd, done := b.cmd, b.done
+	b.cmd, b.done, b.paused = nil, nil, false
+	b.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	// A stopped process dies of SIGKILL too; SIGCONT first anyway, so
+	// nothing is left stopped if the kill is refused.
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("chaos: kill broker %d: %w", b.ID, err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("chaos: broker %d (pid %d) did not exit 10 s after SIGKILL", b.ID, cmd.Process.Pid)
+	}
+}
+
+// Pause stops the process with SIGSTOP: a hung broker, sockets open.
+func (b *Broker) Pause() error { return b.signal(syscall.SIGSTOP, true) }
+
+// Resume continues a paused process with SIGCONT.
+func (b *Broker) Resume() error { return b.signal(syscall.SIGCONT, false) }
+
+func (b *Broker) signal(sig syscall.Signal, paused bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cmd == nil {
+		return fmt.Errorf("chaos: signal %v: broker %d is not running", sig, b.ID)
+	}
+	if err := b.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("chaos: signal %v to broker %d: %w", sig, b.ID, err)
+	}
+	b.paused = paused
+	return nil
+}
+
+// Exited reports whether the process exited by itself (not by Kill) and
+// so is no longer running: a crash the suite did not cause.
+func (b *Broker) Exited() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done == nil {
+		return false
+	}
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// CommandLine is the broker's command line, as run in its host.
+func (b *Broker) CommandLine() string {
+	return fmt.Sprintf("ip netns exec sluice-h%d %s %s", b.ID, b.bin, strings.Join(b.args, " "))
+}
+
+// Poll calls cond until it returns nil, each call with a 3 s context, and
+// fails with what and cond's last error after d or when ctx ends.
+func Poll(ctx context.Context, d time.Duration, what string, cond func(ctx context.Context) error) error {
+	deadline := time.Now().Add(d)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := cond(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("chaos: %s: not within %v: %w", what, d, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

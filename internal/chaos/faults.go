@@ -1,0 +1,375 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+)
+
+// Kind is a kind of fault.
+type Kind string
+
+// The faults of issue 7. Each targets a partition's current leader or a
+// follower of it (or the Raft leader), holds for a while, then heals.
+const (
+	// KillLeader: SIGKILL the partition's leader; restart it after Hold.
+	KillLeader Kind = "kill-leader"
+	// KillFollower: SIGKILL a follower; restart it after Hold.
+	KillFollower Kind = "kill-follower"
+	// KillRaftLeader: SIGKILL the controller's Raft leader; restart it.
+	KillRaftLeader Kind = "kill-raft-leader"
+	// PauseFollower: SIGSTOP a follower for Hold (past the lag limit),
+	// then SIGCONT.
+	PauseFollower Kind = "pause-follower"
+	// IsolateLeader: cut the leader from every other broker, TCP and UDP
+	// both ways; the clients still reach it.
+	IsolateLeader Kind = "isolate-leader"
+	// Bridge: cut the leader and a follower from each other; both still
+	// reach the third broker.
+	Bridge Kind = "bridge"
+	// CutClients: the clients lose the leader; the brokers keep it.
+	CutClients Kind = "cut-clients"
+	// CorruptFollower: SIGKILL a follower, flip bits near the end of its
+	// active segment of the partition or cut the segment's tail, restart.
+	CorruptFollower Kind = "corrupt-follower"
+)
+
+// ShortKinds are the faults of the CI run; AllKinds those of the long one.
+var (
+	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients}
+	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, CorruptFollower}
+)
+
+// holds is how long each kind of fault lasts, min and max. A pause lasts
+// past the 3 s lag limit the suite runs brokers with.
+var holds = map[Kind][2]time.Duration{
+	KillLeader:      {time.Second, 4 * time.Second},
+	KillFollower:    {time.Second, 4 * time.Second},
+	KillRaftLeader:  {time.Second, 4 * time.Second},
+	PauseFollower:   {5 * time.Second, 8 * time.Second},
+	IsolateLeader:   {5 * time.Second, 10 * time.Second},
+	Bridge:          {5 * time.Second, 10 * time.Second},
+	CutClients:      {4 * time.Second, 8 * time.Second},
+	CorruptFollower: {time.Second, 3 * time.Second},
+}
+
+// Quiet time between a fault's recovery and the next fault.
+const quietMin, quietMax = 2 * time.Second, 5 * time.Second
+
+// Step is one fault of a schedule. Pick chooses among candidates (which
+// follower; flip or truncate) so that a seed fixes every choice the
+// cluster's state does not.
+type Step struct {
+	Kind      Kind
+	Partition int32
+	Hold      time.Duration
+	Quiet     time.Duration
+	Pick      uint32
+}
+
+// Schedule draws steps from kinds with seed until their hold and quiet
+// times add up to total. The same arguments give the same schedule.
+func Schedule(seed uint64, kinds []Kind, partitions int32, total time.Duration) []Step {
+	if len(kinds) == 0 || partitions <= 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	between := func(lo, hi time.Duration) time.Duration {
+		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
+	}
+	var steps []Step
+	for sum := time.Duration(0); sum < total; {
+		k := kinds[rng.IntN(len(kinds))]
+		h := holds[k]
+		s := Step{Kind: k, Partition: rng.Int32N(partitions), Hold: between(h[0], h[1]),
+			Quiet: between(quietMin, quietMax), Pick: rng.Uint32()}
+		steps = append(steps, s)
+		sum += s.Hold + s.Quiet
+	}
+	return steps
+}
+
+// Event is one fault as injected: its step, the broker(s) it hit, and
+// when (on the workload's clock) it began, was healed, and the cluster was
+// whole again (every broker alive, every replica in sync).
+type Event struct {
+	Step
+	Target    string
+	Start     time.Duration
+	Healed    time.Duration
+	Recovered time.Duration // 0 if it did not recover
+	Err       string        // what went wrong injecting, healing or recovering
+}
+
+// Injector applies a schedule to a cluster.
+type Injector struct {
+	C     *Cluster
+	Admin *client.Client
+	Topic string
+	// Clock is the workload's clock (Workload.Since).
+	Clock func() time.Duration
+	// Logf logs progress (t.Logf).
+	Logf func(format string, args ...any)
+	// Recover bounds the wait for a whole cluster after each heal.
+	Recover time.Duration
+
+	Events []Event
+}
+
+// Run applies steps in order until they are done, total has passed (no
+// fault starts after it) or ctx ends. Every fault is healed before the
+// next starts and before Run returns. The error is about the harness
+// (a fault that could not be injected or healed); a cluster that does not
+// recover is recorded in the Event and Run goes on.
+func (in *Injector) Run(ctx context.Context, steps []Step, total time.Duration) error {
+	deadline := time.Now().Add(total)
+	for _, s := range steps {
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			break
+		}
+		ev := Event{Step: s}
+		target, heal, err := in.inject(ctx, s)
+		ev.Target, ev.Start = target, in.Clock()
+		if err != nil {
+			ev.Err = err.Error()
+			in.Events = append(in.Events, ev)
+			in.Logf("%v %s p%d: not injected: %v", ev.Start.Round(time.Millisecond), s.Kind, s.Partition, err)
+			sleep(ctx, s.Quiet)
+			continue
+		}
+		in.Logf("%v %s p%d on %s for %v", ev.Start.Round(time.Millisecond), s.Kind, s.Partition, target, s.Hold)
+		sleep(ctx, s.Hold)
+		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = heal(hctx)
+		cancel()
+		ev.Healed = in.Clock()
+		if err != nil {
+			ev.Err = err.Error()
+			in.Events = append(in.Events, ev)
+			return fmt.Errorf("chaos: heal %s on %s: %w", s.Kind, target, err)
+		}
+		if err := in.waitWhole(ctx); err != nil {
+			ev.Err = err.Error()
+			in.Logf("%v %s healed, cluster not whole: %v", ev.Healed.Round(time.Millisecond), s.Kind, err)
+		} else {
+			ev.Recovered = in.Clock()
+			in.Logf("%v healed; whole again at %v", ev.Healed.Round(time.Millisecond), ev.Recovered.Round(time.Millisecond))
+		}
+		in.Events = append(in.Events, ev)
+		sleep(ctx, s.Quiet)
+	}
+	return nil
+}
+
+func (in *Injector) waitWhole(ctx context.Context) error {
+	d := in.Recover
+	if d <= 0 {
+		d = 60 * time.Second
+	}
+	start := time.Now()
+	if err := in.C.WaitHealthy(ctx, d); err != nil {
+		return err
+	}
+	return WaitFullISR(ctx, in.C, in.Topic, d-time.Since(start))
+}
+
+// Counts is how many faults of each kind were injected.
+func Counts(events []Event) map[Kind]int {
+	m := map[Kind]int{}
+	for _, e := range events {
+		if e.Target != "" && (e.Err == "" || e.Healed > 0) {
+			m[e.Kind]++
+		}
+	}
+	return m
+}
+
+// FormatCounts is "kill-leader=3 pause-follower=2 ...", by kind name.
+func FormatCounts(m map[Kind]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, string(k))
+	}
+	sort.Strings(keys)
+	out := ""
+	for _, k := range keys {
+		out += fmt.Sprintf("%s=%d ", k, m[Kind(k)])
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// inject applies one fault and returns what it hit and how to heal it.
+func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Context) error, error) {
+	h := in.C.Hosts
+	if s.Kind == KillRaftLeader {
+		cd, err := in.Admin.DescribeCluster(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		if cd.ControllerID < 1 || int(cd.ControllerID) > len(in.C.Brokers) {
+			return "", nil, fmt.Errorf("no controller leader (%d)", cd.ControllerID)
+		}
+		return in.kill(int(cd.ControllerID), nil)
+	}
+	var pd Partition
+	err := Poll(ctx, 10*time.Second, "a leader", func(ctx context.Context) error {
+		var err error
+		pd, err = Describe(ctx, in.Admin, in.Topic, s.Partition)
+		return err
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	leader := int(pd.Leader)
+	var followers []int
+	for _, r := range pd.Replicas {
+		if int(r) != leader {
+			followers = append(followers, int(r))
+		}
+	}
+	if len(followers) == 0 {
+		return "", nil, errors.New("no follower")
+	}
+	follower := followers[int(s.Pick)%len(followers)]
+	name := func(ids ...int) string {
+		out := ""
+		for i, id := range ids {
+			if i > 0 {
+				out += ","
+			}
+			out += "broker" + strconv.Itoa(id)
+		}
+		return out
+	}
+	switch s.Kind {
+	case KillLeader:
+		return in.kill(leader, nil)
+	case KillFollower:
+		return in.kill(follower, nil)
+	case CorruptFollower:
+		return in.kill(follower, func() error { return in.corrupt(follower, s) })
+	case PauseFollower:
+		b := in.C.Broker(follower)
+		if err := b.Pause(); err != nil {
+			return "", nil, err
+		}
+		return name(follower), func(context.Context) error { return b.Resume() }, nil
+	case IsolateLeader:
+		if err := h.Isolate(ctx, leader); err != nil {
+			return "", nil, err
+		}
+		return name(leader), func(ctx context.Context) error { return h.Rejoin(ctx, leader) }, nil
+	case Bridge:
+		if err := h.Cut(ctx, leader, follower); err != nil {
+			return "", nil, err
+		}
+		return name(leader, follower), func(ctx context.Context) error { return h.Heal(ctx, leader, follower) }, nil
+	case CutClients:
+		if err := h.CutClients(ctx, leader); err != nil {
+			return "", nil, err
+		}
+		return name(leader), func(ctx context.Context) error { return h.HealClients(ctx, leader) }, nil
+	}
+	return "", nil, fmt.Errorf("unknown fault %q", s.Kind)
+}
+
+// kill SIGKILLs broker id; its heal runs between (on the stopped broker's
+// files) and starts it again with the same command line and data dir.
+func (in *Injector) kill(id int, between func() error) (string, func(context.Context) error, error) {
+	b := in.C.Broker(id)
+	if err := b.Kill(); err != nil {
+		return "", nil, err
+	}
+	target := "broker" + strconv.Itoa(id)
+	return target, func(context.Context) error {
+		if between != nil {
+			if err := between(); err != nil {
+				return errors.Join(err, b.Start())
+			}
+		}
+		return b.Start()
+	}, nil
+}
+
+// corrupt damages broker id's active segment of the step's partition, as
+// a bad disk would: bits flipped in its last 4 KiB, or its tail cut. Only
+// the tail: what lies before the recovery point is trusted by design
+// (DESIGN.md, Storage) and is not scanned at restart.
+func (in *Injector) corrupt(id int, s Step) error {
+	dir := filepath.Join(in.C.Broker(id).DataDir, in.Topic+"-"+strconv.Itoa(int(s.Partition)))
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil || len(logs) == 0 {
+		return fmt.Errorf("corrupt: no segment in %s: %v", dir, err)
+	}
+	sort.Strings(logs) // zero-padded base offsets: the last is the active one
+	path := logs[len(logs)-1]
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("corrupt: %w", err)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(uint64(s.Pick), uint64(s.Partition)))
+	window := min(size, 4096)
+	if s.Pick%2 == 0 {
+		cut := 1 + rng.Int64N(window)
+		in.Logf("corrupt: truncate %s from %d to %d bytes", path, size, size-cut)
+		return os.Truncate(path, size-cut)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("corrupt: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	for range 8 {
+		off := size - 1 - rng.Int64N(window)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("corrupt: read %s at %d: %w", path, off, err)
+		}
+		b[0] ^= 1 << rng.IntN(8)
+		if _, err := f.WriteAt(b, off); err != nil {
+			return fmt.Errorf("corrupt: write %s at %d: %w", path, off, err)
+		}
+	}
+	in.Logf("corrupt: flipped 8 bits in the last %d bytes of %s", window, path)
+	return f.Sync()
+}
+
+// HealAll undoes every fault the suite can leave: rules removed, paused
+// brokers continued, dead ones started again.
+func HealAll(ctx context.Context, c *Cluster) error {
+	var errs []error
+	n := len(c.Brokers)
+	for a := 1; a <= n; a++ {
+		errs = append(errs, c.Hosts.Rejoin(ctx, a), c.Hosts.HealClients(ctx, a))
+		for b := a + 1; b <= n; b++ {
+			errs = append(errs, c.Hosts.Heal(ctx, a, b))
+		}
+		br := c.Broker(a)
+		switch {
+		case br.Paused():
+			errs = append(errs, br.Resume())
+		case !br.Running():
+			errs = append(errs, br.Start())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,154 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+)
+
+// Partition is one partition's metadata as the cluster reports it.
+type Partition = client.PartitionDescription
+
+// Describe returns partition p of topic, failing when it has no leader.
+func Describe(ctx context.Context, cl *client.Client, topic string, p int32) (Partition, error) {
+	d, err := cl.DescribeTopic(ctx, topic)
+	if err != nil {
+		return Partition{}, err
+	}
+	if int(p) >= len(d.Partitions) {
+		return Partition{}, fmt.Errorf("%s has %d partitions, no %d", topic, len(d.Partitions), p)
+	}
+	pd := d.Partitions[p]
+	if pd.Leader < 0 {
+		return pd, fmt.Errorf("%s-%d has no leader (ISR %v)", topic, p, pd.ISR)
+	}
+	return pd, nil
+}
+
+// WaitFullISR waits until every broker's metadata says that every
+// partition of topic has a leader and every replica in its ISR. Each
+// broker is asked itself: one just healed from a partition answers from
+// its stale view until it catches up with the controller.
+func WaitFullISR(ctx context.Context, c *Cluster, topic string, d time.Duration) error {
+	views := make([]*client.Client, len(c.Brokers))
+	defer func() {
+		for _, cl := range views {
+			if cl != nil {
+				cl.Close()
+			}
+		}
+	}()
+	return Poll(ctx, d, "every replica of "+topic+" in sync", func(ctx context.Context) error {
+		for i, b := range c.Brokers {
+			if views[i] == nil {
+				cl, err := c.ClientVia(ctx, b.ID, "chaos-view-"+strconv.Itoa(b.ID))
+				if err != nil {
+					return fmt.Errorf("broker %d: %w", b.ID, err)
+				}
+				views[i] = cl
+			}
+			td, err := views[i].DescribeTopic(ctx, topic)
+			if err != nil {
+				return fmt.Errorf("broker %d: %w", b.ID, err)
+			}
+			for _, p := range td.Partitions {
+				if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
+					return fmt.Errorf("broker %d says partition %d: leader %d, ISR %v of %v", b.ID, p.Partition, p.Leader, p.ISR, p.Replicas)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// WaitIdentical waits until CompareReplicas holds for topic's replicas,
+// and returns the last comparison's error otherwise.
+func WaitIdentical(ctx context.Context, cl *client.Client, topic string, rf int, d time.Duration) error {
+	return Poll(ctx, d, "identical replicas of "+topic, func(ctx context.Context) error {
+		brs, err := cl.DescribeReplicaChecksums(ctx, 1<<62, topic)
+		if err != nil {
+			return err
+		}
+		return CompareReplicas(brs, rf)
+	})
+}
+
+// CompareReplicas checks brokers' answers to DescribeReplicaChecksums
+// asked with an upTo past every end: every partition has rf replicas
+// answering, all with the same start and end offset, a high watermark at
+// the end, a checksum covering the whole log, and the same checksum. nil
+// means the replicas are byte-identical and fully committed.
+func CompareReplicas(brs []client.BrokerReplicas, rf int) error {
+	type state struct {
+		broker                 int32
+		start, end, hw, sumEnd int64
+		sum                    uint32
+	}
+	seen := map[int32][]state{}
+	for _, br := range brs {
+		if br.Err != nil {
+			return fmt.Errorf("broker %d: %w", br.Broker, br.Err)
+		}
+		for _, r := range br.Replicas {
+			if r.Err != nil {
+				return fmt.Errorf("broker %d, partition %d: %w", br.Broker, r.Partition, r.Err)
+			}
+			seen[r.Partition] = append(seen[r.Partition], state{br.Broker, r.StartOffset, r.EndOffset, r.HighWatermark, r.ChecksumEnd, r.Checksum})
+		}
+	}
+	if len(seen) == 0 {
+		return errors.New("no replica answered")
+	}
+	parts := make([]int32, 0, len(seen))
+	for p := range seen {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	var bad []string
+	for _, p := range parts {
+		ss := seen[p]
+		if len(ss) != rf {
+			bad = append(bad, fmt.Sprintf("partition %d: %d replicas answered, want %d", p, len(ss), rf))
+			continue
+		}
+		for _, s := range ss {
+			// An empty log has no whole batch to hash: ChecksumEnd -1.
+			covered := s.sumEnd == s.end || (s.end == s.start && s.sumEnd < 0)
+			if s.start != ss[0].start || s.end != ss[0].end || s.hw != s.end || !covered || s.sum != ss[0].sum {
+				bad = append(bad, fmt.Sprintf("partition %d: replicas differ: %+v", p, ss))
+				break
+			}
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// ReplicaSummary is one line per partition: each broker's end offset and
+// checksum, for the report of a run.
+func ReplicaSummary(brs []client.BrokerReplicas) []string {
+	lines := map[int32][]string{}
+	for _, br := range brs {
+		for _, r := range br.Replicas {
+			lines[r.Partition] = append(lines[r.Partition], fmt.Sprintf("b%d end=%d hw=%d crc=%08x", br.Broker, r.EndOffset, r.HighWatermark, r.Checksum))
+		}
+	}
+	parts := make([]int32, 0, len(lines))
+	for p := range lines {
+		parts = append(parts, p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	out := make([]string, 0, len(parts))
+	for _, p := range parts {
+		out = append(out, fmt.Sprintf("partition %d: %s", p, strings.Join(lines[p], ", ")))
+	}
+	return out
+}

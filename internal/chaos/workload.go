@@ -1,0 +1,337 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/client"
+)
+
+// WorkloadConfig is what Workload runs.
+type WorkloadConfig struct {
+	Topic      string
+	Producers  int     // each its own client; default 3
+	Rate       float64 // records/s over all producers; default 1000
+	RecordSize int     // value bytes; default 100
+	// MaxRecords bounds the records each producer sends, whatever the
+	// time; default Rate × 1 hour / Producers.
+	MaxRecords int64
+}
+
+func (c WorkloadConfig) withDefaults() WorkloadConfig {
+	if c.Producers <= 0 {
+		c.Producers = 3
+	}
+	if c.Rate <= 0 {
+		c.Rate = 1000
+	}
+	if c.RecordSize <= 0 {
+		c.RecordSize = 100
+	}
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = int64(c.Rate * 3600 / float64(c.Producers))
+	}
+	return c
+}
+
+// Ack is one acknowledgement: when it came (since the workload started),
+// for which partition, and how long after the record's scheduled send.
+type Ack struct {
+	At        time.Duration
+	Partition int32
+	Latency   time.Duration
+}
+
+// Outcome is everything a workload observed: the History for bench.Check,
+// every acknowledgement's time, the ack latencies, how long producers ran,
+// and the errors the live reader met (fetch errors it recovered from).
+type Outcome struct {
+	History     bench.History
+	Acks        []Ack
+	Latency     *bench.Histogram
+	Producing   time.Duration
+	FetchErrors int
+}
+
+// Workload is verifiable producers (acks=all, values unique in the run,
+// every outcome recorded with its time) and one live reader, running
+// against a cluster until Finish.
+type Workload struct {
+	cfg   WorkloadConfig
+	c     *Cluster
+	start time.Time
+	npart int32
+
+	stop  chan struct{}
+	prods []*timedProducer
+	pwg   sync.WaitGroup
+	live  *tailReader
+	lwg   sync.WaitGroup
+	lctx  context.Context
+	lstop context.CancelFunc
+	lerr  error
+}
+
+// StartWorkload starts the producers and the live reader on an existing,
+// empty topic.
+func StartWorkload(ctx context.Context, c *Cluster, cfg WorkloadConfig) (*Workload, error) {
+	cfg = cfg.withDefaults()
+	w := &Workload{cfg: cfg, c: c, stop: make(chan struct{})}
+	admin, err := c.Client(ctx, "chaos-workload-admin")
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	d, err := admin.DescribeTopic(ctx, cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: workload: %w", err)
+	}
+	w.npart = int32(len(d.Partitions))
+	lcl, err := c.Client(ctx, "chaos-live-reader")
+	if err != nil {
+		return nil, err
+	}
+	w.live = newTailReader(lcl, cfg.Topic, make([]int64, w.npart))
+	for i := range cfg.Producers {
+		cl, err := c.Client(ctx, "chaos-producer-"+strconv.Itoa(i))
+		if err != nil {
+			w.closeClients()
+			return nil, err
+		}
+		w.prods = append(w.prods, &timedProducer{cl: cl, idx: i, lat: bench.NewHistogram()})
+	}
+	w.start = time.Now()
+	w.lctx, w.lstop = context.WithCancel(context.Background())
+	w.lwg.Add(1)
+	go func() {
+		defer w.lwg.Done()
+		w.lerr = w.live.run(w.lctx)
+	}()
+	run := strconv.FormatUint(rand.Uint64()&0xffffff, 16)
+	interval := time.Duration(float64(time.Second) * float64(cfg.Producers) / cfg.Rate)
+	for _, p := range w.prods {
+		w.pwg.Add(1)
+		go func() {
+			defer w.pwg.Done()
+			p.run(&w.cfg, run, w.start, interval, w.stop)
+		}()
+	}
+	return w, nil
+}
+
+// Since is the time since the workload started, on the clock of Ack.At.
+func (w *Workload) Since() time.Duration { return time.Since(w.start) }
+
+// Acked is how many records have been acknowledged so far.
+func (w *Workload) Acked() int64 {
+	var n int64
+	for _, p := range w.prods {
+		p.mu.Lock()
+		n += int64(len(p.acks))
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// AcksAfter is how many records of partition p were acknowledged after
+// since (on the clock of Since).
+func (w *Workload) AcksAfter(p int32, since time.Duration) int {
+	n := 0
+	for _, pr := range w.prods {
+		pr.mu.Lock()
+		for _, a := range pr.acks {
+			if a.Partition == p && a.At > since {
+				n++
+			}
+		}
+		pr.mu.Unlock()
+	}
+	return n
+}
+
+// Finish stops the producers, waits for every outcome, reads the end
+// offsets, lets the live reader reach them, and reads every partition
+// again from its start with a fresh client. The cluster must be healed.
+func (w *Workload) Finish(ctx context.Context) (Outcome, error) {
+	close(w.stop)
+	w.pwg.Wait()
+	var o Outcome
+	o.Producing = time.Since(w.start)
+	o.Latency = bench.NewHistogram()
+	for _, p := range w.prods {
+		o.History.Sends = append(o.History.Sends, p.sends...)
+		o.Acks = append(o.Acks, p.acks...)
+		o.Latency.Merge(p.lat)
+	}
+	defer w.closeClients()
+
+	cl, err := w.c.Client(ctx, "chaos-final-reader")
+	if err != nil {
+		w.lstop()
+		w.lwg.Wait()
+		return o, err
+	}
+	defer cl.Close()
+	var starts, ends []int64
+	err = Poll(ctx, 60*time.Second, "start and end offsets", func(ctx context.Context) error {
+		var err error
+		if starts, err = offsets(ctx, cl, w.cfg.Topic, client.AtStart()); err != nil {
+			return err
+		}
+		ends, err = offsets(ctx, cl, w.cfg.Topic, client.AtEnd())
+		return err
+	})
+	if err != nil {
+		w.lstop()
+		w.lwg.Wait()
+		return o, err
+	}
+	w.live.setEnds(ends)
+	drain := time.AfterFunc(60*time.Second, w.lstop)
+	w.lwg.Wait()
+	drain.Stop()
+	o.History.Live = [][]bench.Read{w.live.reads}
+	o.FetchErrors = w.live.fetchErrs
+	var errs []error
+	if w.lerr != nil {
+		errs = append(errs, fmt.Errorf("live reader: %w", w.lerr))
+	}
+	if !w.live.done() {
+		errs = append(errs, fmt.Errorf("live reader: did not reach the end offsets %v in 60 s (at %v)", ends, w.live.position()))
+	}
+
+	fr := newTailReader(cl, w.cfg.Topic, starts)
+	fr.setEnds(ends)
+	fctx, cancel := context.WithTimeout(ctx, 120*time.Second)
+	defer cancel()
+	if err := fr.run(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("final read: %w", err))
+	}
+	o.History.Final = fr.reads
+	if !fr.done() {
+		errs = append(errs, fmt.Errorf("final read: did not reach the end offsets %v (at %v)", ends, fr.position()))
+	}
+	return o, errors.Join(errs...)
+}
+
+func (w *Workload) closeClients() {
+	for _, p := range w.prods {
+		p.cl.Close()
+	}
+	w.live.cl.Close()
+}
+
+// offsets is every partition's offset at, or the first partition error.
+func offsets(ctx context.Context, cl *client.Client, topic string, at client.Offset) ([]int64, error) {
+	pos, err := cl.ListOffsets(ctx, topic, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int64, len(pos))
+	for i, p := range pos {
+		if p.Err != nil {
+			return nil, fmt.Errorf("partition %d: %w", p.Partition, p.Err)
+		}
+		out[i] = p.Offset
+	}
+	return out, nil
+}
+
+// timedProducer sends records on a fixed schedule and records each
+// outcome, and each acknowledgement's time and latency. Latency counts
+// from the scheduled send time, so a stalled cluster is not hidden by the
+// producer waiting (no coordinated omission).
+type timedProducer struct {
+	cl  *client.Client
+	idx int
+	lat *bench.Histogram
+
+	mu    sync.Mutex
+	sends []bench.Send
+	acks  []Ack
+}
+
+func (p *timedProducer) run(cfg *WorkloadConfig, run string, start time.Time, interval time.Duration, stop <-chan struct{}) {
+	var wg sync.WaitGroup
+	// Produce blocks only on the client's memory limit; stop ends that
+	// too, failing what waited as not written.
+	pctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	}
+	for seq := int64(0); seq < cfg.MaxRecords; seq++ {
+		sched := start.Add(time.Duration(seq) * interval)
+		if d := time.Until(sched); d > 0 {
+			select {
+			case <-stop:
+			case <-time.After(d):
+			}
+		}
+		if stopped() {
+			break
+		}
+		p.send(pctx, cfg, run, seq, start, sched, &wg)
+	}
+	// Every callback runs: the client's delivery timeout bounds the wait.
+	_ = p.cl.Flush(context.Background())
+	wg.Wait()
+}
+
+func (p *timedProducer) send(ctx context.Context, cfg *WorkloadConfig, run string, seq int64, start, sched time.Time, wg *sync.WaitGroup) {
+	value := Value(run, p.idx, seq, cfg.RecordSize)
+	p.mu.Lock()
+	p.sends = append(p.sends, bench.Send{Producer: p.idx, Seq: seq, Value: string(value)})
+	p.mu.Unlock()
+	wg.Add(1)
+	p.cl.Produce(ctx, &client.Record{Topic: cfg.Topic, Value: value}, func(r *client.Record, err error) {
+		defer wg.Done()
+		now := time.Now()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		s := &p.sends[seq]
+		switch {
+		case err == nil:
+			s.Outcome, s.Partition, s.Offset = bench.Acked, r.Partition, r.Offset
+			p.acks = append(p.acks, Ack{At: now.Sub(start), Partition: r.Partition, Latency: now.Sub(sched)})
+			p.lat.Record(now.Sub(sched))
+		case client.IsIndeterminate(err):
+			s.Outcome = bench.Unknown
+		default:
+			s.Outcome = bench.Failed
+		}
+	})
+}
+
+// Value is a record value unique in a run: "<run>-p<producer>-s<seq>",
+// padded with '.' to size.
+func Value(run string, producer int, seq int64, size int) []byte {
+	v := make([]byte, 0, max(size, len(run)+24))
+	v = append(v, run...)
+	v = append(v, "-p"...)
+	v = strconv.AppendInt(v, int64(producer), 10)
+	v = append(v, "-s"...)
+	v = strconv.AppendInt(v, seq, 10)
+	for len(v) < size {
+		v = append(v, '.')
+	}
+	return v
+}
