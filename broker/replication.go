@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -227,7 +226,7 @@ func (m *partitions) replicated() bool {
 
 // errNotFollowing says a fetcher's view of a partition is out of date: the
 // partition has a new leader or epoch, or was closed.
-var errNotFollowing = errors.New("partition no longer follows this leadership")
+var errNotFollowing = fmt.Errorf("partition no longer follows this leadership: %w", replica.ErrLeadershipOver)
 
 // followed is a partition as one fetcher copies it, for one leadership.
 type followed struct {

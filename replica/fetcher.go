@@ -40,6 +40,12 @@ type Followed interface {
 	ResetTo(leaderStart int64) error
 }
 
+// ErrLeadershipOver is what a Followed returns once the leadership it was
+// handed for is over (a new leader or epoch, or the partition closed):
+// the fetcher drops what it fetched, quietly; the broker hands it a new
+// Followed if the partition is still followed.
+var ErrLeadershipOver = errors.New("replica: the followed leadership is over")
+
 // FetcherConfig configures a Fetcher.
 type FetcherConfig struct {
 	// Leader is the broker fetched from; Self is this broker.
@@ -249,7 +255,9 @@ func (f *Fetcher) round(entries []snapshotEntry) error {
 				if errors.As(err, &ce) {
 					return err
 				}
-				f.log.Info("replica truncation", zap.String("topic", se.tp.Topic), zap.Int32("partition", se.tp.Partition), zap.Error(err))
+				if !errors.Is(err, ErrLeadershipOver) {
+					f.log.Info("replica truncation", zap.String("topic", se.tp.Topic), zap.Int32("partition", se.tp.Partition), zap.Error(err))
+				}
 				failed = true
 				continue
 			}
@@ -346,10 +354,15 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 	switch pr.ErrorCode {
 	case protocol.NoError:
 		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
-			f.log.Warn("apply fetched records", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition), zap.Error(err))
-			if errors.Is(err, ErrNotContiguous) {
-				e.truncated = false
+			if errors.Is(err, ErrLeadershipOver) {
+				return false
 			}
+			f.log.Warn("apply fetched records; truncating again before the next fetch", zap.String("topic", tp.Topic),
+				zap.Int32("partition", tp.Partition), zap.Error(err))
+			// Batches that do not continue the log (offsets, epochs) mean
+			// the logs diverged after all: ask the leader again. A
+			// corrupt fetch or a closed log costs one more question.
+			e.truncated = false
 			return false
 		}
 		return true
