@@ -156,7 +156,20 @@ func (c *Config) prepareTopic(ctx context.Context, cl *client.Client) (int32, er
 		if cerr := cl.CreateTopics(ctx, spec); cerr != nil {
 			return 0, fmt.Errorf("bench: create topic %s: %w", c.Topic, cerr)
 		}
-		d, err = cl.DescribeTopic(ctx, c.Topic)
+		// The broker that created it answered once its own copy of the
+		// metadata had it; another broker may learn of it a moment later.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			d, err = cl.DescribeTopic(ctx, c.Topic)
+			if err == nil || !client.IsRetriable(err) || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("bench: topic %s: %w", c.Topic, err)
