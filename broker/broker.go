@@ -268,7 +268,7 @@ func (b *Broker) Close() error {
 			b.controlledShutdown()
 		}
 		if members != nil {
-			if !abandon {
+			if !abandon && hasPeers(members) {
 				if err := members.Leave(); err != nil {
 					b.logger.Debug("leave gossip", zap.Error(err))
 				}
@@ -310,6 +310,18 @@ func (b *Broker) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// hasPeers reports whether serf knows another live broker: only then is a
+// graceful leave (which waits for the news to spread) worth its wait.
+func hasPeers(m *controller.Membership) bool {
+	alive := 0
+	for _, mb := range m.Members() {
+		if mb.Status == "alive" {
+			alive++
+		}
+	}
+	return alive > 1 // this broker is one of them
 }
 
 // lockDir takes an exclusive lock on the data directory so two brokers
