@@ -156,3 +156,39 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 	}
 	c.waitIdentical(cl, "repl")
 }
+
+// With fsync=always an acks=all acknowledgement means "on disk on every
+// in-sync replica" (R3): right after a produce is acknowledged, every
+// replica's synced offset covers it.
+func TestFsyncAlwaysAckMeansSyncedOnTheISR(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	cl := c.client()
+	ctx := testContext(t)
+	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "synced", Partitions: 1, ReplicationFactor: 3,
+		Configs: map[string]string{"fsync": "always"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFullISR(cl, "synced", 10*time.Second)
+	for i := range 20 {
+		rec := &client.Record{Topic: "synced", Partition: 0, Value: []byte(fmt.Sprintf("r%d", i))}
+		if err := cl.ProduceSync(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		brs, err := cl.DescribeReplicas(ctx, "synced")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, br := range brs {
+			for _, r := range br.Replicas {
+				n++
+				if r.SyncedOffset <= rec.Offset {
+					t.Fatalf("record %d acknowledged at offset %d, broker %d has synced only below %d", i, rec.Offset, br.Broker, r.SyncedOffset)
+				}
+			}
+		}
+		if n != 3 {
+			t.Fatalf("%d replicas described, want 3", n)
+		}
+	}
+}
