@@ -33,9 +33,10 @@ no --join) the broker is a one-voter cluster of its own. Brokers named in
 a broker started with --join asks that broker for the voters and joins as
 a non-voter.
 
-Brokers find each other and notice failures by gossip (serf) on
---gossip-addr, UDP and TCP; give each broker the gossip addresses of the
-others in --gossip-seeds (any one that answers is enough). A failed broker's
+Brokers notice each other's failures by gossip (serf) on --gossip-addr, UDP
+and TCP. Each broker records its gossip address with the controller and
+joins those of the brokers registered there; --gossip-seeds adds addresses
+to join at start (any one that answers is enough). A failed broker's
 partitions get new leaders from their in-sync replicas; a follower that has
 not caught up for --replica-max-lag leaves the ISR until it catches up.
 
@@ -108,7 +109,7 @@ A second signal exits at once.`,
 	f.StringVar(&cfg.Voters, "voters", os.Getenv("SLUICE_VOTERS"), "Raft voters, id@raft-host:port,...; empty: this broker alone (env SLUICE_VOTERS)")
 	f.StringVar(&cfg.Join, "join", os.Getenv("SLUICE_JOIN"), "client address of a broker of an existing cluster to join as a non-voter (env SLUICE_JOIN)")
 	f.StringVar(&cfg.GossipAddr, "gossip-addr", os.Getenv("SLUICE_GOSSIP_ADDR"), "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2 (env SLUICE_GOSSIP_ADDR)")
-	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", os.Getenv("SLUICE_GOSSIP_SEEDS"), "other brokers' gossip addresses, host:port,...; joined at start, retried until one answers (env SLUICE_GOSSIP_SEEDS)")
+	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", os.Getenv("SLUICE_GOSSIP_SEEDS"), "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too (env SLUICE_GOSSIP_SEEDS)")
 	f.DurationVar(&cfg.ReplicaMaxLag, "replica-max-lag", def.ReplicaMaxLag, "how long a follower may go without catching up to the leader before it leaves the ISR")
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
