@@ -218,7 +218,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Second) // a baseline before the first fault
+	time.Sleep(3 * time.Second) // a baseline before the first fault
 	in := &Injector{C: h.c, Admin: h.admin, Topic: topic, Clock: w.Since, Logf: t.Logf, Recover: 60 * time.Second}
 	faultStart := time.Now()
 	runErr := in.Run(ctx, steps, faultTime)
@@ -234,7 +234,7 @@ func TestChaos(t *testing.T) {
 		t.Error(runErr)
 	}
 	healed := w.Since()
-	time.Sleep(10 * time.Second) // acknowledgements after the last heal
+	time.Sleep(5 * time.Second) // acknowledgements after the last heal
 	if err := WaitFullISR(ctx, h.c, topic, 60*time.Second); err != nil {
 		t.Error(err)
 	}
@@ -258,14 +258,15 @@ func TestChaos(t *testing.T) {
 			end = in.Events[i+1].Start
 		}
 		gap, p := LongestGap(o.Acks, ev.Healed, end, partitions)
+		during, dp := LongestGap(o.Acks, ev.Start, ev.Healed, partitions)
 		worstAll = max(worstAll, gap)
 		rec := "not whole again: " + ev.Err
 		if ev.Recovered > 0 {
 			rec = fmt.Sprintf("whole after %v", (ev.Recovered - ev.Healed).Round(time.Millisecond))
 		}
-		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window after the heal %v (partition %d, window %v); %s",
+		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window during it %v (partition %d), after the heal %v (partition %d, window %v); %s",
 			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), (ev.Healed - ev.Start).Round(time.Millisecond),
-			gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec)
+			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec)
 	}
 	gap, p := LongestGap(o.Acks, healed, o.Producing, partitions)
 	t.Logf("after the final heal: longest no-ack window %v (partition %d); worst after any heal %v (goal: 15 s)",
