@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -162,13 +163,51 @@ func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) err
 		c.encode(resp, h, &out)
 		return nil
 	}
-	for _, e := range elections {
-		r := protocol.ElectionResult{Topic: e.Topic, Partition: e.Partition, Leader: e.Leader}
-		if e.Err != nil {
-			r.ErrorCode, r.Message = adminErrorCode(e.Err)
-		}
-		out.Results = append(out.Results, r)
-	}
+	out.Results = electionResults(c.b.store.Metadata(), req.Topics, elections)
 	c.encode(resp, h, &out)
 	return nil
+}
+
+// electionResults answers for every partition of the topics asked about
+// (all when none): the elections the controller made, and for the others
+// why none was made: the preferred replica leads already
+// (ELECTION_NOT_NEEDED), or it is not alive or not in sync
+// (PREFERRED_LEADER_NOT_AVAILABLE). An unknown topic gets one entry,
+// partition -1.
+func electionResults(md *controller.Metadata, topics []string, elections []controller.Election) []protocol.ElectionResult {
+	type key struct {
+		topic string
+		part  int32
+	}
+	made := make(map[key]controller.Election, len(elections))
+	for _, e := range elections {
+		made[key{e.Topic, e.Partition}] = e
+	}
+	if len(topics) == 0 {
+		topics = md.TopicNames()
+	}
+	var out []protocol.ElectionResult
+	for _, name := range topics {
+		t, ok := md.Topics[name]
+		if !ok {
+			out = append(out, protocol.ElectionResult{Topic: name, Partition: -1, Leader: -1,
+				ErrorCode: protocol.ErrUnknownTopicOrPartition, Message: "unknown topic"})
+			continue
+		}
+		for _, p := range t.Partitions {
+			r := protocol.ElectionResult{Topic: name, Partition: p.Index, Leader: p.Leader}
+			if e, ok := made[key{name, p.Index}]; ok {
+				r.Leader = e.Leader
+				if e.Err != nil {
+					r.ErrorCode, r.Message = adminErrorCode(e.Err)
+				}
+			} else if len(p.Replicas) > 0 && p.Leader == p.Replicas[0] {
+				r.ErrorCode, r.Message = protocol.ErrElectionNotNeeded, "the preferred replica leads"
+			} else {
+				r.ErrorCode, r.Message = protocol.ErrPreferredLeaderNotAvailable, "the preferred replica is not alive or not in sync"
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }

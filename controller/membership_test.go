@@ -341,7 +341,7 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 	refused := func() bool {
 		return mc.logs.FilterLevelExact(zapcore.WarnLevel).
 			FilterMessage("membership: broker id already registered and alive at another address; refused").
-			FilterField(zap.Int32("broker", 7)).
+			FilterField(zap.Int32("member", 7)).
 			FilterField(zap.String("registered_addr", "127.0.0.1:9007")).
 			FilterField(zap.String("member_addr", "127.0.0.1:9999")).Len() > 0
 	}

@@ -261,7 +261,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.raft.RegisterObserver(n.observer)
 	n.wg.Add(1)
 	go n.watchLeader()
-	n.log.Info("controller node started", zap.Int32("broker", cfg.ID), zap.String("raft_addr", n.self.Addr),
+	n.log.Info("controller node started", zap.Int32("node", cfg.ID), zap.String("raft_addr", n.self.Addr),
 		zap.Bool("bootstrap", !hasState && len(bootstrap) > 0), zap.Int("voters", len(cfg.Voters)))
 	return n, nil
 }
@@ -320,7 +320,7 @@ func (n *Node) watchLeader() {
 		}
 		if leader != last {
 			if leader >= 0 {
-				n.log.Info("controller leader", zap.Int32("broker", n.self.ID), zap.Int32("leader", leader))
+				n.log.Info("controller leader", zap.Int32("node", n.self.ID), zap.Int32("leader", leader))
 			}
 			last = leader
 			n.fsm.setController(leader)
@@ -414,7 +414,7 @@ func (n *Node) Close() error {
 		if err := n.store.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("controller: close raft.db: %w", err)
 		}
-		n.log.Info("controller node stopped", zap.Int32("broker", n.self.ID))
+		n.log.Info("controller node stopped", zap.Int32("node", n.self.ID))
 	})
 	return n.closeErr
 }

@@ -358,7 +358,7 @@ func (n *Node) addServer(ctx context.Context, s Server) (Result, error) {
 	if err := n.wait(ctx, f); err != nil {
 		return Result{}, fmt.Errorf("add server %d at %s: %w", s.ID, s.Addr, err)
 	}
-	n.log.Info("controller member added", zap.Int32("broker", s.ID), zap.String("raft_addr", s.Addr), zap.Bool("voter", s.Voter))
+	n.log.Info("controller member added", zap.Int32("member", s.ID), zap.String("raft_addr", s.Addr), zap.Bool("voter", s.Voter))
 	return Result{Index: f.Index()}, nil
 }
 

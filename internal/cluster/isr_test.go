@@ -204,8 +204,6 @@ func electPreferred(t *testing.T, cl *client.Client, topic string, p int32) clie
 // preferred replica is down with PREFERRED_LEADER_NOT_AVAILABLE, the ones
 // already led by theirs with ELECTION_NOT_NEEDED.
 func TestElectPreferredLeadersAnswersEveryPartition(t *testing.T) {
-	t.Skip("bug: controller.Node.electPreferred returns results only for the partitions PlanPreferredLeaders changes; " +
-		"partitions not needing or not able to get an election are missing from ElectLeaders responses")
 	c := newCluster(t, 3, 3)
 	cl := c.client()
 	ctx := testContext(t)
