@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/faultproxy"
 	"github.com/sluicemq/sluice/internal/netns"
 )
 
@@ -36,6 +37,9 @@ type Broker struct {
 	// appended to across restarts.
 	DataDir string
 	LogPath string
+	// Proxy, in the root namespace, is what every client of the suite
+	// dials to reach this broker: the slow-clients fault slows it.
+	Proxy *faultproxy.Proxy
 
 	args  []string
 	hosts *netns.Hosts
@@ -114,6 +118,13 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, extr
 		c.Brokers = append(c.Brokers, b)
 	}
 	for _, b := range c.Brokers {
+		p, err := faultproxy.Listen("127.0.0.1:0", b.Addr)
+		if err != nil {
+			return c, fmt.Errorf("chaos: proxy for broker %d: %w", b.ID, err)
+		}
+		b.Proxy = p
+	}
+	for _, b := range c.Brokers {
 		if err := b.Start(); err != nil {
 			return c, err
 		}
@@ -134,17 +145,28 @@ func (c *Cluster) Seeds() []string {
 }
 
 // Client connects a client to the cluster, with timeouts short enough for
-// a test to notice a dead or cut-off broker in seconds.
+// a test to notice a dead or cut-off broker in seconds. Its connections go
+// through the brokers' Proxies.
 func (c *Cluster) Client(ctx context.Context, id string, extra ...client.Opt) (*client.Client, error) {
+	var d net.Dialer
 	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...), client.ClientID(id)}, ClientOpts()...)
+	opts = append(opts, client.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		for _, b := range c.Brokers {
+			if b.Addr == addr && b.Proxy != nil {
+				addr = b.Proxy.Addr()
+				break
+			}
+		}
+		return d.DialContext(ctx, network, addr)
+	}))
 	return client.New(ctx, append(opts, extra...)...)
 }
 
-// ClientVia connects a client whose every connection goes to broker id,
-// whatever address metadata names: it sees the cluster as broker id does
+// ClientVia connects a client whose every connection goes to broker id
+// (through its Proxy), whatever address metadata names: it sees the cluster as broker id does
 // and sends every request, produce included, to it.
 func (c *Cluster) ClientVia(ctx context.Context, id int, clientID string, extra ...client.Opt) (*client.Client, error) {
-	addr := c.Broker(id).Addr
+	addr := c.Broker(id).Proxy.Addr()
 	var d net.Dialer
 	opts := append([]client.Opt{client.SeedBrokers(addr), client.ClientID(clientID)}, ClientOpts()...)
 	opts = append(opts, client.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -207,6 +229,9 @@ func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		for _, b := range c.Brokers {
 			_ = b.Kill()
+			if b.Proxy != nil {
+				_ = b.Proxy.Close()
+			}
 		}
 	})
 }

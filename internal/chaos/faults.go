@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/faultproxy"
 )
 
 // Kind is a kind of fault.
@@ -37,6 +38,9 @@ const (
 	Bridge Kind = "bridge"
 	// CutClients: the clients lose the leader; the brokers keep it.
 	CutClients Kind = "cut-clients"
+	// SlowClients: the clients' links to the leader (its Proxy) get
+	// 200-500 ms of latency each way and 256 KiB/s.
+	SlowClients Kind = "slow-clients"
 	// CorruptFollower: SIGKILL a follower, flip bits near the end of its
 	// active segment of the partition or cut the segment's tail, restart.
 	CorruptFollower Kind = "corrupt-follower"
@@ -45,7 +49,7 @@ const (
 // ShortKinds are the faults of the CI run; AllKinds those of the long one.
 var (
 	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients}
-	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, CorruptFollower}
+	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower}
 )
 
 // holds is how long each kind of fault lasts, min and max. A pause lasts
@@ -58,6 +62,7 @@ var holds = map[Kind][2]time.Duration{
 	IsolateLeader:   {5 * time.Second, 10 * time.Second},
 	Bridge:          {5 * time.Second, 10 * time.Second},
 	CutClients:      {4 * time.Second, 8 * time.Second},
+	SlowClients:     {5 * time.Second, 10 * time.Second},
 	CorruptFollower: {time.Second, 3 * time.Second},
 }
 
@@ -279,6 +284,13 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 			return "", nil, err
 		}
 		return name(leader, follower), func(ctx context.Context) error { return h.Heal(ctx, leader, follower) }, nil
+	case SlowClients:
+		p := in.C.Broker(leader).Proxy
+		slow := faultproxy.Link{Latency: 200 * time.Millisecond, Jitter: 300 * time.Millisecond, Bandwidth: 256 << 10}
+		if err := p.SetLink(faultproxy.Both, slow); err != nil {
+			return "", nil, err
+		}
+		return name(leader), func(context.Context) error { return p.SetLink(faultproxy.Both, faultproxy.Link{}) }, nil
 	case CutClients:
 		if err := h.CutClients(ctx, leader); err != nil {
 			return "", nil, err
@@ -353,8 +365,8 @@ func (in *Injector) corrupt(id int, s Step) error {
 	return f.Sync()
 }
 
-// HealAll undoes every fault the suite can leave: rules removed, paused
-// brokers continued, dead ones started again.
+// HealAll undoes every fault the suite can leave: rules removed, proxies
+// back to full speed, paused brokers continued, dead ones started again.
 func HealAll(ctx context.Context, c *Cluster) error {
 	var errs []error
 	n := len(c.Brokers)
@@ -364,6 +376,9 @@ func HealAll(ctx context.Context, c *Cluster) error {
 			errs = append(errs, c.Hosts.Heal(ctx, a, b))
 		}
 		br := c.Broker(a)
+		if br.Proxy != nil {
+			errs = append(errs, br.Proxy.SetLink(faultproxy.Both, faultproxy.Link{}))
+		}
 		switch {
 		case br.Paused():
 			errs = append(errs, br.Resume())

@@ -25,6 +25,9 @@ import (
 // for minutes, so plain `go test ./...` skips it.
 const enableEnv = "SLUICE_CHAOS"
 
+// keepEnv keeps a passing run's directory too, to read its broker logs.
+const keepEnv = "SLUICE_CHAOS_KEEP"
+
 func TestMain(m *testing.M) {
 	// Interrupted (Ctrl-C, SIGTERM from a CI runner): the test's cleanups
 	// will not run, so remove the hosts and the brokers in them here.
@@ -110,12 +113,15 @@ func setup(t *testing.T, repro string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		switch {
+		case t.Failed():
 			t.Logf("FAILED: data dirs, broker logs and history kept in %s", dir)
 			t.Logf("reproduce: %s", repro)
-			return
+		case os.Getenv(keepEnv) != "":
+			t.Logf("data dirs and broker logs kept in %s (%s is set)", dir, keepEnv)
+		default:
+			_ = os.RemoveAll(dir)
 		}
-		_ = os.RemoveAll(dir)
 	})
 	bin := os.Getenv("SLUICE_BIN")
 	if bin == "" {
