@@ -43,6 +43,12 @@ func (c *conn) listOffset(topic string, q *protocol.ListOffsetsPartition) protoc
 		return r
 	}
 	r.LeaderEpoch = p.epoch
+	if q.Timestamp != protocol.EarliestTimestamp && !p.leader.HighWatermarkKnown() {
+		// A new leader whose followers have not reported in its epoch
+		// yet: its high watermark may be below the previous leader's.
+		r.ErrorCode = protocol.ErrOffsetNotAvailable
+		return r
+	}
 	switch ts := q.Timestamp; {
 	case ts == protocol.LatestTimestamp:
 		r.Offset = p.highWatermark()

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -55,6 +56,25 @@ func (cs *consumer) fetchLoop(id int32) {
 		}
 		failures++
 		if c.sleep(c.ctx, c.backoff(failures)) != nil {
+			return
+		}
+	}
+}
+
+// cancelOnMove calls cancel once the metadata says a partition of ws is
+// no longer led by id, or when ctx ends.
+func (cs *consumer) cancelOnMove(ctx context.Context, cancel context.CancelFunc, id int32, ws []work) {
+	for {
+		ch := cs.changed.wait()
+		for _, w := range ws {
+			if leader, _, ok := cs.c.meta.leader(w.p.tp.Topic, w.p.tp.Partition); !ok || leader != id {
+				cancel()
+				return
+			}
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
 			return
 		}
 	}
@@ -202,8 +222,15 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 	if err != nil {
 		return err
 	}
+	// A fetch is a read: when the metadata moves one of its partitions to
+	// another leader it is abandoned (its answer is dropped when it comes)
+	// so the new leader's fetcher can take the partition at once, rather
+	// than after this broker answers or the request times out.
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	go cs.cancelOnMove(ctx, cancel, id, ws)
 	resp := new(protocol.FetchResponse)
-	if err := cn.do(c.ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true); err != nil {
+	if err := cn.do(ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true); err != nil {
 		c.meta.requestRefresh()
 		return err
 	}

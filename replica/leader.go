@@ -108,6 +108,22 @@ func (l *Leader) HighWatermark() int64 {
 	return l.hw
 }
 
+// HighWatermarkKnown reports whether every ISR member has reported its
+// position in this leader epoch. Until then the high watermark is a
+// conservative start (it may be below what the previous leader had
+// reached), so a client asking for the latest offset should retry rather
+// than see the high watermark go back (Kafka's OFFSET_NOT_AVAILABLE).
+func (l *Leader) HighWatermarkKnown() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range l.isr {
+		if l.positionLocked(id) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ISR returns the in-sync replicas as the controller last committed them.
 func (l *Leader) ISR() []int32 {
 	l.mu.Lock()

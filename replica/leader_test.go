@@ -217,3 +217,26 @@ func waitWaiters(t *testing.T, l *Leader, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A new leader's high watermark is known once every ISR member reported
+// a position in its epoch.
+func TestHighWatermarkKnown(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(50)
+	l := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.ISR = []int32{1, 2, 3} })
+	if l.HighWatermarkKnown() {
+		t.Fatal("known before the followers reported")
+	}
+	mustFetch(t, l, 2, 50, 5)
+	if l.HighWatermarkKnown() {
+		t.Fatal("known with follower 3 silent")
+	}
+	mustFetch(t, l, 3, 40, 5)
+	if !l.HighWatermarkKnown() {
+		t.Fatal("unknown after every ISR member reported")
+	}
+	alone := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.ISR = []int32{1} })
+	if !alone.HighWatermarkKnown() {
+		t.Fatal("a leader alone in its ISR knows its high watermark")
+	}
+}

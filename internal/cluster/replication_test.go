@@ -130,6 +130,26 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 		done <- verified{h, err}
 	}()
 
+	// Meanwhile the latest offset a consumer can ask for never goes back,
+	// across leader changes too (a new leader answers OFFSET_NOT_AVAILABLE
+	// until its followers have reported in its epoch).
+	pollCtx, stopPoll := context.WithCancel(context.Background())
+	polled := make(chan error, 1)
+	go func() {
+		last := int64(-1)
+		for pollCtx.Err() == nil {
+			offs, err := cl.ListOffsets(pollCtx, "repl", client.AtEnd())
+			if err == nil && offs[0].Err == nil {
+				if offs[0].Offset < last {
+					polled <- fmt.Errorf("latest offset of repl-0 went back from %d to %d", last, offs[0].Offset)
+					return
+				}
+				last = offs[0].Offset
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		polled <- nil
+	}()
 	for round := range 2 {
 		time.Sleep(time.Second)
 		leader := c.waitLeader(cl, "repl", 0, -1)
@@ -144,6 +164,10 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 		t.Logf("%s full ISR", time.Now().Format("05.000"))
 	}
 
+	stopPoll()
+	if err := <-polled; err != nil {
+		t.Error(err)
+	}
 	v := <-done
 	t.Logf("%s verified", time.Now().Format("05.000"))
 	if v.err != nil {
