@@ -148,9 +148,11 @@ func TestConsumersNeverSeeRecordsThatVanish(t *testing.T) {
 // A live consumer keeps reading across leader kills: it reaches the end
 // once the producers stop, rather than waiting out bench.DrainTimeout.
 func TestLiveConsumerKeepsUpAcrossLeaderKills(t *testing.T) {
-	t.Skip("bug: in about 1 run of 4 under -race, a consumer whose Fetch was in flight to the killed leader " +
-		"stops at the kill offset: its fetcher for that broker waits in conn.do (FetchMaxWait + RequestTimeout, 30.5 s) " +
-		"for an answer on an open connection, holding the partition busy so the new leader's fetcher never takes it")
+	t.Skip("bug (open): in about 1 run of 4 under -race a live consumer stops advancing for ~30 s after a leader kill " +
+		"and resumes only when bench.DrainTimeout ends the run. Instrumented runs (session 2) showed no fetch outstanding " +
+		"for more than 3 s, no fetch error and no empty answer below the high watermark during the stall, so the " +
+		"partition is apparently not fetched at all (busy/paused state in client/fetcher.go is the next suspect). " +
+		"Also, stalled() flags acks=1 runs whose end offsets were taken while the high watermark still lagged.")
 	h := acks1KillsTwice(t)
 	if s := stalled(h); len(s) > 0 {
 		t.Fatalf("live consumers stopped reading at offsets %v (final read ends at %d)", s, h.Final[len(h.Final)-1].Offset)
