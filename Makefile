@@ -72,7 +72,7 @@ chaos: $(CHAOS_BIN)
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) scripts/chaos.sh -run '^TestLeaderIsolation$$'
 
-ci: lint test fuzz-short
+ci: lint test fuzz-short chaos-short
 
 # A single-node broker on 127.0.0.1:7092 with its data in ./data.
 run: build

@@ -178,6 +178,10 @@ func replicaEnd(ctx context.Context, cl *client.Client, topic string, id int) in
 	return -1
 }
 
+// livenessGoal is issue 7's: acknowledgements resume within 15 s of a
+// heal.
+const livenessGoal = 15 * time.Second
+
 // TestChaos is the seeded fault run of issue 7. Environment:
 // SLUICE_CHAOS_SEED (default 1), SLUICE_CHAOS_FAULT_TIME (90s),
 // SLUICE_CHAOS_FAULTS (short: kill a leader, pause a follower, isolate a
@@ -269,6 +273,14 @@ func TestChaos(t *testing.T) {
 			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec)
 	}
 	gap, p := LongestGap(o.Acks, healed, o.Producing, partitions)
+	worstAll = max(worstAll, gap)
 	t.Logf("after the final heal: longest no-ack window %v (partition %d); worst after any heal %v (goal: 15 s)",
-		gap.Round(time.Millisecond), p, max(gap, worstAll).Round(time.Millisecond))
+		gap.Round(time.Millisecond), p, worstAll.Round(time.Millisecond))
+	if worstAll > livenessGoal {
+		// A goal, not a check: reported, and the logs kept to see why.
+		t.Logf("LIVENESS GOAL MISSED: acknowledgements took %v to resume after a heal (goal %v)", worstAll.Round(time.Millisecond), livenessGoal)
+		h.keep = true
+		h.save("acks.json", o.Acks)
+		h.save("faults.json", in.Events)
+	}
 }

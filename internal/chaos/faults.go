@@ -129,15 +129,17 @@ type Injector struct {
 	Events []Event
 }
 
-// Run applies steps in order until they are done, total has passed (no
-// fault starts after it) or ctx ends. Every fault is healed before the
+// Run applies steps in order until they are done, the next would not
+// end within total, or ctx ends. Every fault is healed before the
 // next starts and before Run returns. The error is about the harness
 // (a fault that could not be injected or healed); a cluster that does not
 // recover is recorded in the Event and Run goes on.
 func (in *Injector) Run(ctx context.Context, steps []Step, total time.Duration) error {
 	deadline := time.Now().Add(total)
 	for _, s := range steps {
-		if ctx.Err() != nil || time.Now().After(deadline) {
+		// A fault that would outlast total is not started: the run's
+		// length stays about total whatever the schedule.
+		if ctx.Err() != nil || time.Now().Add(s.Hold).After(deadline) {
 			break
 		}
 		ev := Event{Step: s}

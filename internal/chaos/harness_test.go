@@ -96,6 +96,7 @@ type harness struct {
 	c     *Cluster
 	dir   string
 	admin *client.Client
+	keep  bool // keep dir even if the test passes
 }
 
 // setup skips unless SLUICE_CHAOS is set and hosts can be made, then
@@ -112,8 +113,11 @@ func setup(t *testing.T, repro string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h := &harness{t: t, dir: dir}
 	t.Cleanup(func() {
 		switch {
+		case h.keep:
+			t.Logf("kept for a look: data dirs and broker logs in %s; rerun: %s", dir, repro)
 		case t.Failed():
 			t.Logf("FAILED: data dirs, broker logs and history kept in %s", dir)
 			t.Logf("reproduce: %s", repro)
@@ -150,7 +154,8 @@ func setup(t *testing.T, repro string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(admin.Close)
-	return &harness{t: t, c: c, dir: dir, admin: admin}
+	h.c, h.admin = c, admin
+	return h
 }
 
 // createTopic creates topic: partitions, RF 3 (min ISR 2 by default),
@@ -172,16 +177,16 @@ func (h *harness) createTopic(topic string, partitions int32, configs map[string
 	}
 }
 
-// saveHistory writes the history as JSON into the run's directory.
-func (h *harness) saveHistory(hist bench.History) {
-	f, err := os.Create(filepath.Join(h.dir, "history.json"))
+// save writes v as JSON into the run's directory, as name.
+func (h *harness) save(name string, v any) {
+	f, err := os.Create(filepath.Join(h.dir, name))
 	if err != nil {
-		h.t.Logf("save history: %v", err)
+		h.t.Logf("save %s: %v", name, err)
 		return
 	}
 	defer f.Close()
-	if err := json.NewEncoder(f).Encode(hist); err != nil {
-		h.t.Logf("save history: %v", err)
+	if err := json.NewEncoder(f).Encode(v); err != nil {
+		h.t.Logf("save %s: %v", name, err)
 	}
 }
 
@@ -212,7 +217,7 @@ func (h *harness) report(o Outcome) bench.Result {
 			FormatRates(AckRates(o.Acks, 10*time.Second, o.Producing), 10*time.Second))
 	}
 	if !r.OK() {
-		h.saveHistory(o.History)
+		h.save("history.json", o.History)
 		h.t.Errorf("check failed: %+v", r)
 		for _, e := range r.Examples {
 			h.t.Log("  ", e)
