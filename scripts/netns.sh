@@ -167,7 +167,7 @@ cmd_down() {
 	done
 	# Deleting a namespace deletes its veth end and so the pair; these are
 	# leftovers of an up that died half way.
-	for i in $(ip -o link show 2>/dev/null | sed -n "s/^[0-9]*: \($VETH_PREFIX[0-9][0-9]*\)@.*/\1/p"); do
+	for i in $(ip -o link show 2>/dev/null | sed -n "s/^[0-9]*: \(${VETH_PREFIX}[0-9][0-9]*\)@.*/\1/p"); do
 		ip link del "$i" 2>/dev/null || true
 	done
 	ip link del "$BRIDGE" 2>/dev/null || true
