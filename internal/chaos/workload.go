@@ -128,17 +128,6 @@ func StartWorkload(ctx context.Context, c *Cluster, cfg WorkloadConfig) (*Worklo
 // Since is the time since the workload started, on the clock of Ack.At.
 func (w *Workload) Since() time.Duration { return time.Since(w.start) }
 
-// Acked is how many records have been acknowledged so far.
-func (w *Workload) Acked() int64 {
-	var n int64
-	for _, p := range w.prods {
-		p.mu.Lock()
-		n += int64(len(p.acks))
-		p.mu.Unlock()
-	}
-	return n
-}
-
 // AcksAfter is how many records of partition p were acknowledged after
 // since (on the clock of Since).
 func (w *Workload) AcksAfter(p int32, since time.Duration) int {
