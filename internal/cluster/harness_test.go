@@ -31,6 +31,9 @@ type testCluster struct {
 	nVoters  int
 	joinAddr string
 	maxLag   time.Duration // brokers' ReplicaMaxLag; 0: the default
+	// rebalance is the brokers' LeaderRebalanceInterval; 0: disabled, so
+	// tests decide when leadership goes back to preferred replicas.
+	rebalance time.Duration
 }
 
 // testGossip detects a failed broker within about a second; a restarted
@@ -126,7 +129,11 @@ func (c *testCluster) config(id int32, ln net.Listener) broker.Config {
 		ReplicaFetchWait:          200 * time.Millisecond,
 		ReplicaMaxLag:             c.maxLag,
 		ControlledShutdownTimeout: 2 * time.Second,
+		LeaderRebalanceInterval:   -1,
 		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)).With(zap.Int32("test_broker", id)),
+	}
+	if c.rebalance > 0 {
+		cfg.LeaderRebalanceInterval = c.rebalance
 	}
 	if int(id) <= c.nVoters {
 		cfg.Voters = c.voters

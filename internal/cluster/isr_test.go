@@ -229,3 +229,19 @@ func TestElectPreferredLeadersAnswersEveryPartition(t *testing.T) {
 		}
 	}
 }
+
+// Without anyone asking, the controller leader's broker gives leadership
+// back to a preferred replica once it is in sync again
+// (LeaderRebalanceInterval).
+func TestPreferredLeaderReturnsByItself(t *testing.T) {
+	c := newCluster(t, 3, 3, func(c *testCluster) { c.rebalance = 300 * time.Millisecond })
+	cl := c.client()
+	const topic = "preferred-auto"
+	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
+	pref := td.Partitions[0].Replicas[0]
+	c.kill(pref)
+	other := c.waitLeader(cl, topic, 0, pref)
+	t.Logf("broker %d, preferred leader of %s-0, crashed; broker %d leads", pref, topic, other)
+	c.restart(pref)
+	c.waitPartition(cl, topic, 0, 15*time.Second, "leadership back on the preferred replica", leaderIs(pref))
+}
