@@ -78,6 +78,7 @@ type Broker struct {
 	epoch      atomic.Int64 // broker epoch from the last registration
 	ready      atomic.Bool  // registered and partitions reconciled: serve clients
 	draining   atomic.Bool  // shutting down: produce refused, leaderships moving away
+	appending  atomic.Int64 // produce partitions between the draining check and their append
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu

@@ -159,6 +159,10 @@ func cloneProduceResponse(r *protocol.ProduceResponse) *protocol.ProduceResponse
 // must wait (fsync=always, acks=all) is queued in c.scratch.acks; ti and
 // pi locate op in the response.
 func (c *conn) producePartition(topic string, pp *protocol.ProducePartition, acks int16, op *protocol.ProducePartitionResponse, ti, pi int) {
+	// The controlled shutdown waits for appends that passed this check
+	// before it counts what is left to replicate.
+	c.b.appending.Add(1)
+	defer c.b.appending.Add(-1)
 	if c.b.draining.Load() {
 		// Controlled shutdown: the leadership is about to move; the
 		// client retries on the new leader (definite: nothing appended).

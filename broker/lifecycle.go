@@ -74,7 +74,7 @@ func (b *Broker) controlledShutdown() {
 	}
 	b.draining.Store(true)
 	drainUntil := time.Now().Add(b.cfg.ControlledShutdownTimeout / 2)
-	for !b.parts.replicated() && time.Now().Before(drainUntil) {
+	for (b.appending.Load() > 0 || !b.parts.replicated()) && time.Now().Before(drainUntil) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)

@@ -35,10 +35,14 @@ func (c *testCluster) createTopic(cl *client.Client, spec client.TopicSpec) clie
 		c.t.Fatal(err)
 	}
 	c.waitFullISR(cl, spec.Name, 10*time.Second)
-	td, err := cl.DescribeTopic(ctx, spec.Name)
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	// Every broker learns of the topic, but not at the same instant: the
+	// next Metadata may go to one that has not yet.
+	var td client.TopicDescription
+	waitFor(c.t, 10*time.Second, "topic "+spec.Name+" described", func() error {
+		var err error
+		td, err = cl.DescribeTopic(ctx, spec.Name)
+		return err
+	})
 	return td
 }
 
