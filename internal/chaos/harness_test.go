@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -139,7 +140,11 @@ func setup(t *testing.T, repro string) *harness {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := StartCluster(ctx, hosts, bin, dir, brokerArgs)
+	args := brokerArgs
+	if lvl := os.Getenv("SLUICE_CHAOS_BROKER_LOG_LEVEL"); lvl != "" {
+		args = append(slices.Clone(brokerArgs), "--log-level", lvl) // the last one wins
+	}
+	c, err := StartCluster(ctx, hosts, bin, dir, args)
 	if c != nil {
 		t.Cleanup(c.Close) // before the hosts' down: cleanups run last first
 	}
