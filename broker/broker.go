@@ -75,10 +75,11 @@ type Broker struct {
 	abandon    bool                   // Abandon: stop like a crash; guarded by mu
 	store      MetadataStore          // the node, as the handlers use it
 	fwd        *forwarder
-	epoch      atomic.Int64 // broker epoch from the last registration
-	ready      atomic.Bool  // registered and partitions reconciled: serve clients
-	draining   atomic.Bool  // shutting down: produce refused, leaderships moving away
-	appending  atomic.Int64 // produce partitions between the draining check and their append
+	epoch      atomic.Int64  // broker epoch from the last registration
+	ready      atomic.Bool   // registered and partitions reconciled: serve clients
+	draining   atomic.Bool   // shutting down: produce refused, leaderships moving away
+	reregister chan struct{} // capacity 1: the registration says offline while running
+	appending  atomic.Int64  // produce partitions between the draining check and their append
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu
@@ -110,6 +111,7 @@ func New(cfg Config) (*Broker, error) {
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
+		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
 	}, nil
 }
@@ -196,8 +198,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(4)
+	b.bg.Add(5)
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
+	go func() { defer b.bg.Done(); b.reregisterLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.rebalanceLoop(bgCtx) }()
@@ -391,10 +394,14 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 	for {
 		ch := b.store.Changed() // before reading, so no change is missed
 		md := b.store.Metadata()
-		if me, ok := md.Brokers[b.cfg.BrokerID]; ok && me.Epoch > b.epoch.Load() {
-			// Registered again (serf saw this broker come back after a
-			// failure): fetches go out with the new epoch.
-			b.epoch.Store(me.Epoch)
+		if me, ok := md.Brokers[b.cfg.BrokerID]; ok {
+			if me.Epoch > b.epoch.Load() {
+				// Registered again: fetches go out with the new epoch.
+				b.epoch.Store(me.Epoch)
+			}
+			if me.State != controller.BrokerAlive && !b.draining.Load() {
+				kick(b.reregister)
+			}
 		}
 		b.parts.reconcile(md)
 		select {

@@ -238,3 +238,57 @@ func (b *Broker) Abandon() error {
 	b.mu.Unlock()
 	return b.Close()
 }
+
+// reregisterLoop registers this broker again when the controller fenced it
+// while it kept running (a network cut, or a gossip false alarm): with a
+// new epoch, so its old incarnation stays out of the ISRs (R10), and with
+// its current epoch as the previous one, since its data did not go away.
+// Serf would do the same once it sees the broker again, but only after its
+// reconnect interval; until then the broker could not rejoin any ISR.
+func (b *Broker) reregisterLoop(ctx context.Context) {
+	for {
+		select {
+		case <-b.reregister:
+		case <-ctx.Done():
+			return
+		}
+		me, ok := b.store.Metadata().Brokers[b.cfg.BrokerID]
+		b.mu.Lock()
+		closing := b.closing
+		b.mu.Unlock()
+		if !ok || me.State == controller.BrokerAlive || b.draining.Load() || closing {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		epoch, err := b.node.RegisterBroker(rctx, controller.Broker{ID: b.cfg.BrokerID, Addr: me.Addr, Rack: b.cfg.Rack,
+			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr()}, me.Epoch)
+		cancel()
+		if err != nil {
+			b.logger.Debug("re-register after a fence", zap.Error(err))
+			select { // try again shortly, unless stopping
+			case <-time.After(500 * time.Millisecond):
+				kick(b.reregister)
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		b.logger.Info("fenced while running; registered again", zap.Int64("old_epoch", me.Epoch), zap.Int64("epoch", epoch))
+	}
+}
+
+// kick does a non-blocking send on a wake-up channel of capacity 1.
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Controller is this broker's controller node (nil before Start): for
+// tools and tests that read or write the cluster metadata directly.
+func (b *Broker) Controller() *controller.Node {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.node
+}

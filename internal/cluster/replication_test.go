@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 )
 
 // describe returns the topic as the cluster's metadata has it now.
@@ -215,4 +216,38 @@ func TestFsyncAlwaysAckMeansSyncedOnTheISR(t *testing.T) {
 			t.Fatalf("%d replicas described, want 3", n)
 		}
 	}
+}
+
+// A broker fenced while it keeps running (a network cut that healed, or a
+// gossip false alarm) registers again at once, with a new epoch, and
+// rejoins the ISRs: it does not wait for serf to notice it (up to serf's
+// reconnect interval, 30 s) or for the membership's reconcile (5 s).
+func TestFencedRunningBrokerRegistersAgain(t *testing.T) {
+	c := newCluster(t, 3, 3)
+	cl := c.client()
+	ctx := testContext(t)
+	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "refence", Partitions: 1, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFullISR(cl, "refence", 10*time.Second)
+	leader := c.waitLeader(cl, "refence", 0, -1)
+	victim := int32(1)
+	if victim == leader {
+		victim = 2
+	}
+	node := c.broker(leader).Controller()
+	old := node.Metadata().Brokers[victim].Epoch
+	if _, err := node.Propose(ctx, controller.FenceBroker{ID: victim, Epoch: old}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitFor(t, 2*time.Second, "the fenced broker registered again", func() error {
+		b := node.Metadata().Brokers[victim]
+		if b.State != controller.BrokerAlive || b.Epoch <= old {
+			return fmt.Errorf("broker %d: %v at epoch %d", victim, b.State, b.Epoch)
+		}
+		return nil
+	})
+	t.Logf("broker %d registered again after %v", victim, time.Since(start))
+	c.waitFullISR(cl, "refence", 10*time.Second)
 }
