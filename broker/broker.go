@@ -79,6 +79,7 @@ type Broker struct {
 	ready      atomic.Bool   // registered and partitions reconciled: serve clients
 	draining   atomic.Bool   // shutting down: produce refused, leaderships moving away
 	reregister chan struct{} // capacity 1: the registration says offline while running
+	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append
 	parts      *partitions
 	ln         net.Listener
@@ -147,6 +148,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 	prevEpoch, err := previousEpoch(b.cfg.DataDir)
 	if err != nil {
+		return err
+	}
+	if b.dirID, err = dataDirID(b.cfg.DataDir); err != nil {
 		return err
 	}
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {

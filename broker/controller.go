@@ -124,10 +124,33 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 	if err := b.node.Join(ctx); err != nil {
 		return fmt.Errorf("broker: join the controller group: %w", err)
 	}
-	epoch, err := b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
-		RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr()}, prevEpoch)
-	if err != nil {
-		return fmt.Errorf("broker: register with the controller: %w", err)
+	var epoch int64
+	warned := false
+	for {
+		var err error
+		epoch, err = b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
+			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID}, prevEpoch)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, controller.ErrBrokerIDInUse) {
+			return fmt.Errorf("broker: register with the controller: %w", err)
+		}
+		// Another data directory holds this id and is alive: a second
+		// broker configured with this id, or this broker's wiped
+		// directory before its old incarnation was noticed gone. Wait
+		// for the controller to fence it, until RegisterTimeout.
+		if !warned {
+			b.logger.Warn("broker id registered and alive from another data directory; waiting for it to be fenced", zap.Error(err))
+			warned = true
+		}
+		t := time.NewTimer(500 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("broker: register with the controller: %w", err)
+		}
 	}
 	b.epoch.Store(epoch)
 	if err := b.updateRaftAddr(ctx); err != nil {

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -56,6 +58,34 @@ func previousEpoch(dataDir string) (int64, error) {
 		}
 	}
 	return -1, nil
+}
+
+// dirIDFile names the data directory: a random id made at the first
+// start. The controller refuses a registration from another directory
+// while the id is registered alive (two brokers given one id); a wiped
+// directory gets a new id, so it waits until its old incarnation is
+// fenced.
+const dirIDFile = "broker-dir-id"
+
+// dataDirID reads the directory's id, making it at the first start.
+func dataDirID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, dirIDFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("broker: read %s: %w", path, err)
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("broker: data dir id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := writeFileDurable(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("broker: write %s: %w", path, err)
+	}
+	return id, nil
 }
 
 // controlledShutdown moves this broker's leaderships to other in-sync
@@ -261,7 +291,7 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		epoch, err := b.node.RegisterBroker(rctx, controller.Broker{ID: b.cfg.BrokerID, Addr: me.Addr, Rack: b.cfg.Rack,
-			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr()}, me.Epoch)
+			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID}, me.Epoch)
 		cancel()
 		if err != nil {
 			b.logger.Debug("re-register after a fence", zap.Error(err))

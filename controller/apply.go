@@ -14,6 +14,9 @@ var (
 	ErrStalePartitionEpoch = errors.New("stale partition epoch")
 	ErrInvalidPartition    = errors.New("invalid partition change")
 	ErrInvalidBroker       = errors.New("invalid broker registration")
+	// ErrBrokerIDInUse: a registration from another data directory while
+	// the id is registered alive (two brokers configured with one id).
+	ErrBrokerIDInUse = errors.New("broker id in use")
 )
 
 // Result is what an applied command reports besides its error.
@@ -85,12 +88,17 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error
 		return nil, 0, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
 	}
 	old, ok := m.Brokers[c.ID]
+	if ok && old.State == BrokerAlive && old.DirID != "" && c.DirID != "" && old.DirID != c.DirID {
+		return nil, 0, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
+			ErrBrokerIDInUse, c.ID, old.Addr, old.DirID, c.DirID)
+	}
 	var epoch int64 = 1
 	if ok {
 		epoch = old.Epoch + 1
 	}
 	n := edit(m)
-	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, GossipAddr: c.GossipAddr, Epoch: epoch, State: BrokerAlive}
+	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, GossipAddr: c.GossipAddr, DirID: c.DirID,
+		Epoch: epoch, State: BrokerAlive}
 	if ok {
 		// A restart: the old incarnation leaves every ISR it is not the
 		// last member of and leads nothing; it is added back once it has

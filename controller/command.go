@@ -75,6 +75,10 @@ type RegisterBroker struct {
 	// GossipAddr is its serf address; brokers join the gossip addresses of
 	// the registered brokers, so no seed list is needed.
 	GossipAddr string
+	// DirID identifies the broker's data directory (made at its first
+	// start). A registration from another directory is refused while the
+	// id is registered alive: two processes configured with one id.
+	DirID string
 }
 
 // Values of RegisterBroker.PreviousEpoch below 1.
@@ -154,7 +158,8 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = appendString(b, c.Rack)
 	b = appendString(b, c.RaftAddr)
 	b = binary.AppendVarint(b, c.PreviousEpoch)
-	return appendString(b, c.GossipAddr)
+	b = appendString(b, c.GossipAddr)
+	return appendString(b, c.DirID)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -216,7 +221,7 @@ func decodeCommand(d *decoder) Command {
 	}
 	switch kind {
 	case KindRegisterBroker:
-		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string()}
+		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
 	case KindFenceBroker:
 		return FenceBroker{ID: d.int32(), Epoch: d.varint()}
 	case KindCreateTopic:

@@ -301,3 +301,22 @@ func TestPlanPreferredLeaders(t *testing.T) {
 		t.Fatalf("stale plan: %v, want ErrStalePartitionEpoch", err)
 	}
 }
+
+// A registration from another data directory is refused while the id is
+// registered alive (two brokers given one id); the same directory (a
+// restart) is not, and another one is once the id was fenced.
+func TestRegisterRefusesAnotherDirectoryWhileAlive(t *testing.T) {
+	m := applyAll(t, NewMetadata(), RegisterBroker{ID: 1, Addr: "a:1", DirID: "dir-a", PreviousEpoch: PreviousEpochEmpty})
+	if _, _, err := Apply(m, RegisterBroker{ID: 1, Addr: "b:1", DirID: "dir-b", PreviousEpoch: PreviousEpochEmpty}); !errors.Is(err, ErrBrokerIDInUse) {
+		t.Fatalf("another directory while alive: %v, want ErrBrokerIDInUse", err)
+	}
+	m = applyAll(t, m, RegisterBroker{ID: 1, Addr: "a:2", DirID: "dir-a", PreviousEpoch: PreviousEpochUnclean}) // a restart
+	if b := m.Brokers[1]; b.Epoch != 2 || b.Addr != "a:2" {
+		t.Fatalf("restart: %+v", b)
+	}
+	m = applyAll(t, m, FenceBroker{ID: 1, Epoch: 2},
+		RegisterBroker{ID: 1, Addr: "b:1", DirID: "dir-b", PreviousEpoch: PreviousEpochEmpty}) // wiped, after the fence
+	if b := m.Brokers[1]; b.DirID != "dir-b" || b.State != BrokerAlive {
+		t.Fatalf("after the fence: %+v", b)
+	}
+}

@@ -131,7 +131,7 @@ var errorCodes = []error{
 	ErrStaleBrokerEpoch, ErrUnknownPartition, ErrStalePartitionEpoch,
 	ErrInvalidPartition, ErrInvalidBroker, ErrCorrupt, ErrNotLeader,
 	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
-	ErrLeaderUnreachable, raft.ErrLeadershipLost,
+	ErrLeaderUnreachable, raft.ErrLeadershipLost, ErrBrokerIDInUse,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

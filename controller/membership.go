@@ -351,12 +351,12 @@ func (m *Membership) ensureRegistered(mb Member) {
 		// away (a flap, or new tags), so its data is as good as under
 		// its current epoch. A broker that really restarted registers
 		// itself, with what it knows of its data, before it gossips.
-		prev := PreviousEpochEmpty
+		prev, dirID := PreviousEpochEmpty, ""
 		if ok {
-			prev = b.Epoch
+			prev, dirID = b.Epoch, b.DirID // the same broker, still running
 		}
 		ctx, cancel := m.writeContext()
-		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr}, prev)
+		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr, DirID: dirID}, prev)
 		cancel()
 		if err != nil {
 			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("member", mb.ID), zap.Error(err))

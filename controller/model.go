@@ -32,9 +32,11 @@ type Broker struct {
 	Rack     string `json:"rack,omitempty"`
 	RaftAddr string `json:"raft_addr,omitempty"` // host:port of its Raft transport
 	// GossipAddr is its serf address, host:port.
-	GossipAddr string      `json:"gossip_addr,omitempty"`
-	Epoch      int64       `json:"epoch"` // new on every registration (R10)
-	State      BrokerState `json:"state"`
+	GossipAddr string `json:"gossip_addr,omitempty"`
+	// DirID identifies its data directory (RegisterBroker.DirID).
+	DirID string      `json:"dir_id,omitempty"`
+	Epoch int64       `json:"epoch"` // new on every registration (R10)
+	State BrokerState `json:"state"`
 }
 
 // Partition is one partition's replication state.

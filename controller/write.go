@@ -55,7 +55,7 @@ func (n *Node) AlterConfigs(ctx context.Context, name string, set map[string]str
 // after a crash with its data dir in place, PreviousEpochEmpty when the
 // data dir was empty.
 func (n *Node) RegisterBroker(ctx context.Context, b Broker, previousEpoch int64) (int64, error) {
-	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr, GossipAddr: b.GossipAddr, PreviousEpoch: previousEpoch})
+	res, err := n.Propose(ctx, RegisterBroker{ID: b.ID, Addr: b.Addr, Rack: b.Rack, RaftAddr: b.RaftAddr, GossipAddr: b.GossipAddr, DirID: b.DirID, PreviousEpoch: previousEpoch})
 	return res.BrokerEpoch, err
 }
 

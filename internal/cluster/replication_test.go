@@ -2,11 +2,13 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/controller"
 )
@@ -250,4 +252,34 @@ func TestFencedRunningBrokerRegistersAgain(t *testing.T) {
 	})
 	t.Logf("broker %d registered again after %v", victim, time.Since(start))
 	c.waitFullISR(cl, "refence", 10*time.Second)
+}
+
+// A second broker started with an id that is registered and alive from
+// another data directory is refused (it waits RegisterTimeout for the
+// first to be fenced, then gives up); the first keeps its registration.
+func TestSecondBrokerWithTheSameIDIsRefused(t *testing.T) {
+	c := newCluster(t, 4, 3) // broker 4 is a non-voter
+	node := c.broker(1).Controller()
+	before := *node.Metadata().Brokers[4]
+	cfg := c.config(4, listen(t, "127.0.0.1:0"))
+	cfg.DataDir = t.TempDir()
+	cfg.Voters = ""
+	cfg.Join = c.broker(1).Addr()
+	cfg.RegisterTimeout = 2 * time.Second
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Start(context.Background())
+	if err == nil {
+		b.Close()
+		t.Fatal("a second broker with id 4 started")
+	}
+	if !errors.Is(err, controller.ErrBrokerIDInUse) {
+		t.Fatalf("start: %v, want ErrBrokerIDInUse", err)
+	}
+	after := node.Metadata().Brokers[4]
+	if after.Epoch != before.Epoch || after.Addr != before.Addr || after.State != controller.BrokerAlive {
+		t.Fatalf("broker 4's registration changed: %+v, was %+v", after, before)
+	}
 }
