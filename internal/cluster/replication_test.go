@@ -260,7 +260,15 @@ func TestFencedRunningBrokerRegistersAgain(t *testing.T) {
 func TestSecondBrokerWithTheSameIDIsRefused(t *testing.T) {
 	c := newCluster(t, 4, 3) // broker 4 is a non-voter
 	node := c.broker(1).Controller()
-	before := *node.Metadata().Brokers[4]
+	var before controller.Broker
+	waitFor(t, 5*time.Second, "broker 4 registered in broker 1's metadata", func() error {
+		b := node.Metadata().Brokers[4]
+		if b == nil || b.State != controller.BrokerAlive {
+			return fmt.Errorf("broker 4: %+v", b)
+		}
+		before = *b
+		return nil
+	})
 	cfg := c.config(4, listen(t, "127.0.0.1:0"))
 	cfg.DataDir = t.TempDir()
 	cfg.Voters = ""
