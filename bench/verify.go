@@ -194,7 +194,7 @@ func (p *verifyProducer) run(ctx context.Context, start time.Time) []Send {
 				time.Sleep(d)
 			}
 		}
-		value := verifyValue(p.runID, p.idx, seq, p.cfg.RecordSize)
+		value := VerifyValue(p.runID, p.idx, seq, p.cfg.RecordSize)
 		mu.Lock()
 		sends = append(sends, Send{Producer: p.idx, Seq: seq, Value: string(value)})
 		mu.Unlock()
@@ -225,9 +225,9 @@ func (p *verifyProducer) run(ctx context.Context, start time.Time) []Send {
 	return sends
 }
 
-// verifyValue is a record value unique in a run: "<run>-p<producer>-s<seq>"
+// VerifyValue is a record value unique in a run: "<run>-p<producer>-s<seq>"
 // padded with '.' to size.
-func verifyValue(run string, producer int, seq int64, size int) []byte {
+func VerifyValue(run string, producer int, seq int64, size int) []byte {
 	v := make([]byte, 0, max(size, len(run)+24))
 	v = append(v, run...)
 	v = append(v, "-p"...)

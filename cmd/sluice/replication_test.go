@@ -78,48 +78,6 @@ func waitFullISR(t *testing.T, cl *client.Client, topic string, d time.Duration)
 	return td
 }
 
-// compareReplicas checks brokers' answers to DescribeReplicaChecksums
-// (asked with an upTo past every end): every partition has rf replicas
-// answering, all with the same start and end offset, a high watermark at
-// the end, a checksum covering the whole log, and the same checksum. A nil
-// error means the replicas are byte-identical and fully committed.
-func compareReplicas(brs []client.BrokerReplicas, rf int) error {
-	type replicaState struct {
-		broker                 int32
-		start, end, hw, sumEnd int64
-		sum                    uint32
-	}
-	seen := map[int32][]replicaState{}
-	for _, br := range brs {
-		if br.Err != nil {
-			return fmt.Errorf("broker %d: %w", br.Broker, br.Err)
-		}
-		for _, r := range br.Replicas {
-			if r.Err != nil {
-				return fmt.Errorf("broker %d, partition %d: %w", br.Broker, r.Partition, r.Err)
-			}
-			seen[r.Partition] = append(seen[r.Partition], replicaState{br.Broker, r.StartOffset, r.EndOffset, r.HighWatermark, r.ChecksumEnd, r.Checksum})
-		}
-	}
-	if len(seen) == 0 {
-		return errors.New("no replica answered")
-	}
-	for p, rs := range seen {
-		if len(rs) != rf {
-			return fmt.Errorf("partition %d: %d replicas answered, want %d", p, len(rs), rf)
-		}
-		first := rs[0]
-		for _, r := range rs {
-			// An empty log has no whole batch to hash: ChecksumEnd -1.
-			covered := r.sumEnd == r.end || (r.end == r.start && r.sumEnd < 0)
-			if r.start != first.start || r.end != first.end || r.hw != r.end || !covered || r.sum != first.sum {
-				return fmt.Errorf("partition %d: replicas differ: %+v", p, rs)
-			}
-		}
-	}
-	return nil
-}
-
 // waitIdentical waits until every replica of every partition of topic is
 // byte-identical to the others and committed to its end.
 func waitIdentical(t *testing.T, cl *client.Client, topic string, rf int) {
@@ -129,7 +87,7 @@ func waitIdentical(t *testing.T, cl *client.Client, topic string, rf int) {
 		if err != nil {
 			return err
 		}
-		return compareReplicas(brs, rf)
+		return bench.CompareReplicas(brs, rf)
 	})
 }
 
@@ -161,7 +119,7 @@ func TestCompareReplicas(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := compareReplicas(tt.brs, 3)
+			err := bench.CompareReplicas(tt.brs, 3)
 			if (err == nil) != tt.ok {
 				t.Fatalf("compareReplicas = %v, want ok %v", err, tt.ok)
 			}

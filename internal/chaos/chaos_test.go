@@ -66,7 +66,7 @@ func TestLeaderIsolation(t *testing.T) {
 	sends := make([]bench.Send, nDirect)
 	var wg sync.WaitGroup
 	for i := range sends {
-		v := Value("direct", 2, int64(i), 100)
+		v := bench.VerifyValue("direct", 2, int64(i), 100)
 		sends[i] = bench.Send{Producer: 2, Seq: int64(i), Value: string(v)}
 		wg.Add(1)
 		direct.Produce(ctx, &client.Record{Topic: topic, Partition: 0, Value: v}, func(r *client.Record, err error) {

@@ -2,13 +2,13 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
 )
 
@@ -67,7 +67,7 @@ func WaitFullISR(ctx context.Context, c *Cluster, topic string, d time.Duration)
 	})
 }
 
-// WaitIdentical waits until CompareReplicas holds for topic's replicas,
+// WaitIdentical waits until bench.CompareReplicas holds for topic's replicas,
 // and returns the last comparison's error otherwise.
 func WaitIdentical(ctx context.Context, cl *client.Client, topic string, rf int, d time.Duration) error {
 	return Poll(ctx, d, "identical replicas of "+topic, func(ctx context.Context) error {
@@ -75,61 +75,8 @@ func WaitIdentical(ctx context.Context, cl *client.Client, topic string, rf int,
 		if err != nil {
 			return err
 		}
-		return CompareReplicas(brs, rf)
+		return bench.CompareReplicas(brs, rf)
 	})
-}
-
-// CompareReplicas checks brokers' answers to DescribeReplicaChecksums
-// asked with an upTo past every end: every partition has rf replicas
-// answering, all with the same start and end offset, a high watermark at
-// the end, a checksum covering the whole log, and the same checksum. nil
-// means the replicas are byte-identical and fully committed.
-func CompareReplicas(brs []client.BrokerReplicas, rf int) error {
-	type state struct {
-		broker                 int32
-		start, end, hw, sumEnd int64
-		sum                    uint32
-	}
-	seen := map[int32][]state{}
-	for _, br := range brs {
-		if br.Err != nil {
-			return fmt.Errorf("broker %d: %w", br.Broker, br.Err)
-		}
-		for _, r := range br.Replicas {
-			if r.Err != nil {
-				return fmt.Errorf("broker %d, partition %d: %w", br.Broker, r.Partition, r.Err)
-			}
-			seen[r.Partition] = append(seen[r.Partition], state{br.Broker, r.StartOffset, r.EndOffset, r.HighWatermark, r.ChecksumEnd, r.Checksum})
-		}
-	}
-	if len(seen) == 0 {
-		return errors.New("no replica answered")
-	}
-	parts := make([]int32, 0, len(seen))
-	for p := range seen {
-		parts = append(parts, p)
-	}
-	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	var bad []string
-	for _, p := range parts {
-		ss := seen[p]
-		if len(ss) != rf {
-			bad = append(bad, fmt.Sprintf("partition %d: %d replicas answered, want %d", p, len(ss), rf))
-			continue
-		}
-		for _, s := range ss {
-			// An empty log has no whole batch to hash: ChecksumEnd -1.
-			covered := s.sumEnd == s.end || (s.end == s.start && s.sumEnd < 0)
-			if s.start != ss[0].start || s.end != ss[0].end || s.hw != s.end || !covered || s.sum != ss[0].sum {
-				bad = append(bad, fmt.Sprintf("partition %d: replicas differ: %+v", p, ss))
-				break
-			}
-		}
-	}
-	if len(bad) > 0 {
-		return errors.New(strings.Join(bad, "; "))
-	}
-	return nil
 }
 
 // ReplicaSummary is one line per partition: each broker's end offset and

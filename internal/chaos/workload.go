@@ -286,7 +286,7 @@ func (p *timedProducer) run(cfg *WorkloadConfig, run string, start time.Time, in
 }
 
 func (p *timedProducer) send(ctx context.Context, cfg *WorkloadConfig, run string, seq int64, start, sched time.Time, wg *sync.WaitGroup) {
-	value := Value(run, p.idx, seq, cfg.RecordSize)
+	value := bench.VerifyValue(run, p.idx, seq, cfg.RecordSize)
 	p.mu.Lock()
 	p.sends = append(p.sends, bench.Send{Producer: p.idx, Seq: seq, Value: string(value)})
 	p.mu.Unlock()
@@ -308,19 +308,4 @@ func (p *timedProducer) send(ctx context.Context, cfg *WorkloadConfig, run strin
 			s.Outcome = bench.Failed
 		}
 	})
-}
-
-// Value is a record value unique in a run: "<run>-p<producer>-s<seq>",
-// padded with '.' to size.
-func Value(run string, producer int, seq int64, size int) []byte {
-	v := make([]byte, 0, max(size, len(run)+24))
-	v = append(v, run...)
-	v = append(v, "-p"...)
-	v = strconv.AppendInt(v, int64(producer), 10)
-	v = append(v, "-s"...)
-	v = strconv.AppendInt(v, seq, 10)
-	for len(v) < size {
-		v = append(v, '.')
-	}
-	return v
 }
