@@ -61,7 +61,7 @@ func (c *testCluster) waitFullISR(cl *client.Client, topic string, d time.Durati
 
 // waitIdentical waits until every replica of every partition of topic
 // holds the same batches, byte for byte, up to the same end offset, which
-// is the leader's high watermark.
+// is the leader's high watermark (bench.CompareReplicas).
 func (c *testCluster) waitIdentical(cl *client.Client, topic string) {
 	c.t.Helper()
 	waitFor(c.t, 20*time.Second, "identical replicas", func() error {
@@ -71,34 +71,7 @@ func (c *testCluster) waitIdentical(cl *client.Client, topic string) {
 		if err != nil {
 			return err
 		}
-		type state struct {
-			end, hw, sumEnd int64
-			sum             uint32
-			broker          int32
-		}
-		seen := map[int32][]state{}
-		for _, br := range brs {
-			if br.Err != nil {
-				return fmt.Errorf("broker %d: %w", br.Broker, br.Err)
-			}
-			for _, r := range br.Replicas {
-				if r.Err != nil {
-					return fmt.Errorf("broker %d, partition %d: %w", br.Broker, r.Partition, r.Err)
-				}
-				seen[r.Partition] = append(seen[r.Partition], state{r.EndOffset, r.HighWatermark, r.ChecksumEnd, r.Checksum, br.Broker})
-			}
-		}
-		for p, ss := range seen {
-			if len(ss) != 3 {
-				return fmt.Errorf("partition %d: %d replicas answered", p, len(ss))
-			}
-			for _, s := range ss {
-				if s.end != ss[0].end || s.sum != ss[0].sum || s.sumEnd != s.end || s.hw != s.end {
-					return fmt.Errorf("partition %d differs: %+v", p, ss)
-				}
-			}
-		}
-		return nil
+		return bench.CompareReplicas(brs, 3)
 	})
 }
 
