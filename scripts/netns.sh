@@ -20,6 +20,12 @@
 #                                 the hosts keep each other
 #   scripts/netns.sh healclients A
 #                                 undo cutclients A
+#   scripts/netns.sh redirect A B PORT TOPORT
+#                                 in host A, TCP connections to host B's
+#                                 PORT go to 127.0.0.1:TOPORT in A (a proxy
+#                                 there); A's open connections to B:PORT are
+#                                 reset so that they come back through it
+#   scripts/netns.sh unredirect A undo every redirect in host A
 #   scripts/netns.sh exec A CMD.. run CMD in host A's namespace
 #   scripts/netns.sh addr A       print host A's address
 #   scripts/netns.sh status       list the hosts and the rules in force
@@ -83,21 +89,22 @@ ipt() {
 	fi
 }
 
-# drop_tagged NS TAG: delete every filter rule in NS whose comment is TAG,
-# or starts with TAG when TAG ends in '*'.
+# drop_tagged NS TAG [TABLE]: delete every rule of TABLE (filter by
+# default) in NS whose comment is TAG, or starts with TAG when TAG ends in
+# '*'.
 drop_tagged() {
-	local n=$1 tag=$2 rule
+	local n=$1 tag=$2 table=${3:-filter} rule
 	local pat="--comment ${tag%\*}"
 	[ "${tag: -1}" = '*' ] || pat="$pat "
 	local rules
-	rules=$(ipt "$n" -S 2>/dev/null) || return 0
+	rules=$(ipt "$n" -t "$table" -S 2>/dev/null) || return 0
 	while IFS= read -r rule; do
 		rule=${rule//\"/} # iptables-nft quotes comments; the tag needs no quotes
 		case "$rule " in
 		-A\ *"$pat"*)
 			# The tag has no spaces, so the rule splits back into its words.
 			# shellcheck disable=SC2086
-			ipt "$n" -D ${rule#-A } ;;
+			ipt "$n" -t "$table" -D ${rule#-A } ;;
 		esac
 	done <<<"$rules"
 }
@@ -159,6 +166,11 @@ cmd_down() {
 	local i n pid
 	for i in $(hosts); do
 		n=$(ns "$i")
+		# Gone with the namespace anyway; removed first in case a process
+		# we cannot kill keeps the namespace alive.
+		if command -v iptables >/dev/null; then
+			drop_tagged "$n" "$TAG*" nat
+		fi
 		# Processes keep a deleted namespace alive: end them first.
 		for pid in $(ip netns pids "$n" 2>/dev/null); do
 			kill -KILL "$pid" 2>/dev/null || true
@@ -241,12 +253,57 @@ cmd_healclients() {
 	drop_tagged "" "$TAG:clients:$a"
 }
 
+# A TCP port number.
+check_port() {
+	[[ "$1" =~ ^[1-9][0-9]*$ ]] && [ "$1" -le 65535 ] || die "bad port: $1"
+}
+
+# redirect A B PORT TOPORT: in host A, new TCP connections to host B's
+# PORT go to 127.0.0.1:TOPORT in A instead (a nat OUTPUT REDIRECT), where a
+# proxy forwards them to B. A rule only catches connections that start
+# after it, so A's established connections to B:PORT that do not already
+# go through TOPORT are then destroyed (ss -K: an RST to both ends) and
+# come back through the proxy.
+cmd_redirect() {
+	local a=${1:-} b=${2:-} port=${3:-} to=${4:-}
+	check_host "$a"; check_host "$b"
+	[ "$a" != "$b" ] || die "redirect $a $a: a host's links to itself are not redirected"
+	check_port "$port"; check_port "$to"
+	need_iptables
+	local n dst tag
+	n=$(ns "$a")
+	dst=$(host_addr "$b")
+	tag=$TAG:redirect:$dst:$port
+	drop_tagged "$n" "$tag" nat
+	ipt "$n" -t nat -A OUTPUT -p tcp -d "$dst" --dport "$port" -m comment --comment "$tag" -j REDIRECT --to-ports "$to"
+	# Listed in this order, a connection the rule caught between the two
+	# listings is in the second one and so spared.
+	local direct proxied local_addr
+	direct=$(ip netns exec "$n" ss -Htn state established dst "$dst" dport = ":$port" | awk '{print $3}')
+	proxied=$(ip netns exec "$n" ss -Htn state connected src 127.0.0.1 sport = ":$to" | awk '{print $5}')
+	for local_addr in $direct; do
+		grep -qxF -- "$local_addr" <<<"$proxied" && continue
+		ip netns exec "$n" ss -HtnK state established src "${local_addr%:*}" sport = ":${local_addr##*:}" \
+			dst "$dst" dport = ":$port" >/dev/null
+	done
+}
+
+# unredirect A: remove every redirect in host A. Connections that went
+# through a proxy keep going through it until it closes them.
+cmd_unredirect() {
+	local a=${1:-}
+	check_host "$a"
+	command -v iptables >/dev/null || return 0
+	drop_tagged "$(ns "$a")" "$TAG:redirect:*" nat
+}
+
 cmd_status() {
 	local i
 	for i in $(hosts); do
 		echo "host $i $(ns "$i") $(host_addr "$i")"
 		if command -v iptables >/dev/null; then
 			ipt "$(ns "$i")" -S | grep -F -- "$TAG" | sed 's/^/  /' || true
+			ipt "$(ns "$i")" -t nat -S | grep -F -- "$TAG" | sed 's/^/  nat: /' || true
 		fi
 	done
 	if command -v iptables >/dev/null; then
@@ -262,6 +319,8 @@ heal) shift; cmd_heal "$@" ;;
 isolate) shift; cmd_isolate "$@" ;;
 rejoin) shift; cmd_rejoin "$@" ;;
 cutclients) shift; cmd_cutclients "$@" ;;
+redirect) shift; cmd_redirect "$@" ;;
+unredirect) shift; cmd_unredirect "$@" ;;
 healclients) shift; cmd_healclients "$@" ;;
 exec)
 	shift

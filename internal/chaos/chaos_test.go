@@ -277,9 +277,22 @@ func TestChaos(t *testing.T) {
 		if ev.Recovered > 0 {
 			rec = fmt.Sprintf("whole after %v", (ev.Recovered - ev.Healed).Round(time.Millisecond))
 		}
-		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window during it %v (partition %d), after the heal %v (partition %d, window %v); %s",
+		// Before: up to 10 s, after the previous fault's heal.
+		from := max(0, ev.Start-10*time.Second)
+		if i > 0 {
+			from = max(from, in.Events[i-1].Healed)
+		}
+		latBefore, _ := MedianLatency(o.Acks, from, ev.Start)
+		latDuring, nDuring := MedianLatency(o.Acks, ev.Start, ev.Healed)
+		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window during it %v (partition %d), after the heal %v (partition %d, window %v); %s; p50 ack latency during it %v (%d acks), before it %v",
 			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), (ev.Healed - ev.Start).Round(time.Millisecond),
-			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec)
+			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec,
+			latDuring.Round(100*time.Microsecond), nDuring, latBefore.Round(100*time.Microsecond))
+		if ev.Kind == SlowPeers && nDuring > 0 {
+			if err := CheckSlowed(ev, latDuring); err != nil {
+				t.Error(err)
+			}
+		}
 	}
 	gap, p := LongestGap(o.Acks, healed, o.Producing, partitions)
 	worstAll = max(worstAll, gap)

@@ -60,6 +60,9 @@ type Cluster struct {
 	Dir     string
 	Brokers []*Broker // Brokers[i-1] is broker i
 
+	mu   sync.Mutex
+	slow *SlowLinks // the slow-peers fault in force, if any
+
 	closeOnce sync.Once
 }
 
@@ -223,8 +226,40 @@ func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
 	})
 }
 
-// Close kills every broker (SIGCONT first, for paused ones) and waits for
-// them to exit. Idempotent; the hosts are the caller's.
+// SlowPeers slows broker id's links to and from every other broker on
+// PeerPorts with link (SlowHostLinks) until HealPeers.
+func (c *Cluster) SlowPeers(ctx context.Context, id int, link faultproxy.Link) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slow != nil {
+		return fmt.Errorf("chaos: the links of broker %d are slowed already", c.slow.id)
+	}
+	s, err := SlowHostLinks(ctx, c.Hosts, id, PeerPorts, link)
+	if err != nil {
+		return err
+	}
+	c.slow = s
+	return nil
+}
+
+// HealPeers undoes SlowPeers, if in force; after an error it can be
+// called again.
+func (c *Cluster) HealPeers(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.slow == nil {
+		return nil
+	}
+	if err := c.slow.Heal(ctx); err != nil {
+		return err
+	}
+	c.slow = nil
+	return nil
+}
+
+// Close kills every broker (SIGCONT first, for paused ones), waits for
+// them to exit, and closes the proxies. Idempotent; the hosts (and the
+// rules in them) are the caller's.
 func (c *Cluster) Close() {
 	c.closeOnce.Do(func() {
 		for _, b := range c.Brokers {
@@ -233,6 +268,12 @@ func (c *Cluster) Close() {
 				_ = b.Proxy.Close()
 			}
 		}
+		c.mu.Lock()
+		if c.slow != nil {
+			_ = c.slow.close()
+			c.slow = nil
+		}
+		c.mu.Unlock()
 	})
 }
 

@@ -1,9 +1,10 @@
 // Package chaos is the chaos suite of issue 7: three real `sluice broker`
 // processes, each in its own network namespace (internal/netns), under a
 // seeded schedule of faults — SIGKILL, SIGSTOP, cuts between hosts and
-// between the clients and a host, slow client links, corrupted segments —
-// while verifiable producers and readers in the test process record every
-// outcome, and bench.Check judges the history once every fault is healed.
+// between the clients and a host, slow client links, slow links between
+// brokers, corrupted segments — while verifiable producers and readers in
+// the test process record every outcome, and bench.Check judges the
+// history once every fault is healed.
 //
 // The package holds the harness (Cluster: the processes and their hosts),
 // the workload (Workload: producers that time every acknowledgement, a

@@ -44,12 +44,16 @@ const (
 	// CorruptFollower: SIGKILL a follower, flip bits near the end of its
 	// active segment of the partition or cut the segment's tail, restart.
 	CorruptFollower Kind = "corrupt-follower"
+	// SlowPeers: the leader's TCP links to and from the other brokers
+	// (client and Raft ports; not gossip) get 20-200 ms of latency each
+	// way, through proxies in the hosts' namespaces (SlowHostLinks).
+	SlowPeers Kind = "slow-peers"
 )
 
 // ShortKinds are the faults of the CI run; AllKinds those of the long one.
 var (
 	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients}
-	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower}
+	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower, SlowPeers}
 )
 
 // holds is how long each kind of fault lasts, min and max. A pause lasts
@@ -64,6 +68,15 @@ var holds = map[Kind][2]time.Duration{
 	CutClients:      {4 * time.Second, 8 * time.Second},
 	SlowClients:     {5 * time.Second, 10 * time.Second},
 	CorruptFollower: {time.Second, 3 * time.Second},
+	SlowPeers:       {5 * time.Second, 10 * time.Second},
+}
+
+// PeerDelay is the latency, each way, that slow-peers with pick adds to
+// the links between brokers: 20-200 ms, with a quarter of it again as
+// jitter.
+func PeerDelay(pick uint32) faultproxy.Link {
+	l := 20*time.Millisecond + time.Duration(pick%181)*time.Millisecond
+	return faultproxy.Link{Latency: l, Jitter: l / 4}
 }
 
 // Quiet time between a fault's recovery and the next fault.
@@ -293,6 +306,12 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 			return "", nil, err
 		}
 		return name(leader), func(context.Context) error { return p.SetLink(faultproxy.Both, faultproxy.Link{}) }, nil
+	case SlowPeers:
+		link := PeerDelay(s.Pick)
+		if err := in.C.SlowPeers(ctx, leader, link); err != nil {
+			return "", nil, err
+		}
+		return fmt.Sprintf("%s (peer links +%v+%v each way)", name(leader), link.Latency, link.Jitter), in.C.HealPeers, nil
 	case CutClients:
 		if err := h.CutClients(ctx, leader); err != nil {
 			return "", nil, err
@@ -370,10 +389,11 @@ func (in *Injector) corrupt(id int, s Step) error {
 // HealAll undoes every fault the suite can leave: rules removed, proxies
 // back to full speed, paused brokers continued, dead ones started again.
 func HealAll(ctx context.Context, c *Cluster) error {
-	var errs []error
+	errs := []error{c.HealPeers(ctx)}
 	n := len(c.Brokers)
 	for a := 1; a <= n; a++ {
-		errs = append(errs, c.Hosts.Rejoin(ctx, a), c.Hosts.HealClients(ctx, a))
+		// Unredirect too: rules a failed SlowPeers could not take back.
+		errs = append(errs, c.Hosts.Rejoin(ctx, a), c.Hosts.HealClients(ctx, a), c.Hosts.Unredirect(ctx, a))
 		for b := a + 1; b <= n; b++ {
 			errs = append(errs, c.Hosts.Heal(ctx, a, b))
 		}

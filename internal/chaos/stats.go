@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,4 +79,20 @@ func FormatRates(rates []float64, bucket time.Duration) string {
 		parts[i] = fmt.Sprintf("%v-%v: %.0f/s", time.Duration(i)*bucket, time.Duration(i+1)*bucket, r)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// MedianLatency is the median latency of the acknowledgements that came
+// in [from, to), and how many there were; 0, 0 when none did.
+func MedianLatency(acks []Ack, from, to time.Duration) (time.Duration, int) {
+	var lat []time.Duration
+	for _, a := range acks {
+		if a.At >= from && a.At < to {
+			lat = append(lat, a.Latency)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], len(lat)
 }

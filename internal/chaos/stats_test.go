@@ -46,6 +46,37 @@ func TestLongestGap(t *testing.T) {
 	}
 }
 
+func TestMedianLatency(t *testing.T) {
+	acks := func(triples ...int) []Ack { // at ms, latency ms, ...
+		var out []Ack
+		for i := 0; i < len(triples); i += 2 {
+			out = append(out, Ack{At: ms(triples[i]), Latency: ms(triples[i+1])})
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		acks     []Ack
+		from, to int
+		want     time.Duration
+		wantN    int
+	}{
+		{"none", nil, 0, 1000, 0, 0},
+		{"none in the window", acks(50, 9, 2000, 9), 100, 1000, 0, 0},
+		{"odd count, unsorted latencies", acks(100, 30, 200, 10, 300, 20), 0, 1000, ms(20), 3},
+		{"even count takes the upper middle", acks(100, 1, 200, 2, 300, 3, 400, 4), 0, 1000, ms(3), 4},
+		{"window is half-open", acks(100, 500, 200, 1, 300, 1, 1000, 500), 100, 1000, ms(1), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, n := MedianLatency(tt.acks, ms(tt.from), ms(tt.to))
+			if got != tt.want || n != tt.wantN {
+				t.Errorf("MedianLatency = %v over %d, want %v over %d", got, n, tt.want, tt.wantN)
+			}
+		})
+	}
+}
+
 func TestAckRates(t *testing.T) {
 	var acks []Ack
 	for i := range 30 {
@@ -140,5 +171,43 @@ func TestCorrupt(t *testing.T) {
 		if o, _ := os.ReadFile(old); !bytes.Equal(o, orig) {
 			t.Errorf("pick %d: an older segment changed", pick)
 		}
+	}
+}
+
+// CheckSlowed must fail a slow-peers fault whose acknowledgements kept
+// their usual latency (peer links not slowed) and pass one that shows the
+// added round trip.
+func TestCheckSlowed(t *testing.T) {
+	ev := Event{Step: Step{Kind: SlowPeers, Pick: 80}, Target: "broker2"} // 100 ms each way
+	if d := PeerDelay(ev.Pick).Latency; d != ms(100) {
+		t.Fatalf("PeerDelay(80) = %v, want 100ms", d)
+	}
+	tests := []struct {
+		p50    time.Duration
+		failed bool
+	}{
+		{ms(8), true},    // the usual latency: not slowed
+		{ms(199), true},  // less than the round trip
+		{ms(200), false}, // the round trip
+		{ms(450), false},
+	}
+	for _, tt := range tests {
+		if err := CheckSlowed(ev, tt.p50); (err != nil) != tt.failed {
+			t.Errorf("CheckSlowed(p50 %v) = %v, want failed=%v", tt.p50, err, tt.failed)
+		}
+	}
+}
+
+func TestPeerDelayRange(t *testing.T) {
+	lo, hi := time.Hour, time.Duration(0)
+	for pick := range uint32(1000) {
+		l := PeerDelay(pick)
+		if l.Validate() != nil || l.Jitter != l.Latency/4 {
+			t.Fatalf("PeerDelay(%d) = %+v", pick, l)
+		}
+		lo, hi = min(lo, l.Latency), max(hi, l.Latency)
+	}
+	if lo != ms(20) || hi != ms(200) {
+		t.Errorf("PeerDelay latencies span %v..%v, want 20ms..200ms", lo, hi)
 	}
 }

@@ -144,6 +144,14 @@ func Listen(addr, upstream string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen %s: %w", addr, err)
 	}
+	return Serve(ln.(*net.TCPListener), upstream), nil
+}
+
+// Serve starts a proxy on a listener the caller made, for one that Listen
+// cannot make: in another network namespace, say. The proxy owns ln from
+// then on and closes it in Close. Connections upstream are dialed from
+// whatever namespace the process is in.
+func Serve(ln *net.TCPListener, upstream string) *Proxy {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{
 		ln:       ln,
@@ -157,7 +165,7 @@ func Listen(addr, upstream string) (*Proxy, error) {
 	}
 	p.wg.Add(1)
 	go p.acceptLoop()
-	return p, nil
+	return p
 }
 
 // Addr is the address clients dial to go through the proxy.

@@ -332,3 +332,34 @@ func TestBadArguments(t *testing.T) {
 		t.Errorf("Cut(0) = %v, want ErrBadMode", err)
 	}
 }
+
+// Serve proxies through a listener the caller made (in the chaos suite, one
+// made inside a host's network namespace) and closes it in Close.
+func TestServeUsesAndClosesTheGivenListener(t *testing.T) {
+	echo := startEcho(t)
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Serve(ln, echo.addr())
+	if p.Addr() != ln.Addr().String() {
+		t.Errorf("Addr() = %s, want the listener's %s", p.Addr(), ln.Addr())
+	}
+	if err := p.SetLink(Both, Link{Latency: 40 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ln.Addr().String())
+	start := time.Now()
+	if got, err := roundTrip(c, []byte("via serve"), 5*time.Second); err != nil || string(got) != "via serve" {
+		t.Fatalf("round trip = %q, %v", got, err)
+	}
+	if rtt := time.Since(start); rtt < 80*time.Millisecond {
+		t.Errorf("round trip took %v, want at least 80ms (the link's latency both ways)", rtt)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v, want net.ErrClosed (the proxy closes the listener it serves)", err)
+	}
+}

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrUnavailable is wrapped by Available when this machine cannot make
@@ -151,14 +153,75 @@ func (h *Hosts) HealClients(ctx context.Context, a int) error {
 	return h.run(ctx, "healclients", strconv.Itoa(a))
 }
 
+// Redirect makes host a's new TCP connections to host b's port go to
+// 127.0.0.1:toPort inside a (a nat OUTPUT rule), where the caller's proxy,
+// listening in a's namespace (see In), forwards them. a's established
+// connections to b's port that do not already go through toPort are reset
+// (both ends), so they come back through the proxy.
+func (h *Hosts) Redirect(ctx context.Context, a, b, port, toPort int) error {
+	return h.run(ctx, "redirect", strconv.Itoa(a), strconv.Itoa(b), strconv.Itoa(port), strconv.Itoa(toPort))
+}
+
+// Unredirect removes every Redirect of host a. Connections already
+// redirected go on through their proxy until it closes them.
+func (h *Hosts) Unredirect(ctx context.Context, a int) error {
+	return h.run(ctx, "unredirect", strconv.Itoa(a))
+}
+
+// In runs f on an OS thread moved into host i's network namespace and
+// returns f's error. Sockets f makes (net.Listen, a net.Dialer) belong to
+// that namespace for life, whichever thread uses them later; goroutines f
+// starts do not run in it. The thread goes back to the process's
+// namespace afterwards, or, if it cannot, exits rather than run other
+// goroutines there.
+func (h *Hosts) In(i int, f func() error) error {
+	if i < 1 || i > h.N {
+		return fmt.Errorf("netns: no host %d (hosts 1..%d)", i, h.N)
+	}
+	target, err := os.Open(filepath.Join("/run/netns", nsName(i)))
+	if err != nil {
+		return fmt.Errorf("netns: host %d: %w", i, err)
+	}
+	defer target.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked unless the thread is back home: a goroutine that
+		// returns locked takes its thread with it.
+		runtime.LockOSThread()
+		home, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns: own namespace: %w", err)
+			return
+		}
+		defer home.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("netns: enter host %d: %w", i, err)
+			return
+		}
+		ferr := f()
+		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, fmt.Errorf("netns: leave host %d: %w", i, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
 // Down removes every host, the processes in them, the bridge and every
 // tagged rule. It is idempotent.
 func (h *Hosts) Down(ctx context.Context) error { return h.run(ctx, "down") }
 
 // Command is a command that runs name in host i's namespace.
 func (h *Hosts) Command(ctx context.Context, i int, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", fmt.Sprintf("sluice-h%d", i), name}, args...)...)
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", nsName(i), name}, args...)...)
 }
+
+// nsName is host i's namespace, as netns.sh names it.
+func nsName(i int) string { return fmt.Sprintf("sluice-h%d", i) }
 
 func (h *Hosts) run(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, h.script, args...).CombinedOutput()
