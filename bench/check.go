@@ -54,11 +54,13 @@ type Read struct {
 // History is everything a verify run observed: every send with its
 // outcome, what each consumer read while the producers ran (in the order
 // read), and a final read of every partition from its log start once the
-// producers were done.
+// producers were done. Ends holds, per partition, the end offset taken
+// once the producers stopped: the offset every reader was asked to reach.
 type History struct {
 	Sends []Send   `json:"sends"`
 	Live  [][]Read `json:"live"`
 	Final []Read   `json:"final"`
+	Ends  []int64  `json:"ends,omitempty"`
 }
 
 // Result is the verdict of Check: counts of what happened and of every

@@ -122,6 +122,7 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 		lwg.Wait()
 		return h, err
 	}
+	h.Ends = ends
 	for _, rd := range live {
 		rd.setEnds(ends)
 	}

@@ -230,3 +230,44 @@ func TestDecodeRecordsBoundsAndAliasing(t *testing.T) {
 		t.Errorf("only a partial batch: %v, want errBatchTooLarge", err)
 	}
 }
+
+// A partition moved to another leader while the old leader's fetcher held
+// it is handed over when that fetcher lets go: the new leader's fetcher,
+// which skipped it as busy and waits for a change, is woken. (Without the
+// wake-up a live consumer stalled until the next metadata refresh.)
+func TestReleaseWakesTheNewLeadersFetcher(t *testing.T) {
+	c := offlineClient(t)
+	c.setTopic("t", 2)
+	cs := &c.cons
+	tp := TopicPartition{"t", 0}
+	cs.parts[tp] = &cpart{tp: tp}
+
+	_, held := cs.collect(2) // broker 2's fetcher takes it
+	if len(held) != 1 {
+		t.Fatalf("broker 2 collected %d partitions to fetch, want 1", len(held))
+	}
+	c.setTopic("t", 3) // the leader moves while the fetch is out
+	woken := cs.changed.wait()
+	if _, got := cs.collect(3); len(got) != 0 {
+		t.Fatalf("broker 3 collected a partition still busy at broker 2")
+	}
+	cs.release(2, held)
+	select {
+	case <-woken:
+	default:
+		t.Fatal("releasing a partition that moved did not wake the fetchers")
+	}
+	if _, got := cs.collect(3); len(got) != 1 {
+		t.Fatalf("broker 3 collected %d partitions after the release, want 1", len(got))
+	}
+
+	// A release of a partition that stays put wakes nobody.
+	woken = cs.changed.wait()
+	_, held = cs.collect(3)
+	cs.release(3, held)
+	select {
+	case <-woken:
+		t.Fatal("a release without a move woke the fetchers")
+	default:
+	}
+}

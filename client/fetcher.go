@@ -48,8 +48,8 @@ func (cs *consumer) fetchLoop(id int32) {
 				err = ferr
 			}
 		}
-		cs.release(list)
-		cs.release(fetch)
+		cs.release(id, list)
+		cs.release(id, fetch)
 		if err == nil {
 			failures = 0
 			continue
@@ -113,15 +113,26 @@ func (cs *consumer) collect(id int32) (list, fetch []work) {
 	return list, fetch
 }
 
-func (cs *consumer) release(ws []work) {
+// release ends broker id's fetcher's hold on ws. A partition the
+// metadata moved to another leader meanwhile is handed over: that
+// leader's fetcher skipped it while it was busy here and waits for a
+// change, so it is woken.
+func (cs *consumer) release(id int32, ws []work) {
 	if len(ws) == 0 {
 		return
 	}
+	moved := false
 	cs.mu.Lock()
 	for _, w := range ws {
 		w.p.busy = false
+		if leader, _, ok := cs.c.meta.leader(w.p.tp.Topic, w.p.tp.Partition); !ok || leader != id {
+			moved = true
+		}
 	}
 	cs.mu.Unlock()
+	if moved {
+		cs.changed.notify()
+	}
 }
 
 // current reports whether w's result still applies. cs.mu is held.
