@@ -27,6 +27,11 @@ type Result struct {
 	BrokerEpoch int64
 	// TopicID is the new topic's id from CreateTopic.
 	TopicID uint64
+	// Offline lists, for a RegisterBroker, the partitions the broker is
+	// the last in-sync replica of but may not lead (R11), and why. They
+	// stay without a leader. The controller leader logs them; they are not
+	// forwarded.
+	Offline []Ineligible
 }
 
 // Apply applies c to m and returns the new metadata. It is a pure function:
@@ -40,7 +45,7 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 	var err error
 	switch c := c.(type) {
 	case RegisterBroker:
-		next, res.BrokerEpoch, err = applyRegisterBroker(m, c)
+		next, res.BrokerEpoch, res.Offline, err = applyRegisterBroker(m, c)
 	case FenceBroker:
 		next, err = applyFenceBroker(m, c)
 	case CreateTopic:
@@ -51,6 +56,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterConfigs(m, c)
 	case AlterPartition:
 		next, err = applyAlterPartition(m, c)
+	case ReportHighWatermarks:
+		next, err = applyReportHighWatermarks(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -77,19 +84,23 @@ func edit(m *Metadata) *Metadata {
 	return &n
 }
 
-func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error) {
+func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ineligible, error) {
 	if c.ID < 0 {
-		return nil, 0, fmt.Errorf("%w: id %d", ErrInvalidBroker, c.ID)
+		return nil, 0, nil, fmt.Errorf("%w: id %d", ErrInvalidBroker, c.ID)
 	}
 	if c.Addr == "" {
-		return nil, 0, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
+		return nil, 0, nil, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
 	}
 	if c.PreviousEpoch < PreviousEpochEmpty {
-		return nil, 0, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
+		return nil, 0, nil, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
+	}
+	logs, err := replicaLogs(c)
+	if err != nil {
+		return nil, 0, nil, err
 	}
 	old, ok := m.Brokers[c.ID]
 	if ok && old.State == BrokerAlive && old.DirID != "" && c.DirID != "" && old.DirID != c.DirID {
-		return nil, 0, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
+		return nil, 0, nil, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
 			ErrBrokerIDInUse, c.ID, old.Addr, old.DirID, c.DirID)
 	}
 	var epoch int64 = 1
@@ -103,9 +114,38 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, error
 		// A restart: the old incarnation leaves every ISR it is not the
 		// last member of and leads nothing; it is added back once it has
 		// caught up in its new epoch (R10).
-		fenceAll(n, c.ID, &restart{oldEpoch: old.Epoch, previousEpoch: c.PreviousEpoch})
+		back := &restart{oldEpoch: old.Epoch, previousEpoch: c.PreviousEpoch, logsReported: c.LogsReported, logs: logs}
+		fenceAll(n, c.ID, back)
+		return n, epoch, back.offline, nil
 	}
-	return n, epoch, nil
+	return n, epoch, nil, nil
+}
+
+// replicaLogs indexes a registration's log report by partition, refusing
+// entries that cannot describe a log.
+func replicaLogs(c RegisterBroker) (map[partitionKey]ReplicaLog, error) {
+	if !c.LogsReported {
+		if len(c.Logs) > 0 {
+			return nil, fmt.Errorf("%w: broker %d: logs without LogsReported", ErrInvalidBroker, c.ID)
+		}
+		return nil, nil
+	}
+	logs := make(map[partitionKey]ReplicaLog, len(c.Logs))
+	for _, l := range c.Logs {
+		k := partitionKey{l.Topic, l.Partition}
+		if _, dup := logs[k]; dup || l.EndOffset < 0 || l.Partition < 0 {
+			return nil, fmt.Errorf("%w: broker %d: log %s-%d end offset %d (reported twice, or out of range)",
+				ErrInvalidBroker, c.ID, l.Topic, l.Partition, l.EndOffset)
+		}
+		logs[k] = l
+	}
+	return logs, nil
+}
+
+// partitionKey names a partition.
+type partitionKey struct {
+	topic     string
+	partition int32
 }
 
 func applyFenceBroker(m *Metadata, c FenceBroker) (*Metadata, error) {
@@ -254,6 +294,10 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	n := edit(m)
 	nt := t.clone()
 	np := &nt.Partitions[c.Partition]
+	if np.Leader == c.Leader && c.Leader >= 0 {
+		// The leader's own ISR change: its high watermark is news.
+		np.CommittedHW = max(np.CommittedHW, c.HighWatermark)
+	}
 	if np.Leader != c.Leader {
 		np.LeaderEpoch++
 	}
@@ -264,10 +308,55 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	return n, nil
 }
 
+// applyReportHighWatermarks raises the CommittedHW of the partitions the
+// reporting broker leads. An entry from another leader epoch, for a
+// partition the broker does not lead (any more), for a topic deleted or
+// re-created since, or below what is known, is skipped: reports are
+// periodic, so a stale one is normal, not an error. A broker epoch that is
+// not the broker's current alive one refuses the whole report (R10): an
+// old incarnation's high watermarks say nothing of the current logs.
+func applyReportHighWatermarks(m *Metadata, c ReportHighWatermarks) (*Metadata, error) {
+	b, ok := m.Brokers[c.BrokerID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, c.BrokerID)
+	}
+	if b.Epoch != c.BrokerEpoch || b.State != BrokerAlive {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, c.BrokerID, b.Epoch, b.State, c.BrokerEpoch)
+	}
+	var n *Metadata
+	cloned := map[string]bool{}
+	for _, e := range c.Entries {
+		t, ok := m.Topics[e.Topic]
+		if !ok || t.ID != e.TopicID || e.Partition < 0 || int(e.Partition) >= len(t.Partitions) {
+			continue
+		}
+		if n != nil {
+			t = n.Topics[e.Topic]
+		}
+		p := &t.Partitions[e.Partition]
+		if p.Leader != c.BrokerID || p.LeaderEpoch != e.LeaderEpoch || e.HighWatermark <= p.CommittedHW {
+			continue
+		}
+		if n == nil {
+			n = edit(m)
+		}
+		if !cloned[e.Topic] {
+			t = t.clone()
+			n.Topics[e.Topic] = t
+			cloned[e.Topic] = true
+		}
+		t.Partitions[e.Partition].CommittedHW = e.HighWatermark
+	}
+	if n == nil {
+		return m, nil
+	}
+	return n, nil
+}
+
 // checkPartitionChange enforces what must hold of every leader and ISR: the
 // ISR is a non-empty subset of the replicas without duplicates, a leader
-// is an ISR member (R11; unclean election, when a topic allows it, names
-// the new leader in the ISR it proposes) on an alive broker, and every
+// is an ISR member (R11) on an alive broker, a partition without a leader
+// gets one only by the election rules in Apply (R11), and every
 // broker added to the ISR is alive and named with its current broker
 // epoch (R10).
 func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
@@ -286,6 +375,11 @@ func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
 		return fmt.Errorf("%w: %d broker epochs for ISR %v", ErrInvalidPartition, len(c.BrokerEpochs), c.ISR)
 	}
 	if c.Leader != -1 {
+		if p.Leader == -1 {
+			// Its alive ISR members were refused (R11), or it has none:
+			// only the election rules give it a leader.
+			return fmt.Errorf("%w: no leader to change; only an election gives one", ErrInvalidPartition)
+		}
 		if !contains(c.ISR, c.Leader) {
 			return fmt.Errorf("%w: leader %d not in ISR %v", ErrInvalidPartition, c.Leader, c.ISR)
 		}

@@ -27,6 +27,13 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
 func appendInt32s(b []byte, v []int32) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	for _, x := range v {
@@ -158,6 +165,16 @@ func (d *decoder) count(min int) int {
 		return 0
 	}
 	return int(n)
+}
+
+// bool reads what appendBool wrote; any byte but 0 and 1 is refused, so
+// there is one encoding per value.
+func (d *decoder) bool() bool {
+	c := d.byte()
+	if c > 1 {
+		d.fail("bool byte %d", c)
+	}
+	return c == 1
 }
 
 func (d *decoder) string() string {

@@ -12,7 +12,7 @@ import (
 // and carried in it.
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
-// DeleteTopic, AlterConfigs and AlterPartition.
+// DeleteTopic, AlterConfigs, AlterPartition and ReportHighWatermarks.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -31,6 +31,8 @@ const (
 	KindDeleteTopic    CommandKind = 4
 	KindAlterConfigs   CommandKind = 5
 	KindAlterPartition CommandKind = 6
+	// KindReportHighWatermarks is new in CommandVersion 2.
+	KindReportHighWatermarks CommandKind = 7
 )
 
 func (k CommandKind) String() string {
@@ -47,6 +49,8 @@ func (k CommandKind) String() string {
 		return "AlterConfigs"
 	case KindAlterPartition:
 		return "AlterPartition"
+	case KindReportHighWatermarks:
+		return "ReportHighWatermarks"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -55,7 +59,16 @@ func (k CommandKind) String() string {
 // command. A replica refuses (as an error result, identically everywhere)
 // a version it does not know; a new version must only be proposed once
 // every replica understands it.
-const CommandVersion = 1
+//
+// Version 2 added RegisterBroker.LogsReported and Logs,
+// AlterPartition.HighWatermark and ReportHighWatermarks. Version 1
+// commands, still in the Raft logs of earlier builds, decode with those
+// fields zero; the encoder writes version 2 only.
+const CommandVersion = 2
+
+// commandVersion1 is the layout before CommandVersion 2: each body is a
+// prefix of its version 2 body.
+const commandVersion1 = 1
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
 // new broker epoch (R10). A re-registration fences the old incarnation from
@@ -79,6 +92,30 @@ type RegisterBroker struct {
 	// start). A registration from another directory is refused while the
 	// id is registered alive: two processes configured with one id.
 	DirID string
+	// LogsReported says the broker read its partition logs before
+	// registering, and Logs is what it found: one entry per partition
+	// directory it holds. A replica missing from a report has no data (end
+	// offset 0). A registration on behalf of a broker that kept running (a
+	// gossip flap, a fence while running) reports nothing: its data did
+	// not go away. The elections use reports to refuse a replica that may
+	// have lost committed records (R11, see election.go).
+	LogsReported bool
+	Logs         []ReplicaLog
+}
+
+// ReplicaLog is what a registering broker found in one partition's log
+// when it opened it at this start.
+type ReplicaLog struct {
+	Topic string
+	// TopicID is the id in the directory's topic-id file, so the data of a
+	// deleted topic is not taken for that of a new one with its name.
+	TopicID   uint64
+	Partition int32
+	EndOffset int64
+	// RecoveryTruncated: recovery after an unclean stop dropped bytes or
+	// segments from this log (a torn or corrupt tail). What it dropped may
+	// have been committed.
+	RecoveryTruncated bool
 }
 
 // Values of RegisterBroker.PreviousEpoch below 1.
@@ -125,6 +162,10 @@ type AlterConfigs struct {
 // which must still be its registered epoch, or the change is refused with
 // ErrStaleBrokerEpoch (R10, as Kafka's KIP-903): a replica that restarted
 // since it caught up may have lost what it had.
+//
+// HighWatermark, when the change keeps the leader (the leader's own ISR
+// change), is the leader's high watermark: it raises the partition's
+// CommittedHW like a ReportHighWatermarks entry. 0 says nothing.
 type AlterPartition struct {
 	Topic          string
 	Partition      int32
@@ -132,6 +173,30 @@ type AlterPartition struct {
 	Leader         int32 // -1 for none
 	ISR            []int32
 	BrokerEpochs   []int64
+	HighWatermark  int64
+}
+
+// ReportHighWatermarks is a broker telling the controller the high
+// watermarks of partitions it leads, so that the controller knows what
+// was committed and can refuse to elect a restarted replica whose log
+// ends below it (R11). A broker sends one for all the partitions whose
+// high watermark moved, every few seconds. Each entry raises its
+// partition's CommittedHW, and only when the broker leads the partition
+// in that leader epoch, in that broker epoch; other entries are stale and
+// skipped.
+type ReportHighWatermarks struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Entries     []HighWatermark
+}
+
+// HighWatermark is one partition's high watermark as its leader reports it.
+type HighWatermark struct {
+	Topic         string
+	TopicID       uint64
+	Partition     int32
+	LeaderEpoch   int32
+	HighWatermark int64
 }
 
 // Kind implements Command.
@@ -152,6 +217,9 @@ func (AlterConfigs) Kind() CommandKind { return KindAlterConfigs }
 // Kind implements Command.
 func (AlterPartition) Kind() CommandKind { return KindAlterPartition }
 
+// Kind implements Command.
+func (ReportHighWatermarks) Kind() CommandKind { return KindReportHighWatermarks }
+
 func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
 	b = appendString(b, c.Addr)
@@ -159,7 +227,17 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = appendString(b, c.RaftAddr)
 	b = binary.AppendVarint(b, c.PreviousEpoch)
 	b = appendString(b, c.GossipAddr)
-	return appendString(b, c.DirID)
+	b = appendString(b, c.DirID)
+	b = appendBool(b, c.LogsReported)
+	b = binary.AppendUvarint(b, uint64(len(c.Logs)))
+	for _, l := range c.Logs {
+		b = appendString(b, l.Topic)
+		b = binary.AppendUvarint(b, l.TopicID)
+		b = binary.AppendVarint(b, int64(l.Partition))
+		b = binary.AppendVarint(b, l.EndOffset)
+		b = appendBool(b, l.RecoveryTruncated)
+	}
+	return b
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -191,7 +269,22 @@ func (c AlterPartition) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.PartitionEpoch))
 	b = binary.AppendVarint(b, int64(c.Leader))
 	b = appendInt32s(b, c.ISR)
-	return appendInt64s(b, c.BrokerEpochs)
+	b = appendInt64s(b, c.BrokerEpochs)
+	return binary.AppendVarint(b, c.HighWatermark)
+}
+
+func (c ReportHighWatermarks) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	b = binary.AppendUvarint(b, uint64(len(c.Entries)))
+	for _, e := range c.Entries {
+		b = appendString(b, e.Topic)
+		b = binary.AppendUvarint(b, e.TopicID)
+		b = binary.AppendVarint(b, int64(e.Partition))
+		b = binary.AppendVarint(b, int64(e.LeaderEpoch))
+		b = binary.AppendVarint(b, e.HighWatermark)
+	}
+	return b
 }
 
 // AppendCommand appends c's encoding to dst: the version byte, the kind
@@ -212,8 +305,9 @@ func DecodeCommand(b []byte) (Command, error) {
 }
 
 func decodeCommand(d *decoder) Command {
-	if v := d.byte(); d.err == nil && v != CommandVersion {
-		d.fail("command version %d, this build knows %d", v, CommandVersion)
+	v := d.byte()
+	if d.err == nil && v != CommandVersion && v != commandVersion1 {
+		d.fail("command version %d, this build knows %d and %d", v, commandVersion1, CommandVersion)
 	}
 	kind := CommandKind(d.byte())
 	if d.err != nil {
@@ -221,7 +315,19 @@ func decodeCommand(d *decoder) Command {
 	}
 	switch kind {
 	case KindRegisterBroker:
-		return RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
+		c := RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
+		if v >= 2 {
+			c.LogsReported = d.bool()
+			// An entry is at least 5 bytes: topic length, topic id,
+			// partition, end offset, flag.
+			if n := d.count(5); n > 0 {
+				c.Logs = make([]ReplicaLog, n)
+				for i := range c.Logs {
+					c.Logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
+				}
+			}
+		}
+		return c
 	case KindFenceBroker:
 		return FenceBroker{ID: d.int32(), Epoch: d.varint()}
 	case KindCreateTopic:
@@ -238,7 +344,25 @@ func decodeCommand(d *decoder) Command {
 	case KindAlterConfigs:
 		return AlterConfigs{Name: d.string(), Set: d.configs(), Remove: d.stringSet()}
 	case KindAlterPartition:
-		return AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s(), BrokerEpochs: d.int64s()}
+		c := AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s(), BrokerEpochs: d.int64s()}
+		if v >= 2 {
+			c.HighWatermark = d.varint()
+		}
+		return c
+	case KindReportHighWatermarks:
+		if v < 2 {
+			break
+		}
+		c := ReportHighWatermarks{BrokerID: d.int32(), BrokerEpoch: d.varint()}
+		// An entry is at least 5 bytes: topic length, topic id,
+		// partition, leader epoch, high watermark.
+		if n := d.count(5); n > 0 {
+			c.Entries = make([]HighWatermark, n)
+			for i := range c.Entries {
+				c.Entries[i] = HighWatermark{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), LeaderEpoch: d.int32(), HighWatermark: d.varint()}
+			}
+		}
+		return c
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

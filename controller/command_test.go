@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,12 +14,14 @@ import (
 // sampleCommands has one command of every kind, with every field set.
 func sampleCommands() []Command {
 	return []Command{
-		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093", PreviousEpoch: 6},
+		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093", PreviousEpoch: 6, GossipAddr: "10.0.0.3:9094", DirID: "d3",
+			LogsReported: true, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true}, {Topic: "a", TopicID: 1, EndOffset: 0}}},
 		FenceBroker{ID: 3, Epoch: 7},
 		CreateTopic{Name: "orders", Configs: map[string]string{ConfigFsync: FsyncAlways, ConfigRetentionMs: "-1"}, Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}}},
 		DeleteTopic{Name: "orders"},
 		AlterConfigs{Name: "orders", Set: map[string]string{ConfigSegmentBytes: "1048576"}, Remove: []string{ConfigRetentionMs, ConfigFsync}},
-		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}},
+		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}, HighWatermark: 99},
+		ReportHighWatermarks{BrokerID: 3, BrokerEpoch: 7, Entries: []HighWatermark{{Topic: "orders", TopicID: 4, Partition: 2, LeaderEpoch: 5, HighWatermark: 1 << 33}, {Topic: "a", TopicID: 1}}},
 	}
 }
 
@@ -59,6 +62,40 @@ func TestCommandRoundTrip(t *testing.T) {
 	}
 }
 
+// Version 1 commands, written by builds before the log reports and high
+// watermarks (bytes from that build), still decode, with the new fields
+// zero.
+func TestDecodeCommandVersion1(t *testing.T) {
+	golden, err := hex.DecodeString("1601010603633a3102723103633a320c03633a330264330d01060174020804020402020e02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Command{
+		RegisterBroker{ID: 3, Addr: "c:1", Rack: "r1", RaftAddr: "c:2", PreviousEpoch: 6, GossipAddr: "c:3", DirID: "d3"},
+		AlterPartition{Topic: "t", Partition: 1, PartitionEpoch: 4, Leader: 2, ISR: []int32{2, 1}, BrokerEpochs: []int64{7, 1}},
+	}
+	for _, w := range want {
+		n := int(golden[0])
+		b := golden[1 : 1+n]
+		golden = golden[1+n:]
+		if b[0] != commandVersion1 {
+			t.Fatalf("golden command version %d", b[0])
+		}
+		got, err := DecodeCommand(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("decoded %#v, want %#v", got, w)
+		}
+		// The same command now encodes as version 2, and decodes alike.
+		again, err := DecodeCommand(AppendCommand(nil, got))
+		if err != nil || !reflect.DeepEqual(again, w) {
+			t.Fatalf("version 2 of %#v: %#v, %v", w, again, err)
+		}
+	}
+}
+
 func TestCommandEncodingIsDeterministic(t *testing.T) {
 	// Maps with the same contents, built in different orders, encode the
 	// same: the encoding never depends on map iteration.
@@ -86,7 +123,11 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 2", append([]byte{2}, valid[1:]...)},
+		{"version 3", append([]byte{3}, valid[1:]...)},
+		{"version 1 report", []byte{1, byte(KindReportHighWatermarks), 2, 2, 0}},
+		{"bool byte 2", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 2, 0}},
+		{"huge log count", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"huge report count", []byte{CommandVersion, byte(KindReportHighWatermarks), 2, 2, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"unknown kind", []byte{CommandVersion, 200}},
 		{"kind 0", []byte{CommandVersion, 0}},
 		{"huge string length", []byte{CommandVersion, byte(KindDeleteTopic), 0xff, 0xff, 0xff, 0xff, 0x0f}},
@@ -265,9 +306,22 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 func randomCommand(r *rand.Rand) Command {
 	name := fmt.Sprintf("t%d", r.IntN(4))
 	id := int32(r.IntN(4))
-	switch r.IntN(6) {
+	switch r.IntN(7) {
 	case 0:
-		return RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2)), PreviousEpoch: int64(r.IntN(4)) - 1}
+		c := RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2)), PreviousEpoch: int64(r.IntN(4)) - 1}
+		if r.IntN(2) == 0 {
+			c.LogsReported = true
+			for p := range int32(r.IntN(3)) {
+				c.Logs = append(c.Logs, ReplicaLog{Topic: name, TopicID: uint64(r.IntN(4)), Partition: p, EndOffset: int64(r.IntN(20)), RecoveryTruncated: r.IntN(4) == 0})
+			}
+		}
+		return c
+	case 6:
+		c := ReportHighWatermarks{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
+		for range r.IntN(3) {
+			c.Entries = append(c.Entries, HighWatermark{Topic: name, TopicID: uint64(r.IntN(4)), Partition: int32(r.IntN(3)), LeaderEpoch: int32(r.IntN(3)), HighWatermark: int64(r.IntN(20))})
+		}
+		return c
 	case 1:
 		return FenceBroker{ID: id, Epoch: int64(r.IntN(3))}
 	case 2:
@@ -292,6 +346,7 @@ func randomCommand(r *rand.Rand) Command {
 	if r.IntN(2) == 0 {
 		c.BrokerEpochs = []int64{int64(r.IntN(3))}
 	}
+	c.HighWatermark = int64(r.IntN(20))
 	return c
 }
 
@@ -345,8 +400,12 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 			return
 		}
-		if again := AppendCommand(nil, c); !bytes.Equal(again, b) {
+		again := AppendCommand(nil, c)
+		if b[0] == CommandVersion && !bytes.Equal(again, b) {
 			t.Fatalf("decoded bytes have another encoding:\n% x\n% x", b, again)
+		}
+		if c2, err := DecodeCommand(again); err != nil || !reflect.DeepEqual(c2, c) {
+			t.Fatalf("re-encoded %#v decodes as %#v, %v", c, c2, err)
 		}
 		before := appendMetadata(nil, base)
 		next, _, _ := Apply(base, c) // must not panic

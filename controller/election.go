@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 )
@@ -17,32 +18,91 @@ import (
 //     in replica order that is in the ISR and on an alive broker.
 //   - A restarted broker that is the whole last known ISR of a partition
 //     without a leader leads it again only if it cannot have lost committed
-//     data (R11): it stopped cleanly (PreviousEpoch is its last registered
-//     epoch), or it stopped uncleanly but the topic syncs every write
-//     (fsync=always, R2) or has a single replica. A wiped broker never does.
+//     data (R11). First, by how it stopped: cleanly (PreviousEpoch is its
+//     last registered epoch), or uncleanly but the topic syncs every write
+//     (fsync=always, R2) or has a single replica. A wiped broker never
+//     does. Second, by what it found in its log at this start, when it
+//     reported it (RegisterBroker.Logs): not if recovery truncated the log
+//     (what it dropped may have been committed), and not if the log ends
+//     below the partition's CommittedHW, the highest high watermark its
+//     leaders reported (ReportHighWatermarks, AlterPartition).
+//   - A refusal sticks (Partition.NoCleanLeader): the refused replica may
+//     lack committed records whatever it does next, so no later restart,
+//     registration of a running broker, other broker's fence or
+//     registration, or preferred-leader election gives the partition a
+//     leader.
 //   - With unclean.leader.election=true and no ISR member alive, the first
 //     alive replica leads, alone in the ISR (it may lack acknowledged
-//     records).
-//   - Otherwise the partition stays without a leader (-1) and says so.
+//     records); CommittedHW and NoCleanLeader start again.
+//   - Otherwise the partition stays without a leader (-1) and says so:
+//     RegisterBroker's Result.Offline names each partition a restarted
+//     broker may not lead and why, and the controller leader logs it.
 
 // restart is what a RegisterBroker of a registered broker tells the
 // elections: the epoch its old incarnation had, and what it says of its
-// data.
+// data. offline collects the partitions it was refused.
 type restart struct {
 	oldEpoch      int64
 	previousEpoch int64
+	logsReported  bool
+	logs          map[partitionKey]ReplicaLog
+	offline       []Ineligible
 }
 
-// mayLead reports whether the restarted broker, the last known ISR of p,
-// cannot have lost a committed record of p (R11).
-func (r restart) mayLead(t *Topic, p *Partition) bool {
+// Ineligible is a partition left without a leader because its last
+// in-sync replica, restarted, may have lost committed records (R11).
+type Ineligible struct {
+	Topic     string
+	Partition int32
+	Broker    int32
+	Reason    string
+	// EndOffset and RecoveryTruncated are what the broker reported of its
+	// log (EndOffset -1: it reported nothing); CommittedHW is the
+	// partition's, before the election.
+	EndOffset         int64
+	RecoveryTruncated bool
+	CommittedHW       int64
+}
+
+// log returns what the broker reported of its replica of p: a replica
+// with no entry, or one for a deleted topic of the same name, has no data.
+func (r *restart) log(t *Topic, p *Partition) ReplicaLog {
+	l, ok := r.logs[partitionKey{t.Name, p.Index}]
+	if !ok || l.TopicID != t.ID {
+		return ReplicaLog{Topic: t.Name, TopicID: t.ID, Partition: p.Index}
+	}
+	return l
+}
+
+// ineligible returns why the restarted broker, the last known ISR of p,
+// may have lost a committed record of p (R11), or "" when it cannot have.
+func (r *restart) ineligible(t *Topic, p *Partition) string {
+	if p.NoCleanLeader {
+		return "it was refused leadership before: its log may lack committed records"
+	}
 	switch {
 	case r.previousEpoch == r.oldEpoch:
-		return true // clean stop, or the same process re-registered
+		// A clean stop, or the same process re-registered.
 	case r.previousEpoch == PreviousEpochUnclean:
-		return t.Config(ConfigFsync) == FsyncAlways || len(p.Replicas) == 1
+		if t.Config(ConfigFsync) != FsyncAlways && len(p.Replicas) != 1 {
+			return "stopped uncleanly, and the topic neither syncs every write nor has a single replica"
+		}
+	case r.previousEpoch == PreviousEpochEmpty:
+		return "its data directory was empty (new or wiped)"
+	default:
+		return fmt.Sprintf("its previous epoch %d is not its last one (%d)", r.previousEpoch, r.oldEpoch)
 	}
-	return false // wiped, or an epoch that is not its last one
+	if !r.logsReported {
+		return ""
+	}
+	l := r.log(t, p)
+	switch {
+	case l.RecoveryTruncated:
+		return "log recovery truncated its log at this start"
+	case l.EndOffset < p.CommittedHW:
+		return "its log ends below the committed high watermark"
+	}
+	return ""
 }
 
 // fenceAll applies the loss of broker id's current incarnation to every
@@ -75,7 +135,9 @@ func fenceAll(n *Metadata, id int32, back *restart) {
 // the new ones; id's old incarnation is never a candidate, its new one
 // (back set) only as described in the package rules above.
 func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart) bool {
-	changed := false
+	// changed bumps the partition epoch (leader or ISR moved); noted is a
+	// change of the election state alone.
+	changed, noted := false, false
 	if len(p.ISR) > 1 && contains(p.ISR, id) {
 		p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
 		changed = true
@@ -86,13 +148,30 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	}
 	if p.Leader == -1 {
 		p.Leader = cleanLeader(m, p, id)
-		if p.Leader == -1 && back != nil && len(p.ISR) == 1 && p.ISR[0] == id && back.mayLead(t, p) {
-			p.Leader = id
+		var refused *Ineligible
+		if p.Leader == -1 && back != nil && len(p.ISR) == 1 && p.ISR[0] == id {
+			if why := back.ineligible(t, p); why == "" {
+				p.Leader = id
+			} else {
+				refused = &Ineligible{Topic: t.Name, Partition: p.Index, Broker: id, Reason: why, EndOffset: -1, CommittedHW: p.CommittedHW}
+				if back.logsReported {
+					l := back.log(t, p)
+					refused.EndOffset, refused.RecoveryTruncated = l.EndOffset, l.RecoveryTruncated
+				}
+				if !p.NoCleanLeader {
+					p.NoCleanLeader, noted = true, true
+				}
+			}
 		}
 		if p.Leader == -1 && uncleanElection(t) && !anyAlive(m, p.ISR, id) {
 			if l := firstAlive(m, p.Replicas); l >= 0 {
 				p.Leader, p.ISR = l, []int32{l}
+				p.CommittedHW, p.NoCleanLeader = 0, false
+				refused = nil
 			}
+		}
+		if refused != nil {
+			back.offline = append(back.offline, *refused)
 		}
 	}
 	// A new incarnation leading again is a new leader: its epoch is new.
@@ -103,12 +182,16 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	if changed {
 		p.PartitionEpoch++
 	}
-	return changed
+	return changed || noted
 }
 
 // cleanLeader returns the first replica, in replica order, that is in the
-// ISR, alive and not except; -1 when there is none.
+// ISR, alive and not except; -1 when there is none, or when the last ISR
+// member was refused leadership (NoCleanLeader).
 func cleanLeader(m *Metadata, p *Partition, except int32) int32 {
+	if p.NoCleanLeader {
+		return -1
+	}
 	for _, r := range p.Replicas {
 		if r != except && contains(p.ISR, r) && m.isAlive(r) {
 			return r
@@ -174,8 +257,9 @@ func MinInsync(t *Topic) int {
 // PlanPreferredLeaders returns the changes that give leadership back to
 // preferred replicas (the first of each replica list) in the named topics,
 // or in all when topics is empty: one AlterPartition for each partition
-// whose preferred replica is alive and in the ISR but does not lead, with
-// the ISR unchanged. Unknown topics are skipped. The order is by topic
+// with a leader whose preferred replica is alive and in the ISR but does
+// not lead, with the ISR unchanged. A partition without a leader is left
+// to the election rules (R11): its alive ISR member, if any, was refused. Unknown topics are skipped. The order is by topic
 // name, then partition.
 func PlanPreferredLeaders(m *Metadata, topics []string) []AlterPartition {
 	names := m.TopicNames()
@@ -196,7 +280,7 @@ func PlanPreferredLeaders(m *Metadata, topics []string) []AlterPartition {
 				continue
 			}
 			pref := p.Replicas[0]
-			if p.Leader == pref || !contains(p.ISR, pref) || !m.isAlive(pref) {
+			if p.Leader == -1 || p.Leader == pref || !contains(p.ISR, pref) || !m.isAlive(pref) {
 				continue
 			}
 			out = append(out, AlterPartition{

@@ -50,6 +50,24 @@ func checkInvariants(m *Metadata) error {
 	return nil
 }
 
+// applyChecked applies c, which must be accepted, and checks that Apply
+// left m alone and kept the invariants.
+func applyChecked(t *testing.T, m *Metadata, c Command) (*Metadata, Result) {
+	t.Helper()
+	enc := appendMetadata(nil, m)
+	next, res, err := Apply(m, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(appendMetadata(nil, m), enc) {
+		t.Fatal("Apply modified its input")
+	}
+	if err := checkInvariants(next); err != nil {
+		t.Fatal(err)
+	}
+	return next, res
+}
+
 func TestCheckInvariantsCatches(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -137,17 +155,7 @@ func TestElections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := applyAll(t, threeBrokers(t), tc.setup...)
 			before := m.Topics["t"].Partitions[0]
-			enc := appendMetadata(nil, m)
-			next, _, err := Apply(m, tc.cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(appendMetadata(nil, m), enc) {
-				t.Fatal("Apply modified its input")
-			}
-			if err := checkInvariants(next); err != nil {
-				t.Fatal(err)
-			}
+			next, _ := applyChecked(t, m, tc.cmd)
 			p := next.Topics["t"].Partitions[0]
 			if p.Leader != tc.leader || !reflect.DeepEqual(p.ISR, tc.isr) {
 				t.Errorf("leader %d, ISR %v; want %d, %v (before: %+v)", p.Leader, p.ISR, tc.leader, tc.isr, before)

@@ -67,7 +67,7 @@ func TestResponseCarriesErrors(t *testing.T) {
 		}
 	}
 	ok, err := decodeResponse(appendResponse(nil, response{res: Result{Index: 4, BrokerEpoch: 2, TopicID: 3}}))
-	if err != nil || ok.err != nil || ok.res != (Result{Index: 4, BrokerEpoch: 2, TopicID: 3}) {
+	if err != nil || ok.err != nil || !reflect.DeepEqual(ok.res, Result{Index: 4, BrokerEpoch: 2, TopicID: 3}) {
 		t.Fatalf("success response: %+v, %v", ok, err)
 	}
 }
@@ -86,7 +86,7 @@ func TestResponseCarriesElections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.res != want.res || got.err != nil || len(got.elections) != 2 {
+	if !reflect.DeepEqual(got.res, want.res) || got.err != nil || len(got.elections) != 2 {
 		t.Fatalf("received %+v", got)
 	}
 	for i, e := range got.elections {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash/crc32"
 	"io"
+	"reflect"
 	"testing"
 	"time"
 
@@ -54,12 +56,14 @@ func busyFSM(t *testing.T) *FSM {
 	t.Helper()
 	f := NewFSM()
 	for i, c := range []Command{
-		RegisterBroker{ID: 1, Addr: "a:1", Rack: "r1", RaftAddr: "a:2"},
-		RegisterBroker{ID: 2, Addr: "b:1", Rack: "r2", RaftAddr: "b:2"},
+		RegisterBroker{ID: 1, Addr: "a:1", Rack: "r1", RaftAddr: "a:2", GossipAddr: "a:3", DirID: "dir-a"},
+		RegisterBroker{ID: 2, Addr: "b:1", Rack: "r2", RaftAddr: "b:2", GossipAddr: "b:3", DirID: "dir-b"},
 		CreateTopic{Name: "t", Configs: map[string]string{ConfigFsync: FsyncAlways}, Replicas: [][]int32{{1, 2}, {2, 1}}},
 		CreateTopic{Name: "t", Replicas: [][]int32{{1}}}, // refused
 		CreateTopic{Name: "u", Replicas: [][]int32{{2}}},
-		AlterPartition{Topic: "t", Partition: 1, Leader: 1, ISR: []int32{1}},
+		AlterPartition{Topic: "t", Partition: 1, Leader: 1, ISR: []int32{1}, HighWatermark: 3}, // a new leader: not its HW
+		AlterPartition{Topic: "t", Partition: 1, PartitionEpoch: 1, Leader: 1, ISR: []int32{1}, HighWatermark: 5},
+		ReportHighWatermarks{BrokerID: 1, BrokerEpoch: 1, Entries: []HighWatermark{{Topic: "t", TopicID: 1, Partition: 0, HighWatermark: 17}}},
 		FenceBroker{ID: 2, Epoch: 1},
 		RegisterBroker{ID: 2, Addr: "b:1"},
 	} {
@@ -141,6 +145,51 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 }
 
+// A snapshot keeps what elections and gossip need besides leaders and
+// ISRs: the committed high watermarks, and the brokers' gossip addresses
+// and data directory ids.
+func TestSnapshotKeepsCommittedHWAndAddresses(t *testing.T) {
+	src := busyFSM(t)
+	md := src.Metadata()
+	if md.Topics["t"].Partitions[0].CommittedHW != 17 || md.Topics["t"].Partitions[1].CommittedHW != 5 {
+		t.Fatalf("setup: committed HWs %d, %d; want 17, 5", md.Topics["t"].Partitions[0].CommittedHW, md.Topics["t"].Partitions[1].CommittedHW)
+	}
+	m, index, err := decodeSnapshot(snapshotBytes(t, src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if index != src.AppliedIndex() {
+		t.Fatalf("index %d, want %d", index, src.AppliedIndex())
+	}
+	md = md.Clone()
+	md.ControllerID = m.ControllerID
+	if !reflect.DeepEqual(m, md) {
+		t.Fatalf("restored %+v\nwant %+v", m, md)
+	}
+}
+
+// A version 1 snapshot (bytes written by the build before version 2)
+// restores, with no committed high watermarks, gossip addresses or
+// directory ids.
+func TestSnapshotVersion1Restores(t *testing.T) {
+	v1, err := hex.DecodeString("534c4d530100000043090402020203613a3102723103613a3202010403623a310003623a3202020101017401056673796e6306616c776179730200020204010202000202020402010202020205ceddf5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, index, err := decodeSnapshot(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := applyAll(t, NewMetadata(),
+		RegisterBroker{ID: 1, Addr: "a:1", Rack: "r1", RaftAddr: "a:2"},
+		RegisterBroker{ID: 2, Addr: "b:1", RaftAddr: "b:2"},
+		CreateTopic{Name: "t", Configs: map[string]string{ConfigFsync: FsyncAlways}, Replicas: [][]int32{{1, 2}, {2, 1}}},
+		FenceBroker{ID: 2, Epoch: 1})
+	if index != 9 || !reflect.DeepEqual(m, want) {
+		t.Fatalf("index %d, metadata %+v; want 9, %+v", index, m, want)
+	}
+}
+
 func TestFSMRestoreRefusesDamage(t *testing.T) {
 	good := snapshotBytes(t, busyFSM(t))
 	crcOnly := func(b []byte) []byte {
@@ -153,7 +202,7 @@ func TestFSMRestoreRefusesDamage(t *testing.T) {
 	}{
 		{"empty", func([]byte) []byte { return nil }},
 		{"bad magic", func(b []byte) []byte { b[0] = 'X'; return b }},
-		{"future version", func(b []byte) []byte { b[4] = 2; return crcOnly(b) }},
+		{"future version", func(b []byte) []byte { b[4] = snapshotVersion + 1; return crcOnly(b) }},
 		{"flipped body bit", func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b }},
 		{"flipped crc bit", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-5] }},
@@ -195,8 +244,12 @@ func FuzzDecodeSnapshot(f *testing.F) {
 				}
 				continue
 			}
-			if again := encodeSnapshot(m, index); !bytes.Equal(again, in) {
+			again := encodeSnapshot(m, index)
+			if in[len(snapshotMagic)] == snapshotVersion && !bytes.Equal(again, in) {
 				t.Fatalf("decoded snapshot has another encoding")
+			}
+			if m2, index2, err := decodeSnapshot(again); err != nil || index2 != index || !reflect.DeepEqual(m2, m) {
+				t.Fatalf("re-encoded snapshot decodes differently: %v", err)
 			}
 		}
 	})

@@ -47,6 +47,18 @@ type Partition struct {
 	Leader         int32   `json:"leader"` // -1 when none
 	LeaderEpoch    int32   `json:"leader_epoch"`
 	PartitionEpoch int32   `json:"partition_epoch"` // bumped on every change
+	// CommittedHW is the highest high watermark the partition's leaders
+	// reported (ReportHighWatermarks, AlterPartition): every record below
+	// it was committed. It only rises, except that an unclean election
+	// resets it to 0 (the history it measured is gone). A restarted
+	// replica whose log ends below it may not lead (R11).
+	CommittedHW int64 `json:"committed_hw"`
+	// NoCleanLeader: the partition's last in-sync replica restarted and
+	// was refused leadership, as it may lack committed records (R11).
+	// Nothing makes it eligible again (not a clean restart, not a report
+	// that no longer shows the truncation, not another broker's comings
+	// and goings); only an unclean election gives the partition a leader.
+	NoCleanLeader bool `json:"no_clean_leader,omitempty"`
 }
 
 // Topic is one topic.

@@ -15,10 +15,16 @@ import (
 // The CRC-32C covers version, length and body. The body is the index as a
 // uvarint followed by the metadata (appendMetadata). ControllerID is not in
 // it: who leads is Raft's state, not the log's.
+//
+// Version 2 added each broker's GossipAddr and DirID and each partition's
+// CommittedHW and NoCleanLeader; version 1 snapshots still restore, with
+// those empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 1
-	snapshotHeader  = len(snapshotMagic) + 1 + 4
+	snapshotVersion = 2
+	// snapshotVersion1 is the layout before version 2.
+	snapshotVersion1 = 1
+	snapshotHeader   = len(snapshotMagic) + 1 + 4
 	// maxSnapshot bounds what Restore reads; metadata for 100k partitions
 	// is a few MiB.
 	maxSnapshot = 1 << 30
@@ -44,6 +50,8 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 		b = appendString(b, br.RaftAddr)
 		b = binary.AppendVarint(b, br.Epoch)
 		b = append(b, byte(br.State))
+		b = appendString(b, br.GossipAddr)
+		b = appendString(b, br.DirID)
 	}
 	names := m.TopicNames()
 	b = binary.AppendUvarint(b, uint64(len(names)))
@@ -61,20 +69,26 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 			b = binary.AppendVarint(b, int64(p.Leader))
 			b = binary.AppendVarint(b, int64(p.LeaderEpoch))
 			b = binary.AppendVarint(b, int64(p.PartitionEpoch))
+			b = binary.AppendVarint(b, p.CommittedHW)
+			b = appendBool(b, p.NoCleanLeader)
 		}
 	}
 	return b
 }
 
-// decodeMetadata reads what appendMetadata wrote, refusing duplicates and
-// out-of-order entries so one metadata has one encoding.
-func decodeMetadata(d *decoder) *Metadata {
+// decodeMetadata reads what appendMetadata wrote (in the layout of
+// snapshot version v), refusing duplicates and out-of-order entries so one
+// metadata has one encoding.
+func decodeMetadata(d *decoder, v byte) *Metadata {
 	m := NewMetadata()
 	m.Version = d.uvarint()
 	m.NextTopicID = d.uvarint()
 	nb := d.count(6)
 	for i := 0; i < nb && d.err == nil; i++ {
 		b := &Broker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), Epoch: d.varint(), State: BrokerState(d.byte())}
+		if v >= 2 {
+			b.GossipAddr, b.DirID = d.string(), d.string()
+		}
 		if d.err != nil {
 			break
 		}
@@ -102,6 +116,9 @@ func decodeMetadata(d *decoder) *Metadata {
 		t.Partitions = make([]Partition, np)
 		for j := range t.Partitions {
 			t.Partitions[j] = Partition{Index: d.int32(), Replicas: d.int32s(), ISR: d.int32s(), Leader: d.int32(), LeaderEpoch: d.int32(), PartitionEpoch: d.int32()}
+			if v >= 2 {
+				t.Partitions[j].CommittedHW, t.Partitions[j].NoCleanLeader = d.varint(), d.bool()
+			}
 			if d.err == nil && t.Partitions[j].Index != int32(j) {
 				d.fail("topic %q: partition %d at position %d", t.Name, t.Partitions[j].Index, j)
 			}
@@ -130,8 +147,9 @@ func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
 	if len(b) < snapshotHeader+4 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, 0, fmt.Errorf("%w: snapshot: bad header", ErrCorrupt)
 	}
-	if v := b[len(snapshotMagic)]; v != snapshotVersion {
-		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d", ErrCorrupt, v, snapshotVersion)
+	v := b[len(snapshotMagic)]
+	if v != snapshotVersion && v != snapshotVersion1 {
+		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d and %d", ErrCorrupt, v, snapshotVersion1, snapshotVersion)
 	}
 	n := binary.BigEndian.Uint32(b[len(snapshotMagic)+1:])
 	if uint64(n) != uint64(len(b)-snapshotHeader-4) {
@@ -143,7 +161,7 @@ func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
 	}
 	d := &decoder{b: b[snapshotHeader:end]}
 	index := d.uvarint()
-	m := decodeMetadata(d)
+	m := decodeMetadata(d, v)
 	if err := d.end(); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: %w", err)
 	}

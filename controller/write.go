@@ -344,6 +344,12 @@ func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
 	if resp.Err == nil {
 		n.log.Debug("metadata applied", zap.Stringer("command", c.Kind()), zap.Uint64("index", resp.Result.Index))
 	}
+	for _, o := range resp.Result.Offline {
+		n.log.Warn("partition stays offline: its last in-sync replica restarted and may have lost committed records (R11)",
+			zap.String("topic", o.Topic), zap.Int32("partition", o.Partition), zap.Int32("member", o.Broker),
+			zap.String("reason", o.Reason), zap.Int64("end_offset", o.EndOffset),
+			zap.Bool("recovery_truncated", o.RecoveryTruncated), zap.Int64("committed_hw", o.CommittedHW))
+	}
 	return resp, nil
 }
 

@@ -118,6 +118,10 @@ type Log struct {
 	rpFile    *Checkpoint
 	startFile *Checkpoint
 
+	// recoveryTruncated: load dropped bytes or segments (set once, before
+	// Open returns).
+	recoveryTruncated bool
+
 	kick chan struct{} // wakes the flusher early (FlushBytes)
 	stop chan struct{} // closed by Close to stop the flusher
 	wg   sync.WaitGroup
@@ -176,6 +180,12 @@ func (l *Log) Dir() string { return l.dir }
 
 // StartOffset is the log start offset: the first offset Read accepts.
 func (l *Log) StartOffset() int64 { return l.start.Load() }
+
+// RecoveryTruncated reports whether the recovery run by Open dropped
+// anything: a torn or corrupt tail cut from a segment, or segments
+// removed after it. What was dropped may have been acknowledged, so a
+// replica that says so may have lost committed records (R11).
+func (l *Log) RecoveryTruncated() bool { return l.recoveryTruncated }
 
 // EndOffset is the log end offset: the offset the next record gets.
 func (l *Log) EndOffset() int64 { return l.end.Load() }

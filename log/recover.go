@@ -81,6 +81,7 @@ func (l *Log) load() error {
 			return fmt.Errorf("segment %d: sync: %w", base, err)
 		}
 		if res.TruncatedBytes > 0 || res.Reason != nil {
+			l.recoveryTruncated = true
 			l.logger.Warn("log truncated at a bad batch",
 				zap.Int64("segment", base), zap.Int64("offset", res.NextOffset),
 				zap.Int64("valid_bytes", res.ValidBytes), zap.Int64("truncated_bytes", res.TruncatedBytes),
@@ -178,6 +179,7 @@ func (l *Log) readCheckpoint(c *Checkpoint, what string) int64 {
 
 // dropSegments removes the files of segments recovery cannot keep.
 func (l *Log) dropSegments(bases []int64, why error) {
+	l.recoveryTruncated = true
 	for _, b := range bases {
 		l.logger.Warn("segment dropped by recovery", zap.Int64("segment", b), zap.NamedError("reason", why))
 		for _, p := range []string{segment.LogPath(l.dir, b), segment.IndexPath(l.dir, b), segment.TimeIndexPath(l.dir, b)} {
