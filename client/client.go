@@ -214,6 +214,25 @@ func (c *Client) connTo(ctx context.Context, b *broker) (*conn, error) {
 	return cn, nil
 }
 
+// retire hands cn, the conn of a broker that left the metadata or moved,
+// to conn.retire, and makes sure Close still closes it.
+func (c *Client) retire(cn *conn) {
+	cn.retire()
+	if c.closed() {
+		cn.close()
+		return
+	}
+	c.wg.Add(1) // called from the metadata loop or New: wg is not being waited on yet
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-cn.done:
+		case <-c.ctx.Done():
+			cn.close()
+		}
+	}()
+}
+
 // brokerConn returns the connection to broker id. A failure to connect
 // asks for fresh metadata.
 func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -35,6 +36,11 @@ type conn struct {
 	dieOnce  sync.Once
 	err      error // why it died; written before die is closed
 	done     chan struct{}
+
+	// pending counts calls between do's start and return; a retiring conn
+	// closes when it reaches zero (retire).
+	pending  atomic.Int64
+	retiring atomic.Bool
 }
 
 // call is one request and, once it completes, its outcome.
@@ -154,6 +160,29 @@ func (c *conn) close() {
 	<-c.done
 }
 
+// errRetired ends a conn retired once its last request was answered.
+var errRetired = errors.New("connection retired: the broker left the metadata or moved")
+
+// retire closes the conn once no request is outstanding on it, rather
+// than at once: the broker left the metadata (it shut down or was fenced)
+// or moved, but what was already sent to it still gets its answer. Cut
+// off, a produce in flight would end "maybe written"; answered, it is
+// NOT_LEADER_OR_FOLLOWER and retried. A broker that is gone fails the
+// conn by itself, or the request timeout does.
+func (c *conn) retire() {
+	c.retiring.Store(true)
+	if c.pending.Load() == 0 {
+		c.fail(errRetired)
+	}
+}
+
+// callDone ends a call's stay in pending (see retire).
+func (c *conn) callDone() {
+	if c.pending.Add(-1) == 0 && c.retiring.Load() {
+		c.fail(errRetired)
+	}
+}
+
 // do sends req and waits for its response, decoded into resp (nil for a
 // request the broker does not answer: do returns once it is written).
 // timeout bounds the wait after sending; on expiry the conn is closed, as a
@@ -169,6 +198,8 @@ func (c *conn) do(ctx context.Context, req, resp protocol.Message, timeout time.
 		return fmt.Errorf("broker %s: %v: %w", c.addr, req.Key(), protocol.ErrUnsupportedVersion)
 	}
 	cl := &call{req: req, resp: resp, version: v, ownBody: ownBody, done: make(chan error, 1)}
+	c.pending.Add(1)
+	defer c.callDone()
 	select {
 	case c.calls <- cl:
 	case <-c.die:

@@ -277,3 +277,50 @@ func TestTopCodeEveryResponse(t *testing.T) {
 		}
 	}
 }
+
+// A retired conn (its broker left the metadata or moved) still answers
+// what was sent on it, then closes; an idle one closes at once.
+func TestRetiredConnAnswersWhatWasSentThenCloses(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addTopic("held", 1)
+	c := newTestClient(t, fc)
+	cn, err := c.brokerConn(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if r, ok := req.(*protocol.MetadataRequest); ok && len(r.Topics) == 1 && r.Topics[0] == "held" {
+			return action{wait: release}
+		}
+		return action{}
+	})
+	done := make(chan error, 1)
+	go func() {
+		resp := new(protocol.MetadataResponse)
+		done <- cn.do(context.Background(), &protocol.MetadataRequest{Topics: []string{"held"}}, resp, 5*time.Second, false)
+	}()
+	waitFor(t, "the request sent and held", func() bool { return len(cn.inflight) == 1 })
+	cn.retire()
+	if !cn.alive() {
+		t.Fatal("retire closed a conn with a request outstanding")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("request outstanding at retirement: %v, want its answer", err)
+	}
+	waitFor(t, "the retired conn closed once idle", func() bool { return !cn.alive() })
+	if !errors.Is(cn.err, errRetired) {
+		t.Fatalf("conn ended with %v, want errRetired", cn.err)
+	}
+
+	idle, err := dialConn(context.Background(), &c.cfg, fc.addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle.retire()
+	if idle.alive() {
+		t.Fatal("an idle retired conn stayed open")
+	}
+	idle.close()
+}

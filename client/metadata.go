@@ -166,7 +166,8 @@ func (c *Client) applyMetadata(resp *protocol.MetadataResponse) {
 	for _, b := range stale {
 		b.mu.Lock()
 		if b.cn != nil {
-			b.cn.fail(fmt.Errorf("broker %d left or moved", b.id))
+			c.retire(b.cn)
+			b.cn = nil
 		}
 		b.mu.Unlock()
 	}
