@@ -48,8 +48,11 @@ type LeaderConfig struct {
 type follower struct {
 	pos         int64     // last reported position (fetch offset or synced offset)
 	epoch       int32     // leader epoch of that report; -1 before any
-	caughtUp    time.Time // last time its fetch reached the leader's end offset
+	caughtUp    time.Time // last time it held everything the leader had (see Fetched)
 	brokerEpoch int64
+	// The leader's end offset and the time at its previous fetch.
+	lastFetchEnd  int64
+	lastFetchTime time.Time
 }
 
 type waiter struct {
@@ -173,15 +176,28 @@ func (l *Leader) Fetched(id int32, fetchOffset, synced int64, epoch int32, broke
 	}
 	// A newer broker epoch is a restarted broker (R10): its report below
 	// replaces the old position outright, which may be lower.
+	sameBroker := f.brokerEpoch == brokerEpoch
 	f.brokerEpoch = brokerEpoch
 	pos := fetchOffset
 	if l.cfg.SyncedPosition {
 		pos = min(synced, fetchOffset)
 	}
 	f.pos, f.epoch = pos, epoch
-	if fetchOffset >= l.log.EndOffset() {
-		f.caughtUp = l.cfg.Now()
+	// Caught up now if the fetch asks for what follows the leader's end;
+	// otherwise caught up as of its previous fetch if it now holds what
+	// the leader had then. Under steady produce over a slow link a
+	// follower never asks for the end itself (more arrived while its
+	// fetch travelled), yet it is never more than one round trip behind:
+	// it must not be dropped from the ISR for that (Kafka's rule too).
+	now, end := l.cfg.Now(), l.log.EndOffset()
+	switch {
+	case fetchOffset >= end:
+		f.caughtUp = now
+	case sameBroker && !f.lastFetchTime.IsZero() && fetchOffset >= f.lastFetchEnd &&
+		f.lastFetchTime.After(f.caughtUp):
+		f.caughtUp = f.lastFetchTime
 	}
+	f.lastFetchEnd, f.lastFetchTime = end, now
 	return l.advanceLocked(), nil
 }
 

@@ -240,3 +240,29 @@ func TestHighWatermarkKnown(t *testing.T) {
 		t.Fatal("a leader alone in its ISR knows its high watermark")
 	}
 }
+
+// A follower one round trip behind a leader that keeps appending never
+// fetches from the leader's end itself, yet it stays in sync: each fetch
+// holds what the leader had at the one before. One that falls further
+// behind than that becomes a shrink candidate after MaxLag.
+func TestFollowerOneRoundTripBehindStaysCaughtUp(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	c := &clock{now: time.Unix(100, 0)}
+	l := newLeader(t, lg, c, func(cfg *LeaderConfig) { cfg.MaxLag = 3 * time.Second })
+	// Every 200 ms, 10 more records arrive while follower 2's fetch is on
+	// its way: it asks for the end the leader had at its previous fetch.
+	// Follower 3 asks for only half of what arrived each time.
+	pos2, pos3 := int64(100), int64(100)
+	for range 50 { // 10 s, well past MaxLag
+		mustFetch(t, l, 2, pos2, 5)
+		mustFetch(t, l, 3, pos3, 5)
+		pos2 = lg.end.Load()
+		pos3 += 5
+		lg.end.Add(10)
+		c.now = c.now.Add(200 * time.Millisecond)
+	}
+	if got := l.ShrinkCandidates(); !slices.Equal(got, []int32{3}) {
+		t.Fatalf("shrink candidates %v, want [3]: 2 is one round trip behind, 3 falls further back", got)
+	}
+}
