@@ -151,6 +151,12 @@ type Config struct {
 	// leadership to preferred replicas that are back in sync. Default
 	// 30 s; negative disables it.
 	LeaderRebalanceInterval time.Duration
+	// HighWatermarkReportInterval is how often the broker reports to the
+	// controller the high watermarks of the partitions it leads that
+	// moved (one write for all, none when nothing moved), so the
+	// controller can refuse to elect a restarted replica whose log ends
+	// below them (R11). Default 2 s.
+	HighWatermarkReportInterval time.Duration
 	// RaftHeartbeatTimeout and RaftElectionTimeout are Raft's timeouts.
 	// Default DefaultRaftTimeout, or DefaultSingleVoterRaftTimeout for a
 	// one-voter cluster.
@@ -190,6 +196,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LeaderRebalanceInterval == 0 {
 		c.LeaderRebalanceInterval = 30 * time.Second
+	}
+	if c.HighWatermarkReportInterval <= 0 {
+		c.HighWatermarkReportInterval = 2 * time.Second
 	}
 	raftTimeout := DefaultRaftTimeout
 	if c.Voters == "" && c.Join == "" {

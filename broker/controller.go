@@ -119,18 +119,25 @@ func (b *Broker) describeJoin(ctx context.Context) ([]controller.Server, error) 
 
 // register makes this broker a member of the Raft group (a joining
 // non-voter asks the leader to add it), keeps its Raft address current in
-// the group, and registers it as a broker with a new epoch (R10).
+// the group, and registers it as a broker with a new epoch (R10), with
+// what it knows of its data: prevEpoch, and a report of each partition
+// log (R11).
 func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int64) error {
 	if err := b.node.Join(ctx); err != nil {
 		return fmt.Errorf("broker: join the controller group: %w", err)
 	}
+	// What the logs hold at this start decides, with prevEpoch, whether
+	// this broker may lead again where it is the last in-sync replica
+	// (R11).
+	reg := controller.RegisterBroker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack, RaftAddr: b.node.RaftAddr(),
+		GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: prevEpoch,
+		LogsReported: true, Logs: b.parts.replicaLogs(b.store.Metadata())}
 	var epoch int64
 	warned := false
 	for {
-		var err error
-		epoch, err = b.node.RegisterBroker(ctx, controller.Broker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack,
-			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID}, prevEpoch)
+		res, err := b.node.Propose(ctx, reg)
 		if err == nil {
+			epoch = res.BrokerEpoch
 			break
 		}
 		if !errors.Is(err, controller.ErrBrokerIDInUse) {

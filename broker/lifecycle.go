@@ -122,8 +122,13 @@ func (b *Broker) controlledShutdown() {
 // isrLoop proposes ISR changes for the partitions this broker leads: a
 // follower not caught up for ReplicaMaxLag leaves the ISR, one that
 // reached the high watermark in this epoch comes back (with the broker
-// epoch it fetched in, R10).
+// epoch it fetched in, R10). It owns the high watermark reports too
+// (hwReportLoop), which run beside it so a slow ISR change does not hold
+// them up.
 func (b *Broker) isrLoop(ctx context.Context) {
+	reported := make(chan struct{})
+	go func() { defer close(reported); b.hwReportLoop(ctx) }()
+	defer func() { <-reported }()
 	t := time.NewTicker(min(b.cfg.ReplicaMaxLag/4, 250*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -150,7 +155,7 @@ func (b *Broker) maintainISR(ctx context.Context, p *partition) {
 	}
 	ld := p.leader
 	shrink, expand := ld.ShrinkCandidates(), ld.ExpandCandidates()
-	isr, partEpoch := slices.Clone(p.isr), p.partEpoch
+	isr, partEpoch, hw := slices.Clone(p.isr), p.partEpoch, ld.HighWatermark()
 	p.mu.RUnlock()
 	if len(shrink) == 0 && len(expand) == 0 {
 		return
@@ -169,7 +174,7 @@ func (b *Broker) maintainISR(ctx context.Context, p *partition) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := b.node.Propose(wctx, controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
-		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs})
+		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs, HighWatermark: hw})
 	lg := b.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int32s("isr", isr), zap.Int32s("new_isr", next))
 	if err != nil {
 		// A stale partition epoch means the metadata moved on (the
@@ -271,8 +276,9 @@ func (b *Broker) Abandon() error {
 
 // reregisterLoop registers this broker again when the controller fenced it
 // while it kept running (a network cut, or a gossip false alarm): with a
-// new epoch, so its old incarnation stays out of the ISRs (R10), and with
-// its current epoch as the previous one, since its data did not go away.
+// new epoch, so its old incarnation stays out of the ISRs (R10), with its
+// current epoch as the previous one, since its data did not go away, and
+// with its open logs' end offsets (R11).
 // Serf would do the same once it sees the broker again, but only after its
 // reconnect interval; until then the broker could not rejoin any ISR.
 func (b *Broker) reregisterLoop(ctx context.Context) {
@@ -290,9 +296,11 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		epoch, err := b.node.RegisterBroker(rctx, controller.Broker{ID: b.cfg.BrokerID, Addr: me.Addr, Rack: b.cfg.Rack,
-			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID}, me.Epoch)
+		res, err := b.node.Propose(rctx, controller.RegisterBroker{ID: b.cfg.BrokerID, Addr: me.Addr, Rack: b.cfg.Rack,
+			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: me.Epoch,
+			LogsReported: true, Logs: b.parts.openLogs()})
 		cancel()
+		epoch := res.BrokerEpoch
 		if err != nil {
 			b.logger.Debug("re-register after a fence", zap.Error(err))
 			select { // try again shortly, unless stopping
