@@ -102,7 +102,9 @@ func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
 	go c.readLoop(writerDone)
 	if err := c.negotiate(dctx); err != nil {
 		c.close()
-		return nil, err
+		// Whatever the negotiation met, the request the caller dialled
+		// for was never sent: a produce that fails here is definite.
+		return nil, &connError{addr: addr, err: err}
 	}
 	return c, nil
 }

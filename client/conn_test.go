@@ -324,3 +324,21 @@ func TestRetiredConnAnswersWhatWasSentThenCloses(t *testing.T) {
 	}
 	idle.close()
 }
+
+// A connection lost during the version negotiation fails the request the
+// caller dialled for as not sent: a produce there is retried, not left
+// "maybe written".
+func TestNegotiationFailureIsNotSent(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	c := newTestClient(t, fc)
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		return action{close: key == protocol.APIVersions}
+	})
+	_, err := dialConn(context.Background(), &c.cfg, fc.addrs()[0])
+	if err == nil {
+		t.Fatal("dial succeeded though the broker closed the connection on ApiVersions")
+	}
+	if cl := classify(err, false); cl.indeterminate || !cl.retry {
+		t.Fatalf("%v classified %+v, want definite and retriable", err, cl)
+	}
+}

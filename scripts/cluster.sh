@@ -9,6 +9,9 @@
 #                                     ones, SIGTERM, then SIGKILL)
 #   scripts/cluster.sh status [DIR]   sluice cluster status against the cluster
 #   scripts/cluster.sh kill I [DIR]   SIGKILL broker I
+#   scripts/cluster.sh stop I [DIR]   SIGTERM broker I (controlled shutdown) and
+#                                     wait up to 30 s for it to exit; fails if
+#                                     it does not, or exits with an error
 #   scripts/cluster.sh start I [DIR]  start broker I again, as it was started
 #   scripts/cluster.sh pause I [DIR]  SIGSTOP broker I (a hung process)
 #   scripts/cluster.sh resume I [DIR] SIGCONT broker I
@@ -152,6 +155,22 @@ cmd_kill() {
 	rm -f "$dir/$i/pid"
 }
 
+cmd_stop() {
+	local i=${1:?usage: cluster.sh stop I [DIR]} dir=${2:-./cluster} pid n
+	pid_alive "$dir/$i/pid" || die "broker $i is not running"
+	pid=$(cat "$dir/$i/pid")
+	kill -TERM "$pid"
+	for ((n = 0; n < 300; n++)); do
+		pid_alive "$dir/$i/pid" || break
+		sleep 0.1
+	done
+	pid_alive "$dir/$i/pid" && die "broker $i (pid $pid) still running 30 s after SIGTERM"
+	rm -f "$dir/$i/pid"
+	if grep -q '"msg":"broker stopped".*"close_error"' "$dir/$i/broker.log"; then
+		die "broker $i stopped with an error: $(grep '"msg":"broker stopped"' "$dir/$i/broker.log" | tail -1)"
+	fi
+}
+
 cmd_start() {
 	local i=${1:?usage: cluster.sh start I [DIR]} dir=${2:-./cluster}
 	start_broker "$dir" "$i"
@@ -181,6 +200,7 @@ up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
 status) shift; cmd_status "$@" ;;
 kill) shift; cmd_kill "$@" ;;
+stop) shift; cmd_stop "$@" ;;
 start) shift; cmd_start "$@" ;;
 pause) shift; cmd_pause "$@" ;;
 resume) shift; cmd_resume "$@" ;;
