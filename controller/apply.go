@@ -259,6 +259,9 @@ func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, error) {
 	if len(nt.Configs) == 0 {
 		nt.Configs = nil // one representation of "no overrides"
 	}
+	if uncleanElection(nt) && !uncleanElection(t) {
+		electOffline(n, nt)
+	}
 	n.Topics[c.Name] = nt
 	return n, nil
 }

@@ -185,6 +185,30 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	return changed || noted
 }
 
+// electOffline gives each partition of t (a copy the caller owns) that has
+// no leader one, now that t allows unclean elections: an alive ISR member
+// if the partition may still have a clean leader, else the first alive
+// replica, alone in the ISR — what the next fence or registration would
+// do, done when the operator turns the setting on rather than later.
+func electOffline(m *Metadata, t *Topic) {
+	for i := range t.Partitions {
+		p := &t.Partitions[i]
+		if p.Leader != -1 {
+			continue
+		}
+		if l := cleanLeader(m, p, -1); l >= 0 {
+			p.Leader = l
+		} else if l = firstAlive(m, p.Replicas); l >= 0 {
+			p.Leader, p.ISR = l, []int32{l}
+			p.CommittedHW, p.NoCleanLeader = 0, false
+		} else {
+			continue
+		}
+		p.LeaderEpoch++
+		p.PartitionEpoch++
+	}
+}
+
 // cleanLeader returns the first replica, in replica order, that is in the
 // ISR, alive and not except; -1 when there is none, or when the last ISR
 // member was refused leadership (NoCleanLeader).

@@ -266,3 +266,30 @@ func TestRegisterRefusesBadLogReports(t *testing.T) {
 		}
 	}
 }
+
+// Turning unclean.leader.election on elects a leader for a partition left
+// offline at once, not at the next fence or registration; turning it on
+// for a topic whose partitions all have leaders changes nothing.
+func TestUncleanElectionSetElectsOfflinePartitions(t *testing.T) {
+	rf1 := CreateTopic{Name: "t", Replicas: [][]int32{{3}}}
+	m := withCommittedHW(t, []Command{rf1}, 3, 10, FenceBroker{ID: 3, Epoch: 1})
+	m = applyAll(t, m, back(PreviousEpochUnclean, 9, false)) // refused: alive, offline
+	p := m.Topics["t"].Partitions[0]
+	if p.Leader != -1 || !m.isAlive(3) {
+		t.Fatalf("setup: leader %d, broker 3 alive %v; want offline with 3 alive", p.Leader, m.isAlive(3))
+	}
+	on := AlterConfigs{Name: "t", Set: map[string]string{ConfigUncleanElection: "true"}}
+	m = applyAll(t, m, on)
+	got := m.Topics["t"].Partitions[0]
+	if got.Leader != 3 || !reflect.DeepEqual(got.ISR, []int32{3}) || got.LeaderEpoch != p.LeaderEpoch+1 ||
+		got.NoCleanLeader || got.CommittedHW != 0 {
+		t.Fatalf("after turning unclean election on: %+v, want broker 3 leading alone in a new epoch, the refusal forgotten", got)
+	}
+	if err := checkInvariants(m); err != nil {
+		t.Fatal(err)
+	}
+	again := applyAll(t, m, AlterConfigs{Name: "t", Remove: []string{ConfigUncleanElection}}, on)
+	if g := again.Topics["t"].Partitions[0]; g.LeaderEpoch != got.LeaderEpoch || g.Leader != 3 {
+		t.Fatalf("turning it on with a leader in place changed the partition: %+v", g)
+	}
+}
