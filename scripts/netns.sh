@@ -289,7 +289,9 @@ cmd_redirect() {
 }
 
 # unredirect A: remove every redirect in host A. Connections that went
-# through a proxy keep going through it until it closes them.
+# through a proxy are no longer translated afterwards: A's packets on them
+# go straight to B (which resets them) and the proxy's FIN or RST comes
+# from 127.0.0.1 and reaches no socket. End them through the proxy first.
 cmd_unredirect() {
 	local a=${1:-}
 	check_host "$a"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,11 +95,24 @@ func (s *SlowLinks) Conns() int {
 	return n
 }
 
-// Heal removes the redirects from every host, then closes the proxies and
-// so every connection through them: the brokers reconnect directly. It is
+// Heal resets every connection through the proxies, then removes the
+// redirects from every host and closes the proxies: the brokers reconnect
+// directly. The order matters: once a redirect is gone, the connections it
+// caught are no longer translated (iptables-nft here), so a proxy's FIN or
+// RST arrives from 127.0.0.1 and matches no socket; a broker waiting for an
+// answer on one would hear nothing until its own request timeout (5.5 s
+// for a replica fetch: no acknowledgement for that long after every heal).
+// Reset while the redirects still translate, both ends see it at once;
+// a connection redirected meanwhile is accepted and reset too. It is
 // idempotent, and safe to call again after an error.
 func (s *SlowLinks) Heal(ctx context.Context) error {
+	s.mu.Lock()
+	ps := slices.Clone(s.proxies)
+	s.mu.Unlock()
 	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.Cut(faultproxy.CutReset))
+	}
 	for i := 1; i <= s.hosts.N; i++ {
 		errs = append(errs, s.hosts.Unredirect(ctx, i))
 	}

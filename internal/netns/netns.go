@@ -162,8 +162,12 @@ func (h *Hosts) Redirect(ctx context.Context, a, b, port, toPort int) error {
 	return h.run(ctx, "redirect", strconv.Itoa(a), strconv.Itoa(b), strconv.Itoa(port), strconv.Itoa(toPort))
 }
 
-// Unredirect removes every Redirect of host a. Connections already
-// redirected go on through their proxy until it closes them.
+// Unredirect removes every Redirect of host a. The connections they
+// redirected are not translated any more (iptables-nft): what the host
+// sends on one goes straight to the peer, which resets it, and what its
+// proxy sends back, a FIN or RST included, arrives from 127.0.0.1 and
+// matches no socket, so a side only reading waits for its own timeout.
+// End them through their proxy before (SlowLinks.Heal does).
 func (h *Hosts) Unredirect(ctx context.Context, a int) error {
 	return h.run(ctx, "unredirect", strconv.Itoa(a))
 }
