@@ -10,10 +10,13 @@
 //
 // # Connections
 //
-// There is one TCP connection per broker, shared by producer, consumer and
-// admin calls. Requests on it are pipelined: a writer goroutine sends them
-// as they come, a reader goroutine matches responses by correlation id (a
-// broker answers in order). A request that gets no response within
+// A Client opens up to three TCP connections per broker: one for
+// produces, one for the consumer's long-poll fetches and one for the rest
+// (metadata, admin, list offsets). A broker answers each connection's
+// requests in order, so keeping them apart means a produce never waits
+// behind a fetch holding for FetchMaxWait. Requests on a connection are
+// pipelined: a writer goroutine sends them as they come, a reader
+// goroutine matches responses by correlation id. A request that gets no response within
 // RequestTimeout closes its connection, failing what else was in flight on
 // it; the next request dials again.
 //
@@ -110,14 +113,29 @@ type Client struct {
 	cons consumer
 }
 
-// broker is one broker's address and its connection, dialled lazily and
-// again after it fails. mu serialises dialling only.
+// broker is one broker's address and its connections, one per connKind,
+// each dialled lazily and again after it fails. mu serialises dialling
+// only.
 type broker struct {
 	id   int32 // -1 for a seed not yet matched to an id
 	addr string
 	mu   sync.Mutex
-	cn   *conn
+	cns  [numConnKinds]*conn
 }
+
+// connKind keeps apart traffic that must not queue behind other traffic:
+// a broker answers one connection's requests in order, so a produce sent
+// after a long-poll fetch on the same connection would wait for the
+// fetch's answer (up to FetchMaxWait), and a metadata refresh behind a
+// produce waiting for acks=all. Each kind has its own connection.
+type connKind uint8
+
+const (
+	connNormal  connKind = iota // metadata, admin, list offsets
+	connProduce                 // produce
+	connFetch                   // long-poll fetches
+	numConnKinds
+)
 
 // New returns a Client bootstrapped from the seed brokers: it has fetched
 // cluster metadata from one of them before it returns. ctx bounds the
@@ -181,8 +199,10 @@ func (c *Client) Close() {
 		c.mu.Unlock()
 		for _, b := range all {
 			b.mu.Lock()
-			if b.cn != nil {
-				b.cn.close()
+			for _, cn := range b.cns {
+				if cn != nil {
+					cn.close()
+				}
 			}
 			b.mu.Unlock()
 		}
@@ -192,25 +212,26 @@ func (c *Client) Close() {
 // closed reports whether Close has begun.
 func (c *Client) closed() bool { return c.ctx.Err() != nil }
 
-// conn returns b's connection, dialling if it has none or it died.
-func (c *Client) connTo(ctx context.Context, b *broker) (*conn, error) {
+// connTo returns b's connection of kind k, dialling if it has none or it
+// died.
+func (c *Client) connTo(ctx context.Context, b *broker, k connKind) (*conn, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cn != nil && b.cn.alive() {
-		return b.cn, nil
+	if cn := b.cns[k]; cn != nil && cn.alive() {
+		return cn, nil
 	}
 	if c.closed() {
 		return nil, ErrClosed
 	}
-	if b.cn != nil {
-		b.cn.close()
-		b.cn = nil
+	if b.cns[k] != nil {
+		b.cns[k].close()
+		b.cns[k] = nil
 	}
 	cn, err := dialConn(ctx, &c.cfg, b.addr)
 	if err != nil {
 		return nil, err
 	}
-	b.cn = cn
+	b.cns[k] = cn
 	return cn, nil
 }
 
@@ -233,9 +254,9 @@ func (c *Client) retire(cn *conn) {
 	}()
 }
 
-// brokerConn returns the connection to broker id. A failure to connect
-// asks for fresh metadata.
-func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {
+// brokerConn returns the connection of kind k to broker id. A failure to
+// connect asks for fresh metadata.
+func (c *Client) brokerConn(ctx context.Context, id int32, k connKind) (*conn, error) {
 	c.mu.Lock()
 	b := c.brokers[id]
 	c.mu.Unlock()
@@ -243,7 +264,7 @@ func (c *Client) brokerConn(ctx context.Context, id int32) (*conn, error) {
 		c.meta.requestRefresh()
 		return nil, &connError{addr: fmt.Sprintf("id %d", id), err: errors.New("broker not in metadata")}
 	}
-	cn, err := c.connTo(ctx, b)
+	cn, err := c.connTo(ctx, b, k)
 	if err != nil {
 		// A broker that restarted may listen elsewhere now; only fresh
 		// metadata can say.
@@ -267,7 +288,7 @@ func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	var errs []error
 	for i := range cands {
 		b := cands[(start+i)%len(cands)]
-		cn, err := c.connTo(ctx, b)
+		cn, err := c.connTo(ctx, b, connNormal)
 		if err == nil {
 			return cn, nil
 		}
@@ -312,7 +333,7 @@ func (c *Client) roundTripOnce(ctx context.Context, id int32, req, resp protocol
 	if id == anyBroker {
 		cn, err = c.anyConn(ctx)
 	} else {
-		cn, err = c.brokerConn(ctx, id)
+		cn, err = c.brokerConn(ctx, id, connNormal)
 	}
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func TestConnPipelinesAndMatchesResponses(t *testing.T) {
 	}
 	release := make(chan struct{})
 	c := newTestClient(t, fc)
-	cn, err := c.brokerConn(context.Background(), 1)
+	cn, err := c.brokerConn(context.Background(), 1, connNormal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestConnPipelinesAndMatchesResponses(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if cn2, _ := c.brokerConn(context.Background(), 1); cn2 != cn {
+	if cn2, _ := c.brokerConn(context.Background(), 1, connNormal); cn2 != cn {
 		t.Error("a second connection was opened to the same broker")
 	}
 }
@@ -92,7 +92,7 @@ func TestConnTimeoutClosesConnAndIsIndeterminate(t *testing.T) {
 		}
 		return action{}
 	})
-	cn, err := c.brokerConn(context.Background(), 1)
+	cn, err := c.brokerConn(context.Background(), 1, connNormal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestConnTimeoutClosesConnAndIsIndeterminate(t *testing.T) {
 		t.Fatal("conn still alive after a request timed out")
 	}
 	// The next request dials a new connection.
-	cn2, err := c.brokerConn(context.Background(), 1)
+	cn2, err := c.brokerConn(context.Background(), 1, connNormal)
 	if err != nil || cn2 == cn {
 		t.Fatalf("no fresh conn after the timeout: %v", err)
 	}
@@ -284,7 +284,7 @@ func TestRetiredConnAnswersWhatWasSentThenCloses(t *testing.T) {
 	fc := newFakeCluster(t, 1)
 	fc.addTopic("held", 1)
 	c := newTestClient(t, fc)
-	cn, err := c.brokerConn(context.Background(), 1)
+	cn, err := c.brokerConn(context.Background(), 1, connNormal)
 	if err != nil {
 		t.Fatal(err)
 	}

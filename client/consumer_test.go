@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,5 +270,37 @@ func TestReleaseWakesTheNewLeadersFetcher(t *testing.T) {
 	case <-woken:
 		t.Fatal("a release without a move woke the fetchers")
 	default:
+	}
+}
+
+// A client that consumes and produces does not make its produces wait
+// behind its long-poll fetches: a broker answers one connection's requests
+// in order, so they travel on connections of their own.
+func TestProduceDoesNotWaitBehindALongPoll(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addTopic("t", 1)
+	hold := make(chan struct{})
+	defer close(hold)
+	var held atomic.Bool
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if key == protocol.Fetch {
+			held.Store(true)
+			return action{wait: hold} // a long poll with nothing to return
+		}
+		return action{}
+	})
+	c := newTestClient(t, fc)
+	c.Assign(map[TopicPartition]Offset{{"t", 0}: At(0)})
+	waitFor(t, "a fetch held by the broker", held.Load)
+
+	done := make(chan error, 1)
+	c.Produce(context.Background(), &Record{Topic: "t", Value: []byte("v")}, func(_ *Record, err error) { done <- err })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Flush(ctx); err != nil {
+		t.Fatalf("flush: %v: the produce waited behind the held fetch", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

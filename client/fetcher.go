@@ -229,7 +229,7 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 		t.Partitions = append(t.Partitions, protocol.FetchPartition{Partition: w.p.tp.Partition,
 			CurrentLeaderEpoch: w.epoch, FetchOffset: w.offset, LogStartOffset: -1, PartitionMaxBytes: cfg.fetchMaxPartBytes})
 	}
-	cn, err := c.brokerConn(c.ctx, id)
+	cn, err := c.brokerConn(c.ctx, id, connFetch)
 	if err != nil {
 		return err
 	}

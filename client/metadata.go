@@ -165,9 +165,11 @@ func (c *Client) applyMetadata(resp *protocol.MetadataResponse) {
 	c.mu.Unlock()
 	for _, b := range stale {
 		b.mu.Lock()
-		if b.cn != nil {
-			c.retire(b.cn)
-			b.cn = nil
+		for k, cn := range b.cns {
+			if cn != nil {
+				c.retire(cn)
+				b.cns[k] = nil
+			}
 		}
 		b.mu.Unlock()
 	}

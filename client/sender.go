@@ -147,7 +147,7 @@ func (p *producer) send(leader int32, batches []*batch) {
 		resp = new(protocol.ProduceResponse)
 		respMsg = resp
 	}
-	cn, err := p.c.brokerConn(p.c.ctx, leader)
+	cn, err := p.c.brokerConn(p.c.ctx, leader, connProduce)
 	if err == nil {
 		err = cn.do(p.c.ctx, req, respMsg, p.cfg.produceTimeout+p.cfg.requestTimeout, false)
 	}
