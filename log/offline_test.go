@@ -119,6 +119,9 @@ func TestFsyncErrorInterval(t *testing.T) {
 	cfg.syncHook = fs.hook
 	l := openLog(t, t.TempDir(), cfg)
 	appendN(t, l, rand.New(rand.NewPCG(1, 8)), 3, 500, 1)
+	// Arm only once the flusher synced those: armed earlier, its sync of
+	// them could fail before the next append (the test's own race).
+	waitFor(t, "the first appends synced", func() bool { return l.SyncedOffset() == l.EndOffset() })
 	fs.armed.Store(true)
 	appendN(t, l, rand.New(rand.NewPCG(1, 9)), 1, 500, 1)
 	<-fs.blocked
