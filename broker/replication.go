@@ -53,10 +53,19 @@ func (r *replication) assign(leader int32, tp replica.TopicPartition, epoch int3
 			Leader: leader, Self: r.self, BrokerEpoch: r.brokerEpoch,
 			Addr:     func() (string, bool) { return r.addr(leader) },
 			ClientID: r.clientID, MaxWait: r.fetchWait, Logger: r.logger,
+			Timeout: fetchTimeout(r.maxLag),
 		})
 		r.fetchers[leader] = ft
 	}
 	ft.Set(tp, epoch, f)
+}
+
+// fetchTimeout bounds a follower's dial and fetch (beyond the long poll):
+// half the ISR lag limit, between 1 s and 5 s, so a connection that went
+// silent is given up and dialled again well before the follower is
+// dropped from the ISR for lagging.
+func fetchTimeout(maxLag time.Duration) time.Duration {
+	return min(max(maxLag/2, time.Second), 5*time.Second)
 }
 
 // unassign stops the fetcher for leader copying tp.

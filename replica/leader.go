@@ -313,14 +313,19 @@ type Member struct {
 }
 
 // ExpandCandidates returns the followers outside the ISR whose position in
-// this epoch reached the high watermark, with the broker epoch of their
-// fetches.
+// this epoch reached the high watermark and that caught up within MaxLag,
+// with the broker epoch of their fetches.
 func (l *Leader) ExpandCandidates() []Member {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Member
+	now := l.cfg.Now()
 	for id, f := range l.followers {
-		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw {
+		// At the HW is not enough: below min.insync.replicas the HW does
+		// not move, so a follower that stopped fetching stays "at" it. It
+		// must also have caught up within MaxLag, or the next shrink
+		// removes it again (an ISR flapping every check, seen in chaos).
+		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw && now.Sub(f.caughtUp) <= l.cfg.MaxLag {
 			out = append(out, Member{ID: id, BrokerEpoch: f.brokerEpoch})
 		}
 	}

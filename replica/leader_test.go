@@ -266,3 +266,28 @@ func TestFollowerOneRoundTripBehindStaysCaughtUp(t *testing.T) {
 		t.Fatalf("shrink candidates %v, want [3]: 2 is one round trip behind, 3 falls further back", got)
 	}
 }
+
+// A follower at the high watermark that stopped fetching is a shrink
+// candidate and not an expand candidate: below min.insync.replicas the HW
+// stays put, so "at the HW" alone would add it back at once and the ISR
+// would flap between shrink and expand.
+func TestStalledFollowerAtTheHWIsNotAddedBack(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(50)
+	c := &clock{now: time.Unix(100, 0)}
+	l := newLeader(t, lg, c, func(cfg *LeaderConfig) { cfg.MaxLag = 3 * time.Second; cfg.ISR = []int32{1, 2} })
+	mustFetch(t, l, 2, 50, 5)
+	lg.end.Store(60) // appended; follower 2 stops fetching
+	c.now = c.now.Add(4 * time.Second)
+	if got := l.ShrinkCandidates(); !slices.Equal(got, []int32{2}) {
+		t.Fatalf("shrink candidates %v, want [2]", got)
+	}
+	l.SetISR([]int32{1}) // below min.insync.replicas 2: the HW stays at 50
+	if got := l.ExpandCandidates(); len(got) != 0 {
+		t.Fatalf("expand candidates %v: a follower that has not fetched for longer than MaxLag was added back", got)
+	}
+	mustFetch(t, l, 2, 60, 5) // it fetches again, caught up
+	if got := l.ExpandCandidates(); !slices.Equal(got, []Member{{ID: 2, BrokerEpoch: 1}}) {
+		t.Fatalf("expand candidates %v after it caught up, want [2]", got)
+	}
+}
