@@ -223,7 +223,7 @@ func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, s
 	}
 	sticky := part == StickyPartition
 	if sticky {
-		part = t.stickyPartition(n)
+		part = t.stickyPartition(n, now, p.cfg.linger)
 	}
 	pp := t.parts[part]
 	wake := false
@@ -233,7 +233,7 @@ func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, s
 		if sticky {
 			// The sticky batch is done: move on instead of starting the
 			// partition's next batch (Kafka's onNewBatch).
-			part = t.stickyPartition(n)
+			part = t.stickyPartition(n, now, p.cfg.linger)
 			if pp = t.parts[part]; p.overflows(pp, size) {
 				p.seal(pp)
 			}
@@ -270,18 +270,55 @@ func (p *producer) overflows(pp *ppart, size int64) bool {
 }
 
 // stickyPartition is the partition for a keyless record: the current
-// sticky one while its batch is open, else a new one at random — a
-// different one when there is a choice, so load moves on with each batch.
-func (t *ptopic) stickyPartition(n int32) int32 {
-	if t.sticky >= 0 && t.sticky < n && t.stickyBatch != nil && t.parts[t.sticky].open == t.stickyBatch {
+// sticky one while its batch is open and not stalled, else a new one at
+// random — a different one when there is a choice, so load moves on with
+// each batch — avoiding stalled partitions when it can. t.parts holds n.
+func (t *ptopic) stickyPartition(n int32, now time.Time, linger time.Duration) int32 {
+	if t.sticky >= 0 && t.sticky < n && t.stickyBatch != nil && t.parts[t.sticky].open == t.stickyBatch &&
+		!t.parts[t.sticky].stalled(now, linger) {
 		return t.sticky
 	}
-	next := rand.Int32N(n)
-	if n > 1 && next == t.sticky {
-		next = (next + 1 + rand.Int32N(n-1)) % n
+	cur := t.sticky
+	if cur >= n {
+		cur = -1
+	}
+	start := rand.Int32N(n)
+	if n > 1 && cur >= 0 {
+		// Uniform over the partitions other than the current one.
+		if start = rand.Int32N(n - 1); start >= cur {
+			start++
+		}
+	}
+	next := int32(-1)
+	for i := range n {
+		if c := (start + i) % n; c != cur && !t.parts[c].stalled(now, linger) {
+			next = c
+			break
+		}
+	}
+	switch {
+	case next >= 0:
+	case cur >= 0 && !t.parts[cur].stalled(now, linger):
+		next = cur // every other partition is stalled
+	default:
+		next = start // all stalled: spread the wait
 	}
 	t.sticky, t.stickyBatch = next, nil
 	return next
+}
+
+// stickyPatience is how long past its linger an open batch may wait before
+// its partition counts as stalled for keyless records: its leader is
+// failing over, or acks=all waits on a slow follower. Staying would pile
+// every keyless record onto the one partition that cannot take them, as
+// long as the stall lasts (Kafka's adaptive partitioning, KIP-794, avoids
+// slow partitions in the same spirit). Well above a healthy ack time.
+const stickyPatience = 100 * time.Millisecond
+
+// stalled reports whether pp's open batch has waited longer than linger
+// and stickyPatience: it should have been sent and was not.
+func (pp *ppart) stalled(now time.Time, linger time.Duration) bool {
+	return pp.open != nil && now.Sub(pp.open.created) > linger+stickyPatience
 }
 
 // seal moves the open batch to the send queue. p.mu is held.

@@ -279,6 +279,42 @@ func TestStickyPartitionSwitchesOnNewBatch(t *testing.T) {
 	}
 }
 
+// Keyless records leave a partition whose open batch waited past linger
+// and stickyPatience without being sent (its leader failing over, acks
+// slow), and avoid such partitions when they pick the next one; a batch
+// within its time keeps them.
+func TestStickyPartitionLeavesAStalledPartition(t *testing.T) {
+	const linger = 5 * time.Millisecond
+	c := offlineClient(t, Linger(linger))
+	c.setTopic("t", 1, 1, 1)
+	p := &c.prod
+	t0 := time.Now()
+	first := &Record{Topic: "t", Value: []byte("a")}
+	p.appendAt(first, StickyPartition, t0)
+	stuck := first.Partition
+
+	soon := t0.Add(linger + stickyPatience/2)
+	rec := &Record{Topic: "t", Value: []byte("b")}
+	p.appendAt(rec, StickyPartition, soon)
+	if rec.Partition != stuck {
+		t.Fatalf("left partition %d for %d before its batch stalled", stuck, rec.Partition)
+	}
+
+	// Another partition stalls too: the next pick must be the third.
+	other := (stuck + 1) % 3
+	p.appendAt(&Record{Topic: "t", Value: []byte("c"), Partition: other}, other, t0)
+	late := t0.Add(linger + 2*stickyPatience)
+	for i := range 20 { // the pick is random: try it many times
+		rec := &Record{Topic: "t", Value: []byte("d")}
+		p.appendAt(rec, StickyPartition, late)
+		if rec.Partition == stuck || rec.Partition == other {
+			t.Fatalf("record %d went to stalled partition %d (stalled: %d and %d)", i, rec.Partition, stuck, other)
+		}
+		// Forget the choice so each round picks again.
+		p.topics["t"].stickyBatch = nil
+	}
+}
+
 func TestMemLimitBlocksUntilReleaseOrCancel(t *testing.T) {
 	m := memLimit{limit: 100}
 	if err := m.acquire(context.Background(), 80); err != nil {
