@@ -130,8 +130,15 @@ func FuzzDecodeForward(f *testing.F) {
 	f.Add(appendResponse(nil, sampleElectionResponse()))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := decodeRequest(b); err == nil {
-			if again := appendRequest(nil, r); !bytes.Equal(again, b) {
+			again := appendRequest(nil, r)
+			// A command of an older version decodes and is written in the
+			// current one: only its meaning must survive.
+			oldCommand := r.op == opCommand && len(b) > 2 && b[2] != CommandVersion
+			if !oldCommand && !bytes.Equal(again, b) {
 				t.Fatalf("request has another encoding")
+			}
+			if r2, err := decodeRequest(again); err != nil || !reflect.DeepEqual(r2, r) {
+				t.Fatalf("re-encoded request decodes as %#v, %v; was %#v", r2, err, r)
 			}
 		} else if !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("request error %v does not match ErrCorrupt", err)
