@@ -67,7 +67,7 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 
 	// Live consumers run until the producers are done and they have read
 	// to the end offsets as of then.
-	live := make([]*reader, cfg.Consumers)
+	live := make([]*Reader, cfg.Consumers)
 	for i := range live {
 		cl, err := cfg.newClient(ctx, fmt.Sprintf("sluice-verify-consumer-%d", i), cfg.Consumer)
 		if err != nil {
@@ -76,7 +76,7 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 			}
 			return History{}, err
 		}
-		live[i] = newReader(cl, cfg.Topic, starts)
+		live[i] = NewReader(cl, cfg.Topic, starts)
 	}
 	defer func() {
 		for _, rd := range live {
@@ -91,7 +91,7 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 		lwg.Add(1)
 		go func() {
 			defer lwg.Done()
-			lerrs[i] = rd.run(lctx)
+			lerrs[i] = rd.Run(lctx)
 		}()
 	}
 
@@ -124,13 +124,13 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 	}
 	h.Ends = ends
 	for _, rd := range live {
-		rd.setEnds(ends)
+		rd.SetEnds(ends)
 	}
 	drain := time.AfterFunc(DrainTimeout, stopLive)
 	lwg.Wait()
 	drain.Stop()
 	for _, rd := range live {
-		h.Live = append(h.Live, rd.reads)
+		h.Live = append(h.Live, rd.Reads())
 	}
 	var errs []error
 	for i, e := range lerrs {
@@ -149,15 +149,15 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 	if err != nil {
 		return h, errors.Join(append(errs, err)...)
 	}
-	fr := newReader(cl, cfg.Topic, first)
-	fr.setEnds(ends)
+	fr := NewReader(cl, cfg.Topic, first)
+	fr.SetEnds(ends)
 	fctx, cancel := context.WithTimeout(ctx, DrainTimeout)
 	defer cancel()
-	if err := fr.run(fctx); err != nil {
+	if err := fr.Run(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("final read: %w", err))
 	}
-	h.Final = fr.reads
-	if !fr.done() {
+	h.Final = fr.Reads()
+	if !fr.Done() {
 		errs = append(errs, fmt.Errorf("final read: did not reach the end offsets %v within %v", ends, DrainTimeout))
 	}
 	return h, errors.Join(errs...)
@@ -239,89 +239,4 @@ func VerifyValue(run string, producer int, seq int64, size int) []byte {
 		v = append(v, '.')
 	}
 	return v
-}
-
-// reader is a verify consumer: it reads every partition of a topic and
-// keeps each record it reads, until it has reached the end offsets set by
-// setEnds or its context ends.
-type reader struct {
-	cl    *client.Client
-	mu    sync.Mutex
-	ends  []int64 // nil until set
-	next  []int64
-	endc  chan struct{} // closed by setEnds
-	once  sync.Once
-	reads []Read // owned by run
-}
-
-func newReader(cl *client.Client, topic string, starts []int64) *reader {
-	rd := &reader{cl: cl, next: append([]int64(nil), starts...), endc: make(chan struct{})}
-	parts := map[client.TopicPartition]client.Offset{}
-	for p, o := range starts {
-		parts[client.TopicPartition{Topic: topic, Partition: int32(p)}] = client.At(o)
-	}
-	cl.Assign(parts)
-	return rd
-}
-
-// setEnds gives the reader the offsets to read up to. Once.
-func (rd *reader) setEnds(ends []int64) {
-	rd.mu.Lock()
-	rd.ends = ends
-	rd.mu.Unlock()
-	rd.once.Do(func() { close(rd.endc) })
-}
-
-// done reports whether every partition has been read to its end.
-func (rd *reader) done() bool {
-	rd.mu.Lock()
-	defer rd.mu.Unlock()
-	if rd.ends == nil {
-		return false
-	}
-	for p, end := range rd.ends {
-		if rd.next[p] < end {
-			return false
-		}
-	}
-	return true
-}
-
-func (rd *reader) run(ctx context.Context) error {
-	// Until the ends are known, Poll must also return when they arrive:
-	// they may have been read already.
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-rd.endc:
-			cancel()
-		case <-ectx.Done():
-		}
-	}()
-	for !rd.done() {
-		pctx := ectx
-		if ectx.Err() != nil {
-			pctx = ctx
-		}
-		fs, err := rd.cl.Poll(pctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil && pctx.Err() == nil {
-			return err
-		}
-		if len(fs.Errors) > 0 {
-			return fs.Errors[0]
-		}
-		rd.mu.Lock()
-		for _, r := range fs.Records {
-			rd.reads = append(rd.reads, Read{Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)})
-			if int(r.Partition) < len(rd.next) {
-				rd.next[r.Partition] = r.Offset + 1
-			}
-		}
-		rd.mu.Unlock()
-	}
-	return nil
 }

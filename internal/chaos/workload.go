@@ -71,7 +71,8 @@ type Workload struct {
 	stop  chan struct{}
 	prods []*timedProducer
 	pwg   sync.WaitGroup
-	live  *tailReader
+	live  *bench.Reader
+	lcl   *client.Client // the live reader's
 	lwg   sync.WaitGroup
 	lctx  context.Context
 	lstop context.CancelFunc
@@ -97,7 +98,7 @@ func StartWorkload(ctx context.Context, c *Cluster, cfg WorkloadConfig) (*Worklo
 	if err != nil {
 		return nil, err
 	}
-	w.live = newTailReader(lcl, cfg.Topic, make([]int64, w.npart))
+	w.lcl, w.live = lcl, newTailReader(lcl, cfg.Topic, make([]int64, w.npart))
 	for i := range cfg.Producers {
 		cl, err := c.Client(ctx, "chaos-producer-"+strconv.Itoa(i))
 		if err != nil {
@@ -111,7 +112,7 @@ func StartWorkload(ctx context.Context, c *Cluster, cfg WorkloadConfig) (*Worklo
 	w.lwg.Add(1)
 	go func() {
 		defer w.lwg.Done()
-		w.lerr = w.live.run(w.lctx)
+		w.lerr = w.live.Run(w.lctx)
 	}()
 	run := strconv.FormatUint(rand.Uint64()&0xffffff, 16)
 	interval := time.Duration(float64(time.Second) * float64(cfg.Producers) / cfg.Rate)
@@ -181,30 +182,31 @@ func (w *Workload) Finish(ctx context.Context) (Outcome, error) {
 		w.lwg.Wait()
 		return o, err
 	}
-	w.live.setEnds(ends)
+	o.History.Ends = ends
+	w.live.SetEnds(ends)
 	drain := time.AfterFunc(60*time.Second, w.lstop)
 	w.lwg.Wait()
 	drain.Stop()
-	o.History.Live = [][]bench.Read{w.live.reads}
-	o.FetchErrors = w.live.fetchErrs
+	o.History.Live = [][]bench.Read{w.live.Reads()}
+	o.FetchErrors = w.live.FetchErrors()
 	var errs []error
 	if w.lerr != nil {
 		errs = append(errs, fmt.Errorf("live reader: %w", w.lerr))
 	}
-	if !w.live.done() {
-		errs = append(errs, fmt.Errorf("live reader: did not reach the end offsets %v in 60 s (at %v)", ends, w.live.position()))
+	if !w.live.Done() {
+		errs = append(errs, fmt.Errorf("live reader: did not reach the end offsets %v in 60 s (at %v)", ends, w.live.Position()))
 	}
 
 	fr := newTailReader(cl, w.cfg.Topic, starts)
-	fr.setEnds(ends)
+	fr.SetEnds(ends)
 	fctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
-	if err := fr.run(fctx); err != nil {
+	if err := fr.Run(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("final read: %w", err))
 	}
-	o.History.Final = fr.reads
-	if !fr.done() {
-		errs = append(errs, fmt.Errorf("final read: did not reach the end offsets %v (at %v)", ends, fr.position()))
+	o.History.Final = fr.Reads()
+	if !fr.Done() {
+		errs = append(errs, fmt.Errorf("final read: did not reach the end offsets %v (at %v)", ends, fr.Position()))
 	}
 	return o, errors.Join(errs...)
 }
@@ -213,7 +215,21 @@ func (w *Workload) closeClients() {
 	for _, p := range w.prods {
 		p.cl.Close()
 	}
-	w.live.cl.Close()
+	w.lcl.Close()
+}
+
+// maxFetchErrors bounds the partition errors a chaos reader recovers from
+// before it gives up: a reader that keeps failing is a finding, not
+// something to retry for ever.
+const maxFetchErrors = 10_000
+
+// newTailReader is bench's verify reader, made to recover from partition
+// errors: under faults a fetch fails now and then, and the partition
+// resumes where it was.
+func newTailReader(cl *client.Client, topic string, starts []int64) *bench.Reader {
+	rd := bench.NewReader(cl, topic, starts)
+	rd.MaxFetchErrors = maxFetchErrors
+	return rd
 }
 
 // offsets is every partition's offset at, or the first partition error.
