@@ -43,3 +43,19 @@ func BenchmarkProduce(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
 }
+
+// BenchmarkStickyPartitionAllStalled is the keyless choice while every
+// partition of a 1000-partition topic stalls: bounded probes, not a scan.
+func BenchmarkStickyPartitionAllStalled(b *testing.B) {
+	const n = 1000
+	t0 := time.Unix(100, 0)
+	tp := &ptopic{sticky: -1}
+	for i := range n {
+		tp.parts = append(tp.parts, &ppart{t: tp, partition: int32(i), open: &batch{created: t0}})
+	}
+	now := t0.Add(time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		tp.stickyPartition(n, now, 5*time.Millisecond)
+	}
+}

@@ -289,9 +289,19 @@ func (t *ptopic) stickyPartition(n int32, now time.Time, linger time.Duration) i
 			start++
 		}
 	}
-	next := int32(-1)
-	for i := range n {
-		if c := (start + i) % n; c != cur && !t.parts[c].stalled(now, linger) {
+	// From there, the next few partitions, not all: this runs per record
+	// while partitions stall, and a topic may have thousands.
+	first, next := int32(-1), int32(-1)
+	for i, tried := int32(0), 0; i < n && tried < stickyProbes; i++ {
+		c := (start + i) % n
+		if c == cur && n > 1 {
+			continue
+		}
+		tried++
+		if first < 0 {
+			first = c
+		}
+		if !t.parts[c].stalled(now, linger) {
 			next = c
 			break
 		}
@@ -299,9 +309,9 @@ func (t *ptopic) stickyPartition(n int32, now time.Time, linger time.Duration) i
 	switch {
 	case next >= 0:
 	case cur >= 0 && !t.parts[cur].stalled(now, linger):
-		next = cur // every other partition is stalled
+		next = cur // the others tried are stalled
 	default:
-		next = start // all stalled: spread the wait
+		next = first // all stalled: spread the wait
 	}
 	t.sticky, t.stickyBatch = next, nil
 	return next
@@ -314,6 +324,10 @@ func (t *ptopic) stickyPartition(n int32, now time.Time, linger time.Duration) i
 // long as the stall lasts (Kafka's adaptive partitioning, KIP-794, avoids
 // slow partitions in the same spirit). Well above a healthy ack time.
 const stickyPatience = 100 * time.Millisecond
+
+// stickyProbes bounds the partitions a keyless record tries when its
+// sticky partition is done or stalled.
+const stickyProbes = 4
 
 // stalled reports whether pp's open batch has waited longer than linger
 // and stickyPatience: it should have been sent and was not.
