@@ -137,17 +137,18 @@ func (b *Broker) isrLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		for _, p := range b.parts.all() {
+		for _, h := range b.parts.held() {
 			if ctx.Err() != nil {
 				return
 			}
-			b.maintainISR(ctx, p)
+			b.maintainISR(ctx, h.p, h.topicID)
 		}
 	}
 }
 
-// maintainISR proposes p's ISR change, if it needs one.
-func (b *Broker) maintainISR(ctx context.Context, p *partition) {
+// maintainISR proposes p's ISR change, if it needs one; topicID is the id
+// of p's topic.
+func (b *Broker) maintainISR(ctx context.Context, p *partition, topicID uint64) {
 	p.mu.RLock()
 	if p.role != roleLeader || p.state != stateOpen {
 		p.mu.RUnlock()
@@ -174,7 +175,7 @@ func (b *Broker) maintainISR(ctx context.Context, p *partition) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	_, err := b.node.Propose(wctx, controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
-		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs, HighWatermark: hw})
+		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs, HighWatermark: hw, TopicID: topicID})
 	lg := b.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int32s("isr", isr), zap.Int32s("new_isr", next))
 	if err != nil {
 		// A stale partition epoch means the metadata moved on (the

@@ -287,6 +287,9 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	if c.Partition < 0 || int(c.Partition) >= len(t.Partitions) {
 		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, c.Topic, c.Partition)
 	}
+	if c.TopicID != 0 && c.TopicID != t.ID {
+		return nil, fmt.Errorf("%w: topic %q was created again (id %d, not %d)", ErrStalePartitionEpoch, c.Topic, t.ID, c.TopicID)
+	}
 	p := &t.Partitions[c.Partition]
 	if c.PartitionEpoch != p.PartitionEpoch {
 		return nil, fmt.Errorf("%w: %s-%d is at partition epoch %d, not %d", ErrStalePartitionEpoch, c.Topic, c.Partition, p.PartitionEpoch, c.PartitionEpoch)

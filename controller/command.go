@@ -61,7 +61,7 @@ func (k CommandKind) String() string {
 // every replica understands it.
 //
 // Version 2 added RegisterBroker.LogsReported and Logs,
-// AlterPartition.HighWatermark and ReportHighWatermarks. Version 1
+// AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks. Version 1
 // commands, still in the Raft logs of earlier builds, decode with those
 // fields zero; the encoder writes version 2 only.
 const CommandVersion = 2
@@ -166,6 +166,11 @@ type AlterConfigs struct {
 // HighWatermark, when the change keeps the leader (the leader's own ISR
 // change), is the leader's high watermark: it raises the partition's
 // CommittedHW like a ReportHighWatermarks entry. 0 says nothing.
+//
+// TopicID, when not 0, is the id of the topic the proposer saw: a change
+// meant for a topic since deleted and created again under the same name
+// (whose partition epochs start over, and may match) is refused with
+// ErrStalePartitionEpoch.
 type AlterPartition struct {
 	Topic          string
 	Partition      int32
@@ -174,6 +179,7 @@ type AlterPartition struct {
 	ISR            []int32
 	BrokerEpochs   []int64
 	HighWatermark  int64
+	TopicID        uint64
 }
 
 // ReportHighWatermarks is a broker telling the controller the high
@@ -270,7 +276,8 @@ func (c AlterPartition) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.Leader))
 	b = appendInt32s(b, c.ISR)
 	b = appendInt64s(b, c.BrokerEpochs)
-	return binary.AppendVarint(b, c.HighWatermark)
+	b = binary.AppendVarint(b, c.HighWatermark)
+	return binary.AppendUvarint(b, c.TopicID)
 }
 
 func (c ReportHighWatermarks) appendBody(b []byte) []byte {
@@ -347,6 +354,7 @@ func decodeCommand(d *decoder) Command {
 		c := AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s(), BrokerEpochs: d.int64s()}
 		if v >= 2 {
 			c.HighWatermark = d.varint()
+			c.TopicID = d.uvarint()
 		}
 		return c
 	case KindReportHighWatermarks:

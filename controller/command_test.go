@@ -20,7 +20,7 @@ func sampleCommands() []Command {
 		CreateTopic{Name: "orders", Configs: map[string]string{ConfigFsync: FsyncAlways, ConfigRetentionMs: "-1"}, Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}}},
 		DeleteTopic{Name: "orders"},
 		AlterConfigs{Name: "orders", Set: map[string]string{ConfigSegmentBytes: "1048576"}, Remove: []string{ConfigRetentionMs, ConfigFsync}},
-		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}, HighWatermark: 99},
+		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}, HighWatermark: 99, TopicID: 12},
 		ReportHighWatermarks{BrokerID: 3, BrokerEpoch: 7, Entries: []HighWatermark{{Topic: "orders", TopicID: 4, Partition: 2, LeaderEpoch: 5, HighWatermark: 1 << 33}, {Topic: "a", TopicID: 1}}},
 	}
 }
@@ -242,6 +242,13 @@ func TestApply(t *testing.T) {
 			}
 		}},
 		{"stale partition epoch", AlterPartition{Topic: "t", Partition: 0, PartitionEpoch: 1, Leader: 1, ISR: []int32{1}}, ErrStalePartitionEpoch, nil},
+		{"isr change for the topic's id", AlterPartition{Topic: "t", Partition: 0, Leader: 1, ISR: []int32{1}, TopicID: 1}, nil, func(t *testing.T, m *Metadata, _ Result) {
+			if p := m.Topics["t"].Partitions[0]; !reflect.DeepEqual(p.ISR, []int32{1}) || p.PartitionEpoch != 1 {
+				t.Errorf("partition %+v", p)
+			}
+		}},
+		{"isr change meant for a deleted topic of the same name", AlterPartition{Topic: "t", Partition: 0, Leader: 1, ISR: []int32{1}, TopicID: 7},
+			ErrStalePartitionEpoch, nil},
 		{"unknown partition", AlterPartition{Topic: "t", Partition: 2, Leader: 1, ISR: []int32{1}}, ErrUnknownPartition, nil},
 		{"negative partition", AlterPartition{Topic: "t", Partition: -1, Leader: 1, ISR: []int32{1}}, ErrUnknownPartition, nil},
 		{"partition of unknown topic", AlterPartition{Topic: "u", Leader: 1, ISR: []int32{1}}, ErrUnknownTopic, nil},

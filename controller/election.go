@@ -309,7 +309,7 @@ func PlanPreferredLeaders(m *Metadata, topics []string) []AlterPartition {
 			}
 			out = append(out, AlterPartition{
 				Topic: name, Partition: p.Index, PartitionEpoch: p.PartitionEpoch,
-				Leader: pref, ISR: slices.Clone(p.ISR),
+				Leader: pref, ISR: slices.Clone(p.ISR), TopicID: t.ID,
 			})
 		}
 	}

@@ -286,8 +286,9 @@ func TestPlanPreferredLeaders(t *testing.T) {
 		AlterPartition{Topic: "u", PartitionEpoch: u0.PartitionEpoch, Leader: u0.Leader, ISR: append(u0.ISR, 1), BrokerEpochs: []int64{2, 2, 2}})
 	t0 = m.Topics["t"].Partitions[0]
 	want := []AlterPartition{
-		{Topic: "t", Partition: 0, PartitionEpoch: t0.PartitionEpoch, Leader: 1, ISR: t0.ISR},
-		{Topic: "u", Partition: 0, PartitionEpoch: m.Topics["u"].Partitions[0].PartitionEpoch, Leader: 1, ISR: m.Topics["u"].Partitions[0].ISR},
+		{Topic: "t", Partition: 0, PartitionEpoch: t0.PartitionEpoch, Leader: 1, ISR: t0.ISR, TopicID: m.Topics["t"].ID},
+		{Topic: "u", Partition: 0, PartitionEpoch: m.Topics["u"].Partitions[0].PartitionEpoch, Leader: 1, ISR: m.Topics["u"].Partitions[0].ISR,
+			TopicID: m.Topics["u"].ID},
 	}
 	if plan := PlanPreferredLeaders(m, nil); !reflect.DeepEqual(plan, want) {
 		t.Fatalf("all topics: planned %+v, want %+v", plan, want)
