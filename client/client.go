@@ -16,9 +16,11 @@
 // requests in order, so keeping them apart means a produce never waits
 // behind a fetch holding for FetchMaxWait. Requests on a connection are
 // pipelined: a writer goroutine sends them as they come, a reader
-// goroutine matches responses by correlation id. A request that gets no response within
-// RequestTimeout closes its connection, failing what else was in flight on
-// it; the next request dials again.
+// goroutine matches responses by correlation id. A request that gets no
+// response within RequestTimeout closes its connection, failing what else
+// was in flight on it; the next request dials again. The connections of a
+// broker that leaves the metadata are retired: what was sent on them still
+// gets its answer, then they close.
 //
 // # Producing
 //
