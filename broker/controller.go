@@ -160,6 +160,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		}
 	}
 	b.epoch.Store(epoch)
+	b.parts.clearRecoveryTruncated(reg.Logs)
 	if err := b.updateRaftAddr(ctx); err != nil {
 		return err
 	}

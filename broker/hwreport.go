@@ -82,6 +82,23 @@ func (m *partitions) replicaLogs(md *controller.Metadata) []controller.ReplicaLo
 	return out
 }
 
+// clearRecoveryTruncated forgets the recovery losses of logs, now that a
+// registration carrying them is committed: the controller holds them from
+// here on (a refused replica stays refused). Until then each log kept a
+// durable mark, so a crash before the registration could not lose them.
+// A failure only warns: the loss is reported again at the next start.
+func (m *partitions) clearRecoveryTruncated(logs []controller.ReplicaLog) {
+	for _, r := range logs {
+		if !r.RecoveryTruncated {
+			continue
+		}
+		if err := log.ClearRecoveryTruncated(m.partitionDir(r.Topic, r.Partition)); err != nil {
+			m.logger.Warn("clear the recovery mark after the registration", zap.String("topic", r.Topic),
+				zap.Int32("partition", r.Partition), zap.Error(err))
+		}
+	}
+}
+
 // parsePartitionDir reads a <topic>-<partition> directory entry.
 func parsePartitionDir(e os.DirEntry) (string, int32, bool) {
 	if !e.IsDir() {

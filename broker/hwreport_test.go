@@ -65,14 +65,21 @@ func TestReplicaLogsReport(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("report %+v, want %+v", got, want)
 	}
-	// The logs were closed cleanly: the open that follows scans nothing
-	// and finds them as reported.
+	// A broker that crashes before its registration commits reports the
+	// loss again at its next start: the log keeps it.
+	if again := m.replicaLogs(controller.NewMetadata()); !reflect.DeepEqual(again, want) {
+		t.Fatalf("report after a restart before registering %+v, want %+v", again, want)
+	}
+	// Once a registration carrying it is committed, it is forgotten. The
+	// logs were closed cleanly: the open that follows scans nothing and
+	// finds them as reported.
+	m.clearRecoveryTruncated(got)
 	l, err := log.Open(filepath.Join(dir, "a-1"), log.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	if l.RecoveryTruncated() || l.EndOffset() != 3 {
-		t.Fatalf("reopened: truncated %v, end %d", l.RecoveryTruncated(), l.EndOffset())
+		t.Fatalf("reopened after the registration: truncated %v, end %d", l.RecoveryTruncated(), l.EndOffset())
 	}
 }

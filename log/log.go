@@ -66,7 +66,13 @@ const (
 	recoveryPointFile = "recovery-point.checkpoint"
 	startOffsetFile   = "log-start-offset.checkpoint"
 	cleanShutdownFile = ".clean-shutdown"
-	directoryPerm     = 0o755
+	// recoveryMarkFile is in a log directory from the moment recovery
+	// may cut the log (before it scans or drops a segment) until the
+	// owner has reported the loss where it counts (ClearRecoveryTruncated):
+	// a crash between the cut and the report must not forget that the log
+	// lost data (R11). A recovery that cut nothing removes it.
+	recoveryMarkFile = "recovery-truncated"
+	directoryPerm    = 0o755
 )
 
 // Log is one partition's log. Create it with Open; it is safe for
@@ -181,11 +187,27 @@ func (l *Log) Dir() string { return l.dir }
 // StartOffset is the log start offset: the first offset Read accepts.
 func (l *Log) StartOffset() int64 { return l.start.Load() }
 
-// RecoveryTruncated reports whether the recovery run by Open dropped
-// anything: a torn or corrupt tail cut from a segment, or segments
-// removed after it. What was dropped may have been acknowledged, so a
-// replica that says so may have lost committed records (R11).
+// RecoveryTruncated reports whether recovery dropped anything — a torn or
+// corrupt tail cut from a segment, or segments removed after it — at this
+// Open, or at an earlier one (or one a crash interrupted) whose loss was
+// not yet cleared with ClearRecoveryTruncated. What was dropped may have
+// been acknowledged, so a replica that says so may have lost committed
+// records (R11).
 func (l *Log) RecoveryTruncated() bool { return l.recoveryTruncated }
+
+// ClearRecoveryTruncated forgets, durably, that recovery cut the log in
+// dir: its owner calls it once the loss is reported where it counts (the
+// controller). The log need not be open.
+func ClearRecoveryTruncated(dir string) error {
+	err := os.Remove(filepath.Join(dir, recoveryMarkFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("log %s: clear the recovery mark: %w", dir, err)
+	}
+	return syncDir(dir)
+}
 
 // EndOffset is the log end offset: the offset the next record gets.
 func (l *Log) EndOffset() int64 { return l.end.Load() }
@@ -648,7 +670,7 @@ func (l *Log) Close() error {
 // writeMarker creates an empty file durably.
 func writeMarker(path string) error {
 	if err := writeFileSync(path, nil); err != nil {
-		return fmt.Errorf("clean-shutdown marker: %w", err)
+		return fmt.Errorf("marker %s: %w", filepath.Base(path), err)
 	}
 	return syncDir(filepath.Dir(path))
 }

@@ -32,6 +32,14 @@ func (l *Log) load() error {
 	marker := statErr == nil
 	clean := marker || len(bases) == 0
 
+	// A recovery mark left behind: an earlier recovery cut the log (or a
+	// crash interrupted it) and the owner never cleared it.
+	rec := &recoveryMark{path: filepath.Join(l.dir, recoveryMarkFile)}
+	if _, err := os.Stat(rec.path); err == nil {
+		rec.had, rec.set = true, true
+		l.recoveryTruncated = true
+	}
+
 	start := l.readCheckpoint(l.startFile, "log start offset")
 	scanFrom := int64(math.MaxInt64)
 	if !clean {
@@ -53,6 +61,9 @@ func (l *Log) load() error {
 	for i, base := range bases {
 		if n := len(l.segs); n > 0 && l.segs[n-1].NextOffset() != base {
 			prev := l.segs[n-1]
+			if err := rec.mark(); err != nil {
+				return err
+			}
 			l.dropSegments(bases[i:], fmt.Errorf("segment %d starts at %d but the previous one ends at %d", base, base, prev.NextOffset()))
 			break
 		}
@@ -70,6 +81,9 @@ func (l *Log) load() error {
 			continue
 		}
 		recovered = append(recovered, seg)
+		if err := rec.mark(); err != nil {
+			return err
+		}
 		res, err := seg.Recover(lastEpoch)
 		if err != nil {
 			return fmt.Errorf("segment %d: recover: %w", base, err)
@@ -144,6 +158,11 @@ func (l *Log) load() error {
 		return err
 	}
 	l.rpWritten = end
+	if rec.set && !rec.had && !l.recoveryTruncated {
+		if err := ClearRecoveryTruncated(l.dir); err != nil {
+			return err
+		}
+	}
 	if marker {
 		if err := os.Remove(markerPath); err != nil {
 			return fmt.Errorf("clean-shutdown marker: %w", err)
@@ -152,6 +171,25 @@ func (l *Log) load() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// recoveryMark is load's handle on recoveryMarkFile.
+type recoveryMark struct {
+	path string
+	had  bool // there at the start of this recovery
+	set  bool // there now
+}
+
+// mark writes the recovery mark, durably, before recovery may cut the log.
+func (r *recoveryMark) mark() error {
+	if r.set {
+		return nil
+	}
+	if err := writeMarker(r.path); err != nil {
+		return err
+	}
+	r.set = true
 	return nil
 }
 

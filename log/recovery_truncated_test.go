@@ -2,6 +2,7 @@ package log
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/sluicemq/sluice/segment"
@@ -40,16 +41,49 @@ func TestRecoveryTruncated(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			// It describes one Open: the next finds nothing to drop.
-			l, err = Open(f.dir, f.cfg)
-			if err != nil {
+			// A loss is remembered across reopens (and crashes) until
+			// the owner clears it; no loss leaves nothing behind.
+			reopen := func() bool {
+				t.Helper()
+				l, err := Open(f.dir, f.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				return l.RecoveryTruncated()
+			}
+			if got := reopen(); got != tc.want {
+				t.Errorf("RecoveryTruncated %v after a reopen, want %v until cleared", got, tc.want)
+			}
+			if err := ClearRecoveryTruncated(f.dir); err != nil {
 				t.Fatal(err)
 			}
-			defer l.Close()
-			if l.RecoveryTruncated() {
-				t.Error("RecoveryTruncated after a reopen of the recovered log")
+			if reopen() {
+				t.Error("RecoveryTruncated after ClearRecoveryTruncated")
+			}
+			if _, err := os.Stat(filepath.Join(f.dir, recoveryMarkFile)); !os.IsNotExist(err) {
+				t.Errorf("recovery mark left behind: %v", err)
 			}
 		})
+	}
+}
+
+// A crash during recovery leaves the mark written before the scan: the
+// next Open cannot tell whether the interrupted one cut anything, so it
+// says it may have.
+func TestInterruptedRecoveryCountsAsTruncated(t *testing.T) {
+	f := newCorruptFixture(t)
+	f.unclean(t)
+	if err := writeMarker(filepath.Join(f.dir, recoveryMarkFile)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(f.dir, f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.RecoveryTruncated() {
+		t.Fatal("an interrupted recovery's mark was ignored")
 	}
 }
 
