@@ -195,7 +195,7 @@ func brokerMetadata(b *controller.Broker) protocol.BrokerMetadata {
 }
 
 func topicMetadata(md *controller.Metadata, t *controller.Topic) protocol.TopicMetadata {
-	tm := protocol.TopicMetadata{Name: t.Name, Partitions: make([]protocol.PartitionMetadata, len(t.Partitions))}
+	tm := protocol.TopicMetadata{Name: t.Name, ID: t.ID, Partitions: make([]protocol.PartitionMetadata, len(t.Partitions))}
 	for i, p := range t.Partitions {
 		pm := protocol.PartitionMetadata{
 			Partition:       p.Index,

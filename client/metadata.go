@@ -28,7 +28,24 @@ type metadata struct {
 
 type topicInfo struct {
 	err        protocol.ErrorCode
+	id         uint64          // the topic's id; 0 from a broker that does not say
 	partitions []partitionInfo // index = partition id
+}
+
+// keepNewer keeps, for each partition, what old (the topic's previous
+// info) knew if it is of a later leader epoch than what ti says: a broker
+// whose metadata lags (one cut off from the controller still believes it
+// leads) must not send the client back to a deposed leader. Only for the
+// same topic id: a topic created again starts its epochs over.
+func (ti *topicInfo) keepNewer(old *topicInfo) {
+	if old == nil || old.id == 0 || old.id != ti.id || old.err != protocol.NoError || ti.err != protocol.NoError {
+		return
+	}
+	for j := range min(len(ti.partitions), len(old.partitions)) {
+		if old.partitions[j].epoch > ti.partitions[j].epoch {
+			ti.partitions[j] = old.partitions[j]
+		}
+	}
 }
 
 type partitionInfo struct {
@@ -181,7 +198,7 @@ func (c *Client) applyMetadata(resp *protocol.MetadataResponse) {
 	}
 	for i := range resp.Topics {
 		tm := &resp.Topics[i]
-		ti := &topicInfo{err: tm.ErrorCode}
+		ti := &topicInfo{err: tm.ErrorCode, id: tm.ID}
 		if tm.ErrorCode == protocol.NoError {
 			ti.partitions = make([]partitionInfo, len(tm.Partitions))
 			for j := range ti.partitions {
@@ -193,6 +210,7 @@ func (c *Client) applyMetadata(resp *protocol.MetadataResponse) {
 				}
 			}
 		}
+		ti.keepNewer(topics[tm.Name])
 		topics[tm.Name] = ti
 	}
 	c.meta.topics = topics

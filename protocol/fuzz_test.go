@@ -35,6 +35,9 @@ func fuzzMessages(f *testing.F, samples []Message, newMsg func(APIKey) Message, 
 		f.Add(int16(m.Key()), int16(0), m.Append(nil, 0))
 		enc := m.Append(nil, 0)
 		f.Add(int16(m.Key()), int16(0), enc[:len(enc)/2]) // truncated
+		if _, v, _ := m.Key().Versions(); v > 0 {
+			f.Add(int16(m.Key()), v, m.Append(nil, v))
+		}
 	}
 	for _, k := range allKeys() {
 		for _, b := range bombs() {

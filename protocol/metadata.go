@@ -114,8 +114,11 @@ type BrokerMetadata struct {
 
 // TopicMetadata is one topic and its partitions.
 type TopicMetadata struct {
-	ErrorCode  ErrorCode
-	Name       string
+	ErrorCode ErrorCode
+	Name      string
+	// ID tells the incarnations of a name apart (a topic deleted and
+	// created again gets a new one); 0 when unknown. Version 1 on.
+	ID         uint64
 	Internal   bool
 	Partitions []PartitionMetadata
 }
@@ -140,7 +143,11 @@ func (r *MetadataResponse) Append(dst []byte, version int16) []byte {
 	dst = appendArray(dst, r.Brokers, (*BrokerMetadata).append)
 	dst = appendString(dst, r.ClusterID)
 	dst = appendInt32(dst, r.ControllerID)
-	return appendArray(dst, r.Topics, (*TopicMetadata).append)
+	dst = appendInt32(dst, int32(len(r.Topics)))
+	for i := range r.Topics {
+		dst = r.Topics[i].append(dst, version)
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -152,7 +159,7 @@ func (r *MetadataResponse) Decode(d *Decoder, version int16) error {
 	r.Brokers = decodeArray(d, "brokers", 12, r.Brokers, (*BrokerMetadata).decode)
 	r.ClusterID = d.string("cluster_id", r.ClusterID)
 	r.ControllerID = d.int32("controller_id")
-	r.Topics = decodeArray(d, "topics", 9, r.Topics, (*TopicMetadata).decode)
+	r.Topics = decodeArray(d, "topics", 9, r.Topics, func(t *TopicMetadata, d *Decoder) { t.decode(d, version) })
 	return d.finish()
 }
 
@@ -170,16 +177,23 @@ func (b *BrokerMetadata) decode(d *Decoder) {
 	b.Rack = d.string("rack", b.Rack)
 }
 
-func (t *TopicMetadata) append(dst []byte) []byte {
+func (t *TopicMetadata) append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, int16(t.ErrorCode))
 	dst = appendString(dst, t.Name)
+	if version >= 1 {
+		dst = appendInt64(dst, int64(t.ID))
+	}
 	dst = appendBool(dst, t.Internal)
 	return appendArray(dst, t.Partitions, (*PartitionMetadata).append)
 }
 
-func (t *TopicMetadata) decode(d *Decoder) {
+func (t *TopicMetadata) decode(d *Decoder, version int16) {
 	t.ErrorCode = ErrorCode(d.int16("error_code"))
 	t.Name = d.string("name", t.Name)
+	t.ID = 0
+	if version >= 1 {
+		t.ID = uint64(d.int64("topic_id"))
+	}
 	t.Internal = d.bool("internal")
 	t.Partitions = decodeArray(d, "partitions", 26, t.Partitions, (*PartitionMetadata).decode)
 }

@@ -34,19 +34,35 @@ func TestRoundTripRandom(t *testing.T) {
 	}
 }
 
-// checkRoundTrip encodes x, decodes it into into (fresh or reused) and
-// checks that the result equals x and re-encodes to the same bytes.
+// checkRoundTrip encodes x at the highest version of its API (every field
+// is carried), decodes it into into (fresh or reused) and checks that the
+// result equals x and re-encodes to the same bytes.
 func checkRoundTrip(t *testing.T, x, into Message) {
 	t.Helper()
-	enc := x.Append(nil, 0)
-	if err := Decode(into, enc, 0); err != nil {
-		t.Fatalf("%T: decode: %v", x, err)
+	_, v, _ := x.Key().Versions()
+	enc := x.Append(nil, v)
+	if err := Decode(into, enc, v); err != nil {
+		t.Fatalf("%T: decode v%d: %v", x, v, err)
 	}
 	if !same(x, into) {
-		t.Fatalf("%T: round trip differs:\n in  %+v\n out %+v", x, x, into)
+		t.Fatalf("%T: round trip v%d differs:\n in  %+v\n out %+v", x, v, x, into)
 	}
-	if re := into.Append(nil, 0); !bytes.Equal(re, enc) {
-		t.Fatalf("%T: re-encoding differs", x)
+	if re := into.Append(nil, v); !bytes.Equal(re, enc) {
+		t.Fatalf("%T: re-encoding v%d differs", x, v)
+	}
+}
+
+// Metadata version 1 carries topic ids; version 0 does not, and a v0
+// decode leaves none behind from a reused struct.
+func TestMetadataTopicIDByVersion(t *testing.T) {
+	x := &MetadataResponse{ControllerID: 1, Topics: []TopicMetadata{{Name: "t", ID: 42,
+		Partitions: []PartitionMetadata{{Partition: 0, Leader: 1, LeaderEpoch: 3}}}}}
+	var got MetadataResponse
+	if err := Decode(&got, x.Append(nil, 1), 1); err != nil || got.Topics[0].ID != 42 {
+		t.Fatalf("v1: id %d, %v; want 42", got.Topics[0].ID, err)
+	}
+	if err := Decode(&got, x.Append(nil, 0), 0); err != nil || got.Topics[0].ID != 0 || got.Topics[0].Partitions[0].LeaderEpoch != 3 {
+		t.Fatalf("v0: %+v, %v; want no id and the rest intact", got.Topics[0], err)
 	}
 }
 
