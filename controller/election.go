@@ -165,8 +165,7 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 		}
 		if p.Leader == -1 && uncleanElection(t) && !anyAlive(m, p.ISR, id) {
 			if l := firstAlive(m, p.Replicas); l >= 0 {
-				p.Leader, p.ISR = l, []int32{l}
-				p.CommittedHW, p.NoCleanLeader = 0, false
+				leadUncleanly(p, l)
 				refused = nil
 			}
 		}
@@ -199,14 +198,21 @@ func electOffline(m *Metadata, t *Topic) {
 		if l := cleanLeader(m, p, -1); l >= 0 {
 			p.Leader = l
 		} else if l = firstAlive(m, p.Replicas); l >= 0 {
-			p.Leader, p.ISR = l, []int32{l}
-			p.CommittedHW, p.NoCleanLeader = 0, false
+			leadUncleanly(p, l)
 		} else {
 			continue
 		}
 		p.LeaderEpoch++
 		p.PartitionEpoch++
 	}
+}
+
+// leadUncleanly makes l the leader of p alone in its ISR, by an unclean
+// election: what was committed before may be lost, so the committed high
+// watermark and any refusal start over.
+func leadUncleanly(p *Partition, l int32) {
+	p.Leader, p.ISR = l, []int32{l}
+	p.CommittedHW, p.NoCleanLeader = 0, false
 }
 
 // cleanLeader returns the first replica, in replica order, that is in the
