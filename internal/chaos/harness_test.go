@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -11,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -221,6 +224,7 @@ func (h *harness) report(o Outcome) bench.Result {
 		h.t.Logf("acks/s: %.0f over %v; by 10 s: %s", float64(r.Acked)/o.Producing.Seconds(), o.Producing.Round(time.Millisecond),
 			FormatRates(AckRates(o.Acks, 10*time.Second, o.Producing), 10*time.Second))
 	}
+	logSendErrors(h.t, o.SendErrors)
 	if !r.OK() {
 		h.save("history.json", o.History)
 		h.t.Errorf("check failed: %+v", r)
@@ -247,5 +251,16 @@ func (h *harness) checkReplicas(topic string) {
 	}
 	if err != nil {
 		h.t.Errorf("replicas not identical: %v", err)
+	}
+}
+
+// logSendErrors logs the most frequent messages of the sends that ended
+// unknown or failed: a stall shows as one producer's timeouts at one
+// leader.
+func logSendErrors(t *testing.T, errs map[string]int) {
+	t.Helper()
+	msgs := slices.SortedFunc(maps.Keys(errs), func(a, b string) int { return cmp.Or(errs[b]-errs[a], strings.Compare(a, b)) })
+	for _, m := range msgs[:min(len(msgs), 6)] {
+		t.Logf("send errors: %d× %s", errs[m], m)
 	}
 }

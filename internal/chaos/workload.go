@@ -57,6 +57,9 @@ type Outcome struct {
 	Latency     *bench.Histogram
 	Producing   time.Duration
 	FetchErrors int
+	// SendErrors counts the sends that ended unknown or failed, by
+	// producer and error message: which leader a stall was on, and why.
+	SendErrors map[string]int
 }
 
 // Workload is verifiable producers (acks=all, values unique in the run,
@@ -154,7 +157,11 @@ func (w *Workload) Finish(ctx context.Context) (Outcome, error) {
 	var o Outcome
 	o.Producing = time.Since(w.start)
 	o.Latency = bench.NewHistogram()
+	o.SendErrors = map[string]int{}
 	for _, p := range w.prods {
+		for msg, n := range p.errs {
+			o.SendErrors[fmt.Sprintf("producer %d: %s", p.idx, msg)] += n
+		}
 		o.History.Sends = append(o.History.Sends, p.sends...)
 		o.Acks = append(o.Acks, p.acks...)
 		o.Latency.Merge(p.lat)
@@ -260,6 +267,23 @@ type timedProducer struct {
 	mu    sync.Mutex
 	sends []bench.Send
 	acks  []Ack
+	errs  map[string]int // unknown and failed sends by message (maxErrorKinds)
+}
+
+// maxErrorKinds bounds the distinct messages a producer counts; more go
+// under one key.
+const maxErrorKinds = 32
+
+// countError counts a send that ended with err. p.mu is held.
+func (p *timedProducer) countError(err error) {
+	if p.errs == nil {
+		p.errs = map[string]int{}
+	}
+	msg := err.Error()
+	if _, ok := p.errs[msg]; !ok && len(p.errs) >= maxErrorKinds {
+		msg = "(other messages)"
+	}
+	p.errs[msg]++
 }
 
 func (p *timedProducer) run(cfg *WorkloadConfig, run string, start time.Time, interval time.Duration, stop <-chan struct{}) {
@@ -320,8 +344,10 @@ func (p *timedProducer) send(ctx context.Context, cfg *WorkloadConfig, run strin
 			p.lat.Record(now.Sub(sched))
 		case client.IsIndeterminate(err):
 			s.Outcome = bench.Unknown
+			p.countError(err)
 		default:
 			s.Outcome = bench.Failed
+			p.countError(err)
 		}
 	})
 }
