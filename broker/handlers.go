@@ -9,7 +9,6 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
-	"github.com/sluicemq/sluice/record"
 )
 
 // handlerScratch holds the request and response structs a connection's
@@ -18,7 +17,6 @@ import (
 type handlerScratch struct {
 	produceReq  protocol.ProduceRequest
 	produceResp protocol.ProduceResponse
-	batches     []record.Batch
 	acks        []ackWait // partitions of the current produce whose answer waits
 	listReq     protocol.ListOffsetsRequest
 	listResp    protocol.ListOffsetsResponse
@@ -160,7 +158,7 @@ func (c *conn) handleMetadata(h *protocol.RequestHeader, resp *response) error {
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
-	md := c.b.store.Metadata()
+	md := c.b.Metadata()
 	out := protocol.MetadataResponse{ClusterID: c.b.cfg.ClusterID, ControllerID: md.ControllerID}
 	for _, id := range md.AliveBrokers() {
 		out.Brokers = append(out.Brokers, brokerMetadata(md.Brokers[id]))
@@ -216,31 +214,6 @@ func topicMetadata(md *controller.Metadata, t *controller.Topic) protocol.TopicM
 		tm.Partitions[i] = pm
 	}
 	return tm
-}
-
-// lookup returns the partition if this broker leads it, else the error
-// code to answer with.
-func (c *conn) lookup(topic string, index int32) (*partition, protocol.ErrorCode) {
-	if p := c.b.parts.get(topic, index); p != nil {
-		return p, protocol.NoError
-	}
-	md := c.b.store.Metadata()
-	t, ok := md.Topics[topic]
-	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return nil, protocol.ErrUnknownTopicOrPartition
-	}
-	switch leader := t.Partitions[index].Leader; {
-	case leader < 0:
-		return nil, protocol.ErrLeaderNotAvailable // offline: no leader yet
-	case leader != c.b.cfg.BrokerID:
-		if b, ok := md.Brokers[leader]; !ok || b.State != controller.BrokerAlive {
-			return nil, protocol.ErrLeaderNotAvailable
-		}
-		return nil, protocol.ErrNotLeaderOrFollower
-	}
-	// Ours, but its log is not open (yet, or it failed to open): a
-	// definite, retriable refusal.
-	return nil, protocol.ErrLeaderNotAvailable
 }
 
 // resize returns s with length n, reusing its storage.

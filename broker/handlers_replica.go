@@ -2,13 +2,10 @@ package broker
 
 import (
 	"context"
-	"hash/crc32"
-	"slices"
 	"time"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
-	"github.com/sluicemq/sluice/record"
 )
 
 // handleOffsetForLeaderEpoch answers a follower's question after a
@@ -33,114 +30,31 @@ func (c *conn) handleOffsetForLeaderEpoch(h *protocol.RequestHeader, resp *respo
 }
 
 func (c *conn) epochEndOffset(topic string, q protocol.OffsetForLeaderEpochPartition) protocol.EpochEndOffset {
-	r := protocol.EpochEndOffset{Partition: q.Partition, LeaderEpoch: -1, EndOffset: -1}
-	p, code := c.lookup(topic, q.Partition)
-	if p == nil {
-		r.ErrorCode = code
-		return r
-	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if r.ErrorCode = p.unavailable(); r.ErrorCode != protocol.NoError {
-		return r
-	}
-	switch e := q.CurrentLeaderEpoch; {
-	case e >= 0 && e < p.leader.Epoch():
-		r.ErrorCode = protocol.ErrFencedLeaderEpoch
-		return r
-	case e > p.leader.Epoch():
-		r.ErrorCode = protocol.ErrUnknownLeaderEpoch
-		return r
-	}
-	r.LeaderEpoch, r.EndOffset = p.log.EndOffsetForEpoch(q.LeaderEpoch)
+	r := protocol.EpochEndOffset{Partition: q.Partition}
+	var err error
+	r.LeaderEpoch, r.EndOffset, err = c.b.EpochEndOffset(topic, q.Partition, q.CurrentLeaderEpoch, q.LeaderEpoch)
+	r.ErrorCode, _ = ErrorCode(err)
 	return r
 }
 
-// handleDescribeReplicas reports every replica this broker holds: role,
-// offsets and, when asked, a checksum of its batches, so replicas can be
-// compared byte for byte.
+// handleDescribeReplicas reports every replica this broker holds (the
+// core's Replicas): role, offsets and, when asked, a checksum of its
+// batches, so replicas can be compared byte for byte.
 func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.DescribeReplicasRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
 	out := protocol.DescribeReplicasResponse{BrokerID: c.b.cfg.BrokerID}
-	for _, p := range c.b.parts.all() {
-		if len(req.Topics) > 0 && !slices.Contains(req.Topics, p.topic) {
-			continue
-		}
-		out.Replicas = append(out.Replicas, describeReplica(p, req.ChecksumUpTo))
+	for _, r := range c.b.Replicas(req.Topics, req.ChecksumUpTo) {
+		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
+			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,
+			Checksum: r.Checksum, ChecksumEnd: r.ChecksumEnd}
+		ri.ErrorCode, _ = ErrorCode(r.Err)
+		out.Replicas = append(out.Replicas, ri)
 	}
-	slices.SortFunc(out.Replicas, func(a, b protocol.ReplicaInfo) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition) - int(b.Partition)
-	})
 	c.encode(resp, h, &out)
 	return nil
-}
-
-func describeReplica(p *partition, checksumUpTo int64) protocol.ReplicaInfo {
-	r := protocol.ReplicaInfo{Topic: p.topic, Partition: p.index, StartOffset: -1, EndOffset: -1, HighWatermark: -1,
-		SyncedOffset: -1, ChecksumEnd: -1, LeaderEpoch: -1}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.state != stateOpen {
-		r.ErrorCode = protocol.ErrReplicaNotAvailable
-		return r
-	}
-	r.Leader = p.role == roleLeader
-	r.LeaderEpoch = p.epoch
-	r.StartOffset, r.EndOffset, r.SyncedOffset = p.log.StartOffset(), p.log.EndOffset(), p.log.SyncedOffset()
-	r.HighWatermark = p.highWatermark()
-	if checksumUpTo >= 0 {
-		sum, end, err := checksum(p, min(checksumUpTo, r.EndOffset))
-		if err != nil {
-			r.ErrorCode = protocol.ErrCorruptMessage
-		}
-		r.Checksum, r.ChecksumEnd = sum, end
-	}
-	return r
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// checksum hashes the bytes of every whole batch from the log start whose
-// offsets are all below upTo; it returns the offset after the last batch
-// hashed. Call with p.mu held.
-func checksum(p *partition, upTo int64) (uint32, int64, error) {
-	var sum uint32
-	off := p.log.StartOffset()
-	for off < upTo {
-		v, err := p.log.ReadUpTo(off, upTo, 1<<20)
-		if err != nil {
-			return sum, off, err
-		}
-		b := v.Bytes()
-		if len(b) == 0 {
-			v.Release()
-			break
-		}
-		for len(b) > 0 {
-			batch, rest, err := record.NextBatch(b, 0)
-			if err != nil || batch.LastOffset() >= upTo {
-				break
-			}
-			sum = crc32.Update(sum, castagnoli, batch)
-			off = batch.LastOffset() + 1
-			b = rest
-		}
-		v.Release()
-		if len(b) > 0 && off < upTo {
-			// A batch crossing upTo (or a torn one): stop there.
-			break
-		}
-	}
-	return sum, off, nil
 }
 
 // handleElectLeaders moves leadership back to preferred replicas that are
@@ -157,13 +71,13 @@ func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) err
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	out := protocol.ElectLeadersResponse{}
-	elections, err := c.b.node.ElectPreferredLeaders(ctx, req.Topics)
+	elections, err := c.b.ElectPreferredLeaders(ctx, req.Topics)
 	if err != nil {
-		out.ErrorCode, _ = adminErrorCode(err)
+		out.ErrorCode, _ = ErrorCode(err)
 		c.encode(resp, h, &out)
 		return nil
 	}
-	out.Results = electionResults(c.b.store.Metadata(), req.Topics, elections)
+	out.Results = electionResults(c.b.Metadata(), req.Topics, elections)
 	c.encode(resp, h, &out)
 	return nil
 }
@@ -199,7 +113,7 @@ func electionResults(md *controller.Metadata, topics []string, elections []contr
 			if e, ok := made[key{name, p.Index}]; ok {
 				r.Leader = e.Leader
 				if e.Err != nil {
-					r.ErrorCode, r.Message = adminErrorCode(e.Err)
+					r.ErrorCode, r.Message = ErrorCode(e.Err)
 				}
 			} else if len(p.Replicas) > 0 && p.Leader == p.Replicas[0] {
 				r.ErrorCode, r.Message = protocol.ErrElectionNotNeeded, "the preferred replica leads"

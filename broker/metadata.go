@@ -2,10 +2,8 @@ package broker
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sluicemq/sluice/controller"
-	"github.com/sluicemq/sluice/protocol"
 )
 
 // MetadataStore is everything the broker needs from the cluster metadata:
@@ -26,37 +24,3 @@ type MetadataStore interface {
 }
 
 var _ MetadataStore = (*controller.Node)(nil)
-
-// adminErrorCode maps a metadata store error to the protocol code a client
-// can act on, and the message to send with it.
-func adminErrorCode(err error) (protocol.ErrorCode, string) {
-	if err == nil {
-		return protocol.NoError, ""
-	}
-	var code protocol.ErrorCode
-	switch {
-	case errors.Is(err, controller.ErrTopicExists):
-		code = protocol.ErrTopicAlreadyExists
-	case errors.Is(err, controller.ErrUnknownTopic):
-		code = protocol.ErrUnknownTopicOrPartition
-	case errors.Is(err, controller.ErrInvalidTopic):
-		code = protocol.ErrInvalidTopic
-	case errors.Is(err, controller.ErrInvalidPartitions):
-		code = protocol.ErrInvalidPartitions
-	case errors.Is(err, controller.ErrInvalidReplicationFactor):
-		code = protocol.ErrInvalidReplicationFactor
-	case errors.Is(err, controller.ErrInvalidConfig):
-		code = protocol.ErrInvalidConfig
-	case errors.Is(err, controller.ErrStalePartitionEpoch), errors.Is(err, controller.ErrStaleBrokerEpoch):
-		code = protocol.ErrStaleBrokerEpoch
-	case errors.Is(err, controller.ErrInvalidPartition):
-		code = protocol.ErrEligibleLeadersNotAvailable
-	case errors.Is(err, context.DeadlineExceeded):
-		code = protocol.ErrRequestTimedOut
-	case errors.Is(err, controller.ErrClosed), errors.Is(err, context.Canceled):
-		code = protocol.ErrBrokerNotAvailable
-	default:
-		code = protocol.ErrUnknownServerError
-	}
-	return code, err.Error()
-}

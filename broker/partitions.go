@@ -10,105 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
-	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/replica"
 )
-
-// partitionState says whether requests may use a partition's log.
-type partitionState uint8
-
-const (
-	stateOpen      partitionState = iota
-	stateReopening                // closing and reopening to apply a config
-	stateClosed                   // deleted, failed, or the broker is stopping
-)
-
-// partition is one partition this broker holds, with its open log.
-//
-// mu guards the log pointer and the state: produce and fetch use the log
-// under the read lock after checking the state. A log is never closed
-// under the write lock: closing waits for the Views of fetches still being
-// written, and a writer waiting behind a long-poll that needs the read
-// lock would deadlock. So the state changes under the lock, and the log
-// is closed after it is released.
-type partition struct {
-	topic string
-	index int32
-	dir   string
-
-	mu    sync.RWMutex
-	log   *log.Log
-	cfg   partitionConfig
-	epoch int32 // leader epoch from the metadata
-	state partitionState
-
-	// Replication state, under mu (replication.go). The metadata says
-	// who leads (leaderID, epoch); role says what this broker does.
-	role      role
-	leader    *replica.Leader   // roleLeader: ISR, high watermark, acks=all waits
-	follower  *replica.Follower // roleFollower: truncation and fetched appends
-	leaderID  int32             // -1 when the partition has no leader
-	partEpoch int32             // the partition epoch, for AlterPartition
-	isr       []int32
-	replicas  []int32
-	minInsync int
-	fetchFrom int32 // the broker whose fetcher copies this partition, -1 none
-	hw        int64 // the high watermark while not leading
-	cur       atomic.Pointer[log.Log]
-
-	// waiters are the long-poll fetches watching this partition; notify
-	// wakes them after an append became visible. The broker notifies
-	// rather than relying on log.Changed alone because, with fsync=always,
-	// what becomes visible is the synced offset, which moves after Append's
-	// fsync and not at the append itself.
-	wmu     sync.Mutex
-	waiters map[chan<- struct{}]struct{}
-}
-
-// highWatermark is the offset below which consumers may read (R12): the
-// leader's, from the ISR's positions (for fsync=always topics, their
-// synced offsets), or, on a follower, the leader's as last fetched. Call
-// with p.mu held.
-func (p *partition) highWatermark() int64 {
-	switch {
-	case p.role == roleLeader:
-		return p.leader.HighWatermark()
-	case p.follower != nil:
-		return p.follower.HighWatermark()
-	}
-	return min(p.hw, p.log.EndOffset())
-}
-
-func (p *partition) isClosed() bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.state == stateClosed
-}
-
-// unavailable is the error code for a client request (produce, consume,
-// offsets) that finds the partition not open or not led here, or NoError.
-// Call with p.mu held.
-func (p *partition) unavailable() protocol.ErrorCode {
-	switch p.state {
-	case stateReopening:
-		return protocol.ErrLeaderNotAvailable // retriable, and nothing was written
-	case stateClosed:
-		return protocol.ErrUnknownTopicOrPartition
-	}
-	switch {
-	case p.role == roleLeader:
-		return protocol.NoError
-	case p.leaderID < 0:
-		return protocol.ErrLeaderNotAvailable // no leader: an election is due
-	}
-	return protocol.ErrNotLeaderOrFollower // clients refresh their metadata
-}
 
 // shut moves p to state, ends its replication role and returns its log
 // for the caller to close once the lock is released, or nil if p was not
@@ -122,34 +30,6 @@ func (m *partitions) shut(p *partition, state partitionState) *log.Log {
 	}
 	p.state = state
 	return p.log
-}
-
-// watch registers ch to be signalled (non-blocking send) at every change.
-func (p *partition) watch(ch chan<- struct{}) {
-	p.wmu.Lock()
-	if p.waiters == nil {
-		p.waiters = make(map[chan<- struct{}]struct{})
-	}
-	p.waiters[ch] = struct{}{}
-	p.wmu.Unlock()
-}
-
-func (p *partition) unwatch(ch chan<- struct{}) {
-	p.wmu.Lock()
-	delete(p.waiters, ch)
-	p.wmu.Unlock()
-}
-
-// notify wakes every watcher.
-func (p *partition) notify() {
-	p.wmu.Lock()
-	for ch := range p.waiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-	p.wmu.Unlock()
 }
 
 // topicParts is one topic's partitions on this broker; nil entries are

@@ -1,0 +1,282 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// The broker core: what a front end (the sluice protocol in this package,
+// the Kafka protocol, HTTP) asks of the broker, as plain Go calls with no
+// wire types. A front end decodes a request, calls the core, and encodes
+// what it returns; it owns no behaviour of its own, so every front end
+// behaves the same. The per-partition operations are in partition.go;
+// ErrorCode (errors.go) maps every error the core returns to the code a
+// front end answers with. docs/broker.md has the call sequence of a
+// produce and of a fetch.
+//
+// The model is Kafka's ReplicaManager (find the partition, refuse what this
+// broker cannot serve) over Partition.appendRecordsToLeader (one method
+// owns the steps of an append).
+
+// partitionFor returns the partition if this broker leads it, or the
+// definite refusal a client request gets: unknown, not the leader (the
+// client refreshes its metadata), or no leader yet.
+func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
+	if p := b.parts.get(topic, index); p != nil {
+		return p, nil
+	}
+	md := b.store.Metadata()
+	t, ok := md.Topics[topic]
+	if !ok || index < 0 || int(index) >= len(t.Partitions) {
+		return nil, protocol.ErrUnknownTopicOrPartition
+	}
+	switch leader := t.Partitions[index].Leader; {
+	case leader < 0:
+		return nil, protocol.ErrLeaderNotAvailable // offline: no leader yet
+	case leader != b.cfg.BrokerID:
+		if br, ok := md.Brokers[leader]; !ok || br.State != controller.BrokerAlive {
+			return nil, protocol.ErrLeaderNotAvailable
+		}
+		return nil, protocol.ErrNotLeaderOrFollower
+	}
+	// Ours, but its log is not open (yet, or it failed to open): a
+	// definite, retriable refusal.
+	return nil, protocol.ErrLeaderNotAvailable
+}
+
+// Append appends a producer's record set (whole batches, as the producer
+// encoded them) to a partition this broker leads, and returns where it
+// went and the wait for its acknowledgement (LeaderAppend.Wait, when
+// Pending). An error with nothing appended is definite; once something
+// was appended it is indeterminate (R14). During a controlled shutdown
+// produces are refused (NOT_LEADER_OR_FOLLOWER: leadership is moving, the
+// client retries on the new leader).
+func (b *Broker) Append(topic string, partition int32, records []byte, acks Acks) (LeaderAppend, error) {
+	// The controlled shutdown waits for appends that passed this check
+	// before it counts what is left to replicate.
+	b.appending.Add(1)
+	defer b.appending.Add(-1)
+	if b.draining.Load() {
+		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, errDraining
+	}
+	if !acks.Valid() {
+		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, protocol.ErrInvalidRequiredAcks
+	}
+	p, err := b.partitionFor(topic, partition)
+	if err != nil {
+		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, err
+	}
+	return p.appendAsLeader(records, acks)
+}
+
+// errDraining refuses produces during a controlled shutdown (definite:
+// nothing appended).
+var errDraining = &protocol.Error{Code: protocol.ErrNotLeaderOrFollower, Detail: "broker shutting down; leadership moving"}
+
+// ListOffset answers a ListOffsets query for one partition this broker
+// leads: EarliestTimestamp, LatestTimestamp or a record timestamp.
+func (b *Broker) ListOffset(topic string, partition int32, timestamp int64) (OffsetAt, error) {
+	p, err := b.partitionFor(topic, partition)
+	if err != nil {
+		return OffsetAt{Offset: -1, Timestamp: -1, LeaderEpoch: -1}, err
+	}
+	return p.listOffset(timestamp)
+}
+
+// EpochEndOffset answers a follower's OffsetForLeaderEpoch (R9) for a
+// partition this broker leads: the largest epoch at or below epoch in the
+// log and its end offset. current is the leader epoch the follower knows
+// (-1: not checked).
+func (b *Broker) EpochEndOffset(topic string, partition int32, current, epoch int32) (int32, int64, error) {
+	p, err := b.partitionFor(topic, partition)
+	if err != nil {
+		return -1, -1, err
+	}
+	return p.epochEndOffset(current, epoch)
+}
+
+// Fetch is a read of several partitions as Kafka's Fetch defines it: each
+// partition from its offset up to its byte limit, the whole response up
+// to MaxBytes (but at least one batch), answered once MinBytes are there
+// or MaxWait passed (long-poll). A front end fills it, calls
+// Broker.StartFetch and, when that says to wait, Broker.WaitFetch; the
+// record bytes are Views of the segments, to be sent zero-copy and then
+// released (Release). A Fetch is reused: Reset it between requests.
+type Fetch struct {
+	// Follower is the fetching replica (nil for a consumer): it reads up
+	// to the log end and its offsets count for the ISR (R10, R12).
+	Follower *FollowerFetch
+	MinBytes int
+	MaxBytes int
+	Parts    []FetchPart
+
+	wake chan struct{} // signalled by the partitions' notify
+}
+
+// FetchPart is one partition of a Fetch: what to read, and what was read.
+type FetchPart struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	MaxBytes  int
+	// LeaderEpoch is the leader epoch a follower fetches in (its
+	// CurrentLeaderEpoch); unused for consumers.
+	LeaderEpoch int32
+
+	// Result and Err are set by each read.
+	Result ReadResult
+	Err    error
+
+	p *partition // nil when the lookup failed (Err says why)
+}
+
+// maxFetchResponse bounds the record bytes of one Fetch, whatever the
+// client asks, so a response's length always fits an i32.
+const maxFetchResponse = 1 << 30
+
+// Release gives back the Views of the last read.
+func (f *Fetch) Release() {
+	for i := range f.Parts {
+		f.Parts[i].Result.Records.Release()
+		f.Parts[i].Result = ReadResult{}
+	}
+}
+
+// Reset releases the Views and forgets the partitions, for reuse.
+func (f *Fetch) Reset() {
+	f.Release()
+	clear(f.Parts)
+	f.Parts = f.Parts[:0]
+	f.Follower = nil
+	if f.wake != nil {
+		select {
+		case <-f.wake:
+		default:
+		}
+	}
+}
+
+// StartFetch looks up every partition of f once and reads them. It
+// reports whether the answer should go now: MinBytes are there or a
+// partition has an error. Otherwise the caller releases the Views (or
+// not) and calls WaitFetch.
+func (b *Broker) StartFetch(f *Fetch) bool {
+	for i := range f.Parts {
+		fp := &f.Parts[i]
+		fp.p, fp.Err = b.partitionFor(fp.Topic, fp.Partition)
+	}
+	return f.read()
+}
+
+// WaitFetch waits until f has MinBytes, the deadline passes or ctx is
+// done, reading again at every change of one of its partitions, and
+// leaves f with the last read. It watches the partitions before reading
+// again, so an append between StartFetch's read and the watch is not
+// missed.
+func (b *Broker) WaitFetch(ctx context.Context, f *Fetch, deadline time.Time) {
+	if f.wake == nil {
+		f.wake = make(chan struct{}, 1)
+	}
+	for i := range f.Parts {
+		if p := f.Parts[i].p; p != nil {
+			p.watch(f.wake)
+		}
+	}
+	defer func() {
+		for i := range f.Parts {
+			if p := f.Parts[i].p; p != nil {
+				p.unwatch(f.wake)
+			}
+		}
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for !f.read() {
+		select {
+		case <-f.wake:
+			continue
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		f.read()
+		return
+	}
+}
+
+// read reads every partition of f again from its offset, within the byte
+// limits, never above the high watermark for a consumer (R12). It
+// reports whether the answer should go now.
+func (f *Fetch) read() bool {
+	remaining := min(max(f.MaxBytes, 0), maxFetchResponse)
+	total, failed := 0, false
+	for i := range f.Parts {
+		fp := &f.Parts[i]
+		fp.Result.Records.Release()
+		fp.Result = ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
+		if fp.p == nil {
+			failed = true
+			continue
+		}
+		limit := 0
+		if fp.MaxBytes > 0 && (remaining > 0 || total == 0) {
+			limit = max(1, min(fp.MaxBytes, remaining))
+		}
+		var ff *FollowerFetch
+		if f.Follower != nil {
+			ff = &FollowerFetch{Replica: f.Follower.Replica, BrokerEpoch: f.Follower.BrokerEpoch, LeaderEpoch: fp.LeaderEpoch}
+		}
+		fp.Result, fp.Err = fp.p.read(fp.Offset, limit, ff)
+		if fp.Err != nil {
+			failed = true
+			continue
+		}
+		n := fp.Result.Records.Len()
+		total += n
+		remaining -= n
+	}
+	return failed || total >= f.MinBytes
+}
+
+// ReplicaState is one replica this broker holds, as Replicas reports it.
+type ReplicaState struct {
+	Topic         string
+	Partition     int32
+	Err           error // why the replica cannot be read (not open), or nil
+	Leader        bool  // this broker leads the partition
+	LeaderEpoch   int32
+	StartOffset   int64
+	EndOffset     int64
+	HighWatermark int64
+	SyncedOffset  int64 // offsets below it are fsynced (R2)
+	// Checksum is the CRC-32C of every whole batch from the log start
+	// below ChecksumEnd, when asked for (checksumUpTo >= 0), so replicas
+	// can be compared byte for byte; ChecksumEnd is -1 otherwise.
+	Checksum    uint32
+	ChecksumEnd int64
+}
+
+// Replicas reports every replica this broker holds of the topics named
+// (all when none), sorted by topic and partition. With checksumUpTo >= 0
+// each carries a checksum of its batches below that offset.
+func (b *Broker) Replicas(topics []string, checksumUpTo int64) []ReplicaState {
+	var out []ReplicaState
+	for _, p := range b.parts.all() {
+		if len(topics) > 0 && !slices.Contains(topics, p.topic) {
+			continue
+		}
+		out = append(out, p.describe(checksumUpTo))
+	}
+	slices.SortFunc(out, func(a, b ReplicaState) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Partition, b.Partition)
+	})
+	return out
+}

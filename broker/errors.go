@@ -1,0 +1,111 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/replica"
+)
+
+// ErrorCode returns the protocol error code and the message a front end
+// answers err with. It is the broker's one mapping from the errors of the
+// core and of the layers below it (log, replica, controller, context) to
+// codes; every front end calls it rather than keeping its own. The codes
+// are Kafka's numbers, so the Kafka front end answers with them as they
+// are. A nil err is NoError.
+//
+// An error the core already decided the code of (a *protocol.Error, or a
+// bare protocol.ErrorCode) keeps it: that is how the core says, for
+// example, that a produce failed after appending (R14).
+func ErrorCode(err error) (protocol.ErrorCode, string) {
+	if err == nil {
+		return protocol.NoError, ""
+	}
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Code, pe.Detail
+	}
+	var code protocol.ErrorCode
+	if errors.As(err, &code) {
+		if code == protocol.NoError {
+			return protocol.ErrUnknownServerError, err.Error()
+		}
+		if err == error(code) {
+			return code, "" // the code says it all
+		}
+		return code, err.Error()
+	}
+	return codeFor(err), err.Error()
+}
+
+// codeFor is the table behind ErrorCode for errors that carry no code.
+func codeFor(err error) protocol.ErrorCode {
+	switch {
+	// Storage.
+	case errors.Is(err, log.ErrOffline):
+		return protocol.ErrStorageError
+	case errors.Is(err, log.ErrClosed):
+		return protocol.ErrNotLeaderOrFollower
+	case errors.Is(err, log.ErrOffsetOutOfRange):
+		return protocol.ErrOffsetOutOfRange
+	case errors.Is(err, record.ErrCorrupt):
+		return protocol.ErrCorruptMessage
+	// Replication.
+	case errors.Is(err, replica.ErrNotEnoughReplicas):
+		return protocol.ErrNotEnoughReplicas
+	case errors.Is(err, replica.ErrNotLeader):
+		return protocol.ErrNotLeaderOrFollower
+	case errors.Is(err, replica.ErrStaleBrokerEpoch):
+		return protocol.ErrStaleBrokerEpoch
+	// Cluster metadata.
+	case errors.Is(err, controller.ErrTopicExists):
+		return protocol.ErrTopicAlreadyExists
+	case errors.Is(err, controller.ErrUnknownTopic):
+		return protocol.ErrUnknownTopicOrPartition
+	case errors.Is(err, controller.ErrInvalidTopic):
+		return protocol.ErrInvalidTopic
+	case errors.Is(err, controller.ErrInvalidPartitions):
+		return protocol.ErrInvalidPartitions
+	case errors.Is(err, controller.ErrInvalidReplicationFactor):
+		return protocol.ErrInvalidReplicationFactor
+	case errors.Is(err, controller.ErrInvalidConfig):
+		return protocol.ErrInvalidConfig
+	case errors.Is(err, controller.ErrStalePartitionEpoch), errors.Is(err, controller.ErrStaleBrokerEpoch):
+		return protocol.ErrStaleBrokerEpoch
+	case errors.Is(err, controller.ErrInvalidPartition):
+		return protocol.ErrEligibleLeadersNotAvailable
+	case errors.Is(err, controller.ErrClosed):
+		return protocol.ErrBrokerNotAvailable
+	// Waits.
+	case errors.Is(err, context.DeadlineExceeded):
+		return protocol.ErrRequestTimedOut
+	case errors.Is(err, context.Canceled):
+		return protocol.ErrBrokerNotAvailable
+	}
+	return protocol.ErrUnknownServerError
+}
+
+// afterAppend is the error of a produce that failed after the leader
+// appended some or all of its batches: whatever the cause, its code is
+// indeterminate (R14), since the batches may yet be committed. Losing the
+// ISR or the leadership while waiting is NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// (retriable); a wait cut short is REQUEST_TIMED_OUT.
+func afterAppend(err error) error {
+	if err == nil {
+		return nil
+	}
+	code, _ := ErrorCode(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		code = protocol.ErrRequestTimedOut
+	case code == protocol.ErrNotEnoughReplicas, code == protocol.ErrNotLeaderOrFollower:
+		code = protocol.ErrNotEnoughReplicasAfterAppend
+	case !code.Indeterminate():
+		code = protocol.ErrUnknownServerError
+	}
+	return &protocol.Error{Code: code, Detail: err.Error()}
+}
