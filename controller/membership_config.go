@@ -38,7 +38,8 @@ type MembershipConfig struct {
 	// events while the node leads.
 	Node *Node
 	// Logger receives the membership's, serf's and memberlist's logs;
-	// default a no-op logger.
+	// default a no-op logger. Like NodeConfig.Logger it names this broker;
+	// the broker a line is about is its `peer`.
 	Logger *zap.Logger
 
 	// ReconcileInterval is how often a leader reconciles the whole member

@@ -69,7 +69,8 @@ type FetcherConfig struct {
 	Timeout time.Duration
 	// MaxFrameBytes bounds a response frame; default protocol's.
 	MaxFrameBytes int
-	// Logger; default no-op.
+	// Logger, naming this broker (field `broker`); the fetcher adds the
+	// leader's id (`leader`). Default no-op.
 	Logger *zap.Logger
 }
 
@@ -130,7 +131,7 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{
 		cfg:    cfg,
-		log:    cfg.Logger.With(zap.Int32("fetch_from", cfg.Leader)),
+		log:    cfg.Logger.With(zap.Int32("leader", cfg.Leader)),
 		parts:  map[TopicPartition]*fetchEntry{},
 		wake:   make(chan struct{}, 1),
 		ctx:    ctx,
@@ -379,7 +380,7 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 		// the whole divergence (the leader changed its log since). Ask
 		// again.
 		f.log.Info("fetch offset out of range on the leader; truncating again", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
-			zap.Int64("leader_log_start", pr.LogStartOffset), zap.Int64("leader_hw", pr.HighWatermark))
+			zap.Int64("leader_log_start", pr.LogStartOffset), zap.Int64("leader_high_watermark", pr.HighWatermark))
 		e.truncated = false
 	default:
 		// Stale or early metadata (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
