@@ -25,10 +25,11 @@ import (
 // alive with the same tags, and is added to Raft as a non-voter when it is
 // not a member yet. A member that fails or leaves is fenced with the epoch
 // currently registered for it, so news about an earlier incarnation of a
-// restarted broker cannot fence the current one (R10). On becoming leader,
-// and every ReconcileInterval while leading, the leader reconciles serf's
-// whole member list, so no event is lost across a leader change or a
-// failed proposal.
+// restarted broker cannot fence the current one (R10). The leader never
+// registers or fences its own broker: a broker registers itself, and its
+// own shutdown fences it. On becoming leader, and every ReconcileInterval
+// while leading, the leader reconciles serf's whole member list, so no
+// event is lost across a leader change or a failed proposal.
 //
 // Serf's events are read by one goroutine into a queue and handled in
 // order by another, so a slow Raft write never blocks serf's gossip. Close
@@ -272,6 +273,8 @@ func (m *Membership) run() {
 	}
 }
 
+// handleEvent registers the brokers a join or update names and fences
+// those a failure or a leave names.
 func (m *Membership) handleEvent(e serf.MemberEvent) {
 	for _, sm := range e.Members {
 		mb, err := parseMember(sm)
@@ -430,8 +433,6 @@ func (m *Membership) fence(mb Member) {
 	}
 }
 
-// joinSeeds joins the seeds, retrying every RetryJoinInterval until one
-// answers: brokers started together may come up in any order.
 // JoinInBackground joins seeds in the background, retrying every
 // RetryJoinInterval until one answers or the membership closes.
 func (m *Membership) JoinInBackground(seeds []string) {
@@ -447,6 +448,9 @@ func (m *Membership) JoinInBackground(seeds []string) {
 	go m.joinSeeds(seeds)
 }
 
+// joinSeeds joins the seeds, retrying every RetryJoinInterval until one
+// answers or the membership closes: brokers started together may come up
+// in any order.
 func (m *Membership) joinSeeds(seeds []string) {
 	defer m.wg.Done()
 	for {
@@ -474,6 +478,9 @@ const (
 	tagRack     = "rack"
 )
 
+// parseMember reads a broker from a serf member's tags. An error means the
+// member is not a broker of this cluster: no id tag or not a broker id, a
+// name other than the id, or no client address.
 func parseMember(sm serf.Member) (Member, error) {
 	idStr, ok := sm.Tags[tagID]
 	if !ok {
