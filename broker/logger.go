@@ -26,6 +26,7 @@ const (
 // being registered, fenced or added to Raft by the controller leader).
 // `broker_epoch` is a broker's registration epoch (R10), `leader_epoch` a
 // partition's; `topic`, `partition`, `offset`, `high_watermark` as named.
+// Raft's own fields are nested under `raft` (and serf's under `serf`).
 func NewLogger(format, level string) (*zap.Logger, error) {
 	lvl := zapcore.InfoLevel
 	if level != "" {

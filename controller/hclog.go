@@ -16,22 +16,31 @@ import (
 // memberlist's standard-logger lines) to zap, so their lines go to the same
 // place as the broker's, with the broker's fields. hclog trace maps to zap
 // debug; the level is zap's. Values print as hclog prints them (see
-// hclogField). The lines carry no caller and no stack trace: both would
+// hclogField), nested under the library's name ("raft": {"term": 2}), so
+// its keys ("leader", "node": descriptions, not broker ids) never clash
+// with the broker's own fields. The lines carry no caller and no stack
+// trace: both would
 // point into this adapter and the library's goroutines, never at a cause,
 // and a peer that is down makes Raft log errors routinely.
 type zapHclog struct {
 	z       *zap.Logger
+	ns      string // the namespace of the library's fields
 	name    string
 	implied []interface{} // key/value pairs, even in length (With)
 }
 
-func newZapHclog(z *zap.Logger) hclog.Logger {
+// newZapHclog logs to z, with the library's fields under ns.
+func newZapHclog(z *zap.Logger, ns string) hclog.Logger {
 	never := zap.LevelEnablerFunc(func(zapcore.Level) bool { return false })
-	return &zapHclog{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(never))}
+	return &zapHclog{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(never)), ns: ns}
 }
 
 func (l *zapHclog) fields(args []interface{}) []zap.Field {
-	fs := make([]zap.Field, 0, (len(l.implied)+len(args))/2+1)
+	if len(l.implied)+len(args) == 0 {
+		return nil
+	}
+	fs := make([]zap.Field, 1, (len(l.implied)+len(args))/2+2)
+	fs[0] = zap.Namespace(l.ns)
 	fs = appendHclogFields(fs, l.implied)
 	return appendHclogFields(fs, args)
 }

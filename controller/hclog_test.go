@@ -13,7 +13,7 @@ import (
 
 func TestZapHclog(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	l := newZapHclog(zap.New(core)).Named("raft").With("term", 1)
+	l := newZapHclog(zap.New(core), "raft").Named("raft").With("term", 1)
 	l.Trace("trace")
 	l.Debug("debug")
 	l.Info("elected", "term", 3)
@@ -45,12 +45,24 @@ func TestZapHclog(t *testing.T) {
 			t.Errorf("entry %d: %v %q %q, want %v %q", i, got[i].Level, got[i].LoggerName, got[i].Message, w.level, w.msg)
 		}
 	}
-	if ctx := got[0].ContextMap(); ctx["term"] != int64(3) {
+	if ctx := raftFields(got[0]); ctx["term"] != int64(3) {
 		t.Errorf("fields %v, want term=3 (the call's value over the implied one)", ctx)
 	}
-	if got[2].ContextMap()["extra"] != "odd" {
+	if raftFields(got[2])["extra"] != "odd" {
 		t.Errorf("odd argument lost: %v", got[2].ContextMap())
 	}
+	for _, i := range []int{1, 3} { // a call without fields, a standard logger's line
+		if ctx := got[i].ContextMap(); len(ctx) != 1 || len(raftFields(got[i])) != 1 || raftFields(got[i])["term"] != int64(1) {
+			t.Errorf("%q: fields %v, want only the implied term=1 under raft", got[i].Message, ctx)
+		}
+	}
+}
+
+// raftFields is the library's fields of e, which the adapter nests under
+// "raft" so that they cannot clash with the broker's.
+func raftFields(e observer.LoggedEntry) map[string]any {
+	m, _ := e.ContextMap()["raft"].(map[string]any)
+	return m
 }
 
 // Raft's values print as hclog prints them: a hclog.Fmt value formatted
@@ -59,7 +71,7 @@ func TestZapHclog(t *testing.T) {
 // does not shift the pairs that follow it.
 func TestZapHclogValues(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	l := newZapHclog(zap.New(core))
+	l := newZapHclog(zap.New(core), "raft")
 	servers := []raft.Server{{Suffrage: raft.Voter, ID: "1", Address: "127.0.0.1:7093"}}
 	l.Info("initial configuration", "index", 1, "servers", hclog.Fmt("%+v", servers))
 	l.Info("numbers", "hex", hclog.Hex(255), "octal", hclog.Octal(8), "binary", hclog.Binary(5), "quote", hclog.Quote(`a"b`))
@@ -78,7 +90,7 @@ func TestZapHclogValues(t *testing.T) {
 		t.Fatalf("%d entries, want %d", len(got), len(want))
 	}
 	for i, w := range want {
-		ctx := got[i].ContextMap()
+		ctx := raftFields(got[i])
 		if fmt.Sprint(ctx) != fmt.Sprint(w) {
 			t.Errorf("%q: fields %v, want %v", got[i].Message, ctx, w)
 		}
@@ -92,7 +104,7 @@ func TestZapHclogValues(t *testing.T) {
 func TestZapHclogNoStackTrace(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	z := zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel))
-	l := newZapHclog(z)
+	l := newZapHclog(z, "raft")
 	l.Error("failed to appendEntries to", "peer", "2", "error", "dial tcp: connection refused")
 	l.StandardLogger(nil).Print("[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946")
 	z.Error("our own error")

@@ -146,7 +146,7 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	if c.AdvertiseAddr != "" {
 		mc.AdvertiseAddr, mc.AdvertisePort, _ = splitHostPort(c.AdvertiseAddr)
 	}
-	logger := newZapHclog(c.Logger.Named("serf")).StandardLogger(nil)
+	logger := newZapHclog(c.Logger.Named("serf"), "serf").StandardLogger(nil)
 	mc.Logger = logger
 	sc := serf.DefaultConfig()
 	sc.NodeName = strconv.Itoa(int(c.ID))

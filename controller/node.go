@@ -212,7 +212,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			n.store.Close()
 		}
 	}()
-	hlog := newZapHclog(cfg.Logger.Named("raft"))
+	hlog := newZapHclog(cfg.Logger.Named("raft"), "raft")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("controller: snapshots: %w", err)
