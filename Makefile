@@ -79,7 +79,7 @@ run: build
 	@echo "sluice: starting a broker on 127.0.0.1:7092, data in ./data (Ctrl-C stops it)"
 	@echo "  try, in another terminal:"
 	@echo "    ./$(BIN) topic create demo --partitions 3"
-	@echo "    printf 'hello\\nworld\\n' | ./$(BIN) produce demo"
+	@printf '%s\n' "    printf 'hello\\nworld\\n' | ./$(BIN) produce demo"
 	@echo "    ./$(BIN) consume demo --from-beginning --max-messages 2"
 	@exec $(BIN) broker --listen 127.0.0.1:7092 --data-dir ./data
 

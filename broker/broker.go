@@ -212,7 +212,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
 	b.mu.Unlock()
 	b.logger.Info("broker listening", zap.String("addr", b.addr), zap.String("advertised", advertised),
-		zap.String("raft_addr", b.node.RaftAddr()), zap.Int64("epoch", b.epoch.Load()),
+		zap.String("raft_addr", b.node.RaftAddr()), zap.Int64("broker_epoch", b.epoch.Load()),
 		zap.String("data_dir", b.cfg.DataDir), zap.Int("topics", len(md.Topics)))
 	return nil
 }

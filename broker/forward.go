@@ -65,9 +65,8 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 	}
 	var resp protocol.ControllerForwardResponse
 	err := call(ctx, addr, f.clientID, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
-	var ue *unsentError
 	switch {
-	case errors.As(err, &ue):
+	case errors.Is(err, protocol.ErrNotSent):
 		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, err)
 	case err != nil:
 		return nil, fmt.Errorf("broker %d at %s: %w", to.ID, addr, err)
@@ -79,14 +78,10 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 	return resp.Payload, nil
 }
 
-// unsentError is a failure before any byte of the request was written.
-type unsentError struct{ err error }
-
-func (e *unsentError) Error() string { return e.err.Error() }
-func (e *unsentError) Unwrap() error { return e.err }
-
 // call sends one request to addr on a new connection and decodes the
-// answer into resp. A failure to connect is an *unsentError.
+// answer into resp, within ctx's deadline or else timeout. A failure
+// before any byte of the request was written (a failure to connect
+// included) matches protocol.ErrNotSent.
 func call(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -95,36 +90,9 @@ func call(ctx context.Context, addr, clientID string, timeout time.Duration, req
 	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return &unsentError{err: fmt.Errorf("dial: %w", err)}
+		return fmt.Errorf("dial: %w: %w", protocol.ErrNotSent, err)
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
-	defer stop()
-	if err := nc.SetDeadline(deadline); err != nil {
-		return &unsentError{err: err}
-	}
-	h := protocol.RequestHeader{Key: req.Key(), CorrelationID: 1, ClientID: clientID}
-	frame, err := protocol.AppendRequest(nil, &h, req)
-	if err != nil {
-		return &unsentError{err: fmt.Errorf("encode %v: %w", req.Key(), err)}
-	}
-	if _, err := nc.Write(frame); err != nil {
-		return fmt.Errorf("send %v: %w", req.Key(), err)
-	}
-	fr := protocol.NewFrameReader(nc, protocol.DefaultMaxFrameSize)
-	got, err := fr.Next()
-	if err != nil {
-		return fmt.Errorf("read %v response: %w", req.Key(), err)
-	}
-	corr, body, err := protocol.ParseResponse(got)
-	if err != nil {
-		return err
-	}
-	if corr != h.CorrelationID {
-		return fmt.Errorf("%v response: correlation id %d, want %d", req.Key(), corr, h.CorrelationID)
-	}
-	if err := protocol.Decode(resp, body, 0); err != nil {
-		return fmt.Errorf("%v response: %w", req.Key(), err)
-	}
-	return nil
+	c := protocol.NewConn(ctx, nc, clientID, protocol.DefaultMaxFrameSize)
+	defer c.Close()
+	return c.RoundTrip(deadline, req, resp, 0)
 }

@@ -116,7 +116,7 @@ func (b *Broker) controlledShutdown() {
 		return
 	}
 	b.parts.reconcile(b.store.Metadata())
-	b.logger.Info("controlled shutdown: leaderships moved", zap.Int64("epoch", epoch))
+	b.logger.Info("controlled shutdown: leaderships moved", zap.Int64("broker_epoch", epoch))
 }
 
 // isrLoop proposes ISR changes for the partitions this broker leads: a
@@ -312,7 +312,7 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 			}
 			continue
 		}
-		b.logger.Info("fenced while running; registered again", zap.Int64("old_epoch", me.Epoch), zap.Int64("epoch", epoch))
+		b.logger.Info("fenced while running; registered again", zap.Int64("fenced_broker_epoch", me.Epoch), zap.Int64("broker_epoch", epoch))
 	}
 }
 

@@ -19,6 +19,14 @@ const (
 // ("auto", "console" or "json"; "" means auto) at the given level
 // ("debug", "info", "warn", "error"; "" means info). cmd/sluice builds the
 // broker's logger with it.
+//
+// Log fields name one concept each, everywhere: `broker` is the broker
+// whose log it is (New adds it to the logger once); another broker a line
+// is about is named by its role: `leader`, `replica`, or `peer` (a broker
+// being registered, fenced or added to Raft by the controller leader).
+// `broker_epoch` is a broker's registration epoch (R10), `leader_epoch` a
+// partition's; `topic`, `partition`, `offset`, `high_watermark` as named.
+// Raft's own fields are nested under `raft` (and serf's under `serf`).
 func NewLogger(format, level string) (*zap.Logger, error) {
 	lvl := zapcore.InfoLevel
 	if level != "" {

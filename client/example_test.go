@@ -43,7 +43,7 @@ func ExampleClient_Produce() {
 // ProduceSync waits for the records to be acknowledged.
 func ExampleClient_ProduceSync() {
 	ctx := context.Background()
-	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"), client.Acks(protocol.AcksAll))
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"), client.Acks(client.AcksAll))
 	if err != nil {
 		log.Fatal(err)
 	}

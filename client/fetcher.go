@@ -280,60 +280,13 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 	return soft
 }
 
-// topicEntry returns the element of *ts named name, appending one if there
-// is none; name gives access to an element's name.
-func topicEntry[T any](ts *[]T, topic string, name func(*T) *string) *T {
-	for i := range *ts {
-		if *name(&(*ts)[i]) == topic {
-			return &(*ts)[i]
-		}
-	}
-	var t T
-	*name(&t) = topic
-	*ts = append(*ts, t)
-	return &(*ts)[len(*ts)-1]
-}
-
-// findPartition returns the partition entry for tp in a response's topics,
-// or nil; parts gives a topic entry's name and partitions, id a partition
-// entry's id.
-func findPartition[T, P any](ts []T, tp TopicPartition, parts func(*T) (string, []P), id func(*P) int32) *P {
-	for i := range ts {
-		name, ps := parts(&ts[i])
-		if name != tp.Topic {
-			continue
-		}
-		for j := range ps {
-			if id(&ps[j]) == tp.Partition {
-				return &ps[j]
-			}
-		}
-	}
-	return nil
-}
-
+// findFetch is tp's entry in a Fetch response, or nil.
 func findFetch(resp *protocol.FetchResponse, tp TopicPartition) *protocol.FetchPartitionResponse {
 	return findPartition(resp.Topics, tp,
 		func(t *protocol.FetchTopicResponse) (string, []protocol.FetchPartitionResponse) {
 			return t.Name, t.Partitions
 		},
 		func(p *protocol.FetchPartitionResponse) int32 { return p.Partition })
-}
-
-func findListOffsets(resp *protocol.ListOffsetsResponse, tp TopicPartition) *protocol.ListOffsetsPartitionResponse {
-	return findPartition(resp.Topics, tp,
-		func(t *protocol.ListOffsetsTopicResponse) (string, []protocol.ListOffsetsPartitionResponse) {
-			return t.Name, t.Partitions
-		},
-		func(p *protocol.ListOffsetsPartitionResponse) int32 { return p.Partition })
-}
-
-func findProduce(resp *protocol.ProduceResponse, tp TopicPartition) *protocol.ProducePartitionResponse {
-	return findPartition(resp.Topics, tp,
-		func(t *protocol.ProduceTopicResponse) (string, []protocol.ProducePartitionResponse) {
-			return t.Name, t.Partitions
-		},
-		func(p *protocol.ProducePartitionResponse) int32 { return p.Partition })
 }
 
 // errBatchTooLarge is a fetch that returned only part of a batch: the

@@ -33,7 +33,7 @@ type config struct {
 	batchMaxBytes    int
 	maxBufferedBytes int64
 	codec            record.Codec
-	acks             int16
+	acks             AckLevel
 	produceTimeout   time.Duration
 	deliveryTimeout  time.Duration
 	partitioner      Partitioner
@@ -83,7 +83,7 @@ func defaultConfig() config {
 		batchMaxBytes:         DefaultBatchMaxBytes,
 		maxBufferedBytes:      DefaultMaxBufferedBytes,
 		codec:                 record.None,
-		acks:                  protocol.AcksAll,
+		acks:                  AcksAll,
 		produceTimeout:        DefaultProduceTimeout,
 		deliveryTimeout:       DefaultDeliveryTimeout,
 		partitioner:           KeyPartitioner(),
@@ -126,8 +126,8 @@ func (c *config) validate() error {
 		return bad("MaxBufferedBytes", "%d, must be at least BatchMaxBytes (%d)", c.maxBufferedBytes, c.batchMaxBytes)
 	case c.codec > record.Zstd:
 		return bad("Compression", "unknown codec %d", c.codec)
-	case c.acks != protocol.AcksNone && c.acks != protocol.AcksLeader && c.acks != protocol.AcksAll:
-		return bad("Acks", "%d, must be 0, 1 or -1 (all)", c.acks)
+	case c.acks != AcksNone && c.acks != AcksLeader && c.acks != AcksAll:
+		return bad("Acks", "%d, must be AcksNone (0), AcksLeader (1) or AcksAll (-1)", c.acks)
 	case c.produceTimeout <= 0 || c.produceTimeout.Milliseconds() > 1<<31-1:
 		return bad("ProduceTimeout", "%v, must be positive and fit in i32 milliseconds", c.produceTimeout)
 	case c.deliveryTimeout <= 0:
@@ -214,11 +214,40 @@ func MaxBufferedBytes(n int64) Opt { return func(c *config) { c.maxBufferedBytes
 // Compression sets the codec of every produced batch. Default record.None.
 func Compression(codec record.Codec) Opt { return func(c *config) { c.codec = codec } }
 
-// Acks sets what a produce waits for: protocol.AcksNone (0, no response:
-// the callback reports success once the request is written, with offset
-// -1), protocol.AcksLeader (1) or protocol.AcksAll (-1, the default: the
-// in-sync replicas have the batch).
-func Acks(acks int16) Opt { return func(c *config) { c.acks = acks } }
+// AckLevel is what a produce waits for before the broker answers it.
+type AckLevel int16
+
+// The acknowledgement levels; their values are the protocol's acks.
+const (
+	// AcksNone: no response. The callback reports success once the
+	// request is written, with offset -1; a record lost on the way is
+	// never known.
+	AcksNone AckLevel = AckLevel(protocol.AcksNone)
+	// AcksLeader: the leader appended the batch. Lost if the leader fails
+	// before a follower copied it.
+	AcksLeader AckLevel = AckLevel(protocol.AcksLeader)
+	// AcksAll: the in-sync replicas have the batch (the high watermark
+	// covers it), refused while fewer than min.insync.replicas are in
+	// sync. The default.
+	AcksAll AckLevel = AckLevel(protocol.AcksAll)
+)
+
+// String is "none", "leader" or "all".
+func (a AckLevel) String() string {
+	switch a {
+	case AcksNone:
+		return "none"
+	case AcksLeader:
+		return "leader"
+	case AcksAll:
+		return "all"
+	}
+	return fmt.Sprintf("AckLevel(%d)", int16(a))
+}
+
+// Acks sets what a produce waits for: AcksNone, AcksLeader or AcksAll
+// (the default).
+func Acks(level AckLevel) Opt { return func(c *config) { c.acks = level } }
 
 // ProduceTimeout is how long the broker may wait for acknowledgements
 // (the request's timeout_ms). Default 10s.

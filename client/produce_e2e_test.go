@@ -189,7 +189,7 @@ func TestProduceBlocksOnMemoryLimit(t *testing.T) {
 func TestProduceAcksNone(t *testing.T) {
 	fc := newFakeCluster(t, 1)
 	fc.addTopic("t", 1)
-	c := newTestClient(t, fc, Acks(protocol.AcksNone))
+	c := newTestClient(t, fc, Acks(AcksNone))
 	rec := &Record{Topic: "t", Value: []byte("v")}
 	if err := c.ProduceSync(context.Background(), rec); err != nil {
 		t.Fatal(err)

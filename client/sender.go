@@ -122,7 +122,7 @@ func (p *producer) dequeue(pp *ppart, b *batch) {
 // settles each from the response.
 func (p *producer) send(leader int32, batches []*batch) {
 	defer p.c.wg.Done()
-	req := &protocol.ProduceRequest{Acks: p.cfg.acks, TimeoutMs: int32(p.cfg.produceTimeout.Milliseconds())}
+	req := &protocol.ProduceRequest{Acks: int16(p.cfg.acks), TimeoutMs: int32(p.cfg.produceTimeout.Milliseconds())}
 	sendable := batches[:0]
 	for _, b := range batches {
 		if b.data == nil {
@@ -143,7 +143,7 @@ func (p *producer) send(leader int32, batches []*batch) {
 	}
 	var resp *protocol.ProduceResponse
 	var respMsg protocol.Message // a typed nil would not be nil
-	if p.cfg.acks != protocol.AcksNone {
+	if p.cfg.acks != AcksNone {
 		resp = new(protocol.ProduceResponse)
 		respMsg = resp
 	}

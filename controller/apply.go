@@ -1,22 +1,8 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"maps"
-)
-
-// Errors that commands are refused with; callers branch on them.
-var (
-	ErrUnknownBroker       = errors.New("unknown broker")
-	ErrStaleBrokerEpoch    = errors.New("stale broker epoch")
-	ErrUnknownPartition    = errors.New("unknown partition")
-	ErrStalePartitionEpoch = errors.New("stale partition epoch")
-	ErrInvalidPartition    = errors.New("invalid partition change")
-	ErrInvalidBroker       = errors.New("invalid broker registration")
-	// ErrBrokerIDInUse: a registration from another data directory while
-	// the id is registered alive (two brokers configured with one id).
-	ErrBrokerIDInUse = errors.New("broker id in use")
 )
 
 // Result is what an applied command reports besides its error.

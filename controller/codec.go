@@ -2,7 +2,6 @@ package controller
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -13,10 +12,6 @@ import (
 // maps are written in key order. A value has exactly one encoding, so two
 // replicas that hold equal metadata write equal bytes, and a decoder refuses
 // anything else (duplicate or unsorted keys, trailing bytes).
-
-// ErrCorrupt matches every error from decoding commands, forwarded requests
-// and snapshots.
-var ErrCorrupt = errors.New("corrupt metadata encoding")
 
 // maxString bounds every string in the encoding; names and addresses are far
 // shorter, config values too.

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -72,9 +71,6 @@ func TopicConfigDefs() []ConfigDef {
 	return defs
 }
 
-// ErrInvalidConfig matches every config validation error.
-var ErrInvalidConfig = errors.New("invalid config")
-
 // ValidateConfig checks one key and value.
 func ValidateConfig(key, value string) error {
 	d, ok := topicConfigDefs[key]
@@ -123,9 +119,6 @@ func ValidateConfigs(cfg map[string]string) error {
 
 // MaxTopicNameLen is the longest topic name accepted.
 const MaxTopicNameLen = 249
-
-// ErrInvalidTopic matches every topic name validation error.
-var ErrInvalidTopic = errors.New("invalid topic name")
 
 // ValidateTopicName checks a topic name: 1 to 249 characters from
 // [a-zA-Z0-9._-], not "." or "..". Names are also directory names on disk,

@@ -3,24 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-
-	"github.com/hashicorp/raft"
-)
-
-// Errors of the Raft controller.
-var (
-	// ErrNotLeader: the node asked to run a write is not the Raft leader.
-	// The write was not proposed; retrying on the leader is safe.
-	ErrNotLeader = errors.New("not the controller leader")
-	// ErrNoLeader: no controller leader is known (an election is running,
-	// or this node cannot reach a quorum).
-	ErrNoLeader = errors.New("no controller leader")
-	// ErrLeaderUnreachable: a Forwarder could not send the request (the
-	// connection failed before it was written). Nothing was proposed; the
-	// node retries until its context ends.
-	ErrLeaderUnreachable = errors.New("controller leader unreachable")
 )
 
 // Forwarder carries a write from a node that is not the Raft leader to the
@@ -122,43 +105,6 @@ type response struct {
 	elections []Election // opElectPreferred
 }
 
-// errorCodes lists the errors a response can carry so the caller can still
-// branch with errors.Is. Append only: a code's meaning never changes.
-var errorCodes = []error{
-	nil,
-	ErrTopicExists, ErrUnknownTopic, ErrInvalidTopic, ErrInvalidPartitions,
-	ErrInvalidReplicationFactor, ErrInvalidConfig, ErrUnknownBroker,
-	ErrStaleBrokerEpoch, ErrUnknownPartition, ErrStalePartitionEpoch,
-	ErrInvalidPartition, ErrInvalidBroker, ErrCorrupt, ErrNotLeader,
-	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
-	ErrLeaderUnreachable, raft.ErrLeadershipLost, ErrBrokerIDInUse,
-}
-
-// codeOther is an error outside errorCodes: only its message travels.
-const codeOther = 255
-
-func errorCode(err error) byte {
-	if err == nil {
-		return 0
-	}
-	for i, e := range errorCodes[1:] {
-		if errors.Is(err, e) {
-			return byte(i + 1)
-		}
-	}
-	return codeOther
-}
-
-// remoteError is an error that came back from the leader: its message as
-// the leader wrote it, matching the sentinel it was built from.
-type remoteError struct {
-	msg  string
-	kind error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.kind }
-
 func appendResponse(b []byte, r response) []byte {
 	b = append(b, forwardVersion)
 	b = binary.AppendUvarint(b, r.res.Index)
@@ -175,28 +121,6 @@ func appendResponse(b []byte, r response) []byte {
 		b = appendError(b, e.Err)
 	}
 	return b
-}
-
-// appendError writes err as its code and message.
-func appendError(b []byte, err error) []byte {
-	b = append(b, errorCode(err))
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	return appendString(b, msg)
-}
-
-// error reads what appendError wrote.
-func (d *decoder) error() error {
-	code, msg := d.byte(), d.string()
-	switch {
-	case d.err != nil || code == 0:
-		return nil
-	case int(code) < len(errorCodes):
-		return &remoteError{msg: msg, kind: errorCodes[code]}
-	}
-	return errors.New(msg)
 }
 
 func decodeResponse(b []byte) (response, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -11,30 +12,88 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// zapHclog routes hashicorp/raft's hclog output to zap, so Raft's lines
-// carry the same fields and go to the same place as the broker's. hclog
-// trace maps to zap debug; the level is zap's.
+// zapHclog routes hashicorp/raft's hclog output (and serf's and
+// memberlist's standard-logger lines) to zap, so their lines go to the same
+// place as the broker's, with the broker's fields. hclog trace maps to zap
+// debug; the level is zap's. Values print as hclog prints them (see
+// hclogField), nested under the library's name ("raft": {"term": 2}), so
+// its keys ("leader", "node": descriptions, not broker ids) never clash
+// with the broker's own fields. The lines carry no caller and no stack
+// trace: both would
+// point into this adapter and the library's goroutines, never at a cause,
+// and a peer that is down makes Raft log errors routinely.
 type zapHclog struct {
 	z       *zap.Logger
+	ns      string // the namespace of the library's fields
 	name    string
-	implied []interface{}
+	implied []interface{} // key/value pairs, even in length (With)
 }
 
-func newZapHclog(z *zap.Logger) hclog.Logger {
-	return &zapHclog{z: z}
+// newZapHclog logs to z, with the library's fields under ns.
+func newZapHclog(z *zap.Logger, ns string) hclog.Logger {
+	never := zap.LevelEnablerFunc(func(zapcore.Level) bool { return false })
+	return &zapHclog{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(never)), ns: ns}
 }
 
 func (l *zapHclog) fields(args []interface{}) []zap.Field {
-	all := append(append([]interface{}(nil), l.implied...), args...)
-	fs := make([]zap.Field, 0, len(all)/2+1)
-	for i := 0; i < len(all); i += 2 {
-		if i+1 == len(all) {
-			fs = append(fs, zap.Any("extra", all[i]))
-			break
+	if len(l.implied)+len(args) == 0 {
+		return nil
+	}
+	fs := make([]zap.Field, 1, (len(l.implied)+len(args))/2+2)
+	fs[0] = zap.Namespace(l.ns)
+	fs = appendHclogFields(fs, l.implied)
+	return appendHclogFields(fs, args)
+}
+
+// appendHclogFields turns hclog's alternating keys and values into zap
+// fields. A lone value at the end is hclog's "value without a key": a
+// captured stack trace, or anything else under the key "extra".
+func appendHclogFields(fs []zap.Field, args []interface{}) []zap.Field {
+	n := len(args) &^ 1
+	for i := 0; i < n; i += 2 {
+		key, ok := args[i].(string)
+		if !ok {
+			key = fmt.Sprint(args[i])
 		}
-		fs = append(fs, zap.Any(fmt.Sprint(all[i]), all[i+1]))
+		fs = append(fs, hclogField(key, args[i+1]))
+	}
+	if n < len(args) {
+		fs = append(fs, hclogField("extra", args[n]))
 	}
 	return fs
+}
+
+// hclogField is one value as hclog would print it: hclog.Fmt formatted
+// (Raft logs its configuration as hclog.Fmt("%+v", servers)), Hex, Octal
+// and Binary in their notation, a captured stack trace under "stack"
+// (as the broker names one), anything else as zap encodes it.
+func hclogField(key string, v interface{}) zap.Field {
+	switch v := v.(type) {
+	case hclog.Format:
+		if f, ok := firstString(v); ok {
+			return zap.String(key, fmt.Sprintf(f, v[1:]...))
+		}
+		return zap.String(key, fmt.Sprint(v...))
+	case hclog.Hex:
+		return zap.String(key, "0x"+strconv.FormatUint(uint64(v), 16))
+	case hclog.Octal:
+		return zap.String(key, "0"+strconv.FormatUint(uint64(v), 8))
+	case hclog.Binary:
+		return zap.String(key, "0b"+strconv.FormatUint(uint64(v), 2))
+	case hclog.Quote:
+		return zap.String(key, string(v))
+	case hclog.CapturedStacktrace:
+		return zap.String("stack", string(v))
+	}
+	return zap.Any(key, v)
+}
+
+func firstString(v []interface{}) (string, bool) {
+	if len(v) == 0 {
+		return "", false
+	}
+	s, ok := v[0].(string)
+	return s, ok
 }
 
 func zapLevel(level hclog.Level) zapcore.Level {
@@ -90,6 +149,11 @@ func (l *zapHclog) ImpliedArgs() []interface{} { return l.implied }
 func (l *zapHclog) With(args ...interface{}) hclog.Logger {
 	c := *l
 	c.implied = append(append([]interface{}(nil), l.implied...), args...)
+	if len(args)%2 == 1 {
+		// Keep the pairs aligned for the call's arguments that follow.
+		n := len(c.implied) - 1
+		c.implied = append(c.implied[:n], "extra", c.implied[n])
+	}
 	return &c
 }
 

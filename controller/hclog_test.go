@@ -1,9 +1,11 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -11,7 +13,7 @@ import (
 
 func TestZapHclog(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	l := newZapHclog(zap.New(core)).Named("raft").With("node", 1)
+	l := newZapHclog(zap.New(core), "raft").Named("raft").With("term", 1)
 	l.Trace("trace")
 	l.Debug("debug")
 	l.Info("elected", "term", 3)
@@ -43,11 +45,79 @@ func TestZapHclog(t *testing.T) {
 			t.Errorf("entry %d: %v %q %q, want %v %q", i, got[i].Level, got[i].LoggerName, got[i].Message, w.level, w.msg)
 		}
 	}
-	ctx := got[0].ContextMap()
-	if ctx["node"] != int64(1) || ctx["term"] != int64(3) {
-		t.Errorf("fields %v, want node=1 term=3", ctx)
+	if ctx := raftFields(got[0]); ctx["term"] != int64(3) {
+		t.Errorf("fields %v, want term=3 (the call's value over the implied one)", ctx)
 	}
-	if got[2].ContextMap()["extra"] != "odd" {
+	if raftFields(got[2])["extra"] != "odd" {
 		t.Errorf("odd argument lost: %v", got[2].ContextMap())
+	}
+	for _, i := range []int{1, 3} { // a call without fields, a standard logger's line
+		if ctx := got[i].ContextMap(); len(ctx) != 1 || len(raftFields(got[i])) != 1 || raftFields(got[i])["term"] != int64(1) {
+			t.Errorf("%q: fields %v, want only the implied term=1 under raft", got[i].Message, ctx)
+		}
+	}
+}
+
+// raftFields is the library's fields of e, which the adapter nests under
+// "raft" so that they cannot clash with the broker's.
+func raftFields(e observer.LoggedEntry) map[string]any {
+	m, _ := e.ContextMap()["raft"].(map[string]any)
+	return m
+}
+
+// Raft's values print as hclog prints them: a hclog.Fmt value formatted
+// (Raft logs its configuration as hclog.Fmt("%+v", servers)), hex and
+// friends in their notation; a lone trailing value, in a call or in With,
+// does not shift the pairs that follow it.
+func TestZapHclogValues(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	l := newZapHclog(zap.New(core), "raft")
+	servers := []raft.Server{{Suffrage: raft.Voter, ID: "1", Address: "127.0.0.1:7093"}}
+	l.Info("initial configuration", "index", 1, "servers", hclog.Fmt("%+v", servers))
+	l.Info("numbers", "hex", hclog.Hex(255), "octal", hclog.Octal(8), "binary", hclog.Binary(5), "quote", hclog.Quote(`a"b`))
+	l.With("lone").Info("after a lone implied value", "key", "value")
+	l.Info("captured", "key", "value", hclog.CapturedStacktrace("stack"))
+	l.Info("bad format", "v", hclog.Format{42})
+	want := []map[string]any{
+		{"index": int64(1), "servers": fmt.Sprintf("%+v", servers)},
+		{"hex": "0xff", "octal": "010", "binary": "0b101", "quote": `a"b`},
+		{"extra": "lone", "key": "value"},
+		{"key": "value", "stack": "stack"},
+		{"v": "42"},
+	}
+	got := logs.All()
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		ctx := raftFields(got[i])
+		if fmt.Sprint(ctx) != fmt.Sprint(w) {
+			t.Errorf("%q: fields %v, want %v", got[i].Message, ctx, w)
+		}
+	}
+}
+
+// Raft's and serf's routine peer failures are logged at error level; they
+// carry no stack trace (it would show Raft's goroutine, never ours) and no
+// caller (it would always be this adapter), whatever the logger adds to
+// its own lines.
+func TestZapHclogNoStackTrace(t *testing.T) {
+	core, logs := observer.New(zapcore.InfoLevel)
+	z := zap.New(core, zap.AddCaller(), zap.AddStacktrace(zapcore.ErrorLevel))
+	l := newZapHclog(z, "raft")
+	l.Error("failed to appendEntries to", "peer", "2", "error", "dial tcp: connection refused")
+	l.StandardLogger(nil).Print("[ERR] memberlist: Failed to send gossip to 127.0.0.1:7946")
+	z.Error("our own error")
+	got := logs.All()
+	if len(got) != 3 {
+		t.Fatalf("%d entries, want 3", len(got))
+	}
+	for _, e := range got[:2] {
+		if e.Level != zapcore.ErrorLevel || e.Stack != "" || e.Caller.Defined {
+			t.Errorf("%q: level %v, caller %v, stack %q: want error level, no caller, no stack", e.Message, e.Level, e.Caller, e.Stack)
+		}
+	}
+	if got[2].Stack == "" || !got[2].Caller.Defined {
+		t.Errorf("the logger's own lines lost their stack or caller: %+v", got[2].Entry)
 	}
 }

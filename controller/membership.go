@@ -25,10 +25,11 @@ import (
 // alive with the same tags, and is added to Raft as a non-voter when it is
 // not a member yet. A member that fails or leaves is fenced with the epoch
 // currently registered for it, so news about an earlier incarnation of a
-// restarted broker cannot fence the current one (R10). On becoming leader,
-// and every ReconcileInterval while leading, the leader reconciles serf's
-// whole member list, so no event is lost across a leader change or a
-// failed proposal.
+// restarted broker cannot fence the current one (R10). The leader never
+// registers or fences its own broker: a broker registers itself, and its
+// own shutdown fences it. On becoming leader, and every ReconcileInterval
+// while leading, the leader reconciles serf's whole member list, so no
+// event is lost across a leader change or a failed proposal.
 //
 // Serf's events are read by one goroutine into a queue and handled in
 // order by another, so a slow Raft write never blocks serf's gossip. Close
@@ -102,7 +103,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		m.wg.Add(1)
 		go m.joinSeeds(cfg.Join)
 	}
-	m.log.Info("membership started", zap.Int32("node", cfg.ID), zap.String("gossip_addr", m.Addr()),
+	m.log.Info("membership started", zap.String("gossip_addr", m.Addr()),
 		zap.Strings("join", cfg.Join))
 	return m, nil
 }
@@ -168,7 +169,7 @@ func (m *Membership) Close() error {
 		}
 		close(m.pumpCh)
 		m.wg.Wait()
-		m.log.Info("membership stopped", zap.Int32("node", m.cfg.ID))
+		m.log.Info("membership stopped")
 	})
 	return m.closeErr
 }
@@ -241,7 +242,7 @@ func (m *Membership) run() {
 			// now: drop them, or a stale "failed" could fence a broker
 			// that has come back since.
 			m.takeQueue()
-			m.log.Info("membership: controller leader reconciles members", zap.Int32("node", m.cfg.ID))
+			m.log.Info("membership: controller leader reconciles members")
 			if !m.reconcile(true) {
 				// Take over again shortly (or on the next wake-up).
 				leader = false
@@ -272,14 +273,16 @@ func (m *Membership) run() {
 	}
 }
 
+// handleEvent registers the brokers a join or update names and fences
+// those a failure or a leave names.
 func (m *Membership) handleEvent(e serf.MemberEvent) {
 	for _, sm := range e.Members {
 		mb, err := parseMember(sm)
 		if err != nil {
-			m.log.Debug("membership: not a broker", zap.String("member", sm.Name), zap.Error(err))
+			m.log.Debug("membership: not a broker", zap.String("serf_member", sm.Name), zap.Error(err))
 			continue
 		}
-		m.log.Debug("membership event", zap.Stringer("event", e.Type), zap.Int32("member", mb.ID), zap.String("addr", mb.Addr))
+		m.log.Debug("membership event", zap.Stringer("event", e.Type), zap.Int32("peer", mb.ID), zap.String("addr", mb.Addr))
 		switch e.Type {
 		case serf.EventMemberJoin, serf.EventMemberUpdate:
 			m.ensureRegistered(mb)
@@ -340,8 +343,8 @@ func (m *Membership) ensureRegistered(mb Member) {
 		if m.refused[mb.ID] != mb.Addr {
 			m.refused[mb.ID] = mb.Addr
 			m.log.Warn("membership: broker id already registered and alive at another address; refused",
-				zap.Int32("member", mb.ID), zap.String("registered_addr", b.Addr), zap.String("member_addr", mb.Addr),
-				zap.Int64("epoch", b.Epoch))
+				zap.Int32("peer", mb.ID), zap.String("registered_addr", b.Addr), zap.String("peer_addr", mb.Addr),
+				zap.Int64("broker_epoch", b.Epoch))
 		}
 		return
 	}
@@ -359,11 +362,11 @@ func (m *Membership) ensureRegistered(mb Member) {
 		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr, DirID: dirID}, prev)
 		cancel()
 		if err != nil {
-			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("member", mb.ID), zap.Error(err))
+			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("peer", mb.ID), zap.Error(err))
 			return
 		}
-		m.log.Info("broker registered", zap.Int32("member", mb.ID), zap.String("addr", mb.Addr),
-			zap.String("raft_addr", mb.RaftAddr), zap.String("rack", mb.Rack), zap.Int64("epoch", epoch))
+		m.log.Info("broker registered", zap.Int32("peer", mb.ID), zap.String("addr", mb.Addr),
+			zap.String("raft_addr", mb.RaftAddr), zap.String("rack", mb.Rack), zap.Int64("broker_epoch", epoch))
 	}
 	m.ensureRaftMember(mb)
 }
@@ -392,7 +395,7 @@ func (m *Membership) ensureRaftMember(mb Member) {
 			if m.refusedRaft[mb.ID] != mb.RaftAddr {
 				m.refusedRaft[mb.ID] = mb.RaftAddr
 				m.log.Warn("membership: voter gossips another Raft address; configuration kept",
-					zap.Int32("member", mb.ID), zap.String("raft_addr", s.Addr), zap.String("member_raft_addr", mb.RaftAddr))
+					zap.Int32("peer", mb.ID), zap.String("raft_addr", s.Addr), zap.String("peer_raft_addr", mb.RaftAddr))
 			}
 			return
 		}
@@ -401,7 +404,7 @@ func (m *Membership) ensureRaftMember(mb Member) {
 	err = m.node.AddNonvoter(ctx, mb.ID, mb.RaftAddr)
 	cancel()
 	if err != nil {
-		m.log.Debug("membership: add non-voter failed; retry at the next reconcile", zap.Int32("member", mb.ID), zap.Error(err))
+		m.log.Debug("membership: add non-voter failed; retry at the next reconcile", zap.Int32("peer", mb.ID), zap.Error(err))
 	}
 }
 
@@ -421,17 +424,15 @@ func (m *Membership) fence(mb Member) {
 	cancel()
 	switch {
 	case errors.Is(err, ErrStaleBrokerEpoch):
-		m.log.Debug("membership: broker re-registered before the fence", zap.Int32("member", mb.ID), zap.Int64("epoch", b.Epoch))
+		m.log.Debug("membership: broker re-registered before the fence", zap.Int32("peer", mb.ID), zap.Int64("broker_epoch", b.Epoch))
 	case err != nil:
-		m.log.Debug("membership: fence failed; retry at the next reconcile", zap.Int32("member", mb.ID), zap.Error(err))
+		m.log.Debug("membership: fence failed; retry at the next reconcile", zap.Int32("peer", mb.ID), zap.Error(err))
 	default:
-		m.log.Info("broker fenced", zap.Int32("member", mb.ID), zap.String("addr", mb.Addr), zap.Int64("epoch", b.Epoch),
+		m.log.Info("broker fenced", zap.Int32("peer", mb.ID), zap.String("addr", mb.Addr), zap.Int64("broker_epoch", b.Epoch),
 			zap.String("status", mb.Status))
 	}
 }
 
-// joinSeeds joins the seeds, retrying every RetryJoinInterval until one
-// answers: brokers started together may come up in any order.
 // JoinInBackground joins seeds in the background, retrying every
 // RetryJoinInterval until one answers or the membership closes.
 func (m *Membership) JoinInBackground(seeds []string) {
@@ -447,12 +448,15 @@ func (m *Membership) JoinInBackground(seeds []string) {
 	go m.joinSeeds(seeds)
 }
 
+// joinSeeds joins the seeds, retrying every RetryJoinInterval until one
+// answers or the membership closes: brokers started together may come up
+// in any order.
 func (m *Membership) joinSeeds(seeds []string) {
 	defer m.wg.Done()
 	for {
 		n, err := m.serf.Join(seeds, false)
 		if n > 0 {
-			m.log.Info("membership joined", zap.Int32("node", m.cfg.ID), zap.Int("seeds_answered", n))
+			m.log.Info("membership joined", zap.Int("seeds_answered", n))
 			return
 		}
 		m.log.Debug("membership: no seed answered; retrying", zap.Strings("join", seeds), zap.Error(err))
@@ -474,6 +478,9 @@ const (
 	tagRack     = "rack"
 )
 
+// parseMember reads a broker from a serf member's tags. An error means the
+// member is not a broker of this cluster: no id tag or not a broker id, a
+// name other than the id, or no client address.
 func parseMember(sm serf.Member) (Member, error) {
 	idStr, ok := sm.Tags[tagID]
 	if !ok {

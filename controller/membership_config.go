@@ -38,7 +38,8 @@ type MembershipConfig struct {
 	// events while the node leads.
 	Node *Node
 	// Logger receives the membership's, serf's and memberlist's logs;
-	// default a no-op logger.
+	// default a no-op logger. Like NodeConfig.Logger it names this broker;
+	// the broker a line is about is its `peer`.
 	Logger *zap.Logger
 
 	// ReconcileInterval is how often a leader reconciles the whole member
@@ -145,7 +146,7 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	if c.AdvertiseAddr != "" {
 		mc.AdvertiseAddr, mc.AdvertisePort, _ = splitHostPort(c.AdvertiseAddr)
 	}
-	logger := newZapHclog(c.Logger.Named("serf")).StandardLogger(nil)
+	logger := newZapHclog(c.Logger.Named("serf"), "serf").StandardLogger(nil)
 	mc.Logger = logger
 	sc := serf.DefaultConfig()
 	sc.NodeName = strconv.Itoa(int(c.ID))

@@ -82,7 +82,7 @@ func (mc *memberCluster) startMemberOn(n *Node, id int32, addr string) *Membersh
 	}
 	cfg := MembershipConfig{
 		ID: id, BindAddr: bind, Addr: addr, RaftAddr: n.RaftAddr(), Node: n,
-		Logger:            mc.logger.With(zap.Int32("on", id)),
+		Logger:            mc.logger.With(zap.Int32("broker", id)),
 		ReconcileInterval: mc.reconcile,
 		WriteTimeout:      time.Second,
 		RetryJoinInterval: 50 * time.Millisecond,
@@ -318,7 +318,7 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 	for _, id := range []int32{2, 3} {
 		mc.waitBroker(id, "offline", func(b *Broker) bool { return b.State == BrokerOffline })
 	}
-	if mc.logs.FilterMessage("membership: controller leader reconciles members").FilterField(zap.Int32("on", 1)).Len() == 0 {
+	if mc.logs.FilterMessage("membership: controller leader reconciles members").FilterField(zap.Int32("broker", 1)).Len() == 0 {
 		t.Error("node 1 did not log its reconcile on becoming leader")
 	}
 }
@@ -341,9 +341,9 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 	refused := func() bool {
 		return mc.logs.FilterLevelExact(zapcore.WarnLevel).
 			FilterMessage("membership: broker id already registered and alive at another address; refused").
-			FilterField(zap.Int32("member", 7)).
+			FilterField(zap.Int32("peer", 7)).
 			FilterField(zap.String("registered_addr", "127.0.0.1:9007")).
-			FilterField(zap.String("member_addr", "127.0.0.1:9999")).Len() > 0
+			FilterField(zap.String("peer_addr", "127.0.0.1:9999")).Len() > 0
 	}
 	waitFor(t, 10*time.Second, refused, "the clash logged")
 	// Several reconciles later the registration is still the first one's.
@@ -360,7 +360,7 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 		t.Error("refused member added to Raft")
 	}
 	if n := mc.logs.FilterMessage("membership: broker id already registered and alive at another address; refused").
-		FilterField(zap.Int32("on", lm.cfg.ID)).Len(); n != 1 {
+		FilterField(zap.Int32("broker", lm.cfg.ID)).Len(); n != 1 {
 		t.Errorf("clash logged %d times by the leader, want once", n)
 	}
 

@@ -73,6 +73,9 @@ type NodeConfig struct {
 	// Nil: writes on a non-leader fail with ErrNotLeader.
 	Forwarder Forwarder
 	// Logger receives Raft's and the node's logs; default a no-op logger.
+	// It names this broker (the broker's logger carries the field
+	// `broker`): the node logs other brokers under their role (`leader`,
+	// `peer`, `replica`), never this one's id again.
 	Logger *zap.Logger
 
 	HeartbeatTimeout   time.Duration // default 1s
@@ -209,7 +212,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			n.store.Close()
 		}
 	}()
-	hlog := newZapHclog(cfg.Logger.Named("raft"))
+	hlog := newZapHclog(cfg.Logger.Named("raft"), "raft")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("controller: snapshots: %w", err)
@@ -261,7 +264,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.raft.RegisterObserver(n.observer)
 	n.wg.Add(1)
 	go n.watchLeader()
-	n.log.Info("controller node started", zap.Int32("node", cfg.ID), zap.String("raft_addr", n.self.Addr),
+	n.log.Info("controller node started", zap.String("raft_addr", n.self.Addr),
 		zap.Bool("bootstrap", !hasState && len(bootstrap) > 0), zap.Int("voters", len(cfg.Voters)))
 	return n, nil
 }
@@ -320,7 +323,7 @@ func (n *Node) watchLeader() {
 		}
 		if leader != last {
 			if leader >= 0 {
-				n.log.Info("controller leader", zap.Int32("node", n.self.ID), zap.Int32("leader", leader))
+				n.log.Info("controller leader", zap.Int32("leader", leader))
 			}
 			last = leader
 			n.fsm.setController(leader)
@@ -414,7 +417,7 @@ func (n *Node) Close() error {
 		if err := n.store.Close(); err != nil && n.closeErr == nil {
 			n.closeErr = fmt.Errorf("controller: close raft.db: %w", err)
 		}
-		n.log.Info("controller node stopped", zap.Int32("node", n.self.ID))
+		n.log.Info("controller node stopped")
 	})
 	return n.closeErr
 }

@@ -1,15 +1,8 @@
 package controller
 
 import (
-	"errors"
 	"fmt"
 	"sort"
-)
-
-// Placement errors.
-var (
-	ErrInvalidPartitions        = errors.New("invalid partition count")
-	ErrInvalidReplicationFactor = errors.New("invalid replication factor")
 )
 
 // MaxPartitions bounds the partitions of one topic.

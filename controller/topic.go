@@ -1,16 +1,6 @@
 package controller
 
-import (
-	"errors"
-	"hash/crc32"
-)
-
-// Errors callers branch on.
-var (
-	ErrTopicExists  = errors.New("topic already exists")
-	ErrUnknownTopic = errors.New("unknown topic")
-	ErrClosed       = errors.New("metadata store closed")
-)
+import "hash/crc32"
 
 // TopicSpec asks for a new topic.
 type TopicSpec struct {

@@ -346,9 +346,9 @@ func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
 	}
 	for _, o := range resp.Result.Offline {
 		n.log.Warn("partition stays offline: its last in-sync replica restarted and may have lost committed records (R11)",
-			zap.String("topic", o.Topic), zap.Int32("partition", o.Partition), zap.Int32("member", o.Broker),
+			zap.String("topic", o.Topic), zap.Int32("partition", o.Partition), zap.Int32("replica", o.Broker),
 			zap.String("reason", o.Reason), zap.Int64("end_offset", o.EndOffset),
-			zap.Bool("recovery_truncated", o.RecoveryTruncated), zap.Int64("committed_hw", o.CommittedHW))
+			zap.Bool("recovery_truncated", o.RecoveryTruncated), zap.Int64("committed_high_watermark", o.CommittedHW))
 	}
 	return resp, nil
 }
@@ -364,7 +364,7 @@ func (n *Node) addServer(ctx context.Context, s Server) (Result, error) {
 	if err := n.wait(ctx, f); err != nil {
 		return Result{}, fmt.Errorf("add server %d at %s: %w", s.ID, s.Addr, err)
 	}
-	n.log.Info("controller member added", zap.Int32("member", s.ID), zap.String("raft_addr", s.Addr), zap.Bool("voter", s.Voter))
+	n.log.Info("controller member added", zap.Int32("peer", s.ID), zap.String("raft_addr", s.Addr), zap.Bool("voter", s.Voter))
 	return Result{Index: f.Index()}, nil
 }
 

@@ -24,8 +24,9 @@
 // Each message type has Append (encode the body into a reusable buffer) and
 // Decode (parse a body, reusing the struct's slices and strings, with every
 // length checked against the bytes remaining before anything is allocated).
-// Messages are not safe for concurrent use; neither is a Decoder or a
-// FrameReader. Everything else in the package is stateless.
+// Messages are not safe for concurrent use; neither is a Decoder, a
+// FrameReader or a Conn (the blocking request/response connection brokers
+// use between themselves). Everything else in the package is stateless.
 package protocol
 
 import (

@@ -69,7 +69,8 @@ type FetcherConfig struct {
 	Timeout time.Duration
 	// MaxFrameBytes bounds a response frame; default protocol's.
 	MaxFrameBytes int
-	// Logger; default no-op.
+	// Logger, naming this broker (field `broker`); the fetcher adds the
+	// leader's id (`leader`). Default no-op.
 	Logger *zap.Logger
 }
 
@@ -120,10 +121,7 @@ type Fetcher struct {
 	done   chan struct{}
 
 	// Owned by the goroutine.
-	nc   net.Conn
-	fr   *protocol.FrameReader
-	corr int32
-	wbuf []byte
+	conn *protocol.Conn
 	req  protocol.FetchRequest
 }
 
@@ -133,7 +131,7 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Fetcher{
 		cfg:    cfg,
-		log:    cfg.Logger.With(zap.Int32("fetch_from", cfg.Leader)),
+		log:    cfg.Logger.With(zap.Int32("leader", cfg.Leader)),
 		parts:  map[TopicPartition]*fetchEntry{},
 		wake:   make(chan struct{}, 1),
 		ctx:    ctx,
@@ -382,7 +380,7 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 		// the whole divergence (the leader changed its log since). Ask
 		// again.
 		f.log.Info("fetch offset out of range on the leader; truncating again", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
-			zap.Int64("leader_log_start", pr.LogStartOffset), zap.Int64("leader_hw", pr.HighWatermark))
+			zap.Int64("leader_log_start", pr.LogStartOffset), zap.Int64("leader_high_watermark", pr.HighWatermark))
 		e.truncated = false
 	default:
 		// Stale or early metadata (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
@@ -434,7 +432,7 @@ func (e connError) Error() string { return e.err.Error() }
 func (e connError) Unwrap() error { return e.err }
 
 func (f *Fetcher) dial() error {
-	if f.nc != nil {
+	if f.conn != nil {
 		return nil
 	}
 	addr, ok := f.cfg.Addr()
@@ -446,52 +444,31 @@ func (f *Fetcher) dial() error {
 	if err != nil {
 		return connError{fmt.Errorf("dial broker %d at %s: %w", f.cfg.Leader, addr, err)}
 	}
-	f.nc = nc
-	f.fr = protocol.NewFrameReader(nc, f.cfg.MaxFrameBytes)
+	f.conn = protocol.NewConn(f.ctx, nc, f.cfg.ClientID, f.cfg.MaxFrameBytes)
 	return nil
 }
 
 func (f *Fetcher) closeConn() {
-	if f.nc != nil {
-		f.nc.Close()
-		f.nc, f.fr = nil, nil
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
 	}
 }
 
-// do sends req and decodes the answer into resp, within timeout; any
-// failure is a connError and leaves the connection closed.
+// do sends req and decodes the answer into resp, within timeout. A request
+// that could not be encoded is a bug, not the connection's failure; any
+// other failure is a connError and leaves the connection closed.
 func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration) error {
 	if err := f.dial(); err != nil {
 		return err
 	}
-	f.corr++
-	h := protocol.RequestHeader{Key: req.Key(), CorrelationID: f.corr, ClientID: f.cfg.ClientID}
-	var err error
-	if f.wbuf, err = protocol.AppendRequest(f.wbuf[:0], &h, req); err != nil {
-		return fmt.Errorf("encode %v: %w", req.Key(), err) // a bug, not the connection
-	}
-	stop := context.AfterFunc(f.ctx, func() { f.nc.SetDeadline(time.Now()) })
-	defer stop()
-	f.nc.SetDeadline(time.Now().Add(timeout))
-	if _, err := f.nc.Write(f.wbuf); err != nil {
-		f.closeConn()
-		return connError{fmt.Errorf("send %v to broker %d: %w", req.Key(), f.cfg.Leader, err)}
-	}
-	frame, err := f.fr.Next()
-	if err != nil {
-		f.closeConn()
-		return connError{fmt.Errorf("read %v response from broker %d: %w", req.Key(), f.cfg.Leader, err)}
-	}
-	corr, body, err := protocol.ParseResponse(frame)
-	if err == nil && corr != h.CorrelationID {
-		err = fmt.Errorf("correlation id %d, want %d", corr, h.CorrelationID)
-	}
+	err := f.conn.RoundTrip(time.Now().Add(timeout), req, resp, 0)
 	if err == nil {
-		err = protocol.Decode(resp, body, 0)
+		return nil
 	}
-	if err != nil {
-		f.closeConn()
-		return connError{fmt.Errorf("%v response from broker %d: %w", req.Key(), f.cfg.Leader, err)}
+	f.closeConn()
+	if errors.Is(err, protocol.ErrNotSent) && f.ctx.Err() == nil {
+		return fmt.Errorf("broker %d: %w", f.cfg.Leader, err)
 	}
-	return nil
+	return connError{fmt.Errorf("broker %d: %w", f.cfg.Leader, err)}
 }

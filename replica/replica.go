@@ -1,7 +1,7 @@
 // Package replica is one partition replica's replication state: on the
 // leader, where each follower is, which replicas are in sync, and the high
-// watermark; on a follower (to come), the fetcher that copies the leader's
-// log.
+// watermark; on a follower, where its log parts from the leader's, the
+// high watermark it learned, and the fetcher that copies the leader's log.
 //
 // The leader side (Leader) is a state machine over the facts the broker
 // feeds it — the local log's end and synced offsets, each follower's fetch
@@ -27,4 +27,24 @@
 //     applies the ISR the controller commits (SetISR).
 //
 // A Leader is safe for concurrent use.
+//
+// The follower side (Follower) is driven by a Fetcher, one per leader
+// broker, which carries every partition this broker follows from that
+// leader in one long-polled Fetch over one connection:
+//
+//   - After each leadership change a follower truncates its log where it
+//     diverges from the new leader's, asking the leader where its latest
+//     epoch ends (OffsetForLeaderEpoch) — never by high watermark alone
+//     (R9).
+//   - Fetched record sets are appended whole batch by whole batch, each
+//     checked for framing and CRC first (R1), and must continue the log;
+//     batches that do not make the fetcher truncate again. With
+//     fsync=always the broker syncs what was applied before the next
+//     fetch, whose offset the leader counts as synced (R3).
+//   - A follower's high watermark is the leader's, capped by what it
+//     holds. A follower whose whole log lies below the leader's log start
+//     (retention) restarts at that start.
+//
+// A Follower is owned by its fetcher (HighWatermark may be read
+// concurrently); a Fetcher owns one goroutine, stopped by Close.
 package replica

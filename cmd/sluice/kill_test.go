@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
-	"github.com/sluicemq/sluice/protocol"
 )
 
 // TestSIGKILLLosesNothingAcknowledged produces with acks=all to an
@@ -34,7 +33,7 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 	}
 	admin.Close()
 
-	prod, err := client.New(ctx, client.SeedBrokers(addr), client.Acks(protocol.AcksAll),
+	prod, err := client.New(ctx, client.SeedBrokers(addr), client.Acks(client.AcksAll),
 		client.Linger(time.Millisecond), client.RequestRetries(0), client.DeliveryTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -11,21 +11,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/client"
-	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
 
 // maxLineBytes bounds one input line (one record).
 const maxLineBytes = 16 << 20
 
-func parseAcks(s string) (int16, error) {
+func parseAcks(s string) (client.AckLevel, error) {
 	switch strings.ToLower(s) {
 	case "0", "none":
-		return protocol.AcksNone, nil
+		return client.AcksNone, nil
 	case "1", "leader":
-		return protocol.AcksLeader, nil
+		return client.AcksLeader, nil
 	case "all", "-1":
-		return protocol.AcksAll, nil
+		return client.AcksAll, nil
 	}
 	return 0, fmt.Errorf("--acks %q: want 0, 1 or all", s)
 }

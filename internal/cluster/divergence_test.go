@@ -256,7 +256,7 @@ func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
 	// B crashes; A, alone in the ISR, takes records B never sees.
 	c.kill(b)
 	c.waitPartition(cl, topic, p, 10*time.Second, "follower fenced", isrIs(a))
-	produceEach(t, c.clientWith(manual, client.Acks(1)), topic, p, "only-on-a", 5, int64(len(base)))
+	produceEach(t, c.clientWith(manual, client.Acks(client.AcksLeader)), topic, p, "only-on-a", 5, int64(len(base)))
 	// Once the leader has applied the shrink, they are committed in its
 	// eyes: its high watermark covers them.
 	waitFor(t, 5*time.Second, "the leader's HW over its own records", func() error {

@@ -82,7 +82,7 @@ func acks1KillsTwice(t *testing.T) bench.History {
 	cl := c.client()
 	const topic = "r12"
 	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
-	wait := c.verifyAsync(topic, 3*time.Second, client.Acks(1))
+	wait := c.verifyAsync(topic, 3*time.Second, client.Acks(client.AcksLeader))
 	for round := range 2 {
 		time.Sleep(500 * time.Millisecond) // let records flow under this leader
 		leader := c.waitLeader(cl, topic, 0, -1)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
-	"github.com/sluicemq/sluice/protocol"
 )
 
 // BenchmarkProduceConsume produces b.N records of one size through the
@@ -25,7 +24,7 @@ func BenchmarkProduceConsume(b *testing.B) {
 			defer br.Close()
 			ctx := context.Background()
 			topic := "bench"
-			prod, err := client.New(ctx, client.SeedBrokers(br.Addr()), client.Acks(protocol.AcksLeader))
+			prod, err := client.New(ctx, client.SeedBrokers(br.Addr()), client.Acks(client.AcksLeader))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
-	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
 
@@ -92,7 +91,7 @@ type sent struct {
 func TestProduceConsumeEveryCodecAndAcks(t *testing.T) {
 	b := startBroker(t, t.TempDir())
 	codecs := []record.Codec{record.None, record.Gzip, record.Snappy, record.LZ4, record.Zstd}
-	acks := []int16{protocol.AcksNone, protocol.AcksLeader, protocol.AcksAll}
+	acks := []client.AckLevel{client.AcksNone, client.AcksLeader, client.AcksAll}
 	n := recordsPerRun(t, 100000)
 	if testing.Short() {
 		n = 2000
