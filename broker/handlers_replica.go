@@ -50,7 +50,7 @@ func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response)
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,
 			Checksum: r.Checksum, ChecksumEnd: r.ChecksumEnd}
-		ri.ErrorCode, _ = ErrorCode(r.Err)
+		ri.ErrorCode, ri.ErrorMessage = ErrorCode(r.Err)
 		out.Replicas = append(out.Replicas, ri)
 	}
 	c.encode(resp, h, &out)

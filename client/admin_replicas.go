@@ -121,7 +121,7 @@ func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int6
 	for _, ri := range r.Replicas {
 		out = append(out, ReplicaInfo{Topic: ri.Topic, Partition: ri.Partition, Leader: ri.Leader, LeaderEpoch: ri.LeaderEpoch,
 			StartOffset: ri.StartOffset, EndOffset: ri.EndOffset, HighWatermark: ri.HighWatermark, SyncedOffset: ri.SyncedOffset,
-			Checksum: ri.Checksum, ChecksumEnd: ri.ChecksumEnd, Err: ri.ErrorCode.Err()})
+			Checksum: ri.Checksum, ChecksumEnd: ri.ChecksumEnd, Err: ri.ErrorCode.ErrWithDetail(ri.ErrorMessage)})
 	}
 	slices.SortFunc(out, func(a, b ReplicaInfo) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))

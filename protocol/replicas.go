@@ -40,8 +40,8 @@ type DescribeReplicasResponse struct {
 }
 
 // ReplicaInfo is one partition replica as its broker sees it. ErrorCode is
-// the replica's own failure (a storage error, say); the other fields are
-// then meaningless.
+// the replica's own failure (a storage error, say), ErrorMessage (version
+// 1) the broker's reason for it; the other fields are then meaningless.
 //
 // Checksum is the CRC-32C (Castagnoli) of the bytes of the log's whole
 // batches from StartOffset up to the request's ChecksumUpTo, a batch that
@@ -55,7 +55,8 @@ type ReplicaInfo struct {
 	Topic         string
 	Partition     int32
 	ErrorCode     ErrorCode
-	Leader        bool // this broker leads the partition
+	ErrorMessage  string // version 1
+	Leader        bool   // this broker leads the partition
 	LeaderEpoch   int32
 	StartOffset   int64
 	EndOffset     int64
@@ -72,7 +73,11 @@ func (*DescribeReplicasResponse) Key() APIKey { return DescribeReplicas }
 func (r *DescribeReplicasResponse) Append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, int16(r.ErrorCode))
 	dst = appendInt32(dst, r.BrokerID)
-	return appendArray(dst, r.Replicas, (*ReplicaInfo).append)
+	dst = appendInt32(dst, int32(len(r.Replicas)))
+	for i := range r.Replicas {
+		dst = r.Replicas[i].append(dst, version)
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -82,14 +87,17 @@ func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
 		return d.err
 	}
 	r.BrokerID = d.int32("broker_id")
-	r.Replicas = decodeArray(d, "replicas", 57, r.Replicas, (*ReplicaInfo).decode)
+	r.Replicas = decodeArray(d, "replicas", 57, r.Replicas, func(ri *ReplicaInfo, d *Decoder) { ri.decode(d, version) })
 	return d.finish()
 }
 
-func (ri *ReplicaInfo) append(dst []byte) []byte {
+func (ri *ReplicaInfo) append(dst []byte, version int16) []byte {
 	dst = appendString(dst, ri.Topic)
 	dst = appendInt32(dst, ri.Partition)
 	dst = appendInt16(dst, int16(ri.ErrorCode))
+	if version >= 1 {
+		dst = appendString(dst, ri.ErrorMessage)
+	}
 	dst = appendBool(dst, ri.Leader)
 	dst = appendInt32(dst, ri.LeaderEpoch)
 	dst = appendInt64(dst, ri.StartOffset)
@@ -100,10 +108,14 @@ func (ri *ReplicaInfo) append(dst []byte) []byte {
 	return appendInt64(dst, ri.ChecksumEnd)
 }
 
-func (ri *ReplicaInfo) decode(d *Decoder) {
+func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
 	ri.Topic = d.string("topic", ri.Topic)
 	ri.Partition = d.int32("partition")
 	ri.ErrorCode = ErrorCode(d.int16("error_code"))
+	ri.ErrorMessage = ""
+	if version >= 1 {
+		ri.ErrorMessage = d.string("error_message", ri.ErrorMessage)
+	}
 	ri.Leader = d.bool("leader")
 	ri.LeaderEpoch = d.int32("leader_epoch")
 	ri.StartOffset = d.int64("start_offset")

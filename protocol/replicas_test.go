@@ -79,3 +79,18 @@ func TestReplicaChecksumIsUnsigned(t *testing.T) {
 		t.Fatalf("checksum %x, %v", out.Replicas[0].Checksum, err)
 	}
 }
+
+// TestReplicaErrorMessageVersion checks the error message travels from
+// version 1 only: a version 0 peer reads the same body as before.
+func TestReplicaErrorMessageVersion(t *testing.T) {
+	in := &DescribeReplicasResponse{BrokerID: 1, Replicas: []ReplicaInfo{{Topic: "t", ErrorCode: ErrStorageError, ErrorMessage: "disk full"}}}
+	for v, want := range map[int16]string{0: "", 1: "disk full"} {
+		var out DescribeReplicasResponse
+		if err := Decode(&out, in.Append(nil, v), v); err != nil || out.Replicas[0].ErrorMessage != want {
+			t.Fatalf("v%d: message %q, %v; want %q", v, out.Replicas[0].ErrorMessage, err, want)
+		}
+	}
+	if len(in.Append(nil, 0)) != len(in.Append(nil, 1))-2-len("disk full") {
+		t.Fatal("version 0 encoding changed")
+	}
+}

@@ -70,8 +70,8 @@ func sampleResponses() []Message {
 		&DescribeReplicasResponse{BrokerID: 3, Replicas: []ReplicaInfo{
 			{Topic: "orders", Partition: 0, Leader: true, LeaderEpoch: 4, StartOffset: 0, EndOffset: 2000, HighWatermark: 1990,
 				SyncedOffset: 2000, Checksum: 0xdeadbeef, ChecksumEnd: 1990},
-			{Topic: "orders", Partition: 1, ErrorCode: ErrStorageError, StartOffset: -1, EndOffset: -1, HighWatermark: -1,
-				SyncedOffset: -1, ChecksumEnd: -1}}},
+			{Topic: "orders", Partition: 1, ErrorCode: ErrStorageError, ErrorMessage: "log offline: write: no space left on device",
+				StartOffset: -1, EndOffset: -1, HighWatermark: -1, SyncedOffset: -1, ChecksumEnd: -1}}},
 		&ElectLeadersResponse{Results: []ElectionResult{{Topic: "orders", Partition: 0, Leader: 1},
 			{Topic: "orders", Partition: 1, ErrorCode: ErrElectionNotNeeded, Leader: 2},
 			{Topic: "orders", Partition: 2, ErrorCode: ErrPreferredLeaderNotAvailable, Message: "broker 3 not in the ISR", Leader: 1}}},

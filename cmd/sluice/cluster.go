@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -34,6 +35,8 @@ type clusterStatusJSON struct {
 	Brokers          []client.BrokerDescription `json:"brokers"`
 	Offline          []partitionRef             `json:"offline_partitions"`
 	UnderReplicated  []partitionRef             `json:"under_replicated_partitions"`
+	FailedReplicas   []failedReplica            `json:"failed_replicas"`
+	Unanswered       []unansweredBroker         `json:"unanswered_brokers"`
 	PartitionCount   int                        `json:"partitions"`
 	TopicCount       int                        `json:"topics"`
 	ControllerKnown  bool                       `json:"controller_known"`
@@ -49,8 +52,26 @@ type partitionRef struct {
 	ISR       []int32 `json:"isr"`
 }
 
+// failedReplica is a replica its broker reports failed (its log offline
+// after a storage error, say), with the broker's reason.
+type failedReplica struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Broker    int32  `json:"broker"`
+	Error     string `json:"error"`
+}
+
+// unansweredBroker is an alive broker that did not report its replicas.
+type unansweredBroker struct {
+	Broker int32  `json:"broker"`
+	Error  string `json:"error"`
+}
+
 func newClusterStatusCmd(g *globals) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON         bool
+		replicaTimeout time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Controller leader, voters, brokers with state and epoch, partitions without a leader or under-replicated",
@@ -61,7 +82,7 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer cl.Close()
-			st, err := clusterStatus(cmd.Context(), cl)
+			st, err := clusterStatus(cmd.Context(), cl, replicaTimeout)
 			if err != nil {
 				return err
 			}
@@ -72,17 +93,19 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&replicaTimeout, "replica-timeout", defaultReplicaTimeout,
+		"how long to wait for each broker's report of its replicas")
 	return cmd
 }
 
-func clusterStatus(ctx context.Context, cl *client.Client) (clusterStatusJSON, error) {
+func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.Duration) (clusterStatusJSON, error) {
 	d, err := cl.DescribeCluster(ctx)
 	if err != nil {
 		return clusterStatusJSON{}, err
 	}
 	st := clusterStatusJSON{ClusterID: d.ClusterID, ControllerID: d.ControllerID, ControllerKnown: d.ControllerID >= 0,
 		Voters: []client.RaftServer{}, NonVoters: []client.RaftServer{}, Brokers: d.Brokers,
-		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}}
+		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, FailedReplicas: []failedReplica{}, Unanswered: []unansweredBroker{}}
 	if st.Brokers == nil {
 		st.Brokers = []client.BrokerDescription{}
 	}
@@ -109,6 +132,25 @@ func clusterStatus(ctx context.Context, cl *client.Client) (clusterStatusJSON, e
 			return clusterStatusJSON{}, err
 		}
 		st.addPartitions(name, td.Partitions)
+	}
+	// What the metadata cannot say: replicas their own broker reports
+	// failed.
+	rctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+	defer cancel()
+	brokers, err := cl.DescribeReplicas(rctx)
+	if err != nil {
+		return clusterStatusJSON{}, err
+	}
+	for _, br := range brokers {
+		if br.Err != nil {
+			st.Unanswered = append(st.Unanswered, unansweredBroker{Broker: br.Broker, Error: br.Err.Error()})
+			continue
+		}
+		for _, r := range br.Replicas {
+			if r.Err != nil {
+				st.FailedReplicas = append(st.FailedReplicas, failedReplica{Topic: r.Topic, Partition: r.Partition, Broker: br.Broker, Error: r.Err.Error()})
+			}
+		}
 	}
 	return st, nil
 }
@@ -153,6 +195,13 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 	}
 	for _, p := range st.UnderReplicated {
 		fmt.Fprintf(w, "  under-replicated: %s-%d leader %d replicas %v isr %v\n", p.Topic, p.Partition, p.Leader, p.Replicas, p.ISR)
+	}
+	fmt.Fprintf(w, "failed replicas: %d\n", len(st.FailedReplicas))
+	for _, r := range st.FailedReplicas {
+		fmt.Fprintf(w, "  failed: %s-%d on broker %d: %s\n", r.Topic, r.Partition, r.Broker, r.Error)
+	}
+	for _, b := range st.Unanswered {
+		fmt.Fprintf(w, "  broker %d did not report its replicas: %s\n", b.Broker, b.Error)
 	}
 	return nil
 }
