@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -270,7 +271,7 @@ func TestManyIdleConnections(t *testing.T) {
 			nc.Close()
 		}
 	}()
-	waitFor(t, "all connections accepted", func() bool {
+	poll.Until(t, 10*time.Second, "all connections accepted", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.conns) == idle+2

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -237,7 +238,7 @@ func TestDeleteTopicWithFetchesInFlight(t *testing.T) {
 	admin.produce("busy", 0, protocol.AcksLeader, batch)
 	pollCorr := consumer.send(fetchRequest("busy", 0, 3, 60000, 1))
 	fetchCorr := consumer.send(fetchRequest("busy", 0, 0, 0, 0))
-	waitFor(t, "the long-poll", func() bool {
+	poll.Until(t, 10*time.Second, "the long-poll", func() bool {
 		p := b.parts.get("busy", 0)
 		p.wmu.Lock()
 		defer p.wmu.Unlock()
@@ -246,7 +247,7 @@ func TestDeleteTopicWithFetchesInFlight(t *testing.T) {
 	// And the fetch behind it handled (its response, holding Views, queued
 	// while the writer waits for the long-poll): the scenario needs both
 	// before the topic changes.
-	waitFor(t, "the queued fetch", func() bool {
+	poll.Until(t, 10*time.Second, "the queued fetch", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		for c := range b.conns {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -228,7 +229,7 @@ func TestLongPollFetchAcrossConnections(t *testing.T) {
 		polled <- p
 	}()
 	// Wait until the fetch is parked as a long-poll, then produce.
-	waitFor(t, "the fetch to wait", func() bool {
+	poll.Until(t, 10*time.Second, "the fetch to wait", func() bool {
 		p := b.parts.get("lp2", 0)
 		p.wmu.Lock()
 		defer p.wmu.Unlock()

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/internal/poll"
 )
 
 func TestBudget(t *testing.T) {
@@ -15,7 +18,7 @@ func TestBudget(t *testing.T) {
 	// 6 more do not fit: the waiter blocks until a release.
 	got := make(chan error, 1)
 	go func() { got <- b.acquire(ctx, 6) }()
-	waitFor(t, "the waiter to queue", func() bool {
+	poll.Until(t, 10*time.Second, "the waiter to queue", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiters.Len() == 1
@@ -29,7 +32,7 @@ func TestBudget(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	small := make(chan error, 1)
 	go func() { small <- b.acquire(cctx, 1) }()
-	waitFor(t, "the second waiter", func() bool {
+	poll.Until(t, 10*time.Second, "the second waiter", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.waiters.Len() == 2

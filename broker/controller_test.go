@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -169,13 +170,7 @@ func TestStartWithoutQuorum(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan error, 1)
 	go func() { started <- b.Start(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for b.listenAddr() == "" {
-		if time.Now().After(deadline) {
-			t.Fatal("broker never listened")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, "the broker to listen", func() bool { return b.listenAddr() != "" })
 	if b.Addr() != "" {
 		t.Fatal("Addr published before registration")
 	}

@@ -223,15 +223,3 @@ func wantBytes(t testing.TB, what string, got, want []byte) {
 		t.Fatalf("%s: got %d bytes, want %d bytes; differ (got %x… want %x…)", what, len(got), len(want), got[:min(len(got), 32)], want[:min(len(want), 32)])
 	}
 }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -26,12 +27,12 @@ func TestServeShutdownOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(ctx) }()
-	waitFor(t, "the listener", func() bool { return b.Addr() != "" })
+	poll.Until(t, 10*time.Second, "the listener", func() bool { return b.Addr() != "" })
 	c := dial(t, b.Addr())
 	c.createTopic("s", 1)
 	c.produce("s", 0, protocol.AcksLeader, makeBatch(t, record.None, "s", 2, 0))
 	corr := c.send(fetchRequest("s", 0, 2, 60000, 1))
-	waitFor(t, "the long-poll", func() bool {
+	poll.Until(t, 10*time.Second, "the long-poll", func() bool {
 		p := b.parts.get("s", 0)
 		p.wmu.Lock()
 		defer p.wmu.Unlock()
@@ -147,7 +148,7 @@ func TestRetentionRuns(t *testing.T) {
 	for range 20 {
 		c.produce("short", 0, protocol.AcksLeader, makeBatch(t, record.None, value, 1, 0))
 	}
-	waitFor(t, "retention to move the start offset", func() bool {
+	poll.Until(t, 10*time.Second, "retention to move the start offset", func() bool {
 		return c.listOffset("short", 0, protocol.EarliestTimestamp).Offset > 0
 	})
 	start := c.listOffset("short", 0, protocol.EarliestTimestamp).Offset

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -67,7 +68,7 @@ func TestConnPipelinesAndMatchesResponses(t *testing.T) {
 	}
 	// Every request is written while the first is still held: they were
 	// pipelined, not sent one at a time.
-	waitFor(t, "all requests written and awaiting responses", func() bool { return len(cn.inflight) == n })
+	poll.Until(t, 10*time.Second, "all requests written and awaiting responses", func() bool { return len(cn.inflight) == n })
 	close(release)
 	wg.Wait()
 	close(errs)
@@ -300,7 +301,7 @@ func TestRetiredConnAnswersWhatWasSentThenCloses(t *testing.T) {
 		resp := new(protocol.MetadataResponse)
 		done <- cn.do(context.Background(), &protocol.MetadataRequest{Topics: []string{"held"}}, resp, 5*time.Second, false)
 	}()
-	waitFor(t, "the request sent and held", func() bool { return len(cn.inflight) == 1 })
+	poll.Until(t, 10*time.Second, "the request sent and held", func() bool { return len(cn.inflight) == 1 })
 	cn.retire()
 	if !cn.alive() {
 		t.Fatal("retire closed a conn with a request outstanding")
@@ -309,7 +310,7 @@ func TestRetiredConnAnswersWhatWasSentThenCloses(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("request outstanding at retirement: %v, want its answer", err)
 	}
-	waitFor(t, "the retired conn closed once idle", func() bool { return !cn.alive() })
+	poll.Until(t, 10*time.Second, "the retired conn closed once idle", func() bool { return !cn.alive() })
 	if !errors.Is(cn.err, errRetired) {
 		t.Fatalf("conn ended with %v, want errRetired", cn.err)
 	}

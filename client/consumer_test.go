@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -74,7 +75,7 @@ func TestConsumeStartPositionsAndSeek(t *testing.T) {
 		t.Errorf("after Seek(8): first offset %d", got[0].Offset)
 	}
 	c.Assign(map[TopicPartition]Offset{{"t", 0}: AtEnd()})
-	waitFor(t, "end offset resolved", func() bool {
+	poll.Until(t, 10*time.Second, "end offset resolved", func() bool {
 		c.cons.mu.Lock()
 		defer c.cons.mu.Unlock()
 		return !c.cons.parts[TopicPartition{"t", 0}].needsOffset
@@ -110,7 +111,7 @@ func TestFetchRunsAheadOfPoll(t *testing.T) {
 		defer c.cons.mu.Unlock()
 		return c.cons.bufBytes
 	}
-	waitFor(t, "records buffered without a Poll", func() bool { return buffered() >= limit })
+	poll.Until(t, 10*time.Second, "records buffered without a Poll", func() bool { return buffered() >= limit })
 	// Fetching stops at the limit (a fetch that started below it may add
 	// one response, which holds at most one batch beyond perFetch).
 	if b := buffered(); b > limit+perFetch+1500 {
@@ -291,7 +292,7 @@ func TestProduceDoesNotWaitBehindALongPoll(t *testing.T) {
 	})
 	c := newTestClient(t, fc)
 	c.Assign(map[TopicPartition]Offset{{"t", 0}: At(0)})
-	waitFor(t, "a fetch held by the broker", held.Load)
+	poll.Until(t, 10*time.Second, "a fetch held by the broker", held.Load)
 
 	done := make(chan error, 1)
 	c.Produce(context.Background(), &Record{Topic: "t", Value: []byte("v")}, func(_ *Record, err error) { done <- err })

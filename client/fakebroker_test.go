@@ -492,16 +492,4 @@ func (fc *fakeCluster) createTopics(req *protocol.CreateTopicsRequest) protocol.
 	return resp
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 var errInjected = errors.New("injected")

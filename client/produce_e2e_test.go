@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -197,7 +198,7 @@ func TestProduceAcksNone(t *testing.T) {
 	if rec.Offset != -1 {
 		t.Errorf("acks=0 offset %d, want -1", rec.Offset)
 	}
-	waitFor(t, "the record stored", func() bool { return len(fc.values("t", 0)) == 1 })
+	poll.Until(t, 10*time.Second, "the record stored", func() bool { return len(fc.values("t", 0)) == 1 })
 }
 
 // Every codec goes through the broker's validation and back through the

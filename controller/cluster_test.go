@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/sluicemq/sluice/internal/poll"
 )
 
 // testForwarder forwards writes by calling the target node directly, as
@@ -52,17 +53,6 @@ func testRaftTimings(c *NodeConfig) {
 	c.ApplyTimeout = 5 * time.Second
 }
 
-func listenLoopback(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	var ln net.Listener
-	waitFor(t, 5*time.Second, func() bool {
-		var err error
-		ln, err = net.Listen("tcp", addr)
-		return err == nil
-	}, "listen on "+addr)
-	return ln
-}
-
 // newTestCluster starts nVoters voters (ids 1..) bootstrapped together and
 // nNonvoters non-voters that join, and registers every node as a broker.
 func newTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
@@ -87,7 +77,7 @@ func startTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 	lns := map[int32]net.Listener{}
 	for i := 1; i <= nVoters+nNonvoters; i++ {
 		id := int32(i)
-		lns[id] = listenLoopback(t, "127.0.0.1:0")
+		lns[id] = poll.Listen(t, "127.0.0.1:0")
 		c.ids = append(c.ids, id)
 		if i <= nVoters {
 			c.voters = append(c.voters, Server{ID: id, Addr: lns[id].Addr().String(), Voter: true})
@@ -161,7 +151,7 @@ func (c *testCluster) stop(id int32) {
 func (c *testCluster) restart(id int32) *Node {
 	c.t.Helper()
 	cfg := c.cfgs[id]
-	cfg.Listener = listenLoopback(c.t, cfg.RaftAddr)
+	cfg.Listener = poll.Listen(c.t, cfg.RaftAddr)
 	return c.startWith(cfg)
 }
 
@@ -178,7 +168,7 @@ func (c *testCluster) closeAll() {
 func (c *testCluster) leader() *Node {
 	c.t.Helper()
 	var leader *Node
-	waitFor(c.t, 10*time.Second, func() bool {
+	poll.Until(c.t, 10*time.Second, "one leader known to every node", func() bool {
 		leader = nil
 		for _, n := range c.running() {
 			if n.IsLeader() {
@@ -197,7 +187,7 @@ func (c *testCluster) leader() *Node {
 			}
 		}
 		return true
-	}, "one leader known to every node")
+	})
 	return leader
 }
 
@@ -205,43 +195,16 @@ func (c *testCluster) leader() *Node {
 // metadata.
 func (c *testCluster) waitConverged() {
 	c.t.Helper()
-	var diff string
-	ok := pollUntil(10*time.Second, func() bool {
+	poll.Until(c.t, 10*time.Second, "metadata to converge", func() error {
 		nodes := c.running()
 		want := appendMetadata(nil, nodes[0].Metadata())
 		for _, n := range nodes[1:] {
 			if got := appendMetadata(nil, n.Metadata()); !bytes.Equal(got, want) {
-				diff = fmt.Sprintf("node %d at version %d, node %d at version %d", nodes[0].ID(), nodes[0].Metadata().Version, n.ID(), n.Metadata().Version)
-				return false
+				return fmt.Errorf("node %d at version %d, node %d at version %d", nodes[0].ID(), nodes[0].Metadata().Version, n.ID(), n.Metadata().Version)
 			}
 		}
-		return true
+		return nil
 	})
-	if !ok {
-		c.t.Fatalf("metadata did not converge: %s", diff)
-	}
-}
-
-func pollUntil(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		// Polling interval, not a wait for a condition: the condition is
-		// checked above with a deadline.
-		<-time.After(10 * time.Millisecond)
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	if !pollUntil(timeout, cond) {
-		t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	}
 }
 
 func testContext(t *testing.T) context.Context {
@@ -431,7 +394,7 @@ func TestClusterNonvoterCatchesUpFromSnapshot(t *testing.T) {
 
 func TestSingleNode(t *testing.T) {
 	dir := t.TempDir()
-	ln := listenLoopback(t, "127.0.0.1:0")
+	ln := poll.Listen(t, "127.0.0.1:0")
 	addr := ln.Addr().String()
 	cfg := NodeConfig{ID: 7, Dir: dir, RaftAddr: addr, Listener: ln}
 	testRaftTimings(&cfg)
@@ -478,7 +441,7 @@ func TestSingleNode(t *testing.T) {
 	}
 
 	// Restart: the snapshot is restored, then the log after it replayed.
-	cfg.Listener = listenLoopback(t, addr)
+	cfg.Listener = poll.Listen(t, addr)
 	n2, err := StartNode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -490,7 +453,7 @@ func TestSingleNode(t *testing.T) {
 	if got := appendMetadata(nil, n2.Metadata()); !bytes.Equal(got, before) && !bytes.Equal(got, after) {
 		t.Error("metadata right after restart is neither the snapshot nor the latest")
 	}
-	waitFor(t, 5*time.Second, func() bool { return bytes.Equal(appendMetadata(nil, n2.Metadata()), after) }, "log replay after restart")
+	poll.Until(t, 5*time.Second, "log replay after restart", func() bool { return bytes.Equal(appendMetadata(nil, n2.Metadata()), after) })
 }
 
 func TestNodeWithoutForwarderRefusesWrites(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
+	"github.com/sluicemq/sluice/internal/poll"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -107,11 +108,11 @@ func (mc *memberCluster) startMemberOn(n *Node, id int32, addr string) *Membersh
 	}
 	var m *Membership
 	// The port may still be held for a moment after a restart.
-	waitFor(mc.t, 5*time.Second, func() bool {
+	poll.Until(mc.t, 5*time.Second, "membership started on "+bind, func() bool {
 		var err error
 		m, err = StartMembership(cfg)
 		return err == nil
-	}, "membership started on "+bind)
+	})
 	mc.members[id] = m
 	mc.gossip[id] = m.Addr()
 	if mc.seed == "" {
@@ -134,7 +135,7 @@ func (mc *memberCluster) stopMember(id int32) {
 // so waits for convergence do not count on it.
 func (mc *memberCluster) addNode(id int32, tracked bool) *Node {
 	mc.t.Helper()
-	ln := listenLoopback(mc.t, "127.0.0.1:0")
+	ln := poll.Listen(mc.t, "127.0.0.1:0")
 	cfg := NodeConfig{ID: id, Dir: mc.t.TempDir(), RaftAddr: ln.Addr().String(), Voters: mc.voters, Forwarder: mc.fwd}
 	testRaftTimings(&cfg)
 	cfg.Listener = ln
@@ -155,7 +156,7 @@ func (mc *memberCluster) addNode(id int32, tracked bool) *Node {
 func (mc *memberCluster) waitBroker(id int32, what string, cond func(b *Broker) bool) *Broker {
 	mc.t.Helper()
 	var got *Broker
-	waitFor(mc.t, 15*time.Second, func() bool {
+	poll.Until(mc.t, 15*time.Second, fmt.Sprintf("broker %d %s", id, what), func() bool {
 		for _, n := range mc.running() {
 			b := n.Metadata().Brokers[id]
 			if b == nil || !cond(b) {
@@ -164,7 +165,7 @@ func (mc *memberCluster) waitBroker(id int32, what string, cond func(b *Broker) 
 			got = b
 		}
 		return true
-	}, fmt.Sprintf("broker %d %s", id, what))
+	})
 	return got
 }
 
@@ -199,7 +200,7 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	n4 := mc.addNode(4, true)
 	mc.startMember(4, "127.0.0.1:9004")
 	first := mc.waitBroker(4, "alive", alive("127.0.0.1:9004")).Epoch
-	waitFor(t, 10*time.Second, func() bool { return isNonvoter(mc.leader(), 4) }, "broker 4 a non-voter")
+	poll.Until(t, 10*time.Second, "broker 4 a non-voter", func() bool { return isNonvoter(mc.leader(), 4) })
 	mc.waitConverged()
 	if n4.Metadata().Brokers[4] == nil {
 		t.Fatal("non-voter 4 does not hold the metadata")
@@ -254,10 +255,10 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	mc.startMember(4, "127.0.0.1:9004")
 	second := mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > fenced }).Epoch
 	t.Logf("restarted broker 4: epoch %d -> %d", fenced, second)
-	waitFor(t, 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, "broker 4 leading t and u again", func() bool {
 		m := mc.leader().Metadata()
 		return m.Topics["t"].Partitions[led].Leader == 4 && m.Topics["u"].Partitions[0].Leader == 4
-	}, "broker 4 leading t and u again")
+	})
 
 	// A graceful leave is fenced too, without waiting for failure
 	// detection.
@@ -280,20 +281,20 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 		mc.stopMember(id)
 		mc.stop(id)
 	}
-	waitFor(t, 10*time.Second, func() bool { _, ok := mc.node(1).Leader(); return !ok && !mc.node(1).IsLeader() }, "node 1 without a leader")
+	poll.Until(t, 10*time.Second, "node 1 without a leader", func() bool { _, ok := mc.node(1).Leader(); return !ok && !mc.node(1).IsLeader() })
 
 	// Broker 9 joins while there is no leader: broker 1's serf sees it,
 	// nobody can act on it.
 	mc.addNode(9, true)
 	mc.startMember(9, "127.0.0.1:9009")
-	waitFor(t, 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, "broker 1's serf sees broker 9", func() bool {
 		for _, m := range mc.members[1].Members() {
 			if m.ID == 9 && m.Status == serf.StatusAlive.String() {
 				return true
 			}
 		}
 		return false
-	}, "broker 1's serf sees broker 9")
+	})
 	if b := mc.node(1).Metadata().Brokers[9]; b != nil {
 		t.Fatalf("broker 9 registered without a leader: %+v", b)
 	}
@@ -301,7 +302,7 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 	// Node 2 comes back without a Membership; leadership goes to node 1,
 	// whose Membership must reconcile.
 	mc.restart(2)
-	waitFor(t, 15*time.Second, func() bool {
+	poll.Until(t, 15*time.Second, "node 1 leads", func() bool {
 		if mc.node(1).IsLeader() {
 			return true
 		}
@@ -311,9 +312,9 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 			n2.raft.LeadershipTransferToServer(raft.ServerID("1"), raft.ServerAddress(mc.node(1).RaftAddr()))
 		}
 		return false
-	}, "node 1 leads")
+	})
 	mc.waitBroker(9, "registered by the new leader", alive("127.0.0.1:9009"))
-	waitFor(t, 10*time.Second, func() bool { return isNonvoter(mc.node(1), 9) }, "broker 9 a non-voter")
+	poll.Until(t, 10*time.Second, "broker 9 a non-voter", func() bool { return isNonvoter(mc.node(1), 9) })
 	// Serf saw 2 and 3 fail while nobody led: the reconcile fenced them.
 	for _, id := range []int32{2, 3} {
 		mc.waitBroker(id, "offline", func(b *Broker) bool { return b.State == BrokerOffline })
@@ -345,11 +346,11 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 			FilterField(zap.String("registered_addr", "127.0.0.1:9007")).
 			FilterField(zap.String("peer_addr", "127.0.0.1:9999")).Len() > 0
 	}
-	waitFor(t, 10*time.Second, refused, "the clash logged")
+	poll.Until(t, 10*time.Second, "the clash logged", refused)
 	// Several reconciles later the registration is still the first one's.
 	lm := mc.members[mc.leader().ID()]
 	from := lm.passes.Load()
-	waitFor(t, 10*time.Second, func() bool { return lm.passes.Load() >= from+3 }, "three reconciles")
+	poll.Until(t, 10*time.Second, "three reconciles", func() bool { return lm.passes.Load() >= from+3 })
 	mc.waitConverged()
 	for _, n := range mc.running() {
 		if b := n.Metadata().Brokers[7]; b.Addr != "127.0.0.1:9007" || b.Epoch != epoch || b.State != BrokerAlive {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicemq/sluice/internal/poll"
 )
 
 // fakeSyncer stands in for the segment fsyncs: each sync covers what was
@@ -26,18 +28,6 @@ func (f *fakeSyncer) sync() (int64, error) {
 	f.calls.Add(1)
 	f.started <- struct{}{}
 	return covered, <-f.release
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 // TestGroupCommitShares checks that appenders arriving during an fsync are
@@ -64,7 +54,7 @@ func TestGroupCommitShares(t *testing.T) {
 	for range n {
 		go appendAndWait()
 	}
-	waitFor(t, "appends during the sync", func() bool { return f.appended.Load() == n+1 })
+	poll.Until(t, 10*time.Second, "appends during the sync", func() bool { return f.appended.Load() == n+1 })
 	f.release <- nil // sync #1 done: covers only the first appender
 	<-f.started      // one of the n leads sync #2, covering all n
 	if got := acked.Load(); got > 1 {
@@ -101,7 +91,7 @@ func TestGroupCommitErrorIsFatal(t *testing.T) {
 		}()
 	}
 	<-f.started
-	waitFor(t, "all appends", func() bool { return f.appended.Load() == n+1 })
+	poll.Until(t, 10*time.Second, "all appends", func() bool { return f.appended.Load() == n+1 })
 	eio := errors.New("EIO")
 	f.release <- eio
 	for range n {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
 )
@@ -504,8 +505,8 @@ func TestIntervalFlush(t *testing.T) {
 		cfg.FlushInterval = 5 * time.Millisecond
 		l := openLog(t, t.TempDir(), cfg)
 		appendN(t, l, rand.New(rand.NewPCG(1, 4)), 5, 500, 1)
-		waitFor(t, "background flush", func() bool { return l.SyncedOffset() == l.EndOffset() })
-		waitFor(t, "recovery point", func() bool {
+		poll.Until(t, 10*time.Second, "background flush", func() bool { return l.SyncedOffset() == l.EndOffset() })
+		poll.Until(t, 10*time.Second, "recovery point", func() bool {
 			v, err := l.rpFile.ReadOffset()
 			return err == nil && v == l.EndOffset()
 		})
@@ -520,7 +521,7 @@ func TestIntervalFlush(t *testing.T) {
 			t.Fatal("synced without reason")
 		}
 		appendN(t, l, rand.New(rand.NewPCG(1, 5)), 10, 1000, 1)
-		waitFor(t, "flush after FlushBytes", func() bool { return l.SyncedOffset() > 1 })
+		poll.Until(t, 10*time.Second, "flush after FlushBytes", func() bool { return l.SyncedOffset() > 1 })
 	})
 }
 

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicemq/sluice/internal/poll"
 )
 
 // failingSync is a syncHook that, once armed, blocks the next segment sync
@@ -70,7 +72,7 @@ func TestFsyncErrorTakesLogOffline(t *testing.T) {
 		}()
 	}
 	<-fs.blocked // the group's leader is inside the failing fsync
-	waitFor(t, "appends queued behind the failing fsync", func() bool {
+	poll.Until(t, 10*time.Second, "appends queued behind the failing fsync", func() bool {
 		return l.EndOffset() == synced+n
 	})
 	close(fs.release)
@@ -121,11 +123,11 @@ func TestFsyncErrorInterval(t *testing.T) {
 	appendN(t, l, rand.New(rand.NewPCG(1, 8)), 3, 500, 1)
 	// Arm only once the flusher synced those: armed earlier, its sync of
 	// them could fail before the next append (the test's own race).
-	waitFor(t, "the first appends synced", func() bool { return l.SyncedOffset() == l.EndOffset() })
+	poll.Until(t, 10*time.Second, "the first appends synced", func() bool { return l.SyncedOffset() == l.EndOffset() })
 	fs.armed.Store(true)
 	appendN(t, l, rand.New(rand.NewPCG(1, 9)), 1, 500, 1)
 	<-fs.blocked
-	waitFor(t, "log offline", func() bool {
+	poll.Until(t, 10*time.Second, "log offline", func() bool {
 		_, err := l.Append(makeBatch(nil, 1, 100, 1, nil))
 		return errors.Is(err, ErrOffline)
 	})

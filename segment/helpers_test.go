@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/sluicemq/sluice/record"
 	"go.uber.org/goleak"
@@ -174,18 +173,6 @@ func check(t *testing.T, s *Segment, m *model) {
 	defer v.Release()
 	if !bytes.Equal(v.Bytes(), m.bytes(0, len(m.batches))) {
 		t.Fatalf("Read all: %d bytes differ from the %d appended", v.Len(), m.size())
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/record"
 )
 
@@ -46,7 +48,7 @@ func TestCloseWaitsForViews(t *testing.T) {
 	want := bytes.Clone(v.Bytes())
 	closed := make(chan error, 1)
 	go func() { closed <- s.Close() }()
-	waitFor(t, "Close to start", func() bool { return closingStarted(s) })
+	poll.Until(t, 10*time.Second, "Close to start", func() bool { return closingStarted(s) })
 	if _, err := s.Read(0, m.next(), 1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Read after Close started: %v", err)
 	}
@@ -140,7 +142,7 @@ func TestTruncateWaitsForViews(t *testing.T) {
 	cut := m.batches[10].BaseOffset()
 	done := make(chan error, 1)
 	go func() { done <- s.TruncateTo(cut) }()
-	waitFor(t, "TruncateTo to hide the tail", func() bool { return s.NextOffset() == cut })
+	poll.Until(t, 10*time.Second, "TruncateTo to hide the tail", func() bool { return s.NextOffset() == cut })
 	// New readers see the truncated segment at once ...
 	if _, err := s.Read(m.batches[20].BaseOffset(), m.next(), 1); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("Read past the truncation point: %v", err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 // Replication tests on real processes: clusters of the built binary run
@@ -24,58 +26,11 @@ import (
 // another (the client spreads such requests over the brokers).
 func waitCond(t *testing.T, d time.Duration, what string, cond func(ctx context.Context) error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	poll.Until(t, d, what, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := cond(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitLeader waits until partition p of topic has a leader other than not
-// and returns it.
-func waitLeader(t *testing.T, cl *client.Client, topic string, p, not int32) int32 {
-	t.Helper()
-	var leader int32
-	waitCond(t, 20*time.Second, fmt.Sprintf("a leader of %s-%d other than %d", topic, p, not), func(ctx context.Context) error {
-		d, err := cl.DescribeTopic(ctx, topic)
-		if err != nil {
-			return err
-		}
-		leader = d.Partitions[p].Leader
-		if leader < 0 || leader == not {
-			return fmt.Errorf("leader %d", leader)
-		}
-		return nil
+		defer cancel()
+		return cond(ctx)
 	})
-	return leader
-}
-
-// waitFullISR waits until every partition of topic has a leader and every
-// replica in its ISR, and returns the description.
-func waitFullISR(t *testing.T, cl *client.Client, topic string, d time.Duration) client.TopicDescription {
-	t.Helper()
-	var td client.TopicDescription
-	waitCond(t, d, "every replica of "+topic+" in sync", func(ctx context.Context) error {
-		var err error
-		if td, err = cl.DescribeTopic(ctx, topic); err != nil {
-			return err
-		}
-		for _, p := range td.Partitions {
-			if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
-				return fmt.Errorf("partition %d: leader %d, ISR %v of %v", p.Partition, p.Leader, p.ISR, p.Replicas)
-			}
-		}
-		return nil
-	})
-	return td
 }
 
 // waitIdentical waits until every replica of every partition of topic is
@@ -289,7 +244,7 @@ func upWithTopic(t *testing.T, n int, brokerArgs, topic string, partitions int32
 	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
-	td := waitFullISR(t, cl, topic, 20*time.Second)
+	td := testcluster.WaitFullISR(t, cl, topic, 20*time.Second)
 	waitCond(t, 20*time.Second, "every broker holding its replicas of "+topic, func(ctx context.Context) error {
 		brs, err := cl.DescribeReplicas(ctx, topic)
 		if err != nil {
@@ -329,20 +284,20 @@ func TestReplicationLeaderSIGKILL(t *testing.T) {
 
 	for round := range 3 {
 		time.Sleep(time.Second) // load on the cluster between rounds
-		leader := waitLeader(t, cl, "repl", 0, -1)
+		leader := testcluster.WaitLeader(t, cl, "repl", 0, -1, 20*time.Second)
 		t.Logf("%5.1fs round %d: SIGKILL broker %d, the leader of repl-0", time.Since(verifyStart).Seconds(), round, leader)
 		c.run("kill", fmt.Sprint(leader))
 		if round == 0 {
 			// Failover by failure detection (gossip) before the restart.
-			next := waitLeader(t, cl, "repl", 0, leader)
+			next := testcluster.WaitLeader(t, cl, "repl", 0, leader, 20*time.Second)
 			t.Logf("%5.1fs round %d: broker %d leads repl-0", time.Since(verifyStart).Seconds(), round, next)
 		}
 		// Later rounds restart at once: the new incarnation's
 		// registration fences the old one and moves the leadership.
 		c.run("start", fmt.Sprint(leader))
-		next := waitLeader(t, cl, "repl", 0, leader)
+		next := testcluster.WaitLeader(t, cl, "repl", 0, leader, 20*time.Second)
 		t.Logf("%5.1fs round %d: restarted broker %d; broker %d leads repl-0", time.Since(verifyStart).Seconds(), round, leader, next)
-		waitFullISR(t, cl, "repl", 30*time.Second)
+		testcluster.WaitFullISR(t, cl, "repl", 30*time.Second)
 		t.Logf("%5.1fs round %d: every replica in sync", time.Since(verifyStart).Seconds(), round)
 	}
 
@@ -402,7 +357,7 @@ func TestReplicationLeaderSIGTERM(t *testing.T) {
 	wait := verifyAsync(t, c, "term", 10*time.Second)
 	for round := range 2 {
 		time.Sleep(time.Second) // load on the cluster between rounds
-		leader := waitLeader(t, cl, "term", 0, -1)
+		leader := testcluster.WaitLeader(t, cl, "term", 0, -1, 20*time.Second)
 		t.Logf("%5.1fs round %d: SIGTERM broker %d, the leader of term-0", time.Since(verifyStart).Seconds(), round, leader)
 		sent := time.Now()
 		stopped := make(chan struct{})
@@ -410,7 +365,7 @@ func TestReplicationLeaderSIGTERM(t *testing.T) {
 			defer close(stopped)
 			c.run("stop", fmt.Sprint(leader))
 		}()
-		next := waitLeader(t, cl, "term", 0, leader)
+		next := testcluster.WaitLeader(t, cl, "term", 0, leader, 20*time.Second)
 		moved := time.Since(sent)
 		<-stopped
 		t.Logf("%5.1fs round %d: broker %d leads after %v; broker %d exited after %v", time.Since(verifyStart).Seconds(),
@@ -419,7 +374,7 @@ func TestReplicationLeaderSIGTERM(t *testing.T) {
 			t.Errorf("round %d: leadership moved %v after SIGTERM, want within 2s", round, moved)
 		}
 		c.run("start", fmt.Sprint(leader))
-		waitFullISR(t, cl, "term", 30*time.Second)
+		testcluster.WaitFullISR(t, cl, "term", 30*time.Second)
 	}
 	res := bench.Check(wait())
 	t.Logf("%5.1fs checked: sent %d, acked %d, failed %d, unknown %d, duplicates %d", time.Since(verifyStart).Seconds(),

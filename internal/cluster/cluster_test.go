@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -57,17 +59,17 @@ func describe(t *testing.T, addr string) (protocol.DescribeClusterResponse, erro
 // broker's Metadata, with every broker listed alive and every partition
 // led by one of them.
 func TestClusterTopicsOnEveryBroker(t *testing.T) {
-	c := newCluster(t, 5, 3)
+	c := testcluster.Start(t, 5, testcluster.Options{Voters: 3})
 	ctx := testContext(t)
-	for _, id := range c.ids {
-		cl := c.client(c.broker(id).Addr())
+	for _, id := range c.IDs() {
+		cl := c.Client(client.SeedBrokers(c.Broker(id).Addr()))
 		if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "via-" + strconv.Itoa(int(id)), Partitions: 4}); err != nil {
 			t.Fatalf("create through broker %d: %v", id, err)
 		}
 	}
-	for _, id := range c.ids {
-		addr := c.broker(id).Addr()
-		waitFor(t, 5*time.Second, fmt.Sprintf("broker %d metadata", id), func() error {
+	for _, id := range c.IDs() {
+		addr := c.Broker(id).Addr()
+		poll.Until(t, 5*time.Second, fmt.Sprintf("broker %d metadata", id), func() error {
 			var md protocol.MetadataResponse
 			if err := call(t, addr, &protocol.MetadataRequest{AllTopics: true}, &md); err != nil {
 				return err
@@ -100,11 +102,11 @@ func TestClusterTopicsOnEveryBroker(t *testing.T) {
 	}
 	// A non-voter restarted catches up, stays a non-voter and has a new
 	// epoch.
-	c.stop(5)
-	if err := c.client(c.broker(2).Addr()).CreateTopics(ctx, client.TopicSpec{Name: "while-down", Partitions: 1}); err != nil {
+	c.Stop(5)
+	if err := c.Client(client.SeedBrokers(c.Broker(2).Addr())).CreateTopics(ctx, client.TopicSpec{Name: "while-down", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
-	b := c.restart(5)
+	b := c.Restart(5)
 	if b.Epoch() != 2 {
 		t.Fatalf("restarted non-voter: epoch %d, want 2", b.Epoch())
 	}
@@ -130,16 +132,16 @@ func TestClusterTopicsOnEveryBroker(t *testing.T) {
 // routes by metadata, are consumed back in order; a broker refuses a
 // partition it does not lead.
 func TestClusterProduceConsume(t *testing.T) {
-	c := newCluster(t, 3, 3)
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
 	ctx := testContext(t)
 	const parts, perPart = 6, 20
-	admin := c.client()
+	admin := c.Client()
 	if err := admin.CreateTopics(ctx, client.TopicSpec{Name: "orders", Partitions: parts}); err != nil {
 		t.Fatal(err)
 	}
 	// Another broker may answer before it applied the creation.
 	var td client.TopicDescription
-	waitFor(t, 5*time.Second, "orders in the metadata", func() (err error) {
+	poll.Until(t, 5*time.Second, "orders in the metadata", func() (err error) {
 		td, err = admin.DescribeTopic(ctx, "orders")
 		return err
 	})
@@ -150,7 +152,7 @@ func TestClusterProduceConsume(t *testing.T) {
 	if len(leaders) != 3 {
 		t.Fatalf("leaders not spread over the brokers: %v", leaders)
 	}
-	prod, err := client.New(ctx, client.SeedBrokers(c.addrs()...), client.RecordPartitioner(client.ManualPartitioner()))
+	prod, err := client.New(ctx, client.SeedBrokers(c.Addrs()...), client.RecordPartitioner(client.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestClusterProduceConsume(t *testing.T) {
 	if err := prod.ProduceSync(ctx, recs...); err != nil {
 		t.Fatal(err)
 	}
-	cons := c.client()
+	cons := c.Client()
 	assign := map[client.TopicPartition]client.Offset{}
 	for p := range int32(parts) {
 		assign[client.TopicPartition{Topic: "orders", Partition: p}] = client.AtStart()
@@ -192,14 +194,14 @@ func TestClusterProduceConsume(t *testing.T) {
 		}
 	}
 	// Ask a broker that does not lead partition 0 for its offsets.
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		if id == td.Partitions[0].Leader {
 			continue
 		}
 		var lo protocol.ListOffsetsResponse
 		req := &protocol.ListOffsetsRequest{ReplicaID: -1, Topics: []protocol.ListOffsetsTopic{{Name: "orders",
 			Partitions: []protocol.ListOffsetsPartition{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: protocol.LatestTimestamp}}}}}
-		if err := call(t, c.broker(id).Addr(), req, &lo); err != nil {
+		if err := call(t, c.Broker(id).Addr(), req, &lo); err != nil {
 			t.Fatal(err)
 		}
 		if code := lo.Topics[0].Partitions[0].ErrorCode; code != protocol.ErrNotLeaderOrFollower {
@@ -211,12 +213,12 @@ func TestClusterProduceConsume(t *testing.T) {
 // Concurrent creates of one name through different brokers: exactly one
 // wins, every other gets TOPIC_ALREADY_EXISTS.
 func TestClusterConcurrentCreateOneWins(t *testing.T) {
-	c := newCluster(t, 3, 3)
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
 	ctx := testContext(t)
 	var clients []*client.Client
-	for _, id := range c.ids {
+	for _, id := range c.IDs() {
 		for range 2 {
-			clients = append(clients, c.client(c.broker(id).Addr()))
+			clients = append(clients, c.Client(client.SeedBrokers(c.Broker(id).Addr())))
 		}
 	}
 	errs := make([]error, len(clients))
@@ -247,9 +249,9 @@ func TestClusterConcurrentCreateOneWins(t *testing.T) {
 // through the others within a few seconds; restarted, the broker rejoins,
 // catches up and is registered with a new epoch (R10).
 func TestClusterControllerFailover(t *testing.T) {
-	c := newCluster(t, 3, 3)
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
 	ctx := testContext(t)
-	d, err := describe(t, c.broker(1).Addr())
+	d, err := describe(t, c.Broker(1).Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +265,8 @@ func TestClusterControllerFailover(t *testing.T) {
 	if oldEpoch < 1 {
 		t.Fatalf("controller %d not among the brokers: %+v", old, d.Brokers)
 	}
-	c.stop(old)
-	cl := c.client()
+	c.Stop(old)
+	cl := c.Client()
 	start := time.Now()
 	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "after-failover", Partitions: 2}); err != nil {
 		t.Fatalf("create after stopping the controller leader: %v", err)
@@ -274,11 +276,11 @@ func TestClusterControllerFailover(t *testing.T) {
 		t.Fatalf("metadata write took %v after the leader stopped", took)
 	}
 	t.Logf("write after failover took %v", took)
-	b := c.restart(old)
+	b := c.Restart(old)
 	if b.Epoch() != oldEpoch+1 {
 		t.Fatalf("restarted broker %d has epoch %d, want %d", old, b.Epoch(), oldEpoch+1)
 	}
-	waitFor(t, 5*time.Second, "restarted broker caught up", func() error {
+	poll.Until(t, 5*time.Second, "restarted broker caught up", func() error {
 		d, err := describe(t, b.Addr())
 		if err != nil {
 			return err
@@ -301,7 +303,7 @@ func TestClusterControllerFailover(t *testing.T) {
 		return nil
 	})
 	// And it takes writes again.
-	if err := c.client(b.Addr()).CreateTopics(ctx, client.TopicSpec{Name: "after-rejoin", Partitions: 1}); err != nil {
+	if err := c.Client(client.SeedBrokers(b.Addr())).CreateTopics(ctx, client.TopicSpec{Name: "after-rejoin", Partitions: 1}); err != nil {
 		t.Fatalf("create through the rejoined broker: %v", err)
 	}
 }

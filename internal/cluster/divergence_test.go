@@ -9,66 +9,9 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
-
-// clientWith returns a client of every running broker with opts applied
-// after the harness's, closed at the end of the test.
-func (c *testCluster) clientWith(opts ...client.Opt) *client.Client {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	all := append([]client.Opt{client.SeedBrokers(c.addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)}, opts...)
-	cl, err := client.New(ctx, all...)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(cl.Close)
-	return cl
-}
-
-// createTopic creates the topic, waits until every replica of every
-// partition is in sync and returns its description.
-func (c *testCluster) createTopic(cl *client.Client, spec client.TopicSpec) client.TopicDescription {
-	c.t.Helper()
-	ctx := testContext(c.t)
-	if err := cl.CreateTopics(ctx, spec); err != nil {
-		c.t.Fatal(err)
-	}
-	c.waitFullISR(cl, spec.Name, 10*time.Second)
-	// Every broker learns of the topic, but not at the same instant: the
-	// next Metadata may go to one that has not yet.
-	var td client.TopicDescription
-	waitFor(c.t, 10*time.Second, "topic "+spec.Name+" described", func() error {
-		var err error
-		td, err = cl.DescribeTopic(ctx, spec.Name)
-		return err
-	})
-	return td
-}
-
-// waitPartition waits until cond holds for partition p of topic as the
-// metadata has it, and returns that description.
-func (c *testCluster) waitPartition(cl *client.Client, topic string, p int32, d time.Duration, what string, cond func(client.PartitionDescription) error) client.PartitionDescription {
-	c.t.Helper()
-	var pd client.PartitionDescription
-	waitFor(c.t, d, fmt.Sprintf("%s-%d: %s", topic, p, what), func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		td, err := cl.DescribeTopic(ctx, topic)
-		if err != nil {
-			return err
-		}
-		if int(p) >= len(td.Partitions) {
-			return fmt.Errorf("%d partitions", len(td.Partitions))
-		}
-		pd = td.Partitions[p]
-		if err := cond(pd); err != nil {
-			return fmt.Errorf("leader %d, ISR %v: %w", pd.Leader, pd.ISR, err)
-		}
-		return nil
-	})
-	return pd
-}
 
 // replicasOf returns each broker's view of partition p of topic, by
 // broker id, with checksums up to upTo (none when upTo is negative). A
@@ -206,28 +149,6 @@ func pickPair(t *testing.T, td client.TopicDescription, with int32) (p, leader, 
 	return 0, 0, 0
 }
 
-func isrIs(want ...int32) func(client.PartitionDescription) error {
-	return func(pd client.PartitionDescription) error {
-		got := slices.Clone(pd.ISR)
-		slices.Sort(got)
-		w := slices.Clone(want)
-		slices.Sort(w)
-		if !slices.Equal(got, w) {
-			return fmt.Errorf("want ISR %v", want)
-		}
-		return nil
-	}
-}
-
-func leaderIs(want int32) func(client.PartitionDescription) error {
-	return func(pd client.PartitionDescription) error {
-		if pd.Leader != want {
-			return fmt.Errorf("want leader %d", want)
-		}
-		return nil
-	}
-}
-
 // KIP-101's double failover: the leader A appends records its follower B
 // does not have, both crash, B comes back first and is elected (unclean
 // election: A was the last in-sync replica), takes new records at the
@@ -240,26 +161,26 @@ func leaderIs(want int32) func(client.PartitionDescription) error {
 // 4 brokers (3 voters): the partition picked has broker 4 as a replica so
 // that killing both of its replicas leaves the Raft quorum up.
 func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
-	c := newCluster(t, 4, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
 	const topic = "kip101"
-	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 4, ReplicationFactor: 2,
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 4, ReplicationFactor: 2,
 		Configs: map[string]string{"unclean.leader.election": "true", "min.insync.replicas": "1"}})
 	p, a, b := pickPair(t, td, 4)
 	t.Logf("partition %d: leader %d, follower %d", p, a, b)
 	manual := client.RecordPartitioner(client.ManualPartitioner())
 
 	// Committed on both replicas.
-	base := produceEach(t, c.clientWith(manual), topic, p, "base", 10, 0)
+	base := produceEach(t, c.Client(manual), topic, p, "base", 10, 0)
 
 	// B crashes; A, alone in the ISR, takes records B never sees.
-	c.kill(b)
-	c.waitPartition(cl, topic, p, 10*time.Second, "follower fenced", isrIs(a))
-	produceEach(t, c.clientWith(manual, client.Acks(client.AcksLeader)), topic, p, "only-on-a", 5, int64(len(base)))
+	c.Kill(b)
+	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "follower fenced", testcluster.ISRIs(a))
+	produceEach(t, c.Client(manual, client.Acks(client.AcksLeader)), topic, p, "only-on-a", 5, int64(len(base)))
 	// Once the leader has applied the shrink, they are committed in its
 	// eyes: its high watermark covers them.
-	waitFor(t, 5*time.Second, "the leader's HW over its own records", func() error {
+	poll.Until(t, 5*time.Second, "the leader's HW over its own records", func() error {
 		rs, err := replicasOf(ctx, cl, topic, p, -1)
 		if err != nil {
 			return err
@@ -271,19 +192,19 @@ func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
 	})
 
 	// A crashes too; B comes back first and leads in a new epoch.
-	c.kill(a)
-	c.waitPartition(cl, topic, p, 10*time.Second, "offline", leaderIs(-1))
-	c.restart(b)
-	pd := c.waitPartition(cl, topic, p, 10*time.Second, "B elected", leaderIs(b))
+	c.Kill(a)
+	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "offline", testcluster.LeaderIs(-1))
+	c.Restart(b)
+	pd := testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "B elected", testcluster.LeaderIs(b))
 	t.Logf("broker %d leads in epoch %d, ISR %v", b, pd.LeaderEpoch, pd.ISR)
-	newer := produceEach(t, c.clientWith(manual), topic, p, "new-on-b", 8, int64(len(base)))
+	newer := produceEach(t, c.Client(manual), topic, p, "new-on-b", 8, int64(len(base)))
 
 	// A returns: it must cut its own records 10..14 and copy B's.
-	c.restart(a)
-	c.waitPartition(cl, topic, p, 15*time.Second, "A back in sync", isrIs(a, b))
+	c.Restart(a)
+	testcluster.WaitPartition(t, cl, topic, p, 15*time.Second, "A back in sync", testcluster.ISRIs(a, b))
 	want := append(slices.Clone(base), newer...)
 	end := int64(len(want))
-	waitFor(t, 15*time.Second, "identical replicas", func() error {
+	poll.Until(t, 15*time.Second, "identical replicas", func() error {
 		rs, err := replicasOf(ctx, cl, topic, p, 1<<62)
 		if err != nil {
 			return err
@@ -294,7 +215,7 @@ func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
 		return sameLogs(rs, 2)
 	})
 	checkOffsetByOffset(t, cl, topic, p, 2, end)
-	got := readPartition(t, c.client(), topic, p, end)
+	got := readPartition(t, c.Client(), topic, p, end)
 	if !slices.Equal(got, want) {
 		t.Fatalf("partition %d holds %v, want %v", p, got, want)
 	}

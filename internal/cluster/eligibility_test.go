@@ -9,13 +9,15 @@ import (
 
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/segment"
 )
 
 // partitionMeta reads partition p of topic from broker from's copy of
 // the controller metadata.
-func (c *testCluster) partitionMeta(from int32, topic string, p int32) (controller.Partition, error) {
-	b := c.broker(from)
+func partitionMeta(c *testcluster.Cluster, from int32, topic string, p int32) (controller.Partition, error) {
+	b := c.Broker(from)
 	if b == nil {
 		return controller.Partition{}, fmt.Errorf("broker %d is not running", from)
 	}
@@ -34,10 +36,10 @@ func (c *testCluster) partitionMeta(from int32, topic string, p int32) (controll
 // while the intact one is led again. Neither a produce to the other
 // partition nor a later check finds it elected.
 func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	const topic, perPartition = "lost", 5
-	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 6, ReplicationFactor: 1})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 6, ReplicationFactor: 1})
 
 	// A broker that does not lead the controller group (no controller
 	// failover to wait for) holding two of the partitions.
@@ -46,8 +48,8 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 		byBroker[pd.Replicas[0]] = append(byBroker[pd.Replicas[0]], pd.Partition)
 	}
 	victim := int32(-1)
-	for _, id := range c.ids {
-		if len(byBroker[id]) >= 2 && !c.broker(id).Controller().IsLeader() {
+	for _, id := range c.IDs() {
+		if len(byBroker[id]) >= 2 && !c.Broker(id).Controller().IsLeader() {
 			victim = id
 			break
 		}
@@ -56,16 +58,16 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 		t.Fatalf("no non-controller broker holds two partitions: %v", byBroker)
 	}
 	cut, intact := byBroker[victim][0], byBroker[victim][1]
-	other := c.ids[0]
+	other := c.IDs()[0]
 	if other == victim {
-		other = c.ids[1]
+		other = c.IDs()[1]
 	}
 
-	prod := c.clientWith(client.RecordPartitioner(client.ManualPartitioner()))
+	prod := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
 	for _, p := range []int32{cut, intact} {
 		produceEach(t, prod, topic, p, fmt.Sprintf("p%d", p), perPartition, 0)
-		waitFor(t, 15*time.Second, fmt.Sprintf("%s-%d: committed HW reported", topic, p), func() error {
-			mp, err := c.partitionMeta(other, topic, p)
+		poll.Until(t, 15*time.Second, fmt.Sprintf("%s-%d: committed HW reported", topic, p), func() error {
+			mp, err := partitionMeta(c, other, topic, p)
 			if err != nil {
 				return err
 			}
@@ -76,10 +78,10 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 		})
 	}
 
-	c.kill(victim)
-	waitFor(t, 15*time.Second, fmt.Sprintf("broker %d fenced", victim), func() error {
+	c.Kill(victim)
+	poll.Until(t, 15*time.Second, fmt.Sprintf("broker %d fenced", victim), func() error {
 		for _, p := range []int32{cut, intact} {
-			if mp, err := c.partitionMeta(other, topic, p); err != nil || mp.Leader != -1 {
+			if mp, err := partitionMeta(c, other, topic, p); err != nil || mp.Leader != -1 {
 				return fmt.Errorf("%s-%d: leader %d, %v", topic, p, mp.Leader, err)
 			}
 		}
@@ -87,7 +89,7 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 	})
 	// The last batch loses its last bytes: a torn tail below the
 	// committed high watermark.
-	seg := segment.LogPath(filepath.Join(c.dirs[victim], fmt.Sprintf("%s-%d", topic, cut)), 0)
+	seg := segment.LogPath(filepath.Join(c.Dir(victim), fmt.Sprintf("%s-%d", topic, cut)), 0)
 	st, err := os.Stat(seg)
 	if err != nil {
 		t.Fatal(err)
@@ -96,10 +98,10 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.restart(victim) // returns once its registration is applied here
+	c.Restart(victim) // returns once its registration is applied here
 	check := func() {
 		t.Helper()
-		mp, err := c.partitionMeta(victim, topic, cut)
+		mp, err := partitionMeta(c, victim, topic, cut)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,10 +111,10 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 		}
 	}
 	check()
-	c.waitPartition(cl, topic, intact, 15*time.Second, "the intact replica leads again", leaderIs(victim))
+	testcluster.WaitPartition(t, cl, topic, intact, 15*time.Second, "the intact replica leads again", testcluster.LeaderIs(victim))
 	produceEach(t, prod, topic, intact, "after", 1, perPartition)
 	// Other brokers' comings and goings do not elect it either.
-	c.stop(other)
-	c.restart(other)
+	c.Stop(other)
+	c.Restart(other)
 	check()
 }

@@ -7,12 +7,13 @@ import (
 
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 // verifyAsync runs bench.Verify on topic in the background; the returned
 // function waits for its history.
-func (c *testCluster) verifyAsync(topic string, d time.Duration, producer ...client.Opt) func() bench.History {
-	c.t.Helper()
+func verifyAsync(t *testing.T, c *testcluster.Cluster, topic string, d time.Duration, producer ...client.Opt) func() bench.History {
+	t.Helper()
 	type verified struct {
 		h   bench.History
 		err error
@@ -22,7 +23,7 @@ func (c *testCluster) verifyAsync(topic string, d time.Duration, producer ...cli
 	go func() {
 		defer cancel()
 		h, err := bench.Verify(vctx, bench.Config{
-			Client:    []client.Opt{client.SeedBrokers(c.addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+			Client:    []client.Opt{client.SeedBrokers(c.Addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
 			Producer:  producer,
 			Topic:     topic,
 			Duration:  d,
@@ -31,10 +32,10 @@ func (c *testCluster) verifyAsync(topic string, d time.Duration, producer ...cli
 		done <- verified{h, err}
 	}()
 	return func() bench.History {
-		c.t.Helper()
+		t.Helper()
 		v := <-done
 		if v.err != nil {
-			c.t.Fatalf("verify: %v", v.err)
+			t.Fatalf("verify: %v", v.err)
 		}
 		return v.h
 	}
@@ -78,21 +79,21 @@ func TestReadsOnlyKeepsVanishedReads(t *testing.T) {
 // consumers on a 1-partition RF 3 topic while the partition's leader is
 // killed and restarted twice, and returns the history.
 func acks1KillsTwice(t *testing.T) bench.History {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	const topic = "r12"
-	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
-	wait := c.verifyAsync(topic, 3*time.Second, client.Acks(client.AcksLeader))
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
+	wait := verifyAsync(t, c, topic, 3*time.Second, client.Acks(client.AcksLeader))
 	for round := range 2 {
 		time.Sleep(500 * time.Millisecond) // let records flow under this leader
-		leader := c.waitLeader(cl, topic, 0, -1)
-		c.kill(leader)
-		next := c.waitLeader(cl, topic, 0, leader)
+		leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 15*time.Second)
+		c.Kill(leader)
+		next := testcluster.WaitLeader(t, cl, topic, 0, leader, 15*time.Second)
 		t.Logf("round %d: killed broker %d, the leader; broker %d leads", round, leader, next)
-		c.restart(leader)
+		c.Restart(leader)
 	}
 	h := wait()
-	c.waitIdentical(cl, topic)
+	waitIdentical(t, cl, topic)
 	return h
 }
 
@@ -175,28 +176,28 @@ func TestConsumersNeverSeeRecordsThatVanish(t *testing.T) {
 // noticed), the history holds, and the producers see nothing but retried
 // requests: no send fails or ends unknown.
 func TestControlledShutdownMovesLeadership(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	const topic = "controlled"
-	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
-	wait := c.verifyAsync(topic, 2*time.Second)
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
+	wait := verifyAsync(t, c, topic, 2*time.Second)
 
 	time.Sleep(700 * time.Millisecond) // let records flow under this leader
-	leader := c.waitLeader(cl, topic, 0, -1)
+	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 15*time.Second)
 	start := time.Now()
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		c.stop(leader)
+		c.Stop(leader)
 	}()
-	next := c.waitLeader(cl, topic, 0, leader)
+	next := testcluster.WaitLeader(t, cl, topic, 0, leader, 15*time.Second)
 	moved := time.Since(start)
 	<-stopped
 	t.Logf("broker %d stopping: broker %d led after %v; stopped after %v", leader, next, moved, time.Since(start))
 	if moved > time.Second {
 		t.Errorf("leadership moved %v after the controlled shutdown began, want within 1s", moved)
 	}
-	c.restart(leader)
+	c.Restart(leader)
 
 	h := wait()
 	res := bench.Check(h)
@@ -208,5 +209,5 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	if res.Failed+res.Unknown > 0 {
 		t.Errorf("a controlled shutdown failed %d sends and left %d unknown, want none", res.Failed, res.Unknown)
 	}
-	c.waitIdentical(cl, topic)
+	waitIdentical(t, cl, topic)
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -33,7 +36,7 @@ func endOffsets(cl *client.Client, topic string, p int32) (map[int32]int64, erro
 func settledEnds(t *testing.T, cl *client.Client, topic string, p int32, n int) int64 {
 	t.Helper()
 	var end int64
-	waitFor(t, 5*time.Second, "replicas at the same end offset", func() error {
+	poll.Until(t, 5*time.Second, "replicas at the same end offset", func() error {
 		ends, err := endOffsets(cl, topic, p)
 		if err != nil {
 			return err
@@ -60,16 +63,16 @@ func settledEnds(t *testing.T, cl *client.Client, topic string, p int32, n int) 
 // sync, acks=all produces are acknowledged again, at the offset right
 // after the last acknowledged one.
 func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
 	const topic = "min-isr"
-	c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3,
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3,
 		Configs: map[string]string{"min.insync.replicas": "3"}})
 	manual := client.RecordPartitioner(client.ManualPartitioner())
-	produceEach(t, c.clientWith(manual), topic, 0, "before", 3, 0)
+	produceEach(t, c.Client(manual), topic, 0, "before", 3, 0)
 
-	pd := c.waitPartition(cl, topic, 0, 5*time.Second, "a leader", func(pd client.PartitionDescription) error {
+	pd := testcluster.WaitPartition(t, cl, topic, 0, 5*time.Second, "a leader", func(pd client.PartitionDescription) error {
 		if pd.Leader < 0 {
 			return errors.New("no leader")
 		}
@@ -82,17 +85,17 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 			break
 		}
 	}
-	c.kill(follower)
+	c.Kill(follower)
 	rest := slices.DeleteFunc(slices.Clone(pd.Replicas), func(r int32) bool { return r == follower })
-	c.waitPartition(cl, topic, 0, 10*time.Second, "follower fenced", isrIs(rest...))
+	testcluster.WaitPartition(t, cl, topic, 0, 10*time.Second, "follower fenced", testcluster.ISRIs(rest...))
 
 	// The leader may append once more before it has applied the shrink:
 	// that produce fails as maybe written (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
 	// Once it knows, produces are refused before the append. The client
 	// retries a refusal while its delivery timeout lasts.
-	short := c.clientWith(manual, client.DeliveryTimeout(time.Second))
+	short := c.Client(manual, client.DeliveryTimeout(time.Second))
 	var end int64
-	waitFor(t, 10*time.Second, "a definite NOT_ENOUGH_REPLICAS", func() error {
+	poll.Until(t, 10*time.Second, "a definite NOT_ENOUGH_REPLICAS", func() error {
 		before := settledEnds(t, cl, topic, 0, 2)
 		err := short.ProduceSync(ctx, &client.Record{Topic: topic, Partition: 0, Value: []byte("refused")})
 		var pe *client.ProduceError
@@ -116,10 +119,10 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 		return nil
 	})
 
-	c.restart(follower)
-	c.waitPartition(cl, topic, 0, 15*time.Second, "follower back in sync", isrIs(pd.Replicas...))
-	produceEach(t, c.clientWith(manual), topic, 0, "after", 2, end)
-	waitFor(t, 10*time.Second, "identical replicas", func() error {
+	c.Restart(follower)
+	testcluster.WaitPartition(t, cl, topic, 0, 15*time.Second, "follower back in sync", testcluster.ISRIs(pd.Replicas...))
+	produceEach(t, c.Client(manual), topic, 0, "after", 2, end)
+	poll.Until(t, 10*time.Second, "identical replicas", func() error {
 		rs, err := replicasOf(ctx, cl, topic, 0, 1<<62)
 		if err != nil {
 			return err
@@ -133,19 +136,19 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 // it back: refused while the preferred replica is down, done once it is
 // in sync, and not needed for the partitions already led by theirs.
 func TestPreferredLeaderReturnsAfterRestart(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
 	const topic = "preferred"
-	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
 	for _, pd := range td.Partitions {
 		if pd.Leader != pd.Replicas[0] {
 			t.Fatalf("partition %d starts led by %d, not its preferred %d", pd.Partition, pd.Leader, pd.Replicas[0])
 		}
 	}
 	pref := td.Partitions[0].Replicas[0]
-	c.kill(pref)
-	other := c.waitLeader(cl, topic, 0, pref)
+	c.Kill(pref)
+	other := testcluster.WaitLeader(t, cl, topic, 0, pref, 15*time.Second)
 	t.Logf("broker %d, preferred leader of %s-0, crashed; broker %d leads", pref, topic, other)
 
 	rs, err := cl.ElectPreferredLeaders(ctx, topic)
@@ -158,9 +161,9 @@ func TestPreferredLeaderReturnsAfterRestart(t *testing.T) {
 		}
 	}
 
-	c.restart(pref)
-	c.waitFullISR(cl, topic, 15*time.Second)
-	if l := c.waitLeader(cl, topic, 0, -1); l != other {
+	c.Restart(pref)
+	testcluster.WaitFullISR(t, cl, topic, 15*time.Second)
+	if l := testcluster.WaitLeader(t, cl, topic, 0, -1, 15*time.Second); l != other {
 		t.Fatalf("leader moved to %d before the election, want it still on %d", l, other)
 	}
 	res := electPreferred(t, cl, topic, 0)
@@ -172,9 +175,9 @@ func TestPreferredLeaderReturnsAfterRestart(t *testing.T) {
 	// failed after the new one joined), which fences it and moves the
 	// leadership again; the produce then fails as maybe-written, and the
 	// broker registers again at once. Elect again and retry, a few times.
-	pc := c.clientWith(client.RecordPartitioner(client.ManualPartitioner()))
+	pc := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
 	for attempt := 0; ; attempt++ {
-		c.waitPartition(cl, topic, 0, 10*time.Second, "preferred leader back", leaderIs(pref))
+		testcluster.WaitPartition(t, cl, topic, 0, 10*time.Second, "preferred leader back", testcluster.LeaderIs(pref))
 		err := pc.ProduceSync(ctx, &client.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprint("after-", attempt))})
 		if err == nil {
 			break
@@ -183,12 +186,12 @@ func TestPreferredLeaderReturnsAfterRestart(t *testing.T) {
 			t.Fatalf("produce through the preferred leader: %v", err)
 		}
 		t.Logf("produce through broker %d failed (%v); electing it again", pref, err)
-		c.waitFullISR(cl, topic, 15*time.Second)
+		testcluster.WaitFullISR(t, cl, topic, 15*time.Second)
 		if r := electPreferred(t, cl, topic, 0); r.Err != nil && !errors.Is(r.Err, protocol.ErrElectionNotNeeded) {
 			t.Fatalf("partition 0: election again: %v", r.Err)
 		}
 	}
-	waitFor(t, 5*time.Second, "broker "+fmt.Sprint(pref)+" leading", func() error {
+	poll.Until(t, 5*time.Second, "broker "+fmt.Sprint(pref)+" leading", func() error {
 		rs, err := replicasOf(ctx, cl, topic, 0, -1)
 		if err != nil {
 			return err
@@ -222,14 +225,14 @@ func electPreferred(t *testing.T, cl *client.Client, topic string, p int32) clie
 // preferred replica is down with PREFERRED_LEADER_NOT_AVAILABLE, the ones
 // already led by theirs with ELECTION_NOT_NEEDED.
 func TestElectPreferredLeadersAnswersEveryPartition(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
 	const topic = "preferred-answers"
-	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
 	pref := td.Partitions[0].Replicas[0]
-	c.kill(pref)
-	c.waitLeader(cl, topic, 0, pref)
+	c.Kill(pref)
+	testcluster.WaitLeader(t, cl, topic, 0, pref, 15*time.Second)
 	rs, err := cl.ElectPreferredLeaders(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
@@ -252,14 +255,15 @@ func TestElectPreferredLeadersAnswersEveryPartition(t *testing.T) {
 // back to a preferred replica once it is in sync again
 // (LeaderRebalanceInterval).
 func TestPreferredLeaderReturnsByItself(t *testing.T) {
-	c := newCluster(t, 3, 3, func(c *testCluster) { c.rebalance = 300 * time.Millisecond })
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3,
+		Configure: func(cfg *broker.Config) { cfg.LeaderRebalanceInterval = 300 * time.Millisecond }})
+	cl := c.Client()
 	const topic = "preferred-auto"
-	td := c.createTopic(cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
 	pref := td.Partitions[0].Replicas[0]
-	c.kill(pref)
-	other := c.waitLeader(cl, topic, 0, pref)
+	c.Kill(pref)
+	other := testcluster.WaitLeader(t, cl, topic, 0, pref, 15*time.Second)
 	t.Logf("broker %d, preferred leader of %s-0, crashed; broker %d leads", pref, topic, other)
-	c.restart(pref)
-	c.waitPartition(cl, topic, 0, 15*time.Second, "leadership back on the preferred replica", leaderIs(pref))
+	c.Restart(pref)
+	testcluster.WaitPartition(t, cl, topic, 0, 15*time.Second, "leadership back on the preferred replica", testcluster.LeaderIs(pref))
 }

@@ -11,60 +11,16 @@ import (
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
-
-// describe returns the topic as the cluster's metadata has it now.
-func (c *testCluster) describe(ctx context.Context, cl *client.Client, topic string) (client.TopicDescription, error) {
-	return cl.DescribeTopic(ctx, topic)
-}
-
-// waitLeader waits until partition p of topic has a leader other than
-// not, and returns it.
-func (c *testCluster) waitLeader(cl *client.Client, topic string, p int32, not int32) int32 {
-	c.t.Helper()
-	var leader int32 = -1
-	waitFor(c.t, 15*time.Second, fmt.Sprintf("a new leader of %s-%d", topic, p), func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		d, err := c.describe(ctx, cl, topic)
-		if err != nil {
-			return err
-		}
-		leader = d.Partitions[p].Leader
-		if leader < 0 || leader == not {
-			return fmt.Errorf("leader %d", leader)
-		}
-		return nil
-	})
-	return leader
-}
-
-// waitFullISR waits until every partition of topic has every replica in
-// its ISR.
-func (c *testCluster) waitFullISR(cl *client.Client, topic string, d time.Duration) {
-	c.t.Helper()
-	waitFor(c.t, d, "every replica in sync", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		td, err := c.describe(ctx, cl, topic)
-		if err != nil {
-			return err
-		}
-		for _, p := range td.Partitions {
-			if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
-				return fmt.Errorf("partition %d: leader %d, ISR %v of %v", p.Partition, p.Leader, p.ISR, p.Replicas)
-			}
-		}
-		return nil
-	})
-}
 
 // waitIdentical waits until every replica of every partition of topic
 // holds the same batches, byte for byte, up to the same end offset, which
 // is the leader's high watermark (bench.CompareReplicas).
-func (c *testCluster) waitIdentical(cl *client.Client, topic string) {
-	c.t.Helper()
-	waitFor(c.t, 20*time.Second, "identical replicas", func() error {
+func waitIdentical(t *testing.T, cl *client.Client, topic string) {
+	t.Helper()
+	poll.Until(t, 20*time.Second, "identical replicas", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		brs, err := cl.DescribeReplicaChecksums(ctx, 1<<62, topic)
@@ -81,13 +37,9 @@ func (c *testCluster) waitIdentical(cl *client.Client, topic string) {
 // its acknowledgement said, in order, nothing vanished that a consumer
 // saw, and the replicas are byte-identical.
 func TestReplicationSurvivesLeaderKills(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
-	ctx := testContext(t)
-	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "repl", Partitions: 3, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFullISR(cl, "repl", 10*time.Second)
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "repl", Partitions: 3, ReplicationFactor: 3})
 
 	type verified struct {
 		h   bench.History
@@ -98,7 +50,7 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 	defer vcancel()
 	go func() {
 		h, err := bench.Verify(vctx, bench.Config{
-			Client:    []client.Opt{client.SeedBrokers(c.addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+			Client:    []client.Opt{client.SeedBrokers(c.Addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
 			Topic:     "repl",
 			Duration:  10 * time.Second,
 			Producers: 2, Consumers: 1, RecordSize: 64, Rate: 3000,
@@ -128,15 +80,15 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 	}()
 	for round := range 2 {
 		time.Sleep(time.Second)
-		leader := c.waitLeader(cl, "repl", 0, -1)
+		leader := testcluster.WaitLeader(t, cl, "repl", 0, -1, 15*time.Second)
 		t.Logf("%s round %d: killing broker %d, the leader of repl-0", time.Now().Format("05.000"), round, leader)
-		c.kill(leader)
-		next := c.waitLeader(cl, "repl", 0, leader)
+		c.Kill(leader)
+		next := testcluster.WaitLeader(t, cl, "repl", 0, leader, 15*time.Second)
 		t.Logf("%s round %d: broker %d leads repl-0", time.Now().Format("05.000"), round, next)
 		time.Sleep(500 * time.Millisecond)
-		c.restart(leader)
+		c.Restart(leader)
 		t.Logf("%s restarted", time.Now().Format("05.000"))
-		c.waitFullISR(cl, "repl", 20*time.Second)
+		testcluster.WaitFullISR(t, cl, "repl", 20*time.Second)
 		t.Logf("%s full ISR", time.Now().Format("05.000"))
 	}
 
@@ -154,21 +106,18 @@ func TestReplicationSurvivesLeaderKills(t *testing.T) {
 	if !res.OK() || res.Acked == 0 {
 		t.Fatalf("history fails the checks: %+v", res)
 	}
-	c.waitIdentical(cl, "repl")
+	waitIdentical(t, cl, "repl")
 }
 
 // With fsync=always an acks=all acknowledgement means "on disk on every
 // in-sync replica" (R3): right after a produce is acknowledged, every
 // replica's synced offset covers it.
 func TestFsyncAlwaysAckMeansSyncedOnTheISR(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
-	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "synced", Partitions: 1, ReplicationFactor: 3,
-		Configs: map[string]string{"fsync": "always"}}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFullISR(cl, "synced", 10*time.Second)
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "synced", Partitions: 1, ReplicationFactor: 3,
+		Configs: map[string]string{"fsync": "always"}})
 	for i := range 20 {
 		rec := &client.Record{Topic: "synced", Partition: 0, Value: []byte(fmt.Sprintf("r%d", i))}
 		if err := cl.ProduceSync(ctx, rec); err != nil {
@@ -198,25 +147,22 @@ func TestFsyncAlwaysAckMeansSyncedOnTheISR(t *testing.T) {
 // rejoins the ISRs: it does not wait for serf to notice it (up to serf's
 // reconnect interval, 30 s) or for the membership's reconcile (5 s).
 func TestFencedRunningBrokerRegistersAgain(t *testing.T) {
-	c := newCluster(t, 3, 3)
-	cl := c.client()
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
 	ctx := testContext(t)
-	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "refence", Partitions: 1, ReplicationFactor: 3}); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFullISR(cl, "refence", 10*time.Second)
-	leader := c.waitLeader(cl, "refence", 0, -1)
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "refence", Partitions: 1, ReplicationFactor: 3})
+	leader := testcluster.WaitLeader(t, cl, "refence", 0, -1, 15*time.Second)
 	victim := int32(1)
 	if victim == leader {
 		victim = 2
 	}
-	node := c.broker(leader).Controller()
+	node := c.Broker(leader).Controller()
 	old := node.Metadata().Brokers[victim].Epoch
 	if _, err := node.Propose(ctx, controller.FenceBroker{ID: victim, Epoch: old}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	waitFor(t, 2*time.Second, "the fenced broker registered again", func() error {
+	poll.Until(t, 2*time.Second, "the fenced broker registered again", func() error {
 		b := node.Metadata().Brokers[victim]
 		if b.State != controller.BrokerAlive || b.Epoch <= old {
 			return fmt.Errorf("broker %d: %v at epoch %d", victim, b.State, b.Epoch)
@@ -224,17 +170,17 @@ func TestFencedRunningBrokerRegistersAgain(t *testing.T) {
 		return nil
 	})
 	t.Logf("broker %d registered again after %v", victim, time.Since(start))
-	c.waitFullISR(cl, "refence", 10*time.Second)
+	testcluster.WaitFullISR(t, cl, "refence", 10*time.Second)
 }
 
 // A second broker started with an id that is registered and alive from
 // another data directory is refused (it waits RegisterTimeout for the
 // first to be fenced, then gives up); the first keeps its registration.
 func TestSecondBrokerWithTheSameIDIsRefused(t *testing.T) {
-	c := newCluster(t, 4, 3) // broker 4 is a non-voter
-	node := c.broker(1).Controller()
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3}) // broker 4 is a non-voter
+	node := c.Broker(1).Controller()
 	var before controller.Broker
-	waitFor(t, 5*time.Second, "broker 4 registered in broker 1's metadata", func() error {
+	poll.Until(t, 5*time.Second, "broker 4 registered in broker 1's metadata", func() error {
 		b := node.Metadata().Brokers[4]
 		if b == nil || b.State != controller.BrokerAlive {
 			return fmt.Errorf("broker 4: %+v", b)
@@ -242,10 +188,10 @@ func TestSecondBrokerWithTheSameIDIsRefused(t *testing.T) {
 		before = *b
 		return nil
 	})
-	cfg := c.config(4, listen(t, "127.0.0.1:0"))
+	cfg := c.Config(4) // Raft on a new port
 	cfg.DataDir = t.TempDir()
 	cfg.Voters = ""
-	cfg.Join = c.broker(1).Addr()
+	cfg.Join = c.Broker(1).Addr()
 	cfg.RegisterTimeout = 2 * time.Second
 	b, err := broker.New(cfg)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"go.uber.org/goleak"
 )
 
@@ -47,7 +48,7 @@ func TestForwardsBytesUnchanged(t *testing.T) {
 				}
 			}
 			// Both halves closed: the proxy drops the connections.
-			eventually(t, 5*time.Second, "proxy conns to end", func() bool { return p.Conns() == 0 })
+			poll.Until(t, 5*time.Second, "proxy conns to end", func() bool { return p.Conns() == 0 })
 		})
 	}
 }
@@ -185,7 +186,7 @@ func cutOpenConn(t *testing.T, mode CutMode) (*echoServer, *Proxy) {
 func TestCutResetResetsAndRefuses(t *testing.T) {
 	echo, p := cutOpenConn(t, CutReset)
 	// The upstream side is closed too.
-	eventually(t, 5*time.Second, "upstream conn to end", func() bool { return echo.ended.Load() == 1 })
+	poll.Until(t, 5*time.Second, "upstream conn to end", func() bool { return echo.ended.Load() == 1 })
 
 	accepted := echo.accepted.Load()
 	if err := dialRoundTrip(p.Addr(), "new"); !isReset(err) {
@@ -287,15 +288,15 @@ func TestCloseStopsEverything(t *testing.T) {
 	if _, err := slow.Write([]byte("slow")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "upstream conn", func() bool { return echo.accepted.Load() == 1 })
+	poll.Until(t, 5*time.Second, "upstream conn", func() bool { return echo.accepted.Load() == 1 })
 	p.Pause()
 	dial(t, p.Addr())
-	eventually(t, 5*time.Second, "second upstream conn", func() bool { return echo.accepted.Load() == 2 })
+	poll.Until(t, 5*time.Second, "second upstream conn", func() bool { return echo.accepted.Load() == 2 })
 	if err := p.Cut(CutBlackhole); err != nil {
 		t.Fatal(err)
 	}
 	dial(t, p.Addr())
-	eventually(t, 5*time.Second, "held conn", func() bool { return p.Conns() == 1 })
+	poll.Until(t, 5*time.Second, "held conn", func() bool { return p.Conns() == 1 })
 
 	if err := p.Close(); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,340 @@
+// Package testcluster runs a sluice cluster inside a test: n brokers in
+// the test process, each a real broker.Broker with its Raft controller,
+// on loopback TCP (port 0) with its data directory under t.TempDir(), and
+// the controls a test needs to hurt it: stop a broker cleanly, kill it (no
+// controlled shutdown, no graceful leave), restart it on the same data
+// directory and Raft address, and cut the clients off from it. The model
+// is hashicorp/raft's exported MakeCluster (testing.go).
+//
+//	c := testcluster.Start(t, 3, testcluster.Options{})
+//	cl := c.Client()
+//	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: 3})
+//	leader := testcluster.WaitLeader(t, cl, "t", 0, -1, 15*time.Second)
+//	c.Kill(leader)
+//	testcluster.WaitLeader(t, cl, "t", 0, leader, 15*time.Second)
+//	c.Restart(leader)
+//
+// The package imports broker, controller and client, so the tests inside
+// those packages (package broker, package controller, ...) cannot import
+// it; external test packages (package broker_test) and the tests of every
+// package above them can. The functions over a *client.Client
+// (WaitPartition, WaitLeader, WaitFullISR, CreateTopic) work on any
+// cluster, in process or not: cmd/sluice's tests use them on clusters of
+// the built binary. It must not import bench, whose tests may use it.
+//
+// Timings are short so that a test sees a failover in about a second:
+// serf notices a killed broker within about a second, Raft elections time
+// out after 400 ms, followers long-poll for 200 ms, and the controller
+// does not move leadership back to preferred replicas unless a test's
+// Options.Configure turns LeaderRebalanceInterval on.
+//
+// A Cluster's methods are safe for concurrent use, but those that fail
+// the test (Start, Restart, Client) must be called from the goroutine
+// running it. Every broker, proxy and client the Cluster made is closed
+// by t.Cleanup.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/internal/faultproxy"
+	"github.com/sluicemq/sluice/internal/poll"
+)
+
+// Options shape a Cluster; the zero value is a cluster of up to 3 voters.
+type Options struct {
+	// Voters is how many brokers, the first ones (ids 1..Voters), are Raft
+	// voters; they bootstrap together. The others join through broker 1
+	// as non-voters. 0: min(n, 3).
+	Voters int
+	// Configure, when set, is applied last to the configuration of each
+	// broker, at every start (for example to set ReplicaMaxLag or turn
+	// LeaderRebalanceInterval on).
+	Configure func(*broker.Config)
+	// ClientProxies puts a faultproxy between the clients Client makes and
+	// each broker, so that Proxy(id) can cut or slow the clients' links to
+	// broker id. The brokers' links to each other do not go through it.
+	ClientProxies bool
+}
+
+// Gossip detects a failed broker within about a second; a restarted
+// broker takes its name back on a new gossip port at once.
+var Gossip = controller.GossipTimings{
+	ProbeInterval:       100 * time.Millisecond,
+	ProbeTimeout:        80 * time.Millisecond,
+	GossipInterval:      20 * time.Millisecond,
+	PushPullInterval:    time.Second,
+	TCPTimeout:          time.Second,
+	SuspicionMult:       3,
+	DeadNodeReclaimTime: time.Millisecond,
+	LeavePropagateDelay: 100 * time.Millisecond,
+}
+
+// RaftTimeout is the brokers' Raft heartbeat and election timeout: short
+// so elections take well under a second, not so short that a leader
+// under -race on a loaded machine loses its lease (half of it) in the
+// middle of a write.
+const RaftTimeout = 400 * time.Millisecond
+
+// Cluster is n brokers, ids 1..n, running in the test process. Each keeps
+// its data directory and Raft address across a stop and restart; its
+// client port is new at each start.
+type Cluster struct {
+	t        testing.TB
+	opts     Options
+	ids      []int32
+	dirs     map[int32]string
+	raft     map[int32]string // Raft address
+	voters   string           // the Voters setting of the voters
+	joinAddr string           // broker 1's client address when the non-voters first started
+
+	mu      sync.Mutex
+	brokers map[int32]*broker.Broker
+	proxies map[int32]*faultproxy.Proxy // with ClientProxies, of the running brokers
+}
+
+// Start starts n brokers and returns once every one is registered with
+// the controller; t.Cleanup stops them.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.Voters == 0 {
+		opts.Voters = min(n, 3)
+	}
+	if n < 1 || opts.Voters < 1 || opts.Voters > n {
+		t.Fatalf("testcluster: %d brokers, %d voters", n, opts.Voters)
+	}
+	c := &Cluster{t: t, opts: opts, dirs: map[int32]string{}, raft: map[int32]string{},
+		brokers: map[int32]*broker.Broker{}, proxies: map[int32]*faultproxy.Proxy{}}
+	lns := map[int32]net.Listener{}
+	var voters []string
+	for i := 1; i <= n; i++ {
+		id := int32(i)
+		c.ids = append(c.ids, id)
+		c.dirs[id] = t.TempDir()
+		lns[id] = poll.Listen(t, "127.0.0.1:0")
+		c.raft[id] = lns[id].Addr().String()
+		if i <= opts.Voters {
+			voters = append(voters, fmt.Sprintf("%d@%s", id, c.raft[id]))
+		}
+	}
+	c.voters = strings.Join(voters, ",")
+	t.Cleanup(c.stopAll)
+	// Voters start together: each one's Start waits for a quorum.
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, id := range c.ids[:opts.Voters] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.startWith(id, lns[id])
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.joinAddr = c.Broker(1).Addr()
+	for _, id := range c.ids[opts.Voters:] {
+		if err := c.startWith(id, lns[id]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// Config returns the configuration broker id starts with, but for its
+// Raft listener: a broker made from it listens for Raft on a new loopback
+// port. A test can change it to start a broker of its own.
+func (c *Cluster) Config(id int32) broker.Config {
+	cfg := broker.Config{
+		ListenAddr:                "127.0.0.1:0",
+		DataDir:                   c.dirs[id],
+		BrokerID:                  id,
+		RaftHeartbeatTimeout:      RaftTimeout,
+		RaftElectionTimeout:       RaftTimeout,
+		RegisterTimeout:           20 * time.Second,
+		Gossip:                    Gossip,
+		ReplicaFetchWait:          200 * time.Millisecond,
+		ControlledShutdownTimeout: 2 * time.Second,
+		LeaderRebalanceInterval:   -1,
+		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)),
+	}
+	if int(id) <= c.opts.Voters {
+		cfg.Voters = c.voters
+	} else {
+		cfg.Join = c.joinAddr
+	}
+	if c.opts.Configure != nil {
+		c.opts.Configure(&cfg)
+	}
+	return cfg
+}
+
+func (c *Cluster) startWith(id int32, ln net.Listener) error {
+	cfg := c.Config(id)
+	cfg.RaftListener = ln
+	b, err := broker.New(cfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("testcluster: new broker %d: %w", id, err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		return fmt.Errorf("testcluster: start broker %d: %w", id, err)
+	}
+	var p *faultproxy.Proxy
+	if c.opts.ClientProxies {
+		if p, err = faultproxy.Listen("127.0.0.1:0", b.Addr()); err != nil {
+			b.Close()
+			return fmt.Errorf("testcluster: proxy for broker %d: %w", id, err)
+		}
+	}
+	c.mu.Lock()
+	c.brokers[id] = b
+	if p != nil {
+		c.proxies[id] = p
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// IDs returns the ids of every broker, running or not, in order.
+func (c *Cluster) IDs() []int32 { return c.ids }
+
+// Dir returns broker id's data directory.
+func (c *Cluster) Dir(id int32) string { return c.dirs[id] }
+
+// Broker returns broker id, or nil while it is stopped.
+func (c *Cluster) Broker(id int32) *broker.Broker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.brokers[id]
+}
+
+// take removes broker id and its proxy from the running ones, closes the
+// proxy, and returns the broker, or nil.
+func (c *Cluster) take(id int32) *broker.Broker {
+	c.mu.Lock()
+	b, p := c.brokers[id], c.proxies[id]
+	delete(c.brokers, id)
+	delete(c.proxies, id)
+	c.mu.Unlock()
+	if p != nil {
+		p.Close()
+	}
+	return b
+}
+
+// Stop closes broker id as an operator's stop would: its leaderships move
+// away first (controlled shutdown). Stopping a stopped broker does
+// nothing.
+func (c *Cluster) Stop(id int32) {
+	c.t.Helper()
+	if b := c.take(id); b != nil {
+		if err := b.Close(); err != nil {
+			c.t.Errorf("testcluster: close broker %d: %v", id, err)
+		}
+	}
+}
+
+// Kill stops broker id the way a crash would (broker.Abandon): no
+// controlled shutdown, no graceful leave (the others notice the failure
+// through serf), no clean-shutdown record, so the next start recovers its
+// logs; what it wrote stays, as the kernel keeps a dead process's writes.
+// Killing a stopped broker does nothing.
+func (c *Cluster) Kill(id int32) {
+	c.t.Helper()
+	if b := c.take(id); b != nil {
+		if err := b.Abandon(); err != nil {
+			c.t.Errorf("testcluster: abandon broker %d: %v", id, err)
+		}
+	}
+}
+
+// Restart starts stopped broker id again on its data directory and Raft
+// address, and returns it once it is registered (with a new epoch). Its
+// client address, and its proxy, are new.
+func (c *Cluster) Restart(id int32) *broker.Broker {
+	c.t.Helper()
+	if c.Broker(id) != nil {
+		c.t.Fatalf("testcluster: restart broker %d: it is running", id)
+	}
+	if err := c.startWith(id, poll.Listen(c.t, c.raft[id])); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.Broker(id)
+}
+
+func (c *Cluster) stopAll() {
+	for _, id := range c.ids {
+		c.Stop(id)
+	}
+}
+
+// Addrs returns the client addresses of the running brokers.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, id := range c.ids {
+		if b := c.Broker(id); b != nil {
+			out = append(out, b.Addr())
+		}
+	}
+	return out
+}
+
+// Proxy returns the faultproxy between the clients and running broker id
+// (Options.ClientProxies), or nil. Its Cut, Pause and SetLink act on the
+// connections of every client Client made to that broker; the brokers
+// keep each other. A restarted broker has a new, healed proxy.
+func (c *Cluster) Proxy(id int32) *faultproxy.Proxy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proxies[id]
+}
+
+// Client returns a client bootstrapped from every running broker, with a
+// short retry backoff and, with Options.ClientProxies, connections through
+// the proxies; opts come last, so client.SeedBrokers(addr) bootstraps it
+// from one broker only. It is closed at the end of the test.
+func (c *Cluster) Client(opts ...client.Opt) *client.Client {
+	c.t.Helper()
+	all := []client.Opt{client.SeedBrokers(c.Addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)}
+	if c.opts.ClientProxies {
+		all = append(all, client.Dialer(c.dial))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, append(all, opts...)...)
+	if err != nil {
+		c.t.Fatalf("testcluster: client: %v", err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// dial connects to a broker's proxy instead of the broker.
+func (c *Cluster) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	for id, b := range c.brokers {
+		if p := c.proxies[id]; p != nil && b.Addr() == addr {
+			addr = p.Addr()
+			break
+		}
+	}
+	c.mu.Unlock()
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}

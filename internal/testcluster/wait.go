@@ -1,0 +1,116 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+)
+
+// attemptTimeout bounds each metadata request of a wait: a request the
+// client sent to a stopped broker fails then, and the next attempt goes to
+// another (the client spreads such requests over the brokers).
+const attemptTimeout = 2 * time.Second
+
+// WaitPartition waits until cond holds for partition p of topic as cl's
+// metadata describes it, and returns that description; what names the
+// wait in the failure message, with cond's last error.
+func WaitPartition(t testing.TB, cl *client.Client, topic string, p int32, timeout time.Duration, what string, cond func(client.PartitionDescription) error) client.PartitionDescription {
+	t.Helper()
+	var pd client.PartitionDescription
+	poll.Until(t, timeout, fmt.Sprintf("%s-%d: %s", topic, p, what), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		defer cancel()
+		td, err := cl.DescribeTopic(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if int(p) >= len(td.Partitions) {
+			return fmt.Errorf("%d partitions", len(td.Partitions))
+		}
+		pd = td.Partitions[p]
+		if err := cond(pd); err != nil {
+			return fmt.Errorf("leader %d, ISR %v: %w", pd.Leader, pd.ISR, err)
+		}
+		return nil
+	})
+	return pd
+}
+
+// WaitLeader waits until partition p of topic has a leader other than
+// broker not (-1: any leader) and returns it.
+func WaitLeader(t testing.TB, cl *client.Client, topic string, p, not int32, timeout time.Duration) int32 {
+	t.Helper()
+	what := "a leader"
+	if not >= 0 {
+		what = fmt.Sprintf("a leader other than %d", not)
+	}
+	return WaitPartition(t, cl, topic, p, timeout, what, func(pd client.PartitionDescription) error {
+		if pd.Leader < 0 || pd.Leader == not {
+			return fmt.Errorf("leader %d", pd.Leader)
+		}
+		return nil
+	}).Leader
+}
+
+// WaitFullISR waits until every partition of topic has a leader and every
+// replica in its ISR, and returns the topic's description.
+func WaitFullISR(t testing.TB, cl *client.Client, topic string, timeout time.Duration) client.TopicDescription {
+	t.Helper()
+	var td client.TopicDescription
+	poll.Until(t, timeout, "every replica of "+topic+" in sync", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		defer cancel()
+		var err error
+		if td, err = cl.DescribeTopic(ctx, topic); err != nil {
+			return err
+		}
+		for _, p := range td.Partitions {
+			if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
+				return fmt.Errorf("partition %d: leader %d, ISR %v of %v", p.Partition, p.Leader, p.ISR, p.Replicas)
+			}
+		}
+		return nil
+	})
+	return td
+}
+
+// CreateTopic creates the topic, waits until every replica of every
+// partition is in sync and returns its description.
+func CreateTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) client.TopicDescription {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.CreateTopics(ctx, spec); err != nil {
+		t.Fatalf("create topic %s: %v", spec.Name, err)
+	}
+	return WaitFullISR(t, cl, spec.Name, 10*time.Second)
+}
+
+// LeaderIs is a WaitPartition condition: broker want leads (-1: no one).
+func LeaderIs(want int32) func(client.PartitionDescription) error {
+	return func(pd client.PartitionDescription) error {
+		if pd.Leader != want {
+			return fmt.Errorf("want leader %d", want)
+		}
+		return nil
+	}
+}
+
+// ISRIs is a WaitPartition condition: the ISR is want, in any order.
+func ISRIs(want ...int32) func(client.PartitionDescription) error {
+	return func(pd client.PartitionDescription) error {
+		got := slices.Clone(pd.ISR)
+		slices.Sort(got)
+		w := slices.Clone(want)
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			return fmt.Errorf("want ISR %v", want)
+		}
+		return nil
+	}
+}
