@@ -123,6 +123,7 @@ func TestErrorCode(t *testing.T) {
 		{replica.ErrNotEnoughReplicas, protocol.ErrNotEnoughReplicas},
 		{controller.ErrTopicExists, protocol.ErrTopicAlreadyExists},
 		{context.DeadlineExceeded, protocol.ErrRequestTimedOut},
+		{fmt.Errorf("CreateTopic: %w", controller.ErrLeadershipLost), protocol.ErrRequestTimedOut},
 		{errors.New("surprise"), protocol.ErrUnknownServerError},
 		// After an append every code is indeterminate (R14).
 		{afterAppend(replica.ErrNotEnoughReplicas), protocol.ErrNotEnoughReplicasAfterAppend},

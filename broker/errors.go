@@ -80,6 +80,10 @@ func codeFor(err error) protocol.ErrorCode {
 		return protocol.ErrEligibleLeadersNotAvailable
 	case errors.Is(err, controller.ErrClosed):
 		return protocol.ErrBrokerNotAvailable
+	case errors.Is(err, controller.ErrLeadershipLost), errors.Is(err, controller.ErrNoLeader):
+		// Retriable; a lost leadership leaves the outcome unknown, as a
+		// timeout does.
+		return protocol.ErrRequestTimedOut
 	// Waits.
 	case errors.Is(err, context.DeadlineExceeded):
 		return protocol.ErrRequestTimedOut

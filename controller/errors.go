@@ -61,6 +61,9 @@ var (
 	// ErrBrokerIDInUse: a registration from another data directory while
 	// the id is registered alive (two brokers configured with one id).
 	ErrBrokerIDInUse = errors.New("broker id in use")
+	// ErrLeadershipLost: the leader lost its leadership while committing
+	// the write, which may or may not have been applied (Raft's error).
+	ErrLeadershipLost = raft.ErrLeadershipLost
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -75,7 +78,7 @@ var errorCodes = []error{
 	ErrStaleBrokerEpoch, ErrUnknownPartition, ErrStalePartitionEpoch,
 	ErrInvalidPartition, ErrInvalidBroker, ErrCorrupt, ErrNotLeader,
 	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
-	ErrLeaderUnreachable, raft.ErrLeadershipLost, ErrBrokerIDInUse,
+	ErrLeaderUnreachable, ErrLeadershipLost, ErrBrokerIDInUse,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.
