@@ -1,7 +1,15 @@
-// Package broker is sluice's broker: the TCP server that speaks the
-// protocol package's frames, the request handlers, and the partition
-// manager that keeps one log (package log) open per partition this broker
-// holds.
+// Package broker is sluice's broker: the broker core, the sluice-protocol
+// front end over it, and the partition manager that keeps one log
+// (package log) open per partition replica this broker holds.
+//
+// The core (core.go, core_admin.go, partition.go) is the broker's
+// protocol-free API: Append and LeaderAppend.Wait, StartFetch/WaitFetch,
+// ListOffset, EpochEndOffset, Replicas, Metadata and topic admin, with
+// ErrorCode (errors.go) the one mapping from its errors to protocol codes.
+// Every front end — the sluice protocol here (handlers*.go), the Kafka
+// protocol and HTTP in packages of their own — only translates between its
+// wire format and these calls; the order of the steps of an append or a
+// read lives in the core, once.
 //
 // Request flow: each connection has a reader, a handler and a writer
 // goroutine (conn.go). Requests on a connection are handled one at a time
