@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // hwCheckpointFile holds the high watermark of every partition of this
@@ -32,7 +33,7 @@ type hwKey struct {
 // none (logged), which only costs availability.
 func loadHighWatermarks(dataDir string, logger *zap.Logger) map[hwKey]int64 {
 	out := map[hwKey]int64{}
-	payload, err := log.NewCheckpoint(filepath.Join(dataDir, hwCheckpointFile)).Read(nil)
+	payload, err := log.NewCheckpoint(vfs.Default, filepath.Join(dataDir, hwCheckpointFile)).Read(nil)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			logger.Warn("high-watermark checkpoint unreadable; starting from the logs", zap.Error(err))

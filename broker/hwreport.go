@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // What a broker tells the controller about its data, so that the
@@ -92,7 +93,7 @@ func (m *partitions) clearRecoveryTruncated(logs []controller.ReplicaLog) {
 		if !r.RecoveryTruncated {
 			continue
 		}
-		if err := log.ClearRecoveryTruncated(m.partitionDir(r.Topic, r.Partition)); err != nil {
+		if err := log.ClearRecoveryTruncated(vfs.Default, m.partitionDir(r.Topic, r.Partition)); err != nil {
 			m.logger.Warn("clear the recovery mark after the registration", zap.String("topic", r.Topic),
 				zap.Int32("partition", r.Partition), zap.Error(err))
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/replica"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // partitionState says whether requests may use a partition's log.
@@ -184,7 +185,7 @@ func newPartitions(dataDir string, self int32, defaults map[string]string, logge
 	repl.self, repl.logger = self, logger
 	repl.fetchers = map[int32]*replica.Fetcher{}
 	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
-		hwCheckpoint: log.NewCheckpoint(filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(dataDir, logger)}
+		hwCheckpoint: log.NewCheckpoint(vfs.Default, filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(dataDir, logger)}
 }
 
 // get returns the partition, or nil if this broker does not hold it.

@@ -29,6 +29,10 @@
 // truncates at the first bad batch, drops the segments after it and rebuilds
 // the indexes of what it kept. docs/storage.md states the rules.
 //
+// Files: every file-system call goes through Config.FS (package vfs), so
+// tests can fill the disk or fail an fsync under a running log; small
+// files (offsets, epochs, markers) are checkpoints (checkpoint.go).
+//
 // Concurrency: one writer at a time (Append, TruncateTo, retention, Close
 // serialize on the append lock) and any number of concurrent readers. Read
 // returns a segment.View that holds a reference on its segment, so a reader
@@ -43,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -54,6 +57,7 @@ import (
 
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // ErrOffsetOutOfRange is returned for an offset below StartOffset or above
@@ -79,6 +83,7 @@ const (
 type Log struct {
 	dir    string
 	cfg    Config
+	fs     vfs.FS
 	segCfg segment.Config
 	logger *zap.Logger
 
@@ -139,20 +144,22 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	if err := makeDir(dir); err != nil {
+	if err := makeDir(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("log %s: %w", dir, err)
 	}
 	l := &Log{
 		dir:    dir,
 		cfg:    cfg,
+		fs:     cfg.FS,
 		logger: cfg.Logger.With(zap.String("dir", dir)),
 		segCfg: segment.Config{
 			MaxLogBytes:        cfg.SegmentBytes,
 			IndexIntervalBytes: cfg.IndexIntervalBytes,
 			MaxIndexBytes:      cfg.MaxIndexBytes,
+			FS:                 cfg.FS,
 		}.WithDefaults(),
-		rpFile:    NewCheckpoint(filepath.Join(dir, recoveryPointFile)),
-		startFile: NewCheckpoint(filepath.Join(dir, startOffsetFile)),
+		rpFile:    NewCheckpoint(cfg.FS, filepath.Join(dir, recoveryPointFile)),
+		startFile: NewCheckpoint(cfg.FS, filepath.Join(dir, startOffsetFile)),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
@@ -170,14 +177,14 @@ func Open(dir string, cfg Config) (*Log, error) {
 }
 
 // makeDir creates dir if it does not exist and makes the creation durable.
-func makeDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+func makeDir(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(dir, directoryPerm); err != nil {
+	if err := fs.MkdirAll(dir, directoryPerm); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
+	return vfs.SyncDir(fs, filepath.Dir(filepath.Clean(dir)))
 }
 
 // Dir is the log's directory.
@@ -195,17 +202,16 @@ func (l *Log) StartOffset() int64 { return l.start.Load() }
 func (l *Log) RecoveryTruncated() bool { return l.recoveryTruncated }
 
 // ClearRecoveryTruncated forgets, durably, that recovery cut the log in
-// dir: its owner calls it once the loss is reported where it counts (the
-// controller). The log need not be open.
-func ClearRecoveryTruncated(dir string) error {
-	err := os.Remove(filepath.Join(dir, recoveryMarkFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// dir (in fs; nil is vfs.Default): its owner calls it once the loss is
+// reported where it counts (the controller). The log need not be open.
+func ClearRecoveryTruncated(fs vfs.FS, dir string) error {
+	if fs == nil {
+		fs = vfs.Default
 	}
-	if err != nil {
+	if err := NewCheckpoint(fs, filepath.Join(dir, recoveryMarkFile)).Remove(); err != nil {
 		return fmt.Errorf("log %s: clear the recovery mark: %w", dir, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // EndOffset is the log end offset: the offset the next record gets.
@@ -431,7 +437,7 @@ func (l *Log) syncDirty() (int64, error) {
 		l.syncBuf = segs[:0]
 	}()
 	for _, s := range segs {
-		if err := l.syncSegment(s); err != nil {
+		if err := s.Sync(); err != nil {
 			return 0, fmt.Errorf("log %s: segment %d: sync: %w", l.dir, s.Base(), err)
 		}
 	}
@@ -463,14 +469,6 @@ func (l *Log) settle() {
 }
 
 const settleRounds = 128
-
-// syncSegment fsyncs one segment's log file, through the test hook if set.
-func (l *Log) syncSegment(s *segment.Segment) error {
-	if h := l.cfg.syncHook; h != nil {
-		return h(s.Sync)
-	}
-	return s.Sync()
-}
 
 // Sync makes every batch appended so far durable.
 func (l *Log) Sync() error {
@@ -523,7 +521,7 @@ func (l *Log) checkpointRecoveryPoint() {
 	if rp == l.rpWritten {
 		return
 	}
-	if err := l.rpFile.WriteOffset(rp); err != nil {
+	if err := l.rpFile.WriteInt64(rp); err != nil {
 		l.logger.Warn("recovery point checkpoint failed", zap.Int64("offset", rp), zap.Error(err))
 		return
 	}
@@ -539,7 +537,7 @@ func (l *Log) lowerRecoveryPoint(offset int64) error {
 	if l.rpWritten <= offset {
 		return nil
 	}
-	if err := l.rpFile.WriteOffset(offset); err != nil {
+	if err := l.rpFile.WriteInt64(offset); err != nil {
 		return l.commit.fail(fmt.Errorf("log %s: recovery point: %w", l.dir, err))
 	}
 	l.rpWritten = offset
@@ -578,28 +576,35 @@ func (l *Log) Close() error {
 		}
 	}
 	if err == nil {
-		err = writeMarker(filepath.Join(l.dir, cleanShutdownFile))
+		err = l.writeMarker(cleanShutdownFile)
 	}
 	l.notify()
 	return err
 }
 
-// writeMarker creates an empty file durably.
-func writeMarker(path string) error {
-	if err := writeFileSync(path, nil); err != nil {
-		return fmt.Errorf("marker %s: %w", filepath.Base(path), err)
+// writeMarker makes a marker file (one whose presence is what counts)
+// durably: an empty checkpoint.
+func (l *Log) writeMarker(name string) error {
+	if err := NewCheckpoint(l.fs, filepath.Join(l.dir, name)).Write(nil); err != nil {
+		return fmt.Errorf("marker: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return nil
+}
+
+// hasFile reports whether name exists in the log's directory.
+func (l *Log) hasFile(name string) bool {
+	_, err := l.fs.Stat(filepath.Join(l.dir, name))
+	return err == nil
 }
 
 // Delete closes the log and removes its directory.
 func (l *Log) Delete() error {
 	cerr := l.Close()
-	if err := os.RemoveAll(l.dir); err != nil {
+	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("log %s: delete: %w", l.dir, err)
 	}
 	if cerr != nil && !errors.Is(cerr, ErrOffline) {
 		return cerr
 	}
-	return syncDir(filepath.Dir(filepath.Clean(l.dir)))
+	return vfs.SyncDir(l.fs, filepath.Dir(filepath.Clean(l.dir)))
 }

@@ -10,30 +10,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
-// failingSync is a syncHook that, once armed, blocks the next segment sync
-// until released and then fails it (and every later one) with EIO.
-type failingSync struct {
-	armed   atomic.Bool
-	calls   atomic.Int64 // syncs that reached the hook while armed
-	blocked chan struct{}
-	release chan struct{}
-}
-
-func newFailingSync() *failingSync {
-	return &failingSync{blocked: make(chan struct{}, 1), release: make(chan struct{})}
-}
-
-func (f *failingSync) hook(sync func() error) error {
-	if !f.armed.Load() {
-		return sync()
+// holdFirst returns a fault hook that blocks the first operation it sees
+// until release is closed, after sending on blocked.
+func holdFirst(blocked chan<- struct{}, release <-chan struct{}) func() {
+	var seen atomic.Bool
+	return func() {
+		if seen.CompareAndSwap(false, true) {
+			blocked <- struct{}{}
+			<-release
+		}
 	}
-	if f.calls.Add(1) == 1 {
-		f.blocked <- struct{}{}
-		<-f.release
-	}
-	return syscall.EIO
 }
 
 // TestFsyncErrorTakesLogOffline checks R5 with fsync=always: the appenders
@@ -41,16 +32,21 @@ func (f *failingSync) hook(sync func() error) error {
 // acknowledged, the fsync is not retried, and every later Append fails.
 func TestFsyncErrorTakesLogOffline(t *testing.T) {
 	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
 	cfg := smallConfig()
+	cfg.SegmentBytes = 1 << 20 // no roll: only the group commit syncs
 	cfg.Fsync = FsyncAlways
-	fs := newFailingSync()
-	cfg.syncHook = fs.hook
+	cfg.FS = fs
 	l := openLog(t, dir, cfg)
 	rnd := rand.New(rand.NewPCG(1, 7))
 	before := appendN(t, l, rnd, 5, 2000, 1)
 	synced := l.SyncedOffset()
 
-	fs.armed.Store(true)
+	blocked, release := make(chan struct{}, 1), make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before openLog's Close, which would wait for the held fsync
+	eio := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*.log"), Err: syscall.EIO,
+		Hook: holdFirst(blocked, release)})
 	const n = 16
 	type result struct {
 		base int64
@@ -58,22 +54,20 @@ func TestFsyncErrorTakesLogOffline(t *testing.T) {
 	}
 	results := make(chan result, n)
 	var wg sync.WaitGroup
-	var appended atomic.Int64
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			b := makeBatch(nil, 1, 1000, 1, rand.New(rand.NewPCG(uint64(i), 0)))
-			appended.Add(1)
 			base, err := l.Append(b)
 			results <- result{base, err}
 		}()
 	}
-	<-fs.blocked // the group's leader is inside the failing fsync
+	<-blocked // the group's leader is inside the failing fsync
 	waitFor(t, "appends queued behind the failing fsync", func() bool {
 		return l.EndOffset() == synced+n
 	})
-	close(fs.release)
+	unblock()
 	wg.Wait()
 	close(results)
 	for r := range results {
@@ -84,12 +78,15 @@ func TestFsyncErrorTakesLogOffline(t *testing.T) {
 			t.Fatalf("append error %v, want ErrOffline wrapping EIO", r.err)
 		}
 	}
-	if got := fs.calls.Load(); got != 1 {
+	if got := eio.Hits(); got != 1 {
 		t.Fatalf("%d fsyncs after the failure, want 1: it must not be retried", got)
 	}
 	if l.SyncedOffset() != synced {
 		t.Fatalf("synced offset moved to %d after the failure", l.SyncedOffset())
 	}
+	// Even with the disk healthy again, the log stays offline: a retried
+	// fsync could report success for pages the kernel already dropped.
+	eio.Disarm()
 	if _, err := l.Append(makeBatch(nil, 1, 100, 1, nil)); !errors.Is(err, ErrOffline) {
 		t.Fatalf("later Append: %v, want ErrOffline", err)
 	}
@@ -112,24 +109,28 @@ func TestFsyncErrorTakesLogOffline(t *testing.T) {
 }
 
 func TestFsyncErrorInterval(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
 	cfg := smallConfig()
 	cfg.FlushInterval = time.Millisecond
-	fs := newFailingSync()
-	close(fs.release)
-	cfg.syncHook = fs.hook
-	l := openLog(t, t.TempDir(), cfg)
+	cfg.FS = fs
+	l := openLog(t, dir, cfg)
 	appendN(t, l, rand.New(rand.NewPCG(1, 8)), 3, 500, 1)
 	// Arm only once the flusher synced those: armed earlier, its sync of
 	// them could fail before the next append (the test's own race).
 	waitFor(t, "the first appends synced", func() bool { return l.SyncedOffset() == l.EndOffset() })
-	fs.armed.Store(true)
+	blocked := make(chan struct{}, 1)
+	release := make(chan struct{})
+	close(release)
+	eio := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*.log"), Err: syscall.EIO,
+		Hook: holdFirst(blocked, release)})
 	appendN(t, l, rand.New(rand.NewPCG(1, 9)), 1, 500, 1)
-	<-fs.blocked
+	<-blocked
 	waitFor(t, "log offline", func() bool {
 		_, err := l.Append(makeBatch(nil, 1, 100, 1, nil))
 		return errors.Is(err, ErrOffline)
 	})
-	if got := fs.calls.Load(); got != 1 {
+	if got := eio.Hits(); got != 1 {
 		t.Fatalf("%d failing fsyncs, want 1", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // load opens the segments in l.dir and recovers them (R6, R7): after a
@@ -22,20 +23,18 @@ import (
 // warning says what was dropped. It sets segs, active, start, end, epochs
 // and the recovery point, and removes the clean-shutdown marker.
 func (l *Log) load() error {
-	bases, err := listSegments(l.dir)
+	bases, err := listSegments(l.fs, l.dir)
 	if err != nil {
 		return err
 	}
-	markerPath := filepath.Join(l.dir, cleanShutdownFile)
-	_, statErr := os.Stat(markerPath)
 	// A directory with no segments is a new log: nothing to recover.
-	marker := statErr == nil
+	marker := l.hasFile(cleanShutdownFile)
 	clean := marker || len(bases) == 0
 
 	// A recovery mark left behind: an earlier recovery cut the log (or a
 	// crash interrupted it) and the owner never cleared it.
-	rec := &recoveryMark{path: filepath.Join(l.dir, recoveryMarkFile)}
-	if _, err := os.Stat(rec.path); err == nil {
+	rec := &recoveryMark{l: l}
+	if l.hasFile(recoveryMarkFile) {
 		rec.had, rec.set = true, true
 		l.recoveryTruncated = true
 	}
@@ -91,7 +90,7 @@ func (l *Log) load() error {
 		if res.LastEpoch >= 0 {
 			lastEpoch = res.LastEpoch
 		}
-		if err := l.syncSegment(seg); err != nil {
+		if err := seg.Sync(); err != nil {
 			return fmt.Errorf("segment %d: sync: %w", base, err)
 		}
 		if res.TruncatedBytes > 0 || res.Reason != nil {
@@ -154,21 +153,18 @@ func (l *Log) load() error {
 
 	// Everything is synced now (scanned segments above, the rest before
 	// the recovery point), so the recovery point moves to the end.
-	if err := l.rpFile.WriteOffset(end); err != nil {
+	if err := l.rpFile.WriteInt64(end); err != nil {
 		return err
 	}
 	l.rpWritten = end
 	if rec.set && !rec.had && !l.recoveryTruncated {
-		if err := ClearRecoveryTruncated(l.dir); err != nil {
+		if err := ClearRecoveryTruncated(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
 	if marker {
-		if err := os.Remove(markerPath); err != nil {
+		if err := NewCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile)).Remove(); err != nil {
 			return fmt.Errorf("clean-shutdown marker: %w", err)
-		}
-		if err := syncDir(l.dir); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -176,9 +172,9 @@ func (l *Log) load() error {
 
 // recoveryMark is load's handle on recoveryMarkFile.
 type recoveryMark struct {
-	path string
-	had  bool // there at the start of this recovery
-	set  bool // there now
+	l   *Log
+	had bool // there at the start of this recovery
+	set bool // there now
 }
 
 // mark writes the recovery mark, durably, before recovery may cut the log.
@@ -186,7 +182,7 @@ func (r *recoveryMark) mark() error {
 	if r.set {
 		return nil
 	}
-	if err := writeMarker(r.path); err != nil {
+	if err := r.l.writeMarker(recoveryMarkFile); err != nil {
 		return err
 	}
 	r.set = true
@@ -197,14 +193,14 @@ func (r *recoveryMark) mark() error {
 // its last whole batch, which only an unclean stop leaves: it is then
 // scanned even though the recovery point or the marker said otherwise.
 func (l *Log) tornTail(s *segment.Segment) bool {
-	st, err := os.Stat(segment.LogPath(l.dir, s.Base()))
+	st, err := l.fs.Stat(segment.LogPath(l.dir, s.Base()))
 	return err != nil || st.Size() != s.Size()
 }
 
 // readCheckpoint reads an offset checkpoint, -1 when it is missing or
 // damaged (with a warning: recovery then assumes the worst).
 func (l *Log) readCheckpoint(c *Checkpoint, what string) int64 {
-	v, err := c.ReadOffset()
+	v, err := c.ReadInt64()
 	switch {
 	case err == nil && v >= 0:
 		return v
@@ -221,20 +217,20 @@ func (l *Log) dropSegments(bases []int64, why error) {
 	for _, b := range bases {
 		l.logger.Warn("segment dropped by recovery", zap.Int64("segment", b), zap.NamedError("reason", why))
 		for _, p := range []string{segment.LogPath(l.dir, b), segment.IndexPath(l.dir, b), segment.TimeIndexPath(l.dir, b)} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := l.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				l.logger.Warn("remove segment file", zap.String("path", p), zap.Error(err))
 			}
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
 		l.logger.Warn("sync dir after dropping segments", zap.Error(err))
 	}
 }
 
 // listSegments returns the base offsets of the segment log files in dir,
 // in order.
-func listSegments(dir string) ([]int64, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]int64, error) {
+	entries, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
