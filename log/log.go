@@ -171,6 +171,9 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l.commit = newGroupCommit(l.end.Load(), l.syncDirty)
 	l.commit.onSync = l.notify // SyncedOffset moved: wake Changed waiters
+	l.commit.onOffline = func(err error) {
+		l.logger.Error("log offline: a storage error left its durable state unknown; appends fail until it is reopened", zap.Error(err))
+	}
 	l.wg.Add(1)
 	go l.runFlusher()
 	return l, nil
@@ -375,7 +378,7 @@ func (l *Log) appendLocked(b record.Batch) error {
 		err = l.active.Append(b)
 	}
 	if err != nil {
-		return l.commit.fail(fmt.Errorf("log %s: append at %d: segment %d: %w", l.dir, b.BaseOffset(), l.active.Base(), err))
+		return l.commit.fail(fmt.Errorf("log %s: append at %d: %w", l.dir, b.BaseOffset(), err))
 	}
 	return nil
 }
@@ -470,7 +473,9 @@ func (l *Log) settle() {
 
 const settleRounds = 128
 
-// Sync makes every batch appended so far durable.
+// Sync makes every batch appended so far durable. On a log gone offline
+// it fails with ErrOffline, even when the batches before the failure were
+// all synced.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	if l.closed {
@@ -479,10 +484,20 @@ func (l *Log) Sync() error {
 	}
 	end, gen := l.end.Load(), l.commit.gen.Load()
 	l.mu.Unlock()
-	if err := l.commit.wait(end, gen); err != nil {
+	if err := l.waitOnline(end, gen); err != nil {
 		return fmt.Errorf("log %s: sync: %w", l.dir, err)
 	}
 	return nil
+}
+
+// waitOnline is commit.wait that also fails on a log already offline: a
+// failed append leaves nothing unsynced below the end offset, and wait
+// alone would report success.
+func (l *Log) waitOnline(end int64, gen uint64) error {
+	if err := l.commit.wait(end, gen); err != nil {
+		return err
+	}
+	return l.commit.failed()
 }
 
 // runFlusher is the Log's background goroutine: the FsyncInterval flush
@@ -500,8 +515,7 @@ func (l *Log) runFlusher() {
 		}
 		if l.cfg.Fsync == FsyncInterval {
 			if err := l.commit.wait(l.end.Load(), l.commit.gen.Load()); err != nil {
-				l.logger.Error("background flush failed: log offline", zap.Error(err))
-				return
+				return // offline: onOffline said so, and nothing is left to flush
 			}
 		}
 		l.checkpointRecoveryPoint()
@@ -559,7 +573,7 @@ func (l *Log) Close() error {
 	close(l.stop)
 	l.wg.Wait()
 
-	err := l.commit.wait(l.end.Load(), l.commit.gen.Load())
+	err := l.waitOnline(l.end.Load(), l.commit.gen.Load())
 	if err == nil {
 		l.checkpointRecoveryPoint()
 		if l.rpWritten != l.end.Load() {

@@ -5,11 +5,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluicemq/sluice/vfs"
 	"github.com/sluicemq/sluice/vfs/errorfs"
@@ -24,6 +29,27 @@ func holdFirst(blocked chan<- struct{}, release <-chan struct{}) func() {
 			blocked <- struct{}{}
 			<-release
 		}
+	}
+}
+
+// staysOffline checks that every operation of an offline log fails with
+// ErrOffline (R5), and that closing it leaves no clean-shutdown marker.
+func staysOffline(t *testing.T, l *Log) {
+	t.Helper()
+	for name, op := range map[string]func() error{
+		"Append":     func() error { _, err := l.Append(makeBatch(nil, 1, 100, 1, nil)); return err },
+		"Sync":       l.Sync,
+		"TruncateTo": func() error { return l.TruncateTo(1) },
+	} {
+		if err := op(); !errors.Is(err, ErrOffline) {
+			t.Fatalf("%s of an offline log: %v, want ErrOffline", name, err)
+		}
+	}
+	if err := l.Close(); !errors.Is(err, ErrOffline) {
+		t.Fatalf("Close of an offline log: %v, want ErrOffline", err)
+	}
+	if _, err := os.Stat(filepath.Join(l.dir, cleanShutdownFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("an offline log wrote the clean-shutdown marker")
 	}
 }
 
@@ -87,21 +113,7 @@ func TestFsyncErrorTakesLogOffline(t *testing.T) {
 	// Even with the disk healthy again, the log stays offline: a retried
 	// fsync could report success for pages the kernel already dropped.
 	eio.Disarm()
-	if _, err := l.Append(makeBatch(nil, 1, 100, 1, nil)); !errors.Is(err, ErrOffline) {
-		t.Fatalf("later Append: %v, want ErrOffline", err)
-	}
-	if err := l.Sync(); !errors.Is(err, ErrOffline) {
-		t.Fatalf("Sync: %v, want ErrOffline", err)
-	}
-	if err := l.TruncateTo(1); !errors.Is(err, ErrOffline) {
-		t.Fatalf("TruncateTo: %v, want ErrOffline", err)
-	}
-	if err := l.Close(); !errors.Is(err, ErrOffline) {
-		t.Fatalf("Close of an offline log: %v, want ErrOffline", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, cleanShutdownFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatal("an offline log wrote the clean-shutdown marker")
-	}
+	staysOffline(t, l)
 	// Reopening recovers; the acknowledged batches are there.
 	l2 := openLog(t, dir, smallConfig())
 	got := readAll(t, l2)
@@ -132,5 +144,87 @@ func TestFsyncErrorInterval(t *testing.T) {
 	})
 	if got := eio.Hits(); got != 1 {
 		t.Fatalf("%d failing fsyncs, want 1", got)
+	}
+}
+
+// TestFullDisk fills the disk under a running log (ENOSPC from the file
+// system seam) in the ways appends meet it: the write of a batch, a
+// write that ran out of space partway (a torn batch on disk), and the
+// roll to a new segment. The log must go offline at once with an error
+// that says why (ErrOffline wrapping ENOSPC and naming the file) and one
+// error log line; every batch acknowledged before is still there after
+// reopening, nothing torn, and the torn bytes of a short write are cut
+// by recovery.
+func TestFullDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(dir string) errorfs.Fault
+		torn  bool // the failed append left bytes on disk
+	}{
+		{"write", func(dir string) errorfs.Fault {
+			return errorfs.Fault{Ops: errorfs.OpWrite, Path: dir, Err: syscall.ENOSPC}
+		}, false},
+		{"short write", func(dir string) errorfs.Fault {
+			return errorfs.Fault{Ops: errorfs.OpWrite, Path: filepath.Join(dir, "*.log"), Err: syscall.ENOSPC, Short: true}
+		}, true},
+		{"roll", func(dir string) errorfs.Fault {
+			// A new segment's files are created and their indexes
+			// preallocated (a sparse truncate): the first fails.
+			return errorfs.Fault{Ops: errorfs.OpCreate | errorfs.OpTruncate, Path: filepath.Join(dir, "0*"), Err: syscall.ENOSPC}
+		}, false},
+	} {
+		for _, fsync := range []FsyncPolicy{FsyncAlways, FsyncInterval} {
+			t.Run(tc.name+"/"+fsync.String(), func(t *testing.T) {
+				dir := t.TempDir()
+				fs := errorfs.New(vfs.Default)
+				core, logs := observer.New(zapcore.ErrorLevel)
+				cfg := smallConfig()
+				cfg.Fsync = fsync
+				cfg.FS = fs
+				cfg.Logger = zap.New(core)
+				l := openLog(t, dir, cfg)
+				rnd := rand.New(rand.NewPCG(2, uint64(fsync)))
+				acked := appendN(t, l, rnd, 3, 2000, 1)
+				if err := l.Sync(); err != nil {
+					t.Fatal(err)
+				}
+
+				full := fs.Arm(tc.fault(dir))
+				var err error
+				for i := 0; err == nil; i++ {
+					if i == 100 {
+						t.Fatal("100 appends on a full disk succeeded")
+					}
+					b := makeBatch(nil, 1+rnd.IntN(4), 100+rnd.IntN(1900), 10, rnd)
+					if _, err = l.Append(b); err == nil {
+						acked = append(acked, stored{base: b.BaseOffset(), bytes: b})
+					}
+				}
+				if full.Hits() == 0 {
+					t.Fatalf("append failed (%v) but the fault never fired", err)
+				}
+				var pe *os.PathError
+				if !errors.Is(err, ErrOffline) || !errors.Is(err, syscall.ENOSPC) || !errors.As(err, &pe) || !strings.HasPrefix(pe.Path, dir) {
+					t.Fatalf("append on a full disk: %v; want ErrOffline wrapping ENOSPC on a file of %s", err, dir)
+				}
+				offline := logs.FilterMessageSnippet("log offline").All()
+				if len(offline) != 1 || !strings.Contains(offline[0].ContextMap()["error"].(string), "no space left on device") {
+					t.Fatalf("log lines at error level %v; want one saying the log went offline for ENOSPC", logs.All())
+				}
+
+				// The space comes back; the log stays offline until
+				// reopened.
+				full.Disarm()
+				staysOffline(t, l)
+				l2 := openLog(t, dir, smallConfig())
+				sameBatches(t, readAll(t, l2), acked)
+				if l2.EndOffset() != acked[len(acked)-1].next() {
+					t.Fatalf("end offset %d after reopening, want %d", l2.EndOffset(), acked[len(acked)-1].next())
+				}
+				if l2.RecoveryTruncated() != tc.torn {
+					t.Fatalf("RecoveryTruncated = %v, want %v (torn bytes on disk)", l2.RecoveryTruncated(), tc.torn)
+				}
+			})
+		}
 	}
 }

@@ -31,7 +31,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	// Sync first: every Append waiting for an fsync is then covered, so
 	// none is acknowledged after its batch was removed (groupCommit.wait).
-	if err := l.commit.wait(end, l.commit.gen.Load()); err != nil {
+	if err := l.waitOnline(end, l.commit.gen.Load()); err != nil {
 		return fmt.Errorf("log %s: truncate to %d: %w", l.dir, offset, err)
 	}
 	l.commit.lock()
@@ -67,7 +67,7 @@ func (l *Log) ResetTo(offset int64) error {
 		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, ErrOffsetOutOfRange)
 	}
 	end := l.end.Load()
-	if err := l.commit.wait(end, l.commit.gen.Load()); err != nil {
+	if err := l.waitOnline(end, l.commit.gen.Load()); err != nil {
 		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, err)
 	}
 	l.commit.lock()
