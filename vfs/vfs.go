@@ -12,7 +12,8 @@
 // What stays outside the seam: memory mappings are made from a File's
 // descriptor (syscall.Conn) and read and written as memory, so a fault
 // injected here never reaches a mapped page; the broker's data-directory
-// lock and the controller's Raft store open their files directly.
+// lock, the creation, listing and topic removals of its data directory,
+// and the controller's Raft store use the os directly.
 //
 // vfs imports nothing of sluice.
 package vfs
