@@ -154,11 +154,11 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := checkLegacyMetadata(b.cfg.DataDir); err != nil {
 		return err
 	}
-	prevEpoch, err := previousEpoch(b.cfg.DataDir)
+	prevEpoch, err := previousEpoch(b.cfg.FS, b.cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	if b.dirID, err = dataDirID(b.cfg.DataDir); err != nil {
+	if b.dirID, err = dataDirID(b.cfg.FS, b.cfg.DataDir); err != nil {
 		return err
 	}
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
@@ -176,7 +176,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := b.startController(regCtx); err != nil {
 		return err
 	}
-	b.parts = newPartitions(b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger, &replication{
+	b.parts = newPartitions(b.cfg.FS, b.cfg.DataDir, b.cfg.BrokerID, b.cfg.TopicDefaults, b.logger, &replication{
 		addr:        b.brokerAddr,
 		brokerEpoch: b.epoch.Load,
 		maxLag:      b.cfg.ReplicaMaxLag,
@@ -313,9 +313,8 @@ func (b *Broker) Close() error {
 		if b.closeErr == nil && !abandon && b.ready.Load() {
 			// Every log closed cleanly: the next start may lead again
 			// what only this broker held.
-			if err := writeFileDurable(filepath.Join(b.cfg.DataDir, cleanShutdownFile),
-				[]byte(strconv.FormatInt(b.epoch.Load(), 10)+"\n")); err != nil {
-				b.closeErr = fmt.Errorf("broker: record clean shutdown: %w", err)
+			if err := writeCleanShutdown(b.cfg.FS, b.cfg.DataDir, b.epoch.Load()); err != nil {
+				b.closeErr = err
 			}
 		}
 		if b.dirLock != nil {

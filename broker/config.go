@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/replica"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // Defaults applied by Config.WithDefaults to zero fields.
@@ -169,6 +170,14 @@ type Config struct {
 
 	// Logger receives structured logs. Default zap.NewNop().
 	Logger *zap.Logger
+
+	// FS is the file system of the partition logs and of the broker's
+	// small files in DataDir (clean-shutdown record, data-directory id,
+	// topic ids, high watermarks). Default vfs.Default (the os). For
+	// tests: an errorfs.FS here fills the disk or fails fsyncs under a
+	// running broker; no flag sets it. The Raft store and the data
+	// directory's lock do not go through it.
+	FS vfs.FS
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -257,6 +266,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return c
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // hwCheckpointFile holds the high watermark of every partition of this
@@ -30,9 +31,9 @@ type hwKey struct {
 
 // loadHighWatermarks reads the checkpoint; a missing or damaged one gives
 // none (logged), which only costs availability.
-func loadHighWatermarks(dataDir string, logger *zap.Logger) map[hwKey]int64 {
+func loadHighWatermarks(fs vfs.FS, dataDir string, logger *zap.Logger) map[hwKey]int64 {
 	out := map[hwKey]int64{}
-	payload, err := log.NewCheckpoint(filepath.Join(dataDir, hwCheckpointFile)).Read(nil)
+	payload, err := log.NewCheckpoint(fs, filepath.Join(dataDir, hwCheckpointFile)).Read(nil)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			logger.Warn("high-watermark checkpoint unreadable; starting from the logs", zap.Error(err))

@@ -43,11 +43,7 @@ func (m *partitions) replicaLogs(md *controller.Metadata) []controller.ReplicaLo
 			continue
 		}
 		dir := filepath.Join(m.dataDir, e.Name())
-		raw, err := os.ReadFile(filepath.Join(dir, topicIDFile))
-		if err != nil {
-			continue
-		}
-		id, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		id, err := readTopicID(m.fs, dir)
 		if err != nil {
 			continue
 		}
@@ -63,7 +59,7 @@ func (m *partitions) replicaLogs(md *controller.Metadata) []controller.ReplicaLo
 				continue
 			}
 		}
-		pc.log.Logger = lg
+		pc.log.Logger, pc.log.FS = lg, m.fs
 		l, err := log.Open(dir, pc.log)
 		if err != nil {
 			lg.Warn("open log for the registration's report; reported as empty", zap.Error(err))
@@ -92,7 +88,7 @@ func (m *partitions) clearRecoveryTruncated(logs []controller.ReplicaLog) {
 		if !r.RecoveryTruncated {
 			continue
 		}
-		if err := log.ClearRecoveryTruncated(m.partitionDir(r.Topic, r.Partition)); err != nil {
+		if err := log.ClearRecoveryTruncated(m.fs, m.partitionDir(r.Topic, r.Partition)); err != nil {
 			m.logger.Warn("clear the recovery mark after the registration", zap.String("topic", r.Topic),
 				zap.Int32("partition", r.Partition), zap.Error(err))
 		}

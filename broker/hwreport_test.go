@@ -12,6 +12,7 @@ import (
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // TestReplicaLogsReport checks what a starting broker tells the
@@ -56,7 +57,7 @@ func TestReplicaLogsReport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := newPartitions(dir, 1, nil, zap.NewNop(), &replication{})
+	m := newPartitions(vfs.Default, dir, 1, nil, zap.NewNop(), &replication{})
 	got := m.replicaLogs(controller.NewMetadata())
 	want := []controller.ReplicaLog{
 		{Topic: "a", TopicID: 7, Partition: 0, EndOffset: 3},

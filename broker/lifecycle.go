@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,46 +10,51 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // cleanShutdownFile records, in the data directory, the broker epoch of a
 // clean shutdown: every log closed cleanly after leadership moved away.
 // Start reads and removes it, and registers with it as the previous epoch,
 // which the controller uses to decide whether this broker, as the last
-// in-sync replica of a partition, may lead it again (R11).
+// in-sync replica of a partition, may lead it again (R11). A checkpoint
+// holding the epoch (files.go).
 const cleanShutdownFile = "broker-clean-shutdown"
+
+// writeCleanShutdown records a clean shutdown in epoch.
+func writeCleanShutdown(fs vfs.FS, dataDir string, epoch int64) error {
+	if err := log.NewCheckpoint(fs, filepath.Join(dataDir, cleanShutdownFile)).WriteInt64(epoch); err != nil {
+		return fmt.Errorf("broker: record clean shutdown: %w", err)
+	}
+	return nil
+}
 
 // previousEpoch reads what the last run left: the epoch of a clean
 // shutdown, 0 after an unclean stop, -1 for an empty data directory (new,
 // or wiped: whatever this broker held is gone). The marker is removed
 // durably before the broker registers, so a crash from now on is unclean.
-func previousEpoch(dataDir string) (int64, error) {
-	path := filepath.Join(dataDir, cleanShutdownFile)
-	data, err := os.ReadFile(path)
+func previousEpoch(fs vfs.FS, dataDir string) (int64, error) {
+	c := log.NewCheckpoint(fs, filepath.Join(dataDir, cleanShutdownFile))
+	epoch, err := c.ReadInt64Legacy(legacyInt64)
 	switch {
-	case err == nil:
-		epoch, perr := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-		if err := os.Remove(path); err != nil {
-			return 0, fmt.Errorf("broker: remove %s: %w", path, err)
+	case err == nil || errors.Is(err, log.ErrCorruptCheckpoint):
+		if rerr := c.Remove(); rerr != nil {
+			return 0, fmt.Errorf("broker: %w", rerr)
 		}
-		if err := syncDir(dataDir); err != nil {
-			return 0, fmt.Errorf("broker: %w", err)
-		}
-		if perr != nil || epoch < 1 {
+		if err != nil || epoch < 1 {
 			return 0, nil // damaged: treat as unclean
 		}
 		return epoch, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return 0, fmt.Errorf("broker: read %s: %w", path, err)
+		return 0, fmt.Errorf("broker: %w", err)
 	}
-	entries, err := os.ReadDir(dataDir)
+	entries, err := fs.ReadDir(dataDir)
 	if err != nil {
 		return 0, fmt.Errorf("broker: data dir: %w", err)
 	}
@@ -64,26 +70,27 @@ func previousEpoch(dataDir string) (int64, error) {
 // start. The controller refuses a registration from another directory
 // while the id is registered alive (two brokers given one id); a wiped
 // directory gets a new id, so it waits until its old incarnation is
-// fenced.
+// fenced. A checkpoint holding the id as text.
 const dirIDFile = "broker-dir-id"
 
-// dataDirID reads the directory's id, making it at the first start.
-func dataDirID(dataDir string) (string, error) {
-	path := filepath.Join(dataDir, dirIDFile)
-	if b, err := os.ReadFile(path); err == nil {
-		if id := strings.TrimSpace(string(b)); id != "" {
-			return id, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("broker: read %s: %w", path, err)
+// dataDirID reads the directory's id, making it at the first start. An
+// empty or damaged id is replaced, as for a wiped directory.
+func dataDirID(fs vfs.FS, dataDir string) (string, error) {
+	c := log.NewCheckpoint(fs, filepath.Join(dataDir, dirIDFile))
+	b, err := c.ReadLegacy(nil, func(old []byte) ([]byte, error) { return bytes.TrimSpace(old), nil })
+	switch {
+	case err == nil && len(b) > 0:
+		return string(b), nil
+	case err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, log.ErrCorruptCheckpoint):
+		return "", fmt.Errorf("broker: %w", err)
 	}
 	var raw [16]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", fmt.Errorf("broker: data dir id: %w", err)
 	}
 	id := hex.EncodeToString(raw[:])
-	if err := writeFileDurable(path, []byte(id+"\n")); err != nil {
-		return "", fmt.Errorf("broker: write %s: %w", path, err)
+	if err := c.Write([]byte(id)); err != nil {
+		return "", fmt.Errorf("broker: %w", err)
 	}
 	return id, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // Cancelling Serve's context answers the requests in flight — a parked
@@ -61,11 +62,11 @@ func TestServeShutdownOnCancel(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "s-0", ".clean-shutdown")); err != nil {
 		t.Fatalf("log not closed cleanly: %v", err)
 	}
-	if got, err := previousEpoch(dir); err != nil || got != b.Epoch() {
+	if got, err := previousEpoch(vfs.Default, dir); err != nil || got != b.Epoch() {
 		t.Fatalf("previous epoch after a clean shutdown: %d, %v; want %d", got, err, b.Epoch())
 	}
 	found := false
-	for k, hw := range loadHighWatermarks(dir, zap.NewNop()) {
+	for k, hw := range loadHighWatermarks(vfs.Default, dir, zap.NewNop()) {
 		if k.topic == "s" && k.index == 0 {
 			found = true
 			if hw != 2 {

@@ -75,8 +75,6 @@ type partition struct {
 	// fsync and not at the append itself.
 	wmu     sync.Mutex
 	waiters map[chan<- struct{}]struct{}
-
-	offlineLogged atomic.Bool // the log's going offline was logged
 }
 
 // highWatermark is the offset below which consumers may read (R12): the
@@ -257,7 +255,8 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 		}
 		if err != nil {
 			failed = fmt.Errorf("batch %d: %w", k, err)
-			p.appendFailed(failed)
+			// The log itself logs going offline, once, at error level.
+			p.logger().Debug("append failed", zap.Error(failed))
 			if k > 0 {
 				failed = afterAppend(failed)
 			}
@@ -283,17 +282,6 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 	a.p, a.log, a.leader, a.last = p, p.log, ld, last
 	a.durable, a.all = durable, acks == AcksAll
 	return a, nil
-}
-
-// appendFailed logs a failed append: at error level the first time the
-// log is found offline (a storage failure an operator must see), at debug
-// level otherwise.
-func (p *partition) appendFailed(err error) {
-	if errors.Is(err, log.ErrOffline) && p.offlineLogged.CompareAndSwap(false, true) {
-		p.logger().Error("partition log offline: produces to it fail with STORAGE_ERROR", zap.Error(err))
-		return
-	}
-	p.logger().Debug("append failed", zap.Error(err))
 }
 
 // errEmptyRecords refuses a produce with no batch in it.

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/replica"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // shut moves p to state, ends its replication role and returns its log
@@ -45,6 +45,7 @@ type topicParts struct {
 // deletes those of deleted topics, reopens logs whose topic configs
 // changed, and runs retention.
 type partitions struct {
+	fs       vfs.FS
 	dataDir  string
 	self     int32
 	defaults map[string]string
@@ -60,11 +61,11 @@ type partitions struct {
 	reconcileMu sync.Mutex // one reconcile at a time
 }
 
-func newPartitions(dataDir string, self int32, defaults map[string]string, logger *zap.Logger, repl *replication) *partitions {
+func newPartitions(fs vfs.FS, dataDir string, self int32, defaults map[string]string, logger *zap.Logger, repl *replication) *partitions {
 	repl.self, repl.logger = self, logger
 	repl.fetchers = map[int32]*replica.Fetcher{}
-	return &partitions{dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
-		hwCheckpoint: log.NewCheckpoint(filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(dataDir, logger)}
+	return &partitions{fs: fs, dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
+		hwCheckpoint: log.NewCheckpoint(fs, filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(fs, dataDir, logger)}
 }
 
 // get returns the partition, or nil if this broker does not hold it.
@@ -134,7 +135,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			m.logger.Error("topic config unusable; partitions stay closed", zap.String("topic", name), zap.Error(err))
 			continue
 		}
-		pc.log.Logger = m.logger
+		pc.log.Logger, pc.log.FS = m.logger, m.fs
 		m.mu.RLock()
 		tp := m.topics[name]
 		m.mu.RUnlock()
@@ -188,7 +189,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition, pc partitionConfig) *partition {
 	dir := m.partitionDir(t.Name, mp.Index)
 	lg := m.logger.With(zap.String("topic", t.Name), zap.Int32("partition", mp.Index))
-	if err := claimDir(dir, t.ID); err != nil {
+	if err := claimDir(m.fs, dir, t.ID); err != nil {
 		lg.Error("partition directory unusable", zap.Error(err))
 		return nil
 	}
@@ -204,30 +205,6 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
 	p.cur.Store(l)
 	return p
-}
-
-// claimDir makes dir belong to the topic with the given id: a directory
-// left by another topic of the same name (or by a crash before its id was
-// written) is removed first.
-func claimDir(dir string, id uint64) error {
-	want := []byte(strconv.FormatUint(id, 10) + "\n")
-	got, err := os.ReadFile(filepath.Join(dir, topicIDFile))
-	switch {
-	case err == nil && bytes.Equal(got, want):
-		return nil
-	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return err
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := writeFileDurable(filepath.Join(dir, topicIDFile), want); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
 }
 
 // applyConfig reopens p's log when its topic config changed. The log has
@@ -386,37 +363,4 @@ func (m *partitions) closeAll() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeFileDurable replaces path atomically and durably (R4).
-func writeFileDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

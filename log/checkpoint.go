@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,11 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // A checkpoint file holds one small value that must survive a crash whole
-// or not at all: the recovery point, the log start offset, and (for the
-// replica package) the high watermark and the leader-epoch cache.
+// or not at all. It is the one durable small-file format of a data
+// directory: the log's recovery point, log start offset, leader-epoch
+// cache and two markers (the clean shutdown and the recovery mark,
+// whose presence is what counts), and the broker's high watermarks,
+// clean-shutdown epoch, data-directory id and topic ids.
 //
 // Layout, big-endian:
 //
@@ -45,20 +51,22 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrCorruptCheckpoint matches (errors.Is) the error of reading a checkpoint
-// file that is short, has a bad magic, version, length or CRC.
+// file that is short, has a bad magic, version, length or CRC, or a file in
+// a legacy format its decoder refused (ReadLegacy).
 var ErrCorruptCheckpoint = errors.New("corrupt checkpoint")
 
 // Checkpoint is one checkpoint file. Its methods are safe for concurrent
 // use: writes are serialized so two writers never share the temp file.
 type Checkpoint struct {
+	fs   vfs.FS
 	path string
 	mu   sync.Mutex
 	buf  []byte
 }
 
-// NewCheckpoint returns the checkpoint stored at path. Nothing is read or
-// created until Read or Write.
-func NewCheckpoint(path string) *Checkpoint { return &Checkpoint{path: path} }
+// NewCheckpoint returns the checkpoint stored at path in fs. Nothing is
+// read or created until Read or Write.
+func NewCheckpoint(fs vfs.FS, path string) *Checkpoint { return &Checkpoint{fs: fs, path: path} }
 
 // Path is the checkpoint file's path.
 func (c *Checkpoint) Path() string { return c.path }
@@ -76,23 +84,48 @@ func (c *Checkpoint) Write(payload []byte) error {
 	b = append(b, payload...)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	c.buf = b
-	if err := writeFileSync(c.path+checkpointTemp, b); err != nil {
+	if err := c.writeTemp(b); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
-	if err := os.Rename(c.path+checkpointTemp, c.path); err != nil {
+	if err := c.fs.Rename(c.path+checkpointTemp, c.path); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
-	if err := syncDir(filepath.Dir(c.path)); err != nil {
+	if err := vfs.SyncDir(c.fs, filepath.Dir(c.path)); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	return nil
 }
 
+// writeTemp creates or replaces the temp file with b and fsyncs it.
+func (c *Checkpoint) writeTemp(b []byte) error {
+	f, err := c.fs.OpenFile(c.path+checkpointTemp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // Read returns the checkpoint's payload, appended to dst[:0]. A missing file
 // is an error matching os.ErrNotExist; a damaged one matches
 // ErrCorruptCheckpoint.
-func (c *Checkpoint) Read(dst []byte) ([]byte, error) {
-	f, err := os.Open(c.path)
+func (c *Checkpoint) Read(dst []byte) ([]byte, error) { return c.ReadLegacy(dst, nil) }
+
+// ReadLegacy is Read for a file that an older version may have written in
+// a format of its own, before it went through the checkpoint format (the
+// broker's small files, written as text): a file that does not start with
+// the checkpoint magic is handed whole to legacy, which returns the
+// payload it stands for. Its error is wrapped to match
+// ErrCorruptCheckpoint. With legacy nil it is Read.
+func (c *Checkpoint) ReadLegacy(dst []byte, legacy func(old []byte) ([]byte, error)) ([]byte, error) {
+	f, err := c.fs.OpenFile(c.path, os.O_RDONLY, 0)
 	if err != nil {
 		return dst[:0], fmt.Errorf("checkpoint: %w", err)
 	}
@@ -102,12 +135,19 @@ func (c *Checkpoint) Read(dst []byte) ([]byte, error) {
 		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	size := st.Size()
-	if size < checkpointHeader+4 || size > checkpointHeader+4+MaxCheckpointBytes {
+	if size > checkpointHeader+4+MaxCheckpointBytes {
 		return dst[:0], fmt.Errorf("checkpoint %s: %w: file of %d bytes", c.path, ErrCorruptCheckpoint, size)
 	}
 	b := make([]byte, size)
 	if _, err := io.ReadFull(f, b); err != nil {
 		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
+	}
+	if legacy != nil && !bytes.HasPrefix(b, []byte(checkpointMagic)) {
+		payload, err := legacy(b)
+		if err != nil {
+			return dst[:0], fmt.Errorf("checkpoint %s: %w: legacy format: %w", c.path, ErrCorruptCheckpoint, err)
+		}
+		return append(dst[:0], payload...), nil
 	}
 	payload, err := decodeCheckpoint(b)
 	if err != nil {
@@ -139,17 +179,29 @@ func decodeCheckpoint(b []byte) ([]byte, error) {
 	return b[checkpointHeader:end], nil
 }
 
-// WriteOffset stores one int64 (an offset) as the payload.
-func (c *Checkpoint) WriteOffset(o int64) error {
+// WriteInt64 stores one int64 (an offset, an epoch, an id) as the
+// payload, big-endian.
+func (c *Checkpoint) WriteInt64(v int64) error {
 	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(o))
+	binary.BigEndian.PutUint64(b[:], uint64(v))
 	return c.Write(b[:])
 }
 
-// ReadOffset reads a payload written by WriteOffset.
-func (c *Checkpoint) ReadOffset() (int64, error) {
+// ReadInt64 reads a payload written by WriteInt64.
+func (c *Checkpoint) ReadInt64() (int64, error) { return c.ReadInt64Legacy(nil) }
+
+// ReadInt64Legacy is ReadInt64 through ReadLegacy: legacy decodes a file
+// in an older format into the value.
+func (c *Checkpoint) ReadInt64Legacy(legacy func(old []byte) (int64, error)) (int64, error) {
+	var dec func([]byte) ([]byte, error)
+	if legacy != nil {
+		dec = func(old []byte) ([]byte, error) {
+			v, err := legacy(old)
+			return binary.BigEndian.AppendUint64(nil, uint64(v)), err
+		}
+	}
 	var buf [8]byte
-	b, err := c.Read(buf[:0])
+	b, err := c.ReadLegacy(buf[:0], dec)
 	if err != nil {
 		return 0, err
 	}
@@ -165,43 +217,12 @@ func (c *Checkpoint) Remove() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range []string{c.path, c.path + checkpointTemp} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := c.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("checkpoint %s: %w", c.path, err)
 		}
 	}
-	return syncDir(filepath.Dir(c.path))
-}
-
-// writeFileSync creates or replaces path with b and fsyncs it.
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir fsyncs a directory so that creates, renames and removes in it are
-// durable (R4).
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
+	if err := vfs.SyncDir(c.fs, filepath.Dir(c.path)); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	return nil
 }

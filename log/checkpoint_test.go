@@ -6,21 +6,23 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sluicemq/sluice/vfs"
 )
 
 func TestCheckpointRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	c := NewCheckpoint(filepath.Join(dir, "x.checkpoint"))
-	if _, err := c.ReadOffset(); !errors.Is(err, os.ErrNotExist) {
+	c := NewCheckpoint(vfs.Default, filepath.Join(dir, "x.checkpoint"))
+	if _, err := c.ReadInt64(); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing checkpoint: err %v, want ErrNotExist", err)
 	}
 	for _, v := range []int64{0, 1, 1 << 40, -1} {
-		if err := c.WriteOffset(v); err != nil {
+		if err := c.WriteInt64(v); err != nil {
 			t.Fatal(err)
 		}
-		got, err := c.ReadOffset()
+		got, err := c.ReadInt64()
 		if err != nil || got != v {
-			t.Fatalf("ReadOffset = %d, %v; want %d", got, err, v)
+			t.Fatalf("ReadInt64 = %d, %v; want %d", got, err, v)
 		}
 	}
 	payload := []byte("leader epoch cache entries")
@@ -49,7 +51,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 // catch; each must read as ErrCorruptCheckpoint, never as a value.
 func TestCheckpointCorrupt(t *testing.T) {
 	good := func(t *testing.T, c *Checkpoint) []byte {
-		if err := c.WriteOffset(12345); err != nil {
+		if err := c.WriteInt64(12345); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(c.Path())
@@ -75,32 +77,32 @@ func TestCheckpointCorrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewCheckpoint(filepath.Join(t.TempDir(), "rp"))
+			c := NewCheckpoint(vfs.Default, filepath.Join(t.TempDir(), "rp"))
 			b := tt.damage(good(t, c))
 			if err := os.WriteFile(c.Path(), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			v, err := c.ReadOffset()
+			v, err := c.ReadInt64()
 			if !errors.Is(err, ErrCorruptCheckpoint) {
-				t.Fatalf("ReadOffset = %d, %v; want ErrCorruptCheckpoint", v, err)
+				t.Fatalf("ReadInt64 = %d, %v; want ErrCorruptCheckpoint", v, err)
 			}
 		})
 	}
 }
 
 func TestCheckpointWrongPayloadSize(t *testing.T) {
-	c := NewCheckpoint(filepath.Join(t.TempDir(), "hw"))
+	c := NewCheckpoint(vfs.Default, filepath.Join(t.TempDir(), "hw"))
 	if err := c.Write([]byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReadOffset(); !errors.Is(err, ErrCorruptCheckpoint) {
+	if _, err := c.ReadInt64(); !errors.Is(err, ErrCorruptCheckpoint) {
 		t.Fatalf("3-byte payload read as an offset: %v", err)
 	}
 }
 
 func FuzzCheckpointDecode(f *testing.F) {
-	c := NewCheckpoint(filepath.Join(f.TempDir(), "seed"))
-	if err := c.WriteOffset(42); err != nil {
+	c := NewCheckpoint(vfs.Default, filepath.Join(f.TempDir(), "seed"))
+	if err := c.WriteInt64(42); err != nil {
 		f.Fatal(err)
 	}
 	seed, err := os.ReadFile(c.Path())

@@ -26,6 +26,9 @@ type groupCommit struct {
 	sync func() (int64, error)
 	// onSync, if set, runs after a sync moved the durable offset.
 	onSync func()
+	// onOffline, if set, runs once, with the sticky error, when the log
+	// goes offline.
+	onOffline func(err error)
 
 	mu   sync.Mutex
 	cond sync.Cond
@@ -96,6 +99,9 @@ func (g *groupCommit) failLocked(err error) {
 	if g.err == nil {
 		g.err = fmt.Errorf("%w: %w", ErrOffline, err)
 		g.offline.Store(true)
+		if g.onOffline != nil {
+			g.onOffline(g.err)
+		}
 	}
 }
 

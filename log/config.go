@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // FsyncPolicy says when appended batches are made durable (R2).
@@ -100,10 +101,10 @@ type Config struct {
 	Logger *zap.Logger
 	// Now is the clock for segment age and retention age. Default time.Now.
 	Now func() time.Time
-
-	// syncHook, when set (tests only), replaces each segment fsync: it gets
-	// the real sync and returns what the log must treat as its result.
-	syncHook func(sync func() error) error
+	// FS is the file system every file of the log goes through (segments,
+	// checkpoints, markers, the directory). Default vfs.Default (the os);
+	// tests inject faults through it (package vfs/errorfs).
+	FS vfs.FS
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -137,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return c
 }

@@ -130,7 +130,7 @@ func (c *epochCache) load() error {
 // last batch's epoch is rebuilt from the batch headers. Called by load.
 func (l *Log) loadEpochs() error {
 	c := &l.epochs
-	c.file = NewCheckpoint(filepath.Join(l.dir, epochCheckpointFile))
+	c.file = NewCheckpoint(l.fs, filepath.Join(l.dir, epochCheckpointFile))
 	end := l.end.Load()
 	err := c.load()
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 func TestEpochCacheEndOffsetFor(t *testing.T) {
@@ -101,7 +102,7 @@ func TestLogLeaderEpochs(t *testing.T) {
 	}
 	check("corrupt checkpoint rebuilt")
 	// A checkpoint that lost its last epoch (it says only epoch 0).
-	c := epochCache{file: NewCheckpoint(path), entries: want[:1]}
+	c := epochCache{file: NewCheckpoint(vfs.Default, path), entries: want[:1]}
 	if err := c.save(); err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,10 @@
 // truncates at the first bad batch, drops the segments after it and rebuilds
 // the indexes of what it kept. docs/storage.md states the rules.
 //
+// Files: every file-system call goes through Config.FS (package vfs), so
+// tests can fill the disk or fail an fsync under a running log; small
+// files (offsets, epochs, markers) are checkpoints (checkpoint.go).
+//
 // Concurrency: one writer at a time (Append, TruncateTo, retention, Close
 // serialize on the append lock) and any number of concurrent readers. Read
 // returns a segment.View that holds a reference on its segment, so a reader
@@ -43,10 +47,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +57,7 @@ import (
 
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // ErrOffsetOutOfRange is returned for an offset below StartOffset or above
@@ -80,6 +83,7 @@ const (
 type Log struct {
 	dir    string
 	cfg    Config
+	fs     vfs.FS
 	segCfg segment.Config
 	logger *zap.Logger
 
@@ -140,20 +144,22 @@ func Open(dir string, cfg Config) (*Log, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	if err := makeDir(dir); err != nil {
+	if err := makeDir(cfg.FS, dir); err != nil {
 		return nil, fmt.Errorf("log %s: %w", dir, err)
 	}
 	l := &Log{
 		dir:    dir,
 		cfg:    cfg,
+		fs:     cfg.FS,
 		logger: cfg.Logger.With(zap.String("dir", dir)),
 		segCfg: segment.Config{
 			MaxLogBytes:        cfg.SegmentBytes,
 			IndexIntervalBytes: cfg.IndexIntervalBytes,
 			MaxIndexBytes:      cfg.MaxIndexBytes,
+			FS:                 cfg.FS,
 		}.WithDefaults(),
-		rpFile:    NewCheckpoint(filepath.Join(dir, recoveryPointFile)),
-		startFile: NewCheckpoint(filepath.Join(dir, startOffsetFile)),
+		rpFile:    NewCheckpoint(cfg.FS, filepath.Join(dir, recoveryPointFile)),
+		startFile: NewCheckpoint(cfg.FS, filepath.Join(dir, startOffsetFile)),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
@@ -165,20 +171,23 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	l.commit = newGroupCommit(l.end.Load(), l.syncDirty)
 	l.commit.onSync = l.notify // SyncedOffset moved: wake Changed waiters
+	l.commit.onOffline = func(err error) {
+		l.logger.Error("log offline: a storage error left its durable state unknown; appends fail until it is reopened", zap.Error(err))
+	}
 	l.wg.Add(1)
 	go l.runFlusher()
 	return l, nil
 }
 
 // makeDir creates dir if it does not exist and makes the creation durable.
-func makeDir(dir string) error {
-	if _, err := os.Stat(dir); err == nil {
+func makeDir(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(dir, directoryPerm); err != nil {
+	if err := fs.MkdirAll(dir, directoryPerm); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
+	return vfs.SyncDir(fs, filepath.Dir(filepath.Clean(dir)))
 }
 
 // Dir is the log's directory.
@@ -196,17 +205,16 @@ func (l *Log) StartOffset() int64 { return l.start.Load() }
 func (l *Log) RecoveryTruncated() bool { return l.recoveryTruncated }
 
 // ClearRecoveryTruncated forgets, durably, that recovery cut the log in
-// dir: its owner calls it once the loss is reported where it counts (the
-// controller). The log need not be open.
-func ClearRecoveryTruncated(dir string) error {
-	err := os.Remove(filepath.Join(dir, recoveryMarkFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// dir (in fs; nil is vfs.Default): its owner calls it once the loss is
+// reported where it counts (the controller). The log need not be open.
+func ClearRecoveryTruncated(fs vfs.FS, dir string) error {
+	if fs == nil {
+		fs = vfs.Default
 	}
-	if err != nil {
+	if err := NewCheckpoint(fs, filepath.Join(dir, recoveryMarkFile)).Remove(); err != nil {
 		return fmt.Errorf("log %s: clear the recovery mark: %w", dir, err)
 	}
-	return syncDir(dir)
+	return nil
 }
 
 // EndOffset is the log end offset: the offset the next record gets.
@@ -370,7 +378,7 @@ func (l *Log) appendLocked(b record.Batch) error {
 		err = l.active.Append(b)
 	}
 	if err != nil {
-		return l.commit.fail(fmt.Errorf("log %s: append at %d: segment %d: %w", l.dir, b.BaseOffset(), l.active.Base(), err))
+		return l.commit.fail(fmt.Errorf("log %s: append at %d: %w", l.dir, b.BaseOffset(), err))
 	}
 	return nil
 }
@@ -432,7 +440,7 @@ func (l *Log) syncDirty() (int64, error) {
 		l.syncBuf = segs[:0]
 	}()
 	for _, s := range segs {
-		if err := l.syncSegment(s); err != nil {
+		if err := s.Sync(); err != nil {
 			return 0, fmt.Errorf("log %s: segment %d: sync: %w", l.dir, s.Base(), err)
 		}
 	}
@@ -465,15 +473,9 @@ func (l *Log) settle() {
 
 const settleRounds = 128
 
-// syncSegment fsyncs one segment's log file, through the test hook if set.
-func (l *Log) syncSegment(s *segment.Segment) error {
-	if h := l.cfg.syncHook; h != nil {
-		return h(s.Sync)
-	}
-	return s.Sync()
-}
-
-// Sync makes every batch appended so far durable.
+// Sync makes every batch appended so far durable. On a log gone offline
+// it fails with ErrOffline, even when the batches before the failure were
+// all synced.
 func (l *Log) Sync() error {
 	l.mu.Lock()
 	if l.closed {
@@ -482,92 +484,20 @@ func (l *Log) Sync() error {
 	}
 	end, gen := l.end.Load(), l.commit.gen.Load()
 	l.mu.Unlock()
-	if err := l.commit.wait(end, gen); err != nil {
+	if err := l.waitOnline(end, gen); err != nil {
 		return fmt.Errorf("log %s: sync: %w", l.dir, err)
 	}
 	return nil
 }
 
-// Read returns whole batches from the one holding offset on, up to the end
-// offset and about maxBytes (at least one batch if any). The View must be
-// released; its bytes can go to a socket unchanged.
-func (l *Log) Read(offset int64, maxBytes int) (segment.View, error) {
-	return l.ReadUpTo(offset, math.MaxInt64, maxBytes)
-}
-
-// ReadUpTo is Read that never returns a batch whose base offset is at or
-// after maxOffset (the high watermark). It reads from one segment per
-// call, so a View may end at a segment boundary before maxBytes; the next
-// Read continues in the next segment. An empty View means nothing below
-// min(maxOffset, EndOffset) from offset on. An offset below StartOffset or
-// above EndOffset is ErrOffsetOutOfRange.
-func (l *Log) ReadUpTo(offset, maxOffset int64, maxBytes int) (segment.View, error) {
-	if l.closedFlag.Load() {
-		return segment.View{}, ErrClosed
+// waitOnline is commit.wait that also fails on a log already offline: a
+// failed append leaves nothing unsynced below the end offset, and wait
+// alone would report success.
+func (l *Log) waitOnline(end int64, gen uint64) error {
+	if err := l.commit.wait(end, gen); err != nil {
+		return err
 	}
-	l.segMu.RLock()
-	defer l.segMu.RUnlock()
-	start, end := l.start.Load(), l.end.Load()
-	if offset < start || offset > end {
-		return segment.View{}, fmt.Errorf("log %s: read at %d (log %d-%d): %w", l.dir, offset, start, end, ErrOffsetOutOfRange)
-	}
-	maxOffset = min(maxOffset, end)
-	segs := l.segs
-	i := sort.Search(len(segs), func(i int) bool { return segs[i].Base() > offset }) - 1
-	if i < 0 {
-		return segment.View{}, fmt.Errorf("log %s: read at %d: %w", l.dir, offset, ErrOffsetOutOfRange)
-	}
-	v, err := segs[i].Read(offset, maxOffset, maxBytes)
-	if err != nil {
-		return segment.View{}, fmt.Errorf("log %s: read at %d: %w", l.dir, offset, err)
-	}
-	return v, nil
-}
-
-// OffsetForTimestamp returns the first offset of the first batch whose max
-// timestamp is at least ts (never below StartOffset), or EndOffset if none.
-func (l *Log) OffsetForTimestamp(ts int64) (int64, error) {
-	if l.closedFlag.Load() {
-		return -1, ErrClosed
-	}
-	l.segMu.RLock()
-	defer l.segMu.RUnlock()
-	start := l.start.Load()
-	for _, s := range l.segs {
-		if s.MaxTimestamp() < ts {
-			continue
-		}
-		if off, ok := s.FindTimestamp(ts); ok {
-			return max(off, start), nil
-		}
-	}
-	return l.end.Load(), nil
-}
-
-// Changed returns a channel closed at the next Append, truncation, Close or
-// advance of SyncedOffset.
-// Take it before checking the condition you wait for, so a change between
-// the check and the wait is not missed.
-func (l *Log) Changed() <-chan struct{} {
-	for {
-		if p := l.changed.Load(); p != nil {
-			return *p
-		}
-		ch := make(chan struct{})
-		if l.changed.CompareAndSwap(nil, &ch) {
-			if l.closedFlag.Load() {
-				l.notify()
-			}
-			return ch
-		}
-	}
-}
-
-// notify closes the channel handed out by Changed, if any.
-func (l *Log) notify() {
-	if p := l.changed.Swap(nil); p != nil {
-		close(*p)
-	}
+	return l.commit.failed()
 }
 
 // runFlusher is the Log's background goroutine: the FsyncInterval flush
@@ -585,8 +515,7 @@ func (l *Log) runFlusher() {
 		}
 		if l.cfg.Fsync == FsyncInterval {
 			if err := l.commit.wait(l.end.Load(), l.commit.gen.Load()); err != nil {
-				l.logger.Error("background flush failed: log offline", zap.Error(err))
-				return
+				return // offline: onOffline said so, and nothing is left to flush
 			}
 		}
 		l.checkpointRecoveryPoint()
@@ -606,7 +535,7 @@ func (l *Log) checkpointRecoveryPoint() {
 	if rp == l.rpWritten {
 		return
 	}
-	if err := l.rpFile.WriteOffset(rp); err != nil {
+	if err := l.rpFile.WriteInt64(rp); err != nil {
 		l.logger.Warn("recovery point checkpoint failed", zap.Int64("offset", rp), zap.Error(err))
 		return
 	}
@@ -622,7 +551,7 @@ func (l *Log) lowerRecoveryPoint(offset int64) error {
 	if l.rpWritten <= offset {
 		return nil
 	}
-	if err := l.rpFile.WriteOffset(offset); err != nil {
+	if err := l.rpFile.WriteInt64(offset); err != nil {
 		return l.commit.fail(fmt.Errorf("log %s: recovery point: %w", l.dir, err))
 	}
 	l.rpWritten = offset
@@ -644,7 +573,7 @@ func (l *Log) Close() error {
 	close(l.stop)
 	l.wg.Wait()
 
-	err := l.commit.wait(l.end.Load(), l.commit.gen.Load())
+	err := l.waitOnline(l.end.Load(), l.commit.gen.Load())
 	if err == nil {
 		l.checkpointRecoveryPoint()
 		if l.rpWritten != l.end.Load() {
@@ -661,28 +590,35 @@ func (l *Log) Close() error {
 		}
 	}
 	if err == nil {
-		err = writeMarker(filepath.Join(l.dir, cleanShutdownFile))
+		err = l.writeMarker(cleanShutdownFile)
 	}
 	l.notify()
 	return err
 }
 
-// writeMarker creates an empty file durably.
-func writeMarker(path string) error {
-	if err := writeFileSync(path, nil); err != nil {
-		return fmt.Errorf("marker %s: %w", filepath.Base(path), err)
+// writeMarker makes a marker file (one whose presence is what counts)
+// durably: an empty checkpoint.
+func (l *Log) writeMarker(name string) error {
+	if err := NewCheckpoint(l.fs, filepath.Join(l.dir, name)).Write(nil); err != nil {
+		return fmt.Errorf("marker: %w", err)
 	}
-	return syncDir(filepath.Dir(path))
+	return nil
+}
+
+// hasFile reports whether name exists in the log's directory.
+func (l *Log) hasFile(name string) bool {
+	_, err := l.fs.Stat(filepath.Join(l.dir, name))
+	return err == nil
 }
 
 // Delete closes the log and removes its directory.
 func (l *Log) Delete() error {
 	cerr := l.Close()
-	if err := os.RemoveAll(l.dir); err != nil {
+	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("log %s: delete: %w", l.dir, err)
 	}
 	if cerr != nil && !errors.Is(cerr, ErrOffline) {
 		return cerr
 	}
-	return syncDir(filepath.Dir(filepath.Clean(l.dir)))
+	return vfs.SyncDir(l.fs, filepath.Dir(filepath.Clean(l.dir)))
 }

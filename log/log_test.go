@@ -5,13 +5,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // smallConfig rolls every few batches so tests cross segments.
@@ -22,7 +23,7 @@ func smallConfig() Config {
 
 func segmentFiles(t *testing.T, dir string) []int64 {
 	t.Helper()
-	bases, err := listSegments(dir)
+	bases, err := listSegments(vfs.Default, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +508,7 @@ func TestIntervalFlush(t *testing.T) {
 		appendN(t, l, rand.New(rand.NewPCG(1, 4)), 5, 500, 1)
 		poll.Until(t, 10*time.Second, "background flush", func() bool { return l.SyncedOffset() == l.EndOffset() })
 		poll.Until(t, 10*time.Second, "recovery point", func() bool {
-			v, err := l.rpFile.ReadOffset()
+			v, err := l.rpFile.ReadInt64()
 			return err == nil && v == l.EndOffset()
 		})
 	})
@@ -560,15 +561,17 @@ var _ = segment.LogPath
 // AppendNoWait leaves the batch unsynced until WaitDurable, and a sync
 // closes Changed so that waiters on SyncedOffset wake.
 func TestAppendNoWaitAndSyncNotifies(t *testing.T) {
-	cfg := Config{Fsync: FsyncAlways, FlushInterval: time.Hour}
-	var syncs atomic.Int32
-	cfg.syncHook = func(sync func() error) error { syncs.Add(1); return sync() }
-	l, err := Open(t.TempDir(), cfg)
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := Config{Fsync: FsyncAlways, FlushInterval: time.Hour, FS: fs}
+	// A probe: it counts the fsyncs of segment log files, failing none.
+	syncs := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*.log")})
+	l, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	before := syncs.Load()
+	before := syncs.Hits()
 	a, err := l.AppendNoWait(makeBatch(nil, 3, 200, 1, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -579,7 +582,7 @@ func TestAppendNoWaitAndSyncNotifies(t *testing.T) {
 	if got := l.SyncedOffset(); got != 0 {
 		t.Fatalf("SyncedOffset %d before WaitDurable, want 0", got)
 	}
-	if syncs.Load() != before {
+	if syncs.Hits() != before {
 		t.Fatal("AppendNoWait synced")
 	}
 	changed := l.Changed()

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // load opens the segments in l.dir and recovers them (R6, R7): after a
@@ -21,77 +22,109 @@ import (
 // before it ends, ends the log: what follows is truncated or removed and a
 // warning says what was dropped. It sets segs, active, start, end, epochs
 // and the recovery point, and removes the clean-shutdown marker.
+//
+// It runs in two phases: scanSegments opens (and where needed rescans)
+// the segments and cuts the log at the first damage; finishLoad makes the
+// rest of the log's state agree with what was kept.
 func (l *Log) load() error {
-	bases, err := listSegments(l.dir)
+	r, err := l.planRecovery()
 	if err != nil {
 		return err
 	}
-	markerPath := filepath.Join(l.dir, cleanShutdownFile)
-	_, statErr := os.Stat(markerPath)
-	// A directory with no segments is a new log: nothing to recover.
-	marker := statErr == nil
-	clean := marker || len(bases) == 0
+	if err := l.scanSegments(r); err != nil {
+		return err
+	}
+	return l.finishLoad(r)
+}
 
+// recovery is load's state, from the files it finds to what it kept.
+type recovery struct {
+	bases    []int64 // base offsets of the segment files, in order
+	marker   bool    // the clean-shutdown marker was there
+	scanFrom int64   // segments from this base on are rescanned (MaxInt64: none)
+	start    int64   // the log start offset checkpoint, -1 when unreadable
+
+	// The recovery mark (recoveryMarkFile): there at the start, and there
+	// now.
+	markHad, markSet bool
+
+	lastEpoch int32              // epoch of the last batch kept, -1 if none
+	recovered []*segment.Segment // segments rescanned by Recover
+}
+
+// planRecovery reads what the directory says about the last stop: the
+// segment files, the markers and the checkpoints, and from them which
+// segments to rescan.
+func (l *Log) planRecovery() (*recovery, error) {
+	bases, err := listSegments(l.fs, l.dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &recovery{bases: bases, marker: l.hasFile(cleanShutdownFile), scanFrom: math.MaxInt64, lastEpoch: -1}
 	// A recovery mark left behind: an earlier recovery cut the log (or a
 	// crash interrupted it) and the owner never cleared it.
-	rec := &recoveryMark{path: filepath.Join(l.dir, recoveryMarkFile)}
-	if _, err := os.Stat(rec.path); err == nil {
-		rec.had, rec.set = true, true
+	if l.hasFile(recoveryMarkFile) {
+		r.markHad, r.markSet = true, true
 		l.recoveryTruncated = true
 	}
-
-	start := l.readCheckpoint(l.startFile, "log start offset")
-	scanFrom := int64(math.MaxInt64)
-	if !clean {
-		scanFrom = 0
-		if rp := l.readCheckpoint(l.rpFile, "recovery point"); rp >= 0 {
-			// The segment holding the recovery point and all after it.
-			for _, b := range bases {
-				if b <= rp {
-					scanFrom = b
-				}
+	r.start = l.readCheckpoint(l.startFile, "log start offset")
+	// A directory with no segments is a new log: nothing to recover.
+	if r.marker || len(bases) == 0 {
+		return r, nil
+	}
+	r.scanFrom = 0
+	if rp := l.readCheckpoint(l.rpFile, "recovery point"); rp >= 0 {
+		// The segment holding the recovery point and all after it.
+		for _, b := range bases {
+			if b <= rp {
+				r.scanFrom = b
 			}
 		}
-		l.logger.Info("recovering log after an unclean shutdown",
-			zap.Int("segments", len(bases)), zap.Int64("scan_from", scanFrom))
 	}
+	l.logger.Info("recovering log after an unclean shutdown",
+		zap.Int("segments", len(bases)), zap.Int64("scan_from", r.scanFrom))
+	return r, nil
+}
 
-	lastEpoch := int32(-1)
-	var recovered []*segment.Segment
-	for i, base := range bases {
+// scanSegments is load's scan phase: it opens the segments in order,
+// rescans those from r.scanFrom on (and any with a torn tail), and stops
+// at the first that does not chain or holds a bad batch, dropping what
+// follows. The recovery mark is written before anything is cut.
+func (l *Log) scanSegments(r *recovery) error {
+	for i, base := range r.bases {
 		if n := len(l.segs); n > 0 && l.segs[n-1].NextOffset() != base {
 			prev := l.segs[n-1]
-			if err := rec.mark(); err != nil {
+			if err := l.markRecovery(r); err != nil {
 				return err
 			}
-			l.dropSegments(bases[i:], fmt.Errorf("segment %d starts at %d but the previous one ends at %d", base, base, prev.NextOffset()))
-			break
+			l.dropSegments(r.bases[i:], fmt.Errorf("segment %d starts at %d but the previous one ends at %d", base, base, prev.NextOffset()))
+			return nil
 		}
 		seg, err := segment.Open(l.dir, base, l.segCfg)
 		if err != nil {
 			return fmt.Errorf("segment %d: %w", base, err)
 		}
 		l.segs = append(l.segs, seg)
-		if base < scanFrom && !l.tornTail(seg) {
+		if base < r.scanFrom && !l.tornTail(seg) {
 			if e, err := segmentLastEpoch(seg); err != nil {
 				return err
 			} else if e >= 0 {
-				lastEpoch = e
+				r.lastEpoch = e
 			}
 			continue
 		}
-		recovered = append(recovered, seg)
-		if err := rec.mark(); err != nil {
+		r.recovered = append(r.recovered, seg)
+		if err := l.markRecovery(r); err != nil {
 			return err
 		}
-		res, err := seg.Recover(lastEpoch)
+		res, err := seg.Recover(r.lastEpoch)
 		if err != nil {
 			return fmt.Errorf("segment %d: recover: %w", base, err)
 		}
 		if res.LastEpoch >= 0 {
-			lastEpoch = res.LastEpoch
+			r.lastEpoch = res.LastEpoch
 		}
-		if err := l.syncSegment(seg); err != nil {
+		if err := seg.Sync(); err != nil {
 			return fmt.Errorf("segment %d: sync: %w", base, err)
 		}
 		if res.TruncatedBytes > 0 || res.Reason != nil {
@@ -100,22 +133,31 @@ func (l *Log) load() error {
 				zap.Int64("segment", base), zap.Int64("offset", res.NextOffset),
 				zap.Int64("valid_bytes", res.ValidBytes), zap.Int64("truncated_bytes", res.TruncatedBytes),
 				zap.NamedError("reason", res.Reason))
-			if i+1 < len(bases) {
-				l.dropSegments(bases[i+1:], fmt.Errorf("after the bad batch at offset %d", res.NextOffset))
+			if i+1 < len(r.bases) {
+				l.dropSegments(r.bases[i+1:], fmt.Errorf("after the bad batch at offset %d", res.NextOffset))
 			}
-			break
+			return nil
 		}
 	}
+	return nil
+}
 
+// finishLoad is load's finish phase: it seals what recovery rebuilt,
+// makes sure there is an active segment, settles the start and end
+// offsets and the leader-epoch cache on the kept segments, moves the
+// recovery point to the end and removes the markers this start is done
+// with.
+func (l *Log) finishLoad(r *recovery) error {
 	// Rolled segments a crash left unsealed, and those Recover rebuilt
 	// indexes for, are sealed (indexes trimmed and synced).
-	for _, s := range recovered {
+	for _, s := range r.recovered {
 		if s != l.segs[len(l.segs)-1] {
 			if err := s.Seal(); err != nil {
 				return fmt.Errorf("segment %d: seal: %w", s.Base(), err)
 			}
 		}
 	}
+	start := r.start
 	if len(l.segs) == 0 {
 		seg, err := segment.Create(l.dir, max(start, 0), l.segCfg)
 		if err != nil {
@@ -146,50 +188,41 @@ func (l *Log) load() error {
 		return err
 	}
 	l.end.Store(end)
-	l.lastEpoch = lastEpoch
-	l.epoch.Store(max(lastEpoch, 0))
+	l.lastEpoch = r.lastEpoch
+	l.epoch.Store(max(r.lastEpoch, 0))
 	if err := l.loadEpochs(); err != nil {
 		return err
 	}
 
 	// Everything is synced now (scanned segments above, the rest before
 	// the recovery point), so the recovery point moves to the end.
-	if err := l.rpFile.WriteOffset(end); err != nil {
+	if err := l.rpFile.WriteInt64(end); err != nil {
 		return err
 	}
 	l.rpWritten = end
-	if rec.set && !rec.had && !l.recoveryTruncated {
-		if err := ClearRecoveryTruncated(l.dir); err != nil {
+	if r.markSet && !r.markHad && !l.recoveryTruncated {
+		if err := ClearRecoveryTruncated(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
-	if marker {
-		if err := os.Remove(markerPath); err != nil {
+	if r.marker {
+		if err := NewCheckpoint(l.fs, filepath.Join(l.dir, cleanShutdownFile)).Remove(); err != nil {
 			return fmt.Errorf("clean-shutdown marker: %w", err)
-		}
-		if err := syncDir(l.dir); err != nil {
-			return err
 		}
 	}
 	return nil
 }
 
-// recoveryMark is load's handle on recoveryMarkFile.
-type recoveryMark struct {
-	path string
-	had  bool // there at the start of this recovery
-	set  bool // there now
-}
-
-// mark writes the recovery mark, durably, before recovery may cut the log.
-func (r *recoveryMark) mark() error {
-	if r.set {
+// markRecovery writes the recovery mark, durably, before recovery may cut
+// the log.
+func (l *Log) markRecovery(r *recovery) error {
+	if r.markSet {
 		return nil
 	}
-	if err := writeMarker(r.path); err != nil {
+	if err := l.writeMarker(recoveryMarkFile); err != nil {
 		return err
 	}
-	r.set = true
+	r.markSet = true
 	return nil
 }
 
@@ -197,14 +230,14 @@ func (r *recoveryMark) mark() error {
 // its last whole batch, which only an unclean stop leaves: it is then
 // scanned even though the recovery point or the marker said otherwise.
 func (l *Log) tornTail(s *segment.Segment) bool {
-	st, err := os.Stat(segment.LogPath(l.dir, s.Base()))
+	st, err := l.fs.Stat(segment.LogPath(l.dir, s.Base()))
 	return err != nil || st.Size() != s.Size()
 }
 
 // readCheckpoint reads an offset checkpoint, -1 when it is missing or
 // damaged (with a warning: recovery then assumes the worst).
 func (l *Log) readCheckpoint(c *Checkpoint, what string) int64 {
-	v, err := c.ReadOffset()
+	v, err := c.ReadInt64()
 	switch {
 	case err == nil && v >= 0:
 		return v
@@ -221,20 +254,20 @@ func (l *Log) dropSegments(bases []int64, why error) {
 	for _, b := range bases {
 		l.logger.Warn("segment dropped by recovery", zap.Int64("segment", b), zap.NamedError("reason", why))
 		for _, p := range []string{segment.LogPath(l.dir, b), segment.IndexPath(l.dir, b), segment.TimeIndexPath(l.dir, b)} {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := l.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				l.logger.Warn("remove segment file", zap.String("path", p), zap.Error(err))
 			}
 		}
 	}
-	if err := syncDir(l.dir); err != nil {
+	if err := vfs.SyncDir(l.fs, l.dir); err != nil {
 		l.logger.Warn("sync dir after dropping segments", zap.Error(err))
 	}
 }
 
 // listSegments returns the base offsets of the segment log files in dir,
 // in order.
-func listSegments(dir string) ([]int64, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fs vfs.FS, dir string) ([]int64, error) {
+	entries, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // TestRecoveryTruncated checks that Open says whether its recovery
@@ -55,7 +56,7 @@ func TestRecoveryTruncated(t *testing.T) {
 			if got := reopen(); got != tc.want {
 				t.Errorf("RecoveryTruncated %v after a reopen, want %v until cleared", got, tc.want)
 			}
-			if err := ClearRecoveryTruncated(f.dir); err != nil {
+			if err := ClearRecoveryTruncated(vfs.Default, f.dir); err != nil {
 				t.Fatal(err)
 			}
 			if reopen() {
@@ -71,19 +72,31 @@ func TestRecoveryTruncated(t *testing.T) {
 // A crash during recovery leaves the mark written before the scan: the
 // next Open cannot tell whether the interrupted one cut anything, so it
 // says it may have.
+// The mark counts by its presence: as an empty checkpoint, and as the
+// empty file versions before the checkpoint format wrote.
 func TestInterruptedRecoveryCountsAsTruncated(t *testing.T) {
-	f := newCorruptFixture(t)
-	f.unclean(t)
-	if err := writeMarker(filepath.Join(f.dir, recoveryMarkFile)); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(f.dir, f.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if !l.RecoveryTruncated() {
-		t.Fatal("an interrupted recovery's mark was ignored")
+	for _, tc := range []struct {
+		name  string
+		write func(path string) error
+	}{
+		{"checkpoint", func(path string) error { return NewCheckpoint(vfs.Default, path).Write(nil) }},
+		{"legacy empty file", func(path string) error { return os.WriteFile(path, nil, 0o644) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCorruptFixture(t)
+			f.unclean(t)
+			if err := tc.write(filepath.Join(f.dir, recoveryMarkFile)); err != nil {
+				t.Fatal(err)
+			}
+			l, err := Open(f.dir, f.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			if !l.RecoveryTruncated() {
+				t.Fatal("an interrupted recovery's mark was ignored")
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/segment"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // TruncateTo removes every record at and after offset (a follower cutting
@@ -30,7 +31,7 @@ func (l *Log) TruncateTo(offset int64) error {
 	}
 	// Sync first: every Append waiting for an fsync is then covered, so
 	// none is acknowledged after its batch was removed (groupCommit.wait).
-	if err := l.commit.wait(end, l.commit.gen.Load()); err != nil {
+	if err := l.waitOnline(end, l.commit.gen.Load()); err != nil {
 		return fmt.Errorf("log %s: truncate to %d: %w", l.dir, offset, err)
 	}
 	l.commit.lock()
@@ -66,7 +67,7 @@ func (l *Log) ResetTo(offset int64) error {
 		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, ErrOffsetOutOfRange)
 	}
 	end := l.end.Load()
-	if err := l.commit.wait(end, l.commit.gen.Load()); err != nil {
+	if err := l.waitOnline(end, l.commit.gen.Load()); err != nil {
 		return fmt.Errorf("log %s: reset to %d: %w", l.dir, offset, err)
 	}
 	l.commit.lock()
@@ -110,11 +111,11 @@ func (l *Log) truncateTail(offset int64) error {
 	}
 	// The cut must be durable before new batches can take its offsets,
 	// or a crash could bring the removed batches back.
-	if err := l.syncSegment(seg); err != nil {
+	if err := seg.Sync(); err != nil {
 		return fmt.Errorf("segment %d: sync: %w", seg.Base(), err)
 	}
 	if len(victims) > 0 {
-		if err := syncDir(l.dir); err != nil {
+		if err := vfs.SyncDir(l.fs, l.dir); err != nil {
 			return err
 		}
 	}
@@ -175,7 +176,7 @@ func (l *Log) truncateFully(offset int64) error {
 
 // setStart moves the log start offset, checkpoint first.
 func (l *Log) setStart(offset int64) error {
-	if err := l.startFile.WriteOffset(offset); err != nil {
+	if err := l.startFile.WriteInt64(offset); err != nil {
 		return fmt.Errorf("log start offset: %w", err)
 	}
 	l.start.Store(offset)

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
 	"go.uber.org/goleak"
 )
 
@@ -197,4 +200,21 @@ func mustCreate(t testing.TB, dir string, base int64, cfg Config) *Segment {
 func isCorrupt(err error, c record.Check) bool {
 	var ce *record.CorruptError
 	return errors.As(err, &ce) && ce.Check == c
+}
+
+// pread reads len(b) bytes at pos from f's descriptor.
+func pread(f vfs.File, b []byte, pos int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var n int
+	var rerr error
+	if err := rc.Control(func(fd uintptr) { n, rerr = syscall.Pread(int(fd), b, pos) }); err != nil {
+		return err
+	}
+	if rerr == nil && n != len(b) {
+		rerr = io.ErrUnexpectedEOF
+	}
+	return rerr
 }

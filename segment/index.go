@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tysonmote/gommap"
+
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // Entry widths of the two index files.
@@ -28,7 +30,7 @@ var be = binary.BigEndian
 // while that reader can run (TruncateTo waits for readers first).
 type index struct {
 	path    string
-	f       *os.File
+	f       vfs.File
 	mm      gommap.MMap
 	width   int64
 	n       atomic.Int64 // published entries
@@ -38,13 +40,13 @@ type index struct {
 
 // openIndex opens (or creates, and then preallocates) an index file and maps
 // it with room for maxBytes of entries, or the whole file if it is larger.
-func openIndex(path string, width int64, maxBytes int, create bool) (*index, error) {
+func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (*index, error) {
 	flag := os.O_RDWR | os.O_CREATE
 	if create {
 		flag |= os.O_EXCL
 	}
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, flag, 0o644)
+	_, statErr := fs.Stat(path)
+	f, err := fs.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +59,7 @@ func openIndex(path string, width int64, maxBytes int, create bool) (*index, err
 	if fl := (st.Size() + width - 1) / width * width; fl > length {
 		length = fl
 	}
-	mm, err := gommap.MapRegion(f.Fd(), 0, length, gommap.PROT_READ|gommap.PROT_WRITE, gommap.MAP_SHARED)
+	mm, err := mapFile(f, length, gommap.PROT_READ|gommap.PROT_WRITE)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("map %s: %w", path, err)

@@ -206,7 +206,7 @@ func (s *Segment) TruncateTo(offset int64) error {
 		return fmt.Errorf("segment %d: truncate to %d: %w", s.base, offset, err)
 	}
 	s.logFileLen = pos
-	if err := s.fdatasync(int(s.logFd)); err != nil {
+	if err := s.log.SyncData(); err != nil {
 		return fmt.Errorf("segment %d: truncate to %d: sync: %w", s.base, offset, err)
 	}
 	m = s.cur.Load()

@@ -66,7 +66,7 @@ func (s *Segment) Recover(minEpoch int32) (RecoverResult, error) {
 		if err := s.log.Truncate(pos); err != nil {
 			return fail(err)
 		}
-		if err := s.fdatasync(int(s.logFd)); err != nil {
+		if err := s.log.SyncData(); err != nil {
 			return fail(fmt.Errorf("sync: %w", err))
 		}
 	}

@@ -9,6 +9,9 @@
 //	N.timeindex  sparse max timestamp → offset: 12-byte entries (timestamp
 //	             i64, relative offset u32), timestamps non-decreasing
 //
+// Every file operation goes through Config.FS (package vfs), so tests can
+// inject faults; the mappings are made from the files it opens.
+//
 // Both index files are memory-mapped (github.com/tysonmote/gommap),
 // preallocated to MaxIndexBytes while the segment is active and trimmed to
 // their used size by Seal or Close. The log file is memory-mapped for reads.
@@ -54,9 +57,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // Defaults for Config's zero fields.
@@ -78,6 +81,9 @@ type Config struct {
 	IndexIntervalBytes int
 	// MaxIndexBytes is the preallocated size of each index file.
 	MaxIndexBytes int
+	// FS is the file system the segment's files are in. Default
+	// vfs.Default (the os); tests inject faults through it.
+	FS vfs.FS
 
 	// mmapAppend appends by copying into a writable mapping of a
 	// preallocated log file instead of pwrite. It lost the measurement
@@ -95,6 +101,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxIndexBytes == 0 {
 		c.MaxIndexBytes = DefaultMaxIndexBytes
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return c
 }
@@ -119,10 +128,10 @@ type Segment struct {
 	base int64
 	cfg  Config
 
-	log   *os.File
-	logFd uintptr
-	idx   *index // offset → position
-	tidx  *index // max timestamp → offset
+	fs   vfs.FS
+	log  vfs.File
+	idx  *index // offset → position
+	tidx *index // max timestamp → offset
 
 	cur     atomic.Pointer[mapping] // nil once closed
 	live    atomic.Int64            // mappings not yet unmapped
@@ -142,7 +151,6 @@ type Segment struct {
 	maxTSRel   uint32 // relative offset of the batch carrying maxTS
 	sealed     bool
 	tailErr    error // why Open's scan stopped before EOF; Recover clears it
-	fdatasync  func(fd int) error
 
 	// wmu serializes the writer's operations (Append, TruncateTo, Seal,
 	// Recover, Close, Delete), so a log that seals or closes from another
@@ -197,7 +205,7 @@ func newSegment(dir string, base int64, cfg Config) (*Segment, error) {
 	if base < 0 {
 		return nil, fmt.Errorf("segment: negative base offset %d", base)
 	}
-	s := &Segment{dir: dir, base: base, cfg: cfg, finished: make(chan struct{}), fdatasync: syscall.Fdatasync}
+	s := &Segment{dir: dir, base: base, cfg: cfg, fs: cfg.FS, finished: make(chan struct{})}
 	s.firstTS.Store(-1)
 	s.maxTS.Store(-1)
 	s.next.Store(base)
@@ -216,36 +224,35 @@ func Create(dir string, base int64, cfg Config) (*Segment, error) {
 	fail := func(err error) (*Segment, error) {
 		s.closeFiles()
 		for _, p := range created {
-			os.Remove(p)
+			s.fs.Remove(p)
 		}
 		return nil, fmt.Errorf("segment %d: create: %w", base, err)
 	}
-	s.log, err = os.OpenFile(LogPath(dir, base), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	s.log, err = s.fs.OpenFile(LogPath(dir, base), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fail(err)
 	}
 	created = append(created, LogPath(dir, base))
-	s.logFd = s.log.Fd()
 	if s.cfg.mmapAppend {
 		if err := s.log.Truncate(s.cfg.MaxLogBytes); err != nil {
 			return fail(err)
 		}
 		s.logFileLen = s.cfg.MaxLogBytes
 	}
-	if s.idx, err = openIndex(IndexPath(dir, base), offsetEntrySize, s.cfg.MaxIndexBytes, true); err != nil {
+	if s.idx, err = openIndex(s.fs, IndexPath(dir, base), offsetEntrySize, s.cfg.MaxIndexBytes, true); err != nil {
 		return fail(err)
 	}
 	created = append(created, IndexPath(dir, base))
-	if s.tidx, err = openIndex(TimeIndexPath(dir, base), timeEntrySize, s.cfg.MaxIndexBytes, true); err != nil {
+	if s.tidx, err = openIndex(s.fs, TimeIndexPath(dir, base), timeEntrySize, s.cfg.MaxIndexBytes, true); err != nil {
 		return fail(err)
 	}
 	created = append(created, TimeIndexPath(dir, base))
-	for _, f := range []*os.File{s.log, s.idx.f, s.tidx.f} {
+	for _, f := range []vfs.File{s.log, s.idx.f, s.tidx.f} {
 		if err := f.Sync(); err != nil {
 			return fail(err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := vfs.SyncDir(s.fs, dir); err != nil {
 		return fail(err)
 	}
 	m, err := s.mapLog(s.cfg.MaxLogBytes)
@@ -277,19 +284,18 @@ func Open(dir string, base int64, cfg Config) (*Segment, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("segment %d: open: %w", base, err)
 	}
-	if s.log, err = os.OpenFile(LogPath(dir, base), os.O_RDWR, 0); err != nil {
+	if s.log, err = s.fs.OpenFile(LogPath(dir, base), os.O_RDWR, 0); err != nil {
 		return fail(err)
 	}
-	s.logFd = s.log.Fd()
 	st, err := s.log.Stat()
 	if err != nil {
 		return fail(err)
 	}
 	s.logFileLen = st.Size()
-	if s.idx, err = openIndex(IndexPath(dir, base), offsetEntrySize, s.cfg.MaxIndexBytes, false); err != nil {
+	if s.idx, err = openIndex(s.fs, IndexPath(dir, base), offsetEntrySize, s.cfg.MaxIndexBytes, false); err != nil {
 		return fail(err)
 	}
-	if s.tidx, err = openIndex(TimeIndexPath(dir, base), timeEntrySize, s.cfg.MaxIndexBytes, false); err != nil {
+	if s.tidx, err = openIndex(s.fs, TimeIndexPath(dir, base), timeEntrySize, s.cfg.MaxIndexBytes, false); err != nil {
 		return fail(err)
 	}
 	m, err := s.mapLog(max(s.logFileLen, s.cfg.MaxLogBytes))
@@ -437,8 +443,8 @@ func (s *Segment) lastTimeEntry() int64 {
 }
 
 // Sync flushes the log file's data to disk with fdatasync (R2). Its error is
-// returned as the system call gave it: the log treats any error as fatal
-// (R5) and must not retry. Sync may run concurrently with Append (group
+// returned as the file system gave it (File.SyncData, unwrapped): the log
+// treats any error as fatal (R5) and must not retry. Sync may run concurrently with Append (group
 // commit) and with readers; it holds a reference so that Close or Delete
 // cannot close the file under it.
 func (s *Segment) Sync() error {
@@ -447,7 +453,7 @@ func (s *Segment) Sync() error {
 		return err
 	}
 	defer m.release()
-	return s.fdatasync(int(s.logFd))
+	return s.log.SyncData()
 }
 
 // Seal ends appends (until a TruncateTo): it trims both index files to
@@ -484,7 +490,7 @@ func (s *Segment) trim(sync bool) error {
 		}
 		s.logFileLen = size
 		if sync {
-			if err := s.fdatasync(int(s.logFd)); err != nil {
+			if err := s.log.SyncData(); err != nil {
 				return fmt.Errorf("sync log: %w", err)
 			}
 		}
@@ -534,7 +540,7 @@ func (s *Segment) Delete() error {
 	}
 	var errs []error
 	for _, p := range []string{LogPath(s.dir, s.base), IndexPath(s.dir, s.base), TimeIndexPath(s.dir, s.base)} {
-		if err := os.Remove(p); err != nil {
+		if err := s.fs.Remove(p); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -571,16 +577,4 @@ func (s *Segment) noteErr(err error) {
 	s.errMu.Lock()
 	s.lateErr = errors.Join(s.lateErr, err)
 	s.errMu.Unlock()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 func TestConfig(t *testing.T) {
@@ -238,7 +240,7 @@ func TestRead(t *testing.T) {
 						return
 					}
 					got := make([]byte, len(want))
-					if _, err := f.ReadAt(got, pos); err != nil || !bytes.Equal(got, want) || pos != m.pos[tc.from] {
+					if err := pread(f, got, pos); err != nil || !bytes.Equal(got, want) || pos != m.pos[tc.from] {
 						t.Fatalf("View.File() at %d: %v", pos, err)
 					}
 				})
@@ -293,17 +295,26 @@ func TestFindTimestamp(t *testing.T) {
 }
 
 func TestSync(t *testing.T) {
-	s := mustCreate(t, t.TempDir(), 0, testConfig(false))
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := testConfig(false)
+	cfg.FS = fs
+	s := mustCreate(t, dir, 0, cfg)
 	fill(t, s, &model{}, specsN(3)...)
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	// The error goes back exactly as the system call returned it (R5).
-	s.fdatasync = func(int) error { return syscall.EIO }
-	if err := s.Sync(); err != syscall.EIO {
-		t.Fatalf("Sync = %v, want EIO unchanged", err)
+	// The error goes back as the system call returned it (R5), in the
+	// os package's *PathError.
+	eio := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: LogPath(dir, 0), Err: syscall.EIO})
+	var pe *os.PathError
+	if err := s.Sync(); !errors.As(err, &pe) || pe.Err != syscall.EIO {
+		t.Fatalf("Sync = %v, want EIO", err)
 	}
-	s.fdatasync = syscall.Fdatasync
+	if eio.Hits() != 1 {
+		t.Fatalf("the fault fired %d times, want 1", eio.Hits())
+	}
+	eio.Disarm()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,11 @@ package segment
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
 
 	"github.com/tysonmote/gommap"
+
+	"github.com/sluicemq/sluice/vfs"
 )
 
 // mapping is one memory mapping of the log file, reference counted. The
@@ -59,7 +60,7 @@ func (s *Segment) mapLog(length int64) (*mapping, error) {
 	if s.cfg.mmapAppend {
 		prot |= gommap.PROT_WRITE
 	}
-	mm, err := gommap.MapRegion(s.logFd, 0, length, prot, gommap.MAP_SHARED)
+	mm, err := mapFile(s.log, length, prot)
 	if err != nil {
 		return nil, fmt.Errorf("segment %d: map log (%d bytes): %w", s.base, length, err)
 	}
@@ -67,6 +68,23 @@ func (s *Segment) mapLog(length int64) (*mapping, error) {
 	m.refs.Store(1)
 	s.live.Add(1)
 	return m, nil
+}
+
+// mapFile maps the first length bytes of f, shared, through its
+// descriptor: the mapping stays valid after f is closed.
+func mapFile(f vfs.File, length int64, prot gommap.ProtFlags) (gommap.MMap, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var mm gommap.MMap
+	var merr error
+	if err := rc.Control(func(fd uintptr) {
+		mm, merr = gommap.MapRegion(fd, 0, length, prot, gommap.MAP_SHARED)
+	}); err != nil {
+		return nil, err
+	}
+	return mm, merr
 }
 
 // swap installs m (nil when closing) as the current mapping and drops the
@@ -139,9 +157,10 @@ func (v View) Bytes() []byte {
 	return v.m.mm[v.pos:end:end]
 }
 
-// File returns the log file and the position of the view's first byte, for
-// sendfile(2). Both are valid until Release; the empty View returns nil.
-func (v View) File() (f *os.File, pos int64) {
+// File returns the log file and the position of the view's first byte,
+// for sendfile(2) from its descriptor (File.SyscallConn). Both are valid
+// until Release; the empty View returns nil.
+func (v View) File() (f vfs.File, pos int64) {
 	if v.m == nil {
 		return nil, 0
 	}
