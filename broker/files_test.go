@@ -1,22 +1,16 @@
 package broker
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/vfs"
-	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // writeLegacy writes a small file as versions before the checkpoint
@@ -133,47 +127,4 @@ func TestUpgradeInPlace(t *testing.T) {
 	if end := c2.listOffset("up", 0, protocol.LatestTimestamp).Offset; end != 3 {
 		t.Fatalf("log ends at %d after the upgrade, want 3", end)
 	}
-}
-
-// TestBrokerFaultFS runs a broker over a fault-injecting file system:
-// a full disk under one partition's directory takes that partition's log
-// offline (STORAGE_ERROR) while the other partition keeps taking
-// produces.
-func TestBrokerFaultFS(t *testing.T) {
-	dir := t.TempDir()
-	fs := errorfs.New(vfs.Default)
-	b, err := New(Config{ListenAddr: "127.0.0.1:0", DataDir: dir, FS: fs,
-		Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	// The offline log does not close cleanly, and says so.
-	t.Cleanup(func() {
-		if err := b.Close(); !errors.Is(err, log.ErrOffline) {
-			t.Errorf("Close: %v, want the offline log's ErrOffline", err)
-		}
-	})
-	c := dial(t, b.Addr())
-	c.createTopic("full", 2)
-	batch := makeBatch(t, record.None, "f", 1, 0)
-	for p := range int32(2) {
-		if r := c.produce("full", p, protocol.AcksLeader, batch); r.ErrorCode != protocol.NoError {
-			t.Fatalf("produce to partition %d: %v", p, r.ErrorCode)
-		}
-	}
-	enospc := fs.Arm(errorfs.Fault{Ops: errorfs.OpWrite | errorfs.OpTruncate | errorfs.OpCreate,
-		Path: filepath.Join(dir, "full-0"), Err: syscall.ENOSPC})
-	if r := c.produce("full", 0, protocol.AcksLeader, batch); r.ErrorCode != protocol.ErrStorageError {
-		t.Fatalf("produce to the full partition: %v, want %v", r.ErrorCode, protocol.ErrStorageError)
-	}
-	if enospc.Hits() == 0 {
-		t.Fatal("the fault never fired")
-	}
-	if r := c.produce("full", 1, protocol.AcksLeader, batch); r.ErrorCode != protocol.NoError {
-		t.Fatalf("produce to the other partition: %v", r.ErrorCode)
-	}
-	enospc.Disarm()
 }
