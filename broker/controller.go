@@ -140,18 +140,28 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 			epoch = res.BrokerEpoch
 			break
 		}
-		if !errors.Is(err, controller.ErrBrokerIDInUse) {
+		wait := 500 * time.Millisecond
+		switch {
+		case errors.Is(err, controller.ErrLeadershipLost):
+			// The controller changed while committing it: registering
+			// again is safe (a registration only ever takes a new
+			// epoch), so ask the new controller.
+			b.logger.Debug("controller leadership lost during registration; registering again", zap.Error(err))
+			wait = 50 * time.Millisecond
+		case errors.Is(err, controller.ErrBrokerIDInUse):
+			// Another data directory holds this id and is alive: a
+			// second broker configured with this id, or this broker's
+			// wiped directory before its old incarnation was noticed
+			// gone. Wait for the controller to fence it, until
+			// RegisterTimeout.
+			if !warned {
+				b.logger.Warn("broker id registered and alive from another data directory; waiting for it to be fenced", zap.Error(err))
+				warned = true
+			}
+		default:
 			return fmt.Errorf("broker: register with the controller: %w", err)
 		}
-		// Another data directory holds this id and is alive: a second
-		// broker configured with this id, or this broker's wiped
-		// directory before its old incarnation was noticed gone. Wait
-		// for the controller to fence it, until RegisterTimeout.
-		if !warned {
-			b.logger.Warn("broker id registered and alive from another data directory; waiting for it to be fenced", zap.Error(err))
-			warned = true
-		}
-		t := time.NewTimer(500 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():

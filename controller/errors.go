@@ -58,12 +58,12 @@ var (
 	// connection failed before it was written). Nothing was proposed; the
 	// node retries until its context ends.
 	ErrLeaderUnreachable = errors.New("controller leader unreachable")
-	// ErrBrokerIDInUse: a registration from another data directory while
-	// the id is registered alive (two brokers configured with one id).
-	ErrBrokerIDInUse = errors.New("broker id in use")
 	// ErrLeadershipLost: the leader lost its leadership while committing
 	// the write, which may or may not have been applied (Raft's error).
 	ErrLeadershipLost = raft.ErrLeadershipLost
+	// ErrBrokerIDInUse: a registration from another data directory while
+	// the id is registered alive (two brokers configured with one id).
+	ErrBrokerIDInUse = errors.New("broker id in use")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so

@@ -149,10 +149,24 @@ cmd_status() {
 }
 
 cmd_kill() {
-	local i=${1:?usage: cluster.sh kill I [DIR]} dir=${2:-./cluster}
+	local i=${1:?usage: cluster.sh kill I [DIR]} dir=${2:-./cluster} pid n
 	pid_alive "$dir/$i/pid" || die "broker $i is not running"
-	kill -KILL "$(cat "$dir/$i/pid")"
+	pid=$(cat "$dir/$i/pid")
+	kill -KILL "$pid"
 	rm -f "$dir/$i/pid"
+	# SIGKILL is delivered asynchronously: wait until the process is gone
+	# (its data-dir lock released), so a start right after finds it free.
+	for ((n = 0; n < 100; n++)); do
+		pid_gone "$pid" && return 0
+		sleep 0.1
+	done
+	die "broker $i (pid $pid) still running 10 s after SIGKILL"
+}
+
+# pid_gone: the process has exited (a zombie waiting to be reaped has
+# released everything it held).
+pid_gone() {
+	[ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
 cmd_stop() {
