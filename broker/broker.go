@@ -158,6 +158,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	boot, err := readBoot(b.cfg.DataDir, b.cfg.BootIDFile, b.logger)
+	if err != nil {
+		return err
+	}
 	if b.dirID, err = dataDirID(b.cfg.DataDir); err != nil {
 		return err
 	}
@@ -195,7 +199,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := b.startMembership(advertised); err != nil {
 		return err
 	}
-	if err := b.register(regCtx, advertised, prevEpoch); err != nil {
+	if err := b.register(regCtx, advertised, prevEpoch, boot); err != nil {
 		return err
 	}
 	b.joinGossip()
