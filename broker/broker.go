@@ -38,7 +38,9 @@
 // watermark covers it (acks=all); Fetch and ListOffsets never expose
 // records above the high watermark, the minimum position over the ISR.
 // docs/replication.md has the rules. Lifecycle details (controlled
-// shutdown, the clean-shutdown record, serf) are in lifecycle.go.
+// shutdown, the clean-shutdown record, serf) are in lifecycle.go; the
+// kernel boot record, which tells a process crash from a machine crash
+// (R11), in bootid.go.
 //
 // Lifecycle: Start listens and starts every goroutine; cancelling its
 // context or calling Close stops accepting, lets each connection finish
