@@ -47,15 +47,26 @@ func readBoot(dataDir, source string, logger *zap.Logger) (boot, error) {
 		b.id = ""
 		return b, nil
 	}
+	prev, err := readBootRecord(dataDir)
+	if err != nil {
+		return boot{}, err
+	}
+	b.same = prev == b.id
+	return b, nil
+}
+
+// readBootRecord returns the boot id recorded in dataDir, "" when there
+// is none.
+func readBootRecord(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, bootIDFile)
 	prev, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		b.same = strings.TrimSpace(string(prev)) == b.id
-	case !errors.Is(err, os.ErrNotExist):
-		return boot{}, fmt.Errorf("broker: read %s: %w", path, err)
+		return strings.TrimSpace(string(prev)), nil
+	case errors.Is(err, os.ErrNotExist):
+		return "", nil
 	}
-	return b, nil
+	return "", fmt.Errorf("broker: read %s: %w", path, err)
 }
 
 // record writes the running boot's id durably into the data directory,
@@ -65,8 +76,7 @@ func (b boot) record() error {
 	if b.same || b.id == "" {
 		return nil
 	}
-	path := filepath.Join(b.dataDir, bootIDFile)
-	if err := writeFileDurable(path, []byte(b.id+"\n")); err != nil {
+	if err := writeFileDurable(filepath.Join(b.dataDir, bootIDFile), []byte(b.id+"\n")); err != nil {
 		return fmt.Errorf("broker: record the boot id: %w", err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"go.uber.org/zap"
@@ -37,11 +36,11 @@ func TestBootRecord(t *testing.T) {
 		return b
 	}
 	recorded := func() string {
-		raw, err := os.ReadFile(filepath.Join(dir, bootIDFile))
-		if err != nil && !os.IsNotExist(err) {
+		id, err := readBootRecord(dir)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.TrimSpace(string(raw))
+		return id
 	}
 
 	setBoot("a")
@@ -83,8 +82,7 @@ func TestStartRecordsBootID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	raw, err := os.ReadFile(filepath.Join(dir, bootIDFile))
-	if err != nil || strings.TrimSpace(string(raw)) != "3b8e" {
-		t.Fatalf("boot record %q, %v; want 3b8e", raw, err)
+	if id, err := readBootRecord(dir); err != nil || id != "3b8e" {
+		t.Fatalf("boot record %q, %v; want 3b8e", id, err)
 	}
 }
