@@ -38,7 +38,9 @@
 // watermark covers it (acks=all); Fetch and ListOffsets never expose
 // records above the high watermark, the minimum position over the ISR.
 // docs/replication.md has the rules. Lifecycle details (controlled
-// shutdown, the clean-shutdown record, serf) are in lifecycle.go.
+// shutdown, the clean-shutdown record, serf) are in lifecycle.go; the
+// kernel boot record, which tells a process crash from a machine crash
+// (R11), in bootid.go.
 //
 // Lifecycle: Start listens and starts every goroutine; cancelling its
 // context or calling Close stops accepting, lets each connection finish
@@ -158,6 +160,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	boot, err := readBoot(b.cfg.FS, b.cfg.DataDir, b.cfg.BootIDFile, b.logger)
+	if err != nil {
+		return err
+	}
 	if b.dirID, err = dataDirID(b.cfg.FS, b.cfg.DataDir); err != nil {
 		return err
 	}
@@ -195,7 +201,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if err := b.startMembership(advertised); err != nil {
 		return err
 	}
-	if err := b.register(regCtx, advertised, prevEpoch); err != nil {
+	if err := b.register(regCtx, advertised, prevEpoch, boot); err != nil {
 		return err
 	}
 	b.joinGossip()

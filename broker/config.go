@@ -168,6 +168,16 @@ type Config struct {
 	// started within it). Default 60 s.
 	RegisterTimeout time.Duration
 
+	// BootIDFile is the file holding the kernel's boot id, which changes
+	// at every boot. Default DefaultBootIDFile. The broker records the id
+	// in its data directory at each registration; a restart after an
+	// unclean stop under the same id (a process crash, not a machine
+	// one) lost nothing the page cache held, and the controller trusts
+	// its logs as after a clean stop (R11). Tests point it at a file of
+	// their own to simulate a reboot. Unreadable: every unclean stop
+	// counts as a machine crash.
+	BootIDFile string
+
 	// Logger receives structured logs. Default zap.NewNop().
 	Logger *zap.Logger
 
@@ -205,6 +215,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LeaderRebalanceInterval == 0 {
 		c.LeaderRebalanceInterval = 30 * time.Second
+	}
+	if c.BootIDFile == "" {
+		c.BootIDFile = DefaultBootIDFile
 	}
 	if c.HighWatermarkReportInterval <= 0 {
 		c.HighWatermarkReportInterval = 2 * time.Second

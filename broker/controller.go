@@ -120,9 +120,10 @@ func (b *Broker) describeJoin(ctx context.Context) ([]controller.Server, error) 
 // register makes this broker a member of the Raft group (a joining
 // non-voter asks the leader to add it), keeps its Raft address current in
 // the group, and registers it as a broker with a new epoch (R10), with
-// what it knows of its data: prevEpoch, and a report of each partition
-// log (R11).
-func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int64) error {
+// what it knows of its data: prevEpoch, whether its last registration was
+// under the running kernel boot, and a report of each partition log
+// (R11).
+func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int64, boot boot) error {
 	if err := b.node.Join(ctx); err != nil {
 		return fmt.Errorf("broker: join the controller group: %w", err)
 	}
@@ -130,7 +131,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 	// this broker may lead again where it is the last in-sync replica
 	// (R11).
 	reg := controller.RegisterBroker{ID: b.cfg.BrokerID, Addr: advertised, Rack: b.cfg.Rack, RaftAddr: b.node.RaftAddr(),
-		GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: prevEpoch,
+		GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: prevEpoch, SameBoot: boot.same,
 		LogsReported: true, Logs: b.parts.replicaLogs(b.store.Metadata())}
 	var epoch int64
 	warned := false
@@ -171,6 +172,10 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 	}
 	b.epoch.Store(epoch)
 	b.parts.clearRecoveryTruncated(reg.Logs)
+	if err := boot.record(); err != nil {
+		// The next start then counts as after a reboot: safe.
+		b.logger.Warn("record the kernel boot id", zap.Error(err))
+	}
 	if err := b.updateRaftAddr(ctx); err != nil {
 		return err
 	}

@@ -202,6 +202,7 @@ func topicMetadata(md *controller.Metadata, t *controller.Topic) protocol.TopicM
 			Replicas:        slices.Clone(p.Replicas),
 			ISR:             slices.Clone(p.ISR),
 			OfflineReplicas: []int32{},
+			Note:            controller.PartitionNote(md, t, &p),
 		}
 		for _, r := range p.Replicas {
 			if b, ok := md.Brokers[r]; !ok || b.State != controller.BrokerAlive {

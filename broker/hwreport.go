@@ -65,7 +65,8 @@ func (m *partitions) replicaLogs(md *controller.Metadata) []controller.ReplicaLo
 			lg.Warn("open log for the registration's report; reported as empty", zap.Error(err))
 			continue
 		}
-		r := controller.ReplicaLog{Topic: topic, TopicID: id, Partition: index, EndOffset: l.EndOffset(), RecoveryTruncated: l.RecoveryTruncated()}
+		r := controller.ReplicaLog{Topic: topic, TopicID: id, Partition: index, EndOffset: l.EndOffset(), RecoveryTruncated: l.RecoveryTruncated(),
+			LastEpoch: l.LatestEpoch()}
 		if err := l.Close(); err != nil {
 			lg.Warn("close log after reading it for the registration", zap.Error(err))
 		}
@@ -122,7 +123,8 @@ func (m *partitions) openLogs() []controller.ReplicaLog {
 	for _, h := range m.held() {
 		h.p.mu.RLock()
 		if l := h.p.cur.Load(); l != nil && h.p.state != stateClosed {
-			out = append(out, controller.ReplicaLog{Topic: h.p.topic, TopicID: h.topicID, Partition: h.p.index, EndOffset: l.EndOffset()})
+			out = append(out, controller.ReplicaLog{Topic: h.p.topic, TopicID: h.topicID, Partition: h.p.index, EndOffset: l.EndOffset(),
+				LastEpoch: l.LatestEpoch()})
 		}
 		h.p.mu.RUnlock()
 	}

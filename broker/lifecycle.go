@@ -305,7 +305,7 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		res, err := b.node.Propose(rctx, controller.RegisterBroker{ID: b.cfg.BrokerID, Addr: me.Addr, Rack: b.cfg.Rack,
-			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: me.Epoch,
+			RaftAddr: b.node.RaftAddr(), GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: me.Epoch, SameBoot: true,
 			LogsReported: true, Logs: b.parts.openLogs()})
 		cancel()
 		epoch := res.BrokerEpoch

@@ -124,7 +124,12 @@ type PartitionDescription struct {
 	Replicas        []int32
 	ISR             []int32
 	OfflineReplicas []int32
-	Err             error
+	// Note is the controller's word on the partition, from brokers that
+	// speak Metadata version 2: why it has no leader, or that its leader
+	// came from a balanced unclean recovery and how many committed
+	// offsets it may lack. "" when there is nothing to say.
+	Note string
+	Err  error
 }
 
 // DescribeTopic returns a topic's partitions, leaders, replicas and ISR.
@@ -144,7 +149,7 @@ func (c *Client) DescribeTopic(ctx context.Context, topic string) (TopicDescript
 		for _, p := range t.Partitions {
 			d.Partitions = append(d.Partitions, PartitionDescription{Partition: p.Partition, Leader: p.Leader,
 				LeaderEpoch: p.LeaderEpoch, Replicas: p.Replicas, ISR: p.ISR, OfflineReplicas: p.OfflineReplicas,
-				Err: p.ErrorCode.Err()})
+				Note: p.Note, Err: p.ErrorCode.Err()})
 		}
 		sort.Slice(d.Partitions, func(i, j int) bool { return d.Partitions[i].Partition < d.Partitions[j].Partition })
 		return d, nil

@@ -18,6 +18,11 @@ type Result struct {
 	// stay without a leader. The controller leader logs them; they are not
 	// forwarded.
 	Offline []Ineligible
+	// Recovered lists, for a RegisterBroker or an AlterConfigs, the
+	// partitions a balanced recovery gave a leader that may lack
+	// committed records (R11). The controller leader logs them; they are
+	// not forwarded.
+	Recovered []Recovery
 }
 
 // Apply applies c to m and returns the new metadata. It is a pure function:
@@ -31,7 +36,7 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 	var err error
 	switch c := c.(type) {
 	case RegisterBroker:
-		next, res.BrokerEpoch, res.Offline, err = applyRegisterBroker(m, c)
+		next, res.BrokerEpoch, res.Offline, res.Recovered, err = applyRegisterBroker(m, c)
 	case FenceBroker:
 		next, err = applyFenceBroker(m, c)
 	case CreateTopic:
@@ -39,7 +44,7 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 	case DeleteTopic:
 		next, err = applyDeleteTopic(m, c)
 	case AlterConfigs:
-		next, err = applyAlterConfigs(m, c)
+		next, res.Recovered, err = applyAlterConfigs(m, c)
 	case AlterPartition:
 		next, err = applyAlterPartition(m, c)
 	case ReportHighWatermarks:
@@ -70,23 +75,23 @@ func edit(m *Metadata) *Metadata {
 	return &n
 }
 
-func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ineligible, error) {
+func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ineligible, []Recovery, error) {
 	if c.ID < 0 {
-		return nil, 0, nil, fmt.Errorf("%w: id %d", ErrInvalidBroker, c.ID)
+		return nil, 0, nil, nil, fmt.Errorf("%w: id %d", ErrInvalidBroker, c.ID)
 	}
 	if c.Addr == "" {
-		return nil, 0, nil, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
+		return nil, 0, nil, nil, fmt.Errorf("%w: broker %d: empty address", ErrInvalidBroker, c.ID)
 	}
 	if c.PreviousEpoch < PreviousEpochEmpty {
-		return nil, 0, nil, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
+		return nil, 0, nil, nil, fmt.Errorf("%w: broker %d: previous epoch %d", ErrInvalidBroker, c.ID, c.PreviousEpoch)
 	}
 	logs, err := replicaLogs(c)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, nil, err
 	}
 	old, ok := m.Brokers[c.ID]
 	if ok && old.State == BrokerAlive && old.DirID != "" && c.DirID != "" && old.DirID != c.DirID {
-		return nil, 0, nil, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
+		return nil, 0, nil, nil, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
 			ErrBrokerIDInUse, c.ID, old.Addr, old.DirID, c.DirID)
 	}
 	var epoch int64 = 1
@@ -100,11 +105,11 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ine
 		// A restart: the old incarnation leaves every ISR it is not the
 		// last member of and leads nothing; it is added back once it has
 		// caught up in its new epoch (R10).
-		back := &restart{oldEpoch: old.Epoch, previousEpoch: c.PreviousEpoch, logsReported: c.LogsReported, logs: logs}
+		back := &restart{oldEpoch: old.Epoch, previousEpoch: c.PreviousEpoch, sameBoot: c.SameBoot, logsReported: c.LogsReported, logs: logs}
 		fenceAll(n, c.ID, back)
-		return n, epoch, back.offline, nil
+		return n, epoch, back.offline, back.recovered, nil
 	}
-	return n, epoch, nil, nil
+	return n, epoch, nil, nil, nil
 }
 
 // replicaLogs indexes a registration's log report by partition, refusing
@@ -119,9 +124,9 @@ func replicaLogs(c RegisterBroker) (map[partitionKey]ReplicaLog, error) {
 	logs := make(map[partitionKey]ReplicaLog, len(c.Logs))
 	for _, l := range c.Logs {
 		k := partitionKey{l.Topic, l.Partition}
-		if _, dup := logs[k]; dup || l.EndOffset < 0 || l.Partition < 0 {
-			return nil, fmt.Errorf("%w: broker %d: log %s-%d end offset %d (reported twice, or out of range)",
-				ErrInvalidBroker, c.ID, l.Topic, l.Partition, l.EndOffset)
+		if _, dup := logs[k]; dup || l.EndOffset < 0 || l.Partition < 0 || l.LastEpoch < -1 {
+			return nil, fmt.Errorf("%w: broker %d: log %s-%d end offset %d, last epoch %d (reported twice, or out of range)",
+				ErrInvalidBroker, c.ID, l.Topic, l.Partition, l.EndOffset, l.LastEpoch)
 		}
 		logs[k] = l
 	}
@@ -225,13 +230,13 @@ func applyDeleteTopic(m *Metadata, c DeleteTopic) (*Metadata, error) {
 	return n, nil
 }
 
-func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, error) {
+func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, []Recovery, error) {
 	if err := validateAlter(c.Set, c.Remove); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t, ok := m.Topics[c.Name]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
 	}
 	n := edit(m)
 	nt := t.clone()
@@ -248,8 +253,12 @@ func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, error) {
 	if uncleanElection(nt) && !uncleanElection(t) {
 		electOffline(n, nt)
 	}
+	var recovered []Recovery
+	if nt.Config(ConfigUncleanRecovery) == RecoveryBalanced && t.Config(ConfigUncleanRecovery) != RecoveryBalanced {
+		recovered = recoverOffline(n, nt)
+	}
 	n.Topics[c.Name] = nt
-	return n, nil
+	return n, recovered, nil
 }
 
 // validateAlter checks the keys and values of a config change.
@@ -290,6 +299,9 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 		// The leader's own ISR change: its high watermark is news.
 		np.CommittedHW = max(np.CommittedHW, c.HighWatermark)
 	}
+	// A running leader changed the ISR: what restarted replicas reported
+	// is history now (they rejoin by catching up).
+	np.Restarted = nil
 	if np.Leader != c.Leader {
 		np.LeaderEpoch++
 	}
@@ -337,7 +349,10 @@ func applyReportHighWatermarks(m *Metadata, c ReportHighWatermarks) (*Metadata, 
 			n.Topics[e.Topic] = t
 			cloned[e.Topic] = true
 		}
+		// Committed data moved on under a running leader: what restarted
+		// replicas reported is history now.
 		t.Partitions[e.Partition].CommittedHW = e.HighWatermark
+		t.Partitions[e.Partition].Restarted = nil
 	}
 	if n == nil {
 		return m, nil

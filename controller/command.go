@@ -61,14 +61,19 @@ func (k CommandKind) String() string {
 // every replica understands it.
 //
 // Version 2 added RegisterBroker.LogsReported and Logs,
-// AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks. Version 1
-// commands, still in the Raft logs of earlier builds, decode with those
-// fields zero; the encoder writes version 2 only.
-const CommandVersion = 2
+// AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
+// Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch. Older
+// commands, still in the Raft logs of earlier builds, decode with the
+// fields they lack zero; the encoder writes version 3 only.
+const CommandVersion = 3
 
-// commandVersion1 is the layout before CommandVersion 2: each body is a
-// prefix of its version 2 body.
-const commandVersion1 = 1
+// Earlier layouts. Each version 1 body is a prefix of its version 2 body;
+// version 3 adds a field to each log entry of a RegisterBroker and one at
+// the end of its body.
+const (
+	commandVersion1 = 1
+	commandVersion2 = 2
+)
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
 // new broker epoch (R10). A re-registration fences the old incarnation from
@@ -101,6 +106,14 @@ type RegisterBroker struct {
 	// have lost committed records (R11, see election.go).
 	LogsReported bool
 	Logs         []ReplicaLog
+	// SameBoot says the broker's previous run on this data directory ran
+	// under the kernel boot that is running now (the broker records the
+	// boot id with its registration): if that run stopped uncleanly, it
+	// was a process crash, and what the process wrote is still in the
+	// page cache or on disk. For R11 such a stop is as good as a clean
+	// one, whatever the topic's fsync setting. False after a reboot, and
+	// when the boot id is unknown.
+	SameBoot bool
 }
 
 // ReplicaLog is what a registering broker found in one partition's log
@@ -116,6 +129,11 @@ type ReplicaLog struct {
 	// segments from this log (a torn or corrupt tail). What it dropped may
 	// have been committed.
 	RecoveryTruncated bool
+	// LastEpoch is the leader epoch of the log's last batch, -1 for an
+	// empty log (0 in commands of version 2 and earlier). A balanced
+	// recovery elects the replica with the highest (LastEpoch,
+	// EndOffset).
+	LastEpoch int32
 }
 
 // Values of RegisterBroker.PreviousEpoch below 1.
@@ -242,8 +260,9 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 		b = binary.AppendVarint(b, int64(l.Partition))
 		b = binary.AppendVarint(b, l.EndOffset)
 		b = appendBool(b, l.RecoveryTruncated)
+		b = binary.AppendVarint(b, int64(l.LastEpoch))
 	}
-	return b
+	return appendBool(b, c.SameBoot)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -313,8 +332,8 @@ func DecodeCommand(b []byte) (Command, error) {
 
 func decodeCommand(d *decoder) Command {
 	v := d.byte()
-	if d.err == nil && v != CommandVersion && v != commandVersion1 {
-		d.fail("command version %d, this build knows %d and %d", v, commandVersion1, CommandVersion)
+	if d.err == nil && (v < commandVersion1 || v > CommandVersion) {
+		d.fail("command version %d, this build knows %d to %d", v, commandVersion1, CommandVersion)
 	}
 	kind := CommandKind(d.byte())
 	if d.err != nil {
@@ -323,16 +342,26 @@ func decodeCommand(d *decoder) Command {
 	switch kind {
 	case KindRegisterBroker:
 		c := RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
-		if v >= 2 {
+		if v >= commandVersion2 {
 			c.LogsReported = d.bool()
 			// An entry is at least 5 bytes: topic length, topic id,
-			// partition, end offset, flag.
-			if n := d.count(5); n > 0 {
+			// partition, end offset, flag; 6 with the last epoch.
+			size := 5
+			if v >= 3 {
+				size = 6
+			}
+			if n := d.count(size); n > 0 {
 				c.Logs = make([]ReplicaLog, n)
 				for i := range c.Logs {
 					c.Logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
+					if v >= 3 {
+						c.Logs[i].LastEpoch = d.int32()
+					}
 				}
 			}
+		}
+		if v >= 3 {
+			c.SameBoot = d.bool()
 		}
 		return c
 	case KindFenceBroker:
@@ -352,13 +381,13 @@ func decodeCommand(d *decoder) Command {
 		return AlterConfigs{Name: d.string(), Set: d.configs(), Remove: d.stringSet()}
 	case KindAlterPartition:
 		c := AlterPartition{Topic: d.string(), Partition: d.int32(), PartitionEpoch: d.int32(), Leader: d.int32(), ISR: d.int32s(), BrokerEpochs: d.int64s()}
-		if v >= 2 {
+		if v >= commandVersion2 {
 			c.HighWatermark = d.varint()
 			c.TopicID = d.uvarint()
 		}
 		return c
 	case KindReportHighWatermarks:
-		if v < 2 {
+		if v < commandVersion2 {
 			break
 		}
 		c := ReportHighWatermarks{BrokerID: d.int32(), BrokerEpoch: d.varint()}

@@ -15,7 +15,8 @@ import (
 func sampleCommands() []Command {
 	return []Command{
 		RegisterBroker{ID: 3, Addr: "10.0.0.3:9092", Rack: "r1", RaftAddr: "10.0.0.3:9093", PreviousEpoch: 6, GossipAddr: "10.0.0.3:9094", DirID: "d3",
-			LogsReported: true, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true}, {Topic: "a", TopicID: 1, EndOffset: 0}}},
+			LogsReported: true, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true, LastEpoch: 9},
+				{Topic: "a", TopicID: 1, EndOffset: 0, LastEpoch: -1}}, SameBoot: true},
 		FenceBroker{ID: 3, Epoch: 7},
 		CreateTopic{Name: "orders", Configs: map[string]string{ConfigFsync: FsyncAlways, ConfigRetentionMs: "-1"}, Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}}},
 		DeleteTopic{Name: "orders"},
@@ -88,11 +89,35 @@ func TestDecodeCommandVersion1(t *testing.T) {
 		if !reflect.DeepEqual(got, w) {
 			t.Fatalf("decoded %#v, want %#v", got, w)
 		}
-		// The same command now encodes as version 2, and decodes alike.
+		// The same command now encodes as the current version, and
+		// decodes alike.
 		again, err := DecodeCommand(AppendCommand(nil, got))
 		if err != nil || !reflect.DeepEqual(again, w) {
-			t.Fatalf("version 2 of %#v: %#v, %v", w, again, err)
+			t.Fatalf("version %d of %#v: %#v, %v", CommandVersion, w, again, err)
 		}
+	}
+}
+
+// A version 2 RegisterBroker, with a log report but no last epochs and no
+// boot (bytes from the build before version 3), still decodes, with those
+// zero.
+func TestDecodeCommandVersion2(t *testing.T) {
+	b, err := hex.DecodeString("02010603633a3102723103633a320003633a33026433010101740100b40101")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != commandVersion2 {
+		t.Fatalf("golden command version %d", b[0])
+	}
+	want := RegisterBroker{ID: 3, Addr: "c:1", Rack: "r1", RaftAddr: "c:2", GossipAddr: "c:3", DirID: "d3",
+		LogsReported: true, Logs: []ReplicaLog{{Topic: "t", TopicID: 1, EndOffset: 90, RecoveryTruncated: true}}}
+	got, err := DecodeCommand(b)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded %#v, %v; want %#v", got, err, want)
+	}
+	again, err := DecodeCommand(AppendCommand(nil, got))
+	if err != nil || !reflect.DeepEqual(again, want) {
+		t.Fatalf("version %d of %#v: %#v, %v", CommandVersion, want, again, err)
 	}
 }
 
@@ -123,7 +148,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 3", append([]byte{3}, valid[1:]...)},
+		{"version 4", append([]byte{4}, valid[1:]...)},
 		{"version 1 report", []byte{1, byte(KindReportHighWatermarks), 2, 2, 0}},
 		{"bool byte 2", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 2, 0}},
 		{"huge log count", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},

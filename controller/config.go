@@ -18,12 +18,26 @@ const (
 	ConfigMaxMessageBytes  = "max.message.bytes"
 	ConfigMinInsyncReplica = "min.insync.replicas"
 	ConfigUncleanElection  = "unclean.leader.election"
+	ConfigUncleanRecovery  = "unclean.recovery.strategy"
 )
 
 // Values of ConfigFsync.
 const (
 	FsyncAlways   = "always"
 	FsyncInterval = "interval"
+)
+
+// Values of ConfigUncleanRecovery: what the controller does with a
+// partition none of whose replicas is eligible to lead (R11) once every
+// replica of its last ISR is back (see election.go).
+const (
+	// RecoveryBalanced elects the returned replica with the highest
+	// (last leader epoch, end offset), as Kafka's unclean recovery
+	// "balanced" strategy does, and says how many committed offsets it
+	// may lack.
+	RecoveryBalanced = "balanced"
+	// RecoveryManual leaves the partition offline for an operator.
+	RecoveryManual = "manual"
 )
 
 type configKind uint8
@@ -58,6 +72,8 @@ var topicConfigDefs = map[string]ConfigDef{
 	ConfigMaxMessageBytes:  {Key: ConfigMaxMessageBytes, Default: "1048588", Doc: "largest record batch accepted (bytes, after compression)", kind: kindInt, min: 128},
 	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync; default 2 when the replication factor is 3 or more, else 1; never above the replication factor", kind: kindInt, min: 1},
 	ConfigUncleanElection:  {Key: ConfigUncleanElection, Default: "false", Doc: "allow a replica outside the ISR to become leader (may lose acknowledged records)", kind: kindBool},
+	ConfigUncleanRecovery: {Key: ConfigUncleanRecovery, Default: RecoveryBalanced, Doc: "when no replica may lead without risking committed records (a machine crash of every in-sync replica): balanced elects the best replica once every replica of the last ISR is back and says how much it may lack; manual waits for an operator",
+		kind: kindEnum, enum: []string{RecoveryBalanced, RecoveryManual}},
 }
 
 // TopicConfigDefs returns every topic config key with its default and doc,

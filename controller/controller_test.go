@@ -48,6 +48,9 @@ func TestValidateConfig(t *testing.T) {
 		{ConfigFsync, "sometimes", false},
 		{ConfigUncleanElection, "true", true},
 		{ConfigUncleanElection, "yes", false},
+		{ConfigUncleanRecovery, RecoveryBalanced, true},
+		{ConfigUncleanRecovery, RecoveryManual, true},
+		{ConfigUncleanRecovery, "proactive", false},
 		{"no.such.key", "1", false},
 	} {
 		err := ValidateConfig(tc.key, tc.value)

@@ -19,24 +19,50 @@ import (
 //   - A restarted broker that is the whole last known ISR of a partition
 //     without a leader leads it again only if it cannot have lost committed
 //     data (R11). First, by how it stopped: cleanly (PreviousEpoch is its
-//     last registered epoch), or uncleanly but the topic syncs every write
-//     (fsync=always, R2) or has a single replica. A wiped broker never
-//     does. Second, by what it found in its log at this start, when it
-//     reported it (RegisterBroker.Logs): not if recovery truncated the log
-//     (what it dropped may have been committed), and not if the log ends
-//     below the partition's CommittedHW, the highest high watermark its
-//     leaders reported (ReportHighWatermarks, AlterPartition).
+//     last registered epoch); or uncleanly but under the kernel boot its
+//     previous run ran under (RegisterBroker.SameBoot: a process crash,
+//     which loses nothing the process wrote, as the page cache survives
+//     it); or uncleanly but the topic syncs every write (fsync=always, R2)
+//     or has a single replica. A wiped broker never does. Second, by what
+//     it found in its log at this start, when it reported it
+//     (RegisterBroker.Logs): not if recovery truncated the log (what it
+//     dropped may have been committed), and not if the log ends below the
+//     partition's CommittedHW, the highest high watermark its leaders
+//     reported (ReportHighWatermarks, AlterPartition).
+//   - Every registration with a log report notes, in each partition the
+//     broker holds a replica of, what that replica reported (last epoch,
+//     end offset, wiped, whether it was in the ISR):
+//     Partition.Restarted, until the partition's data moves on under a
+//     running leader (an AlterPartition, a raised CommittedHW) or an
+//     election outside the ISR. The partition's last ISR is its ISR and
+//     the restarted replicas that were in it.
 //   - A refusal sticks (Partition.NoCleanLeader): the refused replica may
 //     lack committed records whatever it does next, so no later restart,
 //     registration of a running broker, other broker's fence or
 //     registration, or preferred-leader election gives the partition a
-//     leader.
+//     leader by the rules above; only an unclean election or a balanced
+//     recovery does.
 //   - With unclean.leader.election=true and no ISR member alive, the first
 //     alive replica leads, alone in the ISR (it may lack acknowledged
-//     records); CommittedHW and NoCleanLeader start again.
+//     records); CommittedHW, NoCleanLeader and Restarted start again.
+//   - Balanced recovery (unclean.recovery.strategy=balanced, the default;
+//     recovery.go), as Kafka 4's unclean recovery "balanced": a partition
+//     still without a leader after a registration of one of its
+//     replicas, every replica of whose last ISR is alive and has
+//     registered since with a report, is led, alone in the ISR, by the
+//     alive restarted replica that was not wiped with the highest
+//     (LastEpoch, EndOffset), the first in replica order on a tie. It may
+//     lack the committed offsets between its end offset and CommittedHW:
+//     Result.Recovered and Partition.RecoveryMayLack say how many, and
+//     CommittedHW drops to its end offset. NoCleanLeader and Restarted
+//     start again; RecoveredEpoch records the new leader epoch. Setting
+//     the strategy to balanced runs the recovery at once (AlterConfigs).
+//     With manual the partition waits for an operator.
 //   - Otherwise the partition stays without a leader (-1) and says so:
 //     RegisterBroker's Result.Offline names each partition a restarted
-//     broker may not lead and why, and the controller leader logs it.
+//     broker may not lead, why, and which replicas of the last ISR a
+//     balanced recovery still waits for; the controller leader logs it,
+//     and PartitionNote says it for topic describe and cluster status.
 
 // restart is what a RegisterBroker of a registered broker tells the
 // elections: the epoch its old incarnation had, and what it says of its
@@ -44,9 +70,11 @@ import (
 type restart struct {
 	oldEpoch      int64
 	previousEpoch int64
+	sameBoot      bool
 	logsReported  bool
 	logs          map[partitionKey]ReplicaLog
 	offline       []Ineligible
+	recovered     []Recovery
 }
 
 // Ineligible is a partition left without a leader because its last
@@ -62,6 +90,11 @@ type Ineligible struct {
 	EndOffset         int64
 	RecoveryTruncated bool
 	CommittedHW       int64
+	// Strategy is the topic's unclean.recovery.strategy; with balanced,
+	// Waiting lists the replicas of the last ISR the recovery waits for
+	// (empty: none of those back holds data).
+	Strategy string
+	Waiting  []int32
 }
 
 // log returns what the broker reported of its replica of p: a replica
@@ -69,7 +102,7 @@ type Ineligible struct {
 func (r *restart) log(t *Topic, p *Partition) ReplicaLog {
 	l, ok := r.logs[partitionKey{t.Name, p.Index}]
 	if !ok || l.TopicID != t.ID {
-		return ReplicaLog{Topic: t.Name, TopicID: t.ID, Partition: p.Index}
+		return ReplicaLog{Topic: t.Name, TopicID: t.ID, Partition: p.Index, LastEpoch: -1}
 	}
 	return l
 }
@@ -84,8 +117,8 @@ func (r *restart) ineligible(t *Topic, p *Partition) string {
 	case r.previousEpoch == r.oldEpoch:
 		// A clean stop, or the same process re-registered.
 	case r.previousEpoch == PreviousEpochUnclean:
-		if t.Config(ConfigFsync) != FsyncAlways && len(p.Replicas) != 1 {
-			return "stopped uncleanly, and the topic neither syncs every write nor has a single replica"
+		if !r.sameBoot && t.Config(ConfigFsync) != FsyncAlways && len(p.Replicas) != 1 {
+			return "stopped uncleanly with a reboot since (or an unknown boot), and the topic neither syncs every write nor has a single replica"
 		}
 	case r.previousEpoch == PreviousEpochEmpty:
 		return "its data directory was empty (new or wiped)"
@@ -138,6 +171,10 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	// changed bumps the partition epoch (leader or ISR moved); noted is a
 	// change of the election state alone.
 	changed, noted := false, false
+	if back != nil && back.logsReported {
+		noteRestart(t, p, id, back)
+		noted = true
+	}
 	if len(p.ISR) > 1 && contains(p.ISR, id) {
 		p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
 		changed = true
@@ -146,6 +183,7 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	if p.Leader == id {
 		p.Leader = -1
 	}
+	var rec *Recovery
 	if p.Leader == -1 {
 		p.Leader = cleanLeader(m, p, id)
 		var refused *Ineligible
@@ -153,7 +191,8 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 			if why := back.ineligible(t, p); why == "" {
 				p.Leader = id
 			} else {
-				refused = &Ineligible{Topic: t.Name, Partition: p.Index, Broker: id, Reason: why, EndOffset: -1, CommittedHW: p.CommittedHW}
+				refused = &Ineligible{Topic: t.Name, Partition: p.Index, Broker: id, Reason: why, EndOffset: -1, CommittedHW: p.CommittedHW,
+					Strategy: t.Config(ConfigUncleanRecovery)}
 				if back.logsReported {
 					l := back.log(t, p)
 					refused.EndOffset, refused.RecoveryTruncated = l.EndOffset, l.RecoveryTruncated
@@ -169,6 +208,17 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 				refused = nil
 			}
 		}
+		if p.Leader == -1 && back != nil {
+			var waiting []int32
+			if rec, waiting = recoverBalanced(m, t, p); rec != nil {
+				if refused != nil {
+					rec.Reason = refused.Reason
+				}
+				refused = nil
+			} else if refused != nil {
+				refused.Waiting = waiting
+			}
+		}
 		if refused != nil {
 			back.offline = append(back.offline, *refused)
 		}
@@ -180,6 +230,10 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	}
 	if changed {
 		p.PartitionEpoch++
+	}
+	if rec != nil {
+		p.RecoveredEpoch, rec.LeaderEpoch = p.LeaderEpoch, p.LeaderEpoch
+		back.recovered = append(back.recovered, *rec)
 	}
 	return changed || noted
 }
@@ -209,10 +263,10 @@ func electOffline(m *Metadata, t *Topic) {
 
 // leadUncleanly makes l the leader of p alone in its ISR, by an unclean
 // election: what was committed before may be lost, so the committed high
-// watermark and any refusal start over.
+// watermark, any refusal and the restarted replicas start over.
 func leadUncleanly(p *Partition, l int32) {
 	p.Leader, p.ISR = l, []int32{l}
-	p.CommittedHW, p.NoCleanLeader = 0, false
+	p.CommittedHW, p.NoCleanLeader, p.Restarted = 0, false, nil
 }
 
 // cleanLeader returns the first replica, in replica order, that is in the

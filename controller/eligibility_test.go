@@ -26,6 +26,10 @@ func withCommittedHW(t *testing.T, setup []Command, leader int32, hw int64, stop
 	return applyAll(t, m, stops...)
 }
 
+// manual is the config of a topic that waits for an operator when no
+// replica is eligible to lead (R11).
+var manual = map[string]string{ConfigUncleanRecovery: RecoveryManual}
+
 // back is broker 3 registering again with a report of its log of t-0
 // (topic id 1).
 func back(prev int64, end int64, truncated bool) RegisterBroker {
@@ -36,10 +40,14 @@ func back(prev int64, end int64, truncated bool) RegisterBroker {
 // TestRestartEligibility checks R11 for a restarted broker that is the
 // last in-sync replica of t-0: besides how it stopped, what its log holds
 // decides whether it may lead.
+//
+// The topics wait for an operator (unclean.recovery.strategy=manual), so
+// that a refusal leaves the partition offline; TestBalancedRecovery checks
+// what the default strategy does next.
 func TestRestartEligibility(t *testing.T) {
-	rf1 := []Command{CreateTopic{Name: "t", Replicas: [][]int32{{3}}}}
+	rf1 := []Command{CreateTopic{Name: "t", Configs: manual, Replicas: [][]int32{{3}}}}
 	rf1Unclean := []Command{CreateTopic{Name: "t", Configs: map[string]string{ConfigUncleanElection: "true"}, Replicas: [][]int32{{3}}}}
-	rf3 := []Command{CreateTopic{Name: "t", Replicas: [][]int32{{3, 1, 2}}}}
+	rf3 := []Command{CreateTopic{Name: "t", Configs: manual, Replicas: [][]int32{{3, 1, 2}}}}
 	fence3 := FenceBroker{ID: 3, Epoch: 1}
 	for _, tc := range []struct {
 		name   string
@@ -113,7 +121,7 @@ func TestRestartEligibility(t *testing.T) {
 			back(1, 10, false), 3, 10, ""},
 		{"rf 3 crash with fsync=interval: the stop rule refuses first",
 			func(t *testing.T) *Metadata { return withCommittedHW(t, rf3, 3, 10, stopAllInTurn...) },
-			back(PreviousEpochUnclean, 10, false), -1, 10, "stopped uncleanly, and the topic neither syncs every write nor has a single replica"},
+			back(PreviousEpochUnclean, 10, false), -1, 10, "stopped uncleanly with a reboot since (or an unknown boot), and the topic neither syncs every write nor has a single replica"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.m(t)
@@ -130,7 +138,8 @@ func TestRestartEligibility(t *testing.T) {
 				return
 			}
 			before := m.Topics["t"].Partitions[0]
-			want := []Ineligible{{Topic: "t", Partition: 0, Broker: 3, Reason: tc.reason, EndOffset: -1, CommittedHW: before.CommittedHW}}
+			want := []Ineligible{{Topic: "t", Partition: 0, Broker: 3, Reason: tc.reason, EndOffset: -1, CommittedHW: before.CommittedHW,
+				Strategy: RecoveryManual}}
 			if tc.cmd.LogsReported {
 				l := (&restart{logs: map[partitionKey]ReplicaLog{}}).log(next.Topics["t"], &p)
 				for _, r := range tc.cmd.Logs {
@@ -152,7 +161,7 @@ func TestRestartEligibility(t *testing.T) {
 // election over the ISR), a preferred-leader plan, or a hand-made leader
 // change.
 func TestRefusalSticks(t *testing.T) {
-	m := withCommittedHW(t, []Command{CreateTopic{Name: "t", Replicas: [][]int32{{3, 1, 2}}}}, 3, 10, stopAllInTurn...)
+	m := withCommittedHW(t, []Command{CreateTopic{Name: "t", Configs: manual, Replicas: [][]int32{{3, 1, 2}}}}, 3, 10, stopAllInTurn...)
 	m = applyAll(t, m, back(PreviousEpochUnclean, 10, true))
 	if p := m.Topics["t"].Partitions[0]; p.Leader != -1 || !p.NoCleanLeader || !reflect.DeepEqual(p.ISR, []int32{3}) {
 		t.Fatalf("setup: %+v", p)
@@ -271,7 +280,7 @@ func TestRegisterRefusesBadLogReports(t *testing.T) {
 // offline at once, not at the next fence or registration; turning it on
 // for a topic whose partitions all have leaders changes nothing.
 func TestUncleanElectionSetElectsOfflinePartitions(t *testing.T) {
-	rf1 := CreateTopic{Name: "t", Replicas: [][]int32{{3}}}
+	rf1 := CreateTopic{Name: "t", Configs: manual, Replicas: [][]int32{{3}}}
 	m := withCommittedHW(t, []Command{rf1}, 3, 10, FenceBroker{ID: 3, Epoch: 1})
 	m = applyAll(t, m, back(PreviousEpochUnclean, 9, false)) // refused: alive, offline
 	p := m.Topics["t"].Partitions[0]

@@ -190,6 +190,48 @@ func TestSnapshotVersion1Restores(t *testing.T) {
 	}
 }
 
+// A version 2 snapshot (bytes written by the build before version 3)
+// restores, with no balanced-recovery state: a partition whose last ISR
+// member was refused, committed HW 40.
+func TestSnapshotVersion2Restores(t *testing.T) {
+	v2, err := hex.DecodeString("534c4d53020000003b0b0702020203613a310003613a32040103613a330264310403623a310003623a32020203623a330264320101017400010002020401020102045001c5ab405e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, index, err := decodeSnapshot(v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NewMetadata()
+	want.Version, want.NextTopicID = 7, 2
+	want.Brokers[1] = &Broker{ID: 1, Addr: "a:1", RaftAddr: "a:2", GossipAddr: "a:3", DirID: "d1", Epoch: 2, State: BrokerAlive}
+	want.Brokers[2] = &Broker{ID: 2, Addr: "b:1", RaftAddr: "b:2", GossipAddr: "b:3", DirID: "d2", Epoch: 1, State: BrokerOffline}
+	want.Topics["t"] = &Topic{ID: 1, Name: "t", Partitions: []Partition{{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: -1,
+		LeaderEpoch: 1, PartitionEpoch: 2, CommittedHW: 40, NoCleanLeader: true}}}
+	if index != 11 || !reflect.DeepEqual(m, want) {
+		t.Fatalf("index %d, metadata %+v; want 11, %+v", index, m, want)
+	}
+}
+
+// A snapshot keeps the balanced-recovery state: restarted replicas, and
+// the epoch and possible loss of a recovery.
+func TestSnapshotKeepsRecovery(t *testing.T) {
+	m := applyAll(t, threeBrokers(t), CreateTopic{Name: "t", Replicas: [][]int32{{1, 2, 3}, {2, 3, 1}}})
+	nt := m.Topics["t"].clone()
+	nt.Partitions[0].Restarted = []ReplicaEnd{{Broker: 1, LastEpoch: 3, EndOffset: 70, InISR: true}, {Broker: 3, LastEpoch: -1, Wiped: true}}
+	nt.Partitions[1].RecoveredEpoch, nt.Partitions[1].RecoveryMayLack = 4, 12
+	m.Topics["t"] = nt
+	got, index, err := decodeSnapshot(encodeSnapshot(m, 5))
+	if err != nil || index != 5 || !reflect.DeepEqual(got, m) {
+		t.Fatalf("restored %+v, %d, %v; want %+v", got, index, err, m)
+	}
+	// One encoding: restarted replicas out of broker order are refused.
+	nt.Partitions[0].Restarted[0], nt.Partitions[0].Restarted[1] = nt.Partitions[0].Restarted[1], nt.Partitions[0].Restarted[0]
+	if _, _, err := decodeSnapshot(encodeSnapshot(m, 5)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unsorted restarted replicas: %v, want ErrCorrupt", err)
+	}
+}
+
 func TestFSMRestoreRefusesDamage(t *testing.T) {
 	good := snapshotBytes(t, busyFSM(t))
 	crcOnly := func(b []byte) []byte {

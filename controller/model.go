@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 )
@@ -59,6 +60,20 @@ type Partition struct {
 	// that no longer shows the truncation, not another broker's comings
 	// and goings); only an unclean election gives the partition a leader.
 	NoCleanLeader bool `json:"no_clean_leader,omitempty"`
+	// Restarted lists the replicas that registered (restarted) since the
+	// partition's data last moved on under a running leader, each with
+	// what it reported of its log at its latest registration, by broker
+	// id. They are the candidates of a balanced recovery (R11, see
+	// election.go). An ISR change, a raised CommittedHW or an election
+	// outside the ISR empties it.
+	Restarted []ReplicaEnd `json:"restarted,omitempty"`
+	// RecoveredEpoch, when not 0, is the leader epoch a balanced recovery
+	// elected a leader in, and RecoveryMayLack how many offsets below the
+	// partition's committed high watermark that leader's log lacked: what
+	// may have been lost. They stay until the next election outside the
+	// ISR (another recovery, or an unclean election).
+	RecoveredEpoch  int32 `json:"recovered_epoch,omitempty"`
+	RecoveryMayLack int64 `json:"recovery_may_lack,omitempty"`
 }
 
 // Topic is one topic.
@@ -124,6 +139,7 @@ func (t *Topic) clone() *Topic {
 	for i, p := range t.Partitions {
 		p.Replicas = append([]int32(nil), p.Replicas...)
 		p.ISR = append([]int32(nil), p.ISR...)
+		p.Restarted = slices.Clone(p.Restarted)
 		c.Partitions[i] = p
 	}
 	return &c

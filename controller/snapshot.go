@@ -17,13 +17,16 @@ import (
 // it: who leads is Raft's state, not the log's.
 //
 // Version 2 added each broker's GossipAddr and DirID and each partition's
-// CommittedHW and NoCleanLeader; version 1 snapshots still restore, with
-// those empty.
+// CommittedHW and NoCleanLeader; version 3 each partition's
+// RecoveredEpoch, RecoveryMayLack and Restarted. Older snapshots still
+// restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 2
-	// snapshotVersion1 is the layout before version 2.
+	snapshotVersion = 3
+	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
+	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
+	snapshotVersion2 = 2
 	snapshotHeader   = len(snapshotMagic) + 1 + 4
 	// maxSnapshot bounds what Restore reads; metadata for 100k partitions
 	// is a few MiB.
@@ -71,6 +74,16 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 			b = binary.AppendVarint(b, int64(p.PartitionEpoch))
 			b = binary.AppendVarint(b, p.CommittedHW)
 			b = appendBool(b, p.NoCleanLeader)
+			b = binary.AppendVarint(b, int64(p.RecoveredEpoch))
+			b = binary.AppendVarint(b, p.RecoveryMayLack)
+			b = binary.AppendUvarint(b, uint64(len(p.Restarted)))
+			for _, r := range p.Restarted {
+				b = binary.AppendVarint(b, int64(r.Broker))
+				b = binary.AppendVarint(b, int64(r.LastEpoch))
+				b = binary.AppendVarint(b, r.EndOffset)
+				b = appendBool(b, r.InISR)
+				b = appendBool(b, r.Wiped)
+			}
 		}
 	}
 	return b
@@ -86,7 +99,7 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 	nb := d.count(6)
 	for i := 0; i < nb && d.err == nil; i++ {
 		b := &Broker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), Epoch: d.varint(), State: BrokerState(d.byte())}
-		if v >= 2 {
+		if v >= snapshotVersion2 {
 			b.GossipAddr, b.DirID = d.string(), d.string()
 		}
 		if d.err != nil {
@@ -116,8 +129,11 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 		t.Partitions = make([]Partition, np)
 		for j := range t.Partitions {
 			t.Partitions[j] = Partition{Index: d.int32(), Replicas: d.int32s(), ISR: d.int32s(), Leader: d.int32(), LeaderEpoch: d.int32(), PartitionEpoch: d.int32()}
-			if v >= 2 {
+			if v >= snapshotVersion2 {
 				t.Partitions[j].CommittedHW, t.Partitions[j].NoCleanLeader = d.varint(), d.bool()
+			}
+			if v >= 3 {
+				decodeRecovery(d, &t.Partitions[j])
 			}
 			if d.err == nil && t.Partitions[j].Index != int32(j) {
 				d.fail("topic %q: partition %d at position %d", t.Name, t.Partitions[j].Index, j)
@@ -129,6 +145,25 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 		return nil
 	}
 	return m
+}
+
+// decodeRecovery reads a partition's balanced-recovery fields (version 3),
+// refusing restarted replicas out of broker order so there is one encoding.
+func decodeRecovery(d *decoder, p *Partition) {
+	p.RecoveredEpoch, p.RecoveryMayLack = d.int32(), d.varint()
+	// An entry is at least 5 bytes: broker, last epoch, end offset, two
+	// flags.
+	n := d.count(5)
+	if n == 0 || d.err != nil {
+		return
+	}
+	p.Restarted = make([]ReplicaEnd, n)
+	for i := range p.Restarted {
+		p.Restarted[i] = ReplicaEnd{Broker: d.int32(), LastEpoch: d.int32(), EndOffset: d.varint(), InISR: d.bool(), Wiped: d.bool()}
+		if i > 0 && d.err == nil && p.Restarted[i].Broker <= p.Restarted[i-1].Broker {
+			d.fail("restarted replica %d not after %d", p.Restarted[i].Broker, p.Restarted[i-1].Broker)
+		}
+	}
 }
 
 // encodeSnapshot returns the snapshot of m at log index.
@@ -148,8 +183,8 @@ func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: snapshot: bad header", ErrCorrupt)
 	}
 	v := b[len(snapshotMagic)]
-	if v != snapshotVersion && v != snapshotVersion1 {
-		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d and %d", ErrCorrupt, v, snapshotVersion1, snapshotVersion)
+	if v < snapshotVersion1 || v > snapshotVersion {
+		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d to %d", ErrCorrupt, v, snapshotVersion1, snapshotVersion)
 	}
 	n := binary.BigEndian.Uint32(b[len(snapshotMagic)+1:])
 	if uint64(n) != uint64(len(b)-snapshotHeader-4) {

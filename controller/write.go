@@ -348,7 +348,14 @@ func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
 		n.log.Warn("partition stays offline: its last in-sync replica restarted and may have lost committed records (R11)",
 			zap.String("topic", o.Topic), zap.Int32("partition", o.Partition), zap.Int32("replica", o.Broker),
 			zap.String("reason", o.Reason), zap.Int64("end_offset", o.EndOffset),
-			zap.Bool("recovery_truncated", o.RecoveryTruncated), zap.Int64("committed_high_watermark", o.CommittedHW))
+			zap.Bool("recovery_truncated", o.RecoveryTruncated), zap.Int64("committed_high_watermark", o.CommittedHW),
+			zap.String("unclean_recovery_strategy", o.Strategy), zap.Int32s("waiting_for", o.Waiting))
+	}
+	for _, r := range resp.Result.Recovered {
+		n.log.Warn("partition led again by a balanced unclean recovery: no replica was eligible (R11), the leader may lack committed records",
+			zap.String("topic", r.Topic), zap.Int32("partition", r.Partition), zap.Int32("leader", r.Leader),
+			zap.Int32("leader_epoch", r.LeaderEpoch), zap.Int32("last_epoch", r.LastEpoch), zap.Int64("end_offset", r.EndOffset),
+			zap.Int64("committed_high_watermark", r.CommittedHW), zap.Int64("may_lack", r.MayLack), zap.String("reason", r.Reason))
 	}
 	return resp, nil
 }

@@ -132,6 +132,11 @@ type PartitionMetadata struct {
 	Replicas        []int32
 	ISR             []int32
 	OfflineReplicas []int32
+	// Note (version 2) is the controller's word on the partition for
+	// tools: why it has no leader, or that its leader came from a
+	// balanced unclean recovery and how many committed offsets it may
+	// lack; "" when there is nothing to say.
+	Note string
 }
 
 // Key returns Metadata.
@@ -184,7 +189,11 @@ func (t *TopicMetadata) append(dst []byte, version int16) []byte {
 		dst = appendInt64(dst, int64(t.ID))
 	}
 	dst = appendBool(dst, t.Internal)
-	return appendArray(dst, t.Partitions, (*PartitionMetadata).append)
+	dst = appendInt32(dst, int32(len(t.Partitions)))
+	for i := range t.Partitions {
+		dst = t.Partitions[i].append(dst, version)
+	}
+	return dst
 }
 
 func (t *TopicMetadata) decode(d *Decoder, version int16) {
@@ -195,20 +204,24 @@ func (t *TopicMetadata) decode(d *Decoder, version int16) {
 		t.ID = uint64(d.int64("topic_id"))
 	}
 	t.Internal = d.bool("internal")
-	t.Partitions = decodeArray(d, "partitions", 26, t.Partitions, (*PartitionMetadata).decode)
+	t.Partitions = decodeArray(d, "partitions", 26, t.Partitions, func(p *PartitionMetadata, d *Decoder) { p.decode(d, version) })
 }
 
-func (p *PartitionMetadata) append(dst []byte) []byte {
+func (p *PartitionMetadata) append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, int16(p.ErrorCode))
 	dst = appendInt32(dst, p.Partition)
 	dst = appendInt32(dst, p.Leader)
 	dst = appendInt32(dst, p.LeaderEpoch)
 	dst = appendInt32s(dst, p.Replicas)
 	dst = appendInt32s(dst, p.ISR)
-	return appendInt32s(dst, p.OfflineReplicas)
+	dst = appendInt32s(dst, p.OfflineReplicas)
+	if version >= 2 {
+		dst = appendString(dst, p.Note)
+	}
+	return dst
 }
 
-func (p *PartitionMetadata) decode(d *Decoder) {
+func (p *PartitionMetadata) decode(d *Decoder, version int16) {
 	p.ErrorCode = ErrorCode(d.int16("error_code"))
 	p.Partition = d.int32("partition")
 	p.Leader = d.int32("leader")
@@ -216,4 +229,8 @@ func (p *PartitionMetadata) decode(d *Decoder) {
 	p.Replicas = d.int32s("replicas", p.Replicas)
 	p.ISR = d.int32s("isr", p.ISR)
 	p.OfflineReplicas = d.int32s("offline_replicas", p.OfflineReplicas)
+	p.Note = ""
+	if version >= 2 {
+		p.Note = d.string("note", p.Note)
+	}
 }

@@ -88,7 +88,7 @@ var apiTable = [...]apiInfo{
 	Produce:              row("Produce", 0, 0, func() Message { return new(ProduceRequest) }, func() Message { return new(ProduceResponse) }),
 	Fetch:                row("Fetch", 0, 0, func() Message { return new(FetchRequest) }, func() Message { return new(FetchResponse) }),
 	ListOffsets:          row("ListOffsets", 0, 0, func() Message { return new(ListOffsetsRequest) }, func() Message { return new(ListOffsetsResponse) }),
-	Metadata:             row("Metadata", 0, 1, func() Message { return new(MetadataRequest) }, func() Message { return new(MetadataResponse) }),
+	Metadata:             row("Metadata", 0, 2, func() Message { return new(MetadataRequest) }, func() Message { return new(MetadataResponse) }),
 	APIVersions:          row("ApiVersions", 0, 0, func() Message { return new(APIVersionsRequest) }, func() Message { return new(APIVersionsResponse) }),
 	CreateTopics:         row("CreateTopics", 0, 0, func() Message { return new(CreateTopicsRequest) }, func() Message { return new(CreateTopicsResponse) }),
 	DeleteTopics:         row("DeleteTopics", 0, 0, func() Message { return new(DeleteTopicsRequest) }, func() Message { return new(DeleteTopicsResponse) }),

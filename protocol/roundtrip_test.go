@@ -66,6 +66,25 @@ func TestMetadataTopicIDByVersion(t *testing.T) {
 	}
 }
 
+// Metadata version 2 carries each partition's note; a version 1 body is
+// the same as before, and a v1 decode leaves no note behind from a reused
+// struct.
+func TestMetadataNoteByVersion(t *testing.T) {
+	const note = "no eligible leader"
+	x := &MetadataResponse{ControllerID: 1, Topics: []TopicMetadata{{Name: "t", ID: 42,
+		Partitions: []PartitionMetadata{{Partition: 0, Leader: -1, LeaderEpoch: 3, Note: note}}}}}
+	var got MetadataResponse
+	if err := Decode(&got, x.Append(nil, 2), 2); err != nil || got.Topics[0].Partitions[0].Note != note {
+		t.Fatalf("v2: %+v, %v; want the note", got.Topics[0].Partitions, err)
+	}
+	if err := Decode(&got, x.Append(nil, 1), 1); err != nil || got.Topics[0].Partitions[0].Note != "" || got.Topics[0].ID != 42 {
+		t.Fatalf("v1: %+v, %v; want no note and the rest intact", got.Topics[0], err)
+	}
+	if len(x.Append(nil, 1)) != len(x.Append(nil, 2))-2-len(note) {
+		t.Fatal("version 1 encoding changed")
+	}
+}
+
 // TestRoundTripSamples covers the hand-written samples, whose values (null
 // vs empty record sets, AllTopics) random values rarely hit exactly.
 func TestRoundTripSamples(t *testing.T) {

@@ -52,7 +52,8 @@ func sampleResponses() []Message {
 			{Partition: 0, Timestamp: -1, Offset: 2000, LeaderEpoch: 3}}}}},
 		&MetadataResponse{Brokers: []BrokerMetadata{{ID: 1, Host: "b1", Port: 9092, Rack: "r1"}, {ID: 2, Host: "b2", Port: 9092}},
 			ClusterID: "c-1", ControllerID: 1, Topics: []TopicMetadata{{Name: "orders", Partitions: []PartitionMetadata{
-				{Partition: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2}, ISR: []int32{1}, OfflineReplicas: []int32{2}}}}}},
+				{Partition: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2}, ISR: []int32{1}, OfflineReplicas: []int32{2},
+					Note: "leader elected by a balanced recovery at leader epoch 4: may lack 12 committed offsets"}}}}},
 		&APIVersionsResponse{APIs: SupportedAPIs()},
 		&CreateTopicsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "dup", ErrorCode: ErrTopicAlreadyExists, ErrorMessage: "exists"}}},
 		&DeleteTopicsResponse{Topics: []TopicError{{Name: "old", ErrorCode: ErrUnknownTopicOrPartition}}},

@@ -114,6 +114,7 @@ A second signal exits at once.`,
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
 	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
+	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
 	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")

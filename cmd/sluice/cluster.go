@@ -35,6 +35,7 @@ type clusterStatusJSON struct {
 	Brokers          []client.BrokerDescription `json:"brokers"`
 	Offline          []partitionRef             `json:"offline_partitions"`
 	UnderReplicated  []partitionRef             `json:"under_replicated_partitions"`
+	Recovered        []partitionRef             `json:"recovered_partitions"` // led after a balanced unclean recovery (see the note)
 	FailedReplicas   []failedReplica            `json:"failed_replicas"`
 	Unanswered       []unansweredBroker         `json:"unanswered_brokers"`
 	PartitionCount   int                        `json:"partitions"`
@@ -50,6 +51,9 @@ type partitionRef struct {
 	Leader    int32   `json:"leader"`
 	Replicas  []int32 `json:"replicas"`
 	ISR       []int32 `json:"isr"`
+	// Note is the controller's word on the partition: why it has no
+	// leader, or how its leader was recovered.
+	Note string `json:"note,omitempty"`
 }
 
 // failedReplica is a replica its broker reports failed (its log offline
@@ -105,7 +109,7 @@ func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.D
 	}
 	st := clusterStatusJSON{ClusterID: d.ClusterID, ControllerID: d.ControllerID, ControllerKnown: d.ControllerID >= 0,
 		Voters: []client.RaftServer{}, NonVoters: []client.RaftServer{}, Brokers: d.Brokers,
-		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, FailedReplicas: []failedReplica{}, Unanswered: []unansweredBroker{}}
+		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, Recovered: []partitionRef{}, FailedReplicas: []failedReplica{}, Unanswered: []unansweredBroker{}}
 	if st.Brokers == nil {
 		st.Brokers = []client.BrokerDescription{}
 	}
@@ -156,13 +160,16 @@ func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.D
 }
 
 // addPartitions counts a topic's partitions and lists those without a
-// leader and those whose ISR is smaller than their replica set.
+// leader, those whose ISR is smaller than their replica set, and those
+// led after a balanced unclean recovery (a leader and a note).
 func (st *clusterStatusJSON) addPartitions(topic string, parts []client.PartitionDescription) {
 	for _, p := range parts {
 		st.PartitionCount++
-		ref := partitionRef{Topic: topic, Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR}
+		ref := partitionRef{Topic: topic, Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR, Note: p.Note}
 		if p.Leader < 0 {
 			st.Offline = append(st.Offline, ref)
+		} else if p.Note != "" {
+			st.Recovered = append(st.Recovered, ref)
 		}
 		if len(p.ISR) < len(p.Replicas) {
 			st.UnderReplicated = append(st.UnderReplicated, ref)
@@ -188,13 +195,16 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 	if err := printBrokers(w, st.Brokers); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "topics: %d, partitions: %d, without a leader: %d, under-replicated: %d\n",
-		st.TopicCount, st.PartitionCount, len(st.Offline), len(st.UnderReplicated))
+	fmt.Fprintf(w, "topics: %d, partitions: %d, without a leader: %d, under-replicated: %d, recovered uncleanly: %d\n",
+		st.TopicCount, st.PartitionCount, len(st.Offline), len(st.UnderReplicated), len(st.Recovered))
 	for _, p := range st.Offline {
-		fmt.Fprintf(w, "  no leader: %s-%d replicas %v isr %v\n", p.Topic, p.Partition, p.Replicas, p.ISR)
+		fmt.Fprintf(w, "  no leader: %s-%d replicas %v isr %v%s\n", p.Topic, p.Partition, p.Replicas, p.ISR, noteSuffix(p.Note))
 	}
 	for _, p := range st.UnderReplicated {
 		fmt.Fprintf(w, "  under-replicated: %s-%d leader %d replicas %v isr %v\n", p.Topic, p.Partition, p.Leader, p.Replicas, p.ISR)
+	}
+	for _, p := range st.Recovered {
+		fmt.Fprintf(w, "  recovered: %s-%d leader %d%s\n", p.Topic, p.Partition, p.Leader, noteSuffix(p.Note))
 	}
 	fmt.Fprintf(w, "failed replicas: %d\n", len(st.FailedReplicas))
 	for _, r := range st.FailedReplicas {
@@ -204,6 +214,14 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 		fmt.Fprintf(w, "  broker %d did not report its replicas: %s\n", b.Broker, b.Error)
 	}
 	return nil
+}
+
+// noteSuffix prints a partition's note after its line, if it has one.
+func noteSuffix(note string) string {
+	if note == "" {
+		return ""
+	}
+	return ": " + note
 }
 
 func printBrokers(w io.Writer, brokers []client.BrokerDescription) error {

@@ -53,10 +53,19 @@ func TestClusterStatusFindsUnhealthyPartitions(t *testing.T) {
 		{Partition: 0, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}},
 		{Partition: 1, Leader: -1, Replicas: []int32{2}, ISR: []int32{2}},
 		{Partition: 2, Leader: 1, Replicas: []int32{1, 3}, ISR: []int32{1}},
+		{Partition: 3, Leader: 3, Replicas: []int32{3}, ISR: []int32{3}, Note: "leader elected by a balanced recovery at leader epoch 2: may lack 7 committed offsets"},
 	})
-	if st.PartitionCount != 3 || len(st.Offline) != 1 || st.Offline[0].Partition != 1 ||
-		len(st.UnderReplicated) != 1 || st.UnderReplicated[0].Partition != 2 {
+	if st.PartitionCount != 4 || len(st.Offline) != 1 || st.Offline[0].Partition != 1 ||
+		len(st.UnderReplicated) != 1 || st.UnderReplicated[0].Partition != 2 || len(st.Recovered) != 1 || st.Recovered[0].Partition != 3 {
 		t.Fatalf("status: %+v", st)
+	}
+	var out bytes.Buffer
+	if err := printClusterStatus(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "recovered uncleanly: 1") ||
+		!strings.Contains(out.String(), "recovered: t-3 leader 3: leader elected by a balanced recovery at leader epoch 2: may lack 7 committed offsets") {
+		t.Fatalf("status:\n%s", out.String())
 	}
 }
 

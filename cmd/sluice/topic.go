@@ -138,6 +138,10 @@ type partitionJSON struct {
 	EndOffset       int64         `json:"end_offset"`
 	ReplicaStatus   []replicaJSON `json:"replica_status"`
 	Error           string        `json:"error,omitempty"`
+	// Note is the controller's word on the partition: why it has no
+	// leader, or that its leader came from a balanced unclean recovery
+	// and how many committed offsets it may lack.
+	Note string `json:"note,omitempty"`
 }
 
 // Roles of a replica in topic describe. Leader and follower are what the
@@ -181,6 +185,11 @@ func newTopicDescribeCmd(g *globals) *cobra.Command {
 Per partition: the leader, its leader epoch, the replicas, the in-sync
 replicas (ISR) and the offline replicas as the controller records them, and
 the log start and end offsets as the leader reports them.
+
+A partition the controller has something to say about gets a note: why it
+has no leader (which replicas of its last ISR it waits for, or that it
+waits for an operator), or that its leader was elected by a balanced
+unclean recovery and how many committed offsets it may lack.
 
 Per replica, as the broker holding it reports it: its role (leader or
 follower), leader epoch, log start and end offsets, high watermark (HW) and
@@ -293,7 +302,7 @@ func topicView(d client.TopicDescription, starts, ends []client.PartitionOffset,
 		pj := partitionJSON{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch,
 			Replicas: orEmpty(p.Replicas), ISR: orEmpty(p.ISR), OfflineReplicas: orEmpty(p.OfflineReplicas),
 			StartOffset: offsetOf(starts, p.Partition), EndOffset: offsetOf(ends, p.Partition),
-			ReplicaStatus: []replicaJSON{}}
+			ReplicaStatus: []replicaJSON{}, Note: p.Note}
 		if p.Err != nil {
 			pj.Error = p.Err.Error()
 		}
@@ -337,6 +346,11 @@ func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, p := range tj.Partitions {
+		if p.Note != "" {
+			fmt.Fprintf(w, "note: partition %d: %s\n", p.Partition, p.Note)
+		}
 	}
 	fmt.Fprintln(w, "replicas:")
 	fmt.Fprintln(tw, "  PARTITION\tBROKER\tROLE\tEPOCH\tSTART\tEND\tHW\tSYNCED\tERROR")

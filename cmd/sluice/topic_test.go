@@ -20,7 +20,7 @@ func describeFixture() (client.TopicDescription, []client.PartitionOffset, []cli
 	d := client.TopicDescription{Name: "orders", Partitions: []client.PartitionDescription{
 		{Partition: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1, 2, 3}, ISR: []int32{1, 2}, OfflineReplicas: []int32{3}},
 		{Partition: 1, Leader: -1, LeaderEpoch: 2, Replicas: []int32{2, 4, 5}, ISR: []int32{2},
-			Err: protocol.ErrLeaderNotAvailable.Err()},
+			Err: protocol.ErrLeaderNotAvailable.Err(), Note: "no in-sync replica alive: waiting for replicas [2] of the last ISR"},
 	}}
 	starts := []client.PartitionOffset{{Partition: 0, Offset: 10}, {Partition: 1, Offset: -1, Err: protocol.ErrLeaderNotAvailable.Err()}}
 	ends := []client.PartitionOffset{{Partition: 0, Offset: 2000}, {Partition: 1, Offset: -1, Err: protocol.ErrLeaderNotAvailable.Err()}}
@@ -100,6 +100,7 @@ func TestPrintTopic(t *testing.T) {
 		{"PARTITION", "LEADER", "EPOCH", "REPLICAS", "ISR", "OFFLINE", "START", "END", "ERROR"},
 		{"0", "1", "4", "[1 2 3]", "[1 2]", "[3]", "10", "2000"},
 		{"1", "-1", "2", "[2 4 5]", "[2]", "[]", "-1", "-1", "LEADER_NOT_AVAILABLE"},
+		{"note:", "partition", "1:", "no in-sync replica alive: waiting for replicas [2] of the last ISR"},
 		{"replicas:"},
 		{"PARTITION", "BROKER", "ROLE", "EPOCH", "START", "END", "HW", "SYNCED", "ERROR"},
 		{"0", "1", "leader", "4", "10", "2000", "1990", "1995"},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,14 +33,18 @@ func partitionMeta(c *testcluster.Cluster, from int32, topic string, p int32) (c
 // its logs loses its tail on disk (as a machine crash loses what was not
 // synced) below the high watermark its leader had reported to the
 // controller. At the restart, recovery truncates that log and the broker
-// says so when it registers: that partition stays without a leader (R11),
-// while the intact one is led again. Neither a produce to the other
-// partition nor a later check finds it elected.
+// says so when it registers: that partition stays without a leader (R11)
+// under unclean.recovery.strategy=manual, while the intact one is led
+// again. Neither a produce to the other partition nor a later check finds
+// it elected. Switching the topic to the balanced strategy then elects the
+// truncated replica at once, and describe says it may lack the one
+// committed offset it lost.
 func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
 	cl := c.Client()
 	const topic, perPartition = "lost", 5
-	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 6, ReplicationFactor: 1})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 6, ReplicationFactor: 1,
+		Configs: map[string]string{controller.ConfigUncleanRecovery: controller.RecoveryManual}})
 
 	// A broker that does not lead the controller group (no controller
 	// failover to wait for) holding two of the partitions.
@@ -117,4 +122,15 @@ func TestRestartedReplicaThatLostCommittedRecordsIsNotElected(t *testing.T) {
 	c.Stop(other)
 	c.Restart(other)
 	check()
+	if pd := testcluster.WaitPartition(t, cl, topic, cut, 5*time.Second, "offline", testcluster.LeaderIs(-1)); !strings.Contains(pd.Note, "waiting for an operator") {
+		t.Fatalf("%s-%d note %q, want it to say it waits for an operator", topic, cut, pd.Note)
+	}
+
+	if err := cl.AlterConfigs(testContext(t), topic, client.DeleteConfig(controller.ConfigUncleanRecovery)); err != nil {
+		t.Fatal(err)
+	}
+	pd := testcluster.WaitPartition(t, cl, topic, cut, 10*time.Second, "the balanced recovery", testcluster.LeaderIs(victim))
+	if want := "may lack 1 committed offsets"; !strings.Contains(pd.Note, want) {
+		t.Fatalf("%s-%d note %q, want it to say %q", topic, cut, pd.Note, want)
+	}
 }

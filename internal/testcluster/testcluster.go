@@ -278,6 +278,33 @@ func (c *Cluster) Restart(id int32) *broker.Broker {
 	return c.Broker(id)
 }
 
+// RestartTogether starts stopped brokers ids again at once, each as
+// Restart does, and returns once every one is registered: a restart of a
+// whole cluster, where each voter's start waits for a quorum of the
+// others.
+func (c *Cluster) RestartTogether(ids ...int32) {
+	c.t.Helper()
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		if c.Broker(id) != nil {
+			c.t.Fatalf("testcluster: restart broker %d: it is running", id)
+		}
+		ln := poll.Listen(c.t, c.raft[id])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.startWith(id, ln)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
 func (c *Cluster) stopAll() {
 	for _, id := range c.ids {
 		c.Stop(id)
