@@ -39,9 +39,8 @@ const (
 	DefaultRecords    = 1_000_000
 	DefaultRecordSize = 100
 	DefaultPartitions = 1
-	// DrainTimeout bounds how long E2E and Verify consumers may take to
-	// read what was acknowledged once the producers have finished.
-	DrainTimeout = 30 * time.Second
+	// DefaultReadTimeout is Config.ReadTimeout's default.
+	DefaultReadTimeout = 30 * time.Second
 )
 
 // e2eHeader is the bytes at the front of an E2E record's value: the
@@ -89,10 +88,24 @@ type Config struct {
 	// time, so a stalled cluster is not hidden by the producer waiting
 	// (no coordinated omission).
 	Rate float64
+	// ReadTimeout bounds each step of reading back: an offset lookup,
+	// which retries retriable failures (a leader that moved, a broker
+	// restarting) with fresh metadata until then; and how long consumers
+	// may take, once the producers are done, to read what was
+	// acknowledged (E2E's consumers; Verify's live consumers, then its
+	// final read). Their fetches retry the same failures, with fresh
+	// metadata, inside the client. Default DefaultReadTimeout.
+	ReadTimeout time.Duration
 
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.
 	Progress io.Writer
+
+	// AfterProduce, if set, is called by Verify once every producer has
+	// finished and before the end offsets are listed: a seam for tests
+	// that change the cluster at that moment (a partition's leadership
+	// moving there is what the end-offset lookup must survive).
+	AfterProduce func()
 }
 
 // withDefaults returns c with defaults applied, or an error naming the
@@ -109,6 +122,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Consumers == 0 {
 		c.Consumers = 1
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	switch {
 	case len(c.Client) == 0:
@@ -129,6 +145,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: producers %d, consumers %d: must be positive", c.Producers, c.Consumers)
 	case c.Rate < 0:
 		return c, fmt.Errorf("bench: rate %v, must be >= 0", c.Rate)
+	case c.ReadTimeout < 0:
+		return c, fmt.Errorf("bench: read timeout %v, must be positive", c.ReadTimeout)
 	}
 	return c, nil
 }

@@ -56,15 +56,28 @@ type Read struct {
 // read), and a final read of every partition from its log start once the
 // producers were done. Ends holds, per partition, the end offset taken
 // once the producers stopped: the offset every reader was asked to reach.
+//
+// ReadBackError, when set, says why the final read did not complete (the
+// end offsets could not be listed, a partition could not be read to its
+// end offset in time): Final then holds only part of the log, or nothing,
+// and Check judges nothing by its absence from it. Empty means the final
+// read reached Ends in every partition.
 type History struct {
-	Sends []Send   `json:"sends"`
-	Live  [][]Read `json:"live"`
-	Final []Read   `json:"final"`
-	Ends  []int64  `json:"ends,omitempty"`
+	Sends         []Send   `json:"sends"`
+	Live          [][]Read `json:"live"`
+	Final         []Read   `json:"final"`
+	Ends          []int64  `json:"ends,omitempty"`
+	ReadBackError string   `json:"read_back_error,omitempty"`
 }
 
 // Result is the verdict of Check: counts of what happened and of every
 // anomaly, and a few examples of the anomalies found.
+//
+// Lost and Vanished are absences from the final read, and so is part of
+// Inconsistent: they are judged only when the final read completed
+// (ReadBack). Otherwise they stay 0, whatever the final read lacks: a
+// record is lost only when the final read completed and the record is not
+// there. The other checks judge what was read, complete or not.
 type Result struct {
 	Sent           int64 `json:"sent"`
 	Acked          int64 `json:"acked"`
@@ -74,7 +87,15 @@ type Result struct {
 	LiveReads      int64 `json:"live_reads"`
 	FinalReads     int64 `json:"final_reads"`
 
-	// Lost: acknowledged, absent from the final read.
+	// ReadBack: the final read completed (History.ReadBackError empty).
+	ReadBack bool `json:"read_back"`
+	// ReadBackError: why the final read did not complete.
+	ReadBackError string `json:"read_back_error,omitempty"`
+	// NotReadBack: with ReadBack false, acknowledged records the final
+	// read did not get to. Neither lost nor kept: not judged.
+	NotReadBack int64 `json:"not_read_back"`
+
+	// Lost: acknowledged, absent from the completed final read.
 	Lost int64 `json:"lost"`
 	// Unexpected: read (live or final) but never sent.
 	Unexpected int64 `json:"unexpected"`
@@ -87,9 +108,10 @@ type Result struct {
 	Duplicates int64 `json:"duplicates"`
 	// Inconsistent: offsets seen holding two values across the
 	// acknowledgement, live reads and the final read, plus acknowledged
-	// records the final read has only at another offset.
+	// records the completed final read has only at another offset.
 	Inconsistent int64 `json:"inconsistent"`
-	// Vanished: live reads the final read does not have at that offset.
+	// Vanished: live reads the completed final read does not have at
+	// that offset.
 	Vanished int64 `json:"vanished"`
 	// Reordered: a producer's records in one partition out of its send
 	// order, in the final read or in the acknowledged offsets.
@@ -104,11 +126,14 @@ type Result struct {
 // maxExamples bounds Result.Examples.
 const maxExamples = 20
 
-// OK reports whether every check holds. Duplicates do not count (see
-// Result.Duplicates).
-func (r *Result) OK() bool {
-	return r.Lost+r.Unexpected+r.FailedPresent+r.Inconsistent+r.Vanished+r.Reordered+r.NonMonotonic == 0
+// Anomalies is how many times a check failed: the sum of the failing
+// counts. Duplicates do not count (see Result.Duplicates).
+func (r *Result) Anomalies() int64 {
+	return r.Lost + r.Unexpected + r.FailedPresent + r.Inconsistent + r.Vanished + r.Reordered + r.NonMonotonic
 }
+
+// OK reports whether the final read completed and every check holds.
+func (r *Result) OK() bool { return r.ReadBack && r.Anomalies() == 0 }
 
 func (r *Result) example(format string, args ...any) {
 	if len(r.Examples) < maxExamples {
@@ -126,7 +151,7 @@ func (p pos) String() string { return fmt.Sprintf("%d@%d", p.p, p.o) }
 
 // Check judges a History. It is a pure function of h.
 func Check(h History) Result {
-	var r Result
+	r := Result{ReadBack: h.ReadBackError == "", ReadBackError: h.ReadBackError}
 	sends := make(map[string]*Send, len(h.Sends))
 	for i := range h.Sends {
 		s := &h.Sends[i]
@@ -225,9 +250,14 @@ func Check(h History) Result {
 		case s.Outcome == Unknown && inFinal[s.Value]:
 			r.UnknownPresent++
 		case s.Outcome != Acked:
+		case !inFinal[s.Value] && !r.ReadBack:
+			r.NotReadBack++
 		case !inFinal[s.Value]:
 			r.Lost++
 			r.example("lost: %q acknowledged at %v, not in the final read", s.Value, pos{s.Partition, s.Offset})
+		case !r.ReadBack:
+			// Read elsewhere; the final read may not have reached the
+			// acknowledged offset.
 		default:
 			ack := pos{s.Partition, s.Offset}
 			if _, ok := final[ack]; !ok {
@@ -237,6 +267,23 @@ func Check(h History) Result {
 		}
 	}
 
+	// Without a completed final read, a live read at an offset the final
+	// read holds with another value is still counted inconsistent above.
+	if r.ReadBack {
+		r.checkVanished(h, final)
+	}
+
+	r.checkOrder(h, sends)
+	for i, l := range h.Live {
+		r.checkMonotonic(fmt.Sprintf("live read %d", i), l)
+	}
+	r.checkMonotonic("final read", h.Final)
+	return r
+}
+
+// checkVanished checks that every live read is in the final read, at the
+// same offset.
+func (r *Result) checkVanished(h History, final map[pos]string) {
 	for i, l := range h.Live {
 		for _, rd := range l {
 			p := pos{rd.Partition, rd.Offset}
@@ -246,13 +293,6 @@ func Check(h History) Result {
 			}
 		}
 	}
-
-	r.checkOrder(h, sends)
-	for i, l := range h.Live {
-		r.checkMonotonic(fmt.Sprintf("live read %d", i), l)
-	}
-	r.checkMonotonic("final read", h.Final)
-	return r
 }
 
 // checkOrder checks that each producer's records of a partition are in

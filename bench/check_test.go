@@ -174,3 +174,66 @@ func TestCheckExamplesBounded(t *testing.T) {
 		t.Fatalf("unexpected %d, %d examples; want 100 and %d", r.Unexpected, len(r.Examples), maxExamples)
 	}
 }
+
+// A final read that did not complete judges nothing by absence: what it
+// did not get to is neither lost nor vanished, only counted as not read
+// back. What was read is still judged.
+func TestCheckIncompleteReadBack(t *testing.T) {
+	partial := func(h *History) {
+		// The final read got partition 0 only; the live reads had more.
+		var p0 []Read
+		for _, rd := range h.Final {
+			if rd.Partition == 0 {
+				p0 = append(p0, rd)
+			}
+		}
+		h.Final = p0
+		h.ReadBackError = "final read: at offsets [4 0], short of the end offsets [4 4]"
+	}
+	for _, c := range []struct {
+		name   string
+		mutate func(h *History)
+		want   map[string]int64
+	}{
+		{"nothing judged by absence", func(h *History) {}, map[string]int64{}},
+		{"acknowledged past where it was read", func(h *History) {
+			// r-p1-s2, read at 0@3, acknowledged at 0@5 (written twice):
+			// the final read may not have got to 5.
+			h.Sends[5].Offset = 5
+		}, map[string]int64{}},
+		{"failed but present", func(h *History) {
+			h.Sends[0].Outcome = Failed // r-p0-s0, read in partition 0
+		}, map[string]int64{"failed_present": 1}},
+		{"unexpected", func(h *History) {
+			h.Final = append(h.Final, Read{Partition: 0, Offset: 4, Value: "never-sent"})
+		}, map[string]int64{"unexpected": 1}},
+		{"two values at one offset", func(h *History) {
+			h.Live[0][0].Value = h.Live[0][1].Value
+		}, map[string]int64{"inconsistent": 1, "duplicates": 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := cleanHistory()
+			partial(&h)
+			c.mutate(&h)
+			r := Check(h)
+			if got := anomalies(r); fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("anomalies %v, want %v\nexamples: %q", got, c.want, r.Examples)
+			}
+			if r.ReadBack || r.ReadBackError != h.ReadBackError || r.OK() {
+				t.Errorf("ReadBack %v (%q), OK %v: want an incomplete read back, not OK", r.ReadBack, r.ReadBackError, r.OK())
+			}
+			// Partition 1's four acknowledged records were not read back.
+			if r.Lost != 0 || r.NotReadBack != 4 {
+				t.Errorf("lost %d, not read back %d: want 0 lost, 4 not read back", r.Lost, r.NotReadBack)
+			}
+		})
+	}
+
+	// Nothing read back at all (the end offsets could not be listed).
+	h := cleanHistory()
+	h.Final, h.Live = nil, nil
+	h.ReadBackError = "end offsets after the producers: NOT_LEADER_OR_FOLLOWER"
+	if r := Check(h); r.Lost != 0 || r.NotReadBack != 8 || r.Anomalies() != 0 || r.OK() {
+		t.Fatalf("no read back: %+v, want 8 not read back, none lost, not OK", r)
+	}
+}

@@ -28,11 +28,19 @@ const DefaultVerifyRecords = 20_000
 //     once the producers are done.
 //   - A final read takes every partition from its log start to that end.
 //
+// Every read retries retriable failures with fresh metadata, each step
+// for at most cfg.ReadTimeout (see Config.ReadTimeout). A final read that
+// could not complete — the end offsets could not be listed, a partition
+// could not be read to its end — is said in History.ReadBackError, and
+// Check then calls nothing lost.
+//
 // The producers must use acks=all (the client's default; cfg.Producer
 // should not change it). The topic must be empty, or absent with
 // cfg.Create: every record in it must be one of this run's. cfg.Rate paces
-// the producers as in Produce. The error is about running the workload;
-// what the cluster did wrong is for Check.
+// the producers as in Produce. The error is about running the workload:
+// with no History.Sends, the run did not start; otherwise it joins every
+// read that failed or did not complete (a live consumer's, the final
+// read's). What the cluster did wrong is for Check.
 func Verify(ctx context.Context, cfg Config) (History, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -50,11 +58,11 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 	if err != nil {
 		return History{}, err
 	}
-	starts, err := listOffsets(ctx, prods[0], cfg.Topic, nparts, client.AtStart())
+	starts, err := listOffsets(ctx, prods[0], cfg.Topic, nparts, client.AtStart(), cfg.ReadTimeout)
 	if err != nil {
 		return History{}, err
 	}
-	ends, err := endOffsets(ctx, prods[0], cfg.Topic, nparts)
+	ends, err := endOffsets(ctx, prods[0], cfg.Topic, nparts, cfg.ReadTimeout)
 	if err != nil {
 		return History{}, err
 	}
@@ -116,51 +124,77 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 	for _, s := range sends {
 		h.Sends = append(h.Sends, s...)
 	}
-	ends, err = endOffsets(ctx, prods[0], cfg.Topic, nparts)
-	if err != nil {
-		stopLive()
-		lwg.Wait()
-		return h, err
-	}
-	h.Ends = ends
-	for _, rd := range live {
-		rd.SetEnds(ends)
-	}
-	drain := time.AfterFunc(DrainTimeout, stopLive)
-	lwg.Wait()
-	drain.Stop()
-	for _, rd := range live {
-		h.Live = append(h.Live, rd.Reads())
-	}
-	var errs []error
-	for i, e := range lerrs {
-		if e != nil {
-			errs = append(errs, fmt.Errorf("live consumer %d: %w", i, e))
-		}
+	if cfg.AfterProduce != nil {
+		cfg.AfterProduce()
 	}
 
-	// The final read: a fresh client, every partition from its start.
-	cl, err := cfg.newClient(ctx, "sluice-verify-final", cfg.Consumer)
+	// The end offsets as of now, with the client the producers used: its
+	// metadata may be stale by now (a leader moved after the last
+	// produce), which the lookup's retries get past.
+	ends, err = endOffsets(ctx, prods[0], cfg.Topic, nparts, cfg.ReadTimeout)
+	var drain *time.Timer
+	if err != nil {
+		stopLive()
+		err = fmt.Errorf("end offsets after the producers: %w", err)
+		h.ReadBackError = err.Error()
+	} else {
+		h.Ends = ends
+		for _, rd := range live {
+			rd.SetEnds(ends)
+		}
+		drain = time.AfterFunc(cfg.ReadTimeout, stopLive)
+	}
+	lwg.Wait()
+	if drain != nil {
+		drain.Stop()
+	}
+	var errs []error
+	for i, rd := range live {
+		h.Live = append(h.Live, rd.Reads())
+		if lerrs[i] != nil {
+			errs = append(errs, fmt.Errorf("live consumer %d: %w", i, lerrs[i]))
+		}
+	}
 	if err != nil {
 		return h, errors.Join(append(errs, err)...)
 	}
-	defer cl.Close()
-	first, err := listOffsets(ctx, cl, cfg.Topic, nparts, client.AtStart())
+
+	h.Final, err = finalRead(ctx, &cfg, nparts, ends)
 	if err != nil {
-		return h, errors.Join(append(errs, err)...)
+		h.ReadBackError = err.Error()
+		errs = append(errs, err)
+	}
+	return h, errors.Join(errs...)
+}
+
+// finalRead reads every partition from its log start to ends with a
+// client of its own, for at most cfg.ReadTimeout once it has the start
+// offsets. The error says why it did not complete; the reads are those
+// made until then.
+func finalRead(ctx context.Context, cfg *Config, nparts int32, ends []int64) ([]Read, error) {
+	cl, err := cfg.newClient(ctx, "sluice-verify-final", cfg.Consumer)
+	if err != nil {
+		return nil, fmt.Errorf("final read: %w", err)
+	}
+	defer cl.Close()
+	first, err := listOffsets(ctx, cl, cfg.Topic, nparts, client.AtStart(), cfg.ReadTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("final read: %w", err)
 	}
 	fr := NewReader(cl, cfg.Topic, first)
 	fr.SetEnds(ends)
-	fctx, cancel := context.WithTimeout(ctx, DrainTimeout)
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, cfg.ReadTimeout)
 	defer cancel()
-	if err := fr.Run(fctx); err != nil {
-		errs = append(errs, fmt.Errorf("final read: %w", err))
+	err = fr.Run(fctx)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("final read: %w", err)
+	case !fr.Done():
+		err = fmt.Errorf("final read: at offsets %v, short of the end offsets %v, after %v",
+			fr.Position(), ends, time.Since(start).Round(time.Millisecond))
 	}
-	h.Final = fr.Reads()
-	if !fr.Done() {
-		errs = append(errs, fmt.Errorf("final read: did not reach the end offsets %v within %v", ends, DrainTimeout))
-	}
-	return h, errors.Join(errs...)
+	return fr.Reads(), err
 }
 
 // verifyProducer sends records with unique values and records each

@@ -57,11 +57,11 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer closeAll(cons)
-	starts, err := listOffsets(ctx, cons[0], cfg.Topic, nparts, client.AtStart())
+	starts, err := listOffsets(ctx, cons[0], cfg.Topic, nparts, client.AtStart(), cfg.ReadTimeout)
 	if err != nil {
 		return nil, err
 	}
-	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts)
+	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts, cfg.ReadTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 // E2E runs producers and consumers together: consumers start at the end
 // of every partition, producers send as Produce does, and consumers read
 // until they have seen as many records as were acknowledged (at most
-// DrainTimeout after the producers finish). Latency is from the produce
+// cfg.ReadTimeout after the producers finish). Latency is from the produce
 // time each record carries in its first 8 value bytes to the Poll that
 // returned it. Records, bytes and throughput are the consumers'.
 func E2E(ctx context.Context, cfg Config) (*Report, error) {
@@ -108,7 +108,7 @@ func E2E(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer closeAll(cons)
-	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts)
+	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts, cfg.ReadTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func E2E(ctx context.Context, cfg Config) (*Report, error) {
 	runProducers(ctx, &cfg, prods, pt, start, true)
 	acked, _, perrs := pt.sum()
 	target.Store(acked)
-	drain := time.AfterFunc(DrainTimeout, cancel)
+	drain := time.AfterFunc(cfg.ReadTimeout, cancel)
 	if n, _, _ := ct.sum(); n >= acked {
 		cancel()
 	}
@@ -153,7 +153,7 @@ func E2E(ctx context.Context, cfg Config) (*Report, error) {
 	err = cerr
 	if r.Records < acked && ctx.Err() == nil {
 		err = errors.Join(err, fmt.Errorf("bench: e2e: consumed %d of %d acknowledged records within %v of the last acknowledgement",
-			r.Records, acked, DrainTimeout))
+			r.Records, acked, cfg.ReadTimeout))
 	}
 	return r, err
 }
@@ -268,30 +268,48 @@ func closeAll(cls []*client.Client) {
 }
 
 // endOffsets returns every partition's end offset (its high watermark).
-func endOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32) ([]int64, error) {
-	return listOffsets(ctx, cl, topic, nparts, client.AtEnd())
+func endOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32, bound time.Duration) ([]int64, error) {
+	return listOffsets(ctx, cl, topic, nparts, client.AtEnd(), bound)
 }
 
-// listOffsets lists every partition's offset, retrying partitions that
-// fail with a retriable error (a leader moving, a broker still applying
-// metadata) for up to listRetryFor.
-func listOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset) ([]int64, error) {
-	deadline := time.Now().Add(listRetryFor)
-	for {
-		out, err := listOffsetsOnce(ctx, cl, topic, nparts, at)
-		if err == nil || !client.IsRetriable(err) || time.Now().After(deadline) {
-			return out, err
+// listOffsets lists every partition's offset. A retriable failure (a
+// leader that moved, a broker restarting or still applying metadata) is
+// tried again after a backoff, the whole for at most bound: the client
+// refreshes its metadata on such failures, so a retry goes to the current
+// leader. The error is the last failure, with how long it was retried.
+func listOffsets(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset, bound time.Duration) ([]int64, error) {
+	start := time.Now()
+	lctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	var last error
+	for attempt := 1; ; attempt++ {
+		out, err := listOffsetsOnce(lctx, cl, topic, nparts, at)
+		if err == nil {
+			return out, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(100 * time.Millisecond):
+		if lctx.Err() != nil && ctx.Err() == nil && last != nil {
+			err = last // the bound cut this attempt short: the one before says why
 		}
+		last = err
+		if client.IsRetriable(err) && lctx.Err() == nil {
+			select {
+			case <-lctx.Done():
+			case <-time.After(listBackoff(attempt)):
+				continue
+			}
+		}
+		if attempt > 1 {
+			err = fmt.Errorf("%w (%d attempts in %v)", err, attempt, time.Since(start).Round(time.Millisecond))
+		}
+		return nil, err
 	}
 }
 
-// listRetryFor bounds the retries of listOffsets.
-const listRetryFor = 30 * time.Second
+// listBackoff is the wait after failed attempt n (1-based) of listOffsets:
+// 50 ms doubling to at most 1 s.
+func listBackoff(n int) time.Duration {
+	return min(50*time.Millisecond<<min(n-1, 5), time.Second)
+}
 
 func listOffsetsOnce(ctx context.Context, cl *client.Client, topic string, nparts int32, at client.Offset) ([]int64, error) {
 	offs, err := cl.ListOffsets(ctx, topic, at)

@@ -9,8 +9,16 @@ import (
 	"github.com/sluicemq/sluice/client"
 )
 
-// startBroker runs a single in-process broker on a free loopback port.
+// startBroker runs a single in-process broker on a free loopback port
+// and returns its address.
 func startBroker(t *testing.T) string {
+	t.Helper()
+	return newBroker(t).Addr()
+}
+
+// newBroker runs a single in-process broker on a free loopback port,
+// closed at cleanup (Close is idempotent: a test may close it first).
+func newBroker(t *testing.T) *broker.Broker {
 	t.Helper()
 	b, err := broker.New(broker.Config{ListenAddr: "127.0.0.1:0", DataDir: t.TempDir()})
 	if err != nil {
@@ -20,7 +28,7 @@ func startBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return b.Addr()
+	return b
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -103,6 +111,7 @@ func TestConfigErrors(t *testing.T) {
 		{"no topic", Config{Client: seeds}, Consume},
 		{"negative records", Config{Client: seeds, Topic: "t", Records: -1}, Produce},
 		{"negative rate", Config{Client: seeds, Topic: "t", Rate: -1}, Produce},
+		{"negative read timeout", Config{Client: seeds, Topic: "t", ReadTimeout: -time.Second}, Consume},
 		{"e2e record too small", Config{Client: seeds, Topic: "t", RecordSize: 4}, E2E},
 	} {
 		t.Run(c.name, func(t *testing.T) {

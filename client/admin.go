@@ -242,7 +242,10 @@ type PartitionOffset struct {
 // ListOffsets returns, for every partition of topic, the offset at: the
 // log start (AtStart), the end (AtEnd) or the first record at or after a
 // time (AtTime; offset -1 when there is none). Each leader is asked for its
-// partitions.
+// partitions. A partition without a known leader, or whose answer says the
+// metadata is stale (NOT_LEADER_OR_FOLLOWER and the like), gets its error
+// and starts a metadata refresh, so that the caller's retry goes to the
+// partition's current leader.
 func (c *Client) ListOffsets(ctx context.Context, topic string, at Offset) ([]PartitionOffset, error) {
 	if at.kind == offsetExact {
 		return nil, errors.New("list offsets: At(offset) is not a query; use AtStart, AtEnd or AtTime")
@@ -258,6 +261,7 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, at Offset) ([]Pa
 		leader, epoch, ok := c.meta.leader(topic, int32(i))
 		if !ok {
 			out[i].Err = protocol.ErrLeaderNotAvailable.Err()
+			c.meta.requestRefresh()
 			continue
 		}
 		req := byLeader[leader]
@@ -284,6 +288,9 @@ func (c *Client) ListOffsets(ctx context.Context, topic string, at Offset) ([]Pa
 				out[p.Partition].Err = errors.New("missing from the list offsets response")
 			case r.ErrorCode != protocol.NoError:
 				out[p.Partition].Err = r.ErrorCode.Err()
+				if staleMetadata(r.ErrorCode) {
+					c.meta.requestRefresh()
+				}
 			default:
 				out[p.Partition].Offset, out[p.Partition].Timestamp = r.Offset, r.Timestamp
 			}

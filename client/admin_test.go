@@ -87,3 +87,26 @@ func TestAdminListOffsets(t *testing.T) {
 		t.Error("ListOffsets with an exact offset succeeded")
 	}
 }
+
+// A partition's leadership moves after the client cached its leader: the
+// old leader's NOT_LEADER_OR_FOLLOWER comes back for that partition and
+// starts a metadata refresh, so that a retry soon reaches the new leader
+// (not only after MetadataMaxAge, 5 minutes by default).
+func TestAdminListOffsetsAfterLeaderMoved(t *testing.T) {
+	fc := newFakeCluster(t, 2)
+	fc.addTopic("t", 1)
+	c := newTestClient(t, fc)
+	ctx := context.Background()
+	if got, err := c.ListOffsets(ctx, "t", AtEnd()); err != nil || got[0].Err != nil {
+		t.Fatalf("ListOffsets: %v %+v", err, got)
+	}
+	fc.setLeader("t", 0, 2)
+	got, err := c.ListOffsets(ctx, "t", AtEnd())
+	if err != nil || !errors.Is(got[0].Err, protocol.ErrNotLeaderOrFollower) {
+		t.Fatalf("ListOffsets after the move: %v %+v, want the old leader's NOT_LEADER_OR_FOLLOWER", err, got)
+	}
+	waitFor(t, "ListOffsets answered by the new leader", func() bool {
+		got, err := c.ListOffsets(ctx, "t", AtEnd())
+		return err == nil && got[0].Err == nil
+	})
+}

@@ -57,6 +57,7 @@ type benchFlags struct {
 	producers   int
 	consumers   int
 	rate        float64
+	readTimeout time.Duration
 	json        bool
 	cpuprofile  string
 }
@@ -86,6 +87,11 @@ func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
 	}
 }
 
+func (b *benchFlags) addReader(f *pflag.FlagSet) {
+	f.DurationVar(&b.readTimeout, "read-timeout", bench.DefaultReadTimeout,
+		"how long each read step may take: an offset lookup, retried (a leader that moved) until then, or reading what was acknowledged once the producers are done")
+}
+
 // config turns the flags into a bench.Config.
 func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) {
 	brokers := g.brokerList()
@@ -100,7 +106,7 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 		Client: []client.Opt{client.SeedBrokers(brokers...)},
 		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
 		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
-		Producers: b.producers, Consumers: b.consumers, Rate: b.rate,
+		Producers: b.producers, Consumers: b.consumers, Rate: b.rate, ReadTimeout: b.readTimeout,
 	}
 	if b.compression != "" {
 		codec, err := parseCodec(b.compression)
@@ -188,7 +194,7 @@ consumers sharing the partitions. Fill the topic first with bench produce.`,
 does, and each record carries its produce time in its first 8 value bytes;
 latency is from that time to the Poll that returned the record. Use --rate for
 a fixed load. The run ends when the consumers have seen every acknowledged
-record.`,
+record, or --read-timeout after the producers finished (an error).`,
 		example: `  sluice bench e2e --topic lat --create --rate 50000 --duration 30s --acks all
   sluice bench e2e --topic lat --records 200000 --producers 2 --consumers 2 --json`,
 		run: bench.E2E,
@@ -236,6 +242,7 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	}
 	if name != "produce" {
 		f.IntVar(&b.consumers, "consumers", 1, "consumers sharing the partitions, each its own client")
+		b.addReader(f)
 	}
 	return cmd
 }

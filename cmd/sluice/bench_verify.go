@@ -3,12 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/bench"
 )
+
+// exitCouldNotReadBack is verify's exit status when no check failed but
+// a read did not complete: nothing is then called lost.
+const exitCouldNotReadBack = 2
 
 func newBenchVerifyCmd(g *globals) *cobra.Command {
 	var b benchFlags
@@ -18,7 +23,8 @@ func newBenchVerifyCmd(g *globals) *cobra.Command {
 		Long: `Producers write records with unique values (producer id and sequence) with
 acks=all and record every outcome: acknowledged (partition, offset), failed for
 sure, or unknown (timeout, connection lost after sending). Consumers read while
-they run; afterwards every partition is read again from its log start. Then it
+they run; afterwards every partition is read again from its log start to the
+end offsets it had once the producers were done (the final read). Then it
 checks:
 
   lost          acknowledged, absent from the final read
@@ -31,8 +37,17 @@ checks:
   duplicates    one value at two offsets: reported, but not a failure until the
                 producer is idempotent (a retried batch may be written twice)
 
-Exits 0 only when every check holds, 1 otherwise. The topic must be new or
-empty (default: a fresh sluice-verify-<time> topic). See docs/bench.md.`,
+Every read (offset lookups, live and final reads) retries what can pass on a
+second try (a leader that moved, a broker restarting) with fresh metadata, each
+step for at most --read-timeout. A read that still does not complete is
+reported as "could not read back": lost and vanished are then not judged, as
+the final read did not see the whole log, and no record is called lost. The
+errors of the run are printed with the report, whatever the verdict.
+
+Exit status: 0 when every check holds and every read completed; 1 when a check
+fails (the message names them); 2 when no check failed but the run could not
+read back. The topic must be new or empty (default: a fresh
+sluice-verify-<time> topic). See docs/bench.md.`,
 		Example: `  sluice bench verify
   sluice bench verify --producers 4 --consumers 2 --partitions 6 --records 500000
   sluice bench verify --replication-factor 3 --duration 5m --json`,
@@ -52,30 +67,78 @@ empty (default: a fresh sluice-verify-<time> topic). See docs/bench.md.`,
 				return err
 			})
 			if err != nil && h.Sends == nil {
-				return err
+				return err // the run did not start
 			}
 			r := bench.Check(h)
-			if werr := writeVerifyResult(cmd.OutOrStdout(), b.json, b.topic, &r); werr != nil {
+			errs := errorLines(err)
+			if werr := writeVerifyResult(cmd.OutOrStdout(), b.json, b.topic, &r, errs); werr != nil {
 				return werr
 			}
-			switch {
-			case !r.OK():
-				return &exitError{code: 1, msg: "verify: FAILED: " + failedChecks(&r)}
-			case err != nil:
-				return fmt.Errorf("verify: the checks held for what was observed, but the run was incomplete: %w", err)
-			}
-			return nil
+			return verifyExit(&r, errs)
 		},
 	}
 	f := cmd.Flags()
 	b.addCommon(f, "")
 	b.addProducer(f, false) // acks stay all: the client default
+	b.addReader(f)
 	f.IntVar(&b.consumers, "consumers", 1, "live consumers, each reading every partition")
 	f.Lookup("partitions").DefValue = "3"
 	b.partitions = 3
 	f.Lookup("topic").Usage = "topic to use: must be empty or new (default: a fresh sluice-verify-<time>)"
 	f.Lookup("records").Usage = fmt.Sprintf("records to produce in all (default %d)", bench.DefaultVerifyRecords)
 	return cmd
+}
+
+// Verdicts of a verify run.
+const (
+	verdictOK          = "OK"
+	verdictFailed      = "FAILED"              // a check failed
+	verdictNotReadBack = "COULD NOT READ BACK" // no check failed, a read did not complete
+)
+
+// verdict is the outcome of a verify run; errs are the run's errors, all
+// of them reads that failed or did not complete.
+func verdict(r *bench.Result, errs []string) string {
+	switch {
+	case r.Anomalies() > 0:
+		return verdictFailed
+	case !r.ReadBack || len(errs) > 0:
+		return verdictNotReadBack
+	}
+	return verdictOK
+}
+
+// verifyExit is the command's error for a verdict: nil for OK, exit 1 when
+// a check failed, exitCouldNotReadBack when a read did not complete.
+func verifyExit(r *bench.Result, errs []string) error {
+	switch verdict(r, errs) {
+	case verdictFailed:
+		return &exitError{code: 1, msg: "verify: FAILED: " + failedChecks(r)}
+	case verdictNotReadBack:
+		why := strings.Join(errs, "; ")
+		if why == "" {
+			why = r.ReadBackError
+		}
+		return &exitError{code: exitCouldNotReadBack, msg: "verify: could not read back: " + why}
+	}
+	return nil
+}
+
+// errorLines is err as one line per error it joins (errors.Join), none
+// for nil.
+func errorLines(err error) []string {
+	if err == nil {
+		return nil
+	}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, strings.ReplaceAll(e.Error(), "\n", "; "))
+	}
+	return out
 }
 
 // failedChecks names the checks that failed, with their counts.
@@ -99,26 +162,39 @@ func failedChecks(r *bench.Result) string {
 	return s
 }
 
-func writeVerifyResult(w io.Writer, asJSON bool, topic string, r *bench.Result) error {
+// writeVerifyResult writes the verdict, the figures, examples of what
+// failed and the run's errors.
+func writeVerifyResult(w io.Writer, asJSON bool, topic string, r *bench.Result, errs []string) error {
+	v := verdict(r, errs)
 	if asJSON {
 		return writeJSON(w, struct {
-			Topic string `json:"topic"`
-			OK    bool   `json:"ok"`
+			Topic   string `json:"topic"`
+			OK      bool   `json:"ok"`
+			Verdict string `json:"verdict"`
 			*bench.Result
-		}{topic, r.OK(), r})
+			Errors []string `json:"errors,omitempty"`
+		}{topic, v == verdictOK, strings.ToLower(v), r, errs})
 	}
-	verdict := "OK"
-	if !r.OK() {
-		verdict = "FAILED"
-	}
-	fmt.Fprintf(w, "verify %s: %s\n", topic, verdict)
+	fmt.Fprintf(w, "verify %s: %s\n", topic, v)
 	fmt.Fprintf(w, "sent %d: acknowledged %d, failed %d, unknown %d (%d of them present)\n",
 		r.Sent, r.Acked, r.Failed, r.Unknown, r.UnknownPresent)
 	fmt.Fprintf(w, "read: %d live, %d in the final read\n", r.LiveReads, r.FinalReads)
-	fmt.Fprintf(w, "lost %d, unexpected %d, failed-present %d, inconsistent %d, vanished %d, reordered %d, non-monotonic %d, duplicates %d (not failed)\n",
-		r.Lost, r.Unexpected, r.FailedPresent, r.Inconsistent, r.Vanished, r.Reordered, r.NonMonotonic, r.Duplicates)
+	if r.ReadBack {
+		fmt.Fprintf(w, "lost %d, unexpected %d, failed-present %d, inconsistent %d, vanished %d, reordered %d, non-monotonic %d, duplicates %d (not failed)\n",
+			r.Lost, r.Unexpected, r.FailedPresent, r.Inconsistent, r.Vanished, r.Reordered, r.NonMonotonic, r.Duplicates)
+	} else {
+		fmt.Fprintf(w, "the final read did not complete: lost and vanished not judged, %d acknowledged records not read back\n", r.NotReadBack)
+		fmt.Fprintf(w, "unexpected %d, failed-present %d, inconsistent %d, reordered %d, non-monotonic %d, duplicates %d (not failed)\n",
+			r.Unexpected, r.FailedPresent, r.Inconsistent, r.Reordered, r.NonMonotonic, r.Duplicates)
+	}
 	for _, e := range r.Examples {
 		fmt.Fprintln(w, "  ", e)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "errors:")
+		for _, e := range errs {
+			fmt.Fprintln(w, "  ", e)
+		}
 	}
 	return nil
 }

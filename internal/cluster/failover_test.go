@@ -165,7 +165,7 @@ func TestConsumersNeverSeeRecordsThatVanish(t *testing.T) {
 	}
 	// Liveness: the live consumers follow each new leader and reach the
 	// end once the producers stop, rather than waiting out
-	// bench.DrainTimeout.
+	// bench.Config.ReadTimeout.
 	if s := stalled(h); len(s) > 0 {
 		t.Fatalf("live consumers stopped reading at offsets %v, short of the end offsets %v", s, h.Ends)
 	}
