@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -105,7 +106,7 @@ func TestAdminListOffsetsAfterLeaderMoved(t *testing.T) {
 	if err != nil || !errors.Is(got[0].Err, protocol.ErrNotLeaderOrFollower) {
 		t.Fatalf("ListOffsets after the move: %v %+v, want the old leader's NOT_LEADER_OR_FOLLOWER", err, got)
 	}
-	waitFor(t, "ListOffsets answered by the new leader", func() bool {
+	poll.Until(t, 10*time.Second, "ListOffsets answered by the new leader", func() bool {
 		got, err := c.ListOffsets(ctx, "t", AtEnd())
 		return err == nil && got[0].Err == nil
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 func TestCLIBench(t *testing.T) {
@@ -121,8 +122,8 @@ func TestVerifyLeaderMovesBeforeEndOffsets(t *testing.T) {
 	preferred := td.Partitions[0].Replicas[0]
 	c.run("stop", fmt.Sprint(preferred))
 	c.run("start", fmt.Sprint(preferred))
-	waitFullISR(t, cl, topic, 30*time.Second)
-	old := waitLeader(t, cl, topic, 0, preferred)
+	testcluster.WaitFullISR(t, cl, topic, 30*time.Second)
+	old := testcluster.WaitLeader(t, cl, topic, 0, preferred, 30*time.Second)
 
 	moved := false
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -142,7 +143,7 @@ func TestVerifyLeaderMovesBeforeEndOffsets(t *testing.T) {
 				t.Errorf("elect preferred leaders: %v", err)
 				return
 			}
-			moved = waitLeader(t, cl, topic, 0, old) == preferred
+			moved = testcluster.WaitLeader(t, cl, topic, 0, old, 30*time.Second) == preferred
 		},
 	})
 	res := bench.Check(h)
