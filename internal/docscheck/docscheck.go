@@ -12,29 +12,43 @@
 // page are not checked. Text inside code is not taken for links, and prose
 // is not taken for make commands ("make sure" is not a target).
 //
-// The test of this package runs Check on the repository, so `go test ./...`
-// (and with it `make test` and `make ci`) fails on a broken link.
+// CheckImportTable keeps the package table of docs/architecture.md true:
+// each package's imports of the module, as its non-test Go files have
+// them, must be the ones its row lists.
+//
+// The tests of this package run both on the repository, so `go test ./...`
+// (and with it `make test` and `make ci`) fails on a broken link, a make
+// target that does not exist, or a package table that no longer matches
+// the code.
 package docscheck
 
 import (
 	"bufio"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
 // Problem is one broken reference: where it is and what is wrong.
 type Problem struct {
 	File string // path relative to the repository root, slash-separated
-	Line int    // 1-based
+	Line int    // 1-based; 0 when the problem is a missing line
 	What string
 }
 
-func (p Problem) String() string { return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.What) }
+func (p Problem) String() string {
+	if p.Line == 0 {
+		return fmt.Sprintf("%s: %s", p.File, p.What)
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.What)
+}
 
 var (
 	// [text](target) or ![alt](target), with an optional "title".
@@ -197,4 +211,169 @@ func checkFile(root, path string, targets map[string]bool) ([]Problem, error) {
 		return problems, fmt.Errorf("docscheck: read %s: %w", rel, err)
 	}
 	return problems, nil
+}
+
+// PackageImports returns, for every package directory under root that has
+// non-test Go files, the packages of module it imports (both relative to
+// the module path, slash-separated, sorted). Build constraints are not
+// evaluated: a file for any platform counts.
+func PackageImports(root, module string) (map[string][]string, error) {
+	fset := token.NewFileSet()
+	imports := make(map[string]map[string]bool)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			name := d.Name()
+			if path != root && (strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "bin" || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(rel)
+		if imports[pkg] == nil {
+			imports[pkg] = make(map[string]bool)
+		}
+		for _, spec := range f.Imports {
+			p, err := strconv.Unquote(spec.Path.Value)
+			if err != nil {
+				return fmt.Errorf("%s: import %s: %w", path, spec.Path.Value, err)
+			}
+			if ours, ok := strings.CutPrefix(p, module+"/"); ok {
+				imports[pkg][ours] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: package imports: %w", err)
+	}
+	out := make(map[string][]string, len(imports))
+	for pkg, set := range imports {
+		out[pkg] = sortedKeys(set)
+	}
+	return out, nil
+}
+
+// ModulePath returns the module path that go.mod at root declares.
+func ModulePath(root string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", fmt.Errorf("docscheck: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if m, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
+			return strings.Trim(strings.TrimSpace(m), `"`), nil
+		}
+	}
+	return "", fmt.Errorf("docscheck: no module line in %s/go.mod", root)
+}
+
+// backticked finds `name` in a table cell.
+var backticked = regexp.MustCompile("`([^`]+)`")
+
+// ImportTable reads the package table of a Markdown file: the rows under
+// the heading named section whose first cell names packages in backticks
+// and whose last cell lists their imports ("none" for no imports, "—" for
+// packages of test files only, which are not checked). It returns the
+// imports of each package named, sorted, and the line of its row.
+func ImportTable(path, section string) (map[string][]string, map[string]int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("docscheck: %w", err)
+	}
+	imports := make(map[string][]string)
+	lines := make(map[string]int)
+	in := false
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#") {
+			in = strings.TrimSpace(strings.TrimLeft(line, "#")) == section
+			continue
+		}
+		if !in || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		if len(cells) < 2 {
+			continue
+		}
+		last := strings.TrimSpace(cells[len(cells)-1])
+		if last == "—" {
+			continue
+		}
+		var deps []string
+		if last != "none" {
+			for _, d := range strings.Split(last, ",") {
+				deps = append(deps, strings.TrimSpace(d))
+			}
+			sort.Strings(deps)
+		}
+		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
+			imports[m[1]] = deps
+			lines[m[1]] = i + 1
+		}
+	}
+	if len(imports) == 0 {
+		return nil, nil, fmt.Errorf("docscheck: %s: no package table under %q", path, section)
+	}
+	return imports, lines, nil
+}
+
+// CheckImportTable compares the package table of the Markdown file at path
+// (see ImportTable) with the imports of the code under root.
+func CheckImportTable(root, path, section string) ([]Problem, error) {
+	module, err := ModulePath(root)
+	if err != nil {
+		return nil, err
+	}
+	code, err := PackageImports(root, module)
+	if err != nil {
+		return nil, err
+	}
+	doc, lines, err := ImportTable(path, section)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(root, path)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	rel = filepath.ToSlash(rel)
+	var problems []Problem
+	for _, pkg := range sortedKeys(code) {
+		want, ok := doc[pkg]
+		switch {
+		case !ok:
+			problems = append(problems, Problem{File: rel, What: fmt.Sprintf("package %s is not in the table under %q", pkg, section)})
+		case strings.Join(want, ", ") != strings.Join(code[pkg], ", "):
+			problems = append(problems, Problem{File: rel, Line: lines[pkg], What: fmt.Sprintf("package %s imports %q, the table says %q", pkg, strings.Join(code[pkg], ", "), strings.Join(want, ", "))})
+		}
+	}
+	for _, pkg := range sortedKeys(doc) {
+		if _, ok := code[pkg]; !ok {
+			problems = append(problems, Problem{File: rel, Line: lines[pkg], What: fmt.Sprintf("package %s is in the table but not in the code", pkg)})
+		}
+	}
+	return problems, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

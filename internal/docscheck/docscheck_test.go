@@ -11,14 +11,8 @@ import (
 // repository resolves to a file inside it, and every `make` target the
 // docs name is in the Makefile.
 func TestRepositoryDocs(t *testing.T) {
-	root := repoRoot(t)
-	problems, err := Check(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Error(p)
-	}
+	problems, err := Check(repoRoot(t))
+	wantProblems(t, problems, err, nil)
 }
 
 // TestCheckFindsBrokenReferences feeds Check a small tree with every kind
@@ -58,24 +52,14 @@ func TestCheckFindsBrokenReferences(t *testing.T) {
 	}, "\n"))
 
 	problems, err := Check(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, p := range problems {
-		got = append(got, p.String())
-	}
-	want := []string{
+	wantProblems(t, problems, err, []string{
 		`README.md:4: link "docs/missing.md": no such file in the repository`,
 		`README.md:4: link "img/none.png": no such file in the repository`,
 		`README.md:5: link "../shared.md" points outside the repository`,
 		`README.md:6: link "docs/gone.md": no such file in the repository`,
 		`README.md:8: make target "deploy" is not in the Makefile`,
 		`README.md:10: make target "chaos" is not in the Makefile`,
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	})
 }
 
 func TestMakeTargets(t *testing.T) {
@@ -122,5 +106,60 @@ func write(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestArchitecturePackageTable keeps the package table of
+// docs/architecture.md equal to the imports of the code.
+func TestArchitecturePackageTable(t *testing.T) {
+	root := repoRoot(t)
+	problems, err := CheckImportTable(root, filepath.Join(root, "docs", "architecture.md"), "Packages and their imports")
+	wantProblems(t, problems, err, nil)
+}
+
+// TestCheckImportTableFindsDrift feeds CheckImportTable a module whose
+// table is wrong in each way it exists to catch.
+func TestCheckImportTableFindsDrift(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "go.mod"), "module example.com/m\n\ngo 1.26\n")
+	write(t, filepath.Join(root, "a", "a.go"), "package a\n\nimport (\n\t\"fmt\"\n\n\t\"example.com/m/b\"\n\t\"example.com/m/c\"\n)\n\nvar _ = fmt.Sprint(b.X, c.X)\n")
+	write(t, filepath.Join(root, "a", "a_test.go"), "package a\n\nimport _ \"example.com/m/d\"\n")
+	write(t, filepath.Join(root, "b", "b.go"), "package b\n\nconst X = 1\n")
+	write(t, filepath.Join(root, "c", "c.go"), "package c\n\nconst X = 2\n")
+	write(t, filepath.Join(root, "d", "d_test.go"), "package d\n")
+	doc := filepath.Join(root, "arch.md")
+	write(t, doc, strings.Join([]string{
+		"# arch",
+		"## Other",
+		"| `c` | not this table | a |",
+		"## Packages",
+		"| package | what | imports |",
+		"|---|---|---|",
+		"| `a` | uses b | b |",
+		"| `b` | leaf | none |",
+		"| `gone` | removed | none |",
+		"| `d` | tests only | — |",
+		"",
+	}, "\n"))
+	problems, err := CheckImportTable(root, doc, "Packages")
+	wantProblems(t, problems, err, []string{
+		`arch.md:7: package a imports "b, c", the table says "b"`,
+		`arch.md: package c is not in the table under "Packages"`,
+		`arch.md:9: package gone is in the table but not in the code`,
+	})
+}
+
+// wantProblems fails the test unless a check returned exactly want.
+func wantProblems(t *testing.T, problems []Problem, err error, want []string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
