@@ -14,7 +14,8 @@
 //
 // CheckImportTable keeps the package table of docs/architecture.md true:
 // each package's imports of the module, as its non-test Go files have
-// them, must be the ones its row lists.
+// them, must be the ones its row lists. CheckPackageList keeps README.md's
+// package table naming every package and nothing else.
 //
 // The tests of this package run both on the repository, so `go test ./...`
 // (and with it `make test` and `make ci`) fails on a broken link, a make
@@ -284,18 +285,22 @@ func ModulePath(root string) (string, error) {
 // backticked finds `name` in a table cell.
 var backticked = regexp.MustCompile("`([^`]+)`")
 
-// ImportTable reads the package table of a Markdown file: the rows under
-// the heading named section whose first cell names packages in backticks
-// and whose last cell lists their imports ("none" for no imports, "—" for
-// packages of test files only, which are not checked). It returns the
-// imports of each package named, sorted, and the line of its row.
-func ImportTable(path, section string) (map[string][]string, map[string]int, error) {
+// tableRow is a row of a Markdown table whose first cell names packages in
+// backticks.
+type tableRow struct {
+	line  int
+	names []string
+	last  string // the last cell, trimmed
+}
+
+// packageRows returns the rows under the heading named section (any level)
+// whose first cell names something in backticks.
+func packageRows(path, section string) ([]tableRow, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("docscheck: %w", err)
+		return nil, fmt.Errorf("docscheck: %w", err)
 	}
-	imports := make(map[string][]string)
-	lines := make(map[string]int)
+	var rows []tableRow
 	in := false
 	for i, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, "#") {
@@ -309,36 +314,83 @@ func ImportTable(path, section string) (map[string][]string, map[string]int, err
 		if len(cells) < 2 {
 			continue
 		}
-		last := strings.TrimSpace(cells[len(cells)-1])
-		if last == "—" {
+		row := tableRow{line: i + 1, last: strings.TrimSpace(cells[len(cells)-1])}
+		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
+			row.names = append(row.names, m[1])
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("docscheck: %s: no package table under %q", path, section)
+	}
+	return rows, nil
+}
+
+// ImportTable reads the package table of a Markdown file: the rows under
+// the heading named section whose first cell names packages in backticks
+// and whose last cell lists their imports ("none" for no imports, "—" for
+// packages of test files only, which are not checked). It returns the
+// imports of each package named, sorted, and the line of its row.
+func ImportTable(path, section string) (map[string][]string, map[string]int, error) {
+	rows, err := packageRows(path, section)
+	if err != nil {
+		return nil, nil, err
+	}
+	imports := make(map[string][]string)
+	lines := make(map[string]int)
+	for _, row := range rows {
+		if row.last == "—" {
 			continue
 		}
 		var deps []string
-		if last != "none" {
-			for _, d := range strings.Split(last, ",") {
+		if row.last != "none" {
+			for _, d := range strings.Split(row.last, ",") {
 				deps = append(deps, strings.TrimSpace(d))
 			}
 			sort.Strings(deps)
 		}
-		for _, m := range backticked.FindAllStringSubmatch(cells[0], -1) {
-			imports[m[1]] = deps
-			lines[m[1]] = i + 1
+		for _, name := range row.names {
+			imports[name] = deps
+			lines[name] = row.line
 		}
 	}
-	if len(imports) == 0 {
-		return nil, nil, fmt.Errorf("docscheck: %s: no package table under %q", path, section)
-	}
 	return imports, lines, nil
+}
+
+// CheckPackageList reports every package of the code under root that the
+// table under section in the Markdown file at path does not name, and
+// every name in the table that is not a package.
+func CheckPackageList(root, path, section string) ([]Problem, error) {
+	code, rel, err := codeAndDoc(root, path)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := packageRows(path, section)
+	if err != nil {
+		return nil, err
+	}
+	var problems []Problem
+	named := make(map[string]bool)
+	for _, row := range rows {
+		for _, name := range row.names {
+			named[name] = true
+			if _, ok := code[name]; !ok {
+				problems = append(problems, Problem{File: rel, Line: row.line, What: fmt.Sprintf("package %s is in the table but not in the code", name)})
+			}
+		}
+	}
+	for _, pkg := range sortedKeys(code) {
+		if !named[pkg] {
+			problems = append(problems, Problem{File: rel, What: fmt.Sprintf("package %s is not in the table under %q", pkg, section)})
+		}
+	}
+	return problems, nil
 }
 
 // CheckImportTable compares the package table of the Markdown file at path
 // (see ImportTable) with the imports of the code under root.
 func CheckImportTable(root, path, section string) ([]Problem, error) {
-	module, err := ModulePath(root)
-	if err != nil {
-		return nil, err
-	}
-	code, err := PackageImports(root, module)
+	code, rel, err := codeAndDoc(root, path)
 	if err != nil {
 		return nil, err
 	}
@@ -346,11 +398,6 @@ func CheckImportTable(root, path, section string) ([]Problem, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel, err := filepath.Rel(root, path)
-	if err != nil {
-		return nil, fmt.Errorf("docscheck: %w", err)
-	}
-	rel = filepath.ToSlash(rel)
 	var problems []Problem
 	for _, pkg := range sortedKeys(code) {
 		want, ok := doc[pkg]
@@ -367,6 +414,24 @@ func CheckImportTable(root, path, section string) ([]Problem, error) {
 		}
 	}
 	return problems, nil
+}
+
+// codeAndDoc returns the module's package imports (PackageImports) and the
+// Markdown file's path relative to root, for a Problem.
+func codeAndDoc(root, path string) (map[string][]string, string, error) {
+	module, err := ModulePath(root)
+	if err != nil {
+		return nil, "", err
+	}
+	code, err := PackageImports(root, module)
+	if err != nil {
+		return nil, "", err
+	}
+	rel, err := filepath.Rel(root, path)
+	if err != nil {
+		return nil, "", fmt.Errorf("docscheck: %w", err)
+	}
+	return code, filepath.ToSlash(rel), nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -163,3 +163,25 @@ func wantProblems(t *testing.T, problems []Problem, err error, want []string) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestReadmePackageTable keeps README.md's package table naming every
+// package, and nothing else.
+func TestReadmePackageTable(t *testing.T) {
+	root := repoRoot(t)
+	problems, err := CheckPackageList(root, filepath.Join(root, "README.md"), "Packages")
+	wantProblems(t, problems, err, nil)
+}
+
+func TestCheckPackageListFindsDrift(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "go.mod"), "module example.com/m\n")
+	write(t, filepath.Join(root, "a", "a.go"), "package a\n")
+	write(t, filepath.Join(root, "b", "c", "c.go"), "package c\n")
+	doc := filepath.Join(root, "README.md")
+	write(t, doc, "## Packages\n\n| package | what |\n|---|---|\n| `a`, `old` | a and old |\n")
+	problems, err := CheckPackageList(root, doc, "Packages")
+	wantProblems(t, problems, err, []string{
+		`README.md:5: package old is in the table but not in the code`,
+		`README.md: package b/c is not in the table under "Packages"`,
+	})
+}
