@@ -18,7 +18,7 @@ import (
 	"github.com/sluicemq/sluice/record"
 )
 
-// The crash test (DESIGN.md, testing layer 2): a child process appends with
+// The crash test (docs/testing.md, layer 2): a child process appends with
 // fsync=always from several goroutines and prints every acknowledged batch;
 // the parent SIGKILLs it at a random moment, reopens the log and checks
 // that every acknowledged batch is there, byte for byte, and that every

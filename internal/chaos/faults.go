@@ -342,7 +342,7 @@ func (in *Injector) kill(id int, between func() error) (string, func(context.Con
 // corrupt damages broker id's active segment of the step's partition, as
 // a bad disk would: bits flipped in its last 4 KiB, or its tail cut. Only
 // the tail: what lies before the recovery point is trusted by design
-// (DESIGN.md, Storage) and is not scanned at restart.
+// (docs/storage.md) and is not scanned at restart.
 func (in *Injector) corrupt(id int, s Step) error {
 	dir := filepath.Join(in.C.Broker(id).DataDir, in.Topic+"-"+strconv.Itoa(int(s.Partition)))
 	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
