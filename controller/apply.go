@@ -49,6 +49,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterPartition(m, c)
 	case ReportHighWatermarks:
 		next, err = applyReportHighWatermarks(m, c)
+	case ReportOfflineReplicas:
+		next, err = applyReportOfflineReplicas(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -360,6 +362,49 @@ func applyReportHighWatermarks(m *Metadata, c ReportHighWatermarks) (*Metadata, 
 	return n, nil
 }
 
+// applyReportOfflineReplicas marks the reported replicas offline
+// (markOffline). Stale entries are skipped, as in
+// applyReportHighWatermarks; a broker epoch that is not the broker's
+// current alive one refuses the whole report (R10).
+func applyReportOfflineReplicas(m *Metadata, c ReportOfflineReplicas) (*Metadata, error) {
+	b, ok := m.Brokers[c.BrokerID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, c.BrokerID)
+	}
+	if b.Epoch != c.BrokerEpoch || b.State != BrokerAlive {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, c.BrokerID, b.Epoch, b.State, c.BrokerEpoch)
+	}
+	var n *Metadata
+	for _, e := range c.Entries {
+		t, ok := m.Topics[e.Topic]
+		if n != nil {
+			t, ok = n.Topics[e.Topic]
+		}
+		if !ok || t.ID != e.TopicID || e.Partition < 0 || int(e.Partition) >= len(t.Partitions) {
+			continue
+		}
+		p := t.Partitions[e.Partition] // its slices are only ever replaced, never written
+		cur := n
+		if cur == nil {
+			cur = m
+		}
+		if !markOffline(cur, t, &p, c.BrokerID, e.Reason) {
+			continue
+		}
+		if n == nil {
+			n = edit(m)
+		}
+		if n.Topics[e.Topic] == m.Topics[e.Topic] {
+			n.Topics[e.Topic] = t.clone()
+		}
+		n.Topics[e.Topic].Partitions[e.Partition] = p
+	}
+	if n == nil {
+		return m, nil
+	}
+	return n, nil
+}
+
 // checkPartitionChange enforces what must hold of every leader and ISR: the
 // ISR is a non-empty subset of the replicas without duplicates, a leader
 // is an ISR member (R11) on an alive broker, a partition without a leader
@@ -393,10 +438,16 @@ func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
 		if !m.isAlive(c.Leader) {
 			return fmt.Errorf("%w: leader %d is not an alive broker", ErrInvalidPartition, c.Leader)
 		}
+		if p.IsOffline(c.Leader) {
+			return fmt.Errorf("%w: leader %d has its log offline", ErrInvalidPartition, c.Leader)
+		}
 	}
 	for i, r := range c.ISR {
 		if contains(p.ISR, r) {
 			continue
+		}
+		if p.IsOffline(r) {
+			return fmt.Errorf("%w: broker %d added to ISR %v has its log offline", ErrInvalidPartition, r, c.ISR)
 		}
 		if len(c.BrokerEpochs) == 0 {
 			return fmt.Errorf("%w: broker %d added to ISR %v without its broker epoch", ErrStaleBrokerEpoch, r, c.ISR)

@@ -12,7 +12,8 @@ import (
 // and carried in it.
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
-// DeleteTopic, AlterConfigs, AlterPartition and ReportHighWatermarks.
+// DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks and
+// ReportOfflineReplicas.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -33,6 +34,8 @@ const (
 	KindAlterPartition CommandKind = 6
 	// KindReportHighWatermarks is new in CommandVersion 2.
 	KindReportHighWatermarks CommandKind = 7
+	// KindReportOfflineReplicas is new in CommandVersion 4.
+	KindReportOfflineReplicas CommandKind = 8
 )
 
 func (k CommandKind) String() string {
@@ -51,6 +54,8 @@ func (k CommandKind) String() string {
 		return "AlterPartition"
 	case KindReportHighWatermarks:
 		return "ReportHighWatermarks"
+	case KindReportOfflineReplicas:
+		return "ReportOfflineReplicas"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -62,10 +67,11 @@ func (k CommandKind) String() string {
 //
 // Version 2 added RegisterBroker.LogsReported and Logs,
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
-// Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch. Older
-// commands, still in the Raft logs of earlier builds, decode with the
-// fields they lack zero; the encoder writes version 3 only.
-const CommandVersion = 3
+// Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
+// Version 4 added ReportOfflineReplicas. Older commands, still in the Raft
+// logs of earlier builds, decode with the fields they lack zero; the
+// encoder writes version 4 only.
+const CommandVersion = 4
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -73,6 +79,7 @@ const CommandVersion = 3
 const (
 	commandVersion1 = 1
 	commandVersion2 = 2
+	commandVersion3 = 3
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -223,6 +230,31 @@ type HighWatermark struct {
 	HighWatermark int64
 }
 
+// ReportOfflineReplicas is a broker telling the controller that the logs
+// of some of its replicas went offline after a storage error (a full
+// disk, an I/O error): as Kafka's log-directory failure (KIP-112), the
+// replica can neither lead nor follow until the broker reopens the log.
+// Each entry marks its replica offline in the partition
+// (Partition.Offline, with the reason) and applies the rules of
+// election.go: it leaves the ISR at once unless it is the last member, and
+// a partition it led gets another leader. Entries for a topic deleted or
+// re-created since, for a partition the broker holds no replica of, or
+// already marked, are skipped. A broker epoch that is not the broker's
+// current alive one refuses the whole report (R10).
+type ReportOfflineReplicas struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Entries     []OfflineReplica
+}
+
+// OfflineReplica is one replica whose log went offline, and why.
+type OfflineReplica struct {
+	Topic     string
+	TopicID   uint64
+	Partition int32
+	Reason    string
+}
+
 // Kind implements Command.
 func (RegisterBroker) Kind() CommandKind { return KindRegisterBroker }
 
@@ -243,6 +275,9 @@ func (AlterPartition) Kind() CommandKind { return KindAlterPartition }
 
 // Kind implements Command.
 func (ReportHighWatermarks) Kind() CommandKind { return KindReportHighWatermarks }
+
+// Kind implements Command.
+func (ReportOfflineReplicas) Kind() CommandKind { return KindReportOfflineReplicas }
 
 func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
@@ -309,6 +344,19 @@ func (c ReportHighWatermarks) appendBody(b []byte) []byte {
 		b = binary.AppendVarint(b, int64(e.Partition))
 		b = binary.AppendVarint(b, int64(e.LeaderEpoch))
 		b = binary.AppendVarint(b, e.HighWatermark)
+	}
+	return b
+}
+
+func (c ReportOfflineReplicas) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	b = binary.AppendUvarint(b, uint64(len(c.Entries)))
+	for _, e := range c.Entries {
+		b = appendString(b, e.Topic)
+		b = binary.AppendUvarint(b, e.TopicID)
+		b = binary.AppendVarint(b, int64(e.Partition))
+		b = appendString(b, e.Reason)
 	}
 	return b
 }
@@ -397,6 +445,20 @@ func decodeCommand(d *decoder) Command {
 			c.Entries = make([]HighWatermark, n)
 			for i := range c.Entries {
 				c.Entries[i] = HighWatermark{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), LeaderEpoch: d.int32(), HighWatermark: d.varint()}
+			}
+		}
+		return c
+	case KindReportOfflineReplicas:
+		if v <= commandVersion3 {
+			break
+		}
+		c := ReportOfflineReplicas{BrokerID: d.int32(), BrokerEpoch: d.varint()}
+		// An entry is at least 4 bytes: topic length, topic id,
+		// partition, reason length.
+		if n := d.count(4); n > 0 {
+			c.Entries = make([]OfflineReplica, n)
+			for i := range c.Entries {
+				c.Entries[i] = OfflineReplica{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), Reason: d.string()}
 			}
 		}
 		return c
