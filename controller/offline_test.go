@@ -70,6 +70,10 @@ func TestReportOfflineReplicas(t *testing.T) {
 	if p := m.Topics["s"].Partitions[0]; p.Leader != -1 || !reflect.DeepEqual(p.ISR, []int32{1}) || p.LeaderEpoch != 1 {
 		t.Fatalf("s-0: %+v; want no leader, ISR [1]", p)
 	}
+	if note := PartitionNote(m, m.Topics["s"], &m.Topics["s"].Partitions[0]); !strings.Contains(note, "no usable in-sync replica") ||
+		!strings.Contains(note, "replica 1 offline") {
+		t.Fatalf("s-0 note %q", note)
+	}
 
 	// Broker 1 restarts with its logs reopened: the mark goes, and it
 	// leads what it may lead again.

@@ -186,6 +186,8 @@ func PartitionNote(m *Metadata, t *Topic, p *Partition) string {
 		case p.NoCleanLeader && best == nil:
 			note = "no eligible leader: its last in-sync replica restarted and may have lost committed records (R11), " +
 				"and no returned replica holds data; only an unclean election (" + ConfigUncleanElection + "=true) gives it a leader"
+		case len(waiting) > 0 && slices.ContainsFunc(p.ISR, p.IsOffline):
+			note = fmt.Sprintf("no usable in-sync replica: waiting for replicas %v of the last ISR (one whose log is offline returns when its broker restarts)", waiting)
 		case len(waiting) > 0:
 			note = fmt.Sprintf("no in-sync replica alive: waiting for replicas %v of the last ISR", waiting)
 		}
