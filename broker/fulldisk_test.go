@@ -81,6 +81,13 @@ func TestFullDiskPartitionGoesOffline(t *testing.T) {
 	for _, tag := range []string{"still-full", "still-full-2"} {
 		produce(0, tag, protocol.ErrNotLeaderOrFollower, protocol.ErrLeaderNotAvailable)
 	}
+	// A registration while running (after a fence) does not offer the
+	// offline log as fit to lead.
+	for _, l := range b.parts.openLogs() {
+		if l.Topic == "full" && l.Partition == 0 {
+			t.Fatalf("openLogs reports the offline log: %+v", l)
+		}
+	}
 	// The broker keeps serving its other partition.
 	produce(1, "after", protocol.NoError)
 	if f := c.fetch("full", 1, 0); f.ErrorCode != protocol.NoError || f.HighWatermark != 15 {

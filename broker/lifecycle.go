@@ -321,6 +321,7 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 			continue
 		}
 		b.logger.Info("fenced while running; registered again", zap.Int64("fenced_broker_epoch", me.Epoch), zap.Int64("broker_epoch", epoch))
+		b.parts.kickOffline(nil) // the registration cleared the offline marks: report them again
 	}
 }
 
