@@ -51,6 +51,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyReportHighWatermarks(m, c)
 	case ReportOfflineReplicas:
 		next, err = applyReportOfflineReplicas(m, c)
+	case ReportOnlineReplicas:
+		next, err = applyReportOnlineReplicas(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -367,42 +369,66 @@ func applyReportHighWatermarks(m *Metadata, c ReportHighWatermarks) (*Metadata, 
 // applyReportHighWatermarks; a broker epoch that is not the broker's
 // current alive one refuses the whole report (R10).
 func applyReportOfflineReplicas(m *Metadata, c ReportOfflineReplicas) (*Metadata, error) {
-	b, ok := m.Brokers[c.BrokerID]
+	return editReplicas(m, c.BrokerID, c.BrokerEpoch, len(c.Entries), func(i int) (string, uint64, int32) {
+		e := c.Entries[i]
+		return e.Topic, e.TopicID, e.Partition
+	}, func(m *Metadata, t *Topic, p *Partition, i int) bool {
+		return markOffline(m, t, p, c.BrokerID, c.Entries[i].Reason)
+	})
+}
+
+// applyReportOnlineReplicas clears the offline marks of the reported
+// replicas (markOnline), skipping stale entries; a broker epoch that is
+// not the broker's current alive one refuses the whole report (R10).
+func applyReportOnlineReplicas(m *Metadata, c ReportOnlineReplicas) (*Metadata, error) {
+	return editReplicas(m, c.BrokerID, c.BrokerEpoch, len(c.Logs), func(i int) (string, uint64, int32) {
+		l := c.Logs[i]
+		return l.Topic, l.TopicID, l.Partition
+	}, func(m *Metadata, _ *Topic, p *Partition, i int) bool {
+		return markOnline(m, p, c.BrokerID, c.Logs[i])
+	})
+}
+
+// editReplicas applies change to the partition of each of a broker's n
+// report entries (named by entry), after checking that the broker is
+// alive at epoch. Entries naming a topic deleted or re-created since, or
+// a partition out of range, are skipped, as are those change leaves
+// alone (it returns false); it returns m itself when nothing changed.
+func editReplicas(m *Metadata, broker int32, epoch int64, n int, entry func(int) (string, uint64, int32),
+	change func(*Metadata, *Topic, *Partition, int) bool) (*Metadata, error) {
+	b, ok := m.Brokers[broker]
 	if !ok {
-		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, c.BrokerID)
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, broker)
 	}
-	if b.Epoch != c.BrokerEpoch || b.State != BrokerAlive {
-		return nil, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, c.BrokerID, b.Epoch, b.State, c.BrokerEpoch)
+	if b.Epoch != epoch || b.State != BrokerAlive {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, broker, b.Epoch, b.State, epoch)
 	}
-	var n *Metadata
-	for _, e := range c.Entries {
-		t, ok := m.Topics[e.Topic]
-		if n != nil {
-			t, ok = n.Topics[e.Topic]
+	var next *Metadata
+	for i := range n {
+		name, id, index := entry(i)
+		t, ok := m.Topics[name]
+		if next != nil {
+			t, ok = next.Topics[name]
 		}
-		if !ok || t.ID != e.TopicID || e.Partition < 0 || int(e.Partition) >= len(t.Partitions) {
+		if !ok || t.ID != id || index < 0 || int(index) >= len(t.Partitions) {
 			continue
 		}
-		p := t.Partitions[e.Partition] // its slices are only ever replaced, never written
-		cur := n
-		if cur == nil {
-			cur = m
-		}
-		if !markOffline(cur, t, &p, c.BrokerID, e.Reason) {
+		p := t.Partitions[index] // its slices are only ever replaced, never written
+		if !change(m, t, &p, i) {
 			continue
 		}
-		if n == nil {
-			n = edit(m)
+		if next == nil {
+			next = edit(m)
 		}
-		if n.Topics[e.Topic] == m.Topics[e.Topic] {
-			n.Topics[e.Topic] = t.clone()
+		if next.Topics[name] == m.Topics[name] {
+			next.Topics[name] = t.clone()
 		}
-		n.Topics[e.Topic].Partitions[e.Partition] = p
+		next.Topics[name].Partitions[index] = p
 	}
-	if n == nil {
+	if next == nil {
 		return m, nil
 	}
-	return n, nil
+	return next, nil
 }
 
 // checkPartitionChange enforces what must hold of every leader and ISR: the

@@ -12,8 +12,8 @@ import (
 // and carried in it.
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
-// DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks and
-// ReportOfflineReplicas.
+// DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
+// ReportOfflineReplicas and ReportOnlineReplicas.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -36,6 +36,8 @@ const (
 	KindReportHighWatermarks CommandKind = 7
 	// KindReportOfflineReplicas is new in CommandVersion 4.
 	KindReportOfflineReplicas CommandKind = 8
+	// KindReportOnlineReplicas is new in CommandVersion 4.
+	KindReportOnlineReplicas CommandKind = 9
 )
 
 func (k CommandKind) String() string {
@@ -56,6 +58,8 @@ func (k CommandKind) String() string {
 		return "ReportHighWatermarks"
 	case KindReportOfflineReplicas:
 		return "ReportOfflineReplicas"
+	case KindReportOnlineReplicas:
+		return "ReportOnlineReplicas"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -68,7 +72,7 @@ func (k CommandKind) String() string {
 // Version 2 added RegisterBroker.LogsReported and Logs,
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
 // Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
-// Version 4 added ReportOfflineReplicas. Older commands, still in the Raft
+// Version 4 added ReportOfflineReplicas and ReportOnlineReplicas. Older commands, still in the Raft
 // logs of earlier builds, decode with the fields they lack zero; the
 // encoder writes version 4 only.
 const CommandVersion = 4
@@ -247,6 +251,23 @@ type ReportOfflineReplicas struct {
 	Entries     []OfflineReplica
 }
 
+// ReportOnlineReplicas is a broker telling the controller that it reopened
+// the offline logs of some of its replicas (space came back): each Logs
+// entry is what the reopened log held, as in a registration's report.
+// Each clears its replica's offline mark; the replica then follows and
+// rejoins the ISR by catching up. A partition left without a leader
+// whose last in-sync replica it is gets it back as leader only if its
+// log cannot have lost a committed record (R11): recovery cut nothing,
+// it ends at or above the committed high watermark, and the partition
+// was not refused before. Entries for replicas not marked offline are
+// skipped; a broker epoch that is not the broker's current alive one
+// refuses the whole report (R10).
+type ReportOnlineReplicas struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Logs        []ReplicaLog
+}
+
 // OfflineReplica is one replica whose log went offline, and why.
 type OfflineReplica struct {
 	Topic     string
@@ -279,6 +300,9 @@ func (ReportHighWatermarks) Kind() CommandKind { return KindReportHighWatermarks
 // Kind implements Command.
 func (ReportOfflineReplicas) Kind() CommandKind { return KindReportOfflineReplicas }
 
+// Kind implements Command.
+func (ReportOnlineReplicas) Kind() CommandKind { return KindReportOnlineReplicas }
+
 func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
 	b = appendString(b, c.Addr)
@@ -288,8 +312,13 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = appendString(b, c.GossipAddr)
 	b = appendString(b, c.DirID)
 	b = appendBool(b, c.LogsReported)
-	b = binary.AppendUvarint(b, uint64(len(c.Logs)))
-	for _, l := range c.Logs {
+	b = appendReplicaLogs(b, c.Logs)
+	return appendBool(b, c.SameBoot)
+}
+
+func appendReplicaLogs(b []byte, logs []ReplicaLog) []byte {
+	b = binary.AppendUvarint(b, uint64(len(logs)))
+	for _, l := range logs {
 		b = appendString(b, l.Topic)
 		b = binary.AppendUvarint(b, l.TopicID)
 		b = binary.AppendVarint(b, int64(l.Partition))
@@ -297,7 +326,13 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 		b = appendBool(b, l.RecoveryTruncated)
 		b = binary.AppendVarint(b, int64(l.LastEpoch))
 	}
-	return appendBool(b, c.SameBoot)
+	return b
+}
+
+func (c ReportOnlineReplicas) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	return appendReplicaLogs(b, c.Logs)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -392,21 +427,7 @@ func decodeCommand(d *decoder) Command {
 		c := RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
 		if v >= commandVersion2 {
 			c.LogsReported = d.bool()
-			// An entry is at least 5 bytes: topic length, topic id,
-			// partition, end offset, flag; 6 with the last epoch.
-			size := 5
-			if v >= 3 {
-				size = 6
-			}
-			if n := d.count(size); n > 0 {
-				c.Logs = make([]ReplicaLog, n)
-				for i := range c.Logs {
-					c.Logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
-					if v >= 3 {
-						c.Logs[i].LastEpoch = d.int32()
-					}
-				}
-			}
+			c.Logs = d.replicaLogs(v)
 		}
 		if v >= 3 {
 			c.SameBoot = d.bool()
@@ -462,7 +483,35 @@ func decodeCommand(d *decoder) Command {
 			}
 		}
 		return c
+	case KindReportOnlineReplicas:
+		if v <= commandVersion3 {
+			break
+		}
+		return ReportOnlineReplicas{BrokerID: d.int32(), BrokerEpoch: d.varint(), Logs: d.replicaLogs(v)}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil
+}
+
+// replicaLogs reads what appendReplicaLogs wrote, in the layout of command
+// version v (no last epoch before version 3); nil for none.
+func (d *decoder) replicaLogs(v byte) []ReplicaLog {
+	// An entry is at least 5 bytes: topic length, topic id, partition,
+	// end offset, flag; 6 with the last epoch.
+	size := 5
+	if v >= commandVersion3 {
+		size = 6
+	}
+	n := d.count(size)
+	if n == 0 {
+		return nil
+	}
+	logs := make([]ReplicaLog, n)
+	for i := range logs {
+		logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
+		if v >= commandVersion3 {
+			logs[i].LastEpoch = d.int32()
+		}
+	}
+	return logs
 }

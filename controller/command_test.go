@@ -24,6 +24,8 @@ func sampleCommands() []Command {
 		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}, HighWatermark: 99, TopicID: 12},
 		ReportHighWatermarks{BrokerID: 3, BrokerEpoch: 7, Entries: []HighWatermark{{Topic: "orders", TopicID: 4, Partition: 2, LeaderEpoch: 5, HighWatermark: 1 << 33}, {Topic: "a", TopicID: 1}}},
 		ReportOfflineReplicas{BrokerID: 3, BrokerEpoch: 7, Entries: []OfflineReplica{{Topic: "orders", TopicID: 4, Partition: 2, Reason: "no space left on device"}, {Topic: "a", TopicID: 1}}},
+		ReportOnlineReplicas{BrokerID: 3, BrokerEpoch: 7, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true, LastEpoch: 9},
+			{Topic: "a", TopicID: 1, LastEpoch: -1}}},
 	}
 }
 
@@ -152,6 +154,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		{"version 5", append([]byte{5}, valid[1:]...)},
 		{"version 1 report", []byte{1, byte(KindReportHighWatermarks), 2, 2, 0}},
 		{"version 3 offline report", []byte{3, byte(KindReportOfflineReplicas), 2, 2, 0}},
+		{"version 3 online report", []byte{3, byte(KindReportOnlineReplicas), 2, 2, 0}},
 		{"huge offline count", []byte{CommandVersion, byte(KindReportOfflineReplicas), 2, 2, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"bool byte 2", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 2, 0}},
 		{"huge log count", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
@@ -341,7 +344,14 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 func randomCommand(r *rand.Rand) Command {
 	name := fmt.Sprintf("t%d", r.IntN(4))
 	id := int32(r.IntN(4))
-	switch r.IntN(8) {
+	switch r.IntN(9) {
+	case 8:
+		c := ReportOnlineReplicas{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
+		for range r.IntN(3) {
+			c.Logs = append(c.Logs, ReplicaLog{Topic: name, TopicID: uint64(r.IntN(4)), Partition: int32(r.IntN(3)), EndOffset: int64(r.IntN(20)),
+				RecoveryTruncated: r.IntN(4) == 0, LastEpoch: int32(r.IntN(3))})
+		}
+		return c
 	case 7:
 		c := ReportOfflineReplicas{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
 		for range r.IntN(3) {

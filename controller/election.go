@@ -66,7 +66,12 @@ import (
 //     partition it led gets the first usable in-sync replica, as for a
 //     fence. The mark (Partition.Offline) goes when the broker registers
 //     again with a log report: it restarted and reopened its logs, and
-//     the rules for a restart apply.
+//     the rules for a restart apply; or when the running broker reopened
+//     the log (ReportOnlineReplicas): then it follows and rejoins the ISR
+//     by catching up, and where it is the last ISR member of a partition
+//     without a leader it leads again only if its reopened log cannot
+//     lack a committed record: recovery cut nothing, it ends at or above
+//     CommittedHW, and the partition was not refused (NoCleanLeader).
 //   - Otherwise the partition stays without a leader (-1) and says so:
 //     RegisterBroker's Result.Offline names each partition a restarted
 //     broker may not lead, why, and which replicas of the last ISR a
@@ -283,6 +288,28 @@ func markOffline(m *Metadata, t *Topic, p *Partition, id int32, reason string) b
 		changed = true
 	}
 	if changed {
+		p.PartitionEpoch++
+	}
+	return true
+}
+
+// markOnline clears the offline mark of replica id of p (a copy the
+// caller owns), whose broker reopened its log and found l in it, and
+// elects it where it is the last ISR member of p without a leader and l
+// cannot lack a committed record (see the rules above). It reports
+// whether p changed: false when id is not marked offline in p.
+func markOnline(m *Metadata, p *Partition, id int32, l ReplicaLog) bool {
+	if !p.IsOffline(id) {
+		return false
+	}
+	p.Offline = slices.DeleteFunc(slices.Clone(p.Offline), func(o OfflineMark) bool { return o.Broker == id })
+	if len(p.Offline) == 0 {
+		p.Offline = nil
+	}
+	if p.Leader == -1 && len(p.ISR) == 1 && p.ISR[0] == id && m.isAlive(id) && !p.NoCleanLeader &&
+		!l.RecoveryTruncated && l.EndOffset >= p.CommittedHW {
+		p.Leader = id
+		p.LeaderEpoch++
 		p.PartitionEpoch++
 	}
 	return true

@@ -90,3 +90,46 @@ func TestReportOfflineReplicas(t *testing.T) {
 		t.Fatalf("s-0 after a clean restart: %+v; want leader 1", p)
 	}
 }
+
+// TestReportOnlineReplicas: a broker that reopened an offline log clears
+// its mark; the replica leads again only where it is the last ISR member
+// of a partition without a leader and its log cannot lack a committed
+// record.
+func TestReportOnlineReplicas(t *testing.T) {
+	m := applyAll(t, threeBrokers(t), CreateTopic{Name: "t", Replicas: [][]int32{{1, 2, 3}}},
+		CreateTopic{Name: "s", Replicas: [][]int32{{1}, {1}, {1}}})
+	m = applyAll(t, m, ReportHighWatermarks{BrokerID: 1, BrokerEpoch: 1, Entries: []HighWatermark{
+		{Topic: "s", TopicID: m.Topics["s"].ID, Partition: 0, HighWatermark: 10},
+		{Topic: "s", TopicID: m.Topics["s"].ID, Partition: 1, HighWatermark: 10},
+		{Topic: "s", TopicID: m.Topics["s"].ID, Partition: 2, HighWatermark: 10}}})
+	m, _ = applyChecked(t, m, offlineReport(m, 1, "t", 0))
+	m, _ = applyChecked(t, m, offlineReport(m, 1, "s", 0, 1, 2))
+	online := func(topic string, p int32, end int64, truncated bool) ReplicaLog {
+		return ReplicaLog{Topic: topic, TopicID: m.Topics[topic].ID, Partition: p, EndOffset: end, RecoveryTruncated: truncated, LastEpoch: 0}
+	}
+	if _, _, err := Apply(m, ReportOnlineReplicas{BrokerID: 1, BrokerEpoch: 2}); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("report from another epoch: %v, want ErrStaleBrokerEpoch", err)
+	}
+	m, _ = applyChecked(t, m, ReportOnlineReplicas{BrokerID: 1, BrokerEpoch: 1, Logs: []ReplicaLog{
+		online("t", 0, 10, false), online("s", 0, 10, false), online("s", 1, 9, false), online("s", 2, 10, true)}})
+	for _, tc := range []struct {
+		topic  string
+		p      int32
+		leader int32
+		isr    []int32
+	}{
+		{"t", 0, 2, []int32{2, 3}}, // rejoins by catching up
+		{"s", 0, 1, []int32{1}},    // whole: leads again
+		{"s", 1, -1, []int32{1}},   // ends below the committed high watermark
+		{"s", 2, -1, []int32{1}},   // recovery cut its log
+	} {
+		p := m.Topics[tc.topic].Partitions[tc.p]
+		if p.Leader != tc.leader || !reflect.DeepEqual(p.ISR, tc.isr) || len(p.Offline) != 0 {
+			t.Errorf("%s-%d: leader %d, ISR %v, offline %+v; want leader %d, ISR %v, none offline", tc.topic, tc.p, p.Leader, p.ISR, p.Offline, tc.leader, tc.isr)
+		}
+	}
+	// Not marked: nothing changes.
+	if next, _, err := Apply(m, ReportOnlineReplicas{BrokerID: 1, BrokerEpoch: 1, Logs: []ReplicaLog{online("t", 0, 10, false)}}); err != nil || next != m {
+		t.Fatalf("second report: %v, changed=%v", err, next != m)
+	}
+}
