@@ -158,6 +158,12 @@ type Config struct {
 	// controller can refuse to elect a restarted replica whose log ends
 	// below them (R11). Default 2 s.
 	HighWatermarkReportInterval time.Duration
+	// OfflineLogRetryInterval is how often the broker tries to reopen the
+	// logs that went offline after a storage error (a full disk), once
+	// the controller knows of them: a reopen that succeeds (space came
+	// back) recovers the log and the replica rejoins without a restart.
+	// Default 10 s.
+	OfflineLogRetryInterval time.Duration
 	// RaftHeartbeatTimeout and RaftElectionTimeout are Raft's timeouts.
 	// Default DefaultRaftTimeout, or DefaultSingleVoterRaftTimeout for a
 	// one-voter cluster.
@@ -221,6 +227,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HighWatermarkReportInterval <= 0 {
 		c.HighWatermarkReportInterval = 2 * time.Second
+	}
+	if c.OfflineLogRetryInterval <= 0 {
+		c.OfflineLogRetryInterval = 10 * time.Second
 	}
 	raftTimeout := DefaultRaftTimeout
 	if c.Voters == "" && c.Join == "" {

@@ -205,7 +205,7 @@ func topicMetadata(md *controller.Metadata, t *controller.Topic) protocol.TopicM
 			Note:            controller.PartitionNote(md, t, &p),
 		}
 		for _, r := range p.Replicas {
-			if b, ok := md.Brokers[r]; !ok || b.State != controller.BrokerAlive {
+			if b, ok := md.Brokers[r]; !ok || b.State != controller.BrokerAlive || p.IsOffline(r) {
 				pm.OfflineReplicas = append(pm.OfflineReplicas, r)
 			}
 		}

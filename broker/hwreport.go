@@ -116,13 +116,14 @@ func parsePartitionDir(e os.DirEntry) (string, int32, bool) {
 // openLogs reports the logs this broker holds open (or is reopening for a
 // config change), for a registration while it keeps running: nothing was
 // recovered since they were opened, and their end offsets are what the
-// controller checks. A log closed by a failure is left out: it is not fit
-// to lead.
+// controller checks. A log closed by a failure, or offline after a storage
+// error, is left out: it is not fit to lead. (The registration clears the
+// replica's offline mark; offlineLoop reports it again.)
 func (m *partitions) openLogs() []controller.ReplicaLog {
 	var out []controller.ReplicaLog
 	for _, h := range m.held() {
 		h.p.mu.RLock()
-		if l := h.p.cur.Load(); l != nil && h.p.state != stateClosed {
+		if l := h.p.cur.Load(); l != nil && h.p.state != stateClosed && l.Err() == nil {
 			out = append(out, controller.ReplicaLog{Topic: h.p.topic, TopicID: h.topicID, Partition: h.p.index, EndOffset: l.EndOffset(),
 				LastEpoch: l.LatestEpoch()})
 		}

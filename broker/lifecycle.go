@@ -129,13 +129,14 @@ func (b *Broker) controlledShutdown() {
 // isrLoop proposes ISR changes for the partitions this broker leads: a
 // follower not caught up for ReplicaMaxLag leaves the ISR, one that
 // reached the high watermark in this epoch comes back (with the broker
-// epoch it fetched in, R10). It owns the high watermark reports too
-// (hwReportLoop), which run beside it so a slow ISR change does not hold
-// them up.
+// epoch it fetched in, R10). It owns the high watermark reports and the
+// offline replica reports too (hwReportLoop, offlineLoop), which run
+// beside it so a slow ISR change does not hold them up.
 func (b *Broker) isrLoop(ctx context.Context) {
-	reported := make(chan struct{})
+	reported, offline := make(chan struct{}), make(chan struct{})
 	go func() { defer close(reported); b.hwReportLoop(ctx) }()
-	defer func() { <-reported }()
+	go func() { defer close(offline); b.offlineLoop(ctx) }()
+	defer func() { <-reported; <-offline }()
 	t := time.NewTicker(min(b.cfg.ReplicaMaxLag/4, 250*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -320,6 +321,7 @@ func (b *Broker) reregisterLoop(ctx context.Context) {
 			continue
 		}
 		b.logger.Info("fenced while running; registered again", zap.Int64("fenced_broker_epoch", me.Epoch), zap.Int64("broker_epoch", epoch))
+		b.parts.kickOffline(nil) // the registration cleared the offline marks: report them again
 	}
 }
 

@@ -232,6 +232,16 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 	if code := p.unavailable(); code != protocol.NoError {
 		return a, code
 	}
+	if err := p.log.Err(); err != nil {
+		// The log was offline before this append: an offline log refuses
+		// every append before writing a byte, so nothing of this one was
+		// written, and the answer is definite (R14). NOT_LEADER_OR_FOLLOWER
+		// sends the client to the metadata, where the controller, told of
+		// the offline log (offlineLoop), moves leadership to an in-sync
+		// replica. An append the failure hits (below) stays STORAGE_ERROR,
+		// indeterminate.
+		return a, &protocol.Error{Code: protocol.ErrNotLeaderOrFollower, Detail: "the leader's log is offline, nothing was written: " + err.Error()}
+	}
 	ld := p.leader
 	if acks == AcksAll {
 		if err := ld.CanAppend(); err != nil {

@@ -59,13 +59,18 @@ type partitions struct {
 	topics map[string]*topicParts
 
 	reconcileMu sync.Mutex // one reconcile at a time
+
+	// offlineKick is signalled (non-blocking) when a log goes offline,
+	// for offlineLoop to report it to the controller.
+	offlineKick chan struct{}
 }
 
 func newPartitions(fs vfs.FS, dataDir string, self int32, defaults map[string]string, logger *zap.Logger, repl *replication) *partitions {
 	repl.self, repl.logger = self, logger
 	repl.fetchers = map[int32]*replica.Fetcher{}
 	return &partitions{fs: fs, dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
-		hwCheckpoint: log.NewCheckpoint(fs, filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(fs, dataDir, logger)}
+		hwCheckpoint: log.NewCheckpoint(fs, filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(fs, dataDir, logger),
+		offlineKick: make(chan struct{}, 1)}
 }
 
 // get returns the partition, or nil if this broker does not hold it.
@@ -135,7 +140,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			m.logger.Error("topic config unusable; partitions stay closed", zap.String("topic", name), zap.Error(err))
 			continue
 		}
-		pc.log.Logger, pc.log.FS = m.logger, m.fs
+		pc.log.Logger, pc.log.FS, pc.log.OnOffline = m.logger, m.fs, m.kickOffline
 		m.mu.RLock()
 		tp := m.topics[name]
 		m.mu.RUnlock()
@@ -217,7 +222,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 		return
 	}
 	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
-	pc.log.Logger = p.cfg.log.Logger
+	pc.log.Logger, pc.log.OnOffline = p.cfg.log.Logger, p.cfg.log.OnOffline
 	if sameLogConfig(p.cfg.log, pc.log) {
 		p.cfg.maxMessageBytes = pc.maxMessageBytes
 		p.mu.Unlock()

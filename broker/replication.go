@@ -170,7 +170,11 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		p.hw = max(p.hw, p.leader.HighWatermark())
 		p.leader = nil
 	}
-	same := p.role == roleFollower && p.leaderID == mp.Leader && p.epoch == mp.LeaderEpoch
+	// A replica whose log went offline (and that the controller knows
+	// of) does not fetch: it could not append, and it would only retry.
+	offline := mp.IsOffline(m.self)
+	same := p.leaderID == mp.Leader && p.epoch == mp.LeaderEpoch &&
+		(p.role == roleFollower && !offline || p.role == roleNone && offline)
 	if same {
 		p.mu.Unlock()
 		return
@@ -183,7 +187,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	p.fetchFrom = -1
 	p.follower = nil
 	p.role = roleNone
-	if mp.Leader >= 0 {
+	if mp.Leader >= 0 && !offline {
 		p.role = roleFollower
 		p.follower = replica.NewFollower(logView{p}, p.hw)
 		p.fetchFrom = mp.Leader
@@ -193,13 +197,16 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	if resign != nil {
 		resign.Resign()
 	}
-	if unassignFrom != leader {
+	if unassignFrom != leader || offline {
 		m.repl.unassign(unassignFrom, tp)
 	}
-	if leader >= 0 {
+	switch {
+	case offline:
+		lg.Info("not following partition: its log is offline", zap.Int32("leader", leader), zap.Int32("leader_epoch", epoch))
+	case leader >= 0:
 		m.repl.assign(leader, tp, epoch, &followed{p: p, leader: leader, epoch: epoch, fsync: pc.log.Fsync == log.FsyncAlways, lg: lg})
 		lg.Info("following partition", zap.Int32("leader", leader), zap.Int32("leader_epoch", epoch))
-	} else {
+	default:
 		lg.Info("partition has no leader", zap.Int32("leader_epoch", epoch), zap.Int32s("isr", mp.ISR))
 	}
 	p.notify()

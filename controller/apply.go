@@ -49,6 +49,10 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterPartition(m, c)
 	case ReportHighWatermarks:
 		next, err = applyReportHighWatermarks(m, c)
+	case ReportOfflineReplicas:
+		next, err = applyReportOfflineReplicas(m, c)
+	case ReportOnlineReplicas:
+		next, err = applyReportOnlineReplicas(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -360,6 +364,73 @@ func applyReportHighWatermarks(m *Metadata, c ReportHighWatermarks) (*Metadata, 
 	return n, nil
 }
 
+// applyReportOfflineReplicas marks the reported replicas offline
+// (markOffline). Stale entries are skipped, as in
+// applyReportHighWatermarks; a broker epoch that is not the broker's
+// current alive one refuses the whole report (R10).
+func applyReportOfflineReplicas(m *Metadata, c ReportOfflineReplicas) (*Metadata, error) {
+	return editReplicas(m, c.BrokerID, c.BrokerEpoch, len(c.Entries), func(i int) (string, uint64, int32) {
+		e := c.Entries[i]
+		return e.Topic, e.TopicID, e.Partition
+	}, func(m *Metadata, t *Topic, p *Partition, i int) bool {
+		return markOffline(m, t, p, c.BrokerID, c.Entries[i].Reason)
+	})
+}
+
+// applyReportOnlineReplicas clears the offline marks of the reported
+// replicas (markOnline), skipping stale entries; a broker epoch that is
+// not the broker's current alive one refuses the whole report (R10).
+func applyReportOnlineReplicas(m *Metadata, c ReportOnlineReplicas) (*Metadata, error) {
+	return editReplicas(m, c.BrokerID, c.BrokerEpoch, len(c.Logs), func(i int) (string, uint64, int32) {
+		l := c.Logs[i]
+		return l.Topic, l.TopicID, l.Partition
+	}, func(m *Metadata, _ *Topic, p *Partition, i int) bool {
+		return markOnline(m, p, c.BrokerID, c.Logs[i])
+	})
+}
+
+// editReplicas applies change to the partition of each of a broker's n
+// report entries (named by entry), after checking that the broker is
+// alive at epoch. Entries naming a topic deleted or re-created since, or
+// a partition out of range, are skipped, as are those change leaves
+// alone (it returns false); it returns m itself when nothing changed.
+func editReplicas(m *Metadata, broker int32, epoch int64, n int, entry func(int) (string, uint64, int32),
+	change func(*Metadata, *Topic, *Partition, int) bool) (*Metadata, error) {
+	b, ok := m.Brokers[broker]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, broker)
+	}
+	if b.Epoch != epoch || b.State != BrokerAlive {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, broker, b.Epoch, b.State, epoch)
+	}
+	var next *Metadata
+	for i := range n {
+		name, id, index := entry(i)
+		t, ok := m.Topics[name]
+		if next != nil {
+			t, ok = next.Topics[name]
+		}
+		if !ok || t.ID != id || index < 0 || int(index) >= len(t.Partitions) {
+			continue
+		}
+		p := t.Partitions[index] // its slices are only ever replaced, never written
+		if !change(m, t, &p, i) {
+			continue
+		}
+		if next == nil {
+			next = edit(m)
+		}
+		if next.Topics[name] == m.Topics[name] {
+			next.Topics[name] = t.clone()
+		}
+		next.Topics[name].Partitions[index] = p
+	}
+	if next == nil {
+		return m, nil
+	}
+	return next, nil
+}
+
 // checkPartitionChange enforces what must hold of every leader and ISR: the
 // ISR is a non-empty subset of the replicas without duplicates, a leader
 // is an ISR member (R11) on an alive broker, a partition without a leader
@@ -393,10 +464,16 @@ func checkPartitionChange(m *Metadata, p *Partition, c AlterPartition) error {
 		if !m.isAlive(c.Leader) {
 			return fmt.Errorf("%w: leader %d is not an alive broker", ErrInvalidPartition, c.Leader)
 		}
+		if p.IsOffline(c.Leader) {
+			return fmt.Errorf("%w: leader %d has its log offline", ErrInvalidPartition, c.Leader)
+		}
 	}
 	for i, r := range c.ISR {
 		if contains(p.ISR, r) {
 			continue
+		}
+		if p.IsOffline(r) {
+			return fmt.Errorf("%w: broker %d added to ISR %v has its log offline", ErrInvalidPartition, r, c.ISR)
 		}
 		if len(c.BrokerEpochs) == 0 {
 			return fmt.Errorf("%w: broker %d added to ISR %v without its broker epoch", ErrStaleBrokerEpoch, r, c.ISR)

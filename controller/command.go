@@ -12,7 +12,8 @@ import (
 // and carried in it.
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
-// DeleteTopic, AlterConfigs, AlterPartition and ReportHighWatermarks.
+// DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
+// ReportOfflineReplicas and ReportOnlineReplicas.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -33,6 +34,10 @@ const (
 	KindAlterPartition CommandKind = 6
 	// KindReportHighWatermarks is new in CommandVersion 2.
 	KindReportHighWatermarks CommandKind = 7
+	// KindReportOfflineReplicas is new in CommandVersion 4.
+	KindReportOfflineReplicas CommandKind = 8
+	// KindReportOnlineReplicas is new in CommandVersion 4.
+	KindReportOnlineReplicas CommandKind = 9
 )
 
 func (k CommandKind) String() string {
@@ -51,6 +56,10 @@ func (k CommandKind) String() string {
 		return "AlterPartition"
 	case KindReportHighWatermarks:
 		return "ReportHighWatermarks"
+	case KindReportOfflineReplicas:
+		return "ReportOfflineReplicas"
+	case KindReportOnlineReplicas:
+		return "ReportOnlineReplicas"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -62,10 +71,11 @@ func (k CommandKind) String() string {
 //
 // Version 2 added RegisterBroker.LogsReported and Logs,
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
-// Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch. Older
-// commands, still in the Raft logs of earlier builds, decode with the
-// fields they lack zero; the encoder writes version 3 only.
-const CommandVersion = 3
+// Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
+// Version 4 added ReportOfflineReplicas and ReportOnlineReplicas. Older commands, still in the Raft
+// logs of earlier builds, decode with the fields they lack zero; the
+// encoder writes version 4 only.
+const CommandVersion = 4
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -73,6 +83,7 @@ const CommandVersion = 3
 const (
 	commandVersion1 = 1
 	commandVersion2 = 2
+	commandVersion3 = 3
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -223,6 +234,48 @@ type HighWatermark struct {
 	HighWatermark int64
 }
 
+// ReportOfflineReplicas is a broker telling the controller that the logs
+// of some of its replicas went offline after a storage error (a full
+// disk, an I/O error): as Kafka's log-directory failure (KIP-112), the
+// replica can neither lead nor follow until the broker reopens the log.
+// Each entry marks its replica offline in the partition
+// (Partition.Offline, with the reason) and applies the rules of
+// election.go: it leaves the ISR at once unless it is the last member, and
+// a partition it led gets another leader. Entries for a topic deleted or
+// re-created since, for a partition the broker holds no replica of, or
+// already marked, are skipped. A broker epoch that is not the broker's
+// current alive one refuses the whole report (R10).
+type ReportOfflineReplicas struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Entries     []OfflineReplica
+}
+
+// ReportOnlineReplicas is a broker telling the controller that it reopened
+// the offline logs of some of its replicas (space came back): each Logs
+// entry is what the reopened log held, as in a registration's report.
+// Each clears its replica's offline mark; the replica then follows and
+// rejoins the ISR by catching up. A partition left without a leader
+// whose last in-sync replica it is gets it back as leader only if its
+// log cannot have lost a committed record (R11): recovery cut nothing,
+// it ends at or above the committed high watermark, and the partition
+// was not refused before. Entries for replicas not marked offline are
+// skipped; a broker epoch that is not the broker's current alive one
+// refuses the whole report (R10).
+type ReportOnlineReplicas struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Logs        []ReplicaLog
+}
+
+// OfflineReplica is one replica whose log went offline, and why.
+type OfflineReplica struct {
+	Topic     string
+	TopicID   uint64
+	Partition int32
+	Reason    string
+}
+
 // Kind implements Command.
 func (RegisterBroker) Kind() CommandKind { return KindRegisterBroker }
 
@@ -244,6 +297,12 @@ func (AlterPartition) Kind() CommandKind { return KindAlterPartition }
 // Kind implements Command.
 func (ReportHighWatermarks) Kind() CommandKind { return KindReportHighWatermarks }
 
+// Kind implements Command.
+func (ReportOfflineReplicas) Kind() CommandKind { return KindReportOfflineReplicas }
+
+// Kind implements Command.
+func (ReportOnlineReplicas) Kind() CommandKind { return KindReportOnlineReplicas }
+
 func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
 	b = appendString(b, c.Addr)
@@ -253,8 +312,13 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = appendString(b, c.GossipAddr)
 	b = appendString(b, c.DirID)
 	b = appendBool(b, c.LogsReported)
-	b = binary.AppendUvarint(b, uint64(len(c.Logs)))
-	for _, l := range c.Logs {
+	b = appendReplicaLogs(b, c.Logs)
+	return appendBool(b, c.SameBoot)
+}
+
+func appendReplicaLogs(b []byte, logs []ReplicaLog) []byte {
+	b = binary.AppendUvarint(b, uint64(len(logs)))
+	for _, l := range logs {
 		b = appendString(b, l.Topic)
 		b = binary.AppendUvarint(b, l.TopicID)
 		b = binary.AppendVarint(b, int64(l.Partition))
@@ -262,7 +326,13 @@ func (c RegisterBroker) appendBody(b []byte) []byte {
 		b = appendBool(b, l.RecoveryTruncated)
 		b = binary.AppendVarint(b, int64(l.LastEpoch))
 	}
-	return appendBool(b, c.SameBoot)
+	return b
+}
+
+func (c ReportOnlineReplicas) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	return appendReplicaLogs(b, c.Logs)
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -313,6 +383,19 @@ func (c ReportHighWatermarks) appendBody(b []byte) []byte {
 	return b
 }
 
+func (c ReportOfflineReplicas) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	b = binary.AppendUvarint(b, uint64(len(c.Entries)))
+	for _, e := range c.Entries {
+		b = appendString(b, e.Topic)
+		b = binary.AppendUvarint(b, e.TopicID)
+		b = binary.AppendVarint(b, int64(e.Partition))
+		b = appendString(b, e.Reason)
+	}
+	return b
+}
+
 // AppendCommand appends c's encoding to dst: the version byte, the kind
 // byte, then the body.
 func AppendCommand(dst []byte, c Command) []byte {
@@ -344,21 +427,7 @@ func decodeCommand(d *decoder) Command {
 		c := RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
 		if v >= commandVersion2 {
 			c.LogsReported = d.bool()
-			// An entry is at least 5 bytes: topic length, topic id,
-			// partition, end offset, flag; 6 with the last epoch.
-			size := 5
-			if v >= 3 {
-				size = 6
-			}
-			if n := d.count(size); n > 0 {
-				c.Logs = make([]ReplicaLog, n)
-				for i := range c.Logs {
-					c.Logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
-					if v >= 3 {
-						c.Logs[i].LastEpoch = d.int32()
-					}
-				}
-			}
+			c.Logs = d.replicaLogs(v)
 		}
 		if v >= 3 {
 			c.SameBoot = d.bool()
@@ -400,7 +469,49 @@ func decodeCommand(d *decoder) Command {
 			}
 		}
 		return c
+	case KindReportOfflineReplicas:
+		if v <= commandVersion3 {
+			break
+		}
+		c := ReportOfflineReplicas{BrokerID: d.int32(), BrokerEpoch: d.varint()}
+		// An entry is at least 4 bytes: topic length, topic id,
+		// partition, reason length.
+		if n := d.count(4); n > 0 {
+			c.Entries = make([]OfflineReplica, n)
+			for i := range c.Entries {
+				c.Entries[i] = OfflineReplica{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), Reason: d.string()}
+			}
+		}
+		return c
+	case KindReportOnlineReplicas:
+		if v <= commandVersion3 {
+			break
+		}
+		return ReportOnlineReplicas{BrokerID: d.int32(), BrokerEpoch: d.varint(), Logs: d.replicaLogs(v)}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil
+}
+
+// replicaLogs reads what appendReplicaLogs wrote, in the layout of command
+// version v (no last epoch before version 3); nil for none.
+func (d *decoder) replicaLogs(v byte) []ReplicaLog {
+	// An entry is at least 5 bytes: topic length, topic id, partition,
+	// end offset, flag; 6 with the last epoch.
+	size := 5
+	if v >= commandVersion3 {
+		size = 6
+	}
+	n := d.count(size)
+	if n == 0 {
+		return nil
+	}
+	logs := make([]ReplicaLog, n)
+	for i := range logs {
+		logs[i] = ReplicaLog{Topic: d.string(), TopicID: d.uvarint(), Partition: d.int32(), EndOffset: d.varint(), RecoveryTruncated: d.bool()}
+		if v >= commandVersion3 {
+			logs[i].LastEpoch = d.int32()
+		}
+	}
+	return logs
 }

@@ -23,6 +23,9 @@ func sampleCommands() []Command {
 		AlterConfigs{Name: "orders", Set: map[string]string{ConfigSegmentBytes: "1048576"}, Remove: []string{ConfigRetentionMs, ConfigFsync}},
 		AlterPartition{Topic: "orders", Partition: 2, PartitionEpoch: 4, Leader: -1, ISR: []int32{3, 1}, BrokerEpochs: []int64{7, -1}, HighWatermark: 99, TopicID: 12},
 		ReportHighWatermarks{BrokerID: 3, BrokerEpoch: 7, Entries: []HighWatermark{{Topic: "orders", TopicID: 4, Partition: 2, LeaderEpoch: 5, HighWatermark: 1 << 33}, {Topic: "a", TopicID: 1}}},
+		ReportOfflineReplicas{BrokerID: 3, BrokerEpoch: 7, Entries: []OfflineReplica{{Topic: "orders", TopicID: 4, Partition: 2, Reason: "no space left on device"}, {Topic: "a", TopicID: 1}}},
+		ReportOnlineReplicas{BrokerID: 3, BrokerEpoch: 7, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true, LastEpoch: 9},
+			{Topic: "a", TopicID: 1, LastEpoch: -1}}},
 	}
 }
 
@@ -148,8 +151,11 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 4", append([]byte{4}, valid[1:]...)},
+		{"version 5", append([]byte{5}, valid[1:]...)},
 		{"version 1 report", []byte{1, byte(KindReportHighWatermarks), 2, 2, 0}},
+		{"version 3 offline report", []byte{3, byte(KindReportOfflineReplicas), 2, 2, 0}},
+		{"version 3 online report", []byte{3, byte(KindReportOnlineReplicas), 2, 2, 0}},
+		{"huge offline count", []byte{CommandVersion, byte(KindReportOfflineReplicas), 2, 2, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"bool byte 2", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 2, 0}},
 		{"huge log count", []byte{CommandVersion, byte(KindRegisterBroker), 2, 1, 'a', 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"huge report count", []byte{CommandVersion, byte(KindReportHighWatermarks), 2, 2, 0xff, 0xff, 0xff, 0xff, 0x0f}},
@@ -338,7 +344,20 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 func randomCommand(r *rand.Rand) Command {
 	name := fmt.Sprintf("t%d", r.IntN(4))
 	id := int32(r.IntN(4))
-	switch r.IntN(7) {
+	switch r.IntN(9) {
+	case 8:
+		c := ReportOnlineReplicas{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
+		for range r.IntN(3) {
+			c.Logs = append(c.Logs, ReplicaLog{Topic: name, TopicID: uint64(r.IntN(4)), Partition: int32(r.IntN(3)), EndOffset: int64(r.IntN(20)),
+				RecoveryTruncated: r.IntN(4) == 0, LastEpoch: int32(r.IntN(3))})
+		}
+		return c
+	case 7:
+		c := ReportOfflineReplicas{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
+		for range r.IntN(3) {
+			c.Entries = append(c.Entries, OfflineReplica{Topic: name, TopicID: uint64(r.IntN(4)), Partition: int32(r.IntN(3)), Reason: "full"})
+		}
+		return c
 	case 0:
 		c := RegisterBroker{ID: id, Addr: fmt.Sprintf("h:%d", r.IntN(3)), Rack: fmt.Sprint(r.IntN(2)), PreviousEpoch: int64(r.IntN(4)) - 1}
 		if r.IntN(2) == 0 {

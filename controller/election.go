@@ -58,6 +58,20 @@ import (
 //     start again; RecoveredEpoch records the new leader epoch. Setting
 //     the strategy to balanced runs the recovery at once (AlterConfigs).
 //     With manual the partition waits for an operator.
+//   - A replica whose log went offline after a storage error
+//     (ReportOfflineReplicas: a full disk, an I/O error; Kafka's log
+//     directory failure) is never elected, by any rule here, and never
+//     added to an ISR. It leaves the ISR at once, except where it is the
+//     last member (kept as the last known ISR, as for a fence), and a
+//     partition it led gets the first usable in-sync replica, as for a
+//     fence. The mark (Partition.Offline) goes when the broker registers
+//     again with a log report: it restarted and reopened its logs, and
+//     the rules for a restart apply; or when the running broker reopened
+//     the log (ReportOnlineReplicas): then it follows and rejoins the ISR
+//     by catching up, and where it is the last ISR member of a partition
+//     without a leader it leads again only if its reopened log cannot
+//     lack a committed record: recovery cut nothing, it ends at or above
+//     CommittedHW, and the partition was not refused (NoCleanLeader).
 //   - Otherwise the partition stays without a leader (-1) and says so:
 //     RegisterBroker's Result.Offline names each partition a restarted
 //     broker may not lead, why, and which replicas of the last ISR a
@@ -174,6 +188,14 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	if back != nil && back.logsReported {
 		noteRestart(t, p, id, back)
 		noted = true
+		if p.IsOffline(id) {
+			// It restarted and reopened its logs: what they hold is in
+			// its report, judged below like any restart's.
+			p.Offline = slices.DeleteFunc(slices.Clone(p.Offline), func(o OfflineMark) bool { return o.Broker == id })
+			if len(p.Offline) == 0 {
+				p.Offline = nil
+			}
+		}
 	}
 	if len(p.ISR) > 1 && contains(p.ISR, id) {
 		p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
@@ -202,8 +224,8 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 				}
 			}
 		}
-		if p.Leader == -1 && uncleanElection(t) && !anyAlive(m, p.ISR, id) {
-			if l := firstAlive(m, p.Replicas); l >= 0 {
+		if p.Leader == -1 && uncleanElection(t) && !anyUsable(m, p, p.ISR, id) {
+			if l := firstUsable(m, p); l >= 0 {
 				leadUncleanly(p, l)
 				refused = nil
 			}
@@ -238,6 +260,61 @@ func fencePartition(m *Metadata, t *Topic, p *Partition, id int32, back *restart
 	return changed || noted
 }
 
+// markOffline marks replica id of p (a copy the caller owns) offline
+// with reason and applies the rules above: it leaves the ISR unless it is
+// the last member, and a partition it led gets the first usable in-sync
+// replica, or, if the topic allows an unclean election and no in-sync
+// replica is usable, the first usable replica. It reports whether p
+// changed: false when id holds no replica of p or is marked already.
+func markOffline(m *Metadata, t *Topic, p *Partition, id int32, reason string) bool {
+	if !contains(p.Replicas, id) || p.IsOffline(id) {
+		return false
+	}
+	i, _ := slices.BinarySearchFunc(p.Offline, id, func(o OfflineMark, id int32) int { return int(o.Broker) - int(id) })
+	p.Offline = slices.Insert(slices.Clone(p.Offline), i, OfflineMark{Broker: id, Reason: reason})
+	changed := false
+	if len(p.ISR) > 1 && contains(p.ISR, id) {
+		p.ISR = slices.DeleteFunc(slices.Clone(p.ISR), func(r int32) bool { return r == id })
+		changed = true
+	}
+	if p.Leader == id {
+		p.Leader = cleanLeader(m, p, id)
+		if p.Leader == -1 && uncleanElection(t) && !anyUsable(m, p, p.ISR, id) {
+			if l := firstUsable(m, p); l >= 0 {
+				leadUncleanly(p, l)
+			}
+		}
+		p.LeaderEpoch++
+		changed = true
+	}
+	if changed {
+		p.PartitionEpoch++
+	}
+	return true
+}
+
+// markOnline clears the offline mark of replica id of p (a copy the
+// caller owns), whose broker reopened its log and found l in it, and
+// elects it where it is the last ISR member of p without a leader and l
+// cannot lack a committed record (see the rules above). It reports
+// whether p changed: false when id is not marked offline in p.
+func markOnline(m *Metadata, p *Partition, id int32, l ReplicaLog) bool {
+	if !p.IsOffline(id) {
+		return false
+	}
+	p.Offline = slices.DeleteFunc(slices.Clone(p.Offline), func(o OfflineMark) bool { return o.Broker == id })
+	if len(p.Offline) == 0 {
+		p.Offline = nil
+	}
+	if p.Leader == -1 && len(p.ISR) == 1 && p.ISR[0] == id && m.isAlive(id) && !p.NoCleanLeader &&
+		!l.RecoveryTruncated && l.EndOffset >= p.CommittedHW {
+		p.Leader = id
+		p.LeaderEpoch++
+		p.PartitionEpoch++
+	}
+	return true
+}
+
 // electOffline gives each partition of t (a copy the caller owns) that has
 // no leader one, now that t allows unclean elections: an alive ISR member
 // if the partition may still have a clean leader, else the first alive
@@ -251,7 +328,7 @@ func electOffline(m *Metadata, t *Topic) {
 		}
 		if l := cleanLeader(m, p, -1); l >= 0 {
 			p.Leader = l
-		} else if l = firstAlive(m, p.Replicas); l >= 0 {
+		} else if l = firstUsable(m, p); l >= 0 {
 			leadUncleanly(p, l)
 		} else {
 			continue
@@ -277,24 +354,34 @@ func cleanLeader(m *Metadata, p *Partition, except int32) int32 {
 		return -1
 	}
 	for _, r := range p.Replicas {
-		if r != except && contains(p.ISR, r) && m.isAlive(r) {
+		if r != except && contains(p.ISR, r) && m.usable(p, r) {
 			return r
 		}
 	}
 	return -1
 }
 
-func anyAlive(m *Metadata, ids []int32, except int32) bool {
-	return slices.ContainsFunc(ids, func(r int32) bool { return r != except && m.isAlive(r) })
+// anyUsable reports whether a replica of p in ids other than except may
+// lead (usable).
+func anyUsable(m *Metadata, p *Partition, ids []int32, except int32) bool {
+	return slices.ContainsFunc(ids, func(r int32) bool { return r != except && m.usable(p, r) })
 }
 
-func firstAlive(m *Metadata, ids []int32) int32 {
-	for _, r := range ids {
-		if m.isAlive(r) {
+// firstUsable returns the first replica of p, in replica order, that may
+// lead (usable); -1 when none may.
+func firstUsable(m *Metadata, p *Partition) int32 {
+	for _, r := range p.Replicas {
+		if m.usable(p, r) {
 			return r
 		}
 	}
 	return -1
+}
+
+// usable reports whether replica r of p may lead: its broker is alive and
+// its log is not offline (ReportOfflineReplicas).
+func (m *Metadata) usable(p *Partition, r int32) bool {
+	return m.isAlive(r) && !p.IsOffline(r)
 }
 
 func (m *Metadata) isAlive(id int32) bool {
@@ -364,7 +451,7 @@ func PlanPreferredLeaders(m *Metadata, topics []string) []AlterPartition {
 				continue
 			}
 			pref := p.Replicas[0]
-			if p.Leader == -1 || p.Leader == pref || !contains(p.ISR, pref) || !m.isAlive(pref) {
+			if p.Leader == -1 || p.Leader == pref || !contains(p.ISR, pref) || !m.usable(p, pref) {
 				continue
 			}
 			out = append(out, AlterPartition{

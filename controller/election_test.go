@@ -30,7 +30,7 @@ func threeBrokers(t testing.TB) *Metadata {
 
 // checkInvariants checks what every applied command must keep: an ISR is
 // a non-empty subset of the replicas without duplicates, and a leader is
-// an alive ISR member.
+// an alive ISR member whose log is not offline.
 func checkInvariants(m *Metadata) error {
 	for _, name := range m.TopicNames() {
 		for _, p := range m.Topics[name].Partitions {
@@ -44,6 +44,9 @@ func checkInvariants(m *Metadata) error {
 			}
 			if p.Leader != -1 && (!contains(p.ISR, p.Leader) || !m.isAlive(p.Leader)) {
 				return fmt.Errorf("%s-%d: leader %d not an alive ISR member of %v", name, p.Index, p.Leader, p.ISR)
+			}
+			if p.Leader != -1 && p.IsOffline(p.Leader) {
+				return fmt.Errorf("%s-%d: leader %d has its log offline (%+v)", name, p.Index, p.Leader, p.Offline)
 			}
 		}
 	}

@@ -220,6 +220,7 @@ func TestSnapshotKeepsRecovery(t *testing.T) {
 	nt := m.Topics["t"].clone()
 	nt.Partitions[0].Restarted = []ReplicaEnd{{Broker: 1, LastEpoch: 3, EndOffset: 70, InISR: true}, {Broker: 3, LastEpoch: -1, Wiped: true}}
 	nt.Partitions[1].RecoveredEpoch, nt.Partitions[1].RecoveryMayLack = 4, 12
+	nt.Partitions[1].Offline = []OfflineMark{{Broker: 2, Reason: "no space left on device"}, {Broker: 3, Reason: "input/output error"}}
 	m.Topics["t"] = nt
 	got, index, err := decodeSnapshot(encodeSnapshot(m, 5))
 	if err != nil || index != 5 || !reflect.DeepEqual(got, m) {
@@ -229,6 +230,11 @@ func TestSnapshotKeepsRecovery(t *testing.T) {
 	nt.Partitions[0].Restarted[0], nt.Partitions[0].Restarted[1] = nt.Partitions[0].Restarted[1], nt.Partitions[0].Restarted[0]
 	if _, _, err := decodeSnapshot(encodeSnapshot(m, 5)); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("unsorted restarted replicas: %v, want ErrCorrupt", err)
+	}
+	nt.Partitions[0].Restarted[0], nt.Partitions[0].Restarted[1] = nt.Partitions[0].Restarted[1], nt.Partitions[0].Restarted[0]
+	nt.Partitions[1].Offline[0], nt.Partitions[1].Offline[1] = nt.Partitions[1].Offline[1], nt.Partitions[1].Offline[0]
+	if _, _, err := decodeSnapshot(encodeSnapshot(m, 5)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("unsorted offline replicas: %v, want ErrCorrupt", err)
 	}
 }
 

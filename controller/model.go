@@ -74,7 +74,32 @@ type Partition struct {
 	// ISR (another recovery, or an unclean election).
 	RecoveredEpoch  int32 `json:"recovered_epoch,omitempty"`
 	RecoveryMayLack int64 `json:"recovery_may_lack,omitempty"`
+	// Offline lists, by broker id, the replicas whose log went offline
+	// after a storage error, as their broker reported
+	// (ReportOfflineReplicas): they neither lead nor join the ISR. A
+	// replica stays here until its broker registers again with a log
+	// report (a restart, which reopens its logs).
+	Offline []OfflineMark `json:"offline,omitempty"`
 }
+
+// OfflineMark is a replica whose log is offline, and why.
+type OfflineMark struct {
+	Broker int32  `json:"broker"`
+	Reason string `json:"reason"`
+}
+
+// offline returns the mark of replica r of p, or nil.
+func (p *Partition) offline(r int32) *OfflineMark {
+	for i := range p.Offline {
+		if p.Offline[i].Broker == r {
+			return &p.Offline[i]
+		}
+	}
+	return nil
+}
+
+// IsOffline reports whether replica r of p has its log offline.
+func (p *Partition) IsOffline(r int32) bool { return p.offline(r) != nil }
 
 // Topic is one topic.
 type Topic struct {
@@ -140,6 +165,7 @@ func (t *Topic) clone() *Topic {
 		p.Replicas = append([]int32(nil), p.Replicas...)
 		p.ISR = append([]int32(nil), p.ISR...)
 		p.Restarted = slices.Clone(p.Restarted)
+		p.Offline = slices.Clone(p.Offline)
 		c.Partitions[i] = p
 	}
 	return &c

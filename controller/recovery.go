@@ -109,7 +109,7 @@ func recoveryCandidate(m *Metadata, p *Partition) (*ReplicaEnd, []int32) {
 	var best *ReplicaEnd
 	for _, r := range p.Replicas { // replica order: a tie goes to the first
 		e := p.restarted(r)
-		if e == nil || e.Wiped || !m.isAlive(r) {
+		if e == nil || e.Wiped || !m.usable(p, r) {
 			continue
 		}
 		if best == nil || e.LastEpoch > best.LastEpoch || e.LastEpoch == best.LastEpoch && e.EndOffset > best.EndOffset {
@@ -169,8 +169,9 @@ func recoverOffline(m *Metadata, t *Topic) []Recovery {
 // PartitionNote says, for topic describe and cluster status, why p of t
 // has no leader (which replicas of its last ISR it waits for, or that it
 // waits for an operator), and whether its leader came from a balanced
-// recovery and how many committed offsets that leader may lack; "" when
-// there is nothing to say.
+// recovery and how many committed offsets that leader may lack, and which
+// replicas have their log offline and why; "" when there is nothing to
+// say.
 func PartitionNote(m *Metadata, t *Topic, p *Partition) string {
 	var note string
 	if p.Leader == -1 {
@@ -185,6 +186,8 @@ func PartitionNote(m *Metadata, t *Topic, p *Partition) string {
 		case p.NoCleanLeader && best == nil:
 			note = "no eligible leader: its last in-sync replica restarted and may have lost committed records (R11), " +
 				"and no returned replica holds data; only an unclean election (" + ConfigUncleanElection + "=true) gives it a leader"
+		case len(waiting) > 0 && slices.ContainsFunc(p.ISR, p.IsOffline):
+			note = fmt.Sprintf("no usable in-sync replica: waiting for replicas %v of the last ISR (one whose log is offline returns when its broker restarts)", waiting)
 		case len(waiting) > 0:
 			note = fmt.Sprintf("no in-sync replica alive: waiting for replicas %v of the last ISR", waiting)
 		}
@@ -195,6 +198,13 @@ func PartitionNote(m *Metadata, t *Topic, p *Partition) string {
 			rec = note + "; earlier, " + rec
 		}
 		note = rec
+	}
+	for _, o := range p.Offline {
+		off := fmt.Sprintf("replica %d offline: %s", o.Broker, o.Reason)
+		if note != "" {
+			off = note + "; " + off
+		}
+		note = off
 	}
 	return note
 }

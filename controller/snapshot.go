@@ -18,11 +18,12 @@ import (
 //
 // Version 2 added each broker's GossipAddr and DirID and each partition's
 // CommittedHW and NoCleanLeader; version 3 each partition's
-// RecoveredEpoch, RecoveryMayLack and Restarted. Older snapshots still
-// restore, with the fields they lack empty.
+// RecoveredEpoch, RecoveryMayLack and Restarted; version 4 each
+// partition's Offline. Older snapshots still restore, with the fields they
+// lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 3
+	snapshotVersion = 4
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -84,6 +85,11 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 				b = appendBool(b, r.InISR)
 				b = appendBool(b, r.Wiped)
 			}
+			b = binary.AppendUvarint(b, uint64(len(p.Offline)))
+			for _, o := range p.Offline {
+				b = binary.AppendVarint(b, int64(o.Broker))
+				b = appendString(b, o.Reason)
+			}
 		}
 	}
 	return b
@@ -135,6 +141,9 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 			if v >= 3 {
 				decodeRecovery(d, &t.Partitions[j])
 			}
+			if v >= 4 {
+				decodeOffline(d, &t.Partitions[j])
+			}
 			if d.err == nil && t.Partitions[j].Index != int32(j) {
 				d.fail("topic %q: partition %d at position %d", t.Name, t.Partitions[j].Index, j)
 			}
@@ -162,6 +171,23 @@ func decodeRecovery(d *decoder, p *Partition) {
 		p.Restarted[i] = ReplicaEnd{Broker: d.int32(), LastEpoch: d.int32(), EndOffset: d.varint(), InISR: d.bool(), Wiped: d.bool()}
 		if i > 0 && d.err == nil && p.Restarted[i].Broker <= p.Restarted[i-1].Broker {
 			d.fail("restarted replica %d not after %d", p.Restarted[i].Broker, p.Restarted[i-1].Broker)
+		}
+	}
+}
+
+// decodeOffline reads a partition's offline replicas (version 4), refusing
+// them out of broker order so there is one encoding.
+func decodeOffline(d *decoder, p *Partition) {
+	// An entry is at least 2 bytes: broker, reason length.
+	n := d.count(2)
+	if n == 0 || d.err != nil {
+		return
+	}
+	p.Offline = make([]OfflineMark, n)
+	for i := range p.Offline {
+		p.Offline[i] = OfflineMark{Broker: d.int32(), Reason: d.string()}
+		if i > 0 && d.err == nil && p.Offline[i].Broker <= p.Offline[i-1].Broker {
+			d.fail("offline replica %d not after %d", p.Offline[i].Broker, p.Offline[i-1].Broker)
 		}
 	}
 }

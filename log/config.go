@@ -105,6 +105,10 @@ type Config struct {
 	// checkpoints, markers, the directory). Default vfs.Default (the os);
 	// tests inject faults through it (package vfs/errorfs).
 	FS vfs.FS
+	// OnOffline, if set, runs once, with the error (it matches
+	// ErrOffline), when the log goes offline. It runs under the log's
+	// commit lock: it must not block nor call into the log.
+	OnOffline func(err error)
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -173,6 +173,9 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l.commit.onSync = l.notify // SyncedOffset moved: wake Changed waiters
 	l.commit.onOffline = func(err error) {
 		l.logger.Error("log offline: a storage error left its durable state unknown; appends fail until it is reopened", zap.Error(err))
+		if cfg.OnOffline != nil {
+			cfg.OnOffline(err)
+		}
 	}
 	l.wg.Add(1)
 	go l.runFlusher()

@@ -80,7 +80,13 @@ const (
 // idempotence (R13) and a checker counts the record as possibly present. A
 // broker must answer a produce it did append with an indeterminate code,
 // never a definite one, even when the reason (say, lost leadership while
-// waiting for acks) also has a definite code.
+// waiting for acks) also has a definite code. Conversely a produce refused
+// before any byte was written gets a definite code: STORAGE_ERROR is for
+// an append the storage failure hit (part of it may be in the log), while
+// an append refused because the leader's log was already offline (after a
+// full disk or an I/O error) is answered NOT_LEADER_OR_FOLLOWER: nothing
+// was written, and the client's metadata refresh finds the leader the
+// controller elected in its place.
 type codeInfo struct {
 	name         string
 	retriable    bool

@@ -102,7 +102,16 @@ type fetchEntry struct {
 	p         Followed
 	epoch     int32
 	truncated bool
+	// warned is when the last apply failure was logged, and suppressed
+	// how many failures since were not (warnEvery).
+	warned     time.Time
+	suppressed int
 }
+
+// warnEvery rate-limits a partition's repeated apply failures (a log
+// gone offline fails every fetch): one warn line per interval, carrying
+// how many were suppressed since the last.
+const warnEvery = 10 * time.Second
 
 // Fetcher copies every partition this broker follows from one leader
 // broker: one connection, one Fetch at a time carrying all of them (the
@@ -355,8 +364,13 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 			if errors.Is(err, ErrLeadershipOver) {
 				return false
 			}
-			f.log.Warn("apply fetched records; truncating again before the next fetch", zap.String("topic", tp.Topic),
-				zap.Int32("partition", tp.Partition), zap.Error(err))
+			if now := time.Now(); now.Sub(e.warned) >= warnEvery {
+				f.log.Warn("apply fetched records; truncating again before the next fetch", zap.String("topic", tp.Topic),
+					zap.Int32("partition", tp.Partition), zap.Int("suppressed", e.suppressed), zap.Error(err))
+				e.warned, e.suppressed = now, 0
+			} else {
+				e.suppressed++
+			}
 			// Batches that do not continue the log (offsets, epochs) mean
 			// the logs diverged after all: ask the leader again. A
 			// corrupt fetch or a closed log costs one more question.

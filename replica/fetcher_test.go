@@ -3,11 +3,16 @@ package replica
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
@@ -246,5 +251,44 @@ func TestFetcherCloseWhileUnreachable(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not return")
+	}
+}
+
+// failingFollowed is a follower whose log went offline: every Apply
+// fails.
+type failingFollowed struct {
+	localFollowed
+	applies atomic.Int64
+}
+
+func (p *failingFollowed) Apply([]byte, int64) error {
+	p.applies.Add(1)
+	return errors.New("log offline after a storage error: no space left on device")
+}
+
+// A follower whose every apply fails (a log gone offline) is warned about
+// once per warnEvery, not once per fetch.
+func TestFetcherRateLimitsApplyWarnings(t *testing.T) {
+	leader := openLog(t)
+	appendEpoch(t, leader, 1, 5, "a")
+	srv := startFakeLeader(t, leader, 1, false)
+	obs, logs := observer.New(zapcore.WarnLevel)
+	ft := StartFetcher(FetcherConfig{
+		Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
+		Addr:    func() (string, bool) { return srv.ln.Addr().String(), true },
+		MaxWait: 10 * time.Millisecond, Backoff: time.Millisecond, Logger: zap.New(obs),
+	})
+	defer ft.Close()
+	p := &failingFollowed{localFollowed: localFollowed{f: NewFollower(openLog(t), 0)}}
+	ft.Set(TopicPartition{"t", 0}, 1, p)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.applies.Load() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d applies in 10 s", p.applies.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := logs.FilterMessageSnippet("apply fetched records").Len(); n != 1 {
+		t.Fatalf("%d warn lines for %d failed applies, want 1 per %v", n, p.applies.Load(), warnEvery)
 	}
 }

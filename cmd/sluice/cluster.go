@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -168,7 +169,9 @@ func (st *clusterStatusJSON) addPartitions(topic string, parts []client.Partitio
 		ref := partitionRef{Topic: topic, Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR, Note: p.Note}
 		if p.Leader < 0 {
 			st.Offline = append(st.Offline, ref)
-		} else if p.Note != "" {
+		} else if strings.Contains(p.Note, "balanced recovery") {
+			// Other notes on a led partition (a replica offline) show
+			// with its under-replicated line.
 			st.Recovered = append(st.Recovered, ref)
 		}
 		if len(p.ISR) < len(p.Replicas) {
@@ -201,7 +204,7 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 		fmt.Fprintf(w, "  no leader: %s-%d replicas %v isr %v%s\n", p.Topic, p.Partition, p.Replicas, p.ISR, noteSuffix(p.Note))
 	}
 	for _, p := range st.UnderReplicated {
-		fmt.Fprintf(w, "  under-replicated: %s-%d leader %d replicas %v isr %v\n", p.Topic, p.Partition, p.Leader, p.Replicas, p.ISR)
+		fmt.Fprintf(w, "  under-replicated: %s-%d leader %d replicas %v isr %v%s\n", p.Topic, p.Partition, p.Leader, p.Replicas, p.ISR, noteSuffix(p.Note))
 	}
 	for _, p := range st.Recovered {
 		fmt.Fprintf(w, "  recovered: %s-%d leader %d%s\n", p.Topic, p.Partition, p.Leader, noteSuffix(p.Note))

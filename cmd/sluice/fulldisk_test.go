@@ -3,21 +3,26 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/vfs"
 	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // TestCLIShowsFullDisk runs `sluice topic describe` and `sluice cluster
 // status` against a broker whose disk is full under one partition (ENOSPC
-// from the file-system seam): both name the failed replica and the reason.
+// from the file-system seam): both name the failed replica and the reason,
+// and the metadata, told by the broker, lists it offline (the OFFLINE
+// column) with the reason in the partition's note.
 func TestCLIShowsFullDisk(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -41,10 +46,23 @@ func TestCLIShowsFullDisk(t *testing.T) {
 		t.Fatalf("produce to a full partition: %v\n%s", err, errOut)
 	}
 
+	// The broker reported the offline log to the controller: the
+	// metadata lists the replica offline, with the reason in the note.
 	var tj topicJSON
-	if err := json.Unmarshal([]byte(sluice(t, bin, addr, "", "topic", "describe", "full", "--json")), &tj); err != nil {
-		t.Fatal(err)
-	}
+	poll.Until(t, 10*time.Second, "the full replica offline in the metadata", func() error {
+		tj = topicJSON{}
+		if err := json.Unmarshal([]byte(sluice(t, bin, addr, "", "topic", "describe", "full", "--json")), &tj); err != nil {
+			return err
+		}
+		for _, p := range tj.Partitions {
+			offline := len(p.OfflineReplicas) == 1 && p.OfflineReplicas[0] == 1 && strings.Contains(p.Note, "replica 1 offline") &&
+				strings.Contains(p.Note, "no space left on device")
+			if offline != (p.Partition == 1) {
+				return fmt.Errorf("partition %d: offline replicas %v, note %q", p.Partition, p.OfflineReplicas, p.Note)
+			}
+		}
+		return nil
+	})
 	for _, p := range tj.Partitions {
 		r := p.ReplicaStatus[0]
 		failed := r.Role == roleError && strings.Contains(r.Error, "STORAGE_ERROR") && strings.Contains(r.Error, "no space left on device")
@@ -68,7 +86,7 @@ func TestCLIShowsFullDisk(t *testing.T) {
 	}
 	text = sluice(t, bin, addr, "", "cluster", "status")
 	t.Logf("cluster status:\n%s", text)
-	if !strings.Contains(text, "failed: full-1 on broker 1") {
-		t.Fatalf("cluster status does not list the failed replica:\n%s", text)
+	if !strings.Contains(text, "failed: full-1 on broker 1") || !strings.Contains(text, "no leader: full-1") || !strings.Contains(text, "replica 1 offline") {
+		t.Fatalf("cluster status does not list the failed replica, and its partition without a leader:\n%s", text)
 	}
 }

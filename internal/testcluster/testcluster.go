@@ -36,6 +36,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -51,6 +52,7 @@ import (
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/faultproxy"
 	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/log"
 )
 
 // Options shape a Cluster; the zero value is a cluster of up to 3 voters.
@@ -254,11 +256,13 @@ func (c *Cluster) Stop(id int32) {
 // controlled shutdown, no graceful leave (the others notice the failure
 // through serf), no clean-shutdown record, so the next start recovers its
 // logs; what it wrote stays, as the kernel keeps a dead process's writes.
-// Killing a stopped broker does nothing.
+// A log offline after a storage error (log.ErrOffline) is no error here:
+// a crash does not close it either. Killing a stopped broker does
+// nothing.
 func (c *Cluster) Kill(id int32) {
 	c.t.Helper()
 	if b := c.take(id); b != nil {
-		if err := b.Abandon(); err != nil {
+		if err := b.Abandon(); err != nil && !errors.Is(err, log.ErrOffline) {
 			c.t.Errorf("testcluster: abandon broker %d: %v", id, err)
 		}
 	}
