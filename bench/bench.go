@@ -11,7 +11,7 @@
 //
 // Each producer and each consumer is its own Client, so its own
 // connections, as separate processes would be. Workload loops do no
-// per-record allocation: record structs come from a reused ring and every
+// per-record allocation: record structs come from a reused pool and every
 // record shares one value buffer (the client copies a record's bytes
 // during Produce).
 //
@@ -39,6 +39,9 @@ const (
 	DefaultRecords    = 1_000_000
 	DefaultRecordSize = 100
 	DefaultPartitions = 1
+	// DefaultDeliveryTimeout is how long a produced record may wait for
+	// its acknowledgement before the run counts it as failed.
+	DefaultDeliveryTimeout = 30 * time.Second
 	// DrainTimeout bounds how long E2E and Verify consumers may take to
 	// read what was acknowledged once the producers have finished.
 	DrainTimeout = 30 * time.Second
@@ -89,6 +92,12 @@ type Config struct {
 	// time, so a stalled cluster is not hidden by the producer waiting
 	// (no coordinated omission).
 	Rate float64
+	// DeliveryTimeout bounds the time from Produce to a record's
+	// acknowledgement (default DefaultDeliveryTimeout). A record not
+	// acknowledged by then counts as an error at once, so a stalled
+	// partition shows in the errors while the run goes on with the others;
+	// producing clients get it as their client.DeliveryTimeout.
+	DeliveryTimeout time.Duration
 
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.
@@ -110,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Consumers == 0 {
 		c.Consumers = 1
 	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultDeliveryTimeout
+	}
 	switch {
 	case len(c.Client) == 0:
 		return c, errors.New("bench: Client options must name the seed brokers")
@@ -127,6 +139,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: key count %d, must be >= 0", c.KeyCount)
 	case c.Producers < 0 || c.Consumers < 0:
 		return c, fmt.Errorf("bench: producers %d, consumers %d: must be positive", c.Producers, c.Consumers)
+	case c.DeliveryTimeout < 0:
+		return c, fmt.Errorf("bench: delivery timeout %v, must be >= 0", c.DeliveryTimeout)
 	case c.Rate < 0:
 		return c, fmt.Errorf("bench: rate %v, must be >= 0", c.Rate)
 	}
