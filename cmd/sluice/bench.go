@@ -91,8 +91,7 @@ func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
 
 // config turns the flags into a bench.Config.
 func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) {
-	brokers := g.brokerList()
-	if len(brokers) == 0 {
+	if len(g.brokerList()) == 0 {
 		return bench.Config{}, errors.New("--brokers is empty")
 	}
 	topicConfigs, err := parseKV("config", b.configs)
@@ -100,7 +99,7 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 		return bench.Config{}, err
 	}
 	cfg := bench.Config{
-		Client: []client.Opt{client.SeedBrokers(brokers...)},
+		Client: g.clientOpts(),
 		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
 		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
 		Producers: b.producers, Consumers: b.consumers, Rate: b.rate, DeliveryTimeout: b.delivery,
