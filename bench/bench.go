@@ -11,7 +11,7 @@
 //
 // Each producer and each consumer is its own Client, so its own
 // connections, as separate processes would be. Workload loops do no
-// per-record allocation: record structs come from a reused ring and every
+// per-record allocation: record structs come from a reused pool and every
 // record shares one value buffer (the client copies a record's bytes
 // during Produce).
 //
@@ -41,6 +41,9 @@ const (
 	DefaultPartitions = 1
 	// DefaultReadTimeout is Config.ReadTimeout's default.
 	DefaultReadTimeout = 30 * time.Second
+	// DefaultDeliveryTimeout is how long a produced record may wait for
+	// its acknowledgement before the run counts it as failed.
+	DefaultDeliveryTimeout = 30 * time.Second
 )
 
 // e2eHeader is the bytes at the front of an E2E record's value: the
@@ -96,6 +99,12 @@ type Config struct {
 	// final read). Their fetches retry the same failures, with fresh
 	// metadata, inside the client. Default DefaultReadTimeout.
 	ReadTimeout time.Duration
+	// DeliveryTimeout bounds the time from Produce to a record's
+	// acknowledgement (default DefaultDeliveryTimeout). A record not
+	// acknowledged by then counts as an error at once, so a stalled
+	// partition shows in the errors while the run goes on with the others;
+	// producing clients get it as their client.DeliveryTimeout.
+	DeliveryTimeout time.Duration
 
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.
@@ -126,6 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultDeliveryTimeout
+	}
 	switch {
 	case len(c.Client) == 0:
 		return c, errors.New("bench: Client options must name the seed brokers")
@@ -143,6 +155,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("bench: key count %d, must be >= 0", c.KeyCount)
 	case c.Producers < 0 || c.Consumers < 0:
 		return c, fmt.Errorf("bench: producers %d, consumers %d: must be positive", c.Producers, c.Consumers)
+	case c.DeliveryTimeout < 0:
+		return c, fmt.Errorf("bench: delivery timeout %v, must be >= 0", c.DeliveryTimeout)
 	case c.Rate < 0:
 		return c, fmt.Errorf("bench: rate %v, must be >= 0", c.Rate)
 	case c.ReadTimeout < 0:

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -110,4 +111,32 @@ func TestAdminListOffsetsAfterLeaderMoved(t *testing.T) {
 		got, err := c.ListOffsets(ctx, "t", AtEnd())
 		return err == nil && got[0].Err == nil
 	})
+}
+
+// A seed that accepts connections and never answers (a listener nobody
+// accepts from, as a SIGSTOPped broker's is) costs an admin request at
+// most anyDialTimeout, once: then it is tried after the others.
+func TestAdminMovesPastAHungBroker(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := New(ctx, SeedBrokers(hung.Addr().String(), fc.addrs()[0]), RetryBackoff(time.Millisecond, 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 6 { // every candidate is first at least once
+		if _, err := c.ListTopics(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el > 2*anyDialTimeout+time.Second {
+		t.Fatalf("bootstrap and 6 requests took %v with a hung seed, want under %v", el, 2*anyDialTimeout+time.Second)
+	}
 }

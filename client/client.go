@@ -18,7 +18,11 @@
 // pipelined: a writer goroutine sends them as they come, a reader
 // goroutine matches responses by correlation id. A request that gets no
 // response within RequestTimeout closes its connection, failing what else
-// was in flight on it; the next request dials again. The connections of a
+// was in flight on it; the next request dials again. A request any broker
+// can serve (metadata, most admin calls, bootstrap) moves on to the next
+// broker when one does not connect and answer the handshake within
+// anyDialTimeout (3 s), and tries a broker whose dial failed in the last
+// 30 s after the others. The connections of a
 // broker that leaves the metadata are retired: what was sent on them still
 // gets its answer, then they close.
 //
@@ -69,6 +73,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/protocol"
@@ -123,6 +128,10 @@ type broker struct {
 	addr string
 	mu   sync.Mutex
 	cns  [numConnKinds]*conn
+	// dialFailed is when the last dial failed, in Unix nanoseconds; 0
+	// once a dial succeeds. Atomic: anyConn reads it without mu, which a
+	// dial holds.
+	dialFailed atomic.Int64
 }
 
 // connKind keeps apart traffic that must not queue behind other traffic:
@@ -231,8 +240,10 @@ func (c *Client) connTo(ctx context.Context, b *broker, k connKind) (*conn, erro
 	}
 	cn, err := dialConn(ctx, &c.cfg, b.addr)
 	if err != nil {
+		b.dialFailed.Store(time.Now().UnixNano())
 		return nil, err
 	}
+	b.dialFailed.Store(0)
 	b.cns[k] = cn
 	return cn, nil
 }
@@ -276,21 +287,40 @@ func (c *Client) brokerConn(ctx context.Context, id int32, k connKind) (*conn, e
 }
 
 // anyConn returns a connection to some broker, trying the known brokers and
-// then the seeds in turn, starting after the last one used.
+// then the seeds in turn, starting after the last one used; brokers whose
+// last dial failed less than failedFor ago go last. While another broker
+// remains to be tried, a broker gets anyDialTimeout to connect and answer
+// the handshake: a hung broker (paused, or its host gone) accepts a
+// connection and never answers, and must not hold a metadata or admin
+// request for the whole DialTimeout.
 func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	c.mu.Lock()
-	cands := make([]*broker, 0, len(c.brokers)+len(c.seeds))
+	all := make([]*broker, 0, len(c.brokers)+len(c.seeds))
 	for _, b := range c.brokers {
-		cands = append(cands, b)
+		all = append(all, b)
 	}
-	cands = append(cands, c.seeds...)
+	all = append(all, c.seeds...)
 	c.rr++
 	start := c.rr
 	c.mu.Unlock()
+	cands := make([]*broker, 0, len(all))
+	recent := time.Now().Add(-failedFor).UnixNano()
+	for pass := range 2 {
+		for i := range all {
+			b := all[(start+i)%len(all)]
+			if failed := b.dialFailed.Load() > recent; failed == (pass == 1) {
+				cands = append(cands, b)
+			}
+		}
+	}
 	var errs []error
-	for i := range cands {
-		b := cands[(start+i)%len(cands)]
-		cn, err := c.connTo(ctx, b, connNormal)
+	for i, b := range cands {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if i < len(cands)-1 {
+			actx, cancel = context.WithTimeout(ctx, anyDialTimeout)
+		}
+		cn, err := c.connTo(actx, b, connNormal)
+		cancel()
 		if err == nil {
 			return cn, nil
 		}
@@ -301,6 +331,13 @@ func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	}
 	return nil, fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
 }
+
+// anyDialTimeout bounds each attempt of anyConn but the last; failedFor is
+// how long a broker whose dial failed is tried after the others.
+const (
+	anyDialTimeout = 3 * time.Second
+	failedFor      = 30 * time.Second
+)
 
 // anyBroker is the target of requests any broker can serve.
 const anyBroker int32 = -1

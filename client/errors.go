@@ -16,6 +16,11 @@ var ErrClosed = errors.New("client: closed")
 // batch of BatchMaxBytes. It was not written.
 var ErrRecordTooLarge = errors.New("client: record larger than BatchMaxBytes")
 
+// ErrDeliveryTimeout is given to the callbacks of a batch whose
+// DeliveryTimeout passed before it could be sent (again): it was not
+// written.
+var ErrDeliveryTimeout = errors.New("client: delivery timeout passed before the batch was sent")
+
 // ProduceError is the error a produce callback receives. R14: every produce
 // failure is either definite — the record was not written, and will not be
 // by this attempt — or indeterminate: it may have been written (and may yet

@@ -81,21 +81,28 @@ func (p *producer) drain(now time.Time, failed *[]*batch) (next time.Time) {
 			*failed = append(*failed, b)
 			continue
 		}
+		leader, _, ok := p.c.meta.leader(pp.t.name, pp.partition)
+		if !now.Before(b.deadline) || (!ok && p.closing) {
+			// Never sent, or only with definite failures: it fails
+			// definitely, not written. A batch queued behind one in flight
+			// to a hung broker gets here as soon as that one settles.
+			switch {
+			case b.lastErr != nil:
+			case !ok:
+				b.lastErr = fmt.Errorf("%s[%d]: no leader known: %w", pp.t.name, pp.partition, protocol.ErrLeaderNotAvailable)
+			default:
+				b.lastErr = fmt.Errorf("%s[%d]: %v: %w", pp.t.name, pp.partition, p.cfg.deliveryTimeout, ErrDeliveryTimeout)
+			}
+			p.dequeue(pp, b)
+			*failed = append(*failed, b)
+			continue
+		}
 		if now.Before(b.retryAt) {
 			soon(b.retryAt)
 			continue
 		}
-		leader, _, ok := p.c.meta.leader(pp.t.name, pp.partition)
 		if !ok {
 			p.c.meta.requestRefresh()
-			if p.closing || !now.Before(b.deadline) {
-				if b.lastErr == nil {
-					b.lastErr = fmt.Errorf("%s[%d]: no leader known: %w", pp.t.name, pp.partition, protocol.ErrLeaderNotAvailable)
-				}
-				p.dequeue(pp, b)
-				*failed = append(*failed, b)
-				continue
-			}
 			soon(now.Add(p.cfg.retryBackoff[0]))
 			continue
 		}

@@ -58,6 +58,7 @@ type benchFlags struct {
 	consumers   int
 	rate        float64
 	readTimeout time.Duration
+	delivery    time.Duration
 	json        bool
 	cpuprofile  string
 }
@@ -84,6 +85,8 @@ func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
 	if acks {
 		f.StringVar(&b.acks, "acks", "all", "acknowledgement: 0 (none), 1 (leader) or all (in-sync replicas)")
 		f.IntVar(&b.keyCount, "key-count", 0, "distinct keys to cycle through (0: no keys, sticky batches)")
+		f.DurationVar(&b.delivery, "delivery-timeout", bench.DefaultDeliveryTimeout,
+			"a record not acknowledged within this counts as an error at once, and the run goes on")
 	}
 }
 
@@ -94,8 +97,7 @@ func (b *benchFlags) addReader(f *pflag.FlagSet) {
 
 // config turns the flags into a bench.Config.
 func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) {
-	brokers := g.brokerList()
-	if len(brokers) == 0 {
+	if len(g.brokerList()) == 0 {
 		return bench.Config{}, errors.New("--brokers is empty")
 	}
 	topicConfigs, err := parseKV("config", b.configs)
@@ -103,10 +105,11 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 		return bench.Config{}, err
 	}
 	cfg := bench.Config{
-		Client: []client.Opt{client.SeedBrokers(brokers...)},
+		Client: g.clientOpts(),
 		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
 		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
 		Producers: b.producers, Consumers: b.consumers, Rate: b.rate, ReadTimeout: b.readTimeout,
+		DeliveryTimeout: b.delivery,
 	}
 	if b.compression != "" {
 		codec, err := parseCodec(b.compression)
@@ -170,12 +173,15 @@ var benchWorkloads = map[string]struct {
 		long: `Produce --records records (default 1,000,000) or for --duration, with
 --producers producers, each its own client. Latency is from Produce to the
 acknowledgement; with --rate it is from each record's scheduled send time, so a
-stalled cluster shows as latency rather than as a slower schedule. Values are
---record-size random letters; --key-count adds keys. Exits 1 if any record
-failed.`,
+stalled cluster shows as latency rather than as a slower schedule. A record
+not acknowledged within --delivery-timeout counts as an error at once, and the
+run goes on with the other partitions: a stalled partition shows as errors.
+Values are --record-size random letters; --key-count adds keys. Exits 1 if
+any record failed.`,
 		example: `  sluice bench produce --topic bench --create --records 5000000 --record-size 100 --acks 1
   sluice bench produce --topic big --create --partitions 4 --record-size 1024 --producers 2 --duration 30s
-  sluice bench produce --topic synced --create --config fsync=always --producers 8 --acks 1`,
+  sluice bench produce --topic synced --create --config fsync=always --producers 8 --acks 1
+  sluice bench produce --topic bench --duration 60s --key-count 1000 --delivery-timeout 5s`,
 		run: bench.Produce,
 	},
 	"consume": {

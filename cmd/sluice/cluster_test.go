@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/protocol"
@@ -111,5 +113,35 @@ func TestElectionsView(t *testing.T) {
 	}
 	if empty, _ := json.Marshal(electionsView(nil)); string(empty) != "[]" {
 		t.Errorf("no elections: %s, want []", empty)
+	}
+}
+
+// A seed that accepts connections and never answers — a listener nobody
+// accepts from, as a SIGSTOPped broker's is — must not hold `cluster
+// status` for the client's whole dial timeout: the client moves on to the
+// next broker after a few seconds, wherever the hung one is in the list.
+func TestCLIClusterStatusPastAHungSeed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	addr, _ := startBroker(t, bin, t.TempDir())
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hung.Close() })
+	for _, seeds := range []string{hung.Addr().String() + "," + addr, addr + "," + hung.Addr().String()} {
+		start := time.Now()
+		out := sluice(t, bin, seeds, "", "cluster", "status")
+		if !strings.Contains(out, "controller: broker 1") {
+			t.Fatalf("status with seeds %s:\n%s", seeds, out)
+		}
+		// Before: 10 s (the dial timeout) or more.
+		el := time.Since(start)
+		t.Logf("seeds %s: %v", seeds, el)
+		if el > 7*time.Second {
+			t.Errorf("status with seeds %s took %v", seeds, el)
+		}
 	}
 }

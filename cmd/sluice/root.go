@@ -1,17 +1,48 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/sluicemq/sluice/client"
 )
 
-const defaultBrokers = "127.0.0.1:7092"
+const (
+	defaultBrokers = "127.0.0.1:7092"
+	defaultTimeout = 30 * time.Second
+)
 
 // globals are the flags every command shares.
 type globals struct {
 	brokers string
+	timeout time.Duration
+}
+
+// clientOpts are the client options the globals set: the seeds, and the
+// request timeout, which also bounds opening a connection. (A broker that
+// does not answer is left for the next one after a few seconds: the
+// client bounds each attempt while other brokers remain.)
+func (g *globals) clientOpts() []client.Opt {
+	return []client.Opt{client.SeedBrokers(g.brokerList()...), client.RequestTimeout(g.timeout),
+		client.DialTimeout(min(g.timeout, client.DefaultDialTimeout))}
+}
+
+// envTimeout is the default of --timeout: SLUICE_TIMEOUT, or
+// defaultTimeout if it is unset.
+func envTimeout() (time.Duration, error) {
+	v := os.Getenv("SLUICE_TIMEOUT")
+	if v == "" {
+		return defaultTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return defaultTimeout, fmt.Errorf("SLUICE_TIMEOUT=%q: want a positive duration such as 10s", v)
+	}
+	return d, nil
 }
 
 func (g *globals) brokerList() []string {
@@ -36,9 +67,28 @@ Start a broker, create a topic, produce and consume:
   sluice broker --data-dir ./data
   sluice topic create orders --partitions 3
   echo hello | sluice produce orders
-  sluice consume orders --from-beginning --max-messages 1`,
+  sluice consume orders --from-beginning --max-messages 1
+
+Every command takes --brokers (SLUICE_BROKERS), a comma-separated seed list,
+and --timeout (SLUICE_TIMEOUT, default 30s) for each request; a broker that
+does not answer is left for the next one after a few seconds:
+
+  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	timeout, envErr := envTimeout()
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.Name() == "broker" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
+			return nil // no client: a bad SLUICE_TIMEOUT must not stop a broker
+		}
+		if envErr != nil && !root.PersistentFlags().Changed("timeout") {
+			return envErr
+		}
+		if g.timeout <= 0 {
+			return fmt.Errorf("--timeout %v: must be positive", g.timeout)
+		}
+		return nil
 	}
 	brokers := os.Getenv("SLUICE_BROKERS")
 	if brokers == "" {
@@ -46,6 +96,8 @@ Start a broker, create a topic, produce and consume:
 	}
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers,
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
+		"how long to wait for a broker's answer to each request before giving up on it (env SLUICE_TIMEOUT)")
 	root.AddCommand(
 		newBrokerCmd(),
 		newTopicCmd(g),

@@ -451,7 +451,7 @@ func dial(cmd *cobra.Command, g *globals, opts ...client.Opt) (*client.Client, e
 	if len(brokers) == 0 {
 		return nil, errors.New("--brokers is empty")
 	}
-	opts = append([]client.Opt{client.SeedBrokers(brokers...), client.ClientID("sluice-cli")}, opts...)
+	opts = append(append(g.clientOpts(), client.ClientID("sluice-cli")), opts...)
 	cl, err := client.New(cmd.Context(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(brokers, ","), err)
