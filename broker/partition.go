@@ -150,8 +150,12 @@ func (p *partition) logger() *zap.Logger {
 	if l := p.cfg.log.Logger; l != nil {
 		return l
 	}
-	return zap.NewNop()
+	return nopLogger
 }
+
+// nopLogger serves partitions opened without a logger, so logger never
+// builds one per call.
+var nopLogger = zap.NewNop()
 
 // Acks says what an append waits for before it is acknowledged.
 type Acks int16
