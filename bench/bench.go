@@ -178,6 +178,10 @@ func (c *Config) newClient(ctx context.Context, id string, extra []client.Opt) (
 	return cl, nil
 }
 
+// topicWait bounds how long a run waits for its topic to show up in the
+// metadata of the broker it asks.
+const topicWait = 10 * time.Second
+
 // prepareTopic creates the topic if asked to and it does not exist, and
 // returns its partition count.
 func (c *Config) prepareTopic(ctx context.Context, cl *client.Client) (int32, error) {
@@ -188,20 +192,19 @@ func (c *Config) prepareTopic(ctx context.Context, cl *client.Client) (int32, er
 		if cerr := cl.CreateTopics(ctx, spec); cerr != nil {
 			return 0, fmt.Errorf("bench: create topic %s: %w", c.Topic, cerr)
 		}
-		// The broker that created it answered once its own copy of the
-		// metadata had it; another broker may learn of it a moment later.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			d, err = cl.DescribeTopic(ctx, c.Topic)
-			if err == nil || !client.IsRetriable(err) || time.Now().After(deadline) {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
+	}
+	// A topic created a moment ago (here or by whoever asked for this
+	// run) is known to the broker that created it first; another broker
+	// learns of it a moment later, so a retriable answer is asked again,
+	// for a bounded time, as a Kafka producer waits for metadata.
+	deadline := time.Now().Add(topicWait)
+	for err != nil && client.IsRetriable(err) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
+		d, err = cl.DescribeTopic(ctx, c.Topic)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("bench: topic %s: %w", c.Topic, err)

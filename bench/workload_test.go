@@ -141,3 +141,32 @@ func TestVerifySingleBroker(t *testing.T) {
 		t.Fatal("verify of a non-empty topic: no error")
 	}
 }
+
+// A run asked for a topic that is created a moment later — as another
+// broker learns of a topic just created elsewhere — waits for it rather
+// than failing on the first UNKNOWN_TOPIC_OR_PARTITION.
+func TestRunWaitsForATopicCreatedAMomentLater(t *testing.T) {
+	addr := startBroker(t)
+	ctx := testCtx(t)
+	admin, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	created := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the run asks first
+		created <- admin.CreateTopics(ctx, client.TopicSpec{Name: "late", Partitions: 1, ReplicationFactor: 1})
+	}()
+	h, err := Verify(ctx, Config{Client: []client.Opt{client.SeedBrokers(addr)}, Topic: "late",
+		Records: 200, RecordSize: 40, Producers: 1, Consumers: 1})
+	if cerr := <-created; cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatalf("verify of a topic created 300 ms after it started: %v", err)
+	}
+	if r := Check(h); !r.OK() || r.Acked != 200 {
+		t.Fatalf("%+v", r)
+	}
+}
