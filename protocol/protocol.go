@@ -45,6 +45,7 @@ const (
 	ListOffsets          APIKey = 2
 	Metadata             APIKey = 3
 	APIVersions          APIKey = 18
+	InitProducerID       APIKey = 22 // an idempotent producer's id and epoch (R13)
 	CreateTopics         APIKey = 19
 	DeleteTopics         APIKey = 20
 	OffsetForLeaderEpoch APIKey = 23 // where an epoch ended in the leader's log: a follower's truncation point (R9)
@@ -92,6 +93,7 @@ var apiTable = [...]apiInfo{
 	APIVersions:          row("ApiVersions", 0, 0, func() Message { return new(APIVersionsRequest) }, func() Message { return new(APIVersionsResponse) }),
 	CreateTopics:         row("CreateTopics", 0, 0, func() Message { return new(CreateTopicsRequest) }, func() Message { return new(CreateTopicsResponse) }),
 	DeleteTopics:         row("DeleteTopics", 0, 0, func() Message { return new(DeleteTopicsRequest) }, func() Message { return new(DeleteTopicsResponse) }),
+	InitProducerID:       row("InitProducerId", 0, 0, func() Message { return new(InitProducerIDRequest) }, func() Message { return new(InitProducerIDResponse) }),
 	OffsetForLeaderEpoch: row("OffsetForLeaderEpoch", 0, 0, func() Message { return new(OffsetForLeaderEpochRequest) }, func() Message { return new(OffsetForLeaderEpochResponse) }),
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),

@@ -37,6 +37,8 @@ func sampleRequests() []Message {
 		&DescribeReplicasRequest{ChecksumUpTo: -1},
 		&ElectLeadersRequest{Topics: []string{"orders", "audit"}, TimeoutMs: 5000},
 		&ElectLeadersRequest{TimeoutMs: 5000},
+		&InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1},
+		&InitProducerIDRequest{ProducerID: 1_000_042, ProducerEpoch: 3},
 	}
 }
 
@@ -76,6 +78,7 @@ func sampleResponses() []Message {
 		&ElectLeadersResponse{Results: []ElectionResult{{Topic: "orders", Partition: 0, Leader: 1},
 			{Topic: "orders", Partition: 1, ErrorCode: ErrElectionNotNeeded, Leader: 2},
 			{Topic: "orders", Partition: 2, ErrorCode: ErrPreferredLeaderNotAvailable, Message: "broker 3 not in the ISR", Leader: 1}}},
+		&InitProducerIDResponse{ThrottleMs: 2, ProducerID: 1_000_042, ProducerEpoch: 4},
 	}
 }
 
