@@ -100,6 +100,10 @@ func TestCheckAnomalies(t *testing.T) {
 			// A retried batch written twice: same value at a new offset.
 			h.Final = append(h.Final, Read{Partition: 0, Offset: 4, Value: "r-p1-s2"})
 		}, map[string]int64{"duplicates": 1}, true},
+		{"duplicate from an idempotent producer", func(h *History) {
+			h.Idempotent = true // R13: a retry is never written twice
+			h.Final = append(h.Final, Read{Partition: 0, Offset: 4, Value: "r-p1-s2"})
+		}, map[string]int64{"duplicates": 1}, false},
 		{"inconsistent: two values at one offset", func(h *History) {
 			// The acknowledgement of r-p1-s0 names the offset r-p0-s0 holds.
 			h.Sends[1].Offset = h.Sends[0].Offset
@@ -235,5 +239,59 @@ func TestCheckIncompleteReadBack(t *testing.T) {
 	h.ReadBackError = "end offsets after the producers: NOT_LEADER_OR_FOLLOWER"
 	if r := Check(h); r.Lost != 0 || r.NotReadBack != 8 || r.Anomalies() != 0 || r.OK() {
 		t.Fatalf("no read back: %+v, want 8 not read back, none lost, not OK", r)
+	}
+}
+
+// bigHistory is a clean run of n records over 4 partitions from 2
+// producers, read in full by 2 live consumers and the final read: the
+// shape of a long verify run.
+func bigHistory(n int) History {
+	var h History
+	next := make([]int64, 4)
+	h.Sends = make([]Send, 0, n)
+	for i := range n {
+		part := int32(i % 4)
+		h.Sends = append(h.Sends, Send{Producer: i % 2, Seq: int64(i / 2), Value: string(VerifyValue("run", i%2, int64(i/2), 64)),
+			Outcome: Acked, Partition: part, Offset: next[part]})
+		next[part]++
+	}
+	h.Final = make([]Read, 0, n)
+	for part := int32(0); part < 4; part++ {
+		for _, s := range h.Sends {
+			if s.Partition == part {
+				h.Final = append(h.Final, Read{Partition: part, Offset: s.Offset, Value: s.Value})
+			}
+		}
+	}
+	h.Live = [][]Read{h.Final, h.Final}
+	h.Ends = next
+	return h
+}
+
+// go test -run '^$' -bench BenchmarkCheck -benchtime 3x ./bench
+func BenchmarkCheck(b *testing.B) {
+	h := bigHistory(1_000_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := Check(h); !r.OK() {
+			b.Fatalf("%+v", r)
+		}
+	}
+}
+
+// Reads at far-off offsets or odd partitions (a corrupt history, a
+// misbehaving broker) are judged like any other, through the map the
+// dense tables fall back to, without allocating for the offsets between.
+func TestCheckSparseOffsets(t *testing.T) {
+	h := cleanHistory()
+	h.Final = append(h.Final, Read{Partition: 0, Offset: 1 << 50, Value: "far"}, Read{Partition: -1, Offset: 3, Value: "odd"})
+	h.Live[0] = append(h.Live[0], Read{Partition: 1, Offset: 1 << 40, Value: "r-p0-s1"})
+	r := Check(h)
+	want := map[string]int64{"unexpected": 2, "vanished": 1, "duplicates": 1}
+	if got := anomalies(r); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("anomalies %v, want %v\nexamples: %q", got, want, r.Examples)
+	}
+	if a := testing.AllocsPerRun(1, func() { Check(h) }); a > 200 {
+		t.Errorf("%v allocations", a)
 	}
 }
