@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -51,7 +53,7 @@ func newProduceCmd(g *globals) *cobra.Command {
 		Long: `Produce records read from stdin, one per line (the newline is not part of
 the record). With --key-separator, the text before the first separator is the
 key and the rest the value. Exits non-zero if any record failed, after naming
-each failed line.`,
+the failed lines (a run of lines that failed alike on one line, at most 20).`,
 		Example: `  echo hello | sluice produce orders
   printf 'user1:login\nuser2:logout\n' | sluice produce events --key-separator :
   sluice produce logs --compression zstd --acks 1 < app.log`,
@@ -91,7 +93,7 @@ func produceLines(cmd *cobra.Command, cl *client.Client, topic string, in io.Rea
 	sc.Buffer(make([]byte, 64<<10), maxLineBytes)
 	var (
 		mu     sync.Mutex
-		failed []string
+		failed []lineError
 		wg     sync.WaitGroup
 	)
 	line := 0
@@ -115,7 +117,7 @@ func produceLines(cmd *cobra.Command, cl *client.Client, topic string, in io.Rea
 			defer wg.Done()
 			if err != nil {
 				mu.Lock()
-				failed = append(failed, fmt.Sprintf("line %d: %v", n, err))
+				failed = append(failed, lineError{n, err.Error()})
 				mu.Unlock()
 			}
 		})
@@ -123,9 +125,7 @@ func produceLines(cmd *cobra.Command, cl *client.Client, topic string, in io.Rea
 	readErr := sc.Err()
 	flushErr := cl.Flush(ctx)
 	wg.Wait()
-	for _, f := range failed {
-		fmt.Fprintln(cmd.ErrOrStderr(), "sluice: produce:", f)
-	}
+	reportFailedLines(cmd.ErrOrStderr(), failed)
 	switch {
 	case readErr != nil:
 		return fmt.Errorf("read stdin at line %d: %w", line+1, readErr)
@@ -135,4 +135,42 @@ func produceLines(cmd *cobra.Command, cl *client.Client, topic string, in io.Rea
 		return fmt.Errorf("flush: %w", flushErr)
 	}
 	return nil
+}
+
+// lineError is the failure of the record read from one input line.
+type lineError struct {
+	line int
+	msg  string
+}
+
+// maxFailureRuns bounds how many runs of failed lines produce prints.
+const maxFailureRuns = 20
+
+// reportFailedLines prints the failed lines in order, a run of
+// consecutive lines that failed alike on one line ("lines 3-2000"), and
+// at most maxFailureRuns runs: a topic that refuses everything gives one
+// line of output, not one per record.
+func reportFailedLines(w io.Writer, failed []lineError) {
+	slices.SortFunc(failed, func(a, b lineError) int { return cmp.Compare(a.line, b.line) })
+	runs, rest := 0, 0
+	for i := 0; i < len(failed); {
+		j := i + 1
+		for j < len(failed) && failed[j].line == failed[j-1].line+1 && failed[j].msg == failed[i].msg {
+			j++
+		}
+		if runs == maxFailureRuns {
+			rest += j - i
+		} else {
+			runs++
+			if j-i == 1 {
+				fmt.Fprintf(w, "sluice: produce: line %d: %s\n", failed[i].line, failed[i].msg)
+			} else {
+				fmt.Fprintf(w, "sluice: produce: lines %d-%d (%d records): %s\n", failed[i].line, failed[j-1].line, j-i, failed[i].msg)
+			}
+		}
+		i = j
+	}
+	if rest > 0 {
+		fmt.Fprintf(w, "sluice: produce: and %d more failed records\n", rest)
+	}
 }
