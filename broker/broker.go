@@ -91,6 +91,7 @@ type Broker struct {
 	reregister chan struct{} // capacity 1: the registration says offline while running
 	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append
+	isrWrites  atomic.Int64  // controller writes of ISR changes (maintainISRs), for tests
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu
@@ -459,3 +460,9 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 
 // hwCheckpointInterval is how often the high watermarks are checkpointed.
 const hwCheckpointInterval = 5 * time.Second
+
+// ISRWrites is how many controller writes this broker has made to change
+// the ISRs of the partitions it leads: one per pass over its partitions
+// that found changes (up to controller.MaxAlterPartitions changes each),
+// not one per partition.
+func (b *Broker) ISRWrites() int64 { return b.isrWrites.Load() }

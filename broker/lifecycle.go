@@ -145,29 +145,78 @@ func (b *Broker) isrLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		for _, h := range b.parts.held() {
-			if ctx.Err() != nil {
-				return
-			}
-			b.maintainISR(ctx, h.p, h.topicID)
-		}
+		b.maintainISRs(ctx)
 	}
 }
 
-// maintainISR proposes p's ISR change, if it needs one; topicID is the id
-// of p's topic.
-func (b *Broker) maintainISR(ctx context.Context, p *partition, topicID uint64) {
+// isrChange is one planned ISR change and what it changes, for the log.
+type isrChange struct {
+	c           controller.AlterPartition
+	isr, shrink []int32
+}
+
+// maintainISRs proposes the ISR changes of every partition led here that
+// needs one, all in one controller write (controller.AlterPartitions; in
+// chunks past its bound): a broker back from a restart rejoins thousands
+// of ISRs in a pass, not at one Raft round trip per partition.
+func (b *Broker) maintainISRs(ctx context.Context) {
+	var changes []isrChange
+	for _, h := range b.parts.held() {
+		if ch, ok := planISR(h.p, h.topicID, b.cfg.BrokerID); ok {
+			changes = append(changes, ch)
+		}
+	}
+	for chunk := range slices.Chunk(changes, controller.MaxAlterPartitions) {
+		if ctx.Err() != nil {
+			return
+		}
+		b.alterISRs(ctx, chunk)
+	}
+}
+
+// alterISRs proposes changes in one controller write and logs each
+// outcome.
+func (b *Broker) alterISRs(ctx context.Context, changes []isrChange) {
+	cs := make([]controller.AlterPartition, len(changes))
+	for i := range changes {
+		cs[i] = changes[i].c
+	}
+	b.isrWrites.Add(1)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	errs, err := b.node.AlterPartitions(wctx, cs)
+	if err != nil {
+		// The next pass plans again from the metadata it then has.
+		b.logger.Debug("ISR changes not made", zap.Int("partitions", len(cs)), zap.Error(err))
+		return
+	}
+	for i, ch := range changes {
+		lg := b.logger.With(zap.String("topic", ch.c.Topic), zap.Int32("partition", ch.c.Partition),
+			zap.Int32s("isr", ch.isr), zap.Int32s("new_isr", ch.c.ISR))
+		if errs[i] != nil {
+			// A stale partition epoch means the metadata moved on (the
+			// watcher applies it); the next pass decides again.
+			lg.Debug("ISR change refused", zap.Error(errs[i]))
+			continue
+		}
+		lg.Info("ISR changed", zap.Int32s("removed", ch.shrink))
+	}
+}
+
+// planISR returns p's ISR change, if it needs one; topicID is the id of
+// p's topic, self this broker's id.
+func planISR(p *partition, topicID uint64, self int32) (isrChange, bool) {
 	p.mu.RLock()
 	if p.role != roleLeader || p.state != stateOpen {
 		p.mu.RUnlock()
-		return
+		return isrChange{}, false
 	}
 	ld := p.leader
 	shrink, expand := ld.ShrinkCandidates(), ld.ExpandCandidates()
 	isr, partEpoch, hw := slices.Clone(p.isr), p.partEpoch, ld.HighWatermark()
 	p.mu.RUnlock()
 	if len(shrink) == 0 && len(expand) == 0 {
-		return
+		return isrChange{}, false
 	}
 	next := slices.DeleteFunc(slices.Clone(isr), func(id int32) bool { return slices.Contains(shrink, id) })
 	epochs := make([]int64, len(next))
@@ -178,20 +227,13 @@ func (b *Broker) maintainISR(ctx context.Context, p *partition, topicID uint64) 
 		}
 	}
 	if slices.Equal(next, isr) {
-		return
+		return isrChange{}, false
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := b.node.Propose(wctx, controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
-		Leader: b.cfg.BrokerID, ISR: next, BrokerEpochs: epochs, HighWatermark: hw, TopicID: topicID})
-	lg := b.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int32s("isr", isr), zap.Int32s("new_isr", next))
-	if err != nil {
-		// A stale partition epoch means the metadata moved on (the
-		// watcher applies it); the next pass decides again.
-		lg.Debug("ISR change refused", zap.Error(err))
-		return
-	}
-	lg.Info("ISR changed", zap.Int32s("removed", shrink))
+	return isrChange{
+		c: controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
+			Leader: self, ISR: next, BrokerEpochs: epochs, HighWatermark: hw, TopicID: topicID},
+		isr: isr, shrink: shrink,
+	}, true
 }
 
 // rebalanceLoop returns leadership to preferred replicas, while this

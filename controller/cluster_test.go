@@ -191,6 +191,19 @@ func (c *testCluster) leader() *Node {
 	return leader
 }
 
+// follower returns a running node that does not lead.
+func (c *testCluster) follower() *Node {
+	c.t.Helper()
+	leader := c.leader()
+	for _, n := range c.running() {
+		if n != leader {
+			return n
+		}
+	}
+	c.t.Fatal("no running follower")
+	return nil
+}
+
 // waitConverged waits until every running node holds byte-identical
 // metadata.
 func (c *testCluster) waitConverged() {
@@ -515,14 +528,7 @@ func TestClusterMinorityCannotCommit(t *testing.T) {
 func TestClusterElectPreferredLeadersThroughFollower(t *testing.T) {
 	c := newTestCluster(t, 3, 0)
 	ctx := testContext(t)
-	leader := c.leader()
-	var follower *Node
-	for _, n := range c.running() {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := c.follower()
 	if _, err := follower.CreateTopic(ctx, TopicSpec{Name: "p", Partitions: 6, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}

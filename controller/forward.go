@@ -25,10 +25,11 @@ type Forwarder interface {
 // the leader plans it on metadata that holds every committed command.
 type request struct {
 	op      requestOp
-	command Command   // opCommand
-	spec    TopicSpec // opCreateTopic
-	server  Server    // opAddVoter, opAddNonvoter
-	topics  []string  // opElectPreferred; empty: all
+	command Command          // opCommand
+	spec    TopicSpec        // opCreateTopic
+	server  Server           // opAddVoter, opAddNonvoter
+	topics  []string         // opElectPreferred; empty: all
+	changes []AlterPartition // opAlterPartitions
 }
 
 type requestOp uint8
@@ -40,6 +41,9 @@ const (
 	opAddNonvoter requestOp = 4
 	// opElectPreferred: PlanPreferredLeaders, then each change.
 	opElectPreferred requestOp = 5
+	// opAlterPartitions: many AlterPartition changes, proposed back to
+	// back; one Election per change in the response.
+	opAlterPartitions requestOp = 6
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -60,6 +64,11 @@ func appendRequest(b []byte, r request) []byte {
 		b = appendString(b, r.server.Addr)
 	case opElectPreferred:
 		b = appendStringSet(b, r.topics)
+	case opAlterPartitions:
+		b = binary.AppendUvarint(b, uint64(len(r.changes)))
+		for _, c := range r.changes {
+			b = appendString(b, string(AppendCommand(nil, c)))
+		}
 	}
 	return b
 }
@@ -87,6 +96,8 @@ func decodeRequest(b []byte) (request, error) {
 			r.server = Server{ID: d.int32(), Addr: d.string(), Voter: r.op == opAddVoter}
 		case opElectPreferred:
 			r.topics = d.stringSet()
+		case opAlterPartitions:
+			r.changes = d.alterPartitions()
 		default:
 			d.fail("unknown request op %d", r.op)
 		}
@@ -102,7 +113,7 @@ type response struct {
 	res       Result
 	err       error
 	leader    Server     // the leader as the answering node knows it, with ErrNotLeader
-	elections []Election // opElectPreferred
+	elections []Election // opElectPreferred, opAlterPartitions
 }
 
 func appendResponse(b []byte, r response) []byte {

@@ -17,6 +17,9 @@ func sampleRequests() []request {
 		{op: opAddNonvoter, server: Server{ID: 5, Addr: "h:5"}},
 		{op: opElectPreferred, topics: []string{"a", "orders"}},
 		{op: opElectPreferred},
+		{op: opAlterPartitions, changes: []AlterPartition{
+			{Topic: "t", Partition: 1, PartitionEpoch: 4, Leader: 2, ISR: []int32{2, 3}, BrokerEpochs: []int64{0, 7}, HighWatermark: 99, TopicID: 5},
+			{Topic: "orders", Partition: 0, PartitionEpoch: 1, Leader: 1, ISR: []int32{1}, BrokerEpochs: []int64{0}, HighWatermark: 3, TopicID: 6}}},
 	}
 }
 
@@ -38,6 +41,13 @@ func TestRequestRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeRequest([]byte{forwardVersion, 99}); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("unknown op: %v", err)
+	}
+	// A partition change list holding another command is refused.
+	bad := appendRequest(nil, request{op: opAlterPartitions})
+	bad = append(bad[:len(bad)-1], 1)
+	bad = appendString(bad, string(AppendCommand(nil, FenceBroker{ID: 2, Epoch: 3})))
+	if _, err := decodeRequest(bad); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a FenceBroker in a partition change list: %v", err)
 	}
 }
 

@@ -284,6 +284,8 @@ func (n *Node) execute(ctx context.Context, r request) (Result, []Election, erro
 		return res, nil, err
 	case opElectPreferred:
 		return n.electPreferred(ctx, r.topics)
+	case opAlterPartitions:
+		return n.alterPartitions(ctx, r.changes)
 	case opAddVoter, opAddNonvoter:
 		res, err := n.addServer(ctx, r.server)
 		return res, nil, err
@@ -333,7 +335,18 @@ func (n *Node) apply(ctx context.Context, c Command) (Result, error) {
 // propose commits c and returns the FSM's answer. An error is Raft's (not
 // leader, leadership lost, timeout); a refusal by Apply is in the answer.
 func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
-	f := n.raft.Apply(AppendCommand(nil, c), n.timeout(ctx))
+	return n.finish(ctx, c, n.start(ctx, c))
+}
+
+// start hands c to Raft without waiting for it: commands started back to
+// back are committed in groups (one log write for many).
+func (n *Node) start(ctx context.Context, c Command) raft.ApplyFuture {
+	return n.raft.Apply(AppendCommand(nil, c), n.timeout(ctx))
+}
+
+// finish waits for the command c that start returned f for, and returns
+// the FSM's answer, as propose does.
+func (n *Node) finish(ctx context.Context, c Command, f raft.ApplyFuture) (ApplyResponse, error) {
 	if err := n.wait(ctx, f); err != nil {
 		return ApplyResponse{}, fmt.Errorf("%v: %w", c.Kind(), err)
 	}

@@ -267,3 +267,44 @@ func TestPreferredLeaderReturnsByItself(t *testing.T) {
 	c.Restart(pref)
 	testcluster.WaitPartition(t, cl, topic, 0, 15*time.Second, "leadership back on the preferred replica", testcluster.LeaderIs(pref))
 }
+
+// A broker restarted while it follows many partitions rejoins their ISRs
+// through a few controller writes carrying many changes each
+// (controller.AlterPartitions), not one write per partition: with 60
+// partitions led by the two other brokers, the ISRs are full again after
+// far fewer than 60 ISR writes.
+func TestRestartedFollowerRejoinsManyISRsInFewWrites(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	const topic, parts = "many", 60
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: parts, ReplicationFactor: 3})
+	c.Kill(3) // its partitions get other leaders, which take it back
+	poll.Until(t, 20*time.Second, "broker 3 out of every ISR", func() error {
+		return everyISR(cl, topic, func(isr []int32) bool { return !slices.Contains(isr, 3) })
+	})
+	before := c.Broker(1).ISRWrites() + c.Broker(2).ISRWrites()
+	c.Restart(3)
+	testcluster.WaitFullISR(t, cl, topic, 30*time.Second)
+	writes := c.Broker(1).ISRWrites() + c.Broker(2).ISRWrites() - before
+	t.Logf("%d partitions back in the ISR after %d ISR writes", parts, writes)
+	if writes >= parts/3 {
+		t.Fatalf("%d ISR writes to put broker 3 back in %d ISRs: the changes were not batched", writes, parts)
+	}
+}
+
+// everyISR reports an error naming the first partition of topic whose ISR
+// does not satisfy ok.
+func everyISR(cl *client.Client, topic string, ok func([]int32) bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	td, err := cl.DescribeTopic(ctx, topic)
+	if err != nil {
+		return err
+	}
+	for _, p := range td.Partitions {
+		if !ok(p.ISR) {
+			return fmt.Errorf("partition %d: ISR %v", p.Partition, p.ISR)
+		}
+	}
+	return nil
+}
