@@ -613,3 +613,46 @@ func TestSegmentAgeIgnoresRecordTimestamps(t *testing.T) {
 		t.Fatalf("segments %v, want one", got)
 	}
 }
+
+// Opening a log that shut down cleanly writes none of its checkpoints
+// again (they are durable and hold the values): one directory sync, for
+// the removal of the clean-shutdown marker. A broker opening thousands of
+// logs at a start pays that, not five syncs each. After an unclean stop
+// the recovery point is written again.
+func TestCleanOpenSyncsOnce(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := Config{FS: fs}
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(makeBatch(nil, 3, 100, 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	probe := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync | errorfs.OpSyncDir | errorfs.OpRename})
+	if l, err = Open(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if n := probe.Hits(); n != 1 {
+		t.Errorf("clean open: %d renames and syncs, want 1 (the marker's removal)", n)
+	}
+	if l.StartOffset() != 0 || l.EndOffset() != 3 {
+		t.Errorf("reopened at [%d, %d), want [0, 3)", l.StartOffset(), l.EndOffset())
+	}
+	probe.Disarm()
+	// Abandoned without Close: the next open recovers and writes the
+	// recovery point.
+	l.crash()
+	probe = fs.Arm(errorfs.Fault{Ops: errorfs.OpRename, Path: filepath.Join(dir, recoveryPointFile)})
+	if l, err = Open(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if probe.Hits() == 0 {
+		t.Error("open after an unclean stop did not write the recovery point")
+	}
+}

@@ -43,6 +43,8 @@ type recovery struct {
 	marker   bool    // the clean-shutdown marker was there
 	scanFrom int64   // segments from this base on are rescanned (MaxInt64: none)
 	start    int64   // the log start offset checkpoint, -1 when unreadable
+	// recoveryPoint is the recovery-point checkpoint, -1 when unreadable.
+	recoveryPoint int64
 
 	// The recovery mark (recoveryMarkFile): there at the start, and there
 	// now.
@@ -68,12 +70,13 @@ func (l *Log) planRecovery() (*recovery, error) {
 		l.recoveryTruncated = true
 	}
 	r.start = l.readCheckpoint(l.startFile, "log start offset")
+	r.recoveryPoint = l.readCheckpoint(l.rpFile, "recovery point")
 	// A directory with no segments is a new log: nothing to recover.
 	if r.marker || len(bases) == 0 {
 		return r, nil
 	}
 	r.scanFrom = 0
-	if rp := l.readCheckpoint(l.rpFile, "recovery point"); rp >= 0 {
+	if rp := r.recoveryPoint; rp >= 0 {
 		// The segment holding the recovery point and all after it.
 		for _, b := range bases {
 			if b <= rp {
@@ -184,7 +187,14 @@ func (l *Log) finishLoad(r *recovery) error {
 		l.logger.Warn("log start offset past the recovered end", zap.Int64("start", start), zap.Int64("end", end))
 		start = end
 	}
-	if err := l.setStart(start); err != nil {
+	// After a clean shutdown the checkpoints read are durable (the
+	// marker, written last, was synced after them): one that already
+	// holds the value is not written again. Opening thousands of logs at
+	// a start then costs one directory sync each (the marker's removal),
+	// not five.
+	if r.marker && start == r.start {
+		l.start.Store(start)
+	} else if err := l.setStart(start); err != nil {
 		return err
 	}
 	l.end.Store(end)
@@ -196,8 +206,10 @@ func (l *Log) finishLoad(r *recovery) error {
 
 	// Everything is synced now (scanned segments above, the rest before
 	// the recovery point), so the recovery point moves to the end.
-	if err := l.rpFile.WriteInt64(end); err != nil {
-		return err
+	if !r.marker || r.recoveryPoint != end {
+		if err := l.rpFile.WriteInt64(end); err != nil {
+			return err
+		}
 	}
 	l.rpWritten = end
 	if r.markSet && !r.markHad && !l.recoveryTruncated {
