@@ -36,47 +36,58 @@ func (m *partitions) replicaLogs(md *controller.Metadata) []controller.ReplicaLo
 		m.logger.Warn("read the data directory for the registration's log report", zap.Error(err))
 		return nil
 	}
+	reports := make([]*controller.ReplicaLog, len(entries))
+	forEach(len(entries), func(k int) { reports[k] = m.replicaLog(md, entries[k]) })
 	var out []controller.ReplicaLog
-	for _, e := range entries {
-		topic, index, ok := parsePartitionDir(e)
-		if !ok {
-			continue
+	for _, r := range reports {
+		if r != nil {
+			out = append(out, *r)
 		}
-		dir := filepath.Join(m.dataDir, e.Name())
-		id, err := readTopicID(m.fs, dir)
-		if err != nil {
-			continue
-		}
-		lg := m.logger.With(zap.String("topic", topic), zap.Int32("partition", index))
-		t := md.Topics[topic]
-		if t != nil && t.ID != id {
-			t = nil // another topic's directory; its config does not apply
-		}
-		pc, err := logConfig(topicValues(t, m.defaults))
-		if err != nil {
-			if pc, err = logConfig(topicValues(nil, m.defaults)); err != nil {
-				lg.Warn("no usable log config to open the log for the registration", zap.Error(err))
-				continue
-			}
-		}
-		pc.log.Logger, pc.log.FS = lg, m.fs
-		l, err := log.Open(dir, pc.log)
-		if err != nil {
-			lg.Warn("open log for the registration's report; reported as empty", zap.Error(err))
-			continue
-		}
-		r := controller.ReplicaLog{Topic: topic, TopicID: id, Partition: index, EndOffset: l.EndOffset(), RecoveryTruncated: l.RecoveryTruncated(),
-			LastEpoch: l.LatestEpoch()}
-		if err := l.Close(); err != nil {
-			lg.Warn("close log after reading it for the registration", zap.Error(err))
-		}
-		if r.RecoveryTruncated {
-			lg.Warn("recovery truncated this log: the controller will not elect this replica where it is the last in sync (R11)",
-				zap.Int64("end_offset", r.EndOffset))
-		}
-		out = append(out, r)
 	}
 	return out
+}
+
+// replicaLog opens the partition directory e, as replicaLogs does, and
+// reports its log; nil when e is not a partition directory or its log is
+// left out.
+func (m *partitions) replicaLog(md *controller.Metadata, e os.DirEntry) *controller.ReplicaLog {
+	topic, index, ok := parsePartitionDir(e)
+	if !ok {
+		return nil
+	}
+	dir := filepath.Join(m.dataDir, e.Name())
+	id, err := readTopicID(m.fs, dir)
+	if err != nil {
+		return nil
+	}
+	lg := m.logger.With(zap.String("topic", topic), zap.Int32("partition", index))
+	t := md.Topics[topic]
+	if t != nil && t.ID != id {
+		t = nil // another topic's directory; its config does not apply
+	}
+	pc, err := logConfig(topicValues(t, m.defaults))
+	if err != nil {
+		if pc, err = logConfig(topicValues(nil, m.defaults)); err != nil {
+			lg.Warn("no usable log config to open the log for the registration", zap.Error(err))
+			return nil
+		}
+	}
+	pc.log.Logger, pc.log.FS = lg, m.fs
+	l, err := log.Open(dir, pc.log)
+	if err != nil {
+		lg.Warn("open log for the registration's report; reported as empty", zap.Error(err))
+		return nil
+	}
+	r := controller.ReplicaLog{Topic: topic, TopicID: id, Partition: index, EndOffset: l.EndOffset(), RecoveryTruncated: l.RecoveryTruncated(),
+		LastEpoch: l.LatestEpoch()}
+	if err := l.Close(); err != nil {
+		lg.Warn("close log after reading it for the registration", zap.Error(err))
+	}
+	if r.RecoveryTruncated {
+		lg.Warn("recovery truncated this log: the controller will not elect this replica where it is the last in sync (R11)",
+			zap.Int64("end_offset", r.EndOffset))
+	}
+	return &r
 }
 
 // clearRecoveryTruncated forgets the recovery losses of logs, now that a

@@ -153,6 +153,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			parts = append(parts, nil)
 		}
 		var closing []*partition
+		var opening []int
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
 			if !slices.Contains(mp.Replicas, m.self) {
@@ -169,11 +170,15 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 				if parts[i] != nil {
 					m.stopReplication(parts[i])
 				}
-				parts[i] = m.openPartition(t, mp, pc)
+				opening = append(opening, i)
 				continue
 			}
 			m.applyConfig(parts[i], pc, mp.LeaderEpoch)
 		}
+		forEach(len(opening), func(k int) {
+			i := opening[k]
+			parts[i] = m.openPartition(t, &t.Partitions[i], pc)
+		})
 		m.mu.Lock()
 		m.topics[name] = &topicParts{id: t.ID, parts: parts}
 		m.mu.Unlock()
@@ -351,21 +356,25 @@ func (m *partitions) closeAll() error {
 	topics := m.topics
 	m.topics = map[string]*topicParts{}
 	m.mu.Unlock()
-	var errs []error
-	for name, tp := range topics {
+	var all []*partition
+	for _, tp := range topics {
 		for _, p := range tp.parts {
-			if p == nil {
-				continue
-			}
-			l := m.shut(p, stateClosed)
-			p.notify()
-			if l == nil {
-				continue
-			}
-			if err := l.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
+			if p != nil {
+				all = append(all, p)
 			}
 		}
 	}
+	errs := make([]error, len(all))
+	forEach(len(all), func(i int) {
+		p := all[i]
+		l := m.shut(p, stateClosed)
+		p.notify()
+		if l == nil {
+			return
+		}
+		if err := l.Close(); err != nil {
+			errs[i] = fmt.Errorf("close %s-%d: %w", p.topic, p.index, err)
+		}
+	})
 	return errors.Join(errs...)
 }
