@@ -5,12 +5,70 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
+
+// Create a topic, produce to it and consume it back, against a
+// single-node broker this example starts in its own process (with
+// `sluice broker` running, the seed would be its address instead).
+func Example() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "sluice-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b, err := broker.New(broker.Config{ListenAddr: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+
+	c, err := client.New(ctx, client.SeedBrokers(b.Addr()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateTopics(ctx, client.TopicSpec{Name: "greetings", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		log.Fatal(err)
+	}
+	err = c.ProduceSync(ctx,
+		&client.Record{Topic: "greetings", Key: []byte("alice"), Value: []byte("hello")},
+		&client.Record{Topic: "greetings", Key: []byte("bob"), Value: []byte("hi")},
+		&client.Record{Topic: "greetings", Key: []byte("alice"), Value: []byte("bye")})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	c.Assign(map[client.TopicPartition]client.Offset{{Topic: "greetings", Partition: 0}: client.AtStart()})
+	for seen := 0; seen < 3; {
+		f, err := c.Poll(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, e := range f.Errors {
+			log.Fatal(e)
+		}
+		for _, r := range f.Records {
+			fmt.Printf("%d %s=%s\n", r.Offset, r.Key, r.Value)
+			seen++
+		}
+	}
+	// Output:
+	// 0 alice=hello
+	// 1 bob=hi
+	// 2 alice=bye
+}
 
 // Produce asynchronously, then wait for every callback with Flush.
 func ExampleClient_Produce() {

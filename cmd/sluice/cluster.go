@@ -80,7 +80,10 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Controller leader, voters, brokers with state and epoch, partitions without a leader or under-replicated",
-		Args:  cobra.NoArgs,
+		Example: `  sluice cluster status
+  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --json
+  sluice cluster status --replica-timeout 2s   # give up on a broker's replica report after 2 s, not 5 s`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := dial(cmd, g)
 			if err != nil {
@@ -241,7 +244,9 @@ func newClusterBrokersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "brokers",
 		Short: "List the registered brokers with address, Raft address, rack, epoch and state",
-		Args:  cobra.NoArgs,
+		Example: `  sluice cluster brokers
+  sluice cluster brokers --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := dial(cmd, g)
 			if err != nil {

@@ -165,18 +165,3 @@ func TestTopicJSONNames(t *testing.T) {
 		}
 	}
 }
-
-func TestHelpHasExamples(t *testing.T) {
-	for _, args := range [][]string{{"topic", "describe", "--help"}, {"cluster", "rebalance-leaders", "--help"}} {
-		root := newRootCmd()
-		var out bytes.Buffer
-		root.SetOut(&out)
-		root.SetArgs(args)
-		if err := root.Execute(); err != nil {
-			t.Fatalf("%v: %v", args, err)
-		}
-		if !strings.Contains(out.String(), "Examples:") || !strings.Contains(out.String(), "sluice "+args[0]+" "+args[1]) {
-			t.Errorf("%v lacks examples:\n%s", args, out.String())
-		}
-	}
-}
