@@ -133,7 +133,13 @@ func New(cfg Config) (*Broker, error) {
 	// Clients are served once the node is started and this broker
 	// registered: the node and the epoch are there by the first call.
 	b.producerIDs = newProducerIDs(cfg.ProducerIDBlockSize, func(ctx context.Context, count int32) (controller.ProducerIDBlock, error) {
-		return b.node.AllocateProducerIDs(ctx, cfg.BrokerID, b.epoch.Load(), count)
+		blk, err := b.node.AllocateProducerIDs(ctx, cfg.BrokerID, b.epoch.Load(), count)
+		if err != nil {
+			b.logger.Debug("producer id block not allocated", zap.Int32("count", count), zap.Error(err))
+			return blk, err
+		}
+		b.logger.Debug("producer id block allocated", zap.Int64("first", blk.First), zap.Int32("count", blk.Count))
+		return blk, nil
 	})
 	return b, nil
 }
