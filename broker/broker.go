@@ -2,10 +2,11 @@
 // front end over it, and the partition manager that keeps one log
 // (package log) open per partition replica this broker holds.
 //
-// The core (core.go, core_admin.go, partition.go) is the broker's
-// protocol-free API: Append and LeaderAppend.Wait, StartFetch/WaitFetch,
-// ListOffset, EpochEndOffset, Replicas, Metadata and topic admin, with
-// ErrorCode (errors.go) the one mapping from its errors to protocol codes.
+// The core (core.go, core_admin.go, core_producer.go, partition.go) is the
+// broker's protocol-free API: Append and LeaderAppend.Wait,
+// StartFetch/WaitFetch, ListOffset, EpochEndOffset, Replicas, Metadata,
+// topic admin and InitProducerID, with ErrorCode (errors.go) the one
+// mapping from its errors to protocol codes.
 // Every front end — the sluice protocol here (handlers*.go), the Kafka
 // protocol and HTTP in packages of their own — only translates between its
 // wire format and these calls; the order of the steps of an append or a
@@ -79,6 +80,10 @@ type Broker struct {
 	// panics counts handler panics recovered (the fuzz target asserts none).
 	panics atomic.Int64
 
+	// producerIDs hands out producer ids from this broker's block
+	// (InitProducerID).
+	producerIDs *producerIDs
+
 	// Set by Start.
 	node       *controller.Node       // the controller; Start opens it, Close closes it
 	members    *controller.Membership // serf; guarded by mu
@@ -118,14 +123,26 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	return &Broker{
+	b := &Broker{
 		cfg:        cfg,
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
 		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
-	}, nil
+	}
+	// Clients are served once the node is started and this broker
+	// registered: the node and the epoch are there by the first call.
+	b.producerIDs = newProducerIDs(cfg.ProducerIDBlockSize, func(ctx context.Context, count int32) (controller.ProducerIDBlock, error) {
+		blk, err := b.node.AllocateProducerIDs(ctx, cfg.BrokerID, b.epoch.Load(), count)
+		if err != nil {
+			b.logger.Debug("producer id block not allocated", zap.Int32("count", count), zap.Error(err))
+			return blk, err
+		}
+		b.logger.Debug("producer id block allocated", zap.Int64("first", blk.First), zap.Int32("count", blk.Count))
+		return blk, nil
+	})
+	return b, nil
 }
 
 // ErrStarted is returned by Start on a broker already started (or closed).

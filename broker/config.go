@@ -164,6 +164,14 @@ type Config struct {
 	// back) recovers the log and the replica rejoins without a restart.
 	// Default 10 s.
 	OfflineLogRetryInterval time.Duration
+	// ProducerIDBlockSize is how many producer ids the broker takes from
+	// the controller at a time, with one Raft write, to give to
+	// idempotent producers (InitProducerID). Default
+	// DefaultProducerIDBlockSize (1000); at most
+	// controller.MaxProducerIDBlock. Smaller blocks cost more Raft writes
+	// and waste fewer ids when a broker restarts; tests set it small to
+	// use blocks up.
+	ProducerIDBlockSize int32
 	// RaftHeartbeatTimeout and RaftElectionTimeout are Raft's timeouts.
 	// Default DefaultRaftTimeout, or DefaultSingleVoterRaftTimeout for a
 	// one-voter cluster.
@@ -243,6 +251,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RegisterTimeout == 0 {
 		c.RegisterTimeout = DefaultRegisterTimeout
+	}
+	if c.ProducerIDBlockSize == 0 {
+		c.ProducerIDBlockSize = DefaultProducerIDBlockSize
 	}
 	if c.BrokerID == 0 {
 		c.BrokerID = DefaultBrokerID
@@ -384,6 +395,8 @@ func (c Config) Validate() error {
 		return fieldError("RegisterTimeout", c.RegisterTimeout, "negative")
 	case c.DefaultReplicationFactor < 1:
 		return fieldError("DefaultReplicationFactor", c.DefaultReplicationFactor, "below 1")
+	case c.ProducerIDBlockSize < 1 || c.ProducerIDBlockSize > controller.MaxProducerIDBlock:
+		return fieldError("ProducerIDBlockSize", c.ProducerIDBlockSize, fmt.Sprintf("want 1 to %d", controller.MaxProducerIDBlock))
 	}
 	if err := controller.ValidateConfigs(c.TopicDefaults); err != nil {
 		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)

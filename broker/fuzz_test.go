@@ -36,6 +36,10 @@ func FuzzRequest(f *testing.F) {
 		&protocol.AlterConfigsRequest{ValidateOnly: true, Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "fz",
 			Configs: []protocol.AlterableConfig{{Name: "retention.ms", Value: "1000"}}}}},
 		&protocol.DescribeClusterRequest{},
+		// A new id takes from the broker's block (and a new block now and
+		// then): the ids only grow, so runs stay independent.
+		&protocol.InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1},
+		&protocol.InitProducerIDRequest{ProducerID: 0, ProducerEpoch: 5},
 	}
 	for _, m := range seeds {
 		f.Add(int16(m.Key()), m.Append(nil, 0))

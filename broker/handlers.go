@@ -126,6 +126,8 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleDescribeReplicas(h, resp)
 	case protocol.ElectLeaders:
 		return c.handleElectLeaders(h, resp)
+	case protocol.InitProducerID:
+		return c.handleInitProducerID(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)

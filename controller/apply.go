@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"maps"
+	"math"
 )
 
 // Result is what an applied command reports besides its error.
@@ -18,6 +19,8 @@ type Result struct {
 	// stay without a leader. The controller leader logs them; they are not
 	// forwarded.
 	Offline []Ineligible
+	// ProducerIDs is the block an AllocateProducerIDs gave its broker.
+	ProducerIDs ProducerIDBlock
 	// Recovered lists, for a RegisterBroker or an AlterConfigs, the
 	// partitions a balanced recovery gave a leader that may lack
 	// committed records (R11). The controller leader logs them; they are
@@ -53,6 +56,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyReportOfflineReplicas(m, c)
 	case ReportOnlineReplicas:
 		next, err = applyReportOnlineReplicas(m, c)
+	case AllocateProducerIDs:
+		next, res.ProducerIDs, err = applyAllocateProducerIDs(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -387,6 +392,29 @@ func applyReportOnlineReplicas(m *Metadata, c ReportOnlineReplicas) (*Metadata, 
 	}, func(m *Metadata, _ *Topic, p *Partition, i int) bool {
 		return markOnline(m, p, c.BrokerID, c.Logs[i])
 	})
+}
+
+// applyAllocateProducerIDs gives the broker the Count ids from
+// NextProducerID up. Only NextProducerID changes, so the new metadata
+// shares the brokers and topics of m (which nobody modifies).
+func applyAllocateProducerIDs(m *Metadata, c AllocateProducerIDs) (*Metadata, ProducerIDBlock, error) {
+	b, ok := m.Brokers[c.BrokerID]
+	if !ok {
+		return nil, ProducerIDBlock{}, fmt.Errorf("%w: %d", ErrUnknownBroker, c.BrokerID)
+	}
+	if b.Epoch != c.BrokerEpoch || b.State != BrokerAlive {
+		return nil, ProducerIDBlock{}, fmt.Errorf("%w: broker %d is at epoch %d (%v), not %d", ErrStaleBrokerEpoch, c.BrokerID, b.Epoch, b.State, c.BrokerEpoch)
+	}
+	if c.Count < 1 || c.Count > MaxProducerIDBlock {
+		return nil, ProducerIDBlock{}, fmt.Errorf("%w: %d, want 1 to %d", ErrInvalidProducerIDs, c.Count, MaxProducerIDBlock)
+	}
+	if m.NextProducerID > math.MaxInt64-int64(c.Count) {
+		return nil, ProducerIDBlock{}, fmt.Errorf("%w: next id %d, %d asked", ErrProducerIDsExhausted, m.NextProducerID, c.Count)
+	}
+	n := *m
+	n.Version++
+	n.NextProducerID += int64(c.Count)
+	return &n, ProducerIDBlock{First: m.NextProducerID, Count: c.Count}, nil
 }
 
 // editReplicas applies change to the partition of each of a broker's n

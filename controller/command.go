@@ -13,7 +13,7 @@ import (
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
 // DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
-// ReportOfflineReplicas and ReportOnlineReplicas.
+// ReportOfflineReplicas, ReportOnlineReplicas and AllocateProducerIDs.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -38,6 +38,8 @@ const (
 	KindReportOfflineReplicas CommandKind = 8
 	// KindReportOnlineReplicas is new in CommandVersion 4.
 	KindReportOnlineReplicas CommandKind = 9
+	// KindAllocateProducerIDs is new in CommandVersion 5.
+	KindAllocateProducerIDs CommandKind = 10
 )
 
 func (k CommandKind) String() string {
@@ -60,6 +62,8 @@ func (k CommandKind) String() string {
 		return "ReportOfflineReplicas"
 	case KindReportOnlineReplicas:
 		return "ReportOnlineReplicas"
+	case KindAllocateProducerIDs:
+		return "AllocateProducerIDs"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -72,10 +76,11 @@ func (k CommandKind) String() string {
 // Version 2 added RegisterBroker.LogsReported and Logs,
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
 // Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
-// Version 4 added ReportOfflineReplicas and ReportOnlineReplicas. Older commands, still in the Raft
+// Version 4 added ReportOfflineReplicas and ReportOnlineReplicas.
+// Version 5 added AllocateProducerIDs. Older commands, still in the Raft
 // logs of earlier builds, decode with the fields they lack zero; the
-// encoder writes version 4 only.
-const CommandVersion = 4
+// encoder writes version 5 only.
+const CommandVersion = 5
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -84,6 +89,7 @@ const (
 	commandVersion1 = 1
 	commandVersion2 = 2
 	commandVersion3 = 3
+	commandVersion4 = 4
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -268,6 +274,22 @@ type ReportOnlineReplicas struct {
 	Logs        []ReplicaLog
 }
 
+// AllocateProducerIDs gives a broker the next Count producer ids, a block
+// it hands out to idempotent producers (InitProducerId) without a Raft
+// write per producer. The metadata keeps only the next id never
+// allocated (Metadata.NextProducerID), which only grows, so no id is
+// given twice: not across brokers, controller failovers or restarts. The
+// block is the command's Result.ProducerIDs. Ids of a block its broker
+// never used (it restarted, or the answer was lost) are never used.
+//
+// BrokerEpoch must be the broker's current epoch and the broker alive, as
+// for a report (R10): an old incarnation gets no ids.
+type AllocateProducerIDs struct {
+	BrokerID    int32
+	BrokerEpoch int64
+	Count       int32
+}
+
 // OfflineReplica is one replica whose log went offline, and why.
 type OfflineReplica struct {
 	Topic     string
@@ -303,6 +325,9 @@ func (ReportOfflineReplicas) Kind() CommandKind { return KindReportOfflineReplic
 // Kind implements Command.
 func (ReportOnlineReplicas) Kind() CommandKind { return KindReportOnlineReplicas }
 
+// Kind implements Command.
+func (AllocateProducerIDs) Kind() CommandKind { return KindAllocateProducerIDs }
+
 func (c RegisterBroker) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.ID))
 	b = appendString(b, c.Addr)
@@ -333,6 +358,12 @@ func (c ReportOnlineReplicas) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, int64(c.BrokerID))
 	b = binary.AppendVarint(b, c.BrokerEpoch)
 	return appendReplicaLogs(b, c.Logs)
+}
+
+func (c AllocateProducerIDs) appendBody(b []byte) []byte {
+	b = binary.AppendVarint(b, int64(c.BrokerID))
+	b = binary.AppendVarint(b, c.BrokerEpoch)
+	return binary.AppendVarint(b, int64(c.Count))
 }
 
 func (c FenceBroker) appendBody(b []byte) []byte {
@@ -488,6 +519,11 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return ReportOnlineReplicas{BrokerID: d.int32(), BrokerEpoch: d.varint(), Logs: d.replicaLogs(v)}
+	case KindAllocateProducerIDs:
+		if v <= commandVersion4 {
+			break
+		}
+		return AllocateProducerIDs{BrokerID: d.int32(), BrokerEpoch: d.varint(), Count: d.int32()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

@@ -26,6 +26,7 @@ func sampleCommands() []Command {
 		ReportOfflineReplicas{BrokerID: 3, BrokerEpoch: 7, Entries: []OfflineReplica{{Topic: "orders", TopicID: 4, Partition: 2, Reason: "no space left on device"}, {Topic: "a", TopicID: 1}}},
 		ReportOnlineReplicas{BrokerID: 3, BrokerEpoch: 7, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true, LastEpoch: 9},
 			{Topic: "a", TopicID: 1, LastEpoch: -1}}},
+		AllocateProducerIDs{BrokerID: 3, BrokerEpoch: 7, Count: 1000},
 	}
 }
 
@@ -151,7 +152,10 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 5", append([]byte{5}, valid[1:]...)},
+		{"version 6", append([]byte{6}, valid[1:]...)},
+		{"version 4 producer ids", []byte{4, byte(KindAllocateProducerIDs), 2, 2, 2}},
+		{"producer id count past int32", binary.AppendVarint([]byte{CommandVersion, byte(KindAllocateProducerIDs), 2, 2}, 1<<31)},
+		{"producer ids truncated", []byte{CommandVersion, byte(KindAllocateProducerIDs), 2, 2}},
 		{"version 1 report", []byte{1, byte(KindReportHighWatermarks), 2, 2, 0}},
 		{"version 3 offline report", []byte{3, byte(KindReportOfflineReplicas), 2, 2, 0}},
 		{"version 3 online report", []byte{3, byte(KindReportOnlineReplicas), 2, 2, 0}},
@@ -344,7 +348,9 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 func randomCommand(r *rand.Rand) Command {
 	name := fmt.Sprintf("t%d", r.IntN(4))
 	id := int32(r.IntN(4))
-	switch r.IntN(9) {
+	switch r.IntN(10) {
+	case 9:
+		return AllocateProducerIDs{BrokerID: id, BrokerEpoch: int64(r.IntN(3)), Count: int32(r.IntN(3))}
 	case 8:
 		c := ReportOnlineReplicas{BrokerID: id, BrokerEpoch: int64(r.IntN(3))}
 		for range r.IntN(3) {

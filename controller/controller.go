@@ -1,6 +1,7 @@
 // Package controller owns sluice's cluster metadata: brokers, topics,
-// partitions (replicas, leader, leader epoch, ISR, partition epoch) and
-// topic configs, with the rules that validate changes to them.
+// partitions (replicas, leader, leader epoch, ISR, partition epoch), topic
+// configs and the producer ids given out in blocks to brokers, with the
+// rules that validate changes to them.
 //
 // Metadata is an immutable snapshot: a writer builds a new one and publishes
 // it, readers hold whichever snapshot they loaded and never see a partial

@@ -64,6 +64,12 @@ var (
 	// ErrBrokerIDInUse: a registration from another data directory while
 	// the id is registered alive (two brokers configured with one id).
 	ErrBrokerIDInUse = errors.New("broker id in use")
+	// ErrInvalidProducerIDs: an AllocateProducerIDs count outside 1 to
+	// MaxProducerIDBlock.
+	ErrInvalidProducerIDs = errors.New("invalid producer id block size")
+	// ErrProducerIDsExhausted: the block would pass the largest int64
+	// producer id. Nothing was allocated.
+	ErrProducerIDsExhausted = errors.New("producer ids exhausted")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -79,6 +85,7 @@ var errorCodes = []error{
 	ErrInvalidPartition, ErrInvalidBroker, ErrCorrupt, ErrNotLeader,
 	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
 	ErrLeaderUnreachable, ErrLeadershipLost, ErrBrokerIDInUse,
+	ErrInvalidProducerIDs, ErrProducerIDsExhausted,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

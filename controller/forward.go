@@ -49,6 +49,13 @@ const (
 // forwardVersion is the first byte of every request and response.
 const forwardVersion = 1
 
+// responseVersion2 is the layout of a response whose result carries a
+// producer id block (AllocateProducerIDs): the block follows the topic
+// id. Every other response keeps version 1, so a node of an earlier build
+// that forwards to this one reads its answers; only a node of this build
+// or later asks for producer ids.
+const responseVersion2 = 2
+
 func appendRequest(b []byte, r request) []byte {
 	b = append(b, forwardVersion, byte(r.op))
 	switch r.op {
@@ -117,10 +124,19 @@ type response struct {
 }
 
 func appendResponse(b []byte, r response) []byte {
-	b = append(b, forwardVersion)
+	blk := r.res.ProducerIDs
+	if blk.Count == 0 {
+		b = append(b, forwardVersion)
+	} else {
+		b = append(b, responseVersion2)
+	}
 	b = binary.AppendUvarint(b, r.res.Index)
 	b = binary.AppendVarint(b, r.res.BrokerEpoch)
 	b = binary.AppendUvarint(b, r.res.TopicID)
+	if blk.Count != 0 {
+		b = binary.AppendVarint(b, blk.First)
+		b = binary.AppendVarint(b, int64(blk.Count))
+	}
 	b = appendError(b, r.err)
 	b = binary.AppendVarint(b, int64(r.leader.ID))
 	b = appendString(b, r.leader.Addr)
@@ -136,11 +152,19 @@ func appendResponse(b []byte, r response) []byte {
 
 func decodeResponse(b []byte) (response, error) {
 	d := &decoder{b: b}
-	if v := d.byte(); d.err == nil && v != forwardVersion {
-		d.fail("response version %d, this build knows %d", v, forwardVersion)
+	v := d.byte()
+	if d.err == nil && v != forwardVersion && v != responseVersion2 {
+		d.fail("response version %d, this build knows %d and %d", v, forwardVersion, responseVersion2)
 	}
 	var r response
 	r.res = Result{Index: d.uvarint(), BrokerEpoch: d.varint(), TopicID: d.uvarint()}
+	if v == responseVersion2 {
+		// A block of no ids is written as version 1: one encoding.
+		r.res.ProducerIDs = ProducerIDBlock{First: d.varint(), Count: d.int32()}
+		if d.err == nil && (r.res.ProducerIDs.First < 0 || r.res.ProducerIDs.Count < 1) {
+			d.fail("producer id block %+v", r.res.ProducerIDs)
+		}
+	}
 	r.err = d.error()
 	r.leader = Server{ID: d.int32(), Addr: d.string(), Voter: true}
 	// An election is at least 4 bytes: topic length, partition, leader,

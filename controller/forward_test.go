@@ -138,6 +138,7 @@ func FuzzDecodeForward(f *testing.F) {
 	}
 	f.Add(appendResponse(nil, response{res: Result{Index: 1}, err: ErrNotLeader, leader: Server{ID: 1, Addr: "x:1"}}))
 	f.Add(appendResponse(nil, sampleElectionResponse()))
+	f.Add(appendResponse(nil, response{res: Result{Index: 3, ProducerIDs: ProducerIDBlock{First: 2000, Count: 1000}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := decodeRequest(b); err == nil {
 			again := appendRequest(nil, r)

@@ -130,7 +130,21 @@ type Metadata struct {
 	Brokers      map[int32]*Broker `json:"brokers"`
 	Topics       map[string]*Topic `json:"topics"`
 	NextTopicID  uint64            `json:"next_topic_id"`
+	// NextProducerID is the first producer id no AllocateProducerIDs has
+	// given out yet: every id below it belongs to a block, every id from
+	// it up is free. It only grows.
+	NextProducerID int64 `json:"next_producer_id"`
 }
+
+// ProducerIDBlock is a range of producer ids allocated to one broker:
+// First to First+Count-1.
+type ProducerIDBlock struct {
+	First int64
+	Count int32
+}
+
+// MaxProducerIDBlock bounds AllocateProducerIDs.Count.
+const MaxProducerIDBlock = 1 << 20
 
 // NewMetadata returns an empty snapshot.
 func NewMetadata() *Metadata {

@@ -19,11 +19,11 @@ import (
 // Version 2 added each broker's GossipAddr and DirID and each partition's
 // CommittedHW and NoCleanLeader; version 3 each partition's
 // RecoveredEpoch, RecoveryMayLack and Restarted; version 4 each
-// partition's Offline. Older snapshots still restore, with the fields they
-// lack empty.
+// partition's Offline; version 5 NextProducerID, at the end. Older
+// snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 4
+	snapshotVersion = 5
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -92,7 +92,7 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 			}
 		}
 	}
-	return b
+	return binary.AppendVarint(b, m.NextProducerID)
 }
 
 // decodeMetadata reads what appendMetadata wrote (in the layout of
@@ -149,6 +149,11 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 			}
 		}
 		m.Topics[t.Name] = t
+	}
+	if v >= 5 {
+		if m.NextProducerID = d.varint(); m.NextProducerID < 0 {
+			d.fail("next producer id %d", m.NextProducerID)
+		}
 	}
 	if d.err != nil {
 		return nil

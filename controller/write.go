@@ -59,6 +59,19 @@ func (n *Node) RegisterBroker(ctx context.Context, b Broker, previousEpoch int64
 	return res.BrokerEpoch, err
 }
 
+// AllocateProducerIDs allocates the next count producer ids to broker, at
+// its current brokerEpoch (AllocateProducerIDs), through the leader, and
+// returns the block. An error that is not a refusal leaves the outcome
+// unknown: a block may have been allocated and is then never used, which
+// costs ids, never uniqueness.
+func (n *Node) AllocateProducerIDs(ctx context.Context, broker int32, brokerEpoch int64, count int32) (ProducerIDBlock, error) {
+	res, err := n.Propose(ctx, AllocateProducerIDs{BrokerID: broker, BrokerEpoch: brokerEpoch, Count: count})
+	if err != nil {
+		return ProducerIDBlock{}, err
+	}
+	return res.ProducerIDs, nil
+}
+
 // Propose applies c through the leader and returns its result.
 func (n *Node) Propose(ctx context.Context, c Command) (Result, error) {
 	if c == nil {
