@@ -231,6 +231,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("broker: %w", err)
 	}
 	b.parts.reconcile(md)
+	checkLimits(b.logger, processLimits())
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
@@ -456,19 +457,24 @@ func (b *Broker) brokerAddr(id int32) (string, bool) {
 	return br.Addr, true
 }
 
-// retentionLoop runs retention every RetentionCheckInterval and writes the
-// high-watermark checkpoint every hwCheckpointInterval.
+// retentionLoop runs retention every RetentionCheckInterval, writes the
+// high-watermark checkpoint every hwCheckpointInterval and checks the
+// process limits every limitsCheckInterval.
 func (b *Broker) retentionLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
 	defer t.Stop()
 	hw := time.NewTicker(hwCheckpointInterval)
 	defer hw.Stop()
+	limits := time.NewTicker(limitsCheckInterval)
+	defer limits.Stop()
 	for {
 		select {
 		case <-t.C:
 			b.parts.enforceRetention()
 		case <-hw.C:
 			b.parts.checkpointHighWatermarks()
+		case <-limits.C:
+			checkLimits(b.logger, processLimits())
 		case <-ctx.Done():
 			return
 		}
@@ -477,6 +483,10 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 
 // hwCheckpointInterval is how often the high watermarks are checkpointed.
 const hwCheckpointInterval = 5 * time.Second
+
+// limitsCheckInterval is how often the broker checks how close it is to
+// its open-file and memory-map limits (checkLimits).
+const limitsCheckInterval = time.Minute
 
 // ISRWrites is how many controller writes this broker has made to change
 // the ISRs of the partitions it leads: one per pass over its partitions
