@@ -302,7 +302,7 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 		return nil, fmt.Errorf("%s-%d: %w", c.Topic, c.Partition, err)
 	}
 	n := edit(m)
-	nt := t.clone()
+	nt := t.cloneOne(int(c.Partition))
 	np := &nt.Partitions[c.Partition]
 	if np.Leader == c.Leader && c.Leader >= 0 {
 		// The leader's own ISR change: its high watermark is news.

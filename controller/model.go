@@ -185,6 +185,23 @@ func (t *Topic) clone() *Topic {
 	return &c
 }
 
+// cloneOne is clone for a change to partition i alone: the other
+// partitions are copied as values, sharing their slices with t (no
+// change replaces a slice in place: every one assigns a new one), and
+// Configs is shared. Applying one partition's change to a topic of
+// thousands of partitions then costs a copy of the array, not thousands
+// of allocations.
+func (t *Topic) cloneOne(i int) *Topic {
+	c := *t
+	c.Partitions = slices.Clone(t.Partitions)
+	p := &c.Partitions[i]
+	p.Replicas = slices.Clone(p.Replicas)
+	p.ISR = slices.Clone(p.ISR)
+	p.Restarted = slices.Clone(p.Restarted)
+	p.Offline = slices.Clone(p.Offline)
+	return &c
+}
+
 // TopicNames returns the topic names, sorted.
 func (m *Metadata) TopicNames() []string {
 	names := make([]string, 0, len(m.Topics))

@@ -143,11 +143,17 @@ func (l *Log) loadEpochs() error {
 		}
 		err = errEpochCacheStale
 	}
-	if !errors.Is(err, os.ErrNotExist) {
+	missing := errors.Is(err, os.ErrNotExist)
+	if !missing {
 		l.logger.Warn("rebuilding the leader-epoch cache from the log", zap.Error(err))
 	}
 	if err := l.rebuildEpochs(); err != nil {
 		return err
+	}
+	if missing && len(c.entries) == 0 {
+		// A log without batches (a new one): nothing to keep, and the
+		// first batch appended writes the checkpoint (noteEpoch).
+		return nil
 	}
 	return c.save()
 }

@@ -656,3 +656,34 @@ func TestCleanOpenSyncsOnce(t *testing.T) {
 		t.Error("open after an unclean stop did not write the recovery point")
 	}
 }
+
+// Opening a new log writes no checkpoint: each would say what its
+// absence says. Thousands of partitions of a new topic cost no
+// checkpoint syncs. The log reads back as a new log after a crash, and
+// its first batch writes the leader-epoch checkpoint.
+func TestNewLogWritesNoCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	probe := fs.Arm(errorfs.Fault{Ops: errorfs.OpRename})
+	l, err := Open(dir, Config{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := probe.Hits(); n != 0 {
+		t.Errorf("a new log wrote %d checkpoints", n)
+	}
+	l.crash()
+	if l, err = Open(dir, Config{FS: fs}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.StartOffset() != 0 || l.EndOffset() != 0 || l.LatestEpoch() != -1 {
+		t.Fatalf("reopened: [%d, %d) epoch %d", l.StartOffset(), l.EndOffset(), l.LatestEpoch())
+	}
+	if _, err := l.Append(makeBatch(nil, 2, 100, 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, epochCheckpointFile)); err != nil {
+		t.Fatalf("first batch: %v", err)
+	}
+}

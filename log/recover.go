@@ -192,7 +192,16 @@ func (l *Log) finishLoad(r *recovery) error {
 	// holds the value is not written again. Opening thousands of logs at
 	// a start then costs one directory sync each (the marker's removal),
 	// not five.
-	if r.marker && start == r.start {
+	//
+	// A missing checkpoint is not written either when it would say what
+	// its absence says: a missing start offset reads as the first
+	// segment's base, and for a new log (no segment was there, end 0) a
+	// missing recovery point reads as "rescan from the first segment",
+	// which is nothing. Creating a topic of thousands of partitions then
+	// costs no checkpoint syncs per partition. (An unreadable one is
+	// written again.)
+	fresh := len(r.bases) == 0 && end == 0
+	if (r.marker && start == r.start) || (r.start < 0 && start == l.segs[0].Base() && !l.hasFile(startOffsetFile)) {
 		l.start.Store(start)
 	} else if err := l.setStart(start); err != nil {
 		return err
@@ -206,7 +215,7 @@ func (l *Log) finishLoad(r *recovery) error {
 
 	// Everything is synced now (scanned segments above, the rest before
 	// the recovery point), so the recovery point moves to the end.
-	if !r.marker || r.recoveryPoint != end {
+	if !(r.marker && r.recoveryPoint == end) && !(fresh && r.recoveryPoint < 0 && !l.hasFile(recoveryPointFile)) {
 		if err := l.rpFile.WriteInt64(end); err != nil {
 			return err
 		}
