@@ -111,12 +111,31 @@ func TestCutHealIsolate(t *testing.T) {
 	}
 	expect(t, h, 0, both("2", true, nil))
 
+	t.Log("cutport 1: hosts 1 and 2, 1 and 3 lose each other's port, both ways; the root namespace keeps it")
+	if err := h.CutPort(ctx, 1, port); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 1, both("2", false, both("3", false, nil)))
+	expect(t, h, 2, both("1", false, both("3", true, nil)))
+	expect(t, h, 3, both("1", false, nil))
+	expect(t, h, 0, both("1", true, nil))
+
+	t.Log("healport 1")
+	if err := h.HealPort(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 1, both("2", true, both("3", true, nil)))
+	expect(t, h, 2, both("1", true, nil))
+
 	t.Log("down leaves nothing behind, even with rules in force")
 	if err := h.CutClients(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 
 	if err := h.Cut(ctx, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CutPort(ctx, 2, port); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Down(ctx); err != nil {
