@@ -163,7 +163,8 @@ type Event struct {
 	// LeaderChanges is how many times a partition of the topic changed
 	// leader (to another broker or to none) from the injection to just
 	// before the heal: the sum of the leader epochs' growth; -1 when not
-	// known (the metadata could not be read: kill-all, cut-clients).
+	// known (the metadata was not read within 2 s at either end: always
+	// for kill-all and cut-clients, and when asked of a paused broker).
 	LeaderChanges int
 }
 
