@@ -407,7 +407,8 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 			return "", nil, err
 		}
 		opened := f.Opened()
-		target := fmt.Sprintf("%s (%d of %d connections opened, %d dials failed: %v)", name(leader), opened, FloodConns, f.Failed, f.FirstErr)
+		target := fmt.Sprintf("%s (%d of %d connections opened, %d dials failed: %v; a new client: %s)",
+			name(leader), opened, FloodConns, f.Failed, f.FirstErr, in.newClient(ctx, leader))
 		return target, func(context.Context) error {
 			closed := in.C.UnfloodConns()
 			in.Logf("conn-flood: of the %d connections to broker%d, %d were still open at the heal, %d closed by the broker", opened, leader, opened-closed, closed)
@@ -415,6 +416,27 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 		}, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault %q", s.Kind)
+}
+
+// newClientWait bounds newClient's try.
+const newClientWait = 5 * time.Second
+
+// newClient says how a client that connects to broker id now fares: it
+// asks for the cluster's description over a new connection (through the
+// broker's Proxy), within newClientWait.
+func (in *Injector) newClient(ctx context.Context, id int) string {
+	ctx, cancel := context.WithTimeout(ctx, newClientWait)
+	defer cancel()
+	start := time.Now()
+	cl, err := in.C.ClientVia(ctx, id, "chaos-new-client")
+	if err == nil {
+		_, err = cl.DescribeCluster(ctx)
+		cl.Close()
+	}
+	if err != nil {
+		return fmt.Sprintf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	return fmt.Sprintf("answered in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // kill SIGKILLs broker id; its heal runs between (on the stopped broker's
