@@ -189,8 +189,8 @@ const livenessGoal = 15 * time.Second
 // SLUICE_CHAOS_SEED (default 1), SLUICE_CHAOS_FAULT_TIME (90s),
 // SLUICE_CHAOS_FAULTS (short: kill a leader, pause a follower, isolate a
 // leader, cut clients, kill every broker; all: every fault; none; or a
-// comma-separated list of kinds), SLUICE_CHAOS_FSYNC (interval or always), SLUICE_CHAOS_RATE
-// (records/s, 1000).
+// comma-separated list of kinds), SLUICE_CHAOS_FSYNC (interval or
+// always), SLUICE_CHAOS_RATE (records/s, 1000).
 func TestChaos(t *testing.T) {
 	seed := envInt(t, "SLUICE_CHAOS_SEED", 1)
 	faultTime := envDuration(t, "SLUICE_CHAOS_FAULT_TIME", 90*time.Second)
