@@ -20,6 +20,12 @@
 #                                 the hosts keep each other
 #   scripts/netns.sh healclients A
 #                                 undo cutclients A
+#   scripts/netns.sh cutport A PORT
+#                                 drop TCP and UDP to and from PORT between
+#                                 host A and every other host, both ways
+#                                 (e.g. only the gossip port); other ports
+#                                 and the root namespace still reach A
+#   scripts/netns.sh healport A   undo every cutport A
 #   scripts/netns.sh redirect A B PORT TOPORT
 #                                 in host A, TCP connections to host B's
 #                                 PORT go to 127.0.0.1:TOPORT in A (a proxy
@@ -225,14 +231,19 @@ cmd_isolate() {
 	done
 }
 
+# drop_everywhere TAG: drop_tagged TAG in every host.
+drop_everywhere() {
+	local i
+	for i in $(hosts); do
+		drop_tagged "$(ns "$i")" "$1"
+	done
+}
+
 cmd_rejoin() {
 	local a=${1:-}
 	check_host "$a"
 	command -v iptables >/dev/null || return 0
-	local i
-	for i in $(hosts); do
-		drop_tagged "$(ns "$i")" "$TAG:isolate:$a"
-	done
+	drop_everywhere "$TAG:isolate:$a"
 }
 
 # Clients run in the root namespace: a drop there of what A sends cuts them
@@ -256,6 +267,36 @@ cmd_healclients() {
 # A TCP port number.
 check_port() {
 	[[ "$1" =~ ^[1-9][0-9]*$ ]] && [ "$1" -le 65535 ] || die "bad port: $1"
+}
+
+# cutport A PORT: between host A and each other host B, drop TCP and UDP
+# whose source or destination port is PORT, on the receiving side (in A
+# what comes from B, in B what comes from A): both the connections and
+# datagrams A sends to B:PORT and those B sends to A:PORT are lost, as are
+# the answers from PORT. Nothing else between them is cut.
+cmd_cutport() {
+	local a=${1:-} port=${2:-}
+	check_host "$a"
+	check_port "$port"
+	need_iptables
+	local i p dir tag=$TAG:port:$a
+	cmd_healport "$a"
+	for i in $(hosts); do
+		[ "$i" != "$a" ] || continue
+		for p in tcp udp; do
+			for dir in --dport --sport; do
+				ipt "$(ns "$a")" -I INPUT -s "$(host_addr "$i")" -p "$p" "$dir" "$port" -m comment --comment "$tag" -j DROP
+				ipt "$(ns "$i")" -I INPUT -s "$(host_addr "$a")" -p "$p" "$dir" "$port" -m comment --comment "$tag" -j DROP
+			done
+		done
+	done
+}
+
+cmd_healport() {
+	local a=${1:-}
+	check_host "$a"
+	command -v iptables >/dev/null || return 0
+	drop_everywhere "$TAG:port:$a"
 }
 
 # redirect A B PORT TOPORT: in host A, new TCP connections to host B's
@@ -321,6 +362,8 @@ heal) shift; cmd_heal "$@" ;;
 isolate) shift; cmd_isolate "$@" ;;
 rejoin) shift; cmd_rejoin "$@" ;;
 cutclients) shift; cmd_cutclients "$@" ;;
+cutport) shift; cmd_cutport "$@" ;;
+healport) shift; cmd_healport "$@" ;;
 redirect) shift; cmd_redirect "$@" ;;
 unredirect) shift; cmd_unredirect "$@" ;;
 healclients) shift; cmd_healclients "$@" ;;

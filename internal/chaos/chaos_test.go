@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,7 @@ import (
 // acknowledge through it; once healed, the old leader follows, truncates
 // what it alone appended (R9), and the replicas end byte-identical.
 func TestLeaderIsolation(t *testing.T) {
-	h := setup(t, "SLUICE_CHAOS=1 go test -count=1 -v -run '^TestLeaderIsolation$' ./internal/chaos/")
+	h := setup(t, "SLUICE_CHAOS=1 go test -count=1 -v -run '^TestLeaderIsolation$' ./internal/chaos/", 0)
 	const topic = "isolation"
 	h.createTopic(topic, 3, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
@@ -187,9 +188,9 @@ const livenessGoal = 15 * time.Second
 // TestChaos is the seeded fault run of issue 7. Environment:
 // SLUICE_CHAOS_SEED (default 1), SLUICE_CHAOS_FAULT_TIME (90s),
 // SLUICE_CHAOS_FAULTS (short: kill a leader, pause a follower, isolate a
-// leader, cut clients; all: every fault; none; or a comma-separated list
-// of kinds), SLUICE_CHAOS_FSYNC (interval or always), SLUICE_CHAOS_RATE
-// (records/s, 1000).
+// leader, cut clients, kill every broker; all: every fault; none; or a
+// comma-separated list of kinds), SLUICE_CHAOS_FSYNC (interval or
+// always), SLUICE_CHAOS_RATE (records/s, 1000).
 func TestChaos(t *testing.T) {
 	seed := envInt(t, "SLUICE_CHAOS_SEED", 1)
 	faultTime := envDuration(t, "SLUICE_CHAOS_FAULT_TIME", 90*time.Second)
@@ -215,15 +216,19 @@ func TestChaos(t *testing.T) {
 	repro := fmt.Sprintf("SLUICE_CHAOS=1 SLUICE_CHAOS_SEED=%d SLUICE_CHAOS_FAULT_TIME=%v SLUICE_CHAOS_FAULTS=%s SLUICE_CHAOS_FSYNC=%s SLUICE_CHAOS_RATE=%d scripts/chaos.sh -run '^TestChaos$'",
 		seed, faultTime, faults, fsync, rate)
 	t.Logf("seed %d, %v of faults (%s), fsync=%s, %d records/s; reproduce: %s", seed, faultTime, faults, fsync, rate, repro)
-	h := setup(t, repro)
 	const topic, partitions = "chaos", 3
-	h.createTopic(topic, partitions, map[string]string{"fsync": fsync})
 	steps := Schedule(uint64(seed), kinds, partitions, faultTime)
 	var plan []string
+	var dataFS int64
 	for _, s := range steps {
 		plan = append(plan, fmt.Sprintf("%s(p%d,%v)", s.Kind, s.Partition, s.Hold.Round(100*time.Millisecond)))
+		if s.Kind == DiskFull {
+			dataFS = DataFSBytes // a disk that can fill, from the start
+		}
 	}
 	t.Logf("schedule: %s", strings.Join(plan, " "))
+	h := setup(t, repro, dataFS)
+	h.createTopic(topic, partitions, map[string]string{"fsync": fsync})
 
 	ctx, cancel := context.WithTimeout(t.Context(), faultTime+10*time.Minute)
 	defer cancel()
@@ -284,10 +289,14 @@ func TestChaos(t *testing.T) {
 		}
 		latBefore, _ := MedianLatency(o.Acks, from, ev.Start)
 		latDuring, nDuring := MedianLatency(o.Acks, ev.Start, ev.Healed)
-		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window during it %v (partition %d), after the heal %v (partition %d, window %v); %s; p50 ack latency during it %v (%d acks), before it %v",
+		changes := "?"
+		if ev.LeaderChanges >= 0 {
+			changes = strconv.Itoa(ev.LeaderChanges)
+		}
+		t.Logf("fault %d %s p%d on %s at %v for %v: longest no-ack window during it %v (partition %d), after the heal %v (partition %d, window %v); %s; p50 ack latency during it %v (%d acks), before it %v; leader changes during it %s",
 			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), (ev.Healed - ev.Start).Round(time.Millisecond),
 			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec,
-			latDuring.Round(100*time.Microsecond), nDuring, latBefore.Round(100*time.Microsecond))
+			latDuring.Round(100*time.Microsecond), nDuring, latBefore.Round(100*time.Microsecond), changes)
 		if ev.Kind == SlowPeers && nDuring > 0 {
 			if err := CheckSlowed(ev, latDuring); err != nil {
 				t.Error(err)

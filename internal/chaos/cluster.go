@@ -37,6 +37,8 @@ type Broker struct {
 	// appended to across restarts.
 	DataDir string
 	LogPath string
+	// FSDir, with Options.DataFSBytes, is the tmpfs DataDir is in.
+	FSDir string
 	// Proxy, in the root namespace, is what every client of the suite
 	// dials to reach this broker: the slow-clients fault slows it.
 	Proxy *faultproxy.Proxy
@@ -60,8 +62,12 @@ type Cluster struct {
 	Dir     string
 	Brokers []*Broker // Brokers[i-1] is broker i
 
-	mu   sync.Mutex
-	slow *SlowLinks // the slow-peers fault in force, if any
+	opts Options
+
+	mu    sync.Mutex
+	slow  *SlowLinks // the slow-peers fault in force, if any
+	flood *Flood     // the conn-flood fault in force, if any
+	full  string     // the disk-full fault's filler file, if in force
 
 	closeOnce sync.Once
 }
@@ -84,12 +90,24 @@ func BuildBinary(ctx context.Context, out string) error {
 	return nil
 }
 
+// Options are how StartCluster runs the brokers.
+type Options struct {
+	// Extra is appended to every broker's command line.
+	Extra []string
+	// DataFSBytes, when positive, puts each broker's data dir on a tmpfs
+	// of that size of its own (FSDir), mounted before the broker first
+	// starts and unmounted by Close: a disk that can fill (FillDisk).
+	DataFSBytes int64
+	// KeepData, when it says so at Close, copies each tmpfs data dir to
+	// brokerN/data.kept before the unmount, for a failed run's post-mortem.
+	KeepData func() bool
+}
+
 // StartCluster starts one broker on each of hosts' hosts, with data dirs
-// and logs under dir, extra appended to every command line, and waits
-// until every broker is registered and alive. The caller must Close it on
-// every path, an error included.
-func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, extra []string) (*Cluster, error) {
-	c := &Cluster{Hosts: hosts, Bin: bin, Dir: dir}
+// and logs under dir, and waits until every broker is registered and
+// alive. The caller must Close it on every path, an error included.
+func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts Options) (*Cluster, error) {
+	c := &Cluster{Hosts: hosts, Bin: bin, Dir: dir, opts: opts}
 	voters := make([]string, 0, hosts.N)
 	for i := 1; i <= hosts.N; i++ {
 		voters = append(voters, fmt.Sprintf("%d@%s:%d", i, hosts.Addr(i), RaftPort))
@@ -108,6 +126,16 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, extr
 		b := &Broker{ID: i, Addr: fmt.Sprintf("%s:%d", hosts.Addr(i), ClientPort),
 			DataDir: filepath.Join(bdir, "data"), LogPath: filepath.Join(bdir, "broker.log"),
 			hosts: hosts, bin: bin}
+		// In Brokers before the mount: Close unmounts what was mounted,
+		// even when StartCluster fails half way.
+		c.Brokers = append(c.Brokers, b)
+		if opts.DataFSBytes > 0 {
+			if err := MountTmpfs(filepath.Join(bdir, "fs"), opts.DataFSBytes); err != nil {
+				return c, err
+			}
+			b.FSDir = filepath.Join(bdir, "fs")
+			b.DataDir = filepath.Join(b.FSDir, "data")
+		}
 		b.args = append([]string{"broker",
 			"--broker-id", strconv.Itoa(i),
 			"--listen", b.Addr,
@@ -117,8 +145,7 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, extr
 			"--voters", strings.Join(voters, ","),
 			"--data-dir", b.DataDir,
 			"--log-format", "json",
-		}, extra...)
-		c.Brokers = append(c.Brokers, b)
+		}, opts.Extra...)
 	}
 	for _, b := range c.Brokers {
 		p, err := faultproxy.Listen("127.0.0.1:0", b.Addr)
@@ -273,8 +300,83 @@ func (c *Cluster) Close() {
 			_ = c.slow.close()
 			c.slow = nil
 		}
+		if c.flood != nil {
+			c.flood.Close()
+			c.flood = nil
+		}
+		c.full = ""
 		c.mu.Unlock()
+		keep := c.opts.KeepData != nil && c.opts.KeepData()
+		for _, b := range c.Brokers {
+			if b.FSDir == "" {
+				continue
+			}
+			if keep {
+				// Beside the tmpfs, not in it: brokerN/data.kept.
+				_ = exec.Command("cp", "-a", b.DataDir, filepath.Join(filepath.Dir(b.FSDir), "data.kept")).Run()
+			}
+			_ = Unmount(b.FSDir)
+		}
 	})
+}
+
+// FillDisk fills broker id's tmpfs (Options.DataFSBytes) with a file
+// beside its data dir until not a byte is left, until UnfillDisk.
+func (c *Cluster) FillDisk(id int) (Filled, error) {
+	b := c.Broker(id)
+	if b.FSDir == "" {
+		return Filled{}, errors.New("chaos: disk-full needs the data dirs on tmpfs (Options.DataFSBytes)")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.full != "" {
+		return Filled{}, fmt.Errorf("chaos: %s fills a disk already", c.full)
+	}
+	path := filepath.Join(b.FSDir, fillerName)
+	// Set before the fill: UnfillDisk removes a half-written file too.
+	c.full = path
+	return Fill(path, c.opts.DataFSBytes, 30*time.Second)
+}
+
+// UnfillDisk removes FillDisk's file, if any; after an error it can be
+// called again.
+func (c *Cluster) UnfillDisk() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.full == "" {
+		return nil
+	}
+	if err := os.Remove(c.full); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("chaos: free the disk: %w", err)
+	}
+	c.full = ""
+	return nil
+}
+
+// FloodConns opens FloodConns idle connections from the root namespace
+// (the clients' host) straight to broker id's client port, not through
+// its Proxy, until UnfloodConns. It returns the flood for its counts.
+func (c *Cluster) FloodConns(ctx context.Context, id int) (*Flood, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.flood != nil {
+		return nil, errors.New("chaos: a connection flood is in force already")
+	}
+	c.flood = OpenFlood(ctx, FloodDialer(), c.Broker(id).Addr, FloodConns, floodParallel, floodOpenTime)
+	return c.flood, nil
+}
+
+// UnfloodConns closes FloodConns' connections, if any, and returns how
+// many the broker had closed itself.
+func (c *Cluster) UnfloodConns() (peerClosed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.flood == nil {
+		return 0
+	}
+	n := c.flood.Close()
+	c.flood = nil
+	return n
 }
 
 // Start starts the broker process in its host. It fails if it runs.

@@ -1,8 +1,10 @@
 // Package chaos is the chaos suite of issue 7: three real `sluice broker`
 // processes, each in its own network namespace (internal/netns), under a
-// seeded schedule of faults — SIGKILL, SIGSTOP, cuts between hosts and
-// between the clients and a host, slow client links, slow links between
-// brokers, corrupted segments — while verifiable producers and readers in
+// seeded schedule of faults — SIGKILL of one broker or of all at once,
+// SIGSTOP, cuts between hosts, of the gossip port alone and between the
+// clients and a host, slow client links, slow links between brokers,
+// corrupted segments, a full disk (a tmpfs data dir), a flood of idle
+// connections — while verifiable producers and readers in
 // the test process record every outcome, and bench.Check judges the
 // history once every fault is healed.
 //

@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sluicemq/sluice/client"
@@ -48,12 +50,30 @@ const (
 	// (client and Raft ports; not gossip) get 20-200 ms of latency each
 	// way, through proxies in the hosts' namespaces (SlowHostLinks).
 	SlowPeers Kind = "slow-peers"
+	// KillAll: SIGKILL every broker at once (a rack power cut under the
+	// same kernel, an OOM-killer sweep); restart them all after Hold.
+	KillAll Kind = "kill-all"
+	// DiskFull: fill the tmpfs under the partition leader's data dir
+	// (Options.DataFSBytes) until not a byte is left, hold, then remove
+	// the filler file; the broker gets the space back without a restart.
+	DiskFull Kind = "disk-full"
+	// GossipCut: cut only the gossip port (TCP and UDP) between the
+	// partition's leader and every other broker, both ways; Raft,
+	// replication and the clients go on.
+	GossipCut Kind = "gossip-cut"
+	// ConnFlood: FloodConns idle TCP connections from the clients' host
+	// straight to the leader's client port, closed after Hold.
+	ConnFlood Kind = "conn-flood"
 )
 
 // ShortKinds are the faults of the CI run; AllKinds those of the long one.
+// Of issue 13's faults only kill-all is in the CI run: it is over (every
+// broker back, every replica in sync) about 2 s after its heal, as a
+// kill-leader is, so the run stays within its 3 minutes.
 var (
-	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients}
-	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower, SlowPeers}
+	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients, KillAll}
+	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower, SlowPeers,
+		KillAll, DiskFull, GossipCut, ConnFlood}
 )
 
 // holds is how long each kind of fault lasts, min and max. A pause lasts
@@ -69,6 +89,12 @@ var holds = map[Kind][2]time.Duration{
 	SlowClients:     {5 * time.Second, 10 * time.Second},
 	CorruptFollower: {time.Second, 3 * time.Second},
 	SlowPeers:       {5 * time.Second, 10 * time.Second},
+	KillAll:         {time.Second, 4 * time.Second},
+	// Past the broker's 10 s space probe, so that some probes fail.
+	DiskFull: {5 * time.Second, 12 * time.Second},
+	// Past gossip's failure detection (a few seconds), as in issue 13.
+	GossipCut: {8 * time.Second, 20 * time.Second},
+	ConnFlood: {5 * time.Second, 10 * time.Second},
 }
 
 // PeerDelay is the latency, each way, that slow-peers with pick adds to
@@ -94,7 +120,10 @@ type Step struct {
 }
 
 // Schedule draws steps from kinds with seed until their hold and quiet
-// times add up to total. The same arguments give the same schedule.
+// times add up to total. Kinds are drawn in rounds, each a shuffle of
+// kinds, so every kind comes once before any comes again: a run long
+// enough for one round (about 2.5 min for AllKinds) meets every fault. The
+// same arguments give the same schedule.
 func Schedule(seed uint64, kinds []Kind, partitions int32, total time.Duration) []Step {
 	if len(kinds) == 0 || partitions <= 0 {
 		return nil
@@ -104,8 +133,14 @@ func Schedule(seed uint64, kinds []Kind, partitions int32, total time.Duration) 
 		return lo + time.Duration(rng.Int64N(int64(hi-lo)+1))
 	}
 	var steps []Step
+	var round []Kind
 	for sum := time.Duration(0); sum < total; {
-		k := kinds[rng.IntN(len(kinds))]
+		if len(round) == 0 {
+			round = slices.Clone(kinds)
+			rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		}
+		k := round[len(round)-1]
+		round = round[:len(round)-1]
 		h := holds[k]
 		s := Step{Kind: k, Partition: rng.Int32N(partitions), Hold: between(h[0], h[1]),
 			Quiet: between(quietMin, quietMax), Pick: rng.Uint32()}
@@ -125,6 +160,12 @@ type Event struct {
 	Healed    time.Duration
 	Recovered time.Duration // 0 if it did not recover
 	Err       string        // what went wrong injecting, healing or recovering
+	// LeaderChanges is how many times a partition of the topic changed
+	// leader (to another broker or to none) from the injection to just
+	// before the heal: the sum of the leader epochs' growth; -1 when not
+	// known (the metadata was not read within 2 s at either end: always
+	// for kill-all and cut-clients, and when asked of a paused broker).
+	LeaderChanges int
 }
 
 // Injector applies a schedule to a cluster.
@@ -155,7 +196,8 @@ func (in *Injector) Run(ctx context.Context, steps []Step, total time.Duration) 
 		if ctx.Err() != nil || time.Now().Add(s.Hold).After(deadline) {
 			break
 		}
-		ev := Event{Step: s}
+		ev := Event{Step: s, LeaderChanges: -1}
+		epochs, known := in.leaderEpochs(ctx, s.Kind)
 		target, heal, err := in.inject(ctx, s)
 		ev.Target, ev.Start = target, in.Clock()
 		if err != nil {
@@ -167,6 +209,9 @@ func (in *Injector) Run(ctx context.Context, steps []Step, total time.Duration) 
 		}
 		in.Logf("%v %s p%d on %s for %v", ev.Start.Round(time.Millisecond), s.Kind, s.Partition, target, s.Hold)
 		sleep(ctx, s.Hold)
+		if after, ok := in.leaderEpochs(ctx, s.Kind); known && ok {
+			ev.LeaderChanges = int(after - epochs)
+		}
 		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = heal(hctx)
 		cancel()
@@ -199,6 +244,26 @@ func (in *Injector) waitWhole(ctx context.Context) error {
 		return err
 	}
 	return WaitFullISR(ctx, in.C, in.Topic, d-time.Since(start))
+}
+
+// leaderEpochs is the sum of the leader epochs of the topic's partitions,
+// asked with a 2 s bound; false when unknown. Not asked during faults
+// that leave the clients no broker or a broker that does not answer them.
+func (in *Injector) leaderEpochs(ctx context.Context, k Kind) (int64, bool) {
+	if k == KillAll || k == CutClients {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	d, err := in.Admin.DescribeTopic(ctx, in.Topic)
+	if err != nil {
+		return 0, false
+	}
+	var sum int64
+	for _, p := range d.Partitions {
+		sum += int64(p.LeaderEpoch)
+	}
+	return sum, true
 }
 
 // Counts is how many faults of each kind were injected.
@@ -236,6 +301,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // inject applies one fault and returns what it hit and how to heal it.
 func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Context) error, error) {
 	h := in.C.Hosts
+	if s.Kind == KillAll {
+		return in.killAll()
+	}
 	if s.Kind == KillRaftLeader {
 		cd, err := in.Admin.DescribeCluster(ctx)
 		if err != nil {
@@ -317,8 +385,58 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 			return "", nil, err
 		}
 		return name(leader), func(ctx context.Context) error { return h.HealClients(ctx, leader) }, nil
+	case GossipCut:
+		if err := h.CutPort(ctx, leader, GossipPort); err != nil {
+			return "", nil, errors.Join(err, h.HealPort(ctx, leader))
+		}
+		return name(leader) + " (gossip port)", func(ctx context.Context) error { return h.HealPort(ctx, leader) }, nil
+	case DiskFull:
+		f, err := in.C.FillDisk(leader)
+		if err != nil {
+			return "", nil, errors.Join(err, in.C.UnfillDisk())
+		}
+		if !f.Full {
+			// Bounded by size and time: a disk left with room is no
+			// fault.
+			return "", nil, errors.Join(fmt.Errorf("disk-full: wrote %d bytes, yet the disk is not full", f.Bytes), in.C.UnfillDisk())
+		}
+		return fmt.Sprintf("%s (filled with %d MiB)", name(leader), f.Bytes>>20), func(context.Context) error { return in.C.UnfillDisk() }, nil
+	case ConnFlood:
+		f, err := in.C.FloodConns(ctx, leader)
+		if err != nil {
+			return "", nil, err
+		}
+		opened := f.Opened()
+		target := fmt.Sprintf("%s (%d of %d connections opened, %d dials failed: %v; a new client: %s)",
+			name(leader), opened, FloodConns, f.Failed, f.FirstErr, in.newClient(ctx, leader))
+		return target, func(context.Context) error {
+			closed := in.C.UnfloodConns()
+			in.Logf("conn-flood: of the %d connections to broker%d, %d were still open at the heal, %d closed by the broker", opened, leader, opened-closed, closed)
+			return nil
+		}, nil
 	}
 	return "", nil, fmt.Errorf("unknown fault %q", s.Kind)
+}
+
+// newClientWait bounds newClient's try.
+const newClientWait = 5 * time.Second
+
+// newClient says how a client that connects to broker id now fares: it
+// asks for the cluster's description over a new connection (through the
+// broker's Proxy), within newClientWait.
+func (in *Injector) newClient(ctx context.Context, id int) string {
+	ctx, cancel := context.WithTimeout(ctx, newClientWait)
+	defer cancel()
+	start := time.Now()
+	cl, err := in.C.ClientVia(ctx, id, "chaos-new-client")
+	if err == nil {
+		_, err = cl.DescribeCluster(ctx)
+		cl.Close()
+	}
+	if err != nil {
+		return fmt.Sprintf("failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	return fmt.Sprintf("answered in %v", time.Since(start).Round(time.Millisecond))
 }
 
 // kill SIGKILLs broker id; its heal runs between (on the stopped broker's
@@ -336,6 +454,30 @@ func (in *Injector) kill(id int, between func() error) (string, func(context.Con
 			}
 		}
 		return b.Start()
+	}, nil
+}
+
+// killAll SIGKILLs every broker at once; its heal starts them all again.
+func (in *Injector) killAll() (string, func(context.Context) error, error) {
+	bs := in.C.Brokers
+	errs := make([]error, len(bs))
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.Kill()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return "", nil, err
+	}
+	return "every broker", func(context.Context) error {
+		for i, b := range bs {
+			errs[i] = b.Start()
+		}
+		return errors.Join(errs...)
 	}, nil
 }
 
@@ -387,13 +529,15 @@ func (in *Injector) corrupt(id int, s Step) error {
 }
 
 // HealAll undoes every fault the suite can leave: rules removed, proxies
-// back to full speed, paused brokers continued, dead ones started again.
+// back to full speed, floods closed, filled disks freed, paused brokers
+// continued, dead ones started again.
 func HealAll(ctx context.Context, c *Cluster) error {
-	errs := []error{c.HealPeers(ctx)}
+	c.UnfloodConns()
+	errs := []error{c.HealPeers(ctx), c.UnfillDisk()}
 	n := len(c.Brokers)
 	for a := 1; a <= n; a++ {
 		// Unredirect too: rules a failed SlowPeers could not take back.
-		errs = append(errs, c.Hosts.Rejoin(ctx, a), c.Hosts.HealClients(ctx, a), c.Hosts.Unredirect(ctx, a))
+		errs = append(errs, c.Hosts.Rejoin(ctx, a), c.Hosts.HealClients(ctx, a), c.Hosts.Unredirect(ctx, a), c.Hosts.HealPort(ctx, a))
 		for b := a + 1; b <= n; b++ {
 			errs = append(errs, c.Hosts.Heal(ctx, a, b))
 		}

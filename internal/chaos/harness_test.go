@@ -89,8 +89,10 @@ func env(name, def string) string {
 }
 
 // brokerArgs are the flags every broker of the suite runs with: followers
-// leave the ISR after 3 s behind, so a pause of a few seconds shrinks it.
-var brokerArgs = []string{"--replica-max-lag", "3s", "--log-level", "info"}
+// leave the ISR after 3 s behind, so a pause of a few seconds shrinks it;
+// at most 1,000 client connections, so that conn-flood's FloodConns pass
+// the limit.
+var brokerArgs = []string{"--replica-max-lag", "3s", "--log-level", "info", "--max-connections", "1000"}
 
 // harness is a running cluster for one test, its directory (data dirs,
 // logs, history) kept when the test fails, with the command that
@@ -104,9 +106,10 @@ type harness struct {
 }
 
 // setup skips unless SLUICE_CHAOS is set and hosts can be made, then
-// starts a 3-broker cluster. repro is the command that runs the test
-// again as it ran.
-func setup(t *testing.T, repro string) *harness {
+// starts a 3-broker cluster, with the data dirs on tmpfs of dataFS bytes
+// each if dataFS > 0 (Options.DataFSBytes). repro is the command that
+// runs the test again as it ran.
+func setup(t *testing.T, repro string, dataFS int64) *harness {
 	t.Helper()
 	if os.Getenv(enableEnv) == "" {
 		t.Skipf("chaos suite: set %s=1 to run it (make chaos-short, make chaos)", enableEnv)
@@ -147,7 +150,8 @@ func setup(t *testing.T, repro string) *harness {
 	if lvl := os.Getenv("SLUICE_CHAOS_BROKER_LOG_LEVEL"); lvl != "" {
 		args = append(slices.Clone(brokerArgs), "--log-level", lvl) // the last one wins
 	}
-	c, err := StartCluster(ctx, hosts, bin, dir, args)
+	c, err := StartCluster(ctx, hosts, bin, dir, Options{Extra: args, DataFSBytes: dataFS,
+		KeepData: func() bool { return h.keep || t.Failed() || os.Getenv(keepEnv) != "" }})
 	if c != nil {
 		t.Cleanup(c.Close) // before the hosts' down: cleanups run last first
 	}

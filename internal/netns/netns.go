@@ -153,6 +153,19 @@ func (h *Hosts) HealClients(ctx context.Context, a int) error {
 	return h.run(ctx, "healclients", strconv.Itoa(a))
 }
 
+// CutPort drops TCP and UDP to and from port between host a and every
+// other host, both ways (each side drops what arrives from the other):
+// a cut of one service, such as gossip, with every other port and the
+// root namespace's links to a left alone.
+func (h *Hosts) CutPort(ctx context.Context, a, port int) error {
+	return h.run(ctx, "cutport", strconv.Itoa(a), strconv.Itoa(port))
+}
+
+// HealPort undoes every CutPort of host a.
+func (h *Hosts) HealPort(ctx context.Context, a int) error {
+	return h.run(ctx, "healport", strconv.Itoa(a))
+}
+
 // Redirect makes host a's new TCP connections to host b's port go to
 // 127.0.0.1:toPort inside a (a nat OUTPUT rule), where the caller's proxy,
 // listening in a's namespace (see In), forwards them. a's established

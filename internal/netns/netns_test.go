@@ -111,12 +111,44 @@ func TestCutHealIsolate(t *testing.T) {
 	}
 	expect(t, h, 0, both("2", true, nil))
 
+	t.Log("cutport 1: hosts 1 and 2, 1 and 3 lose each other's port, both ways; the root namespace keeps it")
+	if err := h.CutPort(ctx, 1, port); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 1, both("2", false, both("3", false, nil)))
+	expect(t, h, 2, both("1", false, both("3", true, nil)))
+	expect(t, h, 3, both("1", false, nil))
+	expect(t, h, 0, both("1", true, nil))
+	// A probe's answer is lost whichever side drops, so count the rules:
+	// each side drops what comes from the other, or a datagram sent one
+	// way (gossip's are) would get through. Host 1: 2 peers × TCP, UDP ×
+	// to and from the port; hosts 2 and 3: 4 each.
+	for i, want := range map[int]int{1: 8, 2: 4, 3: 4} {
+		out, err := h.Command(ctx, i, "iptables", "-S", "INPUT").CombinedOutput()
+		if err != nil {
+			t.Fatalf("host %d: iptables -S: %v: %s", i, err, out)
+		}
+		if n := strings.Count(string(out), "sluice-netns:port:1"); n != want {
+			t.Errorf("host %d has %d port-cut rules, want %d:\n%s", i, n, want, out)
+		}
+	}
+
+	t.Log("healport 1")
+	if err := h.HealPort(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h, 1, both("2", true, both("3", true, nil)))
+	expect(t, h, 2, both("1", true, nil))
+
 	t.Log("down leaves nothing behind, even with rules in force")
 	if err := h.CutClients(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
 
 	if err := h.Cut(ctx, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CutPort(ctx, 2, port); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Down(ctx); err != nil {
