@@ -59,6 +59,7 @@ type partitions struct {
 	topics map[string]*topicParts
 
 	reconcileMu sync.Mutex // one reconcile at a time
+	reconciled  uint64     // the metadata version reconciled last; guarded by reconcileMu
 
 	// offlineKick is signalled (non-blocking) when a log goes offline,
 	// for offlineLoop to report it to the controller.
@@ -111,10 +112,17 @@ func (m *partitions) partitionDir(topic string, index int32) string {
 const topicIDFile = "topic-id"
 
 // reconcile brings the open partitions in line with md. It is idempotent;
-// the metadata watcher and the admin handlers both call it.
+// the metadata watcher and the admin handlers both call it, each with the
+// metadata it read before waiting for the others, so metadata older than
+// what was already applied is ignored: a reconcile that lost the race
+// must not take a partition back to an older leader or role.
 func (m *partitions) reconcile(md *controller.Metadata) {
 	m.reconcileMu.Lock()
 	defer m.reconcileMu.Unlock()
+	if md.Version < m.reconciled {
+		return
+	}
+	m.reconciled = md.Version
 
 	// Deleted topics (or deleted and re-created under the same name) first,
 	// so a re-created topic's directories are free.
