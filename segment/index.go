@@ -19,7 +19,7 @@ const (
 
 var be = binary.BigEndian
 
-// index is one memory-mapped, preallocated index file of fixed-width
+// index is one memory-mapped index file of fixed-width
 // entries. The mapping has room for cap() entries and never moves while the
 // segment is open; the file may be shorter than the mapping (trimmed by Seal
 // or Close, or reset), so the writer extends the file before it writes past
@@ -38,7 +38,7 @@ type index struct {
 	missing bool         // Open found no file and created it
 }
 
-// openIndex opens (or creates, and then preallocates) an index file and maps
+// openIndex opens (or creates, and then allocates a first chunk of) an index file and maps
 // it with room for maxBytes of entries, or the whole file if it is larger.
 func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (*index, error) {
 	flag := os.O_RDWR | os.O_CREATE
@@ -80,13 +80,24 @@ func (ix *index) cap() int64 { return int64(len(ix.mm)) / ix.width }
 // full reports whether no entry can be appended.
 func (ix *index) full() bool { return ix.n.Load() >= ix.cap() }
 
-// extend grows the file to the whole mapping (sparse), so entries can be
-// written anywhere in it.
+// indexChunk is how much an index file grows at a time. The blocks are
+// allocated (fallocate) before an entry is written into them: a mapped
+// page the file system cannot back faults the whole process with SIGBUS
+// when it is written, so on a full disk the index instead skips entries
+// (it is a hint) and the broker goes on.
+const indexChunk = 64 << 10
+
+// extend grows the file by indexChunk, at most to the whole mapping, with
+// its blocks allocated, so the next entries can be written.
 func (ix *index) extend() error {
-	if err := ix.f.Truncate(int64(len(ix.mm))); err != nil {
+	size := min(int64(len(ix.mm)), (ix.fileLen/indexChunk+1)*indexChunk)
+	if size <= ix.fileLen {
+		return fmt.Errorf("extend %s: the mapping of %d bytes is full", ix.path, len(ix.mm))
+	}
+	if err := ix.f.Allocate(ix.fileLen, size-ix.fileLen); err != nil {
 		return fmt.Errorf("extend %s: %w", ix.path, err)
 	}
-	ix.fileLen = int64(len(ix.mm))
+	ix.fileLen = size
 	return nil
 }
 

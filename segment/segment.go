@@ -12,9 +12,11 @@
 // Every file operation goes through Config.FS (package vfs), so tests can
 // inject faults; the mappings are made from the files it opens.
 //
-// Both index files are memory-mapped (github.com/tysonmote/gommap),
-// preallocated to MaxIndexBytes while the segment is active and trimmed to
-// their used size by Seal or Close. The log file is memory-mapped for reads.
+// Both index files are memory-mapped (github.com/tysonmote/gommap) with
+// room for MaxIndexBytes, grown 64 KiB at a time with their blocks
+// allocated (fallocate) before entries are written into them — a mapped
+// page a full file system cannot back would fault the process (SIGBUS) —
+// and trimmed to their used size by Seal or Close. The log file is memory-mapped for reads.
 // Index entries are big-endian. The first batch (position 0, relative
 // offset 0) is never indexed, so an all-zero entry marks the end of a
 // preallocated index. A time-index entry (T, rel) says: T is the largest
@@ -79,7 +81,8 @@ type Config struct {
 	// IndexIntervalBytes: an offset-index entry at least every this many
 	// bytes of log.
 	IndexIntervalBytes int
-	// MaxIndexBytes is the preallocated size of each index file.
+	// MaxIndexBytes is the most each index file can grow to (its
+	// mapping's size).
 	MaxIndexBytes int
 	// FS is the file system the segment's files are in. Default
 	// vfs.Default (the os); tests inject faults through it.

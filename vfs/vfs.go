@@ -19,6 +19,7 @@
 package vfs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,6 +36,12 @@ type File interface {
 	Stat() (os.FileInfo, error)
 	// Truncate sets the file's size; growing it leaves a sparse hole.
 	Truncate(size int64) error
+	// Allocate is fallocate(2) of [offset, offset+length): the blocks are
+	// reserved now, growing the file if it ends before, so a later write
+	// into them — through a memory mapping too — cannot fail for want of
+	// space. A file system without fallocate gets Truncate instead (a
+	// sparse hole, as before).
+	Allocate(offset, length int64) error
 	// Sync is fsync(2): the file's data and metadata reach the disk. On a
 	// directory opened with OpenDir it makes creates, renames and removes
 	// in it durable (R4).
@@ -103,6 +110,20 @@ type osFile struct {
 }
 
 func newOSFile(f *os.File) *osFile { return &osFile{File: f, fd: int(f.Fd())} }
+
+func (f *osFile) Allocate(offset, length int64) error {
+	err := syscall.Fallocate(f.fd, 0, offset, length)
+	if errors.Is(err, syscall.EOPNOTSUPP) {
+		if st, serr := f.File.Stat(); serr == nil && st.Size() >= offset+length {
+			return nil
+		}
+		return f.File.Truncate(offset + length)
+	}
+	if err != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	return nil
+}
 
 func (f *osFile) SyncData() error {
 	if err := syscall.Fdatasync(f.fd); err != nil {

@@ -45,7 +45,7 @@ const (
 	OpWrite                   // File.Write and File.WriteAt
 	OpSync                    // File.Sync and File.SyncData of a file
 	OpSyncDir                 // File.Sync of a directory opened with OpenDir
-	OpTruncate                // File.Truncate
+	OpTruncate                // File.Truncate and File.Allocate
 	OpStat                    // FS.Stat and File.Stat
 	OpReadDir                 // FS.ReadDir
 	OpMkdir                   // FS.MkdirAll
@@ -317,6 +317,15 @@ func (f *file) Truncate(size int64) error {
 		return err
 	}
 	return f.File.Truncate(size)
+}
+
+// Allocate fails with the faults of OpTruncate: like a truncate that
+// grows a file, it changes the file's size.
+func (f *file) Allocate(offset, length int64) error {
+	if err := f.fs.inject(OpTruncate, f.path); err != nil {
+		return err
+	}
+	return f.File.Allocate(offset, length)
 }
 
 func (f *file) Sync() error {
