@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -73,30 +76,17 @@ A second signal exits at once.`,
 				return err
 			}
 			defer logger.Sync() //nolint:errcheck // stderr sync errors are not actionable
+			// From here on every line goes through the logger, in its
+			// format: the libraries' standard-log lines too, and the error
+			// the broker stops with (a JSON log stays all JSON).
+			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			b, err := broker.New(cfg)
-			if err != nil {
-				return err
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr); err != nil {
+				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
+					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
+				return &exitError{code: 1}
 			}
-			ctx := cmd.Context()
-			if err := b.Start(ctx); err != nil {
-				return err
-			}
-			if pprofAddr != "" {
-				stop, addr, err := servePprof(pprofAddr)
-				if err != nil {
-					b.Close()
-					return err
-				}
-				defer stop()
-				fmt.Fprintf(os.Stderr, "sluice broker pprof on http://%s/debug/pprof/\n", addr)
-			}
-			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, raft on %s, gossip on %s, data in %s\n", cfg.BrokerID, b.Addr(), b.RaftAddr(), b.GossipAddr(), cfg.DataDir)
-			<-ctx.Done()
-			// The first signal cancelled ctx; from here on a second one gets
-			// the default action and ends the process at once.
-			restoreSignals()
-			return b.Close()
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -125,9 +115,35 @@ A second signal exits at once.`,
 	return cmd
 }
 
+// runBroker runs the broker until ctx is cancelled, then closes it.
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string) error {
+	b, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
+		return err
+	}
+	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
+	if pprofAddr != "" {
+		stop, addr, err := servePprof(pprofAddr, logger)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		defer stop()
+		logger.Info("pprof listening", zap.String("url", "http://"+addr+"/debug/pprof/"))
+	}
+	<-ctx.Done()
+	// The first signal cancelled ctx; from here on a second one gets the
+	// default action and ends the process at once.
+	restoreSignals()
+	return b.Close()
+}
+
 // servePprof serves the runtime profiles on their own listener, never the
 // client port, and returns a stop that closes it and waits for the server.
-func servePprof(addr string) (stop func(), bound string, err error) {
+func servePprof(addr string, logger *zap.Logger) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("--pprof: %w", err)
@@ -138,12 +154,13 @@ func servePprof(addr string) (stop func(), bound string, err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: zap.NewStdLog(logger.Named("pprof"))}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "sluice broker: pprof:", err)
+			logger.Error("pprof", zap.Error(err))
 		}
 	}()
 	return func() { srv.Close(); <-done }, ln.Addr().String(), nil
