@@ -106,6 +106,9 @@ type Broker struct {
 	started bool
 	closing bool
 	conns   map[*conn]struct{}
+	// connsPerIP counts conns by remote IP (connlimit.go).
+	connsPerIP map[string]int
+	refused    refusals
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,14 +120,17 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	return &Broker{
+	b := &Broker{
 		cfg:        cfg,
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
 		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
-	}, nil
+		connsPerIP: map[string]int{},
+	}
+	b.refused = refusals{logger: b.logger, now: time.Now}
+	return b, nil
 }
 
 // ErrStarted is returned by Start on a broker already started (or closed).
@@ -385,22 +391,20 @@ func (b *Broker) acceptLoop() {
 			nc.Close()
 			return
 		}
-		if len(b.conns) >= b.cfg.MaxConnections {
+		c, why := b.admit(nc)
+		if c == nil {
 			b.mu.Unlock()
-			b.logger.Debug("connection refused: MaxConnections reached", zap.String("remote", nc.RemoteAddr().String()),
-				zap.Int("max_connections", b.cfg.MaxConnections))
+			b.refused.add(why, nc.RemoteAddr().String())
 			nc.Close()
 			continue
 		}
-		c := newConn(b, nc)
-		b.conns[c] = struct{}{}
 		b.connWG.Add(1)
 		b.mu.Unlock()
 		go func() {
 			defer b.connWG.Done()
 			c.serve()
 			b.mu.Lock()
-			delete(b.conns, c)
+			b.forget(c)
 			b.mu.Unlock()
 		}()
 	}

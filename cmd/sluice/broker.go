@@ -47,7 +47,16 @@ SIGTERM or SIGINT shuts it down gracefully: it moves the leadership of its
 partitions to other in-sync replicas (waiting at most
 --controlled-shutdown-timeout), stops accepting, finishes the requests in
 flight, flushes every log and writes clean-shutdown markers, then exits 0.
-A second signal exits at once.`,
+A second signal exits at once.
+
+Connection limits: --max-connections in all and --max-connections-per-ip
+from one IP address. A client past either gets THROTTLING_QUOTA_EXCEEDED
+for its first request and is disconnected (sluice clients report
+"connection refused: broker at its connection limit"); another broker's
+connection takes one of --reserved-broker-connections more slots, so
+replication and controller traffic go on while clients hold every slot. A
+connection that sends nothing for --first-request-timeout is closed.
+Refusals are logged at warn, at most one line per 10 s with counts.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -66,6 +75,9 @@ A second signal exits at once.`,
 
   # followers out of the ISR after 2 s behind instead of 10 s
   sluice broker --replica-max-lag 2s
+
+  # at most 2000 connections, 100 from any one host
+  sluice broker --max-connections 2000 --max-connections-per-ip 100
 
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
@@ -107,7 +119,10 @@ A second signal exits at once.`,
 	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
 	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
-	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")
+	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most connections open at once; past it only other brokers' connections are kept, in --reserved-broker-connections more")
+	f.IntVar(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", broker.DefaultMaxConnectionsPerIP, "most connections from one IP address (brokers' connections past it take reserved slots); negative: no limit")
+	f.IntVar(&cfg.ReservedBrokerConnections, "reserved-broker-connections", broker.DefaultReservedBrokerConnections, "slots past --max-connections and --max-connections-per-ip kept for other brokers (replica fetches, forwarded controller writes); negative: none")
+	f.DurationVar(&cfg.FirstRequestTimeout, "first-request-timeout", broker.DefaultFirstRequestTimeout, "how long a new connection has to send its first request before it is closed")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
 	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
