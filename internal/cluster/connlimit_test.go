@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
@@ -153,4 +154,44 @@ func TestFollowerReconnectsPastConnectionLimit(t *testing.T) {
 	})
 	c.Restart(follower)
 	testcluster.WaitPartition(t, cl, topic, 0, 15*time.Second, "the follower back in the ISR", testcluster.ISRIs(leader, follower))
+}
+
+// bench produce against a partition whose leader refuses every new
+// connection: the run ends soon after the client's dial timeout with
+// every record an error naming the limit, not with 0 errors.
+func TestBenchProduceReportsConnectionLimit(t *testing.T) {
+	c := testcluster.Start(t, 2, testcluster.Options{Configure: func(cfg *broker.Config) {
+		cfg.MaxConnectionsPerIP = 8
+	}})
+	cl := c.Client()
+	const topic = "flood"
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1})
+	pd := testcluster.WaitPartition(t, cl, topic, 0, 5*time.Second, "a leader", func(pd client.PartitionDescription) error {
+		if pd.Leader < 0 {
+			return errors.New("no leader")
+		}
+		return nil
+	})
+	other := int32(3) - pd.Leader
+	if len(holdAllSlots(t, c.Broker(pd.Leader).Addr())) == 0 {
+		t.Fatal("no connection accepted")
+	}
+
+	const records = 50
+	start := time.Now()
+	rep, err := bench.Produce(testContext(t), bench.Config{
+		Client: []client.Opt{client.SeedBrokers(c.Broker(other).Addr()), client.DialTimeout(time.Second),
+			client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+		Topic: topic, Records: records, Producers: 1, RecordSize: 16,
+	})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("bench produce: %v", err)
+	}
+	if rep.Errors != records || rep.Records != 0 || !strings.Contains(rep.FirstError, "connection refused: broker at its connection limit") {
+		t.Fatalf("report %+v: want %d errors naming the connection limit", rep, records)
+	}
+	if took > 20*time.Second {
+		t.Errorf("run took %v, want about the dial timeout", took)
+	}
 }
