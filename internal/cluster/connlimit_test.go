@@ -132,13 +132,8 @@ func TestFollowerReconnectsPastConnectionLimit(t *testing.T) {
 	const topic = "reserved"
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 2})
 	testcluster.WaitFullISR(t, cl, topic, 10*time.Second)
-	pd := testcluster.WaitPartition(t, cl, topic, 0, 5*time.Second, "a leader", func(pd client.PartitionDescription) error {
-		if pd.Leader < 0 {
-			return errors.New("no leader")
-		}
-		return nil
-	})
-	leader, follower := pd.Leader, int32(3)-pd.Leader
+	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 5*time.Second)
+	follower := 3 - leader
 	produceEach(t, c.Client(client.RecordPartitioner(client.ManualPartitioner())), topic, 0, "before", 3, 0)
 
 	c.Stop(follower)
@@ -166,21 +161,15 @@ func TestBenchProduceReportsConnectionLimit(t *testing.T) {
 	cl := c.Client()
 	const topic = "flood"
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1})
-	pd := testcluster.WaitPartition(t, cl, topic, 0, 5*time.Second, "a leader", func(pd client.PartitionDescription) error {
-		if pd.Leader < 0 {
-			return errors.New("no leader")
-		}
-		return nil
-	})
-	other := int32(3) - pd.Leader
-	if len(holdAllSlots(t, c.Broker(pd.Leader).Addr())) == 0 {
+	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 5*time.Second)
+	if len(holdAllSlots(t, c.Broker(leader).Addr())) == 0 {
 		t.Fatal("no connection accepted")
 	}
 
 	const records = 50
 	start := time.Now()
 	rep, err := bench.Produce(testContext(t), bench.Config{
-		Client: []client.Opt{client.SeedBrokers(c.Broker(other).Addr()), client.DialTimeout(time.Second),
+		Client: []client.Opt{client.SeedBrokers(c.Broker(3 - leader).Addr()), client.DialTimeout(time.Second),
 			client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
 		Topic: topic, Records: records, Producers: 1, RecordSize: 16,
 	})
