@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -108,7 +109,7 @@ func routine(msg string, args []interface{}) string {
 }
 
 // netError reports whether args carry an "error" that a closed, reset or
-// timed-out connection causes.
+// timed-out connection causes, or the transport's own shutdown.
 func netError(args []interface{}) bool {
 	for i := 0; i+1 < len(args); i += 2 {
 		if k, ok := args[i].(string); !ok || k != "error" {
@@ -119,7 +120,7 @@ func netError(args []interface{}) bool {
 			return false
 		}
 		var ne net.Error
-		return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		return errors.Is(err, net.ErrClosed) || errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 	}
 	return false

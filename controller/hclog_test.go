@@ -140,6 +140,7 @@ func TestZapHclogRoutineFailures(t *testing.T) {
 		l.Error("failed to appendEntries to", "peer", "2", "error", errors.New("dial tcp: connection refused"))
 		std.Print("[ERR] memberlist: Failed fallback TCP ping: timeout 1s: read tcp 127.0.0.1:7094")
 		l.Error("failed to decode incoming command", "error", closed)
+		l.Error("failed to decode incoming command", "error", raft.ErrTransportShutdown)
 		l.Error("failed to decode incoming command", "error", errors.New("msgpack decode error"))
 		l.Error("failed to persist vote", "error", errors.New("disk full"))
 		now = now.Add(time.Second)
