@@ -61,3 +61,26 @@ func TestBrokerJSONLogs(t *testing.T) {
 		}
 	}
 }
+
+// `sluice broker --help` shows the connection-limit flags with their
+// defaults, and an example.
+func TestBrokerHelpShowsConnectionLimits(t *testing.T) {
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetArgs([]string{"broker", "--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--max-connections int", "(default 10000)",
+		"--max-connections-per-ip int", "(default 1000)",
+		"--reserved-broker-connections int", "(default 100)",
+		"--first-request-timeout duration", "(default 10s)",
+		"sluice broker --max-connections 2000 --max-connections-per-ip 100",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("broker --help lacks %q", want)
+		}
+	}
+}
