@@ -106,7 +106,8 @@ type Broker struct {
 	started bool
 	closing bool
 	conns   map[*conn]struct{}
-	// connsPerIP counts conns by remote IP (connlimit.go).
+	// connsPerIP counts conns by remote IP (connlimit.go); made by the
+	// first admit.
 	connsPerIP map[string]int
 	refused    refusals
 
@@ -120,17 +121,14 @@ func New(cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	b := &Broker{
+	return &Broker{
 		cfg:        cfg,
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
 		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
-		connsPerIP: map[string]int{},
-	}
-	b.refused = refusals{logger: b.logger, now: time.Now}
-	return b, nil
+	}, nil
 }
 
 // ErrStarted is returned by Start on a broker already started (or closed).
@@ -394,7 +392,7 @@ func (b *Broker) acceptLoop() {
 		c, why := b.admit(nc)
 		if c == nil {
 			b.mu.Unlock()
-			b.refused.add(why, nc.RemoteAddr().String())
+			b.refused.add(b.logger, why, nc.RemoteAddr().String())
 			nc.Close()
 			continue
 		}

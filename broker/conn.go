@@ -196,7 +196,7 @@ func (c *conn) readError(err error) {
 	switch {
 	case c.ctx.Err() != nil:
 	case c.first && (errors.Is(err, errFirstRequest) || errors.Is(err, os.ErrDeadlineExceeded)):
-		c.b.refused.add(refusedFirstRequestTimeout, c.remote)
+		c.b.refused.add(c.b.logger, refusedFirstRequestTimeout, c.remote)
 		c.logger.Debug("closing connection: no first request in time", zap.Error(err))
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, protocol.ErrFrameSize):

@@ -54,17 +54,21 @@ const refusalLogEvery = 10 * time.Second
 // counted into the next line (which says how many of each since the line
 // before). A flood of thousands of connections a second thus logs one
 // line every 10 s.
+//
+// The zero value is ready to use.
 type refusals struct {
-	logger *zap.Logger
-	now    func() time.Time
+	now func() time.Time // nil: time.Now
 
 	mu     sync.Mutex
 	counts [numRefusals]int64
 	last   time.Time // of the last line; zero before the first
 }
 
-func (r *refusals) add(why refusal, remote string) {
-	now := r.now()
+func (r *refusals) add(logger *zap.Logger, why refusal, remote string) {
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
 	r.mu.Lock()
 	r.counts[why]++
 	if !r.last.IsZero() && now.Sub(r.last) < refusalLogEvery {
@@ -85,7 +89,7 @@ func (r *refusals) add(why refusal, remote string) {
 	if !first {
 		fs = append(fs, zap.Duration("over", since))
 	}
-	r.logger.Warn("connections refused", fs...)
+	logger.Warn("connections refused", fs...)
 }
 
 // remoteIP is the host part of a remote address: the key of the per-host
@@ -105,6 +109,9 @@ func remoteIP(addr net.Addr) string {
 // the conn, registered in b.conns and the per-host count, or nil and why
 // when it is refused outright (the caller closes nc and counts it).
 func (b *Broker) admit(nc net.Conn) (*conn, refusal) {
+	if b.connsPerIP == nil {
+		b.connsPerIP = map[string]int{}
+	}
 	ip := remoteIP(nc.RemoteAddr())
 	total, perIP := len(b.conns), b.connsPerIP[ip]
 	reserve, perLimit := max(b.cfg.ReservedBrokerConnections, 0), b.cfg.MaxConnectionsPerIP
@@ -146,7 +153,7 @@ func (c *conn) onProbation(h *protocol.RequestHeader, body []byte, resp *respons
 		c.probation = -1
 		return true
 	}
-	c.b.refused.add(c.probation, c.remote)
+	c.b.refused.add(c.b.logger, c.probation, c.remote)
 	c.errorResponse(resp, h, protocol.ErrThrottlingQuotaExceeded)
 	resp.closeAfter = true
 	return false

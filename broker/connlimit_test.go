@@ -124,15 +124,16 @@ func TestConnectionLimitsKeepRoomForBrokers(t *testing.T) {
 func TestRefusalsRateLimited(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	now := time.Unix(1000, 0)
-	r := refusals{logger: zap.New(core), now: func() time.Time { return now }}
-	r.add(refusedMaxConnections, "a:1")
+	logger := zap.New(core)
+	r := refusals{now: func() time.Time { return now }}
+	r.add(logger, refusedMaxConnections, "a:1")
 	for range 100 {
 		now = now.Add(50 * time.Millisecond)
-		r.add(refusedMaxConnectionsPerIP, "b:1")
-		r.add(refusedFirstRequestTimeout, "c:1")
+		r.add(logger, refusedMaxConnectionsPerIP, "b:1")
+		r.add(logger, refusedFirstRequestTimeout, "c:1")
 	}
 	now = now.Add(5 * time.Second) // 10 s since the first line
-	r.add(refusedMaxConnections, "d:1")
+	r.add(logger, refusedMaxConnections, "d:1")
 	type line struct {
 		max, perIP, first int64
 		remote            string
