@@ -234,12 +234,15 @@ func TestHostileClients(t *testing.T) {
 }
 
 // TestManyIdleConnections holds 1,000 idle connections (within
-// MaxConnections) while a client works; one more is refused; idle ones are
-// closed after IdleTimeout.
+// MaxConnections) while a client works; one more is refused at once (no
+// reserve for brokers); idle ones are closed after IdleTimeout (shorter
+// than FirstRequestTimeout).
 func TestManyIdleConnections(t *testing.T) {
 	const idle = 1000
 	b := startBroker(t, "", func(c *Config) {
 		c.MaxConnections = idle + 2 // the topic creator and the good client
+		c.MaxConnectionsPerIP = -1  // all from one host
+		c.ReservedBrokerConnections = -1
 		c.IdleTimeout = 3 * time.Second
 	})
 	dial(t, b.Addr()).createTopic("good", 1)

@@ -112,6 +112,10 @@ type Broker struct {
 	started bool
 	closing bool
 	conns   map[*conn]struct{}
+	// connsPerIP counts conns by remote IP (connlimit.go); made by the
+	// first admit.
+	connsPerIP map[string]int
+	refused    refusals
 
 	closeOnce sync.Once
 	closeErr  error
@@ -404,22 +408,20 @@ func (b *Broker) acceptLoop() {
 			nc.Close()
 			return
 		}
-		if len(b.conns) >= b.cfg.MaxConnections {
+		c, why := b.admit(nc)
+		if c == nil {
 			b.mu.Unlock()
-			b.logger.Debug("connection refused: MaxConnections reached", zap.String("remote", nc.RemoteAddr().String()),
-				zap.Int("max_connections", b.cfg.MaxConnections))
+			b.refused.add(b.logger, why, nc.RemoteAddr().String())
 			nc.Close()
 			continue
 		}
-		c := newConn(b, nc)
-		b.conns[c] = struct{}{}
 		b.connWG.Add(1)
 		b.mu.Unlock()
 		go func() {
 			defer b.connWG.Done()
 			c.serve()
 			b.mu.Lock()
-			delete(b.conns, c)
+			b.forget(c)
 			b.mu.Unlock()
 		}()
 	}

@@ -43,6 +43,18 @@ const (
 	defaultShutdownWriteTimeout   = 5 * time.Second
 )
 
+// Defaults of the connection limits (connlimit.go).
+const (
+	// DefaultMaxConnectionsPerIP: far above what the clients of one host
+	// open (a sluice client opens a few per broker), far below
+	// DefaultMaxConnections, so that one host cannot take every slot.
+	DefaultMaxConnectionsPerIP = 1000
+	// DefaultReservedBrokerConnections: room for the replica fetchers and
+	// forwarded controller writes of a cluster of dozens of brokers.
+	DefaultReservedBrokerConnections = 100
+	DefaultFirstRequestTimeout       = 10 * time.Second
+)
+
 // Config configures a Broker. The zero value of every field means its
 // default (WithDefaults); Validate names the first bad field. Flags and
 // environment variables of cmd/sluice use the same names.
@@ -64,9 +76,29 @@ type Config struct {
 	// MaxFrameBytes refuses (and closes the connection on) a request frame
 	// whose length prefix is larger. Default 100 MiB.
 	MaxFrameBytes int
-	// MaxConnections bounds open client connections; a connection past it
-	// is closed as soon as it is accepted. Default 10000.
+	// MaxConnections bounds open connections. A connection accepted past
+	// it is kept only if its first request comes from another broker of
+	// the cluster (a replica's Fetch or OffsetForLeaderEpoch, a forwarded
+	// controller write), in up to ReservedBrokerConnections more slots;
+	// any other first request is answered THROTTLING_QUOTA_EXCEEDED and the
+	// connection closed. Past both it is closed as soon as it is accepted.
+	// Default 10000.
 	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections of one remote IP
+	// address (Kafka's max.connections.per.ip); past it, a connection is
+	// treated as one past MaxConnections (kept only for a broker). Default
+	// DefaultMaxConnectionsPerIP; negative: no per-host bound.
+	MaxConnectionsPerIP int
+	// ReservedBrokerConnections is the room past MaxConnections (and past
+	// MaxConnectionsPerIP) kept for other brokers' connections, so that
+	// clients holding every slot cannot cut replication or controller
+	// forwarding off. Default DefaultReservedBrokerConnections; negative:
+	// none.
+	ReservedBrokerConnections int
+	// FirstRequestTimeout is how long a new connection has to deliver its
+	// whole first request (at most IdleTimeout): one that sends nothing is
+	// closed and frees its slot. Default 10 s.
+	FirstRequestTimeout time.Duration
 	// MaxInflightPerConn bounds the requests of one connection that have
 	// been read but not yet answered; the broker stops reading the
 	// connection at the bound (TCP pushes back). Default 100.
@@ -267,6 +299,15 @@ func (c Config) WithDefaults() Config {
 	if c.MaxConnections == 0 {
 		c.MaxConnections = DefaultMaxConnections
 	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if c.ReservedBrokerConnections == 0 {
+		c.ReservedBrokerConnections = DefaultReservedBrokerConnections
+	}
+	if c.FirstRequestTimeout == 0 {
+		c.FirstRequestTimeout = DefaultFirstRequestTimeout
+	}
 	if c.MaxInflightPerConn == 0 {
 		c.MaxInflightPerConn = DefaultMaxInflightPerConn
 	}
@@ -377,6 +418,8 @@ func (c Config) Validate() error {
 		return fieldError("MemoryBudget", c.MemoryBudget, "below MaxFrameBytes: one frame must fit")
 	case c.FrameReadTimeout < 0:
 		return fieldError("FrameReadTimeout", c.FrameReadTimeout, "negative")
+	case c.FirstRequestTimeout < 0:
+		return fieldError("FirstRequestTimeout", c.FirstRequestTimeout, "negative")
 	case c.IdleTimeout < 0:
 		return fieldError("IdleTimeout", c.IdleTimeout, "negative")
 	case c.WriteTimeout < 0:

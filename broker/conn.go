@@ -36,7 +36,17 @@ type conn struct {
 	b      *Broker
 	nc     net.Conn
 	remote string
+	ip     string // remote's host: the per-host count's key
 	logger *zap.Logger
+
+	// firstBy is when the whole first request must have arrived; first is
+	// true until it has (reader-owned).
+	firstBy time.Time
+	first   bool
+	// probation is the limit this connection was accepted past, or -1:
+	// its first request must come from a broker (connlimit.go).
+	// Handler-owned after the connection starts.
+	probation refusal
 
 	ctx    context.Context // cancelled when the connection must stop
 	cancel context.CancelFunc
@@ -115,17 +125,20 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	remote := nc.RemoteAddr().String()
 	n := b.cfg.MaxInflightPerConn
 	return &conn{
-		b:      b,
-		nc:     nc,
-		remote: remote,
-		logger: b.logger.With(zap.String("remote", remote)),
-		ctx:    ctx,
-		cancel: cancel,
-		br:     bufio.NewReaderSize(nc, readBufferSize),
-		reqs:   make(chan *request, n),
-		resps:  make(chan *response, n),
-		slots:  make(chan struct{}, n),
-		bytes:  newBudget(b.cfg.MaxInflightBytesPerConn),
+		b:         b,
+		nc:        nc,
+		remote:    remote,
+		logger:    b.logger.With(zap.String("remote", remote)),
+		firstBy:   time.Now().Add(min(b.cfg.FirstRequestTimeout, b.cfg.IdleTimeout)),
+		first:     true,
+		probation: -1,
+		ctx:       ctx,
+		cancel:    cancel,
+		br:        bufio.NewReaderSize(nc, readBufferSize),
+		reqs:      make(chan *request, n),
+		resps:     make(chan *response, n),
+		slots:     make(chan struct{}, n),
+		bytes:     newBudget(b.cfg.MaxInflightBytesPerConn),
 	}
 }
 
@@ -172,11 +185,20 @@ func (c *conn) readLoop() {
 // errIdle ends a connection that stayed idle past IdleTimeout.
 var errIdle = errors.New("idle timeout")
 
+// errFirstRequest ends a connection whose first request did not arrive
+// within FirstRequestTimeout.
+var errFirstRequest = errors.New("first request timeout")
+
 // readError logs why the reader stopped. A refused frame size is worth
-// Info: the client is misconfigured or hostile.
+// Info: the client is misconfigured or hostile. A first request that
+// never came counts among the refused connections.
 func (c *conn) readError(err error) {
 	switch {
-	case c.ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case c.ctx.Err() != nil:
+	case c.first && (errors.Is(err, errFirstRequest) || errors.Is(err, os.ErrDeadlineExceeded)):
+		c.b.refused.add(c.b.logger, refusedFirstRequestTimeout, c.remote)
+		c.logger.Debug("closing connection: no first request in time", zap.Error(err))
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, protocol.ErrFrameSize):
 		c.logger.Info("refused frame; closing connection", zap.Error(err))
 	default:
@@ -188,7 +210,16 @@ func (c *conn) readError(err error) {
 // byte (longer while requests are in flight), then gives the client
 // FrameReadTimeout for the length prefix and again for the rest, after
 // taking the frame's bytes from the connection's and the broker's budget.
+// The connection's first frame must also arrive whole by firstBy.
 func (c *conn) readFrame() (*request, error) {
+	req, err := c.readNext()
+	if err == nil {
+		c.first = false
+	}
+	return req, err
+}
+
+func (c *conn) readNext() (*request, error) {
 	cfg := &c.b.cfg
 	for {
 		if err := c.setReadDeadline(cfg.IdleTimeout); err != nil {
@@ -199,6 +230,9 @@ func (c *conn) readFrame() (*request, error) {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
+			if c.first {
+				return nil, errFirstRequest
+			}
 			if len(c.slots) > 1 {
 				continue // our own slot plus requests still being answered
 			}
@@ -237,11 +271,16 @@ func (c *conn) readFrame() (*request, error) {
 	return req, nil
 }
 
-// setReadDeadline arms the read deadline d from now, then checks ctx: the
-// shutdown hook sets a deadline in the past after ctx is cancelled, and a
-// deadline set after the hook ran would otherwise override it.
+// setReadDeadline arms the read deadline d from now (no later than
+// firstBy for the first frame), then checks ctx: the shutdown hook sets a
+// deadline in the past after ctx is cancelled, and a deadline set after
+// the hook ran would otherwise override it.
 func (c *conn) setReadDeadline(d time.Duration) error {
-	c.nc.SetReadDeadline(time.Now().Add(d))
+	at := time.Now().Add(d)
+	if c.first && c.firstBy.Before(at) {
+		at = c.firstBy
+	}
+	c.nc.SetReadDeadline(at)
 	return c.ctx.Err()
 }
 

@@ -61,6 +61,9 @@ func (c *conn) handle(req *request) (resp *response) {
 			c.errorResponse(resp, h, protocol.ErrUnknownServerError)
 		}
 	}()
+	if !c.onProbation(h, body, resp) {
+		return resp
+	}
 	if !h.Key.Supports(h.Version) {
 		c.logger.Debug("unsupported api", zap.Stringer("api", h.Key), zap.Int16("version", h.Version))
 		c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)

@@ -132,6 +132,10 @@ type broker struct {
 	// once a dial succeeds. Atomic: anyConn reads it without mu, which a
 	// dial holds.
 	dialFailed atomic.Int64
+	// limitedSince is when the broker began refusing our connections at
+	// its connection limit (ErrConnectionLimit), limitedLast when it last
+	// did; zero while it does not. Guarded by mu.
+	limitedSince, limitedLast time.Time
 }
 
 // connKind keeps apart traffic that must not queue behind other traffic:
@@ -240,10 +244,29 @@ func (c *Client) connTo(ctx context.Context, b *broker, k connKind) (*conn, erro
 	}
 	cn, err := dialConn(ctx, &c.cfg, b.addr)
 	if err != nil {
-		b.dialFailed.Store(time.Now().UnixNano())
+		now := time.Now()
+		b.dialFailed.Store(now.UnixNano())
+		var ce *connError
+		if !errors.Is(err, ErrConnectionLimit) || !errors.As(err, &ce) {
+			b.limitedSince = time.Time{}
+			return nil, err
+		}
+		// Refused at the broker's connection limit: retried like any
+		// failure to connect while it lasts less than DialTimeout, then
+		// final, so the caller hears of it instead of retrying until its
+		// delivery timeout.
+		if b.limitedSince.IsZero() || now.Sub(b.limitedLast) > c.cfg.dialTimeout {
+			b.limitedSince = now // not refused lately: a new episode
+		}
+		b.limitedLast = now
+		if since := now.Sub(b.limitedSince); since >= c.cfg.dialTimeout {
+			ce.final = true
+			ce.err = fmt.Errorf("%w (for %v)", ce.err, since.Round(time.Millisecond))
+		}
 		return nil, err
 	}
 	b.dialFailed.Store(0)
+	b.limitedSince = time.Time{}
 	b.cns[k] = cn
 	return cn, nil
 }

@@ -120,6 +120,11 @@ func (c *conn) negotiate(ctx context.Context) error {
 	if err := c.do(ctx, &protocol.APIVersionsRequest{}, &resp, time.Hour, false); err != nil {
 		return fmt.Errorf("broker %s: api versions: %w", c.addr, err)
 	}
+	if resp.ErrorCode == protocol.ErrThrottlingQuotaExceeded {
+		// The broker's answer to the first request of a connection it
+		// accepted past its connection limits, before it closes it.
+		return fmt.Errorf("broker %s: %w", c.addr, ErrConnectionLimit)
+	}
 	if resp.ErrorCode != protocol.NoError && resp.ErrorCode != protocol.ErrUnsupportedVersion {
 		return fmt.Errorf("broker %s: api versions: %w", c.addr, resp.ErrorCode.Err())
 	}

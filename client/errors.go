@@ -21,6 +21,16 @@ var ErrRecordTooLarge = errors.New("client: record larger than BatchMaxBytes")
 // written.
 var ErrDeliveryTimeout = errors.New("client: delivery timeout passed before the batch was sent")
 
+// ErrConnectionLimit matches (errors.Is) a request that failed because a
+// broker refused the connection: it holds as many connections as its
+// limits allow (MaxConnections, or MaxConnectionsPerIP for this host). The
+// broker answers the connection's first request with
+// THROTTLING_QUOTA_EXCEEDED and closes it. The client retries such a
+// broker until it has refused for DialTimeout, then fails the request
+// (definite: nothing was sent) rather than retrying silently until the
+// delivery timeout.
+var ErrConnectionLimit = errors.New("connection refused: broker at its connection limit")
+
 // ProduceError is the error a produce callback receives. R14: every produce
 // failure is either definite — the record was not written, and will not be
 // by this attempt — or indeterminate: it may have been written (and may yet
@@ -85,7 +95,7 @@ func IsIndeterminate(err error) bool {
 func IsRetriable(err error) bool {
 	var ce *connError
 	if errors.As(err, &ce) {
-		return true
+		return !ce.final
 	}
 	var code protocol.ErrorCode
 	if errors.As(err, &code) {
@@ -134,7 +144,10 @@ type connError struct {
 	addr    string
 	sent    bool
 	timeout bool
-	err     error
+	// final: not worth retrying (a broker refusing connections past the
+	// client's bound), though nothing was sent.
+	final bool
+	err   error
 }
 
 func (e *connError) Error() string {
@@ -184,7 +197,7 @@ func classify(err error, idempotent bool) classification {
 		if ce.timeout {
 			c.code = protocol.ErrRequestTimedOut
 		}
-		c.retry = idempotent || !ce.sent
+		c.retry = (idempotent || !ce.sent) && !ce.final
 		return c
 	case errors.Is(err, protocol.ErrMalformed):
 		return classification{code: protocol.ErrUnknownServerError, indeterminate: true, retry: idempotent}

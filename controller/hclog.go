@@ -1,13 +1,19 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -20,29 +26,136 @@ import (
 // its keys ("leader", "node": descriptions, not broker ids) never clash
 // with the broker's own fields. The lines carry no caller and no stack
 // trace: both would
-// point into this adapter and the library's goroutines, never at a cause,
-// and a peer that is down makes Raft log errors routinely.
+// point into this adapter and the library's goroutines, never at a cause.
+//
+// A peer that is down or a connection that closes makes the libraries log
+// errors routinely, every heartbeat or probe (routineFailures): those go
+// to warn, and repeats of one within routineEvery are counted instead of
+// logged; the next line of the kind that is logged carries the count as
+// "suppressed". Every other error stays an error.
 type zapHclog struct {
 	z       *zap.Logger
 	ns      string // the namespace of the library's fields
 	name    string
 	implied []interface{} // key/value pairs, even in length (With)
+	repeats *repeats      // shared by every logger derived from one newZapHclog
 }
 
 // newZapHclog logs to z, with the library's fields under ns.
 func newZapHclog(z *zap.Logger, ns string) hclog.Logger {
 	never := zap.LevelEnablerFunc(func(zapcore.Level) bool { return false })
-	return &zapHclog{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(never)), ns: ns}
+	return &zapHclog{z: z.WithOptions(zap.WithCaller(false), zap.AddStacktrace(never)), ns: ns,
+		repeats: &repeats{now: time.Now, last: map[string]*repeat{}}}
 }
 
-func (l *zapHclog) fields(args []interface{}) []zap.Field {
-	if len(l.implied)+len(args) == 0 {
+func (l *zapHclog) fields(args []interface{}, suppressed int) []zap.Field {
+	if len(l.implied)+len(args) == 0 && suppressed == 0 {
 		return nil
 	}
-	fs := make([]zap.Field, 1, (len(l.implied)+len(args))/2+2)
-	fs[0] = zap.Namespace(l.ns)
+	fs := make([]zap.Field, 0, (len(l.implied)+len(args))/2+3)
+	if suppressed > 0 {
+		fs = append(fs, zap.Int("suppressed", suppressed))
+	}
+	if len(l.implied)+len(args) == 0 {
+		return fs
+	}
+	fs = append(fs, zap.Namespace(l.ns))
 	fs = appendHclogFields(fs, l.implied)
 	return appendHclogFields(fs, args)
+}
+
+// routineFailure is a message the libraries log at error level for a peer
+// that is down or unreachable, or a connection that closed under them:
+// the normal weather of a cluster with a broker stopped, not a fault of
+// this broker. netOnly: only when the line's "error" is a network error
+// (the same message also reports a corrupt stream, which stays an error).
+type routineFailure struct {
+	prefix  string
+	netOnly bool
+}
+
+// routineFailures lists them: Raft's (hclog messages) and memberlist's
+// (standard-logger lines, "[ERR]" prefix stripped).
+var routineFailures = []routineFailure{
+	{prefix: "failed to appendEntries to"},
+	{prefix: "failed to pipeline appendEntries"},
+	{prefix: "failed to start pipeline replication to"},
+	{prefix: "failed to heartbeat to"},
+	{prefix: "failed to make requestVote RPC"},
+	{prefix: "failed to send snapshot to"},
+	{prefix: "peer has newer term, stopping replication"},
+	{prefix: "failed to decode incoming command", netOnly: true},
+	{prefix: "failed to flush response", netOnly: true},
+	{prefix: "memberlist: Failed fallback TCP ping"},
+	{prefix: "memberlist: Failed to send "}, // ping, indirect ping, gossip, ack, nack
+	{prefix: "memberlist: Failed to forward ack"},
+	{prefix: "memberlist: Push/Pull with "},
+	{prefix: "memberlist: Failed to push local state"},
+	{prefix: "memberlist: Failed to read remote state"},
+}
+
+// routineEvery is how often one kind of routine failure is logged while
+// it repeats.
+const routineEvery = 10 * time.Second
+
+// routine returns the routine failure msg is (its prefix), or "".
+func routine(msg string, args []interface{}) string {
+	for _, r := range routineFailures {
+		if strings.HasPrefix(msg, r.prefix) && (!r.netOnly || netError(args)) {
+			return r.prefix
+		}
+	}
+	return ""
+}
+
+// netError reports whether args carry an "error" that a closed, reset or
+// timed-out connection causes, or the transport's own shutdown.
+func netError(args []interface{}) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); !ok || k != "error" {
+			continue
+		}
+		err, ok := args[i+1].(error)
+		if !ok {
+			return false
+		}
+		var ne net.Error
+		return errors.Is(err, net.ErrClosed) || errors.Is(err, raft.ErrTransportShutdown) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+			errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
+	}
+	return false
+}
+
+// repeats rate-limits routine failures, per kind.
+type repeats struct {
+	now  func() time.Time
+	mu   sync.Mutex
+	last map[string]*repeat
+}
+
+type repeat struct {
+	at         time.Time // when a line of the kind was last logged
+	suppressed int       // lines of the kind dropped since
+}
+
+// allow reports whether a line of kind may be logged now, and how many
+// were dropped before it.
+func (r *repeats) allow(kind string) (bool, int) {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.last[kind]
+	if e == nil {
+		r.last[kind] = &repeat{at: now}
+		return true, 0
+	}
+	if now.Sub(e.at) < routineEvery {
+		e.suppressed++
+		return false, 0
+	}
+	n := e.suppressed
+	e.at, e.suppressed = now, 0
+	return true, n
 }
 
 // appendHclogFields turns hclog's alternating keys and values into zap
@@ -117,8 +230,18 @@ func (l *zapHclog) Log(level hclog.Level, msg string, args ...interface{}) {
 		// normal way a cluster (or a lone broker) elects its first one.
 		level = hclog.Info
 	}
+	suppressed := 0
+	if level == hclog.Error {
+		if kind := routine(msg, args); kind != "" {
+			ok, n := l.repeats.allow(kind)
+			if !ok {
+				return
+			}
+			level, suppressed = hclog.Warn, n
+		}
+	}
 	if ce := l.z.Check(zapLevel(level), msg); ce != nil {
-		ce.Write(l.fields(args)...)
+		ce.Write(l.fields(args, suppressed)...)
 	}
 }
 

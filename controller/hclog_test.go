@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -97,7 +100,7 @@ func TestZapHclogValues(t *testing.T) {
 	}
 }
 
-// Raft's and serf's routine peer failures are logged at error level; they
+// Raft's and serf's routine peer failures are logged at warn level; they
 // carry no stack trace (it would show Raft's goroutine, never ours) and no
 // caller (it would always be this adapter), whatever the logger adds to
 // its own lines.
@@ -113,11 +116,59 @@ func TestZapHclogNoStackTrace(t *testing.T) {
 		t.Fatalf("%d entries, want 3", len(got))
 	}
 	for _, e := range got[:2] {
-		if e.Level != zapcore.ErrorLevel || e.Stack != "" || e.Caller.Defined {
-			t.Errorf("%q: level %v, caller %v, stack %q: want error level, no caller, no stack", e.Message, e.Level, e.Caller, e.Stack)
+		if e.Level != zapcore.WarnLevel || e.Stack != "" || e.Caller.Defined {
+			t.Errorf("%q: level %v, caller %v, stack %q: want warn level, no caller, no stack", e.Message, e.Level, e.Caller, e.Stack)
 		}
 	}
 	if got[2].Stack == "" || !got[2].Caller.Defined {
 		t.Errorf("the logger's own lines lost their stack or caller: %+v", got[2].Entry)
+	}
+}
+
+// A peer that is down: Raft's and memberlist's failures to reach it are
+// warnings, logged once per routineEvery per kind with the count of those
+// dropped; genuine errors (a corrupt stream, a failed disk) stay errors
+// and are never dropped.
+func TestZapHclogRoutineFailures(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := newZapHclog(zap.New(core), "raft").(*zapHclog)
+	now := time.Unix(1000, 0)
+	l.repeats.now = func() time.Time { return now }
+	std := l.StandardLogger(nil)
+	closed := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	for i := 0; i < 5; i++ {
+		l.Error("failed to appendEntries to", "peer", "2", "error", errors.New("dial tcp: connection refused"))
+		std.Print("[ERR] memberlist: Failed fallback TCP ping: timeout 1s: read tcp 127.0.0.1:7094")
+		l.Error("failed to decode incoming command", "error", closed)
+		l.Error("failed to decode incoming command", "error", raft.ErrTransportShutdown)
+		l.Error("failed to decode incoming command", "error", errors.New("msgpack decode error"))
+		l.Error("failed to persist vote", "error", errors.New("disk full"))
+		now = now.Add(time.Second)
+	}
+	now = now.Add(routineEvery)
+	l.Named("x").Error("failed to appendEntries to", "peer", "2", "error", "refused")
+
+	type line struct {
+		level      zapcore.Level
+		msg        string
+		suppressed int64
+	}
+	var got []line
+	for _, e := range logs.All() {
+		n, _ := e.ContextMap()["suppressed"].(int64)
+		got = append(got, line{e.Level, e.Message, n})
+	}
+	want := []line{ // the first round logs the routine kinds once, as warnings
+		{zapcore.WarnLevel, "failed to appendEntries to", 0},
+		{zapcore.WarnLevel, "memberlist: Failed fallback TCP ping: timeout 1s: read tcp 127.0.0.1:7094", 0},
+		{zapcore.WarnLevel, "failed to decode incoming command", 0},
+	}
+	for i := 0; i < 5; i++ { // every round logs the genuine errors
+		want = append(want, line{zapcore.ErrorLevel, "failed to decode incoming command", 0},
+			line{zapcore.ErrorLevel, "failed to persist vote", 0})
+	}
+	want = append(want, line{zapcore.WarnLevel, "failed to appendEntries to", 4})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("lines:\n got %v\nwant %v", got, want)
 	}
 }

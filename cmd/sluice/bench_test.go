@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/testcluster"
@@ -77,7 +79,7 @@ func TestCLIBench(t *testing.T) {
 }
 
 func TestPprofServer(t *testing.T) {
-	stop, addr, err := servePprof("127.0.0.1:0")
+	stop, addr, err := servePprof("127.0.0.1:0", zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestPprofServer(t *testing.T) {
 	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
 		t.Fatal("pprof still served after stop")
 	}
-	if _, _, err := servePprof("256.0.0.1:1"); err == nil {
+	if _, _, err := servePprof("256.0.0.1:1", zap.NewNop()); err == nil {
 		t.Fatal("bad address: no error")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -44,7 +47,16 @@ SIGTERM or SIGINT shuts it down gracefully: it moves the leadership of its
 partitions to other in-sync replicas (waiting at most
 --controlled-shutdown-timeout), stops accepting, finishes the requests in
 flight, flushes every log and writes clean-shutdown markers, then exits 0.
-A second signal exits at once.`,
+A second signal exits at once.
+
+Connection limits: --max-connections in all and --max-connections-per-ip
+from one IP address. A client past either gets THROTTLING_QUOTA_EXCEEDED
+for its first request and is disconnected (sluice clients report
+"connection refused: broker at its connection limit"); another broker's
+connection takes one of --reserved-broker-connections more slots, so
+replication and controller traffic go on while clients hold every slot. A
+connection that sends nothing for --first-request-timeout is closed.
+Refusals are logged at warn, at most one line per 10 s with counts.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -64,6 +76,9 @@ A second signal exits at once.`,
   # followers out of the ISR after 2 s behind instead of 10 s
   sluice broker --replica-max-lag 2s
 
+  # at most 2000 connections, 100 from any one host
+  sluice broker --max-connections 2000 --max-connections-per-ip 100
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -73,30 +88,17 @@ A second signal exits at once.`,
 				return err
 			}
 			defer logger.Sync() //nolint:errcheck // stderr sync errors are not actionable
+			// From here on every line goes through the logger, in its
+			// format: the libraries' standard-log lines too, and the error
+			// the broker stops with (a JSON log stays all JSON).
+			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			b, err := broker.New(cfg)
-			if err != nil {
-				return err
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr); err != nil {
+				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
+					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
+				return &exitError{code: 1}
 			}
-			ctx := cmd.Context()
-			if err := b.Start(ctx); err != nil {
-				return err
-			}
-			if pprofAddr != "" {
-				stop, addr, err := servePprof(pprofAddr)
-				if err != nil {
-					b.Close()
-					return err
-				}
-				defer stop()
-				fmt.Fprintf(os.Stderr, "sluice broker pprof on http://%s/debug/pprof/\n", addr)
-			}
-			fmt.Fprintf(os.Stderr, "sluice broker %d listening on %s, raft on %s, gossip on %s, data in %s\n", cfg.BrokerID, b.Addr(), b.RaftAddr(), b.GossipAddr(), cfg.DataDir)
-			<-ctx.Done()
-			// The first signal cancelled ctx; from here on a second one gets
-			// the default action and ends the process at once.
-			restoreSignals()
-			return b.Close()
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -117,7 +119,10 @@ A second signal exits at once.`,
 	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
 	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
-	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most client connections open at once")
+	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most connections open at once; past it only other brokers' connections are kept, in --reserved-broker-connections more")
+	f.IntVar(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", broker.DefaultMaxConnectionsPerIP, "most connections from one IP address (brokers' connections past it take reserved slots); negative: no limit")
+	f.IntVar(&cfg.ReservedBrokerConnections, "reserved-broker-connections", broker.DefaultReservedBrokerConnections, "slots past --max-connections and --max-connections-per-ip kept for other brokers (replica fetches, forwarded controller writes); negative: none")
+	f.DurationVar(&cfg.FirstRequestTimeout, "first-request-timeout", broker.DefaultFirstRequestTimeout, "how long a new connection has to send its first request before it is closed")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
 	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
@@ -125,9 +130,35 @@ A second signal exits at once.`,
 	return cmd
 }
 
+// runBroker runs the broker until ctx is cancelled, then closes it.
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string) error {
+	b, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
+		return err
+	}
+	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
+	if pprofAddr != "" {
+		stop, addr, err := servePprof(pprofAddr, logger)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		defer stop()
+		logger.Info("pprof listening", zap.String("url", "http://"+addr+"/debug/pprof/"))
+	}
+	<-ctx.Done()
+	// The first signal cancelled ctx; from here on a second one gets the
+	// default action and ends the process at once.
+	restoreSignals()
+	return b.Close()
+}
+
 // servePprof serves the runtime profiles on their own listener, never the
 // client port, and returns a stop that closes it and waits for the server.
-func servePprof(addr string) (stop func(), bound string, err error) {
+func servePprof(addr string, logger *zap.Logger) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("--pprof: %w", err)
@@ -138,12 +169,13 @@ func servePprof(addr string) (stop func(), bound string, err error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: zap.NewStdLog(logger.Named("pprof"))}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, "sluice broker: pprof:", err)
+			logger.Error("pprof", zap.Error(err))
 		}
 	}()
 	return func() { srv.Close(); <-done }, ln.Addr().String(), nil

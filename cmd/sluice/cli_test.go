@@ -27,24 +27,40 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-var listeningRE = regexp.MustCompile(`listening on (\S+),`)
+// listeningRE finds the broker's client address in its "broker listening"
+// line, JSON or console.
+var listeningRE = regexp.MustCompile(`broker listening.*"addr": ?"([^"]+)"`)
 
 // startBroker runs `sluice broker` on a free loopback port and returns its
 // address; the broker is stopped with SIGTERM at cleanup and must exit 0.
 func startBroker(t *testing.T, bin, dataDir string) (addr string, stop func()) {
 	t.Helper()
-	return startBrokerSignal(t, bin, dataDir, syscall.SIGTERM)
+	p := startBrokerProcess(t, bin, dataDir, syscall.SIGTERM)
+	return p.addr, p.stop
 }
 
 // startBrokerKillable is startBroker whose stop sends SIGKILL.
 func startBrokerKillable(t *testing.T, bin, dataDir string) (addr string, kill func()) {
 	t.Helper()
-	return startBrokerSignal(t, bin, dataDir, syscall.SIGKILL)
+	p := startBrokerProcess(t, bin, dataDir, syscall.SIGKILL)
+	return p.addr, p.stop
 }
 
-func startBrokerSignal(t *testing.T, bin, dataDir string, sig syscall.Signal) (addr string, stop func()) {
+// brokerProcess is a `sluice broker` a test started. Once stop returned,
+// stderr and stdout hold everything the process printed.
+type brokerProcess struct {
+	addr           string
+	stop           func()
+	stderr, stdout bytes.Buffer
+}
+
+// startBrokerProcess starts a broker with args added to its command line;
+// stop sends it sig.
+func startBrokerProcess(t *testing.T, bin, dataDir string, sig syscall.Signal, args ...string) *brokerProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "broker", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json")
+	p := &brokerProcess{}
+	cmd := exec.Command(bin, append([]string{"broker", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"}, args...)...)
+	cmd.Stdout = &p.stdout
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,12 +68,13 @@ func startBrokerSignal(t *testing.T, bin, dataDir string, sig syscall.Signal) (a
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
+	logs := &p.stderr
 	found := make(chan string, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			logs.WriteString(line + "\n")
@@ -70,14 +87,14 @@ func startBrokerSignal(t *testing.T, bin, dataDir string, sig syscall.Signal) (a
 		}
 	}()
 	select {
-	case addr = <-found:
+	case p.addr = <-found:
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
 		<-done
 		t.Fatalf("broker did not start:\n%s", logs.String())
 	}
 	stopped := false
-	stop = func() {
+	p.stop = func() {
 		if stopped {
 			return
 		}
@@ -88,8 +105,8 @@ func startBrokerSignal(t *testing.T, bin, dataDir string, sig syscall.Signal) (a
 			t.Errorf("broker exit after SIGTERM: %v\n%s", err, logs.String())
 		}
 	}
-	t.Cleanup(stop)
-	return addr, stop
+	t.Cleanup(p.stop)
+	return p
 }
 
 // sluice runs the CLI with stdin and returns stdout; it fails the test on a
