@@ -189,6 +189,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		fetchWait:   b.cfg.ReplicaFetchWait,
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
+	b.parts.producerMax, b.parts.producerExpiration = b.cfg.ProducerIDMax, b.cfg.ProducerIDExpiration
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.
@@ -310,7 +311,7 @@ func (b *Broker) Close() error {
 		b.bg.Wait()
 		var errs []error
 		if b.parts != nil {
-			errs = append(errs, b.parts.closeAll())
+			errs = append(errs, b.parts.closeAll(!abandon))
 		}
 		if b.node != nil {
 			errs = append(errs, b.node.Close())

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -54,6 +55,11 @@ type partitions struct {
 
 	hwCheckpoint *log.Checkpoint
 	savedHW      map[hwKey]int64 // from the checkpoint at start
+
+	// Producer state limits of each partition (Config.ProducerIDMax,
+	// ProducerIDExpiration); zero means replica's defaults.
+	producerMax        int
+	producerExpiration time.Duration
 
 	mu     sync.RWMutex
 	topics map[string]*topicParts
@@ -205,9 +211,20 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		return nil
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
-	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()))
+	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, MaxProducers: m.producerMax,
+		Expiration: m.producerExpiration, Logger: lg})
+	from, err := ps.Load(l)
+	if err != nil {
+		lg.Error("rebuild producer state", zap.Error(err))
+		if cerr := l.Close(); cerr != nil {
+			lg.Warn("close partition log", zap.Error(cerr))
+		}
+		return nil
+	}
+	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()),
+		zap.Int("producers", ps.Len()), zap.Int64("producer_state_from", from))
 	hw := min(m.savedHW[hwKey{t.Name, t.ID, mp.Index}], l.EndOffset())
-	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
+	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
 	p.cur.Store(l)
 	return p
 }
@@ -262,6 +279,7 @@ func (m *partitions) closeLeft(parts []*partition) {
 		if l == nil {
 			continue
 		}
+		p.snapshotProducers(l)
 		if err := l.Close(); err != nil {
 			m.logger.Error("close partition no longer led", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
 			continue
@@ -331,6 +349,10 @@ func (m *partitions) enforceRetention() {
 		p.mu.RLock()
 		if p.state == stateOpen {
 			n, err := p.log.EnforceRetention()
+			p.producers.CutBelow(p.log.StartOffset())
+			if k := p.producers.Expire(); k > 0 {
+				m.logger.Debug("producer ids expired", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int("producers", k))
+			}
 			switch {
 			case err != nil && !errors.Is(err, log.ErrClosed):
 				m.logger.Warn("retention", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
@@ -343,8 +365,11 @@ func (m *partitions) enforceRetention() {
 	}
 }
 
-// closeAll closes every log (sync, recovery point, clean-shutdown marker).
-func (m *partitions) closeAll() error {
+// closeAll closes every log (sync, recovery point, clean-shutdown marker),
+// after snapshotting its producer state when snapshot is set (a clean
+// stop: Abandon, which stops like a crash, leaves the state to be rebuilt
+// from the older snapshots and the log).
+func (m *partitions) closeAll(snapshot bool) error {
 	m.repl.close()
 	m.checkpointHighWatermarks()
 	m.mu.Lock()
@@ -361,6 +386,9 @@ func (m *partitions) closeAll() error {
 			p.notify()
 			if l == nil {
 				continue
+			}
+			if snapshot {
+				p.snapshotProducers(l)
 			}
 			if err := l.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
