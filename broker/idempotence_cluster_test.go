@@ -1,9 +1,7 @@
 package broker_test
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,81 +10,11 @@ import (
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/protocol"
-	"github.com/sluicemq/sluice/record"
 )
 
 // Cluster checks of the idempotent producer's state (R13, issue 14): RF 3
 // in process (testcluster), raw produce requests with producer-stamped
 // batches, since the client's idempotent producer is built separately.
-
-// rawConn is one protocol connection to a broker.
-type rawConn struct {
-	t *testing.T
-	c *protocol.Conn
-}
-
-func dialRaw(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	c := protocol.NewConn(context.Background(), nc, "idempotence-test", 0)
-	t.Cleanup(func() { c.Close() })
-	return &rawConn{t: t, c: c}
-}
-
-// produce sends one batch to partition 0 of topic with acks=all and
-// returns the partition's outcome (a transport failure is an error).
-func (r *rawConn) produce(topic string, batch []byte) (protocol.ProducePartitionResponse, error) {
-	req := &protocol.ProduceRequest{Acks: -1, TimeoutMs: 10000, Topics: []protocol.ProduceTopic{
-		{Name: topic, Partitions: []protocol.ProducePartition{{Partition: 0, Records: batch}}}}}
-	var resp protocol.ProduceResponse
-	if err := r.c.RoundTrip(time.Now().Add(20*time.Second), req, &resp, 0); err != nil {
-		return protocol.ProducePartitionResponse{}, err
-	}
-	if resp.ErrorCode != protocol.NoError || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return protocol.ProducePartitionResponse{}, fmt.Errorf("produce: %+v", resp)
-	}
-	return resp.Topics[0].Partitions[0], nil
-}
-
-// highWatermark is partition 0's high watermark as the broker answers.
-func (r *rawConn) highWatermark(topic string) (int64, error) {
-	var resp protocol.ListOffsetsResponse
-	req := &protocol.ListOffsetsRequest{ReplicaID: -1, Topics: []protocol.ListOffsetsTopic{
-		{Name: topic, Partitions: []protocol.ListOffsetsPartition{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: protocol.LatestTimestamp}}}}}
-	if err := r.c.RoundTrip(time.Now().Add(20*time.Second), req, &resp, 0); err != nil {
-		return -1, err
-	}
-	p := resp.Topics[0].Partitions[0]
-	if p.ErrorCode != protocol.NoError {
-		return -1, p.ErrorCode
-	}
-	return p.Offset, nil
-}
-
-// waitLeading waits until the broker answers for partition 0 of topic as
-// its leader, its high watermark known.
-func (r *rawConn) waitLeading(topic string) {
-	r.t.Helper()
-	poll.Until(r.t, 20*time.Second, "the broker leads "+topic, func() error {
-		_, err := r.highWatermark(topic)
-		return err
-	})
-}
-
-func producerBatch(t *testing.T, id int64, seq int32) []byte {
-	t.Helper()
-	b := record.NewBuilder(record.None)
-	b.SetProducer(id, 0, seq)
-	b.Append(time.Now().UnixMilli(), nil, fmt.Appendf(nil, "p%d-s%d", id, seq), nil)
-	out, err := b.AppendBatch(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // startRF3 starts 3 brokers with a topic of one partition on all three,
 // its ISR full, and returns the cluster and the leader.
@@ -105,11 +33,11 @@ func startRF3(t *testing.T, topic string) (*testcluster.Cluster, *client.Client,
 func TestIdempotentRetryRacesOriginal(t *testing.T) {
 	c, _, leader := startRF3(t, "race")
 	addr := c.Broker(leader).Addr()
-	conns := [2]*rawConn{dialRaw(t, addr), dialRaw(t, addr)}
-	conns[0].waitLeading("race")
+	conns := [2]*testcluster.RawConn{testcluster.DialRaw(t, addr), testcluster.DialRaw(t, addr)}
+	conns[0].WaitLeading("race", 0)
 	const batches = 30
 	for seq := range int32(batches) {
-		batch := producerBatch(t, 7, seq)
+		batch := testcluster.ProducerBatch(t, 7, 0, seq)
 		var wg sync.WaitGroup
 		var res [2]protocol.ProducePartitionResponse
 		var errs [2]error
@@ -117,7 +45,7 @@ func TestIdempotentRetryRacesOriginal(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res[i], errs[i] = conns[i].produce("race", batch)
+				res[i], errs[i] = conns[i].Produce("race", 0, -1, batch)
 			}()
 		}
 		wg.Wait()
@@ -127,7 +55,7 @@ func TestIdempotentRetryRacesOriginal(t *testing.T) {
 			}
 		}
 	}
-	if hw, err := conns[0].highWatermark("race"); err != nil || hw != batches {
+	if hw, err := conns[0].HighWatermark("race", 0); err != nil || hw != batches {
 		t.Fatalf("high watermark %d (%v), want %d: a retry was appended", hw, err, batches)
 	}
 }
@@ -138,22 +66,22 @@ func TestIdempotentRetryRacesOriginal(t *testing.T) {
 // nothing is appended twice.
 func TestIdempotentRetryToNewLeader(t *testing.T) {
 	c, cl, leader := startRF3(t, "failover")
-	r := dialRaw(t, c.Broker(leader).Addr())
-	r.waitLeading("failover")
+	r := testcluster.DialRaw(t, c.Broker(leader).Addr())
+	r.WaitLeading("failover", 0)
 	for seq := range int32(5) {
-		res, err := r.produce("failover", producerBatch(t, 9, seq))
+		res, err := r.Produce("failover", 0, -1, testcluster.ProducerBatch(t, 9, 0, seq))
 		if err != nil || res.ErrorCode != protocol.NoError || res.BaseOffset != int64(seq) {
 			t.Fatalf("seq %d: %+v, %v", seq, res, err)
 		}
 	}
 	c.Kill(leader)
 	next := testcluster.WaitLeader(t, cl, "failover", 0, leader, 20*time.Second)
-	r = dialRaw(t, c.Broker(next).Addr())
+	r = testcluster.DialRaw(t, c.Broker(next).Addr())
 	for _, seq := range []int32{4, 2} {
 		var res protocol.ProducePartitionResponse
 		poll.Until(t, 20*time.Second, fmt.Sprintf("the retry of seq %d is answered", seq), func() error {
 			var err error
-			res, err = r.produce("failover", producerBatch(t, 9, seq))
+			res, err = r.Produce("failover", 0, -1, testcluster.ProducerBatch(t, 9, 0, seq))
 			if err == nil && res.ErrorCode.Retriable() {
 				err = res.ErrorCode // the new leader settling in
 			}
@@ -164,11 +92,11 @@ func TestIdempotentRetryToNewLeader(t *testing.T) {
 				seq, next, res.ErrorCode, res.ErrorMessage, res.BaseOffset, seq)
 		}
 	}
-	res, err := r.produce("failover", producerBatch(t, 9, 5))
+	res, err := r.Produce("failover", 0, -1, testcluster.ProducerBatch(t, 9, 0, 5))
 	if err != nil || res.ErrorCode != protocol.NoError || res.BaseOffset != 5 {
 		t.Fatalf("next batch on the new leader: %+v, %v", res, err)
 	}
-	if hw, err := r.highWatermark("failover"); err != nil || hw != 6 {
+	if hw, err := r.HighWatermark("failover", 0); err != nil || hw != 6 {
 		t.Fatalf("high watermark %d (%v), want 6", hw, err)
 	}
 }
