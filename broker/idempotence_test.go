@@ -1,14 +1,18 @@
 package broker
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/replica"
 )
 
 // Broker-level checks of the idempotent producer's state (R13, issue 14)
@@ -248,5 +252,77 @@ func TestIdempotentProducerCap(t *testing.T) {
 	p := b.parts.get("t", 0)
 	if n, ev := p.producers.Len(), p.producers.Evicted(); n != max || ev != producers-max {
 		t.Fatalf("%d producers kept, %d evicted; want %d and %d", n, ev, max, producers-max)
+	}
+}
+
+// leadingPartition is an open partition led by broker 1 with broker 2 in
+// its ISR, which fetches only when the test says: acks=all appends wait
+// until then.
+func leadingPartition(t *testing.T) *partition {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := log.Open(dir, log.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p := &partition{topic: "t", dir: dir, log: l, producers: replica.NewProducers(replica.ProducersConfig{Dir: dir}),
+		cfg: partitionConfig{maxMessageBytes: 1 << 20}, state: stateOpen, role: roleLeader, leaderID: 1, epoch: 0}
+	p.cur.Store(l)
+	ld, err := replica.NewLeader(replica.LeaderConfig{ID: 1, Epoch: 0, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, MinInsync: 1}, logView{p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.leader = ld
+	return p
+}
+
+// TestIdempotentRetryOfPendingBatchSharesItsOutcome: a retry of a batch
+// still waiting for acks=all is not appended; it waits for the
+// original's outcome and gets it: success with the original offset once
+// the follower fetched, or the original's error when leadership is lost.
+func TestIdempotentRetryOfPendingBatchSharesItsOutcome(t *testing.T) {
+	for _, resign := range []bool{false, true} {
+		t.Run(fmt.Sprintf("resign=%v", resign), func(t *testing.T) {
+			p := leadingPartition(t)
+			batch := idemBatch(t, 5, 0, 0, 2)
+			type outcome struct {
+				base int64
+				err  error
+			}
+			done := make(chan outcome, 2)
+			for range 2 {
+				a, err := p.appendAsLeader(slices.Clone(batch), AcksAll)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() { done <- outcome{a.BaseOffset, a.Wait(context.Background())} }()
+			}
+			if end := p.log.EndOffset(); end != 2 {
+				t.Fatalf("log end %d after the batch and its retry, want 2", end)
+			}
+			select {
+			case o := <-done:
+				t.Fatalf("acknowledged (%+v) before the follower has the batch", o)
+			case <-time.After(50 * time.Millisecond):
+			}
+			var want error
+			if resign {
+				p.leader.Resign()
+				want = replica.ErrNotLeader
+			} else if _, err := p.leader.Fetched(2, 2, 2, 0, 1); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				o := <-done
+				if o.base != 0 {
+					t.Fatalf("answered at %d, want 0", o.base)
+				}
+				code, _ := ErrorCode(o.err)
+				if wantCode, _ := ErrorCode(afterAppend(want)); code != wantCode {
+					t.Fatalf("outcome %v, want %v", o.err, want)
+				}
+			}
+		})
 	}
 }
