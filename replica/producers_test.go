@@ -437,6 +437,11 @@ func TestProducersLoadDropsSnapshotAboveEnd(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, snapshotName(end+100)), stale, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// And the temp file of a write a crash interrupted.
+	temp := filepath.Join(dir, snapshotName(end+200)+".tmp")
+	if err := os.WriteFile(temp, stale[:10], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	l2, err := log.Open(dir, log.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -448,6 +453,9 @@ func TestProducersLoadDropsSnapshotAboveEnd(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, snapshotName(end+100))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("snapshot above the log end kept: %v", err)
+	}
+	if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temp file of an interrupted write kept: %v", err)
 	}
 }
 
@@ -463,7 +471,7 @@ func TestProducersSnapshotAtRoll(t *testing.T) {
 	sps := newProducers(t, src, nil)
 	fill(t, src, sps, 3, 40, 0)
 	replicate(t, src, l, ps)
-	offs, err := ps.files.list()
+	offs, err := ps.files.list(false)
 	if err != nil || len(offs) == 0 || len(offs) > keepSnapshots {
 		t.Fatalf("snapshots after the follower's log rolled: %v, %v", offs, err)
 	}

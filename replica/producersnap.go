@@ -70,14 +70,21 @@ type snapshots struct {
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
 
-// list returns the snapshot offsets in the directory, ascending.
-func (s *snapshots) list() ([]int64, error) {
+// list returns the snapshot offsets in the directory, ascending. With
+// temps set it removes the temp files of writes a crash interrupted.
+func (s *snapshots) list(temps bool) ([]int64, error) {
 	ents, err := s.fs.ReadDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
 	var out []int64
 	for _, e := range ents {
+		if temps && strings.HasSuffix(e.Name(), snapshotSuffix+vfs.TempSuffix) {
+			if err := s.fs.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+			continue
+		}
 		name, ok := strings.CutSuffix(e.Name(), snapshotSuffix)
 		if e.IsDir() || !ok || len(name) != 20 {
 			continue
@@ -93,7 +100,7 @@ func (s *snapshots) list() ([]int64, error) {
 // removeAbove deletes the snapshots above offset (every one for -1),
 // durably. Call with mu held.
 func (s *snapshots) removeAbove(offset int64) error {
-	offs, err := s.list()
+	offs, err := s.list(false)
 	if err != nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func (ps *Producers) Snapshot(l EndLog) error {
 	if err := ps.files.write(end, ps.files.buf); err != nil {
 		return fmt.Errorf("replica: producer-state snapshot at %d: %w", end, err)
 	}
-	offs, err := ps.files.list()
+	offs, err := ps.files.list(false)
 	if err == nil && len(offs) > keepSnapshots {
 		err = ps.files.remove(offs[:len(offs)-keepSnapshots])
 	}
@@ -283,7 +290,7 @@ func (ps *Producers) Load(l *log.Log) (int64, error) {
 	if err := ps.files.removeAbove(end); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return -1, fmt.Errorf("replica: load producer state: %w", err)
 	}
-	offs, err := ps.files.list()
+	offs, err := ps.files.list(true)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return -1, fmt.Errorf("replica: load producer state: %w", err)
 	}
