@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // pbatch builds a batch of n records of producer id, epoch, first
@@ -651,5 +654,54 @@ func TestProducersFollowerTruncation(t *testing.T) {
 	replicate(t, next, old, ops)
 	if got, want := ops.Entries(), nps.Entries(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("old leader's state after truncation and catch-up\n%+v\nnew leader's\n%+v", got, want)
+	}
+}
+
+// TestProducersSnapshotWriteFails: a snapshot that cannot be written (EIO
+// on its fsync) at a roll is a warning, not an append error; the older
+// snapshot stays, and the state still comes back whole from it and the
+// log after it.
+func TestProducersSnapshotWriteFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "p")
+	fs := errorfs.New(vfs.Default)
+	l, err := log.Open(dir, log.Config{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	ps := NewProducers(ProducersConfig{Dir: dir, FS: fs, Logger: zap.New(core)})
+	fill(t, l, ps, 2, 2, 0)
+	if err := ps.Snapshot(l); err != nil {
+		t.Fatal(err)
+	}
+	older := l.EndOffset()
+	fill(t, l, ps, 2, 2, 4)
+	fault := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*"+snapshotSuffix+vfs.TempSuffix), Err: syscall.EIO})
+	if err := ps.Snapshot(l); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("snapshot on a failing disk: %v, want EIO", err)
+	}
+	ps.Rolled(l)
+	if n := logs.FilterMessageSnippet("snapshot at segment roll failed").Len(); n != 1 {
+		t.Fatalf("%d warnings for the failed snapshot at roll, want 1", n)
+	}
+	fault.Disarm()
+	if offs, err := ps.files.list(false); err != nil || !reflect.DeepEqual(offs, []int64{older}) {
+		t.Fatalf("snapshots %v (%v), want only the older one at %d", offs, err, older)
+	}
+	want := ps.Entries()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := log.Open(dir, log.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	ps2 := newProducers(t, l2, nil)
+	if from, err := ps2.Load(l2); err != nil || from != older {
+		t.Fatalf("load: from %d, %v; want the older snapshot's %d", from, err, older)
+	}
+	if got := ps2.Entries(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
 	}
 }
