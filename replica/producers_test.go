@@ -356,6 +356,23 @@ func TestProducersEvictPastCap(t *testing.T) {
 	}
 }
 
+// reopenLoad opens the log in dir and loads its producer state; it
+// returns both and the offset the load replayed from.
+func reopenLoad(t *testing.T, dir string) (*log.Log, *Producers, int64) {
+	t.Helper()
+	l, err := log.Open(dir, log.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ps := newProducers(t, l, nil)
+	from, err := ps.Load(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, ps, from
+}
+
 func TestProducersSnapshotLoad(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "p")
 	l, err := log.Open(dir, log.Config{})
@@ -373,21 +390,7 @@ func TestProducersSnapshotLoad(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	reopen := func() (*log.Log, *Producers, int64) {
-		t.Helper()
-		l, err := log.Open(dir, log.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		ps := newProducers(t, l, nil)
-		from, err := ps.Load(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l, ps, from
-	}
-	l2, ps2, from := reopen()
+	l2, ps2, from := reopenLoad(t, dir)
 	if from != snapAt {
 		t.Fatalf("replayed from %d, want the snapshot's offset %d", from, snapAt)
 	}
@@ -409,7 +412,7 @@ func TestProducersSnapshotLoad(t *testing.T) {
 	if err := os.WriteFile(newest, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, ps3, from := reopen()
+	_, ps3, from := reopenLoad(t, dir)
 	if from != snapAt {
 		t.Fatalf("with the newest snapshot damaged, replayed from %d, want the older one's %d", from, snapAt)
 	}
@@ -445,14 +448,8 @@ func TestProducersLoadDropsSnapshotAboveEnd(t *testing.T) {
 	if err := os.WriteFile(temp, stale[:10], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := log.Open(dir, log.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
-	ps2 := newProducers(t, l2, nil)
-	if from, err := ps2.Load(l2); err != nil || from != end {
-		t.Fatalf("load: from %d, %v; want %d", from, err, end)
+	if _, _, from := reopenLoad(t, dir); from != end {
+		t.Fatalf("load: from %d, want %d", from, end)
 	}
 	if _, err := os.Stat(filepath.Join(dir, snapshotName(end+100))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("snapshot above the log end kept: %v", err)
@@ -692,14 +689,9 @@ func TestProducersSnapshotWriteFails(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := log.Open(dir, log.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
-	ps2 := newProducers(t, l2, nil)
-	if from, err := ps2.Load(l2); err != nil || from != older {
-		t.Fatalf("load: from %d, %v; want the older snapshot's %d", from, err, older)
+	_, ps2, from := reopenLoad(t, dir)
+	if from != older {
+		t.Fatalf("load: from %d, want the older snapshot's %d", from, older)
 	}
 	if got := ps2.Entries(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
