@@ -2,7 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -155,6 +158,12 @@ func TestIdempotentStateAfterRestart(t *testing.T) {
 				}
 			} else if err := b.Close(); err != nil {
 				t.Fatal(err)
+			}
+			// A clean stop snapshots the state at the log end; a crash
+			// leaves the roll snapshots and the log after them.
+			_, err := os.Stat(filepath.Join(dir, "t-0", fmt.Sprintf("%020d.producers", next)))
+			if crash != errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("snapshot at the log end %d after the stop: %v", next, err)
 			}
 			b = startBroker(t, dir, nil)
 			c = dial(t, b.Addr())
