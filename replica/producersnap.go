@@ -134,6 +134,10 @@ func (s *snapshots) read(offset int64) ([]byte, error) {
 	return b, err
 }
 
+// maxKeptBuffer is the largest snapshot buffer kept for the next
+// snapshot.
+const maxKeptBuffer = 256 << 10
+
 // maxSnapshotBytes bounds a snapshot file read at open: far above what
 // any cap of producers makes (5 batches each: 179 bytes a producer).
 const maxSnapshotBytes = 1 << 30
@@ -256,7 +260,11 @@ func (ps *Producers) Snapshot(l EndLog) error {
 	ps.files.buf = ps.appendSnapshot(ps.files.buf[:0], end)
 	ps.mu.Unlock()
 	ps.snap.Unlock()
-	if err := ps.files.write(end, ps.files.buf); err != nil {
+	err := ps.files.write(end, ps.files.buf)
+	if cap(ps.files.buf) > maxKeptBuffer {
+		ps.files.buf = nil // a big state's buffer is not kept between snapshots
+	}
+	if err != nil {
 		return fmt.Errorf("replica: producer-state snapshot at %d: %w", end, err)
 	}
 	offs, err := ps.files.list(false)
