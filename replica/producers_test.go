@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -696,4 +697,85 @@ func TestProducersSnapshotWriteFails(t *testing.T) {
 	if got := ps2.Entries(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
 	}
+}
+
+// TestProducersRandomModel drives a leader's producer state with random
+// appends, retries, gaps and epoch bumps, and checks each answer against
+// a model (every batch a producer appended); along the way a follower
+// replays the log and the state is reloaded from its snapshots: both
+// must equal the leader's.
+func TestProducersRandomModel(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(14, 13))
+	dir := filepath.Join(t.TempDir(), "p")
+	l, err := log.Open(dir, log.Config{SegmentBytes: 8192, MaxBatchBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ps := newProducers(t, l, nil)
+	follower := openLog(t)
+	fps := newProducers(t, follower, nil)
+	type sent struct {
+		first, last int32
+		base        int64
+	}
+	type model struct {
+		epoch int16
+		next  int32
+		sent  []sent // this epoch's batches
+	}
+	models := make([]model, 6)
+	for op := range 3000 {
+		id := rnd.IntN(len(models))
+		m := &models[id]
+		switch k := rnd.IntN(10); {
+		case k < 6 || len(m.sent) == 0: // the next batch
+			n := 1 + rnd.IntN(3)
+			r, err := ps.AppendLeader(l, pbatch(t, int64(id), m.epoch, m.next, n, testTS+int64(op)))
+			if err != nil || r.Duplicate {
+				t.Fatalf("op %d: producer %d seq %d: %+v, %v", op, id, m.next, r, err)
+			}
+			m.sent = append(m.sent, sent{m.next, m.next + int32(n) - 1, r.Appended.Base})
+			m.next += int32(n)
+		case k < 8: // a retry of one of its batches
+			i := rnd.IntN(len(m.sent))
+			s := m.sent[i]
+			end := l.EndOffset()
+			r, err := ps.AppendLeader(l, pbatch(t, int64(id), m.epoch, s.first, int(s.last-s.first+1), testTS))
+			if i >= len(m.sent)-ProducerBatches {
+				if err != nil || !r.Duplicate || r.Original.Base != s.base || l.EndOffset() != end {
+					t.Fatalf("op %d: retry of producer %d's batch at %d: %+v, %v", op, id, s.base, r, err)
+				}
+			} else if !isCode(err, protocol.ErrOutOfOrderSequenceNumber) {
+				t.Fatalf("op %d: retry of producer %d's batch at %d, no longer retained: %+v, %v", op, id, s.base, r, err)
+			}
+		case k < 9: // a gap
+			_, err := ps.AppendLeader(l, pbatch(t, int64(id), m.epoch, m.next+1+int32(rnd.IntN(3)), 1, testTS))
+			if !isCode(err, protocol.ErrOutOfOrderSequenceNumber) {
+				t.Fatalf("op %d: gap: %v", op, err)
+			}
+		default: // a new epoch
+			m.epoch++
+			m.next, m.sent = 0, nil
+		}
+		if op%500 == 499 {
+			replicate(t, l, follower, fps)
+			if got, want := fps.Entries(), ps.Entries(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("op %d: follower state differs", op)
+			}
+			q := newProducers(t, l, nil)
+			if _, err := q.Load(l); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := q.Entries(), ps.Entries(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("op %d: state loaded from the snapshots and the log differs\n%+v\nwant\n%+v", op, got, want)
+			}
+		}
+	}
+}
+
+// isCode reports whether err is a *protocol.Error with code.
+func isCode(err error, code protocol.ErrorCode) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && pe.Code == code
 }
