@@ -457,8 +457,10 @@ func (ps *Producers) expireLocked() int {
 	return n
 }
 
-// cutLocked keeps of each producer the batches keep says, and drops the
-// producers left with none. Call with snap held for writing.
+// cutLocked drops from each producer its newest batches while dropNewest
+// says so and then its oldest while dropOldest says so (either may be
+// nil), and forgets the producers left with none. Call with snap held
+// for writing.
 func (ps *Producers) cutLocked(dropNewest func(*ProducerBatch) bool, dropOldest func(*ProducerBatch) bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
