@@ -299,6 +299,18 @@ func TestProducersTruncateAndCutBelow(t *testing.T) {
 	if got = ps.Entries(); len(got) != 1 || got[0].ID != 1 {
 		t.Fatalf("after the start moved to 8: %+v", got)
 	}
+
+	// A reset (a follower behind the leader's log start) empties both.
+	if err := ps.Snapshot(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Reset(l, 100); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := ps.files.list(false)
+	if ps.Len() != 0 || err != nil || len(offs) != 0 || l.StartOffset() != 100 || l.EndOffset() != 100 {
+		t.Fatalf("after a reset to 100: %d producers, snapshots %v (%v), log %d-%d", ps.Len(), offs, err, l.StartOffset(), l.EndOffset())
+	}
 }
 
 func TestProducersExpire(t *testing.T) {
