@@ -311,7 +311,8 @@ func (b *Broker) Close() error {
 		b.bg.Wait()
 		var errs []error
 		if b.parts != nil {
-			errs = append(errs, b.parts.closeAll(!abandon))
+			b.parts.noSnapshots.Store(abandon)
+			errs = append(errs, b.parts.closeAll())
 		}
 		if b.node != nil {
 			errs = append(errs, b.node.Close())

@@ -392,6 +392,10 @@ func (c Config) Validate() error {
 		return fieldError("RetentionCheckInterval", c.RetentionCheckInterval, "below 1ms")
 	case c.DefaultPartitions < 1 || c.DefaultPartitions > controller.MaxPartitions:
 		return fieldError("DefaultPartitions", c.DefaultPartitions, fmt.Sprintf("want 1 to %d", controller.MaxPartitions))
+	case c.ProducerIDExpiration < time.Millisecond:
+		return fieldError("ProducerIDExpiration", c.ProducerIDExpiration, "below 1ms")
+	case c.ProducerIDMax < 1:
+		return fieldError("ProducerIDMax", c.ProducerIDMax, "below 1")
 	case c.RaftHeartbeatTimeout < time.Millisecond:
 		return fieldError("RaftHeartbeatTimeout", c.RaftHeartbeatTimeout, "below 1ms")
 	case c.RaftElectionTimeout < time.Millisecond:
@@ -400,10 +404,6 @@ func (c Config) Validate() error {
 		return fieldError("RegisterTimeout", c.RegisterTimeout, "negative")
 	case c.DefaultReplicationFactor < 1:
 		return fieldError("DefaultReplicationFactor", c.DefaultReplicationFactor, "below 1")
-	case c.ProducerIDExpiration < time.Millisecond:
-		return fieldError("ProducerIDExpiration", c.ProducerIDExpiration, "below 1ms")
-	case c.ProducerIDMax < 1:
-		return fieldError("ProducerIDMax", c.ProducerIDMax, "below 1")
 	}
 	if err := controller.ValidateConfigs(c.TopicDefaults); err != nil {
 		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)

@@ -343,18 +343,6 @@ func (p *partition) appendBatch(b record.Batch) (a log.Appended, dup bool, err e
 	return log.Appended{Base: r.Original.Base, Next: r.Original.Last + 1}, true, nil
 }
 
-// snapshotProducers writes p's producer-state snapshot at l's end, once p
-// takes no more appends (closed), before l is closed. A failure is
-// logged: the older snapshots stay valid.
-func (p *partition) snapshotProducers(l *log.Log) {
-	if err := p.producers.Snapshot(l); err != nil {
-		p.mu.RLock()
-		lg := p.logger()
-		p.mu.RUnlock()
-		lg.Warn("producer-state snapshot at close failed", zap.Error(err))
-	}
-}
-
 // errEmptyRecords refuses a produce with no batch in it.
 var errEmptyRecords = fmt.Errorf("%w: empty record set", protocol.ErrCorruptMessage)
 

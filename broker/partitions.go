@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,10 +20,18 @@ import (
 	"github.com/sluicemq/sluice/vfs"
 )
 
-// shut moves p to state, ends its replication role and returns its log
-// for the caller to close once the lock is released, or nil if p was not
-// open.
+// shut moves p to state, ends its replication role, snapshots its
+// producer state (unless the broker stops like a crash: noSnapshots) and
+// returns its log for the caller to close once the lock is released, or
+// nil if p was not open.
 func (m *partitions) shut(p *partition, state partitionState) *log.Log {
+	return m.shutting(p, state, !m.noSnapshots.Load())
+}
+
+// shutting is shut, snapshotting the producer state or not: not for a
+// log about to be deleted, nor for an offline one (its end may hold bytes
+// recovery will cut, and the snapshot would be dropped at the next open).
+func (m *partitions) shutting(p *partition, state partitionState, snapshot bool) *log.Log {
 	m.stopReplication(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -30,6 +39,12 @@ func (m *partitions) shut(p *partition, state partitionState) *log.Log {
 		return nil
 	}
 	p.state = state
+	if snapshot {
+		// No append can run: they hold p.mu for reading.
+		if err := p.producers.Snapshot(p.log); err != nil {
+			p.logger().Warn("producer-state snapshot at close failed", zap.Error(err))
+		}
+	}
 	return p.log
 }
 
@@ -60,6 +75,9 @@ type partitions struct {
 	// ProducerIDExpiration); zero means replica's defaults.
 	producerMax        int
 	producerExpiration time.Duration
+	// noSnapshots: the broker stops like a crash (Abandon), so closing a
+	// partition writes no producer-state snapshot.
+	noSnapshots atomic.Bool
 
 	mu     sync.RWMutex
 	topics map[string]*topicParts
@@ -279,7 +297,6 @@ func (m *partitions) closeLeft(parts []*partition) {
 		if l == nil {
 			continue
 		}
-		p.snapshotProducers(l)
 		if err := l.Close(); err != nil {
 			m.logger.Error("close partition no longer led", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
 			continue
@@ -294,7 +311,7 @@ func (m *partitions) deleteTopic(name string, tp *topicParts) {
 		if p == nil {
 			continue
 		}
-		l := m.shut(p, stateClosed)
+		l := m.shutting(p, stateClosed, false)
 		p.notify()
 		if l == nil {
 			// Never opened, or closed by a failed reopen: remove the data.
@@ -365,11 +382,8 @@ func (m *partitions) enforceRetention() {
 	}
 }
 
-// closeAll closes every log (sync, recovery point, clean-shutdown marker),
-// after snapshotting its producer state when snapshot is set (a clean
-// stop: Abandon, which stops like a crash, leaves the state to be rebuilt
-// from the older snapshots and the log).
-func (m *partitions) closeAll(snapshot bool) error {
+// closeAll closes every log (sync, recovery point, clean-shutdown marker).
+func (m *partitions) closeAll() error {
 	m.repl.close()
 	m.checkpointHighWatermarks()
 	m.mu.Lock()
@@ -386,9 +400,6 @@ func (m *partitions) closeAll(snapshot bool) error {
 			p.notify()
 			if l == nil {
 				continue
-			}
-			if snapshot {
-				p.snapshotProducers(l)
 			}
 			if err := l.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close %s-%d: %w", name, p.index, err))
