@@ -211,6 +211,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		fetchWait:   b.cfg.ReplicaFetchWait,
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
+	b.parts.producerMax, b.parts.producerExpiration = b.cfg.ProducerIDMax, b.cfg.ProducerIDExpiration
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.
@@ -333,6 +334,7 @@ func (b *Broker) Close() error {
 		b.bg.Wait()
 		var errs []error
 		if b.parts != nil {
+			b.parts.noSnapshots.Store(abandon)
 			errs = append(errs, b.parts.closeAll())
 		}
 		if b.node != nil {

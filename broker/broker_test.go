@@ -32,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 		{"join", func(c *Config) { c.Join = "nope" }, "Join"},
 		{"non-voter without join", func(c *Config) { c.Voters = "2@h:1"; c.BrokerID = 1 }, "Join"},
 		{"raft timeout", func(c *Config) { c.RaftHeartbeatTimeout = -1 }, "RaftHeartbeatTimeout"},
+		{"producer expiration", func(c *Config) { c.ProducerIDExpiration = -time.Second }, "ProducerIDExpiration"},
+		{"producer max", func(c *Config) { c.ProducerIDMax = -1 }, "ProducerIDMax"},
 		{"topic default key", func(c *Config) { c.TopicDefaults = map[string]string{"nope": "1"} }, "TopicDefaults"},
 		{"topic default combo", func(c *Config) {
 			c.TopicDefaults = map[string]string{"segment.bytes": "4096", "max.message.bytes": "8192"}

@@ -177,6 +177,16 @@ type Config struct {
 	ReplicaMaxLag time.Duration
 	// ReplicaFetchWait is a follower's fetch long-poll. Default 500 ms.
 	ReplicaFetchWait time.Duration
+	// ProducerIDExpiration (producer.id.expiration.ms) is how long a
+	// partition keeps an idempotent producer's state after the max
+	// timestamp of its last batch; an expired producer that comes back
+	// with a sequence other than 0 gets UNKNOWN_PRODUCER_ID. Default
+	// replica.DefaultProducerExpiration (1 day). docs/idempotence.md.
+	ProducerIDExpiration time.Duration
+	// ProducerIDMax (producer.id.max) caps the producer ids each
+	// partition keeps state for; past it the least recently written idle
+	// ones are evicted. Default replica.DefaultMaxProducers (10,000).
+	ProducerIDMax int
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move this broker's leaderships away. Default 10 s.
 	ControlledShutdownTimeout time.Duration
@@ -255,6 +265,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReplicaFetchWait == 0 {
 		c.ReplicaFetchWait = 500 * time.Millisecond
+	}
+	if c.ProducerIDExpiration == 0 {
+		c.ProducerIDExpiration = replica.DefaultProducerExpiration
+	}
+	if c.ProducerIDMax == 0 {
+		c.ProducerIDMax = replica.DefaultMaxProducers
 	}
 	if c.ControlledShutdownTimeout == 0 {
 		c.ControlledShutdownTimeout = 10 * time.Second
@@ -430,6 +446,10 @@ func (c Config) Validate() error {
 		return fieldError("RetentionCheckInterval", c.RetentionCheckInterval, "below 1ms")
 	case c.DefaultPartitions < 1 || c.DefaultPartitions > controller.MaxPartitions:
 		return fieldError("DefaultPartitions", c.DefaultPartitions, fmt.Sprintf("want 1 to %d", controller.MaxPartitions))
+	case c.ProducerIDExpiration < time.Millisecond:
+		return fieldError("ProducerIDExpiration", c.ProducerIDExpiration, "below 1ms")
+	case c.ProducerIDMax < 1:
+		return fieldError("ProducerIDMax", c.ProducerIDMax, "below 1")
 	case c.RaftHeartbeatTimeout < time.Millisecond:
 		return fieldError("RaftHeartbeatTimeout", c.RaftHeartbeatTimeout, "below 1ms")
 	case c.RaftElectionTimeout < time.Millisecond:

@@ -197,7 +197,7 @@ func (m *partitions) closeOffline(keys []offlineKey) {
 				zap.Int32("partition", k.partition), zap.Error(err))
 			continue
 		}
-		l := m.shut(p, stateClosed)
+		l := m.shutting(p, stateClosed, false)
 		p.notify()
 		if l == nil {
 			continue

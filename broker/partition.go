@@ -54,6 +54,10 @@ type partition struct {
 	epoch int32 // leader epoch from the metadata
 	state partitionState
 
+	// producers is the idempotent producers' state (replica.Producers:
+	// its own locks); it outlives a reopen of the log for a config.
+	producers *replica.Producers
+
 	// Replication state, under mu (replication.go). The metadata says
 	// who leads (leaderID, epoch); role says what this broker does.
 	role      role
@@ -187,8 +191,9 @@ type LeaderAppend struct {
 	p       *partition
 	log     *log.Log
 	leader  *replica.Leader
-	last    log.Appended // the last batch appended
+	last    log.Appended // the last batch appended, or the original of the last duplicate
 	durable bool         // wait for the fsync covering last (fsync=always, R2)
+	dup     bool         // last is a duplicate's original: sync the log instead (no group-commit ticket)
 	all     bool         // then for the high watermark to cover it (acks=all)
 }
 
@@ -201,10 +206,18 @@ func (a *LeaderAppend) Pending() bool { return a.durable || a.all }
 // fsync covering it returned (fsync=always), then, with AcksAll, the high
 // watermark covers it. Every error is indeterminate (R14): the batches
 // are in the leader's log and may yet be committed. Cancelling ctx ends
-// the wait with REQUEST_TIMED_OUT.
+// the wait with REQUEST_TIMED_OUT. A duplicate of a batch still being
+// replicated waits here for the original's acknowledgement and shares its
+// outcome (R13).
 func (a *LeaderAppend) Wait(ctx context.Context) error {
 	if a.durable {
-		if err := a.log.WaitDurable(a.last); err != nil {
+		var err error
+		if a.dup {
+			err = a.log.Sync() // covers the original, appended before
+		} else {
+			err = a.log.WaitDurable(a.last)
+		}
+		if err != nil {
 			return afterAppend(err)
 		}
 		if a.leader.Appended() {
@@ -227,8 +240,12 @@ func (a *LeaderAppend) Wait(ctx context.Context) error {
 // untouched; then the batches are appended, the leader state learns of
 // them (fsync=interval: the high watermark may move at once) and the
 // partition's watchers (followers' and consumers' long-polls) are woken.
-// The record bytes are copied into the segment; the caller may reuse them
-// when this returns.
+// A batch with a producer id goes through the producer state
+// (replica.Producers.AppendLeader), batch by batch in order: a duplicate
+// is not appended and answers with its original offsets (R13); a
+// sequence or epoch refusal of the first batch is definite. A batch that
+// rolled the log snapshots the producer state. The record bytes are
+// copied into the segment; the caller may reuse them when this returns.
 func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, error) {
 	a := LeaderAppend{BaseOffset: -1, LogStartOffset: -1}
 	p.mu.RLock()
@@ -262,10 +279,13 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 	}
 	var last log.Appended
 	var failed error
+	appended, dup, rolled := false, false, false
 	for rest, k := records, 0; len(rest) > 0; k++ {
 		b, next, err := record.NextBatch(rest, 0)
+		var cur log.Appended
+		isDup := false
 		if err == nil {
-			last, err = p.log.AppendNoWait(b)
+			cur, isDup, err = p.appendBatch(b)
 		}
 		if err != nil {
 			failed = fmt.Errorf("batch %d: %w", k, err)
@@ -277,25 +297,50 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 			break
 		}
 		if k == 0 {
-			a.BaseOffset = last.Base
+			a.BaseOffset = cur.Base
 		}
+		if cur.Next > last.Next {
+			last, dup = cur, isDup
+		}
+		appended = appended || !isDup
+		rolled = rolled || cur.Rolled
 		rest = next
+	}
+	if rolled {
+		p.producers.Rolled(p.log)
 	}
 	a.LogStartOffset = p.log.StartOffset()
 	if a.BaseOffset < 0 {
 		return a, failed
 	}
 	durable := p.cfg.log.Fsync == log.FsyncAlways
-	if !durable {
-		ld.Appended() // a leader alone in its ISR moves its high watermark
+	if appended {
+		if !durable {
+			ld.Appended() // a leader alone in its ISR moves its high watermark
+		}
+		p.notify() // followers' long-polls, and consumers if the high watermark moved
 	}
-	p.notify() // followers' long-polls, and consumers if the high watermark moved
 	if failed != nil {
 		return a, failed
 	}
 	a.p, a.log, a.leader, a.last = p, p.log, ld, last
-	a.durable, a.all = durable, acks == AcksAll
+	a.durable, a.dup, a.all = durable, dup, acks == AcksAll
 	return a, nil
+}
+
+// appendBatch appends one validated batch as leader: through the producer
+// state when it has a producer id. A duplicate appends nothing and
+// returns its original's offsets with dup set. Call with p.mu held.
+func (p *partition) appendBatch(b record.Batch) (a log.Appended, dup bool, err error) {
+	if b.ProducerID() < 0 {
+		a, err = p.log.AppendNoWait(b)
+		return a, false, err
+	}
+	r, err := p.producers.AppendLeader(p.log, b)
+	if err != nil || !r.Duplicate {
+		return r.Appended, false, err
+	}
+	return log.Appended{Base: r.Original.Base, Next: r.Original.Last + 1}, true, nil
 }
 
 // errEmptyRecords refuses a produce with no batch in it.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -18,10 +20,18 @@ import (
 	"github.com/sluicemq/sluice/vfs"
 )
 
-// shut moves p to state, ends its replication role and returns its log
-// for the caller to close once the lock is released, or nil if p was not
-// open.
+// shut moves p to state, ends its replication role, snapshots its
+// producer state (unless the broker stops like a crash: noSnapshots) and
+// returns its log for the caller to close once the lock is released, or
+// nil if p was not open.
 func (m *partitions) shut(p *partition, state partitionState) *log.Log {
+	return m.shutting(p, state, !m.noSnapshots.Load())
+}
+
+// shutting is shut, snapshotting the producer state or not: not for a
+// log about to be deleted, nor for an offline one (its end may hold bytes
+// recovery will cut, and the snapshot would be dropped at the next open).
+func (m *partitions) shutting(p *partition, state partitionState, snapshot bool) *log.Log {
 	m.stopReplication(p)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -29,6 +39,12 @@ func (m *partitions) shut(p *partition, state partitionState) *log.Log {
 		return nil
 	}
 	p.state = state
+	if snapshot {
+		// No append can run: they hold p.mu for reading.
+		if err := p.producers.Snapshot(p.log); err != nil {
+			p.logger().Warn("producer-state snapshot at close failed", zap.Error(err))
+		}
+	}
 	return p.log
 }
 
@@ -54,6 +70,14 @@ type partitions struct {
 
 	hwCheckpoint *log.Checkpoint
 	savedHW      map[hwKey]int64 // from the checkpoint at start
+
+	// Producer state limits of each partition (Config.ProducerIDMax,
+	// ProducerIDExpiration); zero means replica's defaults.
+	producerMax        int
+	producerExpiration time.Duration
+	// noSnapshots: the broker stops like a crash (Abandon), so closing a
+	// partition writes no producer-state snapshot.
+	noSnapshots atomic.Bool
 
 	mu     sync.RWMutex
 	topics map[string]*topicParts
@@ -218,9 +242,20 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		return nil
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
-	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()))
+	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, MaxProducers: m.producerMax,
+		Expiration: m.producerExpiration, Logger: lg})
+	from, err := ps.Load(l)
+	if err != nil {
+		lg.Error("rebuild producer state", zap.Error(err))
+		if cerr := l.Close(); cerr != nil {
+			lg.Warn("close partition log", zap.Error(cerr))
+		}
+		return nil
+	}
+	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()),
+		zap.Int("producers", ps.Len()), zap.Int64("producer_state_from", from))
 	hw := min(m.savedHW[hwKey{t.Name, t.ID, mp.Index}], l.EndOffset())
-	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
+	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
 	p.cur.Store(l)
 	return p
 }
@@ -289,7 +324,7 @@ func (m *partitions) deleteTopic(name string, tp *topicParts) {
 		if p == nil {
 			continue
 		}
-		l := m.shut(p, stateClosed)
+		l := m.shutting(p, stateClosed, false)
 		p.notify()
 		if l == nil {
 			// Never opened, or closed by a failed reopen: remove the data.
@@ -344,6 +379,10 @@ func (m *partitions) enforceRetention() {
 		p.mu.RLock()
 		if p.state == stateOpen {
 			n, err := p.log.EnforceRetention()
+			p.producers.CutBelow(p.log.StartOffset())
+			if k := p.producers.Expire(); k > 0 {
+				m.logger.Debug("producer ids expired", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Int("producers", k))
+			}
 			switch {
 			case err != nil && !errors.Is(err, log.ErrClosed):
 				m.logger.Warn("retention", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))

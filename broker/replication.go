@@ -98,6 +98,7 @@ func (r *replication) close() {
 type logView struct{ p *partition }
 
 func (v logView) l() *log.Log                                        { return v.p.cur.Load() }
+func (v logView) StartOffset() int64                                 { return v.l().StartOffset() }
 func (v logView) EndOffset() int64                                   { return v.l().EndOffset() }
 func (v logView) SyncedOffset() int64                                { return v.l().SyncedOffset() }
 func (v logView) LatestEpoch() int32                                 { return v.l().LatestEpoch() }
@@ -189,7 +190,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	p.role = roleNone
 	if mp.Leader >= 0 && !offline {
 		p.role = roleFollower
-		p.follower = replica.NewFollower(logView{p}, p.hw)
+		p.follower = replica.NewFollower(logView{p}, p.hw, p.producers)
 		p.fetchFrom = mp.Leader
 	}
 	leader, epoch := p.leaderID, p.epoch

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -45,7 +44,6 @@ const MaxCheckpointBytes = 1 << 20
 const (
 	checkpointMagic  = "SLCP"
 	checkpointHeader = 10
-	checkpointTemp   = ".tmp"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -84,33 +82,10 @@ func (c *Checkpoint) Write(payload []byte) error {
 	b = append(b, payload...)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	c.buf = b
-	if err := c.writeTemp(b); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", c.path, err)
-	}
-	if err := c.fs.Rename(c.path+checkpointTemp, c.path); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", c.path, err)
-	}
-	if err := vfs.SyncDir(c.fs, filepath.Dir(c.path)); err != nil {
+	if err := vfs.WriteFile(c.fs, c.path, b); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	return nil
-}
-
-// writeTemp creates or replaces the temp file with b and fsyncs it.
-func (c *Checkpoint) writeTemp(b []byte) error {
-	f, err := c.fs.OpenFile(c.path+checkpointTemp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // Read returns the checkpoint's payload, appended to dst[:0]. A missing file
@@ -125,22 +100,12 @@ func (c *Checkpoint) Read(dst []byte) ([]byte, error) { return c.ReadLegacy(dst,
 // payload it stands for. Its error is wrapped to match
 // ErrCorruptCheckpoint. With legacy nil it is Read.
 func (c *Checkpoint) ReadLegacy(dst []byte, legacy func(old []byte) ([]byte, error)) ([]byte, error) {
-	f, err := c.fs.OpenFile(c.path, os.O_RDONLY, 0)
+	b, err := vfs.ReadFile(c.fs, c.path, checkpointHeader+4+MaxCheckpointBytes)
+	if errors.Is(err, vfs.ErrTooBig) {
+		return dst[:0], fmt.Errorf("checkpoint %s: %w: %w", c.path, ErrCorruptCheckpoint, err)
+	}
 	if err != nil {
 		return dst[:0], fmt.Errorf("checkpoint: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
-	}
-	size := st.Size()
-	if size > checkpointHeader+4+MaxCheckpointBytes {
-		return dst[:0], fmt.Errorf("checkpoint %s: %w: file of %d bytes", c.path, ErrCorruptCheckpoint, size)
-	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(f, b); err != nil {
-		return dst[:0], fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	if legacy != nil && !bytes.HasPrefix(b, []byte(checkpointMagic)) {
 		payload, err := legacy(b)
@@ -216,7 +181,7 @@ func (c *Checkpoint) ReadInt64Legacy(legacy func(old []byte) (int64, error)) (in
 func (c *Checkpoint) Remove() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, p := range []string{c.path, c.path + checkpointTemp} {
+	for _, p := range []string{c.path, c.path + vfs.TempSuffix} {
 		if err := c.fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("checkpoint %s: %w", c.path, err)
 		}

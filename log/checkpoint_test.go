@@ -33,7 +33,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err != nil || string(got) != string(payload) {
 		t.Fatalf("Read = %q, %v", got, err)
 	}
-	if _, err := os.Stat(c.Path() + checkpointTemp); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(c.Path() + vfs.TempSuffix); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temp file left behind: %v", err)
 	}
 	if err := c.Remove(); err != nil {

@@ -257,7 +257,10 @@ func (l *Log) Append(b record.Batch) (int64, error) {
 type Appended struct {
 	Base int64 // the batch's base offset
 	Next int64 // the offset after the batch
-	gen  uint64
+	// Rolled: the batch is the first of a new segment (the log rolled
+	// before it). Owners of state derived from the log snapshot it then.
+	Rolled bool
+	gen    uint64
 }
 
 // AppendNoWait is Append without the wait for durability, whatever the
@@ -322,7 +325,8 @@ func (l *Log) appendBatch(b record.Batch, replica bool) (Appended, error) {
 		b.SetBaseOffset(base)
 		b.SetLeaderEpoch(epoch)
 	}
-	if err := l.appendLocked(b); err != nil {
+	rolled, err := l.appendLocked(b)
+	if err != nil {
 		l.mu.Unlock()
 		return Appended{}, err
 	}
@@ -346,7 +350,7 @@ func (l *Log) appendBatch(b record.Batch, replica bool) (Appended, error) {
 	}
 	l.notify()
 	l.mu.Unlock()
-	return Appended{Base: base, Next: next, gen: gen}, nil
+	return Appended{Base: base, Next: next, Rolled: rolled, gen: gen}, nil
 }
 
 // WaitDurable returns once the batch a is durable (R2) — covered by a
@@ -360,30 +364,32 @@ func (l *Log) WaitDurable(a Appended) error {
 	return nil
 }
 
-// appendLocked writes b to the active segment, rolling first when needed.
-// A failed write leaves the segment in an unknown state, so it takes the
-// log offline.
-func (l *Log) appendLocked(b record.Batch) error {
+// appendLocked writes b to the active segment, rolling first when needed,
+// and reports whether it rolled. A failed write leaves the segment in an
+// unknown state, so it takes the log offline.
+func (l *Log) appendLocked(b record.Batch) (rolled bool, err error) {
 	if l.shouldRoll(len(b)) {
 		if err := l.roll(); err != nil {
-			return err
+			return false, err
 		}
+		rolled = true
 	}
 	if l.active.NextOffset() == l.active.Base() {
 		l.activeSince = l.cfg.Now()
 	}
-	err := l.active.Append(b)
+	err = l.active.Append(b)
 	if errors.Is(err, segment.ErrFull) && l.active.NextOffset() > l.active.Base() {
 		// The offsets overflow the segment's relative offsets: roll and retry.
 		if err = l.roll(); err != nil {
-			return err
+			return false, err
 		}
+		rolled = true
 		err = l.active.Append(b)
 	}
 	if err != nil {
-		return l.commit.fail(fmt.Errorf("log %s: append at %d: %w", l.dir, b.BaseOffset(), err))
+		return rolled, l.commit.fail(fmt.Errorf("log %s: append at %d: %w", l.dir, b.BaseOffset(), err))
 	}
-	return nil
+	return rolled, nil
 }
 
 // shouldRoll reports whether the active segment must be rolled before a

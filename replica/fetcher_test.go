@@ -177,7 +177,7 @@ func TestFetcherTruncatesThenCopies(t *testing.T) {
 		MaxWait: 10 * time.Millisecond, PartitionMaxBytes: 200, Backoff: 5 * time.Millisecond,
 	})
 	defer ft.Close()
-	p := &localFollowed{f: NewFollower(fl, 0)}
+	p := &localFollowed{f: NewFollower(fl, 0, nil)}
 	ft.Set(TopicPartition{"t", 0}, 2, p)
 	if ft.Len() != 1 {
 		t.Fatalf("Len %d, want 1", ft.Len())
@@ -220,7 +220,7 @@ func TestFetcherBacksOffOnRefusal(t *testing.T) {
 		MaxWait: 10 * time.Millisecond, Backoff: 50 * time.Millisecond,
 	})
 	defer ft.Close()
-	p := &localFollowed{f: NewFollower(fl, 0)}
+	p := &localFollowed{f: NewFollower(fl, 0, nil)}
 	ft.Set(TopicPartition{"t", 0}, 2, p) // the leader is in epoch 3
 	time.Sleep(300 * time.Millisecond)
 	if n := srv.fetches.Load(); n > 10 {
@@ -243,7 +243,7 @@ func TestFetcherBacksOffOnRefusal(t *testing.T) {
 func TestFetcherCloseWhileUnreachable(t *testing.T) {
 	ft := StartFetcher(FetcherConfig{Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
 		Addr: func() (string, bool) { return "", false }, Backoff: 10 * time.Millisecond})
-	ft.Set(TopicPartition{"t", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0)})
+	ft.Set(TopicPartition{"t", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
 	time.Sleep(50 * time.Millisecond)
 	done := make(chan struct{})
 	go func() { ft.Close(); close(done) }()
@@ -279,7 +279,7 @@ func TestFetcherRateLimitsApplyWarnings(t *testing.T) {
 		MaxWait: 10 * time.Millisecond, Backoff: time.Millisecond, Logger: zap.New(obs),
 	})
 	defer ft.Close()
-	p := &failingFollowed{localFollowed: localFollowed{f: NewFollower(openLog(t), 0)}}
+	p := &failingFollowed{localFollowed: localFollowed{f: NewFollower(openLog(t), 0, nil)}}
 	ft.Set(TopicPartition{"t", 0}, 1, p)
 	deadline := time.Now().Add(10 * time.Second)
 	for p.applies.Load() < 20 {

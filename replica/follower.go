@@ -12,6 +12,7 @@ import (
 
 // FollowerLog is what a follower needs of its local log; *log.Log has it.
 type FollowerLog interface {
+	StartOffset() int64
 	EndOffset() int64
 	LatestEpoch() int32
 	EndOffsetForEpoch(epoch int32) (int32, int64)
@@ -34,14 +35,17 @@ type EpochSource interface {
 // record set. One fetcher owns it; only HighWatermark may be called
 // concurrently with the others.
 type Follower struct {
-	log FollowerLog
-	hw  atomic.Int64 // read by others (HighWatermark) while the fetcher writes
+	log       FollowerLog
+	producers *Producers   // nil: no producer state kept
+	hw        atomic.Int64 // read by others (HighWatermark) while the fetcher writes
 }
 
 // NewFollower starts a follower over its local log with the high
-// watermark it last checkpointed.
-func NewFollower(l FollowerLog, hw int64) *Follower {
-	f := &Follower{log: l}
+// watermark it last checkpointed. ps, when not nil, is the partition's
+// producer state: the follower records the batches it appends there,
+// truncates it with the log, and snapshots it when the log rolls.
+func NewFollower(l FollowerLog, hw int64, ps *Producers) *Follower {
+	f := &Follower{log: l, producers: ps}
 	f.hw.Store(min(max(hw, 0), l.EndOffset()))
 	return f
 }
@@ -81,7 +85,13 @@ func (f *Follower) Truncate(ctx context.Context, leader EpochSource) (int64, err
 		target = min(target, lEnd, ourEnd)
 	}
 	if target < f.log.EndOffset() {
-		if err := f.log.TruncateTo(max(target, 0)); err != nil {
+		var err error
+		if f.producers != nil {
+			err = f.producers.Truncate(f.log, max(target, 0))
+		} else {
+			err = f.log.TruncateTo(max(target, 0))
+		}
+		if err != nil {
 			return -1, err
 		}
 	}
@@ -96,7 +106,13 @@ func (f *Follower) ResetTo(leaderStart int64) error {
 	if leaderStart <= f.log.EndOffset() {
 		return nil
 	}
-	if err := f.log.ResetTo(leaderStart); err != nil {
+	var err error
+	if f.producers != nil {
+		err = f.producers.Reset(f.log, leaderStart)
+	} else {
+		err = f.log.ResetTo(leaderStart)
+	}
+	if err != nil {
 		return err
 	}
 	f.hw.Store(leaderStart)
@@ -110,9 +126,16 @@ var ErrNotContiguous = errors.New("replica: fetched batches do not continue the 
 // Apply appends the whole batches of a fetched record set (a partial batch
 // at the end, cut by the fetch size, is left for the next fetch), each
 // checked for framing and CRC first (R1), and takes the leader's high
-// watermark. It returns the number of batches appended.
-func (f *Follower) Apply(records []byte, leaderHW int64) (int, error) {
-	n := 0
+// watermark. It returns the number of batches appended. A batch that
+// rolled the log snapshots the producer state once the batches before it
+// are applied (Producers.Rolled).
+func (f *Follower) Apply(records []byte, leaderHW int64) (n int, err error) {
+	rolled := false
+	defer func() {
+		if rolled {
+			f.producers.Rolled(f.log)
+		}
+	}()
 	for len(records) > 0 {
 		b, rest, err := record.NextBatch(records, 0)
 		if err != nil {
@@ -128,9 +151,16 @@ func (f *Follower) Apply(records []byte, leaderHW int64) (int, error) {
 		if b.BaseOffset() != f.log.EndOffset() {
 			return n, fmt.Errorf("%w: batch at %d, log ends at %d", ErrNotContiguous, b.BaseOffset(), f.log.EndOffset())
 		}
-		if _, err := f.log.AppendReplica(b); err != nil {
+		var a log.Appended
+		if f.producers != nil {
+			a, err = f.producers.AppendReplica(f.log, b)
+		} else {
+			a, err = f.log.AppendReplica(b)
+		}
+		if err != nil {
 			return n, err
 		}
+		rolled = rolled || a.Rolled && f.producers != nil
 		n++
 		records = rest
 	}

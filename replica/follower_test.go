@@ -128,7 +128,7 @@ func TestFollowerTruncatesByEpochAndConverges(t *testing.T) {
 			ll, fl := openLog(t), openLog(t)
 			tc.leader(ll)
 			tc.follower(fl)
-			f := NewFollower(fl, 0)
+			f := NewFollower(fl, 0, nil)
 			end, err := f.Truncate(context.Background(), leaderLog{ll})
 			if err != nil {
 				t.Fatal(err)
@@ -150,7 +150,7 @@ func TestFollowerTruncatesByEpochAndConverges(t *testing.T) {
 func TestFollowerApplyRefusesBadBatches(t *testing.T) {
 	ll, fl := openLog(t), openLog(t)
 	appendEpoch(t, ll, 1, 3, "a")
-	f := NewFollower(fl, 0)
+	f := NewFollower(fl, 0, nil)
 	data := leaderLog{ll}.fetch(t, 0, 1<<20)
 
 	bad := bytes.Clone(data)
@@ -194,7 +194,7 @@ func TestFollowerResetToLeaderStart(t *testing.T) {
 	}
 	fl := openLog(t)
 	appendEpoch(t, fl, 1, 3, "a")
-	f := NewFollower(fl, 3)
+	f := NewFollower(fl, 3, nil)
 	if err := f.ResetTo(2); err != nil || fl.EndOffset() != 3 {
 		t.Fatalf("reset below the end: %v, end %d: want no change", err, fl.EndOffset())
 	}

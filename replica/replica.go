@@ -47,4 +47,15 @@
 //
 // A Follower is owned by its fetcher (HighWatermark may be read
 // concurrently); a Fetcher owns one goroutine, stopped by Close.
+//
+// Both sides keep the partition's idempotent producer state (Producers,
+// producers.go; R13): per producer id its epoch and last 5 batches. The
+// leader checks every batch with a producer id against it before
+// appending — a retry of a retained batch is answered with the original
+// offsets and nothing is appended; a gap, a stale epoch or an unknown id
+// is refused, definitely (R14) — and followers rebuild it from what they
+// replicate, so a new leader deduplicates too. It is cut with the log
+// (truncation, retention), snapshotted at segment roll and clean shutdown
+// (producersnap.go) and rebuilt at open from the newest snapshot and the
+// log after it. docs/idempotence.md tells the whole story.
 package replica

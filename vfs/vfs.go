@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -148,4 +149,57 @@ func SyncDir(fs FS, dir string) error {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// TempSuffix names the temp file WriteFile writes before renaming it.
+const TempSuffix = ".tmp"
+
+// WriteFile replaces name with b durably (R4): it writes name+TempSuffix,
+// fsyncs it, renames it over name and fsyncs the directory, so a reader
+// after a crash finds the old content or the new, never a mix. Callers
+// serialize their writes of one name (they share the temp file).
+func WriteFile(fs FS, name string, b []byte) error {
+	f, err := fs.OpenFile(name+TempSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := fs.Rename(name+TempSuffix, name); err != nil {
+		return err
+	}
+	return SyncDir(fs, filepath.Dir(name))
+}
+
+// ErrTooBig is ReadFile's error for a file over its limit.
+var ErrTooBig = errors.New("file over the size limit")
+
+// ReadFile reads name whole, refusing (ErrTooBig) a file bigger than max
+// bytes before allocating.
+func ReadFile(fs FS, name string, max int64) ([]byte, error) {
+	f, err := fs.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d", name, ErrTooBig, st.Size(), max)
+	}
+	b := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

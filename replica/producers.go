@@ -1,0 +1,531 @@
+package replica
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+	"github.com/sluicemq/sluice/vfs"
+)
+
+// Producer state (idempotence, R13). Per partition replica, per producer
+// id, Producers keeps the producer epoch and the last ProducerBatches
+// batches appended for it (first and last sequence, base and last offset,
+// max timestamp). The leader checks each batch with a producer id (>= 0)
+// against it before appending (AppendLeader):
+//
+//   - a batch whose sequence range equals a retained one is a duplicate:
+//     nothing is appended and it is answered with the original offsets
+//     (the caller waits for the original's acknowledgement, so a retry of
+//     a batch still being replicated shares its outcome);
+//   - an older epoch is INVALID_PRODUCER_EPOCH; a newer epoch must start
+//     at sequence 0, and within an epoch a batch must start at the last
+//     sequence + 1, else OUT_OF_ORDER_SEQUENCE_NUMBER; an id with no state
+//     whose batch does not start at 0 is UNKNOWN_PRODUCER_ID. All three
+//     are definite (R14): nothing was appended.
+//
+// Followers rebuild the same state from the batches they replicate
+// (AppendReplica), without the checks: the leader made them. So a new
+// leader deduplicates a retry first sent to the old one.
+//
+// Truncation (Truncate, Reset) drops the batches at and above the cut,
+// and the producers left with none; retention (CutBelow) drops the
+// batches wholly below the log start, and the producers left with none.
+// The state is then what the retained batches of the log say, as on a
+// replica that fetched them.
+//
+// Snapshots (producersnap.go) are written at segment roll and clean
+// shutdown; Load reads the newest valid one at or below the log end and
+// replays the log after it.
+//
+// Limits: a producer whose last batch's max timestamp is older than
+// Expiration is forgotten (Expire); past MaxProducers the least recently
+// written idle producers are evicted (counted, and logged at most every
+// evictLogEvery). A forgotten producer coming back with a sequence other
+// than 0 gets UNKNOWN_PRODUCER_ID.
+//
+// Concurrency: a leader append holds the producer's own lock across the
+// check, the log append and the update, so two batches of one producer
+// never interleave, while batches of different producers (and batches
+// with no producer id, which never come here) append concurrently. Every
+// append and replay also holds snap for reading; a snapshot, a truncation,
+// retention and expiry hold it for writing, so they see the state of a
+// whole log prefix. mu guards the table and the recency list. Lock order:
+// snap, then a producer's mu, then mu (then the log's own locks).
+
+// ProducerBatches is how many batches per producer the state retains:
+// the in-flight limit of an idempotent producer.
+const ProducerBatches = 5
+
+// Defaults of ProducersConfig.
+const (
+	DefaultProducerExpiration = 24 * time.Hour
+	DefaultMaxProducers       = 10000
+	evictLogEvery             = 10 * time.Second
+)
+
+// ProducersConfig configures a partition's producer state.
+type ProducersConfig struct {
+	// Dir is the partition's log directory: snapshots are written there.
+	Dir string
+	// FS is the file system of the snapshots. Default vfs.Default.
+	FS vfs.FS
+	// MaxProducers caps the producer ids kept for this partition
+	// (producer.id.max). Default DefaultMaxProducers.
+	MaxProducers int
+	// Expiration forgets a producer whose last batch's max timestamp is
+	// older than this (producer.id.expiration.ms). Default 1 day.
+	Expiration time.Duration
+	// Now is the clock of expiry and of the eviction log's rate limit.
+	Now func() time.Time
+	// Logger gets warnings (a corrupt snapshot, evictions).
+	Logger *zap.Logger
+}
+
+// ProducerBatch is what the state retains of one batch.
+type ProducerBatch struct {
+	FirstSeq, LastSeq int32
+	Base, Last        int64 // the batch's first and last offsets
+	MaxTimestamp      int64
+}
+
+// ProducerEntry is one producer's state as Producers.Entries reports it.
+type ProducerEntry struct {
+	ID        int64
+	Epoch     int16
+	LastWrite int64 // max timestamp of its last batch, ms
+	Batches   []ProducerBatch
+}
+
+type producer struct {
+	mu        sync.Mutex // held across a leader's check, append and update
+	id        int64
+	epoch     int16
+	n, head   int // batches retained; index of the oldest in batches
+	batches   [ProducerBatches]ProducerBatch
+	lastWrite int64
+	// gone: removed from the table (evicted, expired or cut). Set under
+	// Producers.mu with mu held, so an appender that locked mu and finds
+	// it set looks the id up again.
+	gone       bool
+	prev, next *producer // recency list, under Producers.mu
+}
+
+func (pr *producer) at(i int) *ProducerBatch {
+	return &pr.batches[(pr.head+i)%ProducerBatches]
+}
+
+func (pr *producer) newest() *ProducerBatch { return pr.at(pr.n - 1) }
+
+// push records a batch appended for the producer.
+func (pr *producer) push(b ProducerBatch, epoch int16) {
+	if epoch != pr.epoch || pr.n == 0 {
+		pr.epoch, pr.n, pr.head = epoch, 0, 0
+	}
+	if pr.n == ProducerBatches {
+		pr.head = (pr.head + 1) % ProducerBatches
+		pr.n--
+	}
+	*pr.at(pr.n) = b
+	pr.n++
+	pr.lastWrite = b.MaxTimestamp
+}
+
+// Producers is one partition replica's producer state. Create it with
+// NewProducers; it is safe for concurrent use.
+type Producers struct {
+	cfg ProducersConfig
+
+	snap sync.RWMutex
+	mu   sync.Mutex
+	m    map[int64]*producer
+	lru  producer // sentinel of the recency list: lru.next is the least recent
+
+	evicted, expired atomic.Uint64
+	// Under mu: the eviction log's rate limit.
+	lastEvictLog time.Time
+	unlogged     int
+
+	files snapshots
+}
+
+// NewProducers returns an empty producer state; Load fills it from the
+// partition's snapshot and log.
+func NewProducers(cfg ProducersConfig) *Producers {
+	if cfg.FS == nil {
+		cfg.FS = vfs.Default
+	}
+	if cfg.MaxProducers <= 0 {
+		cfg.MaxProducers = DefaultMaxProducers
+	}
+	if cfg.Expiration <= 0 {
+		cfg.Expiration = DefaultProducerExpiration
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	ps := &Producers{cfg: cfg, m: map[int64]*producer{}, files: snapshots{fs: cfg.FS, dir: cfg.Dir}}
+	ps.lru.prev, ps.lru.next = &ps.lru, &ps.lru
+	return ps
+}
+
+// Len is the number of producers the state holds.
+func (ps *Producers) Len() int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.m)
+}
+
+// Evicted is how many producers were evicted past MaxProducers since
+// NewProducers.
+func (ps *Producers) Evicted() uint64 { return ps.evicted.Load() }
+
+// Expired is how many producers Expire forgot since NewProducers.
+func (ps *Producers) Expired() uint64 { return ps.expired.Load() }
+
+// Entries returns every producer's state, least recently written first.
+func (ps *Producers) Entries() []ProducerEntry {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	return ps.entriesLocked()
+}
+
+func (ps *Producers) entriesLocked() []ProducerEntry {
+	out := make([]ProducerEntry, 0, len(ps.m))
+	for pr := ps.lru.next; pr != &ps.lru; pr = pr.next {
+		e := ProducerEntry{ID: pr.id, Epoch: pr.epoch, LastWrite: pr.lastWrite, Batches: make([]ProducerBatch, pr.n)}
+		for i := range pr.n {
+			e.Batches[i] = *pr.at(i)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// LeaderLog is what a leader append needs of the log; *log.Log has it.
+type LeaderLog interface {
+	AppendNoWait(b record.Batch) (log.Appended, error)
+}
+
+// ReplicaLog is what a replayed append needs of the log; *log.Log has it.
+type ReplicaLog interface {
+	AppendReplica(b record.Batch) (log.Appended, error)
+}
+
+// LeaderAppended is the outcome of AppendLeader: a batch appended now,
+// or a duplicate of one appended before.
+type LeaderAppended struct {
+	// Appended is the new append (zero for a duplicate).
+	Appended log.Appended
+	// Duplicate is set when nothing was appended: Original is the batch
+	// the producer sent before with the same sequence range.
+	Duplicate bool
+	Original  ProducerBatch
+}
+
+// AppendLeader checks b (a producer id >= 0) against the state, appends
+// it to l when it is new and records it. A refusal is a *protocol.Error
+// with OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH or
+// UNKNOWN_PRODUCER_ID, and nothing was appended; a log error is returned
+// as it is.
+func (ps *Producers) AppendLeader(l LeaderLog, b record.Batch) (LeaderAppended, error) {
+	ps.snap.RLock()
+	defer ps.snap.RUnlock()
+	pr := ps.lock(b.ProducerID())
+	defer pr.mu.Unlock()
+	var res LeaderAppended
+	if dup, err := check(pr, b); err != nil {
+		ps.dropIfEmpty(pr)
+		return res, err
+	} else if dup != nil {
+		res.Duplicate, res.Original = true, *dup
+		return res, nil
+	}
+	a, err := l.AppendNoWait(b)
+	if err != nil {
+		ps.dropIfEmpty(pr)
+		return res, err
+	}
+	res.Appended = a
+	ps.record(pr, b, a.Base)
+	return res, nil
+}
+
+// AppendReplica appends a batch copied from the leader to l and, when it
+// has a producer id, records it without checks (the leader checked it).
+func (ps *Producers) AppendReplica(l ReplicaLog, b record.Batch) (log.Appended, error) {
+	if b.ProducerID() < 0 {
+		return l.AppendReplica(b)
+	}
+	ps.snap.RLock()
+	defer ps.snap.RUnlock()
+	a, err := l.AppendReplica(b)
+	if err != nil {
+		return a, err
+	}
+	ps.replayLocked(b)
+	return a, nil
+}
+
+// replayLocked records b (its offsets stamped) unless the producer's
+// state already has it. Call with snap held.
+func (ps *Producers) replayLocked(b record.Batch) {
+	pr := ps.lock(b.ProducerID())
+	defer pr.mu.Unlock()
+	if pr.n > 0 && pr.newest().Base >= b.BaseOffset() {
+		return
+	}
+	ps.record(pr, b, b.BaseOffset())
+}
+
+// lock returns the producer id's state, created (empty) if it has none,
+// with its mu held. Call with snap held for reading.
+func (ps *Producers) lock(id int64) *producer {
+	for {
+		ps.mu.Lock()
+		pr := ps.m[id]
+		if pr == nil {
+			// Not counted against MaxProducers until its first batch is
+			// recorded: a refused batch must not evict anyone.
+			pr = &producer{id: id}
+			pr.mu.Lock()
+			ps.m[id] = pr
+			ps.touchLocked(pr)
+			ps.mu.Unlock()
+			return pr
+		}
+		ps.mu.Unlock()
+		pr.mu.Lock()
+		if !pr.gone {
+			return pr
+		}
+		pr.mu.Unlock()
+	}
+}
+
+// record stores batch b, appended at base, in pr (mu held) and makes pr
+// the most recently written producer.
+func (ps *Producers) record(pr *producer, b record.Batch, base int64) {
+	first, added := b.BaseSequence(), pr.n == 0
+	pr.push(ProducerBatch{
+		FirstSeq: first, LastSeq: incSeq(first, b.LastOffsetDelta()),
+		Base: base, Last: base + int64(b.LastOffsetDelta()), MaxTimestamp: b.MaxTimestamp(),
+	}, b.ProducerEpoch())
+	ps.mu.Lock()
+	ps.touchLocked(pr)
+	if added {
+		ps.evictLocked()
+	}
+	ps.mu.Unlock()
+}
+
+// dropIfEmpty removes a producer created for a batch that was refused or
+// failed (pr.mu held).
+func (ps *Producers) dropIfEmpty(pr *producer) {
+	if pr.n > 0 {
+		return
+	}
+	ps.mu.Lock()
+	ps.removeLocked(pr)
+	ps.mu.Unlock()
+}
+
+// touchLocked moves pr to the most recent end of the recency list.
+func (ps *Producers) touchLocked(pr *producer) {
+	if pr.next != nil {
+		pr.prev.next, pr.next.prev = pr.next, pr.prev
+	}
+	pr.prev, pr.next = ps.lru.prev, &ps.lru
+	ps.lru.prev.next = pr
+	ps.lru.prev = pr
+}
+
+// removeLocked takes pr out of the table (ps.mu held, and pr.mu held or
+// no appender able to hold it).
+func (ps *Producers) removeLocked(pr *producer) {
+	if pr.gone {
+		return
+	}
+	pr.gone = true
+	delete(ps.m, pr.id)
+	pr.prev.next, pr.next.prev = pr.next, pr.prev
+	pr.prev, pr.next = nil, nil
+}
+
+// evictLocked evicts the least recently written producers not in an
+// append while the table is over MaxProducers.
+func (ps *Producers) evictLocked() {
+	n := 0
+	for pr := ps.lru.next; len(ps.m) > ps.cfg.MaxProducers && pr != &ps.lru; {
+		next := pr.next
+		if pr.mu.TryLock() {
+			ps.removeLocked(pr)
+			pr.mu.Unlock()
+			n++
+		}
+		pr = next
+	}
+	if n == 0 {
+		return
+	}
+	ps.evicted.Add(uint64(n))
+	ps.unlogged += n
+	if now := ps.cfg.Now(); now.Sub(ps.lastEvictLog) >= evictLogEvery {
+		ps.cfg.Logger.Warn("producer ids evicted: the partition holds producer.id.max of them; an evicted producer that comes back gets UNKNOWN_PRODUCER_ID",
+			zap.Int("evicted", ps.unlogged), zap.Int("producer_id_max", ps.cfg.MaxProducers), zap.Uint64("evicted_total", ps.evicted.Load()))
+		ps.lastEvictLog, ps.unlogged = now, 0
+	}
+}
+
+// check decides what to do with b given pr's state (mu held): a non-nil
+// batch is the retained original b duplicates; an error refuses b.
+func check(pr *producer, b record.Batch) (*ProducerBatch, error) {
+	epoch, first := b.ProducerEpoch(), b.BaseSequence()
+	last := incSeq(first, b.LastOffsetDelta())
+	if pr.n == 0 {
+		if first != 0 {
+			return nil, &protocol.Error{Code: protocol.ErrUnknownProducerID, Detail: fmt.Sprintf(
+				"producer %d: no state on this partition (never seen, expired or evicted) and the batch starts at sequence %d, not 0: initialise the producer again",
+				pr.id, first)}
+		}
+		return nil, nil
+	}
+	switch {
+	case epoch < pr.epoch:
+		return nil, &protocol.Error{Code: protocol.ErrInvalidProducerEpoch, Detail: fmt.Sprintf(
+			"producer %d: epoch %d is older than the partition's %d: a newer producer with this id took over", pr.id, epoch, pr.epoch)}
+	case epoch > pr.epoch:
+		if first != 0 {
+			return nil, &protocol.Error{Code: protocol.ErrOutOfOrderSequenceNumber, Detail: fmt.Sprintf(
+				"producer %d: new epoch %d must start at sequence 0, the batch starts at %d", pr.id, epoch, first)}
+		}
+		return nil, nil
+	}
+	for i := range pr.n {
+		if r := pr.at(i); r.FirstSeq == first && r.LastSeq == last {
+			return r, nil
+		}
+	}
+	if want := incSeq(pr.newest().LastSeq, 1); first != want {
+		return nil, &protocol.Error{Code: protocol.ErrOutOfOrderSequenceNumber, Detail: fmt.Sprintf(
+			"producer %d epoch %d: batch starts at sequence %d, expected %d (the last batch ended at %d)",
+			pr.id, epoch, first, want, pr.newest().LastSeq)}
+	}
+	return nil, nil
+}
+
+// incSeq is s + n with Kafka's wrap: the sequence after MaxInt32 is 0.
+func incSeq(s, n int32) int32 {
+	if n > 0 && s > math.MaxInt32-n {
+		return n - (math.MaxInt32 - s) - 1
+	}
+	return s + n
+}
+
+// Expire forgets the producers whose last batch's max timestamp is older
+// than Expiration, and returns how many.
+func (ps *Producers) Expire() int {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	return ps.expireLocked()
+}
+
+func (ps *Producers) expireLocked() int {
+	limit := ps.cfg.Now().Add(-ps.cfg.Expiration).UnixMilli()
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	n := 0
+	for pr := ps.lru.next; pr != &ps.lru; {
+		next := pr.next
+		if pr.lastWrite < limit {
+			ps.removeLocked(pr)
+			n++
+		}
+		pr = next
+	}
+	ps.expired.Add(uint64(n))
+	return n
+}
+
+// cutLocked drops from each producer its newest batches while dropNewest
+// says so and then its oldest while dropOldest says so (either may be
+// nil), and forgets the producers left with none. Call with snap held
+// for writing.
+func (ps *Producers) cutLocked(dropNewest func(*ProducerBatch) bool, dropOldest func(*ProducerBatch) bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for pr := ps.lru.next; pr != &ps.lru; {
+		next := pr.next
+		for pr.n > 0 && dropNewest != nil && dropNewest(pr.newest()) {
+			pr.n--
+		}
+		for pr.n > 0 && dropOldest != nil && dropOldest(pr.at(0)) {
+			pr.head = (pr.head + 1) % ProducerBatches
+			pr.n--
+		}
+		if pr.n == 0 {
+			ps.removeLocked(pr)
+		} else {
+			pr.lastWrite = pr.newest().MaxTimestamp
+		}
+		pr = next
+	}
+}
+
+// CutBelow drops what the log no longer holds after its start moved to
+// start (retention, DeleteRecordsBefore): the batches ending below it.
+func (ps *Producers) CutBelow(start int64) {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	ps.cutLocked(nil, func(b *ProducerBatch) bool { return b.Last < start })
+}
+
+// TruncateLog is what Truncate and Reset need of the log.
+type TruncateLog interface {
+	StartOffset() int64
+	TruncateTo(offset int64) error
+	ResetTo(offset int64) error
+}
+
+// Truncate truncates the log to offset (l.TruncateTo) and the state with
+// it: the snapshots above offset are deleted first (a crash after the log
+// was cut must not find them), then the batches at and above offset are
+// dropped, and with them producers left with none.
+func (ps *Producers) Truncate(l TruncateLog, offset int64) error {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	if err := ps.files.removeAbove(offset); err != nil {
+		return fmt.Errorf("replica: truncate producer state to %d: %w", offset, err)
+	}
+	if err := l.TruncateTo(offset); err != nil {
+		return err
+	}
+	start := l.StartOffset()
+	ps.cutLocked(func(b *ProducerBatch) bool { return b.Base >= offset }, func(b *ProducerBatch) bool { return b.Last < start })
+	return nil
+}
+
+// Reset empties the log and restarts it at offset (l.ResetTo), and the
+// state with it: every snapshot and producer goes.
+func (ps *Producers) Reset(l TruncateLog, offset int64) error {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	if err := ps.files.removeAbove(-1); err != nil {
+		return fmt.Errorf("replica: reset producer state: %w", err)
+	}
+	if err := l.ResetTo(offset); err != nil {
+		return err
+	}
+	ps.cutLocked(func(*ProducerBatch) bool { return true }, nil)
+	return nil
+}
