@@ -152,6 +152,7 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 	}
 	c.applyMetadata(resp)
 	c.cons.metadataChanged()
+	c.prod.leadersChanged()
 	return nil
 }
 
