@@ -384,3 +384,39 @@ func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 		})
 	}
 }
+
+// A cluster that does not serve InitProducerId: default idempotence is
+// dropped (records go out without a producer id, one batch in flight),
+// while idempotence asked for explicitly fails the records, definitely.
+func TestIdempotenceUnsupportedByCluster(t *testing.T) {
+	for _, explicit := range []bool{false, true} {
+		t.Run(fmt.Sprint("explicit=", explicit), func(t *testing.T) {
+			fc := newFakeCluster(t, 1)
+			fc.addTopic("t", 1)
+			fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+				if key == protocol.InitProducerID {
+					return action{resp: &protocol.InitProducerIDResponse{ErrorCode: protocol.ErrUnsupportedVersion}}
+				}
+				return action{}
+			})
+			var opts []Opt
+			if explicit {
+				opts = append(opts, Idempotent(true))
+			}
+			c := newTestClient(t, fc, opts...)
+			err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("v")})
+			if explicit {
+				if !errors.Is(err, protocol.ErrUnsupportedVersion) || IsIndeterminate(err) {
+					t.Fatalf("got %v, want a definite UNSUPPORTED_VERSION", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := fc.batchHeaders("t", 0); len(h) != 1 || h[0][0] != -1 {
+				t.Fatalf("batches %v, want one without a producer id", h)
+			}
+		})
+	}
+}

@@ -123,6 +123,10 @@ func (c *Client) metadataLoop() {
 	}
 }
 
+// metadataFirstTry bounds the first try of a metadata refresh (see
+// refreshMetadata).
+const metadataFirstTry = time.Second
+
 // refreshMetadata fetches metadata for every wanted topic from any broker
 // and publishes it.
 func (c *Client) refreshMetadata(ctx context.Context) error {
@@ -133,12 +137,29 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 	}
 	c.meta.mu.RUnlock()
 	var resp *protocol.MetadataResponse
-	cn, err := c.anyConn(ctx)
-	if err == nil {
-		resp = new(protocol.MetadataResponse)
-		err = cn.do(ctx, req, resp, c.cfg.requestTimeout, false)
-		if err == nil && resp.ErrorCode != protocol.NoError {
-			err = resp.ErrorCode.Err()
+	var err error
+	for try := range 2 {
+		// The first try gets metadataFirstTry, dial and answer: a hung
+		// broker (paused, its host gone) must not hold the refresh that
+		// would tell the producer its partitions moved away from it. The
+		// second goes to the next broker with the whole RequestTimeout.
+		timeout, actx, cancel := c.cfg.requestTimeout, ctx, context.CancelFunc(func() {})
+		if try == 0 && timeout > metadataFirstTry {
+			timeout = metadataFirstTry
+			actx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		var cn *conn
+		cn, err = c.anyConn(actx)
+		cancel()
+		if err == nil {
+			resp = new(protocol.MetadataResponse)
+			err = cn.do(ctx, req, resp, timeout, false)
+			if err == nil && resp.ErrorCode != protocol.NoError {
+				err = resp.ErrorCode.Err()
+			}
+		}
+		if err == nil || ctx.Err() != nil || c.closed() {
+			break
 		}
 	}
 	if err != nil {

@@ -26,10 +26,13 @@ import (
 // rule), and new batches wait behind them. Callbacks run in sent's order,
 // by one goroutine at a time per partition (deliver).
 type producer struct {
-	c           *Client
-	cfg         *config
-	idem        bool // idempotent producer (R13)
-	maxInflight int  // batches in flight per partition
+	c   *Client
+	cfg *config
+	// idem: the producer is idempotent (R13); maxInflight: batches in
+	// flight per partition. Guarded by mu: a cluster that does not serve
+	// InitProducerId turns default idempotence off (fetchPID).
+	idem        bool
+	maxInflight int
 
 	mu          sync.Mutex
 	topics      map[string]*ptopic

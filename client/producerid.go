@@ -82,14 +82,21 @@ func (p *producer) fetchPID(id int64, epoch int16) {
 	p.mu.Lock()
 	st := &p.pid
 	st.fetching = false
-	if err != nil {
+	switch {
+	case err != nil && !st.ready && p.cfg.idempotence == idempotenceDefault &&
+		classify(err, false).code == protocol.ErrUnsupportedVersion:
+		// A cluster that does not serve InitProducerId: idempotence was
+		// not asked for, only defaulted, so do without (as Kafka's
+		// producer does when it may not be idempotent). Nothing was sent.
+		p.idem, p.maxInflight = false, 1
+	case err != nil:
 		st.attempts++
 		st.retryAt = time.Now().Add(p.c.backoff(st.attempts))
 		st.err = nil
 		if !IsRetriable(err) && !errors.Is(err, ErrClosed) {
 			st.err = err
 		}
-	} else {
+	default:
 		st.attempts, st.err = 0, nil
 		st.id, st.epoch, st.ready, st.bump = nid, nepoch, true, false
 		touched = p.resequence()

@@ -307,7 +307,7 @@ func (p *producer) send(leader int32, items []sendItem, prev <-chan struct{}, mi
 	for i := range items {
 		it := &items[i]
 		if it.data == nil {
-			if p.idem {
+			if it.id >= 0 {
 				it.b.bld.SetProducer(it.id, it.epoch, it.seq)
 			}
 			data, err := it.b.bld.Build()
