@@ -143,21 +143,23 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 		// broker (paused, its host gone) must not hold the refresh that
 		// would tell the producer its partitions moved away from it. The
 		// second goes to the next broker with the whole RequestTimeout.
-		timeout, actx, cancel := c.cfg.requestTimeout, ctx, context.CancelFunc(func() {})
-		if try == 0 && timeout > metadataFirstTry {
-			timeout = metadataFirstTry
-			actx, cancel = context.WithTimeout(ctx, timeout)
+		// The first try's limit is its context's, not the request timeout,
+		// which would close the connection and fail what else waits on it
+		// (an admin request the broker answers before this one, say).
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if try == 0 && c.cfg.requestTimeout > metadataFirstTry {
+			tctx, cancel = context.WithTimeout(ctx, metadataFirstTry)
 		}
 		var cn *conn
-		cn, err = c.anyConn(actx)
-		cancel()
+		cn, err = c.anyConn(tctx)
 		if err == nil {
 			resp = new(protocol.MetadataResponse)
-			err = cn.do(ctx, req, resp, timeout, false)
+			err = cn.do(tctx, req, resp, c.cfg.requestTimeout, false)
 			if err == nil && resp.ErrorCode != protocol.NoError {
 				err = resp.ErrorCode.Err()
 			}
 		}
+		cancel()
 		if err == nil || ctx.Err() != nil || c.closed() {
 			break
 		}
