@@ -420,3 +420,33 @@ func TestIdempotenceUnsupportedByCluster(t *testing.T) {
 		})
 	}
 }
+
+// OUT_OF_ORDER_SEQUENCE_NUMBER that no earlier batch explains, and
+// INVALID_PRODUCER_EPOCH, mean the leader's view of the producer is not
+// the client's: the producer bumps its epoch and resends from sequence 0.
+func TestIdempotentUnexplainedErrorBumpsEpoch(t *testing.T) {
+	for _, code := range []protocol.ErrorCode{protocol.ErrOutOfOrderSequenceNumber, protocol.ErrInvalidProducerEpoch} {
+		t.Run(code.String(), func(t *testing.T) {
+			fc := newFakeCluster(t, 1)
+			fc.addTopic("t", 1)
+			var n atomic.Int32
+			fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+				if key == protocol.Produce && n.Add(1) == 2 {
+					return action{resp: produceErrorResponse(req.(*protocol.ProduceRequest), code)}
+				}
+				return action{}
+			})
+			c := newTestClient(t, fc, Linger(0))
+			for i := range 3 {
+				if err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte(fmt.Sprintf("%04d", i))}); err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+			}
+			wantStoredOnceInOrder(t, fc, 3)
+			got := fmt.Sprint(fc.batchHeaders("t", 0))
+			if want := "[[1 0 0 1] [1 1 0 1] [1 1 1 1]]"; got != want {
+				t.Fatalf("batches (producer, epoch, sequence, records) %s, want %s", got, want)
+			}
+		})
+	}
+}
