@@ -51,7 +51,8 @@
 // producer bumps its epoch and resends from sequence 0 (a batch that may
 // have been written under the old epoch then fails, indeterminate). A
 // cluster that does not serve InitProducerId turns default idempotence
-// off; explicit idempotence then fails the records.
+// off; explicit idempotence then fails the records. Client.Idempotent says
+// which it is.
 //
 // Without idempotence one batch per partition is in flight, a batch failing
 // with a retriable, definite error is retried before any later batch of its

@@ -87,6 +87,9 @@ func TestIdempotentSequencesStampedAndContinuous(t *testing.T) {
 	if n := fc.count(protocol.InitProducerID); n != 1 {
 		t.Errorf("%d InitProducerId requests, want 1", n)
 	}
+	if !c.Idempotent() {
+		t.Error("Idempotent() false with acks=all by default")
+	}
 }
 
 func TestNextSequenceWraps(t *testing.T) {
@@ -413,6 +416,9 @@ func TestIdempotenceUnsupportedByCluster(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.Idempotent() {
+				t.Error("Idempotent() true after the cluster refused InitProducerId")
 			}
 			if h := fc.batchHeaders("t", 0); len(h) != 1 || h[0][0] != -1 {
 				t.Fatalf("batches %v, want one without a producer id", h)

@@ -28,6 +28,18 @@ func (c *Client) InitProducerID(ctx context.Context, id int64, epoch int16) (int
 	return resp.ProducerID, resp.ProducerEpoch, nil
 }
 
+// Idempotent reports whether the producer is idempotent (R13): as the
+// Idempotent option says, or by default with AcksAll — unless the cluster
+// turned out not to serve InitProducerId, which turns default idempotence
+// off at the first send. A checker can count a duplicate as a failure when
+// it is true.
+func (c *Client) Idempotent() bool {
+	p := &c.prod
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idem
+}
+
 // pidState is the idempotent producer's id and epoch, fetched lazily by
 // the send loop before the first send and again to bump the epoch. All of
 // it is guarded by producer.mu.
