@@ -287,7 +287,9 @@ func (c *config) idempotent() bool {
 // flight with their order kept. Without it one batch per partition is in
 // flight and a batch whose outcome is unknown fails at once, indeterminate
 // (R14). Default: on with Acks(AcksAll), off otherwise; on with another
-// ack level is an error at New, as in Kafka.
+// ack level is an error at New, as in Kafka. Default idempotence is turned
+// off for a cluster that does not serve InitProducerId (Client.Idempotent
+// tells); Idempotent(true) then fails the records.
 func Idempotent(on bool) Opt {
 	return func(c *config) {
 		c.idempotence = idempotenceOff
