@@ -8,12 +8,24 @@ import (
 
 // BenchmarkProduce is the producer's hot path: Produce of 100-byte records
 // into batches sent to a fake broker that answers at once, through the
-// real connection layer. records/s is the figure to watch; allocs/op
-// counts every allocation per record, batching and requests included.
+// real connection layer, idempotent (the default with acks=all: sequence
+// numbers, up to five batches in flight, the fake broker checking them) and
+// not. records/s is the figure to watch; allocs/op counts every allocation
+// per record, batching and requests included.
 func BenchmarkProduce(b *testing.B) {
+	for _, idem := range []bool{true, false} {
+		name := "idempotent"
+		if !idem {
+			name = "not-idempotent"
+		}
+		b.Run(name, func(b *testing.B) { benchmarkProduce(b, idem) })
+	}
+}
+
+func benchmarkProduce(b *testing.B, idem bool) {
 	fc := newFakeCluster(b, 1)
 	fc.addTopic("t", 1)
-	c, err := New(context.Background(), SeedBrokers(fc.addrs()...), Linger(time.Millisecond))
+	c, err := New(context.Background(), SeedBrokers(fc.addrs()...), Linger(time.Millisecond), Idempotent(idem))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -31,14 +31,40 @@
 // Produce buffers a record into its partition's batch and returns; the
 // callback runs once the batch is acknowledged or has failed. Batches are
 // sent when they reach BatchMaxBytes, when their first record has waited
-// Linger, or on Flush. Ordering: at most one batch per partition is in
-// flight at a time, and a batch failing with a retriable, definite error is
-// retried before any later batch of its partition is sent, so records of a
-// partition are written in Produce order. (Several in-flight batches per
-// partition need idempotence to stay ordered across retries; it comes with
-// producer ids, R13.) Without idempotence a batch whose outcome is unknown
-// (timeout, connection lost after sending) is never resent — its records
-// fail with an indeterminate *ProduceError (R14).
+// Linger, or on Flush. Records of a partition are written in Produce order
+// and their callbacks run in that order.
+//
+// Idempotence (R13) is on by default with Acks(AcksAll), as in Kafka 3.0
+// and later; Idempotent(false) turns it off, and asking for it with
+// another ack level is an error at New. Before its first send the producer
+// gets a producer id and epoch (InitProducerId) — lazily, so New works
+// while the cluster is briefly unavailable — and stamps every batch with
+// them and a per-partition sequence number; the leader writes a batch once
+// however often it arrives. So up to five batches per partition are in
+// flight, and a batch that fails with a retriable error is resent, with
+// the later batches of its partition behind it, in order and with their
+// sequences. A request that timed out or lost its connection is resent
+// too: with idempotence a "maybe written" (indeterminate) failure reaches
+// the callback only when DeliveryTimeout runs out. After
+// UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH or an
+// OUT_OF_ORDER_SEQUENCE_NUMBER that no earlier batch explains, the
+// producer bumps its epoch and resends from sequence 0 (a batch that may
+// have been written under the old epoch then fails, indeterminate). A
+// cluster that does not serve InitProducerId turns default idempotence
+// off; explicit idempotence then fails the records. Client.Idempotent says
+// which it is.
+//
+// Without idempotence one batch per partition is in flight, a batch failing
+// with a retriable, definite error is retried before any later batch of its
+// partition, and a batch whose outcome is unknown (timeout, connection lost
+// after sending) is never resent: its records fail with an indeterminate
+// *ProduceError (R14).
+//
+// A batch in flight for 250 ms makes the producer refresh metadata every
+// 250 ms; when its partition has a new leader, the producer stops waiting
+// on the old leader's connection (a hung broker would hold it for
+// RequestTimeout) and resends the batch to the new leader, or, without
+// idempotence, fails it at once as indeterminate.
 //
 // Every record accepted by Produce gets its callback exactly once: Flush
 // waits for all of them, and Close sends what is buffered before it returns

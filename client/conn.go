@@ -197,30 +197,50 @@ func (c *conn) callDone() {
 // the wait but not the conn: the request may still be sent and answered,
 // so the caller must not reuse resp after an error. ownBody: see call.
 func (c *conn) do(ctx context.Context, req, resp protocol.Message, timeout time.Duration, ownBody bool) error {
+	cl, err := c.start(ctx, req, resp, ownBody)
+	if err != nil {
+		return err
+	}
+	return c.wait(ctx, cl, timeout)
+}
+
+// start hands req to the writer and returns without waiting for the
+// response: requests started one after another from one goroutine go on
+// the wire in that order (the idempotent producer's batches of a partition
+// must). Every call start returns must be passed to wait.
+func (c *conn) start(ctx context.Context, req, resp protocol.Message, ownBody bool) (*call, error) {
 	v := int16(-1)
 	if slot := versionSlot(req.Key()); slot >= 0 {
 		v = c.versions[slot]
 	}
 	if v < 0 {
-		return fmt.Errorf("broker %s: %v: %w", c.addr, req.Key(), protocol.ErrUnsupportedVersion)
+		return nil, fmt.Errorf("broker %s: %v: %w", c.addr, req.Key(), protocol.ErrUnsupportedVersion)
 	}
 	cl := &call{req: req, resp: resp, version: v, ownBody: ownBody, done: make(chan error, 1)}
 	c.pending.Add(1)
-	defer c.callDone()
 	select {
 	case c.calls <- cl:
+		return cl, nil
 	case <-c.die:
-		return &connError{addr: c.addr, err: c.err}
+		c.callDone()
+		return nil, &connError{addr: c.addr, err: c.err}
 	case <-ctx.Done():
-		return &connError{addr: c.addr, err: ctx.Err()}
+		c.callDone()
+		return nil, &connError{addr: c.addr, err: ctx.Err()}
 	}
+}
+
+// wait waits for the response to cl, which start returned; timeout and
+// ctx as for do.
+func (c *conn) wait(ctx context.Context, cl *call, timeout time.Duration) error {
+	defer c.callDone()
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case err := <-cl.done:
 		return err
 	case <-t.C:
-		c.fail(fmt.Errorf("%v request timed out after %v", req.Key(), timeout))
+		c.fail(fmt.Errorf("%v request timed out after %v", cl.req.Key(), timeout))
 		return &connError{addr: c.addr, sent: true, timeout: true, err: context.DeadlineExceeded}
 	case <-ctx.Done():
 		return &connError{addr: c.addr, sent: cl.sent.Load(), err: ctx.Err()}

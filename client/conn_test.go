@@ -162,12 +162,12 @@ func TestConnRejectsWrongCorrelationID(t *testing.T) {
 	<-done
 }
 
-// Connection loss after a produce was sent: the records fail as
-// indeterminate and are not resent (no idempotence yet).
+// Connection loss after a produce was sent: without idempotence the
+// records fail as indeterminate and are not resent.
 func TestProduceConnLossIsIndeterminateAndNotRetried(t *testing.T) {
 	fc := newFakeCluster(t, 1)
 	fc.addTopic("t", 1)
-	c := newTestClient(t, fc, Linger(0))
+	c := newTestClient(t, fc, Linger(0), Idempotent(false))
 	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
 		return action{close: key == protocol.Produce}
 	})

@@ -24,7 +24,37 @@ type fakeCluster struct {
 	hook    func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action
 	counts  map[protocol.APIKey]int
 	appends notifier
+
+	// Idempotence, as a real leader does it (R13): producer ids handed
+	// out, each id's current epoch, and per producer and partition the
+	// last batches appended.
+	nextPID   int64
+	pidEpochs map[int64]int16
+	producers map[fakeProducerKey]*fakeProducer
+	dups      int // duplicates answered with their original offsets
 }
+
+type fakeProducerKey struct {
+	pid       int64
+	topic     string
+	partition int32
+}
+
+// fakeProducer is one producer's state on one partition: its epoch and
+// the last fakeRetained batches (first and last sequence, base offset).
+type fakeProducer struct {
+	epoch   int16
+	batches []fakeRetained
+}
+
+type fakeRetained struct {
+	first, last int32
+	base        int64
+}
+
+// fakeRetainedBatches is how many batches a producer's state keeps, as a
+// real leader does.
+const fakeRetainedBatches = 5
 
 type fakeTopic struct {
 	parts   []*fakePart
@@ -43,6 +73,7 @@ type fakePart struct {
 type action struct {
 	resp  protocol.Message // answer with this instead
 	close bool             // close the connection without answering
+	drop  bool             // handle the request, then close without answering
 	wait  <-chan struct{}  // before answering, wait for this (or broker stop)
 }
 
@@ -57,7 +88,8 @@ type fakeBroker struct {
 }
 
 func newFakeCluster(t testing.TB, n int) *fakeCluster {
-	fc := &fakeCluster{t: t, topics: map[string]*fakeTopic{}, counts: map[protocol.APIKey]int{}}
+	fc := &fakeCluster{t: t, topics: map[string]*fakeTopic{}, counts: map[protocol.APIKey]int{},
+		pidEpochs: map[int64]int16{}, producers: map[fakeProducerKey]*fakeProducer{}}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -214,6 +246,9 @@ func (b *fakeBroker) serve(nc net.Conn) {
 			if resp == nil {
 				resp = b.handle(h.Key, req)
 			}
+			if act.drop {
+				return
+			}
 			if resp == nil {
 				continue // acks=0
 			}
@@ -235,6 +270,8 @@ func (b *fakeBroker) handle(key protocol.APIKey, m protocol.Message) protocol.Me
 		return &protocol.APIVersionsResponse{APIs: protocol.SupportedAPIs()}
 	case *protocol.MetadataRequest:
 		return fc.metadata(req)
+	case *protocol.InitProducerIDRequest:
+		return fc.initProducerID(req)
 	case *protocol.ProduceRequest:
 		return b.produce(req)
 	case *protocol.FetchRequest:
@@ -355,6 +392,8 @@ func (b *fakeBroker) produce(req *protocol.ProduceRequest) protocol.Message {
 			if p != nil {
 				if err := record.Validate(pp.Records, record.Limits{Contiguous: true}); err != nil {
 					pr.ErrorCode, pr.ErrorMessage = protocol.ErrCorruptMessage, err.Error()
+				} else if code, base, dup := fc.checkSequence(t.Name, pp.Partition, record.Batch(pp.Records), p.next); code != protocol.NoError || dup {
+					pr.ErrorCode, pr.BaseOffset = code, base
 				} else {
 					batch := record.Batch(append([]byte(nil), pp.Records...))
 					batch.SetBaseOffset(p.next)
@@ -488,6 +527,100 @@ func (fc *fakeCluster) createTopics(req *protocol.CreateTopicsRequest) protocol.
 			fc.topics[ct.Name] = t
 		}
 		resp.Topics = append(resp.Topics, te)
+	}
+	return resp
+}
+
+// initProducerID hands out a new producer id, or bumps the epoch of one.
+func (fc *fakeCluster) initProducerID(req *protocol.InitProducerIDRequest) protocol.Message {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if req.ProducerID < 0 {
+		fc.nextPID++
+		fc.pidEpochs[fc.nextPID] = 0
+		return &protocol.InitProducerIDResponse{ProducerID: fc.nextPID}
+	}
+	cur, ok := fc.pidEpochs[req.ProducerID]
+	if !ok || cur != req.ProducerEpoch {
+		return &protocol.InitProducerIDResponse{ErrorCode: protocol.ErrInvalidProducerEpoch}
+	}
+	fc.pidEpochs[req.ProducerID] = cur + 1
+	return &protocol.InitProducerIDResponse{ProducerID: req.ProducerID, ProducerEpoch: cur + 1}
+}
+
+// checkSequence applies a real leader's idempotence rules to batch, about
+// to be appended at next: a retained batch sent again is a duplicate,
+// answered with its original base offset; a stale epoch, an unknown
+// producer with a sequence other than 0 and a gap are refused. A batch
+// that passes is recorded as appended. fc.mu is held.
+func (fc *fakeCluster) checkSequence(topic string, partition int32, batch record.Batch, next int64) (code protocol.ErrorCode, base int64, dup bool) {
+	pid := batch.ProducerID()
+	if pid < 0 {
+		return protocol.NoError, -1, false
+	}
+	epoch, seq := batch.ProducerEpoch(), batch.BaseSequence()
+	last := nextSequence(seq, int(batch.RecordCount())-1)
+	key := fakeProducerKey{pid, topic, partition}
+	st := fc.producers[key]
+	switch {
+	case st == nil && seq != 0:
+		return protocol.ErrUnknownProducerID, -1, false
+	case st == nil || epoch > st.epoch:
+		if seq != 0 {
+			return protocol.ErrOutOfOrderSequenceNumber, -1, false
+		}
+		st = &fakeProducer{epoch: epoch}
+		fc.producers[key] = st
+	case epoch < st.epoch:
+		return protocol.ErrInvalidProducerEpoch, -1, false
+	default:
+		for _, r := range st.batches {
+			if r.first == seq && r.last == last {
+				fc.dups++
+				return protocol.NoError, r.base, true
+			}
+		}
+		if want := nextSequence(st.batches[len(st.batches)-1].last, 1); seq != want {
+			return protocol.ErrOutOfOrderSequenceNumber, -1, false
+		}
+	}
+	st.batches = append(st.batches, fakeRetained{first: seq, last: last, base: next})
+	if len(st.batches) > fakeRetainedBatches {
+		st.batches = st.batches[1:]
+	}
+	return protocol.NoError, -1, false
+}
+
+// forgetProducers drops every producer's state, as a leader evicting
+// idle producers (or one that lost it) does: their next batch gets
+// UNKNOWN_PRODUCER_ID.
+func (fc *fakeCluster) forgetProducers() {
+	fc.mu.Lock()
+	clear(fc.producers)
+	fc.mu.Unlock()
+}
+
+// batchHeaders returns (producer id, epoch, base sequence, records) of
+// each batch stored in a partition, in offset order.
+func (fc *fakeCluster) batchHeaders(topic string, partition int32) [][4]int64 {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	var out [][4]int64
+	for _, b := range fc.topics[topic].parts[partition].batches {
+		out = append(out, [4]int64{b.ProducerID(), int64(b.ProducerEpoch()), int64(b.BaseSequence()), int64(b.RecordCount())})
+	}
+	return out
+}
+
+// produceErrorResponse answers every partition of req with code.
+func produceErrorResponse(req *protocol.ProduceRequest, code protocol.ErrorCode) *protocol.ProduceResponse {
+	resp := &protocol.ProduceResponse{}
+	for _, t := range req.Topics {
+		tr := protocol.ProduceTopicResponse{Name: t.Name}
+		for _, p := range t.Partitions {
+			tr.Partitions = append(tr.Partitions, protocol.ProducePartitionResponse{Partition: p.Partition, ErrorCode: code})
+		}
+		resp.Topics = append(resp.Topics, tr)
 	}
 	return resp
 }

@@ -123,6 +123,10 @@ func (c *Client) metadataLoop() {
 	}
 }
 
+// metadataFirstTry bounds the first try of a metadata refresh (see
+// refreshMetadata).
+const metadataFirstTry = time.Second
+
 // refreshMetadata fetches metadata for every wanted topic from any broker
 // and publishes it.
 func (c *Client) refreshMetadata(ctx context.Context) error {
@@ -133,12 +137,31 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 	}
 	c.meta.mu.RUnlock()
 	var resp *protocol.MetadataResponse
-	cn, err := c.anyConn(ctx)
-	if err == nil {
-		resp = new(protocol.MetadataResponse)
-		err = cn.do(ctx, req, resp, c.cfg.requestTimeout, false)
-		if err == nil && resp.ErrorCode != protocol.NoError {
-			err = resp.ErrorCode.Err()
+	var err error
+	for try := range 2 {
+		// The first try gets metadataFirstTry, dial and answer: a hung
+		// broker (paused, its host gone) must not hold the refresh that
+		// would tell the producer its partitions moved away from it. The
+		// second goes to the next broker with the whole RequestTimeout.
+		// The first try's limit is its context's, not the request timeout,
+		// which would close the connection and fail what else waits on it
+		// (an admin request the broker answers before this one, say).
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if try == 0 && c.cfg.requestTimeout > metadataFirstTry {
+			tctx, cancel = context.WithTimeout(ctx, metadataFirstTry)
+		}
+		var cn *conn
+		cn, err = c.anyConn(tctx)
+		if err == nil {
+			resp = new(protocol.MetadataResponse)
+			err = cn.do(tctx, req, resp, c.cfg.requestTimeout, false)
+			if err == nil && resp.ErrorCode != protocol.NoError {
+				err = resp.ErrorCode.Err()
+			}
+		}
+		cancel()
+		if err == nil || ctx.Err() != nil || c.closed() {
+			break
 		}
 	}
 	if err != nil {
@@ -152,6 +175,7 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 	}
 	c.applyMetadata(resp)
 	c.cons.metadataChanged()
+	c.prod.leadersChanged()
 	return nil
 }
 

@@ -37,6 +37,7 @@ type config struct {
 	produceTimeout   time.Duration
 	deliveryTimeout  time.Duration
 	partitioner      Partitioner
+	idempotence      idempotence
 
 	// consumer
 	fetchMaxWait          time.Duration
@@ -132,6 +133,8 @@ func (c *config) validate() error {
 		return bad("ProduceTimeout", "%v, must be positive and fit in i32 milliseconds", c.produceTimeout)
 	case c.deliveryTimeout <= 0:
 		return bad("DeliveryTimeout", "%v, must be positive", c.deliveryTimeout)
+	case c.idempotence == idempotenceOn && c.acks != AcksAll:
+		return bad("Idempotent", "needs Acks(AcksAll), have acks=%v", c.acks)
 	case c.partitioner == nil:
 		return bad("RecordPartitioner", "nil")
 	case c.fetchMaxWait < 0 || c.fetchMaxWait.Milliseconds() > 1<<31-1:
@@ -254,9 +257,47 @@ func Acks(level AckLevel) Opt { return func(c *config) { c.acks = level } }
 func ProduceTimeout(d time.Duration) Opt { return func(c *config) { c.produceTimeout = d } }
 
 // DeliveryTimeout bounds the time from Produce to the callback: a record
-// still failing with retriable errors when it expires gets the last error.
-// Default 2m.
+// still failing with retriable errors when it expires gets the last error
+// (indeterminate if an attempt's outcome was unknown). Default 2m.
 func DeliveryTimeout(d time.Duration) Opt { return func(c *config) { c.deliveryTimeout = d } }
+
+// idempotence is the Idempotent setting: unset (on with AcksAll), on or
+// off.
+type idempotence int8
+
+const (
+	idempotenceDefault idempotence = iota
+	idempotenceOn
+	idempotenceOff
+)
+
+// idempotent reports whether the producer is idempotent: as set, or by
+// default when acks are AcksAll (as Kafka >= 3.0).
+func (c *config) idempotent() bool {
+	return c.idempotence == idempotenceOn || (c.idempotence == idempotenceDefault && c.acks == AcksAll)
+}
+
+// Idempotent turns the idempotent producer on or off (R13). With it the
+// producer gets a producer id and epoch from the cluster before its first
+// send (InitProducerId) and numbers each partition's batches, so the
+// leader writes a batch once however often it is retried: a batch whose
+// request timed out or lost its connection is sent again with the same
+// sequence, an indeterminate failure reaches the callback only when
+// DeliveryTimeout runs out, and up to five batches per partition are in
+// flight with their order kept. Without it one batch per partition is in
+// flight and a batch whose outcome is unknown fails at once, indeterminate
+// (R14). Default: on with Acks(AcksAll), off otherwise; on with another
+// ack level is an error at New, as in Kafka. Default idempotence is turned
+// off for a cluster that does not serve InitProducerId (Client.Idempotent
+// tells); Idempotent(true) then fails the records.
+func Idempotent(on bool) Opt {
+	return func(c *config) {
+		c.idempotence = idempotenceOff
+		if on {
+			c.idempotence = idempotenceOn
+		}
+	}
+}
 
 // RecordPartitioner chooses partitions for produced records. Default
 // KeyPartitioner().

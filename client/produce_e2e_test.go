@@ -52,16 +52,7 @@ func TestProduceOrderUnderRetries(t *testing.T) {
 	var n atomic.Int64
 	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
 		if key == protocol.Produce && n.Add(1)%3 == 0 {
-			r := req.(*protocol.ProduceRequest)
-			resp := &protocol.ProduceResponse{}
-			for _, t := range r.Topics {
-				tr := protocol.ProduceTopicResponse{Name: t.Name}
-				for _, p := range t.Partitions {
-					tr.Partitions = append(tr.Partitions, protocol.ProducePartitionResponse{Partition: p.Partition, ErrorCode: protocol.ErrNotEnoughReplicas})
-				}
-				resp.Topics = append(resp.Topics, tr)
-			}
-			return action{resp: resp}
+			return action{resp: produceErrorResponse(req.(*protocol.ProduceRequest), protocol.ErrNotEnoughReplicas)}
 		}
 		return action{}
 	})

@@ -15,11 +15,24 @@ import (
 // producer is the Client's record accumulator and sender. Records are
 // appended under mu into their partition's open batch (a reused
 // record.Builder); the send loop takes batches that are full, lingered or
-// flushed, one per partition at a time, and sends each leader's share as
-// one Produce request.
+// flushed — up to maxInflight per partition — and sends each leader's
+// share as Produce requests, in order on the leader's connection.
+//
+// A partition's batches go through queued (sealed, never sent) to sent
+// (sent at least once, not yet settled, in send order: with idempotence,
+// sequence order) to done (settled, callbacks not yet run). A batch that
+// must be sent again stays in sent as pending; pending batches are resent,
+// in order, only once nothing of their partition is in flight (Kafka's
+// rule), and new batches wait behind them. Callbacks run in sent's order,
+// by one goroutine at a time per partition (deliver).
 type producer struct {
 	c   *Client
 	cfg *config
+	// idem: the producer is idempotent (R13); maxInflight: batches in
+	// flight per partition. Guarded by mu: a cluster that does not serve
+	// InitProducerId turns default idempotence off (fetchPID).
+	idem        bool
+	maxInflight int
 
 	mu          sync.Mutex
 	topics      map[string]*ptopic
@@ -30,10 +43,21 @@ type producer struct {
 	outstanding int // records accepted and not yet called back
 	idle        notifier
 
+	pid          pidState
+	inflight     int       // batches in flight, all partitions
+	stallRefresh time.Time // when a stalled batch last asked for metadata
+
 	mem     memLimit
-	wake    chan struct{}      // capacity 1: something for the send loop to do
-	started bool               // the send loop runs; guarded by mu
-	reqs    map[int32][]*batch // drain's scratch, owned by the send loop
+	wake    chan struct{} // capacity 1: something for the send loop to do
+	started bool          // the send loop runs; guarded by mu
+	// drain's output, owned by the send loop: per leader, the requests to
+	// send in order (a partition's k-th batch goes in the k-th); and the
+	// partitions with settled batches to deliver.
+	reqs      map[int32][][]sendItem
+	deliverTo []*ppart
+	// lanes orders the requests to one leader: each request is handed to
+	// the connection after the one before it (send loop only).
+	lanes map[int32]chan struct{}
 }
 
 // ptopic is a topic's partitions and its sticky placement.
@@ -44,18 +68,25 @@ type ptopic struct {
 	stickyBatch *batch // the batch keyless records stick to while it is open
 }
 
-// ppart is one partition's batches: open accepts records, queued are full
-// or awaiting a retry, in order; inflight is set while a batch is sent.
+// ppart is one partition's batches: open accepts records, queued are
+// sealed and never sent, sent are sent and not settled (see producer), done
+// are settled and await their callbacks. p.mu guards all of it.
 type ppart struct {
-	t         *ptopic
-	partition int32
-	open      *batch
-	queued    []*batch
-	inflight  bool
+	t          *ptopic
+	partition  int32
+	open       *batch
+	queued     []*batch
+	sent       []*batch
+	inflight   int   // batches of sent in flight
+	nextSeq    int32 // idempotence: the sequence of the next new batch
+	done       []*batch
+	delivering bool // a goroutine is running done's callbacks
+	probe      bool // resend one pending batch at a time (see drainPart)
 }
 
 // batch is a partition's records being built or sent. It is recycled with
-// its builder and slices once its callbacks have run.
+// its builder and slices once its callbacks have run and no request
+// refers to it.
 type batch struct {
 	part     *ppart
 	bld      *record.Builder
@@ -66,8 +97,40 @@ type batch struct {
 	retryAt  time.Time
 	attempts int
 	lastErr  error
-	data     record.Batch // sealed bytes, built at the first send
+	// data is the sealed bytes, built by the first send (again after an
+	// epoch bump restamps the batch); written under p.mu.
+	data record.Batch
+
+	state  batchState
+	seq    int32 // idempotence: base sequence, -1 before the first send
+	leader int32 // where the request in flight went
+	sentAt time.Time
+	// gen numbers the batch's sends; a response for an earlier one is
+	// ignored (the batch was given up on that connection). It survives
+	// recycling, so a late response never matches a reused batch.
+	gen          uint64
+	refs         int  // send goroutines holding the batch (its bytes)
+	maybeWritten bool // an attempt's outcome was unknown (R14)
+	base         int64
+	err          error // the final error of a failed batch
 }
+
+// batchState is where a batch of ppart.sent stands.
+type batchState uint8
+
+const (
+	batchPending  batchState = iota // to be sent (again)
+	batchInflight                   // a request is out
+	batchAcked                      // acknowledged at base; settles once those before it have
+	batchFailed                     // failed with err; settles once those before it have
+	batchDone                       // its callbacks ran; recycled when refs reaches 0
+)
+
+// maxInflightIdempotent is how many batches per partition an idempotent
+// producer keeps in flight: the leader remembers the last five per
+// producer (Kafka's max.in.flight.requests.per.connection limit for
+// idempotence).
+const maxInflightIdempotent = 5
 
 type pendingRecord struct {
 	rec *Record
@@ -95,8 +158,14 @@ func (p *producer) init(c *Client) {
 	p.topics = map[string]*ptopic{}
 	p.active = map[*ppart]struct{}{}
 	p.wake = make(chan struct{}, 1)
-	p.reqs = map[int32][]*batch{}
+	p.reqs = map[int32][][]sendItem{}
+	p.lanes = map[int32]chan struct{}{}
 	p.mem.limit = c.cfg.maxBufferedBytes
+	p.idem = c.cfg.idempotent()
+	p.maxInflight = 1
+	if p.idem {
+		p.maxInflight = maxInflightIdempotent
+	}
 }
 
 // Produce buffers rec for sending to rec.Topic and returns; cb (which may
@@ -349,6 +418,7 @@ func (p *producer) newBatch(pp *ppart, now time.Time) *batch {
 		b = &batch{bld: record.NewBuilder(p.cfg.codec)}
 	}
 	b.part, b.created, b.deadline = pp, now, now.Add(p.cfg.deliveryTimeout)
+	b.seq, b.leader, b.base = -1, -1, -1
 	return b
 }
 
@@ -360,7 +430,7 @@ const maxFreeBatches = 64
 func (p *producer) recycle(b *batch) {
 	clear(b.recs)
 	b.bld.Reset()
-	*b = batch{bld: b.bld, recs: b.recs[:0]}
+	*b = batch{bld: b.bld, recs: b.recs[:0], gen: b.gen}
 	if len(p.free) < maxFreeBatches {
 		p.free = append(p.free, b)
 	}

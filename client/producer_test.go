@@ -11,11 +11,13 @@ import (
 )
 
 // offlineClient is a Client with no connections and no goroutines, for
-// driving the producer's accumulator by hand with explicit times.
+// driving the producer's accumulator by hand with explicit times. It is
+// not idempotent unless opts say so.
 func offlineClient(t *testing.T, opts ...Opt) *Client {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.seeds = []string{"127.0.0.1:1"}
+	cfg.idempotence = idempotenceOff // tests of idempotence turn it on
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -52,16 +54,39 @@ func (p *producer) appendAt(rec *Record, part int32, now time.Time) bool {
 	return p.append(rec, func(*Record, error) {}, part, int32(len(p.c.meta.topic(rec.Topic).partitions)), recordSize(rec), now)
 }
 
-// drainAt runs drain and returns the batches taken, by leader.
+// drainAt runs drain and returns the batches taken, by leader in request
+// order, and the batches it failed (settled, not yet delivered).
 func (p *producer) drainAt(now time.Time) (map[int32][]*batch, time.Time, []*batch) {
-	var failed []*batch
-	next := p.drain(now, &failed)
+	next := p.drain(now)
 	out := map[int32][]*batch{}
-	for k, v := range p.reqs {
-		out[k] = v
+	for k, reqs := range p.reqs {
+		for _, items := range reqs {
+			for _, it := range items {
+				out[k] = append(out[k], it.b)
+			}
+		}
 		delete(p.reqs, k)
 	}
+	var failed []*batch
+	p.mu.Lock()
+	for _, pp := range p.deliverTo {
+		for _, b := range pp.done {
+			if b.err != nil {
+				failed = append(failed, b)
+			}
+		}
+	}
+	p.mu.Unlock()
+	p.deliverTo = p.deliverTo[:0]
 	return out, next, failed
+}
+
+// answer settles batch b's send as a response (base offset, or err) would,
+// and ends the send as its goroutine would.
+func (p *producer) answer(b *batch, base int64, err error) {
+	it := sendItem{b: b, gen: b.gen, epoch: p.pid.epoch}
+	p.outcome(&it, base, err)
+	p.release([]sendItem{it})
 }
 
 func TestLingerHoldsBatchUntilDeadline(t *testing.T) {
@@ -176,10 +201,10 @@ func (c *Client) prodTooLarge(max int) (*Record, error) {
 	return rec, got
 }
 
-// At most one batch per partition is in flight, and a retried batch goes
-// before every later batch of its partition.
+// Without idempotence at most one batch per partition is in flight, and a
+// retried batch goes before every later batch of its partition.
 func TestInflightOrderingAndRetryAtHead(t *testing.T) {
-	c := offlineClient(t, Linger(time.Hour), BatchMaxBytes(256), RetryBackoff(time.Millisecond, time.Millisecond))
+	c := offlineClient(t, Linger(time.Hour), BatchMaxBytes(256), RetryBackoff(time.Millisecond, time.Millisecond), Idempotent(false))
 	c.setTopic("t", 1)
 	p := &c.prod
 	t0 := time.Now()
@@ -199,8 +224,8 @@ func TestInflightOrderingAndRetryAtHead(t *testing.T) {
 	if again, _, _ := p.drainAt(t0); len(again) != 0 {
 		t.Fatalf("second batch taken while the first is in flight: %v", again)
 	}
-	p.complete(first, protocol.ErrNotLeaderOrFollower.Err(), false)
-	if pp.queued[0] != first || pp.queued[1] != second {
+	p.answer(first, -1, protocol.ErrNotLeaderOrFollower.Err())
+	if pp.sent[0] != first || first.state != batchPending || pp.queued[0] != second {
 		t.Fatal("retried batch not put back at the head of its partition")
 	}
 	if early, _, _ := p.drainAt(time.Now().Add(-time.Second)); len(early) != 0 {
@@ -231,7 +256,7 @@ func TestNoLeaderFailsAtDeliveryTimeout(t *testing.T) {
 	if len(failed) != 1 {
 		t.Fatal("not failed at the delivery timeout")
 	}
-	p.complete(failed[0], failed[0].lastErr, true)
+	p.deliver(failed[0].part)
 	var pe *ProduceError
 	if !errors.As(got, &pe) || pe.Indeterminate || !errors.Is(got, protocol.ErrLeaderNotAvailable) {
 		t.Fatalf("got %v, want a definite LEADER_NOT_AVAILABLE ProduceError", got)
