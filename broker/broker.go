@@ -91,6 +91,7 @@ type Broker struct {
 	reregister chan struct{} // capacity 1: the registration says offline while running
 	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append
+	refusedAt  atomic.Int64  // unix nanoseconds of the last produce refused while draining
 	parts      *partitions
 	ln         net.Listener
 	addr       string // guarded by mu
