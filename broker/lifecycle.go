@@ -234,39 +234,6 @@ func (b *Broker) maintainISR(ctx context.Context, p *partition, topicID uint64) 
 	lg.Info("ISR changed", zap.Int32s("removed", shrink))
 }
 
-// rebalanceLoop returns leadership to preferred replicas, while this
-// broker's controller node leads the Raft group.
-func (b *Broker) rebalanceLoop(ctx context.Context) {
-	if b.cfg.LeaderRebalanceInterval < 0 {
-		return
-	}
-	t := time.NewTicker(b.cfg.LeaderRebalanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-		if !b.node.IsLeader() {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		elections, err := b.node.ElectPreferredLeaders(wctx, nil)
-		cancel()
-		if err != nil {
-			b.logger.Debug("preferred leader election", zap.Error(err))
-			continue
-		}
-		for _, e := range elections {
-			if e.Err == nil {
-				b.logger.Info("leadership returned to the preferred replica", zap.String("topic", e.Topic),
-					zap.Int32("partition", e.Partition), zap.Int32("leader", e.Leader))
-			}
-		}
-	}
-}
-
 // startMembership starts this broker's serf agent, joining no one yet
 // (joinGossip does, once the broker is registered).
 func (b *Broker) startMembership(advertised string) error {
