@@ -104,8 +104,8 @@ func dataDirID(fs vfs.FS, dataDir string) (string, error) {
 // resign. A fence that fails (no leader for the moment, leadership lost
 // while committing: a restarted voter's election) is proposed again until
 // ControlledShutdownTimeout; fencing an epoch twice changes nothing. Then
-// it keeps its connections open while producers still come (lingerAfter
-// Drain). Producers see retried requests, not failures.
+// it keeps its connections open while producers still come
+// (lingerAfterDrain). Producers see retried requests, not failures.
 // Without a controller leader for half of ControlledShutdownTimeout (a
 // cluster that lost its quorum) it gives up: the others detect the
 // failure.

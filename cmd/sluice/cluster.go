@@ -80,16 +80,7 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Controller leader, voters, brokers with state and epoch, partitions without a leader or under-replicated",
-		Long: `Show the controller leader, the Raft voters and non-voters, the brokers with
-their state and epoch, and the partitions without a leader or under-replicated.
-
-The controller part is the controller leader's own answer when its broker can
-be reached: a broker cut off from the Raft group knows no leader, so the
-question is passed on to the broker the first one names, or to the other alive
-brokers, until one says it leads.`,
-		Example: `  sluice cluster status
-  sluice cluster status --json --brokers host1:7092,host2:7092`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := dial(cmd, g)
 			if err != nil {
@@ -105,6 +96,13 @@ brokers, until one says it leads.`,
 			}
 			return printClusterStatus(cmd.OutOrStdout(), st)
 		},
+		Long: `Show the controller leader, the Raft voters and non-voters, the brokers with
+their state and epoch, and the partitions without a leader or under-replicated.
+
+The controller part is the controller leader's own answer when its broker can
+be reached: a broker cut off from the Raft group knows no leader, so the
+question is passed on to the broker the first one names, or to the other alive
+brokers, until one says it leads.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&replicaTimeout, "replica-timeout", defaultReplicaTimeout,
