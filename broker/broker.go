@@ -93,6 +93,7 @@ type Broker struct {
 	epoch      atomic.Int64  // broker epoch from the last registration
 	ready      atomic.Bool   // registered and partitions reconciled: serve clients
 	draining   atomic.Bool   // shutting down: produce refused, leaderships moving away
+	refusedAt  atomic.Int64  // unix nanoseconds of the last produce refused while draining
 	reregister chan struct{} // capacity 1: the registration says offline while running
 	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append

@@ -190,9 +190,10 @@ type Config struct {
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move this broker's leaderships away. Default 10 s.
 	ControlledShutdownTimeout time.Duration
-	// LeaderRebalanceInterval is how often the controller leader returns
-	// leadership to preferred replicas that are back in sync. Default
-	// 30 s; negative disables it.
+	// LeaderRebalanceInterval is how often the broker hands the
+	// leadership of the partitions it leads back to their preferred
+	// replicas that are back in sync, each by a handover that fails no
+	// produce (handover.go). Default 30 s; negative disables it.
 	LeaderRebalanceInterval time.Duration
 	// HighWatermarkReportInterval is how often the broker reports to the
 	// controller the high watermarks of the partitions it leads that

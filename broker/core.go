@@ -63,6 +63,7 @@ func (b *Broker) Append(topic string, partition int32, records []byte, acks Acks
 	b.appending.Add(1)
 	defer b.appending.Add(-1)
 	if b.draining.Load() {
+		b.refusedAt.Store(time.Now().UnixNano())
 		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, errDraining
 	}
 	if !acks.Valid() {

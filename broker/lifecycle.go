@@ -101,29 +101,69 @@ func dataDirID(fs vfs.FS, dataDir string) (string, error) {
 // acks=all produces already appended are acknowledged rather than failed,
 // then fences itself through the controller, which elects new leaders
 // from the ISRs at once, and applies the result so its own leader states
-// resign. Producers see retried requests, not failures.
-// Without a controller leader (a cluster losing its quorum) it gives up
-// at once: the others detect the failure.
+// resign. A fence that fails (no leader for the moment, leadership lost
+// while committing: a restarted voter's election) is proposed again until
+// ControlledShutdownTimeout; fencing an epoch twice changes nothing. Then
+// it keeps its connections open while producers still come
+// (lingerAfterDrain). Producers see retried requests, not failures.
+// Without a controller leader for half of ControlledShutdownTimeout (a
+// cluster that lost its quorum) it gives up: the others detect the
+// failure.
 func (b *Broker) controlledShutdown() {
-	if _, ok := b.node.Leader(); !ok {
-		b.logger.Info("controlled shutdown skipped: no controller leader")
-		return
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)
+	defer cancel()
+	for {
+		if _, ok := b.node.Leader(); ok {
+			break
+		}
+		if time.Since(start) > b.cfg.ControlledShutdownTimeout/2 {
+			b.logger.Info("controlled shutdown skipped: no controller leader")
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	b.draining.Store(true)
 	drainUntil := time.Now().Add(b.cfg.ControlledShutdownTimeout / 2)
 	for (b.appending.Load() > 0 || !b.parts.replicated()) && time.Now().Before(drainUntil) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)
-	defer cancel()
 	epoch := b.epoch.Load()
-	_, err := b.node.Propose(ctx, controller.FenceBroker{ID: b.cfg.BrokerID, Epoch: epoch})
-	if err != nil {
-		b.logger.Warn("controlled shutdown: leaderships not moved", zap.Error(err))
-		return
+	for {
+		_, err := b.node.Propose(ctx, controller.FenceBroker{ID: b.cfg.BrokerID, Epoch: epoch})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || errors.Is(err, controller.ErrStaleBrokerEpoch) || errors.Is(err, controller.ErrClosed) {
+			b.logger.Warn("controlled shutdown: leaderships not moved", zap.Error(err))
+			return
+		}
+		b.logger.Debug("controlled shutdown: fence again", zap.Error(err))
+		time.Sleep(50 * time.Millisecond)
 	}
 	b.parts.reconcile(b.store.Metadata())
 	b.logger.Info("controlled shutdown: leaderships moved", zap.Int64("broker_epoch", epoch))
+	if len(b.store.Metadata().AliveBrokers()) > 0 {
+		// Someone took the leaderships over: producers move there.
+		b.lingerAfterDrain(time.Now().Add(b.cfg.ControlledShutdownTimeout / 4))
+	}
+}
+
+// drainQuiet is how long no produce must have come for lingerAfterDrain
+// to let the connections close: above a client's retry backoff after a
+// refusal, the time its metadata takes to name the new leader.
+const drainQuiet = 300 * time.Millisecond
+
+// lingerAfterDrain keeps the connections open, refusing produces, until
+// none has come for drainQuiet, or until deadline. A producer whose
+// metadata still names this broker retries here, is refused (definite)
+// and moves on; closing the connection under a produce it just sent
+// would make that produce's outcome unknown (R14): the client cannot tell
+// whether it was read.
+func (b *Broker) lingerAfterDrain(deadline time.Time) {
+	for time.Now().Before(deadline) && time.Since(time.Unix(0, b.refusedAt.Load())) < drainQuiet {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // isrLoop proposes ISR changes for the partitions this broker leads: a
@@ -234,39 +274,6 @@ func planISR(p *partition, topicID uint64, self int32) (isrChange, bool) {
 			Leader: self, ISR: next, BrokerEpochs: epochs, HighWatermark: hw, TopicID: topicID},
 		isr: isr, shrink: shrink,
 	}, true
-}
-
-// rebalanceLoop returns leadership to preferred replicas, while this
-// broker's controller node leads the Raft group.
-func (b *Broker) rebalanceLoop(ctx context.Context) {
-	if b.cfg.LeaderRebalanceInterval < 0 {
-		return
-	}
-	t := time.NewTicker(b.cfg.LeaderRebalanceInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-		if !b.node.IsLeader() {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		elections, err := b.node.ElectPreferredLeaders(wctx, nil)
-		cancel()
-		if err != nil {
-			b.logger.Debug("preferred leader election", zap.Error(err))
-			continue
-		}
-		for _, e := range elections {
-			if e.Err == nil {
-				b.logger.Info("leadership returned to the preferred replica", zap.String("topic", e.Topic),
-					zap.Int32("partition", e.Partition), zap.Int32("leader", e.Leader))
-			}
-		}
-	}
 }
 
 // startMembership starts this broker's serf agent, joining no one yet

@@ -71,6 +71,7 @@ type partition struct {
 	fetchFrom int32 // the broker whose fetcher copies this partition, -1 none
 	hw        int64 // the high watermark while not leading
 	cur       atomic.Pointer[log.Log]
+	handover  atomic.Int64 // leader epoch + 1 of a handover in progress, 0 none (handover.go)
 
 	// waiters are the long-poll fetches watching this partition; notify
 	// wakes them after an append became visible. The broker notifies
@@ -252,6 +253,9 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 	defer p.mu.RUnlock()
 	if code := p.unavailable(); code != protocol.NoError {
 		return a, code
+	}
+	if err := p.handingOver(); err != nil {
+		return a, err
 	}
 	if err := p.log.Err(); err != nil {
 		// The log was offline before this append: an offline log refuses

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -138,5 +139,52 @@ func TestAdminMovesPastAHungBroker(t *testing.T) {
 	}
 	if el := time.Since(start); el > 2*anyDialTimeout+time.Second {
 		t.Fatalf("bootstrap and 6 requests took %v with a hung seed, want under %v", el, 2*anyDialTimeout+time.Second)
+	}
+}
+
+// A broker cut off from the Raft group knows no leader, or names an old
+// one: DescribeCluster
+// follows the answers to the broker that says it leads, and returns its
+// answer whichever broker it asked first (issue 13 item 4: cluster status
+// alternated between controller 1 and none).
+func TestDescribeClusterAnswersFromTheLeader(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		says map[int32]int32 // broker → the controller it names
+		want int32
+	}{
+		{"cut broker knows none", map[int32]int32{1: -1, 2: 3, 3: 3}, 3},
+		{"stale hint", map[int32]int32{1: 2, 2: 3, 3: 3}, 3},
+		{"nobody confirms", map[int32]int32{1: -1, 2: 3, 3: -1}, 3},
+		{"no leader at all", map[int32]int32{1: -1, 2: -1, 3: -1}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := newFakeCluster(t, 3)
+			fc.setHook(func(b *fakeBroker, key protocol.APIKey, _ protocol.Message) action {
+				if key != protocol.DescribeCluster {
+					return action{}
+				}
+				r := &protocol.DescribeClusterResponse{ClusterID: fmt.Sprint("from-", b.id), ControllerID: tc.says[b.id]}
+				for _, o := range fc.brokers {
+					r.Brokers = append(r.Brokers, protocol.ClusterBroker{ID: o.id, Addr: o.ln.Addr().String(), State: protocol.BrokerStateAlive})
+				}
+				return action{resp: r}
+			})
+			c := newTestClient(t, fc)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for i := range 6 { // every broker is asked first at least once
+				d, err := c.DescribeCluster(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.ControllerID != tc.want {
+					t.Fatalf("call %d: controller %d (answer %s), want %d", i, d.ControllerID, d.ClusterID, tc.want)
+				}
+				if tc.says[tc.want] == tc.want && tc.want >= 0 && d.ClusterID != fmt.Sprint("from-", tc.want) {
+					t.Fatalf("call %d: answer %s, want the leader's own", i, d.ClusterID)
+				}
+			}
+		})
 	}
 }

@@ -39,15 +39,62 @@ type BrokerDescription struct {
 	State string `json:"state"`
 }
 
-// DescribeCluster asks any broker for the controller leader, the Raft
-// voters and non-voters, and the registered brokers.
+// DescribeCluster returns the controller leader, the Raft voters and
+// non-voters, and the registered brokers, as the controller leader itself
+// answers when it can be reached. A broker cut off from the Raft group
+// knows no leader, or one that lost its leadership, and its metadata may
+// be behind; so the first broker's answer is followed: the broker it
+// names leader is asked, and its answer taken if it names itself. A
+// broker that knows no leader, a named one that does not confirm, or
+// one that cannot be reached, sends the question on to the leader it
+// names, else to the next alive broker not asked yet. When no broker
+// confirms, the first answer that named a leader is returned, else the
+// first answer (ControllerID -1).
 func (c *Client) DescribeCluster(ctx context.Context) (ClusterDescription, error) {
 	m, err := c.roundTrip(ctx, anyBroker, &protocol.DescribeClusterRequest{},
 		func() protocol.Message { return new(protocol.DescribeClusterResponse) }, true)
 	if err != nil {
 		return ClusterDescription{}, fmt.Errorf("describe cluster: %w", err)
 	}
-	r := m.(*protocol.DescribeClusterResponse)
+	first, err := clusterDescription(m.(*protocol.DescribeClusterResponse))
+	if err != nil {
+		return ClusterDescription{}, err
+	}
+	best, d := first, first
+	asked := map[int32]bool{}
+	for range len(first.Brokers) + 1 {
+		id := d.ControllerID
+		if id < 0 || asked[id] {
+			id = -1
+			for _, b := range first.Brokers {
+				if b.State == "alive" && !asked[b.ID] {
+					id = b.ID
+					break
+				}
+			}
+			if id < 0 {
+				break
+			}
+		}
+		asked[id] = true
+		m, err := c.roundTripOnce(ctx, id, &protocol.DescribeClusterRequest{}, new(protocol.DescribeClusterResponse))
+		if err == nil {
+			d, err = clusterDescription(m.(*protocol.DescribeClusterResponse))
+		}
+		switch {
+		case err != nil:
+			d = ClusterDescription{ControllerID: -1}
+		case d.ControllerID == id:
+			return d, nil // the leader itself
+		case best.ControllerID < 0 && d.ControllerID >= 0:
+			best = d
+		}
+	}
+	return best, nil
+}
+
+// clusterDescription reads one broker's DescribeCluster answer.
+func clusterDescription(r *protocol.DescribeClusterResponse) (ClusterDescription, error) {
 	if r.ErrorCode != protocol.NoError {
 		return ClusterDescription{}, fmt.Errorf("describe cluster: %w", r.ErrorCode.Err())
 	}

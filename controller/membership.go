@@ -25,7 +25,13 @@ import (
 // alive with the same tags, and is added to Raft as a non-voter when it is
 // not a member yet. A member that fails or leaves is fenced with the epoch
 // currently registered for it, so news about an earlier incarnation of a
-// restarted broker cannot fence the current one (R10). The leader never
+// restarted broker cannot fence the current one (R10). A member serf
+// reports failed is not fenced while the leader's Raft heartbeats to its
+// node are answered (Node.HeardFrom): its gossip alone is cut or slow, the
+// broker runs, and moving its leaderships would only fail produces; the
+// leader checks again every heartbeat timeout until serf sees it alive or
+// Raft stops hearing from it. A member that leaves is fenced at once.
+// The leader never
 // registers or fences its own broker: a broker registers itself, and its
 // own shutdown fences it. On becoming leader, and every ReconcileInterval
 // while leading, the leader reconciles serf's whole member list, so no
@@ -52,7 +58,10 @@ type Membership struct {
 	// Warned about already, so each refusal is logged once; run only.
 	refused     map[int32]string // id → member client address
 	refusedRaft map[int32]string // id → member Raft address
-	passes      atomic.Uint64    // whole-list reconciles done, for tests
+	// spared are the members serf reports failed that Raft still hears
+	// from, since when; reconcile rebuilds it, run rechecks while any.
+	spared map[int32]time.Time
+	passes atomic.Uint64 // whole-list reconciles done, for tests
 
 	ctx    context.Context // cancelled by Close: ends in-flight writes
 	cancel context.CancelFunc
@@ -87,6 +96,7 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		queued:      make(chan struct{}, 1),
 		refused:     map[int32]string{},
 		refusedRaft: map[int32]string{},
+		spared:      map[int32]time.Time{},
 		stop:        make(chan struct{}),
 		pumpCh:      make(chan struct{}),
 	}
@@ -259,12 +269,20 @@ func (m *Membership) run() {
 			}
 		}
 		wasLeader = leader
+		var recheck <-chan time.Time
+		if leader && len(m.spared) > 0 {
+			recheck = time.After(m.node.cfg.HeartbeatTimeout)
+		}
 		select {
 		case <-m.stop:
 			return
 		case <-changed:
 		case <-m.queued:
 		case <-retry:
+		case <-recheck:
+			if m.node.IsLeader() {
+				m.reconcile(false)
+			}
 		case <-tick.C:
 			if leader && m.node.IsLeader() {
 				m.reconcile(false)
@@ -306,10 +324,15 @@ func (m *Membership) reconcile(barrier bool) bool {
 			return false
 		}
 	}
+	spared := m.spared
+	m.spared = make(map[int32]time.Time, len(spared))
 	for _, sm := range m.serf.Members() {
 		mb, err := parseMember(sm)
 		if err != nil {
 			continue
+		}
+		if since, ok := spared[mb.ID]; ok && sm.Status == serf.StatusFailed {
+			m.spared[mb.ID] = since // fence decides again; logged once
 		}
 		switch sm.Status {
 		case serf.StatusAlive:
@@ -419,6 +442,9 @@ func (m *Membership) fence(mb Member) {
 	if !ok || b.State != BrokerAlive || b.Addr != mb.Addr {
 		return
 	}
+	if m.spare(mb) {
+		return
+	}
 	ctx, cancel := m.writeContext()
 	_, err := m.node.Propose(ctx, FenceBroker{ID: mb.ID, Epoch: b.Epoch})
 	cancel()
@@ -431,6 +457,27 @@ func (m *Membership) fence(mb Member) {
 		m.log.Info("broker fenced", zap.Int32("peer", mb.ID), zap.String("addr", mb.Addr), zap.Int64("broker_epoch", b.Epoch),
 			zap.String("status", mb.Status))
 	}
+}
+
+// spare reports whether a member serf reports failed is left alone,
+// because this leader's Raft heartbeats to its node are answered: a gossip
+// false alarm (issue 13). It notes the member in spared, so run checks
+// again, and logs the first time. A member that left is never spared.
+func (m *Membership) spare(mb Member) bool {
+	if mb.Status != serf.StatusFailed.String() || !m.node.HeardFrom(mb.ID) {
+		if since, ok := m.spared[mb.ID]; ok {
+			delete(m.spared, mb.ID)
+			m.log.Info("membership: spared broker no longer answers Raft either; fencing", zap.Int32("peer", mb.ID),
+				zap.Duration("spared_for", time.Since(since)))
+		}
+		return false
+	}
+	if _, ok := m.spared[mb.ID]; !ok {
+		m.spared[mb.ID] = time.Now()
+		m.log.Warn("membership: serf reports broker failed but it answers Raft heartbeats; not fenced (gossip cut or slow)",
+			zap.Int32("peer", mb.ID), zap.String("gossip_addr", mb.GossipAddr))
+	}
+	return true
 }
 
 // JoinInBackground joins seeds in the background, retrying every

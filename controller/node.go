@@ -147,6 +147,7 @@ type Node struct {
 	fsm   *FSM
 	raft  *raft.Raft
 	store *raftboltdb.BoltStore
+	trans *contactTransport // Raft's, noting peers' answers (HeardFrom)
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -217,12 +218,13 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: snapshots: %w", err)
 	}
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	trans := newContactTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, advertise),
 		MaxPool: 3,
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
-	})
+	}))
+	n.trans = trans
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(int(cfg.ID)))
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout

@@ -99,6 +99,13 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 			}
 			return printClusterStatus(cmd.OutOrStdout(), st)
 		},
+		Long: `Show the controller leader, the Raft voters and non-voters, the brokers with
+their state and epoch, and the partitions without a leader or under-replicated.
+
+The controller part is the controller leader's own answer when its broker can
+be reached: a broker cut off from the Raft group knows no leader, so the
+question is passed on to the broker the first one names, or to the other alive
+brokers, until one says it leads.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&replicaTimeout, "replica-timeout", defaultReplicaTimeout,

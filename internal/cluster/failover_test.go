@@ -41,6 +41,20 @@ func verifyAsync(t *testing.T, c *testcluster.Cluster, topic string, d time.Dura
 	}
 }
 
+// checkHistory checks h (bench.Check) and logs its counts; it fails the
+// test unless the checks pass with something acknowledged, and returns
+// the result for the caller's own demands.
+func checkHistory(t *testing.T, h bench.History) bench.Result {
+	t.Helper()
+	res := bench.Check(h)
+	t.Logf("sent %d, acked %d, failed %d, unknown %d (present %d), duplicates %d",
+		res.Sent, res.Acked, res.Failed, res.Unknown, res.UnknownPresent, res.Duplicates)
+	if !res.OK() || res.Acked == 0 {
+		t.Fatalf("history fails the checks: %+v", res)
+	}
+	return res
+}
+
 // readsOnly is h with every acknowledgement made an unknown outcome: with
 // acks=1 an acknowledged record may be lost in a failover, and another
 // may take its offset, so only what consumers read is held to account —
@@ -199,13 +213,7 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	}
 	c.Restart(leader)
 
-	h := wait()
-	res := bench.Check(h)
-	t.Logf("sent %d, acked %d, failed %d, unknown %d (present %d), duplicates %d",
-		res.Sent, res.Acked, res.Failed, res.Unknown, res.UnknownPresent, res.Duplicates)
-	if !res.OK() || res.Acked == 0 {
-		t.Fatalf("history fails the checks: %+v", res)
-	}
+	res := checkHistory(t, wait())
 	if res.Failed+res.Unknown > 0 {
 		t.Errorf("a controlled shutdown failed %d sends and left %d unknown, want none", res.Failed, res.Unknown)
 	}
