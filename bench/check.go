@@ -72,6 +72,10 @@ type History struct {
 	// Idempotent: the producers were idempotent (R13), so a value read at
 	// two offsets is a failure, not a retry's expected cost.
 	Idempotent bool `json:"idempotent,omitempty"`
+	// ResolvedUnknown: records the producers got acknowledged after an
+	// attempt whose outcome was unknown (client.ResolvedUnknown): the
+	// unknown outcomes idempotent retries turned into acknowledgements.
+	ResolvedUnknown int64 `json:"resolved_unknown,omitempty"`
 }
 
 // Result is the verdict of Check: counts of what happened and of every
@@ -113,6 +117,9 @@ type Result struct {
 	Duplicates int64 `json:"duplicates"`
 	// Idempotent: the history's producers were idempotent.
 	Idempotent bool `json:"idempotent"`
+	// ResolvedUnknown: History.ResolvedUnknown, acknowledged records that
+	// had an unknown outcome first (counted in Acked, not in Unknown).
+	ResolvedUnknown int64 `json:"resolved_unknown"`
 	// Inconsistent: offsets seen holding two values across the
 	// acknowledgement, live reads and the final read, plus acknowledged
 	// records the completed final read has only at another offset.
@@ -169,7 +176,8 @@ func (p pos) String() string { return fmt.Sprintf("%d@%d", p.p, p.o) }
 // per-partition tables indexed by offset. A million-record run is judged
 // in well under a second (BenchmarkCheck).
 func Check(h History) Result {
-	r := Result{ReadBack: h.ReadBackError == "", ReadBackError: h.ReadBackError, Idempotent: h.Idempotent}
+	r := Result{ReadBack: h.ReadBackError == "", ReadBackError: h.ReadBackError, Idempotent: h.Idempotent,
+		ResolvedUnknown: h.ResolvedUnknown}
 	ids := newValueIDs(h.Sends)
 	for i := range h.Sends {
 		switch h.Sends[i].Outcome {

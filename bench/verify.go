@@ -120,9 +120,11 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 	pwg.Wait()
 	prog.stop()
 
-	var h History
-	for _, s := range sends {
+	h := History{Idempotent: true}
+	for i, s := range sends {
 		h.Sends = append(h.Sends, s...)
+		h.Idempotent = h.Idempotent && prods[i].Idempotent()
+		h.ResolvedUnknown += prods[i].ResolvedUnknown()
 	}
 	if cfg.AfterProduce != nil {
 		cfg.AfterProduce()

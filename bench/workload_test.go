@@ -135,6 +135,9 @@ func TestVerifySingleBroker(t *testing.T) {
 	if !r.OK() || r.Acked != 3000 || r.Duplicates != 0 || r.FinalReads != 3000 || r.LiveReads != 6000 {
 		t.Fatalf("verify on a healthy broker: %+v", r)
 	}
+	if !h.Idempotent || !r.Idempotent {
+		t.Fatal("acks=all producers by default: the history should say they were idempotent, so duplicates fail it")
+	}
 	// The topic now holds this run's records: a second run must refuse it
 	// rather than call them unexpected.
 	if _, err := Verify(ctx, cfg); err == nil {

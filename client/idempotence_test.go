@@ -282,6 +282,9 @@ func TestIdempotentConnDropResendsSameSequence(t *testing.T) {
 	if dups != 2 || n.Load() != 4 {
 		t.Errorf("%d duplicates answered in %d produce requests, want 2 in 4", dups, n.Load())
 	}
+	if got := c.ResolvedUnknown(); got != 1 {
+		t.Errorf("ResolvedUnknown %d, want 1: a's answers were lost, then it was acknowledged", got)
+	}
 }
 
 // A batch whose requests keep being lost reaches its callback only when

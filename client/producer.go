@@ -44,6 +44,7 @@ type producer struct {
 	idle        notifier
 
 	pid          pidState
+	resolved     int64     // records acknowledged after an attempt with an unknown outcome (ResolvedUnknown)
 	inflight     int       // batches in flight, all partitions
 	stallRefresh time.Time // when a stalled batch last asked for metadata
 

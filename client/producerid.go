@@ -40,6 +40,19 @@ func (c *Client) Idempotent() bool {
 	return p.idem
 }
 
+// ResolvedUnknown is how many records this client's producer got
+// acknowledged after an attempt whose outcome was unknown (a timeout, a
+// lost connection: R14): resent with the same sequence, the leader
+// answered with the first write's offsets or wrote it once, so the
+// application saw an acknowledgement instead of an indeterminate error.
+// Without idempotence such a record fails instead, and this stays 0.
+func (c *Client) ResolvedUnknown() int64 {
+	p := &c.prod
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.resolved
+}
+
 // pidState is the idempotent producer's id and epoch, fetched lazily by
 // the send loop before the first send and again to bump the epoch. All of
 // it is guarded by producer.mu.

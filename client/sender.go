@@ -440,6 +440,9 @@ func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time
 		}
 		b.state, b.base = batchAcked, base
 		b.part.probe = false
+		if b.maybeWritten {
+			p.resolved += int64(len(b.recs))
+		}
 		return
 	}
 	if cl.refresh {

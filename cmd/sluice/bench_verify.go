@@ -179,6 +179,9 @@ func writeVerifyResult(w io.Writer, asJSON bool, topic string, r *bench.Result, 
 	fmt.Fprintf(w, "verify %s: %s\n", topic, v)
 	fmt.Fprintf(w, "sent %d: acknowledged %d, failed %d, unknown %d (%d of them present)\n",
 		r.Sent, r.Acked, r.Failed, r.Unknown, r.UnknownPresent)
+	if r.Idempotent {
+		fmt.Fprintf(w, "idempotent producers: %d unknown outcomes resolved by retries (acknowledged)\n", r.ResolvedUnknown)
+	}
 	fmt.Fprintf(w, "read: %d live, %d in the final read\n", r.LiveReads, r.FinalReads)
 	dups := " (not failed: the producers were not idempotent)"
 	if r.Idempotent {

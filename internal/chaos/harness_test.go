@@ -219,8 +219,8 @@ func (h *harness) report(o Outcome) bench.Result {
 	r := bench.Check(o.History)
 	h.t.Logf("verify: sent %d, acknowledged %d, failed %d, unknown %d (%d of them present), live reads %d, final reads %d",
 		r.Sent, r.Acked, r.Failed, r.Unknown, r.UnknownPresent, r.LiveReads, r.FinalReads)
-	h.t.Logf("verify: lost %d, unexpected %d, failed-present %d, inconsistent %d, vanished %d, reordered %d, non-monotonic %d, duplicates %d",
-		r.Lost, r.Unexpected, r.FailedPresent, r.Inconsistent, r.Vanished, r.Reordered, r.NonMonotonic, r.Duplicates)
+	h.t.Logf("verify: lost %d, unexpected %d, failed-present %d, inconsistent %d, vanished %d, reordered %d, non-monotonic %d, duplicates %d (idempotent %v: %d unknown outcomes resolved by retries)",
+		r.Lost, r.Unexpected, r.FailedPresent, r.Inconsistent, r.Vanished, r.Reordered, r.NonMonotonic, r.Duplicates, r.Idempotent, r.ResolvedUnknown)
 	lat := o.Latency.Summary()
 	h.t.Logf("ack latency: p50 %.1f ms, p99 %.1f ms, p99.9 %.1f ms, max %.1f ms (%d acks); live reader fetch errors %d",
 		lat.P50Ms, lat.P99Ms, lat.P999Ms, lat.MaxMs, lat.Count, o.FetchErrors)

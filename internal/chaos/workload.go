@@ -158,7 +158,11 @@ func (w *Workload) Finish(ctx context.Context) (Outcome, error) {
 	o.Producing = time.Since(w.start)
 	o.Latency = bench.NewHistogram()
 	o.SendErrors = map[string]int{}
+	o.History.Idempotent = len(w.prods) > 0
 	for _, p := range w.prods {
+		// Idempotent producers (R13): a duplicate fails the check.
+		o.History.Idempotent = o.History.Idempotent && p.cl.Idempotent()
+		o.History.ResolvedUnknown += p.cl.ResolvedUnknown()
 		for msg, n := range p.errs {
 			o.SendErrors[fmt.Sprintf("producer %d: %s", p.idx, msg)] += n
 		}
