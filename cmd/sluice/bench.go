@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -51,6 +52,7 @@ type benchFlags struct {
 	recordSize  int
 	keyCount    int
 	acks        string
+	idempotence *pflag.Flag // --idempotence, applied only when given
 	compression string
 	linger      time.Duration
 	batchBytes  int
@@ -82,6 +84,8 @@ func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
 	f.DurationVar(&b.linger, "linger", client.DefaultLinger, "how long a batch waits for more records")
 	f.IntVar(&b.batchBytes, "batch-bytes", client.DefaultBatchMaxBytes, "largest batch in bytes")
 	f.Float64Var(&b.rate, "rate", 0, "total records/s to send at, on a fixed schedule (0: as fast as possible)")
+	f.Bool("idempotence", true, "idempotent producers (R13: retries never duplicate), the default with acks=all; false turns it off")
+	b.idempotence = f.Lookup("idempotence")
 	if acks {
 		f.StringVar(&b.acks, "acks", "all", "acknowledgement: 0 (none), 1 (leader) or all (in-sync replicas)")
 		f.IntVar(&b.keyCount, "key-count", 0, "distinct keys to cycle through (0: no keys, sticky batches)")
@@ -126,6 +130,13 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 			return cfg, err
 		}
 		cfg.Producer = append(cfg.Producer, client.Acks(ack))
+	}
+	if b.idempotence != nil && b.idempotence.Changed {
+		on, err := strconv.ParseBool(b.idempotence.Value.String())
+		if err != nil {
+			return cfg, fmt.Errorf("--idempotence: %w", err)
+		}
+		cfg.Producer = append(cfg.Producer, client.Idempotent(on))
 	}
 	if !b.json && isTerminal(stderr) {
 		cfg.Progress = stderr

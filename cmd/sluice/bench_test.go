@@ -55,12 +55,18 @@ func TestCLIBench(t *testing.T) {
 
 	out = sluice(t, bin, addr, "", "bench", "verify", "--producers", "2", "--consumers", "2", "--records", "4000", "--json")
 	var v struct {
-		OK    bool  `json:"ok"`
-		Acked int64 `json:"acked"`
-		Lost  int64 `json:"lost"`
+		OK         bool  `json:"ok"`
+		Acked      int64 `json:"acked"`
+		Lost       int64 `json:"lost"`
+		Idempotent bool  `json:"idempotent"`
 	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.OK || v.Acked != 4000 {
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.OK || v.Acked != 4000 || !v.Idempotent {
 		t.Fatalf("bench verify (%v): %s", err, out)
+	}
+	out = sluice(t, bin, addr, "", "bench", "verify", "--topic", "plain", "--create", "--records", "1000", "--idempotence=false", "--json")
+	v.Idempotent = true
+	if err := json.Unmarshal([]byte(out), &v); err != nil || !v.OK || v.Acked != 1000 || v.Idempotent {
+		t.Fatalf("bench verify --idempotence=false (%v): %s", err, out)
 	}
 
 	// Errors are one line, with a non-zero exit.
@@ -68,6 +74,7 @@ func TestCLIBench(t *testing.T) {
 		{"bench", "produce", "--topic", "missing", "--records", "10"},
 		{"bench", "e2e", "--record-size", "4", "--create"},
 		{"bench", "produce", "--acks", "2"},
+		{"bench", "produce", "--acks", "1", "--idempotence", "--records", "10"}, // idempotence needs acks=all
 		{"bench", "verify", "--topic", "b"}, // not empty
 	} {
 		_, errOut, err := sluiceResult(bin, addr, "", args...)
