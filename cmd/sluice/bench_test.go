@@ -75,7 +75,7 @@ func TestCLIBench(t *testing.T) {
 		{"bench", "e2e", "--record-size", "4", "--create"},
 		{"bench", "produce", "--acks", "2"},
 		{"bench", "produce", "--acks", "1", "--idempotence", "--records", "10"}, // idempotence needs acks=all
-		{"bench", "verify", "--topic", "b"}, // not empty
+		{"bench", "verify", "--topic", "b"},                                     // not empty
 	} {
 		_, errOut, err := sluiceResult(bin, addr, "", args...)
 		lines := strings.Split(strings.TrimSpace(errOut), "\n")
