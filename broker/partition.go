@@ -102,10 +102,13 @@ func (p *partition) isClosed() bool {
 	return p.state == stateClosed
 }
 
-// unavailable is the error code for a client request (produce, consume,
-// offsets) that finds the partition not open or not led here, or NoError.
-// Call with p.mu held.
-func (p *partition) unavailable() protocol.ErrorCode {
+// unavailable is the error for a client request (produce, consume,
+// offsets) that finds the partition not open or not led here, or nil.
+// Without a leader, when this broker's replica is offline the error says
+// so: a partition whose only in-sync replica's disk is full has no leader
+// for that reason, and "election in progress" would hide it. Call with
+// p.mu held.
+func (p *partition) unavailable() error {
 	switch p.state {
 	case stateReopening:
 		return protocol.ErrLeaderNotAvailable // retriable, and nothing was written
@@ -114,9 +117,14 @@ func (p *partition) unavailable() protocol.ErrorCode {
 	}
 	switch {
 	case p.role == roleLeader:
-		return protocol.NoError
+		return nil
 	case p.leaderID < 0:
-		return protocol.ErrLeaderNotAvailable // no leader: an election is due
+		// No leader: an election is due, or no replica may lead.
+		if err := p.log.Err(); err != nil {
+			return &protocol.Error{Code: protocol.ErrLeaderNotAvailable,
+				Detail: "the partition has no leader, and its replica on this broker is offline: " + err.Error()}
+		}
+		return protocol.ErrLeaderNotAvailable
 	}
 	return protocol.ErrNotLeaderOrFollower // clients refresh their metadata
 }
@@ -251,8 +259,8 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 	a := LeaderAppend{BaseOffset: -1, LogStartOffset: -1}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if code := p.unavailable(); code != protocol.NoError {
-		return a, code
+	if err := p.unavailable(); err != nil {
+		return a, err
 	}
 	if err := p.handingOver(); err != nil {
 		return a, err
@@ -407,8 +415,8 @@ func (p *partition) read(offset int64, limit int, f *FollowerFetch) (ReadResult,
 	r := ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if code := p.unavailable(); code != protocol.NoError {
-		return r, code
+	if err := p.unavailable(); err != nil {
+		return r, err
 	}
 	maxOffset := int64(-1)
 	if f != nil {
@@ -489,8 +497,8 @@ func (p *partition) listOffset(ts int64) (OffsetAt, error) {
 	r := OffsetAt{Offset: -1, Timestamp: -1, LeaderEpoch: -1}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if code := p.unavailable(); code != protocol.NoError {
-		return r, code
+	if err := p.unavailable(); err != nil {
+		return r, err
 	}
 	r.LeaderEpoch = p.epoch
 	if ts != EarliestTimestamp && !p.leader.HighWatermarkKnown() {
@@ -557,8 +565,8 @@ func (p *partition) offsetForTimestamp(ts int64) (OffsetAt, error) {
 func (p *partition) epochEndOffset(current, epoch int32) (int32, int64, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if code := p.unavailable(); code != protocol.NoError {
-		return -1, -1, code
+	if err := p.unavailable(); err != nil {
+		return -1, -1, err
 	}
 	switch {
 	case current >= 0 && current < p.leader.Epoch():

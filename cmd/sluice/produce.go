@@ -52,8 +52,11 @@ func newProduceCmd(g *globals) *cobra.Command {
 		Short: "Produce records read from stdin, one per line",
 		Long: `Produce records read from stdin, one per line (the newline is not part of
 the record). With --key-separator, the text before the first separator is the
-key and the rest the value. Exits non-zero if any record failed, after naming
-the failed lines (a run of lines that failed alike on one line, at most 20).`,
+key and the rest the value. With --acks all (the default) the producer is
+idempotent: a record whose outcome was unknown is sent again and written once.
+A record not acknowledged within --timeout fails. Exits non-zero if any record
+failed, after naming the failed lines (a run of lines that failed alike on one
+line, at most 20).`,
 		Example: `  echo hello | sluice produce orders
   printf 'user1:login\nuser2:logout\n' | sluice produce events --key-separator :
   sluice produce logs --compression zstd --acks 1 < app.log`,
@@ -67,7 +70,10 @@ the failed lines (a run of lines that failed alike on one line, at most 20).`,
 			if err != nil {
 				return err
 			}
-			opts := []client.Opt{client.Acks(ack), client.Compression(codec)}
+			// A record not acknowledged within --timeout fails: an
+			// idempotent producer would otherwise retry an unavailable
+			// partition for the library's 2-minute delivery timeout.
+			opts := []client.Opt{client.Acks(ack), client.Compression(codec), client.DeliveryTimeout(g.timeout)}
 			if partition >= 0 {
 				opts = append(opts, client.RecordPartitioner(client.ManualPartitioner()))
 			}
