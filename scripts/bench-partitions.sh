@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench-partitions.sh BIN N: on a fresh 3-broker scripts/cluster.sh cluster,
+# create a topic of N partitions RF 3 and print the seconds from create to
+# every ISR full, the seconds a controlled shutdown of broker 3 takes, the
+# seconds from its restart to every ISR full, and each broker's RSS, open
+# files and memory maps (BENCHMARKS.md, "Many partitions").
+# $SLUICE_CLUSTER_PORT picks the ports (default 26000); KEEP=1 leaves the
+# cluster running.
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: $0 BIN PARTITIONS" >&2; exit 2; }
+bin=$1 n=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(mktemp -d /tmp/bench-partitions.XXXX)
+export SLUICE_TIMEOUT=120s SLUICE_BIN=$bin SLUICE_CLUSTER_PORT=${SLUICE_CLUSTER_PORT:-26000}
+addrs=$("$root/scripts/cluster.sh" up 3 "$dir" | tail -1)
+export SLUICE_BROKERS=$addrs
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+full() { # waits, at most 10 minutes, until every partition has a leader and 3 in its ISR
+	for _ in $(seq 1200); do
+		if "$bin" topic describe many --json 2>/dev/null | python3 -c '
+import json, sys
+ps = json.load(sys.stdin)["partitions"]
+sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) else 1)'; then
+			return 0
+		fi
+		sleep 0.5
+	done
+	echo "bench-partitions: ISRs not full after 10 minutes" >&2
+	return 1
+}
+t0=$(now)
+"$bin" topic create many --partitions "$n" --replication-factor 3 >/dev/null
+full
+echo "create_to_full_isr_s $(since "$t0")"
+t0=$(now)
+"$root/scripts/cluster.sh" stop 3 "$dir" >/dev/null
+echo "controlled_shutdown_s $(since "$t0")"
+sleep 2
+t0=$(now)
+"$root/scripts/cluster.sh" start 3 "$dir" >/dev/null
+full
+echo "restart_to_full_isr_s $(since "$t0")"
+for i in 1 2 3; do
+	pid=$(cat "$dir/$i/pid")
+	echo "broker$i rss_mib $(awk '/VmRSS/{printf "%d", $2/1024}' "/proc/$pid/status") fds $(ls "/proc/$pid/fd" | wc -l) maps $(wc -l <"/proc/$pid/maps")"
+done
+if [ -n "${KEEP:-}" ]; then
+	echo "kept $dir"
+	exit 0
+fi
+"$root/scripts/cluster.sh" down "$dir" >/dev/null
+rm -rf "$dir"
