@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -457,5 +458,30 @@ func TestIdempotentUnexplainedErrorBumpsEpoch(t *testing.T) {
 				t.Fatalf("batches (producer, epoch, sequence, records) %s, want %s", got, want)
 			}
 		})
+	}
+}
+
+// A record whose first attempt's outcome was unknown, and whose resends
+// are refused (definite) until the delivery timeout, fails as maybe
+// written — the first attempt may be in the log — and the error says
+// why, while still matching the last refusal.
+func TestIdempotentRefusedAfterUnknownIsIndeterminate(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addTopic("t", 1)
+	var n atomic.Int32
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if key != protocol.Produce {
+			return action{}
+		}
+		if n.Add(1) == 1 {
+			return action{close: true}
+		}
+		return action{resp: produceErrorResponse(req.(*protocol.ProduceRequest), protocol.ErrNotEnoughReplicas)}
+	})
+	c := newTestClient(t, fc, Linger(0), DeliveryTimeout(300*time.Millisecond))
+	err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("v")})
+	if !IsIndeterminate(err) || !errors.Is(err, protocol.ErrNotEnoughReplicas) ||
+		!strings.Contains(err.Error(), "earlier attempt's outcome is unknown") {
+		t.Fatalf("got %v (indeterminate %v), want an indeterminate NOT_ENOUGH_REPLICAS naming the unknown attempt", err, IsIndeterminate(err))
 	}
 }

@@ -509,6 +509,11 @@ func (p *producer) requestBump(epoch int16) {
 // p.mu is held.
 func (p *producer) fail(b *batch, err error, indeterminate bool) {
 	pp := b.part
+	if indeterminate && err != nil && !classify(err, false).indeterminate {
+		// The last answer was a refusal, but an earlier attempt's outcome
+		// was unknown: say why the failure is "maybe written".
+		err = fmt.Errorf("an earlier attempt's outcome is unknown, so it may have been written; the last attempt: %w", err)
+	}
 	if p.idem && b.seq >= 0 && !indeterminate && nextSequence(b.seq, len(b.recs)) == pp.nextSeq {
 		pp.nextSeq = b.seq
 	}

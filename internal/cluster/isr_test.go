@@ -90,9 +90,11 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 	testcluster.WaitPartition(t, cl, topic, 0, 10*time.Second, "follower fenced", testcluster.ISRIs(rest...))
 
 	// The leader may append once more before it has applied the shrink:
-	// that produce fails as maybe written (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-	// Once it knows, produces are refused before the append. The client
-	// retries a refusal while its delivery timeout lasts.
+	// that attempt's outcome is unknown (NOT_ENOUGH_REPLICAS_AFTER_APPEND),
+	// and the idempotent client retries it, refused, until its delivery
+	// timeout: the record fails as maybe written, whatever the last
+	// refusal said. Once the leader knows, produces are refused before
+	// the append, and a new record fails definitely.
 	short := c.Client(manual, client.DeliveryTimeout(time.Second))
 	var end int64
 	poll.Until(t, 10*time.Second, "a definite NOT_ENOUGH_REPLICAS", func() error {
@@ -100,7 +102,7 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 		err := short.ProduceSync(ctx, &client.Record{Topic: topic, Partition: 0, Value: []byte("refused")})
 		var pe *client.ProduceError
 		switch {
-		case errors.Is(err, protocol.ErrNotEnoughReplicasAfterAppend) && client.IsIndeterminate(err):
+		case client.IsIndeterminate(err) && (errors.Is(err, protocol.ErrNotEnoughReplicasAfterAppend) || errors.Is(err, protocol.ErrNotEnoughReplicas)):
 			return err
 		case !errors.Is(err, protocol.ErrNotEnoughReplicas) || !errors.As(err, &pe) || client.IsIndeterminate(err):
 			t.Fatalf("acks=all with ISR %v below 3: %v (indeterminate %v), want a definite NOT_ENOUGH_REPLICAS",
