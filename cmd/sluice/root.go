@@ -105,6 +105,8 @@ does not answer is left for the next one after a few seconds:
 		newConsumeCmd(g),
 		newBenchCmd(g),
 		newClusterCmd(g),
+		newUserCmd(g),
+		newACLCmd(g),
 	)
 	return root
 }
