@@ -183,9 +183,11 @@ type Config struct {
 	// with a sequence other than 0 gets UNKNOWN_PRODUCER_ID. Default
 	// replica.DefaultProducerExpiration (1 day). docs/idempotence.md.
 	ProducerIDExpiration time.Duration
-	// ProducerIDMax (producer.id.max) caps the producer ids each
-	// partition keeps state for; past it the least recently written idle
-	// ones are evicted. Default replica.DefaultMaxProducers (10,000).
+	// ProducerIDMax (producer.id.max) caps the (producer id, partition)
+	// entries of producer state this broker keeps over all its
+	// partitions; past it the least recently written idle ones, of any
+	// partition, are evicted. Default replica.DefaultMaxProducers
+	// (100,000). docs/idempotence.md.
 	ProducerIDMax int
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move this broker's leaderships away. Default 10 s.

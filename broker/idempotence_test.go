@@ -264,6 +264,42 @@ func TestIdempotentProducerCap(t *testing.T) {
 	}
 }
 
+// TestIdempotentProducerCapIsPerBroker: the cap counts the producers of
+// all the broker's partitions, and evicts the least recently written of
+// any partition: partition 1's new producers cost partition 0's oldest
+// their state, while partition 0's recent ones and all of partition 1's
+// stay.
+func TestIdempotentProducerCapIsPerBroker(t *testing.T) {
+	const max, perPart = 100, 80
+	b := startBroker(t, "", func(c *Config) { c.ProducerIDMax = max })
+	c := dial(t, b.Addr())
+	c.createTopic("t", 2)
+	send := func(p int32, from, to int64, seq int32) protocol.ProducePartitionResponse {
+		var rs []byte
+		for id := from; id < to; id++ {
+			rs = append(rs, idemBatch(t, id, 0, seq, 1)...)
+		}
+		return c.produce("t", p, 1, rs)
+	}
+	wantProduced(t, "partition 0", send(0, 0, perPart, 0), 0)
+	wantProduced(t, "partition 1", send(1, 1000, 1000+perPart, 0), 0)
+	evicted := int64(2*perPart - max)
+	if got := b.ProducerIDsEvicted(); got != uint64(evicted) {
+		t.Fatalf("evicted %d, want %d", got, evicted)
+	}
+	// Partition 0's kept producers and all of partition 1's deduplicate.
+	wantProduced(t, "retries on partition 0", send(0, evicted, perPart, 0), evicted)
+	wantProduced(t, "retries on partition 1", send(1, 1000, 1000+perPart, 0), 0)
+	for id := range evicted {
+		r := c.produce("t", 0, 1, idemBatch(t, id, 0, 1, 1))
+		wantRefused(t, fmt.Sprintf("evicted producer %d", id), r, protocol.ErrUnknownProducerID)
+	}
+	c.wantEnd(t, "t", perPart)
+	if n0, n1 := b.parts.get("t", 0).producers.Len(), b.parts.get("t", 1).producers.Len(); n0 != perPart-int(evicted) || n1 != perPart {
+		t.Fatalf("partitions hold %d and %d producers, want %d and %d", n0, n1, perPart-int(evicted), perPart)
+	}
+}
+
 // leadingPartition is an open partition led by broker 1 with broker 2 in
 // its ISR, which fetches only when the test says: acks=all appends wait
 // until then.

@@ -71,9 +71,10 @@ type partitions struct {
 	hwCheckpoint *log.Checkpoint
 	savedHW      map[hwKey]int64 // from the checkpoint at start
 
-	// Producer state limits of each partition (Config.ProducerIDMax,
-	// ProducerIDExpiration); zero means replica's defaults.
-	producerMax        int
+	// producerLimit caps the producer state of all the partitions
+	// (Config.ProducerIDMax); producerExpiration is each partition's
+	// (Config.ProducerIDExpiration, zero for replica's default).
+	producerLimit      *replica.ProducerLimit
 	producerExpiration time.Duration
 	// noSnapshots: the broker stops like a crash (Abandon), so closing a
 	// partition writes no producer-state snapshot.
@@ -242,7 +243,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		return nil
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
-	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, MaxProducers: m.producerMax,
+	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, Limit: m.producerLimit,
 		Expiration: m.producerExpiration, Logger: lg})
 	from, err := ps.Load(l)
 	if err != nil {
