@@ -214,7 +214,6 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
 	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
-	b.parts.producerExpiration = b.cfg.ProducerIDExpiration
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.

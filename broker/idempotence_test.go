@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
@@ -370,4 +371,66 @@ func TestIdempotentRetryOfPendingBatchSharesItsOutcome(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProducerIDExpirationTopicConfig: producer.id.expiration.ms of a
+// topic overrides the broker's ProducerIDExpiration, which is the
+// broker-level default of the key; altering it applies to the open
+// partitions at once; 0 is refused.
+func TestProducerIDExpirationTopicConfig(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.ProducerIDExpiration = 2 * time.Hour })
+	c := dial(t, b.Addr())
+	c.createTopic("short", 1, protocol.Config{Name: controller.ConfigProducerIDExpirationMs, Value: "60000"})
+	c.createTopic("long", 1)
+	// One producer per topic whose last batch is 10 minutes old.
+	old := record.NewBuilder(record.None)
+	old.SetProducer(7, 0, 0)
+	old.Append(time.Now().Add(-10*time.Minute).UnixMilli(), nil, []byte("v"), nil)
+	batch, err := old.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"short", "long"} {
+		wantProduced(t, topic, c.produce(topic, 0, 1, batch), 0)
+	}
+	if n := b.parts.get("short", 0).producers.Expire(); n != 1 {
+		t.Fatalf("short: %d producers expired, want 1 (topic's 1 min)", n)
+	}
+	if n := b.parts.get("long", 0).producers.Expire(); n != 0 {
+		t.Fatalf("long: %d producers expired, want 0 (broker's 2 h)", n)
+	}
+	describe := func(topic string) protocol.ConfigEntry {
+		t.Helper()
+		var resp protocol.DescribeConfigsResponse
+		c.call(&protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{
+			{Type: protocol.ResourceTopic, Name: topic, ConfigNames: []string{controller.ConfigProducerIDExpirationMs}}}}, &resp)
+		if len(resp.Resources) != 1 || len(resp.Resources[0].Configs) != 1 {
+			t.Fatalf("describe %s: %+v", topic, resp.Resources)
+		}
+		return resp.Resources[0].Configs[0]
+	}
+	if e := describe("long"); e.Value != "7200000" || !e.IsDefault {
+		t.Fatalf("long: %+v, want the broker's 7200000", e)
+	}
+	if e := describe("short"); e.Value != "60000" || e.IsDefault {
+		t.Fatalf("short: %+v, want the topic's 60000", e)
+	}
+	alter := func(value string) protocol.ResourceError {
+		var resp protocol.AlterConfigsResponse
+		c.call(&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "long",
+			Configs: []protocol.AlterableConfig{{Name: controller.ConfigProducerIDExpirationMs, Value: value}}}}}, &resp)
+		return resp.Resources[0]
+	}
+	if r := alter("0"); r.ErrorCode != protocol.ErrInvalidConfig {
+		t.Fatalf("alter to 0: %+v, want INVALID_CONFIG", r)
+	}
+	if r := alter("60000"); r.ErrorCode != protocol.NoError {
+		t.Fatalf("alter: %+v", r)
+	}
+	poll.Until(t, 10*time.Second, "the altered expiration applied", func() error {
+		if n := b.parts.get("long", 0).producers.Expire(); n != 1 {
+			return fmt.Errorf("%d producers expired", n)
+		}
+		return nil
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -72,10 +71,8 @@ type partitions struct {
 	savedHW      map[hwKey]int64 // from the checkpoint at start
 
 	// producerLimit caps the producer state of all the partitions
-	// (Config.ProducerIDMax); producerExpiration is each partition's
-	// (Config.ProducerIDExpiration, zero for replica's default).
-	producerLimit      *replica.ProducerLimit
-	producerExpiration time.Duration
+	// (Config.ProducerIDMax).
+	producerLimit *replica.ProducerLimit
 	// noSnapshots: the broker stops like a crash (Abandon), so closing a
 	// partition writes no producer-state snapshot.
 	noSnapshots atomic.Bool
@@ -244,7 +241,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
 	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, Limit: m.producerLimit,
-		Expiration: m.producerExpiration, Logger: lg})
+		Expiration: pc.producerExpiration, Logger: lg})
 	from, err := ps.Load(l)
 	if err != nil {
 		lg.Error("rebuild producer state", zap.Error(err))
@@ -272,8 +269,9 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	}
 	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
 	pc.log.Logger, pc.log.OnOffline = p.cfg.log.Logger, p.cfg.log.OnOffline
+	p.producers.SetExpiration(pc.producerExpiration)
 	if sameLogConfig(p.cfg.log, pc.log) {
-		p.cfg.maxMessageBytes = pc.maxMessageBytes
+		p.cfg.maxMessageBytes, p.cfg.producerExpiration = pc.maxMessageBytes, pc.producerExpiration
 		p.mu.Unlock()
 		return
 	}

@@ -169,6 +169,7 @@ type Producers struct {
 	lru  producer // sentinel of the recency list: lru.next is the least recent
 
 	evicted, expired atomic.Uint64
+	expiration       atomic.Int64 // nanoseconds; cfg.Expiration, then SetExpiration's
 
 	files snapshots
 }
@@ -250,7 +251,17 @@ func NewProducers(cfg ProducersConfig) *Producers {
 	}
 	ps := &Producers{cfg: cfg, lim: lim, m: map[int64]*producer{}, files: snapshots{fs: cfg.FS, dir: cfg.Dir}}
 	ps.lru.prev, ps.lru.next = &ps.lru, &ps.lru
+	ps.expiration.Store(int64(cfg.Expiration))
 	return ps
+}
+
+// SetExpiration changes Expiration (a topic's producer.id.expiration.ms
+// altered); d <= 0 is DefaultProducerExpiration. The next Expire uses it.
+func (ps *Producers) SetExpiration(d time.Duration) {
+	if d <= 0 {
+		d = DefaultProducerExpiration
+	}
+	ps.expiration.Store(int64(d))
 }
 
 // Len is the number of producers the state holds.
@@ -540,7 +551,7 @@ func (ps *Producers) Expire() int {
 }
 
 func (ps *Producers) expireLocked() int {
-	limit := ps.cfg.Now().Add(-ps.cfg.Expiration).UnixMilli()
+	limit := ps.cfg.Now().Add(-time.Duration(ps.expiration.Load())).UnixMilli()
 	ps.lim.mu.Lock()
 	defer ps.lim.mu.Unlock()
 	n := 0
