@@ -431,7 +431,9 @@ func (p *producer) outcome(it *sendItem, base int64, err error) {
 // otherwise it, UNKNOWN_PRODUCER_ID and INVALID_PRODUCER_EPOCH mean the
 // leader's state for this producer is not what the client's is, and the
 // epoch is bumped (maybeFetchPID) before the batch is resent from
-// sequence 0. epoch is the one the batch was sent with. p.mu is held.
+// sequence 0. epoch is the one the batch was sent with. An unexplained
+// OUT_OF_ORDER_SEQUENCE_NUMBER also proves that no earlier attempt of
+// the batch was written, which clears maybeWritten. p.mu is held.
 func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time.Time) {
 	cl := classify(err, p.idem)
 	if err == nil || (p.idem && cl.code == protocol.ErrDuplicateSequenceNumber) {
@@ -461,6 +463,16 @@ func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time
 				backoff, own = false, false
 			} else {
 				p.requestBump(epoch)
+				if p.pid.ready && epoch == p.pid.epoch {
+					// The leader holds this producer's state and neither
+					// has this batch among its last five nor takes it as
+					// next: no attempt of it is in the log (the batches
+					// before it are settled, at most four went after it,
+					// and it cannot become next later under this epoch).
+					// So it is resent under the new epoch instead of
+					// failing as maybe written (resequence).
+					b.maybeWritten = false
+				}
 			}
 		case protocol.ErrUnknownProducerID, protocol.ErrInvalidProducerEpoch:
 			retry = true
