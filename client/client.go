@@ -49,10 +49,17 @@
 // UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH or an
 // OUT_OF_ORDER_SEQUENCE_NUMBER that no earlier batch explains, the
 // producer bumps its epoch and resends from sequence 0 (a batch that may
-// have been written under the old epoch then fails, indeterminate). A
+// have been written under the old epoch then fails, indeterminate, unless
+// the leader's answer proved it unwritten: docs/idempotence.md). A
 // cluster that does not serve InitProducerId turns default idempotence
 // off; explicit idempotence then fails the records. Client.Idempotent says
 // which it is.
+//
+// A batch of several records refused as MESSAGE_TOO_LARGE (the topic's
+// max.message.bytes is below it) is split in halves, resent in its place,
+// and split again while a half is refused; the topic's later batches are
+// built no larger than the half that was sent. A single record over the
+// limit fails, definitely, saying so.
 //
 // Without idempotence one batch per partition is in flight, a batch failing
 // with a retriable, definite error is retried before any later batch of its

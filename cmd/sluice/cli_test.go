@@ -31,6 +31,18 @@ func buildBinary(t *testing.T) string {
 // line, JSON or console.
 var listeningRE = regexp.MustCompile(`broker listening.*"addr": ?"([^"]+)"`)
 
+// binaryAndBroker skips under -short; else it builds the binary and
+// starts a broker on a fresh data directory (startBroker).
+func binaryAndBroker(t *testing.T) (bin, addr string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin = buildBinary(t)
+	addr, _ = startBroker(t, bin, t.TempDir())
+	return bin, addr
+}
+
 // startBroker runs `sluice broker` on a free loopback port and returns its
 // address; the broker is stopped with SIGTERM at cleanup and must exit 0.
 func startBroker(t *testing.T, bin, dataDir string) (addr string, stop func()) {
