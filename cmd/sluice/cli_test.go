@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -240,5 +241,29 @@ func TestFormat(t *testing.T) {
 		if got := string(appendFormatted(nil, compileFormat(tc.format), r)); got != tc.want {
 			t.Errorf("format %q = %q, want %q", tc.format, got, tc.want)
 		}
+	}
+}
+
+// --timeout bounds the client's bootstrap: a seed that accepts and never
+// answers (a paused broker) fails the command after --timeout, not after
+// 1 + RequestRetries request timeouts.
+func TestCLITimeoutBoundsBootstrap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	start := time.Now()
+	_, errOut, err := sluiceResult(bin, hung.Addr().String(), "", "topic", "list", "--timeout", "2s")
+	el := time.Since(start)
+	if err == nil || !strings.Contains(errOut, "no broker answered within --timeout 2s") {
+		t.Fatalf("err %v, stderr %q; want a failure naming --timeout", err, errOut)
+	}
+	if el > 5*time.Second {
+		t.Fatalf("gave up after %v with --timeout 2s", el)
 	}
 }
