@@ -204,6 +204,11 @@ func TestIdempotentStateAfterRetention(t *testing.T) {
 		if s := c.listOffset("t", 0, EarliestTimestamp).Offset; s == 0 {
 			return fmt.Errorf("log start %d", s)
 		}
+		// The retention pass cuts the producer state just after it moved
+		// the log start: wait for that too.
+		if n := b.parts.get("t", 0).producers.Len(); n != 1 {
+			return fmt.Errorf("%d producers", n)
+		}
 		return nil
 	})
 	check := func(when string) {
@@ -371,6 +376,32 @@ func TestIdempotentRetryOfPendingBatchSharesItsOutcome(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClosedPartitionReleasesProducerIDs: the producers of a deleted
+// topic's partitions no longer count against the broker's cap.
+func TestClosedPartitionReleasesProducerIDs(t *testing.T) {
+	b := startBroker(t, "", nil)
+	c := dial(t, b.Addr())
+	c.createTopic("gone", 2)
+	c.createTopic("kept", 1)
+	for id := range int64(5) {
+		for _, p := range []int32{0, 1} {
+			wantProduced(t, "gone", c.produce("gone", p, 1, idemBatch(t, id, 0, 0, 1)), id)
+		}
+		wantProduced(t, "kept", c.produce("kept", 0, 1, idemBatch(t, id, 0, 0, 1)), id)
+	}
+	if n := b.parts.producerLimit.Len(); n != 15 {
+		t.Fatalf("the broker holds %d producer entries, want 15", n)
+	}
+	var resp protocol.DeleteTopicsResponse
+	c.call(&protocol.DeleteTopicsRequest{Topics: []string{"gone"}, TimeoutMs: 10000}, &resp)
+	poll.Until(t, 10*time.Second, "the deleted topic's producers released", func() error {
+		if n := b.parts.producerLimit.Len(); n != 5 {
+			return fmt.Errorf("%d entries", n)
+		}
+		return nil
+	})
 }
 
 // TestProducerIDExpirationTopicConfig: producer.id.expiration.ms of a

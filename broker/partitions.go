@@ -44,6 +44,7 @@ func (m *partitions) shutting(p *partition, state partitionState, snapshot bool)
 			p.logger().Warn("producer-state snapshot at close failed", zap.Error(err))
 		}
 	}
+	p.producers.Release() // its entries no longer count against the broker's cap
 	return p.log
 }
 
@@ -292,6 +293,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 		// unknown state; the next reconcile tries to open it again.
 		lg.Error("reopen log with new config", zap.Error(err))
 		p.state = stateClosed
+		p.producers.Release()
 		return
 	}
 	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))

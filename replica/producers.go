@@ -424,6 +424,28 @@ func (ps *Producers) dropIfEmpty(pr *producer) {
 	ps.lim.mu.Unlock()
 }
 
+// Release forgets every producer of the partition, giving their entries
+// back to the limit. Call it when the partition's replica is closed (its
+// state stays in its snapshots and log): the limit would otherwise count
+// them until evicted. The Producers stays usable; Load fills it again.
+func (ps *Producers) Release() {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	ps.lim.mu.Lock()
+	defer ps.lim.mu.Unlock()
+	ps.removeAllLocked()
+}
+
+// removeAllLocked takes every producer out of the table (snap held for
+// writing, limit's mu held).
+func (ps *Producers) removeAllLocked() {
+	for pr := ps.lru.next; pr != &ps.lru; {
+		next := pr.next
+		ps.removeLocked(pr)
+		pr = next
+	}
+}
+
 // addLocked puts pr, new, in the table as the most recent producer
 // (limit's mu held).
 func (ps *Producers) addLocked(pr *producer) {

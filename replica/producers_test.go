@@ -428,6 +428,35 @@ func TestProducerLimitEvictsAcrossPartitions(t *testing.T) {
 	}
 }
 
+// TestProducerLimitRelease: a released partition's producers no longer
+// count against the limit, and it fills again from its log on Load.
+func TestProducerLimitRelease(t *testing.T) {
+	lim := NewProducerLimit(100, nil, nil)
+	la, lb := openLog(t), openLog(t)
+	pa := newProducers(t, la, func(c *ProducersConfig) { c.Limit = lim })
+	pb := newProducers(t, lb, func(c *ProducersConfig) { c.Limit = lim })
+	for id := range int64(4) {
+		for _, p := range []struct {
+			ps *Producers
+			l  *log.Log
+		}{{pa, la}, {pb, lb}} {
+			if _, err := p.ps.AppendLeader(p.l, pbatch(t, id, 0, 0, 1, testTS)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pa.Release()
+	if lim.Len() != 4 || pa.Len() != 0 || pb.Len() != 4 {
+		t.Fatalf("after releasing A: limit %d, A %d, B %d; want 4, 0, 4", lim.Len(), pa.Len(), pb.Len())
+	}
+	if _, err := pa.Load(la); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Len() != 8 || pa.Len() != 4 {
+		t.Fatalf("after reloading A: limit %d, A %d; want 8 and 4", lim.Len(), pa.Len())
+	}
+}
+
 // TestProducerLimitConcurrent appends, snapshots, truncates and expires
 // on partitions sharing a small limit at once (run with -race): the
 // limit's count stays equal to what the partitions hold, and never above

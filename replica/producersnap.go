@@ -303,11 +303,7 @@ func (ps *Producers) Load(l *log.Log) (int64, error) {
 		return -1, fmt.Errorf("replica: load producer state: %w", err)
 	}
 	ps.lim.mu.Lock()
-	for pr := ps.lru.next; pr != &ps.lru; {
-		next := pr.next
-		ps.removeLocked(pr)
-		pr = next
-	}
+	ps.removeAllLocked()
 	from := start
 	for i := len(offs) - 1; i >= 0; i-- {
 		b, err := ps.files.read(offs[i])
