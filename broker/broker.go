@@ -73,6 +73,7 @@ import (
 type Broker struct {
 	cfg        Config
 	logger     *zap.Logger
+	obs        Observer // cfg.Observer; nil: no timed events (observe.go)
 	budget     *budget
 	fetchWrite fetchWriteMode
 	// testHook, when set (tests only), runs before each request's handler.
@@ -130,6 +131,7 @@ func New(cfg Config) (*Broker, error) {
 	cfg = cfg.WithDefaults()
 	b := &Broker{
 		cfg:        cfg,
+		obs:        cfg.Observer,
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
@@ -213,6 +215,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
 	b.parts.producerMax, b.parts.producerExpiration = b.cfg.ProducerIDMax, b.cfg.ProducerIDExpiration
+	if b.obs != nil {
+		b.parts.onSync = b.obs.Sync
+	}
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.
