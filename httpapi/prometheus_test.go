@@ -13,14 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 // TestRealPrometheusScrapesCluster runs the Prometheus server (Debian
 // package prometheus) against a 3-broker cluster's endpoints: every
-// target must be up, and a query over what it scraped must see one
-// controller leader and three ready brokers.
+// target must be up, and queries over what it scraped must see one
+// controller leader, three ready brokers, and a 3-partition topic's
+// leaders in full ISR.
 func TestRealPrometheusScrapesCluster(t *testing.T) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -30,6 +33,9 @@ func TestRealPrometheusScrapesCluster(t *testing.T) {
 		t.Skip("starts a Prometheus server")
 	}
 	o := startObserved(t, 3, httpapi.LevelInfo, true)
+	cl := o.Client()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "p", Partitions: 3, ReplicationFactor: 3})
+	testcluster.WaitFullISR(t, cl, "p", 20*time.Second)
 	var targets []string
 	for _, id := range o.IDs() {
 		targets = append(targets, fmt.Sprintf("%q", o.servers[id].Addr()))
@@ -100,6 +106,10 @@ scrape_configs:
 		{"count(sluice_broker_ready == 1)", "3"},
 		{"count(sluice_log_fsync_duration_seconds_count)", "3"},
 		{"count(sluice_controller_applied_index > 0)", "3"},
+		// Each partition was led once, by one broker, in full ISR.
+		{"sum(sluice_partitions_led)", "3"},
+		{"sum(sluice_partition_leader_elections_total)", "3"},
+		{"sum(sluice_partitions_under_replicated)", "0"},
 	} {
 		poll.Until(t, 30*time.Second, "Prometheus to answer "+q.query+" = "+q.want, func() error {
 			got, err := promQuery(api, q.query)

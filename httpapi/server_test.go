@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +21,9 @@ import (
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // observed is a cluster whose brokers have metrics and an HTTP endpoint
@@ -32,10 +37,14 @@ type observed struct {
 
 // startObserved starts n brokers with metrics at level and an HTTP
 // endpoint each; with metrics off, neither (benchmarks compare).
-func startObserved(t testing.TB, n int, level httpapi.Level, metrics bool) *observed {
+// configure, if any, changes each broker's configuration.
+func startObserved(t testing.TB, n int, level httpapi.Level, metrics bool, configure ...func(*broker.Config)) *observed {
 	t.Helper()
 	o := &observed{metrics: map[int32]*httpapi.Metrics{}, servers: map[int32]*httpapi.Server{}}
 	o.Cluster = testcluster.Start(t, n, testcluster.Options{Configure: func(cfg *broker.Config) {
+		for _, f := range configure {
+			f(cfg)
+		}
 		if !metrics {
 			return
 		}
@@ -256,4 +265,48 @@ func TestReadyzBeforeStart(t *testing.T) {
 		t.Logf("close after cancel: %v", err)
 	}
 	b.Close()
+}
+
+// TestFsyncFailureCounted fails the fsyncs of one partition's segments
+// (EIO from the file-system seam): the failure is counted, the replica
+// is reported offline, and the other partition is not.
+func TestFsyncFailureCounted(t *testing.T) {
+	fs := errorfs.New(vfs.Default)
+	o := startObserved(t, 1, httpapi.LevelInfo, true, func(cfg *broker.Config) { cfg.FS = fs })
+	addr := o.servers[1].Addr()
+	cl := o.Client()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "f", Partitions: 2, ReplicationFactor: 1,
+		Configs: map[string]string{"fsync": "always"}})
+	raw := testcluster.DialRaw(t, o.Broker(1).Addr())
+	raw.WaitLeading("f", 0)
+	raw.WaitLeading("f", 1)
+	batch := testcluster.ProducerBatch(t, -1, -1, -1)
+	if r, err := raw.Produce("f", 0, protocol.AcksLeader, batch); err != nil || r.ErrorCode != protocol.NoError {
+		t.Fatalf("produce before the fault: %+v %v", r, err)
+	}
+	fams := scrape(t, addr)
+	if v := value(fams, "sluice_log_flush_failures_total"); v != 0 {
+		t.Fatalf("flush failures before the fault: %v", v)
+	}
+	syncs := value(fams, "sluice_log_fsync_duration_seconds")
+	if syncs < 1 {
+		t.Fatalf("fsyncs observed before the fault: %v", syncs)
+	}
+
+	fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(o.Dir(1), "f-1", "*.log"), Err: syscall.EIO})
+	if r, err := raw.Produce("f", 1, protocol.AcksLeader, batch); err != nil || r.ErrorCode != protocol.ErrStorageError {
+		t.Fatalf("produce under the fault: %+v %v, want %v", r, err, protocol.ErrStorageError)
+	}
+	fams = scrape(t, addr)
+	if v := value(fams, "sluice_log_flush_failures_total"); v != 1 {
+		t.Errorf("flush failures = %v, want 1", v)
+	}
+	if v := value(fams, "sluice_log_offline_replicas"); v != 1 {
+		t.Errorf("offline replicas = %v, want 1", v)
+	}
+	if v := value(fams, "sluice_log_fsync_duration_seconds"); v <= syncs {
+		t.Errorf("fsyncs observed = %v, want more than %v", v, syncs)
+	}
+	// An offline log does not close cleanly: stop as a crash would.
+	o.Kill(1)
 }
