@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -309,4 +310,46 @@ func TestFsyncFailureCounted(t *testing.T) {
 	}
 	// An offline log does not close cleanly: stop as a crash would.
 	o.Kill(1)
+}
+
+// TestISRExpandsCounted kills a follower, whose partitions' ISRs the
+// controller shrinks when it fences it, and restarts it: the leaders,
+// brokers 1 and 2, count one ISR expansion per partition they take it
+// back into, and no shrink of their own.
+func TestISRExpandsCounted(t *testing.T) {
+	o := startObserved(t, 3, httpapi.LevelInfo, true, func(cfg *broker.Config) {
+		cfg.LeaderRebalanceInterval = -1
+	})
+	cl := o.Client()
+	const parts = 4
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "isr", Partitions: parts, ReplicationFactor: 3})
+	testcluster.WaitFullISR(t, cl, "isr", 20*time.Second)
+	o.Kill(3)
+	for p := range int32(parts) {
+		testcluster.WaitPartition(t, cl, "isr", p, 20*time.Second, "broker 3 out of the ISR", func(pd client.PartitionDescription) error {
+			if slices.Contains(pd.ISR, 3) || pd.Leader == 3 || pd.Leader < 0 {
+				return fmt.Errorf("leader %d, ISR %v", pd.Leader, pd.ISR)
+			}
+			return nil
+		})
+	}
+	sum := func(name string) float64 {
+		total := 0.0
+		for _, id := range []int32{1, 2} {
+			total += max(value(scrape(t, o.servers[id].Addr()), name), 0)
+		}
+		return total
+	}
+	before := sum("sluice_partition_isr_expands_total")
+	o.Restart(3)
+	testcluster.WaitFullISR(t, cl, "isr", 30*time.Second)
+	if got := sum("sluice_partition_isr_expands_total") - before; got != parts {
+		t.Errorf("ISR expansions by brokers 1 and 2: %v, want %d", got, parts)
+	}
+	if got := sum("sluice_partition_isr_shrinks_total"); got != 0 {
+		t.Errorf("ISR shrinks by brokers 1 and 2: %v, want 0 (the controller removed broker 3)", got)
+	}
+	if got := sum("sluice_partitions_led"); got != parts {
+		t.Errorf("partitions led by brokers 1 and 2: %v, want %d", got, parts)
+	}
 }
