@@ -145,9 +145,9 @@ type Stats struct {
 	// AppliedIndex is the Raft index of the last metadata command applied
 	// here.
 	AppliedIndex uint64
-	// BrokersAlive and BrokersFenced count the registered brokers by state
+	// BrokersAlive and BrokersOffline count the registered brokers by state
 	// in this broker's copy of the metadata.
-	BrokersAlive, BrokersFenced int
+	BrokersAlive, BrokersOffline int
 	// OfflinePartitions counts the cluster's partitions with no leader,
 	// from this broker's copy of the metadata.
 	OfflinePartitions int
@@ -231,7 +231,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 		if br.State == controller.BrokerAlive {
 			st.BrokersAlive++
 		} else {
-			st.BrokersFenced++
+			st.BrokersOffline++
 		}
 	}
 	for _, t := range md.Topics {

@@ -172,7 +172,7 @@ var (
 	descApplied = prometheus.NewDesc("sluice_controller_applied_index",
 		"Raft index of the last metadata command applied on this broker.", nil, nil)
 	descBrokers = prometheus.NewDesc("sluice_controller_brokers",
-		"Registered brokers by state (alive, fenced), as this broker's copy of the metadata says.", []string{"state"}, nil)
+		"Registered brokers by state (alive, offline: failed or left, fenced out of every ISR), as this broker's copy of the metadata says.", []string{"state"}, nil)
 	descOffline = prometheus.NewDesc("sluice_partitions_offline",
 		"Partitions of the cluster with no leader; reported by the controller leader, 0 elsewhere, so the cluster sums to the count.", nil, nil)
 	descLed = prometheus.NewDesc("sluice_partitions_led",
@@ -258,7 +258,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descIsLeader, b2f(st.ControllerLeader))
 	gauge(descApplied, float64(st.AppliedIndex))
 	gauge(descBrokers, float64(st.BrokersAlive), "alive")
-	gauge(descBrokers, float64(st.BrokersFenced), "fenced")
+	gauge(descBrokers, float64(st.BrokersOffline), "offline")
 	offline := 0
 	if st.ControllerLeader {
 		offline = st.OfflinePartitions

@@ -38,7 +38,7 @@ func (f *fakeSource) Ready() error { return f.ready }
 func sampleStats(leader bool) broker.Stats {
 	return broker.Stats{
 		BrokerID: 2, Ready: true, ControllerLeader: leader, AppliedIndex: 42,
-		BrokersAlive: 2, BrokersFenced: 1, OfflinePartitions: 3, ConnectionsOpen: 7,
+		BrokersAlive: 2, BrokersOffline: 1, OfflinePartitions: 3, ConnectionsOpen: 7,
 		ConnectionsRefused: map[string]int64{"max_connections": 5, "max_connections_per_ip": 0, "first_request_timeout": 1},
 		ISRShrinksTotal:    4, ISRExpandsTotal: 2, LeaderElectionsTotal: 9,
 		Topics: []broker.TopicStats{
@@ -90,10 +90,10 @@ sluice_log_offline_replicas 1
 sluice_connections_refused_total{reason="first_request_timeout"} 1
 sluice_connections_refused_total{reason="max_connections"} 5
 sluice_connections_refused_total{reason="max_connections_per_ip"} 0
-# HELP sluice_controller_brokers Registered brokers by state (alive, fenced), as this broker's copy of the metadata says.
+# HELP sluice_controller_brokers Registered brokers by state (alive, offline: failed or left, fenced out of every ISR), as this broker's copy of the metadata says.
 # TYPE sluice_controller_brokers gauge
 sluice_controller_brokers{state="alive"} 2
-sluice_controller_brokers{state="fenced"} 1
+sluice_controller_brokers{state="offline"} 1
 `
 			if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 				"sluice_partitions_offline", "sluice_partitions_led", "sluice_partitions_under_replicated",
