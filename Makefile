@@ -91,6 +91,7 @@ run: build
 	@echo "    ./$(BIN) topic create demo --partitions 3"
 	@printf '%s\n' "    printf 'hello\\nworld\\n' | ./$(BIN) produce demo"
 	@echo "    ./$(BIN) consume demo --from-beginning --max-messages 2"
+	@echo "    curl -s http://127.0.0.1:7095/metrics | grep ^sluice_topic"
 	@exec $(BIN) broker --listen 127.0.0.1:7092 --data-dir ./data
 
 clean:

@@ -88,6 +88,11 @@ type NodeConfig struct {
 	// ApplyTimeout bounds a write when its context has no deadline;
 	// default 10s.
 	ApplyTimeout time.Duration
+	// OnCommit, if set, is called with how long each command this node
+	// proposed took from Raft's Apply to its commit and application
+	// (commands forwarded to another leader are timed there). It runs on
+	// the writer's goroutine and must be quick.
+	OnCommit func(d time.Duration)
 }
 
 func (c *NodeConfig) applyDefaults() {
@@ -364,6 +369,10 @@ func (n *Node) Changed() <-chan struct{} { return n.fsm.Changed() }
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return n.fsm.WaitApplied(ctx, index)
 }
+
+// AppliedIndex is the Raft log index of the last command applied to
+// this node's metadata.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // IsLeader reports whether this node is the Raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/httpapi"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -23,6 +24,7 @@ func newBrokerCmd() *cobra.Command {
 		logFormat string
 		logLevel  string
 		pprofAddr string
+		web       webOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -56,7 +58,15 @@ for its first request and is disconnected (sluice clients report
 connection takes one of --reserved-broker-connections more slots, so
 replication and controller traffic go on while clients hold every slot. A
 connection that sends nothing for --first-request-timeout is closed.
-Refusals are logged at warn, at most one line per 10 s with counts.`,
+Refusals are logged at warn, at most one line per 10 s with counts.
+
+HTTP: --http-addr serves /metrics (Prometheus text format), /healthz (the
+process is up) and /readyz (200 once the broker is registered with the
+controller, leads every partition the metadata names it leader of, and is
+not shutting down; 503 with the reason otherwise). By default it listens on
+the --listen host at the --listen port + 3; --http-addr '' or off turns it
+off. --metrics-level debug adds series per partition (docs/observability.md
+lists every metric).`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -79,6 +89,13 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
   # at most 2000 connections, 100 from any one host
   sluice broker --max-connections 2000 --max-connections-per-ip 100
 
+  # metrics on all interfaces, with per-partition series; then scrape them
+  sluice broker --http-addr 0.0.0.0:9095 --metrics-level debug
+  curl -s http://127.0.0.1:9095/metrics | grep sluice_partitions_led
+
+  # no HTTP endpoint
+  sluice broker --http-addr off
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -93,7 +110,8 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 			// the broker stops with (a JSON log stays all JSON).
 			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr); err != nil {
+			web.set = cmd.Flags().Changed("http-addr") || os.Getenv("SLUICE_HTTP_ADDR") != ""
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, web); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -128,20 +146,55 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
 	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
+	f.StringVar(&web.addr, "http-addr", os.Getenv("SLUICE_HTTP_ADDR"), "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none (env SLUICE_HTTP_ADDR)")
+	f.StringVar(&web.level, "metrics-level", envOr("SLUICE_METRICS_LEVEL", "info"), "metrics detail: info (per broker, API and topic) or debug (adds per-partition series) (env SLUICE_METRICS_LEVEL)")
 	f.StringVar(&logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
 	return cmd
 }
 
+// webOptions are the HTTP endpoint's flags; set: --http-addr was given.
+type webOptions struct {
+	addr, level string
+	set         bool
+}
+
 // runBroker runs the broker until ctx is cancelled, then closes it.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string) error {
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string, web webOptions) error {
+	httpAddr := web.addr
+	if !web.set {
+		a, err := httpapi.DefaultAddr(cfg.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		httpAddr = a
+	}
+	var metrics *httpapi.Metrics
+	if httpAddr != "" && httpAddr != "off" {
+		level, err := httpapi.ParseLevel(web.level)
+		if err != nil {
+			return fmt.Errorf("--metrics-level: %w", err)
+		}
+		metrics = httpapi.NewMetrics(level)
+		cfg.Observer = metrics
+	}
 	b, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
+	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
+	if metrics != nil {
+		// Before the broker starts: /healthz answers and /readyz says why
+		// not ready while it registers.
+		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		defer srv.Close()
+		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"))
+	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err
 	}
-	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
 	if pprofAddr != "" {
 		stop, addr, err := servePprof(pprofAddr, logger)
 		if err != nil {
