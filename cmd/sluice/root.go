@@ -90,11 +90,7 @@ does not answer is left for the next one after a few seconds:
 		}
 		return nil
 	}
-	brokers := os.Getenv("SLUICE_BROKERS")
-	if brokers == "" {
-		brokers = defaultBrokers
-	}
-	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers,
+	root.PersistentFlags().StringVar(&g.brokers, "brokers", envOr("SLUICE_BROKERS", defaultBrokers),
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
 		"how long to wait for a broker's answer to each request before giving up on it (env SLUICE_TIMEOUT)")
@@ -107,4 +103,19 @@ does not answer is left for the next one after a few seconds:
 		newClusterCmd(g),
 	)
 	return root
+}
+
+// envOr is the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v, ok := lookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// lookupEnv is os.LookupEnv with an empty variable counted as unset, so
+// that SLUICE_RACK= in a script or a manifest means the default.
+func lookupEnv(key string) (string, bool) {
+	v := os.Getenv(key)
+	return v, v != ""
 }
