@@ -8,6 +8,14 @@ FUZZTIME    ?= 5s
 CRASH_ITERS ?= 1000
 BIN         := bin/sluice
 
+# Stamped into the binary (sluice version): the nearest tag, the commit,
+# the build time. go build without them still reports what the toolchain
+# recorded.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
 export CGO_ENABLED ?= 1
 
 .PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short ci run clean
@@ -15,7 +23,7 @@ export CGO_ENABLED ?= 1
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/sluice
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
 
 # The tests, with the race detector on: every package's tests must be
 # race-clean, so there is one way to run them.
@@ -55,7 +63,7 @@ CHAOS_BIN   := bin/sluice-chaos
 CHAOS_RUN    = SLUICE_BIN=$(abspath $(CHAOS_BIN)) SLUICE_CHAOS_SEED=$(SEED)
 
 $(CHAOS_BIN): FORCE
-	CGO_ENABLED=0 $(GO) build -o $(CHAOS_BIN) ./cmd/sluice
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(CHAOS_BIN) ./cmd/sluice
 
 FORCE:
 

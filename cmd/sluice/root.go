@@ -76,10 +76,12 @@ does not answer is left for the next one after a few seconds:
   sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildInfo().Version, // --version
 	}
+	root.SetVersionTemplate(buildInfo().String())
 	timeout, envErr := envTimeout()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		if cmd.Name() == "broker" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
+		if cmd.Name() == "broker" || cmd.Name() == "version" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
 			return nil // no client: a bad SLUICE_TIMEOUT must not stop a broker
 		}
 		if envErr != nil && !root.PersistentFlags().Changed("timeout") {
@@ -101,6 +103,7 @@ does not answer is left for the next one after a few seconds:
 		newConsumeCmd(g),
 		newBenchCmd(g),
 		newClusterCmd(g),
+		newVersionCmd(),
 	)
 	return root
 }
