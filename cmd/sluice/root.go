@@ -81,7 +81,7 @@ does not answer is left for the next one after a few seconds:
 	root.SetVersionTemplate(buildInfo().String())
 	timeout, envErr := envTimeout()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		if cmd.Name() == "broker" || cmd.Name() == "version" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
+		if cmd.Name() == "broker" || cmd.Name() == "version" || cmd.Name() == "probe" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
 			return nil // no client: a bad SLUICE_TIMEOUT must not stop a broker
 		}
 		if envErr != nil && !root.PersistentFlags().Changed("timeout") {
@@ -104,6 +104,7 @@ does not answer is left for the next one after a few seconds:
 		newBenchCmd(g),
 		newClusterCmd(g),
 		newVersionCmd(),
+		newProbeCmd(),
 	)
 	return root
 }
