@@ -95,7 +95,7 @@ run: build
 # pulled: the host's Go builds a static binary, which is staged in
 # $(IMAGE_DIR) with the host's CA certificates, a passwd/group for the
 # unprivileged user and the default config, and the Dockerfile copies
-# them into a FROM scratch image. DOCKER=podman works too.
+# them into a FROM scratch image.
 DOCKER      ?= docker
 IMAGE       ?= sluice:dev
 IMAGE_DIR   := bin/image
@@ -119,10 +119,11 @@ image:
 # the docker daemon that answers or, as root, start dockerd (installing
 # docker.io from Debian if needed). Not in ci: each takes a minute or
 # more and needs a container runtime.
-image-test: image build
+# The script builds the image (make image) once a daemon answers.
+image-test: build
 	IMAGE=$(IMAGE) DOCKER=$(DOCKER) SLUICE_BIN=$(abspath $(BIN)) scripts/image-test.sh single
 
-compose-test: image
+compose-test:
 	IMAGE=$(IMAGE) DOCKER=$(DOCKER) scripts/image-test.sh compose
 
 clean:

@@ -19,7 +19,8 @@
 # Docker: the daemon that answers, else (root only) dockerd started here
 # with --iptables=false --bridge=none and stopped on exit; docker.io (and
 # docker-compose for compose) are installed from Debian when missing.
-# Nothing is pulled: the image must exist ($IMAGE, default sluice:dev).
+# Nothing is pulled: the image ($IMAGE, default sluice:dev) is built with
+# make image once the daemon answers; IMAGE_TEST_BUILD=0 uses it as it is.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-single}
@@ -169,6 +170,12 @@ compose() {
 }
 
 ensure_docker
+if [ "${IMAGE_TEST_BUILD:-1}" = 1 ]; then
+	# Built here, once a daemon answers: make image needs one.
+	make -C "$root" --no-print-directory image IMAGE="$IMAGE" DOCKER="$DOCKER" >"$tmp/image.log" 2>&1 ||
+		{ tail -30 "$tmp/image.log" >&2; die "make image"; }
+	say "built $IMAGE"
+fi
 "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE (make image)"
 case $mode in
 single) single ;;

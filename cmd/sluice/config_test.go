@@ -220,3 +220,33 @@ func TestBrokerCommandConfig(t *testing.T) {
 		t.Fatalf("broker 2 outside the voters: %v", err)
 	}
 }
+
+// FuzzReadConfigFile: any file is refused with an error or yields
+// settings that are all broker flags; never a panic or a hang.
+func FuzzReadConfigFile(f *testing.F) {
+	for _, s := range []string{
+		"listen: 0.0.0.0:7092\nrack: r1\n",
+		"voters: [1@a:7093, 2@b:7093]\n",
+		"rack:\n",
+		"a: &a [*a]\n",
+		"- x\n",
+		"rack: a\n---\nrack: b\n",
+		"{listen: {a: 1}}",
+		"listen: !!binary aGVsbG8=\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, fs := brokerFlags(t)
+		settings, err := readConfigFile(fs, "fuzz.yaml", bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for k := range settings {
+			if fs.Lookup(k) == nil || notSettings[k] {
+				t.Fatalf("accepted key %q, which is no setting", k)
+			}
+		}
+		_, _ = applySettings(fs, settings, "fuzz.yaml", fakeEnv(nil))
+	})
+}
