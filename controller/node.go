@@ -318,9 +318,7 @@ func voterName(voters []Server, id int32, bound net.Addr) (string, error) {
 		if err != nil || net.ParseIP(host) != nil || port != strconv.Itoa(la.Port) {
 			return "", nil // an IP address, or another port: compared as they are
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-		cancel()
+		ips, err := lookupOwnName(host)
 		if err != nil {
 			return "", fmt.Errorf("controller: voters name broker %d at %s: %w", id, v.Addr, err)
 		}
@@ -347,6 +345,27 @@ func voterName(voters []Server, id int32, bound net.Addr) (string, error) {
 		return "", nil
 	}
 	return "", nil
+}
+
+// ownNameWait bounds how long lookupOwnName waits for this node's name to
+// resolve: a pod's DNS name is published shortly after the pod has an
+// address, so a broker starting at once may look it up too early.
+const ownNameWait = 30 * time.Second
+
+// lookupOwnName resolves host, retrying while it is not found (yet) for
+// up to ownNameWait.
+func lookupOwnName(host string) ([]net.IPAddr, error) {
+	deadline := time.Now().Add(ownNameWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		cancel()
+		var dnsErr *net.DNSError
+		if err == nil || !errors.As(err, &dnsErr) || !(dnsErr.IsNotFound || dnsErr.IsTemporary) || time.Now().After(deadline) {
+			return ips, err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // nameAddr is a Raft address that is a host name, resolved at each dial.
