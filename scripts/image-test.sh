@@ -5,14 +5,17 @@
 #   scripts/image-test.sh compose   deploy/compose.yaml's 3 brokers
 #
 # single: runs the image with --network host on loopback ports
-# ($IMAGE_TEST_PORT, default 27092, and the three above it) and a named
+# ($IMAGE_TEST_PORT, default 27092, and the four above it) and a named
 # volume, creates a topic, produces and consumes through it with the CLI
-# ($SLUICE_BIN, a host binary), stops it with SIGTERM and checks a clean
-# exit (status 0, "broker stopped", no error line), then starts a new
+# ($SLUICE_BIN, a host binary; and with kcat through the Kafka port, when
+# the broker has --kafka-listen and kcat is installed; /readyz through
+# sluice probe when it has --http-addr), stops it with SIGTERM, checks a
+# clean exit (status 0, "broker stopped", no error line), then starts a new
 # container on the same volume and reads the records back.
 #
 # compose: brings the compose cluster up (project sluice-test-PID), waits
-# for 3 brokers alive, creates an RF 3 topic, produces and consumes
+# for 3 brokers alive (and healthy, when the broker has --http-addr),
+# creates an RF 3 topic, produces and consumes
 # through the CLI inside a broker, stops one broker (SIGTERM, clean exit),
 # produces and consumes again, and tears everything down.
 #
@@ -99,11 +102,12 @@ single() {
 	"$DOCKER" volume create "$vol" >/dev/null
 	cleanups+=("$DOCKER volume rm -f $vol")
 	cleanups+=("$DOCKER rm -f $name $name-2")
-	local env=(-e "SLUICE_LISTEN=127.0.0.1:$port" -e "SLUICE_HTTP_ADDR=127.0.0.1:$((port + 3))")
+	local env=(-e "SLUICE_LISTEN=127.0.0.1:$port" -e "SLUICE_HTTP_ADDR=127.0.0.1:$((port + 3))"
+		-e "SLUICE_KAFKA_LISTEN=127.0.0.1:$((port + 4))")
 	"$DOCKER" run -d --name "$name" --network host -v "$vol:/var/lib/sluice" "${env[@]}" "$IMAGE" >/dev/null
 	until_ok 60 "broker up" "$SLUICE_BIN" cluster status --brokers "$brokers" --timeout 2s
 	"$DOCKER" exec "$name" /usr/local/bin/sluice version | sed 's/^/  /' >&2
-	if "$DOCKER" run --rm "$IMAGE" broker --help | grep -q -- '--http-addr'; then
+	if has_flag http-addr; then
 		until_ok 60 "/readyz" "$DOCKER" exec "$name" /usr/local/bin/sluice probe "http://127.0.0.1:$((port + 3))/readyz"
 		say "/readyz answers 2xx"
 	else
@@ -115,6 +119,15 @@ single() {
 	"$SLUICE_BIN" consume image-test --from-beginning --max-messages 1000 --brokers "$brokers" | sort -n >"$tmp/got"
 	cmp -s "$tmp/want" "$tmp/got" || die "consumed $(wc -l <"$tmp/got") records, not the 1000 produced"
 	say "produced and consumed 1000 records through the container"
+	if ! has_flag kafka-listen; then
+		say "this broker has no --kafka-listen yet: the Kafka port not checked"
+	elif ! command -v kcat >/dev/null; then
+		say "no kcat: the Kafka port not checked"
+	else
+		timeout 60 kcat -C -q -e -o beginning -t image-test -b "127.0.0.1:$((port + 4))" | sort -n >"$tmp/got"
+		cmp -s "$tmp/want" "$tmp/got" || die "kcat consumed $(wc -l <"$tmp/got") records, not 1000"
+		say "kcat consumed the 1000 records from the Kafka port"
+	fi
 	clean_stop "$name"
 
 	# A new container on the same volume has the records: the unprivileged
@@ -145,6 +158,18 @@ compose() {
 	alive3() { cli broker1 cluster status | grep -q 'brokers: 3 alive of 3'; }
 	until_ok 90 "3 brokers alive" alive3
 	say "3 brokers alive"
+	if has_flag http-addr; then
+		healthy() {
+			local b
+			for b in broker1 broker2 broker3; do
+				[ "$("$DOCKER" inspect --format '{{.State.Health.Status}}' "$("${dc[@]}" ps -q "$b")")" = healthy ] || return 1
+			done
+		}
+		until_ok 120 "3 brokers healthy (/readyz)" healthy
+		say "3 brokers healthy: their /readyz health checks pass"
+	else
+		say "this broker has no --http-addr yet: health checks not checked"
+	fi
 	cli broker1 topic create compose-test --partitions 3 --replication-factor 3 >/dev/null
 	seq 1 500 >"$tmp/want"
 	cli broker2 produce compose-test <"$tmp/want"
@@ -177,6 +202,9 @@ if [ "${IMAGE_TEST_BUILD:-1}" = 1 ]; then
 	say "built $IMAGE"
 fi
 "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE (make image)"
+# Checks of endpoints other front ends add run when the broker has them.
+"$DOCKER" run --rm "$IMAGE" broker --help >"$tmp/help" 2>&1 || die "broker --help in the image"
+has_flag() { grep -q -- "--$1 " "$tmp/help"; }
 case $mode in
 single) single ;;
 compose) compose ;;

@@ -89,21 +89,21 @@ func TestSettingsConfigFromEnv(t *testing.T) {
 // a setting without further code.
 func TestSettingsCoverNewFlags(t *testing.T) {
 	cmd := newBrokerCmd()
-	cmd.Flags().String("kafka-listen", "", "the Kafka listener")
-	cmd.Flags().Int("some-limit", 1, "a limit")
+	cmd.Flags().String("test-only-listen", "", "a flag added after this test was written")
+	cmd.Flags().Int("test-only-limit", 1, "a limit")
 	if err := cmd.ParseFlags(nil); err != nil {
 		t.Fatal(err)
 	}
 	fs := cmd.LocalFlags()
-	path := writeFile(t, "kafka-listen: 0.0.0.0:9092\n")
-	if _, err := loadSettings(fs, path, fakeEnv(map[string]string{"SLUICE_SOME_LIMIT": "5"})); err != nil {
+	path := writeFile(t, "test-only-listen: 0.0.0.0:9092\n")
+	if _, err := loadSettings(fs, path, fakeEnv(map[string]string{"SLUICE_TEST_ONLY_LIMIT": "5"})); err != nil {
 		t.Fatal(err)
 	}
-	if got := fs.Lookup("kafka-listen").Value.String(); got != "0.0.0.0:9092" {
-		t.Errorf("kafka-listen = %q", got)
+	if got := fs.Lookup("test-only-listen").Value.String(); got != "0.0.0.0:9092" {
+		t.Errorf("test-only-listen = %q", got)
 	}
-	if got := fs.Lookup("some-limit").Value.String(); got != "5" {
-		t.Errorf("some-limit = %q", got)
+	if got := fs.Lookup("test-only-limit").Value.String(); got != "5" {
+		t.Errorf("test-only-limit = %q", got)
 	}
 }
 
