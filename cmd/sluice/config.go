@@ -165,26 +165,25 @@ func scalarValue(v *yaml.Node) (string, error) {
 func applySettings(fs *pflag.FlagSet, file map[string]string, filePath string, lookupEnv func(string) (string, bool)) (map[string]settingSource, error) {
 	sources := map[string]settingSource{}
 	for _, f := range settingFlags(fs) {
-		switch {
-		case f.Changed:
+		if f.Changed {
 			sources[f.Name] = fromFlag
-		default:
-			if v, ok := lookupEnv(envName(f.Name)); ok {
-				if err := fs.Set(f.Name, v); err != nil {
-					return nil, &settingsError{where: "environment", key: fmt.Sprintf("%s=%q", envName(f.Name), v), err: flagSetError(f, err)}
-				}
-				sources[f.Name] = fromEnv
-				continue
-			}
-			if v, ok := file[f.Name]; ok {
-				if err := fs.Set(f.Name, v); err != nil {
-					return nil, &settingsError{where: "config file " + filePath, key: fmt.Sprintf("key %s: %q", f.Name, v), err: flagSetError(f, err)}
-				}
-				sources[f.Name] = fromFile
-				continue
-			}
-			sources[f.Name] = fromDefault
+			continue
 		}
+		if v, ok := lookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				return nil, &settingsError{where: "environment", key: fmt.Sprintf("%s=%q", envName(f.Name), v), err: flagSetError(f, err)}
+			}
+			sources[f.Name] = fromEnv
+			continue
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				return nil, &settingsError{where: "config file " + filePath, key: fmt.Sprintf("key %s: %q", f.Name, v), err: flagSetError(f, err)}
+			}
+			sources[f.Name] = fromFile
+			continue
+		}
+		sources[f.Name] = fromDefault
 	}
 	return sources, nil
 }
