@@ -87,3 +87,21 @@ func TestGossipBindName(t *testing.T) {
 		t.Errorf("an unresolvable name: %v", err)
 	}
 }
+
+// A node listening on every address takes a voter name that resolves to
+// one of its host's addresses (a pod's Raft port on 0.0.0.0, named by
+// its DNS name).
+func TestVoterNameListenerOnEveryAddress(t *testing.T) {
+	ln := poll.Listen(t, "0.0.0.0:0")
+	name := fmt.Sprintf("localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	cfg := NodeConfig{ID: 1, Dir: t.TempDir(), RaftAddr: ln.Addr().String(), Listener: ln, Voters: []Server{{ID: 1, Addr: name, Voter: true}}}
+	testRaftTimings(&cfg)
+	n, err := StartNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.RaftAddr() != name {
+		t.Errorf("advertises %s, want %s", n.RaftAddr(), name)
+	}
+}
