@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +24,9 @@ func newBrokerCmd() *cobra.Command {
 		logLevel  string
 		pprofAddr string
 		web       webOptions
+
+		configPath  string
+		printConfig bool
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -66,7 +68,18 @@ controller, leads every partition the metadata names it leader of, and is
 not shutting down; 503 with the reason otherwise). By default it listens on
 the --listen host at the --listen port + 3; --http-addr '' or off turns it
 off. --metrics-level debug adds series per partition (docs/observability.md
-lists every metric).`,
+lists every metric).
+
+Settings: every flag below (but --config and --print-config) is also an
+environment variable, SLUICE_ and the flag's name in capitals with _ for -
+(--replica-max-lag: SLUICE_REPLICA_MAX_LAG; an empty variable counts as
+unset), and a key of the YAML file --config (or SLUICE_CONFIG) names,
+spelt as the flag (replica-max-lag: 2s; a list is joined with commas).
+A flag wins over the environment, which wins over the file, which wins
+over the default. An unknown key or a value a flag would refuse stops the
+broker at start, naming the key and the reason. --print-config prints the
+effective settings as a config file, each with where it came from, and
+exits: a way to check a file, and to start one.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -96,13 +109,31 @@ lists every metric).`,
   # no HTTP endpoint
   sluice broker --http-addr off
 
+  # settings from a file; flags and SLUICE_* variables override it
+  printf 'listen: 0.0.0.0:7092\ndata-dir: /var/lib/sluice\nlog-level: warn\n' > sluice.yaml
+  SLUICE_LOG_LEVEL=debug sluice broker --config sluice.yaml --rack r1
+
+  # the effective settings, as a config file to start from
+  sluice broker --config sluice.yaml --print-config
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			settings := cmd.LocalFlags()
+			sources, err := loadSettings(settings, configPath, lookupEnv)
+			if err != nil {
+				return err
+			}
 			logger, err := broker.NewLogger(logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			if printConfig {
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
+				return printSettings(cmd.OutOrStdout(), settings, sources)
 			}
 			defer logger.Sync() //nolint:errcheck // stderr sync errors are not actionable
 			// From here on every line goes through the logger, in its
@@ -110,7 +141,9 @@ lists every metric).`,
 			// the broker stops with (a JSON log stays all JSON).
 			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			web.set = cmd.Flags().Changed("http-addr") || os.Getenv("SLUICE_HTTP_ADDR") != ""
+			// loadSettings marks a flag set from the environment or the
+			// file as changed: an explicit --http-addr '' turns it off.
+			web.set = cmd.Flags().Changed("http-addr")
 			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, web); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
@@ -121,34 +154,36 @@ lists every metric).`,
 	}
 	f := cmd.Flags()
 	def := broker.Config{}.WithDefaults() // the library's defaults, shown in --help
-	f.StringVar(&cfg.ListenAddr, "listen", envOr("SLUICE_LISTEN", broker.DefaultListenAddr), "address to listen on for clients (env SLUICE_LISTEN)")
-	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", os.Getenv("SLUICE_ADVERTISED_ADDR"), "address clients are told to connect to; default: the listen address (env SLUICE_ADVERTISED_ADDR)")
-	f.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", broker.DefaultDataDir), "directory for partition logs and metadata (env SLUICE_DATA_DIR)")
+	f.StringVar(&cfg.ListenAddr, "listen", broker.DefaultListenAddr, "address to listen on for clients")
+	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "address clients are told to connect to; default: the listen address")
+	f.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory for partition logs and metadata")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", os.Getenv("SLUICE_RAFT_ADDR"), "address of the controller's Raft transport; default: the listen port + 1 (env SLUICE_RAFT_ADDR)")
-	f.StringVar(&cfg.Voters, "voters", os.Getenv("SLUICE_VOTERS"), "Raft voters, id@raft-host:port,...; empty: this broker alone (env SLUICE_VOTERS)")
-	f.StringVar(&cfg.Join, "join", os.Getenv("SLUICE_JOIN"), "client address of a broker of an existing cluster to join as a non-voter (env SLUICE_JOIN)")
-	f.StringVar(&cfg.GossipAddr, "gossip-addr", os.Getenv("SLUICE_GOSSIP_ADDR"), "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2 (env SLUICE_GOSSIP_ADDR)")
-	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", os.Getenv("SLUICE_GOSSIP_SEEDS"), "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too (env SLUICE_GOSSIP_SEEDS)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "address of the controller's Raft transport; default: the listen port + 1")
+	f.StringVar(&cfg.Voters, "voters", "", "Raft voters, id@raft-host:port,...; empty: this broker alone")
+	f.StringVar(&cfg.Join, "join", "", "client address of a broker of an existing cluster to join as a non-voter")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2")
+	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", "", "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too")
 	f.DurationVar(&cfg.ReplicaMaxLag, "replica-max-lag", def.ReplicaMaxLag, "how long a follower may go without catching up to the leader before it leaves the ISR")
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", def.ProducerIDExpiration, "how long a partition keeps an idempotent producer's state after its last batch (producer.id.expiration.ms)")
 	f.IntVar(&cfg.ProducerIDMax, "producer-id-max", def.ProducerIDMax, "most (idempotent producer id, partition) entries of state the broker keeps over all its partitions; past it the least recently written are evicted (producer.id.max)")
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
 	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
-	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
-	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
+	f.StringVar(&cfg.BootIDFile, "boot-id-file", broker.DefaultBootIDFile, "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot")
+	f.StringVar(&cfg.Rack, "rack", "", "this broker's rack, for replica placement")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most connections open at once; past it only other brokers' connections are kept, in --reserved-broker-connections more")
 	f.IntVar(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", broker.DefaultMaxConnectionsPerIP, "most connections from one IP address (brokers' connections past it take reserved slots); negative: no limit")
 	f.IntVar(&cfg.ReservedBrokerConnections, "reserved-broker-connections", broker.DefaultReservedBrokerConnections, "slots past --max-connections and --max-connections-per-ip kept for other brokers (replica fetches, forwarded controller writes); negative: none")
 	f.DurationVar(&cfg.FirstRequestTimeout, "first-request-timeout", broker.DefaultFirstRequestTimeout, "how long a new connection has to send its first request before it is closed")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
-	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
+	f.StringVar(&logFormat, "log-format", "auto", "log format: auto (console on a terminal, else JSON), console or json")
+	f.StringVar(&configPath, "config", "", "YAML file of settings: keys are the flags' names (env SLUICE_CONFIG)")
+	f.BoolVar(&printConfig, "print-config", false, "print the effective settings as a config file, with where each came from, and exit")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&web.addr, "http-addr", os.Getenv("SLUICE_HTTP_ADDR"), "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none (env SLUICE_HTTP_ADDR)")
-	f.StringVar(&web.level, "metrics-level", envOr("SLUICE_METRICS_LEVEL", "info"), "metrics detail: info (per broker, API and topic) or debug (adds per-partition series) (env SLUICE_METRICS_LEVEL)")
-	f.StringVar(&logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
+	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none")
+	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
 
@@ -234,11 +269,4 @@ func servePprof(addr string, logger *zap.Logger) (stop func(), bound string, err
 		}
 	}()
 	return func() { srv.Close(); <-done }, ln.Addr().String(), nil
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
