@@ -379,7 +379,9 @@ func (s *state) evenLeaders() {
 	}
 }
 
-func (s *state) note(format string, args ...any) { s.notes = append(s.notes, fmt.Sprintf(format, args...)) }
+func (s *state) note(format string, args ...any) {
+	s.notes = append(s.notes, fmt.Sprintf(format, args...))
+}
 
 func (s *state) plan() Plan {
 	var out Plan
