@@ -61,10 +61,11 @@ type call struct {
 // connection; the writer waits when it is reached.
 const maxPipelined = 256
 
-// versionSlots holds the Kafka-range keys below 64 and, after them, the
+// versionSlots holds the Kafka-range keys below 80 (the consumer-group
+// APIs reach 69) and, after them, the
 // first few internal keys (protocol.InternalKeyBase and up).
 const (
-	kafkaSlots    = 64
+	kafkaSlots    = 80
 	internalSlots = 8
 	versionSlots  = kafkaSlots + internalSlots
 )

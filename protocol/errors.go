@@ -70,6 +70,17 @@ const (
 	ErrInvalidRecord                ErrorCode = 87
 	ErrThrottlingQuotaExceeded      ErrorCode = 89
 	ErrProducerFenced               ErrorCode = 90
+	ErrOffsetMetadataTooLarge       ErrorCode = 12
+	ErrInvalidGroupID               ErrorCode = 24
+	ErrNonEmptyGroup                ErrorCode = 68
+	ErrGroupIDNotFound              ErrorCode = 69
+	ErrGroupMaxSizeReached          ErrorCode = 81
+	ErrFencedInstanceID             ErrorCode = 82
+	ErrFencedMemberEpoch            ErrorCode = 110
+	ErrUnreleasedInstanceID         ErrorCode = 111
+	ErrUnsupportedAssignor          ErrorCode = 112
+	ErrStaleMemberEpoch             ErrorCode = 113
+	ErrInvalidRegularExpression     ErrorCode = 130
 )
 
 // codeInfo is one row of the error table.
@@ -148,6 +159,17 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInvalidRecord:                {"INVALID_RECORD", false, false, "a record failed validation"},
 	ErrThrottlingQuotaExceeded:      {"THROTTLING_QUOTA_EXCEEDED", true, false, "a quota was exceeded"},
 	ErrProducerFenced:               {"PRODUCER_FENCED", false, false, "a newer producer with the same id is active"},
+	ErrOffsetMetadataTooLarge:       {"OFFSET_METADATA_TOO_LARGE", false, false, "the committed offset's metadata is longer than the broker accepts"},
+	ErrInvalidGroupID:               {"INVALID_GROUP_ID", false, false, "the group id is empty or invalid"},
+	ErrNonEmptyGroup:                {"NON_EMPTY_GROUP", false, false, "the group still has members"},
+	ErrGroupIDNotFound:              {"GROUP_ID_NOT_FOUND", false, false, "the group does not exist"},
+	ErrGroupMaxSizeReached:          {"GROUP_MAX_SIZE_REACHED", false, false, "the group has as many members as it may"},
+	ErrFencedInstanceID:             {"FENCED_INSTANCE_ID", false, false, "another member took this static instance id"},
+	ErrFencedMemberEpoch:            {"FENCED_MEMBER_EPOCH", false, false, "the member epoch is fenced: drop the partitions and join again"},
+	ErrUnreleasedInstanceID:         {"UNRELEASED_INSTANCE_ID", false, false, "the static instance id is still held by a member"},
+	ErrUnsupportedAssignor:          {"UNSUPPORTED_ASSIGNOR", false, false, "the assignor is not known to the coordinator"},
+	ErrStaleMemberEpoch:             {"STALE_MEMBER_EPOCH", false, false, "the member epoch is older than the coordinator's; heartbeat and retry"},
+	ErrInvalidRegularExpression:     {"INVALID_REGULAR_EXPRESSION", false, false, "the topic regular expression does not compile"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

@@ -253,8 +253,8 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 15 {
-		t.Errorf("%d APIs, want 15", len(seen))
+	if len(seen) != 22 {
+		t.Errorf("%d APIs, want 22", len(seen))
 	}
 	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" ||
 		DescribeReplicas.String() != "DescribeReplicas" {
@@ -265,7 +265,11 @@ func TestAPITable(t *testing.T) {
 		OffsetForLeaderEpoch.String() != "OffsetForLeaderEpoch" || ElectLeaders.String() != "ElectLeaders" {
 		t.Error("replication APIs: wrong keys or names")
 	}
-	for _, k := range []APIKey{-1, 4, 17, 34, 42, 44, 999, 1003, 0x7fff} {
+	if OffsetCommit != 8 || OffsetFetch != 9 || FindCoordinator != 10 || ListGroups != 16 || DeleteGroups != 42 ||
+		ConsumerGroupHeartbeat != 68 || ConsumerGroupDescribe != 69 || ConsumerGroupHeartbeat.String() != "ConsumerGroupHeartbeat" {
+		t.Error("group APIs: wrong keys or names")
+	}
+	for _, k := range []APIKey{-1, 4, 17, 34, 41, 44, 999, 1003, 0x7fff} {
 		if NewRequest(k) != nil || NewResponse(k) != nil || k.Supports(0) {
 			t.Errorf("unknown key %d is known", k)
 		}

@@ -52,6 +52,15 @@ const (
 	DescribeConfigs      APIKey = 32
 	AlterConfigs         APIKey = 33
 	ElectLeaders         APIKey = 43 // preferred-leader election
+
+	// Consumer groups (group.go).
+	OffsetCommit           APIKey = 8
+	OffsetFetch            APIKey = 9
+	FindCoordinator        APIKey = 10
+	ListGroups             APIKey = 16
+	DeleteGroups           APIKey = 42
+	ConsumerGroupHeartbeat APIKey = 68
+	ConsumerGroupDescribe  APIKey = 69
 )
 
 // Internal APIs, spoken between brokers and by admin tools. Their keys
@@ -98,6 +107,14 @@ var apiTable = [...]apiInfo{
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
 	ElectLeaders:         row("ElectLeaders", 0, 0, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
+
+	OffsetCommit:           row("OffsetCommit", 0, 0, func() Message { return new(OffsetCommitRequest) }, func() Message { return new(OffsetCommitResponse) }),
+	OffsetFetch:            row("OffsetFetch", 0, 0, func() Message { return new(OffsetFetchRequest) }, func() Message { return new(OffsetFetchResponse) }),
+	FindCoordinator:        row("FindCoordinator", 0, 0, func() Message { return new(FindCoordinatorRequest) }, func() Message { return new(FindCoordinatorResponse) }),
+	ListGroups:             row("ListGroups", 0, 0, func() Message { return new(ListGroupsRequest) }, func() Message { return new(ListGroupsResponse) }),
+	DeleteGroups:           row("DeleteGroups", 0, 0, func() Message { return new(DeleteGroupsRequest) }, func() Message { return new(DeleteGroupsResponse) }),
+	ConsumerGroupHeartbeat: row("ConsumerGroupHeartbeat", 0, 0, func() Message { return new(ConsumerGroupHeartbeatRequest) }, func() Message { return new(ConsumerGroupHeartbeatResponse) }),
+	ConsumerGroupDescribe:  row("ConsumerGroupDescribe", 0, 0, func() Message { return new(ConsumerGroupDescribeRequest) }, func() Message { return new(ConsumerGroupDescribeResponse) }),
 }
 
 // internalTable is the API table of the internal keys, indexed by key

@@ -39,6 +39,19 @@ func sampleRequests() []Message {
 		&ElectLeadersRequest{TimeoutMs: 5000},
 		&InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1},
 		&InitProducerIDRequest{ProducerID: 1_000_042, ProducerEpoch: 3},
+		&FindCoordinatorRequest{CoordinatorKey: "payments", KeyType: CoordinatorGroup},
+		&ConsumerGroupHeartbeatRequest{GroupID: "payments", MemberEpoch: MemberEpochJoin, RebalanceTimeoutMs: 300000,
+			SubscribedTopics: []string{"orders"}, SubscribedTopicRegex: "^audit-.*$", Assignor: "uniform"},
+		&ConsumerGroupHeartbeatRequest{GroupID: "payments", MemberID: "m-1", MemberEpoch: 7, InstanceID: "host-a",
+			RebalanceTimeoutMs: 300000, SubscribedTopics: []string{"orders"},
+			OwnedPartitions: []TopicPartitions{{Topic: "orders", Partitions: []int32{0, 3}}}},
+		&OffsetCommitRequest{GroupID: "payments", MemberID: "m-1", MemberEpoch: 7, Topics: []OffsetCommitTopic{{Name: "orders",
+			Partitions: []OffsetCommitPartition{{Partition: 0, Offset: 1500, LeaderEpoch: 4, Metadata: "host-a"}}}}},
+		&OffsetFetchRequest{GroupID: "payments", MemberEpoch: MemberEpochAdmin, Topics: []TopicPartitions{{Topic: "orders", Partitions: []int32{0, 1}}}},
+		&OffsetFetchRequest{GroupID: "payments", MemberEpoch: MemberEpochAdmin, AllTopics: true},
+		&ListGroupsRequest{States: []string{"stable"}},
+		&ConsumerGroupDescribeRequest{GroupIDs: []string{"payments", "audit"}},
+		&DeleteGroupsRequest{GroupIDs: []string{"old"}},
 	}
 }
 
@@ -103,6 +116,9 @@ func randomMessage(t *testing.T, m Message, rng *rand.Rand) Message {
 	out := p.Interface().(Message)
 	if r, ok := out.(*MetadataRequest); ok && r.AllTopics {
 		r.Topics = nil // a null array has no elements
+	}
+	if r, ok := out.(*OffsetFetchRequest); ok && r.AllTopics {
+		r.Topics = nil
 	}
 	return out
 }
