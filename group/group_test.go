@@ -302,7 +302,8 @@ func TestHeartbeatRefusals(t *testing.T) {
 	}{
 		{"bad regex", Heartbeat{GroupID: "g", SubscribedTopicRegex: &bad}, ErrInvalidRegularExpression},
 		{"never issued", Heartbeat{GroupID: "g", MemberID: "nope", MemberEpoch: 3}, ErrUnknownMemberID},
-		{"never issued join", Heartbeat{GroupID: "g", MemberID: "nope", SubscribedTopicNames: []string{"t"}}, ErrUnknownMemberID},
+		{"never issued leave", Heartbeat{GroupID: "g", MemberID: "nope", MemberEpoch: EpochLeave}, ErrUnknownMemberID},
+		{"empty subscription", Heartbeat{GroupID: "g", SubscribedTopicNames: []string{}}, ErrInvalidRequest},
 		{"fenced epoch", Heartbeat{GroupID: "g", MemberID: a.id, MemberEpoch: a.epoch + 5}, ErrFencedMemberEpoch},
 		{"no group id", Heartbeat{SubscribedTopicNames: []string{"t"}}, ErrInvalidGroupID},
 		{"no subscription", Heartbeat{GroupID: "g"}, ErrInvalidRequest},

@@ -16,8 +16,10 @@ const (
 // Heartbeat is a ConsumerGroupHeartbeat request (KIP-848). Fields left nil
 // are unchanged since the member's last heartbeat.
 type Heartbeat struct {
-	GroupID     string
-	MemberID    string // "" when joining: the server issues one
+	GroupID string
+	// MemberID is "" or an id of the member's choosing (KIP-1082) when
+	// joining: for "" the server issues one.
+	MemberID    string
 	MemberEpoch int32
 	InstanceID  string // static membership; "" none
 	RackID      string
@@ -118,19 +120,16 @@ func (c *Coordinator) leave(now time.Time, req Heartbeat) (HeartbeatResult, erro
 
 func (c *Coordinator) join(now time.Time, req Heartbeat, re *regexp.Regexp) (HeartbeatResult, error) {
 	g := c.group(req.GroupID, false)
-	if req.MemberID != "" && (g == nil || g.members[req.MemberID] == nil) {
-		return HeartbeatResult{}, refuse(ErrUnknownMemberID, "member %q of group %q was never issued or has been removed; join with no member id", req.MemberID, req.GroupID)
-	}
-	if req.SubscribedTopicNames == nil && re == nil {
+	if len(req.SubscribedTopicNames) == 0 && re == nil {
 		return HeartbeatResult{}, refuse(ErrInvalidRequest, "a joining member subscribes to topic names or a regular expression")
 	}
 	if g == nil {
 		g = c.group(req.GroupID, true)
 	}
 	var old *member
-	if req.MemberID != "" {
+	if m := g.members[req.MemberID]; m != nil {
 		// Rejoin of a member that lost its state (fenced): it starts over.
-		c.removeMember(g, g.members[req.MemberID])
+		c.removeMember(g, m)
 	} else if req.InstanceID != "" {
 		for _, m := range g.members {
 			if m.instanceID == req.InstanceID {

@@ -191,12 +191,13 @@ func (c *Coordinator) DeleteTopics(topics []string) []Record {
 	return c.take()
 }
 
-// The states a group is described in (Kafka's names).
+// The states a group is listed and described in (Kafka's, lower case as
+// the protocol carries them).
 const (
-	StateEmpty       = "Empty"
-	StateAssigning   = "Assigning"
-	StateReconciling = "Reconciling"
-	StateStable      = "Stable"
+	StateEmpty       = "empty"
+	StateAssigning   = "assigning"
+	StateReconciling = "reconciling"
+	StateStable      = "stable"
 )
 
 // Listed is one group of ListGroups.
