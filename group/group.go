@@ -43,6 +43,7 @@ package group
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -134,21 +135,24 @@ func (e Error) Error() string { return string(e) }
 
 // The refusals.
 const (
-	ErrInvalidGroupID            Error = "invalid group id"
-	ErrInvalidRequest            Error = "invalid request"
-	ErrUnknownMemberID           Error = "unknown member id"
-	ErrFencedMemberEpoch         Error = "fenced member epoch"
-	ErrStaleMemberEpoch          Error = "stale member epoch"
-	ErrInvalidRegularExpression  Error = "invalid regular expression"
-	ErrUnsupportedAssignor       Error = "unsupported assignor"
-	ErrGroupIDNotFound           Error = "group id not found"
-	ErrNonEmptyGroup             Error = "group not empty"
-	ErrGroupMaxSizeReached       Error = "group max size reached"
-	ErrOffsetMetadataTooLarge    Error = "offset metadata too large"
-	ErrUnknownTopicOrPartition   Error = "unknown topic or partition"
-	ErrUnreleasedInstanceID      Error = "unreleased instance id"
-	ErrNotCoordinatorForGroupKey Error = "not the coordinator of this group"
+	ErrInvalidGroupID           Error = "invalid group id"
+	ErrInvalidRequest           Error = "invalid request"
+	ErrUnknownMemberID          Error = "unknown member id"
+	ErrFencedMemberEpoch        Error = "fenced member epoch"
+	ErrStaleMemberEpoch         Error = "stale member epoch"
+	ErrInvalidRegularExpression Error = "invalid regular expression"
+	ErrUnsupportedAssignor      Error = "unsupported assignor"
+	ErrGroupIDNotFound          Error = "group id not found"
+	ErrNonEmptyGroup            Error = "group not empty"
+	ErrGroupMaxSizeReached      Error = "group max size reached"
+	ErrOffsetMetadataTooLarge   Error = "offset metadata too large"
 )
+
+// Errors lists every refusal, for a caller's mapping table to check it
+// has them all.
+var Errors = []Error{ErrInvalidGroupID, ErrInvalidRequest, ErrUnknownMemberID, ErrFencedMemberEpoch, ErrStaleMemberEpoch,
+	ErrInvalidRegularExpression, ErrUnsupportedAssignor, ErrGroupIDNotFound, ErrNonEmptyGroup, ErrGroupMaxSizeReached,
+	ErrOffsetMetadataTooLarge}
 
 // refuse wraps a refusal with its detail, keeping errors.Is on the code.
 func refuse(code Error, format string, args ...any) error {
@@ -194,15 +198,7 @@ func (s partSet) list() []TopicPartitions {
 		slices.Sort(ps)
 		out = append(out, TopicPartitions{Topic: t, Partitions: ps})
 	}
-	slices.SortFunc(out, func(a, b TopicPartitions) int {
-		switch {
-		case a.Topic < b.Topic:
-			return -1
-		case a.Topic > b.Topic:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b TopicPartitions) int { return strings.Compare(a.Topic, b.Topic) })
 	return out
 }
 

@@ -1,8 +1,10 @@
 package group
 
 import (
+	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -152,13 +154,7 @@ func (c *Coordinator) FetchOffsets(req OffsetFetch) ([]FetchedOffset, error) {
 				get(k)
 			}
 			slices.SortFunc(out, func(a, b FetchedOffset) int {
-				if a.Topic != b.Topic {
-					if a.Topic < b.Topic {
-						return -1
-					}
-					return 1
-				}
-				return int(a.Partition - b.Partition)
+				return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 			})
 		}
 		return out, nil
