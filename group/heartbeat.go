@@ -228,10 +228,14 @@ func (c *Coordinator) update(now time.Time, g *consumerGroup, m *member, req Hea
 		owned = setOf(req.OwnedPartitions)
 	}
 	c.reconcile(g, m, owned, now)
+	interval := c.cfg.HeartbeatInterval
+	if m.state != stateStable || m.epoch != g.assignmentEpoch {
+		interval = c.cfg.ReconcileInterval
+	}
 	return HeartbeatResult{
 		MemberID:          m.id,
 		MemberEpoch:       m.epoch,
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		HeartbeatInterval: interval,
 		Assignment:        m.assigned.list(),
 	}, nil
 }
