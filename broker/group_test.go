@@ -186,3 +186,38 @@ func TestGroupErrorsHaveCodes(t *testing.T) {
 		}
 	}
 }
+
+// A member that stops heartbeating is removed by the broker's timers after
+// the session timeout; the other member gets its partitions.
+func TestGroupSessionTimeoutAtBroker(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) {
+		c.OffsetsTopicPartitions = 1
+		c.Group = group.Config{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond}
+	})
+	c := groupClient{dial(t, b.Addr())}
+	c.createTopic("t", 4)
+	c.findCoordinator(t, "g")
+	a := c.heartbeat(t, &protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"t"}})
+	stopped := c.heartbeat(t, &protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"t"}})
+	if a.ErrorCode != protocol.NoError || stopped.ErrorCode != protocol.NoError {
+		t.Fatalf("joins: %+v %+v", a, stopped)
+	}
+	start := time.Now()
+	poll.Until(t, 10*time.Second, "the heartbeating member holding all 4 partitions", func() bool {
+		c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch,
+			SubscribedTopics: []string{"t"}, OwnedPartitions: a.Assignment}, &a)
+		if a.ErrorCode != protocol.NoError {
+			t.Fatalf("heartbeat: %v %s", a.ErrorCode, a.ErrorMessage)
+		}
+		return countAssigned(a.Assignment) == 4
+	})
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the stopped member's partitions moved after %v, before its session timeout", took)
+	}
+	var gone protocol.ConsumerGroupHeartbeatResponse
+	c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: stopped.MemberID, MemberEpoch: stopped.MemberEpoch,
+		SubscribedTopics: []string{"t"}}, &gone)
+	if gone.ErrorCode != protocol.ErrUnknownMemberID {
+		t.Fatalf("the expired member's heartbeat: %v", gone.ErrorCode)
+	}
+}
