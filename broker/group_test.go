@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -220,4 +221,39 @@ func TestGroupSessionTimeoutAtBroker(t *testing.T) {
 	if gone.ErrorCode != protocol.ErrUnknownMemberID {
 		t.Fatalf("the expired member's heartbeat: %v", gone.ErrorCode)
 	}
+}
+
+// BenchmarkGroupCommit is one commit of one partition through the core at
+// a single broker, answered once committed: ns/op is a commit's latency
+// (append as leader with acks=all, one replica), and with -cpu N the
+// parallel variant commits from N goroutines.
+func BenchmarkGroupCommit(b *testing.B) {
+	br := startBroker(b, "", func(c *Config) { c.OffsetsTopicPartitions = 1 })
+	ctx := context.Background()
+	poll.Until(b, 20*time.Second, "a coordinator", func() error {
+		if _, err := br.FindCoordinator(ctx, "g"); err != nil {
+			return err
+		}
+		_, err := br.FetchOffsets(group.OffsetFetch{GroupID: "g"})
+		return err
+	})
+	commit := func(off int64) {
+		res, err := br.CommitOffsets(ctx, group.OffsetCommit{GroupID: "g", MemberEpoch: -1, Topics: []group.CommitTopic{
+			{Topic: "t", Partitions: []group.CommitPartition{{Partition: int32(off % 8), Offset: off, LeaderEpoch: -1}}}}})
+		if err != nil || res[0].Partitions[0].Err != nil {
+			b.Fatal(err, res)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		for i := range b.N {
+			commit(int64(i))
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for i := int64(0); pb.Next(); i++ {
+				commit(i)
+			}
+		})
+	})
 }
