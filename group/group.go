@@ -34,8 +34,9 @@
 //     removed; one that does not revoke within its rebalance timeout is
 //     removed too (fenced).
 //   - Offset commits are fenced by the member epoch: an unknown member is
-//     ErrUnknownMemberID, another epoch ErrStaleMemberEpoch. A commit with
-//     no member (an administrator's) is accepted only by an empty group.
+//     ErrUnknownMemberID, an older epoch ErrStaleMemberEpoch, a newer one
+//     ErrFencedMemberEpoch (as Kafka). A commit with no member (an
+//     administrator's) is accepted only by an empty group.
 //   - Offsets of an empty group expire OffsetsRetention after their commit;
 //     offsets of deleted topics are removed (DeleteTopics).
 package group
