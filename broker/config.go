@@ -367,6 +367,7 @@ func (c Config) WithDefaults() Config {
 	if c.OffsetsTopicPartitions == 0 {
 		c.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
 	}
+	c.Group = c.Group.WithDefaults()
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}

@@ -31,7 +31,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg.withDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}}, nil
+	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}}, nil
 }
 
 // Config returns the configuration in force, defaults filled in.

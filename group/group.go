@@ -101,14 +101,15 @@ func (c Config) Validate() error {
 	if c.MaxMetadataBytes < 0 || c.MaxMetadataBytes > maxString || c.MaxMembers < 0 {
 		return fmt.Errorf("group config: MaxMetadataBytes %d must be in [0, %d], MaxMembers %d not negative", c.MaxMetadataBytes, maxString, c.MaxMembers)
 	}
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		return fmt.Errorf("group config: HeartbeatInterval %v must be below SessionTimeout %v", c.HeartbeatInterval, c.SessionTimeout)
 	}
 	return nil
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -464,5 +465,26 @@ func TestReconciliationRandom(t *testing.T) {
 	got, _ := r.DescribeGroup("g")
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("replayed:\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string // in the error; "" for valid
+	}{
+		{Config{}, ""},
+		{Config{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond}, ""},
+		{Config{SessionTimeout: time.Second}, "HeartbeatInterval 5s must be below SessionTimeout 1s"},
+		{Config{RebalanceTimeout: -1}, "RebalanceTimeout"},
+		{Config{MaxMetadataBytes: 1 << 16}, "MaxMetadataBytes"},
+	} {
+		err := tc.cfg.Validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: got %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if got := (Config{HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: time.Second}).WithDefaults().ReconcileInterval; got != 100*time.Millisecond {
+		t.Errorf("ReconcileInterval %v above the heartbeat interval", got)
 	}
 }
