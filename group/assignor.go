@@ -156,11 +156,16 @@ func sortedParts(s partSet) []tp {
 	for k := range s {
 		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b tp) int {
+	sortTPs(out)
+	return out
+}
+
+// sortTPs sorts by topic, then partition highest first.
+func sortTPs(s []tp) {
+	slices.SortFunc(s, func(a, b tp) int {
 		if c := cmp.Compare(a.topic, b.topic); c != 0 {
 			return c
 		}
 		return cmp.Compare(b.part, a.part)
 	})
-	return out
 }

@@ -312,19 +312,34 @@ func (c *Coordinator) Tick(now time.Time) []Record {
 		}
 		if len(g.members) > 0 {
 			c.updateTarget(g)
-			continue
 		}
-		for _, k := range sortedParts(partSet(keysOf(g.offsets))) {
-			if now.Sub(g.offsets[k].commitTime) >= c.cfg.OffsetsRetention {
-				delete(g.offsets, k)
-				c.offsetRecord(g.id, k, nil)
-			}
-		}
-		if len(g.offsets) == 0 {
+		c.expireOffsets(g, now)
+		if len(g.members) == 0 && len(g.offsets) == 0 {
 			c.dropGroup(g)
 		}
 	}
 	return c.take()
+}
+
+// expireOffsets removes the offsets committed OffsetsRetention ago or
+// earlier that the group no longer needs: all of them while it has no
+// members, else those of topics it does not subscribe to (Kafka's rule,
+// KIP-496).
+func (c *Coordinator) expireOffsets(g *consumerGroup, now time.Time) {
+	var expired []tp
+	for k, v := range g.offsets {
+		if now.Sub(v.commitTime) < c.cfg.OffsetsRetention {
+			continue
+		}
+		if _, subscribed := g.subscribed[k.topic]; len(g.members) == 0 || !subscribed {
+			expired = append(expired, k)
+		}
+	}
+	sortTPs(expired)
+	for _, k := range expired {
+		delete(g.offsets, k)
+		c.offsetRecord(g.id, k, nil)
+	}
 }
 
 func keysOf(m map[tp]offsetValue) map[tp]struct{} {

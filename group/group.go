@@ -37,8 +37,9 @@
 //     ErrUnknownMemberID, an older epoch ErrStaleMemberEpoch, a newer one
 //     ErrFencedMemberEpoch (as Kafka). A commit with no member (an
 //     administrator's) is accepted only by an empty group.
-//   - Offsets of an empty group expire OffsetsRetention after their commit;
-//     offsets of deleted topics are removed (DeleteTopics).
+//   - Offsets expire OffsetsRetention after their commit when their group
+//     has no members or does not subscribe to their topic; offsets of
+//     deleted topics are removed (DeleteTopics).
 package group
 
 import (

@@ -93,7 +93,8 @@ func TestOffsetsExpireInEmptyGroupsOnly(t *testing.T) {
 	a := &client{names: []string{"t"}}
 	h.settle("busy", a)
 	commit(h, "busy", a.id, a.epoch, "t", 0, 1)
-	for range 7 * 24 * 12 { // a week of 5-minute ticks with a heartbeating member
+	commit(h, "busy", a.id, a.epoch, "gone", 0, 1) // a topic the group does not subscribe to
+	for range 7 * 24 * 12 {                        // a week of 5-minute ticks with a heartbeating member
 		h.now = h.now.Add(5 * time.Minute)
 		h.mustBeat("busy", a)
 		h.log = append(h.log, h.c.Tick(h.now)...)
@@ -103,6 +104,9 @@ func TestOffsetsExpireInEmptyGroupsOnly(t *testing.T) {
 	}
 	if got := fetchOne(t, h, "busy", "t", 0); got != 1 {
 		t.Fatalf("a group with members lost its offset: %d", got)
+	}
+	if got := fetchOne(t, h, "busy", "gone", 0); got != -1 {
+		t.Fatalf("the offset of a topic the group does not subscribe to was kept: %d", got)
 	}
 }
 
