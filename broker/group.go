@@ -444,8 +444,8 @@ type Coordinator struct {
 // FindCoordinator returns the coordinator of a group: the leader of its
 // partition of the offsets topic, which is created on first use
 // (Config.OffsetsTopicPartitions partitions, replication factor
-// min(3, brokers), cleanup.policy=compact). COORDINATOR_NOT_AVAILABLE
-// while that partition has no leader.
+// min(3, brokers), cleanup.policy=compact, no retention by time or
+// size). COORDINATOR_NOT_AVAILABLE while that partition has no leader.
 func (b *Broker) FindCoordinator(ctx context.Context, groupID string) (Coordinator, error) {
 	if groupID == "" {
 		return Coordinator{}, &protocol.Error{Code: protocol.ErrInvalidGroupID, Detail: "empty group id"}
@@ -475,6 +475,10 @@ func (b *Broker) createOffsetsTopic(ctx context.Context) error {
 		Configs: []TopicConfig{
 			{Name: controller.ConfigCleanupPolicy, Value: controller.CleanupCompact},
 			{Name: controller.ConfigSegmentBytes, Value: strconv.Itoa(offsetsSegment)},
+			// Never deleted by time or size: a group's state is the whole
+			// (compacted) partition, however old its records.
+			{Name: controller.ConfigRetentionMs, Value: "-1"},
+			{Name: controller.ConfigRetentionBytes, Value: "-1"},
 		},
 	}}, false)
 	if err := errs[0]; err != nil && !errors.Is(err, controller.ErrTopicExists) {

@@ -99,7 +99,7 @@ func TestGroupRoundTripAndRestart(t *testing.T) {
 		t.Fatalf("coordinator %d", fc.BrokerID)
 	}
 	md := b.Metadata().Topics[OffsetsTopic]
-	if md == nil || len(md.Partitions) != 3 || md.Configs["cleanup.policy"] != "compact" {
+	if md == nil || len(md.Partitions) != 3 || md.Configs["cleanup.policy"] != "compact" || md.Configs["retention.ms"] != "-1" || md.Configs["retention.bytes"] != "-1" {
 		t.Fatalf("offsets topic: %+v", md)
 	}
 

@@ -87,7 +87,7 @@ func TestCommitWithoutMemberToEmptyGroup(t *testing.T) {
 	}
 }
 
-func TestOffsetsExpireInEmptyGroupsOnly(t *testing.T) {
+func TestOffsetsExpire(t *testing.T) {
 	h := newHarness(t, map[string]int32{"t": 1})
 	commit(h, "empty", "", -1, "t", 0, 1)
 	a := &client{names: []string{"t"}}
