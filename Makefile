@@ -10,7 +10,7 @@ BIN         := bin/sluice
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short ci run clean
+.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short ci run clean kafka-ref kafka-ref-stop
 
 all: build
 
@@ -71,6 +71,16 @@ chaos: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=5m SLUICE_CHAOS_FAULTS=none SLUICE_CHAOS_RATE=700 CHAOS_TIMEOUT=20m \
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) scripts/chaos.sh -run '^TestLeaderIsolation$$'
+
+# The reference: Apache Kafka (KRaft) from its Maven Central jars, for
+# side-by-side checks and benchmarks against the Kafka listener.
+# KAFKA_REF_NODES=3 starts three; scripts/kafka-ref.sh says the rest.
+KAFKA_REF_NODES ?= 1
+kafka-ref:
+	scripts/kafka-ref.sh start $(KAFKA_REF_NODES)
+
+kafka-ref-stop:
+	scripts/kafka-ref.sh stop
 
 ci: lint test fuzz-short chaos-short
 

@@ -66,6 +66,7 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/replica"
 )
 
 // Broker is a single sluice broker. Create it with New, run it with Start
@@ -216,7 +217,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		fetchWait:   b.cfg.ReplicaFetchWait,
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
-	b.parts.producerMax, b.parts.producerExpiration = b.cfg.ProducerIDMax, b.cfg.ProducerIDExpiration
+	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.
@@ -503,3 +504,13 @@ const limitsCheckInterval = time.Minute
 // that found changes (up to controller.MaxAlterPartitions changes each),
 // not one per partition.
 func (b *Broker) ISRWrites() int64 { return b.isrWrites.Load() }
+
+// ProducerIDsEvicted is how many (producer id, partition) entries of
+// idempotent producer state this broker evicted past ProducerIDMax since
+// it started (0 before Start).
+func (b *Broker) ProducerIDsEvicted() uint64 {
+	if b.parts == nil || b.parts.producerLimit == nil {
+		return 0
+	}
+	return b.parts.producerLimit.Evicted()
+}

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -186,15 +187,20 @@ type Config struct {
 	ReplicaMaxLag time.Duration
 	// ReplicaFetchWait is a follower's fetch long-poll. Default 500 ms.
 	ReplicaFetchWait time.Duration
-	// ProducerIDExpiration (producer.id.expiration.ms) is how long a
-	// partition keeps an idempotent producer's state after the max
-	// timestamp of its last batch; an expired producer that comes back
-	// with a sequence other than 0 gets UNKNOWN_PRODUCER_ID. Default
-	// replica.DefaultProducerExpiration (1 day). docs/idempotence.md.
+	// ProducerIDExpiration is how long a partition keeps an idempotent
+	// producer's state after the max timestamp of its last batch; an
+	// expired producer that comes back with a sequence other than 0 gets
+	// UNKNOWN_PRODUCER_ID. It is the broker-level default of the topic
+	// config producer.id.expiration.ms, which a topic may override
+	// (WithDefaults puts it in TopicDefaults unless that has the key).
+	// Default replica.DefaultProducerExpiration (1 day).
+	// docs/idempotence.md.
 	ProducerIDExpiration time.Duration
-	// ProducerIDMax (producer.id.max) caps the producer ids each
-	// partition keeps state for; past it the least recently written idle
-	// ones are evicted. Default replica.DefaultMaxProducers (10,000).
+	// ProducerIDMax (producer.id.max) caps the (producer id, partition)
+	// entries of producer state this broker keeps over all its
+	// partitions; past it the least recently written idle ones, of any
+	// partition, are evicted. Default replica.DefaultMaxProducers
+	// (100,000). docs/idempotence.md.
 	ProducerIDMax int
 	// ControlledShutdownTimeout bounds how long Close waits for the
 	// controller to move this broker's leaderships away. Default 10 s.
@@ -278,6 +284,14 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ProducerIDExpiration == 0 {
 		c.ProducerIDExpiration = replica.DefaultProducerExpiration
+	}
+	// ProducerIDExpiration is the broker-level default of the topic key
+	// producer.id.expiration.ms (an entry of TopicDefaults wins).
+	if _, ok := c.TopicDefaults[controller.ConfigProducerIDExpirationMs]; !ok && c.ProducerIDExpiration != replica.DefaultProducerExpiration {
+		d := make(map[string]string, len(c.TopicDefaults)+1)
+		maps.Copy(d, c.TopicDefaults)
+		d[controller.ConfigProducerIDExpirationMs] = strconv.FormatInt(max(c.ProducerIDExpiration.Milliseconds(), 1), 10)
+		c.TopicDefaults = d
 	}
 	if c.ProducerIDMax == 0 {
 		c.ProducerIDMax = replica.DefaultMaxProducers

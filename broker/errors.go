@@ -100,6 +100,12 @@ func codeFor(err error) protocol.ErrorCode {
 		return protocol.ErrStaleBrokerEpoch
 	case errors.Is(err, controller.ErrInvalidPartition):
 		return protocol.ErrEligibleLeadersNotAvailable
+	case errors.Is(err, controller.ErrInvalidCredential):
+		return protocol.ErrUnacceptableCredential
+	case errors.Is(err, controller.ErrUnknownUser):
+		return protocol.ErrResourceNotFound
+	case errors.Is(err, controller.ErrInvalidACL):
+		return protocol.ErrInvalidRequest
 	case errors.Is(err, controller.ErrClosed):
 		return protocol.ErrBrokerNotAvailable
 	case errors.Is(err, controller.ErrLeadershipLost), errors.Is(err, controller.ErrNoLeader):

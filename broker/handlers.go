@@ -145,6 +145,16 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleConsumerGroupDescribe(h, resp)
 	case protocol.DeleteGroups:
 		return c.handleDeleteGroups(h, resp)
+	case protocol.CreateAcls:
+		return c.handleCreateAcls(h, resp)
+	case protocol.DeleteAcls:
+		return c.handleDeleteAcls(h, resp)
+	case protocol.DescribeAcls:
+		return c.handleDescribeAcls(h, resp)
+	case protocol.DescribeUserScramCredentials:
+		return c.handleDescribeUserScramCredentials(h, resp)
+	case protocol.AlterUserScramCredentials:
+		return c.handleAlterUserScramCredentials(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
@@ -203,6 +204,11 @@ func TestIdempotentStateAfterRetention(t *testing.T) {
 		if s := c.listOffset("t", 0, EarliestTimestamp).Offset; s == 0 {
 			return fmt.Errorf("log start %d", s)
 		}
+		// The retention pass cuts the producer state just after it moved
+		// the log start: wait for that too.
+		if n := b.parts.get("t", 0).producers.Len(); n != 1 {
+			return fmt.Errorf("%d producers", n)
+		}
 		return nil
 	})
 	check := func(when string) {
@@ -261,6 +267,42 @@ func TestIdempotentProducerCap(t *testing.T) {
 	p := b.parts.get("t", 0)
 	if n, ev := p.producers.Len(), p.producers.Evicted(); n != max || ev != producers-max {
 		t.Fatalf("%d producers kept, %d evicted; want %d and %d", n, ev, max, producers-max)
+	}
+}
+
+// TestIdempotentProducerCapIsPerBroker: the cap counts the producers of
+// all the broker's partitions, and evicts the least recently written of
+// any partition: partition 1's new producers cost partition 0's oldest
+// their state, while partition 0's recent ones and all of partition 1's
+// stay.
+func TestIdempotentProducerCapIsPerBroker(t *testing.T) {
+	const max, perPart = 100, 80
+	b := startBroker(t, "", func(c *Config) { c.ProducerIDMax = max })
+	c := dial(t, b.Addr())
+	c.createTopic("t", 2)
+	send := func(p int32, from, to int64, seq int32) protocol.ProducePartitionResponse {
+		var rs []byte
+		for id := from; id < to; id++ {
+			rs = append(rs, idemBatch(t, id, 0, seq, 1)...)
+		}
+		return c.produce("t", p, 1, rs)
+	}
+	wantProduced(t, "partition 0", send(0, 0, perPart, 0), 0)
+	wantProduced(t, "partition 1", send(1, 1000, 1000+perPart, 0), 0)
+	evicted := int64(2*perPart - max)
+	if got := b.ProducerIDsEvicted(); got != uint64(evicted) {
+		t.Fatalf("evicted %d, want %d", got, evicted)
+	}
+	// Partition 0's kept producers and all of partition 1's deduplicate.
+	wantProduced(t, "retries on partition 0", send(0, evicted, perPart, 0), evicted)
+	wantProduced(t, "retries on partition 1", send(1, 1000, 1000+perPart, 0), 0)
+	for id := range evicted {
+		r := c.produce("t", 0, 1, idemBatch(t, id, 0, 1, 1))
+		wantRefused(t, fmt.Sprintf("evicted producer %d", id), r, protocol.ErrUnknownProducerID)
+	}
+	c.wantEnd(t, "t", perPart)
+	if n0, n1 := b.parts.get("t", 0).producers.Len(), b.parts.get("t", 1).producers.Len(); n0 != perPart-int(evicted) || n1 != perPart {
+		t.Fatalf("partitions hold %d and %d producers, want %d and %d", n0, n1, perPart-int(evicted), perPart)
 	}
 }
 
@@ -334,4 +376,92 @@ func TestIdempotentRetryOfPendingBatchSharesItsOutcome(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClosedPartitionReleasesProducerIDs: the producers of a deleted
+// topic's partitions no longer count against the broker's cap.
+func TestClosedPartitionReleasesProducerIDs(t *testing.T) {
+	b := startBroker(t, "", nil)
+	c := dial(t, b.Addr())
+	c.createTopic("gone", 2)
+	c.createTopic("kept", 1)
+	for id := range int64(5) {
+		for _, p := range []int32{0, 1} {
+			wantProduced(t, "gone", c.produce("gone", p, 1, idemBatch(t, id, 0, 0, 1)), id)
+		}
+		wantProduced(t, "kept", c.produce("kept", 0, 1, idemBatch(t, id, 0, 0, 1)), id)
+	}
+	if n := b.parts.producerLimit.Len(); n != 15 {
+		t.Fatalf("the broker holds %d producer entries, want 15", n)
+	}
+	var resp protocol.DeleteTopicsResponse
+	c.call(&protocol.DeleteTopicsRequest{Topics: []string{"gone"}, TimeoutMs: 10000}, &resp)
+	poll.Until(t, 10*time.Second, "the deleted topic's producers released", func() error {
+		if n := b.parts.producerLimit.Len(); n != 5 {
+			return fmt.Errorf("%d entries", n)
+		}
+		return nil
+	})
+}
+
+// TestProducerIDExpirationTopicConfig: producer.id.expiration.ms of a
+// topic overrides the broker's ProducerIDExpiration, which is the
+// broker-level default of the key; altering it applies to the open
+// partitions at once; 0 is refused.
+func TestProducerIDExpirationTopicConfig(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) { c.ProducerIDExpiration = 2 * time.Hour })
+	c := dial(t, b.Addr())
+	c.createTopic("short", 1, protocol.Config{Name: controller.ConfigProducerIDExpirationMs, Value: "60000"})
+	c.createTopic("long", 1)
+	// One producer per topic whose last batch is 10 minutes old.
+	old := record.NewBuilder(record.None)
+	old.SetProducer(7, 0, 0)
+	old.Append(time.Now().Add(-10*time.Minute).UnixMilli(), nil, []byte("v"), nil)
+	batch, err := old.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range []string{"short", "long"} {
+		wantProduced(t, topic, c.produce(topic, 0, 1, batch), 0)
+	}
+	if n := b.parts.get("short", 0).producers.Expire(); n != 1 {
+		t.Fatalf("short: %d producers expired, want 1 (topic's 1 min)", n)
+	}
+	if n := b.parts.get("long", 0).producers.Expire(); n != 0 {
+		t.Fatalf("long: %d producers expired, want 0 (broker's 2 h)", n)
+	}
+	describe := func(topic string) protocol.ConfigEntry {
+		t.Helper()
+		var resp protocol.DescribeConfigsResponse
+		c.call(&protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{
+			{Type: protocol.ResourceTopic, Name: topic, ConfigNames: []string{controller.ConfigProducerIDExpirationMs}}}}, &resp)
+		if len(resp.Resources) != 1 || len(resp.Resources[0].Configs) != 1 {
+			t.Fatalf("describe %s: %+v", topic, resp.Resources)
+		}
+		return resp.Resources[0].Configs[0]
+	}
+	if e := describe("long"); e.Value != "7200000" || !e.IsDefault {
+		t.Fatalf("long: %+v, want the broker's 7200000", e)
+	}
+	if e := describe("short"); e.Value != "60000" || e.IsDefault {
+		t.Fatalf("short: %+v, want the topic's 60000", e)
+	}
+	alter := func(value string) protocol.ResourceError {
+		var resp protocol.AlterConfigsResponse
+		c.call(&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "long",
+			Configs: []protocol.AlterableConfig{{Name: controller.ConfigProducerIDExpirationMs, Value: value}}}}}, &resp)
+		return resp.Resources[0]
+	}
+	if r := alter("0"); r.ErrorCode != protocol.ErrInvalidConfig {
+		t.Fatalf("alter to 0: %+v, want INVALID_CONFIG", r)
+	}
+	if r := alter("60000"); r.ErrorCode != protocol.NoError {
+		t.Fatalf("alter: %+v", r)
+	}
+	poll.Until(t, 10*time.Second, "the altered expiration applied", func() error {
+		if n := b.parts.get("long", 0).producers.Expire(); n != 1 {
+			return fmt.Errorf("%d producers expired", n)
+		}
+		return nil
+	})
 }

@@ -21,6 +21,9 @@ type MetadataStore interface {
 	DeleteTopic(ctx context.Context, name string) error
 	// AlterConfigs sets keys and reverts others to their defaults.
 	AlterConfigs(ctx context.Context, name string, set map[string]string, remove []string) error
+	// Propose applies a command through the controller leader (the
+	// security commands: credentials and ACLs).
+	Propose(ctx context.Context, c controller.Command) (controller.Result, error)
 }
 
 var _ MetadataStore = (*controller.Node)(nil)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -45,6 +44,7 @@ func (m *partitions) shutting(p *partition, state partitionState, snapshot bool)
 			p.logger().Warn("producer-state snapshot at close failed", zap.Error(err))
 		}
 	}
+	p.producers.Release() // its entries no longer count against the broker's cap
 	return p.log
 }
 
@@ -71,10 +71,9 @@ type partitions struct {
 	hwCheckpoint *log.Checkpoint
 	savedHW      map[hwKey]int64 // from the checkpoint at start
 
-	// Producer state limits of each partition (Config.ProducerIDMax,
-	// ProducerIDExpiration); zero means replica's defaults.
-	producerMax        int
-	producerExpiration time.Duration
+	// producerLimit caps the producer state of all the partitions
+	// (Config.ProducerIDMax).
+	producerLimit *replica.ProducerLimit
 	// noSnapshots: the broker stops like a crash (Abandon), so closing a
 	// partition writes no producer-state snapshot.
 	noSnapshots atomic.Bool
@@ -242,8 +241,8 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		return nil
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
-	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, MaxProducers: m.producerMax,
-		Expiration: m.producerExpiration, Logger: lg})
+	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, Limit: m.producerLimit,
+		Expiration: pc.producerExpiration, Logger: lg})
 	from, err := ps.Load(l)
 	if err != nil {
 		lg.Error("rebuild producer state", zap.Error(err))
@@ -271,8 +270,9 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	}
 	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
 	pc.log.Logger, pc.log.OnOffline = p.cfg.log.Logger, p.cfg.log.OnOffline
+	p.producers.SetExpiration(pc.producerExpiration)
 	if sameLogConfig(p.cfg.log, pc.log) {
-		p.cfg.maxMessageBytes = pc.maxMessageBytes
+		p.cfg.maxMessageBytes, p.cfg.producerExpiration = pc.maxMessageBytes, pc.producerExpiration
 		p.mu.Unlock()
 		return
 	}
@@ -293,6 +293,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 		// unknown state; the next reconcile tries to open it again.
 		lg.Error("reopen log with new config", zap.Error(err))
 		p.state = stateClosed
+		p.producers.Release()
 		return
 	}
 	l.SetLeaderEpoch(max(epoch, l.LeaderEpoch()))

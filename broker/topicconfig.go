@@ -48,8 +48,9 @@ func topicValues(t *controller.Topic, defaults map[string]string) func(string) s
 
 // partitionConfig is what the broker derives from a topic's configs.
 type partitionConfig struct {
-	log             log.Config
-	maxMessageBytes int
+	log                log.Config
+	maxMessageBytes    int
+	producerExpiration time.Duration // producer.id.expiration.ms
 }
 
 // logConfig maps the topic config keys onto a log.Config and checks the
@@ -85,6 +86,7 @@ func logConfig(get func(string) string) (partitionConfig, error) {
 		pc.log.RetentionBytes = 1
 	}
 	pc.log.FlushInterval = ms(controller.ConfigFsyncIntervalMs)
+	pc.producerExpiration = ms(controller.ConfigProducerIDExpirationMs)
 	maxMsg := num(controller.ConfigMaxMessageBytes)
 	if err != nil {
 		return pc, err

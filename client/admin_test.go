@@ -142,6 +142,34 @@ func TestAdminMovesPastAHungBroker(t *testing.T) {
 	}
 }
 
+// A bootstrap bounded by a deadline shorter than anyDialTimeout (the
+// CLI's --timeout) still reaches a seed behind hung ones: each broker
+// gets a share of the time left, not anyDialTimeout.
+func TestBootstrapDeadlineSharedAmongSeeds(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	var hung []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		hung = append(hung, ln.Addr().String())
+	}
+	for _, seeds := range [][]string{
+		{hung[0], hung[1], fc.addrs()[0]},
+		{fc.addrs()[0], hung[0], hung[1]}, // the seed order rotates from the second
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := New(ctx, SeedBrokers(seeds...))
+		cancel()
+		if err != nil {
+			t.Fatalf("seeds %v: bootstrap within 2 s: %v", seeds, err)
+		}
+		c.Close()
+	}
+}
+
 // A broker cut off from the Raft group knows no leader, or names an old
 // one: DescribeCluster
 // follows the answers to the broker that says it leads, and returns its

@@ -49,10 +49,17 @@
 // UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH or an
 // OUT_OF_ORDER_SEQUENCE_NUMBER that no earlier batch explains, the
 // producer bumps its epoch and resends from sequence 0 (a batch that may
-// have been written under the old epoch then fails, indeterminate). A
+// have been written under the old epoch then fails, indeterminate, unless
+// the leader's answer proved it unwritten: docs/idempotence.md). A
 // cluster that does not serve InitProducerId turns default idempotence
 // off; explicit idempotence then fails the records. Client.Idempotent says
 // which it is.
+//
+// A batch of several records refused as MESSAGE_TOO_LARGE (the topic's
+// max.message.bytes is below it) is split in halves, resent in its place,
+// and split again while a half is refused; the topic's later batches are
+// built no larger than the half that was sent. A single record over the
+// limit fails, definitely, saying so.
 //
 // Without idempotence one batch per partition is in flight, a batch failing
 // with a retriable, definite error is retried before any later batch of its
@@ -180,7 +187,9 @@ const (
 
 // New returns a Client bootstrapped from the seed brokers: it has fetched
 // cluster metadata from one of them before it returns. ctx bounds the
-// bootstrap only.
+// bootstrap only: without a deadline a seed that accepts and never
+// answers costs up to 1 + RequestRetries attempts; with one, the seeds
+// share the time left (see anyConn), so give New a deadline to bound it.
 func New(ctx context.Context, opts ...Opt) (*Client, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
@@ -341,7 +350,10 @@ func (c *Client) brokerConn(ctx context.Context, id int32, k connKind) (*conn, e
 // remains to be tried, a broker gets anyDialTimeout to connect and answer
 // the handshake: a hung broker (paused, or its host gone) accepts a
 // connection and never answers, and must not hold a metadata or admin
-// request for the whole DialTimeout.
+// request for the whole DialTimeout. When ctx has a deadline, a broker
+// gets no more than an equal share of the time left among the brokers
+// still to try (at least minDialShare), so a short bootstrap (the CLI's
+// --timeout) still reaches the seeds behind a hung one.
 func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	c.mu.Lock()
 	all := make([]*broker, 0, len(c.brokers)+len(c.seeds))
@@ -366,7 +378,11 @@ func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	for i, b := range cands {
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if i < len(cands)-1 {
-			actx, cancel = context.WithTimeout(ctx, anyDialTimeout)
+			d := anyDialTimeout
+			if dl, ok := ctx.Deadline(); ok {
+				d = min(d, max(time.Until(dl)/time.Duration(len(cands)-i), minDialShare))
+			}
+			actx, cancel = context.WithTimeout(ctx, d)
 		}
 		cn, err := c.connTo(actx, b, connNormal)
 		cancel()
@@ -381,10 +397,12 @@ func (c *Client) anyConn(ctx context.Context) (*conn, error) {
 	return nil, fmt.Errorf("no broker reachable: %w", errors.Join(errs...))
 }
 
-// anyDialTimeout bounds each attempt of anyConn but the last; failedFor is
+// anyDialTimeout bounds each attempt of anyConn but the last, and
+// minDialShare is the least it gives one under a deadline; failedFor is
 // how long a broker whose dial failed is tried after the others.
 const (
 	anyDialTimeout = 3 * time.Second
+	minDialShare   = 250 * time.Millisecond
 	failedFor      = 30 * time.Second
 )
 

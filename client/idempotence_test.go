@@ -46,6 +46,18 @@ func produceAll(t *testing.T, c *Client, n int) []error {
 	return errs
 }
 
+// onProduce hooks fc's Produce requests: f gets each with its number,
+// from 1, and says what to do with it.
+func onProduce(fc *fakeCluster, f func(n int32, req *protocol.ProduceRequest) action) {
+	var n atomic.Int32
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if key != protocol.Produce {
+			return action{}
+		}
+		return f(n.Add(1), req.(*protocol.ProduceRequest))
+	})
+}
+
 // wantStoredOnceInOrder fails the test unless t[0] holds "0000".."n-1",
 // each once, in order.
 func wantStoredOnceInOrder(t *testing.T, fc *fakeCluster, n int) {
@@ -468,20 +480,67 @@ func TestIdempotentUnexplainedErrorBumpsEpoch(t *testing.T) {
 func TestIdempotentRefusedAfterUnknownIsIndeterminate(t *testing.T) {
 	fc := newFakeCluster(t, 1)
 	fc.addTopic("t", 1)
-	var n atomic.Int32
-	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
-		if key != protocol.Produce {
-			return action{}
-		}
-		if n.Add(1) == 1 {
+	onProduce(fc, func(n int32, req *protocol.ProduceRequest) action {
+		if n == 1 {
 			return action{close: true}
 		}
-		return action{resp: produceErrorResponse(req.(*protocol.ProduceRequest), protocol.ErrNotEnoughReplicas)}
+		return action{resp: produceErrorResponse(req, protocol.ErrNotEnoughReplicas)}
 	})
 	c := newTestClient(t, fc, Linger(0), DeliveryTimeout(300*time.Millisecond))
 	err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("v")})
 	if !IsIndeterminate(err) || !errors.Is(err, protocol.ErrNotEnoughReplicas) ||
 		!strings.Contains(err.Error(), "earlier attempt's outcome is unknown") {
 		t.Fatalf("got %v (indeterminate %v), want an indeterminate NOT_ENOUGH_REPLICAS naming the unknown attempt", err, IsIndeterminate(err))
+	}
+}
+
+// After an epoch bump, a batch whose first attempt's outcome was unknown
+// is resent under the new epoch when the leader's answer to its resend
+// proved it unwritten (OUT_OF_ORDER_SEQUENCE_NUMBER with nothing before it
+// unsettled: a leader that lost the producer's earlier batch, as after an
+// unclean election), and fails as maybe written when it did not
+// (UNKNOWN_PRODUCER_ID: the state may have been evicted after the write).
+func TestIdempotentBumpResendsOnlyKnownUnwritten(t *testing.T) {
+	for _, tt := range []struct {
+		code     protocol.ErrorCode
+		resent   bool
+		wantVals string
+	}{
+		{protocol.ErrOutOfOrderSequenceNumber, true, "[0000 0001]"},
+		{protocol.ErrUnknownProducerID, false, "[0000]"},
+	} {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			fc := newFakeCluster(t, 1)
+			fc.addTopic("t", 1)
+			onProduce(fc, func(n int32, req *protocol.ProduceRequest) action {
+				switch n {
+				case 2: // the first attempt of 0001: its outcome is unknown
+					return action{close: true}
+				case 3: // its resend, same sequence: refused
+					return action{resp: produceErrorResponse(req, tt.code)}
+				}
+				return action{}
+			})
+			c := newTestClient(t, fc, Linger(0), DeliveryTimeout(5*time.Second))
+			if err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("0000")}); err != nil {
+				t.Fatal(err)
+			}
+			err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: []byte("0001")})
+			switch {
+			case tt.resent && err != nil:
+				t.Fatalf("known unwritten batch: %v, want it resent and acknowledged", err)
+			case !tt.resent && !IsIndeterminate(err):
+				t.Fatalf("maybe written batch: %v, want an indeterminate failure", err)
+			}
+			if got := fmt.Sprint(fc.values("t", 0)); got != tt.wantVals {
+				t.Fatalf("stored %s, want %s", got, tt.wantVals)
+			}
+			if tt.resent {
+				hdrs := fc.batchHeaders("t", 0)
+				if h := hdrs[1]; h[1] != 1 || h[2] != 0 {
+					t.Fatalf("resent batch: epoch %d sequence %d, want epoch 1 sequence 0", h[1], h[2])
+				}
+			}
+		})
 	}
 }

@@ -67,6 +67,19 @@ type ptopic struct {
 	parts       []*ppart
 	sticky      int32
 	stickyBatch *batch // the batch keyless records stick to while it is open
+	// maxBatch, when above 0, caps the topic's new batches below
+	// BatchMaxBytes: the size of the half a batch refused as
+	// MESSAGE_TOO_LARGE was split into (splitTooLarge), so the next ones
+	// are built to fit the topic's max.message.bytes.
+	maxBatch int
+}
+
+// batchLimit is the size at which t's open batches are sealed.
+func (p *producer) batchLimit(t *ptopic) int {
+	if t.maxBatch > 0 && t.maxBatch < p.cfg.batchMaxBytes {
+		return t.maxBatch
+	}
+	return p.cfg.batchMaxBytes
 }
 
 // ppart is one partition's batches: open accepts records, queued are
@@ -323,7 +336,7 @@ func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, s
 	b.bytes += size
 	rec.Partition = part
 	p.outstanding++
-	if b.bld.EstimatedSize() >= p.cfg.batchMaxBytes {
+	if b.bld.EstimatedSize() >= p.batchLimit(t) {
 		p.seal(pp)
 		wake = true
 	}
@@ -334,9 +347,9 @@ func (p *producer) append(rec *Record, cb func(*Record, error), part, n int32, s
 }
 
 // overflows reports whether a record of size would push pp's open batch
-// over BatchMaxBytes.
+// over its topic's batch limit.
 func (p *producer) overflows(pp *ppart, size int64) bool {
-	return pp.open != nil && int64(pp.open.bld.EstimatedSize())+size > int64(p.cfg.batchMaxBytes)
+	return pp.open != nil && int64(pp.open.bld.EstimatedSize())+size > int64(p.batchLimit(pp.t))
 }
 
 // stickyPartition is the partition for a keyless record: the current

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -471,4 +473,65 @@ func containsStr(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+// A batch the leader refuses as MESSAGE_TOO_LARGE is split in halves and
+// resent, again while a half is still refused, so every record that fits
+// the topic's limit is acknowledged, once and in order; the next batches
+// are built small enough at once. A single record over the limit fails
+// definitely, saying so. With and without idempotence, and with several
+// batches of a partition in flight (the ones behind a split batch are
+// refused out of order and resent after its halves).
+func TestProduceSplitsTooLargeBatch(t *testing.T) {
+	const limit, n = 400, 200
+	for _, tt := range []struct {
+		idem     bool
+		batchMax int // several batches in flight, each refused or split
+	}{{true, DefaultBatchMaxBytes}, {true, 1000}, {false, DefaultBatchMaxBytes}} {
+		idem := tt.idem
+		t.Run(fmt.Sprintf("idempotent=%v/batch=%d", idem, tt.batchMax), func(t *testing.T) {
+			fc := newFakeCluster(t, 1)
+			fc.addTopic("t", 1)
+			var refused atomic.Int32
+			onProduce(fc, func(_ int32, req *protocol.ProduceRequest) action {
+				if len(req.Topics[0].Partitions[0].Records) > limit {
+					refused.Add(1)
+					return action{resp: produceErrorResponse(req, protocol.ErrMessageTooLarge)}
+				}
+				return action{}
+			})
+			opts := []Opt{Linger(time.Hour), Idempotent(idem), BatchMaxBytes(tt.batchMax)}
+			if !idem {
+				opts = append(opts, Acks(AcksLeader))
+			}
+			c := newTestClient(t, fc, opts...)
+			for i, err := range produceAll(t, c, n) {
+				if err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+			}
+			wantStoredOnceInOrder(t, fc, n)
+			if refused.Load() == 0 {
+				t.Fatal("no batch was refused: the test did not test splitting")
+			}
+			// The next batches fit: no more refusals.
+			before := refused.Load()
+			for i := range 50 {
+				c.Produce(context.Background(), &Record{Topic: "t", Value: []byte(fmt.Sprintf("%04d", n+i))}, nil)
+			}
+			if err := c.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			wantStoredOnceInOrder(t, fc, n+50)
+			if got := refused.Load(); got != before {
+				t.Errorf("%d more refusals after the split, want none", got-before)
+			}
+			err := c.ProduceSync(context.Background(), &Record{Topic: "t", Value: make([]byte, 2*limit)})
+			var pe *ProduceError
+			if !errors.As(err, &pe) || pe.Indeterminate || !errors.Is(err, protocol.ErrMessageTooLarge) ||
+				!strings.Contains(err.Error(), "max.message.bytes") {
+				t.Fatalf("a record over the limit: %v, want a definite MESSAGE_TOO_LARGE naming max.message.bytes", err)
+			}
+		})
+	}
 }

@@ -135,10 +135,12 @@ func (p *producer) fetchPID(id int64, epoch int16) {
 
 // resequence starts every partition's sequence again at 0 under a new
 // epoch (nothing is in flight: a bump waits for that). A batch waiting to
-// be resent is stamped again when it is sent, unless an earlier attempt
-// of it may have been written: under the new epoch the leader could not
-// recognise it as a duplicate, so it fails, indeterminate. It returns the
-// partitions with batches to deliver. p.mu is held.
+// be resent is stamped again when it is sent, in order, unless an earlier
+// attempt of it may have been written: under the new epoch the leader
+// could not recognise it as a duplicate, so it fails, indeterminate. A
+// batch the leader's answer proved unwritten (settle clears maybeWritten
+// on an unexplained OUT_OF_ORDER_SEQUENCE_NUMBER) is resent. It returns
+// the partitions with batches to deliver. p.mu is held.
 func (p *producer) resequence() []*ppart {
 	var touched []*ppart
 	for _, t := range p.topics {

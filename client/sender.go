@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluicemq/sluice/protocol"
@@ -431,7 +432,9 @@ func (p *producer) outcome(it *sendItem, base int64, err error) {
 // otherwise it, UNKNOWN_PRODUCER_ID and INVALID_PRODUCER_EPOCH mean the
 // leader's state for this producer is not what the client's is, and the
 // epoch is bumped (maybeFetchPID) before the batch is resent from
-// sequence 0. epoch is the one the batch was sent with. p.mu is held.
+// sequence 0. epoch is the one the batch was sent with. An unexplained
+// OUT_OF_ORDER_SEQUENCE_NUMBER also proves that no earlier attempt of
+// the batch was written, which clears maybeWritten. p.mu is held.
 func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time.Time) {
 	cl := classify(err, p.idem)
 	if err == nil || (p.idem && cl.code == protocol.ErrDuplicateSequenceNumber) {
@@ -452,6 +455,14 @@ func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time
 		b.maybeWritten = true
 	}
 	b.lastErr = err
+	if cl.code == protocol.ErrMessageTooLarge {
+		if p.splitTooLarge(b, now) {
+			return
+		}
+		if len(b.recs) == 1 {
+			err = fmt.Errorf("the record alone, a batch of %d bytes, is larger than the topic's max.message.bytes: %w", len(b.data), err)
+		}
+	}
 	retry, backoff, own := cl.retry, true, true
 	if p.idem {
 		switch cl.code {
@@ -461,6 +472,16 @@ func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time
 				backoff, own = false, false
 			} else {
 				p.requestBump(epoch)
+				if p.pid.ready && epoch == p.pid.epoch {
+					// The leader holds this producer's state and neither
+					// has this batch among its last five nor takes it as
+					// next: no attempt of it is in the log (the batches
+					// before it are settled, at most four went after it,
+					// and it cannot become next later under this epoch).
+					// So it is resent under the new epoch instead of
+					// failing as maybe written (resequence).
+					b.maybeWritten = false
+				}
 			}
 		case protocol.ErrUnknownProducerID, protocol.ErrInvalidProducerEpoch:
 			retry = true
@@ -479,6 +500,68 @@ func (p *producer) settle(b *batch, epoch int16, base int64, err error, now time
 		return
 	}
 	p.fail(b, err, b.maybeWritten)
+}
+
+// splitTooLarge replaces b, refused as MESSAGE_TOO_LARGE (definite:
+// nothing of it was written), in its partition's sent list by two batches
+// holding its records, the first half and the rest, to be sent in its
+// place and in order: with idempotence the first takes b's sequence and
+// the second the one after the first's records, so the partition's
+// sequence has no gap. Kafka's producer splits such a batch too. A half
+// still too large is split again when refused; a single record cannot be.
+// The topic's next batches are capped at the first half's size
+// (ptopic.maxBatch). It reports false, leaving b alone, when b holds one
+// record, when an earlier attempt of it may have been written (its halves
+// would not be recognised as duplicates), or when its bytes cannot be
+// read back. p.mu is held.
+func (p *producer) splitTooLarge(b *batch, now time.Time) bool {
+	pp := b.part
+	i := slices.Index(pp.sent, b)
+	if len(b.recs) < 2 || b.maybeWritten || b.data == nil || i < 0 {
+		return false
+	}
+	var r record.Reader
+	r.SetLimits(record.Limits{MaxDecompressedBytes: max(b.bld.EstimatedSize(), record.DefaultMaxDecompressedBytes)})
+	if r.Reset(b.data) != nil {
+		return false
+	}
+	half := len(b.recs) / 2
+	halves := [2]*batch{p.newBatch(pp, b.created), p.newBatch(pp, b.created)}
+	for k := 0; r.Next(); k++ {
+		rec := r.Record()
+		halves[min(k/half, 1)].bld.Append(rec.Timestamp, rec.Key, rec.Value, rec.Headers)
+	}
+	if r.Err() != nil || halves[0].bld.Len()+halves[1].bld.Len() != len(b.recs) {
+		p.recycle(halves[0])
+		p.recycle(halves[1])
+		return false
+	}
+	halves[0].recs = append(halves[0].recs, b.recs[:half]...)
+	halves[1].recs = append(halves[1].recs, b.recs[half:]...)
+	for _, pr := range halves[0].recs {
+		halves[0].bytes += recordSize(pr.rec)
+	}
+	halves[1].bytes = b.bytes - halves[0].bytes
+	halves[0].seq = b.seq
+	if b.seq >= 0 {
+		halves[1].seq = nextSequence(b.seq, half)
+	}
+	for _, h := range halves {
+		h.deadline, h.attempts, h.lastErr = b.deadline, b.attempts, b.lastErr
+		h.state, h.retryAt = batchPending, now
+	}
+	pp.sent = slices.Replace(pp.sent, i, i+1, halves[0], halves[1])
+	if t := pp.t; t.maxBatch == 0 || halves[0].bld.EstimatedSize() < t.maxBatch {
+		t.maxBatch = halves[0].bld.EstimatedSize()
+	}
+	// b's records and memory now belong to its halves: b is done without
+	// callbacks, and recycled once no request holds its bytes.
+	clear(b.recs)
+	b.recs, b.bytes, b.state = b.recs[:0], 0, batchDone
+	if b.refs == 0 {
+		p.recycle(b)
+	}
+	return true
 }
 
 // earlierUnsettled reports whether a batch sent before b in its partition

@@ -58,6 +58,14 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyReportOnlineReplicas(m, c)
 	case AllocateProducerIDs:
 		next, res.ProducerIDs, err = applyAllocateProducerIDs(m, c)
+	case UpsertCredential:
+		next, err = applyUpsertCredential(m, c)
+	case DeleteCredential:
+		next, err = applyDeleteCredential(m, c)
+	case CreateACLs:
+		next, err = applyCreateACLs(m, c)
+	case DeleteACLs:
+		next, err = applyDeleteACLs(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}

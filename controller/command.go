@@ -3,6 +3,8 @@ package controller
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sluicemq/sluice/auth"
 )
 
 // Command is one change to the cluster metadata, as it is written to the
@@ -13,7 +15,9 @@ import (
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
 // DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
-// ReportOfflineReplicas, ReportOnlineReplicas and AllocateProducerIDs.
+// ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, and
+// the security commands UpsertCredential, DeleteCredential, CreateACLs and
+// DeleteACLs.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -40,6 +44,11 @@ const (
 	KindReportOnlineReplicas CommandKind = 9
 	// KindAllocateProducerIDs is new in CommandVersion 5.
 	KindAllocateProducerIDs CommandKind = 10
+	// The security commands are new in CommandVersion 6.
+	KindUpsertCredential CommandKind = 11
+	KindDeleteCredential CommandKind = 12
+	KindCreateACLs       CommandKind = 13
+	KindDeleteACLs       CommandKind = 14
 )
 
 func (k CommandKind) String() string {
@@ -64,6 +73,14 @@ func (k CommandKind) String() string {
 		return "ReportOnlineReplicas"
 	case KindAllocateProducerIDs:
 		return "AllocateProducerIDs"
+	case KindUpsertCredential:
+		return "UpsertCredential"
+	case KindDeleteCredential:
+		return "DeleteCredential"
+	case KindCreateACLs:
+		return "CreateACLs"
+	case KindDeleteACLs:
+		return "DeleteACLs"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -77,10 +94,11 @@ func (k CommandKind) String() string {
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
 // Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
 // Version 4 added ReportOfflineReplicas and ReportOnlineReplicas.
-// Version 5 added AllocateProducerIDs. Older commands, still in the Raft
-// logs of earlier builds, decode with the fields they lack zero; the
-// encoder writes version 5 only.
-const CommandVersion = 5
+// Version 5 added AllocateProducerIDs; version 6 UpsertCredential,
+// DeleteCredential, CreateACLs and DeleteACLs (security.go). Older
+// commands, still in the Raft logs of earlier builds, decode with the
+// fields they lack zero; the encoder writes version 6 only.
+const CommandVersion = 6
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -90,6 +108,7 @@ const (
 	commandVersion2 = 2
 	commandVersion3 = 3
 	commandVersion4 = 4
+	commandVersion5 = 5
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -524,6 +543,26 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return AllocateProducerIDs{BrokerID: d.int32(), BrokerEpoch: d.varint(), Count: d.int32()}
+	case KindUpsertCredential:
+		if v <= commandVersion5 {
+			break
+		}
+		return UpsertCredential{User: d.string(), Credential: d.credential()}
+	case KindDeleteCredential:
+		if v <= commandVersion5 {
+			break
+		}
+		return DeleteCredential{User: d.string(), Mechanism: auth.Mechanism(d.string())}
+	case KindCreateACLs:
+		if v <= commandVersion5 {
+			break
+		}
+		return CreateACLs{ACLs: d.acls(false)}
+	case KindDeleteACLs:
+		if v <= commandVersion5 {
+			break
+		}
+		return DeleteACLs{ACLs: d.acls(false)}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

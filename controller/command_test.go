@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+
+	"github.com/sluicemq/sluice/auth"
 )
 
 // sampleCommands has one command of every kind, with every field set.
@@ -27,8 +29,20 @@ func sampleCommands() []Command {
 		ReportOnlineReplicas{BrokerID: 3, BrokerEpoch: 7, Logs: []ReplicaLog{{Topic: "orders", TopicID: 4, Partition: 2, EndOffset: 1 << 40, RecoveryTruncated: true, LastEpoch: 9},
 			{Topic: "a", TopicID: 1, LastEpoch: -1}}},
 		AllocateProducerIDs{BrokerID: 3, BrokerEpoch: 7, Count: 1000},
+		UpsertCredential{User: "alice", Credential: sampleCredential},
+		DeleteCredential{User: "alice", Mechanism: auth.ScramSHA512},
+		CreateACLs{ACLs: []auth.ACL{sampleACL, {Principal: "User:*", Host: "10.0.0.1", Resource: auth.ResourceGroup, Name: "g-",
+			Pattern: auth.PatternPrefixed, Op: auth.OpRead, Permission: auth.Deny}}},
+		DeleteACLs{ACLs: []auth.ACL{sampleACL}},
 	}
 }
+
+// sampleCredential is a valid SCRAM-SHA-256 credential with fixed bytes.
+var sampleCredential = auth.Credential{Mechanism: auth.ScramSHA256, Salt: []byte("0123456789abcdef"), Iterations: auth.MinIterations,
+	StoredKey: bytes.Repeat([]byte{1}, 32), ServerKey: bytes.Repeat([]byte{2}, 32)}
+
+var sampleACL = auth.ACL{Principal: "User:alice", Host: "*", Resource: auth.ResourceTopic, Name: "orders",
+	Pattern: auth.PatternLiteral, Op: auth.OpWrite, Permission: auth.Allow}
 
 func TestCommandRoundTrip(t *testing.T) {
 	for _, c := range sampleCommands() {
@@ -152,7 +166,11 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 6", append([]byte{6}, valid[1:]...)},
+		{"version 7", append([]byte{7}, valid[1:]...)},
+		{"version 5 credential", []byte{5, byte(KindDeleteCredential), 1, 'a', 1, 'b'}},
+		{"version 5 ACLs", []byte{5, byte(KindCreateACLs), 0}},
+		{"huge ACL count", []byte{CommandVersion, byte(KindCreateACLs), 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"credential truncated", []byte{CommandVersion, byte(KindUpsertCredential), 1, 'a', 2, 'S'}},
 		{"version 4 producer ids", []byte{4, byte(KindAllocateProducerIDs), 2, 2, 2}},
 		{"producer id count past int32", binary.AppendVarint([]byte{CommandVersion, byte(KindAllocateProducerIDs), 2, 2}, 1<<31)},
 		{"producer ids truncated", []byte{CommandVersion, byte(KindAllocateProducerIDs), 2, 2}},
@@ -348,7 +366,26 @@ func TestApplyLeaderMustBeAlive(t *testing.T) {
 func randomCommand(r *rand.Rand) Command {
 	name := fmt.Sprintf("t%d", r.IntN(4))
 	id := int32(r.IntN(4))
-	switch r.IntN(10) {
+	switch r.IntN(12) {
+	case 11:
+		users := []string{"alice", "bob", "bad,name"}
+		if r.IntN(2) == 0 {
+			c := sampleCredential
+			if r.IntN(2) == 0 {
+				c.Mechanism = auth.ScramSHA512
+				c.StoredKey, c.ServerKey = bytes.Repeat([]byte{3}, 64), bytes.Repeat([]byte{4}, 64)
+			}
+			return UpsertCredential{User: users[r.IntN(3)], Credential: c}
+		}
+		return DeleteCredential{User: users[r.IntN(3)], Mechanism: []auth.Mechanism{auth.ScramSHA256, auth.ScramSHA512}[r.IntN(2)]}
+	case 10:
+		a := sampleACL
+		a.Name = name
+		a.Op = []auth.Operation{auth.OpRead, auth.OpWrite, auth.OpClusterAction}[r.IntN(3)] // the last is invalid on a topic
+		if r.IntN(2) == 0 {
+			return DeleteACLs{ACLs: []auth.ACL{a}}
+		}
+		return CreateACLs{ACLs: []auth.ACL{a}}
 	case 9:
 		return AllocateProducerIDs{BrokerID: id, BrokerEpoch: int64(r.IntN(3)), Count: int32(r.IntN(3))}
 	case 8:

@@ -19,7 +19,10 @@ const (
 	ConfigMinInsyncReplica = "min.insync.replicas"
 	ConfigUncleanElection  = "unclean.leader.election"
 	ConfigUncleanRecovery  = "unclean.recovery.strategy"
-	ConfigCleanupPolicy    = "cleanup.policy"
+	// ConfigProducerIDExpirationMs overrides the broker's
+	// ProducerIDExpiration for a topic's partitions.
+	ConfigProducerIDExpirationMs = "producer.id.expiration.ms"
+	ConfigCleanupPolicy          = "cleanup.policy"
 )
 
 // Values of ConfigCleanupPolicy.
@@ -84,6 +87,8 @@ var topicConfigDefs = map[string]ConfigDef{
 		kind: kindEnum, enum: []string{CleanupDelete, CleanupCompact, CleanupCompactDelete}},
 	ConfigUncleanRecovery: {Key: ConfigUncleanRecovery, Default: RecoveryBalanced, Doc: "when no replica may lead without risking committed records (a machine crash of every in-sync replica): balanced elects the best replica once every replica of the last ISR is back and says how much it may lack; manual waits for an operator",
 		kind: kindEnum, enum: []string{RecoveryBalanced, RecoveryManual}},
+	ConfigProducerIDExpirationMs: {Key: ConfigProducerIDExpirationMs, Default: "86400000", Doc: "forget an idempotent producer's state on a partition this long after the max timestamp of its last batch (ms); a producer that comes back later re-initialises; the broker's --producer-id-expiration when the topic does not set it",
+		kind: kindInt, min: 1},
 }
 
 // TopicConfigDefs returns every topic config key with its default and doc,

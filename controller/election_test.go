@@ -32,6 +32,24 @@ func threeBrokers(t testing.TB) *Metadata {
 // a non-empty subset of the replicas without duplicates, and a leader is
 // an alive ISR member whose log is not offline.
 func checkInvariants(m *Metadata) error {
+	for i, a := range m.ACLs {
+		if err := a.Validate(); err != nil {
+			return fmt.Errorf("stored ACL %v: %v", a, err)
+		}
+		if i > 0 && compareACL(m.ACLs[i-1], a) >= 0 {
+			return fmt.Errorf("ACL %v not after %v", a, m.ACLs[i-1])
+		}
+	}
+	for u, creds := range m.Users {
+		if validUserName(u) != nil || len(creds) == 0 {
+			return fmt.Errorf("user %q with %d credentials", u, len(creds))
+		}
+		for mech, c := range creds {
+			if c.Mechanism != mech || c.Validate() != nil {
+				return fmt.Errorf("user %q: credential %s invalid", u, mech)
+			}
+		}
+	}
 	for _, name := range m.TopicNames() {
 		for _, p := range m.Topics[name].Partitions {
 			if len(p.ISR) == 0 {

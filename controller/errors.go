@@ -70,6 +70,13 @@ var (
 	// ErrProducerIDsExhausted: the block would pass the largest int64
 	// producer id. Nothing was allocated.
 	ErrProducerIDsExhausted = errors.New("producer ids exhausted")
+	// ErrInvalidCredential: a SCRAM credential or user name that cannot
+	// be stored.
+	ErrInvalidCredential = errors.New("invalid credential")
+	// ErrUnknownUser: no credential of that user and mechanism.
+	ErrUnknownUser = errors.New("unknown user")
+	// ErrInvalidACL: an ACL that cannot be stored.
+	ErrInvalidACL = errors.New("invalid ACL")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -86,6 +93,7 @@ var errorCodes = []error{
 	ErrNoLeader, ErrClosed, context.DeadlineExceeded, context.Canceled,
 	ErrLeaderUnreachable, ErrLeadershipLost, ErrBrokerIDInUse,
 	ErrInvalidProducerIDs, ErrProducerIDsExhausted,
+	ErrInvalidCredential, ErrUnknownUser, ErrInvalidACL,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

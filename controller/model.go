@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+
+	"github.com/sluicemq/sluice/auth"
 )
 
 // BrokerState is a broker's membership state.
@@ -134,6 +136,12 @@ type Metadata struct {
 	// given out yet: every id below it belongs to a block, every id from
 	// it up is free. It only grows.
 	NextProducerID int64 `json:"next_producer_id"`
+	// Users holds each user's SCRAM credentials by mechanism (salts and
+	// derived keys, never passwords; kept out of JSON). Security
+	// commands replace the maps they change, never modify them.
+	Users map[string]map[auth.Mechanism]auth.Credential `json:"-"`
+	// ACLs holds every ACL once, in canonical order (compareACL).
+	ACLs []auth.ACL `json:"acls,omitempty"`
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -163,6 +171,17 @@ func (m *Metadata) Clone() *Metadata {
 	for name, t := range m.Topics {
 		c.Topics[name] = t.clone()
 	}
+	if m.Users != nil {
+		c.Users = make(map[string]map[auth.Mechanism]auth.Credential, len(m.Users))
+		for u, creds := range m.Users {
+			cc := make(map[auth.Mechanism]auth.Credential, len(creds))
+			for mech, cr := range creds {
+				cc[mech] = cloneCredential(cr)
+			}
+			c.Users[u] = cc
+		}
+	}
+	c.ACLs = slices.Clone(m.ACLs)
 	return &c
 }
 

@@ -90,15 +90,17 @@ func TestSnapshotKeepsNextProducerID(t *testing.T) {
 }
 
 // A version 4 snapshot, without the next producer id, restores with 0.
-// Its bytes are a version 5 one's without the last field: version 4
-// appended nothing after the topics.
+// Its bytes are a version 6 one's without the last fields: version 4
+// appended nothing after the topics, and no users or ACLs encode as two
+// zero counts.
 func TestSnapshotVersion4Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v5 := encodeSnapshot(m, 10)
-	body := v5[snapshotHeader : len(v5)-4]
-	if body[len(body)-1] != 0 {
-		t.Fatalf("setup: next producer id encoded as %x, want 0", body[len(body)-1])
+	v6 := encodeSnapshot(m, 10)
+	body := v6[snapshotHeader : len(v6)-4]
+	if !bytes.HasSuffix(body, []byte{0, 0, 0}) {
+		t.Fatalf("setup: next producer id, users and ACLs encoded as %x, want 0 0 0", body[len(body)-3:])
 	}
+	body = body[:len(body)-2]
 	v4 := append([]byte(snapshotMagic), 4, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(v4[len(snapshotMagic)+1:], uint32(len(body)-1))
 	v4 = append(v4, body[:len(body)-1]...)

@@ -19,11 +19,12 @@ import (
 // Version 2 added each broker's GossipAddr and DirID and each partition's
 // CommittedHW and NoCleanLeader; version 3 each partition's
 // RecoveredEpoch, RecoveryMayLack and Restarted; version 4 each
-// partition's Offline; version 5 NextProducerID, at the end. Older
+// partition's Offline; version 5 NextProducerID, at the end; version 6
+// the users' SCRAM credentials and the ACLs after it. Older
 // snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 5
+	snapshotVersion = 6
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -92,7 +93,8 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 			}
 		}
 	}
-	return binary.AppendVarint(b, m.NextProducerID)
+	b = binary.AppendVarint(b, m.NextProducerID)
+	return appendSecurity(b, m)
 }
 
 // decodeMetadata reads what appendMetadata wrote (in the layout of
@@ -154,6 +156,9 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 		if m.NextProducerID = d.varint(); m.NextProducerID < 0 {
 			d.fail("next producer id %d", m.NextProducerID)
 		}
+	}
+	if v >= 6 {
+		decodeSecurity(d, m)
 	}
 	if d.err != nil {
 		return nil

@@ -1,6 +1,9 @@
-// Package group holds the group coordinators as state machines: today the
+// Package group holds the group coordinators as state machines: the
 // consumer group of KIP-848 (server-side assignment, member epochs,
-// per-member reconciliation) and its committed offsets.
+// per-member reconciliation) and its committed offsets (this file and
+// coordinator.go, heartbeat.go, assignor.go, offsets.go, records.go), and
+// a queue group's per-partition window of record states (queue.go, whose
+// own comment states its contract).
 //
 // A Coordinator holds the groups of one partition of the internal offsets
 // topic (__consumer_offsets). It is pure and deterministic: every call

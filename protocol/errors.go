@@ -81,6 +81,10 @@ const (
 	ErrUnsupportedAssignor          ErrorCode = 112
 	ErrStaleMemberEpoch             ErrorCode = 113
 	ErrInvalidRegularExpression     ErrorCode = 130
+	ErrSecurityDisabled             ErrorCode = 54
+	ErrInvalidPrincipalType         ErrorCode = 67
+	ErrResourceNotFound             ErrorCode = 91
+	ErrUnacceptableCredential       ErrorCode = 93
 )
 
 // codeInfo is one row of the error table.
@@ -170,6 +174,10 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrUnsupportedAssignor:          {"UNSUPPORTED_ASSIGNOR", false, false, "the assignor is not known to the coordinator"},
 	ErrStaleMemberEpoch:             {"STALE_MEMBER_EPOCH", false, false, "the member epoch is older than the coordinator's; heartbeat and retry"},
 	ErrInvalidRegularExpression:     {"INVALID_REGULAR_EXPRESSION", false, false, "the topic regular expression does not compile"},
+	ErrSecurityDisabled:             {"SECURITY_DISABLED", false, false, "security features are disabled"},
+	ErrInvalidPrincipalType:         {"INVALID_PRINCIPAL_TYPE", false, false, "the principal type is not supported"},
+	ErrResourceNotFound:             {"RESOURCE_NOT_FOUND", false, false, "the resource does not exist"},
+	ErrUnacceptableCredential:       {"UNACCEPTABLE_CREDENTIAL", false, false, "the credential is not acceptable"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

@@ -61,6 +61,13 @@ const (
 	DeleteGroups           APIKey = 42
 	ConsumerGroupHeartbeat APIKey = 68
 	ConsumerGroupDescribe  APIKey = 69
+
+	// Security administration (security.go).
+	DescribeAcls                 APIKey = 29
+	CreateAcls                   APIKey = 30
+	DeleteAcls                   APIKey = 31
+	DescribeUserScramCredentials APIKey = 50
+	AlterUserScramCredentials    APIKey = 51
 )
 
 // Internal APIs, spoken between brokers and by admin tools. Their keys
@@ -115,6 +122,12 @@ var apiTable = [...]apiInfo{
 	DeleteGroups:           row("DeleteGroups", 0, 0, func() Message { return new(DeleteGroupsRequest) }, func() Message { return new(DeleteGroupsResponse) }),
 	ConsumerGroupHeartbeat: row("ConsumerGroupHeartbeat", 0, 0, func() Message { return new(ConsumerGroupHeartbeatRequest) }, func() Message { return new(ConsumerGroupHeartbeatResponse) }),
 	ConsumerGroupDescribe:  row("ConsumerGroupDescribe", 0, 0, func() Message { return new(ConsumerGroupDescribeRequest) }, func() Message { return new(ConsumerGroupDescribeResponse) }),
+
+	DescribeAcls:                 row("DescribeAcls", 0, 0, func() Message { return new(DescribeAclsRequest) }, func() Message { return new(DescribeAclsResponse) }),
+	CreateAcls:                   row("CreateAcls", 0, 0, func() Message { return new(CreateAclsRequest) }, func() Message { return new(CreateAclsResponse) }),
+	DeleteAcls:                   row("DeleteAcls", 0, 0, func() Message { return new(DeleteAclsRequest) }, func() Message { return new(DeleteAclsResponse) }),
+	DescribeUserScramCredentials: row("DescribeUserScramCredentials", 0, 0, func() Message { return new(DescribeUserScramCredentialsRequest) }, func() Message { return new(DescribeUserScramCredentialsResponse) }),
+	AlterUserScramCredentials:    row("AlterUserScramCredentials", 0, 0, func() Message { return new(AlterUserScramCredentialsRequest) }, func() Message { return new(AlterUserScramCredentialsResponse) }),
 }
 
 // internalTable is the API table of the internal keys, indexed by key

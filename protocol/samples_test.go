@@ -52,6 +52,13 @@ func sampleRequests() []Message {
 		&ListGroupsRequest{States: []string{"stable"}},
 		&ConsumerGroupDescribeRequest{GroupIDs: []string{"payments", "audit"}},
 		&DeleteGroupsRequest{GroupIDs: []string{"old"}},
+		&CreateAclsRequest{ACLs: []ACLBinding{{ResourceType: 2, Name: "orders", PatternType: 3, Principal: "User:alice", Host: "*", Operation: 4, Permission: 3}}},
+		&DeleteAclsRequest{Filters: []ACLBinding{{ResourceType: 1, PatternType: 1, Principal: "User:alice", Operation: 1, Permission: 1}}},
+		&DescribeAclsRequest{Filter: ACLBinding{ResourceType: 2, Name: "orders", PatternType: 1, Operation: 1, Permission: 1}},
+		&DescribeUserScramCredentialsRequest{Users: []string{"alice"}},
+		&AlterUserScramCredentialsRequest{Upsertions: []ScramUpsertion{{User: "alice", Mechanism: "SCRAM-SHA-256", Iterations: 8192,
+			Salt: []byte("salt"), StoredKey: bytes.Repeat([]byte{1}, 32), ServerKey: bytes.Repeat([]byte{2}, 32)}},
+			Deletions: []ScramDeletion{{User: "bob", Mechanism: "SCRAM-SHA-512"}}},
 	}
 }
 

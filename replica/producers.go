@@ -46,10 +46,12 @@ import (
 // replays the log after it.
 //
 // Limits: a producer whose last batch's max timestamp is older than
-// Expiration is forgotten (Expire); past MaxProducers the least recently
-// written idle producers are evicted (counted, and logged at most every
-// evictLogEvery). A forgotten producer coming back with a sequence other
-// than 0 gets UNKNOWN_PRODUCER_ID.
+// Expiration is forgotten (Expire). The partitions of a broker share one
+// ProducerLimit: past its cap on (producer id, partition) entries the
+// least recently written idle ones, across all those partitions, are
+// evicted (counted, and logged at most every evictLogEvery). A forgotten
+// producer coming back with a sequence other than 0 gets
+// UNKNOWN_PRODUCER_ID.
 //
 // Concurrency: a leader append holds the producer's own lock across the
 // check, the log append and the update, so two batches of one producer
@@ -57,8 +59,15 @@ import (
 // with no producer id, which never come here) append concurrently. Every
 // append and replay also holds snap for reading; a snapshot, a truncation,
 // retention and expiry hold it for writing, so they see the state of a
-// whole log prefix. mu guards the table and the recency list. Lock order:
-// snap, then a producer's mu, then mu (then the log's own locks).
+// whole log prefix. The table (m, the partition's recency list and each
+// producer's state) changes only with snap held: for reading together
+// with the limit's mu, or for writing; so under snap held for writing it
+// can be read without mu. The limit's mu also guards its broker-wide
+// recency list. Lock order: snap, then a producer's mu, then the limit's
+// mu (then the log's own locks). Eviction, under the limit's mu, only
+// tries (TryRLock, TryLock) another partition's snap and producer: a
+// producer whose partition is in a snapshot, truncation or retention, or
+// which is in an append, is not idle and is passed over.
 
 // ProducerBatches is how many batches per producer the state retains:
 // the in-flight limit of an idempotent producer.
@@ -67,8 +76,10 @@ const ProducerBatches = 5
 // Defaults of ProducersConfig.
 const (
 	DefaultProducerExpiration = 24 * time.Hour
-	DefaultMaxProducers       = 10000
-	evictLogEvery             = 10 * time.Second
+	// DefaultMaxProducers is the default cap of a ProducerLimit: about
+	// 30 MB of state at most (docs/idempotence.md).
+	DefaultMaxProducers = 100000
+	evictLogEvery       = 10 * time.Second
 )
 
 // ProducersConfig configures a partition's producer state.
@@ -77,15 +88,21 @@ type ProducersConfig struct {
 	Dir string
 	// FS is the file system of the snapshots. Default vfs.Default.
 	FS vfs.FS
-	// MaxProducers caps the producer ids kept for this partition
-	// (producer.id.max). Default DefaultMaxProducers.
+	// Limit is the cap on producer ids this partition shares with the
+	// broker's other partitions (producer.id.max). When nil the
+	// partition has a limit of its own of MaxProducers.
+	Limit *ProducerLimit
+	// MaxProducers caps the producer ids kept for this partition when
+	// Limit is nil. Default DefaultMaxProducers.
 	MaxProducers int
 	// Expiration forgets a producer whose last batch's max timestamp is
 	// older than this (producer.id.expiration.ms). Default 1 day.
 	Expiration time.Duration
-	// Now is the clock of expiry and of the eviction log's rate limit.
+	// Now is the clock of expiry (and of the eviction log's rate limit
+	// when Limit is nil).
 	Now func() time.Time
-	// Logger gets warnings (a corrupt snapshot, evictions).
+	// Logger gets warnings (a corrupt snapshot; evictions when Limit is
+	// nil).
 	Logger *zap.Logger
 }
 
@@ -112,10 +129,13 @@ type producer struct {
 	batches   [ProducerBatches]ProducerBatch
 	lastWrite int64
 	// gone: removed from the table (evicted, expired or cut). Set under
-	// Producers.mu with mu held, so an appender that locked mu and finds
-	// it set looks the id up again.
+	// the limit's mu with mu held, so an appender that locked mu and
+	// finds it set looks the id up again.
 	gone       bool
-	prev, next *producer // recency list, under Producers.mu
+	owner      *Producers
+	prev, next *producer // the partition's recency list
+	// gprev, gnext: the limit's broker-wide recency list, under its mu.
+	gprev, gnext *producer
 }
 
 func (pr *producer) at(i int) *ProducerBatch {
@@ -142,19 +162,70 @@ func (pr *producer) push(b ProducerBatch, epoch int16) {
 // NewProducers; it is safe for concurrent use.
 type Producers struct {
 	cfg ProducersConfig
+	lim *ProducerLimit
 
 	snap sync.RWMutex
-	mu   sync.Mutex
 	m    map[int64]*producer
 	lru  producer // sentinel of the recency list: lru.next is the least recent
 
 	evicted, expired atomic.Uint64
+	expiration       atomic.Int64 // nanoseconds; cfg.Expiration, then SetExpiration's
+
+	files snapshots
+}
+
+// ProducerLimit caps the producer state of the partitions that share it
+// (a broker's): at most Max (producer id, partition) entries. Past it,
+// recording a new producer evicts the least recently written idle
+// entries across those partitions, counts them and logs at most once
+// every evictLogEvery. Create it with NewProducerLimit; it is safe for
+// concurrent use.
+type ProducerLimit struct {
+	max    int
+	now    func() time.Time
+	logger *zap.Logger
+
+	mu  sync.Mutex
+	n   int      // entries held by the partitions sharing the limit
+	lru producer // sentinel of the broker-wide recency list (gprev, gnext)
 	// Under mu: the eviction log's rate limit.
 	lastEvictLog time.Time
 	unlogged     int
 
-	files snapshots
+	evicted atomic.Uint64
 }
+
+// NewProducerLimit returns a limit of max entries (DefaultMaxProducers
+// when max <= 0). now is the clock of the eviction log's rate limit
+// (time.Now when nil); logger gets the eviction warnings.
+func NewProducerLimit(max int, now func() time.Time, logger *zap.Logger) *ProducerLimit {
+	if max <= 0 {
+		max = DefaultMaxProducers
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	pl := &ProducerLimit{max: max, now: now, logger: logger}
+	pl.lru.gprev, pl.lru.gnext = &pl.lru, &pl.lru
+	return pl
+}
+
+// Max is the cap.
+func (pl *ProducerLimit) Max() int { return pl.max }
+
+// Len is the number of entries the partitions sharing the limit hold.
+func (pl *ProducerLimit) Len() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return pl.n
+}
+
+// Evicted is how many entries were evicted past the cap since
+// NewProducerLimit.
+func (pl *ProducerLimit) Evicted() uint64 { return pl.evicted.Load() }
 
 // NewProducers returns an empty producer state; Load fills it from the
 // partition's snapshot and log.
@@ -174,20 +245,34 @@ func NewProducers(cfg ProducersConfig) *Producers {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	ps := &Producers{cfg: cfg, m: map[int64]*producer{}, files: snapshots{fs: cfg.FS, dir: cfg.Dir}}
+	lim := cfg.Limit
+	if lim == nil {
+		lim = NewProducerLimit(cfg.MaxProducers, cfg.Now, cfg.Logger)
+	}
+	ps := &Producers{cfg: cfg, lim: lim, m: map[int64]*producer{}, files: snapshots{fs: cfg.FS, dir: cfg.Dir}}
 	ps.lru.prev, ps.lru.next = &ps.lru, &ps.lru
+	ps.expiration.Store(int64(cfg.Expiration))
 	return ps
+}
+
+// SetExpiration changes Expiration (a topic's producer.id.expiration.ms
+// altered); d <= 0 is DefaultProducerExpiration. The next Expire uses it.
+func (ps *Producers) SetExpiration(d time.Duration) {
+	if d <= 0 {
+		d = DefaultProducerExpiration
+	}
+	ps.expiration.Store(int64(d))
 }
 
 // Len is the number of producers the state holds.
 func (ps *Producers) Len() int {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	ps.lim.mu.Lock()
+	defer ps.lim.mu.Unlock()
 	return len(ps.m)
 }
 
-// Evicted is how many producers were evicted past MaxProducers since
-// NewProducers.
+// Evicted is how many of this partition's producers were evicted past
+// the limit's cap since NewProducers.
 func (ps *Producers) Evicted() uint64 { return ps.evicted.Load() }
 
 // Expired is how many producers Expire forgot since NewProducers.
@@ -292,19 +377,18 @@ func (ps *Producers) replayLocked(b record.Batch) {
 // with its mu held. Call with snap held for reading.
 func (ps *Producers) lock(id int64) *producer {
 	for {
-		ps.mu.Lock()
+		ps.lim.mu.Lock()
 		pr := ps.m[id]
 		if pr == nil {
-			// Not counted against MaxProducers until its first batch is
-			// recorded: a refused batch must not evict anyone.
+			// Evicts no one until its first batch is recorded: a refused
+			// batch must not cost another producer its state.
 			pr = &producer{id: id}
 			pr.mu.Lock()
-			ps.m[id] = pr
-			ps.touchLocked(pr)
-			ps.mu.Unlock()
+			ps.addLocked(pr)
+			ps.lim.mu.Unlock()
 			return pr
 		}
-		ps.mu.Unlock()
+		ps.lim.mu.Unlock()
 		pr.mu.Lock()
 		if !pr.gone {
 			return pr
@@ -321,12 +405,12 @@ func (ps *Producers) record(pr *producer, b record.Batch, base int64) {
 		FirstSeq: first, LastSeq: incSeq(first, b.LastOffsetDelta()),
 		Base: base, Last: base + int64(b.LastOffsetDelta()), MaxTimestamp: b.MaxTimestamp(),
 	}, b.ProducerEpoch())
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	ps.touchLocked(pr)
 	if added {
-		ps.evictLocked()
+		ps.lim.evictLocked(ps)
 	}
-	ps.mu.Unlock()
+	ps.lim.mu.Unlock()
 }
 
 // dropIfEmpty removes a producer created for a batch that was refused or
@@ -335,55 +419,103 @@ func (ps *Producers) dropIfEmpty(pr *producer) {
 	if pr.n > 0 {
 		return
 	}
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	ps.removeLocked(pr)
-	ps.mu.Unlock()
+	ps.lim.mu.Unlock()
 }
 
-// touchLocked moves pr to the most recent end of the recency list.
+// Release forgets every producer of the partition, giving their entries
+// back to the limit. Call it when the partition's replica is closed (its
+// state stays in its snapshots and log): the limit would otherwise count
+// them until evicted. The Producers stays usable; Load fills it again.
+func (ps *Producers) Release() {
+	ps.snap.Lock()
+	defer ps.snap.Unlock()
+	ps.lim.mu.Lock()
+	defer ps.lim.mu.Unlock()
+	ps.removeAllLocked()
+}
+
+// removeAllLocked takes every producer out of the table (snap held for
+// writing, limit's mu held).
+func (ps *Producers) removeAllLocked() {
+	for pr := ps.lru.next; pr != &ps.lru; {
+		next := pr.next
+		ps.removeLocked(pr)
+		pr = next
+	}
+}
+
+// addLocked puts pr, new, in the table as the most recent producer
+// (limit's mu held).
+func (ps *Producers) addLocked(pr *producer) {
+	pr.owner = ps
+	ps.m[pr.id] = pr
+	ps.lim.n++
+	ps.touchLocked(pr)
+}
+
+// touchLocked moves pr to the most recent end of the partition's and the
+// limit's recency lists (limit's mu held).
 func (ps *Producers) touchLocked(pr *producer) {
 	if pr.next != nil {
 		pr.prev.next, pr.next.prev = pr.next, pr.prev
+		pr.gprev.gnext, pr.gnext.gprev = pr.gnext, pr.gprev
 	}
 	pr.prev, pr.next = ps.lru.prev, &ps.lru
 	ps.lru.prev.next = pr
 	ps.lru.prev = pr
+	g := &ps.lim.lru
+	pr.gprev, pr.gnext = g.gprev, g
+	g.gprev.gnext = pr
+	g.gprev = pr
 }
 
-// removeLocked takes pr out of the table (ps.mu held, and pr.mu held or
-// no appender able to hold it).
+// removeLocked takes pr out of the table (limit's mu held, and pr.mu
+// held or no appender able to hold it).
 func (ps *Producers) removeLocked(pr *producer) {
 	if pr.gone {
 		return
 	}
 	pr.gone = true
 	delete(ps.m, pr.id)
+	ps.lim.n--
 	pr.prev.next, pr.next.prev = pr.next, pr.prev
-	pr.prev, pr.next = nil, nil
+	pr.gprev.gnext, pr.gnext.gprev = pr.gnext, pr.gprev
+	pr.prev, pr.next, pr.gprev, pr.gnext = nil, nil, nil, nil
 }
 
-// evictLocked evicts the least recently written producers not in an
-// append while the table is over MaxProducers.
-func (ps *Producers) evictLocked() {
+// evictLocked evicts the least recently written idle entries, across the
+// partitions sharing the limit, while they are over the cap (mu held).
+// self is the partition of the caller, which holds its snap: another
+// partition's producer is evicted only when its snap can be read-locked
+// at once, and any producer only when it is in no append.
+func (pl *ProducerLimit) evictLocked(self *Producers) {
 	n := 0
-	for pr := ps.lru.next; len(ps.m) > ps.cfg.MaxProducers && pr != &ps.lru; {
-		next := pr.next
-		if pr.mu.TryLock() {
-			ps.removeLocked(pr)
-			pr.mu.Unlock()
-			n++
+	for pr := pl.lru.gnext; pl.n > pl.max && pr != &pl.lru; {
+		next, owner := pr.gnext, pr.owner
+		if owner == self || owner.snap.TryRLock() {
+			if pr.mu.TryLock() {
+				owner.removeLocked(pr)
+				pr.mu.Unlock()
+				owner.evicted.Add(1)
+				n++
+			}
+			if owner != self {
+				owner.snap.RUnlock()
+			}
 		}
 		pr = next
 	}
 	if n == 0 {
 		return
 	}
-	ps.evicted.Add(uint64(n))
-	ps.unlogged += n
-	if now := ps.cfg.Now(); now.Sub(ps.lastEvictLog) >= evictLogEvery {
-		ps.cfg.Logger.Warn("producer ids evicted: the partition holds producer.id.max of them; an evicted producer that comes back gets UNKNOWN_PRODUCER_ID",
-			zap.Int("evicted", ps.unlogged), zap.Int("producer_id_max", ps.cfg.MaxProducers), zap.Uint64("evicted_total", ps.evicted.Load()))
-		ps.lastEvictLog, ps.unlogged = now, 0
+	pl.evicted.Add(uint64(n))
+	pl.unlogged += n
+	if now := pl.now(); now.Sub(pl.lastEvictLog) >= evictLogEvery {
+		pl.logger.Warn("producer ids evicted: the broker holds producer.id.max of them; an evicted producer that comes back gets UNKNOWN_PRODUCER_ID and initialises again",
+			zap.Int("evicted", pl.unlogged), zap.Int("producer_id_max", pl.max), zap.Uint64("evicted_total", pl.evicted.Load()))
+		pl.lastEvictLog, pl.unlogged = now, 0
 	}
 }
 
@@ -441,9 +573,9 @@ func (ps *Producers) Expire() int {
 }
 
 func (ps *Producers) expireLocked() int {
-	limit := ps.cfg.Now().Add(-ps.cfg.Expiration).UnixMilli()
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	limit := ps.cfg.Now().Add(-time.Duration(ps.expiration.Load())).UnixMilli()
+	ps.lim.mu.Lock()
+	defer ps.lim.mu.Unlock()
 	n := 0
 	for pr := ps.lru.next; pr != &ps.lru; {
 		next := pr.next
@@ -462,8 +594,8 @@ func (ps *Producers) expireLocked() int {
 // nil), and forgets the producers left with none. Call with snap held
 // for writing.
 func (ps *Producers) cutLocked(dropNewest func(*ProducerBatch) bool, dropOldest func(*ProducerBatch) bool) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	ps.lim.mu.Lock()
+	defer ps.lim.mu.Unlock()
 	for pr := ps.lru.next; pr != &ps.lru; {
 		next := pr.next
 		for pr.n > 0 && dropNewest != nil && dropNewest(pr.newest()) {

@@ -172,12 +172,11 @@ func TestIncSeqWraps(t *testing.T) {
 	// A producer whose sequence wraps keeps going at 0.
 	l := openLog(t)
 	ps := newProducers(t, l, nil)
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	pr := &producer{id: 3}
 	pr.push(ProducerBatch{FirstSeq: math.MaxInt32 - 1, LastSeq: math.MaxInt32, Base: -2, Last: -1, MaxTimestamp: testTS}, 0)
-	ps.m[3] = pr
-	ps.touchLocked(pr)
-	ps.mu.Unlock()
+	ps.addLocked(pr)
+	ps.lim.mu.Unlock()
 	if _, err := ps.AppendLeader(l, pbatch(t, 3, 0, 0, 2, testTS)); err != nil {
 		t.Fatalf("batch after the wrap: %v", err)
 	}
@@ -369,6 +368,148 @@ func TestProducersEvictPastCap(t *testing.T) {
 	}
 }
 
+// TestProducerLimitEvictsAcrossPartitions: partitions sharing a limit
+// evict the least recently written producers of any of them, not of the
+// partition that grew: B's new producers cost A's stale ones their state
+// and leave A's recently written ones alone.
+func TestProducerLimitEvictsAcrossPartitions(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	clk := &fakeClock{now: time.UnixMilli(testTS)}
+	lim := NewProducerLimit(10, clk.Now, zap.New(core))
+	la, lb := openLog(t), openLog(t)
+	pa := newProducers(t, la, func(c *ProducersConfig) { c.Limit = lim })
+	pb := newProducers(t, lb, func(c *ProducersConfig) { c.Limit = lim })
+	appendOK := func(ps *Producers, l *log.Log, id int64, seq int32) {
+		t.Helper()
+		if r, err := ps.AppendLeader(l, pbatch(t, id, 0, seq, 1, testTS)); err != nil || r.Duplicate {
+			t.Fatalf("producer %d seq %d: %+v, %v", id, seq, r, err)
+		}
+	}
+	for id := range int64(6) { // A: 0..5
+		appendOK(pa, la, id, 0)
+	}
+	for id := int64(100); id < 104; id++ { // B: 100..103, the cap reached
+		appendOK(pb, lb, id, 0)
+	}
+	for id := int64(3); id < 6; id++ { // A's 3..5 written again: recent
+		appendOK(pa, la, id, 1)
+	}
+	for id := int64(104); id < 107; id++ { // three more in B
+		appendOK(pb, lb, id, 0)
+	}
+	if lim.Len() != 10 || lim.Evicted() != 3 || pa.Evicted() != 3 || pb.Evicted() != 0 {
+		t.Fatalf("limit holds %d, evicted %d (A %d, B %d); want 10, 3 (3, 0)", lim.Len(), lim.Evicted(), pa.Evicted(), pb.Evicted())
+	}
+	if pa.Len() != 3 || pb.Len() != 7 {
+		t.Fatalf("A holds %d, B %d; want 3 and 7", pa.Len(), pb.Len())
+	}
+	for id := range int64(3) {
+		_, err := pa.AppendLeader(la, pbatch(t, id, 0, 1, 1, testTS))
+		wantCode(t, fmt.Sprintf("A's evicted producer %d", id), err, protocol.ErrUnknownProducerID)
+	}
+	for id := int64(3); id < 6; id++ {
+		if r, err := pa.AppendLeader(la, pbatch(t, id, 0, 1, 1, testTS)); err != nil || !r.Duplicate {
+			t.Fatalf("A's kept producer %d: retry %+v, %v", id, r, err)
+		}
+	}
+	if n := logs.FilterMessageSnippet("evicted").Len(); n != 1 {
+		t.Fatalf("%d eviction log lines, want 1", n)
+	}
+	// A producer whose partition is busy (its snap held for writing, as
+	// by a snapshot) is passed over for the next least recent.
+	pa.snap.Lock()
+	appendOK(pb, lb, 107, 0)
+	pa.snap.Unlock()
+	if pa.Len() != 3 || pb.Len() != 7 || lim.Len() != 10 {
+		t.Fatalf("A holds %d, B %d, limit %d; want 3, 7, 10", pa.Len(), pb.Len(), lim.Len())
+	}
+	if _, err := pb.AppendLeader(lb, pbatch(t, 100, 0, 1, 1, testTS)); err == nil {
+		t.Fatal("B's least recent producer 100 was kept while A was busy")
+	}
+}
+
+// TestProducerLimitRelease: a released partition's producers no longer
+// count against the limit, and it fills again from its log on Load.
+func TestProducerLimitRelease(t *testing.T) {
+	lim := NewProducerLimit(100, nil, nil)
+	la, lb := openLog(t), openLog(t)
+	pa := newProducers(t, la, func(c *ProducersConfig) { c.Limit = lim })
+	pb := newProducers(t, lb, func(c *ProducersConfig) { c.Limit = lim })
+	for id := range int64(4) {
+		for _, p := range []struct {
+			ps *Producers
+			l  *log.Log
+		}{{pa, la}, {pb, lb}} {
+			if _, err := p.ps.AppendLeader(p.l, pbatch(t, id, 0, 0, 1, testTS)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pa.Release()
+	if lim.Len() != 4 || pa.Len() != 0 || pb.Len() != 4 {
+		t.Fatalf("after releasing A: limit %d, A %d, B %d; want 4, 0, 4", lim.Len(), pa.Len(), pb.Len())
+	}
+	if _, err := pa.Load(la); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Len() != 8 || pa.Len() != 4 {
+		t.Fatalf("after reloading A: limit %d, A %d; want 8 and 4", lim.Len(), pa.Len())
+	}
+}
+
+// TestProducerLimitConcurrent appends, snapshots, truncates and expires
+// on partitions sharing a small limit at once (run with -race): the
+// limit's count stays equal to what the partitions hold, and never above
+// the cap once the appends are done.
+func TestProducerLimitConcurrent(t *testing.T) {
+	const parts, writers, perWriter, max = 4, 4, 300, 50
+	lim := NewProducerLimit(max, nil, nil)
+	logs := make([]*log.Log, parts)
+	pss := make([]*Producers, parts)
+	for i := range parts {
+		logs[i] = openLog(t)
+		pss[i] = newProducers(t, logs[i], func(c *ProducersConfig) { c.Limit = lim })
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				p := (w + i) % parts
+				id := int64(w*perWriter + i)
+				if _, err := pss[p].AppendLeader(logs[p], pbatch(t, id, 0, 0, 1, testTS)); err != nil {
+					t.Errorf("producer %d: %v", id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 40 {
+			p := i % parts
+			if err := pss[p].Snapshot(logs[p]); err != nil {
+				t.Errorf("snapshot: %v", err)
+			}
+			pss[p].Expire()
+			pss[p].CutBelow(0)
+		}
+	}()
+	wg.Wait()
+	total := 0
+	for _, ps := range pss {
+		total += ps.Len()
+	}
+	if n := lim.Len(); n != total || n > max {
+		t.Fatalf("limit counts %d, partitions hold %d; cap %d", n, total, max)
+	}
+	if got, want := lim.Evicted(), uint64(writers*perWriter-total); got != want {
+		t.Fatalf("evicted %d, want %d", got, want)
+	}
+}
+
 // reopenLoad opens the log in dir and loads its producer state; it
 // returns both and the offset the load replayed from.
 func reopenLoad(t *testing.T, dir string) (*log.Log, *Producers, int64) {
@@ -450,9 +591,9 @@ func TestProducersLoadDropsSnapshotAboveEnd(t *testing.T) {
 	// A snapshot above the end: written before a crash cost the log its
 	// tail. It must not be used, and must go (new batches will take its
 	// offsets).
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	stale := ps.appendSnapshot(nil, end+100)
-	ps.mu.Unlock()
+	ps.lim.mu.Unlock()
 	if err := os.WriteFile(filepath.Join(dir, snapshotName(end+100)), stale, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -494,9 +635,9 @@ func TestDecodeSnapshotRefusesDamage(t *testing.T) {
 	l := openLog(t)
 	ps := newProducers(t, l, nil)
 	fill(t, l, ps, 2, 3, 0)
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	good := ps.appendSnapshot(nil, l.EndOffset())
-	ps.mu.Unlock()
+	ps.lim.mu.Unlock()
 	if _, e, err := decodeSnapshot(good); err != nil || len(e) != 2 {
 		t.Fatalf("good snapshot: %d producers, %v", len(e), err)
 	}
@@ -528,9 +669,9 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			}
 		}
 	}
-	ps.mu.Lock()
+	ps.lim.mu.Lock()
 	f.Add(ps.appendSnapshot(nil, l.EndOffset()))
-	ps.mu.Unlock()
+	ps.lim.mu.Unlock()
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		off, entries, err := decodeSnapshot(b)
@@ -542,15 +683,14 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 		// What decodes re-encodes to the same bytes.
 		q := NewProducers(ProducersConfig{MaxProducers: math.MaxInt32})
-		q.mu.Lock()
+		q.lim.mu.Lock()
 		for _, e := range entries {
 			pr := &producer{id: e.ID, epoch: e.Epoch, lastWrite: e.LastWrite, n: len(e.Batches)}
 			copy(pr.batches[:], e.Batches)
-			q.m[e.ID] = pr
-			q.touchLocked(pr)
+			q.addLocked(pr)
 		}
 		again := q.appendSnapshot(nil, off)
-		q.mu.Unlock()
+		q.lim.mu.Unlock()
 		if string(again) != string(b) {
 			t.Fatalf("decoded snapshot re-encodes differently")
 		}

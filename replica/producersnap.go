@@ -255,10 +255,10 @@ func (ps *Producers) Snapshot(l EndLog) error {
 	defer ps.files.mu.Unlock()
 	ps.snap.Lock()
 	ps.expireLocked()
-	ps.mu.Lock()
 	end := l.EndOffset()
+	// snap held for writing: the table cannot change, so it is read
+	// without the limit's mu, which other partitions' appends need.
 	ps.files.buf = ps.appendSnapshot(ps.files.buf[:0], end)
-	ps.mu.Unlock()
 	ps.snap.Unlock()
 	err := ps.files.write(end, ps.files.buf)
 	if cap(ps.files.buf) > maxKeptBuffer {
@@ -302,12 +302,8 @@ func (ps *Producers) Load(l *log.Log) (int64, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return -1, fmt.Errorf("replica: load producer state: %w", err)
 	}
-	ps.mu.Lock()
-	for pr := ps.lru.next; pr != &ps.lru; {
-		next := pr.next
-		ps.removeLocked(pr)
-		pr = next
-	}
+	ps.lim.mu.Lock()
+	ps.removeAllLocked()
 	from := start
 	for i := len(offs) - 1; i >= 0; i-- {
 		b, err := ps.files.read(offs[i])
@@ -326,14 +322,13 @@ func (ps *Producers) Load(l *log.Log) (int64, error) {
 		for _, e := range entries {
 			pr := &producer{id: e.ID, epoch: e.Epoch, lastWrite: e.LastWrite, n: len(e.Batches)}
 			copy(pr.batches[:], e.Batches)
-			ps.m[e.ID] = pr
-			ps.touchLocked(pr)
+			ps.addLocked(pr)
 		}
 		from = max(off, start)
 		break
 	}
-	ps.evictLocked()
-	ps.mu.Unlock()
+	ps.lim.evictLocked(ps)
+	ps.lim.mu.Unlock()
 	ps.cutLocked(nil, func(b *ProducerBatch) bool { return b.Last < start })
 	if err := ps.replayLog(l, from, end); err != nil {
 		return -1, fmt.Errorf("replica: load producer state: replay %d-%d: %w", from, end, err)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -30,6 +31,18 @@ func buildBinary(t *testing.T) string {
 // listeningRE finds the broker's client address in its "broker listening"
 // line, JSON or console.
 var listeningRE = regexp.MustCompile(`broker listening.*"addr": ?"([^"]+)"`)
+
+// binaryAndBroker skips under -short; else it builds the binary and
+// starts a broker on a fresh data directory (startBroker).
+func binaryAndBroker(t *testing.T) (bin, addr string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin = buildBinary(t)
+	addr, _ = startBroker(t, bin, t.TempDir())
+	return bin, addr
+}
 
 // startBroker runs `sluice broker` on a free loopback port and returns its
 // address; the broker is stopped with SIGTERM at cleanup and must exit 0.
@@ -228,5 +241,29 @@ func TestFormat(t *testing.T) {
 		if got := string(appendFormatted(nil, compileFormat(tc.format), r)); got != tc.want {
 			t.Errorf("format %q = %q, want %q", tc.format, got, tc.want)
 		}
+	}
+}
+
+// --timeout bounds the client's bootstrap: a seed that accepts and never
+// answers (a paused broker) fails the command after --timeout, not after
+// 1 + RequestRetries request timeouts.
+func TestCLITimeoutBoundsBootstrap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	start := time.Now()
+	_, errOut, err := sluiceResult(bin, hung.Addr().String(), "", "topic", "list", "--timeout", "2s")
+	el := time.Since(start)
+	if err == nil || !strings.Contains(errOut, "no broker answered within --timeout 2s") {
+		t.Fatalf("err %v, stderr %q; want a failure naming --timeout", err, errOut)
+	}
+	if el > 5*time.Second {
+		t.Fatalf("gave up after %v with --timeout 2s", el)
 	}
 }

@@ -54,7 +54,9 @@ func newProduceCmd(g *globals) *cobra.Command {
 the record). With --key-separator, the text before the first separator is the
 key and the rest the value. With --acks all (the default) the producer is
 idempotent: a record whose outcome was unknown is sent again and written once.
-A record not acknowledged within --timeout fails. Exits non-zero if any record
+A batch the topic refuses as larger than its max.message.bytes is split and
+sent again; a line that alone is larger fails. A record not acknowledged
+within --timeout fails. Exits non-zero if any record
 failed, after naming the failed lines (a run of lines that failed alike on one
 line, at most 20).`,
 		Example: `  echo hello | sluice produce orders

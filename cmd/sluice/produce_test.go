@@ -39,3 +39,31 @@ func TestReportFailedLines(t *testing.T) {
 		t.Fatalf("got %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
+
+// A topic whose max.message.bytes is below the producer's batches: the
+// client splits each refused batch, so every line that fits is written,
+// once and in order; a line that alone is over the limit fails, saying so.
+func TestCLIProduceToSmallMaxMessageBytes(t *testing.T) {
+	bin, addr := binaryAndBroker(t)
+	sluice(t, bin, addr, "", "topic", "create", "small", "--config", "max.message.bytes=1024")
+	const n = 300
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "value-%03d\n", i)
+	}
+	sluice(t, bin, addr, in.String(), "produce", "small")
+	out := sluice(t, bin, addr, "", "consume", "small", "--from-beginning", "--max-messages", fmt.Sprint(n), "--timeout", "10s")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != n {
+		t.Fatalf("consumed %d records, want %d", len(lines), n)
+	}
+	for i, l := range lines {
+		if want := fmt.Sprintf("value-%03d", i); l != want {
+			t.Fatalf("record %d is %q, want %q", i, l, want)
+		}
+	}
+	_, errOut, err := sluiceResult(bin, addr, strings.Repeat("x", 2000)+"\n", "produce", "small")
+	if err == nil || !strings.Contains(errOut, "max.message.bytes") {
+		t.Fatalf("a 2000-byte line: err %v, stderr %q; want a failure naming max.message.bytes", err, errOut)
+	}
+}

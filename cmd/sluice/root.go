@@ -97,7 +97,7 @@ does not answer is left for the next one after a few seconds:
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers,
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
-		"how long to wait for a broker's answer to each request before giving up on it (env SLUICE_TIMEOUT)")
+		"how long to wait for a broker's answer to each request before giving up on it, and for connecting to the cluster at start (env SLUICE_TIMEOUT)")
 	root.AddCommand(
 		newBrokerCmd(),
 		newTopicCmd(g),
@@ -105,6 +105,8 @@ does not answer is left for the next one after a few seconds:
 		newConsumeCmd(g),
 		newBenchCmd(g),
 		newClusterCmd(g),
+		newUserCmd(g),
+		newACLCmd(g),
 	)
 	return root
 }

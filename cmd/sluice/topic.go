@@ -445,15 +445,23 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// dial connects a client to the --brokers list.
+// dial connects a client to the --brokers list, within --timeout: the
+// client's bootstrap tries the seeds in turn with retries, which against
+// a broker that accepts and never answers would otherwise take 1 +
+// RequestRetries request timeouts.
 func dial(cmd *cobra.Command, g *globals, opts ...client.Opt) (*client.Client, error) {
 	brokers := g.brokerList()
 	if len(brokers) == 0 {
 		return nil, errors.New("--brokers is empty")
 	}
 	opts = append(append(g.clientOpts(), client.ClientID("sluice-cli")), opts...)
-	cl, err := client.New(cmd.Context(), opts...)
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	cl, err := client.New(ctx, opts...)
 	if err != nil {
+		if ctx.Err() != nil && cmd.Context().Err() == nil {
+			return nil, fmt.Errorf("connect to %s: no broker answered within --timeout %v: %w", strings.Join(brokers, ","), g.timeout, err)
+		}
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(brokers, ","), err)
 	}
 	return cl, nil

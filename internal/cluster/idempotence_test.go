@@ -2,9 +2,12 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
@@ -96,5 +99,67 @@ func TestIdempotentStateFollowsTruncation(t *testing.T) {
 	produceAt(t, ra, topic, p, 1, testcluster.ProducerBatch(t, 11, 0, 0), protocol.NoError, 3)
 	if hw, err := ra.HighWatermark(topic, p); err != nil || hw != 5 {
 		t.Fatalf("high watermark %d (%v), want 5", hw, err)
+	}
+}
+
+// An idempotent producer evicted past the broker's cap (ProducerIDMax,
+// counted over all its partitions) gets UNKNOWN_PRODUCER_ID when it comes
+// back, initialises again and resends: its partition holds every record
+// once, in order.
+func TestEvictedProducerReinitialises(t *testing.T) {
+	const max, others, perRound = 20, 30, 10
+	c := testcluster.Start(t, 1, testcluster.Options{Configure: func(cfg *broker.Config) { cfg.ProducerIDMax = max }})
+	ctx := testContext(t)
+	admin := c.Client()
+	const topic = "idem-evicted"
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: topic, Partitions: 2, ReplicationFactor: 1})
+	prod := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
+	round := func(r int) {
+		t.Helper()
+		var recs []*client.Record
+		for i := range perRound {
+			recs = append(recs, &client.Record{Topic: topic, Partition: 0, Value: []byte(strconv.Itoa(r*perRound + i))})
+		}
+		if err := prod.ProduceSync(ctx, recs...); err != nil {
+			t.Fatalf("round %d: %v", r, err)
+		}
+	}
+	round(0)
+	// Other producers fill the broker's cap on partition 1, evicting the
+	// client's producer from partition 0.
+	raw := testcluster.DialRaw(t, c.Broker(1).Addr())
+	raw.WaitLeading(topic, 1)
+	for id := range int64(others) {
+		produceAt(t, raw, topic, 1, -1, testcluster.ProducerBatch(t, 1_000_000+id, 0, 0), protocol.NoError, id)
+	}
+	if n := c.Broker(1).ProducerIDsEvicted(); n < 1 {
+		t.Fatalf("%d producer ids evicted, want the client's", n)
+	}
+	round(1)
+	round(2)
+	cons := c.Client()
+	cons.Assign(map[client.TopicPartition]client.Offset{{Topic: topic, Partition: 0}: client.AtStart()})
+	var got []string
+	for len(got) < 3*perRound {
+		fs, err := cons.Poll(ctx)
+		if err != nil {
+			t.Fatalf("poll after %d records: %v", len(got), err)
+		}
+		for _, fe := range fs.Errors {
+			t.Fatalf("fetch: %v", fe)
+		}
+		for _, r := range fs.Records {
+			got = append(got, string(r.Value))
+		}
+	}
+	want := make([]string, 3*perRound)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("partition 0 holds %v, want %v", got, want)
+	}
+	if hw, err := raw.HighWatermark(topic, 0); err != nil || hw != 3*perRound {
+		t.Fatalf("partition 0 ends at %d (%v), want %d: a record written twice", hw, err, 3*perRound)
 	}
 }

@@ -1,0 +1,418 @@
+package group
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// The queue-group state of one partition (issue 16; KIP-932's share
+// partition): a window [start, end) of record states. Records before
+// start are done (accepted, or archived and dead-lettered); end is the
+// first offset never delivered. Inside the window a record is available
+// (never delivered, released, or its lease ran out), acquired by one
+// member under a lease, accepted, or archived (rejected, or out of
+// delivery attempts). The coordinator persists the state (EncodeQueueState)
+// with acks=all before it answers an outcome, so after a failover accepted
+// records stay accepted, acquired ones become available again, and
+// delivery counts are kept (RestoreQueuePartition).
+//
+// QueuePartition is pure: the caller passes the time and the offsets the
+// log holds; it does no I/O and starts no goroutine.
+
+// QueueConfig is a queue group's settings.
+type QueueConfig struct {
+	// Lease is how long a member holds a record before it becomes
+	// available again (default 30 s).
+	Lease time.Duration
+	// MaxDeliveries is how many times a record is delivered before it is
+	// archived and dead-lettered (default 5).
+	MaxDeliveries int
+	// MaxInFlight caps the window (end - start), so the state to persist
+	// stays bounded; Acquire delivers no new record past it (default
+	// 2,000). AtCap reports it.
+	MaxInFlight int
+	// Backoff delays redelivery: Backoff[i] before delivery i+2 (the
+	// last entry repeats); none means at once.
+	Backoff []time.Duration
+}
+
+func (c QueueConfig) withDefaults() QueueConfig {
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 2000
+	}
+	return c
+}
+
+// backoff is the delay before delivery number n+1 of a record delivered n
+// times.
+func (c QueueConfig) backoff(n int) time.Duration {
+	if len(c.Backoff) == 0 || n < 1 {
+		return 0
+	}
+	return c.Backoff[min(n-1, len(c.Backoff)-1)]
+}
+
+// RecordState is a record's state in the window.
+type RecordState uint8
+
+// The record states.
+const (
+	Available RecordState = 0
+	Acquired  RecordState = 1
+	Accepted  RecordState = 2
+	Archived  RecordState = 3
+)
+
+func (s RecordState) String() string {
+	switch s {
+	case Available:
+		return "available"
+	case Acquired:
+		return "acquired"
+	case Accepted:
+		return "accepted"
+	case Archived:
+		return "archived"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Outcome is what a member says of a record it holds.
+type Outcome uint8
+
+// The outcomes.
+const (
+	Accept  Outcome = 1 // processed: never delivered again
+	Release Outcome = 2 // give it back: available again (after a delay)
+	Reject  Outcome = 3 // unprocessable: archived and dead-lettered now
+	Renew   Outcome = 4 // keep it: the lease starts again
+)
+
+// Errors of acknowledgements: each is definite (nothing changed for that
+// record).
+var (
+	// ErrLeaseLost: the record is not held by this member (its lease ran
+	// out and it went back, or to another member: the later delivery
+	// wins).
+	ErrLeaseLost = errors.New("the record's lease was lost: it is not held by this member")
+	// ErrNotDelivered: the offset was never delivered (or is done).
+	ErrNotDelivered = errors.New("the offset was not delivered to this group")
+	// ErrCorruptQueueState matches every decoding error of a persisted
+	// queue state.
+	ErrCorruptQueueState = errors.New("corrupt queue state")
+)
+
+// Delivery is one record given to a member.
+type Delivery struct {
+	Offset     int64
+	Deliveries int // this delivery's number, from 1
+}
+
+// DeadLetter is a record archived for the dead-letter topic.
+type DeadLetter struct {
+	Offset     int64
+	Deliveries int
+	Reason     string
+}
+
+type queueRecord struct {
+	state      RecordState
+	deliveries int
+	member     string
+	deadline   time.Time // Acquired: the lease's end; Available: not before
+}
+
+// QueuePartition is one partition's window for one queue group.
+type QueuePartition struct {
+	cfg   QueueConfig
+	start int64
+	// recs[i] is offset start+i; len is end-start. An offset inside the
+	// window that the log does not hold (compacted away, a control
+	// record) is Accepted with no delivery: done, never delivered.
+	recs     []queueRecord
+	acquired int
+}
+
+// NewQueuePartition starts a window at offset start (the log start, the
+// end, or a reset point).
+func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
+	return &QueuePartition{cfg: cfg.withDefaults(), start: start}
+}
+
+// Start is the window's start: every record before it is done.
+func (q *QueuePartition) Start() int64 { return q.start }
+
+// End is the first offset never delivered.
+func (q *QueuePartition) End() int64 { return q.start + int64(len(q.recs)) }
+
+// AtCap reports whether the window is full: no new record is delivered
+// until its start moves.
+func (q *QueuePartition) AtCap() bool { return len(q.recs) >= q.cfg.MaxInFlight }
+
+// Counts returns how many records of the window are in each state.
+func (q *QueuePartition) Counts() map[RecordState]int {
+	out := map[RecordState]int{}
+	for _, r := range q.recs {
+		out[r.state]++
+	}
+	return out
+}
+
+// Acquire gives member up to max records: available ones in the window
+// first (lowest offset first, those whose backoff has passed), then new
+// ones from next, the offsets at and after End the log holds, ascending
+// (the caller reads them; an offset the log skips is done). It stops at
+// MaxInFlight.
+func (q *QueuePartition) Acquire(now time.Time, member string, max int, next []int64) []Delivery {
+	var out []Delivery
+	take := func(i int) {
+		r := &q.recs[i]
+		r.state, r.member, r.deadline = Acquired, member, now.Add(q.cfg.Lease)
+		r.deliveries++
+		q.acquired++
+		out = append(out, Delivery{Offset: q.start + int64(i), Deliveries: r.deliveries})
+	}
+	for i := range q.recs {
+		if len(out) >= max {
+			return out
+		}
+		if r := &q.recs[i]; r.state == Available && !now.Before(r.deadline) {
+			take(i)
+		}
+	}
+	for _, off := range next {
+		if len(out) >= max || q.AtCap() {
+			break
+		}
+		end := q.End()
+		if off < end {
+			continue
+		}
+		if len(q.recs) == 0 {
+			q.start, end = off, off // nothing held: jump over the gap
+		}
+		if int(off-end) >= q.cfg.MaxInFlight-len(q.recs) {
+			break // the gap would pass the cap: later, once the window drains
+		}
+		for range off - end {
+			q.recs = append(q.recs, queueRecord{state: Accepted}) // not in the log: done
+		}
+		q.recs = append(q.recs, queueRecord{})
+		take(len(q.recs) - 1)
+	}
+	q.advance()
+	return out
+}
+
+// Ack applies outcome to each offset member holds and returns, per
+// offset, nil or a definite error (ErrLeaseLost, ErrNotDelivered), and the
+// records it archived. delay applies to Release; reason to Reject.
+func (q *QueuePartition) Ack(now time.Time, member string, offsets []int64, outcome Outcome, delay time.Duration, reason string) ([]error, []DeadLetter) {
+	errs := make([]error, len(offsets))
+	var dead []DeadLetter
+	for k, off := range offsets {
+		i := off - q.start
+		if i < 0 || i >= int64(len(q.recs)) || q.recs[i].deliveries == 0 {
+			errs[k] = fmt.Errorf("%w: offset %d (window %d to %d)", ErrNotDelivered, off, q.start, q.End())
+			continue
+		}
+		r := &q.recs[i]
+		if r.state != Acquired || r.member != member {
+			errs[k] = fmt.Errorf("%w: offset %d is %s", ErrLeaseLost, off, r.state)
+			continue
+		}
+		switch outcome {
+		case Accept:
+			q.settle(r, Accepted)
+		case Release:
+			if dl, ok := q.giveBack(r, off, now.Add(delay), "released"); ok {
+				dead = append(dead, dl)
+			}
+		case Reject:
+			q.settle(r, Archived)
+			if reason == "" {
+				reason = "rejected"
+			}
+			dead = append(dead, DeadLetter{Offset: off, Deliveries: r.deliveries, Reason: "rejected: " + reason})
+		case Renew:
+			r.deadline = now.Add(q.cfg.Lease)
+		default:
+			errs[k] = fmt.Errorf("unknown outcome %d", outcome)
+		}
+	}
+	q.advance()
+	return errs, dead
+}
+
+// settle ends an acquisition in a final state.
+func (q *QueuePartition) settle(r *queueRecord, s RecordState) {
+	r.state, r.member = s, ""
+	q.acquired--
+}
+
+// giveBack makes an acquired record available again, not before notBefore
+// and its backoff, or archives it when it has had all its deliveries.
+func (q *QueuePartition) giveBack(r *queueRecord, off int64, notBefore time.Time, why string) (DeadLetter, bool) {
+	if r.deliveries >= q.cfg.MaxDeliveries {
+		q.settle(r, Archived)
+		return DeadLetter{Offset: off, Deliveries: r.deliveries, Reason: fmt.Sprintf("%s after %d deliveries, the most allowed", why, r.deliveries)}, true
+	}
+	q.acquired--
+	r.state, r.member = Available, ""
+	r.deadline = notBefore.Add(q.cfg.backoff(r.deliveries))
+	return DeadLetter{}, false
+}
+
+// Tick makes records whose lease ran out available again (or archives
+// them) and returns the archived ones; the caller runs it at least as
+// often as NextDeadline says.
+func (q *QueuePartition) Tick(now time.Time) []DeadLetter {
+	var dead []DeadLetter
+	for i := range q.recs {
+		r := &q.recs[i]
+		if r.state == Acquired && !now.Before(r.deadline) {
+			if dl, ok := q.giveBack(r, q.start+int64(i), now, "lease expired"); ok {
+				dead = append(dead, dl)
+			}
+		}
+	}
+	q.advance()
+	return dead
+}
+
+// NextDeadline is the earliest lease end or backoff end in the window, or
+// the zero time when there is none.
+func (q *QueuePartition) NextDeadline() time.Time {
+	var t time.Time
+	for _, r := range q.recs {
+		if (r.state == Acquired || r.state == Available) && !r.deadline.IsZero() && (t.IsZero() || r.deadline.Before(t)) {
+			t = r.deadline
+		}
+	}
+	return t
+}
+
+// advance moves the start past the done records at the window's head.
+func (q *QueuePartition) advance() {
+	n := 0
+	for n < len(q.recs) && (q.recs[n].state == Accepted || q.recs[n].state == Archived) {
+		n++
+	}
+	if n > 0 {
+		q.recs = slices.Delete(q.recs, 0, n)
+		q.start += int64(n)
+	}
+}
+
+// Reset moves the window to offset start, dropping every state: what was
+// acquired is no longer held (its acknowledgements get ErrNotDelivered or
+// ErrLeaseLost). For `sluice queue reset`, with no members.
+func (q *QueuePartition) Reset(start int64) {
+	q.start, q.recs, q.acquired = start, nil, 0
+}
+
+// The persisted form: version byte, start, then runs of equal records
+// (length, state, deliveries). Acquired records are stored as available:
+// after a failover nobody holds them (their members' acknowledgements get
+// ErrLeaseLost), and they keep their delivery counts. Leases and backoff
+// deadlines are not persisted.
+const queueStateVersion = 1
+
+// maxQueueWindow bounds a decoded window, far above any MaxInFlight.
+const maxQueueWindow = 1 << 20
+
+// EncodeQueueState appends the partition's persisted state to b.
+func (q *QueuePartition) EncodeQueueState(b []byte) []byte {
+	b = append(b, queueStateVersion)
+	b = binary.AppendVarint(b, q.start)
+	type run struct {
+		n     int
+		state RecordState
+		deliv int
+	}
+	var runs []run
+	for _, r := range q.recs {
+		s := r.state
+		if s == Acquired {
+			s = Available
+		}
+		if len(runs) > 0 && runs[len(runs)-1].state == s && runs[len(runs)-1].deliv == r.deliveries {
+			runs[len(runs)-1].n++
+			continue
+		}
+		runs = append(runs, run{1, s, r.deliveries})
+	}
+	b = binary.AppendUvarint(b, uint64(len(runs)))
+	for _, r := range runs {
+		b = binary.AppendUvarint(b, uint64(r.n))
+		b = append(b, byte(r.state))
+		b = binary.AppendUvarint(b, uint64(r.deliv))
+	}
+	return b
+}
+
+// RestoreQueuePartition rebuilds a partition's state from what
+// EncodeQueueState wrote, checking every length before it allocates. A
+// record that was held when the state was written comes back available
+// with its delivery count; one that has had all its deliveries (it was
+// held for the last time, or the limit was lowered) is archived and
+// returned as a dead letter for the caller to write. A crash between that
+// write and the next persisted state dead-letters it again: dead letters
+// are at least once.
+func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLetter, error) {
+	fail := func(format string, args ...any) (*QueuePartition, []DeadLetter, error) {
+		return nil, nil, fmt.Errorf("%w: %s", ErrCorruptQueueState, fmt.Sprintf(format, args...))
+	}
+	if len(b) == 0 || b[0] != queueStateVersion {
+		return fail("version %v, want %d", b[:min(len(b), 1)], queueStateVersion)
+	}
+	b = b[1:]
+	start, n := binary.Varint(b)
+	if n <= 0 || start < 0 {
+		return fail("start offset")
+	}
+	b = b[n:]
+	runs, n := binary.Uvarint(b)
+	if n <= 0 || runs > uint64(len(b)) { // a run takes at least 3 bytes
+		return fail("run count")
+	}
+	b = b[n:]
+	q := NewQueuePartition(cfg, start)
+	for range runs {
+		length, n1 := binary.Uvarint(b)
+		if n1 <= 0 || length == 0 || length > maxQueueWindow-uint64(len(q.recs)) || len(b) < n1+2 {
+			return fail("run length")
+		}
+		state := RecordState(b[n1])
+		deliv, n2 := binary.Uvarint(b[n1+1:])
+		if n2 <= 0 || state == Acquired || state > Archived || deliv > 1<<15 {
+			return fail("run state %d, deliveries %d", state, deliv)
+		}
+		b = b[n1+1+n2:]
+		for range length {
+			q.recs = append(q.recs, queueRecord{state: state, deliveries: int(deliv)})
+		}
+	}
+	if len(b) != 0 {
+		return fail("%d trailing bytes", len(b))
+	}
+	var dead []DeadLetter
+	for i := range q.recs {
+		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
+			r.state = Archived
+			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
+				Reason: fmt.Sprintf("delivered %d times, the most allowed (held when its coordinator failed over)", r.deliveries)})
+		}
+	}
+	q.advance()
+	return q, dead, nil
+}

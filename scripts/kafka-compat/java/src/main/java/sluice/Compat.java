@@ -1,0 +1,151 @@
+package sluice;
+
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.*;
+
+/**
+ * Apache Kafka's Java client against a Kafka-protocol endpoint (sluice's
+ * Kafka listener, or a real Kafka broker for reference). Each step prints
+ * "ok STEP ..." or "FAIL STEP ..."; the exit code is the number of failed
+ * steps. Usage: Compat BOOTSTRAP [steps...], steps among admin, produce,
+ * consume, group (default: all).
+ */
+public final class Compat {
+  static final int RECORDS = 2000;
+  static int failures = 0;
+
+  public static void main(String[] args) throws Exception {
+    if (args.length < 1) {
+      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group ...]");
+      System.exit(2);
+    }
+    String bootstrap = args[0];
+    Set<String> steps = new HashSet<>(Arrays.asList(args).subList(1, args.length));
+    if (steps.isEmpty()) steps.addAll(List.of("admin", "produce", "consume", "group"));
+    String topic = "compat-java-" + Long.toHexString(System.nanoTime());
+
+    Properties common = new Properties();
+    common.put("bootstrap.servers", bootstrap);
+    common.put("request.timeout.ms", "15000");
+    common.put("default.api.timeout.ms", "30000");
+
+    try (Admin admin = Admin.create(common)) {
+      step("admin", steps, () -> {
+        admin.createTopics(List.of(new NewTopic(topic, 3, (short) -1))).all().get(30, TimeUnit.SECONDS);
+        Set<String> names = admin.listTopics().names().get(30, TimeUnit.SECONDS);
+        if (!names.contains(topic)) throw new IllegalStateException("created topic not listed: " + names);
+        TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get(30, TimeUnit.SECONDS).get(topic);
+        if (d.partitions().size() != 3) throw new IllegalStateException("partitions " + d.partitions().size());
+        Collection<org.apache.kafka.common.Node> nodes = admin.describeCluster().nodes().get(30, TimeUnit.SECONDS);
+        return "topic " + topic + ", 3 partitions, " + nodes.size() + " broker(s)";
+      });
+
+      Map<Integer, List<String>> sent = new HashMap<>();
+      step("produce", steps, () -> {
+        String[] codecs = {"none", "gzip", "snappy", "lz4", "zstd"};
+        Properties p = (Properties) common.clone();
+        p.put("acks", "all");
+        p.put("enable.idempotence", "true");
+        p.put("linger.ms", "5");
+        p.put("key.serializer", StringSerializer.class.getName());
+        p.put("value.serializer", StringSerializer.class.getName());
+        int n = 0;
+        for (String codec : codecs) {
+          p.put("compression.type", codec);
+          try (Producer<String, String> prod = new KafkaProducer<>(p)) {
+            List<java.util.concurrent.Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < RECORDS / codecs.length; i++, n++) {
+              fs.add(prod.send(new ProducerRecord<>(topic, "k" + (n % 17), codec + "-" + n)));
+            }
+            prod.flush();
+            for (int i = 0; i < fs.size(); i++) {
+              RecordMetadata md = fs.get(i).get(30, TimeUnit.SECONDS);
+              sent.computeIfAbsent(md.partition(), k -> new ArrayList<>());
+            }
+          }
+        }
+        return n + " records, idempotent, acks=all, codecs " + String.join(",", codecs);
+      });
+
+      step("consume", steps, () -> {
+        Properties c = (Properties) common.clone();
+        c.put("key.deserializer", StringDeserializer.class.getName());
+        c.put("value.deserializer", StringDeserializer.class.getName());
+        c.put("enable.auto.commit", "false");
+        c.put("auto.offset.reset", "earliest");
+        int got = 0;
+        try (Consumer<String, String> cons = new KafkaConsumer<>(c)) {
+          List<TopicPartition> tps = new ArrayList<>();
+          for (int i = 0; i < 3; i++) tps.add(new TopicPartition(topic, i));
+          cons.assign(tps);
+          cons.seekToBeginning(tps);
+          long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+          Map<String, Integer> lastByKey = new HashMap<>();
+          while (got < RECORDS && System.nanoTime() < deadline) {
+            for (ConsumerRecord<String, String> r : cons.poll(Duration.ofMillis(500))) {
+              int seq = Integer.parseInt(r.value().substring(r.value().indexOf('-') + 1));
+              Integer last = lastByKey.put(r.key(), seq);
+              if (last != null && last >= seq) throw new IllegalStateException("key " + r.key() + ": " + seq + " after " + last);
+              got++;
+            }
+          }
+        }
+        if (got != RECORDS) throw new IllegalStateException("read " + got + " of " + RECORDS);
+        return got + " records in order per key";
+      });
+
+      step("group", steps, () -> {
+        Properties c = (Properties) common.clone();
+        c.put("group.id", topic + "-g");
+        c.put("key.deserializer", StringDeserializer.class.getName());
+        c.put("value.deserializer", StringDeserializer.class.getName());
+        c.put("auto.offset.reset", "earliest");
+        c.put("enable.auto.commit", "false");
+        int got = 0;
+        try (Consumer<String, String> cons = new KafkaConsumer<>(c)) {
+          cons.subscribe(List.of(topic));
+          long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+          while (got < RECORDS && System.nanoTime() < deadline) {
+            got += cons.poll(Duration.ofMillis(500)).count();
+            cons.commitSync();
+          }
+        }
+        if (got != RECORDS) throw new IllegalStateException("group read " + got + " of " + RECORDS);
+        Map<TopicPartition, OffsetAndMetadata> committed =
+            admin.listConsumerGroupOffsets(topic + "-g").partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+        long sum = committed.values().stream().mapToLong(OffsetAndMetadata::offset).sum();
+        if (sum != RECORDS) throw new IllegalStateException("committed offsets sum to " + sum);
+        return got + " records through a group, commits sum to " + sum;
+      });
+
+      if (steps.contains("admin")) {
+        step("admin", steps, () -> {
+          admin.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+          return "deleted " + topic;
+        });
+      }
+    }
+    System.exit(failures);
+  }
+
+  interface Step {
+    String run() throws Exception;
+  }
+
+  static void step(String name, Set<String> steps, Step s) {
+    if (!steps.contains(name)) return;
+    try {
+      System.out.println("ok " + name + " " + s.run());
+    } catch (Exception e) {
+      failures++;
+      Throwable c = e.getCause() != null ? e.getCause() : e;
+      System.out.println("FAIL " + name + " " + c);
+    }
+  }
+}
