@@ -74,6 +74,7 @@ import (
 type Broker struct {
 	cfg        Config
 	logger     *zap.Logger
+	obs        Observer // cfg.Observer; nil: no timed events (observe.go)
 	budget     *budget
 	fetchWrite fetchWriteMode
 	// testHook, when set (tests only), runs before each request's handler.
@@ -134,6 +135,7 @@ func New(cfg Config) (*Broker, error) {
 	cfg = cfg.WithDefaults()
 	b := &Broker{
 		cfg:        cfg,
+		obs:        cfg.Observer,
 		logger:     cfg.Logger.With(zap.Int32("broker", cfg.BrokerID)),
 		budget:     newBudget(cfg.MemoryBudget),
 		fetchWrite: defaultFetchWrite,
@@ -218,6 +220,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
 	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
+	if b.obs != nil {
+		b.parts.onSync = b.obs.Sync
+	}
 
 	// Serve before registering: a leader broker must answer the forwarded
 	// registrations of the others while it registers itself.

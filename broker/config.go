@@ -252,6 +252,11 @@ type Config struct {
 
 	// Logger receives structured logs. Default zap.NewNop().
 	Logger *zap.Logger
+	// Observer receives timed events for metrics: request stage
+	// latencies, log fsyncs, controller commits (observe.go; package
+	// httpapi provides one). Nil: none, and the request path reads no
+	// clock for them.
+	Observer Observer
 
 	// FS is the file system of the partition logs and of the broker's
 	// small files in DataDir (clean-shutdown record, data-directory id,

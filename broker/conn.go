@@ -73,8 +73,9 @@ type conn struct {
 
 // request is one frame read from the connection.
 type request struct {
-	frame *[]byte // pooled buffer holding the frame after its length prefix
-	size  int64   // budget bytes held for it
+	frame *[]byte   // pooled buffer holding the frame after its length prefix
+	size  int64     // budget bytes held for it
+	read  time.Time // when it was read whole; set only with an Observer
 }
 
 // response is the answer to one request, queued in request order.
@@ -89,6 +90,9 @@ type response struct {
 	none bool
 	// closeAfter closes the connection once this response is written.
 	closeAfter bool
+	// timing is the request's path for the Observer (observe.go); its
+	// instants are set only with one.
+	timing RequestTiming
 }
 
 var (
@@ -268,6 +272,9 @@ func (c *conn) readNext() (*request, error) {
 		c.release(req)
 		return nil, err
 	}
+	if c.b.obs != nil {
+		req.read = time.Now()
+	}
 	return req, nil
 }
 
@@ -339,6 +346,11 @@ func (c *conn) handleLoop() {
 		} else {
 			resp = c.handle(req)
 			poisoned = resp.closeAfter
+			if c.b.obs != nil {
+				// A response completed by a goroutine (resp.ready) is
+				// owned by it now, but timing.Local is not written there.
+				resp.timing.Local = time.Now()
+			}
 		}
 		c.resps <- resp
 	}
@@ -359,6 +371,9 @@ func (c *conn) writeLoop() {
 		}
 		if failed == nil && !resp.none {
 			failed = c.writeResponse(resp)
+		}
+		if c.b.obs != nil && !resp.timing.Start.IsZero() {
+			c.observeRequest(resp)
 		}
 		closeAfter := resp.closeAfter
 		c.recycle(resp)

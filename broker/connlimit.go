@@ -3,6 +3,7 @@ package broker
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,6 +60,9 @@ const refusalLogEvery = 10 * time.Second
 type refusals struct {
 	now func() time.Time // nil: time.Now
 
+	// total counts every refusal since the start, for metrics.
+	total [numRefusals]atomic.Int64
+
 	mu     sync.Mutex
 	counts [numRefusals]int64
 	last   time.Time // of the last line; zero before the first
@@ -69,6 +73,7 @@ func (r *refusals) add(logger *zap.Logger, why refusal, remote string) {
 	if r.now != nil {
 		now = r.now()
 	}
+	r.total[why].Add(1)
 	r.mu.Lock()
 	r.counts[why]++
 	if !r.last.IsZero() && now.Sub(r.last) < refusalLogEvery {

@@ -57,7 +57,12 @@ func (b *Broker) startController(ctx context.Context) error {
 		}
 	}
 	hb := b.cfg.RaftHeartbeatTimeout
+	var onCommit func(time.Duration)
+	if b.obs != nil {
+		onCommit = b.obs.Commit
+	}
 	node, err := controller.StartNode(controller.NodeConfig{
+		OnCommit:           onCommit,
 		ID:                 b.cfg.BrokerID,
 		Dir:                filepath.Join(b.cfg.DataDir, raftDir),
 		RaftAddr:           b.cfg.RaftAddr,

@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -44,6 +45,9 @@ func (c *conn) handle(req *request) (resp *response) {
 		return resp
 	}
 	h := &c.hdr
+	if c.b.obs != nil {
+		resp.timing.API, resp.timing.Read, resp.timing.Start = h.Key, req.read, time.Now()
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			c.b.panics.Add(1)
@@ -179,6 +183,7 @@ func (c *conn) errorResponse(resp *response, h *protocol.RequestHeader, code pro
 	buf := getBuf()
 	*buf = protocol.AppendErrorResponse((*buf)[:0], h, code)
 	resp.frame = buf
+	resp.timing.Code = code
 }
 
 // handleMetadata answers with this broker's view of the cluster.

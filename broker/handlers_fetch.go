@@ -21,6 +21,7 @@ type fetchState struct {
 	ff    FollowerFetch // fetch.Follower for a replica's fetch
 	sizes []int32
 	split protocol.SplitFrame
+	code  protocol.ErrorCode // the first partition error (observe.go)
 }
 
 var fetchPool = sync.Pool{New: func() any { return new(fetchState) }}
@@ -94,6 +95,7 @@ func (st *fetchState) toCore() {
 // its head with a hole per record set.
 func (c *conn) encodeFetch(st *fetchState) {
 	st.resp.ErrorCode, st.resp.ThrottleMs = protocol.NoError, 0
+	st.code = protocol.NoError
 	st.resp.Topics = resize(st.resp.Topics, len(st.req.Topics))
 	st.sizes = resize(st.sizes, len(st.fetch.Parts))
 	k := 0
@@ -111,6 +113,11 @@ func (c *conn) encodeFetch(st *fetchState) {
 			if code != protocol.NoError {
 				r.Records.Release()
 				st.sizes[k] = -1
+				if st.code == protocol.NoError {
+					st.code = code
+				}
+			} else if st.fetch.Follower == nil && fp.p != nil {
+				fp.p.traffic.out(r.Records.Bytes())
 			}
 			k++
 		}
@@ -140,6 +147,9 @@ func (c *conn) longPoll(st *fetchState, resp *response, deadline time.Time) {
 	}()
 	c.b.WaitFetch(c.ctx, &st.fetch, deadline)
 	c.encodeFetch(st)
+	if c.b.obs != nil {
+		resp.timing.Done = time.Now()
+	}
 }
 
 // writeFetch writes a Fetch response: the head pieces from memory and

@@ -57,6 +57,9 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	// As Kafka: acks=0 gets no response at all; the client learns of
 	// failures only by their absence from what it later reads.
 	resp.none = req.Acks == protocol.AcksNone
+	if c.b.obs != nil {
+		resp.timing.Code = firstProduceError(out)
+	}
 	if len(s.acks) > 0 {
 		// The scratch is reused by the next request: the goroutine gets
 		// copies of what it needs.
@@ -108,6 +111,9 @@ func (c *conn) awaitAcks(h protocol.RequestHeader, resp *response, out *protocol
 			c.logger.Debug("produce not acknowledged", zap.String("topic", out.Topics[w.topic].Name), zap.Int32("partition", op.Partition),
 				zap.Stringer("code", op.ErrorCode), zap.Error(err))
 		}
+	}
+	if c.b.obs != nil {
+		resp.timing.Code, resp.timing.Done = firstProduceError(out), time.Now()
 	}
 	if !resp.none {
 		c.encode(resp, &h, out)

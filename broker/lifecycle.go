@@ -239,6 +239,12 @@ func (b *Broker) alterISRs(ctx context.Context, changes []isrChange) {
 			lg.Debug("ISR change refused", zap.Error(errs[i]))
 			continue
 		}
+		if len(ch.shrink) > 0 {
+			b.parts.isrShrinks.Add(1)
+		}
+		if len(ch.c.ISR) > len(ch.isr)-len(ch.shrink) {
+			b.parts.isrExpands.Add(1)
+		}
 		lg.Info("ISR changed", zap.Int32s("removed", ch.shrink))
 	}
 }

@@ -57,6 +57,8 @@ type partition struct {
 	// producers is the idempotent producers' state (replica.Producers:
 	// its own locks); it outlives a reopen of the log for a config.
 	producers *replica.Producers
+	// traffic counts the topic's produced and consumed batches (observe.go).
+	traffic *traffic
 
 	// Replication state, under mu (replication.go). The metadata says
 	// who leads (leaderID, epoch); role says what this broker does.
@@ -298,6 +300,9 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 		isDup := false
 		if err == nil {
 			cur, isDup, err = p.appendBatch(b)
+		}
+		if err == nil && !isDup {
+			p.traffic.in(b)
 		}
 		if err != nil {
 			failed = fmt.Errorf("batch %d: %w", k, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -77,6 +78,13 @@ type partitions struct {
 	// noSnapshots: the broker stops like a crash (Abandon), so closing a
 	// partition writes no producer-state snapshot.
 	noSnapshots atomic.Bool
+	// onSync is every log's log.Config.OnSync (Config.Observer), or nil.
+	onSync func(time.Duration, error)
+
+	// Metrics (observe.go): per-topic traffic, ISR changes made as leader,
+	// leaderships taken.
+	traffic                           trafficTable
+	isrShrinks, isrExpands, elections atomic.Int64
 
 	mu     sync.RWMutex
 	topics map[string]*topicParts
@@ -171,7 +179,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			m.logger.Error("topic config unusable; partitions stay closed", zap.String("topic", name), zap.Error(err))
 			continue
 		}
-		pc.log.Logger, pc.log.FS, pc.log.OnOffline = m.logger, m.fs, m.kickOffline
+		pc.log.Logger, pc.log.FS, pc.log.OnOffline, pc.log.OnSync = m.logger, m.fs, m.kickOffline, m.onSync
 		m.mu.RLock()
 		tp := m.topics[name]
 		m.mu.RUnlock()
@@ -254,7 +262,8 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()),
 		zap.Int("producers", ps.Len()), zap.Int64("producer_state_from", from))
 	hw := min(m.savedHW[hwKey{t.Name, t.ID, mp.Index}], l.EndOffset())
-	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw}
+	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw,
+		traffic: m.traffic.get(t.Name)}
 	p.cur.Store(l)
 	return p
 }
@@ -269,7 +278,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 		return
 	}
 	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
-	pc.log.Logger, pc.log.OnOffline = p.cfg.log.Logger, p.cfg.log.OnOffline
+	pc.log.Logger, pc.log.OnOffline, pc.log.OnSync = p.cfg.log.Logger, p.cfg.log.OnOffline, p.cfg.log.OnSync
 	p.producers.SetExpiration(pc.producerExpiration)
 	if sameLogConfig(p.cfg.log, pc.log) {
 		p.cfg.maxMessageBytes, p.cfg.producerExpiration = pc.maxMessageBytes, pc.producerExpiration
@@ -338,6 +347,7 @@ func (m *partitions) deleteTopic(name string, tp *topicParts) {
 			m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
 		}
 	}
+	m.traffic.drop(name)
 	m.logger.Info("topic deleted", zap.String("topic", name))
 }
 

@@ -155,6 +155,9 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		}
 		p.leaderID, p.epoch = mp.Leader, mp.LeaderEpoch
 		p.mu.Unlock()
+		if ld != nil {
+			m.elections.Add(1)
+		}
 		if resign != nil {
 			resign.Resign()
 		}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
@@ -50,6 +51,7 @@ func (n *Node) AlterPartitions(ctx context.Context, cs []AlterPartition) (errs [
 // can wait for every change.
 func (n *Node) alterPartitions(ctx context.Context, cs []AlterPartition) (Result, []Election, error) {
 	futures := make([]raft.ApplyFuture, len(cs))
+	started := time.Now()
 	for i, c := range cs {
 		futures[i] = n.start(ctx, c)
 	}
@@ -59,7 +61,7 @@ func (n *Node) alterPartitions(ctx context.Context, cs []AlterPartition) (Result
 	committed := false
 	for i, c := range cs {
 		out[i] = Election{Topic: c.Topic, Partition: c.Partition, Leader: c.Leader}
-		resp, err := n.finish(ctx, c, futures[i])
+		resp, err := n.finish(ctx, c, futures[i], started)
 		if err != nil {
 			// Raft's error, not the FSM's: not leader (then none of the
 			// rest was proposed either), leadership lost, timeout.

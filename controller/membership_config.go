@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -134,11 +135,39 @@ func splitHostPort(addr string) (string, int, error) {
 	return host, int(port), nil
 }
 
+// bindIP is host as memberlist binds it: an IP address. A host name (a
+// compose service, a pod's DNS name) is resolved to its first address,
+// which is also what the broker then advertises; memberlist would bind
+// every address and advertise none for a name.
+func bindIP(host string) (string, error) {
+	if host == "" || net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return "", fmt.Errorf("resolve %s: no address", host)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil // memberlist prefers one family; IPv4 where there is one
+		}
+	}
+	return ips[0].String(), nil
+}
+
 // serfConfig builds serf's configuration: node name and tags from the
 // broker, memberlist's addresses and timings, logs to zap.
 func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	host, port, err := splitHostPort(c.BindAddr)
 	if err != nil {
+		return nil, fmt.Errorf("membership: BindAddr: %w", err)
+	}
+	if host, err = bindIP(host); err != nil {
 		return nil, fmt.Errorf("membership: BindAddr: %w", err)
 	}
 	mc := c.memberlistConfig()

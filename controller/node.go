@@ -88,6 +88,11 @@ type NodeConfig struct {
 	// ApplyTimeout bounds a write when its context has no deadline;
 	// default 10s.
 	ApplyTimeout time.Duration
+	// OnCommit, if set, is called with how long each command this node
+	// proposed took from Raft's Apply to its commit and application
+	// (commands forwarded to another leader are timed there). It runs on
+	// the writer's goroutine and must be quick.
+	OnCommit func(d time.Duration)
 }
 
 func (c *NodeConfig) applyDefaults() {
@@ -192,6 +197,10 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 			return nil, fmt.Errorf("controller: AdvertiseAddr: %w", err)
 		}
 		advertise = a
+	} else if name, err := voterName(cfg.Voters, cfg.ID, ln.Addr()); err != nil {
+		return nil, err
+	} else if name != "" {
+		advertise = nameAddr(name)
 	}
 	n.self = Server{ID: cfg.ID, Addr: advertise.String()}
 	bootstrap, err := n.bootstrapServers()
@@ -295,6 +304,81 @@ func (n *Node) bootstrapServers() ([]raft.Server, error) {
 	return servers, nil
 }
 
+// voterName is the address voters give this node when it is a host name
+// that resolves to the address the node listens on (or, for a listener on
+// every address, to one of this host's): the node then advertises the
+// name, so that the others dial the name and find the node after its IP
+// address changed (a container or a pod restarted). "" when voters name
+// this node by an IP address, or not at all.
+func voterName(voters []Server, id int32, bound net.Addr) (string, error) {
+	la, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return "", nil
+	}
+	for _, v := range voters {
+		if v.ID != id {
+			continue
+		}
+		host, port, err := net.SplitHostPort(v.Addr)
+		if err != nil || net.ParseIP(host) != nil || port != strconv.Itoa(la.Port) {
+			return "", nil // an IP address, or another port: compared as they are
+		}
+		ips, err := lookupOwnName(host)
+		if err != nil {
+			return "", fmt.Errorf("controller: voters name broker %d at %s: %w", id, v.Addr, err)
+		}
+		local := []net.IP{la.IP}
+		if la.IP.IsUnspecified() {
+			addrs, err := net.InterfaceAddrs()
+			if err != nil {
+				return "", fmt.Errorf("controller: this host's addresses: %w", err)
+			}
+			local = local[:0]
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok {
+					local = append(local, ipn.IP)
+				}
+			}
+		}
+		for _, ip := range ips {
+			for _, l := range local {
+				if ip.IP.Equal(l) {
+					return v.Addr, nil
+				}
+			}
+		}
+		return "", nil
+	}
+	return "", nil
+}
+
+// ownNameWait bounds how long lookupOwnName waits for this node's name to
+// resolve: a pod's DNS name is published shortly after the pod has an
+// address, so a broker starting at once may look it up too early.
+const ownNameWait = 30 * time.Second
+
+// lookupOwnName resolves host, retrying while it is not found (yet) for
+// up to ownNameWait.
+func lookupOwnName(host string) ([]net.IPAddr, error) {
+	deadline := time.Now().Add(ownNameWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		cancel()
+		var dnsErr *net.DNSError
+		if err == nil || !errors.As(err, &dnsErr) || !(dnsErr.IsNotFound || dnsErr.IsTemporary) || time.Now().After(deadline) {
+			return ips, err
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// nameAddr is a Raft address that is a host name, resolved at each dial.
+type nameAddr string
+
+func (a nameAddr) Network() string { return "tcp" }
+func (a nameAddr) String() string  { return string(a) }
+
 func raftServer(s Server) raft.Server {
 	sf := raft.Nonvoter
 	if s.Voter {
@@ -364,6 +448,10 @@ func (n *Node) Changed() <-chan struct{} { return n.fsm.Changed() }
 func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 	return n.fsm.WaitApplied(ctx, index)
 }
+
+// AppliedIndex is the Raft log index of the last command applied to
+// this node's metadata.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
 // IsLeader reports whether this node is the Raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

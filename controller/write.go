@@ -348,7 +348,7 @@ func (n *Node) apply(ctx context.Context, c Command) (Result, error) {
 // propose commits c and returns the FSM's answer. An error is Raft's (not
 // leader, leadership lost, timeout); a refusal by Apply is in the answer.
 func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
-	return n.finish(ctx, c, n.start(ctx, c))
+	return n.finish(ctx, c, n.start(ctx, c), time.Now())
 }
 
 // start hands c to Raft without waiting for it: commands started back to
@@ -358,10 +358,14 @@ func (n *Node) start(ctx context.Context, c Command) raft.ApplyFuture {
 }
 
 // finish waits for the command c that start returned f for, and returns
-// the FSM's answer, as propose does.
-func (n *Node) finish(ctx context.Context, c Command, f raft.ApplyFuture) (ApplyResponse, error) {
+// the FSM's answer, as propose does; started is when c was started, for
+// NodeConfig.OnCommit.
+func (n *Node) finish(ctx context.Context, c Command, f raft.ApplyFuture, started time.Time) (ApplyResponse, error) {
 	if err := n.wait(ctx, f); err != nil {
 		return ApplyResponse{}, fmt.Errorf("%v: %w", c.Kind(), err)
+	}
+	if n.cfg.OnCommit != nil {
+		n.cfg.OnCommit(time.Since(started))
 	}
 	resp, ok := f.Response().(ApplyResponse)
 	if !ok {

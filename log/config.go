@@ -109,6 +109,12 @@ type Config struct {
 	// ErrOffline), when the log goes offline. It runs under the log's
 	// commit lock: it must not block nor call into the log.
 	OnOffline func(err error)
+	// OnSync, if set, runs after every fsync of the log's segments (the
+	// group commit's and the interval flusher's) with how long it took and
+	// its error, nil on success: the metrics' fsync latency and flush
+	// failures. It runs on the syncing goroutine: it must be quick and
+	// must not call into the log.
+	OnSync func(d time.Duration, err error)
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -448,10 +448,8 @@ func (l *Log) syncDirty() (int64, error) {
 		clear(segs)
 		l.syncBuf = segs[:0]
 	}()
-	for _, s := range segs {
-		if err := s.Sync(); err != nil {
-			return 0, fmt.Errorf("log %s: segment %d: sync: %w", l.dir, s.Base(), err)
-		}
+	if err := l.syncSegments(segs); err != nil {
+		return 0, err
 	}
 	for _, s := range segs[:len(segs)-1] {
 		if err := s.Seal(); err != nil {
@@ -459,6 +457,25 @@ func (l *Log) syncDirty() (int64, error) {
 		}
 	}
 	return covered, nil
+}
+
+// syncSegments fsyncs segs, timed for Config.OnSync when it is set.
+func (l *Log) syncSegments(segs []*segment.Segment) error {
+	var start time.Time
+	if l.cfg.OnSync != nil {
+		start = time.Now()
+	}
+	var err error
+	for _, s := range segs {
+		if err = s.Sync(); err != nil {
+			err = fmt.Errorf("log %s: segment %d: sync: %w", l.dir, s.Base(), err)
+			break
+		}
+	}
+	if l.cfg.OnSync != nil {
+		l.cfg.OnSync(time.Since(start), err)
+	}
+	return err
 }
 
 // settle lets appenders that are about to append join the coming sync:

@@ -19,7 +19,8 @@
 #                                     running): it restarts as a new disk
 #
 # DIR defaults to ./cluster. Broker I (1-based) listens on 127.0.0.1 ports
-# BASE+10*I+1 (clients), +2 (raft), +3 (gossip, UDP and TCP); BASE is
+# BASE+10*I+1 (clients), +2 (raft), +3 (gossip, UDP and TCP), +4 (HTTP
+# metrics and health: the client port + 3, the broker's default); BASE is
 # $SLUICE_CLUSTER_PORT (19000). Each broker's --gossip-seeds name every
 # other broker's gossip address. The first 3 brokers (or all, when N < 3)
 # are Raft voters; the others join as non-voters through broker 1.

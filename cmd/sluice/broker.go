@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/httpapi"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -23,6 +23,10 @@ func newBrokerCmd() *cobra.Command {
 		logFormat string
 		logLevel  string
 		pprofAddr string
+		web       webOptions
+
+		configPath  string
+		printConfig bool
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -56,7 +60,26 @@ for its first request and is disconnected (sluice clients report
 connection takes one of --reserved-broker-connections more slots, so
 replication and controller traffic go on while clients hold every slot. A
 connection that sends nothing for --first-request-timeout is closed.
-Refusals are logged at warn, at most one line per 10 s with counts.`,
+Refusals are logged at warn, at most one line per 10 s with counts.
+
+HTTP: --http-addr serves /metrics (Prometheus text format), /healthz (the
+process is up) and /readyz (200 once the broker is registered with the
+controller, leads every partition the metadata names it leader of, and is
+not shutting down; 503 with the reason otherwise). By default it listens on
+the --listen host at the --listen port + 3; --http-addr '' or off turns it
+off. --metrics-level debug adds series per partition (docs/observability.md
+lists every metric).
+
+Settings: every flag below (but --config and --print-config) is also an
+environment variable, SLUICE_ and the flag's name in capitals with _ for -
+(--replica-max-lag: SLUICE_REPLICA_MAX_LAG; an empty variable counts as
+unset), and a key of the YAML file --config (or SLUICE_CONFIG) names,
+spelt as the flag (replica-max-lag: 2s; a list is joined with commas).
+A flag wins over the environment, which wins over the file, which wins
+over the default. An unknown key or a value a flag would refuse stops the
+broker at start, naming the key and the reason. --print-config prints the
+effective settings as a config file, each with where it came from, and
+exits: a way to check a file, and to start one.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -79,13 +102,38 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
   # at most 2000 connections, 100 from any one host
   sluice broker --max-connections 2000 --max-connections-per-ip 100
 
+  # metrics on all interfaces, with per-partition series; then scrape them
+  sluice broker --http-addr 0.0.0.0:9095 --metrics-level debug
+  curl -s http://127.0.0.1:9095/metrics | grep sluice_partitions_led
+
+  # no HTTP endpoint
+  sluice broker --http-addr off
+
+  # settings from a file; flags and SLUICE_* variables override it
+  printf 'listen: 0.0.0.0:7092\ndata-dir: /var/lib/sluice\nlog-level: warn\n' > sluice.yaml
+  SLUICE_LOG_LEVEL=debug sluice broker --config sluice.yaml --rack r1
+
+  # the effective settings, as a config file to start from
+  sluice broker --config sluice.yaml --print-config
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			settings := cmd.LocalFlags()
+			sources, err := loadSettings(settings, configPath, lookupEnv)
+			if err != nil {
+				return err
+			}
 			logger, err := broker.NewLogger(logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			if printConfig {
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
+				return printSettings(cmd.OutOrStdout(), settings, sources)
 			}
 			defer logger.Sync() //nolint:errcheck // stderr sync errors are not actionable
 			// From here on every line goes through the logger, in its
@@ -93,7 +141,10 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 			// the broker stops with (a JSON log stays all JSON).
 			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr); err != nil {
+			// loadSettings marks a flag set from the environment or the
+			// file as changed: an explicit --http-addr '' turns it off.
+			web.set = cmd.Flags().Changed("http-addr")
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, web); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -103,49 +154,86 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 	}
 	f := cmd.Flags()
 	def := broker.Config{}.WithDefaults() // the library's defaults, shown in --help
-	f.StringVar(&cfg.ListenAddr, "listen", envOr("SLUICE_LISTEN", broker.DefaultListenAddr), "address to listen on for clients (env SLUICE_LISTEN)")
-	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", os.Getenv("SLUICE_ADVERTISED_ADDR"), "address clients are told to connect to; default: the listen address (env SLUICE_ADVERTISED_ADDR)")
-	f.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", broker.DefaultDataDir), "directory for partition logs and metadata (env SLUICE_DATA_DIR)")
+	f.StringVar(&cfg.ListenAddr, "listen", broker.DefaultListenAddr, "address to listen on for clients")
+	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "address clients are told to connect to; default: the listen address")
+	f.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory for partition logs and metadata")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", os.Getenv("SLUICE_RAFT_ADDR"), "address of the controller's Raft transport; default: the listen port + 1 (env SLUICE_RAFT_ADDR)")
-	f.StringVar(&cfg.Voters, "voters", os.Getenv("SLUICE_VOTERS"), "Raft voters, id@raft-host:port,...; empty: this broker alone (env SLUICE_VOTERS)")
-	f.StringVar(&cfg.Join, "join", os.Getenv("SLUICE_JOIN"), "client address of a broker of an existing cluster to join as a non-voter (env SLUICE_JOIN)")
-	f.StringVar(&cfg.GossipAddr, "gossip-addr", os.Getenv("SLUICE_GOSSIP_ADDR"), "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2 (env SLUICE_GOSSIP_ADDR)")
-	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", os.Getenv("SLUICE_GOSSIP_SEEDS"), "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too (env SLUICE_GOSSIP_SEEDS)")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "address of the controller's Raft transport; default: the listen port + 1")
+	f.StringVar(&cfg.Voters, "voters", "", "Raft voters, id@raft-host:port,...; empty: this broker alone")
+	f.StringVar(&cfg.Join, "join", "", "client address of a broker of an existing cluster to join as a non-voter")
+	f.StringVar(&cfg.GossipAddr, "gossip-addr", "", "address for gossip membership and failure detection, UDP and TCP; default: the listen port + 2")
+	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", "", "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too")
 	f.DurationVar(&cfg.ReplicaMaxLag, "replica-max-lag", def.ReplicaMaxLag, "how long a follower may go without catching up to the leader before it leaves the ISR")
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", def.ProducerIDExpiration, "how long a partition keeps an idempotent producer's state after its last batch (producer.id.expiration.ms)")
 	f.IntVar(&cfg.ProducerIDMax, "producer-id-max", def.ProducerIDMax, "most (idempotent producer id, partition) entries of state the broker keeps over all its partitions; past it the least recently written are evicted (producer.id.max)")
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
 	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
-	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
+	f.StringVar(&cfg.BootIDFile, "boot-id-file", broker.DefaultBootIDFile, "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot")
 	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", def.OffsetsTopicPartitions, "partitions of the offsets topic (__consumer_offsets) when this broker creates it, at the first consumer-group request; fixed afterwards")
 	f.DurationVar(&cfg.Group.SessionTimeout, "group-session-timeout", def.Group.SessionTimeout, "a consumer-group member that has not heartbeated for this long is removed and its partitions reassigned (group.consumer.session.timeout.ms)")
 	f.DurationVar(&cfg.Group.HeartbeatInterval, "group-heartbeat-interval", def.Group.HeartbeatInterval, "how often consumer-group members are told to heartbeat; below --group-session-timeout (group.consumer.heartbeat.interval.ms)")
 	f.DurationVar(&cfg.Group.OffsetsRetention, "offsets-retention", def.Group.OffsetsRetention, "how long the committed offsets of a group with no members are kept after their commit (offsets.retention.minutes)")
-	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
+	f.StringVar(&cfg.Rack, "rack", "", "this broker's rack, for replica placement")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most connections open at once; past it only other brokers' connections are kept, in --reserved-broker-connections more")
 	f.IntVar(&cfg.MaxConnectionsPerIP, "max-connections-per-ip", broker.DefaultMaxConnectionsPerIP, "most connections from one IP address (brokers' connections past it take reserved slots); negative: no limit")
 	f.IntVar(&cfg.ReservedBrokerConnections, "reserved-broker-connections", broker.DefaultReservedBrokerConnections, "slots past --max-connections and --max-connections-per-ip kept for other brokers (replica fetches, forwarded controller writes); negative: none")
 	f.DurationVar(&cfg.FirstRequestTimeout, "first-request-timeout", broker.DefaultFirstRequestTimeout, "how long a new connection has to send its first request before it is closed")
 	f.Int64Var(&cfg.MemoryBudget, "memory-budget", broker.DefaultMemoryBudget, "bytes of requests held in memory across all connections")
-	f.StringVar(&logFormat, "log-format", envOr("SLUICE_LOG_FORMAT", "auto"), "log format: auto (console on a terminal, else JSON), console or json (env SLUICE_LOG_FORMAT)")
+	f.StringVar(&logFormat, "log-format", "auto", "log format: auto (console on a terminal, else JSON), console or json")
+	f.StringVar(&configPath, "config", "", "YAML file of settings: keys are the flags' names (env SLUICE_CONFIG)")
+	f.BoolVar(&printConfig, "print-config", false, "print the effective settings as a config file, with where each came from, and exit")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&logLevel, "log-level", envOr("SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SLUICE_LOG_LEVEL)")
+	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none")
+	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
 }
 
+// webOptions are the HTTP endpoint's flags; set: --http-addr was given.
+type webOptions struct {
+	addr, level string
+	set         bool
+}
+
 // runBroker runs the broker until ctx is cancelled, then closes it.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string) error {
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string, web webOptions) error {
+	httpAddr := web.addr
+	if !web.set {
+		a, err := httpapi.DefaultAddr(cfg.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		httpAddr = a
+	}
+	var metrics *httpapi.Metrics
+	if httpAddr != "" && httpAddr != "off" {
+		level, err := httpapi.ParseLevel(web.level)
+		if err != nil {
+			return fmt.Errorf("--metrics-level: %w", err)
+		}
+		metrics = httpapi.NewMetrics(level)
+		cfg.Observer = metrics
+	}
 	b, err := broker.New(cfg)
 	if err != nil {
 		return err
 	}
+	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
+	if metrics != nil {
+		// Before the broker starts: /healthz answers and /readyz says why
+		// not ready while it registers.
+		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("--http-addr: %w", err)
+		}
+		defer srv.Close()
+		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"))
+	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err
 	}
-	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
 	if pprofAddr != "" {
 		stop, addr, err := servePprof(pprofAddr, logger)
 		if err != nil {
@@ -185,11 +273,4 @@ func servePprof(addr string, logger *zap.Logger) (stop func(), bound string, err
 		}
 	}()
 	return func() { srv.Close(); <-done }, ln.Addr().String(), nil
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -35,7 +35,7 @@ func TestBrokerJSONLogs(t *testing.T) {
 		name, text string
 		want       []string // messages that must be among the lines
 	}{
-		{"stderr", p.stderr.String(), []string{"broker listening", "pprof listening", "broker stopped"}},
+		{"stderr", p.stderr.String(), []string{"broker listening", "pprof listening", "http listening", "broker stopped"}},
 		{"stdout", p.stdout.String(), nil},
 		{"second broker's stderr", errOut.String(), []string{"broker failed"}},
 		{"second broker's stdout", out.String(), nil},
@@ -78,6 +78,8 @@ func TestBrokerHelpShowsConnectionLimits(t *testing.T) {
 		"--reserved-broker-connections int", "(default 100)",
 		"--first-request-timeout duration", "(default 10s)",
 		"sluice broker --max-connections 2000 --max-connections-per-ip 100",
+		"--http-addr string", "--metrics-level string", "(default \"info\")",
+		"sluice broker --http-addr 0.0.0.0:9095 --metrics-level debug",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("broker --help lacks %q", want)

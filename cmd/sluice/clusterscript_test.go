@@ -17,14 +17,14 @@ import (
 	"github.com/sluicemq/sluice/client"
 )
 
-// freeBase finds a base port for scripts/cluster.sh whose client, raft
-// and gossip ports (base+10*i+1, +2, +3; gossip over TCP and UDP) are
-// free for n brokers.
+// freeBase finds a base port for scripts/cluster.sh whose client, raft,
+// gossip and HTTP ports (base+10*i+1, +2, +3, +4; gossip over TCP and
+// UDP; HTTP at the client port + 3 by default) are free for n brokers.
 func freeBase(t *testing.T, n int) int {
 	t.Helper()
 	free := func(base int) bool {
 		for i := 1; i <= n; i++ {
-			for k := 1; k <= 3; k++ {
+			for k := 1; k <= 4; k++ {
 				addr := fmt.Sprintf("127.0.0.1:%d", base+10*i+k)
 				ln, err := net.Listen("tcp", addr)
 				if err != nil {

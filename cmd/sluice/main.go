@@ -6,6 +6,7 @@
 //	sluice topic create|list|...       manage topics
 //	sluice produce TOPIC               records from stdin
 //	sluice consume TOPIC               records to stdout
+//	sluice version                     what this binary is, and how it was built
 //
 // Every command has --help with examples.
 package main

@@ -76,10 +76,12 @@ does not answer is left for the next one after a few seconds:
   sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildInfo().Version, // --version
 	}
+	root.SetVersionTemplate(buildInfo().String())
 	timeout, envErr := envTimeout()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
-		if cmd.Name() == "broker" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
+		if cmd.Name() == "broker" || cmd.Name() == "version" || cmd.Name() == "probe" || cmd.HasParent() && cmd.Parent().Name() == "completion" {
 			return nil // no client: a bad SLUICE_TIMEOUT must not stop a broker
 		}
 		if envErr != nil && !root.PersistentFlags().Changed("timeout") {
@@ -90,11 +92,7 @@ does not answer is left for the next one after a few seconds:
 		}
 		return nil
 	}
-	brokers := os.Getenv("SLUICE_BROKERS")
-	if brokers == "" {
-		brokers = defaultBrokers
-	}
-	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers,
+	root.PersistentFlags().StringVar(&g.brokers, "brokers", envOr("SLUICE_BROKERS", defaultBrokers),
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
 		"how long to wait for a broker's answer to each request before giving up on it, and for connecting to the cluster at start (env SLUICE_TIMEOUT)")
@@ -107,6 +105,23 @@ does not answer is left for the next one after a few seconds:
 		newClusterCmd(g),
 		newUserCmd(g),
 		newACLCmd(g),
+		newVersionCmd(),
+		newProbeCmd(),
 	)
 	return root
+}
+
+// envOr is the environment variable key, or def when it is unset or empty.
+func envOr(key, def string) string {
+	if v, ok := lookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// lookupEnv is os.LookupEnv with an empty variable counted as unset, so
+// that SLUICE_RACK= in a script or a manifest means the default.
+func lookupEnv(key string) (string, bool) {
+	v := os.Getenv(key)
+	return v, v != ""
 }

@@ -1,0 +1,387 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// What the broker tells its metrics, without importing a metrics library
+// (package httpapi turns it into Prometheus metrics). Two kinds:
+//
+//   - events that need a histogram — a request's stage latencies, a log's
+//     fsync, a controller commit — go to Config.Observer as they happen,
+//     once per request, per fsync or per command, never per record; with
+//     no Observer the broker does not even read the clock for them;
+//   - everything else is state or a counter the broker keeps anyway (per
+//     topic bytes and records, counted per batch with atomic adds; ISR
+//     changes; leadership changes; connections), which Broker.Stats reads
+//     when the metrics are scraped.
+
+// Observer receives the broker's timed events. Its methods run on the
+// broker's goroutines, on the produce and fetch paths: they must be quick,
+// must not block and must not call back into the broker.
+type Observer interface {
+	// Request is called once per request, after its response was written
+	// (or dropped: acks=0, a closed connection).
+	Request(t RequestTiming)
+	// Sync is called after every fsync of a partition log, with how long
+	// it took and its error (nil on success; an error takes the log
+	// offline, R5).
+	Sync(d time.Duration, err error)
+	// Commit is called with the commit latency of every controller
+	// command this broker's Raft node proposed as leader.
+	Commit(d time.Duration)
+}
+
+// RequestTiming is one request's path through a connection, as four
+// stages between five instants:
+//
+//	Read   the whole frame was read
+//	Start  the handler took it (Queue: Start - Read)
+//	Local  the handler finished its local work: decode, appends or reads,
+//	       encode (Local: Local - Start)
+//	Done   the response was complete: after an acks=all produce's wait for
+//	       the ISR, an fsync=always produce's fsync, a fetch's long-poll
+//	       (Wait: Done - Local; zero when nothing waited)
+//	Sent   the response was handed to the socket (Send: Sent - Done; it
+//	       includes waiting behind the connection's earlier responses,
+//	       which are written in request order)
+type RequestTiming struct {
+	API protocol.APIKey
+	// Code is the request's error code: the uniform error response's, or
+	// for Produce and Fetch the first partition's error, NONE otherwise.
+	Code                           protocol.ErrorCode
+	Read, Start, Local, Done, Sent time.Time
+}
+
+// Stages returns the four stage durations (never negative).
+func (t *RequestTiming) Stages() (queue, local, wait, send time.Duration) {
+	d := func(from, to time.Time) time.Duration { return max(to.Sub(from), 0) }
+	return d(t.Read, t.Start), d(t.Start, t.Local), d(t.Local, t.Done), d(t.Done, t.Sent)
+}
+
+// traffic counts one topic's produced and consumed bytes and records on
+// this broker since it started, per batch.
+type traffic struct {
+	bytesIn, recordsIn, bytesOut, recordsOut atomic.Int64
+}
+
+// in counts a produced batch.
+func (t *traffic) in(b record.Batch) {
+	if t == nil {
+		return
+	}
+	t.bytesIn.Add(int64(b.Size()))
+	t.recordsIn.Add(int64(b.RecordCount()))
+}
+
+// out counts the batches of a record set read by a consumer. Each batch
+// header is read for its record count; the bytes come from this broker's
+// own log, but the walk still stops at anything that is not a whole batch.
+func (t *traffic) out(records []byte) {
+	if t == nil || len(records) == 0 {
+		return
+	}
+	var n int64
+	for rest := records; len(rest) >= record.HeaderSize; {
+		b := record.Batch(rest)
+		size := b.Size()
+		if size < record.HeaderSize || size > len(rest) {
+			break
+		}
+		n += int64(b.RecordCount())
+		rest = rest[size:]
+	}
+	t.bytesOut.Add(int64(len(records)))
+	t.recordsOut.Add(n)
+}
+
+// trafficTable holds each topic's traffic on this broker.
+type trafficTable struct {
+	mu     sync.Mutex
+	topics map[string]*traffic
+}
+
+// get returns topic's counters, made on first use.
+func (tt *trafficTable) get(topic string) *traffic {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	if tt.topics == nil {
+		tt.topics = map[string]*traffic{}
+	}
+	t := tt.topics[topic]
+	if t == nil {
+		t = &traffic{}
+		tt.topics[topic] = t
+	}
+	return t
+}
+
+// drop forgets a deleted topic's counters.
+func (tt *trafficTable) drop(topic string) {
+	tt.mu.Lock()
+	delete(tt.topics, topic)
+	tt.mu.Unlock()
+}
+
+// Stats is a snapshot of the broker's state and counters for metrics.
+// Counters (the _Total fields and TopicStats' In and Out) count from the
+// broker's start.
+type Stats struct {
+	BrokerID int32
+	// Ready is Ready() == nil.
+	Ready bool
+	// ControllerLeader: this broker's Raft node leads the metadata group.
+	ControllerLeader bool
+	// AppliedIndex is the Raft index of the last metadata command applied
+	// here.
+	AppliedIndex uint64
+	// BrokersAlive and BrokersOffline count the registered brokers by state
+	// in this broker's copy of the metadata.
+	BrokersAlive, BrokersOffline int
+	// OfflinePartitions counts the cluster's partitions with no leader,
+	// from this broker's copy of the metadata.
+	OfflinePartitions int
+	// ConnectionsOpen is the client and broker connections open now.
+	ConnectionsOpen int
+	// MemoryBudget is Config.MemoryBudget; MemoryBudgetUsed the request
+	// bytes held against it now.
+	MemoryBudget, MemoryBudgetUsed int64
+	// ConnectionsRefused counts refused connections by reason:
+	// "max_connections", "max_connections_per_ip", "first_request_timeout".
+	ConnectionsRefused map[string]int64
+	// ISRShrinksTotal and ISRExpandsTotal count the ISR changes this
+	// broker made as leader (one per partition whose ISR lost, or gained,
+	// members).
+	ISRShrinksTotal, ISRExpandsTotal int64
+	// LeaderElectionsTotal counts the times this broker became a
+	// partition's leader (a new leader epoch naming it).
+	LeaderElectionsTotal int64
+	// Topics has one entry per topic this broker holds a replica of or
+	// has traffic for, sorted by name.
+	Topics []TopicStats
+}
+
+// TopicStats is one topic on this broker.
+type TopicStats struct {
+	Topic string
+	// Bytes and records produced to the partitions this broker leads and
+	// read from them by consumers (replication not counted), per batch.
+	BytesIn, RecordsIn, BytesOut, RecordsOut int64
+	// Led, UnderReplicated and UnderMinISR count the partitions this broker
+	// leads: all, those whose ISR is smaller than their replica list, and
+	// those whose ISR is smaller than min.insync.replicas.
+	Led, UnderReplicated, UnderMinISR int
+	// OfflineReplicas counts this broker's replicas of the topic whose log
+	// went offline after a storage error (R5).
+	OfflineReplicas int
+	// Bytes and Segments are the size on disk of this broker's replicas of
+	// the topic's partitions (segment log files).
+	Bytes    int64
+	Segments int
+	// Partitions is filled only when Stats is asked for them.
+	Partitions []PartitionStats
+}
+
+// PartitionStats is one partition replica on this broker.
+type PartitionStats struct {
+	Partition                int32
+	Leader                   bool
+	Replicas, ISR, MinInsync int
+	Bytes                    int64
+	Segments                 int
+	StartOffset, EndOffset   int64
+	HighWatermark            int64
+	Offline                  bool // its log went offline (R5)
+}
+
+// Stats returns a snapshot of the broker for metrics; with partitions,
+// each topic lists its partitions too. It reads state under short locks
+// and touches no file.
+func (b *Broker) Stats(partitions bool) Stats {
+	st := Stats{BrokerID: b.cfg.BrokerID, Ready: b.Ready() == nil, ConnectionsRefused: map[string]int64{}}
+	b.mu.Lock()
+	node := b.node
+	st.ConnectionsOpen = len(b.conns)
+	b.mu.Unlock()
+	for i, name := range refusalNames {
+		st.ConnectionsRefused[name] = b.refused.total[i].Load()
+	}
+	b.budget.mu.Lock()
+	st.MemoryBudget, st.MemoryBudgetUsed = b.budget.size, b.budget.used
+	b.budget.mu.Unlock()
+	if !b.ready.Load() {
+		// Starting: the partition manager is being set up (b.parts is
+		// written without a lock before ready is set).
+		return st
+	}
+	st.ControllerLeader = node.IsLeader()
+	st.AppliedIndex = node.AppliedIndex()
+	md := node.Metadata()
+	for _, br := range md.Brokers {
+		if br.State == controller.BrokerAlive {
+			st.BrokersAlive++
+		} else {
+			st.BrokersOffline++
+		}
+	}
+	for _, t := range md.Topics {
+		for i := range t.Partitions {
+			if t.Partitions[i].Leader < 0 {
+				st.OfflinePartitions++
+			}
+		}
+	}
+	st.ISRShrinksTotal, st.ISRExpandsTotal = b.parts.isrShrinks.Load(), b.parts.isrExpands.Load()
+	st.LeaderElectionsTotal = b.parts.elections.Load()
+
+	byName := map[string]*TopicStats{}
+	topic := func(name string) *TopicStats {
+		ts := byName[name]
+		if ts == nil {
+			ts = &TopicStats{Topic: name}
+			byName[name] = ts
+		}
+		return ts
+	}
+	b.parts.traffic.mu.Lock()
+	for name, t := range b.parts.traffic.topics {
+		ts := topic(name)
+		ts.BytesIn, ts.RecordsIn = t.bytesIn.Load(), t.recordsIn.Load()
+		ts.BytesOut, ts.RecordsOut = t.bytesOut.Load(), t.recordsOut.Load()
+	}
+	b.parts.traffic.mu.Unlock()
+	for _, p := range b.parts.all() {
+		ps, ok := p.stats()
+		if !ok {
+			continue
+		}
+		ts := topic(p.topic)
+		ts.Bytes += ps.Bytes
+		ts.Segments += ps.Segments
+		if ps.Offline {
+			ts.OfflineReplicas++
+		}
+		if ps.Leader {
+			ts.Led++
+			if ps.ISR < ps.Replicas {
+				ts.UnderReplicated++
+			}
+			if ps.ISR < ps.MinInsync {
+				ts.UnderMinISR++
+			}
+		}
+		if partitions {
+			ts.Partitions = append(ts.Partitions, ps)
+		}
+	}
+	for _, ts := range byName {
+		slices.SortFunc(ts.Partitions, func(a, b PartitionStats) int { return int(a.Partition) - int(b.Partition) })
+		st.Topics = append(st.Topics, *ts)
+	}
+	slices.SortFunc(st.Topics, func(a, b TopicStats) int { return strings.Compare(a.Topic, b.Topic) })
+	return st
+}
+
+// stats returns p's replica state; false when its log is not open.
+func (p *partition) stats() (PartitionStats, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.state != stateOpen {
+		return PartitionStats{}, false
+	}
+	ls := p.log.Stats()
+	ps := PartitionStats{Partition: p.index, Leader: p.role == roleLeader, Replicas: len(p.replicas), ISR: len(p.isr),
+		Bytes: ls.Bytes, Segments: ls.Segments, StartOffset: p.log.StartOffset(), EndOffset: p.log.EndOffset(),
+		HighWatermark: p.highWatermark(), Offline: p.log.Err() != nil, MinInsync: p.minInsync}
+	if ps.Leader {
+		ps.ISR = len(p.leader.ISR())
+	}
+	return ps, true
+}
+
+// Errors Ready returns.
+var (
+	// ErrNotRegistered: the broker has not registered with the controller
+	// and opened its partitions yet.
+	ErrNotRegistered = errors.New("not registered with the controller yet")
+	// ErrShuttingDown: the broker is shutting down.
+	ErrShuttingDown = errors.New("shutting down")
+)
+
+// Ready returns nil when the broker serves clients: it registered with
+// the controller and opened the partitions the metadata gives it, it
+// leads every partition the metadata names it leader of in the leader
+// epoch the metadata says (a partition just handed to it is not led
+// until the partition manager applied the change), and it is not
+// shutting down. Otherwise it says which condition fails.
+func (b *Broker) Ready() error {
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	switch {
+	case closing || b.draining.Load():
+		return ErrShuttingDown
+	case !b.ready.Load():
+		return ErrNotRegistered
+	}
+	md := b.store.Metadata()
+	for _, name := range md.TopicNames() {
+		t := md.Topics[name]
+		for i := range t.Partitions {
+			mp := &t.Partitions[i]
+			if mp.Leader != b.cfg.BrokerID {
+				continue
+			}
+			if !b.parts.leads(name, mp.Index, mp.LeaderEpoch) {
+				return fmt.Errorf("partition %s-%d: not leading leader epoch %d yet", name, mp.Index, mp.LeaderEpoch)
+			}
+		}
+	}
+	return nil
+}
+
+// leads reports whether this broker leads the partition in epoch.
+func (m *partitions) leads(topic string, index, epoch int32) bool {
+	p := m.get(topic, index)
+	if p == nil {
+		return false
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.state == stateOpen && p.role == roleLeader && p.leader.Epoch() == epoch
+}
+
+// observeRequest reports a written response to the Observer.
+func (c *conn) observeRequest(resp *response) {
+	t := resp.timing
+	if t.Done.IsZero() {
+		t.Done = t.Local
+	}
+	if resp.fetch != nil {
+		t.Code = resp.fetch.code
+	}
+	t.Sent = time.Now()
+	c.b.obs.Request(t)
+}
+
+// firstProduceError is a produce response's first partition error.
+func firstProduceError(out *protocol.ProduceResponse) protocol.ErrorCode {
+	for i := range out.Topics {
+		for j := range out.Topics[i].Partitions {
+			if code := out.Topics[i].Partitions[j].ErrorCode; code != protocol.NoError {
+				return code
+			}
+		}
+	}
+	return protocol.NoError
+}

@@ -1,0 +1,309 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// Level says how many series the metrics have.
+type Level uint8
+
+const (
+	// LevelInfo: series per broker, per API and per topic.
+	LevelInfo Level = iota
+	// LevelDebug adds series per partition (sluice_partition_*).
+	LevelDebug
+)
+
+// ParseLevel parses "info" or "debug".
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "info":
+		return LevelInfo, nil
+	case "debug":
+		return LevelDebug, nil
+	}
+	return 0, fmt.Errorf("metrics level %q: want info or debug", s)
+}
+
+// latencyBuckets are the upper bounds, in seconds, of every latency
+// histogram: 50 µs to 10 s.
+var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Stage labels of sluice_request_duration_seconds, in RequestTiming's
+// order.
+var stageNames = [4]string{"queue", "local", "wait", "send"}
+
+// apiMetrics are one API's series, resolved once so a request costs no
+// label lookup (but for an error code, whose counter is looked up).
+type apiMetrics struct {
+	name   string
+	ok     prometheus.Counter
+	stages [4]prometheus.Observer
+}
+
+// Metrics is a broker's metrics: a broker.Observer for its timed events
+// and, once Start gave it the broker, a collector of its state. Make it
+// with NewMetrics, pass it as broker.Config.Observer, then give it to
+// Start with the broker.
+type Metrics struct {
+	level Level
+	reg   *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	apis     map[protocol.APIKey]*apiMetrics // read-only after NewMetrics
+	other    *apiMetrics                     // an API not in the table
+	fsync    prometheus.Histogram
+	fsyncErr prometheus.Counter
+	commit   prometheus.Histogram
+}
+
+var _ broker.Observer = (*Metrics)(nil)
+
+// NewMetrics returns metrics at level with their own registry, which
+// also holds the Go runtime's and the process's collectors.
+func NewMetrics(level Level) *Metrics {
+	m := &Metrics{
+		level: level,
+		reg:   prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_requests_total",
+			Help: "Requests answered, by API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
+		}, []string{"api", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_request_duration_seconds",
+			Help:    "Time requests spent in each stage: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
+			Buckets: latencyBuckets,
+		}, []string{"api", "stage"}),
+		apis: map[protocol.APIKey]*apiMetrics{},
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_log_fsync_duration_seconds",
+			Help:    "Duration of the fsyncs of partition logs (group commit and interval flush).",
+			Buckets: latencyBuckets,
+		}),
+		fsyncErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_log_flush_failures_total",
+			Help: "Failed fsyncs of partition logs; each takes its log offline (R5).",
+		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_controller_commit_duration_seconds",
+			Help:    "Time from proposing a metadata command to its commit and application, on the controller leader.",
+			Buckets: latencyBuckets,
+		}),
+	}
+	for _, r := range protocol.SupportedAPIs() {
+		m.apis[r.Key] = m.newAPI(r.Key.String())
+	}
+	m.other = m.newAPI("other")
+	m.reg.MustRegister(m.requests, m.duration, m.fsync, m.fsyncErr, m.commit,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *Metrics) newAPI(name string) *apiMetrics {
+	a := &apiMetrics{name: name, ok: m.requests.WithLabelValues(name, protocol.NoError.String())}
+	for i, stage := range stageNames {
+		a.stages[i] = m.duration.WithLabelValues(name, stage)
+	}
+	return a
+}
+
+// Registry is the registry /metrics serves.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Request counts a request and observes its stages.
+func (m *Metrics) Request(t broker.RequestTiming) {
+	a := m.apis[t.API]
+	if a == nil {
+		a = m.other
+	}
+	if t.Code == protocol.NoError {
+		a.ok.Inc()
+	} else {
+		m.requests.WithLabelValues(a.name, t.Code.String()).Inc()
+	}
+	q, l, w, s := t.Stages()
+	a.stages[0].Observe(q.Seconds())
+	a.stages[1].Observe(l.Seconds())
+	a.stages[2].Observe(w.Seconds())
+	a.stages[3].Observe(s.Seconds())
+}
+
+// Sync observes a log fsync.
+func (m *Metrics) Sync(d time.Duration, err error) {
+	m.fsync.Observe(d.Seconds())
+	if err != nil {
+		m.fsyncErr.Inc()
+	}
+}
+
+// Commit observes a controller commit.
+func (m *Metrics) Commit(d time.Duration) { m.commit.Observe(d.Seconds()) }
+
+// errCollecting: Start was given Metrics already collecting a broker.
+var errCollecting = errors.New("httpapi: these Metrics already collect a broker")
+
+// collect registers the collector of src's state.
+func (m *Metrics) collect(src Source) error {
+	if err := m.reg.Register(&collector{src: src, level: m.level}); err != nil {
+		if errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return errCollecting
+		}
+		return fmt.Errorf("httpapi: register collector: %w", err)
+	}
+	return nil
+}
+
+// Descriptions of the series the collector makes from broker.Stats.
+var (
+	descReady = prometheus.NewDesc("sluice_broker_ready",
+		"1 when the broker is ready (what /readyz checks), else 0.", nil, nil)
+	descIsLeader = prometheus.NewDesc("sluice_controller_is_leader",
+		"1 on the broker whose Raft node leads the metadata group, else 0; the cluster sums to 1.", nil, nil)
+	descApplied = prometheus.NewDesc("sluice_controller_applied_index",
+		"Raft index of the last metadata command applied on this broker.", nil, nil)
+	descBrokers = prometheus.NewDesc("sluice_controller_brokers",
+		"Registered brokers by state (alive, offline: failed or left, fenced out of every ISR), as this broker's copy of the metadata says.", []string{"state"}, nil)
+	descOffline = prometheus.NewDesc("sluice_partitions_offline",
+		"Partitions of the cluster with no leader; reported by the controller leader, 0 elsewhere, so the cluster sums to the count.", nil, nil)
+	descLed = prometheus.NewDesc("sluice_partitions_led",
+		"Partitions this broker leads.", nil, nil)
+	descURP = prometheus.NewDesc("sluice_partitions_under_replicated",
+		"Partitions this broker leads whose ISR is smaller than their replica list.", nil, nil)
+	descUnderMin = prometheus.NewDesc("sluice_partitions_under_min_isr",
+		"Partitions this broker leads whose ISR is smaller than min.insync.replicas: acks=all produces to them fail.", nil, nil)
+	descLogOffline = prometheus.NewDesc("sluice_log_offline_replicas",
+		"Partition replicas on this broker whose log went offline after a storage error (R5).", nil, nil)
+	descShrinks = prometheus.NewDesc("sluice_partition_isr_shrinks_total",
+		"ISR changes this broker made as leader that removed members.", nil, nil)
+	descExpands = prometheus.NewDesc("sluice_partition_isr_expands_total",
+		"ISR changes this broker made as leader that added members.", nil, nil)
+	descElections = prometheus.NewDesc("sluice_partition_leader_elections_total",
+		"Times this broker became a partition's leader (a new leader epoch naming it); summed over the brokers, the cluster's leader elections.", nil, nil)
+	descConnsOpen = prometheus.NewDesc("sluice_connections_open",
+		"Client and broker connections open.", nil, nil)
+	descBudget = prometheus.NewDesc("sluice_memory_budget_bytes",
+		"The broker's memory budget for requests held in memory (--memory-budget).", nil, nil)
+	descBudgetUsed = prometheus.NewDesc("sluice_memory_budget_used_bytes",
+		"Request bytes held against the memory budget now; at the budget, reading requests waits.", nil, nil)
+	descConnsRefused = prometheus.NewDesc("sluice_connections_refused_total",
+		"Connections refused, by the limit that refused them.", []string{"reason"}, nil)
+	descBytesIn = prometheus.NewDesc("sluice_topic_bytes_in_total",
+		"Bytes of record batches produced to the partitions this broker leads (duplicates of idempotent retries not counted).", []string{"topic"}, nil)
+	descRecordsIn = prometheus.NewDesc("sluice_topic_records_in_total",
+		"Records produced to the partitions this broker leads.", []string{"topic"}, nil)
+	descBytesOut = prometheus.NewDesc("sluice_topic_bytes_out_total",
+		"Bytes of record batches sent to consumers (not to followers) from the partitions this broker leads.", []string{"topic"}, nil)
+	descRecordsOut = prometheus.NewDesc("sluice_topic_records_out_total",
+		"Records sent to consumers from the partitions this broker leads.", []string{"topic"}, nil)
+	descLogBytes = prometheus.NewDesc("sluice_log_size_bytes",
+		"Size of the segment files of this broker's replicas of the topic's partitions.", []string{"topic"}, nil)
+	descSegments = prometheus.NewDesc("sluice_log_segments",
+		"Segments of this broker's replicas of the topic's partitions.", []string{"topic"}, nil)
+
+	// LevelDebug only.
+	descPartBytes = prometheus.NewDesc("sluice_partition_size_bytes",
+		"Size of the partition replica's segment files.", []string{"topic", "partition"}, nil)
+	descPartStart = prometheus.NewDesc("sluice_partition_start_offset",
+		"The replica's log start offset.", []string{"topic", "partition"}, nil)
+	descPartEnd = prometheus.NewDesc("sluice_partition_end_offset",
+		"The replica's log end offset.", []string{"topic", "partition"}, nil)
+	descPartHW = prometheus.NewDesc("sluice_partition_high_watermark",
+		"The replica's high watermark.", []string{"topic", "partition"}, nil)
+	descPartISR = prometheus.NewDesc("sluice_partition_isr",
+		"Size of the partition's ISR, as the replica knows it.", []string{"topic", "partition"}, nil)
+	descPartLeader = prometheus.NewDesc("sluice_partition_leader",
+		"1 when this broker leads the partition, else 0.", []string{"topic", "partition"}, nil)
+)
+
+// collector makes metrics from a broker.Stats snapshot at each scrape.
+type collector struct {
+	src   Source
+	level Level
+}
+
+// Describe sends every description the collector may use.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descReady, descIsLeader, descApplied, descBrokers, descOffline, descLed, descURP,
+		descUnderMin, descLogOffline, descShrinks, descExpands, descElections, descConnsOpen, descConnsRefused, descBudget, descBudgetUsed,
+		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments} {
+		ch <- d
+	}
+	if c.level >= LevelDebug {
+		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader} {
+			ch <- d
+		}
+	}
+}
+
+// Collect reads one snapshot and sends its metrics.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.src.Stats(c.level >= LevelDebug)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descReady, b2f(st.Ready))
+	gauge(descIsLeader, b2f(st.ControllerLeader))
+	gauge(descApplied, float64(st.AppliedIndex))
+	gauge(descBrokers, float64(st.BrokersAlive), "alive")
+	gauge(descBrokers, float64(st.BrokersOffline), "offline")
+	offline := 0
+	if st.ControllerLeader {
+		offline = st.OfflinePartitions
+	}
+	gauge(descOffline, float64(offline))
+	counter(descShrinks, st.ISRShrinksTotal)
+	counter(descExpands, st.ISRExpandsTotal)
+	counter(descElections, st.LeaderElectionsTotal)
+	gauge(descConnsOpen, float64(st.ConnectionsOpen))
+	gauge(descBudget, float64(st.MemoryBudget))
+	gauge(descBudgetUsed, float64(st.MemoryBudgetUsed))
+	for reason, n := range st.ConnectionsRefused {
+		counter(descConnsRefused, n, reason)
+	}
+	var led, urp, underMin, logOffline int
+	for i := range st.Topics {
+		t := &st.Topics[i]
+		led, urp, underMin = led+t.Led, urp+t.UnderReplicated, underMin+t.UnderMinISR
+		logOffline += t.OfflineReplicas
+		counter(descBytesIn, t.BytesIn, t.Topic)
+		counter(descRecordsIn, t.RecordsIn, t.Topic)
+		counter(descBytesOut, t.BytesOut, t.Topic)
+		counter(descRecordsOut, t.RecordsOut, t.Topic)
+		gauge(descLogBytes, float64(t.Bytes), t.Topic)
+		gauge(descSegments, float64(t.Segments), t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			part := strconv.Itoa(int(p.Partition))
+			gauge(descPartBytes, float64(p.Bytes), t.Topic, part)
+			gauge(descPartStart, float64(p.StartOffset), t.Topic, part)
+			gauge(descPartEnd, float64(p.EndOffset), t.Topic, part)
+			gauge(descPartHW, float64(p.HighWatermark), t.Topic, part)
+			gauge(descPartISR, float64(p.ISR), t.Topic, part)
+			gauge(descPartLeader, b2f(p.Leader), t.Topic, part)
+		}
+	}
+	gauge(descLed, float64(led))
+	gauge(descURP, float64(urp))
+	gauge(descUnderMin, float64(underMin))
+	gauge(descLogOffline, float64(logOffline))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

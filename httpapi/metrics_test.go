@@ -1,0 +1,286 @@
+package httpapi
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeSource serves a fixed Stats.
+type fakeSource struct {
+	st    broker.Stats
+	ready error
+}
+
+func (f *fakeSource) Stats(partitions bool) broker.Stats {
+	st := f.st
+	st.Topics = append([]broker.TopicStats(nil), f.st.Topics...)
+	if !partitions {
+		for i := range st.Topics {
+			st.Topics[i].Partitions = nil
+		}
+	}
+	return st
+}
+
+func (f *fakeSource) Ready() error { return f.ready }
+
+func sampleStats(leader bool) broker.Stats {
+	return broker.Stats{
+		BrokerID: 2, Ready: true, ControllerLeader: leader, AppliedIndex: 42,
+		BrokersAlive: 2, BrokersOffline: 1, OfflinePartitions: 3, ConnectionsOpen: 7,
+		ConnectionsRefused: map[string]int64{"max_connections": 5, "max_connections_per_ip": 0, "first_request_timeout": 1},
+		ISRShrinksTotal:    4, ISRExpandsTotal: 2, LeaderElectionsTotal: 9,
+		Topics: []broker.TopicStats{
+			{Topic: "a", BytesIn: 1000, RecordsIn: 10, BytesOut: 500, RecordsOut: 5, Led: 2, UnderReplicated: 1, UnderMinISR: 1,
+				OfflineReplicas: 1, Bytes: 4096, Segments: 3,
+				Partitions: []broker.PartitionStats{
+					{Partition: 0, Leader: true, Replicas: 3, ISR: 2, Bytes: 2048, Segments: 2, EndOffset: 8, HighWatermark: 6},
+					{Partition: 1, Leader: false, Replicas: 3, ISR: 3, Bytes: 2048, Segments: 1, EndOffset: 2, HighWatermark: 2},
+				}},
+			{Topic: "b", Led: 1, Bytes: 10, Segments: 1},
+		},
+	}
+}
+
+// TestCollector checks every series the collector makes from a snapshot,
+// at both levels and on a controller leader and a follower.
+func TestCollector(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		level   Level
+		leader  bool
+		offline string
+	}{
+		{"info follower", LevelInfo, false, "0"},
+		{"info leader", LevelInfo, true, "3"},
+		{"debug leader", LevelDebug, true, "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &collector{src: &fakeSource{st: sampleStats(tc.leader)}, level: tc.level}
+			want := `
+# HELP sluice_partitions_offline Partitions of the cluster with no leader; reported by the controller leader, 0 elsewhere, so the cluster sums to the count.
+# TYPE sluice_partitions_offline gauge
+sluice_partitions_offline ` + tc.offline + `
+# HELP sluice_partitions_led Partitions this broker leads.
+# TYPE sluice_partitions_led gauge
+sluice_partitions_led 3
+# HELP sluice_partitions_under_replicated Partitions this broker leads whose ISR is smaller than their replica list.
+# TYPE sluice_partitions_under_replicated gauge
+sluice_partitions_under_replicated 1
+# HELP sluice_topic_records_in_total Records produced to the partitions this broker leads.
+# TYPE sluice_topic_records_in_total counter
+sluice_topic_records_in_total{topic="a"} 10
+sluice_topic_records_in_total{topic="b"} 0
+# HELP sluice_log_offline_replicas Partition replicas on this broker whose log went offline after a storage error (R5).
+# TYPE sluice_log_offline_replicas gauge
+sluice_log_offline_replicas 1
+# HELP sluice_connections_refused_total Connections refused, by the limit that refused them.
+# TYPE sluice_connections_refused_total counter
+sluice_connections_refused_total{reason="first_request_timeout"} 1
+sluice_connections_refused_total{reason="max_connections"} 5
+sluice_connections_refused_total{reason="max_connections_per_ip"} 0
+# HELP sluice_controller_brokers Registered brokers by state (alive, offline: failed or left, fenced out of every ISR), as this broker's copy of the metadata says.
+# TYPE sluice_controller_brokers gauge
+sluice_controller_brokers{state="alive"} 2
+sluice_controller_brokers{state="offline"} 1
+`
+			if err := testutil.CollectAndCompare(c, strings.NewReader(want),
+				"sluice_partitions_offline", "sluice_partitions_led", "sluice_partitions_under_replicated",
+				"sluice_topic_records_in_total", "sluice_log_offline_replicas", "sluice_connections_refused_total",
+				"sluice_controller_brokers"); err != nil {
+				t.Fatal(err)
+			}
+			n, err := testutil.GatherAndCount(registryOf(t, c).Registry(), "sluice_partition_high_watermark")
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantParts := 0
+			if tc.level == LevelDebug {
+				wantParts = 2
+			}
+			if n != wantParts {
+				t.Fatalf("sluice_partition_high_watermark: %d series, want %d", n, wantParts)
+			}
+			if err := testutil.CollectAndCompare(c, strings.NewReader(`
+# HELP sluice_controller_is_leader 1 on the broker whose Raft node leads the metadata group, else 0; the cluster sums to 1.
+# TYPE sluice_controller_is_leader gauge
+sluice_controller_is_leader `+map[bool]string{true: "1", false: "0"}[tc.leader]+`
+`), "sluice_controller_is_leader"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// registryOf returns a metrics registry holding only c.
+func registryOf(t *testing.T, c *collector) *Metrics {
+	t.Helper()
+	m := NewMetrics(c.level)
+	if err := m.collect(c.src); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestCollectTwice: a second broker on the same Metrics is refused.
+func TestCollectTwice(t *testing.T) {
+	m := NewMetrics(LevelInfo)
+	if err := m.collect(&fakeSource{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.collect(&fakeSource{}); !errors.Is(err, errCollecting) {
+		t.Fatalf("second collect: %v, want errCollecting", err)
+	}
+}
+
+// TestRequestMetrics checks that a request is counted under its API and
+// code and that each stage is observed with its own duration.
+func TestRequestMetrics(t *testing.T) {
+	m := NewMetrics(LevelInfo)
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	m.Request(broker.RequestTiming{API: protocol.Produce, Code: protocol.NoError, Read: at(0), Start: at(1), Local: at(3), Done: at(7), Sent: at(15)})
+	m.Request(broker.RequestTiming{API: protocol.Produce, Code: protocol.ErrNotEnoughReplicas, Read: at(0), Start: at(0), Local: at(0), Done: at(0), Sent: at(0)})
+	m.Request(broker.RequestTiming{API: 999, Read: at(0), Start: at(0), Local: at(0), Done: at(0), Sent: at(0)})
+	// A long-poll that completed before the handler noted its local end.
+	m.Request(broker.RequestTiming{API: protocol.Fetch, Read: at(0), Start: at(1), Local: at(5), Done: at(4), Sent: at(6)})
+
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("Produce", "NONE")); got != 1 {
+		t.Errorf("Produce NONE = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("Produce", protocol.ErrNotEnoughReplicas.String())); got != 1 {
+		t.Errorf("Produce %v = %v, want 1", protocol.ErrNotEnoughReplicas, got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("other", "NONE")); got != 1 {
+		t.Errorf("other NONE = %v, want 1", got)
+	}
+	sums := histSums(t, m, "sluice_request_duration_seconds")
+	for _, c := range []struct {
+		api, stage string
+		count      uint64
+		sum        float64
+	}{
+		{"Produce", "queue", 2, .001}, {"Produce", "local", 2, .002}, {"Produce", "wait", 2, .004}, {"Produce", "send", 2, .008},
+		{"Fetch", "wait", 1, 0}, {"Fetch", "send", 1, .002},
+	} {
+		h := sums[c.api+"/"+c.stage]
+		if h == nil || h.GetSampleCount() != c.count || !near(h.GetSampleSum(), c.sum) {
+			t.Errorf("%s %s: %v, want count %d sum %v", c.api, c.stage, h, c.count, c.sum)
+		}
+	}
+
+	m.Sync(3*time.Millisecond, nil)
+	m.Sync(time.Millisecond, errors.New("EIO"))
+	m.Commit(2 * time.Millisecond)
+	if got := testutil.ToFloat64(m.fsyncErr); got != 1 {
+		t.Errorf("flush failures = %v, want 1", got)
+	}
+	if n := testutil.CollectAndCount(m.fsync); n != 1 {
+		t.Errorf("fsync histogram: %d series", n)
+	}
+	fam := gather(t, m)["sluice_log_fsync_duration_seconds"]
+	if h := fam.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 2 || !near(h.GetSampleSum(), .004) {
+		t.Errorf("fsync histogram: %v", h)
+	}
+	fam = gather(t, m)["sluice_controller_commit_duration_seconds"]
+	if h := fam.GetMetric()[0].GetHistogram(); h.GetSampleCount() != 1 || !near(h.GetSampleSum(), .002) {
+		t.Errorf("commit histogram: %v", h)
+	}
+}
+
+func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
+	t.Helper()
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		out[f.GetName()] = f
+	}
+	return out
+}
+
+// histSums returns the histograms of family name by "api/stage".
+func histSums(t *testing.T, m *Metrics, name string) map[string]*dto.Histogram {
+	t.Helper()
+	out := map[string]*dto.Histogram{}
+	for _, mt := range gather(t, m)[name].GetMetric() {
+		l := Labels(mt)
+		out[l["api"]+"/"+l["stage"]] = mt.GetHistogram()
+	}
+	return out
+}
+
+// Labels returns a series' labels by name (for this package's external
+// tests too).
+func Labels(m *dto.Metric) map[string]string {
+	out := map[string]string{}
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+func TestDefaultAddr(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"127.0.0.1:7092", "127.0.0.1:7095"},
+		{"0.0.0.0:9092", "0.0.0.0:9095"},
+		{":7092", ":7095"},
+		{"[::1]:7092", "[::1]:7095"},
+		{"127.0.0.1:0", "127.0.0.1:0"},
+	} {
+		got, err := DefaultAddr(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("DefaultAddr(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"7092", "host:port", "h:65533", "h:-1"} {
+		if got, err := DefaultAddr(bad); err == nil {
+			t.Errorf("DefaultAddr(%q) = %q, want an error", bad, got)
+		}
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	if l, err := ParseLevel("debug"); err != nil || l != LevelDebug {
+		t.Fatalf("debug: %v %v", l, err)
+	}
+	if l, err := ParseLevel("info"); err != nil || l != LevelInfo {
+		t.Fatalf("info: %v %v", l, err)
+	}
+	if _, err := ParseLevel("trace"); err == nil {
+		t.Fatal("trace accepted")
+	}
+}
+
+// BenchmarkRequestObserved is what the metrics add to one request: the
+// broker's five clock reads and Metrics.Request (a counter and four
+// histogram observations). BenchmarkProduceMetrics measures it against a
+// whole produce.
+func BenchmarkRequestObserved(b *testing.B) {
+	m := NewMetrics(LevelInfo)
+	b.ReportAllocs()
+	for b.Loop() {
+		var t broker.RequestTiming
+		t.API, t.Read = protocol.Produce, time.Now()
+		t.Start = time.Now()
+		t.Local = time.Now()
+		t.Done = time.Now()
+		t.Sent = time.Now()
+		m.Request(t)
+	}
+}
