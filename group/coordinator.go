@@ -34,9 +34,6 @@ func New(cfg Config) (*Coordinator, error) {
 	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}}, nil
 }
 
-// Config returns the configuration in force, defaults filled in.
-func (c *Coordinator) Config() Config { return c.cfg }
-
 // SetTopics gives the coordinator the cluster's topics and their partition
 // counts (the map is kept; the caller must not change it afterwards). A
 // group whose subscribed topics changed gets a new epoch at its next

@@ -488,3 +488,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("ReconcileInterval %v above the heartbeat interval", got)
 	}
 }
+
+// A member asking for the range assignor gets it for the group: two
+// members over two topics of 3 partitions get, per topic, 2 then 1
+// contiguous partitions in member id order (uniform would give 3 and 3).
+func TestRangeAssignorThroughHeartbeat(t *testing.T) {
+	h := newHarness(t, map[string]int32{"t": 3, "u": 3})
+	a, b := &client{names: []string{"t", "u"}}, &client{names: []string{"t", "u"}}
+	res, _, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicNames: []string{"t", "u"}, ServerAssignor: AssignorRange})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.id, a.epoch, a.owned = res.MemberID, res.MemberEpoch, res.Assignment
+	h.settle("g", a, b)
+	if fmt.Sprint(a.owned) != "[{t [0 1]} {u [0 1]}]" || fmt.Sprint(b.owned) != "[{t [2]} {u [2]}]" {
+		t.Fatalf("range: %s has %v, %s has %v", a.id, a.owned, b.id, b.owned)
+	}
+	if d, _ := h.c.DescribeGroup("g"); d.Assignor != AssignorRange {
+		t.Fatalf("described assignor %q", d.Assignor)
+	}
+}
