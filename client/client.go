@@ -138,8 +138,8 @@ type Record struct {
 
 // TopicPartition names one partition.
 type TopicPartition struct {
-	Topic     string
-	Partition int32
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
 }
 
 // Client is a connection to a sluice cluster: producer, consumer and admin.

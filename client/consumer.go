@@ -172,7 +172,9 @@ func (cs *consumer) unassign(parts []TopicPartition, positions map[TopicPartitio
 }
 
 // Seek makes the next records of an assigned partition start at offset,
-// dropping what was fetched for it and not yet polled.
+// dropping what was fetched for it and not yet polled. In a consumer
+// group, offset is then also the partition's position for commits: Commit
+// and Close commit it until Poll returns more.
 func (c *Client) Seek(topic string, partition int32, offset int64) error {
 	cs := &c.cons
 	cs.mu.Lock()
@@ -183,6 +185,7 @@ func (c *Client) Seek(topic string, partition int32, offset int64) error {
 	}
 	cs.reset(p)
 	p.offset, p.needsOffset = offset, false
+	p.polled, p.consumed = offset, offset
 	cs.mu.Unlock()
 	cs.changed.notify()
 	return nil
