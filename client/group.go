@@ -72,6 +72,12 @@ type group struct {
 	left     bool      // left after RebalanceTimeout without Poll; joins again on the next Poll
 	err      error     // the group refused the member for good
 	changed  notifier  // member id, epoch or err changed
+
+	// commitMu is held by each commit request and by a revocation from
+	// its unassign to its commit: a commit of a revoked partition cannot
+	// land after the coordinator heard it released, and so after its next
+	// owner read the committed offset (which would move it backwards).
+	commitMu sync.Mutex
 }
 
 // GroupError is a consumer group's refusal of the member that retrying
@@ -348,6 +354,7 @@ func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool
 		return
 	}
 	positions := make(map[TopicPartition]cpart, len(parts))
+	g.commitMu.Lock()
 	g.c.cons.unassign(parts, positions)
 	if g.cfg.autoCommit {
 		offs := map[TopicPartition]int64{}
@@ -361,9 +368,10 @@ func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool
 			}
 		}
 		if len(offs) > 0 {
-			_ = g.commit(ctx, offs, true)
+			_ = g.commitLocked(ctx, offs, 0)
 		}
 	}
+	g.commitMu.Unlock()
 	if g.cfg.onRevoked != nil {
 		g.cfg.onRevoked(parts)
 	}
@@ -469,36 +477,23 @@ func (g *group) commitConsumed(ctx context.Context, all bool) error {
 	return g.commit(ctx, offs, true)
 }
 
-// commit commits offs as the member. inLoop says the caller is the
-// member's goroutine, which cannot wait for a heartbeat: a
-// STALE_MEMBER_EPOCH is then returned, and otherwise retried once the
-// member's epoch changed.
+// commit commits offs as the member; nil offs means, for every owned
+// partition, the offset after the last record Poll returned (taken when
+// the request goes, so a partition revoked meanwhile is left out). inLoop
+// says the caller is the member's goroutine, which cannot wait for a
+// heartbeat: a STALE_MEMBER_EPOCH is then returned, and otherwise retried
+// once the member's epoch changed.
 func (g *group) commit(ctx context.Context, offs map[TopicPartition]int64, inLoop bool) error {
 	retries := g.c.cfg.requestRetries
 	if inLoop {
 		retries = 0
 	}
 	for attempt := 0; ; attempt++ {
-		g.mu.Lock()
-		memberID, epoch := g.memberID, g.epoch
-		g.mu.Unlock()
-		if epoch <= 0 {
-			return fmt.Errorf("commit to group %q: %w", g.cfg.id, ErrNotMember)
-		}
 		ch := g.changed.wait()
-		err := g.c.commitOffsets(ctx, g.cfg.id, memberID, epoch, offs, retries)
-		if err == nil {
-			cs := &g.c.cons
-			cs.mu.Lock()
-			for tp, off := range offs {
-				if p := cs.parts[tp]; p != nil {
-					p.committed = off
-				}
-			}
-			cs.mu.Unlock()
-			return nil
-		}
-		if inLoop || !errors.Is(err, protocol.ErrStaleMemberEpoch) || attempt >= g.c.cfg.requestRetries {
+		g.commitMu.Lock()
+		err := g.commitLocked(ctx, offs, retries)
+		g.commitMu.Unlock()
+		if err == nil || inLoop || !errors.Is(err, protocol.ErrStaleMemberEpoch) || attempt >= g.c.cfg.requestRetries {
 			return err
 		}
 		// Our epoch is behind the coordinator's: the next heartbeat
@@ -514,6 +509,42 @@ func (g *group) commit(ctx context.Context, offs map[TopicPartition]int64, inLoo
 	}
 }
 
+// commitLocked sends one commit of offs (nil: the polled offsets) as the
+// member is now. g.commitMu is held.
+func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64, retries int) error {
+	cs := &g.c.cons
+	if offs == nil {
+		offs = map[TopicPartition]int64{}
+		cs.mu.Lock()
+		for tp, p := range cs.parts {
+			if p.polled >= 0 && p.polled != p.committed {
+				offs[tp] = p.polled
+			}
+		}
+		cs.mu.Unlock()
+		if len(offs) == 0 {
+			return nil
+		}
+	}
+	g.mu.Lock()
+	memberID, epoch := g.memberID, g.epoch
+	g.mu.Unlock()
+	if epoch <= 0 {
+		return fmt.Errorf("commit to group %q: %w", g.cfg.id, ErrNotMember)
+	}
+	if err := g.c.commitOffsets(ctx, g.cfg.id, memberID, epoch, offs, retries); err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	for tp, off := range offs {
+		if p := cs.parts[tp]; p != nil {
+			p.committed = off
+		}
+	}
+	cs.mu.Unlock()
+	return nil
+}
+
 // Commit commits, for every partition the member owns, the offset after
 // the last record Poll returned: call it once those records are processed.
 // Without ConsumerGroup it fails.
@@ -522,18 +553,7 @@ func (c *Client) Commit(ctx context.Context) error {
 	if g == nil {
 		return errors.New("client: Commit: not in a consumer group (ConsumerGroup)")
 	}
-	offs := map[TopicPartition]int64{}
-	c.cons.mu.Lock()
-	for tp, p := range c.cons.parts {
-		if p.polled >= 0 && p.polled != p.committed {
-			offs[tp] = p.polled
-		}
-	}
-	c.cons.mu.Unlock()
-	if len(offs) == 0 {
-		return nil
-	}
-	return g.commit(ctx, offs, false)
+	return g.commit(ctx, nil, false)
 }
 
 // CommitRecords commits, per partition, the offset after the last of recs.
