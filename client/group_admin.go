@@ -168,9 +168,13 @@ func (c *Client) fetchCommitted(ctx context.Context, group, memberID string, epo
 }
 
 // CommittedOffsets returns group's committed offsets (the next offset to
-// read) of every partition it has committed.
+// read) of every partition it has committed; none for a group that does
+// not exist.
 func (c *Client) CommittedOffsets(ctx context.Context, group string) (map[TopicPartition]int64, error) {
 	offs, err := c.fetchCommitted(ctx, group, "", protocol.MemberEpochAdmin, nil, c.cfg.requestRetries)
+	if errors.Is(err, protocol.ErrGroupIDNotFound) {
+		return map[TopicPartition]int64{}, nil
+	}
 	for tp, off := range offs {
 		if off < 0 {
 			delete(offs, tp)
