@@ -83,6 +83,9 @@ type Broker struct {
 	// producerIDs hands out producer ids from this broker's block
 	// (InitProducerID).
 	producerIDs *producerIDs
+	// groups holds the group coordinators of the offsets partitions this
+	// broker leads (group.go); groupLoop owns them.
+	groups *coordinators
 
 	// Set by Start.
 	node       *controller.Node       // the controller; Start opens it, Close closes it
@@ -135,6 +138,7 @@ func New(cfg Config) (*Broker, error) {
 		fetchWrite: defaultFetchWrite,
 		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
+		groups:     newCoordinators(),
 	}
 	// Clients are served once the node is started and this broker
 	// registered: the node and the epoch are there by the first call.
@@ -241,8 +245,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(5)
+	b.bg.Add(6)
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
+	go func() { defer b.bg.Done(); b.groupLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.reregisterLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/replica"
 	"github.com/sluicemq/sluice/vfs"
 )
@@ -132,6 +133,14 @@ type Config struct {
 	// CreateTopics for a topic asking for -1. Defaults 1 and 1.
 	DefaultPartitions        int32
 	DefaultReplicationFactor int16
+	// OffsetsTopicPartitions is the partition count of the offsets topic
+	// (__consumer_offsets) when this broker creates it, at the first
+	// FindCoordinator. Default DefaultOffsetsTopicPartitions (12).
+	OffsetsTopicPartitions int32
+	// Group configures the group coordinators: session timeout, heartbeat
+	// interval, rebalance timeout, offsets retention (group.Config; zero
+	// fields take its defaults).
+	Group group.Config
 	// TopicDefaults overrides the built-in default of topic config keys
 	// (controller.TopicConfigDefs) for topics that do not set them, as
 	// Kafka's broker-level log.* settings do. Each entry is validated.
@@ -355,6 +364,9 @@ func (c Config) WithDefaults() Config {
 	if c.DefaultReplicationFactor == 0 {
 		c.DefaultReplicationFactor = DefaultReplicationFactor
 	}
+	if c.OffsetsTopicPartitions == 0 {
+		c.OffsetsTopicPartitions = DefaultOffsetsTopicPartitions
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -457,10 +469,15 @@ func (c Config) Validate() error {
 		return fieldError("RaftElectionTimeout", c.RaftElectionTimeout, "below 1ms")
 	case c.RegisterTimeout < 0:
 		return fieldError("RegisterTimeout", c.RegisterTimeout, "negative")
+	case c.OffsetsTopicPartitions < 0 || c.OffsetsTopicPartitions > controller.MaxPartitions:
+		return fieldError("OffsetsTopicPartitions", c.OffsetsTopicPartitions, fmt.Sprintf("want 1 to %d", controller.MaxPartitions))
 	case c.DefaultReplicationFactor < 1:
 		return fieldError("DefaultReplicationFactor", c.DefaultReplicationFactor, "below 1")
 	case c.ProducerIDBlockSize < 1 || c.ProducerIDBlockSize > controller.MaxProducerIDBlock:
 		return fieldError("ProducerIDBlockSize", c.ProducerIDBlockSize, fmt.Sprintf("want 1 to %d", controller.MaxProducerIDBlock))
+	}
+	if err := c.Group.Validate(); err != nil {
+		return fmt.Errorf("%w: Group: %w", ErrConfig, err)
 	}
 	if err := controller.ValidateConfigs(c.TopicDefaults); err != nil {
 		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)

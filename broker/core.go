@@ -69,12 +69,19 @@ func (b *Broker) Append(topic string, partition int32, records []byte, acks Acks
 	if !acks.Valid() {
 		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, protocol.ErrInvalidRequiredAcks
 	}
+	if topic == OffsetsTopic {
+		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, errInternalTopic
+	}
 	p, err := b.partitionFor(topic, partition)
 	if err != nil {
 		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, err
 	}
 	return p.appendAsLeader(records, acks)
 }
+
+// errInternalTopic refuses produces to the offsets topic, which only the
+// group coordinators write (group.go).
+var errInternalTopic = &protocol.Error{Code: protocol.ErrInvalidTopic, Detail: OffsetsTopic + " is internal: written by the group coordinators only"}
 
 // errDraining refuses produces during a controlled shutdown (definite:
 // nothing appended).

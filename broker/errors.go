@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
@@ -42,8 +43,29 @@ func ErrorCode(err error) (protocol.ErrorCode, string) {
 	return codeFor(err), err.Error()
 }
 
+// groupCodes maps the group coordinator's refusals to their codes.
+var groupCodes = map[group.Error]protocol.ErrorCode{
+	group.ErrInvalidGroupID:           protocol.ErrInvalidGroupID,
+	group.ErrInvalidRequest:           protocol.ErrInvalidRequest,
+	group.ErrUnknownMemberID:          protocol.ErrUnknownMemberID,
+	group.ErrFencedMemberEpoch:        protocol.ErrFencedMemberEpoch,
+	group.ErrStaleMemberEpoch:         protocol.ErrStaleMemberEpoch,
+	group.ErrInvalidRegularExpression: protocol.ErrInvalidRegularExpression,
+	group.ErrUnsupportedAssignor:      protocol.ErrUnsupportedAssignor,
+	group.ErrGroupIDNotFound:          protocol.ErrGroupIDNotFound,
+	group.ErrNonEmptyGroup:            protocol.ErrNonEmptyGroup,
+	group.ErrGroupMaxSizeReached:      protocol.ErrGroupMaxSizeReached,
+	group.ErrOffsetMetadataTooLarge:   protocol.ErrOffsetMetadataTooLarge,
+}
+
 // codeFor is the table behind ErrorCode for errors that carry no code.
 func codeFor(err error) protocol.ErrorCode {
+	var ge group.Error
+	if errors.As(err, &ge) {
+		if code, ok := groupCodes[ge]; ok {
+			return code
+		}
+	}
 	switch {
 	// Storage.
 	case errors.Is(err, log.ErrOffline):

@@ -131,6 +131,20 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleElectLeaders(h, resp)
 	case protocol.InitProducerID:
 		return c.handleInitProducerID(h, resp)
+	case protocol.FindCoordinator:
+		return c.handleFindCoordinator(h, resp)
+	case protocol.ConsumerGroupHeartbeat:
+		return c.handleConsumerGroupHeartbeat(h, resp)
+	case protocol.OffsetCommit:
+		return c.handleOffsetCommit(h, resp)
+	case protocol.OffsetFetch:
+		return c.handleOffsetFetch(h, resp)
+	case protocol.ListGroups:
+		return c.handleListGroups(h, resp)
+	case protocol.ConsumerGroupDescribe:
+		return c.handleConsumerGroupDescribe(h, resp)
+	case protocol.DeleteGroups:
+		return c.handleDeleteGroups(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)

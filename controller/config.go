@@ -19,6 +19,14 @@ const (
 	ConfigMinInsyncReplica = "min.insync.replicas"
 	ConfigUncleanElection  = "unclean.leader.election"
 	ConfigUncleanRecovery  = "unclean.recovery.strategy"
+	ConfigCleanupPolicy    = "cleanup.policy"
+)
+
+// Values of ConfigCleanupPolicy.
+const (
+	CleanupDelete        = "delete"
+	CleanupCompact       = "compact"
+	CleanupCompactDelete = "compact,delete"
 )
 
 // Values of ConfigFsync.
@@ -72,6 +80,8 @@ var topicConfigDefs = map[string]ConfigDef{
 	ConfigMaxMessageBytes:  {Key: ConfigMaxMessageBytes, Default: "1048588", Doc: "largest record batch accepted (bytes, after compression)", kind: kindInt, min: 128},
 	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync; default 2 when the replication factor is 3 or more, else 1; never above the replication factor", kind: kindInt, min: 1},
 	ConfigUncleanElection:  {Key: ConfigUncleanElection, Default: "false", Doc: "allow a replica outside the ISR to become leader (may lose acknowledged records)", kind: kindBool},
+	ConfigCleanupPolicy: {Key: ConfigCleanupPolicy, Default: CleanupDelete, Doc: "delete: segments are removed by retention; compact: only the latest record of each key is kept; compact,delete: both",
+		kind: kindEnum, enum: []string{CleanupDelete, CleanupCompact, CleanupCompactDelete}},
 	ConfigUncleanRecovery: {Key: ConfigUncleanRecovery, Default: RecoveryBalanced, Doc: "when no replica may lead without risking committed records (a machine crash of every in-sync replica): balanced elects the best replica once every replica of the last ISR is back and says how much it may lack; manual waits for an operator",
 		kind: kindEnum, enum: []string{RecoveryBalanced, RecoveryManual}},
 }
