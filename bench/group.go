@@ -29,13 +29,17 @@ type GroupConfig struct {
 	CommitInterval time.Duration
 }
 
-// GroupRead is one record as a group consumer read it. Seq orders every
-// read and hand-over of the run: it is taken when the Poll that returned
-// the record began, so it precedes the hand-over of the record's
-// partition by the consumer that read it.
+// GroupRead is one record as a group consumer read it. Seq and Returned
+// place it among every read and hand-over of the run (one counter): Seq
+// is taken when the Poll that returned the record began, Returned when it
+// returned. A hand-over of the record's partition by its reader comes
+// after Seq (the records of a revoked partition are dropped before the
+// hand-over); one that let this reader have the partition comes before
+// Returned.
 type GroupRead struct {
 	Consumer  int    `json:"consumer"` // incarnation: a restarted consumer is a new one
 	Seq       int64  `json:"seq"`
+	Returned  int64  `json:"returned"`
 	Partition int32  `json:"partition"`
 	Offset    int64  `json:"offset"`
 	Value     string `json:"value"`
@@ -106,7 +110,7 @@ func CheckGroup(h GroupHistory) GroupResult {
 	r := GroupResult{Sent: int64(len(h.Sends)), Reads: int64(len(h.Reads)), Kills: h.Kills}
 	ids := newValueIDs(h.Sends)
 	reads := slices.Clone(h.Reads)
-	slices.SortStableFunc(reads, func(a, b GroupRead) int { return int(a.Seq - b.Seq) })
+	slices.SortStableFunc(reads, func(a, b GroupRead) int { return int(a.Returned - b.Returned) })
 	handOvers := map[[2]int64][]int64{} // (consumer, partition) → seqs
 	for _, ho := range h.HandOvers {
 		k := [2]int64{int64(ho.Consumer), int64(ho.Partition)}
@@ -136,12 +140,12 @@ func CheckGroup(h GroupHistory) GroupResult {
 			continue
 		}
 		if prev := last[id]; prev != nil {
-			if prev.Consumer != rd.Consumer && handedOver(prev.Consumer, prev.Partition, prev.Seq, rd.Seq) {
+			if prev.Consumer != rd.Consumer && handedOver(prev.Consumer, prev.Partition, prev.Seq, rd.Returned) {
 				r.Duplicates++
 			} else {
 				r.UnexplainedDuplicates++
-				r.example("unexplained duplicate: %q read by consumer %d (seq %d) and again by consumer %d (seq %d) with no hand-over of partition %d between",
-					rd.Value, prev.Consumer, prev.Seq, rd.Consumer, rd.Seq, rd.Partition)
+				r.example("unexplained duplicate: %q read by consumer %d (seq %d) and again by consumer %d (returned at seq %d) with no hand-over of partition %d between",
+					rd.Value, prev.Consumer, prev.Seq, rd.Consumer, rd.Returned, rd.Partition)
 			}
 		}
 		last[id] = rd
@@ -370,17 +374,23 @@ func (gr *groupRun) consume(ctx context.Context, c *groupConsumer) error {
 	lastCommit := time.Now()
 	for {
 		seq := gr.seq.Add(1)
-		fs, err := c.cl.Poll(ctx)
+		// Poll returns at least every CommitInterval, so what was read
+		// last is committed too once the records stop coming.
+		pctx, cancel := context.WithTimeout(ctx, gr.gcfg.CommitInterval)
+		fs, err := c.cl.Poll(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
 		if len(fs.Records) > 0 {
+			returned := gr.seq.Add(1)
 			gr.mu.Lock()
 			for _, r := range fs.Records {
-				gr.reads = append(gr.reads, GroupRead{Consumer: c.id, Seq: seq, Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)})
+				gr.reads = append(gr.reads, GroupRead{Consumer: c.id, Seq: seq, Returned: returned,
+					Partition: r.Partition, Offset: r.Offset, Value: string(r.Value)})
 			}
 			gr.mu.Unlock()
 		}
