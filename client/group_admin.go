@@ -253,9 +253,9 @@ type GroupMemberDescription struct {
 	TargetAssignment []TopicPartition `json:"target_assignment"`
 }
 
-// GroupOffset is one partition of a described group: every partition the
-// group committed, a member owns or will own, or a member subscribes to
-// by name. Committed is -1 with no commit; Lag is End - Committed, or,
+// GroupOffset is one partition of a described group: every partition of
+// a topic the group committed offsets of or a member subscribes to by
+// name, and every partition a member owns or will own. Committed is -1 with no commit; Lag is End - Committed, or,
 // with no commit, End - the log start offset (every record the group has
 // not consumed); -1 with Err when the offsets could not be listed.
 type GroupOffset struct {
@@ -339,6 +339,7 @@ func (c *Client) DescribeGroup(ctx context.Context, group string) (GroupDescript
 	}
 	for tp, off := range committed {
 		add(tp).Committed = off
+		topics[tp.Topic] = true // and its other partitions, committed or not
 	}
 	for t := range topics {
 		ti, err := c.topicInfo(ctx, t)

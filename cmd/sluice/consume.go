@@ -25,6 +25,7 @@ func newConsumeCmd(g *globals) *cobra.Command {
 		format        string
 		group         string
 		from          string
+		instanceID    string
 	)
 	cmd := &cobra.Command{
 		Use:   "consume TOPIC",
@@ -41,12 +42,16 @@ from --from (latest, the default, or earliest). It commits the offsets of
 the records it printed every 5s, when a partition moves to another member
 and on exit, so the next member or the next run goes on where it stopped
 (at least once: records printed after the last commit may be printed again).
-See "sluice group" to list, describe and reset groups.
+With --instance-id the member is static: killed or stopped, it keeps its
+partitions for the group's session timeout, and started again with the same
+id it takes them back at once. See "sluice group" to list, describe and reset
+groups.
 
 --format places fields with {value}, {key}, {offset}, {partition},
 {timestamp} (ms since the epoch) and {topic}; \t and \n are tab and newline.`,
 		Example: `  sluice consume orders --from-beginning
   sluice consume orders --group billing --from earliest
+  sluice consume orders --group billing --instance-id billing-1
   sluice consume orders --partition 2 --offset 100 --max-messages 10
   sluice consume orders --from-beginning --timeout 2s --format '{partition}:{offset} {key}={value}'`,
 		Args: cobra.ExactArgs(1),
@@ -59,9 +64,9 @@ See "sluice group" to list, describe and reset groups.
 			}
 			tmpl := compileFormat(format)
 			topic := args[0]
-			if group != "" || cmd.Flags().Changed("from") {
+			if group != "" || cmd.Flags().Changed("from") || instanceID != "" {
 				if group == "" {
-					return errors.New("--from needs --group (without a group, use --from-beginning)")
+					return errors.New("--from and --instance-id need --group (without a group, use --from-beginning)")
 				}
 				if partition >= 0 || fromBeginning {
 					return errors.New("--group takes its partitions and offsets from the group: no --partition, --offset or --from-beginning")
@@ -70,7 +75,8 @@ See "sluice group" to list, describe and reset groups.
 				if err != nil {
 					return err
 				}
-				cl, err := dial(cmd, g, client.ConsumerGroup(group, client.GroupTopics(topic), client.GroupResetOffset(reset)))
+				cl, err := dial(cmd, g, client.ConsumerGroup(group, client.GroupTopics(topic), client.GroupResetOffset(reset),
+					client.GroupInstanceID(instanceID)))
 				if err != nil {
 					return err
 				}
@@ -114,6 +120,7 @@ See "sluice group" to list, describe and reset groups.
 	f.StringVar(&format, "format", "{value}", "output format of each record")
 	f.StringVar(&group, "group", "", "consume as a member of this consumer group, from its committed offsets")
 	f.StringVar(&from, "from", "latest", "with --group: where partitions with no committed offset start (earliest|latest)")
+	f.StringVar(&instanceID, "instance-id", "", "with --group: a static member's id, kept across restarts")
 	return cmd
 }
 

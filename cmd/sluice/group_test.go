@@ -27,7 +27,7 @@ func TestGroupFlagsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"consume", "t", "--from", "earliest"}, "--from needs --group"},
+		{[]string{"consume", "t", "--from", "earliest"}, "need --group"},
 		{[]string{"consume", "t", "--group", "g", "--partition", "1"}, "no --partition"},
 		{[]string{"consume", "t", "--group", "g", "--from-beginning"}, "no --partition"},
 		{[]string{"consume", "t", "--group", "g", "--from", "first"}, `--from "first"`},
