@@ -40,6 +40,17 @@ func FuzzRequest(f *testing.F) {
 		// then): the ids only grow, so runs stay independent.
 		&protocol.InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1},
 		&protocol.InitProducerIDRequest{ProducerID: 0, ProducerEpoch: 5},
+		// The group APIs (the first FindCoordinator creates the offsets
+		// topic).
+		&protocol.FindCoordinatorRequest{CoordinatorKey: "g"},
+		&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"fz"}, SubscribedTopicRegex: "f.*",
+			OwnedPartitions: []protocol.TopicPartitions{{Topic: "fz", Partitions: []int32{0}}}},
+		&protocol.OffsetCommitRequest{GroupID: "g", MemberEpoch: -1, Topics: []protocol.OffsetCommitTopic{
+			{Name: "fz", Partitions: []protocol.OffsetCommitPartition{{Partition: 1, Offset: 2, LeaderEpoch: -1, Metadata: "m"}}}}},
+		&protocol.OffsetFetchRequest{GroupID: "g", AllTopics: true},
+		&protocol.ListGroupsRequest{States: []string{"stable"}},
+		&protocol.ConsumerGroupDescribeRequest{GroupIDs: []string{"g", "h"}},
+		&protocol.DeleteGroupsRequest{GroupIDs: []string{"h"}},
 	}
 	for _, m := range seeds {
 		f.Add(int16(m.Key()), m.Append(nil, 0))

@@ -146,6 +146,9 @@ func (b *Broker) syncCoordinators(ctx context.Context) {
 	}
 	var load []int32
 	for i := range led {
+		if b.draining.Load() {
+			break // leaderships are moving away: nothing to load for
+		}
 		if m.parts[i] == nil && now.Sub(m.failed[i]) >= groupLoadRetry {
 			load = append(load, i)
 		}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -185,4 +186,74 @@ func TestGroupErrorsHaveCodes(t *testing.T) {
 			t.Errorf("group error %q maps to %v", e, code)
 		}
 	}
+}
+
+// A member that stops heartbeating is removed by the broker's timers after
+// the session timeout; the other member gets its partitions.
+func TestGroupSessionTimeoutAtBroker(t *testing.T) {
+	b := startBroker(t, "", func(c *Config) {
+		c.OffsetsTopicPartitions = 1
+		c.Group = group.Config{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond}
+	})
+	c := groupClient{dial(t, b.Addr())}
+	c.createTopic("t", 4)
+	c.findCoordinator(t, "g")
+	a := c.heartbeat(t, &protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"t"}})
+	stopped := c.heartbeat(t, &protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"t"}})
+	if a.ErrorCode != protocol.NoError || stopped.ErrorCode != protocol.NoError {
+		t.Fatalf("joins: %+v %+v", a, stopped)
+	}
+	start := time.Now()
+	poll.Until(t, 10*time.Second, "the heartbeating member holding all 4 partitions", func() bool {
+		c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: a.MemberID, MemberEpoch: a.MemberEpoch,
+			SubscribedTopics: []string{"t"}, OwnedPartitions: a.Assignment}, &a)
+		if a.ErrorCode != protocol.NoError {
+			t.Fatalf("heartbeat: %v %s", a.ErrorCode, a.ErrorMessage)
+		}
+		return countAssigned(a.Assignment) == 4
+	})
+	if took := time.Since(start); took < time.Second {
+		t.Fatalf("the stopped member's partitions moved after %v, before its session timeout", took)
+	}
+	var gone protocol.ConsumerGroupHeartbeatResponse
+	c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: stopped.MemberID, MemberEpoch: stopped.MemberEpoch,
+		SubscribedTopics: []string{"t"}}, &gone)
+	if gone.ErrorCode != protocol.ErrUnknownMemberID {
+		t.Fatalf("the expired member's heartbeat: %v", gone.ErrorCode)
+	}
+}
+
+// BenchmarkGroupCommit is one commit of one partition through the core at
+// a single broker, answered once committed: ns/op is a commit's latency
+// (append as leader with acks=all, one replica), and with -cpu N the
+// parallel variant commits from N goroutines.
+func BenchmarkGroupCommit(b *testing.B) {
+	br := startBroker(b, "", func(c *Config) { c.OffsetsTopicPartitions = 1 })
+	ctx := context.Background()
+	poll.Until(b, 20*time.Second, "a coordinator", func() error {
+		if _, err := br.FindCoordinator(ctx, "g"); err != nil {
+			return err
+		}
+		_, err := br.FetchOffsets(group.OffsetFetch{GroupID: "g"})
+		return err
+	})
+	commit := func(off int64) {
+		res, err := br.CommitOffsets(ctx, group.OffsetCommit{GroupID: "g", MemberEpoch: -1, Topics: []group.CommitTopic{
+			{Topic: "t", Partitions: []group.CommitPartition{{Partition: int32(off % 8), Offset: off, LeaderEpoch: -1}}}}})
+		if err != nil || res[0].Partitions[0].Err != nil {
+			b.Fatal(err, res)
+		}
+	}
+	b.Run("serial", func(b *testing.B) {
+		for i := range b.N {
+			commit(int64(i))
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for i := int64(0); pb.Next(); i++ {
+				commit(i)
+			}
+		})
+	})
 }

@@ -92,7 +92,6 @@ type member struct {
 	revoking  partSet // what it must give up (stateUnrevoked)
 	target    partSet // its part of the group's target assignment
 
-	staticLeft     bool // a static member left with -2: kept until its session ends
 	sessionEnd     time.Time
 	revokeDeadline time.Time
 }

@@ -34,8 +34,9 @@
 //     removed; one that does not revoke within its rebalance timeout is
 //     removed too (fenced).
 //   - Offset commits are fenced by the member epoch: an unknown member is
-//     ErrUnknownMemberID, another epoch ErrStaleMemberEpoch. A commit with
-//     no member (an administrator's) is accepted only by an empty group.
+//     ErrUnknownMemberID, an older epoch ErrStaleMemberEpoch, a newer one
+//     ErrFencedMemberEpoch (as Kafka). A commit with no member (an
+//     administrator's) is accepted only by an empty group.
 //   - Offsets of an empty group expire OffsetsRetention after their commit;
 //     offsets of deleted topics are removed (DeleteTopics).
 package group
@@ -51,6 +52,7 @@ import (
 const (
 	DefaultSessionTimeout    = 45 * time.Second
 	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultReconcileInterval = 500 * time.Millisecond
 	DefaultRebalanceTimeout  = 5 * time.Minute
 	DefaultOffsetsRetention  = 7 * 24 * time.Hour
 	DefaultMaxMetadataBytes  = 4096
@@ -66,6 +68,11 @@ type Config struct {
 	SessionTimeout time.Duration
 	// HeartbeatInterval is what members are told to heartbeat at (5 s).
 	HeartbeatInterval time.Duration
+	// ReconcileInterval is the heartbeat interval told instead to a member
+	// not yet at its target (it has partitions to revoke, or waits for
+	// partitions others still hold), so that it reports and receives them
+	// soon (500 ms; never above HeartbeatInterval).
+	ReconcileInterval time.Duration
 	// RebalanceTimeout is the time a member has to revoke partitions when it
 	// does not give its own (5 min, the client's max.poll.interval.ms).
 	RebalanceTimeout time.Duration
@@ -86,7 +93,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"SessionTimeout", c.SessionTimeout}, {"HeartbeatInterval", c.HeartbeatInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"OffsetsRetention", c.OffsetsRetention}} {
+	}{{"SessionTimeout", c.SessionTimeout}, {"HeartbeatInterval", c.HeartbeatInterval}, {"ReconcileInterval", c.ReconcileInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"OffsetsRetention", c.OffsetsRetention}} {
 		if d.v < 0 {
 			return fmt.Errorf("group config: %s %v is negative", d.name, d.v)
 		}
@@ -111,6 +118,10 @@ func (c Config) withDefaults() Config {
 	if c.RebalanceTimeout == 0 {
 		c.RebalanceTimeout = DefaultRebalanceTimeout
 	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	c.ReconcileInterval = min(c.ReconcileInterval, c.HeartbeatInterval)
 	if c.OffsetsRetention == 0 {
 		c.OffsetsRetention = DefaultOffsetsRetention
 	}

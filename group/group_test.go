@@ -175,9 +175,15 @@ func TestRevocationBeforeReassignment(t *testing.T) {
 	a := &client{names: []string{"t"}}
 	h.settle("g", a)
 	b := &client{names: []string{"t"}}
-	h.mustBeat("g", b) // b joins: its target has a partition a still holds
-	if count(b.owned) != 0 {
-		t.Fatalf("b got %v while a holds it", b.owned)
+	res, _, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicNames: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b joins: its target has a partition a still holds, so it gets
+	// nothing yet, and is told to come back soon.
+	b.id, b.epoch, b.owned = res.MemberID, res.MemberEpoch, res.Assignment
+	if count(b.owned) != 0 || res.HeartbeatInterval != DefaultReconcileInterval {
+		t.Fatalf("b got %v while a holds it, heartbeat interval %v", b.owned, res.HeartbeatInterval)
 	}
 	// a is told to give one up but has not reported it yet.
 	h.mustBeat("g", a)

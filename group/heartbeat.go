@@ -108,9 +108,7 @@ func (c *Coordinator) leave(now time.Time, req Heartbeat) (HeartbeatResult, erro
 	}
 	if req.MemberEpoch == EpochStaticLeave && m.instanceID != "" {
 		// Kept, partitions and all, until its session ends or its
-		// instance comes back.
-		m.staticLeft = true
-		c.memberRecord(g, m.id, m)
+		// instance comes back: nothing changes.
 		return HeartbeatResult{MemberID: m.id, MemberEpoch: EpochStaticLeave}, nil
 	}
 	c.removeMember(g, m)
@@ -149,7 +147,7 @@ func (c *Coordinator) join(now time.Time, req Heartbeat, re *regexp.Regexp) (Hea
 		// Static membership: the new instance takes the old one's place,
 		// epoch and partitions, and fences the old member id.
 		*m = *old
-		m.id, m.staticLeft = id, false
+		m.id = id
 		assigned, revoking := old.assigned, old.revoking
 		g.setHeld(old, nil, nil)
 		delete(g.members, old.id)
@@ -228,10 +226,14 @@ func (c *Coordinator) update(now time.Time, g *consumerGroup, m *member, req Hea
 		owned = setOf(req.OwnedPartitions)
 	}
 	c.reconcile(g, m, owned, now)
+	interval := c.cfg.HeartbeatInterval
+	if m.state != stateStable || m.epoch != g.assignmentEpoch {
+		interval = c.cfg.ReconcileInterval
+	}
 	return HeartbeatResult{
 		MemberID:          m.id,
 		MemberEpoch:       m.epoch,
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		HeartbeatInterval: interval,
 		Assignment:        m.assigned.list(),
 	}, nil
 }

@@ -100,8 +100,13 @@ func (c *Coordinator) fence(g *consumerGroup, groupID, memberID string, epoch in
 	if m == nil {
 		return refuse(ErrUnknownMemberID, "member %q of group %q", memberID, groupID)
 	}
-	if epoch != m.epoch {
-		return refuse(ErrStaleMemberEpoch, "member %q %s at epoch %d, its epoch is %d", memberID, what, epoch, m.epoch)
+	switch {
+	case epoch > m.epoch:
+		// An epoch this coordinator never gave it: a zombie of a member
+		// that was fenced and rejoined, as Kafka reads it.
+		return refuse(ErrFencedMemberEpoch, "member %q %s at epoch %d, its epoch is %d", memberID, what, epoch, m.epoch)
+	case epoch < m.epoch:
+		return refuse(ErrStaleMemberEpoch, "member %q %s at epoch %d, its epoch is %d: heartbeat and retry", memberID, what, epoch, m.epoch)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func TestCommitFencedByMemberEpoch(t *testing.T) {
 		want   error
 	}{
 		{"stale epoch", a.id, a.epoch - 1, ErrStaleMemberEpoch},
-		{"future epoch", a.id, a.epoch + 1, ErrStaleMemberEpoch},
+		{"future epoch", a.id, a.epoch + 1, ErrFencedMemberEpoch},
 		{"unknown member", "never-issued", 1, ErrUnknownMemberID},
 		{"no member while the group has members", "", -1, ErrUnknownMemberID},
 	} {

@@ -119,6 +119,7 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
 	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
 	f.StringVar(&cfg.BootIDFile, "boot-id-file", envOr("SLUICE_BOOT_ID_FILE", broker.DefaultBootIDFile), "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot (env SLUICE_BOOT_ID_FILE)")
+	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", def.OffsetsTopicPartitions, "partitions of the offsets topic (__consumer_offsets) when this broker creates it, at the first consumer-group request; fixed afterwards")
 	f.StringVar(&cfg.Rack, "rack", os.Getenv("SLUICE_RACK"), "this broker's rack, for replica placement (env SLUICE_RACK)")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
 	f.IntVar(&cfg.MaxConnections, "max-connections", broker.DefaultMaxConnections, "most connections open at once; past it only other brokers' connections are kept, in --reserved-broker-connections more")

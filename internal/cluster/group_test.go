@@ -4,328 +4,233 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"slices"
-	"sort"
-	"sync"
-	"sync/atomic"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
 )
 
-// Consumer groups end to end: the client's group member against the
-// brokers' coordinator, on a 3-broker in-process cluster with a short
-// heartbeat interval and session timeout.
-
-const (
-	groupHeartbeat = 100 * time.Millisecond
-	groupSession   = 2 * time.Second
-)
-
-func groupCluster(t *testing.T) *testcluster.Cluster {
-	return testcluster.Start(t, 3, testcluster.Options{Configure: func(c *broker.Config) {
-		c.Group.HeartbeatInterval = groupHeartbeat
-		c.Group.SessionTimeout = groupSession
-	}})
+// groupMember is a consumer-group member as a client runs it, speaking
+// the raw protocol: it holds its last assignment and reports it.
+type groupMember struct {
+	id    string
+	epoch int32
+	owned []protocol.TopicPartitions
 }
 
-// cutDialer dials as usual and, once cut, closes every connection it made
-// and refuses new ones: a client that vanished without a word.
-type cutDialer struct {
-	mu  sync.Mutex
-	cut bool
-	cns []net.Conn
-}
-
-func (d *cutDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cut {
-		return nil, fmt.Errorf("cut")
-	}
-	var nd net.Dialer
-	nc, err := nd.DialContext(ctx, network, addr)
-	if err == nil {
-		d.cns = append(d.cns, nc)
-	}
-	return nc, err
-}
-
-func (d *cutDialer) cutAll() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cut = true
-	for _, nc := range d.cns {
-		nc.Close()
-	}
-}
-
-// member is a group consumer polling in the background: it counts
-// records and keeps the longest gap between two Polls that returned
-// records while gapOn is set.
-type member struct {
-	cl      *client.Client
-	dialer  *cutDialer
-	records atomic.Int64
-	mu      sync.Mutex
-	last    time.Time
-	maxGap  time.Duration
-	gapOn   atomic.Bool
-	revoked []client.TopicPartition // guarded by mu
-	stop    context.CancelFunc
-	done    chan struct{}
-}
-
-func startMember(t *testing.T, c *testcluster.Cluster, group, topic string) *member {
-	t.Helper()
-	m := &member{dialer: &cutDialer{}, done: make(chan struct{})}
-	m.cl = c.Client(client.Dialer(m.dialer.dial), client.FetchMaxWait(50*time.Millisecond),
-		client.ConsumerGroup(group, client.GroupTopics(topic), client.GroupResetOffset(client.AtStart()),
-			client.AutoCommit(true, 200*time.Millisecond), client.OnRevoked(func(tps []client.TopicPartition) {
-				m.mu.Lock()
-				m.revoked = append(m.revoked, tps...)
-				m.mu.Unlock()
-			})))
-	ctx, cancel := context.WithCancel(context.Background())
-	m.stop = cancel
-	go func() {
-		defer close(m.done)
-		for ctx.Err() == nil {
-			fs, err := m.cl.Poll(ctx)
-			if err != nil {
-				continue
-			}
-			if len(fs.Records) == 0 {
-				continue
-			}
-			now := time.Now()
-			m.mu.Lock()
-			if m.gapOn.Load() && !m.last.IsZero() {
-				m.maxGap = max(m.maxGap, now.Sub(m.last))
-			}
-			m.last = now
-			m.mu.Unlock()
-			m.records.Add(int64(len(fs.Records)))
-		}
-	}()
-	t.Cleanup(m.halt)
-	return m
-}
-
-func (m *member) halt() {
-	m.stop()
-	<-m.done
-}
-
-func (m *member) gap() time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.maxGap
-}
-
-// produceLoop produces to every partition of topic until the test ends,
-// one small batch every few milliseconds.
-func produceLoop(t *testing.T, c *testcluster.Cluster, topic string, parts int32) {
-	t.Helper()
-	cl := c.Client(client.RecordPartitioner(client.ManualPartitioner()), client.Linger(time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ctx.Err() == nil; i++ {
-			var recs []*client.Record
-			for p := range parts {
-				recs = append(recs, &client.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprint(i))})
-			}
-			_ = cl.ProduceSync(ctx, recs...)
-			select {
-			case <-ctx.Done():
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
-
-func owners(ms []*member) map[client.TopicPartition]int {
-	out := map[client.TopicPartition]int{}
-	for i, m := range ms {
-		for _, tp := range m.cl.Assignment() {
-			out[tp] = i
-		}
-	}
-	return out
-}
-
-// waitShares waits until the members own counts partitions each, and no
-// partition twice.
-func waitShares(t *testing.T, ms []*member, total int, timeout time.Duration) {
-	t.Helper()
-	poll.Until(t, timeout, fmt.Sprintf("%d partitions shared by %d members", total, len(ms)), func() error {
-		n := 0
-		var sizes []int
-		for _, m := range ms {
-			a := m.cl.Assignment()
-			n += len(a)
-			sizes = append(sizes, len(a))
-		}
-		lo, hi := slices.Min(sizes), slices.Max(sizes)
-		if n != total || hi-lo > 1 || len(owners(ms)) != total {
-			return fmt.Errorf("sizes %v", sizes)
-		}
-		return nil
-	})
-}
-
-// 3 consumers of 12 partitions get 4 each; a 4th joins and gets 3, at
-// most 3 partitions move, and the three others never stop consuming (the
-// longest gap between their records is measured and logged).
-func TestGroupSharesAndMovesFew(t *testing.T) {
-	c := groupCluster(t)
-	admin := c.Client()
-	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "g12", Partitions: 12, ReplicationFactor: 3})
-	produceLoop(t, c, "g12", 12)
-	ms := []*member{startMember(t, c, "shares", "g12"), startMember(t, c, "shares", "g12"), startMember(t, c, "shares", "g12")}
-	waitShares(t, ms, 12, 30*time.Second)
-	for _, m := range ms {
-		if n := len(m.cl.Assignment()); n != 4 {
-			t.Fatalf("a member owns %d partitions, want 4", n)
-		}
-		m.gapOn.Store(true)
-	}
-	before := owners(ms)
-	joined := time.Now()
-	ms = append(ms, startMember(t, c, "shares", "g12"))
-	waitShares(t, ms, 12, 30*time.Second)
-	settled := time.Since(joined)
-	after := owners(ms)
-	moved := 0
-	for tp, o := range before {
-		if after[tp] != o {
-			moved++
-		}
-	}
-	if moved > 3 {
-		t.Errorf("%d partitions moved when a 4th member joined, want at most 3", moved)
-	}
-	// Only the partitions that moved were revoked: the others were
-	// fetched throughout.
-	for i, m := range ms[:3] {
-		m.mu.Lock()
-		for _, tp := range m.revoked {
-			if after[tp] == i {
-				t.Errorf("member %d revoked %v, which it still owns: it stopped consuming a partition that did not move", i, tp)
-			}
-		}
-		m.mu.Unlock()
-	}
-	// The three keep consuming: records keep coming to each.
-	for i, m := range ms[:3] {
-		n := m.records.Load()
-		poll.Until(t, 10*time.Second, fmt.Sprintf("member %d consuming after the join", i), func() bool { return m.records.Load() > n })
-	}
-	var gaps []time.Duration
-	for _, m := range ms[:3] {
-		gaps = append(gaps, m.gap())
-	}
-	t.Logf("4th member: %d partitions moved, settled in %v; longest gap between records of the 3 others: %v", moved, settled.Round(time.Millisecond), gaps)
-	for i, g := range gaps {
-		if g > 2*time.Second {
-			t.Errorf("member %d went %v without records during the join: the others must not stop", i, g)
-		}
-	}
-}
-
-// A member that vanishes without leaving (its connections cut, Close
-// unable to say goodbye) keeps its partitions until the session timeout,
-// then the others get them.
-func TestGroupVanishedMemberReassignedAfterSessionTimeout(t *testing.T) {
-	c := groupCluster(t)
-	admin := c.Client()
-	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "g6", Partitions: 6, ReplicationFactor: 3})
-	produceLoop(t, c, "g6", 6)
-	ms := []*member{startMember(t, c, "vanish", "g6"), startMember(t, c, "vanish", "g6"), startMember(t, c, "vanish", "g6")}
-	waitShares(t, ms, 6, 30*time.Second)
-	gone := ms[2]
-	gone.dialer.cutAll()
-	cut := time.Now()
-	gone.halt()
-	gone.cl.Close()
-	waitShares(t, ms[:2], 6, 30*time.Second)
-	took := time.Since(cut)
-	t.Logf("partitions of a vanished member reassigned after %v (session timeout %v)", took.Round(time.Millisecond), groupSession)
-	if took < groupSession/2 {
-		t.Errorf("reassigned after %v: sooner than the session timeout %v allows", took, groupSession)
-	}
-}
-
-// Killing the coordinator's broker: the group goes on at the new
-// coordinator, and no commit is lost (the committed offsets after the
-// failover are at least those before).
-func TestGroupCoordinatorKilled(t *testing.T) {
-	c := groupCluster(t)
-	admin := c.Client()
-	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "gk", Partitions: 4, ReplicationFactor: 3})
-	produceLoop(t, c, "gk", 4)
-	ms := []*member{startMember(t, c, "coordkill", "gk"), startMember(t, c, "coordkill", "gk")}
-	waitShares(t, ms, 4, 30*time.Second)
-	ctx := context.Background()
-	var before map[client.TopicPartition]int64
-	poll.Until(t, 10*time.Second, "commits of every partition", func() error {
-		var err error
-		before, err = admin.CommittedOffsets(ctx, "coordkill")
-		if err == nil && len(before) < 4 {
-			err = fmt.Errorf("committed %v", before)
-		}
-		return err
-	})
-	d, err := admin.DescribeGroup(ctx, "coordkill")
+// roundTrip sends one request to the broker at addr on a fresh connection.
+func roundTrip(addr string, req, resp protocol.Message) error {
+	nc, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	// Commits made up to now must survive: take them once more right
-	// before the kill.
-	if before, err = admin.CommittedOffsets(ctx, "coordkill"); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("killing broker %d, the coordinator", d.Coordinator)
-	c.Kill(d.Coordinator)
-	counts := []int64{ms[0].records.Load(), ms[1].records.Load()}
-	poll.Until(t, 30*time.Second, "both members consuming and committing after the failover", func() error {
-		after, err := admin.CommittedOffsets(ctx, "coordkill")
-		if err != nil {
+	c := protocol.NewConn(context.Background(), nc, "group-test", 0)
+	defer c.Close()
+	return c.RoundTrip(time.Now().Add(15*time.Second), req, resp, 0)
+}
+
+// coordinatorOf asks any running broker for the group's coordinator until
+// one answers, and returns its address.
+func coordinatorOf(t *testing.T, c *testcluster.Cluster, g string) (int32, string) {
+	t.Helper()
+	var id int32
+	var addr string
+	poll.Until(t, 30*time.Second, "a coordinator of "+g, func() error {
+		for _, bid := range c.IDs() {
+			b := c.Broker(bid)
+			if b == nil {
+				continue
+			}
+			var resp protocol.FindCoordinatorResponse
+			if err := roundTrip(b.Addr(), &protocol.FindCoordinatorRequest{CoordinatorKey: g}, &resp); err != nil {
+				return err
+			}
+			if resp.ErrorCode != protocol.NoError {
+				return fmt.Errorf("%v: %s", resp.ErrorCode, resp.ErrorMessage)
+			}
+			id, addr = resp.BrokerID, net.JoinHostPort(resp.Host, strconv.Itoa(int(resp.Port)))
+			return nil
+		}
+		return fmt.Errorf("no broker running")
+	})
+	return id, addr
+}
+
+// callCoordinator sends req to the group's coordinator (found again each
+// try) until the answer's code, as code reads it, is not retriable.
+func callCoordinator(t *testing.T, c *testcluster.Cluster, g string, req, resp protocol.Message, code func() (protocol.ErrorCode, string)) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%v answered by the coordinator", req.Key()), func() error {
+		_, addr := coordinatorOf(t, c, g)
+		if err := roundTrip(addr, req, resp); err != nil {
 			return err
 		}
-		for tp, off := range before {
-			if after[tp] <= off {
-				return fmt.Errorf("%v committed %d, before the kill %d", tp, after[tp], off)
-			}
-		}
-		for i, m := range ms {
-			if m.records.Load() <= counts[i] {
-				return fmt.Errorf("member %d not consuming", i)
-			}
+		if ec, msg := code(); ec.Retriable() {
+			return fmt.Errorf("%v: %s", ec, msg)
 		}
 		return nil
 	})
-	d2, err := admin.DescribeGroup(ctx, "coordkill")
-	if err != nil {
-		t.Fatal(err)
+}
+
+// groupOffsets fetches every committed offset of g (topic orders).
+func groupOffsets(t *testing.T, c *testcluster.Cluster, g string) map[int32]int64 {
+	t.Helper()
+	var off protocol.OffsetFetchResponse
+	callCoordinator(t, c, g, &protocol.OffsetFetchRequest{GroupID: g, MemberEpoch: -1, AllTopics: true}, &off,
+		func() (protocol.ErrorCode, string) { return off.ErrorCode, off.ErrorMessage })
+	if off.ErrorCode != protocol.NoError {
+		t.Fatalf("offset fetch: %v", off.ErrorCode)
 	}
-	if d2.Coordinator == d.Coordinator || len(d2.Members) != 2 {
-		t.Fatalf("after the kill: coordinator %d, %d members", d2.Coordinator, len(d2.Members))
+	got := map[int32]int64{}
+	for _, tr := range off.Topics {
+		for _, p := range tr.Partitions {
+			got[p.Partition] = p.Offset
+		}
 	}
-	var ps []string
-	for _, o := range d2.Offsets {
-		ps = append(ps, fmt.Sprintf("%d:%d/%d", o.Partition, o.Committed, o.End))
+	return got
+}
+
+// beat sends m's heartbeat to the group's coordinator (found again when
+// the one asked is not it) and applies the answer.
+func (m *groupMember) beat(t *testing.T, c *testcluster.Cluster, g string, topics ...string) {
+	t.Helper()
+	req := &protocol.ConsumerGroupHeartbeatRequest{GroupID: g, MemberID: m.id, MemberEpoch: m.epoch,
+		RebalanceTimeoutMs: 30000, SubscribedTopics: topics, OwnedPartitions: m.owned}
+	var resp protocol.ConsumerGroupHeartbeatResponse
+	callCoordinator(t, c, g, req, &resp, func() (protocol.ErrorCode, string) { return resp.ErrorCode, resp.ErrorMessage })
+	if resp.ErrorCode != protocol.NoError {
+		t.Fatalf("heartbeat of %q: %v: %s", m.id, resp.ErrorCode, resp.ErrorMessage)
 	}
-	sort.Strings(ps)
-	t.Logf("new coordinator %d; committed/end %v", d2.Coordinator, ps)
+	m.id, m.epoch, m.owned = resp.MemberID, resp.MemberEpoch, resp.Assignment
+}
+
+func assignedCount(tps []protocol.TopicPartitions) int {
+	n := 0
+	for _, tp := range tps {
+		n += len(tp.Partitions)
+	}
+	return n
+}
+
+// startGroup starts 3 brokers, a topic "orders" of partitions partitions
+// (replication factor 3) and n members of group "g" that share it evenly,
+// and returns the group's coordinator.
+func startGroup(t *testing.T, partitions int32, n int) (*testcluster.Cluster, int32, []*groupMember) {
+	t.Helper()
+	c := testcluster.Start(t, 3, testcluster.Options{Configure: func(cfg *broker.Config) {
+		cfg.OffsetsTopicPartitions = 3
+		cfg.Group = group.Config{SessionTimeout: 30 * time.Second, HeartbeatInterval: time.Second}
+	}})
+	cl := c.Client()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "orders", Partitions: partitions, ReplicationFactor: 3})
+	coord, _ := coordinatorOf(t, c, "g")
+	testcluster.WaitFullISR(t, cl, broker.OffsetsTopic, 20*time.Second)
+	members := make([]*groupMember, n)
+	for i := range members {
+		members[i] = &groupMember{}
+	}
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%d members with %d partitions each", n, int(partitions)/n), func() bool {
+		ok := true
+		for _, m := range members {
+			m.beat(t, c, "g", "orders")
+			ok = ok && assignedCount(m.owned) == int(partitions)/n
+		}
+		return ok
+	})
+	return c, coord, members
+}
+
+// The coordinator's broker is killed: the group goes on at the new
+// coordinator with the same members and epochs, and every committed
+// offset is there.
+func TestGroupSurvivesCoordinatorKill(t *testing.T) {
+	c, coord, members := startGroup(t, 12, 3)
+	// Each member commits its partitions: offset 100 + partition.
+	want := map[int32]int64{}
+	for _, m := range members {
+		m.commitOwned(t, c, "g", func(p int32) int64 { want[p] = 100 + int64(p); return want[p] })
+	}
+
+	c.Kill(coord)
+	start := time.Now()
+	var newCoord int32
+	poll.Until(t, 30*time.Second, "another coordinator", func() bool {
+		newCoord, _ = coordinatorOf(t, c, "g")
+		return newCoord != coord
+	})
+	// The members go on with their ids and epochs: the new coordinator
+	// replayed them.
+	for _, m := range members {
+		before := m.epoch
+		m.beat(t, c, "g", "orders")
+		if m.epoch != before || assignedCount(m.owned) != 4 {
+			t.Fatalf("member %q after the failover: epoch %d (was %d), %v", m.id, m.epoch, before, m.owned)
+		}
+	}
+	t.Logf("coordinator %d killed; coordinator %d answered the members %v later", coord, newCoord, time.Since(start).Round(time.Millisecond))
+	if got := groupOffsets(t, c, "g"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("offsets after the failover %v, want %v", got, want)
+	}
+}
+
+// A rolling restart of every broker under a group: the members keep their
+// ids and partitions throughout, and the last commit of each partition is
+// what the group has at the end.
+func TestGroupRollingRestart(t *testing.T) {
+	c, _, members := startGroup(t, 6, 2)
+	ids := []string{members[0].id, members[1].id}
+	last := map[int32]int64{}
+	offset := int64(0)
+	for _, id := range c.IDs() {
+		c.Stop(id)
+		for _, m := range members {
+			m.beat(t, c, "g", "orders")
+			offset++
+			m.commitOwned(t, c, "g", func(p int32) int64 { last[p] = offset; return offset })
+		}
+		c.Restart(id)
+		// A new client: the restarted broker listens on a new port.
+		testcluster.WaitFullISR(t, c.Client(), broker.OffsetsTopic, 30*time.Second)
+	}
+	for i, m := range members {
+		m.beat(t, c, "g", "orders")
+		if m.id != ids[i] || assignedCount(m.owned) != 3 {
+			t.Fatalf("member %d after the rolling restart: %q (was %q) with %v", i, m.id, ids[i], m.owned)
+		}
+	}
+	if got := groupOffsets(t, c, "g"); fmt.Sprint(got) != fmt.Sprint(last) {
+		t.Fatalf("offsets %v, want %v", got, last)
+	}
+}
+
+// commitOwned commits offset(p) for every partition p m owns, at the
+// group's coordinator, retrying while the coordinator moves.
+func (m *groupMember) commitOwned(t *testing.T, c *testcluster.Cluster, g string, offset func(int32) int64) {
+	t.Helper()
+	req := &protocol.OffsetCommitRequest{GroupID: g, MemberID: m.id, MemberEpoch: m.epoch}
+	for _, tp := range m.owned {
+		ct := protocol.OffsetCommitTopic{Name: tp.Topic}
+		for _, p := range tp.Partitions {
+			ct.Partitions = append(ct.Partitions, protocol.OffsetCommitPartition{Partition: p, Offset: offset(p), LeaderEpoch: -1})
+		}
+		req.Topics = append(req.Topics, ct)
+	}
+	var resp protocol.OffsetCommitResponse
+	callCoordinator(t, c, g, req, &resp, func() (protocol.ErrorCode, string) { return resp.ErrorCode, resp.ErrorMessage })
+	if resp.ErrorCode != protocol.NoError {
+		t.Fatalf("commit of %q at epoch %d: %v: %s", m.id, m.epoch, resp.ErrorCode, resp.ErrorMessage)
+	}
+	for _, tr := range resp.Topics {
+		for _, pr := range tr.Partitions {
+			if pr.ErrorCode != protocol.NoError {
+				t.Fatalf("commit of partition %d: %v", pr.Partition, pr.ErrorCode)
+			}
+		}
+	}
 }

@@ -1,0 +1,331 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
+)
+
+// Consumer groups end to end: the client's group member against the
+// brokers' coordinator, on a 3-broker in-process cluster with a short
+// heartbeat interval and session timeout.
+
+const (
+	groupHeartbeat = 100 * time.Millisecond
+	groupSession   = 2 * time.Second
+)
+
+func groupCluster(t *testing.T) *testcluster.Cluster {
+	return testcluster.Start(t, 3, testcluster.Options{Configure: func(c *broker.Config) {
+		c.Group.HeartbeatInterval = groupHeartbeat
+		c.Group.SessionTimeout = groupSession
+	}})
+}
+
+// cutDialer dials as usual and, once cut, closes every connection it made
+// and refuses new ones: a client that vanished without a word.
+type cutDialer struct {
+	mu  sync.Mutex
+	cut bool
+	cns []net.Conn
+}
+
+func (d *cutDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cut {
+		return nil, fmt.Errorf("cut")
+	}
+	var nd net.Dialer
+	nc, err := nd.DialContext(ctx, network, addr)
+	if err == nil {
+		d.cns = append(d.cns, nc)
+	}
+	return nc, err
+}
+
+func (d *cutDialer) cutAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cut = true
+	for _, nc := range d.cns {
+		nc.Close()
+	}
+}
+
+// member is a group consumer polling in the background: it counts
+// records and keeps the longest gap between two Polls that returned
+// records while gapOn is set.
+type member struct {
+	cl      *client.Client
+	dialer  *cutDialer
+	records atomic.Int64
+	mu      sync.Mutex
+	last    time.Time
+	maxGap  time.Duration
+	gapOn   atomic.Bool
+	revoked []client.TopicPartition // guarded by mu
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+func startMember(t *testing.T, c *testcluster.Cluster, group, topic string) *member {
+	t.Helper()
+	m := &member{dialer: &cutDialer{}, done: make(chan struct{})}
+	m.cl = c.Client(client.Dialer(m.dialer.dial), client.FetchMaxWait(50*time.Millisecond),
+		client.ConsumerGroup(group, client.GroupTopics(topic), client.GroupResetOffset(client.AtStart()),
+			client.AutoCommit(true, 200*time.Millisecond), client.OnRevoked(func(tps []client.TopicPartition) {
+				m.mu.Lock()
+				m.revoked = append(m.revoked, tps...)
+				m.mu.Unlock()
+			})))
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stop = cancel
+	go func() {
+		defer close(m.done)
+		for ctx.Err() == nil {
+			fs, err := m.cl.Poll(ctx)
+			if err != nil {
+				continue
+			}
+			if len(fs.Records) == 0 {
+				continue
+			}
+			now := time.Now()
+			m.mu.Lock()
+			if m.gapOn.Load() && !m.last.IsZero() {
+				m.maxGap = max(m.maxGap, now.Sub(m.last))
+			}
+			m.last = now
+			m.mu.Unlock()
+			m.records.Add(int64(len(fs.Records)))
+		}
+	}()
+	t.Cleanup(m.halt)
+	return m
+}
+
+func (m *member) halt() {
+	m.stop()
+	<-m.done
+}
+
+func (m *member) gap() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.maxGap
+}
+
+// produceLoop produces to every partition of topic until the test ends,
+// one small batch every few milliseconds.
+func produceLoop(t *testing.T, c *testcluster.Cluster, topic string, parts int32) {
+	t.Helper()
+	cl := c.Client(client.RecordPartitioner(client.ManualPartitioner()), client.Linger(time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			var recs []*client.Record
+			for p := range parts {
+				recs = append(recs, &client.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprint(i))})
+			}
+			_ = cl.ProduceSync(ctx, recs...)
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func owners(ms []*member) map[client.TopicPartition]int {
+	out := map[client.TopicPartition]int{}
+	for i, m := range ms {
+		for _, tp := range m.cl.Assignment() {
+			out[tp] = i
+		}
+	}
+	return out
+}
+
+// waitShares waits until the members own counts partitions each, and no
+// partition twice.
+func waitShares(t *testing.T, ms []*member, total int, timeout time.Duration) {
+	t.Helper()
+	poll.Until(t, timeout, fmt.Sprintf("%d partitions shared by %d members", total, len(ms)), func() error {
+		n := 0
+		var sizes []int
+		for _, m := range ms {
+			a := m.cl.Assignment()
+			n += len(a)
+			sizes = append(sizes, len(a))
+		}
+		lo, hi := slices.Min(sizes), slices.Max(sizes)
+		if n != total || hi-lo > 1 || len(owners(ms)) != total {
+			return fmt.Errorf("sizes %v", sizes)
+		}
+		return nil
+	})
+}
+
+// 3 consumers of 12 partitions get 4 each; a 4th joins and gets 3, at
+// most 3 partitions move, and the three others never stop consuming (the
+// longest gap between their records is measured and logged).
+func TestGroupSharesAndMovesFew(t *testing.T) {
+	c := groupCluster(t)
+	admin := c.Client()
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "g12", Partitions: 12, ReplicationFactor: 3})
+	produceLoop(t, c, "g12", 12)
+	ms := []*member{startMember(t, c, "shares", "g12"), startMember(t, c, "shares", "g12"), startMember(t, c, "shares", "g12")}
+	waitShares(t, ms, 12, 30*time.Second)
+	for _, m := range ms {
+		if n := len(m.cl.Assignment()); n != 4 {
+			t.Fatalf("a member owns %d partitions, want 4", n)
+		}
+		m.gapOn.Store(true)
+	}
+	before := owners(ms)
+	joined := time.Now()
+	ms = append(ms, startMember(t, c, "shares", "g12"))
+	waitShares(t, ms, 12, 30*time.Second)
+	settled := time.Since(joined)
+	after := owners(ms)
+	moved := 0
+	for tp, o := range before {
+		if after[tp] != o {
+			moved++
+		}
+	}
+	if moved > 3 {
+		t.Errorf("%d partitions moved when a 4th member joined, want at most 3", moved)
+	}
+	// Only the partitions that moved were revoked: the others were
+	// fetched throughout.
+	for i, m := range ms[:3] {
+		m.mu.Lock()
+		for _, tp := range m.revoked {
+			if after[tp] == i {
+				t.Errorf("member %d revoked %v, which it still owns: it stopped consuming a partition that did not move", i, tp)
+			}
+		}
+		m.mu.Unlock()
+	}
+	// The three keep consuming: records keep coming to each.
+	for i, m := range ms[:3] {
+		n := m.records.Load()
+		poll.Until(t, 10*time.Second, fmt.Sprintf("member %d consuming after the join", i), func() bool { return m.records.Load() > n })
+	}
+	var gaps []time.Duration
+	for _, m := range ms[:3] {
+		gaps = append(gaps, m.gap())
+	}
+	t.Logf("4th member: %d partitions moved, settled in %v; longest gap between records of the 3 others: %v", moved, settled.Round(time.Millisecond), gaps)
+	for i, g := range gaps {
+		if g > 2*time.Second {
+			t.Errorf("member %d went %v without records during the join: the others must not stop", i, g)
+		}
+	}
+}
+
+// A member that vanishes without leaving (its connections cut, Close
+// unable to say goodbye) keeps its partitions until the session timeout,
+// then the others get them.
+func TestGroupVanishedMemberReassignedAfterSessionTimeout(t *testing.T) {
+	c := groupCluster(t)
+	admin := c.Client()
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "g6", Partitions: 6, ReplicationFactor: 3})
+	produceLoop(t, c, "g6", 6)
+	ms := []*member{startMember(t, c, "vanish", "g6"), startMember(t, c, "vanish", "g6"), startMember(t, c, "vanish", "g6")}
+	waitShares(t, ms, 6, 30*time.Second)
+	gone := ms[2]
+	gone.dialer.cutAll()
+	cut := time.Now()
+	gone.halt()
+	gone.cl.Close()
+	waitShares(t, ms[:2], 6, 30*time.Second)
+	took := time.Since(cut)
+	t.Logf("partitions of a vanished member reassigned after %v (session timeout %v)", took.Round(time.Millisecond), groupSession)
+	if took < groupSession/2 {
+		t.Errorf("reassigned after %v: sooner than the session timeout %v allows", took, groupSession)
+	}
+}
+
+// Killing the coordinator's broker: the group goes on at the new
+// coordinator, and no commit is lost (the committed offsets after the
+// failover are at least those before).
+func TestGroupCoordinatorKilled(t *testing.T) {
+	c := groupCluster(t)
+	admin := c.Client()
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "gk", Partitions: 4, ReplicationFactor: 3})
+	produceLoop(t, c, "gk", 4)
+	ms := []*member{startMember(t, c, "coordkill", "gk"), startMember(t, c, "coordkill", "gk")}
+	waitShares(t, ms, 4, 30*time.Second)
+	ctx := context.Background()
+	var before map[client.TopicPartition]int64
+	poll.Until(t, 10*time.Second, "commits of every partition", func() error {
+		var err error
+		before, err = admin.CommittedOffsets(ctx, "coordkill")
+		if err == nil && len(before) < 4 {
+			err = fmt.Errorf("committed %v", before)
+		}
+		return err
+	})
+	d, err := admin.DescribeGroup(ctx, "coordkill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commits made up to now must survive: take them once more right
+	// before the kill.
+	if before, err = admin.CommittedOffsets(ctx, "coordkill"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killing broker %d, the coordinator", d.Coordinator)
+	c.Kill(d.Coordinator)
+	counts := []int64{ms[0].records.Load(), ms[1].records.Load()}
+	poll.Until(t, 30*time.Second, "both members consuming and committing after the failover", func() error {
+		after, err := admin.CommittedOffsets(ctx, "coordkill")
+		if err != nil {
+			return err
+		}
+		for tp, off := range before {
+			if after[tp] <= off {
+				return fmt.Errorf("%v committed %d, before the kill %d", tp, after[tp], off)
+			}
+		}
+		for i, m := range ms {
+			if m.records.Load() <= counts[i] {
+				return fmt.Errorf("member %d not consuming", i)
+			}
+		}
+		return nil
+	})
+	d2, err := admin.DescribeGroup(ctx, "coordkill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d2.Coordinator == d.Coordinator || len(d2.Members) != 2 {
+		t.Fatalf("after the kill: coordinator %d, %d members", d2.Coordinator, len(d2.Members))
+	}
+	var ps []string
+	for _, o := range d2.Offsets {
+		ps = append(ps, fmt.Sprintf("%d:%d/%d", o.Partition, o.Committed, o.End))
+	}
+	sort.Strings(ps)
+	t.Logf("new coordinator %d; committed/end %v", d2.Coordinator, ps)
+}
