@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
@@ -328,4 +329,53 @@ func TestGroupCoordinatorKilled(t *testing.T) {
 	}
 	sort.Strings(ps)
 	t.Logf("new coordinator %d; committed/end %v", d2.Coordinator, ps)
+}
+
+// A rolling restart of every broker under a group of clients, through
+// bench's group verify: producers write while three members read and
+// commit, each broker is stopped and started again in turn (coordinator
+// and partition leaders move), and afterwards every acknowledged record
+// was read, no commit went backwards and the group committed every end
+// offset.
+func TestGroupRollingRestartVerify(t *testing.T) {
+	c := groupCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type result struct {
+		h   bench.GroupHistory
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h, err := bench.VerifyGroup(ctx, bench.Config{
+			Client:   []client.Opt{client.SeedBrokers(c.Addrs()...), client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)},
+			Consumer: []client.Opt{client.FetchMaxWait(50 * time.Millisecond)},
+			Topic:    "rr", Create: true, Partitions: 6, ReplicationFactor: 3, Records: 40000, RecordSize: 40,
+			Producers: 2, Consumers: 3, Rate: 4000, ReadTimeout: 60 * time.Second,
+		}, bench.GroupConfig{Group: "rolling", CommitInterval: 100 * time.Millisecond})
+		done <- result{h, err}
+	}()
+	admin := c.Client()
+	poll.Until(t, 30*time.Second, "the group committing", func() error {
+		offs, err := admin.CommittedOffsets(ctx, "rolling")
+		if err == nil && len(offs) == 0 {
+			err = fmt.Errorf("no commits yet")
+		}
+		return err
+	})
+	for _, id := range c.IDs() {
+		c.Stop(id)
+		c.Restart(id)
+		testcluster.WaitFullISR(t, c.Client(), "rr", 30*time.Second)
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("verify: %v", res.err)
+	}
+	r := bench.CheckGroup(res.h)
+	t.Logf("after a rolling restart: acknowledged %d, %d reads, %d duplicates across hand-overs, %d commit samples",
+		r.Acked, r.Reads, r.Duplicates, len(res.h.Commits))
+	if r.Anomalies() != 0 || r.Acked != 40000 {
+		t.Fatalf("group verify across a rolling restart: %+v", r)
+	}
 }
