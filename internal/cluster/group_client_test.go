@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicemq/sluice/bench"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
 )
@@ -378,4 +380,37 @@ func TestGroupRollingRestartVerify(t *testing.T) {
 	if r.Anomalies() != 0 || r.Acked != 40000 {
 		t.Fatalf("group verify across a rolling restart: %+v", r)
 	}
+}
+
+// Time from a member joining a group of 10 over 60 partitions to its
+// first record, over 20 joins, with the coordinator's default heartbeat
+// interval: a measurement (issue 15's "join to consuming"), run with
+// SLUICE_GROUP_JOIN_TIMES=1, which logs p50, p99 and the longest.
+func TestGroupJoinToConsumeTimes(t *testing.T) {
+	if os.Getenv("SLUICE_GROUP_JOIN_TIMES") == "" {
+		t.Skip("a measurement of about two minutes: set SLUICE_GROUP_JOIN_TIMES=1")
+	}
+	c := testcluster.Start(t, 3, testcluster.Options{})
+	admin := c.Client()
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "j60", Partitions: 60, ReplicationFactor: 1})
+	produceLoop(t, c, "j60", 60)
+	var ms []*member
+	for range 10 {
+		ms = append(ms, startMember(t, c, "joins", "j60"))
+	}
+	waitShares(t, ms, 60, 2*time.Minute)
+	var took []time.Duration
+	for i := range 20 {
+		start := time.Now()
+		m := startMember(t, c, "joins", "j60")
+		poll.Until(t, time.Minute, fmt.Sprintf("join %d consuming", i), func() bool { return m.records.Load() > 0 })
+		took = append(took, time.Since(start))
+		m.halt()
+		m.cl.Close()
+		waitShares(t, ms, 60, 2*time.Minute)
+	}
+	slices.Sort(took)
+	t.Logf("join to first record over %d joins (10 members, 60 partitions, heartbeat interval %v): p50 %v, p99 %v, max %v; all %v",
+		len(took), group.DefaultHeartbeatInterval, took[len(took)/2].Round(time.Millisecond),
+		took[len(took)*99/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), took)
 }
