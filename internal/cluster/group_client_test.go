@@ -414,3 +414,27 @@ func TestGroupJoinToConsumeTimes(t *testing.T) {
 		len(took), group.DefaultHeartbeatInterval, took[len(took)/2].Round(time.Millisecond),
 		took[len(took)*99/100].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), took)
 }
+
+// A member subscribed by regular expression gets the partitions of every
+// matching topic, internal topics excepted, and of a matching topic
+// created later.
+func TestGroupRegexSubscription(t *testing.T) {
+	c := groupCluster(t)
+	admin := c.Client()
+	for _, name := range []string{"rx-a", "rx-b", "other"} {
+		testcluster.CreateTopic(t, admin, client.TopicSpec{Name: name, Partitions: 2, ReplicationFactor: 1})
+	}
+	m := c.Client(client.ConsumerGroup("rx", client.GroupTopicRegex("rx-.*")))
+	want := func(w string) {
+		t.Helper()
+		poll.Until(t, 30*time.Second, "assignment "+w, func() error {
+			if got := fmt.Sprint(m.Assignment()); got != w {
+				return fmt.Errorf("assignment %s", got)
+			}
+			return nil
+		})
+	}
+	want("[{rx-a 0} {rx-a 1} {rx-b 0} {rx-b 1}]")
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "rx-c", Partitions: 1, ReplicationFactor: 1})
+	want("[{rx-a 0} {rx-a 1} {rx-b 0} {rx-b 1} {rx-c 0}]")
+}
