@@ -96,9 +96,9 @@
 // the partition released), then starting new partitions at their
 // committed offsets. Delivery is at least once: a record is committed
 // only after the application called Poll again (or Commit, or Close)
-// since it was returned. group.go and docs/client.md say exactly what is
-// committed when. Admin calls for groups: ListGroups, DescribeGroup,
-// DeleteGroups, ResetOffsets, CommittedOffsets.
+// since it was returned. group.go and docs/client-groups.md say exactly
+// what is committed when. Admin calls for groups: ListGroups,
+// DescribeGroup, DeleteGroups, ResetOffsets, CommittedOffsets.
 //
 // # Concurrency
 //

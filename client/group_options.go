@@ -41,7 +41,7 @@ type GroupOpt func(*groupConfig)
 //
 // The member joins in the background from New on, heartbeats at the
 // interval the coordinator gives, and leaves the group on Close. See
-// group.go's comment, and docs/client.md, for the delivery guarantee
+// group.go's comment, and docs/client-groups.md, for the delivery guarantee
 // (at least once) and what each commit covers.
 func ConsumerGroup(id string, opts ...GroupOpt) Opt {
 	return func(c *config) {
