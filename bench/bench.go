@@ -106,6 +106,12 @@ type Config struct {
 	// producing clients get it as their client.DeliveryTimeout.
 	DeliveryTimeout time.Duration
 
+	// Group, if set, makes Consume's consumers members of this consumer
+	// group, which shares the partitions among them, reading from the
+	// group's committed offsets (the log start where it has none),
+	// rather than each being assigned its share.
+	Group string
+
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.
 	Progress io.Writer

@@ -103,28 +103,11 @@ func Verify(ctx context.Context, cfg Config) (History, error) {
 		}()
 	}
 
-	t := newTally(len(prods))
-	start := time.Now()
-	prog := startProgress(cfg.Progress, "verify (acknowledged)", t, start, progressInterval)
-	run := strconv.FormatUint(rand.Uint64()&0xffffff, 16)
-	sends := make([][]Send, len(prods))
-	var pwg sync.WaitGroup
-	for i, cl := range prods {
-		vp := &verifyProducer{cfg: &cfg, cl: cl, idx: i, t: t, runID: run, count: share(cfg.Records, i, len(prods))}
-		pwg.Add(1)
-		go func() {
-			defer pwg.Done()
-			sends[i] = vp.run(ctx, start)
-		}()
-	}
-	pwg.Wait()
-	prog.stop()
-
-	h := History{Idempotent: true}
-	for i, s := range sends {
-		h.Sends = append(h.Sends, s...)
-		h.Idempotent = h.Idempotent && prods[i].Idempotent()
-		h.ResolvedUnknown += prods[i].ResolvedUnknown()
+	vr := startVerifyProducers(ctx, &cfg, prods, "verify (acknowledged)")
+	h := History{Idempotent: true, Sends: vr.wait()}
+	for _, cl := range prods {
+		h.Idempotent = h.Idempotent && cl.Idempotent()
+		h.ResolvedUnknown += cl.ResolvedUnknown()
 	}
 	if cfg.AfterProduce != nil {
 		cfg.AfterProduce()
@@ -197,6 +180,50 @@ func finalRead(ctx context.Context, cfg *Config, nparts int32, ends []int64) ([]
 			fr.Position(), ends, time.Since(start).Round(time.Millisecond))
 	}
 	return fr.Reads(), err
+}
+
+// verifyRun is the verify producers of a run, one per client, with a
+// progress line.
+type verifyRun struct {
+	done  chan struct{} // closed when every producer is done
+	prog  *progress
+	sends [][]Send
+}
+
+// startVerifyProducers starts the verify producers (cfg.Records in all,
+// or for cfg.Duration).
+func startVerifyProducers(ctx context.Context, cfg *Config, prods []*client.Client, label string) *verifyRun {
+	t := newTally(len(prods))
+	start := time.Now()
+	vr := &verifyRun{done: make(chan struct{}), prog: startProgress(cfg.Progress, label, t, start, progressInterval),
+		sends: make([][]Send, len(prods))}
+	run := strconv.FormatUint(rand.Uint64()&0xffffff, 16)
+	var wg sync.WaitGroup
+	for i, cl := range prods {
+		vp := &verifyProducer{cfg: cfg, cl: cl, idx: i, t: t, runID: run, count: share(cfg.Records, i, len(prods))}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vr.sends[i] = vp.run(ctx, start)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(vr.done)
+	}()
+	return vr
+}
+
+// wait waits for the producers, stops the progress line and returns
+// every send, producer by producer.
+func (vr *verifyRun) wait() []Send {
+	<-vr.done
+	vr.prog.stop()
+	var out []Send
+	for _, s := range vr.sends {
+		out = append(out, s...)
+	}
+	return out
 }
 
 // verifyProducer sends records with unique values and records each

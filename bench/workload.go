@@ -52,6 +52,10 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Group != "" {
+		cfg.Consumer = append(append([]client.Opt(nil), cfg.Consumer...), client.ConsumerGroup(cfg.Group,
+			client.GroupTopics(cfg.Topic), client.GroupResetOffset(client.AtStart())))
+	}
 	cons, nparts, err := openConsumers(ctx, &cfg)
 	if err != nil {
 		return nil, err
@@ -60,6 +64,11 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	starts, err := listOffsets(ctx, cons[0], cfg.Topic, nparts, client.AtStart(), cfg.ReadTimeout)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Group != "" {
+		if err := groupStarts(ctx, cons[0], cfg.Group, cfg.Topic, starts); err != nil {
+			return nil, err
+		}
 	}
 	ends, err := endOffsets(ctx, cons[0], cfg.Topic, nparts, cfg.ReadTimeout)
 	if err != nil {
@@ -73,10 +82,16 @@ func Consume(ctx context.Context, cfg Config) (*Report, error) {
 	t := newTally(len(cons))
 	start := time.Now()
 	prog := startProgress(cfg.Progress, "consume", t, start, progressInterval)
-	last, err := runConsumers(ctx, cfg.Topic, cons, starts, ends, t, nil, func() bool {
+	stop := func() bool {
 		n, _, _ := t.sum()
 		return cfg.Records > 0 && n >= cfg.Records
-	})
+	}
+	var last time.Time
+	if cfg.Group != "" {
+		last, err = runGroupConsumers(ctx, cons, starts, ends, t, stop)
+	} else {
+		last, err = runConsumers(ctx, cfg.Topic, cons, starts, ends, t, nil, stop)
+	}
 	prog.stop()
 	return t.report("consume", sinceOr(start, last), nil), err
 }

@@ -93,6 +93,20 @@
 // record's bytes). Copy a record's bytes to retain a few records from a
 // large fetch for a long time.
 //
+// # Consumer groups
+//
+// With the ConsumerGroup option the Client is a member of a consumer group
+// (KIP-848's protocol): the group's coordinator assigns it partitions of
+// the subscribed topics, and Poll returns their records. A goroutine of
+// the member heartbeats and reconciles each new assignment — revoking
+// first (stop fetching, commit the consumed offsets, OnRevoked, report
+// the partition released), then starting new partitions at their
+// committed offsets. Delivery is at least once: a record is committed
+// only after the application called Poll again (or Commit, or Close)
+// since it was returned. group.go and docs/client-groups.md say exactly
+// what is committed when. Admin calls for groups: ListGroups,
+// DescribeGroup, DeleteGroups, ResetOffsets, CommittedOffsets.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use. Close stops every goroutine it
@@ -131,8 +145,8 @@ type Record struct {
 
 // TopicPartition names one partition.
 type TopicPartition struct {
-	Topic     string
-	Partition int32
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
 }
 
 // Client is a connection to a sluice cluster: producer, consumer and admin.
@@ -146,11 +160,13 @@ type Client struct {
 	mu      sync.Mutex
 	brokers map[int32]*broker // from metadata
 	seeds   []*broker
-	rr      int // round robin over brokers for "any broker" requests
+	rr      int              // round robin over brokers for "any broker" requests
+	coords  map[string]int32 // group → its coordinator's broker id, as last found
 
-	meta metadata
-	prod producer
-	cons consumer
+	meta  metadata
+	prod  producer
+	cons  consumer
+	group *group // nil unless ConsumerGroup
 }
 
 // broker is one broker's address and its connections, one per connKind,
@@ -198,7 +214,7 @@ func New(ctx context.Context, opts ...Opt) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, brokers: map[int32]*broker{}}
+	c := &Client{cfg: cfg, brokers: map[int32]*broker{}, coords: map[string]int32{}}
 	for _, a := range cfg.seeds {
 		c.seeds = append(c.seeds, &broker{id: -1, addr: a})
 	}
@@ -212,6 +228,10 @@ func New(ctx context.Context, opts ...Opt) (*Client, error) {
 	}
 	c.wg.Add(1)
 	go c.metadataLoop()
+	if cfg.group != nil {
+		c.group = newGroup(c, cfg.group)
+		c.group.start()
+	}
 	return c, nil
 }
 
@@ -231,12 +251,17 @@ func (c *Client) bootstrap(ctx context.Context) error {
 	}
 }
 
-// Close sends what the producer has buffered (see the package comment),
-// then stops every goroutine and closes every connection. It is idempotent
+// Close leaves the consumer group, if any (committing, with AutoCommit,
+// every record Poll returned; see ConsumerGroup), sends what the producer
+// has buffered (see the package comment), then stops every goroutine and
+// closes every connection. It is idempotent
 // and safe to call concurrently with other methods, which fail with
 // ErrClosed afterwards.
 func (c *Client) Close() {
 	c.once.Do(func() {
+		if c.group != nil {
+			c.group.close()
+		}
 		c.prod.close()
 		c.cons.close()
 		c.cancel()

@@ -90,6 +90,13 @@ type cpart struct {
 	paused      bool // after a FetchError, until Seek or Assign
 	busy        bool // in a request now
 	gen         uint64
+
+	// Positions a group member commits (see group.go); -1 for none. polled
+	// is the offset after the last record Poll returned, consumed what
+	// polled was when Poll was last called (the application is done with
+	// the records of earlier Polls once it polls again), committed the
+	// last offset this client committed.
+	polled, consumed, committed int64
 }
 
 // chunk is one partition's records from one fetch response.
@@ -114,15 +121,20 @@ func (cs *consumer) init(c *Client) {
 }
 
 // Assign adds partitions to consume (or restarts ones already assigned)
-// from the given offsets. Fetching starts in the background at once.
-func (c *Client) Assign(parts map[TopicPartition]Offset) {
-	cs := &c.cons
+// from the given offsets. Fetching starts in the background at once. A
+// Client in a consumer group (ConsumerGroup) gets its partitions from the
+// group: Assign and Unassign are not for it.
+func (c *Client) Assign(parts map[TopicPartition]Offset) { c.cons.assign(parts) }
+
+// assign is Assign, for the application and for the group member alike.
+func (cs *consumer) assign(parts map[TopicPartition]Offset) {
+	c := cs.c
 	topics := make([]string, 0, len(parts))
 	cs.mu.Lock()
 	for tp, off := range parts {
 		p := cs.parts[tp]
 		if p == nil {
-			p = &cpart{tp: tp}
+			p = &cpart{tp: tp, polled: -1, consumed: -1, committed: -1}
 			cs.parts[tp] = p
 			topics = append(topics, tp.Topic)
 		}
@@ -140,20 +152,29 @@ func (c *Client) Assign(parts map[TopicPartition]Offset) {
 }
 
 // Unassign stops consuming partitions and drops their buffered records.
-func (c *Client) Unassign(parts ...TopicPartition) {
-	cs := &c.cons
+func (c *Client) Unassign(parts ...TopicPartition) { c.cons.unassign(parts, nil) }
+
+// unassign stops consuming parts and drops their buffered records; if
+// positions is not nil, it receives each one's cpart positions as they
+// were (for the group member's commit on revoke).
+func (cs *consumer) unassign(parts []TopicPartition, positions map[TopicPartition]cpart) {
 	cs.mu.Lock()
 	for _, tp := range parts {
 		if p := cs.parts[tp]; p != nil {
 			cs.reset(p)
 			delete(cs.parts, tp)
+			if positions != nil {
+				positions[tp] = *p
+			}
 		}
 	}
 	cs.mu.Unlock()
 }
 
 // Seek makes the next records of an assigned partition start at offset,
-// dropping what was fetched for it and not yet polled.
+// dropping what was fetched for it and not yet polled. In a consumer
+// group, offset is then also the partition's position for commits: Commit
+// and Close commit it until Poll returns more.
 func (c *Client) Seek(topic string, partition int32, offset int64) error {
 	cs := &c.cons
 	cs.mu.Lock()
@@ -164,6 +185,7 @@ func (c *Client) Seek(topic string, partition int32, offset int64) error {
 	}
 	cs.reset(p)
 	p.offset, p.needsOffset = offset, false
+	p.polled, p.consumed = offset, offset
 	cs.mu.Unlock()
 	cs.changed.notify()
 	return nil
@@ -189,13 +211,30 @@ func (cs *consumer) reset(p *cpart) {
 // Poll returns the records and partition errors that have arrived since
 // the last Poll, waiting until there is at least one or ctx ends. The
 // error is ctx's or ErrClosed; partition errors are in Fetches.Errors.
+//
+// In a consumer group, Poll returns records of the partitions the group
+// assigned to this member, and calling it tells the member the
+// application is done with the records of the previous Polls (they may be
+// committed; see ConsumerGroup). The error is then also a *GroupError when
+// the group refused the member for good (a regular expression that does
+// not compile, say).
 func (c *Client) Poll(ctx context.Context) (Fetches, error) {
 	cs := &c.cons
+	if g := c.group; g != nil {
+		if err := g.pollStart(); err != nil {
+			return Fetches{}, err
+		}
+		defer g.pollEnd()
+	}
 	for {
 		cs.mu.Lock()
 		if c.closed() {
 			cs.mu.Unlock()
 			return Fetches{}, ErrClosed
+		}
+		if c.group != nil && c.group.failed() != nil {
+			cs.mu.Unlock()
+			return Fetches{}, c.group.failed()
 		}
 		if len(cs.buffered) > 0 || len(cs.errs) > 0 {
 			f := cs.take()
@@ -224,6 +263,7 @@ func (cs *consumer) take() Fetches {
 	f := Fetches{Records: make([]*Record, 0, n), Errors: cs.errs}
 	for _, ch := range cs.buffered {
 		f.Records = append(f.Records, ch.recs...)
+		ch.part.polled = ch.recs[len(ch.recs)-1].Offset + 1
 	}
 	clear(cs.buffered)
 	cs.buffered, cs.bufBytes, cs.errs = cs.buffered[:0], 0, nil

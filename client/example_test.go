@@ -136,6 +136,29 @@ func ExampleClient_Poll() {
 	}
 }
 
+// Consume as a member of a consumer group: the group assigns the
+// partitions, and what Poll returned is committed once Poll is called
+// again (every 5s), on a partition's revocation and on Close.
+func ExampleConsumerGroup() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"),
+		client.ConsumerGroup("billing", client.GroupTopics("orders"), client.GroupResetOffset(client.AtStart()),
+			client.OnRevoked(func(tps []client.TopicPartition) { log.Printf("revoked %v", tps) })))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close() // commits what Poll returned, then leaves the group
+	for {
+		f, err := c.Poll(ctx)
+		if err != nil {
+			log.Fatal(err) // ctx, client.ErrClosed, or a *client.GroupError
+		}
+		for _, r := range f.Records {
+			fmt.Printf("%s[%d]@%d: %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+		}
+	}
+}
+
 // Create a topic with configs, then change one.
 func ExampleClient_CreateTopics() {
 	ctx := context.Background()

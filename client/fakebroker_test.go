@@ -32,6 +32,14 @@ type fakeCluster struct {
 	pidEpochs map[int64]int16
 	producers map[fakeProducerKey]*fakeProducer
 	dups      int // duplicates answered with their original offsets
+
+	// Consumer groups (fakegroup_test.go): the coordinator's broker id,
+	// the heartbeat interval it gives, the groups, and the event log.
+	coord       int32
+	heartbeatMs int32
+	groups      map[string]*fakeGroup
+	evMu        sync.Mutex
+	events      []string
 }
 
 type fakeProducerKey struct {
@@ -89,7 +97,7 @@ type fakeBroker struct {
 
 func newFakeCluster(t testing.TB, n int) *fakeCluster {
 	fc := &fakeCluster{t: t, topics: map[string]*fakeTopic{}, counts: map[protocol.APIKey]int{},
-		pidEpochs: map[int64]int16{}, producers: map[fakeProducerKey]*fakeProducer{}}
+		pidEpochs: map[int64]int16{}, producers: map[fakeProducerKey]*fakeProducer{}, coord: 1, heartbeatMs: 50}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -265,6 +273,9 @@ func (b *fakeBroker) serve(nc net.Conn) {
 
 func (b *fakeBroker) handle(key protocol.APIKey, m protocol.Message) protocol.Message {
 	fc := b.cl
+	if resp, ok := b.groupRequest(m); ok {
+		return resp
+	}
 	switch req := m.(type) {
 	case *protocol.APIVersionsRequest:
 		return &protocol.APIVersionsResponse{APIs: protocol.SupportedAPIs()}

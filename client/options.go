@@ -46,6 +46,8 @@ type config struct {
 	fetchMaxPartBytes     int32
 	maxBufferedFetchBytes int
 	isolation             protocol.IsolationLevel
+
+	group *groupConfig // nil: not in a consumer group
 }
 
 // Defaults, as documented on each option.
@@ -147,6 +149,9 @@ func (c *config) validate() error {
 		return bad("FetchMaxBytes", "%d exceeds MaxFrameBytes %d", c.fetchMaxBytes, c.maxFrameBytes)
 	case c.maxBufferedFetchBytes <= 0:
 		return bad("MaxBufferedFetchBytes", "%d, must be positive", c.maxBufferedFetchBytes)
+	}
+	if c.group != nil {
+		return c.group.validate()
 	}
 	return nil
 }

@@ -63,6 +63,7 @@ type benchFlags struct {
 	delivery    time.Duration
 	json        bool
 	cpuprofile  string
+	group       string // consume, verify: as members of this consumer group
 }
 
 func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
@@ -113,7 +114,7 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
 		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
 		Producers: b.producers, Consumers: b.consumers, Rate: b.rate, ReadTimeout: b.readTimeout,
-		DeliveryTimeout: b.delivery,
+		DeliveryTimeout: b.delivery, Group: b.group,
 	}
 	if b.compression != "" {
 		codec, err := parseCodec(b.compression)
@@ -199,10 +200,16 @@ any record failed.`,
 		short: "Read a topic from its start and report throughput",
 		long: `Read every partition of --topic from its start to the end it had when the
 run began (or --records records, or for --duration), with --consumers
-consumers sharing the partitions. Fill the topic first with bench produce.`,
+consumers sharing the partitions. Fill the topic first with bench produce.
+
+With --group G the consumers are members of consumer group G, which assigns
+them the partitions; they read from the group's committed offsets (the start
+where it has none) and commit as they go: compare with a run without --group
+for the cost of group membership. Use a new group name for each run.`,
 		example: `  sluice bench produce --topic bench --create --records 5000000 --acks 1
   sluice bench consume --topic bench
-  sluice bench consume --topic bench --consumers 2 --json`,
+  sluice bench consume --topic bench --consumers 2 --json
+  sluice bench consume --topic bench --consumers 2 --group bench-$(date +%s)`,
 		run: bench.Consume,
 	},
 	"e2e": {
@@ -260,6 +267,9 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	if name != "produce" {
 		f.IntVar(&b.consumers, "consumers", 1, "consumers sharing the partitions, each its own client")
 		b.addReader(f)
+	}
+	if name == "consume" {
+		f.StringVar(&b.group, "group", "", "consume as members of this consumer group (from its committed offsets)")
 	}
 	return cmd
 }

@@ -16,7 +16,10 @@ import (
 const exitCouldNotReadBack = 2
 
 func newBenchVerifyCmd(g *globals) *cobra.Command {
-	var b benchFlags
+	var (
+		b    benchFlags
+		gcfg bench.GroupConfig
+	)
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check that the cluster keeps every acknowledged record, once and in order",
@@ -48,10 +51,27 @@ errors of the run are printed with the report, whatever the verdict.
 Exit status: 0 when every check holds and every read completed; 1 when a check
 fails (the message names them); 2 when no check failed but the run could not
 read back. The topic must be new or empty (default: a fresh
-sluice-verify-<time> topic). See docs/bench.md.`,
+sluice-verify-<time> topic). See docs/bench.md.
+
+With --group G the --consumers consumers are members of consumer group G (new,
+or with no commits on the topic) and share the partitions; each commits what it
+read every --commit-interval. Every --kill-interval while the producers run, a
+random consumer is closed without committing and a new one joins in its place.
+Once the producers are done the consumers read on until the group has
+committed every end offset. Checks:
+
+  lost          acknowledged, never read by any consumer of the group
+  unexpected    read, never sent
+  duplicates    read again by another consumer after the first handed its
+                partition over (a kill, a rebalance): expected, counted
+  unexplained   read again with no hand-over between: a failure
+  backwards     a committed offset lower than before (sampled every 20ms)
+  not committed a partition whose committed offset is not its end offset after
+                the run`,
 		Example: `  sluice bench verify
   sluice bench verify --producers 4 --consumers 2 --partitions 6 --records 500000
-  sluice bench verify --replication-factor 3 --duration 5m --json`,
+  sluice bench verify --replication-factor 3 --duration 5m --json
+  sluice bench verify --group verify-$(date +%s) --consumers 3 --partitions 6 --kill-interval 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if b.topic == "" {
@@ -61,6 +81,9 @@ sluice-verify-<time> topic). See docs/bench.md.`,
 			cfg, err := b.config(g, cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if gcfg.Group != "" {
+				return verifyGroup(cmd, &b, cfg, gcfg)
 			}
 			var h bench.History
 			err = withCPUProfile(b.cpuprofile, func() error {
@@ -82,7 +105,10 @@ sluice-verify-<time> topic). See docs/bench.md.`,
 	b.addCommon(f, "")
 	b.addProducer(f, false) // acks stay all: the client default
 	b.addReader(f)
-	f.IntVar(&b.consumers, "consumers", 1, "live consumers, each reading every partition")
+	f.IntVar(&b.consumers, "consumers", 1, "live consumers, each reading every partition (with --group: sharing them)")
+	f.StringVar(&gcfg.Group, "group", "", "consumers are members of this consumer group, killed and restarted during the run")
+	f.DurationVar(&gcfg.KillInterval, "kill-interval", 2*time.Second, "with --group: close a consumer without committing this often (0: never)")
+	f.DurationVar(&gcfg.CommitInterval, "commit-interval", 200*time.Millisecond, "with --group: how often each consumer commits what it read")
 	f.Lookup("partitions").DefValue = "3"
 	b.partitions = 3
 	f.Lookup("topic").Usage = "topic to use: must be empty or new (default: a fresh sluice-verify-<time>)"
@@ -195,7 +221,13 @@ func writeVerifyResult(w io.Writer, asJSON bool, topic string, r *bench.Result, 
 		fmt.Fprintf(w, "unexpected %d, failed-present %d, inconsistent %d, reordered %d, non-monotonic %d, duplicates %d%s\n",
 			r.Unexpected, r.FailedPresent, r.Inconsistent, r.Reordered, r.NonMonotonic, r.Duplicates, dups)
 	}
-	for _, e := range r.Examples {
+	writeExamples(w, r.Examples, errs)
+	return nil
+}
+
+// writeExamples writes examples of what failed and the run's errors.
+func writeExamples(w io.Writer, examples, errs []string) {
+	for _, e := range examples {
 		fmt.Fprintln(w, "  ", e)
 	}
 	if len(errs) > 0 {
@@ -203,6 +235,55 @@ func writeVerifyResult(w io.Writer, asJSON bool, topic string, r *bench.Result, 
 		for _, e := range errs {
 			fmt.Fprintln(w, "  ", e)
 		}
+	}
+}
+
+// verifyGroup runs bench verify --group: VerifyGroup, CheckGroup and the
+// verdict.
+func verifyGroup(cmd *cobra.Command, b *benchFlags, cfg bench.Config, gcfg bench.GroupConfig) error {
+	var h bench.GroupHistory
+	err := withCPUProfile(b.cpuprofile, func() error {
+		var err error
+		h, err = bench.VerifyGroup(cmd.Context(), cfg, gcfg)
+		return err
+	})
+	if err != nil && h.Sends == nil {
+		return err // the run did not start
+	}
+	r := bench.CheckGroup(h)
+	errs := errorLines(err)
+	v := verdictOK
+	switch {
+	case r.Anomalies() > 0:
+		v = verdictFailed
+	case len(errs) > 0:
+		v = verdictNotReadBack
+	}
+	w := cmd.OutOrStdout()
+	if b.json {
+		if err := writeJSON(w, struct {
+			Topic   string `json:"topic"`
+			Group   string `json:"group"`
+			OK      bool   `json:"ok"`
+			Verdict string `json:"verdict"`
+			*bench.GroupResult
+			Errors []string `json:"errors,omitempty"`
+		}{b.topic, gcfg.Group, v == verdictOK, strings.ToLower(v), &r, errs}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(w, "verify %s --group %s: %s\n", b.topic, gcfg.Group, v)
+		fmt.Fprintf(w, "sent %d, acknowledged %d; %d reads by the group, %d consumers killed\n", r.Sent, r.Acked, r.Reads, r.Kills)
+		fmt.Fprintf(w, "lost %d, unexpected %d, unexplained duplicates %d, backwards %d, not committed %d; duplicates across a hand-over %d\n",
+			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Backwards, r.NotCommitted, r.Duplicates)
+		writeExamples(w, r.Examples, errs)
+	}
+	switch v {
+	case verdictFailed:
+		return &exitError{code: 1, msg: fmt.Sprintf("verify --group: FAILED: %d lost, %d unexpected, %d unexplained duplicates, %d backwards, %d not committed",
+			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Backwards, r.NotCommitted)}
+	case verdictNotReadBack:
+		return &exitError{code: exitCouldNotReadBack, msg: "verify --group: could not complete: " + strings.Join(errs, "; ")}
 	}
 	return nil
 }

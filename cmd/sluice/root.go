@@ -101,6 +101,7 @@ does not answer is left for the next one after a few seconds:
 		newTopicCmd(g),
 		newProduceCmd(g),
 		newConsumeCmd(g),
+		newGroupCmd(g),
 		newBenchCmd(g),
 		newClusterCmd(g),
 		newUserCmd(g),

@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+// groupHistory is a clean run: two records per partition of two
+// partitions, read by consumer 0, which hands partition 1 over to
+// consumer 1 after reading it; consumer 1 reads partition 1's second
+// record again (a duplicate across the hand-over).
+func groupHistory() GroupHistory {
+	return GroupHistory{
+		Sends: []Send{
+			{Producer: 0, Seq: 0, Value: "a", Outcome: Acked, Partition: 0, Offset: 0},
+			{Producer: 0, Seq: 1, Value: "b", Outcome: Acked, Partition: 0, Offset: 1},
+			{Producer: 0, Seq: 2, Value: "c", Outcome: Acked, Partition: 1, Offset: 0},
+			{Producer: 0, Seq: 3, Value: "d", Outcome: Acked, Partition: 1, Offset: 1},
+		},
+		Reads: []GroupRead{
+			{Consumer: 0, Seq: 1, Returned: 2, Partition: 0, Offset: 0, Value: "a"},
+			{Consumer: 0, Seq: 1, Returned: 2, Partition: 1, Offset: 0, Value: "c"},
+			{Consumer: 0, Seq: 2, Returned: 3, Partition: 1, Offset: 1, Value: "d"},
+			{Consumer: 1, Seq: 2, Returned: 5, Partition: 1, Offset: 1, Value: "d"}, // its Poll began before the hand-over
+			{Consumer: 0, Seq: 5, Returned: 6, Partition: 0, Offset: 1, Value: "b"},
+		},
+		HandOvers: []HandOver{{Consumer: 0, Seq: 4, Partition: 1}},
+		Commits:   [][]int64{{-1, -1}, {1, 1}, {2, 1}, {2, 2}},
+		Ends:      []int64{2, 2},
+		Final:     []int64{2, 2},
+		Kills:     1,
+	}
+}
+
+// Each check passes on a clean history and fails on the anomaly it is
+// for.
+func TestCheckGroup(t *testing.T) {
+	r := CheckGroup(groupHistory())
+	if r.Anomalies() != 0 || r.Duplicates != 1 || r.Acked != 4 || r.Kills != 1 {
+		t.Fatalf("clean history: %+v", r)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(h *GroupHistory)
+		count  func(r *GroupResult) int64
+		what   string
+	}{
+		{"lost", func(h *GroupHistory) { h.Reads = h.Reads[1:] },
+			func(r *GroupResult) int64 { return r.Lost }, `lost: "a"`},
+		{"unexpected", func(h *GroupHistory) {
+			h.Reads = append(h.Reads, GroupRead{Consumer: 1, Seq: 6, Returned: 7, Value: "zz"})
+		},
+			func(r *GroupResult) int64 { return r.Unexpected }, `unexpected: "zz"`},
+		{"duplicate with no hand-over", func(h *GroupHistory) { h.HandOvers = nil },
+			func(r *GroupResult) int64 { return r.UnexplainedDuplicates }, "unexplained duplicate"},
+		{"duplicate by the same consumer", func(h *GroupHistory) { h.Reads[3].Consumer = 0 },
+			func(r *GroupResult) int64 { return r.UnexplainedDuplicates }, "unexplained duplicate"},
+		{"hand-over after the second read returned", func(h *GroupHistory) { h.HandOvers[0].Seq = 6 },
+			func(r *GroupResult) int64 { return r.UnexplainedDuplicates }, "unexplained duplicate"},
+		{"hand-over before the first read's Poll", func(h *GroupHistory) { h.HandOvers[0].Seq = 1 },
+			func(r *GroupResult) int64 { return r.UnexplainedDuplicates }, "unexplained duplicate"},
+		{"commit backwards", func(h *GroupHistory) { h.Commits = append(h.Commits, []int64{1, 2}) },
+			func(r *GroupResult) int64 { return r.Backwards }, "backwards: partition 0"},
+		{"final commit short", func(h *GroupHistory) { h.Final[1] = 1 },
+			func(r *GroupResult) int64 { return r.NotCommitted }, "not committed: partition 1"},
+	} {
+		h := groupHistory()
+		tc.mutate(&h)
+		r := CheckGroup(h)
+		if tc.count(&r) != 1 || r.Anomalies() == 0 || !strings.Contains(strings.Join(r.Examples, "\n"), tc.what) {
+			t.Errorf("%s: %+v, want one, with an example saying %q", tc.name, r, tc.what)
+		}
+	}
+}
