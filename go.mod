@@ -1,6 +1,6 @@
 module github.com/sluicemq/sluice
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
@@ -13,6 +13,9 @@ require (
 	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
+	github.com/twmb/franz-go v1.22.3
+	github.com/twmb/franz-go/pkg/kadm v1.20.0
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 	github.com/tysonmote/gommap v0.0.3
 	go.etcd.io/bbolt v1.3.5
 	go.uber.org/goleak v1.3.0
