@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/kafka"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -23,6 +24,7 @@ func newBrokerCmd() *cobra.Command {
 		logFormat string
 		logLevel  string
 		pprofAddr string
+		kafkaAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -56,7 +58,14 @@ for its first request and is disconnected (sluice clients report
 connection takes one of --reserved-broker-connections more slots, so
 replication and controller traffic go on while clients hold every slot. A
 connection that sends nothing for --first-request-timeout is closed.
-Refusals are logged at warn, at most one line per 10 s with counts.`,
+Refusals are logged at warn, at most one line per 10 s with counts.
+
+--kafka-listen adds a listener speaking Apache Kafka's protocol, so Kafka
+clients (kcat, franz-go, librdkafka, the Java client) produce, consume and
+manage topics unchanged; off by default. Each broker advertises its own
+--kafka-advertised-addr (default: the bound Kafka address) to the others,
+and Kafka clients see broker ids as node ids. docs/kafka.md lists what it
+serves.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -79,6 +88,9 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
   # at most 2000 connections, 100 from any one host
   sluice broker --max-connections 2000 --max-connections-per-ip 100
 
+  # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
+  sluice broker --kafka-listen 127.0.0.1:9092
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -93,7 +105,7 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 			// the broker stops with (a JSON log stays all JSON).
 			defer zap.RedirectStdLog(logger.Named("stdlog"))()
 			cfg.Logger = logger
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr); err != nil {
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -105,6 +117,8 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 	def := broker.Config{}.WithDefaults() // the library's defaults, shown in --help
 	f.StringVar(&cfg.ListenAddr, "listen", envOr("SLUICE_LISTEN", broker.DefaultListenAddr), "address to listen on for clients (env SLUICE_LISTEN)")
 	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", os.Getenv("SLUICE_ADVERTISED_ADDR"), "address clients are told to connect to; default: the listen address (env SLUICE_ADVERTISED_ADDR)")
+	f.StringVar(&kafkaAddr, "kafka-listen", os.Getenv("SLUICE_KAFKA_LISTEN"), "address to listen on for Kafka clients (Kafka's wire protocol); empty: no Kafka listener (env SLUICE_KAFKA_LISTEN)")
+	f.StringVar(&cfg.KafkaAdvertisedAddr, "kafka-advertised-addr", os.Getenv("SLUICE_KAFKA_ADVERTISED_ADDR"), "address Kafka clients are told to connect to; default: the Kafka listen address (env SLUICE_KAFKA_ADVERTISED_ADDR)")
 	f.StringVar(&cfg.DataDir, "data-dir", envOr("SLUICE_DATA_DIR", broker.DefaultDataDir), "directory for partition logs and metadata (env SLUICE_DATA_DIR)")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", os.Getenv("SLUICE_RAFT_ADDR"), "address of the controller's Raft transport; default: the listen port + 1 (env SLUICE_RAFT_ADDR)")
@@ -132,16 +146,45 @@ Refusals are logged at warn, at most one line per 10 s with counts.`,
 	return cmd
 }
 
-// runBroker runs the broker until ctx is cancelled, then closes it.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string) error {
-	b, err := broker.New(cfg)
-	if err != nil {
-		return err
+// runBroker runs the broker (and its Kafka listener on kafkaAddr, when
+// set) until ctx is cancelled, then closes it.
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string) error {
+	var kln net.Listener
+	if kafkaAddr != "" {
+		// Bound before the broker starts: its address goes into the
+		// broker's registration gossip.
+		var err error
+		if kln, err = net.Listen("tcp", kafkaAddr); err != nil {
+			return fmt.Errorf("--kafka-listen: %w", err)
+		}
+		if cfg.KafkaAdvertisedAddr == "" {
+			cfg.KafkaAdvertisedAddr = kln.Addr().String()
+		}
 	}
-	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
+	b, err := broker.New(cfg)
+	if err == nil {
+		err = b.Start(ctx) // logs "broker listening" with its addresses
+	}
+	if err != nil {
+		if kln != nil {
+			kln.Close()
+		}
 		return err
 	}
 	logger = logger.With(zap.Int32("broker", cfg.BrokerID))
+	if kln != nil {
+		// The Kafka listener stops after the broker: during the
+		// controlled shutdown its clients are told where leadership went.
+		kctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := kafka.New(b, cfg.Logger).Serve(kctx, kln); err != nil {
+				logger.Error("kafka listener", zap.Error(err))
+			}
+		}()
+		defer func() { cancel(); <-done }()
+	}
 	if pprofAddr != "" {
 		stop, addr, err := servePprof(pprofAddr, logger)
 		if err != nil {
