@@ -7,7 +7,7 @@ import (
 // failed is the response to req, at req's version, with every item
 // answered code: how a request of a version the listener does not serve
 // (Produce v0-2, a version past Table's) gets UNSUPPORTED_VERSION instead
-// of a dropped connection. Table's keys only (TestTableServed).
+// of a dropped connection. Table's keys only (TestEveryAdvertisedVersionAnswers).
 func failed(req kmsg.Request, code int16) kmsg.Response {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -236,4 +237,133 @@ func TestFranzAdmin(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestFetchLeaderEpochs: a consumer's current leader epoch (Fetch v9+) is
+// checked, and OffsetForLeaderEpoch answers where an epoch ends: what
+// Kafka clients use to detect a truncation after a leader change.
+func TestFetchLeaderEpochs(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	cl := newClient(t, []string{addr}, kgo.DefaultProduceTopic("ep"))
+	createTopic(t, ctx, kadm.NewClient(cl), "ep", 1, 1, nil)
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(epoch int32) kmsg.FetchResponseTopicPartition {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 1<<20, 1, 0
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.Partition, p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch = 0, 0, 1<<20, epoch
+		req.Topics = []kmsg.FetchRequestTopic{{Topic: "ep", Partitions: []kmsg.FetchRequestTopicPartition{p}}}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := fetch(0); p.ErrorCode != 0 || p.HighWatermark != 3 || len(p.RecordBatches) == 0 {
+		t.Fatalf("fetch in epoch 0: error %d, high watermark %d, %d bytes", p.ErrorCode, p.HighWatermark, len(p.RecordBatches))
+	}
+	if p := fetch(-1); p.ErrorCode != 0 {
+		t.Fatalf("fetch without an epoch: error %d", p.ErrorCode)
+	}
+	if p := fetch(4); p.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("fetch in epoch 4 (ahead of the leader's 0): error %d, want UNKNOWN_LEADER_EPOCH", p.ErrorCode)
+	}
+
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(3)
+	p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch = 0, 0, 0
+	req.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: "ep", Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{p}}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || rp.LeaderEpoch != 0 || rp.EndOffset != 3 {
+		t.Fatalf("OffsetForLeaderEpoch: %+v", rp)
+	}
+}
+
+// TestTransactionsRefused: a transactional producer gets a clear,
+// non-retriable error, not a hang.
+func TestTransactionsRefused(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	// Raw: kgo would send these to the (missing) transaction coordinator.
+	c := dialRaw(t, addr)
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.SetVersion(1)
+	id := "tx"
+	req.TransactionalID = &id
+	resp := kmsg.NewPtrInitProducerIDResponse()
+	resp.SetVersion(1)
+	if err := resp.ReadFrom(c.request(req, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.InvalidRequest.Code || resp.ProducerID != -1 {
+		t.Fatalf("InitProducerId with a transactional id: %+v", resp)
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.SetVersion(2)
+	fc.CoordinatorKey, fc.CoordinatorType = "tx", 1
+	fresp := kmsg.NewPtrFindCoordinatorResponse()
+	fresp.SetVersion(2)
+	if err := fresp.ReadFrom(c.request(fc, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if fresp.ErrorCode != kerr.InvalidRequest.Code || fresp.ErrorMessage == nil {
+		t.Fatalf("FindCoordinator: %+v", fresp)
+	}
+	tx := newClient(t, []string{addr}, kgo.TransactionalID("tx"), kgo.DefaultProduceTopic("x"))
+	err := tx.BeginTransaction()
+	if err == nil {
+		err = tx.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
+	}
+	if !errors.Is(err, kerr.InvalidRequest) {
+		t.Fatalf("transactional kgo producer: %v, want INVALID_REQUEST", err)
+	}
+}
+
+// TestAcksZeroAndLongPoll: an acks=0 produce gets no answer but is
+// appended, and a waiting fetch returns as soon as it is.
+func TestAcksZeroAndLongPoll(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	createTopic(t, ctx, kadm.NewClient(newClient(t, []string{addr})), "lp", 1, 1, nil)
+	consumer := newClient(t, []string{addr}, kgo.ConsumeTopics("lp"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(10*time.Second))
+	got := make(chan time.Time, 1)
+	go func() {
+		fs := consumer.PollFetches(ctx)
+		if len(fs.Records()) > 0 {
+			got <- time.Now()
+		}
+		close(got)
+	}()
+	// Let the consumer's fetch reach the broker and park.
+	poll.Until(t, 10*time.Second, "consumer fetching", func() bool {
+		return len(consumer.GetConsumeTopics()) == 1
+	})
+	pr := newClient(t, []string{addr}, kgo.DefaultProduceTopic("lp"), kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	sent := time.Now()
+	if err := pr.ProduceSync(ctx, &kgo.Record{Value: []byte("zero")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at, ok := <-got:
+		if !ok {
+			t.Fatal("the fetch returned no record")
+		}
+		if d := at.Sub(sent); d > 5*time.Second {
+			t.Fatalf("long-poll answered %v after the produce", d)
+		}
+	case <-ctx.Done():
+		t.Fatal(context.Cause(ctx))
+	}
 }

@@ -285,7 +285,7 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.FindCoordinatorRequest:
 		resp = findCoordinator(r)
 	default:
-		// Table and this switch name the same keys (TestTableServed).
+		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))
 	}
 	return reply(h.correlation, flexible, resp)
