@@ -108,6 +108,17 @@ func TestKcat(t *testing.T) {
 	if !strings.HasPrefix(out, "650 lz4-50 ") {
 		t.Fatalf("record at offset 650: %q", out)
 	}
+	// By timestamp: the first record at or after a time (ListOffsets).
+	out, _ = kcat(t, "", "-b", addr, "-C", "-t", "kc", "-p", "0", "-o", "650", "-c", "1", "-e", "-q", "-f", "%T\n")
+	ts := strings.TrimSpace(out)
+	out, _ = kcat(t, "", "-b", addr, "-Q", "-t", "kc:0:"+ts)
+	if !strings.Contains(out, "offset ") {
+		t.Fatalf("kcat -Q at %s: %q", ts, out)
+	}
+	var off int
+	if _, err := fmt.Sscanf(out[strings.Index(out, "offset "):], "offset %d", &off); err != nil || off > 650 {
+		t.Fatalf("kcat -Q at the timestamp of offset 650: %q", out)
+	}
 }
 
 // firstLine is the first line of s holding sub.

@@ -336,3 +336,21 @@ func TestErrorTableMatchesKafka(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionLimits: Kafka connections count against the broker's
+// connection limits with the sluice listener's (broker.ServeConn); past
+// them a Kafka connection is closed at once.
+func TestConnectionLimits(t *testing.T) {
+	_, addr := single(t, func(c *broker.Config) {
+		c.MaxConnections = 2
+		c.ReservedBrokerConnections = -1
+	})
+	req := kmsg.NewPtrApiVersionsRequest()
+	for i := range 2 {
+		c := dialRaw(t, addr)
+		c.request(req, int32(i)) // admitted and served
+	}
+	if c := dialRaw(t, addr); !c.closed(5 * time.Second) {
+		t.Fatal("a third connection past MaxConnections 2 was not closed")
+	}
+}
