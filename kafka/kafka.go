@@ -58,7 +58,6 @@ const maxRequestBytes = 1 << 20
 type Server struct {
 	b      *broker.Broker
 	logger *zap.Logger
-	now    func() time.Time
 }
 
 // New returns a Kafka front end for b; logger may be nil.
@@ -66,7 +65,7 @@ func New(b *broker.Broker, logger *zap.Logger) *Server {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka")), now: time.Now}
+	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka"))}
 }
 
 // Serve accepts Kafka connections on ln until ctx is cancelled, then
