@@ -209,9 +209,6 @@ func decodeRequest(frame []byte) decoded {
 			return decoded{h: h, close: "malformed request header", err: err}
 		}
 	}
-	// The unsafe read lets strings and record bytes alias the frame: the
-	// handlers copy what outlives Handle (the core copies records into
-	// the segment).
 	if err := decode(req, body); err != nil {
 		return decoded{h: h, close: "malformed request", err: err}
 	}
@@ -243,9 +240,14 @@ func (s *Server) Handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
 // unsafeReader is what kmsg's generated requests offer besides ReadFrom.
 type unsafeReader interface{ UnsafeReadFrom([]byte) error }
 
-// decode reads body into req, aliasing it where kmsg can.
+// decode reads body into req. Produce and Fetch, the hot paths, are read
+// unsafely: their strings alias the frame, which is reused once Handle
+// returns, so their handlers copy every string that outlives the call
+// (the core copies the records into the segment). Every other request's
+// strings are copied by kmsg: they reach the controller's metadata and
+// the logs.
 func decode(req kmsg.Request, body []byte) error {
-	if u, ok := req.(unsafeReader); ok {
+	if u, ok := req.(unsafeReader); ok && (req.Key() == produceKey || req.Key() == fetchKey) {
 		return u.UnsafeReadFrom(body)
 	}
 	return req.ReadFrom(body)

@@ -12,6 +12,7 @@ type VersionRange struct{ Min, Max int16 }
 // API keys handled specially.
 const (
 	produceKey     = 0
+	fetchKey       = 1
 	apiVersionsKey = 18
 )
 
