@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -67,14 +68,23 @@ func TestFranzLeaderFailover(t *testing.T) {
 	kc := startKafkaCluster(t, 3)
 	adm := kadm.NewClient(newClient(t, kc.seeds()))
 	// Every broker lists all three Kafka listeners once gossip spread
-	// their addresses.
-	poll.Until(t, 15*time.Second, "three brokers in Kafka metadata", func() error {
-		md, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("brokers %v", md.Brokers)
+	// their addresses. Asked over raw connections: kgo answers a
+	// metadata request from what it last cached.
+	poll.Until(t, 30*time.Second, "three brokers in every broker's Kafka metadata", func() error {
+		for id, a := range kc.addrs {
+			c := dialRaw(t, a)
+			req := kmsg.NewPtrMetadataRequest()
+			req.SetVersion(1)
+			resp := kmsg.NewPtrMetadataResponse()
+			resp.SetVersion(1)
+			err := resp.ReadFrom(c.request(req, 1))
+			c.nc.Close()
+			if err != nil {
+				return err
+			}
+			if len(resp.Brokers) != 3 {
+				return fmt.Errorf("broker %d lists %d brokers", id, len(resp.Brokers))
+			}
 		}
 		return nil
 	})
