@@ -94,13 +94,14 @@ ci: lint test fuzz-short chaos-short compose-test
 
 # A single-node broker on 127.0.0.1:7092 with its data in ./data.
 run: build
-	@echo "sluice: starting a broker on 127.0.0.1:7092, data in ./data (Ctrl-C stops it)"
+	@echo "sluice: starting a broker on 127.0.0.1:7092 (Kafka protocol on 127.0.0.1:9092), data in ./data (Ctrl-C stops it)"
 	@echo "  try, in another terminal:"
 	@echo "    ./$(BIN) topic create demo --partitions 3"
 	@printf '%s\n' "    printf 'hello\\nworld\\n' | ./$(BIN) produce demo"
 	@echo "    ./$(BIN) consume demo --from-beginning --max-messages 2"
 	@echo "    curl -s http://127.0.0.1:7095/metrics | grep ^sluice_topic"
-	@exec $(BIN) broker --listen 127.0.0.1:7092 --data-dir ./data
+	@echo "  Kafka clients: kcat -b 127.0.0.1:9092 -L"
+	@exec $(BIN) broker --listen 127.0.0.1:7092 --data-dir ./data --kafka-listen 127.0.0.1:9092
 
 # The container image (deploy/Dockerfile, docs/deploy.md). Nothing is
 # pulled: the host's Go builds a static binary, which is staged in

@@ -16,6 +16,9 @@ require (
 	github.com/prometheus/common v0.72.0
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
+	github.com/twmb/franz-go v1.22.3
+	github.com/twmb/franz-go/pkg/kadm v1.20.0
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1
 	github.com/tysonmote/gommap v0.0.3
 	github.com/xdg-go/scram v1.4.0
 	go.etcd.io/bbolt v1.3.5

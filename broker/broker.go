@@ -422,7 +422,7 @@ func (b *Broker) acceptLoop() {
 			nc.Close()
 			return
 		}
-		c, why := b.admit(nc)
+		c, why := b.admit(nc, true)
 		if c == nil {
 			b.mu.Unlock()
 			b.refused.add(b.logger, why, nc.RemoteAddr().String())

@@ -67,6 +67,10 @@ type Config struct {
 	// AdvertisedAddr is the host:port clients are told to connect to in
 	// Metadata responses. Default: the address the listener bound.
 	AdvertisedAddr string
+	// KafkaAdvertisedAddr is the address of this broker's Kafka listener
+	// (package kafka), host:port, when it has one: carried in its gossip
+	// tags so every broker's Kafka Metadata names it. Empty: none.
+	KafkaAdvertisedAddr string
 	// DataDir holds the controller's Raft state (raft/) and one directory
 	// per partition, <topic>-<partition>. Default ./data.
 	DataDir string
@@ -427,6 +431,11 @@ func (c Config) Validate() error {
 	if c.AdvertisedAddr != "" {
 		if _, _, err := net.SplitHostPort(c.AdvertisedAddr); err != nil {
 			return fieldError("AdvertisedAddr", c.AdvertisedAddr, err.Error())
+		}
+	}
+	if c.KafkaAdvertisedAddr != "" {
+		if _, _, err := net.SplitHostPort(c.KafkaAdvertisedAddr); err != nil {
+			return fieldError("KafkaAdvertisedAddr", c.KafkaAdvertisedAddr, err.Error())
 		}
 	}
 	if c.RaftListener == nil {

@@ -58,7 +58,12 @@ type conn struct {
 	slots  chan struct{}        // one per request read and not yet answered
 	bytes  *budget              // request bytes held by this connection
 
-	polls sync.WaitGroup // long-poll fetch goroutines
+	polls sync.WaitGroup // long-poll fetch goroutines (and a front end's, FrontConn.Go)
+
+	// fe answers the requests of a front end's connection (ServeConn);
+	// nil on the sluice listener.
+	fe    FrontEnd
+	front FrontConn
 
 	// Handler-owned scratch, reused request after request.
 	hdr     protocol.RequestHeader
@@ -85,6 +90,7 @@ type response struct {
 	ready chan struct{}
 	frame *[]byte     // a whole response frame (pooled), or nil
 	fetch *fetchState // a Fetch answered zero-copy, or nil
+	reply *Reply      // a front end's answer, or nil
 	// none: nothing is written (acks=0 produce, or a request skipped
 	// after a malformed one).
 	none bool
@@ -344,7 +350,11 @@ func (c *conn) handleLoop() {
 			resp.none = true
 			c.release(req)
 		} else {
-			resp = c.handle(req)
+			if c.fe != nil {
+				resp = c.handleFront(req)
+			} else {
+				resp = c.handle(req)
+			}
 			poisoned = resp.closeAfter
 			if c.b.obs != nil {
 				// A response completed by a goroutine (resp.ready) is
@@ -412,6 +422,9 @@ func (c *conn) writeResponse(resp *response) error {
 	if resp.fetch != nil {
 		return c.writeFetch(resp.fetch)
 	}
+	if resp.reply != nil {
+		return c.writeReply(resp.reply)
+	}
 	if len(c.wbuf) > 0 && len(c.wbuf)+len(*resp.frame) > wbufLimit {
 		if err := c.flushOrFail(nil); err != nil {
 			return err
@@ -431,6 +444,9 @@ func (c *conn) recycle(resp *response) {
 	if resp.fetch != nil {
 		resp.fetch.releaseViews()
 		putFetchState(resp.fetch)
+	}
+	if resp.reply != nil && resp.reply.Done != nil {
+		resp.reply.Done()
 	}
 	putBuf(resp.frame)
 	*resp = response{}

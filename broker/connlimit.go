@@ -113,23 +113,28 @@ func remoteIP(addr net.Addr) string {
 // admit decides on a connection just accepted, with b.mu held: it returns
 // the conn, registered in b.conns and the per-host count, or nil and why
 // when it is refused outright (the caller closes nc and counts it).
-func (b *Broker) admit(nc net.Conn) (*conn, refusal) {
+// Without reserve (a front end's listener, where brokers never connect)
+// a connection past a limit is refused rather than put on probation.
+func (b *Broker) admit(nc net.Conn, reserve bool) (*conn, refusal) {
 	if b.connsPerIP == nil {
 		b.connsPerIP = map[string]int{}
 	}
 	ip := remoteIP(nc.RemoteAddr())
 	total, perIP := len(b.conns), b.connsPerIP[ip]
-	reserve, perLimit := max(b.cfg.ReservedBrokerConnections, 0), b.cfg.MaxConnectionsPerIP
+	reserved, perLimit := max(b.cfg.ReservedBrokerConnections, 0), b.cfg.MaxConnectionsPerIP
 	var probation refusal = -1
 	switch {
-	case total >= b.cfg.MaxConnections+reserve:
+	case total >= b.cfg.MaxConnections+reserved:
 		return nil, refusedMaxConnections
-	case perLimit > 0 && perIP >= perLimit+reserve:
+	case perLimit > 0 && perIP >= perLimit+reserved:
 		return nil, refusedMaxConnectionsPerIP
 	case total >= b.cfg.MaxConnections:
 		probation = refusedMaxConnections
 	case perLimit > 0 && perIP >= perLimit:
 		probation = refusedMaxConnectionsPerIP
+	}
+	if probation >= 0 && !reserve {
+		return nil, probation
 	}
 	c := newConn(b, nc)
 	c.ip, c.probation = ip, probation

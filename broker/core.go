@@ -123,6 +123,10 @@ type Fetch struct {
 	MinBytes int
 	MaxBytes int
 	Parts    []FetchPart
+	// ConsumerEpochs makes a consumer's FetchPart.LeaderEpoch count, as
+	// Kafka's current_leader_epoch does: an epoch below the leader's is
+	// FENCED_LEADER_EPOCH, above it UNKNOWN_LEADER_EPOCH (-1: not checked).
+	ConsumerEpochs bool
 
 	wake chan struct{} // signalled by the partitions' notify
 }
@@ -134,7 +138,8 @@ type FetchPart struct {
 	Offset    int64
 	MaxBytes  int
 	// LeaderEpoch is the leader epoch a follower fetches in (its
-	// CurrentLeaderEpoch); unused for consumers.
+	// CurrentLeaderEpoch); for consumers, checked only with
+	// Fetch.ConsumerEpochs.
 	LeaderEpoch int32
 
 	// Result and Err are set by each read.
@@ -162,6 +167,7 @@ func (f *Fetch) Reset() {
 	clear(f.Parts)
 	f.Parts = f.Parts[:0]
 	f.Follower = nil
+	f.ConsumerEpochs = false
 	if f.wake != nil {
 		select {
 		case <-f.wake:
@@ -236,10 +242,13 @@ func (f *Fetch) read() bool {
 			limit = max(1, min(fp.MaxBytes, remaining))
 		}
 		var ff *FollowerFetch
+		consumerEpoch := int32(-1)
 		if f.Follower != nil {
 			ff = &FollowerFetch{Replica: f.Follower.Replica, BrokerEpoch: f.Follower.BrokerEpoch, LeaderEpoch: fp.LeaderEpoch}
+		} else if f.ConsumerEpochs {
+			consumerEpoch = fp.LeaderEpoch
 		}
-		fp.Result, fp.Err = fp.p.read(fp.Offset, limit, ff)
+		fp.Result, fp.Err = fp.p.read(fp.Offset, limit, ff, consumerEpoch)
 		if fp.Err != nil {
 			failed = true
 			continue

@@ -287,7 +287,7 @@ func planISR(p *partition, topicID uint64, self int32) (isrChange, bool) {
 func (b *Broker) startMembership(advertised string) error {
 	m, err := controller.StartMembership(controller.MembershipConfig{
 		ID: b.cfg.BrokerID, BindAddr: b.cfg.GossipAddr, Addr: advertised, RaftAddr: b.node.RaftAddr(), Rack: b.cfg.Rack,
-		Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
+		KafkaAddr: b.cfg.KafkaAdvertisedAddr, Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)

@@ -415,13 +415,22 @@ type ReadResult struct {
 // up to the log end, and its fetch offset is its position for the ISR and
 // the high watermark (a position that moves the high watermark wakes the
 // partition's watchers). The offsets are set whenever the partition could
-// be read, also with OFFSET_OUT_OF_RANGE.
-func (p *partition) read(offset int64, limit int, f *FollowerFetch) (ReadResult, error) {
+// be read, also with OFFSET_OUT_OF_RANGE. A consumer's epoch, when not
+// -1, must be the leader's (Fetch.ConsumerEpochs).
+func (p *partition) read(offset int64, limit int, f *FollowerFetch, consumerEpoch int32) (ReadResult, error) {
 	r := ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if err := p.unavailable(); err != nil {
 		return r, err
+	}
+	if f == nil && consumerEpoch >= 0 {
+		switch e := p.leader.Epoch(); {
+		case consumerEpoch < e:
+			return r, protocol.ErrFencedLeaderEpoch
+		case consumerEpoch > e:
+			return r, protocol.ErrUnknownLeaderEpoch
+		}
 	}
 	maxOffset := int64(-1)
 	if f != nil {

@@ -132,7 +132,9 @@ type Member struct {
 	RaftAddr   string `json:"raft_addr,omitempty"`
 	Rack       string `json:"rack,omitempty"`
 	GossipAddr string `json:"gossip_addr"`
-	Status     string `json:"status"` // serf's: alive, leaving, left, failed
+	// KafkaAddr is the address of its Kafka listener, "" when it has none.
+	KafkaAddr string `json:"kafka_addr,omitempty"`
+	Status    string `json:"status"` // serf's: alive, leaving, left, failed
 }
 
 // Members returns serf's member list, including this broker. Members
@@ -523,6 +525,9 @@ const (
 	tagAddr     = "addr"
 	tagRaftAddr = "raft_addr"
 	tagRack     = "rack"
+	// tagKafkaAddr is the Kafka listener's advertised address: gossip
+	// only, not in the Raft metadata (kafka/ reads it for Metadata).
+	tagKafkaAddr = "kafka_addr"
 )
 
 // parseMember reads a broker from a serf member's tags. An error means the
@@ -548,6 +553,7 @@ func parseMember(sm serf.Member) (Member, error) {
 		Addr:       sm.Tags[tagAddr],
 		RaftAddr:   sm.Tags[tagRaftAddr],
 		Rack:       sm.Tags[tagRack],
+		KafkaAddr:  sm.Tags[tagKafkaAddr],
 		GossipAddr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
 		Status:     sm.Status.String(),
 	}, nil

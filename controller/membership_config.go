@@ -32,6 +32,10 @@ type MembershipConfig struct {
 	RaftAddr string
 	// Rack is the broker's rack, carried in its tags; may be empty.
 	Rack string
+	// KafkaAddr is the address of the broker's Kafka listener, carried in
+	// its tags so the other brokers can name it in their Kafka Metadata
+	// answers; empty when it has none.
+	KafkaAddr string
 	// Join lists seeds, host:port of other brokers' gossip addresses;
 	// they are retried until one answers. Empty: wait to be joined.
 	Join []string
@@ -185,6 +189,9 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	}
 	if c.Rack != "" {
 		sc.Tags[tagRack] = c.Rack
+	}
+	if c.KafkaAddr != "" {
+		sc.Tags[tagKafkaAddr] = c.KafkaAddr
 	}
 	sc.MemberlistConfig = mc
 	if c.Gossip.LeavePropagateDelay > 0 {

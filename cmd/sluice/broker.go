@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/httpapi"
+	"github.com/sluicemq/sluice/kafka"
 )
 
 func newBrokerCmd() *cobra.Command {
@@ -27,6 +28,7 @@ func newBrokerCmd() *cobra.Command {
 
 		configPath  string
 		printConfig bool
+		kafkaAddr   string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -79,7 +81,14 @@ A flag wins over the environment, which wins over the file, which wins
 over the default. An unknown key or a value a flag would refuse stops the
 broker at start, naming the key and the reason. --print-config prints the
 effective settings as a config file, each with where it came from, and
-exits: a way to check a file, and to start one.`,
+exits: a way to check a file, and to start one.
+
+--kafka-listen adds a listener speaking Apache Kafka's protocol, so Kafka
+clients (kcat, franz-go, librdkafka, the Java client) produce, consume and
+manage topics unchanged; off by default. Each broker advertises its own
+--kafka-advertised-addr (default: the bound Kafka address) to the others,
+and Kafka clients see broker ids as node ids. docs/kafka.md lists what it
+serves.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -116,6 +125,9 @@ exits: a way to check a file, and to start one.`,
   # the effective settings, as a config file to start from
   sluice broker --config sluice.yaml --print-config
 
+  # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
+  sluice broker --kafka-listen 127.0.0.1:9092
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -144,7 +156,7 @@ exits: a way to check a file, and to start one.`,
 			// loadSettings marks a flag set from the environment or the
 			// file as changed: an explicit --http-addr '' turns it off.
 			web.set = cmd.Flags().Changed("http-addr")
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, web); err != nil {
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr, web); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -157,6 +169,8 @@ exits: a way to check a file, and to start one.`,
 	f.StringVar(&cfg.ListenAddr, "listen", broker.DefaultListenAddr, "address to listen on for clients")
 	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "address clients are told to connect to; default: the listen address")
 	f.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory for partition logs and metadata")
+	f.StringVar(&kafkaAddr, "kafka-listen", "", "address to listen on for Kafka clients (Kafka's wire protocol); empty: no Kafka listener")
+	f.StringVar(&cfg.KafkaAdvertisedAddr, "kafka-advertised-addr", "", "address Kafka clients are told to connect to; default: the Kafka listen address")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "address of the controller's Raft transport; default: the listen port + 1")
 	f.StringVar(&cfg.Voters, "voters", "", "Raft voters, id@raft-host:port,...; empty: this broker alone")
@@ -197,8 +211,9 @@ type webOptions struct {
 	set         bool
 }
 
-// runBroker runs the broker until ctx is cancelled, then closes it.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr string, web webOptions) error {
+// runBroker runs the broker, its HTTP endpoint and, when kafkaAddr is
+// set, its Kafka listener until ctx is cancelled, then closes them.
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string, web webOptions) error {
 	httpAddr := web.addr
 	if !web.set {
 		a, err := httpapi.DefaultAddr(cfg.ListenAddr)
@@ -215,6 +230,23 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 		}
 		metrics = httpapi.NewMetrics(level)
 		cfg.Observer = metrics
+	}
+	var kln net.Listener
+	if kafkaAddr != "" {
+		// Bound before the broker starts: its address goes into the
+		// broker's registration gossip.
+		var err error
+		if kln, err = net.Listen("tcp", kafkaAddr); err != nil {
+			return fmt.Errorf("--kafka-listen: %w", err)
+		}
+		defer func() {
+			if kln != nil {
+				kln.Close() // unless the Kafka listener took it
+			}
+		}()
+		if cfg.KafkaAdvertisedAddr == "" {
+			cfg.KafkaAdvertisedAddr = kln.Addr().String()
+		}
 	}
 	b, err := broker.New(cfg)
 	if err != nil {
@@ -233,6 +265,21 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err
+	}
+	if kln != nil {
+		// The Kafka listener stops after the broker: during the
+		// controlled shutdown its clients are told where leadership went.
+		ln := kln
+		kln = nil
+		kctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := kafka.New(b, cfg.Logger).Serve(kctx, ln); err != nil {
+				logger.Error("kafka listener", zap.Error(err))
+			}
+		}()
+		defer func() { cancel(); <-done }()
 	}
 	if pprofAddr != "" {
 		stop, addr, err := servePprof(pprofAddr, logger)

@@ -1,0 +1,188 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+)
+
+// Front ends other than the sluice protocol (the Kafka protocol, package
+// kafka) are served over this package's connection handling, not a copy
+// of it: a connection accepted on a front end's listener is admitted
+// against the same connection limits (MaxConnections, MaxConnectionsPerIP;
+// no broker reserve: brokers never connect there), and its frames are
+// read by the same reader, under the same MaxFrameBytes, in-flight bounds
+// (MaxInflightPerConn, MaxInflightBytesPerConn), broker-wide MemoryBudget
+// and timeouts (FirstRequestTimeout, FrameReadTimeout, IdleTimeout,
+// WriteTimeout). The front end only answers frames: Handle is called on
+// the connection's handler goroutine, one frame at a time in arrival
+// order, and its replies are written in the same order.
+
+// FrontEnd answers the frames of one wire protocol. Both wire formats
+// frame requests the same way (a big-endian i32 length, then the
+// request), so one reader serves both.
+type FrontEnd interface {
+	// Handle answers one request: frame is the request after its length
+	// prefix, valid only during the call (copy what outlives it). A nil
+	// Reply writes nothing. Handle must not block on anything but the
+	// core's own calls; a wait (a long-poll, an acknowledgement) runs in
+	// a goroutine started with FrontConn.Go that completes the Reply and
+	// closes its Ready.
+	Handle(fc *FrontConn, frame []byte) *Reply
+}
+
+// Reply is a front end's answer to one request.
+type Reply struct {
+	// Ready, when not nil, is closed once the Reply is complete; the
+	// writer waits for it in request order.
+	Ready chan struct{}
+	// Frame is the whole response frame, length prefix included, as one
+	// or more pieces (written with writev); empty writes nothing.
+	Frame net.Buffers
+	// Close closes the connection once this Reply is written; the
+	// requests read after it are not answered. Set it before Handle
+	// returns.
+	Close bool
+	// Done, when not nil, is called once the Reply was written or
+	// abandoned: it releases what Frame refers to (segment Views).
+	Done func()
+}
+
+// FrontConn is a front end's view of one connection.
+type FrontConn struct{ c *conn }
+
+// Context is cancelled when the connection stops.
+func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
+
+// Logger logs with the connection's remote address.
+func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
+
+// Go runs f in a goroutine that the connection waits for before it
+// closes. f must return soon after Context is cancelled.
+func (fc *FrontConn) Go(f func()) {
+	fc.c.polls.Add(1)
+	go func() {
+		defer fc.c.polls.Done()
+		f()
+	}()
+}
+
+// ErrConnRefused is returned by ServeConn for a connection refused at a
+// connection limit or because the broker is not serving.
+var ErrConnRefused = errors.New("connection refused")
+
+// ServeConn serves nc, accepted on a front end's listener, with fe until
+// the connection ends, ctx is cancelled or the broker stops; it closes nc
+// and returns once every goroutine of the connection has stopped. A
+// connection past a connection limit, or arriving before Start finished
+// or after Close began, is closed at once (ErrConnRefused). The broker's
+// Close waits for connections served here, as for its own.
+func (b *Broker) ServeConn(ctx context.Context, nc net.Conn, fe FrontEnd) error {
+	if !b.ready.Load() {
+		nc.Close()
+		return ErrConnRefused
+	}
+	b.mu.Lock()
+	if b.closing {
+		b.mu.Unlock()
+		nc.Close()
+		return ErrConnRefused
+	}
+	c, why := b.admit(nc, false)
+	if c == nil {
+		b.mu.Unlock()
+		b.refused.add(b.logger, why, nc.RemoteAddr().String())
+		nc.Close()
+		return ErrConnRefused
+	}
+	c.fe, c.front = fe, FrontConn{c: c}
+	b.connWG.Add(1)
+	b.mu.Unlock()
+	defer b.connWG.Done()
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	c.serve()
+	b.mu.Lock()
+	b.forget(c)
+	b.mu.Unlock()
+	return nil
+}
+
+// handleFront answers one request of a front end's connection. A panic
+// in the front end is recovered, logged with its stack and closes the
+// connection: the front end's wire format may have no answer that every
+// client reads.
+func (c *conn) handleFront(req *request) (resp *response) {
+	resp = responsePool.Get().(*response)
+	defer c.release(req)
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.panics.Add(1)
+			c.logger.Error("panic in request handler", zap.Any("panic", r), zap.Stack("stack"))
+			*resp = response{none: true, closeAfter: true}
+		}
+	}()
+	r := c.fe.Handle(&c.front, *req.frame)
+	if r == nil {
+		resp.none = true
+		return resp
+	}
+	resp.reply, resp.ready, resp.closeAfter = r, r.Ready, r.Close
+	return resp
+}
+
+// writeReply writes (or gathers, when small) a front end's reply.
+func (c *conn) writeReply(r *Reply) error {
+	n := 0
+	for _, b := range r.Frame {
+		n += len(b)
+	}
+	switch {
+	case n == 0:
+		return nil
+	case n < wbufLimit:
+		if len(c.wbuf)+n > wbufLimit {
+			if err := c.flushOrFail(nil); err != nil {
+				return err
+			}
+		}
+		for _, b := range r.Frame {
+			c.wbuf = append(c.wbuf, b...)
+		}
+		return nil
+	}
+	if err := c.flushOrFail(nil); err != nil {
+		return err
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.WriteTimeout))
+	c.wr = append(c.wr[:0], r.Frame...)
+	_, err := c.wr.WriteTo(c.nc)
+	c.wr = nil
+	return err
+}
+
+// ID is this broker's id.
+func (b *Broker) ID() int32 { return b.cfg.BrokerID }
+
+// ClusterID is the cluster id reported in Metadata.
+func (b *Broker) ClusterID() string { return b.cfg.ClusterID }
+
+// MaxFetchWait caps a Fetch's max wait (Config.MaxFetchWait).
+func (b *Broker) MaxFetchWait() time.Duration { return b.cfg.MaxFetchWait }
+
+// Members is serf's member list as this broker sees it (nil before
+// Start): each broker's addresses, the Kafka listener's among them.
+func (b *Broker) Members() []controller.Member {
+	b.mu.Lock()
+	m := b.members
+	b.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Members()
+}

@@ -1,0 +1,321 @@
+// Package kafka is sluice's Kafka wire front end: a listener that speaks
+// Apache Kafka's protocol, so Kafka clients (franz-go, librdkafka and kcat,
+// the Java client, ...) produce to and consume from sluice unchanged.
+//
+// It owns translation only. Requests are decoded and responses encoded
+// with github.com/twmb/franz-go/pkg/kmsg (generated from Kafka's message
+// definitions); every behaviour is the broker core's (package broker:
+// Append and LeaderAppend.Wait, StartFetch/WaitFetch, ListOffset,
+// EpochEndOffset, Metadata, topic admin, InitProducerID), reached through
+// the same calls the sluice protocol makes. Record batches pass through
+// untouched: sluice stores Kafka's RecordBatch v2, so a produced batch's
+// bytes go to the core as they came, and a fetch writes the segment's
+// bytes straight to the socket (writev of the mapped segment, no copy).
+//
+// Connections are the broker's (broker.ServeConn): the same connection
+// limits, frame-size cap, in-flight bounds, memory budget and timeouts as
+// the sluice listener. On top, a request other than Produce may be at most
+// maxRequestBytes: kmsg decodes an array into count × element-size bytes,
+// so a large frame of tiny elements would cost many times its size.
+//
+// Versions: Table (versions.go) is what ApiVersions advertises; a version
+// outside it is answered UNSUPPORTED_VERSION in the response of that
+// version, an ApiVersions version we do not know with the KIP-511
+// fallback (a v0 response listing our versions). A key we do not serve
+// closes the connection with a log line: the client cannot read an answer
+// to a request it should not have sent. Errors are the core's, mapped to
+// Kafka's codes by one table (errors.go).
+//
+// Concurrency: Serve owns its accept loop and one goroutine per
+// connection (the broker's reader, handler and writer run under it);
+// cancelling its context closes the listener and every connection, and
+// Serve returns when all have stopped. Handle runs on a connection's
+// handler goroutine, one request at a time in arrival order; waits
+// (acks=all, fsync, long-poll fetch) run in goroutines the connection
+// owns (broker.FrontConn.Go).
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/broker"
+)
+
+// maxRequestBytes caps every request but Produce (whose cap is the
+// broker's MaxFrameBytes, as max.message.bytes applies per batch).
+const maxRequestBytes = 1 << 20
+
+// Server is a Kafka listener over one broker.
+type Server struct {
+	b      *broker.Broker
+	logger *zap.Logger
+}
+
+// New returns a Kafka front end for b; logger may be nil.
+func New(b *broker.Broker, logger *zap.Logger) *Server {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka"))}
+}
+
+// Serve accepts Kafka connections on ln until ctx is cancelled, then
+// closes ln and every connection it accepted, and returns once they have
+// stopped. The broker must be started; its Close also ends the
+// connections. It returns nil after ctx is cancelled, or the accept error
+// that stopped it.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer ln.Close()
+	s.logger.Info("kafka listener serving", zap.String("addr", ln.Addr().String()))
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			// Out of file descriptors and the like: back off and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logger.Warn("accept", zap.Error(err), zap.Duration("retry_in", backoff))
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		backoff = 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.b.ServeConn(ctx, nc, s)
+		}()
+	}
+}
+
+// header is a request header (v1, or v2 for flexible requests).
+type header struct {
+	key, version int16
+	correlation  int32
+}
+
+var (
+	errShortHeader = errors.New("request header truncated")
+	errBadTags     = errors.New("request header tag buffer malformed")
+)
+
+// parseHeader reads the fixed part of a request header: key, version,
+// correlation id and client id (a non-compact nullable string in both
+// header versions). It returns the rest of the frame.
+func parseHeader(frame []byte) (header, []byte, error) {
+	if len(frame) < 10 {
+		return header{}, nil, errShortHeader
+	}
+	h := header{
+		key:         int16(binary.BigEndian.Uint16(frame)),
+		version:     int16(binary.BigEndian.Uint16(frame[2:])),
+		correlation: int32(binary.BigEndian.Uint32(frame[4:])),
+	}
+	n := int(int16(binary.BigEndian.Uint16(frame[8:])))
+	rest := frame[10:]
+	switch {
+	case n == -1:
+	case n < 0 || n > len(rest):
+		return h, nil, errShortHeader
+	default:
+		rest = rest[n:]
+	}
+	return h, rest, nil
+}
+
+// skipTags skips a tag buffer (header v2): a count, then per tag its
+// number and a length-prefixed value, all unsigned varints.
+func skipTags(b []byte) ([]byte, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errBadTags
+	}
+	b = b[n:]
+	for range count {
+		if _, n = binary.Uvarint(b); n <= 0 {
+			return nil, errBadTags
+		}
+		b = b[n:]
+		size, n := binary.Uvarint(b)
+		if n <= 0 || size > uint64(len(b)-n) {
+			return nil, errBadTags
+		}
+		b = b[n+int(size):]
+	}
+	return b, nil
+}
+
+// decoded is a request read from a frame, or why it is not answered
+// normally: an immediate answer (the KIP-511 fallback, UNSUPPORTED_VERSION)
+// or a reason to close the connection.
+type decoded struct {
+	h        header
+	req      kmsg.Request  // set when the request is to be dispatched
+	flexible bool          // the response has header v1 (a tag buffer)
+	answer   kmsg.Response // set when this is the whole answer
+	close    string        // set when the connection closes instead
+	err      error         // the decoding error behind close, if any
+}
+
+// decodeRequest reads a frame (after its length prefix). It never
+// panics and allocates in proportion to the frame (kmsg checks each
+// array's count against the bytes left); it is what FuzzDecodeRequest
+// exercises.
+func decodeRequest(frame []byte) decoded {
+	h, body, err := parseHeader(frame)
+	if err != nil {
+		return decoded{h: h, close: "malformed request header", err: err}
+	}
+	req := kmsg.RequestForKey(h.key)
+	vr, served := Table[h.key]
+	switch {
+	case req == nil || !served:
+		return decoded{h: h, close: "request for an API key not served"}
+	case h.key == apiVersionsKey && (h.version < 0 || h.version > vr.Max):
+		// KIP-511: a version we do not know may not even parse; answer
+		// v0 with UNSUPPORTED_VERSION and our range, and the client
+		// retries with a version from it.
+		return decoded{h: h, answer: apiVersionsResponse(0, kerrUnsupportedVersion)}
+	case h.version < 0 || h.version > req.MaxVersion():
+		return decoded{h: h, close: "request version unknown to the codec"}
+	case h.key != produceKey && len(frame) > maxRequestBytes:
+		return decoded{h: h, close: fmt.Sprintf("request of %d bytes, above the %d allowed but for Produce", len(frame), maxRequestBytes)}
+	}
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return decoded{h: h, close: "malformed request header", err: err}
+		}
+	}
+	if err := decode(req, body); err != nil {
+		return decoded{h: h, close: "malformed request", err: err}
+	}
+	d := decoded{h: h, req: req, flexible: req.IsFlexible() && h.key != apiVersionsKey} // ApiVersions answers with header v0
+	if h.version < vr.Min || h.version > vr.Max || (h.key == produceKey && h.version < minProduceServed) {
+		d.answer = failed(req, kerrUnsupportedVersion)
+		if d.answer == nil {
+			return decoded{h: h, close: "no error response for this key"}
+		}
+	}
+	return d
+}
+
+// Handle answers one Kafka request (broker.FrontEnd).
+func (s *Server) Handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
+	d := decodeRequest(frame)
+	switch {
+	case d.close != "":
+		fc.Logger().Info("kafka: closing connection: "+d.close, zap.Int16("api_key", d.h.key),
+			zap.String("api", kmsg.NameForKey(d.h.key)), zap.Int16("api_version", d.h.version), zap.Error(d.err))
+		return &broker.Reply{Close: true}
+	case d.answer != nil:
+		fc.Logger().Debug("kafka: unsupported version", zap.String("api", kmsg.NameForKey(d.h.key)), zap.Int16("api_version", d.h.version))
+		return reply(d.h.correlation, d.flexible, d.answer)
+	}
+	return s.dispatch(fc, d.h, d.flexible, d.req)
+}
+
+// unsafeReader is what kmsg's generated requests offer besides ReadFrom.
+type unsafeReader interface{ UnsafeReadFrom([]byte) error }
+
+// decode reads body into req. Produce and Fetch, the hot paths, are read
+// unsafely: their strings alias the frame, which is reused once Handle
+// returns, so their handlers copy every string that outlives the call
+// (the core copies the records into the segment). Every other request's
+// strings are copied by kmsg: they reach the controller's metadata and
+// the logs.
+func decode(req kmsg.Request, body []byte) error {
+	if u, ok := req.(unsafeReader); ok && (req.Key() == produceKey || req.Key() == fetchKey) {
+		return u.UnsafeReadFrom(body)
+	}
+	return req.ReadFrom(body)
+}
+
+// dispatch runs the handler of a request of a served version.
+func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kmsg.Request) *broker.Reply {
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		resp = apiVersionsResponse(h.version, 0)
+	case *kmsg.ProduceRequest:
+		return s.produce(fc, h, flexible, r)
+	case *kmsg.FetchRequest:
+		return s.fetch(fc, h, r)
+	case *kmsg.MetadataRequest:
+		resp = s.metadata(r)
+	case *kmsg.ListOffsetsRequest:
+		resp = s.listOffsets(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = s.offsetForLeaderEpoch(r)
+	case *kmsg.InitProducerIDRequest:
+		resp = s.initProducerID(fc, r)
+	case *kmsg.CreateTopicsRequest:
+		resp = s.createTopics(fc.Context(), r)
+	case *kmsg.DeleteTopicsRequest:
+		resp = s.deleteTopics(fc.Context(), r)
+	case *kmsg.DescribeConfigsRequest:
+		resp = s.describeConfigs(r)
+	case *kmsg.AlterConfigsRequest:
+		resp = s.alterConfigs(fc.Context(), r)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		resp = s.incrementalAlterConfigs(fc.Context(), r)
+	case *kmsg.DescribeClusterRequest:
+		resp = s.describeCluster(r)
+	case *kmsg.FindCoordinatorRequest:
+		resp = findCoordinator(r)
+	default:
+		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
+		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))
+	}
+	return reply(h.correlation, flexible, resp)
+}
+
+// reply frames a response: length, correlation id, the empty tag buffer
+// of response header v1 when flexible, the body.
+func reply(correlation int32, flexible bool, resp kmsg.Response) *broker.Reply {
+	return &broker.Reply{Frame: [][]byte{appendResponse(nil, correlation, flexible, resp)}}
+}
+
+func appendResponse(dst []byte, correlation int32, flexible bool, resp kmsg.Response) []byte {
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(correlation))
+	if flexible {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// ctxTimeout bounds an admin call by the request's timeout (ms; at
+// least 1 s, at most 5 min, 30 s when none).
+func ctxTimeout(ctx context.Context, ms int32) (context.Context, context.CancelFunc) {
+	d := 30 * time.Second
+	if ms > 0 {
+		d = min(max(time.Duration(ms)*time.Millisecond, time.Second), 5*time.Minute)
+	}
+	return context.WithTimeout(ctx, d)
+}

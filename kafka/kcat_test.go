@@ -1,0 +1,132 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// kcat runs kcat with args and stdin, bounded by 60 s, and returns its
+// stdout and stderr. The test is skipped when kcat is not installed
+// (Debian's kcat; CI installs it, .ci/run).
+func kcat(t *testing.T, stdin string, args ...string) (string, string) {
+	t.Helper()
+	path, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat not installed (apt-get install kcat): librdkafka checks skipped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kcat %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
+	}
+	return out.String(), errOut.String()
+}
+
+// TestKcat drives librdkafka through kcat: metadata, produce with every
+// codec actually compressed (librdkafka silently sends uncompressed
+// batches to a broker it thinks cannot take them, so its debug log is
+// checked), idempotent produce, consume from the beginning and from an
+// offset.
+func TestKcat(t *testing.T) {
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Skip("kcat not installed (apt-get install kcat): librdkafka checks skipped")
+	}
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	adm := kadm.NewClient(newClient(t, []string{addr}))
+	createTopic(t, ctx, adm, "kc", 1, 1, nil)
+
+	out, _ := kcat(t, "", "-b", addr, "-L", "-J")
+	var md struct {
+		Brokers []struct {
+			ID   int32  `json:"id"`
+			Name string `json:"name"`
+		} `json:"brokers"`
+		Topics []struct {
+			Topic      string `json:"topic"`
+			Partitions []struct {
+				Leader int32 `json:"leader"`
+			} `json:"partitions"`
+		} `json:"topics"`
+	}
+	if err := json.Unmarshal([]byte(out), &md); err != nil {
+		t.Fatalf("kcat -L -J: %v: %s", err, out)
+	}
+	if len(md.Brokers) != 1 || md.Brokers[0].ID != 1 || md.Brokers[0].Name != addr {
+		t.Fatalf("kcat -L brokers: %+v, want node 1 at %s", md.Brokers, addr)
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Topic != "kc" || md.Topics[0].Partitions[0].Leader != 1 {
+		t.Fatalf("kcat -L topics: %+v", md.Topics)
+	}
+
+	const per = 200
+	total := 0
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		var in strings.Builder
+		for i := range per {
+			fmt.Fprintf(&in, "k%d:%s-%d %s\n", i%5, codec, i, strings.Repeat("x", 50))
+		}
+		_, stderr := kcat(t, in.String(), "-b", addr, "-P", "-t", "kc", "-K:", "-z", codec,
+			"-X", "acks=all", "-X", "enable.idempotence=true", "-d", "msg")
+		total += per
+		if strings.Contains(stderr, "not compressing batch") {
+			t.Fatalf("%s: librdkafka did not compress: %s", codec, firstLine(stderr, "not compressing"))
+		}
+		want := "uncompressed"
+		if codec != "none" {
+			want = codec + ")"
+		}
+		if !strings.Contains(stderr, want) {
+			t.Fatalf("%s: no batch sent %s in kcat's debug log:\n%s", codec, want, stderr)
+		}
+		if !strings.Contains(stderr, "PID{Id:") || strings.Contains(stderr, "PID{Invalid}") {
+			t.Fatalf("%s: produce was not idempotent: %s", codec, firstLine(stderr, "PID{"))
+		}
+	}
+
+	out, _ = kcat(t, "", "-b", addr, "-C", "-t", "kc", "-o", "beginning", "-e", "-q", "-f", "%k:%s\n")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != total {
+		t.Fatalf("consumed %d records from the beginning, want %d", len(lines), total)
+	}
+	if lines[0] != "k0:none-0 "+strings.Repeat("x", 50) || !strings.HasPrefix(lines[total-1], "k4:zstd-199 ") {
+		t.Fatalf("first and last records: %q, %q", lines[0], lines[total-1])
+	}
+	out, _ = kcat(t, "", "-b", addr, "-C", "-t", "kc", "-p", "0", "-o", "650", "-c", "1", "-e", "-q", "-f", "%o %s\n")
+	if !strings.HasPrefix(out, "650 lz4-50 ") {
+		t.Fatalf("record at offset 650: %q", out)
+	}
+	// By timestamp: the first record at or after a time (ListOffsets).
+	out, _ = kcat(t, "", "-b", addr, "-C", "-t", "kc", "-p", "0", "-o", "650", "-c", "1", "-e", "-q", "-f", "%T\n")
+	ts := strings.TrimSpace(out)
+	out, _ = kcat(t, "", "-b", addr, "-Q", "-t", "kc:0:"+ts)
+	if !strings.Contains(out, "offset ") {
+		t.Fatalf("kcat -Q at %s: %q", ts, out)
+	}
+	var off int
+	if _, err := fmt.Sscanf(out[strings.Index(out, "offset "):], "offset %d", &off); err != nil || off > 650 {
+		t.Fatalf("kcat -Q at the timestamp of offset 650: %q", out)
+	}
+}
+
+// firstLine is the first line of s holding sub.
+func firstLine(s, sub string) string {
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}

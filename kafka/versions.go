@@ -1,0 +1,68 @@
+package kafka
+
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// VersionRange is the versions of one API key the listener advertises.
+type VersionRange struct{ Min, Max int16 }
+
+// API keys handled specially.
+const (
+	produceKey     = 0
+	fetchKey       = 1
+	apiVersionsKey = 18
+)
+
+// minProduceServed: Produce is advertised from v0 but served from v3
+// (record batch v2 only). librdkafka 2.x sends gzip, snappy and lz4 only
+// to a broker whose range holds Produce v0 (its compression check), and
+// Kafka 4 does the same (apache/kafka#18727); v0-2 get
+// UNSUPPORTED_VERSION.
+const minProduceServed = 3
+
+// Table is every API key the listener serves and the versions it
+// advertises (docs/kafka.md): ../shared/KAFKA.md's phase-1 minimums,
+// maxima at the last non-flexible version but for ApiVersions (v3, which
+// modern clients open with) and the always-flexible DescribeCluster.
+// Transactions, consumer groups and SASL are not advertised (not served
+// yet); a client that needs them learns so from this table. FindCoordinator
+// is the exception: librdkafka (2.0.2 measured) compresses with lz4 only
+// for a broker that advertises it, so it is advertised and answered with
+// an error saying groups and transactions are not served yet.
+var Table = map[int16]VersionRange{
+	0:  {0, 8}, // Produce: served from minProduceServed
+	1:  {4, 11},
+	2:  {1, 5},
+	3:  {0, 8},
+	10: {0, 2}, // FindCoordinator: see findCoordinator
+	18: {0, 3},
+	19: {2, 4},
+	20: {1, 3},
+	22: {0, 1},
+	23: {2, 3},
+	32: {1, 3},
+	33: {0, 1},
+	44: {0, 1},
+	60: {0, 1},
+}
+
+// kerrUnsupportedVersion is Kafka's UNSUPPORTED_VERSION.
+const kerrUnsupportedVersion = 35
+
+// apiVersionsResponse lists Table, sorted by key, with errorCode.
+func apiVersionsResponse(version int16, errorCode int16) *kmsg.ApiVersionsResponse {
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version, resp.ErrorCode = version, errorCode
+	keys := make([]int16, 0, len(Table))
+	for k := range Table {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		resp.ApiKeys = append(resp.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k, MinVersion: Table[k].Min, MaxVersion: Table[k].Max})
+	}
+	return resp
+}
