@@ -1,0 +1,73 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCompat runs one of scripts/kafka-compat's checks (a real Kafka client
+// of another language) against addr for the given steps, and fails the
+// test on a step it reports failed. It skips when the script's tools are
+// missing.
+func runCompat(t *testing.T, script string, tools []string, addr string, steps ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: %s skipped", tool, script)
+		}
+	}
+	path, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-compat", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{addr}, steps...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	t.Logf("%s:\n%s", script, out.String())
+	for _, step := range steps {
+		if !strings.Contains(out.String(), "ok "+step+" ") {
+			t.Errorf("step %s did not pass", step)
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s: %v\nstderr (last 2 KiB): %s", script, err, tail(errOut.String(), 2048))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// Apache Kafka's own Java client (kafka-clients 4.4.0 from Maven Central):
+// AdminClient round trip, idempotent produce with every codec, consume in
+// order per key. Groups are not served yet, so the group step is not run.
+func TestJavaClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Java program")
+	}
+	_, addr := single(t, nil)
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume")
+}
+
+// confluent-kafka (librdkafka, from PyPI): AdminClient round trip and
+// idempotent produce with every codec. Its consumer asks for a group
+// coordinator even when it assigns partitions, so consume waits for groups
+// on the Kafka listener.
+func TestPythonClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs confluent-kafka into a virtualenv")
+	}
+	_, addr := single(t, nil)
+	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce")
+}
