@@ -25,6 +25,7 @@ type Reader struct {
 	lastDelta int32
 	prevDelta int32
 	contig    bool
+	recStart  int // where the last record Next decoded starts in recs
 
 	baseOffset    int64
 	baseTimestamp int64
@@ -140,6 +141,7 @@ func (r *Reader) Next() bool {
 		return false
 	}
 	r.prevDelta = d
+	r.recStart = r.pos
 	r.pos += n
 	r.i++
 	r.rec.Offset = r.baseOffset + int64(d)
