@@ -57,7 +57,9 @@ func newTopicCreateCmd(g *globals) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Example: `  sluice topic create orders --partitions 6 --replication-factor 1
-  sluice topic create audit --config fsync=always --config retention.ms=-1`,
+  sluice topic create audit --config fsync=always --config retention.ms=-1
+  # a table: keep the latest record per key; tombstones go after 1 hour
+  sluice topic create accounts --config cleanup.policy=compact --config delete.retention.ms=3600000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseKV("config", configs)
@@ -405,7 +407,8 @@ func newTopicAlterConfigCmd(g *globals) *cobra.Command {
 		Use:   "alter-config NAME",
 		Short: "Set or remove topic configs",
 		Example: `  sluice topic alter-config orders --set retention.ms=3600000 --set fsync=always
-  sluice topic alter-config orders --delete retention.ms`,
+  sluice topic alter-config orders --delete retention.ms
+  sluice topic alter-config accounts --set min.cleanable.dirty.ratio=0.2 --set min.compaction.lag.ms=60000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kv, err := parseKV("set", set)
