@@ -37,7 +37,8 @@ import (
 //     within that time sees the delete.
 //   - Each idempotent producer's last batch in the log is kept, as an
 //     empty batch if all its records are superseded, so the producer's
-//     sequence state survives compaction (R13).
+//     sequence state survives compaction (R13) — while the producer is
+//     active (CleanOptions.ActiveProducer).
 //   - Transactional and control batches are kept whole and never enter
 //     the key map: sluice has no transactions, and keeping them loses
 //     nothing.
@@ -88,6 +89,12 @@ type CleanOptions struct {
 	// Limits bound the decompression of batches read; zero fields take
 	// record's defaults.
 	Limits record.Limits
+	// ActiveProducer, if set, says whether a producer id is still active
+	// (the owner's idempotent-producer state has not expired it): only an
+	// active producer's last batch is kept, as Kafka keeps the last batch
+	// of the producers its producer state still holds. Nil keeps every
+	// producer's last batch.
+	ActiveProducer func(id int64) bool
 }
 
 // CleanResult says what Clean did.
@@ -214,7 +221,7 @@ func (l *Log) Clean(ctx context.Context, opts CleanOptions) (CleanResult, error)
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if l.closedFlag.Load() {
+		if l.closedFlag.Load() || l.cleanStop.Load() {
 			return res, ErrClosed
 		}
 		more, err := c.pass()
@@ -334,6 +341,7 @@ func (c *cleaner) pass() (more bool, err error) {
 // and returns the offset after the last batch it took and whether it
 // stopped because the map was full.
 func (c *cleaner) buildMap(p cleanPlan) (mapEnd int64, full bool, err error) {
+	l := c.l
 	mapEnd = p.firstDirty
 	for _, s := range p.segs[p.dirtyIdx:p.endIdx] {
 		v, err := s.Read(max(mapEnd, s.Base()), math.MaxInt64, math.MaxInt)
@@ -347,6 +355,10 @@ func (c *cleaner) buildMap(p cleanPlan) (mapEnd int64, full bool, err error) {
 				return 0, false, fmt.Errorf("segment %d: %w", s.Base(), err)
 			}
 			in = rest
+			if l.cleanStop.Load() {
+				v.Release()
+				return 0, false, ErrClosed
+			}
 			if !c.km.room(int(b.RecordCount())) {
 				v.Release()
 				if mapEnd == p.firstDirty {
@@ -393,7 +405,7 @@ func (c *cleaner) producerLastBatches(segs []*segment.Segment) error {
 				v.Release()
 				return fmt.Errorf("segment %d: %w", s.Base(), err)
 			}
-			if id := b.ProducerID(); id >= 0 {
+			if id := b.ProducerID(); id >= 0 && (c.opts.ActiveProducer == nil || c.opts.ActiveProducer(id)) {
 				c.last[id] = b.BaseOffset()
 			}
 			in = rest
@@ -446,9 +458,13 @@ func (c *cleaner) rewrite(s *segment.Segment, tombstoneExpired bool) (changed bo
 		if err != nil {
 			return false, 0, fmt.Errorf("segment %d: at %d: %w", s.Base(), pos, err)
 		}
+		if l.cleanStop.Load() {
+			return false, 0, ErrClosed
+		}
 		at := pos
 		pos += len(b)
-		last := b.ProducerID() >= 0 && c.last[b.ProducerID()] == b.BaseOffset()
+		lastOff, isProducer := c.last[b.ProducerID()]
+		last := isProducer && lastOff == b.BaseOffset()
 		a := b.Attributes()
 		switch {
 		case a.Control() || a.Transactional() || b.RecordCount() == 0 && last:

@@ -599,3 +599,31 @@ func FuzzCleanerState(f *testing.F) {
 		}
 	})
 }
+
+// TestCleanExpiredProducer: the last batch of a producer the owner says
+// is no longer active goes like any other.
+func TestCleanExpiredProducer(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
+	l := openLog(t, t.TempDir(), cleanCfg(clock))
+	var m cleanModel
+	m.appendKVs(t, l, record.None, 7, 0, 0, kv{key(1), val(1, 0)})
+	m.appendKVs(t, l, record.None, 8, 0, 0, kv{key(1), val(1, 1)})
+	m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(1), val(1, 2)})
+	m.fillSegments(t, l, 1, 0)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Clean(context.Background(), CleanOptions{ActiveProducer: func(id int64) bool { return id == 8 }}); err != nil {
+		t.Fatal(err)
+	}
+	_, batches := readRecords(t, l)
+	var ids []int64
+	for _, s := range batches {
+		if id := record.Batch(s.bytes).ProducerID(); id >= 0 {
+			ids = append(ids, id)
+		}
+	}
+	if fmt.Sprint(ids) != "[8]" {
+		t.Fatalf("producers with a batch left: %v, want [8] (7 expired)", ids)
+	}
+}

@@ -138,6 +138,7 @@ type Log struct {
 	// truncGen (guarded by mu) counts truncations, so a clean that raced
 	// one knows to give up.
 	cleanMu   sync.Mutex
+	cleanStop atomic.Bool // Close wants a running Clean to stop
 	cleanerMu sync.Mutex
 	cleaner   cleanerState
 	lastClean time.Time
@@ -588,6 +589,11 @@ func (l *Log) lowerRecoveryPoint(offset int64) error {
 // still held). It is idempotent. A log that went offline is closed without
 // the marker, so the next Open recovers it.
 func (l *Log) Close() error {
+	// A Clean in progress stops at its next batch; wait for it, before
+	// taking mu (its swap takes mu).
+	l.cleanStop.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock() // no Clean starts after this one (cleanStop)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
