@@ -241,10 +241,11 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(5)
+	b.bg.Add(6)
 	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
 	go func() { defer b.bg.Done(); b.reregisterLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
+	go func() { defer b.bg.Done(); b.cleanerLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.rebalanceLoop(bgCtx) }()
 	b.mu.Lock()

@@ -80,6 +80,10 @@ type partition struct {
 	// fsync and not at the append itself.
 	wmu     sync.Mutex
 	waiters map[chan<- struct{}]struct{}
+
+	// The log cleaner's state of this partition (cleaner.go).
+	cmu   sync.Mutex
+	clean cleanState
 }
 
 // highWatermark is the offset below which consumers may read (R12): the
@@ -601,6 +605,7 @@ func (p *partition) describe(checksumUpTo int64) ReplicaState {
 	r.LeaderEpoch = p.epoch
 	r.StartOffset, r.EndOffset, r.SyncedOffset = p.log.StartOffset(), p.log.EndOffset(), p.log.SyncedOffset()
 	r.HighWatermark = p.highWatermark()
+	r.Cleaner = p.cleanerState()
 	if checksumUpTo >= 0 {
 		sum, end, err := p.checksum(min(checksumUpTo, r.EndOffset))
 		if err != nil {
