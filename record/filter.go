@@ -109,3 +109,17 @@ func AppendGap(dst []byte, base, next int64, epoch int32, maxTimestamp int64) []
 	out.SetCRC()
 	return dst
 }
+
+// TrimGap appends to dst the part of b from offset from on, when b is a
+// gap batch (what AppendGap writes: no records, no producer) whose
+// offsets include from past its first, and reports whether it did. A
+// follower whose log ends at an offset where the leader's cleaner merged
+// removed batches into one gap continues the gap from its own end.
+func TrimGap(dst []byte, b Batch, from int64) ([]byte, bool) {
+	a := b.Attributes()
+	if len(b) != HeaderSize || b.RecordCount() != 0 || b.ProducerID() >= 0 || a.Control() || a.Transactional() ||
+		from <= b.BaseOffset() || from > b.LastOffset() {
+		return dst, false
+	}
+	return AppendGap(dst, from, b.NextOffset(), b.LeaderEpoch(), b.MaxTimestamp()), true
+}

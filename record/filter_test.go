@@ -130,3 +130,27 @@ func verifyCRCBatch(b []byte) error {
 	}
 	return batch.VerifyCRC()
 }
+
+func TestTrimGap(t *testing.T) {
+	g := Batch(AppendGap(nil, 10, 25, 7, 1234))
+	out, ok := TrimGap(nil, g, 17)
+	if !ok {
+		t.Fatal("gap not trimmed")
+	}
+	tg := Batch(out)
+	if err := Validate(tg, Limits{}); err != nil || tg.BaseOffset() != 17 || tg.NextOffset() != 25 || tg.LeaderEpoch() != 7 || tg.MaxTimestamp() != 1234 {
+		t.Fatalf("trimmed gap %x, %v", tg, err)
+	}
+	for _, from := range []int64{10, 9, 25} {
+		if _, ok := TrimGap(nil, g, from); ok {
+			t.Fatalf("trimmed at %d", from)
+		}
+	}
+	bld := NewBuilder(None)
+	bld.Append(1, []byte("k"), []byte("v"), nil)
+	bld.Append(1, []byte("k"), []byte("v"), nil)
+	b, _ := bld.Build()
+	if _, ok := TrimGap(nil, b, 1); ok {
+		t.Fatal("a batch with records trimmed")
+	}
+}
