@@ -1,13 +1,18 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
 )
 
 func TestLogConfigCompaction(t *testing.T) {
@@ -53,5 +58,38 @@ func TestLogConfigCompaction(t *testing.T) {
 		if _, err := logConfig(get(bad)); !errors.Is(err, controller.ErrInvalidConfig) {
 			t.Fatalf("%v: %v, want ErrInvalidConfig", bad, err)
 		}
+	}
+}
+
+// A compacted topic refuses a record without a key (INVALID_RECORD,
+// nothing written), as Kafka does; keyed records and other topics are
+// unaffected.
+func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
+	b := startBroker(t, "", nil)
+	ctx := context.Background()
+	errs := b.CreateTopics(ctx, []NewTopic{
+		{Name: "table", Partitions: 1, ReplicationFactor: -1, Configs: []TopicConfig{{"cleanup.policy", "compact"}}},
+		{Name: "events", Partitions: 1, ReplicationFactor: -1},
+	}, false)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("create: %v", errs)
+	}
+	bld := record.NewBuilder(record.None)
+	bld.Append(1, []byte("k"), []byte("v"), nil)
+	bld.Append(1, nil, []byte("no key"), nil)
+	keyless, err := bld.AppendBatch(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "partitions led", func() error {
+		_, err := b.Append("events", 0, keyless, AcksLeader)
+		return err
+	})
+	_, err = b.Append("table", 0, keyless, AcksLeader)
+	if code, _ := ErrorCode(err); code != protocol.ErrInvalidRecord || !strings.Contains(err.Error(), "without a key") {
+		t.Fatalf("keyless record to a compacted topic: %v (code %v), want INVALID_RECORD", err, code)
+	}
+	if _, err := b.Append("table", 0, makeBatch(t, record.None, "v", 2, 0), AcksLeader); err != nil {
+		t.Fatalf("keyed records: %v", err)
 	}
 }

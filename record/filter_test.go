@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -152,5 +153,22 @@ func TestTrimGap(t *testing.T) {
 	b, _ := bld.Build()
 	if _, ok := TrimGap(nil, b, 1); ok {
 		t.Fatal("a batch with records trimmed")
+	}
+}
+
+func TestValidateRequireKeys(t *testing.T) {
+	bld := NewBuilder(Gzip)
+	bld.Append(1, []byte("k"), []byte("v"), nil)
+	bld.Append(1, nil, []byte("v"), nil)
+	b, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(b, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	err = Validate(b, Limits{RequireKeys: true})
+	if !errors.Is(err, ErrMissingKey) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("keyless record under RequireKeys: %v, want ErrMissingKey (not corrupt)", err)
 	}
 }

@@ -1,5 +1,7 @@
 package record
 
+import "fmt"
+
 // Reader iterates over the records of a batch:
 //
 //	if err := r.Reset(batch); err != nil { ... }
@@ -138,6 +140,10 @@ func (r *Reader) Next() bool {
 	d := f.offDelta
 	if d <= r.prevDelta || d > r.lastDelta || (r.contig && d != r.i) {
 		r.fail(corrupt(CheckOffsetDelta, "record %d: offsetDelta %d after %d, lastOffsetDelta %d", r.i, d, r.prevDelta, r.lastDelta))
+		return false
+	}
+	if r.lim.RequireKeys && f.key == nil {
+		r.fail(fmt.Errorf("%w: record %d", ErrMissingKey, r.i))
 		return false
 	}
 	r.prevDelta = d
