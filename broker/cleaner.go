@@ -54,15 +54,19 @@ func (b *Broker) cleanerLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for ctx.Err() == nil && b.cleanDirtiest(ctx) {
+		// Each partition at most once a round: one that stays due after
+		// a clean (a clean the log's truncation abandoned, say) waits for
+		// the next tick rather than spin.
+		done := make(map[*partition]bool)
+		for ctx.Err() == nil && b.cleanDirtiest(ctx, done) {
 		}
 	}
 }
 
-// cleanDirtiest cleans the due partition with the highest dirty ratio and
-// reports whether it did so successfully (the caller then looks for the
-// next one).
-func (b *Broker) cleanDirtiest(ctx context.Context) bool {
+// cleanDirtiest cleans the due partition with the highest dirty ratio,
+// skipping those in done, adds it to done and reports whether it cleaned
+// one successfully (the caller then looks for the next one).
+func (b *Broker) cleanDirtiest(ctx context.Context, done map[*partition]bool) bool {
 	now := time.Now()
 	var (
 		best      *partition
@@ -70,6 +74,9 @@ func (b *Broker) cleanDirtiest(ctx context.Context) bool {
 		bestRatio = -1.0
 	)
 	for _, p := range b.parts.all() {
+		if done[p] {
+			continue
+		}
 		p.mu.RLock()
 		l := p.log
 		open := p.state == stateOpen
@@ -90,6 +97,7 @@ func (b *Broker) cleanDirtiest(ctx context.Context) bool {
 	if best == nil {
 		return false
 	}
+	done[best] = true
 	lg := b.logger.With(zap.String("topic", best.topic), zap.Int32("partition", best.index))
 	start := time.Now()
 	// Only producers the partition's state still holds keep their last

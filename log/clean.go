@@ -248,6 +248,7 @@ type cleaner struct {
 	filter *record.Filter
 	res    *CleanResult
 	last   map[int64]int64 // producer id → base offset of its last batch
+	mapEnd int64           // offsets below it have been in a key map
 	rdr    record.Reader
 	// scratch holds a rewritten batch, gapBuf gap batches.
 	scratch, gapBuf []byte
@@ -284,6 +285,10 @@ func (c *cleaner) pass() (more bool, err error) {
 	for k < p.endIdx && p.segs[k].Base() < mapEnd {
 		k++
 	}
+	if k == 0 {
+		return false, nil
+	}
+	c.mapEnd = mapEnd
 	if err := l.fs.RemoveAll(filepath.Join(l.dir, cleanedDir)); err != nil {
 		return false, err
 	}
@@ -444,11 +449,15 @@ func (c *cleaner) rewrite(s *segment.Segment, tombstoneExpired bool) (changed bo
 			return false
 		}
 		if r.Value == nil {
-			if tombstoneExpired {
+			// Only a tombstone some key map has covered: the records it
+			// deletes are gone with that map's pass.
+			if tombstoneExpired && r.Offset < c.mapEnd {
 				c.res.Removed++
 				return false
 			}
-			tombs++
+			if r.Offset < c.mapEnd {
+				tombs++ // one a later pass may remove
+			}
 		}
 		return true
 	}
