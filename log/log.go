@@ -37,9 +37,10 @@
 //
 // Concurrency: one writer at a time (Append, TruncateTo, retention, the
 // cleaner's swap, Close serialize on the append lock) and any number of
-// concurrent readers. Read returns a segment.View that holds a reference on its segment, so a reader
-// racing retention or truncation keeps valid bytes until it releases the
-// View (R8); a reader never sees part of a batch.
+// concurrent readers. Read returns a segment.View that holds a reference
+// on its segment, so a reader racing retention, truncation or the
+// cleaner's swap keeps valid bytes until it releases the View (R8); a
+// reader never sees part of a batch.
 //
 // The package name shadows the standard library's log inside it; nothing
 // here needs that one (logging goes through zap).
