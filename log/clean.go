@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -295,21 +296,33 @@ func (c *cleaner) pass() (more bool, err error) {
 	if err := l.fs.MkdirAll(filepath.Join(l.dir, cleanedDir), directoryPerm); err != nil {
 		return false, err
 	}
-	var olds []*segment.Segment
+	var olds [][]*segment.Segment
 	next := cleanerState{firstDirty: mapEnd}
-	for _, s := range p.segs[:k] {
-		prev, had := st.seg(s.Base())
-		expired := had && l.cfg.DeleteRetention >= 0 && nowMs >= prev.firstCleanedMs+l.cfg.DeleteRetention.Milliseconds()
-		changed, tombs, err := c.rewrite(s, expired)
+	for _, g := range l.groupSegments(p.segs[:k]) {
+		changed, tombs, err := c.rewriteGroup(g, &st, nowMs)
 		if err != nil {
 			return false, err
 		}
 		if changed {
-			olds = append(olds, s)
+			olds = append(olds, g)
+			// The members after the first are deleted by the swap:
+			// recorded in .cleaned, so a swap finished by Open deletes
+			// them too.
+			for _, m := range g[1:] {
+				if err := vfs.WriteFile(l.fs, filepath.Join(l.dir, cleanedDir, deletedName(m.Base())), nil); err != nil {
+					return false, err
+				}
+			}
 		}
-		e := cleanedSeg{base: s.Base(), firstCleanedMs: nowMs, tombstones: tombs}
-		if had {
-			e.firstCleanedMs = prev.firstCleanedMs
+		// The merged segment's tombstone clock is its youngest member's:
+		// no tombstone goes before its time.
+		e := cleanedSeg{base: g[0].Base(), firstCleanedMs: math.MinInt64, tombstones: tombs}
+		for _, m := range g {
+			prev, had := st.seg(m.Base())
+			if !had {
+				prev.firstCleanedMs = nowMs
+			}
+			e.firstCleanedMs = max(e.firstCleanedMs, prev.firstCleanedMs)
 		}
 		next.segs = append(next.segs, e)
 	}
@@ -324,7 +337,9 @@ func (c *cleaner) pass() (more bool, err error) {
 			l.logger.Info("clean abandoned: the log changed under it")
 			return false, l.fs.RemoveAll(filepath.Join(l.dir, cleanedDir))
 		}
-		c.res.Segments += len(olds)
+		for _, g := range olds {
+			c.res.Segments += len(g)
+		}
 	} else if err := l.fs.RemoveAll(filepath.Join(l.dir, cleanedDir)); err != nil {
 		return false, err
 	}
@@ -423,22 +438,73 @@ func (c *cleaner) producerLastBatches(segs []*segment.Segment) error {
 // cleanedWriteChunk is the write buffer of a rewritten segment.
 const cleanedWriteChunk = 1 << 20
 
-// rewrite filters one segment into the .cleaned directory. Until the
-// first batch that changes, nothing is written; a segment that does not
-// change at all leaves no file and reports changed false. tombstoneExpired
-// says the segment's tombstones are past DeleteRetention. It returns how
-// many tombstones the result keeps.
-func (c *cleaner) rewrite(s *segment.Segment, tombstoneExpired bool) (changed bool, tombs uint32, err error) {
+// rewriteGroup filters a group of consecutive segments into one segment
+// in the .cleaned directory, named by the first one's base. A single
+// segment is written only from its first batch that changes on (the
+// unchanged prefix copied then); one that does not change at all leaves
+// no file and reports changed false. A group of several is always
+// written: merging is a change. It returns how many tombstones the
+// result keeps that a later pass may remove.
+func (c *cleaner) rewriteGroup(g []*segment.Segment, st *cleanerState, nowMs int64) (changed bool, tombs uint32, err error) {
+	l := c.l
+	first, last := g[0], g[len(g)-1]
+	w := &cleanedWriter{fs: l.fs, path: segment.LogPath(filepath.Join(l.dir, cleanedDir), first.Base())}
+	defer w.close()
+	if len(g) > 1 {
+		if err := w.start(0); err != nil {
+			return false, 0, err
+		}
+	}
+	var inBytes int64
+	for _, s := range g {
+		prev, had := st.seg(s.Base())
+		expired := had && l.cfg.DeleteRetention >= 0 && nowMs >= prev.firstCleanedMs+l.cfg.DeleteRetention.Milliseconds()
+		n, t, err := c.rewriteInto(w, s, expired)
+		if err != nil {
+			return false, 0, err
+		}
+		inBytes += n
+		tombs += t
+	}
+	if !w.started() {
+		c.res.BytesAfter += inBytes
+		return false, tombs, nil
+	}
+	if err := w.finish(); err != nil {
+		return false, 0, err
+	}
+	c.res.BytesAfter += w.written
+	// Opening the new segment builds its indexes from the batches (and
+	// checks they chain); closing trims and syncs them.
+	ns, err := segment.Open(filepath.Join(l.dir, cleanedDir), first.Base(), l.cleanedSegConfig())
+	if err != nil {
+		return false, 0, err
+	}
+	if ns.NextOffset() != last.NextOffset() || ns.Size() != w.written {
+		ns.Close()
+		return false, 0, fmt.Errorf("segment %d: cleaned copy ends at %d (%d bytes), want %d (%d bytes)", first.Base(), ns.NextOffset(), ns.Size(), last.NextOffset(), w.written)
+	}
+	if err := ns.Close(); err != nil {
+		return false, 0, err
+	}
+	return true, tombs, nil
+}
+
+// rewriteInto filters one segment into w: from its first change on
+// unless w has started already. tombstoneExpired says the segment's
+// tombstones are past DeleteRetention. It returns the segment's size and
+// how many tombstones a later pass may remove that it keeps.
+func (c *cleaner) rewriteInto(w *cleanedWriter, s *segment.Segment, tombstoneExpired bool) (size int64, tombs uint32, err error) {
 	l := c.l
 	v, err := s.Read(s.Base(), math.MaxInt64, math.MaxInt)
 	if err != nil {
-		return false, 0, fmt.Errorf("segment %d: %w", s.Base(), err)
+		return 0, 0, fmt.Errorf("segment %d: %w", s.Base(), err)
 	}
 	defer v.Release()
 	in := v.Bytes()
 	c.res.BytesBefore += int64(len(in))
-	w := &cleanedWriter{fs: l.fs, path: segment.LogPath(filepath.Join(l.dir, cleanedDir), s.Base()), in: in}
-	defer w.close()
+	w.in = in
+	defer func() { w.in = nil }() // the View's bytes are not the writer's past this call
 	keep := func(r *record.Record) bool {
 		if r.Key == nil {
 			c.res.Removed++
@@ -465,10 +531,10 @@ func (c *cleaner) rewrite(s *segment.Segment, tombstoneExpired bool) (changed bo
 	for pos := 0; pos < len(in); {
 		b, _, err := record.NextBatch(in[pos:], 0)
 		if err != nil {
-			return false, 0, fmt.Errorf("segment %d: at %d: %w", s.Base(), pos, err)
+			return 0, 0, fmt.Errorf("segment %d: at %d: %w", s.Base(), pos, err)
 		}
 		if l.cleanStop.Load() {
-			return false, 0, ErrClosed
+			return 0, 0, ErrClosed
 		}
 		at := pos
 		pos += len(b)
@@ -480,75 +546,54 @@ func (c *cleaner) rewrite(s *segment.Segment, tombstoneExpired bool) (changed bo
 			// Kept whole.
 		case b.RecordCount() == 0:
 			if err := c.drop(w, &g, b, at); err != nil {
-				return false, 0, err
+				return 0, 0, err
 			}
 			continue
 		default:
 			// A batch rewritten gets a new CRC: check the old one first,
 			// so damage on disk is reported, never sealed in.
 			if err := b.VerifyCRC(); err != nil {
-				return false, 0, fmt.Errorf("segment %d: batch at %d: %w", s.Base(), b.BaseOffset(), err)
+				return 0, 0, fmt.Errorf("segment %d: batch at %d: %w", s.Base(), b.BaseOffset(), err)
 			}
 			var kept int
 			c.scratch, kept, err = c.filter.Apply(c.scratch[:0], b, keep)
 			if err != nil {
-				return false, 0, fmt.Errorf("segment %d: batch at %d: %w", s.Base(), b.BaseOffset(), err)
+				return 0, 0, fmt.Errorf("segment %d: batch at %d: %w", s.Base(), b.BaseOffset(), err)
 			}
 			switch {
 			case kept == int(b.RecordCount()):
 				// Kept whole.
 			case kept > 0:
 				if err := c.replace(w, &g, at, c.scratch); err != nil {
-					return false, 0, err
+					return 0, 0, err
 				}
 				continue
 			case last:
 				c.scratch = record.AppendEmpty(c.scratch[:0], b)
 				if err := c.replace(w, &g, at, c.scratch); err != nil {
-					return false, 0, err
+					return 0, 0, err
 				}
 				continue
 			default:
 				if err := c.drop(w, &g, b, at); err != nil {
-					return false, 0, err
+					return 0, 0, err
 				}
 				continue
 			}
 		}
 		if err := c.closeGap(w, &g); err != nil {
-			return false, 0, err
+			return 0, 0, err
 		}
 		if w.started() {
 			if err := w.write(b); err != nil {
-				return false, 0, err
+				return 0, 0, err
 			}
 		}
 	}
 	if err := c.closeGap(w, &g); err != nil {
-		return false, 0, err
+		return 0, 0, err
 	}
-	if !w.started() {
-		c.res.BytesAfter += int64(len(in))
-		return false, tombs, nil
-	}
-	if err := w.finish(); err != nil {
-		return false, 0, err
-	}
-	c.res.BytesAfter += w.written
-	// Opening the new segment builds its indexes from the batches (and
-	// checks they chain); closing trims and syncs them.
-	ns, err := segment.Open(filepath.Join(l.dir, cleanedDir), s.Base(), l.cleanedSegConfig())
-	if err != nil {
-		return false, 0, err
-	}
-	if ns.NextOffset() != s.NextOffset() || ns.Size() != w.written {
-		ns.Close()
-		return false, 0, fmt.Errorf("segment %d: cleaned copy ends at %d (%d bytes), want %d (%d bytes)", s.Base(), ns.NextOffset(), ns.Size(), s.NextOffset(), w.written)
-	}
-	if err := ns.Close(); err != nil {
-		return false, 0, err
-	}
-	return true, tombs, nil
+	return int64(len(in)), tombs, nil
 }
 
 // gapRun is a run of removed batches not yet written: it becomes one
@@ -669,6 +714,41 @@ func (w *cleanedWriter) close() {
 		w.f.Close()
 	}
 }
+
+// groupSegments splits segs (consecutive) into groups that one cleaned
+// segment can hold, as Kafka's cleaner does: members whose sizes add up
+// to at most SegmentBytes, whose offsets fit a segment's 32-bit relative
+// offsets and whose index entries fit MaxIndexBytes. Cleaned segments
+// shrink, so later cleans merge them and a compacted log does not keep
+// one small segment (and its files and mappings) per segment ever
+// rolled.
+func (l *Log) groupSegments(segs []*segment.Segment) [][]*segment.Segment {
+	var out [][]*segment.Segment
+	maxEntries := int64(l.segCfg.MaxIndexBytes) / 12 // a time-index entry, the larger
+	for i := 0; i < len(segs); {
+		j, size := i+1, segs[i].Size()
+		for j < len(segs) {
+			n := size + segs[j].Size()
+			if n > l.cfg.SegmentBytes || segs[j].NextOffset()-segs[i].Base() >= math.MaxUint32 ||
+				n/int64(max(l.segCfg.IndexIntervalBytes, 1))+2 > maxEntries {
+				break
+			}
+			size = n
+			j++
+		}
+		out = append(out, segs[i:j])
+		i = j
+	}
+	return out
+}
+
+// deletedName is the marker of a merged segment's member that the swap
+// deletes: "<base>.deleted".
+func deletedName(base int64) string {
+	return strings.TrimSuffix(filepath.Base(segment.LogPath("", base)), ".log") + deletedSuffix
+}
+
+const deletedSuffix = ".deleted"
 
 // cleanedSegConfig is the segment config of a rewritten segment: the
 // log's, with room for any size (a rewritten batch may recompress a few

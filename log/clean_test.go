@@ -627,3 +627,77 @@ func TestCleanExpiredProducer(t *testing.T) {
 		t.Fatalf("producers with a batch left: %v, want [8] (7 expired)", ids)
 	}
 }
+
+// TestCleanMergesSegments: segments that cleaning shrank are merged by
+// the next clean, so a compacted log does not keep one small segment per
+// segment ever rolled; the merged log reads the same and reopens.
+func TestCleanMergesSegments(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
+	dir := t.TempDir()
+	l := openLog(t, dir, cleanCfg(clock))
+	var m cleanModel
+	for j := range 200 {
+		m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(j % 4), val(j%4, j)})
+	}
+	m.fillSegments(t, l, 1, 0)
+	before := len(l.segs)
+	clean(t, l, CleanOptions{})
+	// The first clean shrinks every segment; the second merges them.
+	m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(1), val(1, 999)})
+	m.fillSegments(t, l, 1, 0)
+	res := clean(t, l, CleanOptions{})
+	if len(l.segs) >= before || res.Segments < 2 {
+		t.Fatalf("%d segments after two cleans, %d before; %d rewritten", len(l.segs), before, res.Segments)
+	}
+	end := status(t, l).CleanableEnd
+	m.checkCompacted(t, l, end, false)
+	batches := readAll(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openLog(t, dir, cleanCfg(clock))
+	sameBatches(t, readAll(t, l2), batches)
+	if bases, _ := listSegments(vfs.Default, dir); len(bases) != len(l2.segs) {
+		t.Fatalf("%d segment files, %d segments open", len(bases), len(l2.segs))
+	}
+}
+
+// TestCleanMergeSwapCrash: a swap that merged segments, interrupted after
+// its commit point while deleting the merged members, is finished by Open.
+func TestCleanMergeSwapCrash(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := cleanCfg(clock)
+	cfg.FS = fs
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m cleanModel
+	for j := range 200 {
+		m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(j % 4), val(j%4, j)})
+	}
+	m.fillSegments(t, l, 1, 0)
+	clean(t, l, CleanOptions{})
+	m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(1), val(1, 999)})
+	m.fillSegments(t, l, 1, 0)
+	end := status(t, l).CleanableEnd
+	a := fs.Arm(errorfs.Fault{Ops: errorfs.OpRemove, Path: filepath.Join(dir, "*.timeindex"), Err: syscall.EIO})
+	if _, err := l.Clean(context.Background(), CleanOptions{}); err == nil {
+		t.Fatal("Clean succeeded through the fault")
+	}
+	a.Disarm()
+	if a.Hits() == 0 {
+		t.Fatal("the fault never fired: nothing was merged")
+	}
+	if !errors.Is(l.Err(), ErrOffline) {
+		t.Fatalf("log not offline after a failed swap: %v", l.Err())
+	}
+	l.crash()
+	l2 := openLog(t, dir, cfg)
+	m.checkCompacted(t, l2, end, false)
+	if _, err := os.Stat(filepath.Join(dir, swapDir)); err == nil {
+		t.Fatal(".swap left after reopening")
+	}
+}

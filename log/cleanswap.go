@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -13,13 +14,13 @@ import (
 	"github.com/sluicemq/sluice/vfs"
 )
 
-// swapCleaned replaces the segments olds by their cleaned copies in the
-// .cleaned directory (see the comment at the top of clean.go). It reports
-// false, having changed nothing, when the log was truncated since the
-// pass began (gen) or one of olds is no longer a closed segment of the
-// log. An error after the commit point takes the log offline: its files
-// are then finished by the next Open.
-func (l *Log) swapCleaned(gen uint64, olds []*segment.Segment) (bool, error) {
+// swapCleaned replaces each group of segments in groups by its cleaned
+// copy in the .cleaned directory (see the comment at the top of
+// clean.go). It reports false, having changed nothing, when the log was
+// truncated since the pass began (gen) or a segment of a group is no
+// longer a closed segment of the log. An error after the commit point
+// takes the log offline: its files are then finished by the next Open.
+func (l *Log) swapCleaned(gen uint64, groups [][]*segment.Segment) (bool, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -29,10 +30,12 @@ func (l *Log) swapCleaned(gen uint64, olds []*segment.Segment) (bool, error) {
 		l.mu.Unlock()
 		return false, nil
 	}
-	idx := make([]int, len(olds))
-	for i, o := range olds {
-		idx[i] = slices.Index(l.segs, o)
-		if idx[i] < 0 || idx[i] == len(l.segs)-1 {
+	var olds []*segment.Segment
+	for _, g := range groups {
+		olds = append(olds, g...)
+	}
+	for _, o := range olds {
+		if i := slices.Index(l.segs, o); i < 0 || i == len(l.segs)-1 {
 			l.mu.Unlock()
 			return false, nil
 		}
@@ -47,12 +50,29 @@ func (l *Log) swapCleaned(gen uint64, olds []*segment.Segment) (bool, error) {
 		l.mu.Unlock()
 		return false, nil
 	}
-	news, err := l.swapLocked(olds)
+	news, err := l.swapLocked(groups)
 	if err == nil {
-		l.segMu.Lock()
-		for i, n := range news {
-			l.segs[idx[i]] = n
+		// Each group's first member becomes its new segment; the other
+		// members go.
+		repl := make(map[*segment.Segment]*segment.Segment, len(olds))
+		for i, g := range groups {
+			for _, m := range g {
+				repl[m] = nil
+			}
+			repl[g[0]] = news[i]
 		}
+		segs := make([]*segment.Segment, 0, len(l.segs))
+		for _, s := range l.segs {
+			n, ok := repl[s]
+			switch {
+			case !ok:
+				segs = append(segs, s)
+			case n != nil:
+				segs = append(segs, n)
+			}
+		}
+		l.segMu.Lock()
+		l.segs = segs
 		l.segMu.Unlock()
 	}
 	l.commit.unlock()
@@ -60,18 +80,18 @@ func (l *Log) swapCleaned(gen uint64, olds []*segment.Segment) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	// The old segments' files were renamed over; their mappings live on
-	// for Views taken before the swap, and the last Release closes them
-	// (R8).
+	// The old segments' files were renamed over or deleted; their
+	// mappings live on for Views taken before the swap, and the last
+	// Release closes them (R8).
 	for _, o := range olds {
 		o.Detach()
 	}
 	return true, nil
 }
 
-// swapLocked commits the swap and opens the new segments. Caller holds mu
-// and the commit lock.
-func (l *Log) swapLocked(olds []*segment.Segment) ([]*segment.Segment, error) {
+// swapLocked commits the swap and opens the new segments, one per group.
+// Caller holds mu and the commit lock.
+func (l *Log) swapLocked(groups [][]*segment.Segment) ([]*segment.Segment, error) {
 	cleaned, swap := filepath.Join(l.dir, cleanedDir), filepath.Join(l.dir, swapDir)
 	if err := vfs.SyncDir(l.fs, cleaned); err != nil {
 		return nil, err
@@ -89,9 +109,9 @@ func (l *Log) swapLocked(olds []*segment.Segment) ([]*segment.Segment, error) {
 	if err := finishSwap(l.fs, l.dir); err != nil {
 		return fail(err)
 	}
-	news := make([]*segment.Segment, 0, len(olds))
-	for _, o := range olds {
-		n, err := segment.Open(l.dir, o.Base(), l.segCfg)
+	news := make([]*segment.Segment, 0, len(groups))
+	for _, g := range groups {
+		n, err := segment.Open(l.dir, g[0].Base(), l.segCfg)
 		if err != nil {
 			for _, n := range news {
 				n.Close()
@@ -104,8 +124,10 @@ func (l *Log) swapLocked(olds []*segment.Segment) ([]*segment.Segment, error) {
 }
 
 // finishSwap moves every file of the .swap directory over its namesake in
-// dir, syncs dir and removes .swap. It is idempotent: Open runs it to
-// finish a swap a crash interrupted.
+// dir, then deletes the segments its "<base>.deleted" markers name (the
+// merged members: only once the merged segment covering their offsets is
+// in place), syncs dir and removes .swap. It is idempotent: Open runs it
+// to finish a swap a crash interrupted.
 func finishSwap(fs vfs.FS, dir string) error {
 	swap := filepath.Join(dir, swapDir)
 	entries, err := fs.ReadDir(swap)
@@ -115,12 +137,29 @@ func finishSwap(fs vfs.FS, dir string) error {
 	if err != nil {
 		return err
 	}
+	var deleted []int64
 	for _, e := range entries {
 		if e.IsDir() {
 			continue
 		}
+		if name, ok := strings.CutSuffix(e.Name(), deletedSuffix); ok {
+			if base, ok := segment.ParseBase(name + ".log"); ok {
+				deleted = append(deleted, base)
+			}
+			continue
+		}
 		if err := fs.Rename(filepath.Join(swap, e.Name()), filepath.Join(dir, e.Name())); err != nil {
 			return fmt.Errorf("swap in %s: %w", e.Name(), err)
+		}
+	}
+	if err := vfs.SyncDir(fs, dir); err != nil {
+		return err
+	}
+	for _, base := range deleted {
+		for _, p := range []string{segment.LogPath(dir, base), segment.IndexPath(dir, base), segment.TimeIndexPath(dir, base)} {
+			if err := fs.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("delete merged segment %d: %w", base, err)
+			}
 		}
 	}
 	if err := vfs.SyncDir(fs, dir); err != nil {
