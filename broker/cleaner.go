@@ -81,8 +81,8 @@ func (b *Broker) cleanDirtiest(ctx context.Context, done map[*partition]bool) bo
 		l := p.log
 		open := p.state == stateOpen
 		p.mu.RUnlock()
-		if !open || l == nil {
-			continue
+		if !open || l == nil || l.Err() != nil {
+			continue // an offline log shows STORAGE_ERROR; cleaning it would change nothing
 		}
 		p.cmu.Lock()
 		waiting := now.Before(p.clean.retryAt)

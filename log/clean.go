@@ -225,6 +225,9 @@ func (l *Log) Clean(ctx context.Context, opts CleanOptions) (CleanResult, error)
 		if l.closedFlag.Load() || l.cleanStop.Load() {
 			return res, ErrClosed
 		}
+		if err := l.commit.failed(); err != nil {
+			return res, fmt.Errorf("log %s: clean: %w", l.dir, err) // offline (R5): nothing is swapped in
+		}
 		more, err := c.pass()
 		if err != nil {
 			return res, fmt.Errorf("log %s: clean: %w", l.dir, err)

@@ -516,17 +516,8 @@ func TestCleanSwapCrash(t *testing.T) {
 // TestCleanTruncateDuringClean: a truncation between the passes' start
 // and the swap makes the clean give up without changing the log.
 func TestCleanAbandonedByTruncation(t *testing.T) {
-	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
-	dir := t.TempDir()
-	fs := errorfs.New(vfs.Default)
-	cfg := cleanCfg(clock)
-	cfg.FS = fs
-	l := openLog(t, dir, cfg)
-	var m cleanModel
-	for j := range 80 {
-		m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(j % 5), val(j%5, j)})
-	}
-	m.fillSegments(t, l, 2, 0)
+	l, fs, m := faultyCleanLog(t, 80, 5, 2)
+	dir := l.Dir()
 	cut := l.segs[len(l.segs)-2].Base() + 1
 	var once bool
 	fs.Arm(errorfs.Fault{Ops: errorfs.OpCreate, Path: filepath.Join(dir, cleanedDir), Hook: func() {
@@ -700,4 +691,40 @@ func TestCleanMergeSwapCrash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, swapDir)); err == nil {
 		t.Fatal(".swap left after reopening")
 	}
+}
+
+// TestCleanOfflineLog: a log taken offline by a storage error is not
+// cleaned (R5: nothing more changes on disk until it is reopened).
+func TestCleanOfflineLog(t *testing.T) {
+	l, fs, m := faultyCleanLog(t, 60, 3, 1)
+	dir := l.Dir()
+	status(t, l)
+	a := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: dir, Err: syscall.EIO})
+	m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(1), val(1, 1)})
+	if err := l.Sync(); err == nil {
+		t.Fatal("sync succeeded through the fault")
+	}
+	a.Disarm()
+	before := readAll(t, l)
+	if _, err := l.Clean(context.Background(), CleanOptions{}); !errors.Is(err, ErrOffline) {
+		t.Fatalf("Clean of an offline log: %v, want ErrOffline", err)
+	}
+	sameBatches(t, readAll(t, l), before)
+}
+
+// faultyCleanLog opens a compacted log on an errorfs, appends n one-record
+// batches over keys keys and rolls past them rolls times.
+func faultyCleanLog(t *testing.T, n, keys, rolls int) (*Log, *errorfs.FS, *cleanModel) {
+	t.Helper()
+	clock := &fakeClock{now: time.UnixMilli(1_000_000)}
+	fs := errorfs.New(vfs.Default)
+	cfg := cleanCfg(clock)
+	cfg.FS = fs
+	l := openLog(t, t.TempDir(), cfg)
+	m := &cleanModel{}
+	for j := range n {
+		m.appendKVs(t, l, record.None, -1, 0, 0, kv{key(j % keys), val(j%keys, j)})
+	}
+	m.fillSegments(t, l, rolls, 0)
+	return l, fs, m
 }
