@@ -106,18 +106,9 @@ func TestCompactedReplicasConverge(t *testing.T) {
 
 	// Every replica, read from its files once the brokers stopped, holds
 	// the latest value of every key, and far fewer records than written.
-	for _, id := range c.IDs() {
-		c.Stop(id)
-	}
-	for _, id := range c.IDs() {
-		got, n := latestPerKey(t, filepath.Join(c.Dir(id), topic+"-0"))
-		for k, v := range latest {
-			if got[k] != v {
-				t.Fatalf("broker %d: %s=%.12q, want %.12q", id, k, got[k], v)
-			}
-		}
-		if len(got) != keys || n >= keys*rounds/2 {
-			t.Fatalf("broker %d: %d keys in %d records (of %d written): not compacted", id, len(got), n, keys*rounds)
+	for id, n := range stopAndCheckLatest(t, c, topic, latest) {
+		if n >= keys*rounds/2 {
+			t.Fatalf("broker %d: %d records (of %d written): not compacted", id, n, keys*rounds)
 		}
 	}
 }
@@ -162,4 +153,104 @@ func latestPerKey(t *testing.T, dir string) (map[string]string, int) {
 		t.Fatal(l.Err())
 	}
 	return out, n
+}
+
+// TestCompactedFollowerCatchesUp: a follower stopped while its leader
+// compacts the records after its log end comes back, catches up through
+// the leader's compacted log (its end may fall inside a gap batch the
+// leader's cleaner made), rejoins the ISR and holds the latest value of
+// every key.
+func TestCompactedFollowerCatchesUp(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{Configure: func(cfg *broker.Config) {
+		cfg.CleanerInterval = 20 * time.Millisecond
+	}})
+	cl := c.Client()
+	const topic = "table"
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3, Configs: map[string]string{
+		"cleanup.policy": "compact", "segment.bytes": "4096", "max.message.bytes": "4096", "fsync.interval.ms": "50",
+		"min.cleanable.dirty.ratio": "0.1", "min.insync.replicas": "1",
+	}})
+	testcluster.WaitFullISR(t, cl, topic, 20*time.Second)
+	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 20*time.Second)
+	follower := c.IDs()[0]
+	if follower == leader {
+		follower = c.IDs()[1]
+	}
+	latest := map[string]string{}
+	ctx := context.Background()
+	produce := func(rounds int, tag string) {
+		t.Helper()
+		for r := range rounds {
+			recs := make([]*client.Record, 0, 10)
+			for k := range 10 {
+				key, val := fmt.Sprintf("k%02d", k), fmt.Sprintf("%s-%03d-%02d", tag, r, k)
+				latest[key] = val
+				recs = append(recs, &client.Record{Topic: topic, Key: []byte(key), Value: []byte(val)})
+			}
+			if err := cl.ProduceSync(ctx, recs...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(5, "a")
+	c.Stop(follower)
+	produce(60, "b")
+	poll.Until(t, 20*time.Second, "the leader compacted what the follower lacks", func() error {
+		brs, err := cl.DescribeReplicas(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, br := range brs {
+			for _, ri := range br.Replicas {
+				if br.Broker == leader && ri.Cleaner != nil && !ri.Cleaner.LastClean.IsZero() && ri.Cleaner.CleanBytes > 0 {
+					return nil
+				}
+			}
+		}
+		return errors.New("not yet")
+	})
+	c.Restart(follower)
+	testcluster.WaitFullISR(t, cl, topic, 30*time.Second)
+	produce(1, "c")
+	poll.Until(t, 20*time.Second, "the follower caught up", func() error {
+		brs, err := cl.DescribeReplicas(ctx, topic)
+		if err != nil {
+			return err
+		}
+		var ends []int64
+		for _, br := range brs {
+			for _, ri := range br.Replicas {
+				ends = append(ends, ri.EndOffset)
+			}
+		}
+		if len(ends) != 3 || ends[0] != ends[1] || ends[1] != ends[2] {
+			return fmt.Errorf("end offsets %v", ends)
+		}
+		return nil
+	})
+	stopAndCheckLatest(t, c, topic, latest)
+}
+
+// stopAndCheckLatest stops every broker, then checks that each one's
+// replica of partition 0, read from its files, holds exactly the keys of
+// latest with their values, and returns each replica's record count.
+func stopAndCheckLatest(t *testing.T, c *testcluster.Cluster, topic string, latest map[string]string) map[int32]int {
+	t.Helper()
+	for _, id := range c.IDs() {
+		c.Stop(id)
+	}
+	counts := map[int32]int{}
+	for _, id := range c.IDs() {
+		got, n := latestPerKey(t, filepath.Join(c.Dir(id), topic+"-0"))
+		if len(got) != len(latest) {
+			t.Fatalf("broker %d: %d keys, want %d", id, len(got), len(latest))
+		}
+		for k, v := range latest {
+			if got[k] != v {
+				t.Fatalf("broker %d: %s=%.16q, want %.16q", id, k, got[k], v)
+			}
+		}
+		counts[id] = n
+	}
+	return counts
 }
