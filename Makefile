@@ -47,8 +47,9 @@ fuzz:
 fuzz-short:
 	FUZZTIME=3s scripts/fuzz.sh
 
-# The storage crash test at full length: CRASH_ITERS SIGKILLs of a child
-# appending with fsync=always.
+# The storage crash tests at full length: CRASH_ITERS SIGKILLs of a child
+# appending with fsync=always, and of one appending to a compacted log while
+# it cleans it (TestCrashDuringClean).
 crash:
 	SLUICE_CRASH_ITERS=$(CRASH_ITERS) $(GO) test -count=1 -run 'TestCrash' -timeout 60m -v ./log/
 

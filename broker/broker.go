@@ -256,6 +256,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	go func() { defer b.bg.Done(); b.groupLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.reregisterLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
+	go func() { defer b.bg.Done(); b.cleanerLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()
 	go func() { defer b.bg.Done(); b.rebalanceLoop(bgCtx) }()
 	b.mu.Lock()

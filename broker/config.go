@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/group"
+	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/replica"
 	"github.com/sluicemq/sluice/vfs"
 )
@@ -30,6 +31,8 @@ const (
 	DefaultIdleTimeout        = 10 * time.Minute
 	DefaultWriteTimeout       = 30 * time.Second
 	DefaultRetentionCheck     = 5 * time.Minute
+	DefaultCleanerInterval    = 5 * time.Second
+	DefaultCleanerMaxBackoff  = 5 * time.Minute
 	DefaultMaxFetchWait       = 5 * time.Minute
 	DefaultPartitions         = 1
 	DefaultReplicationFactor  = 1
@@ -133,6 +136,17 @@ type Config struct {
 	// RetentionCheckInterval is how often retention runs over every
 	// partition. Default 5 min.
 	RetentionCheckInterval time.Duration
+	// CleanerInterval is how often the log cleaner looks for compacted
+	// partitions due for cleaning (cleanup.policy=compact); a partition
+	// whose cleaning failed is retried after a backoff that starts here
+	// and doubles up to CleanerMaxBackoff. Default 5 s.
+	CleanerInterval time.Duration
+	// CleanerMaxBackoff caps the cleaner's retry backoff. Default 5 min.
+	CleanerMaxBackoff time.Duration
+	// CleanerKeyMapBytes is the memory of the cleaner's key map (24 bytes
+	// a key); a dirty part with more keys is cleaned in several passes.
+	// Default 16 MiB.
+	CleanerKeyMapBytes int
 
 	// DefaultPartitions and DefaultReplicationFactor are used by
 	// CreateTopics for a topic asking for -1. Defaults 1 and 1.
@@ -378,6 +392,15 @@ func (c Config) WithDefaults() Config {
 	if c.MaxFetchWait == 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
+	if c.CleanerInterval == 0 {
+		c.CleanerInterval = DefaultCleanerInterval
+	}
+	if c.CleanerMaxBackoff == 0 {
+		c.CleanerMaxBackoff = DefaultCleanerMaxBackoff
+	}
+	if c.CleanerKeyMapBytes == 0 {
+		c.CleanerKeyMapBytes = log.DefaultKeyMapBytes
+	}
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = DefaultRetentionCheck
 	}
@@ -484,6 +507,12 @@ func (c Config) Validate() error {
 		return fieldError("WriteTimeout", c.WriteTimeout, "negative")
 	case c.MaxFetchWait < 0:
 		return fieldError("MaxFetchWait", c.MaxFetchWait, "negative")
+	case c.CleanerInterval < time.Millisecond:
+		return fieldError("CleanerInterval", c.CleanerInterval, "below 1ms")
+	case c.CleanerMaxBackoff < c.CleanerInterval:
+		return fieldError("CleanerMaxBackoff", c.CleanerMaxBackoff, "below CleanerInterval")
+	case c.CleanerKeyMapBytes < 0:
+		return fieldError("CleanerKeyMapBytes", c.CleanerKeyMapBytes, "negative")
 	case c.RetentionCheckInterval < time.Millisecond:
 		return fieldError("RetentionCheckInterval", c.RetentionCheckInterval, "below 1ms")
 	case c.DefaultPartitions < 1 || c.DefaultPartitions > controller.MaxPartitions:

@@ -276,6 +276,9 @@ type ReplicaState struct {
 	// can be compared byte for byte; ChecksumEnd is -1 otherwise.
 	Checksum    uint32
 	ChecksumEnd int64
+	// Cleaner is the log cleaner's state of a compacted replica, nil for
+	// a topic that is not compacted.
+	Cleaner *CleanerState
 }
 
 // Replicas reports every replica this broker holds of the topics named

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/sluicemq/sluice/controller"
@@ -50,6 +51,13 @@ func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response)
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,
 			Checksum: r.Checksum, ChecksumEnd: r.ChecksumEnd}
+		if cs := r.Cleaner; cs != nil {
+			ri.Compacted, ri.CleanBytes, ri.DirtyBytes, ri.LastCleanMs = true, cs.CleanBytes, cs.DirtyBytes, -1
+			if !cs.LastClean.IsZero() {
+				ri.LastCleanMs = cs.LastClean.UnixMilli()
+			}
+			ri.CleanerFailures, ri.CleanerError = int32(min(cs.Failures, math.MaxInt32)), cs.Err
+		}
 		ri.ErrorCode, ri.ErrorMessage = ErrorCode(r.Err)
 		out.Replicas = append(out.Replicas, ri)
 	}

@@ -82,6 +82,10 @@ type partition struct {
 	// fsync and not at the append itself.
 	wmu     sync.Mutex
 	waiters map[chan<- struct{}]struct{}
+
+	// The log cleaner's state of this partition (cleaner.go).
+	cmu   sync.Mutex
+	clean cleanState
 }
 
 // highWatermark is the offset below which consumers may read (R12): the
@@ -287,7 +291,7 @@ func (p *partition) appendAsLeader(records []byte, acks Acks) (LeaderAppend, err
 			return a, &protocol.Error{Code: code, Detail: err.Error()}
 		}
 	}
-	if err := validateRecords(records, p.cfg.maxMessageBytes); err != nil {
+	if err := validateRecords(records, p.cfg.maxMessageBytes, p.cfg.log.CleanupPolicy.Compact()); err != nil {
 		p.logger().Debug("produce refused", zap.Error(err))
 		return a, err
 	}
@@ -364,12 +368,14 @@ func (p *partition) appendBatch(b record.Batch) (a log.Appended, dup bool, err e
 var errEmptyRecords = fmt.Errorf("%w: empty record set", protocol.ErrCorruptMessage)
 
 // validateRecords checks every batch of a record set whole (R1): framing,
-// size against max.message.bytes, CRC, record framing and offsets.
-func validateRecords(records []byte, maxMessageBytes int) error {
+// size against max.message.bytes, CRC, record framing and offsets; and,
+// for a compacted topic (requireKeys), that every record has a key, as
+// Kafka does: compaction would remove a keyless record.
+func validateRecords(records []byte, maxMessageBytes int, requireKeys bool) error {
 	if len(records) == 0 {
 		return errEmptyRecords
 	}
-	lim := record.Limits{MaxBatchBytes: maxMessageBytes, Contiguous: true}
+	lim := record.Limits{MaxBatchBytes: maxMessageBytes, Contiguous: true, RequireKeys: requireKeys}
 	for rest, k := records, 0; len(rest) > 0; k++ {
 		b, next, err := record.NextBatch(rest, 0)
 		if err != nil {
@@ -380,6 +386,10 @@ func validateRecords(records []byte, maxMessageBytes int) error {
 				Detail: fmt.Sprintf("batch %d: %d bytes, max.message.bytes is %d", k, b.Size(), maxMessageBytes)}
 		}
 		if err := record.Validate(b, lim); err != nil {
+			if errors.Is(err, record.ErrMissingKey) {
+				return &protocol.Error{Code: protocol.ErrInvalidRecord,
+					Detail: fmt.Sprintf("batch %d: %v: a compacted topic (cleanup.policy=compact) keeps records by key", k, err)}
+			}
 			return corruptBatch(k, err)
 		}
 		rest = next
@@ -615,6 +625,7 @@ func (p *partition) describe(checksumUpTo int64) ReplicaState {
 	r.LeaderEpoch = p.epoch
 	r.StartOffset, r.EndOffset, r.SyncedOffset = p.log.StartOffset(), p.log.EndOffset(), p.log.SyncedOffset()
 	r.HighWatermark = p.highWatermark()
+	r.Cleaner = p.cleanerState()
 	if checksumUpTo >= 0 {
 		sum, end, err := p.checksum(min(checksumUpTo, r.EndOffset))
 		if err != nil {

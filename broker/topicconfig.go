@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -87,10 +88,27 @@ func logConfig(get func(string) string) (partitionConfig, error) {
 	}
 	pc.log.FlushInterval = ms(controller.ConfigFsyncIntervalMs)
 	pc.producerExpiration = ms(controller.ConfigProducerIDExpirationMs)
+	pc.log.MinCompactionLag = ms(controller.ConfigMinCompactionLag)
+	// The log reads 0 as "default" for these two; 0 means "at once",
+	// which a nanosecond expresses (the log counts in milliseconds).
+	pc.log.MaxCompactionLag = orNow(ms(controller.ConfigMaxCompactionLag))
+	pc.log.DeleteRetention = orNow(ms(controller.ConfigDeleteRetentionMs))
 	maxMsg := num(controller.ConfigMaxMessageBytes)
 	if err != nil {
 		return pc, err
 	}
+	policy, e := log.ParseCleanupPolicy(get(controller.ConfigCleanupPolicy))
+	if e != nil {
+		return pc, fmt.Errorf("%w: %s: %w", controller.ErrInvalidConfig, controller.ConfigCleanupPolicy, e)
+	}
+	pc.log.CleanupPolicy = policy
+	ratio, e := strconv.ParseFloat(get(controller.ConfigMinCleanableRatio), 64)
+	if e != nil || !(ratio >= 0 && ratio <= 1) {
+		return pc, fmt.Errorf("%w: %s=%q: want a number from 0 to 1", controller.ErrInvalidConfig, controller.ConfigMinCleanableRatio, get(controller.ConfigMinCleanableRatio))
+	}
+	// The log reads 0 as "default"; a ratio of 0 means any dirty byte
+	// makes the log due, which the smallest positive ratio expresses.
+	pc.log.MinCleanableDirtyRatio = max(ratio, math.SmallestNonzeroFloat64)
 	pol, e := log.ParseFsyncPolicy(get(controller.ConfigFsync))
 	if e != nil {
 		return pc, fmt.Errorf("%w: %s: %w", controller.ErrInvalidConfig, controller.ConfigFsync, e)
@@ -107,6 +125,14 @@ func logConfig(get func(string) string) (partitionConfig, error) {
 	return pc, nil
 }
 
+// orNow maps a zero duration to the smallest positive one.
+func orNow(d time.Duration) time.Duration {
+	if d == 0 {
+		return time.Nanosecond
+	}
+	return d
+}
+
 // sameLogConfig reports whether two configs ask for the same log
 // behaviour (Logger and clock aside).
 func sameLogConfig(a, b log.Config) bool {
@@ -114,5 +140,7 @@ func sameLogConfig(a, b log.Config) bool {
 		a.RetentionBytes == b.RetentionBytes && a.RetentionAge == b.RetentionAge &&
 		a.Fsync == b.Fsync && a.FlushInterval == b.FlushInterval && a.FlushBytes == b.FlushBytes &&
 		a.MaxBatchBytes == b.MaxBatchBytes && a.IndexIntervalBytes == b.IndexIntervalBytes &&
-		a.MaxIndexBytes == b.MaxIndexBytes
+		a.MaxIndexBytes == b.MaxIndexBytes && a.CleanupPolicy == b.CleanupPolicy &&
+		a.MinCompactionLag == b.MinCompactionLag && a.MaxCompactionLag == b.MaxCompactionLag &&
+		a.MinCleanableDirtyRatio == b.MinCleanableDirtyRatio && a.DeleteRetention == b.DeleteRetention
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/sluicemq/sluice/protocol"
 )
@@ -36,9 +37,34 @@ type ReplicaInfo struct {
 	// (DescribeReplicas) or no whole batch lies below the limit.
 	Checksum    uint32
 	ChecksumEnd int64
+	// Cleaner is the log cleaner's state of a compacted replica
+	// (cleanup.policy=compact), nil for another or from a broker too old
+	// to say.
+	Cleaner *CleanerInfo
 	// Err is the replica's own failure (its storage, say); the other
 	// fields are then meaningless.
 	Err error
+}
+
+// CleanerInfo is the log cleaner's state of one compacted replica.
+type CleanerInfo struct {
+	CleanBytes int64 // bytes of the cleaned part of the log
+	DirtyBytes int64 // cleanable bytes not yet cleaned
+	// LastClean is when the last cleaning ended; zero if none since the
+	// broker started.
+	LastClean time.Time
+	// Failures counts consecutive failed cleanings (the broker retries
+	// with a backoff); Err is the last one's error, "" when it worked.
+	Failures int
+	Err      string
+}
+
+// DirtyRatio is DirtyBytes over the cleanable bytes, 0 for an empty log.
+func (c *CleanerInfo) DirtyRatio() float64 {
+	if t := c.CleanBytes + c.DirtyBytes; t > 0 {
+		return float64(c.DirtyBytes) / float64(t)
+	}
+	return 0
 }
 
 // BrokerReplicas is one broker's answer to DescribeReplicas.
@@ -122,6 +148,13 @@ func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int6
 		out = append(out, ReplicaInfo{Topic: ri.Topic, Partition: ri.Partition, Leader: ri.Leader, LeaderEpoch: ri.LeaderEpoch,
 			StartOffset: ri.StartOffset, EndOffset: ri.EndOffset, HighWatermark: ri.HighWatermark, SyncedOffset: ri.SyncedOffset,
 			Checksum: ri.Checksum, ChecksumEnd: ri.ChecksumEnd, Err: ri.ErrorCode.ErrWithDetail(ri.ErrorMessage)})
+		if ri.Compacted {
+			ci := &CleanerInfo{CleanBytes: ri.CleanBytes, DirtyBytes: ri.DirtyBytes, Failures: int(ri.CleanerFailures), Err: ri.CleanerError}
+			if ri.LastCleanMs >= 0 {
+				ci.LastClean = time.UnixMilli(ri.LastCleanMs)
+			}
+			out[len(out)-1].Cleaner = ci
+		}
 	}
 	slices.SortFunc(out, func(a, b ReplicaInfo) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))

@@ -9,20 +9,24 @@ import (
 // Topic config keys. The names are shared by the CLI (--config key=value),
 // the protocol and the docs.
 const (
-	ConfigRetentionMs      = "retention.ms"
-	ConfigRetentionBytes   = "retention.bytes"
-	ConfigSegmentBytes     = "segment.bytes"
-	ConfigSegmentMs        = "segment.ms"
-	ConfigFsync            = "fsync"
-	ConfigFsyncIntervalMs  = "fsync.interval.ms"
-	ConfigMaxMessageBytes  = "max.message.bytes"
-	ConfigMinInsyncReplica = "min.insync.replicas"
-	ConfigUncleanElection  = "unclean.leader.election"
-	ConfigUncleanRecovery  = "unclean.recovery.strategy"
+	ConfigRetentionMs       = "retention.ms"
+	ConfigRetentionBytes    = "retention.bytes"
+	ConfigSegmentBytes      = "segment.bytes"
+	ConfigSegmentMs         = "segment.ms"
+	ConfigFsync             = "fsync"
+	ConfigFsyncIntervalMs   = "fsync.interval.ms"
+	ConfigMaxMessageBytes   = "max.message.bytes"
+	ConfigMinInsyncReplica  = "min.insync.replicas"
+	ConfigUncleanElection   = "unclean.leader.election"
+	ConfigUncleanRecovery   = "unclean.recovery.strategy"
+	ConfigCleanupPolicy     = "cleanup.policy"
+	ConfigMinCompactionLag  = "min.compaction.lag.ms"
+	ConfigMaxCompactionLag  = "max.compaction.lag.ms"
+	ConfigMinCleanableRatio = "min.cleanable.dirty.ratio"
+	ConfigDeleteRetentionMs = "delete.retention.ms"
 	// ConfigProducerIDExpirationMs overrides the broker's
 	// ProducerIDExpiration for a topic's partitions.
 	ConfigProducerIDExpirationMs = "producer.id.expiration.ms"
-	ConfigCleanupPolicy          = "cleanup.policy"
 )
 
 // Values of ConfigCleanupPolicy.
@@ -57,6 +61,7 @@ const (
 	kindInt configKind = iota + 1
 	kindBool
 	kindEnum
+	kindRatio // a decimal in [0, 1]
 )
 
 // ConfigDef describes one topic config key.
@@ -83,8 +88,12 @@ var topicConfigDefs = map[string]ConfigDef{
 	ConfigMaxMessageBytes:  {Key: ConfigMaxMessageBytes, Default: "1048588", Doc: "largest record batch accepted (bytes, after compression)", kind: kindInt, min: 128},
 	ConfigMinInsyncReplica: {Key: ConfigMinInsyncReplica, Default: "1", Doc: "with acks=all, refuse writes while fewer replicas are in sync; default 2 when the replication factor is 3 or more, else 1; never above the replication factor", kind: kindInt, min: 1},
 	ConfigUncleanElection:  {Key: ConfigUncleanElection, Default: "false", Doc: "allow a replica outside the ISR to become leader (may lose acknowledged records)", kind: kindBool},
-	ConfigCleanupPolicy: {Key: ConfigCleanupPolicy, Default: CleanupDelete, Doc: "delete: segments are removed by retention; compact: only the latest record of each key is kept; compact,delete: both",
-		kind: kindEnum, enum: []string{CleanupDelete, CleanupCompact, CleanupCompactDelete}},
+	ConfigCleanupPolicy: {Key: ConfigCleanupPolicy, Default: CleanupDelete, Doc: "delete: retention deletes old segments; compact: keep the latest record per key (offsets kept, tombstones removed after delete.retention.ms), no deletion by age or size; compact,delete: both",
+		kind: kindEnum, enum: []string{CleanupDelete, CleanupCompact, CleanupCompactDelete, "delete,compact"}},
+	ConfigMinCompactionLag:  {Key: ConfigMinCompactionLag, Default: "0", Doc: "with compact, never compact away a record younger than this (ms)", kind: kindInt, min: 0},
+	ConfigMaxCompactionLag:  {Key: ConfigMaxCompactionLag, Default: "-1", Doc: "with compact, clean a partition whose oldest uncompacted record is older than this (ms), whatever its dirty ratio; -1 never", kind: kindInt, min: -1},
+	ConfigMinCleanableRatio: {Key: ConfigMinCleanableRatio, Default: "0.5", Doc: "with compact, clean a partition once this fraction of its cleanable bytes is not yet compacted", kind: kindRatio},
+	ConfigDeleteRetentionMs: {Key: ConfigDeleteRetentionMs, Default: "86400000", Doc: "with compact, remove a tombstone (null value) this long (ms) after its segment was first compacted; -1 keeps them", kind: kindInt, min: -1},
 	ConfigUncleanRecovery: {Key: ConfigUncleanRecovery, Default: RecoveryBalanced, Doc: "when no replica may lead without risking committed records (a machine crash of every in-sync replica): balanced elects the best replica once every replica of the last ISR is back and says how much it may lack; manual waits for an operator",
 		kind: kindEnum, enum: []string{RecoveryBalanced, RecoveryManual}},
 	ConfigProducerIDExpirationMs: {Key: ConfigProducerIDExpirationMs, Default: "86400000", Doc: "forget an idempotent producer's state on a partition this long after the max timestamp of its last batch (ms); a producer that comes back later re-initialises; the broker's --producer-id-expiration when the topic does not set it",
@@ -116,6 +125,11 @@ func ValidateConfig(key, value string) error {
 		}
 		if n < d.min {
 			return fmt.Errorf("%w: %s=%d: below the minimum %d", ErrInvalidConfig, key, n, d.min)
+		}
+	case kindRatio:
+		f, err := strconv.ParseFloat(value, 64)
+		if err != nil || !(f >= 0 && f <= 1) {
+			return fmt.Errorf("%w: %s=%q: want a number from 0 to 1", ErrInvalidConfig, key, value)
 		}
 	case kindBool:
 		if _, err := strconv.ParseBool(value); err != nil {

@@ -46,8 +46,54 @@ func ParseFsyncPolicy(s string) (FsyncPolicy, error) {
 	return 0, fmt.Errorf("fsync policy %q: want always or interval", s)
 }
 
+// CleanupPolicy says what happens to a log's old segments: deleted by
+// retention, compacted (the latest record per key kept), or both.
+type CleanupPolicy uint8
+
+// The policies, as flags: CleanupCompact|CleanupDelete is "compact,delete".
+const (
+	CleanupDelete  CleanupPolicy = 1 << iota // retention deletes old segments
+	CleanupCompact                           // the cleaner keeps the latest record per key
+)
+
+// Compact reports whether the policy includes compaction.
+func (p CleanupPolicy) Compact() bool { return p&CleanupCompact != 0 }
+
+// Delete reports whether the policy includes deletion by retention.
+func (p CleanupPolicy) Delete() bool { return p&CleanupDelete != 0 }
+
+// String returns the policy as topic configs spell it.
+func (p CleanupPolicy) String() string {
+	switch p {
+	case CleanupDelete:
+		return "delete"
+	case CleanupCompact:
+		return "compact"
+	case CleanupCompact | CleanupDelete:
+		return "compact,delete"
+	}
+	return fmt.Sprintf("cleanup(%d)", uint8(p))
+}
+
+// ParseCleanupPolicy parses "delete", "compact", or both comma-separated
+// in either order.
+func ParseCleanupPolicy(s string) (CleanupPolicy, error) {
+	switch s {
+	case "delete":
+		return CleanupDelete, nil
+	case "compact":
+		return CleanupCompact, nil
+	case "compact,delete", "delete,compact":
+		return CleanupCompact | CleanupDelete, nil
+	}
+	return 0, fmt.Errorf("cleanup policy %q: want delete, compact or compact,delete", s)
+}
+
 // Defaults applied by WithDefaults to zero fields.
 const (
+	DefaultMinCleanableDirtyRatio = 0.5
+	DefaultDeleteRetention        = 24 * time.Hour
+
 	DefaultSegmentBytes       = 1 << 30
 	DefaultSegmentAge         = 7 * 24 * time.Hour
 	DefaultRetentionAge       = 7 * 24 * time.Hour
@@ -76,6 +122,25 @@ type Config struct {
 	// RetentionAge deletes closed segments whose newest batch is older than
 	// this. Default 7 days; -1 = unlimited.
 	RetentionAge time.Duration
+	// CleanupPolicy: delete (retention by RetentionBytes and RetentionAge),
+	// compact (Clean keeps the latest record per key; retention by bytes
+	// and age is off) or both. Default CleanupDelete.
+	CleanupPolicy CleanupPolicy
+	// MinCompactionLag: a record younger than this (by its batch's max
+	// timestamp) is never compacted away. Default 0.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag: a log whose oldest uncleaned record is older than
+	// this is due for cleaning whatever its dirty ratio. Default -1 =
+	// never (only the dirty ratio decides).
+	MaxCompactionLag time.Duration
+	// MinCleanableDirtyRatio: a log is due for cleaning once its dirty
+	// bytes (not yet cleaned) are at least this fraction of its cleanable
+	// bytes. Default 0.5; in (0, 1].
+	MinCleanableDirtyRatio float64
+	// DeleteRetention: a tombstone (a record with a null value) is
+	// removed this long after the segment holding it was first cleaned,
+	// giving consumers that long to see it. Default 1 day; -1 = never.
+	DeleteRetention time.Duration
 	// Fsync is the durability policy. Default FsyncInterval.
 	Fsync FsyncPolicy
 	// FlushInterval is the period of the background flush (FsyncInterval)
@@ -131,6 +196,18 @@ func (c Config) WithDefaults() Config {
 	if c.RetentionAge == 0 {
 		c.RetentionAge = DefaultRetentionAge
 	}
+	if c.CleanupPolicy == 0 {
+		c.CleanupPolicy = CleanupDelete
+	}
+	if c.MaxCompactionLag == 0 {
+		c.MaxCompactionLag = -1
+	}
+	if c.MinCleanableDirtyRatio == 0 {
+		c.MinCleanableDirtyRatio = DefaultMinCleanableDirtyRatio
+	}
+	if c.DeleteRetention == 0 {
+		c.DeleteRetention = DefaultDeleteRetention
+	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
 	}
@@ -173,6 +250,18 @@ func (c Config) Validate() error {
 		return fieldError("RetentionBytes", c.RetentionBytes, "below -1")
 	case c.RetentionAge < 0 && c.RetentionAge != -1:
 		return fieldError("RetentionAge", c.RetentionAge, "negative (use -1 for unlimited)")
+	case c.CleanupPolicy&^(CleanupCompact|CleanupDelete) != 0:
+		return fieldError("CleanupPolicy", c.CleanupPolicy, "unknown policy")
+	case c.MinCompactionLag < 0:
+		return fieldError("MinCompactionLag", c.MinCompactionLag, "negative")
+	case c.MaxCompactionLag < 0 && c.MaxCompactionLag != -1:
+		return fieldError("MaxCompactionLag", c.MaxCompactionLag, "negative (use -1 for never)")
+	case c.MaxCompactionLag >= 0 && c.MaxCompactionLag < c.MinCompactionLag:
+		return fieldError("MaxCompactionLag", c.MaxCompactionLag, "below MinCompactionLag")
+	case !(c.MinCleanableDirtyRatio > 0 && c.MinCleanableDirtyRatio <= 1):
+		return fieldError("MinCleanableDirtyRatio", c.MinCleanableDirtyRatio, "outside (0, 1]")
+	case c.DeleteRetention < 0 && c.DeleteRetention != -1:
+		return fieldError("DeleteRetention", c.DeleteRetention, "negative (use -1 for never)")
 	case c.Fsync != FsyncInterval && c.Fsync != FsyncAlways:
 		return fieldError("Fsync", c.Fsync, "unknown policy")
 	case c.FlushInterval < time.Millisecond:

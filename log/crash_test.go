@@ -92,24 +92,7 @@ func TestCrash(t *testing.T) {
 	if os.Getenv(crashChildEnv) != "" {
 		t.Skip("in the child")
 	}
-	iters := 100
-	if s := os.Getenv(crashItersEnv); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("%s=%q: %v", crashItersEnv, s, err)
-		}
-		iters = n
-	} else if testing.Short() {
-		iters = 10
-	}
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(crashSeedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", crashSeedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (%s=%d to repeat), %d iterations", seed, crashSeedEnv, seed, iters)
+	iters, seed := crashParams(t, 100, 10)
 	rnd := rand.New(rand.NewPCG(seed, 1))
 
 	const runsPerDir = 10 // a fresh log every so often bounds its size
@@ -149,12 +132,38 @@ func TestCrash(t *testing.T) {
 	t.Logf("%d kills, %d acknowledged batches checked, largest log end offset %d", iters, totalAcked, maxEnd)
 }
 
-// runCrashChild runs the child on dir, SIGKILLs it after delay and adds
-// the batches it acknowledged to acked. It returns how many it added.
-func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration, acked map[int64]crashAck) int {
+// crashParams reads the iterations (SLUICE_CRASH_ITERS; def, or short
+// under -short) and the seed (SLUICE_CRASH_SEED, or the time) and logs
+// them.
+func crashParams(t *testing.T, def, short int) (int, uint64) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashSeedEnv+"="+strconv.FormatUint(seed, 10))
+	iters := def
+	if s := os.Getenv(crashItersEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", crashItersEnv, s, err)
+		}
+		iters = n
+	} else if testing.Short() {
+		iters = short
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(crashSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", crashSeedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (%s=%d to repeat), %d iterations", seed, crashSeedEnv, seed, iters)
+	return iters, seed
+}
+
+// runChild runs the test named child in a child process with env added,
+// SIGKILLs it after delay and returns the lines it printed.
+func runChild(t *testing.T, child string, env []string, delay time.Duration) [][]byte {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -174,14 +183,10 @@ func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration, a
 		}
 	}()
 	timer := time.NewTimer(delay)
-	exited := make(chan struct{})
-	go func() {
-		<-readDone
-		close(exited)
-	}()
+	defer timer.Stop()
 	select {
 	case <-timer.C:
-	case <-exited: // the child died on its own: report it below
+	case <-readDone: // the child died on its own: report it below
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	<-readDone
@@ -189,6 +194,14 @@ func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration, a
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("child exited by itself (%v): %s", werr, stderr.Bytes())
 	}
+	return lines
+}
+
+// runCrashChild runs the child on dir, SIGKILLs it after delay and adds
+// the batches it acknowledged to acked. It returns how many it added.
+func runCrashChild(t *testing.T, dir string, seed uint64, delay time.Duration, acked map[int64]crashAck) int {
+	t.Helper()
+	lines := runChild(t, "TestCrashChild", []string{crashChildEnv + "=" + dir, crashSeedEnv + "=" + strconv.FormatUint(seed, 10)}, delay)
 	n := 0
 	for _, line := range lines {
 		var base int64

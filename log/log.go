@@ -13,7 +13,9 @@
 // (sealed, and a new one created at the end offset) when the next batch
 // would pass SegmentBytes, its index is full, or its first batch is older
 // than SegmentAge. Retention deletes whole closed segments from the front,
-// never the active one.
+// never the active one. With CleanupPolicy compact, Clean rewrites closed
+// segments keeping the latest record per key, offsets unchanged, and
+// swaps the copies in crash-safely (clean.go).
 //
 // Durability (R2, R5): with FsyncAlways an Append returns only after an
 // fsync covering its batch succeeded; concurrent Appends share fsyncs
@@ -33,11 +35,12 @@
 // tests can fill the disk or fail an fsync under a running log; small
 // files (offsets, epochs, markers) are checkpoints (checkpoint.go).
 //
-// Concurrency: one writer at a time (Append, TruncateTo, retention, Close
-// serialize on the append lock) and any number of concurrent readers. Read
-// returns a segment.View that holds a reference on its segment, so a reader
-// racing retention or truncation keeps valid bytes until it releases the
-// View (R8); a reader never sees part of a batch.
+// Concurrency: one writer at a time (Append, TruncateTo, retention, the
+// cleaner's swap, Close serialize on the append lock) and any number of
+// concurrent readers. Read returns a segment.View that holds a reference
+// on its segment, so a reader racing retention, truncation or the
+// cleaner's swap keeps valid bytes until it releases the View (R8); a
+// reader never sees part of a batch.
 //
 // The package name shadows the standard library's log inside it; nothing
 // here needs that one (logging goes through zap).
@@ -131,6 +134,16 @@ type Log struct {
 	// recoveryTruncated: load dropped bytes or segments (set once, before
 	// Open returns).
 	recoveryTruncated bool
+
+	// cleanMu serializes Clean. cleanerMu guards cleaner and lastClean;
+	// truncGen (guarded by mu) counts truncations, so a clean that raced
+	// one knows to give up.
+	cleanMu   sync.Mutex
+	cleanStop atomic.Bool // Close wants a running Clean to stop
+	cleanerMu sync.Mutex
+	cleaner   cleanerState
+	lastClean time.Time
+	truncGen  uint64
 
 	kick chan struct{} // wakes the flusher early (FlushBytes)
 	stop chan struct{} // closed by Close to stop the flusher
@@ -408,6 +421,11 @@ func (l *Log) shouldRoll(n int) bool {
 	if l.cfg.SegmentAge > 0 && l.cfg.Now().Sub(l.activeSince) > l.cfg.SegmentAge {
 		return true
 	}
+	// The active segment is never cleaned: a compacted log rolls it once
+	// its records would pass MaxCompactionLag.
+	if l.cfg.CleanupPolicy.Compact() && l.cfg.MaxCompactionLag >= 0 && l.cfg.Now().Sub(l.activeSince) > l.cfg.MaxCompactionLag {
+		return true
+	}
 	return false
 }
 
@@ -589,6 +607,11 @@ func (l *Log) lowerRecoveryPoint(offset int64) error {
 // still held). It is idempotent. A log that went offline is closed without
 // the marker, so the next Open recovers it.
 func (l *Log) Close() error {
+	// A Clean in progress stops at its next batch; wait for it, before
+	// taking mu (its swap takes mu).
+	l.cleanStop.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock() // no Clean starts after this one (cleanStop)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -27,6 +27,9 @@ import (
 // the segments and cuts the log at the first damage; finishLoad makes the
 // rest of the log's state agree with what was kept.
 func (l *Log) load() error {
+	if err := l.recoverClean(); err != nil {
+		return err
+	}
 	r, err := l.planRecovery()
 	if err != nil {
 		return err

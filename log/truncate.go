@@ -95,6 +95,7 @@ func (l *Log) truncateTail(offset int64) error {
 	l.segMu.Lock()
 	l.segs = slices.Clone(l.segs[:k+1])
 	l.segMu.Unlock()
+	l.cutCleaner(offset)
 	l.activeSince = l.cfg.Now()
 	l.dirtyMu.Lock()
 	l.active = seg
@@ -145,6 +146,7 @@ func (l *Log) truncateFully(offset int64) error {
 	l.segMu.Lock()
 	l.segs = nil
 	l.segMu.Unlock()
+	l.cutCleaner(offset)
 	for _, v := range victims {
 		if err := v.Delete(); err != nil {
 			return fmt.Errorf("delete segment %d: %w", v.Base(), err)
@@ -253,7 +255,12 @@ func (l *Log) enforceRetentionLocked() (int, error) {
 	for i, s := range l.segs {
 		infos[i] = segInfo{base: s.Base(), next: s.NextOffset(), size: s.Size(), maxTimestamp: s.MaxTimestamp()}
 	}
-	n := retentionCount(infos, l.start.Load(), l.cfg.RetentionBytes, l.cfg.RetentionAge, l.cfg.Now().UnixMilli())
+	retBytes, retAge := l.cfg.RetentionBytes, l.cfg.RetentionAge
+	if !l.cfg.CleanupPolicy.Delete() {
+		// compact alone: only the log start offset deletes segments.
+		retBytes, retAge = -1, -1
+	}
+	n := retentionCount(infos, l.start.Load(), retBytes, retAge, l.cfg.Now().UnixMilli())
 	if n == 0 {
 		return 0, nil
 	}

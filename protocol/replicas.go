@@ -64,6 +64,14 @@ type ReplicaInfo struct {
 	SyncedOffset  int64 // offsets below it are fsynced (R2)
 	Checksum      uint32
 	ChecksumEnd   int64
+	// Version 2: the log cleaner's state of a compacted replica
+	// (cleanup.policy=compact); all zero for another.
+	Compacted       bool
+	CleanBytes      int64  // bytes of the cleaned part of the log
+	DirtyBytes      int64  // cleanable bytes not yet cleaned
+	LastCleanMs     int64  // end of the last clean (ms since the epoch), -1 none since the broker started
+	CleanerFailures int32  // consecutive failed cleanings, 0 when healthy
+	CleanerError    string // the last failure, "" when the last cleaning worked
 }
 
 // Key returns DescribeReplicas.
@@ -105,7 +113,16 @@ func (ri *ReplicaInfo) append(dst []byte, version int16) []byte {
 	dst = appendInt64(dst, ri.HighWatermark)
 	dst = appendInt64(dst, ri.SyncedOffset)
 	dst = appendInt32(dst, int32(ri.Checksum))
-	return appendInt64(dst, ri.ChecksumEnd)
+	dst = appendInt64(dst, ri.ChecksumEnd)
+	if version >= 2 {
+		dst = appendBool(dst, ri.Compacted)
+		dst = appendInt64(dst, ri.CleanBytes)
+		dst = appendInt64(dst, ri.DirtyBytes)
+		dst = appendInt64(dst, ri.LastCleanMs)
+		dst = appendInt32(dst, ri.CleanerFailures)
+		dst = appendString(dst, ri.CleanerError)
+	}
+	return dst
 }
 
 func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
@@ -124,6 +141,15 @@ func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
 	ri.SyncedOffset = d.int64("synced_offset")
 	ri.Checksum = uint32(d.int32("checksum"))
 	ri.ChecksumEnd = d.int64("checksum_end")
+	ri.Compacted, ri.CleanBytes, ri.DirtyBytes, ri.LastCleanMs, ri.CleanerFailures, ri.CleanerError = false, 0, 0, 0, 0, ""
+	if version >= 2 {
+		ri.Compacted = d.bool("compacted")
+		ri.CleanBytes = d.int64("clean_bytes")
+		ri.DirtyBytes = d.int64("dirty_bytes")
+		ri.LastCleanMs = d.int64("last_clean_ms")
+		ri.CleanerFailures = d.int32("cleaner_failures")
+		ri.CleanerError = d.string("cleaner_error", ri.CleanerError)
+	}
 }
 
 // ElectLeadersRequest asks for a preferred-leader election: every partition

@@ -94,3 +94,19 @@ func TestReplicaErrorMessageVersion(t *testing.T) {
 		t.Fatal("version 0 encoding changed")
 	}
 }
+
+// TestReplicaCleanerVersion checks the cleaner state travels from
+// version 2 only.
+func TestReplicaCleanerVersion(t *testing.T) {
+	in := &DescribeReplicasResponse{BrokerID: 1, Replicas: []ReplicaInfo{{Topic: "t", Compacted: true, CleanBytes: 5, DirtyBytes: 6, LastCleanMs: 7, CleanerFailures: 1, CleanerError: "boom"}}}
+	for v := int16(0); v <= 2; v++ {
+		var out DescribeReplicasResponse
+		if err := Decode(&out, in.Append(nil, v), v); err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		r := out.Replicas[0]
+		if got := r.Compacted && r.CleanBytes == 5 && r.DirtyBytes == 6 && r.LastCleanMs == 7 && r.CleanerFailures == 1 && r.CleanerError == "boom"; got != (v >= 2) {
+			t.Fatalf("v%d: cleaner state %+v", v, r)
+		}
+	}
+}

@@ -1,5 +1,7 @@
 package record
 
+import "fmt"
+
 // Reader iterates over the records of a batch:
 //
 //	if err := r.Reset(batch); err != nil { ... }
@@ -25,6 +27,7 @@ type Reader struct {
 	lastDelta int32
 	prevDelta int32
 	contig    bool
+	recStart  int // where the last record Next decoded starts in recs
 
 	baseOffset    int64
 	baseTimestamp int64
@@ -139,7 +142,12 @@ func (r *Reader) Next() bool {
 		r.fail(corrupt(CheckOffsetDelta, "record %d: offsetDelta %d after %d, lastOffsetDelta %d", r.i, d, r.prevDelta, r.lastDelta))
 		return false
 	}
+	if r.lim.RequireKeys && f.key == nil {
+		r.fail(fmt.Errorf("%w: record %d", ErrMissingKey, r.i))
+		return false
+	}
 	r.prevDelta = d
+	r.recStart = r.pos
 	r.pos += n
 	r.i++
 	r.rec.Offset = r.baseOffset + int64(d)

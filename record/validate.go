@@ -1,6 +1,9 @@
 package record
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
 // Defaults for the zero fields of Limits.
 const (
@@ -26,7 +29,15 @@ type Limits struct {
 	// broker sets it for produce requests; batches from a log may have been
 	// compacted, leaving gaps, and are read without it.
 	Contiguous bool
+	// RequireKeys refuses a record with a null key (ErrMissingKey): a
+	// compacted topic keeps records by key, as Kafka refuses keyless
+	// records to one.
+	RequireKeys bool
 }
+
+// ErrMissingKey is the error of a record with a null key read under
+// Limits.RequireKeys. It is not a CorruptError: the batch is well formed.
+var ErrMissingKey = errors.New("record without a key")
 
 func (l Limits) maxHeaders() int {
 	if l.MaxHeaders > 0 {

@@ -126,7 +126,8 @@ var ErrNotContiguous = errors.New("replica: fetched batches do not continue the 
 // Apply appends the whole batches of a fetched record set (a partial batch
 // at the end, cut by the fetch size, is left for the next fetch), each
 // checked for framing and CRC first (R1), and takes the leader's high
-// watermark. It returns the number of batches appended. A batch that
+// watermark. A first batch that is a compaction gap starting before the
+// log's end is appended from the end on (record.TrimGap). It returns the number of batches appended. A batch that
 // rolled the log snapshots the producer state once the batches before it
 // are applied (Producers.Rolled).
 func (f *Follower) Apply(records []byte, leaderHW int64) (n int, err error) {
@@ -148,8 +149,14 @@ func (f *Follower) Apply(records []byte, leaderHW int64) (n int, err error) {
 		if err := b.VerifyCRC(); err != nil {
 			return n, fmt.Errorf("replica: fetched batch at %d: %w", b.BaseOffset(), err)
 		}
-		if b.BaseOffset() != f.log.EndOffset() {
-			return n, fmt.Errorf("%w: batch at %d, log ends at %d", ErrNotContiguous, b.BaseOffset(), f.log.EndOffset())
+		if end := f.log.EndOffset(); b.BaseOffset() != end {
+			// The leader's cleaner may have merged removed batches into
+			// one gap that starts before this log's end: take its rest.
+			trimmed, ok := record.TrimGap(nil, b, end)
+			if !ok {
+				return n, fmt.Errorf("%w: batch at %d, log ends at %d", ErrNotContiguous, b.BaseOffset(), end)
+			}
+			b = trimmed
 		}
 		var a log.Appended
 		if f.producers != nil {

@@ -211,3 +211,37 @@ func TestFollowerResetToLeaderStart(t *testing.T) {
 		t.Fatalf("follower ends at %d, leader at %d", fl.EndOffset(), leader.EndOffset())
 	}
 }
+
+// TestFollowerApplyTrimsGap: a follower whose log ends inside a gap the
+// leader's cleaner made takes the rest of the gap and goes on.
+func TestFollowerApplyTrimsGap(t *testing.T) {
+	ll, fl := openLog(t), openLog(t)
+	appendEpoch(t, ll, 1, 3, "a")
+	f := NewFollower(fl, 0, nil)
+	if _, err := f.Apply(leaderLog{ll}.fetch(t, 0, 1<<20), 3); err != nil {
+		t.Fatal(err)
+	}
+	// The leader's view: a gap over 1..5 (its cleaner merged removed
+	// batches), then a batch at 6.
+	data := record.AppendGap(nil, 1, 6, 1, 0)
+	bld := record.NewBuilder(record.None)
+	bld.Append(0, []byte("k"), []byte("v"), nil)
+	b, err := bld.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetBaseOffset(6)
+	b.SetLeaderEpoch(1)
+	data = append(data, b...)
+	if n, err := f.Apply(data, 7); err != nil || n != 2 {
+		t.Fatalf("applied %d, %v", n, err)
+	}
+	if fl.EndOffset() != 7 {
+		t.Fatalf("follower ends at %d, want 7", fl.EndOffset())
+	}
+	// A batch with records that starts before the end is still refused.
+	b.SetBaseOffset(5)
+	if _, err := f.Apply(b, 7); !errors.Is(err, ErrNotContiguous) {
+		t.Fatalf("a record batch before the end: %v, want ErrNotContiguous", err)
+	}
+}

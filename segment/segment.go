@@ -553,6 +553,21 @@ func (s *Segment) Delete() error {
 	return nil
 }
 
+// Detach ends the segment without waiting for its Views and without
+// touching its files by name: the files were renamed over (the log
+// cleaner swapped a rewritten copy in), so the paths are no longer this
+// segment's. Like Delete it returns at once and the last Release unmaps
+// and closes; unlike Delete it removes nothing. Idempotent.
+func (s *Segment) Detach() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closing {
+		return
+	}
+	s.closing = true
+	s.swap(nil)
+}
+
 // finalize runs once, when the last mapping is unmapped after Close or
 // Delete.
 func (s *Segment) finalize() {

@@ -181,6 +181,8 @@ serves.`,
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", def.ProducerIDExpiration, "how long a partition keeps an idempotent producer's state after its last batch (producer.id.expiration.ms)")
 	f.IntVar(&cfg.ProducerIDMax, "producer-id-max", def.ProducerIDMax, "most (idempotent producer id, partition) entries of state the broker keeps over all its partitions; past it the least recently written are evicted (producer.id.max)")
+	f.IntVar(&cfg.CleanerKeyMapBytes, "cleaner-key-map-bytes", def.CleanerKeyMapBytes, "memory of the log cleaner's key map (24 bytes a key); compacted partitions with more keys in their dirty part are cleaned in several passes")
+	f.DurationVar(&cfg.CleanerInterval, "cleaner-interval", def.CleanerInterval, "how often the log cleaner looks for compacted partitions due for cleaning; a failed partition is retried after a backoff starting here")
 	f.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", def.ControlledShutdownTimeout, "how long shutdown waits for the controller to move this broker's leaderships to other replicas")
 	f.DurationVar(&cfg.LeaderRebalanceInterval, "leader-rebalance-interval", def.LeaderRebalanceInterval, "how often leadership returns to preferred replicas that are back in sync; negative: never")
 	f.StringVar(&cfg.BootIDFile, "boot-id-file", broker.DefaultBootIDFile, "file holding the kernel boot id: a restart after a crash under the same id lost nothing the page cache held (R11); tests point it elsewhere to simulate a reboot")

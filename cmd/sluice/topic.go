@@ -57,7 +57,9 @@ func newTopicCreateCmd(g *globals) *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create a topic",
 		Example: `  sluice topic create orders --partitions 6 --replication-factor 1
-  sluice topic create audit --config fsync=always --config retention.ms=-1`,
+  sluice topic create audit --config fsync=always --config retention.ms=-1
+  # a table: keep the latest record per key; tombstones go after 1 hour
+  sluice topic create accounts --config cleanup.policy=compact --config delete.retention.ms=3600000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := parseKV("config", configs)
@@ -166,6 +168,18 @@ type replicaJSON struct {
 	HighWatermark int64  `json:"high_watermark"`
 	SyncedOffset  int64  `json:"synced_offset"`
 	Error         string `json:"error,omitempty"`
+	// Cleaner is the log cleaner's state of a compacted replica.
+	Cleaner *cleanerJSON `json:"cleaner,omitempty"`
+}
+
+// cleanerJSON is a compacted replica's log cleaner state.
+type cleanerJSON struct {
+	DirtyRatio float64 `json:"dirty_ratio"`
+	CleanBytes int64   `json:"clean_bytes"`
+	DirtyBytes int64   `json:"dirty_bytes"`
+	LastClean  string  `json:"last_clean,omitempty"` // RFC 3339; absent: none since the broker started
+	Failures   int     `json:"failures"`
+	Error      string  `json:"error,omitempty"`
 }
 
 // defaultReplicaTimeout bounds the wait for brokers' DescribeReplicas answers, so
@@ -195,7 +209,13 @@ Per replica, as the broker holding it reports it: its role (leader or
 follower), leader epoch, log start and end offsets, high watermark (HW) and
 synced offset (below it the log is fsynced). Every alive broker is asked;
 a broker that does not answer within --replica-timeout shows "unreachable",
-one that answers without holding the replica "missing".`,
+one that answers without holding the replica "missing".
+
+For a compacted topic (cleanup.policy=compact), per replica, the log
+cleaner's state: the dirty ratio (bytes not yet compacted over the
+cleanable bytes; cleaning starts at min.cleanable.dirty.ratio), when it
+last cleaned, and how many attempts in a row failed with the last error
+(the broker retries with a backoff).`,
 		Example: `  sluice topic describe orders
   sluice topic describe orders --json | jq '.partitions[].replica_status'`,
 		Args: cobra.ExactArgs(1),
@@ -279,6 +299,13 @@ func replicaStatus(brokers []client.BrokerReplicas, err error) replicaLookup {
 				}
 				rj.LeaderEpoch, rj.StartOffset, rj.EndOffset = ri.LeaderEpoch, ri.StartOffset, ri.EndOffset
 				rj.HighWatermark, rj.SyncedOffset = ri.HighWatermark, ri.SyncedOffset
+				if c := ri.Cleaner; c != nil {
+					rj.Cleaner = &cleanerJSON{DirtyRatio: c.DirtyRatio(), CleanBytes: c.CleanBytes, DirtyBytes: c.DirtyBytes,
+						Failures: c.Failures, Error: c.Err}
+					if !c.LastClean.IsZero() {
+						rj.Cleaner.LastClean = c.LastClean.UTC().Format(time.RFC3339)
+					}
+				}
 				break
 			}
 		}
@@ -367,6 +394,9 @@ func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printCleaner(w, tj); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "configs:")
 	for _, e := range entries {
 		suffix := ""
@@ -376,6 +406,33 @@ func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
 		fmt.Fprintf(w, "  %s=%s%s\n", e.Key, e.Value, suffix)
 	}
 	return nil
+}
+
+// printCleaner prints the log cleaner's state of compacted replicas, if
+// any.
+func printCleaner(w io.Writer, tj topicJSON) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := false
+	for _, p := range tj.Partitions {
+		for _, r := range p.ReplicaStatus {
+			c := r.Cleaner
+			if c == nil {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w, "cleaner:")
+				fmt.Fprintln(tw, "  PARTITION\tBROKER\tDIRTY\tCLEAN BYTES\tDIRTY BYTES\tLAST CLEAN\tFAILURES\tERROR")
+				header = true
+			}
+			last := c.LastClean
+			if last == "" {
+				last = "-"
+			}
+			fmt.Fprintf(tw, "  %d\t%d\t%.0f%%\t%d\t%d\t%s\t%d\t%s\n", p.Partition, r.Broker, 100*c.DirtyRatio,
+				c.CleanBytes, c.DirtyBytes, last, c.Failures, c.Error)
+		}
+	}
+	return tw.Flush()
 }
 
 func newTopicDeleteCmd(g *globals) *cobra.Command {
@@ -405,7 +462,8 @@ func newTopicAlterConfigCmd(g *globals) *cobra.Command {
 		Use:   "alter-config NAME",
 		Short: "Set or remove topic configs",
 		Example: `  sluice topic alter-config orders --set retention.ms=3600000 --set fsync=always
-  sluice topic alter-config orders --delete retention.ms`,
+  sluice topic alter-config orders --delete retention.ms
+  sluice topic alter-config accounts --set min.cleanable.dirty.ratio=0.2 --set min.compaction.lag.ms=60000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kv, err := parseKV("set", set)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/protocol"
@@ -163,5 +164,45 @@ func TestTopicJSONNames(t *testing.T) {
 		if _, ok := rs[k]; !ok {
 			t.Errorf("replica lacks %q: %v", k, rs)
 		}
+	}
+}
+
+// A compacted replica shows its cleaner state: the dirty ratio, the last
+// clean, and a failing cleaner's error.
+func TestPrintTopicCleaner(t *testing.T) {
+	d := client.TopicDescription{Name: "accounts", Partitions: []client.PartitionDescription{
+		{Partition: 0, Leader: 1, LeaderEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}}}}
+	offs := []client.PartitionOffset{{Partition: 0, Offset: 0}}
+	brokers := []client.BrokerReplicas{
+		{Broker: 1, Replicas: []client.ReplicaInfo{{Topic: "accounts", Leader: true, LeaderEpoch: 1, EndOffset: 9,
+			Cleaner: &client.CleanerInfo{CleanBytes: 300, DirtyBytes: 100, LastClean: time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC)}}}},
+		{Broker: 2, Replicas: []client.ReplicaInfo{{Topic: "accounts", LeaderEpoch: 1, EndOffset: 9,
+			Cleaner: &client.CleanerInfo{DirtyBytes: 400, Failures: 3, Err: "no space left on device"}}}},
+	}
+	var out bytes.Buffer
+	tj := topicView(d, offs, offs, replicaStatus(brokers, nil), nil)
+	if err := printTopic(&out, tj, nil); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(out.String(), "\n")
+	for _, want := range [][]string{
+		{"cleaner:"},
+		{"PARTITION", "BROKER", "DIRTY", "CLEAN BYTES", "DIRTY BYTES", "LAST CLEAN", "FAILURES", "ERROR"},
+		{"0", "1", "25%", "300", "100", "2026-12-04T23:00:00Z", "0"},
+		{"0", "2", "100%", "0", "400", "-", "3", "no space left on device"},
+	} {
+		if !hasLine(lines, want) {
+			t.Errorf("no line with %q in order:\n%s", want, out.String())
+		}
+	}
+	b, err := json.Marshal(tj)
+	if err != nil || !strings.Contains(string(b), `"cleaner":{"dirty_ratio":0.25,"clean_bytes":300,"dirty_bytes":100,"last_clean":"2026-12-04T23:00:00Z","failures":0}`) {
+		t.Fatalf("json %s, %v", b, err)
+	}
+	// A topic that is not compacted prints no cleaner table.
+	out.Reset()
+	d2, starts, ends, brokers2 := describeFixture()
+	if err := printTopic(&out, topicView(d2, starts, ends, replicaStatus(brokers2, nil), nil), nil); err != nil || strings.Contains(out.String(), "cleaner:") {
+		t.Fatalf("cleaner table for a topic not compacted:\n%s", out.String())
 	}
 }
