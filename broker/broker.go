@@ -251,14 +251,13 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.ready.Store(true)
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	b.bgCancel = bgCancel
-	b.bg.Add(6)
-	go func() { defer b.bg.Done(); b.watchMetadata(bgCtx) }()
-	go func() { defer b.bg.Done(); b.groupLoop(bgCtx) }()
-	go func() { defer b.bg.Done(); b.reregisterLoop(bgCtx) }()
-	go func() { defer b.bg.Done(); b.retentionLoop(bgCtx) }()
-	go func() { defer b.bg.Done(); b.cleanerLoop(bgCtx) }()
-	go func() { defer b.bg.Done(); b.isrLoop(bgCtx) }()
-	go func() { defer b.bg.Done(); b.rebalanceLoop(bgCtx) }()
+	// The broker's background loops, each counted on its own so that
+	// adding one cannot get the count wrong.
+	for _, loop := range []func(context.Context){b.watchMetadata, b.groupLoop, b.reregisterLoop, b.retentionLoop,
+		b.cleanerLoop, b.isrLoop, b.rebalanceLoop} {
+		b.bg.Add(1)
+		go func() { defer b.bg.Done(); loop(bgCtx) }()
+	}
 	b.mu.Lock()
 	b.stopAfter = context.AfterFunc(ctx, func() { b.Close() })
 	b.mu.Unlock()
