@@ -19,9 +19,18 @@ import (
 // partition the metadata does not have (a deleted topic) is left out and
 // counted in Unknown.
 
+// GroupStats is one group this broker coordinates.
+type GroupStats struct {
+	Group string
+	// Members counts its members.
+	Members int
+	// Topics is its lag on each topic it consumes, by topic.
+	Topics []GroupLag
+}
+
 // GroupLag is one group's lag on one topic.
 type GroupLag struct {
-	Group, Topic string
+	Topic string
 	// Lag is the sum of the partitions' lags (each never negative).
 	Lag int64
 	// Unknown counts the partitions whose end offset this broker does not
@@ -38,14 +47,15 @@ type PartitionLag struct {
 	Committed, End, Lag int64
 }
 
-// groupLags returns the lag of every group this broker coordinates (a
-// coordinator still loading is left out), by group and topic.
-func (b *Broker) groupLags(md *controller.Metadata, partitions bool) []GroupLag {
-	var out []GroupLag
+// groupStats returns every group this broker coordinates (a coordinator
+// still loading is left out) with its lag per topic.
+func (b *Broker) groupStats(md *controller.Metadata, partitions bool) []GroupStats {
+	var out []GroupStats
 	for _, co := range b.groups.loaded() {
 		for _, gc := range b.consumption(co) {
+			gs := GroupStats{Group: gc.GroupID, Members: gc.Members}
 			for _, ct := range gc.Topics {
-				gl := GroupLag{Group: gc.GroupID, Topic: ct.Topic}
+				gl := GroupLag{Topic: ct.Topic}
 				t := md.Topics[ct.Topic]
 				for i, committed := range ct.Committed {
 					if t == nil || i >= len(t.Partitions) {
@@ -68,8 +78,9 @@ func (b *Broker) groupLags(md *controller.Metadata, partitions bool) []GroupLag 
 						gl.Partitions = append(gl.Partitions, PartitionLag{Partition: int32(i), Committed: committed, End: end, Lag: lag})
 					}
 				}
-				out = append(out, gl)
+				gs.Topics = append(gs.Topics, gl)
 			}
+			out = append(out, gs)
 		}
 	}
 	return out

@@ -169,9 +169,9 @@ type Stats struct {
 	// Topics has one entry per topic this broker holds a replica of or
 	// has traffic for, sorted by name.
 	Topics []TopicStats
-	// Groups is the lag of each group this broker coordinates, per topic
-	// the group consumes, by group and topic (lag.go).
-	Groups []GroupLag
+	// Groups are the groups this broker coordinates, by id, with their
+	// lag per topic they consume (lag.go).
+	Groups []GroupStats
 	// DiskFree and DiskCapacity are the bytes free (to the broker's user)
 	// and the size of the file system holding the data directory; both 0
 	// when statfs fails.
@@ -298,7 +298,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 		st.Topics = append(st.Topics, *ts)
 	}
 	slices.SortFunc(st.Topics, func(a, b TopicStats) int { return strings.Compare(a.Topic, b.Topic) })
-	st.Groups = b.groupLags(md, partitions)
+	st.Groups = b.groupStats(md, partitions)
 	return st
 }
 

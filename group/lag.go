@@ -9,6 +9,8 @@ import (
 // to compute its lag against the partitions' end offsets.
 type Consumption struct {
 	GroupID string
+	// Members counts the group's members.
+	Members int
 	// Topics are the topics the group consumes, by name: those a member
 	// subscribes to (by name or regular expression, among the topics that
 	// exist) and those the group committed an offset of.
@@ -42,7 +44,7 @@ func (c *Coordinator) Consumption() []Consumption {
 			}
 			parts[k.topic] = max(n, k.part+1)
 		}
-		gc := Consumption{GroupID: id, Topics: make([]ConsumedTopic, 0, len(parts))}
+		gc := Consumption{GroupID: id, Members: len(g.members), Topics: make([]ConsumedTopic, 0, len(parts))}
 		for _, t := range slices.Sorted(maps.Keys(parts)) {
 			committed := make([]int64, parts[t])
 			for i := range committed {

@@ -29,7 +29,7 @@ func TestConsumption(t *testing.T) {
 	}
 	want := []Consumption{
 		{GroupID: "admin", Topics: []ConsumedTopic{{Topic: "c", Committed: []int64{9}}}},
-		{GroupID: "g", Topics: []ConsumedTopic{
+		{GroupID: "g", Members: 1, Topics: []ConsumedTopic{
 			{Topic: "a", Committed: []int64{-1, 40, -1}},
 			{Topic: "b", Committed: []int64{7, -1}},
 			{Topic: "gone", Committed: []int64{-1, -1, 5}},

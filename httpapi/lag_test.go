@@ -18,7 +18,8 @@ import (
 // group's coordinator exports it; before any commit it counts every
 // record; a commit lowers it; records produced to a partition led by
 // another broker raise it (through the high watermark its leader
-// reports to the controller).
+// reports to the controller). The coordinator exports the group's
+// member count beside it.
 func TestGroupLagMetric(t *testing.T) {
 	o := startObserved(t, 3, httpapi.LevelDebug, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -58,6 +59,9 @@ func TestGroupLagMetric(t *testing.T) {
 				if v := value(fams, "sluice_group_lag", "group", "g", "topic", "t"); v >= 0 {
 					exporters = append(exporters, id)
 					lag += v
+					if m := value(fams, "sluice_group_members", "group", "g"); m != 1 {
+						return fmt.Errorf("broker %d: sluice_group_members of g = %v, want 1", id, m)
+					}
 					for p := range 3 {
 						parts += max(0, value(fams, "sluice_group_partition_lag", "group", "g", "topic", "t", "partition", fmt.Sprint(p)))
 					}

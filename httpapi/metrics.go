@@ -211,6 +211,8 @@ var (
 		"Segments of this broker's replicas of the topic's partitions.", []string{"topic"}, nil)
 	descGroupLag = prometheus.NewDesc("sluice_group_lag",
 		"Offsets the group has not consumed of the topic: the sum over its partitions of the high watermark minus the committed offset (the log start offset for none), exported by the group's coordinator.", []string{"group", "topic"}, nil)
+	descGroupMembers = prometheus.NewDesc("sluice_group_members",
+		"Members of the consumer group, exported by the group's coordinator.", []string{"group"}, nil)
 	descDiskFree = prometheus.NewDesc("sluice_disk_free_bytes",
 		"Bytes free to the broker on the file system of its data directory.", nil, nil)
 	descDiskCapacity = prometheus.NewDesc("sluice_disk_capacity_bytes",
@@ -243,7 +245,7 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descIsLeader, descApplied, descBrokers, descOffline, descLed, descURP,
 		descUnderMin, descLogOffline, descShrinks, descExpands, descElections, descConnsOpen, descConnsRefused, descBudget, descBudgetUsed,
-		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupLag, descDiskFree, descDiskCapacity} {
+		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity} {
 		ch <- d
 	}
 	if c.level >= LevelDebug {
@@ -305,9 +307,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i := range st.Groups {
 		g := &st.Groups[i]
-		gauge(descGroupLag, float64(g.Lag), g.Group, g.Topic)
-		for _, p := range g.Partitions {
-			gauge(descGroupPartLag, float64(p.Lag), g.Group, g.Topic, strconv.Itoa(int(p.Partition)))
+		gauge(descGroupMembers, float64(g.Members), g.Group)
+		for j := range g.Topics {
+			l := &g.Topics[j]
+			gauge(descGroupLag, float64(l.Lag), g.Group, l.Topic)
+			for _, p := range l.Partitions {
+				gauge(descGroupPartLag, float64(p.Lag), g.Group, l.Topic, strconv.Itoa(int(p.Partition)))
+			}
 		}
 	}
 	if st.DiskCapacity > 0 {
