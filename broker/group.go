@@ -425,14 +425,23 @@ func (b *Broker) coordinatorFor(groupID string) (*coordinator, error) {
 	}
 	co.mu.Lock()
 	defer co.mu.Unlock()
+	if !b.coordinatorReady(co) {
+		return nil, protocol.ErrCoordinatorLoadInProgress
+	}
+	return co, nil
+}
+
+// coordinatorReady reports whether co serves: the high watermark of its
+// partition reached what it loaded. Call with co.mu held.
+func (b *Broker) coordinatorReady(co *coordinator) bool {
 	if !co.ready {
-		p := b.parts.get(OffsetsTopic, index)
+		p := b.parts.get(OffsetsTopic, co.index)
 		if p == nil || !p.highWatermarkReached(co.readyAt) {
-			return nil, protocol.ErrCoordinatorLoadInProgress
+			return false
 		}
 		co.ready = true
 	}
-	return co, nil
+	return true
 }
 
 // Coordinator is the broker a group's requests go to.

@@ -169,6 +169,13 @@ type Stats struct {
 	// Topics has one entry per topic this broker holds a replica of or
 	// has traffic for, sorted by name.
 	Topics []TopicStats
+	// Groups are the groups this broker coordinates, by id, with their
+	// lag per topic they consume (lag.go).
+	Groups []GroupStats
+	// DiskFree and DiskCapacity are the bytes free (to the broker's user)
+	// and the size of the file system holding the data directory; both 0
+	// when statfs fails.
+	DiskFree, DiskCapacity int64
 }
 
 // TopicStats is one topic on this broker.
@@ -205,8 +212,9 @@ type PartitionStats struct {
 }
 
 // Stats returns a snapshot of the broker for metrics; with partitions,
-// each topic lists its partitions too. It reads state under short locks
-// and touches no file.
+// each topic lists its partitions and each group's lag its partitions
+// too. It reads state under short locks and touches no file (one statfs
+// of the data directory).
 func (b *Broker) Stats(partitions bool) Stats {
 	st := Stats{BrokerID: b.cfg.BrokerID, Ready: b.Ready() == nil, ConnectionsRefused: map[string]int64{}}
 	b.mu.Lock()
@@ -219,6 +227,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 	b.budget.mu.Lock()
 	st.MemoryBudget, st.MemoryBudgetUsed = b.budget.size, b.budget.used
 	b.budget.mu.Unlock()
+	st.DiskFree, st.DiskCapacity = diskSpace(b.cfg.DataDir)
 	if !b.ready.Load() {
 		// Starting: the partition manager is being set up (b.parts is
 		// written without a lock before ready is set).
@@ -289,6 +298,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 		st.Topics = append(st.Topics, *ts)
 	}
 	slices.SortFunc(st.Topics, func(a, b TopicStats) int { return strings.Compare(a.Topic, b.Topic) })
+	st.Groups = b.groupStats(md, partitions)
 	return st
 }
 

@@ -209,6 +209,14 @@ var (
 		"Size of the segment files of this broker's replicas of the topic's partitions.", []string{"topic"}, nil)
 	descSegments = prometheus.NewDesc("sluice_log_segments",
 		"Segments of this broker's replicas of the topic's partitions.", []string{"topic"}, nil)
+	descGroupLag = prometheus.NewDesc("sluice_group_lag",
+		"Offsets the group has not consumed of the topic: the sum over its partitions of the high watermark minus the committed offset (the log start offset for none), exported by the group's coordinator.", []string{"group", "topic"}, nil)
+	descGroupMembers = prometheus.NewDesc("sluice_group_members",
+		"Members of the consumer group, exported by the group's coordinator.", []string{"group"}, nil)
+	descDiskFree = prometheus.NewDesc("sluice_disk_free_bytes",
+		"Bytes free to the broker on the file system of its data directory.", nil, nil)
+	descDiskCapacity = prometheus.NewDesc("sluice_disk_capacity_bytes",
+		"Size of the file system of the broker's data directory.", nil, nil)
 
 	// LevelDebug only.
 	descPartBytes = prometheus.NewDesc("sluice_partition_size_bytes",
@@ -223,6 +231,8 @@ var (
 		"Size of the partition's ISR, as the replica knows it.", []string{"topic", "partition"}, nil)
 	descPartLeader = prometheus.NewDesc("sluice_partition_leader",
 		"1 when this broker leads the partition, else 0.", []string{"topic", "partition"}, nil)
+	descGroupPartLag = prometheus.NewDesc("sluice_group_partition_lag",
+		"Offsets the group has not consumed of the partition, exported by the group's coordinator.", []string{"group", "topic", "partition"}, nil)
 )
 
 // collector makes metrics from a broker.Stats snapshot at each scrape.
@@ -235,11 +245,11 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descIsLeader, descApplied, descBrokers, descOffline, descLed, descURP,
 		descUnderMin, descLogOffline, descShrinks, descExpands, descElections, descConnsOpen, descConnsRefused, descBudget, descBudgetUsed,
-		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments} {
+		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity} {
 		ch <- d
 	}
 	if c.level >= LevelDebug {
-		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader} {
+		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader, descGroupPartLag} {
 			ch <- d
 		}
 	}
@@ -294,6 +304,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descPartISR, float64(p.ISR), t.Topic, part)
 			gauge(descPartLeader, b2f(p.Leader), t.Topic, part)
 		}
+	}
+	for i := range st.Groups {
+		g := &st.Groups[i]
+		gauge(descGroupMembers, float64(g.Members), g.Group)
+		for j := range g.Topics {
+			l := &g.Topics[j]
+			gauge(descGroupLag, float64(l.Lag), g.Group, l.Topic)
+			for _, p := range l.Partitions {
+				gauge(descGroupPartLag, float64(p.Lag), g.Group, l.Topic, strconv.Itoa(int(p.Partition)))
+			}
+		}
+	}
+	if st.DiskCapacity > 0 {
+		gauge(descDiskFree, float64(st.DiskFree))
+		gauge(descDiskCapacity, float64(st.DiskCapacity))
 	}
 	gauge(descLed, float64(led))
 	gauge(descURP, float64(urp))

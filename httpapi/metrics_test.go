@@ -25,9 +25,19 @@ type fakeSource struct {
 func (f *fakeSource) Stats(partitions bool) broker.Stats {
 	st := f.st
 	st.Topics = append([]broker.TopicStats(nil), f.st.Topics...)
+	st.Groups = nil
+	for _, g := range f.st.Groups {
+		g.Topics = append([]broker.GroupLag(nil), g.Topics...)
+		st.Groups = append(st.Groups, g)
+	}
 	if !partitions {
 		for i := range st.Topics {
 			st.Topics[i].Partitions = nil
+		}
+		for _, g := range st.Groups {
+			for i := range g.Topics {
+				g.Topics[i].Partitions = nil
+			}
 		}
 	}
 	return st
@@ -50,6 +60,15 @@ func sampleStats(leader bool) broker.Stats {
 				}},
 			{Topic: "b", Led: 1, Bytes: 10, Segments: 1},
 		},
+		Groups: []broker.GroupStats{
+			{Group: "g", Members: 2, Topics: []broker.GroupLag{
+				{Topic: "a", Lag: 12, Partitions: []broker.PartitionLag{
+					{Partition: 0, Committed: 2, End: 6, Lag: 4}, {Partition: 1, Committed: -1, End: 8, Lag: 8}}},
+				{Topic: "b", Lag: 0, Partitions: []broker.PartitionLag{{Partition: 0, Committed: 3, End: 3}}},
+			}},
+			{Group: "idle"},
+		},
+		DiskFree: 250, DiskCapacity: 1000,
 	}
 }
 
@@ -94,23 +113,41 @@ sluice_connections_refused_total{reason="max_connections_per_ip"} 0
 # TYPE sluice_controller_brokers gauge
 sluice_controller_brokers{state="alive"} 2
 sluice_controller_brokers{state="offline"} 1
+# HELP sluice_group_lag Offsets the group has not consumed of the topic: the sum over its partitions of the high watermark minus the committed offset (the log start offset for none), exported by the group's coordinator.
+# TYPE sluice_group_lag gauge
+sluice_group_lag{group="g",topic="a"} 12
+sluice_group_lag{group="g",topic="b"} 0
+# HELP sluice_group_members Members of the consumer group, exported by the group's coordinator.
+# TYPE sluice_group_members gauge
+sluice_group_members{group="g"} 2
+sluice_group_members{group="idle"} 0
+# HELP sluice_disk_free_bytes Bytes free to the broker on the file system of its data directory.
+# TYPE sluice_disk_free_bytes gauge
+sluice_disk_free_bytes 250
+# HELP sluice_disk_capacity_bytes Size of the file system of the broker's data directory.
+# TYPE sluice_disk_capacity_bytes gauge
+sluice_disk_capacity_bytes 1000
 `
 			if err := testutil.CollectAndCompare(c, strings.NewReader(want),
 				"sluice_partitions_offline", "sluice_partitions_led", "sluice_partitions_under_replicated",
 				"sluice_topic_records_in_total", "sluice_log_offline_replicas", "sluice_connections_refused_total",
-				"sluice_controller_brokers"); err != nil {
+				"sluice_controller_brokers", "sluice_group_lag", "sluice_group_members", "sluice_disk_free_bytes", "sluice_disk_capacity_bytes"); err != nil {
 				t.Fatal(err)
 			}
-			n, err := testutil.GatherAndCount(registryOf(t, c).Registry(), "sluice_partition_high_watermark")
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantParts := 0
-			if tc.level == LevelDebug {
-				wantParts = 2
-			}
-			if n != wantParts {
-				t.Fatalf("sluice_partition_high_watermark: %d series, want %d", n, wantParts)
+			for _, debug := range []struct {
+				name string
+				n    int
+			}{{"sluice_partition_high_watermark", 2}, {"sluice_group_partition_lag", 3}} {
+				n, err := testutil.GatherAndCount(registryOf(t, c).Registry(), debug.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.level != LevelDebug {
+					debug.n = 0
+				}
+				if n != debug.n {
+					t.Fatalf("%s: %d series, want %d", debug.name, n, debug.n)
+				}
 			}
 			if err := testutil.CollectAndCompare(c, strings.NewReader(`
 # HELP sluice_controller_is_leader 1 on the broker whose Raft node leads the metadata group, else 0; the cluster sums to 1.

@@ -23,7 +23,8 @@ import (
 // package prometheus) against a 3-broker cluster's endpoints: every
 // target must be up, and queries over what it scraped must see one
 // controller leader, three ready brokers, and a 3-partition topic's
-// leaders in full ISR.
+// leaders in full ISR. It loads deploy/prometheus/alerts.yml too: every
+// rule must evaluate without error on the real series, and none fire.
 func TestRealPrometheusScrapesCluster(t *testing.T) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -41,14 +42,20 @@ func TestRealPrometheusScrapesCluster(t *testing.T) {
 		targets = append(targets, fmt.Sprintf("%q", o.servers[id].Addr()))
 	}
 	dir := t.TempDir()
+	rules, err := filepath.Abs(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 500ms
   scrape_timeout: 400ms
+  evaluation_interval: 500ms
+rule_files: [%q]
 scrape_configs:
   - job_name: sluice
     static_configs:
       - targets: [%s]
-`, strings.Join(targets, ", "))
+`, rules, strings.Join(targets, ", "))
 	cfgFile := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -122,6 +129,42 @@ scrape_configs:
 			return nil
 		})
 	}
+
+	want := len(readAlerts(t))
+	poll.Until(t, 30*time.Second, "Prometheus to evaluate the alert rules without error", func() error {
+		var r struct {
+			Data struct {
+				Groups []struct {
+					Rules []struct {
+						Name           string `json:"name"`
+						Health         string `json:"health"`
+						LastError      string `json:"lastError"`
+						State          string `json:"state"`
+						LastEvaluation string `json:"lastEvaluation"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		if err := getJSON(api+"rules?type=alert", &r); err != nil {
+			return err
+		}
+		n := 0
+		for _, g := range r.Data.Groups {
+			for _, rule := range g.Rules {
+				switch {
+				case rule.Health != "ok":
+					return fmt.Errorf("rule %s: health %q %s", rule.Name, rule.Health, rule.LastError)
+				case rule.State == "firing":
+					return fmt.Errorf("rule %s fires on a healthy cluster", rule.Name)
+				}
+				n++
+			}
+		}
+		if n != want {
+			return fmt.Errorf("%d rules evaluated, want %d", n, want)
+		}
+		return nil
+	})
 }
 
 // promQuery runs an instant query whose answer is one sample and returns

@@ -197,6 +197,8 @@ func TestScrapeAfterProduce(t *testing.T) {
 			{"sluice_log_segments", []string{"topic", "m"}, 2},
 			{"sluice_log_size_bytes", []string{"topic", "m"}, n * 9},
 			{"sluice_partition_high_watermark", []string{"topic", "m", "partition", "1"}, n / 2},
+			{"sluice_disk_capacity_bytes", nil, 1},
+			{"sluice_disk_free_bytes", nil, 1},
 			{"go_goroutines", nil, 1},
 		} {
 			if v := value(fams, c.name, c.labels...); v < c.min {
