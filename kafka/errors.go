@@ -74,6 +74,22 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrInvalidRecord:                {87, false},
 	protocol.ErrThrottlingQuotaExceeded:      {89, true},
 	protocol.ErrProducerFenced:               {90, false},
+	// Groups and security (codes the sluice protocol carries the same).
+	protocol.ErrOffsetMetadataTooLarge:   {12, false},
+	protocol.ErrInvalidGroupID:           {24, false},
+	protocol.ErrSecurityDisabled:         {54, false},
+	protocol.ErrInvalidPrincipalType:     {67, false},
+	protocol.ErrNonEmptyGroup:            {68, false},
+	protocol.ErrGroupIDNotFound:          {69, false},
+	protocol.ErrGroupMaxSizeReached:      {81, false},
+	protocol.ErrFencedInstanceID:         {82, false},
+	protocol.ErrResourceNotFound:         {91, false},
+	protocol.ErrUnacceptableCredential:   {93, false},
+	protocol.ErrFencedMemberEpoch:        {110, false},
+	protocol.ErrUnreleasedInstanceID:     {111, false},
+	protocol.ErrUnsupportedAssignor:      {112, false},
+	protocol.ErrStaleMemberEpoch:         {113, false},
+	protocol.ErrInvalidRegularExpression: {130, false},
 }
 
 // errorCode is the Kafka code and message a response carries for err
