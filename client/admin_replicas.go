@@ -133,7 +133,7 @@ func (c *Client) describeReplicas(ctx context.Context, upTo int64, topics []stri
 // describeBrokerReplicas asks one broker, once.
 func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int64, topics []string) ([]ReplicaInfo, error) {
 	req := &protocol.DescribeReplicasRequest{Topics: topics, ChecksumUpTo: upTo}
-	m, err := c.roundTripOnce(ctx, id, req, new(protocol.DescribeReplicasResponse))
+	m, _, err := c.roundTripOnce(ctx, id, req, new(protocol.DescribeReplicasResponse))
 	if err != nil {
 		return nil, fmt.Errorf("broker %d: describe replicas: %w", id, err)
 	}

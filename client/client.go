@@ -439,11 +439,28 @@ const anyBroker int32 = -1
 // backoff. idempotent says whether a request that may have been applied
 // can be sent again (see classify). The response's top-level error code
 // becomes the error.
+//
+// A request any broker can serve that is safe to send again gets
+// anyFirstTry for its first try, as a metadata refresh does: a hung broker
+// (paused, its host gone) whose connection is still open must not hold an
+// InitProducerId — and with it every batch of an idempotent producer —
+// for the whole RequestTimeout. The next try goes to the next broker with
+// the whole timeout, at once.
 func (c *Client) roundTrip(ctx context.Context, id int32, req protocol.Message, newResp func() protocol.Message, idempotent bool) (protocol.Message, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.roundTripOnce(ctx, id, req, newResp())
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		short := attempt == 0 && id == anyBroker && idempotent && c.cfg.requestTimeout > anyFirstTry
+		if short {
+			tctx, cancel = context.WithTimeout(ctx, anyFirstTry)
+		}
+		resp, addr, err := c.roundTripOnce(tctx, id, req, newResp())
+		cancel()
 		if err == nil {
 			return resp, nil
+		}
+		if short && tctx.Err() != nil && ctx.Err() == nil {
+			c.suspect(addr)
+			continue
 		}
 		cl := classify(err, idempotent)
 		if cl.refresh {
@@ -458,7 +475,9 @@ func (c *Client) roundTrip(ctx context.Context, id int32, req protocol.Message, 
 	}
 }
 
-func (c *Client) roundTripOnce(ctx context.Context, id int32, req, resp protocol.Message) (protocol.Message, error) {
+// roundTripOnce sends req once; addr is the broker it went to ("" when
+// none was reached).
+func (c *Client) roundTripOnce(ctx context.Context, id int32, req, resp protocol.Message) (protocol.Message, string, error) {
 	var cn *conn
 	var err error
 	if id == anyBroker {
@@ -467,15 +486,37 @@ func (c *Client) roundTripOnce(ctx context.Context, id int32, req, resp protocol
 		cn, err = c.brokerConn(ctx, id, connNormal)
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := cn.do(ctx, req, resp, c.cfg.requestTimeout, false); err != nil {
-		return nil, err
+		return nil, cn.addr, err
 	}
 	if code := topCode(resp); code != protocol.NoError {
-		return nil, fmt.Errorf("broker %s: %v: %w", cn.addr, req.Key(), code.Err())
+		return nil, cn.addr, fmt.Errorf("broker %s: %v: %w", cn.addr, req.Key(), code.Err())
 	}
-	return resp, nil
+	return resp, cn.addr, nil
+}
+
+// suspect makes anyConn try the broker at addr after the others for
+// failedFor, as after a failed dial: it held a request past anyFirstTry
+// (paused, or its host gone, with its connection still open).
+func (c *Client) suspect(addr string) {
+	if addr == "" {
+		return
+	}
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.brokers {
+		if b.addr == addr {
+			b.dialFailed.Store(now)
+		}
+	}
+	for _, b := range c.seeds {
+		if b.addr == addr {
+			b.dialFailed.Store(now)
+		}
+	}
 }
 
 // topCode is a response's top-level error code (the uniform error rule:

@@ -77,7 +77,7 @@ func (c *Client) DescribeCluster(ctx context.Context) (ClusterDescription, error
 			}
 		}
 		asked[id] = true
-		m, err := c.roundTripOnce(ctx, id, &protocol.DescribeClusterRequest{}, new(protocol.DescribeClusterResponse))
+		m, _, err := c.roundTripOnce(ctx, id, &protocol.DescribeClusterRequest{}, new(protocol.DescribeClusterResponse))
 		if err == nil {
 			d, err = clusterDescription(m.(*protocol.DescribeClusterResponse))
 		}

@@ -180,7 +180,7 @@ func (cs *consumer) listOffsets(id int32, ws []work) error {
 		t.Partitions = append(t.Partitions, protocol.ListOffsetsPartition{
 			Partition: w.p.tp.Partition, CurrentLeaderEpoch: w.epoch, Timestamp: w.start.listTimestamp()})
 	}
-	m, err := c.roundTripOnce(c.ctx, id, req, new(protocol.ListOffsetsResponse))
+	m, _, err := c.roundTripOnce(c.ctx, id, req, new(protocol.ListOffsetsResponse))
 	if err != nil {
 		if classify(err, true).refresh {
 			c.meta.requestRefresh()

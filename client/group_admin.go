@@ -38,7 +38,7 @@ func (c *Client) coordinator(ctx context.Context, group string) (int32, error) {
 		return id, nil
 	}
 	req := &protocol.FindCoordinatorRequest{CoordinatorKey: group, KeyType: protocol.CoordinatorGroup}
-	m, err := c.roundTripOnce(ctx, anyBroker, req, new(protocol.FindCoordinatorResponse))
+	m, _, err := c.roundTripOnce(ctx, anyBroker, req, new(protocol.FindCoordinatorResponse))
 	if err != nil {
 		c.meta.requestRefresh()
 		return -1, fmt.Errorf("find the coordinator of group %q: %w", group, err)

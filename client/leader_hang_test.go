@@ -126,6 +126,20 @@ func testLeaderHangs(t *testing.T, idem bool) {
 	c.Kill(old)
 	leader := testcluster.WaitLeader(t, admin, "hang", 0, old, 30*time.Second)
 	elected := time.Now()
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("at the failure: %d records produced, %d acknowledged (%d after the hang), %d failed; leader %d hung at %v, broker %d elected %v later",
+				produced, len(acks), len(acks)-countBefore(acks, hung), len(fails), old, hung.Format("15:04:05.000"), leader, elected.Sub(hung))
+			for i, err := range fails {
+				if i == 5 {
+					break
+				}
+				t.Logf("failure %d: %v", i, err)
+			}
+		}
+	}()
 	poll.Until(t, 20*time.Second, "an acknowledgement after the election", func() bool { return ackedSince(hung) > 0 })
 	mu.Lock()
 	var first time.Time
@@ -200,4 +214,15 @@ func testLeaderHangs(t *testing.T, idem bool) {
 	if idem && len(values) != produced {
 		t.Errorf("%d records stored for %d produced", len(values), produced)
 	}
+}
+
+// countBefore is how many of the times are not after t.
+func countBefore(times []time.Time, t time.Time) int {
+	n := 0
+	for _, at := range times {
+		if !at.After(t) {
+			n++
+		}
+	}
+	return n
 }

@@ -123,9 +123,10 @@ func (c *Client) metadataLoop() {
 	}
 }
 
-// metadataFirstTry bounds the first try of a metadata refresh (see
-// refreshMetadata).
-const metadataFirstTry = time.Second
+// anyFirstTry bounds the first try of a metadata refresh (see
+// refreshMetadata) and of the other requests any broker can serve (see
+// roundTrip).
+const anyFirstTry = time.Second
 
 // refreshMetadata fetches metadata for every wanted topic from any broker
 // and publishes it.
@@ -139,7 +140,7 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 	var resp *protocol.MetadataResponse
 	var err error
 	for try := range 2 {
-		// The first try gets metadataFirstTry, dial and answer: a hung
+		// The first try gets anyFirstTry, dial and answer: a hung
 		// broker (paused, its host gone) must not hold the refresh that
 		// would tell the producer its partitions moved away from it. The
 		// second goes to the next broker with the whole RequestTimeout.
@@ -147,8 +148,8 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 		// which would close the connection and fail what else waits on it
 		// (an admin request the broker answers before this one, say).
 		tctx, cancel := ctx, context.CancelFunc(func() {})
-		if try == 0 && c.cfg.requestTimeout > metadataFirstTry {
-			tctx, cancel = context.WithTimeout(ctx, metadataFirstTry)
+		if try == 0 && c.cfg.requestTimeout > anyFirstTry {
+			tctx, cancel = context.WithTimeout(ctx, anyFirstTry)
 		}
 		var cn *conn
 		cn, err = c.anyConn(tctx)
@@ -157,6 +158,9 @@ func (c *Client) refreshMetadata(ctx context.Context) error {
 			err = cn.do(tctx, req, resp, c.cfg.requestTimeout, false)
 			if err == nil && resp.ErrorCode != protocol.NoError {
 				err = resp.ErrorCode.Err()
+			}
+			if err != nil && try == 0 && tctx.Err() != nil && ctx.Err() == nil {
+				c.suspect(cn.addr) // the next try, and the next refreshes, go elsewhere first
 			}
 		}
 		cancel()

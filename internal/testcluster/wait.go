@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // attemptTimeout bounds each metadata request of a wait: a request the
@@ -85,8 +87,22 @@ func CreateTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) client.
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := cl.CreateTopics(ctx, spec); err != nil {
-		t.Fatalf("create topic %s: %v", spec.Name, err)
+	// As an application would: a retriable or indeterminate answer (the
+	// controller lost its leadership while committing, on a loaded
+	// machine) is tried again, and "already exists" after such an answer
+	// means the first try was applied.
+	for retried := false; ; retried = true {
+		err := cl.CreateTopics(ctx, spec)
+		if err == nil || (retried && errors.Is(err, protocol.ErrTopicAlreadyExists)) {
+			break
+		}
+		if !client.IsRetriable(err) && !client.IsIndeterminate(err) || ctx.Err() != nil {
+			t.Fatalf("create topic %s: %v", spec.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	return WaitFullISR(t, cl, spec.Name, 10*time.Second)
 }
