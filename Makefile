@@ -72,8 +72,9 @@ chaos-short: $(CHAOS_BIN)
 		scripts/chaos.sh -run '^(TestLeaderIsolation|TestChaos)$$'
 
 # chaos-group is issue 15's consumer-group workload (TestChaosGroup): 60 s
-# of kill-leader, isolate-leader and kill-coordinator while a group reads,
-# about 1m40s. Not in chaos-short, which it would take past 3.5 minutes.
+# of kill-leader, isolate-leader, kill-coordinator and isolate-coordinator
+# while a group reads, about 1m45s. Not in chaos-short, which it would take
+# past 3.5 minutes.
 chaos-group: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_GROUP_FAULT_TIME=60s CHAOS_TIMEOUT=8m \
 		scripts/chaos.sh -run '^TestChaosGroup$$'

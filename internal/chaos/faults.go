@@ -70,6 +70,10 @@ const (
 	// topic); restart it after Hold. Issue 15's fault for the group
 	// workload.
 	KillCoordinator Kind = "kill-coordinator"
+	// IsolateCoordinator: as isolate-leader, for the broker that
+	// coordinates the Injector's Group: it keeps its clients and loses
+	// its followers, so commits appended there cannot commit.
+	IsolateCoordinator Kind = "isolate-coordinator"
 )
 
 // ShortKinds are the faults of the CI run; AllKinds those of the long one.
@@ -83,7 +87,7 @@ var (
 	// GroupKinds are the faults of the group workload (TestChaosGroup):
 	// the partition leaders the members read from, and the group's
 	// coordinator, move.
-	GroupKinds = []Kind{KillLeader, IsolateLeader, KillCoordinator}
+	GroupKinds = []Kind{KillLeader, IsolateLeader, KillCoordinator, IsolateCoordinator}
 )
 
 // holds is how long each kind of fault lasts, min and max. A pause lasts
@@ -103,9 +107,10 @@ var holds = map[Kind][2]time.Duration{
 	// Past the broker's 10 s space probe, so that some probes fail.
 	DiskFull: {5 * time.Second, 12 * time.Second},
 	// Past gossip's failure detection (a few seconds), as in issue 13.
-	GossipCut:       {8 * time.Second, 20 * time.Second},
-	ConnFlood:       {5 * time.Second, 10 * time.Second},
-	KillCoordinator: {time.Second, 4 * time.Second},
+	GossipCut:          {8 * time.Second, 20 * time.Second},
+	ConnFlood:          {5 * time.Second, 10 * time.Second},
+	KillCoordinator:    {time.Second, 4 * time.Second},
+	IsolateCoordinator: {5 * time.Second, 10 * time.Second},
 }
 
 // PeerDelay is the latency, each way, that slow-peers with pick adds to
@@ -366,16 +371,23 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 		}
 		return in.kill(int(cd.ControllerID), nil)
 	}
-	if s.Kind == KillCoordinator {
+	if s.Kind == KillCoordinator || s.Kind == IsolateCoordinator {
 		id, err := in.coordinator(ctx)
 		if err != nil {
 			return "", nil, err
 		}
-		target, heal, err := in.kill(id, nil)
+		target := "broker" + strconv.Itoa(id) + " (coordinator of " + in.Group + ")"
+		if s.Kind == IsolateCoordinator {
+			if err := h.Isolate(ctx, id); err != nil {
+				return "", nil, err
+			}
+			return target, func(ctx context.Context) error { return h.Rejoin(ctx, id) }, nil
+		}
+		_, heal, err := in.kill(id, nil)
 		if err != nil {
 			return "", nil, err
 		}
-		return target + " (coordinator of " + in.Group + ")", heal, nil
+		return target, heal, nil
 	}
 	var pd Partition
 	err := Poll(ctx, 10*time.Second, "a leader", func(ctx context.Context) error {

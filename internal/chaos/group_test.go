@@ -14,7 +14,7 @@ import (
 // write while the consumers of one group read and commit, one of them
 // closed without committing and replaced every groupKillInterval, under a
 // seeded schedule of GroupKinds (kill a partition's leader, isolate it,
-// kill the group's coordinator). bench.CheckGroup judges the run: every
+// kill the group's coordinator, isolate it). bench.CheckGroup judges the run: every
 // acknowledged record read by the group at least once, duplicates only
 // across a hand-over of the partition, committed offsets never going
 // backwards, and at the end the group's commits equal to the end offsets.
