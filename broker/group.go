@@ -582,11 +582,19 @@ func (b *Broker) DescribeGroup(groupID string) (group.Description, error) {
 // broker).
 func (b *Broker) ListGroups() []group.Listed {
 	var out []group.Listed
+	// One deadline for all: a coordinator whose state does not commit
+	// (cut off from its followers) is left out, not waited for in turn.
+	ctx, cancel := context.WithTimeout(context.Background(), groupWriteTimeout)
+	defer cancel()
 	for _, co := range b.groups.loaded() {
-		_ = b.coordinate(context.Background(), co, func(c *group.Coordinator) ([]group.Record, error) {
-			out = append(out, c.ListGroups()...)
+		var listed []group.Listed
+		err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+			listed = c.ListGroups()
 			return nil, nil
 		})
+		if err == nil {
+			out = append(out, listed...)
+		}
 	}
 	slices.SortFunc(out, func(a, b group.Listed) int { return strings.Compare(a.GroupID, b.GroupID) })
 	return out
