@@ -251,11 +251,36 @@ func TestGroupFetchOffsetsOnlyCommitted(t *testing.T) {
 		}
 	}
 	b := c.Broker(coord)
-	done := make(chan error, 1)
+	done, over := make(chan error, 1), make(chan struct{})
 	go func() {
+		defer close(over)
 		_, err := b.CommitOffsets(context.Background(), group.OffsetCommit{GroupID: "g", MemberID: m.id, MemberEpoch: m.epoch,
 			Topics: []group.CommitTopic{{Topic: "orders", Partitions: []group.CommitPartition{{Partition: 0, Offset: 20, LeaderEpoch: -1}}}}})
 		done <- err
+	}()
+	// Meanwhile ListGroups: a list that had to wait (the commit pending)
+	// leaves the group out.
+	listDone := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-over:
+				listDone <- ""
+				return
+			default:
+			}
+			start := time.Now()
+			listed := b.ListGroups()
+			if took := time.Since(start); took > time.Second && len(listed) > 0 {
+				listDone <- fmt.Sprintf("after waiting %v for the pending commit, ListGroups listed %v", took.Round(time.Millisecond), listed)
+				return
+			}
+		}
+	}()
+	defer func() {
+		if msg := <-listDone; msg != "" {
+			t.Error(msg)
+		}
 	}()
 	fetches := 0
 	for {
