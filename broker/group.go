@@ -94,6 +94,10 @@ type coordinator struct {
 	c       *group.Coordinator // nil once dropped
 	readyAt int64              // the log end at load: served once the high watermark reaches it
 	ready   bool
+	// last is the wait of the last batch of group records appended:
+	// an answer that wrote nothing waits for it, so that it tells only
+	// state whose records are committed.
+	last *LeaderAppend
 }
 
 func newCoordinators() *coordinators {
@@ -298,7 +302,11 @@ func errCoordinatorWrite(err error) error {
 // coordinate runs fn on co's Coordinator and makes the records it returns
 // durable: appended under co's lock, in order, then waited for with
 // acks=all. Any failure to write drops co (groupLoop loads it again from
-// the log).
+// the log). An fn that writes nothing (a read, a refusal, a heartbeat
+// that changes nothing) is answered once the records appended before it
+// are committed: what it saw may rest on another request's records, and a
+// failover before they commit would take that back (a coordinator cut off
+// from its followers would serve commits that never were).
 func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group.Coordinator) ([]group.Record, error)) error {
 	co.mu.Lock()
 	if co.c == nil {
@@ -307,10 +315,22 @@ func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group
 	}
 	recs, err := fn(co.c)
 	if err != nil || len(recs) == 0 {
+		last := co.last
 		co.mu.Unlock()
+		if last != nil {
+			wctx, cancel := context.WithTimeout(ctx, groupWriteTimeout)
+			werr := last.Wait(wctx)
+			cancel()
+			if werr != nil {
+				return &protocol.Error{Code: protocol.ErrCoordinatorNotAvailable, Detail: "group state not yet committed: " + werr.Error()}
+			}
+		}
 		return err
 	}
 	waits, err := b.appendGroupRecords(co, recs)
+	if len(waits) > 0 {
+		co.last = &waits[len(waits)-1]
+	}
 	if err != nil {
 		co.c = nil
 		co.mu.Unlock()
@@ -543,7 +563,10 @@ func (b *Broker) FetchOffsets(req group.OffsetFetch) ([]group.FetchedOffset, err
 		res, err = c.FetchOffsets(req)
 		return nil, err
 	})
-	return res, err
+	if err != nil {
+		return nil, err // nothing read is told unless it is committed
+	}
+	return res, nil
 }
 
 // DescribeGroup describes a group at its coordinator.
@@ -558,18 +581,29 @@ func (b *Broker) DescribeGroup(groupID string) (group.Description, error) {
 		d, err = c.DescribeGroup(groupID)
 		return nil, err
 	})
-	return d, err
+	if err != nil {
+		return group.Description{}, err
+	}
+	return d, nil
 }
 
 // ListGroups lists the groups this broker coordinates (a tool asks every
 // broker).
 func (b *Broker) ListGroups() []group.Listed {
 	var out []group.Listed
+	// One deadline for all: a coordinator whose state does not commit
+	// (cut off from its followers) is left out, not waited for in turn.
+	ctx, cancel := context.WithTimeout(context.Background(), groupWriteTimeout)
+	defer cancel()
 	for _, co := range b.groups.loaded() {
-		_ = b.coordinate(context.Background(), co, func(c *group.Coordinator) ([]group.Record, error) {
-			out = append(out, c.ListGroups()...)
+		var listed []group.Listed
+		err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+			listed = c.ListGroups()
 			return nil, nil
 		})
+		if err == nil {
+			out = append(out, listed...)
+		}
 	}
 	slices.SortFunc(out, func(a, b group.Listed) int { return strings.Compare(a.GroupID, b.GroupID) })
 	return out

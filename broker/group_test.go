@@ -107,7 +107,7 @@ func TestGroupRoundTripAndRestart(t *testing.T) {
 	if join.ErrorCode != protocol.NoError || join.MemberID == "" || join.MemberEpoch < 1 || countAssigned(join.Assignment) != 4 {
 		t.Fatalf("join: %+v", join)
 	}
-	if join.HeartbeatIntervalMs != 5000 {
+	if join.HeartbeatIntervalMs != 1000 { // group.DefaultHeartbeatInterval
 		t.Fatalf("heartbeat interval %d ms", join.HeartbeatIntervalMs)
 	}
 	if r := c.commit(t, "g", join.MemberID, join.MemberEpoch, "orders", 2, 77); r.ErrorCode != protocol.NoError || r.Topics[0].Partitions[0].ErrorCode != protocol.NoError {

@@ -18,6 +18,17 @@ import (
 // NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE or
 // COORDINATOR_LOAD_IN_PROGRESS.
 
+// coordinatorCode is the error code of resp that says whether the
+// coordinator moved: the top-level one, or for a describe of one group
+// that group's (the broker answers NOT_COORDINATOR per group there).
+func coordinatorCode(resp protocol.Message) protocol.ErrorCode {
+	code := topCode(resp)
+	if d, ok := resp.(*protocol.ConsumerGroupDescribeResponse); ok && code == protocol.NoError && len(d.Groups) == 1 {
+		code = d.Groups[0].ErrorCode
+	}
+	return code
+}
+
 // coordinatorMoved reports the codes that mean "ask FindCoordinator again
 // (after a while)".
 func coordinatorMoved(code protocol.ErrorCode) bool {
@@ -91,7 +102,7 @@ func (c *Client) coordinatedOnce(ctx context.Context, group string, req, resp pr
 		c.forgetCoordinator(group, id)
 		return nil, fmt.Errorf("coordinator %d of group %q: %v: %w", id, group, req.Key(), err)
 	}
-	if code := topCode(resp); coordinatorMoved(code) {
+	if code := coordinatorCode(resp); coordinatorMoved(code) {
 		c.forgetCoordinator(group, id)
 		c.meta.requestRefresh()
 		return nil, fmt.Errorf("coordinator %d of group %q: %v: %w", id, group, req.Key(), code.Err())

@@ -273,6 +273,25 @@ func TestGroupFollowsTheCoordinator(t *testing.T) {
 	}
 }
 
+// DescribeGroup, whose NOT_COORDINATOR comes per group rather than at the
+// top, finds the moved coordinator again too, rather than asking the old
+// one until it gives up.
+func TestDescribeGroupFollowsTheCoordinator(t *testing.T) {
+	fc, admin := groupTest(t, 1)
+	c := newMember(t, fc)
+	waitAssignment(t, c, "[t/0 t/1 t/2 t/3]")
+	if d, err := admin.DescribeGroup(context.Background(), "g"); err != nil || d.Coordinator != 1 {
+		t.Fatalf("describe: coordinator %d, %v", d.Coordinator, err)
+	}
+	fc.mu.Lock()
+	fc.coord = 2
+	fc.mu.Unlock()
+	d, err := admin.DescribeGroup(context.Background(), "g")
+	if err != nil || d.Coordinator != 2 || len(d.Members) != 1 {
+		t.Fatalf("describe after the coordinator moved: coordinator %d, %d members, %v", d.Coordinator, len(d.Members), err)
+	}
+}
+
 // A refusal retrying cannot cure comes out of Poll as a *GroupError; a
 // regular expression that does not compile is refused by New.
 func TestGroupFatalErrors(t *testing.T) {

@@ -55,7 +55,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultSessionTimeout    = 45 * time.Second
-	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultHeartbeatInterval = time.Second
 	DefaultReconcileInterval = 500 * time.Millisecond
 	DefaultRebalanceTimeout  = 5 * time.Minute
 	DefaultOffsetsRetention  = 7 * 24 * time.Hour
@@ -70,7 +70,11 @@ type Config struct {
 	// SessionTimeout removes a member that has not heartbeated for it
 	// (Kafka's group.consumer.session.timeout.ms, 45 s).
 	SessionTimeout time.Duration
-	// HeartbeatInterval is what members are told to heartbeat at (5 s).
+	// HeartbeatInterval is what members are told to heartbeat at (1 s;
+	// Kafka's is 5 s). A member learns that a join or a leave moved its
+	// partitions only at its next heartbeat, so joins and leaves take
+	// effect within about this long; a heartbeat that changes nothing
+	// writes no record, so a short interval costs little.
 	HeartbeatInterval time.Duration
 	// ReconcileInterval is the heartbeat interval told instead to a member
 	// not yet at its target (it has partitions to revoke, or waits for

@@ -475,7 +475,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{Config{}, ""},
 		{Config{SessionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond}, ""},
-		{Config{SessionTimeout: time.Second}, "HeartbeatInterval 5s must be below SessionTimeout 1s"},
+		{Config{SessionTimeout: time.Second}, "HeartbeatInterval 1s must be below SessionTimeout 1s"},
 		{Config{RebalanceTimeout: -1}, "RebalanceTimeout"},
 		{Config{MaxMetadataBytes: 1 << 16}, "MaxMetadataBytes"},
 	} {

@@ -218,15 +218,13 @@ func TestChaos(t *testing.T) {
 	t.Logf("seed %d, %v of faults (%s), fsync=%s, %d records/s; reproduce: %s", seed, faultTime, faults, fsync, rate, repro)
 	const topic, partitions = "chaos", 3
 	steps := Schedule(uint64(seed), kinds, partitions, faultTime)
-	var plan []string
 	var dataFS int64
 	for _, s := range steps {
-		plan = append(plan, fmt.Sprintf("%s(p%d,%v)", s.Kind, s.Partition, s.Hold.Round(100*time.Millisecond)))
 		if s.Kind == DiskFull {
 			dataFS = DataFSBytes // a disk that can fill, from the start
 		}
 	}
-	t.Logf("schedule: %s", strings.Join(plan, " "))
+	t.Logf("schedule: %s", FormatSchedule(steps))
 	h := setup(t, repro, dataFS)
 	h.createTopic(topic, partitions, map[string]string{"fsync": fsync})
 

@@ -178,9 +178,17 @@ func (c *Cluster) Seeds() []string {
 // a test to notice a dead or cut-off broker in seconds. Its connections go
 // through the brokers' Proxies.
 func (c *Cluster) Client(ctx context.Context, id string, extra ...client.Opt) (*client.Client, error) {
+	opts := append([]client.Opt{client.ClientID(id)}, c.ClientOptions()...)
+	return client.New(ctx, append(opts, extra...)...)
+}
+
+// ClientOptions are the options Client connects with, but for the client
+// id: the seeds, ClientOpts, and a dialer through the brokers' Proxies.
+// For code that makes its own clients (bench's group workload).
+func (c *Cluster) ClientOptions() []client.Opt {
 	var d net.Dialer
-	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...), client.ClientID(id)}, ClientOpts()...)
-	opts = append(opts, client.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...)}, ClientOpts()...)
+	return append(opts, client.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		for _, b := range c.Brokers {
 			if b.Addr == addr && b.Proxy != nil {
 				addr = b.Proxy.Addr()
@@ -189,7 +197,6 @@ func (c *Cluster) Client(ctx context.Context, id string, extra ...client.Opt) (*
 		}
 		return d.DialContext(ctx, network, addr)
 	}))
-	return client.New(ctx, append(opts, extra...)...)
 }
 
 // ClientVia connects a client whose every connection goes to broker id

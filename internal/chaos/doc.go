@@ -6,7 +6,10 @@
 // corrupted segments, a full disk (a tmpfs data dir), a flood of idle
 // connections — while verifiable producers and readers in
 // the test process record every outcome, and bench.Check judges the
-// history once every fault is healed.
+// history once every fault is healed. A second workload (TestChaosGroup,
+// issue 15) reads through a consumer group while its partitions' leaders
+// and its coordinator are killed or isolated, and bench.CheckGroup
+// judges it.
 //
 // The package holds the harness (Cluster: the processes and their hosts),
 // the workload (Workload: producers that time every acknowledgement, a

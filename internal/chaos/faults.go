@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,15 @@ const (
 	// ConnFlood: FloodConns idle TCP connections from the clients' host
 	// straight to the leader's client port, closed after Hold.
 	ConnFlood Kind = "conn-flood"
+	// KillCoordinator: SIGKILL the broker that coordinates the
+	// Injector's Group (the leader of its partition of the offsets
+	// topic); restart it after Hold. Issue 15's fault for the group
+	// workload.
+	KillCoordinator Kind = "kill-coordinator"
+	// IsolateCoordinator: as isolate-leader, for the broker that
+	// coordinates the Injector's Group: it keeps its clients and loses
+	// its followers, so commits appended there cannot commit.
+	IsolateCoordinator Kind = "isolate-coordinator"
 )
 
 // ShortKinds are the faults of the CI run; AllKinds those of the long one.
@@ -74,6 +84,10 @@ var (
 	ShortKinds = []Kind{KillLeader, PauseFollower, IsolateLeader, CutClients, KillAll}
 	AllKinds   = []Kind{KillLeader, KillFollower, KillRaftLeader, PauseFollower, IsolateLeader, Bridge, CutClients, SlowClients, CorruptFollower, SlowPeers,
 		KillAll, DiskFull, GossipCut, ConnFlood}
+	// GroupKinds are the faults of the group workload (TestChaosGroup):
+	// the partition leaders the members read from, and the group's
+	// coordinator, move.
+	GroupKinds = []Kind{KillLeader, IsolateLeader, KillCoordinator, IsolateCoordinator}
 )
 
 // holds is how long each kind of fault lasts, min and max. A pause lasts
@@ -93,8 +107,10 @@ var holds = map[Kind][2]time.Duration{
 	// Past the broker's 10 s space probe, so that some probes fail.
 	DiskFull: {5 * time.Second, 12 * time.Second},
 	// Past gossip's failure detection (a few seconds), as in issue 13.
-	GossipCut: {8 * time.Second, 20 * time.Second},
-	ConnFlood: {5 * time.Second, 10 * time.Second},
+	GossipCut:          {8 * time.Second, 20 * time.Second},
+	ConnFlood:          {5 * time.Second, 10 * time.Second},
+	KillCoordinator:    {time.Second, 4 * time.Second},
+	IsolateCoordinator: {5 * time.Second, 10 * time.Second},
 }
 
 // PeerDelay is the latency, each way, that slow-peers with pick adds to
@@ -150,6 +166,15 @@ func Schedule(seed uint64, kinds []Kind, partitions int32, total time.Duration) 
 	return steps
 }
 
+// FormatSchedule is steps as "kind(pP,hold) ...", for a test's log.
+func FormatSchedule(steps []Step) string {
+	plan := make([]string, 0, len(steps))
+	for _, s := range steps {
+		plan = append(plan, fmt.Sprintf("%s(p%d,%v)", s.Kind, s.Partition, s.Hold.Round(100*time.Millisecond)))
+	}
+	return strings.Join(plan, " ")
+}
+
 // Event is one fault as injected: its step, the broker(s) it hit, and
 // when (on the workload's clock) it began, was healed, and the cluster was
 // whole again (every broker alive, every replica in sync).
@@ -173,6 +198,10 @@ type Injector struct {
 	C     *Cluster
 	Admin *client.Client
 	Topic string
+	// Group is the consumer group whose coordinator kill-coordinator
+	// kills; when set, the cluster is whole again only once the offsets
+	// topic's replicas are in sync too.
+	Group string
 	// Clock is the workload's clock (Workload.Since).
 	Clock func() time.Duration
 	// Logf logs progress (t.Logf).
@@ -243,7 +272,35 @@ func (in *Injector) waitWhole(ctx context.Context) error {
 	if err := in.C.WaitHealthy(ctx, d); err != nil {
 		return err
 	}
-	return WaitFullISR(ctx, in.C, in.Topic, d-time.Since(start))
+	if err := WaitFullISR(ctx, in.C, in.Topic, d-time.Since(start)); err != nil || in.Group == "" {
+		return err
+	}
+	return WaitFullISR(ctx, in.C, OffsetsTopic, d-time.Since(start))
+}
+
+// OffsetsTopic is the internal topic of committed offsets (the broker's
+// broker.OffsetsTopic; the suite does not import the broker).
+const OffsetsTopic = "__consumer_offsets"
+
+// coordinator is the id of the broker coordinating in.Group, as the
+// cluster describes the group, asked for up to 10 s.
+func (in *Injector) coordinator(ctx context.Context) (int, error) {
+	if in.Group == "" {
+		return 0, fmt.Errorf("%s: the injector has no group", KillCoordinator)
+	}
+	var id int
+	err := Poll(ctx, 10*time.Second, "the coordinator of group "+in.Group, func(ctx context.Context) error {
+		d, err := in.Admin.DescribeGroup(ctx, in.Group)
+		if err != nil {
+			return err
+		}
+		if d.Coordinator < 1 || int(d.Coordinator) > len(in.C.Brokers) {
+			return fmt.Errorf("coordinator %d", d.Coordinator)
+		}
+		id = int(d.Coordinator)
+		return nil
+	})
+	return id, err
 }
 
 // leaderEpochs is the sum of the leader epochs of the topic's partitions,
@@ -313,6 +370,24 @@ func (in *Injector) inject(ctx context.Context, s Step) (string, func(context.Co
 			return "", nil, fmt.Errorf("no controller leader (%d)", cd.ControllerID)
 		}
 		return in.kill(int(cd.ControllerID), nil)
+	}
+	if s.Kind == KillCoordinator || s.Kind == IsolateCoordinator {
+		id, err := in.coordinator(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		target := "broker" + strconv.Itoa(id) + " (coordinator of " + in.Group + ")"
+		if s.Kind == IsolateCoordinator {
+			if err := h.Isolate(ctx, id); err != nil {
+				return "", nil, err
+			}
+			return target, func(ctx context.Context) error { return h.Rejoin(ctx, id) }, nil
+		}
+		_, heal, err := in.kill(id, nil)
+		if err != nil {
+			return "", nil, err
+		}
+		return target, heal, nil
 	}
 	var pd Partition
 	err := Poll(ctx, 10*time.Second, "a leader", func(ctx context.Context) error {

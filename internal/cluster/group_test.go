@@ -234,3 +234,71 @@ func (m *groupMember) commitOwned(t *testing.T, c *testcluster.Cluster, g string
 		}
 	}
 }
+
+// A coordinator that cannot commit (both followers of its offsets
+// partition killed, and with them the Raft quorum, so its high watermark
+// stays put) does not tell a commit it appended but could not commit:
+// an offset fetch waits for it and fails, rather than answering an offset
+// that a failover would take back (the chaos suite saw every partition's
+// committed offset go backwards after the coordinator was isolated).
+func TestGroupFetchOffsetsOnlyCommitted(t *testing.T) {
+	c, coord, members := startGroup(t, 3, 1)
+	m := members[0]
+	m.commitOwned(t, c, "g", func(int32) int64 { return 10 })
+	for _, id := range c.IDs() {
+		if id != coord {
+			c.Kill(id)
+		}
+	}
+	b := c.Broker(coord)
+	done, over := make(chan error, 1), make(chan struct{})
+	go func() {
+		defer close(over)
+		_, err := b.CommitOffsets(context.Background(), group.OffsetCommit{GroupID: "g", MemberID: m.id, MemberEpoch: m.epoch,
+			Topics: []group.CommitTopic{{Topic: "orders", Partitions: []group.CommitPartition{{Partition: 0, Offset: 20, LeaderEpoch: -1}}}}})
+		done <- err
+	}()
+	// Meanwhile ListGroups: a list that had to wait (the commit pending)
+	// leaves the group out.
+	listDone := make(chan string, 1)
+	go func() {
+		for {
+			select {
+			case <-over:
+				listDone <- ""
+				return
+			default:
+			}
+			start := time.Now()
+			listed := b.ListGroups()
+			if took := time.Since(start); took > time.Second && len(listed) > 0 {
+				listDone <- fmt.Sprintf("after waiting %v for the pending commit, ListGroups listed %v", took.Round(time.Millisecond), listed)
+				return
+			}
+		}
+	}()
+	defer func() {
+		if msg := <-listDone; msg != "" {
+			t.Error(msg)
+		}
+	}()
+	fetches := 0
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a commit with no follower alive was acknowledged")
+			}
+			t.Logf("the commit: %v; %d fetches, none told it", err, fetches)
+			return
+		default:
+		}
+		offs, err := b.FetchOffsets(group.OffsetFetch{GroupID: "g", MemberEpoch: -1})
+		fetches++
+		for _, o := range offs {
+			if o.Partition == 0 && o.Offset == 20 {
+				t.Fatalf("fetch %d told the uncommitted offset 20 (error %v)", fetches, err)
+			}
+		}
+	}
+}
