@@ -185,7 +185,7 @@ exits: a way to check a file, and to start one.`,
 	f.StringVar(&configPath, "config", "", "YAML file of settings: keys are the flags' names (env SLUICE_CONFIG)")
 	f.BoolVar(&printConfig, "print-config", false, "print the effective settings as a config file, with where each came from, and exit")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none")
+	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz, the web console at /); default: the listen host at the listen port + 3; '' or off: none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -224,7 +224,7 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	if metrics != nil {
 		// Before the broker starts: /healthz answers and /readyz says why
 		// not ready while it registers.
-		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger})
+		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b})
 		if err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
