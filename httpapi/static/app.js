@@ -89,7 +89,7 @@ async function overview() {
 async function topics() {
   const list = await api("GET", "/topics");
   const msg = h("div", {id: "create-result"});
-  const name = h("input", {id: "new-name", required: true, placeholder: "orders", pattern: "[a-zA-Z0-9._-]+"});
+  const name = h("input", {id: "new-name", required: true, placeholder: "orders", pattern: "[a-zA-Z0-9._\\-]+"});
   const parts = h("input", {id: "new-partitions", type: "number", min: 1, placeholder: "default"});
   const rf = h("input", {id: "new-rf", type: "number", min: 1, placeholder: "default"});
   const configs = h("textarea", {id: "new-configs", rows: 2, cols: 32, placeholder: "retention.ms=86400000"});
