@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -78,9 +79,12 @@ func (c *console) fail(w http.ResponseWriter, r *http.Request, err error) {
 // and the name of its protocol code ("" for none).
 func apiStatus(err error) (int, string) {
 	var bad *badRequest
+	var unsupported *unsupportedType
 	switch {
 	case errors.As(err, &bad):
 		return http.StatusBadRequest, ""
+	case errors.As(err, &unsupported):
+		return http.StatusUnsupportedMediaType, ""
 	case errors.Is(err, errNotServing):
 		return http.StatusServiceUnavailable, ""
 	case errors.Is(err, client.ErrGroupNotEmpty):
@@ -124,6 +128,13 @@ func (c *console) answerRead(w http.ResponseWriter, r *http.Request, read func(c
 	writeJSON(w, http.StatusOK, v)
 }
 
+// unsupportedType refuses a body that is not declared JSON.
+type unsupportedType struct{ got string }
+
+func (e *unsupportedType) Error() string {
+	return fmt.Sprintf("Content-Type %q: want application/json", e.got)
+}
+
 // badRequest is a request the API refuses before calling anything.
 type badRequest struct{ msg string }
 
@@ -132,8 +143,12 @@ func (e *badRequest) Error() string { return e.msg }
 func badf(format string, args ...any) error { return &badRequest{fmt.Sprintf(format, args...)} }
 
 // readJSON decodes r's body into v, refusing unknown fields and bodies
-// over maxBody.
+// over maxBody. The body must be declared JSON: a form another site's page
+// posts (text/plain, no CORS preflight) cannot change the cluster.
 func readJSON(r *http.Request, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &unsupportedType{r.Header.Get("Content-Type")}
+	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

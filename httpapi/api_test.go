@@ -60,6 +60,9 @@ func call(t testing.TB, method, url string, body, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +114,22 @@ func TestConsoleAPITopics(t *testing.T) {
 	wantStatus(t, http.StatusBadRequest, "POST", api+"/topics", httpapi.NewTopicRequest{Name: "x", Configs: map[string]string{"retention.ms": "soon"}})
 	wantStatus(t, http.StatusBadRequest, "POST", api+"/topics", map[string]any{"name": "x", "partitionz": 2})
 	wantStatus(t, http.StatusOK, "POST", api+"/topics", httpapi.NewTopicRequest{Name: "checked", ValidateOnly: true})
+	// A body not declared JSON (a cross-site form post) is refused.
+	resp, err := http.Post(api+"/topics", "text/plain", strings.NewReader(`{"name":"csrf"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("POST /topics as text/plain: %d", resp.StatusCode)
+	}
 
 	var topics []httpapi.TopicSummary
 	call(t, "GET", api+"/topics", nil, &topics)
 	found := false
 	for _, ts := range topics {
-		if ts.Name == "checked" {
-			t.Errorf("a validate-only create created the topic")
+		if ts.Name == "checked" || ts.Name == "csrf" {
+			t.Errorf("topic %s was created", ts.Name)
 		}
 		if ts.Name == "orders" {
 			found = ts.Partitions == 3 && ts.ReplicationFactor == 1 && !ts.Internal
