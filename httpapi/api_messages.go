@@ -73,6 +73,9 @@ type Browse struct {
 	From      int64        `json:"from"`  // the first offset read
 	Next      int64        `json:"next"`  // the offset after the last record answered
 	Records   []RecordInfo `json:"records"`
+	// Note says why fewer records than asked for were answered before
+	// the end, if they were.
+	Note string `json:"note,omitempty"`
 }
 
 // render shows b in the most readable of the formats.
@@ -265,8 +268,12 @@ func (c *console) read(ctx context.Context, topic string, q browseQuery) (Browse
 	defer stop()
 	for len(out.Records) < q.limit && out.Next < out.End {
 		f, err := bc.Poll(pollCtx)
-		if errors.Is(err, context.DeadlineExceeded) && len(out.Records) > 0 {
-			break // answer what arrived
+		if pollCtx.Err() != nil && ctx.Err() == nil {
+			// Answer what arrived. None at all: the offsets up to the end
+			// hold no record a consumer sees (control records), or the
+			// leader does not answer.
+			out.Note = fmt.Sprintf("no more records arrived within %v", browseWait)
+			break
 		}
 		if err != nil {
 			return out, fmt.Errorf("read %s[%d] from %d: %w", topic, q.partition, out.From, err)

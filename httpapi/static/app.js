@@ -214,7 +214,7 @@ async function messages(topicName, query) {
   const next = new URLSearchParams({partition: b.partition, mode: "offset", at: b.next, limit: limit.value});
   results.replaceChildren(
     h("p", {id: "browse-summary"}, "Partition " + b.partition + ": offsets " + b.start + " to " + b.end + "; " +
-      b.records.length + " records from offset " + b.from + ". ",
+      b.records.length + " records from offset " + b.from + ". " + (b.note ? b.note + ". " : ""),
       b.next < b.end ? h("a", {href: "#/messages/" + enc(topicName) + "?" + next, id: "browse-next"}, "Next page") : null),
     table([h("th", {class: "num"}, "Offset"), "Timestamp", "Key", "Value", "Headers", "Download"],
       b.records.map(r => h("tr", {"data-offset": r.offset},
