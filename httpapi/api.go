@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,7 @@ import (
 
 func (c *console) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/cluster", c.getCluster)
+	mux.HandleFunc("GET /api/throughput", c.getThroughput)
 	mux.HandleFunc("GET /api/topics", c.listTopics)
 	mux.HandleFunc("POST /api/topics", c.createTopic)
 	mux.HandleFunc("GET /api/topics/{topic}", c.getTopic)
@@ -266,6 +268,60 @@ func (c *console) getCluster(w http.ResponseWriter, r *http.Request) {
 	alert(out.UnderReplicated > 0, "under-replicated", "%d partitions have replicas out of the ISR", out.UnderReplicated)
 	alert(offlineBrokers > 0, "offline brokers", "%d registered brokers are offline", offlineBrokers)
 	writeJSON(w, http.StatusOK, out)
+}
+
+// Throughput is what GET /api/throughput answers: the end offsets (high
+// watermarks) of every topic, summed over its partitions, at a time. Two
+// answers give the rate of records appended between them; the console's
+// overview charts it.
+type Throughput struct {
+	Time int64 `json:"time"` // Unix milliseconds, when the offsets were asked for
+	// Total sums the topics' ends, but the internal topic's.
+	Total  int64           `json:"total"`
+	Topics []TopicEndTotal `json:"topics"`
+	Error  string          `json:"error,omitempty"` // topics whose ends could not all be listed
+}
+
+// TopicEndTotal is one topic's end offsets, summed.
+type TopicEndTotal struct {
+	Topic    string `json:"topic"`
+	Internal bool   `json:"internal"`
+	End      int64  `json:"end"`
+	// Complete is false when a partition's end could not be listed: End
+	// then lacks it, and a rate from it is wrong.
+	Complete bool `json:"complete"`
+}
+
+func (c *console) getThroughput(w http.ResponseWriter, r *http.Request) {
+	c.answerRead(w, r, func(ctx context.Context, cl *client.Client) (any, error) {
+		names := slices.Sorted(maps.Keys(c.core.Metadata().Topics))
+		out := Throughput{Time: time.Now().UnixMilli(), Topics: make([]TopicEndTotal, 0, len(names))}
+		var errs []error
+		for _, name := range names {
+			te := TopicEndTotal{Topic: name, Internal: name == broker.OffsetsTopic, Complete: true}
+			offs, err := cl.ListOffsets(ctx, name, client.AtEnd())
+			if err != nil {
+				errs = append(errs, err)
+				te.Complete = false
+			}
+			for _, o := range offs {
+				if o.Err != nil {
+					errs = append(errs, fmt.Errorf("%s[%d]: %w", name, o.Partition, o.Err))
+					te.Complete = false
+					continue
+				}
+				te.End += o.Offset
+			}
+			if !te.Internal {
+				out.Total += te.End
+			}
+			out.Topics = append(out.Topics, te)
+		}
+		if err := errors.Join(errs...); err != nil {
+			out.Error = err.Error()
+		}
+		return out, nil
+	})
 }
 
 // TopicSummary is one topic of the topic list.

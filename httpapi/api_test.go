@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,14 @@ func TestConsoleAPIMessages(t *testing.T) {
 	}
 	produce(t, cl, recs...)
 	produce(t, cl, &client.Record{Topic: "m", Partition: 1, Value: []byte("other")})
+
+	var tp httpapi.Throughput
+	call(t, "GET", api+"/throughput", nil, &tp)
+	if tp.Total != 11 || tp.Error != "" || tp.Time <= 0 || !slices.ContainsFunc(tp.Topics, func(te httpapi.TopicEndTotal) bool {
+		return te.Topic == "m" && te.End == 11 && te.Complete && !te.Internal
+	}) {
+		t.Errorf("GET /throughput: %+v, want 11 records appended to m", tp)
+	}
 
 	var b httpapi.Browse
 	call(t, "GET", api+"/topics/m/records?partition=0&limit=3", nil, &b)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +157,9 @@ func (p *page) consoleErrors() []string {
 	defer p.mu.Unlock()
 	return append([]string(nil), p.errors...)
 }
+
+// rateRE matches a rate as the overview shows it.
+var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9])? records/s$`)
 
 // TestConsoleInBrowser drives every page of the console in a headless
 // Chromium against a 3-broker cluster: each page loads with no console
@@ -322,6 +326,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.waitLoaded("#/topics")
 	if _, err := cl.DescribeTopic(ctx, "created-in-browser"); err == nil {
 		t.Errorf("the topic deleted in the browser still exists")
+	}
+
+	// Back on the overview after more records: the throughput it charts
+	// is the growth of the end offsets since its first visit.
+	var more []*client.Record
+	for i := range 6 {
+		more = append(more, &client.Record{Topic: "orders", Partition: int32(i % 3), Value: []byte("more")})
+	}
+	produce(t, cl, more...)
+	p.open("#/", "overview-throughput")
+	if got := p.text("#rate-total"); !rateRE.MatchString(got) || strings.HasPrefix(got, "0 ") {
+		t.Errorf("overview: throughput %q, want a rate above 0", got)
+	}
+	if got, want := p.text(`#topic-rates tr[data-topic="orders"] td:nth-child(2)`), strconv.Itoa(len(recs)+len(more)); got != want {
+		t.Errorf("overview: %s records appended to orders, want %s", got, want)
+	}
+	if got := eval[int](p, `document.querySelectorAll("canvas#throughput").length`); got != 1 {
+		t.Errorf("overview: %d throughput charts", got)
 	}
 
 	if errs := p.consoleErrors(); len(errs) > 0 {

@@ -55,8 +55,89 @@ function enc(s) { return encodeURIComponent(s); }
 
 // ---- overview ----
 
+// samples are the throughput answers of the overview's refreshes, the
+// last 61 (5 minutes at one each 5 s), kept across pages.
+const samples = [];
+
+async function sampleThroughput() {
+  const t = await api("GET", "/throughput");
+  samples.push({time: t.time, total: t.total, complete: t.topics.every(x => x.complete),
+    topics: new Map(t.topics.map(x => [x.topic, x]))});
+  if (samples.length > 61) samples.shift();
+  return t;
+}
+
+// rate is the records appended per second between samples a and b, or
+// null when it cannot be known.
+function rate(a, b, endOf) {
+  const ea = endOf(a), eb = endOf(b);
+  if (ea === null || eb === null || b.time <= a.time) return null;
+  return Math.max(0, eb - ea) / ((b.time - a.time) / 1000);
+}
+
+const totalOf = (s) => s.complete ? s.total : null;
+
+function fmtRate(r) { return r === null ? "unknown" : (r >= 100 ? Math.round(r) : r.toFixed(1)) + " records/s"; }
+
+// drawChart plots the total rate between successive samples.
+function drawChart(canvas) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, hgt = canvas.height, pad = 28;
+  ctx.clearRect(0, 0, w, hgt);
+  const pts = [];
+  for (let i = 1; i < samples.length; i++) {
+    const r = rate(samples[i - 1], samples[i], totalOf);
+    if (r !== null) pts.push({time: samples[i].time, r});
+  }
+  const top = Math.max(1, ...pts.map(p => p.r));
+  ctx.strokeStyle = "#d9dde5";
+  ctx.fillStyle = "#667085";
+  ctx.font = "11px sans-serif";
+  ctx.beginPath(); ctx.moveTo(pad, 4); ctx.lineTo(pad, hgt - pad); ctx.lineTo(w - 4, hgt - pad); ctx.stroke();
+  ctx.fillText(fmtRate(top), pad + 4, 14);
+  ctx.fillText("last 5 minutes", w - 90, hgt - 10);
+  if (pts.length === 0) { ctx.fillText("measuring…", pad + 4, hgt / 2); return; }
+  const t0 = samples[0].time, t1 = samples[samples.length - 1].time;
+  const x = (t) => pad + (w - pad - 8) * (t - t0) / Math.max(1, t1 - t0);
+  const y = (r) => hgt - pad - (hgt - pad - 20) * r / top;
+  ctx.strokeStyle = "#2457c5";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  pts.forEach((p, i) => i === 0 ? ctx.moveTo(x(p.time), y(p.r)) : ctx.lineTo(x(p.time), y(p.r)));
+  ctx.stroke();
+  ctx.fillStyle = "#2457c5";
+  for (const p of pts) ctx.fillRect(x(p.time) - 2, y(p.r) - 2, 4, 4);
+}
+
+function throughputSection() {
+  const n = samples.length;
+  const last = samples[n - 1], prev = samples[n - 2];
+  const total = prev ? rate(prev, last, totalOf) : null;
+  const rows = [...last.topics.values()].filter(t => !t.internal).map(t => {
+    const end = (s) => { const x = s.topics.get(t.topic); return x && x.complete ? x.end : null; };
+    return {topic: t.topic, end: t.end, r: prev ? rate(prev, last, end) : null};
+  }).sort((a, b) => (b.r || 0) - (a.r || 0) || a.topic.localeCompare(b.topic));
+  const canvas = h("canvas", {id: "throughput", width: 640, height: 170});
+  drawChart(canvas);
+  return [
+    h("h2", {}, "Throughput"),
+    h("p", {}, "Records appended, all topics: ", h("b", {id: "rate-total"}, prev ? fmtRate(total) : "measuring…"),
+      h("span", {class: "muted"}, " (from the growth of the partitions' end offsets between refreshes)")),
+    canvas,
+    table(["Topic", h("th", {class: "num"}, "Records appended"), h("th", {class: "num"}, "Rate")],
+      rows.map(t => h("tr", {"data-topic": t.topic}, h("td", {}, t.topic), num(t.end),
+        h("td", {class: "num rate"}, prev ? fmtRate(t.r) : "measuring…"))), {id: "topic-rates"})];
+}
+
 async function overview() {
   const c = await api("GET", "/cluster");
+  let throughput;
+  try {
+    await sampleThroughput();
+    throughput = throughputSection();
+  } catch (err) {
+    throughput = [h("h2", {}, "Throughput"), h("div", {class: "error"}, String(err.message || err))];
+  }
   const served = document.getElementById("served-by");
   served.textContent = c.broker >= 0 ? "broker " + c.broker : "";
   const card = (label, v, id, cls) => h("div", {class: "card"}, h("div", {class: "muted"}, label), h("div", {class: "v " + (cls || ""), id}, v));
@@ -80,6 +161,7 @@ async function overview() {
         num(b.id), h("td", {}, b.addr), h("td", {}, b.rack || ""),
         h("td", {class: b.state === "alive" ? "ok" : "bad"}, b.state), num(b.epoch),
         h("td", {}, b.controller ? "yes" : ""), num(b.leaders), num(b.replicas))), {id: "brokers"}),
+    ...throughput,
     h("p", {class: "muted"}, "Metadata version " + c.metadata_version + "; refreshed every 5 s."));
   timer = setTimeout(() => route(), 5000);
 }
