@@ -343,4 +343,11 @@ func TestConsoleAPIGroups(t *testing.T) {
 	if msg := wantStatus(t, http.StatusConflict, "POST", api+"/groups/workers/reset", httpapi.ResetRequest{Topic: "g", To: "latest", Execute: true}); !strings.Contains(msg, "members") {
 		t.Errorf("reset of a group with members: %s", msg)
 	}
+	poll.Until(t, 10*time.Second, "the member's assignment in GET /groups/workers", func() error {
+		call(t, "GET", api+"/groups/workers", nil, &d)
+		if len(d.Members) != 1 || len(d.Members[0].Assignment) != 2 || d.Offsets[0].Member != d.Members[0].MemberID {
+			return fmt.Errorf("%+v", d)
+		}
+		return nil
+	})
 }

@@ -346,6 +346,23 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("overview: %d throughput charts", got)
 	}
 
+	// A broker fails: the overview shows it offline and the alerts its
+	// partitions raise, as the served broker's metadata has them.
+	c.Kill(3)
+	poll.Until(t, 20*time.Second, "the overview to show broker 3 offline", func() error {
+		p.open("#/topics", "topics")
+		p.open("#/", "overview-broker-down")
+		state, alerts := p.text(`#brokers tr[data-broker="3"] td:nth-child(4)`), p.text("#alerts")
+		if state != "offline" || !strings.Contains(alerts, "offline brokers: 1 registered brokers are offline") ||
+			!strings.Contains(alerts, "under-replicated") {
+			return fmt.Errorf("broker 3 %q, alerts %q", state, alerts)
+		}
+		return nil
+	})
+	if md := c.Broker(served).Metadata(); md.Brokers[3].State.String() != "offline" {
+		t.Errorf("the page shows broker 3 offline, the metadata %v", md.Brokers[3].State)
+	}
+
 	if errs := p.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

@@ -229,7 +229,7 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 			return fmt.Errorf("--http-addr: %w", err)
 		}
 		defer srv.Close()
-		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"))
+		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"), zap.String("console", "http://"+srv.Addr()+"/"))
 	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err

@@ -61,7 +61,7 @@ const samples = [];
 
 async function sampleThroughput() {
   const t = await api("GET", "/throughput");
-  samples.push({time: t.time, total: t.total, complete: t.topics.every(x => x.complete),
+  samples.push({time: t.time, total: t.total, complete: t.topics.every(x => x.complete), error: t.error,
     topics: new Map(t.topics.map(x => [x.topic, x]))});
   if (samples.length > 61) samples.shift();
   return t;
@@ -123,6 +123,7 @@ function throughputSection() {
     h("h2", {}, "Throughput"),
     h("p", {}, "Records appended, all topics: ", h("b", {id: "rate-total"}, prev ? fmtRate(total) : "measuring…"),
       h("span", {class: "muted"}, " (from the growth of the partitions' end offsets between refreshes)")),
+    last.error ? h("p", {class: "muted", id: "throughput-error"}, "Not every end offset could be listed: " + last.error) : null,
     canvas,
     table(["Topic", h("th", {class: "num"}, "Records appended"), h("th", {class: "num"}, "Rate")],
       rows.map(t => h("tr", {"data-topic": t.topic}, h("td", {}, t.topic), num(t.end),
