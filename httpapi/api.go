@@ -220,7 +220,7 @@ func healthOf(t *controller.Topic) partitionHealth {
 
 func (c *console) getCluster(w http.ResponseWriter, r *http.Request) {
 	md := c.core.Metadata()
-	out := ClusterInfo{Broker: -1, Controller: md.ControllerID, MetadataVersion: md.Version, Brokers: []BrokerInfo{}, Alerts: []Alert{}}
+	out := ClusterInfo{Broker: c.id, Controller: md.ControllerID, MetadataVersion: md.Version, Brokers: []BrokerInfo{}, Alerts: []Alert{}}
 	byID := map[int32]*BrokerInfo{}
 	for _, b := range md.Brokers {
 		out.Brokers = append(out.Brokers, BrokerInfo{ID: b.ID, Addr: b.Addr, Rack: b.Rack, State: b.State.String(),
@@ -229,9 +229,6 @@ func (c *console) getCluster(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(out.Brokers, func(a, b BrokerInfo) int { return cmp.Compare(a.ID, b.ID) })
 	for i := range out.Brokers {
 		byID[out.Brokers[i].ID] = &out.Brokers[i]
-		if out.Brokers[i].Addr == c.core.Addr() {
-			out.Broker = out.Brokers[i].ID
-		}
 	}
 	offlineBrokers := 0
 	for _, b := range out.Brokers {

@@ -45,6 +45,7 @@ type Core interface {
 // console serves the pages and the API of one broker.
 type console struct {
 	core     Core
+	id       int32 // the broker's id
 	opts     []client.Opt
 	logger   *zap.Logger
 	browsing chan struct{} // a slot per message browse in progress
@@ -61,8 +62,8 @@ const maxBrowses = 4
 // apiTimeout bounds each API call.
 const apiTimeout = 15 * time.Second
 
-func newConsole(core Core, opts []client.Opt, logger *zap.Logger) *console {
-	return &console{core: core, opts: opts, logger: logger, browsing: make(chan struct{}, maxBrowses)}
+func newConsole(core Core, id int32, opts []client.Opt, logger *zap.Logger) *console {
+	return &console{core: core, id: id, opts: opts, logger: logger, browsing: make(chan struct{}, maxBrowses)}
 }
 
 // errNotServing answers console reads while the broker does not serve

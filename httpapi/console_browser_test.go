@@ -206,6 +206,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got, want := p.text("#served-by"), fmt.Sprintf("broker %d", served); got != want {
+		t.Errorf("overview: served by %q, want %q", got, want)
+	}
 	if got := p.text("#broker-count"); got != "3" {
 		t.Errorf("overview: %s brokers", got)
 	}

@@ -100,7 +100,7 @@ func (notServing) AlterTopicConfigs(context.Context, []broker.ConfigAlteration, 
 // TestConsoleBeforeServing checks that reads needing a client wait for the
 // broker to serve clients, with 503, and that the pages are served.
 func TestConsoleBeforeServing(t *testing.T) {
-	c := newConsole(notServing{}, nil, zap.NewNop())
+	c := newConsole(notServing{}, 1, nil, zap.NewNop())
 	defer c.close()
 	mux := http.NewServeMux()
 	c.register(mux)
@@ -154,7 +154,7 @@ func TestClusterAlerts(t *testing.T) {
 		{healthy, 0, 0, 0, nil},
 		{sick, 3, 2, 1, []string{"no controller", "offline partitions", "under min ISR", "under-replicated", "offline brokers"}},
 	} {
-		c := newConsole(notServing{md: tc.md}, nil, zap.NewNop())
+		c := newConsole(notServing{md: tc.md}, 1, nil, zap.NewNop())
 		mux := http.NewServeMux()
 		c.register(mux)
 		w := httptest.NewRecorder()
