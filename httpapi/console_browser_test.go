@@ -195,12 +195,15 @@ func TestConsoleInBrowser(t *testing.T) {
 		served = 2
 	}
 	p := openPage(t, bin, c.urls[served])
+	// The controller can move under a loaded machine: the page must show
+	// the one before or the one after it loaded.
+	before := c.Broker(served).Metadata().ControllerID
 	p.do("open the console", chromedp.Navigate(p.base+"/#/"))
 	p.waitLoaded("#/")
 	p.screenshot("overview")
-	md := c.Broker(served).Metadata()
-	if got, want := p.text("#controller"), fmt.Sprintf("broker %d", md.ControllerID); got != want {
-		t.Errorf("overview: controller %q, want %q", got, want)
+	after := c.Broker(served).Metadata().ControllerID
+	if got := p.text("#controller"); got != fmt.Sprintf("broker %d", before) && got != fmt.Sprintf("broker %d", after) {
+		t.Errorf("overview: controller %q, want broker %d (or %d)", got, after, before)
 	}
 	topics, err := cl.ListTopics(ctx)
 	if err != nil {
