@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
 
@@ -178,6 +180,23 @@ func config(cfgs []httpapi.ConfigInfo, key string) (string, bool) {
 	return "<missing>", false
 }
 
+// createTopic creates a topic and waits for its replicas to be in sync,
+// retrying a create whose outcome the cluster could not tell (a Raft
+// leadership change in the middle of it, on a loaded machine).
+func createTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, "create topic "+spec.Name, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := cl.CreateTopics(ctx, spec)
+		if errors.Is(err, protocol.ErrTopicAlreadyExists) {
+			return nil // a retried create that was applied
+		}
+		return err
+	})
+	testcluster.WaitFullISR(t, cl, spec.Name, 20*time.Second)
+}
+
 // produce writes recs to topic's partition p with the cluster's client.
 func produce(t testing.TB, cl *client.Client, recs ...*client.Record) {
 	t.Helper()
@@ -192,7 +211,7 @@ func TestConsoleAPIMessages(t *testing.T) {
 	c := startConsole(t, 1)
 	api := c.urls[1] + "/api"
 	cl := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
-	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "m", Partitions: 2, ReplicationFactor: 1})
+	createTopic(t, cl, client.TopicSpec{Name: "m", Partitions: 2, ReplicationFactor: 1})
 	t0 := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
 	binary := []byte{0, 1, 2, 0xff}
 	recs := []*client.Record{
@@ -282,7 +301,7 @@ func TestConsoleAPIGroups(t *testing.T) {
 	c := startConsole(t, 1)
 	api := c.urls[1] + "/api"
 	cl := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
-	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "g", Partitions: 2, ReplicationFactor: 1})
+	createTopic(t, cl, client.TopicSpec{Name: "g", Partitions: 2, ReplicationFactor: 1})
 	var recs []*client.Record
 	for i := range 10 {
 		recs = append(recs, &client.Record{Topic: "g", Partition: int32(i % 2), Value: []byte("x")})

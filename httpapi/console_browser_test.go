@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
-	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 // chromium returns the path of a Chromium (Debian package chromium) or
@@ -186,8 +185,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	c := startConsole(t, 3)
 	cl := c.Client(client.RecordPartitioner(client.ManualPartitioner()))
-	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 3})
-	testcluster.WaitFullISR(t, cl, "orders", 20*time.Second)
+	createTopic(t, cl, client.TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 3})
 	var recs []*client.Record
 	for i := range 12 {
 		recs = append(recs, &client.Record{Topic: "orders", Partition: int32(i % 3), Key: fmt.Appendf(nil, "order-%d", i),
