@@ -1,7 +1,8 @@
 // Package httpapi is a broker's HTTP endpoint: Prometheus metrics at
-// /metrics, liveness at /healthz and readiness at /readyz
+// /metrics, liveness at /healthz, readiness at /readyz
 // (docs/observability.md lists every metric and says what each endpoint
-// checks).
+// checks), and the web console at / with its JSON API under /api/
+// (console.go; docs/console.md).
 //
 // The broker does not import Prometheus. It reports timed events (request
 // stages, fsyncs, controller commits) to a broker.Observer — Metrics here —
@@ -18,7 +19,9 @@
 //
 // Concurrency: Start binds the listener and serves from one goroutine,
 // owned by the Server: it stops when the context given to Start is
-// cancelled or Close is called, and Close returns once it has.
+// cancelled or Close is called, and Close returns once it has. The
+// console's client of the cluster, made at its first use, is closed with
+// the Server.
 package httpapi
 
 import (
@@ -35,6 +38,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
 )
 
 // Source is what the endpoint reads from the broker (a *broker.Broker).
@@ -57,6 +61,12 @@ type Config struct {
 	Metrics *Metrics
 	// Logger receives the server's logs. Default zap.NewNop().
 	Logger *zap.Logger
+	// Console, when set, serves the web console at / and its API under
+	// /api/, over this broker core (the same broker as Broker).
+	Console Core
+	// ClientOpts are added to the options of the clients the console
+	// reads the cluster with (bootstrapped from Console.Addr()).
+	ClientOpts []client.Opt
 }
 
 // DefaultPortOffset is how far above the client port the HTTP endpoint
@@ -88,6 +98,8 @@ type Server struct {
 	logger *zap.Logger
 	done   chan struct{}
 	stop   func() bool
+	// console is nil without Config.Console.
+	console *console
 
 	closeOnce sync.Once
 }
@@ -127,8 +139,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	var cons *console
+	if cfg.Console != nil {
+		cons = newConsole(cfg.Console, cfg.Broker.Stats(false).BrokerID, cfg.ClientOpts, cfg.Logger.Named("console"))
+		cons.register(mux)
+	}
 	s := &Server{
-		ln: ln,
+		ln:      ln,
+		console: cons,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: zap.NewStdLog(cfg.Logger.Named("http"))},
 		logger: cfg.Logger,
@@ -138,6 +156,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http endpoint stopped", zap.Error(err))
+		}
+		if s.console != nil {
+			s.console.close()
 		}
 	}()
 	s.stop = context.AfterFunc(ctx, func() { s.srv.Close() })

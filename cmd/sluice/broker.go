@@ -201,7 +201,7 @@ serves.`,
 	f.StringVar(&configPath, "config", "", "YAML file of settings: keys are the flags' names (env SLUICE_CONFIG)")
 	f.BoolVar(&printConfig, "print-config", false, "print the effective settings as a config file, with where each came from, and exit")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
-	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz); default: the listen host at the listen port + 3; '' or off: none")
+	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz, the web console at /); default: the listen host at the listen port + 3; '' or off: none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd
@@ -258,12 +258,12 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	if metrics != nil {
 		// Before the broker starts: /healthz answers and /readyz says why
 		// not ready while it registers.
-		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger})
+		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b})
 		if err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
 		defer srv.Close()
-		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"))
+		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"), zap.String("console", "http://"+srv.Addr()+"/"))
 	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err

@@ -1,0 +1,409 @@
+// sluice console: a small single-page app over the broker's JSON API
+// (/api/...). Pages are chosen by the URL fragment (#/topics/NAME, ...).
+// Everything shown is built with DOM calls and textContent: record keys,
+// values and names are data, never markup.
+"use strict";
+
+const app = document.getElementById("app");
+let timer = null; // the current page's refresh, if any
+
+// h makes an element: h("td", {class: "num"}, "text", child, ...).
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "value") el.value = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function table(headers, rows, attrs) {
+  return h("table", attrs,
+    h("thead", {}, h("tr", {}, headers.map(c => typeof c === "string" ? h("th", {}, c) : c))),
+    h("tbody", {}, rows));
+}
+
+function num(v) { return h("td", {class: "num"}, v); }
+
+// api calls the JSON API; a non-2xx answer throws an Error with the
+// server's message.
+async function api(method, path, body) {
+  const opts = {method, headers: {}};
+  if (body !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body);
+  }
+  const resp = await fetch("/api" + path, opts);
+  const data = await resp.json();
+  if (!resp.ok) throw new Error(data.error || resp.statusText);
+  return data;
+}
+
+function showError(where, err) {
+  where.replaceChildren(h("div", {class: "error", role: "alert"}, String(err.message || err)));
+}
+
+function time(ms) { return new Date(ms).toISOString().replace("T", " ").replace("Z", " UTC"); }
+
+function enc(s) { return encodeURIComponent(s); }
+
+// ---- overview ----
+
+// samples are the throughput answers of the overview's refreshes, the
+// last 61 (5 minutes at one each 5 s), kept across pages.
+const samples = [];
+
+async function sampleThroughput() {
+  const t = await api("GET", "/throughput");
+  samples.push({time: t.time, total: t.total, complete: t.topics.every(x => x.complete), error: t.error,
+    topics: new Map(t.topics.map(x => [x.topic, x]))});
+  if (samples.length > 61) samples.shift();
+  return t;
+}
+
+// rate is the records appended per second between samples a and b, or
+// null when it cannot be known.
+function rate(a, b, endOf) {
+  const ea = endOf(a), eb = endOf(b);
+  if (ea === null || eb === null || b.time <= a.time) return null;
+  return Math.max(0, eb - ea) / ((b.time - a.time) / 1000);
+}
+
+const totalOf = (s) => s.complete ? s.total : null;
+
+function fmtRate(r) { return r === null ? "unknown" : (r >= 100 ? Math.round(r) : r.toFixed(1)) + " records/s"; }
+
+// drawChart plots the total rate between successive samples.
+function drawChart(canvas) {
+  const ctx = canvas.getContext("2d");
+  const w = canvas.width, hgt = canvas.height, pad = 28;
+  ctx.clearRect(0, 0, w, hgt);
+  const pts = [];
+  for (let i = 1; i < samples.length; i++) {
+    const r = rate(samples[i - 1], samples[i], totalOf);
+    if (r !== null) pts.push({time: samples[i].time, r});
+  }
+  const top = Math.max(1, ...pts.map(p => p.r));
+  ctx.strokeStyle = "#d9dde5";
+  ctx.fillStyle = "#667085";
+  ctx.font = "11px sans-serif";
+  ctx.beginPath(); ctx.moveTo(pad, 4); ctx.lineTo(pad, hgt - pad); ctx.lineTo(w - 4, hgt - pad); ctx.stroke();
+  ctx.fillText(fmtRate(top), pad + 4, 14);
+  ctx.fillText("last 5 minutes", w - 90, hgt - 10);
+  if (pts.length === 0) { ctx.fillText("measuring…", pad + 4, hgt / 2); return; }
+  const t0 = samples[0].time, t1 = samples[samples.length - 1].time;
+  const x = (t) => pad + (w - pad - 8) * (t - t0) / Math.max(1, t1 - t0);
+  const y = (r) => hgt - pad - (hgt - pad - 20) * r / top;
+  ctx.strokeStyle = "#2457c5";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  pts.forEach((p, i) => i === 0 ? ctx.moveTo(x(p.time), y(p.r)) : ctx.lineTo(x(p.time), y(p.r)));
+  ctx.stroke();
+  ctx.fillStyle = "#2457c5";
+  for (const p of pts) ctx.fillRect(x(p.time) - 2, y(p.r) - 2, 4, 4);
+}
+
+function throughputSection() {
+  const n = samples.length;
+  const last = samples[n - 1], prev = samples[n - 2];
+  const total = prev ? rate(prev, last, totalOf) : null;
+  const rows = [...last.topics.values()].filter(t => !t.internal).map(t => {
+    const end = (s) => { const x = s.topics.get(t.topic); return x && x.complete ? x.end : null; };
+    return {topic: t.topic, end: t.end, r: prev ? rate(prev, last, end) : null};
+  }).sort((a, b) => (b.r || 0) - (a.r || 0) || a.topic.localeCompare(b.topic));
+  const canvas = h("canvas", {id: "throughput", width: 640, height: 170});
+  drawChart(canvas);
+  return [
+    h("h2", {}, "Throughput"),
+    h("p", {}, "Records appended, all topics: ", h("b", {id: "rate-total"}, prev ? fmtRate(total) : "measuring…"),
+      h("span", {class: "muted"}, " (from the growth of the partitions' end offsets between refreshes)")),
+    last.error ? h("p", {class: "muted", id: "throughput-error"}, "Not every end offset could be listed: " + last.error) : null,
+    canvas,
+    table(["Topic", h("th", {class: "num"}, "Records appended"), h("th", {class: "num"}, "Rate")],
+      rows.map(t => h("tr", {"data-topic": t.topic}, h("td", {}, t.topic), num(t.end),
+        h("td", {class: "num rate"}, prev ? fmtRate(t.r) : "measuring…"))), {id: "topic-rates"})];
+}
+
+async function overview() {
+  const c = await api("GET", "/cluster");
+  let throughput;
+  try {
+    await sampleThroughput();
+    throughput = throughputSection();
+  } catch (err) {
+    throughput = [h("h2", {}, "Throughput"), h("div", {class: "error"}, String(err.message || err))];
+  }
+  const served = document.getElementById("served-by");
+  served.textContent = c.broker >= 0 ? "broker " + c.broker : "";
+  const card = (label, v, id, cls) => h("div", {class: "card"}, h("div", {class: "muted"}, label), h("div", {class: "v " + (cls || ""), id}, v));
+  const health = (n) => n > 0 ? "bad" : "ok";
+  app.replaceChildren(
+    h("h1", {}, "Cluster overview"),
+    h("div", {class: "cards"},
+      card("Controller", c.controller >= 0 ? "broker " + c.controller : "none", "controller", c.controller < 0 ? "bad" : ""),
+      card("Brokers", c.brokers.length, "broker-count"),
+      card("Topics", c.topics, "topic-count"),
+      card("Partitions", c.partitions, "partition-count"),
+      card("Under-replicated", c.under_replicated, "under-replicated", health(c.under_replicated)),
+      card("Under min ISR", c.under_min_isr, "under-min-isr", health(c.under_min_isr)),
+      card("Offline", c.offline, "offline", health(c.offline))),
+    h("h2", {}, "Alerts"),
+    h("div", {id: "alerts"}, c.alerts.length === 0 ? h("p", {class: "ok"}, "No alert condition holds.") :
+      c.alerts.map(a => h("div", {class: "alert"}, h("b", {}, a.name), ": ", a.detail))),
+    h("h2", {}, "Brokers"),
+    table(["Id", "Address", "Rack", "State", "Epoch", "Controller", h("th", {class: "num"}, "Leaders"), h("th", {class: "num"}, "Replicas")],
+      c.brokers.map(b => h("tr", {"data-broker": b.id},
+        num(b.id), h("td", {}, b.addr), h("td", {}, b.rack || ""),
+        h("td", {class: b.state === "alive" ? "ok" : "bad"}, b.state), num(b.epoch),
+        h("td", {}, b.controller ? "yes" : ""), num(b.leaders), num(b.replicas))), {id: "brokers"}),
+    ...throughput,
+    h("p", {class: "muted"}, "Metadata version " + c.metadata_version + "; refreshed every 5 s."));
+  timer = setTimeout(() => route(), 5000);
+}
+
+// ---- topics ----
+
+async function topics() {
+  const list = await api("GET", "/topics");
+  const msg = h("div", {id: "create-result"});
+  const name = h("input", {id: "new-name", required: true, placeholder: "orders", pattern: "[a-zA-Z0-9._\\-]+"});
+  const parts = h("input", {id: "new-partitions", type: "number", min: 1, placeholder: "default"});
+  const rf = h("input", {id: "new-rf", type: "number", min: 1, placeholder: "default"});
+  const configs = h("textarea", {id: "new-configs", rows: 2, cols: 32, placeholder: "retention.ms=86400000"});
+  const form = h("form", {class: "inline", id: "create-topic", onsubmit: async (e) => {
+    e.preventDefault();
+    const cfg = {};
+    for (const line of configs.value.split("\n")) {
+      const t = line.trim();
+      if (!t) continue;
+      const i = t.indexOf("=");
+      if (i < 1) { showError(msg, new Error("config line " + JSON.stringify(t) + ": want key=value")); return; }
+      cfg[t.slice(0, i).trim()] = t.slice(i + 1).trim();
+    }
+    try {
+      await api("POST", "/topics", {name: name.value, partitions: Number(parts.value) || 0,
+        replication_factor: Number(rf.value) || 0, configs: cfg});
+      location.hash = "#/topics/" + enc(name.value);
+    } catch (err) { showError(msg, err); }
+  }},
+    h("label", {}, "Name", name), h("label", {}, "Partitions", parts), h("label", {}, "Replication factor", rf),
+    h("label", {}, "Configs (key=value per line)", configs), h("button", {type: "submit", id: "create"}, "Create topic"));
+  app.replaceChildren(
+    h("h1", {}, "Topics"),
+    table(["Name", h("th", {class: "num"}, "Partitions"), h("th", {class: "num"}, "Replication"),
+      h("th", {class: "num"}, "Under-replicated"), h("th", {class: "num"}, "Offline")],
+      list.map(t => h("tr", {"data-topic": t.name},
+        h("td", {}, h("a", {href: "#/topics/" + enc(t.name)}, t.name), t.internal ? h("span", {class: "muted"}, " (internal)") : null),
+        num(t.partitions), num(t.replication_factor),
+        h("td", {class: "num " + (t.under_replicated ? "warn" : "")}, t.under_replicated),
+        h("td", {class: "num " + (t.offline ? "bad" : "")}, t.offline))), {id: "topics"}),
+    h("h2", {}, "Create a topic"), form, msg);
+}
+
+async function topic(name) {
+  const t = await api("GET", "/topics/" + enc(name));
+  const msg = h("div", {id: "topic-result"});
+  const inputs = new Map();
+  const cfgRows = t.configs.map(c => {
+    const input = h("input", {value: c.value, "data-config": c.name, size: 24});
+    inputs.set(c.name, {input, c});
+    return h("tr", {},
+      h("td", {}, c.name), h("td", {}, input),
+      h("td", {class: "muted"}, c.default ? "default" : "set on the topic"),
+      h("td", {}, c.default ? null : h("button", {class: "secondary", type: "button", onclick: () => alter({remove: [c.name]})}, "Revert to default")));
+  });
+  async function alter(change) {
+    try {
+      await api("PATCH", "/topics/" + enc(name) + "/configs", change);
+      await topic(name);
+      document.getElementById("topic-result").replaceChildren(h("div", {class: "notice"}, "Configs saved."));
+    } catch (err) { showError(msg, err); }
+  }
+  const save = h("button", {type: "button", id: "save-configs", onclick: () => {
+    const set = {};
+    for (const [k, {input, c}] of inputs) if (input.value !== c.value) set[k] = input.value;
+    if (Object.keys(set).length === 0) { showError(msg, new Error("nothing changed")); return; }
+    alter({set});
+  }}, "Save changed configs");
+  const confirmName = h("input", {id: "delete-confirm", placeholder: "type the topic's name"});
+  const del = h("button", {class: "danger", type: "button", id: "delete", disabled: true, onclick: async () => {
+    try {
+      await api("DELETE", "/topics/" + enc(name));
+      location.hash = "#/topics";
+    } catch (err) { showError(msg, err); }
+  }}, "Delete topic");
+  confirmName.addEventListener("input", () => { del.disabled = confirmName.value !== name; });
+  app.replaceChildren(
+    h("h1", {}, "Topic ", h("span", {id: "topic-name"}, t.name)),
+    h("p", {}, t.partitions.length + " partitions, " + t.records + " records retained. ",
+      h("a", {href: "#/messages/" + enc(name)}, "Browse messages")),
+    msg,
+    h("h2", {}, "Partitions"),
+    table([h("th", {class: "num"}, "Partition"), h("th", {class: "num"}, "Leader"), h("th", {class: "num"}, "Leader epoch"),
+      "Replicas", "ISR", h("th", {class: "num"}, "Start offset"), h("th", {class: "num"}, "End offset"), "Error"],
+      t.partitions.map(p => h("tr", {"data-partition": p.partition},
+        num(p.partition), h("td", {class: "num " + (p.leader < 0 ? "bad" : "")}, p.leader < 0 ? "none" : p.leader),
+        num(p.leader_epoch), h("td", {}, p.replicas.join(", ")),
+        h("td", {class: p.isr.length < p.replicas.length ? "warn" : ""}, p.isr.join(", ")),
+        num(p.start), num(p.end), h("td", {class: "bad"}, p.error || ""))), {id: "partitions"}),
+    h("h2", {}, "Configs"),
+    t.internal ? h("p", {class: "muted"}, "An internal topic: its configs are the broker's.") : null,
+    table(["Key", "Value", "Source", ""], cfgRows, {id: "configs"}),
+    t.internal ? null : save,
+    t.internal ? null : h("h2", {}, "Delete"),
+    t.internal ? null : h("div", {class: "row"}, h("label", {}, "Deleting removes every record. Confirm with the name:", confirmName), del));
+}
+
+// ---- messages ----
+
+async function messages(topicName, query) {
+  const list = await api("GET", "/topics");
+  const topicSel = h("select", {id: "browse-topic"}, list.map(t => h("option", {value: t.name}, t.name)));
+  topicSel.value = topicName || (list.find(t => !t.internal) || list[0] || {}).name || "";
+  const partition = h("input", {id: "browse-partition", type: "number", min: 0, value: query.get("partition") || "0"});
+  const mode = h("select", {id: "browse-mode"},
+    h("option", {value: "oldest"}, "oldest"), h("option", {value: "newest"}, "newest"),
+    h("option", {value: "offset"}, "from offset"), h("option", {value: "timestamp"}, "from time"));
+  mode.value = query.get("mode") || "oldest";
+  const at = h("input", {id: "browse-at", placeholder: "offset, or 2026-12-04T10:00:00Z", value: query.get("at") || ""});
+  const limit = h("input", {id: "browse-limit", type: "number", min: 1, max: 500, value: query.get("limit") || "50"});
+  const results = h("div", {id: "browse-results"});
+  const form = h("form", {class: "inline", id: "browse", onsubmit: (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams({partition: partition.value, mode: mode.value, at: at.value, limit: limit.value});
+    location.hash = "#/messages/" + enc(topicSel.value) + "?" + q;
+  }},
+    h("label", {}, "Topic", topicSel), h("label", {}, "Partition", partition), h("label", {}, "Start", mode),
+    h("label", {}, "Offset or time", at), h("label", {}, "Limit", limit), h("button", {type: "submit"}, "Read"));
+  app.replaceChildren(h("h1", {}, "Message browser"),
+    h("p", {class: "muted"}, "Reads a partition without a consumer group: nothing is committed."), form, results);
+  if (!topicName) return;
+  const q = new URLSearchParams({partition: partition.value, limit: limit.value});
+  if (mode.value === "newest") q.set("from", "newest");
+  if (mode.value === "offset") q.set("offset", at.value);
+  if (mode.value === "timestamp") q.set("timestamp", at.value);
+  let b;
+  try { b = await api("GET", "/topics/" + enc(topicName) + "/records?" + q); }
+  catch (err) { showError(results, err); return; }
+  const shown = (v) => v.format === "null" ? h("span", {class: "muted"}, "null") :
+    h("div", {}, h("pre", {}, v.text), h("span", {class: "fmt"}, v.format + ", " + v.size + " bytes" + (v.truncated ? ", truncated" : "")));
+  const dl = (r, part) => h("a", {href: "/api/topics/" + enc(topicName) + "/records/" + r.partition + "/" + r.offset + "/" + part, download: ""}, part);
+  const next = new URLSearchParams({partition: b.partition, mode: "offset", at: b.next, limit: limit.value});
+  results.replaceChildren(
+    h("p", {id: "browse-summary"}, "Partition " + b.partition + ": offsets " + b.start + " to " + b.end + "; " +
+      b.records.length + " records from offset " + b.from + ". " + (b.note ? b.note + ". " : ""),
+      b.next < b.end ? h("a", {href: "#/messages/" + enc(topicName) + "?" + next, id: "browse-next"}, "Next page") : null),
+    table([h("th", {class: "num"}, "Offset"), "Timestamp", "Key", "Value", "Headers", "Download"],
+      b.records.map(r => h("tr", {"data-offset": r.offset},
+        num(r.offset), h("td", {}, time(r.timestamp)), h("td", {class: "key"}, shown(r.key)), h("td", {class: "value"}, shown(r.value)),
+        h("td", {}, r.headers.map(x => h("div", {}, h("b", {}, x.key), ": ", shown(x.value)))),
+        h("td", {}, dl(r, "key"), " ", dl(r, "value")))), {id: "records"}));
+}
+
+// ---- consumer groups ----
+
+async function groups() {
+  const g = await api("GET", "/groups");
+  app.replaceChildren(h("h1", {}, "Consumer groups"),
+    g.error ? h("div", {class: "error"}, g.error) : null,
+    g.groups.length === 0 ? h("p", {class: "muted", id: "no-groups"}, "No consumer groups.") :
+    table(["Group", "Type", "State", h("th", {class: "num"}, "Coordinator")],
+      g.groups.map(x => h("tr", {"data-group": x.group},
+        h("td", {}, h("a", {href: "#/groups/" + enc(x.group)}, x.group)), h("td", {}, x.type), h("td", {}, x.state), num(x.coordinator))), {id: "groups"}),
+    h("p", {class: "muted"}, "Queue groups are not built yet."));
+}
+
+async function group(name) {
+  const g = await api("GET", "/groups/" + enc(name));
+  const topicsOf = [...new Set(g.offsets.map(o => o.topic))];
+  const topicSel = h("select", {id: "reset-topic"}, topicsOf.map(t => h("option", {value: t}, t)));
+  const to = h("select", {id: "reset-to"}, ["earliest", "latest", "offset", "shift", "time"].map(x => h("option", {value: x}, x)));
+  const value = h("input", {id: "reset-value", placeholder: "offset, shift, or 2026-12-04T10:00:00Z"});
+  const out = h("div", {id: "reset-result"});
+  const apply = h("button", {type: "button", class: "danger", id: "reset-apply", disabled: true}, "Apply reset");
+  function body(execute) {
+    let v = 0;
+    if (to.value === "time") v = Date.parse(value.value);
+    else if (to.value === "offset" || to.value === "shift") v = Number(value.value);
+    if (Number.isNaN(v)) throw new Error("value " + JSON.stringify(value.value) + ": want a number (or a time)");
+    return {topic: topicSel.value, to: to.value, value: v, execute};
+  }
+  async function run(execute) {
+    try {
+      const r = await api("POST", "/groups/" + enc(name) + "/reset", body(execute));
+      const rows = r.offsets.map(o => h("tr", {"data-partition": o.partition},
+        h("td", {}, o.topic), num(o.partition), num(o.current < 0 ? "none" : o.current), num(o.new)));
+      out.replaceChildren(
+        h("div", {class: execute ? "notice" : ""}, execute ? "Offsets reset." : "Preview: nothing is changed until you apply it."),
+        table(["Topic", h("th", {class: "num"}, "Partition"), h("th", {class: "num"}, "Current"), h("th", {class: "num"}, "New")], rows, {id: "reset-plan"}));
+      apply.disabled = execute;
+      if (execute) {
+        const keep = out.cloneNode(true);
+        await group(name);
+        document.getElementById("reset-result").replaceWith(keep);
+      }
+    } catch (err) { apply.disabled = true; showError(out, err); }
+  }
+  apply.addEventListener("click", () => run(true));
+  for (const el of [topicSel, to, value]) el.addEventListener("input", () => { apply.disabled = true; });
+  app.replaceChildren(
+    h("h1", {}, "Group ", h("span", {id: "group-name"}, g.group)),
+    h("div", {class: "cards"},
+      h("div", {class: "card"}, h("div", {class: "muted"}, "State"), h("div", {class: "v", id: "group-state"}, g.state)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Members"), h("div", {class: "v", id: "group-members"}, g.members.length)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Total lag"), h("div", {class: "v", id: "group-lag"}, g.lag)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Coordinator"), h("div", {class: "v"}, "broker " + g.coordinator))),
+    h("h2", {}, "Members"),
+    g.members.length === 0 ? h("p", {class: "muted"}, "No members: the group's offsets can be reset.") :
+    table(["Member", "Client", "Host", h("th", {class: "num"}, "Epoch"), "Topics", "Assigned"],
+      g.members.map(m => h("tr", {},
+        h("td", {}, m.member_id), h("td", {}, m.client_id), h("td", {}, m.client_host), num(m.member_epoch),
+        h("td", {}, (m.topics || []).join(", ") || m.topic_regex || ""),
+        h("td", {}, m.assignment.map(a => a.topic + "[" + a.partition + "]").join(", ")))), {id: "members"}),
+    h("h2", {}, "Offsets"),
+    table(["Topic", h("th", {class: "num"}, "Partition"), h("th", {class: "num"}, "Committed"), h("th", {class: "num"}, "End"),
+      h("th", {class: "num"}, "Lag"), "Member", "Error"],
+      g.offsets.map(o => h("tr", {"data-topic": o.topic, "data-partition": o.partition},
+        h("td", {}, o.topic), num(o.partition), num(o.committed < 0 ? "none" : o.committed), num(o.end),
+        h("td", {class: "num lag"}, o.lag), h("td", {}, o.member || ""), h("td", {class: "bad"}, o.error || ""))), {id: "offsets"}),
+    h("h2", {}, "Reset offsets"),
+    h("p", {class: "muted"}, "Only while the group has no members. Preview first; apply commits the new offsets."),
+    h("div", {class: "row"}, h("label", {}, "Topic", topicSel), h("label", {}, "To", to), h("label", {}, "Value", value),
+      h("button", {type: "button", class: "secondary", id: "reset-preview", onclick: () => run(false)}, "Preview"), apply),
+    out);
+}
+
+// ---- routing ----
+
+async function route() {
+  clearTimeout(timer);
+  timer = null;
+  const frag = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = frag.split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const query = new URLSearchParams(qs || "");
+  const page = parts[0] || "overview";
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page);
+  try {
+    switch (page) {
+      case "overview": await overview(); break;
+      case "topics": parts[1] ? await topic(parts[1]) : await topics(); break;
+      case "messages": await messages(parts[1], query); break;
+      case "groups": parts[1] ? await group(parts[1]) : await groups(); break;
+      default: app.replaceChildren(h("p", {class: "error"}, "No page " + path));
+    }
+    document.body.dataset.loaded = location.hash || "#/";
+  } catch (err) {
+    showError(app, err);
+    document.body.dataset.loaded = "error";
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();
