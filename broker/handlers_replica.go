@@ -39,13 +39,17 @@ func (c *conn) epochEndOffset(topic string, q protocol.OffsetForLeaderEpochParti
 
 // handleDescribeReplicas reports every replica this broker holds (the
 // core's Replicas): role, offsets and, when asked, a checksum of its
-// batches, so replicas can be compared byte for byte.
+// batches, so replicas can be compared byte for byte; and whether its
+// controller store takes writes.
 func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.DescribeReplicasRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
 	out := protocol.DescribeReplicasResponse{BrokerID: c.b.cfg.BrokerID}
+	if err := c.b.node.StoreErr(); err != nil {
+		out.ControllerStoreError = err.Error()
+	}
 	for _, r := range c.b.Replicas(req.Topics, req.ChecksumUpTo) {
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,

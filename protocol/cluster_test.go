@@ -37,3 +37,34 @@ func TestInternalAPIsRefuseBadBodies(t *testing.T) {
 		t.Fatalf("error-only forward body: %v, %+v", err, f)
 	}
 }
+
+// DescribeCluster version 1 carries the Raft term and DescribeReplicas
+// version 2 the controller store's error; the older versions still decode,
+// without them, and leave nothing of them behind in a reused struct.
+func TestClusterFieldsByVersion(t *testing.T) {
+	c := &DescribeClusterResponse{ClusterID: "c", ControllerID: 1, RaftTerm: 9, Servers: []RaftServer{{ID: 1, RaftAddr: "a", Voter: true}}}
+	var gc DescribeClusterResponse
+	if err := Decode(&gc, c.Append(nil, 1), 1); err != nil || gc.RaftTerm != 9 {
+		t.Fatalf("cluster v1: term %d, %v; want 9", gc.RaftTerm, err)
+	}
+	if err := Decode(&gc, c.Append(nil, 0), 0); err != nil || gc.RaftTerm != 0 || gc.ControllerID != 1 || len(gc.Servers) != 1 {
+		t.Fatalf("cluster v0: %+v, %v; want no term and the rest intact", gc, err)
+	}
+	if len(c.Append(nil, 0)) != len(c.Append(nil, 1))-8 {
+		t.Fatal("DescribeCluster version 0 encoding changed")
+	}
+	const why = "controller store failed: no space left on device"
+	r := &DescribeReplicasResponse{BrokerID: 2, Replicas: []ReplicaInfo{{Topic: "t", ErrorMessage: "m"}}, ControllerStoreError: why}
+	var gr DescribeReplicasResponse
+	if err := Decode(&gr, r.Append(nil, 2), 2); err != nil || gr.ControllerStoreError != why {
+		t.Fatalf("replicas v2: %q, %v; want the store error", gr.ControllerStoreError, err)
+	}
+	for _, v := range []int16{1, 0} {
+		if err := Decode(&gr, r.Append(nil, v), v); err != nil || gr.ControllerStoreError != "" || gr.BrokerID != 2 || len(gr.Replicas) != 1 {
+			t.Fatalf("replicas v%d: %+v, %v; want no store error and the rest intact", v, gr, err)
+		}
+	}
+	if len(r.Append(nil, 1)) != len(r.Append(nil, 2))-2-len(why) {
+		t.Fatal("DescribeReplicas version 1 encoding changed")
+	}
+}

@@ -104,8 +104,8 @@ var apiTable = [...]apiInfo{
 // minus InternalKeyBase.
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
-	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 0, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
-	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 1, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
+	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
+	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 2, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

@@ -37,6 +37,10 @@ type DescribeReplicasResponse struct {
 	ErrorCode ErrorCode
 	BrokerID  int32
 	Replicas  []ReplicaInfo
+	// ControllerStoreError (version 2) says why the broker's controller
+	// (Raft) store cannot be written, empty when it can: the broker then
+	// neither leads the controller nor stands for election.
+	ControllerStoreError string
 }
 
 // ReplicaInfo is one partition replica as its broker sees it. ErrorCode is
@@ -77,17 +81,24 @@ func (r *DescribeReplicasResponse) Append(dst []byte, version int16) []byte {
 	for i := range r.Replicas {
 		dst = r.Replicas[i].append(dst, version)
 	}
+	if version >= 2 {
+		dst = appendString(dst, r.ControllerStoreError)
+	}
 	return dst
 }
 
 // Decode parses the body.
 func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
 	if d.beginMessage(DescribeReplicas, true, version) != nil || d.errorOnly(&r.ErrorCode) {
-		r.BrokerID, r.Replicas = 0, r.Replicas[:0]
+		r.BrokerID, r.Replicas, r.ControllerStoreError = 0, r.Replicas[:0], ""
 		return d.err
 	}
 	r.BrokerID = d.int32("broker_id")
 	r.Replicas = decodeArray(d, "replicas", 57, r.Replicas, func(ri *ReplicaInfo, d *Decoder) { ri.decode(d, version) })
+	r.ControllerStoreError = ""
+	if version >= 2 {
+		r.ControllerStoreError = d.string("controller_store_error", r.ControllerStoreError)
+	}
 	return d.finish()
 }
 
