@@ -68,3 +68,19 @@ func TestClusterFieldsByVersion(t *testing.T) {
 		t.Fatal("DescribeReplicas version 1 encoding changed")
 	}
 }
+
+// ElectLeaders version 1 carries LeaderOnly; version 0 still decodes,
+// without it, and leaves none behind in a reused struct.
+func TestElectLeadersLeaderOnlyByVersion(t *testing.T) {
+	x := &ElectLeadersRequest{Topics: []string{"t"}, TimeoutMs: 100, LeaderOnly: true}
+	var got ElectLeadersRequest
+	if err := Decode(&got, x.Append(nil, 1), 1); err != nil || !got.LeaderOnly {
+		t.Fatalf("v1: %+v, %v; want LeaderOnly", got, err)
+	}
+	if err := Decode(&got, x.Append(nil, 0), 0); err != nil || got.LeaderOnly || got.TimeoutMs != 100 || len(got.Topics) != 1 {
+		t.Fatalf("v0: %+v, %v; want no LeaderOnly and the rest intact", got, err)
+	}
+	if len(x.Append(nil, 0)) != len(x.Append(nil, 1))-1 {
+		t.Fatal("ElectLeaders version 0 encoding changed")
+	}
+}

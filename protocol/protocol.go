@@ -97,7 +97,7 @@ var apiTable = [...]apiInfo{
 	OffsetForLeaderEpoch: row("OffsetForLeaderEpoch", 0, 0, func() Message { return new(OffsetForLeaderEpochRequest) }, func() Message { return new(OffsetForLeaderEpochResponse) }),
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
-	ElectLeaders:         row("ElectLeaders", 0, 0, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
+	ElectLeaders:         row("ElectLeaders", 0, 1, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
 }
 
 // internalTable is the API table of the internal keys, indexed by key

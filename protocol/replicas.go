@@ -144,6 +144,10 @@ func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
 type ElectLeadersRequest struct {
 	Topics    []string // empty: every topic
 	TimeoutMs int32
+	// LeaderOnly (version 1): hand over only the partitions the
+	// receiving broker leads, and answer for those only. A broker sends
+	// it to each other leader's broker while it runs an election.
+	LeaderOnly bool
 }
 
 // Key returns ElectLeaders.
@@ -152,7 +156,11 @@ func (*ElectLeadersRequest) Key() APIKey { return ElectLeaders }
 // Append encodes the body.
 func (r *ElectLeadersRequest) Append(dst []byte, version int16) []byte {
 	dst = appendStrings(dst, r.Topics)
-	return appendInt32(dst, r.TimeoutMs)
+	dst = appendInt32(dst, r.TimeoutMs)
+	if version >= 1 {
+		dst = appendBool(dst, r.LeaderOnly)
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -162,6 +170,10 @@ func (r *ElectLeadersRequest) Decode(d *Decoder, version int16) error {
 	}
 	r.Topics = d.strings("topics", r.Topics)
 	r.TimeoutMs = d.int32("timeout_ms")
+	r.LeaderOnly = false
+	if version >= 1 {
+		r.LeaderOnly = d.bool("leader_only")
+	}
 	return d.finish()
 }
 

@@ -322,6 +322,11 @@ it, gets it back as leader. After a broker restarts, other replicas lead
 its partitions; this gives leadership back to the preferred replicas, which
 the controller spreads evenly over the brokers, and with it the load.
 
+Each partition's leader hands over as the automatic rebalance does: it
+refuses new produces for a moment (clients retry them on the new leader),
+waits until the preferred replica holds every record it appended, then
+switches, so no produce fails or ends with an unknown outcome.
+
 Prints one line per partition: elected, not_needed (the preferred replica
 already leads), or failed with the reason (PREFERRED_LEADER_NOT_AVAILABLE
 while it is down or catching up). Exits with status 1 when any failed.`,
