@@ -11,64 +11,29 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/sluicemq/sluice/internal/chaos"
 	"github.com/sluicemq/sluice/internal/poll"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes on a new directory and returns
-// it; the mount goes when the test ends.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "fs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
-// fill writes a file in dir until the file system is full, down to the
-// last byte it takes.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for _, n := range []int{64 << 10, 4096, 512, 1} {
-		for {
-			if _, err := f.Write(buf[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatal(err)
-				}
-				break
-			}
-		}
-	}
-	return path
-}
-
 // A voter whose Raft store is full gives up controller leadership, says
 // why (StoreErr), refuses leadership handed to it without disturbing the
-// others' term, and stands again once the store takes writes. Before,
-// a transfer to it succeeded: it won, failed its first append and stepped
-// down, leaving the cluster without a controller. Root only: it mounts
-// a tmpfs per node.
+// others' term, and stands again once the store takes writes. Root only:
+// it mounts a tmpfs per node.
 func TestFullRaftStoreGivesUpLeadership(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("mounts a tmpfs: root only")
 	}
 	dirs := map[int32]string{}
 	c := startTestClusterWith(t, 3, 0, func(cfg *NodeConfig) {
-		dirs[cfg.ID] = mountTmpfs(t, 32<<20)
-		cfg.Dir = dirs[cfg.ID]
+		dir := filepath.Join(t.TempDir(), "fs")
+		if err := chaos.MountTmpfs(dir, 32<<20); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = chaos.Unmount(dir) })
+		dirs[cfg.ID] = dir
+		cfg.Dir = dir
 		cfg.StoreProbeInterval = 100 * time.Millisecond
 		cfg.Logger = zaptest.NewLogger(t).With(zap.Int32("broker", cfg.ID))
 	})
@@ -79,7 +44,10 @@ func TestFullRaftStoreGivesUpLeadership(t *testing.T) {
 		}
 	}
 	full := c.leader()
-	filler := fill(t, dirs[full.ID()])
+	filler := filepath.Join(dirs[full.ID()], "filler")
+	if res, err := chaos.Fill(filler, 1<<30, 30*time.Second); err != nil || !res.Full {
+		t.Fatalf("fill: %+v, %v", res, err)
+	}
 
 	// Write through another node until the full leader fails an append.
 	var other *Node
@@ -103,10 +71,11 @@ func TestFullRaftStoreGivesUpLeadership(t *testing.T) {
 	if err := full.StoreErr(); !errors.Is(err, ErrStoreFailed) || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("StoreErr = %v, want ErrStoreFailed and ENOSPC", err)
 	}
-	leader := c.leader()
-	if leader == full {
-		t.Fatal("the full node still leads")
-	}
+	var leader *Node
+	poll.Until(t, 10*time.Second, "another node to lead", func() bool {
+		leader = c.leader()
+		return leader != full
+	})
 	if err := write(); err != nil {
 		t.Fatalf("write after the handover: %v", err)
 	}
