@@ -235,10 +235,3 @@ func (b *Broker) checkAlteration(c ConfigAlteration) error {
 	}
 	return nil
 }
-
-// ElectPreferredLeaders moves leadership back to the preferred replicas
-// (the first of each replica list) that are alive and in sync, for the
-// topics named (all when none), through the controller.
-func (b *Broker) ElectPreferredLeaders(ctx context.Context, topics []string) ([]controller.Election, error) {
-	return b.node.ElectPreferredLeaders(ctx, topics)
-}

@@ -83,6 +83,11 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 // before any byte of the request was written (a failure to connect
 // included) matches protocol.ErrNotSent.
 func call(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message) error {
+	return callVersion(ctx, addr, clientID, timeout, req, resp, 0)
+}
+
+// callVersion is call at the given API version.
+func callVersion(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message, version int16) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(timeout)
@@ -94,5 +99,5 @@ func call(ctx context.Context, addr, clientID string, timeout time.Duration, req
 	}
 	c := protocol.NewConn(ctx, nc, clientID, protocol.DefaultMaxFrameSize)
 	defer c.Close()
-	return c.RoundTrip(deadline, req, resp, 0)
+	return c.RoundTrip(deadline, req, resp, version)
 }

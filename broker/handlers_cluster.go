@@ -36,7 +36,7 @@ func (c *conn) handleDescribeCluster(h *protocol.RequestHeader, resp *response) 
 }
 
 func (b *Broker) describeCluster() *protocol.DescribeClusterResponse {
-	out := &protocol.DescribeClusterResponse{ClusterID: b.cfg.ClusterID, ControllerID: -1}
+	out := &protocol.DescribeClusterResponse{ClusterID: b.cfg.ClusterID, ControllerID: -1, RaftTerm: int64(b.node.Term())}
 	if leader, ok := b.node.Leader(); ok {
 		out.ControllerID = leader.ID
 	}

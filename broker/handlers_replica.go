@@ -40,13 +40,17 @@ func (c *conn) epochEndOffset(topic string, q protocol.OffsetForLeaderEpochParti
 
 // handleDescribeReplicas reports every replica this broker holds (the
 // core's Replicas): role, offsets and, when asked, a checksum of its
-// batches, so replicas can be compared byte for byte.
+// batches, so replicas can be compared byte for byte; and whether its
+// controller store takes writes.
 func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.DescribeReplicasRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
 	out := protocol.DescribeReplicasResponse{BrokerID: c.b.cfg.BrokerID}
+	if err := c.b.node.StoreErr(); err != nil {
+		out.ControllerStoreError = err.Error()
+	}
 	for _, r := range c.b.Replicas(req.Topics, req.ChecksumUpTo) {
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,
@@ -66,7 +70,8 @@ func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response)
 }
 
 // handleElectLeaders moves leadership back to preferred replicas that are
-// in sync, through the controller.
+// in sync, each by a handover on its leader's broker
+// (Broker.ElectPreferredLeaders).
 func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.ElectLeadersRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
@@ -79,6 +84,24 @@ func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) err
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	out := protocol.ElectLeadersResponse{}
+	if req.LeaderOnly {
+		// Another broker runs the election and asks this one, the
+		// leader, to hand over its own partitions: answer for those.
+		md := c.b.Metadata()
+		var mine []controller.AlterPartition
+		for _, pc := range controller.PlanPreferredLeaders(md, req.Topics) {
+			if md.Topics[pc.Topic].Partitions[pc.Partition].Leader == c.b.cfg.BrokerID {
+				mine = append(mine, pc)
+			}
+		}
+		for _, e := range c.b.handOverAll(ctx, mine) {
+			r := protocol.ElectionResult{Topic: e.Topic, Partition: e.Partition, Leader: e.Leader}
+			r.ErrorCode, r.Message = ErrorCode(e.Err)
+			out.Results = append(out.Results, r)
+		}
+		c.encode(resp, h, &out)
+		return nil
+	}
 	elections, err := c.b.ElectPreferredLeaders(ctx, req.Topics)
 	if err != nil {
 		out.ErrorCode, _ = ErrorCode(err)

@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -106,7 +109,18 @@ func (b *Broker) handOver(ctx context.Context, p *partition, c controller.AlterP
 		return errors.New("no longer leading at the planned partition epoch")
 	}
 	fence := int64(epoch) + 1
-	p.handover.Store(fence)
+	// One handover per partition and leader epoch: the automatic
+	// rebalance and an admin election may both try, and the one that
+	// fails must not lift the fence of the one that switched.
+	for {
+		cur := p.handover.Load()
+		if cur == fence {
+			return errors.New("another handover of the partition is running or done")
+		}
+		if p.handover.CompareAndSwap(cur, fence) {
+			break
+		}
+	}
 	done := false
 	defer func() {
 		if !done {
@@ -143,4 +157,131 @@ func (b *Broker) handOver(ctx context.Context, p *partition, c controller.AlterP
 	// The fence stays until the new leader epoch reaches this partition.
 	done = true
 	return nil
+}
+
+// ElectPreferredLeaders gives leadership back to the preferred replicas
+// (the first of each replica list) that are alive and in sync, for the
+// topics named (all when none), each by a handover on the broker that
+// leads the partition (handOver), as the automatic rebalance does: the
+// producers see retried requests only. This broker hands over the
+// partitions it leads and asks each other leader's broker, concurrently,
+// to hand over its own (ElectLeaders version 1, LeaderOnly); a broker too
+// old for that has its partitions switched by the controller at once,
+// as before. The plan is on this broker's metadata; a partition that
+// changed since is refused by the controller (ErrStalePartitionEpoch) and
+// reported in its Election.
+func (b *Broker) ElectPreferredLeaders(ctx context.Context, topics []string) ([]controller.Election, error) {
+	md := b.store.Metadata()
+	byLeader := map[int32][]controller.AlterPartition{}
+	for _, c := range controller.PlanPreferredLeaders(md, topics) {
+		l := md.Topics[c.Topic].Partitions[c.Partition].Leader
+		byLeader[l] = append(byLeader[l], c)
+	}
+	var (
+		mu  sync.Mutex
+		out []controller.Election
+		wg  sync.WaitGroup
+	)
+	for leader, cs := range byLeader {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var es []controller.Election
+			if leader == b.cfg.BrokerID {
+				es = b.handOverAll(ctx, cs)
+			} else {
+				es = b.electOn(ctx, leader, md.Brokers[leader], cs)
+			}
+			mu.Lock()
+			out = append(out, es...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b controller.Election) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out, nil
+}
+
+// handOverAll hands over, one after the other, the partitions of cs that
+// this broker leads.
+func (b *Broker) handOverAll(ctx context.Context, cs []controller.AlterPartition) []controller.Election {
+	out := make([]controller.Election, 0, len(cs))
+	for _, c := range cs {
+		e := controller.Election{Topic: c.Topic, Partition: c.Partition, Leader: c.Leader}
+		p := b.parts.get(c.Topic, c.Partition)
+		switch {
+		case p == nil:
+			e.Err = &protocol.Error{Code: protocol.ErrNotLeaderOrFollower, Detail: "this broker holds no replica of the partition"}
+		default:
+			if err := b.handOver(ctx, p, c); err != nil {
+				e.Err = handoverError(err)
+			}
+		}
+		if e.Err == nil {
+			b.logger.Info("leadership handed over to the preferred replica", zap.String("topic", c.Topic),
+				zap.Int32("partition", c.Partition), zap.Int32("leader", c.Leader))
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// handoverError gives a failed handover the code a client acts on: the
+// controller's refusal as it is, a drain that did not finish or a
+// leadership that ended as PREFERRED_LEADER_NOT_AVAILABLE with the
+// reason (running the election again retries it).
+func handoverError(err error) error {
+	if code, _ := ErrorCode(err); code != protocol.ErrUnknownServerError && code != protocol.ErrRequestTimedOut {
+		return err
+	}
+	return &protocol.Error{Code: protocol.ErrPreferredLeaderNotAvailable, Detail: "handover: " + err.Error()}
+}
+
+// electOn asks broker id, the leader of every partition in cs, to hand
+// them over (ElectLeaders, LeaderOnly). A broker that does not serve
+// version 1 leaves them to the controller, which switches at once.
+func (b *Broker) electOn(ctx context.Context, id int32, br *controller.Broker, cs []controller.AlterPartition) []controller.Election {
+	fail := func(err error) []controller.Election {
+		out := make([]controller.Election, 0, len(cs))
+		for _, c := range cs {
+			out = append(out, controller.Election{Topic: c.Topic, Partition: c.Partition, Leader: c.Leader, Err: err})
+		}
+		return out
+	}
+	if br == nil || br.Addr == "" {
+		return fail(&protocol.Error{Code: protocol.ErrPreferredLeaderNotAvailable, Detail: fmt.Sprintf("leader broker %d: address unknown", id)})
+	}
+	var topics []string
+	for _, c := range cs {
+		if !slices.Contains(topics, c.Topic) {
+			topics = append(topics, c.Topic)
+		}
+	}
+	req := &protocol.ElectLeadersRequest{Topics: topics, LeaderOnly: true}
+	if d, ok := ctx.Deadline(); ok {
+		req.TimeoutMs = int32(min(time.Until(d), 5*time.Minute) / time.Millisecond)
+	}
+	var resp protocol.ElectLeadersResponse
+	err := callVersion(ctx, br.Addr, b.fwd.clientID, defaultAdminTimeout, req, &resp, 1)
+	if err == nil {
+		err = resp.ErrorCode.Err()
+	}
+	switch {
+	case errors.Is(err, protocol.ErrUnsupportedVersion):
+		out := make([]controller.Election, 0, len(cs))
+		for _, c := range cs {
+			_, perr := b.node.Propose(ctx, c)
+			out = append(out, controller.Election{Topic: c.Topic, Partition: c.Partition, Leader: c.Leader, Err: perr})
+		}
+		return out
+	case err != nil:
+		return fail(&protocol.Error{Code: protocol.ErrPreferredLeaderNotAvailable, Detail: fmt.Sprintf("leader broker %d: %v", id, err)})
+	}
+	out := make([]controller.Election, 0, len(resp.Results))
+	for _, r := range resp.Results {
+		out = append(out, controller.Election{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, Err: r.ErrorCode.ErrWithDetail(r.Message)})
+	}
+	return out
 }

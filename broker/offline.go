@@ -3,9 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -145,36 +142,8 @@ func (m *partitions) markedOffline(md *controller.Metadata) []offlineKey {
 	return out
 }
 
-// probeFile is written, synced and removed in an offline log's directory
-// to see whether space came back before the log is reopened.
-const probeFile = "space-probe"
-
-// probeWritable writes, syncs and removes a 64 KiB file in dir: nil when
-// the file system takes writes there again.
-func probeWritable(fs vfs.FS, dir string) error {
-	name := filepath.Join(dir, probeFile)
-	f, err := fs.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("probe %s: %w", name, err)
-	}
-	_, err = f.Write(make([]byte, 64<<10))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if rerr := fs.Remove(name); err == nil {
-		err = rerr
-	}
-	if err != nil {
-		return fmt.Errorf("probe %s: %w", name, err)
-	}
-	return nil
-}
-
 // closeOffline closes the offline logs of the partitions keys names (those
-// still open) whose directory takes writes again (probeWritable), for
+// still open) whose directory takes writes again (vfs.Probe), for
 // reconcile to open them again; a log whose disk is still full stays as
 // it is. It holds reconcileMu so that no reconcile opens a log of the
 // directory while it closes one.
@@ -192,7 +161,7 @@ func (m *partitions) closeOffline(keys []offlineKey) {
 		if !offline {
 			continue
 		}
-		if err := probeWritable(m.fs, p.dir); err != nil {
+		if err := vfs.Probe(m.fs, p.dir); err != nil {
 			m.logger.Debug("offline log not reopened: its directory takes no writes yet", zap.String("topic", k.topic),
 				zap.Int32("partition", k.partition), zap.Error(err))
 			continue

@@ -3,6 +3,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -73,6 +74,11 @@ type BrokerReplicas struct {
 	Addr   string
 	// Replicas are the replicas the broker holds, by topic and partition.
 	Replicas []ReplicaInfo
+	// ControllerStoreErr, when set, says why the broker's controller
+	// (Raft) store cannot be written: the broker then neither leads the
+	// controller nor stands for election. Nil from a broker too old to
+	// say.
+	ControllerStoreErr error
 	// Err says why the broker gave no answer: unreachable, timed out, or
 	// it does not serve DescribeReplicas (errors.Is(Err,
 	// protocol.ErrUnsupportedVersion)). Replicas is then empty.
@@ -123,25 +129,30 @@ func (c *Client) describeReplicas(ctx context.Context, upTo int64, topics []stri
 		wg.Add(1)
 		go func(br *BrokerReplicas) {
 			defer func() { <-sem; wg.Done() }()
-			br.Replicas, br.Err = c.describeBrokerReplicas(ctx, br.Broker, upTo, topics)
+			br.Replicas, br.ControllerStoreErr, br.Err = c.describeBrokerReplicas(ctx, br.Broker, upTo, topics)
 		}(&out[i])
 	}
 	wg.Wait()
 	return out, nil
 }
 
-// describeBrokerReplicas asks one broker, once.
-func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int64, topics []string) ([]ReplicaInfo, error) {
+// describeBrokerReplicas asks one broker, once: its replicas and its
+// controller store's failure.
+func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int64, topics []string) ([]ReplicaInfo, error, error) {
 	req := &protocol.DescribeReplicasRequest{Topics: topics, ChecksumUpTo: upTo}
 	m, _, err := c.roundTripOnce(ctx, id, req, new(protocol.DescribeReplicasResponse))
 	if err != nil {
-		return nil, fmt.Errorf("broker %d: describe replicas: %w", id, err)
+		return nil, nil, fmt.Errorf("broker %d: describe replicas: %w", id, err)
 	}
 	r := m.(*protocol.DescribeReplicasResponse)
 	if r.BrokerID != id {
 		// The address now belongs to another broker: its replicas are not
 		// broker id's, and showing them as such would mislead.
-		return nil, fmt.Errorf("broker %d: describe replicas: answered by broker %d", id, r.BrokerID)
+		return nil, nil, fmt.Errorf("broker %d: describe replicas: answered by broker %d", id, r.BrokerID)
+	}
+	var storeErr error
+	if r.ControllerStoreError != "" {
+		storeErr = errors.New(r.ControllerStoreError)
 	}
 	out := make([]ReplicaInfo, 0, len(r.Replicas))
 	for _, ri := range r.Replicas {
@@ -159,7 +170,7 @@ func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int6
 	slices.SortFunc(out, func(a, b ReplicaInfo) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	return out, nil
+	return out, storeErr, nil
 }
 
 // ElectionResult is one partition's preferred-leader election.

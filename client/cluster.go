@@ -13,6 +13,9 @@ type ClusterDescription struct {
 	// ControllerID is the controller (Raft) leader's broker id, -1 when
 	// the answering broker knows none.
 	ControllerID int32
+	// RaftTerm is the answering broker's Raft term, which counts
+	// elections; 0 from a broker too old to say.
+	RaftTerm int64
 	// Servers are the members of the controller's Raft group, by id.
 	Servers []RaftServer
 	// Brokers are every registered broker, alive or offline, by id.
@@ -98,7 +101,7 @@ func clusterDescription(r *protocol.DescribeClusterResponse) (ClusterDescription
 	if r.ErrorCode != protocol.NoError {
 		return ClusterDescription{}, fmt.Errorf("describe cluster: %w", r.ErrorCode.Err())
 	}
-	d := ClusterDescription{ClusterID: r.ClusterID, ControllerID: r.ControllerID}
+	d := ClusterDescription{ClusterID: r.ClusterID, ControllerID: r.ControllerID, RaftTerm: r.RaftTerm}
 	for _, s := range r.Servers {
 		d.Servers = append(d.Servers, RaftServer{ID: s.ID, RaftAddr: s.RaftAddr, Voter: s.Voter})
 	}

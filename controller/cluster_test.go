@@ -73,6 +73,13 @@ func newTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 // registering any broker.
 func startTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 	t.Helper()
+	return startTestClusterWith(t, nVoters, nNonvoters, func(*NodeConfig) {})
+}
+
+// startTestClusterWith is startTestCluster with each node's configuration
+// changed by edit (after the test timings are set).
+func startTestClusterWith(t *testing.T, nVoters, nNonvoters int, edit func(*NodeConfig)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, fwd: &testForwarder{nodes: map[int32]*Node{}}, cfgs: map[int32]NodeConfig{}}
 	lns := map[int32]net.Listener{}
 	for i := 1; i <= nVoters+nNonvoters; i++ {
@@ -86,6 +93,7 @@ func startTestCluster(t *testing.T, nVoters, nNonvoters int) *testCluster {
 	for _, id := range c.ids {
 		cfg := NodeConfig{ID: id, Dir: t.TempDir(), RaftAddr: lns[id].Addr().String(), Voters: c.voters, Forwarder: c.fwd}
 		testRaftTimings(&cfg)
+		edit(&cfg)
 		c.cfgs[id] = cfg
 		cfg.Listener = lns[id]
 		c.startWith(cfg)

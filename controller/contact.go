@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -14,15 +15,86 @@ import (
 // that the peer's process runs and its Raft link works, whatever serf
 // says of its gossip (Membership.fence). Raft's pipelined replication
 // calls are not counted; heartbeats go on beside them.
+//
+// It also keeps a node whose store fails out of elections (storeHealth):
+// while standErr returns an error, the node's requests for votes and
+// pre-votes fail before they are sent, so it wins none, and a TimeoutNow
+// (a leader handing it leadership) is refused, so it starts no election
+// that would raise the term of the others and unseat their leader.
 type contactTransport struct {
 	*raft.NetworkTransport
+	standErr func() error // nil error: the node may stand for election
 
 	mu   sync.Mutex
 	last map[raft.ServerID]time.Time
+
+	rpcs chan raft.RPC // Consumer: the inner one's, TimeoutNow filtered
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
-func newContactTransport(t *raft.NetworkTransport) *contactTransport {
-	return &contactTransport{NetworkTransport: t, last: map[raft.ServerID]time.Time{}}
+func newContactTransport(t *raft.NetworkTransport, standErr func() error) *contactTransport {
+	ct := &contactTransport{NetworkTransport: t, standErr: standErr, last: map[raft.ServerID]time.Time{},
+		rpcs: make(chan raft.RPC), stop: make(chan struct{})}
+	ct.wg.Add(1)
+	go ct.filter()
+	return ct
+}
+
+// filter passes the inner transport's RPCs on to Raft, answering a
+// TimeoutNow itself while the node may not stand.
+func (t *contactTransport) filter() {
+	defer t.wg.Done()
+	in := t.NetworkTransport.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			if _, ok := rpc.Command.(*raft.TimeoutNowRequest); ok {
+				if err := t.standErr(); err != nil {
+					rpc.Respond(nil, fmt.Errorf("refusing leadership: %w", err))
+					continue
+				}
+			}
+			select {
+			case t.rpcs <- rpc:
+			case <-t.stop:
+				return
+			}
+		case <-t.stop:
+			return
+		}
+	}
+}
+
+// Consumer returns the RPCs for Raft to handle.
+func (t *contactTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// Close stops the filter and closes the inner transport. Idempotent; Raft
+// calls it at the end of its shutdown.
+func (t *contactTransport) Close() error {
+	t.once.Do(func() {
+		close(t.stop)
+		t.wg.Wait()
+	})
+	return t.NetworkTransport.Close()
+}
+
+// RequestVote asks a peer for its vote, unless the node may not stand.
+func (t *contactTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
+	if err := t.standErr(); err != nil {
+		return fmt.Errorf("not standing for election: %w", err)
+	}
+	return t.NetworkTransport.RequestVote(id, target, args, resp)
+}
+
+// RequestPreVote asks a peer for its pre-vote, unless the node may not
+// stand.
+func (t *contactTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if err := t.standErr(); err != nil {
+		return fmt.Errorf("not standing for election: %w", err)
+	}
+	return t.NetworkTransport.RequestPreVote(id, target, args, resp)
 }
 
 // AppendEntries sends the call and notes an answer.

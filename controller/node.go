@@ -93,6 +93,10 @@ type NodeConfig struct {
 	// (commands forwarded to another leader are timed there). It runs on
 	// the writer's goroutine and must be quick.
 	OnCommit func(d time.Duration)
+
+	// StoreProbeInterval is how often a node whose Raft store failed
+	// tries to write to it again (StoreErr); default 2s.
+	StoreProbeInterval time.Duration
 }
 
 func (c *NodeConfig) applyDefaults() {
@@ -107,6 +111,7 @@ func (c *NodeConfig) applyDefaults() {
 		{&c.CommitTimeout, def.CommitTimeout},
 		{&c.SnapshotInterval, def.SnapshotInterval},
 		{&c.ApplyTimeout, 10 * time.Second},
+		{&c.StoreProbeInterval, 2 * time.Second},
 	} {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -146,13 +151,14 @@ func (c *NodeConfig) Validate() error {
 // All methods are safe for concurrent use. Close stops everything the Node
 // started.
 type Node struct {
-	cfg   NodeConfig
-	self  Server
-	log   *zap.Logger
-	fsm   *FSM
-	raft  *raft.Raft
-	store *raftboltdb.BoltStore
-	trans *contactTransport // Raft's, noting peers' answers (HeardFrom)
+	cfg    NodeConfig
+	self   Server
+	log    *zap.Logger
+	fsm    *FSM
+	raft   *raft.Raft
+	store  *raftboltdb.BoltStore
+	health *storeHealth      // of store and the snapshots (StoreErr)
+	trans  *contactTransport // Raft's, noting peers' answers (HeardFrom)
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -164,6 +170,11 @@ type Node struct {
 	closed bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	// watchStore stops before Raft shuts down: it may wait on a
+	// leadership transfer, whose future Raft leaves unanswered when it
+	// shuts down with the request still queued.
+	storeStop chan struct{}
+	storeDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -176,7 +187,8 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), leaderChanged: make(chan struct{}), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), health: newStoreHealth(), leaderChanged: make(chan struct{}), stop: make(chan struct{}),
+		storeStop: make(chan struct{}), storeDone: make(chan struct{})}
 	ln := cfg.Listener
 	if ln == nil {
 		var err error
@@ -223,16 +235,18 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		}
 	}()
 	hlog := newZapHclog(cfg.Logger.Named("raft"), "raft")
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
 	if err != nil {
 		return nil, fmt.Errorf("controller: snapshots: %w", err)
 	}
+	snaps := checkedSnapshots{SnapshotStore: fileSnaps, h: n.health}
+	store := checkedStore{BoltStore: n.store, h: n.health}
 	trans := newContactTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, advertise),
 		MaxPool: 3,
 		Timeout: 5 * time.Second,
 		Logger:  hlog,
-	}))
+	}), n.health.get)
 	n.trans = trans
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(int(cfg.ID)))
@@ -244,17 +258,17 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hlog
-	logs, err := raft.NewLogCache(512, n.store)
+	logs, err := raft.NewLogCache(512, store)
 	if err != nil {
 		trans.Close()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	hasState, err := raft.HasExistingState(logs, n.store, snaps)
+	hasState, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		trans.Close()
 		return nil, fmt.Errorf("controller: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, logs, n.store, snaps, trans)
+	n.raft, err = raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
 	if err != nil {
 		trans.Close()
 		return nil, fmt.Errorf("controller: start raft: %w", err)
@@ -275,6 +289,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	n.raft.RegisterObserver(n.observer)
 	n.wg.Add(1)
 	go n.watchLeader()
+	go n.watchStore()
 	n.log.Info("controller node started", zap.String("raft_addr", n.self.Addr),
 		zap.Bool("bootstrap", !hasState && len(bootstrap) > 0), zap.Int("voters", len(cfg.Voters)))
 	return n, nil
@@ -453,6 +468,10 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 // this node's metadata.
 func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
+// Term returns this node's current Raft term: the election count that
+// the leader it knows was chosen in, or a later one while an election runs.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // IsLeader reports whether this node is the Raft leader.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
@@ -496,6 +515,10 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		if n.observer != nil {
 			n.raft.DeregisterObserver(n.observer)
+		}
+		close(n.storeStop)
+		if n.observer != nil { // started: StartNode got this far
+			<-n.storeDone
 		}
 		// Shutdown resolves every pending future, so the goroutines
 		// waiting on them (see wait) end.

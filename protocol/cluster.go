@@ -82,8 +82,13 @@ type DescribeClusterResponse struct {
 	ErrorCode    ErrorCode
 	ClusterID    string
 	ControllerID int32 // the Raft leader's broker id; -1 when none is known
-	Servers      []RaftServer
-	Brokers      []ClusterBroker
+	// RaftTerm (version 1) is the answering broker's current Raft term:
+	// it counts elections, so a term that moves between two answers from
+	// the same leader's broker means leadership was contested. 0 from a
+	// version 0 answer.
+	RaftTerm int64
+	Servers  []RaftServer
+	Brokers  []ClusterBroker
 }
 
 // RaftServer is one member of the controller's Raft group.
@@ -111,6 +116,9 @@ func (r *DescribeClusterResponse) Append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, int16(r.ErrorCode))
 	dst = appendString(dst, r.ClusterID)
 	dst = appendInt32(dst, r.ControllerID)
+	if version >= 1 {
+		dst = appendInt64(dst, r.RaftTerm)
+	}
 	dst = appendArray(dst, r.Servers, (*RaftServer).append)
 	return appendArray(dst, r.Brokers, (*ClusterBroker).append)
 }
@@ -123,6 +131,10 @@ func (r *DescribeClusterResponse) Decode(d *Decoder, version int16) error {
 	}
 	r.ClusterID = d.string("cluster_id", r.ClusterID)
 	r.ControllerID = d.int32("controller_id")
+	r.RaftTerm = 0
+	if version >= 1 {
+		r.RaftTerm = d.int64("raft_term")
+	}
 	r.Servers = decodeArray(d, "servers", 7, r.Servers, (*RaftServer).decode)
 	r.Brokers = decodeArray(d, "brokers", 21, r.Brokers, (*ClusterBroker).decode)
 	return d.finish()

@@ -37,3 +37,50 @@ func TestInternalAPIsRefuseBadBodies(t *testing.T) {
 		t.Fatalf("error-only forward body: %v, %+v", err, f)
 	}
 }
+
+// DescribeCluster version 1 carries the Raft term and DescribeReplicas
+// version 2 the controller store's error; the older versions still decode,
+// without them, and leave nothing of them behind in a reused struct.
+func TestClusterFieldsByVersion(t *testing.T) {
+	c := &DescribeClusterResponse{ClusterID: "c", ControllerID: 1, RaftTerm: 9, Servers: []RaftServer{{ID: 1, RaftAddr: "a", Voter: true}}}
+	var gc DescribeClusterResponse
+	if err := Decode(&gc, c.Append(nil, 1), 1); err != nil || gc.RaftTerm != 9 {
+		t.Fatalf("cluster v1: term %d, %v; want 9", gc.RaftTerm, err)
+	}
+	if err := Decode(&gc, c.Append(nil, 0), 0); err != nil || gc.RaftTerm != 0 || gc.ControllerID != 1 || len(gc.Servers) != 1 {
+		t.Fatalf("cluster v0: %+v, %v; want no term and the rest intact", gc, err)
+	}
+	if len(c.Append(nil, 0)) != len(c.Append(nil, 1))-8 {
+		t.Fatal("DescribeCluster version 0 encoding changed")
+	}
+	const why = "controller store failed: no space left on device"
+	r := &DescribeReplicasResponse{BrokerID: 2, Replicas: []ReplicaInfo{{Topic: "t", ErrorMessage: "m"}}, ControllerStoreError: why}
+	var gr DescribeReplicasResponse
+	if err := Decode(&gr, r.Append(nil, 3), 3); err != nil || gr.ControllerStoreError != why {
+		t.Fatalf("replicas v3: %q, %v; want the store error", gr.ControllerStoreError, err)
+	}
+	for _, v := range []int16{2, 1, 0} {
+		if err := Decode(&gr, r.Append(nil, v), v); err != nil || gr.ControllerStoreError != "" || gr.BrokerID != 2 || len(gr.Replicas) != 1 {
+			t.Fatalf("replicas v%d: %+v, %v; want no store error and the rest intact", v, gr, err)
+		}
+	}
+	if len(r.Append(nil, 2)) != len(r.Append(nil, 3))-2-len(why) {
+		t.Fatal("DescribeReplicas version 2 encoding changed")
+	}
+}
+
+// ElectLeaders version 1 carries LeaderOnly; version 0 still decodes,
+// without it, and leaves none behind in a reused struct.
+func TestElectLeadersLeaderOnlyByVersion(t *testing.T) {
+	x := &ElectLeadersRequest{Topics: []string{"t"}, TimeoutMs: 100, LeaderOnly: true}
+	var got ElectLeadersRequest
+	if err := Decode(&got, x.Append(nil, 1), 1); err != nil || !got.LeaderOnly {
+		t.Fatalf("v1: %+v, %v; want LeaderOnly", got, err)
+	}
+	if err := Decode(&got, x.Append(nil, 0), 0); err != nil || got.LeaderOnly || got.TimeoutMs != 100 || len(got.Topics) != 1 {
+		t.Fatalf("v0: %+v, %v; want no LeaderOnly and the rest intact", got, err)
+	}
+	if len(x.Append(nil, 0)) != len(x.Append(nil, 1))-1 {
+		t.Fatal("ElectLeaders version 0 encoding changed")
+	}
+}

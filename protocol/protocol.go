@@ -113,7 +113,7 @@ var apiTable = [...]apiInfo{
 	OffsetForLeaderEpoch: row("OffsetForLeaderEpoch", 0, 0, func() Message { return new(OffsetForLeaderEpochRequest) }, func() Message { return new(OffsetForLeaderEpochResponse) }),
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
-	ElectLeaders:         row("ElectLeaders", 0, 0, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
+	ElectLeaders:         row("ElectLeaders", 0, 1, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
 
 	OffsetCommit:           row("OffsetCommit", 0, 0, func() Message { return new(OffsetCommitRequest) }, func() Message { return new(OffsetCommitResponse) }),
 	OffsetFetch:            row("OffsetFetch", 0, 0, func() Message { return new(OffsetFetchRequest) }, func() Message { return new(OffsetFetchResponse) }),
@@ -134,8 +134,8 @@ var apiTable = [...]apiInfo{
 // minus InternalKeyBase.
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
-	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 0, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
-	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 2, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
+	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
+	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 3, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

@@ -37,6 +37,10 @@ type DescribeReplicasResponse struct {
 	ErrorCode ErrorCode
 	BrokerID  int32
 	Replicas  []ReplicaInfo
+	// ControllerStoreError (version 3) says why the broker's controller
+	// (Raft) store cannot be written, empty when it can: the broker then
+	// neither leads the controller nor stands for election.
+	ControllerStoreError string
 }
 
 // ReplicaInfo is one partition replica as its broker sees it. ErrorCode is
@@ -85,17 +89,24 @@ func (r *DescribeReplicasResponse) Append(dst []byte, version int16) []byte {
 	for i := range r.Replicas {
 		dst = r.Replicas[i].append(dst, version)
 	}
+	if version >= 3 {
+		dst = appendString(dst, r.ControllerStoreError)
+	}
 	return dst
 }
 
 // Decode parses the body.
 func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
 	if d.beginMessage(DescribeReplicas, true, version) != nil || d.errorOnly(&r.ErrorCode) {
-		r.BrokerID, r.Replicas = 0, r.Replicas[:0]
+		r.BrokerID, r.Replicas, r.ControllerStoreError = 0, r.Replicas[:0], ""
 		return d.err
 	}
 	r.BrokerID = d.int32("broker_id")
 	r.Replicas = decodeArray(d, "replicas", 57, r.Replicas, func(ri *ReplicaInfo, d *Decoder) { ri.decode(d, version) })
+	r.ControllerStoreError = ""
+	if version >= 3 {
+		r.ControllerStoreError = d.string("controller_store_error", r.ControllerStoreError)
+	}
 	return d.finish()
 }
 
@@ -159,6 +170,10 @@ func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
 type ElectLeadersRequest struct {
 	Topics    []string // empty: every topic
 	TimeoutMs int32
+	// LeaderOnly (version 1): hand over only the partitions the
+	// receiving broker leads, and answer for those only. A broker sends
+	// it to each other leader's broker while it runs an election.
+	LeaderOnly bool
 }
 
 // Key returns ElectLeaders.
@@ -167,7 +182,11 @@ func (*ElectLeadersRequest) Key() APIKey { return ElectLeaders }
 // Append encodes the body.
 func (r *ElectLeadersRequest) Append(dst []byte, version int16) []byte {
 	dst = appendStrings(dst, r.Topics)
-	return appendInt32(dst, r.TimeoutMs)
+	dst = appendInt32(dst, r.TimeoutMs)
+	if version >= 1 {
+		dst = appendBool(dst, r.LeaderOnly)
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -177,6 +196,10 @@ func (r *ElectLeadersRequest) Decode(d *Decoder, version int16) error {
 	}
 	r.Topics = d.strings("topics", r.Topics)
 	r.TimeoutMs = d.int32("timeout_ms")
+	r.LeaderOnly = false
+	if version >= 1 {
+		r.LeaderOnly = d.bool("leader_only")
+	}
 	return d.finish()
 }
 

@@ -29,8 +29,14 @@ var be = binary.BigEndian
 // after loading n, and the writer never rewrites an entry below a reader's n
 // while that reader can run (TruncateTo waits for readers first).
 type index struct {
-	path    string
+	path string
+	fs   vfs.FS
+	// f is open while the writer may change the file: a sealed segment's
+	// indexes, and those of a segment Open found, keep only their
+	// mapping (drop), which readers use; the writer reopens the file when
+	// it needs it (file). Writer only.
 	f       vfs.File
+	dirty   bool // writer: entries written or the file changed since it was last synced
 	mm      gommap.MMap
 	width   int64
 	n       atomic.Int64 // published entries
@@ -64,7 +70,7 @@ func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (
 		f.Close()
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	ix := &index{path: path, f: f, mm: mm, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
+	ix := &index{path: path, fs: fs, f: f, mm: mm, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
 	if create {
 		if err := ix.extend(); err != nil {
 			ix.close()
@@ -94,7 +100,11 @@ func (ix *index) extend() error {
 	if size <= ix.fileLen {
 		return fmt.Errorf("extend %s: the mapping of %d bytes is full", ix.path, len(ix.mm))
 	}
-	if err := ix.f.Allocate(ix.fileLen, size-ix.fileLen); err != nil {
+	f, err := ix.file()
+	if err != nil {
+		return fmt.Errorf("extend %s: %w", ix.path, err)
+	}
+	if err := f.Allocate(ix.fileLen, size-ix.fileLen); err != nil {
 		return fmt.Errorf("extend %s: %w", ix.path, err)
 	}
 	ix.fileLen = size
@@ -117,6 +127,7 @@ func (ix *index) slot() []byte {
 	if n >= ix.cap() || ix.reserve() != nil {
 		return nil
 	}
+	ix.dirty = true
 	return ix.mm[n*ix.width : (n+1)*ix.width]
 }
 
@@ -155,9 +166,14 @@ func (ix *index) timeAt(i int64) (ts int64, rel uint32) {
 // grows again (zero-filled) at the next entry. No reader may be looking.
 func (ix *index) reset() error {
 	ix.n.Store(0)
-	if err := ix.f.Truncate(0); err != nil {
+	f, err := ix.file()
+	if err == nil {
+		err = f.Truncate(0)
+	}
+	if err != nil {
 		return fmt.Errorf("reset %s: %w", ix.path, err)
 	}
+	ix.dirty = true
 	ix.fileLen = 0
 	return nil
 }
@@ -168,9 +184,14 @@ func (ix *index) trim() error {
 	if ix.fileLen == used {
 		return nil
 	}
-	if err := ix.f.Truncate(used); err != nil {
+	f, err := ix.file()
+	if err == nil {
+		err = f.Truncate(used)
+	}
+	if err != nil {
 		return fmt.Errorf("trim %s: %w", ix.path, err)
 	}
+	ix.dirty = true
 	ix.fileLen = used
 	return nil
 }
@@ -202,10 +223,56 @@ func isZero(b []byte) bool {
 	return true
 }
 
+// file returns the open file, reopening it after drop.
+func (ix *index) file() (vfs.File, error) {
+	if ix.f == nil {
+		f, err := ix.fs.OpenFile(ix.path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		ix.f = f
+	}
+	return ix.f, nil
+}
+
+// sync flushes the file if anything changed since the last sync.
+func (ix *index) sync() error {
+	if !ix.dirty {
+		return nil
+	}
+	f, err := ix.file()
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", ix.path, err)
+	}
+	ix.dirty = false
+	return nil
+}
+
+// drop closes the file, keeping the mapping for readers: an inactive
+// segment needs one descriptor (its log's), not three. What was written
+// since the last sync is synced first, as Close would.
+func (ix *index) drop() error {
+	if ix.f == nil {
+		return nil
+	}
+	err := ix.sync()
+	if cerr := ix.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s: %w", ix.path, cerr)
+	}
+	ix.f = nil
+	return err
+}
+
 func (ix *index) close() error {
 	err := ix.mm.UnsafeUnmap()
-	if cerr := ix.f.Close(); err == nil {
-		err = cerr
+	if ix.f != nil {
+		if cerr := ix.f.Close(); err == nil {
+			err = cerr
+		}
+		ix.f = nil
 	}
 	if err != nil {
 		return fmt.Errorf("close %s: %w", ix.path, err)

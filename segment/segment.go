@@ -16,7 +16,11 @@
 // room for MaxIndexBytes, grown 64 KiB at a time with their blocks
 // allocated (fallocate) before entries are written into them — a mapped
 // page a full file system cannot back would fault the process (SIGBUS) —
-// and trimmed to their used size by Seal or Close. The log file is memory-mapped for reads.
+// and trimmed to their used size by Seal or Close. After Seal, and at the
+// end of Open, the index files are synced and closed, their mappings kept:
+// a segment no one appends to holds one descriptor, its log's; the writer
+// reopens an index file when it changes it again. The log file is
+// memory-mapped for reads.
 // Index entries are big-endian. The first batch (position 0, relative
 // offset 0) is never indexed, so an all-zero entry marks the end of a
 // preallocated index. A time-index entry (T, rel) says: T is the largest
@@ -309,6 +313,11 @@ func Open(dir string, base int64, cfg Config) (*Segment, error) {
 	if err := s.load(m); err != nil {
 		return fail(err)
 	}
+	// Most segments Open finds are never appended to again; the last one
+	// reopens its index files at its first append.
+	if err := s.dropIndexFiles(); err != nil {
+		return fail(err)
+	}
 	return s, nil
 }
 
@@ -471,7 +480,18 @@ func (s *Segment) Seal() error {
 		return fmt.Errorf("segment %d: seal: %w", s.base, err)
 	}
 	s.sealed = true
+	if err := s.dropIndexFiles(); err != nil {
+		return fmt.Errorf("segment %d: seal: %w", s.base, err)
+	}
 	return nil
+}
+
+// dropIndexFiles closes the index files, keeping their mappings: a
+// segment no one appends to needs only its log's descriptor. The writer
+// reopens an index file when it changes it again (a TruncateTo, an
+// append after one, Recover).
+func (s *Segment) dropIndexFiles() error {
+	return errors.Join(s.idx.drop(), s.tidx.drop())
 }
 
 // trim cuts the index files (and a preallocated log file) to their used
@@ -482,8 +502,8 @@ func (s *Segment) trim(sync bool) error {
 			return err
 		}
 		if sync {
-			if err := ix.f.Sync(); err != nil {
-				return fmt.Errorf("sync %s: %w", ix.path, err)
+			if err := ix.sync(); err != nil {
+				return err
 			}
 		}
 	}

@@ -203,3 +203,31 @@ func ReadFile(fs FS, name string, max int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ProbeFile is the file Probe writes.
+const ProbeFile = "space-probe"
+
+// Probe writes, syncs and removes a 64 KiB file (ProbeFile) in dir: nil
+// when the file system takes writes there, after a full disk or an I/O
+// error, say.
+func Probe(fs FS, dir string) error {
+	name := filepath.Join(dir, ProbeFile)
+	f, err := fs.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", name, err)
+	}
+	_, err = f.Write(make([]byte, 64<<10))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := fs.Remove(name); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("probe %s: %w", name, err)
+	}
+	return nil
+}

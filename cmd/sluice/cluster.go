@@ -29,20 +29,24 @@ func newClusterCmd(g *globals) *cobra.Command {
 
 // clusterStatusJSON is the --json shape of cluster status: stable names.
 type clusterStatusJSON struct {
-	ClusterID        string                     `json:"cluster_id"`
-	ControllerID     int32                      `json:"controller_id"`
-	Voters           []client.RaftServer        `json:"voters"`
-	NonVoters        []client.RaftServer        `json:"non_voters"`
-	Brokers          []client.BrokerDescription `json:"brokers"`
-	Offline          []partitionRef             `json:"offline_partitions"`
-	UnderReplicated  []partitionRef             `json:"under_replicated_partitions"`
-	Recovered        []partitionRef             `json:"recovered_partitions"` // led after a balanced unclean recovery (see the note)
-	FailedReplicas   []failedReplica            `json:"failed_replicas"`
-	Unanswered       []unansweredBroker         `json:"unanswered_brokers"`
-	PartitionCount   int                        `json:"partitions"`
-	TopicCount       int                        `json:"topics"`
-	ControllerKnown  bool                       `json:"controller_known"`
-	AliveBrokerCount int                        `json:"alive_brokers"`
+	ClusterID       string                     `json:"cluster_id"`
+	ControllerID    int32                      `json:"controller_id"`
+	RaftTerm        int64                      `json:"raft_term"` // the answering broker's; counts elections
+	Voters          []client.RaftServer        `json:"voters"`
+	NonVoters       []client.RaftServer        `json:"non_voters"`
+	Brokers         []client.BrokerDescription `json:"brokers"`
+	Offline         []partitionRef             `json:"offline_partitions"`
+	UnderReplicated []partitionRef             `json:"under_replicated_partitions"`
+	Recovered       []partitionRef             `json:"recovered_partitions"` // led after a balanced unclean recovery (see the note)
+	FailedReplicas  []failedReplica            `json:"failed_replicas"`
+	Unanswered      []unansweredBroker         `json:"unanswered_brokers"`
+	// FailedStores are brokers whose controller (Raft) store cannot be
+	// written: they neither lead the controller nor stand for election.
+	FailedStores     []unansweredBroker `json:"failed_controller_stores"`
+	PartitionCount   int                `json:"partitions"`
+	TopicCount       int                `json:"topics"`
+	ControllerKnown  bool               `json:"controller_known"`
+	AliveBrokerCount int                `json:"alive_brokers"`
 }
 
 // partitionRef names one partition with its replica state.
@@ -118,9 +122,10 @@ func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.D
 	if err != nil {
 		return clusterStatusJSON{}, err
 	}
-	st := clusterStatusJSON{ClusterID: d.ClusterID, ControllerID: d.ControllerID, ControllerKnown: d.ControllerID >= 0,
+	st := clusterStatusJSON{ClusterID: d.ClusterID, ControllerID: d.ControllerID, RaftTerm: d.RaftTerm, ControllerKnown: d.ControllerID >= 0,
 		Voters: []client.RaftServer{}, NonVoters: []client.RaftServer{}, Brokers: d.Brokers,
-		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, Recovered: []partitionRef{}, FailedReplicas: []failedReplica{}, Unanswered: []unansweredBroker{}}
+		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, Recovered: []partitionRef{}, FailedReplicas: []failedReplica{},
+		Unanswered: []unansweredBroker{}, FailedStores: []unansweredBroker{}}
 	if st.Brokers == nil {
 		st.Brokers = []client.BrokerDescription{}
 	}
@@ -161,6 +166,9 @@ func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.D
 			st.Unanswered = append(st.Unanswered, unansweredBroker{Broker: br.Broker, Error: br.Err.Error()})
 			continue
 		}
+		if br.ControllerStoreErr != nil {
+			st.FailedStores = append(st.FailedStores, unansweredBroker{Broker: br.Broker, Error: br.ControllerStoreErr.Error()})
+		}
 		for _, r := range br.Replicas {
 			if r.Err != nil {
 				st.FailedReplicas = append(st.FailedReplicas, failedReplica{Topic: r.Topic, Partition: r.Partition, Broker: br.Broker, Error: r.Err.Error()})
@@ -195,6 +203,9 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 	if st.ControllerKnown {
 		controller = fmt.Sprintf("broker %d", st.ControllerID)
 	}
+	if st.RaftTerm > 0 {
+		controller += fmt.Sprintf(", raft term %d", st.RaftTerm)
+	}
 	fmt.Fprintf(w, "cluster %s\ncontroller: %s\n", st.ClusterID, controller)
 	fmt.Fprintf(w, "voters:")
 	for _, s := range st.Voters {
@@ -225,6 +236,9 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 	}
 	for _, b := range st.Unanswered {
 		fmt.Fprintf(w, "  broker %d did not report its replicas: %s\n", b.Broker, b.Error)
+	}
+	for _, b := range st.FailedStores {
+		fmt.Fprintf(w, "controller store failed on broker %d (it does not stand for controller election): %s\n", b.Broker, b.Error)
 	}
 	return nil
 }
@@ -307,6 +321,11 @@ func newClusterRebalanceLeadersCmd(g *globals) *cobra.Command {
 it, gets it back as leader. After a broker restarts, other replicas lead
 its partitions; this gives leadership back to the preferred replicas, which
 the controller spreads evenly over the brokers, and with it the load.
+
+Each partition's leader hands over as the automatic rebalance does: it
+refuses new produces for a moment (clients retry them on the new leader),
+waits until the preferred replica holds every record it appended, then
+switches, so no produce fails or ends with an unknown outcome.
 
 Prints one line per partition: elected, not_needed (the preferred replica
 already leads), or failed with the reason (PREFERRED_LEADER_NOT_AVAILABLE

@@ -28,7 +28,7 @@ func TestCLIClusterStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if !st.ControllerKnown || st.ControllerID != 1 || len(st.Voters) != 1 || st.Voters[0].ID != 1 || len(st.NonVoters) != 0 {
+	if !st.ControllerKnown || st.ControllerID != 1 || st.RaftTerm < 1 || len(st.Voters) != 1 || st.Voters[0].ID != 1 || len(st.NonVoters) != 0 {
 		t.Fatalf("controller and voters: %+v", st)
 	}
 	if len(st.Brokers) != 1 || st.Brokers[0].Addr != addr || st.Brokers[0].State != "alive" || st.Brokers[0].Epoch != 1 ||
@@ -38,7 +38,7 @@ func TestCLIClusterStatus(t *testing.T) {
 	if st.TopicCount != 1 || st.PartitionCount != 2 || len(st.Offline) != 0 || len(st.UnderReplicated) != 0 {
 		t.Fatalf("partitions: %+v", st)
 	}
-	if out := sluice(t, bin, addr, "", "cluster", "status"); !strings.Contains(out, "controller: broker 1") ||
+	if out := sluice(t, bin, addr, "", "cluster", "status"); !strings.Contains(out, "controller: broker 1, raft term ") ||
 		!strings.Contains(out, "without a leader: 0") {
 		t.Fatalf("status:\n%s", out)
 	}
@@ -61,9 +61,13 @@ func TestClusterStatusFindsUnhealthyPartitions(t *testing.T) {
 		len(st.UnderReplicated) != 1 || st.UnderReplicated[0].Partition != 2 || len(st.Recovered) != 1 || st.Recovered[0].Partition != 3 {
 		t.Fatalf("status: %+v", st)
 	}
+	st.FailedStores = []unansweredBroker{{Broker: 2, Error: "controller store failed: store raft log: no space left on device"}}
 	var out bytes.Buffer
 	if err := printClusterStatus(&out, st); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "controller store failed on broker 2 (it does not stand for controller election): controller store failed: store raft log: no space left on device") {
+		t.Fatalf("status:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "recovered uncleanly: 1") ||
 		!strings.Contains(out.String(), "recovered: t-3 leader 3: leader elected by a balanced recovery at leader epoch 2: may lack 7 committed offsets") {

@@ -1,0 +1,84 @@
+package segment
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// openUnder counts this process's open descriptors on files in dir.
+func openUnder(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
+// A sealed segment, and one Open found, keeps one descriptor (its log's)
+// instead of three: its indexes stay mapped for readers and are reopened
+// only when the writer changes them again (issue 13 item 6). Readers see
+// the same answers before and after, and after the writer reopened them.
+func TestInactiveSegmentKeepsOneDescriptor(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(mode.mmap)
+			s := mustCreate(t, dir, 0, cfg)
+			m := &model{base: 0}
+			fill(t, s, m, specsN(40)...)
+			if got := openUnder(t, dir); got != 3 {
+				t.Fatalf("active segment: %d descriptors, want 3", got)
+			}
+			// A reader holding a view across the seal sees the same bytes.
+			v, err := s.Read(0, m.next(), 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Seal(); err != nil {
+				t.Fatal(err)
+			}
+			if got := openUnder(t, dir); got != 1 {
+				t.Fatalf("sealed segment: %d descriptors, want 1", got)
+			}
+			check(t, s, m)
+			v.Release()
+
+			// The writer reopens the index files to truncate, then appends.
+			cut := m.batches[30].BaseOffset()
+			if err := s.TruncateTo(cut); err != nil {
+				t.Fatal(err)
+			}
+			m.truncate(cut)
+			fill(t, s, m, specsN(5)...)
+			check(t, s, m)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := openUnder(t, dir); got != 0 {
+				t.Fatalf("closed segment: %d descriptors, want 0", got)
+			}
+
+			s, err = Open(dir, 0, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := openUnder(t, dir); got != 1 {
+				t.Fatalf("opened segment: %d descriptors, want 1", got)
+			}
+			check(t, s, m)
+			fill(t, s, m, specsN(3)...)
+			check(t, s, m)
+		})
+	}
+}
