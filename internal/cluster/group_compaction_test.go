@@ -58,7 +58,9 @@ func TestOffsetsTopicCompactionKeepsLatestCommits(t *testing.T) {
 	// cleaned is a small part of what was written.
 	var cleaned string
 	poll.Until(t, 60*time.Second, "the offsets partition compacted on every replica", func() error {
-		brs, err := cl.DescribeReplicas(ctx, broker.OffsetsTopic)
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		brs, err := cl.DescribeReplicas(dctx, broker.OffsetsTopic)
 		if err != nil {
 			return err
 		}
