@@ -71,3 +71,14 @@ func TestPythonClient(t *testing.T) {
 	_, addr := single(t, nil)
 	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce")
 }
+
+// kafkajs (a pure JavaScript client, from npm): AdminClient round trip and
+// idempotent produce with gzip. Its consumer is always a group member, so
+// its group step waits for groups on the Kafka listener.
+func TestNodeClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("installs kafkajs from npm")
+	}
+	_, addr := single(t, nil)
+	runCompat(t, "run-node.sh", []string{"node", "npm"}, addr, "admin", "produce")
+}
