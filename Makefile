@@ -18,7 +18,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.build
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop image image-test compose-test release
+.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop kafka-versus image image-test compose-test release
 
 all: build
 
@@ -99,6 +99,12 @@ kafka-ref:
 
 kafka-ref-stop:
 	scripts/kafka-ref.sh stop
+
+# sluice and Apache Kafka side by side under the same franz-go workloads
+# (BENCHMARKS.md): KAFKA_VERSUS_NODES=3 for three processes of each, RF 3.
+KAFKA_VERSUS_NODES ?= 1
+kafka-versus:
+	scripts/kafka-versus.sh $(KAFKA_VERSUS_NODES)
 
 ci: lint test fuzz-short chaos-short compose-test
 

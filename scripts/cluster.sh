@@ -20,7 +20,8 @@
 #
 # DIR defaults to ./cluster. Broker I (1-based) listens on 127.0.0.1 ports
 # BASE+10*I+1 (clients), +2 (raft), +3 (gossip, UDP and TCP), +4 (HTTP
-# metrics and health: the client port + 3, the broker's default); BASE is
+# metrics and health: the client port + 3, the broker's default), +5 (the
+# Kafka listener; their list is in DIR/kafka-brokers); BASE is
 # $SLUICE_CLUSTER_PORT (19000). Each broker's --gossip-seeds name every
 # other broker's gossip address. The first 3 brokers (or all, when N < 3)
 # are Raft voters; the others join as non-voters through broker 1.
@@ -40,6 +41,7 @@ die() { echo "cluster.sh: $*" >&2; exit 1; }
 client_addr() { echo "127.0.0.1:$((base + 10 * $1 + 1))"; }
 raft_addr() { echo "127.0.0.1:$((base + 10 * $1 + 2))"; }
 gossip_addr() { echo "127.0.0.1:$((base + 10 * $1 + 3))"; }
+kafka_addr() { echo "127.0.0.1:$((base + 10 * $1 + 5))"; }
 
 binary() {
 	local dir=$1
@@ -96,14 +98,16 @@ cmd_up() {
 	local bin voters="" nvoters=$((n < 3 ? n : 3)) addrs="" i
 	bin=$(binary "$dir")
 	for ((i = 1; i <= nvoters; i++)); do voters+="${voters:+,}$i@$(raft_addr "$i")"; done
-	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")"; done
+	local kafka=""
+	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")" kafka+="${kafka:+,}$(kafka_addr "$i")"; done
 	echo "$addrs" >"$dir/brokers"
+	echo "$kafka" >"$dir/kafka-brokers"
 	if [ -n "${SLUICE_CLUSTER_OWNER:-}" ]; then start_watchdog "$dir" "$SLUICE_CLUSTER_OWNER"; fi
 	for ((i = 1; i <= n; i++)); do
 		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
 		for ((j = 1; j <= n; j++)); do ((j == i)) || seeds+="${seeds:+,}$(gossip_addr "$j")"; done
-		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --data-dir $b/data --log-format json"
+		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --kafka-listen $(kafka_addr "$i") --data-dir $b/data --log-format json"
 		if ((i <= nvoters)); then cmd+=" --voters $voters"; else cmd+=" --join $(client_addr 1)"; fi
 		if [ -n "$seeds" ]; then cmd+=" --gossip-seeds $seeds"; fi
 		if [ -n "${SLUICE_BROKER_ARGS:-}" ]; then cmd+=" $SLUICE_BROKER_ARGS"; fi

@@ -1,0 +1,168 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// BenchmarkVersusKafka runs the same franz-go workloads against sluice's
+// Kafka listener and against an Apache Kafka broker, both running as
+// processes of their own, in one run: idempotent acks=all produce (1 ms
+// linger, no compression) and consume from the start, 100 B and 1 KiB
+// records. It reports records/s and, for produce, the p50 and p99 of the
+// time from Produce to its acknowledgement. scripts/kafka-versus.sh starts
+// both systems and runs it; by hand:
+//
+//	SLUICE_VERSUS='sluice=127.0.0.1:19095;kafka=127.0.0.1:19092' SLUICE_VERSUS_RF=1 \
+//	  go test -run '^$' -bench VersusKafka -benchtime 300000x -count 3 ./kafka
+//
+// SLUICE_VERSUS names each system's bootstrap addresses (comma-separated);
+// SLUICE_VERSUS_RF (default 1) and SLUICE_VERSUS_PARTITIONS (default 3)
+// shape the topics. Without SLUICE_VERSUS it is skipped.
+func BenchmarkVersusKafka(b *testing.B) {
+	spec := os.Getenv("SLUICE_VERSUS")
+	if spec == "" {
+		b.Skip("SLUICE_VERSUS is not set (scripts/kafka-versus.sh sets it)")
+	}
+	targets, err := parseVersus(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rf := int16(envInt(b, "SLUICE_VERSUS_RF", 1))
+	partitions := int32(envInt(b, "SLUICE_VERSUS_PARTITIONS", 3))
+	ctx := context.Background()
+	for _, size := range []int{100, 1024} {
+		value := make([]byte, size)
+		for _, tg := range targets {
+			adm := kadm.NewClient(newClient(b, tg.addrs))
+			var topic string
+			b.Run(fmt.Sprintf("produce/%dB/rf%d/%s", size, rf, tg.name), func(b *testing.B) {
+				benchTopics++
+				topic = fmt.Sprintf("versus-%d-%d-%d", size, time.Now().UnixNano(), benchTopics)
+				createTopic(b, ctx, adm, topic, partitions, rf, nil)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				lat := produceVersus(b, tg.addrs, topic, value, b.N)
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+				b.ReportMetric(float64(lat.ValueAtQuantile(50))/1e3, "p50-ms")
+				b.ReportMetric(float64(lat.ValueAtQuantile(99))/1e3, "p99-ms")
+			})
+			b.Run(fmt.Sprintf("consume/%dB/rf%d/%s", size, rf, tg.name), func(b *testing.B) {
+				// A topic of its own holding b.N records, written untimed.
+				benchTopics++
+				topic := fmt.Sprintf("%s-consume-%d", topic, benchTopics)
+				createTopic(b, ctx, adm, topic, partitions, rf, nil)
+				produceVersus(b, tg.addrs, topic, value, b.N)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				consumeVersus(b, tg.addrs, topic, b.N)
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			})
+		}
+	}
+}
+
+type versusTarget struct {
+	name  string
+	addrs []string
+}
+
+// parseVersus reads "name=addr,addr;name=addr".
+func parseVersus(spec string) ([]versusTarget, error) {
+	var out []versusTarget
+	for _, part := range strings.Split(spec, ";") {
+		name, addrs, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || addrs == "" {
+			return nil, fmt.Errorf("SLUICE_VERSUS: %q is not name=addr[,addr...]", part)
+		}
+		out = append(out, versusTarget{name: name, addrs: strings.Split(addrs, ",")})
+	}
+	return out, nil
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+// produceVersus produces n records with up to window of them in flight
+// and returns the histogram, in microseconds, of the time from Produce to
+// acknowledgement.
+func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n int) *hdrhistogram.Histogram {
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	// A record belongs to the client until its callback, so slots are
+	// handed back by the callback.
+	free := make(chan *kgo.Record, window)
+	for range window {
+		free <- new(kgo.Record)
+	}
+	var (
+		mu     sync.Mutex
+		lat    = hdrhistogram.New(1, 60_000_000, 3)
+		failed atomic.Int64
+	)
+	cb := func(r *kgo.Record, err error) {
+		if err != nil {
+			if failed.Add(1) == 1 {
+				b.Errorf("produce: %v", err)
+			}
+		}
+		mu.Lock()
+		_ = lat.RecordValue(time.Since(r.Timestamp).Microseconds())
+		mu.Unlock()
+		free <- r
+	}
+	for range n {
+		r := <-free
+		*r = kgo.Record{Value: value, Timestamp: time.Now()}
+		cl.Produce(ctx, r, cb)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d of %d records failed", f, n)
+	}
+	return lat
+}
+
+func consumeVersus(b *testing.B, addrs []string, topic string, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	for got := 0; got < n; {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			b.Fatalf("after %d of %d records: %v", got, n, err)
+		}
+		got += fs.NumRecords()
+	}
+}
