@@ -114,6 +114,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type header struct {
 	key, version int16
 	correlation  int32
+	clientID     []byte // aliases the frame: copy what outlives Handle
 }
 
 var (
@@ -140,7 +141,7 @@ func parseHeader(frame []byte) (header, []byte, error) {
 	case n < 0 || n > len(rest):
 		return h, nil, errShortHeader
 	default:
-		rest = rest[n:]
+		h.clientID, rest = rest[:n:n], rest[n:]
 	}
 	return h, rest, nil
 }
@@ -284,7 +285,25 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
 	case *kmsg.FindCoordinatorRequest:
-		resp = findCoordinator(r)
+		resp = s.findCoordinator(fc.Context(), r)
+	case *kmsg.OffsetCommitRequest:
+		resp = s.offsetCommit(r)
+	case *kmsg.OffsetFetchRequest:
+		resp = s.offsetFetch(r)
+	case *kmsg.JoinGroupRequest:
+		return s.joinGroup(fc, h, flexible, r)
+	case *kmsg.SyncGroupRequest:
+		return s.syncGroup(fc, h, flexible, r)
+	case *kmsg.HeartbeatRequest:
+		resp = s.heartbeat(r)
+	case *kmsg.LeaveGroupRequest:
+		resp = s.leaveGroup(r)
+	case *kmsg.ListGroupsRequest:
+		resp = s.listGroups(r)
+	case *kmsg.DescribeGroupsRequest:
+		resp = s.describeGroups(r)
+	case *kmsg.DeleteGroupsRequest:
+		resp = s.deleteGroups(r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))

@@ -126,17 +126,3 @@ func (s *Server) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response
 	}
 	return resp
 }
-
-// errNoCoordinator answers FindCoordinator until the group coordinator is
-// served here: not retriable, so a group consumer or a transactional
-// producer fails at once with the reason instead of retrying forever.
-var errNoCoordinator = &protocol.Error{Code: protocol.ErrInvalidRequest,
-	Detail: "consumer groups and transactions are not served by sluice's Kafka listener yet (docs/kafka.md)"}
-
-// findCoordinator refuses every coordinator lookup (errNoCoordinator).
-func findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	resp.ErrorCode, resp.ErrorMessage = errorCode(errNoCoordinator)
-	resp.NodeID, resp.Port = -1, -1
-	return resp
-}
