@@ -51,23 +51,24 @@ func tail(s string, n int) string {
 
 // Apache Kafka's own Java client (kafka-clients 4.4.0 from Maven Central):
 // AdminClient round trip, idempotent produce with every codec, consume in
-// order per key. Groups are not served yet, so the group step is not run.
+// order per key, and a consumer group (the classic protocol) with commits
+// read back through the AdminClient.
 func TestJavaClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group")
 }
 
-// confluent-kafka (librdkafka, from PyPI): AdminClient round trip and
-// idempotent produce with every codec. Its consumer asks for a group
-// coordinator even when it assigns partitions, so consume waits for groups
-// on the Kafka listener.
+// confluent-kafka (librdkafka, from PyPI): AdminClient round trip,
+// idempotent produce with every codec, consume by assignment (its
+// consumer finds a group coordinator even then), and a consumer group
+// with commits read back.
 func TestPythonClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs confluent-kafka into a virtualenv")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce")
+	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce", "consume", "group")
 }
