@@ -51,14 +51,15 @@ func tail(s string, n int) string {
 
 // Apache Kafka's own Java client (kafka-clients 4.4.0 from Maven Central):
 // AdminClient round trip, idempotent produce with every codec, consume in
-// order per key, and a consumer group (the classic protocol) with commits
-// read back through the AdminClient.
+// order per key, and a consumer group with commits read back through the
+// AdminClient, over the classic protocol and KIP-848's
+// (group.protocol=consumer: ConsumerGroupHeartbeat).
 func TestJavaClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer")
 }
 
 // confluent-kafka (librdkafka, from PyPI): AdminClient round trip,

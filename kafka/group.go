@@ -502,6 +502,18 @@ func failedGroup(req kmsg.Request, code int16) kmsg.Response {
 			resp.Groups = append(resp.Groups, rg)
 		}
 		return resp
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+		resp.ErrorCode, resp.MemberEpoch = code, -1
+		return resp
+	case *kmsg.ConsumerGroupDescribeRequest:
+		resp := r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
+		for _, id := range r.Groups {
+			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
+			rg.Group, rg.ErrorCode = id, code
+			resp.Groups = append(resp.Groups, rg)
+		}
+		return resp
 	}
 	return nil
 }

@@ -74,11 +74,16 @@ func count(m *sync.Map) int {
 // core is visible to kadm.
 func TestFranzConsumerGroup(t *testing.T) {
 	for _, bal := range []struct {
-		name string
-		opts []kgo.Opt
+		name    string
+		opts    []kgo.Opt
+		kip848  bool
+		typ     string
+		emptyAs string
 	}{
-		{"cooperative-sticky", nil}, // kgo's default
-		{"range", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}},
+		{"cooperative-sticky", nil, false, group.TypeClassic, group.ClassicEmpty}, // kgo's default
+		{"range", []kgo.Opt{kgo.Balancers(kgo.RangeBalancer())}, false, group.TypeClassic, group.ClassicEmpty},
+		// KIP-848: ConsumerGroupHeartbeat, the server's uniform assignor.
+		{"kip-848", []kgo.Opt{kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer()}, true, group.TypeConsumer, group.StateEmpty},
 	} {
 		t.Run(bal.name, func(t *testing.T) {
 			ctx := testContext(t)
@@ -111,6 +116,18 @@ func TestFranzConsumerGroup(t *testing.T) {
 				g := groups[groupID]
 				if g.State != "Stable" || len(g.Members) != 2 {
 					return false
+				}
+				if bal.kip848 { // the classic API shows no KIP-848 assignments: ask the core
+					d, err := b.DescribeGroup(groupID)
+					if err != nil || len(d.Members) != 2 {
+						return false
+					}
+					for _, m := range d.Members {
+						if len(m.Assignment) != 1 || len(m.Assignment[0].Partitions) != 2 {
+							return false
+						}
+					}
+					return true
 				}
 				for _, m := range g.Members {
 					if ca, ok := m.Assigned.AsConsumer(); !ok || len(ca.Topics) == 0 || len(ca.Topics[0].Partitions) != 2 {
@@ -156,7 +173,7 @@ func TestFranzConsumerGroup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Type != group.TypeClassic || d.State != group.ClassicEmpty || len(d.Offsets) != 4 {
+			if d.Type != bal.typ || d.State != bal.emptyAs || len(d.Offsets) != 4 {
 				t.Fatalf("core describe: %+v", d)
 			}
 			for _, o := range d.Offsets {

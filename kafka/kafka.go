@@ -6,8 +6,9 @@
 // with github.com/twmb/franz-go/pkg/kmsg (generated from Kafka's message
 // definitions); every behaviour is the broker core's (package broker:
 // Append and LeaderAppend.Wait, StartFetch/WaitFetch, ListOffset,
-// EpochEndOffset, Metadata, topic admin, InitProducerID), reached through
-// the same calls the sluice protocol makes. Record batches pass through
+// EpochEndOffset, Metadata, topic admin, InitProducerID, and the group
+// coordinator's calls: group.go, group_consumer.go), reached through the
+// same calls the sluice protocol makes. Record batches pass through
 // untouched: sluice stores Kafka's RecordBatch v2, so a produced batch's
 // bytes go to the core as they came, and a fetch writes the segment's
 // bytes straight to the socket (writev of the mapped segment, no copy).
@@ -304,6 +305,10 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.describeGroups(r)
 	case *kmsg.DeleteGroupsRequest:
 		resp = s.deleteGroups(r)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		resp = s.consumerGroupHeartbeat(h, r)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		resp = s.consumerGroupDescribe(r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))

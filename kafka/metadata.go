@@ -70,6 +70,8 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		for _, t := range req.Topics {
 			if t.Topic != nil {
 				names = append(names, *t.Topic)
+			} else if name, ok := topicByID(md, t.TopicID); ok { // v12: by topic id
+				names = append(names, name)
 			}
 		}
 	}
@@ -79,7 +81,7 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		t, ok := md.Topics[name]
 		switch {
 		case ok:
-			rt.Partitions = topicPartitions(md, t)
+			rt.Partitions, rt.TopicID = topicPartitions(md, t), topicID(t.ID)
 		case controller.ValidateTopicName(name) != nil:
 			rt.ErrorCode = codeOf(protocol.ErrInvalidTopic)
 		default:

@@ -36,7 +36,7 @@ var Table = map[int16]VersionRange{
 	0:  {0, 8}, // Produce: served from minProduceServed
 	1:  {4, 11},
 	2:  {1, 5},
-	3:  {0, 8},
+	3:  {0, 12}, // v10+: topic ids, which KIP-848 consumers map their assignments with
 	8:  {2, 9},
 	9:  {1, 9},
 	10: {0, 4},
@@ -56,6 +56,8 @@ var Table = map[int16]VersionRange{
 	44: {0, 1},
 	42: {0, 2},
 	60: {0, 1},
+	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)
+	69: {0, 1},
 }
 
 // kerrUnsupportedVersion is Kafka's UNSUPPORTED_VERSION.

@@ -170,6 +170,8 @@ func topError(resp kmsg.Response) int16 {
 		return r.ErrorCode
 	case *kmsg.ListGroupsResponse:
 		return r.ErrorCode
+	case *kmsg.ConsumerGroupHeartbeatResponse:
+		return r.ErrorCode
 	}
 	return -2
 }
