@@ -26,9 +26,18 @@ type groupConsumer struct {
 	done chan struct{}
 }
 
-func startGroupConsumer(t *testing.T, addr, groupID, topic string, seen *sync.Map, opts ...kgo.Opt) *groupConsumer {
+func startGroupConsumer(t *testing.T, addrs []string, groupID, topic string, seen *sync.Map, opts ...kgo.Opt) *groupConsumer {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
+	return startGroupConsumerErr(t, addrs, groupID, topic, seen, func(topic string, p int32, err error) {
+		t.Errorf("consume %s[%d]: %v", topic, p, err)
+	}, opts...)
+}
+
+// startGroupConsumerErr is startGroupConsumer with the handling of
+// consume errors given.
+func startGroupConsumerErr(t *testing.T, addrs []string, groupID, topic string, seen *sync.Map, onErr func(string, int32, error), opts ...kgo.Opt) *groupConsumer {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumerGroup(groupID), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.AutoCommitInterval(200 * time.Millisecond), kgo.HeartbeatInterval(300 * time.Millisecond),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond })}, opts...)...)
@@ -43,7 +52,7 @@ func startGroupConsumer(t *testing.T, addr, groupID, topic string, seen *sync.Ma
 			fs := cl.PollFetches(ctx)
 			fs.EachError(func(topic string, p int32, err error) {
 				if !errors.Is(err, context.Canceled) {
-					t.Errorf("consume %s[%d]: %v", topic, p, err)
+					onErr(topic, p, err)
 				}
 			})
 			fs.EachRecord(func(r *kgo.Record) { seen.Store(string(r.Value), r.Partition) })
@@ -105,9 +114,9 @@ func TestFranzConsumerGroup(t *testing.T) {
 			}
 			produce(0, n/2)
 			var seen sync.Map
-			a := startGroupConsumer(t, addr, groupID, topic, &seen, bal.opts...)
+			a := startGroupConsumer(t, []string{addr}, groupID, topic, &seen, bal.opts...)
 			poll.Until(t, 30*time.Second, "the first member consumes the first half", func() bool { return count(&seen) == n/2 })
-			bm := startGroupConsumer(t, addr, groupID, topic, &seen, bal.opts...)
+			bm := startGroupConsumer(t, []string{addr}, groupID, topic, &seen, bal.opts...)
 			poll.Until(t, 30*time.Second, "two members, each with partitions", func() bool {
 				groups, err := adm.DescribeGroups(ctx, groupID)
 				if err != nil {
