@@ -100,13 +100,16 @@ type JoinResult struct {
 
 // SyncGroup is a classic SyncGroup request; Assignments are the leader's.
 type SyncGroup struct {
-	GroupID      string
-	MemberID     string
-	InstanceID   string
-	Generation   int32
-	ProtocolType string // "" not checked (before v5)
-	Protocol     string // "" not checked
-	Assignments  []ClassicAssignment
+	GroupID    string
+	MemberID   string
+	InstanceID string
+	Generation int32
+	// CheckProtocol (SyncGroup v5+): ProtocolType and Protocol must be
+	// the group's, else ErrInconsistentGroupProtocol.
+	CheckProtocol bool
+	ProtocolType  string
+	Protocol      string
+	Assignments   []ClassicAssignment
 }
 
 // ClassicAssignment is one member's assignment, opaque to the coordinator.
@@ -566,7 +569,7 @@ func (c *Coordinator) syncGroup(now time.Time, req SyncGroup) (SyncResult, bool,
 	if req.Generation != cg.generation {
 		return SyncResult{}, false, refuse(ErrIllegalGeneration, "sync of member %q at generation %d, the group's is %d", m.id, req.Generation, cg.generation)
 	}
-	if (req.ProtocolType != "" && req.ProtocolType != cg.protocolType) || (req.Protocol != "" && req.Protocol != cg.protocol) {
+	if req.CheckProtocol && (req.ProtocolType != cg.protocolType || req.Protocol != cg.protocol) {
 		return SyncResult{}, false, refuse(ErrInconsistentGroupProtocol, "sync names protocol %q/%q, the group's is %q/%q", req.ProtocolType, req.Protocol, cg.protocolType, cg.protocol)
 	}
 	m.sessionEnd = now.Add(m.sessionTimeout)

@@ -241,7 +241,9 @@ func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 // (Broker.SyncGroup); a follower waits for it in a goroutine of the
 // connection.
 func (s *Server) syncGroup(fc *broker.FrontConn, h header, flexible bool, req *kmsg.SyncGroupRequest) *broker.Reply {
-	sg := group.SyncGroup{GroupID: req.Group, MemberID: req.MemberID, Generation: req.Generation,
+	// From v5 the protocol is named, and must be the group's: a null is
+	// a mismatch, as in Kafka.
+	sg := group.SyncGroup{GroupID: req.Group, MemberID: req.MemberID, Generation: req.Generation, CheckProtocol: req.Version >= 5,
 		Assignments: make([]group.ClassicAssignment, len(req.GroupAssignment))}
 	if req.InstanceID != nil {
 		sg.InstanceID = *req.InstanceID
