@@ -22,12 +22,20 @@ import (
 // the rebalance in a goroutine of the connection (FrontConn.Go), up to
 // the member's rebalance timeout.
 
-// coordinatorTxn is FindCoordinator's key type for a transactional id.
-const coordinatorTxn = 1
+// FindCoordinator's key types: a group id, a transactional id.
+const (
+	coordinatorGroup = 0
+	coordinatorTxn   = 1
+)
 
-// errNoTransactions refuses a transaction coordinator lookup.
-var errNoTransactions = &protocol.Error{Code: protocol.ErrInvalidRequest,
-	Detail: "transactions are not served by sluice's Kafka listener (docs/kafka.md)"}
+// errNoTransactions refuses a transaction coordinator lookup, and
+// errCoordinatorType one of a key type sluice does not know (share
+// groups' 2 among them).
+var (
+	errNoTransactions = &protocol.Error{Code: protocol.ErrInvalidRequest,
+		Detail: "transactions are not served by sluice's Kafka listener (docs/kafka.md)"}
+	errCoordinatorType = &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "unknown coordinator key type"}
+)
 
 // groupTimeout bounds a group call's wait for its records to commit. It
 // does not derive from the connection: a change asked for is finished,
@@ -48,9 +56,10 @@ func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorR
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Port = key, -1, -1
 		var err error
-		if req.CoordinatorType == coordinatorTxn {
+		switch req.CoordinatorType {
+		case coordinatorTxn:
 			err = errNoTransactions
-		} else {
+		case coordinatorGroup:
 			ctx, cancel := ctxTimeout(ctx, 0)
 			var co broker.Coordinator
 			co, err = s.b.FindCoordinator(ctx, key)
@@ -63,6 +72,8 @@ func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorR
 					}
 				}
 			}
+		default:
+			err = errCoordinatorType
 		}
 		c.ErrorCode, c.ErrorMessage = errorCode(err)
 		resp.Coordinators = append(resp.Coordinators, c)

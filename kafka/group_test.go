@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -421,5 +422,46 @@ func classicGroupChecks(t *testing.T, addr, suffix string) {
 	}
 	if !errors.Is(err, kerr.InconsistentGroupProtocol) {
 		t.Fatalf("classic join of a consumer group: %v", err)
+	}
+}
+
+// TestFindCoordinator: v4 answers a batch of group ids, each with the
+// coordinator's Kafka address; v2 one; a transactional id and an unknown
+// key type are refused.
+func TestFindCoordinator(t *testing.T) {
+	_, addr := single(t, nil)
+	host, port, _ := net.SplitHostPort(addr)
+	c := dialRaw(t, addr)
+	req := kmsg.NewPtrFindCoordinatorRequest()
+	req.SetVersion(4)
+	req.CoordinatorKeys = []string{"g1", "g2"}
+	resp := kmsg.NewPtrFindCoordinatorResponse()
+	resp.SetVersion(4)
+	if err := resp.ReadFrom(c.request(req, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Coordinators) != 2 {
+		t.Fatalf("v4: %+v", resp)
+	}
+	for i, co := range resp.Coordinators {
+		if co.Key != req.CoordinatorKeys[i] || co.ErrorCode != 0 || co.NodeID != 1 || co.Host != host || strconv.Itoa(int(co.Port)) != port {
+			t.Fatalf("v4 key %d: %+v, want node 1 at %s", i, co, addr)
+		}
+	}
+	for _, tc := range []struct {
+		typ  int8
+		want int16
+	}{{0, 0}, {1, kerr.InvalidRequest.Code}, {5, kerr.InvalidRequest.Code}} {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.SetVersion(2)
+		req.CoordinatorKey, req.CoordinatorType = "k", tc.typ
+		resp := kmsg.NewPtrFindCoordinatorResponse()
+		resp.SetVersion(2)
+		if err := resp.ReadFrom(c.request(req, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode != tc.want || (tc.want == 0 && resp.NodeID != 1) {
+			t.Fatalf("v2 key type %d: %+v, want error %d", tc.typ, resp, tc.want)
+		}
 	}
 }
