@@ -232,6 +232,9 @@ func (c *Coordinator) joinGroup(now time.Time, req JoinGroup) (JoinResult, bool,
 	if req.ProtocolType == "" || len(req.Protocols) == 0 {
 		return JoinResult{}, false, refuse(ErrInconsistentGroupProtocol, "a join names a protocol type and at least one protocol")
 	}
+	if err := c.checkClassicBytes(req); err != nil {
+		return JoinResult{}, false, err
+	}
 	g0 := c.group(req.GroupID, false)
 	if g0 != nil && g0.classic == nil && len(g0.members) > 0 {
 		return JoinResult{}, false, refuse(ErrInconsistentGroupProtocol, "group %q is a consumer group (KIP-848) with %d members", req.GroupID, len(g0.members))
@@ -283,6 +286,30 @@ func (c *Coordinator) joinGroup(now time.Time, req JoinGroup) (JoinResult, bool,
 		return JoinResult{MemberID: id, Generation: -1}, false, refuse(ErrMemberIDRequired, "join again with member id %q", id)
 	}
 	return c.addClassicMember(now, g, id, req)
+}
+
+// checkClassicBytes refuses a join that would take its group's members'
+// metadata past ClassicMaxGroupBytes.
+func (c *Coordinator) checkClassicBytes(req JoinGroup) error {
+	size := 0
+	for _, p := range req.Protocols {
+		size += len(p.Name) + len(p.Metadata)
+	}
+	if g := c.group(req.GroupID, false); g != nil && g.classic != nil {
+		for _, m := range g.classic.members {
+			if m.id == req.MemberID {
+				continue
+			}
+			for _, p := range m.protocols {
+				size += len(p.Name) + len(p.Metadata)
+			}
+			size += len(m.assignment)
+		}
+	}
+	if size > c.cfg.ClassicMaxGroupBytes {
+		return refuse(ErrGroupMaxSizeReached, "group %q would hold %d bytes of member metadata, above %d", req.GroupID, size, c.cfg.ClassicMaxGroupBytes)
+	}
+	return nil
 }
 
 // supportsAny reports whether the group's members (but except) all
@@ -574,6 +601,13 @@ func (c *Coordinator) syncGroup(now time.Time, req SyncGroup) (SyncResult, bool,
 	}
 	m.sessionEnd = now.Add(m.sessionTimeout)
 	if cg.state == ClassicCompletingRebalance && m.id == cg.leader {
+		size := len(classicValue(cg))
+		for _, a := range req.Assignments {
+			size += len(a.Assignment)
+		}
+		if size > c.cfg.ClassicMaxGroupBytes {
+			return SyncResult{}, false, refuse(ErrInvalidRequest, "group %q with these assignments is %d bytes, above the %d a group may hold", g.id, size, c.cfg.ClassicMaxGroupBytes)
+		}
 		for _, a := range req.Assignments {
 			if o := cg.members[a.MemberID]; o != nil {
 				o.assignment = slices.Clone(a.Assignment)

@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -269,4 +270,28 @@ func TestClassicJoinRefusals(t *testing.T) {
 		t.Fatalf("unknown member id: %v", err)
 	}
 	_ = a
+}
+
+// A group's metadata and assignments are bounded (ClassicMaxGroupBytes):
+// it is one record of the offsets topic.
+func TestClassicGroupBytesBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	c, err := New(Config{ClassicMaxGroupBytes: 1000, NewMemberID: h.c.cfg.NewMemberID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = c
+	a, _ := h.joinNew("", strings.Repeat("a", 400))
+	if _, _, err := h.join(joinReq("", "", strings.Repeat("b", 700))); !errors.Is(err, ErrGroupMaxSizeReached) {
+		t.Fatalf("a join past the bound: %v", err)
+	}
+	if _, _, err := h.sync(a.MemberID, 1, map[string]string{a.MemberID: strings.Repeat("x", 800)}); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("an assignment past the bound: %v", err)
+	}
+	if d, _, _ := h.c.DescribeClassic("cg"); d.State != ClassicCompletingRebalance {
+		t.Fatalf("a refused sync changed the group: %+v", d)
+	}
+	if _, done, err := h.sync(a.MemberID, 1, map[string]string{a.MemberID: "x"}); !done || err != nil {
+		t.Fatalf("sync within the bound: %v %v", done, err)
+	}
 }

@@ -65,6 +65,7 @@ const (
 
 	DefaultClassicMinSessionTimeout = 6 * time.Second
 	DefaultClassicMaxSessionTimeout = 30 * time.Minute
+	DefaultClassicMaxGroupBytes     = 1_000_000
 )
 
 // Config holds the coordinator's timers and bounds. The zero value of a
@@ -103,6 +104,12 @@ type Config struct {
 	// 6 s and 30 min).
 	ClassicMinSessionTimeout time.Duration
 	ClassicMaxSessionTimeout time.Duration
+	// ClassicMaxGroupBytes bounds what a classic group holds of its
+	// members' protocol metadata and assignments (1,000,000): the group
+	// is one record of the offsets topic, whose max.message.bytes
+	// (1,048,588 by default) it must fit, and its memory is the
+	// coordinator's. A join or a leader's sync past it is refused.
+	ClassicMaxGroupBytes int
 }
 
 // Validate names the first bad field.
@@ -115,6 +122,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("group config: %s %v is negative", d.name, d.v)
 		}
+	}
+	if c.ClassicMaxGroupBytes < 0 {
+		return fmt.Errorf("group config: ClassicMaxGroupBytes %d is negative", c.ClassicMaxGroupBytes)
 	}
 	if c.MaxMetadataBytes < 0 || c.MaxMetadataBytes > maxString || c.MaxMembers < 0 {
 		return fmt.Errorf("group config: MaxMetadataBytes %d must be in [0, %d], MaxMembers %d not negative", c.MaxMetadataBytes, maxString, c.MaxMembers)
@@ -161,6 +171,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ClassicMaxSessionTimeout == 0 {
 		c.ClassicMaxSessionTimeout = DefaultClassicMaxSessionTimeout
+	}
+	if c.ClassicMaxGroupBytes == 0 {
+		c.ClassicMaxGroupBytes = DefaultClassicMaxGroupBytes
 	}
 	return c
 }
