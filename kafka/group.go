@@ -206,7 +206,7 @@ func fetchTopics(topics []kmsg.OffsetFetchRequestTopic, version int16) []group.T
 // joinGroup joins a classic group through the core (Broker.JoinGroup),
 // waiting for the rebalance in a goroutine of the connection.
 func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *kmsg.JoinGroupRequest) *broker.Reply {
-	jg := group.JoinGroup{GroupID: req.Group, MemberID: req.MemberID, ClientID: string(h.clientID),
+	jg := group.JoinGroup{GroupID: req.Group, MemberID: req.MemberID, ClientID: string(h.clientID), ClientHost: fc.RemoteHost(),
 		SessionTimeout:   time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
 		RebalanceTimeout: time.Duration(max(req.RebalanceTimeoutMillis, 0)) * time.Millisecond,
 		ProtocolType:     req.ProtocolType, RequireKnownMemberID: req.Version >= 4,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/protocol"
@@ -51,10 +52,10 @@ var errUnknownTopicID = &protocol.Error{Code: protocol.ErrUnknownTopicOrPartitio
 
 // consumerGroupHeartbeat is a KIP-848 heartbeat through the core. Fields
 // Kafka sends as null are "unchanged" (group.Heartbeat's nil).
-func (s *Server) consumerGroupHeartbeat(h header, req *kmsg.ConsumerGroupHeartbeatRequest) kmsg.Response {
+func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kmsg.ConsumerGroupHeartbeatRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	hb := group.Heartbeat{GroupID: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
-		ClientID: string(h.clientID), SubscribedTopicNames: req.SubscribedTopicNames,
+		ClientID: string(h.clientID), ClientHost: fc.RemoteHost(), SubscribedTopicNames: req.SubscribedTopicNames,
 		SubscribedTopicRegex: req.SubscribedTopicRegex}
 	if req.InstanceID != nil {
 		hb.InstanceID = *req.InstanceID

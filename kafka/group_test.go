@@ -151,6 +151,9 @@ func TestFranzConsumerGroup(t *testing.T) {
 					if ca, ok := m.Assigned.AsConsumer(); !ok || len(ca.Topics) == 0 || len(ca.Topics[0].Partitions) != 2 {
 						return false
 					}
+					if m.ClientHost != "127.0.0.1" || m.ClientID != "kgo" {
+						t.Fatalf("member %s: client %q at %q", m.MemberID, m.ClientID, m.ClientHost)
+					}
 				}
 				return true
 			})

@@ -306,7 +306,7 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.DeleteGroupsRequest:
 		resp = s.deleteGroups(r)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
-		resp = s.consumerGroupHeartbeat(h, r)
+		resp = s.consumerGroupHeartbeat(fc, h, r)
 	case *kmsg.ConsumerGroupDescribeRequest:
 		resp = s.consumerGroupDescribe(r)
 	default:
