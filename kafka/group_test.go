@@ -190,6 +190,10 @@ func TestFranzConsumerGroup(t *testing.T) {
 			if sum != n {
 				t.Fatalf("commits sum to %d, want %d", sum, n)
 			}
+			listed, err := adm.ListGroups(ctx)
+			if l := listed[groupID]; err != nil || l.GroupType != bal.typ || l.ProtocolType != "consumer" || l.State != "Empty" || l.Coordinator != 1 {
+				t.Fatalf("kadm ListGroups: %+v %v", listed, err)
+			}
 			d, err := b.DescribeGroup(groupID)
 			if err != nil {
 				t.Fatal(err)
