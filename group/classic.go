@@ -270,8 +270,12 @@ func (c *Coordinator) joinGroup(now time.Time, req JoinGroup) (JoinResult, bool,
 	if err != nil {
 		return JoinResult{}, false, err
 	}
+	// Kafka's member ids: the instance id (static) or the client id, a
+	// dash, a unique part (kgo reads a static leader's from it).
 	id := c.cfg.NewMemberID()
-	if req.ClientID != "" {
+	if req.InstanceID != "" {
+		id = req.InstanceID + "-" + id
+	} else if req.ClientID != "" {
 		id = req.ClientID + "-" + id
 	}
 	if req.InstanceID != "" {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -471,4 +473,66 @@ func TestFindCoordinator(t *testing.T) {
 			t.Fatalf("v2 key type %d: %+v, want error %d", tc.typ, resp, tc.want)
 		}
 	}
+}
+
+// TestFranzStaticMember: kgo members with instance ids (static
+// membership, KIP-345); a follower that restarts takes its place back
+// without a rebalance (same generation, same partitions), and the group
+// goes on consuming every record.
+func TestFranzStaticMember(t *testing.T) {
+	ctx := testContext(t)
+	b, addr := single(t, nil)
+	adm := kadm.NewClient(newClient(t, []string{addr}))
+	createTopic(t, ctx, adm, "st", 4, 1, nil)
+	pr := newClient(t, []string{addr}, kgo.DefaultProduceTopic("st"))
+	produce := func(from, to int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			recs = append(recs, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%50)), Value: []byte(strconv.Itoa(i))})
+		}
+		if err := pr.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 800
+	produce(0, n/2)
+	var seen sync.Map
+	static := func(inst string) *groupConsumer {
+		return startGroupConsumer(t, []string{addr}, "st-g", "st", &seen, kgo.InstanceID(inst), kgo.Balancers(kgo.RangeBalancer()))
+	}
+	a := static("a")
+	poll.Until(t, 30*time.Second, "the leader consumes", func() bool { return count(&seen) == n/2 })
+	bm := static("b")
+	var before group.ClassicDescription
+	poll.Until(t, 30*time.Second, "two static members, stable", func() bool {
+		d, _, err := b.DescribeClassicGroup("st-g")
+		before = d
+		return err == nil && d.State == group.ClassicStable && len(d.Members) == 2 && len(d.Members[0].Assignment) > 0 && len(d.Members[1].Assignment) > 0
+	})
+	bm.close() // a static member does not leave
+	b2 := static("b")
+	var after group.ClassicDescription
+	poll.Until(t, 30*time.Second, "the restarted instance in b's place", func() bool {
+		d, _, err := b.DescribeClassicGroup("st-g")
+		after = d
+		for _, m := range d.Members {
+			if m.InstanceID == "b" && !slices.ContainsFunc(before.Members, func(o group.ClassicMemberDescription) bool { return o.MemberID == m.MemberID }) {
+				return err == nil
+			}
+		}
+		return false
+	})
+	if after.Generation != before.Generation || after.State != group.ClassicStable {
+		t.Fatalf("a static follower's restart rebalanced: generation %d → %d, state %s", before.Generation, after.Generation, after.State)
+	}
+	for _, m := range after.Members {
+		if !strings.HasPrefix(m.MemberID, m.InstanceID+"-") {
+			t.Fatalf("static member id %q does not start with its instance id %q", m.MemberID, m.InstanceID)
+		}
+	}
+	produce(n/2, n)
+	poll.Until(t, 30*time.Second, "every record consumed", func() bool { return count(&seen) == n })
+	a.close()
+	b2.close()
 }
