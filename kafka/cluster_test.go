@@ -187,16 +187,7 @@ func TestFranzGroupCoordinatorFailover(t *testing.T) {
 	const groupID, n = "hg-group", 1500
 	pr := newClient(t, kc.seeds(), kgo.DefaultProduceTopic("hg"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(60*time.Second))
-	produce := func(from, to int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%29)), Value: []byte(strconv.Itoa(i))})
-		}
-		if err := pr.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := func(from, to int) { produceSeq(t, ctx, pr, from, to) }
 	produce(0, n/3)
 	var seen sync.Map
 	logErr := func(topic string, p int32, err error) {

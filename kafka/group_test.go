@@ -80,6 +80,19 @@ func (gc *groupConsumer) close() {
 	gc.cl.Close()
 }
 
+// produceSeq produces the records from to to (values their numbers, 50
+// keys) with pr, to its default topic, and fails the test on an error.
+func produceSeq(t *testing.T, ctx context.Context, pr *kgo.Client, from, to int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%50)), Value: []byte(strconv.Itoa(i))})
+	}
+	if err := pr.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func count(m *sync.Map) int {
 	n := 0
 	m.Range(func(any, any) bool { n++; return true })
@@ -112,17 +125,8 @@ func TestFranzConsumerGroup(t *testing.T) {
 			topic, groupID := "grp-"+bal.name, "g-"+bal.name
 			createTopic(t, ctx, adm, topic, 4, 1, nil)
 			const n = 2000
-			produce := func(from, to int) {
-				t.Helper()
-				pr := newClient(t, []string{addr}, kgo.DefaultProduceTopic(topic))
-				var recs []*kgo.Record
-				for i := from; i < to; i++ {
-					recs = append(recs, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%50)), Value: []byte(strconv.Itoa(i))})
-				}
-				if err := pr.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			pr := newClient(t, []string{addr}, kgo.DefaultProduceTopic(topic))
+			produce := func(from, to int) { produceSeq(t, ctx, pr, from, to) }
 			produce(0, n/2)
 			var seen sync.Map
 			a := startGroupConsumer(t, []string{addr}, groupID, topic, &seen, bal.opts...)
@@ -485,16 +489,7 @@ func TestFranzStaticMember(t *testing.T) {
 	adm := kadm.NewClient(newClient(t, []string{addr}))
 	createTopic(t, ctx, adm, "st", 4, 1, nil)
 	pr := newClient(t, []string{addr}, kgo.DefaultProduceTopic("st"))
-	produce := func(from, to int) {
-		t.Helper()
-		var recs []*kgo.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, &kgo.Record{Key: []byte("k" + strconv.Itoa(i%50)), Value: []byte(strconv.Itoa(i))})
-		}
-		if err := pr.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	produce := func(from, to int) { produceSeq(t, ctx, pr, from, to) }
 	const n = 800
 	produce(0, n/2)
 	var seen sync.Map
