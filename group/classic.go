@@ -388,8 +388,10 @@ func (c *Coordinator) rejoin(now time.Time, g *consumerGroup, m *classicMember, 
 	m.update(req, now)
 	switch {
 	case cg.state == ClassicPreparingRebalance:
-	case same && m.id != cg.leader:
-		// A follower whose join answer was lost: its generation stands.
+	case same && (m.id != cg.leader || cg.state == ClassicCompletingRebalance):
+		// A member whose join answer was lost: the generation stands
+		// (Kafka's rule; the leader of a Stable group rebalances, as
+		// its join is how a leader asks for one).
 		return c.joinAnswer(cg, m)
 	default:
 		c.prepareRebalance(now, cg)

@@ -92,6 +92,11 @@ func TestClassicRebalance(t *testing.T) {
 	if _, done, err := h.sync(b.MemberID, 2, nil); done || err != nil {
 		t.Fatalf("follower sync before the leader's: done %v %v", done, err)
 	}
+	// The leader's join answer was lost: joining again with the same
+	// metadata while the rebalance completes answers the same generation.
+	if again, done, err := h.join(joinReq(a.MemberID, "", "ma")); err != nil || !done || again.Generation != 2 || len(again.Members) != 2 {
+		t.Fatalf("leader's repeated join: %+v %v %v", again, done, err)
+	}
 	if err := h.classicBeat(b.MemberID, 2); err != nil {
 		t.Fatalf("heartbeat while completing: %v", err)
 	}
