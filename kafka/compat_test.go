@@ -73,3 +73,29 @@ func TestPythonClient(t *testing.T) {
 	_, addr := single(t, nil)
 	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce", "consume", "group")
 }
+
+// kafka-python (Debian's python3-kafka 2.0.2, pure Python): old versions
+// (Metadata v0-1, JoinGroup v2, OffsetCommit v2, OffsetFetch v1) through a
+// consumer group with commits. Skipped when the package is missing.
+func TestKafkaPythonClient(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import kafka.admin").Run(); err != nil {
+		t.Skip("python3-kafka not installed (apt-get install python3-kafka)")
+	}
+	_, addr := single(t, nil)
+	path, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-compat", "python", "kafka_python.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", path, addr).CombinedOutput()
+	t.Logf("kafka_python.py:\n%s", out)
+	for _, step := range []string{"produce", "group"} {
+		if !strings.Contains(string(out), "ok "+step+" ") {
+			t.Errorf("step %s did not pass", step)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
