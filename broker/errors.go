@@ -45,17 +45,23 @@ func ErrorCode(err error) (protocol.ErrorCode, string) {
 
 // groupCodes maps the group coordinator's refusals to their codes.
 var groupCodes = map[group.Error]protocol.ErrorCode{
-	group.ErrInvalidGroupID:           protocol.ErrInvalidGroupID,
-	group.ErrInvalidRequest:           protocol.ErrInvalidRequest,
-	group.ErrUnknownMemberID:          protocol.ErrUnknownMemberID,
-	group.ErrFencedMemberEpoch:        protocol.ErrFencedMemberEpoch,
-	group.ErrStaleMemberEpoch:         protocol.ErrStaleMemberEpoch,
-	group.ErrInvalidRegularExpression: protocol.ErrInvalidRegularExpression,
-	group.ErrUnsupportedAssignor:      protocol.ErrUnsupportedAssignor,
-	group.ErrGroupIDNotFound:          protocol.ErrGroupIDNotFound,
-	group.ErrNonEmptyGroup:            protocol.ErrNonEmptyGroup,
-	group.ErrGroupMaxSizeReached:      protocol.ErrGroupMaxSizeReached,
-	group.ErrOffsetMetadataTooLarge:   protocol.ErrOffsetMetadataTooLarge,
+	group.ErrInvalidGroupID:            protocol.ErrInvalidGroupID,
+	group.ErrInvalidRequest:            protocol.ErrInvalidRequest,
+	group.ErrUnknownMemberID:           protocol.ErrUnknownMemberID,
+	group.ErrFencedMemberEpoch:         protocol.ErrFencedMemberEpoch,
+	group.ErrStaleMemberEpoch:          protocol.ErrStaleMemberEpoch,
+	group.ErrInvalidRegularExpression:  protocol.ErrInvalidRegularExpression,
+	group.ErrUnsupportedAssignor:       protocol.ErrUnsupportedAssignor,
+	group.ErrGroupIDNotFound:           protocol.ErrGroupIDNotFound,
+	group.ErrNonEmptyGroup:             protocol.ErrNonEmptyGroup,
+	group.ErrGroupMaxSizeReached:       protocol.ErrGroupMaxSizeReached,
+	group.ErrOffsetMetadataTooLarge:    protocol.ErrOffsetMetadataTooLarge,
+	group.ErrIllegalGeneration:         protocol.ErrIllegalGeneration,
+	group.ErrRebalanceInProgress:       protocol.ErrRebalanceInProgress,
+	group.ErrInconsistentGroupProtocol: protocol.ErrInconsistentGroupProtocol,
+	group.ErrInvalidSessionTimeout:     protocol.ErrInvalidSessionTimeout,
+	group.ErrMemberIDRequired:          protocol.ErrMemberIDRequired,
+	group.ErrFencedInstanceID:          protocol.ErrFencedInstanceID,
 }
 
 // codeFor is the table behind ErrorCode for errors that carry no code.

@@ -62,6 +62,10 @@ func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
 // Logger logs with the connection's remote address.
 func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
 
+// RemoteHost is the connection's remote host (a group member's client
+// host, as the sluice protocol's handlers record it).
+func (fc *FrontConn) RemoteHost() string { return fc.c.ip }
+
 // Go runs f in a goroutine that the connection waits for before it
 // closes. f must return soon after Context is cancelled.
 func (fc *FrontConn) Go(f func()) {

@@ -98,6 +98,16 @@ type coordinator struct {
 	// an answer that wrote nothing waits for it, so that it tells only
 	// state whose records are committed.
 	last *LeaderAppend
+	// changed is closed (and replaced) when a call moved the
+	// Coordinator's ClassicVersion, and when the coordinator is dropped:
+	// classic joins and syncs waiting for a rebalance ask again then.
+	changed chan struct{}
+}
+
+// notify wakes the waiting classic joins and syncs. Call with co.mu held.
+func (co *coordinator) notify() {
+	close(co.changed)
+	co.changed = make(chan struct{})
 }
 
 func newCoordinators() *coordinators {
@@ -242,6 +252,7 @@ func (co *coordinator) dropped() bool {
 func (co *coordinator) drop() {
 	co.mu.Lock()
 	co.c = nil
+	co.notify()
 	co.mu.Unlock()
 }
 
@@ -290,7 +301,7 @@ func (b *Broker) loadCoordinator(index, epoch int32, topics map[string]int32, no
 	}
 	b.logger.Info("group coordinator loaded", zap.String("topic", OffsetsTopic), zap.Int32("partition", index), zap.Int32("epoch", epoch),
 		zap.Int64("end_offset", end), zap.Int("bytes", bytes), zap.Int("groups", len(c.ListGroups())), zap.Duration("took", time.Since(start)))
-	return &coordinator{index: index, epoch: epoch, c: c, readyAt: end}, nil
+	return &coordinator{index: index, epoch: epoch, c: c, readyAt: end, changed: make(chan struct{})}, nil
 }
 
 // errCoordinatorWrite wraps a failed append of group records that may
@@ -313,7 +324,11 @@ func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group
 		co.mu.Unlock()
 		return protocol.ErrNotCoordinator
 	}
+	version := co.c.ClassicVersion()
 	recs, err := fn(co.c)
+	if co.c.ClassicVersion() != version {
+		co.notify()
+	}
 	if err != nil || len(recs) == 0 {
 		last := co.last
 		co.mu.Unlock()
@@ -333,6 +348,7 @@ func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group
 	}
 	if err != nil {
 		co.c = nil
+		co.notify()
 		co.mu.Unlock()
 		kick(b.groups.kick)
 		b.logger.Warn("group records not appended; reloading the coordinator", zap.Int32("partition", co.index), zap.Error(err))
@@ -624,6 +640,121 @@ func (b *Broker) DeleteGroups(ctx context.Context, ids []string) []error {
 		})
 	}
 	return errs
+}
+
+// JoinGroup handles a classic JoinGroup at the group's coordinator
+// (group/classic.go): it waits until the rebalance completes or ctx is
+// done (then REBALANCE_IN_PROGRESS: join again), and answers once what
+// it changed is committed. With MEMBER_ID_REQUIRED the result carries
+// the member id to join with.
+func (b *Broker) JoinGroup(ctx context.Context, req group.JoinGroup) (group.JoinResult, error) {
+	co, err := b.coordinatorFor(req.GroupID)
+	if err != nil {
+		return group.JoinResult{MemberID: req.MemberID, Generation: -1}, err
+	}
+	var res group.JoinResult
+	err = b.classicWait(ctx, co, func(c *group.Coordinator) (done bool, recs []group.Record, err error) {
+		res, done, recs, err = c.JoinGroup(time.Now(), req)
+		return done, recs, err
+	}, func(c *group.Coordinator) (done bool, err error) {
+		res, done, err = c.JoinGroupResult(req.GroupID, res.MemberID)
+		return done, err
+	})
+	return res, err
+}
+
+// SyncGroup handles a classic SyncGroup at the group's coordinator: the
+// leader's is answered once the assignment is committed, a follower's
+// once the leader's arrived (or ctx is done: REBALANCE_IN_PROGRESS).
+func (b *Broker) SyncGroup(ctx context.Context, req group.SyncGroup) (group.SyncResult, error) {
+	co, err := b.coordinatorFor(req.GroupID)
+	if err != nil {
+		return group.SyncResult{}, err
+	}
+	var res group.SyncResult
+	err = b.classicWait(ctx, co, func(c *group.Coordinator) (done bool, recs []group.Record, err error) {
+		res, done, recs, err = c.SyncGroup(time.Now(), req)
+		return done, recs, err
+	}, func(c *group.Coordinator) (done bool, err error) {
+		res, done, err = c.SyncGroupResult(req.GroupID, req.MemberID, req.Generation)
+		return done, err
+	})
+	return res, err
+}
+
+// classicWait runs first on co and, while it is not done, again after
+// each change of co's classic groups (co.changed), until done, an error,
+// or ctx is done (REBALANCE_IN_PROGRESS).
+func (b *Broker) classicWait(ctx context.Context, co *coordinator, first func(*group.Coordinator) (bool, []group.Record, error),
+	again func(*group.Coordinator) (bool, error)) error {
+	var done bool
+	var changed chan struct{}
+	err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+		changed = co.changed // under co.mu: no change is missed
+		var recs []group.Record
+		var err error
+		done, recs, err = first(c)
+		return recs, err
+	})
+	for err == nil && !done {
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return &protocol.Error{Code: protocol.ErrRebalanceInProgress, Detail: "the rebalance did not complete in time: join again"}
+		}
+		err = b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+			changed = co.changed
+			var err error
+			done, err = again(c)
+			return nil, err
+		})
+	}
+	return err
+}
+
+// ClassicHeartbeat handles a classic Heartbeat at the group's coordinator.
+func (b *Broker) ClassicHeartbeat(ctx context.Context, req group.ClassicHeartbeat) error {
+	co, err := b.coordinatorFor(req.GroupID)
+	if err != nil {
+		return err
+	}
+	return b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+		return nil, c.ClassicHeartbeat(time.Now(), req)
+	})
+}
+
+// LeaveGroup removes members from a classic group at its coordinator:
+// one error per member (nil: left), or the refusal of the whole request.
+func (b *Broker) LeaveGroup(ctx context.Context, groupID string, members []group.LeavingMember) ([]error, error) {
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	err = b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+		var recs []group.Record
+		var err error
+		errs, recs, err = c.LeaveGroup(time.Now(), groupID, members)
+		return recs, err
+	})
+	return errs, err
+}
+
+// DescribeClassicGroup describes a classic group at its coordinator; ok
+// is false for a consumer (KIP-848) group.
+func (b *Broker) DescribeClassicGroup(groupID string) (group.ClassicDescription, bool, error) {
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return group.ClassicDescription{}, false, err
+	}
+	var d group.ClassicDescription
+	var ok bool
+	err = b.coordinate(context.Background(), co, func(c *group.Coordinator) ([]group.Record, error) {
+		var err error
+		d, ok, err = c.DescribeClassic(groupID)
+		return nil, err
+	})
+	return d, ok, err
 }
 
 // leading returns p's leader epoch and whether this broker leads it with

@@ -158,7 +158,11 @@ func (c *conn) handleConsumerGroupDescribe(h *protocol.RequestHeader, resp *resp
 	out := protocol.ConsumerGroupDescribeResponse{Groups: make([]protocol.DescribedGroup, len(req.GroupIDs))}
 	for i, id := range req.GroupIDs {
 		d, err := c.b.DescribeGroup(id)
-		g := protocol.DescribedGroup{GroupID: id, Type: protocol.GroupTypeConsumer, State: d.State, GroupEpoch: d.Epoch,
+		typ := protocol.GroupTypeConsumer
+		if d.Type == group.TypeClassic { // a Kafka client's (the Kafka listener's classic protocol)
+			typ = protocol.GroupTypeClassic
+		}
+		g := protocol.DescribedGroup{GroupID: id, Type: typ, State: d.State, GroupEpoch: d.Epoch,
 			AssignmentEpoch: d.AssignmentEpoch, Assignor: d.Assignor, Members: make([]protocol.GroupMember, len(d.Members))}
 		g.ErrorCode, g.ErrorMessage = ErrorCode(err)
 		for j, m := range d.Members {

@@ -24,6 +24,11 @@ type Coordinator struct {
 	topicsVersion uint64
 
 	out []Record // the records of the call in progress
+
+	// classicVersion counts changes that may complete a classic join or
+	// sync (ClassicVersion); joinSeq orders classic joins.
+	classicVersion uint64
+	joinSeq        int64
 }
 
 // New returns an empty Coordinator (a new one, or one to Replay into).
@@ -109,6 +114,10 @@ type consumerGroup struct {
 	offsets         map[tp]offsetValue
 
 	stored bool // a group record is in the log (so deleting writes a tombstone)
+
+	// classic is set for a classic-protocol group (classic.go); its
+	// members are there, and members above stays empty.
+	classic *classicGroup
 
 	// subscribed is the resolved subscription at the group epoch: each
 	// subscribed topic and its partitions; resolvedAt is the topics
@@ -310,8 +319,11 @@ func (c *Coordinator) Tick(now time.Time) []Record {
 		if len(g.members) > 0 {
 			c.updateTarget(g)
 		}
+		if g.classic != nil {
+			c.tickClassic(now, g)
+		}
 		c.expireOffsets(g, now)
-		if len(g.members) == 0 && len(g.offsets) == 0 {
+		if len(g.members) == 0 && len(g.offsets) == 0 && !g.hasClassicMembers() {
 			c.dropGroup(g)
 		}
 	}
@@ -323,6 +335,9 @@ func (c *Coordinator) Tick(now time.Time) []Record {
 // members, else those of topics it does not subscribe to (Kafka's rule,
 // KIP-496).
 func (c *Coordinator) expireOffsets(g *consumerGroup, now time.Time) {
+	if g.hasClassicMembers() {
+		return // its subscriptions are opaque (the members' metadata): all are needed
+	}
 	var expired []tp
 	for k, v := range g.offsets {
 		if now.Sub(v.commitTime) < c.cfg.OffsetsRetention {
@@ -349,6 +364,9 @@ func keysOf(m map[tp]offsetValue) map[tp]struct{} {
 
 // dropGroup forgets an empty group with no offsets.
 func (c *Coordinator) dropGroup(g *consumerGroup) {
+	if g.classic != nil && g.classic.stored {
+		c.out = append(c.out, Record{Key: classicKey(g.id)})
+	}
 	if g.stored {
 		c.out = append(c.out, Record{Key: groupKey(g.id)})
 	}
@@ -384,4 +402,10 @@ func (c *Coordinator) offsetRecord(groupID string, k tp, v *offsetValue) {
 		val = offsetValueBytes(*v)
 	}
 	c.out = append(c.out, Record{Key: offsetKey(groupID, k.topic, k.part), Value: val})
+}
+
+// hasClassicMembers reports whether g is a classic group with members (or
+// member ids given out and not yet used).
+func (g *consumerGroup) hasClassicMembers() bool {
+	return g.classic != nil && (len(g.classic.members) > 0 || len(g.classic.pending) > 0)
 }

@@ -62,6 +62,10 @@ const (
 	DefaultMaxMetadataBytes  = 4096
 	DefaultMaxMembers        = 1000
 	DefaultAssignor          = AssignorUniform
+
+	DefaultClassicMinSessionTimeout = 6 * time.Second
+	DefaultClassicMaxSessionTimeout = 30 * time.Minute
+	DefaultClassicMaxGroupBytes     = 1_000_000
 )
 
 // Config holds the coordinator's timers and bounds. The zero value of a
@@ -94,6 +98,18 @@ type Config struct {
 	MaxMembers int
 	// NewMemberID issues member ids; nil means 16 random bytes, base64url.
 	NewMemberID func() string
+	// ClassicMinSessionTimeout and ClassicMaxSessionTimeout bound the
+	// session timeout a classic member asks for (Kafka's
+	// group.min.session.timeout.ms and group.max.session.timeout.ms:
+	// 6 s and 30 min).
+	ClassicMinSessionTimeout time.Duration
+	ClassicMaxSessionTimeout time.Duration
+	// ClassicMaxGroupBytes bounds what a classic group holds of its
+	// members' protocol metadata and assignments (1,000,000): the group
+	// is one record of the offsets topic, whose max.message.bytes
+	// (1,048,588 by default) it must fit, and its memory is the
+	// coordinator's. A join or a leader's sync past it is refused.
+	ClassicMaxGroupBytes int
 }
 
 // Validate names the first bad field.
@@ -101,15 +117,22 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"SessionTimeout", c.SessionTimeout}, {"HeartbeatInterval", c.HeartbeatInterval}, {"ReconcileInterval", c.ReconcileInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"OffsetsRetention", c.OffsetsRetention}} {
+	}{{"SessionTimeout", c.SessionTimeout}, {"HeartbeatInterval", c.HeartbeatInterval}, {"ReconcileInterval", c.ReconcileInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"OffsetsRetention", c.OffsetsRetention},
+		{"ClassicMinSessionTimeout", c.ClassicMinSessionTimeout}, {"ClassicMaxSessionTimeout", c.ClassicMaxSessionTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("group config: %s %v is negative", d.name, d.v)
 		}
+	}
+	if c.ClassicMaxGroupBytes < 0 {
+		return fmt.Errorf("group config: ClassicMaxGroupBytes %d is negative", c.ClassicMaxGroupBytes)
 	}
 	if c.MaxMetadataBytes < 0 || c.MaxMetadataBytes > maxString || c.MaxMembers < 0 {
 		return fmt.Errorf("group config: MaxMetadataBytes %d must be in [0, %d], MaxMembers %d not negative", c.MaxMetadataBytes, maxString, c.MaxMembers)
 	}
 	c = c.WithDefaults()
+	if c.ClassicMinSessionTimeout > c.ClassicMaxSessionTimeout {
+		return fmt.Errorf("group config: ClassicMinSessionTimeout %v is above ClassicMaxSessionTimeout %v", c.ClassicMinSessionTimeout, c.ClassicMaxSessionTimeout)
+	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
 		return fmt.Errorf("group config: HeartbeatInterval %v must be below SessionTimeout %v", c.HeartbeatInterval, c.SessionTimeout)
 	}
@@ -143,6 +166,15 @@ func (c Config) WithDefaults() Config {
 	if c.NewMemberID == nil {
 		c.NewMemberID = randomMemberID
 	}
+	if c.ClassicMinSessionTimeout == 0 {
+		c.ClassicMinSessionTimeout = DefaultClassicMinSessionTimeout
+	}
+	if c.ClassicMaxSessionTimeout == 0 {
+		c.ClassicMaxSessionTimeout = DefaultClassicMaxSessionTimeout
+	}
+	if c.ClassicMaxGroupBytes == 0 {
+		c.ClassicMaxGroupBytes = DefaultClassicMaxGroupBytes
+	}
 	return c
 }
 
@@ -166,13 +198,22 @@ const (
 	ErrNonEmptyGroup            Error = "group not empty"
 	ErrGroupMaxSizeReached      Error = "group max size reached"
 	ErrOffsetMetadataTooLarge   Error = "offset metadata too large"
+
+	// The classic protocol's (classic.go).
+	ErrIllegalGeneration         Error = "illegal generation"
+	ErrRebalanceInProgress       Error = "rebalance in progress"
+	ErrInconsistentGroupProtocol Error = "inconsistent group protocol"
+	ErrInvalidSessionTimeout     Error = "invalid session timeout"
+	ErrMemberIDRequired          Error = "member id required"
+	ErrFencedInstanceID          Error = "fenced instance id"
 )
 
 // Errors lists every refusal, for a caller's mapping table to check it
 // has them all.
 var Errors = []Error{ErrInvalidGroupID, ErrInvalidRequest, ErrUnknownMemberID, ErrFencedMemberEpoch, ErrStaleMemberEpoch,
 	ErrInvalidRegularExpression, ErrUnsupportedAssignor, ErrGroupIDNotFound, ErrNonEmptyGroup, ErrGroupMaxSizeReached,
-	ErrOffsetMetadataTooLarge}
+	ErrOffsetMetadataTooLarge, ErrIllegalGeneration, ErrRebalanceInProgress, ErrInconsistentGroupProtocol,
+	ErrInvalidSessionTimeout, ErrMemberIDRequired, ErrFencedInstanceID}
 
 // refuse wraps a refusal with its detail, keeping errors.Is on the code.
 func refuse(code Error, format string, args ...any) error {

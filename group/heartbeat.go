@@ -121,6 +121,17 @@ func (c *Coordinator) join(now time.Time, req Heartbeat, re *regexp.Regexp) (Hea
 	if len(req.SubscribedTopicNames) == 0 && re == nil {
 		return HeartbeatResult{}, refuse(ErrInvalidRequest, "a joining member subscribes to topic names or a regular expression")
 	}
+	if g != nil && g.classic != nil {
+		if g.hasClassicMembers() {
+			return HeartbeatResult{}, refuse(ErrGroupIDNotFound, "group %q is a classic group with members, not a consumer group", req.GroupID)
+		}
+		// An empty classic group becomes a consumer group (its group
+		// record, written below, supersedes the classic one on replay).
+		if g.classic.stored {
+			c.out = append(c.out, Record{Key: classicKey(g.id)})
+		}
+		g.classic = nil
+	}
 	if g == nil {
 		g = c.group(req.GroupID, true)
 	}

@@ -15,7 +15,8 @@ import (
 type OffsetCommit struct {
 	GroupID     string
 	MemberID    string
-	MemberEpoch int32
+	MemberEpoch int32  // a classic group's generation
+	InstanceID  string // a classic group's static member
 	Topics      []CommitTopic
 }
 
@@ -53,13 +54,17 @@ func (c *Coordinator) CommitOffsets(now time.Time, req OffsetCommit) ([]CommitTo
 		return nil, nil, err
 	}
 	g := c.group(req.GroupID, false)
-	if err := c.fence(g, req.GroupID, req.MemberID, req.MemberEpoch, "commit"); err != nil {
+	if g != nil && g.classic != nil {
+		if err := c.classicFence(g, req.MemberID, req.InstanceID, req.MemberEpoch); err != nil {
+			return nil, nil, err
+		}
+	} else if err := c.fence(g, req.GroupID, req.MemberID, req.MemberEpoch, "commit"); err != nil {
 		return nil, nil, err
 	}
 	if g == nil {
 		g = c.group(req.GroupID, true)
 	}
-	if !g.stored {
+	if !g.stored && g.classic == nil {
 		c.groupRecord(g)
 	}
 	out := make([]CommitTopic, len(req.Topics))
@@ -138,7 +143,7 @@ func (c *Coordinator) FetchOffsets(req OffsetFetch) ([]FetchedOffset, error) {
 		return nil, refuse(ErrInvalidGroupID, "empty group id")
 	}
 	g := c.group(req.GroupID, false)
-	if req.MemberID != "" {
+	if req.MemberID != "" && (g == nil || g.classic == nil) { // classic clients fetch without a generation
 		if err := c.fence(g, req.GroupID, req.MemberID, req.MemberEpoch, "fetch"); err != nil {
 			return nil, err
 		}
@@ -205,14 +210,22 @@ const (
 type Listed struct {
 	GroupID string
 	State   string
-	Type    string // "consumer"
+	Type    string // TypeConsumer or TypeClassic
+	// ProtocolType is a classic group's protocol type ("consumer" for
+	// Kafka's consumers), "consumer" for a consumer group.
+	ProtocolType string
 }
 
 // ListGroups lists the groups of this coordinator, by id.
 func (c *Coordinator) ListGroups() []Listed {
 	out := make([]Listed, 0, len(c.groups))
 	for _, id := range slices.Sorted(maps.Keys(c.groups)) {
-		out = append(out, Listed{GroupID: id, State: c.groups[id].state(), Type: "consumer"})
+		g := c.groups[id]
+		if g.classic != nil {
+			out = append(out, Listed{GroupID: id, State: g.classic.state, Type: TypeClassic, ProtocolType: g.classic.protocolType})
+			continue
+		}
+		out = append(out, Listed{GroupID: id, State: g.state(), Type: TypeConsumer, ProtocolType: TypeConsumer})
 	}
 	return out
 }
@@ -235,6 +248,7 @@ func (g *consumerGroup) state() string {
 // Description is a group as ConsumerGroupDescribe shows it.
 type Description struct {
 	GroupID         string
+	Type            string // TypeConsumer or TypeClassic (then Epoch is the generation; members have no epochs or assignments here)
 	State           string
 	Epoch           int32
 	AssignmentEpoch int32
@@ -267,7 +281,17 @@ func (c *Coordinator) DescribeGroup(id string) (Description, error) {
 	if g == nil {
 		return Description{}, refuse(ErrGroupIDNotFound, "%q", id)
 	}
-	d := Description{GroupID: id, State: g.state(), Epoch: g.epoch, AssignmentEpoch: g.assignmentEpoch, Assignor: DefaultAssignor}
+	if cg := g.classic; cg != nil {
+		d := Description{GroupID: id, Type: TypeClassic, State: cg.state, Epoch: cg.generation, AssignmentEpoch: cg.generation, Assignor: cg.protocol}
+		for _, mid := range slices.Sorted(maps.Keys(cg.members)) {
+			m := cg.members[mid]
+			d.Members = append(d.Members, MemberDescription{MemberID: m.id, InstanceID: m.instanceID, ClientID: m.clientID,
+				ClientHost: m.clientHost, MemberEpoch: cg.generation, State: cg.state})
+		}
+		d.Offsets, _ = c.FetchOffsets(OffsetFetch{GroupID: id})
+		return d, nil
+	}
+	d := Description{GroupID: id, Type: TypeConsumer, State: g.state(), Epoch: g.epoch, AssignmentEpoch: g.assignmentEpoch, Assignor: DefaultAssignor}
 	for _, mid := range slices.Sorted(maps.Keys(g.members)) {
 		m := g.members[mid]
 		if m.assignor != "" {
@@ -292,8 +316,8 @@ func (c *Coordinator) DeleteGroup(id string) ([]Record, error) {
 	if g == nil {
 		return nil, refuse(ErrGroupIDNotFound, "%q", id)
 	}
-	if len(g.members) > 0 {
-		return nil, refuse(ErrNonEmptyGroup, "group %q has %d members", id, len(g.members))
+	if len(g.members) > 0 || g.hasClassicMembers() {
+		return nil, refuse(ErrNonEmptyGroup, "group %q has members", id)
 	}
 	for _, k := range sortedParts(partSet(keysOf(g.offsets))) {
 		c.offsetRecord(id, k, nil)

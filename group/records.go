@@ -1,10 +1,13 @@
 package group
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/sluicemq/sluice/record"
@@ -29,7 +32,19 @@ import (
 //	                               assignor string, epoch int32,
 //	                               prevEpoch int32, state int8,
 //	                               assigned, revoking, target: partitions
+//	type 4  classic group   key: group
+//	                        value: generation int32, protocolType,
+//	                               protocol, leader string,
+//	                               [memberID, instanceID, clientID,
+//	                                clientHost string,
+//	                                sessionTimeoutMs int32,
+//	                                rebalanceTimeoutMs int32,
+//	                                metadata bytes, assignment bytes]
 //	partitions: [topic string, [partition int32]]
+//	bytes: an int32 length and the bytes
+//
+// A group's latest group (2) or classic (4) record says which kind it
+// is: replaying one drops the other kind's state.
 //
 // The key is what compaction keeps the latest record of: one per committed
 // partition, per group and per member. A reader skips a key type it does
@@ -41,9 +56,10 @@ type Record struct {
 
 // Key types.
 const (
-	keyOffset int16 = 1
-	keyGroup  int16 = 2
-	keyMember int16 = 3
+	keyOffset  int16 = 1
+	keyGroup   int16 = 2
+	keyMember  int16 = 3
+	keyClassic int16 = 4
 )
 
 const valueVersion int16 = 0
@@ -56,11 +72,12 @@ var be = binary.BigEndian
 
 type enc []byte
 
-func (e enc) i8(v int8) enc    { return append(e, byte(v)) }
-func (e enc) i16(v int16) enc  { return be.AppendUint16(e, uint16(v)) }
-func (e enc) i32(v int32) enc  { return be.AppendUint32(e, uint32(v)) }
-func (e enc) i64(v int64) enc  { return be.AppendUint64(e, uint64(v)) }
-func (e enc) str(s string) enc { return append(e.i16(int16(len(s))), s...) }
+func (e enc) i8(v int8) enc      { return append(e, byte(v)) }
+func (e enc) i16(v int16) enc    { return be.AppendUint16(e, uint16(v)) }
+func (e enc) i32(v int32) enc    { return be.AppendUint32(e, uint32(v)) }
+func (e enc) i64(v int64) enc    { return be.AppendUint64(e, uint64(v)) }
+func (e enc) str(s string) enc   { return append(e.i16(int16(len(s))), s...) }
+func (e enc) bytes(b []byte) enc { return append(e.i32(int32(len(b))), b...) }
 
 func (e enc) parts(s partSet) enc {
 	l := s.list()
@@ -81,6 +98,19 @@ func offsetKey(group, topic string, part int32) []byte {
 func groupKey(group string) []byte { return enc(nil).i16(keyGroup).str(group) }
 
 func memberKey(group, id string) []byte { return enc(nil).i16(keyMember).str(group).str(id) }
+
+func classicKey(group string) []byte { return enc(nil).i16(keyClassic).str(group) }
+
+func classicValue(cg *classicGroup) []byte {
+	e := enc(nil).i16(valueVersion).i32(cg.generation).str(cg.protocolType).str(cg.protocol).str(cg.leader).i32(int32(len(cg.members)))
+	for _, id := range slices.Sorted(maps.Keys(cg.members)) {
+		m := cg.members[id]
+		e = e.str(m.id).str(m.instanceID).str(m.clientID).str(m.clientHost).
+			i32(int32(m.sessionTimeout.Milliseconds())).i32(int32(m.rebalanceTimeout.Milliseconds())).
+			bytes(m.metadataFor(cg.protocol)).bytes(m.assignment)
+	}
+	return e
+}
 
 func offsetValueBytes(v offsetValue) []byte {
 	return enc(nil).i16(valueVersion).i64(v.offset).i32(v.leaderEpoch).str(v.metadata).i64(v.commitTime.UnixMilli())
@@ -153,6 +183,15 @@ func (d *dec) i64(f string) int64 {
 		return int64(be.Uint64(b))
 	}
 	return 0
+}
+
+func (d *dec) bytes(f string) []byte {
+	n := d.i32(f)
+	if n < 0 {
+		d.fail(f, fmt.Sprintf("length %d", n))
+		return nil
+	}
+	return bytes.Clone(d.take(int(n), f))
 }
 
 func (d *dec) str(f string) string {
@@ -248,6 +287,31 @@ func (c *Coordinator) Replay(now time.Time, key, value []byte) error {
 		}
 		gr := c.group(g, true)
 		gr.epoch, gr.assignmentEpoch, gr.stored = epoch, aEpoch, true
+		gr.classic = nil
+	case typ == keyClassic:
+		g := d.str("key group")
+		d.end("classic key")
+		if d.err != nil {
+			return d.err
+		}
+		if value == nil {
+			if gr := c.group(g, false); gr != nil {
+				gr.classic = nil
+			}
+			return nil
+		}
+		cg, err := decodeClassic(now, value)
+		if err != nil {
+			return err
+		}
+		gr := c.group(g, true)
+		gr.classic = cg
+		// A group's members are of one kind: the classic record says
+		// the consumer members left (their tombstones may be compacted).
+		for id, m := range gr.members {
+			gr.setHeld(m, nil, nil)
+			delete(gr.members, id)
+		}
 	case typ == keyMember:
 		g, id := d.str("key group"), d.str("key member")
 		d.end("member key")
@@ -278,6 +342,37 @@ func (c *Coordinator) Replay(now time.Time, key, value []byte) error {
 		gr.setHeld(m, assigned, revoking)
 	}
 	return nil
+}
+
+func decodeClassic(now time.Time, value []byte) (*classicGroup, error) {
+	v := dec{b: value}
+	v.version("classic version")
+	cg := newClassic()
+	cg.stored = true
+	cg.generation, cg.protocolType, cg.protocol, cg.leader = v.i32("generation"), v.str("protocol type"), v.str("protocol"), v.str("leader")
+	for range v.count("classic members", 4*2+4*2+4*2) {
+		m := &classicMember{id: v.str("member id"), instanceID: v.str("instance id"), clientID: v.str("client id"), clientHost: v.str("client host")}
+		m.sessionTimeout = time.Duration(v.i32("session timeout")) * time.Millisecond
+		m.rebalanceTimeout = time.Duration(v.i32("rebalance timeout")) * time.Millisecond
+		m.protocolType = cg.protocolType
+		m.protocols = []ClassicProtocol{{Name: cg.protocol, Metadata: v.bytes("metadata")}}
+		m.assignment = v.bytes("assignment")
+		m.sessionEnd = now.Add(m.sessionTimeout)
+		if v.err == nil {
+			cg.members[m.id] = m
+		}
+	}
+	v.end("classic value")
+	if v.err != nil {
+		return nil, v.err
+	}
+	if len(cg.members) > 0 {
+		cg.state = ClassicStable
+		if cg.members[cg.leader] == nil {
+			return nil, fmt.Errorf("%w: classic leader %q is not a member", ErrCorrupt, cg.leader)
+		}
+	}
+	return cg, nil
 }
 
 func decodeMember(value []byte) (*member, error) {

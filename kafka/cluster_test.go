@@ -169,3 +169,72 @@ func TestFranzLeaderFailover(t *testing.T) {
 	}
 	t.Logf("killed broker %d (leader of ha[0]); %d records acknowledged and consumed exactly once", leader, n)
 }
+
+// TestFranzGroupCoordinatorFailover runs a kgo consumer group (two
+// members, the classic protocol, autocommit) on a 3-broker cluster and
+// kills the broker that coordinates the group (the leader of its offsets
+// partition): the group moves to the new coordinator, which loaded the
+// group and its commits from the replicated partition, and every record,
+// produced before and after the kill, is consumed; the final commits are
+// at each partition's end.
+func TestFranzGroupCoordinatorFailover(t *testing.T) {
+	ctx := testContext(t)
+	kc := startKafkaCluster(t, 3)
+	adm := kadm.NewClient(newClient(t, kc.seeds()))
+	isr := "2"
+	createTopic(t, ctx, adm, "hg", 3, 3, map[string]*string{"min.insync.replicas": &isr})
+	testcluster.WaitFullISR(t, kc.Client(), "hg", 20*time.Second)
+	const groupID, n = "hg-group", 1500
+	pr := newClient(t, kc.seeds(), kgo.DefaultProduceTopic("hg"), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(60*time.Second))
+	produce := func(from, to int) { produceSeq(t, ctx, pr, from, to) }
+	produce(0, n/3)
+	var seen sync.Map
+	logErr := func(topic string, p int32, err error) {
+		t.Logf("consume %s[%d] (while failing over): %v", topic, p, err)
+	}
+	a := startGroupConsumerErr(t, kc.seeds(), groupID, "hg", &seen, logErr)
+	b := startGroupConsumerErr(t, kc.seeds(), groupID, "hg", &seen, logErr)
+	poll.Until(t, 30*time.Second, "the first third consumed", func() bool { return count(&seen) == n/3 })
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	co, err := kc.Broker(1).FindCoordinator(fctx, groupID)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Commits reach the coordinator before it goes (autocommit: 200 ms).
+	poll.Until(t, 30*time.Second, "the first third committed", func() bool {
+		offs, err := adm.FetchOffsets(ctx, groupID)
+		if err != nil {
+			return false
+		}
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+		return sum == n/3
+	})
+	kc.stop[co.BrokerID]()
+	kc.Kill(co.BrokerID)
+	produce(n/3, n)
+	poll.Until(t, 60*time.Second, "every record consumed after the coordinator's broker was killed", func() bool { return count(&seen) == n })
+	for i := range n {
+		if _, ok := seen.Load(strconv.Itoa(i)); !ok {
+			t.Fatalf("record %d never consumed", i)
+		}
+	}
+	a.close()
+	b.close()
+	ends, err := adm.ListEndOffsets(ctx, "hg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs, err := adm.FetchOffsets(ctx, groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		if o, ok := offs.Lookup("hg", e.Partition); !ok || o.At != e.Offset {
+			t.Errorf("partition %d: committed %+v, end %d", e.Partition, o, e.Offset)
+		}
+	})
+	t.Logf("killed broker %d (the group's coordinator); %d records consumed through the group", co.BrokerID, n)
+}

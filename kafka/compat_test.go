@@ -51,34 +51,62 @@ func tail(s string, n int) string {
 
 // Apache Kafka's own Java client (kafka-clients 4.4.0 from Maven Central):
 // AdminClient round trip, idempotent produce with every codec, consume in
-// order per key. Groups are not served yet, so the group step is not run.
+// order per key, and a consumer group with commits read back through the
+// AdminClient, over the classic protocol and KIP-848's
+// (group.protocol=consumer: ConsumerGroupHeartbeat).
 func TestJavaClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer")
 }
 
-// confluent-kafka (librdkafka, from PyPI): AdminClient round trip and
-// idempotent produce with every codec. Its consumer asks for a group
-// coordinator even when it assigns partitions, so consume waits for groups
-// on the Kafka listener.
+// confluent-kafka (librdkafka, from PyPI): AdminClient round trip,
+// idempotent produce with every codec, consume by assignment (its
+// consumer finds a group coordinator even then), and a consumer group
+// with commits read back.
 func TestPythonClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs confluent-kafka into a virtualenv")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce")
+	runCompat(t, "run-python.sh", []string{"python3"}, addr, "admin", "produce", "consume", "group")
 }
 
-// kafkajs (a pure JavaScript client, from npm): AdminClient round trip and
-// idempotent produce with gzip. Its consumer is always a group member, so
-// its group step waits for groups on the Kafka listener.
+// kafka-python (Debian's python3-kafka 2.0.2, pure Python): old versions
+// (Metadata v0-1, JoinGroup v2, OffsetCommit v2, OffsetFetch v1) through a
+// consumer group with commits. Skipped when the package is missing.
+func TestKafkaPythonClient(t *testing.T) {
+	if err := exec.Command("/usr/bin/python3", "-c", "import kafka.admin").Run(); err != nil {
+		t.Skip("python3-kafka not installed (apt-get install python3-kafka)")
+	}
+	_, addr := single(t, nil)
+	path, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-compat", "python", "kafka_python.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/usr/bin/python3", path, addr).CombinedOutput()
+	t.Logf("kafka_python.py:\n%s", out)
+	for _, step := range []string{"produce", "group"} {
+		if !strings.Contains(string(out), "ok "+step+" ") {
+			t.Errorf("step %s did not pass", step)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kafkajs (a pure JavaScript client, from npm): admin round trip,
+// idempotent produce with gzip, and a consumer group (kafkajs consumers
+// always are one, over the classic protocol) with commits.
 func TestNodeClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("installs kafkajs from npm")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-node.sh", []string{"node", "npm"}, addr, "admin", "produce")
+	runCompat(t, "run-node.sh", []string{"node", "npm"}, addr, "admin", "produce", "group")
 }

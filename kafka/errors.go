@@ -90,6 +90,10 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrUnsupportedAssignor:      {112, false},
 	protocol.ErrStaleMemberEpoch:         {113, false},
 	protocol.ErrInvalidRegularExpression: {130, false},
+	// The classic group protocol's.
+	protocol.ErrInconsistentGroupProtocol: {23, false},
+	protocol.ErrInvalidSessionTimeout:     {26, false},
+	protocol.ErrMemberIDRequired:          {79, false},
 }
 
 // errorCode is the Kafka code and message a response carries for err

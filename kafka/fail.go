@@ -127,10 +127,6 @@ func failed(req kmsg.Request, code int16) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
 		resp.ErrorCode = code
 		return resp
-	case *kmsg.FindCoordinatorRequest:
-		resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-		resp.ErrorCode, resp.NodeID, resp.Port = code, -1, -1
-		return resp
 	}
-	return nil
+	return failedGroup(req, code)
 }

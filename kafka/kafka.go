@@ -6,8 +6,9 @@
 // with github.com/twmb/franz-go/pkg/kmsg (generated from Kafka's message
 // definitions); every behaviour is the broker core's (package broker:
 // Append and LeaderAppend.Wait, StartFetch/WaitFetch, ListOffset,
-// EpochEndOffset, Metadata, topic admin, InitProducerID), reached through
-// the same calls the sluice protocol makes. Record batches pass through
+// EpochEndOffset, Metadata, topic admin, InitProducerID, and the group
+// coordinator's calls: group.go, group_consumer.go), reached through the
+// same calls the sluice protocol makes. Record batches pass through
 // untouched: sluice stores Kafka's RecordBatch v2, so a produced batch's
 // bytes go to the core as they came, and a fetch writes the segment's
 // bytes straight to the socket (writev of the mapped segment, no copy).
@@ -114,6 +115,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 type header struct {
 	key, version int16
 	correlation  int32
+	clientID     []byte // aliases the frame: copy what outlives Handle
 }
 
 var (
@@ -140,7 +142,7 @@ func parseHeader(frame []byte) (header, []byte, error) {
 	case n < 0 || n > len(rest):
 		return h, nil, errShortHeader
 	default:
-		rest = rest[n:]
+		h.clientID, rest = rest[:n:n], rest[n:]
 	}
 	return h, rest, nil
 }
@@ -284,7 +286,29 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
 	case *kmsg.FindCoordinatorRequest:
-		resp = findCoordinator(r)
+		resp = s.findCoordinator(fc.Context(), r)
+	case *kmsg.OffsetCommitRequest:
+		resp = s.offsetCommit(r)
+	case *kmsg.OffsetFetchRequest:
+		resp = s.offsetFetch(r)
+	case *kmsg.JoinGroupRequest:
+		return s.joinGroup(fc, h, flexible, r)
+	case *kmsg.SyncGroupRequest:
+		return s.syncGroup(fc, h, flexible, r)
+	case *kmsg.HeartbeatRequest:
+		resp = s.heartbeat(r)
+	case *kmsg.LeaveGroupRequest:
+		resp = s.leaveGroup(r)
+	case *kmsg.ListGroupsRequest:
+		resp = s.listGroups(r)
+	case *kmsg.DescribeGroupsRequest:
+		resp = s.describeGroups(r)
+	case *kmsg.DeleteGroupsRequest:
+		resp = s.deleteGroups(r)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		resp = s.consumerGroupHeartbeat(fc, h, r)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		resp = s.consumerGroupDescribe(r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))

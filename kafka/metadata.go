@@ -70,6 +70,8 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		for _, t := range req.Topics {
 			if t.Topic != nil {
 				names = append(names, *t.Topic)
+			} else if name, ok := topicByID(md, t.TopicID); ok { // v12: by topic id
+				names = append(names, name)
 			}
 		}
 	}
@@ -79,7 +81,7 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		t, ok := md.Topics[name]
 		switch {
 		case ok:
-			rt.Partitions = topicPartitions(md, t)
+			rt.Partitions, rt.TopicID = topicPartitions(md, t), topicID(t.ID)
 		case controller.ValidateTopicName(name) != nil:
 			rt.ErrorCode = codeOf(protocol.ErrInvalidTopic)
 		default:
@@ -124,19 +126,5 @@ func (s *Server) describeCluster(req *kmsg.DescribeClusterRequest) kmsg.Response
 	for _, kb := range s.kafkaBrokers(md) {
 		resp.Brokers = append(resp.Brokers, kmsg.DescribeClusterResponseBroker{NodeID: kb.id, Host: kb.host, Port: kb.port, Rack: kb.rack})
 	}
-	return resp
-}
-
-// errNoCoordinator answers FindCoordinator until the group coordinator is
-// served here: not retriable, so a group consumer or a transactional
-// producer fails at once with the reason instead of retrying forever.
-var errNoCoordinator = &protocol.Error{Code: protocol.ErrInvalidRequest,
-	Detail: "consumer groups and transactions are not served by sluice's Kafka listener yet (docs/kafka.md)"}
-
-// findCoordinator refuses every coordinator lookup (errNoCoordinator).
-func findCoordinator(req *kmsg.FindCoordinatorRequest) kmsg.Response {
-	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	resp.ErrorCode, resp.ErrorMessage = errorCode(errNoCoordinator)
-	resp.NodeID, resp.Port = -1, -1
 	return resp
 }

@@ -26,18 +26,28 @@ const minProduceServed = 3
 // Table is every API key the listener serves and the versions it
 // advertises (docs/kafka.md): ../shared/KAFKA.md's phase-1 minimums,
 // maxima at the last non-flexible version but for ApiVersions (v3, which
-// modern clients open with) and the always-flexible DescribeCluster.
-// Transactions, consumer groups and SASL are not advertised (not served
-// yet); a client that needs them learns so from this table. FindCoordinator
-// is the exception: librdkafka (2.0.2 measured) compresses with lz4 only
-// for a broker that advertises it, so it is advertised and answered with
-// an error saying groups and transactions are not served yet.
+// modern clients open with), the always-flexible DescribeCluster,
+// Metadata to v12 (topic ids, which KIP-848 consumers map their
+// assignments with) and the group APIs (group.go, group_consumer.go),
+// served to the versions current clients send (kgo, the Java client:
+// batched FindCoordinator v4, multi-group OffsetFetch v8, the member
+// epochs of OffsetCommit and OffsetFetch v9, KIP-848's heartbeat).
+// Transactions and SASL are not advertised (not served yet); a client
+// that needs them learns so from this table.
 var Table = map[int16]VersionRange{
 	0:  {0, 8}, // Produce: served from minProduceServed
 	1:  {4, 11},
 	2:  {1, 5},
-	3:  {0, 8},
-	10: {0, 2}, // FindCoordinator: see findCoordinator
+	3:  {0, 12},
+	8:  {2, 9},
+	9:  {1, 9},
+	10: {0, 4},
+	11: {0, 9},
+	12: {0, 4},
+	13: {0, 5},
+	14: {0, 5},
+	15: {0, 5},
+	16: {0, 5},
 	18: {0, 3},
 	19: {2, 4},
 	20: {1, 3},
@@ -45,8 +55,11 @@ var Table = map[int16]VersionRange{
 	23: {2, 3},
 	32: {1, 3},
 	33: {0, 1},
+	42: {0, 2},
 	44: {0, 1},
 	60: {0, 1},
+	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)
+	69: {0, 1},
 }
 
 // kerrUnsupportedVersion is Kafka's UNSUPPORTED_VERSION.

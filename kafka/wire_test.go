@@ -124,6 +124,8 @@ func TestEveryAdvertisedVersionAnswers(t *testing.T) {
 				r.Acks = 1 // acks=0 has no answer
 			case *kmsg.FetchRequest:
 				r.MaxWaitMillis = 0
+			case *kmsg.FindCoordinatorRequest:
+				r.CoordinatorKey, r.CoordinatorKeys = "g", []string{"g"}
 			}
 			corr++
 			body := c.request(req, corr)
@@ -154,6 +156,21 @@ func topError(resp kmsg.Response) int16 {
 	case *kmsg.DescribeClusterResponse:
 		return r.ErrorCode
 	case *kmsg.FindCoordinatorResponse:
+		if r.Version >= 4 {
+			return r.Coordinators[0].ErrorCode
+		}
+		return r.ErrorCode
+	case *kmsg.JoinGroupResponse:
+		return r.ErrorCode
+	case *kmsg.SyncGroupResponse:
+		return r.ErrorCode
+	case *kmsg.HeartbeatResponse:
+		return r.ErrorCode
+	case *kmsg.LeaveGroupResponse:
+		return r.ErrorCode
+	case *kmsg.ListGroupsResponse:
+		return r.ErrorCode
+	case *kmsg.ConsumerGroupHeartbeatResponse:
 		return r.ErrorCode
 	}
 	return -2

@@ -85,6 +85,10 @@ const (
 	ErrInvalidPrincipalType         ErrorCode = 67
 	ErrResourceNotFound             ErrorCode = 91
 	ErrUnacceptableCredential       ErrorCode = 93
+	// The classic group protocol's (the Kafka listener's groups).
+	ErrInconsistentGroupProtocol ErrorCode = 23
+	ErrInvalidSessionTimeout     ErrorCode = 26
+	ErrMemberIDRequired          ErrorCode = 79
 )
 
 // codeInfo is one row of the error table.
@@ -178,6 +182,9 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInvalidPrincipalType:         {"INVALID_PRINCIPAL_TYPE", false, false, "the principal type is not supported"},
 	ErrResourceNotFound:             {"RESOURCE_NOT_FOUND", false, false, "the resource does not exist"},
 	ErrUnacceptableCredential:       {"UNACCEPTABLE_CREDENTIAL", false, false, "the credential is not acceptable"},
+	ErrInconsistentGroupProtocol:    {"INCONSISTENT_GROUP_PROTOCOL", false, false, "the group's protocol type or protocols do not match the request's"},
+	ErrInvalidSessionTimeout:        {"INVALID_SESSION_TIMEOUT", false, false, "the session timeout is outside the broker's bounds"},
+	ErrMemberIDRequired:             {"MEMBER_ID_REQUIRED", false, false, "join again with the member id given"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

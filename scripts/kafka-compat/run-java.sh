@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds scripts/kafka-compat/java (Apache Kafka's Java client, from Maven
 # Central) and runs it against BOOTSTRAP: admin, idempotent produce with
-# every codec, consume, and a consumer group with commits. Exit code: the
-# number of failed steps (0: all passed).
-#   scripts/kafka-compat/run-java.sh BOOTSTRAP [admin|produce|consume|group ...]
+# every codec, consume, and a consumer group with commits, over the classic
+# protocol (group) and KIP-848's (group-consumer). Exit code: the number
+# of failed steps (0: all passed).
+#   scripts/kafka-compat/run-java.sh BOOTSTRAP [admin|produce|consume|group|group-consumer ...]
 set -euo pipefail
 dir=$(cd "$(dirname "$0")/java" && pwd)
 [ $# -ge 1 ] || { echo "usage: $0 BOOTSTRAP [steps...]" >&2; exit 2; }

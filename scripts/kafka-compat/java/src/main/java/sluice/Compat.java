@@ -14,7 +14,8 @@ import org.apache.kafka.common.serialization.*;
  * Kafka listener, or a real Kafka broker for reference). Each step prints
  * "ok STEP ..." or "FAIL STEP ..."; the exit code is the number of failed
  * steps. Usage: Compat BOOTSTRAP [steps...], steps among admin, produce,
- * consume, group (default: all).
+ * consume, group (the classic protocol), group-consumer (KIP-848's,
+ * group.protocol=consumer) (default: all).
  */
 public final class Compat {
   static final int RECORDS = 2000;
@@ -22,12 +23,12 @@ public final class Compat {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group ...]");
+      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer ...]");
       System.exit(2);
     }
     String bootstrap = args[0];
     Set<String> steps = new HashSet<>(Arrays.asList(args).subList(1, args.length));
-    if (steps.isEmpty()) steps.addAll(List.of("admin", "produce", "consume", "group"));
+    if (steps.isEmpty()) steps.addAll(List.of("admin", "produce", "consume", "group", "group-consumer"));
     String topic = "compat-java-" + Long.toHexString(System.nanoTime());
 
     Properties common = new Properties();
@@ -100,9 +101,13 @@ public final class Compat {
         return got + " records in order per key";
       });
 
-      step("group", steps, () -> {
+      for (String protocol : List.of("classic", "consumer")) {
+      String stepName = protocol.equals("classic") ? "group" : "group-consumer";
+      step(stepName, steps, () -> {
+        String groupId = topic + "-" + stepName;
         Properties c = (Properties) common.clone();
-        c.put("group.id", topic + "-g");
+        c.put("group.id", groupId);
+        c.put("group.protocol", protocol);
         c.put("key.deserializer", StringDeserializer.class.getName());
         c.put("value.deserializer", StringDeserializer.class.getName());
         c.put("auto.offset.reset", "earliest");
@@ -118,11 +123,12 @@ public final class Compat {
         }
         if (got != RECORDS) throw new IllegalStateException("group read " + got + " of " + RECORDS);
         Map<TopicPartition, OffsetAndMetadata> committed =
-            admin.listConsumerGroupOffsets(topic + "-g").partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
+            admin.listConsumerGroupOffsets(groupId).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS);
         long sum = committed.values().stream().mapToLong(OffsetAndMetadata::offset).sum();
         if (sum != RECORDS) throw new IllegalStateException("committed offsets sum to " + sum);
-        return got + " records through a group, commits sum to " + sum;
+        return got + " records through a group (group.protocol=" + protocol + "), commits sum to " + sum;
       });
+      }
 
       if (steps.contains("admin")) {
         step("admin", steps, () -> {
