@@ -24,6 +24,8 @@ type Coordinator struct {
 	topicsVersion uint64
 
 	out []Record // the records of the call in progress
+
+	queues map[string]*queueGroup // queue groups by id (queuegroup.go)
 }
 
 // New returns an empty Coordinator (a new one, or one to Replay into).
@@ -31,7 +33,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}}, nil
+	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}, queues: map[string]*queueGroup{}}, nil
 }
 
 // SetTopics gives the coordinator the cluster's topics and their partition

@@ -94,6 +94,8 @@ type Config struct {
 	MaxMembers int
 	// NewMemberID issues member ids; nil means 16 random bytes, base64url.
 	NewMemberID func() string
+	// Queue holds the settings of every queue group (queuegroup.go).
+	Queue QueueConfig
 }
 
 // Validate names the first bad field.

@@ -264,6 +264,7 @@ func FuzzReplay(f *testing.F) {
 	f.Add(memberKey("g", "m"), memberValue(m))
 	f.Add(offsetKey("g", "t", 3), offsetValueBytes(offsetValue{offset: 5, metadata: "x"}))
 	f.Add(groupKey("g"), groupValue(&consumerGroup{epoch: 3, assignmentEpoch: 3}))
+	f.Add(queueKey("g", "t", 0), queueSeedValue())
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		c, _ := New(Config{})
 		if err := c.Replay(time.Unix(0, 0), key, value); err != nil && !errors.Is(err, ErrCorrupt) {

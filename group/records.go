@@ -29,6 +29,9 @@ import (
 //	                               assignor string, epoch int32,
 //	                               prevEpoch int32, state int8,
 //	                               assigned, revoking, target: partitions
+//	type 4  queue partition key: group, topic, partition int32
+//	                        value: deadLettered int64, then the
+//	                               window (EncodeQueueState)
 //	partitions: [topic string, [partition int32]]
 //
 // The key is what compaction keeps the latest record of: one per committed
@@ -44,6 +47,7 @@ const (
 	keyOffset int16 = 1
 	keyGroup  int16 = 2
 	keyMember int16 = 3
+	keyQueue  int16 = 4
 )
 
 const valueVersion int16 = 0
@@ -276,6 +280,13 @@ func (c *Coordinator) Replay(now time.Time, key, value []byte) error {
 		assigned, revoking := m.assigned, m.revoking
 		m.assigned, m.revoking = nil, nil
 		gr.setHeld(m, assigned, revoking)
+	case typ == keyQueue:
+		g, t, p := d.str("key group"), d.str("key topic"), d.i32("key partition")
+		d.end("queue key")
+		if d.err != nil {
+			return d.err
+		}
+		return c.replayQueue(g, t, p, value)
 	}
 	return nil
 }
