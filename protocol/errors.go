@@ -85,6 +85,11 @@ const (
 	ErrInvalidPrincipalType         ErrorCode = 67
 	ErrResourceNotFound             ErrorCode = 91
 	ErrUnacceptableCredential       ErrorCode = 93
+	ErrInvalidRecordState           ErrorCode = 121 // a queue outcome for an offset never delivered to the group, or done
+	// ErrQueueLeaseLost is sluice's own: a queue outcome for a record this
+	// member no longer holds (its lease ran out; the later delivery wins).
+	// The Kafka listener answers it as INVALID_RECORD_STATE.
+	ErrQueueLeaseLost ErrorCode = 1000
 )
 
 // codeInfo is one row of the error table.
@@ -178,6 +183,8 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInvalidPrincipalType:         {"INVALID_PRINCIPAL_TYPE", false, false, "the principal type is not supported"},
 	ErrResourceNotFound:             {"RESOURCE_NOT_FOUND", false, false, "the resource does not exist"},
 	ErrUnacceptableCredential:       {"UNACCEPTABLE_CREDENTIAL", false, false, "the credential is not acceptable"},
+	ErrInvalidRecordState:           {"INVALID_RECORD_STATE", false, false, "the offset was not delivered to this queue group (or is done)"},
+	ErrQueueLeaseLost:               {"QUEUE_LEASE_LOST", false, false, "the record's lease was lost: it is not held by this member (a later delivery wins)"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {
