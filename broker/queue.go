@@ -42,6 +42,7 @@ const (
 	queuePollInterval   = 20 * time.Millisecond  // a waiting receive looks again
 	queueReadBytes      = 1 << 20                // bytes read of one partition per look
 	maxQueueAckRange    = 1 << 16                // offsets of one outcome range
+	maxQueueAckOffsets  = 1 << 18                // offsets of one QueueAck, all ranges
 	queueDLQWait        = 10 * time.Second       // a dead-letter topic gets a leader
 	queueDLQPollBackoff = 100 * time.Millisecond // while waiting for it
 )
@@ -513,10 +514,17 @@ type QueueRefusal struct {
 // never delivered — come back as ranges, each with a definite error.
 func (b *Broker) QueueAck(ctx context.Context, groupID, member string, outcomes []QueueOutcome) ([]QueueRefusal, error) {
 	acks := make([]group.QueueAck, len(outcomes))
-	for i, o := range outcomes {
+	total := int64(0)
+	for _, o := range outcomes {
 		if o.Last < o.First || o.First < 0 || o.Last-o.First >= maxQueueAckRange {
 			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("offset range %d to %d of %s/%d: must be ascending, at most %d offsets", o.First, o.Last, o.Topic, o.Partition, maxQueueAckRange)}
 		}
+		// Checked before anything is allocated for the offsets.
+		if total += o.Last - o.First + 1; total > maxQueueAckOffsets {
+			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("more than %d offsets in one acknowledgement", maxQueueAckOffsets)}
+		}
+	}
+	for i, o := range outcomes {
 		if o.Outcome < group.Accept || o.Outcome > group.Renew || o.Delay < 0 {
 			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("outcome %d, delay %v", o.Outcome, o.Delay)}
 		}
@@ -582,6 +590,12 @@ func (b *Broker) queueLease() time.Duration {
 // ResetQueueGroup moves a queue group's windows of the partitions named
 // to their offsets, dropping every state in them.
 func (b *Broker) ResetQueueGroup(ctx context.Context, groupID string, to map[group.QueueKey]int64) error {
+	md := b.store.Metadata()
+	for k := range to {
+		if t := md.Topics[k.Topic]; k.Topic == OffsetsTopic || t == nil || k.Partition < 0 || int(k.Partition) >= len(t.Partitions) {
+			return &protocol.Error{Code: protocol.ErrUnknownTopicOrPartition, Detail: fmt.Sprintf("%s/%d", k.Topic, k.Partition)}
+		}
+	}
 	co, err := b.coordinatorFor(groupID)
 	if err != nil {
 		return err

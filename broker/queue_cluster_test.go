@@ -257,6 +257,19 @@ func TestQueueGroupLeasesAndRefusals(t *testing.T) {
 		t.Fatalf("huge range: %v", err)
 	}
 
+	// Many ranges, each within the bound, past the bound in all: refused
+	// before the offsets are allocated.
+	many := make([]broker.QueueOutcome, 5)
+	for i := range many {
+		many[i] = broker.QueueOutcome{Topic: "jobs", First: 0, Last: 1<<16 - 1, Outcome: group.Accept}
+	}
+	if _, err := br.QueueAck(ctx, "g", "m", many); !errors.Is(err, protocol.ErrInvalidRequest) {
+		t.Fatalf("too many offsets in one acknowledgement: %v", err)
+	}
+	if err := br.ResetQueueGroup(ctx, "g", map[group.QueueKey]int64{{Topic: "jobs", Partition: 7}: 0}); !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		t.Fatalf("reset of a partition that does not exist: %v", err)
+	}
+
 	// The silent member's lease runs out: the busy one gets its records,
 	// delivered a second time, soon after the lease.
 	start := time.Now()
