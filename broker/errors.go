@@ -73,6 +73,13 @@ func codeFor(err error) protocol.ErrorCode {
 		}
 	}
 	switch {
+	// Queue groups.
+	case errors.Is(err, group.ErrLeaseLost):
+		return protocol.ErrQueueLeaseLost
+	case errors.Is(err, group.ErrNotDelivered):
+		return protocol.ErrInvalidRecordState
+	case errors.Is(err, group.ErrQueueGroupNotFound):
+		return protocol.ErrGroupIDNotFound
 	// Storage.
 	case errors.Is(err, log.ErrOffline):
 		return protocol.ErrStorageError

@@ -51,6 +51,13 @@ func FuzzRequest(f *testing.F) {
 		&protocol.ListGroupsRequest{States: []string{"stable"}},
 		&protocol.ConsumerGroupDescribeRequest{GroupIDs: []string{"g", "h"}},
 		&protocol.DeleteGroupsRequest{GroupIDs: []string{"h"}},
+		// The queue APIs.
+		&protocol.QueueReceiveRequest{GroupID: "q", MemberID: "m", Topics: []string{"fz"}, MaxRecords: 2, MaxWaitMs: 5},
+		&protocol.QueueAckRequest{GroupID: "q", MemberID: "m", Acks: []protocol.QueueAckRange{
+			{Topic: "fz", Partition: 0, FirstOffset: 0, LastOffset: 1, Outcome: protocol.QueueAccept},
+			{Topic: "fz", Partition: 0, FirstOffset: 2, LastOffset: 2, Outcome: protocol.QueueRelease, DelayMs: 5}}},
+		&protocol.DescribeQueueGroupRequest{GroupID: "q"},
+		&protocol.ResetQueueGroupRequest{GroupID: "q", Partitions: []protocol.QueueResetPartition{{Topic: "fz", Partition: 0, Offset: 1}}},
 	}
 	for _, m := range seeds {
 		f.Add(int16(m.Key()), m.Append(nil, 0))

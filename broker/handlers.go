@@ -149,6 +149,14 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleConsumerGroupDescribe(h, resp)
 	case protocol.DeleteGroups:
 		return c.handleDeleteGroups(h, resp)
+	case protocol.QueueReceive:
+		return c.handleQueueReceive(h, resp)
+	case protocol.QueueAck:
+		return c.handleQueueAck(h, resp)
+	case protocol.DescribeQueueGroup:
+		return c.handleDescribeQueueGroup(h, resp)
+	case protocol.ResetQueueGroup:
+		return c.handleResetQueueGroup(h, resp)
 	case protocol.CreateAcls:
 		return c.handleCreateAcls(h, resp)
 	case protocol.DeleteAcls:

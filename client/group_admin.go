@@ -75,8 +75,15 @@ func (c *Client) forgetCoordinator(group string, id int32) {
 // try: a coordinator that moved, is loading or cannot be reached, after
 // looking it up again. Other codes in the answer are the caller's to read.
 func (c *Client) coordinated(ctx context.Context, group string, req protocol.Message, newResp func() protocol.Message, retries int) (protocol.Message, error) {
+	return c.coordinatedVia(ctx, connNormal, false, group, req, newResp, retries)
+}
+
+// coordinatedVia is coordinated on the connection of kind k (a queue
+// receive's long-poll goes on connFetch, not to hold up acknowledgements),
+// with ownBody as conn.do's.
+func (c *Client) coordinatedVia(ctx context.Context, k connKind, ownBody bool, group string, req protocol.Message, newResp func() protocol.Message, retries int) (protocol.Message, error) {
 	for attempt := 0; ; attempt++ {
-		resp, err := c.coordinatedOnce(ctx, group, req, newResp())
+		resp, err := c.coordinatedOnce(ctx, k, ownBody, group, req, newResp())
 		if err == nil {
 			return resp, nil
 		}
@@ -89,14 +96,14 @@ func (c *Client) coordinated(ctx context.Context, group string, req protocol.Mes
 	}
 }
 
-func (c *Client) coordinatedOnce(ctx context.Context, group string, req, resp protocol.Message) (protocol.Message, error) {
+func (c *Client) coordinatedOnce(ctx context.Context, k connKind, ownBody bool, group string, req, resp protocol.Message) (protocol.Message, error) {
 	id, err := c.coordinator(ctx, group)
 	if err != nil {
 		return nil, err
 	}
-	cn, err := c.brokerConn(ctx, id, connNormal)
+	cn, err := c.brokerConn(ctx, id, k)
 	if err == nil {
-		err = cn.do(ctx, req, resp, c.cfg.requestTimeout, false)
+		err = cn.do(ctx, req, resp, c.cfg.requestTimeout, ownBody)
 	}
 	if err != nil {
 		c.forgetCoordinator(group, id)

@@ -29,6 +29,7 @@ type Coordinator struct {
 	// sync (ClassicVersion); joinSeq orders classic joins.
 	classicVersion uint64
 	joinSeq        int64
+	queues         map[string]*queueGroup // queue groups by id (queuegroup.go)
 }
 
 // New returns an empty Coordinator (a new one, or one to Replay into).
@@ -36,7 +37,7 @@ func New(cfg Config) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}}, nil
+	return &Coordinator{cfg: cfg.WithDefaults(), groups: make(map[string]*consumerGroup), topics: map[string]int32{}, queues: map[string]*queueGroup{}}, nil
 }
 
 // SetTopics gives the coordinator the cluster's topics and their partition

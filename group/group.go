@@ -110,6 +110,8 @@ type Config struct {
 	// (1,048,588 by default) it must fit, and its memory is the
 	// coordinator's. A join or a leader's sync past it is refused.
 	ClassicMaxGroupBytes int
+	// Queue holds the settings of every queue group (queuegroup.go).
+	Queue QueueConfig
 }
 
 // Validate names the first bad field.

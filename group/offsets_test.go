@@ -268,6 +268,7 @@ func FuzzReplay(f *testing.F) {
 	cg.generation, cg.protocolType, cg.protocol, cg.leader = 2, "consumer", "range", "m"
 	cg.members["m"] = &classicMember{id: "m", sessionTimeout: time.Second, protocols: []ClassicProtocol{{Name: "range", Metadata: []byte("md")}}, assignment: []byte("as")}
 	f.Add(classicKey("g"), classicValue(cg))
+	f.Add(queueKey("g", "t", 0), queueSeedValue())
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		c, _ := New(Config{})
 		if err := c.Replay(time.Unix(0, 0), key, value); err != nil && !errors.Is(err, ErrCorrupt) {

@@ -416,3 +416,38 @@ func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLe
 	q.advance()
 	return q, dead, nil
 }
+
+// AvailableOffsets returns up to max offsets of records a member could
+// acquire at now (available, their backoff or delay passed), lowest
+// first: what a receive reads before it acquires.
+func (q *QueuePartition) AvailableOffsets(now time.Time, max int) []int64 {
+	var out []int64
+	for i := range q.recs {
+		if len(out) >= max {
+			break
+		}
+		if r := &q.recs[i]; r.state == Available && !now.Before(r.deadline) {
+			out = append(out, q.start+int64(i))
+		}
+	}
+	return out
+}
+
+// OldestAcquired returns when the oldest lease still held began (its
+// end minus the lease; a renewal starts it again), or the zero time when
+// no record is acquired.
+func (q *QueuePartition) OldestAcquired() time.Time {
+	var t time.Time
+	for _, r := range q.recs {
+		if r.state == Acquired && (t.IsZero() || r.deadline.Before(t)) {
+			t = r.deadline
+		}
+	}
+	if t.IsZero() {
+		return t
+	}
+	return t.Add(-q.cfg.Lease)
+}
+
+// Lease is the lease of an acquisition.
+func (q *QueuePartition) Lease() time.Duration { return q.cfg.Lease }

@@ -40,6 +40,9 @@ import (
 //	                                sessionTimeoutMs int32,
 //	                                rebalanceTimeoutMs int32,
 //	                                metadata bytes, assignment bytes]
+//	type 5  queue partition key: group, topic, partition int32
+//	                        value: deadLettered int64, then the
+//	                               window (EncodeQueueState)
 //	partitions: [topic string, [partition int32]]
 //	bytes: an int32 length and the bytes
 //
@@ -60,6 +63,7 @@ const (
 	keyGroup   int16 = 2
 	keyMember  int16 = 3
 	keyClassic int16 = 4
+	keyQueue   int16 = 5
 )
 
 const valueVersion int16 = 0
@@ -340,6 +344,13 @@ func (c *Coordinator) Replay(now time.Time, key, value []byte) error {
 		assigned, revoking := m.assigned, m.revoking
 		m.assigned, m.revoking = nil, nil
 		gr.setHeld(m, assigned, revoking)
+	case typ == keyQueue:
+		g, t, p := d.str("key group"), d.str("key topic"), d.i32("key partition")
+		d.end("queue key")
+		if d.err != nil {
+			return d.err
+		}
+		return c.replayQueue(g, t, p, value)
 	}
 	return nil
 }

@@ -89,6 +89,8 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrUnreleasedInstanceID:     {111, false},
 	protocol.ErrUnsupportedAssignor:      {112, false},
 	protocol.ErrStaleMemberEpoch:         {113, false},
+	protocol.ErrInvalidRecordState:       {121, false},
+	protocol.ErrQueueLeaseLost:           {121, false}, // sluice's own code: Kafka's share groups say INVALID_RECORD_STATE
 	protocol.ErrInvalidRegularExpression: {130, false},
 	// The classic group protocol's.
 	protocol.ErrInconsistentGroupProtocol: {23, false},

@@ -89,6 +89,11 @@ const (
 	ErrInconsistentGroupProtocol ErrorCode = 23
 	ErrInvalidSessionTimeout     ErrorCode = 26
 	ErrMemberIDRequired          ErrorCode = 79
+	ErrInvalidRecordState        ErrorCode = 121 // a queue outcome for an offset never delivered to the group, or done
+	// ErrQueueLeaseLost is sluice's own: a queue outcome for a record this
+	// member no longer holds (its lease ran out; the later delivery wins).
+	// The Kafka listener answers it as INVALID_RECORD_STATE.
+	ErrQueueLeaseLost ErrorCode = 1000
 )
 
 // codeInfo is one row of the error table.
@@ -185,6 +190,8 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInconsistentGroupProtocol:    {"INCONSISTENT_GROUP_PROTOCOL", false, false, "the group's protocol type or protocols do not match the request's"},
 	ErrInvalidSessionTimeout:        {"INVALID_SESSION_TIMEOUT", false, false, "the session timeout is outside the broker's bounds"},
 	ErrMemberIDRequired:             {"MEMBER_ID_REQUIRED", false, false, "join again with the member id given"},
+	ErrInvalidRecordState:           {"INVALID_RECORD_STATE", false, false, "the offset was not delivered to this queue group (or is done)"},
+	ErrQueueLeaseLost:               {"QUEUE_LEASE_LOST", false, false, "the record's lease was lost: it is not held by this member (a later delivery wins)"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

@@ -83,6 +83,14 @@ const (
 	// DescribeReplicas reports the replicas one broker holds, with their
 	// offsets and optionally a checksum of their logs.
 	DescribeReplicas APIKey = 1002
+
+	// The queue-group APIs (queue.go): sluice's own, so in this range
+	// although clients speak them (Kafka's share-group APIs, 76-79,
+	// differ in shape and may be adopted by the Kafka listener later).
+	QueueReceive       APIKey = 1003
+	QueueAck           APIKey = 1004
+	DescribeQueueGroup APIKey = 1005
+	ResetQueueGroup    APIKey = 1006
 )
 
 // InternalKeyBase is the first key of the internal APIs.
@@ -136,6 +144,11 @@ var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
 	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
 	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 3, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
+
+	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 0, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
+	QueueAck - InternalKeyBase:           row("QueueAck", 0, 0, func() Message { return new(QueueAckRequest) }, func() Message { return new(QueueAckResponse) }),
+	DescribeQueueGroup - InternalKeyBase: row("DescribeQueueGroup", 0, 0, func() Message { return new(DescribeQueueGroupRequest) }, func() Message { return new(DescribeQueueGroupResponse) }),
+	ResetQueueGroup - InternalKeyBase:    row("ResetQueueGroup", 0, 0, func() Message { return new(ResetQueueGroupRequest) }, func() Message { return new(ResetQueueGroupResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

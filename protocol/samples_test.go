@@ -59,6 +59,13 @@ func sampleRequests() []Message {
 		&AlterUserScramCredentialsRequest{Upsertions: []ScramUpsertion{{User: "alice", Mechanism: "SCRAM-SHA-256", Iterations: 8192,
 			Salt: []byte("salt"), StoredKey: bytes.Repeat([]byte{1}, 32), ServerKey: bytes.Repeat([]byte{2}, 32)}},
 			Deletions: []ScramDeletion{{User: "bob", Mechanism: "SCRAM-SHA-512"}}},
+		&QueueReceiveRequest{GroupID: "workers", MemberID: "m-1", Topics: []string{"jobs"}, MaxRecords: 100, MaxWaitMs: 500},
+		&QueueAckRequest{GroupID: "workers", MemberID: "m-1", Acks: []QueueAckRange{
+			{Topic: "jobs", Partition: 0, FirstOffset: 10, LastOffset: 19, Outcome: QueueAccept},
+			{Topic: "jobs", Partition: 0, FirstOffset: 20, LastOffset: 20, Outcome: QueueRelease, DelayMs: 5000},
+			{Topic: "jobs", Partition: 1, FirstOffset: 7, LastOffset: 7, Outcome: QueueReject, Reason: "bad json"}}},
+		&DescribeQueueGroupRequest{GroupID: "workers"},
+		&ResetQueueGroupRequest{GroupID: "workers", Partitions: []QueueResetPartition{{Topic: "jobs", Partition: 0, Offset: 42}}},
 	}
 }
 
@@ -103,6 +110,13 @@ func sampleResponses() []Message {
 			{Topic: "orders", Partition: 1, ErrorCode: ErrElectionNotNeeded, Leader: 2},
 			{Topic: "orders", Partition: 2, ErrorCode: ErrPreferredLeaderNotAvailable, Message: "broker 3 not in the ISR", Leader: 1}}},
 		&InitProducerIDResponse{ThrottleMs: 2, ProducerID: 1_000_042, ProducerEpoch: 4},
+		&QueueReceiveResponse{LeaseMs: 30000, Partitions: []QueuePartitionRecords{{Topic: "jobs", Partition: 0, Records: []QueueRecord{
+			{Offset: 10, Deliveries: 1, Timestamp: 1_700_000_000_000, Key: []byte("k"), Value: []byte("v"), Headers: []QueueHeader{{Key: "h", Value: []byte("x")}}},
+			{Offset: 11, Deliveries: 3, Timestamp: 1_700_000_000_001, Value: []byte{}}}}}},
+		&QueueAckResponse{Failures: []QueueAckFailure{{Topic: "jobs", Partition: 0, FirstOffset: 20, LastOffset: 21, ErrorCode: ErrQueueLeaseLost, ErrorMessage: "lease lost"}}},
+		&DescribeQueueGroupResponse{LeaseMs: 30000, Partitions: []QueuePartitionState{{Topic: "jobs", Partition: 0, StartOffset: 10, EndOffset: 30,
+			Available: 3, Acquired: 5, Accepted: 12, DeadLettered: 2, OldestAcquiredMs: 1200, AtCap: true}}},
+		&ResetQueueGroupResponse{ErrorCode: ErrGroupIDNotFound, ErrorMessage: "no such group"},
 	}
 }
 

@@ -35,7 +35,7 @@ See docs/bench.md.`,
   sluice bench verify --producers 4 --records 200000`,
 	}
 	cmd.AddCommand(newBenchWorkloadCmd(g, "produce"), newBenchWorkloadCmd(g, "consume"),
-		newBenchWorkloadCmd(g, "e2e"), newBenchVerifyCmd(g))
+		newBenchWorkloadCmd(g, "e2e"), newBenchWorkloadCmd(g, "queue"), newBenchVerifyCmd(g))
 	return cmd
 }
 
@@ -212,6 +212,18 @@ for the cost of group membership. Use a new group name for each run.`,
   sluice bench consume --topic bench --consumers 2 --group bench-$(date +%s)`,
 		run: bench.Consume,
 	},
+	"queue": {
+		short: "Receive and accept a topic's records as a queue group and report throughput",
+		long: `Workers (--consumers, each its own client) are members of one queue group
+(--group, default a new one) and receive and accept every record --topic held
+when the run began, from its start (or --records records, or for --duration):
+up to 500 records per receive, accepted in one batch. Records and MB/s are
+those accepted; latency is of one receive and its acceptance. Fill the topic
+first with bench produce. Any number of workers may share one partition.`,
+		example: `  sluice bench produce --topic q --create --records 500000 --record-size 100 --acks all
+  sluice bench queue --topic q --consumers 4`,
+		run: bench.Queue,
+	},
 	"e2e": {
 		short: "Produce and consume together and report end-to-end latency",
 		long: `Consumers start at the end of every partition, producers send as bench produce
@@ -261,7 +273,7 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	b.addCommon(f, "sluice-bench")
-	if name != "consume" {
+	if name != "consume" && name != "queue" {
 		b.addProducer(f, true)
 	}
 	if name != "produce" {
@@ -270,6 +282,9 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	}
 	if name == "consume" {
 		f.StringVar(&b.group, "group", "", "consume as members of this consumer group (from its committed offsets)")
+	}
+	if name == "queue" {
+		f.StringVar(&b.group, "group", "", "the queue group (default: a new one named after the time)")
 	}
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -19,6 +20,7 @@ func newBenchVerifyCmd(g *globals) *cobra.Command {
 	var (
 		b    benchFlags
 		gcfg bench.GroupConfig
+		qcfg bench.QueueVerifyConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -67,11 +69,25 @@ committed every end offset. Checks:
   unexplained   read again with no hand-over between: a failure
   backwards     a committed offset lower than before (sampled every 20ms)
   not committed a partition whose committed offset is not its end offset after
-                the run`,
+                the run
+
+With --queue G the --consumers workers are members of queue group G (new): they
+receive records, reject --reject-percent of them (chosen by value) and accept
+the rest; --hang-percent of their batches are held past the lease before they
+are settled, and every --kill-interval a random worker stops at once, leaving
+what it holds. Once the producers are done the workers go on until the group
+has settled every record; then the dead-letter topic (<topic>.dlq) is read
+back. Checks: every acknowledged record is accepted exactly once or
+dead-lettered (never both, never neither), nothing unknown is settled, no
+delivery count passes --max-deliveries (the brokers' limit), every dead letter
+names its record's topic, partition and offset, and no outcome after the lease
+is applied. Give --read-timeout above the brokers' lease: a killed worker's
+records come back only after it.`,
 		Example: `  sluice bench verify
   sluice bench verify --producers 4 --consumers 2 --partitions 6 --records 500000
   sluice bench verify --replication-factor 3 --duration 5m --json
-  sluice bench verify --group verify-$(date +%s) --consumers 3 --partitions 6 --kill-interval 1s`,
+  sluice bench verify --group verify-$(date +%s) --consumers 3 --partitions 6 --kill-interval 1s
+  sluice bench verify --queue verify-$(date +%s) --consumers 4 --records 100000 --read-timeout 60s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if b.topic == "" {
@@ -82,8 +98,15 @@ committed every end offset. Checks:
 			if err != nil {
 				return err
 			}
+			if gcfg.Group != "" && qcfg.Group != "" {
+				return errors.New("--group and --queue exclude each other")
+			}
 			if gcfg.Group != "" {
 				return verifyGroup(cmd, &b, cfg, gcfg)
+			}
+			if qcfg.Group != "" {
+				qcfg.KillInterval = gcfg.KillInterval
+				return verifyQueue(cmd, &b, cfg, qcfg)
 			}
 			var h bench.History
 			err = withCPUProfile(b.cpuprofile, func() error {
@@ -107,7 +130,11 @@ committed every end offset. Checks:
 	b.addReader(f)
 	f.IntVar(&b.consumers, "consumers", 1, "live consumers, each reading every partition (with --group: sharing them)")
 	f.StringVar(&gcfg.Group, "group", "", "consumers are members of this consumer group, killed and restarted during the run")
-	f.DurationVar(&gcfg.KillInterval, "kill-interval", 2*time.Second, "with --group: close a consumer without committing this often (0: never)")
+	f.DurationVar(&gcfg.KillInterval, "kill-interval", 2*time.Second, "with --group: close a consumer without committing this often; with --queue: stop a worker holding its records (0: never)")
+	f.StringVar(&qcfg.Group, "queue", "", "consumers are workers of this queue group, rejecting, hanging and killed during the run")
+	f.IntVar(&qcfg.RejectPercent, "reject-percent", 5, "with --queue: reject this share of the records (by value)")
+	f.IntVar(&qcfg.HangPercent, "hang-percent", 2, "with --queue: hold this share of the batches past their lease")
+	f.IntVar(&qcfg.MaxDeliveries, "max-deliveries", 5, "with --queue: the brokers' delivery limit, which no delivery may pass")
 	f.DurationVar(&gcfg.CommitInterval, "commit-interval", 200*time.Millisecond, "with --group: how often each consumer commits what it read")
 	f.Lookup("partitions").DefValue = "3"
 	b.partitions = 3

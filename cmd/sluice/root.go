@@ -102,6 +102,7 @@ does not answer is left for the next one after a few seconds:
 		newProduceCmd(g),
 		newConsumeCmd(g),
 		newGroupCmd(g),
+		newQueueCmd(g),
 		newBenchCmd(g),
 		newClusterCmd(g),
 		newUserCmd(g),

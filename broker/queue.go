@@ -1,0 +1,606 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/group"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+// The queue groups of this broker (docs/queues.md): the half of the
+// broker core that runs group.Coordinator's queue calls. A queue group
+// lives on the coordinator of its id (the leader of its partition of the
+// offsets topic, as a consumer group), and its windows are written to
+// that partition with acks=all, through coordinate, before a receive or
+// an outcome is answered.
+//
+// The coordinator reads the records it hands out: through the broker
+// core for partitions this broker leads, from the leader with a Fetch
+// (the inter-broker call of forward.go) for the others. A receive
+// snapshots the windows (ending expired leases), reads the partitions
+// without holding the coordinator's lock, acquires what it read under
+// the lock, and answers with the records once the new windows are
+// committed. Records archived by a call — rejected, out of deliveries —
+// are copied to the dead-letter topic (`<topic>.dlq`, created on first
+// use) before the window that archives them is appended, under the
+// coordinator's lock: a failed copy drops the coordinator, which loads
+// the last committed windows again (dead letters are at least once).
+
+// Bounds of the queue calls.
+const (
+	maxQueueRecords     = 10000                  // records of one receive
+	maxQueueWait        = 30 * time.Second       // long-poll of one receive (and Config.MaxFetchWait)
+	queuePollInterval   = 20 * time.Millisecond  // a waiting receive looks again
+	queueReadBytes      = 1 << 20                // bytes read of one partition per look
+	maxQueueAckRange    = 1 << 16                // offsets of one outcome range
+	maxQueueAckOffsets  = 1 << 18                // offsets of one QueueAck, all ranges
+	queueDLQWait        = 10 * time.Second       // a dead-letter topic gets a leader
+	queueDLQPollBackoff = 100 * time.Millisecond // while waiting for it
+)
+
+// DeadLetterSuffix makes a topic's dead-letter topic name.
+const DeadLetterSuffix = ".dlq"
+
+// QueueMessage is one record a queue member acquired.
+type QueueMessage struct {
+	Topic      string
+	Partition  int32
+	Offset     int64
+	Deliveries int
+	Timestamp  int64
+	Key, Value []byte
+	Headers    []record.Header
+}
+
+// QueueReceive acquires up to max records of topics for member of the
+// queue group, waiting up to wait for one, and returns them with their
+// lease once the windows recording the acquisition are committed.
+func (b *Broker) QueueReceive(ctx context.Context, groupID, member string, topics []string, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
+	if member == "" || len(topics) == 0 || max <= 0 {
+		return nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
+	}
+	max = min(max, maxQueueRecords)
+	wait = min(wait, maxQueueWait, b.cfg.MaxFetchWait)
+	keys, err := b.queueKeys(topics)
+	if err != nil {
+		return nil, 0, err
+	}
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return nil, 0, err
+	}
+	lease := b.queueLease()
+	// Start at a different partition each time, so that one busy
+	// partition does not starve the others.
+	if n := len(keys); n > 1 {
+		r := int(b.queueTurn.Add(1) % uint64(n))
+		keys = append(keys[r:], keys[:r]...)
+	}
+	deadline := time.Now().Add(wait)
+	var timer *time.Timer
+	for {
+		out, err := b.queueReceiveOnce(ctx, co, groupID, member, keys, max)
+		if err != nil || len(out) > 0 {
+			return out, lease, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, lease, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(min(left, queuePollInterval))
+			defer timer.Stop()
+		} else {
+			timer.Reset(min(left, queuePollInterval))
+		}
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return nil, lease, nil
+		}
+	}
+}
+
+// queueKeys lists the partitions of topics, refusing unknown and
+// internal topics.
+func (b *Broker) queueKeys(topics []string) ([]group.QueueKey, error) {
+	md := b.store.Metadata()
+	var keys []group.QueueKey
+	for _, t := range topics {
+		if t == OffsetsTopic {
+			return nil, errInternalTopic
+		}
+		mt := md.Topics[t]
+		if mt == nil {
+			return nil, &protocol.Error{Code: protocol.ErrUnknownTopicOrPartition, Detail: "topic " + strconv.Quote(t) + " does not exist"}
+		}
+		for i := range mt.Partitions {
+			keys = append(keys, group.QueueKey{Topic: t, Partition: int32(i)})
+		}
+	}
+	return keys, nil
+}
+
+// queueData is what a receive read of one partition.
+type queueData struct {
+	next []int64                // offsets at and after the window's end
+	recs map[int64]QueueMessage // the records it may hand out
+}
+
+// queueReceiveOnce is one look: snapshot, read, acquire.
+func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int) ([]QueueMessage, error) {
+	var snaps []group.QueueSnapshot
+	err := b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		var dead []group.QueueDead
+		var recs []group.Record
+		snaps, dead, recs = c.QueueSnapshot(time.Now(), groupID, keys, max)
+		return dead, recs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	data := map[group.QueueKey]*queueData{}
+	var reads []group.QueueRead
+	found := 0
+	for _, s := range snaps {
+		if found >= max {
+			break
+		}
+		if s.AtCap && len(s.Available) == 0 {
+			continue
+		}
+		d, err := b.queueReadPartition(ctx, s, max-found)
+		if err != nil {
+			b.logger.Debug("queue read", zap.String("topic", s.Topic), zap.Int32("partition", s.Partition), zap.Error(err))
+			continue
+		}
+		if len(d.recs) == 0 && len(s.Available) == 0 {
+			continue
+		}
+		found += len(d.recs)
+		data[s.QueueKey] = d
+		reads = append(reads, group.QueueRead{QueueKey: s.QueueKey, Next: d.next})
+	}
+	if len(reads) == 0 {
+		return nil, nil
+	}
+	var got []group.QueueDelivery
+	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		var dead []group.QueueDead
+		var recs []group.Record
+		got, dead, recs = c.QueueAcquire(time.Now(), groupID, member, max, reads)
+		return dead, recs, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]QueueMessage, 0, len(got))
+	for _, g := range got {
+		m, ok := data[g.QueueKey].recs[g.Offset]
+		if !ok {
+			// Available after the snapshot (a lease ran out meanwhile):
+			// not read. Its lease runs out and it is delivered again.
+			continue
+		}
+		m.Deliveries = g.Deliveries
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// queueReadPartition reads a partition for a receive: from the first
+// available offset (or the window's end), the records available and up
+// to want new ones.
+func (b *Broker) queueReadPartition(ctx context.Context, s group.QueueSnapshot, want int) (*queueData, error) {
+	avail := make(map[int64]bool, len(s.Available))
+	from := s.End
+	for _, off := range s.Available {
+		avail[off] = true
+		from = min(from, off)
+	}
+	d := &queueData{recs: map[int64]QueueMessage{}}
+	newOnes := 0
+	err := b.queueRead(ctx, s.Topic, s.Partition, from, func(r record.Record) bool {
+		switch {
+		case avail[r.Offset]:
+			d.recs[r.Offset] = queueMessage(s.Topic, s.Partition, r)
+		case r.Offset >= s.End && !s.AtCap && newOnes < want:
+			d.next = append(d.next, r.Offset)
+			d.recs[r.Offset] = queueMessage(s.Topic, s.Partition, r)
+			newOnes++
+		}
+		return r.Offset < s.End || newOnes < want
+	})
+	return d, err
+}
+
+// queueMessage copies a record out of the reader's buffers.
+func queueMessage(topic string, part int32, r record.Record) QueueMessage {
+	m := QueueMessage{Topic: topic, Partition: part, Offset: r.Offset, Timestamp: r.Timestamp,
+		Key: bytesCopy(r.Key), Value: bytesCopy(r.Value)}
+	if len(r.Headers) > 0 {
+		m.Headers = make([]record.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			m.Headers[i] = record.Header{Key: bytesCopy(h.Key), Value: bytesCopy(h.Value)}
+		}
+	}
+	return m
+}
+
+func bytesCopy(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// queueRead reads committed records of a partition from offset (from the
+// log start when offset is below it), one read of up to queueReadBytes,
+// calling fn for each record until it returns false.
+func (b *Broker) queueRead(ctx context.Context, topic string, part int32, offset int64, fn func(record.Record) bool) error {
+	buf, logStart, err := b.queueFetch(ctx, topic, part, offset)
+	if errors.Is(err, protocol.ErrOffsetOutOfRange) && logStart > offset {
+		buf, _, err = b.queueFetch(ctx, topic, part, logStart)
+	}
+	if err != nil {
+		return err
+	}
+	rd := record.NewReader(record.Limits{})
+	for len(buf) > 0 {
+		batch, err := record.ParseHeader(buf, 0)
+		if err != nil {
+			return fmt.Errorf("%s/%d: %w", topic, part, err)
+		}
+		buf = buf[batch.Size():]
+		if batch.Attributes().Control() {
+			continue
+		}
+		if err := rd.Reset(batch); err != nil {
+			return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
+		}
+		for rd.Next() {
+			if rec := rd.Record(); rec.Offset >= offset && !fn(*rec) {
+				return nil
+			}
+		}
+		if err := rd.Err(); err != nil {
+			return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
+		}
+	}
+	return nil
+}
+
+// queueFetch reads whole batches of a partition from offset, below its
+// high watermark: through the core when this broker leads it, else from
+// its leader. It returns the log start offset along (with
+// OFFSET_OUT_OF_RANGE too).
+func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offset int64) ([]byte, int64, error) {
+	f := Fetch{MaxBytes: queueReadBytes, Parts: []FetchPart{{Topic: topic, Partition: part, Offset: offset, MaxBytes: queueReadBytes, LeaderEpoch: -1}}}
+	b.StartFetch(&f)
+	fp := &f.Parts[0]
+	if fp.Err == nil {
+		out := append([]byte(nil), fp.Result.Records.Bytes()...)
+		f.Release()
+		return out, fp.Result.LogStartOffset, nil
+	}
+	logStart := fp.Result.LogStartOffset
+	err := fp.Err
+	f.Release()
+	if !errors.Is(err, protocol.ErrNotLeaderOrFollower) {
+		return nil, logStart, err
+	}
+	t := b.store.Metadata().Topics[topic]
+	if t == nil || int(part) >= len(t.Partitions) {
+		return nil, -1, protocol.ErrUnknownTopicOrPartition
+	}
+	addr, ok := b.brokerAddr(t.Partitions[part].Leader)
+	if !ok {
+		return nil, -1, protocol.ErrLeaderNotAvailable
+	}
+	req := &protocol.FetchRequest{ReplicaID: -1, ReplicaEpoch: -1, MaxBytes: queueReadBytes,
+		Topics: []protocol.FetchTopic{{Name: topic, Partitions: []protocol.FetchPartition{{Partition: part, CurrentLeaderEpoch: -1,
+			FetchOffset: offset, LogStartOffset: -1, PartitionMaxBytes: queueReadBytes}}}}}
+	var resp protocol.FetchResponse
+	if err := call(ctx, addr, b.queueClientID(), groupWriteTimeout, req, &resp); err != nil {
+		return nil, -1, fmt.Errorf("fetch %s/%d from the leader at %s: %w", topic, part, addr, err)
+	}
+	if resp.ErrorCode != protocol.NoError {
+		return nil, -1, resp.ErrorCode.Err()
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return nil, -1, fmt.Errorf("fetch %s/%d from %s: %w", topic, part, addr, protocol.ErrInvalidRequest)
+	}
+	pr := resp.Topics[0].Partitions[0]
+	return pr.Records, pr.LogStartOffset, pr.ErrorCode.Err()
+}
+
+func (b *Broker) queueClientID() string { return "queue-" + strconv.Itoa(int(b.cfg.BrokerID)) }
+
+// coordinateQueue is coordinate for the queue calls: fn's dead letters
+// are copied to their dead-letter topics before its records are
+// appended. A failed copy drops the coordinator (its memory archived
+// records the log does not say are archived): the client retries with
+// the committed state.
+func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID string, fn func(*group.Coordinator) ([]group.QueueDead, []group.Record, error)) error {
+	return b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+		dead, recs, err := fn(c)
+		if len(dead) > 0 {
+			if derr := b.writeDeadLetters(ctx, groupID, dead); derr != nil {
+				co.c = nil // coordinate holds co.mu
+				kick(b.groups.kick)
+				b.logger.Warn("dead letters not written; reloading the coordinator", zap.String("group", groupID), zap.Int32("partition", co.index), zap.Error(derr))
+				return nil, &protocol.Error{Code: protocol.ErrCoordinatorNotAvailable, Detail: "dead letters not written: " + derr.Error()}
+			}
+		}
+		return recs, err
+	})
+}
+
+// writeDeadLetters copies archived records to their topics' dead-letter
+// topics with acks=all, with headers naming why and where from.
+func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []group.QueueDead) error {
+	byPart := map[group.QueueKey][]group.DeadLetter{}
+	var order []group.QueueKey
+	for _, d := range dead {
+		if byPart[d.QueueKey] == nil {
+			order = append(order, d.QueueKey)
+		}
+		byPart[d.QueueKey] = append(byPart[d.QueueKey], d.DeadLetter)
+	}
+	for _, k := range order {
+		dls := byPart[k]
+		slices.SortFunc(dls, func(a, b group.DeadLetter) int { return int(a.Offset - b.Offset) })
+		// The records themselves: read from the first, as far as one read
+		// goes, then on from the first still missing.
+		recs := map[int64]QueueMessage{}
+		want := map[int64]bool{}
+		for _, dl := range dls {
+			want[dl.Offset] = true
+		}
+		for _, dl := range dls {
+			if _, ok := recs[dl.Offset]; ok {
+				continue
+			}
+			last := dls[len(dls)-1].Offset
+			if err := b.queueRead(ctx, k.Topic, k.Partition, dl.Offset, func(r record.Record) bool {
+				if want[r.Offset] {
+					recs[r.Offset] = queueMessage(k.Topic, k.Partition, r)
+				}
+				return r.Offset < last
+			}); err != nil {
+				return fmt.Errorf("read the dead letters of %s/%d: %w", k.Topic, k.Partition, err)
+			}
+		}
+		bld := record.NewBuilder(record.None)
+		for _, dl := range dls {
+			m, ok := recs[dl.Offset]
+			if !ok {
+				// Gone from the log (retention): the headers still say
+				// what it was.
+				m = QueueMessage{Timestamp: -1}
+			}
+			hs := append(slices.Clip(m.Headers),
+				record.Header{Key: []byte(protocol.DeadLetterReason), Value: []byte(dl.Reason)},
+				record.Header{Key: []byte(protocol.DeadLetterDeliveries), Value: []byte(strconv.Itoa(dl.Deliveries))},
+				record.Header{Key: []byte(protocol.DeadLetterTopic), Value: []byte(k.Topic)},
+				record.Header{Key: []byte(protocol.DeadLetterPartition), Value: []byte(strconv.Itoa(int(k.Partition)))},
+				record.Header{Key: []byte(protocol.DeadLetterOffset), Value: []byte(strconv.FormatInt(dl.Offset, 10))},
+				record.Header{Key: []byte(protocol.DeadLetterTimestamp), Value: []byte(strconv.FormatInt(m.Timestamp, 10))})
+			bld.Append(time.Now().UnixMilli(), m.Key, m.Value, hs)
+		}
+		batch, err := bld.Build()
+		if err != nil {
+			return err
+		}
+		if err := b.produceDeadLetters(ctx, k, batch); err != nil {
+			return err
+		}
+		b.logger.Info("dead letters written", zap.String("group", groupID), zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Int("records", len(dls)))
+	}
+	return nil
+}
+
+// produceDeadLetters appends batch to the dead-letter topic of k's topic
+// (created on first use with k's topic's partition count), on the
+// partition of the same index, with acks=all.
+func (b *Broker) produceDeadLetters(ctx context.Context, k group.QueueKey, batch record.Batch) error {
+	topic := k.Topic + DeadLetterSuffix
+	md := b.store.Metadata()
+	if md.Topics[topic] == nil {
+		n := int32(1)
+		if t := md.Topics[k.Topic]; t != nil {
+			n = int32(len(t.Partitions))
+		}
+		rf := int16(min(3, len(md.AliveBrokers())))
+		errs := b.CreateTopics(ctx, []NewTopic{{Name: topic, Partitions: n, ReplicationFactor: max(rf, 1)}}, false)
+		if err := errs[0]; err != nil && !errors.Is(err, controller.ErrTopicExists) {
+			return fmt.Errorf("create the dead-letter topic %s: %w", topic, err)
+		}
+	}
+	deadline := time.Now().Add(queueDLQWait)
+	for {
+		err := b.produceOnce(ctx, topic, k.Partition, batch)
+		if err == nil {
+			return nil
+		}
+		if !protocol.ErrorCode(codeOf(err)).Retriable() || time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("write to the dead-letter topic %s: %w", topic, err)
+		}
+		t := time.NewTimer(queueDLQPollBackoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+func codeOf(err error) protocol.ErrorCode {
+	c, _ := ErrorCode(err)
+	return c
+}
+
+// produceOnce appends batch to partition part (modulo the topic's
+// partitions) of topic with acks=all, here or at its leader.
+func (b *Broker) produceOnce(ctx context.Context, topic string, part int32, batch record.Batch) error {
+	t := b.store.Metadata().Topics[topic]
+	if t == nil || len(t.Partitions) == 0 {
+		return protocol.ErrUnknownTopicOrPartition
+	}
+	part %= int32(len(t.Partitions))
+	leader := t.Partitions[part].Leader
+	if leader == b.cfg.BrokerID {
+		// The builder's bytes are stamped by the append: give it its own copy.
+		la, err := b.Append(topic, part, slices.Clone([]byte(batch)), AcksAll)
+		if err != nil {
+			return err
+		}
+		return la.Wait(ctx)
+	}
+	addr, ok := b.brokerAddr(leader)
+	if !ok {
+		return protocol.ErrLeaderNotAvailable
+	}
+	req := &protocol.ProduceRequest{Acks: protocol.AcksAll, TimeoutMs: int32(groupWriteTimeout.Milliseconds()),
+		Topics: []protocol.ProduceTopic{{Name: topic, Partitions: []protocol.ProducePartition{{Partition: part, Records: batch}}}}}
+	var resp protocol.ProduceResponse
+	if err := call(ctx, addr, b.queueClientID(), groupWriteTimeout, req, &resp); err != nil {
+		if errors.Is(err, protocol.ErrNotSent) {
+			return protocol.ErrLeaderNotAvailable
+		}
+		return err
+	}
+	if resp.ErrorCode != protocol.NoError {
+		return resp.ErrorCode.Err()
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return fmt.Errorf("produce to %s/%d at %s: %w", topic, part, addr, protocol.ErrInvalidRequest)
+	}
+	pr := resp.Topics[0].Partitions[0]
+	return pr.ErrorCode.ErrWithDetail(pr.ErrorMessage)
+}
+
+// QueueOutcome is a member's outcome for a range of offsets.
+type QueueOutcome struct {
+	Topic       string
+	Partition   int32
+	First, Last int64
+	Outcome     group.Outcome
+	Delay       time.Duration
+	Reason      string
+}
+
+// QueueRefusal is a range of offsets whose outcome was refused.
+type QueueRefusal struct {
+	Topic       string
+	Partition   int32
+	First, Last int64
+	Err         error
+}
+
+// QueueAck applies a member's outcomes at the queue group's coordinator
+// and answers once the windows are committed (after the dead letters
+// they archive are written). Offsets refused — not held by the member,
+// never delivered — come back as ranges, each with a definite error.
+func (b *Broker) QueueAck(ctx context.Context, groupID, member string, outcomes []QueueOutcome) ([]QueueRefusal, error) {
+	acks := make([]group.QueueAck, len(outcomes))
+	total := int64(0)
+	for _, o := range outcomes {
+		if o.Last < o.First || o.First < 0 || o.Last-o.First >= maxQueueAckRange {
+			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("offset range %d to %d of %s/%d: must be ascending, at most %d offsets", o.First, o.Last, o.Topic, o.Partition, maxQueueAckRange)}
+		}
+		// Checked before anything is allocated for the offsets.
+		if total += o.Last - o.First + 1; total > maxQueueAckOffsets {
+			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("more than %d offsets in one acknowledgement", maxQueueAckOffsets)}
+		}
+	}
+	for i, o := range outcomes {
+		if o.Outcome < group.Accept || o.Outcome > group.Renew || o.Delay < 0 {
+			return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("outcome %d, delay %v", o.Outcome, o.Delay)}
+		}
+		offs := make([]int64, 0, o.Last-o.First+1)
+		for off := o.First; off <= o.Last; off++ {
+			offs = append(offs, off)
+		}
+		acks[i] = group.QueueAck{QueueKey: group.QueueKey{Topic: o.Topic, Partition: o.Partition}, Offsets: offs, Outcome: o.Outcome, Delay: o.Delay, Reason: o.Reason}
+	}
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return nil, err
+	}
+	var errs [][]error
+	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		var dead []group.QueueDead
+		var recs []group.Record
+		var err error
+		errs, dead, recs, err = c.QueueAck(time.Now(), groupID, member, acks)
+		return dead, recs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []QueueRefusal
+	for i, a := range acks {
+		for j, e := range errs[i] {
+			if e == nil {
+				continue
+			}
+			off := a.Offsets[j]
+			if n := len(out); n > 0 && out[n-1].Topic == a.Topic && out[n-1].Partition == a.Partition && out[n-1].Last == off-1 && codeOf(out[n-1].Err) == codeOf(e) {
+				out[n-1].Last = off
+				continue
+			}
+			out = append(out, QueueRefusal{Topic: a.Topic, Partition: a.Partition, First: off, Last: off, Err: e})
+		}
+	}
+	return out, nil
+}
+
+// DescribeQueueGroup describes a queue group at its coordinator.
+func (b *Broker) DescribeQueueGroup(ctx context.Context, groupID string) ([]group.QueuePartitionDescription, time.Duration, error) {
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []group.QueuePartitionDescription
+	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		var dead []group.QueueDead
+		var recs []group.Record
+		var err error
+		out, dead, recs, err = c.DescribeQueue(time.Now(), groupID)
+		return dead, recs, err
+	})
+	return out, b.queueLease(), err
+}
+
+func (b *Broker) queueLease() time.Duration {
+	return group.NewQueuePartition(b.cfg.Group.Queue, 0).Lease()
+}
+
+// ResetQueueGroup moves a queue group's windows of the partitions named
+// to their offsets, dropping every state in them.
+func (b *Broker) ResetQueueGroup(ctx context.Context, groupID string, to map[group.QueueKey]int64) error {
+	md := b.store.Metadata()
+	for k := range to {
+		if t := md.Topics[k.Topic]; k.Topic == OffsetsTopic || t == nil || k.Partition < 0 || int(k.Partition) >= len(t.Partitions) {
+			return &protocol.Error{Code: protocol.ErrUnknownTopicOrPartition, Detail: fmt.Sprintf("%s/%d", k.Topic, k.Partition)}
+		}
+	}
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return err
+	}
+	return b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		return nil, c.ResetQueue(groupID, to), nil
+	})
+}

@@ -1,0 +1,385 @@
+package broker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/group"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// Queue groups end to end (issue 16) on in-process clusters: members
+// receive and settle through the client, the coordinator persists the
+// windows in the offsets topic, dead letters land in <topic>.dlq.
+
+func queueCluster(t *testing.T, n int, cfg group.QueueConfig) (*testcluster.Cluster, *client.Client) {
+	t.Helper()
+	c := testcluster.Start(t, n, testcluster.Options{Configure: func(bc *broker.Config) { bc.Group.Queue = cfg }})
+	return c, c.Client()
+}
+
+// produceValues writes n records valued "0".."n-1" to topic.
+func produceValues(t *testing.T, cl *client.Client, topic string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	recs := make([]*client.Record, n)
+	for i := range recs {
+		recs[i] = &client.Record{Topic: topic, Value: []byte(strconv.Itoa(i))}
+	}
+	if err := cl.ProduceSync(ctx, recs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// receive retries a receive through a coordinator moving or loading.
+func receive(ctx context.Context, t *testing.T, q *client.QueueGroup, max int) []*client.Delivery {
+	t.Helper()
+	for {
+		ds, err := q.Receive(ctx, max)
+		if err == nil || ctx.Err() != nil {
+			return ds
+		}
+		if !client.IsRetriable(err) {
+			t.Fatalf("receive: %v", err)
+		}
+	}
+}
+
+// consumeAll reads every record of topic's partitions from the start up
+// to their ends now.
+func consumeAll(t *testing.T, cl *client.Client, topic string, partitions int) []*client.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := cl.ListOffsets(ctx, topic, client.AtEnd())
+	if err != nil {
+		t.Fatalf("list offsets of %s: %v", topic, err)
+	}
+	want := 0
+	assign := map[client.TopicPartition]client.Offset{}
+	for _, e := range ends {
+		want += int(e.Offset)
+		assign[client.TopicPartition{Topic: topic, Partition: e.Partition}] = client.AtStart()
+	}
+	if len(ends) != partitions {
+		t.Fatalf("%s has %d partitions, want %d", topic, len(ends), partitions)
+	}
+	cl.Assign(assign)
+	defer cl.Assign(nil)
+	var out []*client.Record
+	for len(out) < want {
+		fs, err := cl.Poll(ctx)
+		if err != nil {
+			t.Fatalf("poll %s: %v (%d of %d records)", topic, err, len(out), want)
+		}
+		out = append(out, fs.Records...)
+	}
+	return out
+}
+
+func header(r *client.Record, key string) string {
+	for _, h := range r.Headers {
+		if string(h.Key) == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// TestQueueGroupMembersAcceptOnceAndDeadLetter: four members share a
+// topic of three partitions; every record is accepted exactly once or,
+// for every tenth, rejected and copied to jobs.dlq with its headers.
+func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
+	c, cl := queueCluster(t, 3, group.QueueConfig{})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 3, ReplicationFactor: 3})
+	const n = 300
+	produceValues(t, cl, "jobs", n)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	rejected := map[string]client.Record{}
+	settled := 0
+	var wg sync.WaitGroup
+	for m := range 4 {
+		q := cl.QueueGroup("workers", "jobs")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				done := settled >= n
+				mu.Unlock()
+				if done || ctx.Err() != nil {
+					return
+				}
+				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+				ds := receive(rctx, t, q, 7+m)
+				rcancel()
+				for _, d := range ds {
+					v := string(d.Value)
+					i, _ := strconv.Atoi(v)
+					var err error
+					if i%10 == 0 {
+						err = d.Reject("bad " + v)
+					} else {
+						err = d.Accept()
+					}
+					mu.Lock()
+					switch {
+					case err == nil && i%10 == 0:
+						rejected[v] = d.Record
+						settled++
+					case err == nil:
+						accepted[v]++
+						settled++
+					case !errors.Is(err, client.ErrLeaseLost):
+						t.Errorf("member %d: settle %s: %v", m, v, err)
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("settled %d of %d records before the deadline", settled, n)
+	}
+	for i := range n {
+		v := strconv.Itoa(i)
+		if i%10 == 0 {
+			if _, ok := rejected[v]; !ok || accepted[v] != 0 {
+				t.Errorf("record %s: rejected %v, accepted %d times", v, ok, accepted[v])
+			}
+		} else if accepted[v] != 1 {
+			t.Errorf("record %s accepted %d times, want once", v, accepted[v])
+		}
+	}
+
+	// The dead letters: every rejected record, with headers saying why and
+	// where from (at least once: a copy may be doubled, never missing).
+	dead := consumeAll(t, cl, "jobs.dlq", 3)
+	seen := map[string]bool{}
+	for _, r := range dead {
+		v := string(r.Value)
+		orig, ok := rejected[v]
+		if !ok {
+			t.Errorf("dead letter %q was not rejected", v)
+			continue
+		}
+		seen[v] = true
+		want := map[string]string{
+			protocol.DeadLetterReason: "rejected: bad " + v, protocol.DeadLetterDeliveries: "1", protocol.DeadLetterTopic: "jobs",
+			protocol.DeadLetterPartition: strconv.Itoa(int(orig.Partition)), protocol.DeadLetterOffset: strconv.FormatInt(orig.Offset, 10),
+			protocol.DeadLetterTimestamp: strconv.FormatInt(orig.Timestamp.UnixMilli(), 10),
+		}
+		for k, w := range want {
+			if got := header(r, k); got != w {
+				t.Errorf("dead letter %s: header %s = %q, want %q", v, k, got, w)
+			}
+		}
+	}
+	if len(seen) != len(rejected) {
+		t.Errorf("%d of %d rejected records in the dead-letter topic", len(seen), len(rejected))
+	}
+
+	d, err := cl.DescribeQueueGroup(ctx, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dl int64
+	for _, p := range d.Partitions {
+		dl += p.DeadLettered
+		if p.Available+p.Acquired+p.Accepted+p.Archived != 0 || p.Start != p.End {
+			t.Errorf("partition %d not drained: %+v", p.Partition, p)
+		}
+	}
+	if dl != n/10 {
+		t.Errorf("dead-lettered %d, want %d", dl, n/10)
+	}
+	_ = c
+}
+
+// TestQueueGroupLeasesAndRefusals: a member that goes silent has its
+// records delivered again after the lease, and its late acceptance is
+// refused (the second delivery wins); releases past the delivery limit
+// dead-letter the record; bad input gets definite errors.
+func TestQueueGroupLeasesAndRefusals(t *testing.T) {
+	const lease = time.Second
+	c, cl := queueCluster(t, 1, group.QueueConfig{Lease: lease, MaxDeliveries: 2})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
+	produceValues(t, cl, "jobs", 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	silent, busy := cl.QueueGroup("g", "jobs"), cl.QueueGroup("g", "jobs")
+	held := receive(ctx, t, silent, 3)
+	if len(held) != 3 || held[0].DeliveryCount != 1 {
+		t.Fatalf("first receive: %d records", len(held))
+	}
+	// The other member gets the rest at once, not the held ones.
+	rest := receive(ctx, t, busy, 10)
+	if len(rest) != 3 || rest[0].Offset != 3 {
+		t.Fatalf("second member got %d records from %d, want 3 from 3", len(rest), rest[0].Offset)
+	}
+	if err := busy.AcceptAll(rest); err != nil {
+		t.Fatal(err)
+	}
+	// An offset never delivered, and one already accepted: definite.
+	br := c.Broker(c.IDs()[0])
+	refused, err := br.QueueAck(ctx, "g", busy.Member(), []broker.QueueOutcome{
+		{Topic: "jobs", Partition: 0, First: 3, Last: 3, Outcome: group.Accept},
+		{Topic: "jobs", Partition: 0, First: 100, Last: 101, Outcome: group.Accept}})
+	if err != nil || len(refused) != 2 || !errors.Is(refused[0].Err, group.ErrLeaseLost) ||
+		!errors.Is(refused[1].Err, group.ErrNotDelivered) || refused[1].First != 100 || refused[1].Last != 101 {
+		t.Fatalf("acks of settled and undelivered offsets: %+v, %v", refused, err)
+	}
+	// An unknown group: definite, for acks and describes.
+	if _, err := br.QueueAck(ctx, "nope", "m", []broker.QueueOutcome{{Topic: "jobs", First: 0, Last: 0, Outcome: group.Accept}}); !errors.Is(err, group.ErrQueueGroupNotFound) {
+		t.Fatalf("ack in an unknown group: %v", err)
+	}
+	if _, err := cl.DescribeQueueGroup(ctx, "nope"); !errors.Is(err, protocol.ErrGroupIDNotFound) {
+		t.Fatalf("describe an unknown group: %v", err)
+	}
+	// A range past the bound is refused whole.
+	if _, err := br.QueueAck(ctx, "g", "m", []broker.QueueOutcome{{Topic: "jobs", First: 0, Last: 1 << 20, Outcome: group.Accept}}); !errors.Is(err, protocol.ErrInvalidRequest) {
+		t.Fatalf("huge range: %v", err)
+	}
+
+	// Many ranges, each within the bound, past the bound in all: refused
+	// before the offsets are allocated.
+	many := make([]broker.QueueOutcome, 5)
+	for i := range many {
+		many[i] = broker.QueueOutcome{Topic: "jobs", First: 0, Last: 1<<16 - 1, Outcome: group.Accept}
+	}
+	if _, err := br.QueueAck(ctx, "g", "m", many); !errors.Is(err, protocol.ErrInvalidRequest) {
+		t.Fatalf("too many offsets in one acknowledgement: %v", err)
+	}
+	if err := br.ResetQueueGroup(ctx, "g", map[group.QueueKey]int64{{Topic: "jobs", Partition: 7}: 0}); !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		t.Fatalf("reset of a partition that does not exist: %v", err)
+	}
+
+	// The silent member's lease runs out: the busy one gets its records,
+	// delivered a second time, soon after the lease.
+	start := time.Now()
+	again := receive(ctx, t, busy, 10)
+	if len(again) != 3 || again[0].Offset != 0 || again[0].DeliveryCount != 2 {
+		t.Fatalf("redelivery: %d records, first %+v", len(again), again[0])
+	}
+	if waited := time.Since(start); waited > 3*lease {
+		t.Errorf("redelivered %v after the receive started, lease %v", waited, lease)
+	}
+	if err := held[0].Accept(); !errors.Is(err, client.ErrLeaseLost) {
+		t.Fatalf("late accept by the silent member: %v, want ErrLeaseLost", err)
+	}
+	if err := again[0].Accept(); err != nil {
+		t.Fatalf("accept of the second delivery: %v", err)
+	}
+	if err := again[1].Renew(); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := again[1].Accept(); err != nil {
+		t.Fatalf("accept after renew: %v", err)
+	}
+	// Record 2 is released at its second delivery, the most allowed: it is
+	// archived and dead-lettered.
+	if err := again[2].Release(0); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	d, err := cl.DescribeQueueGroup(ctx, "g")
+	if err != nil || len(d.Partitions) != 1 || d.Partitions[0].DeadLettered != 1 || d.Partitions[0].Start != 6 || d.Lease != lease {
+		t.Fatalf("describe: %+v, %v", d, err)
+	}
+	dead := consumeAll(t, cl, "jobs.dlq", 1)
+	if len(dead) < 1 || string(dead[0].Value) != "2" || header(dead[0], protocol.DeadLetterDeliveries) != "2" {
+		t.Fatalf("dead letters: %d, first %+v", len(dead), dead)
+	}
+	// Reset to the earliest: everything is delivered again.
+	if _, err := cl.ResetQueueGroup(ctx, "g", "jobs", client.ResetToEarliest()); err != nil {
+		t.Fatal(err)
+	}
+	if ds := receive(ctx, t, busy, 10); len(ds) != 6 || ds[0].DeliveryCount != 1 {
+		t.Fatalf("after reset: %d records", len(ds))
+	}
+}
+
+// TestQueueGroupCoordinatorFailover: the coordinator's broker stops with
+// records accepted and records held; the new coordinator never delivers
+// an accepted record again, and delivers the held ones with their counts.
+func TestQueueGroupCoordinatorFailover(t *testing.T) {
+	c, cl := queueCluster(t, 3, group.QueueConfig{})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 2, ReplicationFactor: 3})
+	const n = 100
+	produceValues(t, cl, "jobs", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	q := cl.QueueGroup("failover", "jobs")
+	accepted := map[string]bool{}
+	var held []*client.Delivery
+	for len(accepted) < 50 {
+		for _, d := range receive(ctx, t, q, 50-len(accepted)) {
+			if err := d.Accept(); err != nil {
+				t.Fatalf("accept: %v", err)
+			}
+			accepted[string(d.Value)] = true
+		}
+	}
+	for len(held) < 10 {
+		held = append(held, receive(ctx, t, q, 10-len(held))...)
+	}
+	co, err := c.Broker(c.IDs()[0]).FindCoordinator(ctx, "failover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(co.BrokerID)
+
+	// A new member: the 50 not accepted, the held ones delivered a
+	// second time (leases are not persisted: held records come back at
+	// once), none of the accepted ones.
+	other := cl.QueueGroup("failover", "jobs")
+	heldValues := map[string]bool{}
+	for _, d := range held {
+		heldValues[string(d.Value)] = true
+	}
+	got := map[string]bool{}
+	poll.Until(t, 60*time.Second, "every record not accepted before the failover delivered after it", func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		ds, err := other.Receive(rctx, n)
+		if err != nil && ctx.Err() == nil && !client.IsRetriable(err) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("receive after failover: %v", err)
+		}
+		for _, d := range ds {
+			v := string(d.Value)
+			if accepted[v] || got[v] {
+				t.Fatalf("record %s delivered again after failover (accepted %v)", v, accepted[v])
+			}
+			if want := map[bool]int{true: 2, false: 1}[heldValues[v]]; d.DeliveryCount != want {
+				t.Errorf("record %s: delivery %d, want %d", v, d.DeliveryCount, want)
+			}
+			if err := d.Accept(); err != nil {
+				t.Fatalf("accept after failover: %v", err)
+			}
+			got[v] = true
+		}
+		if len(got) < n-len(accepted) {
+			return fmt.Errorf("%d of %d records after failover", len(got), n-len(accepted))
+		}
+		return nil
+	})
+	if err := held[0].Accept(); !errors.Is(err, client.ErrLeaseLost) && !errors.Is(err, client.ErrNotDelivered) {
+		t.Fatalf("accept of a lease from before the failover: %v", err)
+	}
+}

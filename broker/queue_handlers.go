@@ -1,0 +1,105 @@
+package broker
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluicemq/sluice/group"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// The queue handlers translate between the sluice protocol's queue APIs
+// (protocol/queue.go) and the queue half of the broker core (queue.go).
+
+func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.QueueReceiveRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	wait := time.Duration(max(req.MaxWaitMs, 0)) * time.Millisecond
+	// As groupContext, with the long-poll on top.
+	ctx, cancel := context.WithTimeout(context.Background(), min(wait, maxQueueWait)+groupWriteTimeout)
+	defer cancel()
+	msgs, lease, err := c.b.QueueReceive(ctx, req.GroupID, req.MemberID, req.Topics, int(req.MaxRecords), wait)
+	out := protocol.QueueReceiveResponse{LeaseMs: int32(lease.Milliseconds())}
+	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
+	for _, m := range msgs {
+		n := len(out.Partitions)
+		if n == 0 || out.Partitions[n-1].Topic != m.Topic || out.Partitions[n-1].Partition != m.Partition {
+			out.Partitions = append(out.Partitions, protocol.QueuePartitionRecords{Topic: m.Topic, Partition: m.Partition})
+			n++
+		}
+		r := protocol.QueueRecord{Offset: m.Offset, Deliveries: int32(m.Deliveries), Timestamp: m.Timestamp, Key: m.Key, Value: m.Value}
+		for _, hd := range m.Headers {
+			r.Headers = append(r.Headers, protocol.QueueHeader{Key: string(hd.Key), Value: hd.Value})
+		}
+		out.Partitions[n-1].Records = append(out.Partitions[n-1].Records, r)
+	}
+	c.encode(resp, h, &out)
+	return nil
+}
+
+func (c *conn) handleQueueAck(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.QueueAckRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	outcomes := make([]QueueOutcome, len(req.Acks))
+	for i, a := range req.Acks {
+		outcomes[i] = QueueOutcome{Topic: a.Topic, Partition: a.Partition, First: a.FirstOffset, Last: a.LastOffset,
+			Outcome: group.Outcome(a.Outcome), Delay: time.Duration(a.DelayMs) * time.Millisecond, Reason: a.Reason}
+	}
+	ctx, cancel := groupContext()
+	defer cancel()
+	refused, err := c.b.QueueAck(ctx, req.GroupID, req.MemberID, outcomes)
+	var out protocol.QueueAckResponse
+	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
+	for _, r := range refused {
+		f := protocol.QueueAckFailure{Topic: r.Topic, Partition: r.Partition, FirstOffset: r.First, LastOffset: r.Last}
+		f.ErrorCode, f.ErrorMessage = ErrorCode(r.Err)
+		out.Failures = append(out.Failures, f)
+	}
+	c.encode(resp, h, &out)
+	return nil
+}
+
+func (c *conn) handleDescribeQueueGroup(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.DescribeQueueGroupRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	ctx, cancel := groupContext()
+	defer cancel()
+	parts, lease, err := c.b.DescribeQueueGroup(ctx, req.GroupID)
+	out := protocol.DescribeQueueGroupResponse{LeaseMs: int32(lease.Milliseconds())}
+	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
+	now := time.Now()
+	for _, p := range parts {
+		age := int64(-1)
+		if !p.OldestAcquired.IsZero() {
+			age = now.Sub(p.OldestAcquired).Milliseconds()
+		}
+		out.Partitions = append(out.Partitions, protocol.QueuePartitionState{Topic: p.Topic, Partition: p.Partition,
+			StartOffset: p.Start, EndOffset: p.End, Available: int32(p.Available), Acquired: int32(p.Acquired),
+			Accepted: int32(p.Accepted), Archived: int32(p.Archived), DeadLettered: p.DeadLettered, OldestAcquiredMs: age, AtCap: p.AtCap})
+	}
+	c.encode(resp, h, &out)
+	return nil
+}
+
+func (c *conn) handleResetQueueGroup(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.ResetQueueGroupRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	to := make(map[group.QueueKey]int64, len(req.Partitions))
+	for _, p := range req.Partitions {
+		to[group.QueueKey{Topic: p.Topic, Partition: p.Partition}] = p.Offset
+	}
+	ctx, cancel := groupContext()
+	defer cancel()
+	var out protocol.ResetQueueGroupResponse
+	out.ErrorCode, out.ErrorMessage = ErrorCode(c.b.ResetQueueGroup(ctx, req.GroupID, to))
+	c.encode(resp, h, &out)
+	return nil
+}

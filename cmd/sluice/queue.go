@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/protocol"
+	"github.com/sluicemq/sluice/record"
+)
+
+func newQueueCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "Receive from queue groups, describe, reset them and redrive their dead letters",
+		Long: `A queue group reads topics record by record: any number of members, each
+record acquired by one member under a lease (30 s), then accepted, released or
+rejected. A record rejected, or delivered the most times allowed (5), is copied
+to the topic's dead-letter topic (<topic>.dlq) with headers saying why and
+from where. Acknowledging does not delete: the topic's records stay for stream
+consumers and replay. See docs/queues.md.`,
+		Example: `  sluice queue receive jobs --group workers --max 10
+  sluice queue describe workers
+  sluice queue redrive workers
+  sluice queue reset workers --to-earliest`,
+	}
+	cmd.AddCommand(newQueueReceiveCmd(g), newQueueDescribeCmd(g), newQueueRedriveCmd(g), newQueueResetCmd(g))
+	return cmd
+}
+
+func newQueueReceiveCmd(g *globals) *cobra.Command {
+	var (
+		group   string
+		accept  bool
+		reject  bool
+		release bool
+		reason  string
+		maxRecs int64
+		timeout time.Duration
+		format  string
+	)
+	cmd := &cobra.Command{
+		Use:   "receive TOPIC",
+		Short: "Receive records of a topic as a member of a queue group and settle them",
+		Long: `Receive records of TOPIC as a member of queue group --group, print each on
+a line (as consume does, with {deliveries} too: the record's delivery count),
+and settle it once printed: --accept (the default: never delivered again),
+--reject (copied to TOPIC.dlq with --reason) or --release (given back: delivered
+again, counting toward the delivery limit). Other members running at the same
+time share the records; several may read the same partition.
+
+--format places fields with {value}, {key}, {offset}, {partition},
+{timestamp}, {topic} and {deliveries}; \t and \n are tab and newline.`,
+		Example: `  sluice queue receive jobs --group workers
+  sluice queue receive jobs --group workers --max 10 --timeout 2s
+  sluice queue receive jobs --group workers --reject --reason 'bad input' --max 1
+  sluice queue receive jobs --group workers --format '{offset} x{deliveries} {value}'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if group == "" {
+				return errors.New("--group is required")
+			}
+			n := 0
+			for _, b := range []bool{accept, reject, release} {
+				if b {
+					n++
+				}
+			}
+			if n > 1 {
+				return errors.New("--accept, --reject and --release exclude each other")
+			}
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			q := cl.QueueGroup(group, args[0])
+			settle := func(d *client.Delivery) error { return d.Accept() }
+			switch {
+			case reject:
+				settle = func(d *client.Delivery) error { return d.Reject(reason) }
+			case release:
+				settle = func(d *client.Delivery) error { return d.Release(0) }
+			}
+			return queueReceiveLoop(cmd.Context(), q, cmd.OutOrStdout(), cmd.ErrOrStderr(), compileQueueFormat(format), settle, maxRecs, timeout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&group, "group", "", "the queue group to receive as a member of (required)")
+	f.BoolVar(&accept, "accept", false, "accept each record once printed (the default)")
+	f.BoolVar(&reject, "reject", false, "reject each record once printed: it goes to the dead-letter topic")
+	f.BoolVar(&release, "release", false, "release each record once printed: it is delivered again")
+	f.StringVar(&reason, "reason", "rejected by sluice queue receive", "with --reject: the reason in the dead letter's headers")
+	f.Int64Var(&maxRecs, "max", 0, "exit after this many records (0: no limit)")
+	f.DurationVar(&timeout, "timeout", 0, "exit when no record arrives for this long (0: wait forever)")
+	f.StringVar(&format, "format", "{value}", "output format of each record")
+	return cmd
+}
+
+// queueFormat is consume's --format with {deliveries}.
+type queueFormat struct {
+	parts []formatPart
+}
+
+func compileQueueFormat(f string) queueFormat {
+	// {deliveries} is not one of consume's fields: split on it first.
+	var out queueFormat
+	pieces := strings.Split(f, "{deliveries}")
+	for i, p := range pieces {
+		ps := compileFormat(p)
+		ps = ps[:len(ps)-1] // compileFormat ends each with a newline
+		out.parts = append(out.parts, ps...)
+		if i < len(pieces)-1 {
+			out.parts = append(out.parts, formatPart{field: "deliveries"})
+		}
+	}
+	out.parts = append(out.parts, formatPart{lit: "\n"})
+	return out
+}
+
+func (f queueFormat) append(dst []byte, d *client.Delivery) []byte {
+	for _, p := range f.parts {
+		if p.field == "deliveries" {
+			dst = fmt.Appendf(dst, "%d", d.DeliveryCount)
+			continue
+		}
+		dst = appendFormatted(dst, []formatPart{p}, &d.Record)
+	}
+	return dst
+}
+
+func queueReceiveLoop(ctx context.Context, q *client.QueueGroup, stdout, stderr io.Writer, f queueFormat, settle func(*client.Delivery) error, maxRecs int64, timeout time.Duration) error {
+	w := bufio.NewWriterSize(stdout, 64<<10)
+	defer w.Flush()
+	var n int64
+	var buf []byte
+	for maxRecs <= 0 || n < maxRecs {
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			rctx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		want := 100
+		if maxRecs > 0 {
+			want = int(min(int64(want), maxRecs-n))
+		}
+		ds, err := q.Receive(rctx, want)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+				return nil // interrupted, or --timeout with no record
+			}
+			return err
+		}
+		for _, d := range ds {
+			buf = f.append(buf[:0], d)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			if err := settle(d); err != nil {
+				// A lost lease: the record went to another member.
+				fmt.Fprintf(stderr, "sluice: queue receive: %s[%d] offset %d: %v\n", d.Topic, d.Partition, d.Offset, err)
+			}
+			n++
+		}
+	}
+	return nil
+}
+
+func newQueueDescribeCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "describe GROUP",
+		Short: "Show each partition of a queue group: its window, states, dead letters and cap",
+		Long: `Show, per partition the group has read: the window's start (every record
+before it is done) and end (the first offset never delivered); how many records
+inside are available, acquired, accepted and archived; how many were
+dead-lettered; the age of the oldest lease still held (OLDEST-UNACKED); and
+AT-CAP when the window is full (2,000 records in flight): no new record is
+delivered until the oldest ones are settled.`,
+		Example: `  sluice queue describe workers
+  sluice queue describe workers --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			d, err := cl.DescribeQueueGroup(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if d.Partitions == nil {
+				d.Partitions = []client.QueuePartitionState{}
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), d)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tAVAILABLE\tACQUIRED\tACCEPTED\tARCHIVED\tDEAD-LETTERED\tOLDEST-UNACKED\tAT-CAP")
+			for _, p := range d.Partitions {
+				age := "-"
+				if p.OldestAcquired >= 0 {
+					age = p.OldestAcquired.Round(time.Millisecond).String()
+				}
+				capped := "-"
+				if p.AtCap {
+					capped = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.Start, p.End,
+					p.Available, p.Acquired, p.Accepted, p.Archived, p.DeadLettered, age, capped)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// queueTopics is --topic, or every topic the group has read.
+func queueTopics(ctx context.Context, cl *client.Client, group, topic string) ([]string, error) {
+	if topic != "" {
+		return []string{topic}, nil
+	}
+	d, err := cl.DescribeQueueGroup(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range d.Partitions {
+		if len(out) == 0 || out[len(out)-1] != p.Topic {
+			out = append(out, p.Topic)
+		}
+	}
+	return out, nil
+}
+
+func newQueueResetCmd(g *globals) *cobra.Command {
+	var (
+		topic            string
+		earliest, latest bool
+		offset           int64
+	)
+	cmd := &cobra.Command{
+		Use:   "reset GROUP",
+		Short: "Move a queue group's windows to the earliest, the latest or an offset",
+		Long: `Move the group's window of every partition of --topic (default: every topic
+the group has read) to the log start (--to-earliest), the end (--to-latest) or
+--to-offset N (kept within the log), dropping every state in it: records before
+the new start are done, records from it on are delivered again, and what
+members hold is no longer theirs (their outcomes are refused). Stop the
+members first.`,
+		Example: `  sluice queue reset workers --to-earliest
+  sluice queue reset workers --topic jobs --to-offset 1200
+  sluice queue reset workers --to-latest`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n := 0
+			if earliest {
+				n++
+			}
+			if latest {
+				n++
+			}
+			if cmd.Flags().Changed("to-offset") {
+				n++
+			}
+			if n != 1 {
+				return errors.New("give one of --to-earliest, --to-latest, --to-offset")
+			}
+			spec := client.ResetToOffset(offset)
+			switch {
+			case earliest:
+				spec = client.ResetToEarliest()
+			case latest:
+				spec = client.ResetToLatest()
+			}
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			topics, err := queueTopics(cmd.Context(), cl, args[0], topic)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-START")
+			for _, t := range topics {
+				rs, err := cl.ResetQueueGroup(cmd.Context(), args[0], t, spec)
+				if err != nil {
+					return err
+				}
+				for _, r := range rs {
+					fmt.Fprintf(tw, "%s\t%d\t%d\n", r.Topic, r.Partition, r.New)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&topic, "topic", "", "reset only this topic (default: every topic the group has read)")
+	f.BoolVar(&earliest, "to-earliest", false, "move to the log start")
+	f.BoolVar(&latest, "to-latest", false, "move to the end: nothing before it is delivered")
+	f.Int64Var(&offset, "to-offset", 0, "move to this offset")
+	return cmd
+}
+
+func newQueueRedriveCmd(g *globals) *cobra.Command {
+	var (
+		topic string
+		wait  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "redrive GROUP",
+		Short: "Republish a queue group's dead letters to their original topics",
+		Long: `Read the dead-letter topic (<topic>.dlq) of --topic (default: every topic the
+group has read) up to its end now and produce each dead letter again to the
+topic its headers name, with its key, value and headers (less the dead-letter
+ones): the group delivers it again as a new record. Progress is kept as the
+committed offsets of consumer group <GROUP>.redrive, so a second run
+republishes only what was dead-lettered since (at least once: a run stopped
+midway may republish some again).`,
+		Example: `  sluice queue redrive workers
+  sluice queue redrive workers --topic jobs`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			topics, err := queueTopics(ctx, cl, args[0], topic)
+			if err != nil {
+				return err
+			}
+			for _, t := range topics {
+				n, err := redrive(ctx, cmd, g, cl, args[0], t+".dlq", wait)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", t+".dlq", n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&topic, "topic", "", "redrive only this topic's dead letters")
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "give up when the dead letters up to the end are not read within this long")
+	return cmd
+}
+
+// redrive republishes dlq's records from the committed offsets of
+// consumer group <group>.redrive up to its ends now.
+func redrive(ctx context.Context, cmd *cobra.Command, g *globals, cl *client.Client, group, dlq string, wait time.Duration) (int, error) {
+	ends, err := cl.ListOffsets(ctx, dlq, client.AtEnd())
+	if errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+		return 0, nil // nothing was ever dead-lettered
+	}
+	if err != nil {
+		return 0, err
+	}
+	rgroup := group + ".redrive"
+	committed, err := cl.CommittedOffsets(ctx, rgroup)
+	if err != nil {
+		return 0, err
+	}
+	starts, err := cl.ListOffsets(ctx, dlq, client.AtStart())
+	if err != nil {
+		return 0, err
+	}
+	left := map[int32]int64{} // partition → end not yet reached
+	for i, e := range ends {
+		from := starts[i].Offset
+		if c, ok := committed[client.TopicPartition{Topic: dlq, Partition: e.Partition}]; ok {
+			from = max(from, c)
+		}
+		if from < e.Offset {
+			left[e.Partition] = e.Offset
+		}
+	}
+	if len(left) == 0 {
+		return 0, nil
+	}
+	rc, err := dial(cmd, g, client.ConsumerGroup(rgroup, client.GroupTopics(dlq), client.GroupResetOffset(client.AtStart())))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close() // commits what was republished
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	n := 0
+	for len(left) > 0 {
+		fs, err := rc.Poll(wctx)
+		if err != nil {
+			return n, fmt.Errorf("redrive %s: %d republished, %d partitions not read to their end: %w", dlq, n, len(left), err)
+		}
+		var out []*client.Record
+		later := map[int32]bool{}
+		for _, r := range fs.Records {
+			end, ok := left[r.Partition]
+			if !ok || r.Offset >= end {
+				// Dead-lettered after this run started: the next run's.
+				// Seek back so that the commit does not pass it.
+				if !later[r.Partition] {
+					later[r.Partition] = true
+					_ = rc.Seek(r.Topic, r.Partition, r.Offset)
+				}
+				continue
+			}
+			if r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			orig := ""
+			var hs []record.Header
+			for _, h := range r.Headers {
+				switch k := string(h.Key); {
+				case k == protocol.DeadLetterTopic:
+					orig = string(h.Value)
+				case strings.HasPrefix(k, "sluice.dlq."):
+				default:
+					hs = append(hs, h)
+				}
+			}
+			if orig == "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "sluice: queue redrive: %s[%d] offset %d has no origin header: skipped\n", dlq, r.Partition, r.Offset)
+				continue
+			}
+			out = append(out, &client.Record{Topic: orig, Key: r.Key, Value: r.Value, Headers: hs})
+		}
+		if len(out) > 0 {
+			if err := cl.ProduceSync(ctx, out...); err != nil {
+				return n, fmt.Errorf("redrive %s: %w", dlq, err)
+			}
+			n += len(out)
+		}
+		if err := rc.Commit(ctx); err != nil {
+			return n, fmt.Errorf("redrive %s: commit progress: %w", dlq, err)
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/sluicemq/sluice/client"
+)
+
+// queueJSON reads `sluice queue describe --json`.
+func queueJSON(t *testing.T, bin, addr, group string) client.QueueGroupDescription {
+	t.Helper()
+	var d client.QueueGroupDescription
+	out := sluice(t, bin, addr, "", "queue", "describe", group, "--json")
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("queue describe --json: %v\n%s", err, out)
+	}
+	return d
+}
+
+// queue receive settles what it prints (accept, reject); describe shows
+// the windows and the dead letters; redrive republishes the dead letters
+// once; reset delivers everything again.
+func TestCLIQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	addr, _ := startBroker(t, bin, t.TempDir())
+	sluice(t, bin, addr, "", "topic", "create", "qt", "--partitions", "2")
+	var in strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&in, "v%d\n", i)
+	}
+	sluice(t, bin, addr, in.String(), "produce", "qt")
+
+	accepted := strings.Fields(sluice(t, bin, addr, "", "queue", "receive", "qt", "--group", "w", "--max", "7"))
+	rejected := strings.Fields(sluice(t, bin, addr, "", "queue", "receive", "qt", "--group", "w", "--reject", "--reason", "nope", "--timeout", "3s"))
+	all := append(append([]string{}, accepted...), rejected...)
+	sort.Strings(all)
+	if len(accepted) != 7 || len(rejected) != 3 || strings.Join(all, " ") != "v0 v1 v2 v3 v4 v5 v6 v7 v8 v9" {
+		t.Fatalf("accepted %v, rejected %v: want every record once", accepted, rejected)
+	}
+	d := queueJSON(t, bin, addr, "w")
+	var dead int64
+	for _, p := range d.Partitions {
+		dead += p.DeadLettered
+		if p.Start != p.End || p.Acquired != 0 {
+			t.Fatalf("partition not drained: %+v", p)
+		}
+	}
+	if dead != 3 || len(d.Partitions) != 2 {
+		t.Fatalf("describe: %+v", d)
+	}
+	if out := sluice(t, bin, addr, "", "queue", "describe", "w"); !strings.Contains(out, "DEAD-LETTERED") || !strings.Contains(out, "queue group w:") {
+		t.Fatalf("queue describe:\n%s", out)
+	}
+	dl := sluice(t, bin, addr, "", "consume", "qt.dlq", "--from-beginning", "--timeout", "3s", "--format", "{value}")
+	if got := strings.Fields(dl); len(got) != 3 {
+		t.Fatalf("dead-letter topic holds %v, want %v", got, rejected)
+	}
+
+	// Redrive: the three come back as new records, once.
+	if out := sluice(t, bin, addr, "", "queue", "redrive", "w"); !strings.Contains(out, "qt.dlq: 3 dead letters republished") {
+		t.Fatalf("redrive:\n%s", out)
+	}
+	if out := sluice(t, bin, addr, "", "queue", "redrive", "w"); !strings.Contains(out, "qt.dlq: 0 dead letters republished") {
+		t.Fatalf("second redrive:\n%s", out)
+	}
+	again := strings.Fields(sluice(t, bin, addr, "", "queue", "receive", "qt", "--group", "w", "--timeout", "3s"))
+	sort.Strings(again)
+	sort.Strings(rejected)
+	if strings.Join(again, " ") != strings.Join(rejected, " ") {
+		t.Fatalf("after redrive received %v, want %v", again, rejected)
+	}
+
+	// Reset to the earliest: all 13 records again.
+	if out := sluice(t, bin, addr, "", "queue", "reset", "w", "--to-earliest"); !strings.Contains(out, "NEW-START") {
+		t.Fatalf("reset:\n%s", out)
+	}
+	if got := strings.Fields(sluice(t, bin, addr, "", "queue", "receive", "qt", "--group", "w", "--timeout", "3s", "--format", "{deliveries}")); len(got) != 13 || got[0] != "1" {
+		t.Fatalf("after reset: %v", got)
+	}
+}

@@ -1,0 +1,138 @@
+package group
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// queueSeedValue is a type-4 value: a window with accepted, held and new
+// records, for FuzzReplay's seeds.
+func queueSeedValue() []byte {
+	c, _ := New(Config{})
+	k := QueueKey{"t", 0}
+	c.QueueSnapshot(t0, "g", []QueueKey{k}, 10)
+	c.QueueAcquire(t0, "g", "m", 3, []QueueRead{{k, []int64{0, 1, 2}}})
+	_, _, recs, _ := c.QueueAck(t0, "g", "m", []QueueAck{{QueueKey: k, Offsets: []int64{0}, Outcome: Accept}})
+	return recs[0].Value
+}
+
+// replayAll replays recs into a new Coordinator, as a new coordinator
+// loads its offsets partition.
+func replayAll(t *testing.T, cfg Config, recs []Record) *Coordinator {
+	t.Helper()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := c.Replay(t0, r.Key, r.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// The records a queue call returns rebuild its state: accepted records
+// stay done, held ones come back available with their counts, and one
+// held for its last delivery is dead-lettered by the next call.
+func TestQueueGroupReplay(t *testing.T) {
+	cfg := Config{Queue: QueueConfig{MaxDeliveries: 2}}
+	c, _ := New(cfg)
+	k := QueueKey{"jobs", 3}
+	var log []Record
+	snaps, dead, recs := c.QueueSnapshot(t0, "g", []QueueKey{k}, 10)
+	if len(snaps) != 1 || snaps[0].End != 0 || len(dead) != 0 || len(recs) != 0 {
+		t.Fatalf("snapshot of a new group: %+v %v %v", snaps, dead, recs)
+	}
+	got, _, recs := c.QueueAcquire(t0, "g", "a", 4, []QueueRead{{k, []int64{10, 11, 12, 13}}})
+	log = append(log, recs...)
+	if len(got) != 4 || got[0].Offset != 10 || len(recs) != 1 {
+		t.Fatalf("acquire: %+v, %d records", got, len(recs))
+	}
+	errs, dead, recs, err := c.QueueAck(t0, "g", "a", []QueueAck{
+		{QueueKey: k, Offsets: []int64{10}, Outcome: Accept},
+		{QueueKey: k, Offsets: []int64{11}, Outcome: Reject, Reason: "bad"},
+		{QueueKey: k, Offsets: []int64{12}, Outcome: Release},
+		{QueueKey: QueueKey{"other", 0}, Offsets: []int64{5}, Outcome: Accept}})
+	log = append(log, recs...)
+	if err != nil || errs[0][0] != nil || errs[1][0] != nil || errs[2][0] != nil || !errors.Is(errs[3][0], ErrNotDelivered) ||
+		len(dead) != 1 || dead[0].Offset != 11 || dead[0].Topic != "jobs" || len(recs) != 1 {
+		t.Fatalf("ack: %v %+v %d records, %v", errs, dead, len(recs), err)
+	}
+	// 12 is delivered a second time, the last allowed, and held.
+	got, _, recs = c.QueueAcquire(t0, "g", "b", 1, []QueueRead{{QueueKey: k}})
+	log = append(log, recs...)
+	if len(got) != 1 || got[0].Offset != 12 || got[0].Deliveries != 2 {
+		t.Fatalf("redelivery: %+v", got)
+	}
+
+	r := replayAll(t, cfg, log)
+	d, dead, recs, err := r.DescribeQueue(t0, "g")
+	if err != nil || len(d) != 1 {
+		t.Fatalf("describe after replay: %+v %v", d, err)
+	}
+	// 12 was held for its last delivery: archived and dead-lettered now,
+	// with a record saying so; 13 is available again with its count.
+	if len(dead) != 1 || dead[0].Offset != 12 || len(recs) != 1 {
+		t.Fatalf("dead letters after replay: %+v, %d records", dead, len(recs))
+	}
+	if p := d[0]; p.Start != 13 || p.End != 14 || p.Available != 1 || p.Acquired != 0 || p.DeadLettered != 2 {
+		t.Fatalf("after replay: %+v", p)
+	}
+	got, _, _ = r.QueueAcquire(t0, "g", "c", 5, []QueueRead{{QueueKey: k}})
+	if len(got) != 1 || got[0].Offset != 13 || got[0].Deliveries != 2 {
+		t.Fatalf("after replay, acquire: %+v", got)
+	}
+	// The late acknowledgement of a lease from before the failover.
+	errs, _, _, _ = r.QueueAck(t0, "g", "a", []QueueAck{{QueueKey: k, Offsets: []int64{13}, Outcome: Accept}})
+	if !errors.Is(errs[0][0], ErrLeaseLost) {
+		t.Fatalf("ack of an old lease: %v", errs[0][0])
+	}
+	// Unknown groups.
+	if _, _, _, err := r.QueueAck(t0, "nope", "a", nil); !errors.Is(err, ErrQueueGroupNotFound) {
+		t.Fatalf("ack in an unknown group: %v", err)
+	}
+	if _, _, _, err := r.DescribeQueue(t0, "nope"); !errors.Is(err, ErrQueueGroupNotFound) {
+		t.Fatalf("describe an unknown group: %v", err)
+	}
+	// Reset drops the state and is persisted.
+	recs = r.ResetQueue("g", map[QueueKey]int64{k: 5})
+	if d, _, _, _ := replayAll(t, cfg, append(log, recs...)).DescribeQueue(t0, "g"); len(d) != 1 || d[0].Start != 5 || d[0].End != 5 {
+		t.Fatalf("after reset and replay: %+v", d)
+	}
+	if got := r.ListQueueGroups(); len(got) != 1 || got[0] != "g" {
+		t.Fatalf("list: %v", got)
+	}
+}
+
+// A lease that runs out is ended by the next call that looks at the
+// partition, with no timer.
+func TestQueueGroupLeaseEndsOnLook(t *testing.T) {
+	c, _ := New(Config{Queue: QueueConfig{Lease: time.Second}})
+	k := QueueKey{"t", 0}
+	c.QueueAcquire(t0, "g", "a", 1, []QueueRead{{k, []int64{0}}})
+	snaps, _, _ := c.QueueSnapshot(t0.Add(999*time.Millisecond), "g", []QueueKey{k}, 5)
+	if len(snaps[0].Available) != 0 {
+		t.Fatalf("available before the lease ended: %+v", snaps)
+	}
+	snaps, _, _ = c.QueueSnapshot(t0.Add(time.Second), "g", []QueueKey{k}, 5)
+	if len(snaps[0].Available) != 1 || snaps[0].Available[0] != 0 {
+		t.Fatalf("not available once the lease ended: %+v", snaps)
+	}
+	errs, _, _, _ := c.QueueAck(t0.Add(time.Second), "g", "a", []QueueAck{{QueueKey: k, Offsets: []int64{0}, Outcome: Accept}})
+	if !errors.Is(errs[0][0], ErrLeaseLost) {
+		t.Fatalf("ack after the lease: %v", errs[0][0])
+	}
+}
+
+// A corrupt type-4 value is ErrCorrupt, never a panic.
+func TestQueueGroupReplayCorrupt(t *testing.T) {
+	c, _ := New(Config{})
+	v := queueSeedValue()
+	for _, bad := range [][]byte{{}, v[:5], append(v[:10:10], 0xff), append([]byte{0, 1}, v[2:]...)} {
+		if err := c.Replay(t0, queueKey("g", "t", 0), bad); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("value %x: %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
