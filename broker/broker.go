@@ -100,6 +100,7 @@ type Broker struct {
 	ready      atomic.Bool   // registered and partitions reconciled: serve clients
 	draining   atomic.Bool   // shutting down: produce refused, leaderships moving away
 	refusedAt  atomic.Int64  // unix nanoseconds of the last produce refused while draining
+	refusing   atomic.Bool   // Close drains the connections: every request refused (drain.go)
 	reregister chan struct{} // capacity 1: the registration says offline while running
 	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append
@@ -309,8 +310,11 @@ func (b *Broker) listenAddr() string {
 	return b.addr
 }
 
-// Close shuts the broker down: it stops accepting connections, lets every
-// connection finish the requests it has read and write their responses,
+// Close shuts the broker down: it stops accepting connections, drains
+// them (drain.go: every request from then on is refused, definitely, until
+// the client goes quiet, and each connection is closed without a reset),
+// lets every connection finish the requests it has read and write their
+// responses,
 // stops the background goroutines, and closes every log cleanly (sync,
 // recovery point, clean-shutdown marker). It is idempotent and returns
 // once everything the broker started has stopped.
@@ -336,6 +340,9 @@ func (b *Broker) Close() error {
 		}
 		if b.ln != nil {
 			b.ln.Close()
+		}
+		if b.ready.Load() && !abandon {
+			b.drainConns()
 		}
 		if b.connCancel != nil {
 			b.connCancel()

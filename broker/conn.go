@@ -43,6 +43,9 @@ type conn struct {
 	// true until it has (reader-owned).
 	firstBy time.Time
 	first   bool
+	// quiet: the reader has waited connQuiet for a request once since
+	// the broker began draining (reader-owned).
+	quiet bool
 	// probation is the limit this connection was accepted past, or -1:
 	// its first request must come from a broker (connlimit.go).
 	// Handler-owned after the connection starts.
@@ -170,7 +173,11 @@ func (c *conn) serve() {
 	c.polls.Wait()
 	stop()
 	c.cancel()
-	c.nc.Close()
+	if c.b.refusing.Load() {
+		closeGracefully(c.nc) // drain.go
+	} else {
+		c.nc.Close()
+	}
 	c.logger.Debug("connection closed")
 }
 
@@ -194,6 +201,9 @@ func (c *conn) readLoop() {
 
 // errIdle ends a connection that stayed idle past IdleTimeout.
 var errIdle = errors.New("idle timeout")
+
+// errDrained ends a connection the broker drained at shutdown (drain.go).
+var errDrained = errors.New("drained for shutdown")
 
 // errFirstRequest ends a connection whose first request did not arrive
 // within FirstRequestTimeout.
@@ -224,7 +234,7 @@ func (c *conn) readError(err error) {
 func (c *conn) readFrame() (*request, error) {
 	req, err := c.readNext()
 	if err == nil {
-		c.first = false
+		c.first, c.quiet = false, false
 	}
 	return req, err
 }
@@ -240,6 +250,15 @@ func (c *conn) readNext() (*request, error) {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) && c.ctx.Err() == nil {
+			if c.b.refusing.Load() {
+				// The broker drains its connections (drain.go): one more
+				// connQuiet for a last request, then stop.
+				if c.quiet {
+					return nil, errDrained
+				}
+				c.quiet = true
+				continue
+			}
 			if c.first {
 				return nil, errFirstRequest
 			}
@@ -289,11 +308,17 @@ func (c *conn) readNext() (*request, error) {
 // deadline in the past after ctx is cancelled, and a deadline set after
 // the hook ran would otherwise override it.
 func (c *conn) setReadDeadline(d time.Duration) error {
-	at := time.Now().Add(d)
+	now := time.Now()
+	at := now.Add(d)
 	if c.first && c.firstBy.Before(at) {
 		at = c.firstBy
 	}
 	c.nc.SetReadDeadline(at)
+	// Checked after setting, as ctx is: drainConns sets refusing before
+	// it wakes the readers.
+	if q := now.Add(connQuiet); c.b.refusing.Load() && at.After(q) {
+		c.nc.SetReadDeadline(q)
+	}
 	return c.ctx.Err()
 }
 

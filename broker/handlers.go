@@ -91,6 +91,12 @@ func (c *conn) handle(req *request) (resp *response) {
 // that does not decode.
 func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) error {
 	c.dec.Reset(body)
+	if c.b.refusing.Load() {
+		// Stopping: the connections drain (drain.go). Nothing read now is
+		// served, and the client knows it was not.
+		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
+		return nil
+	}
 	if !c.b.ready.Load() && h.Key != protocol.APIVersions && h.Key != protocol.ControllerForward {
 		// Starting: the controller's metadata may lag until this broker is
 		// registered, and an answer from it would be wrong (a topic

@@ -86,8 +86,14 @@ func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) err
 	out := protocol.ElectLeadersResponse{}
 	if req.LeaderOnly {
 		// Another broker runs the election and asks this one, the
-		// leader, to hand over its own partitions: answer for those.
-		md := c.b.Metadata()
+		// leader, to hand over its own partitions: answer for those,
+		// planned on metadata at least as new as the asker's.
+		md, err := c.b.syncedMetadata(ctx)
+		if err != nil {
+			out.ErrorCode, _ = ErrorCode(err)
+			c.encode(resp, h, &out)
+			return nil
+		}
 		var mine []controller.AlterPartition
 		for _, pc := range controller.PlanPreferredLeaders(md, req.Topics) {
 			if md.Topics[pc.Topic].Partitions[pc.Partition].Leader == c.b.cfg.BrokerID {

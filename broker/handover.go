@@ -167,11 +167,18 @@ func (b *Broker) handOver(ctx context.Context, p *partition, c controller.AlterP
 // partitions it leads and asks each other leader's broker, concurrently,
 // to hand over its own (ElectLeaders version 1, LeaderOnly); a broker too
 // old for that has its partitions switched by the controller at once,
-// as before. The plan is on this broker's metadata; a partition that
-// changed since is refused by the controller (ErrStalePartitionEpoch) and
-// reported in its Election.
+// as before. The plan is made on this broker's metadata after a read
+// barrier (controller.Node.Sync): a broker that is not the controller, or
+// one asked just after the controller changed, may not yet have applied
+// the latest ISR or leader changes, and a plan on such metadata skips or
+// misreports partitions. A partition that changes after the plan is
+// refused by the controller (ErrStalePartitionEpoch) and reported in its
+// Election.
 func (b *Broker) ElectPreferredLeaders(ctx context.Context, topics []string) ([]controller.Election, error) {
-	md := b.store.Metadata()
+	md, err := b.syncedMetadata(ctx)
+	if err != nil {
+		return nil, err
+	}
 	byLeader := map[int32][]controller.AlterPartition{}
 	for _, c := range controller.PlanPreferredLeaders(md, topics) {
 		l := md.Topics[c.Topic].Partitions[c.Partition].Leader
@@ -202,6 +209,16 @@ func (b *Broker) ElectPreferredLeaders(ctx context.Context, topics []string) ([]
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	return out, nil
+}
+
+// syncedMetadata returns this broker's metadata once it holds every
+// command the controller had committed when called (the read barrier a
+// plan of leader changes needs).
+func (b *Broker) syncedMetadata(ctx context.Context) (*controller.Metadata, error) {
+	if err := b.node.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("elect preferred leaders: %w", err)
+	}
+	return b.store.Metadata(), nil
 }
 
 // handOverAll hands over, one after the other, the partitions of cs that

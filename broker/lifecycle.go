@@ -189,8 +189,10 @@ func (b *Broker) isrLoop(ctx context.Context) {
 	}
 }
 
-// isrChange is one planned ISR change and what it changes, for the log.
+// isrChange is one planned ISR change of p and what it changes, for the
+// log.
 type isrChange struct {
+	p           *partition
 	c           controller.AlterPartition
 	isr, shrink []int32
 }
@@ -220,6 +222,7 @@ func (b *Broker) alterISRs(ctx context.Context, changes []isrChange) {
 	cs := make([]controller.AlterPartition, len(changes))
 	for i := range changes {
 		cs[i] = changes[i].c
+		changes[i].p.propose(&cs[i])
 	}
 	b.isrWrites.Add(1)
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -239,13 +242,42 @@ func (b *Broker) alterISRs(ctx context.Context, changes []isrChange) {
 			lg.Debug("ISR change refused", zap.Error(errs[i]))
 			continue
 		}
-		if len(ch.shrink) > 0 {
-			b.parts.isrShrinks.Add(1)
-		}
-		if len(ch.c.ISR) > len(ch.isr)-len(ch.shrink) {
-			b.parts.isrExpands.Add(1)
-		}
+		// Counted where the metadata applies it (countISRChange).
 		lg.Info("ISR changed", zap.Int32s("removed", ch.shrink))
+	}
+}
+
+// propose records c as the ISR change this leader proposes for p.
+func (p *partition) propose(c *controller.AlterPartition) {
+	p.mu.Lock()
+	p.proposed = c
+	p.mu.Unlock()
+}
+
+// countISRChange counts p's ISR change from old to mp.ISR, which the
+// metadata now shows in this broker's leader epoch, as a shrink and/or an
+// expansion when it is the change this leader proposed (p.proposed): the
+// controller applies an AlterPartition at the partition epoch it names and
+// moves it on by one, so the change is ours when the metadata is one epoch
+// past the proposal and holds its ISR. A change the controller made (a
+// fenced replica removed) is not this leader's and is not counted.
+// Counting here rather than on the controller's answer counts a change
+// whose answer was lost (a timeout or a controller election after the
+// commit) exactly once too. Call with p.mu held.
+func (m *partitions) countISRChange(p *partition, old []int32, mp *controller.Partition) {
+	c := p.proposed
+	if c == nil || mp.PartitionEpoch <= c.PartitionEpoch {
+		return
+	}
+	p.proposed = nil // decided: applied, or superseded
+	if mp.PartitionEpoch != c.PartitionEpoch+1 || !slices.Equal(mp.ISR, c.ISR) {
+		return
+	}
+	if slices.ContainsFunc(old, func(id int32) bool { return !slices.Contains(mp.ISR, id) }) {
+		m.isrShrinks.Add(1)
+	}
+	if slices.ContainsFunc(mp.ISR, func(id int32) bool { return !slices.Contains(old, id) }) {
+		m.isrExpands.Add(1)
 	}
 }
 
@@ -276,6 +308,7 @@ func planISR(p *partition, topicID uint64, self int32) (isrChange, bool) {
 		return isrChange{}, false
 	}
 	return isrChange{
+		p: p,
 		c: controller.AlterPartition{Topic: p.topic, Partition: p.index, PartitionEpoch: partEpoch,
 			Leader: self, ISR: next, BrokerEpochs: epochs, HighWatermark: hw, TopicID: topicID},
 		isr: isr, shrink: shrink,

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
@@ -74,6 +75,9 @@ type partition struct {
 	hw        int64 // the high watermark while not leading
 	cur       atomic.Pointer[log.Log]
 	handover  atomic.Int64 // leader epoch + 1 of a handover in progress, 0 none (handover.go)
+	// proposed is the last ISR change this leader proposed, until the
+	// metadata shows its fate (countISRChange).
+	proposed *controller.AlterPartition
 
 	// waiters are the long-poll fetches watching this partition; notify
 	// wakes them after an append became visible. The broker notifies

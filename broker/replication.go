@@ -115,6 +115,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		p.mu.Unlock()
 		return
 	}
+	oldISR := p.isr
 	p.replicas, p.isr, p.partEpoch = slices.Clone(mp.Replicas), slices.Clone(mp.ISR), mp.PartitionEpoch
 	p.minInsync = controller.MinInsync(t)
 	var resign *replica.Leader
@@ -123,6 +124,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 
 	if mp.Leader == m.self {
 		if p.role == roleLeader && p.leader.Epoch() == mp.LeaderEpoch {
+			m.countISRChange(p, oldISR, mp)
 			if !slices.Equal(p.leader.ISR(), mp.ISR) {
 				p.leader.SetISR(mp.ISR)
 			}
@@ -148,7 +150,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 			ld = nil
 		}
 		unassignFrom = p.fetchFrom
-		p.leader, p.follower, p.fetchFrom = ld, nil, -1
+		p.leader, p.follower, p.fetchFrom, p.proposed = ld, nil, -1, nil
 		p.role = roleLeader
 		if ld == nil {
 			p.role = roleNone
@@ -172,7 +174,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	if p.role == roleLeader {
 		resign = p.leader
 		p.hw = max(p.hw, p.leader.HighWatermark())
-		p.leader = nil
+		p.leader, p.proposed = nil, nil
 	}
 	// A replica whose log went offline (and that the controller knows
 	// of) does not fetch: it could not append, and it would only retry.

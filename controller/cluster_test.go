@@ -91,11 +91,11 @@ func startTestClusterWith(t *testing.T, nVoters, nNonvoters int, edit func(*Node
 		}
 	}
 	for _, id := range c.ids {
-		cfg := NodeConfig{ID: id, Dir: t.TempDir(), RaftAddr: lns[id].Addr().String(), Voters: c.voters, Forwarder: c.fwd}
+		cfg := NodeConfig{ID: id, Dir: t.TempDir(), RaftAddr: lns[id].Addr().String(), Voters: c.voters, Forwarder: c.fwd,
+			Listener: lns[id]}
 		testRaftTimings(&cfg)
-		edit(&cfg)
+		edit(&cfg) // may wrap the listener
 		c.cfgs[id] = cfg
-		cfg.Listener = lns[id]
 		c.startWith(cfg)
 	}
 	t.Cleanup(c.closeAll)

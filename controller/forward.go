@@ -44,6 +44,9 @@ const (
 	// opAlterPartitions: many AlterPartition changes, proposed back to
 	// back; one Election per change in the response.
 	opAlterPartitions requestOp = 6
+	// opReadIndex: nothing proposed; the response's index is the last
+	// command the leader applied after a barrier (Node.Sync).
+	opReadIndex requestOp = 7
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -105,6 +108,7 @@ func decodeRequest(b []byte) (request, error) {
 			r.topics = d.stringSet()
 		case opAlterPartitions:
 			r.changes = d.alterPartitions()
+		case opReadIndex:
 		default:
 			d.fail("unknown request op %d", r.op)
 		}

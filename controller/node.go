@@ -97,6 +97,10 @@ type NodeConfig struct {
 	// StoreProbeInterval is how often a node whose Raft store failed
 	// tries to write to it again (StoreErr); default 2s.
 	StoreProbeInterval time.Duration
+
+	// wrapStore, in tests, wraps raft.db as Raft sees it (to inject
+	// failures).
+	wrapStore func(raftStore) raftStore
 }
 
 func (c *NodeConfig) applyDefaults() {
@@ -240,7 +244,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("controller: snapshots: %w", err)
 	}
 	snaps := checkedSnapshots{SnapshotStore: fileSnaps, h: n.health}
-	store := checkedStore{BoltStore: n.store, h: n.health}
+	var inner raftStore = n.store
+	if cfg.wrapStore != nil {
+		inner = cfg.wrapStore(inner)
+	}
+	store := checkedStore{raftStore: inner, h: n.health, log: n.log, retry: cfg.StoreProbeInterval, closing: n.storeStop}
 	trans := newContactTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  newStreamLayer(ln, advertise),
 		MaxPool: 3,

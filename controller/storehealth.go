@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -79,11 +81,24 @@ func (h *storeHealth) wake() {
 	}
 }
 
+// raftStore is what Raft needs of raft.db: its log and its stable store
+// (*raftboltdb.BoltStore; tests wrap it to inject failures).
+type raftStore interface {
+	raft.LogStore
+	raft.StableStore
+}
+
+var _ raftStore = (*raftboltdb.BoltStore)(nil)
+
 // checkedStore is raft.db as Raft sees it (log store and stable store),
-// noting every failed write in its storeHealth.
+// noting every failed write in its storeHealth, and holding Raft's term
+// writes until they succeed (SetUint64).
 type checkedStore struct {
-	*raftboltdb.BoltStore
-	h *storeHealth
+	raftStore
+	h       *storeHealth
+	log     *zap.Logger
+	retry   time.Duration   // between attempts at a held term write
+	closing <-chan struct{} // closed when the node starts to close
 }
 
 // StoreLog stores one entry.
@@ -91,30 +106,80 @@ func (s checkedStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.L
 
 // StoreLogs stores entries.
 func (s checkedStore) StoreLogs(logs []*raft.Log) error {
-	err := s.BoltStore.StoreLogs(logs)
+	err := s.raftStore.StoreLogs(logs)
 	s.h.note("store raft log", err)
 	return err
 }
 
 // DeleteRange deletes entries from min to max, both included.
 func (s checkedStore) DeleteRange(min, max uint64) error {
-	err := s.BoltStore.DeleteRange(min, max)
+	err := s.raftStore.DeleteRange(min, max)
 	s.h.note("delete raft log", err)
 	return err
 }
 
 // Set stores a key of the stable store.
 func (s checkedStore) Set(k, v []byte) error {
-	err := s.BoltStore.Set(k, v)
+	err := s.raftStore.Set(k, v)
 	s.h.note("store raft state", err)
 	return err
 }
 
-// SetUint64 stores a number of the stable store.
+// keyCurrentTerm is the stable-store key under which hashicorp/raft keeps
+// the current term (raft.go, keyCurrentTerm).
+var keyCurrentTerm = []byte("CurrentTerm")
+
+// SetUint64 stores a number of the stable store. A term that cannot be
+// saved is held rather than failed (holdTerm).
 func (s checkedStore) SetUint64(k []byte, v uint64) error {
-	err := s.BoltStore.SetUint64(k, v)
+	err := s.raftStore.SetUint64(k, v)
 	s.h.note("store raft state", err)
+	if err != nil && bytes.Equal(k, keyCurrentTerm) {
+		return s.holdTerm(v, err)
+	}
 	return err
+}
+
+// holdTerm handles a failed write of the current term. hashicorp/raft
+// panics when it cannot save its term (setCurrentTerm: "failed to save
+// current term"), which would crash the broker with a Go trace on a full
+// disk. Raft calls it before acting in the new term (voting for itself,
+// granting a vote, accepting a new leader's entries), in its main
+// goroutine or a transport goroutine's heartbeat, never while leading.
+// Instead of failing, the write is retried every retry until it
+// succeeds: meanwhile the goroutine that called it waits, so this voter
+// takes no part in elections or replication (the others see it as
+// unresponsive, and two voters of three keep the controller running),
+// and it goes on in the new term, saved, once the store takes writes.
+// Nothing is claimed durable that is not: the term is returned saved or
+// not at all.
+//
+// A write of the term the store already holds is done (NewRaft writes back
+// the term it read at start). If the node closes while the write is held,
+// the waiting goroutine ends with runtime.Goexit after logging why: Raft
+// is shutting down, nothing after the write runs, and neither a panic
+// trace nor a lie about the term is left behind.
+func (s checkedStore) holdTerm(v uint64, err error) error {
+	if cur, gerr := s.raftStore.GetUint64(keyCurrentTerm); gerr == nil && cur == v {
+		return nil
+	}
+	s.log.Error("controller store cannot save the Raft term: this voter waits, taking no part in elections or replication, until the store takes writes again",
+		zap.Uint64("term", v), zap.Error(err))
+	t := time.NewTicker(s.retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.closing:
+			s.log.Error("controller store never saved the Raft term before the node closed; its Raft goroutine ends without it",
+				zap.Uint64("term", v), zap.Error(err))
+			runtime.Goexit()
+		}
+		if err = s.raftStore.SetUint64(keyCurrentTerm, v); err == nil {
+			s.log.Info("controller store saved the Raft term: this voter takes part again", zap.Uint64("term", v))
+			return nil
+		}
+	}
 }
 
 // checkedSnapshots is the snapshot store, noting failed writes.

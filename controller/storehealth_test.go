@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -121,5 +123,91 @@ func TestFullRaftStoreGivesUpLeadership(t *testing.T) {
 	}
 	if err := write(); err != nil {
 		t.Fatalf("write with the healed node leading: %v", err)
+	}
+}
+
+// termFaults fails writes of the Raft term while fail is set.
+type termFaults struct {
+	raftStore
+	fail   atomic.Bool
+	failed atomic.Int64
+}
+
+func (f *termFaults) SetUint64(k []byte, v uint64) error {
+	if f.fail.Load() && bytes.Equal(k, keyCurrentTerm) {
+		f.failed.Add(1)
+		return fmt.Errorf("injected: %w", syscall.ENOSPC)
+	}
+	return f.raftStore.SetUint64(k, v)
+}
+
+// holdAfterLeaderStops starts 3 voters whose term writes can be failed,
+// fails a follower's, stops the leader and returns once the follower
+// failed to save a term: the cluster, the follower and its injector.
+func holdAfterLeaderStops(t *testing.T) (*testCluster, *Node, *termFaults) {
+	faults := map[int32]*termFaults{}
+	c := startTestClusterWith(t, 3, 0, func(cfg *NodeConfig) {
+		f := &termFaults{}
+		faults[cfg.ID] = f
+		cfg.StoreProbeInterval = 50 * time.Millisecond
+		cfg.wrapStore = func(s raftStore) raftStore { f.raftStore = s; return f }
+	})
+	leader := c.leader()
+	held := c.follower()
+	fault := faults[held.ID()]
+	fault.fail.Store(true)
+	c.stop(leader.ID())
+	poll.Until(t, 10*time.Second, "a term write of the held voter to fail", func() bool {
+		return fault.failed.Load() > 0
+	})
+	return c, held, fault
+}
+
+// A voter that cannot save a new Raft term (hashicorp/raft panics on
+// that) waits instead: with the leader gone it takes no part in the
+// election, so the last healthy voter cannot win alone; once its store
+// takes writes it saves the term and the two elect a leader. Without the
+// hold, the test binary dies of raft's panic ("failed to save current
+// term").
+func TestUnsavableTermHoldsTheVoter(t *testing.T) {
+	c, held, fault := holdAfterLeaderStops(t)
+	ctx := testContext(t)
+	if !errors.Is(held.StoreErr(), ErrStoreFailed) {
+		t.Fatalf("StoreErr = %v, want ErrStoreFailed", held.StoreErr())
+	}
+	for _, n := range c.running() {
+		if n.IsLeader() {
+			t.Fatalf("node %d leads with one of the two voters left unable to save its term", n.ID())
+		}
+	}
+	fault.fail.Store(false)
+	var now *Node
+	poll.Until(t, 10*time.Second, "a leader once the held voter saves its term", func() bool {
+		for _, n := range c.running() {
+			if n.IsLeader() {
+				now = n
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := now.RegisterBroker(ctx, Broker{ID: 7, Addr: "127.0.0.1:9007"}, PreviousEpochEmpty); err != nil {
+		t.Fatalf("write after the held voter came back: %v", err)
+	}
+	if term, err := held.store.GetUint64(keyCurrentTerm); err != nil || term != held.Term() {
+		t.Fatalf("held voter's saved term %d (%v), its term %d", term, err, held.Term())
+	}
+}
+
+// A voter closed while it waits to save its term closes: its Raft
+// goroutine ends (TestMain's goleak checks), with no panic.
+func TestClosingWhileTermHeld(t *testing.T) {
+	_, held, _ := holdAfterLeaderStops(t)
+	done := make(chan error, 1)
+	go func() { done <- held.Close() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of a node holding a term write did not return")
 	}
 }

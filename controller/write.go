@@ -109,6 +109,22 @@ func (n *Node) ElectPreferredLeaders(ctx context.Context, topics []string) ([]El
 	return elections, err
 }
 
+// Sync is a read barrier: it returns once this node's metadata holds every
+// command the controller leader had committed when Sync was called, so a
+// plan made on Metadata afterwards sees at least what the leader saw. The
+// leader answers after a Raft barrier (its own FSM may lag its commit
+// index just after an election); a follower asks the leader, through the
+// Forwarder, for that index and waits until it has applied it. Nothing is
+// proposed. It fails, as a write does, while no leader answers before ctx
+// ends.
+func (n *Node) Sync(ctx context.Context) error {
+	_, _, err := n.write(ctx, request{op: opReadIndex})
+	if err != nil {
+		return fmt.Errorf("controller read barrier: %w", err)
+	}
+	return nil
+}
+
 // AddVoter adds a voter to the Raft group (or promotes a non-voter).
 func (n *Node) AddVoter(ctx context.Context, id int32, raftAddr string) error {
 	_, _, err := n.write(ctx, request{op: opAddVoter, server: Server{ID: id, Addr: raftAddr, Voter: true}})
@@ -302,6 +318,11 @@ func (n *Node) execute(ctx context.Context, r request) (Result, []Election, erro
 	case opAddVoter, opAddNonvoter:
 		res, err := n.addServer(ctx, r.server)
 		return res, nil, err
+	case opReadIndex:
+		if err := n.barrier(ctx); err != nil {
+			return Result{}, nil, fmt.Errorf("read index: %w", err)
+		}
+		return Result{Index: n.fsm.AppliedIndex()}, nil, nil
 	}
 	return Result{}, nil, fmt.Errorf("%w: request op %d", ErrCorrupt, r.op)
 }

@@ -345,7 +345,7 @@ func TestISRExpandsCounted(t *testing.T) {
 	before := sum("sluice_partition_isr_expands_total")
 	o.Restart(3)
 	testcluster.WaitFullISR(t, cl, "isr", 30*time.Second)
-	// A leader counts an expansion once the controller answered its
+	// A leader counts an expansion once its own metadata applies its
 	// AlterPartition, which may be a moment after clients see the ISR.
 	poll.Until(t, 10*time.Second, "four ISR expansions counted", func() error {
 		if got := sum("sluice_partition_isr_expands_total") - before; got != parts {

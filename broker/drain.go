@@ -1,0 +1,89 @@
+package broker
+
+import (
+	"io"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Connection drain at shutdown. Once controlled shutdown has moved the
+// leaderships away (lifecycle.go), Close drains every connection before
+// closing it, so that no request a client sent is cut by the close: a
+// produce cut by a closed connection has an unknown outcome for the
+// client (R14), since it cannot tell whether the broker read it.
+//
+//  1. Refuse: from now on every request read on the sluice listener is
+//     answered with BROKER_NOT_AVAILABLE (the uniform error response:
+//     definite, retriable, and the client refreshes its metadata), never
+//     served. Requests read before are served as usual. A front end's
+//     connections (the Kafka listener) drain the same way, but their
+//     requests are answered by the front end as usual: with the
+//     leaderships gone, a produce there is refused NOT_LEADER_OR_FOLLOWER.
+//  2. Quiet: each connection keeps reading, and refusing, until no request
+//     has come for connQuiet — the client got its refusals and moved to
+//     other brokers — or until drainMax has passed since the drain began.
+//  3. Close gracefully: the responses are written, then the connection is
+//     half-closed (FIN), and what the client still sends is read and
+//     dropped until it closes its side or drainLinger passes. Closing a
+//     socket with unread bytes would send a reset, and a reset makes the
+//     client's kernel drop the responses it has not read yet: the answers
+//     just written would be lost with the connection.
+//
+// A request that arrives after its connection went quiet and was closed
+// is still cut; a client that got a refusal on a connection does not send
+// more there, so that takes a client that stayed silent for connQuiet and
+// then sent a request within the instant of the close.
+
+const (
+	// connQuiet is how long a draining connection must have read no
+	// request before it closes: above a client's first retry backoff, so
+	// a refused client's metadata refresh and retry go elsewhere first.
+	connQuiet = 100 * time.Millisecond
+	// drainMax bounds the drain of all connections.
+	drainMax = 2 * time.Second
+	// drainLinger bounds the read of what a client sends after the
+	// half-close.
+	drainLinger = 500 * time.Millisecond
+)
+
+// drainConns refuses every further request and waits, up to drainMax,
+// for the connections to go quiet and close. The caller then cancels
+// connCtx, which stops what is left.
+func (b *Broker) drainConns() {
+	b.mu.Lock()
+	b.refusing.Store(true)
+	for c := range b.conns {
+		// Wake a reader waiting for a request with the idle timeout: it
+		// waits again with connQuiet (readNext).
+		c.nc.SetReadDeadline(time.Now())
+	}
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		b.connWG.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(drainMax)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		b.mu.Lock()
+		n := len(b.conns)
+		b.mu.Unlock()
+		b.logger.Info("connections still busy after the drain; closing them", zap.Int("connections", n))
+	}
+}
+
+// closeGracefully half-closes nc, reads and drops what the peer still
+// sends until it closes its side or drainLinger passes, then closes nc
+// (step 3 above).
+func closeGracefully(nc net.Conn) {
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok && hc.CloseWrite() == nil {
+		nc.SetReadDeadline(time.Now().Add(drainLinger))
+		io.Copy(io.Discard, nc)
+	}
+	nc.Close()
+}
