@@ -4,8 +4,10 @@
 //
 // Workloads: Produce (records/s, MB/s, latency from Produce to the
 // acknowledgement), Consume (records/s, MB/s of reading a topic from its
-// start) and E2E (producers and consumers together; latency from the
-// produce time written into each record's value to its consumption).
+// start), E2E (producers and consumers together; latency from the
+// produce time written into each record's value to its consumption) and
+// Commit (consumer-group offset commits on a fixed schedule; latency from
+// each commit's scheduled time to its answer).
 // Verify runs producers and consumers whose every outcome is recorded in a
 // History, and Check judges a History (see check.go).
 //
