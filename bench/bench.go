@@ -111,7 +111,8 @@ type Config struct {
 	// Group, if set, makes Consume's consumers members of this consumer
 	// group, which shares the partitions among them, reading from the
 	// group's committed offsets (the log start where it has none),
-	// rather than each being assigned its share.
+	// rather than each being assigned its share. Commit needs it: the
+	// group whose members commit.
 	Group string
 
 	// Progress, if set, gets a progress line rewritten once a second
