@@ -4,8 +4,10 @@
 //
 // Workloads: Produce (records/s, MB/s, latency from Produce to the
 // acknowledgement), Consume (records/s, MB/s of reading a topic from its
-// start) and E2E (producers and consumers together; latency from the
-// produce time written into each record's value to its consumption).
+// start), E2E (producers and consumers together; latency from the
+// produce time written into each record's value to its consumption) and
+// Commit (consumer-group offset commits on a fixed schedule; latency from
+// each commit's scheduled time to its answer).
 // Verify runs producers and consumers whose every outcome is recorded in a
 // History, and Check judges a History (see check.go).
 //
@@ -109,7 +111,8 @@ type Config struct {
 	// Group, if set, makes Consume's consumers members of this consumer
 	// group, which shares the partitions among them, reading from the
 	// group's committed offsets (the log start where it has none),
-	// rather than each being assigned its share.
+	// rather than each being assigned its share. Commit needs it: the
+	// group whose members commit.
 	Group string
 
 	// Progress, if set, gets a progress line rewritten once a second

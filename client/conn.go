@@ -242,6 +242,10 @@ func (c *conn) wait(ctx context.Context, cl *call, timeout time.Duration) error 
 		return err
 	case <-t.C:
 		c.fail(fmt.Errorf("%v request timed out after %v", cl.req.Key(), timeout))
+		// The writer may be writing the request's bytes (a produce's
+		// batches are written from the caller's memory, not copied):
+		// return once it stopped, so the caller may reuse them.
+		<-c.done
 		return &connError{addr: c.addr, sent: true, timeout: true, err: context.DeadlineExceeded}
 	case <-ctx.Done():
 		return &connError{addr: c.addr, sent: cl.sent.Load(), err: ctx.Err()}
@@ -249,14 +253,21 @@ func (c *conn) wait(ctx context.Context, cl *call, timeout time.Duration) error 
 }
 
 // writeLoop encodes requests into one reused buffer and writes them,
-// coalescing calls that are already waiting into a single write.
+// coalescing calls that are already waiting into a single write. A
+// produce request's record sets are not copied: its frame is encoded
+// with holes (protocol.ProduceRequest.AppendSplitFrame) and the batches'
+// own bytes fill them in one writev, so the sender must keep them intact
+// until the call is done, and a call that times out waits for the writer
+// to stop (wait).
 func (c *conn) writeLoop(done chan<- struct{}) {
 	defer close(done)
 	var (
-		buf   []byte
-		corr  int32
-		batch []*call
-		hdr   = protocol.RequestHeader{ClientID: c.clientID}
+		f       protocol.SplitFrame
+		records [][]byte
+		bufs    net.Buffers
+		corr    int32
+		batch   []*call
+		hdr     = protocol.RequestHeader{ClientID: c.clientID}
 	)
 	for {
 		var first *call
@@ -265,14 +276,14 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 		case <-c.die:
 			return
 		}
-		buf, batch = buf[:0], append(batch[:0], first)
+		f.Head, f.Holes, records, batch = f.Head[:0], f.Holes[:0], records[:0], append(batch[:0], first)
 		if !c.alive() {
 			// Taken as the conn died: nothing of it was written.
 			first.done <- &connError{addr: c.addr, err: c.err}
 			return
 		}
 	more:
-		for len(buf) < 1<<20 && len(batch) < maxPipelined {
+		for len(batch) < maxPipelined {
 			select {
 			case cl := <-c.calls:
 				batch = append(batch, cl)
@@ -286,7 +297,18 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 			cl.corr = corr
 			hdr.Key, hdr.Version, hdr.CorrelationID = cl.req.Key(), cl.version, corr
 			var err error
-			if buf, err = protocol.AppendRequest(buf, &hdr, cl.req); err != nil {
+			if pr, ok := cl.req.(*protocol.ProduceRequest); ok {
+				if err = pr.AppendSplitFrame(&f, &hdr); err == nil {
+					for i := range pr.Topics {
+						for j := range pr.Topics[i].Partitions {
+							records = append(records, pr.Topics[i].Partitions[j].Records)
+						}
+					}
+				}
+			} else {
+				f.Head, err = protocol.AppendRequest(f.Head, &hdr, cl.req)
+			}
+			if err != nil {
 				cl.done <- fmt.Errorf("broker %s: encode: %w", c.addr, err)
 				continue
 			}
@@ -306,7 +328,17 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 				cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
 			}
 		}
-		if _, err := c.nc.Write(buf); err != nil {
+		var err error
+		if len(records) == 0 {
+			_, err = c.nc.Write(f.Head)
+		} else if bufs, err = f.Buffers(bufs[:0], records); err == nil {
+			wire := bufs // WriteTo consumes its receiver; bufs keeps the storage
+			_, err = wire.WriteTo(c.nc)
+		}
+		// Hold no batch's bytes past the write.
+		clear(records)
+		clear(bufs[:cap(bufs)])
+		if err != nil {
 			c.fail(fmt.Errorf("write: %w", err))
 			for _, cl := range queued {
 				if cl.resp == nil {
@@ -320,8 +352,8 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 				cl.done <- nil
 			}
 		}
-		if cap(buf) > 4<<20 {
-			buf = nil // do not pin a buffer grown for one huge request
+		if cap(f.Head) > 4<<20 {
+			f.Head = nil // do not pin a buffer grown for one huge request
 		}
 	}
 }

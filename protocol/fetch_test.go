@@ -38,6 +38,17 @@ func splitWire(t *testing.T, r *FetchResponse, records [][]byte) []byte {
 	if err := r.AppendSplitFrame(&f, 77, 0, sizesOf(records)); err != nil {
 		t.Fatal(err)
 	}
+	wire := writeSplit(t, &f, records)
+	if prefix := int64(be.Uint32(f.Head)) + 4; prefix != f.Len() {
+		t.Fatalf("length prefix says %d bytes, the frame has %d", prefix, f.Len())
+	}
+	return wire
+}
+
+// writeSplit returns the bytes f's Buffers put on the wire with records
+// in its holes, checking their count against f.Len.
+func writeSplit(t *testing.T, f *SplitFrame, records [][]byte) []byte {
+	t.Helper()
 	bufs, err := f.Buffers(nil, records)
 	if err != nil {
 		t.Fatal(err)
@@ -45,9 +56,6 @@ func splitWire(t *testing.T, r *FetchResponse, records [][]byte) []byte {
 	var wire bytes.Buffer
 	if n, err := bufs.WriteTo(&wire); err != nil || n != f.Len() {
 		t.Fatalf("wrote %d of %d: %v", n, f.Len(), err)
-	}
-	if prefix := int64(be.Uint32(f.Head)) + 4; prefix != f.Len() {
-		t.Fatalf("length prefix says %d bytes, the frame has %d", prefix, f.Len())
 	}
 	return wire.Bytes()
 }

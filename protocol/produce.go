@@ -1,5 +1,10 @@
 package protocol
 
+import (
+	"fmt"
+	"math"
+)
+
 // The acks a producer can ask for.
 const (
 	AcksNone   int16 = 0  // no response is sent
@@ -33,13 +38,65 @@ type ProducePartition struct {
 func (*ProduceRequest) Key() APIKey { return Produce }
 
 // Append encodes the body. The record sets are copied into dst; a client
-// that wants to avoid the copy sends the frame with the records as separate
-// buffers of a net.Buffers, which this layout allows since each record set
-// ends its partition entry.
+// that wants to avoid the copy encodes the frame with AppendSplitFrame and
+// sends the records as separate buffers of a net.Buffers, which this layout
+// allows since each record set ends its partition entry.
 func (r *ProduceRequest) Append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, r.Acks)
 	dst = appendInt32(dst, r.TimeoutMs)
 	return appendArray(dst, r.Topics, (*ProduceTopic).append)
+}
+
+// AppendSplitFrame appends r as a whole request frame — length prefix,
+// header h, body — to f, with a hole for each partition's record set
+// (topics in order, then their partitions) instead of its bytes: f.Buffers
+// with the partitions' Records in that order gives the frame's bytes with
+// none of the records copied, for one writev. Nothing of f is reset, so
+// several frames (and whole frames appended to f.Head by AppendRequest)
+// can share it; on error f is left as it was.
+func (r *ProduceRequest) AppendSplitFrame(f *SplitFrame, h *RequestHeader) error {
+	if h.Key != Produce {
+		return fmt.Errorf("request header says %v, message is %v", h.Key, Produce)
+	}
+	if !Produce.Supports(h.Version) {
+		return fmt.Errorf("%v request v%d: %w", Produce, h.Version, ErrUnsupportedVersion)
+	}
+	start, nholes := len(f.Head), len(f.Holes)
+	head, holes := f.Head, f.Holes
+	head = appendInt32(head, 0) // length, patched below
+	head = h.Append(head)
+	head = appendInt16(head, r.Acks)
+	head = appendInt32(head, r.TimeoutMs)
+	head = appendInt32(head, int32(len(r.Topics)))
+	records := int64(0)
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		head = appendString(head, t.Name)
+		head = appendInt32(head, int32(len(t.Partitions)))
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			head = appendInt32(head, p.Partition)
+			size := int32(-1)
+			if p.Records != nil {
+				if int64(len(p.Records)) > math.MaxInt32 {
+					f.Head, f.Holes = head[:start], holes[:nholes]
+					return fmt.Errorf("produce request: record set of %d bytes exceeds the i32 length", len(p.Records))
+				}
+				size = int32(len(p.Records))
+				records += int64(size)
+			}
+			head = appendInt32(head, size)
+			holes = append(holes, Hole{At: len(head), Size: size})
+		}
+	}
+	n := int64(len(head)-start-4) + records
+	if n > math.MaxInt32 {
+		f.Head, f.Holes = head[:start], holes[:nholes]
+		return fmt.Errorf("produce request: frame of %d bytes exceeds the i32 length", n)
+	}
+	be.PutUint32(head[start:], uint32(n))
+	f.Head, f.Holes = head, holes
+	return nil
 }
 
 // Decode parses the body. Decoding into the same ProduceRequest again

@@ -27,15 +27,17 @@ produce, consume and e2e print records/s, MB/s (10^6 bytes of keys and values),
 errors and latency percentiles (produce: Produce to acknowledgement; e2e: the
 produce time carried in each record to its consumption). On a terminal a
 progress line is rewritten every second; --json prints only the final report.
+commit reports the latency of consumer-group offset commits at a fixed rate.
 verify writes records with unique values and checks what the cluster kept.
 See docs/bench.md.`,
 		Example: `  sluice bench produce --topic bench --create --records 5000000 --acks 1
   sluice bench consume --topic bench
   sluice bench e2e --topic lat --create --rate 50000 --duration 30s --acks all
+  sluice bench commit --topic offs --create --partitions 10 --consumers 10 --group commit-$(date +%s)
   sluice bench verify --producers 4 --records 200000`,
 	}
 	cmd.AddCommand(newBenchWorkloadCmd(g, "produce"), newBenchWorkloadCmd(g, "consume"),
-		newBenchWorkloadCmd(g, "e2e"), newBenchWorkloadCmd(g, "queue"), newBenchVerifyCmd(g))
+		newBenchWorkloadCmd(g, "e2e"), newBenchWorkloadCmd(g, "queue"), newBenchWorkloadCmd(g, "commit"), newBenchVerifyCmd(g))
 	return cmd
 }
 
@@ -235,6 +237,19 @@ record, or --read-timeout after the producers finished (an error).`,
   sluice bench e2e --topic lat --records 200000 --producers 2 --consumers 2 --json`,
 		run: bench.E2E,
 	},
+	"commit": {
+		short: "Commit group offsets at a fixed rate and report commit latency",
+		long: `--consumers consumers join consumer group --group (subscribed to --topic,
+auto-commit off); once the group has given every member partitions, they commit
+on a fixed schedule of --rate commits/s in all (default 1,000), each member its
+share, for --duration (default 10s) or --records commits. Each commit names
+every partition the member owns. Latency is from each commit's scheduled time
+to its answer, so commits that fall behind the schedule show as latency. The
+report counts commits as records. Use a new group name for each run.`,
+		example: `  sluice bench commit --topic offsets-bench --create --partitions 10 --consumers 10 --group commit-$(date +%s)
+  sluice bench commit --topic offsets-bench --consumers 10 --group g2 --rate 1000 --duration 30s --json`,
+		run: bench.Commit,
+	},
 }
 
 func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
@@ -273,15 +288,21 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	}
 	f := cmd.Flags()
 	b.addCommon(f, "sluice-bench")
-	if name != "consume" && name != "queue" {
+	switch name {
+	case "produce", "e2e":
 		b.addProducer(f, true)
+	case "commit":
+		f.Float64Var(&b.rate, "rate", 0, "total commits/s, on a fixed schedule (0: 1,000)")
 	}
 	if name != "produce" {
 		f.IntVar(&b.consumers, "consumers", 1, "consumers sharing the partitions, each its own client")
 		b.addReader(f)
 	}
-	if name == "consume" {
+	switch name {
+	case "consume":
 		f.StringVar(&b.group, "group", "", "consume as members of this consumer group (from its committed offsets)")
+	case "commit":
+		f.StringVar(&b.group, "group", "", "the consumer group whose members commit (required; use a new one per run)")
 	}
 	if name == "queue" {
 		f.StringVar(&b.group, "group", "", "the queue group (default: a new one named after the time)")
