@@ -18,7 +18,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.build
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-race lint lint-darwin bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop image image-test compose-test release
+.PHONY: all build test test-race lint lint-darwin bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop image image-test compose-test release screenshot
 
 all: build
 
@@ -168,6 +168,13 @@ release:
 			-o $(RELEASE_DIR)/sluice-$(VERSION)-$$os-$$arch ./cmd/sluice || exit 1; \
 	done
 	cd $(RELEASE_DIR) && sha256sum sluice-* > SHA256SUMS && cat SHA256SUMS
+
+# The console screenshot of docs/operations.md and docs/console.md,
+# docs/img/console.png: TestConsoleScreenshot runs a 3-broker in-process
+# cluster under a produce and consume load and takes it in a headless
+# Chromium (Debian package chromium), about 25 s.
+screenshot:
+	SLUICE_CONSOLE_PNG=$(abspath docs/img/console.png) $(GO) test -count=1 -run '^TestConsoleScreenshot$$' -v ./httpapi
 
 clean:
 	rm -rf bin
