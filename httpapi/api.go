@@ -31,6 +31,7 @@ import (
 func (c *console) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/cluster", c.getCluster)
 	mux.HandleFunc("GET /api/throughput", c.getThroughput)
+	mux.HandleFunc("GET /api/stats", c.getStats)
 	mux.HandleFunc("GET /api/topics", c.listTopics)
 	mux.HandleFunc("POST /api/topics", c.createTopic)
 	mux.HandleFunc("GET /api/topics/{topic}", c.getTopic)

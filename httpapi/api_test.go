@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/internal/poll"
@@ -28,15 +30,26 @@ type consoleCluster struct {
 	urls map[int32]string // http://host:port of each broker's endpoint
 }
 
-// startConsole starts n brokers, each with an HTTP endpoint serving the
-// console.
+// startConsole starts n brokers, each with metrics (its Observer) and an
+// HTTP endpoint serving the console.
 func startConsole(t testing.TB, n int) *consoleCluster {
 	t.Helper()
-	c := &consoleCluster{Cluster: testcluster.Start(t, n, testcluster.Options{}), urls: map[int32]string{}}
+	var mu sync.Mutex
+	metrics := map[int32]*httpapi.Metrics{}
+	c := &consoleCluster{Cluster: testcluster.Start(t, n, testcluster.Options{Configure: func(cfg *broker.Config) {
+		m := httpapi.NewMetrics(httpapi.LevelInfo)
+		cfg.Observer = m
+		mu.Lock()
+		metrics[cfg.BrokerID] = m
+		mu.Unlock()
+	}}), urls: map[int32]string{}}
 	for _, id := range c.IDs() {
 		b := c.Broker(id)
+		mu.Lock()
+		m := metrics[id]
+		mu.Unlock()
 		srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: b,
-			Metrics: httpapi.NewMetrics(httpapi.LevelInfo), Console: b,
+			Metrics: m, Console: b,
 			ClientOpts: []client.Opt{client.RetryBackoff(10*time.Millisecond, 200*time.Millisecond)}})
 		if err != nil {
 			t.Fatal(err)

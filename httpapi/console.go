@@ -45,7 +45,9 @@ type Core interface {
 // console serves the pages and the API of one broker.
 type console struct {
 	core     Core
-	id       int32 // the broker's id
+	src      Source   // the broker's counters (the overview's /api/stats)
+	metrics  *Metrics // and its request histograms
+	id       int32    // the broker's id
 	opts     []client.Opt
 	logger   *zap.Logger
 	browsing chan struct{} // a slot per message browse in progress
@@ -62,8 +64,9 @@ const maxBrowses = 4
 // apiTimeout bounds each API call.
 const apiTimeout = 15 * time.Second
 
-func newConsole(core Core, id int32, opts []client.Opt, logger *zap.Logger) *console {
-	return &console{core: core, id: id, opts: opts, logger: logger, browsing: make(chan struct{}, maxBrowses)}
+func newConsole(core Core, src Source, metrics *Metrics, opts []client.Opt, logger *zap.Logger) *console {
+	return &console{core: core, src: src, metrics: metrics, id: src.Stats(false).BrokerID, opts: opts, logger: logger,
+		browsing: make(chan struct{}, maxBrowses)}
 }
 
 // errNotServing answers console reads while the broker does not serve

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
 )
@@ -154,13 +155,19 @@ func (p *page) waitLoaded(fragment string) {
 
 func (p *page) screenshot(name string) {
 	p.t.Helper()
+	p.screenshotTo(filepath.Join(p.dir, name+".png"))
+}
+
+// screenshotTo writes a PNG of the whole page to path.
+func (p *page) screenshotTo(path string) {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		p.t.Fatalf("screenshot %s: %v", name, err)
+		p.t.Fatalf("screenshot %s: %v", path, err)
 	}
-	if err := os.WriteFile(filepath.Join(p.dir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
 }
@@ -171,8 +178,14 @@ func (p *page) consoleErrors() []string {
 	return append([]string(nil), p.errors...)
 }
 
-// rateRE matches a rate as the overview shows it.
-var rateRE = regexp.MustCompile(`^[0-9]+(\.[0-9])? records/s$`)
+// rateRE matches a rate as the overview shows it, and the others bytes,
+// byte rates and durations.
+var (
+	rateRE     = regexp.MustCompile(`^[0-9]+(\.[0-9])? records/s$`)
+	bytesRE    = regexp.MustCompile(`^[0-9]+(\.[0-9])? (B|KiB|MiB|GiB)$`)
+	byteRateRE = regexp.MustCompile(`^[0-9]+(\.[0-9])? (B|KiB|MiB|GiB)/s$`)
+	secondsRE  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)? (µs|ms|s)$`)
+)
 
 // TestConsoleInBrowser drives every page of the console in a headless
 // Chromium against a 3-broker cluster: each page loads with no console
@@ -374,6 +387,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := eval[int](p, `document.querySelectorAll("canvas#throughput").length`); got != 1 {
 		t.Errorf("overview: %d throughput charts", got)
 	}
+	if eval[bool](p, `[...document.getElementById("app").childNodes].some(n => n.nodeType === Node.TEXT_NODE)`) {
+		t.Errorf("overview: stray text among its sections: %q", p.text("#app"))
+	}
+
+	checkBrokerStats(t, p, c, served)
 
 	// A broker fails: the overview shows it offline and the alerts its
 	// partitions raise, as the served broker's metadata has them.
@@ -396,4 +414,85 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
 	t.Logf("screenshots in %s", p.dir)
+}
+
+// checkBrokerStats checks the overview's bytes and latency of the served
+// broker, on a page opened after records were produced since the previous
+// visit: the totals are the broker's counters, the rates and the Produce
+// latency are those of the produce in between, and the request counts are
+// those /metrics has.
+func checkBrokerStats(t *testing.T, p *page, c *consoleCluster, served int32) {
+	t.Helper()
+	led := 0
+	for _, part := range c.Broker(served).Metadata().Topics["orders"].Partitions {
+		if part.Leader == served {
+			led++
+		}
+	}
+	if led == 0 {
+		t.Fatalf("broker %d leads no partition of orders: its console has no produce to chart", served)
+	}
+	if got := p.text("#bytes-in-rate"); !byteRateRE.MatchString(got) || strings.HasPrefix(got, "0 ") {
+		t.Errorf("overview: bytes in %q, want a rate above 0", got)
+	}
+	if got := p.text("#bytes-out-rate"); !byteRateRE.MatchString(got) {
+		t.Errorf("overview: bytes out %q", got)
+	}
+	if n := eval[int](p, `Number(document.querySelector("canvas#bytes-chart").dataset.points)`); n < 2 {
+		t.Errorf("overview: the bytes chart has %d points, want in and out since the first visit", n)
+	}
+	if n := eval[int](p, `Number(document.querySelector("canvas#latency-chart").dataset.points)`); n < 4 {
+		t.Errorf("overview: the latency chart has %d points, want a p99 of each Produce stage", n)
+	}
+	row := `#latency tr[data-api="Produce"] `
+	for _, sel := range []string{"td.mean", "td.p99.queue", "td.p99.local", "td.p99.wait", "td.p99.send"} {
+		if got := p.text(row + sel); !secondsRE.MatchString(got) {
+			t.Errorf("overview: Produce %s %q, want a duration", sel, got)
+		}
+	}
+	if got := p.text(row + "td.rate"); got == "0.0" || got == "measuring…" {
+		t.Errorf("overview: Produce requests/s %q, want above 0", got)
+	}
+	// The quantile is histogram_quantile's: within the bucket, linear.
+	for expr, want := range map[string]float64{
+		`quantile(0.5, [1, 2, 4], {count: 4, counts: [0, 2, 4]})`:   2,
+		`quantile(0.1, [1, 2, 4], {count: 10, counts: [0, 0, 5]})`:  2.4,
+		`quantile(0.99, [1, 2, 4], {count: 10, counts: [0, 0, 5]})`: 4, // in +Inf: the highest bound
+	} {
+		if got := eval[float64](p, expr); got < want-1e-9 || got > want+1e-9 {
+			t.Errorf("%s = %v, want %v", expr, got, want)
+		}
+	}
+	// The totals and the counts against the broker's: a request is
+	// observed just after its response is sent, so a page may miss the
+	// last one; each try reloads the overview.
+	addr := strings.TrimPrefix(c.urls[served], "http://")
+	poll.Until(t, 20*time.Second, "the overview to show the broker's counters", func() error {
+		var in, out int64
+		for _, ts := range c.Broker(served).Stats(false).Topics {
+			if ts.Topic != broker.OffsetsTopic {
+				in, out = in+ts.BytesIn, out+ts.BytesOut
+			}
+		}
+		produces := value(scrape(t, addr), "sluice_request_duration_seconds", "api", "Produce", "stage", "queue")
+		p.open("#/", "overview-bytes-latency")
+		for _, x := range []struct {
+			sel  string
+			want int64
+		}{{"#bytes-in-total", in}, {"#bytes-out-total", out}} {
+			if got := p.text(x.sel); !bytesRE.MatchString(got) {
+				return fmt.Errorf("%s shows %q", x.sel, got)
+			}
+			if got := eval[string](p, `document.querySelector("`+x.sel+`").dataset.value`); got != strconv.FormatInt(x.want, 10) {
+				return fmt.Errorf("%s is %s, the broker counted %d", x.sel, got, x.want)
+			}
+		}
+		if in == 0 {
+			return fmt.Errorf("the broker counted no bytes in")
+		}
+		if got := p.text(row + "td:nth-child(2)"); got != strconv.FormatFloat(produces, 'f', -1, 64) {
+			return fmt.Errorf("Produce requests %s, /metrics has %v", got, produces)
+		}
+		return nil
+	})
 }

@@ -100,13 +100,14 @@ func (notServing) AlterTopicConfigs(context.Context, []broker.ConfigAlteration, 
 // TestConsoleBeforeServing checks that reads needing a client wait for the
 // broker to serve clients, with 503, and that the pages are served.
 func TestConsoleBeforeServing(t *testing.T) {
-	c := newConsole(notServing{}, 1, nil, zap.NewNop())
+	c := newConsole(notServing{}, &fakeSource{st: broker.Stats{BrokerID: 1}}, NewMetrics(LevelInfo), nil, zap.NewNop())
 	defer c.close()
 	mux := http.NewServeMux()
 	c.register(mux)
 	for path, want := range map[string]int{
 		"/api/groups":                     http.StatusServiceUnavailable,
 		"/api/cluster":                    http.StatusOK,
+		"/api/stats":                      http.StatusOK,
 		"/":                               http.StatusOK,
 		"/static/app.js":                  http.StatusOK,
 		"/static/style.css":               http.StatusOK,
@@ -154,7 +155,7 @@ func TestClusterAlerts(t *testing.T) {
 		{healthy, 0, 0, 0, nil},
 		{sick, 3, 2, 1, []string{"no controller", "offline partitions", "under min ISR", "under-replicated", "offline brokers"}},
 	} {
-		c := newConsole(notServing{md: tc.md}, 1, nil, zap.NewNop())
+		c := newConsole(notServing{md: tc.md}, &fakeSource{st: broker.Stats{BrokerID: 1}}, NewMetrics(LevelInfo), nil, zap.NewNop())
 		mux := http.NewServeMux()
 		c.register(mux)
 		w := httptest.NewRecorder()

@@ -141,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	var cons *console
 	if cfg.Console != nil {
-		cons = newConsole(cfg.Console, cfg.Broker.Stats(false).BrokerID, cfg.ClientOpts, cfg.Logger.Named("console"))
+		cons = newConsole(cfg.Console, cfg.Broker, cfg.Metrics, cfg.ClientOpts, cfg.Logger.Named("console"))
 		cons.register(mux)
 	}
 	s := &Server{

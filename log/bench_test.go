@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 	"testing"
 
 	"github.com/sluicemq/sluice/record"
@@ -123,13 +122,13 @@ func BenchmarkAppendAlways64K(b *testing.B) {
 				b.Fatal(err)
 			}
 			if unsynced += len(batch); unsynced >= 1<<20 {
-				if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+				if err := fdatasync(f); err != nil {
 					b.Fatal(err)
 				}
 				unsynced = 0
 			}
 		}
-		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+		if err := fdatasync(f); err != nil {
 			b.Fatal(err)
 		}
 	})

@@ -41,15 +41,17 @@ type File interface {
 	// reserved now, growing the file if it ends before, so a later write
 	// into them — through a memory mapping too — cannot fail for want of
 	// space. A file system without fallocate gets Truncate instead (a
-	// sparse hole, as before).
+	// sparse hole, as before), and so does every system but Linux
+	// (file_other.go).
 	Allocate(offset, length int64) error
 	// Sync is fsync(2): the file's data and metadata reach the disk. On a
 	// directory opened with OpenDir it makes creates, renames and removes
 	// in it durable (R4).
 	Sync() error
 	// SyncData is fdatasync(2): the data, and only the metadata needed to
-	// read it back (the size). An error is returned as the system call
-	// gave it; callers must not retry it (R5).
+	// read it back (the size). Systems without fdatasync (macOS) get
+	// the full Sync instead (file_other.go). An error is returned as the
+	// system call gave it; callers must not retry it (R5).
 	SyncData() error
 	// SyscallConn gives the descriptor, for mmap(2) and sendfile(2). The
 	// descriptor is valid while the File is open.
@@ -112,25 +114,13 @@ type osFile struct {
 
 func newOSFile(f *os.File) *osFile { return &osFile{File: f, fd: int(f.Fd())} }
 
-func (f *osFile) Allocate(offset, length int64) error {
-	err := syscall.Fallocate(f.fd, 0, offset, length)
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		if st, serr := f.File.Stat(); serr == nil && st.Size() >= offset+length {
-			return nil
-		}
-		return f.File.Truncate(offset + length)
+// growTo extends f to size bytes with a sparse hole, if it is shorter:
+// Allocate where the system or the file system has no fallocate.
+func (f *osFile) growTo(size int64) error {
+	if st, err := f.File.Stat(); err == nil && st.Size() >= size {
+		return nil
 	}
-	if err != nil {
-		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
-	}
-	return nil
-}
-
-func (f *osFile) SyncData() error {
-	if err := syscall.Fdatasync(f.fd); err != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-	}
-	return nil
+	return f.File.Truncate(size)
 }
 
 // SyncDir fsyncs the directory dir, so that the creates, renames and

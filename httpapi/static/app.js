@@ -79,34 +79,56 @@ const totalOf = (s) => s.complete ? s.total : null;
 
 function fmtRate(r) { return r === null ? "unknown" : (r >= 100 ? Math.round(r) : r.toFixed(1)) + " records/s"; }
 
-// drawChart plots the total rate between successive samples.
-function drawChart(canvas) {
+// drawChart plots series, each {name, color, pts: [{time, v}]}, over the
+// span of the samples' times t0..t1, with fmt formatting the values. The
+// canvas says how many points it drew (data-points) for the tests.
+function drawChart(canvas, series, fmt, t0, t1) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, hgt = canvas.height, pad = 28;
   ctx.clearRect(0, 0, w, hgt);
-  const pts = [];
-  for (let i = 1; i < samples.length; i++) {
-    const r = rate(samples[i - 1], samples[i], totalOf);
-    if (r !== null) pts.push({time: samples[i].time, r});
-  }
-  const top = Math.max(1, ...pts.map(p => p.r));
+  const all = series.flatMap(s => s.pts);
+  canvas.dataset.points = all.length;
+  const top = Math.max(...all.map(p => p.v), 0) || 1;
   ctx.strokeStyle = "#d9dde5";
   ctx.fillStyle = "#667085";
   ctx.font = "11px sans-serif";
   ctx.beginPath(); ctx.moveTo(pad, 4); ctx.lineTo(pad, hgt - pad); ctx.lineTo(w - 4, hgt - pad); ctx.stroke();
-  ctx.fillText(fmtRate(top), pad + 4, 14);
-  ctx.fillText("last 5 minutes", w - 90, hgt - 10);
-  if (pts.length === 0) { ctx.fillText("measuring…", pad + 4, hgt / 2); return; }
-  const t0 = samples[0].time, t1 = samples[samples.length - 1].time;
+  ctx.fillText(fmt(top), pad + 4, 14);
+  const span = Math.round((t1 - t0) / 1000);
+  const spanText = "last " + (span < 120 ? span + " s" : Math.round(span / 60) + " minutes");
+  ctx.fillText(spanText, w - 8 - ctx.measureText(spanText).width, hgt - 10);
+  if (series.length > 1) {
+    let lx = pad + 4;
+    for (const s of series) {
+      ctx.fillStyle = s.color;
+      ctx.fillRect(lx, hgt - 16, 10, 3);
+      ctx.fillStyle = "#667085";
+      ctx.fillText(s.name, lx + 14, hgt - 10);
+      lx += 24 + ctx.measureText(s.name).width;
+    }
+  }
+  if (all.length === 0) { ctx.fillText("measuring…", pad + 4, hgt / 2); return; }
   const x = (t) => pad + (w - pad - 8) * (t - t0) / Math.max(1, t1 - t0);
-  const y = (r) => hgt - pad - (hgt - pad - 20) * r / top;
-  ctx.strokeStyle = "#2457c5";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  pts.forEach((p, i) => i === 0 ? ctx.moveTo(x(p.time), y(p.r)) : ctx.lineTo(x(p.time), y(p.r)));
-  ctx.stroke();
-  ctx.fillStyle = "#2457c5";
-  for (const p of pts) ctx.fillRect(x(p.time) - 2, y(p.r) - 2, 4, 4);
+  const y = (v) => hgt - pad - (hgt - pad - 20) * v / top;
+  for (const s of series) {
+    ctx.strokeStyle = s.color;
+    ctx.fillStyle = s.color;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    s.pts.forEach((p, i) => i === 0 ? ctx.moveTo(x(p.time), y(p.v)) : ctx.lineTo(x(p.time), y(p.v)));
+    ctx.stroke();
+    for (const p of s.pts) ctx.fillRect(x(p.time) - 2, y(p.v) - 2, 4, 4);
+  }
+}
+
+// rateSeries is the rate between successive samples of list, by endOf.
+function rateSeries(list, endOf) {
+  const pts = [];
+  for (let i = 1; i < list.length; i++) {
+    const r = rate(list[i - 1], list[i], endOf);
+    if (r !== null) pts.push({time: list[i].time, v: r});
+  }
+  return pts;
 }
 
 function throughputSection() {
@@ -118,7 +140,8 @@ function throughputSection() {
     return {topic: t.topic, end: t.end, r: prev ? rate(prev, last, end) : null};
   }).sort((a, b) => (b.r || 0) - (a.r || 0) || a.topic.localeCompare(b.topic));
   const canvas = h("canvas", {id: "throughput", width: 640, height: 170});
-  drawChart(canvas);
+  drawChart(canvas, [{name: "records/s", color: "#2457c5", pts: rateSeries(samples, totalOf)}], fmtRate,
+    samples[0].time, last.time);
   return [
     h("h2", {}, "Throughput"),
     h("p", {}, "Records appended, all topics: ", h("b", {id: "rate-total"}, prev ? fmtRate(total) : "measuring…"),
@@ -130,15 +153,132 @@ function throughputSection() {
         h("td", {class: "num rate"}, prev ? fmtRate(t.r) : "measuring…"))), {id: "topic-rates"})];
 }
 
+// statSamples are this broker's /api/stats answers of the overview's
+// refreshes, the last 61, kept across pages like samples.
+const statSamples = [];
+
+async function sampleStats() {
+  const st = await api("GET", "/stats");
+  st.apis = new Map(st.requests.map(a => [a.api, a]));
+  statSamples.push(st);
+  if (statSamples.length > 61) statSamples.shift();
+}
+
+const STAGES = ["queue", "local", "wait", "send"];
+const STAGE_COLORS = {queue: "#b54708", local: "#2457c5", wait: "#067647", send: "#7a5af8"};
+
+function fmtBytes(r) {
+  if (r === null) return "unknown";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (r >= 1024 && i < units.length - 1) { r /= 1024; i++; }
+  return (i === 0 || r >= 100 ? Math.round(r) : r.toFixed(1)) + " " + units[i];
+}
+
+const fmtByteRate = (r) => r === null ? "unknown" : fmtBytes(r) + "/s";
+
+function fmtSeconds(v) {
+  if (v === null) return "–";
+  if (v >= 1) return v.toFixed(2) + " s";
+  if (v >= 0.001) return (v * 1000).toFixed(v >= 0.1 ? 0 : 1) + " ms";
+  return Math.round(v * 1e6) + " µs";
+}
+
+// stageDelta is one stage's histogram between samples a and b (the
+// counts per bucket, the +Inf bucket last), or null when it saw nothing
+// or went back (a restart).
+function stageDelta(a, b, api, i) {
+  const sa = a.apis.get(api), sb = b.apis.get(api);
+  if (!sb) return null;
+  const x = sb.stages[i], y = sa ? sa.stages[i] : {count: 0, sum: 0, counts: x.counts.map(() => 0)};
+  const count = x.count - y.count;
+  if (count <= 0) return null;
+  return {count, sum: x.sum - y.sum, counts: x.counts.map((c, j) => c - y.counts[j])};
+}
+
+// quantile is histogram_quantile's estimate of the q-quantile of a stage
+// delta over bounds: linear within the bucket holding the rank; the
+// highest bound when the rank is in the +Inf bucket.
+function quantile(q, bounds, d) {
+  const rank = q * d.count;
+  for (let i = 0; i < bounds.length; i++) {
+    if (d.counts[i] >= rank) {
+      const lo = i === 0 ? 0 : bounds[i - 1], below = i === 0 ? 0 : d.counts[i - 1];
+      const inBucket = d.counts[i] - below;
+      return inBucket > 0 ? lo + (bounds[i] - lo) * (rank - below) / inBucket : bounds[i];
+    }
+  }
+  return bounds[bounds.length - 1];
+}
+
+// brokerSection charts this broker's bytes in and out and its Produce
+// latency by stage, and tables each API's requests between the last two
+// samples.
+function brokerSection() {
+  const n = statSamples.length;
+  const last = statSamples[n - 1], prev = statSamples[n - 2];
+  const t0 = statSamples[0].time;
+  const bytesIn = (s) => s.bytes_in, bytesOut = (s) => s.bytes_out;
+  const bytes = h("canvas", {id: "bytes-chart", width: 600, height: 170});
+  drawChart(bytes, [
+    {name: "in", color: "#2457c5", pts: rateSeries(statSamples, bytesIn)},
+    {name: "out", color: "#067647", pts: rateSeries(statSamples, bytesOut)}], fmtByteRate, t0, last.time);
+  const produceP99 = STAGES.map((stage, i) => {
+    const pts = [];
+    for (let j = 1; j < n; j++) {
+      const d = stageDelta(statSamples[j - 1], statSamples[j], "Produce", i);
+      if (d) pts.push({time: statSamples[j].time, v: quantile(0.99, last.buckets, d)});
+    }
+    return {name: stage, color: STAGE_COLORS[stage], pts};
+  });
+  const latency = h("canvas", {id: "latency-chart", width: 600, height: 170});
+  drawChart(latency, produceP99, fmtSeconds, t0, last.time);
+  const secs = prev ? (last.time - prev.time) / 1000 : 0;
+  const rows = last.requests.map(a => {
+    const ds = STAGES.map((_, i) => prev ? stageDelta(prev, last, a.api, i) : null);
+    const d0 = ds[0];
+    const mean = d0 ? ds.reduce((m, d) => m + (d ? d.sum / d.count : 0), 0) : null;
+    return h("tr", {"data-api": a.api},
+      h("td", {}, a.api), num(a.count),
+      h("td", {class: "num rate"}, d0 && secs > 0 ? (d0.count / secs).toFixed(1) : (prev ? "0.0" : "measuring…")),
+      h("td", {class: "num mean"}, fmtSeconds(mean)),
+      ds.map((d, i) => h("td", {class: "num p99 " + STAGES[i]}, d ? fmtSeconds(quantile(0.99, last.buckets, d)) : "–")));
+  });
+  const card = (label, v, id, raw) => h("div", {class: "card"}, h("div", {class: "muted"}, label), h("div", {class: "v", id, "data-value": raw}, v));
+  return [
+    h("h2", {}, "Broker " + last.broker + ": bytes and latency"),
+    h("p", {class: "muted"}, "This broker's own metrics (those of its /metrics): the bytes of the partitions it leads, " +
+      "and the requests it answered, between refreshes. Each broker's console shows its own."),
+    h("div", {class: "cards"},
+      card("Bytes in", prev ? fmtByteRate(rate(prev, last, bytesIn)) : "measuring…", "bytes-in-rate"),
+      card("Bytes out", prev ? fmtByteRate(rate(prev, last, bytesOut)) : "measuring…", "bytes-out-rate"),
+      card("Produced since start", fmtBytes(last.bytes_in), "bytes-in-total", last.bytes_in),
+      card("Consumed since start", fmtBytes(last.bytes_out), "bytes-out-total", last.bytes_out)),
+    h("div", {class: "charts"},
+      h("figure", {}, h("figcaption", {}, "Bytes in and out per second"), bytes),
+      h("figure", {}, h("figcaption", {}, "Produce latency, p99 of each stage"), latency)),
+    table(["API", h("th", {class: "num"}, "Requests"), h("th", {class: "num"}, "Requests/s"), h("th", {class: "num"}, "Mean"),
+      ...STAGES.map(st => h("th", {class: "num"}, "p99 " + st))], rows, {id: "latency"}),
+    h("p", {class: "muted"}, "Stages: queue (waiting for the connection's handler), local (decode, append or read, encode), " +
+      "wait (the ISR or the fsync for a produce; the long-poll for a fetch: followers' fetches wait there by design), " +
+      "send (until handed to the socket). Mean is the sum of the stages' means.")];
+}
+
+// section takes a sample and renders it, or shows the error under title:
+// the rest of the overview is shown either way.
+async function section(title, sample, render) {
+  try {
+    await sample();
+    return render().filter(x => x !== null);
+  } catch (err) {
+    return [h("h2", {}, title), h("div", {class: "error"}, String(err.message || err))];
+  }
+}
+
 async function overview() {
   const c = await api("GET", "/cluster");
-  let throughput;
-  try {
-    await sampleThroughput();
-    throughput = throughputSection();
-  } catch (err) {
-    throughput = [h("h2", {}, "Throughput"), h("div", {class: "error"}, String(err.message || err))];
-  }
+  const throughput = await section("Throughput", sampleThroughput, throughputSection);
+  const brokerStats = await section("Bytes and latency", sampleStats, brokerSection);
   const served = document.getElementById("served-by");
   served.textContent = c.broker >= 0 ? "broker " + c.broker : "";
   const card = (label, v, id, cls) => h("div", {class: "card"}, h("div", {class: "muted"}, label), h("div", {class: "v " + (cls || ""), id}, v));
@@ -163,6 +303,7 @@ async function overview() {
         h("td", {class: b.state === "alive" ? "ok" : "bad"}, b.state), num(b.epoch),
         h("td", {}, b.controller ? "yes" : ""), num(b.leaders), num(b.replicas))), {id: "brokers"}),
     ...throughput,
+    ...brokerStats,
     h("p", {class: "muted"}, "Metadata version " + c.metadata_version + "; refreshed every 5 s."));
   timer = setTimeout(() => route(), 5000);
 }

@@ -27,8 +27,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // ErrUnavailable is wrapped by Available when this machine cannot make
@@ -212,13 +210,13 @@ func (h *Hosts) In(i int, f func() error) error {
 			return
 		}
 		defer home.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(target); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("netns: enter host %d: %w", i, err)
 			return
 		}
 		ferr := f()
-		if err := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := setns(home); err != nil {
 			errc <- errors.Join(ferr, fmt.Errorf("netns: leave host %d: %w", i, err))
 			return
 		}
