@@ -66,6 +66,10 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyCreateACLs(m, c)
 	case DeleteACLs:
 		next, err = applyDeleteACLs(m, c)
+	case CreatePartitions:
+		next, err = applyCreatePartitions(m, c)
+	case AlterReassignment:
+		next, err = applyAlterReassignment(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -203,18 +207,7 @@ func applyCreateTopic(m *Metadata, c CreateTopic) (*Metadata, uint64, error) {
 		if err := checkReplicas(m, replicas); err != nil {
 			return nil, 0, fmt.Errorf("partition %d: %w", i, err)
 		}
-		p := Partition{Index: int32(i), Replicas: append([]int32(nil), replicas...), Leader: -1}
-		for _, r := range replicas {
-			if m.Brokers[r].State == BrokerAlive {
-				p.ISR = append(p.ISR, r)
-			}
-		}
-		if len(p.ISR) > 0 {
-			p.Leader = p.ISR[0]
-		} else {
-			p.ISR = append([]int32(nil), replicas...)
-		}
-		t.Partitions[i] = p
+		t.Partitions[i] = newPartition(m, int32(i), replicas)
 	}
 	n := edit(m)
 	n.NextTopicID++
@@ -325,6 +318,9 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	np.Leader = c.Leader
 	np.ISR = append([]int32(nil), c.ISR...)
 	np.PartitionEpoch++
+	// The last adding replica of a move joined the ISR: the move
+	// completes in this same change (move.go).
+	completeMove(n, np)
 	n.Topics[c.Topic] = nt
 	return n, nil
 }

@@ -82,6 +82,13 @@ type Partition struct {
 	// replica stays here until its broker registers again with a log
 	// report (a restart, which reopens its logs).
 	Offline []OfflineMark `json:"offline,omitempty"`
+	// Adding and Removing are a move in progress (AlterReassignment,
+	// move.go), as Kafka's reassignment: Replicas is then the target
+	// list followed by the replicas being removed; Adding are the
+	// target's replicas that are new, Removing the old ones not in the
+	// target. Both empty: no move.
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
 }
 
 // OfflineMark is a replica whose log is offline, and why.
@@ -199,6 +206,8 @@ func (t *Topic) clone() *Topic {
 		p.ISR = append([]int32(nil), p.ISR...)
 		p.Restarted = slices.Clone(p.Restarted)
 		p.Offline = slices.Clone(p.Offline)
+		p.Adding = slices.Clone(p.Adding)
+		p.Removing = slices.Clone(p.Removing)
 		c.Partitions[i] = p
 	}
 	return &c
@@ -218,6 +227,8 @@ func (t *Topic) cloneOne(i int) *Topic {
 	p.ISR = slices.Clone(p.ISR)
 	p.Restarted = slices.Clone(p.Restarted)
 	p.Offline = slices.Clone(p.Offline)
+	p.Adding = slices.Clone(p.Adding)
+	p.Removing = slices.Clone(p.Removing)
 	return &c
 }
 
