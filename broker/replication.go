@@ -115,7 +115,9 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		p.mu.Unlock()
 		return
 	}
+	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
 	p.replicas, p.isr, p.partEpoch = slices.Clone(mp.Replicas), slices.Clone(mp.ISR), mp.PartitionEpoch
+	p.adding = slices.Clone(mp.Adding)
 	p.minInsync = controller.MinInsync(t)
 	var resign *replica.Leader
 	unassignFrom := int32(-1)
@@ -123,6 +125,10 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 
 	if mp.Leader == m.self {
 		if p.role == roleLeader && p.leader.Epoch() == mp.LeaderEpoch {
+			if replicasChanged {
+				// A move added or removed replicas (controller/move.go).
+				p.leader.SetReplicas(mp.Replicas)
+			}
 			if !slices.Equal(p.leader.ISR(), mp.ISR) {
 				p.leader.SetISR(mp.ISR)
 			}

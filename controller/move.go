@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -307,23 +306,4 @@ func dropReplicas(p *Partition, gone []int32) {
 		p.Restarted = nil
 	}
 	p.Adding, p.Removing = nil, nil
-}
-
-// CreatePartitions grows topic to count partitions, placed on this node's
-// metadata (PlanCreatePartitions); a plan made on metadata that changed
-// since is refused (ErrStalePartitionEpoch) and can be made again.
-func (n *Node) CreatePartitions(ctx context.Context, topic string, count int32) error {
-	c, err := PlanCreatePartitions(n.Metadata(), topic, count)
-	if err != nil {
-		return err
-	}
-	_, err = n.Propose(ctx, c)
-	return err
-}
-
-// AlterReassignment starts a move of topic's partition to target, or
-// cancels its move when target is empty (AlterReassignment).
-func (n *Node) AlterReassignment(ctx context.Context, topic string, partition int32, target []int32) error {
-	_, err := n.Propose(ctx, AlterReassignment{Topic: topic, Partition: partition, Target: target})
-	return err
 }

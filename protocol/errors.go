@@ -85,6 +85,8 @@ const (
 	ErrInvalidPrincipalType         ErrorCode = 67
 	ErrResourceNotFound             ErrorCode = 91
 	ErrUnacceptableCredential       ErrorCode = 93
+	ErrReassignmentInProgress       ErrorCode = 60
+	ErrNoReassignmentInProgress     ErrorCode = 85
 )
 
 // codeInfo is one row of the error table.
@@ -178,6 +180,8 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInvalidPrincipalType:         {"INVALID_PRINCIPAL_TYPE", false, false, "the principal type is not supported"},
 	ErrResourceNotFound:             {"RESOURCE_NOT_FOUND", false, false, "the resource does not exist"},
 	ErrUnacceptableCredential:       {"UNACCEPTABLE_CREDENTIAL", false, false, "the credential is not acceptable"},
+	ErrReassignmentInProgress:       {"REASSIGNMENT_IN_PROGRESS", false, false, "the partition is moving; cancel its move first"},
+	ErrNoReassignmentInProgress:     {"NO_REASSIGNMENT_IN_PROGRESS", false, false, "the partition is not moving"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

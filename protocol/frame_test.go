@@ -253,8 +253,8 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 27 {
-		t.Errorf("%d APIs, want 27", len(seen))
+	if len(seen) != 30 {
+		t.Errorf("%d APIs, want 30", len(seen))
 	}
 	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" ||
 		DescribeReplicas.String() != "DescribeReplicas" {

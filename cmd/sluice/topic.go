@@ -19,15 +19,16 @@ import (
 func newTopicCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, delete and configure topics",
+		Short: "Create, list, describe, grow, delete and configure topics",
 		Example: `  sluice topic create orders --partitions 3 --config retention.ms=86400000
   sluice topic list
   sluice topic describe orders --json
   sluice topic alter-config orders --set fsync=always
+  sluice topic alter orders --partitions 6
   sluice topic delete orders`,
 	}
 	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g),
-		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g))
+		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g), newTopicAlterCmd(g))
 	return cmd
 }
 

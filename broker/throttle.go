@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"sync"
+	"time"
+)
+
+// DefaultReassignmentThrottle is Config.ReassignmentThrottle's default:
+// 50 MB/s.
+const DefaultReassignmentThrottle = 50 << 20
+
+// moveThrottle limits the bytes this broker, as a leader, serves to the
+// replicas a move adds (controller/move.go; Partition.Adding), as Kafka's
+// leader.replication.throttled.rate: a token bucket of rate bytes per
+// second holding at most one second's worth. A follower fetch of an
+// adding replica reads only while the bucket is not empty, and what it
+// read is taken out after (so the bucket may go below zero by one
+// response); otherwise it is answered with the offsets alone and fetches
+// again after its long poll. Other replicas and consumers are never
+// throttled, and nothing is left once a move ends: the partition has no
+// adding replicas then.
+type moveThrottle struct {
+	rate float64 // bytes per second; <= 0: unlimited
+	now  func() time.Time
+
+	mu     sync.Mutex
+	tokens float64
+	last   time.Time
+}
+
+func newMoveThrottle(rate int64, now func() time.Time) *moveThrottle {
+	if now == nil {
+		now = time.Now
+	}
+	return &moveThrottle{rate: float64(rate), now: now, tokens: float64(rate), last: now()}
+}
+
+// allow reports whether a fetch of an adding replica may read now.
+func (t *moveThrottle) allow() bool {
+	if t == nil || t.rate <= 0 {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refillLocked()
+	return t.tokens > 0
+}
+
+// took counts n bytes served to an adding replica.
+func (t *moveThrottle) took(n int) {
+	if t == nil || t.rate <= 0 || n <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refillLocked()
+	t.tokens -= float64(n)
+}
+
+func (t *moveThrottle) refillLocked() {
+	now := t.now()
+	if d := now.Sub(t.last); d > 0 {
+		t.tokens = min(t.tokens+d.Seconds()*t.rate, t.rate)
+	}
+	t.last = now
+}

@@ -1,0 +1,175 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// moveCluster starts 4 brokers (3 voters) with the reassignment throttle
+// at throttle bytes/s, and a topic of one partition, RF 3, on three of
+// them. It returns the cluster, a client, the partition's replicas and
+// the broker that holds none.
+func moveCluster(t *testing.T, topic string, throttle int64) (*testcluster.Cluster, *client.Client, []int32, int32) {
+	t.Helper()
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
+		cfg.ReassignmentThrottle = throttle
+	}})
+	cl := c.Client()
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
+	replicas := td.Partitions[0].Replicas
+	free := int32(-1)
+	for _, id := range c.IDs() {
+		if !slices.Contains(replicas, id) {
+			free = id
+		}
+	}
+	return c, cl, replicas, free
+}
+
+// reassign starts (or with no replicas cancels) the move of partition 0.
+func reassign(t *testing.T, cl *client.Client, topic string, replicas ...int32) {
+	t.Helper()
+	rs, err := cl.AlterReassignments(testContext(t), []client.Reassignment{{Topic: topic, Partition: 0, Replicas: replicas}})
+	if err != nil || len(rs) != 1 || rs[0].Err != nil {
+		t.Fatalf("reassign %s-0 to %v: %+v, %v", topic, replicas, rs, err)
+	}
+}
+
+// waitReplicas waits until partition 0 has exactly replicas (no move in
+// progress), all in the ISR, and they hold identical logs, with no other
+// broker holding a replica (its data deleted).
+func waitReplicas(t *testing.T, cl *client.Client, topic string, timeout time.Duration, replicas ...int32) {
+	t.Helper()
+	testcluster.WaitPartition(t, cl, topic, 0, timeout, fmt.Sprintf("replicas %v in sync", replicas), func(p client.PartitionDescription) error {
+		if !slices.Equal(p.Replicas, replicas) || len(p.ISR) != len(replicas) {
+			return fmt.Errorf("replicas %v, ISR %v", p.Replicas, p.ISR)
+		}
+		return nil
+	})
+	poll.Until(t, 20*time.Second, "identical replicas on the target brokers only", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		brs, err := cl.DescribeReplicaChecksums(ctx, 1<<62, topic)
+		if err != nil {
+			return err
+		}
+		for _, br := range brs {
+			if len(br.Replicas) > 0 && !slices.Contains(replicas, br.Broker) {
+				return fmt.Errorf("broker %d still holds %+v", br.Broker, br.Replicas)
+			}
+		}
+		return bench.CompareReplicas(brs, len(replicas))
+	})
+}
+
+// waitEnd waits until partition 0's high watermark reaches end.
+func waitEnd(t *testing.T, cl *client.Client, topic string, end int64) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%s-0 at offset %d", topic, end), func() error {
+		brs, err := cl.DescribeReplicas(testContext(t), topic)
+		if err != nil {
+			return err
+		}
+		for _, br := range brs {
+			for _, r := range br.Replicas {
+				if r.Leader && r.HighWatermark >= end {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+}
+
+// A partition moves 1,2,3 → 2,3,4 (its leader among those removed) under
+// an acks=all verified load: no produce fails (retried requests are
+// fine), nothing acknowledged is lost, leadership moves to a target
+// replica, the replicas end identical, and the removed broker's data is
+// deleted.
+func TestMovePartitionUnderLoad(t *testing.T) {
+	c, cl, replicas, free := moveCluster(t, "mv", 0)
+	leader := testcluster.WaitLeader(t, cl, "mv", 0, -1, 15*time.Second)
+	// The target drops the leader and adds the free broker.
+	target := append(slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return r == leader }), free)
+	wait := verifyAsync(t, c, "mv", 8*time.Second)
+	waitEnd(t, cl, "mv", 2000) // load before the move: the new replica has something to copy
+	reassign(t, cl, "mv", target...)
+	waitReplicas(t, cl, "mv", 30*time.Second, target...)
+	if l := testcluster.WaitLeader(t, cl, "mv", 0, -1, 15*time.Second); !slices.Contains(target, l) {
+		t.Fatalf("leader %d after the move, not in %v", l, target)
+	}
+	res := checkHistory(t, wait())
+	if res.Failed != 0 {
+		t.Fatalf("%d produces failed during the move", res.Failed)
+	}
+	waitReplicas(t, cl, "mv", 30*time.Second, target...)
+	if moves, err := cl.ListReassignments(testContext(t)); err != nil || len(moves) != 0 {
+		t.Fatalf("moves left: %+v, %v", moves, err)
+	}
+}
+
+// A topic grows from 2 to 4 partitions under a keyed producer and a group
+// of two members: the producer's keyed records reach the new partitions
+// after its metadata refresh, the group shares all four, and the members
+// read at least every record produced (none lost).
+func TestGrowTopicUnderKeyedProducerAndGroup(t *testing.T) {
+	c := groupCluster(t)
+	admin := c.Client()
+	testcluster.CreateTopic(t, admin, client.TopicSpec{Name: "grow", Partitions: 2, ReplicationFactor: 3})
+	ms := []*member{startMember(t, c, "growers", "grow"), startMember(t, c, "growers", "grow")}
+	waitShares(t, ms, 2, 30*time.Second)
+
+	pr := c.Client(client.MetadataMaxAge(200 * time.Millisecond))
+	ctx := testContext(t)
+	produced := 0
+	produce := func() *client.Record {
+		r := &client.Record{Topic: "grow", Key: []byte(fmt.Sprint("key-", produced%64)), Value: []byte(fmt.Sprint(produced))}
+		if err := pr.ProduceSync(ctx, r); err != nil {
+			t.Fatalf("produce %d: %v", produced, err)
+		}
+		produced++
+		return r
+	}
+	for range 100 {
+		if r := produce(); r.Partition > 1 {
+			t.Fatalf("record on partition %d before the topic grew", r.Partition)
+		}
+	}
+	if err := admin.CreatePartitions(ctx, "grow", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreatePartitions(ctx, "grow", 3); !errors.Is(err, protocol.ErrInvalidPartitions) {
+		t.Fatalf("shrinking: %v, want INVALID_PARTITIONS", err)
+	}
+	d, err := admin.DescribeTopic(ctx, "grow")
+	if err != nil || len(d.Partitions) != 4 {
+		t.Fatalf("describe after growing: %+v, %v", d, err)
+	}
+	poll.Until(t, 20*time.Second, "a keyed record on a new partition", func() error {
+		if r := produce(); r.Partition < 2 {
+			return fmt.Errorf("record on partition %d", r.Partition)
+		}
+		return nil
+	})
+	for range 100 {
+		produce()
+	}
+	waitShares(t, ms, 4, 30*time.Second)
+	poll.Until(t, 30*time.Second, fmt.Sprintf("the group read all %d records", produced), func() error {
+		if n := ms[0].records.Load() + ms[1].records.Load(); n < int64(produced) {
+			return fmt.Errorf("read %d", n)
+		}
+		return nil
+	})
+}
