@@ -462,7 +462,10 @@ func (p *partition) read(offset int64, limit int, f *FollowerFetch, consumerEpoc
 		return r, protocol.ErrOffsetOutOfRange
 	}
 	throttled := f != nil && slices.Contains(p.adding, f.Replica)
-	if offset >= maxOffset || limit <= 0 || throttled && !p.throttle.allow() {
+	if throttled && limit > 0 {
+		limit = p.throttle.grant(limit)
+	}
+	if offset >= maxOffset || limit <= 0 {
 		return r, nil
 	}
 	v, err := p.log.ReadUpTo(offset, maxOffset, limit)

@@ -13,10 +13,10 @@ const DefaultReassignmentThrottle = 50 << 20
 // replicas a move adds (controller/move.go; Partition.Adding), as Kafka's
 // leader.replication.throttled.rate: a token bucket of rate bytes per
 // second holding at most one second's worth. A follower fetch of an
-// adding replica reads only while the bucket is not empty, and what it
-// read is taken out after (so the bucket may go below zero by one
-// response); otherwise it is answered with the offsets alone and fetches
-// again after its long poll. Other replicas and consumers are never
+// adding replica reads at most what the bucket holds, and what it read
+// is taken out after (so the bucket may go below zero by one batch);
+// while it is empty the fetch is answered with the offsets alone and the
+// follower fetches again after its long poll. Other replicas and consumers are never
 // throttled, and nothing is left once a move ends: the partition has no
 // adding replicas then.
 type moveThrottle struct {
@@ -35,15 +35,21 @@ func newMoveThrottle(rate int64, now func() time.Time) *moveThrottle {
 	return &moveThrottle{rate: float64(rate), now: now, tokens: float64(rate), last: now()}
 }
 
-// allow reports whether a fetch of an adding replica may read now.
-func (t *moveThrottle) allow() bool {
+// grant returns how many of limit bytes a fetch of an adding replica may
+// read now: 0 while the bucket is empty, else at most what it holds (a
+// read of a positive limit returns at least one batch, which may be
+// more: took counts what was read).
+func (t *moveThrottle) grant(limit int) int {
 	if t == nil || t.rate <= 0 {
-		return true
+		return limit
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refillLocked()
-	return t.tokens > 0
+	if t.tokens < 1 {
+		return 0
+	}
+	return int(min(float64(limit), t.tokens))
 }
 
 // took counts n bytes served to an adding replica.

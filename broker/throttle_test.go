@@ -5,36 +5,38 @@ import (
 	"time"
 )
 
-// The throttle lets an adding replica read while its bucket holds bytes,
-// takes what was read (going below zero by one response), refills at the
-// rate up to one second's worth, and does nothing when unlimited.
+// The throttle grants an adding replica at most what its bucket holds,
+// takes what was read (going below zero by one batch), refills at the
+// rate up to one second's worth, and grants everything when unlimited.
 func TestMoveThrottle(t *testing.T) {
 	now := time.Unix(0, 0)
 	th := newMoveThrottle(1000, func() time.Time { return now })
-	if !th.allow() {
-		t.Fatal("a full bucket refused")
+	if got := th.grant(5000); got != 1000 {
+		t.Fatalf("a full bucket granted %d of 5000, want 1000", got)
 	}
 	th.took(1500)
-	if th.allow() {
-		t.Fatal("an empty bucket allowed a read")
+	if got := th.grant(5000); got != 0 {
+		t.Fatalf("an empty bucket granted %d", got)
 	}
 	now = now.Add(400 * time.Millisecond) // +400: -100
-	if th.allow() {
-		t.Fatal("allowed before the debt was repaid")
+	if got := th.grant(5000); got != 0 {
+		t.Fatalf("granted %d before the debt was repaid", got)
 	}
 	now = now.Add(200 * time.Millisecond) // +200: 100
-	if !th.allow() {
-		t.Fatal("refused after the refill")
+	if got := th.grant(5000); got != 100 {
+		t.Fatalf("granted %d after the refill, want 100", got)
 	}
-	now = now.Add(time.Hour)
-	th.took(1001) // the bucket holds one second's worth at most
-	if th.allow() {
-		t.Fatal("the bucket held more than one second's worth")
+	if got := th.grant(30); got != 30 {
+		t.Fatalf("granted %d of 30", got)
+	}
+	now = now.Add(time.Hour) // the bucket holds one second's worth at most
+	if got := th.grant(5000); got != 1000 {
+		t.Fatalf("granted %d after an hour, want 1000", got)
 	}
 	unlimited := newMoveThrottle(-1, func() time.Time { return now })
 	unlimited.took(1 << 40)
 	var none *moveThrottle
-	if !unlimited.allow() || !none.allow() {
-		t.Fatal("an unlimited throttle refused")
+	if unlimited.grant(5000) != 5000 || none.grant(5000) != 5000 {
+		t.Fatal("an unlimited throttle held a read back")
 	}
 }

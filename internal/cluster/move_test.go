@@ -173,3 +173,77 @@ func TestGrowTopicUnderKeyedProducerAndGroup(t *testing.T) {
 		return nil
 	})
 }
+
+// slowMove starts a cluster whose moves copy at 256 KiB/s, fills a
+// partition with about 3 MiB, and starts its move off its leader onto
+// the free broker; it returns once the new replica has copied something
+// but not all (the move is half way). It returns the cluster, a client,
+// the original replicas, the leader and the target.
+func slowMove(t *testing.T, topic string) (*testcluster.Cluster, *client.Client, []int32, int32, []int32) {
+	t.Helper()
+	c, cl, replicas, free := moveCluster(t, topic, 256<<10)
+	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 15*time.Second)
+	ctx := testContext(t)
+	v := make([]byte, 10<<10)
+	for range 300 {
+		if err := cl.ProduceSync(ctx, &client.Record{Topic: topic, Partition: 0, Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := append(slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return r == leader }), free)
+	reassign(t, cl, topic, target...)
+	poll.Until(t, 20*time.Second, "the new replica half way", func() error {
+		moves, err := cl.ListReassignments(ctx)
+		if err != nil {
+			return err
+		}
+		if len(moves) != 1 || !moves[0].Progress || len(moves[0].Positions) != 1 {
+			return fmt.Errorf("moves %+v", moves)
+		}
+		m := moves[0]
+		if pos := m.Positions[0]; pos <= 0 || pos >= m.LeaderEnd || m.BytesRemaining <= 0 {
+			return fmt.Errorf("position %d of %d, %d bytes remaining", pos, m.LeaderEnd, m.BytesRemaining)
+		}
+		return nil
+	})
+	return c, cl, replicas, leader, target
+}
+
+// A move cancelled half way goes back to the original replicas (the
+// kept ones first, then the one that was leaving), and the copy made so
+// far is deleted.
+func TestMoveCancelledHalfWay(t *testing.T) {
+	_, cl, _, leader, target := slowMove(t, "cx")
+	reassign(t, cl, "cx")
+	back := append(slices.Clone(target[:len(target)-1]), leader)
+	waitReplicas(t, cl, "cx", 30*time.Second, back...)
+	if _, err := cl.AlterReassignments(testContext(t), []client.Reassignment{{Topic: "cx", Partition: 0}}); err != nil {
+		t.Fatal(err)
+	} else if rs, _ := cl.AlterReassignments(testContext(t), []client.Reassignment{{Topic: "cx", Partition: 0}}); len(rs) != 1 ||
+		!errors.Is(rs[0].Err, protocol.ErrNoReassignmentInProgress) {
+		t.Fatalf("a second cancel: %+v, want NO_REASSIGNMENT_IN_PROGRESS", rs)
+	}
+}
+
+// The controller leader killed half way through a move: the move is in
+// the Raft log, so the new controller completes it.
+func TestMoveSurvivesControllerKill(t *testing.T) {
+	c, cl, _, _, target := slowMove(t, "ck")
+	d, err := cl.DescribeCluster(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(d.ControllerID)
+	c.Restart(d.ControllerID)
+	waitReplicas(t, cl, "ck", 60*time.Second, target...)
+}
+
+// The new replica's broker killed half way and restarted: it resumes
+// fetching and the move completes.
+func TestMoveSurvivesAddingBrokerKill(t *testing.T) {
+	c, cl, _, _, target := slowMove(t, "ak")
+	added := target[len(target)-1]
+	c.Kill(added)
+	c.Restart(added)
+	waitReplicas(t, cl, "ak", 60*time.Second, target...)
+}
