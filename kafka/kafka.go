@@ -275,6 +275,8 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.createTopics(fc.Context(), r)
 	case *kmsg.DeleteTopicsRequest:
 		resp = s.deleteTopics(fc.Context(), r)
+	case *kmsg.CreatePartitionsRequest:
+		resp = s.createPartitions(fc.Context(), r)
 	case *kmsg.DescribeConfigsRequest:
 		resp = s.describeConfigs(r)
 	case *kmsg.AlterConfigsRequest:

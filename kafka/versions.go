@@ -45,6 +45,7 @@ var Table = map[int16]VersionRange{
 	23: {2, 3},
 	32: {1, 3},
 	33: {0, 1},
+	37: {0, 1}, // CreatePartitions (no manual assignment)
 	44: {0, 1},
 	60: {0, 1},
 }
