@@ -17,8 +17,8 @@ import (
 // DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
 // ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, the
 // security commands UpsertCredential, DeleteCredential, CreateACLs and
-// DeleteACLs, and the move commands CreatePartitions and
-// AlterReassignment.
+// DeleteACLs, the move commands CreatePartitions and AlterReassignment,
+// and AlterClusterConfigs.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -53,6 +53,8 @@ const (
 	// The move commands are new in CommandVersion 7 (move.go).
 	KindCreatePartitions  CommandKind = 15
 	KindAlterReassignment CommandKind = 16
+	// KindAlterClusterConfigs is new in CommandVersion 7 (clusterconfig.go).
+	KindAlterClusterConfigs CommandKind = 17
 )
 
 func (k CommandKind) String() string {
@@ -89,6 +91,8 @@ func (k CommandKind) String() string {
 		return "CreatePartitions"
 	case KindAlterReassignment:
 		return "AlterReassignment"
+	case KindAlterClusterConfigs:
+		return "AlterClusterConfigs"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -104,7 +108,8 @@ func (k CommandKind) String() string {
 // Version 4 added ReportOfflineReplicas and ReportOnlineReplicas.
 // Version 5 added AllocateProducerIDs; version 6 UpsertCredential,
 // DeleteCredential, CreateACLs and DeleteACLs (security.go); version 7
-// CreatePartitions and AlterReassignment (move.go). Older commands,
+// CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
+// (clusterconfig.go). Older commands,
 // still in the Raft logs of earlier builds, decode with the fields they
 // lack zero; the encoder writes version 7 only.
 const CommandVersion = 7
@@ -583,6 +588,11 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return decodeAlterReassignment(d)
+	case KindAlterClusterConfigs:
+		if v <= commandVersion6 {
+			break
+		}
+		return AlterClusterConfigs{Set: d.configs(), Remove: d.stringSet()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

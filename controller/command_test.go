@@ -36,6 +36,7 @@ func sampleCommands() []Command {
 		DeleteACLs{ACLs: []auth.ACL{sampleACL}},
 		CreatePartitions{Topic: "orders", TopicID: 4, From: 3, Replicas: [][]int32{{1, 2}, {2, 3}}},
 		AlterReassignment{Topic: "orders", TopicID: 4, Partition: 2, Target: []int32{3, 4}},
+		AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "10"}, Remove: []string{ConfigReassignmentThrottle}},
 	}
 }
 

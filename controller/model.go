@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -89,6 +90,10 @@ type Partition struct {
 	// target. Both empty: no move.
 	Adding   []int32 `json:"adding,omitempty"`
 	Removing []int32 `json:"removing,omitempty"`
+	// Queued is the target of a move waiting for the cluster's move
+	// limits (reassignment.max.moves, .per.broker); it starts when
+	// moves end. Empty: none. A partition is moving or queued, not both.
+	Queued []int32 `json:"queued,omitempty"`
 }
 
 // OfflineMark is a replica whose log is offline, and why.
@@ -149,6 +154,9 @@ type Metadata struct {
 	Users map[string]map[auth.Mechanism]auth.Credential `json:"-"`
 	// ACLs holds every ACL once, in canonical order (compareACL).
 	ACLs []auth.ACL `json:"acls,omitempty"`
+	// Configs holds the cluster configs set explicitly (clusterconfig.go);
+	// commands replace the map, never modify it.
+	Configs map[string]string `json:"configs,omitempty"`
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -189,6 +197,7 @@ func (m *Metadata) Clone() *Metadata {
 		}
 	}
 	c.ACLs = slices.Clone(m.ACLs)
+	c.Configs = maps.Clone(m.Configs)
 	return &c
 }
 
@@ -208,6 +217,7 @@ func (t *Topic) clone() *Topic {
 		p.Offline = slices.Clone(p.Offline)
 		p.Adding = slices.Clone(p.Adding)
 		p.Removing = slices.Clone(p.Removing)
+		p.Queued = slices.Clone(p.Queued)
 		c.Partitions[i] = p
 	}
 	return &c
@@ -229,6 +239,7 @@ func (t *Topic) cloneOne(i int) *Topic {
 	p.Offline = slices.Clone(p.Offline)
 	p.Adding = slices.Clone(p.Adding)
 	p.Removing = slices.Clone(p.Removing)
+	p.Queued = slices.Clone(p.Queued)
 	return &c
 }
 

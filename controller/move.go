@@ -200,16 +200,23 @@ func applyAlterReassignment(m *Metadata, c AlterReassignment) (*Metadata, error)
 	}
 	nt := t.cloneOne(int(c.Partition))
 	p := &nt.Partitions[c.Partition]
-	if len(c.Target) == 0 {
+	ended := false
+	switch {
+	case len(c.Target) == 0 && len(p.Queued) > 0:
+		p.Queued = nil
+		p.PartitionEpoch++
+	case len(c.Target) == 0:
 		if !p.Moving() {
 			return nil, fmt.Errorf("%w: %s-%d", ErrNoReassignment, c.Topic, c.Partition)
 		}
 		if err := revertMove(m, p); err != nil {
 			return nil, fmt.Errorf("%s-%d: %w", c.Topic, c.Partition, err)
 		}
-	} else {
-		if p.Moving() {
-			return nil, fmt.Errorf("%w: %s-%d is moving to %v; cancel it first", ErrReassignmentInProgress, c.Topic, c.Partition, p.Target())
+		ended = true
+	default:
+		if p.Moving() || len(p.Queued) > 0 {
+			return nil, fmt.Errorf("%w: %s-%d is moving (or queued) to %v; cancel it first", ErrReassignmentInProgress, c.Topic, c.Partition,
+				append(p.Target(), p.Queued...))
 		}
 		if len(c.Target) != t.ReplicationFactor() {
 			return nil, fmt.Errorf("%w: %s-%d: %d replicas in %v, the topic has %d (a move keeps the replication factor)",
@@ -221,23 +228,136 @@ func applyAlterReassignment(m *Metadata, c AlterReassignment) (*Metadata, error)
 		if slices.Equal(c.Target, p.Replicas) {
 			return m, nil
 		}
-		for _, r := range c.Target {
-			if !contains(p.Replicas, r) {
-				p.Adding = append(p.Adding, r)
-			}
+		if newMoveCounts(m).fit(p.Replicas, c.Target, m) {
+			ended = startMove(m, p, c.Target)
+		} else {
+			p.Queued = slices.Clone(c.Target)
+			p.PartitionEpoch++
 		}
-		for _, r := range p.Replicas {
-			if !contains(c.Target, r) {
-				p.Removing = append(p.Removing, r)
-			}
-		}
-		p.Replicas = append(slices.Clone(c.Target), p.Removing...)
-		p.PartitionEpoch++
-		completeMove(m, p)
 	}
 	n := edit(m)
 	n.Topics[c.Topic] = nt
+	if ended {
+		startQueued(n)
+	}
 	return n, nil
+}
+
+// startMove starts p's move (a copy the caller owns) to target, and
+// completes it at once when it can (nothing added); it reports whether
+// the move is over.
+func startMove(m *Metadata, p *Partition, target []int32) bool {
+	p.Adding, p.Removing = nil, nil
+	for _, r := range target {
+		if !contains(p.Replicas, r) {
+			p.Adding = append(p.Adding, r)
+		}
+	}
+	for _, r := range p.Replicas {
+		if !contains(target, r) {
+			p.Removing = append(p.Removing, r)
+		}
+	}
+	p.Replicas = append(slices.Clone(target), p.Removing...)
+	p.PartitionEpoch++
+	return completeMove(m, p) || !p.Moving()
+}
+
+// moveCounts is the moves in progress: in all, and by each broker a move
+// adds a replica to or removes one from.
+type moveCounts struct {
+	all      int64
+	byBroker map[int32]int64
+}
+
+func newMoveCounts(m *Metadata) *moveCounts {
+	mc := &moveCounts{byBroker: map[int32]int64{}}
+	for _, t := range m.Topics {
+		for i := range t.Partitions {
+			if p := &t.Partitions[i]; p.Moving() {
+				mc.add(p.Adding, p.Removing)
+			}
+		}
+	}
+	return mc
+}
+
+func (mc *moveCounts) add(adding, removing []int32) {
+	mc.all++
+	for _, r := range adding {
+		mc.byBroker[r]++
+	}
+	for _, r := range removing {
+		mc.byBroker[r]++
+	}
+}
+
+// fit reports whether a move from replicas to target stays within m's
+// move limits, counting it in if so. A reorder (nothing added or
+// removed) always fits: it moves no data.
+func (mc *moveCounts) fit(replicas, target []int32, m *Metadata) bool {
+	var touched []int32
+	for _, r := range target {
+		if !contains(replicas, r) {
+			touched = append(touched, r)
+		}
+	}
+	for _, r := range replicas {
+		if !contains(target, r) {
+			touched = append(touched, r)
+		}
+	}
+	if len(touched) == 0 {
+		return true
+	}
+	if mc.all+1 > m.clusterInt(ConfigMaxMoves) {
+		return false
+	}
+	perBroker := m.clusterInt(ConfigMaxMovesPerBroker)
+	for _, r := range touched {
+		if mc.byBroker[r]+1 > perBroker {
+			return false
+		}
+	}
+	mc.all++
+	for _, r := range touched {
+		mc.byBroker[r]++
+	}
+	return true
+}
+
+// startQueued starts, in topic name and partition order, the queued moves
+// of n (a copy the caller owns, whose topics it may replace) that fit the
+// move limits now.
+func startQueued(n *Metadata) {
+	var mc *moveCounts
+	for _, name := range n.TopicNames() {
+		t := n.Topics[name]
+		cloned := false
+		for i := range t.Partitions {
+			if len(t.Partitions[i].Queued) == 0 {
+				continue
+			}
+			if mc == nil {
+				mc = newMoveCounts(n)
+			}
+			if !mc.fit(t.Partitions[i].Replicas, t.Partitions[i].Queued, n) {
+				continue
+			}
+			if !cloned {
+				t = t.clone()
+				n.Topics[name] = t
+				cloned = true
+			}
+			p := &t.Partitions[i]
+			target := p.Queued
+			p.Queued = nil
+			if startMove(n, p, target) {
+				// Over at once: its slot is free again.
+				mc = nil
+			}
+		}
+	}
 }
 
 // completeMove completes p's move (a copy the caller owns) if every

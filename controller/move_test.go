@@ -268,11 +268,11 @@ func TestSnapshotKeepsMove(t *testing.T) {
 }
 
 // A version 6 snapshot (the build before moves) restores with nothing
-// moving. Its bytes are a version 7 one's without the last byte: no
-// moves encode as one zero count.
+// moving. Its bytes are a version 7 one's without the last two bytes:
+// no moves and no cluster configs encode as two zero counts.
 func TestSnapshotVersion6Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v6 := olderSnapshot(t, m, 6, []byte{0})
+	v6 := olderSnapshot(t, m, 6, []byte{0, 0})
 	got, index, err := decodeSnapshot(v6)
 	if err != nil || index != 10 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 6: %v, index %d", err, index)
@@ -298,4 +298,93 @@ func olderSnapshot(t *testing.T, m *Metadata, version byte, tail []byte) []byte 
 	binary.BigEndian.PutUint32(b[len(snapshotMagic)+1:], uint32(len(body)))
 	b = append(b, body...)
 	return binary.BigEndian.AppendUint32(b, crc32c(b[len(snapshotMagic):]))
+}
+
+// Moves beyond the limits wait in a queue and start, in topic and
+// partition order, as moves end or the limits rise; a queued move is
+// cancelled without starting.
+func TestMoveQueue(t *testing.T) {
+	m := applyAll(t, threeBrokers(t),
+		RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty},
+		RegisterBroker{ID: 5, Addr: "e:1", PreviousEpoch: PreviousEpochEmpty},
+		CreateTopic{Name: "t", Replicas: [][]int32{{1, 2}, {1, 3}, {2, 3}, {2, 1}}},
+		AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "2", ConfigMaxMovesPerBroker: "1"}})
+	queued := func(m *Metadata) []int32 {
+		var out []int32
+		for _, p := range m.Topics["t"].Partitions {
+			if len(p.Queued) > 0 {
+				out = append(out, p.Index)
+			}
+		}
+		return out
+	}
+	m, _ = applyChecked(t, m, AlterReassignment{Topic: "t", Partition: 0, Target: []int32{4, 2}}) // 4 and 1: starts
+	m, _ = applyChecked(t, m, AlterReassignment{Topic: "t", Partition: 1, Target: []int32{5, 3}}) // 1 is busy: queued
+	m, _ = applyChecked(t, m, AlterReassignment{Topic: "t", Partition: 2, Target: []int32{5, 3}}) // 5 and 2: starts
+	m, _ = applyChecked(t, m, AlterReassignment{Topic: "t", Partition: 3, Target: []int32{3, 1}}) // 3 at the cluster limit: queued
+	ps := m.Topics["t"].Partitions
+	if !ps[0].Moving() || !ps[2].Moving() || !slices.Equal(queued(m), []int32{1, 3}) || !slices.Equal(ps[1].Replicas, []int32{1, 3}) {
+		t.Fatalf("partitions %+v", ps)
+	}
+	if _, _, err := Apply(m, AlterReassignment{Topic: "t", Partition: 1, Target: []int32{4, 3}}); !errors.Is(err, ErrReassignmentInProgress) {
+		t.Fatalf("a new target for a queued move: %v", err)
+	}
+	got, err := decodeSnapshotOf(m)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("snapshot with queued moves: %v", err)
+	}
+	// Partition 0 completes (1 and 4 free): partition 1 still waits for
+	// 5, partition 3 for 2 (both in partition 2's move).
+	m, _ = applyChecked(t, m, joinISR(m, 0, 4))
+	if ps := m.Topics["t"].Partitions; ps[0].Moving() || !slices.Equal(queued(m), []int32{1, 3}) {
+		t.Fatalf("after partition 0 completed: %+v", ps)
+	}
+	// Partition 2 completes (5 and 2 free): partitions 1 (5, 1) and 3
+	// (3, 2) both fit.
+	m, _ = applyChecked(t, m, joinISR(m, 2, 5))
+	ps = m.Topics["t"].Partitions
+	if !ps[1].Moving() || !slices.Equal(ps[1].Adding, []int32{5}) || !ps[3].Moving() || len(queued(m)) != 0 {
+		t.Fatalf("after partition 2 completed: %+v", ps)
+	}
+	// Cancelling a queued move needs no revert.
+	m = applyAll(t, m, AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "1"}}, AlterReassignment{Topic: "t", Partition: 0, Target: []int32{4, 3}})
+	if p := m.Topics["t"].Partitions[0]; !slices.Equal(p.Queued, []int32{4, 3}) {
+		t.Fatalf("not queued: %+v", p)
+	}
+	m, _ = applyChecked(t, m, AlterReassignment{Topic: "t", Partition: 0, Target: nil})
+	if p := m.Topics["t"].Partitions[0]; len(p.Queued) != 0 || p.Moving() {
+		t.Fatalf("cancelled queued move: %+v", p)
+	}
+}
+
+// Raising the limits starts queued moves at once.
+func TestRaisingMoveLimitsStartsQueued(t *testing.T) {
+	m := applyAll(t, fourBrokers(t), AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "1"}},
+		AlterReassignment{Topic: "t", Partition: 0, Target: []int32{4, 2, 3}},
+		AlterReassignment{Topic: "t", Partition: 1, Target: []int32{2, 3, 4}})
+	if p := m.Topics["t"].Partitions[1]; !slices.Equal(p.Queued, []int32{2, 3, 4}) {
+		t.Fatalf("not queued: %+v", p)
+	}
+	m, _ = applyChecked(t, m, AlterClusterConfigs{Remove: []string{ConfigMaxMoves}})
+	if p := m.Topics["t"].Partitions[1]; len(p.Queued) != 0 || !slices.Equal(p.Adding, []int32{4}) {
+		t.Fatalf("not started: %+v", p)
+	}
+	if m.Configs != nil || m.ClusterConfig(ConfigMaxMoves) != "50" || m.ReassignmentThrottle() != 50<<20 {
+		t.Fatalf("configs %v", m.Configs)
+	}
+	for _, bad := range []AlterClusterConfigs{
+		{Set: map[string]string{ConfigMaxMoves: "0"}},
+		{Set: map[string]string{ConfigReassignmentThrottle: "x"}},
+		{Set: map[string]string{"retention.ms": "1"}},
+		{Remove: []string{"nope"}},
+	} {
+		if _, _, err := Apply(m, bad); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("%+v: %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}
+
+func decodeSnapshotOf(m *Metadata) (*Metadata, error) {
+	got, _, err := decodeSnapshot(encodeSnapshot(m, 1))
+	return got, err
 }

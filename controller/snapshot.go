@@ -22,7 +22,8 @@ import (
 // RecoveredEpoch, RecoveryMayLack and Restarted; version 4 each
 // partition's Offline; version 5 NextProducerID, at the end; version 6
 // the users' SCRAM credentials and the ACLs after it; version 7 the
-// moves in progress (appendMoves), at the end. Older
+// moves in progress and queued (appendMoves) and the cluster configs, at
+// the end. Older
 // snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
@@ -97,13 +98,14 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 	}
 	b = binary.AppendVarint(b, m.NextProducerID)
 	b = appendSecurity(b, m)
-	return appendMoves(b, m)
+	b = appendMoves(b, m)
+	return appendConfigs(b, m.Configs)
 }
 
-// appendMoves writes the partitions that are moving (Partition.Adding
-// and Removing; move.go), by topic name and index: a count, then for
-// each the topic, the index, the adding and the removing replicas.
-// Nothing moving is one zero byte.
+// appendMoves writes the partitions that are moving or queued
+// (Partition.Adding, Removing, Queued; move.go), by topic name and index:
+// a count, then for each the topic, the index, the adding, the removing
+// and the queued replicas. Nothing moving is one zero byte.
 func appendMoves(b []byte, m *Metadata) []byte {
 	type moving struct {
 		topic string
@@ -113,7 +115,7 @@ func appendMoves(b []byte, m *Metadata) []byte {
 	for _, name := range m.TopicNames() {
 		t := m.Topics[name]
 		for i := range t.Partitions {
-			if t.Partitions[i].Moving() {
+			if t.Partitions[i].Moving() || len(t.Partitions[i].Queued) > 0 {
 				ms = append(ms, moving{name, &t.Partitions[i]})
 			}
 		}
@@ -124,6 +126,7 @@ func appendMoves(b []byte, m *Metadata) []byte {
 		b = binary.AppendVarint(b, int64(mv.p.Index))
 		b = appendInt32s(b, mv.p.Adding)
 		b = appendInt32s(b, mv.p.Removing)
+		b = appendInt32s(b, mv.p.Queued)
 	}
 	return b
 }
@@ -193,6 +196,7 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 	}
 	if v >= 7 {
 		decodeMoves(d, m)
+		m.Configs = d.configs()
 	}
 	if d.err != nil {
 		return nil
@@ -240,12 +244,12 @@ func decodeOffline(d *decoder, p *Partition) {
 // partitions out of order, unknown or without a move, so there is one
 // encoding.
 func decodeMoves(d *decoder, m *Metadata) {
-	// An entry is at least 4 bytes: topic length, index, two counts.
-	n := d.count(4)
+	// An entry is at least 5 bytes: topic length, index, three counts.
+	n := d.count(5)
 	prevTopic, prevIndex := "", int32(-1)
 	for i := 0; i < n && d.err == nil; i++ {
 		name, index := d.string(), d.int32()
-		adding, removing := d.int32s(), d.int32s()
+		adding, removing, queued := d.int32s(), d.int32s(), d.int32s()
 		if d.err != nil {
 			return
 		}
@@ -255,12 +259,13 @@ func decodeMoves(d *decoder, m *Metadata) {
 		}
 		prevTopic, prevIndex = name, index
 		t, ok := m.Topics[name]
-		if !ok || index < 0 || int(index) >= len(t.Partitions) || len(adding)+len(removing) == 0 {
-			d.fail("move of %s-%d: no such partition, or nothing moves", name, index)
+		if !ok || index < 0 || int(index) >= len(t.Partitions) || len(adding)+len(removing)+len(queued) == 0 ||
+			len(queued) > 0 && len(adding)+len(removing) > 0 {
+			d.fail("move of %s-%d: no such partition, nothing moves, or moving and queued", name, index)
 			return
 		}
 		p := &t.Partitions[index]
-		p.Adding, p.Removing = adding, removing
+		p.Adding, p.Removing, p.Queued = adding, removing, queued
 		decodeMove(d, p)
 	}
 }
