@@ -205,10 +205,6 @@ type Config struct {
 	ReplicaMaxLag time.Duration
 	// ReplicaFetchWait is a follower's fetch long-poll. Default 500 ms.
 	ReplicaFetchWait time.Duration
-	// ReassignmentThrottle bounds, in bytes per second, what this broker
-	// as a leader serves to the replicas moves add (throttle.go). Default
-	// DefaultReassignmentThrottle (50 MB/s); negative: unlimited.
-	ReassignmentThrottle int64
 	// ProducerIDExpiration is how long a partition keeps an idempotent
 	// producer's state after the max timestamp of its last batch; an
 	// expired producer that comes back with a sequence other than 0 gets
@@ -308,9 +304,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReplicaFetchWait == 0 {
 		c.ReplicaFetchWait = 500 * time.Millisecond
-	}
-	if c.ReassignmentThrottle == 0 {
-		c.ReassignmentThrottle = DefaultReassignmentThrottle
 	}
 	if c.ProducerIDExpiration == 0 {
 		c.ProducerIDExpiration = replica.DefaultProducerExpiration

@@ -100,7 +100,7 @@ func (b *Broker) AlterReassignments(ctx context.Context, moves []Reassignment) [
 }
 
 // Moves lists the partitions of the named topics (all when none) that
-// are moving, by topic and partition, with progress for those this
+// are moving or queued, by topic and partition, with progress for those this
 // broker leads (the protocol type has exactly the fields a front end
 // needs: target then removing replicas, adding and removing ones, and
 // the leader's log end, adding replicas' positions and estimate of the
@@ -115,12 +115,12 @@ func (b *Broker) Moves(topics []string) []protocol.MovingPartition {
 		t := md.Topics[name]
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
-			if !mp.Moving() {
+			if !mp.Moving() && len(mp.Queued) == 0 {
 				continue
 			}
 			mv := protocol.MovingPartition{Topic: name, Partition: mp.Index, Leader: mp.Leader, Replicas: slices.Clone(mp.Replicas),
-				Adding: slices.Clone(mp.Adding), Removing: slices.Clone(mp.Removing)}
-			if mp.Leader == b.cfg.BrokerID {
+				Adding: slices.Clone(mp.Adding), Removing: slices.Clone(mp.Removing), Queued: slices.Clone(mp.Queued)}
+			if mp.Leader == b.cfg.BrokerID && mp.Moving() {
 				if p := b.parts.get(name, mp.Index); p != nil {
 					p.moveProgress(&mv)
 				}
@@ -150,4 +150,35 @@ func (p *partition) moveProgress(mv *protocol.MovingPartition) {
 	if end > start {
 		mv.BytesRemaining = int64(float64(size) * float64(behind) / float64(end-start))
 	}
+}
+
+// AlterClusterConfigs sets cluster configs and reverts others to their
+// defaults (controller/clusterconfig.go), or with validateOnly checks
+// that it could.
+func (b *Broker) AlterClusterConfigs(ctx context.Context, set map[string]string, remove []string, validateOnly bool) error {
+	if err := controller.ValidateClusterConfigs(set, remove); err != nil || validateOnly {
+		return err
+	}
+	if _, err := b.store.Propose(ctx, controller.AlterClusterConfigs{Set: set, Remove: remove}); err != nil {
+		return err
+	}
+	b.logger.Info("cluster config altered", zap.Any("set", set), zap.Strings("removed", remove))
+	b.parts.reconcile(b.store.Metadata())
+	return nil
+}
+
+// DescribeClusterConfigs returns the cluster configs named (all when
+// none), by key, with their values and whether each is the default.
+// Unknown keys are left out, as for topics.
+func (b *Broker) DescribeClusterConfigs(keys []string) []ConfigValue {
+	md := b.store.Metadata()
+	var out []ConfigValue
+	for _, d := range controller.ClusterConfigDefs() {
+		if len(keys) > 0 && !slices.Contains(keys, d.Key) {
+			continue
+		}
+		_, set := md.Configs[d.Key]
+		out = append(out, ConfigValue{Name: d.Key, Value: md.ClusterConfig(d.Key), IsDefault: !set})
+	}
+	return out
 }

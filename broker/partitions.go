@@ -156,6 +156,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		return
 	}
 	m.reconciled = md.Version
+	m.throttle.setRate(md.ReassignmentThrottle())
 
 	// Deleted topics (or deleted and re-created under the same name) first,
 	// so a re-created topic's directories are free.

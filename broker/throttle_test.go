@@ -33,6 +33,14 @@ func TestMoveThrottle(t *testing.T) {
 	if got := th.grant(5000); got != 1000 {
 		t.Fatalf("granted %d after an hour, want 1000", got)
 	}
+	th.setRate(100) // what the bucket holds drops to the new second's worth
+	if got := th.grant(5000); got != 100 {
+		t.Fatalf("granted %d after the rate fell to 100", got)
+	}
+	th.setRate(-1)
+	if got := th.grant(5000); got != 5000 {
+		t.Fatalf("granted %d once unlimited", got)
+	}
 	unlimited := newMoveThrottle(-1, func() time.Time { return now })
 	unlimited.took(1 << 40)
 	var none *moveThrottle

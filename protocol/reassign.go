@@ -193,7 +193,9 @@ type ListPartitionReassignmentsResponse struct {
 }
 
 // MovingPartition is one partition's move: Replicas is the target
-// followed by the removing replicas. When Progress is set (the answering
+// followed by the removing replicas; a move waiting for the cluster's
+// move limits has Queued (its target) set instead, and Replicas is then
+// the current list. When Progress is set (the answering
 // broker leads it), LeaderEnd is the leader's log end offset, Positions
 // each adding replica's fetch position there (-1: not fetched in this
 // leadership), and BytesRemaining the leader's estimate of the bytes the
@@ -209,6 +211,7 @@ type MovingPartition struct {
 	LeaderEnd      int64
 	Positions      []int64 // parallel to Adding
 	BytesRemaining int64
+	Queued         []int32
 }
 
 // Target is the replica list the move ends with: Replicas without the
@@ -237,10 +240,10 @@ func (r *ListPartitionReassignmentsResponse) Decode(d *Decoder, version int16) e
 		return d.err
 	}
 	r.BrokerID = d.int32("broker_id")
-	// A partition is at least 43 bytes: topic length, partition, leader,
-	// three array lengths, progress, end offset, an array length and the
-	// bytes remaining.
-	r.Partitions = decodeArray(d, "partitions", 43, r.Partitions, (*MovingPartition).decode)
+	// A partition is at least 47 bytes: topic length, partition, leader,
+	// three array lengths, progress, end offset, an array length, the
+	// bytes remaining and an array length.
+	r.Partitions = decodeArray(d, "partitions", 47, r.Partitions, (*MovingPartition).decode)
 	return d.finish()
 }
 
@@ -257,7 +260,8 @@ func (p *MovingPartition) append(dst []byte) []byte {
 	for _, o := range p.Positions {
 		dst = appendInt64(dst, o)
 	}
-	return appendInt64(dst, p.BytesRemaining)
+	dst = appendInt64(dst, p.BytesRemaining)
+	return appendInt32s(dst, p.Queued)
 }
 
 func (p *MovingPartition) decode(d *Decoder) {
@@ -274,4 +278,5 @@ func (p *MovingPartition) decode(d *Decoder) {
 		p.Positions[i] = d.int64("positions")
 	}
 	p.BytesRemaining = d.int64("bytes_remaining")
+	p.Queued = d.int32s("queued", p.Queued)
 }

@@ -113,7 +113,8 @@ func sampleResponses() []Message {
 		&ListPartitionReassignmentsResponse{BrokerID: 2, Partitions: []MovingPartition{
 			{Topic: "orders", Partition: 3, Leader: 2, Replicas: []int32{2, 3, 4, 1}, Adding: []int32{4}, Removing: []int32{1},
 				Progress: true, LeaderEnd: 1 << 33, Positions: []int64{1 << 20}, BytesRemaining: 1 << 40},
-			{Topic: "orders", Partition: 5, Leader: 1, Replicas: []int32{4, 2, 3}, Adding: []int32{4}, Removing: []int32{1}}}},
+			{Topic: "orders", Partition: 5, Leader: 1, Replicas: []int32{4, 2, 3}, Adding: []int32{4}, Removing: []int32{1}},
+			{Topic: "orders", Partition: 6, Leader: 1, Replicas: []int32{1, 2, 3}, Queued: []int32{2, 3, 4}}}},
 	}
 }
 

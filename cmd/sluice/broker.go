@@ -179,8 +179,6 @@ serves.`,
 	f.StringVar(&cfg.GossipSeeds, "gossip-seeds", "", "other brokers' gossip addresses to join at start, host:port,...; optional: registered brokers' are joined too")
 	f.DurationVar(&cfg.ReplicaMaxLag, "replica-max-lag", def.ReplicaMaxLag, "how long a follower may go without catching up to the leader before it leaves the ISR")
 	f.DurationVar(&cfg.ReplicaFetchWait, "replica-fetch-wait", def.ReplicaFetchWait, "how long a follower's fetch waits at the leader for new records")
-	f.Int64Var(&cfg.ReassignmentThrottle, "reassignment-throttle", def.ReassignmentThrottle,
-		"bytes per second this broker as a leader serves to replicas a partition move adds (negative: unlimited)")
 	f.DurationVar(&cfg.ProducerIDExpiration, "producer-id-expiration", def.ProducerIDExpiration, "how long a partition keeps an idempotent producer's state after its last batch (producer.id.expiration.ms)")
 	f.IntVar(&cfg.ProducerIDMax, "producer-id-max", def.ProducerIDMax, "most (idempotent producer id, partition) entries of state the broker keeps over all its partitions; past it the least recently written are evicted (producer.id.max)")
 	f.IntVar(&cfg.CleanerKeyMapBytes, "cleaner-key-map-bytes", def.CleanerKeyMapBytes, "memory of the log cleaner's key map (24 bytes a key); compacted partitions with more keys in their dirty part are cleaned in several passes")

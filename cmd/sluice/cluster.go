@@ -22,9 +22,11 @@ func newClusterCmd(g *globals) *cobra.Command {
 		Example: `  sluice cluster status
   sluice cluster brokers --json
   sluice cluster rebalance-leaders --topic orders
-  sluice cluster reassign --plan moves.json`,
+  sluice cluster reassign --plan moves.json
+  sluice cluster config --set reassignment.max.moves=10`,
 	}
-	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g))
+	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g),
+		newClusterConfigCmd(g))
 	return cmd
 }
 

@@ -61,6 +61,9 @@ type moveJSON struct {
 	// measured across --interval, -1 when unknown (no progress seen).
 	BytesRemaining int64   `json:"bytes_remaining"`
 	ETASeconds     float64 `json:"eta_seconds"`
+	// Queued: the move waits for the cluster's move limits
+	// (reassignment.max.moves, reassignment.max.moves.per.broker).
+	Queued bool `json:"queued,omitempty"`
 }
 
 func newClusterReassignCmd(g *globals) *cobra.Command {
@@ -79,8 +82,8 @@ func newClusterReassignCmd(g *globals) *cobra.Command {
 {"version":1,"partitions":[{"topic":"orders","partition":0,"replicas":[2,3,4]}]},
 replicas preferred leader first, as many as the topic's replication
 factor). The new replicas copy the partition from its leader, throttled
-to the broker setting --reassignment-throttle (default 50 MB/s, for the
-new replicas only); each joins the in-sync replicas once caught up, and
+per leader broker to the cluster config reassignment.throttle.bytes.per.sec
+(default 50 MiB/s, for the new replicas only); each joins the in-sync replicas once caught up, and
 then the move completes: leadership moves to a new replica if the leader
 is being removed, and the removed replicas' data is deleted. acks=all
 produces never wait for a replica that is not yet in sync. A move
@@ -92,7 +95,12 @@ it. A cancel is refused when no original replica is in sync.
 
 --list shows the moves in progress: target, adding and removing
 replicas, the bytes the slowest new replica has yet to copy (the
-leader's estimate), and an ETA from the progress seen over --interval.`,
+leader's estimate), and an ETA from the progress seen over --interval.
+
+At most reassignment.max.moves partitions move at once in the cluster,
+and reassignment.max.moves.per.broker moves add to or remove from each
+broker (cluster configs: sluice cluster config); further moves wait in
+a queue, in the Raft log like the moves, and start as others end.`,
 		Example: `  sluice cluster reassign --plan moves.json
   sluice cluster reassign --list
   sluice cluster reassign --list --json --interval 5s
@@ -198,6 +206,9 @@ func listMoves(cmd *cobra.Command, cl *client.Client, out io.Writer, asJSON bool
 	for _, m := range last {
 		v := moveJSON{Topic: m.Topic, Partition: m.Partition, Leader: m.Leader, Target: m.Target(), Adding: m.Adding,
 			Removing: m.Removing, BytesRemaining: -1, ETASeconds: -1}
+		if len(m.Queued) > 0 {
+			v.Target, v.Queued = m.Queued, true
+		}
 		if m.Progress {
 			v.BytesRemaining = m.BytesRemaining
 			for _, f := range first {
@@ -220,6 +231,9 @@ func listMoves(cmd *cobra.Command, cl *client.Client, out io.Writer, asJSON bool
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tTARGET\tADDING\tREMOVING\tREMAINING\tETA")
 	for _, v := range views {
 		remaining, eta := "?", "?"
+		if v.Queued {
+			remaining, eta = "queued", "-"
+		}
 		if v.BytesRemaining >= 0 {
 			remaining = strconv.FormatInt(v.BytesRemaining, 10) + " B"
 		}
@@ -263,5 +277,79 @@ up at their next metadata refresh.`,
 		},
 	}
 	cmd.Flags().Int32Var(&partitions, "partitions", 0, "the new partition count (more than the topic has)")
+	return cmd
+}
+
+// clusterConfigJSON is one cluster config in cluster config --json.
+type clusterConfigJSON struct {
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	IsDefault bool   `json:"is_default"`
+}
+
+func newClusterConfigCmd(g *globals) *cobra.Command {
+	var (
+		set, del []string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Show or change the cluster configs (move throttle and limits)",
+		Long: `Show the cluster configs, settings of the whole cluster kept in the
+controller's metadata, or change them with --set and --delete (back to
+the default):
+
+  reassignment.throttle.bytes.per.sec  what each broker as a leader serves
+                                       to replicas a move adds (default
+                                       52428800, 50 MiB/s; -1 unlimited)
+  reassignment.max.moves               partitions moving at once (default 50)
+  reassignment.max.moves.per.broker    moves at once adding to or removing
+                                       from each broker (default 5)
+
+Moves beyond the limits wait in a queue and start as others end or the
+limits rise.`,
+		Example: `  sluice cluster config
+  sluice cluster config --set reassignment.throttle.bytes.per.sec=104857600
+  sluice cluster config --set reassignment.max.moves.per.broker=2 --json
+  sluice cluster config --delete reassignment.max.moves`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			changes, err := configChanges(set, del)
+			if err != nil {
+				return err
+			}
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if len(changes) > 0 {
+				if err := cl.AlterClusterConfigs(cmd.Context(), changes...); err != nil {
+					return err
+				}
+			}
+			entries, err := cl.DescribeClusterConfigs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				views := make([]clusterConfigJSON, 0, len(entries))
+				for _, e := range entries {
+					views = append(views, clusterConfigJSON{Key: e.Key, Value: e.Value, IsDefault: e.IsDefault})
+				}
+				return writeJSON(out, views)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tVALUE\tDEFAULT")
+			for _, e := range entries {
+				fmt.Fprintf(tw, "%s\t%s\t%v\n", e.Key, e.Value, e.IsDefault)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringArrayVar(&set, "set", nil, "cluster config key=value to set (repeatable)")
+	cmd.Flags().StringArrayVar(&del, "delete", nil, "cluster config key to revert to its default (repeatable)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

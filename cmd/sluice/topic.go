@@ -48,6 +48,23 @@ func parseKV(flag string, pairs []string) (map[string]string, error) {
 	return out, nil
 }
 
+// configChanges turns --set key=value and --delete key flags into config
+// changes.
+func configChanges(set, del []string) ([]client.ConfigChange, error) {
+	kv, err := parseKV("set", set)
+	if err != nil {
+		return nil, err
+	}
+	var changes []client.ConfigChange
+	for k, v := range kv {
+		changes = append(changes, client.SetConfig(k, v))
+	}
+	for _, k := range del {
+		changes = append(changes, client.DeleteConfig(k))
+	}
+	return changes, nil
+}
+
 func newTopicCreateCmd(g *globals) *cobra.Command {
 	var (
 		partitions int32
@@ -467,19 +484,12 @@ func newTopicAlterConfigCmd(g *globals) *cobra.Command {
   sluice topic alter-config accounts --set min.cleanable.dirty.ratio=0.2 --set min.compaction.lag.ms=60000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kv, err := parseKV("set", set)
+			changes, err := configChanges(set, del)
 			if err != nil {
 				return err
 			}
-			if len(kv) == 0 && len(del) == 0 {
+			if len(changes) == 0 {
 				return errors.New("nothing to change: give --set key=value or --delete key")
-			}
-			var changes []client.ConfigChange
-			for k, v := range kv {
-				changes = append(changes, client.SetConfig(k, v))
-			}
-			for _, k := range del {
-				changes = append(changes, client.DeleteConfig(k))
 			}
 			cl, err := dial(cmd, g)
 			if err != nil {

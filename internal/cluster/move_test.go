@@ -5,27 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/bench"
-	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/protocol"
 )
 
 // moveCluster starts 4 brokers (3 voters) with the reassignment throttle
-// at throttle bytes/s, and a topic of one partition, RF 3, on three of
-// them. It returns the cluster, a client, the partition's replicas and
-// the broker that holds none.
+// at throttle bytes/s (0: the default), and a topic of one partition, RF
+// 3, on three of them. It returns the cluster, a client, the partition's
+// replicas and the broker that holds none.
 func moveCluster(t *testing.T, topic string, throttle int64) (*testcluster.Cluster, *client.Client, []int32, int32) {
 	t.Helper()
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
-		cfg.ReassignmentThrottle = throttle
-	}})
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
 	cl := c.Client()
+	if throttle != 0 {
+		err := cl.AlterClusterConfigs(testContext(t), client.SetConfig(controller.ConfigReassignmentThrottle, strconv.FormatInt(throttle, 10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 3})
 	replicas := td.Partitions[0].Replicas
 	free := int32(-1)
@@ -246,4 +251,37 @@ func TestMoveSurvivesAddingBrokerKill(t *testing.T) {
 	c.Kill(added)
 	c.Restart(added)
 	waitReplicas(t, cl, "ak", 60*time.Second, target...)
+}
+
+// With reassignment.max.moves at 1, a second move waits in the queue
+// (listed as queued) and starts once the first ends; both end with
+// identical replicas.
+func TestMoveQueuedBeyondLimit(t *testing.T) {
+	c, cl, replicas, free := moveCluster(t, "q1", 256<<10)
+	ctx := testContext(t)
+	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigMaxMoves, "1")); err != nil {
+		t.Fatal(err)
+	}
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "q2", Partitions: 1, ReplicationFactor: 3})
+	replicas2 := td.Partitions[0].Replicas
+	free2 := slices.DeleteFunc(slices.Clone(c.IDs()), func(id int32) bool { return slices.Contains(replicas2, id) })[0]
+	v := make([]byte, 10<<10)
+	for range 200 {
+		if err := cl.ProduceSync(ctx, &client.Record{Topic: "q1", Partition: 0, Value: v}, &client.Record{Topic: "q2", Partition: 0, Value: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target1 := append(slices.Clone(replicas[1:]), free)
+	target2 := append(slices.Clone(replicas2[1:]), free2)
+	reassign(t, cl, "q1", target1...)
+	reassign(t, cl, "q2", target2...)
+	poll.Until(t, 10*time.Second, "q1 moving and q2 queued", func() error {
+		moves, err := cl.ListReassignments(ctx)
+		if err != nil || len(moves) != 2 || len(moves[0].Queued) != 0 || !slices.Equal(moves[1].Queued, target2) {
+			return fmt.Errorf("moves %+v, %v", moves, err)
+		}
+		return nil
+	})
+	waitReplicas(t, cl, "q1", 60*time.Second, target1...)
+	waitReplicas(t, cl, "q2", 60*time.Second, target2...)
 }
