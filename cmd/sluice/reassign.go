@@ -182,6 +182,35 @@ a queue, in the Raft log like the moves, and start as others end.`,
 	return cmd
 }
 
+// moveView is m as --list shows it; the ETA comes from the bytes
+// remaining in earlier (a listing interval before), when it shrank.
+func moveView(m client.Move, earlier []client.Move, interval time.Duration) moveJSON {
+	v := moveJSON{Topic: m.Topic, Partition: m.Partition, Leader: m.Leader, Target: m.Target(), Adding: m.Adding,
+		Removing: m.Removing, BytesRemaining: -1, ETASeconds: -1}
+	if len(m.Queued) > 0 {
+		v.Target, v.Queued = m.Queued, true
+	}
+	if !m.Progress {
+		return v
+	}
+	v.BytesRemaining = m.BytesRemaining
+	for _, f := range earlier {
+		if f.Topic == m.Topic && f.Partition == m.Partition && f.Progress && f.BytesRemaining > m.BytesRemaining && interval > 0 {
+			rate := float64(f.BytesRemaining-m.BytesRemaining) / interval.Seconds()
+			v.ETASeconds = float64(m.BytesRemaining) / rate
+		}
+	}
+	return v
+}
+
+// remainingText is a byte count for a table, "?" when unknown (-1).
+func remainingText(n int64) string {
+	if n < 0 {
+		return "?"
+	}
+	return strconv.FormatInt(n, 10) + " B"
+}
+
 // listMoves prints the moves in progress, sampling them twice interval
 // apart for the ETA.
 func listMoves(cmd *cobra.Command, cl *client.Client, out io.Writer, asJSON bool, interval time.Duration) error {
@@ -204,21 +233,7 @@ func listMoves(cmd *cobra.Command, cl *client.Client, out io.Writer, asJSON bool
 	}
 	views := make([]moveJSON, 0, len(last))
 	for _, m := range last {
-		v := moveJSON{Topic: m.Topic, Partition: m.Partition, Leader: m.Leader, Target: m.Target(), Adding: m.Adding,
-			Removing: m.Removing, BytesRemaining: -1, ETASeconds: -1}
-		if len(m.Queued) > 0 {
-			v.Target, v.Queued = m.Queued, true
-		}
-		if m.Progress {
-			v.BytesRemaining = m.BytesRemaining
-			for _, f := range first {
-				if f.Topic == m.Topic && f.Partition == m.Partition && f.Progress && f.BytesRemaining > m.BytesRemaining {
-					rate := float64(f.BytesRemaining-m.BytesRemaining) / interval.Seconds()
-					v.ETASeconds = float64(m.BytesRemaining) / rate
-				}
-			}
-		}
-		views = append(views, v)
+		views = append(views, moveView(m, first, interval))
 	}
 	if asJSON {
 		return writeJSON(out, views)
@@ -230,12 +245,9 @@ func listMoves(cmd *cobra.Command, cl *client.Client, out io.Writer, asJSON bool
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPARTITION\tLEADER\tTARGET\tADDING\tREMOVING\tREMAINING\tETA")
 	for _, v := range views {
-		remaining, eta := "?", "?"
+		remaining, eta := remainingText(v.BytesRemaining), "?"
 		if v.Queued {
 			remaining, eta = "queued", "-"
-		}
-		if v.BytesRemaining >= 0 {
-			remaining = strconv.FormatInt(v.BytesRemaining, 10) + " B"
 		}
 		if v.ETASeconds >= 0 {
 			eta = (time.Duration(v.ETASeconds * float64(time.Second))).Round(time.Second).String()
