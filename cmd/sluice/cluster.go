@@ -23,10 +23,12 @@ func newClusterCmd(g *globals) *cobra.Command {
   sluice cluster brokers --json
   sluice cluster rebalance-leaders --topic orders
   sluice cluster reassign --plan moves.json
-  sluice cluster config --set reassignment.max.moves=10`,
+  sluice cluster config --set reassignment.max.moves=10
+  sluice cluster rebalance --dry-run
+  sluice cluster drain 2`,
 	}
 	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g),
-		newClusterConfigCmd(g))
+		newClusterConfigCmd(g), newClusterRebalanceCmd(g), newClusterDrainCmd(g))
 	return cmd
 }
 
