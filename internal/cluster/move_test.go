@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -284,4 +285,36 @@ func TestMoveQueuedBeyondLimit(t *testing.T) {
 	})
 	waitReplicas(t, cl, "q1", 60*time.Second, target1...)
 	waitReplicas(t, cl, "q2", 60*time.Second, target2...)
+}
+
+// TestMoveSpeed measures how fast a move copies a partition against the
+// throttle: SLUICE_MOVE_SPEED=1 go test -run TestMoveSpeed
+// ./internal/cluster (a measurement, not a check; BENCHMARKS.md).
+func TestMoveSpeed(t *testing.T) {
+	if os.Getenv("SLUICE_MOVE_SPEED") == "" {
+		t.Skip("a measurement: set SLUICE_MOVE_SPEED=1")
+	}
+	const throttle, size = 4 << 20, 40 << 20
+	_, cl, replicas, free := moveCluster(t, "speed", throttle)
+	leader := testcluster.WaitLeader(t, cl, "speed", 0, -1, 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	v := make([]byte, 16<<10)
+	for written := 0; written < size; written += 64 * len(v) {
+		recs := make([]*client.Record, 64)
+		for i := range recs {
+			recs[i] = &client.Record{Topic: "speed", Partition: 0, Value: v}
+		}
+		if err := cl.ProduceSync(ctx, recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	target := append(slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return r == leader }), free)
+	start := time.Now()
+	reassign(t, cl, "speed", target...)
+	waitReplicas(t, cl, "speed", 4*time.Minute, target...)
+	d := time.Since(start)
+	rate := float64(size) / d.Seconds()
+	t.Logf("moved %d MiB in %v: %.2f MiB/s, %.0f%% of the %d MiB/s throttle", size>>20, d.Round(time.Millisecond),
+		rate/(1<<20), 100*rate/throttle, throttle>>20)
 }
