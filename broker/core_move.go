@@ -40,17 +40,28 @@ func (b *Broker) CreatePartitions(ctx context.Context, counts []PartitionCount, 
 	return errs
 }
 
+// createPartitionsTries bounds the plans of one CreatePartitions made
+// again after a refusal as stale.
+const createPartitionsTries = 5
+
 func (b *Broker) createPartitions(ctx context.Context, c PartitionCount, validateOnly bool) error {
-	for {
+	for try := 1; ; try++ {
+		changed := b.store.Changed()
 		cmd, err := controller.PlanCreatePartitions(b.store.Metadata(), c.Topic, c.Count)
 		if err != nil || validateOnly {
 			return err
 		}
 		_, err = b.store.Propose(ctx, cmd)
 		// Planned on metadata that changed since (the topic grew or was
-		// created again): plan again on the new metadata, which says
-		// whether the count is still more than the topic has.
-		if !errors.Is(err, controller.ErrStalePartitionEpoch) || ctx.Err() != nil {
+		// created again): plan again once this broker's metadata moved
+		// on, which says whether the count is still more than the topic
+		// has.
+		if !errors.Is(err, controller.ErrStalePartitionEpoch) || try == createPartitionsTries {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
 			return err
 		}
 	}
