@@ -222,6 +222,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 	})
 	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
+	b.parts.throttle = newMoveThrottle(controller.NewMetadata().ReassignmentThrottle(), nil)
 	if b.obs != nil {
 		b.parts.onSync = b.obs.Sync
 	}

@@ -113,6 +113,12 @@ func codeFor(err error) protocol.ErrorCode {
 		return protocol.ErrStaleBrokerEpoch
 	case errors.Is(err, controller.ErrInvalidPartition):
 		return protocol.ErrEligibleLeadersNotAvailable
+	case errors.Is(err, controller.ErrInvalidReassignment), errors.Is(err, controller.ErrUnknownBroker):
+		return protocol.ErrInvalidReplicaAssignment
+	case errors.Is(err, controller.ErrNoReassignment):
+		return protocol.ErrNoReassignmentInProgress
+	case errors.Is(err, controller.ErrReassignmentInProgress):
+		return protocol.ErrReassignmentInProgress
 	case errors.Is(err, controller.ErrInvalidCredential):
 		return protocol.ErrUnacceptableCredential
 	case errors.Is(err, controller.ErrUnknownUser):

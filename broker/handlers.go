@@ -139,6 +139,12 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleDescribeReplicas(h, resp)
 	case protocol.ElectLeaders:
 		return c.handleElectLeaders(h, resp)
+	case protocol.CreatePartitions:
+		return c.handleCreatePartitions(h, resp)
+	case protocol.AlterPartitionReassignments:
+		return c.handleAlterPartitionReassignments(h, resp)
+	case protocol.ListPartitionReassignments:
+		return c.handleListPartitionReassignments(h, resp)
 	case protocol.InitProducerID:
 		return c.handleInitProducerID(h, resp)
 	case protocol.FindCoordinator:

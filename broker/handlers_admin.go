@@ -70,7 +70,13 @@ func (c *conn) handleDeleteTopics(h *protocol.RequestHeader, resp *response) err
 }
 
 // errTopicResourcesOnly answers config requests for other resource types.
-var errTopicResourcesOnly = errors.New("only topic resources have configs on this broker")
+var errTopicResourcesOnly = errors.New("only topics and the cluster (broker resource, empty name) have configs on this broker")
+
+// isCluster reports whether a config resource names the cluster: a
+// broker resource with an empty name, Kafka's cluster-wide default.
+func isCluster(t protocol.ResourceType, name string) bool {
+	return t == protocol.ResourceBroker && name == ""
+}
 
 // handleDescribeConfigs returns topics' effective configs.
 func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) error {
@@ -82,11 +88,16 @@ func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) 
 	for i, r := range req.Resources {
 		res := &out.Resources[i]
 		res.Type, res.Name = r.Type, r.Name
-		if r.Type != protocol.ResourceTopic {
-			res.ErrorCode, res.ErrorMessage = protocol.ErrInvalidRequest, errTopicResourcesOnly.Error()
-			continue
+		var values []ConfigValue
+		var err error
+		switch {
+		case isCluster(r.Type, r.Name):
+			values = c.b.DescribeClusterConfigs(r.ConfigNames)
+		case r.Type == protocol.ResourceTopic:
+			values, err = c.b.DescribeTopicConfigs(r.Name, r.ConfigNames)
+		default:
+			err = &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: errTopicResourcesOnly.Error()}
 		}
-		values, err := c.b.DescribeTopicConfigs(r.Name, r.ConfigNames)
 		if err != nil {
 			res.ErrorCode, res.ErrorMessage = ErrorCode(err)
 			continue
@@ -115,12 +126,15 @@ func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) err
 	for i, r := range req.Resources {
 		res := &out.Resources[i]
 		res.Type, res.Name = r.Type, r.Name
-		if r.Type != protocol.ResourceTopic {
+		if r.Type != protocol.ResourceTopic && !isCluster(r.Type, r.Name) {
 			res.ErrorCode, res.ErrorMessage = protocol.ErrInvalidRequest, errTopicResourcesOnly.Error()
 			continue
 		}
 		change, err := alteration(r)
-		if err != nil {
+		if err == nil && isCluster(r.Type, r.Name) {
+			err = c.b.AlterClusterConfigs(ctx, change.Set, change.Remove, req.ValidateOnly)
+		}
+		if err != nil || isCluster(r.Type, r.Name) {
 			res.ErrorCode, res.ErrorMessage = ErrorCode(err)
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -70,6 +71,8 @@ type partition struct {
 	partEpoch int32             // the partition epoch, for AlterPartition
 	isr       []int32
 	replicas  []int32
+	adding    []int32       // the replicas a move adds (throttled)
+	throttle  *moveThrottle // the broker's, for adding replicas (throttle.go)
 	minInsync int
 	fetchFrom int32 // the broker whose fetcher copies this partition, -1 none
 	hw        int64 // the high watermark while not leading
@@ -462,10 +465,17 @@ func (p *partition) read(offset int64, limit int, f *FollowerFetch, consumerEpoc
 	if offset < start || offset > end {
 		return r, protocol.ErrOffsetOutOfRange
 	}
+	throttled := f != nil && slices.Contains(p.adding, f.Replica)
+	if throttled && limit > 0 {
+		limit = p.throttle.grant(limit)
+	}
 	if offset >= maxOffset || limit <= 0 {
 		return r, nil
 	}
 	v, err := p.log.ReadUpTo(offset, maxOffset, limit)
+	if throttled && err == nil {
+		p.throttle.took(v.Len())
+	}
 	if err != nil {
 		if !errors.Is(err, log.ErrOffsetOutOfRange) && !errors.Is(err, log.ErrClosed) {
 			p.logger().Warn("fetch read", zap.Int64("offset", offset), zap.Error(err))

@@ -80,6 +80,8 @@ type partitions struct {
 	noSnapshots atomic.Bool
 	// onSync is every log's log.Config.OnSync (Config.Observer), or nil.
 	onSync func(time.Duration, error)
+	// throttle limits what followers that a move adds fetch from here.
+	throttle *moveThrottle
 
 	// Metrics (observe.go): per-topic traffic, ISR changes made as leader,
 	// leaderships taken.
@@ -154,6 +156,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		return
 	}
 	m.reconciled = md.Version
+	m.throttle.setRate(md.ReassignmentThrottle())
 
 	// Deleted topics (or deleted and re-created under the same name) first,
 	// so a re-created topic's directories are free.
@@ -196,8 +199,9 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
 			if !slices.Contains(mp.Replicas, m.self) {
-				// Not a replica here (any more): close the log; its
-				// data stays.
+				// Not a replica here (any more): a move removed it
+				// (controller/move.go). Close the log and delete its
+				// data.
 				if parts[i] != nil {
 					closing = append(closing, parts[i])
 					parts[i] = nil
@@ -221,7 +225,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		m.mu.Lock()
 		m.topics[name] = &topicParts{id: t.ID, parts: parts}
 		m.mu.Unlock()
-		m.closeLeft(closing)
+		m.removeLeft(closing)
 		for i := range t.Partitions {
 			if parts[i] != nil {
 				m.applyRole(parts[i], t, &t.Partitions[i], pc)
@@ -263,7 +267,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		zap.Int("producers", ps.Len()), zap.Int64("producer_state_from", from))
 	hw := min(m.savedHW[hwKey{t.Name, t.ID, mp.Index}], l.EndOffset())
 	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw,
-		traffic: m.traffic.get(t.Name)}
+		traffic: m.traffic.get(t.Name), throttle: m.throttle}
 	p.cur.Store(l)
 	return p
 }
@@ -311,49 +315,52 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	lg.Info("topic config applied")
 }
 
-// closeLeft closes the logs of partitions this broker no longer leads,
-// once they are out of the table so no new request finds them.
-func (m *partitions) closeLeft(parts []*partition) {
+// removeLeft closes the logs of partitions this broker no longer holds a
+// replica of, once they are out of the table so no new request finds
+// them, and deletes their data.
+func (m *partitions) removeLeft(parts []*partition) {
 	for _, p := range parts {
-		l := m.shut(p, stateClosed)
-		p.notify()
-		if l == nil {
-			continue
+		if m.deletePartition(p) {
+			m.logger.Info("replica removed; its data deleted", zap.String("topic", p.topic), zap.Int32("partition", p.index))
 		}
-		if err := l.Close(); err != nil {
-			m.logger.Error("close partition no longer led", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
-			continue
-		}
-		m.logger.Info("partition no longer led; closed", zap.String("topic", p.topic), zap.Int32("partition", p.index))
 	}
 }
 
 // deleteTopic closes a deleted topic's logs and removes their data.
 func (m *partitions) deleteTopic(name string, tp *topicParts) {
 	for _, p := range tp.parts {
-		if p == nil {
-			continue
-		}
-		l := m.shutting(p, stateClosed, false)
-		p.notify()
-		if l == nil {
-			// Never opened, or closed by a failed reopen: remove the data.
-			if err := os.RemoveAll(p.dir); err != nil {
-				m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
-			}
-			continue
-		}
-		if err := l.Delete(); err != nil {
-			m.logger.Error("delete partition", zap.String("topic", name), zap.Int32("partition", p.index), zap.Error(err))
+		if p != nil {
+			m.deletePartition(p)
 		}
 	}
 	m.traffic.drop(name)
 	m.logger.Info("topic deleted", zap.String("topic", name))
 }
 
+// deletePartition closes p's log and removes its data; it reports
+// whether it did (a failure is logged).
+func (m *partitions) deletePartition(p *partition) bool {
+	l := m.shutting(p, stateClosed, false)
+	p.notify()
+	var err error
+	if l == nil {
+		// Never opened, or closed by a failed reopen: remove the data.
+		err = os.RemoveAll(p.dir)
+	} else {
+		err = l.Delete()
+	}
+	if err != nil {
+		m.logger.Error("delete partition", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
+		return false
+	}
+	return true
+}
+
 // removeOrphans deletes partition directories of topics the metadata does
 // not have (deleted while the broker was down, or before a crash finished
-// removing them).
+// removing them), and of partitions this broker no longer holds a replica
+// of (a move removed it while the broker was down). The metadata must
+// hold every change up to this broker's registration.
 func (m *partitions) removeOrphans(md *controller.Metadata) error {
 	entries, err := os.ReadDir(m.dataDir)
 	if err != nil {
@@ -372,14 +379,19 @@ func (m *partitions) removeOrphans(md *controller.Metadata) error {
 		if err != nil || n < 0 || controller.ValidateTopicName(topic) != nil {
 			continue
 		}
+		what := "removed data of a deleted topic"
 		if t, ok := md.Topics[topic]; ok && int(n) < len(t.Partitions) {
-			continue
+			if slices.Contains(t.Partitions[n].Replicas, m.self) {
+				continue
+			}
+			// A move removed this replica while the broker was down.
+			what = "removed data of a replica moved away"
 		}
 		dir := filepath.Join(m.dataDir, e.Name())
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("remove orphan %s: %w", dir, err)
 		}
-		m.logger.Info("removed data of a deleted topic", zap.String("topic", topic), zap.Int64("partition", n))
+		m.logger.Info(what, zap.String("topic", topic), zap.Int64("partition", n))
 	}
 	return nil
 }

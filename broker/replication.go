@@ -116,7 +116,9 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		return
 	}
 	oldISR := p.isr
+	replicasChanged := !slices.Equal(p.replicas, mp.Replicas)
 	p.replicas, p.isr, p.partEpoch = slices.Clone(mp.Replicas), slices.Clone(mp.ISR), mp.PartitionEpoch
+	p.adding = slices.Clone(mp.Adding)
 	p.minInsync = controller.MinInsync(t)
 	var resign *replica.Leader
 	unassignFrom := int32(-1)
@@ -125,6 +127,10 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	if mp.Leader == m.self {
 		if p.role == roleLeader && p.leader.Epoch() == mp.LeaderEpoch {
 			m.countISRChange(p, oldISR, mp)
+			if replicasChanged {
+				// A move added or removed replicas (controller/move.go).
+				p.leader.SetReplicas(mp.Replicas)
+			}
 			if !slices.Equal(p.leader.ISR(), mp.ISR) {
 				p.leader.SetISR(mp.ISR)
 			}

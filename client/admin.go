@@ -169,8 +169,21 @@ type ConfigEntry struct {
 // DescribeConfigs returns a topic's configs: the keys named, or all of
 // them when none are.
 func (c *Client) DescribeConfigs(ctx context.Context, topic string, keys ...string) ([]ConfigEntry, error) {
+	return c.describeConfigs(ctx, protocol.ResourceTopic, topic, keys)
+}
+
+// DescribeClusterConfigs returns the cluster configs (settings of the
+// whole cluster, such as reassignment.throttle.bytes.per.sec): the keys
+// named, or all of them when none are.
+func (c *Client) DescribeClusterConfigs(ctx context.Context, keys ...string) ([]ConfigEntry, error) {
+	return c.describeConfigs(ctx, protocol.ResourceBroker, "", keys)
+}
+
+// describeConfigs describes one config resource: a topic, or the cluster
+// (a broker resource with no name).
+func (c *Client) describeConfigs(ctx context.Context, typ protocol.ResourceType, topic string, keys []string) ([]ConfigEntry, error) {
 	req := &protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{
-		{Type: protocol.ResourceTopic, Name: topic, ConfigNames: keys}}}
+		{Type: typ, Name: topic, ConfigNames: keys}}}
 	m, err := c.roundTrip(ctx, anyBroker, req, func() protocol.Message { return new(protocol.DescribeConfigsResponse) }, true)
 	if err != nil {
 		return nil, fmt.Errorf("describe configs: %w", err)
@@ -208,7 +221,19 @@ func DeleteConfig(key string) ConfigChange { return ConfigChange{Key: key, Delet
 // AlterConfigs applies changes to a topic's configs; keys not named keep
 // their values.
 func (c *Client) AlterConfigs(ctx context.Context, topic string, changes ...ConfigChange) error {
-	res := protocol.AlterConfigsResource{Type: protocol.ResourceTopic, Name: topic}
+	return c.alterConfigs(ctx, protocol.ResourceTopic, topic, changes)
+}
+
+// AlterClusterConfigs applies changes to the cluster configs; keys not
+// named keep their values.
+func (c *Client) AlterClusterConfigs(ctx context.Context, changes ...ConfigChange) error {
+	return c.alterConfigs(ctx, protocol.ResourceBroker, "", changes)
+}
+
+// alterConfigs changes one config resource: a topic, or the cluster (a
+// broker resource with no name).
+func (c *Client) alterConfigs(ctx context.Context, typ protocol.ResourceType, topic string, changes []ConfigChange) error {
+	res := protocol.AlterConfigsResource{Type: typ, Name: topic}
 	for _, ch := range changes {
 		ac := protocol.AlterableConfig{Name: ch.Key, Op: protocol.ConfigSet, Value: ch.Value}
 		if ch.Delete {

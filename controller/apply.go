@@ -66,6 +66,12 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyCreateACLs(m, c)
 	case DeleteACLs:
 		next, err = applyDeleteACLs(m, c)
+	case CreatePartitions:
+		next, err = applyCreatePartitions(m, c)
+	case AlterReassignment:
+		next, err = applyAlterReassignment(m, c)
+	case AlterClusterConfigs:
+		next, err = applyAlterClusterConfigs(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -203,18 +209,7 @@ func applyCreateTopic(m *Metadata, c CreateTopic) (*Metadata, uint64, error) {
 		if err := checkReplicas(m, replicas); err != nil {
 			return nil, 0, fmt.Errorf("partition %d: %w", i, err)
 		}
-		p := Partition{Index: int32(i), Replicas: append([]int32(nil), replicas...), Leader: -1}
-		for _, r := range replicas {
-			if m.Brokers[r].State == BrokerAlive {
-				p.ISR = append(p.ISR, r)
-			}
-		}
-		if len(p.ISR) > 0 {
-			p.Leader = p.ISR[0]
-		} else {
-			p.ISR = append([]int32(nil), replicas...)
-		}
-		t.Partitions[i] = p
+		t.Partitions[i] = newPartition(m, int32(i), replicas)
 	}
 	n := edit(m)
 	n.NextTopicID++
@@ -244,6 +239,7 @@ func applyDeleteTopic(m *Metadata, c DeleteTopic) (*Metadata, error) {
 	}
 	n := edit(m)
 	delete(n.Topics, c.Name)
+	startQueued(n) // its moves ended
 	return n, nil
 }
 
@@ -257,16 +253,7 @@ func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, []Recovery, erro
 	}
 	n := edit(m)
 	nt := t.clone()
-	if nt.Configs == nil {
-		nt.Configs = map[string]string{}
-	}
-	maps.Copy(nt.Configs, c.Set)
-	for _, k := range c.Remove {
-		delete(nt.Configs, k)
-	}
-	if len(nt.Configs) == 0 {
-		nt.Configs = nil // one representation of "no overrides"
-	}
+	nt.Configs = alterConfigs(nt.Configs, c.Set, c.Remove)
 	if uncleanElection(nt) && !uncleanElection(t) {
 		electOffline(n, nt)
 	}
@@ -276,6 +263,23 @@ func applyAlterConfigs(m *Metadata, c AlterConfigs) (*Metadata, []Recovery, erro
 	}
 	n.Topics[c.Name] = nt
 	return n, recovered, nil
+}
+
+// alterConfigs returns cfg (a copy the caller owns, or nil) with set
+// applied, then remove; nil when nothing is left, the one
+// representation of "no overrides".
+func alterConfigs(cfg, set map[string]string, remove []string) map[string]string {
+	if cfg == nil {
+		cfg = map[string]string{}
+	}
+	maps.Copy(cfg, set)
+	for _, k := range remove {
+		delete(cfg, k)
+	}
+	if len(cfg) == 0 {
+		return nil
+	}
+	return cfg
 }
 
 // validateAlter checks the keys and values of a config change.
@@ -325,7 +329,13 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	np.Leader = c.Leader
 	np.ISR = append([]int32(nil), c.ISR...)
 	np.PartitionEpoch++
+	// The last adding replica of a move joined the ISR: the move
+	// completes in this same change (move.go), and queued moves may start.
+	done := completeMove(n, np)
 	n.Topics[c.Topic] = nt
+	if done {
+		startQueued(n)
+	}
 	return n, nil
 }
 

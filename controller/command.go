@@ -15,9 +15,10 @@ import (
 //
 // The implementations are RegisterBroker, FenceBroker, CreateTopic,
 // DeleteTopic, AlterConfigs, AlterPartition, ReportHighWatermarks,
-// ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, and
-// the security commands UpsertCredential, DeleteCredential, CreateACLs and
-// DeleteACLs.
+// ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, the
+// security commands UpsertCredential, DeleteCredential, CreateACLs and
+// DeleteACLs, the move commands CreatePartitions and AlterReassignment,
+// and AlterClusterConfigs.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -49,6 +50,11 @@ const (
 	KindDeleteCredential CommandKind = 12
 	KindCreateACLs       CommandKind = 13
 	KindDeleteACLs       CommandKind = 14
+	// The move commands are new in CommandVersion 7 (move.go).
+	KindCreatePartitions  CommandKind = 15
+	KindAlterReassignment CommandKind = 16
+	// KindAlterClusterConfigs is new in CommandVersion 7 (clusterconfig.go).
+	KindAlterClusterConfigs CommandKind = 17
 )
 
 func (k CommandKind) String() string {
@@ -81,6 +87,12 @@ func (k CommandKind) String() string {
 		return "CreateACLs"
 	case KindDeleteACLs:
 		return "DeleteACLs"
+	case KindCreatePartitions:
+		return "CreatePartitions"
+	case KindAlterReassignment:
+		return "AlterReassignment"
+	case KindAlterClusterConfigs:
+		return "AlterClusterConfigs"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -95,10 +107,12 @@ func (k CommandKind) String() string {
 // Version 3 added RegisterBroker.SameBoot and ReplicaLog.LastEpoch.
 // Version 4 added ReportOfflineReplicas and ReportOnlineReplicas.
 // Version 5 added AllocateProducerIDs; version 6 UpsertCredential,
-// DeleteCredential, CreateACLs and DeleteACLs (security.go). Older
-// commands, still in the Raft logs of earlier builds, decode with the
-// fields they lack zero; the encoder writes version 6 only.
-const CommandVersion = 6
+// DeleteCredential, CreateACLs and DeleteACLs (security.go); version 7
+// CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
+// (clusterconfig.go). Older commands,
+// still in the Raft logs of earlier builds, decode with the fields they
+// lack zero; the encoder writes version 7 only.
+const CommandVersion = 7
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -109,6 +123,7 @@ const (
 	commandVersion3 = 3
 	commandVersion4 = 4
 	commandVersion5 = 5
+	commandVersion6 = 6
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -563,6 +578,21 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return DeleteACLs{ACLs: d.acls(false)}
+	case KindCreatePartitions:
+		if v <= commandVersion6 {
+			break
+		}
+		return decodeCreatePartitions(d)
+	case KindAlterReassignment:
+		if v <= commandVersion6 {
+			break
+		}
+		return decodeAlterReassignment(d)
+	case KindAlterClusterConfigs:
+		if v <= commandVersion6 {
+			break
+		}
+		return AlterClusterConfigs{Set: d.configs(), Remove: d.stringSet()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

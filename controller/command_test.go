@@ -34,6 +34,9 @@ func sampleCommands() []Command {
 		CreateACLs{ACLs: []auth.ACL{sampleACL, {Principal: "User:*", Host: "10.0.0.1", Resource: auth.ResourceGroup, Name: "g-",
 			Pattern: auth.PatternPrefixed, Op: auth.OpRead, Permission: auth.Deny}}},
 		DeleteACLs{ACLs: []auth.ACL{sampleACL}},
+		CreatePartitions{Topic: "orders", TopicID: 4, From: 3, Replicas: [][]int32{{1, 2}, {2, 3}}},
+		AlterReassignment{Topic: "orders", TopicID: 4, Partition: 2, Target: []int32{3, 4}},
+		AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "10"}, Remove: []string{ConfigReassignmentThrottle}},
 	}
 }
 
@@ -166,7 +169,9 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 7", append([]byte{7}, valid[1:]...)},
+		{"version 8", append([]byte{8}, valid[1:]...)},
+		{"version 6 reassignment", []byte{6, byte(KindAlterReassignment), 1, 't', 0, 0, 0}},
+		{"huge new partition count", []byte{CommandVersion, byte(KindCreatePartitions), 1, 't', 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"version 5 credential", []byte{5, byte(KindDeleteCredential), 1, 'a', 1, 'b'}},
 		{"version 5 ACLs", []byte{5, byte(KindCreateACLs), 0}},
 		{"huge ACL count", []byte{CommandVersion, byte(KindCreateACLs), 0xff, 0xff, 0xff, 0xff, 0x0f}},

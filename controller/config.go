@@ -111,9 +111,12 @@ func TopicConfigDefs() []ConfigDef {
 	return defs
 }
 
-// ValidateConfig checks one key and value.
-func ValidateConfig(key, value string) error {
-	d, ok := topicConfigDefs[key]
+// ValidateConfig checks one topic config key and value.
+func ValidateConfig(key, value string) error { return validateIn(topicConfigDefs, key, value) }
+
+// validateIn checks one key and value against defs.
+func validateIn(defs map[string]ConfigDef, key, value string) error {
+	d, ok := defs[key]
 	if !ok {
 		return fmt.Errorf("%w: unknown key %q", ErrInvalidConfig, key)
 	}
@@ -146,16 +149,13 @@ func ValidateConfig(key, value string) error {
 	return nil
 }
 
-// ValidateConfigs checks every key and value, in key order so the error is
-// deterministic.
-func ValidateConfigs(cfg map[string]string) error {
-	keys := make([]string, 0, len(cfg))
-	for k := range cfg {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := ValidateConfig(k, cfg[k]); err != nil {
+// ValidateConfigs checks every topic config key and value, in key order
+// so the error is deterministic.
+func ValidateConfigs(cfg map[string]string) error { return validateAllIn(topicConfigDefs, cfg) }
+
+func validateAllIn(defs map[string]ConfigDef, cfg map[string]string) error {
+	for _, k := range sortedKeys(cfg) {
+		if err := validateIn(defs, k, cfg[k]); err != nil {
 			return err
 		}
 	}

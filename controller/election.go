@@ -397,12 +397,13 @@ func uncleanElection(t *Topic) bool {
 }
 
 // ReplicationFactor returns the topic's number of replicas per partition
-// (0 for a topic without partitions, which Apply never creates).
+// (0 for a topic without partitions, which Apply never creates): that of
+// partition 0's target, as a move adds replicas for a while (move.go).
 func (t *Topic) ReplicationFactor() int {
 	if t == nil || len(t.Partitions) == 0 {
 		return 0
 	}
-	return len(t.Partitions[0].Replicas)
+	return len(t.Partitions[0].Replicas) - len(t.Partitions[0].Removing)
 }
 
 // MinInsync returns the topic's min.insync.replicas: the explicit setting,

@@ -66,6 +66,9 @@ func checkInvariants(m *Metadata) error {
 			if p.Leader != -1 && p.IsOffline(p.Leader) {
 				return fmt.Errorf("%s-%d: leader %d has its log offline (%+v)", name, p.Index, p.Leader, p.Offline)
 			}
+			if err := checkMoveInvariants(name, &p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -77,6 +77,15 @@ var (
 	ErrUnknownUser = errors.New("unknown user")
 	// ErrInvalidACL: an ACL that cannot be stored.
 	ErrInvalidACL = errors.New("invalid ACL")
+	// ErrInvalidReassignment: a move the rules refuse (a target of
+	// another replication factor or naming an unknown broker, or a cancel
+	// that would leave no original replica in the ISR).
+	ErrInvalidReassignment = errors.New("invalid reassignment")
+	// ErrNoReassignment: a cancel of a partition that is not moving.
+	ErrNoReassignment = errors.New("no reassignment in progress")
+	// ErrReassignmentInProgress: a new target for a partition that is
+	// moving; cancel its move first.
+	ErrReassignmentInProgress = errors.New("reassignment in progress")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -94,6 +103,7 @@ var errorCodes = []error{
 	ErrLeaderUnreachable, ErrLeadershipLost, ErrBrokerIDInUse,
 	ErrInvalidProducerIDs, ErrProducerIDsExhausted,
 	ErrInvalidCredential, ErrUnknownUser, ErrInvalidACL,
+	ErrInvalidReassignment, ErrNoReassignment, ErrReassignmentInProgress,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -82,6 +83,17 @@ type Partition struct {
 	// replica stays here until its broker registers again with a log
 	// report (a restart, which reopens its logs).
 	Offline []OfflineMark `json:"offline,omitempty"`
+	// Adding and Removing are a move in progress (AlterReassignment,
+	// move.go), as Kafka's reassignment: Replicas is then the target
+	// list followed by the replicas being removed; Adding are the
+	// target's replicas that are new, Removing the old ones not in the
+	// target. Both empty: no move.
+	Adding   []int32 `json:"adding,omitempty"`
+	Removing []int32 `json:"removing,omitempty"`
+	// Queued is the target of a move waiting for the cluster's move
+	// limits (reassignment.max.moves, .per.broker); it starts when
+	// moves end. Empty: none. A partition is moving or queued, not both.
+	Queued []int32 `json:"queued,omitempty"`
 }
 
 // OfflineMark is a replica whose log is offline, and why.
@@ -142,6 +154,9 @@ type Metadata struct {
 	Users map[string]map[auth.Mechanism]auth.Credential `json:"-"`
 	// ACLs holds every ACL once, in canonical order (compareACL).
 	ACLs []auth.ACL `json:"acls,omitempty"`
+	// Configs holds the cluster configs set explicitly (clusterconfig.go);
+	// commands replace the map, never modify it.
+	Configs map[string]string `json:"configs,omitempty"`
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -182,6 +197,7 @@ func (m *Metadata) Clone() *Metadata {
 		}
 	}
 	c.ACLs = slices.Clone(m.ACLs)
+	c.Configs = maps.Clone(m.Configs)
 	return &c
 }
 
@@ -199,6 +215,9 @@ func (t *Topic) clone() *Topic {
 		p.ISR = append([]int32(nil), p.ISR...)
 		p.Restarted = slices.Clone(p.Restarted)
 		p.Offline = slices.Clone(p.Offline)
+		p.Adding = slices.Clone(p.Adding)
+		p.Removing = slices.Clone(p.Removing)
+		p.Queued = slices.Clone(p.Queued)
 		c.Partitions[i] = p
 	}
 	return &c
@@ -218,6 +237,9 @@ func (t *Topic) cloneOne(i int) *Topic {
 	p.ISR = slices.Clone(p.ISR)
 	p.Restarted = slices.Clone(p.Restarted)
 	p.Offline = slices.Clone(p.Offline)
+	p.Adding = slices.Clone(p.Adding)
+	p.Removing = slices.Clone(p.Removing)
+	p.Queued = slices.Clone(p.Queued)
 	return &c
 }
 

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -90,21 +89,12 @@ func TestSnapshotKeepsNextProducerID(t *testing.T) {
 }
 
 // A version 4 snapshot, without the next producer id, restores with 0.
-// Its bytes are a version 6 one's without the last fields: version 4
-// appended nothing after the topics, and no users or ACLs encode as two
-// zero counts.
+// Its bytes are a version 7 one's without the last fields: version 4
+// appended nothing after the topics, and no users, ACLs, moves or
+// cluster configs encode as four zero counts.
 func TestSnapshotVersion4Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v6 := encodeSnapshot(m, 10)
-	body := v6[snapshotHeader : len(v6)-4]
-	if !bytes.HasSuffix(body, []byte{0, 0, 0}) {
-		t.Fatalf("setup: next producer id, users and ACLs encoded as %x, want 0 0 0", body[len(body)-3:])
-	}
-	body = body[:len(body)-2]
-	v4 := append([]byte(snapshotMagic), 4, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(v4[len(snapshotMagic)+1:], uint32(len(body)-1))
-	v4 = append(v4, body[:len(body)-1]...)
-	v4 = binary.BigEndian.AppendUint32(v4, crc32c(v4[len(snapshotMagic):]))
+	v4 := olderSnapshot(t, m, 4, []byte{0, 0, 0, 0, 0})
 	got, index, err := decodeSnapshot(v4)
 	if err != nil || index != 10 || got.NextProducerID != 0 || !bytes.Equal(appendMetadata(nil, got), appendMetadata(nil, m)) {
 		t.Fatalf("version 4: %v, index %d, next producer id %d", err, index, got.NextProducerID)

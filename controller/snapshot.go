@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sort"
 )
 
@@ -20,11 +21,13 @@ import (
 // CommittedHW and NoCleanLeader; version 3 each partition's
 // RecoveredEpoch, RecoveryMayLack and Restarted; version 4 each
 // partition's Offline; version 5 NextProducerID, at the end; version 6
-// the users' SCRAM credentials and the ACLs after it. Older
+// the users' SCRAM credentials and the ACLs after it; version 7 the
+// moves in progress and queued (appendMoves) and the cluster configs, at
+// the end. Older
 // snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 6
+	snapshotVersion = 7
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -94,7 +97,38 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 		}
 	}
 	b = binary.AppendVarint(b, m.NextProducerID)
-	return appendSecurity(b, m)
+	b = appendSecurity(b, m)
+	b = appendMoves(b, m)
+	return appendConfigs(b, m.Configs)
+}
+
+// appendMoves writes the partitions that are moving or queued
+// (Partition.Adding, Removing, Queued; move.go), by topic name and index:
+// a count, then for each the topic, the index, the adding, the removing
+// and the queued replicas. Nothing moving is one zero byte.
+func appendMoves(b []byte, m *Metadata) []byte {
+	type moving struct {
+		topic string
+		p     *Partition
+	}
+	var ms []moving
+	for _, name := range m.TopicNames() {
+		t := m.Topics[name]
+		for i := range t.Partitions {
+			if t.Partitions[i].Moving() || len(t.Partitions[i].Queued) > 0 {
+				ms = append(ms, moving{name, &t.Partitions[i]})
+			}
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	for _, mv := range ms {
+		b = appendString(b, mv.topic)
+		b = binary.AppendVarint(b, int64(mv.p.Index))
+		b = appendInt32s(b, mv.p.Adding)
+		b = appendInt32s(b, mv.p.Removing)
+		b = appendInt32s(b, mv.p.Queued)
+	}
+	return b
 }
 
 // decodeMetadata reads what appendMetadata wrote (in the layout of
@@ -160,6 +194,10 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 	if v >= 6 {
 		decodeSecurity(d, m)
 	}
+	if v >= 7 {
+		decodeMoves(d, m)
+		m.Configs = d.configs()
+	}
 	if d.err != nil {
 		return nil
 	}
@@ -199,6 +237,54 @@ func decodeOffline(d *decoder, p *Partition) {
 		if i > 0 && d.err == nil && p.Offline[i].Broker <= p.Offline[i-1].Broker {
 			d.fail("offline replica %d not after %d", p.Offline[i].Broker, p.Offline[i-1].Broker)
 		}
+	}
+}
+
+// decodeMoves reads what appendMoves wrote (version 7), refusing
+// partitions out of order, unknown or without a move, so there is one
+// encoding.
+func decodeMoves(d *decoder, m *Metadata) {
+	// An entry is at least 5 bytes: topic length, index, three counts.
+	n := d.count(5)
+	prevTopic, prevIndex := "", int32(-1)
+	for i := 0; i < n && d.err == nil; i++ {
+		name, index := d.string(), d.int32()
+		adding, removing, queued := d.int32s(), d.int32s(), d.int32s()
+		if d.err != nil {
+			return
+		}
+		if name < prevTopic || name == prevTopic && index <= prevIndex {
+			d.fail("move of %s-%d not after %s-%d", name, index, prevTopic, prevIndex)
+			return
+		}
+		prevTopic, prevIndex = name, index
+		t, ok := m.Topics[name]
+		if !ok || index < 0 || int(index) >= len(t.Partitions) || len(adding)+len(removing)+len(queued) == 0 ||
+			len(queued) > 0 && len(adding)+len(removing) > 0 {
+			d.fail("move of %s-%d: no such partition, nothing moves, or moving and queued", name, index)
+			return
+		}
+		p := &t.Partitions[index]
+		p.Adding, p.Removing, p.Queued = adding, removing, queued
+		decodeMove(d, p)
+	}
+}
+
+// decodeMove checks a partition's move as decoded: adding replicas must
+// be in the target, removing ones after it, as Apply leaves them.
+func decodeMove(d *decoder, p *Partition) {
+	target := len(p.Replicas) - len(p.Removing)
+	if target < 1 {
+		d.fail("partition %d: %d replicas, %d removing", p.Index, len(p.Replicas), len(p.Removing))
+		return
+	}
+	for _, r := range p.Adding {
+		if !contains(p.Replicas[:target], r) {
+			d.fail("partition %d: adding replica %d not in the target %v", p.Index, r, p.Replicas[:target])
+		}
+	}
+	if !slices.Equal(p.Removing, p.Replicas[target:]) {
+		d.fail("partition %d: removing %v, replicas %v", p.Index, p.Removing, p.Replicas)
 	}
 }
 

@@ -39,16 +39,11 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 		}
 		topics = append(topics, nt)
 	}
-	errs := s.b.CreateTopics(ctx, topics, req.ValidateOnly)
-	k := 0
+	errs := withRefused(refused, s.b.CreateTopics(ctx, topics, req.ValidateOnly))
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
-		err := refused[i]
-		if err == nil {
-			err = errs[k]
-			k++
-		}
+		err := errs[i]
 		rt.ErrorCode, rt.ErrorMessage = errorCode(err)
 		if err == nil && req.Version < 1 {
 			rt.ErrorMessage = nil
@@ -56,6 +51,53 @@ func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
+}
+
+// createPartitions grows topics through the core (Broker.CreatePartitions).
+// Manual assignments of the new partitions are refused: placement is the
+// controller's.
+func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	ctx, cancel := ctxTimeout(ctx, req.TimeoutMillis)
+	defer cancel()
+	counts := make([]broker.PartitionCount, 0, len(req.Topics))
+	refused := make([]error, len(req.Topics))
+	for i, t := range req.Topics {
+		if len(t.Assignment) > 0 {
+			refused[i] = &protocol.Error{Code: protocol.ErrInvalidReplicaAssignment,
+				Detail: "manual replica assignment is not supported: give the partition count"}
+			continue
+		}
+		counts = append(counts, broker.PartitionCount{Topic: t.Topic, Count: t.Count})
+	}
+	errs := withRefused(refused, s.b.CreatePartitions(ctx, counts, req.ValidateOnly))
+	for i, t := range req.Topics {
+		rt := kmsg.NewCreatePartitionsResponseTopic()
+		rt.Topic = t.Topic
+		err := errs[i]
+		rt.ErrorCode, rt.ErrorMessage = errorCode(err)
+		if err == nil {
+			rt.ErrorMessage = nil
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// withRefused merges the errors of the entries a handler refused itself
+// (refused, nil where it passed the entry on) with the core's errors for
+// the entries passed on, in order: one error per entry of the request.
+func withRefused(refused, core []error) []error {
+	out := make([]error, len(refused))
+	k := 0
+	for i, err := range refused {
+		if err == nil {
+			err = core[k]
+			k++
+		}
+		out[i] = err
+	}
+	return out
 }
 
 // deleteTopics deletes topics by name through the core.

@@ -85,6 +85,8 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrFencedInstanceID:         {82, false},
 	protocol.ErrResourceNotFound:         {91, false},
 	protocol.ErrUnacceptableCredential:   {93, false},
+	protocol.ErrReassignmentInProgress:   {60, false},
+	protocol.ErrNoReassignmentInProgress: {85, false},
 	protocol.ErrFencedMemberEpoch:        {110, false},
 	protocol.ErrUnreleasedInstanceID:     {111, false},
 	protocol.ErrUnsupportedAssignor:      {112, false},

@@ -367,3 +367,25 @@ func TestAcksZeroAndLongPoll(t *testing.T) {
 		t.Fatal(context.Cause(ctx))
 	}
 }
+
+// TestFranzCreatePartitions grows a topic through kadm (CreatePartitions,
+// the same core call as sluice topic alter): the new partitions show in
+// the metadata; fewer than the topic has is INVALID_PARTITIONS.
+func TestFranzCreatePartitions(t *testing.T) {
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	adm := kadm.NewClient(newClient(t, []string{addr}))
+	createTopic(t, ctx, adm, "grow", 2, 1, nil)
+	res, err := adm.UpdatePartitions(ctx, 5, "grow")
+	if err != nil || res["grow"].Err != nil {
+		t.Fatalf("grow to 5: %v, %+v", err, res)
+	}
+	details, err := adm.ListTopics(ctx, "grow")
+	if err != nil || len(details["grow"].Partitions) != 5 {
+		t.Fatalf("metadata after growing: %+v, %v", details["grow"], err)
+	}
+	res, err = adm.UpdatePartitions(ctx, 3, "grow")
+	if err != nil || !errors.Is(res["grow"].Err, kerr.InvalidPartitions) {
+		t.Fatalf("shrink to 3: %v, %+v", err, res)
+	}
+}

@@ -277,6 +277,12 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.createTopics(fc.Context(), r)
 	case *kmsg.DeleteTopicsRequest:
 		resp = s.deleteTopics(fc.Context(), r)
+	case *kmsg.CreatePartitionsRequest:
+		resp = s.createPartitions(fc.Context(), r)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		resp = s.alterPartitionAssignments(fc.Context(), r)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = s.listPartitionReassignments(r)
 	case *kmsg.DescribeConfigsRequest:
 		resp = s.describeConfigs(r)
 	case *kmsg.AlterConfigsRequest:

@@ -56,6 +56,9 @@ var Table = map[int16]VersionRange{
 	32: {1, 3},
 	33: {0, 1},
 	42: {0, 2},
+	37: {0, 1}, // CreatePartitions (no manual assignment)
+	45: {0, 0}, // AlterPartitionReassignments (flexible only)
+	46: {0, 0}, // ListPartitionReassignments (flexible only)
 	44: {0, 1},
 	60: {0, 1},
 	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)

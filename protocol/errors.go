@@ -93,7 +93,9 @@ const (
 	// ErrQueueLeaseLost is sluice's own: a queue outcome for a record this
 	// member no longer holds (its lease ran out; the later delivery wins).
 	// The Kafka listener answers it as INVALID_RECORD_STATE.
-	ErrQueueLeaseLost ErrorCode = 1000
+	ErrQueueLeaseLost           ErrorCode = 1000
+	ErrReassignmentInProgress   ErrorCode = 60
+	ErrNoReassignmentInProgress ErrorCode = 85
 )
 
 // codeInfo is one row of the error table.
@@ -192,6 +194,8 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrMemberIDRequired:             {"MEMBER_ID_REQUIRED", false, false, "join again with the member id given"},
 	ErrInvalidRecordState:           {"INVALID_RECORD_STATE", false, false, "the offset was not delivered to this queue group (or is done)"},
 	ErrQueueLeaseLost:               {"QUEUE_LEASE_LOST", false, false, "the record's lease was lost: it is not held by this member (a later delivery wins)"},
+	ErrReassignmentInProgress:       {"REASSIGNMENT_IN_PROGRESS", false, false, "the partition is moving; cancel its move first"},
+	ErrNoReassignmentInProgress:     {"NO_REASSIGNMENT_IN_PROGRESS", false, false, "the partition is not moving"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

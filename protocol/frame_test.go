@@ -253,8 +253,8 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 31 {
-		t.Errorf("%d APIs, want 31", len(seen))
+	if len(seen) != 34 {
+		t.Errorf("%d APIs, want 34", len(seen))
 	}
 	if QueueReceive != 1003 || ResetQueueGroup != 1006 || QueueAck.String() != "QueueAck" {
 		t.Error("queue APIs: wrong keys or names")

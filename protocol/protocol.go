@@ -53,6 +53,11 @@ const (
 	AlterConfigs         APIKey = 33
 	ElectLeaders         APIKey = 43 // preferred-leader election
 
+	// Growing topics and moving partitions (reassign.go).
+	CreatePartitions            APIKey = 37
+	AlterPartitionReassignments APIKey = 45
+	ListPartitionReassignments  APIKey = 46
+
 	// Consumer groups (group.go).
 	OffsetCommit           APIKey = 8
 	OffsetFetch            APIKey = 9
@@ -122,6 +127,12 @@ var apiTable = [...]apiInfo{
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
 	ElectLeaders:         row("ElectLeaders", 0, 1, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
+
+	CreatePartitions: row("CreatePartitions", 0, 0, func() Message { return new(CreatePartitionsRequest) }, func() Message { return new(CreatePartitionsResponse) }),
+	AlterPartitionReassignments: row("AlterPartitionReassignments", 0, 0, func() Message { return new(AlterPartitionReassignmentsRequest) },
+		func() Message { return new(AlterPartitionReassignmentsResponse) }),
+	ListPartitionReassignments: row("ListPartitionReassignments", 0, 0, func() Message { return new(ListPartitionReassignmentsRequest) },
+		func() Message { return new(ListPartitionReassignmentsResponse) }),
 
 	OffsetCommit:           row("OffsetCommit", 0, 0, func() Message { return new(OffsetCommitRequest) }, func() Message { return new(OffsetCommitResponse) }),
 	OffsetFetch:            row("OffsetFetch", 0, 0, func() Message { return new(OffsetFetchRequest) }, func() Message { return new(OffsetFetchResponse) }),

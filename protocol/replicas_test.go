@@ -38,6 +38,12 @@ func TestReplicationAPIsRefuseBadBodies(t *testing.T) {
 		{"elect topics bomb", &ElectLeadersRequest{}, body(int32(1e6), int32(0)), "topics: count 1000000 exceeds remaining 4 bytes"},
 		{"elect results bomb", &ElectLeadersResponse{}, body(int16(0), int32(0), int32(2), make([]byte, 14)),
 			"electleaders response: results: count 2 exceeds remaining 14 bytes"},
+		{"moves bomb", &ListPartitionReassignmentsResponse{}, body(int16(0), int32(1), int32(2), make([]byte, 93)),
+			"listpartitionreassignments response: partitions: count 2 exceeds remaining 93 bytes"},
+		{"move positions bomb", &ListPartitionReassignmentsResponse{}, body(int16(0), int32(1), int32(1), "t", int32(0), int32(1),
+			int32(0), int32(0), int32(0), int8(1), int64(0), int32(1e6), int64(0), int32(0)), "partitions[0].positions: count 1000000 exceeds remaining 12 bytes"},
+		{"reassign bomb", &AlterPartitionReassignmentsRequest{}, body(int32(0), int32(3), make([]byte, 29)),
+			"partitions: count 3 exceeds remaining 29 bytes"},
 		{"elect message null", &ElectLeadersResponse{}, body(int16(0), int32(0), int32(1), "t", int32(0), int16(0), int16(-1), int32(1)),
 			"results[0].message: string length -1"},
 	} {
@@ -65,6 +71,10 @@ func TestReplicationAPIsMinimalElements(t *testing.T) {
 		&DescribeReplicasResponse{Replicas: make([]ReplicaInfo, n)},
 		&ElectLeadersRequest{Topics: make([]string, n)},
 		&ElectLeadersResponse{Results: make([]ElectionResult, n)},
+		&CreatePartitionsRequest{Topics: make([]PartitionCount, n)},
+		&AlterPartitionReassignmentsRequest{Partitions: make([]Reassignment, n)},
+		&AlterPartitionReassignmentsResponse{Results: make([]PartitionResult, n)},
+		&ListPartitionReassignmentsResponse{Partitions: make([]MovingPartition, n)},
 	} {
 		checkRoundTrip(t, m, fresh(m))
 	}

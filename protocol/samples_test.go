@@ -37,6 +37,10 @@ func sampleRequests() []Message {
 		&DescribeReplicasRequest{ChecksumUpTo: -1},
 		&ElectLeadersRequest{Topics: []string{"orders", "audit"}, TimeoutMs: 5000},
 		&ElectLeadersRequest{TimeoutMs: 5000},
+		&CreatePartitionsRequest{Topics: []PartitionCount{{Name: "orders", Count: 24}}, TimeoutMs: 5000, ValidateOnly: true},
+		&AlterPartitionReassignmentsRequest{TimeoutMs: 5000, Partitions: []Reassignment{{Topic: "orders", Partition: 3, Replicas: []int32{2, 3, 4}},
+			{Topic: "orders", Partition: 4}}},
+		&ListPartitionReassignmentsRequest{Topics: []string{"orders"}},
 		&InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1},
 		&InitProducerIDRequest{ProducerID: 1_000_042, ProducerEpoch: 3},
 		&FindCoordinatorRequest{CoordinatorKey: "payments", KeyType: CoordinatorGroup},
@@ -117,6 +121,14 @@ func sampleResponses() []Message {
 		&DescribeQueueGroupResponse{LeaseMs: 30000, Partitions: []QueuePartitionState{{Topic: "jobs", Partition: 0, StartOffset: 10, EndOffset: 30,
 			Available: 3, Acquired: 5, Accepted: 12, DeadLettered: 2, OldestAcquiredMs: 1200, AtCap: true}}},
 		&ResetQueueGroupResponse{ErrorCode: ErrGroupIDNotFound, ErrorMessage: "no such group"},
+		&CreatePartitionsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "audit", ErrorCode: ErrInvalidPartitions, ErrorMessage: "12, topic has 24"}}},
+		&AlterPartitionReassignmentsResponse{Results: []PartitionResult{{Topic: "orders", Partition: 3},
+			{Topic: "orders", Partition: 4, ErrorCode: ErrNoReassignmentInProgress, Message: "orders-4"}}},
+		&ListPartitionReassignmentsResponse{BrokerID: 2, Partitions: []MovingPartition{
+			{Topic: "orders", Partition: 3, Leader: 2, Replicas: []int32{2, 3, 4, 1}, Adding: []int32{4}, Removing: []int32{1},
+				Progress: true, LeaderEnd: 1 << 33, Positions: []int64{1 << 20}, BytesRemaining: 1 << 40},
+			{Topic: "orders", Partition: 5, Leader: 1, Replicas: []int32{4, 2, 3}, Adding: []int32{4}, Removing: []int32{1}},
+			{Topic: "orders", Partition: 6, Leader: 1, Replicas: []int32{1, 2, 3}, Queued: []int32{2, 3, 4}}}},
 	}
 }
 

@@ -350,6 +350,40 @@ func (l *Leader) SetISR(isr []int32) {
 	l.advanceLocked()
 }
 
+// Position returns follower id's last reported position in this leader
+// epoch, -1 when it has reported none (or is not a follower).
+func (l *Leader) Position(id int32) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.followers[id]
+	if f == nil || f.epoch != l.cfg.Epoch {
+		return -1
+	}
+	return f.pos
+}
+
+// SetReplicas applies a new replica list within the same leadership (a
+// move adds replicas, then removes others; see controller/move.go): a new
+// follower starts as one does with the leadership (no position, MaxLag
+// to catch up); a replica gone is forgotten. Call SetISR after it, with
+// an ISR within the new list.
+func (l *Leader) SetReplicas(replicas []int32) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	for _, id := range replicas {
+		if _, ok := l.followers[id]; !ok && id != l.cfg.ID {
+			l.followers[id] = &follower{pos: -1, epoch: -1, caughtUp: now}
+		}
+	}
+	for id := range l.followers {
+		if !slices.Contains(replicas, id) {
+			delete(l.followers, id)
+		}
+	}
+	l.cfg.Replicas = slices.Clone(replicas)
+}
+
 // Resign ends the leadership: every waiter and every later WaitFor gets
 // ErrNotLeader.
 func (l *Leader) Resign() {

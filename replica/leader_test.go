@@ -291,3 +291,45 @@ func TestStalledFollowerAtTheHWIsNotAddedBack(t *testing.T) {
 		t.Fatalf("expand candidates %v after it caught up, want [2]", got)
 	}
 }
+
+// A move adds replica 4 and later removes 3 (SetReplicas): the new
+// follower is accepted, starts without a position, joins the ISR only
+// through the controller (ExpandCandidates once caught up) and never
+// holds the high watermark before; the removed one is refused.
+func TestSetReplicasAddsAndRemovesFollowers(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	c := &clock{now: time.Unix(0, 0)}
+	l := newLeader(t, lg, c, nil)
+	if _, err := l.Fetched(4, 0, 0, 5, 1); err == nil {
+		t.Fatal("a fetch from a broker not yet a replica was accepted")
+	}
+	l.SetReplicas([]int32{1, 2, 3, 4})
+	if l.Position(4) != -1 {
+		t.Fatalf("new follower position %d, want -1", l.Position(4))
+	}
+	mustFetch(t, l, 2, 100, 5)
+	mustFetch(t, l, 3, 100, 5)
+	mustFetch(t, l, 4, 40, 5)
+	if hw := l.HighWatermark(); hw != 100 {
+		t.Fatalf("HW %d: the adding replica outside the ISR held it", hw)
+	}
+	if got := l.ExpandCandidates(); len(got) != 0 {
+		t.Fatalf("expand candidates %v before the new follower caught up", got)
+	}
+	mustFetch(t, l, 4, 100, 5)
+	if got := l.ExpandCandidates(); len(got) != 1 || got[0].ID != 4 || l.Position(4) != 100 {
+		t.Fatalf("expand candidates %v, position %d", got, l.Position(4))
+	}
+	l.SetReplicas([]int32{1, 2, 4})
+	l.SetISR([]int32{1, 2, 4})
+	if _, err := l.Fetched(3, 100, 100, 5, 1); err == nil {
+		t.Fatal("a fetch from a removed replica was accepted")
+	}
+	lg.end.Store(120)
+	mustFetch(t, l, 2, 120, 5)
+	mustFetch(t, l, 4, 120, 5)
+	if hw := l.HighWatermark(); hw != 120 {
+		t.Fatalf("HW %d after the move, want 120", hw)
+	}
+}

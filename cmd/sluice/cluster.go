@@ -18,12 +18,17 @@ import (
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions; rebalance leaders",
+		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions; rebalance leaders; move partitions",
 		Example: `  sluice cluster status
   sluice cluster brokers --json
-  sluice cluster rebalance-leaders --topic orders`,
+  sluice cluster rebalance-leaders --topic orders
+  sluice cluster reassign --plan moves.json
+  sluice cluster config --set reassignment.max.moves=10
+  sluice cluster rebalance --dry-run
+  sluice cluster drain 2`,
 	}
-	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g))
+	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g),
+		newClusterConfigCmd(g), newClusterRebalanceCmd(g), newClusterDrainCmd(g))
 	return cmd
 }
 

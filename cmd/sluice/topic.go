@@ -19,15 +19,16 @@ import (
 func newTopicCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe, delete and configure topics",
+		Short: "Create, list, describe, grow, delete and configure topics",
 		Example: `  sluice topic create orders --partitions 3 --config retention.ms=86400000
   sluice topic list
   sluice topic describe orders --json
   sluice topic alter-config orders --set fsync=always
+  sluice topic alter orders --partitions 6
   sluice topic delete orders`,
 	}
 	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g),
-		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g))
+		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g), newTopicAlterCmd(g))
 	return cmd
 }
 
@@ -45,6 +46,23 @@ func parseKV(flag string, pairs []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// configChanges turns --set key=value and --delete key flags into config
+// changes.
+func configChanges(set, del []string) ([]client.ConfigChange, error) {
+	kv, err := parseKV("set", set)
+	if err != nil {
+		return nil, err
+	}
+	var changes []client.ConfigChange
+	for k, v := range kv {
+		changes = append(changes, client.SetConfig(k, v))
+	}
+	for _, k := range del {
+		changes = append(changes, client.DeleteConfig(k))
+	}
+	return changes, nil
 }
 
 func newTopicCreateCmd(g *globals) *cobra.Command {
@@ -144,6 +162,9 @@ type partitionJSON struct {
 	// leader, or that its leader came from a balanced unclean recovery
 	// and how many committed offsets it may lack.
 	Note string `json:"note,omitempty"`
+	// Move is the partition's move in progress or queued (cluster
+	// reassign); absent when none.
+	Move *moveJSON `json:"move,omitempty"`
 }
 
 // Roles of a replica in topic describe. Leader and follower are what the
@@ -205,6 +226,12 @@ has no leader (which replicas of its last ISR it waits for, or that it
 waits for an operator), or that its leader was elected by a balanced
 unclean recovery and how many committed offsets it may lack.
 
+A partition that is moving (sluice cluster reassign) gets a "moving" line:
+its target, the replicas being added and removed, and the bytes the new
+replicas have yet to copy (the leader's estimate), or that the move is
+queued behind the cluster's move limits. During a move REPLICAS lists the
+target followed by the replicas being removed.
+
 Per replica, as the broker holding it reports it: its role (leader or
 follower), leader epoch, log start and end offsets, high watermark (HW) and
 synced offset (below it the log is fsynced). Every alive broker is asked;
@@ -246,6 +273,10 @@ last cleaned, and how many attempts in a row failed with the last error
 			brokers, rerr := cl.DescribeReplicas(rctx, args[0])
 			cancel()
 			tj := topicView(d, starts, ends, replicaStatus(brokers, rerr), entries)
+			// A broker too old to list moves leaves them out.
+			if moves, err := cl.ListReassignments(ctx, args[0]); err == nil {
+				addMoves(&tj, moves)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return writeJSON(out, tj)
@@ -363,6 +394,18 @@ func orEmpty(s []int32) []int32 {
 	return s
 }
 
+// addMoves attaches each partition's move (ListReassignments) to tj.
+func addMoves(tj *topicJSON, moves []client.Move) {
+	for _, m := range moves {
+		for i := range tj.Partitions {
+			if m.Topic == tj.Name && tj.Partitions[i].Partition == m.Partition {
+				v := moveView(m, nil, 0)
+				tj.Partitions[i].Move = &v
+			}
+		}
+	}
+}
+
 func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
 	fmt.Fprintf(w, "topic %s: %d partitions\n", tj.Name, len(tj.Partitions))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -377,6 +420,12 @@ func printTopic(w io.Writer, tj topicJSON, entries []client.ConfigEntry) error {
 	for _, p := range tj.Partitions {
 		if p.Note != "" {
 			fmt.Fprintf(w, "note: partition %d: %s\n", p.Partition, p.Note)
+		}
+		if m := p.Move; m != nil && m.Queued {
+			fmt.Fprintf(w, "moving: partition %d: queued to %v (waiting for the move limits)\n", p.Partition, m.Target)
+		} else if m != nil {
+			fmt.Fprintf(w, "moving: partition %d: to %v, adding %v, removing %v, %s left\n", p.Partition, m.Target, m.Adding, m.Removing,
+				remainingText(m.BytesRemaining))
 		}
 	}
 	fmt.Fprintln(w, "replicas:")
@@ -466,19 +515,12 @@ func newTopicAlterConfigCmd(g *globals) *cobra.Command {
   sluice topic alter-config accounts --set min.cleanable.dirty.ratio=0.2 --set min.compaction.lag.ms=60000`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kv, err := parseKV("set", set)
+			changes, err := configChanges(set, del)
 			if err != nil {
 				return err
 			}
-			if len(kv) == 0 && len(del) == 0 {
+			if len(changes) == 0 {
 				return errors.New("nothing to change: give --set key=value or --delete key")
-			}
-			var changes []client.ConfigChange
-			for k, v := range kv {
-				changes = append(changes, client.SetConfig(k, v))
-			}
-			for _, k := range del {
-				changes = append(changes, client.DeleteConfig(k))
 			}
 			cl, err := dial(cmd, g)
 			if err != nil {

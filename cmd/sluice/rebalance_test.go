@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcluster"
+)
+
+// replicaCounts counts the replicas of topic on each broker, and fails
+// while a move is in progress.
+func replicaCounts(ctx context.Context, cl *client.Client, topic string) (map[int32]int, error) {
+	if moves, err := cl.ListReassignments(ctx); err != nil || len(moves) > 0 {
+		return nil, fmt.Errorf("moves %+v, %v", moves, err)
+	}
+	d, err := cl.DescribeTopic(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]int{}
+	for _, p := range d.Partitions {
+		if len(p.ISR) != len(p.Replicas) {
+			return nil, fmt.Errorf("partition %d: replicas %v, ISR %v", p.Partition, p.Replicas, p.ISR)
+		}
+		for _, r := range p.Replicas {
+			out[r]++
+		}
+	}
+	return out, nil
+}
+
+// A broker that was down when a topic was created gets its share from
+// cluster rebalance (the dry run starts nothing), and cluster drain then
+// empties another broker: both through the move primitive, ending with
+// every replica in sync.
+func TestRebalanceAndDrain(t *testing.T) {
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c.Stop(4)
+	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range cd.Brokers {
+			if b.ID == 4 && b.State != "offline" {
+				return fmt.Errorf("broker 4 %s", b.State)
+			}
+		}
+		return nil
+	})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "rb", Partitions: 8, ReplicationFactor: 2})
+	c.Restart(4)
+	poll.Until(t, 15*time.Second, "broker 4 alive", func() error {
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range cd.Brokers {
+			if b.ID == 4 && b.State == "alive" {
+				return nil
+			}
+		}
+		return fmt.Errorf("not yet")
+	})
+
+	plan, err := planCluster(ctx, cl, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := runPlan(ctx, cl, &out, plan, true); err != nil || !strings.Contains(out.String(), "dry run") {
+		t.Fatalf("dry run: %v\n%s", err, out.String())
+	}
+	if moves, err := cl.ListReassignments(ctx); err != nil || len(moves) != 0 {
+		t.Fatalf("the dry run started moves: %+v, %v", moves, err)
+	}
+	out.Reset()
+	if err := runPlan(ctx, cl, &out, plan, false); err != nil {
+		t.Fatalf("rebalance: %v\n%s", err, out.String())
+	}
+	t.Logf("rebalance:\n%s", out.String())
+	poll.Until(t, 60*time.Second, "broker 4 holds its share", func() error {
+		counts, err := replicaCounts(ctx, cl, "rb")
+		if err != nil {
+			return err
+		}
+		if counts[4] != 4 { // 16 replicas over 4 brokers
+			return fmt.Errorf("counts %v", counts)
+		}
+		return nil
+	})
+
+	plan, err = planCluster(ctx, cl, []int32{2}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := runPlan(ctx, cl, &out, plan, false); err != nil {
+		t.Fatalf("drain: %v\n%s", err, out.String())
+	}
+	poll.Until(t, 60*time.Second, "broker 2 drained", func() error {
+		counts, err := replicaCounts(ctx, cl, "rb")
+		if err != nil {
+			return err
+		}
+		if counts[2] != 0 || slices.Max([]int{counts[1], counts[3], counts[4]})-slices.Min([]int{counts[1], counts[3], counts[4]}) > 1 {
+			return fmt.Errorf("counts %v", counts)
+		}
+		return nil
+	})
+	if _, err := planCluster(ctx, cl, []int32{9}, 0); err == nil {
+		t.Fatal("draining an unknown broker was planned")
+	}
+}

@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strconv"
+)
+
+// Cluster configs: settings of the whole cluster, kept in the metadata
+// (Metadata.Configs, explicit values only) so that every broker and
+// every replica of the controller reads the same value. Kafka keeps its
+// equivalents as dynamic broker configs at the cluster default.
+const (
+	// ConfigReassignmentThrottle bounds, in bytes per second, what each
+	// broker as a leader serves to the replicas moves add (Kafka's
+	// leader.replication.throttled.rate). -1: unlimited.
+	ConfigReassignmentThrottle = "reassignment.throttle.bytes.per.sec"
+	// ConfigMaxMoves bounds the partitions moving at once in the cluster;
+	// moves beyond it are queued (Partition.Queued).
+	ConfigMaxMoves = "reassignment.max.moves"
+	// ConfigMaxMovesPerBroker bounds the moves at once that add a replica
+	// to, or remove one from, each broker.
+	ConfigMaxMovesPerBroker = "reassignment.max.moves.per.broker"
+)
+
+var clusterConfigDefs = map[string]ConfigDef{
+	ConfigReassignmentThrottle: {Key: ConfigReassignmentThrottle, Default: "52428800",
+		Doc: "bytes per second each broker as a leader serves to the replicas partition moves add (50 MiB/s); -1: unlimited", kind: kindInt, min: -1},
+	ConfigMaxMoves: {Key: ConfigMaxMoves, Default: "50",
+		Doc: "partitions moving at once in the cluster; further moves wait in a queue", kind: kindInt, min: 1},
+	ConfigMaxMovesPerBroker: {Key: ConfigMaxMovesPerBroker, Default: "5",
+		Doc: "moves at once that add a replica to, or remove one from, each broker; further moves wait in a queue", kind: kindInt, min: 1},
+}
+
+// ClusterConfigDefs returns every cluster config key with its default and
+// doc, sorted by key.
+func ClusterConfigDefs() []ConfigDef {
+	defs := slices.Collect(maps.Values(clusterConfigDefs))
+	sort.Slice(defs, func(i, j int) bool { return defs[i].Key < defs[j].Key })
+	return defs
+}
+
+// ValidateClusterConfigs checks a cluster config change: every key set or
+// removed is known, every value set valid.
+func ValidateClusterConfigs(set map[string]string, remove []string) error {
+	if err := validateAllIn(clusterConfigDefs, set); err != nil {
+		return err
+	}
+	for _, k := range remove {
+		if _, ok := clusterConfigDefs[k]; !ok {
+			return fmt.Errorf("%w: unknown key %q", ErrInvalidConfig, k)
+		}
+	}
+	return nil
+}
+
+// ClusterConfig returns the cluster's value for key, or its default.
+func (m *Metadata) ClusterConfig(key string) string {
+	if v, ok := m.Configs[key]; ok {
+		return v
+	}
+	return clusterConfigDefs[key].Default
+}
+
+// clusterInt returns an integer cluster config (validated on the way in;
+// the default should a stored value not parse).
+func (m *Metadata) clusterInt(key string) int64 {
+	if n, err := strconv.ParseInt(m.ClusterConfig(key), 10, 64); err == nil {
+		return n
+	}
+	n, _ := strconv.ParseInt(clusterConfigDefs[key].Default, 10, 64)
+	return n
+}
+
+// ReassignmentThrottle is ConfigReassignmentThrottle's value.
+func (m *Metadata) ReassignmentThrottle() int64 { return m.clusterInt(ConfigReassignmentThrottle) }
+
+// AlterClusterConfigs sets cluster config keys and removes others (back to
+// their defaults); Set is applied before Remove. Raising a move limit
+// starts the queued moves that fit. New in CommandVersion 7.
+type AlterClusterConfigs struct {
+	Set    map[string]string
+	Remove []string
+}
+
+// Kind implements Command.
+func (AlterClusterConfigs) Kind() CommandKind { return KindAlterClusterConfigs }
+
+func (c AlterClusterConfigs) appendBody(b []byte) []byte {
+	return appendStringSet(appendConfigs(b, c.Set), c.Remove)
+}
+
+func applyAlterClusterConfigs(m *Metadata, c AlterClusterConfigs) (*Metadata, error) {
+	if err := ValidateClusterConfigs(c.Set, c.Remove); err != nil {
+		return nil, err
+	}
+	n := edit(m)
+	n.Configs = alterConfigs(maps.Clone(m.Configs), c.Set, c.Remove)
+	startQueued(n)
+	return n, nil
+}
