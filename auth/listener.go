@@ -161,7 +161,11 @@ func (l *Listener) handshake(c net.Conn) {
 		select {
 		case <-l.done: // closed under it: not the peer's failure
 		default:
-			l.logFailure(c.RemoteAddr(), err)
+			// A peer that closes before sending a byte (a TCP health
+			// check, a client abandoning a dial) is not worth a line.
+			if !errors.Is(err, io.EOF) {
+				l.logFailure(c.RemoteAddr(), err)
+			}
 		}
 		c.Close()
 		return
