@@ -153,7 +153,8 @@ func (l *Listener) untrack(c net.Conn) {
 }
 
 func (l *Listener) handshake(c net.Conn) {
-	tc := tls.Server(c, l.cfg)
+	raw := &gatherConn{Conn: c}
+	tc := tls.Server(raw, l.cfg)
 	_ = c.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	err := tc.Handshake()
 	l.untrack(c)
@@ -172,7 +173,7 @@ func (l *Listener) handshake(c net.Conn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	select {
-	case l.ready <- tc:
+	case l.ready <- &Conn{Conn: tc, raw: raw}:
 	case <-l.done:
 		tc.Close()
 	}
@@ -336,4 +337,98 @@ func (t *Transport) Dial(ctx context.Context, d *net.Dialer, network, addr strin
 		return d.DialContext(ctx, network, addr)
 	}
 	return Dial(ctx, d, network, addr, t.Client)
+}
+
+// writeBatch bounds the TLS records gathered into one write(2) on a
+// server connection.
+const writeBatch = 256 << 10
+
+// batchBufs are the buffers writes gather records in, lent for one Write.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
+
+// Conn is a server-side TLS connection of a Listener. crypto/tls writes
+// every record (at most 16 KiB of data) with a write(2) of its own; a
+// Write of Conn gathers the records of one call into writes of up to 256
+// KiB, so a 1 MiB fetch response costs 4 system calls instead of 64.
+// Everything else is the embedded *tls.Conn's (ConnectionState for the
+// peer's certificate).
+type Conn struct {
+	*tls.Conn
+	raw *gatherConn
+	wmu sync.Mutex
+}
+
+// Write encrypts b and writes it, gathering its records.
+func (c *Conn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.raw.gather(true)
+	n, err := c.Conn.Write(b)
+	if ferr := c.raw.gather(false); err == nil && ferr != nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// ConnectionState is the TLS state of nc when it is a TLS connection (a
+// *tls.Conn, or a Conn of a Listener).
+func ConnectionState(nc net.Conn) (tls.ConnectionState, bool) {
+	switch c := nc.(type) {
+	case *Conn:
+		return c.ConnectionState(), true
+	case *tls.Conn:
+		return c.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// gatherConn is the TCP side of a Conn: while gathering, writes append to
+// a lent buffer, written out when full and when gathering stops; other
+// writes (handshake, alerts) go straight through.
+type gatherConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf *[]byte // non-nil while gathering
+}
+
+func (g *gatherConn) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.buf == nil {
+		return g.Conn.Write(b)
+	}
+	if len(*g.buf)+len(b) > writeBatch {
+		if err := g.flushLocked(); err != nil {
+			return 0, err
+		}
+		if len(b) > writeBatch {
+			return g.Conn.Write(b)
+		}
+	}
+	*g.buf = append(*g.buf, b...)
+	return len(b), nil
+}
+
+func (g *gatherConn) flushLocked() error {
+	if len(*g.buf) == 0 {
+		return nil
+	}
+	_, err := g.Conn.Write(*g.buf)
+	*g.buf = (*g.buf)[:0]
+	return err
+}
+
+// gather starts gathering (on) or writes what was gathered and stops.
+func (g *gatherConn) gather(on bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if on {
+		g.buf = batchBufs.Get().(*[]byte)
+		return nil
+	}
+	err := g.flushLocked()
+	*g.buf = (*g.buf)[:0]
+	batchBufs.Put(g.buf)
+	g.buf = nil
+	return err
 }

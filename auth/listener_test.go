@@ -2,12 +2,14 @@ package auth_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,5 +224,81 @@ func TestListenerCloseDuringHandshake(t *testing.T) {
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+// countingListener counts the writes of the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// A large Write on an accepted connection leaves in a few writes of
+// gathered records, not one per 16 KiB record, and arrives intact.
+func TestListenerGathersRecords(t *testing.T) {
+	server, client := tlsPair(t, auth.ClientAuthNone)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	ln := auth.NewListener(countingListener{raw, &writes}, server, auth.ListenerOptions{})
+	defer ln.Close()
+	payload := make([]byte, 1<<20)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			sent <- err
+			return
+		}
+		defer c.Close()
+		if _, ok := auth.ConnectionState(c); !ok {
+			sent <- errors.New("ConnectionState: not a TLS connection")
+			return
+		}
+		writes.Store(0) // the handshake's
+		_, err = c.Write(payload)
+		sent <- err
+	}()
+	c, err := auth.Dial(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("payload corrupted")
+	}
+	// 1 MiB is 64 records of 16 KiB: gathered by 256 KiB, 4 or 5 writes.
+	if n := writes.Load(); n > 8 {
+		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
 	}
 }
