@@ -340,8 +340,11 @@ func (t *Transport) Dial(ctx context.Context, d *net.Dialer, network, addr strin
 }
 
 // writeBatch bounds the TLS records gathered into one write(2) on a
-// server connection.
-const writeBatch = 256 << 10
+// server connection; maxRecord is the most data one record holds.
+const (
+	writeBatch = 256 << 10
+	maxRecord  = 16 << 10
+)
 
 // batchBufs are the buffers writes gather records in, lent for one Write.
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
@@ -358,8 +361,12 @@ type Conn struct {
 	wmu sync.Mutex
 }
 
-// Write encrypts b and writes it, gathering its records.
+// Write encrypts b and writes it, gathering its records when there are
+// several.
 func (c *Conn) Write(b []byte) (int, error) {
+	if len(b) <= maxRecord {
+		return c.Conn.Write(b) // one record: nothing to gather
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.raw.gather(true)
