@@ -269,7 +269,8 @@ func serverName(addr string) string {
 }
 
 // ClientHandshake runs the client side of a TLS handshake on nc, a
-// connection to addr, within ctx, and returns the TLS connection. Without
+// connection to addr, within ctx, and returns the TLS connection (a Conn,
+// which gathers the records of a large Write). Without
 // cfg.ServerName the server's certificate must name the host of addr. On
 // failure nc is closed and the error is ErrHandshake with the cause and,
 // when the server hung up without a TLS answer (a plaintext listener
@@ -279,7 +280,8 @@ func ClientHandshake(ctx context.Context, nc net.Conn, cfg *tls.Config, addr str
 		cfg = cfg.Clone()
 		cfg.ServerName = serverName(addr)
 	}
-	tc := tls.Client(nc, cfg)
+	raw := &gatherConn{Conn: nc}
+	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		hint := ""
@@ -288,7 +290,7 @@ func ClientHandshake(ctx context.Context, nc net.Conn, cfg *tls.Config, addr str
 		}
 		return nil, fmt.Errorf("%w with %s: %w%s", ErrHandshake, addr, err, hint)
 	}
-	return tc, nil
+	return &Conn{Conn: tc, raw: raw}, nil
 }
 
 // ClosedByPeer reports whether err is the peer closing or resetting the
@@ -349,10 +351,11 @@ const (
 // batchBufs are the buffers writes gather records in, lent for one Write.
 var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
 
-// Conn is a server-side TLS connection of a Listener. crypto/tls writes
-// every record (at most 16 KiB of data) with a write(2) of its own; a
-// Write of Conn gathers the records of one call into writes of up to 256
-// KiB, so a 1 MiB fetch response costs 4 system calls instead of 64.
+// Conn is a TLS connection of a Listener or of ClientHandshake. crypto/tls
+// writes every record (at most 16 KiB of data) with a write(2) of its
+// own; a Write of Conn gathers the records of one call into writes of up
+// to 256 KiB, so a 1 MiB fetch response or produce request costs 4 system
+// calls instead of 64.
 // Everything else is the embedded *tls.Conn's (ConnectionState for the
 // peer's certificate).
 type Conn struct {

@@ -75,8 +75,8 @@ func TestListenerServesHandshakenConns(t *testing.T) {
 	if err != nil || line != "hello\n" {
 		t.Fatalf("echo: %q, %v", line, err)
 	}
-	if _, ok := c.(*tls.Conn); !ok {
-		t.Fatalf("Dial returned %T, want *tls.Conn", c)
+	if _, ok := auth.ConnectionState(c); !ok {
+		t.Fatalf("Dial returned %T, not a TLS connection", c)
 	}
 }
 
@@ -298,6 +298,54 @@ func TestListenerGathersRecords(t *testing.T) {
 		t.Fatal("payload corrupted")
 	}
 	// 1 MiB is 64 records of 16 KiB: gathered by 256 KiB, 4 or 5 writes.
+	if n := writes.Load(); n > 8 {
+		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
+	}
+}
+
+// The client side gathers too: a 1 MiB Write leaves in a few writes.
+func TestClientHandshakeGathersRecords(t *testing.T) {
+	server, client := tlsPair(t, auth.ClientAuthNone)
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := auth.NewListener(raw, server, auth.ListenerOptions{})
+	defer ln.Close()
+	payload := bytes.Repeat([]byte("sluice"), 1<<20/6)
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		b := make([]byte, len(payload))
+		if _, err := io.ReadFull(c, b); err != nil {
+			b = nil
+		}
+		got <- b
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := auth.ClientHandshake(ctx, countingConn{nc, &writes}, client("127.0.0.1"), ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	writes.Store(0)
+	if _, err := c.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if b := <-got; !bytes.Equal(b, payload) {
+		t.Fatal("payload corrupted")
+	}
 	if n := writes.Load(); n > 8 {
 		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
 	}

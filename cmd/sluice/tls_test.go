@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -32,7 +32,11 @@ func peerName(addr string, client auth.TLSFiles) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].Subject.CommonName, nil
+	st, ok := auth.ConnectionState(c)
+	if !ok {
+		return "", fmt.Errorf("%T is not a TLS connection", c)
+	}
+	return st.PeerCertificates[0].Subject.CommonName, nil
 }
 
 var httpListeningRE = regexp.MustCompile(`http listening.*"url": ?"https://([^/"]+)/metrics"`)
