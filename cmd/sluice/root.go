@@ -131,7 +131,7 @@ SLUICE_TLS_KEY) a client certificate when they require one:
 		newUserCmd(g),
 		newACLCmd(g),
 		newVersionCmd(),
-		newProbeCmd(),
+		newProbeCmd(g),
 	)
 	return root
 }

@@ -96,6 +96,13 @@ func TestBrokerTLSFlagsAndSIGHUP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz: %s", resp.Status)
 	}
+	probeArgs := []string{"probe", "https://" + m[1] + "/healthz"}
+	sluice(t, bin, p.addr, "", append(probeArgs, tlsArgs...)...)
+	if _, errOut, err := sluiceResult(bin, p.addr, "", append(probeArgs, "--tls-ca", cf.CAFile)...); err == nil {
+		t.Fatal("probe without a client certificate passed against mutual TLS")
+	} else {
+		t.Logf("probe without a client certificate: %s", strings.TrimSpace(errOut))
+	}
 
 	// Rotate the broker's certificate on disk; SIGHUP makes new
 	// handshakes take it.
