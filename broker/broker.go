@@ -202,6 +202,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	if b.ln, err = net.Listen("tcp", b.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("broker: listen: %w", err)
 	}
+	// With TLS, the broker accepts only connections that completed their
+	// handshake (within its timeout, on the listener's goroutines).
+	b.ln = b.cfg.TLS.Listen(b.ln, "client", b.logger)
 	b.mu.Lock()
 	b.addr = b.ln.Addr().String()
 	b.mu.Unlock()
@@ -220,6 +223,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		maxLag:      b.cfg.ReplicaMaxLag,
 		fetchWait:   b.cfg.ReplicaFetchWait,
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
+		dial:        b.peerDial(),
 	})
 	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
 	b.parts.throttle = newMoveThrottle(controller.NewMetadata().ReassignmentThrottle(), nil)

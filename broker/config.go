@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/log"
@@ -67,6 +68,13 @@ type Config struct {
 	// ListenAddr is the TCP address the broker listens on. Default
 	// 127.0.0.1:7092; port 0 picks a free port (see Broker.Addr).
 	ListenAddr string
+	// TLS, when set, is TLS on the client listener (every accepted
+	// connection completes its handshake before it is served) and on
+	// this broker's connections to the other brokers' client listeners:
+	// replica fetches, forwarded controller writes, leadership handovers
+	// and the join. Every broker of a cluster must agree. Default
+	// plaintext.
+	TLS *auth.Transport
 	// AdvertisedAddr is the host:port clients are told to connect to in
 	// Metadata responses. Default: the address the listener bound.
 	AdvertisedAddr string
@@ -170,6 +178,10 @@ type Config struct {
 	// (127.0.0.1:7093 beside the default 127.0.0.1:7092; port 0 when the
 	// listen port is 0). The Raft log and snapshots live in <DataDir>/raft.
 	RaftAddr string
+	// RaftTLS, when set, is TLS on the Raft transport, both the listener
+	// and the dials to the other voters (controller.NodeConfig.TLS).
+	// Default plaintext.
+	RaftTLS *auth.Transport
 	// RaftListener, when set, is used instead of listening on RaftAddr
 	// (tests bind every broker's Raft port before they know the voter
 	// list). The broker closes it.
@@ -194,6 +206,11 @@ type Config struct {
 	// the controller, so seeds matter only for a broker that cannot reach
 	// the controller group otherwise.
 	GossipSeeds string
+	// GossipKey, when set, encrypts and authenticates serf's gossip
+	// (UDP and TCP) with memberlist's keyring: AES-GCM with this key of
+	// 16, 24 or 32 bytes. Every broker of the cluster needs the same key;
+	// a broker with another key, or none, cannot join. Default none.
+	GossipKey []byte
 	// Gossip holds serf's failure-detection timings; zero fields keep
 	// memberlist's LAN defaults (a failed broker is noticed within about
 	// 5 to 30 s). Tests shorten them.
@@ -483,6 +500,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {
 			return fieldError("Join", c.Join, err.Error())
 		}
+	}
+	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		return fieldError("GossipKey", fmt.Sprintf("%d bytes", n), "want 16, 24 or 32 bytes (AES-128, -192 or -256)")
 	}
 	switch {
 	case c.BrokerID < 0:

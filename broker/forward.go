@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
 )
@@ -27,6 +28,8 @@ type forwarder struct {
 	// clientID names this broker in the leader's request logs.
 	clientID string
 	timeout  time.Duration // dial and exchange bound when ctx has none
+	// tls is TLS on the dials to other brokers (Config.TLS); nil: plain.
+	tls *auth.Transport
 
 	mu    sync.Mutex
 	hints map[int32]string // broker id → client address, from Join
@@ -64,7 +67,7 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 		return nil, fmt.Errorf("broker %d: client address unknown: %w", to.ID, controller.ErrLeaderUnreachable)
 	}
 	var resp protocol.ControllerForwardResponse
-	err := call(ctx, addr, f.clientID, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
+	err := f.call(ctx, addr, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
 	switch {
 	case errors.Is(err, protocol.ErrNotSent):
 		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, err)
@@ -82,22 +85,32 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 // answer into resp, within ctx's deadline or else timeout. A failure
 // before any byte of the request was written (a failure to connect
 // included) matches protocol.ErrNotSent.
-func call(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message) error {
-	return callVersion(ctx, addr, clientID, timeout, req, resp, 0)
+func (f *forwarder) call(ctx context.Context, addr string, timeout time.Duration, req, resp protocol.Message) error {
+	return f.callVersion(ctx, addr, timeout, req, resp, 0)
 }
 
 // callVersion is call at the given API version.
-func callVersion(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message, version int16) error {
+func (f *forwarder) callVersion(ctx context.Context, addr string, timeout time.Duration, req, resp protocol.Message, version int16) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(timeout)
 	}
 	d := net.Dialer{Deadline: deadline}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := f.tls.Dial(ctx, &d, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("dial: %w: %w", protocol.ErrNotSent, err)
 	}
-	c := protocol.NewConn(ctx, nc, clientID, protocol.DefaultMaxFrameSize)
+	c := protocol.NewConn(ctx, nc, f.clientID, protocol.DefaultMaxFrameSize)
 	defer c.Close()
 	return c.RoundTrip(deadline, req, resp, version)
+}
+
+// peerDial opens connections to other brokers' client listeners (replica
+// fetches): TLS with Config.TLS, plain TCP without.
+func (b *Broker) peerDial() func(ctx context.Context, network, addr string) (net.Conn, error) {
+	t := b.cfg.TLS
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		return t.Dial(ctx, &d, network, addr)
+	}
 }

@@ -310,7 +310,7 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 		Topics: []protocol.FetchTopic{{Name: topic, Partitions: []protocol.FetchPartition{{Partition: part, CurrentLeaderEpoch: -1,
 			FetchOffset: offset, LogStartOffset: -1, PartitionMaxBytes: queueReadBytes}}}}}
 	var resp protocol.FetchResponse
-	if err := call(ctx, addr, b.queueClientID(), groupWriteTimeout, req, &resp); err != nil {
+	if err := b.fwd.call(ctx, addr, groupWriteTimeout, req, &resp); err != nil {
 		return nil, -1, fmt.Errorf("fetch %s/%d from the leader at %s: %w", topic, part, addr, err)
 	}
 	if resp.ErrorCode != protocol.NoError {
@@ -322,8 +322,6 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 	pr := resp.Topics[0].Partitions[0]
 	return pr.Records, pr.LogStartOffset, pr.ErrorCode.Err()
 }
-
-func (b *Broker) queueClientID() string { return "queue-" + strconv.Itoa(int(b.cfg.BrokerID)) }
 
 // coordinateQueue is coordinate for the queue calls: fn's dead letters
 // are copied to their dead-letter topics before its records are
@@ -474,7 +472,7 @@ func (b *Broker) produceOnce(ctx context.Context, topic string, part int32, batc
 	req := &protocol.ProduceRequest{Acks: protocol.AcksAll, TimeoutMs: int32(groupWriteTimeout.Milliseconds()),
 		Topics: []protocol.ProduceTopic{{Name: topic, Partitions: []protocol.ProducePartition{{Partition: part, Records: batch}}}}}
 	var resp protocol.ProduceResponse
-	if err := call(ctx, addr, b.queueClientID(), groupWriteTimeout, req, &resp); err != nil {
+	if err := b.fwd.call(ctx, addr, groupWriteTimeout, req, &resp); err != nil {
 		if errors.Is(err, protocol.ErrNotSent) {
 			return protocol.ErrLeaderNotAvailable
 		}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -34,6 +35,9 @@ type replication struct {
 	fetchWait   time.Duration
 	clientID    string
 	logger      *zap.Logger
+	// dial opens the fetchers' connections to leaders (TLS with
+	// Config.TLS); nil: plain TCP.
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu       sync.Mutex
 	fetchers map[int32]*replica.Fetcher // by leader broker
@@ -53,7 +57,7 @@ func (r *replication) assign(leader int32, tp replica.TopicPartition, epoch int3
 			Leader: leader, Self: r.self, BrokerEpoch: r.brokerEpoch,
 			Addr:     func() (string, bool) { return r.addr(leader) },
 			ClientID: r.clientID, MaxWait: r.fetchWait, Logger: r.logger,
-			Timeout: fetchTimeout(r.maxLag),
+			Timeout: fetchTimeout(r.maxLag), Dial: r.dial,
 		})
 		r.fetchers[leader] = ft
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -88,6 +89,9 @@ func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
 	nc, err := cfg.dial(dctx, "tcp", addr)
+	if err == nil && cfg.tls != nil {
+		nc, err = auth.ClientHandshake(dctx, nc, cfg.tls, addr)
+	}
 	if err != nil {
 		return nil, &connError{addr: addr, err: err}
 	}
@@ -103,6 +107,11 @@ func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
 	go c.readLoop(writerDone)
 	if err := c.negotiate(dctx); err != nil {
 		c.close()
+		if cfg.tls == nil && auth.ClosedByPeer(err) {
+			// A TLS listener closes a connection whose first bytes are
+			// not a TLS handshake, without a word.
+			err = fmt.Errorf("%w (the broker closed the connection without answering: is its listener TLS? see client.TLS, or sluice --tls-ca)", err)
+		}
 		// Whatever the negotiation met, the request the caller dialled
 		// for was never sent: a produce that fails here is definite.
 		return nil, &connError{addr: addr, err: err}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -48,6 +49,8 @@ type config struct {
 	isolation             protocol.IsolationLevel
 
 	group *groupConfig // nil: not in a consumer group
+
+	tls *tls.Config // nil: plaintext
 }
 
 // Defaults, as documented on each option.
@@ -109,6 +112,8 @@ func (c *config) validate() error {
 		return bad("SeedBrokers", "at least one broker address is required")
 	case c.dial == nil:
 		return bad("Dialer", "nil")
+	case c.tls != nil && c.tls.MinVersion != 0 && c.tls.MinVersion < tls.VersionTLS12:
+		return bad("TLS", "MinVersion %#x, must be TLS 1.2 or later", c.tls.MinVersion)
 	case c.dialTimeout <= 0:
 		return bad("DialTimeout", "%v, must be positive", c.dialTimeout)
 	case c.requestTimeout <= 0:
@@ -172,6 +177,15 @@ func ClientID(id string) Opt { return func(c *config) { c.clientID = id } }
 func Dialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Opt {
 	return func(c *config) { c.dial = dial }
 }
+
+// TLS makes every connection to a broker TLS under cfg (TLS 1.2 at
+// least): cfg.RootCAs verify the brokers (nil: the system's CAs), and
+// cfg.Certificates, if any, are offered for mutual TLS. Without
+// cfg.ServerName each connection verifies the host of the broker's
+// address. The handshake counts toward DialTimeout, and a broker that is
+// not speaking TLS fails it with auth.ErrHandshake. auth.NewReloader and
+// its ClientConfig("") build cfg from PEM files. Default: plaintext.
+func TLS(cfg *tls.Config) Opt { return func(c *config) { c.tls = cfg } }
 
 // DialTimeout bounds opening a connection, handshake included. Default 10s.
 func DialTimeout(d time.Duration) Opt { return func(c *config) { c.dialTimeout = d } }

@@ -58,6 +58,11 @@ type MembershipConfig struct {
 	// Gossip holds memberlist's timings; zero fields keep memberlist's LAN
 	// defaults (failure detected after roughly 5 s to 30 s).
 	Gossip GossipTimings
+	// Key, when set, encrypts and authenticates every gossip message, UDP
+	// and TCP, with AES-GCM (memberlist's keyring, SecretKey): 16, 24 or
+	// 32 bytes, the same on every broker. A member without it cannot join
+	// or be heard. Default none: gossip in the clear.
+	Key []byte
 }
 
 // GossipTimings are memberlist's failure-detection and gossip timings.
@@ -192,6 +197,9 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	}
 	if c.KafkaAddr != "" {
 		sc.Tags[tagKafkaAddr] = c.KafkaAddr
+	}
+	if len(c.Key) > 0 {
+		mc.SecretKey = c.Key
 	}
 	sc.MemberlistConfig = mc
 	if c.Gossip.LeavePropagateDelay > 0 {

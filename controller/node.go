@@ -16,6 +16,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/auth"
 )
 
 // Server is one member of the Raft group.
@@ -62,6 +64,11 @@ type NodeConfig struct {
 	// Listener, when set, is used instead of listening on RaftAddr (tests
 	// bind port 0 before they know every address). The Node closes it.
 	Listener net.Listener
+	// TLS, when set, is TLS on the Raft transport: the listener accepts
+	// only handshaken connections and the dials to other nodes verify
+	// them (mutual TLS when the server side requires client
+	// certificates). Default plaintext.
+	TLS *auth.Transport
 	// AdvertiseAddr is the Raft address other nodes dial; default the
 	// listener's address.
 	AdvertiseAddr string
@@ -250,7 +257,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	store := checkedStore{raftStore: inner, h: n.health, log: n.log, retry: cfg.StoreProbeInterval, closing: n.storeStop}
 	trans := newContactTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newStreamLayer(ln, advertise),
+		Stream:  newStreamLayer(cfg.TLS.Listen(ln, "raft", cfg.Logger), advertise, cfg.TLS),
 		MaxPool: 3,
 		Timeout: 5 * time.Second,
 		Logger:  hlog,

@@ -1,14 +1,19 @@
 package controller
 
 import (
+	"context"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sluicemq/sluice/auth"
 )
 
-// streamLayer is Raft's TCP stream layer on a listener we own. Unlike
+// streamLayer is Raft's TCP stream layer on a listener we own, TLS on
+// both ends when the node has a Transport (the listener is then an
+// auth.Listener, which hands over only handshaken connections). Unlike
 // raft.NewTCPTransport it accepts a listener opened by the caller (tests
 // bind port 0 before they know every address), and it closes every
 // connection it accepted or dialed when closed: raft's NetworkTransport
@@ -17,6 +22,7 @@ import (
 type streamLayer struct {
 	ln        net.Listener
 	advertise net.Addr
+	tls       *auth.Transport // nil: plain TCP
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
@@ -25,8 +31,8 @@ type streamLayer struct {
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
-func newStreamLayer(ln net.Listener, advertise net.Addr) *streamLayer {
-	return &streamLayer{ln: ln, advertise: advertise, conns: map[*trackedConn]struct{}{}}
+func newStreamLayer(ln net.Listener, advertise net.Addr, t *auth.Transport) *streamLayer {
+	return &streamLayer{ln: ln, advertise: advertise, tls: t, conns: map[*trackedConn]struct{}{}}
 }
 
 func (s *streamLayer) track(c net.Conn) (net.Conn, error) {
@@ -50,7 +56,8 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 }
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	d := net.Dialer{Timeout: timeout}
+	c, err := s.tls.Dial(context.Background(), &d, "tcp", string(addr))
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 )
@@ -67,6 +68,10 @@ type Config struct {
 	// ClientOpts are added to the options of the clients the console
 	// reads the cluster with (bootstrapped from Console.Addr()).
 	ClientOpts []client.Opt
+	// TLS, when set, serves HTTPS: every connection completes a TLS
+	// handshake (auth.Listener) before the HTTP server sees it. Default
+	// plain HTTP.
+	TLS *auth.Transport
 }
 
 // DefaultPortOffset is how far above the client port the HTTP endpoint
@@ -120,6 +125,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: listen: %w", err)
 	}
+	// With TLS, connections reach the HTTP server only once handshaken
+	// (within the transport's timeout, failures logged at a bounded rate).
+	ln = cfg.TLS.Listen(ln, "http", cfg.Logger)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics.reg, promhttp.HandlerOpts{
 		ErrorLog:            zap.NewStdLog(cfg.Logger.Named("metrics")),

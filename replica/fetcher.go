@@ -69,6 +69,10 @@ type FetcherConfig struct {
 	Timeout time.Duration
 	// MaxFrameBytes bounds a response frame; default protocol's.
 	MaxFrameBytes int
+	// Dial opens the connection to the leader, within ctx (which carries
+	// Timeout); TLS, when the brokers use it, is its business. Default
+	// plain TCP.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Logger, naming this broker (field `broker`); the fetcher adds the
 	// leader's id (`leader`). Default no-op.
 	Logger *zap.Logger
@@ -89,6 +93,10 @@ func (c *FetcherConfig) applyDefaults() {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
+	}
+	if c.Dial == nil {
+		var d net.Dialer
+		c.Dial = d.DialContext
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -453,8 +461,9 @@ func (f *Fetcher) dial() error {
 	if !ok {
 		return connError{fmt.Errorf("broker %d: address unknown", f.cfg.Leader)}
 	}
-	d := net.Dialer{Timeout: f.cfg.Timeout}
-	nc, err := d.DialContext(f.ctx, "tcp", addr)
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+	defer cancel()
+	nc, err := f.cfg.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return connError{fmt.Errorf("dial broker %d at %s: %w", f.cfg.Leader, addr, err)}
 	}

@@ -32,6 +32,12 @@
 # With $SLUICE_CLUSTER_OWNER set to a process id, up also starts a watchdog
 # that runs down once that process has exited: a test killed before its
 # cleanup leaves no brokers behind. down stops the watchdog.
+# With $SLUICE_CLUSTER_TLS=1, up makes a test CA and certificates in DIR/tls
+# (go run ./internal/testcerts/gencerts: ca.crt, broker.crt/.key,
+# client.crt/.key) and a gossip key, and starts every broker with TLS on
+# all its listeners and between brokers, mutual TLS required, and
+# encrypted gossip; DIR/tls/env holds the SLUICE_TLS_* variables a CLI
+# needs (. DIR/tls/env), and the script's own CLI calls use them.
 set -euo pipefail
 
 base=${SLUICE_CLUSTER_PORT:-19000}
@@ -54,6 +60,34 @@ binary() {
 
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# make_tls writes DIR/tls: test certificates, a gossip key, and env.
+make_tls() {
+	local dir=$1 t="$1/tls"
+	if [ ! -f "$t/env" ]; then
+		mkdir -p "$t"
+		(cd "$root" && go run ./internal/testcerts/gencerts -dir "$t" broker client) || die "gencerts failed"
+		head -c 32 /dev/urandom | base64 >"$t/gossip.key"
+		cat >"$t/env" <<-EOF
+			export SLUICE_TLS_CA=$t/ca.crt
+			export SLUICE_TLS_CERT=$t/client.crt
+			export SLUICE_TLS_KEY=$t/client.key
+		EOF
+	fi
+	echo "--tls-cert $t/broker.crt --tls-key $t/broker.key --tls-ca $t/ca.crt --tls-client-auth required --gossip-key $(cat "$t/gossip.key")"
+}
+
+# cli runs the CLI binary $1 against DIR $2's cluster, with its TLS
+# client files when it has them.
+cli() {
+	local bin=$1 dir=$2
+	shift 2
+	if [ -f "$dir/tls/env" ]; then
+		"$bin" --tls-ca "$dir/tls/ca.crt" --tls-cert "$dir/tls/client.crt" --tls-key "$dir/tls/client.key" "$@"
+	else
+		"$bin" "$@"
+	fi
+}
+
 start_broker() {
 	local dir=$1 i=$2
 	local b="$dir/$i"
@@ -67,7 +101,7 @@ start_broker() {
 wait_healthy() {
 	local dir=$1 n=$2 bin=$3 deadline=$((SECONDS + 60)) out alive
 	while [ $SECONDS -lt $deadline ]; do
-		if out=$("$bin" --brokers "$(cat "$dir/brokers")" cluster brokers --json 2>/dev/null); then
+		if out=$(cli "$bin" "$dir" --brokers "$(cat "$dir/brokers")" cluster brokers --json 2>/dev/null); then
 			alive=$(grep -o '"state": *"alive"' <<<"$out" | wc -l)
 			if [ "$alive" -ge "$n" ]; then return 0; fi
 		fi
@@ -103,6 +137,8 @@ cmd_up() {
 	echo "$addrs" >"$dir/brokers"
 	echo "$kafka" >"$dir/kafka-brokers"
 	if [ -n "${SLUICE_CLUSTER_OWNER:-}" ]; then start_watchdog "$dir" "$SLUICE_CLUSTER_OWNER"; fi
+	local tls=""
+	if [ "${SLUICE_CLUSTER_TLS:-}" = 1 ]; then tls=$(make_tls "$dir"); fi
 	for ((i = 1; i <= n; i++)); do
 		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
@@ -110,6 +146,7 @@ cmd_up() {
 		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --kafka-listen $(kafka_addr "$i") --data-dir $b/data --log-format json"
 		if ((i <= nvoters)); then cmd+=" --voters $voters"; else cmd+=" --join $(client_addr 1)"; fi
 		if [ -n "$seeds" ]; then cmd+=" --gossip-seeds $seeds"; fi
+		if [ -n "$tls" ]; then cmd+=" $tls"; fi
 		if [ -n "${SLUICE_BROKER_ARGS:-}" ]; then cmd+=" $SLUICE_BROKER_ARGS"; fi
 		echo "$cmd" >"$b/cmd"
 		start_broker "$dir" "$i"
@@ -150,7 +187,7 @@ cmd_down() {
 cmd_status() {
 	local dir=${1:-./cluster}
 	[ -f "$dir/brokers" ] || die "no cluster in $dir"
-	"$(binary "$dir")" --brokers "$(cat "$dir/brokers")" cluster status
+	cli "$(binary "$dir")" "$dir" --brokers "$(cat "$dir/brokers")" cluster status
 }
 
 cmd_kill() {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/kafka"
 )
@@ -29,6 +30,7 @@ func newBrokerCmd() *cobra.Command {
 		configPath  string
 		printConfig bool
 		kafkaAddr   string
+		tlsOpts     tlsFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -88,7 +90,21 @@ clients (kcat, franz-go, librdkafka, the Java client) produce, consume and
 manage topics unchanged; off by default. Each broker advertises its own
 --kafka-advertised-addr (default: the bound Kafka address) to the others,
 and Kafka clients see broker ids as node ids. docs/kafka.md lists what it
-serves.`,
+serves.
+
+TLS: --tls-cert and --tls-key (PEM) turn TLS on for the listeners
+--tls-listeners names (default all: client, kafka, http, raft) with one
+certificate. The client listener carries the brokers' own traffic too
+(replica fetches, forwarded controller writes), so with it on every
+broker dials the others with TLS, verifying them against --tls-ca and
+presenting its certificate. --tls-client-auth required asks every client
+(brokers included) for a certificate --tls-ca verifies: the broker's
+certificate must then allow client authentication too. A connection has
+10 s to complete its handshake. The files are reloaded when they change
+(checked every --tls-reload-interval) and on SIGHUP; connections
+already open keep what they negotiated. Gossip (UDP) cannot run over
+TLS: --gossip-key encrypts and authenticates it with memberlist's
+keyring instead. docs/security.md walks through a setup.`,
 		Example: `  # a single-node broker on 127.0.0.1:7092 (Raft on 7093) with data in ./data
   sluice broker
 
@@ -128,6 +144,17 @@ serves.`,
   # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
   sluice broker --kafka-listen 127.0.0.1:9092
 
+  # TLS everywhere, mutual TLS, encrypted gossip (go run ./internal/testcerts/gencerts
+  # -dir certs broker client writes test files; every broker gets the same key);
+  # then reload rotated files at once
+  GOSSIP_KEY=$(head -c 32 /dev/urandom | base64)
+  sluice broker --tls-cert certs/broker.crt --tls-key certs/broker.key --tls-ca certs/ca.crt \
+    --tls-client-auth required --gossip-key "$GOSSIP_KEY"
+  kill -HUP "$(pidof sluice)"
+
+  # TLS on the client and Kafka listeners only; Raft and HTTP stay plaintext
+  sluice broker --tls-cert b.crt --tls-key b.key --tls-listeners client,kafka
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -156,7 +183,16 @@ serves.`,
 			// loadSettings marks a flag set from the environment or the
 			// file as changed: an explicit --http-addr '' turns it off.
 			web.set = cmd.Flags().Changed("http-addr")
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr, web); err != nil {
+			if cfg.GossipKey, err = tlsOpts.gossipKeyBytes(); err != nil {
+				return err
+			}
+			bt, err := tlsOpts.load(cmd.Flags().Changed)
+			if err != nil {
+				return err
+			}
+			cfg.TLS, cfg.RaftTLS = bt.transportFor(listenerClient), bt.transportFor(listenerRaft)
+			defer bt.watch(tlsOpts.reloadInterval, logger.With(zap.Int32("broker", cfg.BrokerID)))()
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr, web, bt); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -204,6 +240,7 @@ serves.`,
 	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz, the web console at /); default: the listen host at the listen port + 3; '' or off: none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	tlsOpts.register(f)
 	return cmd
 }
 
@@ -215,7 +252,7 @@ type webOptions struct {
 
 // runBroker runs the broker, its HTTP endpoint and, when kafkaAddr is
 // set, its Kafka listener until ctx is cancelled, then closes them.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string, web webOptions) error {
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string, web webOptions, bt *brokerTLS) error {
 	httpAddr := web.addr
 	if !web.set {
 		a, err := httpapi.DefaultAddr(cfg.ListenAddr)
@@ -258,12 +295,20 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	if metrics != nil {
 		// Before the broker starts: /healthz answers and /readyz says why
 		// not ready while it registers.
-		srv, err := httpapi.Start(ctx, httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b})
+		hc := httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b, TLS: bt.transportFor(listenerHTTP)}
+		if c := bt.clientConfig(); c != nil {
+			hc.ClientOpts = []client.Opt{client.TLS(c)} // the console reads through the client listener
+		}
+		srv, err := httpapi.Start(ctx, hc)
 		if err != nil {
 			return fmt.Errorf("--http-addr: %w", err)
 		}
 		defer srv.Close()
-		logger.Info("http listening", zap.String("url", "http://"+srv.Addr()+"/metrics"), zap.String("console", "http://"+srv.Addr()+"/"))
+		scheme := "http://"
+		if hc.TLS != nil {
+			scheme = "https://"
+		}
+		logger.Info("http listening", zap.String("url", scheme+srv.Addr()+"/metrics"), zap.String("console", scheme+srv.Addr()+"/"))
 	}
 	if err := b.Start(ctx); err != nil { // logs "broker listening" with its addresses
 		return err
@@ -271,7 +316,7 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	if kln != nil {
 		// The Kafka listener stops after the broker: during the
 		// controlled shutdown its clients are told where leadership went.
-		ln := kln
+		ln := bt.transportFor(listenerKafka).Listen(kln, "kafka", logger)
 		kln = nil
 		kctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

@@ -63,6 +63,7 @@ func startBrokerKillable(t *testing.T, bin, dataDir string) (addr string, kill f
 // stderr and stdout hold everything the process printed.
 type brokerProcess struct {
 	addr           string
+	pid            int
 	stop           func()
 	stderr, stdout bytes.Buffer
 }
@@ -81,6 +82,7 @@ func startBrokerProcess(t *testing.T, bin, dataDir string, sig syscall.Signal, a
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.pid = cmd.Process.Pid
 	logs := &p.stderr
 	found := make(chan string, 1)
 	done := make(chan struct{})

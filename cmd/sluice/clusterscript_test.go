@@ -261,3 +261,34 @@ func TestClusterScriptWatchdog(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestClusterScriptTLS: SLUICE_CLUSTER_TLS=1 starts a cluster with TLS
+// everywhere and mutual TLS; the CLI with DIR/tls/env's variables
+// produces and consumes, status works, and a plaintext CLI is refused.
+func TestClusterScriptTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-process cluster")
+	}
+	bin := buildBinary(t)
+	c := newScriptCluster(t, bin, 3, "")
+	c.env = append(c.env, "SLUICE_CLUSTER_TLS=1")
+	c.up()
+	addrs := strings.Join(c.addrs, ",")
+	tlsDir := filepath.Join(c.dir, "tls")
+	tlsArgs := []string{"--tls-ca", filepath.Join(tlsDir, "ca.crt"), "--tls-cert", filepath.Join(tlsDir, "client.crt"), "--tls-key", filepath.Join(tlsDir, "client.key")}
+	sluice(t, bin, addrs, "", append([]string{"topic", "create", "sealed", "--partitions", "3", "--replication-factor", "3"}, tlsArgs...)...)
+	sluice(t, bin, addrs, "a\nb\nc\n", append([]string{"produce", "sealed"}, tlsArgs...)...)
+	if got := sluice(t, bin, addrs, "", append([]string{"consume", "sealed", "--from-beginning", "--max-messages", "3", "--timeout", "10s"}, tlsArgs...)...); len(strings.Fields(got)) != 3 {
+		t.Fatalf("consumed %q, want 3 records", got)
+	}
+	if st := c.run("status"); !strings.Contains(st, "3 alive of 3") {
+		t.Fatalf("status:\n%s", st)
+	}
+	env, err := os.ReadFile(filepath.Join(tlsDir, "env"))
+	if err != nil || !strings.Contains(string(env), "SLUICE_TLS_CA=") {
+		t.Fatalf("DIR/tls/env: %q, %v", env, err)
+	}
+	if _, errOut, err := sluiceResult(bin, addrs, "", "topic", "list", "--timeout", "5s"); err == nil || !strings.Contains(errOut, "is its listener TLS?") {
+		t.Fatalf("plaintext CLI against the TLS cluster: %v, %s", err, errOut)
+	}
+}

@@ -20,15 +20,15 @@ func TestProbe(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx := context.Background()
-	if err := probe(ctx, srv.URL+"/healthz", time.Second); err != nil {
+	if err := probe(ctx, srv.URL+"/healthz", time.Second, nil); err != nil {
 		t.Errorf("healthz: %v", err)
 	}
-	err := probe(ctx, srv.URL+"/readyz", time.Second)
+	err := probe(ctx, srv.URL+"/readyz", time.Second, nil)
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "not registered") {
 		t.Errorf("readyz: %v, want the 503 and its reason", err)
 	}
 	srv.Close()
-	if err := probe(ctx, srv.URL+"/healthz", time.Second); err == nil {
+	if err := probe(ctx, srv.URL+"/healthz", time.Second, nil); err == nil {
 		t.Error("a closed server passed")
 	}
 }

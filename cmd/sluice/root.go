@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"strings"
@@ -20,6 +21,9 @@ const (
 type globals struct {
 	brokers string
 	timeout time.Duration
+
+	tlsCA, tlsCert, tlsKey, tlsServerName string
+	tls                                   *tls.Config // loaded from the tls flags; nil: plaintext
 }
 
 // clientOpts are the client options the globals set: the seeds, and the
@@ -27,8 +31,12 @@ type globals struct {
 // does not answer is left for the next one after a few seconds: the
 // client bounds each attempt while other brokers remain.)
 func (g *globals) clientOpts() []client.Opt {
-	return []client.Opt{client.SeedBrokers(g.brokerList()...), client.RequestTimeout(g.timeout),
+	opts := []client.Opt{client.SeedBrokers(g.brokerList()...), client.RequestTimeout(g.timeout),
 		client.DialTimeout(min(g.timeout, client.DefaultDialTimeout))}
+	if g.tls != nil {
+		opts = append(opts, client.TLS(g.tls))
+	}
+	return opts
 }
 
 // envTimeout is the default of --timeout: SLUICE_TIMEOUT, or
@@ -73,7 +81,13 @@ Every command takes --brokers (SLUICE_BROKERS), a comma-separated seed list,
 and --timeout (SLUICE_TIMEOUT, default 30s) for each request; a broker that
 does not answer is left for the next one after a few seconds:
 
-  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s`,
+  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s
+
+With TLS on the brokers, --tls-ca (SLUICE_TLS_CA) names the CA that
+verifies them, and --tls-cert and --tls-key (SLUICE_TLS_CERT,
+SLUICE_TLS_KEY) a client certificate when they require one:
+
+  sluice topic list --tls-ca ca.crt --tls-cert client.crt --tls-key client.key`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildInfo().Version, // --version
@@ -90,12 +104,22 @@ does not answer is left for the next one after a few seconds:
 		if g.timeout <= 0 {
 			return fmt.Errorf("--timeout %v: must be positive", g.timeout)
 		}
-		return nil
+		var err error
+		g.tls, err = clientTLS(g.tlsCA, g.tlsCert, g.tlsKey, g.tlsServerName)
+		return err
 	}
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", envOr("SLUICE_BROKERS", defaultBrokers),
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
 		"how long to wait for a broker's answer to each request before giving up on it, and for connecting to the cluster at start (env SLUICE_TIMEOUT)")
+	root.PersistentFlags().StringVar(&g.tlsCA, "tls-ca", envOr("SLUICE_TLS_CA", ""),
+		"PEM CA certificates that verify the brokers; set (or any --tls-* flag): connect with TLS (env SLUICE_TLS_CA)")
+	root.PersistentFlags().StringVar(&g.tlsCert, "tls-cert", envOr("SLUICE_TLS_CERT", ""),
+		"PEM client certificate for brokers that require one (mutual TLS) (env SLUICE_TLS_CERT)")
+	root.PersistentFlags().StringVar(&g.tlsKey, "tls-key", envOr("SLUICE_TLS_KEY", ""),
+		"PEM private key of --tls-cert (env SLUICE_TLS_KEY)")
+	root.PersistentFlags().StringVar(&g.tlsServerName, "tls-server-name", envOr("SLUICE_TLS_SERVER_NAME", ""),
+		"name the brokers' certificates must carry; default: the host of each broker's address (env SLUICE_TLS_SERVER_NAME)")
 	root.AddCommand(
 		newBrokerCmd(),
 		newTopicCmd(g),
@@ -108,7 +132,7 @@ does not answer is left for the next one after a few seconds:
 		newUserCmd(g),
 		newACLCmd(g),
 		newVersionCmd(),
-		newProbeCmd(),
+		newProbeCmd(g),
 	)
 	return root
 }

@@ -36,9 +36,11 @@ package testcluster
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,11 +49,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/faultproxy"
 	"github.com/sluicemq/sluice/internal/poll"
+	"github.com/sluicemq/sluice/internal/testcerts"
 	"github.com/sluicemq/sluice/log"
 )
 
@@ -69,6 +73,14 @@ type Options struct {
 	// each broker, so that Proxy(id) can cut or slow the clients' links to
 	// broker id. The brokers' links to each other do not go through it.
 	ClientProxies bool
+	// TLS runs the cluster with TLS everywhere: a CA and certificates
+	// made for the test (internal/testcerts), TLS on every broker's client
+	// listener and Raft transport, on the brokers' connections to each
+	// other, an encrypted gossip (a random GossipKey), and clients from
+	// Client that verify the brokers and offer the client certificate.
+	TLS bool
+	// TLSClientAuth is the brokers' client-certificate mode with TLS.
+	TLSClientAuth auth.ClientAuth
 }
 
 // Gossip detects a failed broker within about a second; a restarted
@@ -102,6 +114,12 @@ type Cluster struct {
 	voters   string           // the Voters setting of the voters
 	joinAddr string           // broker 1's client address when the non-voters first started
 
+	ca        *testcerts.CA
+	tlsDir    string
+	brokerTLS *auth.Transport // nil without Options.TLS
+	clientTLS *auth.Reloader
+	gossipKey []byte
+
 	mu      sync.Mutex
 	brokers map[int32]*broker.Broker
 	proxies map[int32]*faultproxy.Proxy // with ClientProxies, of the running brokers
@@ -119,6 +137,9 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	}
 	c := &Cluster{t: t, opts: opts, dirs: map[int32]string{}, raft: map[int32]string{},
 		brokers: map[int32]*broker.Broker{}, proxies: map[int32]*faultproxy.Proxy{}}
+	if opts.TLS {
+		c.setupTLS()
+	}
 	lns := map[int32]net.Listener{}
 	var voters []string
 	for i := 1; i <= n; i++ {
@@ -174,6 +195,9 @@ func (c *Cluster) Config(id int32) broker.Config {
 		ControlledShutdownTimeout: 2 * time.Second,
 		LeaderRebalanceInterval:   -1,
 		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)),
+	}
+	if c.brokerTLS != nil {
+		cfg.TLS, cfg.RaftTLS, cfg.GossipKey = c.brokerTLS, c.brokerTLS, c.gossipKey
 	}
 	if int(id) <= c.opts.Voters {
 		cfg.Voters = c.voters
@@ -346,6 +370,9 @@ func (c *Cluster) Client(opts ...client.Opt) *client.Client {
 	if c.opts.ClientProxies {
 		all = append(all, client.Dialer(c.dial))
 	}
+	if c.clientTLS != nil {
+		all = append(all, client.TLS(c.clientTLS.ClientConfig("")))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cl, err := client.New(ctx, append(all, opts...)...)
@@ -368,4 +395,39 @@ func (c *Cluster) dial(ctx context.Context, network, addr string) (net.Conn, err
 	c.mu.Unlock()
 	var d net.Dialer
 	return d.DialContext(ctx, network, addr)
+}
+
+// setupTLS makes the cluster's CA, the brokers' certificate ("broker")
+// and a client's ("client"), the brokers' transport and the gossip key.
+func (c *Cluster) setupTLS() {
+	c.t.Helper()
+	c.ca = testcerts.NewCA(c.t, "testcluster CA")
+	c.tlsDir = c.t.TempDir()
+	bf := c.ca.Issue(c.t, c.tlsDir, "broker", testcerts.Valid)
+	cf := c.ca.Issue(c.t, c.tlsDir, "client", testcerts.Valid)
+	r, err := auth.NewReloader(auth.TLSFiles{CertFile: bf.CertFile, KeyFile: bf.KeyFile, CAFile: bf.CAFile})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.brokerTLS, err = auth.NewTransport(r, c.opts.TLSClientAuth); err != nil {
+		c.t.Fatal(err)
+	}
+	if c.clientTLS, err = auth.NewReloader(auth.TLSFiles{CertFile: cf.CertFile, KeyFile: cf.KeyFile, CAFile: cf.CAFile}); err != nil {
+		c.t.Fatal(err)
+	}
+	c.gossipKey = make([]byte, 32)
+	if _, err := rand.Read(c.gossipKey); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// CA returns the certificate authority of a cluster started with
+// Options.TLS (nil without), so a test can issue certificates of its own.
+func (c *Cluster) CA() *testcerts.CA { return c.ca }
+
+// ClientTLS returns the client files of a cluster started with
+// Options.TLS: the CA file that verifies the brokers and a client
+// certificate it signed.
+func (c *Cluster) ClientTLS() testcerts.Files {
+	return testcerts.Files{CertFile: filepath.Join(c.tlsDir, "client.crt"), KeyFile: filepath.Join(c.tlsDir, "client.key"), CAFile: c.ca.CAFile}
 }
