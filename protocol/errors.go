@@ -85,6 +85,10 @@ const (
 	ErrInvalidPrincipalType         ErrorCode = 67
 	ErrResourceNotFound             ErrorCode = 91
 	ErrUnacceptableCredential       ErrorCode = 93
+	ErrGroupAuthorizationFailed     ErrorCode = 30
+	ErrUnsupportedSaslMechanism     ErrorCode = 33
+	ErrIllegalSaslState             ErrorCode = 34
+	ErrSaslAuthenticationFailed     ErrorCode = 58
 )
 
 // codeInfo is one row of the error table.
@@ -178,6 +182,10 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrInvalidPrincipalType:         {"INVALID_PRINCIPAL_TYPE", false, false, "the principal type is not supported"},
 	ErrResourceNotFound:             {"RESOURCE_NOT_FOUND", false, false, "the resource does not exist"},
 	ErrUnacceptableCredential:       {"UNACCEPTABLE_CREDENTIAL", false, false, "the credential is not acceptable"},
+	ErrGroupAuthorizationFailed:     {"GROUP_AUTHORIZATION_FAILED", false, false, "not authorized for the group"},
+	ErrUnsupportedSaslMechanism:     {"UNSUPPORTED_SASL_MECHANISM", false, false, "the SASL mechanism is not offered by this listener"},
+	ErrIllegalSaslState:             {"ILLEGAL_SASL_STATE", false, false, "the SASL request is not expected in the connection's state"},
+	ErrSaslAuthenticationFailed:     {"SASL_AUTHENTICATION_FAILED", false, false, "authentication failed: unknown user, wrong password or unsupported mechanism"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

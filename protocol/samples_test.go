@@ -59,6 +59,8 @@ func sampleRequests() []Message {
 		&AlterUserScramCredentialsRequest{Upsertions: []ScramUpsertion{{User: "alice", Mechanism: "SCRAM-SHA-256", Iterations: 8192,
 			Salt: []byte("salt"), StoredKey: bytes.Repeat([]byte{1}, 32), ServerKey: bytes.Repeat([]byte{2}, 32)}},
 			Deletions: []ScramDeletion{{User: "bob", Mechanism: "SCRAM-SHA-512"}}},
+		&SaslHandshakeRequest{Mechanism: "SCRAM-SHA-512"},
+		&SaslAuthenticateRequest{AuthBytes: []byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")},
 	}
 }
 
@@ -103,6 +105,9 @@ func sampleResponses() []Message {
 			{Topic: "orders", Partition: 1, ErrorCode: ErrElectionNotNeeded, Leader: 2},
 			{Topic: "orders", Partition: 2, ErrorCode: ErrPreferredLeaderNotAvailable, Message: "broker 3 not in the ISR", Leader: 1}}},
 		&InitProducerIDResponse{ThrottleMs: 2, ProducerID: 1_000_042, ProducerEpoch: 4},
+		&SaslHandshakeResponse{Mechanisms: []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}},
+		&SaslAuthenticateResponse{ErrorCode: ErrSaslAuthenticationFailed, ErrorMessage: "authentication failed"},
+		&SaslAuthenticateResponse{AuthBytes: []byte("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")},
 	}
 }
 
