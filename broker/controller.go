@@ -44,7 +44,7 @@ func (b *Broker) startController(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	b.fwd = &forwarder{clientID: "broker-" + strconv.Itoa(int(b.cfg.BrokerID)), timeout: defaultAdminTimeout}
+	b.fwd = &forwarder{clientID: "broker-" + strconv.Itoa(int(b.cfg.BrokerID)), login: b.brokerLogin, timeout: defaultAdminTimeout}
 	if b.cfg.Join != "" {
 		// Described every start: the cluster's brokers' addresses are
 		// what this broker forwards to before it holds metadata.
@@ -92,7 +92,7 @@ func (b *Broker) startController(ctx context.Context) error {
 func (b *Broker) describeJoin(ctx context.Context) ([]controller.Server, error) {
 	for {
 		var resp protocol.DescribeClusterResponse
-		err := call(ctx, b.cfg.Join, b.fwd.clientID, defaultAdminTimeout, &protocol.DescribeClusterRequest{}, &resp)
+		err := call(ctx, b.cfg.Join, b.fwd.clientID, b.fwd.login, defaultAdminTimeout, &protocol.DescribeClusterRequest{}, &resp)
 		if err == nil && resp.ErrorCode != protocol.NoError {
 			err = resp.ErrorCode.Err()
 		}

@@ -26,7 +26,9 @@ type forwarder struct {
 	store interface{ Metadata() *controller.Metadata }
 	// clientID names this broker in the leader's request logs.
 	clientID string
-	timeout  time.Duration // dial and exchange bound when ctx has none
+	// login authenticates each connection as a broker (authz.go).
+	login   loginFunc
+	timeout time.Duration // dial and exchange bound when ctx has none
 
 	mu    sync.Mutex
 	hints map[int32]string // broker id → client address, from Join
@@ -64,7 +66,7 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 		return nil, fmt.Errorf("broker %d: client address unknown: %w", to.ID, controller.ErrLeaderUnreachable)
 	}
 	var resp protocol.ControllerForwardResponse
-	err := call(ctx, addr, f.clientID, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
+	err := call(ctx, addr, f.clientID, f.login, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
 	switch {
 	case errors.Is(err, protocol.ErrNotSent):
 		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, err)
@@ -78,16 +80,17 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 	return resp.Payload, nil
 }
 
-// call sends one request to addr on a new connection and decodes the
-// answer into resp, within ctx's deadline or else timeout. A failure
-// before any byte of the request was written (a failure to connect
-// included) matches protocol.ErrNotSent.
-func call(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message) error {
-	return callVersion(ctx, addr, clientID, timeout, req, resp, 0)
+// call sends one request to addr on a new connection, after logging in
+// with login (nil: none), and decodes the answer into resp, within ctx's
+// deadline or else timeout. A failure before any byte of the request was
+// written (a failure to connect or to log in included) matches
+// protocol.ErrNotSent.
+func call(ctx context.Context, addr, clientID string, login loginFunc, timeout time.Duration, req, resp protocol.Message) error {
+	return callVersion(ctx, addr, clientID, login, timeout, req, resp, 0)
 }
 
 // callVersion is call at the given API version.
-func callVersion(ctx context.Context, addr, clientID string, timeout time.Duration, req, resp protocol.Message, version int16) error {
+func callVersion(ctx context.Context, addr, clientID string, login loginFunc, timeout time.Duration, req, resp protocol.Message, version int16) error {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(timeout)
@@ -99,5 +102,10 @@ func callVersion(ctx context.Context, addr, clientID string, timeout time.Durati
 	}
 	c := protocol.NewConn(ctx, nc, clientID, protocol.DefaultMaxFrameSize)
 	defer c.Close()
+	if login != nil {
+		if err := login(c, deadline); err != nil {
+			return fmt.Errorf("%w: %w", protocol.ErrNotSent, err)
+		}
+	}
 	return c.RoundTrip(deadline, req, resp, version)
 }

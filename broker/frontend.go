@@ -62,6 +62,10 @@ func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
 // Logger logs with the connection's remote address.
 func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
 
+// Session is the connection's identity and access (authz.go): a front
+// end runs its requests' checks through it.
+func (fc *FrontConn) Session() *Session { return &fc.c.sess }
+
 // Go runs f in a goroutine that the connection waits for before it
 // closes. f must return soon after Context is cancelled.
 func (fc *FrontConn) Go(f func()) {
@@ -101,6 +105,7 @@ func (b *Broker) ServeConn(ctx context.Context, nc net.Conn, fe FrontEnd) error 
 		return ErrConnRefused
 	}
 	c.fe, c.front = fe, FrontConn{c: c}
+	c.sess.frontEnd = true // the broker login is the sluice listener's only
 	b.connWG.Add(1)
 	b.mu.Unlock()
 	defer b.connWG.Done()

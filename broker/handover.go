@@ -264,7 +264,7 @@ func (b *Broker) electOn(ctx context.Context, id int32, br *controller.Broker, c
 		req.TimeoutMs = int32(min(time.Until(d), 5*time.Minute) / time.Millisecond)
 	}
 	var resp protocol.ElectLeadersResponse
-	err := callVersion(ctx, br.Addr, b.fwd.clientID, defaultAdminTimeout, req, &resp, 1)
+	err := callVersion(ctx, br.Addr, b.fwd.clientID, b.fwd.login, defaultAdminTimeout, req, &resp, 1)
 	if err == nil {
 		err = resp.ErrorCode.Err()
 	}

@@ -107,6 +107,10 @@ type Cluster struct {
 	proxies map[int32]*faultproxy.Proxy // with ClientProxies, of the running brokers
 }
 
+// Secret is the cluster secret of every test cluster: its brokers log in
+// to each other with it (broker.Security.ClusterSecret).
+const Secret = "testcluster secret: not for production"
+
 // Start starts n brokers and returns once every one is registered with
 // the controller; t.Cleanup stops them.
 func Start(t testing.TB, n int, opts Options) *Cluster {
@@ -174,6 +178,7 @@ func (c *Cluster) Config(id int32) broker.Config {
 		ControlledShutdownTimeout: 2 * time.Second,
 		LeaderRebalanceInterval:   -1,
 		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)),
+		Security:                  broker.Security{ClusterSecret: []byte(Secret)},
 	}
 	if int(id) <= c.opts.Voters {
 		cfg.Voters = c.voters
