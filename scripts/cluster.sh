@@ -98,12 +98,17 @@ cmd_up() {
 	for ((i = 1; i <= nvoters; i++)); do voters+="${voters:+,}$i@$(raft_addr "$i")"; done
 	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")"; done
 	echo "$addrs" >"$dir/brokers"
+	# The cluster secret the brokers log in to each other with
+	# (docs/security.md): made once per cluster directory.
+	if [ ! -s "$dir/cluster-secret" ]; then
+		(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/cluster-secret")
+	fi
 	if [ -n "${SLUICE_CLUSTER_OWNER:-}" ]; then start_watchdog "$dir" "$SLUICE_CLUSTER_OWNER"; fi
 	for ((i = 1; i <= n; i++)); do
 		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
 		for ((j = 1; j <= n; j++)); do ((j == i)) || seeds+="${seeds:+,}$(gossip_addr "$j")"; done
-		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --data-dir $b/data --log-format json"
+		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --data-dir $b/data --log-format json --cluster-secret-file $dir/cluster-secret"
 		if ((i <= nvoters)); then cmd+=" --voters $voters"; else cmd+=" --join $(client_addr 1)"; fi
 		if [ -n "$seeds" ]; then cmd+=" --gossip-seeds $seeds"; fi
 		if [ -n "${SLUICE_BROKER_ARGS:-}" ]; then cmd+=" $SLUICE_BROKER_ARGS"; fi

@@ -29,6 +29,7 @@ func newBrokerCmd() *cobra.Command {
 		configPath  string
 		printConfig bool
 		kafkaAddr   string
+		sec         brokerSecurity
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -128,6 +129,11 @@ serves.`,
   # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
   sluice broker --kafka-listen 127.0.0.1:9092
 
+  # SCRAM logins required, ACLs enforced, admin allowed everything
+  openssl rand -hex 32 > secret
+  sluice broker --cluster-secret-file secret --sasl-mechanisms SCRAM-SHA-512,SCRAM-SHA-256 \
+    --require-auth --authorizer --super-users User:admin
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -135,6 +141,9 @@ serves.`,
 			settings := cmd.LocalFlags()
 			sources, err := loadSettings(settings, configPath, lookupEnv)
 			if err != nil {
+				return err
+			}
+			if err := sec.apply(&cfg); err != nil {
 				return err
 			}
 			logger, err := broker.NewLogger(logFormat, logLevel)
@@ -204,6 +213,7 @@ serves.`,
 	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz, the web console at /); default: the listen host at the listen port + 3; '' or off: none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	sec.flags(f)
 	return cmd
 }
 

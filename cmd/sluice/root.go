@@ -20,6 +20,7 @@ const (
 type globals struct {
 	brokers string
 	timeout time.Duration
+	sasl    clientSASL
 }
 
 // clientOpts are the client options the globals set: the seeds, and the
@@ -27,8 +28,8 @@ type globals struct {
 // does not answer is left for the next one after a few seconds: the
 // client bounds each attempt while other brokers remain.)
 func (g *globals) clientOpts() []client.Opt {
-	return []client.Opt{client.SeedBrokers(g.brokerList()...), client.RequestTimeout(g.timeout),
-		client.DialTimeout(min(g.timeout, client.DefaultDialTimeout))}
+	return append([]client.Opt{client.SeedBrokers(g.brokerList()...), client.RequestTimeout(g.timeout),
+		client.DialTimeout(min(g.timeout, client.DefaultDialTimeout))}, g.sasl.opts()...)
 }
 
 // envTimeout is the default of --timeout: SLUICE_TIMEOUT, or
@@ -73,7 +74,13 @@ Every command takes --brokers (SLUICE_BROKERS), a comma-separated seed list,
 and --timeout (SLUICE_TIMEOUT, default 30s) for each request; a broker that
 does not answer is left for the next one after a few seconds:
 
-  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s`,
+  sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --timeout 10s
+
+On a cluster that requires authentication, log in with --sasl-mechanism,
+--sasl-user and --sasl-password-file (SLUICE_SASL_MECHANISM,
+SLUICE_SASL_USER, SLUICE_SASL_PASSWORD_FILE; docs/security.md):
+
+  sluice topic list --sasl-mechanism SCRAM-SHA-512 --sasl-user alice --sasl-password-file ~/.sluice-pw`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildInfo().Version, // --version
@@ -90,12 +97,13 @@ does not answer is left for the next one after a few seconds:
 		if g.timeout <= 0 {
 			return fmt.Errorf("--timeout %v: must be positive", g.timeout)
 		}
-		return nil
+		return g.sasl.resolve()
 	}
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", envOr("SLUICE_BROKERS", defaultBrokers),
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", timeout,
 		"how long to wait for a broker's answer to each request before giving up on it, and for connecting to the cluster at start (env SLUICE_TIMEOUT)")
+	g.sasl.flags(root.PersistentFlags())
 	root.AddCommand(
 		newBrokerCmd(),
 		newTopicCmd(g),
