@@ -90,6 +90,10 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrUnsupportedAssignor:      {112, false},
 	protocol.ErrStaleMemberEpoch:         {113, false},
 	protocol.ErrInvalidRegularExpression: {130, false},
+	protocol.ErrGroupAuthorizationFailed: {30, false},
+	protocol.ErrUnsupportedSaslMechanism: {33, false},
+	protocol.ErrIllegalSaslState:         {34, false},
+	protocol.ErrSaslAuthenticationFailed: {58, false},
 }
 
 // errorCode is the Kafka code and message a response carries for err
