@@ -69,6 +69,11 @@ const MinClusterSecret = 16
 // BrokerUser is the user name broker id logs in as.
 func BrokerUser(id int32) string { return "broker-" + strconv.Itoa(int(id)) }
 
+// OperatorUser is the user an operator holding the cluster secret logs in
+// as with the broker mechanism (Broker:operator), to create the first
+// users and ACLs of a cluster that requires authentication.
+const OperatorUser = "operator"
+
 // BrokerPassword is the password every broker of the cluster uses,
 // derived from the cluster secret.
 func BrokerPassword(secret []byte) string {
@@ -78,8 +83,11 @@ func BrokerPassword(secret []byte) string {
 }
 
 // BrokerPrincipal returns the principal of a broker user name, or false
-// for a name that is not "broker-<id>".
+// for a name that is not "broker-<id>" or OperatorUser.
 func BrokerPrincipal(user string) (Principal, bool) {
+	if user == OperatorUser {
+		return Principal{Type: PrincipalBroker, Name: OperatorUser}, true
+	}
 	id, ok := strings.CutPrefix(user, "broker-")
 	if !ok {
 		return Principal{}, false
