@@ -23,7 +23,10 @@
 # metrics and health: the client port + 3, the broker's default); BASE is
 # $SLUICE_CLUSTER_PORT (19000). Each broker's --gossip-seeds name every
 # other broker's gossip address. The first 3 brokers (or all, when N < 3)
-# are Raft voters; the others join as non-voters through broker 1.
+# are Raft voters; the others join as non-voters through broker 1. Every
+# broker gets --cluster-secret-file DIR/cluster-secret (made by the first
+# up: 32 random bytes, hex), which the brokers log in to each other with
+# and an operator can use (sluice --operator-secret-file DIR/cluster-secret).
 # $SLUICE_BROKER_ARGS, read by up, is appended to every broker's command
 # line (e.g. "--replica-max-lag 2s"); start reuses the command line up
 # wrote to DIR/I/cmd. The binary is $SLUICE_BIN, or is built into
