@@ -88,3 +88,35 @@ func TestSCRAMLibrdkafkaNonce(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCompatFinal feeds final messages that carry the server's nonce
+// after arbitrary bytes (the lenient path) with arbitrary attributes and
+// proofs: none may authenticate without the password, none may panic.
+func FuzzCompatFinal(f *testing.F) {
+	cred, err := NewCredential(ScramSHA256, "pw", MinIterations)
+	if err != nil {
+		f.Fatal(err)
+	}
+	creds := memCreds{"alice": cred}
+	f.Add([]byte("n,,n=alice,r=abc"), []byte("abc"), []byte("c=biws"), []byte(",p=AAAA"))
+	f.Add([]byte("n,,n=alice,r=abc"), []byte("x"), []byte("c=biws"), []byte(",e=1,p="+strings.Repeat("A", 44)))
+	f.Add([]byte("n,a=alice,n=alice,r=abc"), []byte("abc"), []byte("c=bixhbGljZSw="), []byte(",p=!!"))
+	f.Fuzz(func(t *testing.T, first, prefix, cbind, rest []byte) {
+		srv, err := NewServerExchange(ScramSHA256, creds, []byte("secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, err := srv.Step(first)
+		if err != nil {
+			return
+		}
+		nonce, _, _ := strings.Cut(strings.TrimPrefix(string(sf), "r="), ",")
+		final := string(cbind) + ",r=" + string(prefix) + nonce + string(rest)
+		if _, err := srv.Step([]byte(final)); err == nil {
+			t.Fatalf("authenticated without the password: %q then %q", first, final)
+		}
+		if _, ok := srv.Principal(); ok {
+			t.Fatal("principal after a failed exchange")
+		}
+	})
+}
