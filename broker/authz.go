@@ -102,7 +102,10 @@ type Session struct {
 	authed    bool // by SASL, a client certificate or as a broker
 	broker    bool // another broker of the cluster
 	tlsDone   bool // the TLS client certificate was looked at
-	frontEnd  bool // a front end's listener (Kafka): no broker login there
+	// certRefused: the client certificate maps to no principal; the
+	// connection is refused everything (never anonymous).
+	certRefused bool
+	frontEnd    bool // a front end's listener (Kafka): no broker login there
 
 	// SASL: the mechanism SaslHandshake chose and the exchange under way.
 	mech     auth.Mechanism
@@ -154,7 +157,8 @@ func (s *Session) checkTLS() {
 	p, ok, err := auth.PeerPrincipal(tc.ConnectionState(), s.b.authz.rules)
 	switch {
 	case err != nil:
-		s.b.logger.Info("client certificate maps to no principal", zap.String("remote", s.host), zap.Error(err))
+		s.certRefused = true
+		s.b.logger.Info("client certificate maps to no principal: refusing the connection's requests", zap.String("remote", s.host), zap.Error(err))
 	case ok:
 		s.principal, s.authed = p, true
 	}
@@ -162,9 +166,10 @@ func (s *Session) checkTLS() {
 
 // NeedsAuth reports whether a request of a key other than ApiVersions and
 // the SASL ones must be refused: the listener requires authentication and
-// the connection has not.
+// the connection has not, or its client certificate maps to no principal.
 func (s *Session) NeedsAuth() bool {
-	return s.b.cfg.Security.RequireAuth && !s.Authenticated()
+	authed := s.Authenticated()
+	return s.certRefused || (s.b.cfg.Security.RequireAuth && !authed)
 }
 
 // Mechanisms lists the SASL mechanisms the connection may use.
@@ -180,7 +185,7 @@ func (s *Session) Mechanisms() []string {
 // UNSUPPORTED_SASL_MECHANISM for one not offered (PLAIN without TLS
 // included) and ILLEGAL_SASL_STATE on a connection already authenticated.
 func (s *Session) Handshake(mech string) protocol.ErrorCode {
-	if s.Authenticated() {
+	if s.Authenticated() || s.certRefused {
 		return protocol.ErrIllegalSaslState
 	}
 	m := auth.Mechanism(mech)

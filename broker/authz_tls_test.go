@@ -36,6 +36,9 @@ func (principalEcho) Handle(fc *FrontConn, frame []byte) *Reply {
 	if fc.Session().Authenticated() {
 		p += " authenticated"
 	}
+	if fc.Session().NeedsAuth() {
+		p += " refused"
+	}
 	return &Reply{Frame: [][]byte{binary.BigEndian.AppendUint32(nil, uint32(len(p))), []byte(p)}}
 }
 
@@ -65,8 +68,8 @@ func cert(t *testing.T, cn string, ca *tls.Certificate, isCA bool) tls.Certifica
 
 // A connection on a TLS listener with a verified client certificate acts
 // as the principal --tls-principal-mapping gives its subject; without a
-// certificate, or with one no rule maps, it stays User:ANONYMOUS; over
-// plain TCP PLAIN is refused.
+// certificate it stays User:ANONYMOUS; one no rule maps is refused every
+// request, never anonymous; PLAIN is accepted over TLS only.
 func TestTLSClientCertificatePrincipal(t *testing.T) {
 	b := startBroker(t, "", func(c *Config) {
 		c.Security.TLSPrincipalMapping = "RULE:^CN=([a-z]+),O=Example$/$1/"
@@ -124,7 +127,7 @@ func TestTLSClientCertificatePrincipal(t *testing.T) {
 	if got := ask(); got != "User:ANONYMOUS" {
 		t.Fatalf("without a certificate: %q", got)
 	}
-	if got := ask(cert(t, "Bob Smith", &ca, false)); got != "User:ANONYMOUS" {
+	if got := ask(cert(t, "Bob Smith", &ca, false)); got != "User:ANONYMOUS refused" {
 		t.Fatalf("with a certificate no rule maps: %q", got)
 	}
 
