@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -67,24 +68,35 @@ func (s *Server) handleSASL(fc *broker.FrontConn, frame []byte) (r *broker.Reply
 	return nil, false
 }
 
-// sasl answers SaslHandshake or SaslAuthenticate.
-func (s *Server) sasl(fc *broker.FrontConn, h header, body []byte) *broker.Reply {
-	vr := saslTable[h.key]
-	req := kmsg.RequestForKey(h.key)
-	if h.version < vr.Min || h.version > vr.Max {
-		fc.Logger().Info("kafka: closing connection: SASL request version not served", zap.Int16("api_key", h.key), zap.Int16("api_version", h.version))
-		return &broker.Reply{Close: true}
+// errSASLVersion refuses a SASL request of a version not served.
+var errSASLVersion = errors.New("SASL request version not served")
+
+// decodeSASL reads a SaslHandshake or SaslAuthenticate body (after the
+// header's client id); FuzzDecodeSASL exercises it.
+func decodeSASL(h header, body []byte) (kmsg.Request, error) {
+	vr, ok := saslTable[h.key]
+	if !ok || h.version < vr.Min || h.version > vr.Max {
+		return nil, errSASLVersion
 	}
+	req := kmsg.RequestForKey(h.key)
 	req.SetVersion(h.version)
 	var err error
 	if req.IsFlexible() {
-		body, err = skipTags(body)
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
 	}
-	if err == nil {
-		err = req.ReadFrom(body)
+	if err := req.ReadFrom(body); err != nil {
+		return nil, err
 	}
+	return req, nil
+}
+
+// sasl answers SaslHandshake or SaslAuthenticate.
+func (s *Server) sasl(fc *broker.FrontConn, h header, body []byte) *broker.Reply {
+	req, err := decodeSASL(h, body)
 	if err != nil {
-		fc.Logger().Info("kafka: closing connection: malformed SASL request", zap.Error(err))
+		fc.Logger().Info("kafka: closing connection: SASL request", zap.Int16("api_key", h.key), zap.Int16("api_version", h.version), zap.Error(err))
 		return &broker.Reply{Close: true}
 	}
 	sess := fc.Session()
