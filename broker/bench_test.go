@@ -68,23 +68,29 @@ func BenchmarkProduce(b *testing.B) {
 			br := startBroker(b, "", nil)
 			c := dial(b, br.Addr())
 			c.createTopic("bench", 1)
-			batch := benchBatch(b, n, size)
-			frame := encoded(b, produceRequest("bench", 0, protocol.AcksLeader, batch))
-			var resp protocol.ProduceResponse
-			var dec protocol.Decoder
-			b.SetBytes(int64(len(batch)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			pipeline(b, c, frame, 8, func(body []byte) {
-				dec.Reset(body)
-				if err := resp.Decode(&dec, 0); err != nil || resp.Topics[0].Partitions[0].ErrorCode != protocol.NoError {
-					b.Fatalf("produce: %v %+v", err, resp)
-				}
-			})
-			b.StopTimer()
-			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
+			benchProduce(b, c, n, size)
 		})
 	}
+}
+
+// benchProduce produces b.N batches of n records of size bytes to topic
+// bench, pipelined 8 deep, and reports records/s.
+func benchProduce(b *testing.B, c *testClient, n, size int) {
+	batch := benchBatch(b, n, size)
+	frame := encoded(b, produceRequest("bench", 0, protocol.AcksLeader, batch))
+	var resp protocol.ProduceResponse
+	var dec protocol.Decoder
+	b.SetBytes(int64(len(batch)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	pipeline(b, c, frame, 8, func(body []byte) {
+		dec.Reset(body)
+		if err := resp.Decode(&dec, 0); err != nil || resp.Topics[0].Partitions[0].ErrorCode != protocol.NoError {
+			b.Fatalf("produce: %v %+v", err, resp)
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
 }
 
 // BenchmarkFetch reads a log of ~64 MiB over and over, 1 MiB per fetch.
@@ -187,21 +193,7 @@ func BenchmarkProduceAuthorizer(b *testing.B) {
 					b.Fatalf("login: %v", code)
 				}
 				c.createTopic("bench", 1)
-				batch := benchBatch(b, records, 100)
-				frame := encoded(b, produceRequest("bench", 0, protocol.AcksLeader, batch))
-				var resp protocol.ProduceResponse
-				var dec protocol.Decoder
-				b.SetBytes(int64(len(batch)))
-				b.ReportAllocs()
-				b.ResetTimer()
-				pipeline(b, c, frame, 8, func(body []byte) {
-					dec.Reset(body)
-					if err := resp.Decode(&dec, 0); err != nil || resp.Topics[0].Partitions[0].ErrorCode != protocol.NoError {
-						b.Fatalf("produce: %v %+v", err, resp)
-					}
-				})
-				b.StopTimer()
-				b.ReportMetric(float64(b.N*records)/b.Elapsed().Seconds(), "records/s")
+				benchProduce(b, c, records, 100)
 			})
 		}
 	}
