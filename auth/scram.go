@@ -139,6 +139,13 @@ type ServerExchange struct {
 	known bool
 	done  bool
 	user  string
+	// cred is the credential the exchange runs against (made up when not
+	// known); first and reply are the client-first message and the
+	// server-first answer, for the lenient final step (scram_compat.go).
+	cred         Credential
+	first, reply string
+	steps        int
+	compatValid  bool
 }
 
 // NewServerExchange starts an exchange for mechanism m. secret is the
@@ -152,6 +159,7 @@ func NewServerExchange(m Mechanism, creds Credentials, secret []byte) (*ServerEx
 	srv, err := h.NewServer(func(user string) (scram.StoredCredentials, error) {
 		e.user = user
 		c, found := creds.Credential(user, m)
+		defer func() { e.cred = c }()
 		if found && c.Validate() == nil {
 			e.known = true
 		} else {
@@ -193,7 +201,17 @@ func (e *ServerExchange) Step(msg []byte) ([]byte, error) {
 		e.done = true
 		return nil, fmt.Errorf("%w: a SASL message of %d bytes (at most %d)", ErrAuthenticationFailed, len(msg), MaxSASLMessage)
 	}
+	e.steps++
+	if e.steps == 2 {
+		if resp, ok, err := e.compatFinal(string(msg)); ok {
+			e.done = true
+			return resp, err
+		}
+	}
 	resp, err := e.conv.Step(string(msg))
+	if e.steps == 1 {
+		e.first, e.reply = string(msg), resp
+	}
 	if err != nil {
 		e.done = true
 		return nil, fmt.Errorf("%w: user %q: %v", ErrAuthenticationFailed, e.user, err)
@@ -212,7 +230,7 @@ func (e *ServerExchange) Done() bool { return e.done }
 
 // Principal is the authenticated principal, once the exchange succeeded.
 func (e *ServerExchange) Principal() (Principal, bool) {
-	if !e.done || !e.known || !e.conv.Valid() {
+	if !e.done || !e.known || !(e.conv.Valid() || e.compatValid) {
 		return Principal{}, false
 	}
 	return User(e.user), true

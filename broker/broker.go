@@ -83,6 +83,9 @@ type Broker struct {
 	// panics counts handler panics recovered (the fuzz target asserts none).
 	panics atomic.Int64
 
+	// authz is authentication and authorization (authz.go).
+	authz *authzCore
+
 	// producerIDs hands out producer ids from this broker's block
 	// (InitProducerID).
 	producerIDs *producerIDs
@@ -145,6 +148,7 @@ func New(cfg Config) (*Broker, error) {
 		conns:      map[*conn]struct{}{},
 		groups:     newCoordinators(),
 	}
+	b.authz = newAuthzCore(&b.cfg.Security)
 	// Clients are served once the node is started and this broker
 	// registered: the node and the epoch are there by the first call.
 	b.producerIDs = newProducerIDs(cfg.ProducerIDBlockSize, func(ctx context.Context, count int32) (controller.ProducerIDBlock, error) {
@@ -224,6 +228,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		fetchWait:   b.cfg.ReplicaFetchWait,
 		clientID:    "replica-" + strconv.Itoa(int(b.cfg.BrokerID)),
 		dial:        b.peerDial(),
+		login:       b.brokerLogin,
 	})
 	b.parts.producerLimit = replica.NewProducerLimit(b.cfg.ProducerIDMax, nil, b.logger)
 	b.parts.throttle = newMoveThrottle(controller.NewMetadata().ReassignmentThrottle(), nil)

@@ -285,6 +285,9 @@ type Config struct {
 	// counts as a machine crash.
 	BootIDFile string
 
+	// Security is authentication and authorization (authz_config.go).
+	Security Security
+
 	// Logger receives structured logs. Default zap.NewNop().
 	Logger *zap.Logger
 	// Observer receives timed events for metrics: request stage
@@ -556,6 +559,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Group.Validate(); err != nil {
 		return fmt.Errorf("%w: Group: %w", ErrConfig, err)
+	}
+	if err := c.Security.validate(len(voters) > 1 || c.Join != ""); err != nil {
+		return err
 	}
 	if err := controller.ValidateConfigs(c.TopicDefaults); err != nil {
 		return fmt.Errorf("%w: TopicDefaults: %w", ErrConfig, err)

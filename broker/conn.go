@@ -63,6 +63,9 @@ type conn struct {
 
 	polls sync.WaitGroup // long-poll fetch goroutines (and a front end's, FrontConn.Go)
 
+	// sess is who the connection is and what it may do (authz.go).
+	sess Session
+
 	// fe answers the requests of a front end's connection (ServeConn);
 	// nil on the sluice listener.
 	fe    FrontEnd
@@ -137,7 +140,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(b.connCtx)
 	remote := nc.RemoteAddr().String()
 	n := b.cfg.MaxInflightPerConn
-	return &conn{
+	c := &conn{
 		b:         b,
 		nc:        nc,
 		remote:    remote,
@@ -153,6 +156,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		slots:     make(chan struct{}, n),
 		bytes:     newBudget(b.cfg.MaxInflightBytesPerConn),
 	}
+	c.sess.init(b, nc, remoteIP(nc.RemoteAddr()))
+	return c
 }
 
 // serve runs the connection until it ends; it returns once every

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -180,6 +181,11 @@ func (c *conn) interBroker(h *protocol.RequestHeader, body []byte) bool {
 	switch h.Key {
 	case protocol.ControllerForward:
 		return true
+	case protocol.SaslHandshake:
+		// A broker logs in first; the login itself proves it is one
+		// (authz.go), and a connection that fails it is closed.
+		var r protocol.SaslHandshakeRequest
+		return r.Decode(&c.dec, h.Version) == nil && auth.Mechanism(r.Mechanism) == auth.BrokerMechanism
 	case protocol.Fetch:
 		var r protocol.FetchRequest
 		if r.Decode(&c.dec, h.Version) != nil {

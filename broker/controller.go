@@ -44,7 +44,7 @@ func (b *Broker) startController(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	b.fwd = &forwarder{clientID: "broker-" + strconv.Itoa(int(b.cfg.BrokerID)), timeout: defaultAdminTimeout, tls: b.cfg.TLS}
+	b.fwd = &forwarder{clientID: "broker-" + strconv.Itoa(int(b.cfg.BrokerID)), login: b.brokerLogin, timeout: defaultAdminTimeout, tls: b.cfg.TLS}
 	if b.cfg.Join != "" {
 		// Described every start: the cluster's brokers' addresses are
 		// what this broker forwards to before it holds metadata.

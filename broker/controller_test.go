@@ -163,7 +163,8 @@ func TestStartWithoutQuorum(t *testing.T) {
 	absent.Close()
 	b, err := New(Config{ListenAddr: "127.0.0.1:0", DataDir: t.TempDir(), RaftListener: ln,
 		Voters:               "1@" + ln.Addr().String() + ",2@" + absentAddr,
-		RaftHeartbeatTimeout: 50 * time.Millisecond, RaftElectionTimeout: 50 * time.Millisecond})
+		RaftHeartbeatTimeout: 50 * time.Millisecond, RaftElectionTimeout: 50 * time.Millisecond,
+		Security: Security{ClusterSecret: []byte("a cluster secret of 32 bytes....")}})
 	if err != nil {
 		t.Fatal(err)
 	}

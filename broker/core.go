@@ -127,6 +127,10 @@ type Fetch struct {
 	// Kafka's current_leader_epoch does: an epoch below the leader's is
 	// FENCED_LEADER_EPOCH, above it UNKNOWN_LEADER_EPOCH (-1: not checked).
 	ConsumerEpochs bool
+	// Session is the connection fetching: a consumer needs read on each
+	// topic, a follower must be a broker (authz.go). Nil: not checked (a
+	// caller inside the broker).
+	Session *Session
 
 	wake chan struct{} // signalled by the partitions' notify
 }
@@ -168,6 +172,7 @@ func (f *Fetch) Reset() {
 	f.Parts = f.Parts[:0]
 	f.Follower = nil
 	f.ConsumerEpochs = false
+	f.Session = nil
 	if f.wake != nil {
 		select {
 		case <-f.wake:
@@ -181,8 +186,20 @@ func (f *Fetch) Reset() {
 // partition has an error. Otherwise the caller releases the Views (or
 // not) and calls WaitFetch.
 func (b *Broker) StartFetch(f *Fetch) bool {
+	var denied error
 	for i := range f.Parts {
 		fp := &f.Parts[i]
+		if s := f.Session; s != nil && (i == 0 || fp.Topic != f.Parts[i-1].Topic) {
+			if f.Follower != nil {
+				denied = s.BrokerOnly()
+			} else {
+				denied = s.CanRead(fp.Topic)
+			}
+		}
+		if denied != nil {
+			fp.p, fp.Err = nil, denied
+			continue
+		}
 		fp.p, fp.Err = b.partitionFor(fp.Topic, fp.Partition)
 	}
 	return f.read()

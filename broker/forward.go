@@ -27,7 +27,9 @@ type forwarder struct {
 	store interface{ Metadata() *controller.Metadata }
 	// clientID names this broker in the leader's request logs.
 	clientID string
-	timeout  time.Duration // dial and exchange bound when ctx has none
+	// login authenticates each connection as a broker (authz.go).
+	login   loginFunc
+	timeout time.Duration // dial and exchange bound when ctx has none
 	// tls is TLS on the dials to other brokers (Config.TLS); nil: plain.
 	tls *auth.Transport
 
@@ -81,10 +83,11 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 	return resp.Payload, nil
 }
 
-// call sends one request to addr on a new connection and decodes the
-// answer into resp, within ctx's deadline or else timeout. A failure
-// before any byte of the request was written (a failure to connect
-// included) matches protocol.ErrNotSent.
+// call sends one request to addr on a new connection, after logging in
+// as a broker (nil login: none), and decodes the answer into resp, within
+// ctx's deadline or else timeout. A failure before any byte of the
+// request was written (a failure to connect or to log in included)
+// matches protocol.ErrNotSent.
 func (f *forwarder) call(ctx context.Context, addr string, timeout time.Duration, req, resp protocol.Message) error {
 	return f.callVersion(ctx, addr, timeout, req, resp, 0)
 }
@@ -102,6 +105,11 @@ func (f *forwarder) callVersion(ctx context.Context, addr string, timeout time.D
 	}
 	c := protocol.NewConn(ctx, nc, f.clientID, protocol.DefaultMaxFrameSize)
 	defer c.Close()
+	if f.login != nil {
+		if err := f.login(c, deadline); err != nil {
+			return fmt.Errorf("%w: %w", protocol.ErrNotSent, err)
+		}
+	}
 	return c.RoundTrip(deadline, req, resp, version)
 }
 

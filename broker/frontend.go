@@ -66,6 +66,10 @@ func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
 // host, as the sluice protocol's handlers record it).
 func (fc *FrontConn) RemoteHost() string { return fc.c.ip }
 
+// Session is the connection's identity and access (authz.go): a front
+// end runs its requests' checks through it.
+func (fc *FrontConn) Session() *Session { return &fc.c.sess }
+
 // Go runs f in a goroutine that the connection waits for before it
 // closes. f must return soon after Context is cancelled.
 func (fc *FrontConn) Go(f func()) {
@@ -105,6 +109,7 @@ func (b *Broker) ServeConn(ctx context.Context, nc net.Conn, fe FrontEnd) error 
 		return ErrConnRefused
 	}
 	c.fe, c.front = fe, FrontConn{c: c}
+	c.sess.frontEnd = true // the broker login is the sluice listener's only
 	b.connWG.Add(1)
 	b.mu.Unlock()
 	defer b.connWG.Done()

@@ -73,6 +73,13 @@ func (c *conn) handle(req *request) (resp *response) {
 		c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
 		return resp
 	}
+	if code := c.gate(h); code != protocol.NoError {
+		// Definite: nothing was done. The connection stays open (a
+		// client may still log in on it): closing it with requests
+		// unread would reset it and lose this answer.
+		c.errorResponse(resp, h, code)
+		return resp
+	}
 	if hook := c.b.testHook; hook != nil {
 		hook(h.Key)
 	}
@@ -97,11 +104,13 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
 		return nil
 	}
-	if !c.b.ready.Load() && h.Key != protocol.APIVersions && h.Key != protocol.ControllerForward {
+	if !c.b.ready.Load() && h.Key != protocol.APIVersions && h.Key != protocol.ControllerForward &&
+		h.Key != protocol.SaslHandshake && h.Key != protocol.SaslAuthenticate {
 		// Starting: the controller's metadata may lag until this broker is
 		// registered, and an answer from it would be wrong (a topic
 		// reported unknown). Only other brokers' forwarded writes, which
-		// this broker may be the leader for, are served meanwhile.
+		// this broker may be the leader for, are served meanwhile (after
+		// their broker login).
 		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
 		return nil
 	}
@@ -179,6 +188,10 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleDescribeUserScramCredentials(h, resp)
 	case protocol.AlterUserScramCredentials:
 		return c.handleAlterUserScramCredentials(h, resp)
+	case protocol.SaslHandshake:
+		return c.handleSaslHandshake(h, resp)
+	case protocol.SaslAuthenticate:
+		return c.handleSaslAuthenticate(h, resp)
 	}
 	// Supported by the protocol package but not served by this broker.
 	c.errorResponse(resp, h, protocol.ErrUnsupportedVersion)
@@ -222,6 +235,12 @@ func (c *conn) handleMetadata(h *protocol.RequestHeader, resp *response) error {
 		names = md.TopicNames()
 	}
 	for _, name := range names {
+		if c.sess.CanDescribe(name) != nil {
+			if !req.AllTopics {
+				out.Topics = append(out.Topics, protocol.TopicMetadata{ErrorCode: protocol.ErrTopicAuthorizationFailed, Name: name})
+			}
+			continue // a topic the caller may not describe is left out
+		}
 		t, ok := md.Topics[name]
 		if !ok {
 			code := protocol.ErrUnknownTopicOrPartition

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -41,7 +42,17 @@ func (c *conn) handleCreateTopics(h *protocol.RequestHeader, resp *response) err
 			topics[i].Configs = append(topics[i].Configs, TopicConfig{Name: kv.Name, Value: kv.Value})
 		}
 	}
-	errs := c.b.CreateTopics(ctx, topics, req.ValidateOnly)
+	errs := make([]error, len(topics))
+	var allowed []NewTopic
+	var at []int // allowed[k] answers errs[at[k]]
+	for i, t := range topics {
+		if errs[i] = c.sess.CanCreateTopic(t.Name); errs[i] == nil {
+			allowed, at = append(allowed, t), append(at, i)
+		}
+	}
+	for k, err := range c.b.CreateTopics(ctx, allowed, req.ValidateOnly) {
+		errs[at[k]] = err
+	}
 	out := protocol.CreateTopicsResponse{Topics: make([]protocol.TopicError, len(req.Topics))}
 	for i, t := range req.Topics {
 		out.Topics[i].Name = t.Name
@@ -59,7 +70,17 @@ func (c *conn) handleDeleteTopics(h *protocol.RequestHeader, resp *response) err
 	}
 	ctx, cancel := adminContext(req.TimeoutMs)
 	defer cancel()
-	errs := c.b.DeleteTopics(ctx, req.Topics)
+	errs := make([]error, len(req.Topics))
+	var allowed []string
+	var at []int // allowed[k] answers errs[at[k]]
+	for i, name := range req.Topics {
+		if errs[i] = c.sess.CanDeleteTopic(name); errs[i] == nil {
+			allowed, at = append(allowed, name), append(at, i)
+		}
+	}
+	for k, err := range c.b.DeleteTopics(ctx, allowed) {
+		errs[at[k]] = err
+	}
 	out := protocol.DeleteTopicsResponse{Topics: make([]protocol.TopicError, len(req.Topics))}
 	for i, name := range req.Topics {
 		out.Topics[i].Name = name
@@ -92,9 +113,13 @@ func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) 
 		var err error
 		switch {
 		case isCluster(r.Type, r.Name):
-			values = c.b.DescribeClusterConfigs(r.ConfigNames)
+			if err = c.sess.CanCluster(auth.OpDescribeConfigs); err == nil {
+				values = c.b.DescribeClusterConfigs(r.ConfigNames)
+			}
 		case r.Type == protocol.ResourceTopic:
-			values, err = c.b.DescribeTopicConfigs(r.Name, r.ConfigNames)
+			if err = c.sess.CanDescribeConfigs(r.Name); err == nil {
+				values, err = c.b.DescribeTopicConfigs(r.Name, r.ConfigNames)
+			}
 		default:
 			err = &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: errTopicResourcesOnly.Error()}
 		}
@@ -128,6 +153,10 @@ func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) err
 		res.Type, res.Name = r.Type, r.Name
 		if r.Type != protocol.ResourceTopic && !isCluster(r.Type, r.Name) {
 			res.ErrorCode, res.ErrorMessage = protocol.ErrInvalidRequest, errTopicResourcesOnly.Error()
+			continue
+		}
+		if err := c.sess.CanAlterConfigs(r.Name); err != nil {
+			res.ErrorCode, res.ErrorMessage = ErrorCode(err)
 			continue
 		}
 		change, err := alteration(r)

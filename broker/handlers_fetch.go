@@ -51,6 +51,7 @@ func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 	}
 	st.hdr = *h
 	st.toCore()
+	st.fetch.Session = &c.sess
 	enough := c.b.StartFetch(&st.fetch)
 	resp.fetch = st
 	if enough || st.req.MaxWaitMs <= 0 || c.ctx.Err() != nil {

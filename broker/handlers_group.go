@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/protocol"
 )
@@ -30,6 +31,10 @@ func (c *conn) handleFindCoordinator(h *protocol.RequestHeader, resp *response) 
 	if req.KeyType != protocol.CoordinatorGroup {
 		out.ErrorCode, out.ErrorMessage = protocol.ErrInvalidRequest, "unknown coordinator key type "+strconv.Itoa(int(req.KeyType))
 		c.encode(resp, h, &out)
+		return nil
+	}
+	if err := c.sess.CanGroup(req.CoordinatorKey, auth.OpDescribe); err != nil {
+		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
 		return nil
 	}
 	ctx, cancel := adminContext(0)
@@ -67,6 +72,10 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 	if req.RebalanceTimeoutMs < 0 {
 		hb.RebalanceTimeout = 0
 	}
+	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
+		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
+		return nil
+	}
 	ctx, cancel := groupContext()
 	defer cancel()
 	res, err := c.b.GroupHeartbeat(ctx, hb)
@@ -88,6 +97,17 @@ func (c *conn) handleOffsetCommit(h *protocol.RequestHeader, resp *response) err
 		oc.Topics[i] = group.CommitTopic{Topic: t.Name, Partitions: make([]group.CommitPartition, len(t.Partitions))}
 		for j, p := range t.Partitions {
 			oc.Topics[i].Partitions[j] = group.CommitPartition{Partition: p.Partition, Offset: p.Offset, LeaderEpoch: p.LeaderEpoch, Metadata: p.Metadata}
+		}
+	}
+	// Read on the group and on every topic, or nothing is committed.
+	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
+		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
+		return nil
+	}
+	for _, t := range req.Topics {
+		if err := c.sess.CanRead(t.Name); err != nil {
+			c.errorResponse(resp, h, protocol.ErrTopicAuthorizationFailed)
+			return nil
 		}
 	}
 	ctx, cancel := groupContext()
@@ -113,6 +133,10 @@ func (c *conn) handleOffsetFetch(h *protocol.RequestHeader, resp *response) erro
 	var req protocol.OffsetFetchRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
+	}
+	if err := c.sess.CanGroup(req.GroupID, auth.OpDescribe); err != nil {
+		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
+		return nil
 	}
 	of := group.OffsetFetch{GroupID: req.GroupID, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch}
 	if !req.AllTopics {
@@ -142,6 +166,9 @@ func (c *conn) handleListGroups(h *protocol.RequestHeader, resp *response) error
 	}
 	out := protocol.ListGroupsResponse{Groups: []protocol.ListedGroup{}}
 	for _, g := range c.b.ListGroups() {
+		if c.sess.CanGroup(g.GroupID, auth.OpDescribe) != nil {
+			continue // listed only to those who may describe it
+		}
 		if (len(req.States) == 0 || slices.Contains(req.States, g.State)) && (len(req.Types) == 0 || slices.Contains(req.Types, g.Type)) {
 			out.Groups = append(out.Groups, protocol.ListedGroup{GroupID: g.GroupID, Type: g.Type, State: g.State})
 		}
@@ -158,6 +185,9 @@ func (c *conn) handleConsumerGroupDescribe(h *protocol.RequestHeader, resp *resp
 	out := protocol.ConsumerGroupDescribeResponse{Groups: make([]protocol.DescribedGroup, len(req.GroupIDs))}
 	for i, id := range req.GroupIDs {
 		d, err := c.b.DescribeGroup(id)
+		if aerr := c.sess.CanGroup(id, auth.OpDescribe); aerr != nil {
+			d, err = group.Description{}, aerr
+		}
 		typ := protocol.GroupTypeConsumer
 		if d.Type == group.TypeClassic { // a Kafka client's (the Kafka listener's classic protocol)
 			typ = protocol.GroupTypeClassic
@@ -183,7 +213,17 @@ func (c *conn) handleDeleteGroups(h *protocol.RequestHeader, resp *response) err
 	}
 	ctx, cancel := groupContext()
 	defer cancel()
-	errs := c.b.DeleteGroups(ctx, req.GroupIDs)
+	errs := make([]error, len(req.GroupIDs))
+	var allowed []string
+	var at []int // allowed[k] answers errs[at[k]]
+	for i, id := range req.GroupIDs {
+		if errs[i] = c.sess.CanGroup(id, auth.OpDelete); errs[i] == nil {
+			allowed, at = append(allowed, id), append(at, i)
+		}
+	}
+	for k, err := range c.b.DeleteGroups(ctx, allowed) {
+		errs[at[k]] = err
+	}
 	out := protocol.DeleteGroupsResponse{Results: make([]protocol.GroupResult, len(req.GroupIDs))}
 	for i, id := range req.GroupIDs {
 		out.Results[i].GroupID = id

@@ -28,7 +28,11 @@ func (c *conn) handleListOffsets(h *protocol.RequestHeader, resp *response) erro
 }
 
 func (c *conn) listOffset(topic string, q *protocol.ListOffsetsPartition) protocol.ListOffsetsPartitionResponse {
-	at, err := c.b.ListOffset(topic, q.Partition, q.Timestamp)
+	err := c.sess.CanDescribe(topic)
+	var at OffsetAt
+	if err == nil {
+		at, err = c.b.ListOffset(topic, q.Partition, q.Timestamp)
+	}
 	r := protocol.ListOffsetsPartitionResponse{Partition: q.Partition, Timestamp: at.Timestamp, Offset: at.Offset, LeaderEpoch: at.LeaderEpoch}
 	r.ErrorCode, _ = ErrorCode(err)
 	return r

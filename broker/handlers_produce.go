@@ -34,8 +34,14 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 		t, ot := &req.Topics[i], &out.Topics[i]
 		ot.Name = t.Name
 		ot.Partitions = resize(ot.Partitions, len(t.Partitions))
+		denied := c.sess.CanWrite(t.Name) // once per topic: nothing of a denied one is appended
 		for j := range t.Partitions {
 			pp, op := &t.Partitions[j], &ot.Partitions[j]
+			if denied != nil {
+				*op = protocol.ProducePartitionResponse{Partition: pp.Partition, BaseOffset: -1, LogAppendTime: -1, LogStartOffset: -1}
+				op.ErrorCode, op.ErrorMessage = ErrorCode(denied)
+				continue
+			}
 			a, err := c.b.Append(t.Name, pp.Partition, pp.Records, Acks(req.Acks))
 			*op = protocol.ProducePartitionResponse{Partition: pp.Partition, BaseOffset: a.BaseOffset,
 				LogAppendTime: -1, LogStartOffset: a.LogStartOffset}

@@ -15,7 +15,10 @@ func (c *conn) handleInitProducerID(h *protocol.RequestHeader, resp *response) e
 		return errMalformed{err}
 	}
 	out := protocol.InitProducerIDResponse{ProducerID: -1, ProducerEpoch: -1}
-	id, epoch, err := c.b.InitProducerID(c.ctx, req.ProducerID, req.ProducerEpoch)
+	id, epoch, err := int64(-1), int16(-1), c.sess.CanIdempotentWrite()
+	if err == nil {
+		id, epoch, err = c.b.InitProducerID(c.ctx, req.ProducerID, req.ProducerEpoch)
+	}
 	if err != nil {
 		// The response has no room for the detail: log it.
 		var detail string

@@ -17,6 +17,10 @@ func (c *conn) handleOffsetForLeaderEpoch(h *protocol.RequestHeader, resp *respo
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
+	if req.ReplicaID >= 0 && c.sess.BrokerOnly() != nil {
+		c.errorResponse(resp, h, protocol.ErrClusterAuthorizationFailed)
+		return nil
+	}
 	out := protocol.OffsetForLeaderEpochResponse{Topics: make([]protocol.OffsetForLeaderEpochTopicResult, len(req.Topics))}
 	for i, t := range req.Topics {
 		ot := &out.Topics[i]
@@ -31,9 +35,11 @@ func (c *conn) handleOffsetForLeaderEpoch(h *protocol.RequestHeader, resp *respo
 }
 
 func (c *conn) epochEndOffset(topic string, q protocol.OffsetForLeaderEpochPartition) protocol.EpochEndOffset {
-	r := protocol.EpochEndOffset{Partition: q.Partition}
-	var err error
-	r.LeaderEpoch, r.EndOffset, err = c.b.EpochEndOffset(topic, q.Partition, q.CurrentLeaderEpoch, q.LeaderEpoch)
+	r := protocol.EpochEndOffset{Partition: q.Partition, LeaderEpoch: -1, EndOffset: -1}
+	err := c.sess.CanDescribe(topic)
+	if err == nil {
+		r.LeaderEpoch, r.EndOffset, err = c.b.EpochEndOffset(topic, q.Partition, q.CurrentLeaderEpoch, q.LeaderEpoch)
+	}
 	r.ErrorCode, _ = ErrorCode(err)
 	return r
 }
@@ -84,6 +90,10 @@ func (c *conn) handleElectLeaders(h *protocol.RequestHeader, resp *response) err
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	out := protocol.ElectLeadersResponse{}
+	if req.LeaderOnly && c.sess.BrokerOnly() != nil {
+		c.errorResponse(resp, h, protocol.ErrClusterAuthorizationFailed)
+		return nil
+	}
 	if req.LeaderOnly {
 		// Another broker runs the election and asks this one, the
 		// leader, to hand over its own partitions: answer for those,

@@ -34,6 +34,7 @@ type replication struct {
 	maxLag      time.Duration
 	fetchWait   time.Duration
 	clientID    string
+	login       loginFunc // authenticates each connection to a leader
 	logger      *zap.Logger
 	// dial opens the fetchers' connections to leaders (TLS with
 	// Config.TLS); nil: plain TCP.
@@ -56,7 +57,7 @@ func (r *replication) assign(leader int32, tp replica.TopicPartition, epoch int3
 		ft = replica.StartFetcher(replica.FetcherConfig{
 			Leader: leader, Self: r.self, BrokerEpoch: r.brokerEpoch,
 			Addr:     func() (string, bool) { return r.addr(leader) },
-			ClientID: r.clientID, MaxWait: r.fetchWait, Logger: r.logger,
+			ClientID: r.clientID, MaxWait: r.fetchWait, Logger: r.logger, Login: r.login,
 			Timeout: fetchTimeout(r.maxLag), Dial: r.dial,
 		})
 		r.fetchers[leader] = ft

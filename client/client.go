@@ -242,8 +242,8 @@ func New(ctx context.Context, opts ...Opt) (*Client, error) {
 func (c *Client) bootstrap(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		err := c.refreshMetadata(ctx)
-		if err == nil || attempt >= c.cfg.requestRetries || ctx.Err() != nil {
-			return err
+		if err == nil || attempt >= c.cfg.requestRetries || ctx.Err() != nil || errors.Is(err, ErrAuthentication) {
+			return err // refused credentials are refused by every seed
 		}
 		if serr := c.sleep(ctx, c.backoff(attempt+1)); serr != nil {
 			return err

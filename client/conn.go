@@ -105,7 +105,11 @@ func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
 	writerDone := make(chan struct{})
 	go c.writeLoop(writerDone)
 	go c.readLoop(writerDone)
-	if err := c.negotiate(dctx); err != nil {
+	err = c.negotiate(dctx)
+	if err == nil && cfg.sasl != nil {
+		err = c.login(dctx, cfg.sasl)
+	}
+	if err != nil {
 		c.close()
 		if cfg.tls == nil && auth.ClosedByPeer(err) {
 			// A TLS listener closes a connection whose first bytes are
@@ -114,7 +118,8 @@ func dialConn(ctx context.Context, cfg *config, addr string) (*conn, error) {
 		}
 		// Whatever the negotiation met, the request the caller dialled
 		// for was never sent: a produce that fails here is definite.
-		return nil, &connError{addr: addr, err: err}
+		// Refused credentials are final: trying again fails the same way.
+		return nil, &connError{addr: addr, err: err, final: errors.Is(err, ErrAuthentication)}
 	}
 	return c, nil
 }

@@ -28,6 +28,7 @@ type config struct {
 	requestRetries int
 	metadataMaxAge time.Duration
 	maxFrameBytes  int
+	sasl           *saslConfig // nil: no authentication
 
 	// producer
 	linger           time.Duration
@@ -110,6 +111,8 @@ func (c *config) validate() error {
 	switch {
 	case len(c.seeds) == 0:
 		return bad("SeedBrokers", "at least one broker address is required")
+	case c.sasl != nil && c.sasl.validate() != nil:
+		return bad("SASL", "%v", c.sasl.validate())
 	case c.dial == nil:
 		return bad("Dialer", "nil")
 	case c.tls != nil && c.tls.MinVersion != 0 && c.tls.MinVersion < tls.VersionTLS12:

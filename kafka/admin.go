@@ -19,13 +19,16 @@ const (
 // createTopics creates topics through the core (Broker.CreateTopics),
 // -1 partitions or replication factor taking the broker's defaults.
 // Manual replica assignments are refused: placement is the controller's.
-func (s *Server) createTopics(ctx context.Context, req *kmsg.CreateTopicsRequest) kmsg.Response {
+func (s *Server) createTopics(ctx context.Context, sess *broker.Session, req *kmsg.CreateTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	ctx, cancel := ctxTimeout(ctx, req.TimeoutMillis)
 	defer cancel()
 	topics := make([]broker.NewTopic, 0, len(req.Topics))
 	refused := make([]error, len(req.Topics))
 	for i, t := range req.Topics {
+		if refused[i] = sess.CanCreateTopic(t.Topic); refused[i] != nil {
+			continue
+		}
 		if len(t.ReplicaAssignment) > 0 {
 			refused[i] = &protocol.Error{Code: protocol.ErrInvalidReplicaAssignment,
 				Detail: "manual replica assignment is not supported: give a partition count and replication factor"}
@@ -101,11 +104,21 @@ func withRefused(refused, core []error) []error {
 }
 
 // deleteTopics deletes topics by name through the core.
-func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest) kmsg.Response {
+func (s *Server) deleteTopics(ctx context.Context, sess *broker.Session, req *kmsg.DeleteTopicsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	ctx, cancel := ctxTimeout(ctx, req.TimeoutMillis)
 	defer cancel()
-	errs := s.b.DeleteTopics(ctx, req.TopicNames)
+	errs := make([]error, len(req.TopicNames))
+	var allowed []string
+	var at []int // allowed[k] answers errs[at[k]]
+	for i, name := range req.TopicNames {
+		if errs[i] = sess.CanDeleteTopic(name); errs[i] == nil {
+			allowed, at = append(allowed, name), append(at, i)
+		}
+	}
+	for k, err := range s.b.DeleteTopics(ctx, allowed) {
+		errs[at[k]] = err
+	}
 	for i, name := range req.TopicNames {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic = &name
@@ -119,7 +132,7 @@ func (s *Server) deleteTopics(ctx context.Context, req *kmsg.DeleteTopicsRequest
 // (Broker.DescribeTopicConfigs): a key set on the topic as a dynamic
 // topic config, the others as defaults. A broker resource is answered
 // with no configs (the broker's settings are flags, not Kafka configs).
-func (s *Server) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response {
+func (s *Server) describeConfigs(sess *broker.Session, req *kmsg.DescribeConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, r := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()
@@ -127,6 +140,10 @@ func (s *Server) describeConfigs(req *kmsg.DescribeConfigsRequest) kmsg.Response
 		switch r.ResourceType {
 		case resourceBroker:
 		case resourceTopic:
+			if err := sess.CanDescribeConfigs(r.ResourceName); err != nil {
+				rr.ErrorCode, rr.ErrorMessage = errorCode(err)
+				break
+			}
 			values, err := s.b.DescribeTopicConfigs(r.ResourceName, r.ConfigNames)
 			rr.ErrorCode, rr.ErrorMessage = errorCode(err)
 			for _, v := range values {
@@ -154,7 +171,7 @@ func unsupportedResource(t kmsg.ConfigResourceType) error {
 // alterConfigs replaces a topic's configs (Kafka's non-incremental
 // AlterConfigs): the keys named are set, every other key set on the topic
 // goes back to its default. Through the core (Broker.AlterTopicConfigs).
-func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest) kmsg.Response {
+func (s *Server) alterConfigs(ctx context.Context, sess *broker.Session, req *kmsg.AlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	md := s.b.Metadata()
 	changes := make([]broker.ConfigAlteration, len(req.Resources))
@@ -174,7 +191,7 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 		}
 		changes[i] = c
 	}
-	errs := s.alter(ctx, changes, req.ValidateOnly, make([]error, len(changes)),
+	errs := s.alter(ctx, sess, changes, req.ValidateOnly, make([]error, len(changes)),
 		func(i int) kmsg.ConfigResourceType { return req.Resources[i].ResourceType })
 	for i, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
@@ -188,7 +205,7 @@ func (s *Server) alterConfigs(ctx context.Context, req *kmsg.AlterConfigsRequest
 // incrementalAlterConfigs sets (op 0) and deletes (op 1) topic config
 // keys through the core. APPEND and SUBTRACT (list-valued configs) are
 // refused: no sluice topic config is a list.
-func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
+func (s *Server) incrementalAlterConfigs(ctx context.Context, sess *broker.Session, req *kmsg.IncrementalAlterConfigsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	changes := make([]broker.ConfigAlteration, len(req.Resources))
 	refused := make([]error, len(req.Resources))
@@ -207,7 +224,7 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.Incremen
 		}
 		changes[i] = c
 	}
-	errs := s.alter(ctx, changes, req.ValidateOnly, refused,
+	errs := s.alter(ctx, sess, changes, req.ValidateOnly, refused,
 		func(i int) kmsg.ConfigResourceType { return req.Resources[i].ResourceType })
 	for i, r := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
@@ -221,7 +238,7 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, req *kmsg.Incremen
 // alter applies the topic changes not already refused in errs
 // (Broker.AlterTopicConfigs) and fills errs, one per change: resources
 // other than topics are refused.
-func (s *Server) alter(ctx context.Context, changes []broker.ConfigAlteration, validateOnly bool, errs []error,
+func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []broker.ConfigAlteration, validateOnly bool, errs []error,
 	typeOf func(int) kmsg.ConfigResourceType) []error {
 	var topics []broker.ConfigAlteration
 	var at []int
@@ -231,6 +248,9 @@ func (s *Server) alter(ctx context.Context, changes []broker.ConfigAlteration, v
 		}
 		if t := typeOf(i); t != resourceTopic {
 			errs[i] = unsupportedResource(t)
+			continue
+		}
+		if errs[i] = sess.CanAlterConfigs(c.Topic); errs[i] != nil {
 			continue
 		}
 		topics, at = append(topics, c), append(at, i)

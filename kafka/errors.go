@@ -98,6 +98,10 @@ var errorTable = map[protocol.ErrorCode]kafkaError{
 	protocol.ErrInconsistentGroupProtocol: {23, false},
 	protocol.ErrInvalidSessionTimeout:     {26, false},
 	protocol.ErrMemberIDRequired:          {79, false},
+	protocol.ErrGroupAuthorizationFailed:  {30, false},
+	protocol.ErrUnsupportedSaslMechanism:  {33, false},
+	protocol.ErrIllegalSaslState:          {34, false},
+	protocol.ErrSaslAuthenticationFailed:  {58, false},
 }
 
 // errorCode is the Kafka code and message a response carries for err

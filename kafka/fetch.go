@@ -50,6 +50,7 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 	st.version, st.corr = h.version, h.correlation
 	f := &st.fetch
 	f.MinBytes, f.MaxBytes, f.ConsumerEpochs = int(req.MinBytes), int(req.MaxBytes), true
+	f.Session = fc.Session() // read on each topic
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		name := clone(t.Topic)

@@ -226,6 +226,9 @@ func decodeRequest(frame []byte) decoded {
 
 // Handle answers one Kafka request (broker.FrontEnd).
 func (s *Server) Handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
+	if r, ok := s.handleSASL(fc, frame); ok { // sasl.go
+		return r
+	}
 	d := decodeRequest(frame)
 	switch {
 	case d.close != "":
@@ -261,22 +264,25 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		resp = apiVersionsResponse(h.version, 0)
+		if len(fc.Session().Mechanisms()) > 0 {
+			addSASLVersions(resp.(*kmsg.ApiVersionsResponse))
+		}
 	case *kmsg.ProduceRequest:
 		return s.produce(fc, h, flexible, r)
 	case *kmsg.FetchRequest:
 		return s.fetch(fc, h, r)
 	case *kmsg.MetadataRequest:
-		resp = s.metadata(r)
+		resp = s.metadata(fc.Session(), r)
 	case *kmsg.ListOffsetsRequest:
-		resp = s.listOffsets(r)
+		resp = s.listOffsets(fc.Session(), r)
 	case *kmsg.OffsetForLeaderEpochRequest:
-		resp = s.offsetForLeaderEpoch(r)
+		resp = s.offsetForLeaderEpoch(fc.Session(), r)
 	case *kmsg.InitProducerIDRequest:
 		resp = s.initProducerID(fc, r)
 	case *kmsg.CreateTopicsRequest:
-		resp = s.createTopics(fc.Context(), r)
+		resp = s.createTopics(fc.Context(), fc.Session(), r)
 	case *kmsg.DeleteTopicsRequest:
-		resp = s.deleteTopics(fc.Context(), r)
+		resp = s.deleteTopics(fc.Context(), fc.Session(), r)
 	case *kmsg.CreatePartitionsRequest:
 		resp = s.createPartitions(fc.Context(), r)
 	case *kmsg.AlterPartitionAssignmentsRequest:
@@ -284,11 +290,11 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.ListPartitionReassignmentsRequest:
 		resp = s.listPartitionReassignments(r)
 	case *kmsg.DescribeConfigsRequest:
-		resp = s.describeConfigs(r)
+		resp = s.describeConfigs(fc.Session(), r)
 	case *kmsg.AlterConfigsRequest:
-		resp = s.alterConfigs(fc.Context(), r)
+		resp = s.alterConfigs(fc.Context(), fc.Session(), r)
 	case *kmsg.IncrementalAlterConfigsRequest:
-		resp = s.incrementalAlterConfigs(fc.Context(), r)
+		resp = s.incrementalAlterConfigs(fc.Context(), fc.Session(), r)
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
 	case *kmsg.FindCoordinatorRequest:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
 )
@@ -55,7 +56,7 @@ func (s *Server) kafkaBrokers(md *controller.Metadata) []kafkaBroker {
 // metadata answers with this broker's view of the cluster: the brokers
 // with a Kafka listener and the topics asked (all for a null list, or an
 // empty one at v0). Topics are never created by a Metadata request.
-func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
+func (s *Server) metadata(sess *broker.Session, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	md := s.b.Metadata()
 	for _, kb := range s.kafkaBrokers(md) {
@@ -64,7 +65,8 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 	cluster := s.b.ClusterID()
 	resp.ClusterID, resp.ControllerID = &cluster, md.ControllerID
 	var names []string
-	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
 		names = md.TopicNames()
 	} else {
 		for _, t := range req.Topics {
@@ -79,7 +81,12 @@ func (s *Server) metadata(req *kmsg.MetadataRequest) kmsg.Response {
 		rt := kmsg.NewMetadataResponseTopic()
 		rt.Topic = &name
 		t, ok := md.Topics[name]
+		denied := sess.CanDescribe(name)
 		switch {
+		case denied != nil && all:
+			continue // a topic the caller may not describe is left out
+		case denied != nil:
+			rt.ErrorCode = codeOf(denied)
 		case ok:
 			rt.Partitions, rt.TopicID = topicPartitions(md, t), topicID(t.ID)
 		case controller.ValidateTopicName(name) != nil:

@@ -41,11 +41,15 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 		t, rt := &req.Topics[i], &resp.Topics[i]
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
+		denied := txnErr
+		if denied == nil {
+			denied = fc.Session().CanWrite(t.Topic) // once per topic: nothing of a denied one is appended
+		}
 		for j := range t.Partitions {
 			p, rp := &t.Partitions[j], &rt.Partitions[j]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition = p.Partition
-			err := txnErr
+			err := denied
 			var a broker.LeaderAppend
 			if err == nil {
 				a, err = s.b.Append(t.Topic, p.Partition, p.Records, broker.Acks(req.Acks))
@@ -115,7 +119,10 @@ func (s *Server) initProducerID(fc *broker.FrontConn, req *kmsg.InitProducerIDRe
 		resp.ProducerID, resp.ProducerEpoch = -1, -1
 		return resp
 	}
-	id, epoch, err := s.b.InitProducerID(fc.Context(), -1, -1)
+	id, epoch, err := int64(-1), int16(-1), fc.Session().CanIdempotentWrite()
+	if err == nil {
+		id, epoch, err = s.b.InitProducerID(fc.Context(), -1, -1)
+	}
 	resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = id, epoch, codeOf(err)
 	return resp
 }

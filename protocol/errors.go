@@ -96,6 +96,10 @@ const (
 	ErrQueueLeaseLost           ErrorCode = 1000
 	ErrReassignmentInProgress   ErrorCode = 60
 	ErrNoReassignmentInProgress ErrorCode = 85
+	ErrGroupAuthorizationFailed ErrorCode = 30
+	ErrUnsupportedSaslMechanism ErrorCode = 33
+	ErrIllegalSaslState         ErrorCode = 34
+	ErrSaslAuthenticationFailed ErrorCode = 58
 )
 
 // codeInfo is one row of the error table.
@@ -196,6 +200,10 @@ var codeTable = map[ErrorCode]codeInfo{
 	ErrQueueLeaseLost:               {"QUEUE_LEASE_LOST", false, false, "the record's lease was lost: it is not held by this member (a later delivery wins)"},
 	ErrReassignmentInProgress:       {"REASSIGNMENT_IN_PROGRESS", false, false, "the partition is moving; cancel its move first"},
 	ErrNoReassignmentInProgress:     {"NO_REASSIGNMENT_IN_PROGRESS", false, false, "the partition is not moving"},
+	ErrGroupAuthorizationFailed:     {"GROUP_AUTHORIZATION_FAILED", false, false, "not authorized for the group"},
+	ErrUnsupportedSaslMechanism:     {"UNSUPPORTED_SASL_MECHANISM", false, false, "the SASL mechanism is not offered by this listener"},
+	ErrIllegalSaslState:             {"ILLEGAL_SASL_STATE", false, false, "the SASL request is not expected in the connection's state"},
+	ErrSaslAuthenticationFailed:     {"SASL_AUTHENTICATION_FAILED", false, false, "authentication failed: unknown user, wrong password or unsupported mechanism"},
 }
 
 func (c ErrorCode) info() (codeInfo, bool) {

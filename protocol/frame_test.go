@@ -253,11 +253,14 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 34 {
-		t.Errorf("%d APIs, want 34", len(seen))
+	if len(seen) != 36 {
+		t.Errorf("%d APIs, want 36", len(seen))
 	}
 	if QueueReceive != 1003 || ResetQueueGroup != 1006 || QueueAck.String() != "QueueAck" {
 		t.Error("queue APIs: wrong keys or names")
+	}
+	if SaslHandshake != 17 || SaslAuthenticate != 36 || SaslAuthenticate.String() != "SaslAuthenticate" {
+		t.Error("SASL APIs: wrong keys or names")
 	}
 	if ControllerForward.String() != "ControllerForward" || DescribeCluster.String() != "DescribeCluster" ||
 		DescribeReplicas.String() != "DescribeReplicas" {
@@ -272,7 +275,7 @@ func TestAPITable(t *testing.T) {
 		ConsumerGroupHeartbeat != 68 || ConsumerGroupDescribe != 69 || ConsumerGroupHeartbeat.String() != "ConsumerGroupHeartbeat" {
 		t.Error("group APIs: wrong keys or names")
 	}
-	for _, k := range []APIKey{-1, 4, 17, 34, 41, 44, 999, 1007, 0x7fff} {
+	for _, k := range []APIKey{-1, 4, 34, 41, 44, 999, 1007, 0x7fff} {
 		if NewRequest(k) != nil || NewResponse(k) != nil || k.Supports(0) {
 			t.Errorf("unknown key %d is known", k)
 		}

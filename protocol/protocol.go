@@ -73,6 +73,10 @@ const (
 	DeleteAcls                   APIKey = 31
 	DescribeUserScramCredentials APIKey = 50
 	AlterUserScramCredentials    APIKey = 51
+
+	// Authentication (sasl.go).
+	SaslHandshake    APIKey = 17
+	SaslAuthenticate APIKey = 36
 )
 
 // Internal APIs, spoken between brokers and by admin tools. Their keys
@@ -147,6 +151,9 @@ var apiTable = [...]apiInfo{
 	DeleteAcls:                   row("DeleteAcls", 0, 0, func() Message { return new(DeleteAclsRequest) }, func() Message { return new(DeleteAclsResponse) }),
 	DescribeUserScramCredentials: row("DescribeUserScramCredentials", 0, 0, func() Message { return new(DescribeUserScramCredentialsRequest) }, func() Message { return new(DescribeUserScramCredentialsResponse) }),
 	AlterUserScramCredentials:    row("AlterUserScramCredentials", 0, 0, func() Message { return new(AlterUserScramCredentialsRequest) }, func() Message { return new(AlterUserScramCredentialsResponse) }),
+
+	SaslHandshake:    row("SaslHandshake", 0, 0, func() Message { return new(SaslHandshakeRequest) }, func() Message { return new(SaslHandshakeResponse) }),
+	SaslAuthenticate: row("SaslAuthenticate", 0, 0, func() Message { return new(SaslAuthenticateRequest) }, func() Message { return new(SaslAuthenticateResponse) }),
 }
 
 // internalTable is the API table of the internal keys, indexed by key

@@ -70,6 +70,8 @@ func sampleRequests() []Message {
 			{Topic: "jobs", Partition: 1, FirstOffset: 7, LastOffset: 7, Outcome: QueueReject, Reason: "bad json"}}},
 		&DescribeQueueGroupRequest{GroupID: "workers"},
 		&ResetQueueGroupRequest{GroupID: "workers", Partitions: []QueueResetPartition{{Topic: "jobs", Partition: 0, Offset: 42}}},
+		&SaslHandshakeRequest{Mechanism: "SCRAM-SHA-512"},
+		&SaslAuthenticateRequest{AuthBytes: []byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")},
 	}
 }
 
@@ -129,6 +131,9 @@ func sampleResponses() []Message {
 				Progress: true, LeaderEnd: 1 << 33, Positions: []int64{1 << 20}, BytesRemaining: 1 << 40},
 			{Topic: "orders", Partition: 5, Leader: 1, Replicas: []int32{4, 2, 3}, Adding: []int32{4}, Removing: []int32{1}},
 			{Topic: "orders", Partition: 6, Leader: 1, Replicas: []int32{1, 2, 3}, Queued: []int32{2, 3, 4}}}},
+		&SaslHandshakeResponse{Mechanisms: []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}},
+		&SaslAuthenticateResponse{ErrorCode: ErrSaslAuthenticationFailed, ErrorMessage: "authentication failed"},
+		&SaslAuthenticateResponse{AuthBytes: []byte("v=rmF9pqV8S7suAoZWja4dJRkFsKQ=")},
 	}
 }
 

@@ -58,6 +58,9 @@ type FetcherConfig struct {
 	Addr func() (string, bool)
 	// ClientID names this fetcher in the leader's logs.
 	ClientID string
+	// Login, when set, authenticates each new connection to the leader
+	// before its first fetch (the broker's login with the cluster secret).
+	Login func(c *protocol.Conn, deadline time.Time) error
 	// MaxWait is the fetch long-poll; default 500ms.
 	MaxWait time.Duration
 	// MaxBytes bounds a response; default 16 MiB. PartitionMaxBytes bounds
@@ -467,7 +470,14 @@ func (f *Fetcher) dial() error {
 	if err != nil {
 		return connError{fmt.Errorf("dial broker %d at %s: %w", f.cfg.Leader, addr, err)}
 	}
-	f.conn = protocol.NewConn(f.ctx, nc, f.cfg.ClientID, f.cfg.MaxFrameBytes)
+	c := protocol.NewConn(f.ctx, nc, f.cfg.ClientID, f.cfg.MaxFrameBytes)
+	if f.cfg.Login != nil {
+		if err := f.cfg.Login(c, time.Now().Add(f.cfg.Timeout)); err != nil {
+			c.Close()
+			return connError{fmt.Errorf("log in to broker %d at %s: %w", f.cfg.Leader, addr, err)}
+		}
+	}
+	f.conn = c
 	return nil
 }
 

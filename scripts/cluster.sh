@@ -24,7 +24,10 @@
 # Kafka listener; their list is in DIR/kafka-brokers); BASE is
 # $SLUICE_CLUSTER_PORT (19000). Each broker's --gossip-seeds name every
 # other broker's gossip address. The first 3 brokers (or all, when N < 3)
-# are Raft voters; the others join as non-voters through broker 1.
+# are Raft voters; the others join as non-voters through broker 1. Every
+# broker gets --cluster-secret-file DIR/cluster-secret (made by the first
+# up: 32 random bytes, hex), which the brokers log in to each other with
+# and an operator can use (sluice --operator-secret-file DIR/cluster-secret).
 # $SLUICE_BROKER_ARGS, read by up, is appended to every broker's command
 # line (e.g. "--replica-max-lag 2s"); start reuses the command line up
 # wrote to DIR/I/cmd. The binary is $SLUICE_BIN, or is built into
@@ -136,6 +139,11 @@ cmd_up() {
 	for ((i = 1; i <= n; i++)); do addrs+="${addrs:+,}$(client_addr "$i")" kafka+="${kafka:+,}$(kafka_addr "$i")"; done
 	echo "$addrs" >"$dir/brokers"
 	echo "$kafka" >"$dir/kafka-brokers"
+	# The cluster secret the brokers log in to each other with
+	# (docs/security.md): made once per cluster directory.
+	if [ ! -s "$dir/cluster-secret" ]; then
+		(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/cluster-secret")
+	fi
 	if [ -n "${SLUICE_CLUSTER_OWNER:-}" ]; then start_watchdog "$dir" "$SLUICE_CLUSTER_OWNER"; fi
 	local tls=""
 	if [ "${SLUICE_CLUSTER_TLS:-}" = 1 ]; then tls=$(make_tls "$dir"); fi
@@ -143,7 +151,7 @@ cmd_up() {
 		local b="$dir/$i" seeds="" j cmd
 		mkdir -p "$b"
 		for ((j = 1; j <= n; j++)); do ((j == i)) || seeds+="${seeds:+,}$(gossip_addr "$j")"; done
-		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --kafka-listen $(kafka_addr "$i") --data-dir $b/data --log-format json"
+		cmd="$bin broker --broker-id $i --listen $(client_addr "$i") --raft-addr $(raft_addr "$i") --gossip-addr $(gossip_addr "$i") --kafka-listen $(kafka_addr "$i") --data-dir $b/data --log-format json --cluster-secret-file $dir/cluster-secret"
 		if ((i <= nvoters)); then cmd+=" --voters $voters"; else cmd+=" --join $(client_addr 1)"; fi
 		if [ -n "$seeds" ]; then cmd+=" --gossip-seeds $seeds"; fi
 		if [ -n "$tls" ]; then cmd+=" $tls"; fi

@@ -150,6 +150,9 @@ compose() {
 		cmd=(docker-compose)
 	fi
 	local project="sluice-test-$$"
+	# The compose file needs the cluster secret (docs/security.md).
+	SLUICE_CLUSTER_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+	export SLUICE_CLUSTER_SECRET
 	local dc=("${cmd[@]}" -f "$root/deploy/compose.yaml" -p "$project")
 	cleanups+=("${dc[*]} down -v --timeout 30")
 	SLUICE_IMAGE=$IMAGE "${dc[@]}" up -d >"$tmp/up.log" 2>&1 || { cat "$tmp/up.log" >&2; die "compose up"; }

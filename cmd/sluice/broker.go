@@ -31,6 +31,7 @@ func newBrokerCmd() *cobra.Command {
 		printConfig bool
 		kafkaAddr   string
 		tlsOpts     tlsFlags
+		sec         brokerSecurity
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -155,6 +156,11 @@ keyring instead. docs/security.md walks through a setup.`,
   # TLS on the client and Kafka listeners only; Raft and HTTP stay plaintext
   sluice broker --tls-cert b.crt --tls-key b.key --tls-listeners client,kafka
 
+  # SCRAM logins required, ACLs enforced, admin allowed everything
+  openssl rand -hex 32 > secret
+  sluice broker --cluster-secret-file secret --sasl-mechanisms SCRAM-SHA-512,SCRAM-SHA-256 \
+    --require-auth --authorizer --super-users User:admin
+
   # another port and directory, JSON logs
   sluice broker --listen 127.0.0.1:9092 --data-dir /var/lib/sluice --log-format json`,
 		Args: cobra.NoArgs,
@@ -162,6 +168,9 @@ keyring instead. docs/security.md walks through a setup.`,
 			settings := cmd.LocalFlags()
 			sources, err := loadSettings(settings, configPath, lookupEnv)
 			if err != nil {
+				return err
+			}
+			if err := sec.apply(&cfg); err != nil {
 				return err
 			}
 			logger, err := broker.NewLogger(logFormat, logLevel)
@@ -241,6 +250,7 @@ keyring instead. docs/security.md walks through a setup.`,
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	tlsOpts.register(f)
+	sec.flags(f)
 	return cmd
 }
 

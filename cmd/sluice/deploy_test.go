@@ -162,6 +162,10 @@ type (
 					ConfigMap struct {
 						Name string `yaml:"name"`
 					} `yaml:"configMap"`
+					Secret struct {
+						SecretName  string `yaml:"secretName"`
+						DefaultMode int    `yaml:"defaultMode"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -202,7 +206,8 @@ func settingEnv(name string) bool {
 			return true
 		}
 	}
-	return name == envName("config")
+	// The cluster secret is read from the environment only, never a flag.
+	return name == envName("config") || name == "SLUICE_CLUSTER_SECRET"
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -404,6 +409,9 @@ func checkStatefulSet(name string, ss *k8sStatefulSetSpec, services map[string]*
 	if env["SLUICE_BROKER_ID"] != "fieldRef:metadata.labels['apps.kubernetes.io/pod-index']" {
 		bad("SLUICE_BROKER_ID must come from the pod-index label, got %q", env["SLUICE_BROKER_ID"])
 	}
+	if env["SLUICE_CLUSTER_SECRET_FILE"] == "" {
+		bad("no SLUICE_CLUSTER_SECRET_FILE: brokers of a cluster log in to each other with the cluster secret")
+	}
 	voters, err := controller.ParseVoters(env["SLUICE_VOTERS"])
 	if err != nil {
 		bad("SLUICE_VOTERS: %v", err)
@@ -537,6 +545,9 @@ func TestComposeFile(t *testing.T) {
 			if !settingEnv(k) {
 				t.Errorf("%s: %s is no broker setting", name, k)
 			}
+		}
+		if env["SLUICE_CLUSTER_SECRET"] == "" {
+			t.Errorf("%s: no SLUICE_CLUSTER_SECRET: brokers of a cluster log in to each other with the cluster secret", name)
 		}
 		voters, err := controller.ParseVoters(env["SLUICE_VOTERS"])
 		if err != nil || len(voters) != 3 {

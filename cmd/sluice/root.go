@@ -24,6 +24,8 @@ type globals struct {
 
 	tlsCA, tlsCert, tlsKey, tlsServerName string
 	tls                                   *tls.Config // loaded from the tls flags; nil: plaintext
+
+	sasl clientSASL
 }
 
 // clientOpts are the client options the globals set: the seeds, and the
@@ -36,7 +38,7 @@ func (g *globals) clientOpts() []client.Opt {
 	if g.tls != nil {
 		opts = append(opts, client.TLS(g.tls))
 	}
-	return opts
+	return append(opts, g.sasl.opts()...)
 }
 
 // envTimeout is the default of --timeout: SLUICE_TIMEOUT, or
@@ -87,7 +89,13 @@ With TLS on the brokers, --tls-ca (SLUICE_TLS_CA) names the CA that
 verifies them, and --tls-cert and --tls-key (SLUICE_TLS_CERT,
 SLUICE_TLS_KEY) a client certificate when they require one:
 
-  sluice topic list --tls-ca ca.crt --tls-cert client.crt --tls-key client.key`,
+  sluice topic list --tls-ca ca.crt --tls-cert client.crt --tls-key client.key
+
+On a cluster that requires authentication, log in with --sasl-mechanism,
+--sasl-user and --sasl-password-file (SLUICE_SASL_MECHANISM,
+SLUICE_SASL_USER, SLUICE_SASL_PASSWORD_FILE; docs/security.md):
+
+  sluice topic list --sasl-mechanism SCRAM-SHA-512 --sasl-user alice --sasl-password-file ~/.sluice-pw`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildInfo().Version, // --version
@@ -105,8 +113,10 @@ SLUICE_TLS_KEY) a client certificate when they require one:
 			return fmt.Errorf("--timeout %v: must be positive", g.timeout)
 		}
 		var err error
-		g.tls, err = clientTLS(g.tlsCA, g.tlsCert, g.tlsKey, g.tlsServerName)
-		return err
+		if g.tls, err = clientTLS(g.tlsCA, g.tlsCert, g.tlsKey, g.tlsServerName); err != nil {
+			return err
+		}
+		return g.sasl.resolve()
 	}
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", envOr("SLUICE_BROKERS", defaultBrokers),
 		"comma-separated broker addresses to bootstrap from (env SLUICE_BROKERS)")
@@ -120,6 +130,7 @@ SLUICE_TLS_KEY) a client certificate when they require one:
 		"PEM private key of --tls-cert (env SLUICE_TLS_KEY)")
 	root.PersistentFlags().StringVar(&g.tlsServerName, "tls-server-name", envOr("SLUICE_TLS_SERVER_NAME", ""),
 		"name the brokers' certificates must carry; default: the host of each broker's address (env SLUICE_TLS_SERVER_NAME)")
+	g.sasl.flags(root.PersistentFlags())
 	root.AddCommand(
 		newBrokerCmd(),
 		newTopicCmd(g),

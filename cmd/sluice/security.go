@@ -14,7 +14,8 @@ import (
 )
 
 // The user and acl commands store SCRAM users and ACLs in the cluster
-// metadata. Brokers do not enforce them yet (docs/security.md).
+// metadata; brokers started with --sasl-mechanisms and --authorizer
+// enforce them (docs/security.md).
 
 func newUserCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
@@ -22,8 +23,11 @@ func newUserCmd(g *globals) *cobra.Command {
 		Short: "Create, list and delete SCRAM users",
 		Long: `Create, list and delete SCRAM users. The credential (salt, iterations and
 derived keys) is computed by this command: the password never reaches the
-cluster. Brokers do not yet require authentication (docs/security.md).`,
+cluster. Brokers log users in with --sasl-mechanisms; on a cluster that
+requires it (--require-auth), create the first user as the operator, with
+the brokers' cluster secret (docs/security.md).`,
 		Example: `  printf '%s' "$PASSWORD" | sluice user create alice --password-stdin
+  printf '%s' "$PASSWORD" | sluice user create admin --password-stdin --operator-secret-file secret
   sluice user create svc --password s3cret --mechanism SCRAM-SHA-256
   sluice user list --json
   sluice user delete alice --mechanism SCRAM-SHA-512`,
@@ -179,7 +183,8 @@ func newACLCmd(g *globals) *cobra.Command {
 		Long: `Add, list and remove ACLs in Kafka's model: a principal (User:name or
 User:*), a host (an IP or *), a resource (--topic, --group or --cluster)
 with a literal or prefixed name, an operation, allow or deny. Deny wins.
-Brokers do not enforce ACLs yet (docs/security.md).`,
+Brokers started with --authorizer check every request against them
+(docs/security.md).`,
 		Example: `  sluice acl add --allow User:alice --operation write --topic orders
   sluice acl add --allow User:etl --operation read --topic audit- --prefixed
   sluice acl add --deny User:bob --operation all --topic payroll

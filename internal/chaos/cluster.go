@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -108,6 +110,13 @@ type Options struct {
 // alive. The caller must Close it on every path, an error included.
 func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts Options) (*Cluster, error) {
 	c := &Cluster{Hosts: hosts, Bin: bin, Dir: dir, opts: opts}
+	// The brokers log in to each other with the cluster secret.
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	secretFile := filepath.Join(dir, "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+		return c, fmt.Errorf("chaos: %w", err)
+	}
 	voters := make([]string, 0, hosts.N)
 	for i := 1; i <= hosts.N; i++ {
 		voters = append(voters, fmt.Sprintf("%d@%s:%d", i, hosts.Addr(i), RaftPort))
@@ -145,6 +154,7 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts
 			"--voters", strings.Join(voters, ","),
 			"--data-dir", b.DataDir,
 			"--log-format", "json",
+			"--cluster-secret-file", secretFile,
 		}, opts.Extra...)
 	}
 	for _, b := range c.Brokers {

@@ -125,6 +125,10 @@ type Cluster struct {
 	proxies map[int32]*faultproxy.Proxy // with ClientProxies, of the running brokers
 }
 
+// Secret is the cluster secret of every test cluster: its brokers log in
+// to each other with it (broker.Security.ClusterSecret).
+const Secret = "testcluster secret: not for production"
+
 // Start starts n brokers and returns once every one is registered with
 // the controller; t.Cleanup stops them.
 func Start(t testing.TB, n int, opts Options) *Cluster {
@@ -195,6 +199,7 @@ func (c *Cluster) Config(id int32) broker.Config {
 		ControlledShutdownTimeout: 2 * time.Second,
 		LeaderRebalanceInterval:   -1,
 		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)),
+		Security:                  broker.Security{ClusterSecret: []byte(Secret)},
 	}
 	if c.brokerTLS != nil {
 		cfg.TLS, cfg.RaftTLS, cfg.GossipKey = c.brokerTLS, c.brokerTLS, c.gossipKey
