@@ -531,3 +531,37 @@ func TestFranzStaticMember(t *testing.T) {
 	a.close()
 	b2.close()
 }
+
+// TestFailedGroupResponses: the UNSUPPORTED_VERSION answers of the
+// per-group requests name each group with the code.
+func TestFailedGroupResponses(t *testing.T) {
+	for _, req := range []kmsg.Request{
+		&kmsg.DescribeGroupsRequest{Groups: []string{"a", "b"}},
+		&kmsg.DeleteGroupsRequest{Groups: []string{"a", "b"}},
+		&kmsg.ConsumerGroupDescribeRequest{Groups: []string{"a", "b"}},
+	} {
+		resp := failed(req, kerrUnsupportedVersion)
+		var got []string
+		switch r := resp.(type) {
+		case *kmsg.DescribeGroupsResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode))+":"+strconv.Itoa(int(g.AuthorizedOperations)))
+			}
+		case *kmsg.DeleteGroupsResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode)))
+			}
+		case *kmsg.ConsumerGroupDescribeResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode))+":"+strconv.Itoa(int(g.AuthorizedOperations)))
+			}
+		}
+		want := []string{"a:35", "b:35"}
+		if _, ok := resp.(*kmsg.DeleteGroupsResponse); !ok {
+			want = []string{"a:35:-2147483648", "b:35:-2147483648"}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %v, want %v", kmsg.NameForKey(req.Key()), got, want)
+		}
+	}
+}
