@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
 )
@@ -210,6 +211,22 @@ func TestFranzConsumerGroup(t *testing.T) {
 			for _, o := range d.Offsets {
 				if e, _ := ends.Lookup(topic, o.Partition); o.Offset != e.Offset {
 					t.Fatalf("core offset of partition %d: %d, end %d", o.Partition, o.Offset, e.Offset)
+				}
+			}
+			// What `sluice group describe` shows (the sluice client, over
+			// the sluice protocol): the group's type and commits, no lag.
+			scl, err := client.New(ctx, client.SeedBrokers(b.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer scl.Close()
+			sd, err := scl.DescribeGroup(ctx, groupID)
+			if err != nil || sd.Type != bal.typ || len(sd.Offsets) != 4 {
+				t.Fatalf("sluice describe: %+v %v", sd, err)
+			}
+			for _, o := range sd.Offsets {
+				if o.Lag != 0 || o.Committed != o.End {
+					t.Fatalf("sluice describe, partition %d: committed %d, end %d, lag %d", o.Partition, o.Committed, o.End, o.Lag)
 				}
 			}
 
