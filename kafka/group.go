@@ -500,33 +500,32 @@ func failedGroup(req kmsg.Request, code int16) kmsg.Response {
 		reflect.ValueOf(resp).Elem().FieldByName("ErrorCode").SetInt(int64(code))
 		return resp
 	case *kmsg.DescribeGroupsRequest:
-		resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
-		for _, id := range r.Groups {
-			rg := kmsg.NewDescribeGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = id, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
+		return groupErrors(r.ResponseKind(), r.Groups, code)
 	case *kmsg.DeleteGroupsRequest:
-		resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
-		for _, id := range r.Groups {
-			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group, rg.ErrorCode = id, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
+		return groupErrors(r.ResponseKind(), r.Groups, code)
+	case *kmsg.ConsumerGroupDescribeRequest:
+		return groupErrors(r.ResponseKind(), r.Groups, code)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		resp := r.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.ErrorCode, resp.MemberEpoch = code, -1
 		return resp
-	case *kmsg.ConsumerGroupDescribeRequest:
-		resp := r.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
-		for _, id := range r.Groups {
-			rg := kmsg.NewConsumerGroupDescribeResponseGroup()
-			rg.Group, rg.ErrorCode = id, code
-			resp.Groups = append(resp.Groups, rg)
-		}
-		return resp
 	}
 	return nil
+}
+
+// groupErrors fills resp's Groups (structs with a Group and an ErrorCode,
+// kmsg's defaults for the rest) with one entry per group id, each
+// answered code.
+func groupErrors(resp kmsg.Response, ids []string, code int16) kmsg.Response {
+	groups := reflect.ValueOf(resp).Elem().FieldByName("Groups")
+	for _, id := range ids {
+		g := reflect.New(groups.Type().Elem())
+		if d, ok := g.Interface().(interface{ Default() }); ok {
+			d.Default()
+		}
+		g.Elem().FieldByName("Group").SetString(id)
+		g.Elem().FieldByName("ErrorCode").SetInt(int64(code))
+		groups.Set(reflect.Append(groups, g.Elem()))
+	}
+	return resp
 }

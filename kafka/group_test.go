@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
+	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
 )
@@ -210,6 +211,22 @@ func TestFranzConsumerGroup(t *testing.T) {
 			for _, o := range d.Offsets {
 				if e, _ := ends.Lookup(topic, o.Partition); o.Offset != e.Offset {
 					t.Fatalf("core offset of partition %d: %d, end %d", o.Partition, o.Offset, e.Offset)
+				}
+			}
+			// What `sluice group describe` shows (the sluice client, over
+			// the sluice protocol): the group's type and commits, no lag.
+			scl, err := client.New(ctx, client.SeedBrokers(b.Addr()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer scl.Close()
+			sd, err := scl.DescribeGroup(ctx, groupID)
+			if err != nil || sd.Type != bal.typ || len(sd.Offsets) != 4 {
+				t.Fatalf("sluice describe: %+v %v", sd, err)
+			}
+			for _, o := range sd.Offsets {
+				if o.Lag != 0 || o.Committed != o.End {
+					t.Fatalf("sluice describe, partition %d: committed %d, end %d, lag %d", o.Partition, o.Committed, o.End, o.Lag)
 				}
 			}
 
@@ -530,4 +547,38 @@ func TestFranzStaticMember(t *testing.T) {
 	poll.Until(t, 30*time.Second, "every record consumed", func() bool { return count(&seen) == n })
 	a.close()
 	b2.close()
+}
+
+// TestFailedGroupResponses: the UNSUPPORTED_VERSION answers of the
+// per-group requests name each group with the code.
+func TestFailedGroupResponses(t *testing.T) {
+	for _, req := range []kmsg.Request{
+		&kmsg.DescribeGroupsRequest{Groups: []string{"a", "b"}},
+		&kmsg.DeleteGroupsRequest{Groups: []string{"a", "b"}},
+		&kmsg.ConsumerGroupDescribeRequest{Groups: []string{"a", "b"}},
+	} {
+		resp := failed(req, kerrUnsupportedVersion)
+		var got []string
+		switch r := resp.(type) {
+		case *kmsg.DescribeGroupsResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode))+":"+strconv.Itoa(int(g.AuthorizedOperations)))
+			}
+		case *kmsg.DeleteGroupsResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode)))
+			}
+		case *kmsg.ConsumerGroupDescribeResponse:
+			for _, g := range r.Groups {
+				got = append(got, g.Group+":"+strconv.Itoa(int(g.ErrorCode))+":"+strconv.Itoa(int(g.AuthorizedOperations)))
+			}
+		}
+		want := []string{"a:35", "b:35"}
+		if _, ok := resp.(*kmsg.DeleteGroupsResponse); !ok {
+			want = []string{"a:35:-2147483648", "b:35:-2147483648"}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: %v, want %v", kmsg.NameForKey(req.Key()), got, want)
+		}
+	}
 }
