@@ -102,9 +102,9 @@ type Session struct {
 	authed    bool // by SASL, a client certificate or as a broker
 	// byCert: authed by the TLS client certificate only; a SASL login
 	// (another broker's, say, over mutual TLS) may still replace it.
-	byCert bool
-	broker    bool // another broker of the cluster
-	tlsDone   bool // the TLS client certificate was looked at
+	byCert  bool
+	broker  bool // another broker of the cluster
+	tlsDone bool // the TLS client certificate was looked at
 	// certRefused: the client certificate maps to no principal; the
 	// connection is refused everything (never anonymous).
 	certRefused bool
