@@ -39,7 +39,7 @@ func peerName(addr string, client auth.TLSFiles) (string, error) {
 	return st.PeerCertificates[0].Subject.CommonName, nil
 }
 
-var httpListeningRE = regexp.MustCompile(`http listening.*"url": ?"https://([^/"]+)/metrics"`)
+var httpsListeningRE = regexp.MustCompile(`http listening.*"url": ?"https://[^/"]+/metrics"`)
 
 // A broker started with the --tls-* flags serves TLS with mutual TLS on
 // its client listener and HTTPS: the CLI with --tls-ca, --tls-cert and
@@ -55,11 +55,19 @@ func TestBrokerTLSFlagsAndSIGHUP(t *testing.T) {
 	ca := testcerts.NewCA(t, "cli CA")
 	bf := ca.Issue(t, dir, "broker", testcerts.Valid)
 	cf := ca.Issue(t, dir, "client", testcerts.Valid)
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := free.Addr().String()
+	free.Close()
 	p := startBrokerProcess(t, bin, t.TempDir(), syscall.SIGTERM,
 		"--tls-cert", bf.CertFile, "--tls-key", bf.KeyFile, "--tls-ca", bf.CAFile, "--tls-client-auth", "required",
-		"--tls-reload-interval", "1h", "--http-addr", "127.0.0.1:0",
+		"--tls-reload-interval", "1h", "--http-addr", httpAddr,
 		"--gossip-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	clientFiles := auth.TLSFiles{CertFile: cf.CertFile, KeyFile: cf.KeyFile, CAFile: cf.CAFile}
+	// (The broker's log is read only after it stopped: the HTTP port is
+	// chosen here.)
 
 	tlsArgs := []string{"--tls-ca", cf.CAFile, "--tls-cert", cf.CertFile, "--tls-key", cf.KeyFile}
 	sluice(t, bin, p.addr, "", append([]string{"topic", "create", "secure"}, tlsArgs...)...)
@@ -79,16 +87,12 @@ func TestBrokerTLSFlagsAndSIGHUP(t *testing.T) {
 	}
 
 	// HTTPS, with the client certificate.
-	m := httpListeningRE.FindStringSubmatch(p.stderr.String())
-	if m == nil {
-		t.Fatalf("no https listening line:\n%s", p.stderr.String())
-	}
 	r, err := auth.NewReloader(clientFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: r.ClientConfig("127.0.0.1")}, Timeout: 10 * time.Second}
-	resp, err := hc.Get("https://" + m[1] + "/healthz")
+	resp, err := hc.Get("https://" + httpAddr + "/healthz")
 	if err != nil {
 		t.Fatalf("GET /healthz over TLS: %v", err)
 	}
@@ -96,7 +100,7 @@ func TestBrokerTLSFlagsAndSIGHUP(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz: %s", resp.Status)
 	}
-	probeArgs := []string{"probe", "https://" + m[1] + "/healthz"}
+	probeArgs := []string{"probe", "https://" + httpAddr + "/healthz"}
 	sluice(t, bin, p.addr, "", append(probeArgs, tlsArgs...)...)
 	if _, errOut, err := sluiceResult(bin, p.addr, "", append(probeArgs, "--tls-ca", cf.CAFile)...); err == nil {
 		t.Fatal("probe without a client certificate passed against mutual TLS")
@@ -136,6 +140,10 @@ func TestBrokerTLSFlagsAndSIGHUP(t *testing.T) {
 		return err
 	})
 	sluice(t, bin, p.addr, "", append([]string{"topic", "list"}, tlsArgs...)...)
+	p.stop()
+	if !httpsListeningRE.MatchString(p.stderr.String()) {
+		t.Fatalf("no https listening line:\n%s", p.stderr.String())
+	}
 }
 
 type nameError struct{ name string }
