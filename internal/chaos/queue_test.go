@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -23,22 +22,11 @@ import (
 // Environment: SLUICE_CHAOS_SEED (default 1), SLUICE_CHAOS_QUEUE_FAULT_TIME
 // (60s), SLUICE_CHAOS_QUEUE_RATE (records/s, 500).
 func TestChaosQueue(t *testing.T) {
-	seed := envInt(t, "SLUICE_CHAOS_SEED", 1)
-	faultTime := envDuration(t, "SLUICE_CHAOS_QUEUE_FAULT_TIME", 60*time.Second)
-	rate := envInt(t, "SLUICE_CHAOS_QUEUE_RATE", 500)
-	repro := fmt.Sprintf("SLUICE_CHAOS=1 SLUICE_CHAOS_SEED=%d SLUICE_CHAOS_QUEUE_FAULT_TIME=%v SLUICE_CHAOS_QUEUE_RATE=%d scripts/chaos.sh -run '^TestChaosQueue$'",
-		seed, faultTime, rate)
-	t.Logf("seed %d, %v of faults (%v), %d records/s; reproduce: %s", seed, faultTime, GroupKinds, rate, repro)
 	const topic, group, partitions, workers = "chaos-queue", "chaos-queue", 6, 4
-	steps := Schedule(uint64(seed), GroupKinds, partitions, faultTime)
-	t.Logf("schedule: %s", FormatSchedule(steps))
-	h := setup(t, repro, 0)
-	h.createTopic(topic, partitions, nil)
-
-	ctx, cancel := context.WithTimeout(t.Context(), faultTime+6*time.Minute)
+	w := startWorkload(t, "TestChaosQueue", "QUEUE", topic, partitions)
+	h := w.h
+	ctx, cancel := context.WithTimeout(t.Context(), w.faultTime+6*time.Minute)
 	defer cancel()
-	start := time.Now()
-	since := func() time.Duration { return time.Since(start) }
 	// The injector finds the coordinator to kill by describing the
 	// consumer group of the same id, which has the same coordinator: an
 	// administrator's commit makes that group exist.
@@ -57,27 +45,13 @@ func TestChaosQueue(t *testing.T) {
 		defer close(verdict)
 		qh, qerr = bench.VerifyQueue(ctx, bench.Config{
 			Client: h.c.ClientOptions(),
-			Topic:  topic, RecordSize: 100, Producers: 2, Consumers: workers, Rate: float64(rate),
-			Duration:    queueBaseline + faultTime + queueAfter,
+			Topic:  topic, RecordSize: 100, Producers: 2, Consumers: workers, Rate: float64(w.rate),
+			Duration:    queueBaseline + w.faultTime + queueAfter,
 			ReadTimeout: 90 * time.Second, DeliveryTimeout: 30 * time.Second,
 		}, bench.QueueVerifyConfig{Group: group, RejectPercent: 5, HangPercent: 1, KillInterval: queueKillInterval, MaxDeliveries: 5})
 	}()
 	sleep(ctx, queueBaseline)
-	in := &Injector{C: h.c, Admin: h.admin, Topic: topic, Group: group, Clock: since, Logf: t.Logf, Recover: 60 * time.Second}
-	runErr := in.Run(ctx, steps, faultTime)
-	hctx, hcancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := HealAll(hctx, h.c); err != nil {
-		t.Errorf("heal all: %v", err)
-	}
-	hcancel()
-	if runErr != nil {
-		t.Error(runErr)
-	}
-	t.Logf("%v faults over: %s(%d in all)", since().Round(time.Millisecond), FormatCounts(Counts(in.Events)), len(in.Events))
-	for i, ev := range in.Events {
-		t.Logf("fault %d %s p%d on %s at %v, healed at %v, whole at %v %s",
-			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), ev.Healed.Round(time.Millisecond), ev.Recovered.Round(time.Millisecond), ev.Err)
-	}
+	w.injectFaults(ctx, t, topic, group)
 	<-verdict
 	if qerr != nil {
 		t.Errorf("queue verify: %v", qerr)
