@@ -18,7 +18,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.build
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short chaos-group chaos-queue ci run clean kafka-ref kafka-ref-stop image image-test compose-test release
+.PHONY: all build test test-race lint bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop image image-test compose-test release
 
 all: build
 
