@@ -42,6 +42,9 @@ type QueueSettle struct {
 	Deliveries int    `json:"deliveries"`
 	Rejected   bool   `json:"rejected"`
 	Worker     int    `json:"worker"`
+	// Maybe: the outcome's answer was indeterminate (R14): it may or may
+	// not have been applied.
+	Maybe bool `json:"maybe,omitempty"`
 }
 
 // QueueDeadLetter is one record read back from the dead-letter topic.
@@ -69,6 +72,9 @@ type QueueHistory struct {
 type QueueResult struct {
 	Sent, Acked, Accepted, DeadLettered int64
 	LateRefused, Kills                  int64
+	// Indeterminate outcomes (R14): records that may or may not have
+	// been settled as asked; they are not held lost.
+	Indeterminate int64
 	// Violations.
 	Lost            int64 // acknowledged, neither accepted nor dead-lettered
 	AcceptedTwice   int64 // accepted by two deliveries
@@ -130,8 +136,14 @@ func CheckQueue(h QueueHistory) QueueResult {
 		return s
 	}
 	accepted := map[string]int{}
+	maybe := map[string]bool{}
 	for _, st := range h.Settles {
 		if known(st.Value, "settled") == nil {
+			continue
+		}
+		if st.Maybe {
+			maybe[st.Value] = true
+			r.Indeterminate++
 			continue
 		}
 		if st.Deliveries > h.MaxDeliveries {
@@ -182,7 +194,7 @@ func CheckQueue(h QueueHistory) QueueResult {
 		}
 	}
 	for _, s := range h.Sends {
-		if s.Outcome == Acked && accepted[s.Value] == 0 && !dead[s.Value] {
+		if s.Outcome == Acked && accepted[s.Value] == 0 && !dead[s.Value] && !maybe[s.Value] {
 			r.Lost++
 			r.example("lost: %q acknowledged at %d@%d, neither accepted nor dead-lettered", s.Value, s.Partition, s.Offset)
 		}
@@ -393,6 +405,10 @@ func (qr *queueRun) work(ctx context.Context, w *queueWorker) error {
 			case err == nil:
 				qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
 					Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id})
+				qr.last = time.Now()
+			case client.IsIndeterminate(err):
+				qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
+					Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id, Maybe: true})
 				qr.last = time.Now()
 			case hang && (errors.Is(err, client.ErrLeaseLost) || errors.Is(err, client.ErrNotDelivered)):
 				qr.h.LateRefused++

@@ -31,6 +31,12 @@ func TestCheckQueue(t *testing.T) {
 	if r := CheckQueue(clean()); r.Violations() != 0 || r.Accepted != 1 || r.DeadLettered != 1 || r.Acked != 2 {
 		t.Fatalf("clean run: %+v", r)
 	}
+	// An indeterminate accept (R14) is not held lost.
+	h := clean()
+	h.Settles[0].Maybe = true
+	if r := CheckQueue(h); r.Violations() != 0 || r.Indeterminate != 1 || r.Accepted != 0 {
+		t.Fatalf("an indeterminate accept: %+v", r)
+	}
 	for name, tc := range map[string]struct {
 		mutate func(*QueueHistory)
 		count  func(QueueResult) int64

@@ -40,6 +40,7 @@ const (
 	maxQueueRecords     = 10000                  // records of one receive
 	maxQueueWait        = 30 * time.Second       // long-poll of one receive (and Config.MaxFetchWait)
 	queuePollInterval   = 20 * time.Millisecond  // a waiting receive looks again
+	queueRemotePoll     = 200 * time.Millisecond // and reads partitions led elsewhere again
 	queueReadBytes      = 1 << 20                // bytes read of one partition per look
 	maxQueueAckRange    = 1 << 16                // offsets of one outcome range
 	maxQueueAckOffsets  = 1 << 18                // offsets of one QueueAck, all ranges
@@ -87,8 +88,16 @@ func (b *Broker) QueueReceive(ctx context.Context, groupID, member string, topic
 	}
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
+	var remoteRead time.Time // the last look that read partitions led elsewhere
 	for {
-		out, err := b.queueReceiveOnce(ctx, co, groupID, member, keys, max)
+		// A waiting receive looks every queuePollInterval, but reads a
+		// partition led by another broker (a Fetch on a new connection)
+		// with nothing available at most every queueRemotePoll.
+		full := time.Since(remoteRead) >= queueRemotePoll
+		if full {
+			remoteRead = time.Now()
+		}
+		out, err := b.queueReceiveOnce(ctx, co, groupID, member, keys, max, !full)
 		if err != nil || len(out) > 0 {
 			return out, lease, err
 		}
@@ -136,8 +145,10 @@ type queueData struct {
 	recs map[int64]QueueMessage // the records it may hand out
 }
 
-// queueReceiveOnce is one look: snapshot, read, acquire.
-func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int) ([]QueueMessage, error) {
+// queueReceiveOnce is one look: snapshot, read, acquire. With
+// localOnly, partitions led elsewhere are read only for the records
+// available in their windows.
+func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int, localOnly bool) ([]QueueMessage, error) {
 	var snaps []group.QueueSnapshot
 	err := b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
 		var dead []group.QueueDead
@@ -155,7 +166,7 @@ func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID,
 		if found >= max {
 			break
 		}
-		if s.AtCap && len(s.Available) == 0 {
+		if len(s.Available) == 0 && (s.AtCap || localOnly && !b.leads(s.Topic, s.Partition)) {
 			continue
 		}
 		d, err := b.queueReadPartition(ctx, s, max-found)
@@ -221,6 +232,16 @@ func (b *Broker) queueReadPartition(ctx context.Context, s group.QueueSnapshot, 
 		return r.Offset < s.End || newOnes < want
 	})
 	return d, err
+}
+
+// leads reports whether this broker leads the partition with its log open.
+func (b *Broker) leads(topic string, part int32) bool {
+	p := b.parts.get(topic, part)
+	if p == nil {
+		return false
+	}
+	_, ok := p.leading()
+	return ok
 }
 
 // queueMessage copies a record out of the reader's buffers.

@@ -71,9 +71,12 @@ func (e *ProduceError) Is(target error) bool {
 }
 
 // IsIndeterminate reports whether err says a write may have happened
-// (R14): an indeterminate *ProduceError, an indeterminate protocol code, or
-// a connection lost after the request was sent. nil is not indeterminate.
+// (R14): an indeterminate *ProduceError, an indeterminate protocol code, a
+// connection lost after the request was sent, or ErrOutcomeUnknown. nil is not indeterminate.
 func IsIndeterminate(err error) bool {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		return true // a queue outcome (queue.go)
+	}
 	var pe *ProduceError
 	if errors.As(err, &pe) {
 		return pe.Indeterminate

@@ -26,8 +26,9 @@ import (
 // (the lease ran out and the record went back, or to another member,
 // whose delivery wins) or ErrNotDelivered (never delivered to the group,
 // or already done). An outcome whose answer was lost (the connection
-// failed) is sent again; if the first one was applied, the second gets
-// one of those errors although the record was settled as asked.
+// failed) is sent again; a refusal of that second try is returned
+// wrapped in ErrOutcomeUnknown (indeterminate, R14), since the first may
+// have settled the record as asked.
 
 // Errors of queue outcomes; test with errors.Is.
 var (
@@ -36,6 +37,11 @@ var (
 	// ErrNotDelivered: the offset was never delivered to the group, or is
 	// done.
 	ErrNotDelivered error = protocol.ErrInvalidRecordState
+	// ErrOutcomeUnknown: a try of the acknowledgement whose answer was
+	// lost may have been applied, and the next try was refused (with
+	// ErrLeaseLost or ErrNotDelivered, also matched): the record may be
+	// settled as asked, or not. IsIndeterminate reports it.
+	ErrOutcomeUnknown = errors.New("client: queue outcome unknown: a try whose answer was lost may have been applied")
 )
 
 // defaultQueueWait bounds one long-poll of Receive when ctx has no
@@ -246,7 +252,21 @@ func (q *QueueGroup) send(ops []*queueOp) {
 	ctx, cancel := context.WithTimeout(q.c.ctx, q.c.cfg.requestTimeout)
 	defer cancel()
 	req := &protocol.QueueAckRequest{GroupID: q.name, MemberID: q.member, Acks: ranges}
-	m, err := q.c.coordinated(ctx, q.name, req, func() protocol.Message { return new(protocol.QueueAckResponse) }, q.c.cfg.requestRetries)
+	// Retried here rather than in coordinated, to know whether a try
+	// whose answer was lost may have been applied (R14).
+	var m protocol.Message
+	var err error
+	maybeApplied := false
+	for attempt := 0; ; attempt++ {
+		m, err = q.c.coordinatedVia(ctx, connNormal, false, q.name, req, func() protocol.Message { return new(protocol.QueueAckResponse) }, 0)
+		if err == nil || !IsRetriable(err) || attempt >= q.c.cfg.requestRetries || ctx.Err() != nil {
+			break
+		}
+		maybeApplied = maybeApplied || IsIndeterminate(err)
+		if err = q.c.sleep(ctx, q.c.backoff(attempt+1)); err != nil {
+			break
+		}
+	}
 	if err == nil {
 		if resp := m.(*protocol.QueueAckResponse); resp.ErrorCode != protocol.NoError {
 			err = resp.ErrorCode.ErrWithDetail(resp.ErrorMessage)
@@ -254,13 +274,21 @@ func (q *QueueGroup) send(ops []*queueOp) {
 			for _, op := range ops {
 				for _, f := range resp.Failures {
 					if f.Topic == op.r.Topic && f.Partition == op.r.Partition && f.FirstOffset <= op.r.FirstOffset && op.r.FirstOffset <= f.LastOffset {
-						op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, f.ErrorCode.ErrWithDetail(f.ErrorMessage))
+						ferr := f.ErrorCode.ErrWithDetail(f.ErrorMessage)
+						if maybeApplied {
+							// The refusal may be of what the lost try did.
+							ferr = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ferr)
+						}
+						op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, ferr)
 						break
 					}
 				}
 			}
 			return
 		}
+	}
+	if maybeApplied && !IsIndeterminate(err) {
+		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
 	for _, op := range ops {
 		op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, err)

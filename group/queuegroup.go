@@ -12,7 +12,7 @@ import (
 // Queue groups on a Coordinator (issue 16, docs/queues.md). A queue group
 // lives on the coordinator of its id, as a consumer group does, and keeps
 // one QueuePartition per partition it has read. Its state is persisted in
-// the same offsets partition as type-4 records (records.go), one key per
+// the same offsets partition as queue-partition records (records.go), one key per
 // (group, topic, partition), so compaction keeps the latest window of
 // each; Replay restores them with RestoreQueuePartition.
 //

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// queueSeedValue is a type-4 value: a window with accepted, held and new
+// queueSeedValue is a queue-partition record value: a window with accepted, held and new
 // records, for FuzzReplay's seeds.
 func queueSeedValue() []byte {
 	c, _ := New(Config{})
@@ -126,7 +126,7 @@ func TestQueueGroupLeaseEndsOnLook(t *testing.T) {
 	}
 }
 
-// A corrupt type-4 value is ErrCorrupt, never a panic.
+// A corrupt queue-partition value is ErrCorrupt, never a panic.
 func TestQueueGroupReplayCorrupt(t *testing.T) {
 	c, _ := New(Config{})
 	v := queueSeedValue()

@@ -44,8 +44,8 @@ func verifyQueue(cmd *cobra.Command, b *benchFlags, cfg bench.Config, qcfg bench
 		}
 	} else {
 		fmt.Fprintf(w, "verify %s --queue %s: %s\n", b.topic, qcfg.Group, v)
-		fmt.Fprintf(w, "sent %d, acknowledged %d; accepted %d, dead-lettered %d; %d workers killed, %d late outcomes refused\n",
-			r.Sent, r.Acked, r.Accepted, r.DeadLettered, r.Kills, r.LateRefused)
+		fmt.Fprintf(w, "sent %d, acknowledged %d; accepted %d, dead-lettered %d, indeterminate outcomes %d; %d workers killed, %d late outcomes refused\n",
+			r.Sent, r.Acked, r.Accepted, r.DeadLettered, r.Indeterminate, r.Kills, r.LateRefused)
 		fmt.Fprintf(w, "lost %d, accepted twice %d, accepted and dead-lettered %d, over the delivery limit %d, bad dead-letter headers %d, unexpected %d, late outcomes applied %d\n",
 			r.Lost, r.AcceptedTwice, r.AcceptedAndDead, r.OverLimit, r.BadHeaders, r.Unexpected, r.LateAccepted)
 		writeExamples(w, r.Examples, errs)

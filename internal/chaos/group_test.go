@@ -21,22 +21,11 @@ import (
 // Environment: SLUICE_CHAOS_SEED (default 1), SLUICE_CHAOS_GROUP_FAULT_TIME
 // (60s), SLUICE_CHAOS_GROUP_RATE (records/s, 500).
 func TestChaosGroup(t *testing.T) {
-	seed := envInt(t, "SLUICE_CHAOS_SEED", 1)
-	faultTime := envDuration(t, "SLUICE_CHAOS_GROUP_FAULT_TIME", 60*time.Second)
-	rate := envInt(t, "SLUICE_CHAOS_GROUP_RATE", 500)
-	repro := fmt.Sprintf("SLUICE_CHAOS=1 SLUICE_CHAOS_SEED=%d SLUICE_CHAOS_GROUP_FAULT_TIME=%v SLUICE_CHAOS_GROUP_RATE=%d scripts/chaos.sh -run '^TestChaosGroup$'",
-		seed, faultTime, rate)
-	t.Logf("seed %d, %v of faults (%v), %d records/s; reproduce: %s", seed, faultTime, GroupKinds, rate, repro)
 	const topic, group, partitions, consumers = "chaos-group", "chaos-group", 6, 3
-	steps := Schedule(uint64(seed), GroupKinds, partitions, faultTime)
-	t.Logf("schedule: %s", FormatSchedule(steps))
-	h := setup(t, repro, 0)
-	h.createTopic(topic, partitions, nil)
-
-	ctx, cancel := context.WithTimeout(t.Context(), faultTime+5*time.Minute)
+	w := startWorkload(t, "TestChaosGroup", "GROUP", topic, partitions)
+	h := w.h
+	ctx, cancel := context.WithTimeout(t.Context(), w.faultTime+5*time.Minute)
 	defer cancel()
-	start := time.Now()
-	since := func() time.Duration { return time.Since(start) }
 	var (
 		gh      bench.GroupHistory
 		gerr    error
@@ -47,10 +36,10 @@ func TestChaosGroup(t *testing.T) {
 		gh, gerr = bench.VerifyGroup(ctx, bench.Config{
 			Client:   h.c.ClientOptions(),
 			Consumer: []client.Opt{client.FetchMaxWait(100 * time.Millisecond)},
-			Topic:    topic, RecordSize: 100, Producers: 2, Consumers: consumers, Rate: float64(rate),
+			Topic:    topic, RecordSize: 100, Producers: 2, Consumers: consumers, Rate: float64(w.rate),
 			// Producing outlasts the faults: a baseline before the
 			// first, acknowledgements after the last heal.
-			Duration:    groupBaseline + faultTime + groupAfter,
+			Duration:    groupBaseline + w.faultTime + groupAfter,
 			ReadTimeout: 90 * time.Second, DeliveryTimeout: 30 * time.Second,
 		}, bench.GroupConfig{Group: group, KillInterval: groupKillInterval, CommitInterval: 200 * time.Millisecond})
 	}()
@@ -65,28 +54,14 @@ func TestChaosGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%v the group commits", since().Round(time.Millisecond))
+	t.Logf("%v the group commits", w.since().Round(time.Millisecond))
 	sleep(ctx, groupBaseline)
-	in := &Injector{C: h.c, Admin: h.admin, Topic: topic, Group: group, Clock: since, Logf: t.Logf, Recover: 60 * time.Second}
-	runErr := in.Run(ctx, steps, faultTime)
-	hctx, hcancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := HealAll(hctx, h.c); err != nil {
-		t.Errorf("heal all: %v", err)
-	}
-	hcancel()
-	if runErr != nil {
-		t.Error(runErr)
-	}
-	t.Logf("%v faults over: %s(%d in all)", since().Round(time.Millisecond), FormatCounts(Counts(in.Events)), len(in.Events))
-	for i, ev := range in.Events {
-		t.Logf("fault %d %s p%d on %s at %v, healed at %v, whole at %v %s",
-			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), ev.Healed.Round(time.Millisecond), ev.Recovered.Round(time.Millisecond), ev.Err)
-	}
+	w.injectFaults(ctx, t, topic, group)
 	<-verdict
 	if gerr != nil {
 		t.Errorf("group verify: %v", gerr)
 	}
-	t.Logf("%v group verify done", since().Round(time.Millisecond))
+	t.Logf("%v group verify done", w.since().Round(time.Millisecond))
 	r := bench.CheckGroup(gh)
 	t.Logf("group verify: sent %d, acknowledged %d, reads %d, consumers killed %d, duplicates across hand-overs %d, commit samples %d",
 		r.Sent, r.Acked, r.Reads, r.Kills, r.Duplicates, len(gh.Commits))
