@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -317,4 +318,27 @@ func TestMoveSpeed(t *testing.T) {
 	rate := float64(size) / d.Seconds()
 	t.Logf("moved %d MiB in %v: %.2f MiB/s, %.0f%% of the %d MiB/s throttle", size>>20, d.Round(time.Millisecond),
 		rate/(1<<20), 100*rate/throttle, throttle>>20)
+}
+
+// The removed replica's broker killed half way: the move completes
+// without it (a new leader in the target takes over), and when it
+// restarts it deletes the data of the replica it no longer holds.
+func TestMoveRemovedBrokerDownDeletesAtRestart(t *testing.T) {
+	c, cl, _, leader, target := slowMove(t, "rk")
+	dir := filepath.Join(c.Dir(leader), "rk-0")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	c.Kill(leader)
+	testcluster.WaitPartition(t, cl, "rk", 0, 60*time.Second, "the move done", func(p client.PartitionDescription) error {
+		if !slices.Equal(p.Replicas, target) {
+			return fmt.Errorf("replicas %v, ISR %v", p.Replicas, p.ISR)
+		}
+		return nil
+	})
+	c.Restart(leader)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s after the restart: %v, want it gone", dir, err)
+	}
+	waitReplicas(t, cl, "rk", 30*time.Second, target...)
 }
