@@ -342,3 +342,47 @@ func TestMoveRemovedBrokerDownDeletesAtRestart(t *testing.T) {
 	}
 	waitReplicas(t, cl, "rk", 30*time.Second, target...)
 }
+
+// With auto.balance=on-join, a broker that was down while a topic was
+// created gets its share of replicas by itself once it is back, through
+// the move primitive, every replica ending in sync.
+func TestAutoBalanceOnJoin(t *testing.T) {
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	ctx := testContext(t)
+	c.Stop(4)
+	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
+		d, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(d.Brokers, func(b client.BrokerDescription) bool { return b.ID == 4 }); i < 0 || d.Brokers[i].State != "offline" {
+			return fmt.Errorf("brokers %+v", d.Brokers)
+		}
+		return nil
+	})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "ab", Partitions: 6, ReplicationFactor: 2})
+	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalance, controller.AutoBalanceOnJoin)); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(4)
+	poll.Until(t, 60*time.Second, "broker 4 holds its share, every replica in sync", func() error {
+		d, err := cl.DescribeTopic(ctx, "ab")
+		if err != nil {
+			return err
+		}
+		count := map[int32]int{}
+		for _, p := range d.Partitions {
+			if len(p.ISR) != 2 || len(p.Replicas) != 2 {
+				return fmt.Errorf("partition %d: replicas %v, ISR %v", p.Partition, p.Replicas, p.ISR)
+			}
+			for _, r := range p.Replicas {
+				count[r]++
+			}
+		}
+		if count[4] != 3 { // 12 replicas over 4 brokers
+			return fmt.Errorf("counts %v", count)
+		}
+		return nil
+	})
+}
