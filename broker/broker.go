@@ -266,7 +266,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	// The broker's background loops, each counted on its own so that
 	// adding one cannot get the count wrong.
 	for _, loop := range []func(context.Context){b.watchMetadata, b.groupLoop, b.reregisterLoop, b.retentionLoop,
-		b.cleanerLoop, b.isrLoop, b.rebalanceLoop} {
+		b.cleanerLoop, b.isrLoop, b.rebalanceLoop, b.autoBalanceLoop} {
 		b.bg.Add(1)
 		go func() { defer b.bg.Done(); loop(bgCtx) }()
 	}

@@ -23,6 +23,15 @@ const (
 	// ConfigMaxMovesPerBroker bounds the moves at once that add a replica
 	// to, or remove one from, each broker.
 	ConfigMaxMovesPerBroker = "reassignment.max.moves.per.broker"
+	// ConfigAutoBalance is whether the controller moves replicas by
+	// itself (autobalance.go): off, or on-join.
+	ConfigAutoBalance = "auto.balance"
+)
+
+// Values of ConfigAutoBalance.
+const (
+	AutoBalanceOff    = "off"
+	AutoBalanceOnJoin = "on-join"
 )
 
 var clusterConfigDefs = map[string]ConfigDef{
@@ -32,6 +41,9 @@ var clusterConfigDefs = map[string]ConfigDef{
 		Doc: "partitions moving at once in the cluster; further moves wait in a queue", kind: kindInt, min: 1},
 	ConfigMaxMovesPerBroker: {Key: ConfigMaxMovesPerBroker, Default: "5",
 		Doc: "moves at once that add a replica to, or remove one from, each broker; further moves wait in a queue", kind: kindInt, min: 1},
+	ConfigAutoBalance: {Key: ConfigAutoBalance, Default: AutoBalanceOff,
+		Doc:  "on-join: while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); off: only operators move partitions",
+		kind: kindEnum, enum: []string{AutoBalanceOff, AutoBalanceOnJoin}},
 }
 
 // ClusterConfigDefs returns every cluster config key with its default and

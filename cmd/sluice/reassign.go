@@ -317,6 +317,11 @@ the default):
   reassignment.max.moves               partitions moving at once (default 50)
   reassignment.max.moves.per.broker    moves at once adding to or removing
                                        from each broker (default 5)
+  auto.balance                         on-join: while nothing moves, the
+                                       controller evens replica and leader
+                                       counts across the alive brokers (a
+                                       broker that joined gets its share);
+                                       off (default): only operators move
 
 Moves beyond the limits wait in a queue and start as others end or the
 limits rise.`,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -317,4 +318,71 @@ func TestMoveSpeed(t *testing.T) {
 	rate := float64(size) / d.Seconds()
 	t.Logf("moved %d MiB in %v: %.2f MiB/s, %.0f%% of the %d MiB/s throttle", size>>20, d.Round(time.Millisecond),
 		rate/(1<<20), 100*rate/throttle, throttle>>20)
+}
+
+// The removed replica's broker killed half way: the move completes
+// without it (a new leader in the target takes over), and when it
+// restarts it deletes the data of the replica it no longer holds.
+func TestMoveRemovedBrokerDownDeletesAtRestart(t *testing.T) {
+	c, cl, _, leader, target := slowMove(t, "rk")
+	dir := filepath.Join(c.Dir(leader), "rk-0")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	c.Kill(leader)
+	testcluster.WaitPartition(t, cl, "rk", 0, 60*time.Second, "the move done", func(p client.PartitionDescription) error {
+		if !slices.Equal(p.Replicas, target) {
+			return fmt.Errorf("replicas %v, ISR %v", p.Replicas, p.ISR)
+		}
+		return nil
+	})
+	c.Restart(leader)
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("%s after the restart: %v, want it gone", dir, err)
+	}
+	waitReplicas(t, cl, "rk", 30*time.Second, target...)
+}
+
+// With auto.balance=on-join, a broker that was down while a topic was
+// created gets its share of replicas by itself once it is back, through
+// the move primitive, every replica ending in sync.
+func TestAutoBalanceOnJoin(t *testing.T) {
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	ctx := testContext(t)
+	c.Stop(4)
+	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
+		d, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(d.Brokers, func(b client.BrokerDescription) bool { return b.ID == 4 }); i < 0 || d.Brokers[i].State != "offline" {
+			return fmt.Errorf("brokers %+v", d.Brokers)
+		}
+		return nil
+	})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "ab", Partitions: 6, ReplicationFactor: 2})
+	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalance, controller.AutoBalanceOnJoin)); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(4)
+	poll.Until(t, 60*time.Second, "broker 4 holds its share, every replica in sync", func() error {
+		d, err := cl.DescribeTopic(ctx, "ab")
+		if err != nil {
+			return err
+		}
+		count := map[int32]int{}
+		for _, p := range d.Partitions {
+			if len(p.ISR) != 2 || len(p.Replicas) != 2 {
+				return fmt.Errorf("partition %d: replicas %v, ISR %v", p.Partition, p.Replicas, p.ISR)
+			}
+			for _, r := range p.Replicas {
+				count[r]++
+			}
+		}
+		if count[4] != 3 { // 12 replicas over 4 brokers
+			return fmt.Errorf("counts %v", count)
+		}
+		return nil
+	})
 }
