@@ -492,8 +492,9 @@ func (b *Broker) brokerAddr(id int32) (string, bool) {
 }
 
 // retentionLoop runs retention every RetentionCheckInterval, writes the
-// high-watermark checkpoint every hwCheckpointInterval and checks the
-// process limits every limitsCheckInterval.
+// high-watermark checkpoint every hwCheckpointInterval, checks the process
+// limits every limitsCheckInterval and unmaps idle segments' indexes every
+// indexIdleInterval.
 func (b *Broker) retentionLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RetentionCheckInterval)
 	defer t.Stop()
@@ -501,10 +502,14 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 	defer hw.Stop()
 	limits := time.NewTicker(limitsCheckInterval)
 	defer limits.Stop()
+	idle := time.NewTicker(indexIdleInterval)
+	defer idle.Stop()
 	for {
 		select {
 		case <-t.C:
 			b.parts.enforceRetention()
+		case <-idle.C:
+			b.parts.unmapIdleIndexes()
 		case <-hw.C:
 			b.parts.checkpointHighWatermarks()
 		case <-limits.C:
@@ -514,6 +519,12 @@ func (b *Broker) retentionLoop(ctx context.Context) {
 		}
 	}
 }
+
+// indexIdleInterval is how often the index files of inactive segments not
+// read since the last time are unmapped (log.Log.UnmapIdleIndexes): an
+// index unread for 5 to 10 minutes is unmapped, and mapped again by the
+// next read.
+const indexIdleInterval = 5 * time.Minute
 
 // hwCheckpointInterval is how often the high watermarks are checkpointed.
 const hwCheckpointInterval = 5 * time.Second

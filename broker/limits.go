@@ -67,7 +67,7 @@ func checkLimits(logger *zap.Logger, uses []limitUse) int {
 			continue
 		}
 		n++
-		msg := fmt.Sprintf("%s: %d of the limit of %d in use; each segment of each partition replica takes 3 memory maps and 1 file descriptor (its active segment 3): %s",
+		msg := fmt.Sprintf("%s: %d of the limit of %d in use; each segment of each partition replica takes 1 file descriptor and 1 to 3 memory maps (3 while its indexes are read; its active segment 3 of each): %s",
 			u.name, u.used, u.limit, u.fix)
 		fields := []zap.Field{zap.String("limit_name", u.name), zap.Int64("used", u.used), zap.Int64("limit", u.limit)}
 		if share >= limitErrorShare {

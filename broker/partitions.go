@@ -418,6 +418,26 @@ func (m *partitions) enforceRetention() {
 	}
 }
 
+// unmapIdleIndexes unmaps the indexes of every open log's inactive
+// segments that went unread since the last call.
+func (m *partitions) unmapIdleIndexes() {
+	total := 0
+	for _, p := range m.all() {
+		p.mu.RLock()
+		if p.state == stateOpen {
+			n, err := p.log.UnmapIdleIndexes()
+			total += n
+			if err != nil {
+				m.logger.Warn("unmap idle indexes", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(err))
+			}
+		}
+		p.mu.RUnlock()
+	}
+	if total > 0 {
+		m.logger.Debug("idle index files unmapped", zap.Int("files", total))
+	}
+}
+
 // closeAll closes every log (sync, recovery point, clean-shutdown marker).
 func (m *partitions) closeAll() error {
 	m.repl.close()

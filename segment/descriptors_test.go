@@ -14,10 +14,52 @@ func openUnder(t *testing.T, dir string) int {
 	if err != nil {
 		t.Skipf("no /proc/self/fd: %v", err)
 	}
-	n := 0
+	var paths []string
 	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil {
+			paths = append(paths, target)
+		}
+	}
+	return countUnder(paths, dir)
+}
+
+// mappedUnder counts this process's memory mappings of files in dir, by
+// file (a file mapped twice counts twice).
+func mappedUnder(t *testing.T, dir string) int {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("no /proc/self/maps: %v", err)
+	}
+	var paths []string
+	for line := range strings.Lines(string(maps)) {
+		// The path is the sixth field, after the address, permissions,
+		// offset, device and inode.
+		if f := strings.Fields(line); len(f) >= 6 {
+			paths = append(paths, f[5])
+		}
+	}
+	return countUnder(paths, dir)
+}
+
+// truncateAndAppend truncates s into its 31st batch, appends 5 batches
+// and checks the reads against m, which follows.
+func truncateAndAppend(t *testing.T, s *Segment, m *model) {
+	t.Helper()
+	cut := m.batches[30].BaseOffset()
+	if err := s.TruncateTo(cut); err != nil {
+		t.Fatal(err)
+	}
+	m.truncate(cut)
+	fill(t, s, m, specsN(5)...)
+	check(t, s, m)
+}
+
+// countUnder counts the paths inside dir.
+func countUnder(paths []string, dir string) int {
+	n := 0
+	for _, p := range paths {
+		if strings.HasPrefix(p, dir+string(filepath.Separator)) {
 			n++
 		}
 	}
@@ -54,13 +96,7 @@ func TestInactiveSegmentKeepsOneDescriptor(t *testing.T) {
 			v.Release()
 
 			// The writer reopens the index files to truncate, then appends.
-			cut := m.batches[30].BaseOffset()
-			if err := s.TruncateTo(cut); err != nil {
-				t.Fatal(err)
-			}
-			m.truncate(cut)
-			fill(t, s, m, specsN(5)...)
-			check(t, s, m)
+			truncateAndAppend(t, s, m)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tysonmote/gommap"
@@ -28,6 +29,17 @@ var be = binary.BigEndian
 // Only the writer appends, truncates or resets; readers read entries [0, n)
 // after loading n, and the writer never rewrites an entry below a reader's n
 // while that reader can run (TruncateTo waits for readers first).
+//
+// The mapping of an inactive segment's index can be dropped while no one
+// reads it (unmapIdle) and made again on demand: a reader takes it with
+// acquire and gives it back with release, the writer calls mapped first
+// (with the segment's writer lock held, which unmapIdle takes too). The
+// reader count and the mapping pointer are a Dekker pair (Go's atomics are
+// sequentially consistent): a reader counts itself, then loads the
+// pointer; unmapIdle clears the pointer, then looks at the count, and puts
+// the mapping back if a reader is there. So a reader either sees the
+// pointer cleared, and maps again, or is seen, and nothing is unmapped
+// under it.
 type index struct {
 	path string
 	fs   vfs.FS
@@ -36,8 +48,12 @@ type index struct {
 	// mapping (drop), which readers use; the writer reopens the file when
 	// it needs it (file). Writer only.
 	f       vfs.File
-	dirty   bool // writer: entries written or the file changed since it was last synced
-	mm      gommap.MMap
+	dirty   bool                        // writer: entries written or the file changed since it was last synced
+	mp      atomic.Pointer[gommap.MMap] // the mapping; nil while unmapped (unmapIdle)
+	length  int64                       // the mapping's length, fixed at open
+	mapMu   sync.Mutex                  // serializes mapping again and unmapIdle
+	readers atomic.Int64                // readers between acquire and release
+	touched atomic.Bool                 // acquired since the last unmapIdle
 	width   int64
 	n       atomic.Int64 // published entries
 	fileLen int64        // writer: current file size
@@ -70,7 +86,8 @@ func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (
 		f.Close()
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	ix := &index{path: path, fs: fs, f: f, mm: mm, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
+	ix := &index{path: path, fs: fs, f: f, length: length, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
+	ix.mp.Store(&mm)
 	if create {
 		if err := ix.extend(); err != nil {
 			ix.close()
@@ -81,7 +98,91 @@ func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (
 }
 
 // cap is the number of entries the mapping has room for.
-func (ix *index) cap() int64 { return int64(len(ix.mm)) / ix.width }
+func (ix *index) cap() int64 { return ix.length / ix.width }
+
+// mm is the mapping, for the writer, which called mapped since it took the
+// segment's writer lock.
+func (ix *index) mm() gommap.MMap { return *ix.mp.Load() }
+
+// mapped makes sure the file is mapped, mapping it again after unmapIdle.
+// Writer only.
+func (ix *index) mapped() error {
+	if ix.mp.Load() != nil {
+		return nil
+	}
+	ix.mapMu.Lock()
+	defer ix.mapMu.Unlock()
+	return ix.remapLocked()
+}
+
+// remapLocked maps the file again if it is not mapped. Call with mapMu.
+func (ix *index) remapLocked() error {
+	if ix.mp.Load() != nil {
+		return nil
+	}
+	f, opened := ix.f, false
+	if f == nil {
+		var err error
+		if f, err = ix.fs.OpenFile(ix.path, os.O_RDWR, 0); err != nil {
+			return fmt.Errorf("map %s again: %w", ix.path, err)
+		}
+		opened = true
+	}
+	mm, err := mapFile(f, ix.length, gommap.PROT_READ|gommap.PROT_WRITE)
+	if opened {
+		f.Close() // the mapping outlives the descriptor
+	}
+	if err != nil {
+		return fmt.Errorf("map %s again: %w", ix.path, err)
+	}
+	ix.mp.Store(&mm)
+	return nil
+}
+
+// acquire returns the mapping for a reader, mapping it again if it was
+// unmapped, or nil if that fails (an index is a hint: the reader scans
+// instead). Release it with release, whatever acquire returned.
+func (ix *index) acquire() gommap.MMap {
+	ix.readers.Add(1)
+	if !ix.touched.Load() {
+		ix.touched.Store(true)
+	}
+	if p := ix.mp.Load(); p != nil {
+		return *p
+	}
+	ix.mapMu.Lock()
+	defer ix.mapMu.Unlock()
+	if ix.remapLocked() != nil {
+		return nil
+	}
+	return *ix.mp.Load()
+}
+
+func (ix *index) release() { ix.readers.Add(-1) }
+
+// unmapIdle unmaps the file unless it was acquired since the last call or
+// a reader holds it now, and reports whether it did. The caller holds the
+// segment's writer lock, so the writer is not using the mapping.
+func (ix *index) unmapIdle() (bool, error) {
+	if ix.touched.Swap(false) {
+		return false, nil
+	}
+	ix.mapMu.Lock()
+	defer ix.mapMu.Unlock()
+	p := ix.mp.Load()
+	if p == nil {
+		return false, nil
+	}
+	ix.mp.Store(nil)
+	if ix.readers.Load() > 0 {
+		ix.mp.Store(p)
+		return false, nil
+	}
+	if err := p.UnsafeUnmap(); err != nil {
+		return true, fmt.Errorf("unmap %s: %w", ix.path, err)
+	}
+	return true, nil
+}
 
 // full reports whether no entry can be appended.
 func (ix *index) full() bool { return ix.n.Load() >= ix.cap() }
@@ -96,9 +197,9 @@ const indexChunk = 64 << 10
 // extend grows the file by indexChunk, at most to the whole mapping, with
 // its blocks allocated, so the next entries can be written.
 func (ix *index) extend() error {
-	size := min(int64(len(ix.mm)), (ix.fileLen/indexChunk+1)*indexChunk)
+	size := min(ix.length, (ix.fileLen/indexChunk+1)*indexChunk)
 	if size <= ix.fileLen {
-		return fmt.Errorf("extend %s: the mapping of %d bytes is full", ix.path, len(ix.mm))
+		return fmt.Errorf("extend %s: the mapping of %d bytes is full", ix.path, ix.length)
 	}
 	f, err := ix.file()
 	if err != nil {
@@ -128,7 +229,7 @@ func (ix *index) slot() []byte {
 		return nil
 	}
 	ix.dirty = true
-	return ix.mm[n*ix.width : (n+1)*ix.width]
+	return ix.mm()[n*ix.width : (n+1)*ix.width]
 }
 
 // publish makes the entry written into slot visible to readers.
@@ -150,15 +251,15 @@ func (ix *index) appendTime(ts int64, rel uint32) {
 	}
 }
 
-// offsetAt returns offset-index entry i.
-func (ix *index) offsetAt(i int64) (rel, pos uint32) {
-	e := ix.mm[i*offsetEntrySize:]
+// offsetAt returns entry i of the offset index mapped at mm.
+func offsetAt(mm []byte, i int64) (rel, pos uint32) {
+	e := mm[i*offsetEntrySize:]
 	return be.Uint32(e), be.Uint32(e[4:])
 }
 
-// timeAt returns time-index entry i.
-func (ix *index) timeAt(i int64) (ts int64, rel uint32) {
-	e := ix.mm[i*timeEntrySize:]
+// timeAt returns entry i of the time index mapped at mm.
+func timeAt(mm []byte, i int64) (ts int64, rel uint32) {
+	e := mm[i*timeEntrySize:]
 	return int64(be.Uint64(e)), be.Uint32(e[8:])
 }
 
@@ -206,7 +307,7 @@ func (ix *index) countEntries() bool {
 	limit := ix.fileLen / ix.width
 	var n int64
 	for ; n < limit; n++ {
-		if isZero(ix.mm[n*ix.width : (n+1)*ix.width]) {
+		if isZero(ix.mm()[n*ix.width : (n+1)*ix.width]) {
 			break
 		}
 	}
@@ -267,7 +368,10 @@ func (ix *index) drop() error {
 }
 
 func (ix *index) close() error {
-	err := ix.mm.UnsafeUnmap()
+	var err error
+	if p := ix.mp.Swap(nil); p != nil {
+		err = p.UnsafeUnmap()
+	}
 	if ix.f != nil {
 		if cerr := ix.f.Close(); err == nil {
 			err = cerr

@@ -65,7 +65,7 @@ func TestIndexOnFullDisk(t *testing.T) {
 		t.Fatalf("%d entries kept of %d: want those of the allocated chunk only", got, want)
 	}
 	for i := range got {
-		if rel, pos := ix.offsetAt(i); rel != uint32(i) || pos != uint32(i) {
+		if rel, pos := offsetAt(ix.mm(), i); rel != uint32(i) || pos != uint32(i) {
 			t.Fatalf("entry %d: %d, %d", i, rel, pos)
 		}
 	}

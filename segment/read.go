@@ -85,10 +85,15 @@ func (s *Segment) FindTimestamp(ts int64) (offset int64, ok bool) {
 	// The last time entry with T < ts: no batch before its relative offset
 	// reaches ts. Entries are increasing in both fields, so the predicate
 	// holds on a prefix.
+	tm := s.tidx.acquire()
+	defer s.tidx.release()
 	lo, hi := int64(0), s.tidx.n.Load()
+	if tm == nil {
+		hi = 0 // the index could not be mapped: scan from the start
+	}
 	for lo < hi {
 		mid := int64(uint64(lo+hi) >> 1)
-		t, rel := s.tidx.timeAt(mid)
+		t, rel := timeAt(tm, mid)
 		if t < ts && int64(rel) < next-s.base {
 			lo = mid + 1
 		} else {
@@ -97,7 +102,7 @@ func (s *Segment) FindTimestamp(ts int64) (offset int64, ok bool) {
 	}
 	start := s.base
 	if lo > 0 {
-		_, rel := s.tidx.timeAt(lo - 1)
+		_, rel := timeAt(tm, lo-1)
 		start += int64(rel)
 	}
 	pos, err := s.find(m.mm, start, size)
@@ -139,10 +144,15 @@ func (s *Segment) find(mm []byte, offset, size int64) (int64, error) {
 // the relative offset rel and inside size (a reader's size may trail the
 // published entries), or 0.
 func (s *Segment) lookup(rel, size int64) int64 {
+	im := s.idx.acquire()
+	defer s.idx.release()
+	if im == nil {
+		return 0 // the index could not be mapped: a hint, so scan
+	}
 	lo, hi := int64(0), s.idx.n.Load()
 	for lo < hi {
 		mid := int64(uint64(lo+hi) >> 1)
-		r, p := s.idx.offsetAt(mid)
+		r, p := offsetAt(im, mid)
 		if int64(r) <= rel && int64(p) <= size {
 			lo = mid + 1
 		} else {
@@ -152,7 +162,7 @@ func (s *Segment) lookup(rel, size int64) int64 {
 	if lo == 0 {
 		return 0
 	}
-	_, p := s.idx.offsetAt(lo - 1)
+	_, p := offsetAt(im, lo-1)
 	return int64(p)
 }
 
@@ -182,6 +192,9 @@ func (s *Segment) TruncateTo(offset int64) error {
 	m := s.cur.Load()
 	if m == nil {
 		return fmt.Errorf("segment %d: truncate: %w", s.base, ErrClosed)
+	}
+	if err := s.mapIndexes(); err != nil {
+		return fmt.Errorf("segment %d: truncate: %w", s.base, err)
 	}
 	if offset >= s.next.Load() {
 		return nil
@@ -229,15 +242,15 @@ func (s *Segment) TruncateTo(offset int64) error {
 // size, and the removed index entries can be cleared. Writer only.
 func (s *Segment) quiesce(size, next int64) error {
 	keepIdx := s.countEntries(s.idx, func(i int64) bool {
-		_, p := s.idx.offsetAt(i)
+		_, p := offsetAt(s.idx.mm(), i)
 		return int64(p) < size
 	})
 	var lastRel uint32
 	if keepIdx > 0 {
-		lastRel, _ = s.idx.offsetAt(keepIdx - 1)
+		lastRel, _ = offsetAt(s.idx.mm(), keepIdx-1)
 	}
 	keepT := s.countEntries(s.tidx, func(i int64) bool {
-		_, rel := s.tidx.timeAt(i)
+		_, rel := timeAt(s.tidx.mm(), i)
 		return keepIdx > 0 && rel <= lastRel
 	})
 	s.next.Store(next)
@@ -253,8 +266,8 @@ func (s *Segment) quiesce(size, next int64) error {
 	}
 	s.swap(nm)
 	s.waitRetired()
-	clear(s.idx.mm[keepIdx*offsetEntrySize : oldIdx*offsetEntrySize])
-	clear(s.tidx.mm[keepT*timeEntrySize : oldT*timeEntrySize])
+	clear(s.idx.mm()[keepIdx*offsetEntrySize : oldIdx*offsetEntrySize])
+	clear(s.tidx.mm()[keepT*timeEntrySize : oldT*timeEntrySize])
 	return nil
 }
 

@@ -36,6 +36,9 @@ func (s *Segment) Recover(minEpoch int32) (RecoverResult, error) {
 	if s.cur.Load() == nil {
 		return fail(ErrClosed)
 	}
+	if err := s.mapIndexes(); err != nil {
+		return fail(err)
+	}
 	if err := s.quiesce(0, s.base); err != nil {
 		return fail(err)
 	}
@@ -149,7 +152,7 @@ func (s *Segment) resume(mm []byte, end int64) (int64, int64, error) {
 	s.resetWriterState()
 	from, expect := int64(0), s.base
 	if n := s.idx.n.Load(); n > 0 {
-		rel, p := s.idx.offsetAt(n - 1)
+		rel, p := offsetAt(s.idx.mm(), n-1)
 		from, expect = int64(p), s.base+int64(rel)
 		first, err := batchAt(mm, 0, end)
 		if err != nil {
@@ -159,7 +162,7 @@ func (s *Segment) resume(mm []byte, end int64) (int64, int64, error) {
 		// first batch's and the last time entry's timestamp.
 		s.maxTS.Store(first.MaxTimestamp())
 		if tn := s.tidx.n.Load(); tn > 0 {
-			if ts, rel := s.tidx.timeAt(tn - 1); ts > first.MaxTimestamp() {
+			if ts, rel := timeAt(s.tidx.mm(), tn-1); ts > first.MaxTimestamp() {
 				s.maxTS.Store(ts)
 				s.maxTSRel = rel
 			}
@@ -197,7 +200,7 @@ func (s *Segment) indexesSane(mm []byte, end int64) bool {
 	var prevRel, prevPos uint32
 	n := s.idx.n.Load()
 	for i := range n {
-		rel, pos := s.idx.offsetAt(i)
+		rel, pos := offsetAt(s.idx.mm(), i)
 		if rel <= prevRel || pos <= prevPos || int64(pos) >= end {
 			return false
 		}
@@ -213,7 +216,7 @@ func (s *Segment) indexesSane(mm []byte, end int64) bool {
 	prevRel = 0
 	prevTS := int64(math.MinInt64)
 	for i := range s.tidx.n.Load() {
-		ts, rel := s.tidx.timeAt(i)
+		ts, rel := timeAt(s.tidx.mm(), i)
 		if rel <= prevRel || ts <= prevTS || rel > lastOffsetRel {
 			return false
 		}

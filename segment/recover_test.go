@@ -32,8 +32,8 @@ func checkTimestamps(t *testing.T, s *Segment, m *model) {
 
 // entries copies both indexes' published entries.
 func entries(s *Segment) (idx, tidx []byte) {
-	idx = bytes.Clone(s.idx.mm[:s.idx.n.Load()*offsetEntrySize])
-	tidx = bytes.Clone(s.tidx.mm[:s.tidx.n.Load()*timeEntrySize])
+	idx = bytes.Clone(s.idx.mm()[:s.idx.n.Load()*offsetEntrySize])
+	tidx = bytes.Clone(s.tidx.mm()[:s.tidx.n.Load()*timeEntrySize])
 	return idx, tidx
 }
 

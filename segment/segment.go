@@ -19,8 +19,11 @@
 // and trimmed to their used size by Seal or Close. After Seal, and at the
 // end of Open, the index files are synced and closed, their mappings kept:
 // a segment no one appends to holds one descriptor, its log's; the writer
-// reopens an index file when it changes it again. The log file is
-// memory-mapped for reads.
+// reopens an index file when it changes it again. UnmapIdleIndexes unmaps
+// the index files of a segment no one appends to when they went unread
+// since its last call; a read or the writer maps them again (index.go
+// says how a reader is never left with an unmapped index). The log file
+// is memory-mapped for reads.
 // Index entries are big-endian. The first batch (position 0, relative
 // offset 0) is never indexed, so an all-zero entry marks the end of a
 // preallocated index. A time-index entry (T, rel) says: T is the largest
@@ -321,6 +324,40 @@ func Open(dir string, base int64, cfg Config) (*Segment, error) {
 	return s, nil
 }
 
+// mapIndexes maps the index files again if UnmapIdleIndexes unmapped
+// them. Writer only, with wmu held.
+func (s *Segment) mapIndexes() error {
+	return errors.Join(s.idx.mapped(), s.tidx.mapped())
+}
+
+// UnmapIdleIndexes unmaps the segment's index files when neither was read
+// since the last call (an idle segment's lookups and timestamp searches),
+// and reports how many it unmapped. A read maps a file again on demand; so
+// does the writer. Call it for segments no one appends to (a log's inactive
+// ones), every idle period: an index is unmapped after one to two periods
+// without a read. It takes the writer lock, so it waits for an append,
+// truncation or recovery in progress.
+func (s *Segment) UnmapIdleIndexes() (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closing || s.cur.Load() == nil {
+		return 0, nil
+	}
+	n := 0
+	var errs []error
+	for _, ix := range []*index{s.idx, s.tidx} {
+		did, err := ix.unmapIdle()
+		if did {
+			n++
+		}
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("segment %d: %w", s.base, err)
+	}
+	return n, nil
+}
+
 // Base is the offset of the segment's first batch; it names the files.
 func (s *Segment) Base() int64 { return s.base }
 
@@ -374,6 +411,9 @@ func (s *Segment) Append(b record.Batch) error {
 	}
 	if s.Full(len(b)) || b.LastOffset()-s.base > math.MaxUint32 {
 		return fmt.Errorf("segment %d: append %d bytes at offset %d: %w", s.base, len(b), next, ErrFull)
+	}
+	if err := s.mapIndexes(); err != nil {
+		return fmt.Errorf("segment %d: append: %w", s.base, err)
 	}
 	if err := s.idx.reserve(); err != nil {
 		return fmt.Errorf("segment %d: append: %w", s.base, err)
@@ -450,7 +490,7 @@ func (s *Segment) indexBatch(pos int64, b record.Batch) {
 }
 
 func (s *Segment) lastTimeEntry() int64 {
-	ts, _ := s.tidx.timeAt(s.tidx.n.Load() - 1)
+	ts, _ := timeAt(s.tidx.mm(), s.tidx.n.Load()-1)
 	return ts
 }
 
