@@ -306,6 +306,12 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 		// Before the broker starts: /healthz answers and /readyz says why
 		// not ready while it registers.
 		hc := httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b, TLS: bt.transportFor(listenerHTTP)}
+		if cfg.Security.RequireAuth || cfg.Security.Authorizer {
+			// The console has no login: it would act for anyone who
+			// reaches the HTTP port, past the ACLs (docs/security.md).
+			hc.Console = nil
+			logger.Info("web console off: the broker enforces logins or ACLs, and the console has no login yet")
+		}
 		if c := bt.clientConfig(); c != nil {
 			hc.ClientOpts = []client.Opt{client.TLS(c)} // the console reads through the client listener
 		}
