@@ -70,6 +70,7 @@ func TestListenerServesHandshakenConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
 	io.WriteString(c, "hello\n")
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || line != "hello\n" {
@@ -274,6 +275,7 @@ func TestListenerGathersRecords(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
 		if _, ok := auth.ConnectionState(c); !ok {
 			sent <- errors.New("ConnectionState: not a TLS connection")
 			return
@@ -287,6 +289,7 @@ func TestListenerGathersRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	got := make([]byte, len(payload))
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatal(err)
@@ -321,6 +324,7 @@ func TestClientHandshakeGathersRecords(t *testing.T) {
 			return
 		}
 		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
 		b := make([]byte, len(payload))
 		if _, err := io.ReadFull(c, b); err != nil {
 			b = nil
@@ -339,6 +343,7 @@ func TestClientHandshakeGathersRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	writes.Store(0)
 	if _, err := c.Write(payload); err != nil {
 		t.Fatal(err)
