@@ -54,7 +54,14 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 		return errMalformed{err}
 	}
 	// The request carries the member's whole state each time: names (an
-	// empty list is none), the regex ("" none) and what it owns.
+	// empty list is none), the regex ("" none) and what it owns. The wire
+	// has no null array, so an empty owned list (decoded as nil) is "owns
+	// none", never "not reported": a member that revoked its only
+	// partition must be heard, or it stays unrevoked with the partition.
+	owned := toGroupPartitions(req.OwnedPartitions)
+	if owned == nil {
+		owned = []group.TopicPartitions{}
+	}
 	hb := group.Heartbeat{
 		GroupID: req.GroupID, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
 		InstanceID: req.InstanceID, RackID: req.RackID, ClientID: h.ClientID, ClientHost: c.ip,
@@ -62,7 +69,7 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 		SubscribedTopicNames: append([]string{}, req.SubscribedTopics...),
 		SubscribedTopicRegex: &req.SubscribedTopicRegex,
 		ServerAssignor:       req.Assignor,
-		OwnedPartitions:      toGroupPartitions(req.OwnedPartitions),
+		OwnedPartitions:      owned,
 	}
 	if req.RebalanceTimeoutMs < 0 {
 		hb.RebalanceTimeout = 0
