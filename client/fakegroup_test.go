@@ -27,12 +27,15 @@ type fakeGroup struct {
 }
 
 type fakeMember struct {
-	id, instance string
-	epoch        int32
-	topics       []string
-	owned        []TopicPartition // as the member last reported
-	assigned     []TopicPartition // as last answered
-	left         bool             // static member gone for now
+	// id is the fake's name for the member (m1, m2, ... in join order),
+	// in events and pinned targets; wire is the member id on the wire:
+	// the one the member joined with (KIP-1082), or id if it sent none.
+	id, wire, instance string
+	epoch              int32
+	topics             []string
+	owned              []TopicPartition // as the member last reported
+	assigned           []TopicPartition // as last answered
+	left               bool             // static member gone for now
 }
 
 func (fc *fakeCluster) fgroup(id string, create bool) *fakeGroup {
@@ -261,13 +264,19 @@ func (b *fakeBroker) groupRequest(m protocol.Message) (protocol.Message, bool) {
 func (fc *fakeCluster) heartbeat(req *protocol.ConsumerGroupHeartbeatRequest) *protocol.ConsumerGroupHeartbeatResponse {
 	g := fc.fgroup(req.GroupID, true)
 	owned := flatten(req.OwnedPartitions)
-	fc.event("heartbeat %s epoch %d owned %s", req.MemberID, req.MemberEpoch, tpString(owned))
 	var m *fakeMember
 	for _, x := range g.members {
-		if x.id == req.MemberID || (req.MemberID == "" && req.InstanceID != "" && x.instance == req.InstanceID) {
+		if x.wire == req.MemberID || (req.MemberEpoch == protocol.MemberEpochJoin && req.InstanceID != "" && x.instance == req.InstanceID) {
 			m = x
 		}
 	}
+	name := req.MemberID
+	if m != nil {
+		name = m.id
+	} else if req.MemberEpoch == protocol.MemberEpochJoin {
+		name = fmt.Sprintf("m%d", g.nextID+1) // as the join below names it
+	}
+	fc.event("heartbeat %s epoch %d owned %s", name, req.MemberEpoch, tpString(owned))
 	refuse := func(code protocol.ErrorCode) *protocol.ConsumerGroupHeartbeatResponse {
 		return &protocol.ConsumerGroupHeartbeatResponse{ErrorCode: code, ErrorMessage: "fake"}
 	}
@@ -281,18 +290,19 @@ func (fc *fakeCluster) heartbeat(req *protocol.ConsumerGroupHeartbeatRequest) *p
 		} else {
 			g.members = slices.DeleteFunc(g.members, func(x *fakeMember) bool { return x == m })
 		}
-		return &protocol.ConsumerGroupHeartbeatResponse{MemberID: m.id, MemberEpoch: req.MemberEpoch}
+		return &protocol.ConsumerGroupHeartbeatResponse{MemberID: m.wire, MemberEpoch: req.MemberEpoch}
 	case protocol.MemberEpochJoin:
 		switch {
-		case m != nil && m.instance != "" && req.MemberID == "":
-			m.left = false // a static member back: its old place
-		case req.MemberID != "" && m == nil:
-			return refuse(protocol.ErrUnknownMemberID)
+		case m != nil && m.instance != "" && req.MemberID != m.wire:
+			m.left, m.wire = false, req.MemberID // a static member back: its old place
 		case m != nil:
 			m.owned, m.assigned = nil, nil // fenced member starting over
 		default:
 			g.nextID++
-			m = &fakeMember{id: fmt.Sprintf("m%d", g.nextID), instance: req.InstanceID}
+			m = &fakeMember{id: fmt.Sprintf("m%d", g.nextID), wire: req.MemberID, instance: req.InstanceID}
+			if m.wire == "" {
+				m.wire = m.id
+			}
 			g.members = append(g.members, m)
 		}
 		m.topics = req.SubscribedTopics
@@ -324,7 +334,7 @@ func (fc *fakeCluster) heartbeat(req *protocol.ConsumerGroupHeartbeatRequest) *p
 		m.epoch++
 		m.assigned = give
 	}
-	return &protocol.ConsumerGroupHeartbeatResponse{MemberID: m.id, MemberEpoch: m.epoch,
+	return &protocol.ConsumerGroupHeartbeatResponse{MemberID: m.wire, MemberEpoch: m.epoch,
 		HeartbeatIntervalMs: fc.heartbeatMs, Assignment: unflatten(give)}
 }
 
@@ -335,25 +345,27 @@ func (fc *fakeCluster) offsetCommit(req *protocol.OffsetCommitRequest) *protocol
 		fc.event("commit refused %s: %v", req.MemberID, code)
 		return &protocol.OffsetCommitResponse{ErrorCode: code}
 	}
+	name := req.MemberID
 	if req.MemberID == "" {
 		if len(g.members) > 0 {
 			return refuse(protocol.ErrNonEmptyGroup)
 		}
 	} else {
-		i := slices.IndexFunc(g.members, func(x *fakeMember) bool { return x.id == req.MemberID })
+		i := slices.IndexFunc(g.members, func(x *fakeMember) bool { return x.wire == req.MemberID })
 		switch {
 		case i < 0:
 			return refuse(protocol.ErrUnknownMemberID)
 		case g.members[i].epoch != req.MemberEpoch:
 			return refuse(protocol.ErrStaleMemberEpoch)
 		}
+		name = g.members[i].id
 	}
 	resp := &protocol.OffsetCommitResponse{}
 	for _, t := range req.Topics {
 		tr := protocol.OffsetCommitTopicResponse{Name: t.Name}
 		for _, p := range t.Partitions {
 			g.offsets[TopicPartition{t.Name, p.Partition}] = p.Offset
-			fc.event("commit %s %s/%d=%d", req.MemberID, t.Name, p.Partition, p.Offset)
+			fc.event("commit %s %s/%d=%d", name, t.Name, p.Partition, p.Offset)
 			tr.Partitions = append(tr.Partitions, protocol.PartitionError{Partition: p.Partition})
 		}
 		resp.Topics = append(resp.Topics, tr)

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,9 +64,15 @@ type group struct {
 	wake chan struct{} // capacity 1: heartbeat now
 	done chan struct{} // closed when the loop has returned
 
+	// joinID is the member id the member joins with, its own (KIP-1082),
+	// for the Client's lifetime: a join whose answer was lost and that is
+	// sent again is the same member, not a second one that would hold
+	// partitions until its session timeout.
+	joinID string
+
 	mu       sync.Mutex
-	memberID string
-	epoch    int32 // 0: not a member (joining)
+	memberID string // the id the coordinator answered with; "" while joining
+	epoch    int32  // 0: not a member (joining)
 	interval time.Duration
 	owned    map[TopicPartition]bool
 	lastPoll time.Time // when Poll last started or returned
@@ -99,8 +107,10 @@ func (e *GroupError) Unwrap() error { return e.Err }
 var ErrNotMember = errors.New("client: not a member of the consumer group now")
 
 func newGroup(c *Client, cfg *groupConfig) *group {
+	var id [16]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand since Go 1.24)
 	g := &group{c: c, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		owned: map[TopicPartition]bool{}, lastPoll: time.Now()}
+		joinID: base64.RawURLEncoding.EncodeToString(id[:]), owned: map[TopicPartition]bool{}, lastPoll: time.Now()}
 	g.ctx, g.stop = context.WithCancel(c.ctx)
 	return g
 }
@@ -225,8 +235,12 @@ func (g *group) leave(ctx context.Context, closing bool) {
 
 // request is the member's state as a heartbeat. g.mu is held.
 func (g *group) request() *protocol.ConsumerGroupHeartbeatRequest {
+	id := g.memberID
+	if id == "" {
+		id = g.joinID
+	}
 	return &protocol.ConsumerGroupHeartbeatRequest{
-		GroupID: g.cfg.id, MemberID: g.memberID, MemberEpoch: g.epoch,
+		GroupID: g.cfg.id, MemberID: id, MemberEpoch: g.epoch,
 		InstanceID: g.cfg.instanceID, RackID: g.cfg.rackID,
 		RebalanceTimeoutMs: int32(g.cfg.rebalanceTimeout.Milliseconds()),
 		SubscribedTopics:   g.cfg.topics, SubscribedTopicRegex: g.cfg.regex, Assignor: g.cfg.assignor,
@@ -253,8 +267,8 @@ func (g *group) heartbeat(ctx context.Context) (again bool, err error) {
 	case protocol.NoError:
 	case protocol.ErrUnknownMemberID, protocol.ErrFencedMemberEpoch:
 		// Drop everything without committing (another member may own
-		// the partitions by now) and join again: with the same member id
-		// after a fence, which the coordinator still knows.
+		// the partitions by now) and join again, with the member's own
+		// id (an id the coordinator issued is forgotten once unknown).
 		g.lose(g.ownedList())
 		g.mu.Lock()
 		if code == protocol.ErrUnknownMemberID {

@@ -171,6 +171,33 @@ func TestUnaffectedMemberNotDisturbed(t *testing.T) {
 	}
 }
 
+// A join sent again after its answer was lost, with the member's own id
+// (KIP-1082, as the Go client sends it), is that member starting over:
+// what the lost answer gave it is freed, the group has one member for it,
+// and a member joining later gets its share. (With an id the coordinator
+// issued, the join sent again was a second member, and the first held
+// its partitions until its session timeout.)
+func TestJoinSentAgainIsTheSameMember(t *testing.T) {
+	h := newHarness(t, map[string]int32{"t": 4})
+	join := Heartbeat{GroupID: "g", MemberID: "own-id", SubscribedTopicNames: []string{"t"}, OwnedPartitions: []TopicPartitions{}}
+	res, recs, err := h.c.Heartbeat(h.now, join)
+	if err != nil || count(res.Assignment) != 4 {
+		t.Fatalf("first join: %v, %v", res, err)
+	}
+	h.log = append(h.log, recs...) // its answer is lost
+	a := &client{id: "own-id", names: []string{"t"}}
+	b := &client{names: []string{"t"}}
+	h.mustBeat("g", a)
+	h.settle("g", a, b)
+	if d, _ := h.c.DescribeGroup("g"); len(d.Members) != 2 {
+		t.Fatalf("members %+v: want a and b", d.Members)
+	}
+	if count(a.owned) != 2 || count(b.owned) != 2 {
+		t.Fatalf("a owns %v, b %v: want 2 each", a.owned, b.owned)
+	}
+	checkDisjoint(t, a, b)
+}
+
 func TestRevocationBeforeReassignment(t *testing.T) {
 	h := newHarness(t, map[string]int32{"t": 2})
 	a := &client{names: []string{"t"}}
