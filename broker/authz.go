@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -436,3 +437,23 @@ func (s *Session) ExpectBareTokens(on bool) { s.bare = on }
 
 // BareTokens reports whether the next frame is a bare SASL message.
 func (s *Session) BareTokens() bool { return s.bare }
+
+// CanAlterTopic: growing a topic (CreatePartitions) needs alter on it.
+func (s *Session) CanAlterTopic(topic string) error { return s.topic(topic, auth.OpAlter) }
+
+// CanConsume: committing a consumer group's offsets, and receiving from,
+// acknowledging to or resetting a queue group, need read on the group,
+// then read on every topic named (Kafka's rule for OffsetCommit and for
+// share groups, whose resource type is the group's too). It returns the
+// first refusal: the caller then does nothing of the request.
+func (s *Session) CanConsume(group string, topics iter.Seq[string]) error {
+	if err := s.CanGroup(group, auth.OpRead); err != nil {
+		return err
+	}
+	for t := range topics {
+		if err := s.CanRead(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -100,15 +100,14 @@ func (c *conn) handleOffsetCommit(h *protocol.RequestHeader, resp *response) err
 		}
 	}
 	// Read on the group and on every topic, or nothing is committed.
-	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
-		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
-		return nil
-	}
-	for _, t := range req.Topics {
-		if err := c.sess.CanRead(t.Name); err != nil {
-			c.errorResponse(resp, h, protocol.ErrTopicAuthorizationFailed)
-			return nil
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t.Name) {
+				return
+			}
 		}
+	})) {
+		return nil
 	}
 	ctx, cancel := groupContext()
 	defer cancel()
