@@ -457,3 +457,31 @@ func (s *Session) CanConsume(group string, topics iter.Seq[string]) error {
 	}
 	return nil
 }
+
+// The group and cluster checks by what a request does, for front ends
+// that do not speak in ACL operations (Kafka's).
+
+// CanReadGroup: a group's membership (join, sync, heartbeat, leave)
+// needs read on the group.
+func (s *Session) CanReadGroup(group string) error { return s.CanGroup(group, auth.OpRead) }
+
+// CanDescribeGroup: finding a group's coordinator, fetching its offsets,
+// describing and listing it need describe on the group.
+func (s *Session) CanDescribeGroup(group string) error { return s.CanGroup(group, auth.OpDescribe) }
+
+// CanDeleteGroup needs delete on the group.
+func (s *Session) CanDeleteGroup(group string) error { return s.CanGroup(group, auth.OpDelete) }
+
+// CanAlterCluster: moving partitions needs alter on the cluster.
+func (s *Session) CanAlterCluster() error { return s.CanCluster(auth.OpAlter) }
+
+// CanDescribeCluster: listing partition moves needs describe on the
+// cluster.
+func (s *Session) CanDescribeCluster() error { return s.CanCluster(auth.OpDescribe) }
+
+// CanAlterClusterConfigs: the cluster's (a broker resource's) configs
+// need alter-configs on the cluster.
+func (s *Session) CanAlterClusterConfigs() error { return s.CanCluster(auth.OpAlterConfigs) }
+
+// CanDescribeClusterConfigs needs describe-configs on the cluster.
+func (s *Session) CanDescribeClusterConfigs() error { return s.CanCluster(auth.OpDescribeConfigs) }
