@@ -1,10 +1,12 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,8 +14,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluicemq/sluice/auth"
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
 )
@@ -278,6 +282,35 @@ func (r *rawConn) login(user, password string, corr *int32) {
 	}
 }
 
+// authzBroker starts secureSingle with the authorizer on, with topic
+// orders holding two records, and returns an admin client of it.
+func authzBroker(t *testing.T) (*broker.Broker, string, *kadm.Client) {
+	t.Helper()
+	b, addr := secureSingle(t, true)
+	admin := scramClient(t, addr, "admin", "admin-pw", true)
+	adm := kadm.NewClient(admin)
+	createTopic(t, context.Background(), adm, "orders", 1, 1, nil)
+	if err := admin.ProduceSync(context.Background(), &kgo.Record{Topic: "orders", Value: []byte("0")}, &kgo.Record{Topic: "orders", Value: []byte("1")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return b, addr, adm
+}
+
+// commitFor commits offset at of topic's partition 0 for group through
+// adm, once the group's coordinator is loaded.
+func commitFor(t *testing.T, adm *kadm.Client, group, topic string, at int64) {
+	t.Helper()
+	poll.Until(t, 20*time.Second, "commit for group "+group, func() error {
+		var os kadm.Offsets
+		os.Add(kadm.Offset{Topic: topic, Partition: 0, At: at, LeaderEpoch: -1})
+		r, err := adm.CommitOffsets(context.Background(), group, os)
+		if err != nil {
+			return err
+		}
+		return r.Error()
+	})
+}
+
 // TestKafkaAuthorizationCoversEveryAPI: with the authorizer on and no
 // ACLs, bob (authenticated, not a super user) is refused every key the
 // Kafka listener serves, at every served version, with an authorization
@@ -285,24 +318,9 @@ func (r *rawConn) login(user, password string, corr *int32) {
 // exemptions; and nothing he sent changed anything. A key added to Table
 // later fails here until it is probed (and checked) or exempted.
 func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
-	ctx := testContext(t)
-	b, addr := secureSingle(t, true)
-	admin := scramClient(t, addr, "admin", "admin-pw", true)
-	adm := kadm.NewClient(admin)
-	createTopic(t, ctx, adm, "orders", 1, 1, nil)
-	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: "orders", Value: []byte("a")}, &kgo.Record{Topic: "orders", Value: []byte("b")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	b, addr, adm := authzBroker(t)
 	// Group g exists, with a committed offset.
-	poll.Until(t, 20*time.Second, "admin commits for group g", func() error {
-		var os kadm.Offsets
-		os.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 1, LeaderEpoch: -1})
-		r, err := adm.CommitOffsets(ctx, "g", os)
-		if err != nil {
-			return err
-		}
-		return r.Error()
-	})
+	commitFor(t, adm, "g", "orders", 1)
 	state := func() string {
 		md := b.Metadata()
 		var s strings.Builder
@@ -370,5 +388,54 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 	}
 	if after := state(); after != before {
 		t.Errorf("bob's refused requests changed the cluster:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// The Kafka listener's group and partition checks name the right
+// resources: bob, allowed read on group g and topic orders, consumes in a
+// kgo consumer group and commits, and lists only that group; allowed
+// alter on orders, he grows it.
+func TestKafkaAuthorizationGrants(t *testing.T) {
+	ctx := testContext(t)
+	b, addr, adm := authzBroker(t)
+	createTopic(t, ctx, adm, "hidden", 1, 1, nil)
+	allow := func(rt auth.ResourceType, name string, op auth.Operation) auth.ACL {
+		return auth.ACL{Principal: "User:bob", Host: "*", Resource: rt, Name: name, Pattern: auth.PatternLiteral, Op: op, Permission: auth.Allow}
+	}
+	for _, err := range b.CreateACLs(ctx, []auth.ACL{allow(auth.ResourceGroup, "g", auth.OpRead),
+		allow(auth.ResourceTopic, "orders", auth.OpRead), allow(auth.ResourceTopic, "orders", auth.OpAlter)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another group, which bob may not see.
+	commitFor(t, adm, "other", "hidden", 0)
+
+	var seen sync.Map
+	mech := scram.Auth{User: "bob", Pass: "bob-pw"}
+	gc := startGroupConsumer(t, []string{addr}, "g", "orders", &seen, kgo.SASL(mech.AsSha512Mechanism()))
+	poll.Until(t, 30*time.Second, "bob consumes both records in group g", func() bool { return count(&seen) == 2 })
+	gc.close() // commits before leaving
+	bobAdm := kadm.NewClient(scramClient(t, addr, "bob", "bob-pw", true))
+	offs, err := bobAdm.FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("orders", 0); !ok || o.Err != nil || o.At != 2 {
+		t.Fatalf("bob's committed offset of orders[0]: %+v (%v)", o, ok)
+	}
+	groups, err := bobAdm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := groups.Groups(); !slices.Equal(names, []string{"g"}) {
+		t.Fatalf("bob lists groups %v, want only g", names)
+	}
+	res, err := bobAdm.CreatePartitions(ctx, 1, "orders")
+	if err != nil || res["orders"].Err != nil {
+		t.Fatalf("bob grows orders: %v %+v", err, res)
+	}
+	if r, err := bobAdm.CreatePartitions(ctx, 1, "hidden"); err == nil && r["hidden"].Err == nil {
+		t.Fatal("bob grew hidden")
 	}
 }
