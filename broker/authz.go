@@ -485,3 +485,16 @@ func (s *Session) CanAlterClusterConfigs() error { return s.CanCluster(auth.OpAl
 
 // CanDescribeClusterConfigs needs describe-configs on the cluster.
 func (s *Session) CanDescribeClusterConfigs() error { return s.CanCluster(auth.OpDescribeConfigs) }
+
+// OffsetVisible applies Kafka's topic rule to a committed offset a
+// group's OffsetFetch answers (the group's describe is checked before):
+// all is whether every committed topic was asked for. It returns whether
+// to answer the offset (not when all and the caller may not describe its
+// topic: the topic is left out) and, for a named topic the caller may not
+// describe, the error to answer instead of the offset.
+func (s *Session) OffsetVisible(topic string, all bool) (show bool, err error) {
+	if err = s.CanDescribe(topic); err != nil {
+		return !all, err
+	}
+	return true, nil
+}

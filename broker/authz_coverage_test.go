@@ -308,3 +308,36 @@ func TestAuthorizationGrantsNewestAPIs(t *testing.T) {
 		}
 	}
 }
+
+// OffsetFetch answers a group's offsets only of the topics the caller
+// may describe: left out when all are asked for, refused when named.
+func TestOffsetFetchHidesTopics(t *testing.T) {
+	b := secureBroker(t, true)
+	admin := loggedIn(t, b, "admin")
+	admin.createTopic("orders", 1)
+	poll.Until(t, 20*time.Second, "admin commits for group g", func() error {
+		var co protocol.FindCoordinatorResponse
+		if admin.call(&protocol.FindCoordinatorRequest{CoordinatorKey: "g"}, &co); co.ErrorCode != protocol.NoError {
+			return co.ErrorCode.Err()
+		}
+		var oc protocol.OffsetCommitResponse
+		admin.call(&protocol.OffsetCommitRequest{GroupID: "g", MemberEpoch: -1, Topics: []protocol.OffsetCommitTopic{
+			{Name: "orders", Partitions: []protocol.OffsetCommitPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}}, &oc)
+		if oc.ErrorCode != protocol.NoError {
+			return oc.ErrorCode.Err()
+		}
+		return oc.Topics[0].Partitions[0].ErrorCode.Err()
+	})
+	addACL(t, admin, allow("User:bob", auth.ResourceGroup, "g", auth.OpDescribe))
+	bob := loggedIn(t, b, "bob")
+	var all protocol.OffsetFetchResponse
+	bob.call(&protocol.OffsetFetchRequest{GroupID: "g", MemberEpoch: -1, AllTopics: true}, &all)
+	if all.ErrorCode != protocol.NoError || len(all.Topics) != 0 {
+		t.Fatalf("bob's offsets of g, all topics: %+v", all)
+	}
+	var named protocol.OffsetFetchResponse
+	bob.call(&protocol.OffsetFetchRequest{GroupID: "g", MemberEpoch: -1, Topics: []protocol.TopicPartitions{{Topic: "orders", Partitions: []int32{0}}}}, &named)
+	if len(named.Topics) != 1 || named.Topics[0].Partitions[0].ErrorCode != protocol.ErrTopicAuthorizationFailed || named.Topics[0].Partitions[0].Offset != -1 {
+		t.Fatalf("bob's offsets of g, orders named: %+v", named)
+	}
+}

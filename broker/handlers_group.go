@@ -148,11 +148,20 @@ func (c *conn) handleOffsetFetch(h *protocol.RequestHeader, resp *response) erro
 	var out protocol.OffsetFetchResponse
 	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
 	for _, f := range res {
+		show, denied := c.sess.OffsetVisible(f.Topic, req.AllTopics)
+		if !show {
+			continue
+		}
 		if n := len(out.Topics); n == 0 || out.Topics[n-1].Name != f.Topic {
 			out.Topics = append(out.Topics, protocol.OffsetFetchTopicResponse{Name: f.Topic})
 		}
 		t := &out.Topics[len(out.Topics)-1]
-		t.Partitions = append(t.Partitions, protocol.OffsetFetchPartition{Partition: f.Partition, Offset: f.Offset, LeaderEpoch: f.LeaderEpoch, Metadata: f.Metadata})
+		p := protocol.OffsetFetchPartition{Partition: f.Partition, Offset: f.Offset, LeaderEpoch: f.LeaderEpoch, Metadata: f.Metadata}
+		if denied != nil {
+			p = protocol.OffsetFetchPartition{Partition: f.Partition, Offset: -1, LeaderEpoch: -1}
+			p.ErrorCode, _ = ErrorCode(denied)
+		}
+		t.Partitions = append(t.Partitions, p)
 	}
 	c.encode(resp, h, &out)
 	return nil

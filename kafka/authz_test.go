@@ -393,7 +393,8 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 
 // The Kafka listener's group and partition checks name the right
 // resources: bob, allowed read on group g and topic orders, consumes in a
-// kgo consumer group and commits, and lists only that group; allowed
+// kgo consumer group and commits, reads the group's offsets but not those
+// of a topic he may not describe, and lists only that group; allowed
 // alter on orders, he grows it.
 func TestKafkaAuthorizationGrants(t *testing.T) {
 	ctx := testContext(t)
@@ -415,7 +416,8 @@ func TestKafkaAuthorizationGrants(t *testing.T) {
 	mech := scram.Auth{User: "bob", Pass: "bob-pw"}
 	gc := startGroupConsumer(t, []string{addr}, "g", "orders", &seen, kgo.SASL(mech.AsSha512Mechanism()))
 	poll.Until(t, 30*time.Second, "bob consumes both records in group g", func() bool { return count(&seen) == 2 })
-	gc.close() // commits before leaving
+	gc.close()                          // commits before leaving
+	commitFor(t, adm, "g", "hidden", 0) // an offset of a topic bob may not describe
 	bobAdm := kadm.NewClient(scramClient(t, addr, "bob", "bob-pw", true))
 	offs, err := bobAdm.FetchOffsets(ctx, "g")
 	if err != nil {
@@ -423,6 +425,9 @@ func TestKafkaAuthorizationGrants(t *testing.T) {
 	}
 	if o, ok := offs.Lookup("orders", 0); !ok || o.Err != nil || o.At != 2 {
 		t.Fatalf("bob's committed offset of orders[0]: %+v (%v)", o, ok)
+	}
+	if o, ok := offs.Lookup("hidden", 0); ok {
+		t.Fatalf("bob sees group g's offset of hidden: %+v", o)
 	}
 	groups, err := bobAdm.ListGroups(ctx)
 	if err != nil {

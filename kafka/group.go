@@ -145,11 +145,18 @@ func (s *Server) offsetFetch(sess *broker.Session, req *kmsg.OffsetFetchRequest)
 			resp.ErrorCode = code
 		}
 		for _, f := range res {
+			show, denied := sess.OffsetVisible(f.Topic, req.Topics == nil)
+			if !show {
+				continue
+			}
 			if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != f.Topic {
 				resp.Topics = append(resp.Topics, kmsg.OffsetFetchResponseTopic{Topic: f.Topic})
 			}
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = f.Partition, f.Offset, f.LeaderEpoch, &f.Metadata
+			if denied != nil {
+				rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = -1, -1, new(string), codeOf(denied)
+			}
 			t := &resp.Topics[len(resp.Topics)-1]
 			t.Partitions = append(t.Partitions, rp)
 		}
@@ -187,11 +194,18 @@ func (s *Server) offsetFetch(sess *broker.Session, req *kmsg.OffsetFetchRequest)
 		rg := kmsg.NewOffsetFetchResponseGroup()
 		rg.Group, rg.ErrorCode = g.Group, codeOf(err)
 		for _, f := range res {
+			show, denied := sess.OffsetVisible(f.Topic, g.Topics == nil)
+			if !show {
+				continue
+			}
 			if n := len(rg.Topics); n == 0 || rg.Topics[n-1].Topic != f.Topic {
 				rg.Topics = append(rg.Topics, kmsg.OffsetFetchResponseGroupTopic{Topic: f.Topic})
 			}
 			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = f.Partition, f.Offset, f.LeaderEpoch, &f.Metadata
+			if denied != nil {
+				rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = -1, -1, new(string), codeOf(denied)
+			}
 			t := &rg.Topics[len(rg.Topics)-1]
 			t.Partitions = append(t.Partitions, rp)
 		}
