@@ -498,3 +498,18 @@ func (s *Session) OffsetVisible(topic string, all bool) (show bool, err error) {
 	}
 	return true, nil
 }
+
+// CanSubscribe: a consumer group member's heartbeat needs read on the
+// group, then describe on every topic its subscription names (Kafka's
+// rule; a regex subscription's topics are not checked).
+func (s *Session) CanSubscribe(group string, topics []string) error {
+	if err := s.CanReadGroup(group); err != nil {
+		return err
+	}
+	for _, t := range topics {
+		if err := s.CanDescribe(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

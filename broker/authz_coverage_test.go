@@ -140,6 +140,17 @@ func loggedIn(t *testing.T, b *Broker, user string) *testClient {
 	return c
 }
 
+// waitCoordinator waits until group's coordinator is loaded (the
+// offsets topic is made on the first FindCoordinator).
+func waitCoordinator(t *testing.T, c *testClient, group string) {
+	t.Helper()
+	poll.Until(t, 20*time.Second, "the coordinator of "+group, func() error {
+		var co protocol.FindCoordinatorResponse
+		c.call(&protocol.FindCoordinatorRequest{CoordinatorKey: group}, &co)
+		return co.ErrorCode.Err()
+	})
+}
+
 // callVersion sends req at version v and decodes the answer into resp.
 func (c *testClient) callVersion(req protocol.Message, v int16, resp protocol.Message) error {
 	c.t.Helper()
@@ -180,11 +191,8 @@ func TestAuthorizationCoversEveryAPI(t *testing.T) {
 	// A consumer group g with a member and a commit, and a queue group q
 	// holding a record: the resources bob's requests are about exist.
 	var hb protocol.ConsumerGroupHeartbeatResponse
+	waitCoordinator(t, admin, "g")
 	poll.Until(t, 20*time.Second, "admin joins group g", func() error {
-		var co protocol.FindCoordinatorResponse
-		if admin.call(&protocol.FindCoordinatorRequest{CoordinatorKey: "g"}, &co); co.ErrorCode != protocol.NoError {
-			return co.ErrorCode.Err()
-		}
 		admin.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"orders"}, RebalanceTimeoutMs: 30000}, &hb)
 		return hb.ErrorCode.Err()
 	})
@@ -315,11 +323,8 @@ func TestOffsetFetchHidesTopics(t *testing.T) {
 	b := secureBroker(t, true)
 	admin := loggedIn(t, b, "admin")
 	admin.createTopic("orders", 1)
+	waitCoordinator(t, admin, "g")
 	poll.Until(t, 20*time.Second, "admin commits for group g", func() error {
-		var co protocol.FindCoordinatorResponse
-		if admin.call(&protocol.FindCoordinatorRequest{CoordinatorKey: "g"}, &co); co.ErrorCode != protocol.NoError {
-			return co.ErrorCode.Err()
-		}
 		var oc protocol.OffsetCommitResponse
 		admin.call(&protocol.OffsetCommitRequest{GroupID: "g", MemberEpoch: -1, Topics: []protocol.OffsetCommitTopic{
 			{Name: "orders", Partitions: []protocol.OffsetCommitPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}}, &oc)
@@ -340,4 +345,26 @@ func TestOffsetFetchHidesTopics(t *testing.T) {
 	if len(named.Topics) != 1 || named.Topics[0].Partitions[0].ErrorCode != protocol.ErrTopicAuthorizationFailed || named.Topics[0].Partitions[0].Offset != -1 {
 		t.Fatalf("bob's offsets of g, orders named: %+v", named)
 	}
+}
+
+// A consumer group member needs describe on every topic its subscription
+// names, besides read on the group.
+func TestHeartbeatNeedsDescribeOnSubscribedTopics(t *testing.T) {
+	b := secureBroker(t, true)
+	admin := loggedIn(t, b, "admin")
+	admin.createTopic("orders", 1)
+	waitCoordinator(t, admin, "g")
+	addACL(t, admin, allow("User:bob", auth.ResourceGroup, "g", auth.OpRead))
+	bob := loggedIn(t, b, "bob")
+	join := &protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", SubscribedTopics: []string{"orders"}, RebalanceTimeoutMs: 30000}
+	var hb protocol.ConsumerGroupHeartbeatResponse
+	bob.call(join, &hb)
+	if hb.ErrorCode != protocol.ErrTopicAuthorizationFailed {
+		t.Fatalf("bob joins g subscribing to orders, without describe on it: %v", hb.ErrorCode)
+	}
+	addACL(t, admin, allow("User:bob", auth.ResourceTopic, "orders", auth.OpDescribe))
+	poll.Until(t, 20*time.Second, "bob joins g", func() error {
+		bob.call(join, &hb)
+		return hb.ErrorCode.Err()
+	})
 }

@@ -72,8 +72,7 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 	if req.RebalanceTimeoutMs < 0 {
 		hb.RebalanceTimeout = 0
 	}
-	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
-		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
+	if c.refused(resp, h, c.sess.CanSubscribe(req.GroupID, req.SubscribedTopics)) {
 		return nil
 	}
 	ctx, cancel := groupContext()

@@ -395,7 +395,8 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 // resources: bob, allowed read on group g and topic orders, consumes in a
 // kgo consumer group and commits, reads the group's offsets but not those
 // of a topic he may not describe, and lists only that group; allowed
-// alter on orders, he grows it.
+// alter on orders, he grows it. Allowed read on group g2, he may not
+// subscribe it to a topic he may not describe.
 func TestKafkaAuthorizationGrants(t *testing.T) {
 	ctx := testContext(t)
 	b, addr, adm := authzBroker(t)
@@ -418,7 +419,8 @@ func TestKafkaAuthorizationGrants(t *testing.T) {
 	poll.Until(t, 30*time.Second, "bob consumes both records in group g", func() bool { return count(&seen) == 2 })
 	gc.close()                          // commits before leaving
 	commitFor(t, adm, "g", "hidden", 0) // an offset of a topic bob may not describe
-	bobAdm := kadm.NewClient(scramClient(t, addr, "bob", "bob-pw", true))
+	bobCl := scramClient(t, addr, "bob", "bob-pw", true)
+	bobAdm := kadm.NewClient(bobCl)
 	offs, err := bobAdm.FetchOffsets(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
@@ -428,6 +430,17 @@ func TestKafkaAuthorizationGrants(t *testing.T) {
 	}
 	if o, ok := offs.Lookup("hidden", 0); ok {
 		t.Fatalf("bob sees group g's offset of hidden: %+v", o)
+	}
+	hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.RebalanceTimeoutMillis, hb.SubscribedTopicNames = "g2", "bob-member-0000000000", 10000, []string{"hidden"}
+	hb.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	for _, err := range b.CreateACLs(ctx, []auth.ACL{allow(auth.ResourceGroup, "g2", auth.OpRead)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := hb.RequestWith(ctx, bobCl); err != nil || r.ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("bob subscribes to hidden: %v %+v", err, r)
 	}
 	groups, err := bobAdm.ListGroups(ctx)
 	if err != nil {

@@ -346,7 +346,7 @@ func refusal(sess *broker.Session, req kmsg.Request) error {
 	case *kmsg.LeaveGroupRequest:
 		return sess.CanReadGroup(r.Group)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
-		return sess.CanReadGroup(r.Group)
+		return sess.CanSubscribe(r.Group, r.SubscribedTopicNames)
 	case *kmsg.OffsetCommitRequest:
 		// Read on the group and on every topic, or nothing is committed.
 		return sess.CanConsume(r.Group, func(yield func(string) bool) {
