@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"iter"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -436,3 +437,79 @@ func (s *Session) ExpectBareTokens(on bool) { s.bare = on }
 
 // BareTokens reports whether the next frame is a bare SASL message.
 func (s *Session) BareTokens() bool { return s.bare }
+
+// CanAlterTopic: growing a topic (CreatePartitions) needs alter on it.
+func (s *Session) CanAlterTopic(topic string) error { return s.topic(topic, auth.OpAlter) }
+
+// CanConsume: committing a consumer group's offsets, and receiving from,
+// acknowledging to or resetting a queue group, need read on the group,
+// then read on every topic named (Kafka's rule for OffsetCommit and for
+// share groups, whose resource type is the group's too). It returns the
+// first refusal: the caller then does nothing of the request.
+func (s *Session) CanConsume(group string, topics iter.Seq[string]) error {
+	if err := s.CanGroup(group, auth.OpRead); err != nil {
+		return err
+	}
+	for t := range topics {
+		if err := s.CanRead(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The group and cluster checks by what a request does, for front ends
+// that do not speak in ACL operations (Kafka's).
+
+// CanReadGroup: a group's membership (join, sync, heartbeat, leave)
+// needs read on the group.
+func (s *Session) CanReadGroup(group string) error { return s.CanGroup(group, auth.OpRead) }
+
+// CanDescribeGroup: finding a group's coordinator, fetching its offsets,
+// describing and listing it need describe on the group.
+func (s *Session) CanDescribeGroup(group string) error { return s.CanGroup(group, auth.OpDescribe) }
+
+// CanDeleteGroup needs delete on the group.
+func (s *Session) CanDeleteGroup(group string) error { return s.CanGroup(group, auth.OpDelete) }
+
+// CanAlterCluster: moving partitions needs alter on the cluster.
+func (s *Session) CanAlterCluster() error { return s.CanCluster(auth.OpAlter) }
+
+// CanDescribeCluster: listing partition moves needs describe on the
+// cluster.
+func (s *Session) CanDescribeCluster() error { return s.CanCluster(auth.OpDescribe) }
+
+// CanAlterClusterConfigs: the cluster's (a broker resource's) configs
+// need alter-configs on the cluster.
+func (s *Session) CanAlterClusterConfigs() error { return s.CanCluster(auth.OpAlterConfigs) }
+
+// CanDescribeClusterConfigs needs describe-configs on the cluster.
+func (s *Session) CanDescribeClusterConfigs() error { return s.CanCluster(auth.OpDescribeConfigs) }
+
+// OffsetVisible applies Kafka's topic rule to a committed offset a
+// group's OffsetFetch answers (the group's describe is checked before):
+// all is whether every committed topic was asked for. It returns whether
+// to answer the offset (not when all and the caller may not describe its
+// topic: the topic is left out) and, for a named topic the caller may not
+// describe, the error to answer instead of the offset.
+func (s *Session) OffsetVisible(topic string, all bool) (show bool, err error) {
+	if err = s.CanDescribe(topic); err != nil {
+		return !all, err
+	}
+	return true, nil
+}
+
+// CanSubscribe: a consumer group member's heartbeat needs read on the
+// group, then describe on every topic its subscription names (Kafka's
+// rule; a regex subscription's topics are not checked).
+func (s *Session) CanSubscribe(group string, topics []string) error {
+	if err := s.CanReadGroup(group); err != nil {
+		return err
+	}
+	for _, t := range topics {
+		if err := s.CanDescribe(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -219,6 +219,17 @@ func (c *conn) errorResponse(resp *response, h *protocol.RequestHeader, code pro
 	resp.timing.Code = code
 }
 
+// refused answers a request whose authorization check failed with the
+// check's code (definite: nothing was done) and reports whether it did.
+func (c *conn) refused(resp *response, h *protocol.RequestHeader, err error) bool {
+	if err == nil {
+		return false
+	}
+	code, _ := ErrorCode(err)
+	c.errorResponse(resp, h, code)
+	return true
+}
+
 // handleMetadata answers with this broker's view of the cluster.
 func (c *conn) handleMetadata(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.MetadataRequest

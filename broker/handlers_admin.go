@@ -155,7 +155,13 @@ func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) err
 			res.ErrorCode, res.ErrorMessage = protocol.ErrInvalidRequest, errTopicResourcesOnly.Error()
 			continue
 		}
-		if err := c.sess.CanAlterConfigs(r.Name); err != nil {
+		var err error
+		if isCluster(r.Type, r.Name) {
+			err = c.sess.CanCluster(auth.OpAlterConfigs)
+		} else {
+			err = c.sess.CanAlterConfigs(r.Name)
+		}
+		if err != nil {
 			res.ErrorCode, res.ErrorMessage = ErrorCode(err)
 			continue
 		}

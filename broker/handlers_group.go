@@ -79,8 +79,7 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 	if req.RebalanceTimeoutMs < 0 {
 		hb.RebalanceTimeout = 0
 	}
-	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
-		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
+	if c.refused(resp, h, c.sess.CanSubscribe(req.GroupID, req.SubscribedTopics)) {
 		return nil
 	}
 	ctx, cancel := groupContext()
@@ -107,15 +106,14 @@ func (c *conn) handleOffsetCommit(h *protocol.RequestHeader, resp *response) err
 		}
 	}
 	// Read on the group and on every topic, or nothing is committed.
-	if err := c.sess.CanGroup(req.GroupID, auth.OpRead); err != nil {
-		c.errorResponse(resp, h, protocol.ErrGroupAuthorizationFailed)
-		return nil
-	}
-	for _, t := range req.Topics {
-		if err := c.sess.CanRead(t.Name); err != nil {
-			c.errorResponse(resp, h, protocol.ErrTopicAuthorizationFailed)
-			return nil
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t.Name) {
+				return
+			}
 		}
+	})) {
+		return nil
 	}
 	ctx, cancel := groupContext()
 	defer cancel()
@@ -156,11 +154,20 @@ func (c *conn) handleOffsetFetch(h *protocol.RequestHeader, resp *response) erro
 	var out protocol.OffsetFetchResponse
 	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
 	for _, f := range res {
+		show, denied := c.sess.OffsetVisible(f.Topic, req.AllTopics)
+		if !show {
+			continue
+		}
 		if n := len(out.Topics); n == 0 || out.Topics[n-1].Name != f.Topic {
 			out.Topics = append(out.Topics, protocol.OffsetFetchTopicResponse{Name: f.Topic})
 		}
 		t := &out.Topics[len(out.Topics)-1]
-		t.Partitions = append(t.Partitions, protocol.OffsetFetchPartition{Partition: f.Partition, Offset: f.Offset, LeaderEpoch: f.LeaderEpoch, Metadata: f.Metadata})
+		p := protocol.OffsetFetchPartition{Partition: f.Partition, Offset: f.Offset, LeaderEpoch: f.LeaderEpoch, Metadata: f.Metadata}
+		if denied != nil {
+			p = protocol.OffsetFetchPartition{Partition: f.Partition, Offset: -1, LeaderEpoch: -1}
+			p.ErrorCode, _ = ErrorCode(denied)
+		}
+		t.Partitions = append(t.Partitions, p)
 	}
 	c.encode(resp, h, &out)
 	return nil

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -15,11 +16,17 @@ func (c *conn) handleCreatePartitions(h *protocol.RequestHeader, resp *response)
 	}
 	ctx, cancel := adminContext(req.TimeoutMs)
 	defer cancel()
-	counts := make([]PartitionCount, len(req.Topics))
+	errs := make([]error, len(req.Topics))
+	var allowed []PartitionCount
+	var at []int // allowed[k] answers errs[at[k]]
 	for i, t := range req.Topics {
-		counts[i] = PartitionCount{Topic: t.Name, Count: t.Count}
+		if errs[i] = c.sess.CanAlterTopic(t.Name); errs[i] == nil {
+			allowed, at = append(allowed, PartitionCount{Topic: t.Name, Count: t.Count}), append(at, i)
+		}
 	}
-	errs := c.b.CreatePartitions(ctx, counts, req.ValidateOnly)
+	for k, err := range c.b.CreatePartitions(ctx, allowed, req.ValidateOnly) {
+		errs[at[k]] = err
+	}
 	out := protocol.CreatePartitionsResponse{Topics: make([]protocol.TopicError, len(req.Topics))}
 	for i, t := range req.Topics {
 		out.Topics[i].Name = t.Name
@@ -35,6 +42,9 @@ func (c *conn) handleAlterPartitionReassignments(h *protocol.RequestHeader, resp
 	var req protocol.AlterPartitionReassignmentsRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
+	}
+	if c.refused(resp, h, c.sess.CanCluster(auth.OpAlter)) {
+		return nil
 	}
 	ctx, cancel := adminContext(req.TimeoutMs)
 	defer cancel()
@@ -59,6 +69,9 @@ func (c *conn) handleListPartitionReassignments(h *protocol.RequestHeader, resp 
 	var req protocol.ListPartitionReassignmentsRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
+	}
+	if c.refused(resp, h, c.sess.CanCluster(auth.OpDescribe)) {
+		return nil
 	}
 	out := protocol.ListPartitionReassignmentsResponse{BrokerID: c.b.cfg.BrokerID, Partitions: c.b.Moves(req.Topics)}
 	c.encode(resp, h, &out)

@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"time"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/protocol"
 )
@@ -15,6 +17,9 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 	var req protocol.QueueReceiveRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
+	}
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, slices.Values(req.Topics))) {
+		return nil
 	}
 	wait := time.Duration(max(req.MaxWaitMs, 0)) * time.Millisecond
 	// As groupContext, with the long-poll on top.
@@ -44,6 +49,15 @@ func (c *conn) handleQueueAck(h *protocol.RequestHeader, resp *response) error {
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, func(yield func(string) bool) {
+		for _, a := range req.Acks {
+			if !yield(a.Topic) {
+				return
+			}
+		}
+	})) {
+		return nil
+	}
 	outcomes := make([]QueueOutcome, len(req.Acks))
 	for i, a := range req.Acks {
 		outcomes[i] = QueueOutcome{Topic: a.Topic, Partition: a.Partition, First: a.FirstOffset, Last: a.LastOffset,
@@ -68,6 +82,9 @@ func (c *conn) handleDescribeQueueGroup(h *protocol.RequestHeader, resp *respons
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
+	if c.refused(resp, h, c.sess.CanGroup(req.GroupID, auth.OpDescribe)) {
+		return nil
+	}
 	ctx, cancel := groupContext()
 	defer cancel()
 	parts, lease, err := c.b.DescribeQueueGroup(ctx, req.GroupID)
@@ -91,6 +108,17 @@ func (c *conn) handleResetQueueGroup(h *protocol.RequestHeader, resp *response) 
 	var req protocol.ResetQueueGroupRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
+	}
+	// Moving a queue group's window is a commit of its position: Kafka's
+	// rule for resetting offsets (read on the group and on each topic).
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, func(yield func(string) bool) {
+		for _, p := range req.Partitions {
+			if !yield(p.Topic) {
+				return
+			}
+		}
+	})) {
+		return nil
 	}
 	to := make(map[group.QueueKey]int64, len(req.Partitions))
 	for _, p := range req.Partitions {

@@ -59,13 +59,16 @@ func (s *Server) createTopics(ctx context.Context, sess *broker.Session, req *km
 // createPartitions grows topics through the core (Broker.CreatePartitions).
 // Manual assignments of the new partitions are refused: placement is the
 // controller's.
-func (s *Server) createPartitions(ctx context.Context, req *kmsg.CreatePartitionsRequest) kmsg.Response {
+func (s *Server) createPartitions(ctx context.Context, sess *broker.Session, req *kmsg.CreatePartitionsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	ctx, cancel := ctxTimeout(ctx, req.TimeoutMillis)
 	defer cancel()
 	counts := make([]broker.PartitionCount, 0, len(req.Topics))
 	refused := make([]error, len(req.Topics))
 	for i, t := range req.Topics {
+		if refused[i] = sess.CanAlterTopic(t.Topic); refused[i] != nil {
+			continue
+		}
 		if len(t.Assignment) > 0 {
 			refused[i] = &protocol.Error{Code: protocol.ErrInvalidReplicaAssignment,
 				Detail: "manual replica assignment is not supported: give the partition count"}
@@ -139,6 +142,7 @@ func (s *Server) describeConfigs(sess *broker.Session, req *kmsg.DescribeConfigs
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
 		switch r.ResourceType {
 		case resourceBroker:
+			rr.ErrorCode, rr.ErrorMessage = errorCode(sess.CanDescribeClusterConfigs())
 		case resourceTopic:
 			if err := sess.CanDescribeConfigs(r.ResourceName); err != nil {
 				rr.ErrorCode, rr.ErrorMessage = errorCode(err)
@@ -247,7 +251,10 @@ func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []brok
 			continue
 		}
 		if t := typeOf(i); t != resourceTopic {
-			errs[i] = unsupportedResource(t)
+			// A broker resource is the cluster's: checked first, as Kafka does.
+			if errs[i] = sess.CanAlterClusterConfigs(); errs[i] == nil || t != resourceBroker {
+				errs[i] = unsupportedResource(t)
+			}
 			continue
 		}
 		if errs[i] = sess.CanAlterConfigs(c.Topic); errs[i] != nil {

@@ -46,7 +46,7 @@ const groupTimeout = 10 * time.Second
 // its group's coordinator (Broker.FindCoordinator: the leader of the
 // group's offsets partition, the topic created on first use) at its Kafka
 // address.
-func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorRequest) kmsg.Response {
+func (s *Server) findCoordinator(ctx context.Context, sess *broker.Session, req *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
@@ -60,6 +60,9 @@ func (s *Server) findCoordinator(ctx context.Context, req *kmsg.FindCoordinatorR
 		case coordinatorTxn:
 			err = errNoTransactions
 		case coordinatorGroup:
+			if err = sess.CanDescribeGroup(key); err != nil {
+				break
+			}
 			ctx, cancel := ctxTimeout(ctx, 0)
 			var co broker.Coordinator
 			co, err = s.b.FindCoordinator(ctx, key)
@@ -129,21 +132,31 @@ func (s *Server) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 // v8, a batch of groups from v8; null topics mean every committed
 // partition (v2+). An unknown group has no offsets (-1, no error), as in
 // Kafka.
-func (s *Server) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
+func (s *Server) offsetFetch(sess *broker.Session, req *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version < 8 {
-		of := group.OffsetFetch{GroupID: req.Group, Topics: fetchTopics(req.Topics, req.Version)}
-		res, err := s.b.FetchOffsets(of)
+		var res []group.FetchedOffset
+		err := sess.CanDescribeGroup(req.Group)
+		if err == nil {
+			res, err = s.b.FetchOffsets(group.OffsetFetch{GroupID: req.Group, Topics: fetchTopics(req.Topics, req.Version)})
+		}
 		code := codeOf(err)
 		if req.Version >= 2 {
 			resp.ErrorCode = code
 		}
 		for _, f := range res {
+			show, denied := sess.OffsetVisible(f.Topic, req.Topics == nil)
+			if !show {
+				continue
+			}
 			if n := len(resp.Topics); n == 0 || resp.Topics[n-1].Topic != f.Topic {
 				resp.Topics = append(resp.Topics, kmsg.OffsetFetchResponseTopic{Topic: f.Topic})
 			}
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = f.Partition, f.Offset, f.LeaderEpoch, &f.Metadata
+			if denied != nil {
+				rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = -1, -1, new(string), codeOf(denied)
+			}
 			t := &resp.Topics[len(resp.Topics)-1]
 			t.Partitions = append(t.Partitions, rp)
 		}
@@ -173,15 +186,26 @@ func (s *Server) offsetFetch(req *kmsg.OffsetFetchRequest) kmsg.Response {
 				of.Topics[i] = group.TopicPartitions{Topic: t.Topic, Partitions: t.Partitions}
 			}
 		}
-		res, err := s.b.FetchOffsets(of)
+		var res []group.FetchedOffset
+		err := sess.CanDescribeGroup(g.Group)
+		if err == nil {
+			res, err = s.b.FetchOffsets(of)
+		}
 		rg := kmsg.NewOffsetFetchResponseGroup()
 		rg.Group, rg.ErrorCode = g.Group, codeOf(err)
 		for _, f := range res {
+			show, denied := sess.OffsetVisible(f.Topic, g.Topics == nil)
+			if !show {
+				continue
+			}
 			if n := len(rg.Topics); n == 0 || rg.Topics[n-1].Topic != f.Topic {
 				rg.Topics = append(rg.Topics, kmsg.OffsetFetchResponseGroupTopic{Topic: f.Topic})
 			}
 			rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = f.Partition, f.Offset, f.LeaderEpoch, &f.Metadata
+			if denied != nil {
+				rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = -1, -1, new(string), codeOf(denied)
+			}
 			t := &rg.Topics[len(rg.Topics)-1]
 			t.Partitions = append(t.Partitions, rp)
 		}
@@ -349,7 +373,7 @@ func kafkaState(state string) string {
 
 // listGroups lists the groups this broker coordinates (a tool asks every
 // broker), filtered by state (v4+, any case) and type (v5+).
-func (s *Server) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
+func (s *Server) listGroups(sess *broker.Session, req *kmsg.ListGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	match := func(filter []string, v string) bool {
 		if len(filter) == 0 {
@@ -363,6 +387,9 @@ func (s *Server) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 		return false
 	}
 	for _, g := range s.b.ListGroups() {
+		if sess.CanDescribeGroup(g.GroupID) != nil {
+			continue // listed only to those who may describe it
+		}
 		state := kafkaState(g.State)
 		if !match(req.StatesFilter, state) || !match(req.TypesFilter, g.Type) {
 			continue
@@ -378,12 +405,17 @@ func (s *Server) listGroups(req *kmsg.ListGroupsRequest) kmsg.Response {
 // with its members' metadata and assignments, a consumer group (KIP-848)
 // with its members and no metadata, as Kafka does. An unknown group is
 // "Dead" with no error before v6, GROUP_ID_NOT_FOUND from v6.
-func (s *Server) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
+func (s *Server) describeGroups(sess *broker.Session, req *kmsg.DescribeGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, id := range req.Groups {
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = id
-		d, classic, err := s.b.DescribeClassicGroup(id)
+		var d group.ClassicDescription
+		var classic bool
+		err := sess.CanDescribeGroup(id)
+		if err == nil {
+			d, classic, err = s.b.DescribeClassicGroup(id)
+		}
 		switch code, _ := broker.ErrorCode(err); {
 		case code == protocol.ErrGroupIDNotFound && req.Version < 6:
 			rg.State = "Dead"
@@ -425,11 +457,18 @@ func (s *Server) describeGroups(req *kmsg.DescribeGroupsRequest) kmsg.Response {
 }
 
 // deleteGroups deletes empty groups and their offsets through the core.
-func (s *Server) deleteGroups(req *kmsg.DeleteGroupsRequest) kmsg.Response {
+func (s *Server) deleteGroups(sess *broker.Session, req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
-	errs := s.b.DeleteGroups(ctx, req.Groups)
+	refused := make([]error, len(req.Groups))
+	var allowed []string
+	for i, id := range req.Groups {
+		if refused[i] = sess.CanDeleteGroup(id); refused[i] == nil {
+			allowed = append(allowed, id)
+		}
+	}
+	errs := withRefused(refused, s.b.DeleteGroups(ctx, allowed))
 	for i, id := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = id

@@ -107,7 +107,7 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 
 // consumerGroupDescribe describes KIP-848 groups through the core; a
 // classic group is GROUP_ID_NOT_FOUND here, as in Kafka.
-func (s *Server) consumerGroupDescribe(req *kmsg.ConsumerGroupDescribeRequest) kmsg.Response {
+func (s *Server) consumerGroupDescribe(sess *broker.Session, req *kmsg.ConsumerGroupDescribeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	md := s.b.Metadata()
 	assignment := func(tps []group.TopicPartitions) kmsg.Assignment {
@@ -125,7 +125,11 @@ func (s *Server) consumerGroupDescribe(req *kmsg.ConsumerGroupDescribeRequest) k
 	for _, id := range req.Groups {
 		rg := kmsg.NewConsumerGroupDescribeResponseGroup()
 		rg.Group = id
-		d, err := s.b.DescribeGroup(id)
+		var d group.Description
+		err := sess.CanDescribeGroup(id)
+		if err == nil {
+			d, err = s.b.DescribeGroup(id)
+		}
 		if err == nil && d.Type != group.TypeConsumer {
 			err = &protocol.Error{Code: protocol.ErrGroupIDNotFound, Detail: "group " + id + " is a classic group, not a consumer group"}
 		}

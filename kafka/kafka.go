@@ -260,6 +260,9 @@ func decode(req kmsg.Request, body []byte) error {
 
 // dispatch runs the handler of a request of a served version.
 func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kmsg.Request) *broker.Reply {
+	if err := refusal(fc.Session(), req); err != nil {
+		return reply(h.correlation, flexible, failed(req, codeOf(err)))
+	}
 	var resp kmsg.Response
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
@@ -284,7 +287,7 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.DeleteTopicsRequest:
 		resp = s.deleteTopics(fc.Context(), fc.Session(), r)
 	case *kmsg.CreatePartitionsRequest:
-		resp = s.createPartitions(fc.Context(), r)
+		resp = s.createPartitions(fc.Context(), fc.Session(), r)
 	case *kmsg.AlterPartitionAssignmentsRequest:
 		resp = s.alterPartitionAssignments(fc.Context(), r)
 	case *kmsg.ListPartitionReassignmentsRequest:
@@ -298,11 +301,11 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
 	case *kmsg.FindCoordinatorRequest:
-		resp = s.findCoordinator(fc.Context(), r)
+		resp = s.findCoordinator(fc.Context(), fc.Session(), r)
 	case *kmsg.OffsetCommitRequest:
 		resp = s.offsetCommit(r)
 	case *kmsg.OffsetFetchRequest:
-		resp = s.offsetFetch(r)
+		resp = s.offsetFetch(fc.Session(), r)
 	case *kmsg.JoinGroupRequest:
 		return s.joinGroup(fc, h, flexible, r)
 	case *kmsg.SyncGroupRequest:
@@ -312,20 +315,53 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 	case *kmsg.LeaveGroupRequest:
 		resp = s.leaveGroup(r)
 	case *kmsg.ListGroupsRequest:
-		resp = s.listGroups(r)
+		resp = s.listGroups(fc.Session(), r)
 	case *kmsg.DescribeGroupsRequest:
-		resp = s.describeGroups(r)
+		resp = s.describeGroups(fc.Session(), r)
 	case *kmsg.DeleteGroupsRequest:
-		resp = s.deleteGroups(r)
+		resp = s.deleteGroups(fc.Session(), r)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		resp = s.consumerGroupHeartbeat(fc, h, r)
 	case *kmsg.ConsumerGroupDescribeRequest:
-		resp = s.consumerGroupDescribe(r)
+		resp = s.consumerGroupDescribe(fc.Session(), r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))
 	}
 	return reply(h.correlation, flexible, resp)
+}
+
+// refusal runs the authorization check of a request refused whole (one
+// group's, or the cluster's; the rules are the core Session's): nil lets
+// it through. Requests naming several topics, groups or resources are
+// checked per entry by their handlers.
+func refusal(sess *broker.Session, req kmsg.Request) error {
+	switch r := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		return sess.CanReadGroup(r.Group)
+	case *kmsg.SyncGroupRequest:
+		return sess.CanReadGroup(r.Group)
+	case *kmsg.HeartbeatRequest:
+		return sess.CanReadGroup(r.Group)
+	case *kmsg.LeaveGroupRequest:
+		return sess.CanReadGroup(r.Group)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		return sess.CanSubscribe(r.Group, r.SubscribedTopicNames)
+	case *kmsg.OffsetCommitRequest:
+		// Read on the group and on every topic, or nothing is committed.
+		return sess.CanConsume(r.Group, func(yield func(string) bool) {
+			for _, t := range r.Topics {
+				if !yield(t.Topic) {
+					return
+				}
+			}
+		})
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		return sess.CanAlterCluster()
+	case *kmsg.ListPartitionReassignmentsRequest:
+		return sess.CanDescribeCluster()
+	}
+	return nil
 }
 
 // reply frames a response: length, correlation id, the empty tag buffer
