@@ -245,13 +245,23 @@ func (l *Leader) advanceLocked() bool {
 }
 
 // WaitFor returns once the high watermark reaches offset (the end of an
-// acks=all batch), or with ErrNotLeader / ErrNotEnoughReplicas, or ctx's
-// error (the produce timed out: indeterminate).
+// acks=all batch), or with ErrNotLeader / ErrNotEnoughReplicas (also when
+// the ISR is below min.insync.replicas as it is called), or ctx's error
+// (the produce timed out: indeterminate).
 func (l *Leader) WaitFor(ctx context.Context, offset int64) error {
 	l.mu.Lock()
 	if l.resigned != nil {
 		l.mu.Unlock()
 		return l.resigned
+	}
+	if len(l.isr) < l.cfg.MinInsync {
+		// The ISR shrank below the minimum between the append's check
+		// (CanAppend) and this wait: the high watermark, computed over the
+		// smaller ISR, may pass the batch, but it is not on
+		// min.insync.replicas replicas, so it is not acknowledged (as
+		// Kafka: NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+		l.mu.Unlock()
+		return ErrNotEnoughReplicas
 	}
 	if l.hw >= offset {
 		l.mu.Unlock()

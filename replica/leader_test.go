@@ -151,6 +151,27 @@ func TestISRBelowMinimumFailsWaiters(t *testing.T) {
 	}
 }
 
+// An acks=all append checked the ISR (CanAppend) before the ISR shrank
+// below min.insync.replicas; its wait starts after the shrink. The high
+// watermark, over the smaller ISR, passes the batch, but the batch is on
+// fewer replicas than the minimum: the wait fails, it does not acknowledge.
+func TestWaitAfterShrinkBelowMinimumFails(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(10)
+	l := newLeader(t, lg, &clock{}, func(cfg *LeaderConfig) { cfg.MinInsync = 3 })
+	if err := l.CanAppend(); err != nil {
+		t.Fatal(err)
+	}
+	l.SetISR([]int32{1, 2}) // follower 3 fenced; nobody waits yet
+	mustFetch(t, l, 2, 10, 5)
+	if got := l.HighWatermark(); got != 10 {
+		t.Fatalf("HW %d, want 10 (over the ISR {1,2})", got)
+	}
+	if err := l.WaitFor(context.Background(), 10); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("WaitFor with ISR {1,2} and min 3: %v, want ErrNotEnoughReplicas", err)
+	}
+}
+
 func TestShrinkAndExpandCandidates(t *testing.T) {
 	lg := &fakeLog{}
 	lg.end.Store(50)

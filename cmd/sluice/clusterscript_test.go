@@ -24,7 +24,7 @@ func freeBase(t *testing.T, n int) int {
 	t.Helper()
 	free := func(base int) bool {
 		for i := 1; i <= n; i++ {
-			for k := 1; k <= 4; k++ {
+			for k := 1; k <= 5; k++ { // client, Raft, gossip, HTTP, Kafka (scripts/cluster.sh)
 				addr := fmt.Sprintf("127.0.0.1:%d", base+10*i+k)
 				ln, err := net.Listen("tcp", addr)
 				if err != nil {
