@@ -521,8 +521,11 @@ func (n *Node) Snapshot() error {
 	return nil
 }
 
-// Close shuts Raft down and waits for every goroutine the node started.
-// Idempotent.
+// raftShutdownTimeout bounds how long Close waits for Raft to shut down.
+const raftShutdownTimeout = 30 * time.Second
+
+// Close shuts Raft down and waits for every goroutine the node started
+// (Raft's own for at most raftShutdownTimeout). Idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
@@ -536,14 +539,42 @@ func (n *Node) Close() error {
 			<-n.storeDone
 		}
 		// Shutdown resolves every pending future, so the goroutines
-		// waiting on them (see wait) end.
-		if err := n.raft.Shutdown().Error(); err != nil {
-			n.closeErr = fmt.Errorf("controller: shutdown raft: %w", err)
+		// waiting on them (see wait) end. It is bounded: hashicorp/raft's
+		// Shutdown can wait forever on a leadership transfer whose target
+		// never answers (its transfer goroutine blocks on a channel the
+		// stopped leader loop no longer reads), and a broker that cannot
+		// stop is worse than one that stops with Raft's goroutines left.
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- n.raft.Shutdown().Error() }()
+		raftDown := true
+		select {
+		case err := <-shutdown:
+			if err != nil {
+				n.closeErr = fmt.Errorf("controller: shutdown raft: %w", err)
+			}
+		case <-time.After(raftShutdownTimeout):
+			raftDown = false
+			n.closeErr = fmt.Errorf("controller: raft did not shut down within %v (a leadership transfer in flight?); raft.db left open", raftShutdownTimeout)
+			n.log.Error("raft did not shut down; stopping without it", zap.Duration("waited", raftShutdownTimeout))
 		}
 		close(n.stop)
-		n.wg.Wait()
-		if err := n.store.Close(); err != nil && n.closeErr == nil {
-			n.closeErr = fmt.Errorf("controller: close raft.db: %w", err)
+		if raftDown {
+			n.wg.Wait()
+		} else {
+			// Goroutines waiting on Raft's futures (wait) may never end.
+			waited := make(chan struct{})
+			go func() { n.wg.Wait(); close(waited) }()
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		if raftDown {
+			// Raft's goroutines may still use the store when it did not
+			// shut down: only a stopped Raft's store is closed.
+			if err := n.store.Close(); err != nil && n.closeErr == nil {
+				n.closeErr = fmt.Errorf("controller: close raft.db: %w", err)
+			}
 		}
 		n.log.Info("controller node stopped")
 	})

@@ -112,7 +112,7 @@ func TestFullRaftStoreGivesUpLeadership(t *testing.T) {
 	}
 	poll.Until(t, 10*time.Second, "the store to heal", func() bool { return full.StoreErr() == nil })
 	// It may still be catching up: a transfer times out until it has.
-	poll.Until(t, 10*time.Second, "a transfer to the healed node", func() error {
+	poll.Until(t, 30*time.Second, "a transfer to the healed node", func() error {
 		if full.IsLeader() {
 			return nil
 		}
