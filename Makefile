@@ -89,7 +89,8 @@ chaos-group: $(CHAOS_BIN)
 # chaos-queue is issue 16's queue-group workload (TestChaosQueue): 60 s of
 # the same faults while queue workers receive, reject, hang and are
 # stopped; then the group drains the topic (a stopped worker's records
-# wait for their 30 s lease). Not in chaos-short.
+# wait for their 30 s lease). Not in chaos-short; `make chaos` runs it
+# with 3 minutes of faults.
 chaos-queue: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_QUEUE_FAULT_TIME=60s CHAOS_TIMEOUT=10m \
 		scripts/chaos.sh -run '^TestChaosQueue$$'
@@ -103,6 +104,7 @@ chaos: $(CHAOS_BIN)
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) scripts/chaos.sh -run '^TestLeaderIsolation$$'
 	$(CHAOS_RUN) SLUICE_CHAOS_GROUP_FAULT_TIME=3m CHAOS_TIMEOUT=12m scripts/chaos.sh -run '^TestChaosGroup$$'
+	$(CHAOS_RUN) SLUICE_CHAOS_QUEUE_FAULT_TIME=3m CHAOS_TIMEOUT=14m scripts/chaos.sh -run '^TestChaosQueue$$'
 
 # The reference: Apache Kafka (KRaft) from its Maven Central jars, for
 # side-by-side checks and benchmarks against the Kafka listener.
