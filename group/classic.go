@@ -78,6 +78,11 @@ type JoinGroup struct {
 	// instance id gets its id with ErrMemberIDRequired and joins again
 	// with it.
 	RequireKnownMemberID bool
+	// SkipAssignmentOK (JoinGroup v9+, KIP-814): the member can be told
+	// to skip the assignment. A static leader that rejoins a Stable group
+	// with the same metadata then keeps the generation, as a static
+	// follower does; older members' leaders rebalance instead.
+	SkipAssignmentOK bool
 }
 
 // ClassicMember is a member as the leader sees it in a JoinGroup answer.
@@ -96,6 +101,10 @@ type JoinResult struct {
 	LeaderID     string
 	// Members is every member with its metadata, for the leader only.
 	Members []ClassicMember
+	// SkipAssignment (KIP-814): the leader rejoined a Stable group and
+	// keeps the generation's assignment; Members are for its metadata
+	// tracking, not to assign.
+	SkipAssignment bool
 }
 
 // SyncGroup is a classic SyncGroup request; Assignments are the leader's.
@@ -403,13 +412,11 @@ func (c *Coordinator) rejoin(now time.Time, g *consumerGroup, m *classicMember, 
 
 // replaceStatic gives a static member's place (and assignment) to a new
 // member id: the old id is fenced. A follower in a Stable group keeps
-// its assignment without a rebalance (KIP-345); otherwise the group
-// rebalances.
+// its assignment without a rebalance (KIP-345), and so does its leader
+// when it can be told to skip the assignment (KIP-814); otherwise the
+// group rebalances.
 func (c *Coordinator) replaceStatic(now time.Time, g *consumerGroup, old *classicMember, id string, req JoinGroup) (JoinResult, bool, error) {
 	cg := g.classic
-	same := slices.EqualFunc(old.protocols, req.Protocols, func(a, b ClassicProtocol) bool {
-		return a.Name == b.Name && string(a.Metadata) == string(b.Metadata)
-	})
 	m := &classicMember{id: id, assignment: old.assignment, joined: old.joined, joinSeq: old.joinSeq}
 	m.update(req, now)
 	delete(cg.members, old.id)
@@ -418,7 +425,12 @@ func (c *Coordinator) replaceStatic(now time.Time, g *consumerGroup, old *classi
 	if cg.leader == old.id {
 		cg.leader = id
 	}
-	if cg.state == ClassicStable && same && cg.leader != id {
+	// Kafka's rule: the restart stands without a rebalance while the
+	// group would still choose its protocol. Its metadata may differ
+	// (a restarted member owns nothing); its client compares what it
+	// is given with its subscription and rejoins if they disagree.
+	keeps := cg.protocol != "" && cg.chooseProtocol() == cg.protocol
+	if cg.state == ClassicStable && keeps && (cg.leader != id || req.SkipAssignmentOK) {
 		c.classicRecord(g)
 		return c.joinAnswer(cg, m)
 	}
@@ -530,6 +542,8 @@ func (c *Coordinator) joinAnswer(cg *classicGroup, m *classicMember) (JoinResult
 		return res, false, nil
 	}
 	if m.id == cg.leader {
+		// Only replaceStatic answers a leader in Stable.
+		res.SkipAssignment = cg.state == ClassicStable
 		for _, id := range slices.Sorted(maps.Keys(cg.members)) {
 			o := cg.members[id]
 			res.Members = append(res.Members, ClassicMember{MemberID: o.id, InstanceID: o.instanceID, Metadata: o.metadataFor(cg.protocol)})

@@ -180,6 +180,52 @@ func TestClassicStaticMember(t *testing.T) {
 	}
 }
 
+// A static leader that restarts keeps the generation when its client can
+// be told to skip the assignment (JoinGroup v9+, KIP-814): its answer
+// carries the members and SkipAssignment, and its sync returns its old
+// assignment. A restarted member's metadata may differ (it owns
+// nothing yet): the generation stands while the group's protocol does.
+// An older client's leader rebalances.
+func TestClassicStaticLeaderSkipsAssignment(t *testing.T) {
+	h := newHarness(t, nil)
+	a, _ := h.joinNew("ia", "ma")
+	h.sync(a.MemberID, 1, map[string]string{a.MemberID: "A"})
+	b, _ := h.joinNew("ib", "mb")
+	h.join(joinReq(a.MemberID, "ia", "ma"))
+	if _, _, err := h.sync(a.MemberID, 2, map[string]string{a.MemberID: "A", b.MemberID: "B"}); err != nil {
+		t.Fatal(err)
+	}
+	req := joinReq("", "ia", "ma, owning nothing")
+	req.SkipAssignmentOK = true
+	a2, done, err := h.join(req)
+	if err != nil || !done || a2.MemberID == a.MemberID || a2.Generation != 2 || a2.LeaderID != a2.MemberID || !a2.SkipAssignment || len(a2.Members) != 2 {
+		t.Fatalf("static leader's rejoin (v9): %+v done %v err %v", a2, done, err)
+	}
+	if r, done, err := h.sync(a2.MemberID, 2, nil); !done || err != nil || string(r.Assignment) != "A" {
+		t.Fatalf("static leader's sync: %+v %v %v", r, done, err)
+	}
+	if d, _, _ := h.c.DescribeClassic("cg"); d.State != ClassicStable || d.Generation != 2 {
+		t.Fatalf("a static leader's restart rebalanced: %+v", d)
+	}
+	if err := h.classicBeat(a.MemberID, 2); !errors.Is(err, ErrUnknownMemberID) {
+		t.Fatalf("old leader id: %v", err)
+	}
+	// A follower's answer never says skip.
+	b2, done := h.joinNew("ib", "mb, owning nothing")
+	if !done || b2.SkipAssignment || len(b2.Members) != 0 || b2.Generation != 2 {
+		t.Fatalf("static follower's rejoin: %+v %v", b2, done)
+	}
+	// Without SkipAssignmentOK (JoinGroup v8 or older) the leader's
+	// restart rebalances.
+	a3, done, err := h.join(joinReq("", "ia", "ma"))
+	if err != nil || done || a3.SkipAssignment {
+		t.Fatalf("static leader's rejoin (v8): %+v done %v err %v", a3, done, err)
+	}
+	if d, _, _ := h.c.DescribeClassic("cg"); d.State != ClassicPreparingRebalance {
+		t.Fatalf("a v8 static leader's restart: %+v, want a rebalance", d)
+	}
+}
+
 // Offset commits to a classic group are fenced by generation (Kafka's
 // validateOffsetCommit); a group id is classic or consumer, not both.
 func TestClassicCommitsAndGroupTypes(t *testing.T) {

@@ -233,7 +233,7 @@ func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 	jg := group.JoinGroup{GroupID: req.Group, MemberID: req.MemberID, ClientID: string(h.clientID), ClientHost: fc.RemoteHost(),
 		SessionTimeout:   time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
 		RebalanceTimeout: time.Duration(max(req.RebalanceTimeoutMillis, 0)) * time.Millisecond,
-		ProtocolType:     req.ProtocolType, RequireKnownMemberID: req.Version >= 4,
+		ProtocolType:     req.ProtocolType, RequireKnownMemberID: req.Version >= 4, SkipAssignmentOK: req.Version >= 9,
 		Protocols: make([]group.ClassicProtocol, len(req.Protocols))}
 	if req.InstanceID != nil {
 		jg.InstanceID = *req.InstanceID
@@ -253,7 +253,7 @@ func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 		resp.ErrorCode = codeOf(err)
 		resp.MemberID, resp.Generation = res.MemberID, -1
 		if err == nil {
-			resp.Generation, resp.LeaderID = res.Generation, res.LeaderID
+			resp.Generation, resp.LeaderID, resp.SkipAssignment = res.Generation, res.LeaderID, res.SkipAssignment
 			resp.ProtocolType, resp.Protocol = &res.ProtocolType, &res.Protocol
 			for _, m := range res.Members {
 				rm := kmsg.NewJoinGroupResponseMember()

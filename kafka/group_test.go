@@ -543,9 +543,27 @@ func TestFranzStaticMember(t *testing.T) {
 			t.Fatalf("static member id %q does not start with its instance id %q", m.MemberID, m.InstanceID)
 		}
 	}
+	// The leader's restart keeps the generation too (KIP-814: kgo joins
+	// with v9 and is told to skip the assignment).
+	if after.Leader == "" || !strings.HasPrefix(after.Leader, "a-") {
+		t.Fatalf("leader %q, want instance a's member", after.Leader)
+	}
+	a.close()
+	a2 := static("a")
+	poll.Until(t, 30*time.Second, "the restarted leader in a's place", func() bool {
+		d, _, err := b.DescribeClassicGroup("st-g")
+		after = d
+		return err == nil && d.Leader != before.Leader && strings.HasPrefix(d.Leader, "a-")
+	})
+	if after.Generation != before.Generation || after.State != group.ClassicStable {
+		t.Fatalf("a static leader's restart rebalanced: generation %d → %d, state %s", before.Generation, after.Generation, after.State)
+	}
 	produce(n/2, n)
 	poll.Until(t, 30*time.Second, "every record consumed", func() bool { return count(&seen) == n })
-	a.close()
+	if d, _, _ := b.DescribeClassicGroup("st-g"); d.Generation != before.Generation {
+		t.Fatalf("generation %d after consuming, want %d", d.Generation, before.Generation)
+	}
+	a2.close()
 	b2.close()
 }
 
