@@ -142,17 +142,25 @@ func TestClassicRebalance(t *testing.T) {
 	}
 }
 
+// twoStatic makes group cg Stable at generation 2 with static members
+// ia (the leader, assigned "A") and ib (assigned "B").
+func (h *harness) twoStatic() (a, b JoinResult) {
+	h.t.Helper()
+	a, _ = h.joinNew("ia", "ma")
+	h.sync(a.MemberID, 1, map[string]string{a.MemberID: "A"})
+	b, _ = h.joinNew("ib", "mb")
+	h.join(joinReq(a.MemberID, "ia", "ma"))
+	if _, _, err := h.sync(a.MemberID, 2, map[string]string{a.MemberID: "A", b.MemberID: "B"}); err != nil {
+		h.t.Fatal(err)
+	}
+	return a, b
+}
+
 // Static membership: a restarted instance takes its place and assignment
 // without a rebalance (a follower), and the old member id is fenced.
 func TestClassicStaticMember(t *testing.T) {
 	h := newHarness(t, nil)
-	a, _ := h.joinNew("ia", "ma")
-	h.sync(a.MemberID, 1, map[string]string{a.MemberID: "A"})
-	b, _ := h.joinNew("ib", "mb")
-	h.join(joinReq(a.MemberID, "ia", "ma"))
-	if _, _, err := h.sync(a.MemberID, 2, map[string]string{a.MemberID: "A", b.MemberID: "B"}); err != nil {
-		t.Fatal(err)
-	}
+	_, b := h.twoStatic()
 	b2, done := h.joinNew("ib", "mb")
 	if !done || b2.MemberID == b.MemberID || b2.Generation != 2 {
 		t.Fatalf("static rejoin: %+v done %v", b2, done)
@@ -188,13 +196,7 @@ func TestClassicStaticMember(t *testing.T) {
 // An older client's leader rebalances.
 func TestClassicStaticLeaderSkipsAssignment(t *testing.T) {
 	h := newHarness(t, nil)
-	a, _ := h.joinNew("ia", "ma")
-	h.sync(a.MemberID, 1, map[string]string{a.MemberID: "A"})
-	b, _ := h.joinNew("ib", "mb")
-	h.join(joinReq(a.MemberID, "ia", "ma"))
-	if _, _, err := h.sync(a.MemberID, 2, map[string]string{a.MemberID: "A", b.MemberID: "B"}); err != nil {
-		t.Fatal(err)
-	}
+	a, _ := h.twoStatic()
 	req := joinReq("", "ia", "ma, owning nothing")
 	req.SkipAssignmentOK = true
 	a2, done, err := h.join(req)
