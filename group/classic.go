@@ -174,7 +174,10 @@ type classicGroup struct {
 	members           map[string]*classicMember
 	pending           map[string]time.Time // member ids given with ErrMemberIDRequired → expiry
 	rebalanceDeadline time.Time
-	stored            bool // a classic record is in the log
+	// initialUntil: the first rebalance of an empty group completes no
+	// sooner (Config.ClassicInitialRebalanceDelay); zero outside it.
+	initialUntil time.Time
+	stored       bool // a classic record is in the log
 }
 
 func newClassic() *classicGroup {
@@ -358,6 +361,7 @@ func (c *Coordinator) addClassicMember(now time.Time, g *consumerGroup, id strin
 	if len(cg.members) >= c.cfg.MaxMembers {
 		return JoinResult{}, false, refuse(ErrGroupMaxSizeReached, "group %q has %d members", g.id, len(cg.members))
 	}
+	first := len(cg.members) == 0 && cg.state == ClassicEmpty
 	if len(cg.members) == 0 {
 		cg.protocolType = req.ProtocolType
 	}
@@ -365,6 +369,14 @@ func (c *Coordinator) addClassicMember(now time.Time, g *consumerGroup, id strin
 	m.update(req, now)
 	cg.members[id] = m
 	c.prepareRebalance(now, cg)
+	if d := c.cfg.ClassicInitialRebalanceDelay; d > 0 && (first || !cg.initialUntil.IsZero()) {
+		// Kafka's InitialDelayedJoin: each join extends the delay, up to
+		// the rebalance timeout.
+		cg.initialUntil = now.Add(d)
+		if cg.initialUntil.After(cg.rebalanceDeadline) {
+			cg.initialUntil = cg.rebalanceDeadline
+		}
+	}
 	c.markJoined(cg, m)
 	c.tryCompleteJoin(now, g)
 	return c.joinAnswer(cg, m)
@@ -471,9 +483,10 @@ func (c *Coordinator) tryCompleteJoin(now time.Time, g *consumerGroup) {
 			all = false
 		}
 	}
-	if !all && now.Before(cg.rebalanceDeadline) {
+	if !all && now.Before(cg.rebalanceDeadline) || now.Before(cg.initialUntil) {
 		return
 	}
+	cg.initialUntil = time.Time{}
 	for _, id := range slices.Sorted(maps.Keys(cg.members)) {
 		if !cg.members[id].joined {
 			delete(cg.members, id)

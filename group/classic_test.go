@@ -348,3 +348,45 @@ func TestClassicGroupBytesBounded(t *testing.T) {
 		t.Fatalf("sync within the bound: %v %v", done, err)
 	}
 }
+
+// The first rebalance of an empty group waits the initial delay, each
+// join during it extending it (up to the rebalance timeout), so members
+// starting together share generation 1 (Kafka's
+// group.initial.rebalance.delay.ms); later rebalances do not wait.
+func TestClassicInitialRebalanceDelay(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.cfg.ClassicInitialRebalanceDelay = 3 * time.Second
+	a, done := h.joinNew("ia", "ma")
+	if done {
+		t.Fatalf("the first join completed at once: %+v", a)
+	}
+	h.tick(2 * time.Second)
+	b, done := h.joinNew("ib", "mb") // extends the delay to 5 s from a's join
+	if done {
+		t.Fatalf("the second join completed at once: %+v", b)
+	}
+	h.tick(2 * time.Second) // 3 s after a's join, 2 s after b's
+	if _, done, _ := h.c.JoinGroupResult("cg", a.MemberID); done {
+		t.Fatal("the rebalance completed before the delay b's join extended")
+	}
+	h.tick(1500 * time.Millisecond)
+	ra, done, err := h.c.JoinGroupResult("cg", a.MemberID)
+	if err != nil || !done || ra.Generation != 1 || len(ra.Members) != 2 {
+		t.Fatalf("after the delay: %+v %v %v, want generation 1 with both members", ra, done, err)
+	}
+	h.sync(a.MemberID, 1, map[string]string{a.MemberID: "A", b.MemberID: "B"})
+	// A later join rebalances without the delay once everyone rejoined.
+	h.joinNew("ic", "mc")
+	h.join(joinReq(a.MemberID, "ia", "ma"))
+	if r, done, err := h.join(joinReq(b.MemberID, "ib", "mb")); err != nil || !done || r.Generation != 2 {
+		t.Fatalf("second rebalance: %+v %v %v, want generation 2 at once", r, done, err)
+	}
+	// The delay is capped by the rebalance timeout (5 s in joinReq).
+	h2 := newHarness(t, nil)
+	h2.c.cfg.ClassicInitialRebalanceDelay = time.Minute
+	x, _ := h2.joinNew("ix", "mx")
+	h2.tick(5500 * time.Millisecond)
+	if r, done, err := h2.c.JoinGroupResult("cg", x.MemberID); err != nil || !done || r.Generation != 1 {
+		t.Fatalf("a delay past the rebalance timeout: %+v %v %v", r, done, err)
+	}
+}

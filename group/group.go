@@ -66,6 +66,10 @@ const (
 	DefaultClassicMinSessionTimeout = 6 * time.Second
 	DefaultClassicMaxSessionTimeout = 30 * time.Minute
 	DefaultClassicMaxGroupBytes     = 1_000_000
+	// DefaultClassicInitialRebalanceDelay is Kafka's
+	// group.initial.rebalance.delay.ms, what `sluice broker` runs with;
+	// Config's zero value has no delay.
+	DefaultClassicInitialRebalanceDelay = 3 * time.Second
 )
 
 // Config holds the coordinator's timers and bounds. The zero value of a
@@ -110,6 +114,14 @@ type Config struct {
 	// (1,048,588 by default) it must fit, and its memory is the
 	// coordinator's. A join or a leader's sync past it is refused.
 	ClassicMaxGroupBytes int
+	// ClassicInitialRebalanceDelay delays the first rebalance of an empty
+	// classic group so that members starting together join one
+	// generation rather than one each (Kafka's
+	// group.initial.rebalance.delay.ms): each join during the delay
+	// extends it by as much, up to the rebalance timeout. Zero (unlike
+	// the other fields) means none: the first join completes as soon as
+	// its members have joined.
+	ClassicInitialRebalanceDelay time.Duration
 	// Queue holds the settings of every queue group (queuegroup.go).
 	Queue QueueConfig
 }
@@ -120,7 +132,8 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"SessionTimeout", c.SessionTimeout}, {"HeartbeatInterval", c.HeartbeatInterval}, {"ReconcileInterval", c.ReconcileInterval}, {"RebalanceTimeout", c.RebalanceTimeout}, {"OffsetsRetention", c.OffsetsRetention},
-		{"ClassicMinSessionTimeout", c.ClassicMinSessionTimeout}, {"ClassicMaxSessionTimeout", c.ClassicMaxSessionTimeout}} {
+		{"ClassicMinSessionTimeout", c.ClassicMinSessionTimeout}, {"ClassicMaxSessionTimeout", c.ClassicMaxSessionTimeout},
+		{"ClassicInitialRebalanceDelay", c.ClassicInitialRebalanceDelay}} {
 		if d.v < 0 {
 			return fmt.Errorf("group config: %s %v is negative", d.name, d.v)
 		}

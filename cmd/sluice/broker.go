@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/httpapi"
 	"github.com/sluicemq/sluice/kafka"
 )
@@ -234,6 +235,7 @@ keyring instead. docs/security.md walks through a setup.`,
 	f.Int32Var(&cfg.OffsetsTopicPartitions, "offsets-topic-partitions", def.OffsetsTopicPartitions, "partitions of the offsets topic (__consumer_offsets) when this broker creates it, at the first consumer-group request; fixed afterwards")
 	f.DurationVar(&cfg.Group.SessionTimeout, "group-session-timeout", def.Group.SessionTimeout, "a consumer-group member that has not heartbeated for this long is removed and its partitions reassigned (group.consumer.session.timeout.ms)")
 	f.DurationVar(&cfg.Group.HeartbeatInterval, "group-heartbeat-interval", def.Group.HeartbeatInterval, "how often consumer-group members are told to heartbeat; below --group-session-timeout (group.consumer.heartbeat.interval.ms)")
+	f.DurationVar(&cfg.Group.ClassicInitialRebalanceDelay, "group-initial-rebalance-delay", group.DefaultClassicInitialRebalanceDelay, "how long the first rebalance of an empty classic (Kafka JoinGroup) group waits for more members, each join extending it up to the rebalance timeout; 0: none (group.initial.rebalance.delay.ms)")
 	f.DurationVar(&cfg.Group.OffsetsRetention, "offsets-retention", def.Group.OffsetsRetention, "how long the committed offsets of a group with no members are kept after their commit (offsets.retention.minutes)")
 	f.StringVar(&cfg.Rack, "rack", "", "this broker's rack, for replica placement")
 	f.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", broker.DefaultMaxFrameBytes, "largest request frame accepted; a larger one closes the connection")
