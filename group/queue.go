@@ -52,6 +52,12 @@ func (c QueueConfig) withDefaults() QueueConfig {
 	return c
 }
 
+// Equal reports whether c and o are the same settings once defaulted.
+func (c QueueConfig) Equal(o QueueConfig) bool {
+	c, o = c.withDefaults(), o.withDefaults()
+	return c.Lease == o.Lease && c.MaxDeliveries == o.MaxDeliveries && c.MaxInFlight == o.MaxInFlight && slices.Equal(c.Backoff, o.Backoff)
+}
+
 // backoff is the delay before delivery number n+1 of a record delivered n
 // times.
 func (c QueueConfig) backoff(n int) time.Duration {
@@ -147,6 +153,29 @@ type QueuePartition struct {
 func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
 	return &QueuePartition{cfg: cfg.withDefaults(), start: start}
 }
+
+// SetConfig changes the partition's settings (the group's config
+// changed). A new lease applies to acquisitions and renewals from now
+// on, a new cap to new deliveries, a new backoff to records given back
+// from now on. A lowered delivery limit archives the available records
+// that have had as many deliveries, and returns them as dead letters
+// (held records are archived when they come back, as always).
+func (q *QueuePartition) SetConfig(cfg QueueConfig) []DeadLetter {
+	q.cfg = cfg.withDefaults()
+	var dead []DeadLetter
+	for i := range q.recs {
+		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
+			r.state = Archived
+			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
+				Reason: fmt.Sprintf("delivered %d times, the most allowed since the group's limit changed", r.deliveries)})
+		}
+	}
+	q.advance()
+	return dead
+}
+
+// Config returns the partition's settings, defaults filled in.
+func (q *QueuePartition) Config() QueueConfig { return q.cfg }
 
 // Start is the window's start: every record before it is done.
 func (q *QueuePartition) Start() int64 { return q.start }
