@@ -39,7 +39,8 @@ type QueueConfig struct {
 	Backoff []time.Duration
 }
 
-func (c QueueConfig) withDefaults() QueueConfig {
+// WithDefaults fills in the zero fields with their defaults.
+func (c QueueConfig) WithDefaults() QueueConfig {
 	if c.Lease <= 0 {
 		c.Lease = 30 * time.Second
 	}
@@ -54,7 +55,7 @@ func (c QueueConfig) withDefaults() QueueConfig {
 
 // Equal reports whether c and o are the same settings once defaulted.
 func (c QueueConfig) Equal(o QueueConfig) bool {
-	c, o = c.withDefaults(), o.withDefaults()
+	c, o = c.WithDefaults(), o.WithDefaults()
 	return c.Lease == o.Lease && c.MaxDeliveries == o.MaxDeliveries && c.MaxInFlight == o.MaxInFlight && slices.Equal(c.Backoff, o.Backoff)
 }
 
@@ -151,7 +152,7 @@ type QueuePartition struct {
 // NewQueuePartition starts a window at offset start (the log start, the
 // end, or a reset point).
 func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
-	return &QueuePartition{cfg: cfg.withDefaults(), start: start}
+	return &QueuePartition{cfg: cfg.WithDefaults(), start: start}
 }
 
 // SetConfig changes the partition's settings (the group's config
@@ -161,7 +162,7 @@ func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
 // that have had as many deliveries, and returns them as dead letters
 // (held records are archived when they come back, as always).
 func (q *QueuePartition) SetConfig(cfg QueueConfig) []DeadLetter {
-	q.cfg = cfg.withDefaults()
+	q.cfg = cfg.WithDefaults()
 	var dead []DeadLetter
 	for i := range q.recs {
 		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {

@@ -116,9 +116,9 @@ func (c *Coordinator) queueGroup(id string, create bool) *queueGroup {
 // (SetQueueConfigs), or the coordinator's Config.Queue.
 func (c *Coordinator) QueueConfig(id string) QueueConfig {
 	if cfg, ok := c.queueCfgs[id]; ok {
-		return cfg.withDefaults()
+		return cfg.WithDefaults()
 	}
-	return c.cfg.Queue.withDefaults()
+	return c.cfg.Queue.WithDefaults()
 }
 
 // SetQueueConfigs gives the coordinator the settings of the queue groups
