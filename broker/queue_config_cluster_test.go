@@ -128,3 +128,44 @@ func TestQueueGroupOwnSettings(t *testing.T) {
 		return err
 	})
 }
+
+// TestQueueGroupTopicDeleted: deleting a topic drops the queue groups'
+// windows of it: a group that read only it is gone, another no longer
+// describes it, and a topic created again under the name is read from
+// its start with fresh delivery counts.
+func TestQueueGroupTopicDeleted(t *testing.T) {
+	_, cl := queueCluster(t, 1, group.QueueConfig{})
+	for _, name := range []string{"jobs", "keep"} {
+		testcluster.CreateTopic(t, cl, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
+		produceValues(t, cl, name, 3)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	g, h := cl.QueueGroup("g", "jobs", "keep"), cl.QueueGroup("h", "jobs")
+	if ds := receive(ctx, t, g, 10); len(ds) != 6 || g.AcceptAll(ds[:5]) != nil {
+		t.Fatalf("g: %d records", len(ds))
+	}
+	if ds := receive(ctx, t, h, 10); len(ds) != 3 || h.AcceptAll(ds) != nil {
+		t.Fatalf("h: %d records", len(ds))
+	}
+	if err := cl.DeleteTopics(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the windows of jobs dropped", func() error {
+		if _, err := cl.DescribeQueueGroup(ctx, "h"); !errors.Is(err, protocol.ErrGroupIDNotFound) {
+			return fmt.Errorf("describe h: %v", err)
+		}
+		d, err := cl.DescribeQueueGroup(ctx, "g")
+		if err != nil || len(d.Partitions) != 1 || d.Partitions[0].Topic != "keep" {
+			return fmt.Errorf("describe g: %+v, %v", d, err)
+		}
+		return nil
+	})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
+	produceValues(t, cl, "jobs", 2)
+	h = cl.QueueGroup("h", "jobs")
+	ds := receive(ctx, t, h, 10)
+	if len(ds) != 2 || ds[0].Offset != 0 || ds[0].DeliveryCount != 1 {
+		t.Fatalf("the new jobs: %d records, first %+v", len(ds), ds[0])
+	}
+}
