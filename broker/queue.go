@@ -151,6 +151,9 @@ type queueData struct {
 func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int, localOnly bool) ([]QueueMessage, error) {
 	var snaps []group.QueueSnapshot
 	err := b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		if err := c.AdmitQueueGroup(groupID); err != nil {
+			return nil, nil, err
+		}
 		var dead []group.QueueDead
 		var recs []group.Record
 		snaps, dead, recs = c.QueueSnapshot(time.Now(), groupID, keys, max)
@@ -616,6 +619,9 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, groupID string, to map[gro
 		return err
 	}
 	return b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		if err := c.AdmitQueueGroup(groupID); err != nil {
+			return nil, nil, err
+		}
 		return nil, c.ResetQueue(groupID, to), nil
 	})
 }

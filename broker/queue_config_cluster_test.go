@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/internal/poll"
@@ -167,5 +168,30 @@ func TestQueueGroupTopicDeleted(t *testing.T) {
 	ds := receive(ctx, t, h, 10)
 	if len(ds) != 2 || ds[0].Offset != 0 || ds[0].DeliveryCount != 1 {
 		t.Fatalf("the new jobs: %d records, first %+v", len(ds), ds[0])
+	}
+}
+
+// TestQueueGroupLimitRefuses: past the coordinator's MaxQueueGroups a new
+// queue group's receive is refused with GROUP_MAX_SIZE_REACHED, a
+// definite error; the group held goes on.
+func TestQueueGroupLimitRefuses(t *testing.T) {
+	c := testcluster.Start(t, 1, testcluster.Options{Configure: func(bc *broker.Config) {
+		bc.Group.MaxQueueGroups = 1
+		bc.OffsetsTopicPartitions = 1 // one coordinator for every group
+	}})
+	cl := c.Client()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
+	produceValues(t, cl, "jobs", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ds := receive(ctx, t, cl.QueueGroup("first", "jobs"), 1); len(ds) != 1 {
+		t.Fatalf("first: %d records", len(ds))
+	}
+	_, err := cl.QueueGroup("second", "jobs").Receive(ctx, 1)
+	if !errors.Is(err, protocol.ErrGroupMaxSizeReached) || client.IsRetriable(err) {
+		t.Fatalf("a second queue group: %v, want GROUP_MAX_SIZE_REACHED", err)
+	}
+	if ds := receive(ctx, t, cl.QueueGroup("first", "jobs"), 1); len(ds) != 1 {
+		t.Fatalf("first again: %d records", len(ds))
 	}
 }

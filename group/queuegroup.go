@@ -112,6 +112,17 @@ func (c *Coordinator) queueGroup(id string, create bool) *queueGroup {
 	return g
 }
 
+// AdmitQueueGroup refuses a queue group this coordinator does not hold
+// when it holds Config.MaxQueueGroups already (ErrGroupMaxSizeReached,
+// definite). The calls that create a group (QueueSnapshot, ResetQueue)
+// come after it; replay restores every group, whatever the bound.
+func (c *Coordinator) AdmitQueueGroup(id string) error {
+	if c.queues[id] == nil && len(c.queues) >= c.cfg.MaxQueueGroups {
+		return refuse(ErrGroupMaxSizeReached, "queue group %q: this coordinator holds %d queue groups, the most allowed", id, len(c.queues))
+	}
+	return nil
+}
+
 // QueueConfig returns the settings of queue group id: its own
 // (SetQueueConfigs), or the coordinator's Config.Queue.
 func (c *Coordinator) QueueConfig(id string) QueueConfig {

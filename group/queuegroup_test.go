@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -248,5 +249,32 @@ func TestQueueGroupTopicDeleted(t *testing.T) {
 	}
 	if _, _, _, err := r.DescribeQueue(t0, "h"); !errors.Is(err, ErrQueueGroupNotFound) {
 		t.Fatalf("replayed h: %v", err)
+	}
+}
+
+// A coordinator holds at most MaxQueueGroups queue groups: the next new
+// one is refused (definite), those held go on, and one gone (its topic
+// deleted) makes room.
+func TestQueueGroupLimit(t *testing.T) {
+	c, _ := New(Config{MaxQueueGroups: 2})
+	k := QueueKey{"t", 0}
+	for _, id := range []string{"a", "b"} {
+		if err := c.AdmitQueueGroup(id); err != nil {
+			t.Fatal(err)
+		}
+		c.QueueSnapshot(t0, id, []QueueKey{k}, 1)
+	}
+	if err := c.AdmitQueueGroup("c"); !errors.Is(err, ErrGroupMaxSizeReached) || !strings.Contains(err.Error(), "2 queue groups") {
+		t.Fatalf("a third group: %v", err)
+	}
+	if err := c.AdmitQueueGroup("a"); err != nil {
+		t.Fatalf("a group held: %v", err)
+	}
+	c.DeleteTopics([]string{"t"})
+	if err := c.AdmitQueueGroup("c"); err != nil {
+		t.Fatalf("after the groups went: %v", err)
+	}
+	if _, err := New(Config{MaxQueueGroups: -1}); err == nil {
+		t.Fatal("a negative MaxQueueGroups is accepted")
 	}
 }
