@@ -163,12 +163,19 @@ func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
 // (held records are archived when they come back, as always).
 func (q *QueuePartition) SetConfig(cfg QueueConfig) []DeadLetter {
 	q.cfg = cfg.WithDefaults()
+	return q.archiveSpent("since the group's limit changed")
+}
+
+// archiveSpent archives the available records that have had all their
+// deliveries and returns them as dead letters, why saying how they got
+// there without being archived at once.
+func (q *QueuePartition) archiveSpent(why string) []DeadLetter {
 	var dead []DeadLetter
 	for i := range q.recs {
 		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
 			r.state = Archived
 			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
-				Reason: fmt.Sprintf("delivered %d times, the most allowed since the group's limit changed", r.deliveries)})
+				Reason: fmt.Sprintf("delivered %d times, the most allowed (%s)", r.deliveries, why)})
 		}
 	}
 	q.advance()
@@ -435,16 +442,7 @@ func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLe
 	if len(b) != 0 {
 		return fail("%d trailing bytes", len(b))
 	}
-	var dead []DeadLetter
-	for i := range q.recs {
-		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
-			r.state = Archived
-			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
-				Reason: fmt.Sprintf("delivered %d times, the most allowed (held when its coordinator failed over)", r.deliveries)})
-		}
-	}
-	q.advance()
-	return q, dead, nil
+	return q, q.archiveSpent("held when its coordinator failed over, or the limit was lowered"), nil
 }
 
 // AvailableOffsets returns up to max offsets of records a member could

@@ -266,13 +266,6 @@ func queueConfigValue(e client.ConfigEntry) string {
 	return e.Value
 }
 
-// queueConfigJSON is one queue group setting in queue config --json.
-type queueConfigJSON struct {
-	Key       string `json:"key"`
-	Value     string `json:"value"`
-	IsDefault bool   `json:"is_default"`
-}
-
 func newQueueConfigCmd(g *globals) *cobra.Command {
 	var (
 		set, del []string
@@ -306,38 +299,15 @@ DEFAULT says whether the value is the brokers' (not set for the group).`,
   sluice queue config workers --delete queue.backoff.ms --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			changes, err := configChanges(set, del)
-			if err != nil {
-				return err
-			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if len(changes) > 0 {
-				if err := cl.AlterQueueGroupConfigs(cmd.Context(), args[0], changes...); err != nil {
-					return err
-				}
-			}
-			entries, err := cl.DescribeQueueGroupConfigs(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				views := make([]queueConfigJSON, 0, len(entries))
-				for _, e := range entries {
-					views = append(views, queueConfigJSON{Key: e.Key, Value: e.Value, IsDefault: e.IsDefault})
-				}
-				return writeJSON(out, views)
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tVALUE\tDEFAULT")
-			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%v\n", e.Key, queueConfigValue(e), e.IsDefault)
-			}
-			return tw.Flush()
+			return alterAndShowConfigs(cmd, g, set, del, asJSON, configResource{
+				alter: func(ctx context.Context, cl *client.Client, ch []client.ConfigChange) error {
+					return cl.AlterQueueGroupConfigs(ctx, args[0], ch...)
+				},
+				describe: func(ctx context.Context, cl *client.Client) ([]client.ConfigEntry, error) {
+					return cl.DescribeQueueGroupConfigs(ctx, args[0])
+				},
+				show: queueConfigValue,
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "set", nil, "setting key=value (repeatable)")
