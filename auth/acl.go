@@ -144,10 +144,11 @@ func (a ACL) String() string {
 }
 
 // validOps lists the operations that mean something per resource type
-// (Kafka's table); All is valid everywhere.
+// (Kafka's table, with KIP-848's group configs); All is valid
+// everywhere.
 var validOps = map[ResourceType][]Operation{
 	ResourceTopic:   {OpRead, OpWrite, OpCreate, OpDelete, OpAlter, OpDescribe, OpDescribeConfigs, OpAlterConfigs},
-	ResourceGroup:   {OpRead, OpDelete, OpDescribe},
+	ResourceGroup:   {OpRead, OpDelete, OpDescribe, OpDescribeConfigs, OpAlterConfigs},
 	ResourceCluster: {OpCreate, OpAlter, OpDescribe, OpClusterAction, OpDescribeConfigs, OpAlterConfigs, OpIdempotentWrite},
 }
 

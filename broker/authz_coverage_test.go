@@ -46,12 +46,15 @@ func authzProbes(brokerID int32) map[protocol.APIKey][]protocol.Message {
 		protocol.DescribeConfigs: {
 			&protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{{Type: protocol.ResourceTopic, Name: "orders"}}},
 			&protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{{Type: protocol.ResourceBroker, Name: ""}}},
+			&protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{{Type: protocol.ResourceGroup, Name: "q"}}},
 		},
 		protocol.AlterConfigs: {
 			&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceTopic, Name: "orders",
 				Configs: []protocol.AlterableConfig{{Name: "retention.ms", Op: protocol.ConfigSet, Value: "1000"}}}}},
 			&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceBroker, Name: "",
 				Configs: []protocol.AlterableConfig{{Name: "auto.create.topics.enable", Op: protocol.ConfigSet, Value: "false"}}}}},
+			&protocol.AlterConfigsRequest{Resources: []protocol.AlterConfigsResource{{Type: protocol.ResourceGroup, Name: "q",
+				Configs: []protocol.AlterableConfig{{Name: "queue.lease.ms", Op: protocol.ConfigSet, Value: "1000"}}}}},
 		},
 		protocol.ElectLeaders:                {&protocol.ElectLeadersRequest{Topics: []string{"orders"}}},
 		protocol.CreatePartitions:            {&protocol.CreatePartitionsRequest{Topics: []protocol.PartitionCount{{Name: "orders", Count: 2}}}},
@@ -302,6 +305,9 @@ func TestAuthorizationGrantsNewestAPIs(t *testing.T) {
 		{[]auth.ACL{allow("User:bob", auth.ResourceGroup, "q", auth.OpRead), allow("User:bob", auth.ResourceTopic, "orders", auth.OpRead)},
 			&protocol.QueueReceiveRequest{GroupID: "q", MemberID: "bob-1", Topics: []string{"orders"}, MaxRecords: 1}},
 		{[]auth.ACL{allow("User:bob", auth.ResourceGroup, "q", auth.OpDescribe)}, &protocol.DescribeQueueGroupRequest{GroupID: "q"}},
+		{[]auth.ACL{allow("User:bob", auth.ResourceGroup, "q", auth.OpAlterConfigs)}, &protocol.AlterConfigsRequest{ValidateOnly: true, Resources: []protocol.AlterConfigsResource{
+			{Type: protocol.ResourceGroup, Name: "q", Configs: []protocol.AlterableConfig{{Name: "queue.lease.ms", Op: protocol.ConfigSet, Value: "1000"}}}}}},
+		{[]auth.ACL{allow("User:bob", auth.ResourceGroup, "q2", auth.OpDescribeConfigs)}, &protocol.DescribeConfigsRequest{Resources: []protocol.DescribeConfigsResource{{Type: protocol.ResourceGroup, Name: "q2"}}}},
 	}
 	for _, tc := range cases {
 		for _, acl := range tc.acls {

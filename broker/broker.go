@@ -73,7 +73,8 @@ import (
 // or Serve, stop it with Close or by cancelling the context.
 type Broker struct {
 	cfg        Config
-	queueTurn  atomic.Uint64 // rotates the first partition of queue receives (queue.go)
+	queueTurn  atomic.Uint64    // rotates the first partition of queue receives (queue.go)
+	queueCfgs  queueConfigCache // the queue groups' settings (queue_config.go)
 	logger     *zap.Logger
 	obs        Observer // cfg.Observer; nil: no timed events (observe.go)
 	budget     *budget

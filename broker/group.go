@@ -102,6 +102,9 @@ type coordinator struct {
 	// Coordinator's ClassicVersion, and when the coordinator is dropped:
 	// classic joins and syncs waiting for a rebalance ask again then.
 	changed chan struct{}
+	// queueCfgGen is the generation of the queue settings c has
+	// (syncQueueConfigs).
+	queueCfgGen uint64
 }
 
 // notify wakes the waiting classic joins and syncs. Call with co.mu held.
@@ -198,6 +201,7 @@ func (b *Broker) syncCoordinators(ctx context.Context) {
 			var recs []group.Record
 			if topics != nil {
 				c.SetTopics(topics)
+				b.syncQueueConfigs(co)
 			}
 			if len(deleted) > 0 {
 				recs = append(recs, c.DeleteTopics(deleted)...)
@@ -275,6 +279,8 @@ func (b *Broker) loadCoordinator(index, epoch int32, topics map[string]int32, no
 		}
 	}
 	c.SetTopics(topics)
+	qcfgs, qgen := b.queueConfigs()
+	c.SetQueueConfigs(qcfgs) // before the replay: restored windows count deliveries against their group's limit
 	rd := record.NewReader(record.Limits{})
 	var buf []byte
 	offset, end, err := p.localRange(epoch)
@@ -301,7 +307,7 @@ func (b *Broker) loadCoordinator(index, epoch int32, topics map[string]int32, no
 	}
 	b.logger.Info("group coordinator loaded", zap.String("topic", OffsetsTopic), zap.Int32("partition", index), zap.Int32("epoch", epoch),
 		zap.Int64("end_offset", end), zap.Int("bytes", bytes), zap.Int("groups", len(c.ListGroups())), zap.Duration("took", time.Since(start)))
-	return &coordinator{index: index, epoch: epoch, c: c, readyAt: end, changed: make(chan struct{})}, nil
+	return &coordinator{index: index, epoch: epoch, c: c, readyAt: end, changed: make(chan struct{}), queueCfgGen: qgen}, nil
 }
 
 // errCoordinatorWrite wraps a failed append of group records that may

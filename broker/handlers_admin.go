@@ -91,7 +91,7 @@ func (c *conn) handleDeleteTopics(h *protocol.RequestHeader, resp *response) err
 }
 
 // errTopicResourcesOnly answers config requests for other resource types.
-var errTopicResourcesOnly = errors.New("only topics and the cluster (broker resource, empty name) have configs on this broker")
+var errTopicResourcesOnly = errors.New("only topics, groups and the cluster (broker resource, empty name) have configs on this broker")
 
 // isCluster reports whether a config resource names the cluster: a
 // broker resource with an empty name, Kafka's cluster-wide default.
@@ -99,7 +99,8 @@ func isCluster(t protocol.ResourceType, name string) bool {
 	return t == protocol.ResourceBroker && name == ""
 }
 
-// handleDescribeConfigs returns topics' effective configs.
+// handleDescribeConfigs returns the effective configs of topics, groups
+// and the cluster.
 func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.DescribeConfigsRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
@@ -120,6 +121,10 @@ func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) 
 			if err = c.sess.CanDescribeConfigs(r.Name); err == nil {
 				values, err = c.b.DescribeTopicConfigs(r.Name, r.ConfigNames)
 			}
+		case r.Type == protocol.ResourceGroup:
+			if err = c.sess.CanGroup(r.Name, auth.OpDescribeConfigs); err == nil {
+				values, err = c.b.DescribeGroupConfigs(r.Name, r.ConfigNames)
+			}
 		default:
 			err = &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: errTopicResourcesOnly.Error()}
 		}
@@ -136,7 +141,8 @@ func (c *conn) handleDescribeConfigs(h *protocol.RequestHeader, resp *response) 
 	return nil
 }
 
-// handleAlterConfigs changes topics' configs incrementally through the
+// handleAlterConfigs changes the configs of topics, groups and the
+// cluster incrementally through the
 // core.
 func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.AlterConfigsRequest
@@ -151,14 +157,17 @@ func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) err
 	for i, r := range req.Resources {
 		res := &out.Resources[i]
 		res.Type, res.Name = r.Type, r.Name
-		if r.Type != protocol.ResourceTopic && !isCluster(r.Type, r.Name) {
+		if r.Type != protocol.ResourceTopic && r.Type != protocol.ResourceGroup && !isCluster(r.Type, r.Name) {
 			res.ErrorCode, res.ErrorMessage = protocol.ErrInvalidRequest, errTopicResourcesOnly.Error()
 			continue
 		}
 		var err error
-		if isCluster(r.Type, r.Name) {
+		switch {
+		case isCluster(r.Type, r.Name):
 			err = c.sess.CanCluster(auth.OpAlterConfigs)
-		} else {
+		case r.Type == protocol.ResourceGroup:
+			err = c.sess.CanGroup(r.Name, auth.OpAlterConfigs)
+		default:
 			err = c.sess.CanAlterConfigs(r.Name)
 		}
 		if err != nil {
@@ -166,10 +175,14 @@ func (c *conn) handleAlterConfigs(h *protocol.RequestHeader, resp *response) err
 			continue
 		}
 		change, err := alteration(r)
-		if err == nil && isCluster(r.Type, r.Name) {
+		switch {
+		case err != nil:
+		case isCluster(r.Type, r.Name):
 			err = c.b.AlterClusterConfigs(ctx, change.Set, change.Remove, req.ValidateOnly)
+		case r.Type == protocol.ResourceGroup:
+			err = c.b.AlterGroupConfigs(ctx, r.Name, change.Set, change.Remove, req.ValidateOnly)
 		}
-		if err != nil || isCluster(r.Type, r.Name) {
+		if err != nil || r.Type != protocol.ResourceTopic {
 			res.ErrorCode, res.ErrorMessage = ErrorCode(err)
 			continue
 		}

@@ -79,7 +79,7 @@ func (b *Broker) QueueReceive(ctx context.Context, groupID, member string, topic
 	if err != nil {
 		return nil, 0, err
 	}
-	lease := b.queueLease()
+	lease := b.queueConfig(groupID).Lease
 	// Start at a different partition each time, so that one busy
 	// partition does not starve the others.
 	if n := len(keys); n > 1 {
@@ -151,6 +151,9 @@ type queueData struct {
 func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int, localOnly bool) ([]QueueMessage, error) {
 	var snaps []group.QueueSnapshot
 	err := b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		if err := c.AdmitQueueGroup(groupID); err != nil {
+			return nil, nil, err
+		}
 		var dead []group.QueueDead
 		var recs []group.Record
 		snaps, dead, recs = c.QueueSnapshot(time.Now(), groupID, keys, max)
@@ -351,6 +354,7 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 // the committed state.
 func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID string, fn func(*group.Coordinator) ([]group.QueueDead, []group.Record, error)) error {
 	return b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+		b.syncQueueConfigs(co)
 		dead, recs, err := fn(c)
 		if len(dead) > 0 {
 			if derr := b.writeDeadLetters(ctx, groupID, dead); derr != nil {
@@ -420,7 +424,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []gr
 		if err != nil {
 			return err
 		}
-		if err := b.produceDeadLetters(ctx, k, batch); err != nil {
+		if err := b.produceDeadLetters(ctx, b.deadLetterTopic(groupID, k.Topic), k, batch); err != nil {
 			return err
 		}
 		b.logger.Info("dead letters written", zap.String("group", groupID), zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Int("records", len(dls)))
@@ -428,11 +432,10 @@ func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []gr
 	return nil
 }
 
-// produceDeadLetters appends batch to the dead-letter topic of k's topic
-// (created on first use with k's topic's partition count), on the
-// partition of the same index, with acks=all.
-func (b *Broker) produceDeadLetters(ctx context.Context, k group.QueueKey, batch record.Batch) error {
-	topic := k.Topic + DeadLetterSuffix
+// produceDeadLetters appends batch to topic, the dead-letter topic of
+// k's (created on first use with k's topic's partition count), on the
+// partition of the same index (modulo its partitions), with acks=all.
+func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) error {
 	md := b.store.Metadata()
 	if md.Topics[topic] == nil {
 		n := int32(1)
@@ -599,11 +602,7 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, groupID string) ([]grou
 		out, dead, recs, err = c.DescribeQueue(time.Now(), groupID)
 		return dead, recs, err
 	})
-	return out, b.queueLease(), err
-}
-
-func (b *Broker) queueLease() time.Duration {
-	return group.NewQueuePartition(b.cfg.Group.Queue, 0).Lease()
+	return out, b.queueConfig(groupID).Lease, err
 }
 
 // ResetQueueGroup moves a queue group's windows of the partitions named
@@ -620,6 +619,9 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, groupID string, to map[gro
 		return err
 	}
 	return b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		if err := c.AdmitQueueGroup(groupID); err != nil {
+			return nil, nil, err
+		}
 		return nil, c.ResetQueue(groupID, to), nil
 	})
 }

@@ -193,7 +193,7 @@ func (c *Client) describeConfigs(ctx context.Context, typ protocol.ResourceType,
 			continue
 		}
 		if r.ErrorCode != protocol.NoError {
-			return nil, &TopicError{Topic: topic, Err: r.ErrorCode.ErrWithDetail(r.ErrorMessage)}
+			return nil, resourceError(typ, topic, r.ErrorCode.ErrWithDetail(r.ErrorMessage))
 		}
 		out := make([]ConfigEntry, 0, len(r.Configs))
 		for _, e := range r.Configs {
@@ -201,7 +201,32 @@ func (c *Client) describeConfigs(ctx context.Context, typ protocol.ResourceType,
 		}
 		return out, nil
 	}
-	return nil, &TopicError{Topic: topic, Err: errors.New("missing from the describe configs response")}
+	return nil, resourceError(typ, topic, errors.New("missing from the describe configs response"))
+}
+
+// resourceError names the config resource an error is about: a
+// TopicError for a topic (and the cluster, as before group configs).
+func resourceError(typ protocol.ResourceType, name string, err error) error {
+	if typ == protocol.ResourceGroup {
+		return fmt.Errorf("group %q: %w", name, err)
+	}
+	return &TopicError{Topic: name, Err: err}
+}
+
+// DescribeQueueGroupConfigs returns a queue group's settings (lease,
+// delivery limit, backoff, in-flight cap, dead-letter topic; see
+// docs/queues.md): the keys named, or all when none are, each with its
+// value and whether it is the brokers' default.
+func (c *Client) DescribeQueueGroupConfigs(ctx context.Context, group string, keys ...string) ([]ConfigEntry, error) {
+	return c.describeConfigs(ctx, protocol.ResourceGroup, group, keys)
+}
+
+// AlterQueueGroupConfigs applies changes to a queue group's settings;
+// keys not named keep their values. The cluster checks every value
+// (bounds in docs/queues.md) and refuses the whole change with
+// INVALID_CONFIG naming the key and why.
+func (c *Client) AlterQueueGroupConfigs(ctx context.Context, group string, changes ...ConfigChange) error {
+	return c.alterConfigs(ctx, protocol.ResourceGroup, group, changes)
 }
 
 // ConfigChange is one change for AlterConfigs: set Key to Value, or with
@@ -248,7 +273,7 @@ func (c *Client) alterConfigs(ctx context.Context, typ protocol.ResourceType, to
 	}
 	for _, r := range m.(*protocol.AlterConfigsResponse).Resources {
 		if r.Name == topic && r.ErrorCode != protocol.NoError {
-			return &TopicError{Topic: topic, Err: r.ErrorCode.ErrWithDetail(r.ErrorMessage)}
+			return resourceError(typ, topic, r.ErrorCode.ErrWithDetail(r.ErrorMessage))
 		}
 	}
 	return nil

@@ -72,6 +72,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterReassignment(m, c)
 	case AlterClusterConfigs:
 		next, err = applyAlterClusterConfigs(m, c)
+	case AlterGroupConfigs:
+		next, err = applyAlterGroupConfigs(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}

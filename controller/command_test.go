@@ -37,6 +37,7 @@ func sampleCommands() []Command {
 		CreatePartitions{Topic: "orders", TopicID: 4, From: 3, Replicas: [][]int32{{1, 2}, {2, 3}}},
 		AlterReassignment{Topic: "orders", TopicID: 4, Partition: 2, Target: []int32{3, 4}},
 		AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "10"}, Remove: []string{ConfigReassignmentThrottle}},
+		AlterGroupConfigs{Group: "workers", Set: map[string]string{ConfigQueueLeaseMs: "10000", ConfigQueueBackoffMs: "1000,5000"}, Remove: []string{ConfigQueueDLQTopic}},
 	}
 }
 
@@ -169,7 +170,8 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 8", append([]byte{8}, valid[1:]...)},
+		{"version 9", append([]byte{9}, valid[1:]...)},
+		{"version 7 group configs", []byte{7, byte(KindAlterGroupConfigs), 1, 'g', 0, 0}},
 		{"version 6 reassignment", []byte{6, byte(KindAlterReassignment), 1, 't', 0, 0, 0}},
 		{"huge new partition count", []byte{CommandVersion, byte(KindCreatePartitions), 1, 't', 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"version 5 credential", []byte{5, byte(KindDeleteCredential), 1, 'a', 1, 'b'}},

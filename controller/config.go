@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Topic config keys. The names are shared by the CLI (--config key=value),
@@ -61,7 +62,9 @@ const (
 	kindInt configKind = iota + 1
 	kindBool
 	kindEnum
-	kindRatio // a decimal in [0, 1]
+	kindRatio     // a decimal in [0, 1]
+	kindDurations // ParseQueueBackoff's list
+	kindTopic     // a topic name (ValidateTopicName), or "" for none
 )
 
 // ConfigDef describes one topic config key.
@@ -75,6 +78,7 @@ type ConfigDef struct {
 	Doc     string
 	kind    configKind
 	min     int64 // kindInt: smallest allowed value
+	max     int64 // kindInt: largest allowed value; 0: none
 	enum    []string
 }
 
@@ -128,6 +132,23 @@ func validateIn(defs map[string]ConfigDef, key, value string) error {
 		}
 		if n < d.min {
 			return fmt.Errorf("%w: %s=%d: below the minimum %d", ErrInvalidConfig, key, n, d.min)
+		}
+		if d.max != 0 && n > d.max {
+			return fmt.Errorf("%w: %s=%d: above the maximum %d", ErrInvalidConfig, key, n, d.max)
+		}
+	case kindDurations:
+		if _, err := ParseQueueBackoff(value); err != nil {
+			return err
+		}
+	case kindTopic:
+		if value == "" {
+			return nil
+		}
+		if err := ValidateTopicName(value); err != nil {
+			return fmt.Errorf("%w: %s=%q: %v", ErrInvalidConfig, key, value, err)
+		}
+		if strings.HasPrefix(value, "__") {
+			return fmt.Errorf("%w: %s=%q: names starting with __ are internal topics'", ErrInvalidConfig, key, value)
 		}
 	case kindRatio:
 		f, err := strconv.ParseFloat(value, 64)

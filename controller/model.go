@@ -157,6 +157,10 @@ type Metadata struct {
 	// Configs holds the cluster configs set explicitly (clusterconfig.go);
 	// commands replace the map, never modify it.
 	Configs map[string]string `json:"configs,omitempty"`
+	// GroupConfigs holds the group configs set explicitly, by group id
+	// (groupconfig.go); commands replace the outer map and the inner map
+	// they change, never modify them.
+	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -198,6 +202,12 @@ func (m *Metadata) Clone() *Metadata {
 	}
 	c.ACLs = slices.Clone(m.ACLs)
 	c.Configs = maps.Clone(m.Configs)
+	if m.GroupConfigs != nil {
+		c.GroupConfigs = make(map[string]map[string]string, len(m.GroupConfigs))
+		for g, cfg := range m.GroupConfigs {
+			c.GroupConfigs[g] = maps.Clone(cfg)
+		}
+	}
 	return &c
 }
 

@@ -23,11 +23,12 @@ import (
 // partition's Offline; version 5 NextProducerID, at the end; version 6
 // the users' SCRAM credentials and the ACLs after it; version 7 the
 // moves in progress and queued (appendMoves) and the cluster configs, at
-// the end. Older
+// the end; version 8 the group configs (appendGroupConfigs), after them.
+// Older
 // snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 7
+	snapshotVersion = 8
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -99,7 +100,8 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 	b = binary.AppendVarint(b, m.NextProducerID)
 	b = appendSecurity(b, m)
 	b = appendMoves(b, m)
-	return appendConfigs(b, m.Configs)
+	b = appendConfigs(b, m.Configs)
+	return appendGroupConfigs(b, m)
 }
 
 // appendMoves writes the partitions that are moving or queued
@@ -197,6 +199,9 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 	if v >= 7 {
 		decodeMoves(d, m)
 		m.Configs = d.configs()
+	}
+	if v >= 8 {
+		decodeGroupConfigs(d, m)
 	}
 	if d.err != nil {
 		return nil

@@ -30,6 +30,7 @@ type Coordinator struct {
 	classicVersion uint64
 	joinSeq        int64
 	queues         map[string]*queueGroup // queue groups by id (queuegroup.go)
+	queueCfgs      map[string]QueueConfig // their own settings (SetQueueConfigs)
 }
 
 // New returns an empty Coordinator (a new one, or one to Replay into).

@@ -61,6 +61,7 @@ const (
 	DefaultOffsetsRetention  = 7 * 24 * time.Hour
 	DefaultMaxMetadataBytes  = 4096
 	DefaultMaxMembers        = 1000
+	DefaultMaxQueueGroups    = 1000
 	DefaultAssignor          = AssignorUniform
 
 	DefaultClassicMinSessionTimeout = 6 * time.Second
@@ -122,8 +123,14 @@ type Config struct {
 	// the other fields) means none: the first join completes as soon as
 	// its members have joined.
 	ClassicInitialRebalanceDelay time.Duration
-	// Queue holds the settings of every queue group (queuegroup.go).
+	// Queue holds the settings of every queue group (queuegroup.go)
+	// that has none of its own (SetQueueConfigs).
 	Queue QueueConfig
+	// MaxQueueGroups bounds the queue groups one coordinator holds
+	// (1000): each holds a window of up to Queue.MaxInFlight records
+	// per partition read in memory. A new group past it is refused
+	// (AdmitQueueGroup) with GROUP_MAX_SIZE_REACHED.
+	MaxQueueGroups int
 }
 
 // Validate names the first bad field.
@@ -137,6 +144,9 @@ func (c Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("group config: %s %v is negative", d.name, d.v)
 		}
+	}
+	if c.MaxQueueGroups < 0 {
+		return fmt.Errorf("group config: MaxQueueGroups %d is negative", c.MaxQueueGroups)
 	}
 	if c.ClassicMaxGroupBytes < 0 {
 		return fmt.Errorf("group config: ClassicMaxGroupBytes %d is negative", c.ClassicMaxGroupBytes)
@@ -177,6 +187,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxMembers == 0 {
 		c.MaxMembers = DefaultMaxMembers
+	}
+	if c.MaxQueueGroups == 0 {
+		c.MaxQueueGroups = DefaultMaxQueueGroups
 	}
 	if c.NewMemberID == nil {
 		c.NewMemberID = randomMemberID

@@ -194,6 +194,7 @@ func (c *Coordinator) DeleteTopics(topics []string) []Record {
 			}
 		}
 	}
+	c.deleteQueueTopics(gone)
 	return c.take()
 }
 

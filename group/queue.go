@@ -39,7 +39,8 @@ type QueueConfig struct {
 	Backoff []time.Duration
 }
 
-func (c QueueConfig) withDefaults() QueueConfig {
+// WithDefaults fills in the zero fields with their defaults.
+func (c QueueConfig) WithDefaults() QueueConfig {
 	if c.Lease <= 0 {
 		c.Lease = 30 * time.Second
 	}
@@ -50,6 +51,12 @@ func (c QueueConfig) withDefaults() QueueConfig {
 		c.MaxInFlight = 2000
 	}
 	return c
+}
+
+// Equal reports whether c and o are the same settings once defaulted.
+func (c QueueConfig) Equal(o QueueConfig) bool {
+	c, o = c.WithDefaults(), o.WithDefaults()
+	return c.Lease == o.Lease && c.MaxDeliveries == o.MaxDeliveries && c.MaxInFlight == o.MaxInFlight && slices.Equal(c.Backoff, o.Backoff)
 }
 
 // backoff is the delay before delivery number n+1 of a record delivered n
@@ -145,8 +152,38 @@ type QueuePartition struct {
 // NewQueuePartition starts a window at offset start (the log start, the
 // end, or a reset point).
 func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
-	return &QueuePartition{cfg: cfg.withDefaults(), start: start}
+	return &QueuePartition{cfg: cfg.WithDefaults(), start: start}
 }
+
+// SetConfig changes the partition's settings (the group's config
+// changed). A new lease applies to acquisitions and renewals from now
+// on, a new cap to new deliveries, a new backoff to records given back
+// from now on. A lowered delivery limit archives the available records
+// that have had as many deliveries, and returns them as dead letters
+// (held records are archived when they come back, as always).
+func (q *QueuePartition) SetConfig(cfg QueueConfig) []DeadLetter {
+	q.cfg = cfg.WithDefaults()
+	return q.archiveSpent("since the group's limit changed")
+}
+
+// archiveSpent archives the available records that have had all their
+// deliveries and returns them as dead letters, why saying how they got
+// there without being archived at once.
+func (q *QueuePartition) archiveSpent(why string) []DeadLetter {
+	var dead []DeadLetter
+	for i := range q.recs {
+		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
+			r.state = Archived
+			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
+				Reason: fmt.Sprintf("delivered %d times, the most allowed (%s)", r.deliveries, why)})
+		}
+	}
+	q.advance()
+	return dead
+}
+
+// Config returns the partition's settings, defaults filled in.
+func (q *QueuePartition) Config() QueueConfig { return q.cfg }
 
 // Start is the window's start: every record before it is done.
 func (q *QueuePartition) Start() int64 { return q.start }
@@ -405,16 +442,7 @@ func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLe
 	if len(b) != 0 {
 		return fail("%d trailing bytes", len(b))
 	}
-	var dead []DeadLetter
-	for i := range q.recs {
-		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
-			r.state = Archived
-			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
-				Reason: fmt.Sprintf("delivered %d times, the most allowed (held when its coordinator failed over)", r.deliveries)})
-		}
-	}
-	q.advance()
-	return q, dead, nil
+	return q, q.archiveSpent("held when its coordinator failed over, or the limit was lowered"), nil
 }
 
 // AvailableOffsets returns up to max offsets of records a member could

@@ -336,3 +336,22 @@ func TestQueueRandomWorkload(t *testing.T) {
 		}
 	}
 }
+
+// SetConfig applies new settings: a lowered delivery limit archives the
+// available records that reached it (not the held ones, until they come
+// back), a new cap applies to new deliveries.
+func TestQueueSetConfig(t *testing.T) {
+	q := NewQueuePartition(QueueConfig{}, 0)
+	q.Acquire(t0, "m", 3, []int64{0, 1, 2})
+	q.Ack(t0, "m", []int64{0}, Release, 0, "")
+	dead := q.SetConfig(QueueConfig{MaxDeliveries: 1, MaxInFlight: 3})
+	if len(dead) != 1 || dead[0].Offset != 0 || dead[0].Deliveries != 1 || q.Start() != 1 {
+		t.Fatalf("dead %+v, start %d", dead, q.Start())
+	}
+	if got := q.Acquire(t0, "m", 5, []int64{3, 4, 5}); len(got) != 1 || !q.AtCap() { // 1 and 2 held
+		t.Fatalf("with a cap of 3: %+v, at cap %v", got, q.AtCap())
+	}
+	if _, dead := q.Ack(t0, "m", []int64{1}, Release, 0, ""); len(dead) != 1 {
+		t.Fatalf("a held record released at the new limit: %+v", dead)
+	}
+}

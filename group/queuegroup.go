@@ -112,10 +112,58 @@ func (c *Coordinator) queueGroup(id string, create bool) *queueGroup {
 	return g
 }
 
-func (g *queueGroup) part(cfg QueueConfig, k QueueKey, create bool) *queuePart {
+// AdmitQueueGroup refuses a queue group this coordinator does not hold
+// when it holds Config.MaxQueueGroups already (ErrGroupMaxSizeReached,
+// definite). The calls that create a group (QueueSnapshot, ResetQueue)
+// come after it; replay restores every group, whatever the bound.
+func (c *Coordinator) AdmitQueueGroup(id string) error {
+	if c.queues[id] == nil && len(c.queues) >= c.cfg.MaxQueueGroups {
+		return refuse(ErrGroupMaxSizeReached, "queue group %q: this coordinator holds %d queue groups, the most allowed", id, len(c.queues))
+	}
+	return nil
+}
+
+// QueueConfig returns the settings of queue group id: its own
+// (SetQueueConfigs), or the coordinator's Config.Queue.
+func (c *Coordinator) QueueConfig(id string) QueueConfig {
+	if cfg, ok := c.queueCfgs[id]; ok {
+		return cfg.WithDefaults()
+	}
+	return c.cfg.Queue.WithDefaults()
+}
+
+// SetQueueConfigs gives the coordinator the settings of the queue groups
+// that have their own (the group configs of the cluster metadata); the
+// others have Config.Queue. The map is kept: the caller must not change
+// it afterwards. Groups held whose settings changed apply them at once
+// (QueuePartition.SetConfig); records a lowered delivery limit archives
+// are dead-lettered by the next call on their partition. Call it before
+// Replay too, so restored windows count deliveries against their group's
+// limit.
+func (c *Coordinator) SetQueueConfigs(cfgs map[string]QueueConfig) {
+	old := c.queueCfgs
+	c.queueCfgs = cfgs
+	for _, id := range slices.Sorted(maps.Keys(c.queues)) {
+		prev, ok := old[id]
+		if !ok {
+			prev = c.cfg.Queue
+		}
+		cfg := c.QueueConfig(id)
+		if prev.Equal(cfg) {
+			continue
+		}
+		g := c.queues[id]
+		for _, k := range sortedQueueKeys(g.parts) {
+			p := g.parts[k]
+			p.pending = append(p.pending, p.q.SetConfig(cfg)...)
+		}
+	}
+}
+
+func (c *Coordinator) part(g *queueGroup, k QueueKey, create bool) *queuePart {
 	p := g.parts[k]
 	if p == nil && create {
-		p = &queuePart{q: NewQueuePartition(cfg, 0)}
+		p = &queuePart{q: NewQueuePartition(c.QueueConfig(g.id), 0)}
 		g.parts[k] = p
 	}
 	return p
@@ -162,7 +210,7 @@ func (c *Coordinator) replayQueue(groupID, topic string, part int32, value []byt
 	if v.err != nil {
 		return v.err
 	}
-	q, dead, err := RestoreQueuePartition(c.cfg.Queue, v.b)
+	q, dead, err := RestoreQueuePartition(c.QueueConfig(groupID), v.b)
 	if err != nil {
 		return fmt.Errorf("%w: queue %q %s/%d: %w", ErrCorrupt, groupID, topic, part, err)
 	}
@@ -180,7 +228,7 @@ func (c *Coordinator) QueueSnapshot(now time.Time, groupID string, parts []Queue
 	var dead []QueueDead
 	out := make([]QueueSnapshot, 0, len(parts))
 	for _, k := range parts {
-		p := g.part(c.cfg.Queue, k, true)
+		p := c.part(g, k, true)
 		var changed bool
 		if dead, changed = p.tick(now, k, dead); changed {
 			c.queueRecord(g, k, p)
@@ -203,7 +251,7 @@ func (c *Coordinator) QueueAcquire(now time.Time, groupID, member string, max in
 		if len(out) >= max {
 			break
 		}
-		p := g.part(c.cfg.Queue, r.QueueKey, true)
+		p := c.part(g, r.QueueKey, true)
 		var changed bool
 		dead, changed = p.tick(now, r.QueueKey, dead)
 		got := p.q.Acquire(now, member, max-len(out), r.Next)
@@ -231,7 +279,7 @@ func (c *Coordinator) QueueAck(now time.Time, groupID, member string, acks []Que
 	var dead []QueueDead
 	changed := map[QueueKey]bool{}
 	for i, a := range acks {
-		p := g.part(c.cfg.Queue, a.QueueKey, false)
+		p := c.part(g, a.QueueKey, false)
 		if p == nil {
 			errs[i] = make([]error, len(a.Offsets))
 			for j, off := range a.Offsets {
@@ -296,12 +344,30 @@ func (c *Coordinator) ResetQueue(groupID string, to map[QueueKey]int64) []Record
 	c.out = nil
 	g := c.queueGroup(groupID, true)
 	for _, k := range sortedQueueKeys(to) {
-		p := g.part(c.cfg.Queue, k, true)
+		p := c.part(g, k, true)
 		p.q.Reset(max(to[k], 0))
 		p.pending = nil
 		c.queueRecord(g, k, p)
 	}
 	return c.take()
+}
+
+// deleteQueueTopics forgets the queue groups' windows of the topics
+// gone (deleted, or deleted and created again: a new topic starts
+// fresh) with a tombstone each, and the groups left with none.
+func (c *Coordinator) deleteQueueTopics(gone map[string]bool) {
+	for _, id := range slices.Sorted(maps.Keys(c.queues)) {
+		g := c.queues[id]
+		for _, k := range sortedQueueKeys(g.parts) {
+			if gone[k.Topic] {
+				delete(g.parts, k)
+				c.out = append(c.out, Record{Key: queueKey(id, k.Topic, k.Partition)})
+			}
+		}
+		if len(g.parts) == 0 {
+			delete(c.queues, id)
+		}
+	}
 }
 
 // ListQueueGroups returns the ids of the queue groups held, sorted.

@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -134,5 +135,146 @@ func TestQueueGroupReplayCorrupt(t *testing.T) {
 		if err := c.Replay(t0, queueKey("g", "t", 0), bad); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("value %x: %v, want ErrCorrupt", bad, err)
 		}
+	}
+}
+
+// Each queue group has its own settings: a group with a 1 s lease and 2
+// deliveries sees its records back after 1 s and dead-lettered at the
+// second expiry, while a group with the coordinator's settings keeps
+// them 30 s; a changed config applies to new acquisitions, restored
+// windows count against their group's limit, and a lowered limit
+// archives the available records that reached it.
+func TestQueueGroupOwnConfig(t *testing.T) {
+	c, _ := New(Config{})
+	c.SetQueueConfigs(map[string]QueueConfig{"fast": {Lease: time.Second, MaxDeliveries: 2}})
+	k := QueueKey{"jobs", 0}
+	var log []Record
+	for _, g := range []string{"fast", "slow"} {
+		c.QueueSnapshot(t0, g, []QueueKey{k}, 10)
+		got, _, recs := c.QueueAcquire(t0, g, "m", 2, []QueueRead{{k, []int64{0, 1}}})
+		log = append(log, recs...)
+		if len(got) != 2 {
+			t.Fatalf("%s: acquired %+v", g, got)
+		}
+	}
+	if c.QueueConfig("fast").Lease != time.Second || c.QueueConfig("slow").Lease != 30*time.Second {
+		t.Fatalf("leases %v and %v", c.QueueConfig("fast").Lease, c.QueueConfig("slow").Lease)
+	}
+	at := t0.Add(time.Second)
+	snaps, dead, _ := c.QueueSnapshot(at, "fast", []QueueKey{k}, 10)
+	if len(dead) != 0 || len(snaps[0].Available) != 2 {
+		t.Fatalf("fast after 1 s: %+v, dead %v", snaps, dead)
+	}
+	if snaps, _, _ := c.QueueSnapshot(at, "slow", []QueueKey{k}, 10); len(snaps[0].Available) != 0 {
+		t.Fatalf("slow after 1 s: %+v", snaps)
+	}
+	got, _, recs := c.QueueAcquire(at, "fast", "m", 2, []QueueRead{{k, nil}})
+	log = append(log, recs...)
+	if len(got) != 2 || got[0].Deliveries != 2 {
+		t.Fatalf("second delivery: %+v", got)
+	}
+	if _, dead, _ := c.QueueSnapshot(at.Add(time.Second), "fast", []QueueKey{k}, 10); len(dead) != 2 || dead[0].Deliveries != 2 {
+		t.Fatalf("after the second expiry: dead %+v", dead)
+	}
+
+	// A longer lease applies to the next acquisition.
+	c.SetQueueConfigs(map[string]QueueConfig{"fast": {Lease: 5 * time.Second, MaxDeliveries: 2}})
+	got, _, _ = c.QueueAcquire(at, "fast", "m", 1, []QueueRead{{k, []int64{2}}})
+	if len(got) != 1 {
+		t.Fatalf("acquire with the new lease: %+v", got)
+	}
+	if snaps, _, _ := c.QueueSnapshot(at.Add(4*time.Second), "fast", []QueueKey{k}, 10); len(snaps[0].Available) != 0 {
+		t.Fatalf("the 5 s lease ended after 4 s: %+v", snaps)
+	}
+
+	// "slow" had its records delivered once; restored under a limit of 1,
+	// they are dead letters; with the default limit they are available.
+	for _, tc := range []struct {
+		cfgs map[string]QueueConfig
+		dead int
+	}{{nil, 0}, {map[string]QueueConfig{"slow": {MaxDeliveries: 1}}, 2}} {
+		r, _ := New(Config{})
+		r.SetQueueConfigs(tc.cfgs)
+		for _, rec := range log {
+			if err := r.Replay(t0, rec.Key, rec.Value); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, dead, _ := r.QueueSnapshot(t0, "slow", []QueueKey{k}, 10); len(dead) != tc.dead {
+			t.Fatalf("restored with %v: dead %+v, want %d", tc.cfgs, dead, tc.dead)
+		}
+	}
+
+	// Lowering the limit of a held group archives what reached it.
+	c.SetQueueConfigs(map[string]QueueConfig{"slow": {MaxDeliveries: 1}})
+	snaps, dead, recs = c.QueueSnapshot(t0.Add(31*time.Second), "slow", []QueueKey{k}, 10)
+	if len(dead) != 2 || len(recs) != 1 || snaps[0].End != 2 || len(snaps[0].Available) != 0 {
+		t.Fatalf("limit lowered to 1: dead %+v, %d records, %+v", dead, len(recs), snaps)
+	}
+}
+
+// A deleted topic takes the queue groups' windows of it along (with a
+// tombstone each, so a replay forgets them too); a group left with no
+// window is gone.
+func TestQueueGroupTopicDeleted(t *testing.T) {
+	c, _ := New(Config{})
+	a, b := QueueKey{"a", 0}, QueueKey{"b", 0}
+	var log []Record
+	c.QueueSnapshot(t0, "g", []QueueKey{a, b}, 10)
+	_, _, recs := c.QueueAcquire(t0, "g", "m", 4, []QueueRead{{a, []int64{0, 1}}, {b, []int64{0, 1}}})
+	log = append(log, recs...)
+	c.QueueSnapshot(t0, "h", []QueueKey{a}, 10)
+	_, _, recs = c.QueueAcquire(t0, "h", "m", 1, []QueueRead{{a, []int64{0}}})
+	log = append(log, recs...)
+
+	recs = c.DeleteTopics([]string{"a"})
+	log = append(log, recs...)
+	if len(recs) != 2 || recs[0].Value != nil || recs[1].Value != nil {
+		t.Fatalf("tombstones: %+v", recs)
+	}
+	if got := c.ListQueueGroups(); len(got) != 1 || got[0] != "g" {
+		t.Fatalf("groups after the delete: %v", got)
+	}
+	d, _, _, err := c.DescribeQueue(t0, "g")
+	if err != nil || len(d) != 1 || d[0].Topic != "b" {
+		t.Fatalf("describe after the delete: %+v %v", d, err)
+	}
+	// A topic of that name again starts at its log start.
+	if snaps, _, _ := c.QueueSnapshot(t0, "g", []QueueKey{a}, 10); snaps[0].End != 0 || len(snaps[0].Available) != 0 {
+		t.Fatalf("recreated topic: %+v", snaps)
+	}
+	r := replayAll(t, Config{}, log)
+	if got := r.ListQueueGroups(); len(got) != 1 || got[0] != "g" {
+		t.Fatalf("replayed groups: %v", got)
+	}
+	if _, _, _, err := r.DescribeQueue(t0, "h"); !errors.Is(err, ErrQueueGroupNotFound) {
+		t.Fatalf("replayed h: %v", err)
+	}
+}
+
+// A coordinator holds at most MaxQueueGroups queue groups: the next new
+// one is refused (definite), those held go on, and one gone (its topic
+// deleted) makes room.
+func TestQueueGroupLimit(t *testing.T) {
+	c, _ := New(Config{MaxQueueGroups: 2})
+	k := QueueKey{"t", 0}
+	for _, id := range []string{"a", "b"} {
+		if err := c.AdmitQueueGroup(id); err != nil {
+			t.Fatal(err)
+		}
+		c.QueueSnapshot(t0, id, []QueueKey{k}, 1)
+	}
+	if err := c.AdmitQueueGroup("c"); !errors.Is(err, ErrGroupMaxSizeReached) || !strings.Contains(err.Error(), "2 queue groups") {
+		t.Fatalf("a third group: %v", err)
+	}
+	if err := c.AdmitQueueGroup("a"); err != nil {
+		t.Fatalf("a group held: %v", err)
+	}
+	c.DeleteTopics([]string{"t"})
+	if err := c.AdmitQueueGroup("c"); err != nil {
+		t.Fatalf("after the groups went: %v", err)
+	}
+	if _, err := New(Config{MaxQueueGroups: -1}); err == nil {
+		t.Fatal("a negative MaxQueueGroups is accepted")
 	}
 }

@@ -160,6 +160,8 @@ func (s *Server) describeConfigs(sess *broker.Session, req *kmsg.DescribeConfigs
 				}
 				rr.Configs = append(rr.Configs, c)
 			}
+		case resourceGroup:
+			s.describeGroupConfigs(sess, r, &rr)
 		default:
 			rr.ErrorCode, rr.ErrorMessage = errorCode(unsupportedResource(r.ResourceType))
 		}
@@ -169,7 +171,7 @@ func (s *Server) describeConfigs(sess *broker.Session, req *kmsg.DescribeConfigs
 }
 
 func unsupportedResource(t kmsg.ConfigResourceType) error {
-	return &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("config resource type %v is not supported; topics are", t)}
+	return &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: fmt.Sprintf("config resource type %v is not supported; topics are, and groups with IncrementalAlterConfigs", t)}
 }
 
 // alterConfigs replaces a topic's configs (Kafka's non-incremental
@@ -195,7 +197,13 @@ func (s *Server) alterConfigs(ctx context.Context, sess *broker.Session, req *km
 		}
 		changes[i] = c
 	}
-	errs := s.alter(ctx, sess, changes, req.ValidateOnly, make([]error, len(changes)),
+	refused := make([]error, len(changes))
+	for i, r := range req.Resources {
+		if r.ResourceType == resourceGroup {
+			refused[i] = unsupportedResource(r.ResourceType) // as Kafka: groups only incrementally
+		}
+	}
+	errs := s.alter(ctx, sess, changes, req.ValidateOnly, refused,
 		func(i int) kmsg.ConfigResourceType { return req.Resources[i].ResourceType })
 	for i, r := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
@@ -240,14 +248,20 @@ func (s *Server) incrementalAlterConfigs(ctx context.Context, sess *broker.Sessi
 }
 
 // alter applies the topic changes not already refused in errs
-// (Broker.AlterTopicConfigs) and fills errs, one per change: resources
-// other than topics are refused.
+// (Broker.AlterTopicConfigs) and group changes (alterGroupConfigs), and
+// fills errs, one per change: other resources are refused.
 func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []broker.ConfigAlteration, validateOnly bool, errs []error,
 	typeOf func(int) kmsg.ConfigResourceType) []error {
+	ctx, cancel := ctxTimeout(ctx, 0)
+	defer cancel()
 	var topics []broker.ConfigAlteration
 	var at []int
 	for i, c := range changes {
 		if errs[i] != nil {
+			continue
+		}
+		if typeOf(i) == resourceGroup {
+			errs[i] = s.alterGroupConfigs(ctx, sess, c, validateOnly)
 			continue
 		}
 		if t := typeOf(i); t != resourceTopic {
@@ -262,8 +276,6 @@ func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []brok
 		}
 		topics, at = append(topics, c), append(at, i)
 	}
-	ctx, cancel := ctxTimeout(ctx, 0)
-	defer cancel()
 	for k, err := range s.b.AlterTopicConfigs(ctx, topics, validateOnly) {
 		errs[at[k]] = err
 	}

@@ -7,6 +7,9 @@ type ResourceType int8
 const (
 	ResourceTopic  ResourceType = 2
 	ResourceBroker ResourceType = 4
+	// ResourceGroup is a group's configs (KIP-848's GROUP, 32): a queue
+	// group's settings.
+	ResourceGroup ResourceType = 32
 )
 
 // DescribeConfigsRequest asks for the configs of topics (or brokers).

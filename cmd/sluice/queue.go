@@ -22,17 +22,19 @@ func newQueueCmd(g *globals) *cobra.Command {
 		Use:   "queue",
 		Short: "Receive from queue groups, describe, reset them and redrive their dead letters",
 		Long: `A queue group reads topics record by record: any number of members, each
-record acquired by one member under a lease (30 s), then accepted, released or
-rejected. A record rejected, or delivered the most times allowed (5), is copied
-to the topic's dead-letter topic (<topic>.dlq) with headers saying why and
-from where. Acknowledging does not delete: the topic's records stay for stream
-consumers and replay. See docs/queues.md.`,
+record acquired by one member under a lease (30 s by default), then accepted,
+released or rejected. A record rejected, or delivered the most times allowed
+(5 by default), is copied to the dead-letter topic (<topic>.dlq by default)
+with headers saying why and from where. Acknowledging does not delete: the
+topic's records stay for stream consumers and replay. Each group's settings
+are changed with 'sluice queue config'. See docs/queues.md.`,
 		Example: `  sluice queue receive jobs --group workers --max 10
   sluice queue describe workers
+  sluice queue config workers --set queue.lease.ms=10000
   sluice queue redrive workers
   sluice queue reset workers --to-earliest`,
 	}
-	cmd.AddCommand(newQueueReceiveCmd(g), newQueueDescribeCmd(g), newQueueRedriveCmd(g), newQueueResetCmd(g))
+	cmd.AddCommand(newQueueReceiveCmd(g), newQueueDescribeCmd(g), newQueueConfigCmd(g), newQueueRedriveCmd(g), newQueueResetCmd(g))
 	return cmd
 }
 
@@ -186,8 +188,10 @@ func newQueueDescribeCmd(g *globals) *cobra.Command {
 before it is done) and end (the first offset never delivered); how many records
 inside are available, acquired, accepted and archived; how many were
 dead-lettered; the age of the oldest lease still held (OLDEST-UNACKED); and
-AT-CAP when the window is full (2,000 records in flight): no new record is
-delivered until the oldest ones are settled.`,
+AT-CAP when the window is full (queue.max.in.flight records, 2,000 by
+default): no new record is delivered until the oldest ones are settled. A
+line above the table shows the group's settings (sluice queue config), a *
+marking those set for the group.`,
 		Example: `  sluice queue describe workers
   sluice queue describe workers --json`,
 		Args: cobra.ExactArgs(1),
@@ -208,6 +212,11 @@ delivered until the oldest ones are settled.`,
 				return writeJSON(cmd.OutOrStdout(), d)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
+			entries, err := cl.DescribeQueueGroupConfigs(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "settings: %s\n", queueSettingsLine(entries))
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tAVAILABLE\tACQUIRED\tACCEPTED\tARCHIVED\tDEAD-LETTERED\tOLDEST-UNACKED\tAT-CAP")
 			for _, p := range d.Partitions {
@@ -225,6 +234,84 @@ delivered until the oldest ones are settled.`,
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// queueSettingsLine is a group's settings on one line, key=value, a *
+// after those set for the group.
+func queueSettingsLine(entries []client.ConfigEntry) string {
+	parts := make([]string, 0, len(entries))
+	for _, e := range entries {
+		mark := ""
+		if !e.IsDefault {
+			mark = "*"
+		}
+		parts = append(parts, fmt.Sprintf("%s=%s%s", e.Key, queueConfigValue(e), mark))
+	}
+	return strings.Join(parts, " ")
+}
+
+// queueConfigValue is how the CLI shows a queue group config value: the
+// empty ones say what they mean.
+func queueConfigValue(e client.ConfigEntry) string {
+	switch {
+	case e.Value != "":
+		return e.Value
+	case e.Key == "queue.dlq.topic":
+		return "<topic>.dlq"
+	case e.Key == "queue.backoff.ms":
+		return "none"
+	}
+	return e.Value
+}
+
+func newQueueConfigCmd(g *globals) *cobra.Command {
+	var (
+		set, del []string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "config GROUP",
+		Short: "Show or change a queue group's settings (lease, delivery limit, backoff, cap, dead-letter topic)",
+		Long: `Show a queue group's settings, or change them with --set and --delete (back
+to the brokers' value). They are kept in the cluster metadata as the group's
+configs and apply at once: a new lease to the next acquisitions and renewals,
+a new cap to the next deliveries, a lower delivery limit to records delivered
+that often already (dead-lettered).
+
+  queue.lease.ms               how long a member holds a record (default 30000;
+                               1000 to 3600000); Kafka: share.record.lock.duration.ms
+  queue.max.delivery.attempts  deliveries before a record is dead-lettered
+                               (default 5; 1 to 100); Kafka: share.delivery.count.limit
+  queue.backoff.ms             delays (ms) before the 2nd, 3rd, ... delivery, the
+                               last repeating (default none; at most 32 delays)
+  queue.max.in.flight          records of a partition between the oldest not
+                               settled and the newest delivered (default 2000;
+                               1 to 10000)
+  queue.dlq.topic              where dead letters go, from every topic the group
+                               reads (default <topic>.dlq)
+
+DEFAULT says whether the value is the brokers' (not set for the group).`,
+		Example: `  sluice queue config workers
+  sluice queue config workers --set queue.lease.ms=10000 --set queue.backoff.ms=1000,5000
+  sluice queue config workers --set queue.max.delivery.attempts=3 --set queue.dlq.topic=workers.dead
+  sluice queue config workers --delete queue.backoff.ms --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return alterAndShowConfigs(cmd, g, set, del, asJSON, configResource{
+				alter: func(ctx context.Context, cl *client.Client, ch []client.ConfigChange) error {
+					return cl.AlterQueueGroupConfigs(ctx, args[0], ch...)
+				},
+				describe: func(ctx context.Context, cl *client.Client) ([]client.ConfigEntry, error) {
+					return cl.DescribeQueueGroupConfigs(ctx, args[0])
+				},
+				show: queueConfigValue,
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&set, "set", nil, "setting key=value (repeatable)")
+	cmd.Flags().StringArrayVar(&del, "delete", nil, "setting key to revert to the brokers' value (repeatable)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -327,8 +414,8 @@ func newQueueRedriveCmd(g *globals) *cobra.Command {
 		Use:   "redrive GROUP",
 		Short: "Republish a queue group's dead letters to their original topics",
 		Long: `Read the dead-letter topic (<topic>.dlq) of --topic (default: every topic the
-group has read) up to its end now and produce each dead letter again to the
-topic its headers name, with its key, value and headers (less the dead-letter
+group has read), or the group's queue.dlq.topic when it has one, up to its end
+now and produce each dead letter again to the topic its headers name, with its key, value and headers (less the dead-letter
 ones): the group delivers it again as a new record. Progress is kept as the
 committed offsets of consumer group <GROUP>.redrive, so a second run
 republishes only what was dead-lettered since (at least once: a run stopped
@@ -343,16 +430,16 @@ midway may republish some again).`,
 				return err
 			}
 			defer cl.Close()
-			topics, err := queueTopics(ctx, cl, args[0], topic)
+			dlqs, err := queueDeadLetterTopics(ctx, cl, args[0], topic)
 			if err != nil {
 				return err
 			}
-			for _, t := range topics {
-				n, err := redrive(ctx, cmd, g, cl, args[0], t+".dlq", wait)
+			for _, dlq := range dlqs {
+				n, err := redrive(ctx, cmd, g, cl, args[0], dlq, wait)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", t+".dlq", n)
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", dlq, n)
 			}
 			return nil
 		},
@@ -360,6 +447,27 @@ midway may republish some again).`,
 	cmd.Flags().StringVar(&topic, "topic", "", "redrive only this topic's dead letters")
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "give up when the dead letters up to the end are not read within this long")
 	return cmd
+}
+
+// queueDeadLetterTopics are the dead-letter topics redrive reads: the
+// group's queue.dlq.topic (every topic's dead letters), else <topic>.dlq
+// of --topic or of every topic the group has read.
+func queueDeadLetterTopics(ctx context.Context, cl *client.Client, group, topic string) ([]string, error) {
+	entries, err := cl.DescribeQueueGroupConfigs(ctx, group, "queue.dlq.topic")
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 1 && entries[0].Value != "" {
+		return []string{entries[0].Value}, nil
+	}
+	topics, err := queueTopics(ctx, cl, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	for i := range topics {
+		topics[i] += ".dlq"
+	}
+	return topics, nil
 }
 
 // redrive republishes dlq's records from the committed offsets of

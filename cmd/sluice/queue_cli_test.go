@@ -77,6 +77,27 @@ func TestCLIQueue(t *testing.T) {
 		t.Fatalf("after redrive received %v, want %v", again, rejected)
 	}
 
+	// Per-group settings: set, shown by config and describe, refused
+	// with the key and why when out of bounds, reverted.
+	out := sluice(t, bin, addr, "", "queue", "config", "w", "--set", "queue.lease.ms=10000", "--set", "queue.backoff.ms=1000,5000")
+	for _, want := range []string{"queue.lease.ms               10000        false", "queue.backoff.ms             1000,5000    false",
+		"queue.dlq.topic              <topic>.dlq  true"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("queue config: want %q in\n%s", want, out)
+		}
+	}
+	if out := sluice(t, bin, addr, "", "queue", "describe", "w"); !strings.Contains(out, "lease 10s") ||
+		!strings.Contains(out, "settings: queue.backoff.ms=1000,5000* queue.dlq.topic=<topic>.dlq queue.lease.ms=10000* queue.max.delivery.attempts=5 queue.max.in.flight=2000") {
+		t.Fatalf("queue describe with settings:\n%s", out)
+	}
+	if _, stderr, err := sluiceResult(bin, addr, "", "queue", "config", "w", "--set", "queue.max.in.flight=0"); err == nil ||
+		!strings.Contains(stderr, "queue.max.in.flight=0: below the minimum 1") {
+		t.Fatalf("a cap of 0: %v\n%s", err, stderr)
+	}
+	if out := sluice(t, bin, addr, "", "queue", "config", "w", "--delete", "queue.lease.ms", "--delete", "queue.backoff.ms", "--json"); strings.Contains(out, `"is_default": false`) {
+		t.Fatalf("after --delete:\n%s", out)
+	}
+
 	// Reset to the earliest: all 13 records again.
 	if out := sluice(t, bin, addr, "", "queue", "reset", "w", "--to-earliest"); !strings.Contains(out, "NEW-START") {
 		t.Fatalf("reset:\n%s", out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -292,11 +293,62 @@ up at their next metadata refresh.`,
 	return cmd
 }
 
-// clusterConfigJSON is one cluster config in cluster config --json.
-type clusterConfigJSON struct {
+// configEntryJSON is one config in cluster config and queue config
+// --json.
+type configEntryJSON struct {
 	Key       string `json:"key"`
 	Value     string `json:"value"`
 	IsDefault bool   `json:"is_default"`
+}
+
+// configResource is how a config command changes and reads its resource
+// (the cluster, a queue group), and shows a value in its table.
+type configResource struct {
+	alter    func(context.Context, *client.Client, []client.ConfigChange) error
+	describe func(context.Context, *client.Client) ([]client.ConfigEntry, error)
+	show     func(client.ConfigEntry) string
+}
+
+// alterAndShowConfigs applies --set and --delete to r, if any, then
+// prints r's configs.
+func alterAndShowConfigs(cmd *cobra.Command, g *globals, set, del []string, asJSON bool, r configResource) error {
+	changes, err := configChanges(set, del)
+	if err != nil {
+		return err
+	}
+	cl, err := dial(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if len(changes) > 0 {
+		if err := r.alter(cmd.Context(), cl, changes); err != nil {
+			return err
+		}
+	}
+	entries, err := r.describe(cmd.Context(), cl)
+	if err != nil {
+		return err
+	}
+	return writeConfigEntries(cmd.OutOrStdout(), entries, asJSON, r.show)
+}
+
+// writeConfigEntries prints configs as a KEY VALUE DEFAULT table, the
+// values as show makes them, or as JSON (the values as they are).
+func writeConfigEntries(out io.Writer, entries []client.ConfigEntry, asJSON bool, show func(client.ConfigEntry) string) error {
+	if asJSON {
+		views := make([]configEntryJSON, 0, len(entries))
+		for _, e := range entries {
+			views = append(views, configEntryJSON{Key: e.Key, Value: e.Value, IsDefault: e.IsDefault})
+		}
+		return writeJSON(out, views)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tVALUE\tDEFAULT")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%v\n", e.Key, show(e), e.IsDefault)
+	}
+	return tw.Flush()
 }
 
 func newClusterConfigCmd(g *globals) *cobra.Command {
@@ -331,38 +383,15 @@ limits rise.`,
   sluice cluster config --delete reassignment.max.moves`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			changes, err := configChanges(set, del)
-			if err != nil {
-				return err
-			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if len(changes) > 0 {
-				if err := cl.AlterClusterConfigs(cmd.Context(), changes...); err != nil {
-					return err
-				}
-			}
-			entries, err := cl.DescribeClusterConfigs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				views := make([]clusterConfigJSON, 0, len(entries))
-				for _, e := range entries {
-					views = append(views, clusterConfigJSON{Key: e.Key, Value: e.Value, IsDefault: e.IsDefault})
-				}
-				return writeJSON(out, views)
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tVALUE\tDEFAULT")
-			for _, e := range entries {
-				fmt.Fprintf(tw, "%s\t%s\t%v\n", e.Key, e.Value, e.IsDefault)
-			}
-			return tw.Flush()
+			return alterAndShowConfigs(cmd, g, set, del, asJSON, configResource{
+				alter: func(ctx context.Context, cl *client.Client, ch []client.ConfigChange) error {
+					return cl.AlterClusterConfigs(ctx, ch...)
+				},
+				describe: func(ctx context.Context, cl *client.Client) ([]client.ConfigEntry, error) {
+					return cl.DescribeClusterConfigs(ctx)
+				},
+				show: func(e client.ConfigEntry) string { return e.Value },
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "set", nil, "cluster config key=value to set (repeatable)")
