@@ -213,6 +213,28 @@ var (
 		"Offsets the group has not consumed of the topic: the sum over its partitions of the high watermark minus the committed offset (the log start offset for none), exported by the group's coordinator.", []string{"group", "topic"}, nil)
 	descGroupMembers = prometheus.NewDesc("sluice_group_members",
 		"Members of the consumer group, exported by the group's coordinator.", []string{"group"}, nil)
+	descQueueAvailable = prometheus.NewDesc("sluice_queue_records_available",
+		"Records of the queue group's windows on the topic that a member may be given (never delivered, released, or their lease ran out), exported by the group's coordinator only, so the cluster sums correctly.", []string{"group", "topic"}, nil)
+	descQueueAcquired = prometheus.NewDesc("sluice_queue_records_acquired",
+		"Records of the topic held by the queue group's members under a lease, exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descQueueDead = prometheus.NewDesc("sluice_queue_dead_letters_total",
+		"Records of the topic the queue group archived (rejected, or out of deliveries) and copied to the dead-letter topic, exported by the group's coordinator only (kept across coordinator failovers).", []string{"group", "topic"}, nil)
+	descQueueOldest = prometheus.NewDesc("sluice_queue_oldest_unacked_age_seconds",
+		"Age of the oldest lease the queue group's members hold on the topic (0 when none), exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descQueueAtCap = prometheus.NewDesc("sluice_queue_partitions_at_cap",
+		"Partitions of the topic whose queue-group window is full (max in flight): no new record is delivered from them until the oldest are settled. Exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descCleanerState = prometheus.NewDesc("sluice_cleaner_state",
+		"1 for the log cleaner's state on this broker, 0 for the others: error (the last clean of a partition failed; retried after a backoff), running (cleaning a partition now), idle.", []string{"state"}, nil)
+	descCleanerPartitions = prometheus.NewDesc("sluice_cleaner_partitions",
+		"This broker's replicas of compacted topics, by cleaner state: compacted (all), due (for a clean now), failing (the last clean failed).", []string{"state"}, nil)
+	descCleanerDirty = prometheus.NewDesc("sluice_cleaner_dirty_bytes",
+		"Cleanable bytes of this broker's compacted replicas not cleaned yet: the cleaner's backlog.", nil, nil)
+	descCleanerCleans = prometheus.NewDesc("sluice_cleaner_cleans_total",
+		"Partition cleans this broker's log cleaner finished, by result (ok, error).", []string{"result"}, nil)
+	descCleanerReclaimed = prometheus.NewDesc("sluice_cleaner_reclaimed_bytes_total",
+		"Bytes the log cleaner removed from this broker's compacted replicas.", nil, nil)
+	descCleanerRemoved = prometheus.NewDesc("sluice_cleaner_removed_records_total",
+		"Records the log cleaner removed (superseded by a later record of their key, or expired tombstones).", nil, nil)
 	descDiskFree = prometheus.NewDesc("sluice_disk_free_bytes",
 		"Bytes free to the broker on the file system of its data directory.", nil, nil)
 	descDiskCapacity = prometheus.NewDesc("sluice_disk_capacity_bytes",
@@ -231,6 +253,16 @@ var (
 		"Size of the partition's ISR, as the replica knows it.", []string{"topic", "partition"}, nil)
 	descPartLeader = prometheus.NewDesc("sluice_partition_leader",
 		"1 when this broker leads the partition, else 0.", []string{"topic", "partition"}, nil)
+	descQueuePartAvailable = prometheus.NewDesc("sluice_queue_partition_records_available",
+		"Records of the partition available to the queue group, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartAcquired = prometheus.NewDesc("sluice_queue_partition_records_acquired",
+		"Records of the partition held under a lease by the queue group's members, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartDead = prometheus.NewDesc("sluice_queue_partition_dead_letters_total",
+		"Records of the partition the queue group dead-lettered, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartOldest = prometheus.NewDesc("sluice_queue_partition_oldest_unacked_age_seconds",
+		"Age of the oldest lease held on the partition by the queue group's members (0 when none), exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartAtCap = prometheus.NewDesc("sluice_queue_partition_at_cap",
+		"1 when the queue group's window of the partition is full, else 0; exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
 	descGroupPartLag = prometheus.NewDesc("sluice_group_partition_lag",
 		"Offsets the group has not consumed of the partition, exported by the group's coordinator.", []string{"group", "topic", "partition"}, nil)
 )
@@ -245,11 +277,14 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descIsLeader, descApplied, descBrokers, descOffline, descLed, descURP,
 		descUnderMin, descLogOffline, descShrinks, descExpands, descElections, descConnsOpen, descConnsRefused, descBudget, descBudgetUsed,
-		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity} {
+		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity,
+		descQueueAvailable, descQueueAcquired, descQueueDead, descQueueOldest, descQueueAtCap,
+		descCleanerState, descCleanerPartitions, descCleanerDirty, descCleanerCleans, descCleanerReclaimed, descCleanerRemoved} {
 		ch <- d
 	}
 	if c.level >= LevelDebug {
-		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader, descGroupPartLag} {
+		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader, descGroupPartLag,
+			descQueuePartAvailable, descQueuePartAcquired, descQueuePartDead, descQueuePartOldest, descQueuePartAtCap} {
 			ch <- d
 		}
 	}
@@ -316,6 +351,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	c.collectQueues(ch, &st)
+	c.collectCleaner(ch, &st.Cleaner)
 	if st.DiskCapacity > 0 {
 		gauge(descDiskFree, float64(st.DiskFree))
 		gauge(descDiskCapacity, float64(st.DiskCapacity))
@@ -331,4 +368,85 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// collectQueues sends the queue groups' series: per group and topic, and
+// per partition at LevelDebug.
+func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats) {
+	queues, now := st.Queues, st.Time
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	age := func(since time.Time) float64 {
+		if since.IsZero() {
+			return 0
+		}
+		return max(now.Sub(since).Seconds(), 0)
+	}
+	for i := range queues {
+		g := &queues[i]
+		parts := g.Partitions
+		for len(parts) > 0 {
+			// The partitions are sorted by topic: one run per topic.
+			n := 1
+			for n < len(parts) && parts[n].Topic == parts[0].Topic {
+				n++
+			}
+			var avail, acq, atCap int
+			var dead int64
+			var oldest time.Time
+			for _, p := range parts[:n] {
+				avail, acq, dead = avail+p.Available, acq+p.Acquired, dead+p.DeadLettered
+				if p.AtCap {
+					atCap++
+				}
+				if !p.OldestAcquired.IsZero() && (oldest.IsZero() || p.OldestAcquired.Before(oldest)) {
+					oldest = p.OldestAcquired
+				}
+				if c.level >= LevelDebug {
+					part := strconv.Itoa(int(p.Partition))
+					gauge(descQueuePartAvailable, float64(p.Available), g.Group, p.Topic, part)
+					gauge(descQueuePartAcquired, float64(p.Acquired), g.Group, p.Topic, part)
+					ch <- prometheus.MustNewConstMetric(descQueuePartDead, prometheus.CounterValue, float64(p.DeadLettered), g.Group, p.Topic, part)
+					gauge(descQueuePartOldest, age(p.OldestAcquired), g.Group, p.Topic, part)
+					gauge(descQueuePartAtCap, b2f(p.AtCap), g.Group, p.Topic, part)
+				}
+			}
+			topic := parts[0].Topic
+			gauge(descQueueAvailable, float64(avail), g.Group, topic)
+			gauge(descQueueAcquired, float64(acq), g.Group, topic)
+			ch <- prometheus.MustNewConstMetric(descQueueDead, prometheus.CounterValue, float64(dead), g.Group, topic)
+			gauge(descQueueOldest, age(oldest), g.Group, topic)
+			gauge(descQueueAtCap, float64(atCap), g.Group, topic)
+			parts = parts[n:]
+		}
+	}
+}
+
+// collectCleaner sends the log cleaner's series.
+func (c *collector) collectCleaner(ch chan<- prometheus.Metric, cs *broker.CleanerStats) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	state := "idle"
+	switch {
+	case cs.Failing > 0:
+		state = "error"
+	case cs.Running:
+		state = "running"
+	}
+	for _, s := range [...]string{"idle", "running", "error"} {
+		gauge(descCleanerState, b2f(s == state), s)
+	}
+	gauge(descCleanerPartitions, float64(cs.Compacted), "compacted")
+	gauge(descCleanerPartitions, float64(cs.Due), "due")
+	gauge(descCleanerPartitions, float64(cs.Failing), "failing")
+	gauge(descCleanerDirty, float64(cs.DirtyBytes))
+	counter(descCleanerCleans, cs.CleansTotal, "ok")
+	counter(descCleanerCleans, cs.FailuresTotal, "error")
+	counter(descCleanerReclaimed, cs.BytesReclaimedTotal)
+	counter(descCleanerRemoved, cs.RecordsRemovedTotal)
 }
