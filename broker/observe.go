@@ -57,7 +57,11 @@ type Observer interface {
 //	       includes waiting behind the connection's earlier responses,
 //	       which are written in request order)
 type RequestTiming struct {
-	API protocol.APIKey
+	// Listener is "" for the sluice protocol's listener; for another
+	// front end its Name, and then APIName names the API (Reply.API) and
+	// API is not set.
+	Listener, APIName string
+	API               protocol.APIKey
 	// Code is the request's error code: the uniform error response's, or
 	// for Produce and Fetch the first partition's error, NONE otherwise.
 	Code                           protocol.ErrorCode
@@ -386,11 +390,17 @@ func (m *partitions) leads(topic string, index, epoch int32) bool {
 // observeRequest reports a written response to the Observer.
 func (c *conn) observeRequest(resp *response) {
 	t := resp.timing
+	if r := resp.reply; r != nil && !r.completed.IsZero() {
+		t.Done = r.completed
+	}
 	if t.Done.IsZero() {
 		t.Done = t.Local
 	}
 	if resp.fetch != nil {
 		t.Code = resp.fetch.code
+	}
+	if r := resp.reply; r != nil {
+		t.Listener, t.APIName, t.Code = c.fe.Name(), r.API, r.Code
 	}
 	t.Sent = time.Now()
 	c.b.obs.Request(t)

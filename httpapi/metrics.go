@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,12 +43,16 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 // order.
 var stageNames = [4]string{"queue", "local", "wait", "send"}
 
+// listenerSluice is the listener label of the sluice protocol's requests.
+const listenerSluice = "sluice"
+
 // apiMetrics are one API's series, resolved once so a request costs no
 // label lookup (but for an error code, whose counter is looked up).
 type apiMetrics struct {
-	name   string
-	ok     prometheus.Counter
-	stages [4]prometheus.Observer
+	listener string
+	name     string
+	ok       prometheus.Counter
+	stages   [4]prometheus.Observer
 }
 
 // Metrics is a broker's metrics: a broker.Observer for its timed events
@@ -62,6 +67,10 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	apis     map[protocol.APIKey]*apiMetrics // read-only after NewMetrics
 	other    *apiMetrics                     // an API not in the table
+	// fronts are the other front ends' APIs by listener and name, made
+	// on first use (each front end names its APIs from a fixed set).
+	frontMu  sync.RWMutex
+	fronts   map[string]map[string]*apiMetrics
 	fsync    prometheus.Histogram
 	fsyncErr prometheus.Counter
 	commit   prometheus.Histogram
@@ -77,14 +86,15 @@ func NewMetrics(level Level) *Metrics {
 		reg:   prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",
-			Help: "Requests answered, by API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
-		}, []string{"api", "code"}),
+			Help: "Requests answered, by listener (sluice, kafka), API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
+		}, []string{"listener", "api", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_request_duration_seconds",
-			Help:    "Time requests spent in each stage: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
+			Help:    "Time requests spent in each stage, by listener (sluice, kafka) and API: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
 			Buckets: latencyBuckets,
-		}, []string{"api", "stage"}),
-		apis: map[protocol.APIKey]*apiMetrics{},
+		}, []string{"listener", "api", "stage"}),
+		apis:   map[protocol.APIKey]*apiMetrics{},
+		fronts: map[string]map[string]*apiMetrics{},
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_log_fsync_duration_seconds",
 			Help:    "Duration of the fsyncs of partition logs (group commit and interval flush).",
@@ -101,18 +111,40 @@ func NewMetrics(level Level) *Metrics {
 		}),
 	}
 	for _, r := range protocol.SupportedAPIs() {
-		m.apis[r.Key] = m.newAPI(r.Key.String())
+		m.apis[r.Key] = m.newAPI(listenerSluice, r.Key.String())
 	}
-	m.other = m.newAPI("other")
+	m.other = m.newAPI(listenerSluice, "other")
 	m.reg.MustRegister(m.requests, m.duration, m.fsync, m.fsyncErr, m.commit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *Metrics) newAPI(name string) *apiMetrics {
-	a := &apiMetrics{name: name, ok: m.requests.WithLabelValues(name, protocol.NoError.String())}
+func (m *Metrics) newAPI(listener, name string) *apiMetrics {
+	a := &apiMetrics{listener: listener, name: name, ok: m.requests.WithLabelValues(listener, name, protocol.NoError.String())}
 	for i, stage := range stageNames {
-		a.stages[i] = m.duration.WithLabelValues(name, stage)
+		a.stages[i] = m.duration.WithLabelValues(listener, name, stage)
+	}
+	return a
+}
+
+// front returns the series of a front end's API, made on first use.
+func (m *Metrics) front(listener, name string) *apiMetrics {
+	m.frontMu.RLock()
+	a := m.fronts[listener][name]
+	m.frontMu.RUnlock()
+	if a != nil {
+		return a
+	}
+	m.frontMu.Lock()
+	defer m.frontMu.Unlock()
+	byName := m.fronts[listener]
+	if byName == nil {
+		byName = map[string]*apiMetrics{}
+		m.fronts[listener] = byName
+	}
+	if a = byName[name]; a == nil {
+		a = m.newAPI(listener, name)
+		byName[name] = a
 	}
 	return a
 }
@@ -122,14 +154,16 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Request counts a request and observes its stages.
 func (m *Metrics) Request(t broker.RequestTiming) {
-	a := m.apis[t.API]
-	if a == nil {
+	var a *apiMetrics
+	if t.Listener != "" {
+		a = m.front(t.Listener, t.APIName)
+	} else if a = m.apis[t.API]; a == nil {
 		a = m.other
 	}
 	if t.Code == protocol.NoError {
 		a.ok.Inc()
 	} else {
-		m.requests.WithLabelValues(a.name, t.Code.String()).Inc()
+		m.requests.WithLabelValues(a.listener, a.name, t.Code.String()).Inc()
 	}
 	q, l, w, s := t.Stages()
 	a.stages[0].Observe(q.Seconds())
