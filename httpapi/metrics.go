@@ -327,12 +327,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads one snapshot and sends its metrics.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Stats(c.level >= LevelDebug)
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	gauge, counter := sink(ch).gauge, sink(ch).counter
 	gauge(descReady, b2f(st.Ready))
 	gauge(descIsLeader, b2f(st.ControllerLeader))
 	gauge(descApplied, float64(st.AppliedIndex))
@@ -397,6 +392,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLogOffline, float64(logOffline))
 }
 
+// sink sends const metrics to a collector's channel.
+type sink chan<- prometheus.Metric
+
+func (s sink) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (s sink) counter(d *prometheus.Desc, v int64, labels ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -408,9 +414,7 @@ func b2f(b bool) float64 {
 // per partition at LevelDebug.
 func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats) {
 	queues, now := st.Queues, st.Time
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
+	gauge, counter := sink(ch).gauge, sink(ch).counter
 	age := func(since time.Time) float64 {
 		if since.IsZero() {
 			return 0
@@ -441,7 +445,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats)
 					part := strconv.Itoa(int(p.Partition))
 					gauge(descQueuePartAvailable, float64(p.Available), g.Group, p.Topic, part)
 					gauge(descQueuePartAcquired, float64(p.Acquired), g.Group, p.Topic, part)
-					ch <- prometheus.MustNewConstMetric(descQueuePartDead, prometheus.CounterValue, float64(p.DeadLettered), g.Group, p.Topic, part)
+					counter(descQueuePartDead, p.DeadLettered, g.Group, p.Topic, part)
 					gauge(descQueuePartOldest, age(p.OldestAcquired), g.Group, p.Topic, part)
 					gauge(descQueuePartAtCap, b2f(p.AtCap), g.Group, p.Topic, part)
 				}
@@ -449,7 +453,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats)
 			topic := parts[0].Topic
 			gauge(descQueueAvailable, float64(avail), g.Group, topic)
 			gauge(descQueueAcquired, float64(acq), g.Group, topic)
-			ch <- prometheus.MustNewConstMetric(descQueueDead, prometheus.CounterValue, float64(dead), g.Group, topic)
+			counter(descQueueDead, dead, g.Group, topic)
 			gauge(descQueueOldest, age(oldest), g.Group, topic)
 			gauge(descQueueAtCap, float64(atCap), g.Group, topic)
 			parts = parts[n:]
@@ -459,12 +463,7 @@ func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats)
 
 // collectCleaner sends the log cleaner's series.
 func (c *collector) collectCleaner(ch chan<- prometheus.Metric, cs *broker.CleanerStats) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	gauge, counter := sink(ch).gauge, sink(ch).counter
 	state := "idle"
 	switch {
 	case cs.Failing > 0:
