@@ -24,6 +24,8 @@ import (
 // connection's principal, length-prefixed.
 type principalEcho struct{}
 
+func (principalEcho) Name() string { return "echo" }
+
 func (principalEcho) Handle(fc *FrontConn, frame []byte) *Reply {
 	if len(frame) > 1 { // a PLAIN login first
 		if code := fc.Session().Handshake("PLAIN"); code != protocol.NoError {

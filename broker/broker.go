@@ -83,6 +83,8 @@ type Broker struct {
 	testHook func(protocol.APIKey)
 	// panics counts handler panics recovered (the fuzz target asserts none).
 	panics atomic.Int64
+	// cleaner counts the log cleaner's work (cleaner_stats.go).
+	cleaner cleanerCounters
 
 	// authz is authentication and authorization (authz.go).
 	authz *authzCore

@@ -106,9 +106,18 @@ func (b *Broker) cleanDirtiest(ctx context.Context, done map[*partition]bool) bo
 	for _, e := range best.producers.Entries() {
 		active[e.ID] = true
 	}
+	b.cleaner.running.Store(true)
 	res, err := bestLog.Clean(ctx, log.CleanOptions{KeyMapBytes: b.cfg.CleanerKeyMapBytes, ActiveProducer: func(id int64) bool { return active[id] }})
+	b.cleaner.running.Store(false)
 	if err != nil && (errors.Is(err, log.ErrClosed) || ctx.Err() != nil) {
 		return false // closed under the cleaner (a reopen, a shutdown): not a failure
+	}
+	if err != nil {
+		b.cleaner.failures.Add(1)
+	} else {
+		b.cleaner.cleans.Add(1)
+		b.cleaner.reclaimed.Add(max(res.BytesBefore-res.BytesAfter, 0))
+		b.cleaner.removed.Add(res.Removed)
 	}
 	best.cmu.Lock()
 	defer best.cmu.Unlock()

@@ -165,6 +165,22 @@ func (f *Fetch) Release() {
 	}
 }
 
+// Answered counts the last read as sent to a consumer (a follower's
+// fetch is replication, not counted): the bytes and records of each
+// partition read without error go to its topic's traffic
+// (sluice_topic_bytes_out_total), whichever front end answers. A front
+// end calls it once per Fetch, with the read it answers with.
+func (f *Fetch) Answered() {
+	if f.Follower != nil {
+		return
+	}
+	for i := range f.Parts {
+		if fp := &f.Parts[i]; fp.p != nil && fp.Err == nil {
+			fp.p.traffic.out(fp.Result.Records.Bytes())
+		}
+	}
+}
+
 // Reset releases the Views and forgets the partitions, for reuse.
 func (f *Fetch) Reset() {
 	f.Release()

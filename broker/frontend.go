@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // Front ends other than the sluice protocol (the Kafka protocol, package
@@ -34,6 +35,9 @@ type FrontEnd interface {
 	// a goroutine started with FrontConn.Go that completes the Reply and
 	// closes its Ready.
 	Handle(fc *FrontConn, frame []byte) *Reply
+	// Name names the front end in metrics (the listener label of the
+	// request series): a short constant, "kafka".
+	Name() string
 }
 
 // Reply is a front end's answer to one request.
@@ -51,6 +55,25 @@ type Reply struct {
 	// Done, when not nil, is called once the Reply was written or
 	// abandoned: it releases what Frame refers to (segment Views).
 	Done func()
+	// API and Code are what the metrics count the request under
+	// (Observer.Request): the API's name in the front end's protocol,
+	// from a fixed set ("other" for an API it does not serve), and the
+	// request's error in the shared code table (Kafka's numbers), set
+	// before Ready is closed.
+	API  string
+	Code protocol.ErrorCode
+
+	completed time.Time // set by FrontConn.Finish with an Observer
+}
+
+// Finish completes r, made with a Ready, from the goroutine that filled
+// it: it notes when (for the request's wait stage, with an Observer) and
+// closes Ready. A front end calls it rather than closing Ready itself.
+func (fc *FrontConn) Finish(r *Reply) {
+	if fc.c.b.obs != nil {
+		r.completed = time.Now()
+	}
+	close(r.Ready)
 }
 
 // FrontConn is a front end's view of one connection.
@@ -136,8 +159,12 @@ func (c *conn) handleFront(req *request) (resp *response) {
 			*resp = response{none: true, closeAfter: true}
 		}
 	}()
+	if c.b.obs != nil {
+		resp.timing.Read, resp.timing.Start = req.read, time.Now()
+	}
 	r := c.fe.Handle(&c.front, *req.frame)
 	if r == nil {
+		resp.timing = RequestTiming{} // not observed: nothing says what it was
 		resp.none = true
 		return resp
 	}

@@ -117,12 +117,11 @@ func (c *conn) encodeFetch(st *fetchState) {
 				if st.code == protocol.NoError {
 					st.code = code
 				}
-			} else if st.fetch.Follower == nil && fp.p != nil {
-				fp.p.traffic.out(r.Records.Bytes())
 			}
 			k++
 		}
 	}
+	st.fetch.Answered()
 	err := st.resp.AppendSplitFrame(&st.split, st.hdr.CorrelationID, st.hdr.Version, st.sizes)
 	if err != nil {
 		c.logger.Error("encode fetch response", zap.Error(err))

@@ -187,6 +187,13 @@ func (c *conn) handleListGroups(h *protocol.RequestHeader, resp *response) error
 			out.Groups = append(out.Groups, protocol.ListedGroup{GroupID: g.GroupID, Type: g.Type, State: g.State})
 		}
 	}
+	if len(req.Types) == 0 || slices.Contains(req.Types, TypeQueue) {
+		for _, id := range c.b.ListQueueGroups() {
+			if c.sess.CanGroup(id, auth.OpDescribe) == nil && (len(req.States) == 0 || slices.Contains(req.States, StateQueue)) {
+				out.Groups = append(out.Groups, protocol.ListedGroup{GroupID: id, Type: TypeQueue, State: StateQueue})
+			}
+		}
+	}
 	c.encode(resp, h, &out)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/controller"
+	"github.com/sluicemq/sluice/group"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -56,7 +57,11 @@ type Observer interface {
 //	       includes waiting behind the connection's earlier responses,
 //	       which are written in request order)
 type RequestTiming struct {
-	API protocol.APIKey
+	// Listener is "" for the sluice protocol's listener; for another
+	// front end its Name, and then APIName names the API (Reply.API) and
+	// API is not set.
+	Listener, APIName string
+	API               protocol.APIKey
 	// Code is the request's error code: the uniform error response's, or
 	// for Produce and Fetch the first partition's error, NONE otherwise.
 	Code                           protocol.ErrorCode
@@ -138,6 +143,8 @@ func (tt *trafficTable) drop(topic string) {
 // broker's start.
 type Stats struct {
 	BrokerID int32
+	// Time is when the snapshot was taken (ages are measured from it).
+	Time time.Time
 	// Ready is Ready() == nil.
 	Ready bool
 	// ControllerLeader: this broker's Raft node leads the metadata group.
@@ -172,6 +179,11 @@ type Stats struct {
 	// Groups are the groups this broker coordinates, by id, with their
 	// lag per topic they consume (lag.go).
 	Groups []GroupStats
+	// Queues are the queue groups this broker coordinates, by id, with
+	// their partitions (queue_stats.go).
+	Queues []group.QueueGroupStats
+	// Cleaner is the log cleaner's state and counters (cleaner_stats.go).
+	Cleaner CleanerStats
 	// DiskFree and DiskCapacity are the bytes free (to the broker's user)
 	// and the size of the file system holding the data directory; both 0
 	// when statfs fails.
@@ -216,7 +228,7 @@ type PartitionStats struct {
 // too. It reads state under short locks and touches no file (one statfs
 // of the data directory).
 func (b *Broker) Stats(partitions bool) Stats {
-	st := Stats{BrokerID: b.cfg.BrokerID, Ready: b.Ready() == nil, ConnectionsRefused: map[string]int64{}}
+	st := Stats{BrokerID: b.cfg.BrokerID, Time: time.Now(), Ready: b.Ready() == nil, ConnectionsRefused: map[string]int64{}}
 	b.mu.Lock()
 	node := b.node
 	st.ConnectionsOpen = len(b.conns)
@@ -270,7 +282,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 	}
 	b.parts.traffic.mu.Unlock()
 	for _, p := range b.parts.all() {
-		ps, ok := p.stats()
+		ps, ok := p.stats(&st.Cleaner)
 		if !ok {
 			continue
 		}
@@ -299,11 +311,14 @@ func (b *Broker) Stats(partitions bool) Stats {
 	}
 	slices.SortFunc(st.Topics, func(a, b TopicStats) int { return strings.Compare(a.Topic, b.Topic) })
 	st.Groups = b.groupStats(md, partitions)
+	st.Queues = b.queueStats(st.Time)
+	b.cleaner.stats(&st.Cleaner)
 	return st
 }
 
-// stats returns p's replica state; false when its log is not open.
-func (p *partition) stats() (PartitionStats, bool) {
+// stats returns p's replica state, adding its cleaner state to cs; false
+// when its log is not open.
+func (p *partition) stats(cs *CleanerStats) (PartitionStats, bool) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.state != stateOpen {
@@ -316,6 +331,7 @@ func (p *partition) stats() (PartitionStats, bool) {
 	if ps.Leader {
 		ps.ISR = len(p.leader.ISR())
 	}
+	p.addCleanerStats(cs)
 	return ps, true
 }
 
@@ -374,11 +390,17 @@ func (m *partitions) leads(topic string, index, epoch int32) bool {
 // observeRequest reports a written response to the Observer.
 func (c *conn) observeRequest(resp *response) {
 	t := resp.timing
+	if r := resp.reply; r != nil && !r.completed.IsZero() {
+		t.Done = r.completed
+	}
 	if t.Done.IsZero() {
 		t.Done = t.Local
 	}
 	if resp.fetch != nil {
 		t.Code = resp.fetch.code
+	}
+	if r := resp.reply; r != nil {
+		t.Listener, t.APIName, t.Code = c.fe.Name(), r.API, r.Code
 	}
 	t.Sent = time.Now()
 	c.b.obs.Request(t)

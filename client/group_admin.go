@@ -232,8 +232,9 @@ func (c *Client) ListGroups(ctx context.Context) ([]GroupListing, error) {
 			continue
 		}
 		for _, lg := range m.(*protocol.ListGroupsResponse).Groups {
-			if !seen[lg.GroupID] {
-				seen[lg.GroupID] = true
+			// A queue group may share its id with a consumer group.
+			if k := lg.Type + "/" + lg.GroupID; !seen[k] {
+				seen[k] = true
 				out = append(out, GroupListing{Group: lg.GroupID, Type: lg.Type, State: lg.State, Coordinator: id})
 			}
 		}

@@ -85,8 +85,8 @@ func TestAlertRulesShape(t *testing.T) {
 			t.Errorf("%s: no summary", r.Alert)
 		}
 		d := r.Annotations["description"]
-		if !strings.Contains(d, "`sluice cluster status") && !strings.Contains(d, "`sluice topic describe") {
-			t.Errorf("%s: the description names neither `sluice cluster status` nor `sluice topic describe`: %q", r.Alert, d)
+		if !strings.Contains(d, "`sluice cluster status") && !strings.Contains(d, "`sluice topic describe") && !strings.Contains(d, "`sluice queue describe") {
+			t.Errorf("%s: the description names none of `sluice cluster status`, `sluice topic describe`, `sluice queue describe`: %q", r.Alert, d)
 		}
 		if r.For == "" && r.Alert != "SluiceFsyncErrors" {
 			t.Errorf("%s: no for:", r.Alert)

@@ -42,6 +42,9 @@ func (c *console) registerAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/groups", c.listGroups)
 	mux.HandleFunc("GET /api/groups/{group}", c.getGroup)
 	mux.HandleFunc("POST /api/groups/{group}/reset", c.resetOffsets)
+	mux.HandleFunc("GET /api/queues", c.listQueueGroups)
+	mux.HandleFunc("GET /api/queues/{group}", c.getQueueGroup)
+	mux.HandleFunc("POST /api/queues/{group}/redrive", c.redriveQueueGroup)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "", fmt.Errorf("no API %s %s", r.Method, r.URL.Path))
 	})

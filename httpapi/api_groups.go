@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 )
 
@@ -20,9 +21,11 @@ func (c *console) listGroups(w http.ResponseWriter, r *http.Request) {
 		if err != nil && len(groups) == 0 {
 			return nil, err
 		}
-		out := GroupList{Groups: groups}
-		if out.Groups == nil {
-			out.Groups = []client.GroupListing{}
+		out := GroupList{Groups: []client.GroupListing{}}
+		for _, g := range groups {
+			if g.Type != broker.TypeQueue { // the queue groups' page lists those
+				out.Groups = append(out.Groups, g)
+			}
 		}
 		if err != nil {
 			out.Error = err.Error()

@@ -104,7 +104,8 @@ var sluiceName = regexp.MustCompile(`\bsluice_[a-z0-9_]+`)
 // TestDashboardAndAlertsUseExportedMetrics reads the Grafana dashboard
 // and the alert rules and checks that every sluice_ metric their
 // expressions name is one a real broker exports at the default level
-// (after a produce, a consume and a group's commit, so that every
+// (after a produce, a consume, a group's commit and a queue group's
+// receive, so that every
 // family has series), and, with promtool, that every dashboard
 // expression parses as PromQL.
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
@@ -142,6 +143,10 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 		_, err := cl.ResetOffsets(ctx, "dash", "d", client.ResetToEarliest(), true)
 		return err
 	})
+	// And a queue group holding a record, for the sluice_queue_ series.
+	if ds, err := cl.QueueGroup("dashq", "d").Receive(ctx, 1); err != nil || len(ds) != 1 {
+		t.Fatalf("queue receive: %v %v", ds, err)
+	}
 	exported := map[string]bool{}
 	for name, f := range scrape(t, o.servers[1].Addr()) {
 		exported[name] = true

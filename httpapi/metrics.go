@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,12 +43,16 @@ var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, 
 // order.
 var stageNames = [4]string{"queue", "local", "wait", "send"}
 
+// listenerSluice is the listener label of the sluice protocol's requests.
+const listenerSluice = "sluice"
+
 // apiMetrics are one API's series, resolved once so a request costs no
 // label lookup (but for an error code, whose counter is looked up).
 type apiMetrics struct {
-	name   string
-	ok     prometheus.Counter
-	stages [4]prometheus.Observer
+	listener string
+	name     string
+	ok       prometheus.Counter
+	stages   [4]prometheus.Observer
 }
 
 // Metrics is a broker's metrics: a broker.Observer for its timed events
@@ -62,6 +67,10 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	apis     map[protocol.APIKey]*apiMetrics // read-only after NewMetrics
 	other    *apiMetrics                     // an API not in the table
+	// fronts are the other front ends' APIs by listener and name, made
+	// on first use (each front end names its APIs from a fixed set).
+	frontMu  sync.RWMutex
+	fronts   map[string]map[string]*apiMetrics
 	fsync    prometheus.Histogram
 	fsyncErr prometheus.Counter
 	commit   prometheus.Histogram
@@ -77,14 +86,15 @@ func NewMetrics(level Level) *Metrics {
 		reg:   prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_requests_total",
-			Help: "Requests answered, by API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
-		}, []string{"api", "code"}),
+			Help: "Requests answered, by listener (sluice, kafka), API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
+		}, []string{"listener", "api", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_request_duration_seconds",
-			Help:    "Time requests spent in each stage: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
+			Help:    "Time requests spent in each stage, by listener (sluice, kafka) and API: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
 			Buckets: latencyBuckets,
-		}, []string{"api", "stage"}),
-		apis: map[protocol.APIKey]*apiMetrics{},
+		}, []string{"listener", "api", "stage"}),
+		apis:   map[protocol.APIKey]*apiMetrics{},
+		fronts: map[string]map[string]*apiMetrics{},
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_log_fsync_duration_seconds",
 			Help:    "Duration of the fsyncs of partition logs (group commit and interval flush).",
@@ -101,18 +111,40 @@ func NewMetrics(level Level) *Metrics {
 		}),
 	}
 	for _, r := range protocol.SupportedAPIs() {
-		m.apis[r.Key] = m.newAPI(r.Key.String())
+		m.apis[r.Key] = m.newAPI(listenerSluice, r.Key.String())
 	}
-	m.other = m.newAPI("other")
+	m.other = m.newAPI(listenerSluice, "other")
 	m.reg.MustRegister(m.requests, m.duration, m.fsync, m.fsyncErr, m.commit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-func (m *Metrics) newAPI(name string) *apiMetrics {
-	a := &apiMetrics{name: name, ok: m.requests.WithLabelValues(name, protocol.NoError.String())}
+func (m *Metrics) newAPI(listener, name string) *apiMetrics {
+	a := &apiMetrics{listener: listener, name: name, ok: m.requests.WithLabelValues(listener, name, protocol.NoError.String())}
 	for i, stage := range stageNames {
-		a.stages[i] = m.duration.WithLabelValues(name, stage)
+		a.stages[i] = m.duration.WithLabelValues(listener, name, stage)
+	}
+	return a
+}
+
+// front returns the series of a front end's API, made on first use.
+func (m *Metrics) front(listener, name string) *apiMetrics {
+	m.frontMu.RLock()
+	a := m.fronts[listener][name]
+	m.frontMu.RUnlock()
+	if a != nil {
+		return a
+	}
+	m.frontMu.Lock()
+	defer m.frontMu.Unlock()
+	byName := m.fronts[listener]
+	if byName == nil {
+		byName = map[string]*apiMetrics{}
+		m.fronts[listener] = byName
+	}
+	if a = byName[name]; a == nil {
+		a = m.newAPI(listener, name)
+		byName[name] = a
 	}
 	return a
 }
@@ -122,14 +154,16 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Request counts a request and observes its stages.
 func (m *Metrics) Request(t broker.RequestTiming) {
-	a := m.apis[t.API]
-	if a == nil {
+	var a *apiMetrics
+	if t.Listener != "" {
+		a = m.front(t.Listener, t.APIName)
+	} else if a = m.apis[t.API]; a == nil {
 		a = m.other
 	}
 	if t.Code == protocol.NoError {
 		a.ok.Inc()
 	} else {
-		m.requests.WithLabelValues(a.name, t.Code.String()).Inc()
+		m.requests.WithLabelValues(a.listener, a.name, t.Code.String()).Inc()
 	}
 	q, l, w, s := t.Stages()
 	a.stages[0].Observe(q.Seconds())
@@ -213,6 +247,28 @@ var (
 		"Offsets the group has not consumed of the topic: the sum over its partitions of the high watermark minus the committed offset (the log start offset for none), exported by the group's coordinator.", []string{"group", "topic"}, nil)
 	descGroupMembers = prometheus.NewDesc("sluice_group_members",
 		"Members of the consumer group, exported by the group's coordinator.", []string{"group"}, nil)
+	descQueueAvailable = prometheus.NewDesc("sluice_queue_records_available",
+		"Records of the queue group's windows on the topic that a member may be given (never delivered, released, or their lease ran out), exported by the group's coordinator only, so the cluster sums correctly.", []string{"group", "topic"}, nil)
+	descQueueAcquired = prometheus.NewDesc("sluice_queue_records_acquired",
+		"Records of the topic held by the queue group's members under a lease, exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descQueueDead = prometheus.NewDesc("sluice_queue_dead_letters_total",
+		"Records of the topic the queue group archived (rejected, or out of deliveries) and copied to the dead-letter topic, exported by the group's coordinator only (kept across coordinator failovers).", []string{"group", "topic"}, nil)
+	descQueueOldest = prometheus.NewDesc("sluice_queue_oldest_unacked_age_seconds",
+		"Age of the oldest lease the queue group's members hold on the topic (0 when none), exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descQueueAtCap = prometheus.NewDesc("sluice_queue_partitions_at_cap",
+		"Partitions of the topic whose queue-group window is full (max in flight): no new record is delivered from them until the oldest are settled. Exported by the group's coordinator only.", []string{"group", "topic"}, nil)
+	descCleanerState = prometheus.NewDesc("sluice_cleaner_state",
+		"1 for the log cleaner's state on this broker, 0 for the others: error (the last clean of a partition failed; retried after a backoff), running (cleaning a partition now), idle.", []string{"state"}, nil)
+	descCleanerPartitions = prometheus.NewDesc("sluice_cleaner_partitions",
+		"This broker's replicas of compacted topics, by cleaner state: compacted (all), due (for a clean now), failing (the last clean failed).", []string{"state"}, nil)
+	descCleanerDirty = prometheus.NewDesc("sluice_cleaner_dirty_bytes",
+		"Cleanable bytes of this broker's compacted replicas not cleaned yet: the cleaner's backlog.", nil, nil)
+	descCleanerCleans = prometheus.NewDesc("sluice_cleaner_cleans_total",
+		"Partition cleans this broker's log cleaner finished, by result (ok, error).", []string{"result"}, nil)
+	descCleanerReclaimed = prometheus.NewDesc("sluice_cleaner_reclaimed_bytes_total",
+		"Bytes the log cleaner removed from this broker's compacted replicas.", nil, nil)
+	descCleanerRemoved = prometheus.NewDesc("sluice_cleaner_removed_records_total",
+		"Records the log cleaner removed (superseded by a later record of their key, or expired tombstones).", nil, nil)
 	descDiskFree = prometheus.NewDesc("sluice_disk_free_bytes",
 		"Bytes free to the broker on the file system of its data directory.", nil, nil)
 	descDiskCapacity = prometheus.NewDesc("sluice_disk_capacity_bytes",
@@ -231,6 +287,16 @@ var (
 		"Size of the partition's ISR, as the replica knows it.", []string{"topic", "partition"}, nil)
 	descPartLeader = prometheus.NewDesc("sluice_partition_leader",
 		"1 when this broker leads the partition, else 0.", []string{"topic", "partition"}, nil)
+	descQueuePartAvailable = prometheus.NewDesc("sluice_queue_partition_records_available",
+		"Records of the partition available to the queue group, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartAcquired = prometheus.NewDesc("sluice_queue_partition_records_acquired",
+		"Records of the partition held under a lease by the queue group's members, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartDead = prometheus.NewDesc("sluice_queue_partition_dead_letters_total",
+		"Records of the partition the queue group dead-lettered, exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartOldest = prometheus.NewDesc("sluice_queue_partition_oldest_unacked_age_seconds",
+		"Age of the oldest lease held on the partition by the queue group's members (0 when none), exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
+	descQueuePartAtCap = prometheus.NewDesc("sluice_queue_partition_at_cap",
+		"1 when the queue group's window of the partition is full, else 0; exported by the group's coordinator only.", []string{"group", "topic", "partition"}, nil)
 	descGroupPartLag = prometheus.NewDesc("sluice_group_partition_lag",
 		"Offsets the group has not consumed of the partition, exported by the group's coordinator.", []string{"group", "topic", "partition"}, nil)
 )
@@ -245,11 +311,14 @@ type collector struct {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descReady, descIsLeader, descApplied, descBrokers, descOffline, descLed, descURP,
 		descUnderMin, descLogOffline, descShrinks, descExpands, descElections, descConnsOpen, descConnsRefused, descBudget, descBudgetUsed,
-		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity} {
+		descBytesIn, descRecordsIn, descBytesOut, descRecordsOut, descLogBytes, descSegments, descGroupMembers, descGroupLag, descDiskFree, descDiskCapacity,
+		descQueueAvailable, descQueueAcquired, descQueueDead, descQueueOldest, descQueueAtCap,
+		descCleanerState, descCleanerPartitions, descCleanerDirty, descCleanerCleans, descCleanerReclaimed, descCleanerRemoved} {
 		ch <- d
 	}
 	if c.level >= LevelDebug {
-		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader, descGroupPartLag} {
+		for _, d := range []*prometheus.Desc{descPartBytes, descPartStart, descPartEnd, descPartHW, descPartISR, descPartLeader, descGroupPartLag,
+			descQueuePartAvailable, descQueuePartAcquired, descQueuePartDead, descQueuePartOldest, descQueuePartAtCap} {
 			ch <- d
 		}
 	}
@@ -258,12 +327,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads one snapshot and sends its metrics.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := c.src.Stats(c.level >= LevelDebug)
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	gauge, counter := sink(ch).gauge, sink(ch).counter
 	gauge(descReady, b2f(st.Ready))
 	gauge(descIsLeader, b2f(st.ControllerLeader))
 	gauge(descApplied, float64(st.AppliedIndex))
@@ -316,6 +380,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	c.collectQueues(ch, &st)
+	c.collectCleaner(ch, &st.Cleaner)
 	if st.DiskCapacity > 0 {
 		gauge(descDiskFree, float64(st.DiskFree))
 		gauge(descDiskCapacity, float64(st.DiskCapacity))
@@ -326,9 +392,94 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLogOffline, float64(logOffline))
 }
 
+// sink sends const metrics to a collector's channel.
+type sink chan<- prometheus.Metric
+
+func (s sink) gauge(d *prometheus.Desc, v float64, labels ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func (s sink) counter(d *prometheus.Desc, v int64, labels ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// collectQueues sends the queue groups' series: per group and topic, and
+// per partition at LevelDebug.
+func (c *collector) collectQueues(ch chan<- prometheus.Metric, st *broker.Stats) {
+	queues, now := st.Queues, st.Time
+	gauge, counter := sink(ch).gauge, sink(ch).counter
+	age := func(since time.Time) float64 {
+		if since.IsZero() {
+			return 0
+		}
+		return max(now.Sub(since).Seconds(), 0)
+	}
+	for i := range queues {
+		g := &queues[i]
+		parts := g.Partitions
+		for len(parts) > 0 {
+			// The partitions are sorted by topic: one run per topic.
+			n := 1
+			for n < len(parts) && parts[n].Topic == parts[0].Topic {
+				n++
+			}
+			var avail, acq, atCap int
+			var dead int64
+			var oldest time.Time
+			for _, p := range parts[:n] {
+				avail, acq, dead = avail+p.Available, acq+p.Acquired, dead+p.DeadLettered
+				if p.AtCap {
+					atCap++
+				}
+				if !p.OldestAcquired.IsZero() && (oldest.IsZero() || p.OldestAcquired.Before(oldest)) {
+					oldest = p.OldestAcquired
+				}
+				if c.level >= LevelDebug {
+					part := strconv.Itoa(int(p.Partition))
+					gauge(descQueuePartAvailable, float64(p.Available), g.Group, p.Topic, part)
+					gauge(descQueuePartAcquired, float64(p.Acquired), g.Group, p.Topic, part)
+					counter(descQueuePartDead, p.DeadLettered, g.Group, p.Topic, part)
+					gauge(descQueuePartOldest, age(p.OldestAcquired), g.Group, p.Topic, part)
+					gauge(descQueuePartAtCap, b2f(p.AtCap), g.Group, p.Topic, part)
+				}
+			}
+			topic := parts[0].Topic
+			gauge(descQueueAvailable, float64(avail), g.Group, topic)
+			gauge(descQueueAcquired, float64(acq), g.Group, topic)
+			counter(descQueueDead, dead, g.Group, topic)
+			gauge(descQueueOldest, age(oldest), g.Group, topic)
+			gauge(descQueueAtCap, float64(atCap), g.Group, topic)
+			parts = parts[n:]
+		}
+	}
+}
+
+// collectCleaner sends the log cleaner's series.
+func (c *collector) collectCleaner(ch chan<- prometheus.Metric, cs *broker.CleanerStats) {
+	gauge, counter := sink(ch).gauge, sink(ch).counter
+	state := "idle"
+	switch {
+	case cs.Failing > 0:
+		state = "error"
+	case cs.Running:
+		state = "running"
+	}
+	for _, s := range [...]string{"idle", "running", "error"} {
+		gauge(descCleanerState, b2f(s == state), s)
+	}
+	gauge(descCleanerPartitions, float64(cs.Compacted), "compacted")
+	gauge(descCleanerPartitions, float64(cs.Due), "due")
+	gauge(descCleanerPartitions, float64(cs.Failing), "failing")
+	gauge(descCleanerDirty, float64(cs.DirtyBytes))
+	counter(descCleanerCleans, cs.CleansTotal, "ok")
+	counter(descCleanerCleans, cs.FailuresTotal, "error")
+	counter(descCleanerReclaimed, cs.BytesReclaimedTotal)
+	counter(descCleanerRemoved, cs.RecordsRemovedTotal)
 }

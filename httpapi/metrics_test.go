@@ -193,14 +193,31 @@ func TestRequestMetrics(t *testing.T) {
 	// A long-poll that completed before the handler noted its local end.
 	m.Request(broker.RequestTiming{API: protocol.Fetch, Read: at(0), Start: at(1), Local: at(5), Done: at(4), Sent: at(6)})
 
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("Produce", "NONE")); got != 1 {
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("sluice", "Produce", "NONE")); got != 1 {
 		t.Errorf("Produce NONE = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("Produce", protocol.ErrNotEnoughReplicas.String())); got != 1 {
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("sluice", "Produce", protocol.ErrNotEnoughReplicas.String())); got != 1 {
 		t.Errorf("Produce %v = %v, want 1", protocol.ErrNotEnoughReplicas, got)
 	}
-	if got := testutil.ToFloat64(m.requests.WithLabelValues("other", "NONE")); got != 1 {
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("sluice", "other", "NONE")); got != 1 {
 		t.Errorf("other NONE = %v, want 1", got)
+	}
+	// A front end's requests: their own listener label, under the names
+	// the front end gives, beside the sluice listener's of the same name.
+	m.Request(broker.RequestTiming{Listener: "kafka", APIName: "Produce", Read: at(0), Start: at(2), Local: at(3), Done: at(13), Sent: at(14)})
+	m.Request(broker.RequestTiming{Listener: "kafka", APIName: "Produce", Code: protocol.ErrNotLeaderOrFollower, Read: at(0), Start: at(0), Local: at(0), Done: at(0), Sent: at(0)})
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("kafka", "Produce", "NONE")); got != 1 {
+		t.Errorf("kafka Produce NONE = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.requests.WithLabelValues("kafka", "Produce", protocol.ErrNotLeaderOrFollower.String())); got != 1 {
+		t.Errorf("kafka Produce %v = %v, want 1", protocol.ErrNotLeaderOrFollower, got)
+	}
+	for _, mt := range gather(t, m)["sluice_request_duration_seconds"].GetMetric() {
+		if l := Labels(mt); l["listener"] == "kafka" && l["stage"] == "wait" {
+			if h := mt.GetHistogram(); h.GetSampleCount() != 2 || !near(h.GetSampleSum(), .010) {
+				t.Errorf("kafka Produce wait: %v, want count 2 sum 0.010", h)
+			}
+		}
 	}
 	sums := histSums(t, m, "sluice_request_duration_seconds")
 	for _, c := range []struct {
@@ -257,6 +274,9 @@ func histSums(t *testing.T, m *Metrics, name string) map[string]*dto.Histogram {
 	out := map[string]*dto.Histogram{}
 	for _, mt := range gather(t, m)[name].GetMetric() {
 		l := Labels(mt)
+		if l["listener"] != listenerSluice {
+			continue
+		}
 		out[l["api"]+"/"+l["stage"]] = mt.GetHistogram()
 	}
 	return out

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // fetchState is one Fetch being answered: the topics asked (names copied
@@ -63,7 +64,7 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 	r := &broker.Reply{Done: st.release}
 	enough := s.b.StartFetch(f)
 	if enough || req.MaxWaitMillis <= 0 || fc.Context().Err() != nil {
-		r.Frame = st.encode()
+		r.Frame, r.Code = st.encode()
 		return r
 	}
 	f.Release()
@@ -71,9 +72,9 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 	deadline := time.Now().Add(wait)
 	r.Ready = make(chan struct{})
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r)
 		s.b.WaitFetch(fc.Context(), f, deadline)
-		r.Frame = st.encode()
+		r.Frame, r.Code = st.encode()
 	})
 	return r
 }
@@ -81,8 +82,11 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 // encode writes the response head for the last read, a hole per record
 // set, and returns the frame as pieces: head parts and segment bytes in
 // turn. The layout is FetchResponse v4-v11 (non-flexible), checked
-// against kmsg's decoder in tests.
-func (st *fetchState) encode() [][]byte {
+// against kmsg's decoder in tests. It counts the records answered as
+// consumed (Fetch.Answered) and returns the first partition error, for
+// the metrics.
+func (st *fetchState) encode() ([][]byte, protocol.ErrorCode) {
+	first := protocol.NoError
 	b := st.head[:0]
 	b = binary.BigEndian.AppendUint32(b, 0) // length, set below
 	b = binary.BigEndian.AppendUint32(b, uint32(st.corr))
@@ -104,6 +108,9 @@ func (st *fetchState) encode() [][]byte {
 			k++
 			res := &fp.Result
 			code := codeOf(fp.Err)
+			if first == protocol.NoError {
+				first = protocol.ErrorCode(code)
+			}
 			b = binary.BigEndian.AppendUint32(b, uint32(fp.Partition))
 			b = binary.BigEndian.AppendUint16(b, uint16(code))
 			b = binary.BigEndian.AppendUint64(b, uint64(res.HighWatermark))
@@ -135,5 +142,6 @@ func (st *fetchState) encode() [][]byte {
 		out = append(out, b[prev:at], st.fetch.Parts[i].Result.Records.Bytes())
 		prev = at
 	}
-	return append(out, b[prev:])
+	st.fetch.Answered()
+	return append(out, b[prev:]), first
 }

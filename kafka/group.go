@@ -245,7 +245,7 @@ func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 	wait := max(jg.RebalanceTimeout, jg.SessionTimeout) + groupTimeout
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r)
 		ctx, cancel := context.WithTimeout(fc.Context(), wait)
 		defer cancel()
 		res, err := s.b.JoinGroup(ctx, jg)
@@ -294,7 +294,7 @@ func (s *Server) syncGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 	}
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r)
 		// A follower waits for the leader, which has its rebalance
 		// timeout to compute the assignment; the coordinator answers
 		// REBALANCE_IN_PROGRESS once it gives up on it.

@@ -49,6 +49,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // maxRequestBytes caps every request but Produce (whose cap is the
@@ -224,8 +225,36 @@ func decodeRequest(frame []byte) decoded {
 	return d
 }
 
-// Handle answers one Kafka request (broker.FrontEnd).
+// Name is the front end's name in metrics (broker.FrontEnd).
+func (s *Server) Name() string { return "kafka" }
+
+// Handle answers one Kafka request (broker.FrontEnd), naming its API for
+// the metrics: a request answered with nothing (acks=0) is still counted.
 func (s *Server) Handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
+	r := s.handle(fc, frame)
+	if r == nil {
+		r = &broker.Reply{}
+	}
+	if r.API == "" {
+		r.API = "other"
+		if len(frame) >= 2 {
+			r.API = apiName(int16(binary.BigEndian.Uint16(frame)))
+		}
+	}
+	return r
+}
+
+// apiName names key in the metrics: Kafka's name for a key the listener
+// serves (Table, the SASL keys), "other" for the rest, so the series
+// stay a fixed set whatever clients send.
+func apiName(key int16) string {
+	if _, ok := Table[key]; ok || key == saslHandshakeKey || key == saslAuthenticateKey {
+		return kmsg.NameForKey(key)
+	}
+	return "other"
+}
+
+func (s *Server) handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
 	if r, ok := s.handleSASL(fc, frame); ok { // sasl.go
 		return r
 	}
@@ -237,7 +266,9 @@ func (s *Server) Handle(fc *broker.FrontConn, frame []byte) *broker.Reply {
 		return &broker.Reply{Close: true}
 	case d.answer != nil:
 		fc.Logger().Debug("kafka: unsupported version", zap.String("api", kmsg.NameForKey(d.h.key)), zap.Int16("api_version", d.h.version))
-		return reply(d.h.correlation, d.flexible, d.answer)
+		r := reply(d.h.correlation, d.flexible, d.answer)
+		r.Code = protocol.ErrUnsupportedVersion
+		return r
 	}
 	return s.dispatch(fc, d.h, d.flexible, d.req)
 }
@@ -261,7 +292,9 @@ func decode(req kmsg.Request, body []byte) error {
 // dispatch runs the handler of a request of a served version.
 func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kmsg.Request) *broker.Reply {
 	if err := refusal(fc.Session(), req); err != nil {
-		return reply(h.correlation, flexible, failed(req, codeOf(err)))
+		r := reply(h.correlation, flexible, failed(req, codeOf(err)))
+		r.Code = protocol.ErrorCode(codeOf(err))
+		return r
 	}
 	var resp kmsg.Response
 	switch r := req.(type) {

@@ -73,12 +73,14 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 		if none {
 			return nil
 		}
-		return reply(h.correlation, flexible, resp)
+		r := reply(h.correlation, flexible, resp)
+		r.Code = firstProduceError(resp)
+		return r
 	}
 	r := &broker.Reply{Ready: make(chan struct{})}
 	timeout := produceTimeout(req.TimeoutMillis)
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r)
 		ctx, cancel := context.WithTimeout(fc.Context(), timeout)
 		defer cancel()
 		for _, w := range pending {
@@ -90,8 +92,22 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 		if !none {
 			r.Frame = [][]byte{appendResponse(nil, h.correlation, flexible, resp)}
 		}
+		r.Code = firstProduceError(resp)
 	})
 	return r
+}
+
+// firstProduceError is the first partition error of a produce response,
+// what the metrics count it under (as the sluice listener does).
+func firstProduceError(resp *kmsg.ProduceResponse) protocol.ErrorCode {
+	for i := range resp.Topics {
+		for j := range resp.Topics[i].Partitions {
+			if c := resp.Topics[i].Partitions[j].ErrorCode; c != 0 {
+				return protocol.ErrorCode(c)
+			}
+		}
+	}
+	return protocol.NoError
 }
 
 func setProduceError(rp *kmsg.ProduceResponseTopicPartition, err error) {

@@ -46,7 +46,7 @@ func (s *Server) handleSASL(fc *broker.FrontConn, frame []byte) (r *broker.Reply
 			sess.ExpectBareTokens(false)
 		}
 		buf := binary.BigEndian.AppendUint32(nil, uint32(len(out)))
-		return &broker.Reply{Frame: [][]byte{append(buf, out...)}}, true
+		return &broker.Reply{Frame: [][]byte{append(buf, out...)}, API: kmsg.NameForKey(saslAuthenticateKey)}, true
 	}
 	h, body, err := parseHeader(frame)
 	if err != nil {

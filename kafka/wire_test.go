@@ -305,7 +305,11 @@ func TestFetchEncodeMatchesKmsg(t *testing.T) {
 			{Partition: 1, Result: broker.ReadResult{HighWatermark: 5, LastStableOffset: 5, LogStartOffset: 0}},
 		}
 		var b []byte
-		for _, p := range st.encode() {
+		pieces, code := st.encode()
+		if code != protocol.ErrNotLeaderOrFollower {
+			t.Fatalf("v%d: encode's first error %v, want %v", v, code, protocol.ErrNotLeaderOrFollower)
+		}
+		for _, p := range pieces {
 			b = append(b, p...)
 		}
 		if int(binary.BigEndian.Uint32(b)) != len(b)-4 || int32(binary.BigEndian.Uint32(b[4:])) != 42 {

@@ -13,8 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/client"
-	"github.com/sluicemq/sluice/protocol"
-	"github.com/sluicemq/sluice/record"
 )
 
 func newQueueCmd(g *globals) *cobra.Command {
@@ -430,16 +428,15 @@ midway may republish some again).`,
 				return err
 			}
 			defer cl.Close()
-			dlqs, err := queueDeadLetterTopics(ctx, cl, args[0], topic)
+			res, err := cl.RedriveQueueGroup(ctx, args[0], topic, wait)
+			for _, r := range res {
+				if r.Skipped > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "sluice: queue redrive: %s: %d records without an origin header skipped\n", r.DeadLetterTopic, r.Skipped)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", r.DeadLetterTopic, r.Republished)
+			}
 			if err != nil {
 				return err
-			}
-			for _, dlq := range dlqs {
-				n, err := redrive(ctx, cmd, g, cl, args[0], dlq, wait)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", dlq, n)
 			}
 			return nil
 		},
@@ -447,116 +444,4 @@ midway may republish some again).`,
 	cmd.Flags().StringVar(&topic, "topic", "", "redrive only this topic's dead letters")
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "give up when the dead letters up to the end are not read within this long")
 	return cmd
-}
-
-// queueDeadLetterTopics are the dead-letter topics redrive reads: the
-// group's queue.dlq.topic (every topic's dead letters), else <topic>.dlq
-// of --topic or of every topic the group has read.
-func queueDeadLetterTopics(ctx context.Context, cl *client.Client, group, topic string) ([]string, error) {
-	entries, err := cl.DescribeQueueGroupConfigs(ctx, group, "queue.dlq.topic")
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) == 1 && entries[0].Value != "" {
-		return []string{entries[0].Value}, nil
-	}
-	topics, err := queueTopics(ctx, cl, group, topic)
-	if err != nil {
-		return nil, err
-	}
-	for i := range topics {
-		topics[i] += ".dlq"
-	}
-	return topics, nil
-}
-
-// redrive republishes dlq's records from the committed offsets of
-// consumer group <group>.redrive up to its ends now.
-func redrive(ctx context.Context, cmd *cobra.Command, g *globals, cl *client.Client, group, dlq string, wait time.Duration) (int, error) {
-	ends, err := cl.ListOffsets(ctx, dlq, client.AtEnd())
-	if errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
-		return 0, nil // nothing was ever dead-lettered
-	}
-	if err != nil {
-		return 0, err
-	}
-	rgroup := group + ".redrive"
-	committed, err := cl.CommittedOffsets(ctx, rgroup)
-	if err != nil {
-		return 0, err
-	}
-	starts, err := cl.ListOffsets(ctx, dlq, client.AtStart())
-	if err != nil {
-		return 0, err
-	}
-	left := map[int32]int64{} // partition → end not yet reached
-	for i, e := range ends {
-		from := starts[i].Offset
-		if c, ok := committed[client.TopicPartition{Topic: dlq, Partition: e.Partition}]; ok {
-			from = max(from, c)
-		}
-		if from < e.Offset {
-			left[e.Partition] = e.Offset
-		}
-	}
-	if len(left) == 0 {
-		return 0, nil
-	}
-	rc, err := dial(cmd, g, client.ConsumerGroup(rgroup, client.GroupTopics(dlq), client.GroupResetOffset(client.AtStart())))
-	if err != nil {
-		return 0, err
-	}
-	defer rc.Close() // commits what was republished
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	n := 0
-	for len(left) > 0 {
-		fs, err := rc.Poll(wctx)
-		if err != nil {
-			return n, fmt.Errorf("redrive %s: %d republished, %d partitions not read to their end: %w", dlq, n, len(left), err)
-		}
-		var out []*client.Record
-		later := map[int32]bool{}
-		for _, r := range fs.Records {
-			end, ok := left[r.Partition]
-			if !ok || r.Offset >= end {
-				// Dead-lettered after this run started: the next run's.
-				// Seek back so that the commit does not pass it.
-				if !later[r.Partition] {
-					later[r.Partition] = true
-					_ = rc.Seek(r.Topic, r.Partition, r.Offset)
-				}
-				continue
-			}
-			if r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-			orig := ""
-			var hs []record.Header
-			for _, h := range r.Headers {
-				switch k := string(h.Key); {
-				case k == protocol.DeadLetterTopic:
-					orig = string(h.Value)
-				case strings.HasPrefix(k, "sluice.dlq."):
-				default:
-					hs = append(hs, h)
-				}
-			}
-			if orig == "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "sluice: queue redrive: %s[%d] offset %d has no origin header: skipped\n", dlq, r.Partition, r.Offset)
-				continue
-			}
-			out = append(out, &client.Record{Topic: orig, Key: r.Key, Value: r.Value, Headers: hs})
-		}
-		if len(out) > 0 {
-			if err := cl.ProduceSync(ctx, out...); err != nil {
-				return n, fmt.Errorf("redrive %s: %w", dlq, err)
-			}
-			n += len(out)
-		}
-		if err := rc.Commit(ctx); err != nil {
-			return n, fmt.Errorf("redrive %s: commit progress: %w", dlq, err)
-		}
-	}
-	return n, nil
 }

@@ -457,7 +457,7 @@ async function groups() {
     table(["Group", "Type", "State", h("th", {class: "num"}, "Coordinator")],
       g.groups.map(x => h("tr", {"data-group": x.group},
         h("td", {}, h("a", {href: "#/groups/" + enc(x.group)}, x.group)), h("td", {}, x.type), h("td", {}, x.state), num(x.coordinator))), {id: "groups"}),
-    h("p", {class: "muted"}, "Queue groups are not built yet."));
+    h("p", {class: "muted"}, "Queue groups are on the ", h("a", {href: "#/queues"}, "Queue groups"), " page."));
 }
 
 async function group(name) {
@@ -520,6 +520,70 @@ async function group(name) {
     out);
 }
 
+// ---- queue groups ----
+
+async function queues() {
+  const g = await api("GET", "/queues");
+  app.replaceChildren(h("h1", {}, "Queue groups"),
+    g.error ? h("div", {class: "error"}, g.error) : null,
+    g.groups.length === 0 ? h("p", {class: "muted", id: "no-queues"}, "No queue groups.") :
+    table(["Group", h("th", {class: "num"}, "Coordinator")],
+      g.groups.map(x => h("tr", {"data-group": x.group},
+        h("td", {}, h("a", {href: "#/queues/" + enc(x.group)}, x.group)), num(x.coordinator))), {id: "queues"}));
+}
+
+// fmtAge is a lease age (ns; -1: none) as `sluice queue describe` prints
+// it: milliseconds, "-" for none.
+function fmtAge(ns) {
+  if (ns < 0) return "-";
+  const ms = Math.round(ns / 1e6);
+  return ms < 1000 ? ms + "ms" : (ms / 1000) + "s";
+}
+
+async function queue(name) {
+  const g = await api("GET", "/queues/" + enc(name));
+  const out = h("div", {id: "redrive-result"});
+  const confirmRow = h("div", {class: "row", id: "redrive-confirm-row", hidden: true},
+    h("span", {}, "Republish every dead letter of " + name + " to its original topic? The group delivers each again as a new record."),
+    h("button", {type: "button", class: "danger", id: "redrive-confirm", onclick: () => redrive()}, "Redrive"),
+    h("button", {type: "button", class: "secondary", id: "redrive-cancel", onclick: () => { confirmRow.hidden = true; }}, "Cancel"));
+  async function redrive() {
+    confirmRow.hidden = true;
+    try {
+      const r = await api("POST", "/queues/" + enc(name) + "/redrive", {});
+      const keep = h("div", {class: "notice", id: "redrive-done"},
+        r.results.length === 0 ? "No dead-letter topic to redrive." :
+        r.results.map(x => x.dead_letter_topic + ": " + x.republished + " dead letters republished" +
+          (x.skipped ? " (" + x.skipped + " without an origin header skipped)" : "")).join("; "));
+      await queue(name);
+      document.getElementById("redrive-result").replaceChildren(keep);
+    } catch (err) { showError(out, err); }
+  }
+  app.replaceChildren(
+    h("h1", {}, "Queue group ", h("span", {id: "queue-name"}, g.group)),
+    h("div", {class: "cards"},
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Available"), h("div", {class: "v", id: "queue-available"}, g.available)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Acquired"), h("div", {class: "v", id: "queue-acquired"}, g.acquired)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Dead letters"), h("div", {class: "v", id: "queue-dead"}, g.dead_lettered)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Partitions at cap"),
+        h("div", {class: "v" + (g.at_cap > 0 ? " warn" : ""), id: "queue-at-cap"}, g.at_cap)),
+      h("div", {class: "card"}, h("div", {class: "muted"}, "Lease"), h("div", {class: "v"}, fmtAge(g.lease_ns)))),
+    h("h2", {}, "Partitions"),
+    table(["Topic", h("th", {class: "num"}, "Partition"), h("th", {class: "num"}, "Start"), h("th", {class: "num"}, "End"),
+      h("th", {class: "num"}, "Available"), h("th", {class: "num"}, "Acquired"), h("th", {class: "num"}, "Accepted"),
+      h("th", {class: "num"}, "Archived"), h("th", {class: "num"}, "Dead-lettered"), h("th", {class: "num"}, "Oldest unacked"), "At cap"],
+      g.partitions.map(p => h("tr", {"data-topic": p.topic, "data-partition": p.partition},
+        h("td", {}, p.topic), num(p.partition), num(p.start_offset), num(p.end_offset), num(p.available), num(p.acquired),
+        num(p.accepted), num(p.archived), num(p.dead_lettered), num(fmtAge(p.oldest_acquired_ns)),
+        h("td", {class: p.at_cap ? "warn" : ""}, p.at_cap ? "yes" : "-"))), {id: "queue-partitions"}),
+    h("h2", {}, "Dead letters"),
+    h("p", {class: "muted"}, "Redrive republishes the dead letters (each topic's <topic>.dlq) to their original topics, " +
+      "from where the last redrive stopped, as `sluice queue redrive " + name + "` does."),
+    h("div", {class: "row"}, h("button", {type: "button", class: "secondary", id: "redrive",
+      onclick: () => { confirmRow.hidden = false; }}, "Redrive dead letters…")),
+    confirmRow, out);
+}
+
 // ---- routing ----
 
 async function route() {
@@ -537,6 +601,7 @@ async function route() {
       case "topics": parts[1] ? await topic(parts[1]) : await topics(); break;
       case "messages": await messages(parts[1], query); break;
       case "groups": parts[1] ? await group(parts[1]) : await groups(); break;
+      case "queues": parts[1] ? await queue(parts[1]) : await queues(); break;
       default: app.replaceChildren(h("p", {class: "error"}, "No page " + path));
     }
     document.body.dataset.loaded = location.hash || "#/";
