@@ -197,6 +197,19 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	case *kmsg.ConsumerGroupDescribeRequest:
 		r.Groups = []string{"g"}
+	case *kmsg.DescribeACLsRequest:
+		r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
+			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	case *kmsg.CreateACLsRequest:
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, orders, kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:bob", "*", kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow
+		r.Creations = append(r.Creations, c)
+	case *kmsg.DeleteACLsRequest:
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType, f.Operation, f.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
+			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		r.Filters = append(r.Filters, f)
 	default:
 		return nil
 	}

@@ -300,6 +300,12 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.incrementalAlterConfigs(fc.Context(), fc.Session(), r)
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
+	case *kmsg.DescribeACLsRequest:
+		resp = s.describeACLs(r)
+	case *kmsg.CreateACLsRequest:
+		resp = s.createACLs(fc.Context(), r)
+	case *kmsg.DeleteACLsRequest:
+		resp = s.deleteACLs(fc.Context(), r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = s.findCoordinator(fc.Context(), fc.Session(), r)
 	case *kmsg.OffsetCommitRequest:
@@ -360,6 +366,10 @@ func refusal(sess *broker.Session, req kmsg.Request) error {
 		return sess.CanAlterCluster()
 	case *kmsg.ListPartitionReassignmentsRequest:
 		return sess.CanDescribeCluster()
+	case *kmsg.DescribeACLsRequest:
+		return sess.CanDescribeCluster()
+	case *kmsg.CreateACLsRequest, *kmsg.DeleteACLsRequest:
+		return sess.CanAlterCluster()
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ var Table = map[int16]VersionRange{
 	20: {1, 3},
 	22: {0, 1},
 	23: {2, 3},
+	29: {1, 3}, // DescribeAcls (admin_security.go)
+	30: {1, 3}, // CreateAcls
+	31: {1, 3}, // DeleteAcls
 	32: {1, 3},
 	33: {0, 1},
 	42: {0, 2},
