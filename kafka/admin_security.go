@@ -3,17 +3,21 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/auth"
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
 )
 
 // Kafka's security admin APIs on the listener: DescribeAcls, CreateAcls
 // and DeleteAcls over the broker core's ACL calls (Broker.DescribeACLs,
 // CreateACLs, DeleteACLs in broker/core_security.go, the ones the sluice
-// protocol's handlers use). sluice's ACL model is Kafka's, numbers
+// protocol's handlers use); DescribeUserScramCredentials and
+// AlterUserScramCredentials over DescribeUsers and UpsertCredentials,
+// needing describe and alter on the cluster. sluice's ACL model is Kafka's, numbers
 // included (package auth), so the translation is of null strings and of
 // what sluice does not have: transactional-id, delegation-token and user
 // resources are refused in creations and match nothing in filters; a
@@ -155,6 +159,117 @@ func (s *Server) deleteACLs(ctx context.Context, req *kmsg.DeleteACLsRequest) km
 	return resp
 }
 
+// Kafka's SCRAM mechanism numbers (DescribeUserScramCredentials,
+// AlterUserScramCredentials).
+var scramMechanisms = map[int8]auth.Mechanism{1: auth.ScramSHA256, 2: auth.ScramSHA512}
+
+func scramNumber(m auth.Mechanism) int8 {
+	for n, mm := range scramMechanisms {
+		if mm == m {
+			return n
+		}
+	}
+	return 0
+}
+
+// describeUserSCRAMCredentials lists users' mechanisms and iterations
+// through the core (Broker.DescribeUsers; no users named: every user).
+// A user without credentials is RESOURCE_NOT_FOUND, as in Kafka.
+func (s *Server) describeUserSCRAMCredentials(req *kmsg.DescribeUserSCRAMCredentialsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	names := make([]string, len(req.Users))
+	for i, u := range req.Users {
+		names[i] = u.Name
+	}
+	users, errs := s.b.DescribeUsers(names)
+	for i, u := range users {
+		r := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()
+		r.User = u.User
+		r.ErrorCode, r.ErrorMessage = errorCode(errs[i])
+		for j, m := range u.Mechanisms {
+			c := kmsg.NewDescribeUserSCRAMCredentialsResponseResultCredentialInfo()
+			c.Mechanism, c.Iterations = scramNumber(m), int32(u.Iterations[j])
+			r.CredentialInfos = append(r.CredentialInfos, c)
+		}
+		resp.Results = append(resp.Results, r)
+	}
+	return resp
+}
+
+// alterUserSCRAMCredentials deletes and upserts credentials through the
+// core (Broker.UpsertCredentials). An upsertion carries Kafka's salted
+// password: the broker derives StoredKey and ServerKey from it
+// (auth.CredentialFromSaltedPassword) and stores those, never the salted
+// password. One result per user, as Kafka answers: the user's first
+// error, or none.
+func (s *Server) alterUserSCRAMCredentials(ctx context.Context, req *kmsg.AlterUserSCRAMCredentialsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	var users []string
+	userErr := map[string]error{}
+	fail := func(user string, err error) {
+		if _, seen := userErr[user]; !seen {
+			users = append(users, user)
+		}
+		if userErr[user] == nil {
+			userErr[user] = err
+		}
+	}
+	mechanism := func(n int8) (auth.Mechanism, error) {
+		if m, ok := scramMechanisms[n]; ok {
+			return m, nil
+		}
+		return "", &protocol.Error{Code: protocol.ErrUnsupportedSaslMechanism, Detail: fmt.Sprintf("SCRAM mechanism %d: want 1 (SCRAM-SHA-256) or 2 (SCRAM-SHA-512)", n)}
+	}
+	var deletes []controller.DeleteCredential
+	var upserts []controller.UpsertCredential
+	for _, d := range req.Deletions {
+		m, err := mechanism(d.Mechanism)
+		if err == nil && d.Name == "" {
+			err = &protocol.Error{Code: protocol.ErrUnacceptableCredential, Detail: "empty user name"}
+		}
+		fail(d.Name, err)
+		if err == nil {
+			deletes = append(deletes, controller.DeleteCredential{User: d.Name, Mechanism: m})
+		}
+	}
+	for _, u := range req.Upsertions {
+		m, err := mechanism(u.Mechanism)
+		var cred auth.Credential
+		if err == nil {
+			if cred, err = auth.CredentialFromSaltedPassword(m, u.Salt, u.SaltedPassword, int(u.Iterations)); err != nil {
+				err = &protocol.Error{Code: protocol.ErrUnacceptableCredential, Detail: err.Error()}
+			}
+		}
+		if err == nil && u.Name == "" {
+			err = &protocol.Error{Code: protocol.ErrUnacceptableCredential, Detail: "empty user name"}
+		}
+		fail(u.Name, err)
+		if err == nil {
+			upserts = append(upserts, controller.UpsertCredential{User: u.Name, Credential: cred})
+		}
+	}
+	ctx, cancel := ctxTimeout(ctx, 0)
+	defer cancel()
+	// A user refused above is not changed at all.
+	upserts = slices.DeleteFunc(upserts, func(c controller.UpsertCredential) bool { return userErr[c.User] != nil })
+	deletes = slices.DeleteFunc(deletes, func(c controller.DeleteCredential) bool { return userErr[c.User] != nil })
+	errs := s.b.UpsertCredentials(ctx, upserts, deletes)
+	for i, err := range errs {
+		if i < len(upserts) {
+			fail(upserts[i].User, err)
+		} else {
+			fail(deletes[i-len(upserts)].User, err)
+		}
+	}
+	for _, u := range users {
+		r := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+		r.User = u
+		r.ErrorCode, r.ErrorMessage = errorCode(userErr[u])
+		resp.Results = append(resp.Results, r)
+	}
+	return resp
+}
+
 // failedSecurity is failed for the security admin keys (nil for others).
 func failedSecurity(req kmsg.Request, code int16) kmsg.Response {
 	switch r := req.(type) {
@@ -176,6 +291,28 @@ func failedSecurity(req kmsg.Request, code int16) kmsg.Response {
 			res := kmsg.NewDeleteACLsResponseResult()
 			res.ErrorCode = code
 			resp.Results = append(resp.Results, res)
+		}
+		return resp
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		resp := r.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+		seen := map[string]bool{}
+		add := func(user string) {
+			if !seen[user] {
+				seen[user] = true
+				res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+				res.User, res.ErrorCode = user, code
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		for _, d := range r.Deletions {
+			add(d.Name)
+		}
+		for _, u := range r.Upsertions {
+			add(u.Name)
 		}
 		return resp
 	}

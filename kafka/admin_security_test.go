@@ -115,3 +115,68 @@ func TestKafkaACLAdmin(t *testing.T) {
 		t.Fatalf("describe with an UNKNOWN resource type: %v %+v", err, resp)
 	}
 }
+
+// SCRAM users through kadm on the Kafka listener: AlterUserScramCredentials
+// creates carol from kadm's salted password (the core stores the derived
+// keys, not the salted password), DescribeUserScramCredentials shows her
+// mechanism and iterations, she logs in with kgo's SCRAM; deleted, she is
+// unknown and her login is refused. A salted password of the wrong size
+// and an unknown mechanism are refused with Kafka's codes; bob, without
+// describe on the cluster, may not list users.
+func TestKafkaSCRAMAdmin(t *testing.T) {
+	ctx := testContext(t)
+	b, addr := secureSingle(t, true)
+	adm := kadm.NewClient(scramClient(t, addr, "admin", "admin-pw", true))
+
+	if _, err := kadm.NewClient(scramClient(t, addr, "bob", "bob-pw", true)).DescribeUserSCRAMs(ctx); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("bob lists users: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
+	up := []kadm.UpsertSCRAM{{User: "carol", Mechanism: kadm.ScramSha512, Iterations: 8192, Password: "carol-pw"}}
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, up)
+	if err != nil || altered.Error() != nil {
+		t.Fatalf("create carol: %v %+v", err, altered)
+	}
+	stored := b.Metadata().Users["carol"][auth.ScramSHA512]
+	if stored.Iterations != 8192 || !slices.Equal(stored.Salt, up[0].Salt) || slices.Equal(stored.ServerKey, up[0].SaltedPassword) ||
+		slices.Equal(stored.StoredKey, up[0].SaltedPassword) || len(up[0].SaltedPassword) != 64 {
+		t.Fatalf("stored credential %+v for salted password %x", stored, up[0].SaltedPassword)
+	}
+	described, err := adm.DescribeUserSCRAMs(ctx, "carol")
+	if err != nil || described.Error() != nil || len(described["carol"].CredInfos) != 1 ||
+		described["carol"].CredInfos[0] != (kadm.CredInfo{Mechanism: kadm.ScramSha512, Iterations: 8192}) {
+		t.Fatalf("describe carol: %v %+v", err, described)
+	}
+	if all, err := adm.DescribeUserSCRAMs(ctx); err != nil || len(all) != 3 {
+		t.Fatalf("describe every user: %v %+v, want admin, bob, carol", err, all)
+	}
+	if err := scramClient(t, addr, "carol", "carol-pw", true).Ping(ctx); err != nil {
+		t.Fatalf("carol's login: %v", err)
+	}
+
+	raw := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	short := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+	short.Name, short.Mechanism, short.Iterations, short.Salt, short.SaltedPassword = "dave", 2, 4096, []byte("salt"), []byte("short")
+	unknown := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+	unknown.Name, unknown.Mechanism, unknown.Iterations, unknown.Salt, unknown.SaltedPassword = "erin", 3, 4096, []byte("salt"), make([]byte, 32)
+	raw.Upsertions = append(raw.Upsertions, short, unknown)
+	rr, err := raw.RequestWith(ctx, scramClient(t, addr, "admin", "admin-pw", true))
+	if err != nil || len(rr.Results) != 2 || rr.Results[0].ErrorCode != kerr.UnacceptableCredential.Code ||
+		rr.Results[1].ErrorCode != kerr.UnsupportedSaslMechanism.Code {
+		t.Fatalf("bad upsertions: %v %+v", err, rr)
+	}
+	if _, ok := b.Metadata().Users["dave"]; ok {
+		t.Fatal("dave stored from a bad upsertion")
+	}
+
+	altered, err = adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{{User: "carol", Mechanism: kadm.ScramSha512}}, nil)
+	if err != nil || altered.Error() != nil {
+		t.Fatalf("delete carol: %v %+v", err, altered)
+	}
+	described, err = adm.DescribeUserSCRAMs(ctx, "carol")
+	if err != nil || !errors.Is(described["carol"].Err, kerr.ResourceNotFound) {
+		t.Fatalf("describe deleted carol: %v %+v, want RESOURCE_NOT_FOUND", err, described)
+	}
+	if err := scramClient(t, addr, "carol", "carol-pw", true).Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("deleted carol's login: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+}

@@ -197,6 +197,12 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	case *kmsg.ConsumerGroupDescribeRequest:
 		r.Groups = []string{"g"}
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		r.Users = []kmsg.DescribeUserSCRAMCredentialsRequestUser{{Name: "bob"}}
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+		d.Name, d.Mechanism = "admin", 2
+		r.Deletions = append(r.Deletions, d)
 	case *kmsg.DescribeACLsRequest:
 		r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
 			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny

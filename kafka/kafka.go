@@ -306,6 +306,10 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.createACLs(fc.Context(), r)
 	case *kmsg.DeleteACLsRequest:
 		resp = s.deleteACLs(fc.Context(), r)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		resp = s.describeUserSCRAMCredentials(r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		resp = s.alterUserSCRAMCredentials(fc.Context(), r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = s.findCoordinator(fc.Context(), fc.Session(), r)
 	case *kmsg.OffsetCommitRequest:
@@ -366,9 +370,9 @@ func refusal(sess *broker.Session, req kmsg.Request) error {
 		return sess.CanAlterCluster()
 	case *kmsg.ListPartitionReassignmentsRequest:
 		return sess.CanDescribeCluster()
-	case *kmsg.DescribeACLsRequest:
+	case *kmsg.DescribeACLsRequest, *kmsg.DescribeUserSCRAMCredentialsRequest:
 		return sess.CanDescribeCluster()
-	case *kmsg.CreateACLsRequest, *kmsg.DeleteACLsRequest:
+	case *kmsg.CreateACLsRequest, *kmsg.DeleteACLsRequest, *kmsg.AlterUserSCRAMCredentialsRequest:
 		return sess.CanAlterCluster()
 	}
 	return nil

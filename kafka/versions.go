@@ -63,6 +63,8 @@ var Table = map[int16]VersionRange{
 	45: {0, 0}, // AlterPartitionReassignments (flexible only)
 	46: {0, 0}, // ListPartitionReassignments (flexible only)
 	44: {0, 1},
+	50: {0, 0}, // DescribeUserScramCredentials (admin_security.go; flexible only)
+	51: {0, 0}, // AlterUserScramCredentials
 	60: {0, 1},
 	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)
 	69: {0, 1},
