@@ -270,7 +270,8 @@ func (s *Server) alterUserSCRAMCredentials(ctx context.Context, req *kmsg.AlterU
 	return resp
 }
 
-// failedSecurity is failed for the security admin keys (nil for others).
+// failedSecurity is failed for the security admin keys and DeleteRecords
+// (nil for others).
 func failedSecurity(req kmsg.Request, code int16) kmsg.Response {
 	switch r := req.(type) {
 	case *kmsg.DescribeACLsRequest:
@@ -296,6 +297,19 @@ func failedSecurity(req kmsg.Request, code int16) kmsg.Response {
 	case *kmsg.DescribeUserSCRAMCredentialsRequest:
 		resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 		resp.ErrorCode = code
+		return resp
+	case *kmsg.DeleteRecordsRequest:
+		resp := r.ResponseKind().(*kmsg.DeleteRecordsResponse)
+		for _, t := range r.Topics {
+			rt := kmsg.NewDeleteRecordsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+				rp.Partition, rp.LowWatermark, rp.ErrorCode = p.Partition, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
 		return resp
 	case *kmsg.AlterUserSCRAMCredentialsRequest:
 		resp := r.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)

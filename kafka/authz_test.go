@@ -197,6 +197,13 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	case *kmsg.ConsumerGroupDescribeRequest:
 		r.Groups = []string{"g"}
+	case *kmsg.DeleteRecordsRequest:
+		t := kmsg.NewDeleteRecordsRequestTopic()
+		t.Topic = orders
+		p := kmsg.NewDeleteRecordsRequestTopicPartition()
+		p.Offset = 1
+		t.Partitions = append(t.Partitions, p)
+		r.Topics, r.TimeoutMillis = append(r.Topics, t), 10000
 	case *kmsg.DescribeUserSCRAMCredentialsRequest:
 		r.Users = []kmsg.DescribeUserSCRAMCredentialsRequestUser{{Name: "bob"}}
 	case *kmsg.AlterUserSCRAMCredentialsRequest:
@@ -353,6 +360,8 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 		d, classic, err := b.DescribeClassicGroup("g")
 		fmt.Fprintf(&s, "group %+v %v %v\n", d, classic, err)
 		fmt.Fprintf(&s, "groups %+v\nmoves %+v\n", b.ListGroups(), b.Moves(nil))
+		start, err := b.ListOffset("orders", 0, -2)
+		fmt.Fprintf(&s, "orders log start %+v %v\n", start, err)
 		return s.String()
 	}
 	before := state()

@@ -288,6 +288,8 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.deleteTopics(fc.Context(), fc.Session(), r)
 	case *kmsg.CreatePartitionsRequest:
 		resp = s.createPartitions(fc.Context(), fc.Session(), r)
+	case *kmsg.DeleteRecordsRequest:
+		resp = s.deleteRecords(fc.Session(), r)
 	case *kmsg.AlterPartitionAssignmentsRequest:
 		resp = s.alterPartitionAssignments(fc.Context(), r)
 	case *kmsg.ListPartitionReassignmentsRequest:

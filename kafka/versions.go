@@ -51,6 +51,7 @@ var Table = map[int16]VersionRange{
 	18: {0, 3},
 	19: {2, 4},
 	20: {1, 3},
+	21: {0, 2}, // DeleteRecords (admin.go)
 	22: {0, 1},
 	23: {2, 3},
 	29: {1, 3}, // DescribeAcls (admin_security.go)
