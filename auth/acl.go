@@ -28,7 +28,8 @@ type PatternType int8
 
 // The pattern types (Kafka's numbers).
 const (
-	PatternAny      PatternType = 1 // in filters only
+	PatternAny      PatternType = 1 // in filters only: any pattern type, with exactly the name given
+	PatternMatch    PatternType = 2 // in filters only: every ACL that applies to the name given
 	PatternLiteral  PatternType = 3 // the name itself, or "*" for every name
 	PatternPrefixed PatternType = 4 // every name that starts with it
 )
@@ -70,7 +71,7 @@ const (
 )
 
 var resourceNames = map[ResourceType]string{ResourceAny: "any", ResourceTopic: "topic", ResourceGroup: "group", ResourceCluster: "cluster"}
-var patternNames = map[PatternType]string{PatternAny: "any", PatternLiteral: "literal", PatternPrefixed: "prefixed"}
+var patternNames = map[PatternType]string{PatternAny: "any", PatternMatch: "match", PatternLiteral: "literal", PatternPrefixed: "prefixed"}
 var permissionNames = map[Permission]string{PermissionAny: "any", Deny: "deny", Allow: "allow"}
 var operationNames = map[Operation]string{OpAny: "any", OpAll: "all", OpRead: "read", OpWrite: "write", OpCreate: "create",
 	OpDelete: "delete", OpAlter: "alter", OpDescribe: "describe", OpClusterAction: "cluster-action",
@@ -190,7 +191,9 @@ func (a ACL) Validate() error {
 
 // Filter selects ACLs to list or remove. The "any" values and empty
 // strings match everything; a concrete pattern type matches only ACLs of
-// that type with exactly that name.
+// that type with exactly that name; PatternMatch (Kafka's MATCH) every ACL
+// that applies to the name: literal ones of that name or of "*", and
+// prefixed ones whose prefix the name starts with.
 type Filter struct {
 	Principal  string
 	Host       string
@@ -206,10 +209,21 @@ func (f Filter) Matches(a ACL) bool {
 	return (f.Principal == "" || f.Principal == a.Principal) &&
 		(f.Host == "" || f.Host == a.Host) &&
 		(f.Resource == ResourceAny || f.Resource == 0 || f.Resource == a.Resource) &&
-		(f.Name == "" || f.Name == a.Name) &&
-		(f.Pattern == PatternAny || f.Pattern == 0 || f.Pattern == a.Pattern) &&
+		f.matchesResource(a) &&
 		(f.Op == OpAny || f.Op == 0 || f.Op == a.Op) &&
 		(f.Permission == PermissionAny || f.Permission == 0 || f.Permission == a.Permission)
+}
+
+// matchesResource is Matches for the name and pattern type.
+func (f Filter) matchesResource(a ACL) bool {
+	switch {
+	case f.Pattern == PatternMatch && f.Name != "":
+		return (a.Pattern == PatternLiteral && (a.Name == f.Name || a.Name == WildcardName)) ||
+			(a.Pattern == PatternPrefixed && strings.HasPrefix(f.Name, a.Name))
+	case f.Pattern == PatternAny || f.Pattern == PatternMatch || f.Pattern == 0:
+		return f.Name == "" || f.Name == a.Name
+	}
+	return f.Pattern == a.Pattern && (f.Name == "" || f.Name == a.Name)
 }
 
 // Authorizer decides requests against an immutable snapshot of the ACLs.

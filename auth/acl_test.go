@@ -109,6 +109,33 @@ func TestACLValidation(t *testing.T) {
 	if !f.Matches(good) || (Filter{Name: "other"}).Matches(good) || !(Filter{}).Matches(good) {
 		t.Error("filter matching")
 	}
+	prefixed := allow("User:alice", "*", ResourceTopic, "ord", PatternPrefixed, OpRead)
+	wild := allow("User:alice", "*", ResourceTopic, WildcardName, PatternLiteral, OpRead)
+	other := allow("User:alice", "*", ResourceTopic, "orders-eu", PatternLiteral, OpRead)
+	for _, c := range []struct {
+		f    Filter
+		a    ACL
+		want bool
+	}{
+		{Filter{Name: "orders", Pattern: PatternMatch}, good, true},
+		{Filter{Name: "orders", Pattern: PatternMatch}, prefixed, true},
+		{Filter{Name: "orders", Pattern: PatternMatch}, wild, true},
+		{Filter{Name: "orders", Pattern: PatternMatch}, other, false},
+		{Filter{Name: "or", Pattern: PatternMatch}, prefixed, false},
+		{Filter{Pattern: PatternMatch}, other, true}, // no name: everything
+		{Filter{Name: "ord", Pattern: PatternAny}, prefixed, true},
+		{Filter{Name: "orders", Pattern: PatternAny}, prefixed, false},
+		{Filter{Name: "ord", Pattern: PatternLiteral}, prefixed, false},
+		{Filter{Name: "ord", Pattern: PatternPrefixed}, prefixed, true},
+		{Filter{Name: "orders", Pattern: PatternMatch, Resource: ResourceGroup}, good, false},
+	} {
+		if got := c.f.Matches(c.a); got != c.want {
+			t.Errorf("%+v matches %v: %v, want %v", c.f, c.a, got, c.want)
+		}
+	}
+	if err := (ACL{Principal: "User:a", Host: "*", Resource: ResourceTopic, Name: "t", Pattern: PatternMatch, Op: OpRead, Permission: Allow}).Validate(); !errors.Is(err, ErrBadACL) {
+		t.Errorf("an ACL with pattern match: %v, want ErrBadACL", err)
+	}
 	for _, s := range []string{"read", "describe-configs", "idempotent-write"} {
 		op, err := ParseOperation(s)
 		if err != nil || op.String() != s {

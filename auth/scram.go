@@ -106,6 +106,31 @@ func deriveCredential(m Mechanism, password string, salt []byte, iterations int)
 	return Credential{Mechanism: m, Salt: salt, Iterations: iterations, StoredKey: sc.StoredKey, ServerKey: sc.ServerKey}, nil
 }
 
+// CredentialFromSaltedPassword derives the stored credential from a
+// SCRAM SaltedPassword (RFC 5802: Hi(password, salt, iterations)), the
+// form Kafka's AlterUserScramCredentials carries: StoredKey is
+// H(HMAC(SaltedPassword, "Client Key")), ServerKey HMAC(SaltedPassword,
+// "Server Key"). The salted password itself is not kept. The result is
+// validated (mechanism, iterations, salt; the salted password must be the
+// hash's size).
+func CredentialFromSaltedPassword(m Mechanism, salt, saltedPassword []byte, iterations int) (Credential, error) {
+	if _, ok := hashFor(m); !ok {
+		return Credential{}, fmt.Errorf("%w: mechanism %q is not SCRAM-SHA-256 or SCRAM-SHA-512", ErrBadCredential, m)
+	}
+	if len(saltedPassword) != keySize(m) {
+		return Credential{}, fmt.Errorf("%w: salted password of %d bytes, want %d", ErrBadCredential, len(saltedPassword), keySize(m))
+	}
+	newHash := hashOf(m)
+	h := newHash()
+	h.Write(mac(newHash, saltedPassword, "Client Key"))
+	c := Credential{Mechanism: m, Salt: bytes.Clone(salt), Iterations: iterations, StoredKey: h.Sum(nil),
+		ServerKey: mac(newHash, saltedPassword, "Server Key")}
+	if err := c.Validate(); err != nil {
+		return Credential{}, err
+	}
+	return c, nil
+}
+
 // Validate checks a credential read from storage or the network.
 func (c Credential) Validate() error {
 	if _, ok := hashFor(c.Mechanism); !ok {

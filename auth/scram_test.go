@@ -2,7 +2,9 @@ package auth
 
 import (
 	"bytes"
+	"crypto/pbkdf2"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -232,4 +234,36 @@ func FuzzServerExchange(f *testing.F) {
 			t.Fatal("principal after a failed exchange")
 		}
 	})
+}
+
+// A credential from a salted password (Kafka's AlterUserScramCredentials
+// form) equals the one derived from the password; a salted password of
+// the wrong size, too few iterations or no salt is refused.
+func TestCredentialFromSaltedPassword(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	for _, m := range []Mechanism{ScramSHA256, ScramSHA512} {
+		newHash := hashOf(m)
+		salted, err := pbkdf2.Key(newHash, "s3cret", salt, MinIterations, keySize(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := deriveCredential(m, "s3cret", salt, MinIterations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := CredentialFromSaltedPassword(m, salt, salted, MinIterations)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %+v %v, want %+v", m, got, err, want)
+		}
+		for name, bad := range map[string]func() error{
+			"short salted password": func() error { _, err := CredentialFromSaltedPassword(m, salt, salted[1:], MinIterations); return err },
+			"few iterations":        func() error { _, err := CredentialFromSaltedPassword(m, salt, salted, MinIterations-1); return err },
+			"no salt":               func() error { _, err := CredentialFromSaltedPassword(m, nil, salted, MinIterations); return err },
+			"mechanism":             func() error { _, err := CredentialFromSaltedPassword("PLAIN", salt, salted, MinIterations); return err },
+		} {
+			if err := bad(); !errors.Is(err, ErrBadCredential) {
+				t.Errorf("%s %s: %v, want ErrBadCredential", m, name, err)
+			}
+		}
+	}
 }

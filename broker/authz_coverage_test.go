@@ -34,8 +34,10 @@ func authzProbes(brokerID int32) map[protocol.APIKey][]protocol.Message {
 		protocol.Metadata: {&protocol.MetadataRequest{Topics: []string{"orders"}}, &protocol.MetadataRequest{AllTopics: true}},
 		protocol.ListOffsets: {&protocol.ListOffsetsRequest{ReplicaID: -1, Topics: []protocol.ListOffsetsTopic{
 			{Name: "orders", Partitions: []protocol.ListOffsetsPartition{{Partition: 0, CurrentLeaderEpoch: -1, Timestamp: protocol.LatestTimestamp}}}}}},
-		protocol.CreateTopics:   {&protocol.CreateTopicsRequest{Topics: []protocol.CreatableTopic{{Name: "bobs", Partitions: 1, ReplicationFactor: 1}}}},
-		protocol.DeleteTopics:   {&protocol.DeleteTopicsRequest{Topics: []string{"orders"}}},
+		protocol.CreateTopics: {&protocol.CreateTopicsRequest{Topics: []protocol.CreatableTopic{{Name: "bobs", Partitions: 1, ReplicationFactor: 1}}}},
+		protocol.DeleteTopics: {&protocol.DeleteTopicsRequest{Topics: []string{"orders"}}},
+		protocol.DeleteRecords: {&protocol.DeleteRecordsRequest{Topics: []protocol.DeleteRecordsTopic{{Name: "orders",
+			Partitions: []protocol.DeleteRecordsPartition{{Partition: 0, Offset: 1}}}}}},
 		protocol.InitProducerID: {&protocol.InitProducerIDRequest{ProducerID: -1, ProducerEpoch: -1}},
 		protocol.OffsetForLeaderEpoch: {
 			&protocol.OffsetForLeaderEpochRequest{ReplicaID: -1, Topics: []protocol.OffsetForLeaderEpochTopic{{Name: "orders",
@@ -233,8 +235,9 @@ func TestAuthorizationCoversEveryAPI(t *testing.T) {
 		for name, tp := range md.Topics {
 			topics[name] = fmt.Sprintf("%+v %v", tp.Partitions, tp.Configs)
 		}
-		return fmt.Sprintf("topics %v\nusers %d acls %v configs %v\ngroup %+v\noffsets %+v\nqueue %+v\nmoves %+v",
-			topics, len(md.Users), md.ACLs, md.Configs, desc, of, dq, lr)
+		start, err := b.ListOffset("orders", 0, EarliestTimestamp)
+		return fmt.Sprintf("topics %v\nusers %d acls %v configs %v\ngroup %+v\noffsets %+v\nqueue %+v\nmoves %+v\norders start %+v %v",
+			topics, len(md.Users), md.ACLs, md.Configs, desc, of, dq, lr, start, err)
 	}
 	before := state()
 

@@ -134,6 +134,8 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleCreateTopics(h, resp)
 	case protocol.DeleteTopics:
 		return c.handleDeleteTopics(h, resp)
+	case protocol.DeleteRecords:
+		return c.handleDeleteRecords(h, resp)
 	case protocol.DescribeConfigs:
 		return c.handleDescribeConfigs(h, resp)
 	case protocol.AlterConfigs:

@@ -110,6 +110,7 @@ func (v logView) LatestEpoch() int32                                 { return v.
 func (v logView) EndOffsetForEpoch(e int32) (int32, int64)           { return v.l().EndOffsetForEpoch(e) }
 func (v logView) TruncateTo(offset int64) error                      { return v.l().TruncateTo(offset) }
 func (v logView) ResetTo(offset int64) error                         { return v.l().ResetTo(offset) }
+func (v logView) DeleteRecordsBefore(offset int64) error             { return v.l().DeleteRecordsBefore(offset) }
 func (v logView) AppendReplica(b record.Batch) (log.Appended, error) { return v.l().AppendReplica(b) }
 
 // applyRole makes p lead or follow as mp says. Call without p.mu.
@@ -348,6 +349,16 @@ func (f *followed) ResetTo(leaderStart int64) error {
 		return err
 	}
 	return f.p.follower.ResetTo(leaderStart)
+}
+
+// AdvanceStart implements replica.Followed.
+func (f *followed) AdvanceStart(leaderStart int64) error {
+	f.p.mu.RLock()
+	defer f.p.mu.RUnlock()
+	if err := f.check(); err != nil {
+		return err
+	}
+	return f.p.follower.AdvanceStart(leaderStart)
 }
 
 // Apply implements replica.Followed.

@@ -281,3 +281,28 @@ func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []brok
 	}
 	return errs
 }
+
+// deleteRecords moves partitions' log start offsets through the core
+// (Broker.DeleteRecords, on the leader; -1 is the high watermark); the
+// low watermark answered is the leader's new log start offset. Needs
+// delete on the topic, as in Kafka.
+func (s *Server) deleteRecords(sess *broker.Session, req *kmsg.DeleteRecordsRequest) kmsg.Response {
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewDeleteRecordsResponseTopic()
+		rt.Topic = t.Topic
+		refused := sess.CanDeleteTopic(t.Topic)
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			rp.Partition, rp.LowWatermark = p.Partition, -1
+			err := refused
+			if err == nil {
+				rp.LowWatermark, err = s.b.DeleteRecords(t.Topic, p.Partition, p.Offset)
+			}
+			rp.ErrorCode = codeOf(err)
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

@@ -197,6 +197,32 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	case *kmsg.ConsumerGroupDescribeRequest:
 		r.Groups = []string{"g"}
+	case *kmsg.DeleteRecordsRequest:
+		t := kmsg.NewDeleteRecordsRequestTopic()
+		t.Topic = orders
+		p := kmsg.NewDeleteRecordsRequestTopicPartition()
+		p.Offset = 1
+		t.Partitions = append(t.Partitions, p)
+		r.Topics, r.TimeoutMillis = append(r.Topics, t), 10000
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		r.Users = []kmsg.DescribeUserSCRAMCredentialsRequestUser{{Name: "bob"}}
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+		d.Name, d.Mechanism = "admin", 2
+		r.Deletions = append(r.Deletions, d)
+	case *kmsg.DescribeACLsRequest:
+		r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
+			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	case *kmsg.CreateACLsRequest:
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, orders, kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:bob", "*", kmsg.ACLOperationWrite, kmsg.ACLPermissionTypeAllow
+		r.Creations = append(r.Creations, c)
+	case *kmsg.DeleteACLsRequest:
+		f := kmsg.NewDeleteACLsRequestFilter()
+		f.ResourceType, f.ResourcePatternType, f.Operation, f.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
+			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+		r.Filters = append(r.Filters, f)
 	default:
 		return nil
 	}
@@ -334,6 +360,8 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 		d, classic, err := b.DescribeClassicGroup("g")
 		fmt.Fprintf(&s, "group %+v %v %v\n", d, classic, err)
 		fmt.Fprintf(&s, "groups %+v\nmoves %+v\n", b.ListGroups(), b.Moves(nil))
+		start, err := b.ListOffset("orders", 0, -2)
+		fmt.Fprintf(&s, "orders log start %+v %v\n", start, err)
 		return s.String()
 	}
 	before := state()

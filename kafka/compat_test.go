@@ -59,7 +59,7 @@ func TestJavaClient(t *testing.T) {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer", "acls", "records")
 }
 
 // confluent-kafka (librdkafka, from PyPI): AdminClient round trip,

@@ -144,5 +144,8 @@ func failed(req kmsg.Request, code int16) kmsg.Response {
 		resp.ErrorCode = code
 		return resp
 	}
-	return failedGroup(req, code)
+	if resp := failedGroup(req, code); resp != nil {
+		return resp
+	}
+	return failedSecurity(req, code) // admin_security.go
 }

@@ -321,6 +321,8 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.deleteTopics(fc.Context(), fc.Session(), r)
 	case *kmsg.CreatePartitionsRequest:
 		resp = s.createPartitions(fc.Context(), fc.Session(), r)
+	case *kmsg.DeleteRecordsRequest:
+		resp = s.deleteRecords(fc.Session(), r)
 	case *kmsg.AlterPartitionAssignmentsRequest:
 		resp = s.alterPartitionAssignments(fc.Context(), r)
 	case *kmsg.ListPartitionReassignmentsRequest:
@@ -333,6 +335,16 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.incrementalAlterConfigs(fc.Context(), fc.Session(), r)
 	case *kmsg.DescribeClusterRequest:
 		resp = s.describeCluster(r)
+	case *kmsg.DescribeACLsRequest:
+		resp = s.describeACLs(r)
+	case *kmsg.CreateACLsRequest:
+		resp = s.createACLs(fc.Context(), r)
+	case *kmsg.DeleteACLsRequest:
+		resp = s.deleteACLs(fc.Context(), r)
+	case *kmsg.DescribeUserSCRAMCredentialsRequest:
+		resp = s.describeUserSCRAMCredentials(r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		resp = s.alterUserSCRAMCredentials(fc.Context(), r)
 	case *kmsg.FindCoordinatorRequest:
 		resp = s.findCoordinator(fc.Context(), fc.Session(), r)
 	case *kmsg.OffsetCommitRequest:
@@ -393,6 +405,10 @@ func refusal(sess *broker.Session, req kmsg.Request) error {
 		return sess.CanAlterCluster()
 	case *kmsg.ListPartitionReassignmentsRequest:
 		return sess.CanDescribeCluster()
+	case *kmsg.DescribeACLsRequest, *kmsg.DescribeUserSCRAMCredentialsRequest:
+		return sess.CanDescribeCluster()
+	case *kmsg.CreateACLsRequest, *kmsg.DeleteACLsRequest, *kmsg.AlterUserSCRAMCredentialsRequest:
+		return sess.CanAlterCluster()
 	}
 	return nil
 }

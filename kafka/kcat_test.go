@@ -18,6 +18,16 @@ import (
 // (Debian's kcat; CI installs it, .ci/run).
 func kcat(t *testing.T, stdin string, args ...string) (string, string) {
 	t.Helper()
+	out, errOut, err := kcatRun(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("kcat %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut)
+	}
+	return out, errOut
+}
+
+// kcatRun is kcat returning kcat's failure instead of failing the test.
+func kcatRun(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
 	path, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Skip("kcat not installed (apt-get install kcat): librdkafka checks skipped")
@@ -28,10 +38,8 @@ func kcat(t *testing.T, stdin string, args ...string) (string, string) {
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kcat %s: %v\nstderr: %s", strings.Join(args, " "), err, errOut.String())
-	}
-	return out.String(), errOut.String()
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 // TestKcat drives librdkafka through kcat: metadata, produce with every

@@ -26,18 +26,29 @@ func secureSingle(t *testing.T, authz bool) (*broker.Broker, string) {
 		c.Security = broker.Security{SASLMechanisms: []auth.Mechanism{auth.ScramSHA256, auth.ScramSHA512}, RequireAuth: true,
 			Authorizer: authz, SuperUsers: []string{"User:admin"}}
 	})
-	for _, u := range []string{"admin", "bob"} {
+	addUsers(t, b, "admin", "bob")
+	return b, addr
+}
+
+// addUsers creates users through the broker core, with both SCRAM
+// mechanisms and the password "<user>-pw".
+func addUsers(t *testing.T, b *broker.Broker, users ...string) {
+	t.Helper()
+	var upserts []controller.UpsertCredential
+	for _, u := range users {
 		for _, m := range []auth.Mechanism{auth.ScramSHA256, auth.ScramSHA512} {
 			cred, err := auth.NewCredential(m, u+"-pw", auth.MinIterations)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := b.Controller().Propose(context.Background(), controller.UpsertCredential{User: u, Credential: cred}); err != nil {
-				t.Fatal(err)
-			}
+			upserts = append(upserts, controller.UpsertCredential{User: u, Credential: cred})
 		}
 	}
-	return b, addr
+	for _, err := range b.UpsertCredentials(context.Background(), upserts, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func scramClient(t *testing.T, addr, user, password string, sha512 bool, opts ...kgo.Opt) *kgo.Client {

@@ -51,8 +51,12 @@ var Table = map[int16]VersionRange{
 	18: {0, 3},
 	19: {2, 4},
 	20: {1, 3},
+	21: {0, 2}, // DeleteRecords (admin.go)
 	22: {0, 1},
 	23: {2, 3},
+	29: {1, 3}, // DescribeAcls (admin_security.go)
+	30: {1, 3}, // CreateAcls
+	31: {1, 3}, // DeleteAcls
 	32: {1, 3},
 	33: {0, 1},
 	42: {0, 2},
@@ -60,6 +64,8 @@ var Table = map[int16]VersionRange{
 	45: {0, 0}, // AlterPartitionReassignments (flexible only)
 	46: {0, 0}, // ListPartitionReassignments (flexible only)
 	44: {0, 1},
+	50: {0, 0}, // DescribeUserScramCredentials (admin_security.go; flexible only)
+	51: {0, 0}, // AlterUserScramCredentials
 	60: {0, 1},
 	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)
 	69: {0, 1},

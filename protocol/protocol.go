@@ -52,6 +52,7 @@ const (
 	DescribeConfigs      APIKey = 32
 	AlterConfigs         APIKey = 33
 	ElectLeaders         APIKey = 43 // preferred-leader election
+	DeleteRecords        APIKey = 21 // move partitions' log start offsets up (records.go)
 
 	// Growing topics and moving partitions (reassign.go).
 	CreatePartitions            APIKey = 37
@@ -131,6 +132,7 @@ var apiTable = [...]apiInfo{
 	DescribeConfigs:      row("DescribeConfigs", 0, 0, func() Message { return new(DescribeConfigsRequest) }, func() Message { return new(DescribeConfigsResponse) }),
 	AlterConfigs:         row("AlterConfigs", 0, 0, func() Message { return new(AlterConfigsRequest) }, func() Message { return new(AlterConfigsResponse) }),
 	ElectLeaders:         row("ElectLeaders", 0, 1, func() Message { return new(ElectLeadersRequest) }, func() Message { return new(ElectLeadersResponse) }),
+	DeleteRecords:        row("DeleteRecords", 0, 0, func() Message { return new(DeleteRecordsRequest) }, func() Message { return new(DeleteRecordsResponse) }),
 
 	CreatePartitions: row("CreatePartitions", 0, 0, func() Message { return new(CreatePartitionsRequest) }, func() Message { return new(CreatePartitionsResponse) }),
 	AlterPartitionReassignments: row("AlterPartitionReassignments", 0, 0, func() Message { return new(AlterPartitionReassignmentsRequest) },

@@ -26,6 +26,8 @@ func sampleRequests() []Message {
 		&CreateTopicsRequest{Topics: []CreatableTopic{{Name: "orders", Partitions: 12, ReplicationFactor: 3,
 			Configs: []Config{{"retention.ms", "86400000"}, {"min.insync.replicas", "2"}}}}, TimeoutMs: 5000, ValidateOnly: true},
 		&DeleteTopicsRequest{Topics: []string{"old"}, TimeoutMs: 5000},
+		&DeleteRecordsRequest{Topics: []DeleteRecordsTopic{{Name: "orders", Partitions: []DeleteRecordsPartition{{Partition: 0, Offset: 1200}, {Partition: 2, Offset: -1}}}},
+			TimeoutMs: 5000},
 		&DescribeConfigsRequest{Resources: []DescribeConfigsResource{{Type: ResourceTopic, Name: "orders", ConfigNames: []string{"retention.ms"}}}},
 		&AlterConfigsRequest{Resources: []AlterConfigsResource{{Type: ResourceTopic, Name: "orders",
 			Configs: []AlterableConfig{{Name: "retention.ms", Op: ConfigSet, Value: "1000"}, {Name: "cleanup.policy", Op: ConfigDelete}}}}},
@@ -123,6 +125,8 @@ func sampleResponses() []Message {
 		&DescribeQueueGroupResponse{LeaseMs: 30000, Partitions: []QueuePartitionState{{Topic: "jobs", Partition: 0, StartOffset: 10, EndOffset: 30,
 			Available: 3, Acquired: 5, Accepted: 12, DeadLettered: 2, OldestAcquiredMs: 1200, AtCap: true}}},
 		&ResetQueueGroupResponse{ErrorCode: ErrGroupIDNotFound, ErrorMessage: "no such group"},
+		&DeleteRecordsResponse{Topics: []DeleteRecordsTopicResponse{{Name: "orders", Partitions: []DeleteRecordsPartitionResponse{
+			{Partition: 0, LowWatermark: 1200}, {Partition: 2, ErrorCode: ErrOffsetOutOfRange, ErrorMessage: "above the high watermark 90", LowWatermark: -1}}}}},
 		&CreatePartitionsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "audit", ErrorCode: ErrInvalidPartitions, ErrorMessage: "12, topic has 24"}}},
 		&AlterPartitionReassignmentsResponse{Results: []PartitionResult{{Topic: "orders", Partition: 3},
 			{Topic: "orders", Partition: 4, ErrorCode: ErrNoReassignmentInProgress, Message: "orders-4"}}},

@@ -38,6 +38,10 @@ type Followed interface {
 	// ResetTo restarts the local log at the leader's log start when the
 	// whole local log lies below it (Follower.ResetTo).
 	ResetTo(leaderStart int64) error
+	// AdvanceStart moves the local log start up to the leader's, at most
+	// to the local high watermark (Follower.AdvanceStart), after each
+	// fetch that answered records or none.
+	AdvanceStart(leaderStart int64) error
 }
 
 // ErrLeadershipOver is what a Followed returns once the leadership it was
@@ -387,6 +391,10 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 			// corrupt fetch or a closed log costs one more question.
 			e.truncated = false
 			return false
+		}
+		if err := e.p.AdvanceStart(pr.LogStartOffset); err != nil && !errors.Is(err, ErrLeadershipOver) {
+			f.log.Warn("advance the log start to the leader's", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
+				zap.Int64("leader_log_start", pr.LogStartOffset), zap.Error(err))
 		}
 		return true
 	case protocol.ErrOffsetOutOfRange:

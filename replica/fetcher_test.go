@@ -159,6 +159,12 @@ func (p *localFollowed) ResetTo(start int64) error {
 	return p.f.ResetTo(start)
 }
 
+func (p *localFollowed) AdvanceStart(start int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.f.AdvanceStart(start)
+}
+
 // The fetcher truncates a diverged follower where its log parts from the
 // leader's (KIP-101: never by high watermark), copies the rest, survives a
 // dropped connection, and stops on Close.
@@ -290,5 +296,59 @@ func TestFetcherRateLimitsApplyWarnings(t *testing.T) {
 	}
 	if n := logs.FilterMessageSnippet("apply fetched records").Len(); n != 1 {
 		t.Fatalf("%d warn lines for %d failed applies, want 1 per %v", n, p.applies.Load(), warnEvery)
+	}
+}
+
+// A follower's log start follows the leader's (DeleteRecords on the
+// leader) through the fetch responses, at most to its own high watermark.
+func TestFetcherFollowsLeaderStart(t *testing.T) {
+	leader := openLog(t)
+	appendEpoch(t, leader, 1, 8, "a")
+	fl := openLog(t)
+	srv := startFakeLeader(t, leader, 1, false)
+	ft := StartFetcher(FetcherConfig{
+		Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 1 },
+		Addr:    func() (string, bool) { return srv.ln.Addr().String(), true },
+		MaxWait: 10 * time.Millisecond, PartitionMaxBytes: 1 << 20, Backoff: 5 * time.Millisecond,
+	})
+	defer ft.Close()
+	p := &localFollowed{f: NewFollower(fl, 0, nil)}
+	ft.Set(TopicPartition{"t", 0}, 1, p)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p.mu.Lock()
+			ok := cond()
+			p.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: follower start %d end %d HW %d, leader start %d end %d", what, fl.StartOffset(), fl.EndOffset(),
+					p.f.HighWatermark(), leader.StartOffset(), leader.EndOffset())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitFor("copied", func() bool { return p.f.HighWatermark() == 8 })
+	if err := leader.DeleteRecordsBefore(6); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("start followed", func() bool { return fl.StartOffset() == 6 })
+	if _, err := fl.Read(5, 1<<20); err == nil {
+		t.Fatal("the follower still serves offset 5")
+	}
+	ft.Remove(TopicPartition{"t", 0})
+
+	// Capped by the follower's high watermark.
+	capped := openLog(t)
+	appendEpoch(t, capped, 1, 8, "a")
+	f := NewFollower(capped, 3, nil)
+	if err := f.AdvanceStart(6); err != nil || capped.StartOffset() != 3 {
+		t.Fatalf("AdvanceStart(6) with HW 3: start %d, %v", capped.StartOffset(), err)
+	}
+	if err := f.AdvanceStart(2); err != nil || capped.StartOffset() != 3 {
+		t.Fatalf("AdvanceStart(2) moved the start back: %d, %v", capped.StartOffset(), err)
 	}
 }

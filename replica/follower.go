@@ -18,6 +18,7 @@ type FollowerLog interface {
 	EndOffsetForEpoch(epoch int32) (int32, int64)
 	TruncateTo(offset int64) error
 	ResetTo(offset int64) error
+	DeleteRecordsBefore(offset int64) error
 	AppendReplica(b record.Batch) (log.Appended, error)
 }
 
@@ -116,6 +117,25 @@ func (f *Follower) ResetTo(leaderStart int64) error {
 		return err
 	}
 	f.hw.Store(leaderStart)
+	return nil
+}
+
+// AdvanceStart moves the local log start offset up to the leader's (its
+// DeleteRecords, or its retention), at most to this replica's high
+// watermark: records the leader no longer serves are not served by this
+// replica either should it lead. The new start is checkpointed by the
+// log before it counts, and the producer state drops what lies below.
+func (f *Follower) AdvanceStart(leaderStart int64) error {
+	to := min(leaderStart, f.hw.Load())
+	if to <= f.log.StartOffset() {
+		return nil
+	}
+	if err := f.log.DeleteRecordsBefore(to); err != nil {
+		return fmt.Errorf("replica: advance the log start to the leader's %d: %w", leaderStart, err)
+	}
+	if f.producers != nil {
+		f.producers.CutBelow(f.log.StartOffset())
+	}
 	return nil
 }
 

@@ -25,10 +25,11 @@ func newTopicCmd(g *globals) *cobra.Command {
   sluice topic describe orders --json
   sluice topic alter-config orders --set fsync=always
   sluice topic alter orders --partitions 6
+  sluice topic delete-records orders --partition 0 --before 1200
   sluice topic delete orders`,
 	}
 	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g),
-		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g), newTopicAlterCmd(g))
+		newTopicDeleteCmd(g), newTopicAlterConfigCmd(g), newTopicAlterCmd(g), newTopicDeleteRecordsCmd(g))
 	return cmd
 }
 
@@ -503,6 +504,45 @@ func newTopicDeleteCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newTopicDeleteRecordsCmd(g *globals) *cobra.Command {
+	var partition int32
+	var before int64
+	cmd := &cobra.Command{
+		Use:   "delete-records TOPIC --partition P --before OFFSET",
+		Short: "Delete a partition's records below an offset (move its log start)",
+		Long: `Delete the records of one partition below an offset, on its leader (Kafka's
+DeleteRecords): the partition's log start offset moves there, and those
+records can no longer be read (a consumer reading from the beginning
+starts at the new start; a fetch below it is OFFSET_OUT_OF_RANGE). The
+followers follow with their next fetch. --before -1 deletes every record
+below the high watermark; an offset above the high watermark is refused;
+one at or below the current start changes nothing. Prints the new log
+start offset (the low watermark). Needs delete on the topic.`,
+		Example: `  sluice topic delete-records orders --partition 0 --before 1200
+  sluice topic delete-records orders --partition 3 --before -1   # everything written so far`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("partition") || !cmd.Flags().Changed("before") {
+				return errors.New("delete-records: --partition and --before are required")
+			}
+			cl, err := dial(cmd, g)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			low, err := cl.DeleteRecords(cmd.Context(), args[0], partition, before)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s-%d: log start offset %d\n", args[0], partition, low)
+			return nil
+		},
+	}
+	cmd.Flags().Int32Var(&partition, "partition", 0, "the partition")
+	cmd.Flags().Int64Var(&before, "before", 0, "delete the records below this offset (-1: below the high watermark)")
+	return cmd
 }
 
 func newTopicAlterConfigCmd(g *globals) *cobra.Command {

@@ -206,3 +206,29 @@ func TestPrintTopicCleaner(t *testing.T) {
 		t.Fatalf("cleaner table for a topic not compacted:\n%s", out.String())
 	}
 }
+
+// sluice topic delete-records against a broker process: the new log start
+// is printed and consumers from the beginning start there; above the high
+// watermark is refused with OFFSET_OUT_OF_RANGE; the flags are required.
+func TestCLIDeleteRecords(t *testing.T) {
+	bin, addr := binaryAndBroker(t)
+	sluice(t, bin, addr, "", "topic", "create", "dr", "--partitions", "1")
+	sluice(t, bin, addr, "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n", "produce", "dr")
+	if out := sluice(t, bin, addr, "", "topic", "delete-records", "dr", "--partition", "0", "--before", "4"); out != "dr-0: log start offset 4\n" {
+		t.Fatalf("delete-records: %q", out)
+	}
+	out := sluice(t, bin, addr, "", "consume", "dr", "--from-beginning", "--max-messages", "6", "--timeout", "10s", "--format", "{offset}:{value}")
+	if got := strings.Fields(out); len(got) != 6 || got[0] != "4:4" || got[5] != "9:9" {
+		t.Fatalf("consumed from the beginning after deleting below 4: %q", got)
+	}
+	_, errOut, err := sluiceResult(bin, addr, "", "topic", "delete-records", "dr", "--partition", "0", "--before", "11")
+	if err == nil || !strings.Contains(errOut, "OFFSET_OUT_OF_RANGE") {
+		t.Fatalf("delete-records above the high watermark: %v, stderr %q", err, errOut)
+	}
+	if _, errOut, err := sluiceResult(bin, addr, "", "topic", "delete-records", "dr", "--before", "1"); err == nil || !strings.Contains(errOut, "--partition") {
+		t.Fatalf("delete-records without --partition: %v, stderr %q", err, errOut)
+	}
+	if out := sluice(t, bin, addr, "", "topic", "delete-records", "dr", "--partition", "0", "--before", "-1"); out != "dr-0: log start offset 10\n" {
+		t.Fatalf("delete-records --before -1: %q", out)
+	}
+}

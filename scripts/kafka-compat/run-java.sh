@@ -4,7 +4,7 @@
 # every codec, consume, and a consumer group with commits, over the classic
 # protocol (group) and KIP-848's (group-consumer). Exit code: the number
 # of failed steps (0: all passed).
-#   scripts/kafka-compat/run-java.sh BOOTSTRAP [admin|produce|consume|group|group-consumer ...]
+#   scripts/kafka-compat/run-java.sh BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records ...]
 set -euo pipefail
 dir=$(cd "$(dirname "$0")/java" && pwd)
 [ $# -ge 1 ] || { echo "usage: $0 BOOTSTRAP [steps...]" >&2; exit 2; }

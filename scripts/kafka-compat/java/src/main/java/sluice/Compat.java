@@ -15,7 +15,8 @@ import org.apache.kafka.common.serialization.*;
  * "ok STEP ..." or "FAIL STEP ..."; the exit code is the number of failed
  * steps. Usage: Compat BOOTSTRAP [steps...], steps among admin, produce,
  * consume, group (the classic protocol), group-consumer (KIP-848's,
- * group.protocol=consumer) (default: all).
+ * group.protocol=consumer) (default: these), acls (create, describe and
+ * delete an ACL) and records (deleteRecords on partition 0, after produce).
  */
 public final class Compat {
   static final int RECORDS = 2000;
@@ -23,7 +24,7 @@ public final class Compat {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer ...]");
+      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records ...]");
       System.exit(2);
     }
     String bootstrap = args[0];
@@ -129,6 +130,40 @@ public final class Compat {
         return got + " records through a group (group.protocol=" + protocol + "), commits sum to " + sum;
       });
       }
+
+      // Not in the default steps: a broker without an authorizer (the
+      // reference Kafka as run by scripts/kafka-ref.sh) answers the ACL
+      // APIs SECURITY_DISABLED.
+      step("acls", steps, () -> {
+        org.apache.kafka.common.resource.ResourcePattern pattern = new org.apache.kafka.common.resource.ResourcePattern(
+            org.apache.kafka.common.resource.ResourceType.TOPIC, topic, org.apache.kafka.common.resource.PatternType.LITERAL);
+        org.apache.kafka.common.acl.AclBinding binding = new org.apache.kafka.common.acl.AclBinding(pattern,
+            new org.apache.kafka.common.acl.AccessControlEntry("User:compat", "*",
+                org.apache.kafka.common.acl.AclOperation.READ, org.apache.kafka.common.acl.AclPermissionType.ALLOW));
+        admin.createAcls(List.of(binding)).all().get(30, TimeUnit.SECONDS);
+        org.apache.kafka.common.acl.AclBindingFilter filter = new org.apache.kafka.common.acl.AclBindingFilter(
+            new org.apache.kafka.common.resource.ResourcePatternFilter(org.apache.kafka.common.resource.ResourceType.TOPIC, topic,
+                org.apache.kafka.common.resource.PatternType.MATCH),
+            org.apache.kafka.common.acl.AccessControlEntryFilter.ANY);
+        Collection<org.apache.kafka.common.acl.AclBinding> described = admin.describeAcls(filter).values().get(30, TimeUnit.SECONDS);
+        if (described.size() != 1 || !described.contains(binding)) throw new IllegalStateException("described " + described);
+        Collection<org.apache.kafka.common.acl.AclBinding> deleted = admin.deleteAcls(List.of(filter)).all().get(30, TimeUnit.SECONDS);
+        if (deleted.size() != 1) throw new IllegalStateException("deleted " + deleted);
+        int left = admin.describeAcls(filter).values().get(30, TimeUnit.SECONDS).size();
+        if (left != 0) throw new IllegalStateException(left + " ACLs left after the delete");
+        return "created, described (MATCH), deleted an ACL on " + topic;
+      });
+
+      step("records", steps, () -> {
+        TopicPartition tp = new TopicPartition(topic, 0);
+        long end = admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset();
+        if (end < 1) throw new IllegalStateException("partition 0 ends at " + end + ": run produce first");
+        long low = admin.deleteRecords(Map.of(tp, RecordsToDelete.beforeOffset(end))).lowWatermarks().get(tp)
+            .get(30, TimeUnit.SECONDS).lowWatermark();
+        long start = admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get(30, TimeUnit.SECONDS).offset();
+        if (low != end || start != end) throw new IllegalStateException("low watermark " + low + ", earliest " + start + ", want " + end);
+        return "deleted " + tp + " below " + end;
+      });
 
       if (steps.contains("admin")) {
         step("admin", steps, () -> {
