@@ -291,3 +291,31 @@ func (s *Server) shareGroupDescribe(sess *broker.Session, req *kmsg.ShareGroupDe
 	}
 	return resp
 }
+
+// failedShare is failed for the share-group keys: the top-level code (a
+// describe: each group's), nil for another key.
+func failedShare(req kmsg.Request, code int16) kmsg.Response {
+	switch r := req.(type) {
+	case *kmsg.ShareGroupHeartbeatRequest:
+		resp := r.ResponseKind().(*kmsg.ShareGroupHeartbeatResponse)
+		resp.ErrorCode, resp.MemberEpoch = code, -1
+		return resp
+	case *kmsg.ShareFetchRequest:
+		resp := r.ResponseKind().(*kmsg.ShareFetchResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.ShareAcknowledgeRequest:
+		resp := r.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.ShareGroupDescribeRequest:
+		resp := r.ResponseKind().(*kmsg.ShareGroupDescribeResponse)
+		for _, id := range r.GroupIDs {
+			g := kmsg.NewShareGroupDescribeResponseGroup()
+			g.GroupID, g.ErrorCode = id, code
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/group"
+	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
 
@@ -293,7 +295,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 		var recvErr error
 		if len(parts) > 0 {
 			var lease time.Duration
-			msgs, lease, recvErr = s.b.QueueReceivePartitions(ctx, groupID, member, parts, max, wait)
+			msgs, lease, recvErr = s.shareReceive(ctx, groupID, member, parts, max, wait)
 			resp.AcquisitionLockTimeoutMillis = int32(lease.Milliseconds())
 			s.share.mu.Lock()
 			ss.lease = lease
@@ -319,6 +321,32 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 }
 
 func max0(v int32) int32 { return max(v, 0) }
+
+// shareLoadPoll is how often a waiting share fetch asks again while the
+// group's coordinator loads.
+const shareLoadPoll = 20 * time.Millisecond
+
+// shareReceive is the core's QueueReceivePartitions, asked again within
+// the fetch's wait while the coordinator is loading (a new coordinator,
+// the first use of the offsets topic): Kafka's share fetch waits for its
+// share partitions to initialize, and the Java client would otherwise
+// take the error as a failed fetch.
+func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts []group.QueueKey, max int, wait time.Duration) ([]broker.QueueMessage, time.Duration, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		msgs, lease, err := s.b.QueueReceivePartitions(ctx, groupID, member, parts, max, time.Until(deadline))
+		if !errors.Is(err, protocol.ErrCoordinatorLoadInProgress) || time.Until(deadline) < shareLoadPoll {
+			return msgs, lease, err
+		}
+		t := time.NewTimer(shareLoadPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return msgs, lease, err
+		}
+	}
+}
 
 // shareFetchResponse fills resp: every partition fetched or acknowledged,
 // with its acknowledgement code, and the records acquired.
