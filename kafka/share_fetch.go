@@ -187,7 +187,7 @@ func (a *shareAcks) apply(ctx context.Context, b *broker.Broker, groupID, member
 	if len(a.outcomes) == 0 {
 		return out
 	}
-	refused, err := b.QueueAck(ctx, groupID, member, a.outcomes)
+	refused, err := b.QueueAckVia(ctx, groupID, member, a.outcomes)
 	if err != nil {
 		for _, k := range a.parts {
 			out[k] = err
@@ -334,7 +334,7 @@ const shareLoadPoll = 20 * time.Millisecond
 func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts []group.QueueKey, max int, wait time.Duration) ([]broker.QueueMessage, time.Duration, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		msgs, lease, err := s.b.QueueReceivePartitions(ctx, groupID, member, parts, max, time.Until(deadline))
+		msgs, lease, err := s.b.QueueReceiveVia(ctx, groupID, member, parts, max, time.Until(deadline))
 		if !errors.Is(err, protocol.ErrCoordinatorLoadInProgress) || time.Until(deadline) < shareLoadPoll {
 			return msgs, lease, err
 		}

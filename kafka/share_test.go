@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicemq/sluice/broker"
+	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
 )
@@ -308,4 +310,94 @@ func TestShareGroupKmsg(t *testing.T) {
 	if dr, err := desc.RequestWith(ctx, cl); err != nil || len(dr.Groups[0].Members) != 1 {
 		t.Fatalf("describe after a leave: %v %+v", err, dr)
 	}
+}
+
+// TestShareFetchAtLeaderNotCoordinator: a share consumer fetches from a
+// partition's leader (KIP-932), which here is not the queue group's
+// coordinator: the leader forwards the acquisition and the
+// acknowledgements to the coordinator (QueueReceiveVia, QueueAckVia), and
+// the coordinator's state records them.
+func TestShareFetchAtLeaderNotCoordinator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-broker cluster")
+	}
+	ctx := testContext(t)
+	kc := startKafkaCluster(t, 3)
+	cl := newClient(t, kc.seeds())
+	adm := kadm.NewClient(cl)
+	createTopic(t, ctx, adm, "fwd", 1, 1, nil)
+	var recs []*kgo.Record
+	for i := range 5 {
+		recs = append(recs, &kgo.Record{Topic: "fwd", Value: []byte("v" + strconv.Itoa(i))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	md := kc.Broker(1).Metadata()
+	leader := md.Topics["fwd"].Partitions[0].Leader
+	id := topicID(md.Topics["fwd"].ID)
+	// A group whose coordinator is another broker.
+	var groupID string
+	var co broker.Coordinator
+	for i := 0; groupID == ""; i++ {
+		g := "share-fwd-" + strconv.Itoa(i)
+		c, err := kc.Broker(leader).FindCoordinator(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.BrokerID != leader {
+			groupID, co = g, c
+		}
+	}
+	conn := dialRaw(t, kc.addrs[leader])
+	member := "fwd-member"
+	fetch := kmsg.NewPtrShareFetchRequest()
+	fetch.SetVersion(2)
+	fetch.GroupID, fetch.MemberID, fetch.MaxWaitMillis, fetch.MaxRecords = &groupID, &member, 2000, 10
+	ft := kmsg.NewShareFetchRequestTopic()
+	ft.TopicID = id
+	ft.Partitions = []kmsg.ShareFetchRequestTopicPartition{kmsg.NewShareFetchRequestTopicPartition()}
+	fetch.Topics = append(fetch.Topics, ft)
+	resp := kmsg.NewPtrShareFetchResponse()
+	resp.SetVersion(2)
+	var got map[int64]string
+	poll.Until(t, 30*time.Second, "records acquired through the leader", func() error {
+		resp.Default()
+		resp.Topics = nil
+		if err := resp.ReadFrom(conn.request(fetch, 1)); err != nil {
+			t.Fatal(err)
+		}
+		fetch.ShareSessionEpoch++
+		p := onePartition(t, resp)
+		if p.ErrorCode != 0 {
+			return fmt.Errorf("partition error %d (%v)", p.ErrorCode, p.ErrorMessage)
+		}
+		got, _ = acquired(t, p)
+		if len(got) != 5 {
+			return fmt.Errorf("acquired %v", got)
+		}
+		return nil
+	})
+	ack := kmsg.NewPtrShareAcknowledgeRequest()
+	ack.SetVersion(2)
+	ack.GroupID, ack.MemberID, ack.ShareSessionEpoch = &groupID, &member, fetch.ShareSessionEpoch
+	at := kmsg.NewShareAcknowledgeRequestTopic()
+	at.TopicID = id
+	ap := kmsg.NewShareAcknowledgeRequestTopicPartition()
+	ap.AcknowledgementBatches = []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{{FirstOffset: 0, LastOffset: 4, AcknowledgeTypes: []int8{1}}}
+	at.Partitions = append(at.Partitions, ap)
+	ack.Topics = append(ack.Topics, at)
+	aresp := kmsg.NewPtrShareAcknowledgeResponse()
+	aresp.SetVersion(2)
+	if err := aresp.ReadFrom(conn.request(ack, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if aresp.ErrorCode != 0 || len(aresp.Topics) != 1 || aresp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("acknowledge at the leader: %+v", aresp)
+	}
+	parts, _, err := kc.Broker(co.BrokerID).DescribeQueueGroup(ctx, groupID)
+	if err != nil || len(parts) != 1 || parts[0].Start != 5 || parts[0].Acquired != 0 {
+		t.Fatalf("the coordinator's state: %v %+v", err, parts)
+	}
+	t.Logf("leader %d, coordinator %d: 5 records acquired and accepted through the leader", leader, co.BrokerID)
 }
