@@ -1,10 +1,12 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -134,6 +136,22 @@ type ackBatch struct {
 	types       []int8
 }
 
+// ackBatches converts either request's AcknowledgementBatches (kmsg's two
+// types of the same fields).
+func ackBatches[B ~struct {
+	FirstOffset      int64
+	LastOffset       int64
+	AcknowledgeTypes []int8
+	UnknownTags      kmsg.Tags
+}](bs []B) []ackBatch {
+	out := make([]ackBatch, len(bs))
+	for i, b := range bs {
+		fb := kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch(b)
+		out[i] = ackBatch{fb.FirstOffset, fb.LastOffset, fb.AcknowledgeTypes}
+	}
+	return out
+}
+
 // add appends one partition's acknowledgement batches: a run of equal
 // types is one outcome range; gaps (type 0: offsets without a record) need
 // none, as the core never delivers an offset without one.
@@ -203,22 +221,96 @@ func (a *shareAcks) apply(ctx context.Context, b *broker.Broker, groupID, member
 	return out
 }
 
-// shareTopics resolves a request's topic ids: names, or the ids unknown.
-func shareTopics(md *controller.Metadata, ids [][16]byte) (map[[16]byte]string, []string) {
-	names := make(map[[16]byte]string, len(ids))
+// sharePart is one partition of a ShareFetch or ShareAcknowledge, with its
+// acknowledgement batches.
+type sharePart struct {
+	id        [16]byte
+	partition int32
+	batches   []ackBatch
+}
+
+// shareParsed is a request's partitions resolved against the metadata.
+type shareParsed struct {
+	group, member string
+	keys          []group.QueueKey // of known topics, in request order
+	forget        []group.QueueKey
+	acks          shareAcks
+	unknown       []sharePart // of topic ids no broker knows
+}
+
+// parseShare checks a share request's group and member and its
+// authorization (read on the group and on each topic), and resolves its
+// partitions and acknowledgements.
+func parseShare(sess *broker.Session, md *controller.Metadata, groupID, memberID *string, parts []sharePart, forgotten []sharePart, renew bool) (shareParsed, error) {
+	if groupID == nil || *groupID == "" || memberID == nil || *memberID == "" {
+		return shareParsed{}, &shareError{kerrInvalidRequest, "a share request names its group and member"}
+	}
+	sp := shareParsed{group: *groupID, member: *memberID}
+	names := map[[16]byte]string{}
 	var list []string
-	for _, id := range ids {
-		if _, done := names[id]; done {
-			continue
-		}
-		if name, ok := topicByID(md, id); ok {
-			names[id] = name
-			list = append(list, name)
-		} else {
-			names[id] = ""
+	for _, p := range slices.Concat(parts, forgotten) {
+		if _, done := names[p.id]; !done {
+			name, _ := topicByID(md, p.id)
+			names[p.id] = name
+			if name != "" {
+				list = append(list, name)
+			}
 		}
 	}
-	return names, list
+	if err := sess.CanConsume(sp.group, slices.Values(list)); err != nil {
+		return shareParsed{}, err
+	}
+	for _, p := range parts {
+		name := names[p.id]
+		if name == "" {
+			sp.unknown = append(sp.unknown, p)
+			continue
+		}
+		k := group.QueueKey{Topic: name, Partition: p.partition}
+		sp.keys = append(sp.keys, k)
+		if err := sp.acks.add(k, p.batches, renew); err != nil {
+			return shareParsed{}, err
+		}
+	}
+	for _, p := range forgotten {
+		if name := names[p.id]; name != "" {
+			sp.forget = append(sp.forget, group.QueueKey{Topic: name, Partition: p.partition})
+		}
+	}
+	return sp, nil
+}
+
+// eachResponsePartition calls add for each partition a response lists:
+// keys sorted, then the unknown topic ids' (known false); newTopic is
+// true for the first partition of each topic.
+func eachResponsePartition(md *controller.Metadata, keys []group.QueueKey, unknown []sharePart, add func(id [16]byte, newTopic bool, k group.QueueKey, known bool)) {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b group.QueueKey) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+		return int(a.Partition - b.Partition)
+	})
+	var last [16]byte
+	first := true
+	emit := func(id [16]byte, k group.QueueKey, known bool) {
+		add(id, first || id != last, k, known)
+		first, last = false, id
+	}
+	for _, k := range slices.Compact(keys) {
+		if mt := md.Topics[k.Topic]; mt != nil {
+			emit(topicID(mt.ID), k, true)
+		}
+	}
+	slices.SortFunc(unknown, func(a, b sharePart) int {
+		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+			return c
+		}
+		return int(a.partition - b.partition)
+	})
+	for _, p := range unknown {
+		emit(p.id, group.QueueKey{Partition: p.partition}, false)
+	}
 }
 
 // shareFetch applies a ShareFetch's acknowledgements, then acquires
@@ -227,83 +319,52 @@ func shareTopics(md *controller.Metadata, ids [][16]byte) (map[[16]byte]string, 
 func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *kmsg.ShareFetchRequest) *broker.Reply {
 	resp := req.ResponseKind().(*kmsg.ShareFetchResponse)
 	done := func() *broker.Reply { return reply(h.correlation, flexible, resp) }
-	fail := func(err error) *broker.Reply {
+	renew := req.Version >= 2 && req.IsRenewAck
+	var parts, forgotten []sharePart
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			parts = append(parts, sharePart{id: t.TopicID, partition: p.Partition, batches: ackBatches(p.AcknowledgementBatches)})
+		}
+	}
+	for _, t := range req.ForgottenTopicsData {
+		for _, p := range t.Partitions {
+			forgotten = append(forgotten, sharePart{id: t.TopicID, partition: p})
+		}
+	}
+	md := s.b.Metadata()
+	sp, err := parseShare(fc.Session(), md, req.GroupID, req.MemberID, parts, forgotten, renew)
+	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = shareCode(err)
 		return done()
 	}
-	if req.GroupID == nil || *req.GroupID == "" || req.MemberID == nil || *req.MemberID == "" {
-		return fail(&shareError{kerrInvalidRequest, "a share fetch names its group and member"})
-	}
-	groupID, member := *req.GroupID, *req.MemberID
-	md := s.b.Metadata()
-	ids := make([][16]byte, 0, len(req.Topics)+len(req.ForgottenTopicsData))
-	for _, t := range req.Topics {
-		ids = append(ids, t.TopicID)
-	}
-	for _, t := range req.ForgottenTopicsData {
-		ids = append(ids, t.TopicID)
-	}
-	names, list := shareTopics(md, ids)
-	if err := fc.Session().CanConsume(groupID, slices.Values(list)); err != nil {
-		return fail(err)
-	}
-	renew := req.Version >= 2 && req.IsRenewAck
-	var acks shareAcks
-	var add, forget []group.QueueKey
-	unknown := map[[16]byte][]int32{}
-	for _, t := range req.Topics {
-		name := names[t.TopicID]
-		for _, p := range t.Partitions {
-			if name == "" {
-				unknown[t.TopicID] = append(unknown[t.TopicID], p.Partition)
-				continue
-			}
-			k := group.QueueKey{Topic: name, Partition: p.Partition}
-			add = append(add, k)
-			batches := make([]ackBatch, len(p.AcknowledgementBatches))
-			for i, b := range p.AcknowledgementBatches {
-				batches[i] = ackBatch{b.FirstOffset, b.LastOffset, b.AcknowledgeTypes}
-			}
-			if err := acks.add(k, batches, renew); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	for _, t := range req.ForgottenTopicsData {
-		if name := names[t.TopicID]; name != "" {
-			for _, p := range t.Partitions {
-				forget = append(forget, group.QueueKey{Topic: name, Partition: p})
-			}
-		}
-	}
-	key := shareSessionKey{groupID, member}
-	parts, ss, err := s.share.sessionStep(key, req.ShareSessionEpoch, add, forget, len(acks.parts) > 0)
+	fetch, ss, err := s.share.sessionStep(shareSessionKey{sp.group, sp.member}, req.ShareSessionEpoch, sp.keys, sp.forget, len(sp.acks.parts) > 0)
 	if err != nil {
-		return fail(err)
+		resp.ErrorCode, resp.ErrorMessage = shareCode(err)
+		return done()
 	}
 	if req.ShareSessionEpoch == -1 || renew {
-		parts = nil // close, or renew only: acknowledge, fetch nothing
+		fetch = nil // close, or renew only: acknowledge, fetch nothing
 	}
-	max := shareDefaultMaxRecords
+	maxRecords := shareDefaultMaxRecords
 	if req.Version >= 1 && req.MaxRecords > 0 {
-		max = int(req.MaxRecords)
+		maxRecords = int(req.MaxRecords)
 	}
-	wait := time.Duration(max0(req.MaxWaitMillis)) * time.Millisecond
+	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
 	run := func(ctx context.Context) {
-		ackErrs := acks.apply(ctx, s.b, groupID, member)
+		ackErrs := sp.acks.apply(ctx, s.b, sp.group, sp.member)
 		var msgs []broker.QueueMessage
 		var recvErr error
-		if len(parts) > 0 {
+		if len(fetch) > 0 {
 			var lease time.Duration
-			msgs, lease, recvErr = s.shareReceive(ctx, groupID, member, parts, max, wait)
+			msgs, lease, recvErr = s.shareReceive(ctx, sp.group, sp.member, fetch, maxRecords, wait)
 			resp.AcquisitionLockTimeoutMillis = int32(lease.Milliseconds())
 			s.share.mu.Lock()
 			ss.lease = lease
 			s.share.mu.Unlock()
 		}
-		s.shareFetchResponse(md, resp, parts, acks.parts, ackErrs, msgs, recvErr, unknown)
+		shareFetchResponse(md, resp, fetch, sp, ackErrs, msgs, recvErr)
 	}
-	if len(parts) == 0 || wait <= 0 {
+	if len(fetch) == 0 || wait <= 0 {
 		ctx, cancel := context.WithTimeout(fc.Context(), groupTimeout)
 		run(ctx)
 		cancel()
@@ -319,8 +380,6 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 	})
 	return r
 }
-
-func max0(v int32) int32 { return max(v, 0) }
 
 // shareLoadPoll is how often a waiting share fetch asks again while the
 // group's coordinator loads.
@@ -348,70 +407,41 @@ func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts
 	}
 }
 
-// shareFetchResponse fills resp: every partition fetched or acknowledged,
-// with its acknowledgement code, and the records acquired.
-func (s *Server) shareFetchResponse(md *controller.Metadata, resp *kmsg.ShareFetchResponse, fetched, acked []group.QueueKey,
-	ackErrs map[group.QueueKey]error, msgs []broker.QueueMessage, recvErr error, unknown map[[16]byte][]int32) {
+// shareFetchResponse fills resp: every partition fetched or named, with
+// its acknowledgement code, and the records acquired.
+func shareFetchResponse(md *controller.Metadata, resp *kmsg.ShareFetchResponse, fetched []group.QueueKey, sp shareParsed,
+	ackErrs map[group.QueueKey]error, msgs []broker.QueueMessage, recvErr error) {
 	byPart := map[group.QueueKey][]broker.QueueMessage{}
 	for _, m := range msgs {
 		k := group.QueueKey{Topic: m.Topic, Partition: m.Partition}
 		byPart[k] = append(byPart[k], m)
 	}
-	keys := slices.Concat(fetched, acked)
-	slices.SortFunc(keys, func(a, b group.QueueKey) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
-	keys = slices.Compact(keys)
-	for _, k := range keys {
-		mt := md.Topics[k.Topic]
-		if mt == nil {
-			continue
-		}
-		id := topicID(mt.ID)
-		n := len(resp.Topics)
-		if n == 0 || resp.Topics[n-1].TopicID != id {
+	eachResponsePartition(md, slices.Concat(fetched, sp.keys), sp.unknown, func(id [16]byte, newTopic bool, k group.QueueKey, known bool) {
+		if newTopic {
 			t := kmsg.NewShareFetchResponseTopic()
 			t.TopicID = id
 			resp.Topics = append(resp.Topics, t)
-			n++
 		}
 		p := kmsg.NewShareFetchResponseTopicPartition()
 		p.Partition = k.Partition
 		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
-		if err, ok := ackErrs[k]; ok {
-			p.AcknowledgeErrorCode, p.AcknowledgeErrorMessage = shareCode(err)
-		}
-		if slices.Contains(fetched, k) {
-			if recvErr != nil {
-				p.ErrorCode, p.ErrorMessage = shareCode(recvErr)
-			} else if ms := byPart[k]; len(ms) > 0 {
-				var err error
-				p.Records, p.AcquiredRecords, err = shareBatches(ms)
-				if err != nil {
-					p.ErrorCode, p.ErrorMessage = shareCode(err)
-					p.Records, p.AcquiredRecords = nil, nil
-				}
+		switch {
+		case !known:
+			p.ErrorCode, p.AcknowledgeErrorCode = kerrUnknownTopicID, kerrUnknownTopicID
+		case recvErr != nil && slices.Contains(fetched, k):
+			p.ErrorCode, p.ErrorMessage = shareCode(recvErr)
+		case len(byPart[k]) > 0:
+			var err error
+			if p.Records, p.AcquiredRecords, err = shareBatches(byPart[k]); err != nil {
+				p.ErrorCode, p.ErrorMessage = shareCode(err)
+				p.Records, p.AcquiredRecords = nil, nil
 			}
 		}
-		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, p)
-	}
-	for id, ps := range unknown {
-		t := kmsg.NewShareFetchResponseTopic()
-		t.TopicID = id
-		for _, part := range ps {
-			p := kmsg.NewShareFetchResponseTopicPartition()
-			p.Partition, p.ErrorCode, p.AcknowledgeErrorCode = part, kerrUnknownTopicID, kerrUnknownTopicID
-			p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
-			t.Partitions = append(t.Partitions, p)
+		if err, ok := ackErrs[k]; ok && known {
+			p.AcknowledgeErrorCode, p.AcknowledgeErrorMessage = shareCode(err)
 		}
-		resp.Topics = append(resp.Topics, t)
-	}
+		resp.Topics[len(resp.Topics)-1].Partitions = append(resp.Topics[len(resp.Topics)-1].Partitions, p)
+	})
 }
 
 // shareBatches encodes a partition's acquired records: one batch per run
@@ -457,86 +487,47 @@ func shareBatches(ms []broker.QueueMessage) ([]byte, []kmsg.ShareFetchResponseTo
 // (ShareAcknowledge: epoch -1 closes the session after them).
 func (s *Server) shareAcknowledge(fc *broker.FrontConn, req *kmsg.ShareAcknowledgeRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ShareAcknowledgeResponse)
-	fail := func(err error) kmsg.Response {
+	var parts []sharePart
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			parts = append(parts, sharePart{id: t.TopicID, partition: p.Partition, batches: ackBatches(p.AcknowledgementBatches)})
+		}
+	}
+	md := s.b.Metadata()
+	sp, err := parseShare(fc.Session(), md, req.GroupID, req.MemberID, parts, nil, req.Version >= 2 && req.IsRenewAck)
+	if err == nil && req.ShareSessionEpoch == 0 {
+		err = &shareError{kerrInvalidShareEpoch, "ShareAcknowledge cannot open a share session (epoch 0)"}
+	}
+	var ss *shareSession
+	if err == nil {
+		_, ss, err = s.share.sessionStep(shareSessionKey{sp.group, sp.member}, req.ShareSessionEpoch, nil, nil, false)
+	}
+	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = shareCode(err)
 		return resp
 	}
-	if req.GroupID == nil || *req.GroupID == "" || req.MemberID == nil || *req.MemberID == "" {
-		return fail(&shareError{kerrInvalidRequest, "a share acknowledgement names its group and member"})
-	}
-	groupID, member := *req.GroupID, *req.MemberID
-	if req.ShareSessionEpoch == 0 {
-		return fail(&shareError{kerrInvalidShareEpoch, "ShareAcknowledge cannot open a share session (epoch 0)"})
-	}
-	md := s.b.Metadata()
-	ids := make([][16]byte, 0, len(req.Topics))
-	for _, t := range req.Topics {
-		ids = append(ids, t.TopicID)
-	}
-	names, list := shareTopics(md, ids)
-	if err := fc.Session().CanConsume(groupID, slices.Values(list)); err != nil {
-		return fail(err)
-	}
-	renew := req.Version >= 2 && req.IsRenewAck
-	var acks shareAcks
-	unknown := map[[16]byte][]int32{}
-	for _, t := range req.Topics {
-		name := names[t.TopicID]
-		for _, p := range t.Partitions {
-			if name == "" {
-				unknown[t.TopicID] = append(unknown[t.TopicID], p.Partition)
-				continue
-			}
-			batches := make([]ackBatch, len(p.AcknowledgementBatches))
-			for i, b := range p.AcknowledgementBatches {
-				batches[i] = ackBatch{b.FirstOffset, b.LastOffset, b.AcknowledgeTypes}
-			}
-			if err := acks.add(group.QueueKey{Topic: name, Partition: p.Partition}, batches, renew); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	_, ss, err := s.share.sessionStep(shareSessionKey{groupID, member}, req.ShareSessionEpoch, nil, nil, false)
-	if err != nil {
-		return fail(err)
-	}
 	ctx, cancel := context.WithTimeout(fc.Context(), groupTimeout)
-	ackErrs := acks.apply(ctx, s.b, groupID, member)
+	ackErrs := sp.acks.apply(ctx, s.b, sp.group, sp.member)
 	cancel()
 	if req.Version >= 2 {
 		s.share.mu.Lock()
 		resp.AcquisitionLockTimeoutMillis = int32(ss.lease.Milliseconds())
 		s.share.mu.Unlock()
 	}
-	for _, k := range acks.parts {
-		mt := md.Topics[k.Topic]
-		if mt == nil {
-			continue
-		}
-		id := topicID(mt.ID)
-		n := len(resp.Topics)
-		if n == 0 || resp.Topics[n-1].TopicID != id {
+	eachResponsePartition(md, sp.keys, sp.unknown, func(id [16]byte, newTopic bool, k group.QueueKey, known bool) {
+		if newTopic {
 			t := kmsg.NewShareAcknowledgeResponseTopic()
 			t.TopicID = id
 			resp.Topics = append(resp.Topics, t)
-			n++
 		}
 		p := kmsg.NewShareAcknowledgeResponseTopicPartition()
 		p.Partition = k.Partition
 		p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
 		p.ErrorCode, p.ErrorMessage = shareCode(ackErrs[k])
-		resp.Topics[n-1].Partitions = append(resp.Topics[n-1].Partitions, p)
-	}
-	for id, ps := range unknown {
-		t := kmsg.NewShareAcknowledgeResponseTopic()
-		t.TopicID = id
-		for _, part := range ps {
-			p := kmsg.NewShareAcknowledgeResponseTopicPartition()
-			p.Partition, p.ErrorCode = part, kerrUnknownTopicID
-			p.CurrentLeader.LeaderID, p.CurrentLeader.LeaderEpoch = -1, -1
-			t.Partitions = append(t.Partitions, p)
+		if !known {
+			p.ErrorCode, p.ErrorMessage = kerrUnknownTopicID, nil
 		}
-		resp.Topics = append(resp.Topics, t)
-	}
+		resp.Topics[len(resp.Topics)-1].Partitions = append(resp.Topics[len(resp.Topics)-1].Partitions, p)
+	})
 	return resp
 }

@@ -57,19 +57,10 @@ func (c *shareClient) fetch(id [16]byte, maxRecords int32, wait time.Duration, a
 	t := kmsg.NewShareFetchRequestTopic()
 	t.TopicID = id
 	p := kmsg.NewShareFetchRequestTopicPartition()
-	for _, a := range acks {
-		p.AcknowledgementBatches = append(p.AcknowledgementBatches, kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{FirstOffset: a.first, LastOffset: a.last, AcknowledgeTypes: a.types})
-	}
+	p.AcknowledgementBatches = fetchAcks(acks)
 	t.Partitions = append(t.Partitions, p)
 	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(c.ctx, c.cl)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if resp.ErrorCode == 0 {
-		c.session++
-	}
-	return resp
+	return sent(c, req, func(r *kmsg.ShareFetchResponse) int16 { return r.ErrorCode })
 }
 
 func (c *shareClient) ack(id [16]byte, renew bool, acks ...shareAck) *kmsg.ShareAcknowledgeResponse {
@@ -79,19 +70,35 @@ func (c *shareClient) ack(id [16]byte, renew bool, acks ...shareAck) *kmsg.Share
 	t := kmsg.NewShareAcknowledgeRequestTopic()
 	t.TopicID = id
 	p := kmsg.NewShareAcknowledgeRequestTopicPartition()
-	for _, a := range acks {
-		p.AcknowledgementBatches = append(p.AcknowledgementBatches, kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{FirstOffset: a.first, LastOffset: a.last, AcknowledgeTypes: a.types})
+	for _, b := range fetchAcks(acks) {
+		p.AcknowledgementBatches = append(p.AcknowledgementBatches, kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch(b))
 	}
 	t.Partitions = append(t.Partitions, p)
 	req.Topics = append(req.Topics, t)
-	resp, err := req.RequestWith(c.ctx, c.cl)
+	return sent(c, req, func(r *kmsg.ShareAcknowledgeResponse) int16 { return r.ErrorCode })
+}
+
+func fetchAcks(acks []shareAck) []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch {
+	var out []kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch
+	for _, a := range acks {
+		out = append(out, kmsg.ShareFetchRequestTopicPartitionAcknowledgementBatch{FirstOffset: a.first, LastOffset: a.last, AcknowledgeTypes: a.types})
+	}
+	return out
+}
+
+// sent sends a share request of c's session and moves the session epoch
+// on when it was accepted.
+func sent[R kmsg.Response](c *shareClient, req kmsg.Request, code func(R) int16) R {
+	c.t.Helper()
+	resp, err := c.cl.Request(c.ctx, req)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if resp.ErrorCode == 0 {
+	r := resp.(R)
+	if code(r) == 0 {
 		c.session++
 	}
-	return resp
+	return r
 }
 
 // acquired decodes a ShareFetch partition: offset → value of each record
