@@ -408,3 +408,47 @@ func TestShareFetchAtLeaderNotCoordinator(t *testing.T) {
 	}
 	t.Logf("leader %d, coordinator %d: 5 records acquired and accepted through the leader", leader, co.BrokerID)
 }
+
+// TestShareBatches: acquired records with gaps and mixed delivery counts
+// are one batch per run of consecutive offsets, at those offsets, and one
+// AcquiredRecords range per run of equal count.
+func TestShareBatches(t *testing.T) {
+	var ms []broker.QueueMessage
+	for _, m := range []struct {
+		off int64
+		dc  int
+	}{{9, 1}, {3, 2}, {4, 2}, {5, 1}, {8, 1}} { // unsorted, as the core may give them
+		ms = append(ms, broker.QueueMessage{Offset: m.off, Deliveries: m.dc, Timestamp: 1000 + m.off, Value: []byte("v" + strconv.FormatInt(m.off, 10))})
+	}
+	recs, acq, err := shareBatches(ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kmsg.NewShareFetchResponseTopicPartition()
+	p.Records, p.AcquiredRecords = recs, acq
+	values, counts := acquired(t, p)
+	want := map[int64]int16{3: 2, 4: 2, 5: 1, 8: 1, 9: 1}
+	for off, dc := range want {
+		if counts[off] != dc || values[off] != "v"+strconv.FormatInt(off, 10) {
+			t.Fatalf("offset %d: count %d value %q, want %d", off, counts[off], values[off], dc)
+		}
+	}
+	var ranges [][3]int64
+	for _, a := range acq {
+		ranges = append(ranges, [3]int64{a.FirstOffset, a.LastOffset, int64(a.DeliveryCount)})
+	}
+	if !slices.Equal(ranges, [][3]int64{{3, 4, 2}, {5, 5, 1}, {8, 9, 1}}) {
+		t.Fatalf("acquired ranges %v", ranges)
+	}
+	batches := 0
+	for buf := recs; len(buf) > 0; batches++ {
+		b, err := record.ParseHeader(buf, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = buf[b.Size():]
+	}
+	if batches != 2 {
+		t.Fatalf("%d batches, want 2 (3-5 and 8-9)", batches)
+	}
+}
