@@ -106,15 +106,26 @@ func (st *shareState) sessionStep(key shareSessionKey, epoch int32, add, forget 
 	case epoch != ss.epoch:
 		return nil, nil, &shareError{kerrInvalidShareEpoch, fmt.Sprintf("share session epoch %d, expected %d", epoch, ss.epoch)}
 	}
+	in := make(map[group.QueueKey]bool, len(ss.parts)+len(add)) // sets: a request may name many partitions
+	for _, k := range ss.parts {
+		in[k] = true
+	}
 	for _, k := range add {
-		if !slices.Contains(ss.parts, k) {
+		if !in[k] {
 			if len(ss.parts) >= maxShareSessionPartitions {
 				return nil, nil, &shareError{kerrInvalidRequest, fmt.Sprintf("a share session holds at most %d partitions", maxShareSessionPartitions)}
 			}
+			in[k] = true
 			ss.parts = append(ss.parts, k)
 		}
 	}
-	ss.parts = slices.DeleteFunc(ss.parts, func(k group.QueueKey) bool { return slices.Contains(forget, k) })
+	if len(forget) > 0 {
+		gone := make(map[group.QueueKey]bool, len(forget))
+		for _, k := range forget {
+			gone[k] = true
+		}
+		ss.parts = slices.DeleteFunc(ss.parts, func(k group.QueueKey) bool { return gone[k] })
+	}
 	ss.epoch++
 	if ss.epoch < 0 {
 		ss.epoch = 1 // after MaxInt32: 0 and -1 mean open and close
@@ -411,6 +422,10 @@ func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts
 // its acknowledgement code, and the records acquired.
 func shareFetchResponse(md *controller.Metadata, resp *kmsg.ShareFetchResponse, fetched []group.QueueKey, sp shareParsed,
 	ackErrs map[group.QueueKey]error, msgs []broker.QueueMessage, recvErr error) {
+	isFetched := make(map[group.QueueKey]bool, len(fetched))
+	for _, k := range fetched {
+		isFetched[k] = true
+	}
 	byPart := map[group.QueueKey][]broker.QueueMessage{}
 	for _, m := range msgs {
 		k := group.QueueKey{Topic: m.Topic, Partition: m.Partition}
@@ -428,7 +443,7 @@ func shareFetchResponse(md *controller.Metadata, resp *kmsg.ShareFetchResponse, 
 		switch {
 		case !known:
 			p.ErrorCode, p.AcknowledgeErrorCode = kerrUnknownTopicID, kerrUnknownTopicID
-		case recvErr != nil && slices.Contains(fetched, k):
+		case recvErr != nil && isFetched[k]:
 			p.ErrorCode, p.ErrorMessage = shareCode(recvErr)
 		case len(byPart[k]) > 0:
 			var err error
