@@ -66,15 +66,28 @@ type QueueMessage struct {
 // queue group, waiting up to wait for one, and returns them with their
 // lease once the windows recording the acquisition are committed.
 func (b *Broker) QueueReceive(ctx context.Context, groupID, member string, topics []string, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
-	if member == "" || len(topics) == 0 || max <= 0 {
+	if len(topics) == 0 {
 		return nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
 	}
-	max = min(max, maxQueueRecords)
-	wait = min(wait, maxQueueWait, b.cfg.MaxFetchWait)
 	keys, err := b.queueKeys(topics)
 	if err != nil {
 		return nil, 0, err
 	}
+	return b.QueueReceivePartitions(ctx, groupID, member, keys, max, wait)
+}
+
+// QueueReceivePartitions is QueueReceive of the partitions keys only (a
+// Kafka share fetch asks the leader of each partition for it).
+func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member string, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
+	if member == "" || len(keys) == 0 || max <= 0 {
+		return nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
+	}
+	if err := b.queueCheckKeys(keys); err != nil {
+		return nil, 0, err
+	}
+	max = min(max, maxQueueRecords)
+	wait = min(wait, maxQueueWait, b.cfg.MaxFetchWait)
+	keys = slices.Clone(keys) // rotated below
 	co, err := b.coordinatorFor(groupID)
 	if err != nil {
 		return nil, 0, err
@@ -137,6 +150,20 @@ func (b *Broker) queueKeys(topics []string) ([]group.QueueKey, error) {
 		}
 	}
 	return keys, nil
+}
+
+// queueCheckKeys refuses partitions of unknown and internal topics.
+func (b *Broker) queueCheckKeys(keys []group.QueueKey) error {
+	md := b.store.Metadata()
+	for _, k := range keys {
+		if k.Topic == OffsetsTopic {
+			return errInternalTopic
+		}
+		if mt := md.Topics[k.Topic]; mt == nil || k.Partition < 0 || int(k.Partition) >= len(mt.Partitions) {
+			return &protocol.Error{Code: protocol.ErrUnknownTopicOrPartition, Detail: fmt.Sprintf("%s/%d does not exist", k.Topic, k.Partition)}
+		}
+	}
+	return nil
 }
 
 // queueData is what a receive read of one partition.

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/sluicemq/sluice/auth"
@@ -18,14 +17,36 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
-	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, slices.Values(req.Topics))) {
+	if c.refused(resp, h, c.sess.CanConsume(req.GroupID, func(yield func(string) bool) {
+		for _, t := range req.Topics {
+			if !yield(t) {
+				return
+			}
+		}
+		for _, p := range req.Partitions {
+			if !yield(p.Topic) {
+				return
+			}
+		}
+	})) {
 		return nil
 	}
 	wait := time.Duration(max(req.MaxWaitMs, 0)) * time.Millisecond
 	// As groupContext, with the long-poll on top.
 	ctx, cancel := context.WithTimeout(context.Background(), min(wait, maxQueueWait)+groupWriteTimeout)
 	defer cancel()
-	msgs, lease, err := c.b.QueueReceive(ctx, req.GroupID, req.MemberID, req.Topics, int(req.MaxRecords), wait)
+	var msgs []QueueMessage
+	var lease time.Duration
+	var err error
+	if len(req.Partitions) > 0 {
+		keys := make([]group.QueueKey, len(req.Partitions))
+		for i, p := range req.Partitions {
+			keys[i] = group.QueueKey{Topic: p.Topic, Partition: p.Partition}
+		}
+		msgs, lease, err = c.b.QueueReceivePartitions(ctx, req.GroupID, req.MemberID, keys, int(req.MaxRecords), wait)
+	} else {
+		msgs, lease, err = c.b.QueueReceive(ctx, req.GroupID, req.MemberID, req.Topics, int(req.MaxRecords), wait)
+	}
 	out := protocol.QueueReceiveResponse{LeaseMs: int32(lease.Milliseconds())}
 	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
 	for _, m := range msgs {

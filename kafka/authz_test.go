@@ -223,6 +223,26 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		f.ResourceType, f.ResourcePatternType, f.Operation, f.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny,
 			kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
 		r.Filters = append(r.Filters, f)
+	case *kmsg.ShareGroupHeartbeatRequest:
+		r.GroupID, r.MemberID, r.SubscribedTopicNames = "g", "bob-share-member", []string{orders}
+	case *kmsg.ShareGroupDescribeRequest:
+		r.GroupIDs = []string{"g"}
+	case *kmsg.ShareFetchRequest:
+		g, m := "g", "bob-share-member"
+		r.GroupID, r.MemberID, r.MaxWaitMillis = &g, &m, 0
+		t := kmsg.NewShareFetchRequestTopic()
+		t.TopicID = topicID(1)
+		t.Partitions = []kmsg.ShareFetchRequestTopicPartition{kmsg.NewShareFetchRequestTopicPartition()}
+		r.Topics = append(r.Topics, t)
+	case *kmsg.ShareAcknowledgeRequest:
+		g, m := "g", "bob-share-member"
+		r.GroupID, r.MemberID, r.ShareSessionEpoch = &g, &m, 1
+		t := kmsg.NewShareAcknowledgeRequestTopic()
+		t.TopicID = topicID(1)
+		p := kmsg.NewShareAcknowledgeRequestTopicPartition()
+		p.AcknowledgementBatches = []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{{FirstOffset: 0, LastOffset: 0, AcknowledgeTypes: []int8{1}}}
+		t.Partitions = append(t.Partitions, p)
+		r.Topics = append(r.Topics, t)
 	default:
 		return nil
 	}

@@ -110,3 +110,16 @@ func TestNodeClient(t *testing.T) {
 	_, addr := single(t, nil)
 	runCompat(t, "run-node.sh", []string{"node", "npm"}, addr, "admin", "produce", "group")
 }
+
+// Apache Kafka's KafkaShareConsumer (kafka-clients 4.4.0; KIP-932 share
+// groups served by sluice queue groups): two share consumers of one
+// partition both receive records, acknowledge each explicitly (one
+// REJECT), every record is consumed exactly once, and the rejected one is
+// in the dead-letter topic.
+func TestJavaShareConsumer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Java program")
+	}
+	_, addr := single(t, nil)
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "share")
+}

@@ -549,7 +549,7 @@ func failedGroup(req kmsg.Request, code int16) kmsg.Response {
 		resp.ErrorCode, resp.MemberEpoch = code, -1
 		return resp
 	}
-	return nil
+	return failedShare(req, code)
 }
 
 // groupErrors fills resp's Groups (structs with a Group and an ErrorCode,

@@ -60,6 +60,7 @@ const maxRequestBytes = 1 << 20
 type Server struct {
 	b      *broker.Broker
 	logger *zap.Logger
+	share  *shareState // share groups' members and sessions (share.go)
 }
 
 // New returns a Kafka front end for b; logger may be nil.
@@ -67,7 +68,7 @@ func New(b *broker.Broker, logger *zap.Logger) *Server {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka"))}
+	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka")), share: newShareState()}
 }
 
 // Serve accepts Kafka connections on ln until ctx is cancelled, then
@@ -369,6 +370,14 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		resp = s.consumerGroupHeartbeat(fc, h, r)
 	case *kmsg.ConsumerGroupDescribeRequest:
 		resp = s.consumerGroupDescribe(fc.Session(), r)
+	case *kmsg.ShareGroupHeartbeatRequest: // share*.go
+		resp = s.shareGroupHeartbeat(fc, h, r)
+	case *kmsg.ShareGroupDescribeRequest:
+		resp = s.shareGroupDescribe(fc.Session(), r)
+	case *kmsg.ShareFetchRequest:
+		return s.shareFetch(fc, h, flexible, r)
+	case *kmsg.ShareAcknowledgeRequest:
+		resp = s.shareAcknowledge(fc, r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))
@@ -392,6 +401,8 @@ func refusal(sess *broker.Session, req kmsg.Request) error {
 		return sess.CanReadGroup(r.Group)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
 		return sess.CanSubscribe(r.Group, r.SubscribedTopicNames)
+	case *kmsg.ShareGroupHeartbeatRequest:
+		return sess.CanSubscribe(r.GroupID, r.SubscribedTopicNames)
 	case *kmsg.OffsetCommitRequest:
 		// Read on the group and on every topic, or nothing is committed.
 		return sess.CanConsume(r.Group, func(yield func(string) bool) {

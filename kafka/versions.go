@@ -69,6 +69,10 @@ var Table = map[int16]VersionRange{
 	60: {0, 1},
 	68: {0, 1}, // ConsumerGroupHeartbeat (KIP-848)
 	69: {0, 1},
+	76: {1, 1}, // ShareGroupHeartbeat (KIP-932, share*.go): v0 was Kafka 4.0's early access
+	77: {1, 1},
+	78: {1, 2}, // ShareFetch: v2 renew acknowledgements
+	79: {1, 2},
 }
 
 // kerrUnsupportedVersion is Kafka's UNSUPPORTED_VERSION.

@@ -172,6 +172,12 @@ func topError(resp kmsg.Response) int16 {
 		return r.ErrorCode
 	case *kmsg.ConsumerGroupHeartbeatResponse:
 		return r.ErrorCode
+	case *kmsg.ShareGroupHeartbeatResponse:
+		return r.ErrorCode
+	case *kmsg.ShareFetchResponse:
+		return r.ErrorCode
+	case *kmsg.ShareAcknowledgeResponse:
+		return r.ErrorCode
 	}
 	return -2
 }

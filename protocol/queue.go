@@ -34,6 +34,16 @@ type QueueReceiveRequest struct {
 	Topics     []string
 	MaxRecords int32
 	MaxWaitMs  int32
+	// Partitions (v1), when not empty, are the only partitions read: a
+	// Kafka share fetch forwarded by a partition's leader to the
+	// coordinator. Their topics are among Topics.
+	Partitions []QueuePartitionKey
+}
+
+// QueuePartitionKey names one partition of a topic.
+type QueuePartitionKey struct {
+	Topic     string
+	Partition int32
 }
 
 // Key returns QueueReceive.
@@ -45,7 +55,13 @@ func (r *QueueReceiveRequest) Append(dst []byte, version int16) []byte {
 	dst = appendString(dst, r.MemberID)
 	dst = appendStrings(dst, r.Topics)
 	dst = appendInt32(dst, r.MaxRecords)
-	return appendInt32(dst, r.MaxWaitMs)
+	dst = appendInt32(dst, r.MaxWaitMs)
+	if version >= 1 {
+		dst = appendArray(dst, r.Partitions, func(k *QueuePartitionKey, dst []byte) []byte {
+			return appendInt32(appendString(dst, k.Topic), k.Partition)
+		})
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -58,6 +74,13 @@ func (r *QueueReceiveRequest) Decode(d *Decoder, version int16) error {
 	r.Topics = d.strings("topics", r.Topics)
 	r.MaxRecords = d.int32("max_records")
 	r.MaxWaitMs = d.int32("max_wait_ms")
+	r.Partitions = r.Partitions[:0]
+	if version >= 1 {
+		r.Partitions = decodeArray(d, "partitions", 2+4, r.Partitions, func(k *QueuePartitionKey, d *Decoder) {
+			k.Topic = d.string("topic", k.Topic)
+			k.Partition = d.int32("partition")
+		})
+	}
 	return d.finish()
 }
 

@@ -16,7 +16,8 @@ import org.apache.kafka.common.serialization.*;
  * steps. Usage: Compat BOOTSTRAP [steps...], steps among admin, produce,
  * consume, group (the classic protocol), group-consumer (KIP-848's,
  * group.protocol=consumer) (default: these), acls (create, describe and
- * delete an ACL) and records (deleteRecords on partition 0, after produce).
+ * delete an ACL), records (deleteRecords on partition 0, after produce)
+ * and share (KIP-932 share consumers).
  */
 public final class Compat {
   static final int RECORDS = 2000;
@@ -24,7 +25,7 @@ public final class Compat {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records ...]");
+      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records|share ...]");
       System.exit(2);
     }
     String bootstrap = args[0];
@@ -165,6 +166,8 @@ public final class Compat {
         return "deleted " + tp + " below " + end;
       });
 
+      step("share", steps, () -> share(common, admin, topic + "-share"));
+
       if (steps.contains("admin")) {
         step("admin", steps, () -> {
           admin.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
@@ -173,6 +176,85 @@ public final class Compat {
       }
     }
     System.exit(failures);
+  }
+
+  static final int SHARE_RECORDS = 300;
+
+  /**
+   * Share groups (KIP-932): two KafkaShareConsumers of one group on a topic
+   * of one partition (more consumers than partitions) both receive records,
+   * acknowledge each explicitly (ACCEPT, and REJECT for one), and together
+   * see every record exactly once; the rejected one is in TOPIC.dlq.
+   */
+  static String share(Properties common, Admin admin, String topic) throws Exception {
+    admin.createTopics(List.of(new NewTopic(topic, 1, (short) -1))).all().get(30, TimeUnit.SECONDS);
+    Properties p = (Properties) common.clone();
+    p.put("acks", "all");
+    p.put("key.serializer", StringSerializer.class.getName());
+    p.put("value.serializer", StringSerializer.class.getName());
+    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
+      for (int i = 0; i < SHARE_RECORDS; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
+      prod.flush();
+    }
+    String reject = "v" + (SHARE_RECORDS / 2);
+    Properties c = (Properties) common.clone();
+    c.put("group.id", topic + "-group");
+    c.put("key.deserializer", StringDeserializer.class.getName());
+    c.put("value.deserializer", StringDeserializer.class.getName());
+    c.put("share.acknowledgement.mode", "explicit");
+    c.put("max.poll.records", "10");
+    Map<String, String> seenBy = new java.util.concurrent.ConcurrentHashMap<>();
+    List<String> dups = Collections.synchronizedList(new ArrayList<>());
+    int[] perConsumer = new int[2];
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+    List<Thread> threads = new ArrayList<>();
+    List<Throwable> errors = Collections.synchronizedList(new ArrayList<>());
+    for (int i = 0; i < 2; i++) {
+      final int me = i;
+      Thread th = new Thread(() -> {
+        try (ShareConsumer<String, String> sc = new KafkaShareConsumer<>(c)) {
+          sc.subscribe(List.of(topic));
+          while (seenBy.size() < SHARE_RECORDS && System.nanoTime() < deadline) {
+            for (ConsumerRecord<String, String> r : sc.poll(Duration.ofMillis(200))) {
+              String prev = seenBy.putIfAbsent(r.value(), "consumer" + me);
+              if (prev != null) dups.add(r.value() + " (offset " + r.offset() + ", delivery " + r.deliveryCount() + ")");
+              sc.acknowledge(r, r.value().equals(reject) ? AcknowledgeType.REJECT : AcknowledgeType.ACCEPT);
+              perConsumer[me]++;
+              Thread.sleep(1); // work: lets the other consumer take records too
+            }
+            sc.commitSync(Duration.ofSeconds(15));
+          }
+        } catch (Throwable e) {
+          errors.add(e);
+        }
+      });
+      threads.add(th);
+      th.start();
+    }
+    for (Thread th : threads) th.join();
+    if (!errors.isEmpty()) throw new IllegalStateException("share consumer: " + errors.get(0), errors.get(0));
+    if (seenBy.size() != SHARE_RECORDS) throw new IllegalStateException("share consumers read " + seenBy.size() + " of " + SHARE_RECORDS);
+    if (!dups.isEmpty()) throw new IllegalStateException("delivered twice: " + dups);
+    if (perConsumer[0] == 0 || perConsumer[1] == 0)
+      throw new IllegalStateException("records per consumer " + perConsumer[0] + ", " + perConsumer[1] + ": both should receive");
+    // The rejected record is the dead-letter topic's one record.
+    Properties d = (Properties) common.clone();
+    d.put("key.deserializer", StringDeserializer.class.getName());
+    d.put("value.deserializer", StringDeserializer.class.getName());
+    List<String> dead = new ArrayList<>();
+    try (Consumer<String, String> cons = new KafkaConsumer<>(d)) {
+      TopicPartition tp = new TopicPartition(topic + ".dlq", 0);
+      cons.assign(List.of(tp));
+      cons.seekToBeginning(List.of(tp));
+      long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (dead.isEmpty() && System.nanoTime() < until) {
+        for (ConsumerRecord<String, String> r : cons.poll(Duration.ofMillis(200))) dead.add(r.value());
+      }
+      for (ConsumerRecord<String, String> r : cons.poll(Duration.ofMillis(500))) dead.add(r.value());
+    }
+    if (!dead.equals(List.of(reject))) throw new IllegalStateException("dead letters " + dead + ", want [" + reject + "]");
+    return SHARE_RECORDS + " records once each through two share consumers of one partition (" + perConsumer[0] + " + "
+        + perConsumer[1] + "), " + reject + " rejected to " + topic + ".dlq";
   }
 
   interface Step {
