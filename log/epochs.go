@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -28,9 +29,24 @@ type EpochStart struct {
 // every change (changes are rare: one per leadership change), and checked
 // against the log at Open: a cache that does not end with the epoch of the
 // log's last batch is rebuilt from the batch headers. Guarded by Log.mu.
+//
+// The write an append makes (a batch of a new epoch, noteEpoch) is not
+// fsynced under the append lock: the next sync of the log (the interval
+// flusher's, the group commit's, Close's) makes it durable, as Kafka does
+// since KAFKA-15046. An fsync there held every append (and every
+// acks=all acknowledgement waiting on the followers' appends) for as long
+// as a busy disk took to sync: 70 to 140 ms at the first batch of every
+// leader epoch on a loaded machine (BENCHMARKS.md, tail latency). A
+// crash before that sync loses nothing the cache is needed for: the
+// checkpoint is missing, corrupt (CRC) or old, and Open rebuilds it from
+// the recovered log's batch headers when it does not end with the last
+// batch's epoch. Truncations (cutEpochs) still write it durably.
 type epochCache struct {
 	entries []EpochStart
 	file    *Checkpoint
+	// unsynced: a write since the last sync (set under Log.mu, cleared
+	// by the sync, which runs outside it).
+	unsynced atomic.Bool
 }
 
 const epochCheckpointFile = "leader-epoch.checkpoint"
@@ -87,17 +103,46 @@ func (c *epochCache) endOffsetFor(epoch int32, end int64) (int32, int64) {
 	return c.entries[i].Epoch, c.entries[i+1].StartOffset
 }
 
-// Checkpoint payload: count u32, then (epoch i32, start offset i64) each.
+// save writes the checkpoint durably. Payload: count u32, then (epoch
+// i32, start offset i64) each.
 func (c *epochCache) save() error {
+	if err := c.file.Write(c.payload()); err != nil {
+		return fmt.Errorf("leader-epoch checkpoint: %w", err)
+	}
+	c.unsynced.Store(false)
+	return nil
+}
+
+// saveUnsynced writes the checkpoint without an fsync; sync makes it
+// durable.
+func (c *epochCache) saveUnsynced() error {
+	c.unsynced.Store(true)
+	if err := c.file.WriteUnsynced(c.payload()); err != nil {
+		return fmt.Errorf("leader-epoch checkpoint: %w", err)
+	}
+	return nil
+}
+
+// sync makes the last saveUnsynced durable, if one is not yet. Called
+// without Log.mu, by the log's syncs.
+func (c *epochCache) sync() error {
+	if !c.unsynced.Swap(false) {
+		return nil
+	}
+	if err := c.file.Sync(); err != nil {
+		c.unsynced.Store(true)
+		return fmt.Errorf("leader-epoch checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (c *epochCache) payload() []byte {
 	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+12*len(c.entries)), uint32(len(c.entries)))
 	for _, e := range c.entries {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(e.Epoch))
 		buf = binary.BigEndian.AppendUint64(buf, uint64(e.StartOffset))
 	}
-	if err := c.file.Write(buf); err != nil {
-		return fmt.Errorf("leader-epoch checkpoint: %w", err)
-	}
-	return nil
+	return buf
 }
 
 func (c *epochCache) load() error {
@@ -213,12 +258,13 @@ func (l *Log) Epochs() []EpochStart {
 	return slices.Clone(l.epochs.entries)
 }
 
-// noteEpoch records the epoch of a batch appended at base; mu is held. The
-// checkpoint's fsync failing is an fsync error like any other (R5): the
-// caller takes the log offline.
+// noteEpoch records the epoch of a batch appended at base; mu is held.
+// The checkpoint is written without an fsync (see epochCache); the next
+// sync of the log makes it durable. A failed write takes the log offline
+// (the caller), as a failed fsync does (R5).
 func (l *Log) noteEpoch(epoch int32, base int64) error {
 	if l.epochs.assign(epoch, base) {
-		return l.epochs.save()
+		return l.epochs.saveUnsynced()
 	}
 	return nil
 }
