@@ -70,24 +70,7 @@ func NewCheckpoint(fs vfs.FS, path string) *Checkpoint { return &Checkpoint{fs: 
 func (c *Checkpoint) Path() string { return c.path }
 
 // Write replaces the checkpoint's payload durably (R4).
-func (c *Checkpoint) Write(payload []byte) error { return c.write(payload, true) }
-
-// WriteUnsynced replaces the checkpoint's payload atomically but without
-// an fsync (vfs.ReplaceFile): after a crash the file may hold the old
-// payload, or read as ErrCorruptCheckpoint or missing. Only for a
-// checkpoint its reader can rebuild; Sync makes it durable later.
-func (c *Checkpoint) WriteUnsynced(payload []byte) error { return c.write(payload, false) }
-
-// Sync makes the last write durable (what WriteUnsynced left out). It
-// does not hold up writes while it runs.
-func (c *Checkpoint) Sync() error {
-	if err := vfs.SyncFile(c.fs, c.path); err != nil {
-		return fmt.Errorf("checkpoint %s: sync: %w", c.path, err)
-	}
-	return nil
-}
-
-func (c *Checkpoint) write(payload []byte, durable bool) error {
+func (c *Checkpoint) Write(payload []byte) error {
 	if len(payload) > MaxCheckpointBytes {
 		return fmt.Errorf("checkpoint %s: payload of %d bytes over %d", c.path, len(payload), MaxCheckpointBytes)
 	}
@@ -99,11 +82,7 @@ func (c *Checkpoint) write(payload []byte, durable bool) error {
 	b = append(b, payload...)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	c.buf = b
-	write := vfs.WriteFile
-	if !durable {
-		write = vfs.ReplaceFile
-	}
-	if err := write(c.fs, c.path, b); err != nil {
+	if err := vfs.WriteFile(c.fs, c.path, b); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", c.path, err)
 	}
 	return nil

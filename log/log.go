@@ -469,9 +469,9 @@ func (l *Log) syncDirty() (int64, error) {
 	if err := l.syncSegments(segs); err != nil {
 		return 0, err
 	}
-	// The leader-epoch checkpoint an append wrote without an fsync
-	// (noteEpoch) is durable before the offsets it covers are.
-	if err := l.epochs.sync(); err != nil {
+	// The leader-epoch checkpoint an append left pending (noteEpoch) is
+	// durable before the offsets it covers are.
+	if err := l.epochs.flush(); err != nil {
 		return 0, fmt.Errorf("log %s: %w", l.dir, err)
 	}
 	for _, s := range segs[:len(segs)-1] {
@@ -629,9 +629,10 @@ func (l *Log) Close() error {
 
 	err := l.waitOnline(l.end.Load(), l.commit.gen.Load())
 	if err == nil {
-		// An epoch written after the last sync's check (its batch was
-		// covered already) is synced here, before the clean marker.
-		if err = l.epochs.sync(); err != nil {
+		// An epoch noted after the last sync took the pending
+		// checkpoint (its batch was covered already) is written here,
+		// before the clean marker.
+		if err = l.epochs.flush(); err != nil {
 			err = fmt.Errorf("log %s: close: %w", l.dir, err)
 		}
 	}

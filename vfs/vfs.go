@@ -149,29 +149,12 @@ const TempSuffix = ".tmp"
 // after a crash finds the old content or the new, never a mix. Callers
 // serialize their writes of one name (they share the temp file).
 func WriteFile(fs FS, name string, b []byte) error {
-	if err := replaceFile(fs, name, b, true); err != nil {
-		return err
-	}
-	return SyncDir(fs, filepath.Dir(name))
-}
-
-// ReplaceFile replaces name with b atomically but not durably: it writes
-// name+TempSuffix and renames it over name, with no fsync. After a crash
-// a reader may find the old content, the new, or (the data not yet
-// written back) a short or empty file: only for files whose reader
-// checks them (a checkpoint's CRC) and can rebuild them. SyncFile makes
-// the replacement durable later.
-func ReplaceFile(fs FS, name string, b []byte) error {
-	return replaceFile(fs, name, b, false)
-}
-
-func replaceFile(fs FS, name string, b []byte, sync bool) error {
 	f, err := fs.OpenFile(name+TempSuffix, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil && sync {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -180,23 +163,7 @@ func replaceFile(fs FS, name string, b []byte, sync bool) error {
 	if err != nil {
 		return err
 	}
-	return fs.Rename(name+TempSuffix, name)
-}
-
-// SyncFile makes name's content and its directory entry durable: the
-// fsyncs ReplaceFile left out. Whatever content name has when it is
-// opened is what is synced (a newer replacement than the caller's is
-// synced too).
-func SyncFile(fs FS, name string) error {
-	f, err := fs.OpenFile(name, os.O_RDONLY, 0)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fs.Rename(name+TempSuffix, name); err != nil {
 		return err
 	}
 	return SyncDir(fs, filepath.Dir(name))
