@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 
@@ -65,6 +66,7 @@ type benchFlags struct {
 	delivery    time.Duration
 	json        bool
 	cpuprofile  string
+	tracefile   string
 	group       string // consume, verify: as members of this consumer group
 }
 
@@ -78,6 +80,7 @@ func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
 	f.DurationVar(&b.duration, "duration", 0, "run for this long instead of --records")
 	f.BoolVar(&b.json, "json", false, "print the final report as JSON, and no progress line")
 	f.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file")
+	f.StringVar(&b.tracefile, "trace", "", "write an execution trace of this process to the file (go tool trace)")
 }
 
 func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
@@ -178,6 +181,27 @@ func withCPUProfile(path string, fn func() error) error {
 	return runErr
 }
 
+// withTrace runs fn while writing an execution trace to path, if set.
+func withTrace(path string, fn func() error) error {
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--trace: %w", err)
+	}
+	runErr := fn()
+	trace.Stop()
+	if err := f.Close(); err != nil && runErr == nil {
+		return fmt.Errorf("--trace: %w", err)
+	}
+	return runErr
+}
+
 var benchWorkloads = map[string]struct {
 	short, long, example string
 	run                  func(context.Context, bench.Config) (*bench.Report, error)
@@ -267,9 +291,11 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 				return err
 			}
 			var r *bench.Report
-			err = withCPUProfile(b.cpuprofile, func() error {
-				r, err = w.run(cmd.Context(), cfg)
-				return err
+			err = withTrace(b.tracefile, func() error {
+				return withCPUProfile(b.cpuprofile, func() error {
+					r, err = w.run(cmd.Context(), cfg)
+					return err
+				})
 			})
 			if r == nil {
 				return err
