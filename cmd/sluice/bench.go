@@ -162,42 +162,32 @@ func isTerminal(w io.Writer) bool {
 
 // withCPUProfile runs fn while writing a CPU profile to path, if set.
 func withCPUProfile(path string, fn func() error) error {
-	if path == "" {
-		return fn()
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("--cpuprofile: %w", err)
-	}
-	runErr := fn()
-	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil && runErr == nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return runErr
+	return withProfile("--cpuprofile", path, pprof.StartCPUProfile, pprof.StopCPUProfile, fn)
 }
 
 // withTrace runs fn while writing an execution trace to path, if set.
 func withTrace(path string, fn func() error) error {
+	return withProfile("--trace", path, trace.Start, trace.Stop, fn)
+}
+
+// withProfile runs fn between start and stop writing to the file path (a
+// no-op when path is empty); flag names the option in errors.
+func withProfile(flag, path string, start func(io.Writer) error, stop func(), fn func() error) error {
 	if path == "" {
 		return fn()
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("--trace: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return fmt.Errorf("--trace: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	runErr := fn()
-	trace.Stop()
+	stop()
 	if err := f.Close(); err != nil && runErr == nil {
-		return fmt.Errorf("--trace: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return runErr
 }
