@@ -434,6 +434,18 @@ const (
 // anyBroker is the target of requests any broker can serve.
 const anyBroker int32 = -1
 
+// waitsForWork reports whether req's answer comes only once the broker
+// has done what it asks, which may take longer than anyFirstTry on a
+// healthy broker: ElectLeaders hands each partition over (fence, drain
+// the followers, switch). Its first try at another broker after
+// anyFirstTry found the handovers done and answered ELECTION_NOT_NEEDED
+// for partitions the first try had moved (a flaky
+// TestRebalanceLeadersCommandLosesNoAck on a loaded machine).
+func waitsForWork(req protocol.Message) bool {
+	_, ok := req.(*protocol.ElectLeadersRequest)
+	return ok
+}
+
 // roundTrip sends req to broker id (or any broker) and decodes the answer
 // into resp, retrying retriable failures up to RequestRetries times with
 // backoff. idempotent says whether a request that may have been applied
@@ -446,10 +458,15 @@ const anyBroker int32 = -1
 // InitProducerId — and with it every batch of an idempotent producer —
 // for the whole RequestTimeout. The next try goes to the next broker with
 // the whole timeout, at once.
+//
+// A request whose answer waits for work the broker does (waitsForWork)
+// gets the whole timeout at once: cut short, it would be sent again while
+// the first broker still does it, and the second answer would misreport
+// what the first did.
 func (c *Client) roundTrip(ctx context.Context, id int32, req protocol.Message, newResp func() protocol.Message, idempotent bool) (protocol.Message, error) {
 	for attempt := 0; ; attempt++ {
 		tctx, cancel := ctx, context.CancelFunc(func() {})
-		short := attempt == 0 && id == anyBroker && idempotent && c.cfg.requestTimeout > anyFirstTry
+		short := attempt == 0 && id == anyBroker && idempotent && !waitsForWork(req) && c.cfg.requestTimeout > anyFirstTry
 		if short {
 			tctx, cancel = context.WithTimeout(ctx, anyFirstTry)
 		}

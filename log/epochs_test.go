@@ -1,15 +1,19 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/record"
 	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 func TestEpochCacheEndOffsetFor(t *testing.T) {
@@ -247,4 +251,106 @@ func TestResetTo(t *testing.T) {
 	if err := l.ResetTo(-1); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("reset to -1: %v", err)
 	}
+}
+
+// TestEpochCheckpointNotSyncedUnderAppendLock: the append that starts a
+// leader epoch neither writes nor fsyncs the leader-epoch checkpoint (its
+// fsyncs under the append lock held every append, and every acks=all
+// acknowledgement behind it, for as long as a busy disk took: issue 13,
+// item 8); the log's next sync writes it durably; and a crash before
+// that (the file old, missing or torn) rebuilds it from the log.
+func TestEpochCheckpointNotSyncedUnderAppendLock(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	path := filepath.Join(dir, epochCheckpointFile)
+	tmp := path + vfs.TempSuffix
+	var syncs atomic.Int64
+	// (The first armed fault that matches an operation decides it.)
+	created := fs.Arm(errorfs.Fault{Ops: errorfs.OpCreate, Path: tmp})
+	all := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync | errorfs.OpSyncDir, Hook: func() { syncs.Add(1) }})
+	// Interval fsync with a flusher that never fires on its own.
+	l, err := Open(dir, Config{FS: fs, Fsync: FsyncInterval, FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for epoch := range int32(3) {
+		l.SetLeaderEpoch(epoch)
+		before := syncs.Load()
+		if _, err := l.AppendNoWait(makeBatch(nil, 2, 100, 1, nil)); err != nil {
+			t.Fatal(err)
+		}
+		if n := syncs.Load() - before; n != 0 {
+			t.Fatalf("the first append of epoch %d made %d fsyncs; want none under the append lock", epoch, n)
+		}
+	}
+	if n := created.Hits(); n != 0 {
+		t.Fatalf("the appends wrote the leader-epoch checkpoint %d times; want it left to the next sync", n)
+	}
+	all.Disarm()
+	synced := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: tmp})
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if created.Hits() != 1 || synced.Hits() != 1 {
+		t.Fatalf("Sync wrote the leader-epoch checkpoint %d times and fsynced it %d times, want 1 and 1", created.Hits(), synced.Hits())
+	}
+	want := []EpochStart{{0, 0}, {1, 2}, {2, 4}}
+	if got, err := readEpochCheckpoint(path); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("checkpoint after Sync: %v %v, want %v", got, err, want)
+	}
+	if err := l.Sync(); err != nil || created.Hits() != 1 {
+		t.Fatalf("a second Sync (nothing new): %v, checkpoint written %d times in all, want 1", err, created.Hits())
+	}
+	synced.Disarm()
+	created.Disarm()
+
+	// A new epoch, then a crash before any sync: the checkpoint on disk
+	// may be the old one, or gone (its data never written back).
+	l.SetLeaderEpoch(7)
+	if _, err := l.AppendNoWait(makeBatch(nil, 1, 100, 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, EpochStart{7, 6})
+	if got := l.Epochs(); !slices.Equal(got, want) {
+		t.Fatalf("epochs %v, want %v", got, want)
+	}
+	if err := l.Sync(); err != nil { // the batch survives the crash below
+		t.Fatal(err)
+	}
+	l.crash()
+	for _, lost := range []string{"old", "missing", "torn"} {
+		switch lost {
+		case "old":
+			b := NewCheckpoint(vfs.Default, path)
+			if err := b.Write(binary.BigEndian.AppendUint32(nil, 0)); err != nil { // an empty cache
+				t.Fatal(err)
+			}
+		case "missing":
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		case "torn":
+			if err := os.WriteFile(path, []byte("SLCP"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l2, err := Open(dir, Config{})
+		if err != nil {
+			t.Fatalf("%s checkpoint: reopen: %v", lost, err)
+		}
+		got := l2.Epochs()
+		if err := l2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s checkpoint: epochs after reopening %v, want %v (rebuilt from the log)", lost, got, want)
+		}
+	}
+}
+
+// readEpochCheckpoint decodes the leader-epoch checkpoint at path.
+func readEpochCheckpoint(path string) ([]EpochStart, error) {
+	c := epochCache{file: NewCheckpoint(vfs.Default, path)}
+	err := c.load()
+	return c.entries, err
 }

@@ -469,6 +469,11 @@ func (l *Log) syncDirty() (int64, error) {
 	if err := l.syncSegments(segs); err != nil {
 		return 0, err
 	}
+	// The leader-epoch checkpoint an append left pending (noteEpoch) is
+	// durable before the offsets it covers are.
+	if err := l.epochs.flush(); err != nil {
+		return 0, fmt.Errorf("log %s: %w", l.dir, err)
+	}
 	for _, s := range segs[:len(segs)-1] {
 		if err := s.Seal(); err != nil {
 			return 0, fmt.Errorf("log %s: segment %d: seal: %w", l.dir, s.Base(), err)
@@ -623,6 +628,14 @@ func (l *Log) Close() error {
 	l.wg.Wait()
 
 	err := l.waitOnline(l.end.Load(), l.commit.gen.Load())
+	if err == nil {
+		// An epoch noted after the last sync took the pending
+		// checkpoint (its batch was covered already) is written here,
+		// before the clean marker.
+		if err = l.epochs.flush(); err != nil {
+			err = fmt.Errorf("log %s: close: %w", l.dir, err)
+		}
+	}
 	if err == nil {
 		l.checkpointRecoveryPoint()
 		if l.rpWritten != l.end.Load() {

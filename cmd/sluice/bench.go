@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 
@@ -65,6 +66,7 @@ type benchFlags struct {
 	delivery    time.Duration
 	json        bool
 	cpuprofile  string
+	tracefile   string
 	group       string // consume, verify: as members of this consumer group
 }
 
@@ -78,6 +80,7 @@ func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
 	f.DurationVar(&b.duration, "duration", 0, "run for this long instead of --records")
 	f.BoolVar(&b.json, "json", false, "print the final report as JSON, and no progress line")
 	f.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file")
+	f.StringVar(&b.tracefile, "trace", "", "write an execution trace of this process to the file (go tool trace)")
 }
 
 func (b *benchFlags) addProducer(f *pflag.FlagSet, acks bool) {
@@ -159,21 +162,32 @@ func isTerminal(w io.Writer) bool {
 
 // withCPUProfile runs fn while writing a CPU profile to path, if set.
 func withCPUProfile(path string, fn func() error) error {
+	return withProfile("--cpuprofile", path, pprof.StartCPUProfile, pprof.StopCPUProfile, fn)
+}
+
+// withTrace runs fn while writing an execution trace to path, if set.
+func withTrace(path string, fn func() error) error {
+	return withProfile("--trace", path, trace.Start, trace.Stop, fn)
+}
+
+// withProfile runs fn between start and stop writing to the file path (a
+// no-op when path is empty); flag names the option in errors.
+func withProfile(flag, path string, start func(io.Writer) error, stop func(), fn func() error) error {
 	if path == "" {
 		return fn()
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return fmt.Errorf("--cpuprofile: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	runErr := fn()
-	pprof.StopCPUProfile()
+	stop()
 	if err := f.Close(); err != nil && runErr == nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return runErr
 }
@@ -267,9 +281,11 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 				return err
 			}
 			var r *bench.Report
-			err = withCPUProfile(b.cpuprofile, func() error {
-				r, err = w.run(cmd.Context(), cfg)
-				return err
+			err = withTrace(b.tracefile, func() error {
+				return withCPUProfile(b.cpuprofile, func() error {
+					r, err = w.run(cmd.Context(), cfg)
+					return err
+				})
 			})
 			if r == nil {
 				return err
