@@ -115,6 +115,15 @@ func TestQueueGroupOwnSettings(t *testing.T) {
 	if _, err := cl.DescribeTopic(ctx, "jobs.dlq"); err == nil {
 		t.Fatal("jobs.dlq exists: a dead letter went to the default topic")
 	}
+	// Redrive reads the group's own dead-letter topic and republishes to
+	// jobs (the records' origin).
+	res, err := cl.RedriveQueueGroup(ctx, "fast", "", 20*time.Second)
+	if err != nil || len(res) != 1 || res[0].DeadLetterTopic != "fast-dead" || res[0].Republished != 2 {
+		t.Fatalf("redrive: %+v, %v; want 2 republished from fast-dead", res, err)
+	}
+	if ends, err := cl.ListOffsets(ctx, "jobs", client.AtEnd()); err != nil || ends[0].Offset != 6 {
+		t.Fatalf("jobs after the redrive: %+v, %v; want 4 + 2 records", ends, err)
+	}
 
 	// Back to the brokers' settings: the keys go, the next lease is 30 s.
 	if err := cl.AlterQueueGroupConfigs(ctx, "fast", client.DeleteConfig("share.record.lock.duration.ms"),
