@@ -191,12 +191,6 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		more = append(more, named)
 	case *kmsg.DeleteGroupsRequest:
 		r.Groups = []string{"g"}
-	case *kmsg.ConsumerGroupHeartbeatRequest:
-		r.Group, r.MemberID, r.RebalanceTimeoutMillis = "g", "bob-member-0000000000", 10000
-		r.SubscribedTopicNames = []string{orders}
-		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
-	case *kmsg.ConsumerGroupDescribeRequest:
-		r.Groups = []string{"g"}
 	case *kmsg.ShareGroupHeartbeatRequest:
 		r.GroupID, r.MemberID, r.SubscribedTopicNames = "g", "bob-share-member", []string{orders}
 	case *kmsg.ShareGroupDescribeRequest:
@@ -217,6 +211,12 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		p.AcknowledgementBatches = []kmsg.ShareAcknowledgeRequestTopicPartitionAcknowledgementBatch{{FirstOffset: 0, LastOffset: 0, AcknowledgeTypes: []int8{1}}}
 		t.Partitions = append(t.Partitions, p)
 		r.Topics = append(r.Topics, t)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		r.Group, r.MemberID, r.RebalanceTimeoutMillis = "g", "bob-member-0000000000", 10000
+		r.SubscribedTopicNames = []string{orders}
+		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	case *kmsg.ConsumerGroupDescribeRequest:
+		r.Groups = []string{"g"}
 	default:
 		return nil
 	}
