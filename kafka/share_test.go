@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -310,6 +311,25 @@ func TestShareGroupKmsg(t *testing.T) {
 	if r := m1.fetch(id, 1, 0); r.ErrorCode != kerr.ShareSessionNotFound.Code {
 		t.Fatalf("after close: %+v", r)
 	}
+	// A topic that grows: the member's next heartbeat has a new epoch and
+	// both partitions.
+	if res, err := adm.CreatePartitions(ctx, 1, "jobs"); err != nil || res["jobs"].Err != nil {
+		t.Fatalf("grow jobs: %v %+v", err, res)
+	}
+	poll.Until(t, 10*time.Second, "m2's assignment has partition 1", func() error {
+		hb := m2.heartbeat(m2.epoch, nil)
+		if hb.ErrorCode != 0 {
+			return fmt.Errorf("heartbeat: %+v", hb)
+		}
+		if hb.Assignment == nil {
+			return errors.New("no new assignment yet")
+		}
+		if hb.MemberEpoch <= m2.epoch || !slices.Equal(hb.Assignment.TopicPartitions[0].Partitions, []int32{0, 1}) {
+			t.Fatalf("after growing: %+v", hb)
+		}
+		m2.epoch = hb.MemberEpoch
+		return nil
+	})
 	// Leaving.
 	if hb := m1.heartbeat(-1, nil); hb.ErrorCode != 0 || hb.MemberEpoch != -1 {
 		t.Fatalf("leave: %+v", hb)
@@ -357,6 +377,15 @@ func TestShareFetchAtLeaderNotCoordinator(t *testing.T) {
 		}
 	}
 	conn := dialRaw(t, kc.addrs[leader])
+	// Heartbeats go to the coordinator; the leader is not it.
+	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
+	hb.SetVersion(1)
+	hb.GroupID, hb.MemberID, hb.SubscribedTopicNames = groupID, "fwd-member", []string{"fwd"}
+	hbResp := kmsg.NewPtrShareGroupHeartbeatResponse()
+	hbResp.SetVersion(1)
+	if err := hbResp.ReadFrom(conn.request(hb, 9)); err != nil || hbResp.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("a heartbeat at a broker that is not the coordinator: %v %+v", err, hbResp)
+	}
 	member := "fwd-member"
 	fetch := kmsg.NewPtrShareFetchRequest()
 	fetch.SetVersion(2)
