@@ -281,6 +281,7 @@ func crc32c(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(encodeSnapshot(NewMetadata(), 0))
 	f.Add(encodeSnapshot(twoBrokers(f), 7))
+	f.Add(encodeSnapshot(applyAll(f, twoBrokers(f), AlterGroupConfigs{Group: "g", Set: map[string]string{ConfigQueueLeaseMs: "1000", ConfigQueueDLQTopic: "d"}}), 8))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The CRC stops random bytes early; also decode the body as if
 		// the CRC had matched, so the metadata decoder gets fuzzed too.
