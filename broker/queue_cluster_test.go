@@ -100,7 +100,10 @@ func header(r *client.Record, key string) string {
 // topic of three partitions; every record is accepted exactly once or,
 // for every tenth, rejected and copied to jobs.dlq with its headers.
 func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
-	c, cl := queueCluster(t, 3, group.QueueConfig{})
+	// A 5 s lease: a receive whose answer comes after the member's 2 s
+	// wait gave up (a loaded machine) leaves its records acquired until
+	// the lease ends, and the default 30 s would eat the test's minute.
+	c, cl := queueCluster(t, 3, group.QueueConfig{Lease: 5 * time.Second})
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 3, ReplicationFactor: 3})
 	const n = 300
 	produceValues(t, cl, "jobs", n)
