@@ -238,10 +238,11 @@ func (h *harness) startMove(topic string, p int32, dropLeader bool) (from, to []
 	return from, to, added
 }
 
-// waitHalfWay waits until partition p's move is in progress: the adding
-// replica has copied part of the leader's log, not all. It fails the test
+// waitHalfWay waits until partition p's move is half way: the adding
+// replica has copied a quarter to three quarters of the leader's log. It
+// fails the test
 // if the move ends first (more data or a lower throttle would fix that).
-func (h *harness) waitHalfWay(topic string, p int32) {
+func (h *harness) waitHalfWay(topic string, p int32, to []int32) {
 	h.t.Helper()
 	var seen client.Move
 	err := Poll(context.Background(), time.Minute, fmt.Sprintf("%s-%d half way", topic, p), func(ctx context.Context) error {
@@ -251,10 +252,14 @@ func (h *harness) waitHalfWay(topic string, p int32) {
 		}
 		i := slices.IndexFunc(ms, func(m client.Move) bool { return m.Partition == p })
 		if i < 0 {
-			return nil // ended, or not listed yet: told apart below
+			pd, err := Describe(ctx, h.admin, topic, p)
+			if err == nil && sameSet(pd.Replicas, to) {
+				return nil // ended: told apart below
+			}
+			return fmt.Errorf("not listed; replicas %v (%v)", pd.Replicas, err)
 		}
 		m := ms[i]
-		if !m.Progress || len(m.Positions) == 0 || m.Positions[0] <= 0 || m.Positions[0] >= m.LeaderEnd {
+		if !m.Progress || len(m.Positions) == 0 || m.Positions[0] < m.LeaderEnd/4 || m.Positions[0] > m.LeaderEnd*3/4 {
 			return fmt.Errorf("move %+v", m)
 		}
 		seen = m
@@ -319,8 +324,8 @@ func TestElasticMoveFaults(t *testing.T) {
 	h.waitEnds(topic, fill, 2*time.Minute)
 
 	start := time.Now()
-	from, _, _ := h.startMove(topic, 0, false)
-	h.waitHalfWay(topic, 0)
+	from, to, _ := h.startMove(topic, 0, false)
+	h.waitHalfWay(topic, 0, to)
 	rs, err := h.admin.AlterReassignments(h.ctx(30*time.Second), []client.Reassignment{{Topic: topic, Partition: 0}})
 	if err != nil || len(rs) != 1 || rs[0].Err != nil {
 		t.Fatalf("cancel: %+v, %v", rs, err)
@@ -329,8 +334,8 @@ func TestElasticMoveFaults(t *testing.T) {
 	t.Logf("cancelled half way: back on %v, settled %v after the move started", from, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	_, to, _ := h.startMove(topic, 1, true)
-	h.waitHalfWay(topic, 1)
+	_, to, _ = h.startMove(topic, 1, true)
+	h.waitHalfWay(topic, 1, to)
 	cd, err := h.admin.DescribeCluster(h.ctx(30 * time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +365,7 @@ func TestElasticMoveFaults(t *testing.T) {
 
 	start = time.Now()
 	_, to, added := h.startMove(topic, 2, false)
-	h.waitHalfWay(topic, 2)
+	h.waitHalfWay(topic, 2, to)
 	if err := h.c.Broker(int(added)).Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +394,7 @@ func TestElasticGrow(t *testing.T) {
 	const topic, partitions = "grow", 12
 	h.setClusterConfig(controller.ConfigAutoBalance, controller.AutoBalanceOnJoin)
 	h.createTopic(topic, partitions, nil)
-	w := h.startWorkload(topic, elasticRate(t), 100)
+	w := h.startWorkload(topic, elasticRate(t), 1000)
 	// A baseline for the latencies: a measurement window, not a wait.
 	time.Sleep(envDuration(t, "SLUICE_ELASTIC_BASELINE", 10*time.Second))
 	t0 := w.Since()
@@ -432,8 +437,8 @@ func TestElasticDrain(t *testing.T) {
 	h := setupLocal(t, 4, elasticRepro(t.Name()))
 	const topic = "drain"
 	h.createTopic(topic, 12, nil)
-	w := h.startWorkload(topic, elasticRate(t), 100)
-	time.Sleep(envDuration(t, "SLUICE_ELASTIC_BASELINE", 5*time.Second)) // a baseline window
+	w := h.startWorkload(topic, elasticRate(t), 1000)
+	time.Sleep(envDuration(t, "SLUICE_ELASTIC_BASELINE", 10*time.Second)) // a baseline window
 	t0 := w.Since()
 	out := h.sluiceCLI("cluster", "drain", "2")
 	t.Logf("sluice cluster drain 2:\n%s", out)
