@@ -181,6 +181,37 @@ func (h *harness) sluiceCLI(args ...string) string {
 	return string(out)
 }
 
+// loadWithBaseline creates topic (RF 3) and starts the workload on it,
+// records of 1 KB, then lets it run SLUICE_ELASTIC_BASELINE (10 s): the
+// ack latencies before a balancing step.
+func (h *harness) loadWithBaseline(topic string, partitions int32) *Workload {
+	h.t.Helper()
+	h.createTopic(topic, partitions, nil)
+	w := h.startWorkload(topic, elasticRate(h.t), 1000)
+	// A measurement window, not a wait for a condition.
+	time.Sleep(envDuration(h.t, "SLUICE_ELASTIC_BASELINE", 10*time.Second))
+	return w
+}
+
+// finishMoves ends a workload during which moves ran from start to done
+// (on its clock): it logs the ack latencies before, during and in the 3 s
+// after, and fails the test if a produce failed, the history does not
+// check or the replicas differ.
+func (h *harness) finishMoves(w *Workload, topic, what string, start, done time.Duration) {
+	h.t.Helper()
+	time.Sleep(3 * time.Second) // acks after the moves, for the latencies
+	after := w.Since()
+	r, o := h.finish(w)
+	h.t.Logf("%s: ack latency before the moves: %s", what, latencies(o.Acks, 2*time.Second, start))
+	h.t.Logf("%s: ack latency during the moves: %s", what, latencies(o.Acks, start, done))
+	h.t.Logf("%s: ack latency after: %s", what, latencies(o.Acks, done, after))
+	if r.Failed != 0 {
+		h.t.Errorf("%d produces failed", r.Failed)
+	}
+	h.checkReplicas(topic)
+	h.checkNoCrash()
+}
+
 // elasticRate is the workload's records/s (SLUICE_ELASTIC_RATE).
 func elasticRate(t *testing.T) float64 { return float64(envInt(t, "SLUICE_ELASTIC_RATE", 1000)) }
 
@@ -242,7 +273,7 @@ func (h *harness) startMove(topic string, p int32, dropLeader bool) (from, to []
 // replica has copied a quarter to three quarters of the leader's log. It
 // fails the test
 // if the move ends first (more data or a lower throttle would fix that).
-func (h *harness) waitHalfWay(topic string, p int32, to []int32) {
+func (h *harness) waitHalfWay(topic string, p int32, from, to []int32) {
 	h.t.Helper()
 	var seen client.Move
 	err := Poll(context.Background(), time.Minute, fmt.Sprintf("%s-%d half way", topic, p), func(ctx context.Context) error {
@@ -272,6 +303,13 @@ func (h *harness) waitHalfWay(topic string, p int32, to []int32) {
 		h.t.Fatalf("%s-%d: the move was not seen in progress (ended already?): lower the throttle or write more", topic, p)
 	}
 	h.t.Logf("%s-%d half way: adding %v at %v of leader end %d, %d bytes remaining", topic, p, seen.Adding, seen.Positions, seen.LeaderEnd, seen.BytesRemaining)
+	// What describe shows of a move: the target, the replicas it adds
+	// and those it removes.
+	adding := slices.DeleteFunc(slices.Clone(to), func(r int32) bool { return slices.Contains(from, r) })
+	removing := slices.DeleteFunc(slices.Clone(from), func(r int32) bool { return slices.Contains(to, r) })
+	if !sameSet(seen.Target(), to) || !sameSet(seen.Adding, adding) || !sameSet(seen.Removing, removing) {
+		h.t.Errorf("%s-%d listed as %+v; want target %v, adding %v, removing %v", topic, p, seen, to, adding, removing)
+	}
 }
 
 // waitBrokerState waits until the cluster says broker id is state.
@@ -325,7 +363,7 @@ func TestElasticMoveFaults(t *testing.T) {
 
 	start := time.Now()
 	from, to, _ := h.startMove(topic, 0, false)
-	h.waitHalfWay(topic, 0, to)
+	h.waitHalfWay(topic, 0, from, to)
 	rs, err := h.admin.AlterReassignments(h.ctx(30*time.Second), []client.Reassignment{{Topic: topic, Partition: 0}})
 	if err != nil || len(rs) != 1 || rs[0].Err != nil {
 		t.Fatalf("cancel: %+v, %v", rs, err)
@@ -334,8 +372,8 @@ func TestElasticMoveFaults(t *testing.T) {
 	t.Logf("cancelled half way: back on %v, settled %v after the move started", from, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	_, to, _ = h.startMove(topic, 1, true)
-	h.waitHalfWay(topic, 1, to)
+	from, to, _ = h.startMove(topic, 1, true)
+	h.waitHalfWay(topic, 1, from, to)
 	cd, err := h.admin.DescribeCluster(h.ctx(30 * time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -364,8 +402,8 @@ func TestElasticMoveFaults(t *testing.T) {
 	t.Logf("controller %d killed half way and restarted: the move completed on %v, %v after it started", ctl, to, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	_, to, added := h.startMove(topic, 2, false)
-	h.waitHalfWay(topic, 2, to)
+	from, to, added := h.startMove(topic, 2, false)
+	h.waitHalfWay(topic, 2, from, to)
 	if err := h.c.Broker(int(added)).Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -393,10 +431,7 @@ func TestElasticGrow(t *testing.T) {
 	h := setupLocal(t, 3, elasticRepro(t.Name()))
 	const topic, partitions = "grow", 12
 	h.setClusterConfig(controller.ConfigAutoBalance, controller.AutoBalanceOnJoin)
-	h.createTopic(topic, partitions, nil)
-	w := h.startWorkload(topic, elasticRate(t), 1000)
-	// A baseline for the latencies: a measurement window, not a wait.
-	time.Sleep(envDuration(t, "SLUICE_ELASTIC_BASELINE", 10*time.Second))
+	w := h.loadWithBaseline(topic, partitions)
 	t0 := w.Since()
 	b, err := h.c.AddBroker(h.ctx(2 * time.Minute))
 	if err != nil {
@@ -416,17 +451,7 @@ func TestElasticGrow(t *testing.T) {
 	rep, lead := counts(td)
 	t.Logf("grow: broker %d alive %v after it started, balanced %v after (replicas %v, leaders %v)",
 		id, (joined - t0).Round(time.Millisecond), (balanced - t0).Round(time.Millisecond), rep, lead)
-	time.Sleep(3 * time.Second) // acks after the moves, for the latencies
-	after := w.Since()
-	r, o := h.finish(w)
-	t.Logf("grow: ack latency before the join: %s", latencies(o.Acks, 2*time.Second, t0))
-	t.Logf("grow: ack latency from the join to balanced: %s", latencies(o.Acks, t0, balanced))
-	t.Logf("grow: ack latency after: %s", latencies(o.Acks, balanced, after))
-	if r.Failed != 0 {
-		t.Errorf("%d produces failed", r.Failed)
-	}
-	h.checkReplicas(topic)
-	h.checkNoCrash()
+	h.finishMoves(w, topic, "grow", t0, balanced)
 }
 
 // TestElasticDrain: `sluice cluster drain 2` on a 4-broker cluster under
@@ -436,9 +461,7 @@ func TestElasticGrow(t *testing.T) {
 func TestElasticDrain(t *testing.T) {
 	h := setupLocal(t, 4, elasticRepro(t.Name()))
 	const topic = "drain"
-	h.createTopic(topic, 12, nil)
-	w := h.startWorkload(topic, elasticRate(t), 1000)
-	time.Sleep(envDuration(t, "SLUICE_ELASTIC_BASELINE", 10*time.Second)) // a baseline window
+	w := h.loadWithBaseline(topic, 12)
 	t0 := w.Since()
 	out := h.sluiceCLI("cluster", "drain", "2")
 	t.Logf("sluice cluster drain 2:\n%s", out)
@@ -467,14 +490,7 @@ func TestElasticDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("drain: broker 2 empty %v after the drain started", (drained - t0).Round(time.Millisecond))
-	r, o := h.finish(w)
-	t.Logf("drain: ack latency before: %s", latencies(o.Acks, 2*time.Second, t0))
-	t.Logf("drain: ack latency during the moves: %s", latencies(o.Acks, t0, drained))
-	if r.Failed != 0 {
-		t.Errorf("%d produces failed", r.Failed)
-	}
-	h.checkReplicas(topic)
-	h.checkNoCrash()
+	h.finishMoves(w, topic, "drain", t0, drained)
 }
 
 // TestElasticRollingRestart: each broker of a 4-broker cluster in turn is
