@@ -110,13 +110,17 @@ chaos: $(CHAOS_BIN)
 # cancelled half way, the controller leader and a new replica's broker
 # SIGKILLed half way), a 4th broker joins with auto.balance=on-join, a
 # broker is drained, and every broker is restarted in turn. About 5
-# minutes; ELASTIC_RUN=TestElasticGrow runs one.
+# minutes; ELASTIC_RUN=TestElasticGrow runs one. elastic-short, in ci,
+# is the drain and the rolling restart: about 40 s.
 ELASTIC_RUN ?= TestElastic.*
 
-.PHONY: elastic
+.PHONY: elastic elastic-short
 elastic: $(CHAOS_BIN)
 	SLUICE_BIN=$(abspath $(CHAOS_BIN)) SLUICE_ELASTIC=1 $(GO) test -count=1 -v -timeout 12m \
 		-run '^($(ELASTIC_RUN))$$' ./internal/chaos/
+
+elastic-short:
+	$(MAKE) elastic ELASTIC_RUN='TestElasticDrain|TestElasticRollingRestart'
 
 # The reference: Apache Kafka (KRaft) from its Maven Central jars, for
 # side-by-side checks and benchmarks against the Kafka listener.
@@ -134,7 +138,7 @@ KAFKA_VERSUS_NODES ?= 1
 kafka-versus:
 	scripts/kafka-versus.sh $(KAFKA_VERSUS_NODES)
 
-ci: lint test fuzz-short chaos-short compose-test
+ci: lint test fuzz-short chaos-short elastic-short compose-test
 
 # A single-node broker on 127.0.0.1:7092 with its data in ./data.
 run: build

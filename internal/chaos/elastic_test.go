@@ -344,13 +344,15 @@ func partitionIs(p int32, want []int32) func(client.TopicDescription) error {
 }
 
 // TestElasticMoveFaults: under the acks=all workload on a 4-broker
-// cluster, with the move throttle at 1 MiB/s, three moves of partitions
+// cluster, with the move throttle at 1 MiB/s, moves of partitions
 // holding megabytes: one cancelled half way (it ends on its old replicas),
 // one whose controller leader is SIGKILLed half way (the new controller
 // completes it; the killed broker restarts), one whose new replica's
-// broker is SIGKILLed half way and restarted (the move completes). Each
-// ends with a valid replica list and no move left; at the end every
-// partition's three replicas are identical and the history checks.
+// broker is SIGKILLed half way and restarted (the move completes), and
+// one off the partition's leader, SIGKILLed half way (the move completes
+// without it; restarted, it drops its copy). Each ends with a valid
+// replica list and no move left; at the end every partition's three
+// replicas are identical and the history checks.
 func TestElasticMoveFaults(t *testing.T) {
 	h := setupLocal(t, 4, elasticRepro(t.Name()))
 	const topic = "moves"
@@ -413,6 +415,43 @@ func TestElasticMoveFaults(t *testing.T) {
 	}
 	h.waitSettled(topic, 3, 2*time.Minute, partitionIs(2, to))
 	t.Logf("new replica's broker %d killed half way and restarted: the move completed on %v, %v after it started", added, to, time.Since(start).Round(time.Millisecond))
+
+	// The leader being moved off killed half way: a replica of the
+	// target leads, the move completes without it, and once restarted it
+	// deletes the replica it no longer holds (checkReplicas: 3 copies).
+	// The partition has grown by now: a faster throttle keeps the move
+	// to seconds.
+	h.setClusterConfig(controller.ConfigReassignmentThrottle, fmt.Sprint(4<<20))
+	start = time.Now()
+	from, to, _ = h.startMove(topic, 0, true)
+	h.waitHalfWay(topic, 0, from, to)
+	gone := slices.DeleteFunc(slices.Clone(from), func(r int32) bool { return slices.Contains(to, r) })[0]
+	if err := h.c.Broker(int(gone)).Kill(); err != nil {
+		t.Fatal(err)
+	}
+	err = Poll(context.Background(), 2*time.Minute, "the move done without the old leader", func(ctx context.Context) error {
+		ms, err := h.moves(ctx, topic)
+		if err != nil {
+			return err
+		}
+		pd, err := Describe(ctx, h.admin, topic, 0)
+		if err != nil {
+			return err
+		}
+		if len(ms) > 0 || !sameSet(pd.Replicas, to) || !sameSet(pd.ISR, to) {
+			return fmt.Errorf("moves %d, replicas %v, ISR %v", len(ms), pd.Replicas, pd.ISR)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := time.Since(start)
+	if err := h.c.Broker(int(gone)).Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitSettled(topic, 3, 2*time.Minute, partitionIs(0, to))
+	t.Logf("old leader %d killed half way: the move completed on %v %v after it started, without it", gone, to, done.Round(time.Millisecond))
 
 	r, _ := h.finish(w)
 	t.Logf("failed %d, unknown %d", r.Failed, r.Unknown)
