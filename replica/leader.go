@@ -330,14 +330,15 @@ type Member struct {
 
 // ExpandCandidates returns the followers outside the ISR whose position in
 // this epoch reached the high watermark and that caught up within MaxLag,
-// with the broker epoch of their fetches. The caller proposes them for the
-// ISR: from now on the high watermark does not pass their positions, as
+// with the broker epoch of their fetches, that eligible accepts (nil: all;
+// the broker passes the controller's rule: alive, at that broker epoch).
+// The caller proposes them for the ISR: from now on the high watermark does not pass their positions, as
 // if they were in the ISR already, until a later call no longer returns
 // them (in the ISR by then, or fallen behind for MaxLag). Without that a
 // proposal in flight lets offsets commit that the new member lacks, and
 // once the controller adds it, it could lead without them (a move's
 // completion elects the first target replica in the ISR at once).
-func (l *Leader) ExpandCandidates() []Member {
+func (l *Leader) ExpandCandidates(eligible func(Member) bool) []Member {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Member
@@ -348,7 +349,9 @@ func (l *Leader) ExpandCandidates() []Member {
 		// must also have caught up within MaxLag, or the next shrink
 		// removes it again (an ISR flapping every check, seen in chaos).
 		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw && now.Sub(f.caughtUp) <= l.cfg.MaxLag {
-			out = append(out, Member{ID: id, BrokerEpoch: f.brokerEpoch})
+			if m := (Member{ID: id, BrokerEpoch: f.brokerEpoch}); eligible == nil || eligible(m) {
+				out = append(out, m)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return int(a.ID) - int(b.ID) })
@@ -356,7 +359,9 @@ func (l *Leader) ExpandCandidates() []Member {
 	for _, m := range out {
 		l.expanding = append(l.expanding, m.ID)
 	}
-	l.advanceLocked() // a member no longer expanding may have held it
+	// A member no longer expanding may have held the high watermark: the
+	// next fetch or append moves it (and says so to the caller, which
+	// wakes what waits on it), not this call.
 	return out
 }
 
