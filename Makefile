@@ -106,6 +106,24 @@ chaos: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_GROUP_FAULT_TIME=3m CHAOS_TIMEOUT=12m scripts/chaos.sh -run '^TestChaosGroup$$'
 	$(CHAOS_RUN) SLUICE_CHAOS_QUEUE_FAULT_TIME=3m CHAOS_TIMEOUT=14m scripts/chaos.sh -run '^TestChaosQueue$$'
 
+# The elastic checks of issue 20 (internal/chaos/elastic_test.go,
+# docs/testing.md): 3 or 4 broker processes on 127.0.0.1 (no namespaces,
+# no root) under an acks=all verified load while partitions move (a move
+# cancelled half way, the controller leader and a new replica's broker
+# SIGKILLed half way), a 4th broker joins with auto.balance=on-join, a
+# broker is drained, and every broker is restarted in turn. About 5
+# minutes; ELASTIC_RUN=TestElasticGrow runs one. elastic-short, in ci,
+# is the drain and the rolling restart: about 40 s.
+ELASTIC_RUN ?= TestElastic.*
+
+.PHONY: elastic elastic-short
+elastic: $(CHAOS_BIN)
+	SLUICE_BIN=$(abspath $(CHAOS_BIN)) SLUICE_ELASTIC=1 $(GO) test -count=1 -v -timeout 12m \
+		-run '^($(ELASTIC_RUN))$$' ./internal/chaos/
+
+elastic-short:
+	$(MAKE) elastic ELASTIC_RUN='TestElasticDrain|TestElasticRollingRestart'
+
 # The reference: Apache Kafka (KRaft) from its Maven Central jars, for
 # side-by-side checks and benchmarks against the Kafka listener.
 # KAFKA_REF_NODES=3 starts three; scripts/kafka-ref.sh says the rest.
@@ -122,7 +140,7 @@ KAFKA_VERSUS_NODES ?= 1
 kafka-versus:
 	scripts/kafka-versus.sh $(KAFKA_VERSUS_NODES)
 
-ci: lint test fuzz-short chaos-short compose-test
+ci: lint test fuzz-short chaos-short elastic-short compose-test
 
 # A single-node broker on 127.0.0.1:7092 with its data in ./data.
 run: build

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/log"
+	"github.com/sluicemq/sluice/replica"
 	"github.com/sluicemq/sluice/vfs"
 )
 
@@ -203,8 +204,17 @@ type isrChange struct {
 // of ISRs in a pass, not at one Raft round trip per partition.
 func (b *Broker) maintainISRs(ctx context.Context) {
 	var changes []isrChange
+	md := b.store.Metadata()
+	// The controller adds to an ISR only a broker alive at the epoch it
+	// fetched in: proposing another would hold the high watermark for
+	// nothing (replica.Leader.ExpandCandidates), a stopping broker's
+	// follower, say, until it falls behind.
+	eligible := func(m replica.Member) bool {
+		br, ok := md.Brokers[m.ID]
+		return ok && br.State == controller.BrokerAlive && br.Epoch == m.BrokerEpoch
+	}
 	for _, h := range b.parts.held() {
-		if ch, ok := planISR(h.p, h.topicID, b.cfg.BrokerID); ok {
+		if ch, ok := planISR(h.p, h.topicID, b.cfg.BrokerID, eligible); ok {
 			changes = append(changes, ch)
 		}
 	}
@@ -282,15 +292,16 @@ func (m *partitions) countISRChange(p *partition, old []int32, mp *controller.Pa
 }
 
 // planISR returns p's ISR change, if it needs one; topicID is the id of
-// p's topic, self this broker's id.
-func planISR(p *partition, topicID uint64, self int32) (isrChange, bool) {
+// p's topic, self this broker's id, eligible the followers that may be
+// added.
+func planISR(p *partition, topicID uint64, self int32, eligible func(replica.Member) bool) (isrChange, bool) {
 	p.mu.RLock()
 	if p.role != roleLeader || p.state != stateOpen {
 		p.mu.RUnlock()
 		return isrChange{}, false
 	}
 	ld := p.leader
-	shrink, expand := ld.ShrinkCandidates(), ld.ExpandCandidates()
+	shrink, expand := ld.ShrinkCandidates(), ld.ExpandCandidates(eligible)
 	isr, partEpoch, hw := slices.Clone(p.isr), p.partEpoch, ld.HighWatermark()
 	p.mu.RUnlock()
 	if len(shrink) == 0 && len(expand) == 0 {

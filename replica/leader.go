@@ -68,6 +68,12 @@ type Leader struct {
 	mu        sync.Mutex
 	isr       []int32
 	followers map[int32]*follower
+	// expanding are the followers ExpandCandidates last returned, which
+	// the caller proposes for the ISR: the high watermark counts them
+	// from then on (Kafka's maximal ISR), so that when the controller
+	// adds one it holds every committed offset (R11), even one committed
+	// while the proposal was in flight.
+	expanding []int32
 	hw        int64
 	waiters   []waiter // by offset, ascending
 	resigned  error
@@ -223,7 +229,7 @@ func (l *Leader) advanceLocked() bool {
 		return false
 	}
 	hw := int64(-1)
-	for _, id := range l.isr {
+	for _, id := range slices.Concat(l.isr, l.expanding) {
 		p := l.positionLocked(id)
 		if p < 0 {
 			return false // a member with no position in this epoch holds it
@@ -324,8 +330,15 @@ type Member struct {
 
 // ExpandCandidates returns the followers outside the ISR whose position in
 // this epoch reached the high watermark and that caught up within MaxLag,
-// with the broker epoch of their fetches.
-func (l *Leader) ExpandCandidates() []Member {
+// with the broker epoch of their fetches, that eligible accepts (nil: all;
+// the broker passes the controller's rule: alive, at that broker epoch).
+// The caller proposes them for the ISR: from now on the high watermark does not pass their positions, as
+// if they were in the ISR already, until a later call no longer returns
+// them (in the ISR by then, or fallen behind for MaxLag). Without that a
+// proposal in flight lets offsets commit that the new member lacks, and
+// once the controller adds it, it could lead without them (a move's
+// completion elects the first target replica in the ISR at once).
+func (l *Leader) ExpandCandidates(eligible func(Member) bool) []Member {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []Member
@@ -336,10 +349,19 @@ func (l *Leader) ExpandCandidates() []Member {
 		// must also have caught up within MaxLag, or the next shrink
 		// removes it again (an ISR flapping every check, seen in chaos).
 		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw && now.Sub(f.caughtUp) <= l.cfg.MaxLag {
-			out = append(out, Member{ID: id, BrokerEpoch: f.brokerEpoch})
+			if m := (Member{ID: id, BrokerEpoch: f.brokerEpoch}); eligible == nil || eligible(m) {
+				out = append(out, m)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return int(a.ID) - int(b.ID) })
+	l.expanding = l.expanding[:0]
+	for _, m := range out {
+		l.expanding = append(l.expanding, m.ID)
+	}
+	// A member no longer expanding may have held the high watermark: the
+	// next fetch or append moves it (and says so to the caller, which
+	// wakes what waits on it), not this call.
 	return out
 }
 
@@ -353,6 +375,7 @@ func (l *Leader) SetISR(isr []int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.isr = slices.Clone(isr)
+	l.expanding = slices.DeleteFunc(l.expanding, func(id int32) bool { return slices.Contains(isr, id) })
 	if len(l.isr) < l.cfg.MinInsync {
 		l.failWaitersLocked(ErrNotEnoughReplicas)
 		return
@@ -391,6 +414,7 @@ func (l *Leader) SetReplicas(replicas []int32) {
 			delete(l.followers, id)
 		}
 	}
+	l.expanding = slices.DeleteFunc(l.expanding, func(id int32) bool { return !slices.Contains(replicas, id) })
 	l.cfg.Replicas = slices.Clone(replicas)
 }
 

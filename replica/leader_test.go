@@ -191,11 +191,11 @@ func TestShrinkAndExpandCandidates(t *testing.T) {
 	if got := l.HighWatermark(); got != 50 {
 		t.Fatalf("HW %d after dropping the laggard, want 50", got)
 	}
-	if got := l.ExpandCandidates(); len(got) != 0 {
+	if got := l.ExpandCandidates(nil); len(got) != 0 {
 		t.Fatalf("expand candidates %v before 3 caught up", got)
 	}
 	mustFetch(t, l, 3, 50, 5)
-	if got := l.ExpandCandidates(); !slices.Equal(got, []Member{{ID: 3, BrokerEpoch: 1}}) {
+	if got := l.ExpandCandidates(nil); !slices.Equal(got, []Member{{ID: 3, BrokerEpoch: 1}}) {
 		t.Fatalf("expand candidates %v, want [3 at broker epoch 1]", got)
 	}
 }
@@ -304,11 +304,11 @@ func TestStalledFollowerAtTheHWIsNotAddedBack(t *testing.T) {
 		t.Fatalf("shrink candidates %v, want [2]", got)
 	}
 	l.SetISR([]int32{1}) // below min.insync.replicas 2: the HW stays at 50
-	if got := l.ExpandCandidates(); len(got) != 0 {
+	if got := l.ExpandCandidates(nil); len(got) != 0 {
 		t.Fatalf("expand candidates %v: a follower that has not fetched for longer than MaxLag was added back", got)
 	}
 	mustFetch(t, l, 2, 60, 5) // it fetches again, caught up
-	if got := l.ExpandCandidates(); !slices.Equal(got, []Member{{ID: 2, BrokerEpoch: 1}}) {
+	if got := l.ExpandCandidates(nil); !slices.Equal(got, []Member{{ID: 2, BrokerEpoch: 1}}) {
 		t.Fatalf("expand candidates %v after it caught up, want [2]", got)
 	}
 }
@@ -335,11 +335,11 @@ func TestSetReplicasAddsAndRemovesFollowers(t *testing.T) {
 	if hw := l.HighWatermark(); hw != 100 {
 		t.Fatalf("HW %d: the adding replica outside the ISR held it", hw)
 	}
-	if got := l.ExpandCandidates(); len(got) != 0 {
+	if got := l.ExpandCandidates(nil); len(got) != 0 {
 		t.Fatalf("expand candidates %v before the new follower caught up", got)
 	}
 	mustFetch(t, l, 4, 100, 5)
-	if got := l.ExpandCandidates(); len(got) != 1 || got[0].ID != 4 || l.Position(4) != 100 {
+	if got := l.ExpandCandidates(nil); len(got) != 1 || got[0].ID != 4 || l.Position(4) != 100 {
 		t.Fatalf("expand candidates %v, position %d", got, l.Position(4))
 	}
 	l.SetReplicas([]int32{1, 2, 4})
@@ -352,5 +352,78 @@ func TestSetReplicasAddsAndRemovesFollowers(t *testing.T) {
 	mustFetch(t, l, 4, 120, 5)
 	if hw := l.HighWatermark(); hw != 120 {
 		t.Fatalf("HW %d after the move, want 120", hw)
+	}
+}
+
+// A follower proposed for the ISR (returned by ExpandCandidates) holds the
+// high watermark as an ISR member does, from the proposal on: an offset
+// committed while the proposal is in flight is on it, so once the
+// controller adds it (and perhaps makes it leader, as a move's completion
+// does) it lacks nothing committed (R11; the elastic drain check lost
+// acknowledged records without this). A proposed follower that falls
+// behind for MaxLag holds it no longer.
+func TestExpandingFollowerHoldsTheHighWatermark(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	c := &clock{now: time.Unix(100, 0)}
+	l := newLeader(t, lg, c, func(cfg *LeaderConfig) { cfg.ISR = []int32{1, 2}; cfg.MaxLag = 10 * time.Second })
+	mustFetch(t, l, 2, 100, 5)
+	mustFetch(t, l, 3, 100, 5) // caught up, outside the ISR
+	if got := l.ExpandCandidates(nil); !slices.Equal(got, []Member{{ID: 3, BrokerEpoch: 1}}) {
+		t.Fatalf("expand candidates %v, want [3]", got)
+	}
+	lg.end.Store(120)
+	if _, err := l.Fetched(2, 120, 120, 5, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.HighWatermark(); got != 100 {
+		t.Fatalf("HW %d while 3, proposed for the ISR, is at 100; want 100", got)
+	}
+	mustFetch(t, l, 3, 110, 5)
+	if got := l.HighWatermark(); got != 110 {
+		t.Fatalf("HW %d, want 110 (3's position)", got)
+	}
+	l.SetISR([]int32{1, 2, 3}) // the controller added it
+	mustFetch(t, l, 3, 120, 5)
+	if got := l.HighWatermark(); got != 120 {
+		t.Fatalf("HW %d once 3 is in the ISR and caught up, want 120", got)
+	}
+
+	// Proposed, then silent for MaxLag: the next check drops it, and the
+	// high watermark moves on without it.
+	l.SetISR([]int32{1, 2})
+	lg.end.Store(130)
+	mustFetch(t, l, 2, 130, 5)
+	mustFetch(t, l, 3, 130, 5)
+	if got := l.ExpandCandidates(nil); !slices.Equal(got, []Member{{ID: 3, BrokerEpoch: 1}}) {
+		t.Fatalf("expand candidates %v, want [3]", got)
+	}
+	lg.end.Store(140)
+	mustFetch(t, l, 2, 140, 5)
+	if got := l.HighWatermark(); got != 130 {
+		t.Fatalf("HW %d, want 130: 3 is proposed and at 130", got)
+	}
+	c.now = c.now.Add(11 * time.Second)
+	mustFetch(t, l, 2, 140, 5)
+	if got := l.ExpandCandidates(nil); len(got) != 0 {
+		t.Fatalf("expand candidates %v after 3 was silent past MaxLag", got)
+	}
+	if moved, err := l.Fetched(2, 140, 140, 5, 1); err != nil || !moved {
+		t.Fatalf("the next fetch: moved %v, %v; want the high watermark moved", moved, err)
+	}
+	if got := l.HighWatermark(); got != 140 {
+		t.Fatalf("HW %d once 3 is no longer proposed, want 140", got)
+	}
+
+	// A follower the controller would refuse (not eligible: a stopping
+	// broker, say) is not proposed and holds nothing.
+	mustFetch(t, l, 3, 140, 5)
+	if got := l.ExpandCandidates(func(m Member) bool { return m.ID != 3 }); len(got) != 0 {
+		t.Fatalf("expand candidates %v, want none eligible", got)
+	}
+	lg.end.Store(150)
+	mustFetch(t, l, 2, 150, 5)
+	if got := l.HighWatermark(); got != 150 {
+		t.Fatalf("HW %d, want 150: 3 was not proposed", got)
 	}
 }

@@ -46,8 +46,10 @@ type Broker struct {
 	Proxy *faultproxy.Proxy
 
 	args  []string
-	hosts *netns.Hosts
+	hosts *netns.Hosts // nil for a local cluster's (StartLocalCluster)
 	bin   string
+	// raftAddr and gossipAddr are a local cluster's broker's.
+	raftAddr, gossipAddr string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -210,10 +212,13 @@ func (c *Cluster) ClientOptions() []client.Opt {
 }
 
 // ClientVia connects a client whose every connection goes to broker id
-// (through its Proxy), whatever address metadata names: it sees the cluster as broker id does
+// (through its Proxy, if it has one), whatever address metadata names: it sees the cluster as broker id does
 // and sends every request, produce included, to it.
 func (c *Cluster) ClientVia(ctx context.Context, id int, clientID string, extra ...client.Opt) (*client.Client, error) {
-	addr := c.Broker(id).Proxy.Addr()
+	addr := c.Broker(id).Addr
+	if p := c.Broker(id).Proxy; p != nil {
+		addr = p.Addr()
+	}
 	var d net.Dialer
 	opts := append([]client.Opt{client.SeedBrokers(addr), client.ClientID(clientID)}, ClientOpts()...)
 	opts = append(opts, client.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -413,7 +418,7 @@ func (b *Broker) Start() error {
 	// Not tied to a context: the broker lives until Kill, whatever the
 	// caller's context; `ip netns exec` execs it, so the pid is the
 	// broker's own.
-	cmd := b.hosts.Command(context.Background(), b.ID, b.bin, b.args...)
+	cmd := b.command()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
@@ -504,7 +509,19 @@ func (b *Broker) Exited() bool {
 
 // CommandLine is the broker's command line, as run in its host.
 func (b *Broker) CommandLine() string {
+	if b.hosts == nil { // a local cluster's (StartLocalCluster)
+		return b.bin + " " + strings.Join(b.args, " ")
+	}
 	return fmt.Sprintf("ip netns exec sluice-h%d %s %s", b.ID, b.bin, strings.Join(b.args, " "))
+}
+
+// command is the broker's process: in its host, or on this one for a
+// local cluster.
+func (b *Broker) command() *exec.Cmd {
+	if b.hosts == nil {
+		return exec.Command(b.bin, b.args...)
+	}
+	return b.hosts.Command(context.Background(), b.ID, b.bin, b.args...)
 }
 
 // Poll calls cond until it returns nil, each call with a 3 s context, and

@@ -115,6 +115,24 @@ func setup(t *testing.T, repro string, dataFS int64) *harness {
 		t.Skipf("chaos suite: set %s=1 to run it (make chaos-short, make chaos)", enableEnv)
 	}
 	hosts := netns.Setup(t, 3) // skips when not root or no ip netns
+	h, bin := newHarness(t, repro)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := brokerArgs
+	if lvl := os.Getenv("SLUICE_CHAOS_BROKER_LOG_LEVEL"); lvl != "" {
+		args = append(slices.Clone(brokerArgs), "--log-level", lvl) // the last one wins
+	}
+	c, err := StartCluster(ctx, hosts, bin, h.dir, Options{Extra: args, DataFSBytes: dataFS,
+		KeepData: func() bool { return h.keep || t.Failed() || os.Getenv(keepEnv) != "" }})
+	h.started(ctx, c, err)
+	return h
+}
+
+// newHarness makes the run's directory, removed at the test's end unless
+// it failed or is to be kept, and returns the binary to run: SLUICE_BIN
+// or one built into the directory.
+func newHarness(t *testing.T, repro string) (*harness, string) {
+	t.Helper()
 	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
 	dir, err := os.MkdirTemp("", "sluice-chaos-"+name+"-")
 	if err != nil {
@@ -144,14 +162,15 @@ func setup(t *testing.T, repro string, dataFS int64) *harness {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	args := brokerArgs
-	if lvl := os.Getenv("SLUICE_CHAOS_BROKER_LOG_LEVEL"); lvl != "" {
-		args = append(slices.Clone(brokerArgs), "--log-level", lvl) // the last one wins
-	}
-	c, err := StartCluster(ctx, hosts, bin, dir, Options{Extra: args, DataFSBytes: dataFS,
-		KeepData: func() bool { return h.keep || t.Failed() || os.Getenv(keepEnv) != "" }})
+	return h, bin
+}
+
+// started takes a cluster StartCluster or StartLocalCluster returned:
+// closed at the test's end, the test failed if it did not start, an
+// admin client connected.
+func (h *harness) started(ctx context.Context, c *Cluster, err error) {
+	t := h.t
+	t.Helper()
 	if c != nil {
 		t.Cleanup(c.Close) // before the hosts' down: cleanups run last first
 	}
@@ -167,7 +186,6 @@ func setup(t *testing.T, repro string, dataFS int64) *harness {
 	}
 	t.Cleanup(admin.Close)
 	h.c, h.admin = c, admin
-	return h
 }
 
 // createTopic creates topic: partitions, RF 3 (min ISR 2 by default),
