@@ -229,13 +229,15 @@ func (l *Leader) advanceLocked() bool {
 		return false
 	}
 	hw := int64(-1)
-	for _, id := range slices.Concat(l.isr, l.expanding) {
-		p := l.positionLocked(id)
-		if p < 0 {
-			return false // a member with no position in this epoch holds it
-		}
-		if hw < 0 || p < hw {
-			hw = p
+	for _, ids := range [2][]int32{l.isr, l.expanding} { // no allocation: this runs per fetch and append
+		for _, id := range ids {
+			p := l.positionLocked(id)
+			if p < 0 {
+				return false // a member with no position in this epoch holds it
+			}
+			if hw < 0 || p < hw {
+				hw = p
+			}
 		}
 	}
 	if hw <= l.hw {
@@ -332,8 +334,8 @@ type Member struct {
 // this epoch reached the high watermark and that caught up within MaxLag,
 // with the broker epoch of their fetches, that eligible accepts (nil: all;
 // the broker passes the controller's rule: alive, at that broker epoch).
-// The caller proposes them for the ISR: from now on the high watermark does not pass their positions, as
-// if they were in the ISR already, until a later call no longer returns
+// The caller proposes them for the ISR: from now on the high watermark
+// does not pass their positions, as if they were in the ISR already, until a later call no longer returns
 // them (in the ISR by then, or fallen behind for MaxLag). Without that a
 // proposal in flight lets offsets commit that the new member lacks, and
 // once the controller adds it, it could lead without them (a move's
