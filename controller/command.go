@@ -18,7 +18,7 @@ import (
 // ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, the
 // security commands UpsertCredential, DeleteCredential, CreateACLs and
 // DeleteACLs, the move commands CreatePartitions and AlterReassignment,
-// and AlterClusterConfigs.
+// AlterClusterConfigs, and UnregisterBroker.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -55,6 +55,8 @@ const (
 	KindAlterReassignment CommandKind = 16
 	// KindAlterClusterConfigs is new in CommandVersion 7 (clusterconfig.go).
 	KindAlterClusterConfigs CommandKind = 17
+	// KindUnregisterBroker is new in CommandVersion 8 (remove.go).
+	KindUnregisterBroker CommandKind = 18
 )
 
 func (k CommandKind) String() string {
@@ -93,6 +95,8 @@ func (k CommandKind) String() string {
 		return "AlterReassignment"
 	case KindAlterClusterConfigs:
 		return "AlterClusterConfigs"
+	case KindUnregisterBroker:
+		return "UnregisterBroker"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -109,10 +113,10 @@ func (k CommandKind) String() string {
 // Version 5 added AllocateProducerIDs; version 6 UpsertCredential,
 // DeleteCredential, CreateACLs and DeleteACLs (security.go); version 7
 // CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
-// (clusterconfig.go). Older commands,
-// still in the Raft logs of earlier builds, decode with the fields they
-// lack zero; the encoder writes version 7 only.
-const CommandVersion = 7
+// (clusterconfig.go); version 8 UnregisterBroker (remove.go). Older
+// commands, still in the Raft logs of earlier builds, decode with the
+// fields they lack zero; the encoder writes version 8 only.
+const CommandVersion = 8
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -124,6 +128,7 @@ const (
 	commandVersion4 = 4
 	commandVersion5 = 5
 	commandVersion6 = 6
+	commandVersion7 = 7
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -593,6 +598,11 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return AlterClusterConfigs{Set: d.configs(), Remove: d.stringSet()}
+	case KindUnregisterBroker:
+		if v <= commandVersion7 {
+			break
+		}
+		return UnregisterBroker{ID: d.int32(), Epoch: d.varint()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

@@ -169,7 +169,7 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 8", append([]byte{8}, valid[1:]...)},
+		{"version 9", append([]byte{9}, valid[1:]...)},
 		{"version 6 reassignment", []byte{6, byte(KindAlterReassignment), 1, 't', 0, 0, 0}},
 		{"huge new partition count", []byte{CommandVersion, byte(KindCreatePartitions), 1, 't', 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"version 5 credential", []byte{5, byte(KindDeleteCredential), 1, 'a', 1, 'b'}},

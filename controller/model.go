@@ -157,6 +157,19 @@ type Metadata struct {
 	// Configs holds the cluster configs set explicitly (clusterconfig.go);
 	// commands replace the map, never modify it.
 	Configs map[string]string `json:"configs,omitempty"`
+	// Removed holds the brokers an operator removed from the cluster
+	// (UnregisterBroker), by id: a process restarted on the data
+	// directory it had then is refused registration (ErrBrokerRemoved);
+	// one on an empty directory joins as a new broker, with an epoch
+	// above the removed one's (R10), and clears the entry. Commands
+	// replace the map, never modify it.
+	Removed map[int32]RemovedBroker `json:"removed,omitempty"`
+}
+
+// RemovedBroker is what the metadata keeps of a removed broker.
+type RemovedBroker struct {
+	DirID string `json:"dir_id,omitempty"`
+	Epoch int64  `json:"epoch"` // its last epoch
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -198,6 +211,7 @@ func (m *Metadata) Clone() *Metadata {
 	}
 	c.ACLs = slices.Clone(m.ACLs)
 	c.Configs = maps.Clone(m.Configs)
+	c.Removed = maps.Clone(m.Removed)
 	return &c
 }
 

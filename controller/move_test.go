@@ -268,18 +268,19 @@ func TestSnapshotKeepsMove(t *testing.T) {
 }
 
 // A version 6 snapshot (the build before moves) restores with nothing
-// moving. Its bytes are a version 7 one's without the last two bytes:
-// no moves and no cluster configs encode as two zero counts.
+// moving. Its bytes are a version 8 one's without the last three bytes:
+// no moves, no cluster configs and no removed brokers encode as three
+// zero counts.
 func TestSnapshotVersion6Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v6 := olderSnapshot(t, m, 6, []byte{0, 0})
+	v6 := olderSnapshot(t, m, 6, []byte{0, 0, 0})
 	got, index, err := decodeSnapshot(v6)
 	if err != nil || index != 10 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 6: %v, index %d", err, index)
 	}
-	// The same body as version 7 lacks the moves: refused.
+	// The same body as version 8 lacks the moves: refused.
 	if _, _, err := decodeSnapshot(encodeSnapshotRaw(v6[snapshotHeader : len(v6)-4])); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("version 7 without moves: %v, want ErrCorrupt", err)
+		t.Fatalf("version 8 without moves: %v, want ErrCorrupt", err)
 	}
 }
 

@@ -100,6 +100,10 @@ const (
 	QueueAck           APIKey = 1004
 	DescribeQueueGroup APIKey = 1005
 	ResetQueueGroup    APIKey = 1006
+
+	// AlterClusterMembership removes a broker from the cluster, or
+	// promotes or demotes a Raft voter (cluster.go).
+	AlterClusterMembership APIKey = 1010
 )
 
 // InternalKeyBase is the first key of the internal APIs.
@@ -167,6 +171,9 @@ var internalTable = [...]apiInfo{
 	QueueAck - InternalKeyBase:           row("QueueAck", 0, 0, func() Message { return new(QueueAckRequest) }, func() Message { return new(QueueAckResponse) }),
 	DescribeQueueGroup - InternalKeyBase: row("DescribeQueueGroup", 0, 0, func() Message { return new(DescribeQueueGroupRequest) }, func() Message { return new(DescribeQueueGroupResponse) }),
 	ResetQueueGroup - InternalKeyBase:    row("ResetQueueGroup", 0, 0, func() Message { return new(ResetQueueGroupRequest) }, func() Message { return new(ResetQueueGroupResponse) }),
+
+	AlterClusterMembership - InternalKeyBase: row("AlterClusterMembership", 0, 0, func() Message { return new(AlterClusterMembershipRequest) },
+		func() Message { return new(AlterClusterMembershipResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

@@ -70,6 +70,7 @@ func sampleRequests() []Message {
 			{Topic: "jobs", Partition: 1, FirstOffset: 7, LastOffset: 7, Outcome: QueueReject, Reason: "bad json"}}},
 		&DescribeQueueGroupRequest{GroupID: "workers"},
 		&ResetQueueGroupRequest{GroupID: "workers", Partitions: []QueueResetPartition{{Topic: "jobs", Partition: 0, Offset: 42}}},
+		&AlterClusterMembershipRequest{Op: MembershipRemoveVoter, BrokerID: 3, TimeoutMs: 30000},
 		&SaslHandshakeRequest{Mechanism: "SCRAM-SHA-512"},
 		&SaslAuthenticateRequest{AuthBytes: []byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")},
 	}
@@ -123,6 +124,7 @@ func sampleResponses() []Message {
 		&DescribeQueueGroupResponse{LeaseMs: 30000, Partitions: []QueuePartitionState{{Topic: "jobs", Partition: 0, StartOffset: 10, EndOffset: 30,
 			Available: 3, Acquired: 5, Accepted: 12, DeadLettered: 2, OldestAcquiredMs: 1200, AtCap: true}}},
 		&ResetQueueGroupResponse{ErrorCode: ErrGroupIDNotFound, ErrorMessage: "no such group"},
+		&AlterClusterMembershipResponse{ErrorCode: ErrInvalidRequest, ErrorMessage: "broker 3 still holds replicas"},
 		&CreatePartitionsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "audit", ErrorCode: ErrInvalidPartitions, ErrorMessage: "12, topic has 24"}}},
 		&AlterPartitionReassignmentsResponse{Results: []PartitionResult{{Topic: "orders", Partition: 3},
 			{Topic: "orders", Partition: 4, ErrorCode: ErrNoReassignmentInProgress, Message: "orders-4"}}},
