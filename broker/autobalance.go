@@ -9,17 +9,17 @@ import (
 	"github.com/sluicemq/sluice/controller"
 )
 
-// autoBalanceInterval is how often the controller leader's broker looks
-// for an imbalance to even out (auto.balance=on-join).
-const autoBalanceInterval = 5 * time.Second
-
 // autoBalanceLoop runs controller.PlanAutoBalance on the broker that
-// leads the controller and starts its moves, every autoBalanceInterval,
-// until ctx ends. A move refused (the partition changed meanwhile) is
-// logged and planned again at a later round.
+// leads the controller and starts its moves, every
+// Config.AutoBalanceInterval, until ctx ends. It keeps the down timers of
+// auto.balance=continuous (controller.DownTracker) while this broker's
+// node leads, and forgets them when it stops leading. A move refused
+// (the partition changed meanwhile) is logged and planned again at a
+// later round.
 func (b *Broker) autoBalanceLoop(ctx context.Context) {
-	t := time.NewTicker(autoBalanceInterval)
+	t := time.NewTicker(b.cfg.AutoBalanceInterval)
 	defer t.Stop()
+	var down controller.DownTracker
 	for {
 		select {
 		case <-t.C:
@@ -28,9 +28,13 @@ func (b *Broker) autoBalanceLoop(ctx context.Context) {
 		}
 		node := b.Controller()
 		if node == nil || !node.IsLeader() || b.draining.Load() {
+			down.Reset()
 			continue
 		}
-		moves, notes := controller.PlanAutoBalance(b.store.Metadata())
+		md := b.store.Metadata()
+		now := time.Now()
+		down.Observe(md, now)
+		moves, notes := controller.PlanAutoBalance(md, down.DownLonger(md.AutoBalanceBrokerDown(), now))
 		if len(moves) == 0 {
 			continue
 		}
