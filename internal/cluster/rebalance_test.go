@@ -50,7 +50,9 @@ func onPreferred(pd client.PartitionDescription) error {
 // away by the controlled shutdown, back by the rebalance's handover — is
 // seen by the producers as retried requests only: no send fails or ends
 // unknown (issue 13 item 4), and every acknowledged record is there once.
-func TestRollingRestartWithRebalanceLosesNoAck(t *testing.T) { rollingRestart(t, 3, 12*time.Second, 20*time.Second) }
+func TestRollingRestartWithRebalanceLosesNoAck(t *testing.T) {
+	rollingRestart(t, 3, 12*time.Second, 20*time.Second)
+}
 
 // The rolling-restart check of issue 20 on a 4-broker cluster (3 voters,
 // a non-voter): a longer run, so behind SLUICE_ROLLING_RESTART=1.
