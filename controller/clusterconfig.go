@@ -31,6 +31,9 @@ const (
 	// must have been seen not alive before auto.balance=continuous
 	// re-creates its replicas on the others.
 	ConfigAutoBalanceBrokerDown = "auto.balance.broker.down.ms"
+	// ConfigAutoBalanceDiskThreshold is the percentage of its disk above
+	// which auto.balance=continuous moves replicas off a broker.
+	ConfigAutoBalanceDiskThreshold = "auto.balance.disk.threshold.percent"
 )
 
 // Values of ConfigAutoBalance.
@@ -49,10 +52,12 @@ var clusterConfigDefs = map[string]ConfigDef{
 		Doc: "moves at once that add a replica to, or remove one from, each broker; further moves wait in a queue", kind: kindInt, min: 1},
 	ConfigAutoBalance: {Key: ConfigAutoBalance, Default: AutoBalanceOff,
 		Doc: "on-join: while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); " +
-			"continuous: on-join, and the replicas of a broker down longer than auto.balance.broker.down.ms are re-created on the alive brokers; off: only operators move partitions",
+			"continuous: on-join, the replicas of a broker down longer than auto.balance.broker.down.ms are re-created on the alive brokers, and a broker above auto.balance.disk.threshold.percent sheds replicas; off: only operators move partitions",
 		kind: kindEnum, enum: []string{AutoBalanceOff, AutoBalanceOnJoin, AutoBalanceContinuous}},
 	ConfigAutoBalanceBrokerDown: {Key: ConfigAutoBalanceBrokerDown, Default: "900000",
 		Doc: "with auto.balance=continuous, how long (ms) a broker must have been down before its replicas are re-created on the alive brokers (15 min)", kind: kindInt, min: 0},
+	ConfigAutoBalanceDiskThreshold: {Key: ConfigAutoBalanceDiskThreshold, Default: "85",
+		Doc: "with auto.balance=continuous, the disk usage (percent of the file system of a broker's data directory) above which replicas are moved off it to brokers below it", kind: kindInt, min: 1},
 }
 
 // ClusterConfigDefs returns every cluster config key with its default and
@@ -98,6 +103,12 @@ func (m *Metadata) clusterInt(key string) int64 {
 // AutoBalanceBrokerDown is ConfigAutoBalanceBrokerDown's value.
 func (m *Metadata) AutoBalanceBrokerDown() time.Duration {
 	return time.Duration(m.clusterInt(ConfigAutoBalanceBrokerDown)) * time.Millisecond
+}
+
+// AutoBalanceDiskThreshold is ConfigAutoBalanceDiskThreshold's value as
+// a fraction.
+func (m *Metadata) AutoBalanceDiskThreshold() float64 {
+	return float64(m.clusterInt(ConfigAutoBalanceDiskThreshold)) / 100
 }
 
 // ReassignmentThrottle is ConfigReassignmentThrottle's value.

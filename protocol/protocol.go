@@ -165,7 +165,7 @@ var apiTable = [...]apiInfo{
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
 	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
-	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 3, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
+	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 4, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 
 	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 0, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
 	QueueAck - InternalKeyBase:           row("QueueAck", 0, 0, func() Message { return new(QueueAckRequest) }, func() Message { return new(QueueAckResponse) }),

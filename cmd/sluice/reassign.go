@@ -324,11 +324,15 @@ the default):
                                        continuous: on-join, and re-creates
                                        on the alive brokers the replicas of
                                        a broker down longer than
-                                       auto.balance.broker.down.ms;
+                                       auto.balance.broker.down.ms, and
+                                       sheds replicas from a full disk;
                                        off (default): only operators move
   auto.balance.broker.down.ms          how long a broker must be down before
                                        continuous re-creates its replicas
                                        (default 900000, 15 min)
+  auto.balance.disk.threshold.percent  disk usage above which continuous
+                                       moves replicas off a broker (default
+                                       85)
 
 Moves beyond the limits wait in a queue and start as others end or the
 limits rise.`,
