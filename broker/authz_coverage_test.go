@@ -78,6 +78,7 @@ func authzProbes(brokerID int32) map[protocol.APIKey][]protocol.Message {
 		protocol.AlterUserScramCredentials:    {&protocol.AlterUserScramCredentialsRequest{Deletions: []protocol.ScramDeletion{{User: "alice", Mechanism: string(auth.ScramSHA512)}}}},
 		protocol.ControllerForward:            {&protocol.ControllerForwardRequest{Payload: []byte{1, 2, 3}}},
 		protocol.DescribeCluster:              {&protocol.DescribeClusterRequest{}},
+		protocol.AlterClusterMembership:       {&protocol.AlterClusterMembershipRequest{Op: protocol.MembershipRemoveVoter, BrokerID: brokerID}},
 		protocol.DescribeReplicas:             {&protocol.DescribeReplicasRequest{ChecksumUpTo: -1}},
 		protocol.QueueReceive:                 {&protocol.QueueReceiveRequest{GroupID: "q", MemberID: "bob-1", Topics: []string{"orders"}, MaxRecords: 10}},
 		protocol.QueueAck: {&protocol.QueueAckRequest{GroupID: "q", MemberID: "admin-1", Acks: []protocol.QueueAckRange{

@@ -25,7 +25,7 @@ func (c *conn) gate(h *protocol.RequestHeader) protocol.ErrorCode {
 		err = c.sess.BrokerOnly()
 	case protocol.DescribeCluster, protocol.DescribeReplicas, protocol.DescribeAcls, protocol.DescribeUserScramCredentials:
 		err = c.sess.CanCluster(auth.OpDescribe)
-	case protocol.CreateAcls, protocol.DeleteAcls, protocol.AlterUserScramCredentials, protocol.ElectLeaders:
+	case protocol.CreateAcls, protocol.DeleteAcls, protocol.AlterUserScramCredentials, protocol.ElectLeaders, protocol.AlterClusterMembership:
 		err = c.sess.CanCluster(auth.OpAlter)
 	}
 	code, _ := ErrorCode(err)

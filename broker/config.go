@@ -245,6 +245,10 @@ type Config struct {
 	// replicas that are back in sync, each by a handover that fails no
 	// produce (handover.go). Default 30 s; negative disables it.
 	LeaderRebalanceInterval time.Duration
+	// AutoBalanceInterval is how often the controller leader's broker
+	// plans the moves of the cluster config auto.balance
+	// (autobalance.go). Default 5 s.
+	AutoBalanceInterval time.Duration
 	// HighWatermarkReportInterval is how often the broker reports to the
 	// controller the high watermarks of the partitions it leads that
 	// moved (one write for all, none when nothing moved), so the
@@ -344,6 +348,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LeaderRebalanceInterval == 0 {
 		c.LeaderRebalanceInterval = 30 * time.Second
+	}
+	if c.AutoBalanceInterval <= 0 {
+		c.AutoBalanceInterval = 5 * time.Second
 	}
 	if c.BootIDFile == "" {
 		c.BootIDFile = DefaultBootIDFile

@@ -309,6 +309,8 @@ type ReplicaState struct {
 	// can be compared byte for byte; ChecksumEnd is -1 otherwise.
 	Checksum    uint32
 	ChecksumEnd int64
+	// LogBytes is the size of the log on disk.
+	LogBytes int64
 	// Cleaner is the log cleaner's state of a compacted replica, nil for
 	// a topic that is not compacted.
 	Cleaner *CleanerState

@@ -150,6 +150,8 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		return c.handleDescribeReplicas(h, resp)
 	case protocol.ElectLeaders:
 		return c.handleElectLeaders(h, resp)
+	case protocol.AlterClusterMembership:
+		return c.handleAlterClusterMembership(h, resp)
 	case protocol.CreatePartitions:
 		return c.handleCreatePartitions(h, resp)
 	case protocol.AlterPartitionReassignments:

@@ -64,3 +64,18 @@ func (b *Broker) describeCluster() *protocol.DescribeClusterResponse {
 	}
 	return out
 }
+
+// handleAlterClusterMembership removes a broker, or promotes or demotes a
+// Raft voter, through the controller leader (Broker.AlterClusterMembership).
+func (c *conn) handleAlterClusterMembership(h *protocol.RequestHeader, resp *response) error {
+	var req protocol.AlterClusterMembershipRequest
+	if err := req.Decode(&c.dec, h.Version); err != nil {
+		return errMalformed{err}
+	}
+	ctx, cancel := adminContext(req.TimeoutMs)
+	defer cancel()
+	var out protocol.AlterClusterMembershipResponse
+	out.ErrorCode, out.ErrorMessage = ErrorCode(c.b.AlterClusterMembership(ctx, req.Op, req.BrokerID))
+	c.encode(resp, h, &out)
+	return nil
+}

@@ -57,10 +57,11 @@ func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response)
 	if err := c.b.node.StoreErr(); err != nil {
 		out.ControllerStoreError = err.Error()
 	}
+	out.DiskFree, out.DiskCapacity = diskSpace(c.b.cfg.DataDir)
 	for _, r := range c.b.Replicas(req.Topics, req.ChecksumUpTo) {
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,
-			Checksum: r.Checksum, ChecksumEnd: r.ChecksumEnd}
+			Checksum: r.Checksum, ChecksumEnd: r.ChecksumEnd, LogBytes: r.LogBytes}
 		if cs := r.Cleaner; cs != nil {
 			ri.Compacted, ri.CleanBytes, ri.DirtyBytes, ri.LastCleanMs = true, cs.CleanBytes, cs.DirtyBytes, -1
 			if !cs.LastClean.IsZero() {

@@ -639,6 +639,7 @@ func (p *partition) describe(checksumUpTo int64) ReplicaState {
 	r.LeaderEpoch = p.epoch
 	r.StartOffset, r.EndOffset, r.SyncedOffset = p.log.StartOffset(), p.log.EndOffset(), p.log.SyncedOffset()
 	r.HighWatermark = p.highWatermark()
+	r.LogBytes = p.log.Stats().Bytes
 	r.Cleaner = p.cleanerState()
 	if checksumUpTo >= 0 {
 		sum, end, err := p.checksum(min(checksumUpTo, r.EndOffset))

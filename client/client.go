@@ -562,6 +562,13 @@ func topCode(m protocol.Message) protocol.ErrorCode {
 		return r.ErrorCode
 	case *protocol.ControllerForwardResponse:
 		return r.ErrorCode
+	case *protocol.AlterClusterMembershipResponse:
+		// Its caller reads a refusal with the controller's reason; a
+		// retriable code is retried here.
+		if r.ErrorCode.Retriable() {
+			return r.ErrorCode
+		}
+		return protocol.NoError
 	}
 	// Every response has a top-level error code (the protocol's uniform
 	// rule); a type added without a case above is still read, by name.

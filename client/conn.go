@@ -67,7 +67,7 @@ const maxPipelined = 256
 // first few internal keys (protocol.InternalKeyBase and up).
 const (
 	kafkaSlots    = 80
-	internalSlots = 8
+	internalSlots = 16
 	versionSlots  = kafkaSlots + internalSlots
 )
 

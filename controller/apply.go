@@ -74,6 +74,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterClusterConfigs(m, c)
 	case AlterGroupConfigs:
 		next, err = applyAlterGroupConfigs(m, c)
+	case UnregisterBroker:
+		next, err = applyUnregisterBroker(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}
@@ -114,6 +116,10 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ine
 	if err != nil {
 		return nil, 0, nil, nil, err
 	}
+	if rb, removed := m.Removed[c.ID]; removed && rb.DirID != "" && rb.DirID == c.DirID {
+		return nil, 0, nil, nil, fmt.Errorf("%w: broker %d was removed (sluice cluster remove) and this is its data directory (%s); start it on an empty data directory to join as a new broker",
+			ErrBrokerRemoved, c.ID, c.DirID)
+	}
 	old, ok := m.Brokers[c.ID]
 	if ok && old.State == BrokerAlive && old.DirID != "" && c.DirID != "" && old.DirID != c.DirID {
 		return nil, 0, nil, nil, fmt.Errorf("%w: broker id %d is registered and alive at %s with another data directory (%s, not %s)",
@@ -122,8 +128,15 @@ func applyRegisterBroker(m *Metadata, c RegisterBroker) (*Metadata, int64, []Ine
 	var epoch int64 = 1
 	if ok {
 		epoch = old.Epoch + 1
+	} else if rb, removed := m.Removed[c.ID]; removed {
+		epoch = rb.Epoch + 1 // epochs of an id only rise (R10)
 	}
 	n := edit(m)
+	if _, removed := m.Removed[c.ID]; removed {
+		// A new broker under a removed id: the removal is over.
+		n.Removed = maps.Clone(m.Removed)
+		delete(n.Removed, c.ID)
+	}
 	n.Brokers[c.ID] = &Broker{ID: c.ID, Addr: c.Addr, Rack: c.Rack, RaftAddr: c.RaftAddr, GossipAddr: c.GossipAddr, DirID: c.DirID,
 		Epoch: epoch, State: BrokerAlive}
 	if ok {
@@ -164,13 +177,23 @@ type partitionKey struct {
 	partition int32
 }
 
-func applyFenceBroker(m *Metadata, c FenceBroker) (*Metadata, error) {
-	b, ok := m.Brokers[c.ID]
+// registeredAt returns broker id, refusing it unless it is registered
+// at epoch: a command about an earlier incarnation is stale (R10).
+func registeredAt(m *Metadata, id int32, epoch int64) (*Broker, error) {
+	b, ok := m.Brokers[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, c.ID)
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, id)
 	}
-	if b.Epoch != c.Epoch {
-		return nil, fmt.Errorf("%w: broker %d is at epoch %d, not %d", ErrStaleBrokerEpoch, c.ID, b.Epoch, c.Epoch)
+	if b.Epoch != epoch {
+		return nil, fmt.Errorf("%w: broker %d is at epoch %d, not %d", ErrStaleBrokerEpoch, id, b.Epoch, epoch)
+	}
+	return b, nil
+}
+
+func applyFenceBroker(m *Metadata, c FenceBroker) (*Metadata, error) {
+	b, err := registeredAt(m, c.ID, c.Epoch)
+	if err != nil {
+		return nil, err
 	}
 	if b.State == BrokerOffline {
 		return m, nil

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // Cluster configs: settings of the whole cluster, kept in the metadata
@@ -24,14 +25,22 @@ const (
 	// to, or remove one from, each broker.
 	ConfigMaxMovesPerBroker = "reassignment.max.moves.per.broker"
 	// ConfigAutoBalance is whether the controller moves replicas by
-	// itself (autobalance.go): off, or on-join.
+	// itself (autobalance.go): off, on-join, or continuous.
 	ConfigAutoBalance = "auto.balance"
+	// ConfigAutoBalanceBrokerDown is how long, in milliseconds, a broker
+	// must have been seen not alive before auto.balance=continuous
+	// re-creates its replicas on the others.
+	ConfigAutoBalanceBrokerDown = "auto.balance.broker.down.ms"
+	// ConfigAutoBalanceDiskThreshold is the percentage of its disk above
+	// which auto.balance=continuous moves replicas off a broker.
+	ConfigAutoBalanceDiskThreshold = "auto.balance.disk.threshold.percent"
 )
 
 // Values of ConfigAutoBalance.
 const (
-	AutoBalanceOff    = "off"
-	AutoBalanceOnJoin = "on-join"
+	AutoBalanceOff        = "off"
+	AutoBalanceOnJoin     = "on-join"
+	AutoBalanceContinuous = "continuous"
 )
 
 var clusterConfigDefs = map[string]ConfigDef{
@@ -42,8 +51,13 @@ var clusterConfigDefs = map[string]ConfigDef{
 	ConfigMaxMovesPerBroker: {Key: ConfigMaxMovesPerBroker, Default: "5",
 		Doc: "moves at once that add a replica to, or remove one from, each broker; further moves wait in a queue", kind: kindInt, min: 1},
 	ConfigAutoBalance: {Key: ConfigAutoBalance, Default: AutoBalanceOff,
-		Doc:  "on-join: while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); off: only operators move partitions",
-		kind: kindEnum, enum: []string{AutoBalanceOff, AutoBalanceOnJoin}},
+		Doc: "on-join: while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); " +
+			"continuous: on-join, the replicas of a broker down longer than auto.balance.broker.down.ms are re-created on the alive brokers, and a broker above auto.balance.disk.threshold.percent sheds replicas; off: only operators move partitions",
+		kind: kindEnum, enum: []string{AutoBalanceOff, AutoBalanceOnJoin, AutoBalanceContinuous}},
+	ConfigAutoBalanceBrokerDown: {Key: ConfigAutoBalanceBrokerDown, Default: "900000",
+		Doc: "with auto.balance=continuous, how long (ms) a broker must have been down before its replicas are re-created on the alive brokers (15 min)", kind: kindInt, min: 0},
+	ConfigAutoBalanceDiskThreshold: {Key: ConfigAutoBalanceDiskThreshold, Default: "85",
+		Doc: "with auto.balance=continuous, the disk usage (percent of the file system of a broker's data directory) above which replicas are moved off it to brokers below it", kind: kindInt, min: 1},
 }
 
 // ClusterConfigDefs returns every cluster config key with its default and
@@ -84,6 +98,17 @@ func (m *Metadata) clusterInt(key string) int64 {
 	}
 	n, _ := strconv.ParseInt(clusterConfigDefs[key].Default, 10, 64)
 	return n
+}
+
+// AutoBalanceBrokerDown is ConfigAutoBalanceBrokerDown's value.
+func (m *Metadata) AutoBalanceBrokerDown() time.Duration {
+	return time.Duration(m.clusterInt(ConfigAutoBalanceBrokerDown)) * time.Millisecond
+}
+
+// AutoBalanceDiskThreshold is ConfigAutoBalanceDiskThreshold's value as
+// a fraction.
+func (m *Metadata) AutoBalanceDiskThreshold() float64 {
+	return float64(m.clusterInt(ConfigAutoBalanceDiskThreshold)) / 100
 }
 
 // ReassignmentThrottle is ConfigReassignmentThrottle's value.

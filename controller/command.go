@@ -18,7 +18,7 @@ import (
 // ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, the
 // security commands UpsertCredential, DeleteCredential, CreateACLs and
 // DeleteACLs, the move commands CreatePartitions and AlterReassignment,
-// AlterClusterConfigs and AlterGroupConfigs.
+// AlterClusterConfigs, AlterGroupConfigs and UnregisterBroker.
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -57,6 +57,8 @@ const (
 	KindAlterClusterConfigs CommandKind = 17
 	// KindAlterGroupConfigs is new in CommandVersion 8 (groupconfig.go).
 	KindAlterGroupConfigs CommandKind = 18
+	// KindUnregisterBroker is new in CommandVersion 9 (remove.go).
+	KindUnregisterBroker CommandKind = 19
 )
 
 func (k CommandKind) String() string {
@@ -97,6 +99,8 @@ func (k CommandKind) String() string {
 		return "AlterClusterConfigs"
 	case KindAlterGroupConfigs:
 		return "AlterGroupConfigs"
+	case KindUnregisterBroker:
+		return "UnregisterBroker"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -113,10 +117,11 @@ func (k CommandKind) String() string {
 // Version 5 added AllocateProducerIDs; version 6 UpsertCredential,
 // DeleteCredential, CreateACLs and DeleteACLs (security.go); version 7
 // CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
-// (clusterconfig.go); version 8 AlterGroupConfigs (groupconfig.go).
-// Older commands, still in the Raft logs of earlier builds, decode with
-// the fields they lack zero; the encoder writes version 8 only.
-const CommandVersion = 8
+// (clusterconfig.go); version 8 AlterGroupConfigs (groupconfig.go);
+// version 9 UnregisterBroker (remove.go). Older commands, still in the
+// Raft logs of earlier builds, decode with the fields they lack zero; the
+// encoder writes version 9 only.
+const CommandVersion = 9
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -129,6 +134,7 @@ const (
 	commandVersion5 = 5
 	commandVersion6 = 6
 	commandVersion7 = 7
+	commandVersion8 = 8
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a
@@ -603,6 +609,11 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return AlterGroupConfigs{Group: d.string(), Set: d.configs(), Remove: d.stringSet()}
+	case KindUnregisterBroker:
+		if v <= commandVersion8 {
+			break
+		}
+		return UnregisterBroker{ID: d.int32(), Epoch: d.varint()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

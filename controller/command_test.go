@@ -170,8 +170,9 @@ func TestDecodeCommandRefuses(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"version 0", append([]byte{0}, valid[1:]...)},
-		{"version 9", append([]byte{9}, valid[1:]...)},
+		{"version past the current", append([]byte{CommandVersion + 1}, valid[1:]...)},
 		{"version 7 group configs", []byte{7, byte(KindAlterGroupConfigs), 1, 'g', 0, 0}},
+		{"version 8 unregister broker", []byte{8, byte(KindUnregisterBroker), 2, 0}},
 		{"version 6 reassignment", []byte{6, byte(KindAlterReassignment), 1, 't', 0, 0, 0}},
 		{"huge new partition count", []byte{CommandVersion, byte(KindCreatePartitions), 1, 't', 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"version 5 credential", []byte{5, byte(KindDeleteCredential), 1, 'a', 1, 'b'}},

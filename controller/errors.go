@@ -86,6 +86,15 @@ var (
 	// ErrReassignmentInProgress: a new target for a partition that is
 	// moving; cancel its move first.
 	ErrReassignmentInProgress = errors.New("reassignment in progress")
+	// ErrMembershipChange: a cluster membership change the rules refuse
+	// (removing a broker that is alive or holds replicas, promoting a
+	// broker that is not an alive non-voter, a voter change that would
+	// leave the Raft group without a majority of live voters). The
+	// message says why; nothing was changed.
+	ErrMembershipChange = errors.New("membership change refused")
+	// ErrBrokerRemoved: a registration from the data directory of a
+	// broker an operator removed (UnregisterBroker).
+	ErrBrokerRemoved = errors.New("broker removed from the cluster")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -104,6 +113,7 @@ var errorCodes = []error{
 	ErrInvalidProducerIDs, ErrProducerIDsExhausted,
 	ErrInvalidCredential, ErrUnknownUser, ErrInvalidACL,
 	ErrInvalidReassignment, ErrNoReassignment, ErrReassignmentInProgress,
+	ErrMembershipChange, ErrBrokerRemoved,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

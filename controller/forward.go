@@ -30,6 +30,7 @@ type request struct {
 	server  Server           // opAddVoter, opAddNonvoter
 	topics  []string         // opElectPreferred; empty: all
 	changes []AlterPartition // opAlterPartitions
+	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter
 }
 
 type requestOp uint8
@@ -47,6 +48,11 @@ const (
 	// opReadIndex: nothing proposed; the response's index is the last
 	// command the leader applied after a barrier (Node.Sync).
 	opReadIndex requestOp = 7
+	// Membership changes (remove.go): the leader checks them on its
+	// metadata and Raft configuration.
+	opRemoveBroker requestOp = 8
+	opPromoteVoter requestOp = 9
+	opDemoteVoter  requestOp = 10
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -74,6 +80,8 @@ func appendRequest(b []byte, r request) []byte {
 		b = appendString(b, r.server.Addr)
 	case opElectPreferred:
 		b = appendStringSet(b, r.topics)
+	case opRemoveBroker, opPromoteVoter, opDemoteVoter:
+		b = binary.AppendVarint(b, int64(r.broker))
 	case opAlterPartitions:
 		b = binary.AppendUvarint(b, uint64(len(r.changes)))
 		for _, c := range r.changes {
@@ -109,6 +117,8 @@ func decodeRequest(b []byte) (request, error) {
 		case opAlterPartitions:
 			r.changes = d.alterPartitions()
 		case opReadIndex:
+		case opRemoveBroker, opPromoteVoter, opDemoteVoter:
+			r.broker = d.int32()
 		default:
 			d.fail("unknown request op %d", r.op)
 		}

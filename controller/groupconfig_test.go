@@ -103,10 +103,11 @@ func TestParseQueueBackoff(t *testing.T) {
 }
 
 // A version 7 snapshot (the build before group configs) restores with
-// none: its bytes are a version 8 one's without the last zero count.
+// none: its bytes are a version 9 one's without the last two zero
+// counts (group configs, removed brokers).
 func TestSnapshotVersion7Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v7 := olderSnapshot(t, m, 7, []byte{0})
+	v7 := olderSnapshot(t, m, 7, []byte{0, 0})
 	got, _, err := decodeSnapshot(v7)
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 7: %v", err)

@@ -363,7 +363,13 @@ func (m *Membership) ensureRegistered(mb Member) {
 		// here would vouch for data it may have lost (R11).
 		return
 	}
-	b, ok := m.node.Metadata().Brokers[mb.ID]
+	md := m.node.Metadata()
+	b, ok := md.Brokers[mb.ID]
+	if _, removed := md.Removed[mb.ID]; removed && !ok {
+		// An operator removed it: only the broker itself, on a new data
+		// directory, registers that id again (remove.go).
+		return
+	}
 	if ok && b.State == BrokerAlive && b.Addr != mb.Addr {
 		if m.refused[mb.ID] != mb.Addr {
 			m.refused[mb.ID] = mb.Addr

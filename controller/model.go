@@ -161,6 +161,19 @@ type Metadata struct {
 	// (groupconfig.go); commands replace the outer map and the inner map
 	// they change, never modify them.
 	GroupConfigs map[string]map[string]string `json:"group_configs,omitempty"`
+	// Removed holds the brokers an operator removed from the cluster
+	// (UnregisterBroker), by id: a process restarted on the data
+	// directory it had then is refused registration (ErrBrokerRemoved);
+	// one on an empty directory joins as a new broker, with an epoch
+	// above the removed one's (R10), and clears the entry. Commands
+	// replace the map, never modify it.
+	Removed map[int32]RemovedBroker `json:"removed,omitempty"`
+}
+
+// RemovedBroker is what the metadata keeps of a removed broker.
+type RemovedBroker struct {
+	DirID string `json:"dir_id,omitempty"`
+	Epoch int64  `json:"epoch"` // its last epoch
 }
 
 // ProducerIDBlock is a range of producer ids allocated to one broker:
@@ -208,6 +221,7 @@ func (m *Metadata) Clone() *Metadata {
 			c.GroupConfigs[g] = maps.Clone(cfg)
 		}
 	}
+	c.Removed = maps.Clone(m.Removed)
 	return &c
 }
 

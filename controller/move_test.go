@@ -268,12 +268,12 @@ func TestSnapshotKeepsMove(t *testing.T) {
 }
 
 // A version 6 snapshot (the build before moves) restores with nothing
-// moving. Its bytes are a version 8 one's without the last three bytes:
-// no moves, no cluster configs and no group configs encode as three zero
-// counts.
+// moving. Its bytes are a version 9 one's without the last four bytes:
+// no moves, no cluster configs, no group configs and no removed brokers
+// encode as four zero counts.
 func TestSnapshotVersion6Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v6 := olderSnapshot(t, m, 6, []byte{0, 0, 0})
+	v6 := olderSnapshot(t, m, 6, []byte{0, 0, 0, 0})
 	got, index, err := decodeSnapshot(v6)
 	if err != nil || index != 10 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 6: %v, index %d", err, index)

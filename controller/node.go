@@ -273,6 +273,10 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hlog
+	// A leader demoted or removed (remove.go) steps down and its node
+	// keeps running: shut down, its broker would be left without a
+	// controller node, and Close would not free its Raft port.
+	rc.ShutdownOnRemove = false
 	logs, err := raft.NewLogCache(512, store)
 	if err != nil {
 		trans.Close()

@@ -89,12 +89,12 @@ func TestSnapshotKeepsNextProducerID(t *testing.T) {
 }
 
 // A version 4 snapshot, without the next producer id, restores with 0.
-// Its bytes are a version 8 one's without the last fields: version 4
+// Its bytes are a version 9 one's without the last fields: version 4
 // appended nothing after the topics, and no users, ACLs, moves, cluster
-// configs or group configs encode as five zero counts.
+// configs, group configs or removed brokers encode as zero counts.
 func TestSnapshotVersion4Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
-	v4 := olderSnapshot(t, m, 4, []byte{0, 0, 0, 0, 0, 0})
+	v4 := olderSnapshot(t, m, 4, []byte{0, 0, 0, 0, 0, 0, 0})
 	got, index, err := decodeSnapshot(v4)
 	if err != nil || index != 10 || got.NextProducerID != 0 || !bytes.Equal(appendMetadata(nil, got), appendMetadata(nil, m)) {
 		t.Fatalf("version 4: %v, index %d, next producer id %d", err, index, got.NextProducerID)

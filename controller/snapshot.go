@@ -23,12 +23,12 @@ import (
 // partition's Offline; version 5 NextProducerID, at the end; version 6
 // the users' SCRAM credentials and the ACLs after it; version 7 the
 // moves in progress and queued (appendMoves) and the cluster configs, at
-// the end; version 8 the group configs (appendGroupConfigs), after them.
-// Older
+// the end; version 8 the group configs (appendGroupConfigs), after them;
+// version 9 the removed brokers (appendRemoved), at the end. Older
 // snapshots still restore, with the fields they lack empty.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 8
+	snapshotVersion = 9
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1
@@ -101,7 +101,48 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 	b = appendSecurity(b, m)
 	b = appendMoves(b, m)
 	b = appendConfigs(b, m.Configs)
-	return appendGroupConfigs(b, m)
+	b = appendGroupConfigs(b, m)
+	return appendRemoved(b, m)
+}
+
+// appendRemoved writes Metadata.Removed: a count, then each broker id
+// (ascending) with the data directory id and epoch it was removed with.
+func appendRemoved(b []byte, m *Metadata) []byte {
+	ids := make([]int32, 0, len(m.Removed))
+	for id := range m.Removed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = binary.AppendVarint(b, int64(id))
+		b = appendString(b, m.Removed[id].DirID)
+		b = binary.AppendVarint(b, m.Removed[id].Epoch)
+	}
+	return b
+}
+
+// decodeRemoved reads what appendRemoved wrote (version 8), refusing ids
+// out of order so there is one encoding.
+func decodeRemoved(d *decoder, m *Metadata) {
+	// An entry is at least 3 bytes: id, directory id length, epoch.
+	n := d.count(3)
+	prev := int32(-1)
+	for i := 0; i < n && d.err == nil; i++ {
+		id, rb := d.int32(), RemovedBroker{DirID: d.string(), Epoch: d.varint()}
+		if d.err != nil {
+			return
+		}
+		if id <= prev {
+			d.fail("removed broker %d not after %d", id, prev)
+			return
+		}
+		prev = id
+		if m.Removed == nil {
+			m.Removed = map[int32]RemovedBroker{}
+		}
+		m.Removed[id] = rb
+	}
 }
 
 // appendMoves writes the partitions that are moving or queued
@@ -202,6 +243,9 @@ func decodeMetadata(d *decoder, v byte) *Metadata {
 	}
 	if v >= 8 {
 		decodeGroupConfigs(d, m)
+	}
+	if v >= 9 {
+		decodeRemoved(d, m)
 	}
 	if d.err != nil {
 		return nil

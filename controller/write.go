@@ -208,9 +208,9 @@ func (n *Node) write(ctx context.Context, r request) (Result, []Election, error)
 			case err != nil:
 				return Result{}, nil, err
 			case !errors.Is(resp.err, ErrNotLeader):
-				if resp.err == nil && r.op != opAddVoter && r.op != opAddNonvoter {
+				if resp.err == nil && r.op != opAddVoter && r.op != opAddNonvoter && r.op != opPromoteVoter && r.op != opDemoteVoter {
 					// Read your writes: the caller sees the change here.
-					// (A membership change is not an FSM command.)
+					// (A Raft configuration change is not an FSM command.)
 					if err := n.fsm.WaitApplied(ctx, resp.res.Index); err != nil {
 						return resp.res, resp.elections, err
 					}
@@ -317,6 +317,15 @@ func (n *Node) execute(ctx context.Context, r request) (Result, []Election, erro
 		return n.alterPartitions(ctx, r.changes)
 	case opAddVoter, opAddNonvoter:
 		res, err := n.addServer(ctx, r.server)
+		return res, nil, err
+	case opRemoveBroker:
+		res, err := n.removeBroker(ctx, r.broker)
+		return res, nil, err
+	case opPromoteVoter:
+		res, err := n.promoteVoter(ctx, r.broker)
+		return res, nil, err
+	case opDemoteVoter:
+		res, err := n.demoteVoter(ctx, r.broker)
 		return res, nil, err
 	case opReadIndex:
 		if err := n.barrier(ctx); err != nil {

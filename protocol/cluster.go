@@ -169,3 +169,72 @@ func (b *ClusterBroker) decode(d *Decoder) {
 	b.Epoch = d.int64("epoch")
 	b.State = d.int8("state")
 }
+
+// Operations of AlterClusterMembership.
+const (
+	// MembershipRemove removes a stopped, drained broker from the broker
+	// registry and from the Raft group (voter or non-voter).
+	MembershipRemove int8 = 1
+	// MembershipAddVoter promotes a registered, alive non-voter to a Raft
+	// voter.
+	MembershipAddVoter int8 = 2
+	// MembershipRemoveVoter demotes a Raft voter to a non-voter.
+	MembershipRemoveVoter int8 = 3
+)
+
+// AlterClusterMembershipRequest changes who is in the cluster: remove a
+// broker, promote a non-voter to voter, demote a voter. Any broker takes
+// it and forwards it to the controller leader, which checks it (a
+// refusal names why) and applies it.
+type AlterClusterMembershipRequest struct {
+	Op        int8 // MembershipRemove, MembershipAddVoter or MembershipRemoveVoter
+	BrokerID  int32
+	TimeoutMs int32
+}
+
+// Key returns AlterClusterMembership.
+func (*AlterClusterMembershipRequest) Key() APIKey { return AlterClusterMembership }
+
+// Append encodes the body.
+func (r *AlterClusterMembershipRequest) Append(dst []byte, version int16) []byte {
+	dst = appendInt8(dst, r.Op)
+	dst = appendInt32(dst, r.BrokerID)
+	return appendInt32(dst, r.TimeoutMs)
+}
+
+// Decode parses the body.
+func (r *AlterClusterMembershipRequest) Decode(d *Decoder, version int16) error {
+	if err := d.beginMessage(AlterClusterMembership, false, version); err != nil {
+		return err
+	}
+	r.Op = d.int8("op")
+	r.BrokerID = d.int32("broker_id")
+	r.TimeoutMs = d.int32("timeout_ms")
+	return d.finish()
+}
+
+// AlterClusterMembershipResponse is the outcome; ErrorMessage says why a
+// change was refused.
+type AlterClusterMembershipResponse struct {
+	ErrorCode    ErrorCode
+	ErrorMessage string
+}
+
+// Key returns AlterClusterMembership.
+func (*AlterClusterMembershipResponse) Key() APIKey { return AlterClusterMembership }
+
+// Append encodes the body.
+func (r *AlterClusterMembershipResponse) Append(dst []byte, version int16) []byte {
+	dst = appendInt16(dst, int16(r.ErrorCode))
+	return appendString(dst, r.ErrorMessage)
+}
+
+// Decode parses the body.
+func (r *AlterClusterMembershipResponse) Decode(d *Decoder, version int16) error {
+	if d.beginMessage(AlterClusterMembership, true, version) != nil || d.errorOnly(&r.ErrorCode) {
+		r.ErrorMessage = ""
+		return d.err
+	}
+	r.ErrorMessage = d.string("error_message", r.ErrorMessage)
+	return d.finish()
+}

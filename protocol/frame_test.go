@@ -253,8 +253,8 @@ func TestAPITable(t *testing.T) {
 			t.Errorf("%v: Supports disagrees with %d..%d", r.Key, r.Min, r.Max)
 		}
 	}
-	if len(seen) != 37 {
-		t.Errorf("%d APIs, want 37", len(seen))
+	if len(seen) != 38 {
+		t.Errorf("%d APIs, want 38", len(seen))
 	}
 	if QueueReceive != 1003 || ResetQueueGroup != 1006 || QueueAck.String() != "QueueAck" {
 		t.Error("queue APIs: wrong keys or names")

@@ -101,6 +101,10 @@ const (
 	QueueAck           APIKey = 1004
 	DescribeQueueGroup APIKey = 1005
 	ResetQueueGroup    APIKey = 1006
+
+	// AlterClusterMembership removes a broker from the cluster, or
+	// promotes or demotes a Raft voter (cluster.go).
+	AlterClusterMembership APIKey = 1010
 )
 
 // InternalKeyBase is the first key of the internal APIs.
@@ -163,12 +167,15 @@ var apiTable = [...]apiInfo{
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
 	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
-	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 3, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
+	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 4, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 
 	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 1, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
 	QueueAck - InternalKeyBase:           row("QueueAck", 0, 0, func() Message { return new(QueueAckRequest) }, func() Message { return new(QueueAckResponse) }),
 	DescribeQueueGroup - InternalKeyBase: row("DescribeQueueGroup", 0, 0, func() Message { return new(DescribeQueueGroupRequest) }, func() Message { return new(DescribeQueueGroupResponse) }),
 	ResetQueueGroup - InternalKeyBase:    row("ResetQueueGroup", 0, 0, func() Message { return new(ResetQueueGroupRequest) }, func() Message { return new(ResetQueueGroupResponse) }),
+
+	AlterClusterMembership - InternalKeyBase: row("AlterClusterMembership", 0, 0, func() Message { return new(AlterClusterMembershipRequest) },
+		func() Message { return new(AlterClusterMembershipResponse) }),
 }
 
 func row(name string, min, max int16, req, resp func() Message) apiInfo {

@@ -41,6 +41,10 @@ type DescribeReplicasResponse struct {
 	// (Raft) store cannot be written, empty when it can: the broker then
 	// neither leads the controller nor stands for election.
 	ControllerStoreError string
+	// DiskFree and DiskCapacity (version 4) are the bytes free (to the
+	// broker's user) and the size of the file system holding its data
+	// directory; 0, 0 when unknown.
+	DiskFree, DiskCapacity int64
 }
 
 // ReplicaInfo is one partition replica as its broker sees it. ErrorCode is
@@ -76,6 +80,8 @@ type ReplicaInfo struct {
 	LastCleanMs     int64  // end of the last clean (ms since the epoch), -1 none since the broker started
 	CleanerFailures int32  // consecutive failed cleanings, 0 when healthy
 	CleanerError    string // the last failure, "" when the last cleaning worked
+	// LogBytes (version 4) is the size of the replica's log on disk.
+	LogBytes int64
 }
 
 // Key returns DescribeReplicas.
@@ -92,13 +98,17 @@ func (r *DescribeReplicasResponse) Append(dst []byte, version int16) []byte {
 	if version >= 3 {
 		dst = appendString(dst, r.ControllerStoreError)
 	}
+	if version >= 4 {
+		dst = appendInt64(dst, r.DiskFree)
+		dst = appendInt64(dst, r.DiskCapacity)
+	}
 	return dst
 }
 
 // Decode parses the body.
 func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
 	if d.beginMessage(DescribeReplicas, true, version) != nil || d.errorOnly(&r.ErrorCode) {
-		r.BrokerID, r.Replicas, r.ControllerStoreError = 0, r.Replicas[:0], ""
+		r.BrokerID, r.Replicas, r.ControllerStoreError, r.DiskFree, r.DiskCapacity = 0, r.Replicas[:0], "", 0, 0
 		return d.err
 	}
 	r.BrokerID = d.int32("broker_id")
@@ -106,6 +116,11 @@ func (r *DescribeReplicasResponse) Decode(d *Decoder, version int16) error {
 	r.ControllerStoreError = ""
 	if version >= 3 {
 		r.ControllerStoreError = d.string("controller_store_error", r.ControllerStoreError)
+	}
+	r.DiskFree, r.DiskCapacity = 0, 0
+	if version >= 4 {
+		r.DiskFree = d.int64("disk_free")
+		r.DiskCapacity = d.int64("disk_capacity")
 	}
 	return d.finish()
 }
@@ -132,6 +147,9 @@ func (ri *ReplicaInfo) append(dst []byte, version int16) []byte {
 		dst = appendInt64(dst, ri.LastCleanMs)
 		dst = appendInt32(dst, ri.CleanerFailures)
 		dst = appendString(dst, ri.CleanerError)
+	}
+	if version >= 4 {
+		dst = appendInt64(dst, ri.LogBytes)
 	}
 	return dst
 }
@@ -160,6 +178,10 @@ func (ri *ReplicaInfo) decode(d *Decoder, version int16) {
 		ri.LastCleanMs = d.int64("last_clean_ms")
 		ri.CleanerFailures = d.int32("cleaner_failures")
 		ri.CleanerError = d.string("cleaner_error", ri.CleanerError)
+	}
+	ri.LogBytes = 0
+	if version >= 4 {
+		ri.LogBytes = d.int64("log_bytes")
 	}
 }
 

@@ -120,3 +120,17 @@ func TestReplicaCleanerVersion(t *testing.T) {
 		}
 	}
 }
+
+// The disk usage and log sizes travel from version 4 only.
+func TestReplicaDiskVersion(t *testing.T) {
+	in := &DescribeReplicasResponse{BrokerID: 1, DiskFree: 10, DiskCapacity: 100, Replicas: []ReplicaInfo{{Topic: "t", LogBytes: 42}}}
+	for v := int16(0); v <= 4; v++ {
+		var out DescribeReplicasResponse
+		if err := Decode(&out, in.Append(nil, v), v); err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		if got := out.DiskFree == 10 && out.DiskCapacity == 100 && out.Replicas[0].LogBytes == 42; got != (v >= 4) {
+			t.Fatalf("v%d: disk %d of %d, log bytes %d", v, out.DiskFree, out.DiskCapacity, out.Replicas[0].LogBytes)
+		}
+	}
+}

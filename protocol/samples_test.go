@@ -72,6 +72,7 @@ func sampleRequests() []Message {
 			{Topic: "jobs", Partition: 1, FirstOffset: 7, LastOffset: 7, Outcome: QueueReject, Reason: "bad json"}}},
 		&DescribeQueueGroupRequest{GroupID: "workers"},
 		&ResetQueueGroupRequest{GroupID: "workers", Partitions: []QueueResetPartition{{Topic: "jobs", Partition: 0, Offset: 42}}},
+		&AlterClusterMembershipRequest{Op: MembershipRemoveVoter, BrokerID: 3, TimeoutMs: 30000},
 		&SaslHandshakeRequest{Mechanism: "SCRAM-SHA-512"},
 		&SaslAuthenticateRequest{AuthBytes: []byte("n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL")},
 	}
@@ -127,6 +128,7 @@ func sampleResponses() []Message {
 		&ResetQueueGroupResponse{ErrorCode: ErrGroupIDNotFound, ErrorMessage: "no such group"},
 		&DeleteRecordsResponse{Topics: []DeleteRecordsTopicResponse{{Name: "orders", Partitions: []DeleteRecordsPartitionResponse{
 			{Partition: 0, LowWatermark: 1200}, {Partition: 2, ErrorCode: ErrOffsetOutOfRange, ErrorMessage: "above the high watermark 90", LowWatermark: -1}}}}},
+		&AlterClusterMembershipResponse{ErrorCode: ErrInvalidRequest, ErrorMessage: "broker 3 still holds replicas"},
 		&CreatePartitionsResponse{Topics: []TopicError{{Name: "orders"}, {Name: "audit", ErrorCode: ErrInvalidPartitions, ErrorMessage: "12, topic has 24"}}},
 		&AlterPartitionReassignmentsResponse{Results: []PartitionResult{{Topic: "orders", Partition: 3},
 			{Topic: "orders", Partition: 4, ErrorCode: ErrNoReassignmentInProgress, Message: "orders-4"}}},

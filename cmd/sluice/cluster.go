@@ -18,17 +18,21 @@ import (
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
-		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions; rebalance leaders; move partitions",
+		Short: "Show the controller, its Raft group, the brokers and unhealthy partitions; rebalance leaders; move partitions; remove brokers, change voters",
 		Example: `  sluice cluster status
   sluice cluster brokers --json
   sluice cluster rebalance-leaders --topic orders
   sluice cluster reassign --plan moves.json
   sluice cluster config --set reassignment.max.moves=10
   sluice cluster rebalance --dry-run
-  sluice cluster drain 2`,
+  sluice cluster drain 2
+  sluice cluster remove 2
+  sluice cluster add-voter 4
+  sluice cluster remove-voter 3`,
 	}
 	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g),
-		newClusterConfigCmd(g), newClusterRebalanceCmd(g), newClusterDrainCmd(g))
+		newClusterConfigCmd(g), newClusterRebalanceCmd(g), newClusterDrainCmd(g), newClusterRemoveCmd(g), newClusterAddVoterCmd(g),
+		newClusterRemoveVoterCmd(g))
 	return cmd
 }
 

@@ -373,14 +373,26 @@ the default):
                                        controller evens replica and leader
                                        counts across the alive brokers (a
                                        broker that joined gets its share);
+                                       continuous: on-join, and re-creates
+                                       on the alive brokers the replicas of
+                                       a broker down longer than
+                                       auto.balance.broker.down.ms, and
+                                       sheds replicas from a full disk;
                                        off (default): only operators move
+  auto.balance.broker.down.ms          how long a broker must be down before
+                                       continuous re-creates its replicas
+                                       (default 900000, 15 min)
+  auto.balance.disk.threshold.percent  disk usage above which continuous
+                                       moves replicas off a broker (default
+                                       85)
 
 Moves beyond the limits wait in a queue and start as others end or the
 limits rise.`,
 		Example: `  sluice cluster config
   sluice cluster config --set reassignment.throttle.bytes.per.sec=104857600
   sluice cluster config --set reassignment.max.moves.per.broker=2 --json
-  sluice cluster config --delete reassignment.max.moves`,
+  sluice cluster config --delete reassignment.max.moves
+  sluice cluster config --set auto.balance=continuous --set auto.balance.broker.down.ms=600000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return alterAndShowConfigs(cmd, g, set, del, asJSON, configResource{

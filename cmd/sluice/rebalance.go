@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -157,16 +156,16 @@ be stopped. Nothing keeps new topics off it meanwhile.`,
   sluice cluster drain 2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := strconv.ParseInt(args[0], 10, 32)
+			id, err := brokerArg(args[0])
 			if err != nil {
-				return fmt.Errorf("broker id %q: %w", args[0], err)
+				return err
 			}
 			cl, err := dial(cmd, g)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
-			plan, err := planCluster(cmd.Context(), cl, []int32{int32(id)}, 0)
+			plan, err := planCluster(cmd.Context(), cl, []int32{id}, 0)
 			if err != nil {
 				return err
 			}

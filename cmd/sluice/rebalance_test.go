@@ -121,4 +121,32 @@ func TestRebalanceAndDrain(t *testing.T) {
 	if _, err := planCluster(ctx, cl, []int32{9}, 0); err == nil {
 		t.Fatal("draining an unknown broker was planned")
 	}
+
+	// Then remove it: refused while it runs, done once it is stopped;
+	// cluster brokers no longer lists it, and the voters are 1 and 3.
+	addrs := strings.Join(c.Addrs(), ",")
+	if out, err := runCmd("--brokers", addrs, "cluster", "remove", "2"); err == nil || !strings.Contains(err.Error(), "alive: stop it first") {
+		t.Fatalf("remove a running broker: %v\n%s", err, out)
+	}
+	c.Stop(2)
+	addrs = strings.Join(c.Addrs(), ",")
+	poll.Until(t, 15*time.Second, "broker 2 offline", func() error {
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range cd.Brokers {
+			if b.ID == 2 && b.State != "offline" {
+				return fmt.Errorf("broker 2 %s", b.State)
+			}
+		}
+		return nil
+	})
+	if out, err := runCmd("--brokers", addrs, "cluster", "remove", "2"); err != nil || !strings.Contains(out, "broker 2 removed from the cluster") {
+		t.Fatalf("remove 2: %v\n%s", err, out)
+	}
+	status, err := runCmd("--brokers", addrs, "cluster", "status")
+	if err != nil || strings.Contains(status, "2@") || !strings.Contains(status, "brokers: 3 alive of 3") {
+		t.Fatalf("status after removing broker 2: %v\n%s", err, status)
+	}
 }

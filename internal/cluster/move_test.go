@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicemq/sluice/bench"
+	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/poll"
@@ -385,4 +386,58 @@ func TestAutoBalanceOnJoin(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// With auto.balance=continuous and a short auto.balance.broker.down.ms,
+// a killed broker's replicas are re-created on the alive brokers by
+// themselves, through the move primitive: every partition ends at its
+// full replication factor, in sync, without the dead broker, while an
+// acks=all verified load runs from before the kill to after the moves
+// (nothing acknowledged lost, duplicated or reordered) and the replicas
+// end identical.
+func TestAutoBalanceContinuousRecreatesDeadBrokersReplicas(t *testing.T) {
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
+		cfg.AutoBalanceInterval = 200 * time.Millisecond
+	}})
+	cl := c.Client()
+	ctx := testContext(t)
+	const topic = "cont"
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 4, ReplicationFactor: 3})
+	testcluster.WaitFullISR(t, cl, topic, 15*time.Second)
+	// Setting configs again is harmless: retried while the controller
+	// leadership flaps under a loaded machine.
+	poll.Until(t, 15*time.Second, "auto.balance=continuous set", func() error {
+		return cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalance, controller.AutoBalanceContinuous),
+			client.SetConfig(controller.ConfigAutoBalanceBrokerDown, "1000"))
+	})
+	const victim = 4
+	held := controller.HeldBy(c.Broker(1).Metadata(), victim)
+	if len(held) == 0 {
+		t.Fatalf("setup: broker %d holds no replica", victim)
+	}
+	wait := verifyAsync(t, c, topic, 6*time.Second)
+	waitEnd(t, cl, topic, 500) // records before the kill
+	c.Kill(victim)
+	start := time.Now()
+	poll.Until(t, 40*time.Second, "every partition back to 3 in-sync replicas, none on the dead broker", func() error {
+		d, err := cl.DescribeTopic(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, p := range d.Partitions {
+			if len(p.Replicas) != 3 || len(p.ISR) != 3 || slices.Contains(p.Replicas, victim) {
+				return fmt.Errorf("partition %d: replicas %v, ISR %v", p.Partition, p.Replicas, p.ISR)
+			}
+		}
+		if moves, err := cl.ListReassignments(ctx); err != nil || len(moves) != 0 {
+			return fmt.Errorf("moves left: %+v, %v", moves, err)
+		}
+		return nil
+	})
+	t.Logf("%d partitions re-created off broker %d %v after the kill", len(held), victim, time.Since(start))
+	res := checkHistory(t, wait())
+	if res.Failed != 0 {
+		t.Errorf("%d produces failed", res.Failed)
+	}
+	waitIdentical(t, cl, topic)
 }

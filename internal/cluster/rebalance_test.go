@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -18,9 +19,12 @@ import (
 // fixedAddrs picks a client address for each of brokers 1 to 3, kept
 // across restarts, so the producers' and consumers' seeds stay valid to
 // the end.
-func fixedAddrs(t *testing.T) map[int32]string {
+func fixedAddrs(t *testing.T) map[int32]string { return fixedAddrsN(t, 3) }
+
+// fixedAddrsN is fixedAddrs for brokers 1 to n.
+func fixedAddrsN(t *testing.T, n int32) map[int32]string {
 	addrs := map[int32]string{}
-	for id := int32(1); id <= 3; id++ {
+	for id := int32(1); id <= n; id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -47,24 +51,42 @@ func onPreferred(pd client.PartitionDescription) error {
 // seen by the producers as retried requests only: no send fails or ends
 // unknown (issue 13 item 4), and every acknowledged record is there once.
 func TestRollingRestartWithRebalanceLosesNoAck(t *testing.T) {
-	addrs := fixedAddrs(t)
-	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
+	rollingRestart(t, 3, 12*time.Second, 20*time.Second)
+}
+
+// The rolling-restart check of issue 20 on a 4-broker cluster (3 voters,
+// a non-voter): a longer run, so behind SLUICE_ROLLING_RESTART=1.
+//
+//	SLUICE_ROLLING_RESTART=1 go test -race ./internal/cluster -run TestRollingRestartFourBrokers -v
+func TestRollingRestartFourBrokers(t *testing.T) {
+	if os.Getenv("SLUICE_ROLLING_RESTART") == "" {
+		t.Skip("set SLUICE_ROLLING_RESTART=1 to run the 4-broker rolling restart")
+	}
+	rollingRestart(t, 4, 25*time.Second, 90*time.Second)
+}
+
+// rollingRestart is the rolling restart above on n brokers (up to 3
+// voters), under a verified load of duration d, waiting up to catchUp
+// for each restarted broker to be in sync and lead again.
+func rollingRestart(t *testing.T, n int32, d, catchUp time.Duration) {
+	addrs := fixedAddrsN(t, n)
+	c := testcluster.Start(t, int(n), testcluster.Options{Voters: int(min(n, 3)), Configure: func(cfg *broker.Config) {
 		cfg.ListenAddr = addrs[cfg.BrokerID]
 		cfg.LeaderRebalanceInterval = 300 * time.Millisecond
 	}})
 	cl := c.Client()
 	const topic = "rolling"
-	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: 3})
-	wait := verifyAsync(t, c, topic, 12*time.Second)
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: topic, Partitions: int32(n), ReplicationFactor: 3})
+	wait := verifyAsync(t, c, topic, d)
 	time.Sleep(500 * time.Millisecond) // let records flow before the first restart
 
 	start := time.Now()
 	for _, id := range c.IDs() {
 		c.Stop(id)
 		c.Restart(id)
-		testcluster.WaitFullISR(t, cl, topic, 20*time.Second)
+		testcluster.WaitFullISR(t, cl, topic, catchUp)
 		for _, pd := range td.Partitions {
-			testcluster.WaitPartition(t, cl, topic, pd.Partition, 20*time.Second, "leadership back on the preferred replica", onPreferred)
+			testcluster.WaitPartition(t, cl, topic, pd.Partition, catchUp, "leadership back on the preferred replica", onPreferred)
 		}
 		t.Logf("broker %d restarted and its leaderships back after %v", id, time.Since(start))
 	}

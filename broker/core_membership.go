@@ -1,0 +1,36 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/protocol"
+)
+
+// AlterClusterMembership removes broker id from the cluster
+// (protocol.MembershipRemove), or promotes it to a Raft voter
+// (MembershipAddVoter) or demotes it to a non-voter
+// (MembershipRemoveVoter), through the controller leader, which checks
+// the change (controller/remove.go): a refusal says why, and nothing
+// changed.
+func (b *Broker) AlterClusterMembership(ctx context.Context, op int8, id int32) error {
+	var err error
+	var what string
+	switch op {
+	case protocol.MembershipRemove:
+		what, err = "broker removed from the cluster", b.node.RemoveBroker(ctx, id)
+	case protocol.MembershipAddVoter:
+		what, err = "broker promoted to controller voter", b.node.PromoteVoter(ctx, id)
+	case protocol.MembershipRemoveVoter:
+		what, err = "broker demoted to controller non-voter", b.node.DemoteVoter(ctx, id)
+	default:
+		return protocol.ErrInvalidRequest.ErrWithDetail(fmt.Sprintf("membership op %d", op))
+	}
+	if err != nil {
+		return err
+	}
+	b.logger.Info(what, zap.Int32("peer", id))
+	return nil
+}
