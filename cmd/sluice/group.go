@@ -37,8 +37,9 @@ func newGroupListCmd(g *globals) *cobra.Command {
 		Long: `List every group with its type and state: a consumer group (sluice's
 clients, KIP-848 Kafka clients) is empty, assigning, reconciling or stable; a
 classic group (Kafka clients' JoinGroup protocol, on the Kafka listener) is
-Empty, PreparingRebalance, CompletingRebalance or Stable, as Kafka names them.
-Each broker lists the groups it coordinates; a broker that does not answer is
+Empty, PreparingRebalance, CompletingRebalance or Stable, as Kafka names them;
+a queue group (type queue, state Active) is listed too: see sluice queue
+describe. Each broker lists the groups it coordinates; a broker that does not answer is
 named on stderr and the command fails after printing the others.`,
 		Example: `  sluice group list
   sluice group list --json`,
