@@ -84,7 +84,9 @@ A flag wins over the environment, which wins over the file, which wins
 over the default. An unknown key or a value a flag would refuse stops the
 broker at start, naming the key and the reason. --print-config prints the
 effective settings as a config file, each with where it came from, and
-exits: a way to check a file, and to start one.
+exits: a way to check a file, and to start one. A secret (--gossip-key)
+prints as <redacted>; files (--tls-key, --cluster-secret-file) as their
+paths.
 
 --kafka-listen adds a listener speaking Apache Kafka's protocol, so Kafka
 clients (kcat, franz-go, librdkafka, the Java client) produce, consume and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -249,4 +250,68 @@ func FuzzReadConfigFile(f *testing.F) {
 		}
 		_, _ = applySettings(fs, settings, "fuzz.yaml", fakeEnv(nil))
 	})
+}
+
+// --print-config never prints a secret's value, wherever it came from,
+// and the placeholder it prints instead is refused if loaded back as the
+// value; every setting named like a secret is either redacted or a path.
+func TestSecretSettingsRedacted(t *testing.T) {
+	const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+	}{
+		{"flag", []string{"--gossip-key", key}, nil, ""},
+		{"env", nil, map[string]string{"SLUICE_GOSSIP_KEY": key}, ""},
+		{"file", nil, nil, "gossip-key: " + key + "\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, fs := brokerFlags(t, c.args...)
+			path := ""
+			if c.file != "" {
+				path = writeFile(t, c.file)
+			}
+			sources, err := loadSettings(fs, path, fakeEnv(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := printSettings(&out, fs, sources); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out.String(), key) || strings.Contains(out.String(), key[:16]) {
+				t.Fatalf("the gossip key is printed:\n%s", out.String())
+			}
+			if w := "gossip-key: " + redacted + " # " + c.name + ", redacted"; !strings.Contains(out.String(), w) {
+				t.Fatalf("no %q in:\n%s", w, out.String())
+			}
+			_, again := brokerFlags(t)
+			_, err = loadSettings(again, writeFile(t, out.String()), fakeEnv(nil))
+			if err == nil || !strings.Contains(err.Error(), "gossip-key") || !strings.Contains(err.Error(), "SLUICE_GOSSIP_KEY") {
+				t.Fatalf("the printed placeholder loaded back: %v", err)
+			}
+		})
+	}
+
+	// Unset, a secret prints as the empty default and loads back.
+	_, fs := brokerFlags(t)
+	var out bytes.Buffer
+	if err := printSettings(&out, fs, map[string]settingSource{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `gossip-key: ""`) {
+		t.Errorf("unset gossip-key printed:\n%s", out.String())
+	}
+
+	// A path-valued setting prints its path; one named like a secret must
+	// be listed here or in secretSettings.
+	paths := map[string]bool{"tls-key": true, "cluster-secret-file": true}
+	secretLike := regexp.MustCompile(`secret|password|passwd|token|credential|key$`)
+	for _, f := range settingFlags(fs) {
+		if secretLike.MatchString(f.Name) && !secretSettings[f.Name] && !paths[f.Name] {
+			t.Errorf("setting %s is named like a secret: add it to secretSettings (redacted) or, if it names a file, to this test's paths", f.Name)
+		}
+	}
 }
