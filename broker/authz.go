@@ -486,6 +486,30 @@ func (s *Session) CanAlterClusterConfigs() error { return s.CanCluster(auth.OpAl
 // CanDescribeClusterConfigs needs describe-configs on the cluster.
 func (s *Session) CanDescribeClusterConfigs() error { return s.CanCluster(auth.OpDescribeConfigs) }
 
+// RegexFilter is what a consumer group member's regex subscription may
+// give it (group.Heartbeat.RegexFilter): the topics the session's
+// principal may describe, Kafka's rule. nil without the authorizer. The
+// coordinator keeps it and calls it from other connections' goroutines,
+// so it asks the broker's current authorizer snapshot directly, not the
+// session's cache (which belongs to the connection's goroutine); an ACL
+// change applies to the group's next resolution.
+func (s *Session) RegexFilter() func(topic string) bool {
+	if !s.b.cfg.Security.Authorizer {
+		return nil
+	}
+	s.checkTLS()
+	if s.broker {
+		return func(string) bool { return true }
+	}
+	if s.certRefused {
+		return func(string) bool { return false }
+	}
+	b, p, host := s.b, s.principal, s.host
+	return func(topic string) bool {
+		return b.authz.authorizer(b.store.Metadata()).Authorize(p, host, auth.ResourceTopic, topic, auth.OpDescribe)
+	}
+}
+
 // OffsetVisible applies Kafka's topic rule to a committed offset a
 // group's OffsetFetch answers (the group's describe is checked before):
 // all is whether every committed topic was asked for. It returns whether
@@ -501,7 +525,7 @@ func (s *Session) OffsetVisible(topic string, all bool) (show bool, err error) {
 
 // CanSubscribe: a consumer group member's heartbeat needs read on the
 // group, then describe on every topic its subscription names (Kafka's
-// rule; a regex subscription's topics are not checked).
+// rule; a regex subscription gets only topics RegexFilter allows).
 func (s *Session) CanSubscribe(group string, topics []string) error {
 	if err := s.CanReadGroup(group); err != nil {
 		return err

@@ -112,6 +112,12 @@ type Config struct {
 	ClassicMaxGroupBytes int
 	// Queue holds the settings of every queue group (queuegroup.go).
 	Queue QueueConfig
+	// RegexNeedsFilter: a member subscribed by regex is given no topic by
+	// it until a heartbeat brings its Heartbeat.RegexFilter. The broker
+	// sets it when it authorizes requests: filters are not in the log, so
+	// a coordinator that loaded its groups from it would otherwise assign
+	// a member topics its principal may not describe until it heartbeats.
+	RegexNeedsFilter bool
 }
 
 // Validate names the first bad field.
