@@ -56,7 +56,7 @@ func newAuthzCore(cfg *Security) *authzCore {
 		a.secret = make([]byte, 32)
 		rand.Read(a.secret)
 	}
-	a.brokers = auth.NewBrokerCredentials(a.secret)
+	a.brokers = auth.NewBrokerCredentials(a.secret, cfg.AcceptedClusterSecrets...)
 	return a
 }
 
@@ -398,7 +398,8 @@ type loginFunc func(c *protocol.Conn, deadline time.Time) error
 // brokerLogin is how this broker logs in to another: the broker mechanism
 // with the cluster secret (auth.BrokerMechanism).
 func (b *Broker) brokerLogin(c *protocol.Conn, deadline time.Time) error {
-	return login(c, deadline, auth.BrokerMechanism, auth.BrokerUser(b.cfg.BrokerID), auth.BrokerPassword(b.authz.secret))
+	user := auth.BrokerLoginUser(b.cfg.BrokerID, b.authz.secret, len(b.cfg.Security.AcceptedClusterSecrets) > 0)
+	return login(c, deadline, auth.BrokerMechanism, user, auth.BrokerPassword(b.authz.secret))
 }
 
 // ErrLogin matches a refused broker login: the peer does not hold the same

@@ -204,7 +204,7 @@ keyring instead. docs/security.md walks through a setup.`,
 			// loadSettings marks a flag set from the environment or the
 			// file as changed: an explicit --http-addr '' turns it off.
 			web.set = cmd.Flags().Changed("http-addr")
-			if cfg.GossipKey, err = tlsOpts.gossipKeyBytes(); err != nil {
+			if cfg.GossipKey, cfg.GossipAcceptedKeys, err = tlsOpts.gossipKeyBytes(); err != nil {
 				return err
 			}
 			bt, err := tlsOpts.load(cmd.Flags().Changed)

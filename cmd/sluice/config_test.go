@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sluicemq/sluice/broker"
 )
 
 // brokerFlags is the broker command's flag set after parsing args, as
@@ -312,6 +315,46 @@ func TestSecretSettingsRedacted(t *testing.T) {
 	for _, f := range settingFlags(fs) {
 		if secretLike.MatchString(f.Name) && !secretSettings[f.Name] && !paths[f.Name] {
 			t.Errorf("setting %s is named like a secret: add it to secretSettings (redacted) or, if it names a file, to this test's paths", f.Name)
+		}
+	}
+}
+
+// --cluster-secret-file: one secret, or during a rotation two lines, the
+// first logged in with and the others accepted; each at least 16 bytes.
+func TestClusterSecretFileLines(t *testing.T) {
+	t.Setenv("SLUICE_CLUSTER_SECRET", "")
+	for _, c := range []struct {
+		text     string
+		login    string
+		accepted []string
+		err      string
+	}{
+		{"  0123456789abcdef0123  \n", "0123456789abcdef0123", nil, ""},
+		{"new-secret-0123456789\nold-secret-0123456789\n", "new-secret-0123456789", []string{"old-secret-0123456789"}, ""},
+		{"\nnew-secret-0123456789\r\n\n old-secret-0123456789 \n", "new-secret-0123456789", []string{"old-secret-0123456789"}, ""},
+		{"new-secret-0123456789\nshort\n", "", nil, "secret 2: 5 bytes"},
+	} {
+		path := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(path, []byte(c.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var cfg broker.Config
+		err := (&brokerSecurity{secretFile: path}).apply(&cfg)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: err %v, want %q", c.text, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.text, err)
+		}
+		var accepted []string
+		for _, a := range cfg.Security.AcceptedClusterSecrets {
+			accepted = append(accepted, string(a))
+		}
+		if string(cfg.Security.ClusterSecret) != c.login || !slices.Equal(accepted, c.accepted) {
+			t.Errorf("%q: login %q, accepted %q", c.text, cfg.Security.ClusterSecret, accepted)
 		}
 	}
 }
