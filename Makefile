@@ -65,9 +65,13 @@ crash:
 # isolation test, under 3 minutes); chaos runs every fault for 5 minutes
 # with fsync=always and with fsync=interval, a run with no faults, and the
 # leader isolation test.
+# CHAOS_SECURE=1 runs any chaos target on a secure cluster: TLS (mutual)
+# on every listener and between brokers, encrypted gossip, SCRAM logins,
+# the authorizer, the workload as a user with ACLs (internal/chaos/secure.go).
 SEED        ?= 1
+CHAOS_SECURE ?=
 CHAOS_BIN   := bin/sluice-chaos
-CHAOS_RUN    = SLUICE_BIN=$(abspath $(CHAOS_BIN)) SLUICE_CHAOS_SEED=$(SEED)
+CHAOS_RUN    = SLUICE_BIN=$(abspath $(CHAOS_BIN)) SLUICE_CHAOS_SEED=$(SEED) SLUICE_CHAOS_SECURE=$(CHAOS_SECURE)
 
 $(CHAOS_BIN): FORCE
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(CHAOS_BIN) ./cmd/sluice

@@ -2,8 +2,10 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -69,6 +71,49 @@ const MinClusterSecret = 16
 // BrokerUser is the user name broker id logs in as.
 func BrokerUser(id int32) string { return "broker-" + strconv.Itoa(int(id)) }
 
+// Rotating the cluster secret: a broker may accept several secrets (the
+// one it logs in with first). While it does, it logs in as
+// "broker-<id>.<SecretID>" so the broker it logs in to knows which secret
+// the password and salt come from; a name without the suffix means the
+// receiving broker's first secret (a broker given one secret logs in
+// that way, as before rotations existed). docs/operations.md has the
+// procedure: every broker accepts old and new, then every broker logs in
+// with new, then old is dropped — at each step every pair of brokers
+// accepts the secret the other logs in with.
+
+// SecretID names a cluster secret without telling anything about it: 8
+// hex digits of an HMAC keyed by the secret.
+func SecretID(secret []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("sluice cluster secret id v1"))
+	return hex.EncodeToString(mac.Sum(nil)[:4])
+}
+
+// BrokerLoginUser is the user broker id logs in as with secret: BrokerUser,
+// with ".<SecretID>" when rotating (it accepts several secrets).
+func BrokerLoginUser(id int32, secret []byte, rotating bool) string {
+	if !rotating {
+		return BrokerUser(id)
+	}
+	return BrokerUser(id) + "." + SecretID(secret)
+}
+
+// splitSecretID splits "name.<SecretID>" into name and the id ("" for a
+// name without one); ok is false for a suffix that is not 8 hex digits.
+func splitSecretID(user string) (name, id string, ok bool) {
+	name, id, found := strings.Cut(user, ".")
+	if !found {
+		return user, "", true
+	}
+	if len(id) != 8 {
+		return "", "", false
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return "", "", false
+	}
+	return name, id, true
+}
+
 // OperatorUser is the user an operator holding the cluster secret logs in
 // as with the broker mechanism (Broker:operator), to create the first
 // users and ACLs of a cluster that requires authentication.
@@ -85,6 +130,10 @@ func BrokerPassword(secret []byte) string {
 // BrokerPrincipal returns the principal of a broker user name, or false
 // for a name that is not "broker-<id>" or OperatorUser.
 func BrokerPrincipal(user string) (Principal, bool) {
+	user, _, ok := splitSecretID(user)
+	if !ok {
+		return Principal{}, false
+	}
 	if user == OperatorUser {
 		return Principal{Type: PrincipalBroker, Name: OperatorUser}, true
 	}
@@ -99,17 +148,19 @@ func BrokerPrincipal(user string) (Principal, bool) {
 }
 
 // BrokerCredentials is the Credentials of the broker users, derived from
-// the cluster secret (never stored). The derivation (PBKDF2) runs once per
+// the cluster secrets (never stored). The derivation (PBKDF2) runs once per
 // user name and is kept.
 type BrokerCredentials struct {
-	secret []byte
-	mu     sync.Mutex
-	cache  map[string]Credential
+	secrets [][]byte // the first is for names without a SecretID
+	mu      sync.Mutex
+	cache   map[string]Credential
 }
 
-// NewBrokerCredentials returns the broker users' credentials for secret.
-func NewBrokerCredentials(secret []byte) *BrokerCredentials {
-	return &BrokerCredentials{secret: secret, cache: map[string]Credential{}}
+// NewBrokerCredentials returns the broker users' credentials for secret
+// and, during a rotation, the other secrets accepted: a user name with a
+// SecretID gets the credential of the secret it names, if accepted.
+func NewBrokerCredentials(secret []byte, accepted ...[]byte) *BrokerCredentials {
+	return &BrokerCredentials{secrets: append([][]byte{secret}, accepted...), cache: map[string]Credential{}}
 }
 
 // Credential returns the credential of a broker user for SCRAM-SHA-512.
@@ -120,14 +171,30 @@ func (b *BrokerCredentials) Credential(user string, m Mechanism) (Credential, bo
 	if _, ok := BrokerPrincipal(user); !ok {
 		return Credential{}, false
 	}
+	name, id, _ := splitSecretID(user)
+	secret := b.secrets[0]
+	if id != "" {
+		secret = nil
+		for _, s := range b.secrets {
+			if SecretID(s) == id {
+				secret = s
+				break
+			}
+		}
+		if secret == nil {
+			return Credential{}, false // not a secret this broker accepts
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if c, ok := b.cache[user]; ok {
 		return c, true
 	}
-	mac := hmac.New(sha512.New, b.secret)
-	mac.Write([]byte("sluice broker salt v1\x00" + user))
-	c, err := deriveCredential(ScramSHA512, BrokerPassword(b.secret), mac.Sum(nil)[:saltBytes], MinIterations)
+	// The salt from the name without its SecretID: the same secret gives
+	// the same credential with and without it.
+	mac := hmac.New(sha512.New, secret)
+	mac.Write([]byte("sluice broker salt v1\x00" + name))
+	c, err := deriveCredential(ScramSHA512, BrokerPassword(secret), mac.Sum(nil)[:saltBytes], MinIterations)
 	if err != nil {
 		panic(fmt.Sprintf("auth: broker credential: %v", err)) // fixed, valid parameters
 	}

@@ -60,6 +60,60 @@ func TestBrokerCredentials(t *testing.T) {
 	}
 }
 
+// A rotation of the cluster secret: a broker accepting old and new takes
+// a login with either, named by its SecretID, and a name without one with
+// its first secret; a broker that accepts only new refuses a login named
+// with old. At every step of the procedure (accept both logging in with
+// old; accept both logging in with new; new only) each pair of brokers
+// accepts the login of the other.
+func TestBrokerCredentialsRotation(t *testing.T) {
+	oldS, newS := []byte("old secret 0123456789"), []byte("new secret 0123456789")
+	type broker struct{ secrets [][]byte }
+	login := func(server, client broker, id int32) error {
+		creds := NewBrokerCredentials(server.secrets[0], server.secrets[1:]...)
+		srv, err := NewServerExchange(ScramSHA512, creds, server.secrets[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := BrokerLoginUser(id, client.secrets[0], len(client.secrets) > 1)
+		err = Login(BrokerMechanism, user, BrokerPassword(client.secrets[0]), srv.Step)
+		if err == nil {
+			if p, ok := srv.Principal(); !ok || p.Name != user {
+				t.Fatalf("principal %v %v, want %s", p, ok, user)
+			}
+			if p, ok := BrokerPrincipal(user); !ok || p.Name != "7" {
+				t.Fatalf("BrokerPrincipal(%q) = %v, %v", user, p, ok)
+			}
+		}
+		return err
+	}
+	steps := [][]broker{
+		{{[][]byte{oldS}}, {[][]byte{oldS, newS}}},
+		{{[][]byte{oldS, newS}}, {[][]byte{newS, oldS}}},
+		{{[][]byte{newS, oldS}}, {[][]byte{newS}}},
+	}
+	for i, step := range steps {
+		for _, pair := range [][2]broker{{step[0], step[1]}, {step[1], step[0]}} {
+			if err := login(pair[0], pair[1], 7); err != nil {
+				t.Errorf("step %d: server %q, client %q: %v", i+1, pair[0].secrets, pair[1].secrets, err)
+			}
+		}
+	}
+	// Skipping a step fails: a broker logging in with old (named) to one
+	// that dropped it, and one with new alone to one that has only old.
+	for _, pair := range [][2]broker{{{[][]byte{newS}}, {[][]byte{oldS, newS}}}, {{[][]byte{oldS}}, {[][]byte{newS}}}} {
+		if err := login(pair[0], pair[1], 7); !errors.Is(err, ErrAuthenticationFailed) {
+			t.Errorf("server %q, client %q: %v, want refused", pair[0].secrets, pair[1].secrets, err)
+		}
+	}
+	for name, ok := range map[string]bool{"broker-1." + SecretID(oldS): true, "operator." + SecretID(newS): true,
+		"broker-1.": false, "broker-1.xyz": false, "broker-1.0123456789": false, "broker-1.zzzzzzzz": false} {
+		if _, got := BrokerPrincipal(name); got != ok {
+			t.Errorf("BrokerPrincipal(%q) = %v", name, got)
+		}
+	}
+}
+
 type memCreds map[string]Credential
 
 func (m memCreds) Credential(user string, mech Mechanism) (Credential, bool) {

@@ -56,7 +56,7 @@ func newAuthzCore(cfg *Security) *authzCore {
 		a.secret = make([]byte, 32)
 		rand.Read(a.secret)
 	}
-	a.brokers = auth.NewBrokerCredentials(a.secret)
+	a.brokers = auth.NewBrokerCredentials(a.secret, cfg.AcceptedClusterSecrets...)
 	return a
 }
 
@@ -398,7 +398,8 @@ type loginFunc func(c *protocol.Conn, deadline time.Time) error
 // brokerLogin is how this broker logs in to another: the broker mechanism
 // with the cluster secret (auth.BrokerMechanism).
 func (b *Broker) brokerLogin(c *protocol.Conn, deadline time.Time) error {
-	return login(c, deadline, auth.BrokerMechanism, auth.BrokerUser(b.cfg.BrokerID), auth.BrokerPassword(b.authz.secret))
+	user := auth.BrokerLoginUser(b.cfg.BrokerID, b.authz.secret, len(b.cfg.Security.AcceptedClusterSecrets) > 0)
+	return login(c, deadline, auth.BrokerMechanism, user, auth.BrokerPassword(b.authz.secret))
 }
 
 // ErrLogin matches a refused broker login: the peer does not hold the same
@@ -486,6 +487,30 @@ func (s *Session) CanAlterClusterConfigs() error { return s.CanCluster(auth.OpAl
 // CanDescribeClusterConfigs needs describe-configs on the cluster.
 func (s *Session) CanDescribeClusterConfigs() error { return s.CanCluster(auth.OpDescribeConfigs) }
 
+// RegexFilter is what a consumer group member's regex subscription may
+// give it (group.Heartbeat.RegexFilter): the topics the session's
+// principal may describe, Kafka's rule. nil without the authorizer. The
+// coordinator keeps it and calls it from other connections' goroutines,
+// so it asks the broker's current authorizer snapshot directly, not the
+// session's cache (which belongs to the connection's goroutine); an ACL
+// change applies to the group's next resolution.
+func (s *Session) RegexFilter() func(topic string) bool {
+	if !s.b.cfg.Security.Authorizer {
+		return nil
+	}
+	s.checkTLS()
+	if s.broker {
+		return func(string) bool { return true }
+	}
+	if s.certRefused {
+		return func(string) bool { return false }
+	}
+	b, p, host := s.b, s.principal, s.host
+	return func(topic string) bool {
+		return b.authz.authorizer(b.store.Metadata()).Authorize(p, host, auth.ResourceTopic, topic, auth.OpDescribe)
+	}
+}
+
 // OffsetVisible applies Kafka's topic rule to a committed offset a
 // group's OffsetFetch answers (the group's describe is checked before):
 // all is whether every committed topic was asked for. It returns whether
@@ -501,7 +526,7 @@ func (s *Session) OffsetVisible(topic string, all bool) (show bool, err error) {
 
 // CanSubscribe: a consumer group member's heartbeat needs read on the
 // group, then describe on every topic its subscription names (Kafka's
-// rule; a regex subscription's topics are not checked).
+// rule; a regex subscription gets only topics RegexFilter allows).
 func (s *Session) CanSubscribe(group string, topics []string) error {
 	if err := s.CanReadGroup(group); err != nil {
 		return err

@@ -36,6 +36,10 @@ type Security struct {
 	// of more than one broker (Voters naming several, or Join); at least
 	// auth.MinClusterSecret bytes.
 	ClusterSecret []byte
+	// AcceptedClusterSecrets are secrets accepted from other brokers
+	// besides ClusterSecret, which this broker logs in with: set during a
+	// rolling rotation of the secret (docs/operations.md), else empty.
+	AcceptedClusterSecrets [][]byte
 	// MaxAuthAttempts is how many failed authentications a connection may
 	// make before it is closed. Default DefaultMaxAuthAttempts.
 	MaxAuthAttempts int
@@ -58,7 +62,14 @@ func (s Security) validate(cluster bool) error {
 	if _, err := auth.ParseMappingRules(s.TLSPrincipalMapping); err != nil {
 		return fieldError("Security.TLSPrincipalMapping", s.TLSPrincipalMapping, err.Error())
 	}
+	for _, a := range s.AcceptedClusterSecrets {
+		if len(a) < auth.MinClusterSecret {
+			return fieldError("Security.AcceptedClusterSecrets", fmt.Sprintf("%d bytes", len(a)), fmt.Sprintf("below %d bytes", auth.MinClusterSecret))
+		}
+	}
 	switch {
+	case len(s.AcceptedClusterSecrets) > 0 && len(s.ClusterSecret) == 0:
+		return fieldError("Security.AcceptedClusterSecrets", len(s.AcceptedClusterSecrets), "without a ClusterSecret to log in with")
 	case len(s.ClusterSecret) > 0 && len(s.ClusterSecret) < auth.MinClusterSecret:
 		return fieldError("Security.ClusterSecret", fmt.Sprintf("%d bytes", len(s.ClusterSecret)), fmt.Sprintf("below %d bytes", auth.MinClusterSecret))
 	case cluster && len(s.ClusterSecret) == 0:

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -436,4 +438,59 @@ func TestNoClusterSecretNoBrokerLogin(t *testing.T) {
 			t.Fatalf("broker login with secret %q: %v", secret, code)
 		}
 	}
+}
+
+// A member subscribed by regex is assigned only partitions of topics its
+// principal may describe (Kafka's rule), on the sluice protocol: alice,
+// with describe on orders.eu only, gets orders.eu of orders\..*; an ACL
+// added later brings orders.us at a following heartbeat. admin (a super
+// user) gets every match.
+func TestRegexSubscriptionOnlyDescribableTopics(t *testing.T) {
+	b := secureBroker(t, true)
+	admin := loggedIn(t, b, "admin")
+	admin.createTopic("orders.eu", 2)
+	admin.createTopic("orders.us", 2)
+	admin.createTopic("payments", 1)
+	addACL(t, admin, allow("User:alice", auth.ResourceGroup, "rg", auth.OpRead))
+	addACL(t, admin, allow("User:alice", auth.ResourceTopic, "orders.eu", auth.OpDescribe))
+	addACL(t, admin, allow("User:alice", auth.ResourceTopic, "payments", auth.OpRead))
+	alice := loggedIn(t, b, "alice")
+	waitCoordinator(t, admin, "rg")
+
+	topicsOf := func(tps []protocol.TopicPartitions) []string {
+		var out []string
+		for _, tp := range tps {
+			if len(tp.Partitions) > 0 {
+				out = append(out, tp.Topic)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	// beat heartbeats as c, the one member of group, until its
+	// assignment is want (sorted).
+	members := map[string]*protocol.ConsumerGroupHeartbeatResponse{}
+	beat := func(c *testClient, group string, want ...string) {
+		t.Helper()
+		if members[group] == nil {
+			members[group] = &protocol.ConsumerGroupHeartbeatResponse{}
+		}
+		hb := members[group]
+		poll.Until(t, 20*time.Second, fmt.Sprintf("assignment %v in %s", want, group), func() error {
+			c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: group, MemberID: hb.MemberID, MemberEpoch: hb.MemberEpoch,
+				SubscribedTopicRegex: `orders\..*`, RebalanceTimeoutMs: 30000, OwnedPartitions: hb.Assignment}, hb)
+			if err := hb.ErrorCode.Err(); err != nil {
+				*hb = protocol.ConsumerGroupHeartbeatResponse{}
+				return err
+			}
+			if got := topicsOf(hb.Assignment); !slices.Equal(got, want) {
+				return fmt.Errorf("assigned %v", got)
+			}
+			return nil
+		})
+	}
+	beat(alice, "rg", "orders.eu")
+	beat(admin, "all", "orders.eu", "orders.us")
+	addACL(t, admin, allow("User:alice", auth.ResourceTopic, "orders.us", auth.OpRead)) // read implies describe
+	beat(alice, "rg", "orders.eu", "orders.us")
 }

@@ -211,6 +211,10 @@ type Config struct {
 	// 16, 24 or 32 bytes. Every broker of the cluster needs the same key;
 	// a broker with another key, or none, cannot join. Default none.
 	GossipKey []byte
+	// GossipAcceptedKeys are gossip keys accepted besides GossipKey, which
+	// encrypts what this broker sends: set during a rolling rotation of
+	// the key (docs/operations.md), else empty.
+	GossipAcceptedKeys [][]byte
 	// Gossip holds serf's failure-detection timings; zero fields keep
 	// memberlist's LAN defaults (a failed broker is noticed within about
 	// 5 to 30 s). Tests shorten them.
@@ -513,6 +517,14 @@ func (c Config) Validate() error {
 	}
 	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return fieldError("GossipKey", fmt.Sprintf("%d bytes", n), "want 16, 24 or 32 bytes (AES-128, -192 or -256)")
+	}
+	for _, k := range c.GossipAcceptedKeys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fieldError("GossipAcceptedKeys", fmt.Sprintf("%d bytes", n), "want 16, 24 or 32 bytes (AES-128, -192 or -256)")
+		}
+	}
+	if len(c.GossipAcceptedKeys) > 0 && len(c.GossipKey) == 0 {
+		return fieldError("GossipAcceptedKeys", len(c.GossipAcceptedKeys), "without a GossipKey to send with")
 	}
 	switch {
 	case c.BrokerID < 0:

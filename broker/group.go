@@ -268,7 +268,9 @@ func (b *Broker) loadCoordinator(index, epoch int32, topics map[string]int32, no
 	if p == nil {
 		return nil, protocol.ErrNotCoordinator
 	}
-	c, err := group.New(b.cfg.Group)
+	gcfg := b.cfg.Group
+	gcfg.RegexNeedsFilter = b.cfg.Security.Authorizer // every heartbeat brings Session.RegexFilter
+	c, err := group.New(gcfg)
 	if err != nil {
 		return nil, err
 	}

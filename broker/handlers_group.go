@@ -73,6 +73,7 @@ func (c *conn) handleConsumerGroupHeartbeat(h *protocol.RequestHeader, resp *res
 		RebalanceTimeout:     time.Duration(req.RebalanceTimeoutMs) * time.Millisecond,
 		SubscribedTopicNames: append([]string{}, req.SubscribedTopics...),
 		SubscribedTopicRegex: &req.SubscribedTopicRegex,
+		RegexFilter:          c.sess.RegexFilter(),
 		ServerAssignor:       req.Assignor,
 		OwnedPartitions:      owned,
 	}

@@ -332,7 +332,7 @@ func (b *Broker) startMembership(advertised string) error {
 	m, err := controller.StartMembership(controller.MembershipConfig{
 		ID: b.cfg.BrokerID, BindAddr: b.cfg.GossipAddr, Addr: advertised, RaftAddr: b.node.RaftAddr(), Rack: b.cfg.Rack,
 		KafkaAddr: b.cfg.KafkaAdvertisedAddr, Node: b.node, Logger: b.logger.Named("membership"), Gossip: b.cfg.Gossip,
-		Key: b.cfg.GossipKey,
+		Key: b.cfg.GossipKey, AcceptedKeys: b.cfg.GossipAcceptedKeys,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)

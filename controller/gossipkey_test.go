@@ -12,9 +12,9 @@ import (
 
 // startSerf starts a serf agent from MembershipConfig{ID: id, Key: key}'s
 // configuration and returns it with its gossip address.
-func startSerf(t *testing.T, id int32, key []byte) (*serf.Serf, string) {
+func startSerf(t *testing.T, id int32, key []byte, accepted ...[]byte) (*serf.Serf, string) {
 	t.Helper()
-	cfg := MembershipConfig{ID: id, BindAddr: "127.0.0.1:0", Logger: zap.NewNop(), Key: key, Gossip: testGossip}
+	cfg := MembershipConfig{ID: id, BindAddr: "127.0.0.1:0", Logger: zap.NewNop(), Key: key, AcceptedKeys: accepted, Gossip: testGossip}
 	sc, err := cfg.serfConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -56,5 +56,42 @@ func TestGossipKey(t *testing.T) {
 			t.Fatalf("%s: sees %d members, want itself alone", tc.name, n)
 		}
 		s.Shutdown()
+	}
+}
+
+// A rolling rotation of the gossip key: at each step of the procedure
+// (old with new accepted; new with old accepted; new alone) a member
+// joins one from the step before and both see each other; a member with
+// new alone cannot join one with old alone.
+func TestGossipKeyRotation(t *testing.T) {
+	oldK, newK := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 16)
+	type keys struct{ key, accepted []byte }
+	steps := [][2]keys{
+		{{oldK, nil}, {oldK, newK}},
+		{{oldK, newK}, {newK, oldK}},
+		{{newK, oldK}, {newK, nil}},
+	}
+	start := func(id int32, k keys) (*serf.Serf, string) {
+		if k.accepted == nil {
+			return startSerf(t, id, k.key)
+		}
+		return startSerf(t, id, k.key, k.accepted)
+	}
+	for i, st := range steps {
+		a, addr := start(int32(10*i+1), st[0])
+		b, _ := start(int32(10*i+2), st[1])
+		if _, err := b.Join([]string{addr}, true); err != nil {
+			t.Fatalf("step %d: join: %v", i+1, err)
+		}
+		if a.NumNodes() != 2 || b.NumNodes() != 2 {
+			t.Fatalf("step %d: %d and %d members, want 2", i+1, a.NumNodes(), b.NumNodes())
+		}
+		a.Shutdown()
+		b.Shutdown()
+	}
+	_, addr := startSerf(t, 41, oldK)
+	c, _ := startSerf(t, 42, newK)
+	if _, err := c.Join([]string{addr}, true); err == nil {
+		t.Fatal("a member with the new key alone joined one with the old key alone")
 	}
 }

@@ -63,6 +63,10 @@ type MembershipConfig struct {
 	// 32 bytes, the same on every broker. A member without it cannot join
 	// or be heard. Default none: gossip in the clear.
 	Key []byte
+	// AcceptedKeys are gossip keys accepted besides Key, which encrypts
+	// what this member sends: set during a rolling rotation of the key
+	// (docs/operations.md), else empty.
+	AcceptedKeys [][]byte
 }
 
 // GossipTimings are memberlist's failure-detection and gossip timings.
@@ -200,6 +204,13 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	}
 	if len(c.Key) > 0 {
 		mc.SecretKey = c.Key
+		if len(c.AcceptedKeys) > 0 {
+			kr, err := memberlist.NewKeyring(c.AcceptedKeys, c.Key)
+			if err != nil {
+				return nil, fmt.Errorf("controller: gossip keys: %w", err)
+			}
+			mc.Keyring = kr
+		}
 	}
 	sc.MemberlistConfig = mc
 	if c.Gossip.LeavePropagateDelay > 0 {

@@ -78,14 +78,20 @@ func (s memberState) String() string {
 }
 
 type member struct {
-	id               string
-	instanceID       string
-	rackID           string
-	clientID         string
-	clientHost       string
-	topicNames       []string // sorted
-	topicRegex       string
-	re               *regexp.Regexp // compiled topicRegex; nil when none
+	id         string
+	instanceID string
+	rackID     string
+	clientID   string
+	clientHost string
+	topicNames []string // sorted
+	topicRegex string
+	re         *regexp.Regexp // compiled topicRegex; nil when none
+	// filter is the last heartbeat's RegexFilter (filtered: it had one;
+	// both are lost on replay, until the member's next heartbeat), and
+	// regexMatched what the regex gave through it then.
+	filter           func(topic string) bool
+	filtered         bool
+	regexMatched     map[string]bool
 	assignor         string
 	rebalanceTimeout time.Duration
 
@@ -186,11 +192,24 @@ func (c *Coordinator) memberTopics(m *member) map[string]bool {
 			out[t] = true
 		}
 	}
-	if m.re != nil {
-		for t := range c.topics {
-			if !strings.HasPrefix(t, "__") && m.re.MatchString(t) {
-				out[t] = true
-			}
+	for t := range c.regexTopics(m) {
+		out[t] = true
+	}
+	return out
+}
+
+// regexTopics is the set of existing topics m's regex gives it: those it
+// matches (never an internal one) that its filter allows. With
+// Config.RegexNeedsFilter, a member that has not heartbeated since this
+// coordinator loaded it has no filter yet and gets none.
+func (c *Coordinator) regexTopics(m *member) map[string]bool {
+	out := make(map[string]bool)
+	if m.re == nil || (c.cfg.RegexNeedsFilter && !m.filtered) {
+		return out
+	}
+	for t := range c.topics {
+		if !strings.HasPrefix(t, "__") && m.re.MatchString(t) && (m.filter == nil || m.filter(t)) {
+			out[t] = true
 		}
 	}
 	return out

@@ -131,6 +131,12 @@ type Config struct {
 	// per partition read in memory. A new group past it is refused
 	// (AdmitQueueGroup) with GROUP_MAX_SIZE_REACHED.
 	MaxQueueGroups int
+	// RegexNeedsFilter: a member subscribed by regex is given no topic by
+	// it until a heartbeat brings its Heartbeat.RegexFilter. The broker
+	// sets it when it authorizes requests: filters are not in the log, so
+	// a coordinator that loaded its groups from it would otherwise assign
+	// a member topics its principal may not describe until it heartbeats.
+	RegexNeedsFilter bool
 }
 
 // Validate names the first bad field.

@@ -535,3 +535,142 @@ func TestRangeAssignorThroughHeartbeat(t *testing.T) {
 		t.Fatalf("described assignor %q", d.Assignor)
 	}
 }
+
+// A regex member is given only the topics its RegexFilter allows (the
+// broker's describe ACLs); a heartbeat whose filter allows more moves the
+// group to a new epoch and assigns them, one that allows less takes them
+// away; names the member subscribes to by name are not filtered (the
+// broker checked them before the heartbeat).
+func TestRegexSubscriptionFiltered(t *testing.T) {
+	h := newHarness(t, map[string]int32{"orders.eu": 2, "orders.us": 2, "orders.jp": 1, "payments": 2})
+	re := "orders\\..*"
+	allow := map[string]bool{"orders.eu": true}
+	filter := func(topic string) bool { return allow[topic] }
+	res, recs, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicRegex: &re, RegexFilter: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.log = append(h.log, recs...)
+	if got := topicsOf(res.Assignment); !slices.Equal(got, []string{"orders.eu"}) {
+		t.Fatalf("filtered to orders.eu, assigned %v", res.Assignment)
+	}
+
+	// More allowed (an ACL added): the next heartbeat assigns it.
+	allow["orders.jp"] = true
+	res2, _, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: res.MemberID, MemberEpoch: res.MemberEpoch,
+		OwnedPartitions: res.Assignment, RegexFilter: filter})
+	if err != nil || res2.MemberEpoch <= res.MemberEpoch || !slices.Equal(topicsOf(res2.Assignment), []string{"orders.eu", "orders.jp"}) {
+		t.Fatalf("after allowing orders.jp: %+v %v", res2, err)
+	}
+
+	// A second member by name gets payments, which the regex member's
+	// filter does not allow and its regex does not match anyway; and
+	// orders.us, named, though the regex member may not see it.
+	res3, _, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicNames: []string{"orders.us"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		res3, _, err = h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: res3.MemberID, MemberEpoch: res3.MemberEpoch, OwnedPartitions: res3.Assignment})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(topicsOf(res3.Assignment), []string{"orders.us"}) {
+		t.Fatalf("the named member holds %v", res3.Assignment)
+	}
+
+	// Less allowed (an ACL removed): taken away at the next heartbeat.
+	delete(allow, "orders.eu")
+	res4, _, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: res2.MemberID, MemberEpoch: res2.MemberEpoch,
+		OwnedPartitions: res2.Assignment, RegexFilter: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res4, _, err = h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: res4.MemberID, MemberEpoch: res4.MemberEpoch,
+		OwnedPartitions: []TopicPartitions{{Topic: "orders.jp", Partitions: []int32{0}}}, RegexFilter: filter})
+	if err != nil || !slices.Equal(topicsOf(res4.Assignment), []string{"orders.jp"}) {
+		t.Fatalf("after removing orders.eu: %+v %v", res4, err)
+	}
+}
+
+// With RegexNeedsFilter, a coordinator that loaded a regex member from
+// the log gives it nothing by its regex until a heartbeat brings the
+// filter: it never assigns past the ACLs between a failover and the
+// member's next heartbeat.
+func TestRegexNeedsFilterAfterReplay(t *testing.T) {
+	h := newHarness(t, map[string]int32{"orders.eu": 2, "orders.us": 2})
+	re := "orders\\..*"
+	filter := func(topic string) bool { return topic == "orders.eu" }
+	res, recs, err := h.c.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicRegex: &re, RegexFilter: filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.log = append(h.log, recs...)
+
+	r, err := New(Config{RegexNeedsFilter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetTopics(h.c.topics)
+	for _, rec := range h.log {
+		if err := r.Replay(h.now, rec.Key, rec.Value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another member joins first, by name, before the regex member's
+	// heartbeat: the regex member's unfiltered matches are given to no one.
+	other, _, err := r.Heartbeat(h.now, Heartbeat{GroupID: "g", SubscribedTopicNames: []string{"orders.eu"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := r.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: res.MemberID, MemberEpoch: res.MemberEpoch,
+		OwnedPartitions: res.Assignment})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := r.DescribeGroup("g")
+	for _, dm := range d.Members {
+		if slices.Contains(topicsOf(dm.TargetAssignment), "orders.us") {
+			t.Fatalf("orders.us in a target without a filter: %+v", d)
+		}
+	}
+	// With the filter, the regex member is given orders.eu again (shared
+	// with the named member) and never orders.us.
+	m := got
+	for range 6 {
+		m, _, err = r.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch, OwnedPartitions: owned(m.Assignment), RegexFilter: filter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _, err = r.Heartbeat(h.now, Heartbeat{GroupID: "g", MemberID: other.MemberID, MemberEpoch: other.MemberEpoch, OwnedPartitions: owned(other.Assignment)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, _ = r.DescribeGroup("g"); d.State != StateStable {
+		t.Fatalf("not stable: %+v", d)
+	}
+	if count(m.Assignment)+count(other.Assignment) != 2 || slices.Contains(topicsOf(m.Assignment), "orders.us") {
+		t.Fatalf("regex member %v, other %v", m.Assignment, other.Assignment)
+	}
+}
+
+// owned is what a member reports holding: its assignment, none as empty.
+func owned(tps []TopicPartitions) []TopicPartitions {
+	if tps == nil {
+		return []TopicPartitions{}
+	}
+	return tps
+}
+
+func topicsOf(tps []TopicPartitions) []string {
+	var out []string
+	for _, t := range tps {
+		if len(t.Partitions) > 0 {
+			out = append(out, t.Topic)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"time"
@@ -33,7 +34,15 @@ type Heartbeat struct {
 	// names; internal topics (names starting "__") never match.
 	SubscribedTopicNames []string
 	SubscribedTopicRegex *string
-	ServerAssignor       string // "" unchanged (default uniform)
+	// RegexFilter says which topics the member's regex may give it: the
+	// broker's authorizer (Kafka's rule: only topics the member's
+	// principal may describe). nil: every topic. It must be safe to call
+	// from any goroutine, under the coordinator's lock, for as long as the
+	// member stays (each heartbeat replaces it), and cheap: it is asked
+	// for every existing topic the regex matches whenever the group's
+	// subscription is resolved.
+	RegexFilter    func(topic string) bool
+	ServerAssignor string // "" unchanged (default uniform)
 	// OwnedPartitions is what the member holds now; nil: not reported.
 	// A member reports it after it revoked partitions.
 	OwnedPartitions []TopicPartitions
@@ -204,6 +213,17 @@ func (c *Coordinator) update(now time.Time, g *consumerGroup, m *member, req Hea
 	}
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.topicRegex {
 		m.topicRegex, m.re, changed = *req.SubscribedTopicRegex, re, true
+	}
+	// The filter is the caller's now (an ACL may have changed since the
+	// last heartbeat, or the member is new to this coordinator); what the
+	// regex gives the member through it is compared with what it gave at
+	// the last heartbeat, so a change moves the group to a new epoch.
+	m.filter, m.filtered = req.RegexFilter, req.RegexFilter != nil
+	if m.re != nil {
+		matched := c.regexTopics(m)
+		if !maps.Equal(matched, m.regexMatched) {
+			m.regexMatched, changed = matched, true
+		}
 	}
 	if req.ServerAssignor != "" && req.ServerAssignor != m.assignor {
 		m.assignor, changed = req.ServerAssignor, true

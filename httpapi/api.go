@@ -98,6 +98,10 @@ func apiStatus(err error) (int, string) {
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, ""
 	}
+	if code, _ := broker.ErrorCode(err); code == protocol.ErrTopicAuthorizationFailed ||
+		code == protocol.ErrGroupAuthorizationFailed || code == protocol.ErrClusterAuthorizationFailed {
+		return http.StatusForbidden, code.String()
+	}
 	code, _ := broker.ErrorCode(err)
 	switch code {
 	case protocol.ErrUnknownTopicOrPartition, protocol.ErrGroupIDNotFound:
@@ -223,7 +227,7 @@ func healthOf(t *controller.Topic) partitionHealth {
 }
 
 func (c *console) getCluster(w http.ResponseWriter, r *http.Request) {
-	md := c.core.Metadata()
+	md := c.coreOf(r).Metadata()
 	out := ClusterInfo{Broker: c.id, Controller: md.ControllerID, MetadataVersion: md.Version, Brokers: []BrokerInfo{}, Alerts: []Alert{}}
 	byID := map[int32]*BrokerInfo{}
 	for _, b := range md.Brokers {
@@ -295,7 +299,7 @@ type TopicEndTotal struct {
 
 func (c *console) getThroughput(w http.ResponseWriter, r *http.Request) {
 	c.answerRead(w, r, func(ctx context.Context, cl *client.Client) (any, error) {
-		names := slices.Sorted(maps.Keys(c.core.Metadata().Topics))
+		names := slices.Sorted(maps.Keys(c.coreOf(r).Metadata().Topics))
 		out := Throughput{Time: time.Now().UnixMilli(), Topics: make([]TopicEndTotal, 0, len(names))}
 		var errs []error
 		for _, name := range names {
@@ -336,7 +340,7 @@ type TopicSummary struct {
 }
 
 func (c *console) listTopics(w http.ResponseWriter, r *http.Request) {
-	md := c.core.Metadata()
+	md := c.coreOf(r).Metadata()
 	out := make([]TopicSummary, 0, len(md.Topics))
 	for _, t := range md.Topics {
 		s := TopicSummary{Name: t.Name, Internal: t.Name == broker.OffsetsTopic, Partitions: len(t.Partitions)}
@@ -376,12 +380,12 @@ type TopicDetail struct {
 
 func (c *console) getTopic(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("topic")
-	t, ok := c.core.Metadata().Topics[name]
+	t, ok := c.coreOf(r).Metadata().Topics[name]
 	if !ok {
 		c.fail(w, r, &protocol.Error{Code: protocol.ErrUnknownTopicOrPartition, Detail: fmt.Sprintf("topic %q does not exist", name)})
 		return
 	}
-	configs, err := c.core.DescribeTopicConfigs(name, nil)
+	configs, err := c.coreOf(r).DescribeTopicConfigs(name, nil)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -463,7 +467,7 @@ func (c *console) createTopic(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	if err := c.core.CreateTopics(ctx, []broker.NewTopic{nt}, req.ValidateOnly)[0]; err != nil {
+	if err := c.coreOf(r).CreateTopics(ctx, []broker.NewTopic{nt}, req.ValidateOnly)[0]; err != nil {
 		c.fail(w, r, fmt.Errorf("create topic %q: %w", req.Name, err))
 		return
 	}
@@ -482,7 +486,7 @@ func (c *console) deleteTopic(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	if err := c.core.DeleteTopics(ctx, []string{name})[0]; err != nil {
+	if err := c.coreOf(r).DeleteTopics(ctx, []string{name})[0]; err != nil {
 		c.fail(w, r, fmt.Errorf("delete topic %q: %w", name, err))
 		return
 	}
@@ -511,11 +515,11 @@ func (c *console) alterConfigs(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	change := broker.ConfigAlteration{Topic: name, Set: req.Set, Remove: req.Remove}
-	if err := c.core.AlterTopicConfigs(ctx, []broker.ConfigAlteration{change}, req.ValidateOnly)[0]; err != nil {
+	if err := c.coreOf(r).AlterTopicConfigs(ctx, []broker.ConfigAlteration{change}, req.ValidateOnly)[0]; err != nil {
 		c.fail(w, r, fmt.Errorf("alter configs of topic %q: %w", name, err))
 		return
 	}
-	configs, err := c.core.DescribeTopicConfigs(name, nil)
+	configs, err := c.coreOf(r).DescribeTopicConfigs(name, nil)
 	if err != nil {
 		c.fail(w, r, err)
 		return

@@ -72,6 +72,11 @@ type Config struct {
 	// handshake (auth.Listener) before the HTTP server sees it. Default
 	// plain HTTP.
 	TLS *auth.Transport
+	// Sessions, when set, authenticates and authorizes every request but
+	// the probes with a broker core Session (auth.go); Auth says whether
+	// a request must authenticate. Without Sessions, nothing is checked.
+	Sessions Sessions
+	Auth     AuthMode
 }
 
 // DefaultPortOffset is how far above the client port the HTTP endpoint
@@ -152,11 +157,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cons = newConsole(cfg.Console, cfg.Broker, cfg.Metrics, cfg.ClientOpts, cfg.Logger.Named("console"))
 		cons.register(mux)
 	}
+	var handler http.Handler = mux
+	if cfg.Sessions != nil {
+		handler = newGuard(mux, cfg.Sessions, cfg.Auth)
+	}
 	s := &Server{
 		ln:      ln,
 		console: cons,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-			ErrorLog: zap.NewStdLog(cfg.Logger.Named("http"))},
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+			ErrorLog: zap.NewStdLog(cfg.Logger.Named("http")),
+			// The connection, for its TLS state (a client certificate's
+			// principal): auth.Listener's connections are not *tls.Conn.
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) }},
 		logger: cfg.Logger,
 		done:   make(chan struct{}),
 	}

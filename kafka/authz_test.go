@@ -505,3 +505,87 @@ func TestKafkaAuthorizationGrants(t *testing.T) {
 		t.Fatal("bob grew hidden")
 	}
 }
+
+// A KIP-848 member subscribed by regex on the Kafka listener is assigned
+// only partitions of topics its principal may describe (Kafka's rule):
+// bob, with describe on orders.eu, gets orders.eu of orders\..*; an ACL
+// added later brings orders.us; admin (a super user) gets both.
+func TestKafkaRegexSubscriptionOnlyDescribableTopics(t *testing.T) {
+	ctx := testContext(t)
+	b, addr, adm := authzBroker(t)
+	createTopic(t, ctx, adm, "orders.eu", 2, 1, nil)
+	createTopic(t, ctx, adm, "orders.us", 2, 1, nil)
+	bobACL := func(rt auth.ResourceType, name string, op auth.Operation) {
+		t.Helper()
+		acl := auth.ACL{Principal: "User:bob", Host: "*", Resource: rt, Name: name, Pattern: auth.PatternLiteral, Op: op, Permission: auth.Allow}
+		for _, err := range b.CreateACLs(ctx, []auth.ACL{acl}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bobACL(auth.ResourceGroup, "rg", auth.OpRead)
+	bobACL(auth.ResourceTopic, "orders.eu", auth.OpDescribe)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[[16]byte]string{}
+	for _, d := range topics {
+		names[d.ID] = d.Topic
+	}
+	bob := scramClient(t, addr, "bob", "bob-pw", true)
+	admin := scramClient(t, addr, "admin", "admin-pw", true)
+
+	// beat heartbeats as cl, the one member of group, until it is
+	// assigned the topics want (sorted).
+	type memberState struct {
+		id    string
+		epoch int32
+		owned []kmsg.ConsumerGroupHeartbeatRequestTopic
+	}
+	members := map[string]*memberState{}
+	beat := func(cl *kgo.Client, group string, want ...string) {
+		t.Helper()
+		m := members[group]
+		if m == nil {
+			m = &memberState{id: "member-of-" + group + "-000000", owned: []kmsg.ConsumerGroupHeartbeatRequestTopic{}}
+			members[group] = m
+		}
+		poll.Until(t, 20*time.Second, fmt.Sprintf("assignment %v in %s", want, group), func() error {
+			hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+			hb.Group, hb.MemberID, hb.MemberEpoch, hb.RebalanceTimeoutMillis = group, m.id, m.epoch, 10000
+			re := `orders\..*`
+			hb.SubscribedTopicRegex, hb.Topics = &re, m.owned
+			r, err := hb.RequestWith(ctx, cl)
+			if err != nil {
+				return err
+			}
+			if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+				m.epoch, m.owned = 0, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+				return err
+			}
+			m.epoch = r.MemberEpoch
+			if r.Assignment == nil {
+				return fmt.Errorf("no assignment yet")
+			}
+			m.owned = m.owned[:0]
+			var got []string
+			for _, tp := range r.Assignment.Topics {
+				m.owned = append(m.owned, kmsg.ConsumerGroupHeartbeatRequestTopic{TopicID: tp.TopicID, Partitions: tp.Partitions})
+				if len(tp.Partitions) > 0 {
+					got = append(got, names[tp.TopicID])
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				return fmt.Errorf("assigned %v", got)
+			}
+			return nil
+		})
+	}
+	beat(bob, "rg", "orders.eu")
+	beat(admin, "all", "orders.eu", "orders.us")
+	bobACL(auth.ResourceTopic, "orders.us", auth.OpDescribe)
+	beat(bob, "rg", "orders.eu", "orders.us")
+}

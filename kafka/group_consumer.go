@@ -56,7 +56,7 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	hb := group.Heartbeat{GroupID: req.Group, MemberID: req.MemberID, MemberEpoch: req.MemberEpoch,
 		ClientID: string(h.clientID), ClientHost: fc.RemoteHost(), SubscribedTopicNames: req.SubscribedTopicNames,
-		SubscribedTopicRegex: req.SubscribedTopicRegex}
+		SubscribedTopicRegex: req.SubscribedTopicRegex, RegexFilter: fc.Session().RegexFilter()}
 	if req.InstanceID != nil {
 		hb.InstanceID = *req.InstanceID
 	}

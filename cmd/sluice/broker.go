@@ -74,7 +74,12 @@ controller, leads every partition the metadata names it leader of, and is
 not shutting down; 503 with the reason otherwise). By default it listens on
 the --listen host at the --listen port + 3; --http-addr '' or off turns it
 off. --metrics-level debug adds series per partition (docs/observability.md
-lists every metric).
+lists every metric). --http-auth required (the default with
+--require-auth) asks every request but /healthz and /readyz for a sluice
+user's password (HTTP Basic, over TLS only) or a verified client
+certificate, answering 401 otherwise; with --authorizer each request
+needs the ACLs its client-protocol twin needs (/metrics: describe on the
+cluster; docs/security.md lists every route).
 
 Settings: every flag below (but --config and --print-config) is also an
 environment variable, SLUICE_ and the flag's name in capitals with _ for -
@@ -85,7 +90,9 @@ A flag wins over the environment, which wins over the file, which wins
 over the default. An unknown key or a value a flag would refuse stops the
 broker at start, naming the key and the reason. --print-config prints the
 effective settings as a config file, each with where it came from, and
-exits: a way to check a file, and to start one.
+exits: a way to check a file, and to start one. A secret (--gossip-key)
+prints as <redacted>; files (--tls-key, --cluster-secret-file) as their
+paths.
 
 --kafka-listen adds a listener speaking Apache Kafka's protocol, so Kafka
 clients (kcat, franz-go, librdkafka, the Java client) produce, consume and
@@ -135,6 +142,11 @@ keyring instead. docs/security.md walks through a setup.`,
 
   # no HTTP endpoint
   sluice broker --http-addr off
+
+  # the console and /metrics behind logins and ACLs, over HTTPS
+  sluice broker --tls-cert b.crt --tls-key b.key --cluster-secret-file secret \
+    --sasl-mechanisms SCRAM-SHA-512 --require-auth --authorizer --super-users User:admin
+  curl --cacert ca.crt -u admin:"$ADMIN_PW" https://127.0.0.1:7095/metrics
 
   # settings from a file; flags and SLUICE_* variables override it
   printf 'listen: 0.0.0.0:7092\ndata-dir: /var/lib/sluice\nlog-level: warn\n' > sluice.yaml
@@ -193,7 +205,7 @@ keyring instead. docs/security.md walks through a setup.`,
 			// loadSettings marks a flag set from the environment or the
 			// file as changed: an explicit --http-addr '' turns it off.
 			web.set = cmd.Flags().Changed("http-addr")
-			if cfg.GossipKey, err = tlsOpts.gossipKeyBytes(); err != nil {
+			if cfg.GossipKey, cfg.GossipAcceptedKeys, err = tlsOpts.gossipKeyBytes(); err != nil {
 				return err
 			}
 			bt, err := tlsOpts.load(cmd.Flags().Changed)
@@ -249,6 +261,7 @@ keyring instead. docs/security.md walks through a setup.`,
 	f.BoolVar(&printConfig, "print-config", false, "print the effective settings as a config file, with where each came from, and exit")
 	f.StringVar(&pprofAddr, "pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off by default")
 	f.StringVar(&web.addr, "http-addr", "", "address of the HTTP endpoint (/metrics, /healthz, /readyz, the web console at /); default: the listen host at the listen port + 3; '' or off: none")
+	f.StringVar(&web.auth, "http-auth", "", "authentication on the HTTP endpoint but /healthz and /readyz: required (HTTP Basic with a sluice user's password, over TLS only, or a verified client certificate) or none (anonymous, still under --authorizer); default: required with --require-auth, else none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	tlsOpts.register(f)
@@ -258,8 +271,24 @@ keyring instead. docs/security.md walks through a setup.`,
 
 // webOptions are the HTTP endpoint's flags; set: --http-addr was given.
 type webOptions struct {
-	addr, level string
-	set         bool
+	addr, level, auth string
+	set               bool
+}
+
+// authMode is --http-auth's mode; unset, required when the broker
+// requires logins (--require-auth).
+func (w webOptions) authMode(requireAuth bool) (httpapi.AuthMode, error) {
+	if w.auth == "" {
+		if requireAuth {
+			return httpapi.AuthRequired, nil
+		}
+		return httpapi.AuthNone, nil
+	}
+	m, err := httpapi.ParseAuthMode(w.auth)
+	if err != nil {
+		return 0, fmt.Errorf("--http-auth: %w", err)
+	}
+	return m, nil
 }
 
 // runBroker runs the broker, its HTTP endpoint and, when kafkaAddr is
@@ -307,15 +336,24 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 	if metrics != nil {
 		// Before the broker starts: /healthz answers and /readyz says why
 		// not ready while it registers.
-		hc := httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b, TLS: bt.transportFor(listenerHTTP)}
-		if cfg.Security.RequireAuth || cfg.Security.Authorizer {
-			// The console has no login: it would act for anyone who
-			// reaches the HTTP port, past the ACLs (docs/security.md).
-			hc.Console = nil
-			logger.Info("web console off: the broker enforces logins or ACLs, and the console has no login yet")
+		mode, err := web.authMode(cfg.Security.RequireAuth)
+		if err != nil {
+			return err
 		}
+		// Every request but the probes gets a broker core Session and its
+		// checks (httpapi/auth.go), the console's included.
+		hc := httpapi.Config{Addr: httpAddr, Broker: b, Metrics: metrics, Logger: logger, Console: b, TLS: bt.transportFor(listenerHTTP),
+			Sessions: b, Auth: mode}
 		if c := bt.clientConfig(); c != nil {
 			hc.ClientOpts = []client.Opt{client.TLS(c)} // the console reads through the client listener
+		}
+		if cfg.Security.RequireAuth || cfg.Security.Authorizer {
+			// The console reads through its client as the operator, after
+			// checking the request's Session.
+			hc.ClientOpts = append(hc.ClientOpts, client.SASL(b.OperatorLogin()))
+		}
+		if mode == httpapi.AuthRequired && hc.TLS == nil {
+			logger.Warn("--http-auth required without TLS on the HTTP endpoint: credentials are refused over plain HTTP, so only /healthz and /readyz answer (set --tls-cert, with http in --tls-listeners)")
 		}
 		srv, err := httpapi.Start(ctx, hc)
 		if err != nil {

@@ -33,6 +33,16 @@ const maxConfigBytes = 1 << 20
 // broker: they are read from the command line only.
 var notSettings = map[string]bool{"help": true, "config": true, "print-config": true}
 
+// secretSettings are the settings whose value is itself a secret (not a
+// file path): --print-config writes redacted in their place, and a config
+// file holding that placeholder is refused rather than read as the value.
+// TestSecretSettingsRedacted fails when a setting named like a secret is
+// in neither this set nor secretLikePaths.
+var secretSettings = map[string]bool{"gossip-key": true}
+
+// redacted stands for a secret setting's value in --print-config.
+const redacted = "<redacted>"
+
 // settingSource says where a setting's effective value came from.
 type settingSource string
 
@@ -128,6 +138,9 @@ func readConfigFile(fs *pflag.FlagSet, path string, r io.Reader) (map[string]str
 		value, err := scalarValue(v)
 		if err != nil {
 			return nil, keyErr("%v", err)
+		}
+		if value == redacted && secretSettings[key] {
+			return nil, keyErr("%s is what --print-config writes for a secret: put the value here, or set it with %s", redacted, envName(key))
 		}
 		out[key] = value
 	}
@@ -225,7 +238,10 @@ func loadSettings(fs *pflag.FlagSet, configPath string, lookupEnv func(string) (
 
 // printSettings writes the effective settings as a YAML config file that
 // loads back to the same values: each key with its flag's help above it
-// and where its value came from beside it.
+// and where its value came from beside it. A secret setting that is set
+// is written as redacted: the output goes to terminals, tickets and
+// chats (files named by a setting, a TLS key or the cluster secret's,
+// are paths and print as they are).
 func printSettings(w io.Writer, fs *pflag.FlagSet, sources map[string]settingSource) error {
 	m := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range settingFlags(fs) {
@@ -246,6 +262,10 @@ func printSettings(w io.Writer, fs *pflag.FlagSet, sources map[string]settingSou
 			}
 		}
 		value.LineComment = string(sources[f.Name])
+		if secretSettings[f.Name] && f.Value.String() != "" {
+			value = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: redacted,
+				LineComment: string(sources[f.Name]) + ", redacted: put the value here or set " + envName(f.Name)}
+		}
 		m.Content = append(m.Content, key, value)
 	}
 	doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{m},

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sluicemq/sluice/broker"
 )
 
 // brokerFlags is the broker command's flag set after parsing args, as
@@ -249,4 +253,108 @@ func FuzzReadConfigFile(f *testing.F) {
 		}
 		_, _ = applySettings(fs, settings, "fuzz.yaml", fakeEnv(nil))
 	})
+}
+
+// --print-config never prints a secret's value, wherever it came from,
+// and the placeholder it prints instead is refused if loaded back as the
+// value; every setting named like a secret is either redacted or a path.
+func TestSecretSettingsRedacted(t *testing.T) {
+	const key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+	}{
+		{"flag", []string{"--gossip-key", key}, nil, ""},
+		{"env", nil, map[string]string{"SLUICE_GOSSIP_KEY": key}, ""},
+		{"file", nil, nil, "gossip-key: " + key + "\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, fs := brokerFlags(t, c.args...)
+			path := ""
+			if c.file != "" {
+				path = writeFile(t, c.file)
+			}
+			sources, err := loadSettings(fs, path, fakeEnv(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := printSettings(&out, fs, sources); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(out.String(), key) || strings.Contains(out.String(), key[:16]) {
+				t.Fatalf("the gossip key is printed:\n%s", out.String())
+			}
+			if w := "gossip-key: " + redacted + " # " + c.name + ", redacted"; !strings.Contains(out.String(), w) {
+				t.Fatalf("no %q in:\n%s", w, out.String())
+			}
+			_, again := brokerFlags(t)
+			_, err = loadSettings(again, writeFile(t, out.String()), fakeEnv(nil))
+			if err == nil || !strings.Contains(err.Error(), "gossip-key") || !strings.Contains(err.Error(), "SLUICE_GOSSIP_KEY") {
+				t.Fatalf("the printed placeholder loaded back: %v", err)
+			}
+		})
+	}
+
+	// Unset, a secret prints as the empty default and loads back.
+	_, fs := brokerFlags(t)
+	var out bytes.Buffer
+	if err := printSettings(&out, fs, map[string]settingSource{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `gossip-key: ""`) {
+		t.Errorf("unset gossip-key printed:\n%s", out.String())
+	}
+
+	// A path-valued setting prints its path; one named like a secret must
+	// be listed here or in secretSettings.
+	paths := map[string]bool{"tls-key": true, "cluster-secret-file": true}
+	secretLike := regexp.MustCompile(`secret|password|passwd|token|credential|key$`)
+	for _, f := range settingFlags(fs) {
+		if secretLike.MatchString(f.Name) && !secretSettings[f.Name] && !paths[f.Name] {
+			t.Errorf("setting %s is named like a secret: add it to secretSettings (redacted) or, if it names a file, to this test's paths", f.Name)
+		}
+	}
+}
+
+// --cluster-secret-file: one secret, or during a rotation two lines, the
+// first logged in with and the others accepted; each at least 16 bytes.
+func TestClusterSecretFileLines(t *testing.T) {
+	t.Setenv("SLUICE_CLUSTER_SECRET", "")
+	for _, c := range []struct {
+		text     string
+		login    string
+		accepted []string
+		err      string
+	}{
+		{"  0123456789abcdef0123  \n", "0123456789abcdef0123", nil, ""},
+		{"new-secret-0123456789\nold-secret-0123456789\n", "new-secret-0123456789", []string{"old-secret-0123456789"}, ""},
+		{"\nnew-secret-0123456789\r\n\n old-secret-0123456789 \n", "new-secret-0123456789", []string{"old-secret-0123456789"}, ""},
+		{"new-secret-0123456789\nshort\n", "", nil, "secret 2: 5 bytes"},
+	} {
+		path := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(path, []byte(c.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var cfg broker.Config
+		err := (&brokerSecurity{secretFile: path}).apply(&cfg)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: err %v, want %q", c.text, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", c.text, err)
+		}
+		var accepted []string
+		for _, a := range cfg.Security.AcceptedClusterSecrets {
+			accepted = append(accepted, string(a))
+		}
+		if string(cfg.Security.ClusterSecret) != c.login || !slices.Equal(accepted, c.accepted) {
+			t.Errorf("%q: login %q, accepted %q", c.text, cfg.Security.ClusterSecret, accepted)
+		}
+	}
 }

@@ -30,7 +30,7 @@ func (s *brokerSecurity) flags(f *pflag.FlagSet) {
 	f.BoolVar(&s.authorizer, "authorizer", false, "check every request against the ACLs (sluice acl): without a matching allow, refused")
 	f.StringSliceVar(&s.superUsers, "super-users", nil, "principals the authorizer allows everything, e.g. User:admin")
 	f.StringVar(&s.mapping, "tls-principal-mapping", "", "rules mapping a verified client certificate's subject to a principal, Kafka's ssl.principal.mapping.rules (RULE:^CN=(.*?),.*$/$1/,DEFAULT); empty: DEFAULT")
-	f.StringVar(&s.secretFile, "cluster-secret-file", "", "file holding the cluster secret (at least 16 bytes; e.g. openssl rand -hex 32), else env SLUICE_CLUSTER_SECRET: brokers prove it to each other before any broker-internal API is served; required with --voters naming several brokers or --join")
+	f.StringVar(&s.secretFile, "cluster-secret-file", "", "file holding the cluster secret (at least 16 bytes; e.g. openssl rand -hex 32), else env SLUICE_CLUSTER_SECRET: brokers prove it to each other before any broker-internal API is served; required with --voters naming several brokers or --join. During a rotation, two lines: the first logged in with, both accepted (docs/operations.md)")
 	f.IntVar(&s.maxAttempts, "max-auth-attempts", broker.DefaultMaxAuthAttempts, "failed authentications a connection may make before it is closed")
 }
 
@@ -53,11 +53,20 @@ func (s *brokerSecurity) apply(cfg *broker.Config) error {
 		}
 		secret, from = string(b), "--cluster-secret-file "+s.secretFile
 	}
-	if secret = strings.TrimSpace(secret); secret != "" {
-		if len(secret) < auth.MinClusterSecret {
-			return fmt.Errorf("%s: %d bytes, want at least %d (e.g. openssl rand -hex 32)", from, len(secret), auth.MinClusterSecret)
+	// One secret a line: the first is logged in with, the others are
+	// accepted too (a rolling rotation, docs/operations.md).
+	var secrets [][]byte
+	for _, line := range strings.Split(secret, "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
 		}
-		sec.ClusterSecret = []byte(secret)
+		if len(line) < auth.MinClusterSecret {
+			return fmt.Errorf("%s: secret %d: %d bytes, want at least %d (e.g. openssl rand -hex 32)", from, len(secrets)+1, len(line), auth.MinClusterSecret)
+		}
+		secrets = append(secrets, []byte(line))
+	}
+	if len(secrets) > 0 {
+		sec.ClusterSecret, sec.AcceptedClusterSecrets = secrets[0], secrets[1:]
 	}
 	cfg.Security = sec
 	return nil

@@ -45,7 +45,7 @@ func (o *tlsFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&o.clientAuth, "tls-client-auth", "none", "client certificates: none, requested (verified when given) or required (mutual TLS; brokers then present --tls-cert to each other)")
 	f.StringSliceVar(&o.listeners, "tls-listeners", tlsListenerNames, "listeners that speak TLS when --tls-cert is set: client (also carries replication and forwarded controller writes), kafka, http, raft")
 	f.DurationVar(&o.reloadInterval, "tls-reload-interval", 10*time.Second, "how often the TLS files are checked for changes and reloaded (SIGHUP reloads them at once)")
-	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key of 16, 24 or 32 bytes that encrypts and authenticates gossip (serf/memberlist keyring, AES-GCM); the same on every broker; e.g. $(head -c 32 /dev/urandom | base64)")
+	f.StringVar(&o.gossipKey, "gossip-key", "", "base64 key of 16, 24 or 32 bytes that encrypts and authenticates gossip (serf/memberlist keyring, AES-GCM); the same on every broker; e.g. $(head -c 32 /dev/urandom | base64). During a rotation NEW,OLD: sent with the first, all accepted (docs/operations.md)")
 }
 
 // brokerTLS is the broker's TLS, loaded from its files: one certificate
@@ -91,19 +91,27 @@ func (o *tlsFlags) load(changed func(string) bool) (*brokerTLS, error) {
 	return bt, nil
 }
 
-// gossipKeyBytes decodes --gossip-key.
-func (o *tlsFlags) gossipKeyBytes() ([]byte, error) {
-	if o.gossipKey == "" {
-		return nil, nil
+// gossipKeyBytes decodes --gossip-key: the key gossip is sent with and,
+// during a rotation, the others accepted (comma-separated after it).
+func (o *tlsFlags) gossipKeyBytes() (key []byte, accepted [][]byte, err error) {
+	if strings.TrimSpace(o.gossipKey) == "" {
+		return nil, nil, nil
 	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(o.gossipKey))
-	if err != nil {
-		return nil, fmt.Errorf("--gossip-key: not base64: %w", err)
+	for i, s := range strings.Split(o.gossipKey, ",") {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+		if err != nil {
+			return nil, nil, fmt.Errorf("--gossip-key: key %d: not base64: %w", i+1, err)
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return nil, nil, fmt.Errorf("--gossip-key: key %d: %d bytes, want 16, 24 or 32", i+1, n)
+		}
+		if i == 0 {
+			key = k
+		} else {
+			accepted = append(accepted, k)
+		}
 	}
-	if n := len(k); n != 16 && n != 24 && n != 32 {
-		return nil, fmt.Errorf("--gossip-key: %d bytes, want 16, 24 or 32", n)
-	}
-	return k, nil
+	return key, accepted, nil
 }
 
 // transport is the TLS of the listener named l; nil (plaintext) when it

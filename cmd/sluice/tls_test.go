@@ -221,10 +221,16 @@ func TestTLSFlagsRefused(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"not base64!", "c2hvcnQ="} {
+	for _, k := range []string{"not base64!", "c2hvcnQ=", "MDEyMzQ1Njc4OWFiY2RlZg==,c2hvcnQ="} {
 		o := tlsFlags{gossipKey: k}
-		if _, err := o.gossipKeyBytes(); err == nil || !strings.Contains(err.Error(), "--gossip-key") {
+		if _, _, err := o.gossipKeyBytes(); err == nil || !strings.Contains(err.Error(), "--gossip-key") {
 			t.Fatalf("--gossip-key %q: err = %v", k, err)
 		}
+	}
+	// During a rotation: NEW,OLD, the first sent with, both accepted.
+	o := tlsFlags{gossipKey: "MDEyMzQ1Njc4OWFiY2RlZg==, ZmVkY2JhOTg3NjU0MzIxMA=="}
+	key, accepted, err := o.gossipKeyBytes()
+	if err != nil || string(key) != "0123456789abcdef" || len(accepted) != 1 || string(accepted[0]) != "fedcba9876543210" {
+		t.Fatalf("--gossip-key NEW,OLD: %q %q %v", key, accepted, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +67,8 @@ type Cluster struct {
 	Dir     string
 	Brokers []*Broker // Brokers[i-1] is broker i
 
-	opts Options
+	opts   Options
+	secure *secure // Options.Secure's material; nil without
 
 	mu    sync.Mutex
 	slow  *SlowLinks // the slow-peers fault in force, if any
@@ -105,6 +107,11 @@ type Options struct {
 	// KeepData, when it says so at Close, copies each tmpfs data dir to
 	// brokerN/data.kept before the unmount, for a failed run's post-mortem.
 	KeepData func() bool
+	// Secure runs the brokers with TLS (mutual) on every listener and
+	// between them, encrypted gossip, SCRAM logins required and the
+	// authorizer on (secure.go); Client logs in as WorkloadUser,
+	// AdminClient as the operator.
+	Secure bool
 }
 
 // StartCluster starts one broker on each of hosts' hosts, with data dirs
@@ -120,8 +127,19 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts
 		return c, fmt.Errorf("chaos: %w", err)
 	}
 	voters := make([]string, 0, hosts.N)
+	addrs := make([]string, 0, hosts.N)
 	for i := 1; i <= hosts.N; i++ {
 		voters = append(voters, fmt.Sprintf("%d@%s:%d", i, hosts.Addr(i), RaftPort))
+		addrs = append(addrs, hosts.Addr(i))
+	}
+	extra := opts.Extra
+	if opts.Secure {
+		s, err := newSecure(dir, addrs, []byte(hex.EncodeToString(secret)))
+		if err != nil {
+			return c, err
+		}
+		c.secure = s
+		extra = append(slices.Clone(s.brokerArgs), opts.Extra...)
 	}
 	for i := 1; i <= hosts.N; i++ {
 		var seeds []string
@@ -157,7 +175,7 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts
 			"--data-dir", b.DataDir,
 			"--log-format", "json",
 			"--cluster-secret-file", secretFile,
-		}, opts.Extra...)
+		}, extra...)
 	}
 	for _, b := range c.Brokers {
 		p, err := faultproxy.Listen("127.0.0.1:0", b.Addr)
@@ -171,7 +189,13 @@ func StartCluster(ctx context.Context, hosts *netns.Hosts, bin, dir string, opts
 			return c, err
 		}
 	}
-	return c, c.WaitHealthy(ctx, time.Minute)
+	if err := c.WaitHealthy(ctx, time.Minute); err != nil {
+		return c, err
+	}
+	if c.secure != nil {
+		return c, c.grant(ctx)
+	}
+	return c, nil
 }
 
 // Broker returns broker id.
@@ -194,12 +218,22 @@ func (c *Cluster) Client(ctx context.Context, id string, extra ...client.Opt) (*
 	return client.New(ctx, append(opts, extra...)...)
 }
 
+// AdminClient is Client logged in as the operator on a secure cluster
+// (Options.Secure): for setup, faults and checks, not the workload.
+func (c *Cluster) AdminClient(ctx context.Context, id string, extra ...client.Opt) (*client.Client, error) {
+	if c.secure != nil {
+		extra = append(c.secure.admin(), extra...)
+	}
+	return c.Client(ctx, id, extra...)
+}
+
 // ClientOptions are the options Client connects with, but for the client
-// id: the seeds, ClientOpts, and a dialer through the brokers' Proxies.
-// For code that makes its own clients (bench's group workload).
+// id: the seeds, ClientOpts, the secure cluster's TLS and login, and a
+// dialer through the brokers' Proxies. For code that makes its own
+// clients (bench's group workload).
 func (c *Cluster) ClientOptions() []client.Opt {
 	var d net.Dialer
-	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...)}, ClientOpts()...)
+	opts := append([]client.Opt{client.SeedBrokers(c.Seeds()...)}, c.clientOpts()...)
 	return append(opts, client.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		for _, b := range c.Brokers {
 			if b.Addr == addr && b.Proxy != nil {
@@ -220,11 +254,20 @@ func (c *Cluster) ClientVia(ctx context.Context, id int, clientID string, extra 
 		addr = p.Addr()
 	}
 	var d net.Dialer
-	opts := append([]client.Opt{client.SeedBrokers(addr), client.ClientID(clientID)}, ClientOpts()...)
+	opts := append([]client.Opt{client.SeedBrokers(addr), client.ClientID(clientID)}, c.clientOpts()...)
 	opts = append(opts, client.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return d.DialContext(ctx, network, addr)
 	}))
 	return client.New(ctx, append(opts, extra...)...)
+}
+
+// clientOpts are ClientOpts and, on a secure cluster, the workload's TLS
+// and login.
+func (c *Cluster) clientOpts() []client.Opt {
+	if c.secure == nil {
+		return ClientOpts()
+	}
+	return append(ClientOpts(), c.secure.login()...)
 }
 
 // ClientOpts are the timeouts every client of the suite uses: a request to
@@ -254,7 +297,7 @@ func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
 		if cl == nil {
 			// Bootstrap fails until some broker answers.
 			var err error
-			if cl, err = c.Client(ctx, "chaos-health"); err != nil {
+			if cl, err = c.AdminClient(ctx, "chaos-health"); err != nil {
 				return err
 			}
 		}

@@ -32,6 +32,9 @@ const enableEnv = "SLUICE_CHAOS"
 // keepEnv keeps a passing run's directory too, to read its broker logs.
 const keepEnv = "SLUICE_CHAOS_KEEP"
 
+// secureEnv=1 runs the cluster secure (Options.Secure).
+const secureEnv = "SLUICE_CHAOS_SECURE"
+
 func TestMain(m *testing.M) {
 	// Interrupted (Ctrl-C, SIGTERM from a CI runner): the test's cleanups
 	// will not run, so remove the hosts and the brokers in them here.
@@ -115,6 +118,9 @@ func setup(t *testing.T, repro string, dataFS int64) *harness {
 		t.Skipf("chaos suite: set %s=1 to run it (make chaos-short, make chaos)", enableEnv)
 	}
 	hosts := netns.Setup(t, 3) // skips when not root or no ip netns
+	if os.Getenv(secureEnv) == "1" {
+		repro = secureEnv + "=1 " + repro
+	}
 	h, bin := newHarness(t, repro)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -123,7 +129,8 @@ func setup(t *testing.T, repro string, dataFS int64) *harness {
 		args = append(slices.Clone(brokerArgs), "--log-level", lvl) // the last one wins
 	}
 	c, err := StartCluster(ctx, hosts, bin, h.dir, Options{Extra: args, DataFSBytes: dataFS,
-		KeepData: func() bool { return h.keep || t.Failed() || os.Getenv(keepEnv) != "" }})
+		KeepData: func() bool { return h.keep || t.Failed() || os.Getenv(keepEnv) != "" },
+		Secure:   os.Getenv(secureEnv) == "1"})
 	h.started(ctx, c, err)
 	return h
 }
@@ -180,7 +187,10 @@ func (h *harness) started(ctx context.Context, c *Cluster, err error) {
 	for _, b := range c.Brokers {
 		t.Logf("broker %d: %s", b.ID, b.CommandLine())
 	}
-	admin, err := c.Client(ctx, "chaos-admin")
+	if c.secure != nil {
+		t.Logf("secure cluster (%s=1): TLS everywhere, mutual TLS, SCRAM, authorizer; workload user %s", secureEnv, WorkloadUser)
+	}
+	admin, err := c.AdminClient(ctx, "chaos-admin")
 	if err != nil {
 		t.Fatal(err)
 	}
