@@ -93,6 +93,8 @@ func TestHTTPAuthAndACLs(t *testing.T) {
 		t.Fatal(err)
 	}
 	withCert := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	t.Cleanup(plain.CloseIdleConnections) // no client connection outlives the test (goleak)
+	t.Cleanup(withCert.CloseIdleConnections)
 
 	type answer struct {
 		status int
