@@ -2,12 +2,16 @@ package controller
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/serf/serf"
 	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/internal/poll"
 )
 
 // startSerf starts a serf agent from MembershipConfig{ID: id, Key: key}'s
@@ -83,9 +87,13 @@ func TestGossipKeyRotation(t *testing.T) {
 		if _, err := b.Join([]string{addr}, true); err != nil {
 			t.Fatalf("step %d: join: %v", i+1, err)
 		}
-		if a.NumNodes() != 2 || b.NumNodes() != 2 {
-			t.Fatalf("step %d: %d and %d members, want 2", i+1, a.NumNodes(), b.NumNodes())
-		}
+		// The joined member learns of the joiner asynchronously.
+		poll.Until(t, 10*time.Second, fmt.Sprintf("step %d: both members see 2", i+1), func() error {
+			if a.NumNodes() != 2 || b.NumNodes() != 2 {
+				return fmt.Errorf("%d and %d members", a.NumNodes(), b.NumNodes())
+			}
+			return nil
+		})
 		a.Shutdown()
 		b.Shutdown()
 	}

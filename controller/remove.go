@@ -62,7 +62,7 @@ func applyUnregisterBroker(m *Metadata, c UnregisterBroker) (*Metadata, error) {
 		return nil, err
 	}
 	if b.State == BrokerAlive {
-		return nil, fmt.Errorf("%w: broker %d is alive: stop it first (it is removed once stopped and drained)", ErrMembershipChange, c.ID)
+		return nil, errAlive(c.ID)
 	}
 	if held := HeldBy(m, c.ID); len(held) > 0 {
 		return nil, fmt.Errorf("%w: broker %d still holds replicas of %d partitions (%s): drain it first (sluice cluster drain %d) and wait for the moves to end",
@@ -174,6 +174,11 @@ func (n *Node) membershipState(ctx context.Context, id int32) (*Metadata, []Serv
 	return n.fsm.Metadata(), servers, nil, nil
 }
 
+// errAlive refuses the removal of a running broker.
+func errAlive(id int32) error {
+	return fmt.Errorf("%w: broker %d is alive: stop it first (it is removed once stopped and drained)", ErrMembershipChange, id)
+}
+
 func (n *Node) removeBroker(ctx context.Context, id int32) (Result, error) {
 	md, servers, srv, err := n.membershipState(ctx, id)
 	if err != nil {
@@ -184,6 +189,10 @@ func (n *Node) removeBroker(ctx context.Context, id int32) (Result, error) {
 	switch {
 	case !registered && !removed && srv == nil:
 		return Result{}, fmt.Errorf("remove broker %d: %w: neither registered nor in the Raft group", id, ErrUnknownBroker)
+	case registered && b.State == BrokerAlive:
+		// Whether or not it leads the controller: one answer for a
+		// running broker.
+		return Result{}, fmt.Errorf("remove broker %d: %w", id, errAlive(id))
 	case id == n.self.ID:
 		return Result{}, fmt.Errorf("remove broker %d: %w: it is the controller leader's broker; stop it first", id, ErrMembershipChange)
 	case srv != nil && !registered && n.HeardFrom(id):
