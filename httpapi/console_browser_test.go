@@ -444,7 +444,7 @@ func checkBrokerStats(t *testing.T, p *page, c *consoleCluster, served int32) {
 	if n := eval[int](p, `Number(document.querySelector("canvas#latency-chart").dataset.points)`); n < 4 {
 		t.Errorf("overview: the latency chart has %d points, want a p99 of each Produce stage", n)
 	}
-	row := `#latency tr[data-api="Produce"] `
+	row := `#latency tr[data-listener="sluice"][data-api="Produce"] `
 	for _, sel := range []string{"td.mean", "td.p99.queue", "td.p99.local", "td.p99.wait", "td.p99.send"} {
 		if got := p.text(row + sel); !secondsRE.MatchString(got) {
 			t.Errorf("overview: Produce %s %q, want a duration", sel, got)
@@ -490,7 +490,7 @@ func checkBrokerStats(t *testing.T, p *page, c *consoleCluster, served int32) {
 		if in == 0 {
 			return fmt.Errorf("the broker counted no bytes in")
 		}
-		if got := p.text(row + "td:nth-child(2)"); got != strconv.FormatFloat(produces, 'f', -1, 64) {
+		if got := p.text(row + "td:nth-child(3)"); got != strconv.FormatFloat(produces, 'f', -1, 64) {
 			return fmt.Errorf("Produce requests %s, /metrics has %v", got, produces)
 		}
 		return nil

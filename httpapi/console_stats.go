@@ -48,12 +48,14 @@ type TopicTraffic struct {
 	RecordsOut int64  `json:"records_out"`
 }
 
-// APILatency is one API's requests: how many, and the histogram of each
-// stage, in the order queue, local, wait, send.
+// APILatency is one API's requests on one listener (sluice, kafka): how
+// many, and the histogram of each stage, in the order queue, local, wait,
+// send.
 type APILatency struct {
-	API    string         `json:"api"`
-	Count  uint64         `json:"count"`
-	Stages []StageLatency `json:"stages"`
+	Listener string         `json:"listener"`
+	API      string         `json:"api"`
+	Count    uint64         `json:"count"`
+	Stages   []StageLatency `json:"stages"`
 }
 
 // StageLatency is one stage's histogram: how many observations, their
@@ -102,24 +104,35 @@ func (c *console) stats(now time.Time) (BrokerStats, error) {
 			out.Requests = append(out.Requests, l)
 		}
 	}
-	slices.SortFunc(out.Requests, func(a, b APILatency) int { return cmp.Compare(a.API, b.API) })
+	slices.SortFunc(out.Requests, func(a, b APILatency) int {
+		return cmp.Or(cmp.Compare(a.Listener, b.Listener), cmp.Compare(a.API, b.API))
+	})
 	return out, nil
 }
 
-// apiList is every API's series, the unknown APIs' ("other") included.
+// apiList is every API's series: the sluice listener's, the unknown
+// APIs' ("other") included, then those of the other front ends.
 func (m *Metrics) apiList() []*apiMetrics {
 	out := make([]*apiMetrics, 0, len(m.apis)+1)
 	for _, a := range m.apis {
 		out = append(out, a)
 	}
-	return append(out, m.other)
+	out = append(out, m.other)
+	m.frontMu.RLock()
+	defer m.frontMu.RUnlock()
+	for _, byName := range m.fronts {
+		for _, a := range byName {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // latency reads the API's stage histograms. Each stage is observed once
 // per request, so the count of any is the API's: it is taken from the
 // first (a stage read a moment later may count a request more).
 func (a *apiMetrics) latency() (APILatency, error) {
-	out := APILatency{API: a.name, Stages: make([]StageLatency, 0, len(a.stages))}
+	out := APILatency{Listener: a.listener, API: a.name, Stages: make([]StageLatency, 0, len(a.stages))}
 	for i, o := range a.stages {
 		var m dto.Metric
 		if err := o.(prometheus.Metric).Write(&m); err != nil {

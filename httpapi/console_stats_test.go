@@ -27,6 +27,9 @@ func TestConsoleStats(t *testing.T) {
 	m.Request(broker.RequestTiming{API: protocol.Produce, Read: at(0), Start: at(30), Local: at(230), Done: at(3230), Sent: at(3230)})
 	m.Request(broker.RequestTiming{API: protocol.Produce, Read: at(0), Start: at(0), Local: at(0), Done: at(0), Sent: at(0)})
 	m.Request(broker.RequestTiming{API: protocol.Fetch, Read: at(0), Start: at(0), Local: at(0), Done: at(20_000_000), Sent: at(20_000_000)})
+	// The Kafka listener's Produce: its own row, not summed into the
+	// sluice listener's.
+	m.Request(broker.RequestTiming{Listener: "kafka", APIName: "Produce", Read: at(0), Start: at(10), Local: at(110), Done: at(5110), Sent: at(5120)})
 
 	c := newConsole(notServing{}, &fakeSource{st: st}, m, nil, zap.NewNop())
 	defer c.close()
@@ -61,11 +64,15 @@ func TestConsoleStats(t *testing.T) {
 	if !slices.Equal(got.Buckets, latencyBuckets) {
 		t.Errorf("buckets %v", got.Buckets)
 	}
-	if len(got.Requests) != 2 || got.Requests[0].API != "Fetch" || got.Requests[1].API != "Produce" {
-		t.Fatalf("requests: %+v, want Fetch and Produce only", got.Requests)
-	}
-	sums := histSums(t, m, "sluice_request_duration_seconds")
+	var rows []string
 	for _, a := range got.Requests {
+		rows = append(rows, a.Listener+" "+a.API)
+	}
+	if want := []string{"kafka Produce", "sluice Fetch", "sluice Produce"}; !slices.Equal(rows, want) {
+		t.Fatalf("requests: %q, want %q", rows, want)
+	}
+	for _, a := range got.Requests {
+		sums := histSums(t, m, "sluice_request_duration_seconds", a.Listener)
 		if len(a.Stages) != 4 {
 			t.Fatalf("%s: %d stages", a.API, len(a.Stages))
 		}
@@ -84,12 +91,16 @@ func TestConsoleStats(t *testing.T) {
 		}
 	}
 	// Produce's wait: one of 3 ms (bucket le 0.005, index 6) and one of 0.
-	wait := got.Requests[1].Stages[2]
+	wait := got.Requests[2].Stages[2]
 	if wait.Count != 2 || wait.Counts[5] != 1 || wait.Counts[6] != 2 {
 		t.Errorf("Produce wait: %+v", wait)
 	}
 	// Fetch's 20 s wait is above every bucket: only in the count.
-	if fw := got.Requests[0].Stages[2]; fw.Count != 1 || fw.Counts[len(fw.Counts)-1] != 0 {
+	if fw := got.Requests[1].Stages[2]; fw.Count != 1 || fw.Counts[len(fw.Counts)-1] != 0 {
 		t.Errorf("Fetch wait: %+v", fw)
+	}
+	// The Kafka Produce's wait of 5 ms: bucket le 0.005 (index 6).
+	if kw := got.Requests[0].Stages[2]; kw.Count != 1 || kw.Counts[5] != 0 || kw.Counts[6] != 1 {
+		t.Errorf("kafka Produce wait: %+v", kw)
 	}
 }

@@ -219,7 +219,7 @@ func TestRequestMetrics(t *testing.T) {
 			}
 		}
 	}
-	sums := histSums(t, m, "sluice_request_duration_seconds")
+	sums := histSums(t, m, "sluice_request_duration_seconds", listenerSluice)
 	for _, c := range []struct {
 		api, stage string
 		count      uint64
@@ -268,13 +268,14 @@ func gather(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	return out
 }
 
-// histSums returns the histograms of family name by "api/stage".
-func histSums(t *testing.T, m *Metrics, name string) map[string]*dto.Histogram {
+// histSums returns the histograms of family name by "api/stage", those
+// of listener only.
+func histSums(t *testing.T, m *Metrics, name, listener string) map[string]*dto.Histogram {
 	t.Helper()
 	out := map[string]*dto.Histogram{}
 	for _, mt := range gather(t, m)[name].GetMetric() {
 		l := Labels(mt)
-		if l["listener"] != listenerSluice {
+		if l["listener"] != listener {
 			continue
 		}
 		out[l["api"]+"/"+l["stage"]] = mt.GetHistogram()

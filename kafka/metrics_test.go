@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,7 +28,7 @@ import (
 func TestKafkaRequestMetrics(t *testing.T) {
 	m := httpapi.NewMetrics(httpapi.LevelInfo)
 	b, addr := single(t, func(cfg *broker.Config) { cfg.Observer = m })
-	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: b, Metrics: m})
+	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: b, Metrics: m, Console: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +98,27 @@ func TestKafkaRequestMetrics(t *testing.T) {
 	}
 	if v, _ := count("sluice_topic_records_in_total", "topic", "k"); v != n {
 		t.Errorf("sluice_topic_records_in_total{topic=k} = %v, want %d", v, n)
+	}
+
+	// The console's per-API table (GET /api/stats) has the Kafka
+	// listener's rows beside the sluice listener's.
+	resp, err := http.Get("http://" + srv.Addr() + "/api/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st httpapi.BrokerStats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("GET /api/stats: %v", err)
+	}
+	var produce *httpapi.APILatency
+	for i, a := range st.Requests {
+		if a.Listener == "kafka" && a.API == "Produce" {
+			produce = &st.Requests[i]
+		}
+	}
+	if produce == nil || produce.Count != n || len(produce.Stages) != 4 || produce.Stages[2].Count != n {
+		t.Errorf("GET /api/stats: kafka Produce row %+v, want %d requests with 4 stages (all rows: %+v)", produce, n, st.Requests)
 	}
 }
 

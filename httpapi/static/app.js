@@ -159,10 +159,13 @@ const statSamples = [];
 
 async function sampleStats() {
   const st = await api("GET", "/stats");
-  st.apis = new Map(st.requests.map(a => [a.api, a]));
+  st.apis = new Map(st.requests.map(a => [apiKey(a), a]));
   statSamples.push(st);
   if (statSamples.length > 61) statSamples.shift();
 }
+
+// apiKey names an API's row: the listener (sluice, kafka) and the API.
+const apiKey = (a) => a.listener + "/" + a.api;
 
 const STAGES = ["queue", "local", "wait", "send"];
 const STAGE_COLORS = {queue: "#b54708", local: "#2457c5", wait: "#067647", send: "#7a5af8"};
@@ -185,15 +188,28 @@ function fmtSeconds(v) {
 }
 
 // stageDelta is one stage's histogram between samples a and b (the
-// counts per bucket, the +Inf bucket last), or null when it saw nothing
-// or went back (a restart).
-function stageDelta(a, b, api, i) {
-  const sa = a.apis.get(api), sb = b.apis.get(api);
+// counts per bucket, the +Inf bucket last) of the row key (apiKey), or
+// null when it saw nothing or went back (a restart).
+function stageDelta(a, b, key, i) {
+  const sa = a.apis.get(key), sb = b.apis.get(key);
   if (!sb) return null;
   const x = sb.stages[i], y = sa ? sa.stages[i] : {count: 0, sum: 0, counts: x.counts.map(() => 0)};
   const count = x.count - y.count;
   if (count <= 0) return null;
   return {count, sum: x.sum - y.sum, counts: x.counts.map((c, j) => c - y.counts[j])};
+}
+
+// apiDelta is stageDelta of an API summed over every listener that
+// answered it (histograms with the same buckets add), or null.
+function apiDelta(a, b, api, i) {
+  let out = null;
+  for (const r of b.requests) {
+    if (r.api !== api) continue;
+    const d = stageDelta(a, b, apiKey(r), i);
+    if (!d) continue;
+    out = out ? {count: out.count + d.count, sum: out.sum + d.sum, counts: out.counts.map((c, j) => c + d.counts[j])} : d;
+  }
+  return out;
 }
 
 // quantile is histogram_quantile's estimate of the q-quantile of a stage
@@ -226,7 +242,7 @@ function brokerSection() {
   const produceP99 = STAGES.map((stage, i) => {
     const pts = [];
     for (let j = 1; j < n; j++) {
-      const d = stageDelta(statSamples[j - 1], statSamples[j], "Produce", i);
+      const d = apiDelta(statSamples[j - 1], statSamples[j], "Produce", i);
       if (d) pts.push({time: statSamples[j].time, v: quantile(0.99, last.buckets, d)});
     }
     return {name: stage, color: STAGE_COLORS[stage], pts};
@@ -235,11 +251,11 @@ function brokerSection() {
   drawChart(latency, produceP99, fmtSeconds, t0, last.time);
   const secs = prev ? (last.time - prev.time) / 1000 : 0;
   const rows = last.requests.map(a => {
-    const ds = STAGES.map((_, i) => prev ? stageDelta(prev, last, a.api, i) : null);
+    const ds = STAGES.map((_, i) => prev ? stageDelta(prev, last, apiKey(a), i) : null);
     const d0 = ds[0];
     const mean = d0 ? ds.reduce((m, d) => m + (d ? d.sum / d.count : 0), 0) : null;
-    return h("tr", {"data-api": a.api},
-      h("td", {}, a.api), num(a.count),
+    return h("tr", {"data-listener": a.listener, "data-api": a.api},
+      h("td", {}, a.listener), h("td", {}, a.api), num(a.count),
       h("td", {class: "num rate"}, d0 && secs > 0 ? (d0.count / secs).toFixed(1) : (prev ? "0.0" : "measuring…")),
       h("td", {class: "num mean"}, fmtSeconds(mean)),
       ds.map((d, i) => h("td", {class: "num p99 " + STAGES[i]}, d ? fmtSeconds(quantile(0.99, last.buckets, d)) : "–")));
@@ -256,8 +272,8 @@ function brokerSection() {
       card("Consumed since start", fmtBytes(last.bytes_out), "bytes-out-total", last.bytes_out)),
     h("div", {class: "charts"},
       h("figure", {}, h("figcaption", {}, "Bytes in and out per second"), bytes),
-      h("figure", {}, h("figcaption", {}, "Produce latency, p99 of each stage"), latency)),
-    table(["API", h("th", {class: "num"}, "Requests"), h("th", {class: "num"}, "Requests/s"), h("th", {class: "num"}, "Mean"),
+      h("figure", {}, h("figcaption", {}, "Produce latency (every listener), p99 of each stage"), latency)),
+    table(["Listener", "API", h("th", {class: "num"}, "Requests"), h("th", {class: "num"}, "Requests/s"), h("th", {class: "num"}, "Mean"),
       ...STAGES.map(st => h("th", {class: "num"}, "p99 " + st))], rows, {id: "latency"}),
     h("p", {class: "muted"}, "Stages: queue (waiting for the connection's handler), local (decode, append or read, encode), " +
       "wait (the ISR or the fsync for a produce; the long-poll for a fetch: followers' fetches wait there by design), " +
