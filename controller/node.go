@@ -546,8 +546,9 @@ func (n *Node) Close() error {
 		// waiting on them (see wait) end. It is bounded: hashicorp/raft's
 		// Shutdown can wait forever on a leadership transfer whose target
 		// never answers (its transfer goroutine blocks on a channel the
-		// stopped leader loop no longer reads), and a broker that cannot
-		// stop is worse than one that stops with Raft's goroutines left.
+		// stopped leader loop no longer reads: hashicorp/raft issue 696,
+		// unfixed in the v1.7.3 we use), and a broker that cannot stop is
+		// worse than one that stops with Raft's goroutines left.
 		shutdown := make(chan error, 1)
 		go func() { shutdown <- n.raft.Shutdown().Error() }()
 		raftDown := true
