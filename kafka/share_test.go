@@ -481,3 +481,84 @@ func TestShareBatches(t *testing.T) {
 		t.Fatalf("%d batches, want 2 (3-5 and 8-9)", batches)
 	}
 }
+
+// TestShareRenewExtendsLease: a record renewed (AcknowledgeType 4,
+// ShareAcknowledge v2's IsRenewAck) before its lease ends stays with its
+// member past the first lease's end, and goes to another member only once
+// the renewed lease ends (delivery count 2). The group's lease is 2 s
+// (share.record.lock.duration.ms).
+func TestShareRenewExtendsLease(t *testing.T) {
+	const lease = 2 * time.Second
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	cl := newClient(t, []string{addr})
+	adm := kadm.NewClient(cl)
+	createTopic(t, ctx, adm, "renewed", 1, 1, nil)
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "renewers"
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value = "share.record.lock.duration.ms", kmsg.StringPtr(strconv.Itoa(int(lease.Milliseconds())))
+	r.Configs = append(r.Configs, c)
+	alter.Resources = append(alter.Resources, r)
+	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("set the lease: %v %+v", err, resp)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "renewed", Value: []byte("job")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tds, err := adm.ListTopics(ctx, "renewed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := [16]byte(tds["renewed"].ID)
+	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "holder"}
+	m2 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "other"}
+
+	acquiredAt := time.Now() // the lease ends no earlier than acquiredAt + lease
+	resp := m1.fetch(id, 1, time.Second)
+	if v, _ := acquired(t, onePartition(t, resp)); len(v) != 1 || v[0] != "job" || resp.AcquisitionLockTimeoutMillis != int32(lease.Milliseconds()) {
+		t.Fatalf("holder acquired %v, lease %d ms", v, resp.AcquisitionLockTimeoutMillis)
+	}
+	acquiredBy := time.Now() // and no later than acquiredBy + lease
+	if v, _ := acquired(t, onePartition(t, m2.fetch(id, 1, 0))); len(v) != 0 {
+		t.Fatalf("the other member acquired %v of a held record", v)
+	}
+	time.Sleep(time.Until(acquiredBy.Add(lease * 6 / 10))) // the test's timeline: renew well inside the first lease
+	renewedAt := time.Now()                                // the renewed lease ends no earlier than renewedAt + lease
+	if ar := m1.ack(id, true, shareAck{0, 0, []int8{4}}); ar.ErrorCode != 0 || ar.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("renew: %+v", ar)
+	}
+	if time.Since(acquiredAt) >= lease {
+		t.Skip("the machine is too slow for this timeline: the renewal was sent after the first lease could have ended")
+	}
+	renewedBy := time.Now()
+	// Past the first lease's end, before the renewed one's: the other
+	// member gets nothing.
+	time.Sleep(time.Until(acquiredBy.Add(lease + 200*time.Millisecond)))
+	checked := 0
+	for time.Now().Add(100 * time.Millisecond).Before(renewedAt.Add(lease)) {
+		v, _ := acquired(t, onePartition(t, m2.fetch(id, 1, 0)))
+		if len(v) != 0 {
+			t.Fatalf("the other member acquired %v %v after the acquisition, past the first lease but before the renewed one (%v after the renewal)",
+				v, time.Since(acquiredBy), time.Since(renewedAt))
+		}
+		checked++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if checked == 0 {
+		t.Skip("the machine is too slow for this timeline: no fetch between the two leases' ends")
+	}
+	// After the renewed lease, the record goes to the other member.
+	time.Sleep(time.Until(renewedBy.Add(lease)))
+	var got map[int64]string
+	var counts map[int64]int16
+	poll.Until(t, 10*time.Second, "the record redelivered after the renewed lease", func() bool {
+		got, counts = acquired(t, onePartition(t, m2.fetch(id, 1, 200*time.Millisecond)))
+		return len(got) == 1
+	})
+	if got[0] != "job" || counts[0] != 2 {
+		t.Fatalf("redelivered %v with counts %v, want offset 0 with delivery count 2", got, counts)
+	}
+	t.Logf("%d fetches of the other member between the two leases' ends found nothing", checked)
+}
