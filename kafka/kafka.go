@@ -398,6 +398,12 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		return s.shareFetch(fc, h, flexible, r)
 	case *kmsg.ShareAcknowledgeRequest:
 		resp = s.shareAcknowledge(fc, r)
+	case *kmsg.DescribeShareGroupOffsetsRequest: // share_offsets.go
+		resp = s.describeShareGroupOffsets(fc.Context(), fc.Session(), r)
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		resp = s.alterShareGroupOffsets(fc.Context(), fc.Session(), r)
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		resp = s.deleteShareGroupOffsets(fc.Context(), fc.Session(), r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))
