@@ -115,11 +115,12 @@ func TestNodeClient(t *testing.T) {
 // groups served by sluice queue groups): two share consumers of one
 // partition both receive records, acknowledge each explicitly (one
 // REJECT), every record is consumed exactly once, and the rejected one is
-// in the dead-letter topic.
+// in the dead-letter topic; then the AdminClient's listShareGroupOffsets,
+// alterShareGroupOffsets and deleteShareGroupOffsets (step share-offsets).
 func TestJavaShareConsumer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "share")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "share", "share-offsets")
 }
