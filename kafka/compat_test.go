@@ -58,8 +58,14 @@ func TestJavaClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
-	_, addr := single(t, nil)
+	_, addr, srv := singleWith(t, nil)
 	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer", "acls", "records")
+	// The Java consumer fetches through sessions (KIP-227).
+	if st := srv.FetchSessionStats(); st.Created < 1 || st.Incremental < 1 {
+		t.Errorf("the Java client's fetches: %+v, want sessions and incremental fetches", st)
+	} else {
+		t.Logf("fetch sessions: %+v", st)
+	}
 }
 
 // confluent-kafka (librdkafka, from PyPI): AdminClient round trip,

@@ -83,6 +83,7 @@ public final class Compat {
         c.put("value.deserializer", StringDeserializer.class.getName());
         c.put("enable.auto.commit", "false");
         c.put("auto.offset.reset", "earliest");
+        c.put("max.partition.fetch.bytes", "4096"); // several fetches: a broker's fetch session (KIP-227) is used
         int got = 0;
         try (Consumer<String, String> cons = new KafkaConsumer<>(c)) {
           List<TopicPartition> tps = new ArrayList<>();
