@@ -3,7 +3,6 @@ package kafka
 import (
 	"errors"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -23,19 +22,7 @@ func TestShareGroupOffsetsAdmin(t *testing.T) {
 	_, addr := single(t, nil)
 	cl := newClient(t, []string{addr}, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	adm := kadm.NewClient(cl)
-	createTopic(t, ctx, adm, "so", 2, 1, nil)
-	var recs []*kgo.Record
-	for i := range 10 {
-		recs = append(recs, &kgo.Record{Topic: "so", Partition: 0, Value: []byte("v" + strconv.Itoa(i))})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	tds, err := adm.ListTopics(ctx, "so")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := [16]byte(tds["so"].ID)
+	id := shareTopicOf(t, ctx, cl, "so", 2, numbered("v", 10)...)
 
 	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "readers", member: "reader-one"}
 	if hb := m1.heartbeat(0, []string{"so"}); hb.ErrorCode != 0 {
@@ -57,7 +44,7 @@ func TestShareGroupOffsetsAdmin(t *testing.T) {
 		}
 		return ds["readers"].Offsets["so"]
 	}
-	if so := describe(); len(so) != 1 || so[0].StartOffset != 4 || so[0].Lag != 6 || so[0].TopicID != tds["so"].ID || so[0].Err != nil {
+	if so := describe(); len(so) != 1 || so[0].StartOffset != 4 || so[0].Lag != 6 || so[0].TopicID != kadm.TopicID(id) || so[0].Err != nil {
 		t.Fatalf("after 4 accepted: %+v", so)
 	}
 

@@ -149,6 +149,35 @@ func acquired(t *testing.T, p kmsg.ShareFetchResponseTopicPartition) (map[int64]
 	return values, counts
 }
 
+// shareTopicOf creates topic (replication factor 1) holding values in
+// its partition 0 and returns its Kafka topic id.
+func shareTopicOf(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, partitions int32, values ...string) [16]byte {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	createTopic(t, ctx, adm, topic, partitions, 1, nil)
+	recs := make([]*kgo.Record, 0, len(values))
+	for _, v := range values {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tds, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [16]byte(tds[topic].ID)
+}
+
+// numbered is prefix0, prefix1, ... up to n values.
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
 // onePartition is the only partition of a ShareFetch answer.
 func onePartition(t *testing.T, resp *kmsg.ShareFetchResponse) kmsg.ShareFetchResponseTopicPartition {
 	t.Helper()
@@ -177,19 +206,7 @@ func TestShareGroupKmsg(t *testing.T) {
 	b, addr := single(t, func(c *broker.Config) { c.MaxFetchWait = 2 * time.Second })
 	cl := newClient(t, []string{addr})
 	adm := kadm.NewClient(cl)
-	createTopic(t, ctx, adm, "jobs", 1, 1, nil)
-	var recs []*kgo.Record
-	for i := range 10 {
-		recs = append(recs, &kgo.Record{Topic: "jobs", Value: []byte("v" + strconv.Itoa(i))})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	tds, err := adm.ListTopics(ctx, "jobs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := [16]byte(tds["jobs"].ID)
+	id := shareTopicOf(t, ctx, cl, "jobs", 1, numbered("v", 10)...)
 
 	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "workers", member: "member-one"}
 	m2 := &shareClient{t: t, ctx: ctx, cl: cl, group: "workers", member: "member-two"}
@@ -492,8 +509,6 @@ func TestShareRenewExtendsLease(t *testing.T) {
 	ctx := testContext(t)
 	_, addr := single(t, nil)
 	cl := newClient(t, []string{addr})
-	adm := kadm.NewClient(cl)
-	createTopic(t, ctx, adm, "renewed", 1, 1, nil)
 	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	r := kmsg.NewIncrementalAlterConfigsRequestResource()
 	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "renewers"
@@ -504,14 +519,7 @@ func TestShareRenewExtendsLease(t *testing.T) {
 	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.Resources[0].ErrorCode != 0 {
 		t.Fatalf("set the lease: %v %+v", err, resp)
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "renewed", Value: []byte("job")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	tds, err := adm.ListTopics(ctx, "renewed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := [16]byte(tds["renewed"].ID)
+	id := shareTopicOf(t, ctx, cl, "renewed", 1, "job")
 	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "holder"}
 	m2 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "other"}
 

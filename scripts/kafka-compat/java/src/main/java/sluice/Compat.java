@@ -193,14 +193,7 @@ public final class Compat {
    */
   static String share(Properties common, Admin admin, String topic) throws Exception {
     admin.createTopics(List.of(new NewTopic(topic, 1, (short) -1))).all().get(30, TimeUnit.SECONDS);
-    Properties p = (Properties) common.clone();
-    p.put("acks", "all");
-    p.put("key.serializer", StringSerializer.class.getName());
-    p.put("value.serializer", StringSerializer.class.getName());
-    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
-      for (int i = 0; i < SHARE_RECORDS; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
-      prod.flush();
-    }
+    produceValues(common, topic, SHARE_RECORDS);
     String reject = "v" + (SHARE_RECORDS / 2);
     Properties c = (Properties) common.clone();
     c.put("group.id", topic + "-group");
@@ -272,14 +265,7 @@ public final class Compat {
   static String shareOffsets(Properties common, Admin admin, String topic) throws Exception {
     final int n = 20;
     admin.createTopics(List.of(new NewTopic(topic, 1, (short) -1))).all().get(30, TimeUnit.SECONDS);
-    Properties p = (Properties) common.clone();
-    p.put("acks", "all");
-    p.put("key.serializer", StringSerializer.class.getName());
-    p.put("value.serializer", StringSerializer.class.getName());
-    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
-      for (int i = 0; i < n; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
-      prod.flush();
-    }
+    produceValues(common, topic, n);
     String group = topic + "-group";
     Properties c = (Properties) common.clone();
     c.put("group.id", group);
@@ -321,6 +307,18 @@ public final class Compat {
     admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get(30, TimeUnit.SECONDS);
     if ((start = shareStart(admin, group, tp)) > 0) throw new IllegalStateException("start offset " + start + " after the delete");
     return "start offset " + want + " after the consumer accepted " + accepted.size() + " records, altered to 15, deleted";
+  }
+
+  /** Produces values v0 to v(n-1) to topic, acks=all. */
+  static void produceValues(Properties common, String topic, int n) {
+    Properties p = (Properties) common.clone();
+    p.put("acks", "all");
+    p.put("key.serializer", StringSerializer.class.getName());
+    p.put("value.serializer", StringSerializer.class.getName());
+    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
+      for (int i = 0; i < n; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
+      prod.flush();
+    }
   }
 
   /** The share group's start offset of tp (-1: none), from listShareGroupOffsets. */
