@@ -247,7 +247,9 @@ func TestFetchSessionFranz(t *testing.T) {
 		consumeAll(t, co, n, consumed)
 	}
 	st := srv.FetchSessionStats()
-	if st.Created < 1 || st.Incremental < 6 || st.NotFound != 0 || st.BadEpoch != 0 {
+	// Rounds 1 to 5 are each produced after the last was consumed: each
+	// needs at least one fetch after the opening one.
+	if st.Created < 1 || st.Incremental < 5 || st.NotFound != 0 || st.BadEpoch != 0 {
 		t.Fatalf("fetch sessions: %+v, want a session and incremental fetches", st)
 	}
 	t.Logf("fetch sessions: %+v", st)
