@@ -346,3 +346,65 @@ func TestFetchSessionKcat(t *testing.T) {
 	}
 	t.Logf("fetch sessions after kcat: %+v", srv.FetchSessionStats())
 }
+
+// TestFetchSessionBounds: a connection holds at most maxSessionsPerConn
+// sessions (a new one evicts its least recently used); a full fetch of
+// more than maxSessionPartitions partitions is answered without a
+// session, and a session that grows past it is dropped.
+func TestFetchSessionBounds(t *testing.T) {
+	ctx := testContext(t)
+	_, addr, srv := singleWith(t, nil)
+	cl := newClient(t, []string{addr})
+	createTopic(t, ctx, kadm.NewClient(cl), "fb", 1, 1, nil)
+	c := dialRaw(t, addr)
+	corr := int32(0)
+	var ids []int32
+	for range maxSessionsPerConn + 1 {
+		corr++
+		resp := sessionFetch(t, c, corr, 0, 0, "fb", map[int32]int64{0: 0})
+		if resp.SessionID <= 0 {
+			t.Fatalf("session %d: id %d error %d", len(ids), resp.SessionID, resp.ErrorCode)
+		}
+		ids = append(ids, resp.SessionID)
+	}
+	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn || st.Evicted != 1 {
+		t.Fatalf("after %d sessions on one connection: %+v", len(ids), st)
+	}
+	corr++
+	if resp := sessionFetch(t, c, corr, ids[0], 1, "fb", nil); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("the connection's oldest session: error %d", resp.ErrorCode)
+	}
+	corr++
+	if resp := sessionFetch(t, c, corr, ids[1], 1, "fb", nil); resp.ErrorCode != 0 {
+		t.Fatalf("the connection's second session: error %d", resp.ErrorCode)
+	}
+
+	// Too many partitions: partitions past the topic's are answered
+	// UNKNOWN_TOPIC_OR_PARTITION, which does not matter here.
+	big := kmsg.NewPtrFetchRequest()
+	big.SetVersion(11)
+	big.ReplicaID, big.MaxBytes = -1, 1<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "fb"
+	for p := range int32(maxSessionPartitions + 1) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = p, 1024
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	big.Topics = append(big.Topics, rt)
+	resp := kmsg.NewPtrFetchResponse()
+	resp.SetVersion(11)
+	corr++
+	if err := resp.ReadFrom(c.request(big, corr)); err != nil || resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("a full fetch of %d partitions: %v, error %d, session id %d", maxSessionPartitions+1, err, resp.ErrorCode, resp.SessionID)
+	}
+	// The same partitions added to a session: it is dropped.
+	big.SessionID, big.SessionEpoch = ids[1], 2
+	corr++
+	if err := resp.ReadFrom(c.request(big, corr)); err != nil || resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("a session grown past %d partitions: %v, error %d", maxSessionPartitions, err, resp.ErrorCode)
+	}
+	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn-1 || st.Partitions != maxSessionsPerConn-1 {
+		t.Fatalf("after the session grown too big was dropped: %+v", st)
+	}
+}
