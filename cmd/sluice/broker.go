@@ -160,6 +160,7 @@ keyring instead. docs/security.md walks through a setup.`,
 
   # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
   sluice broker --kafka-listen 127.0.0.1:9092
+  sluice broker --kafka-listen 127.0.0.1:9092 --kafka-fetch-session-slots 0   # no fetch sessions: full fetches only
 
   # TLS everywhere, mutual TLS, encrypted gossip (go run ./internal/testcerts/gencerts
   # -dir certs broker client writes test files; every broker gets the same key);
