@@ -197,6 +197,17 @@ func authzProbe(key, v int16, brokerID int32) []kmsg.Request {
 		r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
 	case *kmsg.ConsumerGroupDescribeRequest:
 		r.Groups = []string{"g"}
+	case *kmsg.DescribeShareGroupOffsetsRequest:
+		g := kmsg.NewDescribeShareGroupOffsetsRequestGroup()
+		g.GroupID = "g"
+		g.Topics = []kmsg.DescribeShareGroupOffsetsRequestGroupTopic{{Topic: orders, Partitions: []int32{0}}}
+		r.Groups = append(r.Groups, g)
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		r.GroupID = "g"
+		r.Topics = []kmsg.AlterShareGroupOffsetsRequestTopic{{Topic: orders, Partitions: []kmsg.AlterShareGroupOffsetsRequestTopicPartition{{StartOffset: 1}}}}
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		r.GroupID = "g"
+		r.Topics = []kmsg.DeleteShareGroupOffsetsRequestTopic{{Topic: orders}}
 	case *kmsg.DeleteRecordsRequest:
 		t := kmsg.NewDeleteRecordsRequestTopic()
 		t.Topic = orders

@@ -58,8 +58,14 @@ func TestJavaClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
-	_, addr := single(t, nil)
+	_, addr, srv := singleWith(t, nil)
 	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "admin", "produce", "consume", "group", "group-consumer", "acls", "records")
+	// The Java consumer fetches through sessions (KIP-227).
+	if st := srv.FetchSessionStats(); st.Created < 1 || st.Incremental < 1 {
+		t.Errorf("the Java client's fetches: %+v, want sessions and incremental fetches", st)
+	} else {
+		t.Logf("fetch sessions: %+v", st)
+	}
 }
 
 // confluent-kafka (librdkafka, from PyPI): AdminClient round trip,
@@ -115,11 +121,12 @@ func TestNodeClient(t *testing.T) {
 // groups served by sluice queue groups): two share consumers of one
 // partition both receive records, acknowledge each explicitly (one
 // REJECT), every record is consumed exactly once, and the rejected one is
-// in the dead-letter topic.
+// in the dead-letter topic; then the AdminClient's listShareGroupOffsets,
+// alterShareGroupOffsets and deleteShareGroupOffsets (step share-offsets).
 func TestJavaShareConsumer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Java program")
 	}
 	_, addr := single(t, nil)
-	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "share")
+	runCompat(t, "run-java.sh", []string{"java", "mvn"}, addr, "share", "share-offsets")
 }

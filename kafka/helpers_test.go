@@ -26,22 +26,32 @@ func testContext(t *testing.T) context.Context {
 }
 
 // serveKafka serves the Kafka listener ln over b until the test ends.
-func serveKafka(t testing.TB, b *broker.Broker, ln net.Listener) {
+func serveKafka(t testing.TB, b *broker.Broker, ln net.Listener, opts ...Option) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- New(b, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))).Serve(ctx, ln) }()
+	s := New(b, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), opts...)
+	go func() { done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("kafka serve: %v", err)
 		}
 	})
+	return s
 }
 
 // single starts one broker with a Kafka listener and returns the broker
 // and the listener's address. configure, when not nil, changes the
 // broker's config.
 func single(t testing.TB, configure func(*broker.Config)) (*broker.Broker, string) {
+	t.Helper()
+	b, addr, _ := singleWith(t, configure)
+	return b, addr
+}
+
+// singleWith is single with the listener's options, returning the
+// listener too.
+func singleWith(t testing.TB, configure func(*broker.Config), opts ...Option) (*broker.Broker, string, *Server) {
 	t.Helper()
 	ln := poll.Listen(t, "127.0.0.1:0")
 	cfg := broker.Config{ListenAddr: "127.0.0.1:0", DataDir: t.TempDir(), KafkaAdvertisedAddr: ln.Addr().String(),
@@ -57,8 +67,8 @@ func single(t testing.TB, configure func(*broker.Config)) (*broker.Broker, strin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	serveKafka(t, b, ln)
-	return b, ln.Addr().String()
+	s := serveKafka(t, b, ln, opts...)
+	return b, ln.Addr().String(), s
 }
 
 // newClient returns a kgo client of addrs, closed when the test ends.

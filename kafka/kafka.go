@@ -58,18 +58,38 @@ const maxRequestBytes = 1 << 20
 
 // Server is a Kafka listener over one broker.
 type Server struct {
-	b      *broker.Broker
-	logger *zap.Logger
-	share  *shareState // share groups' members and sessions (share.go)
+	b        *broker.Broker
+	logger   *zap.Logger
+	share    *shareState    // share groups' members and sessions (share.go)
+	sessions *fetchSessions // fetch sessions (fetchsession.go)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// FetchSessionSlots sets how many fetch sessions (KIP-227) the listener
+// keeps, Kafka's max.incremental.fetch.session.cache.slots
+// (DefaultFetchSessionSlots); 0 turns them off: every Fetch is answered
+// without a session, and clients send full fetches.
+func FetchSessionSlots(n int) Option {
+	return func(s *Server) { s.sessions.slots = max(n, 0) }
 }
 
 // New returns a Kafka front end for b; logger may be nil.
-func New(b *broker.Broker, logger *zap.Logger) *Server {
+func New(b *broker.Broker, logger *zap.Logger, opts ...Option) *Server {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka")), share: newShareState()}
+	s := &Server{b: b, logger: logger.With(zap.Int32("broker", b.ID()), zap.String("listener", "kafka")), share: newShareState(),
+		sessions: newFetchSessions(DefaultFetchSessionSlots)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
+
+// FetchSessionStats reports what the fetch-session cache did so far.
+func (s *Server) FetchSessionStats() FetchSessionStats { return s.sessions.stats() }
 
 // Serve accepts Kafka connections on ln until ctx is cancelled, then
 // closes ln and every connection it accepted, and returns once they have
@@ -378,6 +398,12 @@ func (s *Server) dispatch(fc *broker.FrontConn, h header, flexible bool, req kms
 		return s.shareFetch(fc, h, flexible, r)
 	case *kmsg.ShareAcknowledgeRequest:
 		resp = s.shareAcknowledge(fc, r)
+	case *kmsg.DescribeShareGroupOffsetsRequest: // share_offsets.go
+		resp = s.describeShareGroupOffsets(fc.Context(), fc.Session(), r)
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		resp = s.alterShareGroupOffsets(fc.Context(), fc.Session(), r)
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		resp = s.deleteShareGroupOffsets(fc.Context(), fc.Session(), r)
 	default:
 		// Table and this switch name the same keys (TestEveryAdvertisedVersionAnswers).
 		panic(fmt.Sprintf("kafka: key %d in Table without a handler", h.key))

@@ -316,6 +316,22 @@ func failedShare(req kmsg.Request, code int16) kmsg.Response {
 			resp.Groups = append(resp.Groups, g)
 		}
 		return resp
+	case *kmsg.DescribeShareGroupOffsetsRequest:
+		resp := r.ResponseKind().(*kmsg.DescribeShareGroupOffsetsResponse)
+		for _, rg := range r.Groups {
+			g := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
+			g.GroupID, g.ErrorCode = rg.GroupID, code
+			resp.Groups = append(resp.Groups, g)
+		}
+		return resp
+	case *kmsg.AlterShareGroupOffsetsRequest:
+		resp := r.ResponseKind().(*kmsg.AlterShareGroupOffsetsResponse)
+		resp.ErrorCode = code
+		return resp
+	case *kmsg.DeleteShareGroupOffsetsRequest:
+		resp := r.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
+		resp.ErrorCode = code
+		return resp
 	}
 	return nil
 }

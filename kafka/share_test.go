@@ -149,6 +149,35 @@ func acquired(t *testing.T, p kmsg.ShareFetchResponseTopicPartition) (map[int64]
 	return values, counts
 }
 
+// shareTopicOf creates topic (replication factor 1) holding values in
+// its partition 0 and returns its Kafka topic id.
+func shareTopicOf(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, partitions int32, values ...string) [16]byte {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	createTopic(t, ctx, adm, topic, partitions, 1, nil)
+	recs := make([]*kgo.Record, 0, len(values))
+	for _, v := range values {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tds, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return [16]byte(tds[topic].ID)
+}
+
+// numbered is prefix0, prefix1, ... up to n values.
+func numbered(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
 // onePartition is the only partition of a ShareFetch answer.
 func onePartition(t *testing.T, resp *kmsg.ShareFetchResponse) kmsg.ShareFetchResponseTopicPartition {
 	t.Helper()
@@ -177,19 +206,7 @@ func TestShareGroupKmsg(t *testing.T) {
 	b, addr := single(t, func(c *broker.Config) { c.MaxFetchWait = 2 * time.Second })
 	cl := newClient(t, []string{addr})
 	adm := kadm.NewClient(cl)
-	createTopic(t, ctx, adm, "jobs", 1, 1, nil)
-	var recs []*kgo.Record
-	for i := range 10 {
-		recs = append(recs, &kgo.Record{Topic: "jobs", Value: []byte("v" + strconv.Itoa(i))})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	tds, err := adm.ListTopics(ctx, "jobs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := [16]byte(tds["jobs"].ID)
+	id := shareTopicOf(t, ctx, cl, "jobs", 1, numbered("v", 10)...)
 
 	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "workers", member: "member-one"}
 	m2 := &shareClient{t: t, ctx: ctx, cl: cl, group: "workers", member: "member-two"}
@@ -480,4 +497,76 @@ func TestShareBatches(t *testing.T) {
 	if batches != 2 {
 		t.Fatalf("%d batches, want 2 (3-5 and 8-9)", batches)
 	}
+}
+
+// TestShareRenewExtendsLease: a record renewed (AcknowledgeType 4,
+// ShareAcknowledge v2's IsRenewAck) before its lease ends stays with its
+// member past the first lease's end, and goes to another member only once
+// the renewed lease ends (delivery count 2). The group's lease is 2 s
+// (share.record.lock.duration.ms).
+func TestShareRenewExtendsLease(t *testing.T) {
+	const lease = 2 * time.Second
+	ctx := testContext(t)
+	_, addr := single(t, nil)
+	cl := newClient(t, []string{addr})
+	alter := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, "renewers"
+	c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	c.Name, c.Value = "share.record.lock.duration.ms", kmsg.StringPtr(strconv.Itoa(int(lease.Milliseconds())))
+	r.Configs = append(r.Configs, c)
+	alter.Resources = append(alter.Resources, r)
+	if resp, err := alter.RequestWith(ctx, cl); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("set the lease: %v %+v", err, resp)
+	}
+	id := shareTopicOf(t, ctx, cl, "renewed", 1, "job")
+	m1 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "holder"}
+	m2 := &shareClient{t: t, ctx: ctx, cl: cl, group: "renewers", member: "other"}
+
+	acquiredAt := time.Now() // the lease ends no earlier than acquiredAt + lease
+	resp := m1.fetch(id, 1, time.Second)
+	if v, _ := acquired(t, onePartition(t, resp)); len(v) != 1 || v[0] != "job" || resp.AcquisitionLockTimeoutMillis != int32(lease.Milliseconds()) {
+		t.Fatalf("holder acquired %v, lease %d ms", v, resp.AcquisitionLockTimeoutMillis)
+	}
+	acquiredBy := time.Now() // and no later than acquiredBy + lease
+	if v, _ := acquired(t, onePartition(t, m2.fetch(id, 1, 0))); len(v) != 0 {
+		t.Fatalf("the other member acquired %v of a held record", v)
+	}
+	time.Sleep(time.Until(acquiredBy.Add(lease * 6 / 10))) // the test's timeline: renew well inside the first lease
+	renewedAt := time.Now()                                // the renewed lease ends no earlier than renewedAt + lease
+	if ar := m1.ack(id, true, shareAck{0, 0, []int8{4}}); ar.ErrorCode != 0 || ar.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("renew: %+v", ar)
+	}
+	if time.Since(acquiredAt) >= lease {
+		t.Skip("the machine is too slow for this timeline: the renewal was sent after the first lease could have ended")
+	}
+	renewedBy := time.Now()
+	// Past the first lease's end, before the renewed one's: the other
+	// member gets nothing.
+	time.Sleep(time.Until(acquiredBy.Add(lease + 200*time.Millisecond)))
+	checked := 0
+	for time.Now().Add(100 * time.Millisecond).Before(renewedAt.Add(lease)) {
+		v, _ := acquired(t, onePartition(t, m2.fetch(id, 1, 0)))
+		if len(v) != 0 {
+			t.Fatalf("the other member acquired %v %v after the acquisition, past the first lease but before the renewed one (%v after the renewal)",
+				v, time.Since(acquiredBy), time.Since(renewedAt))
+		}
+		checked++
+		time.Sleep(50 * time.Millisecond)
+	}
+	if checked == 0 {
+		t.Skip("the machine is too slow for this timeline: no fetch between the two leases' ends")
+	}
+	// After the renewed lease, the record goes to the other member.
+	time.Sleep(time.Until(renewedBy.Add(lease)))
+	var got map[int64]string
+	var counts map[int64]int16
+	poll.Until(t, 10*time.Second, "the record redelivered after the renewed lease", func() bool {
+		got, counts = acquired(t, onePartition(t, m2.fetch(id, 1, 200*time.Millisecond)))
+		return len(got) == 1
+	})
+	if got[0] != "job" || counts[0] != 2 {
+		t.Fatalf("redelivered %v with counts %v, want offset 0 with delivery count 2", got, counts)
+	}
+	t.Logf("%d fetches of the other member between the two leases' ends found nothing", checked)
 }

@@ -73,6 +73,9 @@ var Table = map[int16]VersionRange{
 	77: {1, 1},
 	78: {1, 2}, // ShareFetch: v2 renew acknowledgements
 	79: {1, 2},
+	90: {0, 1}, // DescribeShareGroupOffsets (share_offsets.go): v1 lag
+	91: {0, 0}, // AlterShareGroupOffsets
+	92: {0, 0}, // DeleteShareGroupOffsets
 }
 
 // kerrUnsupportedVersion is Kafka's UNSUPPORTED_VERSION.

@@ -304,11 +304,11 @@ func TestHostileInput(t *testing.T) {
 // against kmsg's decoder at every served version.
 func TestFetchEncodeMatchesKmsg(t *testing.T) {
 	for v := Table[1].Min; v <= Table[1].Max; v++ {
-		st := &fetchState{version: v, corr: 42, topics: []fetchTopic{{name: "a", parts: 2}, {name: "bb", parts: 1}}}
+		st := &fetchState{version: v, corr: 42}
 		st.fetch.Parts = []broker.FetchPart{
-			{Partition: 0, Result: broker.ReadResult{HighWatermark: 10, LastStableOffset: 10, LogStartOffset: 2}},
-			{Partition: 3, Err: protocol.ErrNotLeaderOrFollower, Result: broker.ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}},
-			{Partition: 1, Result: broker.ReadResult{HighWatermark: 5, LastStableOffset: 5, LogStartOffset: 0}},
+			{Topic: "a", Partition: 0, Result: broker.ReadResult{HighWatermark: 10, LastStableOffset: 10, LogStartOffset: 2}},
+			{Topic: "a", Partition: 3, Err: protocol.ErrNotLeaderOrFollower, Result: broker.ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}},
+			{Topic: "bb", Partition: 1, Result: broker.ReadResult{HighWatermark: 5, LastStableOffset: 5, LogStartOffset: 0}},
 		}
 		var b []byte
 		pieces, code := st.encode()

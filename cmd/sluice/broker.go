@@ -31,6 +31,7 @@ func newBrokerCmd() *cobra.Command {
 		configPath  string
 		printConfig bool
 		kafkaAddr   string
+		kafkaSlots  int
 		tlsOpts     tlsFlags
 		sec         brokerSecurity
 	)
@@ -99,7 +100,9 @@ clients (kcat, franz-go, librdkafka, the Java client) produce, consume and
 manage topics unchanged; off by default. Each broker advertises its own
 --kafka-advertised-addr (default: the bound Kafka address) to the others,
 and Kafka clients see broker ids as node ids. docs/kafka.md lists what it
-serves.
+serves. Consumers that support fetch sessions (KIP-227: franz-go, the Java
+client) send only what changed after their first fetch;
+--kafka-fetch-session-slots bounds the sessions kept (0 turns them off).
 
 TLS: --tls-cert and --tls-key (PEM) turn TLS on for the listeners
 --tls-listeners names (default all: client, kafka, http, raft) with one
@@ -157,6 +160,7 @@ keyring instead. docs/security.md walks through a setup.`,
 
   # a Kafka listener too: point kcat -b 127.0.0.1:9092 (or any Kafka client) at it
   sluice broker --kafka-listen 127.0.0.1:9092
+  sluice broker --kafka-listen 127.0.0.1:9092 --kafka-fetch-session-slots 0   # no fetch sessions: full fetches only
 
   # TLS everywhere, mutual TLS, encrypted gossip (go run ./internal/testcerts/gencerts
   # -dir certs broker client writes test files; every broker gets the same key);
@@ -214,7 +218,7 @@ keyring instead. docs/security.md walks through a setup.`,
 			}
 			cfg.TLS, cfg.RaftTLS = bt.transportFor(listenerClient), bt.transportFor(listenerRaft)
 			defer bt.watch(tlsOpts.reloadInterval, logger.With(zap.Int32("broker", cfg.BrokerID)))()
-			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr, web, bt); err != nil {
+			if err := runBroker(cmd.Context(), cfg, logger, pprofAddr, kafkaAddr, kafkaSlots, web, bt); err != nil {
 				logger.WithOptions(zap.AddStacktrace(zapcore.FatalLevel)).Error("broker failed",
 					zap.Int32("broker", cfg.BrokerID), zap.Error(err))
 				return &exitError{code: 1}
@@ -228,6 +232,7 @@ keyring instead. docs/security.md walks through a setup.`,
 	f.StringVar(&cfg.AdvertisedAddr, "advertised-addr", "", "address clients are told to connect to; default: the listen address")
 	f.StringVar(&cfg.DataDir, "data-dir", broker.DefaultDataDir, "directory for partition logs and metadata")
 	f.StringVar(&kafkaAddr, "kafka-listen", "", "address to listen on for Kafka clients (Kafka's wire protocol); empty: no Kafka listener")
+	f.IntVar(&kafkaSlots, "kafka-fetch-session-slots", kafka.DefaultFetchSessionSlots, "fetch sessions (KIP-227) the Kafka listener keeps, as Kafka's max.incremental.fetch.session.cache.slots; 0: none (clients send full fetches)")
 	f.StringVar(&cfg.KafkaAdvertisedAddr, "kafka-advertised-addr", "", "address Kafka clients are told to connect to; default: the Kafka listen address")
 	f.Int32Var(&cfg.BrokerID, "broker-id", broker.DefaultBrokerID, "this broker's id")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "", "address of the controller's Raft transport; default: the listen port + 1")
@@ -293,7 +298,7 @@ func (w webOptions) authMode(requireAuth bool) (httpapi.AuthMode, error) {
 
 // runBroker runs the broker, its HTTP endpoint and, when kafkaAddr is
 // set, its Kafka listener until ctx is cancelled, then closes them.
-func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string, web webOptions, bt *brokerTLS) error {
+func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprofAddr, kafkaAddr string, kafkaSlots int, web webOptions, bt *brokerTLS) error {
 	httpAddr := web.addr
 	if !web.set {
 		a, err := httpapi.DefaultAddr(cfg.ListenAddr)
@@ -378,7 +383,7 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := kafka.New(b, cfg.Logger).Serve(kctx, ln); err != nil {
+			if err := kafka.New(b, cfg.Logger, kafka.FetchSessionSlots(kafkaSlots)).Serve(kctx, ln); err != nil {
 				logger.Error("kafka listener", zap.Error(err))
 			}
 		}()

@@ -17,7 +17,8 @@ import org.apache.kafka.common.serialization.*;
  * consume, group (the classic protocol), group-consumer (KIP-848's,
  * group.protocol=consumer) (default: these), acls (create, describe and
  * delete an ACL), records (deleteRecords on partition 0, after produce)
- * and share (KIP-932 share consumers).
+ * share (KIP-932 share consumers) and share-offsets (the AdminClient's
+ * share-group offset calls).
  */
 public final class Compat {
   static final int RECORDS = 2000;
@@ -25,7 +26,7 @@ public final class Compat {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 1) {
-      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records|share ...]");
+      System.err.println("usage: Compat BOOTSTRAP [admin|produce|consume|group|group-consumer|acls|records|share|share-offsets ...]");
       System.exit(2);
     }
     String bootstrap = args[0];
@@ -82,6 +83,7 @@ public final class Compat {
         c.put("value.deserializer", StringDeserializer.class.getName());
         c.put("enable.auto.commit", "false");
         c.put("auto.offset.reset", "earliest");
+        c.put("max.partition.fetch.bytes", "4096"); // several fetches: a broker's fetch session (KIP-227) is used
         int got = 0;
         try (Consumer<String, String> cons = new KafkaConsumer<>(c)) {
           List<TopicPartition> tps = new ArrayList<>();
@@ -106,6 +108,7 @@ public final class Compat {
       // Not in the default steps (a reference Kafka needs share groups
       // enabled and share.auto.offset.reset=earliest): share (KIP-932).
       step("share", steps, () -> share(common, admin, topic + "-share"));
+      step("share-offsets", steps, () -> shareOffsets(common, admin, topic + "-share-offsets"));
 
       for (String protocol : List.of("classic", "consumer")) {
       String stepName = protocol.equals("classic") ? "group" : "group-consumer";
@@ -190,14 +193,7 @@ public final class Compat {
    */
   static String share(Properties common, Admin admin, String topic) throws Exception {
     admin.createTopics(List.of(new NewTopic(topic, 1, (short) -1))).all().get(30, TimeUnit.SECONDS);
-    Properties p = (Properties) common.clone();
-    p.put("acks", "all");
-    p.put("key.serializer", StringSerializer.class.getName());
-    p.put("value.serializer", StringSerializer.class.getName());
-    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
-      for (int i = 0; i < SHARE_RECORDS; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
-      prod.flush();
-    }
+    produceValues(common, topic, SHARE_RECORDS);
     String reject = "v" + (SHARE_RECORDS / 2);
     Properties c = (Properties) common.clone();
     c.put("group.id", topic + "-group");
@@ -257,6 +253,80 @@ public final class Compat {
     if (!dead.equals(List.of(reject))) throw new IllegalStateException("dead letters " + dead + ", want [" + reject + "]");
     return SHARE_RECORDS + " records once each through two share consumers of one partition (" + perConsumer[0] + " + "
         + perConsumer[1] + "), " + reject + " rejected to " + topic + ".dlq";
+  }
+
+  /**
+   * Share-group offsets through the AdminClient (KIP-932, Kafka 4.1+): a
+   * share consumer accepts the records it polls from a topic of one
+   * partition and leaves; listShareGroupOffsets shows the start offset past
+   * them, alterShareGroupOffsets moves it, deleteShareGroupOffsets sends
+   * the topic back to its start.
+   */
+  static String shareOffsets(Properties common, Admin admin, String topic) throws Exception {
+    final int n = 20;
+    admin.createTopics(List.of(new NewTopic(topic, 1, (short) -1))).all().get(30, TimeUnit.SECONDS);
+    produceValues(common, topic, n);
+    String group = topic + "-group";
+    Properties c = (Properties) common.clone();
+    c.put("group.id", group);
+    c.put("key.deserializer", StringDeserializer.class.getName());
+    c.put("value.deserializer", StringDeserializer.class.getName());
+    c.put("share.acknowledgement.mode", "explicit");
+    c.put("max.poll.records", "5");
+    TreeSet<Long> accepted = new TreeSet<>();
+    try (ShareConsumer<String, String> sc = new KafkaShareConsumer<>(c)) {
+      sc.subscribe(List.of(topic));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+      while (accepted.isEmpty() && System.nanoTime() < deadline) {
+        for (ConsumerRecord<String, String> r : sc.poll(Duration.ofMillis(200))) {
+          sc.acknowledge(r, AcknowledgeType.ACCEPT);
+          accepted.add(r.offset());
+        }
+      }
+      sc.commitSync(Duration.ofSeconds(15));
+    }
+    long want = 0;
+    while (accepted.contains(want)) want++;
+    if (want == 0) throw new IllegalStateException("the share consumer accepted nothing from offset 0: " + accepted);
+    TopicPartition tp = new TopicPartition(topic, 0);
+    long start = shareStart(admin, group, tp);
+    if (start != want) throw new IllegalStateException("start offset " + start + " after accepting " + accepted + ", want " + want);
+    // The consumer's leave may reach the coordinator after its close: an
+    // alter of a group with members is refused (NON_EMPTY_GROUP).
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (true) {
+      try {
+        admin.alterShareGroupOffsets(group, Map.of(tp, 15L)).all().get(30, TimeUnit.SECONDS);
+        break;
+      } catch (java.util.concurrent.ExecutionException e) {
+        if (!(e.getCause() instanceof org.apache.kafka.common.errors.GroupNotEmptyException) || System.nanoTime() > deadline) throw e;
+        Thread.sleep(200);
+      }
+    }
+    if ((start = shareStart(admin, group, tp)) != 15) throw new IllegalStateException("start offset " + start + " after altering to 15");
+    admin.deleteShareGroupOffsets(group, Set.of(topic)).all().get(30, TimeUnit.SECONDS);
+    if ((start = shareStart(admin, group, tp)) > 0) throw new IllegalStateException("start offset " + start + " after the delete");
+    return "start offset " + want + " after the consumer accepted " + accepted.size() + " records, altered to 15, deleted";
+  }
+
+  /** Produces values v0 to v(n-1) to topic, acks=all. */
+  static void produceValues(Properties common, String topic, int n) {
+    Properties p = (Properties) common.clone();
+    p.put("acks", "all");
+    p.put("key.serializer", StringSerializer.class.getName());
+    p.put("value.serializer", StringSerializer.class.getName());
+    try (Producer<String, String> prod = new KafkaProducer<>(p)) {
+      for (int i = 0; i < n; i++) prod.send(new ProducerRecord<>(topic, "v" + i));
+      prod.flush();
+    }
+  }
+
+  /** The share group's start offset of tp (-1: none), from listShareGroupOffsets. */
+  static long shareStart(Admin admin, String group, TopicPartition tp) throws Exception {
+    Map<TopicPartition, SharePartitionOffsetInfo> m = admin.listShareGroupOffsets(Map.of(group, new ListShareGroupOffsetsSpec()))
+        .partitionsToOffsetInfo(group).get(30, TimeUnit.SECONDS);
+    SharePartitionOffsetInfo info = m.get(tp);
+    return info == null ? -1 : info.startOffset();
   }
 
   interface Step {
