@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Free failures, then waits doubling to the cap; another key is not
+// affected; failures are forgotten after the quiet time; a success resets
+// nothing.
+func TestLoginLimiter(t *testing.T) {
+	clk := newFakeClock()
+	l := NewLoginLimiter(LoginLimits{Free: 3, Base: time.Second, Max: 5 * time.Second, Forget: time.Minute, Now: clk.now})
+	for i := range 3 {
+		if w := l.Wait("a"); w != 0 {
+			t.Fatalf("attempt %d waits %v", i+1, w)
+		}
+		if w := l.Failed("a"); w != 0 {
+			t.Fatalf("failure %d of 3 free: wait %v", i+1, w)
+		}
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		if got := l.Failed("a"); got != w {
+			t.Fatalf("failure %d past the free ones: wait %v, want %v", i+1, got, w)
+		}
+		if got := l.Wait("a"); got != w {
+			t.Fatalf("Wait after failure %d: %v, want %v", i+1, got, w)
+		}
+		if got := l.Wait("b"); got != 0 {
+			t.Fatalf("another key waits %v", got)
+		}
+		clk.add(w)
+		if got := l.Wait("a"); got != 0 {
+			t.Fatalf("still waiting %v after the wait", got)
+		}
+	}
+	// One more failure right away: still at the cap.
+	if got := l.Failed("a"); got != 5*time.Second {
+		t.Fatalf("wait %v, want the cap", got)
+	}
+	clk.add(time.Minute)
+	if got := l.Wait("a"); got != 0 {
+		t.Fatalf("after the quiet time: wait %v", got)
+	}
+	if got := l.Failed("a"); got != 0 {
+		t.Fatalf("first failure after the quiet time: wait %v", got)
+	}
+}
+
+// The limiter holds at most MaxKeys keys; spraying new keys pushes out the
+// quietest, not a key that is waiting.
+func TestLoginLimiterBounded(t *testing.T) {
+	clk := newFakeClock()
+	l := NewLoginLimiter(LoginLimits{Free: 1, MaxKeys: 8, Forget: time.Hour, Now: clk.now})
+	l.Failed("victim")
+	l.Failed("victim") // waiting now
+	for i := range 100 {
+		clk.add(time.Millisecond)
+		l.Failed(fmt.Sprintf("spray%d", i))
+		if l.Len() > 8 {
+			t.Fatalf("%d keys, bound 8", l.Len())
+		}
+		l.Failed("victim") // keeps failing: never the quietest
+	}
+	if l.Wait("victim") == 0 {
+		t.Fatal("the waiting key was pushed out")
+	}
+}
