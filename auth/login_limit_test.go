@@ -68,3 +68,20 @@ func TestLoginLimiterBounded(t *testing.T) {
 		t.Fatal("the waiting key was pushed out")
 	}
 }
+
+// LogSampler lets one line through per interval and counts the others.
+func TestLogSampler(t *testing.T) {
+	var s LogSampler
+	t0 := time.Unix(1_800_000_000, 0)
+	if n, ok := s.Allow(t0, 10*time.Second); !ok || n != 0 {
+		t.Fatalf("first line: %v %d", ok, n)
+	}
+	for i := range 3 {
+		if _, ok := s.Allow(t0.Add(time.Duration(i+1)*time.Second), 10*time.Second); ok {
+			t.Fatalf("line %d within the interval let through", i+2)
+		}
+	}
+	if n, ok := s.Allow(t0.Add(10*time.Second), 10*time.Second); !ok || n != 3 {
+		t.Fatalf("after the interval: %v, %d left out, want true and 3", ok, n)
+	}
+}
