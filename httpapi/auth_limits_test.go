@@ -109,6 +109,11 @@ func TestHTTPFailedLoginLimits(t *testing.T) {
 	if n := auth.Derivations() - before; n != 0 {
 		t.Fatalf("throttled logins derived %d times, want 0", n)
 	}
+	// One warning (rate-limited) with the address.
+	warned := h.logs.FilterMessage("http logins throttled after failures").All()
+	if len(warned) != 1 || warned[0].ContextMap()["remote"] != "127.0.0.1" {
+		t.Fatalf("throttle warnings: %v, want one naming 127.0.0.1", warned)
+	}
 	// Another address logs in.
 	if s := get(b, "alice", "alice-pw").status; s != http.StatusOK {
 		t.Fatalf("alice from another address: %d, want 200", s)

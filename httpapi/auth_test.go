@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
@@ -34,6 +37,7 @@ type secureHTTP struct {
 	pool     *x509.CertPool
 	plain    *http.Client // no client certificate
 	withCert *http.Client
+	logs     *observer.ObservedLogs // the endpoint's, warn and up
 }
 
 func startSecureHTTP(t *testing.T, limits httpapi.FailedLoginLimits) *secureHTTP {
@@ -69,7 +73,9 @@ func startSecureHTTP(t *testing.T, limits httpapi.FailedLoginLimits) *secureHTTP
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: h.b, Metrics: metrics, Console: h.b,
+	core, logs := observer.New(zap.WarnLevel)
+	h.logs = logs
+	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: h.b, Metrics: metrics, Console: h.b, Logger: zap.New(core),
 		TLS: tr, Sessions: h.b, Auth: httpapi.AuthRequired, FailedLogins: limits,
 		ClientOpts: []client.Opt{client.TLS(cr.ClientConfig("")), client.SASL(h.b.OperatorLogin())}})
 	if err != nil {
