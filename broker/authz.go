@@ -196,18 +196,19 @@ func (s *Session) Mechanisms() []string {
 
 // Handshake chooses the SASL mechanism (SaslHandshake): it returns
 // UNSUPPORTED_SASL_MECHANISM for one not offered (PLAIN without TLS
-// included) and ILLEGAL_SASL_STATE on a connection already authenticated.
+// included) and ILLEGAL_SASL_STATE on a connection already authenticated,
+// but for a re-authentication (Security.ReauthInterval) with the
+// mechanism of the login.
 func (s *Session) Handshake(mech string) protocol.ErrorCode {
 	m := auth.Mechanism(mech)
 	if s.certRefused {
 		return protocol.ErrIllegalSaslState
 	}
-	if s.Authenticated() && !s.byCert {
-		// Only a re-authentication (KIP-368), with the same mechanism.
-		if !s.reauthenticates() || m != s.loginMech {
-			return protocol.ErrIllegalSaslState
-		}
-		s.reauth = true
+	// On an authenticated connection, only a re-authentication (KIP-368),
+	// with the same mechanism.
+	reauth := s.Authenticated() && !s.byCert
+	if reauth && (!s.reauthenticates() || m != s.loginMech) {
+		return protocol.ErrIllegalSaslState
 	}
 	nc, _ := s.nc.(net.Conn)
 	_, overTLS := auth.ConnectionState(nc)
@@ -218,7 +219,7 @@ func (s *Session) Handshake(mech string) protocol.ErrorCode {
 	case !s.b.cfg.Security.offers(m):
 		return protocol.ErrUnsupportedSaslMechanism
 	}
-	s.mech, s.scram = m, nil
+	s.mech, s.scram, s.reauth = m, nil, reauth
 	return protocol.NoError
 }
 

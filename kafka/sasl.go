@@ -23,7 +23,7 @@ import (
 // login lasts that long: SaslAuthenticate v1+ says so in
 // SessionLifetimeMs, the client logs in again on the connection (same
 // mechanism and principal) before the end, and a connection that has not
-// is closed at its next request.
+// is closed at its next request, whatever it is.
 
 // The SASL API keys.
 const (
@@ -57,6 +57,13 @@ func (s *Server) handleSASL(fc *broker.FrontConn, frame []byte) (r *broker.Reply
 	if err != nil {
 		return nil, false
 	}
+	if sess.Expired() {
+		// Past the login's lifetime, nothing is served, a late
+		// re-authentication included: log in on a new connection.
+		fc.Logger().Info("kafka: closing connection: SASL session expired without re-authentication (connections.max.reauth)",
+			zap.String("api", kmsg.NameForKey(h.key)), zap.Stringer("principal", sess.Principal()))
+		return &broker.Reply{Close: true}, true
+	}
 	switch h.key {
 	case apiVersionsKey:
 		return nil, false
@@ -68,11 +75,6 @@ func (s *Server) handleSASL(fc *broker.FrontConn, frame []byte) (r *broker.Reply
 	}
 	if sess.NeedsAuth() {
 		fc.Logger().Info("kafka: closing connection: request before authentication", zap.String("api", kmsg.NameForKey(h.key)))
-		return &broker.Reply{Close: true}, true
-	}
-	if sess.Expired() {
-		fc.Logger().Info("kafka: closing connection: SASL session expired without re-authentication (connections.max.reauth)",
-			zap.String("api", kmsg.NameForKey(h.key)), zap.Stringer("principal", sess.Principal()))
 		return &broker.Reply{Close: true}, true
 	}
 	return nil, false
