@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -12,7 +13,9 @@ import (
 // attacker holding one valid account must not be able to wipe its
 // address's record by logging in with it between guesses.
 //
-// It keeps at most MaxKeys keys. When full, keys whose failures are
+// It keeps at most MaxKeys keys, each of at most maxKeyLen bytes (a
+// longer key, a user name a client made up, is kept as its SHA-256). When
+// full, keys whose failures are
 // forgotten go first; then the key whose last failure is oldest, so an
 // attacker who sprays many keys pushes out the quietest records, not the
 // ones that are waiting. A full sweep costs O(MaxKeys), once per eviction.
@@ -69,8 +72,21 @@ func NewLoginLimiter(l LoginLimits) *LoginLimiter {
 	return ll
 }
 
+// maxKeyLen bounds the bytes a key holds in memory.
+const maxKeyLen = 64
+
+// keyOf is key, or its SHA-256 when longer than maxKeyLen.
+func keyOf(key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + string(sum[:])
+}
+
 // Wait is how long key must wait before its next attempt; 0 lets it try.
 func (l *LoginLimiter) Wait(key string) time.Duration {
+	key = keyOf(key)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -91,6 +107,7 @@ func (l *LoginLimiter) Wait(key string) time.Duration {
 // Failed records a failed attempt of key and returns the wait it now has
 // (0 while it has failures to spare).
 func (l *LoginLimiter) Failed(key string) time.Duration {
+	key = keyOf(key)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,6 +68,20 @@ func TestLoginLimiterBounded(t *testing.T) {
 	if l.Wait("victim") == 0 {
 		t.Fatal("the waiting key was pushed out")
 	}
+	// A long key is held by its digest, and still counted as itself.
+	long := strings.Repeat("x", 1<<20)
+	l.Failed(long)
+	l.Failed(long)
+	if l.Wait(long) == 0 || l.Wait(long[1:]) != 0 {
+		t.Fatal("a long key is not limited as itself")
+	}
+	l.mu.Lock()
+	for k := range l.keys {
+		if len(k) > maxKeyLen+len("sha256:") {
+			t.Errorf("a key of %d bytes held", len(k))
+		}
+	}
+	l.mu.Unlock()
 }
 
 // LogSampler lets one line through per interval and counts the others.

@@ -265,6 +265,9 @@ func (g *guard) unauthorized(w http.ResponseWriter) {
 // whole seconds, and logs a warning at most once per throttleLogEvery.
 func (g *guard) throttled(w http.ResponseWriter, host, user string, wait time.Duration) {
 	if suppressed, ok := g.logs.Allow(time.Now(), throttleLogEvery); ok {
+		if len(user) > 64 {
+			user = user[:64] + "…" // a made-up name may be long
+		}
 		g.logger.Warn("http logins throttled after failures", zap.String("remote", host), zap.String("user", user),
 			zap.Duration("wait", wait), zap.Int("others_since_last_line", suppressed))
 	}
