@@ -66,13 +66,12 @@ type Listener struct {
 	sem   chan struct{} // one per handshake in progress
 	wg    sync.WaitGroup
 
-	mu         sync.Mutex
-	inHand     map[net.Conn]struct{} // connections in handshake
-	closed     bool
-	lastLog    time.Time
-	suppressed int
-	closeErr   error
-	closeOnce  sync.Once
+	mu        sync.Mutex
+	inHand    map[net.Conn]struct{} // connections in handshake
+	closed    bool
+	logs      LogSampler
+	closeErr  error
+	closeOnce sync.Once
 }
 
 // NewListener wraps ln so that every connection it accepts is a TLS
@@ -181,17 +180,10 @@ func (l *Listener) handshake(c net.Conn) {
 
 // logFailure logs a failed handshake, at most once per handshakeLogEvery.
 func (l *Listener) logFailure(remote net.Addr, err error) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.lastLog.IsZero() && now.Sub(l.lastLog) < handshakeLogEvery {
-		l.suppressed++
-		l.mu.Unlock()
+	suppressed, ok := l.logs.Allow(time.Now(), handshakeLogEvery)
+	if !ok {
 		return
 	}
-	l.lastLog = now
-	suppressed := l.suppressed
-	l.suppressed = 0
-	l.mu.Unlock()
 	l.opts.Logger.Warn("TLS handshake failed", zap.String("listener", l.opts.Name),
 		zap.String("remote", remote.String()), zap.Error(err),
 		zap.Int("others_since_last_line", suppressed))

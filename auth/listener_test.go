@@ -20,7 +20,7 @@ import (
 	"github.com/sluicemq/sluice/internal/testcerts"
 )
 
-func tlsPair(t *testing.T, clientAuth auth.ClientAuth) (server *tls.Config, client func(string) *tls.Config) {
+func tlsPair(t testing.TB, clientAuth auth.ClientAuth) (server *tls.Config, client func(string) *tls.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := testcerts.NewCA(t, "ca")

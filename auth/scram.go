@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/xdg-go/scram"
 )
@@ -87,6 +88,15 @@ func NewCredential(m Mechanism, password string, iterations int) (Credential, er
 	return deriveCredential(m, password, salt, iterations)
 }
 
+// derivations counts PBKDF2 derivations (Derivations).
+var derivations atomic.Uint64
+
+// Derivations is how many times this process has derived a SCRAM key
+// from a password (PBKDF2, the credential's iterations: milliseconds of
+// CPU each): user creation, PLAIN and HTTP Basic logins not answered from
+// a LoginCache, and the decoys of unknown users.
+func Derivations() uint64 { return derivations.Load() }
+
 func deriveCredential(m Mechanism, password string, salt []byte, iterations int) (Credential, error) {
 	h, ok := hashFor(m)
 	if !ok {
@@ -99,6 +109,7 @@ func deriveCredential(m Mechanism, password string, salt []byte, iterations int)
 	if err != nil {
 		return Credential{}, fmt.Errorf("%w: %v", ErrBadCredential, err)
 	}
+	derivations.Add(1)
 	sc, err := c.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: iterations})
 	if err != nil {
 		return Credential{}, fmt.Errorf("%w: %v", ErrBadCredential, err)
@@ -318,6 +329,16 @@ func ParsePlain(msg []byte) (user, password string, err error) {
 // credentials (SHA-512 first, then SHA-256). An unknown user costs the
 // same derivation as a known one.
 func VerifyPlain(creds Credentials, user, password string, secret []byte) (Principal, error) {
+	_, err := verifyPlain(creds, user, password, secret)
+	if err != nil {
+		return Principal{}, err
+	}
+	return User(user), nil
+}
+
+// verifyPlain is VerifyPlain, returning the credential the password
+// matched.
+func verifyPlain(creds Credentials, user, password string, secret []byte) (Credential, error) {
 	for _, m := range []Mechanism{ScramSHA512, ScramSHA256} {
 		c, ok := creds.Credential(user, m)
 		if !ok || c.Validate() != nil {
@@ -325,11 +346,11 @@ func VerifyPlain(creds Credentials, user, password string, secret []byte) (Princ
 		}
 		got, err := deriveCredential(m, password, c.Salt, c.Iterations)
 		if err != nil || !hmac.Equal(got.StoredKey, c.StoredKey) {
-			return Principal{}, fmt.Errorf("%w: user %q: wrong password", ErrAuthenticationFailed, user)
+			return Credential{}, fmt.Errorf("%w: user %q: wrong password", ErrAuthenticationFailed, user)
 		}
-		return User(user), nil
+		return c, nil
 	}
 	d := decoyCredential(ScramSHA256, user, secret)
 	_, _ = deriveCredential(ScramSHA256, password, d.Salt, d.Iterations) // same cost as a known user
-	return Principal{}, fmt.Errorf("%w: user %q: unknown", ErrAuthenticationFailed, user)
+	return Credential{}, fmt.Errorf("%w: user %q: unknown", ErrAuthenticationFailed, user)
 }

@@ -45,11 +45,14 @@ type authzCore struct {
 	rules   []auth.MappingRule
 	secret  []byte // the cluster secret, or random bytes nobody else has
 	brokers *auth.BrokerCredentials
-	state   atomic.Pointer[authzState]
+	// logins caches HTTP Basic logins (Session.LoginPassword): one PBKDF2
+	// derivation per user and password per TTL, not per request.
+	logins *auth.LoginCache
+	state  atomic.Pointer[authzState]
 }
 
 func newAuthzCore(cfg *Security) *authzCore {
-	a := &authzCore{cfg: cfg, secret: cfg.ClusterSecret}
+	a := &authzCore{cfg: cfg, secret: cfg.ClusterSecret, logins: auth.NewLoginCache(0, 0, nil)}
 	a.rules, _ = auth.ParseMappingRules(cfg.TLSPrincipalMapping) // validated
 	if len(a.secret) == 0 {
 		// A broker alone: no other broker can log in.
@@ -116,6 +119,11 @@ type Session struct {
 	scram    *auth.ServerExchange
 	failures int
 	bare     bool // Kafka's SaslHandshake v0: bare messages follow
+	// KIP-368 (Security.ReauthInterval): the mechanism of the login, a
+	// re-authentication under way, and when the login ends (zero: never).
+	loginMech auth.Mechanism
+	reauth    bool
+	expires   time.Time
 
 	// cache holds decisions made with az.
 	az    *auth.Authorizer
@@ -188,12 +196,20 @@ func (s *Session) Mechanisms() []string {
 
 // Handshake chooses the SASL mechanism (SaslHandshake): it returns
 // UNSUPPORTED_SASL_MECHANISM for one not offered (PLAIN without TLS
-// included) and ILLEGAL_SASL_STATE on a connection already authenticated.
+// included) and ILLEGAL_SASL_STATE on a connection already authenticated,
+// but for a re-authentication (Security.ReauthInterval) with the
+// mechanism of the login.
 func (s *Session) Handshake(mech string) protocol.ErrorCode {
-	if s.Authenticated() && !s.byCert || s.certRefused {
+	m := auth.Mechanism(mech)
+	if s.certRefused {
 		return protocol.ErrIllegalSaslState
 	}
-	m := auth.Mechanism(mech)
+	// On an authenticated connection, only a re-authentication (KIP-368),
+	// with the same mechanism.
+	reauth := s.Authenticated() && !s.byCert
+	if reauth && (!s.reauthenticates() || m != s.loginMech) {
+		return protocol.ErrIllegalSaslState
+	}
 	nc, _ := s.nc.(net.Conn)
 	_, overTLS := auth.ConnectionState(nc)
 	switch {
@@ -203,7 +219,7 @@ func (s *Session) Handshake(mech string) protocol.ErrorCode {
 	case !s.b.cfg.Security.offers(m):
 		return protocol.ErrUnsupportedSaslMechanism
 	}
-	s.mech, s.scram = m, nil
+	s.mech, s.scram, s.reauth = m, nil, reauth
 	return protocol.NoError
 }
 
@@ -214,14 +230,14 @@ func (s *Session) Handshake(mech string) protocol.ErrorCode {
 // or after success. closeConn says the connection has used up its
 // attempts and must be closed after the answer.
 func (s *Session) Authenticate(msg []byte) (out []byte, code protocol.ErrorCode, closeConn bool) {
-	if s.mech == "" || s.Authenticated() && !s.byCert {
+	if s.mech == "" || s.Authenticated() && !s.byCert && !s.reauth {
 		return nil, protocol.ErrIllegalSaslState, false
 	}
 	out, err := s.step(msg)
 	if err == nil {
 		return out, protocol.NoError, false
 	}
-	s.mech, s.scram = "", nil
+	s.mech, s.scram, s.reauth = "", nil, false
 	s.failures++
 	limit := s.b.cfg.Security.MaxAuthAttempts
 	if limit == 0 {
@@ -243,8 +259,7 @@ func (s *Session) step(msg []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.principal, s.authed, s.byCert, s.mech = p, true, false, ""
-		return []byte{}, nil
+		return []byte{}, s.loggedIn(p)
 	}
 	if s.scram == nil {
 		var creds = s.b.credentials()
@@ -271,10 +286,51 @@ func (s *Session) step(msg []byte) ([]byte, error) {
 			p, _ = auth.BrokerPrincipal(p.Name)
 			s.broker = true
 		}
-		s.principal, s.authed, s.byCert, s.mech, s.scram = p, true, false, "", nil
-		s.b.logger.Debug("authenticated", zap.String("remote", s.host), zap.Stringer("principal", p))
+		if err := s.loggedIn(p); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// loggedIn ends a successful exchange as p. A re-authentication must be
+// p's again (KIP-368: a connection never changes principal).
+func (s *Session) loggedIn(p auth.Principal) error {
+	if s.reauth && p != s.principal {
+		return fmt.Errorf("%w: re-authentication as %s on a connection of %s", auth.ErrAuthenticationFailed, p, s.principal)
+	}
+	reauth := s.reauth
+	s.loginMech = s.mech
+	s.principal, s.authed, s.byCert, s.mech, s.scram, s.reauth = p, true, false, "", nil, false
+	s.expires = time.Time{}
+	if s.reauthenticates() {
+		s.expires = time.Now().Add(s.b.cfg.Security.ReauthInterval)
+	}
+	s.b.logger.Debug("authenticated", zap.String("remote", s.host), zap.Stringer("principal", p), zap.Bool("reauthentication", reauth))
+	return nil
+}
+
+// reauthenticates reports whether the session's logins have a lifetime
+// and may be renewed (KIP-368): SASL logins of users on the Kafka
+// listener with Security.ReauthInterval set.
+func (s *Session) reauthenticates() bool {
+	return s.frontEnd && !s.broker && s.b.cfg.Security.ReauthInterval > 0
+}
+
+// Expired reports whether the session's SASL login has outlived its
+// lifetime (Security.ReauthInterval) without a re-authentication: the
+// front end closes the connection rather than serve it.
+func (s *Session) Expired() bool {
+	return !s.expires.IsZero() && !time.Now().Before(s.expires)
+}
+
+// SessionLifetime is what remains of the SASL login (SaslAuthenticate
+// v1's SessionLifetimeMs); 0 when it has no end.
+func (s *Session) SessionLifetime() time.Duration {
+	if s.expires.IsZero() {
+		return 0
+	}
+	return max(time.Until(s.expires), time.Millisecond)
 }
 
 // allowed decides op on a resource: everything without the authorizer

@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/sluicemq/sluice/auth"
 )
@@ -43,6 +44,13 @@ type Security struct {
 	// MaxAuthAttempts is how many failed authentications a connection may
 	// make before it is closed. Default DefaultMaxAuthAttempts.
 	MaxAuthAttempts int
+	// ReauthInterval is Kafka's connections.max.reauth.ms (KIP-368) on the
+	// Kafka listener: a SASL login there lasts this long. SaslAuthenticate
+	// v1 and later tells the client (SessionLifetimeMs), which logs in
+	// again on the same connection before the end (same mechanism, same
+	// principal); a connection that has not is closed at its first
+	// request after it. 0: a login lasts as long as its connection.
+	ReauthInterval time.Duration
 }
 
 // DefaultMaxAuthAttempts is Security.MaxAuthAttempts's default.
@@ -76,6 +84,8 @@ func (s Security) validate(cluster bool) error {
 		return fieldError("Security.ClusterSecret", "none", "a cluster of several brokers needs the cluster secret (--cluster-secret-file): brokers prove it to each other before any broker-internal API is served")
 	case s.MaxAuthAttempts < 0:
 		return fieldError("Security.MaxAuthAttempts", s.MaxAuthAttempts, "negative")
+	case s.ReauthInterval < 0:
+		return fieldError("Security.ReauthInterval", s.ReauthInterval, "negative")
 	}
 	return nil
 }

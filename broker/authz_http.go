@@ -28,7 +28,9 @@ func (b *Broker) HTTPSession(nc net.Conn, host string) *Session {
 // LoginPassword authenticates the session as user, checking password
 // against the user's SCRAM credentials in the metadata (auth.VerifyPlain:
 // the StoredKey derived from it with the stored salt and iterations,
-// compared in constant time; no password is stored). Like PLAIN, it is
+// compared in constant time; no password is stored), through the broker's
+// auth.LoginCache: the same user and password again within its TTL, while
+// the user's credential is unchanged, derives nothing. Like PLAIN, it is
 // refused on a connection without TLS. Every failure is
 // auth.ErrAuthenticationFailed whatever the cause, logged at info with the
 // remote address and the cause.
@@ -42,7 +44,7 @@ func (s *Session) LoginPassword(user, password string) error {
 		s.b.logger.Info("http authentication failed", zap.String("remote", s.host), zap.String("reason", "client certificate maps to no principal"))
 		return auth.ErrAuthenticationFailed
 	}
-	p, err := auth.VerifyPlain(s.b.credentials(), user, password, s.b.authz.secret)
+	p, err := s.b.authz.logins.Verify(s.b.credentials(), user, password, s.b.authz.secret)
 	if err != nil {
 		s.b.logger.Info("http authentication failed", zap.String("remote", s.host), zap.Error(err))
 		return auth.ErrAuthenticationFailed

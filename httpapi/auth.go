@@ -9,7 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/controller"
 )
@@ -70,6 +75,55 @@ func sessionOf(r *http.Request) *broker.Session {
 	return s
 }
 
+// FailedLoginLimits bounds failed HTTP Basic logins: per remote address
+// and per user name, a few failures are free, then each further one makes
+// that address or name wait before its next try (auth.LoginLimiter). A
+// request that must wait is answered 429 with Retry-After, before its
+// password is checked: no derivation, and nothing said of the user. The
+// limit per user stops a guesser who spreads over many addresses; it also
+// lets one who guesses at a user delay that user's own HTTP logins (not
+// those of the sluice and Kafka listeners) by up to Max, hence its larger
+// Free.
+type FailedLoginLimits struct {
+	ByAddress auth.LoginLimits
+	ByUser    auth.LoginLimits
+}
+
+// DefaultFailedLogins are the limits a zero field of FailedLoginLimits
+// takes: 5 free failures per address, 20 per user; then waits from 1 s,
+// doubling to 1 min; forgotten after 15 min without a failure; 10000
+// addresses and 10000 names tracked at most.
+var DefaultFailedLogins = FailedLoginLimits{
+	ByAddress: auth.LoginLimits{Free: 5, Base: time.Second, Max: time.Minute, Forget: 15 * time.Minute, MaxKeys: 10000},
+	ByUser:    auth.LoginLimits{Free: 20, Base: time.Second, Max: time.Minute, Forget: 15 * time.Minute, MaxKeys: 10000},
+}
+
+func (l FailedLoginLimits) withDefaults() FailedLoginLimits {
+	fill := func(v, d auth.LoginLimits) auth.LoginLimits {
+		if v.Free == 0 {
+			v.Free = d.Free
+		}
+		if v.Base == 0 {
+			v.Base = d.Base
+		}
+		if v.Max == 0 {
+			v.Max = d.Max
+		}
+		if v.Forget == 0 {
+			v.Forget = d.Forget
+		}
+		if v.MaxKeys == 0 {
+			v.MaxKeys = d.MaxKeys
+		}
+		return v
+	}
+	return FailedLoginLimits{ByAddress: fill(l.ByAddress, DefaultFailedLogins.ByAddress), ByUser: fill(l.ByUser, DefaultFailedLogins.ByUser)}
+}
+
+// throttleLogEvery is the least time between two log lines about
+// throttled logins.
+const throttleLogEvery = 10 * time.Second
+
 // guard authenticates each request and applies its route's rule before
 // next serves it.
 type guard struct {
@@ -77,13 +131,19 @@ type guard struct {
 	rules    *http.ServeMux // the routes, each checking its rule then calling next
 	sessions Sessions
 	mode     AuthMode
+	byAddr   *auth.LoginLimiter // failed Basic logins per remote address
+	byUser   *auth.LoginLimiter // and per user name
+	logger   *zap.Logger
+	logs     auth.LogSampler // of the throttled-login warnings
 }
 
 // rule checks a request of a route with its Session.
 type rule func(s *broker.Session, r *http.Request) error
 
-func newGuard(next http.Handler, sessions Sessions, mode AuthMode) *guard {
-	g := &guard{next: next, rules: http.NewServeMux(), sessions: sessions, mode: mode}
+func newGuard(next http.Handler, sessions Sessions, mode AuthMode, limits FailedLoginLimits, logger *zap.Logger) *guard {
+	limits = limits.withDefaults()
+	g := &guard{next: next, rules: http.NewServeMux(), sessions: sessions, mode: mode,
+		byAddr: auth.NewLoginLimiter(limits.ByAddress), byUser: auth.NewLoginLimiter(limits.ByUser), logger: logger}
 	cluster := func(s *broker.Session, _ *http.Request) error { return s.CanDescribeCluster() }
 	topic := func(check func(*broker.Session, string) error) rule {
 		return func(s *broker.Session, r *http.Request) error { return check(s, r.PathValue("topic")) }
@@ -172,7 +232,13 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	user, password, basic := r.BasicAuth()
 	switch {
 	case basic:
+		if wait := max(g.byAddr.Wait(host), g.byUser.Wait(user)); wait > 0 {
+			g.throttled(w, host, user, wait)
+			return
+		}
 		if err := s.LoginPassword(user, password); err != nil {
+			g.byAddr.Failed(host)
+			g.byUser.Failed(user)
 			g.unauthorized(w)
 			return
 		}
@@ -194,6 +260,23 @@ func (g *guard) unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", challenge)
 	writeError(w, http.StatusUnauthorized, "", errUnauthorized)
 }
+
+// throttled answers 429 to a login that must wait, with Retry-After in
+// whole seconds, and logs a warning at most once per throttleLogEvery.
+func (g *guard) throttled(w http.ResponseWriter, host, user string, wait time.Duration) {
+	if suppressed, ok := g.logs.Allow(time.Now(), throttleLogEvery); ok {
+		if len(user) > 64 {
+			user = user[:64] + "…" // a made-up name may be long
+		}
+		g.logger.Warn("http logins throttled after failures", zap.String("remote", host), zap.String("user", user),
+			zap.Duration("wait", wait), zap.Int("others_since_last_line", suppressed))
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeError(w, http.StatusTooManyRequests, "", errThrottled)
+}
+
+var errThrottled = errors.New("too many failed logins: retry later (see Retry-After)")
 
 var errUnauthorized = errors.New("authentication required: HTTP Basic with a sluice user's password (over TLS), or a client certificate")
 

@@ -7,11 +7,15 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
@@ -21,11 +25,23 @@ import (
 	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
-// The HTTP endpoint of a broker that requires logins and enforces ACLs,
-// over TLS: every request but the probes authenticates (HTTP Basic
-// against the SCRAM credentials, or a client certificate) and is checked
-// with the broker core's Session, as on the client listeners.
-func TestHTTPAuthAndACLs(t *testing.T) {
+// secureHTTP is a broker that requires logins and enforces ACLs, with
+// users alice, bob and admin (super user; each's password is its name
+// and "-pw"), and its HTTP endpoint over TLS as cmd/sluice wires it:
+// HTTPS with the broker's certificate, client certificates requested, the
+// console reading as the operator.
+type secureHTTP struct {
+	b        *broker.Broker
+	op       *client.Client
+	base     string
+	pool     *x509.CertPool
+	plain    *http.Client // no client certificate
+	withCert *http.Client
+	logs     *observer.ObservedLogs // the endpoint's, warn and up
+}
+
+func startSecureHTTP(t *testing.T, limits httpapi.FailedLoginLimits) *secureHTTP {
+	t.Helper()
 	var metrics *httpapi.Metrics
 	c := testcluster.Start(t, 1, testcluster.Options{TLS: true, TLSClientAuth: auth.ClientAuthRequested, Configure: func(cfg *broker.Config) {
 		cfg.Security.SASLMechanisms = []auth.Mechanism{auth.ScramSHA512}
@@ -34,29 +50,14 @@ func TestHTTPAuthAndACLs(t *testing.T) {
 		metrics = httpapi.NewMetrics(httpapi.LevelInfo)
 		cfg.Observer = metrics
 	}})
-	b := c.Broker(1)
-	op := c.Client(client.OperatorLogin([]byte(testcluster.Secret)))
+	h := &secureHTTP{b: c.Broker(1), op: c.Client(client.OperatorLogin([]byte(testcluster.Secret)))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, u := range []string{"alice", "bob", "admin"} {
-		if err := op.UpsertUser(ctx, u, u+"-pw", auth.ScramSHA512, 0); err != nil {
+		if err := h.op.UpsertUser(ctx, u, u+"-pw", auth.ScramSHA512, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"visible", "hidden"} {
-		createTopic(t, op, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
-	}
-	allow := func(rt auth.ResourceType, name string, op auth.Operation) auth.ACL {
-		return auth.ACL{Principal: "User:alice", Host: "*", Resource: rt, Name: name, Pattern: auth.PatternLiteral, Op: op, Permission: auth.Allow}
-	}
-	if err := op.CreateACLs(ctx, allow(auth.ResourceCluster, auth.ClusterName, auth.OpDescribe),
-		allow(auth.ResourceTopic, "visible", auth.OpDescribe), allow(auth.ResourceTopic, "visible", auth.OpDescribeConfigs)); err != nil {
-		t.Fatal(err)
-	}
-
-	// The endpoint, as cmd/sluice wires it: HTTPS with the broker's
-	// certificate, client certificates requested, the console reading
-	// as the operator.
 	files := c.ClientTLS()
 	dir := t.TempDir()
 	bf := c.CA().Issue(t, dir, "broker", testcerts.Valid)
@@ -72,59 +73,99 @@ func TestHTTPAuthAndACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: b, Metrics: metrics, Console: b,
-		TLS: tr, Sessions: b, Auth: httpapi.AuthRequired,
-		ClientOpts: []client.Opt{client.TLS(cr.ClientConfig("")), client.SASL(b.OperatorLogin())}})
+	core, logs := observer.New(zap.WarnLevel)
+	h.logs = logs
+	srv, err := httpapi.Start(context.Background(), httpapi.Config{Addr: "127.0.0.1:0", Broker: h.b, Metrics: metrics, Console: h.b, Logger: zap.New(core),
+		TLS: tr, Sessions: h.b, Auth: httpapi.AuthRequired, FailedLogins: limits,
+		ClientOpts: []client.Opt{client.TLS(cr.ClientConfig("")), client.SASL(h.b.OperatorLogin())}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	base := "https://" + srv.Addr()
+	h.base = "https://" + srv.Addr()
 
 	pem, err := os.ReadFile(files.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	plain := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	h.pool = x509.NewCertPool()
+	h.pool.AppendCertsFromPEM(pem)
+	h.plain = h.httpClient(t, nil)
 	cert, err := tls.LoadX509KeyPair(files.CertFile, files.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	withCert := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	t.Cleanup(plain.CloseIdleConnections) // no client connection outlives the test (goleak)
-	t.Cleanup(withCert.CloseIdleConnections)
+	h.withCert = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool, Certificates: []tls.Certificate{cert}}}}
+	t.Cleanup(h.withCert.CloseIdleConnections) // no client connection outlives the test (goleak)
+	return h
+}
 
-	type answer struct {
-		status int
-		body   string
-		header http.Header
+// httpClient is an HTTPS client without a certificate, dialing from
+// local (nil: any address).
+func (h *secureHTTP) httpClient(t *testing.T, local net.Addr) *http.Client {
+	d := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.pool}, DialContext: d.DialContext}}
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
+}
+
+type answer struct {
+	status int
+	body   string
+	header http.Header
+}
+
+// do sends a request with hc, with Basic credentials unless user is "".
+func (h *secureHTTP) do(t *testing.T, hc *http.Client, method, path, user, password string, body any) answer {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, h.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, string(raw), resp.Header}
+}
+
+// The HTTP endpoint of a broker that requires logins and enforces ACLs,
+// over TLS: every request but the probes authenticates (HTTP Basic
+// against the SCRAM credentials, or a client certificate) and is checked
+// with the broker core's Session, as on the client listeners.
+func TestHTTPAuthAndACLs(t *testing.T) {
+	// Its failed logins all come from 127.0.0.1: no throttling here
+	// (TestHTTPFailedLoginLimits).
+	h := startSecureHTTP(t, httpapi.FailedLoginLimits{ByAddress: auth.LoginLimits{Free: 100}})
+	b, op, plain, withCert := h.b, h.op, h.plain, h.withCert
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, name := range []string{"visible", "hidden"} {
+		createTopic(t, op, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
+	}
+	allow := func(rt auth.ResourceType, name string, op auth.Operation) auth.ACL {
+		return auth.ACL{Principal: "User:alice", Host: "*", Resource: rt, Name: name, Pattern: auth.PatternLiteral, Op: op, Permission: auth.Allow}
+	}
+	if err := op.CreateACLs(ctx, allow(auth.ResourceCluster, auth.ClusterName, auth.OpDescribe),
+		allow(auth.ResourceTopic, "visible", auth.OpDescribe), allow(auth.ResourceTopic, "visible", auth.OpDescribeConfigs)); err != nil {
+		t.Fatal(err)
 	}
 	do := func(hc *http.Client, method, path, user, password string, body any) answer {
 		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			raw, _ := json.Marshal(body)
-			rd = bytes.NewReader(raw)
-		}
-		req, err := http.NewRequest(method, base+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if user != "" {
-			req.SetBasicAuth(user, password)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
-		return answer{resp.StatusCode, string(raw), resp.Header}
+		return h.do(t, hc, method, path, user, password, body)
 	}
 
 	// Probes stay open.

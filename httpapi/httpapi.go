@@ -77,6 +77,9 @@ type Config struct {
 	// a request must authenticate. Without Sessions, nothing is checked.
 	Sessions Sessions
 	Auth     AuthMode
+	// FailedLogins limits failed HTTP Basic logins (with Sessions); zero
+	// fields take the defaults of DefaultFailedLogins.
+	FailedLogins FailedLoginLimits
 }
 
 // DefaultPortOffset is how far above the client port the HTTP endpoint
@@ -159,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var handler http.Handler = mux
 	if cfg.Sessions != nil {
-		handler = newGuard(mux, cfg.Sessions, cfg.Auth)
+		handler = newGuard(mux, cfg.Sessions, cfg.Auth, cfg.FailedLogins, cfg.Logger)
 	}
 	s := &Server{
 		ln:      ln,

@@ -19,6 +19,11 @@ import (
 // frames, as Kafka does. A connection that must authenticate (the
 // broker's RequireAuth) and sends anything else first is closed, as Kafka
 // closes it; so is one whose login failed (Kafka clients reconnect).
+// With Security.ReauthInterval (connections.max.reauth.ms, KIP-368) a
+// login lasts that long: SaslAuthenticate v1+ says so in
+// SessionLifetimeMs, the client logs in again on the connection (same
+// mechanism and principal) before the end, and a connection that has not
+// is closed at its next request, whatever it is.
 
 // The SASL API keys.
 const (
@@ -51,6 +56,13 @@ func (s *Server) handleSASL(fc *broker.FrontConn, frame []byte) (r *broker.Reply
 	h, body, err := parseHeader(frame)
 	if err != nil {
 		return nil, false
+	}
+	if sess.Expired() {
+		// Past the login's lifetime, nothing is served, a late
+		// re-authentication included: log in on a new connection.
+		fc.Logger().Info("kafka: closing connection: SASL session expired without re-authentication (connections.max.reauth)",
+			zap.String("api", kmsg.NameForKey(h.key)), zap.Stringer("principal", sess.Principal()))
+		return &broker.Reply{Close: true}, true
 	}
 	switch h.key {
 	case apiVersionsKey:
@@ -103,6 +115,13 @@ func (s *Server) sasl(fc *broker.FrontConn, h header, body []byte) *broker.Reply
 	switch r := req.(type) {
 	case *kmsg.SASLHandshakeRequest:
 		resp := r.ResponseKind().(*kmsg.SASLHandshakeResponse)
+		if h.version == 0 && sess.SessionLifetime() > 0 {
+			// A re-authentication needs SaslAuthenticate (KIP-368), not
+			// v0's bare tokens.
+			resp.ErrorCode = kafkaCode(protocol.ErrIllegalSaslState)
+			resp.SupportedMechanisms = sess.Mechanisms()
+			return reply(h.correlation, false, resp)
+		}
 		resp.ErrorCode = kafkaCode(sess.Handshake(r.Mechanism))
 		resp.SupportedMechanisms = sess.Mechanisms()
 		if resp.ErrorCode == 0 && h.version == 0 {
@@ -116,6 +135,10 @@ func (s *Server) sasl(fc *broker.FrontConn, h header, body []byte) *broker.Reply
 		if code != protocol.NoError {
 			msg := code.Message()
 			resp.ErrorMessage = &msg
+		} else {
+			// The login's lifetime (KIP-368), 0 without one (and before
+			// the exchange's end); v0 has no field for it.
+			resp.SessionLifetimeMillis = sess.SessionLifetime().Milliseconds()
 		}
 		rep := reply(h.correlation, req.IsFlexible(), resp)
 		rep.Close = code != protocol.NoError

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -226,4 +227,34 @@ func tagsFor(req kmsg.Request) []byte {
 		return []byte{0}
 	}
 	return nil
+}
+
+// The Kafka listener's limit of login attempts per connection is one, as
+// Kafka's: a failed SaslAuthenticate is answered SASL_AUTHENTICATION_FAILED
+// and the connection closed (the client reconnects to try again).
+func TestKafkaSASLFailureClosesConnection(t *testing.T) {
+	_, addr := secureSingle(t, false)
+	c := dialRaw(t, addr)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "SCRAM-SHA-256"
+	var hsResp kmsg.SASLHandshakeResponse
+	hsResp.SetVersion(1)
+	if err := hsResp.ReadFrom(c.request(hs, 1)); err != nil || hsResp.ErrorCode != 0 {
+		t.Fatalf("handshake: %v, code %d", err, hsResp.ErrorCode)
+	}
+	sa := kmsg.NewPtrSASLAuthenticateRequest()
+	sa.SetVersion(1)
+	sa.SASLAuthBytes = []byte("not a SCRAM message")
+	var saResp kmsg.SASLAuthenticateResponse
+	saResp.SetVersion(1)
+	if err := saResp.ReadFrom(c.request(sa, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if saResp.ErrorCode != kerr.SaslAuthenticationFailed.Code {
+		t.Fatalf("a bad SCRAM message: code %d, want SASL_AUTHENTICATION_FAILED", saResp.ErrorCode)
+	}
+	if !c.closed(5 * time.Second) {
+		t.Fatal("the connection stayed open after a failed login")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -22,6 +23,7 @@ type brokerSecurity struct {
 	mapping     string
 	secretFile  string
 	maxAttempts int
+	maxReauth   time.Duration
 }
 
 func (s *brokerSecurity) flags(f *pflag.FlagSet) {
@@ -32,12 +34,13 @@ func (s *brokerSecurity) flags(f *pflag.FlagSet) {
 	f.StringVar(&s.mapping, "tls-principal-mapping", "", "rules mapping a verified client certificate's subject to a principal, Kafka's ssl.principal.mapping.rules (RULE:^CN=(.*?),.*$/$1/,DEFAULT); empty: DEFAULT")
 	f.StringVar(&s.secretFile, "cluster-secret-file", "", "file holding the cluster secret (at least 16 bytes; e.g. openssl rand -hex 32), else env SLUICE_CLUSTER_SECRET: brokers prove it to each other before any broker-internal API is served; required with --voters naming several brokers or --join. During a rotation, two lines: the first logged in with, both accepted (docs/operations.md)")
 	f.IntVar(&s.maxAttempts, "max-auth-attempts", broker.DefaultMaxAuthAttempts, "failed authentications a connection may make before it is closed")
+	f.DurationVar(&s.maxReauth, "connections-max-reauth", 0, "how long a SASL login on the Kafka listener lasts (Kafka's connections.max.reauth.ms, KIP-368): clients log in again on the connection before it ends (franz-go does, as do the Java client and librdkafka since 2.2), else the connection is closed at its next request; e.g. 1h. 0: as long as the connection")
 }
 
 // apply sets cfg.Security, reading the cluster secret's file.
 func (s *brokerSecurity) apply(cfg *broker.Config) error {
 	sec := broker.Security{RequireAuth: s.requireAuth, Authorizer: s.authorizer, SuperUsers: s.superUsers,
-		TLSPrincipalMapping: s.mapping, MaxAuthAttempts: s.maxAttempts}
+		TLSPrincipalMapping: s.mapping, MaxAuthAttempts: s.maxAttempts, ReauthInterval: s.maxReauth}
 	for _, m := range s.mechanisms {
 		if m = strings.TrimSpace(m); m != "" {
 			sec.SASLMechanisms = append(sec.SASLMechanisms, auth.Mechanism(strings.ToUpper(m)))
