@@ -114,6 +114,10 @@ type Config struct {
 	// rather than each being assigned its share. Commit needs it: the
 	// group whose members commit.
 	Group string
+	// QueueSyncAccept makes Queue's workers wait for each acceptance
+	// before they receive again (AcceptAll), instead of sending it with
+	// the next receive (AcceptAsync).
+	QueueSyncAccept bool
 
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.

@@ -19,8 +19,10 @@ const queueBatch = 500
 // cfg.Consumers workers, each its own client, until every record the
 // topic held when the run began is accepted (or cfg.Records records, or
 // cfg.Duration). A worker receives up to 500 records at a time and
-// accepts them in one batch. Records and bytes are those accepted; the
-// latency is of one receive and its acceptance.
+// accepts them in one batch, sent with its next receive (AcceptAsync), or
+// before it with cfg.QueueSyncAccept (AcceptAll). Records and bytes are
+// those accepted; the latency is from a receive's start to its
+// acceptance's answer.
 func Queue(ctx context.Context, cfg Config) (*Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -86,6 +88,34 @@ func Queue(ctx context.Context, cfg Config) (*Report, error) {
 				lat.Merge(h)
 				latMu.Unlock()
 			}()
+			var hmu sync.Mutex // h, from the goroutines waiting for acceptances
+			settled := func(err error, ds []*client.Delivery, t0 time.Time) {
+				hmu.Lock()
+				h.Record(time.Since(t0))
+				hmu.Unlock()
+				if err != nil {
+					// A lease lost to another worker: counted as an error,
+					// the record is accepted by the one that has it.
+					t.fail(i, err)
+					return
+				}
+				var b int64
+				for _, d := range ds {
+					b += int64(len(d.Key) + len(d.Value))
+				}
+				t.workers[i].records.Add(int64(len(ds)))
+				t.workers[i].bytes.Add(b)
+				last.Store(time.Now().UnixNano())
+				if accepted.Add(int64(len(ds))) >= total {
+					cancel()
+				}
+			}
+			// AcceptAsync's answers come with the next receive (or on their
+			// own), while that receive may still wait for records: one
+			// goroutine per acceptance in flight waits for its answer,
+			// which always comes (within the client's request timeout).
+			var inflight sync.WaitGroup
+			defer inflight.Wait()
 			for accepted.Load() < total && ctx.Err() == nil {
 				t0 := time.Now()
 				rctx, rcancel := context.WithTimeout(ctx, cfg.ReadTimeout)
@@ -103,24 +133,16 @@ func Queue(ctx context.Context, cfg Config) (*Report, error) {
 					t.fail(i, err)
 					continue
 				}
-				err = q.AcceptAll(ds)
-				h.Record(time.Since(t0))
-				var b int64
-				for _, d := range ds {
-					b += int64(len(d.Key) + len(d.Value))
-				}
-				if err != nil {
-					// A lease lost to another worker: counted as an error,
-					// the record is accepted by the one that has it.
-					t.fail(i, err)
+				if cfg.QueueSyncAccept {
+					settled(q.AcceptAll(ds), ds, t0)
 					continue
 				}
-				t.workers[i].records.Add(int64(len(ds)))
-				t.workers[i].bytes.Add(b)
-				last.Store(time.Now().UnixNano())
-				if accepted.Add(int64(len(ds))) >= total {
-					cancel()
-				}
+				answer := q.AcceptAsync(ds)
+				inflight.Add(1)
+				go func() {
+					defer inflight.Done()
+					settled(<-answer, ds, t0)
+				}()
 			}
 		}()
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -360,9 +362,13 @@ func (qr *queueRun) stopAll(ws []*queueWorker) {
 	}
 }
 
-// work receives and settles until ctx ends.
+// work receives and settles until ctx ends. Half the batches (those not
+// held past the lease) accept with AcceptAsync, so that the acceptance
+// rides on the next receive; their answers are recorded as they come.
 func (qr *queueRun) work(ctx context.Context, w *queueWorker) error {
 	q := w.cl.QueueGroup(qr.qcfg.Group, qr.cfg.Topic)
+	var async sync.WaitGroup // answers of AcceptAsync: always come, within the request timeout
+	defer async.Wait()
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		ds, err := q.Receive(rctx, 50)
@@ -390,6 +396,29 @@ func (qr *queueRun) work(ctx context.Context, w *queueWorker) error {
 				return nil
 			}
 		}
+		if !hang && rand.IntN(2) == 0 {
+			var accept []*client.Delivery
+			for _, d := range ds {
+				if !queueRejects(string(d.Value), qr.qcfg.RejectPercent) {
+					accept = append(accept, d)
+				}
+			}
+			answer := q.AcceptAsync(accept)
+			async.Add(1)
+			go func() {
+				defer async.Done()
+				err := <-answer
+				for _, d := range accept {
+					// The answer joins the refusals, each naming its offset.
+					derr := err
+					if err != nil && !strings.Contains(err.Error(), fmt.Sprintf("[%d] offset %d:", d.Partition, d.Offset)) {
+						derr = nil
+					}
+					qr.settled(w, d, derr, false, false)
+				}
+			}()
+			ds = slices.DeleteFunc(ds, func(d *client.Delivery) bool { return slices.Contains(accept, d) })
+		}
 		for _, d := range ds {
 			v := string(d.Value)
 			reject := queueRejects(v, qr.qcfg.RejectPercent)
@@ -398,28 +427,35 @@ func (qr *queueRun) work(ctx context.Context, w *queueWorker) error {
 			} else {
 				err = d.Accept()
 			}
-			qr.mu.Lock()
-			switch {
-			case err == nil && hang:
-				qr.h.LateAccepted++
-			case err == nil:
-				qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
-					Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id})
-				qr.last = time.Now()
-			case client.IsIndeterminate(err):
-				qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
-					Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id, Maybe: true})
-				qr.last = time.Now()
-			case hang && (errors.Is(err, client.ErrLeaseLost) || errors.Is(err, client.ErrNotDelivered)):
-				qr.h.LateRefused++
-			}
-			qr.mu.Unlock()
-			if err != nil && ctx.Err() != nil {
+			if qr.settled(w, d, err, reject, hang) && ctx.Err() != nil {
 				return nil
 			}
 		}
 	}
 	return nil
+}
+
+// settled records the outcome err of settling d (reject or accept; hang:
+// after its lease) and reports whether it failed.
+func (qr *queueRun) settled(w *queueWorker, d *client.Delivery, err error, reject, hang bool) bool {
+	v := string(d.Value)
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	switch {
+	case err == nil && hang:
+		qr.h.LateAccepted++
+	case err == nil:
+		qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
+			Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id})
+		qr.last = time.Now()
+	case client.IsIndeterminate(err):
+		qr.h.Settles = append(qr.h.Settles, QueueSettle{Value: v, Partition: d.Partition, Offset: d.Offset,
+			Deliveries: d.DeliveryCount, Rejected: reject, Worker: w.id, Maybe: true})
+		qr.last = time.Now()
+	case hang && (errors.Is(err, client.ErrLeaseLost) || errors.Is(err, client.ErrNotDelivered)):
+		qr.h.LateRefused++
+	}
+	return err != nil
 }
 
 // waitDrained waits until the group's window of every partition starts

@@ -40,6 +40,7 @@ const (
 	maxQueueRecords     = 10000                  // records of one receive
 	maxQueueWait        = 30 * time.Second       // long-poll of one receive (and Config.MaxFetchWait)
 	queuePollInterval   = 20 * time.Millisecond  // a waiting receive looks again
+	maxQueueRaces       = 3                      // looks again at once after another member took what a look read
 	queueRemotePoll     = 200 * time.Millisecond // and reads partitions led elsewhere again
 	queueReadBytes      = 1 << 20                // bytes read of one partition per look
 	maxQueueAckRange    = 1 << 16                // offsets of one outcome range
@@ -66,31 +67,53 @@ type QueueMessage struct {
 // queue group, waiting up to wait for one, and returns them with their
 // lease once the windows recording the acquisition are committed.
 func (b *Broker) QueueReceive(ctx context.Context, groupID, member string, topics []string, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
-	if len(topics) == 0 {
-		return nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
-	}
-	keys, err := b.queueKeys(topics)
+	keys, err := b.queueTopicKeys(topics)
 	if err != nil {
 		return nil, 0, err
 	}
 	return b.QueueReceivePartitions(ctx, groupID, member, keys, max, wait)
 }
 
+func (b *Broker) queueTopicKeys(topics []string) ([]group.QueueKey, error) {
+	if len(topics) == 0 {
+		return nil, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
+	}
+	return b.queueKeys(topics)
+}
+
 // QueueReceivePartitions is QueueReceive of the partitions keys only (a
 // Kafka share fetch asks the leader of each partition for it).
 func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member string, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
+	msgs, _, lease, err := b.QueueSettleAndReceive(ctx, groupID, member, nil, keys, max, wait)
+	return msgs, lease, err
+}
+
+// QueueSettleAndReceive applies member's outcomes, as QueueAck, then
+// receives as QueueReceivePartitions, in one pass of the coordinator for
+// both (the outcomes' windows are appended with the receive's first
+// look). The outcomes are committed before anything is acquired; their
+// refusals come back whatever the receive finds. An error means no
+// outcome was applied, or (an indeterminate code) they may have been;
+// once they are committed, a failure of a later look ends the receive
+// with what it has, without an error. A receive with outcomes whose first
+// look finds nothing answers at once, without waiting for records.
+func (b *Broker) QueueSettleAndReceive(ctx context.Context, groupID, member string, outcomes []QueueOutcome, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, []QueueRefusal, time.Duration, error) {
 	if member == "" || len(keys) == 0 || max <= 0 {
-		return nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
+		return nil, nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
 	}
 	if err := b.queueCheckKeys(keys); err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
+	}
+	acks, err := queueAcks(outcomes)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	max = min(max, maxQueueRecords)
 	wait = min(wait, maxQueueWait, b.cfg.MaxFetchWait)
 	keys = slices.Clone(keys) // rotated below
 	co, err := b.coordinatorFor(groupID)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	lease := b.queueConfig(groupID).Lease
 	// Start at a different partition each time, so that one busy
@@ -102,6 +125,9 @@ func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member str
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
 	var remoteRead time.Time // the last look that read partitions led elsewhere
+	var refused []QueueRefusal
+	settled := false // the outcomes are committed
+	races := 0
 	for {
 		// A waiting receive looks every queuePollInterval, but reads a
 		// partition led by another broker (a Fetch on a new connection)
@@ -110,13 +136,28 @@ func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member str
 		if full {
 			remoteRead = time.Now()
 		}
-		out, err := b.queueReceiveOnce(ctx, co, groupID, member, keys, max, !full)
-		if err != nil || len(out) > 0 {
-			return out, lease, err
+		out, acked, raced, err := b.queueReceiveOnce(ctx, co, groupID, member, acks, keys, max, !full)
+		if acked != nil {
+			refused, acks, settled = queueRefusals(acks, acked), nil, true
+		}
+		if err != nil && settled {
+			// The outcomes are committed: their answer stands.
+			b.logger.Debug("queue receive after outcomes", zap.String("group", groupID), zap.Error(err))
+			return nil, refused, lease, nil
+		}
+		if err != nil || len(out) > 0 || acked != nil {
+			// A receive that carried outcomes does not wait when it finds
+			// nothing: their answer goes at once.
+			return out, refused, lease, err
+		}
+		if raced && races < maxQueueRaces && time.Now().Before(deadline) {
+			// Another member took what this look read: look again at once.
+			races++
+			continue
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, lease, nil
+			return nil, refused, lease, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(min(left, queuePollInterval))
@@ -127,7 +168,7 @@ func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member str
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
-			return nil, lease, nil
+			return nil, refused, lease, nil
 		}
 	}
 }
@@ -172,23 +213,33 @@ type queueData struct {
 	recs map[int64]QueueMessage // the records it may hand out
 }
 
-// queueReceiveOnce is one look: snapshot, read, acquire. With
-// localOnly, partitions led elsewhere are read only for the records
-// available in their windows.
-func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, keys []group.QueueKey, max int, localOnly bool) ([]QueueMessage, error) {
+// queueReceiveOnce is one look: snapshot (after applying acks, when
+// there are any), read, acquire. With localOnly, partitions led
+// elsewhere are read only for the records available in their windows.
+// It returns the acks' per-offset answers (non-nil once they are
+// committed), and raced when what it read was taken by another member
+// between the snapshot and the acquisition (a look again may find more).
+func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID, member string, acks []group.QueueAck, keys []group.QueueKey, max int, localOnly bool) (out []QueueMessage, acked [][]error, raced bool, err error) {
 	var snaps []group.QueueSnapshot
-	err := b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+	var applied [][]error
+	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
 		if err := c.AdmitQueueGroup(groupID); err != nil {
 			return nil, nil, err
 		}
+		now := time.Now()
 		var dead []group.QueueDead
 		var recs []group.Record
-		snaps, dead, recs = c.QueueSnapshot(time.Now(), groupID, keys, max)
+		if len(acks) > 0 {
+			applied, dead, recs = queueApply(c, now, groupID, member, acks)
+		}
+		s, d, r := c.QueueSnapshot(now, groupID, keys, max)
+		snaps, dead, recs = s, append(dead, d...), append(recs, r...)
 		return dead, recs, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
+	acked = applied // committed
 	data := map[group.QueueKey]*queueData{}
 	var reads []group.QueueRead
 	found := 0
@@ -212,7 +263,7 @@ func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID,
 		reads = append(reads, group.QueueRead{QueueKey: s.QueueKey, Next: d.next})
 	}
 	if len(reads) == 0 {
-		return nil, nil
+		return nil, acked, false, nil
 	}
 	var got []group.QueueDelivery
 	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
@@ -222,9 +273,9 @@ func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID,
 		return dead, recs, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, acked, false, err
 	}
-	out := make([]QueueMessage, 0, len(got))
+	out = make([]QueueMessage, 0, len(got))
 	for _, g := range got {
 		m, ok := data[g.QueueKey].recs[g.Offset]
 		if !ok {
@@ -235,7 +286,7 @@ func (b *Broker) queueReceiveOnce(ctx context.Context, co *coordinator, groupID,
 		m.Deliveries = g.Deliveries
 		out = append(out, m)
 	}
-	return out, nil
+	return out, acked, len(got) == 0 && found > 0, nil
 }
 
 // queueReadPartition reads a partition for a receive: from the first
@@ -248,7 +299,7 @@ func (b *Broker) queueReadPartition(ctx context.Context, s group.QueueSnapshot, 
 		avail[off] = true
 		from = min(from, off)
 	}
-	d := &queueData{recs: map[int64]QueueMessage{}}
+	d := &queueData{recs: make(map[int64]QueueMessage, min(len(s.Available)+want, 1024))}
 	newOnes := 0
 	err := b.queueRead(ctx, s.Topic, s.Partition, from, func(r record.Record) bool {
 		switch {
@@ -274,10 +325,19 @@ func (b *Broker) leads(topic string, part int32) bool {
 	return ok
 }
 
-// queueMessage copies a record out of the reader's buffers.
+// queueMessage copies a record out of the reader's buffers (key and
+// value into one allocation).
 func queueMessage(topic string, part int32, r record.Record) QueueMessage {
-	m := QueueMessage{Topic: topic, Partition: part, Offset: r.Offset, Timestamp: r.Timestamp,
-		Key: bytesCopy(r.Key), Value: bytesCopy(r.Value)}
+	m := QueueMessage{Topic: topic, Partition: part, Offset: r.Offset, Timestamp: r.Timestamp}
+	kv := make([]byte, len(r.Key)+len(r.Value))
+	if r.Key != nil {
+		m.Key = kv[:len(r.Key):len(r.Key)]
+		copy(m.Key, r.Key)
+	}
+	if r.Value != nil {
+		m.Value = kv[len(r.Key):]
+		copy(m.Value, r.Value)
+	}
 	if len(r.Headers) > 0 {
 		m.Headers = make([]record.Header, len(r.Headers))
 		for i, h := range r.Headers {
@@ -296,82 +356,90 @@ func bytesCopy(b []byte) []byte {
 
 // queueRead reads committed records of a partition from offset (from the
 // log start when offset is below it), one read of up to queueReadBytes,
-// calling fn for each record until it returns false.
+// calling fn for each record until it returns false. A record passed to
+// fn aliases the log's buffers (fn copies what it keeps).
 func (b *Broker) queueRead(ctx context.Context, topic string, part int32, offset int64, fn func(record.Record) bool) error {
-	buf, logStart, err := b.queueFetch(ctx, topic, part, offset)
-	if errors.Is(err, protocol.ErrOffsetOutOfRange) && logStart > offset {
-		buf, _, err = b.queueFetch(ctx, topic, part, logStart)
-	}
-	if err != nil {
-		return err
-	}
-	rd := record.NewReader(record.Limits{})
-	for len(buf) > 0 {
-		batch, err := record.ParseHeader(buf, 0)
-		if err != nil {
-			return fmt.Errorf("%s/%d: %w", topic, part, err)
-		}
-		buf = buf[batch.Size():]
-		if batch.Attributes().Control() {
-			continue
-		}
-		if err := rd.Reset(batch); err != nil {
-			return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
-		}
-		for rd.Next() {
-			if rec := rd.Record(); rec.Offset >= offset && !fn(*rec) {
-				return nil
+	parse := func(buf []byte) error {
+		rd := record.NewReader(record.Limits{})
+		for len(buf) > 0 {
+			batch, err := record.ParseHeader(buf, 0)
+			if err != nil {
+				return fmt.Errorf("%s/%d: %w", topic, part, err)
+			}
+			buf = buf[batch.Size():]
+			if batch.Attributes().Control() || batch.LastOffset() < offset {
+				continue
+			}
+			if err := rd.Reset(batch); err != nil {
+				return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
+			}
+			rd.SkipTo(offset) // a receive reads on from the middle of a large batch
+			for rd.Next() {
+				if rec := rd.Record(); rec.Offset >= offset && !fn(*rec) {
+					return nil
+				}
+			}
+			if err := rd.Err(); err != nil {
+				return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
 			}
 		}
-		if err := rd.Err(); err != nil {
-			return fmt.Errorf("%s/%d batch at %d: %w", topic, part, batch.BaseOffset(), err)
-		}
+		return nil
 	}
-	return nil
+	logStart, err := b.queueFetch(ctx, topic, part, offset, parse)
+	if errors.Is(err, protocol.ErrOffsetOutOfRange) && logStart > offset {
+		offset = logStart
+		_, err = b.queueFetch(ctx, topic, part, logStart, parse)
+	}
+	return err
 }
 
 // queueFetch reads whole batches of a partition from offset, below its
-// high watermark: through the core when this broker leads it, else from
-// its leader. It returns the log start offset along (with
+// high watermark, and passes them to fn: through the core when this
+// broker leads it (fn reads the log's view in place, without a copy),
+// else from its leader. It returns the log start offset along (with
 // OFFSET_OUT_OF_RANGE too).
-func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offset int64) ([]byte, int64, error) {
+func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offset int64, fn func([]byte) error) (int64, error) {
 	f := Fetch{MaxBytes: queueReadBytes, Parts: []FetchPart{{Topic: topic, Partition: part, Offset: offset, MaxBytes: queueReadBytes, LeaderEpoch: -1}}}
 	b.StartFetch(&f)
 	fp := &f.Parts[0]
 	if fp.Err == nil {
-		out := append([]byte(nil), fp.Result.Records.Bytes()...)
+		err := fn(fp.Result.Records.Bytes())
+		logStart := fp.Result.LogStartOffset
 		f.Release()
-		return out, fp.Result.LogStartOffset, nil
+		return logStart, err
 	}
 	logStart := fp.Result.LogStartOffset
 	err := fp.Err
 	f.Release()
 	if !errors.Is(err, protocol.ErrNotLeaderOrFollower) {
-		return nil, logStart, err
+		return logStart, err
 	}
 	t := b.store.Metadata().Topics[topic]
 	if t == nil || int(part) >= len(t.Partitions) {
-		return nil, -1, protocol.ErrUnknownTopicOrPartition
+		return -1, protocol.ErrUnknownTopicOrPartition
 	}
 	addr, ok := b.brokerAddr(t.Partitions[part].Leader)
 	if !ok {
-		return nil, -1, protocol.ErrLeaderNotAvailable
+		return -1, protocol.ErrLeaderNotAvailable
 	}
 	req := &protocol.FetchRequest{ReplicaID: -1, ReplicaEpoch: -1, MaxBytes: queueReadBytes,
 		Topics: []protocol.FetchTopic{{Name: topic, Partitions: []protocol.FetchPartition{{Partition: part, CurrentLeaderEpoch: -1,
 			FetchOffset: offset, LogStartOffset: -1, PartitionMaxBytes: queueReadBytes}}}}}
 	var resp protocol.FetchResponse
 	if err := b.fwd.call(ctx, addr, groupWriteTimeout, req, &resp); err != nil {
-		return nil, -1, fmt.Errorf("fetch %s/%d from the leader at %s: %w", topic, part, addr, err)
+		return -1, fmt.Errorf("fetch %s/%d from the leader at %s: %w", topic, part, addr, err)
 	}
 	if resp.ErrorCode != protocol.NoError {
-		return nil, -1, resp.ErrorCode.Err()
+		return -1, resp.ErrorCode.Err()
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return nil, -1, fmt.Errorf("fetch %s/%d from %s: %w", topic, part, addr, protocol.ErrInvalidRequest)
+		return -1, fmt.Errorf("fetch %s/%d from %s: %w", topic, part, addr, protocol.ErrInvalidRequest)
 	}
 	pr := resp.Topics[0].Partitions[0]
-	return pr.Records, pr.LogStartOffset, pr.ErrorCode.Err()
+	if err := pr.ErrorCode.Err(); err != nil {
+		return pr.LogStartOffset, err
+	}
+	return pr.LogStartOffset, fn(pr.Records)
 }
 
 // coordinateQueue is coordinate for the queue calls: fn's dead letters
@@ -562,6 +630,34 @@ type QueueRefusal struct {
 // they archive are written). Offsets refused — not held by the member,
 // never delivered — come back as ranges, each with a definite error.
 func (b *Broker) QueueAck(ctx context.Context, groupID, member string, outcomes []QueueOutcome) ([]QueueRefusal, error) {
+	acks, err := queueAcks(outcomes)
+	if err != nil {
+		return nil, err
+	}
+	co, err := b.coordinatorFor(groupID)
+	if err != nil {
+		return nil, err
+	}
+	var errs [][]error
+	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+		var dead []group.QueueDead
+		var recs []group.Record
+		var err error
+		errs, dead, recs, err = c.QueueAck(time.Now(), groupID, member, acks)
+		return dead, recs, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return queueRefusals(acks, errs), nil
+}
+
+// queueAcks checks outcomes (bounds checked before anything is
+// allocated for their offsets) and lists their offsets.
+func queueAcks(outcomes []QueueOutcome) ([]group.QueueAck, error) {
+	if len(outcomes) == 0 {
+		return nil, nil
+	}
 	acks := make([]group.QueueAck, len(outcomes))
 	total := int64(0)
 	for _, o := range outcomes {
@@ -583,21 +679,28 @@ func (b *Broker) QueueAck(ctx context.Context, groupID, member string, outcomes 
 		}
 		acks[i] = group.QueueAck{QueueKey: group.QueueKey{Topic: o.Topic, Partition: o.Partition}, Offsets: offs, Outcome: o.Outcome, Delay: o.Delay, Reason: o.Reason}
 	}
-	co, err := b.coordinatorFor(groupID)
+	return acks, nil
+}
+
+// queueApply is group.Coordinator.QueueAck for outcomes that ride on a
+// receive: a group the coordinator does not hold refuses each offset
+// (GROUP_ID_NOT_FOUND) instead of the whole receive.
+func queueApply(c *group.Coordinator, now time.Time, groupID, member string, acks []group.QueueAck) ([][]error, []group.QueueDead, []group.Record) {
+	errs, dead, recs, err := c.QueueAck(now, groupID, member, acks)
 	if err != nil {
-		return nil, err
+		errs = make([][]error, len(acks))
+		for i, a := range acks {
+			errs[i] = make([]error, len(a.Offsets))
+			for j := range errs[i] {
+				errs[i][j] = err
+			}
+		}
 	}
-	var errs [][]error
-	err = b.coordinateQueue(ctx, co, groupID, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
-		var dead []group.QueueDead
-		var recs []group.Record
-		var err error
-		errs, dead, recs, err = c.QueueAck(time.Now(), groupID, member, acks)
-		return dead, recs, err
-	})
-	if err != nil {
-		return nil, err
-	}
+	return errs, dead, recs
+}
+
+// queueRefusals folds the offsets refused into ranges of one error code.
+func queueRefusals(acks []group.QueueAck, errs [][]error) []QueueRefusal {
 	var out []QueueRefusal
 	for i, a := range acks {
 		for j, e := range errs[i] {
@@ -612,7 +715,7 @@ func (b *Broker) QueueAck(ctx context.Context, groupID, member string, outcomes 
 			out = append(out, QueueRefusal{Topic: a.Topic, Partition: a.Partition, First: off, Last: off, Err: e})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // DescribeQueueGroup describes a queue group at its coordinator.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,16 @@ func queueCluster(t *testing.T, n int, cfg group.QueueConfig) (*testcluster.Clus
 	t.Helper()
 	c := testcluster.Start(t, n, testcluster.Options{Configure: func(bc *broker.Config) { bc.Group.Queue = cfg }})
 	return c, c.Client()
+}
+
+// queueJobs starts a one-broker cluster with the queue settings cfg and
+// topic "jobs" of one partition holding n records valued "0".."n-1".
+func queueJobs(t *testing.T, cfg group.QueueConfig, n int) (*testcluster.Cluster, *client.Client) {
+	t.Helper()
+	c, cl := queueCluster(t, 1, cfg)
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
+	produceValues(t, cl, "jobs", n)
+	return c, cl
 }
 
 // produceValues writes n records valued "0".."n-1" to topic.
@@ -220,9 +231,7 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 // dead-letter the record; bad input gets definite errors.
 func TestQueueGroupLeasesAndRefusals(t *testing.T) {
 	const lease = time.Second
-	c, cl := queueCluster(t, 1, group.QueueConfig{Lease: lease, MaxDeliveries: 2})
-	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
-	produceValues(t, cl, "jobs", 6)
+	c, cl := queueJobs(t, group.QueueConfig{Lease: lease, MaxDeliveries: 2}, 6)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -384,5 +393,114 @@ func TestQueueGroupCoordinatorFailover(t *testing.T) {
 	})
 	if err := held[0].Accept(); !errors.Is(err, client.ErrLeaseLost) && !errors.Is(err, client.ErrNotDelivered) {
 		t.Fatalf("accept of a lease from before the failover: %v", err)
+	}
+}
+
+// TestQueueAcceptAsyncRidesOnReceive: outcomes sent with a receive
+// (QueueReceive v2, the client's AcceptAsync) are applied and committed
+// before anything is acquired, their refusals come back with it, and a
+// receive carrying outcomes that finds nothing answers at once rather
+// than waiting for records.
+func TestQueueAcceptAsyncRidesOnReceive(t *testing.T) {
+	c, cl := queueJobs(t, group.QueueConfig{}, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	q, other := cl.QueueGroup("w", "jobs"), cl.QueueGroup("w", "jobs")
+	mine := receive(ctx, t, q, 5)
+	theirs := receive(ctx, t, other, 5)
+	if len(mine) != 5 || len(theirs) != 5 || mine[0].Offset != 0 || theirs[0].Offset != 5 {
+		t.Fatalf("received %d and %d records", len(mine), len(theirs))
+	}
+
+	// Through the client: four of mine and one of the other member's
+	// (refused: this member does not hold it) ride on the next receive,
+	// which then waits for records that never come; the answer comes
+	// before it ends.
+	answer := q.AcceptAsync(append(mine[:4:4], theirs[0]))
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second) // a 5 s long-poll
+	defer rcancel()
+	got := make(chan []*client.Delivery, 1)
+	go func() {
+		ds, _ := q.Receive(rctx, 10)
+		got <- ds
+	}()
+	select {
+	case err := <-answer:
+		if !errors.Is(err, client.ErrLeaseLost) || !strings.Contains(err.Error(), "offset 5") || strings.Contains(err.Error(), "offset 0") {
+			t.Fatalf("AcceptAsync answered %v, want offset 5 refused with QUEUE_LEASE_LOST, the rest accepted", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no answer to AcceptAsync while the receive that carried it waits")
+	}
+	rcancel()
+	if ds := <-got; len(ds) != 0 {
+		t.Fatalf("the receive got %d records: every one is held", len(ds))
+	}
+	d, err := cl.DescribeQueueGroup(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Partitions[0]; p.Start != 4 || p.Acquired != 6 {
+		t.Fatalf("after the outcomes: %+v, want start 4 (0 to 3 accepted) and 6 held", p)
+	}
+
+	// Through the broker: outcomes with nothing to receive answer at once.
+	br := c.Broker(c.IDs()[0])
+	start := time.Now()
+	msgs, refused, _, err := br.QueueSettleAndReceive(ctx, "w", other.Member(),
+		[]broker.QueueOutcome{{Topic: "jobs", Partition: 0, First: 5, Last: 9, Outcome: group.Accept}, {Topic: "jobs", Partition: 0, First: 4, Last: 4, Outcome: group.Accept}},
+		[]group.QueueKey{{Topic: "jobs", Partition: 0}}, 10, 10*time.Second)
+	if err != nil || len(msgs) != 0 || time.Since(start) > 5*time.Second {
+		t.Fatalf("settle and receive: %d records, %v after %v", len(msgs), err, time.Since(start))
+	}
+	if len(refused) != 1 || refused[0].First != 4 || refused[0].Last != 4 || !errors.Is(refused[0].Err, group.ErrLeaseLost) {
+		t.Fatalf("refusals %+v, want offset 4 (held by the other member)", refused)
+	}
+	if d, err = cl.DescribeQueueGroup(ctx, "w"); err != nil || d.Partitions[0].Start != 4 || d.Partitions[0].Acquired != 1 {
+		t.Fatalf("after the broker's outcomes: %+v, %v", d, err)
+	}
+
+	// With no receive to carry them, outcomes go on their own.
+	select {
+	case err := <-q.AcceptAsync(mine[4:]):
+		if err != nil {
+			t.Fatalf("AcceptAsync of the last record: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to AcceptAsync without a receive")
+	}
+	if d, err = cl.DescribeQueueGroup(ctx, "w"); err != nil || d.Partitions[0].Start != 10 {
+		t.Fatalf("after the last outcome: %+v, %v", d, err)
+	}
+}
+
+// TestQueueDeadLetterWriteFails: a dead letter that cannot be written
+// (its topic's max.message.bytes is below the copy with its headers)
+// fails the outcome and drops the coordinator,
+// which loads the committed windows again: the record comes back, held
+// by nobody, with its delivery counted, and the group goes on.
+func TestQueueDeadLetterWriteFails(t *testing.T) {
+	_, cl := queueCluster(t, 1, group.QueueConfig{})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs.dlq", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"max.message.bytes": "128"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &client.Record{Topic: "jobs", Value: make([]byte, 200)}); err != nil {
+		t.Fatal(err)
+	}
+	q := cl.QueueGroup("w", "jobs")
+	ds := receive(ctx, t, q, 1)
+	if len(ds) != 1 {
+		t.Fatalf("received %d records", len(ds))
+	}
+	if err := ds[0].Reject("bad"); err == nil {
+		t.Fatal("a reject whose dead letter cannot be written succeeded")
+	}
+	again := receive(ctx, t, q, 1)
+	if len(again) != 1 || again[0].Offset != 0 || again[0].DeliveryCount != 2 {
+		t.Fatalf("after the coordinator reloaded: %+v, want offset 0 on its second delivery", again)
+	}
+	if err := again[0].Accept(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -23,9 +23,7 @@ import (
 // coordinator, keeps the brokers' 30 s lease and the default dead-letter
 // topic, untouched.
 func TestQueueGroupOwnSettings(t *testing.T) {
-	_, cl := queueCluster(t, 1, group.QueueConfig{})
-	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
-	produceValues(t, cl, "jobs", 4)
+	_, cl := queueJobs(t, group.QueueConfig{}, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

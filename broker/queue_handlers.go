@@ -28,6 +28,11 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 				return
 			}
 		}
+		for _, a := range req.Acks {
+			if !yield(a.Topic) {
+				return
+			}
+		}
 	})) {
 		return nil
 	}
@@ -36,18 +41,22 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 	ctx, cancel := context.WithTimeout(context.Background(), min(wait, maxQueueWait)+groupWriteTimeout)
 	defer cancel()
 	var msgs []QueueMessage
+	var refused []QueueRefusal
 	var lease time.Duration
+	var keys []group.QueueKey
 	var err error
 	if len(req.Partitions) > 0 {
-		keys := make([]group.QueueKey, len(req.Partitions))
+		keys = make([]group.QueueKey, len(req.Partitions))
 		for i, p := range req.Partitions {
 			keys[i] = group.QueueKey{Topic: p.Topic, Partition: p.Partition}
 		}
-		msgs, lease, err = c.b.QueueReceivePartitions(ctx, req.GroupID, req.MemberID, keys, int(req.MaxRecords), wait)
 	} else {
-		msgs, lease, err = c.b.QueueReceive(ctx, req.GroupID, req.MemberID, req.Topics, int(req.MaxRecords), wait)
+		keys, err = c.b.queueTopicKeys(req.Topics)
 	}
-	out := protocol.QueueReceiveResponse{LeaseMs: int32(lease.Milliseconds())}
+	if err == nil {
+		msgs, refused, lease, err = c.b.QueueSettleAndReceive(ctx, req.GroupID, req.MemberID, queueOutcomes(req.Acks), keys, int(req.MaxRecords), wait)
+	}
+	out := protocol.QueueReceiveResponse{LeaseMs: int32(lease.Milliseconds()), AckFailures: queueAckFailures(refused)}
 	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
 	for _, m := range msgs {
 		n := len(out.Partitions)
@@ -79,23 +88,37 @@ func (c *conn) handleQueueAck(h *protocol.RequestHeader, resp *response) error {
 	})) {
 		return nil
 	}
-	outcomes := make([]QueueOutcome, len(req.Acks))
-	for i, a := range req.Acks {
+	ctx, cancel := groupContext()
+	defer cancel()
+	refused, err := c.b.QueueAck(ctx, req.GroupID, req.MemberID, queueOutcomes(req.Acks))
+	out := protocol.QueueAckResponse{Failures: queueAckFailures(refused)}
+	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
+	c.encode(resp, h, &out)
+	return nil
+}
+
+// queueOutcomes reads the outcomes of a QueueAck or QueueReceive.
+func queueOutcomes(acks []protocol.QueueAckRange) []QueueOutcome {
+	if len(acks) == 0 {
+		return nil
+	}
+	outcomes := make([]QueueOutcome, len(acks))
+	for i, a := range acks {
 		outcomes[i] = QueueOutcome{Topic: a.Topic, Partition: a.Partition, First: a.FirstOffset, Last: a.LastOffset,
 			Outcome: group.Outcome(a.Outcome), Delay: time.Duration(a.DelayMs) * time.Millisecond, Reason: a.Reason}
 	}
-	ctx, cancel := groupContext()
-	defer cancel()
-	refused, err := c.b.QueueAck(ctx, req.GroupID, req.MemberID, outcomes)
-	var out protocol.QueueAckResponse
-	out.ErrorCode, out.ErrorMessage = ErrorCode(err)
+	return outcomes
+}
+
+// queueAckFailures writes the refusals of outcomes.
+func queueAckFailures(refused []QueueRefusal) []protocol.QueueAckFailure {
+	var out []protocol.QueueAckFailure
 	for _, r := range refused {
 		f := protocol.QueueAckFailure{Topic: r.Topic, Partition: r.Partition, FirstOffset: r.First, LastOffset: r.Last}
 		f.ErrorCode, f.ErrorMessage = ErrorCode(r.Err)
-		out.Failures = append(out.Failures, f)
+		out = append(out, f)
 	}
-	c.encode(resp, h, &out)
-	return nil
+	return out
 }
 
 func (c *conn) handleDescribeQueueGroup(h *protocol.RequestHeader, resp *response) error {

@@ -102,6 +102,13 @@ func (c *Client) coordinatedOnce(ctx context.Context, k connKind, ownBody bool, 
 		return nil, err
 	}
 	cn, err := c.brokerConn(ctx, id, k)
+	return c.coordinatedOn(ctx, id, cn, err, ownBody, group, req, resp)
+}
+
+// coordinatedOn sends req to group's coordinator id on cn (dialled with
+// error err), as coordinatedOnce: a caller that must know the version cn
+// speaks before it builds req dials it itself.
+func (c *Client) coordinatedOn(ctx context.Context, id int32, cn *conn, err error, ownBody bool, group string, req, resp protocol.Message) (protocol.Message, error) {
 	if err == nil {
 		err = cn.do(ctx, req, resp, c.cfg.requestTimeout, ownBody)
 	}

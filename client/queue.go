@@ -48,6 +48,10 @@ var (
 // deadline sooner.
 const defaultQueueWait = 5 * time.Second
 
+// queueAsyncFlush is how long outcomes of AcceptAsync wait for a Receive
+// to carry them before they are sent on their own.
+const queueAsyncFlush = 5 * time.Millisecond
+
 // QueueGroup is one member of a queue group. Safe for concurrent use:
 // several goroutines may Receive and settle deliveries at once.
 type QueueGroup struct {
@@ -59,12 +63,44 @@ type QueueGroup struct {
 	mu      sync.Mutex
 	pending []*queueOp
 	sending bool
+	// async are AcceptAsync's outcomes not yet sent: the next Receive
+	// carries them, or flush sends them when it fires first.
+	async []*queueOp
+	flush *time.Timer
 }
 
 type queueOp struct {
 	r    protocol.QueueAckRange
 	err  error
 	done chan struct{}
+	// maybeApplied: a try that carried the op (a receive) failed in a
+	// way that may have applied it.
+	maybeApplied bool
+	batch        *queueBatch // AcceptAsync's, or nil
+}
+
+// queueBatch collects the answers of one AcceptAsync call.
+type queueBatch struct {
+	mu   sync.Mutex
+	left int
+	errs []error
+	ch   chan error
+}
+
+// finish answers op (op.err set) to its waiters.
+func (op *queueOp) finish() {
+	close(op.done)
+	if b := op.batch; b != nil {
+		b.mu.Lock()
+		if op.err != nil {
+			b.errs = append(b.errs, op.err)
+		}
+		b.left--
+		if b.left == 0 {
+			b.ch <- errors.Join(b.errs...)
+		}
+		b.mu.Unlock()
+	}
 }
 
 // QueueGroup returns a member of the queue group name reading topics.
@@ -110,9 +146,7 @@ func (q *QueueGroup) Receive(ctx context.Context, max int) ([]*Delivery, error) 
 		}
 		req := &protocol.QueueReceiveRequest{GroupID: q.name, MemberID: q.member, Topics: q.topics,
 			MaxRecords: int32(max), MaxWaitMs: int32(wait.Milliseconds())}
-		// ownBody: the records' bytes are the user's; they alias a private
-		// copy of the frame, not the connection's buffer.
-		m, err := q.c.coordinatedVia(ctx, connFetch, true, q.name, req, func() protocol.Message { return new(protocol.QueueReceiveResponse) }, q.c.cfg.requestRetries)
+		m, err := q.receive(ctx, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -149,6 +183,86 @@ func (q *QueueGroup) Receive(ctx context.Context, max int) ([]*Delivery, error) 
 }
 
 func max0(d time.Duration) time.Duration { return max(d, 0) }
+
+// receive sends one receive, carrying AcceptAsync's outcomes not yet
+// sent when the coordinator speaks QueueReceive v2, and answers them. A
+// receive carrying outcomes is tried once: if it fails they are sent on
+// their own (as outcomes whose first try may have been applied when the
+// failure says so), and the receive is tried again without them.
+func (q *QueueGroup) receive(ctx context.Context, req *protocol.QueueReceiveRequest) (protocol.Message, error) {
+	// ownBody: the records' bytes are the user's; they alias a private
+	// copy of the frame, not the connection's buffer.
+	newResp := func() protocol.Message { return new(protocol.QueueReceiveResponse) }
+	if ops := q.takeAsync(); len(ops) > 0 {
+		id, err := q.c.coordinator(ctx, q.name)
+		var cn *conn
+		if err == nil {
+			cn, err = q.c.brokerConn(ctx, id, connFetch)
+		}
+		if err == nil && cn.versions[versionSlot(protocol.QueueReceive)] >= 2 {
+			req.Acks = queueRanges(ops)
+			m, err := q.c.coordinatedOn(ctx, id, cn, nil, true, q.name, req, newResp())
+			req.Acks = nil
+			if err == nil {
+				if resp := m.(*protocol.QueueReceiveResponse); resp.ErrorCode != protocol.NoError {
+					err = resp.ErrorCode.ErrWithDetail(resp.ErrorMessage)
+				} else {
+					q.answer(ops, resp.AckFailures, false)
+					return m, nil
+				}
+			}
+			for _, op := range ops {
+				op.maybeApplied = op.maybeApplied || IsIndeterminate(err)
+			}
+		}
+		_ = q.settle(ops...) // answered through their batches
+	}
+	return q.c.coordinatedVia(ctx, connFetch, true, q.name, req, newResp, q.c.cfg.requestRetries)
+}
+
+// AcceptAsync accepts ds without waiting for the answer: the outcomes go
+// with this member's next Receive, in the same request (as KIP-932's
+// ShareFetch carries acknowledgements), so one round trip and one write
+// of the group's state settle these records and acquire the next; when
+// no Receive starts within a few milliseconds they are sent on their own.
+// The channel gets one value once they are answered: nil, or the
+// refusals joined, as AcceptAll returns. A record is settled only once
+// that answer says so; until then its lease still runs.
+func (q *QueueGroup) AcceptAsync(ds []*Delivery) <-chan error {
+	b := &queueBatch{left: len(ds), ch: make(chan error, 1)}
+	if len(ds) == 0 {
+		b.ch <- nil
+		return b.ch
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, d := range ds {
+		op := d.op(protocol.QueueAccept, 0, "")
+		op.batch = b
+		q.async = append(q.async, op)
+	}
+	if q.flush == nil {
+		q.flush = time.AfterFunc(queueAsyncFlush, func() {
+			if ops := q.takeAsync(); len(ops) > 0 {
+				_ = q.settle(ops...)
+			}
+		})
+	}
+	return b.ch
+}
+
+// takeAsync takes AcceptAsync's outcomes not yet sent.
+func (q *QueueGroup) takeAsync() []*queueOp {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ops := q.async
+	q.async = nil
+	if q.flush != nil {
+		q.flush.Stop()
+		q.flush = nil
+	}
+	return ops
+}
 
 // Accept settles the record as processed: it is never delivered again.
 func (d *Delivery) Accept() error { return d.q.settle(d.op(protocol.QueueAccept, 0, "")) }
@@ -219,14 +333,9 @@ func (q *QueueGroup) settle(ops ...*queueOp) error {
 	return errors.Join(errs...)
 }
 
-// send sends one QueueAck for ops, with runs of consecutive offsets of a
-// partition and outcome as one range, and answers each op.
-func (q *QueueGroup) send(ops []*queueOp) {
-	defer func() {
-		for _, op := range ops {
-			close(op.done)
-		}
-	}()
+// queueRanges lists ops as outcome ranges: runs of consecutive offsets of
+// a partition with one outcome are one range.
+func queueRanges(ops []*queueOp) []protocol.QueueAckRange {
 	sorted := slices.Clone(ops)
 	slices.SortStableFunc(sorted, func(a, b *queueOp) int {
 		if c := strings.Compare(a.r.Topic, b.r.Topic); c != 0 {
@@ -249,9 +358,33 @@ func (q *QueueGroup) send(ops []*queueOp) {
 		}
 		ranges = append(ranges, op.r)
 	}
+	return ranges
+}
+
+// answer answers ops from the refusals of the request that carried them
+// (maybeApplied: an earlier try may have been applied) and finishes them.
+func (q *QueueGroup) answer(ops []*queueOp, failures []protocol.QueueAckFailure, maybeApplied bool) {
+	for _, op := range ops {
+		for _, f := range failures {
+			if f.Topic == op.r.Topic && f.Partition == op.r.Partition && f.FirstOffset <= op.r.FirstOffset && op.r.FirstOffset <= f.LastOffset {
+				ferr := f.ErrorCode.ErrWithDetail(f.ErrorMessage)
+				if maybeApplied || op.maybeApplied {
+					// The refusal may be of what the lost try did.
+					ferr = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ferr)
+				}
+				op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, ferr)
+				break
+			}
+		}
+		op.finish()
+	}
+}
+
+// send sends one QueueAck for ops and answers each op.
+func (q *QueueGroup) send(ops []*queueOp) {
 	ctx, cancel := context.WithTimeout(q.c.ctx, q.c.cfg.requestTimeout)
 	defer cancel()
-	req := &protocol.QueueAckRequest{GroupID: q.name, MemberID: q.member, Acks: ranges}
+	req := &protocol.QueueAckRequest{GroupID: q.name, MemberID: q.member, Acks: queueRanges(ops)}
 	// Retried here rather than in coordinated, to know whether a try
 	// whose answer was lost may have been applied (R14).
 	var m protocol.Message
@@ -271,26 +404,16 @@ func (q *QueueGroup) send(ops []*queueOp) {
 		if resp := m.(*protocol.QueueAckResponse); resp.ErrorCode != protocol.NoError {
 			err = resp.ErrorCode.ErrWithDetail(resp.ErrorMessage)
 		} else {
-			for _, op := range ops {
-				for _, f := range resp.Failures {
-					if f.Topic == op.r.Topic && f.Partition == op.r.Partition && f.FirstOffset <= op.r.FirstOffset && op.r.FirstOffset <= f.LastOffset {
-						ferr := f.ErrorCode.ErrWithDetail(f.ErrorMessage)
-						if maybeApplied {
-							// The refusal may be of what the lost try did.
-							ferr = fmt.Errorf("%w: %w", ErrOutcomeUnknown, ferr)
-						}
-						op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, ferr)
-						break
-					}
-				}
-			}
+			q.answer(ops, resp.Failures, maybeApplied)
 			return
 		}
 	}
-	if maybeApplied && !IsIndeterminate(err) {
-		err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
-	}
 	for _, op := range ops {
-		op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, err)
+		e := err
+		if (maybeApplied || op.maybeApplied) && !IsIndeterminate(e) {
+			e = fmt.Errorf("%w: %w", ErrOutcomeUnknown, e)
+		}
+		op.err = fmt.Errorf("queue group %q: %s[%d] offset %d: %w", q.name, op.r.Topic, op.r.Partition, op.r.FirstOffset, e)
+		op.finish()
 	}
 }

@@ -169,7 +169,7 @@ var internalTable = [...]apiInfo{
 	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
 	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 4, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 
-	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 1, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
+	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 2, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
 	QueueAck - InternalKeyBase:           row("QueueAck", 0, 0, func() Message { return new(QueueAckRequest) }, func() Message { return new(QueueAckResponse) }),
 	DescribeQueueGroup - InternalKeyBase: row("DescribeQueueGroup", 0, 0, func() Message { return new(DescribeQueueGroupRequest) }, func() Message { return new(DescribeQueueGroupResponse) }),
 	ResetQueueGroup - InternalKeyBase:    row("ResetQueueGroup", 0, 0, func() Message { return new(ResetQueueGroupRequest) }, func() Message { return new(ResetQueueGroupResponse) }),

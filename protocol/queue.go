@@ -38,6 +38,12 @@ type QueueReceiveRequest struct {
 	// Kafka share fetch forwarded by a partition's leader to the
 	// coordinator. Their topics are among Topics.
 	Partitions []QueuePartitionKey
+	// Acks (v2) are outcomes of records this member holds, applied and
+	// committed before anything is acquired (KIP-932's ShareFetch carries
+	// acknowledgements the same way): one request settles the last
+	// records and asks for the next. The response lists their refusals
+	// in AckFailures.
+	Acks []QueueAckRange
 }
 
 // QueuePartitionKey names one partition of a topic.
@@ -61,6 +67,9 @@ func (r *QueueReceiveRequest) Append(dst []byte, version int16) []byte {
 			return appendInt32(appendString(dst, k.Topic), k.Partition)
 		})
 	}
+	if version >= 2 {
+		dst = appendArray(dst, r.Acks, (*QueueAckRange).append)
+	}
 	return dst
 }
 
@@ -81,16 +90,24 @@ func (r *QueueReceiveRequest) Decode(d *Decoder, version int16) error {
 			k.Partition = d.int32("partition")
 		})
 	}
+	r.Acks = r.Acks[:0]
+	if version >= 2 {
+		r.Acks = decodeArray(d, "acks", 2+4+8+8+1+4+2, r.Acks, (*QueueAckRange).decode)
+	}
 	return d.finish()
 }
 
 // QueueReceiveResponse holds the records acquired, by partition, and
-// the lease they are held under.
+// the lease they are held under. With a top-level error nothing was
+// acquired and the request's acks may not have been applied (an
+// indeterminate code: they may have been); without one every ack not in
+// AckFailures (v2, as QueueAckResponse's Failures) was applied.
 type QueueReceiveResponse struct {
 	ErrorCode    ErrorCode
 	ErrorMessage string
 	LeaseMs      int32
 	Partitions   []QueuePartitionRecords
+	AckFailures  []QueueAckFailure
 }
 
 // QueuePartitionRecords are the records acquired of one partition.
@@ -125,7 +142,11 @@ func (r *QueueReceiveResponse) Append(dst []byte, version int16) []byte {
 	dst = appendInt16(dst, int16(r.ErrorCode))
 	dst = appendString(dst, r.ErrorMessage)
 	dst = appendInt32(dst, r.LeaseMs)
-	return appendArray(dst, r.Partitions, (*QueuePartitionRecords).append)
+	dst = appendArray(dst, r.Partitions, (*QueuePartitionRecords).append)
+	if version >= 2 {
+		dst = appendArray(dst, r.AckFailures, (*QueueAckFailure).append)
+	}
+	return dst
 }
 
 func (p *QueuePartitionRecords) append(dst []byte) []byte {
@@ -150,12 +171,16 @@ func (h *QueueHeader) append(dst []byte) []byte {
 // Decode parses the body. Key, Value and header values alias d's input.
 func (r *QueueReceiveResponse) Decode(d *Decoder, version int16) error {
 	if d.beginMessage(QueueReceive, true, version) != nil || d.errorOnly(&r.ErrorCode) {
-		r.ErrorMessage, r.LeaseMs, r.Partitions = "", 0, r.Partitions[:0]
+		r.ErrorMessage, r.LeaseMs, r.Partitions, r.AckFailures = "", 0, r.Partitions[:0], r.AckFailures[:0]
 		return d.err
 	}
 	r.ErrorMessage = d.string("error_message", r.ErrorMessage)
 	r.LeaseMs = d.int32("lease_ms")
 	r.Partitions = decodeArray(d, "partitions", 2+4+4, r.Partitions, (*QueuePartitionRecords).decode)
+	r.AckFailures = r.AckFailures[:0]
+	if version >= 2 {
+		r.AckFailures = decodeArray(d, "ack_failures", 2+4+8+8+2+2, r.AckFailures, (*QueueAckFailure).decode)
+	}
 	return d.finish()
 }
 

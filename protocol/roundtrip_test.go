@@ -133,3 +133,24 @@ func TestDecodeAliases(t *testing.T) {
 		}
 	}
 }
+
+// QueueReceive v2 carries outcomes in the request and their refusals in
+// the response; v1 carries neither, and a v1 decode leaves none behind
+// from a reused struct.
+func TestQueueReceiveAcksByVersion(t *testing.T) {
+	req := &QueueReceiveRequest{GroupID: "workers", MemberID: "m-1", Topics: []string{"jobs"}, MaxRecords: 500, MaxWaitMs: 500,
+		Acks: []QueueAckRange{{Topic: "jobs", Partition: 1, FirstOffset: 0, LastOffset: 499, Outcome: QueueAccept}}}
+	resp := &QueueReceiveResponse{LeaseMs: 30000, AckFailures: []QueueAckFailure{{Topic: "jobs", Partition: 1, FirstOffset: 3, LastOffset: 3,
+		ErrorCode: ErrQueueLeaseLost, ErrorMessage: "offset 3 is available"}}}
+	checkRoundTrip(t, req, new(QueueReceiveRequest))
+	checkRoundTrip(t, resp, new(QueueReceiveResponse))
+	gotReq, gotResp := new(QueueReceiveRequest), new(QueueReceiveResponse)
+	checkRoundTrip(t, req, gotReq)
+	checkRoundTrip(t, resp, gotResp)
+	if err := Decode(gotReq, req.Append(nil, 1), 1); err != nil || len(gotReq.Acks) != 0 || gotReq.MaxRecords != 500 {
+		t.Fatalf("v1 request: %+v, %v; want no acks", gotReq, err)
+	}
+	if err := Decode(gotResp, resp.Append(nil, 1), 1); err != nil || len(gotResp.AckFailures) != 0 || gotResp.LeaseMs != 30000 {
+		t.Fatalf("v1 response: %+v, %v; want no ack failures", gotResp, err)
+	}
+}

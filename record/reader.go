@@ -160,6 +160,33 @@ func (r *Reader) Next() bool {
 	return true
 }
 
+// SkipTo moves past the records before offset reading only their
+// lengths and offset deltas, so that the next Next decodes the first
+// record at or after offset: a reader that wants the end of a large batch
+// does not decode the rest. It stops at the first record it cannot skip
+// safely (a bad length or delta), which Next then decodes and reports.
+func (r *Reader) SkipTo(offset int64) {
+	for r.err == nil && r.i < r.count && r.pos < len(r.recs) {
+		b := r.recs[r.pos:]
+		length, n := varint32(b)
+		if n <= 0 || length < minRecordBody || int(length) > len(b)-n {
+			return
+		}
+		body := b[n : n+int(length)]
+		_, m := varint64(body[recordAttrsSize:])
+		if m <= 0 {
+			return
+		}
+		d, k := varint32(body[recordAttrsSize+m:])
+		if k <= 0 || d <= r.prevDelta || d > r.lastDelta || (r.contig && d != r.i) || r.baseOffset+int64(d) >= offset {
+			return
+		}
+		r.prevDelta = d
+		r.pos += n + int(length)
+		r.i++
+	}
+}
+
 // Record is the record Next decoded. The pointer is the same on every call;
 // see Record for how long its contents stay valid.
 func (r *Reader) Record() *Record { return &r.rec }

@@ -68,6 +68,7 @@ type benchFlags struct {
 	cpuprofile  string
 	tracefile   string
 	group       string // consume, verify: as members of this consumer group
+	syncAccept  bool   // queue: AcceptAll before each receive
 }
 
 func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
@@ -119,7 +120,7 @@ func (b *benchFlags) config(g *globals, stderr io.Writer) (bench.Config, error) 
 		Topic:  b.topic, Create: b.create, Partitions: b.partitions, ReplicationFactor: b.rf, TopicConfigs: topicConfigs,
 		Records: b.records, Duration: b.duration, RecordSize: b.recordSize, KeyCount: b.keyCount,
 		Producers: b.producers, Consumers: b.consumers, Rate: b.rate, ReadTimeout: b.readTimeout,
-		DeliveryTimeout: b.delivery, Group: b.group,
+		DeliveryTimeout: b.delivery, Group: b.group, QueueSyncAccept: b.syncAccept,
 	}
 	if b.compression != "" {
 		codec, err := parseCodec(b.compression)
@@ -233,11 +234,15 @@ for the cost of group membership. Use a new group name for each run.`,
 		long: `Workers (--consumers, each its own client) are members of one queue group
 (--group, default a new one) and receive and accept every record --topic held
 when the run began, from its start (or --records records, or for --duration):
-up to 500 records per receive, accepted in one batch. Records and MB/s are
-those accepted; latency is of one receive and its acceptance. Fill the topic
-first with bench produce. Any number of workers may share one partition.`,
+up to 500 records per receive, accepted in one batch that goes with the
+worker's next receive (AcceptAsync: one request settles a batch and asks for
+the next), or on its own before the next receive with --sync-accept
+(AcceptAll). Records and MB/s are those accepted; latency is from a receive's
+start to its acceptance's answer. Fill the topic first with bench produce.
+Any number of workers may share one partition.`,
 		example: `  sluice bench produce --topic q --create --records 500000 --record-size 100 --acks all
-  sluice bench queue --topic q --consumers 4`,
+  sluice bench queue --topic q --consumers 4
+  sluice bench queue --topic q --consumers 4 --sync-accept`,
 		run: bench.Queue,
 	},
 	"e2e": {
@@ -322,6 +327,7 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 	}
 	if name == "queue" {
 		f.StringVar(&b.group, "group", "", "the queue group (default: a new one named after the time)")
+		f.BoolVar(&b.syncAccept, "sync-accept", false, "wait for each acceptance before receiving again (AcceptAll) instead of sending it with the next receive (AcceptAsync)")
 	}
 	return cmd
 }

@@ -167,7 +167,7 @@ func TestSettingsEmptyFile(t *testing.T) {
 func TestPrintConfigLoadsBack(t *testing.T) {
 	path := writeFile(t, "listen: 0.0.0.0:7092\nrack: \"true\"\nvoters: 1@a:7093,2@b:7093\nadvertised-addr: \"\"\n")
 	_, fs := brokerFlags(t, "--broker-id", "2", "--replica-max-lag", "1m30s", "--max-connections-per-ip", "-1")
-	sources, err := loadSettings(fs, path, fakeEnv(map[string]string{"SLUICE_LOG_LEVEL": "warn"}))
+	sources, err := loadSettings(fs, path, fakeEnv(map[string]string{"SLUICE_LOG_LEVEL": "warn", "SLUICE_MAX_QUEUE_GROUPS": "50"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +176,7 @@ func TestPrintConfigLoadsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range []string{"broker-id: 2 # flag", `rack: "true" # file`, "log-level: warn # env", "data-dir: ./data # default",
+		"max-queue-groups: 50 # env", "offsets-retention: 168h0m0s # default",
 		"# this broker's rack, for replica placement (env SLUICE_RACK)"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("no %q in:\n%s", w, out.String())

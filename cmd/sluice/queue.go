@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 )
 
 func newQueueCmd(g *globals) *cobra.Command {
@@ -189,7 +191,10 @@ dead-lettered; the age of the oldest lease still held (OLDEST-UNACKED); and
 AT-CAP when the window is full (queue.max.in.flight records, 2,000 by
 default): no new record is delivered until the oldest ones are settled. A
 line above the table shows the group's settings (sluice queue config), a *
-marking those set for the group.`,
+marking those set for the group; the others are the brokers' defaults.
+--json prints them too, as "settings": lease_ns, max_delivery_attempts,
+backoff_ns, max_in_flight, dlq_topic ("" for <topic>.dlq) and "set", the
+keys set for the group.`,
 		Example: `  sluice queue describe workers
   sluice queue describe workers --json`,
 		Args: cobra.ExactArgs(1),
@@ -206,15 +211,19 @@ marking those set for the group.`,
 			if d.Partitions == nil {
 				d.Partitions = []client.QueuePartitionState{}
 			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
 			entries, err := cl.DescribeQueueGroupConfigs(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "settings: %s\n", queueSettingsLine(entries))
+			settings, err := queueSettingsOf(entries)
+			if err != nil {
+				return fmt.Errorf("queue group %s: %w", args[0], err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), queueDescribeJSON{QueueGroupDescription: d, Settings: settings})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
+			fmt.Fprintf(cmd.OutOrStdout(), "settings: %s (* set for the group; the others are the brokers' defaults)\n", queueSettingsLine(entries))
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tAVAILABLE\tACQUIRED\tACCEPTED\tARCHIVED\tDEAD-LETTERED\tOLDEST-UNACKED\tAT-CAP")
 			for _, p := range d.Partitions {
@@ -234,6 +243,67 @@ marking those set for the group.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// queueDescribeJSON is what `queue describe --json` prints: the
+// description and the group's settings.
+type queueDescribeJSON struct {
+	client.QueueGroupDescription
+	Settings queueSettings `json:"settings"`
+}
+
+// queueSettings are a queue group's settings (docs/queues.md), typed.
+type queueSettings struct {
+	Lease               time.Duration   `json:"lease_ns"`
+	MaxDeliveryAttempts int             `json:"max_delivery_attempts"`
+	Backoff             []time.Duration `json:"backoff_ns"` // before the 2nd, 3rd, ... delivery; the last repeats
+	MaxInFlight         int             `json:"max_in_flight"`
+	DLQTopic            string          `json:"dlq_topic"` // "": <topic>.dlq
+	// Set lists the keys set for the group; the others have the
+	// brokers' defaults.
+	Set []string `json:"set"`
+}
+
+// queueSettingsOf reads a queue group's config entries (Kafka's alias
+// names, described beside, are skipped).
+func queueSettingsOf(entries []client.ConfigEntry) (queueSettings, error) {
+	s := queueSettings{Backoff: []time.Duration{}, Set: []string{}}
+	atoi := func(e client.ConfigEntry) (int, error) {
+		n, err := strconv.Atoi(e.Value)
+		if err != nil {
+			return 0, fmt.Errorf("setting %s=%q: %w", e.Key, e.Value, err)
+		}
+		return n, nil
+	}
+	for _, e := range entries {
+		var err error
+		switch e.Key {
+		case controller.ConfigQueueLeaseMs:
+			var ms int
+			ms, err = atoi(e)
+			s.Lease = time.Duration(ms) * time.Millisecond
+		case controller.ConfigQueueMaxDeliveryAttempts:
+			s.MaxDeliveryAttempts, err = atoi(e)
+		case controller.ConfigQueueMaxInFlight:
+			s.MaxInFlight, err = atoi(e)
+		case controller.ConfigQueueBackoffMs:
+			var b []time.Duration
+			if b, err = controller.ParseQueueBackoff(e.Value); err == nil && b != nil {
+				s.Backoff = b
+			}
+		case controller.ConfigQueueDLQTopic:
+			s.DLQTopic = e.Value
+		default:
+			continue
+		}
+		if err != nil {
+			return s, err
+		}
+		if !e.IsDefault {
+			s.Set = append(s.Set, e.Key)
+		}
+	}
+	return s, nil
 }
 
 // queueSettingsLine is a group's settings on one line, key=value, a *

@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sluicemq/sluice/client"
 )
@@ -90,12 +93,36 @@ func TestCLIQueue(t *testing.T) {
 		!strings.Contains(out, "settings: queue.backoff.ms=1000,5000* queue.dlq.topic=<topic>.dlq queue.lease.ms=10000* queue.max.delivery.attempts=5 queue.max.in.flight=2000") {
 		t.Fatalf("queue describe with settings:\n%s", out)
 	}
+	var withSettings struct {
+		Group    string `json:"group"`
+		Settings struct {
+			Lease               time.Duration   `json:"lease_ns"`
+			MaxDeliveryAttempts int             `json:"max_delivery_attempts"`
+			Backoff             []time.Duration `json:"backoff_ns"`
+			MaxInFlight         int             `json:"max_in_flight"`
+			DLQTopic            *string         `json:"dlq_topic"`
+			Set                 []string        `json:"set"`
+		} `json:"settings"`
+	}
+	out = sluice(t, bin, addr, "", "queue", "describe", "w", "--json")
+	if err := json.Unmarshal([]byte(out), &withSettings); err != nil {
+		t.Fatalf("queue describe --json: %v\n%s", err, out)
+	}
+	if s := withSettings.Settings; withSettings.Group != "w" || s.Lease != 10*time.Second || s.MaxDeliveryAttempts != 5 || s.MaxInFlight != 2000 ||
+		!slices.Equal(s.Backoff, []time.Duration{time.Second, 5 * time.Second}) || s.DLQTopic == nil || *s.DLQTopic != "" ||
+		!slices.Equal(s.Set, []string{"queue.backoff.ms", "queue.lease.ms"}) {
+		t.Fatalf("queue describe --json settings: %+v\n%s", s, out)
+	}
 	if _, stderr, err := sluiceResult(bin, addr, "", "queue", "config", "w", "--set", "queue.max.in.flight=0"); err == nil ||
 		!strings.Contains(stderr, "queue.max.in.flight=0: below the minimum 1") {
 		t.Fatalf("a cap of 0: %v\n%s", err, stderr)
 	}
 	if out := sluice(t, bin, addr, "", "queue", "config", "w", "--delete", "queue.lease.ms", "--delete", "queue.backoff.ms", "--json"); strings.Contains(out, `"is_default": false`) {
 		t.Fatalf("after --delete:\n%s", out)
+	}
+	if out := sluice(t, bin, addr, "", "queue", "describe", "w", "--json"); !strings.Contains(out, `"set": []`) || !strings.Contains(out, `"lease_ns": 30000000000`) ||
+		!strings.Contains(out, `"backoff_ns": []`) {
+		t.Fatalf("queue describe --json after --delete:\n%s", out)
 	}
 
 	// Reset to the earliest: all 13 records again.
@@ -104,5 +131,31 @@ func TestCLIQueue(t *testing.T) {
 	}
 	if got := strings.Fields(sluice(t, bin, addr, "", "queue", "receive", "qt", "--group", "w", "--timeout", "3s", "--format", "{deliveries}")); len(got) != 13 || got[0] != "1" {
 		t.Fatalf("after reset: %v", got)
+	}
+}
+
+// --max-queue-groups (here from the config file, as SLUICE_MAX_QUEUE_GROUPS
+// or the flag would) bounds the queue groups a coordinator holds: with
+// one offsets partition every group has the same coordinator, and the
+// second group's receive is refused while the first goes on.
+func TestCLIMaxQueueGroups(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	cfg := writeFile(t, "max-queue-groups: 1\noffsets-topic-partitions: 1\n")
+	p := startBrokerProcess(t, bin, t.TempDir(), syscall.SIGTERM, "--config", cfg)
+	defer p.stop()
+	sluice(t, bin, p.addr, "", "topic", "create", "mq", "--partitions", "1")
+	sluice(t, bin, p.addr, "a\nb\n", "produce", "mq")
+	if got := strings.Fields(sluice(t, bin, p.addr, "", "queue", "receive", "mq", "--group", "first", "--max", "1")); len(got) != 1 {
+		t.Fatalf("first group received %v", got)
+	}
+	_, stderr, err := sluiceResult(bin, p.addr, "", "queue", "receive", "mq", "--group", "second", "--max", "1", "--timeout", "3s")
+	if err == nil || !strings.Contains(stderr, "GROUP_MAX_SIZE_REACHED") {
+		t.Fatalf("a second queue group past --max-queue-groups 1: %v\n%s", err, stderr)
+	}
+	if got := strings.Fields(sluice(t, bin, p.addr, "", "queue", "receive", "mq", "--group", "first", "--max", "1")); len(got) != 1 {
+		t.Fatalf("first group again received %v", got)
 	}
 }
