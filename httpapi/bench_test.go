@@ -383,8 +383,8 @@ func BenchmarkMetricsCPU(b *testing.B) {
 	const records, requests = 1_000_000, 16_000
 	value := make([]byte, 100)
 	type mode struct {
-		name       string
-		o          *observed
+		name              string
+		o                 *observed
 		prod, cons, admin *client.Client
 	}
 	start := func(name string, metrics bool) *mode {
