@@ -26,20 +26,35 @@ import (
 
 // CPUTime is the CPU time this process has used, user and system.
 func CPUTime() (time.Duration, error) {
+	u, err := usage()
+	return u.user + u.sys, err
+}
+
+// rusage is what getrusage says of this process.
+type rusage struct {
+	user, sys time.Duration
+	switches  int64 // context switches, voluntary and not
+}
+
+func usage() (rusage, error) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, fmt.Errorf("cost: getrusage: %w", err)
+		return rusage{}, fmt.Errorf("cost: getrusage: %w", err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+	return rusage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()), switches: ru.Nvcsw + ru.Nivcsw}, nil
 }
 
 // Sample is what one run of n units of work cost, per unit.
 type Sample struct {
-	N      int64
-	CPU    float64 // ns of CPU time per unit
-	Allocs float64 // heap allocations per unit
-	Bytes  float64 // heap bytes allocated per unit
-	Wall   float64 // ns of wall-clock time per unit
+	N   int64
+	CPU float64 // ns of CPU time per unit, user and system
+	Sys float64 // ns of it in the kernel
+	// Switches is context switches (voluntary: a thread blocked; and
+	// not) per unit.
+	Switches float64
+	Allocs   float64 // heap allocations per unit
+	Bytes    float64 // heap bytes allocated per unit
+	Wall     float64 // ns of wall-clock time per unit
 }
 
 // Measure runs work, which does n units of work, after a collection (so
@@ -49,7 +64,7 @@ func Measure(n int64, work func() error) (Sample, error) {
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	c0, err := CPUTime()
+	u0, err := usage()
 	if err != nil {
 		return Sample{}, err
 	}
@@ -58,13 +73,14 @@ func Measure(n int64, work func() error) (Sample, error) {
 		return Sample{}, err
 	}
 	wall := time.Since(start)
-	c1, err := CPUTime()
+	u1, err := usage()
 	if err != nil {
 		return Sample{}, err
 	}
 	runtime.ReadMemStats(&m1)
 	f := float64(n)
-	return Sample{N: n, CPU: float64(c1-c0) / f, Allocs: float64(m1.Mallocs-m0.Mallocs) / f,
+	return Sample{N: n, CPU: float64(u1.user+u1.sys-u0.user-u0.sys) / f, Sys: float64(u1.sys-u0.sys) / f,
+		Switches: float64(u1.switches-u0.switches) / f, Allocs: float64(m1.Mallocs-m0.Mallocs) / f,
 		Bytes: float64(m1.TotalAlloc-m0.TotalAlloc) / f, Wall: float64(wall) / f}, nil
 }
 
@@ -147,7 +163,8 @@ func Of(samples []Sample, of func(Sample) float64) Summary {
 
 // String is the sample on one line.
 func (s Sample) String() string {
-	return fmt.Sprintf("%.0f CPU ns, %.4f allocs, %.0f B, %.0f wall ns per op", s.CPU, s.Allocs, s.Bytes, s.Wall)
+	return fmt.Sprintf("%.0f CPU ns (%.0f system), %.4f context switches, %.4f allocs, %.0f B, %.0f wall ns per op",
+		s.CPU, s.Sys, s.Switches, s.Allocs, s.Bytes, s.Wall)
 }
 
 // Print writes one line of a run to standard output: a benchmark's log
@@ -170,13 +187,17 @@ func (p Pairs) Report(tb testing.TB, a, b string) {
 	cpu := func(s Sample) float64 { return s.CPU }
 	allocs := func(s Sample) float64 { return s.Allocs }
 	wall := func(s Sample) float64 { return s.Wall }
+	sys := func(s Sample) float64 { return s.Sys }
+	user := func(s Sample) float64 { return s.CPU - s.Sys }
+	switches := func(s Sample) float64 { return s.Switches }
 	if bb, ok := tb.(*testing.B); ok {
 		bb.ReportMetric(Of(p.A, cpu).Median, a+"-cpu-ns/op")
 		bb.ReportMetric(Of(p.B, cpu).Median, b+"-cpu-ns/op")
 		bb.ReportMetric(Of(p.A, allocs).Median, a+"-allocs/op")
 		bb.ReportMetric(Of(p.B, allocs).Median, b+"-allocs/op")
 		bb.ReportMetric(p.Ratio(cpu).Median, b+"/"+a+"-cpu")
+		bb.ReportMetric(p.Ratio(user).Median, b+"/"+a+"-user-cpu")
 	}
-	tb.Logf("%s/%s over %d pairs, median [range] of the per-pair ratios: CPU per op %v; allocations per op %v; wall-clock per op %v",
-		b, a, len(p.A), p.Ratio(cpu), p.Ratio(allocs), p.Ratio(wall))
+	tb.Logf("%s/%s over %d pairs, median [range] of the per-pair ratios: CPU per op %v (user %v, system %v); context switches %v; allocations per op %v; wall-clock per op %v",
+		b, a, len(p.A), p.Ratio(cpu), p.Ratio(user), p.Ratio(sys), p.Ratio(switches), p.Ratio(allocs), p.Ratio(wall))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/sluicemq/sluice/internal/cost"
 	"github.com/sluicemq/sluice/internal/testcerts"
 	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // BenchmarkProduceConsume produces b.N records of one size through the
@@ -121,11 +123,29 @@ func cpuTime() time.Duration {
 // (BenchmarkIdempotenceCost): go test ... -args -cost.pairs 9.
 var costPairs = flag.Int("cost.pairs", 7, "interleaved A/B pairs of the cost benchmarks")
 
+// costOnly, if set, makes BenchmarkIdempotenceCost run only that mode
+// ("plain" or "idem"), costPairs times, for a CPU profile of one mode.
+var costOnly = flag.String("cost.only", "", "run one mode only (plain or idem), for a profile")
+
+// produceCounter is a broker.Observer that counts Produce requests
+// (a run's records per request tells how full its batches were).
+type produceCounter struct{ n atomic.Int64 }
+
+func (o *produceCounter) Request(t broker.RequestTiming) {
+	if t.API == protocol.Produce {
+		o.n.Add(1)
+	}
+}
+func (o *produceCounter) Sync(time.Duration, error) {}
+func (o *produceCounter) Commit(time.Duration)      {}
+
 // BenchmarkIdempotenceCost compares the idempotent producer with the
 // plain one (client.Idempotent(true) against (false), acks=all both) by
 // what a fixed number of records costs the process in CPU time and heap
 // allocations: brokers and client run in this process, so the figures
-// are both sides' together. Per replication factor (1, and 3 on three
+// are both sides' together. The brokers count Produce requests (an
+// Observer that reads the clock a few times per request, in both modes)
+// and each run prints its records per request. Per replication factor (1, and 3 on three
 // in-process brokers) and record size (100 B, 1 KiB), one cluster and
 // one client per mode produce a fresh 3-partition topic per run (deleted
 // after it), the two modes alternating in costPairs pairs
@@ -148,7 +168,8 @@ func benchIdempotenceCost(b *testing.B, rf, size int) {
 	if size > 100 {
 		n = 250_000 // 256 MB of 1 KiB values
 	}
-	c := testcluster.Start(b, rf, testcluster.Options{})
+	var obs produceCounter
+	c := testcluster.Start(b, rf, testcluster.Options{Configure: func(cfg *broker.Config) { cfg.Observer = &obs }})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	admin := c.Client()
@@ -159,15 +180,27 @@ func benchIdempotenceCost(b *testing.B, rf, size int) {
 		return func(pair int) (cost.Sample, error) {
 			topic := fmt.Sprintf("%s%d", mode, pair+1)
 			testcluster.CreateTopic(b, admin, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: int16(rf)})
+			reqs := obs.n.Load()
 			s, err := cost.Measure(int64(n), func() error { return cost.ProduceN(ctx, cl, topic, value, n) })
 			if err != nil {
 				return s, err
 			}
+			fmt.Printf("%s: %s records per Produce request %.0f\n", b.Name(), mode, float64(n)/float64(obs.n.Load()-reqs))
 			cost.Print(b, pair, mode, s)
-			return s, admin.DeleteTopics(ctx, topic)
+			testcluster.DeleteTopic(b, admin, topic)
+			return s, nil
 		}
 	}
 	b.ResetTimer()
+	if *costOnly != "" {
+		cl := map[string]*client.Client{"plain": plain, "idem": idem}[*costOnly]
+		for i := range *costPairs {
+			if _, err := run(cl, *costOnly)(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
 	for range b.N {
 		p, err := cost.Compare(*costPairs, run(plain, "plain"), run(idem, "idem"))
 		if err != nil {
