@@ -303,7 +303,7 @@ func (c *conn) readNext() (*request, error) {
 		return nil, err
 	}
 	if c.b.obs != nil {
-		req.read = time.Now()
+		req.read = observeNow()
 	}
 	return req, nil
 }
@@ -389,7 +389,7 @@ func (c *conn) handleLoop() {
 			if c.b.obs != nil {
 				// A response completed by a goroutine (resp.ready) is
 				// owned by it now, but timing.Local is not written there.
-				resp.timing.Local = time.Now()
+				resp.timing.Local = observeNow()
 			}
 		}
 		c.resps <- resp

@@ -71,7 +71,7 @@ type Reply struct {
 // closes Ready. A front end calls it rather than closing Ready itself.
 func (fc *FrontConn) Finish(r *Reply) {
 	if fc.c.b.obs != nil {
-		r.completed = time.Now()
+		r.completed = observeNow()
 	}
 	close(r.Ready)
 }
@@ -160,7 +160,7 @@ func (c *conn) handleFront(req *request) (resp *response) {
 		}
 	}()
 	if c.b.obs != nil {
-		resp.timing.Read, resp.timing.Start = req.read, time.Now()
+		resp.timing.Read, resp.timing.Start = req.read, observeNow()
 	}
 	r := c.fe.Handle(&c.front, *req.frame)
 	if r == nil {

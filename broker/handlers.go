@@ -4,7 +4,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -46,7 +45,7 @@ func (c *conn) handle(req *request) (resp *response) {
 	}
 	h := &c.hdr
 	if c.b.obs != nil {
-		resp.timing.API, resp.timing.Read, resp.timing.Start = h.Key, req.read, time.Now()
+		resp.timing.API, resp.timing.Read, resp.timing.Start = h.Key, req.read, observeNow()
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -148,7 +148,7 @@ func (c *conn) longPoll(st *fetchState, resp *response, deadline time.Time) {
 	c.b.WaitFetch(c.ctx, &st.fetch, deadline)
 	c.encodeFetch(st)
 	if c.b.obs != nil {
-		resp.timing.Done = time.Now()
+		resp.timing.Done = observeNow()
 	}
 }
 

@@ -119,7 +119,7 @@ func (c *conn) awaitAcks(h protocol.RequestHeader, resp *response, out *protocol
 		}
 	}
 	if c.b.obs != nil {
-		resp.timing.Code, resp.timing.Done = firstProduceError(out), time.Now()
+		resp.timing.Code, resp.timing.Done = firstProduceError(out), observeNow()
 	}
 	if !resp.none {
 		c.encode(resp, &h, out)

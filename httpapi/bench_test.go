@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/httpapi"
+	"github.com/sluicemq/sluice/internal/cost"
 	"github.com/sluicemq/sluice/internal/testcluster"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
@@ -351,4 +354,142 @@ func medianSpread(runs []costRun, of func(costRun) float64) (median, spread floa
 		median = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return median, (s[len(s)-1] - s[0]) / median
+}
+
+// metricsPairs is how many interleaved pairs BenchmarkMetricsCPU runs:
+// go test ... -args -cost.pairs 9.
+var metricsPairs = flag.Int("cost.pairs", 7, "interleaved off/info pairs of BenchmarkMetricsCPU")
+
+// BenchmarkMetricsCPU compares a broker without metrics (no Observer and
+// no endpoint: --http-addr off) with one at --metrics-level info by what
+// a fixed amount of work costs the process in CPU time and heap
+// allocations (internal/cost), which a shared machine's load moves far
+// less than the throughput BenchmarkMetricsCost reports. The two are
+// single-broker clusters in this process, the work alternating between
+// them in metricsPairs pairs; each run scrapes /metrics once (with
+// metrics on) after the measured time, so that the figures are the cost
+// of counting, and the scrape sub-benchmark measures what a scrape costs
+// (a Prometheus scrape every 15 s spreads it over that much work). The
+// work:
+//   - produce: 1,000,000 records of 100 B through the client (default
+//     batching, acks=all) into a fresh 8-partition topic;
+//   - fetch: consuming those records back (the producing is not
+//     measured);
+//   - small: 32,000 Produce requests of one 10-record batch each (acks=1)
+//     over 8 raw connections, the worst case for a cost per request.
+//
+// It reports per mode the median CPU ns and allocations per record (per
+// request for small), and logs the per-pair ratios info/off; scrape
+// reports CPU ns and allocations per scrape of the info broker.
+//
+//	go test -run '^$' -bench MetricsCPU -benchtime 1x -timeout 30m ./httpapi
+func BenchmarkMetricsCPU(b *testing.B) {
+	const records, requests = 1_000_000, 32_000
+	value := make([]byte, 100)
+	type mode struct {
+		name              string
+		o                 *observed
+		prod, cons, admin *client.Client
+	}
+	start := func(name string, metrics bool) *mode {
+		o := startObserved(b, 1, httpapi.LevelInfo, metrics)
+		return &mode{name: name, o: o, prod: o.Client(client.Acks(client.AcksAll)), cons: o.Client(), admin: o.Client()}
+	}
+	off, info := start("off", false), start("info", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	scrape := func(m *mode) error {
+		srv := m.o.servers[1]
+		if srv == nil {
+			return nil
+		}
+		resp, err := http.Get("http://" + srv.Addr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	create := func(m *mode, topic string) {
+		testcluster.CreateTopic(b, m.admin, client.TopicSpec{Name: topic, Partitions: benchPartitions, ReplicationFactor: 1})
+	}
+	for _, w := range []struct {
+		name string
+		run  func(m *mode, topic string) (cost.Sample, error)
+	}{
+		{"produce", func(m *mode, topic string) (cost.Sample, error) {
+			create(m, topic)
+			return cost.Measure(records, func() error { return cost.ProduceN(ctx, m.prod, topic, value, records) })
+		}},
+		{"fetch", func(m *mode, topic string) (cost.Sample, error) {
+			create(m, topic)
+			if err := cost.ProduceN(ctx, m.prod, topic, value, records); err != nil {
+				return cost.Sample{}, err
+			}
+			return cost.Measure(records, func() error { return cost.ConsumeN(ctx, m.cons, topic, benchPartitions, records) })
+		}},
+		{"small", func(m *mode, topic string) (cost.Sample, error) {
+			conns, batch := rawProducers(b, m.o.Broker(1), topic)
+			return cost.Measure(requests, func() error {
+				var wg sync.WaitGroup
+				errs := make([]error, len(conns))
+				for i, c := range conns {
+					wg.Go(func() {
+						for range requests / len(conns) {
+							if _, err := c.Produce(topic, int32(i), protocol.AcksLeader, batch); err != nil {
+								errs[i] = err
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return errors.Join(errs...)
+			})
+		}},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			run := func(m *mode) func(int) (cost.Sample, error) {
+				return func(pair int) (cost.Sample, error) {
+					topic := fmt.Sprintf("%s-%s%d", w.name, m.name, pair+1)
+					s, err := w.run(m, topic)
+					if err == nil {
+						err = scrape(m)
+					}
+					if err != nil {
+						return s, err
+					}
+					cost.Print(b, pair, m.name, s)
+					testcluster.DeleteTopic(b, m.admin, topic)
+					return s, nil
+				}
+			}
+			for range b.N {
+				p, err := cost.Compare(*metricsPairs, run(off), run(info))
+				if err != nil {
+					b.Fatal(err)
+				}
+				p.Report(b, "off", "info")
+			}
+		})
+	}
+	b.Run("scrape", func(b *testing.B) {
+		const scrapes = 50
+		for range b.N {
+			s, err := cost.Measure(scrapes, func() error {
+				for range scrapes {
+					if err := scrape(info); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(s.CPU, "cpu-ns/scrape")
+			b.ReportMetric(s.Allocs, "allocs/scrape")
+		}
+	})
 }

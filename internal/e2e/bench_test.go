@@ -2,16 +2,19 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
-	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/broker"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/internal/cost"
 	"github.com/sluicemq/sluice/internal/testcerts"
+	"github.com/sluicemq/sluice/internal/testcluster"
+	"github.com/sluicemq/sluice/protocol"
 )
 
 // BenchmarkProduceConsume produces b.N records of one size through the
@@ -81,62 +84,22 @@ func benchProduceConsume(b *testing.B, size int, secure bool) {
 		b.Fatal(err)
 	}
 	value := make([]byte, size)
-	// Records are reused from a ring of chunks; before a chunk is
-	// refilled, wait for the callbacks of its previous round only,
-	// so the producer always has three chunks in flight.
-	const chunk, chunks = 1 << 15, 4
-	recs := make([]client.Record, chunk*chunks)
-	var wgs [chunks]sync.WaitGroup
-	var failed sync.Once
-	var firstErr error
-	cbs := make([]func(*client.Record, error), chunks)
-	for i := range cbs {
-		wg := &wgs[i]
-		cbs[i] = func(_ *client.Record, err error) {
-			if err != nil {
-				failed.Do(func() { firstErr = err })
-			}
-			wg.Done()
-		}
-	}
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	start, cpu := time.Now(), cpuTime()
-	for i := 0; i < b.N; i++ {
-		slot := i % len(recs)
-		c := slot / chunk
-		if slot%chunk == 0 {
-			wgs[c].Wait()
-		}
-		r := &recs[slot]
-		*r = client.Record{Topic: topic, Value: value}
-		wgs[c].Add(1)
-		prod.Produce(ctx, r, cbs[c])
-	}
-	if err := prod.Flush(ctx); err != nil {
+	if err := cost.ProduceN(ctx, prod, topic, value, b.N); err != nil {
 		b.Fatal(err)
 	}
-	for i := range wgs {
-		wgs[i].Wait()
-	}
 	produced, producedCPU := time.Since(start), cpuTime()-cpu
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
 
 	cons, err := client.New(ctx, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cons.Close()
-	cons.Assign(map[client.TopicPartition]client.Offset{{Topic: topic, Partition: 0}: client.AtStart()})
 	start, cpu = time.Now(), cpuTime()
-	for n := 0; n < b.N; {
-		fs, err := cons.Poll(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += len(fs.Records)
+	if err := cost.ConsumeN(ctx, cons, topic, 1, b.N); err != nil {
+		b.Fatal(err)
 	}
 	consumed, consumedCPU := time.Since(start), cpuTime()-cpu
 	b.StopTimer()
@@ -152,9 +115,97 @@ func benchProduceConsume(b *testing.B, size int, secure bool) {
 
 // cpuTime is the CPU time (user and system) this process has used.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	d, _ := cost.CPUTime()
+	return d
+}
+
+// costPairs is how many interleaved pairs the cost benchmarks run
+// (BenchmarkIdempotenceCost): go test ... -args -cost.pairs 9.
+var costPairs = flag.Int("cost.pairs", 7, "interleaved A/B pairs of the cost benchmarks")
+
+// costOnly, if set, makes BenchmarkIdempotenceCost run only that mode
+// ("plain" or "idem"), costPairs times, for a CPU profile of one mode.
+var costOnly = flag.String("cost.only", "", "run one mode only (plain or idem), for a profile")
+
+// produceCounter is a broker.Observer that counts Produce requests
+// (a run's records per request tells how full its batches were).
+type produceCounter struct{ n atomic.Int64 }
+
+func (o *produceCounter) Request(t broker.RequestTiming) {
+	if t.API == protocol.Produce {
+		o.n.Add(1)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+func (o *produceCounter) Sync(time.Duration, error) {}
+func (o *produceCounter) Commit(time.Duration)      {}
+
+// BenchmarkIdempotenceCost compares the idempotent producer with the
+// plain one (client.Idempotent(true) against (false), acks=all both) by
+// what a fixed number of records costs the process in CPU time and heap
+// allocations: brokers and client run in this process, so the figures
+// are both sides' together. The brokers count Produce requests (an
+// Observer that reads the clock a few times per request, in both modes)
+// and each run prints its records per request. Per replication factor (1, and 3 on three
+// in-process brokers) and record size (100 B, 1 KiB), one cluster and
+// one client per mode produce a fresh 3-partition topic per run (deleted
+// after it), the two modes alternating in costPairs pairs
+// (internal/cost.Compare). It reports per mode the median CPU ns and
+// allocations per record, and the medians of the per-pair ratios
+// idempotent/plain with their range in the log; BENCHMARKS.md has the
+// figures.
+//
+//	go test -run '^$' -bench IdempotenceCost -benchtime 1x -timeout 30m ./internal/e2e/
+func BenchmarkIdempotenceCost(b *testing.B) {
+	for _, rf := range []int{1, 3} {
+		for _, size := range []int{100, 1024} {
+			b.Run(fmt.Sprintf("rf=%d/%dB", rf, size), func(b *testing.B) { benchIdempotenceCost(b, rf, size) })
+		}
+	}
+}
+
+func benchIdempotenceCost(b *testing.B, rf, size int) {
+	n := 1_000_000 // 100 MB of 100 B values
+	if size > 100 {
+		n = 250_000 // 256 MB of 1 KiB values
+	}
+	var obs produceCounter
+	c := testcluster.Start(b, rf, testcluster.Options{Configure: func(cfg *broker.Config) { cfg.Observer = &obs }})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	admin := c.Client()
+	plain := c.Client(client.Acks(client.AcksAll), client.Idempotent(false))
+	idem := c.Client(client.Acks(client.AcksAll), client.Idempotent(true))
+	value := make([]byte, size)
+	run := func(cl *client.Client, mode string) func(int) (cost.Sample, error) {
+		return func(pair int) (cost.Sample, error) {
+			topic := fmt.Sprintf("%s%d", mode, pair+1)
+			testcluster.CreateTopic(b, admin, client.TopicSpec{Name: topic, Partitions: 3, ReplicationFactor: int16(rf)})
+			reqs := obs.n.Load()
+			s, err := cost.Measure(int64(n), func() error { return cost.ProduceN(ctx, cl, topic, value, n) })
+			if err != nil {
+				return s, err
+			}
+			fmt.Printf("%s: %s records per Produce request %.0f\n", b.Name(), mode, float64(n)/float64(obs.n.Load()-reqs))
+			cost.Print(b, pair, mode, s)
+			testcluster.DeleteTopic(b, admin, topic)
+			return s, nil
+		}
+	}
+	b.ResetTimer()
+	if *costOnly != "" {
+		cl := map[string]*client.Client{"plain": plain, "idem": idem}[*costOnly]
+		for i := range *costPairs {
+			if _, err := run(cl, *costOnly)(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return
+	}
+	for range b.N {
+		p, err := cost.Compare(*costPairs, run(plain, "plain"), run(idem, "idem"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Report(b, "plain", "idem")
+	}
 }

@@ -85,25 +85,11 @@ func WaitFullISR(t testing.TB, cl *client.Client, topic string, timeout time.Dur
 // partition is in sync and returns its description.
 func CreateTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) client.TopicDescription {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	// As an application would: a retriable or indeterminate answer (the
 	// controller lost its leadership while committing, on a loaded
 	// machine) is tried again, and "already exists" after such an answer
 	// means the first try was applied.
-	for retried := false; ; retried = true {
-		err := cl.CreateTopics(ctx, spec)
-		if err == nil || (retried && errors.Is(err, protocol.ErrTopicAlreadyExists)) {
-			break
-		}
-		if !client.IsRetriable(err) && !client.IsIndeterminate(err) || ctx.Err() != nil {
-			t.Fatalf("create topic %s: %v", spec.Name, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	retryAdmin(t, "create topic "+spec.Name, protocol.ErrTopicAlreadyExists, func(ctx context.Context) error { return cl.CreateTopics(ctx, spec) })
 	return WaitFullISR(t, cl, spec.Name, 10*time.Second)
 }
 
@@ -128,5 +114,36 @@ func ISRIs(want ...int32) func(client.PartitionDescription) error {
 			return fmt.Errorf("want ISR %v", want)
 		}
 		return nil
+	}
+}
+
+// DeleteTopic deletes the topic, trying again after a retriable or
+// indeterminate answer, as CreateTopic does; "unknown topic" after such
+// an answer means the first try was applied.
+func DeleteTopic(t testing.TB, cl *client.Client, name string) {
+	t.Helper()
+	retryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
+}
+
+// retryAdmin runs op until it succeeds, for up to 30 s: again after a
+// retriable or indeterminate error, and done when a retry fails with
+// applied, which says an earlier try took effect. Any other error fails
+// the test.
+func retryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for retried := false; ; retried = true {
+		err := op(ctx)
+		if err == nil || (retried && errors.Is(err, applied)) {
+			return
+		}
+		if !client.IsRetriable(err) && !client.IsIndeterminate(err) || ctx.Err() != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
