@@ -57,7 +57,10 @@ func checkDockerfile(docker, goMod string) error {
 		return fmt.Errorf("Dockerfile: stages %q, want FROM ${GO_IMAGE} AS build, then FROM scratch", froms)
 	}
 	for _, w := range []string{"ENV CGO_ENABLED=0", "go build -trimpath", "-X main.version=${VERSION}", "COPY --from=build /out/sluice /usr/local/bin/sluice",
-		"COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt", "COPY --from=build --chown=65532:65532 /out/data/ /var/lib/sluice/"} {
+		"COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt",
+		// /var/lib made before the data directory: else BuildKit's COPY
+		// --chown gives /var and /var/lib to 65532 too.
+		"COPY --from=build /out/var/ /var/\nCOPY --from=build --chown=65532:65532 /out/data/ /var/lib/sluice/"} {
 		if !strings.Contains(docker, w) {
 			return fmt.Errorf("Dockerfile: no %q", w)
 		}
