@@ -8,11 +8,11 @@
 # the host instead:
 #
 #  1. The builder image $BUILDER_IMAGE (sluice-build:<go version>-<hash of
-#     this script>), made once with docker import from a root file system
+#     its recipe below>), made once with docker import from a root file system
 #     of a static busybox (for RUN's shell), the host's Go toolchain ($GO
 #     env GOROOT, without its tests, docs and the toolchain's own source)
 #     and the host's CA certificates ($CA_CERTS), with GOPROXY=off. While
-#     the Go version and this script stay the same it is reused. busybox is
+#     the Go version and the recipe stay the same it is reused. busybox is
 #     $BUSYBOX, else the host's busybox if it is static, else Debian's
 #     busybox-static package (apt-get download).
 #  2. A temporary context ($IMAGE_DIR/context): the source (git ls-files:
@@ -21,6 +21,13 @@
 #     downloading them. .dockerignore applies to it as to a checkout.
 #  3. docker build --network none with GO_IMAGE=$BUILDER_IMAGE, tagged
 #     $IMAGE, stamped with $VERSION, $COMMIT and $BUILD_DATE.
+#  4. The build cache of sluice's own packages, /out/gocache.tar in the
+#     build stage, is copied out to $IMAGE_GOCACHE (default
+#     ~/.cache/sluice/image-gocache.tar, beside Go's own build cache, so
+#     that a new clone finds it) and put in the next build's context,
+#     which then compiles only what changed. It holds every version of
+#     every package since it was started: past $IMAGE_GOCACHE_MAX_MB (256)
+#     MB it is dropped and starts again.
 #
 # The image is built for the host's architecture.
 set -euo pipefail
@@ -31,8 +38,7 @@ DOCKER=${DOCKER:-docker}
 IMAGE=${IMAGE:-sluice:dev}
 IMAGE_DIR=${IMAGE_DIR:-bin/image}
 CA_CERTS=${CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
-recipe=$(sha256sum "$0" | cut -c1-8)
-BUILDER_IMAGE=${BUILDER_IMAGE:-sluice-build:$($GO env GOVERSION)-$recipe}
+IMAGE_GOCACHE=${IMAGE_GOCACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice/image-gocache.tar}
 
 say() { echo "image-build: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -107,16 +113,46 @@ context() {
 	# stay cached while go.sum does not change.
 	tar -C "$IMAGE_DIR" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -c vendor | gzip -n >"$ctx/vendor.tar.gz"
 	rm -rf "$IMAGE_DIR/vendor"
+	local keep="$IMAGE_GOCACHE"
+	if [ -f "$keep" ] && [ "$(du -m "$keep" | cut -f1)" -gt "${IMAGE_GOCACHE_MAX_MB:-256}" ]; then
+		say "dropping the kept build cache ($(du -m "$keep" | cut -f1) MB)"
+		rm -f "$keep"
+	fi
+	if [ -f "$keep" ]; then ln "$keep" "$ctx/gocache.tar" 2>/dev/null || cp "$keep" "$ctx/gocache.tar"; fi
 }
 
+# keep_cache LOG: copy the build stage's /out/gocache.tar to
+# $IMAGE_GOCACHE. The build stage's image is the last one the build's
+# output LOG names before the FROM scratch step (docker's classic builder;
+# with another the cache is not kept).
+keep_cache() {
+	local id c
+	id=$(awk '/^Step [0-9]+\/[0-9]+ : FROM scratch/ { print last; exit } / ---> [0-9a-f]+$/ { last = $2 }' "$1")
+	[ -n "$id" ] && c=$("$DOCKER" create "$id" true) || return 1
+	mkdir -p "$(dirname "$IMAGE_GOCACHE")"
+	# Renamed into place: a build running beside this one reads a whole file.
+	"$DOCKER" cp "$c:/out/gocache.tar" "$IMAGE_GOCACHE.$$" >/dev/null
+	local rc=$?
+	"$DOCKER" rm "$c" >/dev/null
+	[ $rc = 0 ] && mv "$IMAGE_GOCACHE.$$" "$IMAGE_GOCACHE"
+}
+
+# The builder's tag names the Go version and a hash of the functions that
+# make it: a change of either makes a new one.
+BUILDER_IMAGE=${BUILDER_IMAGE:-sluice-build:$($GO env GOVERSION)-$(declare -f static_busybox builder | sha256sum | cut -c1-8)}
 mkdir -p "$IMAGE_DIR"
 builder
 say "builder ready after ${SECONDS}s"
 context
 say "context ready after ${SECONDS}s; building $IMAGE (deploy/Dockerfile, GO_IMAGE=$BUILDER_IMAGE, no network)"
-"$DOCKER" build --network none -f deploy/Dockerfile \
-	--build-arg GO_IMAGE="$BUILDER_IMAGE" \
-	--build-arg VERSION="${VERSION:-}" --build-arg COMMIT="${COMMIT:-}" --build-arg BUILD_DATE="${BUILD_DATE:-}" \
-	-t "$IMAGE" "$IMAGE_DIR/context"
+args=(--network none -f deploy/Dockerfile --build-arg GO_IMAGE="$BUILDER_IMAGE"
+	--build-arg VERSION="${VERSION:-}" --build-arg COMMIT="${COMMIT:-}" --build-arg BUILD_DATE="${BUILD_DATE:-}")
+"$DOCKER" build "${args[@]}" -t "$IMAGE" "$IMAGE_DIR/context" | tee "$IMAGE_DIR/build.log"
+say "built $IMAGE after ${SECONDS}s"
+if keep_cache "$IMAGE_DIR/build.log"; then
+	say "kept the build cache in $IMAGE_GOCACHE ($(du -m "$IMAGE_GOCACHE" | cut -f1) MB) after ${SECONDS}s"
+else
+	rm -f "$IMAGE_GOCACHE.$$"
+	say "the build cache was not kept: the next build compiles everything"
+fi
 rm -rf "$IMAGE_DIR/context"
-say "built $IMAGE in ${SECONDS}s"
