@@ -122,11 +122,12 @@ context() {
 }
 
 # keep_cache LOG: copy the build stage's /out/gocache.tar to
-# $IMAGE_GOCACHE. The build stage's image is the last one the build's
-# output LOG names before the FROM scratch step (docker's classic builder;
-# with another the cache is not kept).
+# $IMAGE_GOCACHE, and remove the build stage of the build before: each
+# holds a copy of the cache. The build stage's image is the last one the
+# build's output LOG names before the FROM scratch step (docker's classic
+# builder; with another the cache is not kept).
 keep_cache() {
-	local id c
+	local id c last="$IMAGE_GOCACHE.stage" old
 	id=$(awk '/^Step [0-9]+\/[0-9]+ : FROM scratch/ { print last; exit } / ---> [0-9a-f]+$/ { last = $2 }' "$1")
 	[ -n "$id" ] && c=$("$DOCKER" create "$id" true) || return 1
 	mkdir -p "$(dirname "$IMAGE_GOCACHE")"
@@ -134,7 +135,12 @@ keep_cache() {
 	"$DOCKER" cp "$c:/out/gocache.tar" "$IMAGE_GOCACHE.$$" >/dev/null
 	local rc=$?
 	"$DOCKER" rm "$c" >/dev/null
-	[ $rc = 0 ] && mv "$IMAGE_GOCACHE.$$" "$IMAGE_GOCACHE"
+	[ $rc = 0 ] && mv "$IMAGE_GOCACHE.$$" "$IMAGE_GOCACHE" || return 1
+	# Removed after this build: the layers it shares with this one (the
+	# compiled modules) stay.
+	old=$(cat "$last" 2>/dev/null || true)
+	echo "$id" >"$last"
+	if [ -n "$old" ] && [ "$old" != "$id" ]; then "$DOCKER" rmi "$old" >/dev/null 2>&1 || true; fi
 }
 
 # The builder's tag names the Go version and a hash of the functions that
