@@ -27,7 +27,8 @@
 #     that a new clone finds it) and put in the next build's context,
 #     which then compiles only what changed. It holds every version of
 #     every package since it was started: past $IMAGE_GOCACHE_MAX_MB (256)
-#     MB it is dropped and starts again.
+#     MB it is dropped and starts again. The build stage before is removed
+#     (its ID in $IMAGE_GOCACHE.stage).
 #
 # The image is built for the host's architecture.
 set -euo pipefail
