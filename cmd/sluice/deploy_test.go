@@ -603,7 +603,7 @@ func TestImageConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"FROM scratch", "ENV SLUICE_CONFIG=/etc/sluice/sluice.yaml", "COPY sluice.yaml /etc/sluice/sluice.yaml",
+	for _, w := range []string{"FROM scratch", "ENV SLUICE_CONFIG=/etc/sluice/sluice.yaml", "COPY deploy/sluice.yaml /etc/sluice/sluice.yaml",
 		"VOLUME /var/lib/sluice", "EXPOSE 7092 7093 7094 7094/udp 7095 9092", "USER 65532:65532", "STOPSIGNAL SIGTERM"} {
 		if !bytes.Contains(docker, []byte(w)) {
 			t.Errorf("Dockerfile: no %q", w)
