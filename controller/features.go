@@ -322,11 +322,15 @@ func lacking(f Features, level uint8) []string {
 }
 
 // FinalizeCommandVersion raises the cluster's finalized command version to
-// level (0: this build's newest), through the leader, which refuses it
-// (ErrCommandVersion, nothing changed) when it is below the level in
-// force, or when a Raft member or alive broker does not support it. The
-// level in force already: nothing to do.
+// level (0: this node's newest, not the leader's), through the leader,
+// which refuses it (ErrCommandVersion, nothing changed) when it is below
+// the level in force, or when a Raft member or alive broker (the leader
+// included) does not support it. The level in force already: nothing to
+// do.
 func (n *Node) FinalizeCommandVersion(ctx context.Context, level uint8) error {
+	if level == 0 {
+		level = n.cfg.MaxCommandVersion
+	}
 	_, _, err := n.write(ctx, request{op: opFinalizeLevel, level: level})
 	return err
 }
@@ -336,16 +340,13 @@ func (n *Node) finalizeLevel(ctx context.Context, level uint8) (Result, error) {
 	if err := n.barrier(ctx); err != nil {
 		return Result{}, fmt.Errorf("finalize command version: %w", err)
 	}
-	if level == 0 {
-		level = n.cfg.MaxCommandVersion
-	}
 	cur := n.Metadata().CommandLevel
 	switch {
 	case level < cur:
 		return Result{}, fmt.Errorf("%w: the finalized command version is %d and is never lowered (to %d)", ErrCommandVersion, cur, level)
 	case level == cur:
 		return Result{Index: n.fsm.AppliedIndex()}, nil
-	case level < MinCommandLevel || level > CommandVersion:
+	case level < MinCommandLevel || level > CommandVersion: // 0 too
 		return Result{}, fmt.Errorf("%w: command version %d: this build knows %d to %d", ErrCommandVersion, level, MinCommandLevel, CommandVersion)
 	}
 	f, err := n.Features()

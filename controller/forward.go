@@ -31,7 +31,7 @@ type request struct {
 	topics  []string         // opElectPreferred; empty: all
 	changes []AlterPartition // opAlterPartitions
 	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter
-	level   uint8            // opFinalizeLevel; 0: the leader's newest
+	level   uint8            // opFinalizeLevel
 }
 
 type requestOp uint8
