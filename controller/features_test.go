@@ -14,7 +14,7 @@ import (
 )
 
 func gateCommands() []Command {
-	return append(sampleCommands(), UnregisterBroker{ID: 4, Epoch: 2}, FinalizeCommandVersion{Level: 9})
+	return append(sampleCommands(), UnregisterBroker{ID: 4, Epoch: 2})
 }
 
 // At every level a command is written in that version's layout (the
