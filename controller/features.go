@@ -270,11 +270,17 @@ func (n *Node) encode(dst []byte, c Command) ([]byte, error) {
 		return nil, err
 	}
 	b, err := appendCommandAt(dst, c, level)
+	return b, n.explain(err)
+}
+
+// explain adds to a refusal of a command newer than the level the nodes
+// that lack the version it needs.
+func (n *Node) explain(err error) error {
 	var el errLevel
 	if errors.As(err, &el) {
-		return nil, fmt.Errorf("%w (%s)", err, n.lackingNote(el.need))
+		return fmt.Errorf("%w (%s)", err, n.lackingNote(el.need))
 	}
-	return b, err
+	return err
 }
 
 // appendRequest is r's encoding at this node's level, with the refusal
@@ -285,11 +291,7 @@ func (n *Node) appendRequest(r request) ([]byte, error) {
 		return nil, err
 	}
 	b, err := appendRequestAt(nil, r, level)
-	var el errLevel
-	if errors.As(err, &el) {
-		return nil, fmt.Errorf("%w (%s)", err, n.lackingNote(el.need))
-	}
-	return b, err
+	return b, n.explain(err)
 }
 
 // lackingNote says which nodes lack level, for an error message.
