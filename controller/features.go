@@ -37,8 +37,9 @@ import (
 //     build that is stopped, or about to join, cannot say it would be
 //     left behind, and a raise cannot be undone.
 //   - A node whose newest version is below the level refuses to register
-//     itself (it checks after a read barrier), and the leader never
-//     registers on its behalf a member whose tags exclude the level.
+//     itself (the leader checks its newest against the level first,
+//     opCheckLevel), and the leader never registers on its behalf a
+//     member whose tags exclude the level.
 //
 // Where the level comes from, deterministically on every replica:
 // FinalizeCommandVersion sets it; any applied command written at a
@@ -245,6 +246,34 @@ func (n *Node) Features() (Features, error) {
 	}
 	slices.SortFunc(f.Nodes, func(a, b NodeVersions) int { return int(a.ID) - int(b.ID) })
 	return f, nil
+}
+
+// checkOwnLevel refuses (ErrCommandVersion) when the finalized level, as
+// this node's metadata or the leader's shows it, is above this node's
+// newest version. A leader of a build before the gate does not know the
+// check (ErrCorrupt): it has no level, so there is nothing to refuse.
+func (n *Node) checkOwnLevel(ctx context.Context) error {
+	if _, err := n.level(); err != nil {
+		return err
+	}
+	_, _, err := n.write(ctx, request{op: opCheckLevel, broker: n.self.ID, level: n.cfg.MaxCommandVersion})
+	if errors.Is(err, ErrCorrupt) {
+		return nil
+	}
+	return err
+}
+
+// checkLevel runs opCheckLevel on the leader: broker's newest version is
+// max.
+func (n *Node) checkLevel(ctx context.Context, broker int32, max uint8) error {
+	if err := n.barrier(ctx); err != nil {
+		return fmt.Errorf("check command version: %w", err)
+	}
+	if l := n.Metadata().CommandLevel; l > max {
+		return fmt.Errorf("%w: broker %d supports command versions %v; the cluster's finalized command version is %d: run a build that supports it",
+			ErrCommandVersion, broker, VersionRange{Min: MinCommandLevel, Max: max}, l)
+	}
+	return nil
 }
 
 // level is the command version this node writes at: the finalized level,

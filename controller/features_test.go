@@ -330,6 +330,13 @@ func TestRollingUpgradeGate(t *testing.T) {
 	if !errors.Is(err, ErrCommandVersion) || !strings.Contains(err.Error(), "broker 4 supports command versions 3-8; the cluster's finalized command version is 9") {
 		t.Fatalf("old build registering: %v", err)
 	}
+	// The leader's check, whatever n4's own metadata holds yet.
+	if _, _, err := n4.write(ctx, request{op: opCheckLevel, broker: 4, level: 8}); !errors.Is(err, ErrCommandVersion) {
+		t.Fatalf("the leader's check of an old build: %v", err)
+	}
+	if _, _, err := n4.write(ctx, request{op: opCheckLevel, broker: 4, level: 9}); err != nil {
+		t.Fatalf("the leader's check of a new build: %v", err)
+	}
 	mc.startMemberWith(n4, 4, addr(4), false)
 	poll.Until(t, 10*time.Second, "the leader refusing the old build", func() bool {
 		return mc.logs.FilterMessage("membership: broker does not support the finalized command version; refused (upgrade its build)").

@@ -30,8 +30,8 @@ type request struct {
 	server  Server           // opAddVoter, opAddNonvoter
 	topics  []string         // opElectPreferred; empty: all
 	changes []AlterPartition // opAlterPartitions
-	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter
-	level   uint8            // opFinalizeLevel
+	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter, opCheckLevel
+	level   uint8            // opFinalizeLevel; opCheckLevel: the asking node's newest
 }
 
 type requestOp uint8
@@ -56,6 +56,9 @@ const (
 	opDemoteVoter  requestOp = 10
 	// opFinalizeLevel: raise the finalized command version (features.go).
 	opFinalizeLevel requestOp = 11
+	// opCheckLevel: refused when the finalized command version is above
+	// the asking node's newest (features.go); nothing is proposed.
+	opCheckLevel requestOp = 12
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -109,6 +112,9 @@ func appendRequestAt(b []byte, r request, level uint8) ([]byte, error) {
 		}
 	case opFinalizeLevel:
 		b = append(b, r.level)
+	case opCheckLevel:
+		b = binary.AppendVarint(b, int64(r.broker))
+		b = append(b, r.level)
 	}
 	if err != nil {
 		return nil, err
@@ -146,6 +152,8 @@ func decodeRequest(b []byte) (request, error) {
 			r.broker = d.int32()
 		case opFinalizeLevel:
 			r.level = d.byte()
+		case opCheckLevel:
+			r.broker, r.level = d.int32(), d.byte()
 		default:
 			d.fail("unknown request op %d", r.op)
 		}

@@ -73,19 +73,15 @@ func (n *Node) AllocateProducerIDs(ctx context.Context, broker int32, brokerEpoc
 }
 
 // Propose applies c through the leader and returns its result. This
-// node's own registration first reads the metadata up to the leader's
-// (Sync), so a node of a build that lacks the finalized command version
-// refuses itself (ErrCommandVersion) instead of joining an upgraded
-// cluster it cannot follow.
+// node's own registration first has the leader check the finalized
+// command version against this build (ErrCommandVersion), so an old build
+// does not join an upgraded cluster it cannot follow (features.go).
 func (n *Node) Propose(ctx context.Context, c Command) (Result, error) {
 	if c == nil {
 		return Result{}, fmt.Errorf("%w: nil command", ErrCorrupt)
 	}
 	if rb, ok := c.(RegisterBroker); ok && rb.ID == n.self.ID {
-		if err := n.Sync(ctx); err != nil {
-			return Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
-		}
-		if _, err := n.level(); err != nil {
+		if err := n.checkOwnLevel(ctx); err != nil {
 			return Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
 		}
 	}
@@ -345,6 +341,8 @@ func (n *Node) execute(ctx context.Context, r request) (Result, []Election, erro
 	case opFinalizeLevel:
 		res, err := n.finalizeLevel(ctx, r.level)
 		return res, nil, err
+	case opCheckLevel:
+		return Result{}, nil, n.checkLevel(ctx, r.broker, r.level)
 	case opReadIndex:
 		if err := n.barrier(ctx); err != nil {
 			return Result{}, nil, fmt.Errorf("read index: %w", err)
