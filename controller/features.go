@@ -313,8 +313,11 @@ func (n *Node) explain(err error) error {
 }
 
 // appendRequest is r's encoding at this node's level, with the refusal
-// of encode.
+// of encode; a request that carries no command does not depend on it.
 func (n *Node) appendRequest(r request) ([]byte, error) {
+	if r.op != opCommand && r.op != opAlterPartitions {
+		return appendRequestAt(nil, r, CommandVersion)
+	}
 	level, err := n.level()
 	if err != nil {
 		return nil, err
