@@ -278,6 +278,11 @@ type Config struct {
 	// one-voter cluster.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
+	// MaxCommandVersion, for tests only, makes the controller behave as a
+	// build whose newest command version is this one (from
+	// controller.MinCommandLevel); 0: this build's
+	// (controller.CommandVersion). See controller/features.go.
+	MaxCommandVersion uint8
 	// RegisterTimeout bounds how long Start waits for a controller leader
 	// to register this broker (every voter of a new cluster must be
 	// started within it). Default 60 s.

@@ -75,6 +75,7 @@ func (b *Broker) startController(ctx context.Context) error {
 		ElectionTimeout:    b.cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: hb / 2,
 		CommitTimeout:      10 * time.Millisecond,
+		MaxCommandVersion:  b.cfg.MaxCommandVersion,
 	})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)

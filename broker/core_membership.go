@@ -34,3 +34,18 @@ func (b *Broker) AlterClusterMembership(ctx context.Context, op int8, id int32) 
 	b.logger.Info(what, zap.Int32("peer", id))
 	return nil
 }
+
+// FinalizeCommandVersion raises the cluster's finalized controller command
+// version to level (0: this broker's newest) through the
+// controller leader, which refuses it when a broker does not support it
+// or it would lower the level (controller/features.go).
+func (b *Broker) FinalizeCommandVersion(ctx context.Context, level int8) error {
+	if level < 0 {
+		return protocol.ErrInvalidRequest.ErrWithDetail(fmt.Sprintf("command version %d", level))
+	}
+	if err := b.node.FinalizeCommandVersion(ctx, uint8(level)); err != nil {
+		return err
+	}
+	b.logger.Info("controller command version finalized", zap.Uint8("command_version", b.node.Metadata().CommandLevel))
+	return nil
+}

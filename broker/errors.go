@@ -123,7 +123,8 @@ func codeFor(err error) protocol.ErrorCode {
 		return protocol.ErrUnacceptableCredential
 	case errors.Is(err, controller.ErrUnknownUser):
 		return protocol.ErrResourceNotFound
-	case errors.Is(err, controller.ErrInvalidACL), errors.Is(err, controller.ErrMembershipChange), errors.Is(err, controller.ErrBrokerRemoved):
+	case errors.Is(err, controller.ErrInvalidACL), errors.Is(err, controller.ErrMembershipChange), errors.Is(err, controller.ErrBrokerRemoved),
+		errors.Is(err, controller.ErrCommandVersion):
 		return protocol.ErrInvalidRequest
 	case errors.Is(err, controller.ErrClosed):
 		return protocol.ErrBrokerNotAvailable

@@ -62,6 +62,16 @@ func (b *Broker) describeCluster() *protocol.DescribeClusterResponse {
 		out.Brokers = append(out.Brokers, protocol.ClusterBroker{ID: br.ID, Addr: br.Addr, Rack: br.Rack,
 			RaftAddr: br.RaftAddr, Epoch: br.Epoch, State: state})
 	}
+	// As for the servers, an error leaves the gate's nodes out.
+	f, _ := b.node.Features()
+	out.CommandLevel = int8(f.Finalized)
+	for _, n := range f.Nodes {
+		v := protocol.NodeCommandVersions{ID: n.ID}
+		if n.Known {
+			v.Min, v.Max = int8(n.Supported.Min), int8(n.Supported.Max)
+		}
+		out.CommandVersions = append(out.CommandVersions, v)
+	}
 	return out
 }
 
@@ -75,7 +85,11 @@ func (c *conn) handleAlterClusterMembership(h *protocol.RequestHeader, resp *res
 	ctx, cancel := adminContext(req.TimeoutMs)
 	defer cancel()
 	var out protocol.AlterClusterMembershipResponse
-	out.ErrorCode, out.ErrorMessage = ErrorCode(c.b.AlterClusterMembership(ctx, req.Op, req.BrokerID))
+	if req.Op == protocol.MembershipFinalizeCommandVersion {
+		out.ErrorCode, out.ErrorMessage = ErrorCode(c.b.FinalizeCommandVersion(ctx, req.CommandVersion))
+	} else {
+		out.ErrorCode, out.ErrorMessage = ErrorCode(c.b.AlterClusterMembership(ctx, req.Op, req.BrokerID))
+	}
 	c.encode(resp, h, &out)
 	return nil
 }

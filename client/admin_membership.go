@@ -32,6 +32,24 @@ func (c *Client) RemoveVoter(ctx context.Context, id int32) error {
 	return c.alterMembership(ctx, protocol.MembershipRemoveVoter, id, false, "remove voter")
 }
 
+// FinalizeCommandVersion raises the cluster's finalized controller command
+// version to level (0: the newest the answering broker's build knows).
+// Refused (errors.Is protocol.ErrInvalidRequest), with the brokers that
+// stand in the way, while a Raft member or alive broker does not support
+// it, and when it is below the level in force (it is never lowered).
+// Running it again after an unknown outcome is safe.
+func (c *Client) FinalizeCommandVersion(ctx context.Context, level uint8) error {
+	req := &protocol.AlterClusterMembershipRequest{Op: protocol.MembershipFinalizeCommandVersion, TimeoutMs: c.adminTimeoutMs(), CommandVersion: int8(level)}
+	m, err := c.roundTrip(ctx, anyBroker, req, func() protocol.Message { return new(protocol.AlterClusterMembershipResponse) }, true)
+	if err != nil {
+		return fmt.Errorf("finalize command version %d: %w", level, err)
+	}
+	if r := m.(*protocol.AlterClusterMembershipResponse); r.ErrorCode != protocol.NoError {
+		return fmt.Errorf("finalize command version %d: %w", level, r.ErrorCode.ErrWithDetail(r.ErrorMessage))
+	}
+	return nil
+}
+
 func (c *Client) alterMembership(ctx context.Context, op int8, id int32, idempotent bool, what string) error {
 	req := &protocol.AlterClusterMembershipRequest{Op: op, BrokerID: id, TimeoutMs: c.adminTimeoutMs()}
 	m, err := c.roundTrip(ctx, anyBroker, req, func() protocol.Message { return new(protocol.AlterClusterMembershipResponse) }, idempotent)

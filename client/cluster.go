@@ -20,6 +20,23 @@ type ClusterDescription struct {
 	Servers []RaftServer
 	// Brokers are every registered broker, alive or offline, by id.
 	Brokers []BrokerDescription
+	// CommandLevel is the cluster's finalized controller command
+	// version: the controller writes its commands at it (0: none yet, or
+	// a broker too old to say).
+	CommandLevel uint8
+	// CommandVersions are the controller command versions each Raft
+	// member and registered broker supports, by id.
+	CommandVersions []NodeCommandVersions
+}
+
+// NodeCommandVersions is the range of controller command versions one
+// node supports; Known is false when its range is not in gossip (it is
+// down, or runs a build before the gate).
+type NodeCommandVersions struct {
+	ID    int32 `json:"id"`
+	Known bool  `json:"known"`
+	Min   uint8 `json:"min,omitempty"`
+	Max   uint8 `json:"max,omitempty"`
 }
 
 // RaftServer is one member of the controller's Raft group.
@@ -101,7 +118,10 @@ func clusterDescription(r *protocol.DescribeClusterResponse) (ClusterDescription
 	if r.ErrorCode != protocol.NoError {
 		return ClusterDescription{}, fmt.Errorf("describe cluster: %w", r.ErrorCode.Err())
 	}
-	d := ClusterDescription{ClusterID: r.ClusterID, ControllerID: r.ControllerID, RaftTerm: r.RaftTerm}
+	d := ClusterDescription{ClusterID: r.ClusterID, ControllerID: r.ControllerID, RaftTerm: r.RaftTerm, CommandLevel: uint8(r.CommandLevel)}
+	for _, v := range r.CommandVersions {
+		d.CommandVersions = append(d.CommandVersions, NodeCommandVersions{ID: v.ID, Known: v.Min > 0, Min: uint8(v.Min), Max: uint8(v.Max)})
+	}
 	for _, s := range r.Servers {
 		d.Servers = append(d.Servers, RaftServer{ID: s.ID, RaftAddr: s.RaftAddr, Voter: s.Voter})
 	}

@@ -76,6 +76,8 @@ func Apply(m *Metadata, c Command) (*Metadata, Result, error) {
 		next, err = applyAlterGroupConfigs(m, c)
 	case UnregisterBroker:
 		next, err = applyUnregisterBroker(m, c)
+	case FinalizeCommandVersion:
+		next, err = applyFinalizeCommandVersion(m, c)
 	default:
 		return m, Result{}, fmt.Errorf("%w: unknown command %T", ErrCorrupt, c)
 	}

@@ -18,7 +18,8 @@ import (
 // ReportOfflineReplicas, ReportOnlineReplicas, AllocateProducerIDs, the
 // security commands UpsertCredential, DeleteCredential, CreateACLs and
 // DeleteACLs, the move commands CreatePartitions and AlterReassignment,
-// AlterClusterConfigs, AlterGroupConfigs and UnregisterBroker.
+// AlterClusterConfigs, AlterGroupConfigs, UnregisterBroker and
+// FinalizeCommandVersion (features.go).
 type Command interface {
 	// Kind names the command in logs and errors.
 	Kind() CommandKind
@@ -59,6 +60,9 @@ const (
 	KindAlterGroupConfigs CommandKind = 18
 	// KindUnregisterBroker is new in CommandVersion 9 (remove.go).
 	KindUnregisterBroker CommandKind = 19
+	// KindFinalizeCommandVersion raises the finalized command version
+	// (features.go); it decodes at every version.
+	KindFinalizeCommandVersion CommandKind = 20
 )
 
 func (k CommandKind) String() string {
@@ -101,14 +105,17 @@ func (k CommandKind) String() string {
 		return "AlterGroupConfigs"
 	case KindUnregisterBroker:
 		return "UnregisterBroker"
+	case KindFinalizeCommandVersion:
+		return "FinalizeCommandVersion"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// CommandVersion is the encoding version written in the first byte of every
-// command. A replica refuses (as an error result, identically everywhere)
-// a version it does not know; a new version must only be proposed once
-// every replica understands it.
+// CommandVersion is the newest encoding version this build knows, the
+// version written in the first byte of a command. A replica refuses (as an
+// error result) a version it does not know, so commands are written at
+// the cluster's finalized level (Metadata.CommandLevel, features.go), which
+// is raised only once every replica understands it.
 //
 // Version 2 added RegisterBroker.LogsReported and Logs,
 // AlterPartition.HighWatermark and TopicID, and ReportHighWatermarks.
@@ -119,8 +126,9 @@ func (k CommandKind) String() string {
 // CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
 // (clusterconfig.go); version 8 AlterGroupConfigs (groupconfig.go);
 // version 9 UnregisterBroker (remove.go). Older commands, still in the
-// Raft logs of earlier builds, decode with the fields they lack zero; the
-// encoder writes version 9 only.
+// Raft logs of earlier builds, decode with the fields they lack zero. The
+// encoder writes any version from MinCommandLevel (appendCommandAt):
+// since version 3 a version only added kinds, never changed a layout.
 const CommandVersion = 9
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
@@ -472,8 +480,9 @@ func (c ReportOfflineReplicas) appendBody(b []byte) []byte {
 	return b
 }
 
-// AppendCommand appends c's encoding to dst: the version byte, the kind
-// byte, then the body.
+// AppendCommand appends c's encoding at CommandVersion to dst: the
+// version byte, the kind byte, then the body. Nodes write at the
+// finalized level instead (Node.encode).
 func AppendCommand(dst []byte, c Command) []byte {
 	dst = append(dst, CommandVersion, byte(c.Kind()))
 	return c.appendBody(dst)
@@ -481,23 +490,40 @@ func AppendCommand(dst []byte, c Command) []byte {
 
 // DecodeCommand decodes one command. Errors match ErrCorrupt.
 func DecodeCommand(b []byte) (Command, error) {
+	c, _, err := decodeCommandUpTo(b, CommandVersion)
+	return c, err
+}
+
+// decodeCommandUpTo decodes one command of a version up to max (a node
+// standing in for an older build refuses newer ones) and returns it with
+// its version.
+func decodeCommandUpTo(b []byte, max uint8) (Command, uint8, error) {
 	d := &decoder{b: b}
-	c := decodeCommand(d)
+	c, v := decodeCommandVersion(d, max)
 	if err := d.end(); err != nil {
-		return nil, fmt.Errorf("decode command: %w", err)
+		return nil, 0, fmt.Errorf("decode command: %w", err)
 	}
-	return c, nil
+	return c, v, nil
 }
 
 func decodeCommand(d *decoder) Command {
+	c, _ := decodeCommandVersion(d, CommandVersion)
+	return c
+}
+
+func decodeCommandVersion(d *decoder, max uint8) (Command, uint8) {
 	v := d.byte()
-	if d.err == nil && (v < commandVersion1 || v > CommandVersion) {
-		d.fail("command version %d, this build knows %d to %d", v, commandVersion1, CommandVersion)
+	if d.err == nil && (v < commandVersion1 || v > max) {
+		d.fail("command version %d, this build knows %d to %d", v, commandVersion1, max)
 	}
 	kind := CommandKind(d.byte())
 	if d.err != nil {
-		return nil
+		return nil, 0
 	}
+	return decodeBody(d, v, kind), v
+}
+
+func decodeBody(d *decoder, v uint8, kind CommandKind) Command {
 	switch kind {
 	case KindRegisterBroker:
 		c := RegisterBroker{ID: d.int32(), Addr: d.string(), Rack: d.string(), RaftAddr: d.string(), PreviousEpoch: d.varint(), GossipAddr: d.string(), DirID: d.string()}
@@ -614,6 +640,9 @@ func decodeCommand(d *decoder) Command {
 			break
 		}
 		return UnregisterBroker{ID: d.int32(), Epoch: d.varint()}
+	case KindFinalizeCommandVersion:
+		// In every version: see features.go.
+		return FinalizeCommandVersion{Level: d.byte()}
 	}
 	d.fail("unknown command kind %d", kind)
 	return nil

@@ -38,6 +38,7 @@ func sampleCommands() []Command {
 		AlterReassignment{Topic: "orders", TopicID: 4, Partition: 2, Target: []int32{3, 4}},
 		AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "10"}, Remove: []string{ConfigReassignmentThrottle}},
 		AlterGroupConfigs{Group: "workers", Set: map[string]string{ConfigQueueLeaseMs: "10000", ConfigQueueBackoffMs: "1000,5000"}, Remove: []string{ConfigQueueDLQTopic}},
+		FinalizeCommandVersion{Level: 9},
 	}
 }
 

@@ -95,6 +95,11 @@ var (
 	// ErrBrokerRemoved: a registration from the data directory of a
 	// broker an operator removed (UnregisterBroker).
 	ErrBrokerRemoved = errors.New("broker removed from the cluster")
+	// ErrCommandVersion: a command the cluster's finalized command
+	// version does not allow yet, a raise of it some node does not
+	// support or a lowering, or a node whose build lacks the finalized
+	// version (features.go). Nothing was proposed or changed.
+	ErrCommandVersion = errors.New("command version not finalized")
 )
 
 // errorCodes lists the errors a forwarded write's response can carry, so
@@ -113,7 +118,7 @@ var errorCodes = []error{
 	ErrInvalidProducerIDs, ErrProducerIDsExhausted,
 	ErrInvalidCredential, ErrUnknownUser, ErrInvalidACL,
 	ErrInvalidReassignment, ErrNoReassignment, ErrReassignmentInProgress,
-	ErrMembershipChange, ErrBrokerRemoved,
+	ErrMembershipChange, ErrBrokerRemoved, ErrCommandVersion,
 }
 
 // codeOther is an error outside errorCodes: only its message travels.

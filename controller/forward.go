@@ -30,7 +30,8 @@ type request struct {
 	server  Server           // opAddVoter, opAddNonvoter
 	topics  []string         // opElectPreferred; empty: all
 	changes []AlterPartition // opAlterPartitions
-	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter
+	broker  int32            // opRemoveBroker, opPromoteVoter, opDemoteVoter, opCheckLevel
+	level   uint8            // opFinalizeLevel; opCheckLevel: the asking node's newest
 }
 
 type requestOp uint8
@@ -53,6 +54,11 @@ const (
 	opRemoveBroker requestOp = 8
 	opPromoteVoter requestOp = 9
 	opDemoteVoter  requestOp = 10
+	// opFinalizeLevel: raise the finalized command version (features.go).
+	opFinalizeLevel requestOp = 11
+	// opCheckLevel: refused when the finalized command version is above
+	// the asking node's newest (features.go); nothing is proposed.
+	opCheckLevel requestOp = 12
 )
 
 // forwardVersion is the first byte of every request and response.
@@ -65,11 +71,24 @@ const forwardVersion = 1
 // or later asks for producer ids.
 const responseVersion2 = 2
 
+// appendRequest is appendRequestAt at CommandVersion, for tests.
 func appendRequest(b []byte, r request) []byte {
+	b, err := appendRequestAt(b, r, CommandVersion)
+	if err != nil {
+		panic(err) // every command is in CommandVersion
+	}
+	return b
+}
+
+// appendRequestAt encodes r with its commands at command version level
+// (the leader may run a build that knows no newer one); a command the
+// level does not allow is refused (appendCommandAt).
+func appendRequestAt(b []byte, r request, level uint8) ([]byte, error) {
 	b = append(b, forwardVersion, byte(r.op))
+	var err error
 	switch r.op {
 	case opCommand:
-		b = AppendCommand(b, r.command)
+		b, err = appendCommandAt(b, r.command, level)
 	case opCreateTopic:
 		b = appendString(b, r.spec.Name)
 		b = binary.AppendVarint(b, int64(r.spec.Partitions))
@@ -85,10 +104,22 @@ func appendRequest(b []byte, r request) []byte {
 	case opAlterPartitions:
 		b = binary.AppendUvarint(b, uint64(len(r.changes)))
 		for _, c := range r.changes {
-			b = appendString(b, string(AppendCommand(nil, c)))
+			var cb []byte
+			if cb, err = appendCommandAt(nil, c, level); err != nil {
+				break
+			}
+			b = appendString(b, string(cb))
 		}
+	case opFinalizeLevel:
+		b = append(b, r.level)
+	case opCheckLevel:
+		b = binary.AppendVarint(b, int64(r.broker))
+		b = append(b, r.level)
 	}
-	return b
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 func decodeRequest(b []byte) (request, error) {
@@ -119,6 +150,10 @@ func decodeRequest(b []byte) (request, error) {
 		case opReadIndex:
 		case opRemoveBroker, opPromoteVoter, opDemoteVoter:
 			r.broker = d.int32()
+		case opFinalizeLevel:
+			r.level = d.byte()
+		case opCheckLevel:
+			r.broker, r.level = d.int32(), d.byte()
 		default:
 			d.fail("unknown request op %d", r.op)
 		}

@@ -21,6 +21,8 @@ func sampleRequests() []request {
 			{Topic: "t", Partition: 1, PartitionEpoch: 4, Leader: 2, ISR: []int32{2, 3}, BrokerEpochs: []int64{0, 7}, HighWatermark: 99, TopicID: 5},
 			{Topic: "orders", Partition: 0, PartitionEpoch: 1, Leader: 1, ISR: []int32{1}, BrokerEpochs: []int64{0}, HighWatermark: 3, TopicID: 6}}},
 		{op: opReadIndex},
+		{op: opFinalizeLevel, level: 9},
+		{op: opCheckLevel, broker: 4, level: 8},
 	}
 }
 

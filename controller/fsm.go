@@ -27,6 +27,11 @@ type FSM struct {
 	controller int32         // Raft leader's broker id, -1 when unknown
 
 	restores atomic.Int64 // snapshots restored, for tests and stats
+
+	// max is the newest command version (and snapshot layout) this
+	// replica decodes: CommandVersion, lower for a node standing in for
+	// an older build (NodeConfig.MaxCommandVersion).
+	max uint8
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -39,8 +44,11 @@ type ApplyResponse struct {
 }
 
 // NewFSM returns an FSM holding empty metadata.
-func NewFSM() *FSM {
-	f := &FSM{changed: make(chan struct{}), appliedCh: make(chan struct{}), controller: -1}
+func NewFSM() *FSM { return newFSM(CommandVersion) }
+
+// newFSM returns an FSM that decodes command versions up to max.
+func newFSM(max uint8) *FSM {
+	f := &FSM{changed: make(chan struct{}), appliedCh: make(chan struct{}), controller: -1, max: max}
 	f.cur.Store(NewMetadata())
 	return f
 }
@@ -78,9 +86,10 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 
 // Apply implements raft.FSM. It never panics on a bad command: a command
 // that does not decode or is refused yields an ApplyResponse with an error,
-// the same on every replica.
+// the same on every replica. A command written at a version above the
+// finalized level raises the level to it (features.go), refused or not.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	c, err := DecodeCommand(l.Data)
+	c, v, err := decodeCommandUpTo(l.Data, f.max)
 	var resp ApplyResponse
 	if err != nil {
 		resp.Err = err
@@ -88,6 +97,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		cur := f.cur.Load()
 		var next *Metadata
 		next, resp.Result, resp.Err = Apply(cur, c)
+		next = raiseLevel(next, v)
 		if next != cur {
 			f.publish(next)
 		}
@@ -150,7 +160,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // A snapshot that fails its checks is refused and the metadata kept.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	m, index, err := readSnapshot(rc)
+	m, index, err := readSnapshot(rc, f.max)
 	if err != nil {
 		return fmt.Errorf("restore metadata: %w", err)
 	}

@@ -185,6 +185,7 @@ func TestSnapshotVersion1Restores(t *testing.T) {
 		RegisterBroker{ID: 2, Addr: "b:1", RaftAddr: "b:2"},
 		CreateTopic{Name: "t", Configs: map[string]string{ConfigFsync: FsyncAlways}, Replicas: [][]int32{{1, 2}, {2, 1}}},
 		FenceBroker{ID: 2, Epoch: 1})
+	want.CommandLevel = 1 // the layout says the level
 	if index != 9 || !reflect.DeepEqual(m, want) {
 		t.Fatalf("index %d, metadata %+v; want 9, %+v", index, m, want)
 	}
@@ -208,6 +209,7 @@ func TestSnapshotVersion2Restores(t *testing.T) {
 	want.Brokers[2] = &Broker{ID: 2, Addr: "b:1", RaftAddr: "b:2", GossipAddr: "b:3", DirID: "d2", Epoch: 1, State: BrokerOffline}
 	want.Topics["t"] = &Topic{ID: 1, Name: "t", Partitions: []Partition{{Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: -1,
 		LeaderEpoch: 1, PartitionEpoch: 2, CommittedHW: 40, NoCleanLeader: true}}}
+	want.CommandLevel = 2
 	if index != 11 || !reflect.DeepEqual(m, want) {
 		t.Fatalf("index %d, metadata %+v; want 11, %+v", index, m, want)
 	}
@@ -222,6 +224,7 @@ func TestSnapshotKeepsRecovery(t *testing.T) {
 	nt.Partitions[1].RecoveredEpoch, nt.Partitions[1].RecoveryMayLack = 4, 12
 	nt.Partitions[1].Offline = []OfflineMark{{Broker: 2, Reason: "no space left on device"}, {Broker: 3, Reason: "input/output error"}}
 	m.Topics["t"] = nt
+	m.CommandLevel = CommandVersion
 	got, index, err := decodeSnapshot(encodeSnapshot(m, 5))
 	if err != nil || index != 5 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("restored %+v, %d, %v; want %+v", got, index, err, m)

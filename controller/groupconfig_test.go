@@ -29,6 +29,7 @@ func TestAlterGroupConfigs(t *testing.T) {
 		t.Fatal("a group without configs has one")
 	}
 
+	m.CommandLevel = CommandVersion
 	got, index, err := decodeSnapshot(encodeSnapshot(m, 9))
 	if err != nil || index != 9 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("snapshot: %+v, %d, %v; want %+v", got.GroupConfigs, index, err, m.GroupConfigs)
@@ -108,6 +109,7 @@ func TestParseQueueBackoff(t *testing.T) {
 func TestSnapshotVersion7Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
 	v7 := olderSnapshot(t, m, 7, []byte{0, 0})
+	m.CommandLevel = 7
 	got, _, err := decodeSnapshot(v7)
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 7: %v", err)
@@ -115,6 +117,7 @@ func TestSnapshotVersion7Restores(t *testing.T) {
 	// Group ids out of order, or a group with no config, are refused:
 	// one encoding per metadata.
 	m.GroupConfigs = map[string]map[string]string{"b": {ConfigQueueLeaseMs: "1000"}, "a": {ConfigQueueLeaseMs: "1000"}}
+	m.CommandLevel = CommandVersion
 	b := encodeSnapshot(m, 1)
 	body := b[snapshotHeader : len(b)-4]
 	i := strings.Index(string(body), "\x01a")

@@ -56,8 +56,9 @@ type Membership struct {
 	queued   chan struct{} // capacity 1: a wake-up for run
 
 	// Warned about already, so each refusal is logged once; run only.
-	refused     map[int32]string // id → member client address
-	refusedRaft map[int32]string // id → member Raft address
+	refused      map[int32]string       // id → member client address
+	refusedRaft  map[int32]string       // id → member Raft address
+	refusedLevel map[int32]VersionRange // id → member's command versions
 	// spared are the members serf reports failed that Raft still hears
 	// from, since when; reconcile rebuilds it, run rechecks while any.
 	spared map[int32]time.Time
@@ -89,22 +90,24 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		return nil, err
 	}
 	m := &Membership{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		node:        cfg.Node,
-		events:      make(chan serf.Event, 256),
-		queued:      make(chan struct{}, 1),
-		refused:     map[int32]string{},
-		refusedRaft: map[int32]string{},
-		spared:      map[int32]time.Time{},
-		stop:        make(chan struct{}),
-		pumpCh:      make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		node:         cfg.Node,
+		events:       make(chan serf.Event, 256),
+		queued:       make(chan struct{}, 1),
+		refused:      map[int32]string{},
+		refusedRaft:  map[int32]string{},
+		refusedLevel: map[int32]VersionRange{},
+		spared:       map[int32]time.Time{},
+		stop:         make(chan struct{}),
+		pumpCh:       make(chan struct{}),
 	}
 	sc.EventCh = m.events
 	m.serf, err = serf.Create(sc)
 	if err != nil {
 		return nil, fmt.Errorf("membership: start serf on %s: %w", cfg.BindAddr, err)
 	}
+	m.node.setVersionSource(m.commandVersions)
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(2)
 	go m.pump()
@@ -135,6 +138,9 @@ type Member struct {
 	// KafkaAddr is the address of its Kafka listener, "" when it has none.
 	KafkaAddr string `json:"kafka_addr,omitempty"`
 	Status    string `json:"status"` // serf's: alive, leaving, left, failed
+	// CommandVersions is the range of command versions it supports; nil
+	// for a build before the gate (features.go).
+	CommandVersions *VersionRange `json:"command_versions,omitempty"`
 }
 
 // Members returns serf's member list, including this broker. Members
@@ -144,6 +150,18 @@ func (m *Membership) Members() []Member {
 	for _, sm := range m.serf.Members() {
 		if mb, err := parseMember(sm); err == nil {
 			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+// commandVersions is the supported command versions of the members that
+// advertise them.
+func (m *Membership) commandVersions() map[int32]VersionRange {
+	out := map[int32]VersionRange{}
+	for _, mb := range m.Members() {
+		if mb.CommandVersions != nil {
+			out[mb.ID] = *mb.CommandVersions
 		}
 	}
 	return out
@@ -370,6 +388,16 @@ func (m *Membership) ensureRegistered(mb Member) {
 		// directory, registers that id again (remove.go).
 		return
 	}
+	if r := mb.CommandVersions; r != nil && md.CommandLevel != 0 && !r.Includes(md.CommandLevel) {
+		// A build that cannot follow the log at the finalized level.
+		if m.refusedLevel[mb.ID] != *r {
+			m.refusedLevel[mb.ID] = *r
+			m.log.Warn("membership: broker does not support the finalized command version; refused (upgrade its build)",
+				zap.Int32("peer", mb.ID), zap.Stringer("supported", r), zap.Uint8("finalized", md.CommandLevel))
+		}
+		return
+	}
+	delete(m.refusedLevel, mb.ID)
 	if ok && b.State == BrokerAlive && b.Addr != mb.Addr {
 		if m.refused[mb.ID] != mb.Addr {
 			m.refused[mb.ID] = mb.Addr
@@ -534,6 +562,10 @@ const (
 	// tagKafkaAddr is the Kafka listener's advertised address: gossip
 	// only, not in the Raft metadata (kafka/ reads it for Metadata).
 	tagKafkaAddr = "kafka_addr"
+	// tagCommandVersions is the range of command versions the broker
+	// supports, "min-max" (features.go); absent from builds before the
+	// gate.
+	tagCommandVersions = "cmd_versions"
 )
 
 // parseMember reads a broker from a serf member's tags. An error means the
@@ -554,14 +586,23 @@ func parseMember(sm serf.Member) (Member, error) {
 	if sm.Tags[tagAddr] == "" {
 		return Member{}, errors.New("no addr tag")
 	}
+	var versions *VersionRange
+	if t, ok := sm.Tags[tagCommandVersions]; ok {
+		r, err := ParseVersionRange(t)
+		if err != nil {
+			return Member{}, err
+		}
+		versions = &r
+	}
 	return Member{
-		ID:         int32(id),
-		Addr:       sm.Tags[tagAddr],
-		RaftAddr:   sm.Tags[tagRaftAddr],
-		Rack:       sm.Tags[tagRack],
-		KafkaAddr:  sm.Tags[tagKafkaAddr],
-		GossipAddr: net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
-		Status:     sm.Status.String(),
+		CommandVersions: versions,
+		ID:              int32(id),
+		Addr:            sm.Tags[tagAddr],
+		RaftAddr:        sm.Tags[tagRaftAddr],
+		Rack:            sm.Tags[tagRack],
+		KafkaAddr:       sm.Tags[tagKafkaAddr],
+		GossipAddr:      net.JoinHostPort(sm.Addr.String(), strconv.Itoa(int(sm.Port))),
+		Status:          sm.Status.String(),
 	}, nil
 }
 

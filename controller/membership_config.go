@@ -202,6 +202,9 @@ func (c *MembershipConfig) serfConfig() (*serf.Config, error) {
 	if c.KafkaAddr != "" {
 		sc.Tags[tagKafkaAddr] = c.KafkaAddr
 	}
+	if c.Node != nil {
+		sc.Tags[tagCommandVersions] = c.Node.SupportedCommandVersions().String()
+	}
 	if len(c.Key) > 0 {
 		mc.SecretKey = c.Key
 		if len(c.AcceptedKeys) > 0 {

@@ -43,9 +43,16 @@ type memberCluster struct {
 
 func newMemberCluster(t *testing.T, nVoters int, reconcile time.Duration) *memberCluster {
 	t.Helper()
+	return newMemberClusterWith(t, nVoters, reconcile, func(*NodeConfig) {})
+}
+
+// newMemberClusterWith is newMemberCluster with each node's configuration
+// changed by edit.
+func newMemberClusterWith(t *testing.T, nVoters int, reconcile time.Duration, edit func(*NodeConfig)) *memberCluster {
+	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	mc := &memberCluster{
-		testCluster: startTestCluster(t, nVoters, 0),
+		testCluster: startTestClusterWith(t, nVoters, 0, edit),
 		logs:        logs,
 		logger:      zap.New(core),
 		members:     map[int32]*Membership{},

@@ -168,6 +168,11 @@ type Metadata struct {
 	// above the removed one's (R10), and clears the entry. Commands
 	// replace the map, never modify it.
 	Removed map[int32]RemovedBroker `json:"removed,omitempty"`
+	// CommandLevel is the finalized command version: commands are
+	// written at it and snapshots in its layout (features.go). 0 until
+	// the first command of a fresh cluster. Not in a snapshot's body: a
+	// snapshot's layout version is the level.
+	CommandLevel uint8 `json:"command_level"`
 }
 
 // RemovedBroker is what the metadata keeps of a removed broker.

@@ -255,6 +255,7 @@ func TestCreatePartitions(t *testing.T) {
 // not have left.
 func TestSnapshotKeepsMove(t *testing.T) {
 	m := applyAll(t, fourBrokers(t), AlterReassignment{Topic: "t", Partition: 1, Target: []int32{4, 3, 1}})
+	m.CommandLevel = CommandVersion
 	got, index, err := decodeSnapshot(encodeSnapshot(m, 5))
 	if err != nil || index != 5 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("restored %+v, %d, %v; want %+v", got, index, err, m)
@@ -274,6 +275,7 @@ func TestSnapshotKeepsMove(t *testing.T) {
 func TestSnapshotVersion6Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
 	v6 := olderSnapshot(t, m, 6, []byte{0, 0, 0, 0})
+	m.CommandLevel = 6
 	got, index, err := decodeSnapshot(v6)
 	if err != nil || index != 10 || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 6: %v, index %d", err, index)
@@ -298,7 +300,14 @@ func olderSnapshot(t *testing.T, m *Metadata, version byte, tail []byte) []byte 
 	b := append([]byte(snapshotMagic), version, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(b[len(snapshotMagic)+1:], uint32(len(body)))
 	b = append(b, body...)
-	return binary.BigEndian.AppendUint32(b, crc32c(b[len(snapshotMagic):]))
+	b = binary.BigEndian.AppendUint32(b, crc32c(b[len(snapshotMagic):]))
+	// The encoder writes the same bytes at that level (features.go).
+	at := *m
+	at.CommandLevel = version
+	if got := encodeSnapshot(&at, 10); !bytes.Equal(got, b) {
+		t.Errorf("snapshot at command level %d:\n%x\nwant the version %d layout\n%x", version, got, version, b)
+	}
+	return b
 }
 
 // Moves beyond the limits wait in a queue and start, in topic and
@@ -387,5 +396,10 @@ func TestRaisingMoveLimitsStartsQueued(t *testing.T) {
 
 func decodeSnapshotOf(m *Metadata) (*Metadata, error) {
 	got, _, err := decodeSnapshot(encodeSnapshot(m, 1))
+	if err == nil && m.CommandLevel == 0 {
+		// Metadata no command was applied to restores at the newest
+		// level (TestSnapshotLayoutFollowsLevel).
+		got.CommandLevel = 0
+	}
 	return got, err
 }

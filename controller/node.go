@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -101,6 +102,12 @@ type NodeConfig struct {
 	// the writer's goroutine and must be quick.
 	OnCommit func(d time.Duration)
 
+	// MaxCommandVersion is the newest command version (and snapshot
+	// layout) this node decodes and writes, from MinCommandLevel to
+	// CommandVersion; default CommandVersion. Lower only in tests: the
+	// node then behaves as a build whose newest version it is (features.go).
+	MaxCommandVersion uint8
+
 	// StoreProbeInterval is how often a node whose Raft store failed
 	// tries to write to it again (StoreErr); default 2s.
 	StoreProbeInterval time.Duration
@@ -137,6 +144,9 @@ func (c *NodeConfig) applyDefaults() {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	if c.MaxCommandVersion == 0 {
+		c.MaxCommandVersion = CommandVersion
+	}
 }
 
 // Validate names the first bad field.
@@ -150,6 +160,8 @@ func (c *NodeConfig) Validate() error {
 		return errors.New("controller: RaftAddr: empty")
 	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("controller: LeaderLeaseTimeout %v above HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.MaxCommandVersion != 0 && (c.MaxCommandVersion < MinCommandLevel || c.MaxCommandVersion > CommandVersion):
+		return fmt.Errorf("controller: MaxCommandVersion %d: want %d to %d", c.MaxCommandVersion, MinCommandLevel, CommandVersion)
 	}
 	return nil
 }
@@ -170,6 +182,9 @@ type Node struct {
 	store  *raftboltdb.BoltStore
 	health *storeHealth      // of store and the snapshots (StoreErr)
 	trans  *contactTransport // Raft's, noting peers' answers (HeardFrom)
+	// versions, once Membership started, gives the supported command
+	// versions gossip carries (features.go).
+	versions atomic.Pointer[func() map[int32]VersionRange]
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -198,7 +213,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, fsm: NewFSM(), health: newStoreHealth(), leaderChanged: make(chan struct{}), stop: make(chan struct{}),
+	n := &Node{cfg: cfg, log: cfg.Logger, fsm: newFSM(cfg.MaxCommandVersion), health: newStoreHealth(), leaderChanged: make(chan struct{}), stop: make(chan struct{}),
 		storeStop: make(chan struct{}), storeDone: make(chan struct{})}
 	ln := cfg.Listener
 	if ln == nil {

@@ -78,6 +78,7 @@ func TestUnregisterBroker(t *testing.T) {
 func TestSnapshotVersion8Restores(t *testing.T) {
 	m := busyFSM(t).Metadata().Clone()
 	v8 := olderSnapshot(t, m, 8, []byte{0})
+	m.CommandLevel = 8
 	got, _, err := decodeSnapshot(v8)
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("version 8: %v", err)

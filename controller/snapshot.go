@@ -26,6 +26,13 @@ import (
 // the end; version 8 the group configs (appendGroupConfigs), after them;
 // version 9 the removed brokers (appendRemoved), at the end. Older
 // snapshots still restore, with the fields they lack empty.
+//
+// A snapshot is written in the layout of the finalized command level
+// (Metadata.CommandLevel; snapshot and command versions have gone
+// together since version 2), so every replica the level allows can
+// restore it, and it restores that level: the layout version is the
+// level. Metadata of a level below MinCommandLevel is written in layout
+// MinCommandLevel, and of level 0 (nothing applied yet) in the newest.
 const (
 	snapshotMagic   = "SLMS"
 	snapshotVersion = 9
@@ -39,10 +46,28 @@ const (
 	maxSnapshot = 1 << 30
 )
 
-// appendMetadata appends m's canonical encoding: brokers by id, topics by
-// name, configs by key. Equal metadata has equal bytes, which tests use to
-// compare replicas.
-func appendMetadata(b []byte, m *Metadata) []byte {
+// appendMetadata appends m's canonical encoding in the newest layout:
+// brokers by id, topics by name, configs by key. Equal metadata has equal
+// bytes, which tests use to compare replicas.
+func appendMetadata(b []byte, m *Metadata) []byte { return appendMetadataAt(b, m, snapshotVersion) }
+
+// snapshotLayout is the layout a snapshot of metadata at command level
+// is written in.
+func snapshotLayout(level uint8) uint8 {
+	switch {
+	case level == 0 || level >= snapshotVersion:
+		return snapshotVersion
+	case level < MinCommandLevel:
+		return MinCommandLevel
+	}
+	return level
+}
+
+// appendMetadataAt appends m's canonical encoding in layout v (from
+// MinCommandLevel): the sections of later layouts are left out. They are
+// empty at level v: the commands that fill them are refused below the
+// level that introduced them.
+func appendMetadataAt(b []byte, m *Metadata, v uint8) []byte {
 	b = binary.AppendUvarint(b, m.Version)
 	b = binary.AppendUvarint(b, m.NextTopicID)
 	ids := make([]int32, 0, len(m.Brokers))
@@ -90,6 +115,9 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 				b = appendBool(b, r.InISR)
 				b = appendBool(b, r.Wiped)
 			}
+			if v < 4 {
+				continue
+			}
 			b = binary.AppendUvarint(b, uint64(len(p.Offline)))
 			for _, o := range p.Offline {
 				b = binary.AppendVarint(b, int64(o.Broker))
@@ -97,12 +125,21 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 			}
 		}
 	}
-	b = binary.AppendVarint(b, m.NextProducerID)
-	b = appendSecurity(b, m)
-	b = appendMoves(b, m)
-	b = appendConfigs(b, m.Configs)
-	b = appendGroupConfigs(b, m)
-	return appendRemoved(b, m)
+	for _, s := range []struct {
+		from   uint8
+		append func([]byte, *Metadata) []byte
+	}{
+		{5, func(b []byte, m *Metadata) []byte { return binary.AppendVarint(b, m.NextProducerID) }},
+		{6, appendSecurity},
+		{7, func(b []byte, m *Metadata) []byte { return appendConfigs(appendMoves(b, m), m.Configs) }},
+		{8, appendGroupConfigs},
+		{9, appendRemoved},
+	} {
+		if v >= s.from {
+			b = s.append(b, m)
+		}
+	}
+	return b
 }
 
 // appendRemoved writes Metadata.Removed: a count, then each broker id
@@ -337,25 +374,34 @@ func decodeMove(d *decoder, p *Partition) {
 	}
 }
 
-// encodeSnapshot returns the snapshot of m at log index.
+// encodeSnapshot returns the snapshot of m at log index, in the layout of
+// its command level.
 func encodeSnapshot(m *Metadata, index uint64) []byte {
+	v := snapshotLayout(m.CommandLevel)
 	b := make([]byte, snapshotHeader, snapshotHeader+256)
 	copy(b, snapshotMagic)
-	b[len(snapshotMagic)] = snapshotVersion
+	b[len(snapshotMagic)] = v
 	b = binary.AppendUvarint(b, index)
-	b = appendMetadata(b, m)
+	b = appendMetadataAt(b, m, v)
 	binary.BigEndian.PutUint32(b[len(snapshotMagic)+1:], uint32(len(b)-snapshotHeader))
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[len(snapshotMagic):], crcTable))
 }
 
 // decodeSnapshot checks and decodes a snapshot. Errors match ErrCorrupt.
 func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
+	return decodeSnapshotUpTo(b, snapshotVersion)
+}
+
+// decodeSnapshotUpTo decodes a snapshot of a layout up to max (a node
+// standing in for an older build refuses newer ones). The metadata's
+// command level is the layout version.
+func decodeSnapshotUpTo(b []byte, max uint8) (*Metadata, uint64, error) {
 	if len(b) < snapshotHeader+4 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, 0, fmt.Errorf("%w: snapshot: bad header", ErrCorrupt)
 	}
 	v := b[len(snapshotMagic)]
-	if v < snapshotVersion1 || v > snapshotVersion {
-		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d to %d", ErrCorrupt, v, snapshotVersion1, snapshotVersion)
+	if v < snapshotVersion1 || v > min(max, snapshotVersion) {
+		return nil, 0, fmt.Errorf("%w: snapshot version %d, this build knows %d to %d", ErrCorrupt, v, snapshotVersion1, min(max, snapshotVersion))
 	}
 	n := binary.BigEndian.Uint32(b[len(snapshotMagic)+1:])
 	if uint64(n) != uint64(len(b)-snapshotHeader-4) {
@@ -371,11 +417,13 @@ func decodeSnapshot(b []byte) (*Metadata, uint64, error) {
 	if err := d.end(); err != nil {
 		return nil, 0, fmt.Errorf("snapshot: %w", err)
 	}
+	m.CommandLevel = v
 	return m, index, nil
 }
 
-// readSnapshot reads a whole snapshot from r, at most maxSnapshot bytes.
-func readSnapshot(r io.Reader) (*Metadata, uint64, error) {
+// readSnapshot reads a whole snapshot from r, at most maxSnapshot bytes,
+// of a layout up to max.
+func readSnapshot(r io.Reader, max uint8) (*Metadata, uint64, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxSnapshot+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("snapshot: read: %w", err)
@@ -383,5 +431,5 @@ func readSnapshot(r io.Reader) (*Metadata, uint64, error) {
 	if len(b) > maxSnapshot {
 		return nil, 0, fmt.Errorf("%w: snapshot larger than %d bytes", ErrCorrupt, maxSnapshot)
 	}
-	return decodeSnapshot(b)
+	return decodeSnapshotUpTo(b, max)
 }

@@ -72,10 +72,18 @@ func (n *Node) AllocateProducerIDs(ctx context.Context, broker int32, brokerEpoc
 	return res.ProducerIDs, nil
 }
 
-// Propose applies c through the leader and returns its result.
+// Propose applies c through the leader and returns its result. This
+// node's own registration first has the leader check the finalized
+// command version against this build (ErrCommandVersion), so an old build
+// does not join an upgraded cluster it cannot follow (features.go).
 func (n *Node) Propose(ctx context.Context, c Command) (Result, error) {
 	if c == nil {
 		return Result{}, fmt.Errorf("%w: nil command", ErrCorrupt)
+	}
+	if rb, ok := c.(RegisterBroker); ok && rb.ID == n.self.ID {
+		if err := n.checkOwnLevel(ctx); err != nil {
+			return Result{}, fmt.Errorf("%v: %w", c.Kind(), err)
+		}
 	}
 	res, _, err := n.write(ctx, request{op: opCommand, command: c})
 	return res, err
@@ -199,7 +207,10 @@ func (n *Node) write(ctx context.Context, r request) (Result, []Election, error)
 			}
 		} else if to, ok := n.target(&hint, &next); ok {
 			if req == nil {
-				req = appendRequest(nil, r)
+				var err error
+				if req, err = n.appendRequest(r); err != nil {
+					return Result{}, nil, err
+				}
 			}
 			resp, err := n.forward(ctx, to, req)
 			switch {
@@ -327,6 +338,11 @@ func (n *Node) execute(ctx context.Context, r request) (Result, []Election, erro
 	case opDemoteVoter:
 		res, err := n.demoteVoter(ctx, r.broker)
 		return res, nil, err
+	case opFinalizeLevel:
+		res, err := n.finalizeLevel(ctx, r.level)
+		return res, nil, err
+	case opCheckLevel:
+		return Result{}, nil, n.checkLevel(ctx, r.broker, r.level)
 	case opReadIndex:
 		if err := n.barrier(ctx); err != nil {
 			return Result{}, nil, fmt.Errorf("read index: %w", err)
@@ -382,10 +398,23 @@ func (n *Node) propose(ctx context.Context, c Command) (ApplyResponse, error) {
 }
 
 // start hands c to Raft without waiting for it: commands started back to
-// back are committed in groups (one log write for many).
+// back are committed in groups (one log write for many). c is written at
+// the finalized command level; a command the level does not allow is
+// not proposed, and its future holds the refusal.
 func (n *Node) start(ctx context.Context, c Command) raft.ApplyFuture {
-	return n.raft.Apply(AppendCommand(nil, c), n.timeout(ctx))
+	b, err := n.encode(nil, c)
+	if err != nil {
+		return refusedFuture{err}
+	}
+	return n.raft.Apply(b, n.timeout(ctx))
 }
+
+// refusedFuture is the future of a command refused before Raft saw it.
+type refusedFuture struct{ err error }
+
+func (f refusedFuture) Error() error          { return f.err }
+func (f refusedFuture) Index() uint64         { return 0 }
+func (f refusedFuture) Response() interface{} { return nil }
 
 // finish waits for the command c that start returned f for, and returns
 // the FSM's answer, as propose does; started is when c was started, for

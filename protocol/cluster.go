@@ -89,6 +89,29 @@ type DescribeClusterResponse struct {
 	RaftTerm int64
 	Servers  []RaftServer
 	Brokers  []ClusterBroker
+	// CommandLevel (version 2) is the cluster's finalized controller
+	// command version, 0 when none yet or from an older answer.
+	CommandLevel int8
+	// CommandVersions (version 2) is, for each Raft member and registered
+	// broker by id, the range of command versions it supports (0-0 when
+	// unknown: down, or a build before the gate).
+	CommandVersions []NodeCommandVersions
+}
+
+// NodeCommandVersions is the range of controller command versions one
+// node supports.
+type NodeCommandVersions struct {
+	ID  int32
+	Min int8
+	Max int8
+}
+
+func (v *NodeCommandVersions) append(dst []byte) []byte {
+	return appendInt8(appendInt8(appendInt32(dst, v.ID), v.Min), v.Max)
+}
+
+func (v *NodeCommandVersions) decode(d *Decoder) {
+	v.ID, v.Min, v.Max = d.int32("id"), d.int8("min"), d.int8("max")
 }
 
 // RaftServer is one member of the controller's Raft group.
@@ -120,13 +143,18 @@ func (r *DescribeClusterResponse) Append(dst []byte, version int16) []byte {
 		dst = appendInt64(dst, r.RaftTerm)
 	}
 	dst = appendArray(dst, r.Servers, (*RaftServer).append)
-	return appendArray(dst, r.Brokers, (*ClusterBroker).append)
+	dst = appendArray(dst, r.Brokers, (*ClusterBroker).append)
+	if version >= 2 {
+		dst = appendInt8(dst, r.CommandLevel)
+		dst = appendArray(dst, r.CommandVersions, (*NodeCommandVersions).append)
+	}
+	return dst
 }
 
 // Decode parses the body.
 func (r *DescribeClusterResponse) Decode(d *Decoder, version int16) error {
 	if d.beginMessage(DescribeCluster, true, version) != nil || d.errorOnly(&r.ErrorCode) {
-		*r = DescribeClusterResponse{ErrorCode: r.ErrorCode, Servers: r.Servers[:0], Brokers: r.Brokers[:0]}
+		*r = DescribeClusterResponse{ErrorCode: r.ErrorCode, Servers: r.Servers[:0], Brokers: r.Brokers[:0], CommandVersions: r.CommandVersions[:0]}
 		return d.err
 	}
 	r.ClusterID = d.string("cluster_id", r.ClusterID)
@@ -137,6 +165,11 @@ func (r *DescribeClusterResponse) Decode(d *Decoder, version int16) error {
 	}
 	r.Servers = decodeArray(d, "servers", 7, r.Servers, (*RaftServer).decode)
 	r.Brokers = decodeArray(d, "brokers", 21, r.Brokers, (*ClusterBroker).decode)
+	r.CommandLevel, r.CommandVersions = 0, r.CommandVersions[:0]
+	if version >= 2 {
+		r.CommandLevel = d.int8("command_level")
+		r.CommandVersions = decodeArray(d, "command_versions", 6, r.CommandVersions, (*NodeCommandVersions).decode)
+	}
 	return d.finish()
 }
 
@@ -180,6 +213,10 @@ const (
 	MembershipAddVoter int8 = 2
 	// MembershipRemoveVoter demotes a Raft voter to a non-voter.
 	MembershipRemoveVoter int8 = 3
+	// MembershipFinalizeCommandVersion (version 1) raises the cluster's
+	// finalized controller command version to CommandVersion (0: the
+	// newest the answering broker's build knows); BrokerID is not used.
+	MembershipFinalizeCommandVersion int8 = 4
 )
 
 // AlterClusterMembershipRequest changes who is in the cluster: remove a
@@ -187,9 +224,12 @@ const (
 // it and forwards it to the controller leader, which checks it (a
 // refusal names why) and applies it.
 type AlterClusterMembershipRequest struct {
-	Op        int8 // MembershipRemove, MembershipAddVoter or MembershipRemoveVoter
+	Op        int8 // MembershipRemove, MembershipAddVoter, MembershipRemoveVoter or MembershipFinalizeCommandVersion
 	BrokerID  int32
 	TimeoutMs int32
+	// CommandVersion (version 1) is the level of
+	// MembershipFinalizeCommandVersion.
+	CommandVersion int8
 }
 
 // Key returns AlterClusterMembership.
@@ -199,7 +239,11 @@ func (*AlterClusterMembershipRequest) Key() APIKey { return AlterClusterMembersh
 func (r *AlterClusterMembershipRequest) Append(dst []byte, version int16) []byte {
 	dst = appendInt8(dst, r.Op)
 	dst = appendInt32(dst, r.BrokerID)
-	return appendInt32(dst, r.TimeoutMs)
+	dst = appendInt32(dst, r.TimeoutMs)
+	if version >= 1 {
+		dst = appendInt8(dst, r.CommandVersion)
+	}
+	return dst
 }
 
 // Decode parses the body.
@@ -210,6 +254,10 @@ func (r *AlterClusterMembershipRequest) Decode(d *Decoder, version int16) error 
 	r.Op = d.int8("op")
 	r.BrokerID = d.int32("broker_id")
 	r.TimeoutMs = d.int32("timeout_ms")
+	r.CommandVersion = 0
+	if version >= 1 {
+		r.CommandVersion = d.int8("command_version")
+	}
 	return d.finish()
 }
 

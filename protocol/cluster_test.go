@@ -53,6 +53,26 @@ func TestClusterFieldsByVersion(t *testing.T) {
 	if len(c.Append(nil, 0)) != len(c.Append(nil, 1))-8 {
 		t.Fatal("DescribeCluster version 0 encoding changed")
 	}
+	// Version 2 carries the command-version gate; version 1 leaves
+	// nothing of it behind in a reused struct.
+	c.CommandLevel, c.CommandVersions = 8, []NodeCommandVersions{{ID: 1, Min: 3, Max: 9}}
+	if err := Decode(&gc, c.Append(nil, 2), 2); err != nil || gc.CommandLevel != 8 || len(gc.CommandVersions) != 1 || gc.CommandVersions[0] != c.CommandVersions[0] {
+		t.Fatalf("cluster v2: %+v, %v", gc, err)
+	}
+	if err := Decode(&gc, c.Append(nil, 1), 1); err != nil || gc.CommandLevel != 0 || len(gc.CommandVersions) != 0 || gc.RaftTerm != 9 {
+		t.Fatalf("cluster v1 after v2: %+v, %v", gc, err)
+	}
+	if len(c.Append(nil, 1)) != len(c.Append(nil, 2))-1-4-6 {
+		t.Fatal("DescribeCluster version 1 encoding changed")
+	}
+	m := &AlterClusterMembershipRequest{Op: MembershipFinalizeCommandVersion, TimeoutMs: 5, CommandVersion: 9}
+	var gm AlterClusterMembershipRequest
+	if err := Decode(&gm, m.Append(nil, 1), 1); err != nil || gm != *m {
+		t.Fatalf("membership v1: %+v, %v", gm, err)
+	}
+	if err := Decode(&gm, m.Append(nil, 0), 0); err != nil || gm.CommandVersion != 0 || gm.TimeoutMs != 5 {
+		t.Fatalf("membership v0 after v1: %+v, %v", gm, err)
+	}
 	const why = "controller store failed: no space left on device"
 	r := &DescribeReplicasResponse{BrokerID: 2, Replicas: []ReplicaInfo{{Topic: "t", ErrorMessage: "m"}}, ControllerStoreError: why}
 	var gr DescribeReplicasResponse

@@ -166,7 +166,7 @@ var apiTable = [...]apiInfo{
 // minus InternalKeyBase.
 var internalTable = [...]apiInfo{
 	ControllerForward - InternalKeyBase: row("ControllerForward", 0, 0, func() Message { return new(ControllerForwardRequest) }, func() Message { return new(ControllerForwardResponse) }),
-	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 1, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
+	DescribeCluster - InternalKeyBase:   row("DescribeCluster", 0, 2, func() Message { return new(DescribeClusterRequest) }, func() Message { return new(DescribeClusterResponse) }),
 	DescribeReplicas - InternalKeyBase:  row("DescribeReplicas", 0, 4, func() Message { return new(DescribeReplicasRequest) }, func() Message { return new(DescribeReplicasResponse) }),
 
 	QueueReceive - InternalKeyBase:       row("QueueReceive", 0, 2, func() Message { return new(QueueReceiveRequest) }, func() Message { return new(QueueReceiveResponse) }),
@@ -174,7 +174,7 @@ var internalTable = [...]apiInfo{
 	DescribeQueueGroup - InternalKeyBase: row("DescribeQueueGroup", 0, 0, func() Message { return new(DescribeQueueGroupRequest) }, func() Message { return new(DescribeQueueGroupResponse) }),
 	ResetQueueGroup - InternalKeyBase:    row("ResetQueueGroup", 0, 0, func() Message { return new(ResetQueueGroupRequest) }, func() Message { return new(ResetQueueGroupResponse) }),
 
-	AlterClusterMembership - InternalKeyBase: row("AlterClusterMembership", 0, 0, func() Message { return new(AlterClusterMembershipRequest) },
+	AlterClusterMembership - InternalKeyBase: row("AlterClusterMembership", 0, 1, func() Message { return new(AlterClusterMembershipRequest) },
 		func() Message { return new(AlterClusterMembershipResponse) }),
 }
 

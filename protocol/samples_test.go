@@ -102,7 +102,8 @@ func sampleResponses() []Message {
 		&DescribeClusterResponse{ClusterID: "c-1", ControllerID: 2, RaftTerm: 7,
 			Servers: []RaftServer{{ID: 1, RaftAddr: "b1:7093", Voter: true}, {ID: 4, RaftAddr: "b4:7093"}},
 			Brokers: []ClusterBroker{{ID: 1, Addr: "b1:7092", Rack: "r1", RaftAddr: "b1:7093", Epoch: 3, State: BrokerStateAlive},
-				{ID: 4, Addr: "b4:7092", RaftAddr: "b4:7093", Epoch: 1, State: BrokerStateOffline}}},
+				{ID: 4, Addr: "b4:7092", RaftAddr: "b4:7093", Epoch: 1, State: BrokerStateOffline}},
+			CommandLevel: 8, CommandVersions: []NodeCommandVersions{{ID: 1, Min: 3, Max: 9}, {ID: 4}}},
 		&OffsetForLeaderEpochResponse{ThrottleMs: 1, Topics: []OffsetForLeaderEpochTopicResult{{Name: "orders", Partitions: []EpochEndOffset{
 			{Partition: 0, LeaderEpoch: 4, EndOffset: 1500},
 			{Partition: 3, ErrorCode: ErrFencedLeaderEpoch, LeaderEpoch: -1, EndOffset: -1}}}}},

@@ -270,6 +270,8 @@ keyring instead. docs/security.md walks through a setup.`,
 	f.StringVar(&web.auth, "http-auth", "", "authentication on the HTTP endpoint but /healthz and /readyz: required (HTTP Basic with a sluice user's password, over TLS only, or a verified client certificate) or none (anonymous, still under --authorizer); default: required with --require-auth, else none")
 	f.StringVar(&web.level, "metrics-level", "info", "metrics detail: info (per broker, API and topic) or debug (adds per-partition series)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.Uint8Var(&cfg.MaxCommandVersion, "max-command-version", 0, "for tests: behave as a build whose newest controller command version is this one (a rolling upgrade's old build); 0: this build's")
+	_ = f.MarkHidden("max-command-version")
 	tlsOpts.register(f)
 	sec.flags(f)
 	return cmd

@@ -28,11 +28,12 @@ func newClusterCmd(g *globals) *cobra.Command {
   sluice cluster drain 2
   sluice cluster remove 2
   sluice cluster add-voter 4
-  sluice cluster remove-voter 3`,
+  sluice cluster remove-voter 3
+  sluice cluster features upgrade`,
 	}
 	cmd.AddCommand(newClusterStatusCmd(g), newClusterBrokersCmd(g), newClusterRebalanceLeadersCmd(g), newClusterReassignCmd(g),
 		newClusterConfigCmd(g), newClusterRebalanceCmd(g), newClusterDrainCmd(g), newClusterRemoveCmd(g), newClusterAddVoterCmd(g),
-		newClusterRemoveVoterCmd(g))
+		newClusterRemoveVoterCmd(g), newClusterFeaturesCmd(g))
 	return cmd
 }
 
