@@ -47,6 +47,15 @@ func membershipCmd(g *globals, use, short, long, example, done string, call func
 	}
 }
 
+// removeBroker removes broker id, then clears its draining mark (a broker
+// joining later under its id is a new one).
+func removeBroker(cl *client.Client, ctx context.Context, id int32) error {
+	if err := cl.RemoveBroker(ctx, id); err != nil {
+		return err
+	}
+	return setDraining(ctx, cl, id, false)
+}
+
 func newClusterRemoveCmd(g *globals) *cobra.Command {
 	return membershipCmd(g, "remove BROKER",
 		"Remove a stopped, drained broker from the cluster: the broker registry and the controller's Raft group",
@@ -69,7 +78,7 @@ after a failure finishes what is left.`,
   sluice cluster reassign --list        # until no move is left
   # stop broker 4 (SIGTERM), then:
   sluice cluster remove 4`,
-		"removed from the cluster", (*client.Client).RemoveBroker)
+		"removed from the cluster", removeBroker)
 }
 
 func newClusterAddVoterCmd(g *globals) *cobra.Command {
