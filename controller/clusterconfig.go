@@ -69,7 +69,7 @@ var clusterConfigDefs = map[string]ConfigDef{
 	ConfigAutoBalanceDiskThreshold: {Key: ConfigAutoBalanceDiskThreshold, Default: "85",
 		Doc: "with auto.balance=continuous, the disk usage (percent of the file system of a broker's data directory) above which replicas are moved off it to brokers below it", kind: kindInt, min: 1},
 	ConfigBrokersDraining: {Key: ConfigBrokersDraining, Default: "",
-		Doc: "comma-separated ids of the brokers being drained (sluice cluster drain sets it): no new replica is placed on them, and auto.balance (on-join, continuous) moves their replicas away",
+		Doc:  "comma-separated ids of the brokers being drained (sluice cluster drain sets it): no new replica is placed on them, and auto.balance (on-join, continuous) moves their replicas away",
 		kind: kindBrokerIDs},
 }
 
