@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicemq/sluice/balance"
 	"github.com/sluicemq/sluice/client"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
@@ -269,4 +271,97 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// rebalance plans with the partitions' real sizes, as the brokers report
+// them: of the two partitions on the broker that must give one up, the
+// plan moves the small one, and the dry run says how many bytes the move
+// copies. Planned without the sizes, the same cluster moves the big one
+// (the check can fail).
+func TestRebalancePlansWithPartitionSizes(t *testing.T) {
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c.Stop(4)
+	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range cd.Brokers {
+			if b.ID == 4 && b.State != "offline" {
+				return fmt.Errorf("broker 4 %s", b.State)
+			}
+		}
+		return nil
+	})
+	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "sz", Partitions: 6, ReplicationFactor: 1})
+	var on1 []int32 // broker 1's partitions: it gives one up (lowest id among the fullest)
+	for _, p := range td.Partitions {
+		if p.Replicas[0] == 1 {
+			on1 = append(on1, p.Partition)
+		}
+	}
+	if len(on1) != 2 {
+		t.Fatalf("setup: broker 1 holds partitions %v, want 2", on1)
+	}
+	big, small := on1[0], on1[1] // without sizes the planner takes on1[0]
+	prod := c.Client(client.Acks(client.AcksAll), client.RecordPartitioner(client.ManualPartitioner()))
+	value := bytes.Repeat([]byte("b"), 1000)
+	for i := range 200 {
+		if err := prod.ProduceSync(ctx, &client.Record{Topic: "sz", Partition: big, Value: value}); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if err := prod.ProduceSync(ctx, &client.Record{Topic: "sz", Partition: small, Value: []byte("s")}); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(4)
+	var v *clusterView
+	poll.Until(t, 15*time.Second, "broker 4 alive, sizes known", func() error {
+		var err error
+		if v, err = readCluster(ctx, cl); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(v.brokers, func(b client.BrokerDescription) bool { return b.ID == 4 && b.State == "alive" }) {
+			return errors.New("broker 4 not alive")
+		}
+		for _, p := range v.parts {
+			if p.Index == big && p.Bytes < 200_000 {
+				return fmt.Errorf("partition %d: %d bytes", big, p.Bytes)
+			}
+		}
+		return nil
+	})
+	moved := func(plan balance.Plan) []int32 {
+		var out []int32
+		for _, m := range plan.Moves {
+			if !m.Reorder {
+				out = append(out, m.Partition)
+			}
+		}
+		return out
+	}
+	plan, err := v.plan(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := moved(plan); !slices.Equal(got, []int32{small}) {
+		t.Fatalf("plan with sizes moves partitions %v, want [%d] (the small one): %+v", got, small, plan)
+	}
+	for i := range v.parts {
+		v.parts[i].Bytes = 0
+	}
+	if plan, err = v.plan(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := moved(plan); !slices.Equal(got, []int32{big}) {
+		t.Fatalf("plan without sizes moves partitions %v, want [%d]: the test would not tell", got, big)
+	}
+	out, err := runCmd("--brokers", strings.Join(c.Addrs(), ","), "cluster", "rebalance", "--dry-run")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("sz-%d: [1] -> [4] (move ", small)) || strings.Contains(out, "move 0 B") {
+		t.Fatalf("rebalance --dry-run: %v\n%s", err, out)
+	}
+	t.Logf("rebalance --dry-run:\n%s", out)
 }
