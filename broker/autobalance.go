@@ -79,7 +79,7 @@ func (b *Broker) diskLoad(ctx context.Context, md *controller.Metadata) (map[int
 	)
 	for _, id := range md.AliveBrokers() {
 		if id == b.cfg.BrokerID {
-			free, capacity := diskSpace(b.cfg.DataDir)
+			free, capacity := b.cfg.DiskSpace(b.cfg.DataDir)
 			var sizes []protocol.ReplicaInfo
 			for _, r := range b.Replicas(nil, -1) {
 				sizes = append(sizes, protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, LogBytes: r.LogBytes})
