@@ -64,9 +64,9 @@ listing it, new topics and moves never place replicas on it) and from the
 controller's Raft group, voter or non-voter.
 
 Refused, with the reason, unless the broker is stopped (not alive) and
-holds no replica: run sluice cluster drain BROKER first, wait for the
-moves to end (sluice cluster reassign --list), then stop the broker. A
-voter is refused when the voters left would not include a majority of
+holds no replica: run sluice cluster drain BROKER first (it returns once
+the broker holds nothing), then stop the broker. The broker's draining
+mark (brokers.draining) is cleared once it is removed. A voter is refused when the voters left would not include a majority of
 live ones (say, removing a live voter of three while another is down):
 bring the down voter back, or remove the down one.
 
