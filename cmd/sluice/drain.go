@@ -166,11 +166,7 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 		notes = plan.Notes
 		started := 0
 		if len(plan.Moves) > 0 {
-			moves := make([]client.Reassignment, len(plan.Moves))
-			for i, m := range plan.Moves {
-				moves[i] = client.Reassignment{Topic: m.Topic, Partition: m.Partition, Replicas: m.To}
-			}
-			rs, err := cl.AlterReassignments(ctx, moves)
+			rs, err := startMoves(ctx, cl, plan)
 			if err != nil {
 				return err
 			}

@@ -164,6 +164,15 @@ func sizeText(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", f, units[i])
 }
 
+// startMoves starts plan's moves (AlterReassignments), one result each.
+func startMoves(ctx context.Context, cl *client.Client, plan balance.Plan) ([]client.ReassignmentResult, error) {
+	moves := make([]client.Reassignment, len(plan.Moves))
+	for i, m := range plan.Moves {
+		moves[i] = client.Reassignment{Topic: m.Topic, Partition: m.Partition, Replicas: m.To}
+	}
+	return cl.AlterReassignments(ctx, moves)
+}
+
 // runPlan prints plan and, unless dryRun, starts its moves.
 func runPlan(ctx context.Context, cl *client.Client, out io.Writer, plan balance.Plan, dryRun bool) error {
 	for _, m := range plan.Moves {
@@ -184,11 +193,7 @@ func runPlan(ctx context.Context, cl *client.Client, out io.Writer, plan balance
 		fmt.Fprintf(out, "dry run: %d moves planned, none started\n", len(plan.Moves))
 		return nil
 	}
-	moves := make([]client.Reassignment, len(plan.Moves))
-	for i, m := range plan.Moves {
-		moves[i] = client.Reassignment{Topic: m.Topic, Partition: m.Partition, Replicas: m.To}
-	}
-	rs, err := cl.AlterReassignments(ctx, moves)
+	rs, err := startMoves(ctx, cl, plan)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,24 @@ func replicaCounts(ctx context.Context, cl *client.Client, topic string) (map[in
 	return out, nil
 }
 
+// waitBrokerState waits until broker id is in state ("alive",
+// "offline") as the cluster describes it.
+func waitBrokerState(ctx context.Context, t *testing.T, cl *client.Client, id int32, state string) {
+	t.Helper()
+	poll.Until(t, 15*time.Second, fmt.Sprintf("broker %d %s", id, state), func() error {
+		cd, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range cd.Brokers {
+			if b.ID == id && b.State == state {
+				return nil
+			}
+		}
+		return fmt.Errorf("brokers %+v", cd.Brokers)
+	})
+}
+
 // A broker that was down when a topic was created gets its share from
 // cluster rebalance (the dry run starts nothing), and cluster drain then
 // empties another broker: both through the move primitive, ending with
@@ -50,32 +68,10 @@ func TestRebalanceAndDrain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c.Stop(4)
-	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
-		cd, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, b := range cd.Brokers {
-			if b.ID == 4 && b.State != "offline" {
-				return fmt.Errorf("broker 4 %s", b.State)
-			}
-		}
-		return nil
-	})
+	waitBrokerState(ctx, t, cl, 4, "offline")
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "rb", Partitions: 8, ReplicationFactor: 2})
 	c.Restart(4)
-	poll.Until(t, 15*time.Second, "broker 4 alive", func() error {
-		cd, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, b := range cd.Brokers {
-			if b.ID == 4 && b.State == "alive" {
-				return nil
-			}
-		}
-		return fmt.Errorf("not yet")
-	})
+	waitBrokerState(ctx, t, cl, 4, "alive")
 
 	plan, err := planCluster(ctx, cl, nil, 0)
 	if err != nil {
@@ -147,18 +143,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 	}
 	c.Stop(2)
 	addrs = strings.Join(c.Addrs(), ",")
-	poll.Until(t, 15*time.Second, "broker 2 offline", func() error {
-		cd, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, b := range cd.Brokers {
-			if b.ID == 2 && b.State != "offline" {
-				return fmt.Errorf("broker 2 %s", b.State)
-			}
-		}
-		return nil
-	})
+	waitBrokerState(ctx, t, cl, 2, "offline")
 	if out, err := runCmd("--brokers", addrs, "cluster", "remove", "2"); err != nil || !strings.Contains(out, "broker 2 removed from the cluster") {
 		t.Fatalf("remove 2: %v\n%s", err, out)
 	}
@@ -284,18 +269,7 @@ func TestRebalancePlansWithPartitionSizes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c.Stop(4)
-	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
-		cd, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, b := range cd.Brokers {
-			if b.ID == 4 && b.State != "offline" {
-				return fmt.Errorf("broker 4 %s", b.State)
-			}
-		}
-		return nil
-	})
+	waitBrokerState(ctx, t, cl, 4, "offline")
 	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "sz", Partitions: 6, ReplicationFactor: 1})
 	var on1 []int32 // broker 1's partitions: it gives one up (lowest id among the fullest)
 	for _, p := range td.Partitions {
