@@ -99,24 +99,6 @@ func (v *clusterView) left(id int32) drainLeft {
 // drainBroker runs the drain of broker id (see above), writing progress
 // to out.
 func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32, opt drainOptions) error {
-	v, err := readCluster(ctx, cl)
-	if err != nil {
-		return err
-	}
-	if !slices.ContainsFunc(v.brokers, func(b client.BrokerDescription) bool { return b.ID == id }) {
-		return fmt.Errorf("broker %d is not registered", id)
-	}
-	if err := setDraining(ctx, cl, id, true); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "broker %d marked draining (%s): no new replica is placed on it\n", id, controller.ConfigBrokersDraining)
-	if handed, err := moveLeadershipAway(ctx, cl, out, v, id); err != nil {
-		return err
-	} else if handed {
-		if v, err = readCluster(ctx, cl); err != nil {
-			return err
-		}
-	}
 	var deadline time.Time
 	if opt.timeout > 0 {
 		deadline = time.Now().Add(opt.timeout)
@@ -124,6 +106,8 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 	var (
 		start     = time.Now()
 		initial   = -1
+		marked    bool
+		handed    bool
 		stalled   int
 		lastKey   string
 		lastPrint time.Time
@@ -131,26 +115,66 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 		prevAt    time.Time
 		notes     []string
 		refused   = map[string]string{}
+		l         drainLeft
+		// A round that fails on an error (a broker behind on metadata
+		// answers UNKNOWN_TOPIC for a topic just created, a controller
+		// failover) is tried again; maxDrainFailures in a row end the
+		// drain.
+		failures int
+		lastErr  error
 	)
 	for round := 0; ; round++ {
 		if round > 0 {
-			if v, err = readCluster(ctx, cl); err != nil {
-				return err
-			}
-			if !slices.Contains(v.draining, id) {
-				if err := setDraining(ctx, cl, id, true); err != nil {
-					return err
-				}
+			t := time.NewTimer(opt.interval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("drain broker %d: %w; what is left: %s", id, ctx.Err(), leftText(l, 5))
+			case <-t.C:
 			}
 		}
-		l := v.left(id)
+		if failures >= maxDrainFailures {
+			return fmt.Errorf("drain broker %d: %d rounds in a row failed: %w", id, failures, lastErr)
+		}
+		fail := func(err error) { failures, lastErr = failures+1, err }
+		v, err := readCluster(ctx, cl)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		if !slices.ContainsFunc(v.brokers, func(b client.BrokerDescription) bool { return b.ID == id }) {
+			return fmt.Errorf("broker %d is not registered", id)
+		}
+		if !slices.Contains(v.draining, id) {
+			if err := setDraining(ctx, cl, id, true); err != nil {
+				fail(err)
+				continue
+			}
+			if !marked {
+				fmt.Fprintf(out, "broker %d marked draining (%s): no new replica is placed on it\n", id, controller.ConfigBrokersDraining)
+			}
+		}
+		marked = true
+		if !handed {
+			moved, err := moveLeadershipAway(ctx, cl, out, v, id)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			handed = true
+			if moved {
+				continue // plan on the lists and leaders as they are now
+			}
+		}
+		l = v.left(id)
 		if initial < 0 {
 			initial = len(l.held)
 		}
 		if len(l.held) == 0 {
 			held, err := onDisk(ctx, cl, id)
 			if err != nil {
-				return err
+				fail(err)
+				continue
 			}
 			if held == 0 {
 				fmt.Fprintf(out, "broker %d drained in %v: it holds and leads nothing; stop it, then sluice cluster remove %d\n",
@@ -168,7 +192,8 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 		if len(plan.Moves) > 0 {
 			rs, err := startMoves(ctx, cl, plan)
 			if err != nil {
-				return err
+				fail(err)
+				continue
 			}
 			for _, r := range rs {
 				name := fmt.Sprintf("%s-%d", r.Topic, r.Partition)
@@ -184,6 +209,7 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 				}
 			}
 		}
+		failures = 0
 		// Progress: partitions done of those held at the start, moves in
 		// flight, bytes left and an ETA from the last two rounds.
 		eta := "?"
@@ -223,15 +249,12 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 			}
 			return drainError(id, what, l, notes, refused)
 		}
-		t := time.NewTimer(opt.interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("drain broker %d: %w; what is left: %s", id, ctx.Err(), leftText(l, 5))
-		case <-t.C:
-		}
 	}
 }
+
+// maxDrainFailures is how many rounds in a row may fail on an error
+// before a drain gives up.
+const maxDrainFailures = 10
 
 // refusedErrs are the moves the controller refused, by partition.
 func refusedErrs(refused map[string]string) []error {

@@ -53,7 +53,10 @@ func removeBroker(cl *client.Client, ctx context.Context, id int32) error {
 	if err := cl.RemoveBroker(ctx, id); err != nil {
 		return err
 	}
-	return setDraining(ctx, cl, id, false)
+	if err := setDraining(ctx, cl, id, false); err != nil {
+		return fmt.Errorf("broker %d removed, but its draining mark stays (clear it with sluice cluster drain %d --cancel): %w", id, id, err)
+	}
+	return nil
 }
 
 func newClusterRemoveCmd(g *globals) *cobra.Command {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicemq/sluice/balance"
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
 )
@@ -147,9 +148,12 @@ func TestRebalanceAndDrain(t *testing.T) {
 	if out, err := runCmd("--brokers", addrs, "cluster", "remove", "2"); err != nil || !strings.Contains(out, "broker 2 removed from the cluster") {
 		t.Fatalf("remove 2: %v\n%s", err, out)
 	}
-	if v, err := readCluster(ctx, cl); err != nil || len(v.draining) != 0 {
-		t.Fatalf("brokers.draining after the removal: %v, %v", v, err)
-	}
+	poll.Until(t, 5*time.Second, "the mark cleared by the removal", func() error {
+		if v, err := readCluster(ctx, cl); err != nil || len(v.draining) != 0 {
+			return fmt.Errorf("brokers.draining: %v, %v", v, err)
+		}
+		return nil
+	})
 	status, err := runCmd("--brokers", addrs, "cluster", "status")
 	if err != nil || strings.Contains(status, "2@") || !strings.Contains(status, "brokers: 3 alive of 3") {
 		t.Fatalf("status after removing broker 2: %v\n%s", err, status)
@@ -176,7 +180,7 @@ func TestDrainWaitsForMovesInFlight(t *testing.T) {
 			t.Fatalf("record %d: %v", i, err)
 		}
 	}
-	if err := cl.AlterClusterConfigs(ctx, client.SetConfig("reassignment.throttle.bytes.per.sec", "60000")); err != nil {
+	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigReassignmentThrottle, "60000")); err != nil {
 		t.Fatal(err)
 	}
 	// A move of partition 0 that involves the victim: onto it, or (when
@@ -240,9 +244,13 @@ func TestDrainWaitsForMovesInFlight(t *testing.T) {
 	if out, err := runCmd("--brokers", strings.Join(c.Addrs(), ","), "cluster", "drain", "2", "--cancel"); err != nil {
 		t.Fatalf("drain --cancel: %v\n%s", err, out)
 	}
-	if v, err := readCluster(ctx, cl); err != nil || slices.Contains(v.draining, victim) {
-		t.Fatalf("draining after --cancel: %v, %v", v.draining, err)
-	}
+	// The broker answering may not have applied the change yet.
+	poll.Until(t, 5*time.Second, "the mark cleared by --cancel", func() error {
+		if v, err := readCluster(ctx, cl); err != nil || slices.Contains(v.draining, victim) {
+			return fmt.Errorf("draining: %v, %v", v, err)
+		}
+		return nil
+	})
 }
 
 // syncWriter serialises writes to w (a drain's progress, read by the
@@ -338,4 +346,31 @@ func TestRebalancePlansWithPartitionSizes(t *testing.T) {
 		t.Fatalf("rebalance --dry-run: %v\n%s", err, out)
 	}
 	t.Logf("rebalance --dry-run:\n%s", out)
+}
+
+// A drain that cannot finish says so, listing what is left and why: on
+// 3 brokers with RF 3 no broker can take broker 3's replicas, so the
+// drain ends after its stall rounds (and, with a short timeout, after
+// the timeout) with the partitions, "no move yet" and the planner's note.
+func TestDrainThatCannotFinishSaysWhy(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "full", Partitions: 2, ReplicationFactor: 3})
+	var out bytes.Buffer
+	err := drainBroker(ctx, cl, &out, 3, drainOptions{wait: true, timeout: time.Minute, interval: 100 * time.Millisecond, stallRounds: 5})
+	t.Logf("drain:\n%s\nerror: %v", out.String(), err)
+	if err == nil || !strings.Contains(err.Error(), "stuck") || !strings.Contains(err.Error(), "full-0: replicas") ||
+		!strings.Contains(err.Error(), "no move yet") || !strings.Contains(err.Error(), "no broker can take") {
+		t.Fatalf("drain without room: %v", err)
+	}
+	err = drainBroker(ctx, cl, &out, 3, drainOptions{wait: true, timeout: 300 * time.Millisecond, interval: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "timed out after 300ms") || !strings.Contains(err.Error(), "2 partitions still hold it") {
+		t.Fatalf("drain with a short timeout: %v", err)
+	}
+	// The mark keeps new replicas off broker 3: RF 3 no longer fits.
+	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "rf3", Partitions: 1, ReplicationFactor: 3}); err == nil || !strings.Contains(err.Error(), "being drained") {
+		t.Fatalf("RF 3 topic while broker 3 drains: %v", err)
+	}
 }
