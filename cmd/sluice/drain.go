@@ -136,7 +136,10 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 		if failures >= maxDrainFailures {
 			return fmt.Errorf("drain broker %d: %d rounds in a row failed: %w", id, failures, lastErr)
 		}
-		fail := func(err error) { failures, lastErr = failures+1, err }
+		fail := func(err error) {
+			failures, lastErr = failures+1, err
+			fmt.Fprintf(out, "broker %d: round failed, trying again: %v\n", id, err)
+		}
 		v, err := readCluster(ctx, cl)
 		if err != nil {
 			fail(err)
