@@ -17,7 +17,8 @@ import (
 // auto.balance=continuous (controller.DownTracker) while this broker's
 // node leads, and forgets them when it stops leading. A move refused
 // (the partition changed meanwhile) is logged and planned again at a
-// later round.
+// later round. With auto.balance=continuous a round is skipped unless
+// every alive broker answered with its disk usage.
 func (b *Broker) autoBalanceLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.AutoBalanceInterval)
 	defer t.Stop()
@@ -39,6 +40,13 @@ func (b *Broker) autoBalanceLoop(ctx context.Context) {
 		load := controller.Load{Down: down.DownLonger(md.AutoBalanceBrokerDown(), now)}
 		if md.ClusterConfig(controller.ConfigAutoBalance) == controller.AutoBalanceContinuous {
 			load.Disks, load.Bytes = b.diskLoad(ctx, md)
+			// A broker whose disk is unknown would look empty to the
+			// planner, which could move back onto it the replicas an
+			// earlier round shed: plan again when every disk is known.
+			if missing := len(md.AliveBrokers()) - len(load.Disks); missing > 0 {
+				b.logger.Debug("auto balance: round skipped, disk usage unknown", zap.Int("brokers", missing))
+				continue
+			}
 		}
 		moves, notes := controller.PlanAutoBalance(md, load)
 		if len(moves) == 0 {
@@ -79,7 +87,7 @@ func (b *Broker) diskLoad(ctx context.Context, md *controller.Metadata) (map[int
 	)
 	for _, id := range md.AliveBrokers() {
 		if id == b.cfg.BrokerID {
-			free, capacity := diskSpace(b.cfg.DataDir)
+			free, capacity := b.cfg.DiskSpace(b.cfg.DataDir)
 			var sizes []protocol.ReplicaInfo
 			for _, r := range b.Replicas(nil, -1) {
 				sizes = append(sizes, protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, LogBytes: r.LogBytes})

@@ -316,6 +316,12 @@ type Config struct {
 	// running broker; no flag sets it. The Raft store and the data
 	// directory's lock do not go through it.
 	FS vfs.FS
+	// DiskSpace reports the bytes free (to an unprivileged process) and
+	// the size of the file system holding dir, the data directory: what
+	// DescribeReplicas, the broker's status and auto.balance=continuous's
+	// disk goal read. Default statfs(2). For tests: a disk fuller or
+	// emptier than the real one; no flag sets it.
+	DiskSpace func(dir string) (free, capacity int64)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -325,6 +331,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
+	}
+	if c.DiskSpace == nil {
+		c.DiskSpace = diskSpace
 	}
 	if c.RaftAddr == "" {
 		c.RaftAddr = nextAddr(c.ListenAddr, 1)

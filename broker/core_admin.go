@@ -104,7 +104,7 @@ func validateCreate(md *controller.Metadata, spec controller.TopicSpec) error {
 	if _, ok := md.Topics[spec.Name]; ok {
 		return fmt.Errorf("%w: %q", controller.ErrTopicExists, spec.Name)
 	}
-	_, err := controller.Place(md.AliveBrokers(), spec.Partitions, spec.ReplicationFactor, 0)
+	_, err := controller.PlaceNew(md, spec.Partitions, spec.ReplicationFactor, 0)
 	return err
 }
 

@@ -529,7 +529,7 @@ func (b *Broker) FindCoordinator(ctx context.Context, groupID string) (Coordinat
 }
 
 func (b *Broker) createOffsetsTopic(ctx context.Context) error {
-	rf := int16(min(3, len(b.store.Metadata().AliveBrokers())))
+	rf := int16(min(3, len(b.store.Metadata().PlacementBrokers())))
 	errs := b.CreateTopics(ctx, []NewTopic{{
 		Name: OffsetsTopic, Partitions: b.cfg.OffsetsTopicPartitions, ReplicationFactor: max(rf, 1),
 		Configs: []TopicConfig{

@@ -57,7 +57,7 @@ func (c *conn) handleDescribeReplicas(h *protocol.RequestHeader, resp *response)
 	if err := c.b.node.StoreErr(); err != nil {
 		out.ControllerStoreError = err.Error()
 	}
-	out.DiskFree, out.DiskCapacity = diskSpace(c.b.cfg.DataDir)
+	out.DiskFree, out.DiskCapacity = c.b.cfg.DiskSpace(c.b.cfg.DataDir)
 	for _, r := range c.b.Replicas(req.Topics, req.ChecksumUpTo) {
 		ri := protocol.ReplicaInfo{Topic: r.Topic, Partition: r.Partition, Leader: r.Leader, LeaderEpoch: r.LeaderEpoch,
 			StartOffset: r.StartOffset, EndOffset: r.EndOffset, HighWatermark: r.HighWatermark, SyncedOffset: r.SyncedOffset,

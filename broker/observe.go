@@ -253,7 +253,7 @@ func (b *Broker) Stats(partitions bool) Stats {
 	b.budget.mu.Lock()
 	st.MemoryBudget, st.MemoryBudgetUsed = b.budget.size, b.budget.used
 	b.budget.mu.Unlock()
-	st.DiskFree, st.DiskCapacity = diskSpace(b.cfg.DataDir)
+	st.DiskFree, st.DiskCapacity = b.cfg.DiskSpace(b.cfg.DataDir)
 	if !b.ready.Load() {
 		// Starting: the partition manager is being set up (b.parts is
 		// written without a lock before ready is set).

@@ -537,7 +537,7 @@ func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.Q
 		if t := md.Topics[k.Topic]; t != nil {
 			n = int32(len(t.Partitions))
 		}
-		rf := int16(min(3, len(md.AliveBrokers())))
+		rf := int16(min(3, len(md.PlacementBrokers())))
 		errs := b.CreateTopics(ctx, []NewTopic{{Name: topic, Partitions: n, ReplicationFactor: max(rf, 1)}}, false)
 		if err := errs[0]; err != nil && !errors.Is(err, controller.ErrTopicExists) {
 			return fmt.Errorf("create the dead-letter topic %s: %w", topic, err)

@@ -38,6 +38,9 @@ type ReplicaInfo struct {
 	// (DescribeReplicas) or no whole batch lies below the limit.
 	Checksum    uint32
 	ChecksumEnd int64
+	// LogBytes is the size of the replica's log on disk (0 from a broker
+	// too old to say).
+	LogBytes int64
 	// Cleaner is the log cleaner's state of a compacted replica
 	// (cleanup.policy=compact), nil for another or from a broker too old
 	// to say.
@@ -79,6 +82,10 @@ type BrokerReplicas struct {
 	// controller nor stands for election. Nil from a broker too old to
 	// say.
 	ControllerStoreErr error
+	// DiskFree and DiskCapacity are the bytes free (to the broker's
+	// user) and the size of the file system of the broker's data
+	// directory; both 0 when unknown (a broker too old to say).
+	DiskFree, DiskCapacity int64
 	// Err says why the broker gave no answer: unreachable, timed out, or
 	// it does not serve DescribeReplicas (errors.Is(Err,
 	// protocol.ErrUnsupportedVersion)). Replicas is then empty.
@@ -129,28 +136,27 @@ func (c *Client) describeReplicas(ctx context.Context, upTo int64, topics []stri
 		wg.Add(1)
 		go func(br *BrokerReplicas) {
 			defer func() { <-sem; wg.Done() }()
-			br.Replicas, br.ControllerStoreErr, br.Err = c.describeBrokerReplicas(ctx, br.Broker, upTo, topics)
+			br.Replicas, br.ControllerStoreErr, br.DiskFree, br.DiskCapacity, br.Err = c.describeBrokerReplicas(ctx, br.Broker, upTo, topics)
 		}(&out[i])
 	}
 	wg.Wait()
 	return out, nil
 }
 
-// describeBrokerReplicas asks one broker, once: its replicas and its
-// controller store's failure.
-func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int64, topics []string) ([]ReplicaInfo, error, error) {
+// describeBrokerReplicas asks one broker, once: its replicas, its
+// controller store's failure, and its disk's free bytes and size.
+func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int64, topics []string) (_ []ReplicaInfo, storeErr error, free, capacity int64, _ error) {
 	req := &protocol.DescribeReplicasRequest{Topics: topics, ChecksumUpTo: upTo}
 	m, _, err := c.roundTripOnce(ctx, id, req, new(protocol.DescribeReplicasResponse))
 	if err != nil {
-		return nil, nil, fmt.Errorf("broker %d: describe replicas: %w", id, err)
+		return nil, nil, 0, 0, fmt.Errorf("broker %d: describe replicas: %w", id, err)
 	}
 	r := m.(*protocol.DescribeReplicasResponse)
 	if r.BrokerID != id {
 		// The address now belongs to another broker: its replicas are not
 		// broker id's, and showing them as such would mislead.
-		return nil, nil, fmt.Errorf("broker %d: describe replicas: answered by broker %d", id, r.BrokerID)
+		return nil, nil, 0, 0, fmt.Errorf("broker %d: describe replicas: answered by broker %d", id, r.BrokerID)
 	}
-	var storeErr error
 	if r.ControllerStoreError != "" {
 		storeErr = errors.New(r.ControllerStoreError)
 	}
@@ -158,7 +164,7 @@ func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int6
 	for _, ri := range r.Replicas {
 		out = append(out, ReplicaInfo{Topic: ri.Topic, Partition: ri.Partition, Leader: ri.Leader, LeaderEpoch: ri.LeaderEpoch,
 			StartOffset: ri.StartOffset, EndOffset: ri.EndOffset, HighWatermark: ri.HighWatermark, SyncedOffset: ri.SyncedOffset,
-			Checksum: ri.Checksum, ChecksumEnd: ri.ChecksumEnd, Err: ri.ErrorCode.ErrWithDetail(ri.ErrorMessage)})
+			Checksum: ri.Checksum, ChecksumEnd: ri.ChecksumEnd, LogBytes: ri.LogBytes, Err: ri.ErrorCode.ErrWithDetail(ri.ErrorMessage)})
 		if ri.Compacted {
 			ci := &CleanerInfo{CleanBytes: ri.CleanBytes, DirtyBytes: ri.DirtyBytes, Failures: int(ri.CleanerFailures), Err: ri.CleanerError}
 			if ri.LastCleanMs >= 0 {
@@ -170,7 +176,7 @@ func (c *Client) describeBrokerReplicas(ctx context.Context, id int32, upTo int6
 	slices.SortFunc(out, func(a, b ReplicaInfo) int {
 		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
-	return out, storeErr, nil
+	return out, storeErr, r.DiskFree, r.DiskCapacity, nil
 }
 
 // ElectionResult is one partition's preferred-leader election.

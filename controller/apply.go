@@ -569,8 +569,9 @@ func contains(s []int32, x int32) bool {
 }
 
 // PlanCreateTopic validates spec against m and turns it into a command with
-// the replicas placed over m's alive brokers. The controller leader plans,
-// so placement is decided once and the log carries the decision.
+// the replicas placed over m's alive brokers that are not being drained
+// (PlaceNew). The controller leader plans, so placement is decided once
+// and the log carries the decision.
 func PlanCreateTopic(m *Metadata, spec TopicSpec) (CreateTopic, error) {
 	if err := spec.Validate(); err != nil {
 		return CreateTopic{}, err
@@ -578,8 +579,7 @@ func PlanCreateTopic(m *Metadata, spec TopicSpec) (CreateTopic, error) {
 	if _, ok := m.Topics[spec.Name]; ok {
 		return CreateTopic{}, fmt.Errorf("%w: %q", ErrTopicExists, spec.Name)
 	}
-	brokers := RackOrder(m.AliveBrokers(), func(id int32) string { return m.Brokers[id].Rack })
-	placed, err := Place(brokers, spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
+	placed, err := PlaceNew(m, spec.Partitions, spec.ReplicationFactor, int(m.NextTopicID))
 	if err != nil {
 		return CreateTopic{}, err
 	}

@@ -53,6 +53,11 @@ func (d Disk) over(threshold float64) bool {
 // through the move limits and the throttle like any other. Dead brokers
 // are never a target; with on-join they keep their replicas, and disks
 // are not looked at.
+//
+// Brokers being drained (ConfigBrokersDraining) are never a target and,
+// in both modes, are emptied: a drained broker holding a replica is
+// reason enough to plan, and the counts to even are those of the alive
+// brokers not being drained.
 func PlanAutoBalance(m *Metadata, load Load) ([]AlterReassignment, []string) {
 	mode := m.ClusterConfig(ConfigAutoBalance)
 	if mode != AutoBalanceOnJoin && mode != AutoBalanceContinuous {
@@ -61,7 +66,10 @@ func PlanAutoBalance(m *Metadata, load Load) ([]AlterReassignment, []string) {
 	if mode != AutoBalanceContinuous {
 		load = Load{}
 	}
-	alive := m.AliveBrokers()
+	// Brokers being drained take nothing and are emptied, whatever the
+	// mode; the counts to even are those of the brokers that stay.
+	draining := m.DrainingBrokers()
+	alive := m.PlacementBrokers()
 	if len(alive) < 1 {
 		return nil, nil
 	}
@@ -89,10 +97,15 @@ func PlanAutoBalance(m *Metadata, load Load) ([]AlterReassignment, []string) {
 	for _, id := range alive {
 		lo, hi = min(lo, count[id]), max(hi, count[id])
 	}
-	var evacuate, full []int32
+	var evacuate, drained, full []int32
 	for _, id := range load.Down {
-		if count[id] > 0 {
+		if count[id] > 0 && !slices.Contains(draining, id) {
 			evacuate = append(evacuate, id)
+		}
+	}
+	for _, id := range draining {
+		if count[id] > 0 {
+			drained = append(drained, id)
 		}
 	}
 	for _, id := range alive {
@@ -100,14 +113,14 @@ func PlanAutoBalance(m *Metadata, load Load) ([]AlterReassignment, []string) {
 			full = append(full, id)
 		}
 	}
-	if (hi-lo <= 1 || len(alive) < 2) && len(evacuate) == 0 && len(full) == 0 {
+	if (hi-lo <= 1 || len(alive) < 2) && len(evacuate) == 0 && len(drained) == 0 && len(full) == 0 {
 		return nil, nil
 	}
 	brokers := make([]balance.Broker, 0, len(m.Brokers))
 	for _, id := range sortedBrokerIDs(m) {
 		b := m.Brokers[id]
 		d := load.Disks[id]
-		brokers = append(brokers, balance.Broker{ID: id, Rack: b.Rack, Alive: b.State == BrokerAlive, Remove: slices.Contains(load.Down, id),
+		brokers = append(brokers, balance.Broker{ID: id, Rack: b.Rack, Alive: b.State == BrokerAlive, Remove: slices.Contains(load.Down, id) || slices.Contains(draining, id),
 			DiskBytes: d.Used, DiskCapacity: d.Capacity})
 	}
 	plan := balance.Rebalance(brokers, parts, balance.Options{DiskThreshold: threshold})
@@ -118,6 +131,9 @@ func PlanAutoBalance(m *Metadata, load Load) ([]AlterReassignment, []string) {
 	notes := plan.Notes
 	if len(evacuate) > 0 {
 		notes = append(notes, fmt.Sprintf("brokers %v down longer than %s: their replicas are re-created on alive brokers", evacuate, ConfigAutoBalanceBrokerDown))
+	}
+	if len(drained) > 0 {
+		notes = append(notes, fmt.Sprintf("brokers %v are being drained (%s): their replicas move away", drained, ConfigBrokersDraining))
 	}
 	if len(full) > 0 {
 		notes = append(notes, fmt.Sprintf("brokers %v above %s: they shed replicas", full, ConfigAutoBalanceDiskThreshold))

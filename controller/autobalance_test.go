@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,5 +150,66 @@ func TestPlanAutoBalanceDiskThreshold(t *testing.T) {
 	load.Disks[1] = Disk{Used: 70 * gib, Capacity: 100 * gib}
 	if moves, _ := PlanAutoBalance(m, load); moves != nil {
 		t.Fatalf("planned %+v with every disk under the threshold", moves)
+	}
+}
+
+// A broker in brokers.draining takes no replica of a new topic or of a
+// topic's new partitions (creation fails with a clear error when the
+// others are too few), and auto.balance, in either mode, empties it and
+// never moves a replica onto it, even when it is the emptiest broker.
+func TestDrainingBrokerTakesNothing(t *testing.T) {
+	m := applyAll(t, threeBrokers(t),
+		RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty},
+		CreateTopic{Name: "t", Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}, {1, 2}}},
+		AlterClusterConfigs{Set: map[string]string{ConfigBrokersDraining: "2, 4,2"}})
+	if got := m.DrainingBrokers(); !slices.Equal(got, []int32{2, 4}) {
+		t.Fatalf("draining %v, want [2 4]", got)
+	}
+	if got := m.PlacementBrokers(); !slices.Equal(got, []int32{1, 3}) {
+		t.Fatalf("placement brokers %v, want [1 3]", got)
+	}
+	c, err := PlanCreateTopic(m, TopicSpec{Name: "new", Partitions: 6, ReplicationFactor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.Replicas {
+		if contains(r, 2) || contains(r, 4) {
+			t.Fatalf("new topic placed %v on a draining broker", c.Replicas)
+		}
+	}
+	if _, err := PlanCreateTopic(m, TopicSpec{Name: "rf3", Partitions: 1, ReplicationFactor: 3}); err == nil || !errors.Is(err, ErrInvalidReplicationFactor) ||
+		!strings.Contains(err.Error(), "being drained") {
+		t.Fatalf("RF 3 over 2 non-draining brokers: %v", err)
+	}
+	grow, err := PlanCreatePartitions(m, "t", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range grow.Replicas {
+		if contains(r, 2) || contains(r, 4) {
+			t.Fatalf("new partitions placed %v on a draining broker", grow.Replicas)
+		}
+	}
+	if moves, _ := PlanAutoBalance(m, Load{}); moves != nil {
+		t.Fatalf("auto.balance off planned %+v", moves)
+	}
+	for _, mode := range []string{AutoBalanceOnJoin, AutoBalanceContinuous} {
+		m := applyAll(t, m, AlterClusterConfigs{Set: map[string]string{ConfigAutoBalance: mode}})
+		moves, notes := PlanAutoBalance(m, Load{})
+		off2 := 0
+		for _, mv := range moves {
+			if contains(mv.Target, 2) || contains(mv.Target, 4) {
+				t.Fatalf("%s: move %+v onto a draining broker", mode, mv)
+			}
+			if contains(m.Topics["t"].Partitions[mv.Partition].Replicas, 2) {
+				off2++
+			}
+		}
+		if off2 != 3 {
+			t.Fatalf("%s: moves %+v (notes %v) take %d partitions off broker 2, want 3", mode, moves, notes, off2)
+		}
+	}
+	if _, _, err := Apply(m, AlterClusterConfigs{Set: map[string]string{ConfigBrokersDraining: "2,x"}}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("brokers.draining=2,x: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,15 @@ const (
 	// ConfigAutoBalanceDiskThreshold is the percentage of its disk above
 	// which auto.balance=continuous moves replicas off a broker.
 	ConfigAutoBalanceDiskThreshold = "auto.balance.disk.threshold.percent"
+	// ConfigBrokersDraining lists, comma-separated, the brokers being
+	// drained (sluice cluster drain): no new replica is placed on them
+	// (topic creation, partition growth, auto.balance, sluice cluster
+	// rebalance), and auto.balance (on-join or continuous) moves their
+	// replicas away. Being a cluster config, the mark is in the Raft
+	// metadata: it survives a controller failover and outlives the
+	// command that set it. sluice cluster remove clears a removed
+	// broker's id.
+	ConfigBrokersDraining = "brokers.draining"
 )
 
 // Values of ConfigAutoBalance.
@@ -58,6 +68,9 @@ var clusterConfigDefs = map[string]ConfigDef{
 		Doc: "with auto.balance=continuous, how long (ms) a broker must have been down before its replicas are re-created on the alive brokers (15 min)", kind: kindInt, min: 0},
 	ConfigAutoBalanceDiskThreshold: {Key: ConfigAutoBalanceDiskThreshold, Default: "85",
 		Doc: "with auto.balance=continuous, the disk usage (percent of the file system of a broker's data directory) above which replicas are moved off it to brokers below it", kind: kindInt, min: 1},
+	ConfigBrokersDraining: {Key: ConfigBrokersDraining, Default: "",
+		Doc:  "comma-separated ids of the brokers being drained (sluice cluster drain sets it): no new replica is placed on them, and auto.balance (on-join, continuous) moves their replicas away",
+		kind: kindBrokerIDs},
 }
 
 // ClusterConfigDefs returns every cluster config key with its default and
@@ -109,6 +122,42 @@ func (m *Metadata) AutoBalanceBrokerDown() time.Duration {
 // a fraction.
 func (m *Metadata) AutoBalanceDiskThreshold() float64 {
 	return float64(m.clusterInt(ConfigAutoBalanceDiskThreshold)) / 100
+}
+
+// DrainingBrokers is ConfigBrokersDraining's value: the ids, sorted,
+// without repeats (validated on the way in; an id that does not parse is
+// skipped).
+func (m *Metadata) DrainingBrokers() []int32 {
+	ids, _ := ParseBrokerIDs(m.ClusterConfig(ConfigBrokersDraining))
+	return ids
+}
+
+// ParseBrokerIDs parses a comma-separated list of broker ids ("" for
+// none) into sorted ids without repeats.
+func ParseBrokerIDs(s string) ([]int32, error) {
+	var ids []int32
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(f, 10, 32)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%w: broker id %q: want an integer from 0", ErrInvalidConfig, f)
+		}
+		ids = append(ids, int32(n))
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// FormatBrokerIDs is ParseBrokerIDs' inverse: ids, comma-separated.
+func FormatBrokerIDs(ids []int32) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.Itoa(int(id))
+	}
+	return strings.Join(parts, ",")
 }
 
 // ReassignmentThrottle is ConfigReassignmentThrottle's value.

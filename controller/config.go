@@ -65,6 +65,7 @@ const (
 	kindRatio     // a decimal in [0, 1]
 	kindDurations // ParseQueueBackoff's list
 	kindTopic     // a topic name (ValidateTopicName), or "" for none
+	kindBrokerIDs // comma-separated broker ids (ParseBrokerIDs), or "" for none
 )
 
 // ConfigDef describes one topic config key.
@@ -149,6 +150,10 @@ func validateIn(defs map[string]ConfigDef, key, value string) error {
 		}
 		if strings.HasPrefix(value, "__") {
 			return fmt.Errorf("%w: %s=%q: names starting with __ are internal topics'", ErrInvalidConfig, key, value)
+		}
+	case kindBrokerIDs:
+		if _, err := ParseBrokerIDs(value); err != nil {
+			return fmt.Errorf("%s=%q: %w", key, value, err)
 		}
 	case kindRatio:
 		f, err := strconv.ParseFloat(value, 64)

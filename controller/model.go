@@ -293,3 +293,10 @@ func (m *Metadata) AliveBrokers() []int32 {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	return ids
 }
+
+// PlacementBrokers returns, sorted, the brokers new replicas may be
+// placed on: the alive ones not being drained (ConfigBrokersDraining).
+func (m *Metadata) PlacementBrokers() []int32 {
+	draining := m.DrainingBrokers()
+	return slices.DeleteFunc(m.AliveBrokers(), func(id int32) bool { return slices.Contains(draining, id) })
+}

@@ -111,8 +111,8 @@ func decodeAlterReassignment(d *decoder) AlterReassignment {
 }
 
 // PlanCreatePartitions turns a request to grow topic to count partitions
-// into a command, placing the new partitions over m's alive brokers as
-// creation would have placed them.
+// into a command, placing the new partitions over m's alive brokers that
+// are not being drained as creation would have placed them (PlaceNew).
 func PlanCreatePartitions(m *Metadata, topic string, count int32) (CreatePartitions, error) {
 	t, ok := m.Topics[topic]
 	if !ok {
@@ -123,8 +123,7 @@ func PlanCreatePartitions(m *Metadata, topic string, count int32) (CreatePartiti
 		return CreatePartitions{}, fmt.Errorf("%w: %d, topic %q has %d; partitions can only be added, up to %d",
 			ErrInvalidPartitions, count, topic, have, MaxPartitions)
 	}
-	brokers := RackOrder(m.AliveBrokers(), func(id int32) string { return m.Brokers[id].Rack })
-	placed, err := Place(brokers, count, int16(t.ReplicationFactor()), int(t.ID))
+	placed, err := PlaceNew(m, count, int16(t.ReplicationFactor()), int(t.ID))
 	if err != nil {
 		return CreatePartitions{}, err
 	}

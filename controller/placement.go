@@ -5,6 +5,21 @@ import (
 	"sort"
 )
 
+// PlaceNew places n new partitions with replication factor rf as Place
+// does, over m's placement brokers (alive and not being drained,
+// Metadata.PlacementBrokers) in rack order. Topic creation and partition
+// growth, and the broker's checks of them, all place through it.
+func PlaceNew(m *Metadata, n int32, rf int16, start int) ([][]int32, error) {
+	ids := m.PlacementBrokers()
+	placed, err := Place(RackOrder(ids, func(id int32) string { return m.Brokers[id].Rack }), n, rf, start)
+	if err != nil && rf >= 1 && int(rf) > len(ids) {
+		if draining := m.DrainingBrokers(); len(draining) > 0 {
+			return nil, fmt.Errorf("%w (brokers %v are being drained, %s, and take no new replicas)", err, draining, ConfigBrokersDraining)
+		}
+	}
+	return placed, err
+}
+
 // MaxPartitions bounds the partitions of one topic.
 const MaxPartitions = 100000
 

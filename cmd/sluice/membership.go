@@ -47,6 +47,18 @@ func membershipCmd(g *globals, use, short, long, example, done string, call func
 	}
 }
 
+// removeBroker removes broker id, then clears its draining mark (a broker
+// joining later under its id is a new one).
+func removeBroker(cl *client.Client, ctx context.Context, id int32) error {
+	if err := cl.RemoveBroker(ctx, id); err != nil {
+		return err
+	}
+	if err := setDraining(ctx, cl, id, false); err != nil {
+		return fmt.Errorf("broker %d removed, but its draining mark stays (clear it with sluice cluster drain %d --cancel): %w", id, id, err)
+	}
+	return nil
+}
+
 func newClusterRemoveCmd(g *globals) *cobra.Command {
 	return membershipCmd(g, "remove BROKER",
 		"Remove a stopped, drained broker from the cluster: the broker registry and the controller's Raft group",
@@ -55,9 +67,9 @@ listing it, new topics and moves never place replicas on it) and from the
 controller's Raft group, voter or non-voter.
 
 Refused, with the reason, unless the broker is stopped (not alive) and
-holds no replica: run sluice cluster drain BROKER first, wait for the
-moves to end (sluice cluster reassign --list), then stop the broker. A
-voter is refused when the voters left would not include a majority of
+holds no replica: run sluice cluster drain BROKER first (it returns once
+the broker holds nothing), then stop the broker. The broker's draining
+mark (brokers.draining) is cleared once it is removed. A voter is refused when the voters left would not include a majority of
 live ones (say, removing a live voter of three while another is down):
 bring the down voter back, or remove the down one.
 
@@ -69,7 +81,7 @@ after a failure finishes what is left.`,
   sluice cluster reassign --list        # until no move is left
   # stop broker 4 (SIGTERM), then:
   sluice cluster remove 4`,
-		"removed from the cluster", (*client.Client).RemoveBroker)
+		"removed from the cluster", removeBroker)
 }
 
 func newClusterAddVoterCmd(g *globals) *cobra.Command {

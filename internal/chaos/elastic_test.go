@@ -494,8 +494,8 @@ func TestElasticGrow(t *testing.T) {
 }
 
 // TestElasticDrain: `sluice cluster drain 2` on a 4-broker cluster under
-// the acks=all workload on a topic of 12 partitions, RF 3: the moves end
-// with no replica on broker 2 (in the metadata and on its disk), no
+// the acks=all workload on a topic of 12 partitions, RF 3: the command
+// returns once broker 2 is empty, the moves end with no replica on broker 2 (in the metadata and on its disk), no
 // produce failed, the history checks and the replicas are identical.
 func TestElasticDrain(t *testing.T) {
 	h := setupLocal(t, 4, elasticRepro(t.Name()))
@@ -504,6 +504,9 @@ func TestElasticDrain(t *testing.T) {
 	t0 := w.Since()
 	out := h.sluiceCLI("cluster", "drain", "2")
 	t.Logf("sluice cluster drain 2:\n%s", out)
+	if !strings.Contains(out, "broker 2 drained") {
+		t.Fatal("sluice cluster drain 2 returned before broker 2 was empty")
+	}
 	h.waitSettled(topic, 3, 3*time.Minute, func(td client.TopicDescription) error {
 		for _, p := range td.Partitions {
 			if slices.Contains(p.Replicas, 2) {
