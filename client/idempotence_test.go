@@ -354,9 +354,11 @@ func TestIdempotenceDefaults(t *testing.T) {
 // The leader of a partition hangs with a batch in flight and the cluster
 // elects another (issue 13): the producer sees the new leader in metadata
 // it refreshes because the batch stalled, stops waiting on the hung
-// connection and resends there — acknowledged in well under the request
-// timeout, once. Without idempotence the batch fails at once,
-// indeterminate, rather than after the request timeout.
+// connection (moveGrace after seeing the move: the connection answered
+// its handshake less than moveGrace before) and resends there —
+// acknowledged in well under the request timeout, once. Without idempotence the batch fails at once,
+// indeterminate, rather than after the request timeout, and is never
+// resent.
 func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 	for _, idem := range []bool{true, false} {
 		t.Run(fmt.Sprint("idempotent=", idem), func(t *testing.T) {
@@ -364,11 +366,14 @@ func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 			fc.addTopic("t", 1)
 			hung := make(chan struct{})
 			t.Cleanup(func() { close(hung) })
-			var held atomic.Int32
+			var held, toNew atomic.Int32
 			fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
-				if key == protocol.Produce && b.id == 1 {
+				switch {
+				case key == protocol.Produce && b.id == 1:
 					held.Add(1)
 					return action{wait: hung}
+				case key == protocol.Produce:
+					toNew.Add(1)
 				}
 				return action{}
 			})
@@ -400,6 +405,9 @@ func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 			}
 			if !IsIndeterminate(err) {
 				t.Fatalf("got %v, want an indeterminate failure", err)
+			}
+			if n := toNew.Load(); n != 0 {
+				t.Fatalf("%d produce requests to the new leader: a plain producer resent a batch the old leader may have written", n)
 			}
 		})
 	}
