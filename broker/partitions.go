@@ -33,6 +33,10 @@ func (m *partitions) shut(p *partition, state partitionState) *log.Log {
 // recovery will cut, and the snapshot would be dropped at the next open).
 func (m *partitions) shutting(p *partition, state partitionState, snapshot bool) *log.Log {
 	m.stopReplication(p)
+	// After p.mu is released, no append can roll again: a roll's
+	// snapshot still being written is done before the caller closes or
+	// deletes the log.
+	defer p.producers.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.state != stateOpen {

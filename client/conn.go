@@ -42,6 +42,16 @@ type conn struct {
 	// closes when it reaches zero (retire).
 	pending  atomic.Int64
 	retiring atomic.Bool
+	// lastRead is when the reader last took a response off the wire
+	// (unix nanoseconds; 0 for none): the producer tells a broker still
+	// answering from a hung one by it (heardSince).
+	lastRead atomic.Int64
+}
+
+// heardSince reports whether a response arrived on c at or after t, and
+// c is not dead.
+func (c *conn) heardSince(t time.Time) bool {
+	return c.alive() && c.lastRead.Load() >= t.UnixNano()
 }
 
 // call is one request and, once it completes, its outcome.
@@ -385,6 +395,7 @@ func (c *conn) readLoop(writerDone <-chan struct{}) {
 			c.fail(fmt.Errorf("read: %w", err))
 			break
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		corr, body, err := protocol.ParseResponse(frame)
 		if err != nil {
 			c.fail(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -353,9 +354,11 @@ func TestIdempotenceDefaults(t *testing.T) {
 // The leader of a partition hangs with a batch in flight and the cluster
 // elects another (issue 13): the producer sees the new leader in metadata
 // it refreshes because the batch stalled, stops waiting on the hung
-// connection and resends there — acknowledged in well under the request
-// timeout, once. Without idempotence the batch fails at once,
-// indeterminate, rather than after the request timeout.
+// connection (moveGrace after seeing the move: the connection answered
+// its handshake less than moveGrace before) and resends there —
+// acknowledged in well under the request timeout, once. Without idempotence the batch fails at once,
+// indeterminate, rather than after the request timeout, and is never
+// resent.
 func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 	for _, idem := range []bool{true, false} {
 		t.Run(fmt.Sprint("idempotent=", idem), func(t *testing.T) {
@@ -363,11 +366,14 @@ func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 			fc.addTopic("t", 1)
 			hung := make(chan struct{})
 			t.Cleanup(func() { close(hung) })
-			var held atomic.Int32
+			var held, toNew atomic.Int32
 			fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
-				if key == protocol.Produce && b.id == 1 {
+				switch {
+				case key == protocol.Produce && b.id == 1:
 					held.Add(1)
 					return action{wait: hung}
+				case key == protocol.Produce:
+					toNew.Add(1)
 				}
 				return action{}
 			})
@@ -399,6 +405,9 @@ func TestLeaderChangeResendsStalledBatch(t *testing.T) {
 			}
 			if !IsIndeterminate(err) {
 				t.Fatalf("got %v, want an indeterminate failure", err)
+			}
+			if n := toNew.Load(); n != 0 {
+				t.Fatalf("%d produce requests to the new leader: a plain producer resent a batch the old leader may have written", n)
 			}
 		})
 	}
@@ -540,6 +549,94 @@ func TestIdempotentBumpResendsOnlyKnownUnwritten(t *testing.T) {
 				if h := hdrs[1]; h[1] != 1 || h[2] != 0 {
 					t.Fatalf("resent batch: epoch %d sequence %d, want epoch 1 sequence 0", h[1], h[2])
 				}
+			}
+		})
+	}
+}
+
+// A leader hands its partition over (a preferred-leader rebalance) with a
+// batch in flight: it appended the batch while leading, but its answer
+// reaches the producer only after metadata shows the new leader (issue 13
+// item 4). The old leader's connection answered lately, so the producer
+// waits for the answer instead of giving the batch up: acknowledged at
+// its offset, written once, and — without idempotence — not an unknown
+// outcome. Before moveGrace, the plain producer failed it as maybe
+// written the moment it saw the new leader.
+func TestLeaderHandoverAnswerIsAwaited(t *testing.T) {
+	for _, idem := range []bool{true, false} {
+		t.Run(fmt.Sprint("idempotent=", idem), func(t *testing.T) {
+			fc := newFakeCluster(t, 2)
+			fc.addTopic("t", 1)
+			var armed atomic.Bool
+			var toNew atomic.Int32
+			held := make(chan struct{}, 1)
+			release := make(chan struct{})
+			fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+				switch {
+				case key != protocol.Produce:
+				case b.id == 2:
+					toNew.Add(1)
+				case armed.CompareAndSwap(true, false):
+					resp := b.handle(key, req) // appended while it leads
+					held <- struct{}{}
+					return action{resp: resp, wait: release}
+				}
+				return action{}
+			})
+			c := newTestClient(t, fc, Linger(0), Idempotent(idem), RequestTimeout(time.Minute))
+			ctx := context.Background()
+			if err := c.ProduceSync(ctx, &Record{Topic: "t", Value: []byte("a")}); err != nil {
+				t.Fatal(err)
+			}
+			armed.Store(true)
+			type result struct {
+				off int64
+				err error
+			}
+			done := make(chan result, 1)
+			c.Produce(ctx, &Record{Topic: "t", Value: []byte("b")}, func(r *Record, err error) { done <- result{r.Offset, err} })
+			select {
+			case <-held:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the batch never reached broker 1")
+			}
+			sent := time.Now()
+			fc.setLeader("t", 0, 2)
+			// The batch stalls (stallAfter), the producer refreshes
+			// metadata and sees broker 2 lead; two refreshes after the
+			// stall, leadersChanged has judged the batch at least once
+			// (and, before moveGrace, given it up).
+			base := -1
+			poll.Until(t, 10*time.Second, "two metadata refreshes after the batch stalled", func() bool {
+				if len(done) > 0 {
+					return true // given up on already
+				}
+				if time.Since(sent) < stallAfter {
+					return false
+				}
+				if base < 0 {
+					base = fc.count(protocol.Metadata)
+				}
+				return fc.count(protocol.Metadata) >= base+2
+			})
+			close(release)
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no callback 10 s after the old leader answered")
+			}
+			if r.err != nil {
+				t.Fatalf("the batch the old leader appended and answered: %v, want acknowledged", r.err)
+			}
+			if r.off != 1 {
+				t.Errorf("acknowledged at offset %d, want 1", r.off)
+			}
+			if got := fc.values("t", 0); !slices.Equal(got, []string{"a", "b"}) {
+				t.Errorf("stored %v, want [a b]", got)
+			}
+			if n := toNew.Load(); n != 0 {
+				t.Errorf("%d produce requests went to the new leader, want none: the old leader's answer was due", n)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicemq/sluice/protocol"
@@ -119,6 +120,11 @@ type batch struct {
 	seq    int32 // idempotence: base sequence, -1 before the first send
 	leader int32 // where the request in flight went
 	sentAt time.Time
+	// conn is the connection the request in flight went out on (nil
+	// until the send hands it over), movedAt when leadersChanged first
+	// saw another broker lead the partition while it was in flight.
+	conn    atomic.Pointer[conn]
+	movedAt time.Time
 	// gen numbers the batch's sends; a response for an earlier one is
 	// ignored (the batch was given up on that connection). It survives
 	// recycling, so a late response never matches a reused batch.

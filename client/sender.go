@@ -30,6 +30,21 @@ type sendItem struct {
 // few milliseconds; a hung broker holds a request for RequestTimeout.
 const stallAfter = 250 * time.Millisecond
 
+// moveGrace is how long after it first sees another broker lead a
+// partition the producer keeps waiting for the old leader's answer to a
+// batch in flight there, if that connection answered anything within the
+// last moveGrace (conn.heardSince). A leader handing its partition over
+// (a preferred-leader rebalance, a controlled shutdown) answers every
+// request it took before the switch becomes visible — acknowledged once
+// the new leader holds it, or refused definitely after its fence — so
+// giving up on it would turn an answer on its way into an unknown outcome
+// (issue 13 item 4). Its connection is silent for the drain at most (a
+// few milliseconds; handoverDrain bounds it). A hung broker's connection
+// has been silent since it hung, usually for the seconds the controller
+// took to fence it: given up on at once; one that hung less than
+// moveGrace before its partitions moved, moveGrace later.
+const moveGrace = time.Second
+
 // errLeaderMoved is the cause of a batch given up on its old leader's
 // connection when metadata named a new leader.
 var errLeaderMoved = errors.New("the partition's leader moved while the batch was in flight")
@@ -258,7 +273,8 @@ func (p *producer) take(b *batch, leader int32, now time.Time, k int) {
 		b.seq = pp.nextSeq
 		pp.nextSeq = nextSequence(pp.nextSeq, len(b.recs))
 	}
-	b.state, b.leader, b.sentAt = batchInflight, leader, now
+	b.state, b.leader, b.sentAt, b.movedAt = batchInflight, leader, now, time.Time{}
+	b.conn.Store(nil)
 	b.gen++
 	b.refs++
 	pp.inflight++
@@ -353,6 +369,11 @@ func (p *producer) send(leader int32, items []sendItem, prev <-chan struct{}, mi
 		cn, err = p.c.brokerConn(p.c.ctx, leader, connProduce)
 		if err == nil {
 			cl, err = cn.start(p.c.ctx, req, respMsg, false)
+		}
+		if err == nil {
+			for i := range items {
+				items[i].b.conn.Store(cn)
+			}
 		}
 		handoff()
 		if err == nil {
@@ -670,9 +691,11 @@ func (p *producer) deliver(pp *ppart) {
 // leadersChanged runs after each metadata refresh: a batch in flight for
 // stallAfter to a broker that no longer leads its partition is given up
 // on that connection — a hung broker would hold it for RequestTimeout
-// (issue 13). With idempotence it is resent at once to the new leader,
-// which recognises it if the old one had replicated it; without, it fails
-// at once, indeterminate (R14).
+// (issue 13) — once that connection has been silent for moveGrace, or
+// moveGrace after the move was first seen (a leader handing over answers
+// within it). With idempotence it is then resent at once to the new
+// leader, which recognises it if the old one had replicated it; without,
+// it fails at once, indeterminate (R14): never resent.
 func (p *producer) leadersChanged() {
 	now := time.Now()
 	var touched []*ppart
@@ -694,6 +717,12 @@ func (p *producer) leadersChanged() {
 			for _, b := range pp.sent {
 				if b.state != batchInflight || b.leader == leader || now.Sub(b.sentAt) < stallAfter || b.data == nil {
 					continue
+				}
+				if b.movedAt.IsZero() {
+					b.movedAt = now
+				}
+				if cn := b.conn.Load(); cn != nil && cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace {
+					continue // the old leader answered lately: its answer is due (moveGrace)
 				}
 				b.gen++ // its answer, if one comes, is ignored
 				pp.inflight--

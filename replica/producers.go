@@ -41,9 +41,9 @@ import (
 // The state is then what the retained batches of the log say, as on a
 // replica that fetched them.
 //
-// Snapshots (producersnap.go) are written at segment roll and clean
-// shutdown; Load reads the newest valid one at or below the log end and
-// replays the log after it.
+// Snapshots (producersnap.go) are written at segment roll, in the
+// background, and at clean shutdown; Load reads the newest valid one at
+// or below the log end and replays the log after it.
 //
 // Limits: a producer whose last batch's max timestamp is older than
 // Expiration is forgotten (Expire). The partitions of a broker share one
@@ -631,11 +631,16 @@ type TruncateLog interface {
 
 // Truncate truncates the log to offset (l.TruncateTo) and the state with
 // it: the snapshots above offset are deleted first (a crash after the log
-// was cut must not find them), then the batches at and above offset are
-// dropped, and with them producers left with none.
+// was cut must not find them), and a background one above it not yet
+// written is dropped (one being written is waited for, then deleted),
+// then the batches at and above offset are dropped, and with them
+// producers left with none.
 func (ps *Producers) Truncate(l TruncateLog, offset int64) error {
+	ps.files.mu.Lock()
+	defer ps.files.mu.Unlock()
 	ps.snap.Lock()
 	defer ps.snap.Unlock()
+	ps.files.dropAbove(offset)
 	if err := ps.files.removeAbove(offset); err != nil {
 		return fmt.Errorf("replica: truncate producer state to %d: %w", offset, err)
 	}
@@ -650,8 +655,11 @@ func (ps *Producers) Truncate(l TruncateLog, offset int64) error {
 // Reset empties the log and restarts it at offset (l.ResetTo), and the
 // state with it: every snapshot and producer goes.
 func (ps *Producers) Reset(l TruncateLog, offset int64) error {
+	ps.files.mu.Lock()
+	defer ps.files.mu.Unlock()
 	ps.snap.Lock()
 	defer ps.snap.Unlock()
+	ps.files.dropAbove(-1)
 	if err := ps.files.removeAbove(-1); err != nil {
 		return fmt.Errorf("replica: reset producer state: %w", err)
 	}

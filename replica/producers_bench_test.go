@@ -75,3 +75,47 @@ func BenchmarkAppendLeaderPartitions(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRollSnapshot is what a segment roll costs the append that
+// rolled, for a partition holding 100 producers' state, on the test's
+// file system: "inline" writes the snapshot there (Snapshot: temp file,
+// fsync, rename, directory fsync), as rolls did before; "background" is
+// Rolled, which encodes it and leaves the write to the background writer.
+//
+//	go test ./replica -run '^$' -bench BenchmarkRollSnapshot -count 5
+func BenchmarkRollSnapshot(b *testing.B) {
+	for _, mode := range []string{"inline", "background"} {
+		b.Run(mode, func(b *testing.B) {
+			l, ps := benchPartition(b)
+			for id := range int64(100) {
+				if _, err := ps.AppendLeader(l, pbatch(b, id, 0, 0, 2, testTS)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				if mode == "inline" {
+					if err := ps.Snapshot(l); err != nil {
+						b.Fatal(err)
+					}
+				} else {
+					ps.Rolled(l)
+				}
+			}
+			b.StopTimer()
+		})
+	}
+}
+
+// benchPartition opens a log of one big segment in a new directory and
+// its producer state.
+func benchPartition(b *testing.B) (*log.Log, *Producers) {
+	l, err := log.Open(filepath.Join(b.TempDir(), "p"), log.Config{SegmentBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	ps := NewProducers(ProducersConfig{Dir: l.Dir()})
+	b.Cleanup(ps.Wait)
+	return l, ps
+}

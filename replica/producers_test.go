@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +70,9 @@ func newProducers(t testing.TB, l *log.Log, mod func(*ProducersConfig)) *Produce
 	if mod != nil {
 		mod(&cfg)
 	}
-	return NewProducers(cfg)
+	ps := NewProducers(cfg)
+	t.Cleanup(ps.Wait) // before the log closes: a roll's snapshot is written in the background
+	return ps
 }
 
 // wantCode fails unless err is a *protocol.Error with code.
@@ -625,6 +629,7 @@ func TestProducersSnapshotAtRoll(t *testing.T) {
 	sps := newProducers(t, src, nil)
 	fill(t, src, sps, 3, 40, 0)
 	replicate(t, src, l, ps)
+	ps.Wait() // written in the background
 	offs, err := ps.files.list(false)
 	if err != nil || len(offs) == 0 || len(offs) > keepSnapshots {
 		t.Fatalf("snapshots after the follower's log rolled: %v, %v", offs, err)
@@ -704,12 +709,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 func BenchmarkAppendLeader(b *testing.B) {
 	for _, mode := range []string{"plain", "idempotent", "duplicate"} {
 		b.Run(mode, func(b *testing.B) {
-			l, err := log.Open(filepath.Join(b.TempDir(), "p"), log.Config{SegmentBytes: 1 << 30})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
-			ps := NewProducers(ProducersConfig{Dir: l.Dir()})
+			l, ps := benchPartition(b)
 			id := int64(1)
 			if mode == "plain" {
 				id = -1
@@ -726,6 +726,7 @@ func BenchmarkAppendLeader(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(batch)))
 			b.ResetTimer()
+			var err error
 			for i := range b.N {
 				switch mode {
 				case "plain":
@@ -812,25 +813,20 @@ func TestProducersFollowerTruncation(t *testing.T) {
 // snapshot stays, and the state still comes back whole from it and the
 // log after it.
 func TestProducersSnapshotWriteFails(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "p")
-	fs := errorfs.New(vfs.Default)
-	l, err := log.Open(dir, log.Config{FS: fs})
-	if err != nil {
-		t.Fatal(err)
-	}
 	core, logs := observer.New(zap.WarnLevel)
-	ps := NewProducers(ProducersConfig{Dir: dir, FS: fs, Logger: zap.New(core)})
+	dir, fs, l, ps := faultyPartition(t, zap.New(core))
 	fill(t, l, ps, 2, 2, 0)
 	if err := ps.Snapshot(l); err != nil {
 		t.Fatal(err)
 	}
 	older := l.EndOffset()
 	fill(t, l, ps, 2, 2, 4)
-	fault := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*"+snapshotSuffix+vfs.TempSuffix), Err: syscall.EIO})
+	fault := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: snapshotTemps(dir), Err: syscall.EIO})
 	if err := ps.Snapshot(l); !errors.Is(err, syscall.EIO) {
 		t.Fatalf("snapshot on a failing disk: %v, want EIO", err)
 	}
 	ps.Rolled(l)
+	ps.Wait()
 	if n := logs.FilterMessageSnippet("snapshot at segment roll failed").Len(); n != 1 {
 		t.Fatalf("%d warnings for the failed snapshot at roll, want 1", n)
 	}
@@ -930,4 +926,181 @@ func TestProducersRandomModel(t *testing.T) {
 func isCode(err error, code protocol.ErrorCode) bool {
 	var pe *protocol.Error
 	return errors.As(err, &pe) && pe.Code == code
+}
+
+// A segment roll's snapshot is written in the background: Rolled returns
+// while the snapshot's fsync is held up, appends go on, a second roll
+// meanwhile queues behind it, and both files are there once the writer is
+// done (Wait).
+func TestProducersRolledDoesNotWaitForFsync(t *testing.T) {
+	dir, fs, l, ps := faultyPartition(t, nil)
+	syncing, release := holdSnapshotSync(t, fs, dir)
+	fill(t, l, ps, 2, 2, 0)
+	first := l.EndOffset()
+	rollsWithin(t, ps, l, release, "Rolled waits for the snapshot's fsync")
+	select {
+	case <-syncing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot's fsync never started")
+	}
+	// The writer is in the fsync: appends and another roll go on.
+	fill(t, l, ps, 2, 2, 4)
+	second := l.EndOffset()
+	rollsWithin(t, ps, l, release, "a second Rolled waits for the first snapshot's fsync")
+	release()
+	ps.Wait()
+	if offs, err := ps.files.list(false); err != nil || !reflect.DeepEqual(offs, []int64{first, second}) {
+		t.Fatalf("snapshots %v (%v), want %d and %d", offs, err, first, second)
+	}
+}
+
+// A crash between a roll and its snapshot's fsync (the file written, not
+// synced or renamed) loses only that snapshot: the state comes back whole
+// from the older one and the log after it, and a producer's retry of a
+// batch written before the crash is still answered as a duplicate with
+// its original offsets. A truncation below a snapshot still waiting for
+// the writer drops it, so no snapshot of a cut log survives.
+func TestProducersCrashBeforeRolledSnapshotSynced(t *testing.T) {
+	dir, fs, l, ps := faultyPartition(t, nil)
+	fill(t, l, ps, 2, 2, 0)
+	ps.Rolled(l)
+	ps.Wait()
+	older := l.EndOffset()
+	fill(t, l, ps, 2, 2, 4)
+	retry := pbatch(t, 1, 0, 6, 2, testTS+1) // producer 1's last batch
+	orig := ps.Entries()[1].Batches
+	// The crash: the fsync of the roll's snapshot never completes.
+	fault := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: snapshotTemps(dir), Err: syscall.EIO})
+	ps.Rolled(l)
+	ps.Wait()
+	fault.Disarm()
+	want := ps.Entries()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(dir); err == nil {
+		temps := 0
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), snapshotSuffix+vfs.TempSuffix) {
+				temps++
+			}
+		}
+		if temps != 1 {
+			t.Fatalf("%d unsynced snapshot files left by the crash, want 1", temps)
+		}
+	}
+	l2, ps2, from := reopenLoad(t, dir)
+	if from != older {
+		t.Fatalf("load: from %d, want the older snapshot's %d", from, older)
+	}
+	if got := ps2.Entries(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
+	}
+	r, err := ps2.AppendLeader(l2, retry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := orig[len(orig)-1]
+	if !r.Duplicate || r.Original.Base != last.Base || r.Original.Last != last.Last {
+		t.Fatalf("retry after the crash: %+v, want a duplicate of the batch at %d-%d", r, last.Base, last.Last)
+	}
+
+}
+
+// A truncation while a roll's snapshot is being written and a newer one
+// is queued (a follower truncating after a leader change): whichever of
+// the writer and the truncation goes first, no snapshot above the cut is
+// left — recovery must never take a snapshot of a log that was cut.
+func TestProducersTruncateDropsQueuedSnapshot(t *testing.T) {
+	dir, fs, l, ps := faultyPartition(t, nil)
+	syncing, release := holdSnapshotSync(t, fs, dir)
+	fill(t, l, ps, 2, 2, 0)
+	cut := l.EndOffset()
+	fill(t, l, ps, 2, 1, 4)
+	go ps.Rolled(l) // written: its fsync held up
+	select {
+	case <-syncing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the snapshot's fsync never started")
+	}
+	fill(t, l, ps, 2, 1, 6)
+	ps.Rolled(l) // queued
+	truncated := make(chan error, 1)
+	go func() { truncated <- ps.Truncate(l, cut) }()
+	release()
+	if err := <-truncated; err != nil {
+		t.Fatal(err)
+	}
+	ps.Wait()
+	offs, err := ps.files.list(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range offs {
+		if o > cut {
+			t.Fatalf("snapshots %v after the log was cut to %d", offs, cut)
+		}
+	}
+}
+
+// faultyPartition opens a log and its producer state in a new directory,
+// on an errorfs over the real file system; logger nil logs nothing.
+func faultyPartition(t *testing.T, logger *zap.Logger) (string, *errorfs.FS, *log.Log, *Producers) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "p")
+	fs := errorfs.New(vfs.Default)
+	l, err := log.Open(dir, log.Config{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	ps := NewProducers(ProducersConfig{Dir: dir, FS: fs, Logger: logger})
+	t.Cleanup(ps.Wait)
+	return dir, fs, l, ps
+}
+
+// snapshotTemps matches the temp files of snapshot writes in dir: their
+// fsync is the snapshot's.
+func snapshotTemps(dir string) string { return filepath.Join(dir, "*"+snapshotSuffix+vfs.TempSuffix) }
+
+// holdSnapshotSync holds up the first fsync of a snapshot in dir: syncing
+// receives when it starts; release lets it finish (called again at the
+// test's end, harmlessly).
+func holdSnapshotSync(t *testing.T, fs *errorfs.FS, dir string) (syncing <-chan struct{}, release func()) {
+	started := make(chan struct{}, 1)
+	gate := make(chan struct{})
+	var held atomic.Bool
+	fault := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: snapshotTemps(dir), Hook: func() {
+		if held.CompareAndSwap(false, true) {
+			started <- struct{}{}
+			<-gate
+		}
+	}})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(func() {
+		release()
+		fault.Disarm()
+	})
+	return started, release
+}
+
+// rollsWithin fails the test, releasing the held fsync, unless Rolled
+// returns within 10 s.
+func rollsWithin(t *testing.T, ps *Producers, l *log.Log, release func(), failure string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		ps.Rolled(l)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		release()
+		t.Fatal(failure)
+	}
 }

@@ -61,11 +61,44 @@ var ErrCorruptSnapshot = errors.New("corrupt producer-state snapshot")
 
 // snapshots is the partition's snapshot files. mu orders snapshot writes
 // and deletions (and guards buf); it is taken before Producers.snap.
+//
+// A segment roll's snapshot (Rolled) is written in the background, off
+// the append path: the roll encodes the state (under snap) and queues it
+// as pending (under qmu); a writer goroutine, started when one is queued
+// and none runs, writes the pending one under mu (temp file, fsync,
+// rename, directory fsync) and exits when none is left. A newer roll
+// replaces a pending one not yet taken. Truncation drops a pending
+// snapshot above its cut (under mu, so the writer has either not taken it
+// or written it, and the cut deletes it then). Snapshot (shutdown) writes
+// synchronously and drops the pending one it supersedes; Wait waits for
+// the writer. Lock order: mu, snap, qmu.
 type snapshots struct {
 	fs  vfs.FS
 	dir string
 	mu  sync.Mutex
 	buf []byte
+
+	qmu     sync.Mutex
+	pending *pendingSnapshot
+	spare   []byte // a written pending snapshot's buffer, for the next roll
+	running bool   // a writer goroutine runs
+	wg      sync.WaitGroup
+}
+
+// pendingSnapshot is an encoded snapshot waiting for the writer.
+type pendingSnapshot struct {
+	offset int64
+	b      []byte
+}
+
+// dropAbove forgets a pending snapshot above offset (any for -1). Call
+// with mu held, so the writer is not between taking and writing it.
+func (s *snapshots) dropAbove(offset int64) {
+	s.qmu.Lock()
+	if s.pending != nil && s.pending.offset > offset {
+		s.pending = nil
+	}
+	s.qmu.Unlock()
 }
 
 func snapshotName(offset int64) string { return fmt.Sprintf("%020d%s", offset, snapshotSuffix) }
@@ -247,7 +280,8 @@ type EndLog interface{ EndOffset() int64 }
 
 // Snapshot writes the state as the snapshot at the log's end offset
 // (after forgetting expired producers), and deletes all but the newest
-// keepSnapshots. Call it at segment roll and after the partition stopped
+// keepSnapshots, before it returns; a pending background snapshot
+// (Rolled) is older and dropped. Call it after the partition stopped
 // taking appends at shutdown. A failure leaves the older snapshots, which
 // stay valid (recovery replays more of the log).
 func (ps *Producers) Snapshot(l EndLog) error {
@@ -259,17 +293,24 @@ func (ps *Producers) Snapshot(l EndLog) error {
 	// snap held for writing: the table cannot change, so it is read
 	// without the limit's mu, which other partitions' appends need.
 	ps.files.buf = ps.appendSnapshot(ps.files.buf[:0], end)
+	ps.files.dropAbove(-1)
 	ps.snap.Unlock()
-	err := ps.files.write(end, ps.files.buf)
+	err := ps.files.writeAndPrune(end, ps.files.buf)
 	if cap(ps.files.buf) > maxKeptBuffer {
 		ps.files.buf = nil // a big state's buffer is not kept between snapshots
 	}
-	if err != nil {
-		return fmt.Errorf("replica: producer-state snapshot at %d: %w", end, err)
+	return err
+}
+
+// writeAndPrune stores b as the snapshot at offset, then deletes all but
+// the newest keepSnapshots. Call with mu held.
+func (s *snapshots) writeAndPrune(offset int64, b []byte) error {
+	if err := s.write(offset, b); err != nil {
+		return fmt.Errorf("replica: producer-state snapshot at %d: %w", offset, err)
 	}
-	offs, err := ps.files.list(false)
+	offs, err := s.list(false)
 	if err == nil && len(offs) > keepSnapshots {
-		err = ps.files.remove(offs[:len(offs)-keepSnapshots])
+		err = s.remove(offs[:len(offs)-keepSnapshots])
 	}
 	if err != nil {
 		return fmt.Errorf("replica: prune producer-state snapshots: %w", err)
@@ -277,13 +318,76 @@ func (ps *Producers) Snapshot(l EndLog) error {
 	return nil
 }
 
-// Rolled is Snapshot at a segment roll: a failure is logged, not
-// returned (the older snapshots stay valid; recovery replays more).
+// Rolled snapshots the state at a segment roll without waiting for the
+// file: it encodes the state at the log's end offset (after forgetting
+// expired producers) and leaves the write — and its fsyncs — to the
+// background writer (snapshots), so the append that rolled, or the
+// follower's fetch, is not held up by them. A failed write is logged, not
+// returned: the older snapshots stay valid, and a snapshot missing or
+// older than the log's end only makes recovery (Load) replay more of the
+// log. Wait stops the writer.
 func (ps *Producers) Rolled(l EndLog) {
-	if err := ps.Snapshot(l); err != nil {
-		ps.cfg.Logger.Warn("producer-state snapshot at segment roll failed", zap.Error(err))
+	ps.snap.Lock()
+	ps.expireLocked()
+	end := l.EndOffset()
+	s := &ps.files
+	s.qmu.Lock()
+	buf := s.spare
+	s.spare = nil
+	s.qmu.Unlock()
+	buf = ps.appendSnapshot(buf[:0], end)
+	// Queued under snap: a truncation (which holds snap, then drops what
+	// is pending above its cut) cannot come between the encoding and the
+	// queueing.
+	s.qmu.Lock()
+	s.pending = &pendingSnapshot{offset: end, b: buf}
+	start := !s.running
+	s.running = true
+	if start {
+		s.wg.Add(1)
+	}
+	s.qmu.Unlock()
+	ps.snap.Unlock()
+	if start {
+		go ps.writeSnapshots()
 	}
 }
+
+// writeSnapshots is the background writer: it writes the pending
+// snapshot until none is left.
+func (ps *Producers) writeSnapshots() {
+	s := &ps.files
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		s.qmu.Lock()
+		p := s.pending
+		s.pending = nil
+		if p == nil {
+			s.running = false
+			s.qmu.Unlock()
+			s.mu.Unlock()
+			return
+		}
+		s.qmu.Unlock()
+		err := s.writeAndPrune(p.offset, p.b)
+		s.mu.Unlock()
+		if err != nil {
+			ps.cfg.Logger.Warn("producer-state snapshot at segment roll failed", zap.Error(err))
+		}
+		if cap(p.b) <= maxKeptBuffer {
+			s.qmu.Lock()
+			s.spare = p.b
+			s.qmu.Unlock()
+		}
+	}
+}
+
+// Wait returns once the background writer has written every snapshot
+// Rolled queued. Call it before the partition's log closes or its
+// directory goes, after the last Rolled; a later Rolled starts a writer
+// again.
+func (ps *Producers) Wait() { ps.files.wg.Wait() }
 
 // Load replaces the state with what the log says: the newest valid
 // snapshot at or below its end, then its batches from there to the end
@@ -295,6 +399,7 @@ func (ps *Producers) Load(l *log.Log) (int64, error) {
 	ps.snap.Lock()
 	defer ps.snap.Unlock()
 	start, end := l.StartOffset(), l.EndOffset()
+	ps.files.dropAbove(end)
 	if err := ps.files.removeAbove(end); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return -1, fmt.Errorf("replica: load producer state: %w", err)
 	}
