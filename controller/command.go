@@ -125,11 +125,15 @@ func (k CommandKind) String() string {
 // DeleteCredential, CreateACLs and DeleteACLs (security.go); version 7
 // CreatePartitions, AlterReassignment (move.go) and AlterClusterConfigs
 // (clusterconfig.go); version 8 AlterGroupConfigs (groupconfig.go);
-// version 9 UnregisterBroker (remove.go). Older commands, still in the
-// Raft logs of earlier builds, decode with the fields they lack zero. The
-// encoder writes any version from MinCommandLevel (appendCommandAt):
-// since version 3 a version only added kinds, never changed a layout.
-const CommandVersion = 9
+// version 9 UnregisterBroker (remove.go); version 10 the cluster config
+// brokers.draining (clusterconfig.go): AlterClusterConfigs' layout is
+// unchanged, but a build before 10 refuses the key when it applies the
+// command, so a command that sets or removes it needs version 10
+// (commandNeeds). Older commands, still in the Raft logs of earlier
+// builds, decode with the fields they lack zero. The encoder writes any
+// version from MinCommandLevel (appendCommandAt): since version 3 a
+// version only added kinds or config keys, never changed a layout.
+const CommandVersion = 10
 
 // Earlier layouts. Each version 1 body is a prefix of its version 2 body;
 // version 3 adds a field to each log entry of a RegisterBroker and one at
@@ -143,6 +147,7 @@ const (
 	commandVersion6 = 6
 	commandVersion7 = 7
 	commandVersion8 = 8
+	commandVersion9 = 9
 )
 
 // RegisterBroker registers a broker, or re-registers a restarted one, with a

@@ -88,6 +88,33 @@ var kindVersions = map[CommandKind]uint8{
 // KindVersion returns the command version that introduced kind k.
 func KindVersion(k CommandKind) uint8 { return kindVersions[k] }
 
+// clusterConfigVersions is the command version that introduced each
+// cluster config key newer than AlterClusterConfigs itself: a build
+// before it refuses the key when it applies the command, so the replicas
+// would disagree on the command's outcome below that level.
+var clusterConfigVersions = map[string]uint8{ConfigBrokersDraining: CommandVersion}
+
+// commandNeeds is the command version c needs, and what needs it when
+// that is more than its kind (for an error message): its kind's version,
+// or a newer cluster config key's.
+func commandNeeds(c Command) (uint8, string) {
+	need, what := KindVersion(c.Kind()), ""
+	if ac, ok := c.(AlterClusterConfigs); ok {
+		check := func(key string) {
+			if v := clusterConfigVersions[key]; v > need {
+				need, what = v, "cluster config "+key
+			}
+		}
+		for key := range ac.Set {
+			check(key)
+		}
+		for _, key := range ac.Remove {
+			check(key)
+		}
+	}
+	return need, what
+}
+
 // VersionRange is the range of command versions a node supports.
 type VersionRange struct {
 	Min uint8 `json:"min"`
@@ -110,9 +137,11 @@ func ParseVersionRange(s string) (VersionRange, error) {
 	return VersionRange{Min: uint8(a), Max: uint8(b)}, nil
 }
 
-// errLevel is the refusal of a command whose kind is newer than level.
+// errLevel is the refusal of a command whose kind, or content (what),
+// is newer than level.
 type errLevel struct {
 	kind  CommandKind
+	what  string
 	need  uint8
 	level uint8
 }
@@ -125,15 +154,19 @@ func appendCommandAt(dst []byte, c Command, level uint8) ([]byte, error) {
 	if level < MinCommandLevel || level > CommandVersion {
 		return nil, fmt.Errorf("%w: %v at command version %d: this build writes %d to %d", ErrCommandVersion, c.Kind(), level, MinCommandLevel, CommandVersion)
 	}
-	if need := KindVersion(c.Kind()); need > level {
-		return nil, errLevel{kind: c.Kind(), need: need, level: level}
+	if need, what := commandNeeds(c); need > level {
+		return nil, errLevel{kind: c.Kind(), what: what, need: need, level: level}
 	}
 	dst = append(dst, level, byte(c.Kind()))
 	return c.appendBody(dst), nil
 }
 
 func (e errLevel) Error() string {
-	return fmt.Sprintf("%v needs command version %d; the cluster's finalized command version is %d", e.kind, e.need, e.level)
+	what := e.kind.String()
+	if e.what != "" {
+		what += " of " + e.what
+	}
+	return fmt.Sprintf("%s needs command version %d; the cluster's finalized command version is %d", what, e.need, e.level)
 }
 
 func (e errLevel) Unwrap() error { return ErrCommandVersion }

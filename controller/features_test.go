@@ -25,7 +25,7 @@ func TestAppendCommandAtLevel(t *testing.T) {
 	for level := uint8(MinCommandLevel); level <= CommandVersion; level++ {
 		for _, c := range gateCommands() {
 			b, err := appendCommandAt(nil, c, level)
-			if need := KindVersion(c.Kind()); need > level {
+			if need, _ := commandNeeds(c); need > level {
 				var el errLevel
 				if !errors.Is(err, ErrCommandVersion) || !errors.As(err, &el) || el.need != need || el.level != level {
 					t.Fatalf("%v at %d: %v, want ErrCommandVersion needing %d", c.Kind(), level, err, need)
@@ -52,6 +52,23 @@ func TestAppendCommandAtLevel(t *testing.T) {
 	_, err := appendCommandAt(nil, UnregisterBroker{ID: 4}, 8)
 	if want := "UnregisterBroker needs command version 9; the cluster's finalized command version is 8"; err == nil || err.Error() != want {
 		t.Fatalf("UnregisterBroker at 8: %v, want %q", err, want)
+	}
+	// A cluster config key newer than AlterClusterConfigs needs its own
+	// version, set or removed; the command's other keys do not.
+	for _, c := range []AlterClusterConfigs{
+		{Set: map[string]string{ConfigBrokersDraining: "2"}},
+		{Set: map[string]string{ConfigReassignmentThrottle: "1000"}, Remove: []string{ConfigBrokersDraining}},
+	} {
+		_, err := appendCommandAt(nil, c, 9)
+		if want := "AlterClusterConfigs of cluster config brokers.draining needs command version 10; the cluster's finalized command version is 9"; err == nil || err.Error() != want {
+			t.Fatalf("%+v at 9: %v, want %q", c, err, want)
+		}
+		if _, err := appendCommandAt(nil, c, 10); err != nil {
+			t.Fatalf("%+v at 10: %v", c, err)
+		}
+	}
+	if _, err := appendCommandAt(nil, AlterClusterConfigs{Set: map[string]string{ConfigReassignmentThrottle: "1000"}}, 7); err != nil {
+		t.Fatalf("an older key at 7: %v", err)
 	}
 	// Every kind the decoder knows has its version in the table.
 	for k := CommandKind(1); k <= KindFinalizeCommandVersion; k++ {
@@ -249,7 +266,7 @@ func TestRollingUpgradeGate(t *testing.T) {
 	mc.waitLevel(8)
 	// Roll brokers 1 and 2 onto the new build.
 	for _, id := range []int32{1, 2} {
-		mc.restartBuild(id, CommandVersion)
+		mc.restartBuild(id, 9)
 		mc.waitBroker(id, "alive", alive(addr(id)))
 	}
 	mc.waitRanges(map[int32]VersionRange{1: {3, 9}, 2: {3, 9}, 3: {3, 8}})
@@ -298,13 +315,20 @@ func TestRollingUpgradeGate(t *testing.T) {
 	mc.waitInStep(8)
 
 	// Broker 3 onto the new build: the raise goes through.
-	mc.restartBuild(3, CommandVersion)
+	mc.restartBuild(3, 9)
 	mc.waitBroker(3, "alive", alive(addr(3)))
 	mc.waitRanges(map[int32]VersionRange{1: {3, 9}, 2: {3, 9}, 3: {3, 9}})
 	retry(t, "raise to 9", func() error { return mc.node(3).FinalizeCommandVersion(ctx, 0) }, nil)
 	mc.waitInStep(9)
 	if err := mc.node(1).FinalizeCommandVersion(ctx, 8); !errors.Is(err, ErrCommandVersion) || !strings.Contains(err.Error(), "never lowered") {
 		t.Fatalf("lowering: %v", err)
+	}
+	// A cluster config key of version 10 waits for every node to run a
+	// build that knows it: at 9 it is refused, naming who lacks it.
+	_, err = mc.node(2).Propose(ctx, AlterClusterConfigs{Set: map[string]string{ConfigBrokersDraining: "7"}})
+	if !errors.Is(err, ErrCommandVersion) || !strings.Contains(err.Error(), "brokers.draining needs command version 10") ||
+		!strings.Contains(err.Error(), "broker 3 (supports 3-9)") {
+		t.Fatalf("brokers.draining at level 9: %v", err)
 	}
 	retry(t, "remove broker 7", func() error { return mc.node(1).RemoveBroker(ctx, 7) }, ErrUnknownBroker)
 	mc.waitInStep(9)

@@ -24,8 +24,9 @@ import (
 // the users' SCRAM credentials and the ACLs after it; version 7 the
 // moves in progress and queued (appendMoves) and the cluster configs, at
 // the end; version 8 the group configs (appendGroupConfigs), after them;
-// version 9 the removed brokers (appendRemoved), at the end. Older
-// snapshots still restore, with the fields they lack empty.
+// version 9 the removed brokers (appendRemoved), at the end; version 10
+// is version 9's layout (command version 10 added a cluster config key).
+// Older snapshots still restore, with the fields they lack empty.
 //
 // A snapshot is written in the layout of the finalized command level
 // (Metadata.CommandLevel; snapshot and command versions have gone
@@ -35,7 +36,7 @@ import (
 // MinCommandLevel, and of level 0 (nothing applied yet) in the newest.
 const (
 	snapshotMagic   = "SLMS"
-	snapshotVersion = 9
+	snapshotVersion = 10
 	// snapshotVersion1 and snapshotVersion2 are the earlier layouts: each
 	// adds fields at the end of a broker or a partition.
 	snapshotVersion1 = 1

@@ -26,6 +26,7 @@ import (
 // features upgrade are refused, naming broker 3. Once broker 3 runs this
 // build, the upgrade and the remove go through.
 func TestCLIRollingUpgradeFeatures(t *testing.T) {
+	newest := fmt.Sprintf("3-%d", controller.CommandVersion) // this build's range
 	var mu sync.Mutex
 	old := map[int32]uint8{1: 8, 2: 8, 3: 8, 4: 8}
 	build := func(id int32, max uint8) {
@@ -74,7 +75,7 @@ func TestCLIRollingUpgradeFeatures(t *testing.T) {
 		c.Stop(id)
 		c.Restart(id)
 	}
-	features("finalized command version: 8|1 voter alive 3-9|2 voter alive 3-9|3 voter alive 3-8|4 non-voter alive 3-9")
+	features("finalized command version: 8|1 voter alive " + newest + "|2 voter alive " + newest + "|3 voter alive 3-8|4 non-voter alive " + newest)
 
 	cl := c.Client(client.Acks(client.AcksAll))
 	c.Stop(4) // to be removed: it holds nothing
@@ -118,7 +119,7 @@ func TestCLIRollingUpgradeFeatures(t *testing.T) {
 		t.Fatalf("remove at 8: %v\n%s", err, out)
 	}
 	out, err = runCmd("--brokers", addrs, "cluster", "features", "upgrade")
-	if err == nil || !strings.Contains(err.Error(), "command version 9 not supported by broker 3 (supports 3-8)") {
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("command version %d not supported by broker 3 (supports 3-8)", controller.CommandVersion)) {
 		t.Fatalf("upgrade with broker 3 old: %v\n%s", err, out)
 	}
 
@@ -126,8 +127,8 @@ func TestCLIRollingUpgradeFeatures(t *testing.T) {
 	c.Stop(3)
 	c.Restart(3)
 	c.Restart(4) // its range must be known for the upgrade
-	features("3 voter alive 3-9|4 non-voter alive 3-9")
-	if out, err := runCmd("--brokers", strings.Join(c.Addrs(), ","), "cluster", "features", "upgrade"); err != nil || !strings.Contains(out, "finalized command version: 9") {
+	features("3 voter alive " + newest + "|4 non-voter alive " + newest)
+	if out, err := runCmd("--brokers", strings.Join(c.Addrs(), ","), "cluster", "features", "upgrade"); err != nil || !strings.Contains(out, fmt.Sprintf("finalized command version: %d", controller.CommandVersion)) {
 		t.Fatalf("upgrade: %v\n%s", err, out)
 	}
 	c.Stop(4)
