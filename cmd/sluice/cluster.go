@@ -99,19 +99,16 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
   sluice cluster status --replica-timeout 2s   # give up on a broker's replica report after 2 s, not 5 s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			st, err := clusterStatus(cmd.Context(), cl, replicaTimeout)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			return printClusterStatus(cmd.OutOrStdout(), st)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				st, err := clusterStatus(ctx, cl, replicaTimeout)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				return printClusterStatus(cmd.OutOrStdout(), st)
+			})
 		},
 		Long: `Show the controller leader, the Raft voters and non-voters, the brokers with
 their state and epoch, and the partitions without a leader or under-replicated.
@@ -279,22 +276,19 @@ func newClusterBrokersCmd(g *globals) *cobra.Command {
   sluice cluster brokers --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			d, err := cl.DescribeCluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if d.Brokers == nil {
-					d.Brokers = []client.BrokerDescription{}
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeCluster(ctx)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), d.Brokers)
-			}
-			return printBrokers(cmd.OutOrStdout(), d.Brokers)
+				if asJSON {
+					if d.Brokers == nil {
+						d.Brokers = []client.BrokerDescription{}
+					}
+					return writeJSON(cmd.OutOrStdout(), d.Brokers)
+				}
+				return printBrokers(cmd.OutOrStdout(), d.Brokers)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -345,29 +339,26 @@ while it is down or catching up). Exits with status 1 when any failed.`,
   sluice cluster rebalance-leaders --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			results, err := cl.ElectPreferredLeaders(cmd.Context(), topics...)
-			if err != nil {
-				return err
-			}
-			elections := electionsView(results)
-			out := cmd.OutOrStdout()
-			if asJSON {
-				err = writeJSON(out, elections)
-			} else {
-				err = printElections(out, elections)
-			}
-			if err != nil {
-				return err
-			}
-			if n := countResult(elections, electionFailed); n > 0 {
-				return fmt.Errorf("%d of %d elections failed", n, len(elections))
-			}
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				results, err := cl.ElectPreferredLeaders(ctx, topics...)
+				if err != nil {
+					return err
+				}
+				elections := electionsView(results)
+				out := cmd.OutOrStdout()
+				if asJSON {
+					err = writeJSON(out, elections)
+				} else {
+					err = printElections(out, elections)
+				}
+				if err != nil {
+					return err
+				}
+				if n := countResult(elections, electionFailed); n > 0 {
+					return fmt.Errorf("%d of %d elections failed", n, len(elections))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&topics, "topic", nil, "only this topic's partitions (repeatable; default: every topic)")

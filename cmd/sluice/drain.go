@@ -430,27 +430,24 @@ clears it (moves in flight go on; cancel them with reassign --cancel).`,
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			out := cmd.OutOrStdout()
-			switch {
-			case cancel:
-				if err := setDraining(cmd.Context(), cl, id, false); err != nil {
-					return err
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				out := cmd.OutOrStdout()
+				switch {
+				case cancel:
+					if err := setDraining(ctx, cl, id, false); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "broker %d no longer marked draining: it may take new replicas again\n", id)
+					return nil
+				case dryRun:
+					plan, err := planCluster(ctx, cl, []int32{id}, 0)
+					if err != nil {
+						return err
+					}
+					return runPlan(ctx, cl, out, plan, true)
 				}
-				fmt.Fprintf(out, "broker %d no longer marked draining: it may take new replicas again\n", id)
-				return nil
-			case dryRun:
-				plan, err := planCluster(cmd.Context(), cl, []int32{id}, 0)
-				if err != nil {
-					return err
-				}
-				return runPlan(cmd.Context(), cl, out, plan, true)
-			}
-			return drainBroker(cmd.Context(), cl, out, id, drainOptions{wait: !noWait, timeout: timeout, interval: time.Second, stallRounds: 30})
+				return drainBroker(ctx, cl, out, id, drainOptions{wait: !noWait, timeout: timeout, interval: time.Second, stallRounds: 30})
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, mark nothing, start nothing")
