@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,17 +40,21 @@ func newClusterCmd(g *globals) *cobra.Command {
 
 // clusterStatusJSON is the --json shape of cluster status: stable names.
 type clusterStatusJSON struct {
-	ClusterID       string                     `json:"cluster_id"`
-	ControllerID    int32                      `json:"controller_id"`
-	RaftTerm        int64                      `json:"raft_term"` // the answering broker's; counts elections
-	Voters          []client.RaftServer        `json:"voters"`
-	NonVoters       []client.RaftServer        `json:"non_voters"`
-	Brokers         []client.BrokerDescription `json:"brokers"`
-	Offline         []partitionRef             `json:"offline_partitions"`
-	UnderReplicated []partitionRef             `json:"under_replicated_partitions"`
-	Recovered       []partitionRef             `json:"recovered_partitions"` // led after a balanced unclean recovery (see the note)
-	FailedReplicas  []failedReplica            `json:"failed_replicas"`
-	Unanswered      []unansweredBroker         `json:"unanswered_brokers"`
+	ClusterID    string              `json:"cluster_id"`
+	ControllerID int32               `json:"controller_id"`
+	RaftTerm     int64               `json:"raft_term"` // the answering broker's; counts elections
+	Voters       []client.RaftServer `json:"voters"`
+	NonVoters    []client.RaftServer `json:"non_voters"`
+	Brokers      []brokerJSON        `json:"brokers"`
+	// Draining are the brokers marked draining (brokers.draining);
+	// DrainingError says why the mark could not be read.
+	Draining        []int32            `json:"draining_brokers"`
+	DrainingError   string             `json:"draining_error,omitempty"`
+	Offline         []partitionRef     `json:"offline_partitions"`
+	UnderReplicated []partitionRef     `json:"under_replicated_partitions"`
+	Recovered       []partitionRef     `json:"recovered_partitions"` // led after a balanced unclean recovery (see the note)
+	FailedReplicas  []failedReplica    `json:"failed_replicas"`
+	Unanswered      []unansweredBroker `json:"unanswered_brokers"`
 	// FailedStores are brokers whose controller (Raft) store cannot be
 	// written: they neither lead the controller nor stand for election.
 	FailedStores     []unansweredBroker `json:"failed_controller_stores"`
@@ -57,6 +62,29 @@ type clusterStatusJSON struct {
 	TopicCount       int                `json:"topics"`
 	ControllerKnown  bool               `json:"controller_known"`
 	AliveBrokerCount int                `json:"alive_brokers"`
+}
+
+// brokerJSON is one broker in cluster brokers and cluster status: its
+// registration, and whether it is marked draining (brokers.draining;
+// absent when the mark could not be read).
+type brokerJSON struct {
+	client.BrokerDescription
+	Draining *bool `json:"draining,omitempty"`
+}
+
+// brokersView marks the draining brokers; draining is nil when the mark
+// could not be read (markErr).
+func brokersView(brokers []client.BrokerDescription, draining []int32, markErr error) []brokerJSON {
+	out := make([]brokerJSON, 0, len(brokers))
+	for _, b := range brokers {
+		v := brokerJSON{BrokerDescription: b}
+		if markErr == nil {
+			d := slices.Contains(draining, b.ID)
+			v.Draining = &d
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // partitionRef names one partition with its replica state.
@@ -93,28 +121,28 @@ func newClusterStatusCmd(g *globals) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Controller leader, voters, brokers with state and epoch, partitions without a leader or under-replicated",
+		Short: "Controller leader, voters, brokers with state, epoch and draining mark, partitions without a leader or under-replicated",
 		Example: `  sluice cluster status
   sluice cluster status --brokers 10.0.0.1:7092,10.0.0.2:7092 --json
   sluice cluster status --replica-timeout 2s   # give up on a broker's replica report after 2 s, not 5 s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			st, err := clusterStatus(cmd.Context(), cl, replicaTimeout)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), st)
-			}
-			return printClusterStatus(cmd.OutOrStdout(), st)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				st, err := clusterStatus(ctx, cl, replicaTimeout)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), st)
+				}
+				return printClusterStatus(cmd.OutOrStdout(), st)
+			})
 		},
 		Long: `Show the controller leader, the Raft voters and non-voters, the brokers with
 their state and epoch, and the partitions without a leader or under-replicated.
+Brokers marked draining (brokers.draining, set by cluster drain) have yes in
+the DRAINING column and a line "draining: brokers N, M" (JSON:
+draining_brokers, and draining on each broker).
 
 The controller part is the controller leader's own answer when its broker can
 be reached: a broker cut off from the Raft group knows no leader, so the
@@ -132,12 +160,16 @@ func clusterStatus(ctx context.Context, cl *client.Client, replicaTimeout time.D
 	if err != nil {
 		return clusterStatusJSON{}, err
 	}
+	// The draining mark is a cluster config: a user allowed to describe
+	// the cluster but not its configs still gets the rest of the status.
+	draining, markErr := drainingBrokers(ctx, cl)
 	st := clusterStatusJSON{ClusterID: d.ClusterID, ControllerID: d.ControllerID, RaftTerm: d.RaftTerm, ControllerKnown: d.ControllerID >= 0,
-		Voters: []client.RaftServer{}, NonVoters: []client.RaftServer{}, Brokers: d.Brokers,
-		Offline: []partitionRef{}, UnderReplicated: []partitionRef{}, Recovered: []partitionRef{}, FailedReplicas: []failedReplica{},
+		Voters: []client.RaftServer{}, NonVoters: []client.RaftServer{}, Brokers: brokersView(d.Brokers, draining, markErr),
+		Draining: append([]int32{}, draining...),
+		Offline:  []partitionRef{}, UnderReplicated: []partitionRef{}, Recovered: []partitionRef{}, FailedReplicas: []failedReplica{},
 		Unanswered: []unansweredBroker{}, FailedStores: []unansweredBroker{}}
-	if st.Brokers == nil {
-		st.Brokers = []client.BrokerDescription{}
+	if markErr != nil {
+		st.DrainingError = markErr.Error()
 	}
 	for _, s := range d.Servers {
 		if s.Voter {
@@ -229,6 +261,11 @@ func printClusterStatus(w io.Writer, st clusterStatusJSON) error {
 	if err := printBrokers(w, st.Brokers); err != nil {
 		return err
 	}
+	if st.DrainingError != "" {
+		fmt.Fprintf(w, "draining: unknown: %s\n", st.DrainingError)
+	} else if len(st.Draining) > 0 {
+		fmt.Fprintf(w, "draining: brokers %s\n", strings.Trim(strings.ReplaceAll(fmt.Sprint(st.Draining), " ", ", "), "[]"))
+	}
 	fmt.Fprintf(w, "topics: %d, partitions: %d, without a leader: %d, under-replicated: %d, recovered uncleanly: %d\n",
 		st.TopicCount, st.PartitionCount, len(st.Offline), len(st.UnderReplicated), len(st.Recovered))
 	for _, p := range st.Offline {
@@ -261,11 +298,21 @@ func noteSuffix(note string) string {
 	return ": " + note
 }
 
-func printBrokers(w io.Writer, brokers []client.BrokerDescription) error {
+// printBrokers prints the broker table; DRAINING is yes, - or ? (the
+// mark could not be read).
+func printBrokers(w io.Writer, brokers []brokerJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tADDR\tRAFT ADDR\tRACK\tEPOCH\tSTATE")
+	fmt.Fprintln(tw, "  ID\tADDR\tRAFT ADDR\tRACK\tEPOCH\tSTATE\tDRAINING")
 	for _, b := range brokers {
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\n", b.ID, b.Addr, b.RaftAddr, b.Rack, b.Epoch, b.State)
+		draining := "?"
+		switch {
+		case b.Draining == nil:
+		case *b.Draining:
+			draining = "yes"
+		default:
+			draining = "-"
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%d\t%s\t%s\n", b.ID, b.Addr, b.RaftAddr, b.Rack, b.Epoch, b.State, draining)
 	}
 	return tw.Flush()
 }
@@ -274,27 +321,33 @@ func newClusterBrokersCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "brokers",
-		Short: "List the registered brokers with address, Raft address, rack, epoch and state",
+		Short: "List the registered brokers with address, Raft address, rack, epoch, state and draining mark",
+		Long: `List the registered brokers: address, Raft address, rack, broker epoch (new
+at each registration), state (alive or offline) and DRAINING: yes when the
+broker is marked draining (brokers.draining, set by cluster drain, cleared by
+cluster remove or drain --cancel), - when not, ? when the mark could not be
+read (a user without DescribeConfigs on the cluster; a warning goes to
+stderr). --json has the same, draining as true or false (absent when
+unknown).`,
 		Example: `  sluice cluster brokers
   sluice cluster brokers --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			d, err := cl.DescribeCluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				if d.Brokers == nil {
-					d.Brokers = []client.BrokerDescription{}
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeCluster(ctx)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), d.Brokers)
-			}
-			return printBrokers(cmd.OutOrStdout(), d.Brokers)
+				draining, markErr := drainingBrokers(ctx, cl)
+				if markErr != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "sluice: cluster brokers: draining mark unknown: %v\n", markErr)
+				}
+				brokers := brokersView(d.Brokers, draining, markErr)
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), brokers)
+				}
+				return printBrokers(cmd.OutOrStdout(), brokers)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -345,29 +398,26 @@ while it is down or catching up). Exits with status 1 when any failed.`,
   sluice cluster rebalance-leaders --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			results, err := cl.ElectPreferredLeaders(cmd.Context(), topics...)
-			if err != nil {
-				return err
-			}
-			elections := electionsView(results)
-			out := cmd.OutOrStdout()
-			if asJSON {
-				err = writeJSON(out, elections)
-			} else {
-				err = printElections(out, elections)
-			}
-			if err != nil {
-				return err
-			}
-			if n := countResult(elections, electionFailed); n > 0 {
-				return fmt.Errorf("%d of %d elections failed", n, len(elections))
-			}
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				results, err := cl.ElectPreferredLeaders(ctx, topics...)
+				if err != nil {
+					return err
+				}
+				elections := electionsView(results)
+				out := cmd.OutOrStdout()
+				if asJSON {
+					err = writeJSON(out, elections)
+				} else {
+					err = printElections(out, elections)
+				}
+				if err != nil {
+					return err
+				}
+				if n := countResult(elections, electionFailed); n > 0 {
+					return fmt.Errorf("%d of %d elections failed", n, len(elections))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&topics, "topic", nil, "only this topic's partitions (repeatable; default: every topic)")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -44,8 +45,64 @@ func TestCLIClusterStatus(t *testing.T) {
 	}
 	out = sluice(t, bin, addr, "", "cluster", "brokers", "--json")
 	var brokers []map[string]any
-	if err := json.Unmarshal([]byte(out), &brokers); err != nil || len(brokers) != 1 || brokers[0]["state"] != "alive" {
+	if err := json.Unmarshal([]byte(out), &brokers); err != nil || len(brokers) != 1 || brokers[0]["state"] != "alive" ||
+		brokers[0]["draining"] != false {
 		t.Fatalf("brokers --json: %v\n%s", err, out)
+	}
+	if len(st.Draining) != 0 || st.DrainingError != "" || st.Brokers[0].Draining == nil || *st.Brokers[0].Draining {
+		t.Fatalf("draining before the mark: %+v %+v", st.Draining, st.Brokers)
+	}
+
+	// The draining mark (what cluster drain sets) shows in status and
+	// brokers, text and JSON.
+	sluice(t, bin, addr, "", "cluster", "config", "--set", "brokers.draining=1")
+	out = sluice(t, bin, addr, "", "cluster", "status", "--json")
+	st = clusterStatusJSON{}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if len(st.Draining) != 1 || st.Draining[0] != 1 || st.Brokers[0].Draining == nil || !*st.Brokers[0].Draining {
+		t.Fatalf("draining after the mark: %+v %+v", st.Draining, st.Brokers)
+	}
+	if out := sluice(t, bin, addr, "", "cluster", "status"); !strings.Contains(out, "\ndraining: brokers 1\n") {
+		t.Fatalf("status with a draining broker:\n%s", out)
+	}
+	out = sluice(t, bin, addr, "", "cluster", "brokers")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[0], "DRAINING") ||
+		!strings.HasSuffix(lines[1], "alive  yes") {
+		t.Fatalf("brokers with a draining broker:\n%s", out)
+	}
+	out = sluice(t, bin, addr, "", "cluster", "brokers", "--json")
+	if err := json.Unmarshal([]byte(out), &brokers); err != nil || len(brokers) != 1 || brokers[0]["draining"] != true {
+		t.Fatalf("brokers --json with a draining broker: %v\n%s", err, out)
+	}
+}
+
+// A draining mark that cannot be read (a user without DescribeConfigs on
+// the cluster) leaves the rest of cluster status, and says so.
+func TestClusterStatusDrainingUnknown(t *testing.T) {
+	brokers := brokersView([]client.BrokerDescription{{ID: 1, State: "alive"}, {ID: 2, State: "alive"}}, nil, errors.New("CLUSTER_AUTHORIZATION_FAILED"))
+	st := clusterStatusJSON{Brokers: brokers, DrainingError: "describe configs: CLUSTER_AUTHORIZATION_FAILED"}
+	var out bytes.Buffer
+	if err := printClusterStatus(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "draining: unknown: describe configs: CLUSTER_AUTHORIZATION_FAILED\n") ||
+		strings.Count(out.String(), "alive  ?\n") != 2 {
+		t.Fatalf("status:\n%s", out.String())
+	}
+	js, err := json.Marshal(brokers)
+	if err != nil || strings.Contains(string(js), "draining") {
+		t.Fatalf("brokers --json with the mark unknown: %v %s", err, js)
+	}
+	brokers = brokersView([]client.BrokerDescription{{ID: 1}, {ID: 2}, {ID: 3}}, []int32{1, 3}, nil)
+	st = clusterStatusJSON{Brokers: brokers, Draining: []int32{1, 3}}
+	out.Reset()
+	if err := printClusterStatus(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\ndraining: brokers 1, 3\n") || strings.Count(out.String(), "yes\n") != 2 {
+		t.Fatalf("status:\n%s", out.String())
 	}
 }
 

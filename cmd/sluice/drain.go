@@ -356,21 +356,32 @@ func onDisk(ctx context.Context, cl *client.Client, id int32) (int, error) {
 	return 0, nil
 }
 
+// drainingBrokers reads the brokers marked draining (brokers.draining),
+// sorted; none when the mark is not set.
+func drainingBrokers(ctx context.Context, cl *client.Client) ([]int32, error) {
+	entries, err := cl.DescribeClusterConfigs(ctx, controller.ConfigBrokersDraining)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Key == controller.ConfigBrokersDraining {
+			ids, err := controller.ParseBrokerIDs(e.Value)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", controller.ConfigBrokersDraining, err)
+			}
+			return ids, nil
+		}
+	}
+	return nil, nil
+}
+
 // setDraining adds id to brokers.draining (on) or takes it out. The list
 // is read, changed and written back: two drains started at the same
 // instant may lose one's mark, which each round of a drain puts back.
 func setDraining(ctx context.Context, cl *client.Client, id int32, on bool) error {
-	entries, err := cl.DescribeClusterConfigs(ctx, controller.ConfigBrokersDraining)
+	ids, err := drainingBrokers(ctx, cl)
 	if err != nil {
 		return err
-	}
-	var ids []int32
-	for _, e := range entries {
-		if e.Key == controller.ConfigBrokersDraining {
-			if ids, err = controller.ParseBrokerIDs(e.Value); err != nil {
-				return err
-			}
-		}
 	}
 	if slices.Contains(ids, id) == on {
 		return nil
@@ -430,27 +441,24 @@ clears it (moves in flight go on; cancel them with reassign --cancel).`,
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			out := cmd.OutOrStdout()
-			switch {
-			case cancel:
-				if err := setDraining(cmd.Context(), cl, id, false); err != nil {
-					return err
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				out := cmd.OutOrStdout()
+				switch {
+				case cancel:
+					if err := setDraining(ctx, cl, id, false); err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "broker %d no longer marked draining: it may take new replicas again\n", id)
+					return nil
+				case dryRun:
+					plan, err := planCluster(ctx, cl, []int32{id}, 0)
+					if err != nil {
+						return err
+					}
+					return runPlan(ctx, cl, out, plan, true)
 				}
-				fmt.Fprintf(out, "broker %d no longer marked draining: it may take new replicas again\n", id)
-				return nil
-			case dryRun:
-				plan, err := planCluster(cmd.Context(), cl, []int32{id}, 0)
-				if err != nil {
-					return err
-				}
-				return runPlan(cmd.Context(), cl, out, plan, true)
-			}
-			return drainBroker(cmd.Context(), cl, out, id, drainOptions{wait: !noWait, timeout: timeout, interval: time.Second, stallRounds: 30})
+				return drainBroker(ctx, cl, out, id, drainOptions{wait: !noWait, timeout: timeout, interval: time.Second, stallRounds: 30})
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, mark nothing, start nothing")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -38,23 +39,20 @@ are refused until then, naming the version and the brokers that lack it.`,
   sluice cluster features upgrade`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			d, err := cl.DescribeCluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				out := featuresJSON{Finalized: d.CommandLevel, Nodes: d.CommandVersions}
-				if out.Nodes == nil {
-					out.Nodes = []client.NodeCommandVersions{}
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeCluster(ctx)
+				if err != nil {
+					return err
 				}
-				return writeJSON(cmd.OutOrStdout(), out)
-			}
-			return printFeatures(cmd.OutOrStdout(), d)
+				if asJSON {
+					out := featuresJSON{Finalized: d.CommandLevel, Nodes: d.CommandVersions}
+					if out.Nodes == nil {
+						out.Nodes = []client.NodeCommandVersions{}
+					}
+					return writeJSON(cmd.OutOrStdout(), out)
+				}
+				return printFeatures(cmd.OutOrStdout(), d)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -116,20 +114,17 @@ cannot say it would be left behind.`,
   sluice cluster features upgrade --level 9`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.FinalizeCommandVersion(ctx, level); err != nil {
+					return err
+				}
+				d, err := cl.DescribeCluster(ctx)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "finalized command version: %d\n", d.CommandLevel)
 				return err
-			}
-			defer cl.Close()
-			if err := cl.FinalizeCommandVersion(cmd.Context(), level); err != nil {
-				return err
-			}
-			d, err := cl.DescribeCluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "finalized command version: %d\n", d.CommandLevel)
-			return err
+			})
 		},
 	}
 	cmd.Flags().Uint8Var(&level, "level", controller.CommandVersion, "command version to finalize")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,31 +46,28 @@ named on stderr and the command fails after printing the others.`,
   sluice group list --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			groups, lerr := cl.ListGroups(cmd.Context())
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if groups == nil {
-					groups = []client.GroupListing{}
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				groups, lerr := cl.ListGroups(ctx)
+				out := cmd.OutOrStdout()
+				if asJSON {
+					if groups == nil {
+						groups = []client.GroupListing{}
+					}
+					if err := writeJSON(out, groups); err != nil {
+						return err
+					}
+					return lerr
 				}
-				if err := writeJSON(out, groups); err != nil {
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "GROUP\tTYPE\tSTATE\tCOORDINATOR")
+				for _, l := range groups {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", l.Group, l.Type, l.State, l.Coordinator)
+				}
+				if err := tw.Flush(); err != nil {
 					return err
 				}
 				return lerr
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "GROUP\tTYPE\tSTATE\tCOORDINATOR")
-			for _, l := range groups {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", l.Group, l.Type, l.State, l.Coordinator)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			return lerr
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -89,25 +87,22 @@ with no commit yet shows committed "-" and its lag counts from the log start.`,
   sluice group describe billing --json | jq '.offsets[] | select(.lag > 1000)'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			d, err := cl.DescribeGroup(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if d.Members == nil {
-				d.Members = []client.GroupMemberDescription{}
-			}
-			if d.Offsets == nil {
-				d.Offsets = []client.GroupOffset{}
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), d)
-			}
-			return printGroup(cmd.OutOrStdout(), &d)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeGroup(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if d.Members == nil {
+					d.Members = []client.GroupMemberDescription{}
+				}
+				if d.Offsets == nil {
+					d.Offsets = []client.GroupOffset{}
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), d)
+				}
+				return printGroup(cmd.OutOrStdout(), &d)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -175,18 +170,15 @@ refused (NON_EMPTY_GROUP): stop its consumers first.`,
   sluice group delete billing audit`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.DeleteGroups(cmd.Context(), args...); err != nil {
-				return err
-			}
-			for _, gr := range args {
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", gr)
-			}
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.DeleteGroups(ctx, args...); err != nil {
+					return err
+				}
+				for _, gr := range args {
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted group %s\n", gr)
+				}
+				return nil
+			})
 		},
 	}
 }
@@ -246,41 +238,38 @@ refused: offsets are reset only while no consumer would overwrite them.`,
 			if len(specs) != 1 {
 				return errors.New("give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset, --shift-by")
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			plan, err := cl.ResetOffsets(cmd.Context(), args[0], topic, specs[0], execute)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(out, struct {
-					Group    string               `json:"group"`
-					Executed bool                 `json:"executed"`
-					Offsets  []client.OffsetReset `json:"offsets"`
-				}{args[0], execute, plan})
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TOPIC\tPARTITION\tCURRENT\tNEW")
-			for _, r := range plan {
-				cur := "-"
-				if r.Current >= 0 {
-					cur = fmt.Sprint(r.Current)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				plan, err := cl.ResetOffsets(ctx, args[0], topic, specs[0], execute)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", r.Topic, r.Partition, cur, r.New)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if execute {
-				fmt.Fprintf(out, "committed new offsets of group %s\n", args[0])
-			} else {
-				fmt.Fprintln(out, "preview only: add --execute to commit these offsets")
-			}
-			return nil
+				out := cmd.OutOrStdout()
+				if asJSON {
+					return writeJSON(out, struct {
+						Group    string               `json:"group"`
+						Executed bool                 `json:"executed"`
+						Offsets  []client.OffsetReset `json:"offsets"`
+					}{args[0], execute, plan})
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tCURRENT\tNEW")
+				for _, r := range plan {
+					cur := "-"
+					if r.Current >= 0 {
+						cur = fmt.Sprint(r.Current)
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%d\n", r.Topic, r.Partition, cur, r.New)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if execute {
+					fmt.Fprintf(out, "committed new offsets of group %s\n", args[0])
+				} else {
+					fmt.Fprintln(out, "preview only: add --execute to commit these offsets")
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -33,16 +33,13 @@ func membershipCmd(g *globals, use, short, long, example, done string, call func
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := call(cl, ctx, id); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "broker %d %s\n", id, done)
 				return err
-			}
-			defer cl.Close()
-			if err := call(cl, cmd.Context(), id); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "broker %d %s\n", id, done)
-			return err
+			})
 		},
 	}
 }

@@ -199,46 +199,43 @@ keys set for the group.`,
   sluice queue describe workers --json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			d, err := cl.DescribeQueueGroup(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if d.Partitions == nil {
-				d.Partitions = []client.QueuePartitionState{}
-			}
-			entries, err := cl.DescribeQueueGroupConfigs(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			settings, err := queueSettingsOf(entries)
-			if err != nil {
-				return fmt.Errorf("queue group %s: %w", args[0], err)
-			}
-			if asJSON {
-				return writeJSON(cmd.OutOrStdout(), queueDescribeJSON{QueueGroupDescription: d, Settings: settings})
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
-			fmt.Fprintf(cmd.OutOrStdout(), "settings: %s (* set for the group; the others are the brokers' defaults)\n", queueSettingsLine(entries))
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tAVAILABLE\tACQUIRED\tACCEPTED\tARCHIVED\tDEAD-LETTERED\tOLDEST-UNACKED\tAT-CAP")
-			for _, p := range d.Partitions {
-				age := "-"
-				if p.OldestAcquired >= 0 {
-					age = p.OldestAcquired.Round(time.Millisecond).String()
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeQueueGroup(ctx, args[0])
+				if err != nil {
+					return err
 				}
-				capped := "-"
-				if p.AtCap {
-					capped = "yes"
+				if d.Partitions == nil {
+					d.Partitions = []client.QueuePartitionState{}
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.Start, p.End,
-					p.Available, p.Acquired, p.Accepted, p.Archived, p.DeadLettered, age, capped)
-			}
-			return tw.Flush()
+				entries, err := cl.DescribeQueueGroupConfigs(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				settings, err := queueSettingsOf(entries)
+				if err != nil {
+					return fmt.Errorf("queue group %s: %w", args[0], err)
+				}
+				if asJSON {
+					return writeJSON(cmd.OutOrStdout(), queueDescribeJSON{QueueGroupDescription: d, Settings: settings})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "queue group %s: lease %v, %d partitions\n", d.Group, d.Lease, len(d.Partitions))
+				fmt.Fprintf(cmd.OutOrStdout(), "settings: %s (* set for the group; the others are the brokers' defaults)\n", queueSettingsLine(entries))
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tSTART\tEND\tAVAILABLE\tACQUIRED\tACCEPTED\tARCHIVED\tDEAD-LETTERED\tOLDEST-UNACKED\tAT-CAP")
+				for _, p := range d.Partitions {
+					age := "-"
+					if p.OldestAcquired >= 0 {
+						age = p.OldestAcquired.Round(time.Millisecond).String()
+					}
+					capped := "-"
+					if p.AtCap {
+						capped = "yes"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.Start, p.End,
+						p.Available, p.Acquired, p.Accepted, p.Archived, p.DeadLettered, age, capped)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -442,27 +439,24 @@ members first.`,
 			case latest:
 				spec = client.ResetToLatest()
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			topics, err := queueTopics(cmd.Context(), cl, args[0], topic)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-START")
-			for _, t := range topics {
-				rs, err := cl.ResetQueueGroup(cmd.Context(), args[0], t, spec)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				topics, err := queueTopics(ctx, cl, args[0], topic)
 				if err != nil {
 					return err
 				}
-				for _, r := range rs {
-					fmt.Fprintf(tw, "%s\t%d\t%d\n", r.Topic, r.Partition, r.New)
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-START")
+				for _, t := range topics {
+					rs, err := cl.ResetQueueGroup(ctx, args[0], t, spec)
+					if err != nil {
+						return err
+					}
+					for _, r := range rs {
+						fmt.Fprintf(tw, "%s\t%d\t%d\n", r.Topic, r.Partition, r.New)
+					}
 				}
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -492,23 +486,19 @@ midway may republish some again).`,
   sluice queue redrive workers --topic jobs`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			res, err := cl.RedriveQueueGroup(ctx, args[0], topic, wait)
-			for _, r := range res {
-				if r.Skipped > 0 {
-					fmt.Fprintf(cmd.ErrOrStderr(), "sluice: queue redrive: %s: %d records without an origin header skipped\n", r.DeadLetterTopic, r.Skipped)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				res, err := cl.RedriveQueueGroup(ctx, args[0], topic, wait)
+				for _, r := range res {
+					if r.Skipped > 0 {
+						fmt.Fprintf(cmd.ErrOrStderr(), "sluice: queue redrive: %s: %d records without an origin header skipped\n", r.DeadLetterTopic, r.Skipped)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", r.DeadLetterTopic, r.Republished)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %d dead letters republished\n", r.DeadLetterTopic, r.Republished)
-			}
-			if err != nil {
-				return err
-			}
-			return nil
+				if err != nil {
+					return err
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&topic, "topic", "", "redrive only this topic's dead letters")

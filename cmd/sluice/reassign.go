@@ -275,18 +275,15 @@ up at their next metadata refresh.`,
 			if partitions <= 0 {
 				return errors.New("give --partitions N, the new partition count")
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.CreatePartitions(cmd.Context(), args[0], partitions); err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "topic %s now has %d partitions\n", args[0], partitions)
-			fmt.Fprintln(out, "note: keyed records map to hash(key) mod the partition count, so from now on a key's records may go to a new partition")
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.CreatePartitions(ctx, args[0], partitions); err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "topic %s now has %d partitions\n", args[0], partitions)
+				fmt.Fprintln(out, "note: keyed records map to hash(key) mod the partition count, so from now on a key's records may go to a new partition")
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32Var(&partitions, "partitions", 0, "the new partition count (more than the topic has)")
@@ -316,21 +313,18 @@ func alterAndShowConfigs(cmd *cobra.Command, g *globals, set, del []string, asJS
 	if err != nil {
 		return err
 	}
-	cl, err := dial(cmd, g)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	if len(changes) > 0 {
-		if err := r.alter(cmd.Context(), cl, changes); err != nil {
+	return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+		if len(changes) > 0 {
+			if err := r.alter(ctx, cl, changes); err != nil {
+				return err
+			}
+		}
+		entries, err := r.describe(ctx, cl)
+		if err != nil {
 			return err
 		}
-	}
-	entries, err := r.describe(cmd.Context(), cl)
-	if err != nil {
-		return err
-	}
-	return writeConfigEntries(cmd.OutOrStdout(), entries, asJSON, r.show)
+		return writeConfigEntries(cmd.OutOrStdout(), entries, asJSON, r.show)
+	})
 }
 
 // writeConfigEntries prints configs as a KEY VALUE DEFAULT table, the

@@ -230,16 +230,13 @@ move line says how many bytes it copies.`,
   sluice cluster rebalance --max-moves 20`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			plan, err := planCluster(cmd.Context(), cl, nil, maxMoves)
-			if err != nil {
-				return err
-			}
-			return runPlan(cmd.Context(), cl, cmd.OutOrStdout(), plan, dryRun)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				plan, err := planCluster(ctx, cl, nil, maxMoves)
+				if err != nil {
+					return err
+				}
+				return runPlan(ctx, cl, cmd.OutOrStdout(), plan, dryRun)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, start nothing")

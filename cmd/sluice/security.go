@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,16 +73,13 @@ func newUserCreateCmd(g *globals) *cobra.Command {
 				}
 				password = strings.TrimRight(line, "\r\n")
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.UpsertUser(cmd.Context(), args[0], password, mech, iterations); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "stored %s credential for user %s\n", mech, args[0])
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.UpsertUser(ctx, args[0], password, mech, iterations); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "stored %s credential for user %s\n", mech, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&password, "password", "", "the password (visible to other local users in the process list: prefer --password-stdin)")
@@ -99,49 +97,46 @@ func newUserListCmd(g *globals) *cobra.Command {
 		Example: `  sluice user list
   sluice user list alice --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			users, err := cl.ListUsers(cmd.Context(), args...)
-			if err != nil && len(users) == 0 {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				type cred struct {
-					Mechanism  string `json:"mechanism"`
-					Iterations int    `json:"iterations"`
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				users, err := cl.ListUsers(ctx, args...)
+				if err != nil && len(users) == 0 {
+					return err
 				}
-				type user struct {
-					User        string `json:"user"`
-					Credentials []cred `json:"credentials"`
-				}
-				js := []user{}
-				for _, u := range users {
-					j := user{User: u.User, Credentials: []cred{}}
-					for _, c := range u.Credentials {
-						j.Credentials = append(j.Credentials, cred{string(c.Mechanism), c.Iterations})
+				out := cmd.OutOrStdout()
+				if asJSON {
+					type cred struct {
+						Mechanism  string `json:"mechanism"`
+						Iterations int    `json:"iterations"`
 					}
-					js = append(js, j)
+					type user struct {
+						User        string `json:"user"`
+						Credentials []cred `json:"credentials"`
+					}
+					js := []user{}
+					for _, u := range users {
+						j := user{User: u.User, Credentials: []cred{}}
+						for _, c := range u.Credentials {
+							j.Credentials = append(j.Credentials, cred{string(c.Mechanism), c.Iterations})
+						}
+						js = append(js, j)
+					}
+					if werr := writeJSON(out, js); werr != nil {
+						return werr
+					}
+					return err
 				}
-				if werr := writeJSON(out, js); werr != nil {
-					return werr
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USER\tMECHANISM\tITERATIONS")
+				for _, u := range users {
+					for _, c := range u.Credentials {
+						fmt.Fprintf(tw, "%s\t%s\t%d\n", u.User, c.Mechanism, c.Iterations)
+					}
+				}
+				if ferr := tw.Flush(); ferr != nil {
+					return ferr
 				}
 				return err
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USER\tMECHANISM\tITERATIONS")
-			for _, u := range users {
-				for _, c := range u.Credentials {
-					fmt.Fprintf(tw, "%s\t%s\t%d\n", u.User, c.Mechanism, c.Iterations)
-				}
-			}
-			if ferr := tw.Flush(); ferr != nil {
-				return ferr
-			}
-			return err
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -160,16 +155,13 @@ func newUserDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.DeleteUser(cmd.Context(), args[0], mech); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s credential of user %s\n", mech, args[0])
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.DeleteUser(ctx, args[0], mech); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s credential of user %s\n", mech, args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&mechanism, "mechanism", string(auth.ScramSHA512), "SCRAM-SHA-256 or SCRAM-SHA-512")
@@ -304,16 +296,13 @@ func newACLAddCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.CreateACLs(cmd.Context(), a); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "added: %v\n", a)
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.CreateACLs(ctx, a); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "added: %v\n", a)
+				return nil
+			})
 		},
 	}
 	f.register(cmd, false)
@@ -361,16 +350,13 @@ func newACLFilterCmd(g *globals, use, short, example string, run func(*cobra.Com
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			acls, err := run(cmd, cl, flt)
-			if err != nil {
-				return err
-			}
-			return printACLs(cmd, acls, asJSON)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				acls, err := run(cmd, cl, flt)
+				if err != nil {
+					return err
+				}
+				return printACLs(cmd, acls, asJSON)
+			})
 		},
 	}
 	f.register(cmd, true)

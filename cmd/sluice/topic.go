@@ -85,17 +85,13 @@ func newTopicCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			err = cl.CreateTopics(cmd.Context(), client.TopicSpec{Name: args[0], Partitions: partitions, ReplicationFactor: rf, Configs: cfg})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", args[0])
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.CreateTopics(ctx, client.TopicSpec{Name: args[0], Partitions: partitions, ReplicationFactor: rf, Configs: cfg}); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32Var(&partitions, "partitions", 1, "number of partitions")
@@ -112,26 +108,23 @@ func newTopicListCmd(g *globals) *cobra.Command {
 		Example: `  sluice topic list --json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			names, err := cl.ListTopics(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				if names == nil {
-					names = []string{}
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				names, err := cl.ListTopics(ctx)
+				if err != nil {
+					return err
 				}
-				return writeJSON(out, names)
-			}
-			for _, n := range names {
-				fmt.Fprintln(out, n)
-			}
-			return nil
+				out := cmd.OutOrStdout()
+				if asJSON {
+					if names == nil {
+						names = []string{}
+					}
+					return writeJSON(out, names)
+				}
+				for _, n := range names {
+					fmt.Fprintln(out, n)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -248,41 +241,37 @@ last cleaned, and how many attempts in a row failed with the last error
   sluice topic describe orders --json | jq '.partitions[].replica_status'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx := cmd.Context()
-			d, err := cl.DescribeTopic(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			starts, err := cl.ListOffsets(ctx, args[0], client.AtStart())
-			if err != nil {
-				return err
-			}
-			ends, err := cl.ListOffsets(ctx, args[0], client.AtEnd())
-			if err != nil {
-				return err
-			}
-			entries, err := cl.DescribeConfigs(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			rctx, cancel := context.WithTimeout(ctx, replicaTimeout)
-			brokers, rerr := cl.DescribeReplicas(rctx, args[0])
-			cancel()
-			tj := topicView(d, starts, ends, replicaStatus(brokers, rerr), entries)
-			// A broker too old to list moves leaves them out.
-			if moves, err := cl.ListReassignments(ctx, args[0]); err == nil {
-				addMoves(&tj, moves)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(out, tj)
-			}
-			return printTopic(out, tj, entries)
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				d, err := cl.DescribeTopic(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				starts, err := cl.ListOffsets(ctx, args[0], client.AtStart())
+				if err != nil {
+					return err
+				}
+				ends, err := cl.ListOffsets(ctx, args[0], client.AtEnd())
+				if err != nil {
+					return err
+				}
+				entries, err := cl.DescribeConfigs(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				rctx, cancel := context.WithTimeout(ctx, replicaTimeout)
+				brokers, rerr := cl.DescribeReplicas(rctx, args[0])
+				cancel()
+				tj := topicView(d, starts, ends, replicaStatus(brokers, rerr), entries)
+				// A broker too old to list moves leaves them out.
+				if moves, err := cl.ListReassignments(ctx, args[0]); err == nil {
+					addMoves(&tj, moves)
+				}
+				out := cmd.OutOrStdout()
+				if asJSON {
+					return writeJSON(out, tj)
+				}
+				return printTopic(out, tj, entries)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -492,16 +481,13 @@ func newTopicDeleteCmd(g *globals) *cobra.Command {
 		Example: `  sluice topic delete orders`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.DeleteTopics(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.DeleteTopics(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -527,17 +513,14 @@ start offset (the low watermark). Needs delete on the topic.`,
 			if !cmd.Flags().Changed("partition") || !cmd.Flags().Changed("before") {
 				return errors.New("delete-records: --partition and --before are required")
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			low, err := cl.DeleteRecords(cmd.Context(), args[0], partition, before)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s-%d: log start offset %d\n", args[0], partition, low)
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				low, err := cl.DeleteRecords(ctx, args[0], partition, before)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s-%d: log start offset %d\n", args[0], partition, low)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32Var(&partition, "partition", 0, "the partition")
@@ -562,16 +545,13 @@ func newTopicAlterConfigCmd(g *globals) *cobra.Command {
 			if len(changes) == 0 {
 				return errors.New("nothing to change: give --set key=value or --delete key")
 			}
-			cl, err := dial(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			if err := cl.AlterConfigs(cmd.Context(), args[0], changes...); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s\n", args[0])
-			return nil
+			return withClient(cmd, g, func(ctx context.Context, cl *client.Client) error {
+				if err := cl.AlterConfigs(ctx, args[0], changes...); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringArrayVar(&set, "set", nil, "config key=value to set (repeatable)")
@@ -605,4 +585,16 @@ func dial(cmd *cobra.Command, g *globals, opts ...client.Opt) (*client.Client, e
 		return nil, fmt.Errorf("connect to %s: %w", strings.Join(brokers, ","), err)
 	}
 	return cl, nil
+}
+
+// withClient dials --brokers, runs fn with the command's context and the
+// client, and closes the client: the prologue of every command that asks
+// the cluster something and prints the answer.
+func withClient(cmd *cobra.Command, g *globals, fn func(ctx context.Context, cl *client.Client) error) error {
+	cl, err := dial(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(cmd.Context(), cl)
 }
