@@ -149,7 +149,12 @@ func TestReplaceFailedVoter(t *testing.T) {
 
 	// Its process, restarted on its data directory, is refused.
 	cfg := c.Config(3)
-	cfg.RegisterTimeout = 5 * time.Second
+	// A removed node hears nothing from the Raft leader: it learns the
+	// leader's client address from gossip, which under load can take
+	// seconds, and its registration first has the leader check its
+	// command version, a second forwarded request. The refusal comes as
+	// soon as the address is known; the bound only has to outlast that.
+	cfg.RegisterTimeout = 15 * time.Second
 	// Its Raft address, as the voters list names it.
 	for _, v := range strings.Split(cfg.Voters, ",") {
 		if addr, ok := strings.CutPrefix(v, "3@"); ok {
