@@ -110,66 +110,145 @@ func header(r *client.Record, key string) string {
 // TestQueueGroupMembersAcceptOnceAndDeadLetter: four members share a
 // topic of three partitions; every record is accepted exactly once or,
 // for every tenth, rejected and copied to jobs.dlq with its headers.
+//
+// On a loaded machine (CI, the race detector, a load average of 30 on 2
+// cores) one round trip can take seconds, so the run is not given a fixed
+// time: members receive with the run's context (a receive given up
+// before its answer leaves its records acquired until their lease ends,
+// and one given up every time delivers nothing), settle each batch's
+// records together (one acknowledgement, well within the lease), and the
+// run ends when the last record is settled. It fails when nothing is
+// settled for longer than a lease, a group write and a client request
+// together take (a hang: it says what each member was waiting for and
+// what the coordinator holds), or at a hard cap under the package's
+// timeout.
 func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
-	// A 5 s lease: a receive whose answer comes after the member's 2 s
-	// wait gave up (a loaded machine) leaves its records acquired until
-	// the lease ends, and the default 30 s would eat the test's minute.
-	c, cl := queueCluster(t, 3, group.QueueConfig{Lease: 5 * time.Second})
+	const (
+		n     = 300
+		lease = 10 * time.Second
+		// stall: longer than the client's request timeout (30 s, a
+		// settle's answer lost with its connection) plus a lease.
+		stall = 45 * time.Second
+	)
+	// The delivery limit is TestQueueGroupLeasesAndRefusals's: here a
+	// record delivered again (a lease lost on a stalled machine) must not
+	// be dead-lettered by it.
+	c, cl := queueCluster(t, 3, group.QueueConfig{Lease: lease, MaxDeliveries: 1000})
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 3, ReplicationFactor: 3})
-	const n = 300
 	produceValues(t, cl, "jobs", n)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	hardCap := time.Now().Add(4 * time.Minute)
+	if dl, ok := t.Deadline(); ok && dl.Add(-30*time.Second).Before(hardCap) {
+		hardCap = dl.Add(-30 * time.Second)
+	}
+	errAllSettled := errors.New("all settled")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+
+	type rejection struct {
+		client.Record
+		deliveries int
+	}
 	var mu sync.Mutex
 	accepted := map[string]int{}
-	rejected := map[string]client.Record{}
-	settled := 0
+	rejected := map[string]rejection{}
+	settled, redelivered := 0, 0
+	progress := time.Now()
+	doing := make([]string, 4) // what each member waits for, and since when
+	setDoing := func(m int, what string) {
+		mu.Lock()
+		doing[m] = what + " since " + time.Now().Format("15:04:05.000")
+		mu.Unlock()
+	}
+	settle := func(m int, d *client.Delivery) {
+		v := string(d.Value)
+		i, _ := strconv.Atoi(v)
+		var err error
+		if i%10 == 0 {
+			err = d.Reject("bad " + v)
+		} else {
+			err = d.Accept()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if d.DeliveryCount > 1 {
+			redelivered++
+		}
+		switch {
+		case err == nil && i%10 == 0:
+			rejected[v] = rejection{d.Record, d.DeliveryCount}
+		case err == nil:
+			accepted[v]++
+		case !errors.Is(err, client.ErrLeaseLost):
+			t.Errorf("member %d: settle %s: %v", m, v, err)
+			return
+		default:
+			return // delivered again, settled then
+		}
+		settled++
+		progress = time.Now()
+		if settled == n {
+			cancel(errAllSettled)
+		}
+	}
+
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the watchdog: a stall or the cap ends the run
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				mu.Lock()
+				since := now.Sub(progress)
+				mu.Unlock()
+				if since > stall {
+					cancel(fmt.Errorf("no record settled for %v", since.Round(time.Second)))
+				} else if now.After(hardCap) {
+					cancel(errors.New("the run's time is up"))
+				}
+			}
+		}
+	}()
 	for m := range 4 {
 		q := cl.QueueGroup("workers", "jobs")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				mu.Lock()
-				done := settled >= n
-				mu.Unlock()
-				if done || ctx.Err() != nil {
-					return
-				}
-				rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-				ds := receive(rctx, t, q, 7+m)
-				rcancel()
+			for ctx.Err() == nil {
+				setDoing(m, "receive")
+				ds := receive(ctx, t, q, 7+m)
+				setDoing(m, fmt.Sprintf("settle of %d records", len(ds)))
+				var sw sync.WaitGroup // the batch's outcomes are sent together
 				for _, d := range ds {
-					v := string(d.Value)
-					i, _ := strconv.Atoi(v)
-					var err error
-					if i%10 == 0 {
-						err = d.Reject("bad " + v)
-					} else {
-						err = d.Accept()
-					}
-					mu.Lock()
-					switch {
-					case err == nil && i%10 == 0:
-						rejected[v] = d.Record
-						settled++
-					case err == nil:
-						accepted[v]++
-						settled++
-					case !errors.Is(err, client.ErrLeaseLost):
-						t.Errorf("member %d: settle %s: %v", m, v, err)
-					}
-					mu.Unlock()
+					sw.Add(1)
+					go func() {
+						defer sw.Done()
+						settle(m, d)
+					}()
 				}
+				sw.Wait()
 			}
+			setDoing(m, "nothing (done)")
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		t.Fatalf("settled %d of %d records before the deadline", settled, n)
+	if cause := context.Cause(ctx); !errors.Is(cause, errAllSettled) {
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d, derr := cl.DescribeQueueGroup(dctx, "workers")
+		dcancel()
+		var parts []string
+		for _, p := range d.Partitions {
+			parts = append(parts, fmt.Sprintf("%+v", p))
+		}
+		t.Fatalf("%v: settled %d of %d records (%d redeliveries); members were waiting for: %s; the group: %s %v",
+			cause, settled, n, redelivered, strings.Join(doing, "; "), strings.Join(parts, "; "), derr)
 	}
+	t.Logf("%d deliveries were redeliveries", redelivered)
 	for i := range n {
 		v := strconv.Itoa(i)
 		if i%10 == 0 {
@@ -181,8 +260,9 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		}
 	}
 
-	// The dead letters: every rejected record, with headers saying why and
-	// where from (at least once: a copy may be doubled, never missing).
+	// The dead letters: every rejected record, with headers saying why,
+	// where from and on which delivery (at least once: a copy may be
+	// doubled, never missing).
 	dead := consumeAll(t, cl, "jobs.dlq", 3)
 	seen := map[string]bool{}
 	for _, r := range dead {
@@ -194,7 +274,7 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		}
 		seen[v] = true
 		want := map[string]string{
-			protocol.DeadLetterReason: "rejected: bad " + v, protocol.DeadLetterDeliveries: "1", protocol.DeadLetterTopic: "jobs",
+			protocol.DeadLetterReason: "rejected: bad " + v, protocol.DeadLetterDeliveries: strconv.Itoa(orig.deliveries), protocol.DeadLetterTopic: "jobs",
 			protocol.DeadLetterPartition: strconv.Itoa(int(orig.Partition)), protocol.DeadLetterOffset: strconv.FormatInt(orig.Offset, 10),
 			protocol.DeadLetterTimestamp: strconv.FormatInt(orig.Timestamp.UnixMilli(), 10),
 		}
@@ -208,7 +288,9 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		t.Errorf("%d of %d rejected records in the dead-letter topic", len(seen), len(rejected))
 	}
 
-	d, err := cl.DescribeQueueGroup(ctx, "workers")
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	d, err := cl.DescribeQueueGroup(dctx, "workers")
 	if err != nil {
 		t.Fatal(err)
 	}
