@@ -117,11 +117,12 @@ func header(r *client.Record, key string) string {
 // before its answer leaves its records acquired until their lease ends,
 // and one given up every time delivers nothing), settle each batch's
 // records together (one acknowledgement, well within the lease), and the
-// run ends when the last record is settled. It fails when nothing is
+// run ends when every record is settled and the coordinator holds none
+// (a settle answered "may have been applied" counts: if it was not, the
+// record comes again). It fails when nothing is
 // settled for longer than a lease, a group write and a client request
 // together take (a hang: it says what each member was waiting for and
-// what the coordinator holds), or at a hard cap under the package's
-// timeout.
+// what the coordinator holds), or just before the package's timeout.
 func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 	const (
 		n     = 300
@@ -137,22 +138,28 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 3, ReplicationFactor: 3})
 	produceValues(t, cl, "jobs", n)
 
-	hardCap := time.Now().Add(4 * time.Minute)
-	if dl, ok := t.Deadline(); ok && dl.Add(-30*time.Second).Before(hardCap) {
+	// The cap: the package's -timeout, less time to report and stop the
+	// brokers (a run that keeps settling is slow, not hung).
+	hardCap := time.Now().Add(5 * time.Minute)
+	if dl, ok := t.Deadline(); ok {
 		hardCap = dl.Add(-30 * time.Second)
 	}
 	errAllSettled := errors.New("all settled")
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 
-	type rejection struct {
-		client.Record
-		deliveries int
-	}
+	// A settle answered with an indeterminate error (under load a group
+	// write can outlast its 10 s) may or may not have been applied: if
+	// not, the record comes again and is settled then. The run ends when
+	// every record was settled, definitely or maybe, and the coordinator
+	// holds none.
 	var mu sync.Mutex
-	accepted := map[string]int{}
-	rejected := map[string]rejection{}
-	settled, redelivered := 0, 0
+	accepted := map[string]int{}            // definite acceptances
+	rejected := map[string]client.Record{}  // records rejected, definitely or maybe
+	rejectedOn := map[string]map[int]bool{} // the deliveries a record was rejected on
+	maybe := map[string]int{}               // indeterminate settles
+	settled := map[string]bool{}            // definitely or maybe
+	redelivered := 0
 	progress := time.Now()
 	doing := make([]string, 4) // what each member waits for, and since when
 	setDoing := func(m int, what string) {
@@ -174,22 +181,48 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		if d.DeliveryCount > 1 {
 			redelivered++
 		}
+		unknown := client.IsIndeterminate(err) || errors.Is(err, client.ErrOutcomeUnknown)
 		switch {
-		case err == nil && i%10 == 0:
-			rejected[v] = rejection{d.Record, d.DeliveryCount}
-		case err == nil:
-			accepted[v]++
-		case !errors.Is(err, client.ErrLeaseLost):
+		case err != nil && !unknown && errors.Is(err, client.ErrLeaseLost):
+			return // delivered again, settled then
+		case err != nil && !unknown:
 			t.Errorf("member %d: settle %s: %v", m, v, err)
 			return
-		default:
-			return // delivered again, settled then
+		case unknown:
+			maybe[v]++
+		case i%10 != 0:
+			accepted[v]++
 		}
-		settled++
+		if i%10 == 0 {
+			rejected[v] = d.Record
+			if rejectedOn[v] == nil {
+				rejectedOn[v] = map[int]bool{}
+			}
+			rejectedOn[v][d.DeliveryCount] = true
+		}
+		settled[v] = true
 		progress = time.Now()
-		if settled == n {
-			cancel(errAllSettled)
+	}
+	// drained: every record settled and the coordinator agrees.
+	drained := func() bool {
+		mu.Lock()
+		all := len(settled) == n
+		mu.Unlock()
+		if !all {
+			return false
 		}
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		d, err := cl.DescribeQueueGroup(dctx, "workers")
+		if err != nil {
+			return false
+		}
+		for _, p := range d.Partitions {
+			if p.Available+p.Acquired+p.Accepted+p.Archived != 0 || p.Start != p.End {
+				return false
+			}
+		}
+		return true
 	}
 
 	var wg sync.WaitGroup
@@ -203,13 +236,18 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
+				if drained() {
+					cancel(errAllSettled)
+					return
+				}
 				mu.Lock()
 				since := now.Sub(progress)
+				waits := strings.Join(doing, "; ")
 				mu.Unlock()
 				if since > stall {
-					cancel(fmt.Errorf("no record settled for %v", since.Round(time.Second)))
+					cancel(fmt.Errorf("no record settled for %v; members were waiting for: %s", since.Round(time.Second), waits))
 				} else if now.After(hardCap) {
-					cancel(errors.New("the run's time is up"))
+					cancel(fmt.Errorf("the test's time is up; members were waiting for: %s", waits))
 				}
 			}
 		}
@@ -245,18 +283,18 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		for _, p := range d.Partitions {
 			parts = append(parts, fmt.Sprintf("%+v", p))
 		}
-		t.Fatalf("%v: settled %d of %d records (%d redeliveries); members were waiting for: %s; the group: %s %v",
-			cause, settled, n, redelivered, strings.Join(doing, "; "), strings.Join(parts, "; "), derr)
+		t.Fatalf("%v; settled %d of %d records (%d redeliveries); the group: %s %v",
+			cause, len(settled), n, redelivered, strings.Join(parts, "; "), derr)
 	}
-	t.Logf("%d deliveries were redeliveries", redelivered)
+	t.Logf("%d deliveries were redeliveries, %d settles indeterminate", redelivered, len(maybe))
 	for i := range n {
 		v := strconv.Itoa(i)
 		if i%10 == 0 {
 			if _, ok := rejected[v]; !ok || accepted[v] != 0 {
 				t.Errorf("record %s: rejected %v, accepted %d times", v, ok, accepted[v])
 			}
-		} else if accepted[v] != 1 {
-			t.Errorf("record %s accepted %d times, want once", v, accepted[v])
+		} else if accepted[v] > 1 || accepted[v] == 0 && maybe[v] == 0 {
+			t.Errorf("record %s accepted %d times (and %d maybe), want once", v, accepted[v], maybe[v])
 		}
 	}
 
@@ -274,7 +312,7 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 		}
 		seen[v] = true
 		want := map[string]string{
-			protocol.DeadLetterReason: "rejected: bad " + v, protocol.DeadLetterDeliveries: strconv.Itoa(orig.deliveries), protocol.DeadLetterTopic: "jobs",
+			protocol.DeadLetterReason: "rejected: bad " + v, protocol.DeadLetterTopic: "jobs",
 			protocol.DeadLetterPartition: strconv.Itoa(int(orig.Partition)), protocol.DeadLetterOffset: strconv.FormatInt(orig.Offset, 10),
 			protocol.DeadLetterTimestamp: strconv.FormatInt(orig.Timestamp.UnixMilli(), 10),
 		}
@@ -282,6 +320,9 @@ func TestQueueGroupMembersAcceptOnceAndDeadLetter(t *testing.T) {
 			if got := header(r, k); got != w {
 				t.Errorf("dead letter %s: header %s = %q, want %q", v, k, got, w)
 			}
+		}
+		if got, _ := strconv.Atoi(header(r, protocol.DeadLetterDeliveries)); !rejectedOn[v][got] {
+			t.Errorf("dead letter %s: %d deliveries, rejected on deliveries %v", v, got, rejectedOn[v])
 		}
 	}
 	if len(seen) != len(rejected) {
