@@ -245,6 +245,9 @@ func loadSettings(fs *pflag.FlagSet, configPath string, lookupEnv func(string) (
 func printSettings(w io.Writer, fs *pflag.FlagSet, sources map[string]settingSource) error {
 	m := &yaml.Node{Kind: yaml.MappingNode}
 	for _, f := range settingFlags(fs) {
+		if f.Hidden && sources[f.Name] == fromDefault {
+			continue // a test-only setting, shown only when set
+		}
 		key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.Name,
 			HeadComment: fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name))}
 		var value *yaml.Node
