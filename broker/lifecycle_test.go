@@ -94,7 +94,9 @@ func TestShutdownFinishesPipelinedProduces(t *testing.T) {
 	}
 	// Shut down while the burst is being handled. Every produce
 	// acknowledged must be in the log after a restart (the controlled
-	// shutdown refuses the later ones: NOT_LEADER_OR_FOLLOWER).
+	// shutdown refuses the later ones: NOT_LEADER_OR_FOLLOWER once
+	// leadership moved, BROKER_NOT_AVAILABLE for the whole request once
+	// the connections drain).
 	var pr protocol.ProduceResponse
 	c.recv(corrs[0], &pr)
 	closed := make(chan error, 1)
@@ -103,6 +105,16 @@ func TestShutdownFinishesPipelinedProduces(t *testing.T) {
 	for _, corr := range corrs[1:] {
 		if err := c.tryRecv(corr, &pr); err != nil {
 			break
+		}
+		if pr.ErrorCode != protocol.NoError {
+			// Read once the connections drain: refused as a whole, not run.
+			if pr.ErrorCode != protocol.ErrBrokerNotAvailable {
+				t.Fatalf("produce during shutdown: request refused with %v", pr.ErrorCode)
+			}
+			continue
+		}
+		if len(pr.Topics) != 1 || len(pr.Topics[0].Partitions) != 1 {
+			t.Fatalf("produce during shutdown: answer %+v, want one partition's outcome", pr)
 		}
 		if code := pr.Topics[0].Partitions[0].ErrorCode; code != protocol.NoError {
 			if code != protocol.ErrNotLeaderOrFollower {
