@@ -72,6 +72,11 @@ func (l *zapHclog) fields(args []interface{}, suppressed int) []zap.Field {
 type routineFailure struct {
 	prefix  string
 	netOnly bool
+	// textNet: only when the line's own text names a network failure (a
+	// standard-logger line carries its error in the text; the same
+	// message also reports a gossip key that cannot decrypt, which stays
+	// an error).
+	textNet bool
 }
 
 // routineFailures lists them: Raft's (hclog messages) and memberlist's
@@ -92,6 +97,20 @@ var routineFailures = []routineFailure{
 	{prefix: "memberlist: Push/Pull with "},
 	{prefix: "memberlist: Failed to push local state"},
 	{prefix: "memberlist: Failed to read remote state"},
+	{prefix: "memberlist: failed to receive", textNet: true},
+}
+
+// netTexts are what a standard-logger line says of a closed, reset or
+// timed-out connection.
+var netTexts = []string{"i/o timeout", "EOF", "connection reset", "broken pipe", "use of closed network connection"}
+
+func netText(msg string) bool {
+	for _, t := range netTexts {
+		if strings.Contains(msg, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // routineEvery is how often one kind of routine failure is logged while
@@ -101,7 +120,7 @@ const routineEvery = 10 * time.Second
 // routine returns the routine failure msg is (its prefix), or "".
 func routine(msg string, args []interface{}) string {
 	for _, r := range routineFailures {
-		if strings.HasPrefix(msg, r.prefix) && (!r.netOnly || netError(args)) {
+		if strings.HasPrefix(msg, r.prefix) && (!r.netOnly || netError(args)) && (!r.textNet || netText(msg)) {
 			return r.prefix
 		}
 	}

@@ -143,6 +143,8 @@ func TestZapHclogRoutineFailures(t *testing.T) {
 		l.Error("failed to decode incoming command", "error", raft.ErrTransportShutdown)
 		l.Error("failed to decode incoming command", "error", errors.New("msgpack decode error"))
 		l.Error("failed to persist vote", "error", errors.New("disk full"))
+		std.Print("[ERR] memberlist: failed to receive: read tcp 127.0.0.1:7094->127.0.0.1:5000: i/o timeout from=127.0.0.1:5000")
+		std.Print("[ERR] memberlist: failed to receive: No installed keys could decrypt the message from=127.0.0.1:5000")
 		now = now.Add(time.Second)
 	}
 	now = now.Add(routineEvery)
@@ -163,9 +165,14 @@ func TestZapHclogRoutineFailures(t *testing.T) {
 		{zapcore.WarnLevel, "memberlist: Failed fallback TCP ping: timeout 1s: read tcp 127.0.0.1:7094", 0},
 		{zapcore.WarnLevel, "failed to decode incoming command", 0},
 	}
+	undecryptable := line{zapcore.ErrorLevel, "memberlist: failed to receive: No installed keys could decrypt the message from=127.0.0.1:5000", 0}
 	for i := 0; i < 5; i++ { // every round logs the genuine errors
 		want = append(want, line{zapcore.ErrorLevel, "failed to decode incoming command", 0},
 			line{zapcore.ErrorLevel, "failed to persist vote", 0})
+		if i == 0 { // a gossip read that timed out: routine, once
+			want = append(want, line{zapcore.WarnLevel, "memberlist: failed to receive: read tcp 127.0.0.1:7094->127.0.0.1:5000: i/o timeout from=127.0.0.1:5000", 0})
+		}
+		want = append(want, undecryptable)
 	}
 	want = append(want, line{zapcore.WarnLevel, "failed to appendEntries to", 4})
 	if fmt.Sprint(got) != fmt.Sprint(want) {
