@@ -102,6 +102,7 @@ type fetchSession struct {
 
 	mu    sync.Mutex
 	order []*sessionPart // fetch order: partitions answered with records go last
+	spare []*sessionPart // the order before the last reorder, reused by the next
 	index map[sessionKey]*sessionPart
 	n     int // partitions held, as the cache counts them
 }
@@ -398,7 +399,7 @@ func (s *fetchSession) answer(f *broker.Fetch, parts []*sessionPart, incremental
 	if !moved {
 		return
 	}
-	out := make([]*sessionPart, 0, len(s.order))
+	out := s.spare[:0]
 	for _, sp := range s.order {
 		if !sp.moved {
 			out = append(out, sp)
@@ -410,5 +411,6 @@ func (s *fetchSession) answer(f *broker.Fetch, parts []*sessionPart, incremental
 			out = append(out, sp)
 		}
 	}
-	s.order = out
+	clear(s.order) // its pointers live on in out
+	s.spare, s.order = s.order[:0], out
 }
