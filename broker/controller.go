@@ -141,7 +141,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		GossipAddr: b.GossipAddr(), DirID: b.dirID, PreviousEpoch: prevEpoch, SameBoot: boot.same,
 		LogsReported: true, Logs: b.parts.replicaLogs(b.store.Metadata())}
 	var epoch int64
-	warned := false
+	warned, warnedRetry := false, false
 	for {
 		res, err := b.node.Propose(ctx, reg)
 		if err == nil {
@@ -166,8 +166,20 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 				b.logger.Warn("broker id registered and alive from another data directory; waiting for it to be fenced", zap.Error(err))
 				warned = true
 			}
-		default:
+		case errors.Is(err, controller.ErrInvalidBroker), errors.Is(err, controller.ErrBrokerRemoved),
+			errors.Is(err, controller.ErrCommandVersion), errors.Is(err, controller.ErrCorrupt),
+			errors.Is(err, controller.ErrClosed):
+			// A refusal: registering again gets the same answer.
 			return fmt.Errorf("broker: register with the controller: %w", err)
+		default:
+			// Raft's or the transport's (an enqueue timeout on a busy
+			// leader, a forward that failed): nothing was registered, or
+			// a registration whose epoch nobody will use. Registering
+			// again is safe, until RegisterTimeout.
+			if !warnedRetry {
+				b.logger.Warn("registration failed; registering again", zap.Error(err))
+				warnedRetry = true
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
