@@ -18,7 +18,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.build
 
 export CGO_ENABLED ?= 1
 
-.PHONY: all build test test-race lint lint-darwin bench fuzz fuzz-short crash chaos chaos-short chaos-group ci run clean kafka-ref kafka-ref-stop kafka-versus image image-test compose-test release screenshot
+.PHONY: all build test test-race lint lint-darwin bench fuzz fuzz-short crash chaos chaos-short chaos-group chaos-gossip ci run clean kafka-ref kafka-ref-stop kafka-versus image image-test compose-test release screenshot
 
 all: build
 
@@ -99,12 +99,20 @@ chaos-queue: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_QUEUE_FAULT_TIME=60s CHAOS_TIMEOUT=10m \
 		scripts/chaos.sh -run '^TestChaosQueue$$'
 
+# chaos-gossip: 60 s of gossip-only cuts (issue 13 item 4), where every
+# cut must leave leadership where it was (CheckGossipCut), about 80 s.
+chaos-gossip: $(CHAOS_BIN)
+	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=60s SLUICE_CHAOS_FAULTS=gossip-cut CHAOS_TIMEOUT=8m \
+		scripts/chaos.sh -run '^TestChaos$$'
+
 chaos: $(CHAOS_BIN)
 	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=5m SLUICE_CHAOS_FAULTS=all SLUICE_CHAOS_FSYNC=always SLUICE_CHAOS_RATE=700 CHAOS_TIMEOUT=20m \
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=5m SLUICE_CHAOS_FAULTS=all SLUICE_CHAOS_FSYNC=interval SLUICE_CHAOS_RATE=700 CHAOS_TIMEOUT=20m \
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=5m SLUICE_CHAOS_FAULTS=none SLUICE_CHAOS_RATE=700 CHAOS_TIMEOUT=20m \
+		scripts/chaos.sh -run '^TestChaos$$'
+	$(CHAOS_RUN) SLUICE_CHAOS_FAULT_TIME=60s SLUICE_CHAOS_FAULTS=gossip-cut CHAOS_TIMEOUT=8m \
 		scripts/chaos.sh -run '^TestChaos$$'
 	$(CHAOS_RUN) scripts/chaos.sh -run '^TestLeaderIsolation$$'
 	$(CHAOS_RUN) SLUICE_CHAOS_GROUP_FAULT_TIME=3m CHAOS_TIMEOUT=12m scripts/chaos.sh -run '^TestChaosGroup$$'

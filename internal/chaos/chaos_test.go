@@ -295,6 +295,9 @@ func TestChaos(t *testing.T) {
 			i, ev.Kind, ev.Partition, ev.Target, ev.Start.Round(time.Millisecond), (ev.Healed - ev.Start).Round(time.Millisecond),
 			during.Round(time.Millisecond), dp, gap.Round(time.Millisecond), p, (end - ev.Healed).Round(time.Millisecond), rec,
 			latDuring.Round(100*time.Microsecond), nDuring, latBefore.Round(100*time.Microsecond), changes)
+		if err := CheckGossipCut(in.Events[:i+1]); err != nil {
+			t.Error(err)
+		}
 		if ev.Kind == SlowPeers && nDuring > 0 {
 			if err := CheckSlowed(ev, latDuring); err != nil {
 				t.Error(err)

@@ -227,3 +227,24 @@ func TestOpenFloodBounded(t *testing.T) {
 		t.Errorf("opened %d, failed %d of %d dials (%v); want 4 dials, all failed by the deadline", f.Opened(), f.Failed, dials, f.FirstErr)
 	}
 }
+
+func TestCheckGossipCut(t *testing.T) {
+	cut := func(changes int) Event { return Event{Step: Step{Kind: GossipCut}, Target: "broker1", LeaderChanges: changes} }
+	kill := Event{Step: Step{Kind: KillLeader}, LeaderChanges: 1}
+	for _, c := range []struct {
+		name   string
+		events []Event
+		fail   bool
+	}{
+		{"first cut, no change", []Event{cut(0)}, false},
+		{"first cut moved leadership", []Event{cut(2)}, true},
+		{"after cuts only", []Event{cut(0), cut(0), cut(1)}, true},
+		{"after another fault", []Event{kill, cut(1)}, false},
+		{"unknown count", []Event{cut(-1)}, false},
+		{"last is not a cut", []Event{cut(0), kill}, false},
+	} {
+		if err := CheckGossipCut(c.events); (err != nil) != c.fail {
+			t.Errorf("%s: CheckGossipCut = %v, want failure %v", c.name, err, c.fail)
+		}
+	}
+}
