@@ -229,7 +229,9 @@ func TestOpenFloodBounded(t *testing.T) {
 }
 
 func TestCheckGossipCut(t *testing.T) {
-	cut := func(changes int) Event { return Event{Step: Step{Kind: GossipCut}, Target: "broker1", LeaderChanges: changes} }
+	cut := func(changes int) Event {
+		return Event{Step: Step{Kind: GossipCut}, Target: "broker1", LeaderChanges: changes}
+	}
 	kill := Event{Step: Step{Kind: KillLeader}, LeaderChanges: 1}
 	for _, c := range []struct {
 		name   string
