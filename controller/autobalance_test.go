@@ -225,7 +225,8 @@ func TestDrainingBrokerTakesNothing(t *testing.T) {
 // Under the default on-join, a balanced cluster plans nothing: 3 brokers
 // with RF 3 topics (every broker holds every partition), through broker
 // restarts with their data (a rolling restart: each broker fenced, the
-// others leading, then back with its replicas), and 4 brokers whose
+// others leading, then back with its replicas; the last on a wiped
+// disk, its replicas still assigned to it), and 4 brokers whose
 // topics were placed while all were up. A broker that comes back keeps
 // its replicas in the metadata while it is down, so it is never short
 // of its share and nothing moves.
@@ -244,8 +245,12 @@ func TestPlanAutoBalanceQuietWhenBalanced(t *testing.T) {
 		epoch := m.Brokers[id].Epoch
 		m = applyAll(t, m, FenceBroker{ID: id, Epoch: epoch})
 		quiet(fmt.Sprintf("broker %d down", id), m)
-		m = applyAll(t, m, RegisterBroker{ID: id, Addr: m.Brokers[id].Addr, PreviousEpoch: epoch})
-		quiet(fmt.Sprintf("broker %d back with its data", id), m)
+		prev := epoch
+		if id == 3 {
+			prev = PreviousEpochEmpty // back on a wiped disk: its replicas stay assigned and refetch
+		}
+		m = applyAll(t, m, RegisterBroker{ID: id, Addr: m.Brokers[id].Addr, PreviousEpoch: prev})
+		quiet(fmt.Sprintf("broker %d back (previous epoch %d)", id, prev), m)
 	}
 	m = applyAll(t, m, RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty})
 	c, err := PlanCreateTopic(m, TopicSpec{Name: "v", Partitions: 8, ReplicationFactor: 2})
