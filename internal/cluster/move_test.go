@@ -353,16 +353,7 @@ func TestAutoBalanceOnJoin(t *testing.T) {
 	cl := c.Client()
 	ctx := testContext(t)
 	c.Stop(4)
-	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
-		d, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		if i := slices.IndexFunc(d.Brokers, func(b client.BrokerDescription) bool { return b.ID == 4 }); i < 0 || d.Brokers[i].State != "offline" {
-			return fmt.Errorf("brokers %+v", d.Brokers)
-		}
-		return nil
-	})
+	waitBrokerState(t, cl, 4, "offline")
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "ab", Partitions: 6, ReplicationFactor: 2})
 	c.Restart(4)
 	poll.Until(t, 60*time.Second, "broker 4 holds its share, every replica in sync", func() error {
@@ -424,30 +415,21 @@ func TestAutoBalanceQuietWhenBalanced(t *testing.T) {
 		}
 	}
 	quiet("balanced")
-	c.Stop(1)
-	quiet("broker 1 stopped")
-	c.Restart(1)
-	cl = c.Client() // the restarted broker listens on a new port
-	testcluster.WaitFullISR(t, cl, "bal", 30*time.Second)
-	quiet("broker 1 back")
-	c.Kill(2)
-	quiet("broker 2 killed")
-	c.Restart(2)
-	cl = c.Client() // the restarted broker listens on a new port
-	testcluster.WaitFullISR(t, cl, "bal", 30*time.Second)
-	quiet("broker 2 back")
+	for _, down := range []struct {
+		id   int32
+		what string
+		do   func(int32)
+	}{{1, "stopped", c.Stop}, {2, "killed", c.Kill}} {
+		down.do(down.id)
+		quiet(fmt.Sprintf("broker %d %s", down.id, down.what))
+		c.Restart(down.id)
+		cl = c.Client() // the restarted broker listens on a new port
+		testcluster.WaitFullISR(t, cl, "bal", 30*time.Second)
+		quiet(fmt.Sprintf("broker %d back", down.id))
+	}
 
 	c.Stop(3)
-	poll.Until(t, 15*time.Second, "broker 3 offline", func() error {
-		d, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		if i := slices.IndexFunc(d.Brokers, func(b client.BrokerDescription) bool { return b.ID == 3 }); i < 0 || d.Brokers[i].State != "offline" {
-			return fmt.Errorf("brokers %+v", d.Brokers)
-		}
-		return nil
-	})
+	waitBrokerState(t, cl, 3, "offline")
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "late", Partitions: 6, ReplicationFactor: 2})
 	c.Restart(3)
 	cl = c.Client()
