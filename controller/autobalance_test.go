@@ -2,23 +2,30 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// auto.balance=on-join plans moves onto a broker holding fewer replicas
-// than the others by more than one, but not while anything moves, not
-// when counts are within one, and not when off.
+// auto.balance=on-join, the default (no value in the metadata, as in a
+// cluster made before it was), plans moves onto a broker holding fewer
+// replicas than the others by more than one, but not while anything
+// moves, not when counts are within one, and not when set to off.
 func TestPlanAutoBalance(t *testing.T) {
 	m := applyAll(t, threeBrokers(t),
 		CreateTopic{Name: "t", Replicas: [][]int32{{1, 2}, {2, 3}, {3, 1}, {1, 2}, {2, 3}, {3, 1}}},
 		RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty})
-	if moves, _ := PlanAutoBalance(m, Load{}); moves != nil {
+	if _, set := m.Configs[ConfigAutoBalance]; set || m.ClusterConfig(ConfigAutoBalance) != AutoBalanceOnJoin {
+		t.Fatalf("auto.balance %q (set: %v), want the default on-join", m.ClusterConfig(ConfigAutoBalance), set)
+	}
+	off := applyAll(t, m, AlterClusterConfigs{Set: map[string]string{ConfigAutoBalance: AutoBalanceOff}})
+	if moves, _ := PlanAutoBalance(off, Load{}); moves != nil {
 		t.Fatalf("auto.balance off planned %+v", moves)
 	}
-	m = applyAll(t, m, AlterClusterConfigs{Set: map[string]string{ConfigAutoBalance: AutoBalanceOnJoin}})
+	// Removing the key goes back to the default.
+	m = applyAll(t, off, AlterClusterConfigs{Remove: []string{ConfigAutoBalance}})
 	moves, _ := PlanAutoBalance(m, Load{})
 	onto4 := 0
 	for _, mv := range moves {
@@ -190,7 +197,8 @@ func TestDrainingBrokerTakesNothing(t *testing.T) {
 			t.Fatalf("new partitions placed %v on a draining broker", grow.Replicas)
 		}
 	}
-	if moves, _ := PlanAutoBalance(m, Load{}); moves != nil {
+	off := applyAll(t, m, AlterClusterConfigs{Set: map[string]string{ConfigAutoBalance: AutoBalanceOff}})
+	if moves, _ := PlanAutoBalance(off, Load{}); moves != nil {
 		t.Fatalf("auto.balance off planned %+v", moves)
 	}
 	for _, mode := range []string{AutoBalanceOnJoin, AutoBalanceContinuous} {
@@ -212,4 +220,45 @@ func TestDrainingBrokerTakesNothing(t *testing.T) {
 	if _, _, err := Apply(m, AlterClusterConfigs{Set: map[string]string{ConfigBrokersDraining: "2,x"}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("brokers.draining=2,x: %v", err)
 	}
+}
+
+// Under the default on-join, a balanced cluster plans nothing: 3 brokers
+// with RF 3 topics (every broker holds every partition), through broker
+// restarts with their data (a rolling restart: each broker fenced, the
+// others leading, then back with its replicas; the last on a wiped
+// disk, its replicas still assigned to it), and 4 brokers whose
+// topics were placed while all were up. A broker that comes back keeps
+// its replicas in the metadata while it is down, so it is never short
+// of its share and nothing moves.
+func TestPlanAutoBalanceQuietWhenBalanced(t *testing.T) {
+	m := applyAll(t, threeBrokers(t),
+		CreateTopic{Name: "t", Replicas: [][]int32{{1, 2, 3}, {2, 3, 1}, {3, 1, 2}}},
+		CreateTopic{Name: "u", Replicas: [][]int32{{2, 3, 1}}})
+	quiet := func(what string, m *Metadata) {
+		t.Helper()
+		if moves, notes := PlanAutoBalance(m, Load{}); moves != nil || notes != nil {
+			t.Fatalf("%s: planned %+v (notes %v)", what, moves, notes)
+		}
+	}
+	quiet("3 brokers, RF 3", m)
+	for id := int32(1); id <= 3; id++ {
+		epoch := m.Brokers[id].Epoch
+		m = applyAll(t, m, FenceBroker{ID: id, Epoch: epoch})
+		quiet(fmt.Sprintf("broker %d down", id), m)
+		prev := epoch
+		if id == 3 {
+			prev = PreviousEpochEmpty // back on a wiped disk: its replicas stay assigned and refetch
+		}
+		m = applyAll(t, m, RegisterBroker{ID: id, Addr: m.Brokers[id].Addr, PreviousEpoch: prev})
+		quiet(fmt.Sprintf("broker %d back (previous epoch %d)", id, prev), m)
+	}
+	m = applyAll(t, m, RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty})
+	c, err := PlanCreateTopic(m, TopicSpec{Name: "v", Partitions: 8, ReplicationFactor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	four := applyAll(t, NewMetadata(), RegisterBroker{ID: 1, Addr: "a:1", PreviousEpoch: PreviousEpochEmpty},
+		RegisterBroker{ID: 2, Addr: "b:1", PreviousEpoch: PreviousEpochEmpty}, RegisterBroker{ID: 3, Addr: "c:1", PreviousEpoch: PreviousEpochEmpty},
+		RegisterBroker{ID: 4, Addr: "d:1", PreviousEpoch: PreviousEpochEmpty}, c)
+	quiet("4 brokers, RF 2 placed over all four", four)
 }

@@ -26,7 +26,9 @@ const (
 	// to, or remove one from, each broker.
 	ConfigMaxMovesPerBroker = "reassignment.max.moves.per.broker"
 	// ConfigAutoBalance is whether the controller moves replicas by
-	// itself (autobalance.go): off, on-join, or continuous.
+	// itself (autobalance.go): off, on-join (the default), or continuous.
+	// A cluster whose metadata has no value for it, including one made
+	// before on-join became the default, balances on join.
 	ConfigAutoBalance = "auto.balance"
 	// ConfigAutoBalanceBrokerDown is how long, in milliseconds, a broker
 	// must have been seen not alive before auto.balance=continuous
@@ -60,8 +62,8 @@ var clusterConfigDefs = map[string]ConfigDef{
 		Doc: "partitions moving at once in the cluster; further moves wait in a queue", kind: kindInt, min: 1},
 	ConfigMaxMovesPerBroker: {Key: ConfigMaxMovesPerBroker, Default: "5",
 		Doc: "moves at once that add a replica to, or remove one from, each broker; further moves wait in a queue", kind: kindInt, min: 1},
-	ConfigAutoBalance: {Key: ConfigAutoBalance, Default: AutoBalanceOff,
-		Doc: "on-join: while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); " +
+	ConfigAutoBalance: {Key: ConfigAutoBalance, Default: AutoBalanceOnJoin,
+		Doc: "on-join (the default): while nothing moves, the controller evens replica and preferred-leader counts across the alive brokers (a broker that joined gets its share); " +
 			"continuous: on-join, the replicas of a broker down longer than auto.balance.broker.down.ms are re-created on the alive brokers, and a broker above auto.balance.disk.threshold.percent sheds replicas; off: only operators move partitions",
 		kind: kindEnum, enum: []string{AutoBalanceOff, AutoBalanceOnJoin, AutoBalanceContinuous}},
 	ConfigAutoBalanceBrokerDown: {Key: ConfigAutoBalanceBrokerDown, Default: "900000",

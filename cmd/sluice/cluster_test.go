@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,17 @@ func TestCLIClusterStatus(t *testing.T) {
 	}
 	if len(st.Draining) != 0 || st.DrainingError != "" || st.Brokers[0].Draining == nil || *st.Brokers[0].Draining {
 		t.Fatalf("draining before the mark: %+v %+v", st.Draining, st.Brokers)
+	}
+
+	// With nothing set, auto.balance is on-join, shown as the default.
+	var configs []configEntryJSON
+	out = sluice(t, bin, addr, "", "cluster", "config", "--json")
+	if err := json.Unmarshal([]byte(out), &configs); err != nil {
+		t.Fatalf("cluster config --json: %v\n%s", err, out)
+	}
+	if i := slices.IndexFunc(configs, func(e configEntryJSON) bool { return e.Key == "auto.balance" }); i < 0 ||
+		configs[i].Value != "on-join" || !configs[i].IsDefault {
+		t.Fatalf("cluster config --json: auto.balance not on-join by default:\n%s", out)
 	}
 
 	// The draining mark (what cluster drain sets) shows in status and

@@ -363,16 +363,18 @@ the default):
   reassignment.max.moves               partitions moving at once (default 50)
   reassignment.max.moves.per.broker    moves at once adding to or removing
                                        from each broker (default 5)
-  auto.balance                         on-join: while nothing moves, the
-                                       controller evens replica and leader
-                                       counts across the alive brokers (a
-                                       broker that joined gets its share);
-                                       continuous: on-join, and re-creates
-                                       on the alive brokers the replicas of
-                                       a broker down longer than
-                                       auto.balance.broker.down.ms, and
-                                       sheds replicas from a full disk;
-                                       off (default): only operators move
+  auto.balance                         on-join (default): while nothing
+                                       moves, the controller evens replica
+                                       and leader counts across the alive
+                                       brokers (a broker that joined gets
+                                       its share; one back from a restart
+                                       with its data already holds it, and
+                                       nothing moves); continuous: on-join,
+                                       and re-creates on the alive brokers
+                                       the replicas of a broker down longer
+                                       than auto.balance.broker.down.ms,
+                                       and sheds replicas from a full disk;
+                                       off: only operators move partitions
   auto.balance.broker.down.ms          how long a broker must be down before
                                        continuous re-creates its replicas
                                        (default 900000, 15 min)
@@ -386,7 +388,9 @@ limits rise.`,
   sluice cluster config --set reassignment.throttle.bytes.per.sec=104857600
   sluice cluster config --set reassignment.max.moves.per.broker=2 --json
   sluice cluster config --delete reassignment.max.moves
-  sluice cluster config --set auto.balance=continuous --set auto.balance.broker.down.ms=600000`,
+  sluice cluster config --set auto.balance=continuous --set auto.balance.broker.down.ms=600000
+  sluice cluster config --set auto.balance=off      # only operators move partitions
+  sluice cluster config --delete auto.balance       # back to the default, on-join`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return alterAndShowConfigs(cmd, g, set, del, asJSON, configResource{

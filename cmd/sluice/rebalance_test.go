@@ -64,7 +64,7 @@ func waitBrokerState(ctx context.Context, t *testing.T, cl *client.Client, id in
 // empties another broker: both through the move primitive, ending with
 // every replica in sync.
 func TestRebalanceAndDrain(t *testing.T) {
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
 	cl := c.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -166,7 +166,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 // drain returns only when the broker holds nothing, and --cancel clears
 // the mark.
 func TestDrainWaitsForMovesInFlight(t *testing.T) {
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
 	cl := c.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -272,7 +272,7 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // copies. Planned without the sizes, the same cluster moves the big one
 // (the check can fail).
 func TestRebalancePlansWithPartitionSizes(t *testing.T) {
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
 	cl := c.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

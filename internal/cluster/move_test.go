@@ -344,28 +344,17 @@ func TestMoveRemovedBrokerDownDeletesAtRestart(t *testing.T) {
 	waitReplicas(t, cl, "rk", 30*time.Second, target...)
 }
 
-// With auto.balance=on-join, a broker that was down while a topic was
-// created gets its share of replicas by itself once it is back, through
-// the move primitive, every replica ending in sync.
+// With auto.balance at its default, on-join (no config set), a broker
+// that was down while a topic was created gets its share of replicas by
+// itself once it is back, through the move primitive, every replica
+// ending in sync.
 func TestAutoBalanceOnJoin(t *testing.T) {
 	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3})
 	cl := c.Client()
 	ctx := testContext(t)
 	c.Stop(4)
-	poll.Until(t, 15*time.Second, "broker 4 offline", func() error {
-		d, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		if i := slices.IndexFunc(d.Brokers, func(b client.BrokerDescription) bool { return b.ID == 4 }); i < 0 || d.Brokers[i].State != "offline" {
-			return fmt.Errorf("brokers %+v", d.Brokers)
-		}
-		return nil
-	})
+	waitBrokerState(t, cl, 4, "offline")
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "ab", Partitions: 6, ReplicationFactor: 2})
-	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalance, controller.AutoBalanceOnJoin)); err != nil {
-		t.Fatal(err)
-	}
 	c.Restart(4)
 	poll.Until(t, 60*time.Second, "broker 4 holds its share, every replica in sync", func() error {
 		d, err := cl.DescribeTopic(ctx, "ab")
@@ -385,6 +374,76 @@ func TestAutoBalanceOnJoin(t *testing.T) {
 			return fmt.Errorf("counts %v", count)
 		}
 		return nil
+	})
+}
+
+// Under the default auto.balance, on-join, a balanced cluster never
+// moves: 3 brokers, a topic of 6 partitions RF 3, the planner every
+// 100 ms; through a clean stop and a kill of brokers, each restarted
+// with its data (a rolling restart), no move is ever listed and every
+// replica list stays as created. Then, as a check that the planner did
+// run all along at that pace, a topic created while broker 3 is down
+// (RF 2 on brokers 1 and 2) is evened out once it is back.
+func TestAutoBalanceQuietWhenBalanced(t *testing.T) {
+	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
+		cfg.AutoBalanceInterval = 100 * time.Millisecond
+	}})
+	cl := c.Client()
+	ctx := testContext(t)
+	created := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "bal", Partitions: 6, ReplicationFactor: 3})
+	// quiet watches for 20 planner rounds that nothing moves: a window
+	// for something not to happen, not a wait for a condition.
+	quiet := func(what string) {
+		t.Helper()
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			moves, err := cl.ListReassignments(ctx)
+			if err != nil {
+				continue // a broker restarting
+			}
+			d, err := cl.DescribeTopic(ctx, "bal")
+			if err != nil {
+				continue
+			}
+			if len(moves) > 0 {
+				t.Fatalf("%s: moves %+v", what, moves)
+			}
+			for i, p := range d.Partitions {
+				if !slices.Equal(p.Replicas, created.Partitions[i].Replicas) {
+					t.Fatalf("%s: partition %d on %v, created on %v", what, p.Partition, p.Replicas, created.Partitions[i].Replicas)
+				}
+			}
+		}
+	}
+	quiet("balanced")
+	for _, down := range []struct {
+		id   int32
+		what string
+		do   func(int32)
+	}{{1, "stopped", c.Stop}, {2, "killed", c.Kill}} {
+		down.do(down.id)
+		quiet(fmt.Sprintf("broker %d %s", down.id, down.what))
+		c.Restart(down.id)
+		cl = c.Client() // the restarted broker listens on a new port
+		testcluster.WaitFullISR(t, cl, "bal", 30*time.Second)
+		quiet(fmt.Sprintf("broker %d back", down.id))
+	}
+
+	c.Stop(3)
+	waitBrokerState(t, cl, 3, "offline")
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "late", Partitions: 6, ReplicationFactor: 2})
+	c.Restart(3)
+	cl = c.Client()
+	poll.Until(t, 30*time.Second, "broker 3 given a share of late", func() error {
+		d, err := cl.DescribeTopic(ctx, "late")
+		if err != nil {
+			return err
+		}
+		for _, p := range d.Partitions {
+			if slices.Contains(p.Replicas, 3) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no replica of late on broker 3")
 	})
 }
 

@@ -81,6 +81,15 @@ type Options struct {
 	TLS bool
 	// TLSClientAuth is the brokers' client-certificate mode with TLS.
 	TLSClientAuth auth.ClientAuth
+	// AutoBalance, when set, is the cluster config auto.balance, set
+	// before Start returns (before any topic exists). Empty: the cluster
+	// default, on-join, under which a broker that joins or comes back
+	// holding fewer replicas than the others gets moves within
+	// broker.Config.AutoBalanceInterval. A test about something else
+	// that joins brokers, creates topics while one is down or moves
+	// partitions by hand sets controller.AutoBalanceOff here: this is
+	// the one place a test cluster turns it off.
+	AutoBalance string
 }
 
 // Gossip detects a failed broker within about a second; a restarted
@@ -179,6 +188,12 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		if err := c.startWith(id, lns[id]); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if opts.AutoBalance != "" {
+		cl := c.Client()
+		retryAdmin(t, "set "+controller.ConfigAutoBalance, nil, func(ctx context.Context) error {
+			return cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalance, opts.AutoBalance))
+		})
 	}
 	return c
 }

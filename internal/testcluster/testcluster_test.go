@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicemq/sluice/client"
+	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/internal/faultproxy"
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/internal/testcluster"
@@ -89,6 +90,18 @@ func TestStartKillStopRestart(t *testing.T) {
 	testcluster.WaitFullISR(t, cl, topic, 15*time.Second)
 	if err := cl.ProduceSync(ctx, &client.Record{Topic: topic, Value: []byte("after")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Options.AutoBalance sets the cluster config auto.balance before Start
+// returns; without it the cluster reports the default, on-join.
+func TestAutoBalanceOption(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{{"", controller.AutoBalanceOnJoin}, {controller.AutoBalanceOff, controller.AutoBalanceOff}} {
+		c := testcluster.Start(t, 1, testcluster.Options{AutoBalance: tc.set})
+		cs, err := c.Client().DescribeClusterConfigs(testContext(t), controller.ConfigAutoBalance)
+		if err != nil || len(cs) != 1 || cs[0].Value != tc.want || cs[0].IsDefault != (tc.set == "") {
+			t.Fatalf("AutoBalance %q: %+v, %v; want %s", tc.set, cs, err, tc.want)
+		}
 	}
 }
 
