@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# move-bench.sh: how fast a partition moves against the reassignment
+# throttle, and the produce latency of other partitions meanwhile (issue
+# 20, BENCHMARKS.md "Moving a partition"). On real broker processes
+# (scripts/cluster.sh up 4, a fresh cluster, auto.balance=off):
+#
+#   - topic big (1 partition, RF 3, on brokers 1-3) filled to
+#     MOVE_BENCH_BYTES of record values with `sluice bench produce`;
+#   - topic other (3 partitions, RF 3) under a steady acks=all load of
+#     MOVE_BENCH_LOAD_RATE records/s of MOVE_BENCH_LOAD_SIZE bytes
+#     (`sluice bench produce --rate`: latency from each record's scheduled
+#     send, so a stall shows as latency), WINDOW seconds per phase;
+#   - phase A: the load alone; phase B: the load while `sluice cluster
+#     reassign` moves big's partition off one follower onto the broker that
+#     holds no replica of it (broker 4 first, then whichever is free), with
+#     reassignment.throttle.bytes.per.sec = MOVE_BENCH_THROTTLE. The move's
+#     time is from the reassign to done: the target replicas all in sync,
+#     no move listed, and the removed replica's directory gone from its
+#     broker's data dir. The rate is the partition's log bytes (the
+#     leader's .log files) over that time, and a fraction of the throttle;
+#   - phases in the order A B B A A B ... (MOVE_BENCH_ROUNDS of each);
+#     each prints one line with the load average; a table of medians and
+#     spreads (min-max) at the end;
+#   - then the throttle config is deleted, and the script checks nothing
+#     is left: the config back at its default, no move listed, no replica
+#     being added or removed, every replica of big in sync.
+#
+#   scripts/move-bench.sh [DIR]      DIR default /tmp/sluice-move-bench (emptied)
+#   make move-bench                  the same (not in ci)
+#
+# Environment (defaults): MOVE_BENCH_BYTES (2147483648), MOVE_BENCH_THROTTLE
+# (50000000 bytes/s), MOVE_BENCH_ROUNDS (3), MOVE_BENCH_LOAD_RATE (2000),
+# MOVE_BENCH_LOAD_SIZE (1024), MOVE_BENCH_WINDOW (seconds of load per
+# phase; default 30, at most 80% of BYTES/THROTTLE so that phase B's load
+# runs inside the move), SLUICE_BIN (default: built into DIR/sluice).
+# Every wait is bounded (a move: 3x BYTES/THROTTLE + 120 s); the cluster is
+# torn down on exit. Results: DIR/results.jsonl, one JSON object a phase.
+#
+# Example: MOVE_BENCH_BYTES=$((512<<20)) MOVE_BENCH_ROUNDS=3 scripts/move-bench.sh
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-/tmp/sluice-move-bench}
+bytes=${MOVE_BENCH_BYTES:-2147483648}
+throttle=${MOVE_BENCH_THROTTLE:-50000000}
+rounds=${MOVE_BENCH_ROUNDS:-3}
+load_rate=${MOVE_BENCH_LOAD_RATE:-2000}
+load_size=${MOVE_BENCH_LOAD_SIZE:-1024}
+big_record=16384
+
+die() { echo "move-bench.sh: $*" >&2; exit 1; }
+for v in bytes throttle rounds load_rate load_size; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+done
+expect=$(((bytes + throttle - 1) / throttle)) # seconds a move should take
+window=${MOVE_BENCH_WINDOW:-$((expect * 8 / 10 < 30 ? expect * 8 / 10 : 30))}
+[[ $window =~ ^[0-9]+$ ]] || die "MOVE_BENCH_WINDOW must be whole seconds, got '$window'"
+((window >= 3)) || die "a load window of ${window} s is too short: raise MOVE_BENCH_BYTES or lower MOVE_BENCH_THROTTLE"
+move_timeout=$((3 * expect + 120))
+
+rm -rf "$dir"
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+bin=${SLUICE_BIN:-$dir/sluice}
+if [ -z "${SLUICE_BIN:-}" ]; then (cd "$root" && go build -o "$bin" ./cmd/sluice) || die "build failed"; fi
+export SLUICE_BIN=$bin
+c="$dir/cluster"
+
+# A base port whose ports +11..+45 are free (cluster.sh's 4 brokers).
+free_base() {
+	local b p used
+	for _ in $(seq 50); do
+		b=$((20000 + (RANDOM % 400) * 100))
+		used=0
+		for p in $(seq $((b + 11)) $((b + 45))); do
+			if ss -Htuan "sport = :$p" | grep -q .; then used=1; break; fi
+		done
+		if [ $used = 0 ]; then echo $b; return; fi
+	done
+	die "no free ports"
+}
+
+load_pid=""
+cleanup() {
+	if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
+	"$root/scripts/cluster.sh" down "$c" || true
+}
+trap cleanup EXIT
+
+SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) "$root/scripts/cluster.sh" up 4 "$c" >/dev/null
+cli() { timeout 60 "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret" "$@"; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# until_ok SECONDS WHAT CMD...: run CMD every 0.5 s (each try starts two
+# CLI processes: polled no faster on a 2-core machine) until it succeeds,
+# for at most SECONDS.
+until_ok() {
+	local limit=$1 what=$2 deadline
+	shift 2
+	deadline=$((SECONDS + limit))
+	until "$@"; do
+		((SECONDS < deadline)) || die "$what: not after ${limit} s"
+		sleep 0.5
+	done
+}
+
+# replicas prints big's leader, then its replicas.
+describe() { cli topic describe "$1" --json; }
+replicas() { describe big | python3 -c 'import json,sys; p=json.load(sys.stdin)["partitions"][0]; print(p["leader"], *p["replicas"])'; }
+# settled TARGET...: big's replicas and ISR are exactly TARGET (as sets),
+# no move is listed, and no broker outside TARGET holds a directory of it.
+settled() {
+	local want out b
+	want=$(printf '%s\n' "$@" | sort -n | tr '\n' ' ')
+	out=$(describe big | python3 -c 'import json,sys
+p=json.load(sys.stdin)["partitions"][0]
+print(" ".join(map(str,sorted(p["replicas"])))+" ", "|", " ".join(map(str,sorted(p["isr"])))+" ")') || return 1
+	[ "$out" = "$want | $want" ] || return 1
+	[ "$(cli cluster reassign --list --json --interval 0 | tr -d ' \n')" = "[]" ] || return 1
+	for b in 1 2 3 4; do
+		if [[ " $* " != *" $b "* ]] && [ -d "$c/$b/data/big-0" ]; then return 1; fi
+	done
+}
+plan() {
+	local r
+	r=$(printf '%s,' "$@")
+	echo "{\"version\":1,\"partitions\":[{\"topic\":\"big\",\"partition\":0,\"replicas\":[${r%,}]}]}" >"$dir/plan.json"
+	cli cluster reassign --plan "$dir/plan.json" >/dev/null
+}
+
+# Setup: auto.balance off (nothing moves but what this script moves), the
+# throttle, big on brokers 1-3 and filled, other created.
+cli cluster config --set auto.balance=off --set reassignment.throttle.bytes.per.sec="$throttle" >/dev/null
+cli topic create big --partitions 1 --replication-factor 3 >/dev/null
+cli topic create other --partitions 3 --replication-factor 3 >/dev/null
+until_ok 30 "big has a leader" replicas >/dev/null
+plan 1 2 3
+until_ok 60 "big on brokers 1-3" settled 1 2 3
+echo "filling big with $bytes bytes of ${big_record}-byte records (load $(loadavg))"
+fill_start=$SECONDS
+cli bench produce --topic big --records $((bytes / big_record)) --record-size $big_record --acks all --json >"$dir/fill.json" ||
+	die "filling big failed: $(cat "$dir/fill.json")"
+until_ok 120 "big's replicas in sync after the fill" settled 1 2 3
+echo "filled in $((SECONDS - fill_start)) s"
+
+# load PHASE: the steady load on other for the window, its report in
+# DIR/load-PHASE.json; in the background when asked (load_pid).
+load_cmd() {
+	cli bench produce --topic other --rate "$load_rate" --record-size "$load_size" --duration "${window}s" \
+		--acks all --delivery-timeout 30s --json >"$dir/load-$1.json"
+}
+
+# log_bytes B: the bytes of big's .log files on broker B.
+log_bytes() { find "$c/$1/data/big-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+
+phase_a() {
+	local n=$1 la
+	la=$(loadavg)
+	load_cmd "$n" || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
+	python3 - "$dir" "$n" A "$la" <<-'EOF'
+		import json, sys
+		d, n, kind, la = sys.argv[1:]
+		r = json.load(open(f"{d}/load-{n}.json"))
+		l = r["latency"]
+		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
+		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"]}
+		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
+		print(f"phase {n} A: load p50 {l['p50_ms']:.1f} p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, {r['errors']} errors; loadavg {la}")
+	EOF
+}
+
+phase_b() {
+	local n=$1 la cur leader r free drop target=() start t_load t_done moved load_ok=1
+	cur=$(replicas)
+	read -r leader r <<<"$cur"
+	for free in 4 1 2 3; do [[ " $r " != *" $free "* ]] && break; done
+	# Drop a follower (the last one): the leader stays, and serves the copy.
+	drop=$(awk '{print $NF}' <<<"$r")
+	for b in $r; do [ "$b" = "$drop" ] || target+=("$b"); done
+	target+=("$free")
+	moved=$(log_bytes "$leader")
+	la=$(loadavg)
+	start=$(date +%s.%N)
+	plan "${target[@]}"
+	rm -f "$dir/load-$n.end"
+	(load_cmd "$n" && date +%s.%N >"$dir/load-$n.end") &
+	load_pid=$!
+	until_ok "$move_timeout" "the move of big to ${target[*]}" settled "${target[@]}"
+	t_done=$(date +%s.%N)
+	if ! wait "$load_pid"; then load_ok=0; fi
+	load_pid=""
+	t_load=$(cat "$dir/load-$n.end" 2>/dev/null || echo 0)
+	[ $load_ok = 1 ] || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
+	python3 - "$dir" "$n" B "$la" "$start" "$t_done" "$t_load" "$moved" "$throttle" "$leader" "$drop" "$free" <<-'EOF'
+		import json, sys
+		d, n, kind, la, start, done, tload, moved, throttle, leader, drop, free = sys.argv[1:]
+		r = json.load(open(f"{d}/load-{n}.json"))
+		l = r["latency"]
+		secs = float(done) - float(start)
+		rate = int(moved) / secs
+		inside = float(tload) <= float(done)
+		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
+		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"],
+		       "move_s": secs, "move_bytes": int(moved), "rate": rate, "of_throttle": rate / int(throttle),
+		       "load_inside_move": inside, "from": int(drop), "to": int(free), "leader": int(leader)}
+		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
+		print(f"phase {n} B: moved {int(moved)/2**20:.0f} MiB {drop}->{free} (leader {leader}) in {secs:.1f} s: "
+		      f"{rate/1e6:.1f} MB/s, {100*rate/int(throttle):.0f}% of the throttle; load p50 {l['p50_ms']:.1f} "
+		      f"p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, {r['errors']} errors"
+		      f"{'' if inside else ' (the load outlived the move)'}; loadavg {la}")
+	EOF
+}
+
+echo "phases of ${window} s of load: $load_rate records/s of $load_size B on other (acks=all); throttle $throttle B/s"
+n=0
+for ((i = 0; i < 2 * rounds; i++)); do
+	n=$((n + 1))
+	# A B B A A B B A ...
+	if (((i + 1) / 2 % 2 == 0)); then phase_a $n; else phase_b $n; fi
+done
+
+# The throttle gone, and nothing left behind.
+cli cluster config --delete reassignment.throttle.bytes.per.sec >/dev/null
+left=$(cli cluster config --json | python3 -c 'import json,sys
+c={e["key"]:e for e in json.load(sys.stdin)}["reassignment.throttle.bytes.per.sec"]
+print("" if c["is_default"] else c["value"])')
+[ -z "$left" ] || die "reassignment.throttle.bytes.per.sec still set: $left"
+[ "$(cli cluster reassign --list --json --interval 0 | tr -d ' \n')" = "[]" ] || die "a move is still listed"
+if cli topic describe big | grep -qi moving; then die "big still shows a move: $(cli topic describe big)"; fi
+read -r _ r <<<"$(replicas)"
+# shellcheck disable=SC2086
+settled $r || die "big's replicas $r are not all in sync"
+echo "throttle config deleted (back to its default); no move listed; big on $r, all in sync"
+
+python3 - "$dir/results.jsonl" <<-'EOF'
+	import json, statistics, sys
+	rows = [json.loads(l) for l in open(sys.argv[1])]
+	def col(kind, key):
+	    return [r[key] for r in rows if r["kind"] == kind]
+	def stat(v, fmt):
+	    return f"{fmt(statistics.median(v))} ({fmt(min(v))}-{fmt(max(v))})"
+	ms = lambda x: f"{x:.1f}"
+	print()
+	print("| phase | runs | p50 ms | p99 ms | p99.9 ms | errors |")
+	print("|---|---|---|---|---|---|")
+	for k, name in (("A", "A: no move"), ("B", "B: moving")):
+	    print(f"| {name} | {len(col(k, 'p99_ms'))} | {stat(col(k, 'p50_ms'), ms)} | {stat(col(k, 'p99_ms'), ms)} | "
+	          f"{stat(col(k, 'p999_ms'), ms)} | {sum(col(k, 'errors'))} |")
+	print()
+	print(f"move: {stat(col('B', 'move_s'), ms)} s, {stat([r / 1e6 for r in col('B', 'rate')], ms)} MB/s, "
+	      f"{stat([100 * f for f in col('B', 'of_throttle')], lambda x: f'{x:.0f}')}% of the throttle (median, min-max)")
+	a, b = statistics.median(col("A", "p99_ms")), statistics.median(col("B", "p99_ms"))
+	print(f"p99 during a move / without: {b / a:.2f}x (medians)")
+	print("load averages (1/5/15 min) at each phase's start: " + "; ".join(f"{r['phase']}{r['kind']} {r['load']}" for r in rows))
+EOF
