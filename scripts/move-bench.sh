@@ -20,7 +20,8 @@
 #     leader's .log files) over that time, and a fraction of the throttle;
 #   - phases in the order A B B A A B ... (MOVE_BENCH_ROUNDS of each);
 #     each prints one line with the load average; a table of medians and
-#     spreads (min-max) at the end;
+#     spreads (min-max) at the end, and each broker's CPU use (cores: CPU
+#     seconds over the phase's seconds);
 #   - then the throttle config is deleted, and the script checks nothing
 #     is left: the config back at its default, no move listed, no replica
 #     being added or removed, every replica of big in sync.
@@ -61,10 +62,15 @@ move_timeout=$((3 * expect + 120))
 rm -rf "$dir"
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# Three replicas and a fourth during each move, plus slack.
+need=$((bytes * 9 / 2 / 1024))
+free_kb=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
+((free_kb > need)) || die "$dir has $((free_kb >> 20)) GiB free; a move of $bytes bytes needs about $((need >> 20)) GiB"
 bin=${SLUICE_BIN:-$dir/sluice}
 if [ -z "${SLUICE_BIN:-}" ]; then (cd "$root" && go build -o "$bin" ./cmd/sluice) || die "build failed"; fi
 export SLUICE_BIN=$bin
 c="$dir/cluster"
+hz=$(getconf CLK_TCK)
 
 # A base port whose ports +11..+45 are free (cluster.sh's 4 brokers).
 free_base() {
@@ -90,6 +96,12 @@ trap cleanup EXIT
 SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) "$root/scripts/cluster.sh" up 4 "$c" >/dev/null
 cli() { timeout 60 "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret" "$@"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# cpu prints each broker's CPU time (user + system) in clock ticks, "b1 b2 b3 b4".
+cpu() {
+	local b out=()
+	for b in 1 2 3 4; do out+=("$(awk '{print $14 + $15}' "/proc/$(cat "$c/$b/pid")/stat")"); done
+	echo "${out[*]}"
+}
 
 # until_ok SECONDS WHAT CMD...: run CMD every 0.5 s (each try starts two
 # CLI processes: polled no faster on a 2-core machine) until it succeeds,
@@ -151,26 +163,30 @@ load_cmd() {
 }
 
 # log_bytes B: the bytes of big's .log files on broker B.
-log_bytes() { find "$c/$1/data/big-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+log_bytes() { find "$c/$1/data/big-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
 phase_a() {
-	local n=$1 la
+	local n=$1 la c0 c1 t0 t1
 	la=$(loadavg)
+	c0=$(cpu) t0=$(date +%s.%N)
 	load_cmd "$n" || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
-	python3 - "$dir" "$n" A "$la" <<-'EOF'
+	c1=$(cpu) t1=$(date +%s.%N)
+	python3 - "$dir" "$n" A "$la" "$c0" "$c1" "$t0" "$t1" "$hz" <<-'EOF'
 		import json, sys
-		d, n, kind, la = sys.argv[1:]
+		d, n, kind, la, c0, c1, t0, t1, hz = sys.argv[1:]
 		r = json.load(open(f"{d}/load-{n}.json"))
 		l = r["latency"]
+		cpu = [round((int(b) - int(a)) / int(hz) / (float(t1) - float(t0)), 2) for a, b in zip(c0.split(), c1.split())]
 		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
-		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"]}
+		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"], "broker_cpu": cpu}
 		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
-		print(f"phase {n} A: load p50 {l['p50_ms']:.1f} p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, {r['errors']} errors; loadavg {la}")
+		print(f"phase {n} A: load p50 {l['p50_ms']:.1f} p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, "
+		      f"{r['errors']} errors; broker CPU (cores) {cpu}; loadavg {la}")
 	EOF
 }
 
 phase_b() {
-	local n=$1 la cur leader r free drop target=() start t_load t_done moved load_ok=1
+	local n=$1 la cur leader r free drop target=() start t_load c0 c1 t_done moved load_ok=1
 	cur=$(replicas)
 	read -r leader r <<<"$cur"
 	for free in 4 1 2 3; do [[ " $r " != *" $free "* ]] && break; done
@@ -180,6 +196,7 @@ phase_b() {
 	target+=("$free")
 	moved=$(log_bytes "$leader")
 	la=$(loadavg)
+	c0=$(cpu)
 	start=$(date +%s.%N)
 	plan "${target[@]}"
 	rm -f "$dir/load-$n.end"
@@ -187,27 +204,30 @@ phase_b() {
 	load_pid=$!
 	until_ok "$move_timeout" "the move of big to ${target[*]}" settled "${target[@]}"
 	t_done=$(date +%s.%N)
+	c1=$(cpu)
 	if ! wait "$load_pid"; then load_ok=0; fi
 	load_pid=""
 	t_load=$(cat "$dir/load-$n.end" 2>/dev/null || echo 0)
 	[ $load_ok = 1 ] || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
-	python3 - "$dir" "$n" B "$la" "$start" "$t_done" "$t_load" "$moved" "$throttle" "$leader" "$drop" "$free" <<-'EOF'
+	python3 - "$dir" "$n" B "$la" "$start" "$t_done" "$t_load" "$moved" "$throttle" "$leader" "$drop" "$free" "$c0" "$c1" "$hz" <<-'EOF'
 		import json, sys
-		d, n, kind, la, start, done, tload, moved, throttle, leader, drop, free = sys.argv[1:]
+		d, n, kind, la, start, done, tload, moved, throttle, leader, drop, free, c0, c1, hz = sys.argv[1:]
 		r = json.load(open(f"{d}/load-{n}.json"))
 		l = r["latency"]
 		secs = float(done) - float(start)
+		cpu = [round((int(b) - int(a)) / int(hz) / secs, 2) for a, b in zip(c0.split(), c1.split())]
 		rate = int(moved) / secs
 		inside = float(tload) <= float(done)
 		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
 		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"],
 		       "move_s": secs, "move_bytes": int(moved), "rate": rate, "of_throttle": rate / int(throttle),
-		       "load_inside_move": inside, "from": int(drop), "to": int(free), "leader": int(leader)}
+		       "load_inside_move": inside, "from": int(drop), "to": int(free), "leader": int(leader),
+		       "broker_cpu": cpu}
 		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
 		print(f"phase {n} B: moved {int(moved)/2**20:.0f} MiB {drop}->{free} (leader {leader}) in {secs:.1f} s: "
 		      f"{rate/1e6:.1f} MB/s, {100*rate/int(throttle):.0f}% of the throttle; load p50 {l['p50_ms']:.1f} "
 		      f"p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, {r['errors']} errors"
-		      f"{'' if inside else ' (the load outlived the move)'}; loadavg {la}")
+		      f"{'' if inside else ' (the load outlived the move)'}; broker CPU (cores) {cpu}; loadavg {la}")
 	EOF
 }
 
@@ -251,5 +271,7 @@ python3 - "$dir/results.jsonl" <<-'EOF'
 	      f"{stat([100 * f for f in col('B', 'of_throttle')], lambda x: f'{x:.0f}')}% of the throttle (median, min-max)")
 	a, b = statistics.median(col("A", "p99_ms")), statistics.median(col("B", "p99_ms"))
 	print(f"p99 during a move / without: {b / a:.2f}x (medians)")
+	print("the 4 brokers' CPU use (cores), median: " + ", ".join(
+	    f"{k} {statistics.median(sum(r['broker_cpu']) for r in rows if r['kind'] == k):.2f}" for k in ("A", "B")))
 	print("load averages (1/5/15 min) at each phase's start: " + "; ".join(f"{r['phase']}{r['kind']} {r['load']}" for r in rows))
 EOF
