@@ -94,7 +94,13 @@ cleanup() {
 trap cleanup EXIT
 
 SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) "$root/scripts/cluster.sh" up 4 "$c" >/dev/null
-cli() { timeout 60 "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret" "$@"; }
+# cli_for SECONDS ARGS...: the CLI against the cluster, killed after SECONDS.
+cli_for() {
+	local limit=$1
+	shift
+	timeout "$limit" "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret" "$@"
+}
+cli() { cli_for 60 "$@"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # cpu prints each broker's CPU time (user + system) in clock ticks, "b1 b2 b3 b4".
 cpu() {
@@ -150,17 +156,18 @@ plan 1 2 3
 until_ok 60 "big on brokers 1-3" settled 1 2 3
 echo "filling big with $bytes bytes of ${big_record}-byte records (load $(loadavg))"
 fill_start=$SECONDS
-cli bench produce --topic big --records $((bytes / big_record)) --record-size $big_record --acks all --json >"$dir/fill.json" ||
+# Bounded as a fill at 5 MB/s.
+cli_for $((120 + bytes / 5000000)) bench produce --topic big --records $((bytes / big_record)) --record-size $big_record --acks all --json >"$dir/fill.json" ||
 	die "filling big failed: $(cat "$dir/fill.json")"
 until_ok 120 "big's replicas in sync after the fill" settled 1 2 3
 echo "filled in $((SECONDS - fill_start)) s"
 
-# load PHASE: the steady load on other for the window, its report in
-# DIR/load-PHASE.json; in the background when asked (load_pid).
-load_cmd() {
-	cli bench produce --topic other --rate "$load_rate" --record-size "$load_size" --duration "${window}s" \
-		--acks all --delivery-timeout 30s --json >"$dir/load-$1.json"
-}
+# The steady load on other for the window (a phase's report goes to
+# DIR/load-PHASE.json). Phase B runs it in the background as a simple
+# command, so that load_pid is timeout's, which passes a SIGTERM on.
+load=(timeout $((window + 60)) "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret"
+	bench produce --topic other --rate "$load_rate" --record-size "$load_size" --duration "${window}s"
+	--acks all --delivery-timeout 30s --json)
 
 # log_bytes B: the bytes of big's .log files on broker B.
 log_bytes() { find "$c/$1/data/big-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
@@ -169,7 +176,7 @@ phase_a() {
 	local n=$1 la c0 c1 t0 t1
 	la=$(loadavg)
 	c0=$(cpu) t0=$(date +%s.%N)
-	load_cmd "$n" || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
+	"${load[@]}" >"$dir/load-$n.json" || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
 	c1=$(cpu) t1=$(date +%s.%N)
 	python3 - "$dir" "$n" A "$la" "$c0" "$c1" "$t0" "$t1" "$hz" <<-'EOF'
 		import json, sys
@@ -199,15 +206,14 @@ phase_b() {
 	c0=$(cpu)
 	start=$(date +%s.%N)
 	plan "${target[@]}"
-	rm -f "$dir/load-$n.end"
-	(load_cmd "$n" && date +%s.%N >"$dir/load-$n.end") &
+	t_load=$(date +%s.%N)
+	"${load[@]}" >"$dir/load-$n.json" &
 	load_pid=$!
 	until_ok "$move_timeout" "the move of big to ${target[*]}" settled "${target[@]}"
 	t_done=$(date +%s.%N)
 	c1=$(cpu)
 	if ! wait "$load_pid"; then load_ok=0; fi
 	load_pid=""
-	t_load=$(cat "$dir/load-$n.end" 2>/dev/null || echo 0)
 	[ $load_ok = 1 ] || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
 	python3 - "$dir" "$n" B "$la" "$start" "$t_done" "$t_load" "$moved" "$throttle" "$leader" "$drop" "$free" "$c0" "$c1" "$hz" <<-'EOF'
 		import json, sys
@@ -217,7 +223,7 @@ phase_b() {
 		secs = float(done) - float(start)
 		cpu = [round((int(b) - int(a)) / int(hz) / secs, 2) for a, b in zip(c0.split(), c1.split())]
 		rate = int(moved) / secs
-		inside = float(tload) <= float(done)
+		inside = float(tload) + r["seconds"] <= float(done)  # the load ended before the move did
 		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
 		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"],
 		       "move_s": secs, "move_bytes": int(moved), "rate": rate, "of_throttle": rate / int(throttle),
