@@ -10,7 +10,8 @@
 #     MOVE_BENCH_LOAD_RATE records/s of MOVE_BENCH_LOAD_SIZE bytes
 #     (`sluice bench produce --rate`: latency from each record's scheduled
 #     send, so a stall shows as latency), WINDOW seconds per phase;
-#   - phase A: the load alone; phase B: the load while `sluice cluster
+#   - phase A: the load alone (with the script polling the cluster as in
+#     phase B); phase B: the load while `sluice cluster
 #     reassign` moves big's partition off one follower onto the broker that
 #     holds no replica of it (broker 4 first, then whichever is free), with
 #     reassignment.throttle.bytes.per.sec = MOVE_BENCH_THROTTLE. The move's
@@ -19,7 +20,8 @@
 #     broker's data dir. The rate is the partition's log bytes (the
 #     leader's .log files) over that time, and a fraction of the throttle;
 #   - phases in the order A B B A A B ... (MOVE_BENCH_ROUNDS of each);
-#     each prints one line with the load average; a table of medians and
+#     each prints one line with the load average and the machine's dirty
+#     page cache at its start (the fill is synced first); a table of medians and
 #     spreads (min-max) at the end, and each broker's CPU use (cores: CPU
 #     seconds over the phase's seconds);
 #   - then the throttle config is deleted, and the script checks nothing
@@ -72,20 +74,6 @@ export SLUICE_BIN=$bin
 c="$dir/cluster"
 hz=$(getconf CLK_TCK)
 
-# A base port whose ports +11..+45 are free (cluster.sh's 4 brokers).
-free_base() {
-	local b p used
-	for _ in $(seq 50); do
-		b=$((20000 + (RANDOM % 400) * 100))
-		used=0
-		for p in $(seq $((b + 11)) $((b + 45))); do
-			if ss -Htuan "sport = :$p" | grep -q .; then used=1; break; fi
-		done
-		if [ $used = 0 ]; then echo $b; return; fi
-	done
-	die "no free ports"
-}
-
 load_pid=""
 cleanup() {
 	if [ -n "$load_pid" ]; then kill "$load_pid" 2>/dev/null || true; fi
@@ -93,7 +81,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) "$root/scripts/cluster.sh" up 4 "$c" >/dev/null
+SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$("$root/scripts/cluster.sh" free-base 4) "$root/scripts/cluster.sh" up 4 "$c" >/dev/null
 # cli_for SECONDS ARGS...: the CLI against the cluster, killed after SECONDS.
 cli_for() {
 	local limit=$1
@@ -101,11 +89,18 @@ cli_for() {
 	timeout "$limit" "$bin" --brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret" "$@"
 }
 cli() { cli_for 60 "$@"; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-# cpu prints each broker's CPU time (user + system) in clock ticks, "b1 b2 b3 b4".
+# loadavg: the load average (1, 5, 15 min) and the machine's dirty page
+# cache not yet written back.
+loadavg() { echo "$(cut -d' ' -f1-3 /proc/loadavg), dirty $(awk '/^Dirty:/ {printf "%d", $2 / 1024}' /proc/meminfo) MiB"; }
+# cpu prints each broker's CPU time (user + system) in clock ticks, then
+# the milliseconds the disk under DIR has been busy and the sectors written
+# to it (by anyone: the machine is shared), "b1 b2 b3 b4 busy_ms sectors";
+# "0 0" for the disk when /sys/block does not have it.
+disk=/sys/block/$(basename "$(df -P "$dir" | awk 'NR == 2 {print $1}')")/stat
 cpu() {
 	local b out=()
 	for b in 1 2 3 4; do out+=("$(awk '{print $14 + $15}' "/proc/$(cat "$c/$b/pid")/stat")"); done
+	if [ -r "$disk" ]; then out+=("$(awk '{print $10, $7}' "$disk")"); else out+=("0 0"); fi
 	echo "${out[*]}"
 }
 
@@ -160,7 +155,11 @@ fill_start=$SECONDS
 cli_for $((120 + bytes / 5000000)) bench produce --topic big --records $((bytes / big_record)) --record-size $big_record --acks all --json >"$dir/fill.json" ||
 	die "filling big failed: $(cat "$dir/fill.json")"
 until_ok 120 "big's replicas in sync after the fill" settled 1 2 3
-echo "filled in $((SECONDS - fill_start)) s"
+# The fill's gigabytes are dirty in the page cache: written back now, not
+# in the kernel's own time during the phases (it stalled every process
+# on the disk for a second there).
+timeout 300 sync -f "$c" || die "sync after the fill did not end in 300 s"
+echo "filled and synced in $((SECONDS - fill_start)) s"
 
 # The steady load on other for the window (a phase's report goes to
 # DIR/load-PHASE.json). Phase B runs it in the background as a simple
@@ -172,23 +171,40 @@ load=(timeout $((window + 60)) "$bin" --brokers "$(cat "$c/brokers")" --operator
 # log_bytes B: the bytes of big's .log files on broker B.
 log_bytes() { find "$c/$1/data/big-0" -name '*.log' -printf '%s\n' | awk '{s += $1} END {printf "%.0f\n", s}'; }
 
+# phase_a N: the load alone. The script polls the cluster as phase B's
+# wait for the move does (topic describe, reassign --list, every 0.5 s),
+# so that the only difference between the phases is the move.
 phase_a() {
-	local n=$1 la c0 c1 t0 t1
+	local n=$1 la c0 c1 t0 t1 r load_ok=1
+	read -r _ r <<<"$(replicas)"
 	la=$(loadavg)
 	c0=$(cpu) t0=$(date +%s.%N)
-	"${load[@]}" >"$dir/load-$n.json" || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
+	"${load[@]}" >"$dir/load-$n.json" &
+	load_pid=$!
+	while kill -0 "$load_pid" 2>/dev/null; do
+		# shellcheck disable=SC2086
+		settled $r || true
+		sleep 0.5
+	done
+	if ! wait "$load_pid"; then load_ok=0; fi
+	load_pid=""
+	[ $load_ok = 1 ] || die "load of phase $n failed: $(cat "$dir/load-$n.json")"
 	c1=$(cpu) t1=$(date +%s.%N)
 	python3 - "$dir" "$n" A "$la" "$c0" "$c1" "$t0" "$t1" "$hz" <<-'EOF'
 		import json, sys
 		d, n, kind, la, c0, c1, t0, t1, hz = sys.argv[1:]
 		r = json.load(open(f"{d}/load-{n}.json"))
 		l = r["latency"]
-		cpu = [round((int(b) - int(a)) / int(hz) / (float(t1) - float(t0)), 2) for a, b in zip(c0.split(), c1.split())]
+		secs = float(t1) - float(t0)
+		a, b = [int(x) for x in c0.split()], [int(x) for x in c1.split()]
+		cpu = [round((y - x) / int(hz) / secs, 2) for x, y in zip(a[:4], b[:4])]
+		busy, wmb = round(100 * (b[4] - a[4]) / 1000 / secs), round((b[5] - a[5]) * 512 / 1e6 / secs, 1)
 		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
-		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"], "broker_cpu": cpu}
+		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"], "broker_cpu": cpu,
+		       "disk_busy_pct": busy, "disk_write_mb_s": wmb}
 		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
 		print(f"phase {n} A: load p50 {l['p50_ms']:.1f} p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, "
-		      f"{r['errors']} errors; broker CPU (cores) {cpu}; loadavg {la}")
+		      f"{r['errors']} errors; broker CPU (cores) {cpu}; disk busy {busy}%, written {wmb} MB/s; loadavg {la}")
 	EOF
 }
 
@@ -221,19 +237,21 @@ phase_b() {
 		r = json.load(open(f"{d}/load-{n}.json"))
 		l = r["latency"]
 		secs = float(done) - float(start)
-		cpu = [round((int(b) - int(a)) / int(hz) / secs, 2) for a, b in zip(c0.split(), c1.split())]
+		a, b = [int(x) for x in c0.split()], [int(x) for x in c1.split()]
+		cpu = [round((y - x) / int(hz) / secs, 2) for x, y in zip(a[:4], b[:4])]
+		busy, wmb = round(100 * (b[4] - a[4]) / 1000 / secs), round((b[5] - a[5]) * 512 / 1e6 / secs, 1)
 		rate = int(moved) / secs
 		inside = float(tload) + r["seconds"] <= float(done)  # the load ended before the move did
 		out = {"phase": n, "kind": kind, "load": la, "p50_ms": l["p50_ms"], "p99_ms": l["p99_ms"],
 		       "p999_ms": l["p99_9_ms"], "records": r["records"], "errors": r["errors"],
 		       "move_s": secs, "move_bytes": int(moved), "rate": rate, "of_throttle": rate / int(throttle),
 		       "load_inside_move": inside, "from": int(drop), "to": int(free), "leader": int(leader),
-		       "broker_cpu": cpu}
+		       "broker_cpu": cpu, "disk_busy_pct": busy, "disk_write_mb_s": wmb}
 		print(json.dumps(out), file=open(f"{d}/results.jsonl", "a"))
 		print(f"phase {n} B: moved {int(moved)/2**20:.0f} MiB {drop}->{free} (leader {leader}) in {secs:.1f} s: "
 		      f"{rate/1e6:.1f} MB/s, {100*rate/int(throttle):.0f}% of the throttle; load p50 {l['p50_ms']:.1f} "
 		      f"p99 {l['p99_ms']:.1f} p99.9 {l['p99_9_ms']:.1f} ms, {r['records']} records, {r['errors']} errors"
-		      f"{'' if inside else ' (the load outlived the move)'}; broker CPU (cores) {cpu}; loadavg {la}")
+		      f"{'' if inside else ' (the load outlived the move)'}; broker CPU (cores) {cpu}; disk busy {busy}%, written {wmb} MB/s; loadavg {la}")
 	EOF
 }
 
@@ -279,5 +297,8 @@ python3 - "$dir/results.jsonl" <<-'EOF'
 	print(f"p99 during a move / without: {b / a:.2f}x (medians)")
 	print("the 4 brokers' CPU use (cores), median: " + ", ".join(
 	    f"{k} {statistics.median(sum(r['broker_cpu']) for r in rows if r['kind'] == k):.2f}" for k in ("A", "B")))
-	print("load averages (1/5/15 min) at each phase's start: " + "; ".join(f"{r['phase']}{r['kind']} {r['load']}" for r in rows))
+	print("disk busy % and MB/s written (whole machine), median: " + ", ".join(
+	    f"{k} {statistics.median(r['disk_busy_pct'] for r in rows if r['kind'] == k)}% "
+	    f"{statistics.median(r['disk_write_mb_s'] for r in rows if r['kind'] == k)}" for k in ("A", "B")))
+	print("load averages (1/5/15 min) and dirty page cache at each phase's start: " + "; ".join(f"{r['phase']}{r['kind']} {r['load']}" for r in rows))
 EOF
