@@ -131,7 +131,7 @@ elastic-short:
 # A partition's move against the throttle, and other partitions' produce
 # p99 meanwhile (issue 20, BENCHMARKS.md "Moving a partition"): 4 broker
 # processes, a 2 GiB partition moved 3 times at 50 MB/s between phases
-# without a move. About 8 minutes; not in ci. MOVE_BENCH_BYTES,
+# without a move. About 10 minutes; not in ci. MOVE_BENCH_BYTES,
 # MOVE_BENCH_THROTTLE and the rest: scripts/move-bench.sh.
 .PHONY: move-bench
 move-bench:

@@ -11,9 +11,9 @@
 #     (`sluice bench produce --rate`: latency from each record's scheduled
 #     send, so a stall shows as latency), WINDOW seconds per phase;
 #   - phase A: the load alone (with the script polling the cluster as in
-#     phase B); phase B: the load while `sluice cluster
-#     reassign` moves big's partition off one follower onto the broker that
-#     holds no replica of it (broker 4 first, then whichever is free), with
+#     phase B); phase B: the load while `sluice cluster reassign` moves
+#     big's partition off one follower onto the broker that holds no
+#     replica of it (broker 4 first, then whichever is free), with
 #     reassignment.throttle.bytes.per.sec = MOVE_BENCH_THROTTLE. The move's
 #     time is from the reassign to done: the target replicas all in sync,
 #     no move listed, and the removed replica's directory gone from its
@@ -21,14 +21,16 @@
 #     leader's .log files) over that time, and a fraction of the throttle;
 #   - phases in the order A B B A A B ... (MOVE_BENCH_ROUNDS of each);
 #     each prints one line with the load average and the machine's dirty
-#     page cache at its start (the fill is synced first); a table of medians and
-#     spreads (min-max) at the end, and each broker's CPU use (cores: CPU
-#     seconds over the phase's seconds);
+#     page cache at its start (the fill is synced first), each broker's
+#     CPU use (cores: CPU seconds over the phase's seconds), and how busy
+#     the disk under DIR was and what was written to it (the whole
+#     machine's); a table of medians and spreads (min-max) at the end;
 #   - then the throttle config is deleted, and the script checks nothing
 #     is left: the config back at its default, no move listed, no replica
 #     being added or removed, every replica of big in sync.
 #
-#   scripts/move-bench.sh [DIR]      DIR default /tmp/sluice-move-bench (emptied)
+#   scripts/move-bench.sh [DIR]      DIR default /tmp/sluice-move-bench (emptied;
+#                                    it must be empty or an earlier run's)
 #   make move-bench                  the same (not in ci)
 #
 # Environment (defaults): MOVE_BENCH_BYTES (2147483648), MOVE_BENCH_THROTTLE
@@ -61,8 +63,12 @@ window=${MOVE_BENCH_WINDOW:-$((expect * 8 / 10 < 30 ? expect * 8 / 10 : 30))}
 ((window >= 3)) || die "a load window of ${window} s is too short: raise MOVE_BENCH_BYTES or lower MOVE_BENCH_THROTTLE"
 move_timeout=$((3 * expect + 120))
 
+if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/.move-bench" ]; then
+	die "$dir is not empty and not an earlier run's: give an empty or new DIR"
+fi
 rm -rf "$dir"
 mkdir -p "$dir"
+touch "$dir/.move-bench"
 dir=$(cd "$dir" && pwd)
 # Three replicas and a fourth during each move, plus slack.
 need=$((bytes * 9 / 2 / 1024))
