@@ -136,6 +136,15 @@ elastic: $(CHAOS_BIN)
 elastic-short:
 	$(MAKE) elastic ELASTIC_RUN='TestElasticDrain|TestElasticRollingRestart'
 
+# A partition's move against the throttle, and other partitions' produce
+# p99 meanwhile (issue 20, BENCHMARKS.md "Moving a partition"): 4 broker
+# processes, a 2 GiB partition moved 3 times at 50 MB/s between phases
+# without a move. About 10 minutes; not in ci. MOVE_BENCH_BYTES,
+# MOVE_BENCH_THROTTLE and the rest: scripts/move-bench.sh.
+.PHONY: move-bench
+move-bench:
+	scripts/move-bench.sh
+
 # The reference: Apache Kafka (KRaft) from its Maven Central jars, for
 # side-by-side checks and benchmarks against the Kafka listener.
 # KAFKA_REF_NODES=3 starts three; scripts/kafka-ref.sh says the rest.

@@ -17,6 +17,8 @@
 #   scripts/cluster.sh resume I [DIR] SIGCONT broker I
 #   scripts/cluster.sh wipe I [DIR]   empty broker I's data dir (it must not be
 #                                     running): it restarts as a new disk
+#   scripts/cluster.sh free-base N    print a BASE (for $SLUICE_CLUSTER_PORT)
+#                                     whose ports for N brokers are all free
 #
 # DIR defaults to ./cluster. Broker I (1-based) listens on 127.0.0.1 ports
 # BASE+10*I+1 (clients), +2 (raft), +3 (gossip, UDP and TCP), +4 (HTTP
@@ -259,6 +261,22 @@ cmd_wipe() {
 	if [ -d "$dir/$i/data" ]; then find "$dir/$i/data" -mindepth 1 -delete; fi
 }
 
+# cmd_free_base prints a base port, a multiple of 100 in 20000-59900,
+# none of whose ports BASE+11 .. BASE+10*N+5 is in use (TCP or UDP).
+cmd_free_base() {
+	local n=${1:?usage: cluster.sh free-base N} b p used
+	[[ $n =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, got '$n'"
+	for _ in $(seq 50); do
+		b=$((20000 + (RANDOM % 400) * 100))
+		used=0
+		for p in $(seq $((b + 11)) $((b + 10 * n + 5))); do
+			if ss -Htuan "sport = :$p" | grep -q .; then used=1; break; fi
+		done
+		if [ $used = 0 ]; then echo $b; return; fi
+	done
+	die "no free base port found in 50 tries"
+}
+
 case "${1:-}" in
 up) shift; cmd_up "$@" ;;
 down) shift; cmd_down "$@" ;;
@@ -269,5 +287,6 @@ start) shift; cmd_start "$@" ;;
 pause) shift; cmd_pause "$@" ;;
 resume) shift; cmd_resume "$@" ;;
 wipe) shift; cmd_wipe "$@" ;;
+free-base) shift; cmd_free_base "$@" ;;
 *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
 esac
