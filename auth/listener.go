@@ -372,6 +372,37 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// WriteBuffers writes the buffers in order, their records gathered as one
+// Write's are, and consumes them as net.Buffers.WriteTo does (which on a
+// TLS connection makes a write(2) of every buffer): a fetch response's
+// small head pieces share the writes of its record bytes instead of
+// costing a system call each.
+func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.raw.gather(true)
+	var n int64
+	var err error
+	for len(*bufs) > 0 && err == nil {
+		var m int
+		m, err = c.Conn.Write((*bufs)[0])
+		n += int64(m)
+		if err == nil {
+			*bufs = (*bufs)[1:]
+		}
+	}
+	if ferr := c.raw.gather(false); err == nil && ferr != nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// BuffersWriter is a connection with a WriteBuffers that beats
+// net.Buffers.WriteTo (a Conn).
+type BuffersWriter interface {
+	WriteBuffers(bufs *net.Buffers) (int64, error)
+}
+
 // ConnectionState is the TLS state of nc when it is a TLS connection (a
 // *tls.Conn, or a Conn of a Listener).
 func ConnectionState(nc net.Conn) (tls.ConnectionState, bool) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -283,6 +284,18 @@ func TestListenerGathersRecords(t *testing.T) {
 		writes.Store(0) // the handshake's
 		_, err = c.Write(payload)
 		sent <- err
+		if err != nil {
+			return
+		}
+		// WriteBuffers: a small head, the payload, a small tail (a
+		// fetch response) leave in as few writes, in order.
+		writes.Store(0)
+		bufs := net.Buffers{[]byte("head"), payload, []byte("tail")}
+		n, err := c.(auth.BuffersWriter).WriteBuffers(&bufs)
+		if err == nil && (n != int64(len(payload)+8) || len(bufs) != 0) {
+			err = fmt.Errorf("WriteBuffers wrote %d bytes and left %d buffers", n, len(bufs))
+		}
+		sent <- err
 	}()
 	c, err := auth.Dial(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), client)
 	if err != nil {
@@ -303,6 +316,20 @@ func TestListenerGathersRecords(t *testing.T) {
 	// 1 MiB is 64 records of 16 KiB: gathered by 256 KiB, 4 or 5 writes.
 	if n := writes.Load(); n > 8 {
 		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
+	}
+	got = make([]byte, len(payload)+8)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, append(append([]byte("head"), payload...), "tail"...)) {
+		t.Fatal("WriteBuffers: bytes corrupted or out of order")
+	}
+	// net.Buffers.WriteTo makes 8: one more for each small piece.
+	if n := writes.Load(); n > 6 {
+		t.Fatalf("WriteBuffers: %d writes for 1 MiB and two small pieces, want at most 6", n)
 	}
 }
 

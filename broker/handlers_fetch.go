@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/sluicemq/sluice/auth"
 	"github.com/sluicemq/sluice/protocol"
 )
 
@@ -196,7 +197,14 @@ func (c *conn) writeFetch(st *fetchState) error {
 	// WriteTo consumes the slice it is called on; a field, unlike a
 	// local, does not escape to the heap.
 	c.wr = bufs
-	_, err := c.wr.WriteTo(c.nc)
+	var err error
+	if bw, ok := c.nc.(auth.BuffersWriter); ok {
+		// TLS: the head pieces share the gathered writes of the record
+		// bytes' TLS records rather than a write(2) each.
+		_, err = bw.WriteBuffers(&c.wr)
+	} else {
+		_, err = c.wr.WriteTo(c.nc)
+	}
 	c.wr = nil
 	clear(bufs)
 	c.bufs = bufs[:0]

@@ -82,7 +82,10 @@
 // Assign partitions with a start Offset; background fetchers, one per
 // leader broker, long-poll (FetchMinBytes / FetchMaxWait) and decode ahead
 // of the application into a buffer bounded by MaxBufferedFetchBytes, and
-// Poll hands over what has arrived. Each batch's CRC is checked; a corrupt
+// Poll hands over what has arrived. A fetcher sends its next fetch (from
+// the offset after the response's last whole batch) while the response's
+// records are being decoded, so the broker's work on the next response,
+// over TLS its encryption, overlaps the client's decoding. Each batch's CRC is checked; a corrupt
 // batch is reported by Poll as a *FetchError, never a panic.
 //
 // Records returned by Poll belong to the caller and are never touched by

@@ -60,9 +60,10 @@ type call struct {
 	resp    protocol.Message // nil: no response expected (acks=0)
 	version int16
 	corr    int32
-	// ownBody makes the reader decode from a private copy of the frame, so
-	// byte slices in resp (a Fetch's record sets) outlive the reader's
-	// buffer and can be handed to the user without a per-record copy.
+	// ownBody hands the frame to resp (the reader detaches it and reads
+	// the next frame into a new buffer), so byte slices in resp (a
+	// Fetch's record sets) stay valid and can be handed to the user
+	// without a per-record copy.
 	ownBody bool
 	sent    atomic.Bool
 	done    chan error // buffered: the reader never blocks on an abandoned call
@@ -414,7 +415,9 @@ func (c *conn) readLoop(writerDone <-chan struct{}) {
 			break
 		}
 		if cl.ownBody {
-			body = append([]byte(nil), body...)
+			// The body is the caller's from now on (records alias it):
+			// the reader reads the next frame into a buffer of its own.
+			fr.Detach()
 		}
 		d.Reset(body)
 		if err := cl.resp.Decode(&d, cl.version); err != nil {

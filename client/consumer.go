@@ -72,9 +72,12 @@ type consumer struct {
 	parts    map[TopicPartition]*cpart
 	buffered []chunk
 	bufBytes int
-	errs     []*FetchError
-	fetchers map[int32]bool
-	closed   bool
+	// decodingBytes are record sets fetched and being decoded (fetch,
+	// decodeAhead), counted against the buffer's limit with bufBytes.
+	decodingBytes int
+	errs          []*FetchError
+	fetchers      map[int32]bool
+	closed        bool
 
 	ready   notifier // Poll waits: records or errors arrived
 	changed notifier // fetchers wait: assignment, buffer space or metadata changed
@@ -86,9 +89,11 @@ type cpart struct {
 	tp          TopicPartition
 	offset      int64 // next offset to fetch
 	start       Offset
-	needsOffset bool // start must be resolved with ListOffsets first
-	paused      bool // after a FetchError, until Seek or Assign
-	busy        bool // in a request now
+	needsOffset bool  // start must be resolved with ListOffsets first
+	paused      bool  // after a FetchError, until Seek or Assign
+	busy        bool  // in a request now
+	decoding    bool  // records of it are being decoded (decodeAhead) ...
+	decoder     int32 // ... by the fetcher of this broker
 	gen         uint64
 
 	// Positions a group member commits (see group.go); -1 for none. polled

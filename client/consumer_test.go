@@ -161,6 +161,88 @@ func TestFetchCorruptBatchIsError(t *testing.T) {
 	}
 }
 
+// The fetcher fetches on from a response's last batch (its headers)
+// while the response is decoded: a batch that fails its CRC must still
+// stop the partition there. Records before it are delivered, none from
+// it or after it (the fetches already sent from past it are dropped),
+// and after a Seek past it the rest arrive once and in order.
+func TestFetchAheadStopsAtCorruptBatch(t *testing.T) {
+	fc := newFakeCluster(t, 1)
+	fc.addTopic("t", 1)
+	c := newTestClient(t, fc, FetchMaxWait(10*time.Millisecond), FetchMaxBytes(1, 1)) // a batch per fetch
+	for i := range 6 {
+		produceValues(t, c, "t", i, i+1) // one batch each
+	}
+	var maxFetched atomic.Int64
+	fc.setHook(func(b *fakeBroker, key protocol.APIKey, req protocol.Message) action {
+		if key != protocol.Fetch {
+			return action{}
+		}
+		freq := req.(*protocol.FetchRequest)
+		for _, tp := range freq.Topics {
+			for _, p := range tp.Partitions {
+				if p.FetchOffset > maxFetched.Load() {
+					maxFetched.Store(p.FetchOffset)
+				}
+			}
+		}
+		resp := b.fetch(freq).(*protocol.FetchResponse)
+		for i := range resp.Topics {
+			for j := range resp.Topics[i].Partitions {
+				data := resp.Topics[i].Partitions[j].Records
+				for len(data) >= record.HeaderSize {
+					bt := record.Batch(data)
+					size := int(bt.Size())
+					if bt.BaseOffset() == 2 {
+						data[size-1] ^= 0xff // covered by the CRC; the header stays whole
+					}
+					data = data[size:]
+				}
+			}
+		}
+		return action{resp: resp}
+	})
+	c.Assign(map[TopicPartition]Offset{{"t", 0}: AtStart()})
+	var got []int64
+	var errs []*FetchError
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for len(errs) == 0 {
+		f, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("poll: %v after records %v", err, got)
+		}
+		for _, r := range f.Records {
+			got = append(got, r.Offset)
+		}
+		errs = append(errs, f.Errors...)
+	}
+	if len(errs) != 1 || !errors.Is(errs[0], record.ErrCorrupt) {
+		t.Fatalf("errors %v, want one corrupt-batch error", errs)
+	}
+	if fmt.Sprint(got) != "[0 1]" {
+		t.Fatalf("records %v before the corrupt batch, want [0 1]", got)
+	}
+	// Nothing more comes: the partition is paused at the corrupt batch.
+	short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancelShort()
+	if f, err := c.Poll(short); err == nil {
+		t.Fatalf("after the corrupt batch Poll returned %d records, errors %v", len(f.Records), f.Errors)
+	}
+	t.Logf("fetched up to offset %d before the corrupt batch was decoded", maxFetched.Load())
+	if err := c.Seek("t", 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	rest := pollN(t, c, 3)
+	var offs []int64
+	for _, r := range rest {
+		offs = append(offs, r.Offset)
+	}
+	if fmt.Sprint(offs) != "[3 4 5]" {
+		t.Fatalf("after the Seek: %v, want [3 4 5]", offs)
+	}
+}
+
 func TestFetchOffsetOutOfRangePauses(t *testing.T) {
 	fc := newFakeCluster(t, 1)
 	fc.addTopic("t", 1)

@@ -27,7 +27,8 @@ type work struct {
 func (cs *consumer) fetchLoop(id int32) {
 	c := cs.c
 	defer c.wg.Done()
-	var rd record.Reader
+	var rd decoder
+	defer rd.join()
 	failures := 0
 	for c.ctx.Err() == nil {
 		ch := cs.changed.wait()
@@ -61,6 +62,44 @@ func (cs *consumer) fetchLoop(id int32) {
 	}
 }
 
+// decoder decodes a fetcher's record sets. A fetch response's record sets
+// are decoded (CRCs checked, records parsed) on a goroutine of their own
+// while the fetcher sends the next fetch, so the broker prepares and
+// sends the next response (over TLS: encrypts it) while this one is
+// decoded; the fetcher joins the goroutine before it handles that next
+// response, so one fetcher's chunks are buffered in order, and a decode
+// error (which pauses the partition and drops results of requests already
+// sent) is seen before the next response of the partition.
+type decoder struct {
+	rd   record.Reader
+	done chan struct{} // closed when the decode in progress ended; nil: none
+}
+
+// decodeJob is one partition's record set whose next offset was taken
+// from its batch headers (peekNext) before it was decoded.
+type decodeJob struct {
+	w    work
+	data []byte
+}
+
+// start decodes jobs on a goroutine; join waits for it.
+func (d *decoder) start(cs *consumer, id int32, jobs []decodeJob) {
+	d.done = make(chan struct{})
+	go func() {
+		defer close(d.done)
+		for i := range jobs {
+			cs.decodeAhead(&d.rd, id, &jobs[i])
+		}
+	}()
+}
+
+func (d *decoder) join() {
+	if d.done != nil {
+		<-d.done
+		d.done = nil
+	}
+}
+
 // cancelOnMove calls cancel once the metadata says a partition of ws is
 // no longer led by id, or when ctx ends.
 func (cs *consumer) cancelOnMove(ctx context.Context, cancel context.CancelFunc, id int32, ws []work) {
@@ -86,9 +125,15 @@ func (cs *consumer) collect(id int32) (list, fetch []work) {
 	c := cs.c
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	room := cs.bufBytes < c.cfg.maxBufferedFetchBytes
+	room := cs.bufBytes+cs.decodingBytes < c.cfg.maxBufferedFetchBytes
 	for _, p := range cs.parts {
 		if p.paused || p.busy {
+			continue
+		}
+		if p.decoding && p.decoder != id {
+			// Records of it are being decoded by another broker's
+			// fetcher (the partition moved): fetching on here could
+			// buffer later records before them.
 			continue
 		}
 		leader, epoch, ok := c.meta.leader(p.tp.Topic, p.tp.Partition)
@@ -218,7 +263,7 @@ func (cs *consumer) listOffsets(id int32, ws []work) error {
 }
 
 // fetch sends one long-poll Fetch for ws and buffers what it returns.
-func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
+func (cs *consumer) fetch(id int32, ws []work, dec *decoder) error {
 	c := cs.c
 	cfg := &c.cfg
 	req := &protocol.FetchRequest{ReplicaID: -1, ReplicaEpoch: -1,
@@ -241,7 +286,11 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 	defer cancel()
 	go cs.cancelOnMove(ctx, cancel, id, ws)
 	resp := new(protocol.FetchResponse)
-	if err := cn.do(ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true); err != nil {
+	err = cn.do(ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true)
+	// The previous response's decode ran while this one came: its chunks
+	// go first, and a partition it failed is no longer current.
+	dec.join()
+	if err != nil {
 		c.meta.requestRefresh()
 		return err
 	}
@@ -249,6 +298,7 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 		return fmt.Errorf("broker %s: fetch: %w", cn.addr, resp.ErrorCode.Err())
 	}
 	var soft error
+	var jobs []decodeJob
 	for i := range ws {
 		w := &ws[i]
 		pr := findFetch(resp, w.p.tp)
@@ -262,22 +312,89 @@ func (cs *consumer) fetch(id int32, ws []work, rd *record.Reader) error {
 		if pr.ErrorCode != protocol.NoError {
 			continue
 		}
-		recs, next, derr := decodeRecords(rd, pr.Records, w.offset, w.p.tp, cfg.fetchMaxPartBytes)
+		if next, ok := peekNext(pr.Records, w.offset); ok {
+			// Whole batches past the offset: the partition can be
+			// fetched on from next while they are decoded.
+			cs.mu.Lock()
+			if cs.current(w) {
+				w.p.offset = next
+				w.p.decoding, w.p.decoder = true, id
+				cs.decodingBytes += len(pr.Records)
+				jobs = append(jobs, decodeJob{w: *w, data: pr.Records})
+			}
+			cs.mu.Unlock()
+			continue
+		}
+		// Nothing whole past the offset (a partial batch, one larger
+		// than the limit, a corrupt header): decoded here, where the
+		// error is found before the partition is fetched again.
+		recs, next, derr := decodeRecords(&dec.rd, pr.Records, w.offset, w.p.tp, cfg.fetchMaxPartBytes)
 		cs.mu.Lock()
 		if cs.current(w) {
 			w.p.offset = next
-			if len(recs) > 0 {
-				cs.buffered = append(cs.buffered, chunk{part: w.p, gen: w.gen, recs: recs, bytes: len(pr.Records)})
-				cs.bufBytes += len(pr.Records)
-				cs.ready.notify()
-			}
+			cs.buffer(w, recs, len(pr.Records))
 			if derr != nil {
 				cs.fail(w, derr)
 			}
 		}
 		cs.mu.Unlock()
 	}
+	if len(jobs) > 0 {
+		dec.start(cs, id, jobs)
+	}
 	return soft
+}
+
+// buffer hands w's records to Poll. cs.mu is held.
+func (cs *consumer) buffer(w *work, recs []*Record, bytes int) {
+	if len(recs) == 0 {
+		return
+	}
+	cs.buffered = append(cs.buffered, chunk{part: w.p, gen: w.gen, recs: recs, bytes: bytes})
+	cs.bufBytes += bytes
+	cs.ready.notify()
+}
+
+// decodeAhead decodes a record set whose partition was already fetched on
+// from the offset its headers gave (fetch). On a corrupt batch the records
+// before it are buffered, the partition's offset goes back to the batch
+// and the partition fails; its generation changes so the answers to
+// fetches already sent from the later offset are dropped.
+func (cs *consumer) decodeAhead(rd *record.Reader, id int32, j *decodeJob) {
+	w := &j.w
+	recs, next, derr := decodeRecords(rd, j.data, w.offset, w.p.tp, cs.c.cfg.fetchMaxPartBytes)
+	cs.mu.Lock()
+	cs.decodingBytes -= len(j.data)
+	if w.p.decoder == id {
+		w.p.decoding = false
+	}
+	if cs.current(w) {
+		cs.buffer(w, recs, len(j.data))
+		if derr != nil {
+			w.p.offset = next
+			cs.fail(w, derr)
+			w.p.gen++
+		}
+	}
+	cs.mu.Unlock()
+	cs.changed.notify() // another fetcher may wait for the decode to end
+}
+
+// peekNext is the offset after the last whole batch of data when it is
+// past offset, read from the batch headers alone (decodeRecords checks
+// them, and gives the same offset for a record set that is not corrupt).
+func peekNext(data []byte, offset int64) (next int64, ok bool) {
+	next = offset
+	for len(data) >= record.HeaderSize {
+		b := record.Batch(data)
+		size := int(b.Size())
+		if size < record.HeaderSize || size > len(data) {
+			break
+		}
+		next = max(next, b.NextOffset())
+		data = data[size:]
+	}
+	return next, next > offset
 }
 
 // findFetch is tp's entry in a Fetch response, or nil.

@@ -34,10 +34,11 @@ const (
 // reading or allocating anything for the frame, after which the caller must
 // close the connection.
 type FrameReader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
-	len [4]byte
+	r    *bufio.Reader
+	max  int
+	buf  []byte
+	len  [4]byte
+	hint int // the largest frame a caller took with Detach
 }
 
 // NewFrameReader reads frames from r, refusing any longer than maxFrameSize
@@ -70,6 +71,12 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	if cap(fr.buf) > retainLimit && n <= retainLimit {
 		fr.buf = nil
 	}
+	if fr.buf == nil && fr.hint > 0 {
+		// After a Detach: a frame of hint bytes has arrived whole from
+		// this stream, so a buffer of up to that size is not one a
+		// length prefix alone made the reader allocate.
+		fr.buf = make([]byte, 0, max(min(int(n), fr.hint), minFrameBuffer))
+	}
 	buf := fr.buf[:0]
 	for len(buf) < int(n) {
 		// Read straight into the buffer when it is big enough; otherwise
@@ -98,6 +105,17 @@ func (fr *FrameReader) Next() ([]byte, error) {
 	}
 	fr.buf = buf
 	return buf, nil
+}
+
+// Detach hands the frame Next last returned to the caller: the reader
+// will not read into its bytes again, so they stay valid after the next
+// call to Next, and the caller need not copy them. The next frame gets a
+// buffer of its own, allocated at once at its length up to the largest
+// frame detached so far (a consumer reading fetch responses allocates
+// once per response and copies nothing).
+func (fr *FrameReader) Detach() {
+	fr.hint = max(fr.hint, len(fr.buf))
+	fr.buf = nil
 }
 
 // RequestHeader is the header at the start of every request frame.

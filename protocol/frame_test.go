@@ -287,3 +287,44 @@ func TestAPITable(t *testing.T) {
 		t.Error("APIKey.String")
 	}
 }
+
+// TestFrameReaderDetach checks that a detached frame keeps its bytes
+// while later frames are read, that the next frame is read into a buffer
+// of its length at once (no growth, no copy), and that a length prefix
+// beyond the largest detached frame is still grown as its bytes arrive.
+func TestFrameReaderDetach(t *testing.T) {
+	a := bytes.Repeat([]byte{'a'}, 1<<20)
+	b := bytes.Repeat([]byte{'b'}, 1<<20-100)
+	var stream []byte
+	for _, p := range [][]byte{a, b, []byte("c")} {
+		stream = append(stream, frameOf(p)...)
+	}
+	stream = append(stream, appendInt32(nil, DefaultMaxFrameSize)...)
+	stream = append(stream, "a lie"...)
+	fr := NewFrameReader(iotest.HalfReader(bytes.NewReader(stream)), 0)
+	gotA, err := fr.Next()
+	if err != nil || !bytes.Equal(gotA, a) {
+		t.Fatalf("first frame: %d bytes, %v", len(gotA), err)
+	}
+	fr.Detach()
+	gotB, err := fr.Next()
+	if err != nil || !bytes.Equal(gotB, b) {
+		t.Fatalf("second frame: %d bytes, %v", len(gotB), err)
+	}
+	if cap(gotB) != len(b) {
+		t.Errorf("second frame's buffer has cap %d, want its length %d (allocated once)", cap(gotB), len(b))
+	}
+	fr.Detach()
+	if got, err := fr.Next(); err != nil || string(got) != "c" {
+		t.Fatalf("third frame: %q, %v", got, err)
+	}
+	if !bytes.Equal(gotA, a) || !bytes.Equal(gotB, b) {
+		t.Fatal("a detached frame changed after later reads")
+	}
+	if _, err := fr.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v, want unexpected EOF", err)
+	}
+	if cap(fr.buf) > 1<<20+frameChunk {
+		t.Errorf("a 100 MiB length prefix with 5 bytes behind it grew the buffer to %d", cap(fr.buf))
+	}
+}

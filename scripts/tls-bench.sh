@@ -7,13 +7,19 @@
 # each, interleaved (the order alternates per round), ROUNDS rounds per
 # record size, a new topic per run (one partition, acks=1, no
 # compression). Each run prints one line: size, mode, phase, MB/s,
-# records/s, and the broker process's CPU seconds (user + system, from
-# /proc/PID/stat before and after) per GB of record payload.
+# records/s, the broker process's CPU seconds (user + system, from
+# /proc/PID/stat before and after) and the bench process's (getrusage of
+# the children of the python that runs it: its whole life, start-up and
+# TLS handshakes included), each also per GB of record payload.
 #
 #   scripts/tls-bench.sh [DIR]       DIR default /tmp/sluice-tls-bench
 #
 # Environment: ROUNDS (3), SIZES ("100 1024"), BYTES (payload per run,
-# 300000000), SLUICE_BIN (default: built into DIR/sluice).
+# 300000000), SLUICE_BIN (the brokers' binary, and the bench's by
+# default: built into DIR/sluice), BENCH_BINS (bench binaries to compare
+# against the same brokers, e.g. a client change: "old/sluice
+# new/sluice"; each runs its own produce and consume in every round, the
+# order reversed every other round, and its lines say bench=NAME).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,13 +57,20 @@ trap cleanup EXIT
 SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) "$root/scripts/cluster.sh" up 1 "$dir/plain" >/dev/null
 SLUICE_CLUSTER_OWNER=$$ SLUICE_CLUSTER_PORT=$(free_base) SLUICE_CLUSTER_TLS=1 "$root/scripts/cluster.sh" up 1 "$dir/tls" >/dev/null
 
-# cpu prints a process's user + system CPU time in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
+# bench_bins ROUND: the bench binaries of a round, the order of
+# BENCH_BINS reversed every other round.
+bench_bins() {
+	local bins=(${BENCH_BINS:-$bin}) i
+	if [ $(($1 % 2)) = 0 ]; then
+		for ((i = ${#bins[@]} - 1; i >= 0; i--)); do echo "${bins[i]}"; done
+	else
+		printf '%s\n' "${bins[@]}"
+	fi
+}
 
-# run MODE PHASE SIZE TOPIC: one bench run against MODE's broker.
+# run MODE PHASE SIZE TOPIC BENCH_BIN: one bench run against MODE's broker.
 run() {
-	local mode=$1 phase=$2 size=$3 topic=$4 c="$dir/$1" n args pid before after out
+	local mode=$1 phase=$2 size=$3 topic=$4 bb=$5 c="$dir/$1" n args
 	n=$((bytes / size))
 	args=(--brokers "$(cat "$c/brokers")" --operator-secret-file "$c/cluster-secret")
 	if [ "$mode" = tls ]; then
@@ -68,21 +81,29 @@ run() {
 	else
 		args+=(bench consume)
 	fi
-	pid=$(cat "$c/1/pid")
-	before=$(cpu "$pid")
-	out=$("$bin" "${args[@]}" --topic "$topic" --records "$n" --json)
-	after=$(cpu "$pid")
-	python3 - "$size" "$mode" "$phase" "$before" "$after" "$hz" "$out" <<-'EOF'
-		import json, sys
-		size, mode, phase, before, after, hz, out = sys.argv[1:]
+	# python runs the bench: getrusage of its children is the bench
+	# process's CPU time, /proc/PID/stat the broker's.
+	python3 - "$size" "$mode" "$phase" "$(cat "$c/1/pid")" "$([ -n "${BENCH_BINS:-}" ] && echo 1 || echo 0)" "$bb" "${args[@]}" --topic "$topic" --records "$n" --json <<-'EOF'
+		import json, os, resource, subprocess, sys
+		size, mode, phase, pid, multi = sys.argv[1:6]
+		cmd = sys.argv[6:]
+		def broker_cpu():
+		    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+		    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+		def bench_cpu():
+		    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+		    return r.ru_utime + r.ru_stime
+		b0, c0 = broker_cpu(), bench_cpu()
+		out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True).stdout
+		b1, c1 = broker_cpu(), bench_cpu()
 		r = json.loads(out)
-		mbs = r.get("mb_per_sec") or r.get("mbps") or r.get("MBps")
-		rps = r.get("records_per_sec") or r.get("recordsPerSec")
-		payload = r.get("bytes") or 0
-		recs = r.get("records") or 0
-		gb = (recs * int(size)) / 1e9
-		cpu_s = (int(after) - int(before)) / int(hz)
-		print(f"{size} {mode} {phase} MB/s={mbs} rec/s={rps} broker_cpu_s={cpu_s:.2f} broker_cpu_s_per_GB={cpu_s / gb if gb else 0:.2f} load={open('/proc/loadavg').read().split()[0]}")
+		gb = r["records"] * int(size) / 1e9
+		per = lambda s: s / gb if gb else 0
+		tag = f" bench={cmd[0]}" if multi == "1" else ""
+		print(f"{size} {mode} {phase}{tag} MB/s={r['mb_per_sec']} rec/s={r['records_per_sec']}"
+		      f" broker_cpu_s={b1 - b0:.2f} broker_cpu_s_per_GB={per(b1 - b0):.2f}"
+		      f" bench_cpu_s={c1 - c0:.2f} bench_cpu_s_per_GB={per(c1 - c0):.2f}"
+		      f" load={open('/proc/loadavg').read().split()[0]}")
 	EOF
 }
 
@@ -90,12 +111,16 @@ for size in $sizes; do
 	for r in $(seq "$rounds"); do
 		order="plain tls"
 		if [ $((r % 2)) = 0 ]; then order="tls plain"; fi
-		for mode in $order; do run "$mode" produce "$size" "t$size-$r"; done
-		for mode in $order; do run "$mode" consume "$size" "t$size-$r"; done
-		for mode in plain tls; do
-			"$bin" --brokers "$(cat "$dir/$mode/brokers")" --operator-secret-file "$dir/$mode/cluster-secret" \
-				$([ $mode = tls ] && echo "--tls-ca $dir/tls/tls/ca.crt --tls-cert $dir/tls/tls/client.crt --tls-key $dir/tls/tls/client.key") \
-				topic delete "t$size-$r" >/dev/null
+		k=0
+		for bb in $(bench_bins "$r"); do
+			k=$((k + 1))
+			for mode in $order; do run "$mode" produce "$size" "t$size-$r-$k" "$bb"; done
+			for mode in $order; do run "$mode" consume "$size" "t$size-$r-$k" "$bb"; done
+			for mode in plain tls; do
+				"$bin" --brokers "$(cat "$dir/$mode/brokers")" --operator-secret-file "$dir/$mode/cluster-secret" \
+					$([ $mode = tls ] && echo "--tls-ca $dir/tls/tls/ca.crt --tls-cert $dir/tls/tls/client.crt --tls-key $dir/tls/tls/client.key") \
+					topic delete "t$size-$r-$k" >/dev/null
+			done
 		done
 	done
 done

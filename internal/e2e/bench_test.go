@@ -38,9 +38,9 @@ func BenchmarkProduceConsume(b *testing.B) {
 	}
 }
 
-// benchBroker starts a broker for a benchmark and returns it with the
-// client options that reach it: with TLS when secure.
-func benchBroker(b *testing.B, secure bool) (*broker.Broker, []client.Opt) {
+// benchBroker starts a broker for a benchmark or test and returns it with
+// the client options that reach it: with TLS when secure.
+func benchBroker(b testing.TB, secure bool) (*broker.Broker, []client.Opt) {
 	cfg := broker.Config{ListenAddr: "127.0.0.1:0", DataDir: b.TempDir()}
 	var opts []client.Opt
 	if secure {

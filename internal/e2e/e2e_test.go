@@ -144,11 +144,43 @@ func TestProduceConsumeEveryCodecAndAcks(t *testing.T) {
 	}
 }
 
+// TestProduceConsumeOverTLS produces records of mixed sizes to a broker
+// with TLS on its listener (mutual TLS, auth.Conn: fetch responses leave
+// through WriteBuffers) and consumes them through the client's TLS
+// connection: several fetch responses of up to 1 MiB per partition, each
+// decoded while the next is fetched, every record arrives once, in order,
+// byte-identical.
+func TestProduceConsumeOverTLS(t *testing.T) {
+	b, opts := benchBroker(t, true)
+	t.Cleanup(func() { b.Close() })
+	tlsOpt := opts[0] // client.TLS; the rest is the seed
+	const topic, partitions = "tls", 3
+	prod := newClient(t, b.Addr(), tlsOpt, client.Acks(client.AcksLeader), client.Linger(2*time.Millisecond))
+	ctx := context.Background()
+	if err := prod.CreateTopics(ctx, client.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(18, 18))
+	n := recordsPerRun(t, 8000) // about 10 MB: several 1 MiB fetch responses per partition
+	recs := make([]*client.Record, n)
+	for i := range recs {
+		recs[i] = &client.Record{Topic: topic, Key: []byte("key-" + strconv.Itoa(rng.IntN(30))), Value: payload(rng, i)}
+	}
+	if err := prod.ProduceSync(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32][]sent{}
+	for _, r := range recs {
+		want[r.Partition] = append(want[r.Partition], sent{r.Key, r.Value})
+	}
+	checkConsume(t, b.Addr(), topic, partitions, want, tlsOpt)
+}
+
 // checkConsume reads every partition from the start until it has as many
 // records as want says and compares them in order.
-func checkConsume(t *testing.T, addr, topic string, partitions int32, want map[int32][]sent) {
+func checkConsume(t *testing.T, addr, topic string, partitions int32, want map[int32][]sent, opts ...client.Opt) {
 	t.Helper()
-	cons := newClient(t, addr)
+	cons := newClient(t, addr, opts...)
 	assign := map[client.TopicPartition]client.Offset{}
 	total := 0
 	for p := range partitions {
