@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -166,7 +165,7 @@ func TestRequestsCountedOncePerListener(t *testing.T) {
 	if h := stages["kafka/Produce"]["wait"]; h == nil || !near(h.GetSampleSum(), float64(want["kafka/Produce"])*(time.Millisecond-3*time.Microsecond).Seconds()) {
 		t.Errorf("kafka Produce wait sum: %v", h)
 	}
-	if got := fmt.Sprint(len(*m.req.fronts.Load())); got != "3" {
-		t.Errorf("%s front-end APIs made, want 3", got)
+	if n := len(*m.req.fronts.Load()); n != 3 {
+		t.Errorf("%d front-end APIs made, want 3", n)
 	}
 }
