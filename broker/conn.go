@@ -84,9 +84,9 @@ type conn struct {
 
 // request is one frame read from the connection.
 type request struct {
-	frame *[]byte   // pooled buffer holding the frame after its length prefix
-	size  int64     // budget bytes held for it
-	read  time.Time // when it was read whole; set only with an Observer
+	frame *[]byte // pooled buffer holding the frame after its length prefix
+	size  int64   // budget bytes held for it
+	read  Instant // when it was read whole; set only with an Observer
 }
 
 // response is the answer to one request, queued in request order.

@@ -63,7 +63,7 @@ type Reply struct {
 	API  string
 	Code protocol.ErrorCode
 
-	completed time.Time // set by FrontConn.Finish with an Observer
+	completed Instant // set by FrontConn.Finish with an Observer
 }
 
 // Finish completes r, made with a Ready, from the goroutine that filled

@@ -2,13 +2,9 @@ package httpapi
 
 import (
 	"cmp"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluicemq/sluice/broker"
 )
@@ -82,7 +78,7 @@ func (c *console) getStats(w http.ResponseWriter, _ *http.Request) {
 func (c *console) stats(now time.Time) (BrokerStats, error) {
 	st := c.src.Stats(false)
 	out := BrokerStats{Time: now.UnixMilli(), Broker: st.BrokerID, Topics: make([]TopicTraffic, 0, len(st.Topics)),
-		Buckets: latencyBuckets, Requests: []APILatency{}}
+		Buckets: latencyBuckets[:], Requests: []APILatency{}}
 	for _, t := range st.Topics {
 		tt := TopicTraffic{Topic: t.Topic, Internal: t.Topic == broker.OffsetsTopic,
 			BytesIn: t.BytesIn, BytesOut: t.BytesOut, RecordsIn: t.RecordsIn, RecordsOut: t.RecordsOut}
@@ -95,12 +91,8 @@ func (c *console) stats(now time.Time) (BrokerStats, error) {
 		out.Topics = append(out.Topics, tt)
 	}
 	slices.SortFunc(out.Topics, func(a, b TopicTraffic) int { return cmp.Compare(a.Topic, b.Topic) })
-	for _, a := range c.metrics.apiList() {
-		l, err := a.latency()
-		if err != nil {
-			return BrokerStats{}, err
-		}
-		if l.Count > 0 {
+	for _, a := range c.metrics.req.list() {
+		if l := a.latency(); l.Count > 0 {
 			out.Requests = append(out.Requests, l)
 		}
 	}
@@ -110,43 +102,17 @@ func (c *console) stats(now time.Time) (BrokerStats, error) {
 	return out, nil
 }
 
-// apiList is every API's series: the sluice listener's, the unknown
-// APIs' ("other") included, then those of the other front ends.
-func (m *Metrics) apiList() []*apiMetrics {
-	out := make([]*apiMetrics, 0, len(m.apis)+1)
-	for _, a := range m.apis {
-		out = append(out, a)
-	}
-	out = append(out, m.other)
-	m.frontMu.RLock()
-	defer m.frontMu.RUnlock()
-	for _, byName := range m.fronts {
-		for _, a := range byName {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // latency reads the API's stage histograms. Each stage is observed once
 // per request, so the count of any is the API's: it is taken from the
 // first (a stage read a moment later may count a request more).
-func (a *apiMetrics) latency() (APILatency, error) {
-	out := APILatency{Listener: a.listener, API: a.name, Stages: make([]StageLatency, 0, len(a.stages))}
-	for i, o := range a.stages {
-		var m dto.Metric
-		if err := o.(prometheus.Metric).Write(&m); err != nil {
-			return APILatency{}, fmt.Errorf("read the %s %s histogram: %w", a.name, stageNames[i], err)
-		}
-		h := m.GetHistogram()
+func (a *apiMetrics) latency() APILatency {
+	out := APILatency{Listener: a.listener, API: a.name, Stages: make([]StageLatency, 0, len(stageNames))}
+	for i, stage := range stageNames {
+		h := a.stages.read(i)
 		if i == 0 {
-			out.Count = h.GetSampleCount()
+			out.Count = h.count
 		}
-		s := StageLatency{Stage: stageNames[i], Count: h.GetSampleCount(), Sum: h.GetSampleSum(), Counts: make([]uint64, 0, len(h.GetBucket()))}
-		for _, b := range h.GetBucket() {
-			s.Counts = append(s.Counts, b.GetCumulativeCount())
-		}
-		out.Stages = append(out.Stages, s)
+		out.Stages = append(out.Stages, StageLatency{Stage: stage, Count: h.count, Sum: h.sum, Counts: append([]uint64(nil), h.cumulative[:]...)})
 	}
-	return out, nil
+	return out
 }

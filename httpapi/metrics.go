@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluicemq/sluice/broker"
-	"github.com/sluicemq/sluice/protocol"
 )
 
 // Level says how many series the metrics have.
@@ -37,7 +35,7 @@ func ParseLevel(s string) (Level, error) {
 
 // latencyBuckets are the upper bounds, in seconds, of every latency
 // histogram: 50 µs to 10 s.
-var latencyBuckets = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+var latencyBuckets = [...]float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Stage labels of sluice_request_duration_seconds, in RequestTiming's
 // order.
@@ -45,15 +43,6 @@ var stageNames = [4]string{"queue", "local", "wait", "send"}
 
 // listenerSluice is the listener label of the sluice protocol's requests.
 const listenerSluice = "sluice"
-
-// apiMetrics are one API's series, resolved once so a request costs no
-// label lookup (but for an error code, whose counter is looked up).
-type apiMetrics struct {
-	listener string
-	name     string
-	ok       prometheus.Counter
-	stages   [4]prometheus.Observer
-}
 
 // Metrics is a broker's metrics: a broker.Observer for its timed events
 // and, once Start gave it the broker, a collector of its state. Make it
@@ -63,14 +52,7 @@ type Metrics struct {
 	level Level
 	reg   *prometheus.Registry
 
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	apis     map[protocol.APIKey]*apiMetrics // read-only after NewMetrics
-	other    *apiMetrics                     // an API not in the table
-	// fronts are the other front ends' APIs by listener and name, made
-	// on first use (each front end names its APIs from a fixed set).
-	frontMu  sync.RWMutex
-	fronts   map[string]map[string]*apiMetrics
+	req      *requestMetrics // the requests' counters and stage histograms (requests.go)
 	fsync    prometheus.Histogram
 	fsyncErr prometheus.Counter
 	commit   prometheus.Histogram
@@ -84,21 +66,11 @@ func NewMetrics(level Level) *Metrics {
 	m := &Metrics{
 		level: level,
 		reg:   prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_requests_total",
-			Help: "Requests answered, by listener (sluice, kafka), API and error code (the uniform error response's, or a produce's or fetch's first partition error).",
-		}, []string{"listener", "api", "code"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "sluice_request_duration_seconds",
-			Help:    "Time requests spent in each stage, by listener (sluice, kafka) and API: queue (read, waiting for the handler), local (decode, append or read, encode), wait (ISR, fsync or long-poll), send (until handed to the socket).",
-			Buckets: latencyBuckets,
-		}, []string{"listener", "api", "stage"}),
-		apis:   map[protocol.APIKey]*apiMetrics{},
-		fronts: map[string]map[string]*apiMetrics{},
+		req:   newRequestMetrics(),
 		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_log_fsync_duration_seconds",
 			Help:    "Duration of the fsyncs of partition logs (group commit and interval flush).",
-			Buckets: latencyBuckets,
+			Buckets: latencyBuckets[:],
 		}),
 		fsyncErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_log_flush_failures_total",
@@ -107,70 +79,19 @@ func NewMetrics(level Level) *Metrics {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_controller_commit_duration_seconds",
 			Help:    "Time from proposing a metadata command to its commit and application, on the controller leader.",
-			Buckets: latencyBuckets,
+			Buckets: latencyBuckets[:],
 		}),
 	}
-	for _, r := range protocol.SupportedAPIs() {
-		m.apis[r.Key] = m.newAPI(listenerSluice, r.Key.String())
-	}
-	m.other = m.newAPI(listenerSluice, "other")
-	m.reg.MustRegister(m.requests, m.duration, m.fsync, m.fsyncErr, m.commit,
+	m.reg.MustRegister(m.req, m.fsync, m.fsyncErr, m.commit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
-}
-
-func (m *Metrics) newAPI(listener, name string) *apiMetrics {
-	a := &apiMetrics{listener: listener, name: name, ok: m.requests.WithLabelValues(listener, name, protocol.NoError.String())}
-	for i, stage := range stageNames {
-		a.stages[i] = m.duration.WithLabelValues(listener, name, stage)
-	}
-	return a
-}
-
-// front returns the series of a front end's API, made on first use.
-func (m *Metrics) front(listener, name string) *apiMetrics {
-	m.frontMu.RLock()
-	a := m.fronts[listener][name]
-	m.frontMu.RUnlock()
-	if a != nil {
-		return a
-	}
-	m.frontMu.Lock()
-	defer m.frontMu.Unlock()
-	byName := m.fronts[listener]
-	if byName == nil {
-		byName = map[string]*apiMetrics{}
-		m.fronts[listener] = byName
-	}
-	if a = byName[name]; a == nil {
-		a = m.newAPI(listener, name)
-		byName[name] = a
-	}
-	return a
 }
 
 // Registry is the registry /metrics serves.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// Request counts a request and observes its stages.
-func (m *Metrics) Request(t broker.RequestTiming) {
-	var a *apiMetrics
-	if t.Listener != "" {
-		a = m.front(t.Listener, t.APIName)
-	} else if a = m.apis[t.API]; a == nil {
-		a = m.other
-	}
-	if t.Code == protocol.NoError {
-		a.ok.Inc()
-	} else {
-		m.requests.WithLabelValues(a.listener, a.name, t.Code.String()).Inc()
-	}
-	q, l, w, s := t.Stages()
-	a.stages[0].Observe(q.Seconds())
-	a.stages[1].Observe(l.Seconds())
-	a.stages[2].Observe(w.Seconds())
-	a.stages[3].Observe(s.Seconds())
-}
+// Request counts a request and observes its stages (requests.go).
+func (m *Metrics) Request(t broker.RequestTiming) { m.req.request(&t) }
 
 // Sync observes a log fsync.
 func (m *Metrics) Sync(d time.Duration, err error) {
