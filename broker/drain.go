@@ -56,8 +56,10 @@ func (b *Broker) drainConns() {
 	b.refusing.Store(true)
 	for c := range b.conns {
 		// Wake a reader waiting for a request with the idle timeout: it
-		// waits again with connQuiet (readNext).
-		c.nc.SetReadDeadline(time.Now())
+		// waits again with connQuiet (readNext). One inside a frame
+		// reads it whole first: cut, the request would end with an
+		// unknown outcome.
+		c.wakeWaiting()
 	}
 	b.mu.Unlock()
 	done := make(chan struct{})
