@@ -700,16 +700,17 @@ func (p *producer) deliver(pp *ppart) {
 // its connection's requests in order, the slowest acks=all wait first,
 // and a loaded machine stretches that). A connection that died delivers
 // its calls' outcomes itself: not handled, when the broker refused a
-// request whole before them (conn.refusedWhole).
+// request whole before them (conn.refusedWhole). A batch not handed to a
+// connection yet (its request waits for the leader's previous one, a
+// dial, or the writer) is not given up either: its send goes on anyway,
+// so giving up would make it unknown, while waiting ends in a definite
+// answer, or a failure to send, within the dial and request timeouts.
 func (p *producer) awaitOldLeader(b *batch, now time.Time) bool {
 	cn := b.conn.Load()
-	if cn == nil {
-		return false
-	}
 	if !p.idem {
-		return !cn.alive() || now.Sub(b.movedAt) < moveGrace || cn.heardSince(now.Add(-moveGrace))
+		return cn == nil || !cn.alive() || now.Sub(b.movedAt) < moveGrace || cn.heardSince(now.Add(-moveGrace))
 	}
-	return cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace
+	return cn != nil && cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace
 }
 
 // leadersChanged runs after each metadata refresh: a batch in flight for
