@@ -153,15 +153,7 @@ func TestNotReadyRefusalEndsTheConnection(t *testing.T) {
 	defer b.ready.Store(true)
 	meta := c.send(&protocol.MetadataRequest{})
 	c.send(produceRequest("notready", 0, 1, makeBatch(t, record.None, "n", 1, 0)))
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	frame, err := c.fr.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	corr, body, err := protocol.ParseResponse(frame)
-	if err != nil {
-		t.Fatal(err)
-	}
+	corr, body := c.recvRaw()
 	if want := []byte{0, byte(protocol.ErrBrokerNotAvailable)}; corr != meta || string(body) != string(want) {
 		t.Fatalf("response %d %x, want %d %x: the metadata request refused whole", corr, body, meta, want)
 	}
