@@ -46,6 +46,10 @@ type conn struct {
 	// quiet: the reader has waited connQuiet for a request once since
 	// the broker began draining (reader-owned).
 	quiet bool
+	// waiting: the reader waits for a request's first byte, not inside a
+	// frame (wakeWaiting). dmu guards it with the read deadline.
+	dmu     sync.Mutex
+	waiting bool
 	// probation is the limit this connection was accepted past, or -1:
 	// its first request must come from a broker (connlimit.go).
 	// Handler-owned after the connection starts.
@@ -100,7 +104,8 @@ type response struct {
 	// none: nothing is written (acks=0 produce, or a request skipped
 	// after a malformed one).
 	none bool
-	// closeAfter closes the connection once this response is written.
+	// closeAfter closes the connection once this response is written;
+	// the requests after it are not handled.
 	closeAfter bool
 	// timing is the request's path for the Observer (observe.go); its
 	// instants are set only with one.
@@ -247,7 +252,7 @@ func (c *conn) readFrame() (*request, error) {
 func (c *conn) readNext() (*request, error) {
 	cfg := &c.b.cfg
 	for {
-		if err := c.setReadDeadline(cfg.IdleTimeout); err != nil {
+		if err := c.setReadDeadline(cfg.IdleTimeout, true); err != nil {
 			return nil, err
 		}
 		_, err := c.br.Peek(1)
@@ -274,7 +279,7 @@ func (c *conn) readNext() (*request, error) {
 		}
 		return nil, err
 	}
-	if err := c.setReadDeadline(cfg.FrameReadTimeout); err != nil {
+	if err := c.setReadDeadline(cfg.FrameReadTimeout, false); err != nil {
 		return nil, err
 	}
 	prefix := c.prefix[:]
@@ -294,7 +299,7 @@ func (c *conn) readNext() (*request, error) {
 	}
 	req := requestPool.Get().(*request)
 	req.frame, req.size = getBuf(), n
-	err := c.setReadDeadline(cfg.FrameReadTimeout)
+	err := c.setReadDeadline(cfg.FrameReadTimeout, false)
 	if err == nil {
 		err = readBody(c.br, req.frame, int(n))
 	}
@@ -312,19 +317,36 @@ func (c *conn) readNext() (*request, error) {
 // firstBy for the first frame), then checks ctx: the shutdown hook sets a
 // deadline in the past after ctx is cancelled, and a deadline set after
 // the hook ran would otherwise override it.
-func (c *conn) setReadDeadline(d time.Duration) error {
+func (c *conn) setReadDeadline(d time.Duration, waiting bool) error {
 	now := time.Now()
 	at := now.Add(d)
 	if c.first && c.firstBy.Before(at) {
 		at = c.firstBy
 	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.waiting = waiting
 	c.nc.SetReadDeadline(at)
 	// Checked after setting, as ctx is: drainConns sets refusing before
-	// it wakes the readers.
-	if q := now.Add(connQuiet); c.b.refusing.Load() && at.After(q) {
+	// it wakes the readers. Only the wait for a request is cut to
+	// connQuiet: a frame that has begun is read whole (FrameReadTimeout;
+	// drainMax bounds the drain), and refused. Cut half way, it would end
+	// the connection under a request the client sent, whose outcome it
+	// then cannot know.
+	if q := now.Add(connQuiet); waiting && c.b.refusing.Load() && at.After(q) {
 		c.nc.SetReadDeadline(q)
 	}
 	return c.ctx.Err()
+}
+
+// wakeWaiting wakes the reader if it waits for a request (drainConns), so
+// it waits again with connQuiet; a reader inside a frame reads it whole.
+func (c *conn) wakeWaiting() {
+	c.dmu.Lock()
+	if c.waiting {
+		c.nc.SetReadDeadline(time.Now())
+	}
+	c.dmu.Unlock()
 }
 
 // readBody reads n bytes into *buf, growing it no faster than bytes
@@ -422,7 +444,7 @@ func (c *conn) writeLoop() {
 			failed = c.flushOrFail(failed)
 		}
 		if failed == nil && closeAfter {
-			failed = errors.New("closing after a malformed request")
+			failed = errors.New("closing after the response (a malformed request, or a broker not started)")
 		}
 		if failed != nil && c.ctx.Err() == nil {
 			c.logger.Debug("closing connection", zap.Error(failed))

@@ -175,11 +175,11 @@ func TestStartWithoutQuorum(t *testing.T) {
 	if b.Addr() != "" {
 		t.Fatal("Addr published before registration")
 	}
-	c := dial(t, b.listenAddr())
+	// Each refusal closes its connection (TestNotReadyRefusalEndsTheConnection).
 	var md protocol.MetadataResponse
-	c.call(&protocol.MetadataRequest{AllTopics: true}, &md)
+	dial(t, b.listenAddr()).call(&protocol.MetadataRequest{AllTopics: true}, &md)
 	var dc protocol.DescribeClusterResponse
-	c.call(&protocol.DescribeClusterRequest{}, &dc)
+	dial(t, b.listenAddr()).call(&protocol.DescribeClusterRequest{}, &dc)
 	if md.ErrorCode != protocol.ErrBrokerNotAvailable || dc.ErrorCode != protocol.ErrBrokerNotAvailable {
 		t.Fatalf("before registration: metadata %v, describe %v; want BROKER_NOT_AVAILABLE", md.ErrorCode, dc.ErrorCode)
 	}

@@ -17,13 +17,20 @@ import (
 //  1. Refuse: from now on every request read on the sluice listener is
 //     answered with BROKER_NOT_AVAILABLE (the uniform error response:
 //     definite, retriable, and the client refreshes its metadata), never
-//     served. Requests read before are served as usual. A front end's
+//     served. Requests read before are served as usual. The refusal is a
+//     promise the client relies on: nothing of the connection is handled
+//     after it (as a broker not started closes the connection after
+//     that refusal, handlers.go), so the client closes the connection at
+//     once and resends what it had in flight there as not sent, even a
+//     plain producer (client conn.refusedWhole). A front end's
 //     connections (the Kafka listener) drain the same way, but their
 //     requests are answered by the front end as usual: with the
 //     leaderships gone, a produce there is refused NOT_LEADER_OR_FOLLOWER.
 //  2. Quiet: each connection keeps reading, and refusing, until no request
 //     has come for connQuiet — the client got its refusals and moved to
 //     other brokers — or until drainMax has passed since the drain began.
+//     Only the wait for a request's first byte is cut to connQuiet: a
+//     frame that has begun is read whole (conn.wakeWaiting).
 //  3. Close gracefully: the responses are written, then the connection is
 //     half-closed (FIN), and what the client still sends is read and
 //     dropped until it closes its side or drainLinger passes. Closing a
@@ -32,9 +39,9 @@ import (
 //     just written would be lost with the connection.
 //
 // A request that arrives after its connection went quiet and was closed
-// is still cut; a client that got a refusal on a connection does not send
-// more there, so that takes a client that stayed silent for connQuiet and
-// then sent a request within the instant of the close.
+// is still cut; a client that got a refusal on a connection closes it, so
+// that takes a client that stayed silent for connQuiet and then sent a
+// request within the instant of the close.
 
 const (
 	// connQuiet is how long a draining connection must have read no
@@ -56,8 +63,10 @@ func (b *Broker) drainConns() {
 	b.refusing.Store(true)
 	for c := range b.conns {
 		// Wake a reader waiting for a request with the idle timeout: it
-		// waits again with connQuiet (readNext).
-		c.nc.SetReadDeadline(time.Now())
+		// waits again with connQuiet (readNext). One inside a frame
+		// reads it whole first: cut, the request would end with an
+		// unknown outcome.
+		c.wakeWaiting()
 	}
 	b.mu.Unlock()
 	done := make(chan struct{})

@@ -99,3 +99,65 @@ func TestCloseAnswersEveryRequestSent(t *testing.T) {
 		t.Errorf("the connection ended with %v, want an orderly close (EOF)", readErr)
 	}
 }
+
+// A frame that has begun to arrive when the broker drains its connections
+// is read whole and answered, however slowly its bytes come: the drain
+// cuts only the wait for a new request to connQuiet. Before, the frame's
+// read got connQuiet too, and a produce half sent when the drain began
+// was cut with its connection: an unknown outcome for the client (R14).
+func TestDrainReadsABegunFrameWhole(t *testing.T) {
+	b := startBroker(t, "", nil)
+	c := dial(t, b.Addr())
+	c.createTopic("whole", 1)
+	c.corr++
+	h := protocol.RequestHeader{Key: protocol.Produce, CorrelationID: c.corr, ClientID: "test"}
+	frame, err := protocol.AppendRequest(nil, &h, produceRequest("whole", 0, 1, makeBatch(t, record.None, "w", 100, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.write(frame[:len(frame)/2])
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	poll.Until(t, 10*time.Second, "the broker to drain its connections", b.refusing.Load)
+	// The rest comes well after the drain's quiet wait.
+	time.Sleep(3 * connQuiet)
+	c.write(frame[len(frame)/2:])
+	var resp protocol.ProduceResponse
+	if err := c.tryRecv(c.corr, &resp); err != nil {
+		t.Fatalf("the produce half sent when the drain began: %v", err)
+	}
+	if resp.ErrorCode != protocol.ErrBrokerNotAvailable {
+		t.Errorf("answered %+v, want refused whole with BROKER_NOT_AVAILABLE", resp)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.fr.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the answer: %v, want an orderly close (EOF)", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A broker not started yet refuses a request whole (BROKER_NOT_AVAILABLE)
+// and then handles nothing more of the connection, which it closes: a
+// client takes that refusal as the proof that the requests it sent after
+// it were not handled, and sends them again, even a plain producer's
+// (client conn.refusedWhole). Here a produce pipelined behind the refused
+// request gets no answer and the connection ends; before, it was read and
+// answered, and a broker ready by then would have appended it.
+func TestNotReadyRefusalEndsTheConnection(t *testing.T) {
+	b := startBroker(t, "", nil)
+	c := dial(t, b.Addr())
+	c.createTopic("notready", 1)
+	b.ready.Store(false)
+	defer b.ready.Store(true)
+	meta := c.send(&protocol.MetadataRequest{})
+	c.send(produceRequest("notready", 0, 1, makeBatch(t, record.None, "n", 1, 0)))
+	corr, body := c.recvRaw()
+	if want := []byte{0, byte(protocol.ErrBrokerNotAvailable)}; corr != meta || string(body) != string(want) {
+		t.Fatalf("response %d %x, want %d %x: the metadata request refused whole", corr, body, meta, want)
+	}
+	if frame, err := c.fr.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the refusal: %d bytes, %v; want the connection closed (EOF) with the produce not answered", len(frame), err)
+	}
+}

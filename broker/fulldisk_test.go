@@ -159,14 +159,7 @@ func describeReplicasV1(t *testing.T, c *testClient) protocol.DescribeReplicasRe
 		t.Fatal(err)
 	}
 	c.write(buf)
-	frame, err := c.fr.Next()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, body, err := protocol.ParseResponse(frame)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, body := c.recvRaw()
 	var resp protocol.DescribeReplicasResponse
 	if err := protocol.Decode(&resp, body, 1); err != nil {
 		t.Fatal(err)

@@ -99,7 +99,8 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 	c.dec.Reset(body)
 	if c.b.refusing.Load() {
 		// Stopping: the connections drain (drain.go). Nothing read now is
-		// served, and the client knows it was not.
+		// served, and the client knows it was not, nor anything it sent
+		// on the connection after this request.
 		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
 		return nil
 	}
@@ -109,8 +110,13 @@ func (c *conn) dispatch(h *protocol.RequestHeader, body []byte, resp *response) 
 		// registered, and an answer from it would be wrong (a topic
 		// reported unknown). Only other brokers' forwarded writes, which
 		// this broker may be the leader for, are served meanwhile (after
-		// their broker login).
+		// their broker login). Nothing more of the connection is read
+		// or served: a client takes a request refused whole with
+		// BROKER_NOT_AVAILABLE as the proof that the requests it sent
+		// after it were not handled (drain.go), which the broker ready a
+		// moment later would break.
 		c.errorResponse(resp, h, protocol.ErrBrokerNotAvailable)
+		resp.closeAfter = true
 		return nil
 	}
 	switch h.Key {

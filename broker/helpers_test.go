@@ -116,6 +116,22 @@ func (c *testClient) tryRecv(corr int32, resp protocol.Message) error {
 	return nil
 }
 
+// recvRaw reads the next response frame and returns its correlation id
+// and body, undecoded.
+func (c *testClient) recvRaw() (int32, []byte) {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	frame, err := c.fr.Next()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	corr, body, err := protocol.ParseResponse(frame)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return corr, body
+}
+
 // call sends req and decodes the answer into resp.
 func (c *testClient) call(req, resp protocol.Message) {
 	c.t.Helper()

@@ -46,6 +46,38 @@ type conn struct {
 	// (unix nanoseconds; 0 for none): the producer tells a broker still
 	// answering from a hung one by it (heardSince).
 	lastRead atomic.Int64
+	// refusedWhole: the broker answered a request with the uniform
+	// BROKER_NOT_AVAILABLE refusal (refusedWhole), after which it handles
+	// nothing more on the connection. Set before the conn fails, so every
+	// call failed with it is reported not handled (sent false): safe to
+	// send again, even without idempotence.
+	refusedWhole atomic.Bool
+}
+
+// refusedWhole reports whether body, a response's body, is the uniform
+// error response (protocol.AppendErrorResponse) with BROKER_NOT_AVAILABLE:
+// the request was refused whole, by a broker that is draining its
+// connections to shut down or has not started serving. From that refusal
+// on, the broker handles no request of the connection: a draining broker
+// refuses every request it reads until it closes, and a starting one
+// closes the connection after the refusal without reading on (broker
+// drain.go). So the requests still in flight on it were not handled, and
+// the client closes the connection at once rather than wait for the
+// broker to: a request it sent later could meet the close and end with an
+// unknown outcome (R14).
+func refusedWhole(body []byte) bool {
+	return len(body) == 2 && protocol.ErrorCode(int16(uint16(body[0])<<8|uint16(body[1]))) == protocol.ErrBrokerNotAvailable
+}
+
+// errRefusedWhole ends a conn after the broker refused a request whole
+// (refusedWhole).
+var errRefusedWhole = errors.New("the broker refused a request whole (BROKER_NOT_AVAILABLE: shutting down or starting): it handles nothing more on the connection, closed")
+
+// lostError is the error of a call sent on c and not answered when c died:
+// its outcome is unknown, unless the broker refused a request before it
+// whole (refusedWhole), which proves it was not handled.
+func (c *conn) lostError() *connError {
+	return &connError{addr: c.addr, sent: !c.refusedWhole.Load(), err: c.err}
 }
 
 // heardSince reports whether a response arrived on c at or after t, and
@@ -350,7 +382,7 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 				// The reader drains inflight after this loop ends; calls not
 				// queued yet are failed here, with sent=true as they are
 				// marked: their bytes were about to go out with the rest.
-				cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
+				cl.done <- c.lostError()
 			}
 		}
 		var err error
@@ -367,7 +399,7 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 			c.fail(fmt.Errorf("write: %w", err))
 			for _, cl := range queued {
 				if cl.resp == nil {
-					cl.done <- &connError{addr: c.addr, sent: true, err: err}
+					cl.done <- &connError{addr: c.addr, sent: !c.refusedWhole.Load(), err: err}
 				}
 			}
 			return
@@ -419,20 +451,28 @@ func (c *conn) readLoop(writerDone <-chan struct{}) {
 			// the reader reads the next frame into a buffer of its own.
 			fr.Detach()
 		}
+		whole := refusedWhole(body)
+		if whole {
+			c.refusedWhole.Store(true) // before fail: the calls after it were not handled
+		}
 		d.Reset(body)
 		if err := cl.resp.Decode(&d, cl.version); err != nil {
 			// The frame boundary is intact, so the conn survives; the
 			// request's outcome is unknown to us.
 			cl.done <- fmt.Errorf("broker %s: %w", c.addr, err)
-			continue
+		} else {
+			cl.done <- nil
 		}
-		cl.done <- nil
+		if whole {
+			c.fail(errRefusedWhole)
+			break
+		}
 	}
 	<-writerDone
 	for {
 		select {
 		case cl := <-c.inflight:
-			cl.done <- &connError{addr: c.addr, sent: true, err: c.err}
+			cl.done <- c.lostError()
 		default:
 			return
 		}

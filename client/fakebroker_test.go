@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -83,6 +84,11 @@ type action struct {
 	close bool             // close the connection without answering
 	drop  bool             // handle the request, then close without answering
 	wait  <-chan struct{}  // before answering, wait for this (or broker stop)
+	// refuseWhole answers with the uniform BROKER_NOT_AVAILABLE refusal,
+	// then reads and drops what the client still sends, unanswered, and
+	// closes once it closed its side: a broker draining its connections
+	// for shutdown (broker drain.go), at its worst.
+	refuseWhole bool
 }
 
 type fakeBroker struct {
@@ -248,6 +254,15 @@ func (b *fakeBroker) serve(nc net.Conn) {
 				}
 			}
 			if act.close {
+				return
+			}
+			if act.refuseWhole {
+				out = protocol.AppendErrorResponse(out[:0], &h, protocol.ErrBrokerNotAvailable)
+				if _, err := nc.Write(out); err == nil {
+					nc.(*net.TCPConn).CloseWrite()
+					nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+					io.Copy(io.Discard, nc)
+				}
 				return
 			}
 			resp := act.resp

@@ -688,6 +688,31 @@ func (p *producer) deliver(pp *ppart) {
 	kick(p.wake)
 }
 
+// awaitOldLeader reports whether b, in flight to a broker that no longer
+// leads its partition, still waits for that broker's answer (see
+// leadersChanged). The idempotent producer gives up once the connection
+// has been silent for moveGrace, or moveGrace after the move was seen:
+// resending is safe, and a hung leader must not hold the partition. A
+// plain producer cannot resend what it gives up (its outcome becomes
+// unknown), so it waits while the answer may still come: at least
+// moveGrace after the move was seen, and for as long after as the
+// connection keeps answering (a leader in controlled shutdown answers
+// its connection's requests in order, the slowest acks=all wait first,
+// and a loaded machine stretches that). A connection that died delivers
+// its calls' outcomes itself: not handled, when the broker refused a
+// request whole before them (conn.refusedWhole). A batch not handed to a
+// connection yet (its request waits for the leader's previous one, a
+// dial, or the writer) is not given up either: its send goes on anyway,
+// so giving up would make it unknown, while waiting ends in a definite
+// answer, or a failure to send, within the dial and request timeouts.
+func (p *producer) awaitOldLeader(b *batch, now time.Time) bool {
+	cn := b.conn.Load()
+	if !p.idem {
+		return cn == nil || !cn.alive() || now.Sub(b.movedAt) < moveGrace || cn.heardSince(now.Add(-moveGrace))
+	}
+	return cn != nil && cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace
+}
+
 // leadersChanged runs after each metadata refresh: a batch in flight for
 // stallAfter to a broker that no longer leads its partition is given up
 // on that connection — a hung broker would hold it for RequestTimeout
@@ -695,7 +720,8 @@ func (p *producer) deliver(pp *ppart) {
 // moveGrace after the move was first seen (a leader handing over answers
 // within it). With idempotence it is then resent at once to the new
 // leader, which recognises it if the old one had replicated it; without,
-// it fails at once, indeterminate (R14): never resent.
+// it fails at once, indeterminate (R14): never resent (awaitOldLeader
+// waits longer for a plain producer).
 func (p *producer) leadersChanged() {
 	now := time.Now()
 	var touched []*ppart
@@ -721,8 +747,8 @@ func (p *producer) leadersChanged() {
 				if b.movedAt.IsZero() {
 					b.movedAt = now
 				}
-				if cn := b.conn.Load(); cn != nil && cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace {
-					continue // the old leader answered lately: its answer is due (moveGrace)
+				if p.awaitOldLeader(b, now) {
+					continue
 				}
 				b.gen++ // its answer, if one comes, is ignored
 				pp.inflight--

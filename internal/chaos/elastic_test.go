@@ -544,21 +544,30 @@ func TestElasticDrain(t *testing.T) {
 
 // TestElasticRollingRestart: each broker of a 4-broker cluster in turn is
 // stopped with SIGTERM (a controlled shutdown), started again, and waited
-// for (alive, every replica back in sync) under the acks=all workload on
-// a topic of 12 partitions, RF 3: no produce failed or ended unknown, the
-// history checks and the replicas are identical. auto.balance is on-join
-// (the default): a broker back with its data already holds its share, so
-// no partition moves — every replica list ends as it was created.
+// for (alive, every replica back in sync) under two acks=all workloads,
+// each on a topic of 12 partitions, RF 3: one of idempotent producers and
+// one of plain producers (client.Idempotent(false)), which cannot resend a
+// batch of unknown outcome. For both: no produce failed or ended unknown,
+// the history checks and the replicas are identical. auto.balance is
+// on-join (the default): a broker back with its data already holds its
+// share, so no partition moves — every replica list ends as it was
+// created.
 func TestElasticRollingRestart(t *testing.T) {
 	h := setupLocal(t, 4, elasticRepro(t.Name()))
-	const topic = "rolling"
+	const topic, plain = "rolling", "rolling-plain"
 	h.createTopic(topic, 12, nil)
+	h.createTopic(plain, 12, nil)
 	before, err := h.admin.DescribeTopic(h.ctx(30*time.Second), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := h.startWorkload(topic, elasticRate(t), 100)
+	w := h.startWorkload(topic, elasticRate(t)/2, 100)
+	wp, err := StartWorkload(h.ctx(time.Minute), h.c, WorkloadConfig{Topic: plain, Rate: elasticRate(t) / 2, RecordSize: 100, Plain: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h.waitEnds(topic, 10, time.Minute)
+	h.waitEnds(plain, 10, time.Minute)
 	for _, b := range h.c.Brokers {
 		start := time.Now()
 		if err := b.Stop(time.Minute); err != nil {
@@ -571,8 +580,10 @@ func TestElasticRollingRestart(t *testing.T) {
 		if err := h.c.WaitHealthy(h.ctx(2*time.Minute), time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if err := WaitFullISR(h.ctx(2*time.Minute), h.c, topic, time.Minute); err != nil {
-			t.Fatal(err)
+		for _, tp := range []string{topic, plain} {
+			if err := WaitFullISR(h.ctx(2*time.Minute), h.c, tp, time.Minute); err != nil {
+				t.Fatal(err)
+			}
 		}
 		t.Logf("broker %d: stopped in %v, back in sync %v after the SIGTERM", b.ID, stopped.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
@@ -586,10 +597,17 @@ func TestElasticRollingRestart(t *testing.T) {
 			t.Errorf("partition %d: replicas %v after the rolling restart, %v before: something moved it", p.Partition, p.Replicas, was.Replicas)
 		}
 	}
-	r, _ := h.finish(w)
-	if r.Failed != 0 || r.Unknown != 0 {
-		t.Errorf("failed %d, unknown %d; want none", r.Failed, r.Unknown)
+	for _, x := range []struct {
+		name string
+		w    *Workload
+	}{{"idempotent", w}, {"plain", wp}} {
+		t.Logf("%s producers:", x.name)
+		r, _ := h.finish(x.w)
+		if r.Failed != 0 || r.Unknown != 0 {
+			t.Errorf("%s producers: failed %d, unknown %d; want none", x.name, r.Failed, r.Unknown)
+		}
 	}
 	h.checkReplicas(topic)
+	h.checkReplicas(plain)
 	h.checkNoCrash()
 }

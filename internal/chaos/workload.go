@@ -22,6 +22,10 @@ type WorkloadConfig struct {
 	// MaxRecords bounds the records each producer sends, whatever the
 	// time; default Rate × 1 hour / Producers.
 	MaxRecords int64
+	// Plain: the producers are not idempotent (client.Idempotent(false)):
+	// a plain producer cannot resend a batch whose outcome it does not
+	// know, so every indeterminate answer stays an unknown outcome.
+	Plain bool
 }
 
 func (c WorkloadConfig) withDefaults() WorkloadConfig {
@@ -103,7 +107,11 @@ func StartWorkload(ctx context.Context, c *Cluster, cfg WorkloadConfig) (*Worklo
 	}
 	w.lcl, w.live = lcl, newTailReader(lcl, cfg.Topic, make([]int64, w.npart))
 	for i := range cfg.Producers {
-		cl, err := c.Client(ctx, "chaos-producer-"+strconv.Itoa(i))
+		var opts []client.Opt
+		if cfg.Plain {
+			opts = append(opts, client.Idempotent(false))
+		}
+		cl, err := c.Client(ctx, "chaos-producer-"+strconv.Itoa(i), opts...)
 		if err != nil {
 			w.closeClients()
 			return nil, err
