@@ -286,7 +286,7 @@ func TestFetchSessionEvicted(t *testing.T) {
 		clock.advance(sessionEvictIdle + time.Minute)
 		return sessionFetch(t, raw, 2, 0, 0, "ev", map[int32]int64{0: 0}).SessionID > 0
 	})
-	if st := srv.FetchSessionStats(); st.Evicted != 1 {
+	if st := srv.FetchSessionStats(); st.Evicted() != 1 {
 		t.Fatalf("after the new session: %+v", st)
 	}
 	// A fetch in flight when its session went is still answered; the
@@ -367,7 +367,7 @@ func TestFetchSessionBounds(t *testing.T) {
 		}
 		ids = append(ids, resp.SessionID)
 	}
-	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn || st.Evicted != 1 {
+	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn || st.Evicted() != 1 {
 		t.Fatalf("after %d sessions on one connection: %+v", len(ids), st)
 	}
 	corr++
