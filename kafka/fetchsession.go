@@ -73,8 +73,8 @@ type fetchSessions struct {
 	parts    int // partitions held by all sessions
 
 	created, incremental, sessionless, cacheFull atomic.Int64
-	evictedIdle, evictedConnCap, evictedTooLarge    atomic.Int64
-	notFound, badEpoch                              atomic.Int64
+	evictedIdle, evictedConnCap, evictedTooLarge atomic.Int64
+	notFound, badEpoch                           atomic.Int64
 }
 
 func newFetchSessions(slots int) *fetchSessions {
