@@ -45,10 +45,28 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 		}
 		return nil, protocol.ErrNotLeaderOrFollower
 	}
-	// Ours, but its log is not open (yet, or it failed to open): a
+	// Ours, but its log is not open: the metadata that made it ours may
+	// not be applied yet (a topic just created: a client that learned its
+	// leaders from a broker that applied it first comes here before this
+	// broker opened the log). Wait for that, briefly, rather than refuse:
+	// a Kafka client refused here retries only after its next metadata
+	// refresh, which franz-go holds back for MetadataMinAge (5 s) after
+	// the last one (issue 13: the 5 s produce stalls of a new topic).
+	if b.parts.awaitReconciled(md.Version, openWait) {
+		if p := b.parts.get(topic, index); p != nil {
+			return p, nil
+		}
+	}
+	// Still not open (it failed to open, or the reconcile is slow): a
 	// definite, retriable refusal.
 	return nil, protocol.ErrLeaderNotAvailable
 }
+
+// openWait bounds how long a request waits in partitionFor for the
+// metadata naming this broker a partition's leader to be applied.
+// Opening a new partition's log takes milliseconds, tens under load. A
+// variable for tests only.
+var openWait = time.Second
 
 // Append appends a producer's record set (whole batches, as the producer
 // encoded them) to a partition this broker leads, and returns where it
