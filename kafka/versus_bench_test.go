@@ -33,7 +33,8 @@ import (
 // hunts: SLUICE_VERSUS_KGO_LOG names a file the producers log to at debug
 // level (appended, each line stamped), and SLUICE_VERSUS_METADATA_MIN_AGE
 // (a duration) sets the producers' kgo.MetadataMinAge (franz-go's default
-// is 5 s). Each produce run also reports its slowest acknowledgement
+// is 5 s); SLUICE_VERSUS_SETTLE (a duration) waits, untimed, between
+// creating a produce run's topic and producing to it. Each produce run also reports its slowest acknowledgement
 // (max-ms) and logs when the acknowledgements over 1 s were produced.
 func BenchmarkVersusKafka(b *testing.B) {
 	spec := os.Getenv("SLUICE_VERSUS")
@@ -46,6 +47,12 @@ func BenchmarkVersusKafka(b *testing.B) {
 	}
 	rf := int16(envInt(b, "SLUICE_VERSUS_RF", 1))
 	partitions := int32(envInt(b, "SLUICE_VERSUS_PARTITIONS", 3))
+	var settle time.Duration // untimed, between a produce topic's creation and the run
+	if s := os.Getenv("SLUICE_VERSUS_SETTLE"); s != "" {
+		if settle, err = time.ParseDuration(s); err != nil {
+			b.Fatalf("SLUICE_VERSUS_SETTLE: %v", err)
+		}
+	}
 	ctx := context.Background()
 	for _, size := range []int{100, 1024} {
 		value := make([]byte, size)
@@ -56,6 +63,7 @@ func BenchmarkVersusKafka(b *testing.B) {
 				benchTopics++
 				topic = fmt.Sprintf("versus-%d-%d-%d", size, time.Now().UnixNano(), benchTopics)
 				createTopic(b, ctx, adm, topic, partitions, rf, nil)
+				time.Sleep(settle)
 				b.SetBytes(int64(size))
 				b.ResetTimer()
 				lat := produceVersus(b, tg.addrs, topic, value, b.N)
