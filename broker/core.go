@@ -5,7 +5,10 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
@@ -34,7 +37,21 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 	md := b.store.Metadata()
 	t, ok := md.Topics[topic]
 	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return nil, protocol.ErrUnknownTopicOrPartition
+		// Unknown here, but perhaps only not applied here yet: a client
+		// that learned of a new topic (or partition) from a broker ahead
+		// of this one comes here first, and a Kafka client refused waits
+		// for its next metadata refresh (franz-go: 5 s). Catch up with
+		// the controller and look again, once.
+		if index < 0 || !b.catchUp(md.Version) {
+			return nil, protocol.ErrUnknownTopicOrPartition
+		}
+		if p := b.parts.get(topic, index); p != nil {
+			return p, nil
+		}
+		md = b.store.Metadata()
+		if t, ok = md.Topics[topic]; !ok || int(index) >= len(t.Partitions) {
+			return nil, protocol.ErrUnknownTopicOrPartition
+		}
 	}
 	switch leader := t.Partitions[index].Leader; {
 	case leader < 0:
@@ -63,10 +80,50 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 }
 
 // openWait bounds how long a request waits in partitionFor for the
-// metadata naming this broker a partition's leader to be applied.
-// Opening a new partition's log takes milliseconds, tens under load. A
-// variable for tests only.
+// metadata naming this broker a partition's leader to be applied, and
+// for catchUp's read barrier. Opening a new partition's log takes
+// milliseconds, tens under load. A variable for tests only.
 var openWait = time.Second
+
+// catchUpFlight is the read barrier of catchUp in flight, shared by the
+// requests that need one meanwhile.
+type catchUpFlight struct {
+	mu   sync.Mutex
+	done chan struct{} // closed when the barrier in flight ends; nil: none
+}
+
+// catchUp brings this broker's metadata up to what the controller leader
+// had committed (Node.Sync, a read barrier; one in flight at a time,
+// shared by the requests that need one meanwhile) and waits for it to be
+// applied to the partitions, each within openWait. It says whether the
+// metadata moved past version v.
+func (b *Broker) catchUp(v uint64) bool {
+	if b.node == nil {
+		return false
+	}
+	f := &b.catchUps
+	f.mu.Lock()
+	if ch := f.done; ch != nil {
+		f.mu.Unlock()
+		<-ch
+	} else {
+		ch = make(chan struct{})
+		f.done = ch
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), openWait)
+		err := b.node.Sync(ctx)
+		cancel()
+		if err != nil {
+			b.logger.Debug("metadata catch-up for an unknown partition", zap.Error(err))
+		}
+		f.mu.Lock()
+		f.done = nil
+		f.mu.Unlock()
+		close(ch)
+	}
+	md := b.store.Metadata()
+	return md.Version > v && b.parts.awaitReconciled(md.Version, openWait)
+}
 
 // Append appends a producer's record set (whole batches, as the producer
 // encoded them) to a partition this broker leads, and returns where it

@@ -72,3 +72,29 @@ func TestAppendWaitsForOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownTopicAfterCatchUp: requests for a topic that does not exist
+// are still refused UNKNOWN_TOPIC_OR_PARTITION after partitionFor's
+// catch-up with the controller (a read barrier), concurrent ones sharing
+// it, each well within openWait.
+func TestUnknownTopicAfterCatchUp(t *testing.T) {
+	b := startBroker(t, "", nil)
+	batch := makeBatch(t, record.None, "v", 1, 0)
+	const n = 20
+	errs := make(chan error, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			_, err := b.Append("nope", 0, batch, AcksLeader)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, protocol.ErrUnknownTopicOrPartition) {
+			t.Fatalf("append to a topic that does not exist: %v", err)
+		}
+	}
+	if d := time.Since(start); d >= openWait {
+		t.Fatalf("%d appends to a topic that does not exist took %v, want under openWait (%v)", n, d, openWait)
+	}
+}
