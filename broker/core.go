@@ -85,18 +85,26 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 // milliseconds, tens under load. A variable for tests only.
 var openWait = time.Second
 
+// catchUpFresh is how long after a catch-up's read barrier ended
+// another is not started: a request naming thousands of partitions
+// unknown here (or a client asking for a topic that does not exist, again
+// and again) costs at most one barrier per catchUpFresh.
+const catchUpFresh = 100 * time.Millisecond
+
 // catchUpFlight is the read barrier of catchUp in flight, shared by the
-// requests that need one meanwhile.
+// requests that need one meanwhile, and when the last one ended.
 type catchUpFlight struct {
 	mu   sync.Mutex
 	done chan struct{} // closed when the barrier in flight ends; nil: none
+	last time.Time     // when the last barrier ended
 }
 
 // catchUp brings this broker's metadata up to what the controller leader
 // had committed (Node.Sync, a read barrier; one in flight at a time,
-// shared by the requests that need one meanwhile) and waits for it to be
-// applied to the partitions, each within openWait. It says whether the
-// metadata moved past version v.
+// shared by the requests that need one meanwhile, none within
+// catchUpFresh of the last) and waits for it to be applied to the
+// partitions, each within openWait. It says whether the metadata moved
+// past version v.
 func (b *Broker) catchUp(v uint64) bool {
 	if b.node == nil {
 		return false
@@ -106,6 +114,8 @@ func (b *Broker) catchUp(v uint64) bool {
 	if ch := f.done; ch != nil {
 		f.mu.Unlock()
 		<-ch
+	} else if time.Since(f.last) < catchUpFresh {
+		f.mu.Unlock()
 	} else {
 		ch = make(chan struct{})
 		f.done = ch
@@ -117,7 +127,7 @@ func (b *Broker) catchUp(v uint64) bool {
 			b.logger.Debug("metadata catch-up for an unknown partition", zap.Error(err))
 		}
 		f.mu.Lock()
-		f.done = nil
+		f.done, f.last = nil, time.Now()
 		f.mu.Unlock()
 		close(ch)
 	}
