@@ -85,6 +85,22 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 // milliseconds, tens under load. A variable for tests only.
 var openWait = time.Second
 
+// CaughtUpMetadata returns this broker's metadata, caught up with the
+// controller first (catchUp) when it lacks one of topics: a front end
+// answering a client about a topic created through another broker would
+// otherwise call it unknown while this broker's Raft apply lags (a Kafka
+// client then asks again only after franz-go's MetadataMinAge, 5 s).
+func (b *Broker) CaughtUpMetadata(topics []string) *controller.Metadata {
+	md := b.store.Metadata()
+	for _, name := range topics {
+		if _, ok := md.Topics[name]; !ok && controller.ValidateTopicName(name) == nil {
+			b.catchUp(md.Version)
+			return b.store.Metadata()
+		}
+	}
+	return md
+}
+
 // catchUpFresh is how long after a catch-up's read barrier ended
 // another is not started: a request naming thousands of partitions
 // unknown here (or a client asking for a topic that does not exist, again
