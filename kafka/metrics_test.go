@@ -195,17 +195,8 @@ func TestFetchSessionMetrics(t *testing.T) {
 		t.Fatalf("a session evicting an idle one: id %d error %d", resp.SessionID, resp.ErrorCode)
 	}
 	// A session grown past maxSessionPartitions is dropped.
-	big := kmsg.NewPtrFetchRequest()
-	big.SetVersion(11)
-	big.ReplicaID, big.MaxBytes, big.SessionID, big.SessionEpoch = -1, 1<<20, ids[1], 2
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "fsm"
-	for p := range int32(maxSessionPartitions + 1) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = p, 1024
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	big.Topics = append(big.Topics, rt)
+	big := tooManyPartitions("fsm")
+	big.SessionID, big.SessionEpoch = ids[1], 2
 	resp := kmsg.NewPtrFetchResponse()
 	resp.SetVersion(11)
 	corr++
