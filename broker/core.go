@@ -5,7 +5,10 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/protocol"
@@ -34,7 +37,21 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 	md := b.store.Metadata()
 	t, ok := md.Topics[topic]
 	if !ok || index < 0 || int(index) >= len(t.Partitions) {
-		return nil, protocol.ErrUnknownTopicOrPartition
+		// Unknown here, but perhaps only not applied here yet: a client
+		// that learned of a new topic (or partition) from a broker ahead
+		// of this one comes here first, and a Kafka client refused waits
+		// for its next metadata refresh (franz-go: 5 s). Catch up with
+		// the controller and look again, once.
+		if index < 0 || !b.catchUp(md.Version) {
+			return nil, protocol.ErrUnknownTopicOrPartition
+		}
+		if p := b.parts.get(topic, index); p != nil {
+			return p, nil
+		}
+		md = b.store.Metadata()
+		if t, ok = md.Topics[topic]; !ok || int(index) >= len(t.Partitions) {
+			return nil, protocol.ErrUnknownTopicOrPartition
+		}
 	}
 	switch leader := t.Partitions[index].Leader; {
 	case leader < 0:
@@ -45,9 +62,93 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 		}
 		return nil, protocol.ErrNotLeaderOrFollower
 	}
-	// Ours, but its log is not open (yet, or it failed to open): a
+	// Ours, but its log is not open: the metadata that made it ours may
+	// not be applied yet (a topic just created: a client that learned its
+	// leaders from a broker that applied it first comes here before this
+	// broker opened the log). Wait for that, briefly, rather than refuse:
+	// a Kafka client refused here retries only after its next metadata
+	// refresh, which franz-go holds back for MetadataMinAge (5 s) after
+	// the last one (issue 13: the 5 s produce stalls of a new topic).
+	if b.parts.awaitReconciled(md.Version, openWait) {
+		if p := b.parts.get(topic, index); p != nil {
+			return p, nil
+		}
+	}
+	// Still not open (it failed to open, or the reconcile is slow): a
 	// definite, retriable refusal.
 	return nil, protocol.ErrLeaderNotAvailable
+}
+
+// openWait bounds how long a request waits in partitionFor for the
+// metadata naming this broker a partition's leader to be applied, and
+// for catchUp's read barrier. Opening a new partition's log takes
+// milliseconds, tens under load. A variable for tests only.
+var openWait = time.Second
+
+// CaughtUpMetadata returns this broker's metadata, caught up with the
+// controller first (catchUp) when it lacks one of topics: a front end
+// answering a client about a topic created through another broker would
+// otherwise call it unknown while this broker's Raft apply lags (a Kafka
+// client then asks again only after franz-go's MetadataMinAge, 5 s).
+func (b *Broker) CaughtUpMetadata(topics []string) *controller.Metadata {
+	md := b.store.Metadata()
+	for _, name := range topics {
+		if _, ok := md.Topics[name]; !ok && controller.ValidateTopicName(name) == nil {
+			b.catchUp(md.Version)
+			return b.store.Metadata()
+		}
+	}
+	return md
+}
+
+// catchUpFresh is how long after a catch-up's read barrier ended
+// another is not started: a request naming thousands of partitions
+// unknown here (or a client asking for a topic that does not exist, again
+// and again) costs at most one barrier per catchUpFresh.
+const catchUpFresh = 100 * time.Millisecond
+
+// catchUpFlight is the read barrier of catchUp in flight, shared by the
+// requests that need one meanwhile, and when the last one ended.
+type catchUpFlight struct {
+	mu   sync.Mutex
+	done chan struct{} // closed when the barrier in flight ends; nil: none
+	last time.Time     // when the last barrier ended
+}
+
+// catchUp brings this broker's metadata up to what the controller leader
+// had committed (Node.Sync, a read barrier; one in flight at a time,
+// shared by the requests that need one meanwhile, none within
+// catchUpFresh of the last) and waits for it to be applied to the
+// partitions, each within openWait. It says whether the metadata moved
+// past version v.
+func (b *Broker) catchUp(v uint64) bool {
+	if b.node == nil {
+		return false
+	}
+	f := &b.catchUps
+	f.mu.Lock()
+	if ch := f.done; ch != nil {
+		f.mu.Unlock()
+		<-ch
+	} else if time.Since(f.last) < catchUpFresh {
+		f.mu.Unlock()
+	} else {
+		ch = make(chan struct{})
+		f.done = ch
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), openWait)
+		err := b.node.Sync(ctx)
+		cancel()
+		if err != nil {
+			b.logger.Debug("metadata catch-up for an unknown partition", zap.Error(err))
+		}
+		f.mu.Lock()
+		f.done, f.last = nil, time.Now()
+		f.mu.Unlock()
+		close(ch)
+	}
+	md := b.store.Metadata()
+	return md.Version > v && b.parts.awaitReconciled(md.Version, openWait)
 }
 
 // Append appends a producer's record set (whole batches, as the producer

@@ -222,3 +222,35 @@ func (b *Broker) Members() []controller.Member {
 	}
 	return m.Members()
 }
+
+// FetchSessionStats is what a front end's cache of fetch sessions
+// (KIP-227, the Kafka listener's) reports to the metrics: counters since
+// the listener started and what the cache holds now. It lives here, with
+// the front ends' other shared types, so the metrics (package httpapi)
+// read it without importing a front end.
+type FetchSessionStats struct {
+	Slots       int   // sessions the cache may hold (0: sessions off)
+	Sessions    int   // sessions held now
+	Partitions  int   // partitions held by them
+	Created     int64 // sessions opened by a full fetch
+	Incremental int64 // incremental fetches served
+	Sessionless int64 // fetches answered without a session (id 0)
+	// CacheFull counts full fetches that asked for a session and were
+	// answered without one because the cache had no room (every slot
+	// held by a session used within the idle age, or the partition cap
+	// reached); they are in Sessionless too.
+	CacheFull int64
+	// Sessions evicted, by reason: idle (the cache's least recently used,
+	// idle past the eviction age, for a new session), ConnCap (the
+	// connection's least recently used, for its new session past the
+	// per-connection cap), TooLarge (an incremental fetch grew it past
+	// the partition caps; answered FETCH_SESSION_ID_NOT_FOUND).
+	EvictedIdle, EvictedConnCap, EvictedTooLarge int64
+	NotFound                                     int64 // fetches answered FETCH_SESSION_ID_NOT_FOUND (70)
+	BadEpoch                                     int64 // fetches answered INVALID_FETCH_SESSION_EPOCH (71)
+}
+
+// Evicted is the sessions evicted for any reason.
+func (s FetchSessionStats) Evicted() int64 {
+	return s.EvictedIdle + s.EvictedConnCap + s.EvictedTooLarge
+}

@@ -98,6 +98,13 @@ type partitions struct {
 	reconcileMu sync.Mutex // one reconcile at a time
 	reconciled  uint64     // the metadata version reconciled last; guarded by reconcileMu
 
+	// applied is the metadata version the last finished reconcile
+	// applied; appliedCh is closed (and replaced) when it moves
+	// (awaitReconciled).
+	appliedMu sync.Mutex
+	applied   uint64
+	appliedCh chan struct{}
+
 	// offlineKick is signalled (non-blocking) when a log goes offline,
 	// for offlineLoop to report it to the controller.
 	offlineKick chan struct{}
@@ -108,7 +115,7 @@ func newPartitions(fs vfs.FS, dataDir string, self int32, defaults map[string]st
 	repl.fetchers = map[int32]*replica.Fetcher{}
 	return &partitions{fs: fs, dataDir: dataDir, self: self, defaults: defaults, logger: logger, repl: repl, topics: map[string]*topicParts{},
 		hwCheckpoint: log.NewCheckpoint(fs, filepath.Join(dataDir, hwCheckpointFile)), savedHW: loadHighWatermarks(fs, dataDir, logger),
-		offlineKick: make(chan struct{}, 1)}
+		offlineKick: make(chan struct{}, 1), appliedCh: make(chan struct{})}
 }
 
 // get returns the partition, or nil if this broker does not hold it.
@@ -160,6 +167,7 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		return
 	}
 	m.reconciled = md.Version
+	defer m.markApplied(md.Version)
 	m.throttle.setRate(md.ReassignmentThrottle())
 
 	// Deleted topics (or deleted and re-created under the same name) first,
@@ -237,6 +245,41 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		}
 		if created {
 			m.logger.Info("topic opened", zap.String("topic", name), zap.Int("partitions", len(t.Partitions)))
+		}
+	}
+}
+
+// markApplied records that a reconcile of metadata version v finished,
+// waking awaitReconciled.
+func (m *partitions) markApplied(v uint64) {
+	m.appliedMu.Lock()
+	defer m.appliedMu.Unlock()
+	if v > m.applied {
+		m.applied = v
+		close(m.appliedCh)
+		m.appliedCh = make(chan struct{})
+	}
+}
+
+// awaitReconciled waits up to d for a reconcile of metadata version v (or
+// a later one) to finish, and says whether one did.
+func (m *partitions) awaitReconciled(v uint64, d time.Duration) bool {
+	var timer *time.Timer
+	for {
+		m.appliedMu.Lock()
+		done, ch := m.applied >= v, m.appliedCh
+		m.appliedMu.Unlock()
+		if done {
+			return true
+		}
+		if timer == nil {
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
 		}
 	}
 }

@@ -57,17 +57,8 @@ const (
 )
 
 // FetchSessionStats counts what the fetch-session cache did since the
-// listener started (tests and benchmarks read it).
-type FetchSessionStats struct {
-	Created     int64 // sessions opened by a full fetch
-	Incremental int64 // incremental fetches served
-	Sessionless int64 // fetches answered without a session (id 0)
-	Evicted     int64 // sessions evicted for another (idle, or a connection's surplus)
-	NotFound    int64 // fetches answered FETCH_SESSION_ID_NOT_FOUND
-	BadEpoch    int64 // fetches answered INVALID_FETCH_SESSION_EPOCH
-	Sessions    int   // sessions held now
-	Partitions  int   // partitions held by them
-}
+// listener started (the metrics, tests and benchmarks read it).
+type FetchSessionStats = broker.FetchSessionStats
 
 // fetchSessions is the broker's cache of fetch sessions, the one home of
 // KIP-227 on this listener.
@@ -81,7 +72,9 @@ type fetchSessions struct {
 	perConn  map[*broker.Session]int
 	parts    int // partitions held by all sessions
 
-	created, incremental, sessionless, evicted, notFound, badEpoch atomic.Int64
+	created, incremental, sessionless, cacheFull atomic.Int64
+	evictedIdle, evictedConnCap, evictedTooLarge atomic.Int64
+	notFound, badEpoch                           atomic.Int64
 }
 
 func newFetchSessions(slots int) *fetchSessions {
@@ -186,6 +179,7 @@ func (c *fetchSessions) plan(fc *broker.FrontConn, req *kmsg.FetchRequest) fetch
 	c.parts += delta
 	if s.n > maxSessionPartitions || c.parts > maxCachedPartitions {
 		c.removeLocked(s)
+		c.evictedTooLarge.Add(1)
 		c.notFound.Add(1)
 		return fetchPlan{errCode: kerrFetchSessionNotFound}
 	}
@@ -219,7 +213,7 @@ func (c *fetchSessions) openLocked(fc *broker.FrontConn, owner *broker.Session, 
 		for e := c.lru.Front(); e != nil; e = e.Next() {
 			if old := e.Value.(*fetchSession); old.owner == owner {
 				c.removeLocked(old)
-				c.evicted.Add(1)
+				c.evictedConnCap.Add(1)
 				break
 			}
 		}
@@ -228,10 +222,11 @@ func (c *fetchSessions) openLocked(fc *broker.FrontConn, owner *broker.Session, 
 	for len(c.sessions) >= c.slots || c.parts+n > maxCachedPartitions {
 		e := c.lru.Front()
 		if e == nil || now.Sub(e.Value.(*fetchSession).lastUsed) < sessionEvictIdle {
+			c.cacheFull.Add(1)
 			return nil
 		}
 		c.removeLocked(e.Value.(*fetchSession))
-		c.evicted.Add(1)
+		c.evictedIdle.Add(1)
 	}
 	s := &fetchSession{id: c.newIDLocked(), owner: owner, principal: principal, epoch: 1, lastUsed: now,
 		index: make(map[sessionKey]*sessionPart, n)}
@@ -289,8 +284,10 @@ func (c *fetchSessions) stats() FetchSessionStats {
 	c.mu.Lock()
 	sessions, parts := len(c.sessions), c.parts
 	c.mu.Unlock()
-	return FetchSessionStats{Created: c.created.Load(), Incremental: c.incremental.Load(), Sessionless: c.sessionless.Load(),
-		Evicted: c.evicted.Load(), NotFound: c.notFound.Load(), BadEpoch: c.badEpoch.Load(), Sessions: sessions, Partitions: parts}
+	return FetchSessionStats{Slots: c.slots, Sessions: sessions, Partitions: parts,
+		Created: c.created.Load(), Incremental: c.incremental.Load(), Sessionless: c.sessionless.Load(), CacheFull: c.cacheFull.Load(),
+		EvictedIdle: c.evictedIdle.Load(), EvictedConnCap: c.evictedConnCap.Load(), EvictedTooLarge: c.evictedTooLarge.Load(),
+		NotFound: c.notFound.Load(), BadEpoch: c.badEpoch.Load()}
 }
 
 // apply adds or updates the partitions of topics and removes those of

@@ -63,6 +63,23 @@ func sessionFetch(t *testing.T, c *rawConn, corr int32, id, epoch int32, topic s
 	return resp
 }
 
+// tooManyPartitions is a full Fetch v11 of one more partition of topic
+// than a session may hold.
+func tooManyPartitions(topic string) *kmsg.FetchRequest {
+	big := kmsg.NewPtrFetchRequest()
+	big.SetVersion(11)
+	big.ReplicaID, big.MaxBytes = -1, 1<<20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	for p := range int32(maxSessionPartitions + 1) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition, rp.PartitionMaxBytes = p, 1024
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	big.Topics = append(big.Topics, rt)
+	return big
+}
+
 // answered lists the partitions of resp with their record counts.
 func answered(t *testing.T, resp *kmsg.FetchResponse) map[int32]int {
 	t.Helper()
@@ -286,7 +303,7 @@ func TestFetchSessionEvicted(t *testing.T) {
 		clock.advance(sessionEvictIdle + time.Minute)
 		return sessionFetch(t, raw, 2, 0, 0, "ev", map[int32]int64{0: 0}).SessionID > 0
 	})
-	if st := srv.FetchSessionStats(); st.Evicted != 1 {
+	if st := srv.FetchSessionStats(); st.Evicted() != 1 {
 		t.Fatalf("after the new session: %+v", st)
 	}
 	// A fetch in flight when its session went is still answered; the
@@ -367,7 +384,7 @@ func TestFetchSessionBounds(t *testing.T) {
 		}
 		ids = append(ids, resp.SessionID)
 	}
-	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn || st.Evicted != 1 {
+	if st := srv.FetchSessionStats(); st.Sessions != maxSessionsPerConn || st.Evicted() != 1 {
 		t.Fatalf("after %d sessions on one connection: %+v", len(ids), st)
 	}
 	corr++
@@ -381,17 +398,7 @@ func TestFetchSessionBounds(t *testing.T) {
 
 	// Too many partitions: partitions past the topic's are answered
 	// UNKNOWN_TOPIC_OR_PARTITION, which does not matter here.
-	big := kmsg.NewPtrFetchRequest()
-	big.SetVersion(11)
-	big.ReplicaID, big.MaxBytes = -1, 1<<20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "fb"
-	for p := range int32(maxSessionPartitions + 1) {
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition, rp.PartitionMaxBytes = p, 1024
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	big.Topics = append(big.Topics, rt)
+	big := tooManyPartitions("fb")
 	resp := kmsg.NewPtrFetchResponse()
 	resp.SetVersion(11)
 	corr++

@@ -59,11 +59,6 @@ func (s *Server) kafkaBrokers(md *controller.Metadata) []kafkaBroker {
 func (s *Server) metadata(sess *broker.Session, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	md := s.b.Metadata()
-	for _, kb := range s.kafkaBrokers(md) {
-		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: kb.id, Host: kb.host, Port: kb.port, Rack: kb.rack})
-	}
-	cluster := s.b.ClusterID()
-	resp.ClusterID, resp.ControllerID = &cluster, md.ControllerID
 	var names []string
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
@@ -76,7 +71,16 @@ func (s *Server) metadata(sess *broker.Session, req *kmsg.MetadataRequest) kmsg.
 				names = append(names, name)
 			}
 		}
+		// A topic just created through another broker may not be
+		// applied here yet: answered unknown, franz-go asks again only
+		// after MetadataMinAge (5 s).
+		md = s.b.CaughtUpMetadata(names)
 	}
+	for _, kb := range s.kafkaBrokers(md) {
+		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: kb.id, Host: kb.host, Port: kb.port, Rack: kb.rack})
+	}
+	cluster := s.b.ClusterID()
+	resp.ClusterID, resp.ControllerID = &cluster, md.ControllerID
 	for _, name := range names {
 		rt := kmsg.NewMetadataResponseTopic()
 		rt.Topic = &name

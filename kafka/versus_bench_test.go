@@ -29,7 +29,13 @@ import (
 //
 // SLUICE_VERSUS names each system's bootstrap addresses (comma-separated);
 // SLUICE_VERSUS_RF (default 1) and SLUICE_VERSUS_PARTITIONS (default 3)
-// shape the topics. Without SLUICE_VERSUS it is skipped.
+// shape the topics. Without SLUICE_VERSUS it is skipped. For tail-latency
+// hunts: SLUICE_VERSUS_KGO_LOG names a file the producers log to at debug
+// level (appended, each line stamped), and SLUICE_VERSUS_METADATA_MIN_AGE
+// (a duration) sets the producers' kgo.MetadataMinAge (franz-go's default
+// is 5 s); SLUICE_VERSUS_SETTLE (a duration) waits, untimed, between
+// creating a produce run's topic and producing to it. Each produce run also reports its slowest acknowledgement
+// (max-ms) and logs when the acknowledgements over 1 s were produced.
 func BenchmarkVersusKafka(b *testing.B) {
 	spec := os.Getenv("SLUICE_VERSUS")
 	if spec == "" {
@@ -41,6 +47,12 @@ func BenchmarkVersusKafka(b *testing.B) {
 	}
 	rf := int16(envInt(b, "SLUICE_VERSUS_RF", 1))
 	partitions := int32(envInt(b, "SLUICE_VERSUS_PARTITIONS", 3))
+	var settle time.Duration // untimed, between a produce topic's creation and the run
+	if s := os.Getenv("SLUICE_VERSUS_SETTLE"); s != "" {
+		if settle, err = time.ParseDuration(s); err != nil {
+			b.Fatalf("SLUICE_VERSUS_SETTLE: %v", err)
+		}
+	}
 	ctx := context.Background()
 	for _, size := range []int{100, 1024} {
 		value := make([]byte, size)
@@ -51,12 +63,14 @@ func BenchmarkVersusKafka(b *testing.B) {
 				benchTopics++
 				topic = fmt.Sprintf("versus-%d-%d-%d", size, time.Now().UnixNano(), benchTopics)
 				createTopic(b, ctx, adm, topic, partitions, rf, nil)
+				time.Sleep(settle)
 				b.SetBytes(int64(size))
 				b.ResetTimer()
 				lat := produceVersus(b, tg.addrs, topic, value, b.N)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 				b.ReportMetric(float64(lat.ValueAtQuantile(50))/1e3, "p50-ms")
 				b.ReportMetric(float64(lat.ValueAtQuantile(99))/1e3, "p99-ms")
+				b.ReportMetric(float64(lat.Max())/1e3, "max-ms")
 			})
 			b.Run(fmt.Sprintf("consume/%dB/rf%d/%s", size, rf, tg.name), func(b *testing.B) {
 				// A topic of its own holding b.N records, written untimed.
@@ -108,8 +122,9 @@ func envInt(b *testing.B, name string, def int) int {
 // acknowledgement.
 func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n int) *hdrhistogram.Histogram {
 	ctx := context.Background()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks()))
+	opts := append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks())}, versusDebugOpts(b)...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,6 +139,10 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 		mu     sync.Mutex
 		lat    = hdrhistogram.New(1, 60_000_000, 3)
 		failed atomic.Int64
+		// The acknowledgements over 1 s: how many, and the first and
+		// last produce time among them (to find them in the logs).
+		slow                int
+		slowFirst, slowLast time.Time
 	)
 	cb := func(r *kgo.Record, err error) {
 		if err != nil {
@@ -131,8 +150,17 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 				b.Errorf("produce: %v", err)
 			}
 		}
+		d := time.Since(r.Timestamp)
 		mu.Lock()
-		_ = lat.RecordValue(time.Since(r.Timestamp).Microseconds())
+		_ = lat.RecordValue(d.Microseconds())
+		if d > time.Second {
+			if slow++; slowFirst.IsZero() || r.Timestamp.Before(slowFirst) {
+				slowFirst = r.Timestamp
+			}
+			if r.Timestamp.After(slowLast) {
+				slowLast = r.Timestamp
+			}
+		}
 		mu.Unlock()
 		free <- r
 	}
@@ -147,7 +175,34 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 	if f := failed.Load(); f > 0 {
 		b.Fatalf("%d of %d records failed", f, n)
 	}
+	if slow > 0 {
+		b.Logf("%s: %d of %d acknowledgements took over 1 s (max %v), produced from %s to %s", topic, slow, n,
+			time.Duration(lat.Max())*time.Microsecond, slowFirst.UTC().Format(time.RFC3339Nano), slowLast.UTC().Format(time.RFC3339Nano))
+	}
 	return lat
+}
+
+// versusDebugOpts are the producers' options from SLUICE_VERSUS_KGO_LOG
+// and SLUICE_VERSUS_METADATA_MIN_AGE (BenchmarkVersusKafka).
+func versusDebugOpts(b *testing.B) []kgo.Opt {
+	var opts []kgo.Opt
+	if s := os.Getenv("SLUICE_VERSUS_METADATA_MIN_AGE"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("SLUICE_VERSUS_METADATA_MIN_AGE: %v", err)
+		}
+		opts = append(opts, kgo.MetadataMinAge(d))
+	}
+	if path := os.Getenv("SLUICE_VERSUS_KGO_LOG"); path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			b.Fatalf("SLUICE_VERSUS_KGO_LOG: %v", err)
+		}
+		b.Cleanup(func() { f.Close() })
+		stamp := func() string { return time.Now().UTC().Format("15:04:05.000000 ") }
+		opts = append(opts, kgo.WithLogger(kgo.BasicLogger(f, kgo.LogLevelDebug, stamp)))
+	}
+	return opts
 }
 
 func consumeVersus(b *testing.B, addrs []string, topic string, n int) {

@@ -382,11 +382,19 @@ func runBroker(ctx context.Context, cfg broker.Config, logger *zap.Logger, pprof
 		// controlled shutdown its clients are told where leadership went.
 		ln := bt.transportFor(listenerKafka).Listen(kln, "kafka", logger)
 		kln = nil
+		ks := kafka.New(b, cfg.Logger, kafka.FetchSessionSlots(kafkaSlots))
+		if metrics != nil {
+			if err := metrics.CollectFetchSessions(ks.FetchSessionStats); err != nil {
+				ln.Close()
+				b.Close()
+				return err
+			}
+		}
 		kctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := kafka.New(b, cfg.Logger, kafka.FetchSessionSlots(kafkaSlots)).Serve(kctx, ln); err != nil {
+			if err := ks.Serve(kctx, ln); err != nil {
 				logger.Error("kafka listener", zap.Error(err))
 			}
 		}()
