@@ -36,7 +36,7 @@ full() { # waits, at most 10 minutes, until every partition has a leader and 3 i
 		if "$bin" topic describe many --json 2>/dev/null | python3 -c '
 import json, sys
 ps = json.load(sys.stdin)["partitions"]
-sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) else 1)'; then
+sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) else 1)' 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.5
