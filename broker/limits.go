@@ -11,11 +11,12 @@ import (
 )
 
 // The process limits a broker with many partitions runs into. Each
-// segment of each partition replica keeps three files open and three
-// memory maps (the log, its offset index and its time index), so 10,000
-// replicas of one segment each need 30,000 of both on top of the
-// connections: more than common defaults (ulimit -n 1024 or 20,000;
-// vm.max_map_count 65,530 maps). A broker past a limit fails to open
+// segment of each partition replica keeps one file open (its log) and up
+// to three memory maps (the log, its offset index and its time index), so
+// 10,000 replicas of one segment each need 10,000 descriptors and 30,000
+// maps on top of the connections: more than common defaults (ulimit -n
+// 1024; vm.max_map_count 65,530 maps, with the Go runtime's and the
+// sockets'). A broker past a limit fails to open
 // logs or to accept connections with errors that do not name the cause,
 // so it says so first: at start, and every limitsCheckInterval, a line at
 // warn past limitWarnShare of a limit and at error past limitErrorShare,
@@ -67,7 +68,7 @@ func checkLimits(logger *zap.Logger, uses []limitUse) int {
 			continue
 		}
 		n++
-		msg := fmt.Sprintf("%s: %d of the limit of %d in use; each segment of each partition replica takes 1 file descriptor and 1 to 3 memory maps (3 while its indexes are read; its active segment 3 of each): %s",
+		msg := fmt.Sprintf("%s: %d of the limit of %d in use; each segment of each partition replica takes 1 file descriptor and 1 to 3 memory maps (3 while its indexes are read, and for the active segment): %s",
 			u.name, u.used, u.limit, u.fix)
 		fields := []zap.Field{zap.String("limit_name", u.name), zap.Int64("used", u.used), zap.Int64("limit", u.limit)}
 		if share >= limitErrorShare {

@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -652,10 +653,27 @@ func (l *Log) Close() error {
 		}
 	}
 	if err == nil {
-		err = l.writeMarker(cleanShutdownFile)
+		err = l.touchMarker(cleanShutdownFile)
 	}
 	l.notify()
 	return err
+}
+
+// touchMarker makes the clean-shutdown marker, an empty file, without
+// syncing it or the directory: everything it vouches for was synced before
+// it was made, so a marker that survives a crash is true, and one the
+// crash lost only makes the next Open recover a log that needed nothing.
+// A broker stopping with 10,000 partitions saves two fsyncs for each
+// (issue 13 item 6). Open removes it durably before the log changes.
+func (l *Log) touchMarker(name string) error {
+	f, err := l.fs.OpenFile(filepath.Join(l.dir, name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("marker: %w", err)
+	}
+	return nil
 }
 
 // writeMarker makes a marker file (one whose presence is what counts)

@@ -691,3 +691,35 @@ func TestNewLogWritesNoCheckpoint(t *testing.T) {
 		t.Fatalf("first batch, synced: %v", err)
 	}
 }
+
+// A log never appended to closes without a sync, a directory sync or a
+// truncation: its index files were never allocated, its recovery point
+// did not move, and the clean-shutdown marker needs no sync (touchMarker).
+// A broker stopping with 10,000 such partitions made 6 of these file
+// system calls for each before (issue 13 item 6), and 2 more for its
+// producer-state snapshot (replica). It still opens clean.
+func TestCloseOfUnusedLogSyncsNothing(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := smallConfig()
+	cfg.FS = fs
+	l, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync | errorfs.OpSyncDir | errorfs.OpTruncate, Path: dir})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := probe.Hits(); n != 0 {
+		t.Fatalf("Close of an unused log: %d syncs and truncations, want 0", n)
+	}
+	probe.Disarm()
+	if _, err := os.Stat(filepath.Join(dir, cleanShutdownFile)); err != nil {
+		t.Fatalf("no clean-shutdown marker after Close: %v", err)
+	}
+	l = openLog(t, dir, cfg)
+	if l.EndOffset() != 0 {
+		t.Fatalf("end offset %d after reopening, want 0", l.EndOffset())
+	}
+}

@@ -283,13 +283,24 @@ type EndLog interface{ EndOffset() int64 }
 // keepSnapshots, before it returns; a pending background snapshot
 // (Rolled) is older and dropped. Call it after the partition stopped
 // taking appends at shutdown. A failure leaves the older snapshots, which
-// stay valid (recovery replays more of the log).
+// stay valid (recovery replays more of the log). A log never appended to
+// (end offset 0) with no producers and no snapshot files gets none: a
+// snapshot of nothing at 0 tells recovery nothing, and a broker stopping
+// with 10,000 such partitions saves two fsyncs for each (issue 13 item
+// 6).
 func (ps *Producers) Snapshot(l EndLog) error {
 	ps.files.mu.Lock()
 	defer ps.files.mu.Unlock()
 	ps.snap.Lock()
 	ps.expireLocked()
 	end := l.EndOffset()
+	if end == 0 && len(ps.m) == 0 {
+		ps.files.dropAbove(-1)
+		if offs, err := ps.files.list(false); err == nil && len(offs) == 0 {
+			ps.snap.Unlock()
+			return nil
+		}
+	}
 	// snap held for writing: the table cannot change, so it is read
 	// without the limit's mu, which other partitions' appends need.
 	ps.files.buf = ps.appendSnapshot(ps.files.buf[:0], end)

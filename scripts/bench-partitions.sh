@@ -5,10 +5,25 @@
 # seconds from its restart to every ISR full, and each broker's RSS, open
 # files and memory maps (BENCHMARKS.md, "Many partitions").
 # $SLUICE_CLUSTER_PORT picks the ports (default 26000); KEEP=1 leaves the
-# cluster running.
+# cluster running; PPROF=1 starts the brokers with --pprof on a free port
+# (the address is in each DIR/I/broker.log, "pprof listening").
+# Each replica's active segment takes one open file per file it keeps
+# open (docs/operations.md): N partitions need about N (to 3N) open files
+# per broker. When the open-file limit is below 3N + 2000, the script
+# raises it (soft, and hard when it may: root with CAP_SYS_RESOURCE) for
+# the brokers it starts, and otherwise says what it has and goes on: the
+# brokers' own start-time check names the limit if it is too low.
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: $0 BIN PARTITIONS" >&2; exit 2; }
 bin=$1 n=$2
+want=$((3 * n + 2000))
+if [ "$(ulimit -n)" -lt "$want" ]; then
+	if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$want" ]; then
+		ulimit -Hn "$want" 2>/dev/null || echo "bench-partitions: cannot raise the hard open-file limit $(ulimit -Hn) to $want (needs root with CAP_SYS_RESOURCE); going on with $(ulimit -Hn)" >&2
+	fi
+	ulimit -n "$(ulimit -Hn)"
+fi
+if [ -n "${PPROF:-}" ]; then export SLUICE_BROKER_ARGS="${SLUICE_BROKER_ARGS:-} --pprof 127.0.0.1:0"; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d /tmp/bench-partitions.XXXX)
 export SLUICE_TIMEOUT=120s SLUICE_BIN=$bin SLUICE_CLUSTER_PORT=${SLUICE_CLUSTER_PORT:-26000}
@@ -21,7 +36,7 @@ full() { # waits, at most 10 minutes, until every partition has a leader and 3 i
 		if "$bin" topic describe many --json 2>/dev/null | python3 -c '
 import json, sys
 ps = json.load(sys.stdin)["partitions"]
-sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) else 1)'; then
+sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) else 1)' 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.5
@@ -29,6 +44,7 @@ sys.exit(0 if ps and all(p["leader"] >= 0 and len(p["isr"]) == 3 for p in ps) el
 	echo "bench-partitions: ISRs not full after 10 minutes" >&2
 	return 1
 }
+echo "load_average $(cut -d' ' -f1-3 /proc/loadavg) open_files_limit $(ulimit -n)"
 t0=$(now)
 "$bin" topic create many --partitions "$n" --replication-factor 3 >/dev/null
 full

@@ -40,14 +40,17 @@ var be = binary.BigEndian
 // the mapping back if a reader is there. So a reader either sees the
 // pointer cleared, and maps again, or is seen, and nothing is unmapped
 // under it.
+//
+// The file is open only while the writer changes its size or syncs it
+// (withFile): the mapping is what readers and the writer's entries use,
+// and it outlives the descriptor. So every segment, the active one too,
+// keeps one descriptor (its log's), not three: a broker with 10,000
+// partition replicas needs 10,000 descriptors for them, not 30,000
+// (issue 13 item 6). The file is opened again for each change of its size
+// (every indexChunk of entries), a reset or trim, and a sync.
 type index struct {
-	path string
-	fs   vfs.FS
-	// f is open while the writer may change the file: a sealed segment's
-	// indexes, and those of a segment Open found, keep only their
-	// mapping (drop), which readers use; the writer reopens the file when
-	// it needs it (file). Writer only.
-	f       vfs.File
+	path    string
+	fs      vfs.FS
 	dirty   bool                        // writer: entries written or the file changed since it was last synced
 	mp      atomic.Pointer[gommap.MMap] // the mapping; nil while unmapped (unmapIdle)
 	length  int64                       // the mapping's length, fixed at open
@@ -60,8 +63,10 @@ type index struct {
 	missing bool         // Open found no file and created it
 }
 
-// openIndex opens (or creates, and then allocates a first chunk of) an index file and maps
-// it with room for maxBytes of entries, or the whole file if it is larger.
+// openIndex opens (or creates, and syncs) an index file and maps it with
+// room for maxBytes of entries, or the whole file if it is larger, and
+// closes it. A new file stays empty until its first entry (reserve): an
+// index never written costs nothing to trim and sync at close.
 func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (*index, error) {
 	flag := os.O_RDWR | os.O_CREATE
 	if create {
@@ -81,19 +86,22 @@ func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (
 	if fl := (st.Size() + width - 1) / width * width; fl > length {
 		length = fl
 	}
-	mm, err := mapFile(f, length, gommap.PROT_READ|gommap.PROT_WRITE)
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("map %s: %w", path, err)
-	}
-	ix := &index{path: path, fs: fs, f: f, length: length, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
-	ix.mp.Store(&mm)
 	if create {
-		if err := ix.extend(); err != nil {
-			ix.close()
-			return nil, err
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("sync %s: %w", path, err)
 		}
 	}
+	mm, err := mapFile(f, length, gommap.PROT_READ|gommap.PROT_WRITE)
+	if cerr := f.Close(); err == nil && cerr != nil { // the mapping outlives the descriptor
+		mm.UnsafeUnmap()
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	ix := &index{path: path, fs: fs, length: length, width: width, fileLen: st.Size(), missing: !create && statErr != nil}
+	ix.mp.Store(&mm)
 	return ix, nil
 }
 
@@ -120,18 +128,12 @@ func (ix *index) remapLocked() error {
 	if ix.mp.Load() != nil {
 		return nil
 	}
-	f, opened := ix.f, false
-	if f == nil {
+	var mm gommap.MMap
+	err := ix.withFile(func(f vfs.File) error {
 		var err error
-		if f, err = ix.fs.OpenFile(ix.path, os.O_RDWR, 0); err != nil {
-			return fmt.Errorf("map %s again: %w", ix.path, err)
-		}
-		opened = true
-	}
-	mm, err := mapFile(f, ix.length, gommap.PROT_READ|gommap.PROT_WRITE)
-	if opened {
-		f.Close() // the mapping outlives the descriptor
-	}
+		mm, err = mapFile(f, ix.length, gommap.PROT_READ|gommap.PROT_WRITE)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("map %s again: %w", ix.path, err)
 	}
@@ -201,11 +203,7 @@ func (ix *index) extend() error {
 	if size <= ix.fileLen {
 		return fmt.Errorf("extend %s: the mapping of %d bytes is full", ix.path, ix.length)
 	}
-	f, err := ix.file()
-	if err != nil {
-		return fmt.Errorf("extend %s: %w", ix.path, err)
-	}
-	if err := f.Allocate(ix.fileLen, size-ix.fileLen); err != nil {
+	if err := ix.withFile(func(f vfs.File) error { return f.Allocate(ix.fileLen, size-ix.fileLen) }); err != nil {
 		return fmt.Errorf("extend %s: %w", ix.path, err)
 	}
 	ix.fileLen = size
@@ -267,11 +265,7 @@ func timeAt(mm []byte, i int64) (ts int64, rel uint32) {
 // grows again (zero-filled) at the next entry. No reader may be looking.
 func (ix *index) reset() error {
 	ix.n.Store(0)
-	f, err := ix.file()
-	if err == nil {
-		err = f.Truncate(0)
-	}
-	if err != nil {
+	if err := ix.withFile(func(f vfs.File) error { return f.Truncate(0) }); err != nil {
 		return fmt.Errorf("reset %s: %w", ix.path, err)
 	}
 	ix.dirty = true
@@ -279,21 +273,33 @@ func (ix *index) reset() error {
 	return nil
 }
 
-// trim cuts the file to its used size.
-func (ix *index) trim() error {
+// trim cuts the file to its used size and, with sync, syncs it if
+// anything changed since the last sync, in one opening of the file.
+func (ix *index) trim(sync bool) error {
 	used := ix.n.Load() * ix.width
-	if ix.fileLen == used {
+	cut := ix.fileLen != used
+	if !cut && !(sync && ix.dirty) {
 		return nil
 	}
-	f, err := ix.file()
-	if err == nil {
-		err = f.Truncate(used)
-	}
+	err := ix.withFile(func(f vfs.File) error {
+		if cut {
+			if err := f.Truncate(used); err != nil {
+				return err
+			}
+			ix.dirty = true
+			ix.fileLen = used
+		}
+		if sync {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			ix.dirty = false
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("trim %s: %w", ix.path, err)
 	}
-	ix.dirty = true
-	ix.fileLen = used
 	return nil
 }
 
@@ -324,62 +330,25 @@ func isZero(b []byte) bool {
 	return true
 }
 
-// file returns the open file, reopening it after drop.
-func (ix *index) file() (vfs.File, error) {
-	if ix.f == nil {
-		f, err := ix.fs.OpenFile(ix.path, os.O_RDWR, 0)
-		if err != nil {
-			return nil, err
-		}
-		ix.f = f
-	}
-	return ix.f, nil
-}
-
-// sync flushes the file if anything changed since the last sync.
-func (ix *index) sync() error {
-	if !ix.dirty {
-		return nil
-	}
-	f, err := ix.file()
-	if err == nil {
-		err = f.Sync()
-	}
+// withFile opens the file, runs fn on it and closes it.
+func (ix *index) withFile(fn func(vfs.File) error) error {
+	f, err := ix.fs.OpenFile(ix.path, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", ix.path, err)
+		return err
 	}
-	ix.dirty = false
-	return nil
-}
-
-// drop closes the file, keeping the mapping for readers: an inactive
-// segment needs one descriptor (its log's), not three. What was written
-// since the last sync is synced first, as Close would.
-func (ix *index) drop() error {
-	if ix.f == nil {
-		return nil
+	err = fn(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	err := ix.sync()
-	if cerr := ix.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", ix.path, cerr)
-	}
-	ix.f = nil
 	return err
 }
 
+// close unmaps the file.
 func (ix *index) close() error {
-	var err error
 	if p := ix.mp.Swap(nil); p != nil {
-		err = p.UnsafeUnmap()
-	}
-	if ix.f != nil {
-		if cerr := ix.f.Close(); err == nil {
-			err = cerr
+		if err := p.UnsafeUnmap(); err != nil {
+			return fmt.Errorf("close %s: %w", ix.path, err)
 		}
-		ix.f = nil
-	}
-	if err != nil {
-		return fmt.Errorf("close %s: %w", ix.path, err)
 	}
 	return nil
 }

@@ -16,10 +16,11 @@
 // room for MaxIndexBytes, grown 64 KiB at a time with their blocks
 // allocated (fallocate) before entries are written into them — a mapped
 // page a full file system cannot back would fault the process (SIGBUS) —
-// and trimmed to their used size by Seal or Close. After Seal, and at the
-// end of Open, the index files are synced and closed, their mappings kept:
-// a segment no one appends to holds one descriptor, its log's; the writer
-// reopens an index file when it changes it again. UnmapIdleIndexes unmaps
+// and trimmed to their used size and synced by Seal or Close (and by Open
+// when it rebuilt them). An index file is open only while the writer
+// changes its size or syncs it; the mappings outlive the descriptors: a
+// segment, active or not, holds one descriptor, its log's. A new index
+// file stays empty until its first entry. UnmapIdleIndexes unmaps
 // the index files of a segment no one appends to when they went unread
 // since its last call; a read or the writer maps them again (index.go
 // says how a reader is never left with an unmapped index). The log file
@@ -257,10 +258,8 @@ func Create(dir string, base int64, cfg Config) (*Segment, error) {
 		return fail(err)
 	}
 	created = append(created, TimeIndexPath(dir, base))
-	for _, f := range []vfs.File{s.log, s.idx.f, s.tidx.f} {
-		if err := f.Sync(); err != nil {
-			return fail(err)
-		}
+	if err := s.log.Sync(); err != nil { // openIndex synced the index files
+		return fail(err)
 	}
 	if err := vfs.SyncDir(s.fs, dir); err != nil {
 		return fail(err)
@@ -316,10 +315,12 @@ func Open(dir string, base int64, cfg Config) (*Segment, error) {
 	if err := s.load(m); err != nil {
 		return fail(err)
 	}
-	// Most segments Open finds are never appended to again; the last one
-	// reopens its index files at its first append.
-	if err := s.dropIndexFiles(); err != nil {
-		return fail(err)
+	for _, ix := range []*index{s.idx, s.tidx} {
+		if ix.dirty { // rebuilt: made durable now, as Close would
+			if err := ix.trim(true); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	return s, nil
 }
@@ -520,31 +521,15 @@ func (s *Segment) Seal() error {
 		return fmt.Errorf("segment %d: seal: %w", s.base, err)
 	}
 	s.sealed = true
-	if err := s.dropIndexFiles(); err != nil {
-		return fmt.Errorf("segment %d: seal: %w", s.base, err)
-	}
 	return nil
-}
-
-// dropIndexFiles closes the index files, keeping their mappings: a
-// segment no one appends to needs only its log's descriptor. The writer
-// reopens an index file when it changes it again (a TruncateTo, an
-// append after one, Recover).
-func (s *Segment) dropIndexFiles() error {
-	return errors.Join(s.idx.drop(), s.tidx.drop())
 }
 
 // trim cuts the index files (and a preallocated log file) to their used
 // sizes. Readers never look past the used sizes, so it needs no waiting.
 func (s *Segment) trim(sync bool) error {
 	for _, ix := range []*index{s.idx, s.tidx} {
-		if err := ix.trim(); err != nil {
+		if err := ix.trim(sync); err != nil {
 			return err
-		}
-		if sync {
-			if err := ix.sync(); err != nil {
-				return err
-			}
 		}
 	}
 	if size := s.size.Load(); s.logFileLen > size && s.cfg.mmapAppend && s.tailErr == nil {
