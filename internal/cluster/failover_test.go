@@ -186,9 +186,9 @@ func TestConsumersNeverSeeRecordsThatVanish(t *testing.T) {
 }
 
 // Controlled shutdown of a partition's leader while producers write with
-// acks=all: leadership moves at once (well before a crash would be
-// noticed), the history holds, and the producers see nothing but retried
-// requests: no send fails or ends unknown.
+// acks=all: leadership moves within the shutdown's own bound
+// (ControlledShutdownTimeout), the history holds, and the producers see
+// nothing but retried requests: no send fails or ends unknown.
 func TestControlledShutdownMovesLeadership(t *testing.T) {
 	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3})
 	cl := c.Client()
@@ -208,8 +208,12 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	moved := time.Since(start)
 	<-stopped
 	t.Logf("broker %d stopping: broker %d led after %v; stopped after %v", leader, next, moved, time.Since(start))
-	if moved > time.Second {
-		t.Errorf("leadership moved %v after the controlled shutdown began, want within 1s", moved)
+	// The product's bound (docs/replication.md): the wait for the HW to
+	// reach the log ends takes at most half of ControlledShutdownTimeout,
+	// and the fence is proposed again until the timeout ends; a crash
+	// would not move leadership before the broker's failure is noticed.
+	if bound := c.Config(leader).ControlledShutdownTimeout; moved > bound {
+		t.Errorf("leadership moved %v after the controlled shutdown began, want within ControlledShutdownTimeout (%v)", moved, bound)
 	}
 	c.Restart(leader)
 
