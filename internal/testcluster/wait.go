@@ -89,7 +89,7 @@ func CreateTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) client.
 	// controller lost its leadership while committing, on a loaded
 	// machine) is tried again, and "already exists" after such an answer
 	// means the first try was applied.
-	retryAdmin(t, "create topic "+spec.Name, protocol.ErrTopicAlreadyExists, func(ctx context.Context) error { return cl.CreateTopics(ctx, spec) })
+	RetryAdmin(t, "create topic "+spec.Name, protocol.ErrTopicAlreadyExists, func(ctx context.Context) error { return cl.CreateTopics(ctx, spec) })
 	return WaitFullISR(t, cl, spec.Name, 10*time.Second)
 }
 
@@ -122,14 +122,16 @@ func ISRIs(want ...int32) func(client.PartitionDescription) error {
 // an answer means the first try was applied.
 func DeleteTopic(t testing.TB, cl *client.Client, name string) {
 	t.Helper()
-	retryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
+	RetryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
 }
 
-// retryAdmin runs op until it succeeds, for up to 30 s: again after a
-// retriable or indeterminate error, and done when a retry fails with
-// applied, which says an earlier try took effect. Any other error fails
-// the test.
-func retryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
+// RetryAdmin runs op until it succeeds, for up to 30 s, as an
+// application would: again after a retriable or indeterminate error (the
+// controller lost its leadership while committing a write that is not
+// safe to run again, on a loaded machine), and done when a retry fails
+// with applied, which says an earlier try took effect. Any other error
+// fails the test; what names the operation in the message.
+func RetryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
