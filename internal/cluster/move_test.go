@@ -45,6 +45,16 @@ func moveCluster(t *testing.T, topic string, throttle int64) (*testcluster.Clust
 	return c, cl, replicas, free
 }
 
+// listMoves lists the moves in progress, within a bound of its own: a
+// context for the whole test ran out in the middle of a wait when the
+// steps before it had been slow (the copy "half way" was never seen, at
+// load 38).
+func listMoves(cl *client.Client) ([]client.Move, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return cl.ListReassignments(ctx)
+}
+
 // reassign starts (or with no replicas cancels) the move of partition 0.
 // A cancel whose outcome is unknown (the controller lost its leadership
 // while committing it; a start is run again by the controller itself) is
@@ -226,7 +236,7 @@ func slowMove(t *testing.T, topic string) (*testcluster.Cluster, *client.Client,
 	target := append(slices.DeleteFunc(slices.Clone(replicas), func(r int32) bool { return r == leader }), free)
 	reassign(t, cl, topic, target...)
 	poll.Until(t, 20*time.Second, "the new replica half way", func() error {
-		moves, err := cl.ListReassignments(ctx)
+		moves, err := listMoves(cl)
 		if err != nil {
 			return err
 		}
@@ -310,7 +320,7 @@ func TestMoveQueuedBeyondLimit(t *testing.T) {
 	reassign(t, cl, "q1", target1...)
 	reassign(t, cl, "q2", target2...)
 	poll.Until(t, 10*time.Second, "q1 moving and q2 queued", func() error {
-		moves, err := cl.ListReassignments(ctx)
+		moves, err := listMoves(cl)
 		if err != nil || len(moves) != 2 || len(moves[0].Queued) != 0 || !slices.Equal(moves[1].Queued, target2) {
 			return fmt.Errorf("moves %+v, %v", moves, err)
 		}
@@ -460,7 +470,7 @@ func TestAutoBalanceContinuousRecreatesDeadBrokersReplicas(t *testing.T) {
 				return fmt.Errorf("partition %d: replicas %v, ISR %v", p.Partition, p.Replicas, p.ISR)
 			}
 		}
-		if moves, err := cl.ListReassignments(ctx); err != nil || len(moves) != 0 {
+		if moves, err := listMoves(cl); err != nil || len(moves) != 0 {
 			return fmt.Errorf("moves left: %+v, %v", moves, err)
 		}
 		return nil
