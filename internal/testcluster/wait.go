@@ -89,7 +89,7 @@ func CreateTopic(t testing.TB, cl *client.Client, spec client.TopicSpec) client.
 	// controller lost its leadership while committing, on a loaded
 	// machine) is tried again, and "already exists" after such an answer
 	// means the first try was applied.
-	RetryAdmin(t, "create topic "+spec.Name, protocol.ErrTopicAlreadyExists, func(ctx context.Context) error { return cl.CreateTopics(ctx, spec) })
+	retryAdmin(t, "create topic "+spec.Name, protocol.ErrTopicAlreadyExists, func(ctx context.Context) error { return cl.CreateTopics(ctx, spec) })
 	return WaitFullISR(t, cl, spec.Name, 10*time.Second)
 }
 
@@ -122,7 +122,7 @@ func ISRIs(want ...int32) func(client.PartitionDescription) error {
 // an answer means the first try was applied.
 func DeleteTopic(t testing.TB, cl *client.Client, name string) {
 	t.Helper()
-	RetryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
+	retryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
 }
 
 // RetryAdmin runs op until it succeeds, for up to 30 s, as an
@@ -132,6 +132,12 @@ func DeleteTopic(t testing.TB, cl *client.Client, name string) {
 // with applied, which says an earlier try took effect. Any other error
 // fails the test; what names the operation in the message.
 func RetryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
+	t.Helper()
+	retryAdmin(t, what, applied, op)
+}
+
+// retryAdmin is RetryAdmin, as the package's own calls name it.
+func retryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
