@@ -91,11 +91,17 @@ func TestProduceConsumeE2E(t *testing.T) {
 		t.Errorf("e2e latency %+v", er.Latency)
 	}
 
-	// A duration ends a produce run.
+	// A duration ends a produce run: it lasts until the deadline, then
+	// ends once its records are answered. The duration is the run's wall
+	// clock, from before the producers' goroutines start: on a 2-core
+	// machine under -race the deadline can pass before either producer
+	// sent its first record (Records 0: at 200 ms in 2 of 8 runs at load
+	// 30, at 1 s once at load 40), which the report says truthfully; the
+	// records themselves are checked above.
 	cfg = base
-	cfg.Duration = 200 * time.Millisecond
-	if dr, err := Produce(ctx, cfg); err != nil || dr.Records == 0 || dr.Seconds > 5 {
-		t.Fatalf("produce for 200ms: %+v, %v", dr, err)
+	cfg.Duration = time.Second
+	if dr, err := Produce(ctx, cfg); err != nil || dr.Errors != 0 || dr.Seconds < cfg.Duration.Seconds() || dr.Seconds > 10 {
+		t.Fatalf("produce for 1s: %+v, %v", dr, err)
 	}
 }
 

@@ -45,7 +45,9 @@ import (
 //     in the ISR, or none to lead, is refused: the move must finish.
 //
 // A new target for a partition that is moving is refused
-// (ErrReassignmentInProgress): cancel first.
+// (ErrReassignmentInProgress): cancel first. The same target again, as
+// a start retried after a lost answer sends it, is accepted and changes
+// nothing, as a target equal to the replicas is: a start is idempotent.
 
 // CreatePartitions adds partitions to a topic: Replicas holds the replica
 // lists of the new ones, preferred leader first. From is the partition
@@ -213,6 +215,11 @@ func applyAlterReassignment(m *Metadata, c AlterReassignment) (*Metadata, error)
 		}
 		ended = true
 	default:
+		if (p.Moving() && slices.Equal(c.Target, p.Target())) || slices.Equal(c.Target, p.Queued) {
+			// The same target again (a start retried after the leader
+			// lost its leadership while committing it): it stands.
+			return m, nil
+		}
 		if p.Moving() || len(p.Queued) > 0 {
 			return nil, fmt.Errorf("%w: %s-%d is moving (or queued) to %v; cancel it first", ErrReassignmentInProgress, c.Topic, c.Partition,
 				append(p.Target(), p.Queued...))

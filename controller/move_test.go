@@ -190,6 +190,30 @@ func TestMoveRefusals(t *testing.T) {
 	}
 }
 
+// A move's start is idempotent, so a start retried after the leader lost
+// its leadership while committing it (write.go's retrySafe) gets the
+// answer the first try would have had: the same target again, while the
+// move runs or waits in the queue, is accepted and changes nothing.
+func TestMoveStartAgainWithTheSameTarget(t *testing.T) {
+	moving, _ := applyChecked(t, fourBrokers(t), AlterReassignment{Topic: "t", Partition: 0, Target: []int32{2, 3, 4}})
+	if next, _ := applyChecked(t, moving, AlterReassignment{Topic: "t", Partition: 0, Target: []int32{2, 3, 4}}); next != moving {
+		t.Fatalf("the same target again changed the move: %+v, was %+v", next.Topics["t"].Partitions[0], moving.Topics["t"].Partitions[0])
+	}
+	queued := applyAll(t, fourBrokers(t), AlterClusterConfigs{Set: map[string]string{ConfigMaxMoves: "1"}},
+		AlterReassignment{Topic: "t", Partition: 1, Target: []int32{4, 3, 2}},
+		AlterReassignment{Topic: "t", Partition: 0, Target: []int32{2, 3, 4}})
+	if p := queued.Topics["t"].Partitions[0]; !slices.Equal(p.Queued, []int32{2, 3, 4}) {
+		t.Fatalf("not queued: %+v", p)
+	}
+	if next, _ := applyChecked(t, queued, AlterReassignment{Topic: "t", Partition: 0, Target: []int32{2, 3, 4}}); next != queued {
+		t.Fatalf("the same queued target again changed it: %+v", next.Topics["t"].Partitions[0])
+	}
+	// Another target is still refused (cancel first).
+	if _, _, err := Apply(queued, AlterReassignment{Topic: "t", Partition: 0, Target: []int32{1, 3, 4}}); !errors.Is(err, ErrReassignmentInProgress) {
+		t.Fatalf("another target for a queued move: %v", err)
+	}
+}
+
 // A fenced leader during a move: the election goes through the replica
 // list in order, target first, and the move still completes later.
 func TestMoveSurvivesLeaderFailure(t *testing.T) {

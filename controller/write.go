@@ -177,9 +177,47 @@ func (n *Node) Join(ctx context.Context) error {
 	}
 }
 
+// retrySafe reports whether r may run again after the leader lost its
+// leadership while committing it (ErrLeadershipLost: applied or not,
+// nobody knows): running it twice ends in the same state, with the same
+// answer, as running it once.
+//
+//   - A read barrier proposes nothing.
+//   - A preferred-leader election is planned again, after a barrier, on
+//     the committed metadata: a partition the lost try moved is led by
+//     its preferred replica and is not planned again (its answer is then
+//     ELECTION_NOT_NEEDED: the state asked for holds).
+//   - A config change sets keys to values and removes keys: applying it
+//     again changes nothing more.
+//   - A move's start names its target: once started (or queued, or
+//     completed), the same target again is accepted and changes nothing
+//     (applyAlterReassignment).
+//
+// Not retried, so the caller gets the indeterminate ErrLeadershipLost:
+// a cancel (a retry after a lost try that applied is refused with
+// ErrNoReassignment, or would cancel a move started since), topic
+// creation and deletion, and the commands whose callers handle the loss
+// themselves (a registration, ISR changes carrying a partition epoch).
+func retrySafe(r request) bool {
+	switch r.op {
+	case opReadIndex, opElectPreferred:
+		return true
+	case opCommand:
+		switch c := r.command.(type) {
+		case AlterConfigs, AlterClusterConfigs, AlterGroupConfigs:
+			return true
+		case AlterReassignment:
+			return len(c.Target) > 0
+		}
+	}
+	return false
+}
+
 // write runs r on the leader: here when this node leads, else through the
 // Forwarder. It retries while the leader is unknown or a node answers that
-// it does not lead (both mean nothing was proposed), until ctx ends.
+// it does not lead (both mean nothing was proposed), and after the leader
+// lost its leadership while committing r when r is retrySafe, until ctx
+// ends; then the error says why the last try failed.
 func (n *Node) write(ctx context.Context, r request) (Result, []Election, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -197,10 +235,14 @@ func (n *Node) write(ctx context.Context, r request) (Result, []Election, error)
 		changed := n.leaderChange()
 		if n.IsLeader() {
 			res, elections, err := n.execute(ctx, r)
-			if !errors.Is(err, raft.ErrNotLeader) {
+			switch {
+			case errors.Is(err, raft.ErrNotLeader):
+				why = ErrNoLeader
+			case errors.Is(err, ErrLeadershipLost) && retrySafe(r) && ctx.Err() == nil:
+				why = n.lost(err)
+			default:
 				return res, elections, err
 			}
-			why = ErrNoLeader
 		} else if n.cfg.Forwarder == nil {
 			if _, known := n.Leader(); known {
 				return Result{}, nil, ErrNotLeader
@@ -218,6 +260,8 @@ func (n *Node) write(ctx context.Context, r request) (Result, []Election, error)
 				why = err // not sent
 			case err != nil:
 				return Result{}, nil, err
+			case errors.Is(resp.err, ErrLeadershipLost) && retrySafe(r) && ctx.Err() == nil:
+				why = n.lost(resp.err)
 			case !errors.Is(resp.err, ErrNotLeader):
 				if resp.err == nil && r.op != opAddVoter && r.op != opAddNonvoter && r.op != opPromoteVoter && r.op != opDemoteVoter {
 					// Read your writes: the caller sees the change here.
@@ -245,6 +289,13 @@ func (n *Node) write(ctx context.Context, r request) (Result, []Election, error)
 		}
 		t.Stop()
 	}
+}
+
+// lost logs that a retrySafe write is tried again after err, a leadership
+// lost while committing it, and returns err.
+func (n *Node) lost(err error) error {
+	n.log.Debug("controller leadership lost while committing a write that is safe to run again; running it again", zap.Error(err))
+	return err
 }
 
 // target picks the node to forward to: the known leader, else the last

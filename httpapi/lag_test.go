@@ -22,8 +22,15 @@ import (
 // member count beside it.
 func TestGroupLagMetric(t *testing.T) {
 	o := startObserved(t, 3, httpapi.LevelDebug, true)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	// Each call has its own bound: one context for the whole test ran
+	// out while the waits below (up to 110 s in all) took their time on a
+	// loaded machine (a commit failed with "context deadline exceeded"
+	// 60 s in, at load 27).
+	call := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	cl := o.Client(client.RecordPartitioner(client.ManualPartitioner()))
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "t", Partitions: 3, ReplicationFactor: 1})
 	produce := func(part int32, n int) {
@@ -32,7 +39,7 @@ func TestGroupLagMetric(t *testing.T) {
 		for i := range n {
 			recs = append(recs, &client.Record{Topic: "t", Partition: part, Value: fmt.Appendf(nil, "v%d", i)})
 		}
-		if err := cl.ProduceSync(ctx, recs...); err != nil {
+		if err := cl.ProduceSync(call(), recs...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +84,7 @@ func TestGroupLagMetric(t *testing.T) {
 		})
 	}
 	lagIs(30, "the lag before any commit to count every record")
-	if err := m.CommitOffsets(ctx, map[client.TopicPartition]int64{{Topic: "t", Partition: 0}: 4, {Topic: "t", Partition: 1}: 4, {Topic: "t", Partition: 2}: 4}); err != nil {
+	if err := m.CommitOffsets(call(), map[client.TopicPartition]int64{{Topic: "t", Partition: 0}: 4, {Topic: "t", Partition: 1}: 4, {Topic: "t", Partition: 2}: 4}); err != nil {
 		t.Fatal(err)
 	}
 	lagIs(18, "the commit at 4 of each partition to lower the lag")
@@ -85,7 +92,7 @@ func TestGroupLagMetric(t *testing.T) {
 		produce(p, 5)
 	}
 	lagIs(33, "5 more records in each partition to raise the lag")
-	if err := m.CommitOffsets(ctx, map[client.TopicPartition]int64{{Topic: "t", Partition: 0}: 15, {Topic: "t", Partition: 1}: 15, {Topic: "t", Partition: 2}: 15}); err != nil {
+	if err := m.CommitOffsets(call(), map[client.TopicPartition]int64{{Topic: "t", Partition: 0}: 15, {Topic: "t", Partition: 1}: 15, {Topic: "t", Partition: 2}: 15}); err != nil {
 		t.Fatal(err)
 	}
 	lagIs(0, "a commit at the end to make the lag 0")

@@ -46,10 +46,15 @@ func TestRealPrometheusScrapesCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A scrape of a broker built with -race on a loaded 2-core machine
+	// can take over a second: at a 400 ms scrape timeout, targets went
+	// down (deadline exceeded) and the abandoned scrapes, still running
+	// on the broker, filled its 4 in-flight /metrics slots (503) at load
+	// 25-30. The timeout is the interval, the most Prometheus allows.
 	cfg := fmt.Sprintf(`global:
-  scrape_interval: 500ms
-  scrape_timeout: 400ms
-  evaluation_interval: 500ms
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 1s
 rule_files: [%q]
 scrape_configs:
   - job_name: sluice

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -231,17 +232,27 @@ func TestClusterConcurrentCreateOneWins(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	won := 0
+	// A create whose outcome is unknown (the controller lost its
+	// leadership while committing it, on a loaded machine) may be the
+	// one that won: then no create reports success.
+	won, maybe := 0, 0
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			won++
+		case client.IsIndeterminate(err):
+			maybe++
+			t.Logf("create %d: %v", i, err)
 		case !errors.Is(err, protocol.ErrTopicAlreadyExists):
 			t.Errorf("create %d: %v, want TOPIC_ALREADY_EXISTS", i, err)
 		}
 	}
-	if won != 1 {
-		t.Fatalf("%d creates succeeded, want 1", won)
+	if won > 1 || won+maybe == 0 {
+		t.Fatalf("%d creates succeeded and %d have an unknown outcome, want 1 success (or none and an unknown one)", won, maybe)
+	}
+	td := testcluster.WaitFullISR(t, c.Client(), "contended", 10*time.Second)
+	if len(td.Partitions) != 3 {
+		t.Fatalf("the topic has %d partitions, want 3", len(td.Partitions))
 	}
 }
 
@@ -268,9 +279,12 @@ func TestClusterControllerFailover(t *testing.T) {
 	c.Stop(old)
 	cl := c.Client()
 	start := time.Now()
-	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: "after-failover", Partitions: 2}); err != nil {
-		t.Fatalf("create after stopping the controller leader: %v", err)
-	}
+	// Sent again after an unknown outcome (the new controller losing its
+	// leadership while committing it, on a loaded machine), as an
+	// application would, within the bound below.
+	testcluster.RetryAdmin(t, "create after stopping the controller leader", protocol.ErrTopicAlreadyExists, func(ctx context.Context) error {
+		return cl.CreateTopics(ctx, client.TopicSpec{Name: "after-failover", Partitions: 2})
+	})
 	took := time.Since(start)
 	if took > 5*time.Second {
 		t.Fatalf("metadata write took %v after the leader stopped", took)

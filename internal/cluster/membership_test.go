@@ -60,11 +60,9 @@ func waitBrokerState(t *testing.T, cl *client.Client, id int32, state string) {
 // a quorum.
 func createTopic(t *testing.T, cl *client.Client, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := cl.CreateTopics(ctx, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 2}); err != nil {
-		t.Fatalf("create topic %s (a metadata write): %v", name, err)
-	}
+	testcluster.RetryAdmin(t, "create topic "+name+" (a metadata write)", protocol.ErrTopicAlreadyExists, func(ctx context.Context) error {
+		return cl.CreateTopics(ctx, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 2})
+	})
 }
 
 // Replacing a failed voter without downtime (issue 20): 3 voters and a

@@ -192,7 +192,11 @@ func TestSecondBrokerWithTheSameIDIsRefused(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Voters = ""
 	cfg.Join = c.Broker(1).Addr()
-	cfg.RegisterTimeout = 2 * time.Second
+	// Long enough for the join and a registration to get the
+	// controller's answer on a loaded machine (at 2 s, the forward to
+	// the controller was still dialling when it ended, at load 20), short
+	// enough for a test that waits all of it.
+	cfg.RegisterTimeout = 6 * time.Second
 	b, err := broker.New(cfg)
 	if err != nil {
 		t.Fatal(err)

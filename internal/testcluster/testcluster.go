@@ -24,7 +24,7 @@
 //
 // Timings are short so that a test sees a failover in about a second:
 // serf notices a killed broker within about a second, Raft elections time
-// out after 400 ms, followers long-poll for 200 ms, and the controller
+// out after 1 s (RaftTimeout), followers long-poll for 200 ms, and the controller
 // does not move leadership back to preferred replicas unless a test's
 // Options.Configure turns LeaderRebalanceInterval on.
 //
@@ -105,11 +105,17 @@ var Gossip = controller.GossipTimings{
 	LeavePropagateDelay: 100 * time.Millisecond,
 }
 
-// RaftTimeout is the brokers' Raft heartbeat and election timeout: short
-// so elections take well under a second, not so short that a leader
-// under -race on a loaded machine loses its lease (half of it) in the
-// middle of a write.
-const RaftTimeout = 400 * time.Millisecond
+// RaftTimeout is the brokers' Raft heartbeat and election timeout:
+// production's (broker.DefaultRaftTimeout). At 400 ms, with -race on the
+// shared 2-core machine at load 26-35, the controller leader lost its
+// lease (half the timeout) again and again: 2 and 9 leadership changes,
+// 1.1 s and 10.7 s without a leader, in 15 s of a verify load, and admin
+// calls failed with "leadership lost while committing" or got no answer
+// for 30 s; at 1 s, 0 and 4 changes, 0 s and 4.2 s, in runs interleaved
+// with those. A killed controller is replaced within about 2 s, and a
+// 3-voter Start takes about 0.6 s more (medians 0.92 s and 1.56 s, 3
+// interleaved starts each, at load 24-37).
+const RaftTimeout = broker.DefaultRaftTimeout
 
 // Cluster is n brokers, ids 1..n, running in the test process. Each keeps
 // its data directory and Raft address across a stop and restart; its

@@ -125,10 +125,18 @@ func DeleteTopic(t testing.TB, cl *client.Client, name string) {
 	retryAdmin(t, "delete topic "+name, protocol.ErrUnknownTopicOrPartition, func(ctx context.Context) error { return cl.DeleteTopics(ctx, name) })
 }
 
-// retryAdmin runs op until it succeeds, for up to 30 s: again after a
-// retriable or indeterminate error, and done when a retry fails with
-// applied, which says an earlier try took effect. Any other error fails
-// the test.
+// RetryAdmin runs op until it succeeds, for up to 30 s, as an
+// application would: again after a retriable or indeterminate error (the
+// controller lost its leadership while committing a write that is not
+// safe to run again, on a loaded machine), and done when a retry fails
+// with applied, which says an earlier try took effect. Any other error
+// fails the test; what names the operation in the message.
+func RetryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
+	t.Helper()
+	retryAdmin(t, what, applied, op)
+}
+
+// retryAdmin is RetryAdmin, as the package's own calls name it.
 func retryAdmin(t testing.TB, what string, applied error, op func(context.Context) error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
