@@ -142,6 +142,10 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		LogsReported: true, Logs: b.parts.replicaLogs(b.store.Metadata())}
 	var epoch int64
 	warned, warnedRetry := false, false
+	// inUse is the controller's ErrBrokerIDInUse answer, once given: when
+	// RegisterTimeout ends during a later try, the broker is refused for
+	// that reason, not for the try the deadline cut short.
+	var inUse error
 	for {
 		res, err := b.node.Propose(ctx, reg)
 		if err == nil {
@@ -166,6 +170,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 				b.logger.Warn("broker id registered and alive from another data directory; waiting for it to be fenced", zap.Error(err))
 				warned = true
 			}
+			inUse = err
 		case errors.Is(err, controller.ErrInvalidBroker), errors.Is(err, controller.ErrBrokerRemoved),
 			errors.Is(err, controller.ErrCommandVersion), errors.Is(err, controller.ErrCorrupt),
 			errors.Is(err, controller.ErrClosed):
@@ -186,6 +191,9 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			if inUse != nil && !errors.Is(err, controller.ErrBrokerIDInUse) {
+				return fmt.Errorf("broker: register with the controller: %w (the last try: %v)", inUse, err)
+			}
 			return fmt.Errorf("broker: register with the controller: %w", err)
 		}
 	}
