@@ -41,22 +41,25 @@ func replicaCounts(ctx context.Context, cl *client.Client, topic string) (map[in
 	return out, nil
 }
 
-// waitBrokerState waits until broker id is in state ("alive",
-// "offline") as the cluster describes it.
-func waitBrokerState(ctx context.Context, t *testing.T, cl *client.Client, id int32, state string) {
+// startWithBroker4Down starts 4 brokers (3 voters, auto.balance off) and
+// stops broker 4, so that topics created next leave it out for a planner
+// to fill. The four brokers share the machine's file system, whose use
+// the planner counts as theirs: on a shared machine whose disk was 99%
+// used, every broker was above the default threshold (85%), no broker had
+// room, and the plans moved nothing. The disk goal is balance's to test,
+// not these tests': its threshold is 100.
+func startWithBroker4Down(t *testing.T) (*testcluster.Cluster, *client.Client) {
 	t.Helper()
-	poll.Until(t, 15*time.Second, fmt.Sprintf("broker %d %s", id, state), func() error {
-		cd, err := cl.DescribeCluster(ctx)
-		if err != nil {
-			return err
-		}
-		for _, b := range cd.Brokers {
-			if b.ID == id && b.State == state {
-				return nil
-			}
-		}
-		return fmt.Errorf("brokers %+v", cd.Brokers)
-	})
+	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
+	cl := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalanceDiskThreshold, "100")); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(4)
+	testcluster.WaitBrokerState(t, cl, 4, "offline", 15*time.Second)
+	return c, cl
 }
 
 // A broker that was down when a topic was created gets its share from
@@ -64,23 +67,12 @@ func waitBrokerState(ctx context.Context, t *testing.T, cl *client.Client, id in
 // empties another broker: both through the move primitive, ending with
 // every replica in sync.
 func TestRebalanceAndDrain(t *testing.T) {
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
-	cl := c.Client()
+	c, cl := startWithBroker4Down(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// The four brokers share the machine's file system, whose use the
-	// planner counts as theirs: on a shared machine whose disk was 99%
-	// used, every broker was above the default threshold (85%), no
-	// broker had room, and the plan and the drain moved nothing. The
-	// disk goal is balance's to test, not this test's.
-	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalanceDiskThreshold, "100")); err != nil {
-		t.Fatal(err)
-	}
-	c.Stop(4)
-	waitBrokerState(ctx, t, cl, 4, "offline")
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "rb", Partitions: 8, ReplicationFactor: 2})
 	c.Restart(4)
-	waitBrokerState(ctx, t, cl, 4, "alive")
+	testcluster.WaitBrokerState(t, cl, 4, "alive", 15*time.Second)
 
 	plan, err := planCluster(ctx, cl, nil, 0)
 	if err != nil {
@@ -152,7 +144,7 @@ func TestRebalanceAndDrain(t *testing.T) {
 	}
 	c.Stop(2)
 	addrs = strings.Join(c.Addrs(), ",")
-	waitBrokerState(ctx, t, cl, 2, "offline")
+	testcluster.WaitBrokerState(t, cl, 2, "offline", 15*time.Second)
 	if out, err := runCmd("--brokers", addrs, "cluster", "remove", "2"); err != nil || !strings.Contains(out, "broker 2 removed from the cluster") {
 		t.Fatalf("remove 2: %v\n%s", err, out)
 	}
@@ -280,20 +272,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // copies. Planned without the sizes, the same cluster moves the big one
 // (the check can fail).
 func TestRebalancePlansWithPartitionSizes(t *testing.T) {
-	c := testcluster.Start(t, 4, testcluster.Options{Voters: 3, AutoBalance: controller.AutoBalanceOff})
-	cl := c.Client()
+	c, cl := startWithBroker4Down(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// The four brokers share the machine's file system, whose use the
-	// planner counts as theirs: on a shared machine whose disk was 99%
-	// used, every broker was above the default threshold (85%), no
-	// broker had room, and the plan and the drain moved nothing. The
-	// disk goal is balance's to test, not this test's.
-	if err := cl.AlterClusterConfigs(ctx, client.SetConfig(controller.ConfigAutoBalanceDiskThreshold, "100")); err != nil {
-		t.Fatal(err)
-	}
-	c.Stop(4)
-	waitBrokerState(ctx, t, cl, 4, "offline")
 	td := testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "sz", Partitions: 6, ReplicationFactor: 1})
 	var on1 []int32 // broker 1's partitions: it gives one up (lowest id among the fullest)
 	for _, p := range td.Partitions {

@@ -32,30 +32,6 @@ func voters(t *testing.T, cl *client.Client) ([]int32, error) {
 	return out, nil
 }
 
-// waitBrokerState waits until broker id is registered in state ("alive",
-// "offline"), or not registered when state is "".
-func waitBrokerState(t *testing.T, cl *client.Client, id int32, state string) {
-	t.Helper()
-	poll.Until(t, 15*time.Second, fmt.Sprintf("broker %d %q", id, state), func() error {
-		d, err := cl.DescribeCluster(testContext(t))
-		if err != nil {
-			return err
-		}
-		for _, b := range d.Brokers {
-			if b.ID == id {
-				if b.State == state {
-					return nil
-				}
-				return fmt.Errorf("state %s", b.State)
-			}
-		}
-		if state == "" {
-			return nil
-		}
-		return errors.New("not registered")
-	})
-}
-
 // createTopic is a metadata write that must succeed: the controller has
 // a quorum.
 func createTopic(t *testing.T, cl *client.Client, name string) {
@@ -80,7 +56,7 @@ func TestReplaceFailedVoter(t *testing.T) {
 	createTopic(t, cl, "before")
 
 	c.Kill(3)
-	waitBrokerState(t, cl, 3, "offline")
+	testcluster.WaitBrokerState(t, cl, 3, "offline", 15*time.Second)
 	createTopic(t, cl, "voter-3-down")
 
 	// Refused: 3 is down, so the voters left {1, 3} would have one live.
@@ -134,7 +110,7 @@ func TestReplaceFailedVoter(t *testing.T) {
 		t.Fatalf("remove 3 again (nothing left to do): %v", err)
 	}
 	createTopic(t, cl, "broker-3-removed")
-	waitBrokerState(t, cl, 3, "")
+	testcluster.WaitBrokerState(t, cl, 3, "", 15*time.Second)
 	d, err := cl.DescribeCluster(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +220,7 @@ func TestRestartedDemotedVoterStaysNonVoter(t *testing.T) {
 	for i, restart := range []func(int32){c.Stop, c.Kill} {
 		restart(v)
 		c.Restart(v)
-		waitBrokerState(t, cl, v, "alive")
+		testcluster.WaitBrokerState(t, cl, v, "alive", 15*time.Second)
 		createTopic(t, cl, fmt.Sprintf("after-restart-%d", i))
 		if got, err := voters(t, cl); err != nil || !slices.Equal(got, want) {
 			t.Fatalf("voters after broker %d restarted: %v, %v; want %v", v, got, err, want)

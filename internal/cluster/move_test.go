@@ -394,7 +394,7 @@ func TestAutoBalanceOnJoin(t *testing.T) {
 	cl := c.Client()
 	ctx := testContext(t)
 	c.Stop(4)
-	waitBrokerState(t, cl, 4, "offline")
+	testcluster.WaitBrokerState(t, cl, 4, "offline", 15*time.Second)
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "ab", Partitions: 6, ReplicationFactor: 2})
 	c.Restart(4)
 	poll.Until(t, 60*time.Second, "broker 4 holds its share, every replica in sync", func() error {
@@ -470,7 +470,7 @@ func TestAutoBalanceQuietWhenBalanced(t *testing.T) {
 	}
 
 	c.Stop(3)
-	waitBrokerState(t, cl, 3, "offline")
+	testcluster.WaitBrokerState(t, cl, 3, "offline", 15*time.Second)
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "late", Partitions: 6, ReplicationFactor: 2})
 	c.Restart(3)
 	cl = c.Client()

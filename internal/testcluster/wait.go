@@ -43,6 +43,33 @@ func WaitPartition(t testing.TB, cl *client.Client, topic string, p int32, timeo
 	return pd
 }
 
+// WaitBrokerState waits until broker id is registered in state ("alive",
+// "offline") as cl's cluster description says, or is not registered when
+// state is "".
+func WaitBrokerState(t testing.TB, cl *client.Client, id int32, state string, timeout time.Duration) {
+	t.Helper()
+	poll.Until(t, timeout, fmt.Sprintf("broker %d %q", id, state), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		defer cancel()
+		d, err := cl.DescribeCluster(ctx)
+		if err != nil {
+			return err
+		}
+		for _, b := range d.Brokers {
+			if b.ID == id {
+				if b.State == state {
+					return nil
+				}
+				return fmt.Errorf("state %s", b.State)
+			}
+		}
+		if state == "" {
+			return nil
+		}
+		return errors.New("not registered")
+	})
+}
+
 // WaitLeader waits until partition p of topic has a leader other than
 // broker not (-1: any leader) and returns it.
 func WaitLeader(t testing.TB, cl *client.Client, topic string, p, not int32, timeout time.Duration) int32 {
