@@ -456,9 +456,6 @@ func (b *Broker) acceptLoop() {
 		go func() {
 			defer b.connWG.Done()
 			c.serve()
-			b.mu.Lock()
-			b.forget(c)
-			b.mu.Unlock()
 		}()
 	}
 }

@@ -50,6 +50,10 @@ type conn struct {
 	// frame (wakeWaiting). dmu guards it with the read deadline.
 	dmu     sync.Mutex
 	waiting bool
+	// linger: the connection ends after a response that refused the
+	// request (closeAfter), and closes gracefully so that the client
+	// reads it. Written by writeLoop, read by serve after it returned.
+	linger bool
 	// probation is the limit this connection was accepted past, or -1:
 	// its first request must come from a broker (connlimit.go).
 	// Handler-owned after the connection starts.
@@ -166,7 +170,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 }
 
 // serve runs the connection until it ends; it returns once every
-// goroutine of the connection has stopped and the socket is closed.
+// goroutine of the connection has stopped, the broker forgot it and the
+// socket is closed.
 func (c *conn) serve() {
 	c.logger.Debug("connection opened")
 	stop := context.AfterFunc(c.ctx, func() {
@@ -183,7 +188,12 @@ func (c *conn) serve() {
 	c.polls.Wait()
 	stop()
 	c.cancel()
-	if c.b.refusing.Load() {
+	// The connection's slot is free once it serves nothing more, before
+	// a graceful close lingers (connection limits, the drain's count).
+	c.b.mu.Lock()
+	c.b.forget(c)
+	c.b.mu.Unlock()
+	if c.linger || c.b.refusing.Load() {
 		closeGracefully(c.nc) // drain.go
 	} else {
 		c.nc.Close()
@@ -449,7 +459,13 @@ func (c *conn) writeLoop() {
 		if failed != nil && c.ctx.Err() == nil {
 			c.logger.Debug("closing connection", zap.Error(failed))
 			c.cancel()
-			c.nc.Close()
+			if closeAfter {
+				// The answer just written must reach the client: serve
+				// closes gracefully, as a drain does (drain.go, step 3).
+				c.linger = true
+			} else {
+				c.nc.Close()
+			}
 		}
 	}
 	c.flushOrFail(failed)

@@ -151,13 +151,49 @@ func TestNotReadyRefusalEndsTheConnection(t *testing.T) {
 	c.createTopic("notready", 1)
 	b.ready.Store(false)
 	defer b.ready.Store(true)
-	meta := c.send(&protocol.MetadataRequest{})
-	c.send(produceRequest("notready", 0, 1, makeBatch(t, record.None, "n", 1, 0)))
+	// Both requests in one write, so that the produce has arrived when
+	// the broker closes: a close with unread bytes would reset the
+	// connection, and the reset can drop the refusal before the client
+	// reads it.
+	var frames []byte
+	var meta int32
+	for i, req := range []protocol.Message{&protocol.MetadataRequest{}, produceRequest("notready", 0, 1, makeBatch(t, record.None, "n", 1, 0))} {
+		c.corr++
+		if i == 0 {
+			meta = c.corr
+		}
+		h := protocol.RequestHeader{Key: req.Key(), CorrelationID: c.corr, ClientID: "test"}
+		var err error
+		if frames, err = protocol.AppendRequest(frames, &h, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.write(frames)
 	corr, body := c.recvRaw()
 	if want := []byte{0, byte(protocol.ErrBrokerNotAvailable)}; corr != meta || string(body) != string(want) {
 		t.Fatalf("response %d %x, want %d %x: the metadata request refused whole", corr, body, meta, want)
 	}
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if frame, err := c.fr.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the refusal: %d bytes, %v; want the connection closed (EOF) with the produce not answered", len(frame), err)
+	}
+}
+
+// A request sent after the refusal, while the broker closes, is read and
+// dropped: the client sees the connection end (EOF), not a reset.
+func TestRefusalClosesGracefully(t *testing.T) {
+	b := startBroker(t, "", nil)
+	c := dial(t, b.Addr())
+	c.createTopic("late", 1)
+	b.ready.Store(false)
+	defer b.ready.Store(true)
+	meta := c.send(&protocol.MetadataRequest{})
+	if corr, body := c.recvRaw(); corr != meta || len(body) != 2 || body[1] != byte(protocol.ErrBrokerNotAvailable) {
+		t.Fatalf("response %d %x, want the metadata request %d refused whole", corr, body, meta)
+	}
+	c.send(produceRequest("late", 0, 1, makeBatch(t, record.None, "l", 1, 0)))
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if frame, err := c.fr.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the refusal: %d bytes, %v; want an orderly close (EOF)", len(frame), err)
 	}
 }

@@ -139,9 +139,6 @@ func (b *Broker) ServeConn(ctx context.Context, nc net.Conn, fe FrontEnd) error 
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
 	c.serve()
-	b.mu.Lock()
-	b.forget(c)
-	b.mu.Unlock()
 	return nil
 }
 
