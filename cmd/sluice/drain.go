@@ -32,12 +32,19 @@ import (
 //     that another move holds, a plan that a lagging broker's answer cut
 //     short: the next round plans again for what is left.
 //  4. Done when no partition has the broker in its replica list, ISR or
-//     a queued move, and the broker (when it answers) reports no replica
-//     on its disk. The mark stays until sluice cluster remove (or drain
-//     --cancel) clears it, so nothing lands on the broker meanwhile.
+//     a move's lists, and the broker (when it answers) reports no replica
+//     on its disk, in two rounds drainConfirm apart: each round's reads
+//     may come from a broker whose metadata lags a moment (a move just
+//     started, onto the broker, not applied there yet). The mark stays
+//     until sluice cluster remove (or drain --cancel) clears it, so
+//     nothing lands on the broker meanwhile.
 //
 // The rounds run in the client; the mark is the controller's, so the
 // placement rules hold whether or not the command still runs.
+
+// drainConfirm is how long after a round found the broker empty
+// another must find it empty too before the drain is done.
+const drainConfirm = time.Second
 
 // drainOptions shape a drain.
 type drainOptions struct {
@@ -66,8 +73,8 @@ func (v *clusterView) left(id int32) drainLeft {
 	for _, p := range v.parts {
 		name := fmt.Sprintf("%s-%d", p.Topic, p.Index)
 		i := slices.IndexFunc(v.moves, func(m client.Move) bool { return m.Topic == p.Topic && m.Partition == p.Index })
-		inQueue := i >= 0 && slices.Contains(v.moves[i].Queued, id)
-		if !slices.Contains(p.Replicas, id) && !inQueue {
+		inMove := i >= 0 && (slices.Contains(v.moves[i].Queued, id) || slices.Contains(v.moves[i].Replicas, id))
+		if !slices.Contains(p.Replicas, id) && !inMove {
 			continue
 		}
 		l.held = append(l.held, name)
@@ -122,6 +129,9 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 		// drain.
 		failures int
 		lastErr  error
+		// emptySince: when a round first found the broker empty, for
+		// the confirmation (drainConfirm); zero: not empty.
+		emptySince time.Time
 	)
 	for round := 0; ; round++ {
 		if round > 0 {
@@ -170,6 +180,9 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 			}
 		}
 		l = v.left(id)
+		if len(l.held) > 0 {
+			emptySince = time.Time{}
+		}
 		if initial < 0 {
 			initial = len(l.held)
 		}
@@ -177,6 +190,15 @@ func drainBroker(ctx context.Context, cl *client.Client, out io.Writer, id int32
 			held, err := onDisk(ctx, cl, id)
 			if err != nil {
 				fail(err)
+				continue
+			}
+			switch {
+			case held > 0:
+				emptySince = time.Time{}
+			case emptySince.IsZero():
+				emptySince = time.Now()
+				continue // to be confirmed by a later round
+			case time.Since(emptySince) < drainConfirm:
 				continue
 			}
 			if held == 0 {
