@@ -159,6 +159,49 @@ func ExampleConsumerGroup() {
 	}
 }
 
+// Work a queue: any number of workers in the queue group "mailer" take
+// records of "emails" one by one, each under a lease. A record accepted
+// is done; released, it is delivered again (here after 10 s); rejected,
+// or delivered too often (max.delivery.attempts), it goes to the dead
+// letters; a worker that dies leaves its records to the others when their
+// leases run out.
+func ExampleQueueGroup() {
+	ctx := context.Background()
+	c, err := client.New(ctx, client.SeedBrokers("localhost:9092"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	q := c.QueueGroup("mailer", "emails")
+	for {
+		ds, err := q.Receive(ctx, 10)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, d := range ds {
+			if err := send(d.Value); err != nil {
+				if d.DeliveryCount < 3 {
+					err = d.Release(10 * time.Second)
+				} else {
+					err = d.Reject(err.Error())
+				}
+				if err != nil && !errors.Is(err, client.ErrLeaseLost) {
+					log.Print(err)
+				}
+				continue
+			}
+			// ErrLeaseLost: the lease ran out first, and another
+			// worker has (or will have) the record.
+			if err := d.Accept(); err != nil && !errors.Is(err, client.ErrLeaseLost) {
+				log.Print(err)
+			}
+		}
+	}
+}
+
+// send stands for the work of ExampleQueueGroup.
+func send([]byte) error { return nil }
+
 // Create a topic with configs, then change one.
 func ExampleClient_CreateTopics() {
 	ctx := context.Background()
