@@ -119,6 +119,10 @@ type Config struct {
 	// the next receive (AcceptAsync).
 	QueueSyncAccept bool
 
+	// slots caps each producer's pool of record slots (maxSlots when 0):
+	// a test's smaller cap is passed in seconds even on a loaded machine.
+	slots int
+
 	// Progress, if set, gets a progress line rewritten once a second
 	// ("\r"-terminated) and a final newline.
 	Progress io.Writer

@@ -395,6 +395,14 @@ const (
 	maxSlots  = 4 * slotChunk
 )
 
+// maxSlots is the pool's cap: maxSlots, or the test's Config.slots.
+func (p *producer) maxSlots() int {
+	if p.cfg.slots > 0 {
+		return p.cfg.slots
+	}
+	return maxSlots
+}
+
 // Slot states, in slot.state: free, expired, or (any positive value) the
 // deadline in Unix nanoseconds of the pending record it holds. Holding the
 // deadline in the state makes the expiry a single compare-and-swap that
@@ -439,8 +447,8 @@ func (p *producer) take(ctx context.Context) *slot {
 	default:
 	}
 	p.mu.Lock()
-	if n := len(p.slots); n < maxSlots {
-		chunk := make([]slot, slotChunk)
+	if n := len(p.slots); n < p.maxSlots() {
+		chunk := make([]slot, min(slotChunk, p.maxSlots()))
 		for i := range chunk {
 			s := &chunk[i]
 			s.cb = func(r *client.Record, err error) { p.done(s, r, err) }
@@ -527,7 +535,7 @@ func (p *producer) run(ctx context.Context, start time.Time) {
 	for i := range value {
 		value[i] = 'A' + byte(rng.IntN(26))
 	}
-	p.free = make(chan *slot, maxSlots)
+	p.free = make(chan *slot, p.maxSlots())
 	p.noAck = fmt.Errorf("no acknowledgement within %v (delivery timeout)", p.cfg.DeliveryTimeout)
 	stop := make(chan struct{})
 	watched := make(chan struct{})
