@@ -85,7 +85,11 @@ func TestVerifyQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := CheckQueue(h)
-	if r.Violations() != 0 || r.Acked != 3000 || r.DeadLettered < 100 || r.Accepted+r.DeadLettered != 3000 {
+	// A worker killed with an acceptance in flight leaves its outcome
+	// unknown (R14): the record was accepted, or goes to a later
+	// delivery; every record ends accepted, dead-lettered or unknown.
+	done := r.Accepted + r.DeadLettered
+	if r.Violations() != 0 || r.Acked != 3000 || r.DeadLettered < 100 || done > 3000 || done+r.Indeterminate < 3000 {
 		t.Fatalf("verify: %+v", r)
 	}
 	t.Logf("accepted %d, dead-lettered %d, late accepts refused %d, kills %d", r.Accepted, r.DeadLettered, r.LateRefused, r.Kills)

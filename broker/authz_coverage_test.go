@@ -234,7 +234,13 @@ func TestAuthorizationCoversEveryAPI(t *testing.T) {
 		admin.call(&protocol.ListPartitionReassignmentsRequest{}, &lr)
 		topics := map[string]string{}
 		for name, tp := range md.Topics {
-			topics[name] = fmt.Sprintf("%+v %v", tp.Partitions, tp.Configs)
+			parts := slices.Clone(tp.Partitions)
+			for i := range parts {
+				// The leader reports its high watermarks to the
+				// controller on its own schedule (R11), whoever asks.
+				parts[i].CommittedHW = 0
+			}
+			topics[name] = fmt.Sprintf("%+v %v", parts, tp.Configs)
 		}
 		start, err := b.ListOffset("orders", 0, EarliestTimestamp)
 		return fmt.Sprintf("topics %v\nusers %d acls %v configs %v\ngroup %+v\noffsets %+v\nqueue %+v\nmoves %+v\norders start %+v %v",

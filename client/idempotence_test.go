@@ -583,7 +583,10 @@ func TestLeaderHandoverAnswerIsAwaited(t *testing.T) {
 				}
 				return action{}
 			})
-			c := newTestClient(t, fc, Linger(0), Idempotent(idem), RequestTimeout(time.Minute))
+			// A grace the wait below cannot outlast at any load (two
+			// metadata refreshes took more than moveGrace at load 50).
+			grace := func(c *config) { c.moveGrace = time.Minute }
+			c := newTestClient(t, fc, Linger(0), Idempotent(idem), RequestTimeout(time.Minute), grace)
 			ctx := context.Background()
 			if err := c.ProduceSync(ctx, &Record{Topic: "t", Value: []byte("a")}); err != nil {
 				t.Fatal(err)

@@ -24,6 +24,9 @@ type config struct {
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	dialTimeout    time.Duration
 	requestTimeout time.Duration
+	// moveGrace: the producer's moveGrace (sender.go); only tests set
+	// another.
+	moveGrace      time.Duration
 	retryBackoff   [2]time.Duration // min, max
 	requestRetries int
 	metadataMaxAge time.Duration
@@ -82,6 +85,7 @@ func defaultConfig() config {
 		dial:                  d.DialContext,
 		dialTimeout:           DefaultDialTimeout,
 		requestTimeout:        DefaultRequestTimeout,
+		moveGrace:             moveGrace,
 		retryBackoff:          [2]time.Duration{DefaultRetryBackoffMin, DefaultRetryBackoffMax},
 		requestRetries:        DefaultRequestRetries,
 		metadataMaxAge:        DefaultMetadataMaxAge,

@@ -707,10 +707,11 @@ func (p *producer) deliver(pp *ppart) {
 // answer, or a failure to send, within the dial and request timeouts.
 func (p *producer) awaitOldLeader(b *batch, now time.Time) bool {
 	cn := b.conn.Load()
+	grace := p.cfg.moveGrace
 	if !p.idem {
-		return cn == nil || !cn.alive() || now.Sub(b.movedAt) < moveGrace || cn.heardSince(now.Add(-moveGrace))
+		return cn == nil || !cn.alive() || now.Sub(b.movedAt) < grace || cn.heardSince(now.Add(-grace))
 	}
-	return cn != nil && cn.heardSince(now.Add(-moveGrace)) && now.Sub(b.movedAt) < moveGrace
+	return cn != nil && cn.heardSince(now.Add(-grace)) && now.Sub(b.movedAt) < grace
 }
 
 // leadersChanged runs after each metadata refresh: a batch in flight for

@@ -155,7 +155,15 @@ func TestKafkaReauthentication(t *testing.T) {
 }
 
 // connectCounter counts a franz-go client's new connections.
-type connectCounter struct{ n atomic.Int64 }
+// connectCounter counts the client's connections, and its SASL
+// handshakes: one per connection's login, one per re-authentication.
+type connectCounter struct{ n, handshakes atomic.Int64 }
+
+func (c *connectCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err == nil && key == int16(kmsg.SASLHandshake) {
+		c.handshakes.Add(1)
+	}
+}
 
 func (c *connectCounter) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err == nil {
@@ -177,7 +185,7 @@ func TestFranzReauthentication(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "reauth", Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	opened := conns.n.Load()
+	opened, shook := conns.n.Load(), conns.handshakes.Load()
 	deadline := time.Now().Add(2*lifetime + time.Second)
 	n := 0
 	for time.Now().Before(deadline) {
@@ -187,8 +195,16 @@ func TestFranzReauthentication(t *testing.T) {
 		n++
 		time.Sleep(100 * time.Millisecond) // a request every so often, across lifetimes
 	}
-	if got := conns.n.Load(); got != opened {
-		t.Fatalf("the client opened %d connections across %v of lifetimes of %v, want none (re-authentication on the open ones)", got-opened, 2*lifetime+time.Second, lifetime)
+	// kgo re-authenticates 2-5% of the lifetime (40-100 ms here) before
+	// it ends: a request delayed past that by a loaded machine finds its
+	// session expired, and the connection is closed and opened again. So
+	// re-authentications on open connections must be the rule, not the
+	// only way.
+	newConns := conns.n.Load() - opened
+	reauths := conns.handshakes.Load() - shook - newConns
+	t.Logf("across %v of lifetimes of %v: %d re-authentications on open connections, %d connections opened again", 2*lifetime+time.Second, lifetime, reauths, newConns)
+	if reauths < 1 || newConns > reauths {
+		t.Fatalf("%d re-authentications on open connections and %d connections opened again, want re-authentication on the open ones", reauths, newConns)
 	}
 	// bob is deleted: his client's next re-authentication fails.
 	for _, m := range []auth.Mechanism{auth.ScramSHA256, auth.ScramSHA512} {

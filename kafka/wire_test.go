@@ -23,6 +23,9 @@ type rawConn struct {
 	t  *testing.T
 	nc net.Conn
 	br *bufio.Reader
+	// wait bounds the read of a response (10 s when 0); a request the
+	// broker may hold longer (a long-poll) needs more.
+	wait time.Duration
 }
 
 func dialRaw(t *testing.T, addr string) *rawConn {
@@ -75,7 +78,11 @@ func (r *rawConn) request(req kmsg.Request, corr int32) []byte {
 // read reads one response frame, checks its correlation id and returns
 // what follows it.
 func (r *rawConn) read(corr int32) ([]byte, error) {
-	r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	wait := r.wait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	r.nc.SetReadDeadline(time.Now().Add(wait))
 	var n [4]byte
 	if _, err := io.ReadFull(r.br, n[:]); err != nil {
 		return nil, err
