@@ -82,9 +82,19 @@ func (c *Conn) Close() error {
 // request's correlation id. An error wraps ErrNotSent when nothing was
 // written, and the context's error when the Conn's context ended.
 func (c *Conn) RoundTrip(deadline time.Time, req, resp Message, version int16) error {
+	return c.RoundTripSent(deadline, req, resp, version, nil)
+}
+
+// RoundTripSent is RoundTrip, calling sent (when not nil) once req is
+// written and before its response is read: from then on a request
+// written by Interject reaches the peer after req.
+func (c *Conn) RoundTripSent(deadline time.Time, req, resp Message, version int16, sent func()) error {
 	corr, err := c.send(deadline, req, version)
 	if err != nil {
 		return err
+	}
+	if sent != nil {
+		sent()
 	}
 	frame, err := c.next(corr)
 	if err != nil {

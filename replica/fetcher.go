@@ -55,7 +55,8 @@ type FetcherConfig struct {
 	// Leader is the broker fetched from; Self is this broker.
 	Leader, Self int32
 	// BrokerEpoch is this broker's current epoch, sent with every fetch
-	// so the leader can fence an earlier incarnation (R10).
+	// so the leader can fence an earlier incarnation (R10). Called from
+	// the fetch loop and the waker.
 	BrokerEpoch func() int64
 	// Addr is the leader's current client address, from the metadata;
 	// false while unknown.
@@ -163,8 +164,10 @@ type Fetcher struct {
 	wdone  chan struct{} // the waker's
 
 	// Owned by the goroutine.
-	conn *protocol.Conn
-	req  protocol.FetchRequest
+	conn     *protocol.Conn
+	req      protocol.FetchRequest
+	fetchGen uint64 // the gen of the Fetch being sent
+	onSent   func() // polling, made once
 }
 
 // StartFetcher starts a fetcher with no partitions.
@@ -182,6 +185,7 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 		done:   make(chan struct{}),
 		wdone:  make(chan struct{}),
 	}
+	f.onSent = f.polling
 	go f.run()
 	go f.waker()
 	return f
@@ -196,10 +200,7 @@ func (f *Fetcher) Set(tp TopicPartition, epoch int32, p Followed) {
 	f.gen++
 	f.mu.Unlock()
 	f.kick()
-	select {
-	case f.nudge <- struct{}{}:
-	default:
-	}
+	signal(f.nudge)
 }
 
 // Remove stops copying tp.
@@ -256,9 +257,12 @@ func (f *Fetcher) waker() {
 	}
 }
 
-func (f *Fetcher) kick() {
+func (f *Fetcher) kick() { signal(f.wake) }
+
+// signal sends on ch, of capacity 1, unless a signal is pending.
+func signal(ch chan struct{}) {
 	select {
-	case f.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -402,20 +406,9 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 	if len(byTP) == 0 {
 		return true, nil
 	}
-	if err := f.dial(); err != nil {
-		return false, err
-	}
-	// Registered with the gen under the lock Set takes: a Set from here
-	// on finds the poll and wakes it; one since the snapshot makes this
-	// Fetch not wait at all.
-	f.mu.Lock()
-	if f.gen != gen {
-		req.MaxWaitMs = 0
-	}
-	f.pollConn, f.pollGen = f.conn, gen
-	f.mu.Unlock()
 	var resp protocol.FetchResponse
-	err := f.do(req, &resp, f.cfg.MaxWait+f.cfg.Timeout)
+	f.fetchGen = gen
+	err := f.do(req, &resp, f.cfg.MaxWait+f.cfg.Timeout, f.onSent)
 	f.mu.Lock()
 	f.pollConn = nil
 	f.mu.Unlock()
@@ -440,6 +433,23 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 		}
 	}
 	return failed, nil
+}
+
+// polling registers the Fetch just written on f.conn, of the partitions
+// of fetchGen, for the waker, under the lock Set takes: a Set from now on
+// finds it, and one since the snapshot of fetchGen (during truncation, or
+// the moment before the write) nudges the waker here. Registered only
+// once written, so a wake never reaches the leader before the Fetch it is
+// to end.
+func (f *Fetcher) polling() {
+	gen := f.fetchGen
+	f.mu.Lock()
+	f.pollConn, f.pollGen = f.conn, gen
+	missed := f.gen != gen
+	f.mu.Unlock()
+	if missed {
+		signal(f.nudge)
+	}
 }
 
 // sent is a partition of a Fetch: its entry and the offset asked for.
@@ -517,7 +527,7 @@ func (s epochSource) EndOffsetForEpoch(ctx context.Context, epoch int32) (int32,
 		Name: s.tp.Topic, Partitions: []protocol.OffsetForLeaderEpochPartition{{Partition: s.tp.Partition, CurrentLeaderEpoch: s.epoch, LeaderEpoch: epoch}},
 	}}}
 	var resp protocol.OffsetForLeaderEpochResponse
-	if err := s.f.do(req, &resp, s.f.cfg.Timeout); err != nil {
+	if err := s.f.do(req, &resp, s.f.cfg.Timeout, nil); err != nil {
 		return -1, -1, err
 	}
 	if resp.ErrorCode != protocol.NoError {
@@ -575,14 +585,15 @@ func (f *Fetcher) closeConn() {
 	}
 }
 
-// do sends req and decodes the answer into resp, within timeout. A request
-// that could not be encoded is a bug, not the connection's failure; any
-// other failure is a connError and leaves the connection closed.
-func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration) error {
+// do sends req and decodes the answer into resp, within timeout, calling
+// sent (when not nil) once req is written. A request that could not be
+// encoded is a bug, not the connection's failure; any other failure is a
+// connError and leaves the connection closed.
+func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration, sent func()) error {
 	if err := f.dial(); err != nil {
 		return err
 	}
-	err := f.conn.RoundTrip(time.Now().Add(timeout), req, resp, 0)
+	err := f.conn.RoundTripSent(time.Now().Add(timeout), req, resp, 0, sent)
 	if err == nil {
 		return nil
 	}

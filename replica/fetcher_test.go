@@ -495,20 +495,47 @@ func TestFetcherWakesParkedFetchOnSet(t *testing.T) {
 		}
 		return n
 	}
-	ft.Set(TopicPartition{"a", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
+	woken := func(want int) {
+		t.Helper()
+		wake := next("wake")
+		if len(wake.Topics) != 0 || wake.MaxWaitMs != 0 || wake.ReplicaID != 1 || wake.ReplicaEpoch != 7 {
+			t.Fatalf("wake: %+v, want an empty replica Fetch that does not wait", wake)
+		}
+		if r := next("fetch with the new partition"); count(r) != want {
+			t.Fatalf("the fetch after the wake carries %d partitions, want %d", count(r), want)
+		}
+	}
+	// The first Fetch is being built when the second partition is set:
+	// it goes out without it, and is woken as soon as it is written.
+	building, release := make(chan struct{}), make(chan struct{})
+	ft.Set(TopicPartition{"a", 0}, 1, &gatedFollowed{localFollowed: localFollowed{f: NewFollower(openLog(t), 0, nil)}, entered: building, release: release})
+	<-building
+	ft.Set(TopicPartition{"b", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
+	close(release)
 	if r := next("first fetch"); count(r) != 1 || r.MaxWaitMs != int32(time.Minute/time.Millisecond) {
 		t.Fatalf("first fetch: %d partitions, max wait %d ms", count(r), r.MaxWaitMs)
 	}
-	// The first Fetch is parked now; a new partition wakes it.
-	ft.Set(TopicPartition{"b", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
-	wake := next("wake")
-	if len(wake.Topics) != 0 || wake.MaxWaitMs != 0 || wake.ReplicaID != 1 || wake.ReplicaEpoch != 7 {
-		t.Fatalf("wake: %+v, want an empty replica Fetch that does not wait", wake)
-	}
-	if r := next("fetch with the new partition"); count(r) != 2 {
-		t.Fatalf("the fetch after the wake carries %d partitions, want 2", count(r))
-	}
+	woken(2)
+	// That Fetch is parked now; a third partition wakes it.
+	ft.Set(TopicPartition{"c", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
+	woken(3)
 	if n := srv.conns.Load(); n != 1 {
 		t.Fatalf("%d connections: the wake went on a new one, or the old one broke", n)
 	}
+}
+
+// gatedFollowed's first FetchOffset signals entered and waits for
+// release: a Fetch held while it is being built.
+type gatedFollowed struct {
+	localFollowed
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (p *gatedFollowed) FetchOffset() (int64, error) {
+	p.once.Do(func() {
+		close(p.entered)
+		<-p.release
+	})
+	return p.localFollowed.FetchOffset()
 }
