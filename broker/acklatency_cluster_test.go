@@ -121,3 +121,34 @@ func TestAcksAllDoNotWaitForIntervalFsync(t *testing.T) {
 	slices.Sort(took)
 	t.Logf("acks=all on RF 3 with every fsync held (%d held): median %v, slowest %v", hits, took[len(took)/2], took[len(took)-1])
 }
+
+// TestAcksAllNewTopicFollowersParked: a new RF 3 topic's first acks=all
+// produce is acknowledged well within the followers' fetch long-poll,
+// while their fetchers to its leader are parked in that long-poll on
+// other partitions. Adding a partition to a fetcher wakes the fetch in
+// flight (the follower pipelines an empty replica Fetch, which ends the
+// leader's wait on that connection), so the new partition joins the next
+// fetch at once. Without it the follower's next fetch goes out only when
+// the parked one runs out: here after up to a minute, beyond the
+// produce's 10 s timeout.
+func TestAcksAllNewTopicFollowersParked(t *testing.T) {
+	const wait = time.Minute
+	c := testcluster.Start(t, 3, testcluster.Options{Configure: func(cfg *broker.Config) { cfg.ReplicaFetchWait = wait }})
+	cl := c.Client()
+	// Three partitions on three brokers: every broker leads one, so every
+	// follower has a fetcher parked on every other broker.
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "warm", Partitions: 3, ReplicationFactor: 3})
+	testcluster.WaitFullISR(t, cl, "warm", 20*time.Second)
+	for p := range int32(3) {
+		testcluster.WaitLeader(t, cl, "warm", p, -1, 20*time.Second)
+	}
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "fresh", Partitions: 1, ReplicationFactor: 3})
+	leader := testcluster.WaitLeader(t, cl, "fresh", 0, -1, 20*time.Second)
+	conn := testcluster.DialRaw(t, c.Broker(leader).Addr())
+	conn.WaitLeading("fresh", 0)
+	took := produceAll(t, conn, "fresh", 1)[0]
+	if took >= 5*time.Second {
+		t.Fatalf("first acks=all produce to a new RF 3 topic took %v: the followers waited out a parked fetch of %v", took, wait)
+	}
+	t.Logf("first acks=all produce to a new RF 3 topic: %v (follower long-poll %v)", took, wait)
+}

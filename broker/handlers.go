@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net"
 	"slices"
 	"strconv"
@@ -20,6 +21,9 @@ type handlerScratch struct {
 	acks        []ackWait // partitions of the current produce whose answer waits
 	listReq     protocol.ListOffsetsRequest
 	listResp    protocol.ListOffsetsResponse
+	// endReplicaPoll ends the long-poll of the last replica Fetch on the
+	// connection (nil: none waited); a later replica Fetch calls it.
+	endReplicaPoll context.CancelFunc
 }
 
 // errMalformed wraps a request body that failed to decode: the broker

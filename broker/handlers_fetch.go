@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -51,6 +52,13 @@ func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 		return errMalformed{err}
 	}
 	st.hdr = *h
+	if st.req.ReplicaID >= 0 && c.scratch.endReplicaPoll != nil {
+		// A follower sends a replica Fetch while its last one waits only
+		// to end that wait: it has a partition to add (replica.Fetcher's
+		// wake). The waiting one is answered now, with what is there.
+		c.scratch.endReplicaPoll()
+		c.scratch.endReplicaPoll = nil
+	}
 	st.toCore()
 	st.fetch.Session = &c.sess
 	enough := c.b.StartFetch(&st.fetch)
@@ -62,8 +70,13 @@ func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 	st.releaseViews()
 	wait := min(time.Duration(st.req.MaxWaitMs)*time.Millisecond, c.b.cfg.MaxFetchWait)
 	resp.ready = make(chan struct{})
+	ctx, end := c.ctx, context.CancelFunc(nil)
+	if st.req.ReplicaID >= 0 {
+		ctx, end = context.WithCancel(c.ctx)
+		c.scratch.endReplicaPoll = end
+	}
 	c.polls.Add(1)
-	go c.longPoll(st, resp, time.Now().Add(wait))
+	go c.longPoll(ctx, end, st, resp, time.Now().Add(wait))
 	return nil
 }
 
@@ -133,9 +146,14 @@ func (c *conn) encodeFetch(st *fetchState) {
 }
 
 // longPoll waits in the core until the fetch has MinBytes, its max wait
-// passes or the connection stops, then completes resp.
-func (c *conn) longPoll(st *fetchState, resp *response, deadline time.Time) {
+// passes or ctx ends (the connection stops, or for a replica's Fetch,
+// end is called), then completes resp. end, when not nil, is ctx's
+// cancel, called when the wait is over.
+func (c *conn) longPoll(ctx context.Context, end context.CancelFunc, st *fetchState, resp *response, deadline time.Time) {
 	defer c.polls.Done()
+	if end != nil {
+		defer end()
+	}
 	defer close(resp.ready)
 	defer func() {
 		if r := recover(); r != nil {
@@ -146,7 +164,7 @@ func (c *conn) longPoll(st *fetchState, resp *response, deadline time.Time) {
 			st.split.Holes = st.split.Holes[:0]
 		}
 	}()
-	c.b.WaitFetch(c.ctx, &st.fetch, deadline)
+	c.b.WaitFetch(ctx, &st.fetch, deadline)
 	c.encodeFetch(st)
 	if c.b.obs != nil {
 		resp.timing.Done = observeNow()

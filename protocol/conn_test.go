@@ -205,3 +205,54 @@ func TestConnContext(t *testing.T) {
 		}
 	})
 }
+
+// An interjected request goes out while a RoundTrip waits; its answer,
+// written after the waiting request's, is dropped by the next RoundTrip,
+// which gets its own.
+func TestConnInterject(t *testing.T) {
+	parked := make(chan struct{})
+	var held []byte // the answer to the parked request, sent with the interjected one's
+	nc := peer(t, func(h RequestHeader, body []byte) []byte {
+		out := echo(t, sameCorr)(h, body)
+		var req ControllerForwardRequest
+		if err := Decode(&req, body, h.Version); err != nil {
+			t.Error(err)
+			return nil
+		}
+		switch string(req.Payload) {
+		case "park":
+			held = out
+			close(parked)
+			return nil
+		case "wake":
+			if h.CorrelationID != 2 {
+				t.Errorf("interjected request has correlation id %d, want 2", h.CorrelationID)
+			}
+			return append(held, out...)
+		}
+		return out
+	})
+	c := NewConn(context.Background(), nc, "follower-1", 0)
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		<-parked
+		errc <- c.Interject(soon(), &ControllerForwardRequest{Payload: []byte("wake")}, 0)
+	}()
+	for _, p := range []string{"park", "next"} {
+		var resp ControllerForwardResponse
+		if err := c.RoundTrip(soon(), &ControllerForwardRequest{Payload: []byte(p)}, &resp, 0); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if string(resp.Payload) != p {
+			t.Fatalf("payload %q, want %q", resp.Payload, p)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Interject: %v", err)
+	}
+	c.Close()
+	if err := c.Interject(soon(), &ControllerForwardRequest{}, 0); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("Interject after Close: %v, want ErrNotSent", err)
+	}
+}

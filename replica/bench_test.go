@@ -72,7 +72,7 @@ func BenchmarkFetcherDo(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := f.do(req, &got, 5*time.Second); err != nil {
+		if err := f.do(req, &got, 5*time.Second, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -55,7 +55,8 @@ type FetcherConfig struct {
 	// Leader is the broker fetched from; Self is this broker.
 	Leader, Self int32
 	// BrokerEpoch is this broker's current epoch, sent with every fetch
-	// so the leader can fence an earlier incarnation (R10).
+	// so the leader can fence an earlier incarnation (R10). Called from
+	// the fetch loop and the waker.
 	BrokerEpoch func() int64
 	// Addr is the leader's current client address, from the metadata;
 	// false while unknown.
@@ -131,7 +132,17 @@ const warnEvery = 10 * time.Second
 // Fetcher copies every partition this broker follows from one leader
 // broker: one connection, one Fetch at a time carrying all of them (the
 // leader long-polls it), each partition first truncated where its log
-// diverges from the leader's. It owns one goroutine, stopped by Close.
+// diverges from the leader's.
+//
+// A partition set while a Fetch waits in the leader's long-poll does not
+// wait for it to run out: the fetcher interjects an empty replica Fetch
+// on the same connection, which ends the leader's wait for the one in
+// flight (handleFetch), and the next Fetch carries the new partition.
+// The answer in flight is applied as any other, and the empty one is
+// dropped, so nothing is fetched twice or out of order.
+//
+// It owns two goroutines, the fetch loop and the waker that interjects,
+// both stopped by Close.
 type Fetcher struct {
 	cfg FetcherConfig
 	log *zap.Logger
@@ -139,14 +150,24 @@ type Fetcher struct {
 	mu    sync.Mutex
 	parts map[TopicPartition]*fetchEntry
 	wake  chan struct{} // capacity 1
+	// gen counts the Sets. pollConn is the connection of the Fetch
+	// waiting in the leader's long-poll (nil: none, or it was woken
+	// already), pollGen the gen its partitions were taken at.
+	gen      uint64
+	pollConn *protocol.Conn
+	pollGen  uint64
+	nudge    chan struct{} // capacity 1: a Set for the waker
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	wdone  chan struct{} // the waker's
 
 	// Owned by the goroutine.
-	conn *protocol.Conn
-	req  protocol.FetchRequest
+	conn     *protocol.Conn
+	req      protocol.FetchRequest
+	fetchGen uint64 // the gen of the Fetch being sent
+	onSent   func() // polling, made once
 }
 
 // StartFetcher starts a fetcher with no partitions.
@@ -158,21 +179,28 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 		log:    cfg.Logger.With(zap.Int32("leader", cfg.Leader)),
 		parts:  map[TopicPartition]*fetchEntry{},
 		wake:   make(chan struct{}, 1),
+		nudge:  make(chan struct{}, 1),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+		wdone:  make(chan struct{}),
 	}
+	f.onSent = f.polling
 	go f.run()
+	go f.waker()
 	return f
 }
 
 // Set makes the fetcher copy tp for the leadership of epoch through p,
-// replacing what it had for tp (which is truncated again first).
+// replacing what it had for tp (which is truncated again first). A Fetch
+// waiting in the leader's long-poll is woken, so tp is fetched at once.
 func (f *Fetcher) Set(tp TopicPartition, epoch int32, p Followed) {
 	f.mu.Lock()
 	f.parts[tp] = &fetchEntry{p: p, epoch: epoch}
+	f.gen++
 	f.mu.Unlock()
 	f.kick()
+	signal(f.nudge)
 }
 
 // Remove stops copying tp.
@@ -193,11 +221,48 @@ func (f *Fetcher) Len() int {
 func (f *Fetcher) Close() {
 	f.cancel()
 	<-f.done
+	<-f.wdone
 }
 
-func (f *Fetcher) kick() {
+// waker ends the leader's long-poll of a Fetch that misses a partition
+// set since it went out, by interjecting an empty replica Fetch (MaxWait
+// 0) on its connection: the leader answers the waiting one at once, then
+// the empty one, which the connection drops. It writes outside the fetch
+// loop, which is blocked reading the answer, and outside Set, which must
+// not wait on the network. A failed write breaks the connection; the
+// fetch loop then reconnects as after any failure.
+func (f *Fetcher) waker() {
+	defer close(f.wdone)
+	for {
+		select {
+		case <-f.nudge:
+		case <-f.ctx.Done():
+			return
+		}
+		f.mu.Lock()
+		c := f.pollConn
+		if c == nil || f.pollGen == f.gen {
+			c = nil
+		} else {
+			f.pollConn = nil // one wake per Fetch
+		}
+		f.mu.Unlock()
+		if c == nil {
+			continue
+		}
+		req := &protocol.FetchRequest{ReplicaID: f.cfg.Self, ReplicaEpoch: f.cfg.BrokerEpoch(), MaxWaitMs: 0, MinBytes: 1, MaxBytes: f.cfg.MaxBytes}
+		if err := c.Interject(time.Now().Add(f.cfg.Timeout), req, 0); err != nil {
+			f.log.Debug("wake the replica fetch in flight", zap.Error(err))
+		}
+	}
+}
+
+func (f *Fetcher) kick() { signal(f.wake) }
+
+// signal sends on ch, of capacity 1, unless a signal is pending.
+func signal(ch chan struct{}) {
 	select {
-	case f.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -220,14 +285,15 @@ type snapshotEntry struct {
 	e  *fetchEntry
 }
 
-func (f *Fetcher) snapshot() []snapshotEntry {
+// snapshot is the partitions to fetch, and the gen they were taken at.
+func (f *Fetcher) snapshot() ([]snapshotEntry, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]snapshotEntry, 0, len(f.parts))
 	for tp, e := range f.parts {
 		out = append(out, snapshotEntry{tp, e})
 	}
-	return out
+	return out, f.gen
 }
 
 // current reports whether e is still the entry for tp.
@@ -241,7 +307,7 @@ func (f *Fetcher) run() {
 	defer close(f.done)
 	defer f.closeConn()
 	for f.ctx.Err() == nil {
-		entries := f.snapshot()
+		entries, gen := f.snapshot()
 		if len(entries) == 0 {
 			f.closeConn()
 			select {
@@ -250,7 +316,7 @@ func (f *Fetcher) run() {
 			}
 			continue
 		}
-		if err := f.round(entries); err != nil {
+		if err := f.round(entries, gen); err != nil {
 			if f.ctx.Err() != nil {
 				return
 			}
@@ -261,9 +327,9 @@ func (f *Fetcher) run() {
 	}
 }
 
-// round truncates what needs it and runs one Fetch. An error means the
-// connection is unusable.
-func (f *Fetcher) round(entries []snapshotEntry) error {
+// round truncates what needs it and runs one Fetch for the entries of
+// gen. An error means the connection is unusable.
+func (f *Fetcher) round(entries []snapshotEntry, gen uint64) error {
 	if err := f.dial(); err != nil {
 		return err
 	}
@@ -293,7 +359,7 @@ func (f *Fetcher) round(entries []snapshotEntry) error {
 		ready = append(ready, se)
 	}
 	if len(ready) > 0 {
-		bad, err := f.fetch(ready)
+		bad, err := f.fetch(ready, gen)
 		if err != nil {
 			return err
 		}
@@ -305,9 +371,10 @@ func (f *Fetcher) round(entries []snapshotEntry) error {
 	return nil
 }
 
-// fetch sends one Fetch for ready and applies the answer. It reports
-// whether some partition failed (the caller backs off).
-func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
+// fetch sends one Fetch for ready, the partitions of gen, and applies the
+// answer. It reports whether some partition failed (the caller backs
+// off).
+func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 	req := &f.req
 	*req = protocol.FetchRequest{
 		ReplicaID: f.cfg.Self, ReplicaEpoch: f.cfg.BrokerEpoch(),
@@ -340,7 +407,12 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 		return true, nil
 	}
 	var resp protocol.FetchResponse
-	if err := f.do(req, &resp, f.cfg.MaxWait+f.cfg.Timeout); err != nil {
+	f.fetchGen = gen
+	err := f.do(req, &resp, f.cfg.MaxWait+f.cfg.Timeout, f.onSent)
+	f.mu.Lock()
+	f.pollConn = nil
+	f.mu.Unlock()
+	if err != nil {
 		return false, err
 	}
 	if resp.ErrorCode != protocol.NoError {
@@ -361,6 +433,23 @@ func (f *Fetcher) fetch(ready []snapshotEntry) (bool, error) {
 		}
 	}
 	return failed, nil
+}
+
+// polling registers the Fetch just written on f.conn, of the partitions
+// of fetchGen, for the waker, under the lock Set takes: a Set from now on
+// finds it, and one since the snapshot of fetchGen (during truncation, or
+// the moment before the write) nudges the waker here. Registered only
+// once written, so a wake never reaches the leader before the Fetch it is
+// to end.
+func (f *Fetcher) polling() {
+	gen := f.fetchGen
+	f.mu.Lock()
+	f.pollConn, f.pollGen = f.conn, gen
+	missed := f.gen != gen
+	f.mu.Unlock()
+	if missed {
+		signal(f.nudge)
+	}
 }
 
 // sent is a partition of a Fetch: its entry and the offset asked for.
@@ -438,7 +527,7 @@ func (s epochSource) EndOffsetForEpoch(ctx context.Context, epoch int32) (int32,
 		Name: s.tp.Topic, Partitions: []protocol.OffsetForLeaderEpochPartition{{Partition: s.tp.Partition, CurrentLeaderEpoch: s.epoch, LeaderEpoch: epoch}},
 	}}}
 	var resp protocol.OffsetForLeaderEpochResponse
-	if err := s.f.do(req, &resp, s.f.cfg.Timeout); err != nil {
+	if err := s.f.do(req, &resp, s.f.cfg.Timeout, nil); err != nil {
 		return -1, -1, err
 	}
 	if resp.ErrorCode != protocol.NoError {
@@ -496,14 +585,15 @@ func (f *Fetcher) closeConn() {
 	}
 }
 
-// do sends req and decodes the answer into resp, within timeout. A request
-// that could not be encoded is a bug, not the connection's failure; any
-// other failure is a connError and leaves the connection closed.
-func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration) error {
+// do sends req and decodes the answer into resp, within timeout, calling
+// sent (when not nil) once req is written. A request that could not be
+// encoded is a bug, not the connection's failure; any other failure is a
+// connError and leaves the connection closed.
+func (f *Fetcher) do(req, resp protocol.Message, timeout time.Duration, sent func()) error {
 	if err := f.dial(); err != nil {
 		return err
 	}
-	err := f.conn.RoundTrip(time.Now().Add(timeout), req, resp, 0)
+	err := f.conn.RoundTripSent(time.Now().Add(timeout), req, resp, 0, sent)
 	if err == nil {
 		return nil
 	}

@@ -91,6 +91,11 @@ func (s *fakeLeader) serve(nc net.Conn, drop bool) {
 				return
 			}
 			s.fetches.Add(1)
+			if len(req.Topics) == 0 {
+				// A wake (Fetcher.waker): answered at once, empty.
+				resp = &protocol.FetchResponse{}
+				break
+			}
 			fp := req.Topics[0].Partitions[0]
 			pr := protocol.FetchPartitionResponse{Partition: fp.Partition, HighWatermark: s.l.EndOffset(), LogStartOffset: s.l.StartOffset()}
 			switch {
@@ -351,4 +356,186 @@ func TestFetcherFollowsLeaderStart(t *testing.T) {
 	if err := f.AdvanceStart(2); err != nil || capped.StartOffset() != 3 {
 		t.Fatalf("AdvanceStart(2) moved the start back: %d, %v", capped.StartOffset(), err)
 	}
+}
+
+// parkingLeader answers every Fetch that carries partitions only when the
+// next request arrives on its connection (or after a minute), as a
+// leader's long-poll with nothing new does until a wake ends it; each
+// carries no records. It reports each Fetch it reads.
+type parkingLeader struct {
+	ln      net.Listener
+	conns   atomic.Int32
+	fetches chan protocol.FetchRequest
+	wg      sync.WaitGroup
+}
+
+func startParkingLeader(t *testing.T) *parkingLeader {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &parkingLeader{ln: ln, fetches: make(chan protocol.FetchRequest, 16)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.conns.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer nc.Close()
+				s.serve(t, nc)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+type parkedReq struct {
+	h   protocol.RequestHeader
+	req protocol.FetchRequest
+}
+
+func (s *parkingLeader) serve(t *testing.T, nc net.Conn) {
+	reqs := make(chan parkedReq)
+	go func() {
+		defer close(reqs)
+		fr := protocol.NewFrameReader(nc, 0)
+		for {
+			frame, err := fr.Next()
+			if err != nil {
+				return
+			}
+			var r parkedReq
+			body, err := r.h.Decode(frame)
+			if err != nil || r.h.Key != protocol.Fetch || protocol.Decode(&r.req, body, r.h.Version) != nil {
+				t.Errorf("parking leader: a request it does not serve: %+v, %v", r.h, err)
+				nc.Close()
+				return
+			}
+			reqs <- r
+		}
+	}()
+	defer func() {
+		for range reqs { // until the reader ends
+		}
+	}()
+	var next *parkedReq
+	for {
+		if next == nil {
+			r, ok := <-reqs
+			if !ok {
+				return
+			}
+			next = &r
+		}
+		cur := *next
+		next = nil
+		s.fetches <- cur.req
+		if len(cur.req.Topics) > 0 {
+			select {
+			case r, ok := <-reqs:
+				if !ok {
+					return
+				}
+				next = &r
+			case <-time.After(time.Minute):
+			}
+		}
+		resp := protocol.FetchResponse{}
+		for _, ft := range cur.req.Topics {
+			rt := protocol.FetchTopicResponse{Name: ft.Name}
+			for _, fp := range ft.Partitions {
+				rt.Partitions = append(rt.Partitions, protocol.FetchPartitionResponse{Partition: fp.Partition, HighWatermark: 0, LogStartOffset: 0})
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		out, err := protocol.AppendResponse(nil, cur.h.CorrelationID, cur.h.Version, &resp)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+	}
+}
+
+// A partition set while the fetcher's Fetch waits in the leader's
+// long-poll (a minute here) is fetched at once: the fetcher interjects an
+// empty replica Fetch that does not wait, on the same connection, and
+// its next Fetch carries the new partition.
+func TestFetcherWakesParkedFetchOnSet(t *testing.T) {
+	srv := startParkingLeader(t)
+	ft := StartFetcher(FetcherConfig{
+		Leader: 9, Self: 1, BrokerEpoch: func() int64 { return 7 },
+		Addr:    func() (string, bool) { return srv.ln.Addr().String(), true },
+		MaxWait: time.Minute, Backoff: 5 * time.Millisecond,
+	})
+	defer ft.Close()
+	next := func(what string) protocol.FetchRequest {
+		t.Helper()
+		select {
+		case r := <-srv.fetches:
+			return r
+		case <-time.After(20 * time.Second):
+			t.Fatalf("no %s within 20 s (the fetcher's long-poll is a minute)", what)
+			return protocol.FetchRequest{}
+		}
+	}
+	count := func(r protocol.FetchRequest) int {
+		n := 0
+		for _, ft := range r.Topics {
+			n += len(ft.Partitions)
+		}
+		return n
+	}
+	woken := func(want int) {
+		t.Helper()
+		wake := next("wake")
+		if len(wake.Topics) != 0 || wake.MaxWaitMs != 0 || wake.ReplicaID != 1 || wake.ReplicaEpoch != 7 {
+			t.Fatalf("wake: %+v, want an empty replica Fetch that does not wait", wake)
+		}
+		if r := next("fetch with the new partition"); count(r) != want {
+			t.Fatalf("the fetch after the wake carries %d partitions, want %d", count(r), want)
+		}
+	}
+	// The first Fetch is being built when the second partition is set:
+	// it goes out without it, and is woken as soon as it is written.
+	building, release := make(chan struct{}), make(chan struct{})
+	ft.Set(TopicPartition{"a", 0}, 1, &gatedFollowed{localFollowed: localFollowed{f: NewFollower(openLog(t), 0, nil)}, entered: building, release: release})
+	<-building
+	ft.Set(TopicPartition{"b", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
+	close(release)
+	if r := next("first fetch"); count(r) != 1 || r.MaxWaitMs != int32(time.Minute/time.Millisecond) {
+		t.Fatalf("first fetch: %d partitions, max wait %d ms", count(r), r.MaxWaitMs)
+	}
+	woken(2)
+	// That Fetch is parked now; a third partition wakes it.
+	ft.Set(TopicPartition{"c", 0}, 1, &localFollowed{f: NewFollower(openLog(t), 0, nil)})
+	woken(3)
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("%d connections: the wake went on a new one, or the old one broke", n)
+	}
+}
+
+// gatedFollowed's first FetchOffset signals entered and waits for
+// release: a Fetch held while it is being built.
+type gatedFollowed struct {
+	localFollowed
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (p *gatedFollowed) FetchOffset() (int64, error) {
+	p.once.Do(func() {
+		close(p.entered)
+		<-p.release
+	})
+	return p.localFollowed.FetchOffset()
 }
