@@ -333,57 +333,20 @@ func (t *Transport) Dial(ctx context.Context, d *net.Dialer, network, addr strin
 	return Dial(ctx, d, network, addr, t.Client)
 }
 
-// writeBatch bounds the plaintext whose TLS records are gathered into one
-// write(2) on a connection; maxRecord is the most data one record holds;
-// gatherLimit is writeBatch's records with their framing (header, content
-// type, tag: 22 bytes in TLS 1.3, 29 at most in 1.2).
+// writeBatch bounds the TLS records gathered into one write(2) on a
+// server connection; maxRecord is the most data one record holds.
 const (
-	writeBatch  = 256 << 10
-	maxRecord   = 16 << 10
-	gatherLimit = writeBatch + writeBatch/maxRecord*64
+	writeBatch = 256 << 10
+	maxRecord  = 16 << 10
 )
 
 // batchBufs are the buffers writes gather records in, lent for one Write.
-var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, gatherLimit); return &b }}
-
-// pacer cuts the plaintext of one Write into the pieces whose records go
-// out in one write(2) each: the first one record, each next twice the
-// last up to writeBatch, and none more than half of what is left (a
-// record at least). The reader starts on the first record as soon as it
-// is sealed rather than after writeBatch of them, and when the writer is
-// done it has little left to decrypt: a consumer's fetch cycle (request,
-// response, the next request once it is read) keeps both ends busy for
-// more of the time than with writeBatch pieces throughout, whose first and
-// last piece each left one end idle (TestListenerGathersRecords).
-type pacer struct{ next, left int }
-
-func newPacer(total int) pacer {
-	if !paceWrites {
-		return pacer{next: writeBatch, left: total}
-	}
-	return pacer{next: maxRecord, left: total}
-}
-
-// paceWrites off makes every piece writeBatch (the comparison in
-// BenchmarkTLSFetchCycle).
-var paceWrites = true
-
-// piece is the size of the next piece; 0 when nothing is left.
-func (p *pacer) piece() int {
-	n := min(p.next, p.left)
-	if paceWrites {
-		n = min(n, max(maxRecord, p.left/2&^(maxRecord-1)))
-	}
-	p.next = min(2*p.next, writeBatch)
-	p.left -= n
-	return n
-}
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
 
 // Conn is a TLS connection of a Listener or of ClientHandshake. crypto/tls
 // writes every record (at most 16 KiB of data) with a write(2) of its
-// own; a Write of Conn gathers the records of one call into writes of
-// pieces growing from one record to 256 KiB and shrinking again at the end
-// (pacer), so a 1 MiB fetch response or produce request costs 11 system
+// own; a Write of Conn gathers the records of one call into writes of up
+// to 256 KiB, so a 1 MiB fetch response or produce request costs 4 system
 // calls instead of 64.
 // Everything else is the embedded *tls.Conn's (ConnectionState for the
 // peer's certificate).
@@ -399,9 +362,14 @@ func (c *Conn) Write(b []byte) (int, error) {
 	if len(b) <= maxRecord {
 		return c.Conn.Write(b) // one record: nothing to gather
 	}
-	bufs := net.Buffers{b}
-	n, err := c.WriteBuffers(&bufs)
-	return int(n), err
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.raw.gather(true)
+	n, err := c.Conn.Write(b)
+	if ferr := c.raw.gather(false); err == nil && ferr != nil {
+		err = ferr
+	}
+	return n, err
 }
 
 // WriteBuffers writes the buffers in order, their records gathered as one
@@ -412,29 +380,15 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	total := 0
-	for _, b := range *bufs {
-		total += len(b)
-	}
-	p := newPacer(total)
-	want := p.piece()
 	c.raw.gather(true)
 	var n int64
 	var err error
 	for len(*bufs) > 0 && err == nil {
-		b := (*bufs)[0]
 		var m int
-		m, err = c.Conn.Write(b[:min(len(b), max(want, 1))])
+		m, err = c.Conn.Write((*bufs)[0])
 		n += int64(m)
-		want -= m
-		if m == len(b) {
+		if err == nil {
 			*bufs = (*bufs)[1:]
-		} else {
-			(*bufs)[0] = b[m:]
-		}
-		if want <= 0 && err == nil {
-			err = c.raw.flush()
-			want = p.piece()
 		}
 	}
 	if ferr := c.raw.gather(false); err == nil && ferr != nil {
@@ -476,23 +430,16 @@ func (g *gatherConn) Write(b []byte) (int, error) {
 	if g.buf == nil {
 		return g.Conn.Write(b)
 	}
-	if len(*g.buf)+len(b) > gatherLimit {
+	if len(*g.buf)+len(b) > writeBatch {
 		if err := g.flushLocked(); err != nil {
 			return 0, err
 		}
-		if len(b) > gatherLimit {
+		if len(b) > writeBatch {
 			return g.Conn.Write(b)
 		}
 	}
 	*g.buf = append(*g.buf, b...)
 	return len(b), nil
-}
-
-// flush writes what was gathered so far.
-func (g *gatherConn) flush() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.flushLocked()
 }
 
 func (g *gatherConn) flushLocked() error {
