@@ -62,8 +62,9 @@ func (fb *fetchBuf) release() {
 	fetchBufs.Put(fb)
 }
 
-// slab is a slab for the Records of one record set of the response, for
-// at most n records without growing (decodeRecords).
+// slab is a slab for the Records of one record set of the response
+// (decodeRecords fills it, growing it when it is too small). Only the
+// goroutine decoding the response calls it.
 func (fb *fetchBuf) slab() *recSlab {
 	if fb.used == len(fb.slabs) {
 		fb.slabs = append(fb.slabs, new(recSlab))
