@@ -645,9 +645,15 @@ func (w *consumer) loop(ctx context.Context, done func() bool) error {
 				w.seen(r)
 			}
 		}
-		c.records.Add(int64(len(fs.Records)))
+		n := len(fs.Records)
+		if w.seen == nil {
+			// Nothing of the records is kept: their memory goes back to
+			// the client for the next fetches.
+			fs.Release()
+		}
+		c.records.Add(int64(n))
 		c.bytes.Add(nbytes)
-		if len(fs.Records) > 0 && done() {
+		if n > 0 && done() {
 			return nil
 		}
 	}

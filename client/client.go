@@ -89,7 +89,13 @@
 // batch is reported by Poll as a *FetchError, never a panic.
 //
 // Records returned by Poll belong to the caller and are never touched by
-// the client again. To avoid a copy per record, their Key, Value and
+// the client again, unless the caller gives them back with
+// Fetches.Release: a consumer that is done with a Poll's records (it
+// copied out what it keeps) releases them, and the client reads and
+// decodes later fetch responses into their memory instead of allocating
+// about the response's size per response, which on a fast consumer is
+// most of its garbage collection. A Fetches never released stays valid
+// for as long as it is referenced. To avoid a copy per record, their Key, Value and
 // header bytes share memory with other records of the same fetch response:
 // keeping one record alive keeps its whole response alive, and the caller
 // must not append to those slices (they may share capacity with the next

@@ -97,8 +97,11 @@ type call struct {
 	// Fetch's record sets) stay valid and can be handed to the user
 	// without a per-record copy.
 	ownBody bool
-	sent    atomic.Bool
-	done    chan error // buffered: the reader never blocks on an abandoned call
+	// buf holds the frame of an ownBody call's response, set before done
+	// is signalled; the caller owns one hold on it (doOwned).
+	buf  *fetchBuf
+	sent atomic.Bool
+	done chan error // buffered: the reader never blocks on an abandoned call
 }
 
 // maxPipelined bounds the requests written but not yet answered on one
@@ -262,6 +265,20 @@ func (c *conn) do(ctx context.Context, req, resp protocol.Message, timeout time.
 	return c.wait(ctx, cl, timeout)
 }
 
+// doOwned is do with ownBody for a fetch: it also returns the buffer the
+// response was read into, held once for the caller, whose byte slices
+// (the record sets) alias it.
+func (c *conn) doOwned(ctx context.Context, req, resp protocol.Message, timeout time.Duration) (*fetchBuf, error) {
+	cl, err := c.start(ctx, req, resp, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.wait(ctx, cl, timeout); err != nil {
+		return nil, err
+	}
+	return cl.buf, nil
+}
+
 // start hands req to the writer and returns without waiting for the
 // response: requests started one after another from one goroutine go on
 // the wire in that order (the idempotent producer's batches of a partition
@@ -421,6 +438,13 @@ func (c *conn) writeLoop(done chan<- struct{}) {
 func (c *conn) readLoop(writerDone <-chan struct{}) {
 	defer close(c.done)
 	fr := protocol.NewFrameReader(c.nc, c.maxFrame)
+	// After a detached frame, the next is read into a released fetch
+	// buffer when there is one (fetchBufs): next is it.
+	var next *fetchBuf
+	fr.SetAlloc(func(int) []byte {
+		next = getFetchBuf()
+		return next.frame
+	})
 	var d protocol.Decoder
 	for {
 		frame, err := fr.Next()
@@ -450,6 +474,10 @@ func (c *conn) readLoop(writerDone <-chan struct{}) {
 			// The body is the caller's from now on (records alias it):
 			// the reader reads the next frame into a buffer of its own.
 			fr.Detach()
+			if next == nil {
+				next = getFetchBuf()
+			}
+			next.frame, cl.buf, next = frame, next, nil
 		}
 		whole := refusedWhole(body)
 		if whole {

@@ -12,7 +12,7 @@ import (
 	"github.com/sluicemq/sluice/protocol"
 )
 
-func newTestClient(t *testing.T, fc *fakeCluster, opts ...Opt) *Client {
+func newTestClient(t testing.TB, fc *fakeCluster, opts ...Opt) *Client {
 	t.Helper()
 	opts = append([]Opt{SeedBrokers(fc.addrs()...), RetryBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)
 	c, err := New(context.Background(), opts...)

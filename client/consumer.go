@@ -104,19 +104,26 @@ type cpart struct {
 	polled, consumed, committed int64
 }
 
-// chunk is one partition's records from one fetch response.
+// chunk is one partition's records from one fetch response, and a hold
+// on the response's memory, which the records alias.
 type chunk struct {
 	part  *cpart
 	gen   uint64
 	recs  []*Record
 	bytes int
+	buf   *fetchBuf
 }
 
 // Fetches is what Poll returns: the records that arrived, in offset order
-// within each partition, and partition errors.
+// within each partition, and partition errors. The records are the
+// application's for as long as it references them, unless it calls
+// Release, which hands their memory back to the client for later fetches.
 type Fetches struct {
 	Records []*Record
 	Errors  []*FetchError
+
+	held *polled // the memory Release hands back
+	gen  uint64  // held's generation when polled
 }
 
 func (cs *consumer) init(c *Client) {
@@ -205,6 +212,7 @@ func (cs *consumer) reset(p *cpart) {
 	for _, ch := range cs.buffered {
 		if ch.part == p {
 			cs.bufBytes -= ch.bytes
+			ch.buf.release() // never seen by the application
 			continue
 		}
 		kept = append(kept, ch)
@@ -265,11 +273,17 @@ func (cs *consumer) take() Fetches {
 	for _, ch := range cs.buffered {
 		n += len(ch.recs)
 	}
-	f := Fetches{Records: make([]*Record, 0, n), Errors: cs.errs}
+	h := getPolled()
+	h.recs = h.recs[:0]
+	if cap(h.recs) < n {
+		h.recs = make([]*Record, 0, n)
+	}
 	for _, ch := range cs.buffered {
-		f.Records = append(f.Records, ch.recs...)
+		h.recs = append(h.recs, ch.recs...)
+		h.bufs = append(h.bufs, ch.buf)
 		ch.part.polled = ch.recs[len(ch.recs)-1].Offset + 1
 	}
+	f := Fetches{Records: h.recs, Errors: cs.errs, held: h, gen: h.gen.Load()}
 	clear(cs.buffered)
 	cs.buffered, cs.bufBytes, cs.errs = cs.buffered[:0], 0, nil
 	return f

@@ -303,14 +303,14 @@ func TestDecodeRecordsBoundsAndAliasing(t *testing.T) {
 	data := append([]byte(nil), batch...)
 	data = append(data, batch[:30]...) // a partial batch cut by the size limit
 	var rd record.Reader
-	recs, next, err := decodeRecords(&rd, data, 2, TopicPartition{"t", 0}, 1<<20)
+	recs, next, err := decodeRecords(&rd, data, 2, TopicPartition{"t", 0}, 1<<20, new(recSlab))
 	if err != nil || next != 5 || len(recs) != 3 || recs[0].Offset != 2 {
 		t.Fatalf("got %d records, next %d, err %v", len(recs), next, err)
 	}
 	if cap(recs[0].Value) != len(recs[0].Value) {
 		t.Error("record value not capped: an append would overwrite its neighbour")
 	}
-	if _, _, err := decodeRecords(&rd, batch[:30], 0, TopicPartition{"t", 0}, 20); !errors.Is(err, errBatchTooLarge) {
+	if _, _, err := decodeRecords(&rd, batch[:30], 0, TopicPartition{"t", 0}, 20, new(recSlab)); !errors.Is(err, errBatchTooLarge) {
 		t.Errorf("only a partial batch: %v, want errBatchTooLarge", err)
 	}
 }

@@ -82,14 +82,16 @@ type decodeJob struct {
 	data []byte
 }
 
-// start decodes jobs on a goroutine; join waits for it.
-func (d *decoder) start(cs *consumer, id int32, jobs []decodeJob) {
+// start decodes jobs, record sets of the response in fb, on a goroutine,
+// which ends the fetcher's hold on fb; join waits for it.
+func (d *decoder) start(cs *consumer, id int32, jobs []decodeJob, fb *fetchBuf) {
 	d.done = make(chan struct{})
 	go func() {
 		defer close(d.done)
 		for i := range jobs {
-			cs.decodeAhead(&d.rd, id, &jobs[i])
+			cs.decodeAhead(&d.rd, id, &jobs[i], fb)
 		}
+		fb.release()
 	}()
 }
 
@@ -286,7 +288,7 @@ func (cs *consumer) fetch(id int32, ws []work, dec *decoder) error {
 	defer cancel()
 	go cs.cancelOnMove(ctx, cancel, id, ws)
 	resp := new(protocol.FetchResponse)
-	err = cn.do(ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout, true)
+	fb, err := cn.doOwned(ctx, req, resp, cfg.fetchMaxWait+cfg.requestTimeout)
 	// The previous response's decode ran while this one came: its chunks
 	// go first, and a partition it failed is no longer current.
 	dec.join()
@@ -295,6 +297,7 @@ func (cs *consumer) fetch(id int32, ws []work, dec *decoder) error {
 		return err
 	}
 	if resp.ErrorCode != protocol.NoError {
+		fb.release()
 		return fmt.Errorf("broker %s: fetch: %w", cn.addr, resp.ErrorCode.Err())
 	}
 	var soft error
@@ -328,11 +331,11 @@ func (cs *consumer) fetch(id int32, ws []work, dec *decoder) error {
 		// Nothing whole past the offset (a partial batch, one larger
 		// than the limit, a corrupt header): decoded here, where the
 		// error is found before the partition is fetched again.
-		recs, next, derr := decodeRecords(&dec.rd, pr.Records, w.offset, w.p.tp, cfg.fetchMaxPartBytes)
+		recs, next, derr := decodeRecords(&dec.rd, pr.Records, w.offset, w.p.tp, cfg.fetchMaxPartBytes, fb.slab())
 		cs.mu.Lock()
 		if cs.current(w) {
 			w.p.offset = next
-			cs.buffer(w, recs, len(pr.Records))
+			cs.buffer(w, recs, len(pr.Records), fb)
 			if derr != nil {
 				cs.fail(w, derr)
 			}
@@ -340,17 +343,20 @@ func (cs *consumer) fetch(id int32, ws []work, dec *decoder) error {
 		cs.mu.Unlock()
 	}
 	if len(jobs) > 0 {
-		dec.start(cs, id, jobs)
+		dec.start(cs, id, jobs, fb)
+	} else {
+		fb.release()
 	}
 	return soft
 }
 
-// buffer hands w's records to Poll. cs.mu is held.
-func (cs *consumer) buffer(w *work, recs []*Record, bytes int) {
+// buffer hands w's records, decoded from fb, to Poll. cs.mu is held.
+func (cs *consumer) buffer(w *work, recs []*Record, bytes int, fb *fetchBuf) {
 	if len(recs) == 0 {
 		return
 	}
-	cs.buffered = append(cs.buffered, chunk{part: w.p, gen: w.gen, recs: recs, bytes: bytes})
+	fb.hold()
+	cs.buffered = append(cs.buffered, chunk{part: w.p, gen: w.gen, recs: recs, bytes: bytes, buf: fb})
 	cs.bufBytes += bytes
 	cs.ready.notify()
 }
@@ -360,16 +366,16 @@ func (cs *consumer) buffer(w *work, recs []*Record, bytes int) {
 // before it are buffered, the partition's offset goes back to the batch
 // and the partition fails; its generation changes so the answers to
 // fetches already sent from the later offset are dropped.
-func (cs *consumer) decodeAhead(rd *record.Reader, id int32, j *decodeJob) {
+func (cs *consumer) decodeAhead(rd *record.Reader, id int32, j *decodeJob, fb *fetchBuf) {
 	w := &j.w
-	recs, next, derr := decodeRecords(rd, j.data, w.offset, w.p.tp, cs.c.cfg.fetchMaxPartBytes)
+	recs, next, derr := decodeRecords(rd, j.data, w.offset, w.p.tp, cs.c.cfg.fetchMaxPartBytes, fb.slab())
 	cs.mu.Lock()
 	cs.decodingBytes -= len(j.data)
 	if w.p.decoder == id {
 		w.p.decoding = false
 	}
 	if cs.current(w) {
-		cs.buffer(w, recs, len(j.data))
+		cs.buffer(w, recs, len(j.data), fb)
 		if derr != nil {
 			w.p.offset = next
 			cs.fail(w, derr)
@@ -417,8 +423,10 @@ var errBatchTooLarge = errors.New("record batch larger than the per-partition fe
 // it; compressed ones are copied out of the reader's buffer into a shared
 // arena. A partial batch at the end (cut by the size limit) is ignored. On
 // a corrupt batch it returns the records before it and the error. next is
-// the offset to fetch from next.
-func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartition, maxPart int32) (recs []*Record, next int64, err error) {
+// the offset to fetch from next. The Records are made in s (the slab of
+// the fetch buffer holding data, reused once the buffer is released;
+// grown when too small) and recs is s.ptrs.
+func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartition, maxPart int32, s *recSlab) (recs []*Record, next int64, err error) {
 	next = offset
 	var ar arena
 	// One slab and one slice for the whole fetch rather than per batch:
@@ -426,8 +434,11 @@ func decodeRecords(rd *record.Reader, data []byte, offset int64, tp TopicPartiti
 	// hold (a record takes at least minRecordBytes), since the headers are
 	// not yet checked.
 	n := min(countRecords(data), len(data)/minRecordBytes)
-	slab := make([]Record, 0, n)
-	recs = make([]*Record, 0, n)
+	if cap(s.recs) < n {
+		s.recs, s.ptrs = make([]Record, 0, n), make([]*Record, 0, n)
+	}
+	slab, recs := s.recs[:0], s.ptrs[:0]
+	defer func() { s.ptrs = recs[:0] }()
 	for len(data) > 0 {
 		batch, rest, err := record.NextBatch(data, 0)
 		if err != nil {

@@ -39,7 +39,19 @@ type FrameReader struct {
 	buf  []byte
 	len  [4]byte
 	hint int // the largest frame a caller took with Detach
+	// alloc, if set, supplies the buffer for a frame after a Detach
+	// (SetAlloc).
+	alloc func(n int) []byte
 }
+
+// SetAlloc makes the reader take the buffer for the frame after each
+// Detach from alloc, called with the size it would allocate (the frame's
+// length, at most the largest frame detached so far), instead of
+// allocating one: a caller that gets its detached frames back when it is
+// done with them can hand them out again. alloc may return nil (the reader
+// allocates) or a buffer of any capacity (one too small grows as the
+// frame's bytes arrive, as any buffer does); its contents are overwritten.
+func (fr *FrameReader) SetAlloc(alloc func(n int) []byte) { fr.alloc = alloc }
 
 // NewFrameReader reads frames from r, refusing any longer than maxFrameSize
 // bytes (after the length prefix); maxFrameSize <= 0 means
@@ -75,7 +87,13 @@ func (fr *FrameReader) Next() ([]byte, error) {
 		// After a Detach: a frame of hint bytes has arrived whole from
 		// this stream, so a buffer of up to that size is not one a
 		// length prefix alone made the reader allocate.
-		fr.buf = make([]byte, 0, max(min(int(n), fr.hint), minFrameBuffer))
+		size := max(min(int(n), fr.hint), minFrameBuffer)
+		if fr.alloc != nil {
+			fr.buf = fr.alloc(size)[:0]
+		}
+		if fr.buf == nil {
+			fr.buf = make([]byte, 0, size)
+		}
 	}
 	buf := fr.buf[:0]
 	for len(buf) < int(n) {
@@ -112,7 +130,8 @@ func (fr *FrameReader) Next() ([]byte, error) {
 // call to Next, and the caller need not copy them. The next frame gets a
 // buffer of its own, allocated at once at its length up to the largest
 // frame detached so far (a consumer reading fetch responses allocates
-// once per response and copies nothing).
+// once per response and copies nothing), or taken from SetAlloc's
+// function.
 func (fr *FrameReader) Detach() {
 	fr.hint = max(fr.hint, len(fr.buf))
 	fr.buf = nil

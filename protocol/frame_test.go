@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -326,5 +327,41 @@ func TestFrameReaderDetach(t *testing.T) {
 	}
 	if cap(fr.buf) > 1<<20+frameChunk {
 		t.Errorf("a 100 MiB length prefix with 5 bytes behind it grew the buffer to %d", cap(fr.buf))
+	}
+}
+
+// TestFrameReaderAlloc checks that after a Detach the next frame is read
+// into the buffer SetAlloc's function gives (asked for the frame's size),
+// that one too small grows as the bytes arrive, and that nil falls back
+// to allocating.
+func TestFrameReaderAlloc(t *testing.T) {
+	frames := [][]byte{bytes.Repeat([]byte{'a'}, 5000), bytes.Repeat([]byte{'b'}, 4500),
+		bytes.Repeat([]byte{'c'}, 300), bytes.Repeat([]byte{'d'}, 200)}
+	var stream []byte
+	for _, p := range frames {
+		stream = append(stream, frameOf(p)...)
+	}
+	spare := make([]byte, 3, 8000)
+	give := [][]byte{spare, make([]byte, 0, 10), nil}
+	var asked []int
+	fr := NewFrameReader(iotest.HalfReader(bytes.NewReader(stream)), 0)
+	fr.SetAlloc(func(n int) []byte {
+		asked = append(asked, n)
+		b := give[0]
+		give = give[1:]
+		return b
+	})
+	for i, want := range frames {
+		got, err := fr.Next()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: %d bytes, %v", i, len(got), err)
+		}
+		if i == 1 && &got[:1][0] != &spare[:1][0] {
+			t.Error("the frame after a Detach was not read into the buffer alloc gave")
+		}
+		fr.Detach()
+	}
+	if want := []int{4500, minFrameBuffer, minFrameBuffer}; !slices.Equal(asked, want) {
+		t.Errorf("alloc asked for %v, want %v", asked, want)
 	}
 }

@@ -66,6 +66,7 @@ type benchFlags struct {
 	delivery    time.Duration
 	json        bool
 	cpuprofile  string
+	memprofile  string
 	tracefile   string
 	group       string // consume, verify: as members of this consumer group
 	syncAccept  bool   // queue: AcceptAll before each receive
@@ -81,6 +82,7 @@ func (b *benchFlags) addCommon(f *pflag.FlagSet, topic string) {
 	f.DurationVar(&b.duration, "duration", 0, "run for this long instead of --records")
 	f.BoolVar(&b.json, "json", false, "print the final report as JSON, and no progress line")
 	f.StringVar(&b.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file")
+	f.StringVar(&b.memprofile, "memprofile", "", "write an allocation profile of this process to the file at the end (go tool pprof -sample_index=alloc_space)")
 	f.StringVar(&b.tracefile, "trace", "", "write an execution trace of this process to the file (go tool trace)")
 }
 
@@ -164,6 +166,14 @@ func isTerminal(w io.Writer) bool {
 // withCPUProfile runs fn while writing a CPU profile to path, if set.
 func withCPUProfile(path string, fn func() error) error {
 	return withProfile("--cpuprofile", path, pprof.StartCPUProfile, pprof.StopCPUProfile, fn)
+}
+
+// withMemProfile runs fn, then writes the allocation profile of the
+// process so far to path, if set.
+func withMemProfile(path string, fn func() error) error {
+	var out io.Writer
+	return withProfile("--memprofile", path, func(w io.Writer) error { out = w; return nil },
+		func() { _ = pprof.Lookup("allocs").WriteTo(out, 0) }, fn)
 }
 
 // withTrace runs fn while writing an execution trace to path, if set.
@@ -288,8 +298,10 @@ func newBenchWorkloadCmd(g *globals, name string) *cobra.Command {
 			var r *bench.Report
 			err = withTrace(b.tracefile, func() error {
 				return withCPUProfile(b.cpuprofile, func() error {
-					r, err = w.run(cmd.Context(), cfg)
-					return err
+					return withMemProfile(b.memprofile, func() error {
+						r, err = w.run(cmd.Context(), cfg)
+						return err
+					})
 				})
 			})
 			if r == nil {

@@ -170,6 +170,7 @@ func consumeLoop(ctx context.Context, cl *client.Client, stdout, stderr io.Write
 				return nil
 			}
 		}
+		fs.Release() // printed: the records' memory goes to the next fetches
 		if err := w.Flush(); err != nil {
 			return err
 		}
