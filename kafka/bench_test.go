@@ -9,6 +9,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -222,10 +223,17 @@ func consumeSluice(b *testing.B, addr, topic string, n int) {
 	}
 }
 
+// consumeFranz reads n records from the start with kgo, and reports how
+// many Fetch round trips that took and the share of the time that kgo
+// was waiting for one (request written to answer read: the broker's
+// service and the transfer): kgo has one fetch per broker at a time, so
+// the rest is kgo decoding and handing the records over.
 func consumeFranz(b *testing.B, addr, topic string, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rtt := &fetchRoundTrips{}
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(rtt))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,4 +245,26 @@ func consumeFranz(b *testing.B, addr, topic string, n int) {
 		}
 		got += fs.NumRecords()
 	}
+	wall := time.Since(start)
+	rtt.mu.Lock()
+	defer rtt.mu.Unlock()
+	b.ReportMetric(float64(rtt.n), "fetches")
+	b.ReportMetric(100*float64(rtt.wait)/float64(wall), "fetch-wait-%")
+}
+
+// fetchRoundTrips is a kgo hook summing its Fetch round trips.
+type fetchRoundTrips struct {
+	mu   sync.Mutex
+	n    int
+	wait time.Duration
+}
+
+func (h *fetchRoundTrips) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
+	if key != fetchKey {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	h.wait += e.DurationE2E()
 }
