@@ -328,7 +328,7 @@ func TestMembershipSparesGossipOnlyCut(t *testing.T) {
 		}
 		return false
 	})
-	// The leader rechecks every heartbeat timeout (400 ms here) and
+	// The leader rechecks every heartbeat timeout (1 s here) and
 	// reconciles every 200 ms: a few seconds see many decisions.
 	check := func(when string) {
 		t.Helper()
