@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -52,7 +51,7 @@ func TestProduceGoesOnPastAStalledPartition(t *testing.T) {
 	c.Proxy(l1).Pause()
 	t.Cleanup(c.Proxy(l1).Resume)
 
-	var progress progressLog
+	var progress syncBuffer
 	cfg.Progress = &progress
 	ctx := testCtx(t)
 	start := time.Now()
@@ -80,41 +79,29 @@ func TestProduceGoesOnPastAStalledPartition(t *testing.T) {
 	// the progress lines (one a second) show. (Not "more than 4 × 16,384
 	// records": with -race at load 40 and more, the run sent only 2,500
 	// to 14,400 in its 4 s.)
-	if acked, ok := progress.ackedAtFirstError(); !ok {
-		t.Errorf("no progress line counted an error before the end: %q", progress.lines())
+	lines := progressLines(&progress)
+	if acked, ok := ackedAtFirstError(lines); !ok {
+		t.Errorf("no progress line counted an error before the end: %q", lines)
 	} else if t.Logf("%d records acknowledged at the first failure, %d at the end", acked, r.Records); r.Records <= acked {
 		t.Errorf("%d records acknowledged at the first failure, %d at the end: the run stopped with the stall (progress %q)",
-			acked, r.Records, progress.lines())
+			acked, r.Records, lines)
 	}
 	if r.Latency == nil || r.Latency.Count != r.Records {
 		t.Errorf("latency %+v for %d records", r.Latency, r.Records)
 	}
 }
 
-// progressLog keeps the progress lines of a run (Config.Progress).
-type progressLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (p *progressLog) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.buf.Write(b)
-}
-
-func (p *progressLog) lines() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.FieldsFunc(p.buf.String(), func(r rune) bool { return r == '\r' || r == '\n' })
+// progressLines splits the progress lines a run wrote (Config.Progress).
+func progressLines(w *syncBuffer) []string {
+	return strings.FieldsFunc(w.String(), func(r rune) bool { return r == '\r' || r == '\n' })
 }
 
 var progressCounts = regexp.MustCompile(`(\d+) records +(\d+) errors`)
 
 // ackedAtFirstError returns the records acknowledged by the first
 // progress line that counts an error.
-func (p *progressLog) ackedAtFirstError() (int64, bool) {
-	for _, l := range p.lines() {
+func ackedAtFirstError(lines []string) (int64, bool) {
+	for _, l := range lines {
 		m := progressCounts.FindStringSubmatch(l)
 		if m == nil {
 			continue
