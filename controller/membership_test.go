@@ -19,10 +19,14 @@ import (
 )
 
 // testGossip makes serf detect a failure within a second or two on
-// loopback; memberlist's LAN defaults take tens of seconds.
+// loopback; memberlist's LAN defaults take tens of seconds. A probe
+// waits 150 ms for its ack: at 100/80 ms, with -race at load 35-45,
+// members were suspected and declared failed again and again (each
+// refuting, rejoining), and a joining broker was not seen alive on every
+// node within 15 s (TestMembershipRegistersFencesAndRestarts).
 var testGossip = GossipTimings{
-	ProbeInterval:    100 * time.Millisecond,
-	ProbeTimeout:     80 * time.Millisecond,
+	ProbeInterval:    250 * time.Millisecond,
+	ProbeTimeout:     150 * time.Millisecond,
 	GossipInterval:   20 * time.Millisecond,
 	PushPullInterval: time.Second,
 	TCPTimeout:       time.Second,
