@@ -19,8 +19,18 @@ import (
 
 // fixedAddrs picks a client address for each of brokers 1 to 3, kept
 // across restarts, so the producers' and consumers' seeds stay valid to
-// the end.
+// the end. A broker's Configure sets it with listenFixed.
 func fixedAddrs(t *testing.T) map[int32]string { return fixedAddrsN(t, 3) }
+
+// listenFixed makes cfg's broker listen on its address in addrs. Its
+// gossip port is any free one, not the default listen port + 2: that
+// port was never reserved, and at load 50 another process held it
+// ("start serf ... bind: address already in use"); a restarted broker
+// takes its gossip name back on a new port (testcluster.Gossip).
+func listenFixed(cfg *broker.Config, addrs map[int32]string) {
+	cfg.ListenAddr = addrs[cfg.BrokerID]
+	cfg.GossipAddr = "127.0.0.1:0"
+}
 
 // fixedAddrsN is fixedAddrs for brokers 1 to n.
 func fixedAddrsN(t *testing.T, n int32) map[int32]string {
@@ -72,7 +82,7 @@ func TestRollingRestartFourBrokers(t *testing.T) {
 func rollingRestart(t *testing.T, n int32, d, catchUp time.Duration) {
 	addrs := fixedAddrsN(t, n)
 	c := testcluster.Start(t, int(n), testcluster.Options{Voters: int(min(n, 3)), Configure: func(cfg *broker.Config) {
-		cfg.ListenAddr = addrs[cfg.BrokerID]
+		listenFixed(cfg, addrs)
 		cfg.LeaderRebalanceInterval = 300 * time.Millisecond
 	}})
 	cl := c.Client()
@@ -119,7 +129,7 @@ func rollingRestart(t *testing.T, n int32, d, catchUp time.Duration) {
 func TestRebalanceLeadersCommandLosesNoAck(t *testing.T) {
 	addrs := fixedAddrs(t)
 	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
-		cfg.ListenAddr = addrs[cfg.BrokerID]
+		listenFixed(cfg, addrs)
 		cfg.LeaderRebalanceInterval = -1 // only the command moves leadership back
 	}})
 	cl := c.Client()

@@ -18,7 +18,7 @@ import (
 func TestControlledShutdownLeavesNoUnknownOutcome(t *testing.T) {
 	addrs := fixedAddrs(t)
 	c := testcluster.Start(t, 3, testcluster.Options{Voters: 3, Configure: func(cfg *broker.Config) {
-		cfg.ListenAddr = addrs[cfg.BrokerID]
+		listenFixed(cfg, addrs)
 	}})
 	cl := c.Client()
 	const topic = "shutdown-plain"
