@@ -25,8 +25,11 @@ import (
 // both systems and runs it; by hand:
 //
 //	SLUICE_VERSUS='sluice=127.0.0.1:19095;kafka=127.0.0.1:19092' SLUICE_VERSUS_RF=1 \
-//	  go test -run '^$' -bench VersusKafka -benchtime 300000x -count 3 ./kafka
+//	  go test -run '^$' -bench VersusKafka -benchtime 300000x -count 1 ./kafka
 //
+// (go test's -count runs each workload that many times in a row, so the
+// script runs rounds of -count 1 instead, swapping which system goes
+// first every round: the two then see the same load.)
 // SLUICE_VERSUS names each system's bootstrap addresses (comma-separated);
 // SLUICE_VERSUS_RF (default 1) and SLUICE_VERSUS_PARTITIONS (default 3)
 // shape the topics. Without SLUICE_VERSUS it is skipped. For tail-latency
