@@ -20,6 +20,8 @@
 # the new partitions). KAFKA_VERSUS_DIR (default /tmp/sluice-kafka-versus)
 # holds both systems' data (deleted at the end) and logs. Both systems' ports are
 # free ones (cluster.sh free-base), so two runs on one machine never meet.
+# KAFKA_VERSUS_SLUICE_BIN runs that sluice binary (another build) instead
+# of building this tree's.
 set -euo pipefail
 nodes=${1:-1}
 count=${2:-3}
@@ -36,7 +38,7 @@ cleanup() {
 	rm -rf "$work"/kafka/node*/data "$work"/sluice-cluster/*/data
 }
 trap cleanup EXIT
-(cd "$root" && go build -o "$work/sluice" ./cmd/sluice)
+if [ -n "${KAFKA_VERSUS_SLUICE_BIN:-}" ]; then cp "$KAFKA_VERSUS_SLUICE_BIN" "$work/sluice"; else (cd "$root" && go build -o "$work/sluice" ./cmd/sluice); fi
 
 # Kafka first (its JVM start is the slow one), on a free base (node i on
 # BASE+10i+1 and +2); sluice's free base is picked once Kafka listens.
