@@ -25,8 +25,11 @@ import (
 // both systems and runs it; by hand:
 //
 //	SLUICE_VERSUS='sluice=127.0.0.1:19095;kafka=127.0.0.1:19092' SLUICE_VERSUS_RF=1 \
-//	  go test -run '^$' -bench VersusKafka -benchtime 300000x -count 3 ./kafka
+//	  go test -run '^$' -bench VersusKafka -benchtime 300000x -count 1 ./kafka
 //
+// (go test's -count runs each workload that many times in a row, so the
+// script runs rounds of -count 1 instead, swapping which system goes
+// first every round: the two then see the same load.)
 // SLUICE_VERSUS names each system's bootstrap addresses (comma-separated);
 // SLUICE_VERSUS_RF (default 1) and SLUICE_VERSUS_PARTITIONS (default 3)
 // shape the topics. Without SLUICE_VERSUS it is skipped. For tail-latency
@@ -34,8 +37,11 @@ import (
 // level (appended, each line stamped), and SLUICE_VERSUS_METADATA_MIN_AGE
 // (a duration) sets the producers' kgo.MetadataMinAge (franz-go's default
 // is 5 s); SLUICE_VERSUS_SETTLE (a duration) waits, untimed, between
-// creating a produce run's topic and producing to it. Each produce run also reports its slowest acknowledgement
-// (max-ms) and logs when the acknowledgements over 1 s were produced.
+// creating a produce run's topic and producing to it. Each produce run
+// also reports its slowest acknowledgement (max-ms), how many took over
+// 100 ms (over100ms) and how far into the run the last of those was
+// produced (over100ms-until-ms), and logs when the acknowledgements over
+// 1 s were produced.
 func BenchmarkVersusKafka(b *testing.B) {
 	spec := os.Getenv("SLUICE_VERSUS")
 	if spec == "" {
@@ -66,11 +72,15 @@ func BenchmarkVersusKafka(b *testing.B) {
 				time.Sleep(settle)
 				b.SetBytes(int64(size))
 				b.ResetTimer()
-				lat := produceVersus(b, tg.addrs, topic, value, b.N)
+				res := produceVersus(b, tg.addrs, topic, value, b.N)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
-				b.ReportMetric(float64(lat.ValueAtQuantile(50))/1e3, "p50-ms")
-				b.ReportMetric(float64(lat.ValueAtQuantile(99))/1e3, "p99-ms")
-				b.ReportMetric(float64(lat.Max())/1e3, "max-ms")
+				b.ReportMetric(float64(res.lat.ValueAtQuantile(50))/1e3, "p50-ms")
+				b.ReportMetric(float64(res.lat.ValueAtQuantile(99))/1e3, "p99-ms")
+				b.ReportMetric(float64(res.lat.Max())/1e3, "max-ms")
+				b.ReportMetric(float64(res.over), "over100ms")
+				b.ReportMetric(float64(res.overUntil.Milliseconds()), "over100ms-until-ms")
+				b.StopTimer()
+				deleteVersusTopic(b, ctx, adm, topic)
 			})
 			b.Run(fmt.Sprintf("consume/%dB/rf%d/%s", size, rf, tg.name), func(b *testing.B) {
 				// A topic of its own holding b.N records, written untimed.
@@ -82,8 +92,23 @@ func BenchmarkVersusKafka(b *testing.B) {
 				b.ResetTimer()
 				consumeVersus(b, tg.addrs, topic, b.N)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+				b.StopTimer()
+				deleteVersusTopic(b, ctx, adm, topic)
 			})
 		}
+	}
+}
+
+// deleteVersusTopic deletes a run's topic once measured, untimed: at RF 3
+// five rounds of both systems would otherwise leave about 20 GB on the
+// disk.
+func deleteVersusTopic(b *testing.B, ctx context.Context, adm *kadm.Client, topic string) {
+	res, err := adm.DeleteTopics(ctx, topic)
+	if err == nil {
+		err = res[topic].Err
+	}
+	if err != nil {
+		b.Fatalf("delete topic %s: %v", topic, err)
 	}
 }
 
@@ -117,10 +142,20 @@ func envInt(b *testing.B, name string, def int) int {
 	return n
 }
 
-// produceVersus produces n records with up to window of them in flight
-// and returns the histogram, in microseconds, of the time from Produce to
-// acknowledgement.
-func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n int) *hdrhistogram.Histogram {
+// versusProduced is what produceVersus measured: the histogram, in
+// microseconds, of the time from Produce to acknowledgement, and where in
+// the run its tail lies: how many acknowledgements took over 100 ms, and
+// how long after the run's first record the last of them was produced (a
+// tail that ends early in a long run is the run's start, such as a new
+// topic's followers, not its steady state).
+type versusProduced struct {
+	lat       *hdrhistogram.Histogram
+	over      int
+	overUntil time.Duration
+}
+
+// produceVersus produces n records with up to window of them in flight.
+func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n int) versusProduced {
 	ctx := context.Background()
 	opts := append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RequiredAcks(kgo.AllISRAcks())}, versusDebugOpts(b)...)
@@ -143,6 +178,11 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 		// last produce time among them (to find them in the logs).
 		slow                int
 		slowFirst, slowLast time.Time
+		// The acknowledgements over 100 ms: how many, and the last
+		// produce time among them.
+		over     int
+		overLast time.Time
+		start    = time.Now()
 	)
 	cb := func(r *kgo.Record, err error) {
 		if err != nil {
@@ -153,6 +193,11 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 		d := time.Since(r.Timestamp)
 		mu.Lock()
 		_ = lat.RecordValue(d.Microseconds())
+		if d > 100*time.Millisecond {
+			if over++; r.Timestamp.After(overLast) {
+				overLast = r.Timestamp
+			}
+		}
 		if d > time.Second {
 			if slow++; slowFirst.IsZero() || r.Timestamp.Before(slowFirst) {
 				slowFirst = r.Timestamp
@@ -179,7 +224,11 @@ func produceVersus(b *testing.B, addrs []string, topic string, value []byte, n i
 		b.Logf("%s: %d of %d acknowledgements took over 1 s (max %v), produced from %s to %s", topic, slow, n,
 			time.Duration(lat.Max())*time.Microsecond, slowFirst.UTC().Format(time.RFC3339Nano), slowLast.UTC().Format(time.RFC3339Nano))
 	}
-	return lat
+	res := versusProduced{lat: lat, over: over}
+	if over > 0 {
+		res.overUntil = overLast.Sub(start)
+	}
+	return res
 }
 
 // versusDebugOpts are the producers' options from SLUICE_VERSUS_KGO_LOG
