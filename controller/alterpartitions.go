@@ -12,6 +12,11 @@ import (
 // MaxAlterPartitions bounds the changes of one AlterPartitions call.
 const MaxAlterPartitions = 1000
 
+// maxAppendEntries is the Raft config's MaxAppendEntries: the most
+// entries of one log write, one AppendEntries and one FSM.ApplyBatch
+// (Raft allows at most 1,024).
+const maxAppendEntries = 512
+
 // AlterPartitions applies many partition changes — the ISR changes one
 // broker found in one pass over its partitions — as one write: forwarded
 // to the leader once, and proposed there back to back, so that Raft

@@ -323,6 +323,17 @@ func validateAlter(set map[string]string, remove []string) error {
 }
 
 func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
+	t, err := checkAlterPartition(m, c)
+	if err != nil {
+		return nil, err
+	}
+	n := edit(m)
+	alterPartition(n, t.cloneOne(int(c.Partition)), c)
+	return n, nil
+}
+
+// checkAlterPartition returns c's topic in m, or why m refuses c.
+func checkAlterPartition(m *Metadata, c AlterPartition) (*Topic, error) {
 	t, ok := m.Topics[c.Topic]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, c.Topic)
@@ -340,8 +351,14 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	if err := checkPartitionChange(m, p, c); err != nil {
 		return nil, fmt.Errorf("%s-%d: %w", c.Topic, c.Partition, err)
 	}
-	n := edit(m)
-	nt := t.cloneOne(int(c.Partition))
+	return t, nil
+}
+
+// alterPartition applies c, which checkAlterPartition accepted, to n, a
+// metadata whose maps may be modified: nt is the copy of c's topic the
+// change goes into, and n owns its partition c.Partition, slices
+// included (cloneOne).
+func alterPartition(n *Metadata, nt *Topic, c AlterPartition) {
 	np := &nt.Partitions[c.Partition]
 	if np.Leader == c.Leader && c.Leader >= 0 {
 		// The leader's own ISR change: its high watermark is news.
@@ -363,7 +380,6 @@ func applyAlterPartition(m *Metadata, c AlterPartition) (*Metadata, error) {
 	if done {
 		startQueued(n)
 	}
-	return n, nil
 }
 
 // applyReportHighWatermarks raises the CommittedHW of the partitions the

@@ -34,7 +34,7 @@ type FSM struct {
 	max uint8
 }
 
-var _ raft.FSM = (*FSM)(nil)
+var _ raft.BatchingFSM = (*FSM)(nil)
 
 // ApplyResponse is what FSM.Apply returns to Raft, and so what the leader's
 // ApplyFuture.Response holds.
@@ -89,22 +89,104 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 // the same on every replica. A command written at a version above the
 // finalized level raises the level to it (features.go), refused or not.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	c, v, err := decodeCommandUpTo(l.Data, f.max)
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM: it applies a run of committed
+// entries (up to the Raft config's MaxAppendEntries) as Apply would one
+// by one, and publishes the metadata once, after the last. A run of
+// AlterPartition commands — a broker's ISR changes of one pass, proposed
+// back to back — then copies a topic's partitions once per run, not once
+// per change: at 10,000 partitions a copy is about 2 MB, and a restarted
+// broker's 10,000 ISR expansions copied 20 GB on every controller node.
+// The result, versions included, is the same whatever the runs Raft
+// hands over, so replicas batching differently agree. Only LogCommand
+// entries are applied; the others (configuration changes) get a nil
+// response, as Apply is not called for them.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	published := f.cur.Load()
+	e := batch{m: published}
+	var last uint64
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		out[i] = e.apply(l, f.max)
+		last = l.Index
+	}
+	if e.m != published {
+		f.publish(e.m)
+	}
+	if last > 0 {
+		f.advance(last)
+	}
+	return out
+}
+
+// batch is the metadata of an ApplyBatch in progress: m, unpublished once
+// a command changed it. When own is set, m's maps are its own (edit) and
+// so are the partitions arrays of the topics in topics: an AlterPartition
+// changes them in place instead of copying them again.
+type batch struct {
+	m      *Metadata
+	own    bool
+	topics map[*Topic]bool
+}
+
+// apply applies one command entry to e.m.
+func (e *batch) apply(l *raft.Log, max uint8) ApplyResponse {
 	var resp ApplyResponse
+	c, v, err := decodeCommandUpTo(l.Data, max)
 	if err != nil {
 		resp.Err = err
-	} else {
-		cur := f.cur.Load()
-		var next *Metadata
-		next, resp.Result, resp.Err = Apply(cur, c)
-		next = raiseLevel(next, v)
-		if next != cur {
-			f.publish(next)
+		resp.Result.Index = l.Index
+		return resp
+	}
+	if ap, ok := c.(AlterPartition); ok {
+		if err := e.alterPartition(ap); err != nil {
+			resp.Err = fmt.Errorf("%v: %w", c.Kind(), err)
 		}
+		e.set(raiseLevel(e.m, v))
+	} else {
+		var next *Metadata
+		next, resp.Result, resp.Err = Apply(e.m, c)
+		e.set(raiseLevel(next, v))
 	}
 	resp.Result.Index = l.Index
-	f.advance(l.Index)
 	return resp
+}
+
+// set makes m the batch's metadata; one made elsewhere (Apply,
+// raiseLevel) may share maps with a published metadata, so nothing of it
+// is owned.
+func (e *batch) set(m *Metadata) {
+	if m != e.m {
+		e.m, e.own, e.topics = m, false, nil
+	}
+}
+
+// alterPartition is applyAlterPartition on the batch's metadata, changing
+// what the batch owns in place.
+func (e *batch) alterPartition(c AlterPartition) error {
+	t, err := checkAlterPartition(e.m, c)
+	if err != nil {
+		return err
+	}
+	if e.own {
+		e.m.Version++ // as edit does for each change
+	} else {
+		e.m, e.own, e.topics = edit(e.m), true, map[*Topic]bool{}
+	}
+	nt := t
+	if e.topics[t] {
+		nt.ownPartition(int(c.Partition))
+	} else {
+		nt = t.cloneOne(int(c.Partition))
+		e.topics[nt] = true
+	}
+	alterPartition(e.m, nt, c)
+	return nil
 }
 
 // publish stores m, a metadata nobody else holds yet, as current, with the

@@ -261,7 +261,14 @@ func (t *Topic) clone() *Topic {
 func (t *Topic) cloneOne(i int) *Topic {
 	c := *t
 	c.Partitions = slices.Clone(t.Partitions)
-	p := &c.Partitions[i]
+	c.ownPartition(i)
+	return &c
+}
+
+// ownPartition gives partition i of t, a copy, slices of its own: the
+// copy of the array shares them with the original.
+func (t *Topic) ownPartition(i int) {
+	p := &t.Partitions[i]
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
 	p.Restarted = slices.Clone(p.Restarted)
@@ -269,7 +276,6 @@ func (t *Topic) cloneOne(i int) *Topic {
 	p.Adding = slices.Clone(p.Adding)
 	p.Removing = slices.Clone(p.Removing)
 	p.Queued = slices.Clone(p.Queued)
-	return &c
 }
 
 // TopicNames returns the topic names, sorted.

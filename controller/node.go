@@ -287,6 +287,11 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	rc.SnapshotInterval = cfg.SnapshotInterval
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
+	// Commands proposed back to back (a broker's ISR changes of a pass,
+	// AlterPartitions) go out in one log write and one AppendEntries, and
+	// reach the FSM as one batch (FSM.ApplyBatch), up to this many: 64 by
+	// default, which split a pass of 1,000 changes in 16.
+	rc.MaxAppendEntries = maxAppendEntries
 	rc.Logger = hlog
 	// A leader demoted or removed (remove.go) steps down and its node
 	// keeps running: shut down, its broker would be left without a

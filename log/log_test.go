@@ -526,6 +526,32 @@ func TestIntervalFlush(t *testing.T) {
 	})
 }
 
+// An idle log's flusher sleeps without its ticker once everything is
+// synced and checkpointed, and the next append wakes it: that append is
+// flushed and checkpointed within the interval as before, and so is a
+// truncation's lowered recovery point raised again.
+func TestIdleFlusherSleepsAndWakes(t *testing.T) {
+	cfg := smallConfig()
+	cfg.FlushInterval = 5 * time.Millisecond
+	l := openLog(t, t.TempDir(), cfg)
+	poll.Until(t, 10*time.Second, "flusher idle after open", l.flusherIdle.Load)
+	rng := rand.New(rand.NewPCG(1, 7))
+	for round := range 3 {
+		appendN(t, l, rng, 3, 200, 1)
+		poll.Until(t, 10*time.Second, "flush after waking", func() bool { return l.SyncedOffset() == l.EndOffset() })
+		poll.Until(t, 10*time.Second, "recovery point after waking", func() bool {
+			v, err := l.rpFile.ReadInt64()
+			return err == nil && v == l.EndOffset()
+		})
+		poll.Until(t, 10*time.Second, "flusher idle again", l.flusherIdle.Load)
+		if round == 1 {
+			if err := l.TruncateTo(l.EndOffset() - 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestCloseIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	l, err := Open(dir, smallConfig())
