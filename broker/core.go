@@ -107,58 +107,37 @@ func (b *Broker) CaughtUpMetadata(topics []string) *controller.Metadata {
 // and again) costs at most one barrier per catchUpFresh.
 const catchUpFresh = 100 * time.Millisecond
 
-// readBarrier is catchUp's read barrier; a variable for tests only.
-var readBarrier = func(ctx context.Context, b *Broker) error { return b.node.Sync(ctx) }
-
 // catchUpFlight is the read barrier of catchUp in flight, shared by the
-// requests that need one meanwhile, when it began and when the last one
-// ended.
+// requests that need one meanwhile, and when the last one ended.
 type catchUpFlight struct {
-	mu      sync.Mutex
-	done    chan struct{} // closed when the barrier in flight ends; nil: none
-	started time.Time     // when the barrier in flight, or the last, began
-	last    time.Time     // when the last barrier ended
+	mu   sync.Mutex
+	done chan struct{} // closed when the barrier in flight ends; nil: none
+	last time.Time     // when the last barrier ended
 }
 
 // catchUp brings this broker's metadata up to what the controller leader
-// had committed when catchUp was called (Node.Sync, a read barrier begun
-// after the call: one in flight at a time, shared by the requests that
-// need one meanwhile, none within catchUpFresh of the last, a request
-// then waiting for the next) and waits for it to be applied to the
+// had committed (Node.Sync, a read barrier; one in flight at a time,
+// shared by the requests that need one meanwhile, none within
+// catchUpFresh of the last) and waits for it to be applied to the
 // partitions, each within openWait. It says whether the metadata moved
-// past version v. A barrier begun before the call may have missed what
-// the caller is looking for (a topic created a moment before), and
-// skipping one inside catchUpFresh once left a Kafka client with
-// UNKNOWN_TOPIC_OR_PARTITION for a topic created 8 ms before, and 5 s
-// before it asked again (franz-go's MetadataMinAge).
+// past version v.
 func (b *Broker) catchUp(v uint64) bool {
 	if b.node == nil {
 		return false
 	}
 	f := &b.catchUps
-	called := time.Now()
-	bound := called.Add(openWait)
-	for time.Now().Before(bound) {
-		f.mu.Lock()
-		if f.started.After(called) && f.done == nil {
-			f.mu.Unlock()
-			break // a barrier begun since the call has ended
-		}
-		if ch := f.done; ch != nil {
-			f.mu.Unlock()
-			<-ch
-			continue
-		}
-		if wait := catchUpFresh - time.Since(f.last); wait > 0 {
-			f.mu.Unlock()
-			time.Sleep(min(wait, time.Until(bound)))
-			continue
-		}
-		ch := make(chan struct{})
-		f.done, f.started = ch, time.Now()
+	f.mu.Lock()
+	if ch := f.done; ch != nil {
 		f.mu.Unlock()
-		ctx, cancel := context.WithDeadline(context.Background(), bound)
-		err := readBarrier(ctx, b)
+		<-ch
+	} else if time.Since(f.last) < catchUpFresh {
+		f.mu.Unlock()
+	} else {
+		ch = make(chan struct{})
+		f.done = ch
+		f.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), openWait)
+		err := b.node.Sync(ctx)
 		cancel()
 		if err != nil {
 			b.logger.Debug("metadata catch-up for an unknown partition", zap.Error(err))
@@ -167,7 +146,6 @@ func (b *Broker) catchUp(v uint64) bool {
 		f.done, f.last = nil, time.Now()
 		f.mu.Unlock()
 		close(ch)
-		break
 	}
 	md := b.store.Metadata()
 	return md.Version > v && b.parts.awaitReconciled(md.Version, openWait)

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -97,38 +96,5 @@ func TestUnknownTopicAfterCatchUp(t *testing.T) {
 	}
 	if d := time.Since(start); d >= openWait {
 		t.Fatalf("%d appends to a topic that does not exist took %v, want under openWait (%v)", n, d, openWait)
-	}
-}
-
-// TestCatchUpBarrierBegunAfterTheCall: each catchUp is answered from a
-// read barrier begun after it was called, also one called within
-// catchUpFresh of the last barrier (it waits for the next, which the
-// callers meanwhile share). Skipping the barrier there once answered a
-// Kafka client UNKNOWN_TOPIC_OR_PARTITION for a topic created 8 ms
-// before, which cost it 5 s.
-func TestCatchUpBarrierBegunAfterTheCall(t *testing.T) {
-	b := startBroker(t, "", nil)
-	var barriers []time.Time
-	var mu sync.Mutex
-	defer func(f func(context.Context, *Broker) error) { readBarrier = f }(readBarrier)
-	readBarrier = func(ctx context.Context, b *Broker) error {
-		mu.Lock()
-		barriers = append(barriers, time.Now())
-		mu.Unlock()
-		return b.node.Sync(ctx)
-	}
-	v := b.Metadata().Version
-	b.catchUp(v) // a barrier just ended
-	var wg sync.WaitGroup
-	called := time.Now()
-	for range 5 {
-		wg.Add(1)
-		go func() { defer wg.Done(); b.catchUp(v) }()
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(barriers) != 2 || !barriers[1].After(called) {
-		t.Fatalf("barriers at %v for calls at %v: want the first, then one begun after the calls, shared by them", barriers, called)
 	}
 }
