@@ -395,8 +395,8 @@ const (
 	maxSlots  = 4 * slotChunk
 )
 
-// maxSlots is the pool's cap: maxSlots, or the test's Config.slots.
-func (p *producer) maxSlots() int {
+// slotCap is the pool's cap: maxSlots, or the test's Config.slots.
+func (p *producer) slotCap() int {
 	if p.cfg.slots > 0 {
 		return p.cfg.slots
 	}
@@ -447,8 +447,8 @@ func (p *producer) take(ctx context.Context) *slot {
 	default:
 	}
 	p.mu.Lock()
-	if n := len(p.slots); n < p.maxSlots() {
-		chunk := make([]slot, min(slotChunk, p.maxSlots()))
+	if n := len(p.slots); n < p.slotCap() {
+		chunk := make([]slot, min(slotChunk, p.slotCap()))
 		for i := range chunk {
 			s := &chunk[i]
 			s.cb = func(r *client.Record, err error) { p.done(s, r, err) }
@@ -535,7 +535,7 @@ func (p *producer) run(ctx context.Context, start time.Time) {
 	for i := range value {
 		value[i] = 'A' + byte(rng.IntN(26))
 	}
-	p.free = make(chan *slot, p.maxSlots())
+	p.free = make(chan *slot, p.slotCap())
 	p.noAck = fmt.Errorf("no acknowledgement within %v (delivery timeout)", p.cfg.DeliveryTimeout)
 	stop := make(chan struct{})
 	watched := make(chan struct{})
