@@ -250,6 +250,7 @@ func consumeFranz(b *testing.B, addr, topic string, n int) {
 	defer rtt.mu.Unlock()
 	b.ReportMetric(float64(rtt.n), "fetches")
 	b.ReportMetric(100*float64(rtt.wait)/float64(wall), "fetch-wait-%")
+	b.ReportMetric(100*float64(rtt.first)/float64(wall), "fetch-first-byte-%")
 }
 
 // fetchRoundTrips is a kgo hook summing its Fetch round trips.
@@ -257,6 +258,10 @@ type fetchRoundTrips struct {
 	mu   sync.Mutex
 	n    int
 	wait time.Duration
+	// first is the part of wait from the request written to the answer's
+	// first byte read (the broker's service, kgo's reader waking); the
+	// rest is the transfer of the answer.
+	first time.Duration
 }
 
 func (h *fetchRoundTrips) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.BrokerE2E) {
@@ -267,4 +272,5 @@ func (h *fetchRoundTrips) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e kgo.Bro
 	defer h.mu.Unlock()
 	h.n++
 	h.wait += e.DurationE2E()
+	h.first += e.ReadWait
 }
