@@ -32,7 +32,8 @@ type GroupConfig struct {
 // GroupRead is one record as a group consumer read it. Seq and Returned
 // place it among every read and hand-over of the run (one counter): Seq
 // is taken when the Poll that returned the record began, Returned when it
-// returned. A hand-over of the record's partition by its reader comes
+// returned; the Poll took the record from the client's buffer somewhere
+// between. A hand-over of the record's partition by its reader comes
 // after Seq (the records of a revoked partition are dropped before the
 // hand-over); one that let this reader have the partition comes before
 // Returned.
@@ -77,13 +78,15 @@ type GroupResult struct {
 	Lost int64 `json:"lost"`
 	// Unexpected: read, never sent.
 	Unexpected int64 `json:"unexpected"`
-	// Duplicates: reads of a record already read, by another consumer
-	// after the first reader handed its partition over. Expected (at
-	// least once), counted.
+	// Duplicates: reads of a record already read, after the first reader
+	// handed its partition over: by the partition's next owner, or by the
+	// first reader itself once the partition came back to it. Expected
+	// (at least once), counted.
 	Duplicates int64 `json:"duplicates"`
 	// UnexplainedDuplicates: reads of a record already read with no
-	// hand-over of its partition between (the same consumer twice, or
-	// two consumers owning one partition at once).
+	// hand-over of its partition between (the same consumer twice while
+	// it kept the partition, or two consumers owning one partition at
+	// once).
 	UnexplainedDuplicates int64 `json:"unexplained_duplicates"`
 	// Backwards: a partition's sampled committed offset lower than an
 	// earlier sample.
@@ -126,6 +129,20 @@ func CheckGroup(h GroupHistory) GroupResult {
 		}
 		return false
 	}
+	// explained: the record's partition was handed over between reads a
+	// and b (a returned first): a's reader gave it up after a's Poll
+	// began and before b's returned. b's reader is the next owner, or
+	// a's reader again once the partition came back to it (it starts
+	// again at the last commit). A Poll takes its records somewhere in
+	// [Seq, Returned], so when b's Poll began before a's returned either
+	// read may have been first: then a hand-over by b's reader after b's
+	// Poll began and before a's returned explains it as well. With no
+	// hand-over in the window, the reads overlapped an ownership: two
+	// owners at once, or one owner reading a record twice.
+	explained := func(a, b *GroupRead) bool {
+		return handedOver(a.Consumer, a.Partition, a.Seq, b.Returned) ||
+			b.Seq < a.Returned && handedOver(b.Consumer, b.Partition, b.Seq, a.Returned)
+	}
 	last := make([]*GroupRead, len(h.Sends))
 	unexpected := map[string]bool{}
 	for i := range reads {
@@ -140,12 +157,14 @@ func CheckGroup(h GroupHistory) GroupResult {
 			continue
 		}
 		if prev := last[id]; prev != nil {
-			if prev.Consumer != rd.Consumer && handedOver(prev.Consumer, prev.Partition, prev.Seq, rd.Returned) {
+			if explained(prev, rd) {
 				r.Duplicates++
 			} else {
 				r.UnexplainedDuplicates++
-				r.example("unexplained duplicate: %q read by consumer %d (seq %d) and again by consumer %d (returned at seq %d) with no hand-over of partition %d between",
-					rd.Value, prev.Consumer, prev.Seq, rd.Consumer, rd.Returned, rd.Partition)
+				r.example("unexplained duplicate: %q at %d@%d read by consumer %d (Poll seq %d-%d) and again by consumer %d (Poll seq %d-%d) with no hand-over of the partition between (hand-overs of it by %d at %v, by %d at %v)",
+					rd.Value, rd.Partition, rd.Offset, prev.Consumer, prev.Seq, prev.Returned, rd.Consumer, rd.Seq, rd.Returned,
+					prev.Consumer, handOvers[[2]int64{int64(prev.Consumer), int64(prev.Partition)}],
+					rd.Consumer, handOvers[[2]int64{int64(rd.Consumer), int64(rd.Partition)}])
 			}
 		}
 		last[id] = rd

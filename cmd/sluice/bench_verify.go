@@ -64,8 +64,9 @@ committed every end offset. Checks:
 
   lost          acknowledged, never read by any consumer of the group
   unexpected    read, never sent
-  duplicates    read again by another consumer after the first handed its
-                partition over (a kill, a rebalance): expected, counted
+  duplicates    read again after the first reader handed its partition over
+                (a kill, a rebalance), by the next owner or by the first
+                reader once the partition came back to it: expected, counted
   unexplained   read again with no hand-over between: a failure
   backwards     a committed offset lower than before (sampled every 20ms)
   not committed a partition whose committed offset is not its end offset after
