@@ -32,7 +32,8 @@ type GroupConfig struct {
 // GroupRead is one record as a group consumer read it. Seq and Returned
 // place it among every read and hand-over of the run (one counter): Seq
 // is taken when the Poll that returned the record began, Returned when it
-// returned. A hand-over of the record's partition by its reader comes
+// returned; the Poll took the record from the client's buffer somewhere
+// between. A hand-over of the record's partition by its reader comes
 // after Seq (the records of a revoked partition are dropped before the
 // hand-over); one that let this reader have the partition comes before
 // Returned.
@@ -45,7 +46,8 @@ type GroupRead struct {
 	Value     string `json:"value"`
 }
 
-// HandOver is a consumer giving up a partition: revoked, lost, or closed.
+// HandOver is a consumer giving up a partition: revoked, lost, or closed;
+// or, in GroupHistory.Assigns, taking one.
 type HandOver struct {
 	Consumer  int   `json:"consumer"`
 	Seq       int64 `json:"seq"`
@@ -57,6 +59,9 @@ type GroupHistory struct {
 	Sends     []Send      `json:"sends"`
 	Reads     []GroupRead `json:"reads"`
 	HandOvers []HandOver  `json:"hand_overs"`
+	// Assigns are consumers taking partitions: stamped in OnAssigned,
+	// which returns before the partitions' records are fetched.
+	Assigns []HandOver `json:"assigns"`
 	// Commits are the group's committed offsets sampled during the run,
 	// per partition (-1: none yet), in sample order.
 	Commits [][]int64 `json:"commits"`
@@ -77,14 +82,22 @@ type GroupResult struct {
 	Lost int64 `json:"lost"`
 	// Unexpected: read, never sent.
 	Unexpected int64 `json:"unexpected"`
-	// Duplicates: reads of a record already read, by another consumer
-	// after the first reader handed its partition over. Expected (at
-	// least once), counted.
+	// Duplicates: reads of a record already read, after the first reader
+	// handed its partition over: by the partition's next owner, or by the
+	// first reader itself once the partition came back to it. Expected
+	// (at least once), counted.
 	Duplicates int64 `json:"duplicates"`
 	// UnexplainedDuplicates: reads of a record already read with no
-	// hand-over of its partition between (the same consumer twice, or
-	// two consumers owning one partition at once).
+	// hand-over of its partition between (the same consumer twice while
+	// it kept the partition, or two consumers owning one partition at
+	// once).
 	UnexplainedDuplicates int64 `json:"unexplained_duplicates"`
+	// Unowned: reads by a consumer that did not own the record's
+	// partition while the read's Poll ran (no assignment of it to the
+	// reader before the Poll returned that the reader had not handed over
+	// before the Poll began): records of a partition returned before
+	// OnAssigned or after its hand-over.
+	Unowned int64 `json:"unowned"`
 	// Backwards: a partition's sampled committed offset lower than an
 	// earlier sample.
 	Backwards int64 `json:"backwards"`
@@ -96,7 +109,7 @@ type GroupResult struct {
 
 // Anomalies is how many times a check failed.
 func (r *GroupResult) Anomalies() int64 {
-	return r.Lost + r.Unexpected + r.UnexplainedDuplicates + r.Backwards + r.NotCommitted
+	return r.Lost + r.Unexpected + r.UnexplainedDuplicates + r.Unowned + r.Backwards + r.NotCommitted
 }
 
 func (r *GroupResult) example(format string, args ...any) {
@@ -111,10 +124,24 @@ func CheckGroup(h GroupHistory) GroupResult {
 	ids := newValueIDs(h.Sends)
 	reads := slices.Clone(h.Reads)
 	slices.SortStableFunc(reads, func(a, b GroupRead) int { return int(a.Returned - b.Returned) })
-	handOvers := map[[2]int64][]int64{} // (consumer, partition) → seqs
-	for _, ho := range h.HandOvers {
-		k := [2]int64{int64(ho.Consumer), int64(ho.Partition)}
-		handOvers[k] = append(handOvers[k], ho.Seq)
+	handOvers := bySeq(h.HandOvers) // (consumer, partition) → seqs, ascending
+	assigns := bySeq(h.Assigns)
+	// owned: consumer c owned partition p at some point between seqs from
+	// and to: an assignment before to whose next hand-over (if any) comes
+	// after from.
+	owned := func(c int, p int32, from, to int64) bool {
+		k := [2]int64{int64(c), int64(p)}
+		hos := handOvers[k]
+		for _, a := range assigns[k] {
+			if a > to {
+				break
+			}
+			i, _ := slices.BinarySearch(hos, a)
+			if i == len(hos) || hos[i] > from {
+				return true
+			}
+		}
+		return false
 	}
 	// handedOver: consumer c gave partition p up after seq from and
 	// before seq to.
@@ -125,6 +152,20 @@ func CheckGroup(h GroupHistory) GroupResult {
 			}
 		}
 		return false
+	}
+	// explained: the record's partition was handed over between reads a
+	// and b (a returned first): a's reader gave it up after a's Poll
+	// began and before b's returned. b's reader is the next owner, or
+	// a's reader again once the partition came back to it (it starts
+	// again at the last commit). A Poll takes its records somewhere in
+	// [Seq, Returned], so when b's Poll began before a's returned either
+	// read may have been first: then a hand-over by b's reader after b's
+	// Poll began and before a's returned explains it as well. With no
+	// hand-over in the window, the reads overlapped an ownership: two
+	// owners at once, or one owner reading a record twice.
+	explained := func(a, b *GroupRead) bool {
+		return handedOver(a.Consumer, a.Partition, a.Seq, b.Returned) ||
+			b.Seq < a.Returned && handedOver(b.Consumer, b.Partition, b.Seq, a.Returned)
 	}
 	last := make([]*GroupRead, len(h.Sends))
 	unexpected := map[string]bool{}
@@ -139,13 +180,21 @@ func CheckGroup(h GroupHistory) GroupResult {
 			}
 			continue
 		}
+		if !owned(rd.Consumer, rd.Partition, rd.Seq, rd.Returned) {
+			r.Unowned++
+			r.example("unowned: %q at %d@%d read by consumer %d (Poll seq %d-%d), which did not own the partition then (assigned at %v, handed over at %v)",
+				rd.Value, rd.Partition, rd.Offset, rd.Consumer, rd.Seq, rd.Returned,
+				assigns[[2]int64{int64(rd.Consumer), int64(rd.Partition)}], handOvers[[2]int64{int64(rd.Consumer), int64(rd.Partition)}])
+		}
 		if prev := last[id]; prev != nil {
-			if prev.Consumer != rd.Consumer && handedOver(prev.Consumer, prev.Partition, prev.Seq, rd.Returned) {
+			if explained(prev, rd) {
 				r.Duplicates++
 			} else {
 				r.UnexplainedDuplicates++
-				r.example("unexplained duplicate: %q read by consumer %d (seq %d) and again by consumer %d (returned at seq %d) with no hand-over of partition %d between",
-					rd.Value, prev.Consumer, prev.Seq, rd.Consumer, rd.Returned, rd.Partition)
+				r.example("unexplained duplicate: %q at %d@%d read by consumer %d (Poll seq %d-%d) and again by consumer %d (Poll seq %d-%d) with no hand-over of the partition between (hand-overs of it by %d at %v, by %d at %v)",
+					rd.Value, rd.Partition, rd.Offset, prev.Consumer, prev.Seq, prev.Returned, rd.Consumer, rd.Seq, rd.Returned,
+					prev.Consumer, handOvers[[2]int64{int64(prev.Consumer), int64(prev.Partition)}],
+					rd.Consumer, handOvers[[2]int64{int64(rd.Consumer), int64(rd.Partition)}])
 			}
 		}
 		last[id] = rd
@@ -182,6 +231,19 @@ func CheckGroup(h GroupHistory) GroupResult {
 		}
 	}
 	return r
+}
+
+// bySeq is the seqs of events by (consumer, partition), ascending.
+func bySeq(events []HandOver) map[[2]int64][]int64 {
+	out := map[[2]int64][]int64{}
+	for _, e := range events {
+		k := [2]int64{int64(e.Consumer), int64(e.Partition)}
+		out[k] = append(out[k], e.Seq)
+	}
+	for _, seqs := range out {
+		slices.Sort(seqs)
+	}
+	return out
 }
 
 // VerifyGroup runs a verifiable workload through a consumer group:
@@ -300,7 +362,7 @@ func VerifyGroup(ctx context.Context, cfg Config, gcfg GroupConfig) (GroupHistor
 	if err != nil {
 		errs = append(errs, fmt.Errorf("final committed offsets: %w", err))
 	}
-	h.Reads, h.HandOvers = gr.history()
+	h.Reads, h.HandOvers, h.Assigns = gr.history()
 	for _, c := range gr.all {
 		if c.err != nil {
 			errs = append(errs, fmt.Errorf("consumer %d: %w", c.id, c.err))
@@ -319,6 +381,7 @@ type groupRun struct {
 	mu        sync.Mutex
 	reads     []GroupRead
 	handOvers []HandOver
+	assigns   []HandOver
 	all       []*groupConsumer
 }
 
@@ -331,10 +394,10 @@ type groupConsumer struct {
 	err    error
 }
 
-func (gr *groupRun) history() ([]GroupRead, []HandOver) {
+func (gr *groupRun) history() (reads []GroupRead, handOvers, assigns []HandOver) {
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
-	return gr.reads, gr.handOvers
+	return gr.reads, gr.handOvers, gr.assigns
 }
 
 // start starts a new consumer incarnation.
@@ -343,17 +406,21 @@ func (gr *groupRun) start(ctx context.Context) (*groupConsumer, error) {
 	c := &groupConsumer{id: len(gr.all), done: make(chan struct{})}
 	gr.all = append(gr.all, c)
 	gr.mu.Unlock()
-	handOver := func(tps []client.TopicPartition) {
-		seq := gr.seq.Add(1)
-		gr.mu.Lock()
-		for _, tp := range tps {
-			gr.handOvers = append(gr.handOvers, HandOver{Consumer: c.id, Seq: seq, Partition: tp.Partition})
+	// stamp records the consumer taking or giving up partitions in to.
+	stamp := func(to *[]HandOver) func([]client.TopicPartition) {
+		return func(tps []client.TopicPartition) {
+			seq := gr.seq.Add(1)
+			gr.mu.Lock()
+			for _, tp := range tps {
+				*to = append(*to, HandOver{Consumer: c.id, Seq: seq, Partition: tp.Partition})
+			}
+			gr.mu.Unlock()
 		}
-		gr.mu.Unlock()
 	}
+	handOver := stamp(&gr.handOvers)
 	opts := append(append([]client.Opt(nil), gr.cfg.Consumer...),
 		client.ConsumerGroup(gr.gcfg.Group, client.GroupTopics(gr.cfg.Topic), client.GroupResetOffset(client.AtStart()),
-			client.AutoCommit(false, 0), client.OnRevoked(handOver), client.OnLost(handOver)))
+			client.AutoCommit(false, 0), client.OnAssigned(stamp(&gr.assigns)), client.OnRevoked(handOver), client.OnLost(handOver)))
 	cl, err := gr.cfg.newClient(ctx, fmt.Sprintf("sluice-verify-group-%d", c.id), opts)
 	if err != nil {
 		close(c.done)

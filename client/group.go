@@ -26,9 +26,9 @@ import (
 //     OnRevoked runs, and the next heartbeat — sent at once — reports it
 //     released, so the coordinator can give it to its new owner;
 //   - then a newly assigned partition's committed offset is looked up
-//     (OffsetFetch) and fetching starts there, or, with no commit, at
-//     GroupResetOffset; OnAssigned runs and the next heartbeat reports it
-//     owned.
+//     (OffsetFetch), OnAssigned runs, and fetching starts at the
+//     committed offset, or, with no commit, at GroupResetOffset; the next
+//     heartbeat reports it owned.
 //
 // UNKNOWN_MEMBER_ID and FENCED_MEMBER_EPOCH drop every partition without
 // committing (OnLost) and join again. A member whose application has not
@@ -340,6 +340,18 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 			start[tp] = At(off)
 		}
 	}
+	g.mu.Lock()
+	for _, tp := range added {
+		g.owned[tp] = true
+	}
+	g.mu.Unlock()
+	// OnAssigned returns before fetching starts, so no Poll returns a
+	// record of the partitions before it (Kafka's order): an application
+	// that sets up a partition's state there sees none of its records
+	// first.
+	if g.cfg.onAssigned != nil {
+		g.cfg.onAssigned(added)
+	}
 	g.c.cons.assign(start)
 	g.c.cons.mu.Lock()
 	for tp, off := range committed {
@@ -348,14 +360,6 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 		}
 	}
 	g.c.cons.mu.Unlock()
-	g.mu.Lock()
-	for _, tp := range added {
-		g.owned[tp] = true
-	}
-	g.mu.Unlock()
-	if g.cfg.onAssigned != nil {
-		g.cfg.onAssigned(added)
-	}
 	return true, nil
 }
 

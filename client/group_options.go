@@ -101,10 +101,11 @@ func AutoCommit(on bool, interval time.Duration) GroupOpt {
 func GroupResetOffset(o Offset) GroupOpt { return func(g *groupConfig) { g.reset = o } }
 
 // OnAssigned sets a function called with partitions as the member starts
-// consuming them (their committed offsets looked up). It runs on the
-// member's own goroutine, which does not heartbeat meanwhile: it must
-// return well within the session timeout and must not call Commit or
-// Close.
+// consuming them: their committed offsets were looked up, and fetching
+// them starts once it returns, so no Poll returns their records before
+// it. It runs on the member's own goroutine, which does not heartbeat
+// meanwhile: it must return well within the session timeout and must not
+// call Commit or Close.
 func OnAssigned(fn func([]TopicPartition)) GroupOpt {
 	return func(g *groupConfig) { g.onAssigned = fn }
 }

@@ -407,3 +407,34 @@ func TestGroupAdmin(t *testing.T) {
 		t.Fatalf("describe a deleted group: %v", err)
 	}
 }
+
+// OnAssigned returns before the partitions' records come: a Poll while
+// it runs gets none of them (Kafka's order: an application sets up a
+// partition's state there before it sees its records).
+func TestGroupAssignedBeforeRecords(t *testing.T) {
+	fc, _ := groupTest(t, 3)
+	fc.setTarget("g", "m1", TopicPartition{"t", 0})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c := newMember(t, fc, OnAssigned(func([]TopicPartition) {
+		once.Do(func() { close(entered) })
+		<-release
+	}))
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnAssigned never ran")
+	}
+	// The fetch of t/0 takes a few ms once started (FetchMaxWait 10ms);
+	// 300ms of Poll would have seen its records.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	f, err := c.Poll(ctx)
+	cancel()
+	close(release)
+	if len(f.Records) != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poll while OnAssigned ran: %d records, err %v; want none", len(f.Records), err)
+	}
+	if got := pollRecords(t, c, 3); len(got[0]) != 3 {
+		t.Fatalf("records after OnAssigned returned: %v", got)
+	}
+}

@@ -64,9 +64,12 @@ committed every end offset. Checks:
 
   lost          acknowledged, never read by any consumer of the group
   unexpected    read, never sent
-  duplicates    read again by another consumer after the first handed its
-                partition over (a kill, a rebalance): expected, counted
+  duplicates    read again after the first reader handed its partition over
+                (a kill, a rebalance), by the next owner or by the first
+                reader once the partition came back to it: expected, counted
   unexplained   read again with no hand-over between: a failure
+  unowned       read by a consumer that did not own the partition then (before
+                its assignment or after its hand-over): a failure
   backwards     a committed offset lower than before (sampled every 20ms)
   not committed a partition whose committed offset is not its end offset after
                 the run
@@ -301,14 +304,14 @@ func verifyGroup(cmd *cobra.Command, b *benchFlags, cfg bench.Config, gcfg bench
 	} else {
 		fmt.Fprintf(w, "verify %s --group %s: %s\n", b.topic, gcfg.Group, v)
 		fmt.Fprintf(w, "sent %d, acknowledged %d; %d reads by the group, %d consumers killed\n", r.Sent, r.Acked, r.Reads, r.Kills)
-		fmt.Fprintf(w, "lost %d, unexpected %d, unexplained duplicates %d, backwards %d, not committed %d; duplicates across a hand-over %d\n",
-			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Backwards, r.NotCommitted, r.Duplicates)
+		fmt.Fprintf(w, "lost %d, unexpected %d, unexplained duplicates %d, unowned %d, backwards %d, not committed %d; duplicates across a hand-over %d\n",
+			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Unowned, r.Backwards, r.NotCommitted, r.Duplicates)
 		writeExamples(w, r.Examples, errs)
 	}
 	switch v {
 	case verdictFailed:
-		return &exitError{code: 1, msg: fmt.Sprintf("verify --group: FAILED: %d lost, %d unexpected, %d unexplained duplicates, %d backwards, %d not committed",
-			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Backwards, r.NotCommitted)}
+		return &exitError{code: 1, msg: fmt.Sprintf("verify --group: FAILED: %d lost, %d unexpected, %d unexplained duplicates, %d unowned, %d backwards, %d not committed",
+			r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Unowned, r.Backwards, r.NotCommitted)}
 	case verdictNotReadBack:
 		return &exitError{code: exitCouldNotReadBack, msg: "verify --group: could not complete: " + strings.Join(errs, "; ")}
 	}

@@ -65,8 +65,8 @@ func TestChaosGroup(t *testing.T) {
 	r := bench.CheckGroup(gh)
 	t.Logf("group verify: sent %d, acknowledged %d, reads %d, consumers killed %d, duplicates across hand-overs %d, commit samples %d",
 		r.Sent, r.Acked, r.Reads, r.Kills, r.Duplicates, len(gh.Commits))
-	t.Logf("group verify: lost %d, unexpected %d, unexplained duplicates %d, commits backwards %d, partitions not committed to the end %d; end offsets %v, final commits %v",
-		r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Backwards, r.NotCommitted, gh.Ends, gh.Final)
+	t.Logf("group verify: lost %d, unexpected %d, unexplained duplicates %d, unowned reads %d, commits backwards %d, partitions not committed to the end %d; end offsets %v, final commits %v",
+		r.Lost, r.Unexpected, r.UnexplainedDuplicates, r.Unowned, r.Backwards, r.NotCommitted, gh.Ends, gh.Final)
 	if r.Anomalies() != 0 {
 		h.save("group-history.json", gh)
 		t.Errorf("group check failed: %+v", r)
