@@ -152,7 +152,7 @@ func (l *Listener) untrack(c net.Conn) {
 }
 
 func (l *Listener) handshake(c net.Conn) {
-	raw := &gatherConn{Conn: c, max: serverWriteBatch}
+	raw := &gatherConn{Conn: c}
 	tc := tls.Server(raw, l.cfg)
 	_ = c.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	err := tc.Handshake()
@@ -272,7 +272,7 @@ func ClientHandshake(ctx context.Context, nc net.Conn, cfg *tls.Config, addr str
 		cfg = cfg.Clone()
 		cfg.ServerName = serverName(addr)
 	}
-	raw := &gatherConn{Conn: nc, max: writeBatch}
+	raw := &gatherConn{Conn: nc}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
@@ -333,36 +333,21 @@ func (t *Transport) Dial(ctx context.Context, d *net.Dialer, network, addr strin
 	return Dial(ctx, d, network, addr, t.Client)
 }
 
-// The gathering of a Conn's writes. A write(2) on a TLS connection costs
-// more than its system call: the reader, which decrypts faster than the
-// writer seals, sleeps between two writes and each one wakes it. A
-// connection of a Listener gathers up to serverWriteBatch, so a fetch
-// response of the default 1 MiB of records (plus 22 bytes per 16 KiB
-// record and its head) leaves in one write(2); a client connection, whose
-// large writes are produce requests the broker reads while the next one
-// is sealed, gathers up to writeBatch (a 1 MiB batch in one write cost the
-// producers throughput: BENCHMARKS.md). maxRecord is the most data one
-// record holds.
+// writeBatch bounds the TLS records gathered into one write(2) on a
+// server connection; maxRecord is the most data one record holds.
 const (
-	writeBatch       = 256 << 10
-	serverWriteBatch = 1<<20 + 32<<10
-	maxRecord        = 16 << 10
+	writeBatch = 256 << 10
+	maxRecord  = 16 << 10
 )
 
-// Buffers writes gather records in, lent for one Write: bigBufs only to
-// a Write of more than writeBatch on a connection of a Listener, so a
-// small response never holds a large buffer.
-var (
-	batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
-	bigBufs   = sync.Pool{New: func() any { b := make([]byte, 0, serverWriteBatch); return &b }}
-)
+// batchBufs are the buffers writes gather records in, lent for one Write.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBatch); return &b }}
 
 // Conn is a TLS connection of a Listener or of ClientHandshake. crypto/tls
 // writes every record (at most 16 KiB of data) with a write(2) of its
 // own; a Write of Conn gathers the records of one call into writes of up
-// to about 1 MiB (a Listener's) or 256 KiB (a client's), so a 1 MiB
-// fetch response costs 1 system call instead of 64 and a 1 MiB produce
-// request 5.
+// to 256 KiB, so a 1 MiB fetch response or produce request costs 4 system
+// calls instead of 64.
 // Everything else is the embedded *tls.Conn's (ConnectionState for the
 // peer's certificate).
 type Conn struct {
@@ -379,9 +364,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.raw.gather(len(b))
+	c.raw.gather(true)
 	n, err := c.Conn.Write(b)
-	if ferr := c.raw.flush(); err == nil && ferr != nil {
+	if ferr := c.raw.gather(false); err == nil && ferr != nil {
 		err = ferr
 	}
 	return n, err
@@ -395,11 +380,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	var size int
-	for _, b := range *bufs {
-		size += len(b)
-	}
-	c.raw.gather(size)
+	c.raw.gather(true)
 	var n int64
 	var err error
 	for len(*bufs) > 0 && err == nil {
@@ -410,7 +391,7 @@ func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 			*bufs = (*bufs)[1:]
 		}
 	}
-	if ferr := c.raw.flush(); err == nil && ferr != nil {
+	if ferr := c.raw.gather(false); err == nil && ferr != nil {
 		err = ferr
 	}
 	return n, err
@@ -439,10 +420,8 @@ func ConnectionState(nc net.Conn) (tls.ConnectionState, bool) {
 // writes (handshake, alerts) go straight through.
 type gatherConn struct {
 	net.Conn
-	max int // the largest buffer a write may gather in: writeBatch or serverWriteBatch
 	mu  sync.Mutex
 	buf *[]byte // non-nil while gathering
-	big bool    // buf is bigBufs'
 }
 
 func (g *gatherConn) Write(b []byte) (int, error) {
@@ -451,11 +430,11 @@ func (g *gatherConn) Write(b []byte) (int, error) {
 	if g.buf == nil {
 		return g.Conn.Write(b)
 	}
-	if len(*g.buf)+len(b) > cap(*g.buf) {
+	if len(*g.buf)+len(b) > writeBatch {
 		if err := g.flushLocked(); err != nil {
 			return 0, err
 		}
-		if len(b) > cap(*g.buf) {
+		if len(b) > writeBatch {
 			return g.Conn.Write(b)
 		}
 	}
@@ -472,29 +451,17 @@ func (g *gatherConn) flushLocked() error {
 	return err
 }
 
-// gather starts gathering the records of a write of size bytes of data.
-func (g *gatherConn) gather(size int) {
+// gather starts gathering (on) or writes what was gathered and stops.
+func (g *gatherConn) gather(on bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.big = g.max > writeBatch && size > writeBatch
-	if g.big {
-		g.buf = bigBufs.Get().(*[]byte)
-	} else {
+	if on {
 		g.buf = batchBufs.Get().(*[]byte)
+		return nil
 	}
-}
-
-// flush writes what was gathered and stops gathering.
-func (g *gatherConn) flush() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	err := g.flushLocked()
 	*g.buf = (*g.buf)[:0]
-	if g.big {
-		bigBufs.Put(g.buf)
-	} else {
-		batchBufs.Put(g.buf)
-	}
+	batchBufs.Put(g.buf)
 	g.buf = nil
 	return err
 }

@@ -323,10 +323,9 @@ func TestListenerGathersRecords(t *testing.T) {
 	if !bytes.Equal(got, payload) {
 		t.Fatal("payload corrupted")
 	}
-	// 1 MiB is 64 records of 16 KiB: a server connection gathers them
-	// all (a fetch response of 1 MiB of records wakes its reader once).
-	if n := w.writes; n != 1 {
-		t.Fatalf("%d writes for 1 MiB, want 1", n)
+	// 1 MiB is 64 records of 16 KiB: gathered by 256 KiB, 4 or 5 writes.
+	if n := w.writes; n == 0 || n > 8 {
+		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
 	}
 	got = make([]byte, len(payload)+8)
 	if _, err := io.ReadFull(c, got); err != nil {
@@ -338,9 +337,9 @@ func TestListenerGathersRecords(t *testing.T) {
 	if !bytes.Equal(got, append(append([]byte("head"), payload...), "tail"...)) {
 		t.Fatal("WriteBuffers: bytes corrupted or out of order")
 	}
-	// net.Buffers.WriteTo makes 66: one for each record and small piece.
-	if n := w.writes; n != 1 {
-		t.Fatalf("WriteBuffers: %d writes for 1 MiB and two small pieces, want 1", n)
+	// net.Buffers.WriteTo makes 8: one more for each small piece.
+	if n := w.writes; n == 0 || n > 6 {
+		t.Fatalf("WriteBuffers: %d writes for 1 MiB and two small pieces, want at most 6", n)
 	}
 	// More than a gathering buffer holds: 3 MiB leave in a few writes,
 	// intact and in order.
@@ -361,8 +360,8 @@ func TestListenerGathersRecords(t *testing.T) {
 	if !bytes.Equal(got, append(append([]byte("head"), big...), "tail"...)) {
 		t.Fatal("WriteBuffers of 3 MiB: bytes corrupted or out of order")
 	}
-	if n := w.writes; n < 3 || n > 4 {
-		t.Fatalf("WriteBuffers: %d writes for 3 MiB, want 3 or 4", n)
+	if n := w.writes; n < 12 || n > 16 {
+		t.Fatalf("WriteBuffers: %d writes for 3 MiB, want 12 to 16", n)
 	}
 }
 
@@ -411,8 +410,8 @@ func TestClientHandshakeGathersRecords(t *testing.T) {
 	if b := <-got; !bytes.Equal(b, payload) {
 		t.Fatal("payload corrupted")
 	}
-	// By 256 KiB: a producer's broker starts reading a request while
-	// the rest of it is sealed.
+	// By 256 KiB: the broker starts reading a produce request while the
+	// rest of it is sealed.
 	if n := writes.Load(); n < 4 || n > 8 {
 		t.Fatalf("%d writes for 1 MiB, want 4 to 8", n)
 	}
