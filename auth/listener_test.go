@@ -269,8 +269,7 @@ func TestListenerGathersRecords(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
-	// Each write's error and the write(2)s it made, counted here: the
-	// server resets the count for the next write as soon as it sent this.
+	// Each server write's error and the write(2)s it made.
 	type wrote struct {
 		err    error
 		writes int64
@@ -291,17 +290,6 @@ func TestListenerGathersRecords(t *testing.T) {
 		}
 		writes.Store(0) // the handshake's
 		_, err = c.Write(payload)
-		sent <- wrote{err, writes.Swap(0)}
-		if err != nil {
-			return
-		}
-		// WriteBuffers: a small head, the payload, a small tail (a
-		// fetch response) leave in as few writes, in order.
-		bufs := net.Buffers{[]byte("head"), payload, []byte("tail")}
-		n, err := c.(auth.BuffersWriter).WriteBuffers(&bufs)
-		if err == nil && (n != int64(len(payload)+8) || len(bufs) != 0) {
-			err = fmt.Errorf("WriteBuffers wrote %d bytes and left %d buffers", n, len(bufs))
-		}
 		sent <- wrote{err, writes.Load()}
 	}()
 	c, err := auth.Dial(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), client)
@@ -327,87 +315,99 @@ func TestListenerGathersRecords(t *testing.T) {
 	if n := w.writes; n == 0 || n > 8 {
 		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
 	}
-	got = make([]byte, len(payload)+8)
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if w = <-sent; w.err != nil {
-		t.Fatal(w.err)
-	}
-	if !bytes.Equal(got, append(append([]byte("head"), payload...), "tail"...)) {
-		t.Fatal("WriteBuffers: bytes corrupted or out of order")
+	// writeBuffers has the server write a small head, data and a small
+	// tail (a fetch response) with WriteBuffers, checks they arrive
+	// intact and in order, and returns the write(2)s it made.
+	writeBuffers := func(data []byte) int64 {
+		t.Helper()
+		go func() {
+			writes.Store(0)
+			bufs := net.Buffers{[]byte("head"), data, []byte("tail")}
+			n, err := conn.(auth.BuffersWriter).WriteBuffers(&bufs)
+			if err == nil && (n != int64(len(data)+8) || len(bufs) != 0) {
+				err = fmt.Errorf("WriteBuffers wrote %d bytes and left %d buffers", n, len(bufs))
+			}
+			sent <- wrote{err, writes.Load()}
+		}()
+		got := make([]byte, len(data)+8)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		w := <-sent
+		if w.err != nil {
+			t.Fatal(w.err)
+		}
+		if !bytes.Equal(got, append(append([]byte("head"), data...), "tail"...)) {
+			t.Fatalf("WriteBuffers of %d bytes: bytes corrupted or out of order", len(data))
+		}
+		return w.writes
 	}
 	// net.Buffers.WriteTo makes 8: one more for each small piece.
-	if n := w.writes; n == 0 || n > 6 {
+	if n := writeBuffers(payload); n == 0 || n > 6 {
 		t.Fatalf("WriteBuffers: %d writes for 1 MiB and two small pieces, want at most 6", n)
 	}
-	// More than a gathering buffer holds: 3 MiB leave in a few writes,
-	// intact and in order.
-	big := bytes.Repeat(payload, 3)
-	go func() {
-		writes.Store(0)
-		bufs := net.Buffers{[]byte("head"), big, []byte("tail")}
-		_, err := conn.(auth.BuffersWriter).WriteBuffers(&bufs)
-		sent <- wrote{err, writes.Load()}
-	}()
-	got = make([]byte, len(big)+8)
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if w = <-sent; w.err != nil {
-		t.Fatal(w.err)
-	}
-	if !bytes.Equal(got, append(append([]byte("head"), big...), "tail"...)) {
-		t.Fatal("WriteBuffers of 3 MiB: bytes corrupted or out of order")
-	}
-	if n := w.writes; n < 12 || n > 16 {
+	// More than a gathering buffer holds: 3 MiB in 13 writes of 15
+	// records.
+	if n := writeBuffers(bytes.Repeat(payload, 3)); n < 12 || n > 16 {
 		t.Fatalf("WriteBuffers: %d writes for 3 MiB, want 12 to 16", n)
 	}
 }
 
-// The client side gathers too: a 1 MiB Write leaves in a few writes.
-func TestClientHandshakeGathersRecords(t *testing.T) {
+// dialListener starts an auth.Listener, serves the one connection it
+// accepts with serve on a goroutine (its error comes on the channel, once
+// serve returned; the connection is closed after it) and returns the client
+// side: a TLS connection of auth.ClientHandshake over wrap(the TCP
+// connection).
+func dialListener(t *testing.T, wrap func(net.Conn) net.Conn, serve func(net.Conn) error) (net.Conn, <-chan error) {
+	t.Helper()
 	server, client := tlsPair(t, auth.ClientAuthNone)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := auth.NewListener(raw, server, auth.ListenerOptions{})
-	defer ln.Close()
-	payload := bytes.Repeat([]byte("sluice"), 1<<20/6)
-	got := make(chan []byte, 1)
+	t.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			got <- nil
+			served <- err
 			return
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
-		b := make([]byte, len(payload))
-		if _, err := io.ReadFull(c, b); err != nil {
-			b = nil
-		}
-		got <- b
+		served <- serve(c)
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var writes atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := auth.ClientHandshake(ctx, countingConn{nc, &writes}, client("127.0.0.1"), ln.Addr().String())
+	c, err := auth.ClientHandshake(ctx, wrap(nc), client("127.0.0.1"), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c, served
+}
+
+// The client side gathers too: a 1 MiB Write leaves in a few writes.
+func TestClientHandshakeGathersRecords(t *testing.T) {
+	payload := bytes.Repeat([]byte("sluice"), 1<<20/6)
+	got := make([]byte, len(payload))
+	var writes atomic.Int64
+	c, served := dialListener(t, func(nc net.Conn) net.Conn { return countingConn{nc, &writes} },
+		func(c net.Conn) error { _, err := io.ReadFull(c, got); return err })
 	writes.Store(0)
 	if _, err := c.Write(payload); err != nil {
 		t.Fatal(err)
 	}
-	if b := <-got; !bytes.Equal(b, payload) {
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
 		t.Fatal("payload corrupted")
 	}
 	// By 256 KiB: the broker starts reading a produce request while the
@@ -435,44 +435,15 @@ func (c *recordingConn) Read(b []byte) (int, error) {
 // A server connection sends full 16 KiB records from its first byte of
 // data on, not crypto/tls's small records for the first 128 KiB.
 func TestListenerSendsFullRecords(t *testing.T) {
-	server, client := tlsPair(t, auth.ClientAuthNone)
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := auth.NewListener(raw, server, auth.ListenerOptions{})
-	defer ln.Close()
 	payload := bytes.Repeat([]byte("sluice!!"), 64<<10/8)
-	errc := make(chan error, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
-		_, err = c.Write(payload)
-		errc <- err
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recordingConn{Conn: nc}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := auth.ClientHandshake(ctx, rec, client("127.0.0.1"), ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	var rec *recordingConn
+	c, served := dialListener(t, func(nc net.Conn) net.Conn { rec = &recordingConn{Conn: nc}; return rec },
+		func(c net.Conn) error { _, err := c.Write(payload); return err })
 	got := make([]byte, len(payload))
 	if _, err := io.ReadFull(c, got); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-errc; err != nil {
+	if err := <-served; err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, payload) {
