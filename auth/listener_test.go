@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -268,20 +269,20 @@ func TestListenerGathersRecords(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
-	// Each write's error and the write(2)s it made, counted here: the
-	// server resets the count for the next write as soon as it sent this.
+	// Each server write's error and the write(2)s it made.
 	type wrote struct {
 		err    error
 		writes int64
 	}
 	sent := make(chan wrote, 1)
+	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			sent <- wrote{err: err}
 			return
 		}
-		defer c.Close()
+		accepted <- c
 		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
 		if _, ok := auth.ConnectionState(c); !ok {
 			sent <- wrote{err: errors.New("ConnectionState: not a TLS connection")}
@@ -289,17 +290,6 @@ func TestListenerGathersRecords(t *testing.T) {
 		}
 		writes.Store(0) // the handshake's
 		_, err = c.Write(payload)
-		sent <- wrote{err, writes.Swap(0)}
-		if err != nil {
-			return
-		}
-		// WriteBuffers: a small head, the payload, a small tail (a
-		// fetch response) leave in as few writes, in order.
-		bufs := net.Buffers{[]byte("head"), payload, []byte("tail")}
-		n, err := c.(auth.BuffersWriter).WriteBuffers(&bufs)
-		if err == nil && (n != int64(len(payload)+8) || len(bufs) != 0) {
-			err = fmt.Errorf("WriteBuffers wrote %d bytes and left %d buffers", n, len(bufs))
-		}
 		sent <- wrote{err, writes.Load()}
 	}()
 	c, err := auth.Dial(context.Background(), &net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), client)
@@ -316,6 +306,8 @@ func TestListenerGathersRecords(t *testing.T) {
 	if w.err != nil {
 		t.Fatal(w.err)
 	}
+	conn := <-accepted
+	defer conn.Close()
 	if !bytes.Equal(got, payload) {
 		t.Fatal("payload corrupted")
 	}
@@ -323,68 +315,161 @@ func TestListenerGathersRecords(t *testing.T) {
 	if n := w.writes; n == 0 || n > 8 {
 		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
 	}
-	got = make([]byte, len(payload)+8)
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatal(err)
-	}
-	if w = <-sent; w.err != nil {
-		t.Fatal(w.err)
-	}
-	if !bytes.Equal(got, append(append([]byte("head"), payload...), "tail"...)) {
-		t.Fatal("WriteBuffers: bytes corrupted or out of order")
+	// writeBuffers has the server write a small head, data and a small
+	// tail (a fetch response) with WriteBuffers, checks they arrive
+	// intact and in order, and returns the write(2)s it made.
+	writeBuffers := func(data []byte) int64 {
+		t.Helper()
+		go func() {
+			writes.Store(0)
+			bufs := net.Buffers{[]byte("head"), data, []byte("tail")}
+			n, err := conn.(auth.BuffersWriter).WriteBuffers(&bufs)
+			if err == nil && (n != int64(len(data)+8) || len(bufs) != 0) {
+				err = fmt.Errorf("WriteBuffers wrote %d bytes and left %d buffers", n, len(bufs))
+			}
+			sent <- wrote{err, writes.Load()}
+		}()
+		got := make([]byte, len(data)+8)
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatal(err)
+		}
+		w := <-sent
+		if w.err != nil {
+			t.Fatal(w.err)
+		}
+		if !bytes.Equal(got, append(append([]byte("head"), data...), "tail"...)) {
+			t.Fatalf("WriteBuffers of %d bytes: bytes corrupted or out of order", len(data))
+		}
+		return w.writes
 	}
 	// net.Buffers.WriteTo makes 8: one more for each small piece.
-	if n := w.writes; n == 0 || n > 6 {
+	if n := writeBuffers(payload); n == 0 || n > 6 {
 		t.Fatalf("WriteBuffers: %d writes for 1 MiB and two small pieces, want at most 6", n)
+	}
+	// More than a gathering buffer holds: 3 MiB in 13 writes of 15
+	// records.
+	if n := writeBuffers(bytes.Repeat(payload, 3)); n < 12 || n > 16 {
+		t.Fatalf("WriteBuffers: %d writes for 3 MiB, want 12 to 16", n)
 	}
 }
 
-// The client side gathers too: a 1 MiB Write leaves in a few writes.
-func TestClientHandshakeGathersRecords(t *testing.T) {
+// dialListener starts an auth.Listener, serves the one connection it
+// accepts with serve on a goroutine (its error comes on the channel, once
+// serve returned; the connection is closed after it) and returns the client
+// side: a TLS connection of auth.ClientHandshake over wrap(the TCP
+// connection).
+func dialListener(t *testing.T, wrap func(net.Conn) net.Conn, serve func(net.Conn) error) (net.Conn, <-chan error) {
+	t.Helper()
 	server, client := tlsPair(t, auth.ClientAuthNone)
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := auth.NewListener(raw, server, auth.ListenerOptions{})
-	defer ln.Close()
-	payload := bytes.Repeat([]byte("sluice"), 1<<20/6)
-	got := make(chan []byte, 1)
+	t.Cleanup(func() { ln.Close() })
+	served := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
-			got <- nil
+			served <- err
 			return
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(30 * time.Second)) // a stall fails, never hangs
-		b := make([]byte, len(payload))
-		if _, err := io.ReadFull(c, b); err != nil {
-			b = nil
-		}
-		got <- b
+		served <- serve(c)
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var writes atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := auth.ClientHandshake(ctx, countingConn{nc, &writes}, client("127.0.0.1"), ln.Addr().String())
+	c, err := auth.ClientHandshake(ctx, wrap(nc), client("127.0.0.1"), ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c, served
+}
+
+// The client side gathers too: a 1 MiB Write leaves in a few writes.
+func TestClientHandshakeGathersRecords(t *testing.T) {
+	payload := bytes.Repeat([]byte("sluice"), 1<<20/6)
+	got := make([]byte, len(payload))
+	var writes atomic.Int64
+	c, served := dialListener(t, func(nc net.Conn) net.Conn { return countingConn{nc, &writes} },
+		func(c net.Conn) error { _, err := io.ReadFull(c, got); return err })
 	writes.Store(0)
 	if _, err := c.Write(payload); err != nil {
 		t.Fatal(err)
 	}
-	if b := <-got; !bytes.Equal(b, payload) {
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
 		t.Fatal("payload corrupted")
 	}
-	if n := writes.Load(); n > 8 {
-		t.Fatalf("%d writes for 1 MiB, want at most 8", n)
+	// By 256 KiB: the broker starts reading a produce request while the
+	// rest of it is sealed.
+	if n := writes.Load(); n < 4 || n > 8 {
+		t.Fatalf("%d writes for 1 MiB, want 4 to 8", n)
+	}
+}
+
+// recordingConn keeps every byte read through it.
+type recordingConn struct {
+	net.Conn
+	mu   sync.Mutex
+	read []byte
+}
+
+func (c *recordingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.mu.Lock()
+	c.read = append(c.read, b[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+// A server connection sends full 16 KiB records from its first byte of
+// data on, not crypto/tls's small records for the first 128 KiB.
+func TestListenerSendsFullRecords(t *testing.T) {
+	payload := bytes.Repeat([]byte("sluice!!"), 64<<10/8)
+	var rec *recordingConn
+	c, served := dialListener(t, func(nc net.Conn) net.Conn { rec = &recordingConn{Conn: nc}; return rec },
+		func(c net.Conn) error { _, err := c.Write(payload); return err })
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("payload corrupted")
+	}
+	// TLS 1.3 records on the wire: a 5-byte header (type, version,
+	// length); a full one holds 16 KiB of data, its content type and
+	// the 16-byte AEAD tag.
+	rec.mu.Lock()
+	wire := rec.read
+	rec.mu.Unlock()
+	full, sizes := 0, []int{}
+	for len(wire) >= 5 {
+		n := int(wire[3])<<8 | int(wire[4])
+		if len(wire) < 5+n {
+			break
+		}
+		if wire[0] == 23 { // application data (and TLS 1.3's encrypted handshake)
+			sizes = append(sizes, n)
+			if n == 16<<10+1+16 {
+				full++
+			}
+		}
+		wire = wire[5+n:]
+	}
+	if full != 4 {
+		t.Fatalf("64 KiB arrived in %d full records, want 4 (record sizes %v)", full, sizes)
 	}
 }
