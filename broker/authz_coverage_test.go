@@ -242,7 +242,7 @@ func TestAuthorizationCoversEveryAPI(t *testing.T) {
 			}
 			topics[name] = fmt.Sprintf("%+v %v", parts, tp.Configs)
 		}
-		start, err := b.ListOffset("orders", 0, EarliestTimestamp)
+		start, err := b.ListOffset(nil, "orders", 0, EarliestTimestamp)
 		return fmt.Sprintf("topics %v\nusers %d acls %v configs %v\ngroup %+v\noffsets %+v\nqueue %+v\nmoves %+v\norders start %+v %v",
 			topics, len(md.Users), md.ACLs, md.Configs, desc, of, dq, lr, start, err)
 	}

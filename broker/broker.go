@@ -108,7 +108,7 @@ type Broker struct {
 	refusedAt  atomic.Int64  // unix nanoseconds of the last produce refused while draining
 	refusing   atomic.Bool   // Close drains the connections: every request refused (drain.go)
 	reregister chan struct{} // capacity 1: the registration says offline while running
-	catchUps   catchUpFlight // partitionFor's read barrier for a partition unknown here (core.go)
+	catchUps   catchUpFlight // the catch-up read barrier for what is unknown here (core.go)
 	dirID      string        // this data directory's id (dataDirID)
 	appending  atomic.Int64  // produce partitions between the draining check and their append
 	isrWrites  atomic.Int64  // controller writes of ISR changes (maintainISRs), for tests

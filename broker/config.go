@@ -278,6 +278,12 @@ type Config struct {
 	// one-voter cluster.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
+	// RaftCommitTimeout is how long the Raft leader, with nothing new to
+	// send, waits before telling the followers what it committed (a
+	// follower applies a command only then). Default 10ms. Tests set it
+	// longer to widen the lag of a broker's metadata behind the
+	// controller's.
+	RaftCommitTimeout time.Duration
 	// MaxCommandVersion, for tests only, makes the controller behave as a
 	// build whose newest command version is this one (from
 	// controller.MinCommandLevel); 0: this build's
@@ -388,6 +394,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RaftElectionTimeout == 0 {
 		c.RaftElectionTimeout = raftTimeout
+	}
+	if c.RaftCommitTimeout == 0 {
+		c.RaftCommitTimeout = 10 * time.Millisecond
 	}
 	if c.RegisterTimeout == 0 {
 		c.RegisterTimeout = DefaultRegisterTimeout
@@ -581,6 +590,8 @@ func (c Config) Validate() error {
 		return fieldError("RaftHeartbeatTimeout", c.RaftHeartbeatTimeout, "below 1ms")
 	case c.RaftElectionTimeout < time.Millisecond:
 		return fieldError("RaftElectionTimeout", c.RaftElectionTimeout, "below 1ms")
+	case c.RaftCommitTimeout < time.Millisecond:
+		return fieldError("RaftCommitTimeout", c.RaftCommitTimeout, "below 1ms")
 	case c.RegisterTimeout < 0:
 		return fieldError("RegisterTimeout", c.RegisterTimeout, "negative")
 	case c.OffsetsTopicPartitions < 0 || c.OffsetsTopicPartitions > controller.MaxPartitions:

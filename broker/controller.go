@@ -74,7 +74,7 @@ func (b *Broker) startController(ctx context.Context) error {
 		HeartbeatTimeout:   hb,
 		ElectionTimeout:    b.cfg.RaftElectionTimeout,
 		LeaderLeaseTimeout: hb / 2,
-		CommitTimeout:      10 * time.Millisecond,
+		CommitTimeout:      b.cfg.RaftCommitTimeout,
 		MaxCommandVersion:  b.cfg.MaxCommandVersion,
 	})
 	if err != nil {

@@ -29,8 +29,9 @@ import (
 
 // partitionFor returns the partition if this broker leads it, or the
 // definite refusal a client request gets: unknown, not the leader (the
-// client refreshes its metadata), or no leader yet.
-func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
+// client refreshes its metadata), or no leader yet. cu is the request's
+// catch-up (nil: the call is a request of its own).
+func (b *Broker) partitionFor(cu *CatchUp, topic string, index int32) (*partition, error) {
 	if p := b.parts.get(topic, index); p != nil {
 		return p, nil
 	}
@@ -41,8 +42,8 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 		// that learned of a new topic (or partition) from a broker ahead
 		// of this one comes here first, and a Kafka client refused waits
 		// for its next metadata refresh (franz-go: 5 s). Catch up with
-		// the controller and look again, once.
-		if index < 0 || !b.catchUp(md.Version) {
+		// the controller (once per request) and look again.
+		if index < 0 || !b.catchUp(cu, md.Version) {
 			return nil, protocol.ErrUnknownTopicOrPartition
 		}
 		if p := b.parts.get(topic, index); p != nil {
@@ -81,7 +82,7 @@ func (b *Broker) partitionFor(topic string, index int32) (*partition, error) {
 
 // openWait bounds how long a request waits in partitionFor for the
 // metadata naming this broker a partition's leader to be applied, and
-// for catchUp's read barrier. Opening a new partition's log takes
+// for its catch-up's read barrier. Opening a new partition's log takes
 // milliseconds, tens under load. A variable for tests only.
 var openWait = time.Second
 
@@ -89,66 +90,128 @@ var openWait = time.Second
 // controller first (catchUp) when it lacks one of topics: a front end
 // answering a client about a topic created through another broker would
 // otherwise call it unknown while this broker's Raft apply lags (a Kafka
-// client then asks again only after franz-go's MetadataMinAge, 5 s).
+// client then asks again only after franz-go's MetadataMinAge, 5 s). One
+// call is one request: it catches up once at most.
 func (b *Broker) CaughtUpMetadata(topics []string) *controller.Metadata {
 	md := b.store.Metadata()
 	for _, name := range topics {
 		if _, ok := md.Topics[name]; !ok && controller.ValidateTopicName(name) == nil {
-			b.catchUp(md.Version)
+			b.catchUp(nil, md.Version)
 			return b.store.Metadata()
 		}
 	}
 	return md
 }
 
-// catchUpFresh is how long after a catch-up's read barrier ended
-// another is not started: a request naming thousands of partitions
-// unknown here (or a client asking for a topic that does not exist, again
-// and again) costs at most one barrier per catchUpFresh.
-const catchUpFresh = 100 * time.Millisecond
+// CatchUp is one client request's metadata catch-up. A front end
+// declares one per request it decodes (the zero value) and passes its
+// address to each core call the request makes (Append, ListOffset,
+// EpochEndOffset, DeleteRecords); StartFetch and CaughtUpMetadata, one
+// call per request, hold their own. However many partitions unknown
+// here the request names, it waits for one read barrier at most, begun
+// after its first lookup of an unknown one; a request naming none waits
+// for none. Nil: the call is a request of its own. The calls of one
+// request using it run one after the other (a front end's handler
+// goroutine): it holds no lock, so it costs a request no allocation.
+type CatchUp struct {
+	done bool // the request's catch-up ran (whatever came of it)
+}
 
-// catchUpFlight is the read barrier of catchUp in flight, shared by the
-// requests that need one meanwhile, and when the last one ended.
+// catchUpSpacing is the least time between the end of one catch-up read
+// barrier and the start of the next. Each barrier is a Raft log entry on
+// the controller quorum; a flood of requests for topics that do not
+// exist would otherwise keep one in flight back to back. A request that
+// needs a barrier within it waits for the next, so a flood costs at most
+// one barrier per catchUpSpacing (plus its duration) on each broker, and
+// each request in it waits at most catchUpSpacing plus two barriers
+// (the one in flight when it came, then its own), within openWait.
+const catchUpSpacing = 100 * time.Millisecond
+
+// readBarrier is catchUp's read barrier; a variable for tests only.
+var readBarrier = func(ctx context.Context, b *Broker) error { return b.node.Sync(ctx) }
+
+// catchUpFlight is catchUp's read barrier in flight, shared by the
+// requests that need one meanwhile: how many have begun, and when the
+// last one ended. One is in flight at a time.
 type catchUpFlight struct {
-	mu   sync.Mutex
-	done chan struct{} // closed when the barrier in flight ends; nil: none
-	last time.Time     // when the last barrier ended
+	mu    sync.Mutex
+	begun uint64        // read barriers begun
+	done  chan struct{} // closed when the barrier in flight ends; nil: none
+	last  time.Time     // when the last barrier ended
 }
 
 // catchUp brings this broker's metadata up to what the controller leader
-// had committed (Node.Sync, a read barrier; one in flight at a time,
-// shared by the requests that need one meanwhile, none within
-// catchUpFresh of the last) and waits for it to be applied to the
-// partitions, each within openWait. It says whether the metadata moved
-// past version v.
-func (b *Broker) catchUp(v uint64) bool {
+// had committed when the request's catch-up began (syncAfter), the first
+// time the request cu needs it, and waits for that to be applied to the
+// partitions, within openWait. It says whether the metadata moved past
+// version v: false for every later call of the request that finds
+// nothing new, so a request naming thousands of unknown partitions
+// costs one barrier, not one each.
+func (b *Broker) catchUp(cu *CatchUp, v uint64) bool {
 	if b.node == nil {
 		return false
 	}
+	if cu == nil {
+		cu = new(CatchUp)
+	}
+	if !cu.done {
+		cu.done = true
+		b.syncAfter(time.Now().Add(openWait))
+	}
+	md := b.store.Metadata()
+	return md.Version > v && b.parts.awaitReconciled(md.Version, openWait)
+}
+
+// syncAfter waits, until deadline, for a read barrier (Node.Sync) begun
+// after it was called to end: one begun before may have missed what the
+// caller looks for (a topic created a moment before). Skipping the
+// barrier within 100 ms of the last once answered a Kafka client
+// UNKNOWN_TOPIC_OR_PARTITION for a topic created 8 ms before, and it
+// asked again only 5 s later (franz-go's MetadataMinAge). Barriers run
+// one at a time, catchUpSpacing apart; the callers waiting meanwhile
+// share the next.
+func (b *Broker) syncAfter(deadline time.Time) {
 	f := &b.catchUps
 	f.mu.Lock()
-	if ch := f.done; ch != nil {
-		f.mu.Unlock()
-		<-ch
-	} else if time.Since(f.last) < catchUpFresh {
-		f.mu.Unlock()
-	} else {
-		ch = make(chan struct{})
+	defer f.mu.Unlock()
+	want := f.begun + 1 // the next to begin
+	for (f.begun < want || f.begun == want && f.done != nil) && time.Now().Before(deadline) {
+		if ch := f.done; ch != nil {
+			f.mu.Unlock()
+			sleepUntil(ch, deadline)
+			f.mu.Lock()
+			continue
+		}
+		if next := f.last.Add(catchUpSpacing); time.Now().Before(next) {
+			f.mu.Unlock()
+			sleepUntil(nil, next)
+			f.mu.Lock()
+			continue
+		}
+		f.begun++
+		ch := make(chan struct{})
 		f.done = ch
 		f.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), openWait)
-		err := b.node.Sync(ctx)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := readBarrier(ctx, b)
 		cancel()
 		if err != nil {
 			b.logger.Debug("metadata catch-up for an unknown partition", zap.Error(err))
 		}
 		f.mu.Lock()
 		f.done, f.last = nil, time.Now()
-		f.mu.Unlock()
 		close(ch)
 	}
-	md := b.store.Metadata()
-	return md.Version > v && b.parts.awaitReconciled(md.Version, openWait)
+}
+
+// sleepUntil returns when ch is closed (nil: never) or at t.
+func sleepUntil(ch <-chan struct{}, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+	}
 }
 
 // Append appends a producer's record set (whole batches, as the producer
@@ -157,8 +220,9 @@ func (b *Broker) catchUp(v uint64) bool {
 // Pending). An error with nothing appended is definite; once something
 // was appended it is indeterminate (R14). During a controlled shutdown
 // produces are refused (NOT_LEADER_OR_FOLLOWER: leadership is moving, the
-// client retries on the new leader).
-func (b *Broker) Append(topic string, partition int32, records []byte, acks Acks) (LeaderAppend, error) {
+// client retries on the new leader). cu is the request's catch-up
+// (CatchUp), as for every lookup of a partition.
+func (b *Broker) Append(cu *CatchUp, topic string, partition int32, records []byte, acks Acks) (LeaderAppend, error) {
 	// The controlled shutdown waits for appends that passed this check
 	// before it counts what is left to replicate.
 	b.appending.Add(1)
@@ -173,7 +237,7 @@ func (b *Broker) Append(topic string, partition int32, records []byte, acks Acks
 	if topic == OffsetsTopic {
 		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, errInternalTopic
 	}
-	p, err := b.partitionFor(topic, partition)
+	p, err := b.partitionFor(cu, topic, partition)
 	if err != nil {
 		return LeaderAppend{BaseOffset: -1, LogStartOffset: -1}, err
 	}
@@ -190,8 +254,8 @@ var errDraining = &protocol.Error{Code: protocol.ErrNotLeaderOrFollower, Detail:
 
 // ListOffset answers a ListOffsets query for one partition this broker
 // leads: EarliestTimestamp, LatestTimestamp or a record timestamp.
-func (b *Broker) ListOffset(topic string, partition int32, timestamp int64) (OffsetAt, error) {
-	p, err := b.partitionFor(topic, partition)
+func (b *Broker) ListOffset(cu *CatchUp, topic string, partition int32, timestamp int64) (OffsetAt, error) {
+	p, err := b.partitionFor(cu, topic, partition)
 	if err != nil {
 		return OffsetAt{Offset: -1, Timestamp: -1, LeaderEpoch: -1}, err
 	}
@@ -202,8 +266,8 @@ func (b *Broker) ListOffset(topic string, partition int32, timestamp int64) (Off
 // partition this broker leads: the largest epoch at or below epoch in the
 // log and its end offset. current is the leader epoch the follower knows
 // (-1: not checked).
-func (b *Broker) EpochEndOffset(topic string, partition int32, current, epoch int32) (int32, int64, error) {
-	p, err := b.partitionFor(topic, partition)
+func (b *Broker) EpochEndOffset(cu *CatchUp, topic string, partition int32, current, epoch int32) (int32, int64, error) {
+	p, err := b.partitionFor(cu, topic, partition)
 	if err != nil {
 		return -1, -1, err
 	}
@@ -298,11 +362,12 @@ func (f *Fetch) Reset() {
 	}
 }
 
-// StartFetch looks up every partition of f once and reads them. It
-// reports whether the answer should go now: MinBytes are there or a
+// StartFetch looks up every partition of f once (one request: one
+// catch-up at most for those unknown here) and reads them. It reports whether the answer should go now: MinBytes are there or a
 // partition has an error. Otherwise the caller releases the Views (or
 // not) and calls WaitFetch.
 func (b *Broker) StartFetch(f *Fetch) bool {
+	var cu CatchUp // one request
 	var denied error
 	for i := range f.Parts {
 		fp := &f.Parts[i]
@@ -317,7 +382,7 @@ func (b *Broker) StartFetch(f *Fetch) bool {
 			fp.p, fp.Err = nil, denied
 			continue
 		}
-		fp.p, fp.Err = b.partitionFor(fp.Topic, fp.Partition)
+		fp.p, fp.Err = b.partitionFor(&cu, fp.Topic, fp.Partition)
 	}
 	return f.read()
 }

@@ -25,11 +25,11 @@ var errDeleteInternal = &protocol.Error{Code: protocol.ErrInvalidTopic, Detail: 
 // the leader's, up to their high watermark, with their next fetch
 // (replica.Follower.AdvanceStart): the answer does not wait for them.
 // The caller checks delete on the topic (Session.CanDeleteTopic).
-func (b *Broker) DeleteRecords(topic string, partition int32, offset int64) (int64, error) {
+func (b *Broker) DeleteRecords(cu *CatchUp, topic string, partition int32, offset int64) (int64, error) {
 	if topic == OffsetsTopic {
 		return -1, errDeleteInternal
 	}
-	p, err := b.partitionFor(topic, partition)
+	p, err := b.partitionFor(cu, topic, partition)
 	if err != nil {
 		return -1, err
 	}

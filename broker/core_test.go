@@ -44,7 +44,7 @@ func TestCoreWithoutWire(t *testing.T) {
 		b.WaitFetch(ctx, f, time.Now().Add(10*time.Second))
 	}()
 	batch := makeBatch(t, record.None, "v", 3, 0)
-	a, err := b.Append("core", 1, batch, AcksAll)
+	a, err := b.Append(nil, "core", 1, batch, AcksAll)
 	if err != nil {
 		t.Fatalf("append: %v", err)
 	}
@@ -69,11 +69,11 @@ func TestCoreWithoutWire(t *testing.T) {
 	wantBytes(t, "fetched batch", got, stamped(batch, 0, record.Batch(got).LeaderEpoch()))
 	f.Reset() // a log closes only once the Views read from it are released
 
-	at, err := b.ListOffset("core", 1, LatestTimestamp)
+	at, err := b.ListOffset(nil, "core", 1, LatestTimestamp)
 	if err != nil || at.Offset != 3 {
 		t.Fatalf("latest: %+v, %v; want offset 3", at, err)
 	}
-	at, err = b.ListOffset("core", 1, baseTS+1)
+	at, err = b.ListOffset(nil, "core", 1, baseTS+1)
 	if err != nil || at.Offset != 1 || at.Timestamp != baseTS+1 {
 		t.Fatalf("by timestamp: %+v, %v; want offset 1", at, err)
 	}
@@ -84,11 +84,11 @@ func TestCoreWithoutWire(t *testing.T) {
 		err  func() error
 		want protocol.ErrorCode
 	}{
-		{"unknown topic", func() error { _, err := b.Append("nope", 0, batch, AcksLeader); return err }, protocol.ErrUnknownTopicOrPartition},
-		{"bad acks", func() error { _, err := b.Append("core", 0, batch, Acks(2)); return err }, protocol.ErrInvalidRequiredAcks},
-		{"empty", func() error { _, err := b.Append("core", 0, nil, AcksLeader); return err }, protocol.ErrCorruptMessage},
-		{"torn", func() error { _, err := b.Append("core", 0, batch[:len(batch)-1], AcksLeader); return err }, protocol.ErrCorruptMessage},
-		{"out of range", func() error { _, err := b.ListOffset("core", 9, LatestTimestamp); return err }, protocol.ErrUnknownTopicOrPartition},
+		{"unknown topic", func() error { _, err := b.Append(nil, "nope", 0, batch, AcksLeader); return err }, protocol.ErrUnknownTopicOrPartition},
+		{"bad acks", func() error { _, err := b.Append(nil, "core", 0, batch, Acks(2)); return err }, protocol.ErrInvalidRequiredAcks},
+		{"empty", func() error { _, err := b.Append(nil, "core", 0, nil, AcksLeader); return err }, protocol.ErrCorruptMessage},
+		{"torn", func() error { _, err := b.Append(nil, "core", 0, batch[:len(batch)-1], AcksLeader); return err }, protocol.ErrCorruptMessage},
+		{"out of range", func() error { _, err := b.ListOffset(nil, "core", 9, LatestTimestamp); return err }, protocol.ErrUnknownTopicOrPartition},
 	} {
 		code, _ := ErrorCode(c.err())
 		if code != c.want {

@@ -243,20 +243,25 @@ func (c *conn) refused(resp *response, h *protocol.RequestHeader, err error) boo
 	return true
 }
 
-// handleMetadata answers with this broker's view of the cluster.
+// handleMetadata answers with this broker's view of the cluster, caught
+// up with the controller when it lacks a topic asked (CaughtUpMetadata).
 func (c *conn) handleMetadata(h *protocol.RequestHeader, resp *response) error {
 	var req protocol.MetadataRequest
 	if err := req.Decode(&c.dec, h.Version); err != nil {
 		return errMalformed{err}
 	}
 	md := c.b.Metadata()
-	out := protocol.MetadataResponse{ClusterID: c.b.cfg.ClusterID, ControllerID: md.ControllerID}
-	for _, id := range md.AliveBrokers() {
-		out.Brokers = append(out.Brokers, brokerMetadata(md.Brokers[id]))
-	}
 	names := req.Topics
 	if req.AllTopics {
 		names = md.TopicNames()
+	} else {
+		// A topic just created through another broker may not be
+		// applied here yet: catch up rather than call it unknown.
+		md = c.b.CaughtUpMetadata(names)
+	}
+	out := protocol.MetadataResponse{ClusterID: c.b.cfg.ClusterID, ControllerID: md.ControllerID}
+	for _, id := range md.AliveBrokers() {
+		out.Brokers = append(out.Brokers, brokerMetadata(md.Brokers[id]))
 	}
 	for _, name := range names {
 		if c.sess.CanDescribe(name) != nil {

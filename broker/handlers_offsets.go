@@ -15,23 +15,24 @@ func (c *conn) handleListOffsets(h *protocol.RequestHeader, resp *response) erro
 	out := &c.scratch.listResp
 	out.ErrorCode = protocol.NoError
 	out.Topics = resize(out.Topics, len(req.Topics))
+	var cu CatchUp
 	for i := range req.Topics {
 		t, ot := &req.Topics[i], &out.Topics[i]
 		ot.Name = t.Name
 		ot.Partitions = resize(ot.Partitions, len(t.Partitions))
 		for j := range t.Partitions {
-			ot.Partitions[j] = c.listOffset(t.Name, &t.Partitions[j])
+			ot.Partitions[j] = c.listOffset(&cu, t.Name, &t.Partitions[j])
 		}
 	}
 	c.encode(resp, h, out)
 	return nil
 }
 
-func (c *conn) listOffset(topic string, q *protocol.ListOffsetsPartition) protocol.ListOffsetsPartitionResponse {
+func (c *conn) listOffset(cu *CatchUp, topic string, q *protocol.ListOffsetsPartition) protocol.ListOffsetsPartitionResponse {
 	err := c.sess.CanDescribe(topic)
 	var at OffsetAt
 	if err == nil {
-		at, err = c.b.ListOffset(topic, q.Partition, q.Timestamp)
+		at, err = c.b.ListOffset(cu, topic, q.Partition, q.Timestamp)
 	}
 	r := protocol.ListOffsetsPartitionResponse{Partition: q.Partition, Timestamp: at.Timestamp, Offset: at.Offset, LeaderEpoch: at.LeaderEpoch}
 	r.ErrorCode, _ = ErrorCode(err)

@@ -30,6 +30,7 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	out.ErrorCode, out.ThrottleMs = protocol.NoError, 0
 	out.Topics = resize(out.Topics, len(req.Topics))
 	s.acks = s.acks[:0]
+	var cu CatchUp
 	for i := range req.Topics {
 		t, ot := &req.Topics[i], &out.Topics[i]
 		ot.Name = t.Name
@@ -42,7 +43,7 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 				op.ErrorCode, op.ErrorMessage = ErrorCode(denied)
 				continue
 			}
-			a, err := c.b.Append(t.Name, pp.Partition, pp.Records, Acks(req.Acks))
+			a, err := c.b.Append(&cu, t.Name, pp.Partition, pp.Records, Acks(req.Acks))
 			*op = protocol.ProducePartitionResponse{Partition: pp.Partition, BaseOffset: a.BaseOffset,
 				LogAppendTime: -1, LogStartOffset: a.LogStartOffset}
 			if err != nil {

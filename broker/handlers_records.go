@@ -10,6 +10,7 @@ func (c *conn) handleDeleteRecords(h *protocol.RequestHeader, resp *response) er
 		return errMalformed{err}
 	}
 	out := protocol.DeleteRecordsResponse{Topics: make([]protocol.DeleteRecordsTopicResponse, len(req.Topics))}
+	var cu CatchUp
 	for i, t := range req.Topics {
 		ot := &out.Topics[i]
 		ot.Name = t.Name
@@ -18,7 +19,7 @@ func (c *conn) handleDeleteRecords(h *protocol.RequestHeader, resp *response) er
 			r := protocol.DeleteRecordsPartitionResponse{Partition: p.Partition, LowWatermark: -1}
 			err := refused
 			if err == nil {
-				r.LowWatermark, err = c.b.DeleteRecords(t.Name, p.Partition, p.Offset)
+				r.LowWatermark, err = c.b.DeleteRecords(&cu, t.Name, p.Partition, p.Offset)
 			}
 			r.ErrorCode, r.ErrorMessage = ErrorCode(err)
 			ot.Partitions = append(ot.Partitions, r)

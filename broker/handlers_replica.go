@@ -22,23 +22,24 @@ func (c *conn) handleOffsetForLeaderEpoch(h *protocol.RequestHeader, resp *respo
 		return nil
 	}
 	out := protocol.OffsetForLeaderEpochResponse{Topics: make([]protocol.OffsetForLeaderEpochTopicResult, len(req.Topics))}
+	var cu CatchUp
 	for i, t := range req.Topics {
 		ot := &out.Topics[i]
 		ot.Name = t.Name
 		ot.Partitions = make([]protocol.EpochEndOffset, len(t.Partitions))
 		for j, q := range t.Partitions {
-			ot.Partitions[j] = c.epochEndOffset(t.Name, q)
+			ot.Partitions[j] = c.epochEndOffset(&cu, t.Name, q)
 		}
 	}
 	c.encode(resp, h, &out)
 	return nil
 }
 
-func (c *conn) epochEndOffset(topic string, q protocol.OffsetForLeaderEpochPartition) protocol.EpochEndOffset {
+func (c *conn) epochEndOffset(cu *CatchUp, topic string, q protocol.OffsetForLeaderEpochPartition) protocol.EpochEndOffset {
 	r := protocol.EpochEndOffset{Partition: q.Partition, LeaderEpoch: -1, EndOffset: -1}
 	err := c.sess.CanDescribe(topic)
 	if err == nil {
-		r.LeaderEpoch, r.EndOffset, err = c.b.EpochEndOffset(topic, q.Partition, q.CurrentLeaderEpoch, q.LeaderEpoch)
+		r.LeaderEpoch, r.EndOffset, err = c.b.EpochEndOffset(cu, topic, q.Partition, q.CurrentLeaderEpoch, q.LeaderEpoch)
 	}
 	r.ErrorCode, _ = ErrorCode(err)
 	return r

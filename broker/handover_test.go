@@ -28,7 +28,7 @@ func TestHandoverFence(t *testing.T) {
 	batch := makeBatch(t, record.None, "v", 2, 0)
 
 	p.handover.Store(int64(epoch) + 1)
-	_, err := b.Append("h", 0, batch, AcksAll)
+	_, err := b.Append(nil, "h", 0, batch, AcksAll)
 	code, _ := ErrorCode(err)
 	if code != protocol.ErrNotLeaderOrFollower || code.Indeterminate() {
 		t.Fatalf("append during the handover: %v (code %v), want a definite NOT_LEADER_OR_FOLLOWER", err, code)
@@ -39,7 +39,7 @@ func TestHandoverFence(t *testing.T) {
 
 	// A fence of another leader epoch refuses nothing.
 	p.handover.Store(int64(epoch))
-	if _, err := b.Append("h", 0, batch, AcksAll); err != nil {
+	if _, err := b.Append(nil, "h", 0, batch, AcksAll); err != nil {
 		t.Fatalf("append with a fence of epoch %d, leading in %d: %v", epoch-1, epoch, err)
 	}
 
@@ -54,7 +54,7 @@ func TestHandoverFence(t *testing.T) {
 	if e := p.handover.Load(); e != 0 {
 		t.Fatalf("fence %d left after a refused switch, want none", e)
 	}
-	if _, err := b.Append("h", 0, batch, AcksAll); err != nil {
+	if _, err := b.Append(nil, "h", 0, batch, AcksAll); err != nil {
 		t.Fatalf("append after a refused handover: %v", err)
 	}
 	// And a plan made at another partition epoch is not acted on.

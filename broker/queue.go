@@ -578,7 +578,7 @@ func (b *Broker) produceOnce(ctx context.Context, topic string, part int32, batc
 	leader := t.Partitions[part].Leader
 	if leader == b.cfg.BrokerID {
 		// The builder's bytes are stamped by the append: give it its own copy.
-		la, err := b.Append(topic, part, slices.Clone([]byte(batch)), AcksAll)
+		la, err := b.Append(nil, topic, part, slices.Clone([]byte(batch)), AcksAll)
 		if err != nil {
 			return err
 		}

@@ -82,14 +82,14 @@ func TestCompactedTopicRefusesKeylessRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, 10*time.Second, "partitions led", func() error {
-		_, err := b.Append("events", 0, keyless, AcksLeader)
+		_, err := b.Append(nil, "events", 0, keyless, AcksLeader)
 		return err
 	})
-	_, err = b.Append("table", 0, keyless, AcksLeader)
+	_, err = b.Append(nil, "table", 0, keyless, AcksLeader)
 	if code, _ := ErrorCode(err); code != protocol.ErrInvalidRecord || !strings.Contains(err.Error(), "without a key") {
 		t.Fatalf("keyless record to a compacted topic: %v (code %v), want INVALID_RECORD", err, code)
 	}
-	if _, err := b.Append("table", 0, makeBatch(t, record.None, "v", 2, 0), AcksLeader); err != nil {
+	if _, err := b.Append(nil, "table", 0, makeBatch(t, record.None, "v", 2, 0), AcksLeader); err != nil {
 		t.Fatalf("keyed records: %v", err)
 	}
 }

@@ -288,6 +288,7 @@ func (s *Server) alter(ctx context.Context, sess *broker.Session, changes []brok
 // delete on the topic, as in Kafka.
 func (s *Server) deleteRecords(sess *broker.Session, req *kmsg.DeleteRecordsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	var cu broker.CatchUp
 	for _, t := range req.Topics {
 		rt := kmsg.NewDeleteRecordsResponseTopic()
 		rt.Topic = t.Topic
@@ -297,7 +298,7 @@ func (s *Server) deleteRecords(sess *broker.Session, req *kmsg.DeleteRecordsRequ
 			rp.Partition, rp.LowWatermark = p.Partition, -1
 			err := refused
 			if err == nil {
-				rp.LowWatermark, err = s.b.DeleteRecords(t.Topic, p.Partition, p.Offset)
+				rp.LowWatermark, err = s.b.DeleteRecords(&cu, t.Topic, p.Partition, p.Offset)
 			}
 			rp.ErrorCode = codeOf(err)
 			rt.Partitions = append(rt.Partitions, rp)

@@ -389,7 +389,7 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 			tp := md.Topics[name]
 			fmt.Fprintf(&s, "topic %s %v\n", name, tp.Configs)
 			for _, p := range tp.Partitions {
-				hw, err := b.ListOffset(name, p.Index, broker.LatestTimestamp)
+				hw, err := b.ListOffset(nil, name, p.Index, broker.LatestTimestamp)
 				p.CommittedHW = 0
 				fmt.Fprintf(&s, "  %+v high watermark %d %v\n", p, hw.Offset, err)
 			}
@@ -400,7 +400,7 @@ func TestKafkaAuthorizationCoversEveryAPI(t *testing.T) {
 		d, classic, err := b.DescribeClassicGroup("g")
 		fmt.Fprintf(&s, "group %+v %v %v\n", d, classic, err)
 		fmt.Fprintf(&s, "groups %+v\nmoves %+v\n", b.ListGroups(), b.Moves(nil))
-		start, err := b.ListOffset("orders", 0, -2)
+		start, err := b.ListOffset(nil, "orders", 0, -2)
 		fmt.Fprintf(&s, "orders log start %+v %v\n", start, err)
 		return s.String()
 	}

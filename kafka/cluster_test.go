@@ -20,14 +20,15 @@ import (
 	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
-// kafkaCluster is a testcluster of n brokers, each with a Kafka listener.
+// kafkaCluster is a testcluster of n brokers, each with a Kafka listener
+// (startKafkaCluster applies configure to each broker's configuration).
 type kafkaCluster struct {
 	*testcluster.Cluster
 	addrs map[int32]string
 	stop  map[int32]func() // stops a broker's Kafka listener
 }
 
-func startKafkaCluster(t *testing.T, n int) *kafkaCluster {
+func startKafkaCluster(t *testing.T, n int, configure ...func(*broker.Config)) *kafkaCluster {
 	t.Helper()
 	lns := map[int32]net.Listener{}
 	kc := &kafkaCluster{addrs: map[int32]string{}, stop: map[int32]func(){}}
@@ -37,6 +38,9 @@ func startKafkaCluster(t *testing.T, n int) *kafkaCluster {
 	}
 	kc.Cluster = testcluster.Start(t, n, testcluster.Options{Configure: func(c *broker.Config) {
 		c.KafkaAdvertisedAddr = kc.addrs[c.BrokerID]
+		for _, f := range configure {
+			f(c)
+		}
 	}})
 	for id, ln := range lns {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -11,6 +11,7 @@ import (
 func (s *Server) listOffsets(sess *broker.Session, req *kmsg.ListOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
+	var cu broker.CatchUp
 	for i := range req.Topics {
 		t, rt := &req.Topics[i], &resp.Topics[i]
 		rt.Topic = t.Topic
@@ -22,7 +23,7 @@ func (s *Server) listOffsets(sess *broker.Session, req *kmsg.ListOffsetsRequest)
 			rp.Partition = p.Partition
 			at, err := broker.OffsetAt{Offset: -1, Timestamp: -1, LeaderEpoch: -1}, denied
 			if err == nil {
-				at, err = s.b.ListOffset(t.Topic, p.Partition, p.Timestamp)
+				at, err = s.b.ListOffset(&cu, t.Topic, p.Partition, p.Timestamp)
 			}
 			rp.ErrorCode = codeOf(err)
 			rp.Offset, rp.Timestamp, rp.LeaderEpoch = at.Offset, at.Timestamp, at.LeaderEpoch
@@ -37,6 +38,7 @@ func (s *Server) listOffsets(sess *broker.Session, req *kmsg.ListOffsetsRequest)
 func (s *Server) offsetForLeaderEpoch(sess *broker.Session, req *kmsg.OffsetForLeaderEpochRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, len(req.Topics))
+	var cu broker.CatchUp
 	for i := range req.Topics {
 		t, rt := &req.Topics[i], &resp.Topics[i]
 		rt.Topic = t.Topic
@@ -51,7 +53,7 @@ func (s *Server) offsetForLeaderEpoch(sess *broker.Session, req *kmsg.OffsetForL
 			rp.Partition = p.Partition
 			epoch, end, err := int32(-1), int64(-1), denied
 			if err == nil {
-				epoch, end, err = s.b.EpochEndOffset(t.Topic, p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch)
+				epoch, end, err = s.b.EpochEndOffset(&cu, t.Topic, p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch)
 			}
 			rp.ErrorCode = codeOf(err)
 			rp.LeaderEpoch, rp.EndOffset = epoch, end

@@ -36,6 +36,7 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 		txnErr = errTransactions
 	}
 	var pending []pendingAck
+	var cu broker.CatchUp
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t, rt := &req.Topics[i], &resp.Topics[i]
@@ -52,7 +53,7 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 			err := denied
 			var a broker.LeaderAppend
 			if err == nil {
-				a, err = s.b.Append(t.Topic, p.Partition, p.Records, broker.Acks(req.Acks))
+				a, err = s.b.Append(&cu, t.Topic, p.Partition, p.Records, broker.Acks(req.Acks))
 			}
 			if err != nil {
 				setProduceError(rp, err)

@@ -120,7 +120,7 @@ func TestKafkaDeleteRecords(t *testing.T) {
 	if lw, err := deleteBefore(t, ctx, adm, "dr", -1); err != nil || lw != 10 {
 		t.Fatalf("delete before the high watermark: low watermark %d, %v, want 10", lw, err)
 	}
-	if _, err := b.DeleteRecords(broker.OffsetsTopic, 0, 0); codeOf(err) != kerr.InvalidTopicException.Code {
+	if _, err := b.DeleteRecords(nil, broker.OffsetsTopic, 0, 0); codeOf(err) != kerr.InvalidTopicException.Code {
 		t.Fatalf("delete records of the offsets topic: %v, want INVALID_TOPIC_EXCEPTION", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestKafkaDeleteRecordsReplicated(t *testing.T) {
 	kc.Kill(owner)
 	b := kc.Restart(owner)
 	poll.Until(t, 30*time.Second, "dr1 led again after the restart", func() error {
-		at, err := b.ListOffset("dr1", 0, broker.EarliestTimestamp)
+		at, err := b.ListOffset(nil, "dr1", 0, broker.EarliestTimestamp)
 		if err != nil {
 			return err
 		}

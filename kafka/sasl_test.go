@@ -141,7 +141,7 @@ func TestKafkaAuthorizer(t *testing.T) {
 	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
 		t.Fatalf("bob produce: %v", err)
 	}
-	if end, err := b.ListOffset("orders", 0, -1); err != nil || end.Offset != 0 {
+	if end, err := b.ListOffset(nil, "orders", 0, -1); err != nil || end.Offset != 0 {
 		t.Fatalf("log end %+v (%v) after a denied produce", end, err)
 	}
 	fetch := kmsg.NewPtrFetchRequest()

@@ -53,6 +53,7 @@ func (s *Server) shareGroupEmpty(groupID string) error {
 func (s *Server) describeShareGroupOffsets(ctx context.Context, sess *broker.Session, req *kmsg.DescribeShareGroupOffsetsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DescribeShareGroupOffsetsResponse)
 	md := s.b.Metadata()
+	var cu broker.CatchUp
 	for _, rg := range req.Groups {
 		g := kmsg.NewDescribeShareGroupOffsetsResponseGroup()
 		g.GroupID = rg.GroupID
@@ -106,7 +107,7 @@ func (s *Server) describeShareGroupOffsets(ctx context.Context, sess *broker.Ses
 					p.ErrorCode, p.ErrorMessage = errorCode(perr)
 				} else if d, ok := byKey[group.QueueKey{Topic: rt.Topic, Partition: pn}]; ok {
 					p.StartOffset = d.Start
-					p.Lag = s.shareLag(d)
+					p.Lag = s.shareLag(&cu, d)
 				}
 				t.Partitions = append(t.Partitions, p)
 			}
@@ -120,8 +121,8 @@ func (s *Server) describeShareGroupOffsets(ctx context.Context, sess *broker.Ses
 // shareLag is the records of d's partition from its start to the high
 // watermark not yet done (accepted or archived), or -1 when this broker
 // does not lead the partition (the high watermark is its leader's).
-func (s *Server) shareLag(d group.QueuePartitionDescription) int64 {
-	hw, err := s.b.ListOffset(d.Topic, d.Partition, -1 /* latest: the high watermark */)
+func (s *Server) shareLag(cu *broker.CatchUp, d group.QueuePartitionDescription) int64 {
+	hw, err := s.b.ListOffset(cu, d.Topic, d.Partition, -1 /* latest: the high watermark */)
 	if err != nil {
 		return -1
 	}

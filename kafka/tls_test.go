@@ -165,7 +165,7 @@ func TestKcatSASLSSL(t *testing.T) {
 	if !strings.Contains(stderr, "SASL authentication error") || !strings.Contains(stderr, "Local: Authentication failure") {
 		t.Fatalf("kcat with a wrong password: %v, stderr without librdkafka's authentication error:\n%s", err, stderr)
 	}
-	if end, err := b.ListOffset("kcat-sasl", 0, -1); err != nil || end.Offset != int64(len(want)) {
+	if end, err := b.ListOffset(nil, "kcat-sasl", 0, -1); err != nil || end.Offset != int64(len(want)) {
 		t.Fatalf("log end %+v (%v) after a refused login, want %d", end, err, len(want))
 	}
 }
