@@ -77,16 +77,16 @@ func TestStatsDoNotWaitForPartitionLocks(t *testing.T) {
 var statsPartitions = flag.Int("stats.partitions", 10000, "BenchmarkStats: the partitions the broker holds")
 
 // BenchmarkStats: one scrape's snapshot (Stats, without and with the
-// partitions) of a broker holding -stats.partitions partitions, all led
-// here, one of them busy with a producer appending with acks=all.
+// partitions) of a broker holding -stats.partitions partitions (topics of
+// 500), all led here, one of them busy with a producer appending with
+// acks=all.
 func BenchmarkStats(b *testing.B) {
 	br := startBroker(b, "", nil)
 	c := dial(b, br.Addr())
-	var resp protocol.CreateTopicsResponse
-	c.call(&protocol.CreateTopicsRequest{TimeoutMs: 600_000, Topics: []protocol.CreatableTopic{
-		{Name: "many", Partitions: int32(*statsPartitions), ReplicationFactor: 1}}}, &resp)
-	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != protocol.NoError {
-		b.Fatalf("create: %+v", resp)
+	const perTopic = 500
+	topics := (*statsPartitions + perTopic - 1) / perTopic
+	for i := range topics {
+		c.createTopic(fmt.Sprintf("many%d", i), int32(min(perTopic, *statsPartitions-i*perTopic)))
 	}
 	poll.Until(b, 10*time.Minute, "the broker ready", br.Ready)
 	if n := len(br.parts.all()); n != *statsPartitions {
@@ -95,13 +95,13 @@ func BenchmarkStats(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
+	pc := dial(b, br.Addr())
 	go func() { // a busy partition: the produce path's locks taken all the while
 		defer wg.Done()
-		pc := dial(b, br.Addr())
 		batch := benchBatch(b, 10, 100)
 		for ctx.Err() == nil {
 			var resp protocol.ProduceResponse
-			pc.call(produceRequest("many", 0, protocol.AcksAll, batch), &resp)
+			pc.call(produceRequest("many0", 0, protocol.AcksAll, batch), &resp)
 		}
 	}()
 	defer func() { cancel(); wg.Wait() }()
@@ -109,7 +109,7 @@ func BenchmarkStats(b *testing.B) {
 		b.Run(fmt.Sprintf("partitions=%v", parts), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if st := br.Stats(parts); len(st.Topics) != 1 || st.Topics[0].Led != *statsPartitions {
+				if st := br.Stats(parts); len(st.Topics) != topics {
 					b.Fatalf("stats: %d topics", len(st.Topics))
 				}
 			}
