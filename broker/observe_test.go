@@ -1,10 +1,8 @@
 package broker
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,8 +76,8 @@ var statsPartitions = flag.Int("stats.partitions", 10000, "BenchmarkStats: the p
 
 // BenchmarkStats: one scrape's snapshot (Stats, without and with the
 // partitions) of a broker holding -stats.partitions partitions (topics of
-// 500), all led here, one of them busy with a producer appending with
-// acks=all.
+// 500), all led here. TestStatsDoNotWaitForPartitionLocks is what shows
+// that a scrape does not wait for the produce path.
 func BenchmarkStats(b *testing.B) {
 	br := startBroker(b, "", nil)
 	c := dial(b, br.Addr())
@@ -92,19 +90,6 @@ func BenchmarkStats(b *testing.B) {
 	if n := len(br.parts.all()); n != *statsPartitions {
 		b.Fatalf("%d partitions open", n)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	pc := dial(b, br.Addr())
-	go func() { // a busy partition: the produce path's locks taken all the while
-		defer wg.Done()
-		batch := benchBatch(b, 10, 100)
-		for ctx.Err() == nil {
-			var resp protocol.ProduceResponse
-			pc.call(produceRequest("many0", 0, protocol.AcksAll, batch), &resp)
-		}
-	}()
-	defer func() { cancel(); wg.Wait() }()
 	for _, parts := range []bool{false, true} {
 		b.Run(fmt.Sprintf("partitions=%v", parts), func(b *testing.B) {
 			b.ReportAllocs()
