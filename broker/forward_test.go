@@ -94,3 +94,17 @@ func TestForwarderReusesLoggedInConnection(t *testing.T) {
 	forward(102)
 	open(b, 0)
 }
+
+// BenchmarkForward: forwarded controller writes, one after another, to a
+// leader that requires the SCRAM broker login.
+func BenchmarkForward(b *testing.B) {
+	a := secureBroker(b, false)
+	f := &forwarder{clientID: "broker-9", timeout: defaultAdminTimeout, login: a.brokerLogin}
+	f.hint(101, a.Addr())
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := f.Forward(ctx, controller.Server{ID: 101}, []byte{0xff}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
