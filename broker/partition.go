@@ -140,15 +140,22 @@ func (p *partition) publish() {
 	p.view.Store(&v)
 }
 
-// highWatermark is highWatermark from a view, without p.mu.
+// highWatermark is partition.highWatermark from a view, without p.mu.
 func (v *partitionView) highWatermark() int64 {
+	return highWatermark(v.leader, v.follower, v.hw, v.log)
+}
+
+// highWatermark is the high watermark of a replica leading (ld not nil),
+// following (f not nil), or neither (its last known one, hw, within the
+// log).
+func highWatermark(ld *replica.Leader, f *replica.Follower, hw int64, l *log.Log) int64 {
 	switch {
-	case v.leader != nil:
-		return v.leader.HighWatermark()
-	case v.follower != nil:
-		return v.follower.HighWatermark()
+	case ld != nil:
+		return ld.HighWatermark()
+	case f != nil:
+		return f.HighWatermark()
 	}
-	return min(v.hw, v.log.EndOffset())
+	return min(hw, l.EndOffset())
 }
 
 // highWatermark is the offset below which consumers may read (R12): the
@@ -156,13 +163,11 @@ func (v *partitionView) highWatermark() int64 {
 // synced offsets), or, on a follower, the leader's as last fetched. Call
 // with p.mu held.
 func (p *partition) highWatermark() int64 {
-	switch {
-	case p.role == roleLeader:
-		return p.leader.HighWatermark()
-	case p.follower != nil:
-		return p.follower.HighWatermark()
+	var ld *replica.Leader
+	if p.role == roleLeader {
+		ld = p.leader
 	}
-	return min(p.hw, p.log.EndOffset())
+	return highWatermark(ld, p.follower, p.hw, p.log)
 }
 
 func (p *partition) isClosed() bool {
