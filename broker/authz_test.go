@@ -20,7 +20,7 @@ import (
 // secureBroker runs a broker that requires SASL (both SCRAM mechanisms),
 // with the authorizer on when authz, and users alice and bob
 // (passwords "alice-pw", "bob-pw") and the super user admin.
-func secureBroker(t *testing.T, authz bool) *Broker {
+func secureBroker(t testing.TB, authz bool) *Broker {
 	t.Helper()
 	b := startBroker(t, "", func(c *Config) {
 		c.Security = Security{SASLMechanisms: []auth.Mechanism{auth.ScramSHA256, auth.ScramSHA512}, RequireAuth: true,

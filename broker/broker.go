@@ -374,6 +374,9 @@ func (b *Broker) Close() error {
 		if b.node != nil {
 			errs = append(errs, b.node.Close())
 		}
+		if b.fwd != nil {
+			b.fwd.close() // the connections to the controller leader
+		}
 		b.closeErr = errors.Join(errs...)
 		if b.closeErr == nil && !abandon && b.ready.Load() {
 			// Every log closed cleanly: the next start may lead again

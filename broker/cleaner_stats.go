@@ -1,6 +1,10 @@
 package broker
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/sluicemq/sluice/log"
+)
 
 // The log cleaner as the metrics see it (sluice_cleaner_*): counters the
 // cleaner adds to once per clean (never per record), and at scrape time a
@@ -34,10 +38,11 @@ type CleanerStats struct {
 	CleansTotal, FailuresTotal, BytesReclaimedTotal, RecordsRemovedTotal int64
 }
 
-// addCleanerStats adds p's cleaner state to cs. Call with p.mu held (read)
-// and p's log open.
-func (p *partition) addCleanerStats(cs *CleanerStats) {
-	st := p.log.CleanerStatus()
+// addCleanerStats adds p's cleaner state, with l its log, to cs. It takes
+// no lock of p's but cmu, which nothing holds across I/O, and only for a
+// compacted log.
+func (p *partition) addCleanerStats(l *log.Log, cs *CleanerStats) {
+	st := l.CleanerStatus()
 	if !st.Compact {
 		return
 	}

@@ -61,6 +61,11 @@ type conn struct {
 
 	ctx    context.Context // cancelled when the connection must stop
 	cancel context.CancelFunc
+	// polls is the long-poll fetches' context: ended with ctx, or earlier
+	// by endPolls when the broker begins to drain its connections
+	// (drain.go), which answers every parked fetch at once.
+	pollCtx  context.Context
+	endPolls context.CancelFunc
 
 	br     *bufio.Reader
 	prefix [frameHeaderLen]byte // reader-owned: a local would escape to the heap
@@ -147,6 +152,7 @@ func putBuf(b *[]byte) {
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(b.connCtx)
+	pollCtx, endPolls := context.WithCancel(ctx)
 	remote := nc.RemoteAddr().String()
 	n := b.cfg.MaxInflightPerConn
 	c := &conn{
@@ -159,6 +165,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		probation: -1,
 		ctx:       ctx,
 		cancel:    cancel,
+		pollCtx:   pollCtx,
+		endPolls:  endPolls,
 		br:        bufio.NewReaderSize(nc, readBufferSize),
 		reqs:      make(chan *request, n),
 		resps:     make(chan *response, n),

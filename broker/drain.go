@@ -26,6 +26,13 @@ import (
 //     connections (the Kafka listener) drain the same way, but their
 //     requests are answered by the front end as usual: with the
 //     leaderships gone, a produce there is refused NOT_LEADER_OR_FOLLOWER.
+//     The long-poll fetches parked on the connections (followers' replica
+//     fetches, consumers') are answered at once with what is there, as at
+//     the end of their max wait: the controlled shutdown before the drain
+//     usually ended them already, by moving the leaderships (a woken
+//     long-poll finds the partition not led here), but not when it failed
+//     or the move was not applied here yet, and a long-poll left parked
+//     kept its connection, and so the drain, busy up to drainMax.
 //  2. Quiet: each connection keeps reading, and refusing, until no request
 //     has come for connQuiet — the client got its refusals and moved to
 //     other brokers — or until drainMax has passed since the drain began.
@@ -67,6 +74,9 @@ func (b *Broker) drainConns() {
 		// reads it whole first: cut, the request would end with an
 		// unknown outcome.
 		c.wakeWaiting()
+		// Answer the parked long-poll fetches now, with what is there,
+		// rather than wait them out to drainMax.
+		c.endPolls()
 	}
 	b.mu.Unlock()
 	done := make(chan struct{})

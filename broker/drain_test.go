@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/sluicemq/sluice/internal/poll"
 	"github.com/sluicemq/sluice/protocol"
 	"github.com/sluicemq/sluice/record"
@@ -195,5 +198,56 @@ func TestRefusalClosesGracefully(t *testing.T) {
 	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if frame, err := c.fr.Next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after the refusal: %d bytes, %v; want an orderly close (EOF)", len(frame), err)
+	}
+}
+
+// TestDrainEndsParkedFetches: the drain answers the long-poll fetches
+// parked on the connections (a follower's replica fetches, a consumer's)
+// as it begins, with what is there, so that it does not wait them out to
+// its bound (drainMax): a broker's shutdown is not longer than it needs
+// by up to that bound. The controlled shutdown before the drain usually
+// ends them already, by moving the leaderships away (a woken long-poll
+// finds the partition not led here); not when it failed or the
+// controller has not applied the move yet, as on a loaded machine. Here
+// the drain runs on its own, the partition still led. Without the change
+// the drain reached its bound first and the fetch stayed parked.
+func TestDrainEndsParkedFetches(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBroker(t, "", func(cfg *Config) { cfg.Logger = zap.New(core) })
+	c := dial(t, b.Addr())
+	c.createTopic("parked", 1)
+	poll.Until(t, 10*time.Second, "the broker ready", b.Ready)
+	c.produce("parked", 0, 1, makeBatch(t, record.None, "a", 1, 0))
+	corr := c.send(fetchRequest("parked", 0, 1, 60_000, 1)) // at the end: parked
+	poll.Until(t, 10*time.Second, "the fetch parked", func() bool {
+		p := b.parts.get("parked", 0)
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		return len(p.waiters) == 1
+	})
+
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		b.drainConns()
+	}()
+	answered := make(chan error, 1)
+	var resp protocol.FetchResponse
+	go func() { answered <- c.tryRecv(corr, &resp) }()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("the parked fetch: %v", err)
+		}
+	case <-drained:
+		t.Fatalf("the drain reached its bound (drainMax %v) with the fetch still parked", drainMax)
+	}
+	if got := onlyFetchPartition(t, &resp); got.ErrorCode != protocol.NoError || len(got.Records) != 0 || got.HighWatermark != 1 {
+		t.Fatalf("the parked fetch's answer: %+v", got)
+	}
+	c.nc.Close()
+	<-drained
+	if busy := logs.FilterMessage("connections still busy after the drain; closing them"); busy.Len() > 0 {
+		t.Fatalf("the drain waited to its bound for %v connections", busy.All()[0].ContextMap()["connections"])
 	}
 }

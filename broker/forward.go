@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,15 +15,17 @@ import (
 )
 
 // forwarder carries controller writes to the controller leader over the
-// sluice protocol (controller.Forwarder): it dials the leader broker's
-// client address and sends one ControllerForward request. The Raft server
-// id is the broker id; the address comes from the registered brokers in
-// the metadata, or, before this broker has any metadata (joining), from
-// the brokers the cluster described at join.
+// sluice protocol (controller.Forwarder): one ControllerForward request
+// each, to the leader broker's client address. The Raft server id is the
+// broker id; the address comes from the registered brokers in the
+// metadata, or, before this broker has any metadata (joining), from the
+// brokers the cluster described at join.
 //
-// A connection per write: metadata writes are rare, and a fresh dial
-// makes "not sent" exact — a dial failure proves the request was never
-// written, which is what lets the controller retry it safely.
+// Forward reuses logged-in connections to the leader (leaderConns): a
+// dial and a login (SCRAM with security on) per write made a burst of
+// writes a burst of logins, which on a loaded machine timed out. The
+// other calls (call, callVersion: joins, queue and handover requests to
+// whichever broker, some of them long-polls) keep a connection each.
 type forwarder struct {
 	store interface{ Metadata() *controller.Metadata }
 	// clientID names this broker in the leader's request logs.
@@ -35,6 +38,8 @@ type forwarder struct {
 
 	mu    sync.Mutex
 	hints map[int32]string // broker id → client address, from Join
+
+	conns leaderConns
 }
 
 var _ controller.Forwarder = (*forwarder)(nil)
@@ -69,7 +74,7 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 		return nil, fmt.Errorf("broker %d: client address unknown: %w", to.ID, controller.ErrLeaderUnreachable)
 	}
 	var resp protocol.ControllerForwardResponse
-	err := f.call(ctx, addr, f.timeout, &protocol.ControllerForwardRequest{Payload: req}, &resp)
+	err := f.forward(ctx, to.ID, addr, &protocol.ControllerForwardRequest{Payload: req}, &resp)
 	switch {
 	case errors.Is(err, protocol.ErrNotSent):
 		return nil, fmt.Errorf("broker %d at %s: %w: %w", to.ID, addr, controller.ErrLeaderUnreachable, err)
@@ -82,6 +87,57 @@ func (f *forwarder) Forward(ctx context.Context, to controller.Server, req []byt
 	}
 	return resp.Payload, nil
 }
+
+// forward sends req to broker id at addr on one of the leader's
+// connections and decodes the answer into resp, within ctx's deadline or
+// else f.timeout. A failure before any byte of the request was written
+// (to connect, to log in, or to get a connection in time) matches
+// protocol.ErrNotSent. resp's byte slices are its own, not the
+// connection's buffer.
+func (f *forwarder) forward(ctx context.Context, id int32, addr string, req *protocol.ControllerForwardRequest, resp *protocol.ControllerForwardResponse) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(f.timeout)
+	}
+	lc, err := f.conns.get(ctx, id, addr, deadline, f.dial)
+	if err != nil {
+		return err
+	}
+	// The connection outlives ctx (it is the pool's); ctx's end still cuts
+	// this round trip short, as it would a connection of its own.
+	stop := context.AfterFunc(ctx, func() { lc.c.Close() })
+	err = lc.c.RoundTrip(deadline, req, resp, 0)
+	cut := !stop()
+	if err != nil && cut {
+		err = fmt.Errorf("%w: %w", err, ctx.Err())
+	}
+	resp.Payload = slices.Clone(resp.Payload) // it aliased the connection's frame buffer
+	// A top-level error is the uniform refusal: nothing more of the
+	// connection is served after it (drain.go), so it is not reused.
+	f.conns.put(lc, err == nil && !cut && resp.ErrorCode == protocol.NoError)
+	return err
+}
+
+// dial opens a connection to addr and logs in as a broker (nil login:
+// none), within deadline. Every failure matches protocol.ErrNotSent.
+func (f *forwarder) dial(ctx, connCtx context.Context, addr string, deadline time.Time) (net.Conn, *protocol.Conn, error) {
+	d := net.Dialer{Deadline: deadline}
+	nc, err := f.tls.Dial(ctx, &d, "tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial: %w: %w", protocol.ErrNotSent, err)
+	}
+	c := protocol.NewConn(connCtx, nc, f.clientID, protocol.DefaultMaxFrameSize)
+	if f.login != nil {
+		if err := f.login(c, deadline); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("%w: %w", protocol.ErrNotSent, err)
+		}
+	}
+	return nc, c, nil
+}
+
+// close closes the leader's connections; Forward dials afresh after it.
+func (f *forwarder) close() { f.conns.close() }
 
 // call sends one request to addr on a new connection, after logging in
 // as a broker (nil login: none), and decodes the answer into resp, within
@@ -98,18 +154,11 @@ func (f *forwarder) callVersion(ctx context.Context, addr string, timeout time.D
 	if !ok {
 		deadline = time.Now().Add(timeout)
 	}
-	d := net.Dialer{Deadline: deadline}
-	nc, err := f.tls.Dial(ctx, &d, "tcp", addr)
+	_, c, err := f.dial(ctx, ctx, addr, deadline)
 	if err != nil {
-		return fmt.Errorf("dial: %w: %w", protocol.ErrNotSent, err)
+		return err
 	}
-	c := protocol.NewConn(ctx, nc, f.clientID, protocol.DefaultMaxFrameSize)
 	defer c.Close()
-	if f.login != nil {
-		if err := f.login(c, deadline); err != nil {
-			return fmt.Errorf("%w: %w", protocol.ErrNotSent, err)
-		}
-	}
 	return c.RoundTrip(deadline, req, resp, version)
 }
 

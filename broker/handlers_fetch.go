@@ -63,16 +63,16 @@ func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 	st.fetch.Session = &c.sess
 	enough := c.b.StartFetch(&st.fetch)
 	resp.fetch = st
-	if enough || st.req.MaxWaitMs <= 0 || c.ctx.Err() != nil {
+	if enough || st.req.MaxWaitMs <= 0 || c.pollCtx.Err() != nil {
 		c.encodeFetch(st)
 		return nil
 	}
 	st.releaseViews()
 	wait := min(time.Duration(st.req.MaxWaitMs)*time.Millisecond, c.b.cfg.MaxFetchWait)
 	resp.ready = make(chan struct{})
-	ctx, end := c.ctx, context.CancelFunc(nil)
+	ctx, end := c.pollCtx, context.CancelFunc(nil)
 	if st.req.ReplicaID >= 0 {
-		ctx, end = context.WithCancel(c.ctx)
+		ctx, end = context.WithCancel(c.pollCtx)
 		c.scratch.endReplicaPoll = end
 	}
 	c.polls.Add(1)

@@ -98,12 +98,11 @@ func (b *Broker) consumption(co *coordinator) []group.Consumption {
 }
 
 // lagOffsets returns p's log start offset and high watermark; false when
-// its log is not open.
+// its log is not open. It reads p's view, not its lock (Stats).
 func (p *partition) lagOffsets() (start, hw int64, ok bool) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.state != stateOpen {
+	v := p.view.Load()
+	if v == nil || !v.open {
 		return 0, 0, false
 	}
-	return p.log.StartOffset(), p.highWatermark(), true
+	return v.log.StartOffset(), v.highWatermark(), true
 }

@@ -246,8 +246,12 @@ type PartitionStats struct {
 
 // Stats returns a snapshot of the broker for metrics; with partitions,
 // each topic lists its partitions and each group's lag its partitions
-// too. It reads state under short locks and touches no file (one statfs
-// of the data directory).
+// too. It touches no file (one statfs of the data directory) and takes
+// no partition's lock: each partition is read from its published view
+// and atomics (partitionView), so a scrape neither waits for nor delays
+// the produce and fetch paths. What it does take are short locks of the
+// broker's own tables (connections, memory budget, traffic, the group
+// coordinators) and each log's segment list for reading.
 func (b *Broker) Stats(partitions bool) Stats {
 	st := Stats{BrokerID: b.cfg.BrokerID, Time: time.Now(), Ready: b.Ready() == nil, ConnectionsRefused: map[string]int64{}}
 	b.mu.Lock()
@@ -338,21 +342,21 @@ func (b *Broker) Stats(partitions bool) Stats {
 }
 
 // stats returns p's replica state, adding its cleaner state to cs; false
-// when its log is not open.
+// when its log is not open. It reads p's view and atomics, no lock of
+// the partition's (partitionView).
 func (p *partition) stats(cs *CleanerStats) (PartitionStats, bool) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.state != stateOpen {
+	v := p.view.Load()
+	if v == nil || !v.open {
 		return PartitionStats{}, false
 	}
-	ls := p.log.Stats()
-	ps := PartitionStats{Partition: p.index, Leader: p.role == roleLeader, Replicas: len(p.replicas), ISR: len(p.isr),
-		Bytes: ls.Bytes, Segments: ls.Segments, StartOffset: p.log.StartOffset(), EndOffset: p.log.EndOffset(),
-		HighWatermark: p.highWatermark(), Offline: p.log.Err() != nil, MinInsync: p.minInsync}
+	ls := v.log.Stats()
+	ps := PartitionStats{Partition: p.index, Leader: v.leader != nil, Replicas: v.replicas, ISR: v.isr,
+		Bytes: ls.Bytes, Segments: ls.Segments, StartOffset: v.log.StartOffset(), EndOffset: v.log.EndOffset(),
+		HighWatermark: v.highWatermark(), Offline: v.log.Err() != nil, MinInsync: v.minInsync}
 	if ps.Leader {
-		ps.ISR = len(p.leader.ISR())
+		ps.ISR = v.leader.ISRSize()
 	}
-	p.addCleanerStats(cs)
+	p.addCleanerStats(v.log, cs)
 	return ps, true
 }
 
@@ -397,15 +401,16 @@ func (b *Broker) Ready() error {
 	return nil
 }
 
-// leads reports whether this broker leads the partition in epoch.
+// leads reports whether this broker leads the partition in epoch. It
+// reads the partition's view, not its lock: Ready asks it of every
+// partition led here.
 func (m *partitions) leads(topic string, index, epoch int32) bool {
 	p := m.get(topic, index)
 	if p == nil {
 		return false
 	}
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.state == stateOpen && p.role == roleLeader && p.leader.Epoch() == epoch
+	v := p.view.Load()
+	return v != nil && v.open && v.leader != nil && v.leader.Epoch() == epoch
 }
 
 // observeRequest reports a written response to the Observer.

@@ -93,6 +93,69 @@ type partition struct {
 	// The log cleaner's state of this partition (cleaner.go).
 	cmu   sync.Mutex
 	clean cleanState
+
+	// view is what a metrics scrape and Ready read instead of taking mu
+	// (observe.go): published by unlock at the end of each section that
+	// holds mu for writing.
+	view atomic.Pointer[partitionView]
+}
+
+// partitionView is the part of a partition's state that changes only
+// under p.mu's write lock, as of the last unlock. A scrape reads it with
+// one atomic load, and the rest (offsets, sizes, the leader's high
+// watermark and ISR size) from atomics of the log and the leader state:
+// no lock that an append, a fetch or a role change holds, so a scrape
+// costs the same on a busy broker as on an idle one, and a writer
+// holding p.mu (or queued for it behind an fsync=always append) does not
+// make it wait.
+type partitionView struct {
+	open      bool
+	log       *log.Log
+	leader    *replica.Leader // when leading
+	follower  *replica.Follower
+	replicas  int
+	isr       int // the metadata's ISR (a leader's own: leader.ISRSize)
+	minInsync int
+	hw        int64 // the high watermark while neither leading nor following
+}
+
+// unlock publishes p's view, if it changed, and releases p.mu's write
+// lock: every write-locked section ends with it.
+func (p *partition) unlock() {
+	p.publish()
+	p.mu.Unlock()
+}
+
+// publish stores p's view if it changed. Call with p.mu held for
+// writing, or before p is visible to other goroutines.
+func (p *partition) publish() {
+	v := partitionView{open: p.state == stateOpen, log: p.log, follower: p.follower, replicas: len(p.replicas),
+		isr: len(p.isr), minInsync: p.minInsync, hw: p.hw}
+	if p.role == roleLeader {
+		v.leader = p.leader
+	}
+	if old := p.view.Load(); old != nil && *old == v {
+		return
+	}
+	p.view.Store(&v)
+}
+
+// highWatermark is partition.highWatermark from a view, without p.mu.
+func (v *partitionView) highWatermark() int64 {
+	return highWatermark(v.leader, v.follower, v.hw, v.log)
+}
+
+// highWatermark is the high watermark of a replica leading (ld not nil),
+// following (f not nil), or neither (its last known one, hw, within the
+// log).
+func highWatermark(ld *replica.Leader, f *replica.Follower, hw int64, l *log.Log) int64 {
+	switch {
+	case ld != nil:
+		return ld.HighWatermark()
+	case f != nil:
+		return f.HighWatermark()
+	}
+	return min(hw, l.EndOffset())
 }
 
 // highWatermark is the offset below which consumers may read (R12): the
@@ -100,13 +163,11 @@ type partition struct {
 // synced offsets), or, on a follower, the leader's as last fetched. Call
 // with p.mu held.
 func (p *partition) highWatermark() int64 {
-	switch {
-	case p.role == roleLeader:
-		return p.leader.HighWatermark()
-	case p.follower != nil:
-		return p.follower.HighWatermark()
+	var ld *replica.Leader
+	if p.role == roleLeader {
+		ld = p.leader
 	}
-	return min(p.hw, p.log.EndOffset())
+	return highWatermark(ld, p.follower, p.hw, p.log)
 }
 
 func (p *partition) isClosed() bool {

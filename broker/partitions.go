@@ -38,7 +38,7 @@ func (m *partitions) shutting(p *partition, state partitionState, snapshot bool)
 	// deletes the log.
 	defer p.producers.Wait()
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if p.state != stateOpen {
 		return nil
 	}
@@ -316,6 +316,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 	p := &partition{topic: t.Name, index: mp.Index, dir: dir, log: l, producers: ps, cfg: pc, epoch: -1, leaderID: -1, fetchFrom: -1, hw: hw,
 		traffic: m.traffic.get(t.Name), throttle: m.throttle}
 	p.cur.Store(l)
+	p.publish()
 	return p
 }
 
@@ -325,7 +326,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) {
 	p.mu.Lock()
 	if p.state != stateOpen {
-		p.mu.Unlock()
+		p.unlock()
 		return
 	}
 	p.log.SetLeaderEpoch(max(epoch, p.log.LeaderEpoch()))
@@ -333,12 +334,12 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	p.producers.SetExpiration(pc.producerExpiration)
 	if sameLogConfig(p.cfg.log, pc.log) {
 		p.cfg.maxMessageBytes, p.cfg.producerExpiration = pc.maxMessageBytes, pc.producerExpiration
-		p.mu.Unlock()
+		p.unlock()
 		return
 	}
 	p.state = stateReopening
 	old := p.log
-	p.mu.Unlock()
+	p.unlock()
 	p.notify() // long-polls answer now rather than wait for the reopen
 
 	lg := m.logger.With(zap.String("topic", p.topic), zap.Int32("partition", p.index))
@@ -347,7 +348,7 @@ func (m *partitions) applyConfig(p *partition, pc partitionConfig, epoch int32) 
 	}
 	l, err := log.Open(p.dir, pc.log)
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	if err != nil {
 		// Requests get an error rather than data from a log in an
 		// unknown state; the next reconcile tries to open it again.

@@ -118,7 +118,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	tp := replica.TopicPartition{Topic: p.topic, Partition: p.index}
 	p.mu.Lock()
 	if p.state != stateOpen {
-		p.mu.Unlock()
+		p.unlock()
 		return
 	}
 	oldISR := p.isr
@@ -139,7 +139,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 			if !slices.Equal(p.leader.ISR(), mp.ISR) {
 				p.leader.SetISR(mp.ISR)
 			}
-			p.mu.Unlock()
+			p.unlock()
 			p.notify()
 			return
 		}
@@ -168,7 +168,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 			p.role = roleNone
 		}
 		p.leaderID, p.epoch = mp.Leader, mp.LeaderEpoch
-		p.mu.Unlock()
+		p.unlock()
 		if ld != nil {
 			m.elections.Add(1)
 		}
@@ -194,7 +194,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 	same := p.leaderID == mp.Leader && p.epoch == mp.LeaderEpoch &&
 		(p.role == roleFollower && !offline || p.role == roleNone && offline)
 	if same {
-		p.mu.Unlock()
+		p.unlock()
 		return
 	}
 	lg := m.partitionLogger(p)
@@ -212,7 +212,7 @@ func (m *partitions) applyRole(p *partition, t *controller.Topic, mp *controller
 		p.fetchFrom = mp.Leader
 	}
 	leader, epoch := p.leaderID, p.epoch
-	p.mu.Unlock()
+	p.unlock()
 	if resign != nil {
 		resign.Resign()
 	}
@@ -245,7 +245,7 @@ func (m *partitions) stopReplication(p *partition) {
 	p.mu.Lock()
 	ld, from := p.leader, p.fetchFrom
 	p.leader, p.follower, p.fetchFrom, p.role = nil, nil, -1, roleNone
-	p.mu.Unlock()
+	p.unlock()
 	if ld != nil {
 		ld.Resign()
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -74,9 +75,14 @@ type Leader struct {
 	// adds one it holds every committed offset (R11), even one committed
 	// while the proposal was in flight.
 	expanding []int32
-	hw        int64
-	waiters   []waiter // by offset, ascending
-	resigned  error
+	// hw is written under mu and read without it (HighWatermark), and
+	// isrSize is len(isr), published for ISRSize: a metrics scrape reads
+	// both for every partition and must not wait behind the produce
+	// path's holders of mu.
+	hw       atomic.Int64
+	isrSize  atomic.Int32
+	waiters  []waiter // by offset, ascending
+	resigned error
 }
 
 // NewLeader starts the leader state of an epoch. The high watermark starts
@@ -105,17 +111,15 @@ func NewLeader(cfg LeaderConfig, log Log) (*Leader, error) {
 			l.followers[id] = &follower{pos: -1, epoch: -1, caughtUp: now}
 		}
 	}
-	l.hw = min(max(cfg.HighWatermark, 0), log.EndOffset())
+	l.isrSize.Store(int32(len(l.isr)))
+	l.hw.Store(min(max(cfg.HighWatermark, 0), log.EndOffset()))
 	l.advanceLocked()
 	return l, nil
 }
 
-// HighWatermark is the offset below which consumers may read.
-func (l *Leader) HighWatermark() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.hw
-}
+// HighWatermark is the offset below which consumers may read. It takes
+// no lock.
+func (l *Leader) HighWatermark() int64 { return l.hw.Load() }
 
 // HighWatermarkKnown reports whether every ISR member has reported its
 // position in this leader epoch. Until then the high watermark is a
@@ -139,6 +143,10 @@ func (l *Leader) ISR() []int32 {
 	defer l.mu.Unlock()
 	return slices.Clone(l.isr)
 }
+
+// ISRSize is the number of ISR members, without a lock (ISR copies them
+// under the lock).
+func (l *Leader) ISRSize() int { return int(l.isrSize.Load()) }
 
 // CanAppend reports whether an acks=all produce may be appended: the ISR
 // has at least min.insync.replicas members.
@@ -240,10 +248,10 @@ func (l *Leader) advanceLocked() bool {
 			}
 		}
 	}
-	if hw <= l.hw {
+	if hw <= l.hw.Load() {
 		return false
 	}
-	l.hw = hw
+	l.hw.Store(hw)
 	i := 0
 	for ; i < len(l.waiters) && l.waiters[i].offset <= hw; i++ {
 		l.waiters[i].done <- nil
@@ -271,7 +279,7 @@ func (l *Leader) WaitFor(ctx context.Context, offset int64) error {
 		l.mu.Unlock()
 		return ErrNotEnoughReplicas
 	}
-	if l.hw >= offset {
+	if l.hw.Load() >= offset {
 		l.mu.Unlock()
 		return nil
 	}
@@ -350,7 +358,7 @@ func (l *Leader) ExpandCandidates(eligible func(Member) bool) []Member {
 		// not move, so a follower that stopped fetching stays "at" it. It
 		// must also have caught up within MaxLag, or the next shrink
 		// removes it again (an ISR flapping every check, seen in chaos).
-		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw && now.Sub(f.caughtUp) <= l.cfg.MaxLag {
+		if !slices.Contains(l.isr, id) && f.epoch == l.cfg.Epoch && f.pos >= l.hw.Load() && now.Sub(f.caughtUp) <= l.cfg.MaxLag {
 			if m := (Member{ID: id, BrokerEpoch: f.brokerEpoch}); eligible == nil || eligible(m) {
 				out = append(out, m)
 			}
@@ -377,6 +385,7 @@ func (l *Leader) SetISR(isr []int32) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.isr = slices.Clone(isr)
+	l.isrSize.Store(int32(len(l.isr)))
 	l.expanding = slices.DeleteFunc(l.expanding, func(id int32) bool { return slices.Contains(isr, id) })
 	if len(l.isr) < l.cfg.MinInsync {
 		l.failWaitersLocked(ErrNotEnoughReplicas)
