@@ -58,6 +58,10 @@ func (m *partitions) shutting(p *partition, state partitionState, snapshot bool)
 type topicParts struct {
 	id    uint64
 	parts []*partition
+	// pc is the config the last reconcile applied (reconcile), valid
+	// when pcSet.
+	pc    partitionConfig
+	pcSet bool
 }
 
 // partitions is the partition manager: it opens a log for every partition
@@ -206,6 +210,13 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		for len(parts) < len(t.Partitions) {
 			parts = append(parts, nil)
 		}
+		// A partition whose metadata and config are what was applied
+		// last is passed over (partition.settledAt).
+		sameConfig := tp.pcSet && samePartitionConfig(tp.pc, pc)
+		var settled []bool
+		if sameConfig {
+			settled = make([]bool, len(t.Partitions))
+		}
 		var closing []*partition
 		var opening []int
 		for i := range t.Partitions {
@@ -228,6 +239,10 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 				opening = append(opening, i)
 				continue
 			}
+			if sameConfig && parts[i].settledAt(m.roleKey(t, mp, pc), mp) {
+				settled[i] = true
+				continue
+			}
 			m.applyConfig(parts[i], pc, mp.LeaderEpoch)
 		}
 		forEach(len(opening), func(k int) {
@@ -235,11 +250,11 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			parts[i] = m.openPartition(t, &t.Partitions[i], pc)
 		})
 		m.mu.Lock()
-		m.topics[name] = &topicParts{id: t.ID, parts: parts}
+		m.topics[name] = &topicParts{id: t.ID, parts: parts, pc: pc, pcSet: true}
 		m.mu.Unlock()
 		m.removeLeft(closing)
 		for i := range t.Partitions {
-			if parts[i] != nil {
+			if parts[i] != nil && (settled == nil || !settled[i]) {
 				m.applyRole(parts[i], t, &t.Partitions[i], pc)
 			}
 		}

@@ -373,16 +373,16 @@ func (l *Leader) Epoch() int32 { return l.cfg.Epoch }
 // SetISR applies the ISR the controller committed. Waiters fail with
 // ErrNotEnoughReplicas if it is below min.insync.replicas; otherwise a
 // smaller ISR may raise the high watermark.
-func (l *Leader) SetISR(isr []int32) {
+func (l *Leader) SetISR(isr []int32) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.isr = slices.Clone(isr)
 	l.expanding = slices.DeleteFunc(l.expanding, func(id int32) bool { return slices.Contains(isr, id) })
 	if len(l.isr) < l.cfg.MinInsync {
 		l.failWaitersLocked(ErrNotEnoughReplicas)
-		return
+		return false
 	}
-	l.advanceLocked()
+	return l.advanceLocked()
 }
 
 // Position returns follower id's last reported position in this leader
