@@ -166,6 +166,12 @@ type Fetcher struct {
 	// Owned by the goroutine.
 	conn     *protocol.Conn
 	req      protocol.FetchRequest
+	entries  []snapshotEntry // the last snapshot's, reused
+	// sent is what the Fetch asks, by topic and partition in its order
+	// (sent[i][j] is req.Topics[i].Partitions[j]); topicAt indexes
+	// req.Topics by name.
+	sent    [][]sent
+	topicAt map[string]int
 	fetchGen uint64 // the gen of the Fetch being sent
 	onSent   func() // polling, made once
 }
@@ -289,10 +295,12 @@ type snapshotEntry struct {
 func (f *Fetcher) snapshot() ([]snapshotEntry, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]snapshotEntry, 0, len(f.parts))
+	clear(f.entries)
+	out := f.entries[:0]
 	for tp, e := range f.parts {
 		out = append(out, snapshotEntry{tp, e})
 	}
+	f.entries = out
 	return out, f.gen
 }
 
@@ -381,29 +389,37 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 		MaxWaitMs: int32(f.cfg.MaxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.cfg.MaxBytes,
 		Topics: req.Topics[:0],
 	}
-	byTP := make(map[TopicPartition]sent, len(ready))
-	failed := false
+	for i := range f.sent {
+		clear(f.sent[i])
+		f.sent[i] = f.sent[i][:0]
+	}
+	if f.topicAt == nil {
+		f.topicAt = map[string]int{}
+	}
+	clear(f.topicAt)
+	failed, n := false, 0
 	for _, se := range ready {
 		off, err := se.e.p.FetchOffset()
 		if err != nil {
 			failed = true
 			continue
 		}
-		byTP[se.tp] = sent{se.e, off}
-		var t *protocol.FetchTopic
-		for i := range req.Topics {
-			if req.Topics[i].Name == se.tp.Topic {
-				t = &req.Topics[i]
+		i, ok := f.topicAt[se.tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			f.topicAt[se.tp.Topic] = i
+			req.Topics = append(req.Topics, protocol.FetchTopic{Name: se.tp.Topic})
+			if i == len(f.sent) {
+				f.sent = append(f.sent, nil)
 			}
 		}
-		if t == nil {
-			req.Topics = append(req.Topics, protocol.FetchTopic{Name: se.tp.Topic})
-			t = &req.Topics[len(req.Topics)-1]
-		}
+		t := &req.Topics[i]
 		t.Partitions = append(t.Partitions, protocol.FetchPartition{Partition: se.tp.Partition,
 			CurrentLeaderEpoch: se.e.epoch, FetchOffset: off, LogStartOffset: -1, PartitionMaxBytes: f.cfg.PartitionMaxBytes})
+		f.sent[i] = append(f.sent[i], sent{se.e, off})
+		n++
 	}
-	if len(byTP) == 0 {
+	if n == 0 {
 		return true, nil
 	}
 	var resp protocol.FetchResponse
@@ -423,7 +439,7 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 		for j := range rt.Partitions {
 			pr := &rt.Partitions[j]
 			tp := TopicPartition{rt.Name, pr.Partition}
-			s, ok := byTP[tp]
+			s, ok := f.asked(tp, j)
 			if !ok || !f.current(tp, s.e) {
 				continue
 			}
@@ -456,6 +472,26 @@ func (f *Fetcher) polling() {
 type sent struct {
 	e      *fetchEntry
 	offset int64
+}
+
+// asked finds what the Fetch asked of tp, the j-th partition of its
+// topic in the answer: the leader answers in the order asked
+// (handleFetch), so at the same place, else by a search.
+func (f *Fetcher) asked(tp TopicPartition, j int) (sent, bool) {
+	i, ok := f.topicAt[tp.Topic]
+	if !ok {
+		return sent{}, false
+	}
+	parts := f.req.Topics[i].Partitions
+	if j < len(parts) && parts[j].Partition == tp.Partition {
+		return f.sent[i][j], true
+	}
+	for k := range parts {
+		if parts[k].Partition == tp.Partition {
+			return f.sent[i][k], true
+		}
+	}
+	return sent{}, false
 }
 
 // applyPartition handles one partition of a Fetch response; false when it

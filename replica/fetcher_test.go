@@ -539,3 +539,38 @@ func (p *gatedFollowed) FetchOffset() (int64, error) {
 	})
 	return p.localFollowed.FetchOffset()
 }
+
+// A Fetch's answer is matched to what it asked by place (the leader
+// answers in the order asked), and by partition when the order differs:
+// each answer goes to its own partition's entry either way.
+func TestFetcherMatchesAnswersToWhatWasAsked(t *testing.T) {
+	f := &Fetcher{topicAt: map[string]int{"a": 0, "b": 1}}
+	f.req.Topics = []protocol.FetchTopic{
+		{Name: "a", Partitions: []protocol.FetchPartition{{Partition: 4}, {Partition: 1}}},
+		{Name: "b", Partitions: []protocol.FetchPartition{{Partition: 0}}},
+	}
+	e := []*fetchEntry{{}, {}, {}}
+	f.sent = [][]sent{{{e[0], 40}, {e[1], 10}}, {{e[2], 0}}}
+	for _, c := range []struct {
+		tp   TopicPartition
+		j    int
+		want *fetchEntry
+		off  int64
+	}{
+		{TopicPartition{"a", 4}, 0, e[0], 40},
+		{TopicPartition{"a", 1}, 1, e[1], 10},
+		{TopicPartition{"a", 1}, 0, e[1], 10}, // out of order
+		{TopicPartition{"a", 4}, 7, e[0], 40}, // past the end
+		{TopicPartition{"b", 0}, 0, e[2], 0},
+	} {
+		s, ok := f.asked(c.tp, c.j)
+		if !ok || s.e != c.want || s.offset != c.off {
+			t.Errorf("asked(%v, %d) = %v, %v; want entry %p at %d", c.tp, c.j, s, ok, c.want, c.off)
+		}
+	}
+	for _, tp := range []TopicPartition{{"a", 2}, {"c", 0}} {
+		if _, ok := f.asked(tp, 0); ok {
+			t.Errorf("asked(%v): found, but it was not asked", tp)
+		}
+	}
+}
