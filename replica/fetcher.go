@@ -164,14 +164,14 @@ type Fetcher struct {
 	wdone  chan struct{} // the waker's
 
 	// Owned by the goroutine.
-	conn     *protocol.Conn
-	req      protocol.FetchRequest
-	entries  []snapshotEntry // the last snapshot's, reused
+	conn    *protocol.Conn
+	req     protocol.FetchRequest
+	entries []snapshotEntry // the last snapshot's, reused
 	// sent is what the Fetch asks, by topic and partition in its order
 	// (sent[i][j] is req.Topics[i].Partitions[j]); topicAt indexes
 	// req.Topics by name.
-	sent    [][]sent
-	topicAt map[string]int
+	sent     [][]sent
+	topicAt  map[string]int
 	fetchGen uint64 // the gen of the Fetch being sent
 	onSent   func() // polling, made once
 }
