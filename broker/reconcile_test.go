@@ -1,14 +1,17 @@
 package broker
 
 import (
+	"errors"
 	"os"
 	"slices"
+	"syscall"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/sluicemq/sluice/controller"
 	"github.com/sluicemq/sluice/vfs"
+	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
 // A reconcile with metadata older than what was reconciled already is
@@ -124,5 +127,78 @@ func TestReconcilePassesOverUnchangedPartitions(t *testing.T) {
 	m.reconcile(md)
 	if got := minInsync(untouched); got != 1 {
 		t.Fatalf("partition %d after a config change: min insync %d, want 1 (RF 2)", untouched, got)
+	}
+}
+
+// Opening the partitions of a new topic syncs the data directory once for
+// all the partition directories made, not once per partition (a tenth of
+// the CPU of creating 10,000 partitions); and if that sync fails, the
+// partitions stay closed and their directories are removed, so the next
+// reconcile makes and syncs them again.
+func TestReconcileSyncsDataDirOncePerTopic(t *testing.T) {
+	md := controller.NewMetadata()
+	md, _, err := controller.Apply(md, controller.RegisterBroker{ID: 1, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		create, err := controller.PlanCreateTopic(md, controller.TopicSpec{Name: name, Partitions: 40, ReplicationFactor: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if md, _, err = controller.Apply(md, create); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	// The data dir itself, not the partition directories below it.
+	only := dir[:len(dir)-1] + "[" + dir[len(dir)-1:] + "]"
+	syncs := fs.Arm(errorfs.Fault{Ops: errorfs.OpSyncDir, Path: only})
+	m := newPartitions(fs, dir, 1, nil, zap.NewNop(), &replication{})
+	defer m.closeAll()
+	m.reconcile(md)
+	if n := syncs.Hits(); n != 2 {
+		t.Fatalf("%d syncs of the data dir for 2 topics of 40 partitions, want 2", n)
+	}
+
+	// A failed sync: the topic's partitions stay closed, their
+	// directories gone; the next reconcile opens them.
+	bump := func() {
+		t.Helper()
+		var err error
+		if md, _, err = controller.Apply(md, controller.RegisterBroker{ID: int32(md.Version + 10), Addr: "127.0.0.1:1",
+			PreviousEpoch: controller.PreviousEpochEmpty}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create, err := controller.PlanCreateTopic(md, controller.TopicSpec{Name: "c", Partitions: 3, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, _, err = controller.Apply(md, create); err != nil {
+		t.Fatal(err)
+	}
+	syncs.Disarm()
+	fail := fs.Arm(errorfs.Fault{Ops: errorfs.OpSyncDir, Path: only, Err: syscall.EIO})
+	m.reconcile(md)
+	fail.Disarm()
+	if fail.Hits() != 1 {
+		t.Fatalf("the failing sync ran %d times, want 1", fail.Hits())
+	}
+	for i := int32(0); i < 3; i++ {
+		if m.get("c", i) != nil {
+			t.Fatalf("c-%d open after its directory's sync failed", i)
+		}
+		if _, err := os.Stat(m.partitionDir("c", i)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("c-%d's directory after the failed sync: %v", i, err)
+		}
+	}
+	bump()
+	m.reconcile(md)
+	for i := int32(0); i < 3; i++ {
+		if p := m.get("c", i); p == nil || p.isClosed() {
+			t.Fatalf("c-%d not open after the next reconcile", i)
+		}
 	}
 }
