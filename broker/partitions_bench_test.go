@@ -29,23 +29,15 @@ func cpuTime(b *testing.B) time.Duration {
 //	go test -run '^$' -bench BenchmarkReconcileManyPartitions -benchtime 3x ./broker/
 func BenchmarkReconcileManyPartitions(b *testing.B) {
 	const n = 3000
-	apply := func(m *controller.Metadata, c controller.Command) *controller.Metadata {
-		b.Helper()
-		out, _, err := controller.Apply(m, c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return out
-	}
 	base := controller.NewMetadata()
 	for id := int32(1); id <= 3; id++ {
-		base = apply(base, controller.RegisterBroker{ID: id, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
+		base = mustApply(b, base, controller.RegisterBroker{ID: id, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	}
 	create, err := controller.PlanCreateTopic(base, controller.TopicSpec{Name: "many", Partitions: n, ReplicationFactor: 3})
 	if err != nil {
 		b.Fatal(err)
 	}
-	created := apply(base, create)
+	created := mustApply(b, base, create)
 	newParts := func() *partitions {
 		repl := &replication{addr: func(int32) (string, bool) { return "", false }, brokerEpoch: func() int64 { return 1 }}
 		return newPartitions(vfs.Default, b.TempDir(), 1, nil, zap.NewNop(), repl)
@@ -97,7 +89,7 @@ func BenchmarkReconcileManyPartitions(b *testing.B) {
 					epochs[j] = md.Brokers[id].Epoch
 				}
 			}
-			md = apply(md, controller.AlterPartition{Topic: "many", Partition: k, PartitionEpoch: p.PartitionEpoch, Leader: 1, ISR: isr, BrokerEpochs: epochs})
+			md = mustApply(b, md, controller.AlterPartition{Topic: "many", Partition: k, PartitionEpoch: p.PartitionEpoch, Leader: 1, ISR: isr, BrokerEpochs: epochs})
 			c0 := cpuTime(b)
 			b.StartTimer()
 			m.reconcile(md)

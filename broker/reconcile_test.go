@@ -14,26 +14,28 @@ import (
 	"github.com/sluicemq/sluice/vfs/errorfs"
 )
 
+// mustApply applies c to m.
+func mustApply(tb testing.TB, m *controller.Metadata, c controller.Command) *controller.Metadata {
+	tb.Helper()
+	n, _, err := controller.Apply(m, c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
 // A reconcile with metadata older than what was reconciled already is
 // ignored. The watcher and the admin handlers each read the metadata and
 // then wait for the others: the one that read first may run last, and its
 // metadata, from before a topic was created, would close the new topic
 // and remove its data.
 func TestReconcileIgnoresOlderMetadata(t *testing.T) {
-	apply := func(m *controller.Metadata, c controller.Command) *controller.Metadata {
-		t.Helper()
-		n, _, err := controller.Apply(m, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	before := apply(controller.NewMetadata(), controller.RegisterBroker{ID: 1, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
+	before := mustApply(t, controller.NewMetadata(), controller.RegisterBroker{ID: 1, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	create, err := controller.PlanCreateTopic(before, controller.TopicSpec{Name: "t", Partitions: 1, ReplicationFactor: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := apply(before, create)
+	after := mustApply(t, before, create)
 
 	dir := t.TempDir()
 	m := newPartitions(vfs.Default, dir, 1, nil, zap.NewNop(), &replication{})
@@ -58,23 +60,15 @@ func TestReconcileIgnoresOlderMetadata(t *testing.T) {
 // applyRole always sets (minInsync) is spoilt on an untouched partition
 // to see whether the reconcile visited it.
 func TestReconcilePassesOverUnchangedPartitions(t *testing.T) {
-	apply := func(m *controller.Metadata, c controller.Command) *controller.Metadata {
-		t.Helper()
-		n, _, err := controller.Apply(m, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	md := controller.NewMetadata()
 	for id := int32(1); id <= 2; id++ {
-		md = apply(md, controller.RegisterBroker{ID: id, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
+		md = mustApply(t, md, controller.RegisterBroker{ID: id, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	}
 	create, err := controller.PlanCreateTopic(md, controller.TopicSpec{Name: "t", Partitions: 6, ReplicationFactor: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	md = apply(md, create)
+	md = mustApply(t, md, create)
 	repl := &replication{addr: func(int32) (string, bool) { return "", false }, brokerEpoch: func() int64 { return 1 }}
 	m := newPartitions(vfs.Default, t.TempDir(), 1, nil, zap.NewNop(), repl)
 	defer m.closeAll()
@@ -105,10 +99,10 @@ func TestReconcilePassesOverUnchangedPartitions(t *testing.T) {
 	spoil(untouched, 99)
 
 	// A change of no partition (a new broker), then an ISR shrink of one.
-	md = apply(md, controller.RegisterBroker{ID: 3, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
+	md = mustApply(t, md, controller.RegisterBroker{ID: 3, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	m.reconcile(md)
 	cp := md.Topics["t"].Partitions[changed]
-	md = apply(md, controller.AlterPartition{Topic: "t", Partition: changed, PartitionEpoch: cp.PartitionEpoch, Leader: 1, ISR: []int32{1}})
+	md = mustApply(t, md, controller.AlterPartition{Topic: "t", Partition: changed, PartitionEpoch: cp.PartitionEpoch, Leader: 1, ISR: []int32{1}})
 	m.reconcile(md)
 
 	p := m.get("t", changed)
@@ -123,7 +117,7 @@ func TestReconcilePassesOverUnchangedPartitions(t *testing.T) {
 	}
 
 	// A config change visits every partition again.
-	md = apply(md, controller.AlterConfigs{Name: "t", Set: map[string]string{"retention.ms": "60000"}})
+	md = mustApply(t, md, controller.AlterConfigs{Name: "t", Set: map[string]string{"retention.ms": "60000"}})
 	m.reconcile(md)
 	if got := minInsync(untouched); got != 1 {
 		t.Fatalf("partition %d after a config change: min insync %d, want 1 (RF 2)", untouched, got)
@@ -136,19 +130,13 @@ func TestReconcilePassesOverUnchangedPartitions(t *testing.T) {
 // partitions stay closed and their directories are removed, so the next
 // reconcile makes and syncs them again.
 func TestReconcileSyncsDataDirOncePerTopic(t *testing.T) {
-	md := controller.NewMetadata()
-	md, _, err := controller.Apply(md, controller.RegisterBroker{ID: 1, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
-	if err != nil {
-		t.Fatal(err)
-	}
+	md := mustApply(t, controller.NewMetadata(), controller.RegisterBroker{ID: 1, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	for _, name := range []string{"a", "b"} {
 		create, err := controller.PlanCreateTopic(md, controller.TopicSpec{Name: name, Partitions: 40, ReplicationFactor: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if md, _, err = controller.Apply(md, create); err != nil {
-			t.Fatal(err)
-		}
+		md = mustApply(t, md, create)
 	}
 	dir := t.TempDir()
 	fs := errorfs.New(vfs.Default)
@@ -164,21 +152,11 @@ func TestReconcileSyncsDataDirOncePerTopic(t *testing.T) {
 
 	// A failed sync: the topic's partitions stay closed, their
 	// directories gone; the next reconcile opens them.
-	bump := func() {
-		t.Helper()
-		var err error
-		if md, _, err = controller.Apply(md, controller.RegisterBroker{ID: int32(md.Version + 10), Addr: "127.0.0.1:1",
-			PreviousEpoch: controller.PreviousEpochEmpty}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	create, err := controller.PlanCreateTopic(md, controller.TopicSpec{Name: "c", Partitions: 3, ReplicationFactor: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md, _, err = controller.Apply(md, create); err != nil {
-		t.Fatal(err)
-	}
+	md = mustApply(t, md, create)
 	syncs.Disarm()
 	fail := fs.Arm(errorfs.Fault{Ops: errorfs.OpSyncDir, Path: only, Err: syscall.EIO})
 	m.reconcile(md)
@@ -194,7 +172,7 @@ func TestReconcileSyncsDataDirOncePerTopic(t *testing.T) {
 			t.Fatalf("c-%d's directory after the failed sync: %v", i, err)
 		}
 	}
-	bump()
+	md = mustApply(t, md, controller.RegisterBroker{ID: 2, Addr: "127.0.0.1:1", PreviousEpoch: controller.PreviousEpochEmpty})
 	m.reconcile(md)
 	for i := int32(0); i < 3; i++ {
 		if p := m.get("c", i); p == nil || p.isClosed() {
