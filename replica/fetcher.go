@@ -122,6 +122,18 @@ type fetchEntry struct {
 	// how many failures since were not (warnEvery).
 	warned     time.Time
 	suppressed int
+	// idle is the last answer applied with no records, when both Apply
+	// and AdvanceStart took it: the same answer to a fetch from the same
+	// offset changes nothing, and is not applied again (a follower of
+	// thousands of idle partitions gets thousands every round).
+	idle    idleAnswer
+	idleSet bool
+}
+
+// idleAnswer is an answer with no records: the offset fetched from and
+// the leader's high watermark and log start.
+type idleAnswer struct {
+	offset, hw, start int64
 }
 
 // warnEvery rate-limits a partition's repeated apply failures (a log
@@ -498,8 +510,16 @@ func (f *Fetcher) asked(tp TopicPartition, j int) (sent, bool) {
 // failed.
 func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPartitionResponse) bool {
 	e := s.e
+	if pr.ErrorCode != protocol.NoError {
+		e.idleSet = false
+	}
 	switch pr.ErrorCode {
 	case protocol.NoError:
+		idle := idleAnswer{s.offset, pr.HighWatermark, pr.LogStartOffset}
+		if len(pr.Records) == 0 && e.idleSet && e.idle == idle {
+			return true
+		}
+		e.idleSet = false
 		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
 			if errors.Is(err, ErrLeadershipOver) {
 				return false
@@ -517,10 +537,14 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 			e.truncated = false
 			return false
 		}
-		if err := e.p.AdvanceStart(pr.LogStartOffset); err != nil && !errors.Is(err, ErrLeadershipOver) {
-			f.log.Warn("advance the log start to the leader's", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
-				zap.Int64("leader_log_start", pr.LogStartOffset), zap.Error(err))
+		if err := e.p.AdvanceStart(pr.LogStartOffset); err != nil {
+			if !errors.Is(err, ErrLeadershipOver) {
+				f.log.Warn("advance the log start to the leader's", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
+					zap.Int64("leader_log_start", pr.LogStartOffset), zap.Error(err))
+			}
+			return true
 		}
+		e.idle, e.idleSet = idle, len(pr.Records) == 0
 		return true
 	case protocol.ErrOffsetOutOfRange:
 		if pr.LogStartOffset > s.offset {

@@ -574,3 +574,59 @@ func TestFetcherMatchesAnswersToWhatWasAsked(t *testing.T) {
 		}
 	}
 }
+
+// countingFollowed counts what the fetcher applies.
+type countingFollowed struct {
+	localFollowed
+	applies, advances int
+}
+
+func (p *countingFollowed) Apply(records []byte, hw int64) error {
+	p.applies++
+	return nil
+}
+
+func (p *countingFollowed) AdvanceStart(start int64) error {
+	p.advances++
+	return nil
+}
+
+// An answer with no records that repeats the last one applied (same fetch
+// offset, high watermark and log start) is not applied again: a follower
+// of thousands of idle partitions gets thousands each round. Any change,
+// records, or an error in between, and it is applied.
+func TestFetcherSkipsRepeatedIdleAnswers(t *testing.T) {
+	f := &Fetcher{log: zap.NewNop()}
+	p := &countingFollowed{}
+	e := &fetchEntry{p: p, epoch: 1}
+	tp := TopicPartition{"t", 0}
+	answer := func(offset, hw, start int64, records []byte, code protocol.ErrorCode) {
+		t.Helper()
+		f.applyPartition(tp, sent{e, offset}, &protocol.FetchPartitionResponse{ErrorCode: code, HighWatermark: hw, LogStartOffset: start, Records: records})
+	}
+	want := func(applies, advances int) {
+		t.Helper()
+		if p.applies != applies || p.advances != advances {
+			t.Fatalf("%d applies and %d log start advances, want %d and %d", p.applies, p.advances, applies, advances)
+		}
+	}
+	answer(10, 10, 0, nil, protocol.NoError)
+	want(1, 1)
+	answer(10, 10, 0, nil, protocol.NoError) // the same: skipped
+	want(1, 1)
+	answer(10, 11, 0, nil, protocol.NoError) // the high watermark moved
+	want(2, 2)
+	answer(10, 11, 5, nil, protocol.NoError) // the log start moved
+	want(3, 3)
+	answer(12, 11, 5, nil, protocol.NoError) // fetched from elsewhere
+	want(4, 4)
+	answer(12, 11, 5, nil, protocol.ErrNotLeaderOrFollower)
+	answer(12, 11, 5, nil, protocol.NoError) // after an error: applied
+	want(5, 5)
+	answer(12, 11, 5, []byte{1}, protocol.NoError) // records
+	want(6, 6)
+	answer(12, 11, 5, nil, protocol.NoError) // not the last applied answer
+	want(7, 7)
+	answer(12, 11, 5, nil, protocol.NoError)
+	want(7, 7)
+}
