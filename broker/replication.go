@@ -257,7 +257,7 @@ func (m *partitions) roleKey(t *controller.Topic, mp *controller.Partition, pc p
 		offline: mp.IsOffline(m.self), fsync: pc.log.Fsync == log.FsyncAlways, minInsync: controller.MinInsync(t)}
 }
 
-// settled reports whether applyRole of mp with key would change nothing
+// settledAt reports whether applyRole of mp with key would change nothing
 // of p: the reconcile of a metadata change that did not touch p passes it
 // over (at 10,000 partitions, visiting each on every change was a fifth
 // of a broker's CPU while a restarted broker rejoined the ISRs).
