@@ -45,23 +45,39 @@ func readTopicID(fs vfs.FS, dir string) (uint64, error) {
 
 // claimDir makes dir belong to the topic with the given id: a directory
 // left by another topic of the same name, by a crash before its id was
-// written, or with a damaged id, is removed first.
-func claimDir(fs vfs.FS, dir string, id uint64) error {
+// written, or with a damaged id, is removed first. It reports whether it
+// made the directory: then the caller syncs the parent directory (once
+// for all it claims: claimedDirs) before the partition takes records.
+func claimDir(fs vfs.FS, dir string, id uint64) (bool, error) {
 	got, err := readTopicID(fs, dir)
 	switch {
 	case err == nil && got == id:
-		return nil
+		return false, nil
 	case err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, log.ErrCorruptCheckpoint):
-		return err
+		return false, err
 	}
 	if err := fs.RemoveAll(dir); err != nil {
-		return fmt.Errorf("claim %s: %w", dir, err)
+		return false, fmt.Errorf("claim %s: %w", dir, err)
 	}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("claim %s: %w", dir, err)
+		return false, fmt.Errorf("claim %s: %w", dir, err)
 	}
-	if err := vfs.SyncDir(fs, filepath.Dir(dir)); err != nil {
-		return fmt.Errorf("claim %s: %w", dir, err)
+	if err := topicIDCheckpoint(fs, dir).WriteInt64(int64(id)); err != nil {
+		// Made but not claimed: the next claim starts over.
+		return false, err
 	}
-	return topicIDCheckpoint(fs, dir).WriteInt64(int64(id))
+	return true, nil
+}
+
+// claimedDirs makes the n directories claimDir made in dataDir durable,
+// with one sync of dataDir for them all (one per partition was a tenth of
+// the CPU of creating 10,000).
+func claimedDirs(fs vfs.FS, dataDir string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := vfs.SyncDir(fs, dataDir); err != nil {
+		return fmt.Errorf("sync %s after making %d partition directories: %w", dataDir, n, err)
+	}
+	return nil
 }

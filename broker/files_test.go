@@ -72,13 +72,13 @@ func TestSmallFilesLegacyFormat(t *testing.T) {
 		if err := os.WriteFile(data, []byte("kept"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := claimDir(fs, dir, 42); err != nil {
+		if _, err := claimDir(fs, dir, 42); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(data); err != nil {
 			t.Fatalf("claiming a directory with its legacy topic id removed its data: %v", err)
 		}
-		if err := claimDir(fs, dir, 43); err != nil {
+		if _, err := claimDir(fs, dir, 43); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {

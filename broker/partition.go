@@ -74,6 +74,11 @@ type partition struct {
 	adding    []int32       // the replicas a move adds (throttled)
 	throttle  *moveThrottle // the broker's, for adding replicas (throttle.go)
 	minInsync int
+	// settled is what applyRole last applied in full (roleKey), with
+	// isr, replicas and adding above: a reconcile passes over a
+	// partition whose metadata did not change since (most of them, when
+	// one metadata change touches a few of 10,000 partitions).
+	settled   roleKey
 	fetchFrom int32 // the broker whose fetcher copies this partition, -1 none
 	hw        int64 // the high watermark while not leading
 	cur       atomic.Pointer[log.Log]

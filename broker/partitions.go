@@ -58,6 +58,10 @@ func (m *partitions) shutting(p *partition, state partitionState, snapshot bool)
 type topicParts struct {
 	id    uint64
 	parts []*partition
+	// pc is the config the last reconcile applied (reconcile), valid
+	// when pcSet.
+	pc    partitionConfig
+	pcSet bool
 }
 
 // partitions is the partition manager: it opens a log for every partition
@@ -206,10 +210,22 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 		for len(parts) < len(t.Partitions) {
 			parts = append(parts, nil)
 		}
+		// A partition whose metadata and config are what was applied
+		// last is passed over (partition.settledAt).
+		sameConfig := tp.pcSet && samePartitionConfig(tp.pc, pc)
+		var settled []bool
+		if sameConfig {
+			settled = make([]bool, len(t.Partitions))
+		}
 		var closing []*partition
 		var opening []int
 		for i := range t.Partitions {
 			mp := &t.Partitions[i]
+			if sameConfig && parts[i] != nil && parts[i].settledAt(m.roleKey(t, mp, pc), mp) {
+				// Open, and as the last reconcile left it.
+				settled[i] = true
+				continue
+			}
 			if !slices.Contains(mp.Replicas, m.self) {
 				// Not a replica here (any more): a move removed it
 				// (controller/move.go). Close the log and delete its
@@ -230,16 +246,18 @@ func (m *partitions) reconcile(md *controller.Metadata) {
 			}
 			m.applyConfig(parts[i], pc, mp.LeaderEpoch)
 		}
+		made := make([]bool, len(opening))
 		forEach(len(opening), func(k int) {
 			i := opening[k]
-			parts[i] = m.openPartition(t, &t.Partitions[i], pc)
+			parts[i], made[k] = m.openPartition(t, &t.Partitions[i], pc)
 		})
+		m.syncClaimed(name, parts, opening, made)
 		m.mu.Lock()
-		m.topics[name] = &topicParts{id: t.ID, parts: parts}
+		m.topics[name] = &topicParts{id: t.ID, parts: parts, pc: pc, pcSet: true}
 		m.mu.Unlock()
 		m.removeLeft(closing)
 		for i := range t.Partitions {
-			if parts[i] != nil {
+			if parts[i] != nil && (settled == nil || !settled[i]) {
 				m.applyRole(parts[i], t, &t.Partitions[i], pc)
 			}
 		}
@@ -284,20 +302,52 @@ func (m *partitions) awaitReconciled(v uint64, d time.Duration) bool {
 	}
 }
 
+// syncClaimed makes the partition directories the reconcile's opening
+// made durable (claimedDirs) before the partitions take records; if it
+// cannot, those partitions are closed again and their directories
+// removed (logged), and the next reconcile makes them anew.
+func (m *partitions) syncClaimed(topic string, parts []*partition, opening []int, made []bool) {
+	n := 0
+	for _, ok := range made {
+		if ok {
+			n++
+		}
+	}
+	err := claimedDirs(m.fs, m.dataDir, n)
+	if err == nil {
+		return
+	}
+	m.logger.Error("partition directories not synced; their partitions stay closed", zap.Int("partitions", n), zap.Error(err))
+	for k, i := range opening {
+		if !made[k] {
+			continue
+		}
+		if p := parts[i]; p != nil {
+			p.producers.Release()
+			if cerr := p.log.Close(); cerr != nil {
+				m.logger.Warn("close partition log", zap.String("topic", p.topic), zap.Int32("partition", p.index), zap.Error(cerr))
+			}
+			parts[i] = nil
+		}
+		_ = m.fs.RemoveAll(m.partitionDir(topic, int32(i))) // best effort: one left is claimed again
+	}
+}
+
 // openPartition opens one partition's log, or returns nil (logged) if it
-// cannot.
-func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition, pc partitionConfig) *partition {
+// cannot, and whether it made the partition's directory (syncClaimed).
+func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition, pc partitionConfig) (*partition, bool) {
 	dir := m.partitionDir(t.Name, mp.Index)
 	lg := m.logger.With(zap.String("topic", t.Name), zap.Int32("partition", mp.Index))
-	if err := claimDir(m.fs, dir, t.ID); err != nil {
+	made, err := claimDir(m.fs, dir, t.ID)
+	if err != nil {
 		lg.Error("partition directory unusable", zap.Error(err))
-		return nil
+		return nil, false
 	}
 	pc.log.Logger = lg
 	l, err := log.Open(dir, pc.log)
 	if err != nil {
 		lg.Error("open partition log", zap.Error(err))
-		return nil
+		return nil, made // made all the same: its parent is synced
 	}
 	l.SetLeaderEpoch(max(mp.LeaderEpoch, l.LeaderEpoch()))
 	ps := replica.NewProducers(replica.ProducersConfig{Dir: dir, FS: m.fs, Limit: m.producerLimit,
@@ -308,7 +358,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		if cerr := l.Close(); cerr != nil {
 			lg.Warn("close partition log", zap.Error(cerr))
 		}
-		return nil
+		return nil, made
 	}
 	lg.Debug("partition opened", zap.Int64("start_offset", l.StartOffset()), zap.Int64("end_offset", l.EndOffset()),
 		zap.Int("producers", ps.Len()), zap.Int64("producer_state_from", from))
@@ -317,7 +367,7 @@ func (m *partitions) openPartition(t *controller.Topic, mp *controller.Partition
 		traffic: m.traffic.get(t.Name), throttle: m.throttle}
 	p.cur.Store(l)
 	p.publish()
-	return p
+	return p, made
 }
 
 // applyConfig reopens p's log when its topic config changed. The log has

@@ -135,6 +135,12 @@ func orNow(d time.Duration) time.Duration {
 
 // sameLogConfig reports whether two configs ask for the same log
 // behaviour (Logger and clock aside).
+// samePartitionConfig reports whether a and b are the same topic config
+// to a partition: its log's and the producer and message limits.
+func samePartitionConfig(a, b partitionConfig) bool {
+	return sameLogConfig(a.log, b.log) && a.maxMessageBytes == b.maxMessageBytes && a.producerExpiration == b.producerExpiration
+}
+
 func sameLogConfig(a, b log.Config) bool {
 	return a.SegmentBytes == b.SegmentBytes && a.SegmentAge == b.SegmentAge &&
 		a.RetentionBytes == b.RetentionBytes && a.RetentionAge == b.RetentionAge &&

@@ -122,6 +122,18 @@ type fetchEntry struct {
 	// how many failures since were not (warnEvery).
 	warned     time.Time
 	suppressed int
+	// idle is the last answer applied with no records, when both Apply
+	// and AdvanceStart took it: the same answer to a fetch from the same
+	// offset changes nothing, and is not applied again (a follower of
+	// thousands of idle partitions gets thousands every round).
+	idle    idleAnswer
+	idleSet bool
+}
+
+// idleAnswer is an answer with no records: the offset fetched from and
+// the leader's high watermark and log start.
+type idleAnswer struct {
+	offset, hw, start int64
 }
 
 // warnEvery rate-limits a partition's repeated apply failures (a log
@@ -164,8 +176,14 @@ type Fetcher struct {
 	wdone  chan struct{} // the waker's
 
 	// Owned by the goroutine.
-	conn     *protocol.Conn
-	req      protocol.FetchRequest
+	conn    *protocol.Conn
+	req     protocol.FetchRequest
+	entries []snapshotEntry // the last snapshot's, reused
+	// sent is what the Fetch asks, by topic and partition in its order
+	// (sent[i][j] is req.Topics[i].Partitions[j]); topicAt indexes
+	// req.Topics by name.
+	sent     [][]sent
+	topicAt  map[string]int
 	fetchGen uint64 // the gen of the Fetch being sent
 	onSent   func() // polling, made once
 }
@@ -289,10 +307,12 @@ type snapshotEntry struct {
 func (f *Fetcher) snapshot() ([]snapshotEntry, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]snapshotEntry, 0, len(f.parts))
+	clear(f.entries)
+	out := f.entries[:0]
 	for tp, e := range f.parts {
 		out = append(out, snapshotEntry{tp, e})
 	}
+	f.entries = out
 	return out, f.gen
 }
 
@@ -381,29 +401,37 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 		MaxWaitMs: int32(f.cfg.MaxWait / time.Millisecond), MinBytes: 1, MaxBytes: f.cfg.MaxBytes,
 		Topics: req.Topics[:0],
 	}
-	byTP := make(map[TopicPartition]sent, len(ready))
-	failed := false
+	for i := range f.sent {
+		clear(f.sent[i])
+		f.sent[i] = f.sent[i][:0]
+	}
+	if f.topicAt == nil {
+		f.topicAt = map[string]int{}
+	}
+	clear(f.topicAt)
+	failed, n := false, 0
 	for _, se := range ready {
 		off, err := se.e.p.FetchOffset()
 		if err != nil {
 			failed = true
 			continue
 		}
-		byTP[se.tp] = sent{se.e, off}
-		var t *protocol.FetchTopic
-		for i := range req.Topics {
-			if req.Topics[i].Name == se.tp.Topic {
-				t = &req.Topics[i]
+		i, ok := f.topicAt[se.tp.Topic]
+		if !ok {
+			i = len(req.Topics)
+			f.topicAt[se.tp.Topic] = i
+			req.Topics = append(req.Topics, protocol.FetchTopic{Name: se.tp.Topic})
+			if i == len(f.sent) {
+				f.sent = append(f.sent, nil)
 			}
 		}
-		if t == nil {
-			req.Topics = append(req.Topics, protocol.FetchTopic{Name: se.tp.Topic})
-			t = &req.Topics[len(req.Topics)-1]
-		}
+		t := &req.Topics[i]
 		t.Partitions = append(t.Partitions, protocol.FetchPartition{Partition: se.tp.Partition,
 			CurrentLeaderEpoch: se.e.epoch, FetchOffset: off, LogStartOffset: -1, PartitionMaxBytes: f.cfg.PartitionMaxBytes})
+		f.sent[i] = append(f.sent[i], sent{se.e, off})
+		n++
 	}
-	if len(byTP) == 0 {
+	if n == 0 {
 		return true, nil
 	}
 	var resp protocol.FetchResponse
@@ -423,7 +451,7 @@ func (f *Fetcher) fetch(ready []snapshotEntry, gen uint64) (bool, error) {
 		for j := range rt.Partitions {
 			pr := &rt.Partitions[j]
 			tp := TopicPartition{rt.Name, pr.Partition}
-			s, ok := byTP[tp]
+			s, ok := f.asked(tp, j)
 			if !ok || !f.current(tp, s.e) {
 				continue
 			}
@@ -458,12 +486,40 @@ type sent struct {
 	offset int64
 }
 
+// asked finds what the Fetch asked of tp, the j-th partition of its
+// topic in the answer: the leader answers in the order asked
+// (handleFetch), so at the same place, else by a search.
+func (f *Fetcher) asked(tp TopicPartition, j int) (sent, bool) {
+	i, ok := f.topicAt[tp.Topic]
+	if !ok {
+		return sent{}, false
+	}
+	parts := f.req.Topics[i].Partitions
+	if j < len(parts) && parts[j].Partition == tp.Partition {
+		return f.sent[i][j], true
+	}
+	for k := range parts {
+		if parts[k].Partition == tp.Partition {
+			return f.sent[i][k], true
+		}
+	}
+	return sent{}, false
+}
+
 // applyPartition handles one partition of a Fetch response; false when it
 // failed.
 func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPartitionResponse) bool {
 	e := s.e
+	if pr.ErrorCode != protocol.NoError {
+		e.idleSet = false
+	}
 	switch pr.ErrorCode {
 	case protocol.NoError:
+		idle := idleAnswer{s.offset, pr.HighWatermark, pr.LogStartOffset}
+		if len(pr.Records) == 0 && e.idleSet && e.idle == idle {
+			return true
+		}
+		e.idleSet = false
 		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
 			if errors.Is(err, ErrLeadershipOver) {
 				return false
@@ -481,10 +537,14 @@ func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPa
 			e.truncated = false
 			return false
 		}
-		if err := e.p.AdvanceStart(pr.LogStartOffset); err != nil && !errors.Is(err, ErrLeadershipOver) {
-			f.log.Warn("advance the log start to the leader's", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
-				zap.Int64("leader_log_start", pr.LogStartOffset), zap.Error(err))
+		if err := e.p.AdvanceStart(pr.LogStartOffset); err != nil {
+			if !errors.Is(err, ErrLeadershipOver) {
+				f.log.Warn("advance the log start to the leader's", zap.String("topic", tp.Topic), zap.Int32("partition", tp.Partition),
+					zap.Int64("leader_log_start", pr.LogStartOffset), zap.Error(err))
+			}
+			return true
 		}
+		e.idle, e.idleSet = idle, len(pr.Records) == 0
 		return true
 	case protocol.ErrOffsetOutOfRange:
 		if pr.LogStartOffset > s.offset {

@@ -539,3 +539,94 @@ func (p *gatedFollowed) FetchOffset() (int64, error) {
 	})
 	return p.localFollowed.FetchOffset()
 }
+
+// A Fetch's answer is matched to what it asked by place (the leader
+// answers in the order asked), and by partition when the order differs:
+// each answer goes to its own partition's entry either way.
+func TestFetcherMatchesAnswersToWhatWasAsked(t *testing.T) {
+	f := &Fetcher{topicAt: map[string]int{"a": 0, "b": 1}}
+	f.req.Topics = []protocol.FetchTopic{
+		{Name: "a", Partitions: []protocol.FetchPartition{{Partition: 4}, {Partition: 1}}},
+		{Name: "b", Partitions: []protocol.FetchPartition{{Partition: 0}}},
+	}
+	e := []*fetchEntry{{}, {}, {}}
+	f.sent = [][]sent{{{e[0], 40}, {e[1], 10}}, {{e[2], 0}}}
+	for _, c := range []struct {
+		tp   TopicPartition
+		j    int
+		want *fetchEntry
+		off  int64
+	}{
+		{TopicPartition{"a", 4}, 0, e[0], 40},
+		{TopicPartition{"a", 1}, 1, e[1], 10},
+		{TopicPartition{"a", 1}, 0, e[1], 10}, // out of order
+		{TopicPartition{"a", 4}, 7, e[0], 40}, // past the end
+		{TopicPartition{"b", 0}, 0, e[2], 0},
+	} {
+		s, ok := f.asked(c.tp, c.j)
+		if !ok || s.e != c.want || s.offset != c.off {
+			t.Errorf("asked(%v, %d) = %v, %v; want entry %p at %d", c.tp, c.j, s, ok, c.want, c.off)
+		}
+	}
+	for _, tp := range []TopicPartition{{"a", 2}, {"c", 0}} {
+		if _, ok := f.asked(tp, 0); ok {
+			t.Errorf("asked(%v): found, but it was not asked", tp)
+		}
+	}
+}
+
+// countingFollowed counts what the fetcher applies.
+type countingFollowed struct {
+	localFollowed
+	applies, advances int
+}
+
+func (p *countingFollowed) Apply(records []byte, hw int64) error {
+	p.applies++
+	return nil
+}
+
+func (p *countingFollowed) AdvanceStart(start int64) error {
+	p.advances++
+	return nil
+}
+
+// An answer with no records that repeats the last one applied (same fetch
+// offset, high watermark and log start) is not applied again: a follower
+// of thousands of idle partitions gets thousands each round. Any change,
+// records, or an error in between, and it is applied.
+func TestFetcherSkipsRepeatedIdleAnswers(t *testing.T) {
+	f := &Fetcher{log: zap.NewNop()}
+	p := &countingFollowed{}
+	e := &fetchEntry{p: p, epoch: 1}
+	tp := TopicPartition{"t", 0}
+	answer := func(offset, hw, start int64, records []byte, code protocol.ErrorCode) {
+		t.Helper()
+		f.applyPartition(tp, sent{e, offset}, &protocol.FetchPartitionResponse{ErrorCode: code, HighWatermark: hw, LogStartOffset: start, Records: records})
+	}
+	want := func(applies, advances int) {
+		t.Helper()
+		if p.applies != applies || p.advances != advances {
+			t.Fatalf("%d applies and %d log start advances, want %d and %d", p.applies, p.advances, applies, advances)
+		}
+	}
+	answer(10, 10, 0, nil, protocol.NoError)
+	want(1, 1)
+	answer(10, 10, 0, nil, protocol.NoError) // the same: skipped
+	want(1, 1)
+	answer(10, 11, 0, nil, protocol.NoError) // the high watermark moved
+	want(2, 2)
+	answer(10, 11, 5, nil, protocol.NoError) // the log start moved
+	want(3, 3)
+	answer(12, 11, 5, nil, protocol.NoError) // fetched from elsewhere
+	want(4, 4)
+	answer(12, 11, 5, nil, protocol.ErrNotLeaderOrFollower)
+	answer(12, 11, 5, nil, protocol.NoError) // after an error: applied
+	want(5, 5)
+	answer(12, 11, 5, []byte{1}, protocol.NoError) // records
+	want(6, 6)
+	answer(12, 11, 5, nil, protocol.NoError) // not the last applied answer
+	want(7, 7)
+	answer(12, 11, 5, nil, protocol.NoError)
+	want(7, 7)
+}

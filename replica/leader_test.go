@@ -427,3 +427,28 @@ func TestExpandingFollowerHoldsTheHighWatermark(t *testing.T) {
 		t.Fatalf("HW %d, want 150: 3 was not proposed", got)
 	}
 }
+
+// SetISR says whether the high watermark moved: the broker wakes the
+// fetches waiting on the partition only then, not for every ISR change.
+func TestSetISRReportsHighWatermarkMove(t *testing.T) {
+	lg := &fakeLog{}
+	lg.end.Store(100)
+	l := newLeader(t, lg, &clock{now: time.Unix(0, 0)}, nil) // ISR {1,2,3}, min 2
+	mustFetch(t, l, 2, 100, 5)
+	mustFetch(t, l, 3, 40, 5)
+	if got := l.HighWatermark(); got != 40 {
+		t.Fatalf("HW %d, want 40 (follower 3's position)", got)
+	}
+	if l.SetISR([]int32{1, 2, 3}) {
+		t.Fatal("SetISR of the same ISR reported a move")
+	}
+	if !l.SetISR([]int32{1, 2}) {
+		t.Fatal("SetISR dropping the slowest member: no move reported")
+	}
+	if got := l.HighWatermark(); got != 100 {
+		t.Fatalf("HW %d after dropping 3, want 100", got)
+	}
+	if l.SetISR([]int32{1, 2, 3}) {
+		t.Fatal("SetISR adding a member: the HW cannot rise, yet a move was reported")
+	}
+}

@@ -27,7 +27,7 @@ if [ "$(ulimit -n)" -lt "$want" ]; then
 fi
 if [ -n "${PPROF:-}" ]; then export SLUICE_BROKER_ARGS="${SLUICE_BROKER_ARGS:-} --pprof 127.0.0.1:0"; fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=$(mktemp -d /tmp/bench-partitions.XXXX)
+dir=$(mktemp -d "${BENCH_TMP:-/tmp}/bench-partitions.XXXX")
 export SLUICE_TIMEOUT=120s SLUICE_BIN=$bin SLUICE_CLUSTER_PORT=${SLUICE_CLUSTER_PORT:-26000}
 addrs=$("$root/scripts/cluster.sh" up 3 "$dir" | tail -1)
 export SLUICE_BROKERS=$addrs

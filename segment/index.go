@@ -86,12 +86,11 @@ func openIndex(fs vfs.FS, path string, width int64, maxBytes int, create bool) (
 	if fl := (st.Size() + width - 1) / width * width; fl > length {
 		length = fl
 	}
-	if create {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("sync %s: %w", path, err)
-		}
-	}
+	// A new index file is not synced: it is empty, and an index is a
+	// hint (R7) that Open rebuilds when it is missing or wrong. The
+	// segment's directory sync makes its entry durable with the log's.
+	// (Two fsyncs fewer per segment: a tenth of the CPU of creating
+	// 10,000 partitions.)
 	mm, err := mapFile(f, length, gommap.PROT_READ|gommap.PROT_WRITE)
 	if cerr := f.Close(); err == nil && cerr != nil { // the mapping outlives the descriptor
 		mm.UnsafeUnmap()

@@ -258,7 +258,7 @@ func Create(dir string, base int64, cfg Config) (*Segment, error) {
 		return fail(err)
 	}
 	created = append(created, TimeIndexPath(dir, base))
-	if err := s.log.Sync(); err != nil { // openIndex synced the index files
+	if err := s.log.Sync(); err != nil { // not the new, empty index files (openIndex)
 		return fail(err)
 	}
 	if err := vfs.SyncDir(s.fs, dir); err != nil {

