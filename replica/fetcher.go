@@ -510,16 +510,13 @@ func (f *Fetcher) asked(tp TopicPartition, j int) (sent, bool) {
 // failed.
 func (f *Fetcher) applyPartition(tp TopicPartition, s sent, pr *protocol.FetchPartitionResponse) bool {
 	e := s.e
-	if pr.ErrorCode != protocol.NoError {
-		e.idleSet = false
+	idle := idleAnswer{s.offset, pr.HighWatermark, pr.LogStartOffset}
+	if pr.ErrorCode == protocol.NoError && len(pr.Records) == 0 && e.idleSet && e.idle == idle {
+		return true
 	}
+	e.idleSet = false
 	switch pr.ErrorCode {
 	case protocol.NoError:
-		idle := idleAnswer{s.offset, pr.HighWatermark, pr.LogStartOffset}
-		if len(pr.Records) == 0 && e.idleSet && e.idle == idle {
-			return true
-		}
-		e.idleSet = false
 		if err := e.p.Apply(pr.Records, pr.HighWatermark); err != nil {
 			if errors.Is(err, ErrLeadershipOver) {
 				return false
