@@ -442,3 +442,137 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+var (
+	// a test function's declaration in a _test.go file.
+	testFunc = regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark|Example)\w*)\(`)
+	// a test function named in Markdown: Test, Fuzz or Benchmark, then a
+	// capital letter or an underscore (TestX, Test_x; not "Tests").
+	testName = regexp.MustCompile(`\b((?:Test|Fuzz|Benchmark)[A-Z_]\w*)`)
+	// a path of a Go file, a script or a deploy file: segment/segment.go.
+	codePath = regexp.MustCompile(`\b[a-z][\w.-]*(?:/[\w.-]+)+\.(?:go|sh|yaml|yml|json)\b`)
+)
+
+// TestFuncs returns the names of the test, fuzz, benchmark and example
+// functions that the _test.go files under root declare.
+func TestFuncs(root string) (map[string]bool, error) {
+	names := make(map[string]bool)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin" || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range testFunc.FindAllStringSubmatch(string(data), -1) {
+			names[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: test functions: %w", err)
+	}
+	return names, nil
+}
+
+// CheckNamedCode reports, in every Markdown file under root, each test
+// function (TestX, FuzzX, BenchmarkX) that no _test.go file declares, and
+// each path of a file in the repository (log/commit.go: a path whose first
+// directory is one of root's) that does not exist: the docs say which test
+// shows a rule and where it is enforced, and a rename must not leave them
+// pointing at nothing. On a line with -run a name is a pattern and stands
+// for every test it begins; FuzzXxx and TestXxx are placeholders.
+func CheckNamedCode(root string) ([]Problem, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	funcs, err := TestFuncs(root)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	topDirs := make(map[string]bool)
+	for _, e := range entries {
+		if e.IsDir() {
+			topDirs[e.Name()] = true
+		}
+	}
+	exists := func(name string, prefix bool) bool {
+		if funcs[name] || strings.HasSuffix(name, "Xxx") {
+			return true
+		}
+		if prefix {
+			for f := range funcs {
+				if strings.HasPrefix(f, name) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var problems []Problem
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(d.Name(), ".md") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for i, line := range strings.Split(string(data), "\n") {
+			pattern := strings.Contains(line, "-run")
+			for _, m := range testName.FindAllStringSubmatch(line, -1) {
+				if !exists(m[1], pattern) {
+					problems = append(problems, Problem{File: rel, Line: i + 1, What: fmt.Sprintf("test %s is not in any _test.go file", m[1])})
+				}
+			}
+			for _, p := range codePath.FindAllString(line, -1) {
+				if first, _, _ := strings.Cut(p, "/"); !topDirs[first] {
+					continue // another repository's (hashicorp/raft:api.go) or not a path
+				}
+				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); err != nil {
+					problems = append(problems, Problem{File: rel, Line: i + 1, What: fmt.Sprintf("file %s does not exist", p)})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: walk %s: %w", root, err)
+	}
+	sort.Slice(problems, func(i, j int) bool {
+		if problems[i].File != problems[j].File {
+			return problems[i].File < problems[j].File
+		}
+		return problems[i].Line < problems[j].Line
+	})
+	return problems, nil
+}
