@@ -203,7 +203,7 @@ func TestCheckNamedCodeFindsDrift(t *testing.T) {
 		"`TestAppend`, `FuzzRecover` (log/commit.go), `FuzzXxx`: all there.",                      // 2
 		"| R2 | `groupCommit.wait` (log/gone.go) | `TestAppendRenamed` |",                         // 3
 		"`go test -run 'TestApp|FuzzRec' ./log` is a pattern; hashicorp/raft:api.go is not ours.", // 4
-		"TestApp without -run is a name, and so is BenchmarkAppend.",                              // 5
+		"TestApp alone is a name, and so is BenchmarkAppend.",                                     // 5
 		"",
 	}, "\n"))
 	problems, err := CheckNamedCode(root)
