@@ -15,12 +15,14 @@
 // CheckImportTable keeps the package table of docs/architecture.md true:
 // each package's imports of the module, as its non-test Go files have
 // them, must be the ones its row lists. CheckPackageList keeps README.md's
-// package table naming every package and nothing else.
+// package table naming every package and nothing else. CheckNamedCode
+// keeps the tests the docs name (a correctness rule's "shown by") and the
+// repository files they name existing.
 //
-// The tests of this package run both on the repository, so `go test ./...`
-// (and with it `make test` and `make ci`) fails on a broken link, a make
-// target that does not exist, or a package table that no longer matches
-// the code.
+// The tests of this package run them all on the repository, so `go test
+// ./...` (and with it `make test` and `make ci`) fails on a broken link, a
+// make target that does not exist, a package table that no longer matches
+// the code, or a test or file the docs name that is gone.
 package docscheck
 
 import (
