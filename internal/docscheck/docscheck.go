@@ -17,7 +17,8 @@
 // them, must be the ones its row lists. CheckPackageList keeps README.md's
 // package table naming every package and nothing else. CheckNamedCode
 // keeps the tests the docs name (a correctness rule's "shown by") and the
-// repository files they name existing.
+// repository files they name existing, and CheckIndex docs/README.md
+// linking to every page of docs/.
 //
 // The tests of this package run them all on the repository, so `go test
 // ./...` (and with it `make test` and `make ci`) fails on a broken link, a
@@ -576,5 +577,36 @@ func CheckNamedCode(root string) ([]Problem, error) {
 		}
 		return problems[i].Line < problems[j].Line
 	})
+	return problems, nil
+}
+
+// CheckIndex reports every Markdown page in the directory dir (relative to
+// root) that the index page dir/README.md does not link to: a page no index
+// names is a page no reader finds.
+func CheckIndex(root, dir string) ([]Problem, error) {
+	index := filepath.Join(root, dir, "README.md")
+	data, err := os.ReadFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	linked := make(map[string]bool)
+	for _, m := range inlineLink.FindAllStringSubmatch(string(data), -1) {
+		target, _, _ := strings.Cut(m[1], "#")
+		linked[filepath.Clean(target)] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(root, dir))
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	rel := filepath.ToSlash(filepath.Join(dir, "README.md"))
+	var problems []Problem
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".md") || e.Name() == "README.md" {
+			continue
+		}
+		if !linked[e.Name()] {
+			problems = append(problems, Problem{File: rel, What: fmt.Sprintf("page %s is not in the index", e.Name())})
+		}
+	}
 	return problems, nil
 }

@@ -214,3 +214,19 @@ func TestCheckNamedCodeFindsDrift(t *testing.T) {
 		`docs/a.md:5: test BenchmarkAppend is not in any _test.go file`,
 	})
 }
+
+// TestDocsIndex: docs/README.md links to every page in docs/.
+func TestDocsIndex(t *testing.T) {
+	problems, err := CheckIndex(repoRoot(t), "docs")
+	wantProblems(t, problems, err, nil)
+}
+
+func TestCheckIndexFindsMissingPage(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "docs", "README.md"), "| [a](a.md) | a |\n| [b's part](b.md#part) | b |\n")
+	for _, page := range []string{"a.md", "b.md", "c.md"} {
+		write(t, filepath.Join(root, "docs", page), "# page\n")
+	}
+	problems, err := CheckIndex(root, "docs")
+	wantProblems(t, problems, err, []string{`docs/README.md: page c.md is not in the index`})
+}
