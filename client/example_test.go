@@ -80,9 +80,14 @@ func exampleBroker(ctx context.Context) (addr string, stop func()) {
 	}
 }
 
-// exampleTopic creates topic with one partition and produces values to it,
-// each under the key k1, k2, ...
-func exampleTopic(ctx context.Context, c *client.Client, topic string, values ...string) {
+// exampleTopic creates topic with one partition on the broker at addr and
+// produces values to it, each under the key k1, k2, ...
+func exampleTopic(ctx context.Context, addr, topic string, values ...string) {
+	c, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
 	if err := c.CreateTopics(ctx, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		log.Fatal(err)
 	}
@@ -104,12 +109,7 @@ func Example_consumerGroup() {
 	defer cancel()
 	addr, stop := exampleBroker(ctx)
 	defer stop()
-	admin, err := client.New(ctx, client.SeedBrokers(addr))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer admin.Close()
-	exampleTopic(ctx, admin, "orders", "apple", "pear", "plum")
+	exampleTopic(ctx, addr, "orders", "apple", "pear", "plum")
 
 	member, err := client.New(ctx, client.SeedBrokers(addr),
 		client.ConsumerGroup("billing", client.GroupTopics("orders"), client.GroupResetOffset(client.AtStart())))
@@ -128,6 +128,12 @@ func Example_consumerGroup() {
 	}
 	member.Close() // commits offset 3, then leaves the group
 
+	// Any client reads a group's committed offsets.
+	admin, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer admin.Close()
 	committed, err := admin.CommittedOffsets(ctx, "billing")
 	if err != nil {
 		log.Fatal(err)
@@ -148,12 +154,13 @@ func Example_queueGroup() {
 	defer cancel()
 	addr, stop := exampleBroker(ctx)
 	defer stop()
+	exampleTopic(ctx, addr, "emails", "to ann", "to bob", "to cy")
+
 	c, err := client.New(ctx, client.SeedBrokers(addr))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	exampleTopic(ctx, c, "emails", "to ann", "to bob", "to cy")
 
 	q := c.QueueGroup("mailer", "emails")
 	for settled := 0; settled < 3; {

@@ -82,7 +82,22 @@ func Check(root string) ([]Problem, error) {
 		return nil, err
 	}
 	var problems []Problem
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = walkMarkdown(root, func(path string) error {
+		ps, err := checkFile(root, path, targets)
+		problems = append(problems, ps...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortProblems(problems)
+	return problems, nil
+}
+
+// walkMarkdown calls fn with the path of every Markdown file under root,
+// skipping hidden directories and bin/.
+func walkMarkdown(root string, fn func(path string) error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -95,20 +110,22 @@ func Check(root string) ([]Problem, error) {
 		if !strings.HasSuffix(d.Name(), ".md") {
 			return nil
 		}
-		ps, err := checkFile(root, path, targets)
-		problems = append(problems, ps...)
-		return err
+		return fn(path)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("docscheck: walk %s: %w", root, err)
+		return fmt.Errorf("docscheck: walk %s: %w", root, err)
 	}
+	return nil
+}
+
+// sortProblems orders problems by file, then line.
+func sortProblems(problems []Problem) {
 	sort.Slice(problems, func(i, j int) bool {
 		if problems[i].File != problems[j].File {
 			return problems[i].File < problems[j].File
 		}
 		return problems[i].Line < problems[j].Line
 	})
-	return problems, nil
 }
 
 // MakeTargets returns the targets the Makefile at path defines.
@@ -528,19 +545,7 @@ func CheckNamedCode(root string) ([]Problem, error) {
 		return false
 	}
 	var problems []Problem
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(d.Name(), ".md") {
-			return nil
-		}
+	err = walkMarkdown(root, func(path string) error {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -569,14 +574,9 @@ func CheckNamedCode(root string) ([]Problem, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("docscheck: walk %s: %w", root, err)
+		return nil, err
 	}
-	sort.Slice(problems, func(i, j int) bool {
-		if problems[i].File != problems[j].File {
-			return problems[i].File < problems[j].File
-		}
-		return problems[i].Line < problems[j].Line
-	})
+	sortProblems(problems)
 	return problems, nil
 }
 
