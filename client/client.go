@@ -1,5 +1,6 @@
-// Package client is the Go library for sluice: a producer, a consumer and
-// an admin API behind one Client.
+// Package client is the Go library for sluice: a producer, a consumer
+// (of assigned partitions or as a consumer group member), queue group
+// workers and an admin API behind one Client.
 //
 // New bootstraps from any of the seed brokers, learns the cluster from its
 // metadata (topics → partitions → leader broker) and from then on sends
@@ -115,6 +116,19 @@
 // since it was returned. group.go and docs/client-groups.md say exactly
 // what is committed when. Admin calls for groups: ListGroups,
 // DescribeGroup, DeleteGroups, ResetOffsets, CommittedOffsets.
+//
+// # Queue groups
+//
+// QueueGroup makes the Client a worker of a queue group: Receive acquires
+// records one by one under a lease (any number of workers, several on one
+// partition, no order promised), and each Delivery is settled once:
+// Accept (done), Release (delivered again, after an optional delay),
+// Reject (to the group's dead-letter topic) or Renew (a longer lease). A
+// lease that runs out gives the record to another worker, and the late
+// settlement fails with ErrLeaseLost. AcceptAsync sends the acceptance
+// with the next Receive. Admin calls: DescribeQueueGroup,
+// DescribeQueueGroupConfigs, AlterQueueGroupConfigs, ResetQueueGroup,
+// RedriveQueueGroup (docs/queues.md).
 //
 // # Concurrency
 //

@@ -20,21 +20,10 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "sluice-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	b, err := broker.New(broker.Config{ListenAddr: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		log.Fatal(err)
-	}
-	defer b.Close()
+	addr, stop := exampleBroker(ctx)
+	defer stop()
 
-	c, err := client.New(ctx, client.SeedBrokers(b.Addr()))
+	c, err := client.New(ctx, client.SeedBrokers(addr))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,6 +57,144 @@ func Example() {
 	// 0 alice=hello
 	// 1 bob=hi
 	// 2 alice=bye
+}
+
+// exampleBroker starts a single-node broker in this process, its data in
+// a temporary directory, for the examples that run; stop closes it and
+// removes the directory.
+func exampleBroker(ctx context.Context) (addr string, stop func()) {
+	dir, err := os.MkdirTemp("", "sluice-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{ListenAddr: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	return b.Addr(), func() {
+		b.Close()
+		os.RemoveAll(dir)
+	}
+}
+
+// exampleTopic creates topic with one partition on the broker at addr and
+// produces values to it, each under the key k1, k2, ...
+func exampleTopic(ctx context.Context, addr, topic string, values ...string) {
+	c, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateTopics(ctx, client.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+		log.Fatal(err)
+	}
+	recs := make([]*client.Record, len(values))
+	for i, v := range values {
+		recs[i] = &client.Record{Topic: topic, Key: []byte(fmt.Sprintf("k%d", i+1)), Value: []byte(v)}
+	}
+	if err := c.ProduceSync(ctx, recs...); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// A consumer group member reads a topic from the start; Close commits
+// what Poll returned and leaves, and the group's committed offset is then
+// where a member started later goes on (against a broker this example
+// starts in its own process).
+func Example_consumerGroup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr, stop := exampleBroker(ctx)
+	defer stop()
+	exampleTopic(ctx, addr, "orders", "apple", "pear", "plum")
+
+	member, err := client.New(ctx, client.SeedBrokers(addr),
+		client.ConsumerGroup("billing", client.GroupTopics("orders"), client.GroupResetOffset(client.AtStart())))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for seen := 0; seen < 3; {
+		f, err := member.Poll(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, r := range f.Records {
+			fmt.Printf("%s[%d]@%d: %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+			seen++
+		}
+	}
+	member.Close() // commits offset 3, then leaves the group
+
+	// Any client reads a group's committed offsets.
+	admin, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer admin.Close()
+	committed, err := admin.CommittedOffsets(ctx, "billing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("committed:", committed[client.TopicPartition{Topic: "orders", Partition: 0}])
+	// Output:
+	// orders[0]@0: apple
+	// orders[0]@1: pear
+	// orders[0]@2: plum
+	// committed: 3
+}
+
+// A queue group worker takes records one by one under a lease, accepts
+// the ones it handled and rejects one, which goes to the dead letters
+// (against a broker this example starts in its own process).
+func Example_queueGroup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr, stop := exampleBroker(ctx)
+	defer stop()
+	exampleTopic(ctx, addr, "emails", "to ann", "to bob", "to cy")
+
+	c, err := client.New(ctx, client.SeedBrokers(addr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	q := c.QueueGroup("mailer", "emails")
+	for settled := 0; settled < 3; {
+		ds, err := q.Receive(ctx, 10)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, d := range ds {
+			if string(d.Value) == "to bob" {
+				err = d.Reject("mailbox full")
+				fmt.Printf("rejected %d: %s (delivery %d)\n", d.Offset, d.Value, d.DeliveryCount)
+			} else {
+				err = d.Accept()
+				fmt.Printf("accepted %d: %s (delivery %d)\n", d.Offset, d.Value, d.DeliveryCount)
+			}
+			if err != nil {
+				log.Fatal(err)
+			}
+			settled++
+		}
+	}
+
+	desc, err := c.DescribeQueueGroup(ctx, "mailer")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range desc.Partitions {
+		fmt.Printf("%s[%d]: window from %d, end %d, dead-lettered %d\n", p.Topic, p.Partition, p.Start, p.End, p.DeadLettered)
+	}
+	// Output:
+	// accepted 0: to ann (delivery 1)
+	// rejected 1: to bob (delivery 1)
+	// accepted 2: to cy (delivery 1)
+	// emails[0]: window from 3, end 3, dead-lettered 1
 }
 
 // Produce asynchronously, then wait for every callback with Flush.

@@ -15,12 +15,15 @@
 // CheckImportTable keeps the package table of docs/architecture.md true:
 // each package's imports of the module, as its non-test Go files have
 // them, must be the ones its row lists. CheckPackageList keeps README.md's
-// package table naming every package and nothing else.
+// package table naming every package and nothing else. CheckNamedCode
+// keeps the tests the docs name (a correctness rule's "shown by") and the
+// repository files they name existing, and CheckIndex docs/README.md
+// linking to every page of docs/.
 //
-// The tests of this package run both on the repository, so `go test ./...`
-// (and with it `make test` and `make ci`) fails on a broken link, a make
-// target that does not exist, or a package table that no longer matches
-// the code.
+// The tests of this package run them all on the repository, so `go test
+// ./...` (and with it `make test` and `make ci`) fails on a broken link, a
+// make target that does not exist, a package table that no longer matches
+// the code, or a test or file the docs name that is gone.
 package docscheck
 
 import (
@@ -79,7 +82,22 @@ func Check(root string) ([]Problem, error) {
 		return nil, err
 	}
 	var problems []Problem
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = walkMarkdown(root, func(path string) error {
+		ps, err := checkFile(root, path, targets)
+		problems = append(problems, ps...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortProblems(problems)
+	return problems, nil
+}
+
+// walkMarkdown calls fn with the path of every Markdown file under root,
+// skipping hidden directories and bin/.
+func walkMarkdown(root string, fn func(path string) error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -92,20 +110,22 @@ func Check(root string) ([]Problem, error) {
 		if !strings.HasSuffix(d.Name(), ".md") {
 			return nil
 		}
-		ps, err := checkFile(root, path, targets)
-		problems = append(problems, ps...)
-		return err
+		return fn(path)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("docscheck: walk %s: %w", root, err)
+		return fmt.Errorf("docscheck: walk %s: %w", root, err)
 	}
+	return nil
+}
+
+// sortProblems orders problems by file, then line.
+func sortProblems(problems []Problem) {
 	sort.Slice(problems, func(i, j int) bool {
 		if problems[i].File != problems[j].File {
 			return problems[i].File < problems[j].File
 		}
 		return problems[i].Line < problems[j].Line
 	})
-	return problems, nil
 }
 
 // MakeTargets returns the targets the Makefile at path defines.
@@ -441,4 +461,152 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+var (
+	// a test function's declaration in a _test.go file.
+	testFunc = regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark|Example)\w*)\(`)
+	// a test function named in Markdown: Test, Fuzz or Benchmark, then a
+	// capital letter or an underscore (TestX, Test_x; not "Tests").
+	testName = regexp.MustCompile(`\b((?:Test|Fuzz|Benchmark)[A-Z_]\w*)`)
+	// a path of a Go file, a script or a deploy file: segment/segment.go.
+	codePath = regexp.MustCompile(`\b[a-z][\w.-]*(?:/[\w.-]+)+\.(?:go|sh|yaml|yml|json)\b`)
+)
+
+// TestFuncs returns the names of the test, fuzz, benchmark and example
+// functions that the _test.go files under root declare.
+func TestFuncs(root string) (map[string]bool, error) {
+	names := make(map[string]bool)
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin" || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range testFunc.FindAllStringSubmatch(string(data), -1) {
+			names[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: test functions: %w", err)
+	}
+	return names, nil
+}
+
+// CheckNamedCode reports, in every Markdown file under root, each test
+// function (TestX, FuzzX, BenchmarkX) that no _test.go file declares, and
+// each path of a file in the repository (log/commit.go: a path whose first
+// directory is one of root's) that does not exist: the docs say which test
+// shows a rule and where it is enforced, and a rename must not leave them
+// pointing at nothing. On a line with -run a name is a pattern and stands
+// for every test it begins; FuzzXxx and TestXxx are placeholders.
+func CheckNamedCode(root string) ([]Problem, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	funcs, err := TestFuncs(root)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	topDirs := make(map[string]bool)
+	for _, e := range entries {
+		if e.IsDir() {
+			topDirs[e.Name()] = true
+		}
+	}
+	exists := func(name string, prefix bool) bool {
+		if funcs[name] || strings.HasSuffix(name, "Xxx") {
+			return true
+		}
+		if prefix {
+			for f := range funcs {
+				if strings.HasPrefix(f, name) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var problems []Problem
+	err = walkMarkdown(root, func(path string) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for i, line := range strings.Split(string(data), "\n") {
+			pattern := strings.Contains(line, "-run")
+			for _, m := range testName.FindAllStringSubmatch(line, -1) {
+				if !exists(m[1], pattern) {
+					problems = append(problems, Problem{File: rel, Line: i + 1, What: fmt.Sprintf("test %s is not in any _test.go file", m[1])})
+				}
+			}
+			for _, p := range codePath.FindAllString(line, -1) {
+				if first, _, _ := strings.Cut(p, "/"); !topDirs[first] {
+					continue // another repository's (hashicorp/raft:api.go) or not a path
+				}
+				if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(p))); err != nil {
+					problems = append(problems, Problem{File: rel, Line: i + 1, What: fmt.Sprintf("file %s does not exist", p)})
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortProblems(problems)
+	return problems, nil
+}
+
+// CheckIndex reports every Markdown page in the directory dir (relative to
+// root) that the index page dir/README.md does not link to: a page no index
+// names is a page no reader finds.
+func CheckIndex(root, dir string) ([]Problem, error) {
+	index := filepath.Join(root, dir, "README.md")
+	data, err := os.ReadFile(index)
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	linked := make(map[string]bool)
+	for _, m := range inlineLink.FindAllStringSubmatch(string(data), -1) {
+		target, _, _ := strings.Cut(m[1], "#")
+		linked[filepath.Clean(target)] = true
+	}
+	entries, err := os.ReadDir(filepath.Join(root, dir))
+	if err != nil {
+		return nil, fmt.Errorf("docscheck: %w", err)
+	}
+	rel := filepath.ToSlash(filepath.Join(dir, "README.md"))
+	var problems []Problem
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".md") || e.Name() == "README.md" {
+			continue
+		}
+		if !linked[e.Name()] {
+			problems = append(problems, Problem{File: rel, What: fmt.Sprintf("page %s is not in the index", e.Name())})
+		}
+	}
+	return problems, nil
 }

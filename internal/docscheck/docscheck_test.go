@@ -185,3 +185,48 @@ func TestCheckPackageListFindsDrift(t *testing.T) {
 		`README.md: package b/c is not in the table under "Packages"`,
 	})
 }
+
+// TestDocsNameRealTests: every test the docs name (the correctness rules'
+// "shown by", testing.md's -run patterns) and every file path they name in
+// code exists.
+func TestDocsNameRealTests(t *testing.T) {
+	problems, err := CheckNamedCode(repoRoot(t))
+	wantProblems(t, problems, err, nil)
+}
+
+func TestCheckNamedCodeFindsDrift(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "log", "log_test.go"), "package log\n\nfunc TestAppend(t *testing.T) {}\nfunc FuzzRecover(f *testing.F) {}\n")
+	write(t, filepath.Join(root, "log", "commit.go"), "package log\n")
+	write(t, filepath.Join(root, "docs", "a.md"), strings.Join([]string{
+		"# a", // 1
+		"`TestAppend`, `FuzzRecover` (log/commit.go), `FuzzXxx`: all there.",                      // 2
+		"| R2 | `groupCommit.wait` (log/gone.go) | `TestAppendRenamed` |",                         // 3
+		"`go test -run 'TestApp|FuzzRec' ./log` is a pattern; hashicorp/raft:api.go is not ours.", // 4
+		"TestApp alone is a name, and so is BenchmarkAppend.",                                     // 5
+		"",
+	}, "\n"))
+	problems, err := CheckNamedCode(root)
+	wantProblems(t, problems, err, []string{
+		`docs/a.md:3: test TestAppendRenamed is not in any _test.go file`,
+		`docs/a.md:3: file log/gone.go does not exist`,
+		`docs/a.md:5: test TestApp is not in any _test.go file`,
+		`docs/a.md:5: test BenchmarkAppend is not in any _test.go file`,
+	})
+}
+
+// TestDocsIndex: docs/README.md links to every page in docs/.
+func TestDocsIndex(t *testing.T) {
+	problems, err := CheckIndex(repoRoot(t), "docs")
+	wantProblems(t, problems, err, nil)
+}
+
+func TestCheckIndexFindsMissingPage(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "docs", "README.md"), "| [a](a.md) | a |\n| [b's part](b.md#part) | b |\n")
+	for _, page := range []string{"a.md", "b.md", "c.md"} {
+		write(t, filepath.Join(root, "docs", page), "# page\n")
+	}
+	problems, err := CheckIndex(root, "docs")
+	wantProblems(t, problems, err, []string{`docs/README.md: page c.md is not in the index`})
+}
