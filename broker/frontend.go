@@ -82,6 +82,13 @@ type FrontConn struct{ c *conn }
 // Context is cancelled when the connection stops.
 func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
 
+// PollContext is the long-polls' context, the one the sluice front end's
+// parked fetches wait on: cancelled with Context, or earlier, when the
+// broker begins to drain its connections (drain.go), so that a wait
+// ended by it answers at once with what is there. A front end waits on
+// it, not on Context, in every long-poll the drain should end.
+func (fc *FrontConn) PollContext() context.Context { return fc.c.pollCtx }
+
 // Logger logs with the connection's remote address.
 func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
 
