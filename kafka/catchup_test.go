@@ -142,3 +142,65 @@ func TestFranzProduceToTopicCreatedThroughAnotherBroker(t *testing.T) {
 		t.Fatalf("metadata flood: %v", floodErr)
 	}
 }
+
+// TestMetadataByTopicIDCatchesUp: a Metadata request (v12) naming a
+// topic by its id only, asked of a broker that may not have applied the
+// topic yet (created through the controller's broker a moment before),
+// catches up with the controller as a request by name does, and answers
+// the topic, never UNKNOWN_TOPIC_ID. An id no topic has is answered
+// UNKNOWN_TOPIC_ID, with the id. Before the change the id was looked up
+// before the catch-up and the unknown id left out of the answer.
+func TestMetadataByTopicIDCatchesUp(t *testing.T) {
+	ctx := testContext(t)
+	// As in TestFranzProduceToTopicCreatedThroughAnotherBroker: the
+	// followers learn of a commit 50-100 ms after it.
+	kc := startKafkaCluster(t, 3, func(c *broker.Config) { c.RaftCommitTimeout = 50 * time.Millisecond })
+	var ctrl, other int32
+	poll.Until(t, 30*time.Second, "a controller every broker knows", func() error {
+		ctrl = kc.Broker(1).Metadata().ControllerID
+		for _, id := range kc.IDs() {
+			if got := kc.Broker(id).Metadata().ControllerID; got < 0 || got != ctrl {
+				return fmt.Errorf("broker %d: controller %d, broker 1: %d", id, got, ctrl)
+			}
+		}
+		return nil
+	})
+	for _, id := range kc.IDs() {
+		if id != ctrl {
+			other = id
+			break
+		}
+	}
+	adm := kadm.NewClient(newClient(t, []string{kc.addrs[ctrl]}))
+	asker := dialRaw(t, kc.addrs[other])
+	ask := func(corr int32, id [16]byte) kmsg.MetadataResponseTopic {
+		req := kmsg.NewPtrMetadataRequest()
+		req.SetVersion(12)
+		req.Topics = []kmsg.MetadataRequestTopic{{TopicID: id}}
+		resp := kmsg.NewPtrMetadataResponse()
+		resp.SetVersion(12)
+		if err := resp.ReadFrom(asker.request(req, corr)); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Topics) != 1 {
+			t.Fatalf("%d topics answered, want 1", len(resp.Topics))
+		}
+		return resp.Topics[0]
+	}
+	const rounds = 5
+	for i := range rounds {
+		name := fmt.Sprintf("by-id-%d", i)
+		createTopic(t, ctx, adm, name, 1, 3, nil)
+		id := topicID(kc.Broker(ctrl).Metadata().Topics[name].ID)
+		start := time.Now()
+		rt := ask(int32(i), id)
+		if rt.ErrorCode != 0 || rt.Topic == nil || *rt.Topic != name || rt.TopicID != id || len(rt.Partitions) != 1 {
+			t.Fatalf("round %d: broker %d's metadata of %s by id, created through broker %d, %v after: %v, name %v, %d partitions, want its one partition",
+				i, other, name, ctrl, time.Since(start), kerr.ErrorForCode(rt.ErrorCode), rt.Topic, len(rt.Partitions))
+		}
+	}
+	none := topicID(1 << 40)
+	if rt := ask(rounds, none); rt.ErrorCode != kerr.UnknownTopicID.Code || rt.TopicID != none || rt.Topic != nil {
+		t.Fatalf("an unknown id: %v, id %x, name %v; want UNKNOWN_TOPIC_ID with the id", kerr.ErrorForCode(rt.ErrorCode), rt.TopicID, rt.Topic)
+	}
+}

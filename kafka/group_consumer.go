@@ -32,12 +32,21 @@ func topicID(id uint64) [16]byte {
 	return out
 }
 
+// sluiceTopicID is the sluice topic id of a Kafka topic id; false for an
+// id no sluice topic has.
+func sluiceTopicID(id [16]byte) (uint64, bool) {
+	if binary.BigEndian.Uint64(id[:8]) != topicIDPrefix {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(id[8:]), true
+}
+
 // topicByID is the name of the topic of a Kafka topic id.
 func topicByID(md *controller.Metadata, id [16]byte) (string, bool) {
-	if binary.BigEndian.Uint64(id[:8]) != topicIDPrefix {
+	want, ok := sluiceTopicID(id)
+	if !ok {
 		return "", false
 	}
-	want := binary.BigEndian.Uint64(id[8:])
 	for name, t := range md.Topics {
 		if t.ID == want {
 			return name, true
