@@ -143,14 +143,14 @@ func TestFranzProduceToTopicCreatedThroughAnotherBroker(t *testing.T) {
 	}
 }
 
-// TestMetadataByTopicIDCatchesUp: a Metadata request (v12) naming a
+// TestTopicIDsCatchUp: a Metadata request (v12) naming a
 // topic by its id only, asked of a broker that may not have applied the
 // topic yet (created through the controller's broker a moment before),
 // catches up with the controller as a request by name does, and answers
 // the topic, never UNKNOWN_TOPIC_ID. An id no topic has is answered
 // UNKNOWN_TOPIC_ID, with the id. Before the change the id was looked up
 // before the catch-up and the unknown id left out of the answer.
-func TestMetadataByTopicIDCatchesUp(t *testing.T) {
+func TestTopicIDsCatchUp(t *testing.T) {
 	ctx := testContext(t)
 	// As in TestFranzProduceToTopicCreatedThroughAnotherBroker: the
 	// followers learn of a commit 50-100 ms after it.
@@ -202,5 +202,62 @@ func TestMetadataByTopicIDCatchesUp(t *testing.T) {
 	none := topicID(1 << 40)
 	if rt := ask(rounds, none); rt.ErrorCode != kerr.UnknownTopicID.Code || rt.TopicID != none || rt.Topic != nil {
 		t.Fatalf("an unknown id: %v, id %x, name %v; want UNKNOWN_TOPIC_ID with the id", kerr.ErrorForCode(rt.ErrorCode), rt.TopicID, rt.Topic)
+	}
+
+	// A KIP-848 member's heartbeat names its owned partitions' topics by
+	// id: one just created is caught up at the group's coordinator (on
+	// other) as in a Metadata request, not refused unknown. Before the
+	// change: UNKNOWN_TOPIC_OR_PARTITION.
+	var groupID string
+	for i := 0; groupID == ""; i++ {
+		if i == 1000 {
+			t.Fatalf("no group of 1000 coordinated by broker %d", other)
+		}
+		g := fmt.Sprintf("ids-%d", i)
+		co, err := kc.Broker(other).FindCoordinator(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if co.BrokerID == other {
+			groupID = g
+		}
+	}
+	const member = "ids-member-0000000000"
+	var epoch int32
+	heartbeat := func(corr int32, owned []kmsg.ConsumerGroupHeartbeatRequestTopic) *kmsg.ConsumerGroupHeartbeatResponse {
+		hb := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		hb.SetVersion(0)
+		hb.Group, hb.MemberID, hb.MemberEpoch, hb.Topics = groupID, member, epoch, owned
+		if epoch == 0 {
+			hb.RebalanceTimeoutMillis, hb.SubscribedTopicNames = 10000, []string{"by-id-0"}
+		}
+		resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+		resp.SetVersion(0)
+		if err := resp.ReadFrom(asker.request(hb, corr)); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	corr := int32(100)
+	poll.Until(t, 20*time.Second, "the member joined", func() error {
+		corr++
+		r := heartbeat(corr, []kmsg.ConsumerGroupHeartbeatRequestTopic{})
+		if r.ErrorCode != 0 {
+			return kerr.ErrorForCode(r.ErrorCode)
+		}
+		epoch = r.MemberEpoch
+		return nil
+	})
+	for i := range rounds {
+		name := fmt.Sprintf("owned-%d", i)
+		createTopic(t, ctx, adm, name, 1, 3, nil)
+		id := topicID(kc.Broker(ctrl).Metadata().Topics[name].ID)
+		corr++
+		r := heartbeat(corr, []kmsg.ConsumerGroupHeartbeatRequestTopic{{TopicID: id, Partitions: []int32{0}}})
+		if r.ErrorCode != 0 {
+			t.Fatalf("round %d: a heartbeat owning %s[0] by id at broker %d, created through broker %d: %v",
+				i, name, other, ctrl, kerr.ErrorForCode(r.ErrorCode))
+		}
+		epoch = r.MemberEpoch
 	}
 }

@@ -78,7 +78,16 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	if req.RebalanceTimeoutMillis > 0 {
 		hb.RebalanceTimeout = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	}
-	md := s.b.Metadata()
+	// The owned partitions name their topics by id: one this broker has
+	// not applied yet (a coordinator behind on metadata) is caught up
+	// with the controller, as a topic named in a Metadata request is.
+	var ids []uint64
+	for _, t := range req.Topics {
+		if id, ok := sluiceTopicID(t.TopicID); ok {
+			ids = append(ids, id)
+		}
+	}
+	md := s.b.CaughtUpMetadata(nil, ids...)
 	var err error
 	if req.Topics != nil {
 		hb.OwnedPartitions = make([]group.TopicPartitions, 0, len(req.Topics))
@@ -104,6 +113,9 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	}
 	resp.MemberID, resp.MemberEpoch = &res.MemberID, res.MemberEpoch
 	resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval.Milliseconds())
+	// The assignment's topics by id, from metadata read after the
+	// coordinator assigned them: a topic it assigned is in it.
+	md = s.b.Metadata()
 	a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
 	for _, t := range res.Assignment {
 		if ct := md.Topics[t.Topic]; ct != nil {
