@@ -110,6 +110,16 @@ func (fc *FrontConn) Go(f func()) {
 	}()
 }
 
+// Closing is closed when Close begins. From then on the broker admits
+// no new connection, on its own listener or through ServeConn: a front
+// end's listener stops accepting then, so that a client dialling it is
+// refused (a dial error, which Kafka clients retry elsewhere) rather than
+// accepted and closed at once (franz-go takes a connection closed before
+// its first answer for a misconfiguration and does not retry: the
+// produce or metadata request fails). The connections already open are
+// served through the controlled shutdown and drained (drain.go).
+func (b *Broker) Closing() <-chan struct{} { return b.closed }
+
 // ErrConnRefused is returned by ServeConn for a connection refused at a
 // connection limit or because the broker is not serving.
 var ErrConnRefused = errors.New("connection refused")

@@ -3,6 +3,8 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -112,4 +114,27 @@ func TestFranzDrainEndsParkedFetch(t *testing.T) {
 		t.Errorf("the next record came from the new leader %v after the stop began (max wait %v)", took, maxWait)
 	}
 	t.Logf("leader %d stopped in %v; parked fetch answered after %v; next record from the new leader after %v", leader, <-stopped, answered, took)
+}
+
+// TestListenerStopsWithBroker: once the broker's Close began, its Kafka
+// listener accepts no connection, so a client dialling is refused (a
+// dial error, which franz-go retries on another broker), as at the
+// broker's own listener. Before the change it accepted until its own
+// context ended and closed each connection at once, which franz-go
+// reports as a connection closed before its first answer (ErrFirstReadEOF)
+// and does not retry: a produce or metadata request to a stopping broker
+// failed.
+func TestListenerStopsWithBroker(t *testing.T) {
+	b, addr := single(t, nil)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the Kafka listener closed", func() error {
+		nc, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return nil
+		}
+		nc.Close()
+		return fmt.Errorf("dialled %s after the broker closed", addr)
+	})
 }
