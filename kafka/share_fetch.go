@@ -383,7 +383,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 	}
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r) // the wait is timed as the wait stage, as a Fetch's
 		ctx, cancel := context.WithTimeout(fc.Context(), wait+groupTimeout)
 		defer cancel()
 		run(ctx)
