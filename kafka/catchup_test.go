@@ -34,22 +34,7 @@ func TestFranzProduceToTopicCreatedThroughAnotherBroker(t *testing.T) {
 	// 10-20 ms) unless the leader appends something meanwhile: the lag
 	// of the once-in-48-runs 8 ms stall, made common.
 	kc := startKafkaCluster(t, 3, func(c *broker.Config) { c.RaftCommitTimeout = 50 * time.Millisecond })
-	var ctrl, other int32
-	poll.Until(t, 30*time.Second, "a controller every broker knows", func() error {
-		ctrl = kc.Broker(1).Metadata().ControllerID
-		for _, id := range kc.IDs() {
-			if got := kc.Broker(id).Metadata().ControllerID; got < 0 || got != ctrl {
-				return fmt.Errorf("broker %d: controller %d, broker 1: %d", id, got, ctrl)
-			}
-		}
-		return nil
-	})
-	for _, id := range kc.IDs() {
-		if id != ctrl {
-			other = id
-			break
-		}
-	}
+	ctrl, other := kc.controllerAndOther(t)
 	adm := kadm.NewClient(newClient(t, []string{kc.addrs[ctrl]}))
 
 	// The flood: Metadata for a topic that does not exist, on other,
@@ -155,22 +140,7 @@ func TestTopicIDsCatchUp(t *testing.T) {
 	// As in TestFranzProduceToTopicCreatedThroughAnotherBroker: the
 	// followers learn of a commit 50-100 ms after it.
 	kc := startKafkaCluster(t, 3, func(c *broker.Config) { c.RaftCommitTimeout = 50 * time.Millisecond })
-	var ctrl, other int32
-	poll.Until(t, 30*time.Second, "a controller every broker knows", func() error {
-		ctrl = kc.Broker(1).Metadata().ControllerID
-		for _, id := range kc.IDs() {
-			if got := kc.Broker(id).Metadata().ControllerID; got < 0 || got != ctrl {
-				return fmt.Errorf("broker %d: controller %d, broker 1: %d", id, got, ctrl)
-			}
-		}
-		return nil
-	})
-	for _, id := range kc.IDs() {
-		if id != ctrl {
-			other = id
-			break
-		}
-	}
+	ctrl, other := kc.controllerAndOther(t)
 	adm := kadm.NewClient(newClient(t, []string{kc.addrs[ctrl]}))
 	asker := dialRaw(t, kc.addrs[other])
 	ask := func(corr int32, id [16]byte) kmsg.MetadataResponseTopic {

@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicemq/sluice/internal/poll"
-	"github.com/sluicemq/sluice/internal/testcluster"
 )
 
 // fetchHook notes the Fetch requests a kgo client writes and the answers
@@ -62,9 +61,7 @@ func TestFranzDrainEndsParkedFetch(t *testing.T) {
 	ctx := testContext(t)
 	kc := startKafkaCluster(t, 3)
 	adm := kadm.NewClient(newClient(t, kc.seeds()))
-	isr := "2"
-	createTopic(t, ctx, adm, "drained", 1, 3, map[string]*string{"min.insync.replicas": &isr})
-	testcluster.WaitFullISR(t, kc.Client(), "drained", 20*time.Second)
+	kc.replicatedTopic(t, ctx, adm, "drained", 1)
 	md, err := adm.ListTopics(ctx, "drained")
 	if err != nil {
 		t.Fatal(err)
