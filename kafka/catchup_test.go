@@ -230,4 +230,39 @@ func TestTopicIDsCatchUp(t *testing.T) {
 		}
 		epoch = r.MemberEpoch
 	}
+
+	// A ShareFetch names its partitions' topics by id too: one just
+	// created is caught up, not answered UNKNOWN_TOPIC_ID (before the
+	// change it was, at the partition). Whatever else the answer says (not
+	// the leader, nothing to acquire), the id was known.
+	for i := range rounds {
+		name := fmt.Sprintf("shared-%d", i)
+		createTopic(t, ctx, adm, name, 1, 3, nil)
+		id := topicID(kc.Broker(ctrl).Metadata().Topics[name].ID)
+		req := kmsg.NewPtrShareFetchRequest()
+		req.SetVersion(1)
+		g, m := "ids-share", fmt.Sprintf("ids-share-member-%d", i)
+		req.GroupID, req.MemberID, req.ShareSessionEpoch, req.MaxRecords, req.BatchSize = &g, &m, 0, 1, 1
+		rt := kmsg.NewShareFetchRequestTopic()
+		rt.TopicID = id
+		rt.Partitions = []kmsg.ShareFetchRequestTopicPartition{kmsg.NewShareFetchRequestTopicPartition()}
+		req.Topics = []kmsg.ShareFetchRequestTopic{rt}
+		resp := kmsg.NewPtrShareFetchResponse()
+		resp.SetVersion(1)
+		corr++
+		if err := resp.ReadFrom(asker.request(req, corr)); err != nil {
+			t.Fatal(err)
+		}
+		if resp.ErrorCode == kerr.UnknownTopicID.Code {
+			t.Fatalf("round %d: a share fetch of %s by id at broker %d: %v", i, name, other, kerr.ErrorForCode(resp.ErrorCode))
+		}
+		for _, tt := range resp.Topics {
+			for _, p := range tt.Partitions {
+				if p.ErrorCode == kerr.UnknownTopicID.Code {
+					t.Fatalf("round %d: a share fetch of %s[%d] by id at broker %d, created through broker %d: %v",
+						i, name, p.Partition, other, ctrl, kerr.ErrorForCode(p.ErrorCode))
+				}
+			}
+		}
+	}
 }

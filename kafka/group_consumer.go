@@ -41,6 +41,20 @@ func sluiceTopicID(id [16]byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(id[8:]), true
 }
 
+// caughtUpForIDs is this broker's metadata, caught up with the controller
+// first (Broker.CaughtUpMetadata: once per request) when one of ids, the
+// Kafka topic ids a request names, is not known here yet: a topic just
+// created through another broker is found by id as it is by name.
+func (s *Server) caughtUpForIDs(ids [][16]byte) *controller.Metadata {
+	var sluiceIDs []uint64
+	for _, id := range ids {
+		if v, ok := sluiceTopicID(id); ok {
+			sluiceIDs = append(sluiceIDs, v)
+		}
+	}
+	return s.b.CaughtUpMetadata(nil, sluiceIDs...)
+}
+
 // topicByID is the name of the topic of a Kafka topic id.
 func topicByID(md *controller.Metadata, id [16]byte) (string, bool) {
 	want, ok := sluiceTopicID(id)
@@ -81,13 +95,11 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	// The owned partitions name their topics by id: one this broker has
 	// not applied yet (a coordinator behind on metadata) is caught up
 	// with the controller, as a topic named in a Metadata request is.
-	var ids []uint64
-	for _, t := range req.Topics {
-		if id, ok := sluiceTopicID(t.TopicID); ok {
-			ids = append(ids, id)
-		}
+	ids := make([][16]byte, len(req.Topics))
+	for i, t := range req.Topics {
+		ids[i] = t.TopicID
 	}
-	md := s.b.CaughtUpMetadata(nil, ids...)
+	md := s.caughtUpForIDs(ids)
 	var err error
 	if req.Topics != nil {
 		hb.OwnedPartitions = make([]group.TopicPartitions, 0, len(req.Topics))
