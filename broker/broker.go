@@ -126,7 +126,9 @@ type Broker struct {
 	mu      sync.Mutex
 	started bool
 	closing bool
-	conns   map[*conn]struct{}
+	// closed is closed when Close begins (Closing).
+	closed chan struct{}
+	conns  map[*conn]struct{}
 	// connsPerIP counts conns by remote IP (connlimit.go); made by the
 	// first admit.
 	connsPerIP map[string]int
@@ -151,6 +153,7 @@ func New(cfg Config) (*Broker, error) {
 		reregister: make(chan struct{}, 1),
 		conns:      map[*conn]struct{}{},
 		groups:     newCoordinators(),
+		closed:     make(chan struct{}),
 	}
 	b.authz = newAuthzCore(&b.cfg.Security)
 	// Clients are served once the node is started and this broker
@@ -336,6 +339,7 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.mu.Lock()
 		b.closing = true
+		close(b.closed)
 		stopAfter, members, abandon := b.stopAfter, b.members, b.abandon
 		b.mu.Unlock()
 		if stopAfter != nil {

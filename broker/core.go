@@ -91,11 +91,26 @@ var openWait = time.Second
 // answering a client about a topic created through another broker would
 // otherwise call it unknown while this broker's Raft apply lags (a Kafka
 // client then asks again only after franz-go's MetadataMinAge, 5 s). One
-// call is one request: it catches up once at most.
-func (b *Broker) CaughtUpMetadata(topics []string) *controller.Metadata {
+// call is one request: it catches up once at most. ids are topics named
+// by their id (controller.Topic.ID; a Kafka Metadata request from v12),
+// caught up as names are.
+func (b *Broker) CaughtUpMetadata(topics []string, ids ...uint64) *controller.Metadata {
 	md := b.store.Metadata()
 	for _, name := range topics {
 		if _, ok := md.Topics[name]; !ok && controller.ValidateTopicName(name) == nil {
+			b.catchUp(nil, md.Version)
+			return b.store.Metadata()
+		}
+	}
+	if len(ids) == 0 {
+		return md
+	}
+	known := make(map[uint64]bool, len(md.Topics))
+	for _, t := range md.Topics {
+		known[t.ID] = true
+	}
+	for _, id := range ids {
+		if !known[id] {
 			b.catchUp(nil, md.Version)
 			return b.store.Metadata()
 		}

@@ -82,6 +82,13 @@ type FrontConn struct{ c *conn }
 // Context is cancelled when the connection stops.
 func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
 
+// PollContext is the long-polls' context, the one the sluice front end's
+// parked fetches wait on: cancelled with Context, or earlier, when the
+// broker begins to drain its connections (drain.go), so that a wait
+// ended by it answers at once with what is there. A front end waits on
+// it, not on Context, in every long-poll the drain should end.
+func (fc *FrontConn) PollContext() context.Context { return fc.c.pollCtx }
+
 // Logger logs with the connection's remote address.
 func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }
 
@@ -102,6 +109,16 @@ func (fc *FrontConn) Go(f func()) {
 		f()
 	}()
 }
+
+// Closing is closed when Close begins. From then on the broker admits
+// no new connection, on its own listener or through ServeConn: a front
+// end's listener stops accepting then, so that a client dialling it is
+// refused (a dial error, which Kafka clients retry elsewhere) rather than
+// accepted and closed at once (franz-go takes a connection closed before
+// its first answer for a misconfiguration and does not retry: the
+// produce or metadata request fails). The connections already open are
+// served through the controlled shutdown and drained (drain.go).
+func (b *Broker) Closing() <-chan struct{} { return b.closed }
 
 // ErrConnRefused is returned by ServeConn for a connection refused at a
 // connection limit or because the broker is not serving.

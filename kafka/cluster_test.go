@@ -54,6 +54,37 @@ func startKafkaCluster(t *testing.T, n int, configure ...func(*broker.Config)) *
 	return kc
 }
 
+// controllerAndOther waits until every broker knows the same controller
+// and returns it and another broker.
+func (kc *kafkaCluster) controllerAndOther(t *testing.T) (ctrl, other int32) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, "a controller every broker knows", func() error {
+		ctrl = kc.Broker(1).Metadata().ControllerID
+		for _, id := range kc.IDs() {
+			if got := kc.Broker(id).Metadata().ControllerID; got < 0 || got != ctrl {
+				return fmt.Errorf("broker %d: controller %d, broker 1: %d", id, got, ctrl)
+			}
+		}
+		return nil
+	})
+	for _, id := range kc.IDs() {
+		if id != ctrl {
+			return ctrl, id
+		}
+	}
+	t.Fatal("one broker only")
+	return
+}
+
+// replicatedTopic creates name with replication factor 3 and
+// min.insync.replicas 2 and waits for its full ISR.
+func (kc *kafkaCluster) replicatedTopic(t *testing.T, ctx context.Context, adm *kadm.Client, name string, partitions int32) {
+	t.Helper()
+	isr := "2"
+	createTopic(t, ctx, adm, name, partitions, 3, map[string]*string{"min.insync.replicas": &isr})
+	testcluster.WaitFullISR(t, kc.Client(), name, 20*time.Second)
+}
+
 func (kc *kafkaCluster) seeds() []string {
 	var out []string
 	for _, a := range kc.addrs {
@@ -92,9 +123,7 @@ func TestFranzLeaderFailover(t *testing.T) {
 		}
 		return nil
 	})
-	isr := "2"
-	createTopic(t, ctx, adm, "ha", 3, 3, map[string]*string{"min.insync.replicas": &isr})
-	testcluster.WaitFullISR(t, kc.Client(), "ha", 20*time.Second)
+	kc.replicatedTopic(t, ctx, adm, "ha", 3)
 
 	pr := newClient(t, kc.seeds(), kgo.DefaultProduceTopic("ha"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(60*time.Second), kgo.ProducerLinger(time.Millisecond))
@@ -185,9 +214,7 @@ func TestFranzGroupCoordinatorFailover(t *testing.T) {
 	ctx := testContext(t)
 	kc := startKafkaCluster(t, 3)
 	adm := kadm.NewClient(newClient(t, kc.seeds()))
-	isr := "2"
-	createTopic(t, ctx, adm, "hg", 3, 3, map[string]*string{"min.insync.replicas": &isr})
-	testcluster.WaitFullISR(t, kc.Client(), "hg", 20*time.Second)
+	kc.replicatedTopic(t, ctx, adm, "hg", 3)
 	const groupID, n = "hg-group", 1500
 	pr := newClient(t, kc.seeds(), kgo.DefaultProduceTopic("hg"), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(60*time.Second))

@@ -42,11 +42,13 @@ func (st *fetchState) release() {
 // fetch reads the partitions through the core (StartFetch) and answers at
 // once when MinBytes are there, a partition failed or max wait is 0;
 // otherwise a goroutine of the connection waits in the core (WaitFetch,
-// capped by the broker's MaxFetchWait) and completes the reply. Leader
-// epochs (v9+) are checked by the core (Fetch.ConsumerEpochs). From v7 the
-// request may open, use or close a fetch session (fetchsession.go): an
-// incremental fetch reads every partition of its session and answers only
-// those that changed.
+// capped by the broker's MaxFetchWait) and completes the reply. The wait
+// ends early, with what is there, when the connection stops or the broker
+// begins to drain its connections (FrontConn.PollContext), as the sluice
+// front end's does. Leader epochs (v9+) are checked by the core
+// (Fetch.ConsumerEpochs). From v7 the request may open, use or close a
+// fetch session (fetchsession.go): an incremental fetch reads every
+// partition of its session and answers only those that changed.
 func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *broker.Reply {
 	st := fetchPool.Get().(*fetchState)
 	st.version, st.corr = h.version, h.correlation
@@ -75,7 +77,7 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 		}
 	}
 	enough := s.b.StartFetch(f)
-	if enough || req.MaxWaitMillis <= 0 || fc.Context().Err() != nil {
+	if enough || req.MaxWaitMillis <= 0 || fc.PollContext().Err() != nil {
 		r.Frame, r.Code = st.encode()
 		return r
 	}
@@ -85,7 +87,7 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 	r.Ready = make(chan struct{})
 	fc.Go(func() {
 		defer fc.Finish(r)
-		s.b.WaitFetch(fc.Context(), f, deadline)
+		s.b.WaitFetch(fc.PollContext(), f, deadline)
 		r.Frame, r.Code = st.encode()
 	})
 	return r

@@ -32,12 +32,35 @@ func topicID(id uint64) [16]byte {
 	return out
 }
 
+// sluiceTopicID is the sluice topic id of a Kafka topic id; false for an
+// id no sluice topic has.
+func sluiceTopicID(id [16]byte) (uint64, bool) {
+	if binary.BigEndian.Uint64(id[:8]) != topicIDPrefix {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(id[8:]), true
+}
+
+// caughtUpForIDs is this broker's metadata, caught up with the controller
+// first (Broker.CaughtUpMetadata: once per request) when one of ids, the
+// Kafka topic ids a request names, is not known here yet: a topic just
+// created through another broker is found by id as it is by name.
+func (s *Server) caughtUpForIDs(ids [][16]byte) *controller.Metadata {
+	var sluiceIDs []uint64
+	for _, id := range ids {
+		if v, ok := sluiceTopicID(id); ok {
+			sluiceIDs = append(sluiceIDs, v)
+		}
+	}
+	return s.b.CaughtUpMetadata(nil, sluiceIDs...)
+}
+
 // topicByID is the name of the topic of a Kafka topic id.
 func topicByID(md *controller.Metadata, id [16]byte) (string, bool) {
-	if binary.BigEndian.Uint64(id[:8]) != topicIDPrefix {
+	want, ok := sluiceTopicID(id)
+	if !ok {
 		return "", false
 	}
-	want := binary.BigEndian.Uint64(id[8:])
 	for name, t := range md.Topics {
 		if t.ID == want {
 			return name, true
@@ -69,7 +92,14 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	if req.RebalanceTimeoutMillis > 0 {
 		hb.RebalanceTimeout = time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
 	}
-	md := s.b.Metadata()
+	// The owned partitions name their topics by id: one this broker has
+	// not applied yet (a coordinator behind on metadata) is caught up
+	// with the controller, as a topic named in a Metadata request is.
+	ids := make([][16]byte, len(req.Topics))
+	for i, t := range req.Topics {
+		ids[i] = t.TopicID
+	}
+	md := s.caughtUpForIDs(ids)
 	var err error
 	if req.Topics != nil {
 		hb.OwnedPartitions = make([]group.TopicPartitions, 0, len(req.Topics))
@@ -95,6 +125,9 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	}
 	resp.MemberID, resp.MemberEpoch = &res.MemberID, res.MemberEpoch
 	resp.HeartbeatIntervalMillis = int32(res.HeartbeatInterval.Milliseconds())
+	// The assignment's topics by id, from metadata read after the
+	// coordinator assigned them: a topic it assigned is in it.
+	md = s.b.Metadata()
 	a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
 	for _, t := range res.Assignment {
 		if ct := md.Topics[t.Topic]; ct != nil {

@@ -91,17 +91,28 @@ func New(b *broker.Broker, logger *zap.Logger, opts ...Option) *Server {
 // FetchSessionStats reports what the fetch-session cache did so far.
 func (s *Server) FetchSessionStats() FetchSessionStats { return s.sessions.stats() }
 
-// Serve accepts Kafka connections on ln until ctx is cancelled, then
-// closes ln and every connection it accepted, and returns once they have
-// stopped. The broker must be started; its Close also ends the
-// connections. It returns nil after ctx is cancelled, or the accept error
+// Serve accepts Kafka connections on ln until ctx is cancelled or the
+// broker begins to close, then closes ln, and returns once every
+// connection it accepted has stopped: ctx's cancel ends them, the
+// broker's Close drains them. The broker must be started. It returns nil
+// after ctx is cancelled or the broker's Close began, or the accept error
 // that stopped it.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	defer ln.Close()
+	// Accept until ctx is cancelled or the broker begins to close
+	// (Broker.Closing): from then on a client dialling is refused, as at
+	// the broker's own listener, and retries another broker.
+	done := make(chan struct{})
+	defer close(done)
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-s.b.Closing():
+		case <-done:
+		}
+		ln.Close()
+	})
 	s.logger.Info("kafka listener serving", zap.String("addr", ln.Addr().String()))
 	var backoff time.Duration
 	for {

@@ -55,26 +55,46 @@ func (s *Server) kafkaBrokers(md *controller.Metadata) []kafkaBroker {
 
 // metadata answers with this broker's view of the cluster: the brokers
 // with a Kafka listener and the topics asked (all for a null list, or an
-// empty one at v0). Topics are never created by a Metadata request.
+// empty one at v0), by name or, from v12, by topic id; an id no topic has
+// is answered UNKNOWN_TOPIC_ID. Topics are never created by a Metadata
+// request.
 func (s *Server) metadata(sess *broker.Session, req *kmsg.MetadataRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	md := s.b.Metadata()
 	var names []string
+	var unknownIDs [][16]byte
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		names = md.TopicNames()
 	} else {
+		var ids []uint64
 		for _, t := range req.Topics {
 			if t.Topic != nil {
 				names = append(names, *t.Topic)
-			} else if name, ok := topicByID(md, t.TopicID); ok { // v12: by topic id
-				names = append(names, name)
+			} else if id, ok := sluiceTopicID(t.TopicID); ok {
+				ids = append(ids, id)
 			}
 		}
 		// A topic just created through another broker may not be
 		// applied here yet: answered unknown, franz-go asks again only
-		// after MetadataMinAge (5 s).
-		md = s.b.CaughtUpMetadata(names)
+		// after MetadataMinAge (5 s). Named by id or by name, it is
+		// caught up the same way, once per request.
+		md = s.b.CaughtUpMetadata(names, ids...)
+		for _, t := range req.Topics {
+			if t.Topic != nil {
+				continue
+			}
+			if name, ok := topicByID(md, t.TopicID); ok {
+				names = append(names, name)
+			} else {
+				unknownIDs = append(unknownIDs, t.TopicID)
+			}
+		}
+	}
+	for _, id := range unknownIDs {
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.TopicID, rt.ErrorCode = id, kerrUnknownTopicID
+		resp.Topics = append(resp.Topics, rt)
 	}
 	for _, kb := range s.kafkaBrokers(md) {
 		resp.Brokers = append(resp.Brokers, kmsg.MetadataResponseBroker{NodeID: kb.id, Host: kb.host, Port: kb.port, Rack: kb.rack})

@@ -249,6 +249,17 @@ type shareParsed struct {
 	unknown       []sharePart // of topic ids no broker knows
 }
 
+// sharePartIDs is the topic ids of the partitions of lists.
+func sharePartIDs(lists ...[]sharePart) [][16]byte {
+	var ids [][16]byte
+	for _, l := range lists {
+		for _, p := range l {
+			ids = append(ids, p.id)
+		}
+	}
+	return ids
+}
+
 // parseShare checks a share request's group and member and its
 // authorization (read on the group and on each topic), and resolves its
 // partitions and acknowledgements.
@@ -342,7 +353,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 			forgotten = append(forgotten, sharePart{id: t.TopicID, partition: p})
 		}
 	}
-	md := s.b.Metadata()
+	md := s.caughtUpForIDs(sharePartIDs(parts, forgotten))
 	sp, err := parseShare(fc.Session(), md, req.GroupID, req.MemberID, parts, forgotten, renew)
 	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = shareCode(err)
@@ -383,7 +394,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 	}
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
-		defer close(r.Ready)
+		defer fc.Finish(r) // the wait is timed as the wait stage, as a Fetch's
 		ctx, cancel := context.WithTimeout(fc.Context(), wait+groupTimeout)
 		defer cancel()
 		run(ctx)
@@ -508,7 +519,7 @@ func (s *Server) shareAcknowledge(fc *broker.FrontConn, req *kmsg.ShareAcknowled
 			parts = append(parts, sharePart{id: t.TopicID, partition: p.Partition, batches: ackBatches(p.AcknowledgementBatches)})
 		}
 	}
-	md := s.b.Metadata()
+	md := s.caughtUpForIDs(sharePartIDs(parts))
 	sp, err := parseShare(fc.Session(), md, req.GroupID, req.MemberID, parts, nil, req.Version >= 2 && req.IsRenewAck)
 	if err == nil && req.ShareSessionEpoch == 0 {
 		err = &shareError{kerrInvalidShareEpoch, "ShareAcknowledge cannot open a share session (epoch 0)"}

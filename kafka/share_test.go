@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -572,4 +573,62 @@ func TestShareRenewExtendsLease(t *testing.T) {
 		t.Fatalf("redelivered %v with counts %v, want offset 0 with delivery count 2", got, counts)
 	}
 	t.Logf("%d fetches of the other member between the two leases' ends found nothing", checked)
+}
+
+// timings is an Observer that keeps the Kafka listener's request timings.
+type timings struct {
+	mu sync.Mutex
+	ts []broker.RequestTiming
+}
+
+func (o *timings) Request(t broker.RequestTiming) {
+	if t.Listener == "kafka" {
+		o.mu.Lock()
+		o.ts = append(o.ts, t)
+		o.mu.Unlock()
+	}
+}
+func (o *timings) Sync(time.Duration, error) {}
+func (o *timings) Commit(time.Duration)      {}
+
+// TestShareFetchWaitObserved: a ShareFetch that long-polls (nothing to
+// acquire, 400 ms max wait) is timed as a Fetch's long-poll is: the wait
+// is its wait stage, not its send stage. Before the change its reply was
+// completed without FrontConn.Finish, so the observer took the wait as
+// sending.
+func TestShareFetchWaitObserved(t *testing.T) {
+	ctx := testContext(t)
+	obs := &timings{}
+	_, addr := single(t, func(c *broker.Config) { c.Observer = obs })
+	cl := newClient(t, []string{addr})
+	id := shareTopicOf(t, ctx, cl, "idle", 1)
+	m := &shareClient{t: t, ctx: ctx, cl: cl, group: "waiters", member: "member-one"}
+	hb := m.heartbeat(0, []string{"idle"})
+	if hb.ErrorCode != 0 {
+		t.Fatalf("join: %v", kerr.ErrorForCode(hb.ErrorCode))
+	}
+	m.epoch = hb.MemberEpoch
+	const wait = 400 * time.Millisecond
+	start := time.Now()
+	if p := onePartition(t, m.fetch(id, 10, wait)); p.ErrorCode != 0 || len(p.AcquiredRecords) != 0 {
+		t.Fatalf("a share fetch of an empty partition: %v, %d acquired", kerr.ErrorForCode(p.ErrorCode), len(p.AcquiredRecords))
+	}
+	if took := time.Since(start); took < wait {
+		t.Fatalf("the share fetch answered after %v, before its max wait %v", took, wait)
+	}
+	var st broker.RequestTiming
+	poll.Until(t, 5*time.Second, "the share fetch observed", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		for _, t := range obs.ts {
+			if t.APIName == "ShareFetch" {
+				st = t
+				return true
+			}
+		}
+		return false
+	})
+	if _, _, waited, send := st.Stages(); waited < wait*3/4 || send > wait/2 {
+		t.Fatalf("the share fetch's wait stage %v, send stage %v; want the wait (%v) in the wait stage", waited, send, wait)
+	}
 }

@@ -1,0 +1,6 @@
+package broker
+
+// DrainConns begins the drain of the connections on its own, without the
+// controlled shutdown before it (drain.go), for the tests of package
+// broker_test.
+func (b *Broker) DrainConns() { b.drainConns() }
