@@ -268,3 +268,8 @@ type FetchSessionStats struct {
 func (s FetchSessionStats) Evicted() int64 {
 	return s.EvictedIdle + s.EvictedConnCap + s.EvictedTooLarge
 }
+
+// GroupWriteTimeout bounds a front end's wait for a group or queue call's
+// records to commit. It does not derive from the connection: a change
+// asked for is finished, not abandoned halfway, on every front end.
+const GroupWriteTimeout = groupWriteTimeout

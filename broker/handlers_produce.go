@@ -76,7 +76,7 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 		hdr := *h
 		resp.ready = make(chan struct{})
 		c.polls.Add(1)
-		go c.awaitAcks(hdr, resp, cloneProduceResponse(out), waits, produceTimeout(req.TimeoutMs))
+		go c.awaitAcks(hdr, resp, cloneProduceResponse(out), waits, ProduceTimeout(req.TimeoutMs))
 		return nil
 	}
 	if !resp.none {
@@ -85,9 +85,10 @@ func (c *conn) handleProduce(h *protocol.RequestHeader, resp *response) error {
 	return nil
 }
 
-// produceTimeout is how long a produce may wait for its acknowledgement:
+// ProduceTimeout is how long a produce may wait for its acknowledgement:
 // the request's timeout, or 30 s when it names none, at most 5 minutes.
-func produceTimeout(ms int32) time.Duration {
+// Every front end uses it for its produce requests.
+func ProduceTimeout(ms int32) time.Duration {
 	if ms <= 0 {
 		return 30 * time.Second
 	}

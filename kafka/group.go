@@ -37,11 +37,6 @@ var (
 	errCoordinatorType = &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "unknown coordinator key type"}
 )
 
-// groupTimeout bounds a group call's wait for its records to commit. It
-// does not derive from the connection: a change asked for is finished,
-// not abandoned halfway, as on the sluice listener.
-const groupTimeout = 10 * time.Second
-
 // findCoordinator answers each key (one before v4, a batch from v4) with
 // its group's coordinator (Broker.FindCoordinator: the leader of the
 // group's offsets partition, the topic created on first use) at its Kafka
@@ -109,7 +104,7 @@ func (s *Server) offsetCommit(req *kmsg.OffsetCommitRequest) kmsg.Response {
 		}
 		oc.Topics[i] = ct
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 	defer cancel()
 	res, err := s.b.CommitOffsets(ctx, oc)
 	for i, t := range req.Topics {
@@ -242,7 +237,7 @@ func (s *Server) joinGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 		// Bytes alias the frame, reused once Handle returns.
 		jg.Protocols[i] = group.ClassicProtocol{Name: p.Name, Metadata: bytes.Clone(p.Metadata)}
 	}
-	wait := max(jg.RebalanceTimeout, jg.SessionTimeout) + groupTimeout
+	wait := max(jg.RebalanceTimeout, jg.SessionTimeout) + broker.GroupWriteTimeout
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
 		defer fc.Finish(r)
@@ -298,7 +293,7 @@ func (s *Server) syncGroup(fc *broker.FrontConn, h header, flexible bool, req *k
 		// A follower waits for the leader, which has its rebalance
 		// timeout to compute the assignment; the coordinator answers
 		// REBALANCE_IN_PROGRESS once it gives up on it.
-		ctx, cancel := context.WithTimeout(fc.Context(), 5*time.Minute+groupTimeout)
+		ctx, cancel := context.WithTimeout(fc.Context(), 5*time.Minute+broker.GroupWriteTimeout)
 		defer cancel()
 		res, err := s.b.SyncGroup(ctx, sg)
 		resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
@@ -321,7 +316,7 @@ func (s *Server) heartbeat(req *kmsg.HeartbeatRequest) kmsg.Response {
 	if req.InstanceID != nil {
 		hb.InstanceID = *req.InstanceID
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 	defer cancel()
 	resp.ErrorCode = codeOf(s.b.ClassicHeartbeat(ctx, hb))
 	return resp
@@ -340,7 +335,7 @@ func (s *Server) leaveGroup(req *kmsg.LeaveGroupRequest) kmsg.Response {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 	defer cancel()
 	errs, err := s.b.LeaveGroup(ctx, req.Group, members)
 	resp.ErrorCode = codeOf(err)
@@ -459,7 +454,7 @@ func (s *Server) describeGroups(sess *broker.Session, req *kmsg.DescribeGroupsRe
 // deleteGroups deletes empty groups and their offsets through the core.
 func (s *Server) deleteGroups(sess *broker.Session, req *kmsg.DeleteGroupsRequest) kmsg.Response {
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 	defer cancel()
 	refused := make([]error, len(req.Groups))
 	var allowed []string

@@ -114,7 +114,7 @@ func (s *Server) consumerGroupHeartbeat(fc *broker.FrontConn, h header, req *kms
 	}
 	var res group.HeartbeatResult
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 		res, err = s.b.GroupHeartbeat(ctx, hb)
 		cancel()
 	}

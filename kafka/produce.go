@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -79,7 +78,7 @@ func (s *Server) produce(fc *broker.FrontConn, h header, flexible bool, req *kms
 		return r
 	}
 	r := &broker.Reply{Ready: make(chan struct{})}
-	timeout := produceTimeout(req.TimeoutMillis)
+	timeout := broker.ProduceTimeout(req.TimeoutMillis)
 	fc.Go(func() {
 		defer fc.Finish(r)
 		ctx, cancel := context.WithTimeout(fc.Context(), timeout)
@@ -114,15 +113,6 @@ func firstProduceError(resp *kmsg.ProduceResponse) protocol.ErrorCode {
 func setProduceError(rp *kmsg.ProduceResponseTopicPartition, err error) {
 	rp.ErrorCode, rp.ErrorMessage = errorCode(err)
 	rp.BaseOffset = -1
-}
-
-// produceTimeout is how long a produce waits for its acknowledgement: the
-// request's timeout, 30 s when it names none, at most 5 minutes.
-func produceTimeout(ms int32) time.Duration {
-	if ms <= 0 {
-		return 30 * time.Second
-	}
-	return min(time.Duration(ms)*time.Millisecond, 5*time.Minute)
 }
 
 // initProducerID gives an idempotent producer its id through the core

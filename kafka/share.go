@@ -118,7 +118,7 @@ var (
 // coordinates reports whether this broker is the coordinator of groupID
 // (the leader of its offsets partition), or why not.
 func (s *Server) coordinates(groupID string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), broker.GroupWriteTimeout)
 	defer cancel()
 	c, err := s.b.FindCoordinator(ctx, groupID)
 	if err != nil {

@@ -387,7 +387,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 		shareFetchResponse(md, resp, fetch, sp, ackErrs, msgs, recvErr)
 	}
 	if len(fetch) == 0 || wait <= 0 {
-		ctx, cancel := context.WithTimeout(fc.Context(), groupTimeout)
+		ctx, cancel := context.WithTimeout(fc.Context(), broker.GroupWriteTimeout)
 		run(ctx)
 		cancel()
 		return done()
@@ -395,7 +395,7 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 	r := &broker.Reply{Ready: make(chan struct{})}
 	fc.Go(func() {
 		defer fc.Finish(r) // the wait is timed as the wait stage, as a Fetch's
-		ctx, cancel := context.WithTimeout(fc.Context(), wait+groupTimeout)
+		ctx, cancel := context.WithTimeout(fc.Context(), wait+broker.GroupWriteTimeout)
 		defer cancel()
 		run(ctx)
 		r.Frame = [][]byte{appendResponse(nil, h.correlation, flexible, resp)}
@@ -532,7 +532,7 @@ func (s *Server) shareAcknowledge(fc *broker.FrontConn, req *kmsg.ShareAcknowled
 		resp.ErrorCode, resp.ErrorMessage = shareCode(err)
 		return resp
 	}
-	ctx, cancel := context.WithTimeout(fc.Context(), groupTimeout)
+	ctx, cancel := context.WithTimeout(fc.Context(), broker.GroupWriteTimeout)
 	ackErrs := sp.acks.apply(ctx, s.b, sp.group, sp.member)
 	cancel()
 	if req.Version >= 2 {

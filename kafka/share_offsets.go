@@ -63,7 +63,7 @@ func (s *Server) describeShareGroupOffsets(ctx context.Context, sess *broker.Ses
 		}
 		var parts []group.QueuePartitionDescription
 		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, groupTimeout)
+			cctx, cancel := context.WithTimeout(ctx, broker.GroupWriteTimeout)
 			parts, _, err = s.b.DescribeQueueGroup(cctx, rg.GroupID)
 			cancel()
 		}
@@ -253,7 +253,7 @@ func (s *Server) resetShareGroup(ctx context.Context, groupID string, to map[gro
 	if len(to) == 0 {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, groupTimeout)
+	cctx, cancel := context.WithTimeout(ctx, broker.GroupWriteTimeout)
 	defer cancel()
 	return s.b.ResetQueueGroup(cctx, groupID, to)
 }

@@ -396,8 +396,8 @@ func TestShareFetchAtLeaderNotCoordinator(t *testing.T) {
 	}
 	conn := dialRaw(t, kc.addrs[leader])
 	// The leader answers a share fetch within its wait plus the group
-	// timeout (groupTimeout) for the coordinator's part.
-	conn.wait = 2*time.Second + groupTimeout + 5*time.Second
+	// timeout (broker.GroupWriteTimeout) for the coordinator's part.
+	conn.wait = 2*time.Second + broker.GroupWriteTimeout + 5*time.Second
 	// Heartbeats go to the coordinator; the leader is not it.
 	hb := kmsg.NewPtrShareGroupHeartbeatRequest()
 	hb.SetVersion(1)
