@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -386,7 +388,7 @@ func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool
 			}
 		}
 		if len(offs) > 0 {
-			_ = g.commitLocked(ctx, offs, 0)
+			_ = g.commitLocked(ctx, offs, 0, nil)
 		}
 	}
 	g.commitMu.Unlock()
@@ -500,36 +502,72 @@ func (g *group) commitConsumed(ctx context.Context, all bool) error {
 // the request goes, so a partition revoked meanwhile is left out). inLoop
 // says the caller is the member's goroutine, which cannot wait for a
 // heartbeat: a STALE_MEMBER_EPOCH is then returned, and otherwise retried
-// once the member's epoch changed.
+// once the member's epoch changed. Partitions of offs the member does not
+// own when a request goes are left out of it and named by a
+// *NotOwnedError (joined with the error of the rest, if any).
 func (g *group) commit(ctx context.Context, offs map[TopicPartition]int64, inLoop bool) error {
 	retries := g.c.cfg.requestRetries
 	if inLoop {
 		retries = 0
 	}
+	dropped := map[TopicPartition]bool{}
 	for attempt := 0; ; attempt++ {
 		ch := g.changed.wait()
 		g.commitMu.Lock()
-		err := g.commitLocked(ctx, offs, retries)
+		err := g.commitLocked(ctx, offs, retries, dropped)
 		g.commitMu.Unlock()
 		if err == nil || inLoop || !errors.Is(err, protocol.ErrStaleMemberEpoch) || attempt >= g.c.cfg.requestRetries {
-			return err
+			return g.notOwned(dropped, err)
 		}
 		// Our epoch is behind the coordinator's: the next heartbeat
-		// brings it; commit again after it.
+		// brings it; commit again after it, without the partitions
+		// it took away.
 		kick(g.wake)
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("commit to group %q: %w (waiting for a heartbeat after %v)", g.cfg.id, ctx.Err(), err)
+			return g.notOwned(dropped, fmt.Errorf("commit to group %q: %w (waiting for a heartbeat after %v)", g.cfg.id, ctx.Err(), err))
 		case <-g.ctx.Done():
-			return ErrClosed
+			return g.notOwned(dropped, ErrClosed)
 		}
 	}
 }
 
+// notOwned joins err with a *NotOwnedError naming dropped, if any.
+func (g *group) notOwned(dropped map[TopicPartition]bool, err error) error {
+	if len(dropped) == 0 {
+		return err
+	}
+	e := &NotOwnedError{Group: g.cfg.id, Partitions: slices.Collect(maps.Keys(dropped))}
+	sortPartitions(e.Partitions)
+	return errors.Join(e, err)
+}
+
+// NotOwnedError names the partitions of a CommitOffsets or CommitRecords
+// that the member does not own now — revoked (another member may have
+// committed further since), lost, or never assigned. Nothing was sent
+// for them: a commit of a partition given up could move its next owner's
+// committed offset backwards, and the records since would be read twice.
+// The other partitions of the commit were committed, unless the commit
+// also returned another error (joined with this one: branch with
+// errors.As). It is definite.
+type NotOwnedError struct {
+	Group      string
+	Partitions []TopicPartition // sorted
+}
+
+func (e *NotOwnedError) Error() string {
+	names := make([]string, len(e.Partitions))
+	for i, tp := range e.Partitions {
+		names[i] = fmt.Sprintf("%s[%d]", tp.Topic, tp.Partition)
+	}
+	return fmt.Sprintf("client: commit to group %q: %s not owned by the member now: not committed", e.Group, strings.Join(names, ", "))
+}
+
 // commitLocked sends one commit of offs (nil: the polled offsets) as the
-// member is now. g.commitMu is held.
-func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64, retries int) error {
+// member is now, without the partitions it does not own, which it adds to
+// dropped. g.commitMu is held.
+func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64, retries int, dropped map[TopicPartition]bool) error {
 	cs := &g.c.cons
 	if offs == nil {
 		offs = map[TopicPartition]int64{}
@@ -546,9 +584,27 @@ func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64,
 	}
 	g.mu.Lock()
 	memberID, epoch := g.memberID, g.epoch
+	var send map[TopicPartition]int64
+	for tp := range offs {
+		if !g.owned[tp] {
+			if send == nil {
+				send = maps.Clone(offs)
+			}
+			delete(send, tp)
+			if dropped != nil {
+				dropped[tp] = true
+			}
+		}
+	}
 	g.mu.Unlock()
+	if send != nil {
+		offs = send
+	}
 	if epoch <= 0 {
 		return fmt.Errorf("commit to group %q: %w", g.cfg.id, ErrNotMember)
+	}
+	if len(offs) == 0 {
+		return nil
 	}
 	if err := g.c.commitOffsets(ctx, g.cfg.id, memberID, epoch, offs, retries); err != nil {
 		return err
@@ -575,6 +631,8 @@ func (c *Client) Commit(ctx context.Context) error {
 }
 
 // CommitRecords commits, per partition, the offset after the last of recs.
+// Partitions the member does not own now are left out and named by a
+// *NotOwnedError (see CommitOffsets).
 func (c *Client) CommitRecords(ctx context.Context, recs ...*Record) error {
 	offs := map[TopicPartition]int64{}
 	for _, r := range recs {
@@ -587,7 +645,14 @@ func (c *Client) CommitRecords(ctx context.Context, recs ...*Record) error {
 }
 
 // CommitOffsets commits offsets (the next offset to read, per partition)
-// as the group member.
+// as the group member. Only partitions the member owns when the request
+// goes are sent — those assigned to it, and those being revoked until
+// OnRevoked returned — as Kafka's coordinator requires (KIP-1251); the
+// others are left out and named by a *NotOwnedError, joined with the
+// error of the rest if it failed too:
+//
+//	var no *client.NotOwnedError
+//	if errors.As(err, &no) { /* no.Partitions moved to another member */ }
 func (c *Client) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
 	g := c.group
 	if g == nil {
