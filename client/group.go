@@ -83,10 +83,23 @@ type group struct {
 	err      error     // the group refused the member for good
 	changed  notifier  // member id, epoch or err changed
 
-	// commitMu is held by each commit request and by a revocation from
-	// its unassign to its commit: a commit of a revoked partition cannot
-	// land after the coordinator heard it released, and so after its next
-	// owner read the committed offset (which would move it backwards).
+	// revoking holds the partitions being given up, from the moment
+	// fetching them stopped until they are forgotten (after OnRevoked),
+	// with their positions as they were then. g.mu guards it. The ones
+	// the coordinator took away wait here for the application's next
+	// Poll, which finishes their revocation (finishRevoke).
+	revoking map[TopicPartition]cpart
+
+	// revokeMu serializes finishing revocations (Poll's, Close's, the
+	// poll timeout's, a fence's): each partition's OnRevoked or OnLost
+	// runs once.
+	revokeMu sync.Mutex
+
+	// commitMu is held by each commit request, and by a revocation while
+	// it commits and while it forgets the partitions: a commit of a
+	// revoked partition cannot land after the coordinator heard it
+	// released, and so after its next owner read the committed offset
+	// (which would move it backwards).
 	commitMu sync.Mutex
 }
 
@@ -112,7 +125,8 @@ func newGroup(c *Client, cfg *groupConfig) *group {
 	var id [16]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand since Go 1.24)
 	g := &group{c: c, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		joinID: base64.RawURLEncoding.EncodeToString(id[:]), owned: map[TopicPartition]bool{}, lastPoll: time.Now()}
+		joinID: base64.RawURLEncoding.EncodeToString(id[:]), owned: map[TopicPartition]bool{}, revoking: map[TopicPartition]cpart{},
+		lastPoll: time.Now()}
 	g.ctx, g.stop = context.WithCancel(c.ctx)
 	return g
 }
@@ -311,7 +325,7 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	var revoked, added []TopicPartition
 	g.mu.Lock()
 	for tp := range g.owned {
-		if !target[tp] {
+		if _, pending := g.revoking[tp]; !target[tp] && !pending {
 			revoked = append(revoked, tp)
 		}
 	}
@@ -323,9 +337,10 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	memberID, epoch := g.memberID, g.epoch
 	g.mu.Unlock()
 	if len(revoked) > 0 {
-		sortPartitions(revoked)
-		g.revoke(ctx, revoked, false)
-		changed = true
+		// Released by the application's next Poll, which reports them
+		// gone (a heartbeat at once): until then the member still owns
+		// them, and the coordinator keeps them from their next owner.
+		g.stopFetching(revoked)
 	}
 	if len(added) == 0 {
 		return changed, nil
@@ -365,22 +380,86 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	return true, nil
 }
 
-// revoke gives up parts: stops fetching them, commits their consumed
-// offsets (all that Poll returned if closing) with AutoCommit, runs
-// OnRevoked and forgets them. A failed commit is not retried: the next
-// owner reads those records again.
-func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool) {
-	if len(parts) == 0 {
+// stopFetching starts the revocation of parts the coordinator took away:
+// they are no longer fetched, their buffered records are dropped (no
+// Poll returns them now), and the next Poll finishes their revocation.
+func (g *group) stopFetching(parts []TopicPartition) {
+	positions := make(map[TopicPartition]cpart, len(parts))
+	g.c.cons.unassign(parts, positions)
+	g.mu.Lock()
+	for _, tp := range parts {
+		g.revoking[tp] = positionsOf(positions, tp)
+	}
+	g.mu.Unlock()
+	g.c.cons.ready.notify()
+}
+
+// positionsOf is tp's positions in positions, or none known.
+func positionsOf(positions map[TopicPartition]cpart, tp TopicPartition) cpart {
+	if p, ok := positions[tp]; ok {
+		return p
+	}
+	return cpart{tp: tp, polled: -1, consumed: -1, committed: -1}
+}
+
+// revokePending says whether partitions wait for Poll to finish their
+// revocation.
+func (g *group) revokePending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.revoking) > 0
+}
+
+// finishRevoke, called by Poll, finishes the revocation of the
+// partitions the coordinator took away (stopFetching) on the
+// application's goroutine, as Kafka's poll runs onPartitionsRevoked:
+// everything earlier Polls returned is consumed now, so AutoCommit
+// commits it; OnRevoked runs (and may commit); then the next heartbeat,
+// sent at once, reports the partitions released.
+func (g *group) finishRevoke() {
+	if !g.revokePending() {
 		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.c.cfg.requestTimeout)
+	defer cancel()
+	g.mu.Lock()
+	parts := slices.Collect(maps.Keys(g.revoking))
+	g.mu.Unlock()
+	sortPartitions(parts)
+	if g.revoke(ctx, parts, true) {
+		kick(g.wake)
+	}
+}
+
+// revoke gives up parts, those of them the member still owns: stops
+// fetching them (if that was not done yet), commits their consumed
+// offsets (all that Poll returned if all) with AutoCommit, runs OnRevoked
+// and forgets them. A failed commit is not retried: the next owner reads
+// those records again. It says whether it gave up any.
+func (g *group) revoke(ctx context.Context, parts []TopicPartition, all bool) bool {
+	g.revokeMu.Lock()
+	defer g.revokeMu.Unlock()
+	parts = g.stillOwned(parts)
+	if len(parts) == 0 {
+		return false
 	}
 	positions := make(map[TopicPartition]cpart, len(parts))
 	g.commitMu.Lock()
 	g.c.cons.unassign(parts, positions)
+	g.mu.Lock()
+	for _, tp := range parts {
+		if p, ok := g.revoking[tp]; ok {
+			positions[tp] = p
+		} else {
+			g.revoking[tp] = positionsOf(positions, tp) // for a Commit in OnRevoked
+		}
+	}
+	g.mu.Unlock()
 	if g.cfg.autoCommit {
 		offs := map[TopicPartition]int64{}
 		for tp, p := range positions {
 			at := p.consumed
-			if closing {
+			if all {
 				at = p.polled
 			}
 			if at >= 0 && at != p.committed {
@@ -395,11 +474,24 @@ func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool
 	if g.cfg.onRevoked != nil {
 		g.cfg.onRevoked(parts)
 	}
+	g.commitMu.Lock()
 	g.forget(parts)
+	g.commitMu.Unlock()
+	return true
+}
+
+// stillOwned is parts less those the member no longer owns.
+func (g *group) stillOwned(parts []TopicPartition) []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(parts), func(tp TopicPartition) bool { return !g.owned[tp] })
 }
 
 // lose drops parts without committing and runs OnLost.
 func (g *group) lose(parts []TopicPartition) {
+	g.revokeMu.Lock()
+	defer g.revokeMu.Unlock()
+	parts = g.stillOwned(parts)
 	if len(parts) == 0 {
 		return
 	}
@@ -414,6 +506,7 @@ func (g *group) forget(parts []TopicPartition) {
 	g.mu.Lock()
 	for _, tp := range parts {
 		delete(g.owned, tp)
+		delete(g.revoking, tp)
 	}
 	g.mu.Unlock()
 }
@@ -578,6 +671,13 @@ func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64,
 			}
 		}
 		cs.mu.Unlock()
+		g.mu.Lock()
+		for tp, p := range g.revoking { // a Commit in OnRevoked
+			if p.polled >= 0 && p.polled != p.committed {
+				offs[tp] = p.polled
+			}
+		}
+		g.mu.Unlock()
 		if len(offs) == 0 {
 			return nil
 		}
