@@ -23,10 +23,15 @@ import (
 // assigns and unassigns partitions of the Client's consumer.
 //
 // Reconciliation, for each answer, revokes first:
-//   - a partition no longer assigned stops being fetched (its buffered
-//     records are dropped), its consumed offset is committed (AutoCommit),
-//     OnRevoked runs, and the next heartbeat — sent at once — reports it
-//     released, so the coordinator can give it to its new owner;
+//   - a partition no longer assigned stops being fetched at once (its
+//     buffered records are dropped: no Poll returns them now); the
+//     application's next Poll finishes its revocation on the
+//     application's goroutine, as Kafka's poll: it commits everything
+//     Poll returned (AutoCommit), runs OnRevoked (which may commit), and
+//     the next heartbeat — sent at once — reports it released, so the
+//     coordinator can give it to its new owner. Until then the member
+//     still owns it; a Poll not called for RebalanceTimeout ends the
+//     wait (below);
 //   - then a newly assigned partition's committed offset is looked up
 //     (OffsetFetch), OnAssigned runs, and fetching starts at the
 //     committed offset, or, with no commit, at GroupResetOffset; the next
@@ -35,8 +40,8 @@ import (
 // UNKNOWN_MEMBER_ID and FENCED_MEMBER_EPOCH drop every partition without
 // committing (OnLost) and join again. A member whose application has not
 // called Poll for RebalanceTimeout leaves the group (revoking its
-// partitions as above, so they move at once) and joins again on the next
-// Poll. Close revokes every partition (committing what Poll returned, with
+// partitions on the member's goroutine, committing what was consumed,
+// so they move at once) and joins again on the next Poll. Close revokes every partition (committing what Poll returned, with
 // AutoCommit) and leaves; a static member (GroupInstanceID) leaves with
 // epoch -2, keeping its place for the session timeout.
 //
@@ -54,7 +59,8 @@ import (
 //     owner starts at the last commit.
 //
 // Commits are fenced by the member epoch: one that meets
-// STALE_MEMBER_EPOCH is retried after the next heartbeat.
+// STALE_MEMBER_EPOCH is retried after the next heartbeat. A commit names
+// only partitions the member owns when it is sent (NotOwnedError).
 
 // group is a Client's membership in a consumer group.
 type group struct {

@@ -75,6 +75,12 @@ func TestGroupLateCommitOfRevokedPartition(t *testing.T) {
 	pollUntil(t, a, 20)
 	b := member()
 	poll.Until(t, 30*time.Second, "one partition each", func() error {
+		// The first member gives a partition up inside its Poll.
+		pctx, pcancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		if fs, _ := a.Poll(pctx); len(fs.Records) > 0 {
+			t.Errorf("the first member polled %d records, all were read before", len(fs.Records))
+		}
+		pcancel()
 		if len(a.Assignment()) != 1 || len(b.Assignment()) != 1 {
 			return fmt.Errorf("first owns %v, second %v", a.Assignment(), b.Assignment())
 		}
