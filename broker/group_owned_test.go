@@ -10,6 +10,28 @@ import (
 	"github.com/sluicemq/sluice/protocol"
 )
 
+// fastGroupBroker starts a broker with one offsets partition and a fast
+// heartbeat, and dials it.
+func fastGroupBroker(t *testing.T) groupClient {
+	t.Helper()
+	b := startBroker(t, "", func(c *Config) {
+		c.OffsetsTopicPartitions = 1
+		c.Group = group.Config{HeartbeatInterval: 50 * time.Millisecond}
+	})
+	return groupClient{dial(t, b.Addr())}
+}
+
+// beat sends member m's heartbeat in group "g", subscribed to topic and
+// reporting its assignment owned, into m.
+func (c groupClient) beat(t *testing.T, m *protocol.ConsumerGroupHeartbeatResponse, topic string) {
+	t.Helper()
+	c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch,
+		SubscribedTopics: []string{topic}, RebalanceTimeoutMs: 300_000, OwnedPartitions: m.Assignment}, m)
+	if m.ErrorCode != protocol.NoError {
+		t.Fatalf("heartbeat: %v %s", m.ErrorCode, m.ErrorMessage)
+	}
+}
+
 // TestGroupMemberOwningNothing: a member that revoked its only partition
 // reports an empty owned list, which reaches the coordinator as "owns
 // none", not as "not reported", so the partition moves to its new owner at
@@ -17,22 +39,11 @@ import (
 // as "not reported", the member stayed unrevoked until its rebalance
 // timeout (5 min by default), and the partition with it.
 func TestGroupMemberOwningNothing(t *testing.T) {
-	b := startBroker(t, "", func(c *Config) {
-		c.OffsetsTopicPartitions = 1
-		c.Group = group.Config{HeartbeatInterval: 50 * time.Millisecond}
-	})
-	c := groupClient{dial(t, b.Addr())}
+	c := fastGroupBroker(t)
 	c.createTopic("t", 1)
 	c.createTopic("u", 1)
 	c.findCoordinator(t, "g")
-	beat := func(m *protocol.ConsumerGroupHeartbeatResponse, topic string) {
-		t.Helper()
-		c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch,
-			SubscribedTopics: []string{topic}, RebalanceTimeoutMs: 300_000, OwnedPartitions: m.Assignment}, m)
-		if m.ErrorCode != protocol.NoError {
-			t.Fatalf("heartbeat: %v %s", m.ErrorCode, m.ErrorMessage)
-		}
-	}
+	beat := func(m *protocol.ConsumerGroupHeartbeatResponse, topic string) { t.Helper(); c.beat(t, m, topic) }
 	owns := func(m *protocol.ConsumerGroupHeartbeatResponse, topic string) bool {
 		return len(m.Assignment) == 1 && m.Assignment[0].Topic == topic && len(m.Assignment[0].Partitions) == 1
 	}
@@ -63,21 +74,10 @@ func TestGroupMemberOwningNothing(t *testing.T) {
 // let this commit through). While it is still revoking, its commit is
 // accepted: its new owner has not read the offset yet.
 func TestGroupLateCommitOfRevokedPartition(t *testing.T) {
-	b := startBroker(t, "", func(c *Config) {
-		c.OffsetsTopicPartitions = 1
-		c.Group = group.Config{HeartbeatInterval: 50 * time.Millisecond}
-	})
-	c := groupClient{dial(t, b.Addr())}
+	c := fastGroupBroker(t)
 	c.createTopic("t", 2)
 	c.findCoordinator(t, "g")
-	beat := func(m *protocol.ConsumerGroupHeartbeatResponse) {
-		t.Helper()
-		c.call(&protocol.ConsumerGroupHeartbeatRequest{GroupID: "g", MemberID: m.MemberID, MemberEpoch: m.MemberEpoch,
-			SubscribedTopics: []string{"t"}, RebalanceTimeoutMs: 300_000, OwnedPartitions: m.Assignment}, m)
-		if m.ErrorCode != protocol.NoError {
-			t.Fatalf("heartbeat: %v %s", m.ErrorCode, m.ErrorMessage)
-		}
-	}
+	beat := func(m *protocol.ConsumerGroupHeartbeatResponse) { t.Helper(); c.beat(t, m, "t") }
 	commit := func(m *protocol.ConsumerGroupHeartbeatResponse, epoch, part int32, off int64) protocol.ErrorCode {
 		t.Helper()
 		resp := c.commit(t, "g", m.MemberID, epoch, "t", part, off)
