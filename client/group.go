@@ -40,10 +40,11 @@ import (
 // UNKNOWN_MEMBER_ID and FENCED_MEMBER_EPOCH drop every partition without
 // committing (OnLost) and join again. A member whose application has not
 // called Poll for RebalanceTimeout leaves the group (revoking its
-// partitions on the member's goroutine, committing what was consumed,
-// so they move at once) and joins again on the next Poll. Close revokes every partition (committing what Poll returned, with
-// AutoCommit) and leaves; a static member (GroupInstanceID) leaves with
-// epoch -2, keeping its place for the session timeout.
+// partitions on the member's goroutine, committing what was consumed, so
+// they move at once) and joins again on the next Poll. Close revokes
+// every partition (committing what Poll returned, with AutoCommit) and
+// leaves; a static member (GroupInstanceID) leaves with epoch -2, keeping
+// its place for the session timeout.
 //
 // Delivery is at least once. Commits name the next offset to read. What a
 // commit covers:
@@ -291,7 +292,8 @@ func (g *group) heartbeat(ctx context.Context) (again bool, err error) {
 		// Drop everything without committing (another member may own
 		// the partitions by now) and join again, with the member's own
 		// id (an id the coordinator issued is forgotten once unknown).
-		g.lose(g.ownedList())
+		// Not a member first: a commit waiting for a heartbeat (in an
+		// OnRevoked that Poll runs, which lose waits for) ends now.
 		g.mu.Lock()
 		if code == protocol.ErrUnknownMemberID {
 			g.memberID = ""
@@ -299,6 +301,7 @@ func (g *group) heartbeat(ctx context.Context) (again bool, err error) {
 		g.epoch = 0
 		g.mu.Unlock()
 		g.changed.notify()
+		g.lose(g.ownedList())
 		return true, nil
 	default:
 		err := fmt.Errorf("heartbeat: %w", code.ErrWithDetail(resp.ErrorMessage))
