@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,5 +460,64 @@ func TestGroupAssignedBeforeRecords(t *testing.T) {
 	}
 	if got := pollRecords(t, c, 3); len(got[0]) != 3 {
 		t.Fatalf("records after OnAssigned returned: %v", got)
+	}
+}
+
+// A Commit inside OnRevoked (run by Poll) that meets STALE_MEMBER_EPOCH
+// waits for the next heartbeat; when that heartbeat fences the member,
+// the Commit ends at once with ErrNotMember. The member dropped its
+// partitions (which waits for the running OnRevoked) before it stopped
+// being a member, and the Commit waited for its whole context.
+func TestGroupCommitInOnRevokedEndsWhenFenced(t *testing.T) {
+	fc, _ := groupTest(t, 2)
+	fc.setTarget("g", "m1", TopicPartition{"t", 0}, TopicPartition{"t", 1})
+	var (
+		c       *Client
+		mu      sync.Mutex
+		elapsed time.Duration
+		cerr    error
+	)
+	c = newMember(t, fc, AutoCommit(false, 0), OnRevoked(func(tps []TopicPartition) {
+		if len(tps) != 1 || tps[0] != (TopicPartition{"t", 0}) {
+			return // Close's
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := c.Commit(ctx)
+		mu.Lock()
+		elapsed, cerr = time.Since(start), err
+		mu.Unlock()
+	}))
+	waitAssignment(t, c, "[t/0 t/1]")
+	pollRecords(t, c, 4)
+	var stale, fenced atomic.Bool
+	fc.setHook(func(_ *fakeBroker, key protocol.APIKey, _ protocol.Message) action {
+		var a action
+		switch {
+		case key == protocol.OffsetCommit:
+			stale.Store(true)
+			a.resp = &protocol.OffsetCommitResponse{ErrorCode: protocol.ErrStaleMemberEpoch}
+		case key == protocol.ConsumerGroupHeartbeat && stale.Load() && fenced.CompareAndSwap(false, true):
+			a.resp = &protocol.ConsumerGroupHeartbeatResponse{ErrorCode: protocol.ErrFencedMemberEpoch}
+		}
+		return a
+	})
+	fc.setTarget("g", "m1", TopicPartition{"t", 1})
+	poll.Until(t, 30*time.Second, "OnRevoked's commit done", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, _ = c.Poll(ctx)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if elapsed == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(cerr, ErrNotMember) || elapsed > 10*time.Second {
+		t.Fatalf("Commit in OnRevoked after a fence: %v after %v; want ErrNotMember at once", cerr, elapsed)
 	}
 }
