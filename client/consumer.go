@@ -240,6 +240,9 @@ func (c *Client) Poll(ctx context.Context) (Fetches, error) {
 		defer g.pollEnd()
 	}
 	for {
+		if c.group != nil {
+			c.group.finishRevoke()
+		}
 		cs.mu.Lock()
 		if c.closed() {
 			cs.mu.Unlock()
@@ -257,6 +260,9 @@ func (c *Client) Poll(ctx context.Context) (Fetches, error) {
 		}
 		ch := cs.ready.wait()
 		cs.mu.Unlock()
+		if c.group != nil && c.group.revokePending() {
+			continue // partitions revoked since the check above
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,10 +23,15 @@ import (
 // assigns and unassigns partitions of the Client's consumer.
 //
 // Reconciliation, for each answer, revokes first:
-//   - a partition no longer assigned stops being fetched (its buffered
-//     records are dropped), its consumed offset is committed (AutoCommit),
-//     OnRevoked runs, and the next heartbeat — sent at once — reports it
-//     released, so the coordinator can give it to its new owner;
+//   - a partition no longer assigned stops being fetched at once (its
+//     buffered records are dropped: no Poll returns them now); the
+//     application's next Poll finishes its revocation on the
+//     application's goroutine, as Kafka's poll: it commits everything
+//     Poll returned (AutoCommit), runs OnRevoked (which may commit), and
+//     the next heartbeat — sent at once — reports it released, so the
+//     coordinator can give it to its new owner. Until then the member
+//     still owns it; a Poll not called for RebalanceTimeout ends the
+//     wait (below);
 //   - then a newly assigned partition's committed offset is looked up
 //     (OffsetFetch), OnAssigned runs, and fetching starts at the
 //     committed offset, or, with no commit, at GroupResetOffset; the next
@@ -33,10 +40,11 @@ import (
 // UNKNOWN_MEMBER_ID and FENCED_MEMBER_EPOCH drop every partition without
 // committing (OnLost) and join again. A member whose application has not
 // called Poll for RebalanceTimeout leaves the group (revoking its
-// partitions as above, so they move at once) and joins again on the next
-// Poll. Close revokes every partition (committing what Poll returned, with
-// AutoCommit) and leaves; a static member (GroupInstanceID) leaves with
-// epoch -2, keeping its place for the session timeout.
+// partitions on the member's goroutine, committing what was consumed, so
+// they move at once) and joins again on the next Poll. Close revokes
+// every partition (committing what Poll returned, with AutoCommit) and
+// leaves; a static member (GroupInstanceID) leaves with epoch -2, keeping
+// its place for the session timeout.
 //
 // Delivery is at least once. Commits name the next offset to read. What a
 // commit covers:
@@ -52,7 +60,8 @@ import (
 //     owner starts at the last commit.
 //
 // Commits are fenced by the member epoch: one that meets
-// STALE_MEMBER_EPOCH is retried after the next heartbeat.
+// STALE_MEMBER_EPOCH is retried after the next heartbeat. A commit names
+// only partitions the member owns when it is sent (NotOwnedError).
 
 // group is a Client's membership in a consumer group.
 type group struct {
@@ -81,10 +90,23 @@ type group struct {
 	err      error     // the group refused the member for good
 	changed  notifier  // member id, epoch or err changed
 
-	// commitMu is held by each commit request and by a revocation from
-	// its unassign to its commit: a commit of a revoked partition cannot
-	// land after the coordinator heard it released, and so after its next
-	// owner read the committed offset (which would move it backwards).
+	// revoking holds the partitions being given up, from the moment
+	// fetching them stopped until they are forgotten (after OnRevoked),
+	// with their positions as they were then. g.mu guards it. The ones
+	// the coordinator took away wait here for the application's next
+	// Poll, which finishes their revocation (finishRevoke).
+	revoking map[TopicPartition]cpart
+
+	// revokeMu serializes finishing revocations (Poll's, Close's, the
+	// poll timeout's, a fence's): each partition's OnRevoked or OnLost
+	// runs once.
+	revokeMu sync.Mutex
+
+	// commitMu is held by each commit request, and by a revocation while
+	// it commits and while it forgets the partitions: a commit of a
+	// revoked partition cannot land after the coordinator heard it
+	// released, and so after its next owner read the committed offset
+	// (which would move it backwards).
 	commitMu sync.Mutex
 }
 
@@ -110,7 +132,8 @@ func newGroup(c *Client, cfg *groupConfig) *group {
 	var id [16]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand since Go 1.24)
 	g := &group{c: c, cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		joinID: base64.RawURLEncoding.EncodeToString(id[:]), owned: map[TopicPartition]bool{}, lastPoll: time.Now()}
+		joinID: base64.RawURLEncoding.EncodeToString(id[:]), owned: map[TopicPartition]bool{}, revoking: map[TopicPartition]cpart{},
+		lastPoll: time.Now()}
 	g.ctx, g.stop = context.WithCancel(c.ctx)
 	return g
 }
@@ -269,7 +292,8 @@ func (g *group) heartbeat(ctx context.Context) (again bool, err error) {
 		// Drop everything without committing (another member may own
 		// the partitions by now) and join again, with the member's own
 		// id (an id the coordinator issued is forgotten once unknown).
-		g.lose(g.ownedList())
+		// Not a member first: a commit waiting for a heartbeat (in an
+		// OnRevoked that Poll runs, which lose waits for) ends now.
 		g.mu.Lock()
 		if code == protocol.ErrUnknownMemberID {
 			g.memberID = ""
@@ -277,6 +301,7 @@ func (g *group) heartbeat(ctx context.Context) (again bool, err error) {
 		g.epoch = 0
 		g.mu.Unlock()
 		g.changed.notify()
+		g.lose(g.ownedList())
 		return true, nil
 	default:
 		err := fmt.Errorf("heartbeat: %w", code.ErrWithDetail(resp.ErrorMessage))
@@ -309,7 +334,7 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	var revoked, added []TopicPartition
 	g.mu.Lock()
 	for tp := range g.owned {
-		if !target[tp] {
+		if _, pending := g.revoking[tp]; !target[tp] && !pending {
 			revoked = append(revoked, tp)
 		}
 	}
@@ -321,9 +346,10 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	memberID, epoch := g.memberID, g.epoch
 	g.mu.Unlock()
 	if len(revoked) > 0 {
-		sortPartitions(revoked)
-		g.revoke(ctx, revoked, false)
-		changed = true
+		// Released by the application's next Poll, which reports them
+		// gone (a heartbeat at once): until then the member still owns
+		// them, and the coordinator keeps them from their next owner.
+		g.stopFetching(revoked)
 	}
 	if len(added) == 0 {
 		return changed, nil
@@ -363,22 +389,86 @@ func (g *group) reconcile(ctx context.Context, assignment []protocol.TopicPartit
 	return true, nil
 }
 
-// revoke gives up parts: stops fetching them, commits their consumed
-// offsets (all that Poll returned if closing) with AutoCommit, runs
-// OnRevoked and forgets them. A failed commit is not retried: the next
-// owner reads those records again.
-func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool) {
-	if len(parts) == 0 {
+// stopFetching starts the revocation of parts the coordinator took away:
+// they are no longer fetched, their buffered records are dropped (no
+// Poll returns them now), and the next Poll finishes their revocation.
+func (g *group) stopFetching(parts []TopicPartition) {
+	positions := make(map[TopicPartition]cpart, len(parts))
+	g.c.cons.unassign(parts, positions)
+	g.mu.Lock()
+	for _, tp := range parts {
+		g.revoking[tp] = positionsOf(positions, tp)
+	}
+	g.mu.Unlock()
+	g.c.cons.ready.notify()
+}
+
+// positionsOf is tp's positions in positions, or none known.
+func positionsOf(positions map[TopicPartition]cpart, tp TopicPartition) cpart {
+	if p, ok := positions[tp]; ok {
+		return p
+	}
+	return cpart{tp: tp, polled: -1, consumed: -1, committed: -1}
+}
+
+// revokePending says whether partitions wait for Poll to finish their
+// revocation.
+func (g *group) revokePending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.revoking) > 0
+}
+
+// finishRevoke, called by Poll, finishes the revocation of the
+// partitions the coordinator took away (stopFetching) on the
+// application's goroutine, as Kafka's poll runs onPartitionsRevoked:
+// everything earlier Polls returned is consumed now, so AutoCommit
+// commits it; OnRevoked runs (and may commit); then the next heartbeat,
+// sent at once, reports the partitions released.
+func (g *group) finishRevoke() {
+	if !g.revokePending() {
 		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, g.c.cfg.requestTimeout)
+	defer cancel()
+	g.mu.Lock()
+	parts := slices.Collect(maps.Keys(g.revoking))
+	g.mu.Unlock()
+	sortPartitions(parts)
+	if g.revoke(ctx, parts, true) {
+		kick(g.wake)
+	}
+}
+
+// revoke gives up parts, those of them the member still owns: stops
+// fetching them (if that was not done yet), commits their consumed
+// offsets (all that Poll returned if all) with AutoCommit, runs OnRevoked
+// and forgets them. A failed commit is not retried: the next owner reads
+// those records again. It says whether it gave up any.
+func (g *group) revoke(ctx context.Context, parts []TopicPartition, all bool) bool {
+	g.revokeMu.Lock()
+	defer g.revokeMu.Unlock()
+	parts = g.stillOwned(parts)
+	if len(parts) == 0 {
+		return false
 	}
 	positions := make(map[TopicPartition]cpart, len(parts))
 	g.commitMu.Lock()
 	g.c.cons.unassign(parts, positions)
+	g.mu.Lock()
+	for _, tp := range parts {
+		if p, ok := g.revoking[tp]; ok {
+			positions[tp] = p
+		} else {
+			g.revoking[tp] = positionsOf(positions, tp) // for a Commit in OnRevoked
+		}
+	}
+	g.mu.Unlock()
 	if g.cfg.autoCommit {
 		offs := map[TopicPartition]int64{}
 		for tp, p := range positions {
 			at := p.consumed
-			if closing {
+			if all {
 				at = p.polled
 			}
 			if at >= 0 && at != p.committed {
@@ -386,18 +476,31 @@ func (g *group) revoke(ctx context.Context, parts []TopicPartition, closing bool
 			}
 		}
 		if len(offs) > 0 {
-			_ = g.commitLocked(ctx, offs, 0)
+			_ = g.commitLocked(ctx, offs, 0, nil)
 		}
 	}
 	g.commitMu.Unlock()
 	if g.cfg.onRevoked != nil {
 		g.cfg.onRevoked(parts)
 	}
+	g.commitMu.Lock()
 	g.forget(parts)
+	g.commitMu.Unlock()
+	return true
+}
+
+// stillOwned is parts less those the member no longer owns.
+func (g *group) stillOwned(parts []TopicPartition) []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(parts), func(tp TopicPartition) bool { return !g.owned[tp] })
 }
 
 // lose drops parts without committing and runs OnLost.
 func (g *group) lose(parts []TopicPartition) {
+	g.revokeMu.Lock()
+	defer g.revokeMu.Unlock()
+	parts = g.stillOwned(parts)
 	if len(parts) == 0 {
 		return
 	}
@@ -412,6 +515,7 @@ func (g *group) forget(parts []TopicPartition) {
 	g.mu.Lock()
 	for _, tp := range parts {
 		delete(g.owned, tp)
+		delete(g.revoking, tp)
 	}
 	g.mu.Unlock()
 }
@@ -500,36 +604,72 @@ func (g *group) commitConsumed(ctx context.Context, all bool) error {
 // the request goes, so a partition revoked meanwhile is left out). inLoop
 // says the caller is the member's goroutine, which cannot wait for a
 // heartbeat: a STALE_MEMBER_EPOCH is then returned, and otherwise retried
-// once the member's epoch changed.
+// once the member's epoch changed. Partitions of offs the member does not
+// own when a request goes are left out of it and named by a
+// *NotOwnedError (joined with the error of the rest, if any).
 func (g *group) commit(ctx context.Context, offs map[TopicPartition]int64, inLoop bool) error {
 	retries := g.c.cfg.requestRetries
 	if inLoop {
 		retries = 0
 	}
+	dropped := map[TopicPartition]bool{}
 	for attempt := 0; ; attempt++ {
 		ch := g.changed.wait()
 		g.commitMu.Lock()
-		err := g.commitLocked(ctx, offs, retries)
+		err := g.commitLocked(ctx, offs, retries, dropped)
 		g.commitMu.Unlock()
 		if err == nil || inLoop || !errors.Is(err, protocol.ErrStaleMemberEpoch) || attempt >= g.c.cfg.requestRetries {
-			return err
+			return g.notOwned(dropped, err)
 		}
 		// Our epoch is behind the coordinator's: the next heartbeat
-		// brings it; commit again after it.
+		// brings it; commit again after it, without the partitions
+		// it took away.
 		kick(g.wake)
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("commit to group %q: %w (waiting for a heartbeat after %v)", g.cfg.id, ctx.Err(), err)
+			return g.notOwned(dropped, fmt.Errorf("commit to group %q: %w (waiting for a heartbeat after %v)", g.cfg.id, ctx.Err(), err))
 		case <-g.ctx.Done():
-			return ErrClosed
+			return g.notOwned(dropped, ErrClosed)
 		}
 	}
 }
 
+// notOwned joins err with a *NotOwnedError naming dropped, if any.
+func (g *group) notOwned(dropped map[TopicPartition]bool, err error) error {
+	if len(dropped) == 0 {
+		return err
+	}
+	e := &NotOwnedError{Group: g.cfg.id, Partitions: slices.Collect(maps.Keys(dropped))}
+	sortPartitions(e.Partitions)
+	return errors.Join(e, err)
+}
+
+// NotOwnedError names the partitions of a CommitOffsets or CommitRecords
+// that the member does not own now — revoked (another member may have
+// committed further since), lost, or never assigned. Nothing was sent
+// for them: a commit of a partition given up could move its next owner's
+// committed offset backwards, and the records since would be read twice.
+// The other partitions of the commit were committed, unless the commit
+// also returned another error (joined with this one: branch with
+// errors.As). It is definite.
+type NotOwnedError struct {
+	Group      string
+	Partitions []TopicPartition // sorted
+}
+
+func (e *NotOwnedError) Error() string {
+	names := make([]string, len(e.Partitions))
+	for i, tp := range e.Partitions {
+		names[i] = fmt.Sprintf("%s[%d]", tp.Topic, tp.Partition)
+	}
+	return fmt.Sprintf("client: commit to group %q: %s not owned by the member now: not committed", e.Group, strings.Join(names, ", "))
+}
+
 // commitLocked sends one commit of offs (nil: the polled offsets) as the
-// member is now. g.commitMu is held.
-func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64, retries int) error {
+// member is now, without the partitions it does not own, which it adds to
+// dropped. g.commitMu is held.
+func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64, retries int, dropped map[TopicPartition]bool) error {
 	cs := &g.c.cons
 	if offs == nil {
 		offs = map[TopicPartition]int64{}
@@ -540,15 +680,40 @@ func (g *group) commitLocked(ctx context.Context, offs map[TopicPartition]int64,
 			}
 		}
 		cs.mu.Unlock()
+		g.mu.Lock()
+		for tp, p := range g.revoking { // a Commit in OnRevoked
+			if p.polled >= 0 && p.polled != p.committed {
+				offs[tp] = p.polled
+			}
+		}
+		g.mu.Unlock()
 		if len(offs) == 0 {
 			return nil
 		}
 	}
 	g.mu.Lock()
 	memberID, epoch := g.memberID, g.epoch
+	var send map[TopicPartition]int64
+	for tp := range offs {
+		if !g.owned[tp] {
+			if send == nil {
+				send = maps.Clone(offs)
+			}
+			delete(send, tp)
+			if dropped != nil {
+				dropped[tp] = true
+			}
+		}
+	}
 	g.mu.Unlock()
+	if send != nil {
+		offs = send
+	}
 	if epoch <= 0 {
 		return fmt.Errorf("commit to group %q: %w", g.cfg.id, ErrNotMember)
+	}
+	if len(offs) == 0 {
+		return nil
 	}
 	if err := g.c.commitOffsets(ctx, g.cfg.id, memberID, epoch, offs, retries); err != nil {
 		return err
@@ -575,6 +740,8 @@ func (c *Client) Commit(ctx context.Context) error {
 }
 
 // CommitRecords commits, per partition, the offset after the last of recs.
+// Partitions the member does not own now are left out and named by a
+// *NotOwnedError (see CommitOffsets).
 func (c *Client) CommitRecords(ctx context.Context, recs ...*Record) error {
 	offs := map[TopicPartition]int64{}
 	for _, r := range recs {
@@ -587,7 +754,14 @@ func (c *Client) CommitRecords(ctx context.Context, recs ...*Record) error {
 }
 
 // CommitOffsets commits offsets (the next offset to read, per partition)
-// as the group member.
+// as the group member. Only partitions the member owns when the request
+// goes are sent — those assigned to it, and those being revoked until
+// OnRevoked returned — as Kafka's coordinator requires (KIP-1251); the
+// others are left out and named by a *NotOwnedError, joined with the
+// error of the rest if it failed too:
+//
+//	var no *client.NotOwnedError
+//	if errors.As(err, &no) { /* no.Partitions moved to another member */ }
 func (c *Client) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
 	g := c.group
 	if g == nil {

@@ -80,8 +80,11 @@ func GroupAssignor(name string) GroupOpt { return func(g *groupConfig) { g.assig
 // RebalanceTimeout is how long the member may take to give up a revoked
 // partition, and how long the application may go without calling Poll
 // before the member leaves the group (Kafka's max.poll.interval.ms): a
-// member stuck in processing loses its partitions (without committing)
-// and joins again on its next Poll. Default 5m.
+// member stuck in processing gives its partitions up (committing what
+// was consumed, not what the last Poll returned) and joins again on its
+// next Poll. A partition the coordinator takes away is given up inside
+// the next Poll, so this also bounds how long its move waits for the
+// application. Default 5m.
 func RebalanceTimeout(d time.Duration) GroupOpt {
 	return func(g *groupConfig) { g.rebalanceTimeout = d }
 }
@@ -110,11 +113,16 @@ func OnAssigned(fn func([]TopicPartition)) GroupOpt {
 	return func(g *groupConfig) { g.onAssigned = fn }
 }
 
-// OnRevoked sets a function called with partitions the member gives up —
-// revoked by the coordinator, or all of them on Close — after fetching
-// them stopped and, with AutoCommit, their consumed offsets were
-// committed, and before the coordinator hears they are released. Same
-// rules as OnAssigned.
+// OnRevoked sets a function called with partitions the member gives up,
+// after fetching them stopped and, with AutoCommit, their consumed
+// offsets were committed, and before the coordinator hears they are
+// released. Partitions the coordinator takes away are revoked inside the
+// application's next Poll, on its goroutine, as Kafka's
+// onPartitionsRevoked: no Poll returns their records once it ran, and it
+// may commit them (Commit, CommitOffsets) — their next owner starts
+// there. On Close, and when the member leaves after RebalanceTimeout
+// without a Poll, it runs on the member's goroutine with the rules of
+// OnAssigned (then it must not call Commit).
 func OnRevoked(fn func([]TopicPartition)) GroupOpt { return func(g *groupConfig) { g.onRevoked = fn } }
 
 // OnLost sets a function called with partitions the member lost without

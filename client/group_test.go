@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,11 +95,13 @@ func TestGroupJoinsAndStartsAtCommittedOffsets(t *testing.T) {
 	})
 }
 
-// When the coordinator takes a partition away and gives another, the
-// member revokes first — stops fetching, commits what was consumed, runs
-// OnRevoked — then starts the new partition (OnAssigned), and the next
-// heartbeat reports the revoked one released.
-func TestGroupRevokesBeforeAssigning(t *testing.T) {
+// When the coordinator takes a partition away, the member stops fetching
+// it at once, and the application's next Poll finishes the revocation —
+// commits what was consumed, runs OnRevoked — and the next heartbeat
+// reports it released. (This fake gives the new partition at once; the
+// real coordinator waits for the release: internal/cluster's
+// TestGroupRevokesInsidePoll.)
+func TestGroupRevokesInPoll(t *testing.T) {
 	fc, prod := groupTest(t, 4)
 	fc.setTarget("g", "m1", TopicPartition{"t", 0}, TopicPartition{"t", 1})
 	c := newMember(t, fc)
@@ -106,30 +109,51 @@ func TestGroupRevokesBeforeAssigning(t *testing.T) {
 	if got := pollRecords(t, c, 8); len(got[0]) != 4 || len(got[1]) != 4 {
 		t.Fatalf("records %v", got)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	_, _ = c.Poll(ctx) // the 8 records are consumed now
-	cancel()
-
 	fc.setTarget("g", "m1", TopicPartition{"t", 1}, TopicPartition{"t", 2})
-	waitAssignment(t, c, "[t/1 t/2]")
-	poll.Until(t, 5*time.Second, "a heartbeat reporting t/0 released", func() error {
+	poll.Until(t, 10*time.Second, "the member owning t/2 while t/0 waits for Poll", func() error {
+		if index(fc.eventLog(), "heartbeat m1 epoch 2 owned [t/0 t/1 t/2]") < 0 {
+			return errors.New(strings.Join(fc.eventLog(), "\n"))
+		}
+		return nil
+	})
+	if index(fc.eventLog(), "revoked [t/0]") >= 0 {
+		t.Fatalf("t/0 revoked without a Poll: events\n%s", strings.Join(fc.eventLog(), "\n"))
+	}
+	var seen []*Record
+	poll.Until(t, 10*time.Second, "t/0 revoked by Poll and reported released", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		fs, _ := c.Poll(ctx)
+		cancel()
+		seen = append(seen, fs.Records...)
+		if got := tpString(c.Assignment()); got != "[t/1 t/2]" {
+			return fmt.Errorf("assignment %s", got)
+		}
 		if index(fc.eventLog(), "heartbeat m1 epoch 2 owned [t/1 t/2]") < 0 {
 			return errors.New(strings.Join(fc.eventLog(), "\n"))
 		}
 		return nil
 	})
 	ev := fc.eventLog()
-	commit, revoked, assigned := index(ev, "commit m1 t/0=4"), index(ev, "revoked [t/0]"), index(ev, "assigned [t/2]")
+	commit, revoked := index(ev, "commit m1 t/0=4"), index(ev, "revoked [t/0]")
 	released := index(ev, "heartbeat m1 epoch 2 owned [t/1 t/2]")
-	if commit < 0 || !(commit < revoked && revoked < assigned && assigned < released) {
-		t.Fatalf("want commit of t/0, revoked, assigned, then the heartbeat: events\n%s", strings.Join(ev, "\n"))
+	if commit < 0 || !(commit < revoked && revoked < released) {
+		t.Fatalf("want commit of t/0 (everything Poll returned), revoked, then the heartbeat: events\n%s", strings.Join(ev, "\n"))
 	}
 	// Only t/1 and t/2 records from now on: t/0's new records stay unread.
 	produceN(t, prod, "t", 0, 2)
 	produceN(t, prod, "t", 2, 1)
-	got := pollRecords(t, c, 5)
-	if len(got[0]) != 0 || len(got[2]) != 5 {
-		t.Fatalf("after the move, records %v: want none of t/0 and t/2 from its start", got)
+	n2 := 0
+	for _, r := range seen {
+		if r.Partition == 0 {
+			t.Fatalf("a record of t/0 after its revocation: %d", r.Offset)
+		}
+		if r.Partition == 2 {
+			n2++
+		}
+	}
+	got := pollRecords(t, c, 5-n2)
+	if len(got[0]) != 0 || n2+len(got[2]) != 5 {
+		t.Fatalf("after the move, records %v (and %d of t/2 before): want none of t/0 and t/2 from its start", got, n2)
 	}
 }
 
@@ -436,5 +460,64 @@ func TestGroupAssignedBeforeRecords(t *testing.T) {
 	}
 	if got := pollRecords(t, c, 3); len(got[0]) != 3 {
 		t.Fatalf("records after OnAssigned returned: %v", got)
+	}
+}
+
+// A Commit inside OnRevoked (run by Poll) that meets STALE_MEMBER_EPOCH
+// waits for the next heartbeat; when that heartbeat fences the member,
+// the Commit ends at once with ErrNotMember. The member dropped its
+// partitions (which waits for the running OnRevoked) before it stopped
+// being a member, and the Commit waited for its whole context.
+func TestGroupCommitInOnRevokedEndsWhenFenced(t *testing.T) {
+	fc, _ := groupTest(t, 2)
+	fc.setTarget("g", "m1", TopicPartition{"t", 0}, TopicPartition{"t", 1})
+	var (
+		c       *Client
+		mu      sync.Mutex
+		elapsed time.Duration
+		cerr    error
+	)
+	c = newMember(t, fc, AutoCommit(false, 0), OnRevoked(func(tps []TopicPartition) {
+		if len(tps) != 1 || tps[0] != (TopicPartition{"t", 0}) {
+			return // Close's
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		err := c.Commit(ctx)
+		mu.Lock()
+		elapsed, cerr = time.Since(start), err
+		mu.Unlock()
+	}))
+	waitAssignment(t, c, "[t/0 t/1]")
+	pollRecords(t, c, 4)
+	var stale, fenced atomic.Bool
+	fc.setHook(func(_ *fakeBroker, key protocol.APIKey, _ protocol.Message) action {
+		var a action
+		switch {
+		case key == protocol.OffsetCommit:
+			stale.Store(true)
+			a.resp = &protocol.OffsetCommitResponse{ErrorCode: protocol.ErrStaleMemberEpoch}
+		case key == protocol.ConsumerGroupHeartbeat && stale.Load() && fenced.CompareAndSwap(false, true):
+			a.resp = &protocol.ConsumerGroupHeartbeatResponse{ErrorCode: protocol.ErrFencedMemberEpoch}
+		}
+		return a
+	})
+	fc.setTarget("g", "m1", TopicPartition{"t", 1})
+	poll.Until(t, 30*time.Second, "OnRevoked's commit done", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, _ = c.Poll(ctx)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if elapsed == 0 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(cerr, ErrNotMember) || elapsed > 10*time.Second {
+		t.Fatalf("Commit in OnRevoked after a fence: %v after %v; want ErrNotMember at once", cerr, elapsed)
 	}
 }

@@ -38,7 +38,9 @@
 //     removed too (fenced).
 //   - Offset commits are fenced by the member epoch: an unknown member is
 //     ErrUnknownMemberID, an older epoch ErrStaleMemberEpoch, a newer one
-//     ErrFencedMemberEpoch (as Kafka). A commit with no member (an
+//     ErrFencedMemberEpoch (as Kafka); at its epoch a member commits only
+//     the partitions it holds, each other one refused alone with
+//     ErrStaleMemberEpoch (KIP-1251). A commit with no member (an
 //     administrator's) is accepted only by an empty group.
 //   - Offsets expire OffsetsRetention after their commit when their group
 //     has no members or does not subscribe to their topic; offsets of

@@ -11,17 +11,18 @@ import (
 // that only committed (no members) is listed too.
 func TestConsumption(t *testing.T) {
 	h := newHarness(t, map[string]int32{"a": 3, "b": 2, "c": 1})
+	// Commits (while the group has no member: a member commits only
+	// partitions it holds) to a topic no member subscribes to, and to a
+	// partition past what the coordinator knows of the topic.
+	if _, err := commit(h, "g", "", -1, "b", 0, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := commit(h, "g", "", -1, "gone", 2, 5); err != nil {
+		t.Fatal(err)
+	}
 	m := &client{names: []string{"a", "missing"}}
 	h.settle("g", m)
 	if _, err := commit(h, "g", m.id, m.epoch, "a", 1, 40); err != nil {
-		t.Fatal(err)
-	}
-	// A commit to a topic no member subscribes to, and to a partition
-	// past what the coordinator knows of the topic.
-	if _, err := commit(h, "g", m.id, m.epoch, "b", 0, 7); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := commit(h, "g", m.id, m.epoch, "gone", 2, 5); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := commit(h, "admin", "", -1, "c", 0, 9); err != nil {

@@ -67,6 +67,19 @@ func (c *Coordinator) CommitOffsets(now time.Time, req OffsetCommit) ([]CommitTo
 	if !g.stored && g.classic == nil {
 		c.groupRecord(g)
 	}
+	// A member of a consumer group commits only the partitions it holds
+	// (assigned, or being revoked: its new owner has not read the offset
+	// yet). KIP-1251's rule (Kafka 4.3) with our exact epochs: a
+	// partition it released — even at its current epoch, which Kafka's
+	// epoch check alone let through — belongs to another member or none,
+	// and is refused alone with ErrStaleMemberEpoch, so a late commit
+	// never moves the next owner's offset backwards. A classic group is
+	// fenced by its generation alone, as in Kafka (the coordinator does
+	// not read a classic member's assignment).
+	member := ""
+	if g.classic == nil && req.MemberID != "" {
+		member = req.MemberID
+	}
 	out := make([]CommitTopic, len(req.Topics))
 	for i, t := range req.Topics {
 		out[i] = CommitTopic{Topic: t.Topic, Partitions: slices.Clone(t.Partitions)}
@@ -77,6 +90,8 @@ func (c *Coordinator) CommitOffsets(now time.Time, req OffsetCommit) ([]CommitTo
 				p.Err = refuse(ErrInvalidRequest, "topic %q partition %d offset %d", t.Topic, p.Partition, p.Offset)
 			case len(p.Metadata) > c.cfg.MaxMetadataBytes:
 				p.Err = refuse(ErrOffsetMetadataTooLarge, "%d bytes, at most %d", len(p.Metadata), c.cfg.MaxMetadataBytes)
+			case member != "" && g.owners[tp{t.Topic, p.Partition}] != member:
+				p.Err = refuse(ErrStaleMemberEpoch, "member %q does not hold %s[%d] at epoch %d", member, t.Topic, p.Partition, req.MemberEpoch)
 			default:
 				v := offsetValue{offset: p.Offset, leaderEpoch: p.LeaderEpoch, metadata: p.Metadata, commitTime: now}
 				k := tp{t.Topic, p.Partition}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -56,6 +57,10 @@ func TestGroupMemberRevokingAllItsPartitions(t *testing.T) {
 		poll.Until(t, 30*time.Second, "the new member owning one/0", func() bool { return owns(first) })
 	}
 	poll.Until(t, 10*time.Second, "one/0 moved to the second member", func() error {
+		// The first member gives one/0 up inside its Poll.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, _ = first.Poll(ctx)
+		cancel()
 		if owns(second) && !owns(first) {
 			return nil
 		}
