@@ -200,7 +200,7 @@ func (h *harness) started(ctx context.Context, c *Cluster, err error) {
 
 // createTopic creates topic: partitions, RF 3 (min ISR 2 by default),
 // 2 MiB segments (above max.message.bytes) so that runs roll segments, and configs; then waits for
-// every replica to be in sync.
+// every replica to be in sync and every partition on its preferred leader.
 func (h *harness) createTopic(topic string, partitions int32, configs map[string]string) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
