@@ -20,10 +20,11 @@ import (
 // id, client address, Raft address and rack.
 //
 // Every broker runs one; the one whose Node leads the Raft group acts on
-// what serf reports. A member that joins (or whose tags change) is
-// registered with a new broker epoch unless it is already registered and
-// alive with the same tags, and is added to Raft as a non-voter when it is
-// not a member yet. A member that fails or leaves is fenced with the epoch
+// what serf reports. A registered member that joins (or whose tags
+// change) is registered again with a new broker epoch unless it is alive
+// with the same tags; a member never registered is left to register
+// itself, as every broker does when it starts. Either is added to Raft as
+// a non-voter when it is not a member yet. A member that fails or leaves is fenced with the epoch
 // currently registered for it, so news about an earlier incarnation of a
 // restarted broker cannot fence the current one (R10). A member serf
 // reports failed is not fenced while the leader's Raft heartbeats to its
@@ -369,10 +370,11 @@ func (m *Membership) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.cfg.WriteTimeout)
 }
 
-// ensureRegistered registers an alive member unless it is registered and
-// alive with the same tags, and adds it to Raft as a non-voter unless it
-// is a member. A different broker registered and alive under its id is
-// never replaced.
+// ensureRegistered registers again an alive member that is registered,
+// unless it is alive with the same tags, and adds it to Raft as a
+// non-voter unless it is a member. A member never registered is left to
+// register itself. A different broker registered and alive under its id
+// is never replaced.
 func (m *Membership) ensureRegistered(mb Member) {
 	if mb.ID == m.cfg.ID {
 		// A broker registers itself, with what it knows of its data
@@ -383,11 +385,6 @@ func (m *Membership) ensureRegistered(mb Member) {
 	}
 	md := m.node.Metadata()
 	b, ok := md.Brokers[mb.ID]
-	if _, removed := md.Removed[mb.ID]; removed && !ok {
-		// An operator removed it: only the broker itself, on a new data
-		// directory, registers that id again (remove.go).
-		return
-	}
 	if r := mb.CommandVersions; r != nil && md.CommandLevel != 0 && !r.Includes(md.CommandLevel) {
 		// A build that cannot follow the log at the finalized level.
 		if m.refusedLevel[mb.ID] != *r {
@@ -398,7 +395,25 @@ func (m *Membership) ensureRegistered(mb Member) {
 		return
 	}
 	delete(m.refusedLevel, mb.ID)
-	if ok && b.State == BrokerAlive && b.Addr != mb.Addr {
+	if _, removed := md.Removed[mb.ID]; removed && !ok {
+		// An operator removed it: only the broker itself, on a new data
+		// directory, registers that id again (remove.go).
+		return
+	}
+	if !ok {
+		// Never registered: the broker registers itself, with what it
+		// knows of its data, as it starts. Its serf listens before that
+		// (the registration names its gossip address), and a peer that
+		// has it as a seed gossips it here first: registering it now
+		// would vouch for data unknown, and its own registration a
+		// moment later would take a second epoch, fence the first and
+		// move the leaderships given to it, on every new cluster. Its
+		// Raft membership is seen to (a non-voter asks for it itself
+		// too), so it can register.
+		m.ensureRaftMember(mb)
+		return
+	}
+	if b.State == BrokerAlive && b.Addr != mb.Addr {
 		if m.refused[mb.ID] != mb.Addr {
 			m.refused[mb.ID] = mb.Addr
 			m.log.Warn("membership: broker id already registered and alive at another address; refused",
@@ -408,17 +423,13 @@ func (m *Membership) ensureRegistered(mb Member) {
 		return
 	}
 	delete(m.refused, mb.ID)
-	if !ok || b.State != BrokerAlive || b.RaftAddr != mb.RaftAddr || b.Rack != mb.Rack {
+	if b.State != BrokerAlive || b.RaftAddr != mb.RaftAddr || b.Rack != mb.Rack {
 		// The member is running: the process and its data did not go
 		// away (a flap, or new tags), so its data is as good as under
 		// its current epoch. A broker that really restarted registers
 		// itself, with what it knows of its data, before it gossips.
-		prev, dirID := PreviousEpochEmpty, ""
-		if ok {
-			prev, dirID = b.Epoch, b.DirID // the same broker, still running
-		}
 		ctx, cancel := m.writeContext()
-		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr, DirID: dirID}, prev)
+		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr, DirID: b.DirID}, b.Epoch)
 		cancel()
 		if err != nil {
 			m.log.Debug("membership: register failed; retry at the next reconcile", zap.Int32("peer", mb.ID), zap.Error(err))

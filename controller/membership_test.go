@@ -54,6 +54,14 @@ func newMemberCluster(t *testing.T, nVoters int, reconcile time.Duration) *membe
 // changed by edit.
 func newMemberClusterWith(t *testing.T, nVoters int, reconcile time.Duration, edit func(*NodeConfig)) *memberCluster {
 	t.Helper()
+	return newMemberClusterRegistering(t, nVoters, reconcile, edit, true)
+}
+
+// newMemberClusterRegistering is newMemberClusterWith; register says
+// whether each broker registers itself before its serf starts (false:
+// the test registers them, with registerSelf).
+func newMemberClusterRegistering(t *testing.T, nVoters int, reconcile time.Duration, edit func(*NodeConfig), register bool) *memberCluster {
+	t.Helper()
 	core, logs := observer.New(zapcore.InfoLevel)
 	mc := &memberCluster{
 		testCluster: startTestClusterWith(t, nVoters, 0, edit),
@@ -74,7 +82,7 @@ func newMemberClusterWith(t *testing.T, nVoters int, reconcile time.Duration, ed
 		}
 	})
 	for _, id := range mc.ids {
-		mc.startMember(id, fmt.Sprintf("127.0.0.1:%d", 9000+id))
+		mc.startMemberWith(mc.node(id), id, fmt.Sprintf("127.0.0.1:%d", 9000+id), register)
 	}
 	return mc
 }
@@ -112,18 +120,13 @@ func (mc *memberCluster) startMemberWith(n *Node, id int32, addr string, registe
 		cfg.Join = []string{mc.seed}
 	}
 	// As a broker does: register itself before it gossips (the
-	// membership never registers its own broker). A node not yet in the
-	// Raft group cannot; the leader's membership registers it.
+	// membership never registers its own broker, nor one never
+	// registered). A node not yet in the Raft group cannot: the leader's
+	// membership adds it, and the test registers it then (registerSelf).
 	if servers, err := n.Servers(); register && err == nil && slices.ContainsFunc(servers, func(s Server) bool { return s.ID == id }) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		prev := PreviousEpochEmpty
-		if b, ok := n.Metadata().Brokers[id]; ok {
-			prev = b.Epoch
-		}
-		if _, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: addr, RaftAddr: n.RaftAddr()}, prev); err != nil {
+		if err := mc.registerSelf(n, id, addr); err != nil {
 			mc.t.Logf("broker %d registers itself: %v", id, err)
 		}
-		cancel()
 	}
 	var m *Membership
 	// The port may still be held for a moment after a restart.
@@ -138,6 +141,19 @@ func (mc *memberCluster) startMemberWith(n *Node, id int32, addr string, registe
 		mc.seed = m.Addr()
 	}
 	return m
+}
+
+// registerSelf registers broker id through its node n, as the broker does
+// when it starts: continuing its registered epoch, or as a new broker.
+func (mc *memberCluster) registerSelf(n *Node, id int32, addr string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prev := PreviousEpochEmpty
+	if b, ok := n.Metadata().Brokers[id]; ok {
+		prev = b.Epoch
+	}
+	_, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: addr, RaftAddr: n.RaftAddr()}, prev)
+	return err
 }
 
 // stopMember closes a broker's Membership without leaving.
@@ -214,12 +230,21 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 		}
 	}
 
-	// A broker outside the Raft group is registered and added as a
-	// non-voter, so its node receives the metadata log.
+	// A broker outside the Raft group is added as a non-voter, so its
+	// node receives the metadata log, and then registers itself.
 	n4 := mc.addNode(4, true)
 	mc.startMember(4, "127.0.0.1:9004")
-	first := mc.waitBroker(4, "alive", alive("127.0.0.1:9004")).Epoch
 	poll.Until(t, 10*time.Second, "broker 4 a non-voter", func() bool { return isNonvoter(mc.leader(), 4) })
+	if b := mc.leader().Metadata().Brokers[4]; b != nil {
+		t.Fatalf("broker 4 registered by the leader before it registered itself: %+v", b)
+	}
+	if err := mc.registerSelf(n4, 4, "127.0.0.1:9004"); err != nil {
+		t.Fatal(err)
+	}
+	first := mc.waitBroker(4, "alive", alive("127.0.0.1:9004")).Epoch
+	if first != 1 {
+		t.Fatalf("broker 4 registered itself at epoch %d, want 1", first)
+	}
 	mc.waitConverged()
 	if n4.Metadata().Brokers[4] == nil {
 		t.Fatal("non-voter 4 does not hold the metadata")
@@ -367,6 +392,74 @@ func TestMembershipSparesGossipOnlyCut(t *testing.T) {
 	check("gossip back")
 }
 
+// A broker starts serf before it registers itself (its registration
+// names its gossip address), and a peer that has it as a seed gossips it
+// to the leader first. The leader leaves it to register itself: had it
+// registered the broker from gossip, the broker's own registration would
+// take epoch 2 and fence epoch 1, moving every leadership given to it
+// meanwhile, on every new cluster (issue 13 item 4: a chaos run counted
+// the move back to the preferred leader as a gossip-cut fence).
+func TestMembershipLeavesNewBrokerToRegisterItself(t *testing.T) {
+	mc := newMemberClusterRegistering(t, 3, 100*time.Millisecond, func(*NodeConfig) {}, false)
+	addr := func(id int32) string { return fmt.Sprintf("127.0.0.1:%d", 9000+id) }
+	lead := mc.leader().ID()
+	lm := mc.members[lead]
+	poll.Until(t, 15*time.Second, fmt.Sprintf("serf on broker %d seeing every broker alive", lead), func() bool {
+		n := 0
+		for _, m := range lm.Members() {
+			if m.Status == serf.StatusAlive.String() {
+				n++
+			}
+		}
+		return n == 3
+	})
+	// Whoever leads reconciles (leadership may move under load).
+	passes := func() (n uint64) {
+		for _, m := range mc.members {
+			n += m.passes.Load()
+		}
+		return n
+	}
+	from := passes()
+	poll.Until(t, 10*time.Second, "three reconciles", func() bool { return passes() >= from+3 })
+	mc.waitConverged()
+	if bs := mc.node(lead).Metadata().Brokers; len(bs) > 0 {
+		for id, b := range bs {
+			t.Errorf("broker %d registered at epoch %d before it registered itself", id, b.Epoch)
+		}
+		t.FailNow()
+	}
+
+	for _, id := range mc.ids {
+		if err := mc.registerSelf(mc.node(id), id, addr(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range mc.ids {
+		mc.waitBroker(id, "alive at epoch 1", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch == 1 })
+	}
+	// A topic led by each broker keeps its leaders through the reconciles
+	// that follow.
+	ctx := testContext(t)
+	if _, err := mc.node(lead).Propose(ctx, CreateTopic{Name: "t", Replicas: [][]int32{{1, 2, 3}, {2, 3, 1}, {3, 1, 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	from = passes()
+	poll.Until(t, 10*time.Second, "three reconciles", func() bool { return passes() >= from+3 })
+	mc.waitConverged()
+	md := mc.node(lead).Metadata()
+	for i, p := range md.Topics["t"].Partitions {
+		if want := int32(i + 1); p.Leader != want || p.LeaderEpoch != 0 {
+			t.Errorf("t-%d led by %d in leader epoch %d, want %d in 0", i, p.Leader, p.LeaderEpoch, want)
+		}
+	}
+	for _, id := range mc.ids {
+		if b := md.Brokers[id]; b.Epoch != 1 {
+			t.Errorf("broker %d at epoch %d, want 1", id, b.Epoch)
+		}
+	}
+}
+
 func TestMembershipNewLeaderReconciles(t *testing.T) {
 	// A reconcile interval longer than the test: only the reconcile on
 	// becoming leader can register what the events missed.
@@ -382,7 +475,7 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 	poll.Until(t, 10*time.Second, "node 1 without a leader", func() bool { _, ok := mc.node(1).Leader(); return !ok && !mc.node(1).IsLeader() })
 
 	// Broker 9 joins while there is no leader: broker 1's serf sees it,
-	// nobody can act on it.
+	// nobody can act on it (the new leader adds it to Raft).
 	mc.addNode(9, true)
 	mc.startMember(9, "127.0.0.1:9009")
 	poll.Until(t, 10*time.Second, "broker 1's serf sees broker 9", func() bool {
@@ -411,8 +504,12 @@ func TestMembershipNewLeaderReconciles(t *testing.T) {
 		}
 		return false
 	})
-	mc.waitBroker(9, "registered by the new leader", alive("127.0.0.1:9009"))
+	// Adds it to Raft; broker 9 then registers itself.
 	poll.Until(t, 10*time.Second, "broker 9 a non-voter", func() bool { return isNonvoter(mc.node(1), 9) })
+	if err := mc.registerSelf(mc.node(9), 9, "127.0.0.1:9009"); err != nil {
+		t.Fatal(err)
+	}
+	mc.waitBroker(9, "registered", alive("127.0.0.1:9009"))
 	// Serf saw 2 and 3 fail while nobody led: the reconcile fenced 3.
 	// Node 2 runs without its serf, and answers the new leader's Raft
 	// heartbeats: a gossip false alarm, spared.

@@ -199,7 +199,8 @@ type Event struct {
 // broker over Raft and its replicas still fetch. After other faults a
 // leader change during a cut may be theirs (a preferred-leader election
 // after a broker returned), so it is not checked there; nor when the
-// change count is unknown.
+// change count is unknown. The faults start on a settled cluster
+// (WaitSettled), so no such handover is due at the first cut.
 func CheckGossipCut(events []Event) error {
 	last := events[len(events)-1]
 	if last.Kind != GossipCut || last.LeaderChanges <= 0 {

@@ -200,7 +200,7 @@ func (h *harness) started(ctx context.Context, c *Cluster, err error) {
 
 // createTopic creates topic: partitions, RF 3 (min ISR 2 by default),
 // 2 MiB segments (above max.message.bytes) so that runs roll segments, and configs; then waits for
-// every replica to be in sync.
+// every replica to be in sync and every partition on its preferred leader.
 func (h *harness) createTopic(topic string, partitions int32, configs map[string]string) {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -212,9 +212,16 @@ func (h *harness) createTopic(topic string, partitions int32, configs map[string
 	if err := h.admin.CreateTopics(ctx, client.TopicSpec{Name: topic, Partitions: partitions, ReplicationFactor: 3, Configs: cfg}); err != nil {
 		h.t.Fatalf("create topic %s: %v", topic, err)
 	}
-	if err := WaitFullISR(ctx, h.c, topic, 30*time.Second); err != nil {
+	// Settled, so faults start from the leaders a fresh cluster has:
+	// a leader still to be handed back to its preferred replica would
+	// move during whatever fault runs at the next rebalance (30 s), and
+	// the checks that a fault moves no leader (CheckGossipCut) would
+	// count it.
+	start := time.Now()
+	if err := WaitSettled(ctx, h.c, topic, 50*time.Second); err != nil {
 		h.t.Fatal(err)
 	}
+	h.t.Logf("topic %s created and settled (full ISR, preferred leaders) after %v", topic, time.Since(start).Round(time.Millisecond))
 }
 
 // save writes v as JSON into the run's directory, as name.

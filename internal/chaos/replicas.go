@@ -36,6 +36,24 @@ func Describe(ctx context.Context, cl *client.Client, topic string, p int32) (Pa
 // broker is asked itself: one just healed from a partition answers from
 // its stale view until it catches up with the controller.
 func WaitFullISR(ctx context.Context, c *Cluster, topic string, d time.Duration) error {
+	return waitPartitions(ctx, c, topic, d, false)
+}
+
+// WaitSettled is WaitFullISR, with moreover every partition led by its
+// preferred replica (the first of its replica list), as on a fresh
+// cluster: one that still has a leader to hand back to a preferred
+// replica moves it at its next rebalance, whatever fault runs then, and a
+// check that a fault moves no leader must start from here.
+func WaitSettled(ctx context.Context, c *Cluster, topic string, d time.Duration) error {
+	return waitPartitions(ctx, c, topic, d, true)
+}
+
+// waitPartitions is WaitFullISR; preferred: WaitSettled.
+func waitPartitions(ctx context.Context, c *Cluster, topic string, d time.Duration, preferred bool) error {
+	what := "every replica of " + topic + " in sync"
+	if preferred {
+		what += ", each partition on its preferred leader"
+	}
 	views := make([]*client.Client, len(c.Brokers))
 	defer func() {
 		for _, cl := range views {
@@ -44,7 +62,7 @@ func WaitFullISR(ctx context.Context, c *Cluster, topic string, d time.Duration)
 			}
 		}
 	}()
-	return Poll(ctx, d, "every replica of "+topic+" in sync", func(ctx context.Context) error {
+	return Poll(ctx, d, what, func(ctx context.Context) error {
 		for i, b := range c.Brokers {
 			if views[i] == nil {
 				cl, err := c.ClientVia(ctx, b.ID, "chaos-view-"+strconv.Itoa(b.ID))
@@ -60,6 +78,9 @@ func WaitFullISR(ctx context.Context, c *Cluster, topic string, d time.Duration)
 			for _, p := range td.Partitions {
 				if len(p.ISR) != len(p.Replicas) || p.Leader < 0 {
 					return fmt.Errorf("broker %d says partition %d: leader %d, ISR %v of %v", b.ID, p.Partition, p.Leader, p.ISR, p.Replicas)
+				}
+				if preferred && p.Leader != p.Replicas[0] {
+					return fmt.Errorf("broker %d says partition %d: leader %d (epoch %d), not its preferred replica %d", b.ID, p.Partition, p.Leader, p.LeaderEpoch, p.Replicas[0])
 				}
 			}
 		}
