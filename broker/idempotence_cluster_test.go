@@ -38,17 +38,25 @@ func startRF3(t *testing.T, topic string) (*testcluster.Cluster, *client.Client,
 // an idempotent producer would; the answers that count are the definite
 // ones, and the high watermark still says nothing was appended twice.
 func TestIdempotentRetryRacesOriginal(t *testing.T) {
-	c, cl, leader := startRF3(t, "race")
-	// dial opens the two connections to leader. Each sends its first
-	// request at once (WaitLeading): the broker closes a connection that
-	// sends none within FirstRequestTimeout (10 s), and on a loaded
-	// machine the wait for the first one to lead can take that long.
+	c, cl, _ := startRF3(t, "race")
+	// dial opens the two connections to the partition's leader, each
+	// sending its first request at once (the broker closes a connection
+	// that sends none within FirstRequestTimeout, 10 s, and on a loaded
+	// machine waiting for the other to be answered can take that long),
+	// and looks for the leader again while the one it found does not
+	// answer as leader (it moved on).
 	var conns [2]*testcluster.RawConn
 	dial := func() {
-		for i := range conns {
-			conns[i] = testcluster.DialRaw(t, c.Broker(leader).Addr())
-			conns[i].WaitLeading("race", 0)
-		}
+		poll.Until(t, 60*time.Second, "two connections to the leader of race-0", func() error {
+			leader := testcluster.WaitLeader(t, cl, "race", 0, -1, 30*time.Second)
+			for i := range conns {
+				conns[i] = testcluster.DialRaw(t, c.Broker(leader).Addr())
+				if _, err := conns[i].HighWatermark("race", 0); err != nil {
+					return fmt.Errorf("broker %d: %w", leader, err)
+				}
+			}
+			return nil
+		})
 	}
 	dial()
 	const batches = 30
@@ -73,7 +81,6 @@ func TestIdempotentRetryRacesOriginal(t *testing.T) {
 				}
 				// Both copies again, to the leader now.
 				moves++
-				leader = testcluster.WaitLeader(t, cl, "race", 0, -1, 30*time.Second)
 				dial()
 				return fmt.Errorf("connection %d: %v %q, %v", i, res[i].ErrorCode, res[i].ErrorMessage, errs[i])
 			}
@@ -92,7 +99,6 @@ func TestIdempotentRetryRacesOriginal(t *testing.T) {
 	poll.Until(t, 60*time.Second, "the leader's high watermark", func() error {
 		var err error
 		if hw, err = conns[0].HighWatermark("race", 0); err != nil {
-			leader = testcluster.WaitLeader(t, cl, "race", 0, -1, 30*time.Second)
 			dial()
 		}
 		return err
