@@ -617,7 +617,8 @@ func (b *Broker) produceOnce(ctx context.Context, topic string, part int32, batc
 		if errors.Is(err, protocol.ErrNotSent) {
 			return protocol.ErrLeaderNotAvailable
 		}
-		return err
+		// Sent, and the answer lost: it may have been appended.
+		return &protocol.Error{Code: protocol.ErrRequestTimedOut, Detail: fmt.Sprintf("produce to %s/%d at %s: %v", topic, part, addr, err)}
 	}
 	if resp.ErrorCode != protocol.NoError {
 		return resp.ErrorCode.Err()
