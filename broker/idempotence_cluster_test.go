@@ -30,33 +30,81 @@ func startRF3(t *testing.T, topic string) (*testcluster.Cluster, *client.Client,
 // TestIdempotentRetryRacesOriginal sends each batch twice at once, on two
 // connections, acks=all on RF 3: one copy is appended, and both answers
 // carry its offset (the second waits for the first's acknowledgement).
+//
+// On a loaded machine the partition's leader can move mid-run (a broker
+// fenced when its heartbeats come late): a copy answered with a
+// retriable error (NOT_LEADER, NOT_ENOUGH_REPLICAS_AFTER_APPEND, a lost
+// connection) is sent again, both copies at once, to the leader then, as
+// an idempotent producer would; the answers that count are the definite
+// ones, and the high watermark still says nothing was appended twice.
 func TestIdempotentRetryRacesOriginal(t *testing.T) {
-	c, _, leader := startRF3(t, "race")
-	addr := c.Broker(leader).Addr()
-	conns := [2]*testcluster.RawConn{testcluster.DialRaw(t, addr), testcluster.DialRaw(t, addr)}
-	conns[0].WaitLeading("race", 0)
+	c, cl, _ := startRF3(t, "race")
+	// dial opens the two connections to the partition's leader, each
+	// sending its first request at once (the broker closes a connection
+	// that sends none within FirstRequestTimeout, 10 s, and on a loaded
+	// machine waiting for the other to be answered can take that long),
+	// and looks for the leader again while the one it found does not
+	// answer as leader (it moved on).
+	var conns [2]*testcluster.RawConn
+	dial := func() {
+		poll.Until(t, 60*time.Second, "two connections to the leader of race-0", func() error {
+			leader := testcluster.WaitLeader(t, cl, "race", 0, -1, 30*time.Second)
+			for i := range conns {
+				conns[i] = testcluster.DialRaw(t, c.Broker(leader).Addr())
+				if _, err := conns[i].HighWatermark("race", 0); err != nil {
+					return fmt.Errorf("broker %d: %w", leader, err)
+				}
+			}
+			return nil
+		})
+	}
+	dial()
 	const batches = 30
+	moves := 0
 	for seq := range int32(batches) {
 		batch := testcluster.ProducerBatch(t, 7, 0, seq)
-		var wg sync.WaitGroup
 		var res [2]protocol.ProducePartitionResponse
-		var errs [2]error
-		for i := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				res[i], errs[i] = conns[i].Produce("race", 0, -1, batch)
-			}()
-		}
-		wg.Wait()
+		poll.Until(t, 90*time.Second, fmt.Sprintf("definite answers to both copies of seq %d", seq), func() error {
+			var errs [2]error
+			var wg sync.WaitGroup
+			for i := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res[i], errs[i] = conns[i].Produce("race", 0, -1, batch)
+				}()
+			}
+			wg.Wait()
+			for i := range res {
+				if errs[i] == nil && !res[i].ErrorCode.Retriable() {
+					continue
+				}
+				// Both copies again, to the leader now.
+				moves++
+				dial()
+				return fmt.Errorf("connection %d: %v %q, %v", i, res[i].ErrorCode, res[i].ErrorMessage, errs[i])
+			}
+			return nil
+		})
 		for i := range res {
-			if errs[i] != nil || res[i].ErrorCode != protocol.NoError || res[i].BaseOffset != int64(seq) {
-				t.Fatalf("seq %d, connection %d: %+v, %v; want success at %d", seq, i, res[i], errs[i], seq)
+			if res[i].ErrorCode != protocol.NoError || res[i].BaseOffset != int64(seq) {
+				t.Fatalf("seq %d, connection %d: %+v; want success at %d", seq, i, res[i], seq)
 			}
 		}
 	}
-	if hw, err := conns[0].HighWatermark("race", 0); err != nil || hw != batches {
-		t.Fatalf("high watermark %d (%v), want %d: a retry was appended", hw, err, batches)
+	if moves > 0 {
+		t.Logf("%d rounds sent again after a retriable answer", moves)
+	}
+	var hw int64
+	poll.Until(t, 60*time.Second, "the leader's high watermark", func() error {
+		var err error
+		if hw, err = conns[0].HighWatermark("race", 0); err != nil {
+			dial()
+		}
+		return err
+	})
+	if hw != batches {
+		t.Fatalf("high watermark %d, want %d: a retry was appended", hw, batches)
 	}
 }
 

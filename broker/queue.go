@@ -447,12 +447,22 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 // appended. A failed copy drops the coordinator (its memory archived
 // records the log does not say are archived): the client retries with
 // the committed state.
+//
+// Once a copy may have been written, a failure is indeterminate (R14)
+// whatever it is: the dead-letter topic may hold a copy (a write whose
+// answer was lost, or another partition's that succeeded) while the
+// window that archives the record is not committed, so the record comes
+// back. A definite answer would tell the member its reject was not
+// applied while the dead-letter topic holds it.
 func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID string, fn func(*group.Coordinator) ([]group.QueueDead, []group.Record, error)) error {
-	return b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
+	copied, refused := false, false // a dead letter may have been written; fn refused the call
+	err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
 		b.syncQueueConfigs(co)
 		dead, recs, err := fn(c)
+		refused = err != nil
 		if len(dead) > 0 {
-			if derr := b.writeDeadLetters(ctx, groupID, dead); derr != nil {
+			var derr error
+			if copied, derr = b.writeDeadLetters(ctx, groupID, dead); derr != nil {
 				co.c = nil // coordinate holds co.mu
 				kick(b.groups.kick)
 				b.logger.Warn("dead letters not written; reloading the coordinator", zap.String("group", groupID), zap.Int32("partition", co.index), zap.Error(derr))
@@ -461,11 +471,18 @@ func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID s
 		}
 		return recs, err
 	})
+	if err != nil && copied && !refused && !codeOf(err).Indeterminate() {
+		return &protocol.Error{Code: protocol.ErrRequestTimedOut,
+			Detail: "dead letters may have been written, the window archiving them was not: " + err.Error()}
+	}
+	return err
 }
 
 // writeDeadLetters copies archived records to their topics' dead-letter
-// topics with acks=all, with headers naming why and where from.
-func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []group.QueueDead) error {
+// topics with acks=all, with headers naming why and where from. written
+// reports whether a copy may be in a dead-letter topic (always, unless
+// the error says that nothing was appended).
+func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []group.QueueDead) (written bool, err error) {
 	byPart := map[group.QueueKey][]group.DeadLetter{}
 	var order []group.QueueKey
 	for _, d := range dead {
@@ -495,7 +512,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []gr
 				}
 				return r.Offset < last
 			}); err != nil {
-				return fmt.Errorf("read the dead letters of %s/%d: %w", k.Topic, k.Partition, err)
+				return written, fmt.Errorf("read the dead letters of %s/%d: %w", k.Topic, k.Partition, err)
 			}
 		}
 		bld := record.NewBuilder(record.None)
@@ -517,20 +534,24 @@ func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []gr
 		}
 		batch, err := bld.Build()
 		if err != nil {
-			return err
+			return written, err
 		}
-		if err := b.produceDeadLetters(ctx, b.deadLetterTopic(groupID, k.Topic), k, batch); err != nil {
-			return err
+		maybe, err := b.produceDeadLetters(ctx, b.deadLetterTopic(groupID, k.Topic), k, batch)
+		written = written || maybe
+		if err != nil {
+			return written, err
 		}
 		b.logger.Info("dead letters written", zap.String("group", groupID), zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Int("records", len(dls)))
 	}
-	return nil
+	return written, nil
 }
 
 // produceDeadLetters appends batch to topic, the dead-letter topic of
 // k's (created on first use with k's topic's partition count), on the
 // partition of the same index (modulo its partitions), with acks=all.
-func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) error {
+// written reports whether a try may have appended it: it succeeded, or
+// failed in a way that does not say nothing was appended.
+func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) (written bool, err error) {
 	md := b.store.Metadata()
 	if md.Topics[topic] == nil {
 		n := int32(1)
@@ -540,24 +561,25 @@ func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.Q
 		rf := int16(min(3, len(md.PlacementBrokers())))
 		errs := b.CreateTopics(ctx, []NewTopic{{Name: topic, Partitions: n, ReplicationFactor: max(rf, 1)}}, false)
 		if err := errs[0]; err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			return fmt.Errorf("create the dead-letter topic %s: %w", topic, err)
+			return false, fmt.Errorf("create the dead-letter topic %s: %w", topic, err)
 		}
 	}
 	deadline := time.Now().Add(queueDLQWait)
 	for {
 		err := b.produceOnce(ctx, topic, k.Partition, batch)
 		if err == nil {
-			return nil
+			return true, nil
 		}
-		if !protocol.ErrorCode(codeOf(err)).Retriable() || time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("write to the dead-letter topic %s: %w", topic, err)
+		written = written || codeOf(err).Indeterminate()
+		if !codeOf(err).Retriable() || time.Now().After(deadline) || ctx.Err() != nil {
+			return written, fmt.Errorf("write to the dead-letter topic %s: %w", topic, err)
 		}
 		t := time.NewTimer(queueDLQPollBackoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return written, ctx.Err()
 		}
 	}
 }
@@ -595,7 +617,8 @@ func (b *Broker) produceOnce(ctx context.Context, topic string, part int32, batc
 		if errors.Is(err, protocol.ErrNotSent) {
 			return protocol.ErrLeaderNotAvailable
 		}
-		return err
+		// Sent, and the answer lost: it may have been appended.
+		return &protocol.Error{Code: protocol.ErrRequestTimedOut, Detail: fmt.Sprintf("produce to %s/%d at %s: %v", topic, part, addr, err)}
 	}
 	if resp.ErrorCode != protocol.NoError {
 		return resp.ErrorCode.Err()

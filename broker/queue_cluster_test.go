@@ -602,7 +602,8 @@ func TestQueueAcceptAsyncRidesOnReceive(t *testing.T) {
 
 // TestQueueDeadLetterWriteFails: a dead letter that cannot be written
 // (its topic's max.message.bytes is below the copy with its headers)
-// fails the outcome and drops the coordinator,
+// fails the outcome, definitely (nothing was appended), and drops the
+// coordinator,
 // which loads the committed windows again: the record comes back, held
 // by nobody, with its delivery counted, and the group goes on.
 func TestQueueDeadLetterWriteFails(t *testing.T) {
@@ -619,8 +620,10 @@ func TestQueueDeadLetterWriteFails(t *testing.T) {
 	if len(ds) != 1 {
 		t.Fatalf("received %d records", len(ds))
 	}
-	if err := ds[0].Reject("bad"); err == nil {
-		t.Fatal("a reject whose dead letter cannot be written succeeded")
+	// Nothing was written anywhere: the answer is definite (the client's
+	// retry, once the coordinator reloaded, finds the lease gone).
+	if err := ds[0].Reject("bad"); err == nil || client.IsIndeterminate(err) {
+		t.Fatalf("a reject whose dead letter cannot be written: %v, want a definite error", err)
 	}
 	again := receive(ctx, t, q, 1)
 	if len(again) != 1 || again[0].Offset != 0 || again[0].DeliveryCount != 2 {
@@ -628,5 +631,60 @@ func TestQueueDeadLetterWriteFails(t *testing.T) {
 	}
 	if err := again[0].Accept(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueueDeadLetterCopiedWindowNotCommitted: one acknowledgement
+// rejects a record of "a" and one of "b"; a.dlq takes its copy, b.dlq
+// refuses its (compacted: a keyless record is invalid), so the window
+// archiving both is not committed and both records come back. The answer
+// must be indeterminate (R14): a definite one would tell the member its
+// reject of the "a" record was not applied while a.dlq holds it. (Under
+// load the same happens when a dead letter's acks=all write times out.)
+func TestQueueDeadLetterCopiedWindowNotCommitted(t *testing.T) {
+	c, cl := queueCluster(t, 1, group.QueueConfig{})
+	for _, name := range []string{"a", "b"} {
+		testcluster.CreateTopic(t, cl, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
+		produceValues(t, cl, name, 1)
+	}
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "b.dlq", Partitions: 1, ReplicationFactor: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	q := cl.QueueGroup("w", "a", "b")
+	var held []*client.Delivery
+	for len(held) < 2 && ctx.Err() == nil {
+		held = append(held, receive(ctx, t, q, 2)...)
+	}
+	if len(held) != 2 || held[0].Topic == held[1].Topic {
+		t.Fatalf("received %d records, want one of a and one of b", len(held))
+	}
+	reject := func() ([]broker.QueueRefusal, error) {
+		return c.Broker(1).QueueAck(ctx, "w", q.Member(), []broker.QueueOutcome{
+			{Topic: "a", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad a"},
+			{Topic: "b", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad b"}})
+	}
+	refused, err := reject()
+	if code, _ := broker.ErrorCode(err); err == nil || !code.Indeterminate() {
+		t.Fatalf("reject with a.dlq written and b.dlq refused: %v, %v; want an indeterminate error", refused, err)
+	}
+	dead := consumeAll(t, cl, "a.dlq", 1)
+	if len(dead) != 1 || string(dead[0].Value) != "0" || header(dead[0], protocol.DeadLetterDeliveries) != "1" {
+		t.Fatalf("a.dlq: %d records, want the copy of a's record at its first delivery", len(dead))
+	}
+	// The windows were not committed: the records are held by no one,
+	// and come back on their second delivery.
+	poll.Until(t, 30*time.Second, "the reloaded coordinator answers", func() error {
+		refused, err = reject()
+		return err
+	})
+	if len(refused) != 2 || !errors.Is(refused[0].Err, group.ErrLeaseLost) || !errors.Is(refused[1].Err, group.ErrLeaseLost) {
+		t.Fatalf("the reject sent again: %+v, want both leases lost", refused)
+	}
+	again := receive(ctx, t, q, 2)
+	for len(again) < 2 && ctx.Err() == nil {
+		again = append(again, receive(ctx, t, q, 2)...)
+	}
+	if len(again) != 2 || again[0].DeliveryCount != 2 || again[1].DeliveryCount != 2 {
+		t.Fatalf("after the coordinator reloaded: %d records, want both on their second delivery", len(again))
 	}
 }

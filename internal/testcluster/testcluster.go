@@ -117,6 +117,17 @@ var Gossip = controller.GossipTimings{
 // interleaved starts each, at load 24-37).
 const RaftTimeout = broker.DefaultRaftTimeout
 
+// RegisterTimeout is the brokers' bound on a start (Raft, then the
+// registration with the controller): production's
+// (broker.DefaultRegisterTimeout). At 20 s, a 3-broker Start with -race
+// failed at a load of about 50 on the shared 2-core machine, its broker
+// still logging in to the controller leader to forward its registration
+// when the time ran out (TestIdempotentRetryRacesOriginal and others).
+// 68 Starts at load 35-40 took 4.2 s median, 8.1 s p90 and 13.6 s at
+// most: 20 s was 1.5 times the worst. It only bounds a start that
+// fails; a passing one takes no longer.
+const RegisterTimeout = broker.DefaultRegisterTimeout
+
 // Cluster is n brokers, ids 1..n, running in the test process. Each keeps
 // its data directory and Raft address across a stop and restart; its
 // client port is new at each start.
@@ -214,7 +225,7 @@ func (c *Cluster) Config(id int32) broker.Config {
 		BrokerID:                  id,
 		RaftHeartbeatTimeout:      RaftTimeout,
 		RaftElectionTimeout:       RaftTimeout,
-		RegisterTimeout:           20 * time.Second,
+		RegisterTimeout:           RegisterTimeout,
 		Gossip:                    Gossip,
 		ReplicaFetchWait:          200 * time.Millisecond,
 		ControlledShutdownTimeout: 2 * time.Second,
