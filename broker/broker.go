@@ -476,6 +476,7 @@ func (b *Broker) watchMetadata(ctx context.Context) {
 			if me.Epoch > b.epoch.Load() {
 				// Registered again: fetches go out with the new epoch.
 				b.epoch.Store(me.Epoch)
+				b.advertiseEpoch(me.Epoch)
 			}
 			if me.State != controller.BrokerAlive && !b.draining.Load() {
 				kick(b.reregister)

@@ -198,6 +198,7 @@ func (b *Broker) register(ctx context.Context, advertised string, prevEpoch int6
 		}
 	}
 	b.epoch.Store(epoch)
+	b.advertiseEpoch(epoch)
 	b.parts.clearRecoveryTruncated(reg.Logs)
 	if err := boot.record(); err != nil {
 		// The next start then counts as after a reboot: safe.
@@ -232,4 +233,21 @@ func (b *Broker) updateRaftAddr(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// advertiseEpoch puts the broker epoch this process runs under in its
+// serf tags (controller.Membership.SetEpoch): the controller leader then
+// registers it again on its behalf after a gossip flap, and leaves a
+// restarted process, whose serf listens before it registers, to register
+// itself with what it found in its logs (R11).
+func (b *Broker) advertiseEpoch(epoch int64) {
+	b.mu.Lock()
+	m := b.members
+	b.mu.Unlock()
+	if m == nil {
+		return
+	}
+	if err := m.SetEpoch(epoch); err != nil {
+		b.logger.Warn("advertise the broker epoch in gossip", zap.Int64("broker_epoch", epoch), zap.Error(err))
+	}
 }

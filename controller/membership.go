@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strconv"
 	"strings"
@@ -22,7 +23,9 @@ import (
 // Every broker runs one; the one whose Node leads the Raft group acts on
 // what serf reports. A registered member that joins (or whose tags
 // change) is registered again with a new broker epoch unless it is alive
-// with the same tags; a member never registered is left to register
+// with the same tags, and only when its epoch tag names the epoch
+// registered for it (the same process, back after a flap); a member never
+// registered, or restarted and not registered yet, is left to register
 // itself, as every broker does when it starts. Either is added to Raft as
 // a non-voter when it is not a member yet. A member that fails or leaves is fenced with the epoch
 // currently registered for it, so news about an earlier incarnation of a
@@ -122,6 +125,26 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	return m, nil
 }
 
+// SetEpoch advertises the broker epoch this broker registered under (or
+// took since), so the controller leader can tell this running process
+// from a restarted one (ensureRegistered). The broker calls it after each
+// registration and whenever its epoch changes.
+func (m *Membership) SetEpoch(epoch int64) error {
+	tags := maps.Clone(m.serf.LocalMember().Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	v := strconv.FormatInt(epoch, 10)
+	if tags[tagEpoch] == v {
+		return nil
+	}
+	tags[tagEpoch] = v
+	if err := m.serf.SetTags(tags); err != nil {
+		return fmt.Errorf("membership: advertise broker epoch %d: %w", epoch, err)
+	}
+	return nil
+}
+
 // Addr returns the gossip address serf listens on (with the port it picked
 // when BindAddr's port is 0).
 func (m *Membership) Addr() string {
@@ -142,6 +165,9 @@ type Member struct {
 	// CommandVersions is the range of command versions it supports; nil
 	// for a build before the gate (features.go).
 	CommandVersions *VersionRange `json:"command_versions,omitempty"`
+	// Epoch is the broker epoch the running process registered under,
+	// 0 until it has registered (or for a build before the tag).
+	Epoch int64 `json:"broker_epoch,omitempty"`
 }
 
 // Members returns serf's member list, including this broker. Members
@@ -370,10 +396,11 @@ func (m *Membership) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(m.ctx, m.cfg.WriteTimeout)
 }
 
-// ensureRegistered registers again an alive member that is registered,
-// unless it is alive with the same tags, and adds it to Raft as a
-// non-voter unless it is a member. A member never registered is left to
-// register itself. A different broker registered and alive under its id
+// ensureRegistered registers again an alive member that is registered
+// and runs under its registered epoch (its epoch tag), unless it is alive
+// with the same tags, and adds it to Raft as a non-voter unless it is a
+// member. A member never registered, or not running under its registered
+// epoch (restarted), is left to register itself. A different broker registered and alive under its id
 // is never replaced.
 func (m *Membership) ensureRegistered(mb Member) {
 	if mb.ID == m.cfg.ID {
@@ -424,10 +451,23 @@ func (m *Membership) ensureRegistered(mb Member) {
 	}
 	delete(m.refused, mb.ID)
 	if b.State != BrokerAlive || b.RaftAddr != mb.RaftAddr || b.Rack != mb.Rack {
-		// The member is running: the process and its data did not go
-		// away (a flap, or new tags), so its data is as good as under
-		// its current epoch. A broker that really restarted registers
-		// itself, with what it knows of its data, before it gossips.
+		if mb.Epoch != b.Epoch {
+			// Not the process registered under b.Epoch: a restarted
+			// broker whose serf listens before it registers (its
+			// registration names its gossip address), which a peer
+			// reconnecting to its address found first. Registering it
+			// from here as still running would vouch for data it may
+			// have lost in the crash (R11: it could lead again what it
+			// was the last in-sync replica of); it registers itself in
+			// a moment, with what it found in its logs.
+			m.log.Debug("membership: member not running under its registered epoch; left to register itself",
+				zap.Int32("peer", mb.ID), zap.Int64("broker_epoch", b.Epoch), zap.Int64("gossip_epoch", mb.Epoch))
+			m.ensureRaftMember(mb)
+			return
+		}
+		// The member is the process registered under b.Epoch, still
+		// running: its data did not go away (a flap, or new tags), so
+		// its data is as good as under its current epoch.
 		ctx, cancel := m.writeContext()
 		epoch, err := m.node.RegisterBroker(ctx, Broker{ID: mb.ID, Addr: mb.Addr, Rack: mb.Rack, RaftAddr: mb.RaftAddr, GossipAddr: mb.GossipAddr, DirID: b.DirID}, b.Epoch)
 		cancel()
@@ -577,6 +617,13 @@ const (
 	// supports, "min-max" (features.go); absent from builds before the
 	// gate.
 	tagCommandVersions = "cmd_versions"
+	// tagEpoch is the broker epoch this process registered under (and
+	// took since), set once it has registered (Membership.SetEpoch);
+	// absent before. It tells a registered broker still running (a
+	// gossip flap: the leader may register it again on its behalf) from
+	// one restarted that has not registered yet (left to register
+	// itself, with what it knows of its data: R11).
+	tagEpoch = "epoch"
 )
 
 // parseMember reads a broker from a serf member's tags. An error means the
@@ -597,6 +644,12 @@ func parseMember(sm serf.Member) (Member, error) {
 	if sm.Tags[tagAddr] == "" {
 		return Member{}, errors.New("no addr tag")
 	}
+	var epoch int64
+	if t, ok := sm.Tags[tagEpoch]; ok {
+		if epoch, err = strconv.ParseInt(t, 10, 64); err != nil || epoch < 1 {
+			return Member{}, fmt.Errorf("epoch tag %q: want a broker epoch", t)
+		}
+	}
 	var versions *VersionRange
 	if t, ok := sm.Tags[tagCommandVersions]; ok {
 		r, err := ParseVersionRange(t)
@@ -607,6 +660,7 @@ func parseMember(sm serf.Member) (Member, error) {
 	}
 	return Member{
 		CommandVersions: versions,
+		Epoch:           epoch,
 		ID:              int32(id),
 		Addr:            sm.Tags[tagAddr],
 		RaftAddr:        sm.Tags[tagRaftAddr],

@@ -104,6 +104,15 @@ func (mc *memberCluster) startMemberOn(n *Node, id int32, addr string) *Membersh
 // (false: its serf comes back while the broker kept running).
 func (mc *memberCluster) startMemberWith(n *Node, id int32, addr string, register bool) *Membership {
 	mc.t.Helper()
+	return mc.startMemberAs(n, id, addr, register, true)
+}
+
+// startMemberAs is startMemberWith; advertise says whether the member
+// gossips the broker epoch it runs under (Membership.SetEpoch), as a
+// broker does once registered. false: a restarted broker's serf, which
+// listens before the broker has registered.
+func (mc *memberCluster) startMemberAs(n *Node, id int32, addr string, register, advertise bool) *Membership {
+	mc.t.Helper()
 	bind := mc.gossip[id]
 	if bind == "" {
 		bind = "127.0.0.1:0"
@@ -135,6 +144,12 @@ func (mc *memberCluster) startMemberWith(n *Node, id int32, addr string, registe
 		m, err = StartMembership(cfg)
 		return err == nil
 	})
+	if b, ok := n.Metadata().Brokers[id]; ok && advertise {
+		// The epoch it registered under just now, or runs under still.
+		if err := m.SetEpoch(b.Epoch); err != nil {
+			mc.t.Fatal(err)
+		}
+	}
 	mc.members[id] = m
 	mc.gossip[id] = m.Addr()
 	if mc.seed == "" {
@@ -146,14 +161,27 @@ func (mc *memberCluster) startMemberWith(n *Node, id int32, addr string, registe
 // registerSelf registers broker id through its node n, as the broker does
 // when it starts: continuing its registered epoch, or as a new broker.
 func (mc *memberCluster) registerSelf(n *Node, id int32, addr string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	prev := PreviousEpochEmpty
 	if b, ok := n.Metadata().Brokers[id]; ok {
 		prev = b.Epoch
 	}
-	_, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: addr, RaftAddr: n.RaftAddr()}, prev)
-	return err
+	return mc.registerSelfAs(n, id, addr, prev)
+}
+
+// registerSelfAs registers broker id through its node n with previous
+// epoch prev, and advertises the new epoch in its gossip when its
+// membership runs, as the broker does.
+func (mc *memberCluster) registerSelfAs(n *Node, id int32, addr string, prev int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	epoch, err := n.RegisterBroker(ctx, Broker{ID: id, Addr: addr, RaftAddr: n.RaftAddr()}, prev)
+	if err != nil {
+		return err
+	}
+	if m := mc.members[id]; m != nil && !m.closed() {
+		return m.SetEpoch(epoch)
+	}
+	return nil
 }
 
 // stopMember closes a broker's Membership without leaving.
@@ -318,6 +346,87 @@ func TestMembershipRegistersFencesAndRestarts(t *testing.T) {
 	mc.stopMember(4)
 	mc.stop(4)
 	mc.waitBroker(4, "offline after leaving", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch >= second })
+}
+
+// A crashed broker that restarts starts its serf before it registers
+// (its registration names its gossip address), and a peer reconnecting
+// to that address can make it alive in the leader's gossip first. The
+// leader must not register it then as the process that kept running
+// (its old epoch as the previous one): that vouches for data it may have
+// lost, and it would lead again what it was the last in-sync replica of
+// (R11). Its gossip names no epoch until it registers itself.
+func TestMembershipLeavesRestartedBrokerToRegisterItself(t *testing.T) {
+	mc := newMemberCluster(t, 3, 200*time.Millisecond)
+	for _, id := range []int32{1, 2, 3} {
+		mc.waitBroker(id, "alive", alive(fmt.Sprintf("127.0.0.1:%d", 9000+id)))
+	}
+	n4 := mc.addNode(4, true)
+	mc.startMember(4, "127.0.0.1:9004")
+	poll.Until(t, 10*time.Second, "broker 4 a non-voter", func() bool { return isNonvoter(mc.leader(), 4) })
+	if err := mc.registerSelf(n4, 4, "127.0.0.1:9004"); err != nil {
+		t.Fatal(err)
+	}
+	first := mc.waitBroker(4, "alive", alive("127.0.0.1:9004")).Epoch
+	mc.waitConverged()
+	// Broker 4 is the last in-sync replica of a two-replica partition
+	// whose data is only as good as the process that holds it.
+	ctx := testContext(t)
+	if _, err := mc.node(1).Propose(ctx, CreateTopic{Name: "u", Replicas: [][]int32{{4, 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.node(1).Propose(ctx, AlterPartition{Topic: "u", Leader: 4, ISR: []int32{4}}); err != nil {
+		t.Fatal(err)
+	}
+	mc.stop(4)
+	mc.stopMember(4)
+	fenced := mc.waitBroker(4, "offline", func(b *Broker) bool { return b.State == BrokerOffline && b.Epoch >= first }).Epoch
+
+	// It restarts (after a reboot, say): its node is back and its serf
+	// listens and joins, but it has not registered yet.
+	mc.restart(4)
+	mc.waitConverged()
+	mc.startMemberAs(mc.node(4), 4, "127.0.0.1:9004", false, false)
+	poll.Until(t, 10*time.Second, "the leader's gossip sees broker 4 alive", func() bool {
+		for _, id := range []int32{1, 2, 3} {
+			if mc.node(id).IsLeader() {
+				for _, mb := range mc.members[id].Members() {
+					if mb.ID == 4 && mb.Status == "alive" {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	})
+	// Several reconciles later it is still the fenced incarnation, and
+	// u-0 still has no leader.
+	time.Sleep(5 * mc.reconcile)
+	if b := mc.leader().Metadata().Brokers[4]; b.State != BrokerOffline || b.Epoch != fenced {
+		t.Fatalf("broker 4 registered by the leader before it registered itself: %+v (fenced at epoch %d)", b, fenced)
+	}
+	if p := mc.leader().Metadata().Topics["u"].Partitions[0]; p.Leader != -1 {
+		t.Fatalf("u-0 led by %d before its last in-sync replica reported its data", p.Leader)
+	}
+	// It registers itself: after an unclean stop with a reboot since, on
+	// a topic that neither syncs every write nor has one replica, it may
+	// lack committed records, so u-0 stays without a leader (R11).
+	if err := mc.registerSelfAs(mc.node(4), 4, "127.0.0.1:9004", PreviousEpochUnclean); err != nil {
+		t.Fatal(err)
+	}
+	mc.waitBroker(4, "alive again", func(b *Broker) bool { return b.State == BrokerAlive && b.Epoch > fenced })
+	if p := mc.leader().Metadata().Topics["u"].Partitions[0]; p.Leader != -1 {
+		t.Fatalf("u-0 led by %d after an unclean restart of its last in-sync replica", p.Leader)
+	}
+	// Its gossip now names the epoch it registered under.
+	poll.Until(t, 10*time.Second, "broker 4's epoch in gossip", func() bool {
+		b := mc.leader().Metadata().Brokers[4]
+		for _, mb := range mc.members[1].Members() {
+			if mb.ID == 4 {
+				return mb.Epoch == b.Epoch
+			}
+		}
+		return false
+	})
 }
 
 // A broker whose gossip alone is cut (its serf stopped, its Raft node
@@ -567,10 +676,23 @@ func TestMembershipRefusesIDClash(t *testing.T) {
 		t.Errorf("clash logged %d times by the leader, want once", n)
 	}
 
-	// Once the first broker 7 is fenced, the member takes the id over.
+	// Once the first broker 7 is fenced, the member is added to Raft and
+	// takes the id over by registering itself (the leader never vouches
+	// for a process that did not register under the epoch it gossips).
 	if _, err := mc.node(1).Propose(ctx, FenceBroker{ID: 7, Epoch: epoch}); err != nil {
 		t.Fatal(err)
 	}
+	poll.Until(t, 10*time.Second, "member 7 a non-voter", func() bool { return isNonvoter(mc.leader(), 7) })
+	if b := mc.leader().Metadata().Brokers[7]; b.State == BrokerAlive {
+		t.Fatalf("member 7 registered by the leader before it registered itself: %+v", b)
+	}
+	poll.Until(t, 10*time.Second, "member 7 registers itself", func() bool {
+		err := mc.registerSelf(n7, 7, "127.0.0.1:9999")
+		if err != nil {
+			t.Logf("member 7 registers itself: %v", err)
+		}
+		return err == nil
+	})
 	mc.waitBroker(7, "registered at the member's address", func(b *Broker) bool {
 		return b.State == BrokerAlive && b.Addr == "127.0.0.1:9999" && b.Epoch == epoch+1
 	})
@@ -664,4 +786,11 @@ func TestMembershipCloseIdempotent(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	goleak.VerifyNone(t, before)
+}
+
+// closed says whether Close ran.
+func (m *Membership) closed() bool {
+	m.jmu.Lock()
+	defer m.jmu.Unlock()
+	return m.stopped
 }
