@@ -50,7 +50,7 @@ func startSecureHTTP(t *testing.T, limits httpapi.FailedLoginLimits) *secureHTTP
 		metrics = httpapi.NewMetrics(httpapi.LevelInfo)
 		cfg.Observer = metrics
 	}})
-	h := &secureHTTP{b: c.Broker(1), op: c.Client(client.OperatorLogin([]byte(testcluster.Secret)))}
+	h := &secureHTTP{b: c.Broker(1), op: c.Client(client.OperatorLogin(c.Secret()))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, u := range []string{"alice", "bob", "admin"} {

@@ -20,7 +20,7 @@ import (
 // (auth's TestBrokerCredentialsRotation checks that a skipped step is
 // refused.)
 func TestClusterSecretRollingRotation(t *testing.T) {
-	oldS, newS := []byte(testcluster.Secret), []byte("the new cluster secret, rotated in")
+	newS := []byte("the new cluster secret, rotated in")
 	var mu sync.Mutex
 	secrets := map[int32][][]byte{}
 	c := testcluster.Start(t, 3, testcluster.Options{Configure: func(cfg *broker.Config) {
@@ -30,6 +30,7 @@ func TestClusterSecretRollingRotation(t *testing.T) {
 			cfg.Security.ClusterSecret, cfg.Security.AcceptedClusterSecrets = s[0], s[1:]
 		}
 	}})
+	oldS := c.Secret()
 	cl := c.Client()
 	ctx := testContext(t)
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "rot", Partitions: 3, ReplicationFactor: 3,

@@ -149,11 +149,15 @@ type Cluster struct {
 	mu      sync.Mutex
 	brokers map[int32]*broker.Broker
 	proxies map[int32]*faultproxy.Proxy // with ClientProxies, of the running brokers
+	secret  []byte                      // Secret
 }
 
-// Secret is the cluster secret of every test cluster: its brokers log in
-// to each other with it (broker.Security.ClusterSecret).
-const Secret = "testcluster secret: not for production"
+// Secret returns the cluster's secret: its brokers log in to each other
+// with it (broker.Security.ClusterSecret). Every cluster has its own,
+// random, so a broker of another test's cluster (one still stopping, its
+// ports reused by this one) can never log in to this cluster's brokers,
+// forward a registration to its controller or replicate from it.
+func (c *Cluster) Secret() []byte { return c.secret }
 
 // Start starts n brokers and returns once every one is registered with
 // the controller; t.Cleanup stops them.
@@ -166,7 +170,8 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 		t.Fatalf("testcluster: %d brokers, %d voters", n, opts.Voters)
 	}
 	c := &Cluster{t: t, opts: opts, dirs: map[int32]string{}, raft: map[int32]string{},
-		brokers: map[int32]*broker.Broker{}, proxies: map[int32]*faultproxy.Proxy{}}
+		brokers: map[int32]*broker.Broker{}, proxies: map[int32]*faultproxy.Proxy{},
+		secret: []byte("testcluster secret " + rand.Text())}
 	if opts.TLS {
 		c.setupTLS()
 	}
@@ -231,7 +236,7 @@ func (c *Cluster) Config(id int32) broker.Config {
 		ControlledShutdownTimeout: 2 * time.Second,
 		LeaderRebalanceInterval:   -1,
 		Logger:                    zaptest.NewLogger(c.t, zaptest.Level(zap.ErrorLevel)),
-		Security:                  broker.Security{ClusterSecret: []byte(Secret)},
+		Security:                  broker.Security{ClusterSecret: c.secret},
 	}
 	if c.brokerTLS != nil {
 		cfg.TLS, cfg.RaftTLS, cfg.GossipKey = c.brokerTLS, c.brokerTLS, c.gossipKey
