@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -116,9 +118,20 @@ func (c *Cluster) addLocal() (*Broker, error) {
 }
 
 // freePorts returns n distinct ports of 127.0.0.1 free for TCP and UDP
-// (gossip uses both) when asked.
+// (gossip uses both) when asked, none handed out before by this process:
+// each is held open until all n are found, since the kernel may hand a
+// port just closed out again (a broker once got one port for its client
+// listener and its gossip, and could not start).
 func freePorts(n int) ([]int, error) {
+	handedOut.mu.Lock()
+	defer handedOut.mu.Unlock()
 	var ports []int
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
 	for tries := 0; len(ports) < n; tries++ {
 		if tries == 100 {
 			return nil, errors.New("chaos: no free ports on 127.0.0.1")
@@ -127,17 +140,30 @@ func freePorts(n int) ([]int, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chaos: free port: %w", err)
 		}
+		held = append(held, ln)
 		port := ln.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			continue
+		}
 		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		_ = ln.Close()
 		if err != nil {
 			continue
 		}
-		_ = pc.Close()
+		held = append(held, pc)
 		ports = append(ports, port)
+	}
+	for _, p := range ports {
+		handedOut.ports[p] = true
 	}
 	return ports, nil
 }
+
+// handedOut is every port freePorts gave, so no two brokers of one test
+// process get the same one.
+var handedOut = struct {
+	mu    sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // Stop sends SIGTERM (a controlled shutdown: leaderships move first) and
 // waits up to timeout for the process to exit; past it, it kills it and
