@@ -102,15 +102,11 @@ func (b *Broker) CaughtUpMetadata(topics []string, ids ...uint64) *controller.Me
 			return b.store.Metadata()
 		}
 	}
-	if len(ids) == 0 {
-		return md
-	}
-	known := make(map[uint64]bool, len(md.Topics))
-	for _, t := range md.Topics {
-		known[t.ID] = true
-	}
+	// Ids are given in creation order: one this broker has not applied
+	// yet is at or above its NextTopicID (one below it and unknown is a
+	// deleted topic's, which no catch-up brings back).
 	for _, id := range ids {
-		if !known[id] {
+		if id >= md.NextTopicID {
 			b.catchUp(nil, md.Version)
 			return b.store.Metadata()
 		}
