@@ -61,11 +61,16 @@ type conn struct {
 
 	ctx    context.Context // cancelled when the connection must stop
 	cancel context.CancelFunc
-	// polls is the long-poll fetches' context: ended with ctx, or earlier
-	// by endPolls when the broker begins to drain its connections
-	// (drain.go), which answers every parked fetch at once.
+	// pollCtx is the long-polls' context (pollContext): ended with ctx,
+	// or earlier by endPolls when the broker begins to drain its
+	// connections (drain.go), which answers every parked long-poll at
+	// once. lateCtx is the context of a long-poll a front end begins
+	// during the drain: ended with ctx, or earlier by endLate once the
+	// reader stopped (serve).
 	pollCtx  context.Context
 	endPolls context.CancelFunc
+	lateCtx  context.Context
+	endLate  context.CancelFunc
 
 	br     *bufio.Reader
 	prefix [frameHeaderLen]byte // reader-owned: a local would escape to the heap
@@ -153,6 +158,7 @@ func putBuf(b *[]byte) {
 func newConn(b *Broker, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(b.connCtx)
 	pollCtx, endPolls := context.WithCancel(ctx)
+	lateCtx, endLate := context.WithCancel(ctx)
 	remote := nc.RemoteAddr().String()
 	n := b.cfg.MaxInflightPerConn
 	c := &conn{
@@ -167,6 +173,8 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		cancel:    cancel,
 		pollCtx:   pollCtx,
 		endPolls:  endPolls,
+		lateCtx:   lateCtx,
+		endLate:   endLate,
 		br:        bufio.NewReaderSize(nc, readBufferSize),
 		reqs:      make(chan *request, n),
 		resps:     make(chan *response, n),
@@ -191,6 +199,7 @@ func (c *conn) serve() {
 	go func() { defer wg.Done(); c.handleLoop() }()
 	go func() { defer wg.Done(); c.writeLoop() }()
 	c.readLoop()
+	c.endLate() // nothing more is read: a late long-poll answers now (drain.go)
 	close(c.reqs)
 	wg.Wait()
 	c.polls.Wait()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"io"
 	"net"
 	"time"
@@ -26,13 +27,22 @@ import (
 //     connections (the Kafka listener) drain the same way, but their
 //     requests are answered by the front end as usual: with the
 //     leaderships gone, a produce there is refused NOT_LEADER_OR_FOLLOWER.
-//     The long-poll fetches parked on the connections (followers' replica
-//     fetches, consumers') are answered at once with what is there, as at
-//     the end of their max wait: the controlled shutdown before the drain
-//     usually ended them already, by moving the leaderships (a woken
-//     long-poll finds the partition not led here), but not when it failed
-//     or the move was not applied here yet, and a long-poll left parked
-//     kept its connection, and so the drain, busy up to drainMax.
+//     The long-polls parked on the connections (fetches: followers'
+//     replica fetches, consumers'; queue receives; a front end's, such as
+//     Kafka's Fetch and ShareFetch) are answered at once with what is
+//     there, as at the end of their max wait: the controlled shutdown
+//     before the drain usually ended the fetches already, by moving the
+//     leaderships (a woken long-poll finds the partition not led here),
+//     but not when it failed or the move was not applied here yet, and a
+//     queue receive waits for records whoever leads; a long-poll left
+//     parked kept its connection, and so the drain, busy up to drainMax.
+//     A long-poll a front end begins during the drain is not answered at
+//     once: its client would ask again at once and be answered at once,
+//     a loop of empty answers until the drain's bound (a consumer whose
+//     partition is still led here). It parks as before the drain, until
+//     its max wait, its data or a leadership change (a fetch then answers
+//     NOT_LEADER_OR_FOLLOWER), or until its connection reads no more
+//     requests (step 2): pollContext.
 //  2. Quiet: each connection keeps reading, and refusing, until no request
 //     has come for connQuiet — the client got its refusals and moved to
 //     other brokers — or until drainMax has passed since the drain began.
@@ -74,8 +84,8 @@ func (b *Broker) drainConns() {
 		// reads it whole first: cut, the request would end with an
 		// unknown outcome.
 		c.wakeWaiting()
-		// Answer the parked long-poll fetches now, with what is there,
-		// rather than wait them out to drainMax.
+		// Answer the parked long-polls now, with what is there, rather
+		// than wait them out to drainMax.
 		c.endPolls()
 	}
 	b.mu.Unlock()
@@ -94,6 +104,20 @@ func (b *Broker) drainConns() {
 		b.mu.Unlock()
 		b.logger.Info("connections still busy after the drain; closing them", zap.Int("connections", n))
 	}
+}
+
+// pollContext is the context a long-poll begun now on c waits on (a
+// Fetch, a queue receive; FrontConn.PollContext for a front end's): before
+// the drain, pollCtx, which the drain's start ends; during it, on a front
+// end's connection, whose requests are still served, lateCtx, which ends
+// once the reader stopped: no request for connQuiet, the client closed
+// the connection, or drainMax. On the sluice listener a request handled
+// during the drain is refused, never waits, and pollCtx stays.
+func (c *conn) pollContext() context.Context {
+	if c.fe != nil && c.b.refusing.Load() {
+		return c.lateCtx
+	}
+	return c.pollCtx
 }
 
 // closeGracefully half-closes nc, reads and drops what the peer still

@@ -212,11 +212,7 @@ func TestRefusalClosesGracefully(t *testing.T) {
 // the drain runs on its own, the partition still led. Without the change
 // the drain reached its bound first and the fetch stayed parked.
 func TestDrainEndsParkedFetches(t *testing.T) {
-	core, logs := observer.New(zap.InfoLevel)
-	b := startBroker(t, "", func(cfg *Config) { cfg.Logger = zap.New(core) })
-	c := dial(t, b.Addr())
-	c.createTopic("parked", 1)
-	poll.Until(t, 10*time.Second, "the broker ready", b.Ready)
+	b, c, logs := drainingBroker(t, "parked", 1)
 	c.produce("parked", 0, 1, makeBatch(t, record.None, "a", 1, 0))
 	corr := c.send(fetchRequest("parked", 0, 1, 60_000, 1)) // at the end: parked
 	poll.Until(t, 10*time.Second, "the fetch parked", func() bool {
@@ -226,28 +222,102 @@ func TestDrainEndsParkedFetches(t *testing.T) {
 		return len(p.waiters) == 1
 	})
 
+	var resp protocol.FetchResponse
+	_, drained := answeredInDrain(t, b, "the parked fetch", func() error { return c.tryRecv(corr, &resp) })
+	if got := onlyFetchPartition(t, &resp); got.ErrorCode != protocol.NoError || len(got.Records) != 0 || got.HighWatermark != 1 {
+		t.Fatalf("the parked fetch's answer: %+v", got)
+	}
+	c.nc.Close()
+	<-drained
+	drainedBeforeBound(t, logs)
+}
+
+// drainingBroker starts a broker with its Info logs observed, and a
+// client connected to it that created topic with partitions.
+func drainingBroker(t *testing.T, topic string, partitions int32) (*Broker, *testClient, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.InfoLevel)
+	b := startBroker(t, "", func(cfg *Config) { cfg.Logger = zap.New(core) })
+	c := dial(t, b.Addr())
+	c.createTopic(topic, partitions)
+	poll.Until(t, 10*time.Second, "the broker ready", b.Ready)
+	return b, c, logs
+}
+
+// answeredInDrain begins the drain of b's connections and waits for recv,
+// the read of a parked long-poll's answer: what, that the drain answers
+// as it begins. It fails the test when recv fails or the drain reaches
+// its bound first, and returns how long the answer took and a channel
+// closed once the drain is over.
+func answeredInDrain(t *testing.T, b *Broker, what string, recv func() error) (time.Duration, <-chan struct{}) {
+	t.Helper()
+	start := time.Now()
 	drained := make(chan struct{})
 	go func() {
 		defer close(drained)
 		b.drainConns()
 	}()
 	answered := make(chan error, 1)
-	var resp protocol.FetchResponse
-	go func() { answered <- c.tryRecv(corr, &resp) }()
+	go func() { answered <- recv() }()
 	select {
 	case err := <-answered:
 		if err != nil {
-			t.Fatalf("the parked fetch: %v", err)
+			t.Fatalf("%s: %v", what, err)
 		}
 	case <-drained:
-		t.Fatalf("the drain reached its bound (drainMax %v) with the fetch still parked", drainMax)
+		t.Fatalf("the drain reached its bound (drainMax %v) with %s still waiting", drainMax, what)
 	}
-	if got := onlyFetchPartition(t, &resp); got.ErrorCode != protocol.NoError || len(got.Records) != 0 || got.HighWatermark != 1 {
-		t.Fatalf("the parked fetch's answer: %+v", got)
-	}
-	c.nc.Close()
-	<-drained
+	return time.Since(start), drained
+}
+
+// drainedBeforeBound fails the test if the drain of logs' broker reached
+// its bound (drainMax) with connections still busy.
+func drainedBeforeBound(t testing.TB, logs *observer.ObservedLogs) {
+	t.Helper()
 	if busy := logs.FilterMessage("connections still busy after the drain; closing them"); busy.Len() > 0 {
 		t.Fatalf("the drain waited to its bound for %v connections", busy.All()[0].ContextMap()["connections"])
 	}
+}
+
+// TestDrainEndsParkedQueueReceive is TestDrainEndsParkedFetches for a
+// queue group's long-poll: a member's receive waiting for records (its
+// max wait 30 s) is answered, empty, as the drain begins, and the member
+// then goes to the coordinator's new home. A receive waits for records
+// whoever leads the partitions, so the controlled shutdown does not end
+// it as it ends a fetch. Before the change the wait ended only with its
+// max wait, past the drain's bound: the drain gave up on the connection
+// and Close waited for the receive.
+func TestDrainEndsParkedQueueReceive(t *testing.T) {
+	// Two partitions: each receive turns queueTurn once it passed the
+	// drain's refusal (queue.go), which tells when it has begun.
+	b, c, logs := drainingBroker(t, "jobs", 2)
+	receive := func(waitMs int32) *protocol.QueueReceiveRequest {
+		return &protocol.QueueReceiveRequest{GroupID: "workers", MemberID: "m1", Topics: []string{"jobs"}, MaxRecords: 1, MaxWaitMs: waitMs}
+	}
+	poll.Until(t, 20*time.Second, "the queue group's coordinator loaded", func() error {
+		var co protocol.FindCoordinatorResponse
+		c.call(&protocol.FindCoordinatorRequest{CoordinatorKey: "workers"}, &co) // creates the offsets topic
+		var resp protocol.QueueReceiveResponse
+		c.call(receive(0), &resp)
+		if resp.ErrorCode != protocol.NoError {
+			return fmt.Errorf("receive: %v %s", resp.ErrorCode, resp.ErrorMessage)
+		}
+		return nil
+	})
+	turns := b.queueTurn.Load()
+	corr := c.send(receive(30_000)) // nothing to receive: parked
+	poll.Until(t, 10*time.Second, "the receive begun", func() bool { return b.queueTurn.Load() > turns })
+
+	var resp protocol.QueueReceiveResponse
+	took, drained := answeredInDrain(t, b, "the parked receive", func() error { return c.tryRecv(corr, &resp) })
+	if resp.ErrorCode != protocol.NoError || len(resp.Partitions) != 0 {
+		t.Fatalf("the parked receive's answer: %+v", resp)
+	}
+	if took > time.Second {
+		t.Fatalf("the parked receive answered %v after the drain began", took)
+	}
+	c.nc.Close()
+	<-drained
+	drainedBeforeBound(t, logs)
+	t.Logf("parked receive answered %v after the drain began", took)
 }

@@ -82,12 +82,16 @@ type FrontConn struct{ c *conn }
 // Context is cancelled when the connection stops.
 func (fc *FrontConn) Context() context.Context { return fc.c.ctx }
 
-// PollContext is the long-polls' context, the one the sluice front end's
-// parked fetches wait on: cancelled with Context, or earlier, when the
-// broker begins to drain its connections (drain.go), so that a wait
-// ended by it answers at once with what is there. A front end waits on
-// it, not on Context, in every long-poll the drain should end.
-func (fc *FrontConn) PollContext() context.Context { return fc.c.pollCtx }
+// PollContext is the context a long-poll begun now waits on, as the
+// sluice front end's fetches and queue receives do (drain.go,
+// pollContext): cancelled with Context; before the broker drains its
+// connections, cancelled when the drain begins, so that a parked wait
+// answers at once with what is there; during the drain, cancelled once
+// the connection reads no more requests. A front end takes it once per
+// request, when the request begins, and waits on it, not on Context, in
+// every long-poll: a Fetch (Broker.WaitFetch), a queue receive
+// (Broker.QueueReceiveVia).
+func (fc *FrontConn) PollContext() context.Context { return fc.c.pollContext() }
 
 // Logger logs with the connection's remote address.
 func (fc *FrontConn) Logger() *zap.Logger { return fc.c.logger }

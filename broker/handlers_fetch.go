@@ -44,7 +44,8 @@ func (st *fetchState) releaseViews() { st.fetch.Release() }
 // handleFetch translates a Fetch into the core's (Broker.StartFetch) and
 // answers at once when enough data is there, max wait is 0, a partition
 // has an error or the broker is stopping; otherwise a long-poll goroutine
-// (Broker.WaitFetch) answers later and the handler moves on.
+// (Broker.WaitFetch, on the connection's pollContext) answers later and
+// the handler moves on.
 func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 	st := getFetchState()
 	if err := st.req.Decode(&c.dec, h.Version); err != nil {
@@ -63,16 +64,17 @@ func (c *conn) handleFetch(h *protocol.RequestHeader, resp *response) error {
 	st.fetch.Session = &c.sess
 	enough := c.b.StartFetch(&st.fetch)
 	resp.fetch = st
-	if enough || st.req.MaxWaitMs <= 0 || c.pollCtx.Err() != nil {
+	ctx := c.pollContext()
+	if enough || st.req.MaxWaitMs <= 0 || ctx.Err() != nil {
 		c.encodeFetch(st)
 		return nil
 	}
 	st.releaseViews()
 	wait := min(time.Duration(st.req.MaxWaitMs)*time.Millisecond, c.b.cfg.MaxFetchWait)
 	resp.ready = make(chan struct{})
-	ctx, end := c.pollCtx, context.CancelFunc(nil)
+	var end context.CancelFunc
 	if st.req.ReplicaID >= 0 {
-		ctx, end = context.WithCancel(c.pollCtx)
+		ctx, end = context.WithCancel(ctx)
 		c.scratch.endReplicaPoll = end
 	}
 	c.polls.Add(1)

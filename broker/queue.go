@@ -84,7 +84,7 @@ func (b *Broker) queueTopicKeys(topics []string) ([]group.QueueKey, error) {
 // QueueReceivePartitions is QueueReceive of the partitions keys only (a
 // Kafka share fetch asks the leader of each partition for it).
 func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member string, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
-	msgs, _, lease, err := b.QueueSettleAndReceive(ctx, groupID, member, nil, keys, max, wait)
+	msgs, _, lease, err := b.QueueSettleAndReceive(ctx, nil, groupID, member, nil, keys, max, wait)
 	return msgs, lease, err
 }
 
@@ -97,7 +97,10 @@ func (b *Broker) QueueReceivePartitions(ctx context.Context, groupID, member str
 // once they are committed, a failure of a later look ends the receive
 // with what it has, without an error. A receive with outcomes whose first
 // look finds nothing answers at once, without waiting for records.
-func (b *Broker) QueueSettleAndReceive(ctx context.Context, groupID, member string, outcomes []QueueOutcome, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, []QueueRefusal, time.Duration, error) {
+// ctx bounds the whole call; poll, once closed, ends only the wait for
+// records, as at the end of wait (a front end's long-poll context,
+// ended when its connection drains: drain.go); nil never does.
+func (b *Broker) QueueSettleAndReceive(ctx context.Context, poll <-chan struct{}, groupID, member string, outcomes []QueueOutcome, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, []QueueRefusal, time.Duration, error) {
 	if member == "" || len(keys) == 0 || max <= 0 {
 		return nil, nil, 0, &protocol.Error{Code: protocol.ErrInvalidRequest, Detail: "a queue receive needs a member id, topics and a positive record count"}
 	}
@@ -168,6 +171,8 @@ func (b *Broker) QueueSettleAndReceive(ctx context.Context, groupID, member stri
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
+			return nil, refused, lease, nil
+		case <-poll:
 			return nil, refused, lease, nil
 		}
 	}

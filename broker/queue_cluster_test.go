@@ -573,7 +573,7 @@ func TestQueueAcceptAsyncRidesOnReceive(t *testing.T) {
 	// Through the broker: outcomes with nothing to receive answer at once.
 	br := c.Broker(c.IDs()[0])
 	start := time.Now()
-	msgs, refused, _, err := br.QueueSettleAndReceive(ctx, "w", other.Member(),
+	msgs, refused, _, err := br.QueueSettleAndReceive(ctx, nil, "w", other.Member(),
 		[]broker.QueueOutcome{{Topic: "jobs", Partition: 0, First: 5, Last: 9, Outcome: group.Accept}, {Topic: "jobs", Partition: 0, First: 4, Last: 4, Outcome: group.Accept}},
 		[]group.QueueKey{{Topic: "jobs", Partition: 0}}, 10, 10*time.Second)
 	if err != nil || len(msgs) != 0 || time.Since(start) > 5*time.Second {

@@ -25,9 +25,12 @@ import (
 // forwarded again.
 
 // QueueReceiveVia is QueueReceivePartitions here, or at the group's
-// coordinator when this broker is not it.
-func (b *Broker) QueueReceiveVia(ctx context.Context, groupID, member string, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
-	msgs, lease, err := b.QueueReceivePartitions(ctx, groupID, member, keys, max, wait)
+// coordinator when this broker is not it. poll ends the wait for records
+// here (QueueSettleAndReceive); a wait at the coordinator runs to its
+// end: cut, the call would lose what the coordinator acquired for it
+// until the lease expires.
+func (b *Broker) QueueReceiveVia(ctx context.Context, poll <-chan struct{}, groupID, member string, keys []group.QueueKey, max int, wait time.Duration) ([]QueueMessage, time.Duration, error) {
+	msgs, _, lease, err := b.QueueSettleAndReceive(ctx, poll, groupID, member, nil, keys, max, wait)
 	if !errors.Is(err, protocol.ErrNotCoordinator) {
 		return msgs, lease, err
 	}

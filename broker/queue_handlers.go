@@ -37,7 +37,9 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 		return nil
 	}
 	wait := time.Duration(max(req.MaxWaitMs, 0)) * time.Millisecond
-	// As groupContext, with the long-poll on top.
+	// As groupContext, with the long-poll on top; the wait for records
+	// ends with the connection's long-polls (drain.go), the commits of a
+	// look begun do not.
 	ctx, cancel := context.WithTimeout(context.Background(), min(wait, maxQueueWait)+groupWriteTimeout)
 	defer cancel()
 	var msgs []QueueMessage
@@ -54,7 +56,7 @@ func (c *conn) handleQueueReceive(h *protocol.RequestHeader, resp *response) err
 		keys, err = c.b.queueTopicKeys(req.Topics)
 	}
 	if err == nil {
-		msgs, refused, lease, err = c.b.QueueSettleAndReceive(ctx, req.GroupID, req.MemberID, queueOutcomes(req.Acks), keys, int(req.MaxRecords), wait)
+		msgs, refused, lease, err = c.b.QueueSettleAndReceive(ctx, c.pollContext().Done(), req.GroupID, req.MemberID, queueOutcomes(req.Acks), keys, int(req.MaxRecords), wait)
 	}
 	out := protocol.QueueReceiveResponse{LeaseMs: int32(lease.Milliseconds()), AckFailures: queueAckFailures(refused)}
 	out.ErrorCode, out.ErrorMessage = ErrorCode(err)

@@ -45,10 +45,12 @@ func (st *fetchState) release() {
 // capped by the broker's MaxFetchWait) and completes the reply. The wait
 // ends early, with what is there, when the connection stops or the broker
 // begins to drain its connections (FrontConn.PollContext), as the sluice
-// front end's does. Leader epochs (v9+) are checked by the core
-// (Fetch.ConsumerEpochs). From v7 the request may open, use or close a
-// fetch session (fetchsession.go): an incremental fetch reads every
-// partition of its session and answers only those that changed.
+// front end's does; a fetch begun during the drain waits until the
+// connection reads no more requests, rather than answer at once to a
+// client that would fetch again at once. Leader epochs (v9+) are checked
+// by the core (Fetch.ConsumerEpochs). From v7 the request may open, use
+// or close a fetch session (fetchsession.go): an incremental fetch reads
+// every partition of its session and answers only those that changed.
 func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *broker.Reply {
 	st := fetchPool.Get().(*fetchState)
 	st.version, st.corr = h.version, h.correlation
@@ -77,7 +79,8 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 		}
 	}
 	enough := s.b.StartFetch(f)
-	if enough || req.MaxWaitMillis <= 0 || fc.PollContext().Err() != nil {
+	poll := fc.PollContext()
+	if enough || req.MaxWaitMillis <= 0 || poll.Err() != nil {
 		r.Frame, r.Code = st.encode()
 		return r
 	}
@@ -87,7 +90,7 @@ func (s *Server) fetch(fc *broker.FrontConn, h header, req *kmsg.FetchRequest) *
 	r.Ready = make(chan struct{})
 	fc.Go(func() {
 		defer fc.Finish(r)
-		s.b.WaitFetch(fc.PollContext(), f, deadline)
+		s.b.WaitFetch(poll, f, deadline)
 		r.Frame, r.Code = st.encode()
 	})
 	return r

@@ -372,13 +372,17 @@ func (s *Server) shareFetch(fc *broker.FrontConn, h header, flexible bool, req *
 		maxRecords = int(req.MaxRecords)
 	}
 	wait := time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond
+	// The wait for records ends early with the connection's long-polls,
+	// as a Fetch's does (FrontConn.PollContext); the outcomes' and the
+	// acquisitions' commits do not.
+	poll := fc.PollContext().Done()
 	run := func(ctx context.Context) {
 		ackErrs := sp.acks.apply(ctx, s.b, sp.group, sp.member)
 		var msgs []broker.QueueMessage
 		var recvErr error
 		if len(fetch) > 0 {
 			var lease time.Duration
-			msgs, lease, recvErr = s.shareReceive(ctx, sp.group, sp.member, fetch, maxRecords, wait)
+			msgs, lease, recvErr = s.shareReceive(ctx, poll, sp.group, sp.member, fetch, maxRecords, wait)
 			resp.AcquisitionLockTimeoutMillis = int32(lease.Milliseconds())
 			s.share.mu.Lock()
 			ss.lease = lease
@@ -411,11 +415,11 @@ const shareLoadPoll = 20 * time.Millisecond
 // the fetch's wait while the coordinator is loading (a new coordinator,
 // the first use of the offsets topic): Kafka's share fetch waits for its
 // share partitions to initialize, and the Java client would otherwise
-// take the error as a failed fetch.
-func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts []group.QueueKey, max int, wait time.Duration) ([]broker.QueueMessage, time.Duration, error) {
+// take the error as a failed fetch. poll ends the wait (QueueReceiveVia).
+func (s *Server) shareReceive(ctx context.Context, poll <-chan struct{}, groupID, member string, parts []group.QueueKey, max int, wait time.Duration) ([]broker.QueueMessage, time.Duration, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		msgs, lease, err := s.b.QueueReceiveVia(ctx, groupID, member, parts, max, time.Until(deadline))
+		msgs, lease, err := s.b.QueueReceiveVia(ctx, poll, groupID, member, parts, max, time.Until(deadline))
 		if !errors.Is(err, protocol.ErrCoordinatorLoadInProgress) || time.Until(deadline) < shareLoadPoll {
 			return msgs, lease, err
 		}
@@ -423,6 +427,9 @@ func (s *Server) shareReceive(ctx context.Context, groupID, member string, parts
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
+			return msgs, lease, err
+		case <-poll:
 			t.Stop()
 			return msgs, lease, err
 		}
