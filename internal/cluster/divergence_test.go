@@ -176,7 +176,7 @@ func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
 
 	// B crashes; A, alone in the ISR, takes records B never sees.
 	c.Kill(b)
-	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "follower fenced", testcluster.ISRIs(a))
+	testcluster.WaitPartition(t, cl, topic, p, testcluster.DetectTimeout, "follower fenced", testcluster.ISRIs(a))
 	produceEach(t, c.Client(manual, client.Acks(client.AcksLeader)), topic, p, "only-on-a", 5, int64(len(base)))
 	// Once the leader has applied the shrink, they are committed in its
 	// eyes: its high watermark covers them.
@@ -193,7 +193,7 @@ func TestDoubleFailoverDivergentLogsTruncateByEpoch(t *testing.T) {
 
 	// A crashes too; B comes back first and leads in a new epoch.
 	c.Kill(a)
-	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "offline", testcluster.LeaderIs(-1))
+	testcluster.WaitPartition(t, cl, topic, p, testcluster.DetectTimeout, "offline", testcluster.LeaderIs(-1))
 	c.Restart(b)
 	pd := testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "B elected", testcluster.LeaderIs(b))
 	t.Logf("broker %d leads in epoch %d, ISR %v", b, pd.LeaderEpoch, pd.ISR)

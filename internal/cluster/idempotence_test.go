@@ -55,14 +55,14 @@ func TestIdempotentStateFollowsTruncation(t *testing.T) {
 
 	// B crashes; A alone takes batches B never sees.
 	c.Kill(b)
-	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "follower fenced", testcluster.ISRIs(a))
+	testcluster.WaitPartition(t, cl, topic, p, testcluster.DetectTimeout, "follower fenced", testcluster.ISRIs(a))
 	produceAt(t, ra, topic, p, 1, testcluster.ProducerBatch(t, 9, 0, 2), protocol.NoError, 2)
 	produceAt(t, ra, topic, p, 1, testcluster.ProducerBatch(t, 10, 0, 0), protocol.NoError, 3)
 
 	// A crashes too; B comes back first and leads: producer 9 starts a
 	// new epoch, producer 11 writes where producer 10's batch was on A.
 	c.Kill(a)
-	testcluster.WaitPartition(t, cl, topic, p, 10*time.Second, "offline", testcluster.LeaderIs(-1))
+	testcluster.WaitPartition(t, cl, topic, p, testcluster.DetectTimeout, "offline", testcluster.LeaderIs(-1))
 	c.Restart(b)
 	testcluster.WaitPartition(t, cl, topic, p, 15*time.Second, "B elected", testcluster.LeaderIs(b))
 	rb := testcluster.DialRaw(t, c.Broker(b).Addr())

@@ -87,7 +87,7 @@ func TestISRBelowMinInsyncRefusesAcksAll(t *testing.T) {
 	}
 	c.Kill(follower)
 	rest := slices.DeleteFunc(slices.Clone(pd.Replicas), func(r int32) bool { return r == follower })
-	testcluster.WaitPartition(t, cl, topic, 0, 10*time.Second, "follower fenced", testcluster.ISRIs(rest...))
+	testcluster.WaitPartition(t, cl, topic, 0, testcluster.DetectTimeout, "follower fenced", testcluster.ISRIs(rest...))
 
 	// The leader may append once more before it has applied the shrink:
 	// that attempt's outcome is unknown (NOT_ENOUGH_REPLICAS_AFTER_APPEND),

@@ -128,6 +128,16 @@ const RaftTimeout = broker.DefaultRaftTimeout
 // fails; a passing one takes no longer.
 const RegisterTimeout = broker.DefaultRegisterTimeout
 
+// DetectTimeout bounds a test's wait for the cluster to act on a killed
+// broker: the controller fences it and shrinks its partitions' ISRs, or
+// takes a partition offline. On a quiet machine that takes a second or two
+// (gossip probes every 100 ms); with -race at a load of 30-40 on the
+// shared 2-core machine, 10 s was once not enough
+// (TestIdempotentStateFollowsTruncation: "timed out after 10s waiting for
+// ... offline"). It only bounds a wait that fails; a passing one takes no
+// longer.
+const DetectTimeout = 30 * time.Second
+
 // Cluster is n brokers, ids 1..n, running in the test process. Each keeps
 // its data directory and Raft address across a stop and restart; its
 // client port is new at each start.
