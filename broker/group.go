@@ -119,16 +119,31 @@ func newCoordinators() *coordinators {
 
 // groupLoop owns the coordinators: it loads and drops them as this
 // broker's leaderships of the offsets topic change, gives them the topics,
-// and runs their timers. It returns when ctx is done.
+// and runs their timers. It returns when ctx is done, once the retry of
+// dead letters it started (queue.go, one at a time, off the loop: a
+// dead-letter write may wait seconds) has returned.
 func (b *Broker) groupLoop(ctx context.Context) {
 	t := time.NewTicker(groupTickInterval)
 	defer t.Stop()
+	retrying := make(chan struct{}, 1)
+	var retry sync.WaitGroup
+	defer retry.Wait()
 	for {
 		ch := b.store.Changed()
 		b.syncCoordinators(ctx)
 		select {
 		case <-ch:
 		case <-t.C:
+			select {
+			case retrying <- struct{}{}:
+				retry.Add(1)
+				go func() {
+					defer retry.Done()
+					b.retryDeadLetters(ctx)
+					<-retrying
+				}()
+			default:
+			}
 		case <-b.groups.kick:
 		case <-ctx.Done():
 			return
@@ -312,6 +327,18 @@ func (b *Broker) loadCoordinator(index, epoch int32, topics map[string]int32, no
 	return &coordinator{index: index, epoch: epoch, c: c, readyAt: end, changed: make(chan struct{}), queueCfgGen: qgen}, nil
 }
 
+// errGroupAppend is the answer to a failed append or wait of group
+// records: indeterminate when some were appended, definite otherwise.
+func errGroupAppend(err error, appended bool) error {
+	if appended {
+		return errCoordinatorWrite(err)
+	}
+	if code, _ := ErrorCode(err); code == protocol.ErrNotLeaderOrFollower || code == protocol.ErrUnknownTopicOrPartition {
+		return &protocol.Error{Code: protocol.ErrNotCoordinator, Detail: err.Error()}
+	}
+	return &protocol.Error{Code: protocol.ErrCoordinatorNotAvailable, Detail: err.Error()}
+}
+
 // errCoordinatorWrite wraps a failed append of group records that may
 // have been written: the answer is indeterminate.
 func errCoordinatorWrite(err error) error {
@@ -367,13 +394,7 @@ func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group
 		co.mu.Unlock()
 		kick(b.groups.kick)
 		b.logger.Warn("group records not appended; reloading the coordinator", zap.Int32("partition", co.index), zap.Error(err))
-		if len(waits) > 0 {
-			return errCoordinatorWrite(err)
-		}
-		if code, _ := ErrorCode(err); code == protocol.ErrNotLeaderOrFollower || code == protocol.ErrUnknownTopicOrPartition {
-			return &protocol.Error{Code: protocol.ErrNotCoordinator, Detail: err.Error()}
-		}
-		return &protocol.Error{Code: protocol.ErrCoordinatorNotAvailable, Detail: err.Error()}
+		return errGroupAppend(err, len(waits) > 0)
 	}
 	co.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, groupWriteTimeout)

@@ -31,9 +31,12 @@ import (
 // the lock, and answers with the records once the new windows are
 // committed. Records archived by a call — rejected, out of deliveries —
 // are copied to the dead-letter topic (`<topic>.dlq`, created on first
-// use) before the window that archives them is appended, under the
-// coordinator's lock: a failed copy drops the coordinator, which loads
-// the last committed windows again (dead letters are at least once).
+// use) in three steps under the coordinator's lock (coordinateQueue): the
+// windows marking them archiving are committed, then the copies written,
+// then the windows archiving them appended. A record archiving is never
+// delivered or accepted again, so a record ends accepted or in the
+// dead-letter topic, never both; a copy not written is tried again, by
+// this coordinator or the next one (dead letters are at least once).
 
 // Bounds of the queue calls.
 const (
@@ -47,6 +50,7 @@ const (
 	maxQueueAckOffsets  = 1 << 18                // offsets of one QueueAck, all ranges
 	queueDLQWait        = 10 * time.Second       // a dead-letter topic gets a leader
 	queueDLQPollBackoff = 100 * time.Millisecond // while waiting for it
+	queueDLQRetry       = 2 * time.Second        // a dead letter not written is tried again
 )
 
 // DeadLetterSuffix makes a topic's dead-letter topic name.
@@ -447,47 +451,119 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 	return pr.LogStartOffset, fn(pr.Records)
 }
 
-// coordinateQueue is coordinate for the queue calls: fn's dead letters
-// are copied to their dead-letter topics before its records are
-// appended. A failed copy drops the coordinator (its memory archived
-// records the log does not say are archived): the client retries with
-// the committed state.
+// coordinateQueue is coordinate for the queue calls, with fn's dead
+// letters in three steps under co's lock (the path of dead letters only:
+// a call without one writes its windows once, as coordinate does):
 //
-// Once a copy may have been written, a failure is indeterminate (R14)
-// whatever it is: the dead-letter topic may hold a copy (a write whose
-// answer was lost, or another partition's that succeeded) while the
-// window that archives the record is not committed, so the record comes
-// back. A definite answer would tell the member its reject was not
-// applied while the dead-letter topic holds it.
+//  1. fn's records, which hold the windows marking the dead letters'
+//     records archiving, are appended and waited for (acks=all), so that
+//     no copy is written for a record the log could still hand out;
+//  2. the copies are written to the dead-letter topics;
+//  3. the windows archiving the records copied are appended (and waited
+//     for by coordinate); the copies not written are tried again by the
+//     first call on their partition after queueDLQRetry.
+//
+// A failure at step 1 drops the coordinator and is answered as any
+// failed write of group records (definite when nothing was appended). Once
+// step 1 is committed the call's outcomes stand, whatever happens to the
+// copies or to step 3: its records stay archiving in the committed
+// windows, and the coordinator that loads them writes their copies again.
 func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID string, fn func(*group.Coordinator) ([]group.QueueDead, []group.Record, error)) error {
-	copied, refused := false, false // a dead letter may have been written; fn refused the call
+	committed := false // step 1 is committed
 	err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
 		b.syncQueueConfigs(co)
 		dead, recs, err := fn(c)
-		refused = err != nil
-		if len(dead) > 0 {
-			var derr error
-			if copied, derr = b.writeDeadLetters(ctx, groupID, dead); derr != nil {
-				co.c = nil // coordinate holds co.mu
-				kick(b.groups.kick)
-				b.logger.Warn("dead letters not written; reloading the coordinator", zap.String("group", groupID), zap.Int32("partition", co.index), zap.Error(derr))
-				return nil, &protocol.Error{Code: protocol.ErrCoordinatorNotAvailable, Detail: "dead letters not written: " + derr.Error()}
-			}
+		if len(dead) == 0 {
+			return recs, err
 		}
-		return recs, err
+		if err != nil {
+			// A refusal with dead letters: c holds archiving records its
+			// log does not. (No call returns both.)
+			co.c = nil // coordinate holds co.mu
+			kick(b.groups.kick)
+			return nil, err
+		}
+		if err := b.commitQueueRecords(ctx, co, recs); err != nil {
+			return nil, err
+		}
+		committed = true
+		written, failed, err := b.writeDeadLetters(ctx, groupID, dead)
+		if len(failed) > 0 {
+			c.QueueDeadLettersNotWritten(groupID, failed, time.Now().Add(queueDLQRetry))
+			b.logger.Warn("dead letters not written; their records stay archiving and are tried again", zap.String("group", groupID),
+				zap.Int("records", len(failed)), zap.Duration("retry", queueDLQRetry), zap.Error(err))
+		}
+		return c.QueueDeadLettersWritten(groupID, written), nil
 	})
-	if err != nil && copied && !refused && !codeOf(err).Indeterminate() {
-		return &protocol.Error{Code: protocol.ErrRequestTimedOut,
-			Detail: "dead letters may have been written, the window archiving them was not: " + err.Error()}
+	if err != nil && committed {
+		// Step 3 was not committed: the call's outcomes stand (step 1),
+		// the coordinator that loads them writes the copies again.
+		b.logger.Debug("window archiving dead letters not committed", zap.String("group", groupID), zap.Error(err))
+		return nil
 	}
 	return err
 }
 
+// retryDeadLetters writes the dead letters due of the loaded
+// coordinators' queue groups (restored archiving after a load, or not
+// written and their retry time come), so that they do not wait for a
+// call on their partitions. groupLoop runs it at its ticks, one at a
+// time.
+func (b *Broker) retryDeadLetters(ctx context.Context) {
+	for _, co := range b.groups.loaded() {
+		co.mu.Lock()
+		var ids []string
+		if co.c != nil {
+			ids = co.c.QueueDeadLettersDue(time.Now())
+		}
+		co.mu.Unlock()
+		for _, id := range ids {
+			err := b.coordinateQueue(ctx, co, id, func(c *group.Coordinator) ([]group.QueueDead, []group.Record, error) {
+				_, dead, recs, err := c.DescribeQueue(time.Now(), id)
+				return dead, recs, err
+			})
+			if err != nil {
+				b.logger.Debug("dead letters due not written", zap.String("group", id), zap.Error(err))
+				break
+			}
+		}
+	}
+}
+
+// commitQueueRecords appends recs and waits for them with acks=all,
+// under co's lock (held by the caller, who returns what it returns to
+// coordinate). A failure drops co, as coordinate does.
+func (b *Broker) commitQueueRecords(ctx context.Context, co *coordinator, recs []group.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	waits, err := b.appendGroupRecords(co, recs)
+	if len(waits) > 0 {
+		co.last = &waits[len(waits)-1]
+	}
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, groupWriteTimeout)
+		for _, w := range waits {
+			if err = w.Wait(wctx); err != nil {
+				break
+			}
+		}
+		cancel()
+	}
+	if err == nil {
+		return nil
+	}
+	co.c = nil
+	kick(b.groups.kick)
+	b.logger.Warn("group records archiving dead letters not committed; reloading the coordinator", zap.Int32("partition", co.index), zap.Error(err))
+	return errGroupAppend(err, len(waits) > 0)
+}
+
 // writeDeadLetters copies archived records to their topics' dead-letter
-// topics with acks=all, with headers naming why and where from. written
-// reports whether a copy may be in a dead-letter topic (always, unless
-// the error says that nothing was appended).
-func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []group.QueueDead) (written bool, err error) {
+// topics with acks=all, with headers naming why and where from, one
+// batch per partition. It returns the dead letters written and those
+// that were not (or may not have been), with the last error.
+func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []group.QueueDead) (written, failed []group.QueueDead, err error) {
 	byPart := map[group.QueueKey][]group.DeadLetter{}
 	var order []group.QueueKey
 	for _, d := range dead {
@@ -498,65 +574,75 @@ func (b *Broker) writeDeadLetters(ctx context.Context, groupID string, dead []gr
 	}
 	for _, k := range order {
 		dls := byPart[k]
-		slices.SortFunc(dls, func(a, b group.DeadLetter) int { return int(a.Offset - b.Offset) })
-		// The records themselves: read from the first, as far as one read
-		// goes, then on from the first still missing.
-		recs := map[int64]QueueMessage{}
-		want := map[int64]bool{}
-		for _, dl := range dls {
-			want[dl.Offset] = true
-		}
-		for _, dl := range dls {
-			if _, ok := recs[dl.Offset]; ok {
-				continue
+		if perr := b.writePartitionDeadLetters(ctx, groupID, k, dls); perr != nil {
+			err = perr
+			for _, dl := range dls {
+				failed = append(failed, group.QueueDead{QueueKey: k, DeadLetter: dl})
 			}
-			last := dls[len(dls)-1].Offset
-			if err := b.queueRead(ctx, k.Topic, k.Partition, dl.Offset, func(r record.Record) bool {
-				if want[r.Offset] {
-					recs[r.Offset] = queueMessage(k.Topic, k.Partition, r)
-				}
-				return r.Offset < last
-			}); err != nil {
-				return written, fmt.Errorf("read the dead letters of %s/%d: %w", k.Topic, k.Partition, err)
-			}
+			continue
 		}
-		bld := record.NewBuilder(record.None)
 		for _, dl := range dls {
-			m, ok := recs[dl.Offset]
-			if !ok {
-				// Gone from the log (retention): the headers still say
-				// what it was.
-				m = QueueMessage{Timestamp: -1}
-			}
-			hs := append(slices.Clip(m.Headers),
-				record.Header{Key: []byte(protocol.DeadLetterReason), Value: []byte(dl.Reason)},
-				record.Header{Key: []byte(protocol.DeadLetterDeliveries), Value: []byte(strconv.Itoa(dl.Deliveries))},
-				record.Header{Key: []byte(protocol.DeadLetterTopic), Value: []byte(k.Topic)},
-				record.Header{Key: []byte(protocol.DeadLetterPartition), Value: []byte(strconv.Itoa(int(k.Partition)))},
-				record.Header{Key: []byte(protocol.DeadLetterOffset), Value: []byte(strconv.FormatInt(dl.Offset, 10))},
-				record.Header{Key: []byte(protocol.DeadLetterTimestamp), Value: []byte(strconv.FormatInt(m.Timestamp, 10))})
-			bld.Append(time.Now().UnixMilli(), m.Key, m.Value, hs)
-		}
-		batch, err := bld.Build()
-		if err != nil {
-			return written, err
-		}
-		maybe, err := b.produceDeadLetters(ctx, b.deadLetterTopic(groupID, k.Topic), k, batch)
-		written = written || maybe
-		if err != nil {
-			return written, err
+			written = append(written, group.QueueDead{QueueKey: k, DeadLetter: dl})
 		}
 		b.logger.Info("dead letters written", zap.String("group", groupID), zap.String("topic", k.Topic), zap.Int32("partition", k.Partition), zap.Int("records", len(dls)))
 	}
-	return written, nil
+	return written, failed, err
+}
+
+// writePartitionDeadLetters copies the archived records dls of k to its
+// dead-letter topic in one batch.
+func (b *Broker) writePartitionDeadLetters(ctx context.Context, groupID string, k group.QueueKey, dls []group.DeadLetter) error {
+	slices.SortFunc(dls, func(a, b group.DeadLetter) int { return int(a.Offset - b.Offset) })
+	// The records themselves: read from the first, as far as one read
+	// goes, then on from the first still missing.
+	recs := map[int64]QueueMessage{}
+	want := map[int64]bool{}
+	for _, dl := range dls {
+		want[dl.Offset] = true
+	}
+	for _, dl := range dls {
+		if _, ok := recs[dl.Offset]; ok {
+			continue
+		}
+		last := dls[len(dls)-1].Offset
+		if err := b.queueRead(ctx, k.Topic, k.Partition, dl.Offset, func(r record.Record) bool {
+			if want[r.Offset] {
+				recs[r.Offset] = queueMessage(k.Topic, k.Partition, r)
+			}
+			return r.Offset < last
+		}); err != nil {
+			return fmt.Errorf("read the dead letters of %s/%d: %w", k.Topic, k.Partition, err)
+		}
+	}
+	bld := record.NewBuilder(record.None)
+	for _, dl := range dls {
+		m, ok := recs[dl.Offset]
+		if !ok {
+			// Gone from the log (retention): the headers still say
+			// what it was.
+			m = QueueMessage{Timestamp: -1}
+		}
+		hs := append(slices.Clip(m.Headers),
+			record.Header{Key: []byte(protocol.DeadLetterReason), Value: []byte(dl.Reason)},
+			record.Header{Key: []byte(protocol.DeadLetterDeliveries), Value: []byte(strconv.Itoa(dl.Deliveries))},
+			record.Header{Key: []byte(protocol.DeadLetterTopic), Value: []byte(k.Topic)},
+			record.Header{Key: []byte(protocol.DeadLetterPartition), Value: []byte(strconv.Itoa(int(k.Partition)))},
+			record.Header{Key: []byte(protocol.DeadLetterOffset), Value: []byte(strconv.FormatInt(dl.Offset, 10))},
+			record.Header{Key: []byte(protocol.DeadLetterTimestamp), Value: []byte(strconv.FormatInt(m.Timestamp, 10))})
+		bld.Append(time.Now().UnixMilli(), m.Key, m.Value, hs)
+	}
+	batch, err := bld.Build()
+	if err != nil {
+		return err
+	}
+	return b.produceDeadLetters(ctx, b.deadLetterTopic(groupID, k.Topic), k, batch)
 }
 
 // produceDeadLetters appends batch to topic, the dead-letter topic of
 // k's (created on first use with k's topic's partition count), on the
-// partition of the same index (modulo its partitions), with acks=all.
-// written reports whether a try may have appended it: it succeeded, or
-// failed in a way that does not say nothing was appended.
-func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) (written bool, err error) {
+// partition of the same index (modulo its partitions), with acks=all,
+// trying again for up to queueDLQWait while the error is retriable.
+func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) error {
 	md := b.store.Metadata()
 	if md.Topics[topic] == nil {
 		n := int32(1)
@@ -566,25 +652,24 @@ func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.Q
 		rf := int16(min(3, len(md.PlacementBrokers())))
 		errs := b.CreateTopics(ctx, []NewTopic{{Name: topic, Partitions: n, ReplicationFactor: max(rf, 1)}}, false)
 		if err := errs[0]; err != nil && !errors.Is(err, controller.ErrTopicExists) {
-			return false, fmt.Errorf("create the dead-letter topic %s: %w", topic, err)
+			return fmt.Errorf("create the dead-letter topic %s: %w", topic, err)
 		}
 	}
 	deadline := time.Now().Add(queueDLQWait)
 	for {
 		err := b.produceOnce(ctx, topic, k.Partition, batch)
 		if err == nil {
-			return true, nil
+			return nil
 		}
-		written = written || codeOf(err).Indeterminate()
 		if !codeOf(err).Retriable() || time.Now().After(deadline) || ctx.Err() != nil {
-			return written, fmt.Errorf("write to the dead-letter topic %s: %w", topic, err)
+			return fmt.Errorf("write to the dead-letter topic %s: %w", topic, err)
 		}
 		t := time.NewTimer(queueDLQPollBackoff)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return written, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }

@@ -600,12 +600,57 @@ func TestQueueAcceptAsyncRidesOnReceive(t *testing.T) {
 	}
 }
 
-// TestQueueDeadLetterWriteFails: a dead letter that cannot be written
-// (its topic's max.message.bytes is below the copy with its headers)
-// fails the outcome, definitely (nothing was appended), and drops the
-// coordinator,
-// which loads the committed windows again: the record comes back, held
-// by nobody, with its delivery counted, and the group goes on.
+// noDelivery fails the test if q receives a record within wait.
+func noDelivery(ctx context.Context, t *testing.T, q *client.QueueGroup, wait time.Duration, what string) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for rctx.Err() == nil {
+		ds, err := q.Receive(rctx, 10)
+		if len(ds) > 0 {
+			t.Fatalf("%s: delivered %s/%d at %d (delivery %d)", what, ds[0].Topic, ds[0].Partition, ds[0].Offset, ds[0].DeliveryCount)
+		}
+		if err != nil && rctx.Err() == nil && !client.IsRetriable(err) {
+			t.Fatalf("%s: receive: %v", what, err)
+		}
+	}
+}
+
+// queuePartition returns the described partition topic/0 of group id.
+func queuePartition(ctx context.Context, cl *client.Client, id, topic string) (client.QueuePartitionState, error) {
+	d, err := cl.DescribeQueueGroup(ctx, id)
+	if err != nil {
+		return client.QueuePartitionState{}, err
+	}
+	for _, p := range d.Partitions {
+		if p.Topic == topic && p.Partition == 0 {
+			return p, nil
+		}
+	}
+	return client.QueuePartitionState{}, fmt.Errorf("%s/0 not in %+v", topic, d.Partitions)
+}
+
+// waitArchived waits until the window of topic/0 of group id starts at
+// start with no archived record in it: the copies of those before start
+// are written.
+func waitArchived(ctx context.Context, t *testing.T, cl *client.Client, id, topic string, start int64) {
+	t.Helper()
+	poll.Until(t, 30*time.Second, fmt.Sprintf("%s/0 archived up to %d", topic, start), func() error {
+		p, err := queuePartition(ctx, cl, id, topic)
+		if err == nil && (p.Start != start || p.Archived != 0) {
+			err = fmt.Errorf("window %+v", p)
+		}
+		return err
+	})
+}
+
+// TestQueueDeadLetterWriteFails: a reject whose dead letter cannot be
+// written (the dead-letter topic's max.message.bytes is below the copy
+// with its headers) is applied: the window marking the record archiving
+// was committed before the copy was tried, so the record is never
+// delivered again, its lease is gone, and the copy is tried again until
+// it is written (here once the limit is raised; by the coordinator on its
+// own, no call on the group needed), and the record archived.
 func TestQueueDeadLetterWriteFails(t *testing.T) {
 	_, cl := queueCluster(t, 1, group.QueueConfig{})
 	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 1})
@@ -620,28 +665,44 @@ func TestQueueDeadLetterWriteFails(t *testing.T) {
 	if len(ds) != 1 {
 		t.Fatalf("received %d records", len(ds))
 	}
-	// Nothing was written anywhere: the answer is definite (the client's
-	// retry, once the coordinator reloaded, finds the lease gone).
-	if err := ds[0].Reject("bad"); err == nil || client.IsIndeterminate(err) {
-		t.Fatalf("a reject whose dead letter cannot be written: %v, want a definite error", err)
+	if err := ds[0].Reject("bad"); err != nil {
+		t.Fatalf("a reject whose dead letter cannot be written yet: %v, want it applied", err)
 	}
-	again := receive(ctx, t, q, 1)
-	if len(again) != 1 || again[0].Offset != 0 || again[0].DeliveryCount != 2 {
-		t.Fatalf("after the coordinator reloaded: %+v, want offset 0 on its second delivery", again)
+	noDelivery(ctx, t, q, 2*time.Second, "a record archiving")
+	if err := ds[0].Accept(); !errors.Is(err, client.ErrLeaseLost) {
+		t.Fatalf("accept of a record archiving: %v, want ErrLeaseLost", err)
 	}
-	if err := again[0].Accept(); err != nil {
+	if p, err := queuePartition(ctx, cl, "w", "jobs"); err != nil || p.Start != 0 || p.Archived != 1 || p.DeadLettered != 1 {
+		t.Fatalf("with the copy not written: %+v, %v", p, err)
+	}
+	if err := cl.AlterConfigs(ctx, "jobs.dlq", client.SetConfig("max.message.bytes", "1048576")); err != nil {
 		t.Fatal(err)
 	}
+	poll.Until(t, 30*time.Second, "the copy written", func() error {
+		ends, err := cl.ListOffsets(ctx, "jobs.dlq", client.AtEnd())
+		if err == nil && (len(ends) != 1 || ends[0].Offset != 1) {
+			err = fmt.Errorf("jobs.dlq ends at %+v", ends)
+		}
+		return err
+	})
+	waitArchived(ctx, t, cl, "w", "jobs", 1)
+	if p, err := queuePartition(ctx, cl, "w", "jobs"); err != nil || p.DeadLettered != 1 {
+		t.Fatalf("after the copy: %+v, %v", p, err)
+	}
+	if dead := consumeAll(t, cl, "jobs.dlq", 1); len(dead) != 1 || header(dead[0], protocol.DeadLetterReason) != "rejected: bad" || header(dead[0], protocol.DeadLetterOffset) != "0" {
+		t.Fatalf("jobs.dlq: %d records", len(dead))
+	}
+	noDelivery(ctx, t, q, time.Second, "an archived record")
 }
 
-// TestQueueDeadLetterCopiedWindowNotCommitted: one acknowledgement
+// TestQueueDeadLetterCopiedNeverAcceptedAgain: one acknowledgement
 // rejects a record of "a" and one of "b"; a.dlq takes its copy, b.dlq
-// refuses its (compacted: a keyless record is invalid), so the window
-// archiving both is not committed and both records come back. The answer
-// must be indeterminate (R14): a definite one would tell the member its
-// reject of the "a" record was not applied while a.dlq holds it. (Under
-// load the same happens when a dead letter's acks=all write times out.)
-func TestQueueDeadLetterCopiedWindowNotCommitted(t *testing.T) {
+// refuses its (compacted: a keyless record is invalid). Each record ends
+// in one place, its dead-letter topic: the reject is applied (the windows
+// marking both archiving were committed before the copies), neither
+// record is delivered or accepted again, "a" is archived, and "b" stays
+// archiving until b.dlq takes its copy, then is archived.
+func TestQueueDeadLetterCopiedNeverAcceptedAgain(t *testing.T) {
 	c, cl := queueCluster(t, 1, group.QueueConfig{})
 	for _, name := range []string{"a", "b"} {
 		testcluster.CreateTopic(t, cl, client.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
@@ -658,33 +719,105 @@ func TestQueueDeadLetterCopiedWindowNotCommitted(t *testing.T) {
 	if len(held) != 2 || held[0].Topic == held[1].Topic {
 		t.Fatalf("received %d records, want one of a and one of b", len(held))
 	}
-	reject := func() ([]broker.QueueRefusal, error) {
-		return c.Broker(1).QueueAck(ctx, "w", q.Member(), []broker.QueueOutcome{
-			{Topic: "a", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad a"},
-			{Topic: "b", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad b"}})
-	}
-	refused, err := reject()
-	if code, _ := broker.ErrorCode(err); err == nil || !code.Indeterminate() {
-		t.Fatalf("reject with a.dlq written and b.dlq refused: %v, %v; want an indeterminate error", refused, err)
+	refused, err := c.Broker(1).QueueAck(ctx, "w", q.Member(), []broker.QueueOutcome{
+		{Topic: "a", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad a"},
+		{Topic: "b", Partition: 0, First: 0, Last: 0, Outcome: group.Reject, Reason: "bad b"}})
+	if err != nil || len(refused) != 0 {
+		t.Fatalf("reject with a.dlq written and b.dlq refused: %+v, %v; want both applied", refused, err)
 	}
 	dead := consumeAll(t, cl, "a.dlq", 1)
 	if len(dead) != 1 || string(dead[0].Value) != "0" || header(dead[0], protocol.DeadLetterDeliveries) != "1" {
 		t.Fatalf("a.dlq: %d records, want the copy of a's record at its first delivery", len(dead))
 	}
-	// The windows were not committed: the records are held by no one,
-	// and come back on their second delivery.
-	poll.Until(t, 30*time.Second, "the reloaded coordinator answers", func() error {
-		refused, err = reject()
-		return err
+	noDelivery(ctx, t, q, 2*time.Second, "records whose copies are written or pending")
+	for _, d := range held {
+		// a's record is done (archived), b's archiving: held by no one.
+		want := map[string]error{"a": client.ErrNotDelivered, "b": client.ErrLeaseLost}[d.Topic]
+		if err := d.Accept(); !errors.Is(err, want) {
+			t.Fatalf("accept of %s/0 after its reject: %v, want %v", d.Topic, err, want)
+		}
+	}
+	if p, err := queuePartition(ctx, cl, "w", "a"); err != nil || p.Start != 1 {
+		t.Fatalf("a after the reject: %+v, %v", p, err)
+	}
+	if p, err := queuePartition(ctx, cl, "w", "b"); err != nil || p.Start != 0 || p.Archived != 1 {
+		t.Fatalf("b with its copy refused: %+v, %v", p, err)
+	}
+	if err := cl.AlterConfigs(ctx, "b.dlq", client.SetConfig("cleanup.policy", "delete")); err != nil {
+		t.Fatal(err)
+	}
+	waitArchived(ctx, t, cl, "w", "b", 1)
+	if dead := consumeAll(t, cl, "b.dlq", 1); len(dead) != 1 || header(dead[0], protocol.DeadLetterReason) != "rejected: bad b" {
+		t.Fatalf("b.dlq: %d records", len(dead))
+	}
+	noDelivery(ctx, t, q, time.Second, "archived records")
+}
+
+// TestQueueDeadLetterPendingAcrossFailover: a record rejected while its
+// dead-letter topic refuses the copy is archiving in the committed
+// window when the coordinator's broker stops. The new coordinator never
+// delivers it (a held record of the same window comes back, as after any
+// failover), refuses its outcomes, and writes its copy once the
+// dead-letter topic takes it, then archives it.
+func TestQueueDeadLetterPendingAcrossFailover(t *testing.T) {
+	c, cl := queueCluster(t, 3, group.QueueConfig{})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs", Partitions: 1, ReplicationFactor: 3})
+	testcluster.CreateTopic(t, cl, client.TopicSpec{Name: "jobs.dlq", Partitions: 1, ReplicationFactor: 3, Configs: map[string]string{"cleanup.policy": "compact"}})
+	produceValues(t, cl, "jobs", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	q := cl.QueueGroup("w", "jobs")
+	var held []*client.Delivery
+	for len(held) < 2 && ctx.Err() == nil {
+		held = append(held, receive(ctx, t, q, 2)...)
+	}
+	if len(held) != 2 || held[0].Offset != 0 {
+		t.Fatalf("received %d records", len(held))
+	}
+	if err := held[0].Reject("bad"); err != nil {
+		t.Fatalf("reject with jobs.dlq refusing the copy: %v", err)
+	}
+	if p, err := queuePartition(ctx, cl, "w", "jobs"); err != nil || p.Start != 0 || p.Archived != 1 {
+		t.Fatalf("before the failover: %+v, %v", p, err)
+	}
+	co, err := c.Broker(c.IDs()[0]).FindCoordinator(ctx, "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(co.BrokerID)
+
+	other := cl.QueueGroup("w", "jobs")
+	var again *client.Delivery
+	poll.Until(t, 60*time.Second, "offset 1 delivered again by the new coordinator", func() error {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer rcancel()
+		ds, err := other.Receive(rctx, 10)
+		for _, d := range ds {
+			if d.Offset != 1 || again != nil {
+				t.Fatalf("after the failover: delivered offset %d (delivery %d)", d.Offset, d.DeliveryCount)
+			}
+			again = d
+		}
+		if again == nil {
+			return fmt.Errorf("nothing received: %v", err)
+		}
+		return nil
 	})
-	if len(refused) != 2 || !errors.Is(refused[0].Err, group.ErrLeaseLost) || !errors.Is(refused[1].Err, group.ErrLeaseLost) {
-		t.Fatalf("the reject sent again: %+v, want both leases lost", refused)
+	if err := again.Accept(); err != nil {
+		t.Fatalf("accept of offset 1 after the failover: %v", err)
 	}
-	again := receive(ctx, t, q, 2)
-	for len(again) < 2 && ctx.Err() == nil {
-		again = append(again, receive(ctx, t, q, 2)...)
+	if err := held[0].Accept(); !errors.Is(err, client.ErrLeaseLost) && !errors.Is(err, client.ErrNotDelivered) {
+		t.Fatalf("accept of the archiving record after the failover: %v", err)
 	}
-	if len(again) != 2 || again[0].DeliveryCount != 2 || again[1].DeliveryCount != 2 {
-		t.Fatalf("after the coordinator reloaded: %d records, want both on their second delivery", len(again))
+	if p, err := queuePartition(ctx, cl, "w", "jobs"); err != nil || p.Start != 0 || p.Archived != 1 || p.Accepted != 1 {
+		t.Fatalf("after the failover: %+v, %v", p, err)
 	}
+	if err := cl.AlterConfigs(ctx, "jobs.dlq", client.SetConfig("cleanup.policy", "delete")); err != nil {
+		t.Fatal(err)
+	}
+	waitArchived(ctx, t, cl, "w", "jobs", 2)
+	if dead := consumeAll(t, cl, "jobs.dlq", 1); len(dead) < 1 || header(dead[0], protocol.DeadLetterReason) != "rejected: bad" || header(dead[0], protocol.DeadLetterOffset) != "0" {
+		t.Fatalf("jobs.dlq: %d records", len(dead))
+	}
+	noDelivery(ctx, t, other, time.Second, "after the copy")
 }

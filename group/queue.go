@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -13,11 +14,22 @@ import (
 // start are done (accepted, or archived and dead-lettered); end is the
 // first offset never delivered. Inside the window a record is available
 // (never delivered, released, or its lease ran out), acquired by one
-// member under a lease, accepted, or archived (rejected, or out of
-// delivery attempts). The coordinator persists the state (EncodeQueueState)
-// with acks=all before it answers an outcome, so after a failover accepted
-// records stay accepted, acquired ones become available again, and
-// delivery counts are kept (RestoreQueuePartition).
+// member under a lease, accepted, archiving (rejected, or out of delivery
+// attempts, its dead-letter copy not known to be written) or archived
+// (its copy written). The coordinator persists the state
+// (EncodeQueueState) with acks=all before it answers an outcome, so after
+// a failover accepted records stay accepted, acquired ones become
+// available again, delivery counts are kept, and archiving records are
+// copied again (RestoreQueuePartition).
+//
+// Archiving is what keeps a record in one place only, accepted or in the
+// dead-letter topic: a record leaves the available and acquired states
+// for it, and leaves it only for archived (Archive, once its copy is
+// written), so a record whose copy may exist is never delivered or
+// accepted again. The coordinator commits the window with the record
+// archiving before it writes the copy, and with it archived after; an
+// archiving record stays in the window (its start does not pass it) until
+// then, across failed copies and failovers.
 //
 // QueuePartition is pure: the caller passes the time and the offsets the
 // log holds; it does no I/O and starts no goroutine.
@@ -77,6 +89,9 @@ const (
 	Acquired  RecordState = 1
 	Accepted  RecordState = 2
 	Archived  RecordState = 3
+	// Archiving: archived, its dead-letter copy not known to be written
+	// (it may be). Never delivered again; only Archive moves it on.
+	Archiving RecordState = 4
 )
 
 func (s RecordState) String() string {
@@ -89,6 +104,8 @@ func (s RecordState) String() string {
 		return "accepted"
 	case Archived:
 		return "archived"
+	case Archiving:
+		return "archiving"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
@@ -124,7 +141,8 @@ type Delivery struct {
 	Deliveries int // this delivery's number, from 1
 }
 
-// DeadLetter is a record archived for the dead-letter topic.
+// DeadLetter is a record archiving: its copy is to be written to the
+// dead-letter topic, then Archive archives it.
 type DeadLetter struct {
 	Offset     int64
 	Deliveries int
@@ -136,6 +154,21 @@ type queueRecord struct {
 	deliveries int
 	member     string
 	deadline   time.Time // Acquired: the lease's end; Available: not before
+	reason     string    // Archiving: the dead letter's reason
+}
+
+// maxDeadLetterReason bounds a dead letter's reason (bytes), which an
+// archiving record keeps in the persisted window.
+const maxDeadLetterReason = 512
+
+// archiving moves r, at offset off, to Archiving and returns its dead
+// letter.
+func (q *QueuePartition) archiving(r *queueRecord, off int64, reason string) DeadLetter {
+	if len(reason) > maxDeadLetterReason {
+		reason = strings.ToValidUTF8(reason[:maxDeadLetterReason], "")
+	}
+	r.state, r.member, r.reason = Archiving, "", reason
+	return DeadLetter{Offset: off, Deliveries: r.deliveries, Reason: reason}
 }
 
 // QueuePartition is one partition's window for one queue group.
@@ -159,26 +192,60 @@ func NewQueuePartition(cfg QueueConfig, start int64) *QueuePartition {
 // changed). A new lease applies to acquisitions and renewals from now
 // on, a new cap to new deliveries, a new backoff to records given back
 // from now on. A lowered delivery limit archives the available records
-// that have had as many deliveries, and returns them as dead letters
-// (held records are archived when they come back, as always).
+// that have had as many deliveries (Archiving), and returns them as dead
+// letters (held records are archived when they come back, as always).
 func (q *QueuePartition) SetConfig(cfg QueueConfig) []DeadLetter {
 	q.cfg = cfg.WithDefaults()
 	return q.archiveSpent("since the group's limit changed")
 }
 
-// archiveSpent archives the available records that have had all their
-// deliveries and returns them as dead letters, why saying how they got
-// there without being archived at once.
+// archiveSpent moves the available records that have had all their
+// deliveries to Archiving and returns them as dead letters, why saying
+// how they got there without being archived at once.
 func (q *QueuePartition) archiveSpent(why string) []DeadLetter {
 	var dead []DeadLetter
 	for i := range q.recs {
 		if r := &q.recs[i]; r.state == Available && r.deliveries >= q.cfg.MaxDeliveries {
-			r.state = Archived
-			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries,
-				Reason: fmt.Sprintf("delivered %d times, the most allowed (%s)", r.deliveries, why)})
+			dead = append(dead, q.archiving(r, q.start+int64(i),
+				fmt.Sprintf("delivered %d times, the most allowed (%s)", r.deliveries, why)))
+		}
+	}
+	return dead
+}
+
+// Archive archives the records at offsets that are archiving (their
+// dead-letter copies are written), moves the start past the done
+// records, and returns how many it archived; other offsets are left
+// alone.
+func (q *QueuePartition) Archive(offsets []int64) int {
+	n := 0
+	for _, off := range offsets {
+		if i := off - q.start; i >= 0 && i < int64(len(q.recs)) && q.recs[i].state == Archiving {
+			q.recs[i].state, q.recs[i].reason = Archived, ""
+			n++
 		}
 	}
 	q.advance()
+	return n
+}
+
+// state is the state of the record at off, Accepted outside the window.
+func (q *QueuePartition) state(off int64) RecordState {
+	if i := off - q.start; i >= 0 && i < int64(len(q.recs)) {
+		return q.recs[i].state
+	}
+	return Accepted
+}
+
+// Archiving returns the dead letters of the records archiving, lowest
+// offset first: those whose copies are still to be written.
+func (q *QueuePartition) Archiving() []DeadLetter {
+	var dead []DeadLetter
+	for i, r := range q.recs {
+		if r.state == Archiving {
+			dead = append(dead, DeadLetter{Offset: q.start + int64(i), Deliveries: r.deliveries, Reason: r.reason})
+		}
+	}
 	return dead
 }
 
@@ -252,7 +319,9 @@ func (q *QueuePartition) Acquire(now time.Time, member string, max int, next []i
 
 // Ack applies outcome to each offset member holds and returns, per
 // offset, nil or a definite error (ErrLeaseLost, ErrNotDelivered), and the
-// records it archived. delay applies to Release; reason to Reject.
+// records it moved to Archiving. delay applies to Release; reason to
+// Reject. An archiving record is held by no one: its outcomes are
+// ErrLeaseLost.
 func (q *QueuePartition) Ack(now time.Time, member string, offsets []int64, outcome Outcome, delay time.Duration, reason string) ([]error, []DeadLetter) {
 	errs := make([]error, len(offsets))
 	var dead []DeadLetter
@@ -275,11 +344,11 @@ func (q *QueuePartition) Ack(now time.Time, member string, offsets []int64, outc
 				dead = append(dead, dl)
 			}
 		case Reject:
-			q.settle(r, Archived)
+			q.settle(r, Archiving)
 			if reason == "" {
 				reason = "rejected"
 			}
-			dead = append(dead, DeadLetter{Offset: off, Deliveries: r.deliveries, Reason: "rejected: " + reason})
+			dead = append(dead, q.archiving(r, off, "rejected: "+reason))
 		case Renew:
 			r.deadline = now.Add(q.cfg.Lease)
 		default:
@@ -297,11 +366,12 @@ func (q *QueuePartition) settle(r *queueRecord, s RecordState) {
 }
 
 // giveBack makes an acquired record available again, not before notBefore
-// and its backoff, or archives it when it has had all its deliveries.
+// and its backoff, or moves it to Archiving when it has had all its
+// deliveries.
 func (q *QueuePartition) giveBack(r *queueRecord, off int64, notBefore time.Time, why string) (DeadLetter, bool) {
 	if r.deliveries >= q.cfg.MaxDeliveries {
-		q.settle(r, Archived)
-		return DeadLetter{Offset: off, Deliveries: r.deliveries, Reason: fmt.Sprintf("%s after %d deliveries, the most allowed", why, r.deliveries)}, true
+		q.settle(r, Archiving)
+		return q.archiving(r, off, fmt.Sprintf("%s after %d deliveries, the most allowed", why, r.deliveries)), true
 	}
 	q.acquired--
 	r.state, r.member = Available, ""
@@ -309,9 +379,9 @@ func (q *QueuePartition) giveBack(r *queueRecord, off int64, notBefore time.Time
 	return DeadLetter{}, false
 }
 
-// Tick makes records whose lease ran out available again (or archives
-// them) and returns the archived ones; the caller runs it at least as
-// often as NextDeadline says.
+// Tick makes records whose lease ran out available again (or moves them
+// to Archiving) and returns the archiving ones; the caller runs it at
+// least as often as NextDeadline says.
 func (q *QueuePartition) Tick(now time.Time) []DeadLetter {
 	var dead []DeadLetter
 	for i := range q.recs {
@@ -338,7 +408,8 @@ func (q *QueuePartition) NextDeadline() time.Time {
 	return t
 }
 
-// advance moves the start past the done records at the window's head.
+// advance moves the start past the done records at the window's head
+// (accepted or archived: an archiving record is not done).
 func (q *QueuePartition) advance() {
 	n := 0
 	for n < len(q.recs) && (q.recs[n].state == Accepted || q.recs[n].state == Archived) {
@@ -358,59 +429,79 @@ func (q *QueuePartition) Reset(start int64) {
 }
 
 // The persisted form: version byte, start, then runs of equal records
-// (length, state, deliveries). Acquired records are stored as available:
-// after a failover nobody holds them (their members' acknowledgements get
-// ErrLeaseLost), and they keep their delivery counts. Leases and backoff
-// deadlines are not persisted.
-const queueStateVersion = 1
+// (length, state, deliveries; version 2 adds, to a run of archiving
+// records, their dead letter's reason: length and bytes). Version 1 has
+// no archiving state; EncodeQueueState writes it when the window holds no
+// archiving record, so the bytes of the common window do not change.
+// Acquired records are stored as available: after a failover nobody holds
+// them (their members' acknowledgements get ErrLeaseLost), and they keep
+// their delivery counts. Leases and backoff deadlines are not persisted.
+const (
+	queueStateVersion          = 2
+	queueStateVersionNoPending = 1
+)
 
 // maxQueueWindow bounds a decoded window, far above any MaxInFlight.
 const maxQueueWindow = 1 << 20
 
 // EncodeQueueState appends the partition's persisted state to b.
 func (q *QueuePartition) EncodeQueueState(b []byte) []byte {
-	b = append(b, queueStateVersion)
-	b = binary.AppendVarint(b, q.start)
 	type run struct {
-		n     int
-		state RecordState
-		deliv int
+		n      int
+		state  RecordState
+		deliv  int
+		reason string
 	}
 	var runs []run
+	version := byte(queueStateVersionNoPending)
 	for _, r := range q.recs {
 		s := r.state
 		if s == Acquired {
 			s = Available
 		}
-		if len(runs) > 0 && runs[len(runs)-1].state == s && runs[len(runs)-1].deliv == r.deliveries {
-			runs[len(runs)-1].n++
+		if s == Archiving {
+			version = queueStateVersion
+		}
+		if n := len(runs); n > 0 && runs[n-1].state == s && runs[n-1].deliv == r.deliveries && runs[n-1].reason == r.reason {
+			runs[n-1].n++
 			continue
 		}
-		runs = append(runs, run{1, s, r.deliveries})
+		runs = append(runs, run{1, s, r.deliveries, r.reason})
 	}
+	b = append(b, version)
+	b = binary.AppendVarint(b, q.start)
 	b = binary.AppendUvarint(b, uint64(len(runs)))
 	for _, r := range runs {
 		b = binary.AppendUvarint(b, uint64(r.n))
 		b = append(b, byte(r.state))
 		b = binary.AppendUvarint(b, uint64(r.deliv))
+		if r.state == Archiving {
+			b = binary.AppendUvarint(b, uint64(len(r.reason)))
+			b = append(b, r.reason...)
+		}
 	}
 	return b
 }
 
 // RestoreQueuePartition rebuilds a partition's state from what
-// EncodeQueueState wrote, checking every length before it allocates. A
-// record that was held when the state was written comes back available
-// with its delivery count; one that has had all its deliveries (it was
-// held for the last time, or the limit was lowered) is archived and
-// returned as a dead letter for the caller to write. A crash between that
-// write and the next persisted state dead-letters it again: dead letters
-// are at least once.
+// EncodeQueueState wrote (either version), checking every length and
+// value before it allocates. A record that was held when the state was
+// written comes back available with its delivery count; one that has had
+// all its deliveries (it was held for the last time, or the limit was
+// lowered) is moved to Archiving. It returns the dead letters of every
+// archiving record, for the caller to write (again, for those archiving
+// when the state was written: their copies may exist, so they are
+// written at least once, never taken back) before it archives them.
 func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLetter, error) {
 	fail := func(format string, args ...any) (*QueuePartition, []DeadLetter, error) {
 		return nil, nil, fmt.Errorf("%w: %s", ErrCorruptQueueState, fmt.Sprintf(format, args...))
 	}
-	if len(b) == 0 || b[0] != queueStateVersion {
-		return fail("version %v, want %d", b[:min(len(b), 1)], queueStateVersion)
+	if len(b) == 0 || b[0] != queueStateVersion && b[0] != queueStateVersionNoPending {
+		return fail("version %v, want %d or %d", b[:min(len(b), 1)], queueStateVersionNoPending, queueStateVersion)
+	}
+	maxState := Archived
+	if b[0] == queueStateVersion {
+		maxState = Archiving
 	}
 	b = b[1:]
 	start, n := binary.Varint(b)
@@ -431,18 +522,29 @@ func RestoreQueuePartition(cfg QueueConfig, b []byte) (*QueuePartition, []DeadLe
 		}
 		state := RecordState(b[n1])
 		deliv, n2 := binary.Uvarint(b[n1+1:])
-		if n2 <= 0 || state == Acquired || state > Archived || deliv > 1<<15 {
+		if n2 <= 0 || state == Acquired || state > maxState || deliv > 1<<15 || state == Archiving && deliv == 0 {
 			return fail("run state %d, deliveries %d", state, deliv)
 		}
 		b = b[n1+1+n2:]
+		var reason string
+		if state == Archiving {
+			size, n3 := binary.Uvarint(b)
+			if n3 <= 0 || size > maxDeadLetterReason || size > uint64(len(b)-n3) {
+				return fail("reason length")
+			}
+			reason = string(b[n3 : n3+int(size)])
+			b = b[n3+int(size):]
+		}
 		for range length {
-			q.recs = append(q.recs, queueRecord{state: state, deliveries: int(deliv)})
+			q.recs = append(q.recs, queueRecord{state: state, deliveries: int(deliv), reason: reason})
 		}
 	}
 	if len(b) != 0 {
 		return fail("%d trailing bytes", len(b))
 	}
-	return q, q.archiveSpent("held when its coordinator failed over, or the limit was lowered"), nil
+	q.archiveSpent("held when its coordinator failed over, or the limit was lowered")
+	q.advance()
+	return q, q.Archiving(), nil
 }
 
 // AvailableOffsets returns up to max offsets of records a member could

@@ -26,9 +26,10 @@ type QueuePartitionStats struct {
 	// (now, or once their release delay or backoff passes); Acquired
 	// those held under a lease that has not run out.
 	Available, Acquired int
-	// DeadLettered counts the records archived and copied to the
-	// dead-letter topic since the partition was first read (it survives
-	// failovers: it is in the persisted state).
+	// DeadLettered counts the records archived for the dead-letter topic
+	// since the partition was first read, copied or with their copies
+	// still to write (it survives failovers: it is in the persisted
+	// state).
 	DeadLettered int64
 	// OldestAcquired is when the oldest lease still held began (zero:
 	// none held).
@@ -46,7 +47,7 @@ func (c *Coordinator) QueueStats(now time.Time) []QueueGroupStats {
 			p := g.parts[k]
 			ps := p.q.stats(now)
 			ps.QueueKey = k
-			ps.DeadLettered += p.deadLettered + int64(len(p.pending))
+			ps.DeadLettered += p.deadLettered
 			gs.Partitions = append(gs.Partitions, ps)
 		}
 		out = append(out, gs)
@@ -64,6 +65,8 @@ func (q *QueuePartition) stats(now time.Time) QueuePartitionStats {
 		switch {
 		case r.state == Available:
 			ps.Available++
+		case r.state == Archiving:
+			ps.DeadLettered++
 		case r.state != Acquired:
 		case now.Before(r.deadline):
 			ps.Acquired++

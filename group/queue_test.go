@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -33,10 +34,17 @@ func TestQueueTransitions(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil || len(dead) != 0 || q.Start() != 102 {
 		t.Fatalf("accept: %v %v start %d", errs, dead, q.Start())
 	}
-	// Reject archives and dead-letters at once.
+	// Reject moves the record to archiving at once: held by no one,
+	// never delivered again, in the window until its copy is written.
 	errs, dead = q.Ack(t0, "a", []int64{102}, Reject, 0, "bad json")
-	if errs[0] != nil || len(dead) != 1 || dead[0].Offset != 102 || dead[0].Reason != "rejected: bad json" || q.Start() != 103 {
+	if errs[0] != nil || len(dead) != 1 || dead[0].Offset != 102 || dead[0].Reason != "rejected: bad json" || q.Start() != 102 {
 		t.Fatalf("reject: %v %+v start %d", errs, dead, q.Start())
+	}
+	if errs, _ := q.Ack(t0, "a", []int64{102}, Accept, 0, ""); !errors.Is(errs[0], ErrLeaseLost) {
+		t.Fatalf("accept of an archiving record: %v, want ErrLeaseLost", errs[0])
+	}
+	if n := q.Archive([]int64{101, 102, 103}); n != 1 || q.Start() != 103 {
+		t.Fatalf("archive: %d archived, start %d", n, q.Start())
 	}
 	// Release with a delay: not redelivered before it.
 	q.Ack(t0, "b", []int64{103}, Release, 10*time.Second, "")
@@ -106,7 +114,7 @@ func TestQueueDeliveryLimitAndBackoff(t *testing.T) {
 	}
 	now = now.Add(time.Second)
 	dead = append(dead, q.Tick(now)...)
-	if len(dead) != 1 || dead[0].Offset != 0 || dead[0].Deliveries != 3 || q.Start() != 1 {
+	if len(dead) != 1 || dead[0].Offset != 0 || dead[0].Deliveries != 3 || q.Start() != 0 || q.Archive([]int64{0}) != 1 || q.Start() != 1 {
 		t.Fatalf("after 3 deliveries: dead %+v, start %d", dead, q.Start())
 	}
 	// A release at the limit archives too.
@@ -185,8 +193,56 @@ func TestQueueStateSurvivesFailover(t *testing.T) {
 	last := NewQueuePartition(QueueConfig{MaxDeliveries: 1}, 0)
 	last.Acquire(t0, "a", 1, []int64{0})
 	r, dead, err = RestoreQueuePartition(QueueConfig{MaxDeliveries: 1}, last.EncodeQueueState(nil))
-	if err != nil || len(dead) != 1 || dead[0].Offset != 0 || r.Start() != 1 {
+	if err != nil || len(dead) != 1 || dead[0].Offset != 0 || r.Start() != 0 || r.Archive([]int64{0}) != 1 || r.Start() != 1 {
 		t.Fatalf("held at its last delivery: %v, dead %+v, start %d", err, dead, r.Start())
+	}
+}
+
+// A window holding archiving records (their dead-letter copies may
+// exist, not known to be written) is persisted in version 2, with each
+// dead letter's reason; restored, they are returned again as dead
+// letters, never delivered, and their outcomes are refused until
+// Archive. A window without one is written in version 1, as before
+// archiving existed, and version 1 windows still restore.
+func TestQueueArchivingSurvivesRestore(t *testing.T) {
+	cfg := QueueConfig{MaxDeliveries: 3}
+	q := NewQueuePartition(cfg, 0)
+	q.Acquire(t0, "a", 5, seq(0, 5))
+	q.Ack(t0, "a", []int64{0}, Accept, 0, "")
+	q.Ack(t0, "a", []int64{1, 2}, Reject, 0, "bad")
+	q.Ack(t0, "a", []int64{3}, Reject, 0, string(make([]byte, 2*maxDeadLetterReason)))
+	b := q.EncodeQueueState(nil)
+	if b[0] != queueStateVersion {
+		t.Fatalf("a window with archiving records in version %d", b[0])
+	}
+	r, dead, err := RestoreQueuePartition(cfg, b)
+	if err != nil || len(dead) != 3 || dead[0] != (DeadLetter{1, 1, "rejected: bad"}) || dead[1] != (DeadLetter{2, 1, "rejected: bad"}) ||
+		dead[2].Offset != 3 || len(dead[2].Reason) != maxDeadLetterReason {
+		t.Fatalf("restored: %v, dead %+v", err, dead)
+	}
+	if r.Start() != 1 || r.Counts()[Archiving] != 3 {
+		t.Fatalf("restored window from %d: %v", r.Start(), r.Counts())
+	}
+	if got := r.Acquire(t0, "b", 10, nil); len(got) != 1 || got[0] != (Delivery{4, 2}) {
+		t.Fatalf("acquired after restore: %+v, want only 4", got)
+	}
+	for _, o := range []Outcome{Accept, Release, Reject} {
+		if errs, dead := r.Ack(t0, "a", []int64{1}, o, 0, ""); !errors.Is(errs[0], ErrLeaseLost) || len(dead) != 0 {
+			t.Fatalf("outcome %d of an archiving record: %v %+v", o, errs[0], dead)
+		}
+	}
+	if n := r.Archive([]int64{1, 2, 3}); n != 3 || r.Start() != 4 {
+		t.Fatalf("archived %d, start %d", n, r.Start())
+	}
+	if b := r.EncodeQueueState(nil); b[0] != queueStateVersionNoPending {
+		t.Fatalf("a window without archiving records in version %d", b[0])
+	}
+	// Version 1, as written before the archiving state: start 7, one
+	// accepted record, two available after one delivery, one archived.
+	v1 := []byte{queueStateVersionNoPending, 14, 3, 1, byte(Accepted), 0, 2, byte(Available), 1, 1, byte(Archived), 1}
+	r, dead, err = RestoreQueuePartition(cfg, v1)
+	if err != nil || len(dead) != 0 || r.Start() != 8 || r.End() != 11 || r.Counts()[Available] != 2 {
+		t.Fatalf("version 1 window: %v, dead %+v, window %d-%d %v", err, dead, r.Start(), r.End(), r.Counts())
 	}
 }
 
@@ -203,6 +259,12 @@ func TestQueueRestoreRefusesCorruption(t *testing.T) {
 		"huge count":     {queueStateVersion, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"acquired":       {queueStateVersion, 0, 1, 1, byte(Acquired), 1},
 		"bad state":      {queueStateVersion, 0, 1, 1, 9, 1},
+		"v1 archiving":   {queueStateVersionNoPending, 0, 1, 1, byte(Archiving), 1, 0},
+		"no reason":      {queueStateVersion, 0, 1, 1, byte(Archiving), 1},
+		"long reason":    {queueStateVersion, 0, 1, 1, byte(Archiving), 1, 5, 'a'},
+		"huge reason":    {queueStateVersion, 0, 1, 1, byte(Archiving), 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"over max":       append([]byte{queueStateVersion, 0, 1, 1, byte(Archiving), 1, 0x81, 0x04}, make([]byte, maxDeadLetterReason+1)...),
+		"undelivered":    {queueStateVersion, 0, 1, 1, byte(Archiving), 0, 0},
 		"zero run":       {queueStateVersion, 0, 1, 0, 0, 1},
 		"negative start": {queueStateVersion, 1, 0},
 	} {
@@ -217,26 +279,32 @@ func FuzzRestoreQueueState(f *testing.F) {
 	q.Acquire(t0, "m", 3, seq(5, 3))
 	q.Ack(t0, "m", []int64{6}, Accept, 0, "")
 	f.Add(q.EncodeQueueState(nil))
+	f.Add([]byte{queueStateVersionNoPending, 0, 0})
 	f.Add([]byte{queueStateVersion, 0, 0})
+	q.Ack(t0, "m", []int64{5}, Reject, 0, "bad")
+	q.Ack(t0, "m", []int64{7}, Reject, 0, "worse")
+	f.Add(q.EncodeQueueState(nil)) // version 2: archiving runs with reasons
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, _, err := RestoreQueuePartition(QueueConfig{}, b)
+		r, dead, err := RestoreQueuePartition(QueueConfig{}, b)
 		if err != nil {
 			if !errors.Is(err, ErrCorruptQueueState) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
 		}
-		again, _, err := RestoreQueuePartition(QueueConfig{}, r.EncodeQueueState(nil))
-		if err != nil || again.Start() != r.Start() || again.End() != r.End() {
+		again, deadAgain, err := RestoreQueuePartition(QueueConfig{}, r.EncodeQueueState(nil))
+		if err != nil || again.Start() != r.Start() || again.End() != r.End() || !maps.Equal(again.Counts(), r.Counts()) || !slices.Equal(deadAgain, dead) {
 			t.Fatalf("re-encoded state differs: %v", err)
 		}
 	})
 }
 
 // A random workload of members that accept, release, reject, renew, go
-// silent, and coordinators that fail over: every record ends accepted
-// exactly once or dead-lettered exactly once, never both; no record is
-// held by two members; no record is delivered more than the limit.
+// silent, dead-letter copies that fail and are retried, and coordinators
+// that fail over: every record ends accepted exactly once or
+// dead-lettered (at least once: a copy may be written again after a
+// failover), never both; no record is held by two members; no record is
+// delivered more than the limit.
 func TestQueueRandomWorkload(t *testing.T) {
 	for seed := range uint64(50) {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -250,6 +318,7 @@ func TestQueueRandomWorkload(t *testing.T) {
 			until  time.Time
 		}
 		holder := map[int64]lease{}
+		var pending []int64 // archiving: copies not known to be written
 		now := t0
 		logEnd := int64(0)
 		for step := 0; step < 5000 && q.Start() < total; step++ {
@@ -260,17 +329,24 @@ func TestQueueRandomWorkload(t *testing.T) {
 			for _, dl := range q.Tick(now) {
 				deadLettered[dl.Offset]++
 				delete(holder, dl.Offset)
+				pending = append(pending, dl.Offset)
 			}
 			if rng.IntN(200) == 0 { // coordinator failover
 				r, dead, err := RestoreQueuePartition(cfg, q.EncodeQueueState(nil))
 				if err != nil {
 					t.Fatal(err)
 				}
+				pending = pending[:0]
 				for _, dl := range dead {
-					deadLettered[dl.Offset]++
+					deadLettered[dl.Offset]++ // written again
+					pending = append(pending, dl.Offset)
 				}
 				q = r
 				clear(holder)
+			}
+			if rng.IntN(3) != 0 { // the copies are written (else retried later)
+				q.Archive(pending)
+				pending = pending[:0]
 			}
 			member := []string{"a", "b", "c"}[rng.IntN(3)]
 			var next []int64
@@ -305,6 +381,7 @@ func TestQueueRandomWorkload(t *testing.T) {
 			for _, dl := range dead {
 				deadLettered[dl.Offset]++
 				delete(holder, dl.Offset)
+				pending = append(pending, dl.Offset)
 			}
 			if errs[0] != nil {
 				if !errors.Is(errs[0], ErrLeaseLost) {
@@ -315,6 +392,9 @@ func TestQueueRandomWorkload(t *testing.T) {
 			}
 			switch outcome {
 			case Accept:
+				if deadLettered[o] > 0 {
+					t.Fatalf("seed %d: offset %d accepted after it was dead-lettered", seed, o)
+				}
 				accepted[o]++
 				delete(holder, o)
 			case Release:
@@ -327,7 +407,7 @@ func TestQueueRandomWorkload(t *testing.T) {
 			if o >= q.Start() {
 				break
 			}
-			if accepted[o]+deadLettered[o] != 1 {
+			if accepted[o] > 1 || (accepted[o] == 1) == (deadLettered[o] > 0) {
 				t.Fatalf("seed %d: offset %d accepted %d times, dead-lettered %d times", seed, o, accepted[o], deadLettered[o])
 			}
 		}
@@ -345,7 +425,7 @@ func TestQueueSetConfig(t *testing.T) {
 	q.Acquire(t0, "m", 3, []int64{0, 1, 2})
 	q.Ack(t0, "m", []int64{0}, Release, 0, "")
 	dead := q.SetConfig(QueueConfig{MaxDeliveries: 1, MaxInFlight: 3})
-	if len(dead) != 1 || dead[0].Offset != 0 || dead[0].Deliveries != 1 || q.Start() != 1 {
+	if len(dead) != 1 || dead[0].Offset != 0 || dead[0].Deliveries != 1 || q.Start() != 0 || q.Archive([]int64{0}) != 1 || q.Start() != 1 {
 		t.Fatalf("dead %+v, start %d", dead, q.Start())
 	}
 	if got := q.Acquire(t0, "m", 5, []int64{3, 4, 5}); len(got) != 1 || !q.AtCap() { // 1 and 2 held

@@ -17,13 +17,21 @@ import (
 // each; Replay restores them with RestoreQueuePartition.
 //
 // The calls follow the Coordinator's contract (pure, time from the
-// caller, not safe for concurrent use) with one more rule: a call that
-// archives records returns them as QueueDead, and the caller must write
-// them to the dead-letter topic before it appends the Records of the same
-// call, so a dead letter is never lost (it may be written twice: at least
-// once). Every call first ends the expired leases of the partitions it
-// touches (Tick): leases are enforced whenever the state is looked at, so
-// no timer is needed for them.
+// caller, not safe for concurrent use) with one more rule, for dead
+// letters, in three steps. A call that archives records (rejected, or out
+// of deliveries) leaves them archiving and returns them as QueueDead,
+// with Records that hold their windows: the caller (1) commits those
+// Records, (2) then writes the copies to the dead-letter topic, (3) then
+// calls QueueDeadLettersWritten with the copies written, whose Records
+// archive them, and QueueDeadLettersNotWritten with the others, which
+// the next call on their partition after the time given returns again.
+// A record archiving is never delivered or accepted again, so once its
+// copy may exist it ends in the dead-letter topic only; a failure at any
+// step leaves it archiving in memory or in the committed window, and a
+// coordinator that restores it returns it again: a copy may be written
+// twice (at least once), never lost. Every call first ends the expired
+// leases of the partitions it touches (Tick): leases are enforced
+// whenever the state is looked at, so no timer is needed for them.
 
 // ErrQueueGroupNotFound: an acknowledgement or a describe names a queue
 // group this coordinator does not hold.
@@ -35,7 +43,7 @@ type QueueKey struct {
 	Partition int32
 }
 
-// QueueDead is a record to copy to the dead-letter topic.
+// QueueDead is a record archiving, to copy to the dead-letter topic.
 type QueueDead struct {
 	QueueKey
 	DeadLetter
@@ -77,11 +85,16 @@ type QueueAck struct {
 // QueuePartitionDescription is one partition of a queue group.
 type QueuePartitionDescription struct {
 	QueueKey
-	Start, End   int64
-	Available    int
-	Acquired     int
-	Accepted     int // in the window (those before Start are done too)
-	Archived     int // in the window
+	Start, End int64
+	Available  int
+	Acquired   int
+	Accepted   int // in the window (those before Start are done too)
+	Archived   int // in the window, archiving ones included
+	// Archiving is how many of Archived have their dead-letter copies
+	// still to write (retried by the calls on the partition).
+	Archiving int
+	// DeadLettered counts the records archived since the partition was
+	// first read, those archiving included.
 	DeadLettered int64
 	// OldestAcquired is when the oldest lease still held began (zero:
 	// none held).
@@ -96,11 +109,13 @@ type queueGroup struct {
 
 type queuePart struct {
 	q            *QueuePartition
-	deadLettered int64
-	// pending are records a restore archived (held for their last
-	// delivery when the coordinator failed over): dead-lettered by the
-	// next call that touches the partition.
+	deadLettered int64 // copies written (records archived)
+	// pending are archiving records whose copies are not in a caller's
+	// hands: restored archiving, archived by a lowered limit, or whose
+	// copies were not written. The next call that touches the partition
+	// at or after retryAt returns them as dead letters.
 	pending []DeadLetter
+	retryAt time.Time
 }
 
 func (c *Coordinator) queueGroup(id string, create bool) *queueGroup {
@@ -169,14 +184,18 @@ func (c *Coordinator) part(g *queueGroup, k QueueKey, create bool) *queuePart {
 	return p
 }
 
-// tick ends p's expired leases and collects its dead letters.
+// tick ends p's expired leases and collects its dead letters: those of
+// the leases ended at their last delivery, and the pending ones once
+// their retry time has come.
 func (p *queuePart) tick(now time.Time, k QueueKey, dead []QueueDead) ([]QueueDead, bool) {
-	dls := append(p.pending, p.q.Tick(now)...)
-	p.pending = nil
+	var dls []DeadLetter
+	if !now.Before(p.retryAt) {
+		dls, p.pending = p.pending, nil
+	}
+	dls = append(dls, p.q.Tick(now)...)
 	for _, dl := range dls {
 		dead = append(dead, QueueDead{k, dl})
 	}
-	p.deadLettered += int64(len(dls))
 	return dead, len(dls) > 0
 }
 
@@ -296,7 +315,6 @@ func (c *Coordinator) QueueAck(now time.Time, groupID, member string, acks []Que
 		for _, dl := range dls {
 			dead = append(dead, QueueDead{a.QueueKey, dl})
 		}
-		p.deadLettered += int64(len(dls))
 		if a.Outcome != Renew || ticked {
 			for _, e := range errs[i] {
 				if e == nil {
@@ -331,10 +349,70 @@ func (c *Coordinator) DescribeQueue(now time.Time, groupID string) ([]QueueParti
 		}
 		n := p.q.Counts()
 		out = append(out, QueuePartitionDescription{QueueKey: k, Start: p.q.Start(), End: p.q.End(),
-			Available: n[Available], Acquired: n[Acquired], Accepted: n[Accepted], Archived: n[Archived],
-			DeadLettered: p.deadLettered, OldestAcquired: p.q.OldestAcquired(), AtCap: p.q.AtCap()})
+			Available: n[Available], Acquired: n[Acquired], Accepted: n[Accepted], Archived: n[Archived] + n[Archiving],
+			Archiving: n[Archiving], DeadLettered: p.deadLettered + int64(n[Archiving]), OldestAcquired: p.q.OldestAcquired(), AtCap: p.q.AtCap()})
 	}
 	return out, dead, c.take(), nil
+}
+
+// QueueDeadLettersWritten archives the records whose dead-letter copies
+// dead are written (returned as QueueDead by a call of this coordinator,
+// whose Records were committed before the copies) and returns the Records
+// of their windows. Records no longer archiving (a reset came between)
+// are left alone.
+func (c *Coordinator) QueueDeadLettersWritten(groupID string, dead []QueueDead) []Record {
+	c.out = nil
+	g := c.queueGroup(groupID, false)
+	if g == nil {
+		return nil
+	}
+	byPart := map[QueueKey][]int64{}
+	for _, d := range dead {
+		byPart[d.QueueKey] = append(byPart[d.QueueKey], d.Offset)
+	}
+	for _, k := range sortedQueueKeys(byPart) {
+		if p := g.parts[k]; p != nil {
+			if n := p.q.Archive(byPart[k]); n > 0 {
+				p.deadLettered += int64(n)
+				c.queueRecord(g, k, p)
+			}
+		}
+	}
+	return c.take()
+}
+
+// QueueDeadLettersNotWritten takes back the dead letters dead whose
+// copies were not written (or may not have been): their records stay
+// archiving, and the first call on their partition at or after retryAt
+// returns them again.
+func (c *Coordinator) QueueDeadLettersNotWritten(groupID string, dead []QueueDead, retryAt time.Time) {
+	g := c.queueGroup(groupID, false)
+	if g == nil {
+		return
+	}
+	for _, d := range dead {
+		if p := g.parts[d.QueueKey]; p != nil && p.q.state(d.Offset) == Archiving {
+			p.pending = append(p.pending, d.DeadLetter)
+			p.retryAt = retryAt
+		}
+	}
+}
+
+// QueueDeadLettersDue returns the queue groups, sorted, with dead
+// letters to write at now (restored archiving, or not written and their
+// retry time come): a call on their partitions (DescribeQueue touches
+// them all) returns them.
+func (c *Coordinator) QueueDeadLettersDue(now time.Time) []string {
+	var out []string
+	for _, id := range c.ListQueueGroups() {
+		for _, p := range c.queues[id].parts {
+			if len(p.pending) > 0 && !now.Before(p.retryAt) {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // ResetQueue moves the windows of the partitions named to their offsets

@@ -61,6 +61,8 @@ func TestQueueGroupReplay(t *testing.T) {
 		len(dead) != 1 || dead[0].Offset != 11 || dead[0].Topic != "jobs" || len(recs) != 1 {
 		t.Fatalf("ack: %v %+v %d records, %v", errs, dead, len(recs), err)
 	}
+	// 11's copy is written: archived.
+	log = append(log, c.QueueDeadLettersWritten("g", dead)...)
 	// 12 is delivered a second time, the last allowed, and held.
 	got, _, recs = c.QueueAcquire(t0, "g", "b", 1, []QueueRead{{QueueKey: k}})
 	log = append(log, recs...)
@@ -73,13 +75,19 @@ func TestQueueGroupReplay(t *testing.T) {
 	if err != nil || len(d) != 1 {
 		t.Fatalf("describe after replay: %+v %v", d, err)
 	}
-	// 12 was held for its last delivery: archived and dead-lettered now,
+	// 12 was held for its last delivery: archiving and dead-lettered now,
 	// with a record saying so; 13 is available again with its count.
 	if len(dead) != 1 || dead[0].Offset != 12 || len(recs) != 1 {
 		t.Fatalf("dead letters after replay: %+v, %d records", dead, len(recs))
 	}
-	if p := d[0]; p.Start != 13 || p.End != 14 || p.Available != 1 || p.Acquired != 0 || p.DeadLettered != 2 {
+	if p := d[0]; p.Start != 12 || p.End != 14 || p.Available != 1 || p.Acquired != 0 || p.Archiving != 1 || p.DeadLettered != 2 {
 		t.Fatalf("after replay: %+v", p)
+	}
+	if recs := r.QueueDeadLettersWritten("g", dead); len(recs) != 1 {
+		t.Fatalf("archive 12: %d records", len(recs))
+	}
+	if d, _, _, _ := r.DescribeQueue(t0, "g"); d[0].Start != 13 || d[0].Archiving != 0 || d[0].DeadLettered != 2 {
+		t.Fatalf("after 12's copy: %+v", d[0])
 	}
 	got, _, _ = r.QueueAcquire(t0, "g", "c", 5, []QueueRead{{QueueKey: k}})
 	if len(got) != 1 || got[0].Offset != 13 || got[0].Deliveries != 2 {
@@ -104,6 +112,63 @@ func TestQueueGroupReplay(t *testing.T) {
 	}
 	if got := r.ListQueueGroups(); len(got) != 1 || got[0] != "g" {
 		t.Fatalf("list: %v", got)
+	}
+}
+
+// The three steps of a dead letter, with a failure after each: a record
+// whose window says archiving (committed before its copy is written) is
+// never delivered or accepted again, whatever happens to its copy or to
+// the window that archives it; the coordinator that restores it returns
+// its dead letter again, and a copy not written comes back at the retry
+// time.
+func TestQueueGroupArchivingNeverComesBack(t *testing.T) {
+	cfg := Config{Queue: QueueConfig{MaxDeliveries: 5}}
+	c, _ := New(cfg)
+	k := QueueKey{"jobs", 0}
+	var log []Record
+	_, _, recs := c.QueueAcquire(t0, "g", "a", 3, []QueueRead{{k, []int64{0, 1, 2}}})
+	log = append(log, recs...)
+	_, dead, intent, err := c.QueueAck(t0, "g", "a", []QueueAck{{QueueKey: k, Offsets: []int64{0}, Outcome: Reject, Reason: "bad"}})
+	if err != nil || len(dead) != 1 || dead[0].Offset != 0 || len(intent) != 1 {
+		t.Fatalf("reject: %+v, %d records, %v", dead, len(intent), err)
+	}
+	log = append(log, intent...) // (1) committed; (2) the copy is written
+	archive := c.QueueDeadLettersWritten("g", dead)
+	if len(archive) != 1 {
+		t.Fatalf("archive: %d records", len(archive))
+	}
+	// (3) The window archiving it is not committed: the coordinator
+	// reloads from the intent. Offset 0 is not delivered, its outcomes
+	// are refused, and the next call returns its dead letter again.
+	r := replayAll(t, cfg, log)
+	got, again, recs := r.QueueAcquire(t0, "g", "b", 10, []QueueRead{{QueueKey: k}})
+	if len(got) != 2 || got[0].Offset != 1 || got[1].Offset != 2 {
+		t.Fatalf("acquired after reload: %+v, want 1 and 2", got)
+	}
+	if len(again) != 1 || again[0] != dead[0] || len(recs) != 1 {
+		t.Fatalf("dead letters after reload: %+v (want %+v), %d records", again, dead, len(recs))
+	}
+	for _, o := range []Outcome{Accept, Release} {
+		if errs, _, _, _ := r.QueueAck(t0, "g", "a", []QueueAck{{QueueKey: k, Offsets: []int64{0}, Outcome: o}}); !errors.Is(errs[0][0], ErrLeaseLost) {
+			t.Fatalf("outcome %d of the archiving record: %v", o, errs[0][0])
+		}
+	}
+	// The copy fails this time: returned again at the retry time, not
+	// before; the record stays archiving.
+	r.QueueDeadLettersNotWritten("g", again, t0.Add(time.Second))
+	if _, d, _ := r.QueueSnapshot(t0.Add(time.Second-1), "g", []QueueKey{k}, 10); len(d) != 0 {
+		t.Fatalf("dead letters before the retry time: %+v", d)
+	}
+	got, again, _ = r.QueueAcquire(t0.Add(time.Hour), "g", "c", 10, []QueueRead{{QueueKey: k}})
+	if len(got) != 2 || got[0].Offset != 1 {
+		t.Fatalf("acquired after a failed copy: %+v, want 1 and 2 again", got)
+	}
+	if len(again) != 1 || again[0].Offset != 0 {
+		t.Fatalf("dead letters at the retry time: %+v", again)
+	}
+	log = append(log, r.QueueDeadLettersWritten("g", again)...)
+	if d, _, _, _ := replayAll(t, cfg, log).DescribeQueue(t0, "g"); d[0].Start != 1 || d[0].Archiving != 0 || d[0].DeadLettered != 1 {
+		t.Fatalf("after the copy: %+v", d[0])
 	}
 }
 
