@@ -250,10 +250,23 @@ func TestDrainEndsParkedShareFetch(t *testing.T) {
 		}
 		return resp, err
 	}
-	// Open the share session: the coordinator loaded, nothing to acquire.
-	if _, err := shareFetch(0); err != nil {
-		t.Fatal(err)
-	}
+	// Open the share session and wait for the coordinator to load (a
+	// partition answers COORDINATOR_LOAD_IN_PROGRESS until then): nothing
+	// to acquire.
+	poll.Until(t, 20*time.Second, "the share coordinator loaded", func() error {
+		resp, err := shareFetch(0)
+		if err != nil {
+			return err
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.ErrorCode != 0 {
+					return kerr.ErrorForCode(rp.ErrorCode)
+				}
+			}
+		}
+		return nil
+	})
 	type answer struct {
 		resp *kmsg.ShareFetchResponse
 		err  error
