@@ -125,7 +125,7 @@ chaos: $(CHAOS_BIN)
 # no root) under an acks=all verified load while partitions move (a move
 # cancelled half way, the controller leader and a new replica's broker
 # SIGKILLed half way), a 4th broker joins with auto.balance=on-join, a
-# broker is drained, and every broker is restarted in turn. About 5
+# broker is drained, and every broker is restarted in turn. About 2.5
 # minutes; ELASTIC_RUN=TestElasticGrow runs one. elastic-short, in ci,
 # is the drain and the rolling restart: about 40 s.
 ELASTIC_RUN ?= TestElastic.*
