@@ -81,6 +81,9 @@ type Broker struct {
 	fetchWrite fetchWriteMode
 	// testHook, when set (tests only), runs before each request's handler.
 	testHook func(protocol.APIKey)
+	// deadLetterHook, when set (tests only), runs before each write of
+	// dead-letter copies (produceDeadLetters).
+	deadLetterHook atomic.Pointer[func(context.Context)]
 	// panics counts handler panics recovered (the fuzz target asserts none).
 	panics atomic.Int64
 	// cleaner counts the log cleaner's work (cleaner_stats.go).

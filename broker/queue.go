@@ -31,12 +31,13 @@ import (
 // the lock, and answers with the records once the new windows are
 // committed. Records archived by a call — rejected, out of deliveries —
 // are copied to the dead-letter topic (`<topic>.dlq`, created on first
-// use) in three steps under the coordinator's lock (coordinateQueue): the
-// windows marking them archiving are committed, then the copies written,
-// then the windows archiving them appended. A record archiving is never
-// delivered or accepted again, so a record ends accepted or in the
-// dead-letter topic, never both; a copy not written is tried again, by
-// this coordinator or the next one (dead letters are at least once).
+// use) in three steps (coordinateQueue): the windows marking them
+// archiving are committed under the coordinator's lock, then the copies
+// written without it, then the windows archiving them appended under it
+// again. A record archiving is never delivered or accepted again, so a
+// record ends accepted or in the dead-letter topic, never both; a copy
+// not written is tried again, by this coordinator or the next one (dead
+// letters are at least once).
 
 // Bounds of the queue calls.
 const (
@@ -452,16 +453,24 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 }
 
 // coordinateQueue is coordinate for the queue calls, with fn's dead
-// letters in three steps under co's lock (the path of dead letters only:
-// a call without one writes its windows once, as coordinate does):
+// letters in three steps (the path of dead letters only: a call without
+// one writes its windows once, as coordinate does):
 //
-//  1. fn's records, which hold the windows marking the dead letters'
-//     records archiving, are appended and waited for (acks=all), so that
-//     no copy is written for a record the log could still hand out;
-//  2. the copies are written to the dead-letter topics;
-//  3. the windows archiving the records copied are appended (and waited
-//     for by coordinate); the copies not written are tried again by the
-//     first call on their partition after queueDLQRetry.
+//  1. under co's lock, fn's records, which hold the windows marking the
+//     dead letters' records archiving, are appended and waited for
+//     (acks=all), so that no copy is written for a record the log could
+//     still hand out;
+//  2. without the lock, the copies are written to the dead-letter topics
+//     (up to queueDLQWait while a topic has no leader: the other calls on
+//     co do not wait for it). No other call or retry writes them
+//     meanwhile: taken by fn, they are in this call's hands only;
+//  3. under the lock again, if co still holds the Coordinator of step 1,
+//     the windows archiving the records copied are appended (and waited
+//     for by coordinate), and the copies not written are handed back, to
+//     be tried again by the first call on their partition (or
+//     retryDeadLetters) after queueDLQRetry. If co was dropped or
+//     reloaded meanwhile, nothing is applied: the Coordinator that loads
+//     the windows writes the copies again (at least once).
 //
 // A failure at step 1 drops the coordinator and is answered as any
 // failed write of group records (definite when nothing was appended). Once
@@ -469,11 +478,12 @@ func (b *Broker) queueFetch(ctx context.Context, topic string, part int32, offse
 // copies or to step 3: its records stay archiving in the committed
 // windows, and the coordinator that loads them writes their copies again.
 func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID string, fn func(*group.Coordinator) ([]group.QueueDead, []group.Record, error)) error {
-	committed := false // step 1 is committed
+	var dead []group.QueueDead
+	var holder *group.Coordinator // the Coordinator that committed step 1
 	err := b.coordinate(ctx, co, func(c *group.Coordinator) ([]group.Record, error) {
 		b.syncQueueConfigs(co)
-		dead, recs, err := fn(c)
-		if len(dead) == 0 {
+		d, recs, err := fn(c)
+		if len(d) == 0 {
 			return recs, err
 		}
 		if err != nil {
@@ -486,22 +496,39 @@ func (b *Broker) coordinateQueue(ctx context.Context, co *coordinator, groupID s
 		if err := b.commitQueueRecords(ctx, co, recs); err != nil {
 			return nil, err
 		}
-		committed = true
-		written, failed, err := b.writeDeadLetters(ctx, groupID, dead)
+		dead, holder = d, c
+		return nil, nil
+	})
+	if holder == nil {
+		return err
+	}
+	if err != nil {
+		// Step 1 is committed (coordinate's wait for it failed after):
+		// the copies are written all the same.
+		b.logger.Debug("queue call after its dead letters' windows", zap.String("group", groupID), zap.Error(err))
+	}
+	written, failed, werr := b.writeDeadLetters(ctx, groupID, dead)
+	// Step 3 archives copies written: a member gone meanwhile does not
+	// abandon it (that would only write them twice).
+	err = b.coordinate(context.WithoutCancel(ctx), co, func(c *group.Coordinator) ([]group.Record, error) {
+		if c != holder {
+			return nil, nil
+		}
 		if len(failed) > 0 {
 			c.QueueDeadLettersNotWritten(groupID, failed, time.Now().Add(queueDLQRetry))
-			b.logger.Warn("dead letters not written; their records stay archiving and are tried again", zap.String("group", groupID),
-				zap.Int("records", len(failed)), zap.Duration("retry", queueDLQRetry), zap.Error(err))
 		}
 		return c.QueueDeadLettersWritten(groupID, written), nil
 	})
-	if err != nil && committed {
+	if len(failed) > 0 {
+		b.logger.Warn("dead letters not written; their records stay archiving and are tried again", zap.String("group", groupID),
+			zap.Int("records", len(failed)), zap.Duration("retry", queueDLQRetry), zap.Error(werr))
+	}
+	if err != nil {
 		// Step 3 was not committed: the call's outcomes stand (step 1),
 		// the coordinator that loads them writes the copies again.
 		b.logger.Debug("window archiving dead letters not committed", zap.String("group", groupID), zap.Error(err))
-		return nil
 	}
-	return err
+	return nil
 }
 
 // retryDeadLetters writes the dead letters due of the loaded
@@ -643,6 +670,9 @@ func (b *Broker) writePartitionDeadLetters(ctx context.Context, groupID string, 
 // partition of the same index (modulo its partitions), with acks=all,
 // trying again for up to queueDLQWait while the error is retriable.
 func (b *Broker) produceDeadLetters(ctx context.Context, topic string, k group.QueueKey, batch record.Batch) error {
+	if hook := b.deadLetterHook.Load(); hook != nil {
+		(*hook)(ctx)
+	}
 	md := b.store.Metadata()
 	if md.Topics[topic] == nil {
 		n := int32(1)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -820,4 +821,110 @@ func TestQueueDeadLetterPendingAcrossFailover(t *testing.T) {
 		t.Fatalf("jobs.dlq: %d records", len(dead))
 	}
 	noDelivery(ctx, t, other, time.Second, "after the copy")
+}
+
+// TestQueueDeadLetterWriteOutsideLock: while a dead letter's copy is
+// stuck (its write held by a hook, as when the dead-letter topic has no
+// leader), the other groups of its coordinator partition are served at
+// once: a consumer group's offset commit and another queue group's
+// receive and accept ("AaAa", "AaBB" and "BBBB" hash alike, so they share
+// the coordinator). Released, the copy lands once and the record ends
+// archived.
+func TestQueueDeadLetterWriteOutsideLock(t *testing.T) {
+	c, cl := queueJobs(t, group.QueueConfig{}, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, n := range []int32{1, 7, 50} {
+		if p := broker.GroupPartition("AaAa", n); broker.GroupPartition("AaBB", n) != p || broker.GroupPartition("BBBB", n) != p {
+			t.Fatalf("the groups are on different partitions of %d", n)
+		}
+	}
+	b := c.Broker(c.IDs()[0])
+	var writes atomic.Int32
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock()
+	b.SetDeadLetterHook(func(hctx context.Context) {
+		writes.Add(1)
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-hctx.Done():
+		}
+	})
+
+	ds := receive(ctx, t, cl.QueueGroup("AaAa", "jobs"), 1)
+	if len(ds) != 1 {
+		t.Fatalf("received %d records", len(ds))
+	}
+	rejected := make(chan error, 1)
+	go func() { rejected <- ds[0].Reject("bad") }()
+	select {
+	case <-entered:
+	case <-ctx.Done():
+		t.Fatal("the dead letter's copy never started")
+	}
+
+	// prompt runs op, which must end well under a second while the copy
+	// is stuck; if it does not, the copy is released so that it ends.
+	prompt := func(what string, op func(context.Context) error) {
+		t.Helper()
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- op(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s with a dead-letter copy stuck: %v", what, err)
+			}
+		case <-time.After(time.Second):
+			unblock()
+			err := <-done
+			t.Fatalf("%s with a dead-letter copy stuck: ended after %v (%v), once the copy was released", what, time.Since(start), err)
+		}
+	}
+	prompt("an offset commit", func(ctx context.Context) error {
+		res, err := b.CommitOffsets(ctx, group.OffsetCommit{GroupID: "AaBB", MemberEpoch: -1, Topics: []group.CommitTopic{
+			{Topic: "jobs", Partitions: []group.CommitPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}})
+		if err == nil && (len(res) != 1 || len(res[0].Partitions) != 1) {
+			err = fmt.Errorf("answer %+v", res)
+		}
+		if err == nil {
+			err = res[0].Partitions[0].Err
+		}
+		return err
+	})
+	// Another client: a connection answers its requests in order, after
+	// the stuck reject.
+	q := c.Client().QueueGroup("BBBB", "jobs")
+	var other []*client.Delivery
+	prompt("another queue group's receive", func(ctx context.Context) error {
+		var err error
+		other, err = q.Receive(ctx, 1)
+		if err == nil && len(other) != 1 {
+			err = fmt.Errorf("received %d records", len(other))
+		}
+		return err
+	})
+	prompt("another queue group's accept", func(context.Context) error { return other[0].Accept() })
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d writes of the copy started while it was stuck, want 1", n)
+	}
+
+	unblock()
+	if err := <-rejected; err != nil {
+		t.Fatalf("the reject: %v", err)
+	}
+	waitArchived(ctx, t, cl, "AaAa", "jobs", 1)
+	if dead := consumeAll(t, cl, "jobs.dlq", 1); len(dead) != 1 || header(dead[0], protocol.DeadLetterOffset) != "0" {
+		t.Fatalf("jobs.dlq: %d records", len(dead))
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("the copy written %d times, want once", n)
+	}
 }
