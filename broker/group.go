@@ -362,8 +362,9 @@ func (b *Broker) coordinate(ctx context.Context, co *coordinator, fn func(*group
 	version := co.c.ClassicVersion()
 	recs, err := fn(co.c)
 	if co.c == nil {
-		// fn dropped the coordinator (coordinateQueue: dead letters not
-		// written); its memory is not the log's, nothing more is appended.
+		// fn dropped the coordinator (coordinateQueue: a refusal that
+		// archived records, or the window archiving them not committed);
+		// its memory is not the log's, nothing more is appended.
 		co.notify()
 		co.mu.Unlock()
 		return err
